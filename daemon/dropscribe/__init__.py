@@ -1,0 +1,3 @@
+"""dropscribe: watch folders, transcribe new audio, write sidecars."""
+
+__version__ = "0.1.0"

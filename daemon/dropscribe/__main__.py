@@ -1,0 +1,3 @@
+from dropscribe.cli import main
+
+raise SystemExit(main())

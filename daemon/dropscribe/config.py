@@ -1,0 +1,434 @@
+"""YAML -> validated, frozen, typed settings.
+
+This is the only module that sees the raw dicts of the config file. Every
+problem is collected before anything is reported, each with the file, the line
+and the key path it concerns, and the whole list raised as one ConfigError.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from dropscribe.errors import ConfigError, Problem
+
+# The upload formats of the seed page, plus the Ogg spellings users drop in.
+AUDIO_EXTENSIONS = (
+    "flac", "mp3", "mp4", "mpeg", "mpga", "m4a", "ogg", "wav", "webm", "oga", "opus",
+)  # fmt: skip
+
+KeyPath = tuple[str | int, ...]
+
+
+class Format(StrEnum):
+    TXT = "txt"
+    JSON = "json"
+    SRT = "srt"
+    VTT = "vtt"
+    VERBOSE_JSON = "verbose_json"
+
+    @property
+    def extension(self) -> str:
+        """The file extension of this sidecar (``json`` and ``verbose_json`` must differ)."""
+        return "verbose.json" if self is Format.VERBOSE_JSON else self.value
+
+    @property
+    def timed(self) -> bool:
+        """Whether rendering this format needs segment timestamps."""
+        return self in {Format.SRT, Format.VTT, Format.VERBOSE_JSON}
+
+
+class Task(StrEnum):
+    TRANSCRIBE = "transcribe"
+    TRANSLATE = "translate"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Seconds = Annotated[float, Field(ge=0)]
+
+
+class SettingsModel(_Strict):
+    """Per-folder settings; every one optional so that layers can override each other."""
+
+    endpoint: str | None = None
+    model: str | None = None
+    language: Annotated[str, Field(pattern=r"^[a-z]{2}$")] | None = None
+    prompt: str | None = None
+    prompt_file: str | None = None
+    temperature: Annotated[float, Field(ge=0, le=1)] | None = None
+    task: Task | None = None
+    formats: Annotated[tuple[Format, ...], Field(min_length=1)] | None = None
+    output_dir: str | None = None
+    name_template: str | None = None
+    settle_seconds: Seconds | None = None
+    rerun_on_change: bool | None = None
+
+    @field_validator("name_template")
+    @classmethod
+    def _template_names_one_file(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if "{ext}" not in value:
+            raise ValueError("must contain {ext}, or every format would get the same name")
+        if "/" in value or "\\" in value:
+            raise ValueError("must be a file name, not a path (use output_dir)")
+        try:
+            value.format(stem="", name="", ext="", language="", model="", task="", source_ext="")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(
+                f"unknown placeholder {exc}; use {{stem}}, {{name}}, {{ext}}, {{language}},"
+                " {model}, {task} or {source_ext}"
+            ) from None
+        return value
+
+
+class RuleModel(SettingsModel):
+    match: str | None = None
+    folder: str | None = None
+
+
+class InboxModel(SettingsModel):
+    path: str
+    recursive: bool = True
+    include: tuple[str, ...] = tuple(f"*.{ext}" for ext in AUDIO_EXTENSIONS)
+    exclude: tuple[str, ...] = ()
+    rules: tuple[RuleModel, ...] = ()
+
+
+class EndpointModel(_Strict):
+    base_url: Annotated[str, Field(pattern=r"^https?://\S+$")]
+    api_key_env: str | None = None
+    api_key_file: str | None = None
+    timeout: Annotated[float, Field(gt=0)] = 600.0
+    connect_timeout: Annotated[float, Field(gt=0)] = 10.0
+    max_concurrency: Annotated[int, Field(ge=1, le=64)] = 4
+    max_attempts: Annotated[int, Field(ge=1, le=100)] = 5
+    backoff_max: Annotated[float, Field(gt=0)] = 60.0
+
+
+class LogModel(_Strict):
+    format: Literal["auto", "json", "console"] = "auto"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class ConfigModel(_Strict):
+    endpoints: dict[str, EndpointModel]
+    defaults: SettingsModel = SettingsModel()
+    inboxes: Annotated[tuple[InboxModel, ...], Field(min_length=1)]
+    workers: Annotated[int, Field(ge=1, le=256)] = 4
+    state_dir: str | None = None
+    rescan_seconds: Annotated[float, Field(gt=0)] = 300.0
+    shutdown_grace: Seconds = 30.0
+    log: LogModel = LogModel()
+
+
+# ---------------------------------------------------------------- the typed result
+
+SETTING_NAMES = tuple(name for name in SettingsModel.model_fields if name != "prompt_file")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str
+    base_url: str
+    timeout: float
+    connect_timeout: float
+    max_concurrency: int
+    max_attempts: int
+    backoff_max: float
+    api_key: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Layer:
+    """Settings given at one level (defaults, inbox or rule): only the keys set there."""
+
+    values: dict[str, Any]
+    match: str | None = None
+    folder: str | None = None
+
+
+@dataclass(frozen=True)
+class Inbox:
+    name: str
+    path: Path
+    recursive: bool
+    include: tuple[str, ...]
+    exclude: tuple[str, ...]
+    layers: tuple[Layer, ...]  # defaults, the inbox itself, then its rules in order
+
+
+@dataclass(frozen=True)
+class Config:
+    source: Path
+    endpoints: dict[str, Endpoint]
+    inboxes: tuple[Inbox, ...]
+    workers: int
+    state_dir: Path
+    rescan_seconds: float
+    shutdown_grace: float
+    log_format: str
+    log_level: str
+
+
+def default_state_dir() -> Path:
+    """``$STATE_DIRECTORY`` under systemd, else the XDG state home."""
+    if systemd := os.environ.get("STATE_DIRECTORY"):
+        return Path(systemd.split(":")[0])
+    xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(xdg) / "dropscribe"
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load(path: str | os.PathLike[str], environ: dict[str, str] | None = None) -> Config:
+    """Read, validate and resolve a config file, or raise ConfigError with every problem."""
+    source = Path(path)
+    env = dict(os.environ) if environ is None else environ
+    try:
+        text = source.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(
+            [Problem(str(source), None, "", f"cannot read config: {reason}")]
+        ) from None
+    return parse(text, source, env)
+
+
+def parse(text: str, source: Path, environ: dict[str, str]) -> Config:
+    fname = str(source)
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        detail = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([Problem(fname, line, "", f"not valid YAML: {detail}")]) from None
+    lines: dict[KeyPath, int] = {}
+    problems: list[Problem] = []
+    if node is not None:
+        _index_lines(node, (), lines, problems, fname)
+    raw = yaml.safe_load(text)
+    if not isinstance(raw, dict):
+        problems.append(Problem(fname, 1, "", "expected a mapping with endpoints: and inboxes:"))
+        raise ConfigError(problems)
+    try:
+        model = ConfigModel.model_validate(raw)
+    except ValidationError as exc:
+        problems.extend(_from_pydantic(exc, lines, fname))
+        raise ConfigError(problems) from None
+    config = _resolve(model, source, environ, lines, problems)
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def _index_lines(
+    node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], problems: list[Problem], fname: str
+) -> None:
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            if key in seen:
+                problems.append(
+                    Problem(fname, key_node.start_mark.line + 1, _dotted((*path, key)),
+                            "duplicate key (YAML would silently keep the last one)")
+                )  # fmt: skip
+            seen.add(key)
+            _index_lines(value_node, (*path, key), lines, problems, fname)
+            lines[(*path, key)] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _index_lines(item, (*path, index), lines, problems, fname)
+
+
+def _dotted(path: KeyPath) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
+
+
+def _line_of(path: KeyPath, lines: dict[KeyPath, int]) -> int | None:
+    for end in range(len(path), -1, -1):
+        if path[:end] in lines:
+            return lines[path[:end]]
+    return None
+
+
+def _from_pydantic(exc: ValidationError, lines: dict[KeyPath, int], fname: str) -> list[Problem]:
+    out = []
+    for err in exc.errors(include_url=False):
+        # Drop the tags pydantic adds for constrained/union members (e.g. "constrained-str").
+        loc: KeyPath = tuple(p for p in err["loc"] if isinstance(p, int) or "-" not in p)
+        match err["type"]:
+            case "extra_forbidden":
+                message = "unknown key"
+            case "missing":
+                message = "required key is missing"
+            case _:
+                message = err["msg"].removeprefix("Value error, ")
+                if err["type"] != "value_error" and "input" in err:
+                    message += f" (got {err['input']!r})"
+        out.append(Problem(fname, _line_of(loc, lines), _dotted(loc), message))
+    return out
+
+
+def _resolve(
+    model: ConfigModel,
+    source: Path,
+    environ: dict[str, str],
+    lines: dict[KeyPath, int],
+    problems: list[Problem],
+) -> Config:
+    base = source.parent.resolve()
+    fname = str(source)
+
+    def problem(path: KeyPath, message: str) -> None:
+        problems.append(Problem(fname, _line_of(path, lines), _dotted(path), message))
+
+    endpoints = {
+        name: _endpoint(name, ep, base, environ, ("endpoints", name), problem)
+        for name, ep in model.endpoints.items()
+    }
+    defaults = _layer(model.defaults, base, ("defaults",), problem)
+    inboxes = []
+    names: set[str] = set()
+    for index, inbox in enumerate(model.inboxes):
+        where: KeyPath = ("inboxes", index)
+        path = (base / Path(inbox.path).expanduser()).resolve()
+        if not path.is_dir():
+            reason = "is not a folder" if path.exists() else "does not exist"
+            problem((*where, "path"), f"inbox {path} {reason}")
+        layers = [defaults, _layer(inbox, base, where, problem)]
+        for rindex, rule in enumerate(inbox.rules):
+            rwhere = (*where, "rules", rindex)
+            if rule.match is None and rule.folder is None:
+                problem(rwhere, "a rule needs match: (a glob) or folder: (a subfolder)")
+            layers.append(_layer(rule, base, rwhere, problem, rule.match, rule.folder))
+        merged: dict[str, Any] = {}
+        for layer in layers[:2]:
+            merged.update(layer.values)
+        for key in ("endpoint", "model"):
+            if key not in merged:
+                problem(where, f"no {key}: set it in defaults: or on the inbox")
+        for rindex, values in enumerate([merged, *(lay.values for lay in layers[2:])]):
+            ep_name = values.get("endpoint")
+            if ep_name is not None and ep_name not in endpoints:
+                at = (*where, "endpoint") if rindex == 0 else (*where, "rules", rindex - 1)
+                problem(at, f"unknown endpoint {ep_name!r}; defined: {', '.join(endpoints)}")
+        name = path.name or str(path)
+        while name in names:
+            name += "+"
+        names.add(name)
+        inboxes.append(
+            Inbox(name, path, inbox.recursive, inbox.include, inbox.exclude, tuple(layers))
+        )
+    state_dir = (
+        (base / Path(model.state_dir).expanduser()).resolve()
+        if model.state_dir
+        else default_state_dir()
+    )
+    return Config(
+        source=source,
+        endpoints=endpoints,
+        inboxes=tuple(inboxes),
+        workers=model.workers,
+        state_dir=state_dir,
+        rescan_seconds=model.rescan_seconds,
+        shutdown_grace=model.shutdown_grace,
+        log_format=model.log.format,
+        log_level=model.log.level,
+    )
+
+
+def _endpoint(
+    name: str,
+    ep: EndpointModel,
+    base: Path,
+    environ: dict[str, str],
+    where: KeyPath,
+    problem: Any,
+) -> Endpoint:
+    key: str | None = None
+    if ep.api_key_env and ep.api_key_file:
+        problem(where, "give api_key_env or api_key_file, not both")
+    elif ep.api_key_env:
+        key = environ.get(ep.api_key_env)
+        if not key:
+            problem((*where, "api_key_env"), f"environment variable {ep.api_key_env} is not set")
+    elif ep.api_key_file:
+        key = _read_key_file(ep.api_key_file, base, environ, (*where, "api_key_file"), problem)
+    return Endpoint(
+        name=name,
+        base_url=ep.base_url.rstrip("/"),
+        timeout=ep.timeout,
+        connect_timeout=ep.connect_timeout,
+        max_concurrency=ep.max_concurrency,
+        max_attempts=ep.max_attempts,
+        backoff_max=ep.backoff_max,
+        api_key=key,
+    )
+
+
+def _read_key_file(
+    name: str, base: Path, environ: dict[str, str], where: KeyPath, problem: Any
+) -> str | None:
+    # A bare name is looked up in systemd's credentials folder (LoadCredential=) first.
+    candidates = []
+    if (creds := environ.get("CREDENTIALS_DIRECTORY")) and "/" not in name:
+        candidates.append(Path(creds) / name)
+    candidates.append(base / Path(name).expanduser())
+    for candidate in candidates:
+        try:
+            key = candidate.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            continue
+        except (OSError, UnicodeDecodeError) as exc:
+            problem(where, f"cannot read key file {candidate}: {exc.__class__.__name__}")
+            return None
+        if not key:
+            problem(where, f"key file {candidate} is empty")
+        return key or None
+    problem(where, f"key file {candidates[-1]} does not exist")
+    return None
+
+
+def _layer(
+    model: SettingsModel,
+    base: Path,
+    where: KeyPath,
+    problem: Any,
+    match: str | None = None,
+    folder: str | None = None,
+) -> Layer:
+    values = {
+        name: getattr(model, name)
+        for name in SETTING_NAMES
+        if name in model.model_fields_set and getattr(model, name) is not None
+    }
+    if model.prompt_file is not None:
+        if model.prompt is not None:
+            problem(where, "give prompt or prompt_file, not both")
+        prompt_path = base / Path(model.prompt_file).expanduser()
+        try:
+            values["prompt"] = prompt_path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            problem((*where, "prompt_file"), f"cannot read {prompt_path}: {exc.__class__.__name__}")
+    if "output_dir" in values:
+        values["output_dir"] = (base / Path(values["output_dir"]).expanduser()).resolve()
+    if "formats" in values:
+        values["formats"] = tuple(dict.fromkeys(values["formats"]))
+    return Layer(values, match, folder.strip("/") if folder else None)

@@ -1,0 +1,79 @@
+"""The project's exceptions.
+
+    DropscribeError
+    ├── ConfigError (ValueError)          the config file is unreadable or invalid
+    ├── TranscriptionError                an upload did not produce a transcript
+    │   ├── RetryableError                408, 409, 429, 5xx, timeouts, dropped connections
+    │   └── PermanentError                400, 401, 403, 404, 413, 415, 422, bad answers
+    └── SidecarError (OSError)            a transcript could not be written to disk
+
+Only ``api.py`` catches ``httpx`` exceptions; it turns them into these, each
+carrying the status, the request id and the server's message as attributes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class DropscribeError(Exception):
+    """Base class of everything dropscribe raises on purpose."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a config file, with where it is."""
+
+    file: str
+    line: int | None
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        key = f" {self.key}:" if self.key else ""
+        return f"{where}:{key} {self.message}"
+
+
+class ConfigError(DropscribeError, ValueError):
+    """The config could not be loaded; ``problems`` lists every reason at once."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class TranscriptionError(DropscribeError):
+    """The endpoint did not give us a transcript."""
+
+    retryable = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        request_id: str | None = None,
+        code: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.request_id = request_id
+        self.code = code
+        self.retry_after = retry_after
+
+
+class RetryableError(TranscriptionError):
+    """Trying again later may succeed."""
+
+    retryable = True
+
+
+class PermanentError(TranscriptionError):
+    """Trying again with the same request will fail the same way."""
+
+
+class SidecarError(DropscribeError, OSError):
+    """A sidecar could not be written (full disk, unwritable folder, ...)."""

@@ -1,0 +1,158 @@
+"""Pure decisions about one path: is it ours to transcribe, and with which settings."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from dropscribe.config import Format, Inbox, Task
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+# Folder names that only ever hold another tool's bookkeeping, never a new recording.
+JUNK_FOLDERS = {
+    "@eaDir",  # Synology DSM thumbnails and metadata
+    "#recycle",  # Synology recycle bin
+    "#snapshot",  # Synology snapshot view
+    "__MACOSX",  # resource forks unpacked from a zip made on macOS
+    "$RECYCLE.BIN",  # Windows recycle bin on a shared drive
+    "System Volume Information",  # Windows volume metadata
+    "lost+found",  # fsck's salvage folder
+}
+
+# Name patterns of files still being written or belonging to a sync tool. Hidden
+# names (a leading dot) are ignored as a whole, which covers: rsync's in-flight
+# ".name.XXXXXX", Syncthing's ".syncthing.name.tmp" and ".stfolder"/".stversions",
+# macOS's ".DS_Store" and AppleDouble "._name", Nextcloud's ".~lock" and
+# ".owncloudsync.log", and dropscribe's own temporary sidecars.
+IN_FLIGHT_PATTERNS = (
+    "*.part",  # Firefox, wget2, KDE and many downloaders while downloading
+    "*.crdownload",  # Chrome/Chromium while downloading
+    "*.download",  # Safari while downloading
+    "*.opdownload",  # Opera while downloading
+    "*.partial",  # Edge (legacy) and IE while downloading
+    "*.filepart",  # WinSCP while uploading
+    "*.tmp",  # countless editors and recorders
+    "*.temp",  # ditto
+    "~syncthing~*",  # Syncthing on Windows while syncing
+    "*.!qb",  # qBittorrent incomplete file
+    "*.!ut",  # uTorrent incomplete file
+    "~$*",  # Microsoft Office owner/lock file
+    "*~",  # editor backup files (Emacs, gedit)
+)
+
+TIMED_RESPONSE = "verbose_json"
+
+
+@dataclass(frozen=True)
+class FolderSettings:
+    """The effective settings for one file after defaults, inbox and rules are applied."""
+
+    endpoint: str
+    model: str
+    language: str | None = None
+    prompt: str | None = None
+    temperature: float | None = None
+    task: Task = Task.TRANSCRIBE
+    formats: tuple[Format, ...] = (Format.TXT,)
+    output_dir: Path | None = None
+    name_template: str = "{stem}.{ext}"
+    settle_seconds: float = 5.0
+    rerun_on_change: bool = False
+
+    @property
+    def response_format(self) -> str:
+        """One upload serves every format: ask for timestamps only when a format needs them."""
+        return TIMED_RESPONSE if any(f.timed for f in self.formats) else "json"
+
+    def shaping(self) -> dict[str, Any]:
+        """The settings that shape the transcript (what a finished job is keyed by)."""
+        return {
+            "endpoint": self.endpoint,
+            "model": self.model,
+            "language": self.language,
+            "prompt": self.prompt,
+            "temperature": self.temperature,
+            "task": self.task.value,
+            "response_format": self.response_format,
+        }
+
+    def shaping_hash(self) -> str:
+        blob = json.dumps(self.shaping(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def relative(inbox: Inbox, path: Path) -> PurePosixPath | None:
+    """The path inside the inbox, or None when it lies outside."""
+    try:
+        return PurePosixPath(path.relative_to(inbox.path).as_posix())
+    except ValueError:
+        return None
+
+
+def _glob(pattern: str, rel: PurePosixPath) -> bool:
+    target = rel.as_posix() if "/" in pattern else rel.name
+    return fnmatchcase(target.lower(), pattern.lower())
+
+
+def ignore_reason(inbox: Inbox, path: Path, extra_excluded: Iterable[Path] = ()) -> str | None:
+    """Why this path is not a recording to transcribe, or None if it is one."""
+    rel = relative(inbox, path)
+    if rel is None or not rel.parts:
+        return "outside inbox"
+    for excluded in extra_excluded:
+        if path == excluded or excluded in path.parents:
+            return "dropscribe output"
+    if not inbox.recursive and len(rel.parts) > 1:
+        return "in a subfolder (recursive: false)"
+    for part in rel.parts:
+        if part.startswith("."):
+            return "hidden"
+        if part in JUNK_FOLDERS:
+            return "junk folder"
+    if any(_glob(pat, PurePosixPath(rel.name)) for pat in IN_FLIGHT_PATTERNS):
+        return "in-flight or temporary name"
+    if not any(_glob(pat, rel) for pat in inbox.include):
+        return "not included"
+    if any(_glob(pat, rel) for pat in inbox.exclude):
+        return "excluded"
+    return None
+
+
+def effective(inbox: Inbox, path: Path) -> FolderSettings:
+    """Defaults, then the inbox, then every rule that matches, in order."""
+    rel = relative(inbox, path) or PurePosixPath(path.name)
+    merged: dict[str, Any] = {}
+    for layer in inbox.layers:
+        if layer.match is not None and not _glob(layer.match, rel):
+            continue
+        if layer.folder is not None and not rel.as_posix().startswith(layer.folder + "/"):
+            continue
+        merged.update(layer.values)
+    return FolderSettings(**merged)
+
+
+def sidecar_name(settings: FolderSettings, source: Path, fmt: Format) -> str:
+    """The sidecar's file name from the folder's template."""
+    return settings.name_template.format(
+        stem=source.stem,
+        name=source.name,
+        ext=fmt.extension,
+        language=settings.language or "auto",
+        model=settings.model.replace("/", "_"),
+        task=settings.task.value,
+        source_ext=source.suffix.lstrip("."),
+    )
+
+
+def sidecar_dir(inbox: Inbox, settings: FolderSettings, source: Path) -> Path:
+    """Beside the audio, or at the same relative place under output_dir."""
+    if settings.output_dir is None:
+        return source.parent
+    rel = relative(inbox, source.parent)
+    return settings.output_dir / rel if rel is not None else settings.output_dir

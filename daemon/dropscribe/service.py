@@ -1,0 +1,253 @@
+"""Wires it all together: watcher -> settle -> journal -> pool -> api -> sidecar -> journal.
+
+The main loop owns the settle tracker. It takes hints from the watchers and the
+scans, stats the files it tracks, and hands settled ones to the pool. It never
+waits on a worker and a worker never waits on it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+import time
+from collections import OrderedDict
+from typing import TYPE_CHECKING
+
+import structlog
+
+from dropscribe import rules
+from dropscribe.api import Client
+from dropscribe.journal import Journal
+from dropscribe.pool import Pool
+from dropscribe.settle import SettleTracker, Stat
+from dropscribe.sidecar import is_temp
+from dropscribe.watcher import Hint, Watcher, scan
+from dropscribe.worker import Item, Processor
+
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Callable
+    from pathlib import Path
+
+    import httpx
+
+    from dropscribe.config import Config, Inbox
+    from dropscribe.rules import FolderSettings
+
+log = structlog.get_logger("dropscribe")
+
+TICK = 0.2  # longest the loop sleeps: how soon it notices a stop request
+LEDGER_NAME = "ledger.sqlite3"
+
+
+class Daemon:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self._clock = clock
+        self._wall = wall
+        self._transport = transport
+        self._hints: queue.SimpleQueue[Hint] = queue.SimpleQueue()
+        self._tracker = SettleTracker()
+        self._ready: OrderedDict[Path, Item] = OrderedDict()  # settled, waiting for room
+        self._dirty: set[Path] = set()  # touched while in flight: look again afterwards
+        self._ignored: OrderedDict[Path, None] = OrderedDict()  # logged recently
+        self._journal: Journal | None = None
+        self._excluded = tuple(
+            layer.values["output_dir"]
+            for inbox in config.inboxes
+            for layer in inbox.layers
+            if "output_dir" in layer.values
+        )
+
+    # ------------------------------------------------------------ entry points
+
+    def run(self, stop: threading.Event, *, once: bool = False) -> int:
+        """Serve until ``stop`` is set (or, with ``once``, until the inboxes are empty).
+
+        Returns the number of files that failed.
+        """
+        journal = self._journal = Journal(self.config.state_dir / LEDGER_NAME)
+        clients = {
+            name: Client(endpoint, transport=self._transport)
+            for name, endpoint in self.config.endpoints.items()
+        }
+        abort = threading.Event()
+        processor = Processor(journal, clients, abort)
+        pool: Pool[Item] = Pool(
+            self.config.workers, processor, key=lambda item: item.path, on_done=self._finished
+        )
+        watcher = Watcher(self.config.inboxes, self._hints.put)
+        pool.start()
+        try:
+            if not once:
+                watcher.start()
+            self._scan_all()
+            log.info("daemon.started", inboxes=len(self.config.inboxes),
+                     workers=self.config.workers, once=once,
+                     state_dir=str(self.config.state_dir))  # fmt: skip
+            self._loop(stop, pool, once=once)
+        finally:
+            log.info("daemon.stopping", grace_seconds=self.config.shutdown_grace)
+            watcher.stop()
+            stragglers = pool.close(self.config.shutdown_grace)
+            abort.set()
+            if stragglers:
+                log.warning("daemon.abandoned", running=stragglers,
+                            reason="grace period over; they run again at next start")  # fmt: skip
+            else:
+                for client in clients.values():
+                    client.close()
+                journal.close()
+            tally = processor.tally
+            log.info("daemon.stopped", done=tally.done, failed=tally.failed,
+                     skipped=tally.skipped)  # fmt: skip
+        return processor.tally.failed
+
+    # ------------------------------------------------------------ the loop
+
+    def _loop(self, stop: threading.Event, pool: Pool[Item], once: bool) -> None:
+        next_rescan = self._clock() + self.config.rescan_seconds
+        while not stop.is_set():
+            now = self._clock()
+            timeout = min(TICK, self._tracker.next_deadline(now) or TICK)
+            with contextlib.suppress(queue.Empty):
+                self._take(self._hints.get(timeout=timeout), pool)
+                while True:  # drain the burst without sleeping in between
+                    self._take(self._hints.get_nowait(), pool)
+            self._settle(self._clock())
+            self._dispatch(pool)
+            if once and not self._tracker and not self._ready and pool.idle():
+                return
+            if not once and self._clock() >= next_rescan:
+                self._scan_all()
+                next_rescan = self._clock() + self.config.rescan_seconds
+
+    def _scan_all(self) -> None:
+        now = self._wall()
+        for inbox in self.config.inboxes:
+            for path in scan(inbox.path, inbox.recursive):
+                self._hint_file(inbox, path, scanned_at=now)
+
+    def _finished(self, item: Item) -> None:
+        if item.path in self._dirty:
+            self._dirty.discard(item.path)
+            self._hints.put((item.path, False, False))
+
+    def _inbox_of(self, path: Path) -> Inbox | None:
+        best = None
+        for inbox in self.config.inboxes:
+            if (path == inbox.path or inbox.path in path.parents) and (
+                best is None or len(inbox.path.parts) > len(best.path.parts)
+            ):
+                best = inbox
+        return best
+
+    def _take(self, hint: Hint, pool: Pool[Item]) -> None:
+        path, is_dir, deleted = hint
+        inbox = self._inbox_of(path)
+        if inbox is None:
+            return
+        if deleted:
+            self._tracker.forget(path)
+            self._ready.pop(path, None)
+            return
+        if is_dir:
+            if rules.ignore_reason(inbox, path / "x", self._excluded) in {None, "not included"}:
+                now = self._wall()
+                for found in scan(path, inbox.recursive):
+                    self._hint_file(inbox, found, scanned_at=now)
+            return
+        if pool.in_flight(path):
+            self._dirty.add(path)
+            return
+        self._hint_file(inbox, path, scanned_at=None)
+
+    def _hint_file(self, inbox: Inbox, path: Path, scanned_at: float | None) -> None:
+        """Start (or restart) the quiet period of a candidate file.
+
+        ``scanned_at`` is the wall clock when the hint comes from a scan: a file whose
+        mtime is older than its settle time has been quiet that long already.
+        """
+        if path in self._ready:
+            return
+        reason = rules.ignore_reason(inbox, path, self._excluded)
+        if reason is not None:
+            self._note_ignored(path, inbox, reason)
+            return
+        settings = rules.effective(inbox, path)
+        now = self._clock()
+        if scanned_at is not None and path in self._tracker:
+            return
+        try:
+            st = path.stat()
+        except OSError:
+            return
+        if self._settled_before(path, st, settings):
+            return
+        if scanned_at is not None:
+            now -= min(max(0.0, scanned_at - st.st_mtime), settings.settle_seconds)
+        if self._tracker.touch(path, now, settings.settle_seconds):
+            log.info("file.detected", path=str(path), inbox=inbox.name, bytes=st.st_size)
+
+    def _settled_before(self, path: Path, st: os.stat_result, settings: FolderSettings) -> bool:
+        """The ledger already has the final word on this very file (same size, mtime, inode)."""
+        row = self._journal.file(path) if self._journal else None
+        if row is None or (row.size, row.mtime_ns, row.inode) != (
+            st.st_size,
+            st.st_mtime_ns,
+            st.st_ino,
+        ):
+            return False
+        if row.state == "failed":
+            return True
+        if row.state != "done":
+            return False
+        same = row.key.endswith(":" + settings.shaping_hash()) and {
+            f.value for f in settings.formats
+        } <= set(row.formats.split(","))
+        return same or not settings.rerun_on_change
+
+    def _note_ignored(self, path: Path, inbox: Inbox, reason: str) -> None:
+        if path in self._ignored or is_temp(path):
+            return
+        self._ignored[path] = None
+        if len(self._ignored) > 10_000:
+            self._ignored.popitem(last=False)
+        quiet = reason in {"not included", "dropscribe output", "hidden"}
+        (log.debug if quiet else log.info)(
+            "file.ignored", path=str(path), inbox=inbox.name, reason=reason
+        )
+
+    def _settle(self, now: float) -> None:
+        for path in self._tracker.paths():
+            try:
+                st = path.stat()
+            except OSError:
+                stat = None
+            else:
+                stat = Stat(st.st_size, st.st_mtime_ns)
+            if self._tracker.observe(path, stat, now):
+                inbox = self._inbox_of(path)
+                if inbox is None:
+                    continue
+                log.info("file.settled", path=str(path), inbox=inbox.name, bytes=st.st_size)
+                self._ready[path] = Item(inbox, path)
+
+    def _dispatch(self, pool: Pool[Item]) -> None:
+        while self._ready:
+            path, item = next(iter(self._ready.items()))
+            if pool.in_flight(path):
+                self._ready.pop(path)
+                self._dirty.add(path)
+                continue
+            if not pool.submit(item):
+                return  # full: keep it for the next turn
+            self._ready.pop(path)

@@ -1,0 +1,93 @@
+"""The watchdog adapter and the folder scans.
+
+Handlers only record a hint and return; the service decides what a hint means.
+Scans walk an inbox for files that arrived while nobody was watching.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import structlog
+from watchdog.events import (
+    EVENT_TYPE_CLOSED_NO_WRITE,
+    EVENT_TYPE_DELETED,
+    EVENT_TYPE_OPENED,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers import Observer
+
+from dropscribe.rules import JUNK_FOLDERS
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from watchdog.observers.api import BaseObserver
+
+    from dropscribe.config import Inbox
+
+log = structlog.get_logger("dropscribe.watcher")
+
+Hint = tuple[Path, bool, bool]
+"""A watch event reduced to what matters: the path, whether a folder, whether gone."""
+
+
+class _Recorder(FileSystemEventHandler):
+    """Turns every event into a hint; never blocks, never raises."""
+
+    def __init__(self, put: Callable[[Hint], None]) -> None:
+        self._put = put
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type in {EVENT_TYPE_OPENED, EVENT_TYPE_CLOSED_NO_WRITE}:
+            return
+        deleted = event.event_type == EVENT_TYPE_DELETED
+        if event.dest_path:  # a move: the old name is gone, the new one appears
+            self._put((Path(os.fsdecode(event.src_path)), event.is_directory, True))
+            self._put((Path(os.fsdecode(event.dest_path)), event.is_directory, False))
+            return
+        self._put((Path(os.fsdecode(event.src_path)), event.is_directory, deleted))
+
+
+class Watcher:
+    """One watchdog observer per inbox, started and stopped together."""
+
+    def __init__(self, inboxes: tuple[Inbox, ...], put: Callable[[Hint], None]) -> None:
+        self._inboxes = inboxes
+        self._handler = _Recorder(put)
+        self._observers: list[BaseObserver] = []
+
+    def start(self) -> None:
+        for inbox in self._inboxes:
+            observer = Observer()
+            observer.name = f"dropscribe-watch-{inbox.name}"
+            observer.schedule(self._handler, str(inbox.path), recursive=inbox.recursive)
+            observer.start()
+            self._observers.append(observer)
+            log.info("inbox.watching", inbox=inbox.name, path=str(inbox.path),
+                     recursive=inbox.recursive)  # fmt: skip
+
+    def stop(self) -> None:
+        for observer in self._observers:
+            observer.stop()
+        for observer in self._observers:
+            observer.join()
+        self._observers.clear()
+
+
+def scan(top: Path, recursive: bool) -> Iterator[Path]:
+    """Every file under ``top``, skipping hidden and junk folders and not following links."""
+
+    def onerror(exc: OSError) -> None:
+        log.warning("scan.unreadable", path=str(exc.filename), error=exc.strerror)
+
+    for folder, dirs, files in os.walk(top, onerror=onerror):
+        dirs[:] = [] if not recursive else [
+            d for d in dirs if not d.startswith(".") and d not in JUNK_FOLDERS
+        ]  # fmt: skip
+        base = Path(folder)
+        for name in files:
+            yield base / name

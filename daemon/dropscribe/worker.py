@@ -1,0 +1,267 @@
+"""One settled file -> one upload (or a stored transcript) -> its sidecars.
+
+This is the job each pool worker runs. It consults the ledger first, so a file
+whose transcript exists is never uploaded again; it holds a per-job lock so the
+same content under two names is uploaded once; and it marks a file done only
+after its sidecars are durable on disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import random
+import stat as statmod
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+import structlog
+
+from dropscribe import render, retry, rules, sidecar
+from dropscribe.api import Transcript
+from dropscribe.errors import PermanentError, RetryableError, SidecarError, TranscriptionError
+
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+    from dropscribe.api import Client
+    from dropscribe.config import Format, Inbox
+    from dropscribe.journal import FileRow, Journal
+
+log = structlog.get_logger("dropscribe")
+
+
+@dataclass(frozen=True)
+class Item:
+    inbox: Inbox = field(compare=False)
+    path: Path
+
+
+class Abandoned(Exception):  # noqa: N818 - a signal between two functions, not an error
+    """The daemon is stopping; leave the job for the next start."""
+
+
+@dataclass
+class Tally:
+    done: int = 0
+    failed: int = 0
+    skipped: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, outcome: str) -> None:
+        with self.lock:
+            setattr(self, outcome, getattr(self, outcome) + 1)
+
+
+def fingerprint(path: Path) -> str:
+    """sha256 of the content, read in chunks (memory stays flat for any size)."""
+    with path.open("rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def _identity(st: os.stat_result) -> tuple[int, int, int]:
+    return (st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+class Processor:
+    """Runs jobs; shared by every worker thread."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        clients: dict[str, Client],
+        abort: threading.Event,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self._journal = journal
+        self._clients = clients
+        self._limits = {
+            name: threading.BoundedSemaphore(c.endpoint.max_concurrency)
+            for name, c in clients.items()
+        }
+        self._abort = abort
+        self._jitter = jitter
+        self._key_locks: dict[str, threading.Lock] = {}
+        self._key_locks_guard = threading.Lock()
+        self.tally = Tally()
+
+    def __call__(self, item: Item) -> None:
+        structlog.contextvars.bind_contextvars(path=str(item.path), inbox=item.inbox.name)
+        try:
+            self.tally.add(self._process(item))
+        except Abandoned:
+            log.info("job.abandoned", reason="shutting down")
+        finally:
+            structlog.contextvars.clear_contextvars()
+
+    def _process(self, item: Item) -> str:
+        path = item.path
+        settings = rules.effective(item.inbox, path)
+        try:
+            st = path.stat()
+            if not statmod.S_ISREG(st.st_mode):
+                log.info("file.ignored", reason="not a regular file")
+                return "skipped"
+            row = self._journal.file(path)
+            if row is not None and (row.size, row.mtime_ns, row.inode) == _identity(st):
+                digest = row.fingerprint
+            else:
+                digest = fingerprint(path)
+                if _identity(path.stat()) != _identity(st):
+                    log.info("file.changed", reason="written to while being read")
+                    return "skipped"
+        except FileNotFoundError:
+            log.info("file.vanished")
+            return "skipped"
+        except OSError as exc:
+            log.warning("file.unreadable", error=exc.strerror or str(exc))
+            return "failed"
+        key = f"{digest}:{settings.shaping_hash()}"
+        done = row if row is not None and row.state == "done" else None
+        if (
+            done
+            and done.fingerprint == digest
+            and (skip := self._already_done(done, key, settings))
+        ):
+            log.info("file.skipped", reason=skip)
+            return "skipped"
+        self._journal.record_file(path, item.inbox.name, _identity(st), digest, key, "uploading")
+        try:
+            transcript = self._transcript(item, settings, key, digest, st.st_size)
+        except TranscriptionError as exc:
+            self._journal.record_file(
+                path, item.inbox.name, _identity(st), digest, key, "failed", exc.message
+            )
+            log.error("file.failed", error=exc.message, status=exc.status,
+                      request_id=exc.request_id)  # fmt: skip
+            return "failed"
+        try:
+            outputs = self._write(item, settings, transcript)
+        except SidecarError as exc:
+            self._journal.record_file(
+                path, item.inbox.name, _identity(st), digest, key, "error", str(exc)
+            )
+            log.error("sidecar.failed", error=str(exc), will_retry=True)
+            return "failed"
+        self._journal.file_done(path, [f.value for f in settings.formats], outputs)
+        log.info("file.done", outputs=[str(p) for p in outputs])
+        return "done"
+
+    @staticmethod
+    def _already_done(row: FileRow, key: str, settings: rules.FolderSettings) -> str | None:
+        if row.key == key:
+            done = set(row.formats.split(","))
+            return "already done" if {f.value for f in settings.formats} <= done else None
+        if not settings.rerun_on_change:
+            return "settings changed since it was done; rerun_on_change is false"
+        log.info("file.rerun", reason="settings changed")
+        return None
+
+    def _key_lock(self, key: str) -> threading.Lock:
+        with self._key_locks_guard:
+            return self._key_locks.setdefault(key, threading.Lock())
+
+    def _transcript(
+        self, item: Item, settings: rules.FolderSettings, key: str, digest: str, size: int
+    ) -> Transcript:
+        """The stored transcript of this content and settings, or a fresh upload."""
+        with self._key_lock(key):
+            job = self._journal.job(key)
+            if job is not None and job.state == "done" and job.result is not None:
+                log.info("transcript.reused", request_id=job.request_id)
+                return Transcript.from_json(job.result, job.request_id)
+            return self._upload(item.path, settings, key, digest, size)
+
+    @contextlib.contextmanager
+    def _slot(self, endpoint: str) -> Iterator[None]:
+        """One of the endpoint's concurrent uploads; gives up when the daemon stops."""
+        limit = self._limits[endpoint]
+        while not limit.acquire(timeout=0.25):
+            if self._abort.is_set():
+                raise Abandoned
+        try:
+            yield
+        finally:
+            limit.release()
+
+    def _upload(
+        self, path: Path, settings: rules.FolderSettings, key: str, digest: str, size: int
+    ) -> Transcript:
+        client = self._clients[settings.endpoint]
+        endpoint = client.endpoint
+        while True:
+            if self._abort.is_set():
+                raise Abandoned
+            failure: TranscriptionError | None = None
+            with self._slot(settings.endpoint):
+                attempt = self._journal.start_attempt(key, digest, settings.shaping())
+                log.info("upload.started", endpoint=endpoint.name, model=settings.model,
+                         attempt=attempt, bytes=size)  # fmt: skip
+                started = time.monotonic()
+                try:
+                    transcript = client.transcribe(path, settings)
+                except TranscriptionError as exc:
+                    failure = exc
+                except OSError as exc:
+                    failure = PermanentError(f"cannot read file: {exc.strerror or exc}")
+            ms = round((time.monotonic() - started) * 1000)
+            if failure is None:
+                log.info("upload.finished", status=200, ms=ms, bytes=size,
+                         request_id=transcript.request_id, attempt=attempt)  # fmt: skip
+                self._journal.job_done(key, transcript.to_json(), transcript.request_id)
+                return transcript
+            last = not isinstance(failure, RetryableError) or attempt >= endpoint.max_attempts
+            log.warning("upload.failed", status=failure.status, error=failure.message, ms=ms,
+                        request_id=failure.request_id, attempt=attempt,
+                        retryable=isinstance(failure, RetryableError))  # fmt: skip
+            state = "failed" if last else "retrying"
+            self._journal.job_failed(
+                key, failure.message, failure.status, failure.request_id, state
+            )
+            if last:
+                raise failure
+            wait = retry.delay(attempt - 1, endpoint.backoff_max, self._jitter(),
+                               failure.retry_after)  # fmt: skip
+            log.info("upload.retrying", in_seconds=round(wait, 3), attempt=attempt)
+            if self._abort.wait(wait):
+                raise Abandoned
+
+    def _write(
+        self, item: Item, settings: rules.FolderSettings, transcript: Transcript
+    ) -> list[Path]:
+        folder = rules.sidecar_dir(item.inbox, settings, item.path)
+        files: dict[Path, bytes] = {}
+        for fmt in settings.formats:
+            target = self._claim(folder, settings, item.path, fmt)
+            files[target] = render.render(transcript, fmt, settings.task.value)
+        sidecar.write_all(files)
+        for target, data in files.items():
+            log.info("sidecar.written", sidecar=str(target), bytes=len(data))
+        return list(files)
+
+    def _claim(
+        self, folder: Path, settings: rules.FolderSettings, source: Path, fmt: Format
+    ) -> Path:
+        """A sidecar path this source owns: its template name unless another source has it."""
+        candidates = [
+            rules.sidecar_name(settings, source, fmt),
+            rules.sidecar_name(replace(settings, name_template="{name}.{ext}"), source, fmt),
+        ]
+        candidates += [f"{source.name}.{n}.{fmt.extension}" for n in range(2, 100)]
+        for name in dict.fromkeys(candidates):
+            target = folder / name
+            owner = self._journal.sidecar_owner(target)
+            if owner is None and (target.exists() or target.is_symlink()):
+                continue  # a file we did not write: never overwrite it
+            if owner not in {None, str(source)}:
+                continue
+            if self._journal.claim_sidecar(target, source):
+                if name != candidates[0]:
+                    log.info("sidecar.renamed", reason="name taken by another file",
+                             wanted=str(folder / candidates[0]), sidecar=str(target))  # fmt: skip
+                return target
+        raise SidecarError(None, "no free sidecar name", str(folder / candidates[0]))
