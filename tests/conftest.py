@@ -1,0 +1,183 @@
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import struct
+import sys
+import threading
+import time
+import wave
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+import structlog
+import yaml
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from fakeapi import FakeAPI  # noqa: E402
+
+from dropscribe import config as configmod  # noqa: E402
+from dropscribe import log  # noqa: E402
+from dropscribe.service import Daemon  # noqa: E402
+
+API_KEY = "sk-test-SECRET-0123456789abcdef"
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
+    """Poll ``condition`` until it is truthy; fail the test at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
+
+
+def make_wav(path: Path, seconds: float = 0.5, rate: int = 16000, freq: float = 440.0) -> Path:
+    """A real mono 16-bit PCM WAV file holding a sine tone."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frames = int(seconds * rate)
+    data = b"".join(
+        struct.pack("<h", int(12000 * math.sin(2 * math.pi * freq * n / rate)))
+        for n in range(frames)
+    )
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(data)
+    return path
+
+
+def wav_bytes(seconds: float = 0.5, freq: float = 440.0) -> bytes:
+    buf = io.BytesIO()
+    rate = 16000
+    with wave.open(buf, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(
+            b"".join(
+                struct.pack("<h", int(12000 * math.sin(2 * math.pi * freq * n / rate)))
+                for n in range(int(seconds * rate))
+            )
+        )
+    return buf.getvalue()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _structlog_to_stderr() -> None:
+    log.configure("json", "debug", stream=sys.stderr)
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_threads() -> Iterator[None]:
+    """Fail a test that leaves a thread of ours running."""
+    before = set(threading.enumerate())
+    yield
+    deadline = time.monotonic() + 5
+    while True:
+        leaked = [
+            t for t in set(threading.enumerate()) - before
+            if t.is_alive() and t.name.startswith("dropscribe")
+        ]  # fmt: skip
+        if not leaked or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    assert not leaked, f"threads leaked: {leaked}"
+
+
+@pytest.fixture
+def api() -> Iterator[FakeAPI]:
+    with FakeAPI(api_key=API_KEY) as server:
+        yield server
+
+
+@pytest.fixture
+def events() -> Iterator[list[dict[str, Any]]]:
+    with structlog.testing.capture_logs(
+        processors=[structlog.contextvars.merge_contextvars]
+    ) as captured:
+        yield captured
+
+
+class Setup:
+    """A temp inbox, state dir and config file pointing at the fake server."""
+
+    def __init__(self, root: Path, api: FakeAPI) -> None:
+        self.root = root
+        self.api = api
+        self.inbox = root / "inbox"
+        self.inbox.mkdir()
+        self.state = root / "state"
+        self.config_path = root / "dropscribe.yaml"
+        self.data: dict[str, Any] = {
+            "endpoints": {
+                "local": {
+                    "base_url": api.base_url,
+                    "api_key_env": "DROPSCRIBE_TEST_KEY",
+                    "timeout": 10,
+                    "max_attempts": 3,
+                    "backoff_max": 0.2,
+                }
+            },
+            "defaults": {"endpoint": "local", "model": "whisper-1", "settle_seconds": 0.3},
+            "inboxes": [{"path": str(self.inbox)}],
+            "state_dir": str(self.state),
+            "rescan_seconds": 60,
+            "shutdown_grace": 10,
+            "workers": 4,
+        }
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"DROPSCRIBE_TEST_KEY": API_KEY}
+
+    def write(self) -> Path:
+        self.config_path.write_text(yaml.safe_dump(self.data, sort_keys=False))
+        return self.config_path
+
+    def load(self) -> configmod.Config:
+        return configmod.load(self.write(), environ=self.env)
+
+    @contextlib.contextmanager
+    def daemon(self, once: bool = False) -> Iterator[Daemon]:
+        """Run the real daemon (threads, watchdog, SQLite) in-process until the block ends."""
+        daemon = Daemon(self.load())
+        stop = threading.Event()
+        result: dict[str, Any] = {}
+
+        def target() -> None:
+            try:
+                result["failed"] = daemon.run(stop, once=once)
+            except BaseException as exc:  # surfaced in the test thread below
+                result["error"] = exc
+
+        thread = threading.Thread(target=target, name="dropscribe-test-daemon")
+        thread.start()
+        try:
+            yield daemon
+        finally:
+            stop.set()
+            thread.join(30)
+            assert not thread.is_alive(), "daemon did not stop"
+            if "error" in result:
+                raise result["error"]
+
+
+@pytest.fixture
+def setup(tmp_path: Path, api: FakeAPI) -> Setup:
+    return Setup(tmp_path, api)
+
+
+def started(events: list[dict[str, Any]]) -> Callable[[], bool]:
+    return lambda: any(e["event"] == "daemon.started" for e in events)
+
+
+def named(events: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    return [e for e in events if e["event"] == name]

@@ -1,0 +1,270 @@
+"""A real OpenAI-compatible transcription server on 127.0.0.1, for tests and benchmarks.
+
+It parses the multipart body as a stream (memory stays flat for a 1 GB upload),
+records what each request carried, and answers in the shapes of PROTOCOL.md:
+``json`` / ``verbose_json`` bodies, OpenAI error bodies, Retry-After headers,
+dropped connections and stalls, scripted per request.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import json
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
+
+CHUNK = 64 * 1024
+
+
+@dataclass
+class Upload:
+    """What one request carried."""
+
+    path: str
+    headers: dict[str, str]
+    fields: dict[str, str]
+    filename: str | None = None
+    content_type: str | None = None
+    size: int = 0
+    sha256: str = ""
+    at: float = 0.0
+
+
+@dataclass
+class Reply:
+    """A scripted answer. ``status=0`` with ``drop`` closes the connection instead."""
+
+    status: int = 200
+    body: Any = None  # dict -> JSON, str -> sent as is
+    headers: dict[str, str] = field(default_factory=dict)
+    drop: bool = False
+    stall: float = 0.0  # seconds to wait before answering (released early on shutdown)
+    content_type: str = "application/json"
+
+
+def openai_error(status: int, message: str, type_: str = "invalid_request_error",
+                 code: str | None = None, **headers: str) -> Reply:  # fmt: skip
+    body = {"error": {"message": message, "type": type_, "param": None, "code": code}}
+    return Reply(status, body, dict(headers))
+
+
+def _parse_disposition(value: str) -> dict[str, str]:
+    out = {}
+    for part in value.split(";")[1:]:
+        key, _, val = part.strip().partition("=")
+        out[key.lower()] = val.strip('"')
+    return out
+
+
+def read_multipart(read: Callable[[int], bytes], length: int, boundary: bytes, upload: Upload):
+    """Stream-parse a multipart body into ``upload``: small fields kept, the file hashed."""
+    delim = b"\r\n--" + boundary
+    buf = b"\r\n"
+    remaining = length
+
+    def fill() -> None:
+        nonlocal buf, remaining
+        if remaining <= 0:
+            raise EOFError("multipart body ended early")
+        chunk = read(min(CHUNK, remaining))
+        if not chunk:
+            raise EOFError("connection closed mid-body")
+        remaining -= len(chunk)
+        buf += chunk
+
+    while delim not in buf:
+        fill()
+    buf = buf[buf.index(delim) + len(delim) :]
+    while True:
+        while len(buf) < 2:
+            fill()
+        if buf.startswith(b"--"):
+            break
+        while b"\r\n\r\n" not in buf:
+            fill()
+        head, buf = buf.split(b"\r\n\r\n", 1)
+        headers = {}
+        for line in head.decode("utf-8", "replace").split("\r\n"):
+            if ":" in line:
+                key, _, val = line.partition(":")
+                headers[key.strip().lower()] = val.strip()
+        disp = _parse_disposition(headers.get("content-disposition", ""))
+        is_file = "filename" in disp
+        digest = hashlib.sha256()
+        small = bytearray()
+        size = 0
+
+        def sink(data: bytes, is_file: bool = is_file, digest=digest, small=small) -> None:
+            nonlocal size
+            size += len(data)
+            if is_file:
+                digest.update(data)
+            else:
+                small.extend(data)
+
+        while True:
+            idx = buf.find(delim)
+            if idx >= 0:
+                sink(buf[:idx])
+                buf = buf[idx + len(delim) :]
+                break
+            keep = len(delim) - 1
+            if len(buf) > keep:
+                sink(buf[:-keep])
+                buf = buf[-keep:]
+            fill()
+        if is_file:
+            upload.filename = disp["filename"]
+            upload.content_type = headers.get("content-type")
+            upload.size = size
+            upload.sha256 = digest.hexdigest()
+        else:
+            name = disp.get("name", "")
+            upload.fields[name] = small.decode("utf-8")
+    while remaining > 0:  # the epilogue, if any
+        remaining -= len(read(min(CHUNK, remaining)))
+
+
+def default_answer(upload: Upload) -> dict[str, Any]:
+    """A transcript that names the file, with two segments when timestamps were asked for."""
+    text = f"transcript of {upload.filename}"
+    if upload.fields.get("response_format") != "verbose_json":
+        return {"text": text}
+    return {
+        "task": "translate" if upload.path.endswith("translations") else "transcribe",
+        "language": upload.fields.get("language", "english"),
+        "duration": 4.0,
+        "text": text,
+        "segments": [
+            {"id": 0, "seek": 0, "start": 0.0, "end": 1.5, "text": "transcript of"},
+            {"id": 1, "seek": 0, "start": 1.5, "end": 3.25, "text": str(upload.filename)},
+        ],
+    }
+
+
+class FakeAPI:
+    """Start with ``with FakeAPI() as api:``; ``api.base_url`` is the endpoint's base URL."""
+
+    def __init__(self, api_key: str | None = None, answer=default_answer) -> None:
+        self.api_key = api_key
+        self.answer = answer
+        self.uploads: list[Upload] = []
+        self.script: collections.deque[Reply] = collections.deque()
+        self.connections = 0
+        self.gate = threading.Event()  # cleared: every request waits until it is set
+        self.gate.set()
+        self.arrived = threading.Condition()
+        self.waiting = 0
+        self._closing = threading.Event()
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/v1"
+
+    def __enter__(self) -> FakeAPI:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._closing.set()
+        self.gate.set()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+    def hold(self) -> None:
+        """Make every request wait (after its body is read) until ``release()``."""
+        self.gate.clear()
+
+    def release(self) -> None:
+        self.gate.set()
+
+    def wait_waiting(self, count: int, timeout: float = 10.0) -> bool:
+        """Block until ``count`` requests are held at the gate."""
+        with self.arrived:
+            return self.arrived.wait_for(lambda: self.waiting >= count, timeout)
+
+    def _next_reply(self, upload: Upload) -> Reply:
+        with self._lock:
+            if self.script:
+                return self.script.popleft()
+        return Reply(200, self.answer(upload))
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                with api._lock:
+                    api.connections += 1
+
+            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+                return
+
+            def _send(self, reply: Reply) -> None:
+                body = reply.body
+                data = (json.dumps(body) if not isinstance(body, str) else body).encode()
+                self.send_response(reply.status)
+                self.send_header("Content-Type", reply.content_type)
+                self.send_header("Content-Length", str(len(data)))
+                self.send_header("x-request-id", f"req_{threading.get_ident()}_{len(api.uploads)}")
+                for key, val in reply.headers.items():
+                    self.send_header(key, val)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self) -> None:
+                import time
+
+                upload = Upload(self.path, {k.lower(): v for k, v in self.headers.items()}, {},
+                                at=time.monotonic())  # fmt: skip
+                length = int(self.headers.get("Content-Length", "0"))
+                ctype = self.headers.get("Content-Type", "")
+                if "boundary=" not in ctype:
+                    self._send(openai_error(400, "expected multipart/form-data"))
+                    return
+                boundary = ctype.split("boundary=", 1)[1].strip('"').encode()
+                try:
+                    read_multipart(self.rfile.read, length, boundary, upload)
+                except EOFError:
+                    self.close_connection = True
+                    return
+                with api._lock:
+                    api.uploads.append(upload)
+                if not api.gate.is_set():
+                    with api.arrived:
+                        api.waiting += 1
+                        api.arrived.notify_all()
+                    api.gate.wait()
+                    with api.arrived:
+                        api.waiting -= 1
+                if api.api_key is not None and upload.headers.get("authorization") != (
+                    f"Bearer {api.api_key}"
+                ):
+                    self._send(openai_error(401, "Incorrect API key provided.",
+                                            code="invalid_api_key"))  # fmt: skip
+                    return
+                if not upload.path.endswith(("/audio/transcriptions", "/audio/translations")):
+                    self._send(openai_error(404, f"no route {upload.path}"))
+                    return
+                reply = api._next_reply(upload)
+                if reply.stall:
+                    api._closing.wait(reply.stall)
+                if reply.drop:
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
+                self._send(reply)
+
+        return Handler
