@@ -181,3 +181,53 @@ def started(events: list[dict[str, Any]]) -> Callable[[], bool]:
 
 def named(events: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
     return [e for e in events if e["event"] == name]
+
+
+class DaemonProcess:
+    """The real ``dropscribe`` process; its JSON event lines are parsed as they arrive."""
+
+    def __init__(self, setup: Setup, command: str = "run") -> None:
+        import json
+        import os
+        import subprocess
+
+        self._json = json
+        env = {**os.environ, **setup.env}
+        env.pop("CREDENTIALS_DIRECTORY", None)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "dropscribe", command, "-c", str(setup.write())],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+        )  # fmt: skip
+        self.events: list[dict[str, Any]] = []
+        self.raw: list[str] = []
+        self._reader = threading.Thread(target=self._read, name="test-stderr-reader")
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.raw.append(line)
+            try:
+                self.events.append(self._json.loads(line))
+            except ValueError:
+                self.events.append({"event": "<unparsed>", "line": line})
+        self.proc.stderr.close()
+
+    def named(self, name: str) -> list[dict[str, Any]]:
+        return [e for e in list(self.events) if e.get("event") == name]
+
+    def wait_event(self, name: str, count: int = 1, timeout: float = 20.0) -> None:
+        wait_for(lambda: len(self.named(name)) >= count, timeout, what=f"{count} x {name}")
+
+    def signal(self, signum: int) -> None:
+        self.proc.send_signal(signum)
+
+    def wait(self, timeout: float = 30.0) -> int:
+        code = self.proc.wait(timeout)
+        self._reader.join(timeout)
+        return code
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.wait()

@@ -234,3 +234,38 @@ def test_once_processes_what_is_there_and_returns(setup, events):
     failed = daemon.run(threading.Event(), once=True)
     assert failed == 0
     assert sorted(p.name for p in setup.inbox.glob("*.txt")) == ["p.txt", "q.txt"]
+
+
+def test_retry_after_is_honoured_then_the_upload_succeeds(setup, events):
+    """A 429 with Retry-After: 1 is retried no sooner than a second later, then succeeds."""
+    from fakeapi import openai_error
+
+    setup.api.script.append(
+        openai_error(429, "Rate limit reached", code="rate_limit_exceeded", **{"Retry-After": "1"})
+    )
+    make_wav(setup.inbox / "r.wav")
+    with setup.daemon():
+        wait_for(lambda: named(events, "file.done"), what="done")
+    first, second = setup.api.uploads
+    assert second.at - first.at >= 1.0
+    assert named(events, "upload.retrying")[0]["in_seconds"] >= 1.0
+    assert (setup.inbox / "r.txt").exists()
+
+
+def test_a_failing_file_does_not_stop_the_others(setup, events):
+    """Permanent and exhausted failures are reported; the daemon goes on with other files."""
+    from fakeapi import Reply, openai_error
+
+    setup.data["workers"] = 1
+    setup.api.script.extend([openai_error(400, "Invalid file format."),
+                             Reply(500, {"error": {"message": "boom"}}),
+                             Reply(500, {"error": {"message": "boom"}}),
+                             Reply(500, {"error": {"message": "boom"}})])  # fmt: skip
+    for n in range(3):
+        make_wav(setup.inbox / f"{n}.wav", freq=300 + 100 * n)
+    with setup.daemon():
+        wait_for(lambda: len(named(events, "file.failed")) == 2, what="two failures")
+        wait_for(lambda: named(events, "file.done"), what="the third file")
+    statuses = sorted(e["status"] for e in named(events, "file.failed"))
+    assert statuses == [400, 500]
+    assert len(setup.api.uploads) == 5  # 1 + 3 attempts (max_attempts: 3) + 1

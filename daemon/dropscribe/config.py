@@ -8,6 +8,7 @@ and the key path it concerns, and the whole list raised as one ConfigError.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -61,7 +62,7 @@ class SettingsModel(_Strict):
 
     endpoint: str | None = None
     model: str | None = None
-    language: Annotated[str, Field(pattern=r"^[a-z]{2}$")] | None = None
+    language: str | None = None
     prompt: str | None = None
     prompt_file: str | None = None
     temperature: Annotated[float, Field(ge=0, le=1)] | None = None
@@ -71,6 +72,13 @@ class SettingsModel(_Strict):
     name_template: str | None = None
     settle_seconds: Seconds | None = None
     rerun_on_change: bool | None = None
+
+    @field_validator("language")
+    @classmethod
+    def _iso_639_1(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[a-z]{2}", value):
+            raise ValueError("must be a two-letter ISO-639-1 code such as en or de")
+        return value
 
     @field_validator("name_template")
     @classmethod
@@ -105,7 +113,7 @@ class InboxModel(SettingsModel):
 
 
 class EndpointModel(_Strict):
-    base_url: Annotated[str, Field(pattern=r"^https?://\S+$")]
+    base_url: str
     api_key_env: str | None = None
     api_key_file: str | None = None
     timeout: Annotated[float, Field(gt=0)] = 600.0
@@ -113,6 +121,13 @@ class EndpointModel(_Strict):
     max_concurrency: Annotated[int, Field(ge=1, le=64)] = 4
     max_attempts: Annotated[int, Field(ge=1, le=100)] = 5
     backoff_max: Annotated[float, Field(gt=0)] = 60.0
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
+            raise ValueError("must be an http:// or https:// URL such as https://api.openai.com/v1")
+        return value
 
 
 class LogModel(_Strict):
@@ -123,7 +138,7 @@ class LogModel(_Strict):
 class ConfigModel(_Strict):
     endpoints: dict[str, EndpointModel]
     defaults: SettingsModel = SettingsModel()
-    inboxes: Annotated[tuple[InboxModel, ...], Field(min_length=1)]
+    inboxes: tuple[InboxModel, ...]
     workers: Annotated[int, Field(ge=1, le=256)] = 4
     state_dir: str | None = None
     rescan_seconds: Annotated[float, Field(gt=0)] = 300.0
@@ -226,8 +241,10 @@ def parse(text: str, source: Path, environ: dict[str, str]) -> Config:
         model = ConfigModel.model_validate(raw)
     except ValidationError as exc:
         problems.extend(_from_pydantic(exc, lines, fname))
-        raise ConfigError(problems) from None
-    config = _resolve(model, source, environ, lines, problems)
+        # Still check what did validate (keys, inbox folders), so that one run of
+        # check-config lists every problem, not just the schema's.
+        model = _valid_parts(raw)
+    config = _resolve(model, source, environ, lines, problems, raw)
     if problems:
         raise ConfigError(problems)
     return config
@@ -286,12 +303,37 @@ def _from_pydantic(exc: ValidationError, lines: dict[KeyPath, int], fname: str) 
     return out
 
 
+def _valid_parts(raw: dict[str, Any]) -> ConfigModel:
+    """The sections of a config that validate on their own; invalid inboxes become None."""
+
+    def valid(model: type[_Strict], data: Any) -> Any:
+        try:
+            return model.model_validate(data)
+        except ValidationError:
+            return None
+
+    endpoints = raw.get("endpoints")
+    inboxes = raw.get("inboxes")
+    return ConfigModel.model_construct(
+        endpoints={
+            str(name): ep
+            for name, data in (endpoints.items() if isinstance(endpoints, dict) else ())
+            if (ep := valid(EndpointModel, data)) is not None
+        },
+        defaults=valid(SettingsModel, raw.get("defaults", {})) or SettingsModel(),
+        inboxes=tuple(
+            valid(InboxModel, data) for data in (inboxes if isinstance(inboxes, list) else ())
+        ),
+    )
+
+
 def _resolve(
     model: ConfigModel,
     source: Path,
     environ: dict[str, str],
     lines: dict[KeyPath, int],
     problems: list[Problem],
+    raw: dict[str, Any],
 ) -> Config:
     base = source.parent.resolve()
     fname = str(source)
@@ -306,7 +348,13 @@ def _resolve(
     defaults = _layer(model.defaults, base, ("defaults",), problem)
     inboxes = []
     names: set[str] = set()
+    if not model.inboxes:
+        problem(("inboxes",), "list at least one inbox")
+    raw_endpoints = raw.get("endpoints")
+    known = set(raw_endpoints) if isinstance(raw_endpoints, dict) else set()
     for index, inbox in enumerate(model.inboxes):
+        if inbox is None:  # invalid, already reported
+            continue
         where: KeyPath = ("inboxes", index)
         path = (base / Path(inbox.path).expanduser()).resolve()
         if not path.is_dir():
@@ -326,9 +374,9 @@ def _resolve(
                 problem(where, f"no {key}: set it in defaults: or on the inbox")
         for rindex, values in enumerate([merged, *(lay.values for lay in layers[2:])]):
             ep_name = values.get("endpoint")
-            if ep_name is not None and ep_name not in endpoints:
+            if ep_name is not None and ep_name not in known:
                 at = (*where, "endpoint") if rindex == 0 else (*where, "rules", rindex - 1)
-                problem(at, f"unknown endpoint {ep_name!r}; defined: {', '.join(endpoints)}")
+                problem(at, f"unknown endpoint {ep_name!r}; defined: {', '.join(known)}")
         name = path.name or str(path)
         while name in names:
             name += "+"

@@ -67,7 +67,9 @@ class SettleTracker:
         if stat is None:
             del self._entries[path]
             return False
-        if stat != entry.stat:
+        if entry.stat is None:
+            entry.stat = stat  # first look: quiet since the touch (or the backdated scan)
+        elif stat != entry.stat:
             entry.stat = stat
             entry.quiet_since = now
         if now - entry.quiet_since >= entry.settle_seconds:

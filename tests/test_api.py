@@ -1,0 +1,167 @@
+"""The HTTP client: request shape, error translation, secrets, and faults over a real socket."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import API_KEY, make_wav
+from fakeapi import FakeAPI, Reply, openai_error
+
+from dropscribe.api import Client
+from dropscribe.config import Endpoint, Format, Task
+from dropscribe.errors import PermanentError, RetryableError
+from dropscribe.rules import FolderSettings
+
+SETTINGS = FolderSettings("e", "whisper-1")
+
+
+def endpoint(base_url: str = "http://127.0.0.1:9/v1", timeout: float = 5.0) -> Endpoint:
+    return Endpoint("e", base_url, timeout, 2.0, 2, 3, 1.0, api_key=API_KEY)
+
+
+def mock(handler) -> Client:
+    return Client(endpoint(), transport=httpx.MockTransport(handler))
+
+
+@pytest.fixture
+def wav(tmp_path: Path) -> Path:
+    return make_wav(tmp_path / "a b.wav")
+
+
+def test_repr_masks_the_key():
+    """Neither the endpoint nor the client shows the API key in its repr."""
+    client = mock(lambda r: httpx.Response(200, json={"text": ""}))
+    assert API_KEY not in repr(client)
+    assert API_KEY not in repr(client.endpoint)
+    client.close()
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "cls", "message"),
+    [
+        (400, {"error": {"message": "Invalid file format.", "type": "invalid_request_error",
+                         "code": None}}, PermanentError, "HTTP 400: Invalid file format."),
+        (403, {"detail": "Invalid API key"}, PermanentError, "HTTP 403: Invalid API key"),
+        (404, {"error": "model not found"}, PermanentError, "HTTP 404: model not found"),
+        (413, "<html><title>413 Request Entity Too Large</title></html>", PermanentError,
+         "HTTP 413: 413 Request Entity Too Large"),
+        (422, {"detail": [{"loc": ["body", "file"], "msg": "required"}]}, PermanentError,
+         "HTTP 422: [{\"loc\""),
+        (500, {"error": {"message": "boom", "code": 500}}, RetryableError, "HTTP 500: boom"),
+        (502, "Bad gateway", RetryableError, "HTTP 502: Bad gateway"),
+        (429, {"error": {"message": "You exceeded your current quota",
+                         "code": "insufficient_quota"}}, PermanentError, "HTTP 429: You exceeded"),
+        (429, {"error": {"message": "Rate limit", "code": "rate_limit_exceeded"}}, RetryableError,
+         "HTTP 429: Rate limit"),
+    ],
+)  # fmt: skip
+def test_error_bodies_of_every_shape_become_our_errors(wav, status, body, cls, message):
+    """JSON, FastAPI detail, plain-string and HTML errors map to retryable or permanent."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if isinstance(body, str):
+            return httpx.Response(status, text=body, headers={"x-request-id": "req_1"})
+        return httpx.Response(status, json=body, headers={"x-request-id": "req_1"})
+
+    client = mock(handler)
+    with pytest.raises(cls) as info:
+        client.transcribe(wav, SETTINGS)
+    client.close()
+    assert info.value.message.startswith(message)
+    assert info.value.status == status
+    assert info.value.request_id == "req_1"
+
+
+def test_key_echoed_by_server_is_scrubbed(wav):
+    """A 401 message that repeats the key never carries it into our error."""
+    client = mock(lambda r: httpx.Response(401, json={"error": {"message": f"bad key {API_KEY}"}}))
+    with pytest.raises(PermanentError) as info:
+        client.transcribe(wav, SETTINGS)
+    client.close()
+    assert API_KEY not in str(info.value)
+    assert "bad key ***" in info.value.message
+
+
+def test_connection_errors_are_retryable(wav):
+    """A refused connection is a RetryableError, not an httpx exception."""
+    client = Client(endpoint("http://127.0.0.1:1/v1"))
+    with pytest.raises(RetryableError, match="connection failed"):
+        client.transcribe(wav, SETTINGS)
+    client.close()
+
+
+def test_non_json_success_is_permanent(wav):
+    """A 200 with an HTML body (a misconfigured proxy) is reported, not crashed on."""
+    client = mock(lambda r: httpx.Response(200, text="<html><title>Login</title></html>"))
+    with pytest.raises(PermanentError, match="answer is not JSON: Login"):
+        client.transcribe(wav, SETTINGS)
+    client.close()
+
+
+def test_form_fields_and_file_over_a_real_socket(wav):
+    """The real server receives every field, the filename and the exact bytes, with Bearer auth."""
+    settings = FolderSettings("e", "whisper-1", language="sv", prompt="Hej", temperature=0.4,
+                              formats=(Format.TXT, Format.SRT))  # fmt: skip
+    with FakeAPI(api_key=API_KEY) as api:
+        client = Client(endpoint(api.base_url))
+        transcript = client.transcribe(wav, settings)
+        client.close()
+    up = api.uploads[0]
+    assert up.fields == {"model": "whisper-1", "response_format": "verbose_json",
+                         "timestamp_granularities[]": "segment", "language": "sv",
+                         "prompt": "Hej", "temperature": "0.4"}  # fmt: skip
+    assert up.filename == "a b.wav"
+    assert up.size == wav.stat().st_size
+    assert up.headers["authorization"] == f"Bearer {API_KEY}"
+    assert transcript.request_id
+    assert [s["text"] for s in transcript.segments] == ["transcript of", "a b.wav"]
+
+
+def test_translation_goes_to_its_route_without_language(wav):
+    """task: translate posts to /audio/translations and drops language."""
+    settings = FolderSettings("e", "whisper-1", language="de", task=Task.TRANSLATE)
+    with FakeAPI() as api:
+        client = Client(endpoint(api.base_url))
+        client.transcribe(wav, settings)
+        client.close()
+    assert api.uploads[0].path == "/v1/audio/translations"
+    assert "language" not in api.uploads[0].fields
+
+
+def test_keep_alive_reuses_one_connection(wav):
+    """Sequential uploads share one kept-alive connection."""
+    with FakeAPI() as api:
+        client = Client(endpoint(api.base_url))
+        for _ in range(5):
+            client.transcribe(wav, SETTINGS)
+        client.close()
+    assert api.connections == 1
+
+
+def test_faults_over_a_real_socket(wav):
+    """429 with Retry-After, 503, a dropped connection and a stall map to retryable errors."""
+    with FakeAPI() as api:
+        api.script.extend([
+            openai_error(429, "Rate limit reached", code="rate_limit_exceeded",
+                         **{"Retry-After": "7"}),
+            openai_error(503, "Slow Down", type_="server_error", **{"retry-after-ms": "250"}),
+            Reply(drop=True),
+            Reply(stall=3.0),
+        ])  # fmt: skip
+        client = Client(endpoint(api.base_url, timeout=0.5))
+        errors = []
+        for _ in range(4):
+            with pytest.raises(RetryableError) as info:
+                client.transcribe(wav, SETTINGS)
+            errors.append(info.value)
+        client.close()
+    assert [e.status for e in errors] == [429, 503, None, None]
+    assert errors[0].retry_after == 7.0
+    assert errors[1].retry_after == 0.25
+    assert "connection failed" in errors[2].message
+    assert "timed out" in errors[3].message

@@ -1,0 +1,208 @@
+"""Config loading: the example is valid, and every problem is reported with file, line, key."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dropscribe import config
+from dropscribe.config import Format, Task
+from dropscribe.errors import ConfigError
+
+ROOT = Path(__file__).parent.parent
+ENV = {"OPENAI_API_KEY": "sk-example"}
+
+
+def load_text(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> config.Config:
+    (tmp_path / "inbox").mkdir(exist_ok=True)
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return config.load(path, environ=ENV if env is None else env)
+
+
+def problems(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_text(tmp_path, text, env)
+    return [str(p) for p in info.value.problems]
+
+
+MINIMAL = """\
+endpoints:
+  openai:
+    base_url: https://api.openai.com/v1
+    api_key_env: OPENAI_API_KEY
+defaults:
+  endpoint: openai
+  model: whisper-1
+inboxes:
+  - path: inbox
+"""
+
+
+def test_example_config_is_valid(tmp_path):
+    """config.example.yaml loads, with its inbox and rules resolved."""
+    (ROOT / "inbox").mkdir(exist_ok=True)
+    try:
+        cfg = config.load(ROOT / "config.example.yaml", environ=ENV)
+    finally:
+        (ROOT / "inbox").rmdir()
+    assert cfg.endpoints["openai"].api_key == "sk-example"
+    assert cfg.inboxes[0].path == ROOT / "inbox"
+    assert [layer.folder for layer in cfg.inboxes[0].layers] == [None, None, "interviews", None]
+
+
+def test_example_documents_every_key():
+    """Every key the schema accepts appears, with a comment, in config.example.yaml."""
+    text = (ROOT / "config.example.yaml").read_text()
+    documented = set(re.findall(r"^\s*#?\s*-?\s*([a-z_]+):", text, re.MULTILINE))
+    keys: set[str] = set()
+    for model in (config.ConfigModel, config.EndpointModel, config.InboxModel,
+                  config.RuleModel, config.LogModel):  # fmt: skip
+        keys |= set(model.model_fields)
+    assert keys - documented == set()
+
+
+def test_minimal_config_gets_defaults(tmp_path):
+    """Unset keys take documented defaults."""
+    cfg = load_text(tmp_path, MINIMAL)
+    assert cfg.workers == 4
+    inbox = cfg.inboxes[0]
+    assert inbox.recursive is True
+    assert "*.opus" in inbox.include
+    assert cfg.endpoints["openai"].timeout == 600
+
+
+def test_every_problem_is_reported_at_once_with_line_and_key(tmp_path):
+    """Unknown keys, bad values and missing ones are all listed, each with file:line and key."""
+    text = """\
+endpoints:
+  openai:
+    base_url: ftp://nope
+    api_key_env: OPENAI_API_KEY
+    colour: blue
+defaults:
+  endpoint: openai
+  model: whisper-1
+  temperature: 3
+inboxes:
+  - path: inbox
+    formats: [txt, docx]
+    languag: en
+workers: 0
+"""
+    found = problems(tmp_path, text)
+    file = str(tmp_path / "c.yaml")
+    assert f"{file}:3: endpoints.openai.base_url: must be an http:// or https:// URL" in found[0]
+    expected = {
+        (5, "endpoints.openai.colour", "unknown key"),
+        (9, "defaults.temperature", "less than or equal to 1"),
+        (12, "inboxes[0].formats[1]", "Input should be"),
+        (13, "inboxes[0].languag", "unknown key"),
+        (14, "workers", "greater than or equal to 1"),
+    }
+    for line, key, words in expected:
+        assert any(p.startswith(f"{file}:{line}: {key}:") and words in p for p in found), (
+            line, key, found)  # fmt: skip
+    assert len(found) == 6
+
+
+def test_missing_key_inbox_and_endpoint_reported_together(tmp_path):
+    """A missing API key variable, a missing inbox folder and an unknown endpoint: three problems."""
+    text = MINIMAL.replace("path: inbox", "path: nowhere\n    endpoint: groq")
+    found = problems(tmp_path, text, env={})
+    assert any(":4: endpoints.openai.api_key_env: environment variable OPENAI_API_KEY is not set"
+               in p for p in found)  # fmt: skip
+    assert any(":9: inboxes[0].path: inbox" in p and "does not exist" in p for p in found)
+    assert any(":10: inboxes[0].endpoint: unknown endpoint 'groq'" in p for p in found)
+
+
+def test_duplicate_keys_are_errors(tmp_path):
+    """YAML's silent last-one-wins for a repeated key is reported instead."""
+    found = problems(tmp_path, MINIMAL + "workers: 2\nworkers: 3\n")
+    assert any(":11: workers: duplicate key" in p for p in found)
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path):
+    """Broken YAML is one problem with its line number."""
+    found = problems(tmp_path, MINIMAL + "  - path: [unclosed\n")
+    assert len(found) == 1
+    assert "not valid YAML" in found[0]
+    assert re.search(r"c\.yaml:1[01]:", found[0])
+
+
+def test_api_key_file_and_credentials_directory(tmp_path):
+    """api_key_file reads a file; a bare name is looked up in $CREDENTIALS_DIRECTORY first."""
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "openai-key").write_text("sk-from-systemd\n")
+    text = MINIMAL.replace("api_key_env: OPENAI_API_KEY", "api_key_file: openai-key")
+    cfg = load_text(tmp_path, text, env={"CREDENTIALS_DIRECTORY": str(creds)})
+    assert cfg.endpoints["openai"].api_key == "sk-from-systemd"
+    assert "sk-from-systemd" not in repr(cfg)
+    found = problems(tmp_path, text, env={})
+    assert any("api_key_file: key file" in p and "does not exist" in p for p in found)
+
+
+def test_rules_and_settings_are_typed(tmp_path):
+    """Formats and tasks become enums; rule layers keep only the keys they set."""
+    text = MINIMAL.replace(
+        "  - path: inbox",
+        "  - path: inbox\n    formats: [srt, txt, srt]\n    rules:\n"
+        "      - match: '*.m4a'\n        task: translate",
+    )
+    inbox = load_text(tmp_path, text).inboxes[0]
+    assert inbox.layers[1].values["formats"] == (Format.SRT, Format.TXT)
+    assert inbox.layers[2].values == {"task": Task.TRANSLATE}
+
+
+@pytest.mark.parametrize(
+    ("template", "words"),
+    [("{stem}.txt", "must contain {ext}"), ("{stem}.{colour}.{ext}", "unknown placeholder"),
+     ("sub/{stem}.{ext}", "must be a file name")],  # fmt: skip
+)
+def test_bad_name_templates_are_rejected(tmp_path, template, words):
+    """A name_template that would clash, or names an unknown placeholder, is a config error."""
+    found = problems(tmp_path, MINIMAL + f'  name_template: "{template}"\n'.replace(
+        "  name", "    name"))  # fmt: skip
+    assert any(words in p and "name_template" in p for p in found), found
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dropscribe", *args],
+        capture_output=True, text=True, env=env or {"PATH": "/usr/bin:/bin"}, timeout=60,
+        check=False,
+    )  # fmt: skip
+
+
+def test_cli_check_config_exits_2_with_every_problem_and_no_traceback(tmp_path):
+    """check-config prints one line per problem, exits 2, never a traceback."""
+    (tmp_path / "c.yaml").write_text(MINIMAL.replace("path: inbox", "path: missing") + "extra: 1\n")
+    result = run_cli("check-config", "-c", str(tmp_path / "c.yaml"))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 3
+    assert all(line.startswith(f"dropscribe: {tmp_path / 'c.yaml'}:") for line in lines)
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_unreadable_config_is_one_line_exit_2(tmp_path):
+    """A config file that does not exist: one clear line, exit 2."""
+    result = run_cli("run", "-c", str(tmp_path / "absent.yaml"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"dropscribe: {tmp_path / 'absent.yaml'}: cannot read config: No such file or directory"
+    ]
+
+
+def test_cli_check_config_ok(tmp_path):
+    """A valid config: exit 0 and a one-line summary."""
+    load_text(tmp_path, MINIMAL)
+    result = run_cli("check-config", "-c", str(tmp_path / "c.yaml"),
+                     env={"PATH": "/usr/bin:/bin", "OPENAI_API_KEY": "k"})  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "ok (1 inboxes, 1 endpoints)" in result.stdout

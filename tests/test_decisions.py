@@ -1,0 +1,183 @@
+"""Pure decision functions: settle, retry schedule, rules, rendering. No threads, no network."""
+
+from __future__ import annotations
+
+import email.utils
+from pathlib import Path
+
+import pytest
+
+from dropscribe import render, retry, rules
+from dropscribe.api import Transcript
+from dropscribe.config import Format, Inbox, Layer, Task
+from dropscribe.settle import SettleTracker, Stat
+
+P = Path("/in/a.wav")
+
+
+def test_settle_releases_only_after_quiet_period():
+    """A file is released once its stat stays the same for settle_seconds."""
+    t = SettleTracker()
+    t.touch(P, 0.0, 2.0)
+    assert not t.observe(P, Stat(10, 1), 0.5)
+    assert not t.observe(P, Stat(20, 2), 1.5)  # grew: quiet period restarts at 1.5
+    assert not t.observe(P, Stat(20, 2), 3.0)
+    assert t.observe(P, Stat(20, 2), 3.5)
+    assert P not in t
+
+
+def test_settle_event_restarts_quiet_period():
+    """A write event resets the clock even if size and mtime look unchanged."""
+    t = SettleTracker()
+    t.touch(P, 0.0, 1.0)
+    t.observe(P, Stat(5, 5), 0.1)
+    t.touch(P, 0.9, 1.0)
+    assert not t.observe(P, Stat(5, 5), 1.5)
+    assert t.observe(P, Stat(5, 5), 2.0)
+
+
+def test_settle_forgets_vanished_files():
+    """A file that disappears is dropped, never released."""
+    t = SettleTracker()
+    t.touch(P, 0.0, 0.0)
+    assert not t.observe(P, None, 5.0)
+    assert len(t) == 0
+
+
+def test_settle_next_deadline():
+    """The tracker says how long until the earliest file could settle."""
+    t = SettleTracker()
+    assert t.next_deadline(0.0) is None
+    t.touch(P, 0.0, 2.0)
+    t.touch(Path("/in/b.wav"), 1.0, 0.5)
+    assert t.next_deadline(1.0) == pytest.approx(0.5)
+
+
+def test_backoff_follows_openai_python_shape():
+    """0.5 * 2**n seconds, capped, shortened by at most a quarter by jitter."""
+    assert retry.backoff(0, 8, 0.0) == 0.5
+    assert retry.backoff(3, 8, 0.0) == 4.0
+    assert retry.backoff(10, 8, 0.0) == 8.0
+    assert retry.backoff(1, 8, 0.999) == pytest.approx(0.75, abs=0.001)
+
+
+def test_retry_after_is_never_undercut():
+    """The wait is at least what Retry-After (or retry-after-ms) asked for."""
+    assert retry.delay(0, 8, 0.0, 7.0) == 7.0
+    assert retry.delay(5, 8, 0.0, 1.0) == 8.0
+    assert retry.parse_retry_after({"retry-after-ms": "1500", "retry-after": "9"}, 0) == 1.5
+    assert retry.parse_retry_after({"retry-after": "3"}, 0) == 3.0
+    when = email.utils.formatdate(1_000_030, usegmt=True)
+    assert retry.parse_retry_after({"retry-after": when}, 1_000_000) == pytest.approx(30)
+    assert retry.parse_retry_after({"retry-after": "soon"}, 0) is None
+    assert retry.parse_retry_after({}, 0) is None
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "expected"),
+    [(408, {}, True), (409, {}, True), (429, {}, True), (500, {}, True), (503, {}, True),
+     (400, {}, False), (401, {}, False), (413, {}, False), (422, {}, False),
+     (500, {"x-should-retry": "false"}, False), (400, {"x-should-retry": "true"}, True)],
+)  # fmt: skip
+def test_which_statuses_are_retried(status, headers, expected):
+    """408/409/429/5xx are retried, the rest not, and x-should-retry overrides."""
+    assert retry.should_retry(status, headers) is expected
+
+
+def inbox(*layers: Layer, include=("*.wav", "*.mp3"), exclude=(), recursive=True) -> Inbox:
+    base = Layer({"endpoint": "e", "model": "m"})
+    return Inbox("in", Path("/in"), recursive, include, exclude, (base, *layers))
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [("a.wav", None), ("sub/A.WAV", None), (".a.wav", "hidden"), ("._a.wav", "hidden"),
+     (".a.wav.Ab12Cd", "hidden"), (".stversions/a.wav", "hidden"), ("a.wav.part", "in-flight or temporary name"),
+     ("~syncthing~a.wav.tmp", "in-flight or temporary name"), ("a.wav.crdownload", "in-flight or temporary name"),
+     ("@eaDir/a.wav", "junk folder"), ("__MACOSX/a.wav", "junk folder"), ("a.txt", "not included"),
+     ("drafts/a.wav", "excluded")],
+)  # fmt: skip
+def test_ignore_reasons(name, reason):
+    """Junk, hidden, in-flight, not-included and excluded names each get their reason."""
+    assert rules.ignore_reason(inbox(exclude=("drafts/*",)), Path("/in") / name) == reason
+
+
+def test_output_dirs_and_non_recursive_inboxes_are_ignored():
+    """Anything under an output_dir is ours; subfolders are skipped when recursive is false."""
+    assert rules.ignore_reason(inbox(), Path("/in/out/a.wav"), [Path("/in/out")]) == (
+        "dropscribe output"
+    )
+    assert rules.ignore_reason(inbox(recursive=False), Path("/in/s/a.wav")) == (
+        "in a subfolder (recursive: false)"
+    )
+
+
+def test_rules_apply_in_order_by_glob_and_folder():
+    """Later matching rules override earlier layers; non-matching rules are skipped."""
+    box = inbox(
+        Layer({"language": "de", "formats": (Format.TXT, Format.SRT)}),
+        Layer({"task": Task.TRANSLATE}, folder="english"),
+        Layer({"language": "fr"}, match="*.mp3"),
+    )
+    plain = rules.effective(box, Path("/in/x.wav"))
+    assert (plain.language, plain.task, plain.response_format) == ("de", Task.TRANSCRIBE,
+                                                                   "verbose_json")  # fmt: skip
+    assert rules.effective(box, Path("/in/english/x.wav")).task is Task.TRANSLATE
+    assert rules.effective(box, Path("/in/english/x.mp3")).language == "fr"
+    assert rules.effective(box, Path("/in/englishman/x.wav")).task is Task.TRANSCRIBE
+
+
+def test_shaping_hash_changes_with_transcript_shaping_settings_only():
+    """Model or prompt changes alter the job key; output_dir or settle time do not."""
+    a = rules.FolderSettings("e", "m")
+    assert a.shaping_hash() == rules.FolderSettings("e", "m", settle_seconds=9,
+                                                    output_dir=Path("/x")).shaping_hash()  # fmt: skip
+    assert a.shaping_hash() != rules.FolderSettings("e", "m", prompt="p").shaping_hash()
+    assert a.shaping_hash() != rules.FolderSettings("e", "m2").shaping_hash()
+
+
+def test_sidecar_names_and_dirs():
+    """Templates fill stem, language and ext; output_dir mirrors the inbox's subfolders."""
+    s = rules.FolderSettings("e", "m", language="en", name_template="{stem}.{language}.{ext}",
+                             output_dir=Path("/out"))  # fmt: skip
+    assert rules.sidecar_name(s, Path("/in/a b.wav"), Format.VERBOSE_JSON) == "a b.en.verbose.json"
+    assert rules.sidecar_dir(inbox(), s, Path("/in/x/y/a.wav")) == Path("/out/x/y")
+
+
+T = Transcript(
+    text="Hello there. General --> Kenobi.",
+    duration=5.0,
+    segments=(
+        {"id": 0, "start": 0.0, "end": 1.2, "text": " Hello there."},
+        {"id": 1, "start": 1.0, "end": 3661.5, "text": "General\n\n--> Kenobi."},
+        {"id": 2, "start": 4.0, "end": 4.5, "text": "   "},
+    ),
+)
+
+
+def test_srt_is_numbered_monotonic_and_one_cue_per_segment():
+    """SRT cues are 1-based, times never go backwards, text never breaks the cue syntax."""
+    assert render.srt(T) == (
+        "1\n00:00:00,000 --> 00:00:01,200\nHello there.\n\n"
+        "2\n00:00:01,200 --> 01:01:01,500\nGeneral -> Kenobi.\n"
+    )
+
+
+def test_vtt_has_one_header_and_dotted_times():
+    """WebVTT starts with WEBVTT and uses HH:MM:SS.mmm."""
+    assert render.vtt(T).startswith("WEBVTT\n\n00:00:00.000 --> 00:00:01.200\nHello there.\n")
+
+
+def test_timed_formats_without_segments_get_one_cue():
+    """A server that returned no segments still yields a valid one-cue SRT."""
+    assert render.srt(Transcript(text="Hi", duration=2.5)) == "1\n00:00:00,000 --> 00:00:02,500\nHi\n"
+
+
+def test_transcript_normalises_server_quirks():
+    """vLLM's string duration and LocalAI's words keyed text are normalised."""
+    t = Transcript.from_json({"text": " hi ", "duration": "3.25", "words": [
+        {"text": "hi", "start": "0.1", "end": 0.4}], "segments": [{"start": 0, "end": "1"}]})  # fmt: skip
+    assert t.text == "hi"
+    assert t.duration == 3.25
+    assert t.words == ({"word": "hi", "start": 0.1, "end": 0.4},)
+    assert t.segments[0]["end"] == 1.0

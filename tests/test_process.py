@@ -1,0 +1,120 @@
+"""The daemon as users run it: the real process, real signals, sidecars checked on disk."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+import pytest
+from conftest import API_KEY, DaemonProcess, make_wav
+from fakeapi import openai_error
+
+pytestmark = pytest.mark.slow
+
+
+def leftovers(folder):
+    """Temporary or partial files anywhere under a folder."""
+    return [p for p in folder.rglob("*") if p.name.endswith(".dropscribe-tmp")]
+
+
+def test_sigterm_lets_in_flight_uploads_finish_then_exits_0(setup):
+    """SIGTERM during uploads: uploads in flight complete, sidecars are whole, exit code 0."""
+    setup.data["defaults"]["formats"] = ["txt", "srt"]
+    setup.api.hold()
+    daemon = DaemonProcess(setup)
+    try:
+        daemon.wait_event("daemon.started")
+        for n in range(3):
+            make_wav(setup.inbox / f"f{n}.wav", freq=300 + n * 100)
+        assert setup.api.wait_waiting(3, timeout=20)
+        daemon.signal(signal.SIGTERM)
+        daemon.wait_event("daemon.stopping")
+        setup.api.release()
+        assert daemon.wait() == 0
+    finally:
+        daemon.kill()
+    for n in range(3):
+        assert (setup.inbox / f"f{n}.txt").read_text() == f"transcript of f{n}.wav\n"
+        assert (setup.inbox / f"f{n}.srt").read_text().startswith("1\n00:00:00,000 --> ")
+    assert not leftovers(setup.root)
+    assert daemon.named("daemon.stopped")[0]["done"] == 3
+
+
+def test_sigterm_past_the_grace_period_leaves_no_partial_sidecar(setup):
+    """A stuck upload is abandoned after the grace period; a restart finishes the file."""
+    setup.data["shutdown_grace"] = 0.5
+    setup.api.hold()
+    make_wav(setup.inbox / "stuck.wav")
+    daemon = DaemonProcess(setup)
+    try:
+        assert setup.api.wait_waiting(1, timeout=20)
+        daemon.signal(signal.SIGTERM)
+        assert daemon.wait() == 0
+    finally:
+        daemon.kill()
+    assert daemon.named("daemon.abandoned")
+    assert not (setup.inbox / "stuck.txt").exists()
+    assert not leftovers(setup.root)
+    setup.api.release()
+    again = DaemonProcess(setup)
+    try:
+        again.wait_event("file.done")
+        again.signal(signal.SIGINT)
+        assert again.wait() == 0
+    finally:
+        again.kill()
+    assert (setup.inbox / "stuck.txt").read_text() == "transcript of stuck.wav\n"
+
+
+def test_sigkill_then_restart_transcribes_each_file_exactly_once(setup):
+    """After kill -9 mid-batch, a restart completes the rest without redoing finished files."""
+    for n in range(6):
+        make_wav(setup.inbox / f"k{n}.wav", freq=200 + 50 * n)
+    setup.data["workers"] = 2
+    daemon = DaemonProcess(setup)
+    try:
+        daemon.wait_event("file.done", 2)
+        daemon.signal(signal.SIGKILL)
+        daemon.wait()
+    finally:
+        daemon.kill()
+    finished_before = {e["path"] for e in daemon.named("file.done")}
+    again = DaemonProcess(setup)
+    try:
+        wait = lambda: all((setup.inbox / f"k{n}.txt").exists() for n in range(6))  # noqa: E731
+        from conftest import wait_for
+
+        wait_for(wait, what="all six sidecars")
+        again.signal(signal.SIGTERM)
+        assert again.wait() == 0
+    finally:
+        again.kill()
+    redone = {e["path"] for e in again.named("upload.started")} & finished_before
+    assert not redone
+    assert not leftovers(setup.root)
+
+
+def test_once_exits_1_when_a_file_failed_and_logs_json(setup):
+    """once: a permanent failure gives exit code 1, events are JSON lines without the key."""
+    setup.api.script.append(openai_error(400, "Invalid file format."))
+    make_wav(setup.inbox / "bad.wav")
+    daemon = DaemonProcess(setup, command="once")
+    try:
+        assert daemon.wait() == 1
+    finally:
+        daemon.kill()
+    failed = daemon.named("file.failed")
+    assert failed[0]["error"] == "HTTP 400: Invalid file format."
+    assert failed[0]["path"].endswith("bad.wav")
+    assert all(e["event"] != "<unparsed>" for e in daemon.events)
+    assert API_KEY not in "".join(daemon.raw)
+
+
+def test_missing_inbox_is_one_line_and_exit_2(setup):
+    """A config naming a folder that does not exist: one clear line, exit 2, no traceback."""
+    setup.data["inboxes"][0]["path"] = str(setup.root / "gone")
+    daemon = DaemonProcess(setup)
+    assert daemon.wait() == 2
+    assert len(daemon.raw) == 1
+    assert "gone does not exist" in daemon.raw[0]
+    assert json.dumps(daemon.raw).count("Traceback") == 0
