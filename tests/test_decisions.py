@@ -18,28 +18,36 @@ P = Path("/in/a.wav")
 def test_settle_releases_only_after_quiet_period():
     """A file is released once its stat stays the same for settle_seconds."""
     t = SettleTracker()
-    t.touch(P, 0.0, 2.0)
-    assert not t.observe(P, Stat(10, 1), 0.5)
-    assert not t.observe(P, Stat(20, 2), 1.5)  # grew: quiet period restarts at 1.5
-    assert not t.observe(P, Stat(20, 2), 3.0)
-    assert t.observe(P, Stat(20, 2), 3.5)
+    t.touch(P, Stat(10, 1), 0.0, 2.0)
+    assert t.due(1.9) == []
+    assert t.due(2.0) == [P]
+    assert not t.observe(P, Stat(20, 2), 2.0)  # grew: quiet period restarts at 2.0
+    assert t.due(3.9) == []
+    assert t.observe(P, Stat(20, 2), 4.0)
     assert P not in t
 
 
 def test_settle_event_restarts_quiet_period():
     """A write event resets the clock even if size and mtime look unchanged."""
     t = SettleTracker()
-    t.touch(P, 0.0, 1.0)
-    t.observe(P, Stat(5, 5), 0.1)
-    t.touch(P, 0.9, 1.0)
+    t.touch(P, Stat(5, 5), 0.0, 1.0)
+    t.touch(P, Stat(5, 5), 0.9, 1.0)
     assert not t.observe(P, Stat(5, 5), 1.5)
     assert t.observe(P, Stat(5, 5), 2.0)
+
+
+def test_settle_backdated_sighting_is_due_at_once():
+    """A scan that finds a file untouched for longer than settle_seconds releases it at once."""
+    t = SettleTracker()
+    t.touch(P, Stat(5, 5), 10.0 - 60, 5.0)
+    assert t.due(10.0) == [P]
+    assert t.observe(P, Stat(5, 5), 10.0)
 
 
 def test_settle_forgets_vanished_files():
     """A file that disappears is dropped, never released."""
     t = SettleTracker()
-    t.touch(P, 0.0, 0.0)
+    t.touch(P, Stat(1, 1), 0.0, 0.0)
     assert not t.observe(P, None, 5.0)
     assert len(t) == 0
 
@@ -48,8 +56,8 @@ def test_settle_next_deadline():
     """The tracker says how long until the earliest file could settle."""
     t = SettleTracker()
     assert t.next_deadline(0.0) is None
-    t.touch(P, 0.0, 2.0)
-    t.touch(Path("/in/b.wav"), 1.0, 0.5)
+    t.touch(P, Stat(1, 1), 0.0, 2.0)
+    t.touch(Path("/in/b.wav"), Stat(1, 1), 1.0, 0.5)
     assert t.next_deadline(1.0) == pytest.approx(0.5)
 
 

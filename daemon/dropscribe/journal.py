@@ -5,20 +5,30 @@ settings that shape it; it holds the transcript once done, so the same content
 under another name, or a file renamed, needs no second upload. A *file* is one
 path in an inbox and the sidecars written for it. A third table records which
 source owns each sidecar path, so two sources never overwrite each other.
+
+Writes go through one writer thread that commits whatever has queued up as a
+single transaction (group commit): every write is durable (``synchronous=FULL``)
+when its call returns, yet many workers share each fsync. Reads use one
+connection per thread and never wait for writes (WAL).
 """
 
 from __future__ import annotations
 
 import json
+import queue
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from pathlib import Path
+
+T = TypeVar("T")
+Write = Callable[[sqlite3.Connection], Any]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -54,6 +64,7 @@ CREATE TABLE IF NOT EXISTS sidecars (
     source TEXT NOT NULL
 );
 """
+BATCH = 256  # most writes committed together
 
 
 @dataclass(frozen=True)
@@ -83,32 +94,119 @@ class JobRow:
     result: dict[str, Any] | None
 
 
+def _connect(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+    db.execute("PRAGMA synchronous=FULL")
+    return db
+
+
 class Journal:
-    """Thread-safe access to the ledger: one connection, one lock, short transactions."""
+    """Thread-safe access to the ledger; ``close()`` stops its writer thread."""
 
     def __init__(self, path: Path, clock: Callable[[], float] = time.time) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._clock = clock
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(SCHEMA)
+        writer = _connect(path)
+        writer.execute("PRAGMA journal_mode=WAL")
+        writer.executescript(SCHEMA)
+        self._connections = [writer]
+        self._local = threading.local()
+        self._guard = threading.Lock()
+        self._queue: queue.SimpleQueue[tuple[Write, Future[Any]] | None] = queue.SimpleQueue()
+        self._writer = threading.Thread(
+            target=self._write_loop, args=(writer,), name="dropscribe-ledger", daemon=True
+        )
+        self._writer.start()
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._queue.put(None)
+        self._writer.join()
+        with self._guard:
+            for db in self._connections:
+                db.close()
+            self._connections.clear()
 
-    def _run(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            return self._db.execute(sql, args).fetchall()
+    # ------------------------------------------------------------ plumbing
+
+    def _reader(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = _connect(self.path)
+            self._local.db = db
+            with self._guard:
+                self._connections.append(db)
+        return db
+
+    def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        return self._reader().execute(sql, args).fetchall()
+
+    def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` in the next group transaction; return once it is committed."""
+        future: Future[T] = Future()
+        self._queue.put((fn, future))
+        return future.result()
+
+    def _post(self, fn: Write) -> None:
+        """Queue ``fn`` for the next group transaction without waiting for it.
+
+        For writes whose loss in a crash only means redoing work the ledger still
+        prevents from being uploaded twice. Writes keep their order; ``close()``
+        commits whatever is queued.
+        """
+        self._queue.put((fn, Future()))
+
+    def _write_loop(self, db: sqlite3.Connection) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            batch = [item]
+            stop = False
+            while len(batch) < BATCH:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                batch.append(more)
+            self._commit(db, batch)
+            if stop:
+                return
+
+    @staticmethod
+    def _commit(db: sqlite3.Connection, batch: list[tuple[Write, Future[Any]]]) -> None:
+        results: list[tuple[Future[Any], Any, BaseException | None]] = []
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            for fn, future in batch:
+                db.execute("SAVEPOINT one")
+                try:
+                    results.append((future, fn(db), None))
+                    db.execute("RELEASE one")
+                except sqlite3.Error as exc:  # this write fails alone; the rest go on
+                    db.execute("ROLLBACK TO one")
+                    db.execute("RELEASE one")
+                    results.append((future, None, exc))
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            for _, future in batch:
+                future.set_exception(exc)
+            return
+        for future, value, error in results:
+            if error is None:
+                future.set_result(value)
+            else:
+                future.set_exception(error)
 
     # ------------------------------------------------------------ files
 
     def file(self, path: Path) -> FileRow | None:
-        rows = self._run("SELECT * FROM files WHERE path = ?", (str(path),))
+        rows = self._read("SELECT * FROM files WHERE path = ?", (str(path),))
         return FileRow(*rows[0]) if rows else None
 
     def record_file(
@@ -122,97 +220,150 @@ class Journal:
         error: str | None = None,
     ) -> None:
         """Upsert a file's identity and state; keeps its outputs until they are replaced."""
-        self._run(
-            """INSERT INTO files (path, inbox, size, mtime_ns, inode, fingerprint, key, state,
-                                  error, updated)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-               ON CONFLICT (path) DO UPDATE SET
-                   inbox = excluded.inbox, size = excluded.size, mtime_ns = excluded.mtime_ns,
-                   inode = excluded.inode, fingerprint = excluded.fingerprint,
-                   key = excluded.key, state = excluded.state, error = excluded.error,
-                   updated = excluded.updated""",
-            (str(path), inbox, *stat, fingerprint, key, state, error, self._clock()),
-        )
+        args = (str(path), inbox, *stat, fingerprint, key, state, error, self._clock())
+        self._write(lambda db: db.execute(_UPSERT_FILE, args))
 
     def file_done(self, path: Path, formats: list[str], outputs: list[Path]) -> None:
-        self._run(
-            "UPDATE files SET state = 'done', formats = ?, outputs = ?, error = NULL, updated = ?"
-            " WHERE path = ?",
-            (",".join(formats), json.dumps([str(p) for p in outputs]), self._clock(), str(path)),
+        args = (",".join(formats), json.dumps([str(p) for p in outputs]), self._clock(), str(path))
+        self._post(
+            lambda db: db.execute(
+                "UPDATE files SET state = 'done', formats = ?, outputs = ?, error = NULL,"
+                " updated = ? WHERE path = ?",
+                args,
+            )
         )
 
     # ------------------------------------------------------------ jobs
 
     def job(self, key: str) -> JobRow | None:
-        rows = self._run(
-            "SELECT key, state, attempts, last_error, status, request_id, result"
-            " FROM jobs WHERE key = ?",
-            (key,),
-        )
-        if not rows:
-            return None
-        row = rows[0]
-        key, state, attempts, last_error, status, request_id, result = row
-        parsed = json.loads(result) if result else None
-        return JobRow(key, state, attempts, last_error, status, request_id, parsed)
+        rows = self._read(_SELECT_JOB, (key,))
+        return _job_row(rows[0]) if rows else None
 
-    def start_attempt(self, key: str, fingerprint: str, settings: dict[str, Any]) -> int:
-        """Mark a job as uploading and count the attempt; returns the attempt number."""
+    def start_attempt(
+        self, key: str, settings: dict[str, Any], attempt: int, state: str = "uploading"
+    ) -> None:
+        """Count attempt number ``attempt`` of a job (queued, not waited for)."""
         now = self._clock()
-        rows = self._run(
-            """INSERT INTO jobs (key, fingerprint, settings, state, attempts, created, updated)
-               VALUES (?, ?, ?, 'uploading', 1, ?, ?)
-               ON CONFLICT (key) DO UPDATE SET
-                   state = 'uploading', attempts = attempts + 1, updated = excluded.updated
-               RETURNING attempts""",
-            (key, fingerprint, json.dumps(settings, sort_keys=True), now, now),
-        )
-        return int(rows[0][0])
+        args = (key, key.split(":", 1)[0], json.dumps(settings, sort_keys=True), state,
+                attempt, now, now)  # fmt: skip
+        self._post(lambda db: db.execute(_UPSERT_ATTEMPT, args))
 
-    def job_done(self, key: str, result: dict[str, Any], request_id: str | None) -> None:
-        self._run(
-            "UPDATE jobs SET state = 'done', result = ?, request_id = ?, last_error = NULL,"
-            " status = 200, updated = ? WHERE key = ?",
-            (json.dumps(result, ensure_ascii=False), request_id, self._clock(), key),
-        )
+    def begin(
+        self,
+        path: Path,
+        inbox: str,
+        stat: tuple[int, int, int],
+        key: str,
+        settings: dict[str, Any],
+    ) -> tuple[JobRow | None, int]:
+        """Note the file as in progress; return its finished job, or the attempt to make.
+
+        The caller holds the job's lock, so nobody else counts attempts of this job
+        meanwhile. Returns ``(job, 0)`` when the transcript exists, else ``(None, n)``.
+        """
+        job = self.job(key)
+        now = self._clock()
+        file_args = (str(path), inbox, *stat, key.split(":", 1)[0], key, "uploading", None, now)
+        self._post(lambda db: db.execute(_UPSERT_FILE, file_args))
+        if job is not None and job.state == "done" and job.result is not None:
+            return job, 0
+        attempt = (job.attempts if job is not None else 0) + 1
+        self.start_attempt(key, settings, attempt)
+        return None, attempt
 
     def job_failed(
         self, key: str, error: str, status: int | None, request_id: str | None, state: str
     ) -> None:
-        self._run(
-            "UPDATE jobs SET state = ?, last_error = ?, status = ?, request_id = ?, updated = ?"
-            " WHERE key = ?",
-            (state, error, status, request_id, self._clock(), key),
+        args = (state, error, status, request_id, self._clock(), key)
+        self._post(
+            lambda db: db.execute(
+                "UPDATE jobs SET state = ?, last_error = ?, status = ?, request_id = ?,"
+                " updated = ? WHERE key = ?",
+                args,
+            )
         )
 
     # ------------------------------------------------------------ sidecars
 
-    def claim_sidecar(self, target: Path, source: Path) -> bool:
-        """Reserve a sidecar path for a source; False if another source owns it."""
-        with self._lock:
-            self._db.execute(
-                "INSERT OR IGNORE INTO sidecars (path, source) VALUES (?, ?)",
-                (str(target), str(source)),
-            )
-            row = self._db.execute(
-                "SELECT source FROM sidecars WHERE path = ?", (str(target),)
-            ).fetchone()
-        return bool(row[0] == str(source))
+    def finish(
+        self,
+        source: Path,
+        done: tuple[str, dict[str, Any], str | None] | None,
+        candidates: list[list[Path]],
+        taken: Callable[[Path], bool],
+    ) -> list[Path | None]:
+        """Store a fresh transcript (``done`` = key, result, request id) and claim sidecars.
 
-    def sidecar_owner(self, target: Path) -> str | None:
-        rows = self._run("SELECT source FROM sidecars WHERE path = ?", (str(target),))
-        return str(rows[0][0]) if rows else None
+        For each format, the first candidate path this source owns or can claim: a path
+        belongs to whoever claimed it first; an unclaimed one is free unless ``taken``
+        says something else is there (a file we did not write). One transaction,
+        committed before this returns; None where every candidate was taken.
+        """
+        me = str(source)
+
+        def fn(db: sqlite3.Connection) -> list[Path | None]:
+            if done is not None:
+                key, result, request_id = done
+                db.execute(
+                    "UPDATE jobs SET state = 'done', result = ?, request_id = ?,"
+                    " last_error = NULL, status = 200, updated = ? WHERE key = ?",
+                    (json.dumps(result, ensure_ascii=False), request_id, self._clock(), key),
+                )
+            chosen: list[Path | None] = []
+            for options in candidates:
+                pick = None
+                for target in options:
+                    row = db.execute(
+                        "SELECT source FROM sidecars WHERE path = ?", (str(target),)
+                    ).fetchone()
+                    if row is not None and row[0] != me:
+                        continue
+                    if row is None:
+                        if taken(target):
+                            continue
+                        db.execute(
+                            "INSERT INTO sidecars (path, source) VALUES (?, ?)", (str(target), me)
+                        )
+                    pick = target
+                    break
+                chosen.append(pick)
+            return chosen
+
+        return self._write(fn)
 
     # ------------------------------------------------------------ reports
 
     def counts(self) -> dict[str, int]:
-        return {
-            str(state): int(n)
-            for state, n in self._run("SELECT state, count(*) FROM files GROUP BY state")
-        }
+        rows = self._read("SELECT state, count(*) FROM files GROUP BY state")
+        return {str(state): int(n) for state, n in rows}
 
     def latest_failures(self, limit: int = 10) -> list[FileRow]:
-        rows = self._run(
+        rows = self._read(
             "SELECT * FROM files WHERE state = 'failed' ORDER BY updated DESC LIMIT ?", (limit,)
         )
         return [FileRow(*row) for row in rows]
+
+
+_UPSERT_FILE = """
+INSERT INTO files (path, inbox, size, mtime_ns, inode, fingerprint, key, state, error, updated)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (path) DO UPDATE SET
+    inbox = excluded.inbox, size = excluded.size, mtime_ns = excluded.mtime_ns,
+    inode = excluded.inode, fingerprint = excluded.fingerprint, key = excluded.key,
+    state = excluded.state, error = excluded.error, updated = excluded.updated
+"""
+_SELECT_JOB = (
+    "SELECT key, state, attempts, last_error, status, request_id, result FROM jobs WHERE key = ?"
+)
+_UPSERT_ATTEMPT = """
+INSERT INTO jobs (key, fingerprint, settings, state, attempts, created, updated)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (key) DO UPDATE SET
+    state = excluded.state, attempts = excluded.attempts, updated = excluded.updated
+"""
+
+
+def _job_row(row: tuple[Any, ...]) -> JobRow:
+    key, state, attempts, last_error, status, request_id, result = row
+    parsed = json.loads(result) if result else None
+    return JobRow(key, state, attempts, last_error, status, request_id, parsed)

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("dropscribe")
 
 TICK = 0.2  # longest the loop sleeps: how soon it notices a stop request
+HEALTH_SECONDS = 5.0  # how often dead watch threads are looked for
 LEDGER_NAME = "ledger.sqlite3"
 
 
@@ -54,7 +55,7 @@ class Daemon:
         self._clock = clock
         self._wall = wall
         self._transport = transport
-        self._hints: queue.SimpleQueue[Hint] = queue.SimpleQueue()
+        self._hints: queue.SimpleQueue[Hint | None] = queue.SimpleQueue()  # None: wake up
         self._tracker = SettleTracker()
         self._ready: OrderedDict[Path, Item] = OrderedDict()  # settled, waiting for room
         self._dirty: set[Path] = set()  # touched while in flight: look again afterwards
@@ -93,7 +94,7 @@ class Daemon:
             log.info("daemon.started", inboxes=len(self.config.inboxes),
                      workers=self.config.workers, once=once,
                      state_dir=str(self.config.state_dir))  # fmt: skip
-            self._loop(stop, pool, once=once)
+            self._loop(stop, pool, watcher, once=once)
         finally:
             log.info("daemon.stopping", grace_seconds=self.config.shutdown_grace)
             watcher.stop()
@@ -113,11 +114,13 @@ class Daemon:
 
     # ------------------------------------------------------------ the loop
 
-    def _loop(self, stop: threading.Event, pool: Pool[Item], once: bool) -> None:
+    def _loop(self, stop: threading.Event, pool: Pool[Item], watcher: Watcher, once: bool) -> None:
         next_rescan = self._clock() + self.config.rescan_seconds
+        next_health = self._clock() + HEALTH_SECONDS
         while not stop.is_set():
             now = self._clock()
-            timeout = min(TICK, self._tracker.next_deadline(now) or TICK)
+            deadline = self._tracker.next_deadline(now)
+            timeout = TICK if deadline is None else min(TICK, deadline)
             with contextlib.suppress(queue.Empty):
                 self._take(self._hints.get(timeout=timeout), pool)
                 while True:  # drain the burst without sleeping in between
@@ -129,17 +132,27 @@ class Daemon:
             if not once and self._clock() >= next_rescan:
                 self._scan_all()
                 next_rescan = self._clock() + self.config.rescan_seconds
+            if not once and self._clock() >= next_health:
+                for inbox in watcher.revive():
+                    self._scan(inbox)
+                next_health = self._clock() + HEALTH_SECONDS
 
     def _scan_all(self) -> None:
-        now = self._wall()
         for inbox in self.config.inboxes:
-            for path in scan(inbox.path, inbox.recursive):
-                self._hint_file(inbox, path, scanned_at=now)
+            self._scan(inbox)
+
+    def _scan(self, inbox: Inbox) -> None:
+        now = self._wall()
+        for path in scan(inbox.path, inbox.recursive):
+            self._hint_file(inbox, path, scanned_at=now)
 
     def _finished(self, item: Item) -> None:
+        """A worker is free: wake the loop to hand it the next settled file."""
         if item.path in self._dirty:
             self._dirty.discard(item.path)
             self._hints.put((item.path, False, False))
+        else:
+            self._hints.put(None)
 
     def _inbox_of(self, path: Path) -> Inbox | None:
         best = None
@@ -150,7 +163,9 @@ class Daemon:
                 best = inbox
         return best
 
-    def _take(self, hint: Hint, pool: Pool[Item]) -> None:
+    def _take(self, hint: Hint | None, pool: Pool[Item]) -> None:
+        if hint is None:
+            return
         path, is_dir, deleted = hint
         inbox = self._inbox_of(path)
         if inbox is None:
@@ -194,7 +209,8 @@ class Daemon:
             return
         if scanned_at is not None:
             now -= min(max(0.0, scanned_at - st.st_mtime), settings.settle_seconds)
-        if self._tracker.touch(path, now, settings.settle_seconds):
+        stat = Stat(st.st_size, st.st_mtime_ns)
+        if self._tracker.touch(path, stat, now, settings.settle_seconds):
             log.info("file.detected", path=str(path), inbox=inbox.name, bytes=st.st_size)
 
     def _settled_before(self, path: Path, st: os.stat_result, settings: FolderSettings) -> bool:
@@ -227,7 +243,7 @@ class Daemon:
         )
 
     def _settle(self, now: float) -> None:
-        for path in self._tracker.paths():
+        for path in self._tracker.due(now):
             try:
                 st = path.stat()
             except OSError:

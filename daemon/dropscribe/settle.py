@@ -3,11 +3,15 @@
 Watch events are hints, never truth. A file is released only after its size and
 mtime have stayed the same, with no write event for it, for its settle time.
 The tracker does no I/O: the caller stats files and passes the results in,
-together with the clock.
+together with the clock. Only files whose quiet period has run out need a new
+look (``due``), so the cost of a tick does not grow with the number of files
+still settling.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -24,15 +28,21 @@ class Stat:
 @dataclass
 class _Entry:
     settle_seconds: float
-    stat: Stat | None
+    stat: Stat
     quiet_since: float
 
 
 class SettleTracker:
-    """Remembers candidate files and says which have been quiet long enough."""
+    """Remembers candidate files and says which have been quiet long enough.
+
+    Deadlines sit in a heap (stale ones are skipped when they surface), so asking
+    what is due, or when the next file will be, costs O(log n), not O(n).
+    """
 
     def __init__(self) -> None:
         self._entries: dict[Path, _Entry] = {}
+        self._heap: list[tuple[float, int, Path]] = []
+        self._counter = itertools.count()  # tie-breaker: paths never get compared
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -40,26 +50,47 @@ class SettleTracker:
     def __contains__(self, path: object) -> bool:
         return path in self._entries
 
-    def paths(self) -> list[Path]:
-        return list(self._entries)
+    def _schedule(self, path: Path, entry: _Entry) -> None:
+        deadline = entry.quiet_since + entry.settle_seconds
+        heapq.heappush(self._heap, (deadline, next(self._counter), path))
 
-    def touch(self, path: Path, now: float, settle_seconds: float) -> bool:
-        """A write event (or a first sighting): restart the quiet period. True if new."""
+    def touch(self, path: Path, stat: Stat, now: float, settle_seconds: float) -> bool:
+        """A sighting or a write event: the quiet period (re)starts at ``now``. True if new."""
         entry = self._entries.get(path)
         if entry is None:
-            self._entries[path] = _Entry(settle_seconds, None, now)
+            entry = self._entries[path] = _Entry(settle_seconds, stat, now)
+            self._schedule(path, entry)
             return True
-        entry.quiet_since = now
+        entry.quiet_since = max(entry.quiet_since, now)
         entry.settle_seconds = settle_seconds
+        self._schedule(path, entry)
         return False
 
     def forget(self, path: Path) -> None:
         self._entries.pop(path, None)
 
-    def observe(self, path: Path, stat: Stat | None, now: float) -> bool:
-        """Record a stat of a tracked file; True when it is settled and released.
+    def _live_top(self) -> tuple[float, Path] | None:
+        """The earliest heap item that still matches its entry; drops stale ones."""
+        while self._heap:
+            deadline, _, path = self._heap[0]
+            entry = self._entries.get(path)
+            if entry is not None and entry.quiet_since + entry.settle_seconds == deadline:
+                return deadline, path
+            heapq.heappop(self._heap)
+        return None
 
-        ``stat`` is None when the file has vanished: it is dropped from tracking.
+    def due(self, now: float) -> list[Path]:
+        """Files whose quiet period has run out: stat them and pass the result to ``observe``."""
+        out = []
+        while (top := self._live_top()) is not None and top[0] <= now:
+            heapq.heappop(self._heap)
+            out.append(top[1])
+        return out
+
+    def observe(self, path: Path, stat: Stat | None, now: float) -> bool:
+        """Compare a fresh stat with the last one; True when the file is released.
+
+        A changed stat restarts the quiet period; ``None`` (the file vanished) drops it.
         """
         entry = self._entries.get(path)
         if entry is None:
@@ -67,18 +98,18 @@ class SettleTracker:
         if stat is None:
             del self._entries[path]
             return False
-        if entry.stat is None:
-            entry.stat = stat  # first look: quiet since the touch (or the backdated scan)
-        elif stat != entry.stat:
+        if stat != entry.stat:
             entry.stat = stat
             entry.quiet_since = now
+            self._schedule(path, entry)
+            return False
         if now - entry.quiet_since >= entry.settle_seconds:
             del self._entries[path]
             return True
+        self._schedule(path, entry)  # asked too early: keep its place
         return False
 
     def next_deadline(self, now: float) -> float | None:
-        """Seconds until the earliest entry could settle (for sleeping precisely)."""
-        if not self._entries:
-            return None
-        return max(0.0, min(e.quiet_since + e.settle_seconds for e in self._entries.values()) - now)
+        """Seconds until the earliest entry is due (for sleeping precisely)."""
+        top = self._live_top()
+        return None if top is None else max(0.0, top[0] - now)

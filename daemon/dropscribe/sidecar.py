@@ -1,9 +1,8 @@
 """Write sidecars so that a reader (or a crash) never sees half a file.
 
-Each sidecar is written to a hidden temporary file in its own folder, fsync'd,
-renamed over its final name, and the folder fsync'd. All temporaries of one
-source are written before the first rename, so a full disk fails the set
-before any of it appears.
+Each sidecar is written to an unnamed file (O_TMPFILE) in its own folder, or a
+hidden temporary file where the filesystem lacks that, fsync'd, given its final
+name in one atomic step, and the folder fsync'd.
 """
 
 from __future__ import annotations
@@ -23,23 +22,41 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+def _write_fd(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+    os.fsync(fd)
+
+
+def _write_anonymous(folder_fd: int, data: bytes) -> int | None:
+    """Write ``data`` to an unnamed, fsync'd file in a folder (Linux O_TMPFILE).
+
+    Nobody sees it, no watcher hears of it, and a crash leaves nothing behind. Returns
+    None where the filesystem cannot do this (then a named temp file is used).
+    """
+    flag = getattr(os, "O_TMPFILE", 0)
+    if not flag:
+        return None
     try:
-        os.fsync(fd)
-    finally:
+        fd = os.open(".", flag | os.O_WRONLY | os.O_CLOEXEC, 0o666, dir_fd=folder_fd)
+    except OSError as exc:
+        if exc.errno in {errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL}:
+            return None
+        raise
+    try:
+        _write_fd(fd, data)
+    except BaseException:
         os.close(fd)
+        raise
+    return fd
 
 
-def _write_temp(target: Path, data: bytes) -> Path:
-    target.parent.mkdir(parents=True, exist_ok=True)
+def _write_named(target: Path, data: bytes) -> Path:
     fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TEMP_SUFFIX, dir=target.parent)
     try:
-        os.fchmod(fd, 0o666 & ~_UMASK)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes it 0600
+        _write_fd(fd, data)
     except BaseException:
         os.close(fd)
         with contextlib.suppress(OSError):
@@ -49,23 +66,57 @@ def _write_temp(target: Path, data: bytes) -> Path:
     return Path(name)
 
 
+def _publish(fd: int, folder_fd: int, name: str) -> None:
+    """Give an O_TMPFILE file its final name, replacing any older version atomically."""
+    # linkat(AT_SYMLINK_FOLLOW) on the /proc link; Python only calls linkat, rather
+    # than link, when a dir_fd is given.
+    source = f"/proc/self/fd/{fd}"
+    try:
+        os.link(source, name, dst_dir_fd=folder_fd, src_dir_fd=folder_fd, follow_symlinks=True)
+    except FileExistsError:
+        temp = f".{name}.{os.getpid()}.{fd}{TEMP_SUFFIX}"
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp, dir_fd=folder_fd)
+        os.link(source, temp, dst_dir_fd=folder_fd, src_dir_fd=folder_fd, follow_symlinks=True)
+        os.replace(temp, name, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)
+
+
 def write_all(files: dict[Path, bytes]) -> None:
-    """Write every sidecar of one source atomically, or raise SidecarError."""
-    temps: list[tuple[Path, Path]] = []
+    """Write every sidecar of one source atomically, or raise SidecarError.
+
+    All contents are written and fsync'd before the first one gets its name, so a
+    full disk fails the set before any of it appears; then each is put in place
+    with one atomic step and the folders are fsync'd.
+    """
+    folders: dict[Path, int] = {}
+    staged: list[tuple[int | Path, Path]] = []
     try:
         for target, data in files.items():
-            temps.append((_write_temp(target, data), target))
-        for temp, target in temps:
-            temp.replace(target)
-        for folder in {target.parent for target in files}:
-            _fsync_dir(folder)
+            if target.parent not in folders:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                folders[target.parent] = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
+            fd = _write_anonymous(folders[target.parent], data)
+            staged.append((fd if fd is not None else _write_named(target, data), target))
+        for temp, target in staged:
+            if isinstance(temp, int):
+                _publish(temp, folders[target.parent], target.name)
+            else:
+                temp.replace(target)
+        for folder_fd in folders.values():
+            os.fsync(folder_fd)
     except OSError as exc:
-        for temp, _ in temps:
-            with contextlib.suppress(OSError):
-                temp.unlink()
         reason = errno.errorcode.get(exc.errno or 0, "") or exc.__class__.__name__
         message = f"{reason}: {exc.strerror or exc}"
         raise SidecarError(exc.errno, message, str(exc.filename)) from None
+    finally:
+        for temp, _ in staged:
+            if isinstance(temp, int):
+                os.close(temp)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    temp.unlink()
+        for folder_fd in folders.values():
+            os.close(folder_fd)
 
 
 def is_temp(path: Path) -> bool:

@@ -6,21 +6,33 @@ Scans walk an inbox for files that arrived while nobody was watching.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import structlog
 from watchdog.events import (
+    EVENT_TYPE_CLOSED,
     EVENT_TYPE_CLOSED_NO_WRITE,
     EVENT_TYPE_DELETED,
+    EVENT_TYPE_MODIFIED,
     EVENT_TYPE_OPENED,
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
     FileSystemEvent,
     FileSystemEventHandler,
 )
 from watchdog.observers import Observer
 
 from dropscribe.rules import JUNK_FOLDERS
+from dropscribe.sidecar import TEMP_SUFFIX
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -35,6 +47,14 @@ Hint = tuple[Path, bool, bool]
 """A watch event reduced to what matters: the path, whether a folder, whether gone."""
 
 
+# The events worth hearing of; the kernel is told to send no others (so our own reads
+# of a file, and the opens and closes of every reader, cost nothing).
+EVENTS = [
+    FileCreatedEvent, FileModifiedEvent, FileClosedEvent, FileMovedEvent, FileDeletedEvent,
+    DirCreatedEvent, DirMovedEvent, DirDeletedEvent,
+]  # fmt: skip
+
+
 class _Recorder(FileSystemEventHandler):
     """Turns every event into a hint; never blocks, never raises."""
 
@@ -42,14 +62,24 @@ class _Recorder(FileSystemEventHandler):
         self._put = put
 
     def on_any_event(self, event: FileSystemEvent) -> None:
+        try:
+            self._record(event)
+        except Exception:  # an exception here would silently end the observer thread
+            log.exception("watch.handler_failed", event_type=event.event_type)
+
+    def _record(self, event: FileSystemEvent) -> None:
         if event.event_type in {EVENT_TYPE_OPENED, EVENT_TYPE_CLOSED_NO_WRITE}:
             return
-        deleted = event.event_type == EVENT_TYPE_DELETED
+        if event.is_directory and event.event_type in {EVENT_TYPE_MODIFIED, EVENT_TYPE_CLOSED}:
+            return  # a folder's listing changed: the files' own events say which
+        src = os.fsdecode(event.src_path)
+        if src.endswith(TEMP_SUFFIX) and not event.dest_path:
+            return  # our own sidecar being written: the busiest and least useful event
         if event.dest_path:  # a move: the old name is gone, the new one appears
-            self._put((Path(os.fsdecode(event.src_path)), event.is_directory, True))
+            self._put((Path(src), event.is_directory, True))
             self._put((Path(os.fsdecode(event.dest_path)), event.is_directory, False))
             return
-        self._put((Path(os.fsdecode(event.src_path)), event.is_directory, deleted))
+        self._put((Path(src), event.is_directory, event.event_type == EVENT_TYPE_DELETED))
 
 
 class Watcher:
@@ -62,13 +92,31 @@ class Watcher:
 
     def start(self) -> None:
         for inbox in self._inboxes:
-            observer = Observer()
-            observer.name = f"dropscribe-watch-{inbox.name}"
-            observer.schedule(self._handler, str(inbox.path), recursive=inbox.recursive)
-            observer.start()
-            self._observers.append(observer)
+            self._observers.append(self._observe(inbox))
             log.info("inbox.watching", inbox=inbox.name, path=str(inbox.path),
                      recursive=inbox.recursive)  # fmt: skip
+
+    def _observe(self, inbox: Inbox) -> BaseObserver:
+        observer = Observer()
+        observer.name = f"dropscribe-watch-{inbox.name}"
+        observer.schedule(
+            self._handler, str(inbox.path), recursive=inbox.recursive, event_filter=EVENTS
+        )
+        observer.start()
+        return observer
+
+    def revive(self) -> list[Inbox]:
+        """Restart any observer whose thread died; returns their inboxes (to be rescanned)."""
+        dead = []
+        for index, (inbox, observer) in enumerate(zip(self._inboxes, self._observers, strict=True)):
+            if not observer.is_alive():
+                log.error("inbox.watch_lost", inbox=inbox.name, path=str(inbox.path),
+                          action="restarting the watch and rescanning")  # fmt: skip
+                with contextlib.suppress(Exception):
+                    observer.stop()
+                self._observers[index] = self._observe(inbox)
+                dead.append(inbox)
+        return dead
 
     def stop(self) -> None:
         for observer in self._observers:

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from dropscribe.api import Client
-    from dropscribe.config import Format, Inbox
+    from dropscribe.config import Inbox
     from dropscribe.journal import FileRow, Journal
 
 log = structlog.get_logger("dropscribe")
@@ -129,24 +129,25 @@ class Processor:
         ):
             log.info("file.skipped", reason=skip)
             return "skipped"
-        self._journal.record_file(path, item.inbox.name, _identity(st), digest, key, "uploading")
-        try:
-            transcript = self._transcript(item, settings, key, digest, st.st_size)
-        except TranscriptionError as exc:
-            self._journal.record_file(
-                path, item.inbox.name, _identity(st), digest, key, "failed", exc.message
-            )
-            log.error("file.failed", error=exc.message, status=exc.status,
-                      request_id=exc.request_id)  # fmt: skip
-            return "failed"
-        try:
-            outputs = self._write(item, settings, transcript)
-        except SidecarError as exc:
-            self._journal.record_file(
-                path, item.inbox.name, _identity(st), digest, key, "error", str(exc)
-            )
-            log.error("sidecar.failed", error=str(exc), will_retry=True)
-            return "failed"
+        # Held until the transcript is stored: a copy of this content waits, then reuses it.
+        with self._key_lock(key):
+            try:
+                transcript, fresh = self._transcript(item, settings, key, _identity(st))
+            except TranscriptionError as exc:
+                self._journal.record_file(
+                    path, item.inbox.name, _identity(st), digest, key, "failed", exc.message
+                )
+                log.error("file.failed", error=exc.message, status=exc.status,
+                          request_id=exc.request_id)  # fmt: skip
+                return "failed"
+            try:
+                outputs = self._write(item, settings, transcript, key if fresh else None)
+            except SidecarError as exc:
+                self._journal.record_file(
+                    path, item.inbox.name, _identity(st), digest, key, "error", str(exc)
+                )
+                log.error("sidecar.failed", error=str(exc), will_retry=True)
+                return "failed"
         self._journal.file_done(path, [f.value for f in settings.formats], outputs)
         log.info("file.done", outputs=[str(p) for p in outputs])
         return "done"
@@ -166,15 +167,16 @@ class Processor:
             return self._key_locks.setdefault(key, threading.Lock())
 
     def _transcript(
-        self, item: Item, settings: rules.FolderSettings, key: str, digest: str, size: int
-    ) -> Transcript:
-        """The stored transcript of this content and settings, or a fresh upload."""
-        with self._key_lock(key):
-            job = self._journal.job(key)
-            if job is not None and job.state == "done" and job.result is not None:
-                log.info("transcript.reused", request_id=job.request_id)
-                return Transcript.from_json(job.result, job.request_id)
-            return self._upload(item.path, settings, key, digest, size)
+        self, item: Item, settings: rules.FolderSettings, key: str, identity: tuple[int, int, int]
+    ) -> tuple[Transcript, bool]:
+        """The stored transcript of this content and settings, or a fresh upload (True)."""
+        job, attempt = self._journal.begin(
+            item.path, item.inbox.name, identity, key, settings.shaping()
+        )
+        if job is not None and job.result is not None:
+            log.info("transcript.reused", request_id=job.request_id)
+            return Transcript.from_json(job.result, job.request_id), False
+        return self._upload(item.path, settings, key, attempt, identity[0]), True
 
     @contextlib.contextmanager
     def _slot(self, endpoint: str) -> Iterator[None]:
@@ -189,7 +191,7 @@ class Processor:
             limit.release()
 
     def _upload(
-        self, path: Path, settings: rules.FolderSettings, key: str, digest: str, size: int
+        self, path: Path, settings: rules.FolderSettings, key: str, attempt: int, size: int
     ) -> Transcript:
         client = self._clients[settings.endpoint]
         endpoint = client.endpoint
@@ -198,7 +200,6 @@ class Processor:
                 raise Abandoned
             failure: TranscriptionError | None = None
             with self._slot(settings.endpoint):
-                attempt = self._journal.start_attempt(key, digest, settings.shaping())
                 log.info("upload.started", endpoint=endpoint.name, model=settings.model,
                          attempt=attempt, bytes=size)  # fmt: skip
                 started = time.monotonic()
@@ -212,7 +213,6 @@ class Processor:
             if failure is None:
                 log.info("upload.finished", status=200, ms=ms, bytes=size,
                          request_id=transcript.request_id, attempt=attempt)  # fmt: skip
-                self._journal.job_done(key, transcript.to_json(), transcript.request_id)
                 return transcript
             last = not isinstance(failure, RetryableError) or attempt >= endpoint.max_attempts
             log.warning("upload.failed", status=failure.status, error=failure.message, ms=ms,
@@ -229,39 +229,46 @@ class Processor:
             log.info("upload.retrying", in_seconds=round(wait, 3), attempt=attempt)
             if self._abort.wait(wait):
                 raise Abandoned
+            attempt += 1
+            self._journal.start_attempt(key, settings.shaping(), attempt)
 
     def _write(
-        self, item: Item, settings: rules.FolderSettings, transcript: Transcript
+        self, item: Item, settings: rules.FolderSettings, transcript: Transcript, fresh: str | None
     ) -> list[Path]:
+        """Store a fresh transcript under its job key, claim the sidecar paths, write them.
+
+        The template's name is used unless another source owns it or a file we did not
+        write is in the way (a user's own notes): then ``{name}.{ext}``, then numbers.
+        """
         folder = rules.sidecar_dir(item.inbox, settings, item.path)
+        source = item.path
+        fallback = replace(settings, name_template="{name}.{ext}")
+        candidates = [
+            [
+                folder / name
+                for name in dict.fromkeys(
+                    [
+                        rules.sidecar_name(settings, source, fmt),
+                        rules.sidecar_name(fallback, source, fmt),
+                        *(f"{source.name}.{n}.{fmt.extension}" for n in range(2, 10)),
+                    ]
+                )
+            ]
+            for fmt in settings.formats
+        ]
+        done = (fresh, transcript.to_json(), transcript.request_id) if fresh else None
+        chosen = self._journal.finish(
+            source, done, candidates, taken=lambda p: p.exists() or p.is_symlink()
+        )
         files: dict[Path, bytes] = {}
-        for fmt in settings.formats:
-            target = self._claim(folder, settings, item.path, fmt)
+        for fmt, options, target in zip(settings.formats, candidates, chosen, strict=True):
+            if target is None:
+                raise SidecarError(None, "no free sidecar name", str(options[0]))
+            if target != options[0]:
+                log.info("sidecar.renamed", reason="name taken by another file",
+                         wanted=str(options[0]), sidecar=str(target))  # fmt: skip
             files[target] = render.render(transcript, fmt, settings.task.value)
         sidecar.write_all(files)
         for target, data in files.items():
             log.info("sidecar.written", sidecar=str(target), bytes=len(data))
         return list(files)
-
-    def _claim(
-        self, folder: Path, settings: rules.FolderSettings, source: Path, fmt: Format
-    ) -> Path:
-        """A sidecar path this source owns: its template name unless another source has it."""
-        candidates = [
-            rules.sidecar_name(settings, source, fmt),
-            rules.sidecar_name(replace(settings, name_template="{name}.{ext}"), source, fmt),
-        ]
-        candidates += [f"{source.name}.{n}.{fmt.extension}" for n in range(2, 100)]
-        for name in dict.fromkeys(candidates):
-            target = folder / name
-            owner = self._journal.sidecar_owner(target)
-            if owner is None and (target.exists() or target.is_symlink()):
-                continue  # a file we did not write: never overwrite it
-            if owner not in {None, str(source)}:
-                continue
-            if self._journal.claim_sidecar(target, source):
-                if name != candidates[0]:
-                    log.info("sidecar.renamed", reason="name taken by another file",
-                             wanted=str(folder / candidates[0]), sidecar=str(target))  # fmt: skip
-                return target
-        raise SidecarError(None, "no free sidecar name", str(folder / candidates[0]))

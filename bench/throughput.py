@@ -1,0 +1,128 @@
+"""Files per second end to end: dropscribe against `xargs -P8 curl`, same files, same server.
+
+    python bench/throughput.py [--files 1000] [--size 102400]
+
+Both upload every file to one local fake server that answers at once. dropscribe's
+figure is from the first file landing in the inbox until the last sidecar exists,
+so it includes noticing, settling (settle_seconds below), hashing, the ledger and
+fsync'd sidecar writes; curl only uploads and discards the answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import wave
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from fakeapi import FakeAPI  # noqa: E402
+
+SETTLE = 0.5
+
+
+def make_files(folder: Path, count: int, size: int) -> list[Path]:
+    folder.mkdir(parents=True)
+    frames = (size - 44) // 2
+    paths = []
+    for n in range(count):
+        path = folder / f"rec-{n:05d}.wav"
+        with wave.open(str(path), "wb") as out:
+            out.setnchannels(1)
+            out.setsampwidth(2)
+            out.setframerate(16000)
+            # distinct content per file, so no two share a fingerprint
+            out.writeframes(n.to_bytes(4, "little") * (frames // 2))
+        paths.append(path)
+    return paths
+
+
+def bench_curl(api: FakeAPI, files: list[Path]) -> float:
+    url = f"{api.base_url}/audio/transcriptions"
+    args = "\n".join(str(p) for p in files)
+    start = time.perf_counter()
+    subprocess.run(
+        ["xargs", "-P8", "-I{}", "curl", "-s", "-o", "/dev/null", "-F", "file=@{}",
+         "-F", "model=whisper-1", url],
+        input=args, text=True, check=True,
+    )  # fmt: skip
+    return time.perf_counter() - start
+
+
+def bench_daemon(api: FakeAPI, files: list[Path], work: Path) -> float:
+    inbox = work / "inbox"
+    inbox.mkdir()
+    config = work / "bench.yaml"
+    config.write_text(json.dumps({
+        "endpoints": {"fake": {"base_url": api.base_url, "max_concurrency": 8}},
+        "defaults": {"endpoint": "fake", "model": "whisper-1", "settle_seconds": SETTLE},
+        "inboxes": [{"path": str(inbox)}],
+        "workers": 8,
+        "state_dir": str(work / "state"),
+        "log": {"format": "json", "level": "warning"},
+    }))  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-m", "dropscribe", "run", "-c", str(config)])
+    try:
+        ledger = work / "state" / "ledger.sqlite3"
+        deadline = time.monotonic() + 30
+        while not ledger.exists():  # the ledger appears once the daemon is up
+            if time.monotonic() > deadline:
+                raise SystemExit("daemon did not start")
+            time.sleep(0.05)
+        time.sleep(0.5)
+        start = time.perf_counter()
+        for path in files:
+            path.rename(inbox / path.name)  # atomic, as a sync tool's final rename
+        expected = [inbox / (p.stem + ".txt") for p in files]
+        pending = list(expected)
+        while pending:  # cheap polling: stop at the first missing sidecar
+            while pending and pending[-1].exists():
+                pending.pop()
+            while pending and pending[0].exists():
+                pending.pop(0)
+            if pending:
+                time.sleep(0.02)
+        pending = [p for p in expected if not p.exists()]
+        assert not pending
+        elapsed = time.perf_counter() - start
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--files", type=int, default=1000)
+    parser.add_argument("--size", type=int, default=100 * 1024)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="dropscribe-bench-"))
+    try:
+        files = make_files(work / "source", args.files, args.size)
+        with FakeAPI() as api:
+            curl_s = bench_curl(api, files)
+            n_curl = len(api.uploads)
+            daemon_s = bench_daemon(api, files, work)
+            n_daemon = len(api.uploads) - n_curl
+        curl_rate, daemon_rate = len(files) / curl_s, len(files) / daemon_s
+        print(f"files: {len(files)} x {args.size} bytes; uploads seen: curl {n_curl}, "
+              f"dropscribe {n_daemon}")  # fmt: skip
+        print(f"xargs -P8 curl: {curl_s:6.2f} s  {curl_rate:7.1f} files/s")
+        print(f"dropscribe:     {daemon_s:6.2f} s  {daemon_rate:7.1f} files/s "
+              f"(includes settle_seconds={SETTLE})")  # fmt: skip
+        print(f"ratio: {daemon_rate / curl_rate:.2f}x curl (target >= 1.5x)")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()
