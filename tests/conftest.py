@@ -9,7 +9,7 @@ import threading
 import time
 import wave
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import structlog
@@ -17,11 +17,13 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from fakeapi import FakeAPI  # noqa: E402
+from dropscribe import config as configmod
+from dropscribe import log
+from dropscribe.service import Daemon
+from fakeapi import FakeAPI
 
-from dropscribe import config as configmod  # noqa: E402
-from dropscribe import log  # noqa: E402
-from dropscribe.service import Daemon  # noqa: E402
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
 
 API_KEY = "sk-test-SECRET-0123456789abcdef"
 

@@ -15,7 +15,10 @@ import socket
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Self
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 CHUNK = 64 * 1024
 
@@ -170,7 +173,7 @@ class FakeAPI:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}/v1"
 
-    def __enter__(self) -> FakeAPI:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 

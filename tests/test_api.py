@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import json
-import threading
-import time
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
-from conftest import API_KEY, make_wav
-from fakeapi import FakeAPI, Reply, openai_error
 
+from conftest import API_KEY, make_wav
 from dropscribe.api import Client
 from dropscribe.config import Endpoint, Format, Task
 from dropscribe.errors import PermanentError, RetryableError
 from dropscribe.rules import FolderSettings
+from fakeapi import FakeAPI, Reply, openai_error
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 SETTINGS = FolderSettings("e", "whisper-1")
 
@@ -51,7 +51,7 @@ def test_repr_masks_the_key():
         (413, "<html><title>413 Request Entity Too Large</title></html>", PermanentError,
          "HTTP 413: 413 Request Entity Too Large"),
         (422, {"detail": [{"loc": ["body", "file"], "msg": "required"}]}, PermanentError,
-         "HTTP 422: [{\"loc\""),
+         'HTTP 422: [{"loc"'),
         (500, {"error": {"message": "boom", "code": 500}}, RetryableError, "HTTP 500: boom"),
         (502, "Bad gateway", RetryableError, "HTTP 502: Bad gateway"),
         (429, {"error": {"message": "You exceeded your current quota",

@@ -161,8 +161,11 @@ def test_rules_and_settings_are_typed(tmp_path):
 
 @pytest.mark.parametrize(
     ("template", "words"),
-    [("{stem}.txt", "must contain {ext}"), ("{stem}.{colour}.{ext}", "unknown placeholder"),
-     ("sub/{stem}.{ext}", "must be a file name")],  # fmt: skip
+    [
+        ("{stem}.txt", "must contain {ext}"),
+        ("{stem}.{colour}.{ext}", "unknown placeholder"),
+        ("sub/{stem}.{ext}", "must be a file name"),
+    ],
 )
 def test_bad_name_templates_are_rejected(tmp_path, template, words):
     """A name_template that would clash, or names an unknown placeholder, is a config error."""

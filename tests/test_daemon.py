@@ -9,14 +9,11 @@ import threading
 from pathlib import Path
 
 from conftest import API_KEY, make_wav, named, started, wait_for, wav_bytes
-
 from dropscribe.service import Daemon
 
 
 def sidecars(folder: Path) -> list[str]:
-    return sorted(
-        p.name for p in folder.rglob("*") if p.is_file() and not p.name.endswith(".wav")
-    )
+    return sorted(p.name for p in folder.rglob("*") if p.is_file() and not p.name.endswith(".wav"))
 
 
 def test_new_file_gets_one_upload_and_its_sidecar(setup, events):
@@ -31,7 +28,10 @@ def test_new_file_gets_one_upload_and_its_sidecar(setup, events):
     up = setup.api.uploads[0]
     assert up.filename == "memo.wav"
     assert up.content_type == "audio/wav"
-    assert up.sha256 == __import__("hashlib").sha256((setup.inbox / "memo.wav").read_bytes()).hexdigest()
+    assert (
+        up.sha256
+        == __import__("hashlib").sha256((setup.inbox / "memo.wav").read_bytes()).hexdigest()
+    )
     names = [e["event"] for e in events]
     for name in ("file.detected", "file.settled", "upload.started", "upload.finished",
                  "sidecar.written", "file.done"):  # fmt: skip
@@ -87,8 +87,10 @@ def test_all_five_formats_come_from_one_upload(setup, events):
         "1\n00:00:00,000 --> 00:00:01,500\ntranscript of\n\n"
         "2\n00:00:01,500 --> 00:00:03,250\ntalk.wav\n"
     )
-    assert (setup.inbox / "talk.vtt").read_text().startswith(
-        "WEBVTT\n\n00:00:00.000 --> 00:00:01.500\ntranscript of\n"
+    assert (
+        (setup.inbox / "talk.vtt")
+        .read_text()
+        .startswith("WEBVTT\n\n00:00:00.000 --> 00:00:01.500\ntranscript of\n")
     )
     assert json.loads((setup.inbox / "talk.json").read_text()) == {"text": "transcript of talk.wav"}
     verbose = json.loads((setup.inbox / "talk.verbose.json").read_text())

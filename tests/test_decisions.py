@@ -178,7 +178,9 @@ def test_vtt_has_one_header_and_dotted_times():
 
 def test_timed_formats_without_segments_get_one_cue():
     """A server that returned no segments still yields a valid one-cue SRT."""
-    assert render.srt(Transcript(text="Hi", duration=2.5)) == "1\n00:00:00,000 --> 00:00:02,500\nHi\n"
+    assert (
+        render.srt(Transcript(text="Hi", duration=2.5)) == "1\n00:00:00,000 --> 00:00:02,500\nHi\n"
+    )
 
 
 def test_transcript_normalises_server_quirks():

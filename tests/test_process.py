@@ -6,6 +6,7 @@ import json
 import signal
 
 import pytest
+
 from conftest import API_KEY, DaemonProcess, make_wav
 from fakeapi import openai_error
 
