@@ -10,7 +10,7 @@ import pytest
 from conftest import API_KEY, make_wav
 from dropscribe.api import Client
 from dropscribe.config import Endpoint, Format, Task
-from dropscribe.errors import PermanentError, RetryableError
+from dropscribe.errors import EndpointError, PermanentError, RetryableError
 from dropscribe.rules import FolderSettings
 from fakeapi import FakeAPI, Reply, openai_error
 
@@ -46,8 +46,8 @@ def test_repr_masks_the_key():
     [
         (400, {"error": {"message": "Invalid file format.", "type": "invalid_request_error",
                          "code": None}}, PermanentError, "HTTP 400: Invalid file format."),
-        (403, {"detail": "Invalid API key"}, PermanentError, "HTTP 403: Invalid API key"),
-        (404, {"error": "model not found"}, PermanentError, "HTTP 404: model not found"),
+        (403, {"detail": "Invalid API key"}, EndpointError, "HTTP 403: Invalid API key"),
+        (404, {"error": "model not found"}, EndpointError, "HTTP 404: model not found"),
         (413, "<html><title>413 Request Entity Too Large</title></html>", PermanentError,
          "HTTP 413: 413 Request Entity Too Large"),
         (422, {"detail": [{"loc": ["body", "file"], "msg": "required"}]}, PermanentError,
@@ -55,13 +55,13 @@ def test_repr_masks_the_key():
         (500, {"error": {"message": "boom", "code": 500}}, RetryableError, "HTTP 500: boom"),
         (502, "Bad gateway", RetryableError, "HTTP 502: Bad gateway"),
         (429, {"error": {"message": "You exceeded your current quota",
-                         "code": "insufficient_quota"}}, PermanentError, "HTTP 429: You exceeded"),
+                         "code": "insufficient_quota"}}, EndpointError, "HTTP 429: You exceeded"),
         (429, {"error": {"message": "Rate limit", "code": "rate_limit_exceeded"}}, RetryableError,
          "HTTP 429: Rate limit"),
     ],
 )  # fmt: skip
 def test_error_bodies_of_every_shape_become_our_errors(wav, status, body, cls, message):
-    """JSON, FastAPI detail, plain-string and HTML errors map to retryable or permanent."""
+    """JSON, FastAPI detail, plain-string and HTML errors map to retryable, endpoint or permanent."""
 
     def handler(request: httpx.Request) -> httpx.Response:
         if isinstance(body, str):
@@ -80,7 +80,7 @@ def test_error_bodies_of_every_shape_become_our_errors(wav, status, body, cls, m
 def test_key_echoed_by_server_is_scrubbed(wav):
     """A 401 message that repeats the key never carries it into our error."""
     client = mock(lambda r: httpx.Response(401, json={"error": {"message": f"bad key {API_KEY}"}}))
-    with pytest.raises(PermanentError) as info:
+    with pytest.raises(EndpointError) as info:
         client.transcribe(wav, SETTINGS)
     client.close()
     assert API_KEY not in str(info.value)

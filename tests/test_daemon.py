@@ -221,9 +221,10 @@ def test_api_key_appears_in_no_event(setup, events):
     setup.api.api_key = "a-different-key"
     make_wav(setup.inbox / "k.wav")
     with setup.daemon():
-        wait_for(lambda: named(events, "file.failed"), what="failure")
+        wait_for(lambda: named(events, "endpoint.paused"), what="endpoint paused")
     assert setup.api.uploads[0].headers["authorization"] == f"Bearer {API_KEY}"
     assert named(events, "upload.failed")[0]["status"] == 401
+    assert (setup.inbox / "k.wav").exists(), "a bad key is not the file's fault"
     assert API_KEY not in json.dumps(events, default=str)
     assert API_KEY not in repr(Daemon(setup.load()).config)
 

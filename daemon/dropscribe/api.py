@@ -17,7 +17,7 @@ import httpx
 
 from dropscribe import __version__
 from dropscribe.config import Task
-from dropscribe.errors import PermanentError, RetryableError, TranscriptionError
+from dropscribe.errors import EndpointError, PermanentError, RetryableError, TranscriptionError
 from dropscribe.retry import parse_retry_after, should_retry
 
 if TYPE_CHECKING:
@@ -41,6 +41,7 @@ MIME_TYPES = {
     "wav": "audio/wav",
     "webm": "audio/webm",
 }
+QUOTA_CODES = {"insufficient_quota", "billing_hard_limit_reached", "billing_not_active"}
 REQUEST_ID_HEADERS = ("x-request-id", "request-id", "apim-request-id")
 MAX_MESSAGE = 300
 
@@ -210,11 +211,13 @@ class Client:
         message, code = _error_message(response)
         status = response.status_code
         retry_after = parse_retry_after(response.headers, self._clock())
-        if status == 429 and code in {"insufficient_quota", "billing_hard_limit_reached"}:
-            retryable = False
+        cls: type[TranscriptionError]
+        if status in {401, 403, 404} or (status == 429 and code in QUOTA_CODES):
+            cls = EndpointError
+        elif should_retry(status, response.headers):
+            cls = RetryableError
         else:
-            retryable = should_retry(status, response.headers)
-        cls = RetryableError if retryable else PermanentError
+            cls = PermanentError
         return cls(
             f"HTTP {status}: {self._scrub(message)}",
             status=status,

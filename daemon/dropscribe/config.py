@@ -72,6 +72,7 @@ class SettingsModel(_Strict):
     name_template: str | None = None
     settle_seconds: Seconds | None = None
     rerun_on_change: bool | None = None
+    after: Literal["keep", "move", "delete"] | None = None
 
     @field_validator("language")
     @classmethod
@@ -109,6 +110,9 @@ class InboxModel(SettingsModel):
     recursive: bool = True
     include: tuple[str, ...] = tuple(f"*.{ext}" for ext in AUDIO_EXTENSIONS)
     exclude: tuple[str, ...] = ()
+    follow_symlinks: bool = False
+    failed_dir: str = "failed"
+    done_dir: str = "done"
     rules: tuple[RuleModel, ...] = ()
 
 
@@ -180,6 +184,9 @@ class Inbox:
     include: tuple[str, ...]
     exclude: tuple[str, ...]
     layers: tuple[Layer, ...]  # defaults, the inbox itself, then its rules in order
+    follow_symlinks: bool = False
+    failed_dir: Path = Path()  # where failed sources go, with a .error.json each
+    done_dir: Path = Path()  # where sources go after success with after: move
 
 
 @dataclass(frozen=True)
@@ -382,8 +389,13 @@ def _resolve(
             name += "+"
         names.add(name)
         inboxes.append(
-            Inbox(name, path, inbox.recursive, inbox.include, inbox.exclude, tuple(layers))
-        )
+            Inbox(
+                name, path, inbox.recursive, inbox.include, inbox.exclude, tuple(layers),
+                follow_symlinks=inbox.follow_symlinks,
+                failed_dir=(path / Path(inbox.failed_dir).expanduser()).resolve(),
+                done_dir=(path / Path(inbox.done_dir).expanduser()).resolve(),
+            )
+        )  # fmt: skip
     state_dir = (
         (base / Path(model.state_dir).expanduser()).resolve()
         if model.state_dir

@@ -4,7 +4,8 @@
     ├── ConfigError (ValueError)          the config file is unreadable or invalid
     ├── TranscriptionError                an upload did not produce a transcript
     │   ├── RetryableError                408, 409, 429, 5xx, timeouts, dropped connections
-    │   └── PermanentError                400, 401, 403, 404, 413, 415, 422, bad answers
+    │   ├── EndpointError                 401, 403, 404, quota 429: the endpoint is unusable
+    │   └── PermanentError                400, 413, 415, 422, bad answers, not audio
     └── SidecarError (OSError)            a transcript could not be written to disk
 
 Only ``api.py`` catches ``httpx`` exceptions; it turns them into these, each
@@ -73,6 +74,13 @@ class RetryableError(TranscriptionError):
 
 class PermanentError(TranscriptionError):
     """Trying again with the same request will fail the same way."""
+
+
+class EndpointError(TranscriptionError):
+    """The endpoint or its account cannot serve anyone (bad key, unknown model, no quota).
+
+    Not the file's fault: the endpoint is paused and the file waits for it.
+    """
 
 
 class SidecarError(DropscribeError, OSError):

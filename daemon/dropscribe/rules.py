@@ -64,6 +64,7 @@ class FolderSettings:
     name_template: str = "{stem}.{ext}"
     settle_seconds: float = 5.0
     rerun_on_change: bool = False
+    after: str = "keep"
 
     @property
     def response_format(self) -> str:

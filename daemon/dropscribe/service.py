@@ -66,7 +66,7 @@ class Daemon:
             for inbox in config.inboxes
             for layer in inbox.layers
             if "output_dir" in layer.values
-        )
+        ) + tuple(d for inbox in config.inboxes for d in (inbox.failed_dir, inbox.done_dir))
 
     # ------------------------------------------------------------ entry points
 
@@ -81,7 +81,7 @@ class Daemon:
             for name, endpoint in self.config.endpoints.items()
         }
         abort = threading.Event()
-        processor = Processor(journal, clients, abort)
+        processor = Processor(journal, clients, abort, once=once)
         pool: Pool[Item] = Pool(
             self.config.workers, processor, key=lambda item: item.path, on_done=self._finished
         )
@@ -98,8 +98,8 @@ class Daemon:
         finally:
             log.info("daemon.stopping", grace_seconds=self.config.shutdown_grace)
             watcher.stop()
+            abort.set()  # waits (backoff, paused endpoints) give up; uploads in flight go on
             stragglers = pool.close(self.config.shutdown_grace)
-            abort.set()
             if stragglers:
                 log.warning("daemon.abandoned", running=stragglers,
                             reason="grace period over; they run again at next start")  # fmt: skip

@@ -8,24 +8,21 @@ after its sidecars are durable on disk.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import random
 import stat as statmod
 import threading
-import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import structlog
 
-from dropscribe import render, retry, rules, sidecar
+from dropscribe import audio, disposition, render, rules, sidecar
 from dropscribe.api import Transcript
-from dropscribe.errors import PermanentError, RetryableError, SidecarError, TranscriptionError
+from dropscribe.errors import EndpointError, PermanentError, SidecarError, TranscriptionError
+from dropscribe.uploader import Abandoned, Uploader
 
 if TYPE_CHECKING:
     import os
-    from collections.abc import Callable, Iterator
     from pathlib import Path
 
     from dropscribe.api import Client
@@ -39,10 +36,6 @@ log = structlog.get_logger("dropscribe")
 class Item:
     inbox: Inbox = field(compare=False)
     path: Path
-
-
-class Abandoned(Exception):  # noqa: N818 - a signal between two functions, not an error
-    """The daemon is stopping; leave the job for the next start."""
 
 
 @dataclass
@@ -75,16 +68,12 @@ class Processor:
         journal: Journal,
         clients: dict[str, Client],
         abort: threading.Event,
-        jitter: Callable[[], float] = random.random,
+        *,
+        once: bool = False,
     ) -> None:
         self._journal = journal
-        self._clients = clients
-        self._limits = {
-            name: threading.BoundedSemaphore(c.endpoint.max_concurrency)
-            for name, c in clients.items()
-        }
-        self._abort = abort
-        self._jitter = jitter
+        # In `once` a paused endpoint fails its files (there is no later to wait for).
+        self._uploader = Uploader(journal, clients, abort, wait_for_endpoints=not once)
         self._key_locks: dict[str, threading.Lock] = {}
         self._key_locks_guard = threading.Lock()
         self.tally = Tally()
@@ -102,9 +91,10 @@ class Processor:
         path = item.path
         settings = rules.effective(item.inbox, path)
         try:
-            st = path.stat()
+            st = path.stat() if item.inbox.follow_symlinks else path.lstat()
             if not statmod.S_ISREG(st.st_mode):
-                log.info("file.ignored", reason="not a regular file")
+                kind = "symbolic link" if statmod.S_ISLNK(st.st_mode) else "not a regular file"
+                log.info("file.ignored", reason=kind)
                 return "skipped"
             row = self._journal.file(path)
             if row is not None and (row.size, row.mtime_ns, row.inode) == _identity(st):
@@ -118,8 +108,7 @@ class Processor:
             log.info("file.vanished")
             return "skipped"
         except OSError as exc:
-            log.warning("file.unreadable", error=exc.strerror or str(exc))
-            return "failed"
+            return self._fail(item, PermanentError(f"cannot read file: {exc.strerror or exc}"))
         key = f"{digest}:{settings.shaping_hash()}"
         done = row if row is not None and row.state == "done" else None
         if (
@@ -133,13 +122,13 @@ class Processor:
         with self._key_lock(key):
             try:
                 transcript, fresh = self._transcript(item, settings, key, _identity(st))
-            except TranscriptionError as exc:
-                self._journal.record_file(
-                    path, item.inbox.name, _identity(st), digest, key, "failed", exc.message
-                )
-                log.error("file.failed", error=exc.message, status=exc.status,
-                          request_id=exc.request_id)  # fmt: skip
+            except EndpointError as exc:  # only in `once`: the endpoint, not the file
+                self._journal.record_file(path, item.inbox.name, _identity(st), digest, key,
+                                          "error", exc.message)  # fmt: skip
+                log.error("file.failed", error=exc.message, status=exc.status, quarantined=False)
                 return "failed"
+            except TranscriptionError as exc:
+                return self._fail(item, exc, key, _identity(st))
             try:
                 outputs = self._write(item, settings, transcript, key if fresh else None)
             except SidecarError as exc:
@@ -148,9 +137,46 @@ class Processor:
                 )
                 log.error("sidecar.failed", error=str(exc), will_retry=True)
                 return "failed"
+        moved = self._after(item, settings.after)
         self._journal.file_done(path, [f.value for f in settings.formats], outputs)
-        log.info("file.done", outputs=[str(p) for p in outputs])
+        log.info("file.done", outputs=[str(p) for p in outputs],
+                 moved_to=str(moved) if moved else None)  # fmt: skip
         return "done"
+
+    def _after(self, item: Item, action: str) -> Path | None:
+        try:
+            return disposition.after_success(item.path, item.inbox, action)
+        except OSError as exc:
+            log.warning("file.after_failed", after=action, error=exc.strerror or str(exc))
+            return None
+
+    def _fail(
+        self,
+        item: Item,
+        exc: TranscriptionError,
+        key: str | None = None,
+        identity: tuple[int, int, int] | None = None,
+    ) -> str:
+        """Quarantine the recording with its reason; it is never picked up again by itself."""
+        job = self._journal.job(key) if key else None
+        report = {
+            "reason": exc.message,
+            "status": exc.status,
+            "request_id": exc.request_id,
+            "attempts": job.attempts if job else 0,
+            "key": key,
+        }
+        try:
+            target = disposition.quarantine(item.path, item.inbox, report)
+        except OSError as err:
+            target = None
+            log.error("file.quarantine_failed", error=err.strerror or str(err))
+        if key is not None and identity is not None:
+            self._journal.record_file(item.path, item.inbox.name, identity,
+                                      key.split(":", 1)[0], key, "failed", exc.message)  # fmt: skip
+        log.error("file.failed", error=exc.message, status=exc.status, request_id=exc.request_id,
+                  quarantined=str(target) if target else None)  # fmt: skip
+        return "failed"
 
     @staticmethod
     def _already_done(row: FileRow, key: str, settings: rules.FolderSettings) -> str | None:
@@ -176,61 +202,10 @@ class Processor:
         if job is not None and job.result is not None:
             log.info("transcript.reused", request_id=job.request_id)
             return Transcript.from_json(job.result, job.request_id), False
-        return self._upload(item.path, settings, key, attempt, identity[0]), True
-
-    @contextlib.contextmanager
-    def _slot(self, endpoint: str) -> Iterator[None]:
-        """One of the endpoint's concurrent uploads; gives up when the daemon stops."""
-        limit = self._limits[endpoint]
-        while not limit.acquire(timeout=0.25):
-            if self._abort.is_set():
-                raise Abandoned
-        try:
-            yield
-        finally:
-            limit.release()
-
-    def _upload(
-        self, path: Path, settings: rules.FolderSettings, key: str, attempt: int, size: int
-    ) -> Transcript:
-        client = self._clients[settings.endpoint]
-        endpoint = client.endpoint
-        while True:
-            if self._abort.is_set():
-                raise Abandoned
-            failure: TranscriptionError | None = None
-            with self._slot(settings.endpoint):
-                log.info("upload.started", endpoint=endpoint.name, model=settings.model,
-                         attempt=attempt, bytes=size)  # fmt: skip
-                started = time.monotonic()
-                try:
-                    transcript = client.transcribe(path, settings)
-                except TranscriptionError as exc:
-                    failure = exc
-                except OSError as exc:
-                    failure = PermanentError(f"cannot read file: {exc.strerror or exc}")
-            ms = round((time.monotonic() - started) * 1000)
-            if failure is None:
-                log.info("upload.finished", status=200, ms=ms, bytes=size,
-                         request_id=transcript.request_id, attempt=attempt)  # fmt: skip
-                return transcript
-            last = not isinstance(failure, RetryableError) or attempt >= endpoint.max_attempts
-            log.warning("upload.failed", status=failure.status, error=failure.message, ms=ms,
-                        request_id=failure.request_id, attempt=attempt,
-                        retryable=isinstance(failure, RetryableError))  # fmt: skip
-            state = "failed" if last else "retrying"
-            self._journal.job_failed(
-                key, failure.message, failure.status, failure.request_id, state
-            )
-            if last:
-                raise failure
-            wait = retry.delay(attempt - 1, endpoint.backoff_max, self._jitter(),
-                               failure.retry_after)  # fmt: skip
-            log.info("upload.retrying", in_seconds=round(wait, 3), attempt=attempt)
-            if self._abort.wait(wait):
-                raise Abandoned
-            attempt += 1
-            self._journal.start_attempt(key, settings.shaping(), attempt)
+        found = audio.probe(item.path)
+        log.info("audio.probed", container=found.container, codec=found.codec,
+                 seconds=found.duration)  # fmt: skip
+        return self._uploader.upload(item.path, settings, key, attempt, identity[0]), True
 
     def _write(
         self, item: Item, settings: rules.FolderSettings, transcript: Transcript, fresh: str | None

@@ -1,0 +1,52 @@
+"""Probe audio with PyAV (bundled FFmpeg libraries): is there anything to transcribe?
+
+A file that holds no decodable audio is a permanent failure found before any
+upload, with a reason a person can act on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import av
+
+from dropscribe.errors import PermanentError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Probe:
+    container: str
+    codec: str
+    duration: float | None  # seconds, when the container says
+    streams: int  # audio streams
+
+
+def probe(path: Path) -> Probe:
+    """Read the container's headers; raise PermanentError when there is no audio in it."""
+    if path.stat().st_size == 0:
+        raise PermanentError("empty file")
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            audio = container.streams.audio
+            if not audio:
+                kinds = ", ".join(sorted({str(s.type) for s in container.streams})) or "none"
+                raise PermanentError(f"no audio stream (streams: {kinds})")
+            stream = audio[0]
+            duration = None
+            if container.duration is not None:
+                duration = container.duration / 1_000_000
+            elif stream.duration is not None and stream.time_base is not None:
+                duration = float(stream.duration * stream.time_base)
+            return Probe(
+                container=container.format.name,
+                codec=stream.codec_context.name,
+                duration=round(duration, 3) if duration is not None else None,
+                streams=len(audio),
+            )
+    except av.FFmpegError as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise PermanentError(f"not a readable audio file: {reason}") from None

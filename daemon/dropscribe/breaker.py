@@ -1,0 +1,59 @@
+"""Pure: when an endpoint is paused (circuit breaker), and when it may be probed again.
+
+An endpoint that keeps failing with retryable errors (outage, overload) is paused
+as a whole instead of burning every file's attempts. A failure that no retry can
+fix soon (bad key, unknown model, exhausted quota) pauses it at once. After the
+pause one upload goes through as a probe: success closes the breaker, failure
+pauses it again for twice as long (up to a cap).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class Breaker:
+    threshold: int = 5  # consecutive retryable failures that pause the endpoint
+    cooldown: float = 30.0  # first pause, seconds
+    max_cooldown: float = 900.0
+    failures: int = 0
+    paused_until: float = 0.0
+    pause: float = 0.0  # the current pause length; doubles while probes fail
+    probing: bool = False
+    reason: str | None = None
+
+    def wait(self, now: float) -> float:
+        """Seconds to wait before uploading; 0 means go (and may make this upload the probe)."""
+        if self.reason is None:
+            return 0.0
+        if now < self.paused_until:
+            return self.paused_until - now
+        if self.probing:
+            return 0.5  # someone else's probe is in flight: look again shortly
+        self.probing = True
+        return 0.0
+
+    def succeeded(self) -> bool:
+        """An upload worked. True if that resumed a paused endpoint."""
+        resumed = self.reason is not None
+        self.failures = 0
+        self.pause = 0.0
+        self.paused_until = 0.0
+        self.probing = False
+        self.reason = None
+        return resumed
+
+    def failed(self, now: float, reason: str, *, at_once: bool = False) -> float | None:
+        """An upload failed. Returns the pause length if this paused the endpoint."""
+        self.failures += 1
+        if not (at_once or self.probing or self.failures >= self.threshold):
+            return None
+        self.pause = min(self.max_cooldown, self.pause * 2 if self.pause else self.cooldown)
+        if at_once:
+            self.pause = max(self.pause, self.cooldown * 10)
+            self.pause = min(self.pause, self.max_cooldown * 4)
+        self.paused_until = now + self.pause
+        self.probing = False
+        self.reason = reason
+        return self.pause

@@ -1,0 +1,146 @@
+"""One file's upload with the retry policy, per-endpoint concurrency and the breaker.
+
+Retryable failures are tried again after the backoff (never sooner than the
+server asked); an endpoint that keeps failing, or cannot serve anyone (bad key,
+unknown model, exhausted quota), is paused as a whole, and uploads wait for it
+instead of using up their attempts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import threading
+import time
+from typing import TYPE_CHECKING
+
+import structlog
+
+from dropscribe import retry
+from dropscribe.breaker import Breaker
+from dropscribe.errors import EndpointError, PermanentError, RetryableError, TranscriptionError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+    from dropscribe.api import Client, Transcript
+    from dropscribe.journal import Journal
+    from dropscribe.rules import FolderSettings
+
+log = structlog.get_logger("dropscribe")
+
+
+class Abandoned(Exception):  # noqa: N818 - a signal between two functions, not an error
+    """The daemon is stopping; leave the job for the next start."""
+
+
+class Uploader:
+    def __init__(
+        self,
+        journal: Journal,
+        clients: dict[str, Client],
+        abort: threading.Event,
+        *,
+        wait_for_endpoints: bool = True,
+        jitter: Callable[[], float] = random.random,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._journal = journal
+        self._clients = clients
+        self._abort = abort
+        self._wait_for_endpoints = wait_for_endpoints
+        self._jitter = jitter
+        self._clock = clock
+        self._limits = {
+            name: threading.BoundedSemaphore(c.endpoint.max_concurrency)
+            for name, c in clients.items()
+        }
+        self._breakers = {name: Breaker() for name in clients}
+        self._lock = threading.Lock()
+
+    def _sleep(self, seconds: float) -> None:
+        if self._abort.wait(seconds):
+            raise Abandoned
+
+    @contextlib.contextmanager
+    def _slot(self, endpoint: str) -> Iterator[None]:
+        """Wait for the endpoint's breaker and one of its concurrent upload slots."""
+        while True:
+            with self._lock:
+                wait = self._breakers[endpoint].wait(self._clock())
+            if not wait:
+                break
+            self._sleep(min(wait, 1.0))
+        limit = self._limits[endpoint]
+        while not limit.acquire(timeout=0.25):
+            if self._abort.is_set():
+                raise Abandoned
+        try:
+            yield
+        finally:
+            limit.release()
+
+    def upload(
+        self, path: Path, settings: FolderSettings, key: str, attempt: int, size: int
+    ) -> Transcript:
+        """Upload until it works, the attempts run out, or the failure is the file's."""
+        client = self._clients[settings.endpoint]
+        endpoint = client.endpoint
+        while True:
+            if self._abort.is_set():
+                raise Abandoned
+            failure: TranscriptionError | None = None
+            with self._slot(settings.endpoint):
+                log.info("upload.started", endpoint=endpoint.name, model=settings.model,
+                         attempt=attempt, bytes=size)  # fmt: skip
+                started = time.monotonic()
+                try:
+                    transcript = client.transcribe(path, settings)
+                except TranscriptionError as exc:
+                    failure = exc
+                except OSError as exc:
+                    failure = PermanentError(f"cannot read file: {exc.strerror or exc}")
+            ms = round((time.monotonic() - started) * 1000)
+            if failure is None:
+                self._succeeded(endpoint.name)
+                log.info("upload.finished", status=200, ms=ms, bytes=size,
+                         request_id=transcript.request_id, attempt=attempt)  # fmt: skip
+                return transcript
+            log.warning("upload.failed", status=failure.status, error=failure.message, ms=ms,
+                        request_id=failure.request_id, attempt=attempt,
+                        retryable=isinstance(failure, RetryableError))  # fmt: skip
+            if isinstance(failure, EndpointError):
+                self._failed(endpoint.name, failure, at_once=True)
+                if not self._wait_for_endpoints:
+                    raise failure
+                continue  # not the file's fault: same attempt once the endpoint is back
+            if isinstance(failure, RetryableError):
+                self._failed(endpoint.name, failure)
+            last = not isinstance(failure, RetryableError) or attempt >= endpoint.max_attempts
+            state = "failed" if last else "retrying"
+            self._journal.job_failed(
+                key, failure.message, failure.status, failure.request_id, state
+            )
+            if last:
+                raise failure
+            wait = retry.delay(attempt - 1, endpoint.backoff_max, self._jitter(),
+                               failure.retry_after)  # fmt: skip
+            log.info("upload.retrying", in_seconds=round(wait, 3), attempt=attempt)
+            self._sleep(wait)
+            attempt += 1
+            self._journal.start_attempt(key, settings.shaping(), attempt)
+
+    def _succeeded(self, endpoint: str) -> None:
+        with self._lock:
+            resumed = self._breakers[endpoint].succeeded()
+        if resumed:
+            log.warning("endpoint.resumed", endpoint=endpoint)
+
+    def _failed(self, endpoint: str, failure: TranscriptionError, *, at_once: bool = False) -> None:
+        with self._lock:
+            pause = self._breakers[endpoint].failed(self._clock(), failure.message, at_once=at_once)
+        if pause is not None:
+            log.error("endpoint.paused", endpoint=endpoint, seconds=round(pause, 1),
+                      reason=failure.message, status=failure.status,
+                      action="uploads to it wait; a probe is sent when the pause ends")  # fmt: skip
