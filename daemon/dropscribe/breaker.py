@@ -50,9 +50,8 @@ class Breaker:
         if not (at_once or self.probing or self.failures >= self.threshold):
             return None
         self.pause = min(self.max_cooldown, self.pause * 2 if self.pause else self.cooldown)
-        if at_once:
-            self.pause = max(self.pause, self.cooldown * 10)
-            self.pause = min(self.pause, self.max_cooldown * 4)
+        if at_once:  # a bad key or an empty account does not mend itself in seconds
+            self.pause = min(max(self.pause, self.cooldown * 10), self.max_cooldown * 4)
         self.paused_until = now + self.pause
         self.probing = False
         self.reason = reason

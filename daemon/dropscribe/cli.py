@@ -7,14 +7,15 @@ import signal
 import sqlite3
 import sys
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import structlog
 
-from dropscribe import __version__, config, log
+from dropscribe import __version__, config, disposition, log
 from dropscribe.errors import ConfigError
 from dropscribe.journal import Journal
-from dropscribe.service import LEDGER_NAME, Daemon
+from dropscribe.service import LEDGER_NAME, AlreadyRunningError, Daemon
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -46,11 +47,16 @@ def _parser() -> argparse.ArgumentParser:
         ("once", "transcribe what is in the inboxes now, then exit"),
         ("check-config", "validate the config file and report every problem"),
         ("status", "files by state and the latest failures, from the ledger"),
+        ("retry", "put quarantined recordings back into their inbox to be tried again"),
     ):
         cmd = sub.add_parser(name, help=text, description=text, epilog=EPILOG,
                              formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
         cmd.add_argument("-c", "--config", required=True, metavar="CONFIG",
                          help="path to the YAML config file")  # fmt: skip
+        if name == "retry":
+            cmd.add_argument("paths", nargs="*", metavar="PATH",
+                             help="quarantined files, or the paths they had")  # fmt: skip
+            cmd.add_argument("--all", action="store_true", help="every quarantined recording")
     return parser
 
 
@@ -72,6 +78,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     if args.command == "status":
         return _status(cfg)
+    if args.command == "retry":
+        if not args.paths and not args.all:
+            return _fail("retry: name quarantined files, or give --all")
+        return _retry(cfg, [Path(p).resolve() for p in args.paths])
     log.configure(cfg.log_format, cfg.log_level)
     return _serve(cfg, once=args.command == "once")
 
@@ -86,6 +96,8 @@ def _serve(cfg: config.Config, *, once: bool) -> int:
     signal.signal(signal.SIGINT, on_signal)
     try:
         failed = Daemon(cfg).run(stop, once=once)
+    except AlreadyRunningError as exc:
+        return _fail(f"{exc.strerror} ({cfg.state_dir})")
     except (OSError, sqlite3.Error) as exc:
         return _fail(f"cannot use state_dir {cfg.state_dir}: {exc}")
     except Exception:
@@ -114,3 +126,36 @@ def _status(cfg: config.Config) -> int:
         for row in failures:
             print(f"  {row.path}: {row.error}")
     return EXIT_OK
+
+
+def _retry(cfg: config.Config, paths: list[Path]) -> int:
+    """Move quarantined recordings back and reset their attempts; the daemon picks them up."""
+    try:
+        journal = Journal(cfg.state_dir / LEDGER_NAME)
+    except (OSError, sqlite3.Error) as exc:
+        return _fail(f"cannot open ledger in {cfg.state_dir}: {exc}")
+    wanted = set(paths)
+    found: set[Path] = set()
+    problems = 0
+    try:
+        for inbox in cfg.inboxes:
+            for item in disposition.failed(inbox):
+                if wanted and not wanted & {item.path, item.source}:
+                    continue
+                found |= {item.path, item.source}
+                try:
+                    back = disposition.restore(item)
+                except OSError as exc:
+                    print(f"{item.path}: cannot move back: {exc.strerror or exc}", file=sys.stderr)
+                    problems += 1
+                    continue
+                journal.forget_failure(item.source, item.key)
+                print(f"{back}: queued again (was: {item.reason or 'unknown reason'})")
+    finally:
+        journal.close()
+    for missing in sorted(wanted - found):
+        print(f"{missing}: not a quarantined recording", file=sys.stderr)
+        problems += 1
+    if not found and not wanted:
+        print("nothing is quarantined")
+    return EXIT_FAILED if problems else EXIT_OK

@@ -125,6 +125,8 @@ class EndpointModel(_Strict):
     max_concurrency: Annotated[int, Field(ge=1, le=64)] = 4
     max_attempts: Annotated[int, Field(ge=1, le=100)] = 5
     backoff_max: Annotated[float, Field(gt=0)] = 60.0
+    pause_after_failures: Annotated[int, Field(ge=1)] = 5
+    pause_seconds: Annotated[float, Field(gt=0)] = 30.0
 
     @field_validator("base_url")
     @classmethod
@@ -165,6 +167,8 @@ class Endpoint:
     max_attempts: int
     backoff_max: float
     api_key: str | None = field(default=None, repr=False)
+    pause_after_failures: int = 5
+    pause_seconds: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -440,6 +444,8 @@ def _endpoint(
         max_attempts=ep.max_attempts,
         backoff_max=ep.backoff_max,
         api_key=key,
+        pause_after_failures=ep.pause_after_failures,
+        pause_seconds=ep.pause_seconds,
     )
 
 

@@ -331,6 +331,20 @@ class Journal:
 
         return self._write(fn)
 
+    def forget_failure(self, source: Path, key: str | None) -> None:
+        """Let a quarantined recording be tried afresh: attempts back to zero."""
+
+        def fn(db: sqlite3.Connection) -> None:
+            db.execute("DELETE FROM files WHERE path = ? AND state = 'failed'", (str(source),))
+            if key:
+                db.execute(
+                    "UPDATE jobs SET state = 'retry', attempts = 0"
+                    " WHERE key = ? AND state != 'done'",
+                    (key,),
+                )
+
+        self._write(fn)
+
     # ------------------------------------------------------------ reports
 
     def counts(self) -> dict[str, int]:

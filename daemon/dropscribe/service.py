@@ -8,6 +8,9 @@ waits on a worker and a worker never waits on it.
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
+import os
 import queue
 import threading
 import time
@@ -26,7 +29,6 @@ from dropscribe.watcher import Hint, Watcher, scan
 from dropscribe.worker import Item, Processor
 
 if TYPE_CHECKING:
-    import os
     from collections.abc import Callable
     from pathlib import Path
 
@@ -75,6 +77,7 @@ class Daemon:
 
         Returns the number of files that failed.
         """
+        lock = _lock_state_dir(self.config.state_dir)
         journal = self._journal = Journal(self.config.state_dir / LEDGER_NAME)
         clients = {
             name: Client(endpoint, transport=self._transport)
@@ -107,6 +110,7 @@ class Daemon:
                 for client in clients.values():
                     client.close()
                 journal.close()
+            os.close(lock)
             tally = processor.tally
             log.info("daemon.stopped", done=tally.done, failed=tally.failed,
                      skipped=tally.skipped)  # fmt: skip
@@ -267,3 +271,24 @@ class Daemon:
             if not pool.submit(item):
                 return  # full: keep it for the next turn
             self._ready.pop(path)
+
+
+class AlreadyRunningError(OSError):
+    """Another dropscribe process serves the same state_dir."""
+
+
+def _lock_state_dir(state_dir: Path) -> int:
+    """Hold an exclusive lock on the state directory for as long as the daemon runs.
+
+    Two daemons on one ledger would upload files twice; the second one refuses to start.
+    """
+    state_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(state_dir / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise AlreadyRunningError(
+            errno.EWOULDBLOCK, "another dropscribe is running with this state_dir"
+        ) from None
+    return fd

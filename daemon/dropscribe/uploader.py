@@ -56,7 +56,14 @@ class Uploader:
             name: threading.BoundedSemaphore(c.endpoint.max_concurrency)
             for name, c in clients.items()
         }
-        self._breakers = {name: Breaker() for name in clients}
+        self._breakers = {
+            name: Breaker(
+                threshold=c.endpoint.pause_after_failures,
+                cooldown=c.endpoint.pause_seconds,
+                max_cooldown=max(c.endpoint.pause_seconds, 900.0),
+            )
+            for name, c in clients.items()
+        }
         self._lock = threading.Lock()
 
     def _sleep(self, seconds: float) -> None:
