@@ -49,8 +49,13 @@ class Reply:
     content_type: str = "application/json"
 
 
-def openai_error(status: int, message: str, type_: str = "invalid_request_error",
-                 code: str | None = None, **headers: str) -> Reply:  # fmt: skip
+def openai_error(
+    status: int,
+    message: str,
+    type_: str = "invalid_request_error",
+    code: str | None = None,
+    **headers: str,
+) -> Reply:
     body = {"error": {"message": message, "type": type_, "param": None, "code": code}}
     return Reply(status, body, dict(headers))
 

@@ -1,0 +1,225 @@
+"""Nothing lost, nothing twice: bad input, quarantine, retry, pauses, the ledger across restarts."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+from conftest import DaemonProcess, make_wav, named, started, wait_for, wav_bytes
+from fakeapi import Reply, openai_error
+
+from dropscribe.journal import Journal
+from dropscribe.service import LEDGER_NAME
+
+
+def report(setup, name):
+    return json.loads((setup.inbox / "failed" / f"{name}.error.json").read_text())
+
+
+def test_bad_inputs_are_quarantined_with_a_reason_and_the_rest_go_on(setup, events):
+    """Empty, not-audio and truncated files go to failed/ with a report; good files still work."""
+    (setup.inbox / "empty.wav").write_bytes(b"")
+    (setup.inbox / "notes.mp3").write_text("these are my meeting notes, not audio\n" * 20)
+    (setup.inbox / "cut.wav").write_bytes(wav_bytes()[:30])
+    make_wav(setup.inbox / "good.wav")
+    with setup.daemon():
+        wait_for(lambda: len(named(events, "file.failed")) == 3, what="three failures")
+        wait_for(lambda: named(events, "file.done"), what="the good file")
+    assert report(setup, "empty.wav")["reason"] == "empty file"
+    assert report(setup, "notes.mp3")["reason"].startswith("not a readable audio file")
+    assert report(setup, "cut.wav")["source"] == str(setup.inbox / "cut.wav")
+    assert not (setup.inbox / "notes.mp3").exists()
+    assert (setup.inbox / "failed" / "notes.mp3").exists()
+    assert [u.filename for u in setup.api.uploads] == ["good.wav"]
+
+
+def test_server_rejection_is_quarantined_and_retry_requeues_it(setup, events):
+    """A 400 quarantines the file; `dropscribe retry --all` brings it back and it succeeds."""
+    setup.api.script.append(openai_error(400, "Invalid file format."))
+    make_wav(setup.inbox / "sub" / "clip.wav")
+    with setup.daemon():
+        wait_for(lambda: named(events, "file.failed"), what="failure")
+        quarantined = setup.inbox / "failed" / "sub" / "clip.wav"
+        assert quarantined.exists()
+        error = json.loads(quarantined.with_name("clip.wav.error.json").read_text())
+        assert (error["status"], error["reason"]) == (400, "HTTP 400: Invalid file format.")
+        assert error["attempts"] == 1
+        result = subprocess.run(
+            [sys.executable, "-m", "dropscribe", "retry", "-c", str(setup.config_path), "--all"],
+            capture_output=True, text=True, env={**os.environ, **setup.env}, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert "queued again (was: HTTP 400: Invalid file format.)" in result.stdout
+        wait_for(lambda: named(events, "file.done"), what="done after retry")
+    assert (setup.inbox / "sub" / "clip.txt").read_text() == "transcript of clip.wav\n"
+    assert not quarantined.exists()
+    assert not quarantined.with_name("clip.wav.error.json").exists()
+
+
+def test_directories_symlinks_and_odd_names(setup, events, tmp_path):
+    """A folder named x.wav and symlinks are not uploaded; spaces, unicode, quotes, newlines are."""
+    outside = make_wav(tmp_path / "elsewhere" / "secret.wav")
+    (setup.inbox / "x.wav").mkdir()
+    make_wav(setup.inbox / "x.wav" / "inner.wav")
+    (setup.inbox / "link.wav").symlink_to(outside)
+    odd = ["with space.wav", "ünïcødé 録音.wav", "quote's \"q\".wav", "new\nline.wav"]
+    for n, name in enumerate(odd):
+        make_wav(setup.inbox / name, freq=300 + 40 * n)
+    with setup.daemon():
+        wait_for(lambda: len(named(events, "file.done")) == 5, what="five done")
+    assert sorted(u.filename for u in setup.api.uploads) == sorted(
+        ["inner.wav", "with space.wav", "ünïcødé 録音.wav", "quote's %22q%22.wav", "new%0Aline.wav"]
+    )
+    for name in odd:
+        stem = name.removesuffix(".wav")
+        assert (setup.inbox / f"{stem}.txt").exists(), name
+    ignored = {e["path"]: e["reason"] for e in named(events, "file.ignored")}
+    assert ignored[str(setup.inbox / "link.wav")] == "symbolic link"
+    assert not (setup.inbox / "failed").exists()
+
+
+def test_vanished_file_is_reported_not_quarantined(setup, events):
+    """A file deleted between settling and upload is a file.vanished event and nothing else."""
+    from dropscribe.worker import Item, Processor
+
+    cfg = setup.load()
+    journal = Journal(setup.state / LEDGER_NAME)
+    try:
+        import threading
+
+        processor = Processor(journal, {}, threading.Event())
+        processor(Item(cfg.inboxes[0], setup.inbox / "gone.wav"))
+    finally:
+        journal.close()
+    assert named(events, "file.vanished")
+    assert processor.tally.skipped == 1
+
+
+def test_outage_pauses_the_endpoint_instead_of_failing_files(setup, events):
+    """Repeated 503s pause the endpoint; a probe later resumes it; no file is quarantined."""
+    setup.data["endpoints"]["local"].update(pause_after_failures=2, pause_seconds=0.5,
+                                            max_attempts=10)  # fmt: skip
+    setup.data["workers"] = 1
+    setup.api.script.extend(
+        [openai_error(503, "Slow Down", type_="server_error")] * 3
+    )
+    make_wav(setup.inbox / "a.wav")
+    make_wav(setup.inbox / "b.wav", freq=700)
+    with setup.daemon():
+        wait_for(lambda: len(named(events, "file.done")) == 2, what="both done", timeout=30)
+    paused = named(events, "endpoint.paused")
+    assert paused and paused[0]["seconds"] == 0.5
+    assert named(events, "endpoint.resumed")
+    assert not named(events, "file.failed")
+
+
+def test_bad_key_pauses_endpoint_and_resumes_when_fixed(setup, events):
+    """A 401 pauses the endpoint at once (file kept); after the fix the probe goes through."""
+    setup.data["endpoints"]["local"]["pause_seconds"] = 0.05  # 10x for a bad key: 0.5 s
+    setup.api.script.append(openai_error(401, "Incorrect API key provided.", code="invalid_api_key"))
+    make_wav(setup.inbox / "k.wav")
+    with setup.daemon():
+        wait_for(lambda: named(events, "file.done"), what="done after the pause", timeout=30)
+    assert named(events, "endpoint.paused")[0]["status"] == 401
+    assert len(setup.api.uploads) == 2
+    attempts = [e["attempt"] for e in named(events, "upload.started")]
+    assert attempts == [1, 1], "a paused endpoint does not use up the file's attempts"
+
+
+@pytest.mark.parametrize("after", ["move", "delete"])
+def test_after_success_moves_or_deletes_the_source(setup, events, after):
+    """after: move puts the recording in done/; after: delete removes it; sidecars stay."""
+    setup.data["defaults"]["after"] = after
+    make_wav(setup.inbox / "m" / "memo.wav")
+    with setup.daemon():
+        wait_for(lambda: named(events, "file.done"), what="done")
+    assert not (setup.inbox / "m" / "memo.wav").exists()
+    assert (setup.inbox / "m" / "memo.txt").exists()
+    assert (setup.inbox / "done" / "m" / "memo.wav").exists() == (after == "move")
+    assert len(setup.api.uploads) == 1
+
+
+def test_renamed_done_file_is_not_uploaded_again_but_new_content_is(setup, events):
+    """A rename needs no upload; a recorder reusing the name with new audio gets a new transcript."""
+    make_wav(setup.inbox / "Recording.m4a")
+    with setup.daemon():
+        wait_for(lambda: named(events, "file.done"), what="first")
+        (setup.inbox / "Recording.m4a").rename(setup.inbox / "Renamed.m4a")
+        wait_for(lambda: len(named(events, "file.done")) == 2, what="renamed")
+        (setup.inbox / "Recording.m4a").write_bytes(wav_bytes(freq=900))
+        wait_for(lambda: len(named(events, "file.done")) == 3, what="reused name")
+    assert [u.filename for u in setup.api.uploads] == ["Recording.m4a", "Recording.m4a"]
+    assert setup.api.uploads[0].sha256 != setup.api.uploads[1].sha256
+    assert named(events, "transcript.reused")
+    assert (setup.inbox / "Renamed.txt").exists()
+
+
+def test_settings_change_reruns_only_with_rerun_on_change(setup, events):
+    """A new prompt re-runs finished files only when the folder says rerun_on_change: true."""
+    make_wav(setup.inbox / "s.wav")
+    with setup.daemon():
+        wait_for(lambda: named(events, "file.done"), what="done")
+    setup.data["defaults"]["prompt"] = "New glossary."
+    setup.data["workers"] = 1
+    with setup.daemon():
+        wait_for(started(events), what="second start")
+        make_wav(setup.inbox / "sentinel.wav", freq=123)  # queued behind s.wav, if it were
+        wait_for(lambda: len(named(events, "file.done")) == 2, what="sentinel")
+    assert [u.filename for u in setup.api.uploads] == ["s.wav", "sentinel.wav"]
+    setup.data["defaults"]["rerun_on_change"] = True
+    with setup.daemon():
+        wait_for(lambda: len(named(events, "file.done")) == 3, what="rerun")
+    # s.wav runs again with the new prompt; sentinel.wav already had it.
+    assert [u.filename for u in setup.api.uploads[2:]] == ["s.wav"]
+    assert setup.api.uploads[2].fields["prompt"] == "New glossary."
+    assert named(events, "file.rerun")
+
+
+def test_unwritable_output_is_not_marked_done_and_is_retried(setup, events):
+    """When sidecars cannot be written the file stays undone and succeeds once the disk is fixed."""
+    blocker = setup.root / "out"
+    blocker.write_text("a file where the output folder should be")
+    setup.data["defaults"]["output_dir"] = str(blocker)
+    setup.data["rescan_seconds"] = 0.5
+    make_wav(setup.inbox / "w.wav")
+    with setup.daemon():
+        wait_for(lambda: named(events, "sidecar.failed"), what="write failure")
+        assert not (setup.inbox / "failed").exists()
+        blocker.unlink()
+        wait_for(lambda: named(events, "file.done"), what="done after the fix")
+    assert (blocker / "w.txt").exists()
+    assert len(setup.api.uploads) == 1, "the stored transcript is reused, not uploaded again"
+
+
+def test_second_daemon_on_the_same_state_dir_refuses_to_start(setup):
+    """Two daemons on one ledger would double-upload: the second exits 2 with a clear line."""
+    first = DaemonProcess(setup)
+    try:
+        first.wait_event("daemon.started")
+        second = DaemonProcess(setup)
+        assert second.wait() == 2
+        assert "another dropscribe is running with this state_dir" in "".join(second.raw)
+    finally:
+        first.kill()
+
+
+def test_status_reports_counts_and_failures(setup, events):
+    """status reads the ledger: counts by state and the latest failure with its reason."""
+    setup.api.script.append(openai_error(422, "Unprocessable"))
+    make_wav(setup.inbox / "ok.wav")
+    make_wav(setup.inbox / "bad.wav", freq=999)
+    setup.data["workers"] = 1
+    with setup.daemon():
+        wait_for(lambda: named(events, "file.done") and named(events, "file.failed"), what="both")
+    out = subprocess.run(
+        [sys.executable, "-m", "dropscribe", "status", "-c", str(setup.config_path)],
+        capture_output=True, text=True, env={**os.environ, **setup.env}, check=True,
+    ).stdout  # fmt: skip
+    assert "done       1" in out
+    assert "failed     1" in out
+    assert "HTTP 422: Unprocessable" in out
+    shutil.rmtree(setup.state)
