@@ -35,6 +35,7 @@ class Upload:
     size: int = 0
     sha256: str = ""
     at: float = 0.0
+    reply: str = ""  # what it was answered: "200", "429", "drop", "stall", ...
 
 
 @dataclass
@@ -157,9 +158,10 @@ def default_answer(upload: Upload) -> dict[str, Any]:
 class FakeAPI:
     """Start with ``with FakeAPI() as api:``; ``api.base_url`` is the endpoint's base URL."""
 
-    def __init__(self, api_key: str | None = None, answer=default_answer) -> None:
+    def __init__(self, api_key: str | None = None, answer=default_answer, delay: float = 0.0):
         self.api_key = api_key
         self.answer = answer
+        self.delay = delay  # seconds each answer takes (a transcription is not instant)
         self.uploads: list[Upload] = []
         self.script: collections.deque[Reply] = collections.deque()
         self.connections = 0
@@ -271,6 +273,11 @@ class FakeAPI:
                     self._send(openai_error(404, f"no route {upload.path}"))
                     return
                 reply = api._next_reply(upload)
+                upload.reply = (
+                    "drop" if reply.drop else "stall" if reply.stall else str(reply.status)
+                )
+                if api.delay:
+                    api._closing.wait(api.delay)
                 if reply.stall:
                     api._closing.wait(reply.stall)
                 if reply.drop:

@@ -9,11 +9,11 @@ import subprocess
 import sys
 
 import pytest
-from conftest import DaemonProcess, make_wav, named, started, wait_for, wav_bytes
-from fakeapi import Reply, openai_error
 
+from conftest import DaemonProcess, make_wav, named, started, wait_for, wav_bytes
 from dropscribe.journal import Journal
 from dropscribe.service import LEDGER_NAME
+from fakeapi import openai_error
 
 
 def report(setup, name):
@@ -66,7 +66,7 @@ def test_directories_symlinks_and_odd_names(setup, events, tmp_path):
     (setup.inbox / "x.wav").mkdir()
     make_wav(setup.inbox / "x.wav" / "inner.wav")
     (setup.inbox / "link.wav").symlink_to(outside)
-    odd = ["with space.wav", "ünïcødé 録音.wav", "quote's \"q\".wav", "new\nline.wav"]
+    odd = ["with space.wav", "ünïcødé 録音.wav", 'quote\'s "q".wav', "new\nline.wav"]
     for n, name in enumerate(odd):
         make_wav(setup.inbox / name, freq=300 + 40 * n)
     with setup.daemon():
@@ -104,15 +104,14 @@ def test_outage_pauses_the_endpoint_instead_of_failing_files(setup, events):
     setup.data["endpoints"]["local"].update(pause_after_failures=2, pause_seconds=0.5,
                                             max_attempts=10)  # fmt: skip
     setup.data["workers"] = 1
-    setup.api.script.extend(
-        [openai_error(503, "Slow Down", type_="server_error")] * 3
-    )
+    setup.api.script.extend([openai_error(503, "Slow Down", type_="server_error")] * 3)
     make_wav(setup.inbox / "a.wav")
     make_wav(setup.inbox / "b.wav", freq=700)
     with setup.daemon():
         wait_for(lambda: len(named(events, "file.done")) == 2, what="both done", timeout=30)
     paused = named(events, "endpoint.paused")
-    assert paused and paused[0]["seconds"] == 0.5
+    assert paused
+    assert paused[0]["seconds"] == 0.5
     assert named(events, "endpoint.resumed")
     assert not named(events, "file.failed")
 
@@ -120,7 +119,9 @@ def test_outage_pauses_the_endpoint_instead_of_failing_files(setup, events):
 def test_bad_key_pauses_endpoint_and_resumes_when_fixed(setup, events):
     """A 401 pauses the endpoint at once (file kept); after the fix the probe goes through."""
     setup.data["endpoints"]["local"]["pause_seconds"] = 0.05  # 10x for a bad key: 0.5 s
-    setup.api.script.append(openai_error(401, "Incorrect API key provided.", code="invalid_api_key"))
+    setup.api.script.append(
+        openai_error(401, "Incorrect API key provided.", code="invalid_api_key")
+    )
     make_wav(setup.inbox / "k.wav")
     with setup.daemon():
         wait_for(lambda: named(events, "file.done"), what="done after the pause", timeout=30)

@@ -44,6 +44,10 @@ class Breaker:
         self.reason = None
         return resumed
 
+    def released(self) -> None:
+        """An upload ended without a verdict on the endpoint (the file was unreadable, ...)."""
+        self.probing = False
+
     def failed(self, now: float, reason: str, *, at_once: bool = False) -> float | None:
         """An upload failed. Returns the pause length if this paused the endpoint."""
         self.failures += 1

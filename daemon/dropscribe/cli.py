@@ -143,13 +143,14 @@ def _retry(cfg: config.Config, paths: list[Path]) -> int:
                 if wanted and not wanted & {item.path, item.source}:
                     continue
                 found |= {item.path, item.source}
+                # Forget first: a running daemon sees the file come back at once.
+                journal.forget_failure(item.source, item.key)
                 try:
                     back = disposition.restore(item)
                 except OSError as exc:
                     print(f"{item.path}: cannot move back: {exc.strerror or exc}", file=sys.stderr)
                     problems += 1
                     continue
-                journal.forget_failure(item.source, item.key)
                 print(f"{back}: queued again (was: {item.reason or 'unknown reason'})")
     finally:
         journal.close()

@@ -64,6 +64,7 @@ class TranscriptionError(DropscribeError):
         self.request_id = request_id
         self.code = code
         self.retry_after = retry_after
+        self.attempts = 0  # uploads made for this file when it was given up
 
 
 class RetryableError(TranscriptionError):

@@ -124,12 +124,18 @@ class Uploader:
                 continue  # not the file's fault: same attempt once the endpoint is back
             if isinstance(failure, RetryableError):
                 self._failed(endpoint.name, failure)
+            elif failure.status is not None:
+                self._succeeded(endpoint.name)  # it answered: alive, the file is at fault
+            else:
+                with self._lock:
+                    self._breakers[endpoint.name].released()
             last = not isinstance(failure, RetryableError) or attempt >= endpoint.max_attempts
             state = "failed" if last else "retrying"
             self._journal.job_failed(
                 key, failure.message, failure.status, failure.request_id, state
             )
             if last:
+                failure.attempts = attempt
                 raise failure
             wait = retry.delay(attempt - 1, endpoint.backoff_max, self._jitter(),
                                failure.retry_after)  # fmt: skip

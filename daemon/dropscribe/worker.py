@@ -158,12 +158,11 @@ class Processor:
         identity: tuple[int, int, int] | None = None,
     ) -> str:
         """Quarantine the recording with its reason; it is never picked up again by itself."""
-        job = self._journal.job(key) if key else None
         report = {
             "reason": exc.message,
             "status": exc.status,
             "request_id": exc.request_id,
-            "attempts": job.attempts if job else 0,
+            "attempts": exc.attempts,
             "key": key,
         }
         try:
