@@ -51,6 +51,7 @@ def test_example_config_is_valid(tmp_path):
     finally:
         (ROOT / "inbox").rmdir()
     assert cfg.endpoints["openai"].api_key == "sk-example"
+    assert cfg.endpoints["local"].kind == "local"
     assert cfg.inboxes[0].path == ROOT / "inbox"
     assert [layer.folder for layer in cfg.inboxes[0].layers] == [None, None, "interviews", None]
 
@@ -64,6 +65,17 @@ def test_example_documents_every_key():
                   config.RuleModel, config.LogModel):  # fmt: skip
         keys |= set(model.model_fields)
     assert keys - documented == set()
+
+
+def test_example_config_needs_no_key(tmp_path):
+    """As shipped, the example uses the local engine: no API key is needed to start."""
+    (ROOT / "inbox").mkdir(exist_ok=True)
+    try:
+        cfg = config.load(ROOT / "config.example.yaml", environ={})
+    finally:
+        (ROOT / "inbox").rmdir()
+    assert cfg.endpoints["openai"].api_key is None
+    assert {layer.values.get("endpoint") for layer in cfg.inboxes[0].layers} <= {"local", None}
 
 
 def test_minimal_config_gets_defaults(tmp_path):

@@ -11,7 +11,7 @@ import json
 import re
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
@@ -105,6 +105,16 @@ def _seconds(value: Any) -> float:
         return round(float(value), 3)
     except (TypeError, ValueError):
         return 0.0
+
+
+class Transcriber(Protocol):
+    """What turns a file into a Transcript: an HTTP endpoint, or the local engine."""
+
+    endpoint: Endpoint
+
+    def transcribe(self, path: Path, settings: FolderSettings) -> Transcript: ...
+
+    def close(self) -> None: ...
 
 
 class _Coalesced(httpx.SyncByteStream):

@@ -117,21 +117,27 @@ class InboxModel(SettingsModel):
 
 
 class EndpointModel(_Strict):
-    base_url: str
+    kind: Literal["openai", "local"] = "openai"
+    base_url: str | None = None
     api_key_env: str | None = None
     api_key_file: str | None = None
     timeout: Annotated[float, Field(gt=0)] = 600.0
     connect_timeout: Annotated[float, Field(gt=0)] = 10.0
-    max_concurrency: Annotated[int, Field(ge=1, le=64)] = 4
+    max_concurrency: Annotated[int, Field(ge=1, le=64)] | None = None
     max_attempts: Annotated[int, Field(ge=1, le=100)] = 5
     backoff_max: Annotated[float, Field(gt=0)] = 60.0
     pause_after_failures: Annotated[int, Field(ge=1)] = 5
     pause_seconds: Annotated[float, Field(gt=0)] = 30.0
 
+    # kind: local (faster-whisper in this process)
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    compute_type: str = "int8"
+    cpu_threads: Annotated[int, Field(ge=0, le=256)] = 0
+
     @field_validator("base_url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
             raise ValueError("must be an http:// or https:// URL such as https://api.openai.com/v1")
         return value
 
@@ -169,6 +175,10 @@ class Endpoint:
     api_key: str | None = field(default=None, repr=False)
     pause_after_failures: int = 5
     pause_seconds: float = 30.0
+    kind: str = "openai"
+    device: str = "cpu"
+    compute_type: str = "int8"
+    cpu_threads: int = 0
 
 
 @dataclass(frozen=True)
@@ -352,8 +362,14 @@ def _resolve(
     def problem(path: KeyPath, message: str) -> None:
         problems.append(Problem(fname, _line_of(path, lines), _dotted(path), message))
 
+    used = {model.defaults.endpoint} | {
+        layer.endpoint
+        for inbox in model.inboxes
+        if inbox is not None
+        for layer in (inbox, *inbox.rules)
+    }
     endpoints = {
-        name: _endpoint(name, ep, base, environ, ("endpoints", name), problem)
+        name: _endpoint(name, ep, base, environ, ("endpoints", name), problem, name in used)
         for name, ep in model.endpoints.items()
     }
     defaults = _layer(model.defaults, base, ("defaults",), problem)
@@ -425,27 +441,35 @@ def _endpoint(
     environ: dict[str, str],
     where: KeyPath,
     problem: Any,
+    used: bool,
 ) -> Endpoint:
+    """Resolve one endpoint; its key must be at hand only if some inbox uses it."""
     key: str | None = None
+    if ep.kind == "openai" and ep.base_url is None:
+        problem(where, "base_url is required (kind: openai)")
     if ep.api_key_env and ep.api_key_file:
         problem(where, "give api_key_env or api_key_file, not both")
     elif ep.api_key_env:
         key = environ.get(ep.api_key_env)
-        if not key:
+        if not key and used:
             problem((*where, "api_key_env"), f"environment variable {ep.api_key_env} is not set")
-    elif ep.api_key_file:
+    elif ep.api_key_file and used:
         key = _read_key_file(ep.api_key_file, base, environ, (*where, "api_key_file"), problem)
     return Endpoint(
         name=name,
-        base_url=ep.base_url.rstrip("/"),
+        base_url=(ep.base_url or "").rstrip("/"),
         timeout=ep.timeout,
         connect_timeout=ep.connect_timeout,
-        max_concurrency=ep.max_concurrency,
+        max_concurrency=ep.max_concurrency or (1 if ep.kind == "local" else 4),
         max_attempts=ep.max_attempts,
         backoff_max=ep.backoff_max,
         api_key=key,
         pause_after_failures=ep.pause_after_failures,
         pause_seconds=ep.pause_seconds,
+        kind=ep.kind,
+        device=ep.device,
+        compute_type=ep.compute_type,
+        cpu_threads=ep.cpu_threads,
     )
 
 

@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING
 import structlog
 
 from dropscribe import rules
-from dropscribe.api import Client
+from dropscribe.api import Client, Transcriber
 from dropscribe.journal import Journal
+from dropscribe.local import LocalEngine
 from dropscribe.pool import Pool
 from dropscribe.settle import SettleTracker, Stat
 from dropscribe.sidecar import is_temp
@@ -79,8 +80,10 @@ class Daemon:
         """
         lock = _lock_state_dir(self.config.state_dir)
         journal = self._journal = Journal(self.config.state_dir / LEDGER_NAME)
-        clients = {
-            name: Client(endpoint, transport=self._transport)
+        clients: dict[str, Transcriber] = {
+            name: LocalEngine(endpoint)
+            if endpoint.kind == "local"
+            else Client(endpoint, transport=self._transport)
             for name, endpoint in self.config.endpoints.items()
         }
         abort = threading.Event()

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
-    from dropscribe.api import Client, Transcript
+    from dropscribe.api import Transcriber, Transcript
     from dropscribe.journal import Journal
     from dropscribe.rules import FolderSettings
 
@@ -39,7 +39,7 @@ class Uploader:
     def __init__(
         self,
         journal: Journal,
-        clients: dict[str, Client],
+        clients: dict[str, Transcriber],
         abort: threading.Event,
         *,
         wait_for_endpoints: bool = True,

