@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import shutil
 import subprocess
 import threading
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -15,6 +16,9 @@ from conftest import named, wait_for
 from dropscribe.errors import EndpointError
 from dropscribe.local import LocalEngine, resolve_model
 from dropscribe.service import Daemon
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 pytestmark = pytest.mark.slow
 
@@ -72,7 +76,7 @@ def test_speech_is_transcribed_locally_with_sane_timestamps(local, events):
         times = cues((local.inbox / path).read_text(), sep)
         assert times, path
         assert all(start <= end <= duration + 0.5 for start, end in times), times
-        assert all(a[1] <= b[0] for a, b in zip(times, times[1:], strict=False)), times
+        assert all(a[1] <= b[0] for a, b in itertools.pairwise(times)), times
     assert named(events, "model.loaded")[0]["model"] == "tiny.en"
     assert not local.api.uploads, "nothing left the machine"
 
@@ -96,7 +100,7 @@ def test_translate_language_prompt_reach_the_engine(local, events, monkeypatch):
             "language": "fr",
             "prompt": "Bonjour.",
             "temperature": 0.0,
-        },  # fmt: skip
+        },
         {"folder": "en", "language": "en"},
     ]
     speak(local.inbox / "fr" / "a.wav", "Hello there.")
