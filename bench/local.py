@@ -73,12 +73,16 @@ def main() -> None:
             "state_dir": str(work / "state"),
             "log": {"format": "json", "level": "warning"},
         }))  # fmt: skip
-        directs, daemons = [], []
-        for _ in range(args.rounds):
+        directs: list[float] = []
+        daemons: list[float] = []
+
+        def run_direct() -> None:
             start = time.perf_counter()
             subprocess.run([sys.executable, "-c", DIRECT, json.dumps([str(p) for p in files])],
                            check=True)  # fmt: skip
             directs.append(time.perf_counter() - start)
+
+        def run_daemon() -> None:
             shutil.rmtree(work / "state", ignore_errors=True)
             for sidecar in inbox.glob("*.txt"):
                 sidecar.unlink()
@@ -87,6 +91,10 @@ def main() -> None:
                            check=True)  # fmt: skip
             daemons.append(time.perf_counter() - start)
             assert all(p.with_suffix(".txt").exists() for p in files)
+
+        for n in range(args.rounds):  # alternate which goes first: no order advantage
+            for run in (run_direct, run_daemon) if n % 2 == 0 else (run_daemon, run_direct):
+                run()
         direct, daemon = statistics.median(directs), statistics.median(daemons)
 
         print(f"{len(files)} files, {audio:.1f} s of speech; tiny.en int8, 2 threads; "
