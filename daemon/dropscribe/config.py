@@ -8,155 +8,45 @@ and the key path it concerns, and the whole list raised as one ConfigError.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ValidationError
 
 from dropscribe.errors import ConfigError, Problem
-
-# The upload formats of the seed page, plus the Ogg spellings users drop in.
-AUDIO_EXTENSIONS = (
-    "flac", "mp3", "mp4", "mpeg", "mpga", "m4a", "ogg", "wav", "webm", "oga", "opus",
-)  # fmt: skip
+from dropscribe.schema import (
+    AUDIO_EXTENSIONS,
+    ConfigModel,
+    EndpointModel,
+    Format,
+    InboxModel,
+    LogModel,
+    RuleModel,
+    SettingsModel,
+    StrictModel,
+    Task,
+)
 
 KeyPath = tuple[str | int, ...]
 
-
-class Format(StrEnum):
-    TXT = "txt"
-    JSON = "json"
-    SRT = "srt"
-    VTT = "vtt"
-    VERBOSE_JSON = "verbose_json"
-
-    @property
-    def extension(self) -> str:
-        """The file extension of this sidecar (``json`` and ``verbose_json`` must differ)."""
-        return "verbose.json" if self is Format.VERBOSE_JSON else self.value
-
-    @property
-    def timed(self) -> bool:
-        """Whether rendering this format needs segment timestamps."""
-        return self in {Format.SRT, Format.VTT, Format.VERBOSE_JSON}
-
-
-class Task(StrEnum):
-    TRANSCRIBE = "transcribe"
-    TRANSLATE = "translate"
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-Seconds = Annotated[float, Field(ge=0)]
-
-
-class SettingsModel(_Strict):
-    """Per-folder settings; every one optional so that layers can override each other."""
-
-    endpoint: str | None = None
-    model: str | None = None
-    language: str | None = None
-    prompt: str | None = None
-    prompt_file: str | None = None
-    temperature: Annotated[float, Field(ge=0, le=1)] | None = None
-    task: Task | None = None
-    formats: Annotated[tuple[Format, ...], Field(min_length=1)] | None = None
-    output_dir: str | None = None
-    name_template: str | None = None
-    settle_seconds: Seconds | None = None
-    rerun_on_change: bool | None = None
-    after: Literal["keep", "move", "delete"] | None = None
-
-    @field_validator("language")
-    @classmethod
-    def _iso_639_1(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"[a-z]{2}", value):
-            raise ValueError("must be a two-letter ISO-639-1 code such as en or de")
-        return value
-
-    @field_validator("name_template")
-    @classmethod
-    def _template_names_one_file(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        if "{ext}" not in value:
-            raise ValueError("must contain {ext}, or every format would get the same name")
-        if "/" in value or "\\" in value:
-            raise ValueError("must be a file name, not a path (use output_dir)")
-        try:
-            value.format(stem="", name="", ext="", language="", model="", task="", source_ext="")
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ValueError(
-                f"unknown placeholder {exc}; use {{stem}}, {{name}}, {{ext}}, {{language}},"
-                " {model}, {task} or {source_ext}"
-            ) from None
-        return value
-
-
-class RuleModel(SettingsModel):
-    match: str | None = None
-    folder: str | None = None
-
-
-class InboxModel(SettingsModel):
-    path: str
-    recursive: bool = True
-    include: tuple[str, ...] = tuple(f"*.{ext}" for ext in AUDIO_EXTENSIONS)
-    exclude: tuple[str, ...] = ()
-    follow_symlinks: bool = False
-    failed_dir: str = "failed"
-    done_dir: str = "done"
-    rules: tuple[RuleModel, ...] = ()
-
-
-class EndpointModel(_Strict):
-    kind: Literal["openai", "local"] = "openai"
-    base_url: str | None = None
-    api_key_env: str | None = None
-    api_key_file: str | None = None
-    timeout: Annotated[float, Field(gt=0)] = 600.0
-    connect_timeout: Annotated[float, Field(gt=0)] = 10.0
-    max_concurrency: Annotated[int, Field(ge=1, le=64)] | None = None
-    max_attempts: Annotated[int, Field(ge=1, le=100)] = 5
-    backoff_max: Annotated[float, Field(gt=0)] = 60.0
-    pause_after_failures: Annotated[int, Field(ge=1)] = 5
-    pause_seconds: Annotated[float, Field(gt=0)] = 30.0
-
-    # kind: local (faster-whisper in this process)
-    device: Literal["cpu", "cuda", "auto"] = "cpu"
-    compute_type: str = "int8"
-    cpu_threads: Annotated[int, Field(ge=0, le=256)] = 0
-
-    @field_validator("base_url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
-            raise ValueError("must be an http:// or https:// URL such as https://api.openai.com/v1")
-        return value
-
-
-class LogModel(_Strict):
-    format: Literal["auto", "json", "console"] = "auto"
-    level: Literal["debug", "info", "warning", "error"] = "info"
-
-
-class ConfigModel(_Strict):
-    endpoints: dict[str, EndpointModel]
-    defaults: SettingsModel = SettingsModel()
-    inboxes: tuple[InboxModel, ...]
-    workers: Annotated[int, Field(ge=1, le=256)] = 4
-    state_dir: str | None = None
-    rescan_seconds: Annotated[float, Field(gt=0)] = 300.0
-    shutdown_grace: Seconds = 30.0
-    log: LogModel = LogModel()
-
+__all__ = [
+    "AUDIO_EXTENSIONS",
+    "Config",
+    "ConfigModel",
+    "Endpoint",
+    "EndpointModel",
+    "Format",
+    "Inbox",
+    "InboxModel",
+    "Layer",
+    "LogModel",
+    "RuleModel",
+    "SettingsModel",
+    "Task",
+    "load",
+]
 
 # ---------------------------------------------------------------- the typed result
 
@@ -327,7 +217,7 @@ def _from_pydantic(exc: ValidationError, lines: dict[KeyPath, int], fname: str) 
 def _valid_parts(raw: dict[str, Any]) -> ConfigModel:
     """The sections of a config that validate on their own; invalid inboxes become None."""
 
-    def valid(model: type[_Strict], data: Any) -> Any:
+    def valid(model: type[StrictModel], data: Any) -> Any:
         try:
             return model.model_validate(data)
         except ValidationError:
