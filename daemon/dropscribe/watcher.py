@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,6 +43,13 @@ if TYPE_CHECKING:
     from dropscribe.config import Inbox
 
 log = structlog.get_logger("dropscribe.watcher")
+
+# watchdog warns when a folder created in a burst (mkdir -p a/b/c) gets its watch
+# added twice; the second add just replaces the first. Harmless, and a warning
+# raised inside its reader thread must never be able to end that thread.
+warnings.filterwarnings(
+    "ignore", message="Callback with id .* already exists", category=RuntimeWarning
+)
 
 Hint = tuple[Path, bool, bool]
 """A watch event reduced to what matters: the path, whether a folder, whether gone."""
