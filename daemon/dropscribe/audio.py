@@ -25,9 +25,9 @@ class Probe:
     streams: int  # audio streams
 
 
-# A quick look first (FFmpeg reads up to probesize bytes: the default 5 MB costs
+# A quick look first (FFmpeg reads up to probesize bytes; the default 5 MB costs
 # milliseconds per file); the thorough default only when the quick look finds no audio.
-QUICK = {"probesize": "32768", "analyzeduration": "0"}
+QUICK = {"probesize": "4096", "analyzeduration": "0"}
 
 
 def probe(path: Path) -> Probe:
