@@ -40,25 +40,9 @@ def wait_for(condition: Callable[[], Any], timeout: float = 15.0, what: str = "c
         time.sleep(0.02)
 
 
-def make_wav(path: Path, seconds: float = 0.5, rate: int = 16000, freq: float = 440.0) -> Path:
-    """A real mono 16-bit PCM WAV file holding a sine tone."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frames = int(seconds * rate)
-    data = b"".join(
-        struct.pack("<h", int(12000 * math.sin(2 * math.pi * freq * n / rate)))
-        for n in range(frames)
-    )
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes(data)
-    return path
-
-
-def wav_bytes(seconds: float = 0.5, freq: float = 440.0) -> bytes:
+def wav_bytes(seconds: float = 0.5, freq: float = 440.0, rate: int = 16000) -> bytes:
+    """The bytes of a real mono 16-bit PCM WAV file holding a sine tone."""
     buf = io.BytesIO()
-    rate = 16000
     with wave.open(buf, "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)
@@ -70,6 +54,13 @@ def wav_bytes(seconds: float = 0.5, freq: float = 440.0) -> bytes:
             )
         )
     return buf.getvalue()
+
+
+def make_wav(path: Path, seconds: float = 0.5, rate: int = 16000, freq: float = 440.0) -> Path:
+    """Write a real WAV tone file (creating its folder)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(wav_bytes(seconds, freq, rate))
+    return path
 
 
 @pytest.fixture(autouse=True, scope="session")
