@@ -119,3 +119,46 @@ def test_missing_inbox_is_one_line_and_exit_2(setup):
     assert len(daemon.raw) == 1
     assert "gone does not exist" in daemon.raw[0]
     assert json.dumps(daemon.raw).count("Traceback") == 0
+
+
+def test_sighup_reloads_config_and_rejects_a_broken_one(setup):
+    """SIGHUP applies a new inbox and a new model; a broken config is refused and the old one stays."""
+    import yaml
+
+    from conftest import wait_for
+
+    second = setup.root / "second"
+    second.mkdir()
+    daemon = DaemonProcess(setup)
+    try:
+        daemon.wait_event("daemon.started")
+        make_wav(setup.inbox / "before.wav")
+        daemon.wait_event("file.done")
+        setup.data["inboxes"].append({"path": str(second), "model": "gpt-4o-transcribe"})
+        setup.data["defaults"]["model"] = "whisper-large-v3"
+        setup.write()
+        daemon.signal(signal.SIGHUP)
+        daemon.wait_event("config.reloaded")
+        assert daemon.named("config.reloaded")[0]["added"] == [str(second)]
+        make_wav(second / "new-inbox.wav", freq=500)
+        make_wav(setup.inbox / "after.wav", freq=700)
+        daemon.wait_event("file.done", 3)
+        setup.config_path.write_text(yaml.safe_dump({**setup.data, "workers": "many"}))
+        daemon.signal(signal.SIGHUP)
+        daemon.wait_event("config.reload_failed")
+        make_wav(second / "still-running.wav", freq=900)
+        daemon.wait_event("file.done", 4)
+        daemon.signal(signal.SIGTERM)
+        assert daemon.wait() == 0
+    finally:
+        daemon.kill()
+    models = {u.filename: u.fields["model"] for u in setup.api.uploads}
+    assert models == {
+        "before.wav": "whisper-1",
+        "new-inbox.wav": "gpt-4o-transcribe",
+        "after.wav": "whisper-large-v3",
+        "still-running.wav": "gpt-4o-transcribe",
+    }
+    problems = daemon.named("config.reload_failed")[0]["problems"]
+    assert any("workers" in p for p in problems)
+    assert (second / "still-running.txt").exists()

@@ -27,7 +27,7 @@ EXIT_CONFIG = 2
 
 EPILOG = """\
 exit codes:
-  0  success (run: stopped cleanly by SIGTERM or SIGINT)
+  0  success (run: stopped cleanly by SIGTERM or SIGINT; SIGHUP reloads the config)
   1  once: at least one file failed; run: the daemon crashed
   2  the config or the set-up is wrong (every problem is printed, one per line)
 """
@@ -92,10 +92,16 @@ def _serve(cfg: config.Config, *, once: bool) -> int:
     def on_signal(_signum: int, _frame: FrameType | None) -> None:
         stop.set()
 
+    reload = threading.Event()
+
+    def on_hangup(_signum: int, _frame: FrameType | None) -> None:
+        reload.set()
+
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGHUP, on_hangup)
     try:
-        failed = Daemon(cfg).run(stop, once=once)
+        failed = Daemon(cfg).run(stop, once=once, reload=reload)
     except AlreadyRunningError as exc:
         return _fail(f"{exc.strerror} ({cfg.state_dir})")
     except (OSError, sqlite3.Error) as exc:

@@ -15,12 +15,15 @@ import queue
 import threading
 import time
 from collections import OrderedDict
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import structlog
 
+from dropscribe import config as config_module
 from dropscribe import rules
 from dropscribe.api import Client, Transcriber
+from dropscribe.errors import ConfigError
 from dropscribe.journal import Journal
 from dropscribe.local import LocalEngine
 from dropscribe.pool import Pool
@@ -35,7 +38,7 @@ if TYPE_CHECKING:
 
     import httpx
 
-    from dropscribe.config import Config, Inbox
+    from dropscribe.config import Config, Endpoint, Inbox
     from dropscribe.rules import FolderSettings
 
 log = structlog.get_logger("dropscribe")
@@ -64,30 +67,22 @@ class Daemon:
         self._dirty: set[Path] = set()  # touched while in flight: look again afterwards
         self._ignored: OrderedDict[Path, None] = OrderedDict()  # logged recently
         self._journal: Journal | None = None
-        self._excluded = tuple(
-            layer.values["output_dir"]
-            for inbox in config.inboxes
-            for layer in inbox.layers
-            if "output_dir" in layer.values
-        ) + tuple(d for inbox in config.inboxes for d in (inbox.failed_dir, inbox.done_dir))
+        self._excluded = _excluded(config)
 
     # ------------------------------------------------------------ entry points
 
-    def run(self, stop: threading.Event, *, once: bool = False) -> int:
+    def run(
+        self, stop: threading.Event, *, once: bool = False, reload: threading.Event | None = None
+    ) -> int:
         """Serve until ``stop`` is set (or, with ``once``, until the inboxes are empty).
 
-        Returns the number of files that failed.
+        Setting ``reload`` (SIGHUP) re-reads the config file. Returns how many files failed.
         """
         lock = _lock_state_dir(self.config.state_dir)
         journal = self._journal = Journal(self.config.state_dir / LEDGER_NAME)
-        clients: dict[str, Transcriber] = {
-            name: LocalEngine(endpoint)
-            if endpoint.kind == "local"
-            else Client(endpoint, transport=self._transport)
-            for name, endpoint in self.config.endpoints.items()
-        }
+        clients = {name: self._client(ep) for name, ep in self.config.endpoints.items()}
         abort = threading.Event()
-        processor = Processor(journal, clients, abort, once=once)
+        processor = Processor(journal, clients, abort, once=once, inbox_of=self._inbox_of)
         pool: Pool[Item] = Pool(
             self.config.workers, processor, key=lambda item: item.path, on_done=self._finished
         )
@@ -100,7 +95,7 @@ class Daemon:
             log.info("daemon.started", inboxes=len(self.config.inboxes),
                      workers=self.config.workers, once=once,
                      state_dir=str(self.config.state_dir))  # fmt: skip
-            self._loop(stop, pool, watcher, once=once)
+            watcher = self._loop(stop, pool, watcher, processor, once, reload)
         finally:
             log.info("daemon.stopping", grace_seconds=self.config.shutdown_grace)
             watcher.stop()
@@ -110,7 +105,7 @@ class Daemon:
                 log.warning("daemon.abandoned", running=stragglers,
                             reason="grace period over; they run again at next start")  # fmt: skip
             else:
-                for client in clients.values():
+                for client in processor.clients():
                     client.close()
                 journal.close()
             os.close(lock)
@@ -121,10 +116,27 @@ class Daemon:
 
     # ------------------------------------------------------------ the loop
 
-    def _loop(self, stop: threading.Event, pool: Pool[Item], watcher: Watcher, once: bool) -> None:
+    def _client(self, endpoint: Endpoint) -> Transcriber:
+        if endpoint.kind == "local":
+            return LocalEngine(endpoint)
+        return Client(endpoint, transport=self._transport)
+
+    def _loop(
+        self,
+        stop: threading.Event,
+        pool: Pool[Item],
+        watcher: Watcher,
+        processor: Processor,
+        once: bool,
+        reload: threading.Event | None,
+    ) -> Watcher:
+        """The main loop; returns the watcher in use at the end (a reload replaces it)."""
         next_rescan = self._clock() + self.config.rescan_seconds
         next_health = self._clock() + HEALTH_SECONDS
         while not stop.is_set():
+            if reload is not None and reload.is_set():
+                reload.clear()
+                watcher = self._reload(watcher, processor)
             now = self._clock()
             deadline = self._tracker.next_deadline(now)
             timeout = TICK if deadline is None else min(TICK, deadline)
@@ -135,7 +147,7 @@ class Daemon:
             self._settle(self._clock())
             self._dispatch(pool)
             if once and not self._tracker and not self._ready and pool.idle():
-                return
+                return watcher
             if not once and self._clock() >= next_rescan:
                 self._scan_all()
                 next_rescan = self._clock() + self.config.rescan_seconds
@@ -143,6 +155,45 @@ class Daemon:
                 for inbox in watcher.revive():
                     self._scan(inbox)
                 next_health = self._clock() + HEALTH_SECONDS
+        return watcher
+
+    def _reload(self, watcher: Watcher, processor: Processor) -> Watcher:
+        """Apply a changed config file; a broken one is reported and the running one kept.
+
+        Queued and in-flight work is not dropped: files already handed to the pool run
+        with the settings of their inbox as it is now (or as it was, if it was removed).
+        """
+        try:
+            new = config_module.load(self.config.source)
+        except ConfigError as exc:
+            log.error("config.reload_failed", problems=[str(p) for p in exc.problems],
+                      action="kept the running config")  # fmt: skip
+            return watcher
+        old = self.config
+        fixed = [key for key in ("workers", "state_dir") if getattr(new, key) != getattr(old, key)]
+        if fixed:
+            log.warning("config.needs_restart", keys=fixed, action="kept the running values")
+            new = replace(new, workers=old.workers, state_dir=old.state_dir)
+        processor.set_clients(
+            {
+                name: processor.client(name)
+                if old.endpoints.get(name) == endpoint
+                else self._client(endpoint)
+                for name, endpoint in new.endpoints.items()
+            }
+        )
+        watcher.stop()
+        self.config = new
+        self._excluded = _excluded(new)
+        watcher = Watcher(new.inboxes, self._hints.put)
+        watcher.start()
+        before = {inbox.path for inbox in old.inboxes}
+        after = {inbox.path for inbox in new.inboxes}
+        self._scan_all()
+        log.info("config.reloaded", inboxes=len(new.inboxes),
+                 added=sorted(str(p) for p in after - before),
+                 removed=sorted(str(p) for p in before - after))  # fmt: skip
+        return watcher
 
     def _scan_all(self) -> None:
         for inbox in self.config.inboxes:
@@ -295,3 +346,16 @@ def _lock_state_dir(state_dir: Path) -> int:
             errno.EWOULDBLOCK, "another dropscribe is running with this state_dir"
         ) from None
     return fd
+
+
+def _excluded(config: Config) -> tuple[Path, ...]:
+    """Folders dropscribe writes into: never taken as input."""
+    outputs = tuple(
+        layer.values["output_dir"]
+        for inbox in config.inboxes
+        for layer in inbox.layers
+        if "output_dir" in layer.values
+    )
+    return outputs + tuple(
+        d for inbox in config.inboxes for d in (inbox.failed_dir, inbox.done_dir)
+    )

@@ -56,15 +56,36 @@ class Uploader:
             name: threading.BoundedSemaphore(c.endpoint.max_concurrency)
             for name, c in clients.items()
         }
-        self._breakers = {
-            name: Breaker(
-                threshold=c.endpoint.pause_after_failures,
-                cooldown=c.endpoint.pause_seconds,
-                max_cooldown=max(c.endpoint.pause_seconds, 900.0),
-            )
-            for name, c in clients.items()
-        }
+        self._breakers = {name: self._breaker(c) for name, c in clients.items()}
+        self._all = list(clients.values())
         self._lock = threading.Lock()
+
+    def clients(self) -> list[Transcriber]:
+        """Every client, including ones a reload replaced (uploads may still be using them)."""
+        with self._lock:
+            return list(self._all)
+
+    def client(self, name: str) -> Transcriber:
+        with self._lock:
+            return self._clients[name]
+
+    def set_clients(self, clients: dict[str, Transcriber]) -> None:
+        """Swap in a reloaded set of endpoints; unchanged ones keep their state."""
+        with self._lock:
+            for name, client in clients.items():
+                if self._clients.get(name) is not client:
+                    self._limits[name] = threading.BoundedSemaphore(client.endpoint.max_concurrency)
+                    self._breakers[name] = self._breaker(client)
+                    self._all.append(client)
+            self._clients = dict(clients)
+
+    @staticmethod
+    def _breaker(client: Transcriber) -> Breaker:
+        return Breaker(
+            threshold=client.endpoint.pause_after_failures,
+            cooldown=client.endpoint.pause_seconds,
+            max_cooldown=max(client.endpoint.pause_seconds, 900.0),
+        )
 
     def _sleep(self, seconds: float) -> None:
         if self._abort.wait(seconds):
@@ -92,7 +113,7 @@ class Uploader:
         self, path: Path, settings: FolderSettings, key: str, attempt: int, size: int
     ) -> Transcript:
         """Upload until it works, the attempts run out, or the failure is the file's."""
-        client = self._clients[settings.endpoint]
+        client = self.client(settings.endpoint)
         endpoint = client.endpoint
         while True:
             if self._abort.is_set():

@@ -23,6 +23,7 @@ from dropscribe.uploader import Abandoned, Uploader
 
 if TYPE_CHECKING:
     import os
+    from collections.abc import Callable
     from pathlib import Path
 
     from dropscribe.api import Transcriber
@@ -70,10 +71,12 @@ class Processor:
         abort: threading.Event,
         *,
         once: bool = False,
+        inbox_of: Callable[[Path], Inbox | None] | None = None,
     ) -> None:
         self._journal = journal
         # In `once` a paused endpoint fails its files (there is no later to wait for).
         self._uploader = Uploader(journal, clients, abort, wait_for_endpoints=not once)
+        self._inbox_of = inbox_of
         self._key_locks: dict[str, threading.Lock] = {}
         self._key_locks_guard = threading.Lock()
         self.tally = Tally()
@@ -87,8 +90,21 @@ class Processor:
         finally:
             structlog.contextvars.clear_contextvars()
 
+    def clients(self) -> list[Transcriber]:
+        return self._uploader.clients()
+
+    def client(self, name: str) -> Transcriber:
+        return self._uploader.client(name)
+
+    def set_clients(self, clients: dict[str, Transcriber]) -> None:
+        self._uploader.set_clients(clients)
+
     def _process(self, item: Item) -> str:
         path = item.path
+        # The inbox as configured now (a reload may have changed it), else as queued.
+        inbox = self._inbox_of(path) if self._inbox_of else None
+        if inbox is not None and inbox.path == item.inbox.path:
+            item = Item(inbox, path)
         settings = rules.effective(item.inbox, path)
         try:
             st = path.stat() if item.inbox.follow_symlinks else path.lstat()
