@@ -125,8 +125,6 @@ def test_sighup_reloads_config_and_rejects_a_broken_one(setup):
     """SIGHUP applies a new inbox and a new model; a broken config is refused and the old one stays."""
     import yaml
 
-    from conftest import wait_for
-
     second = setup.root / "second"
     second.mkdir()
     daemon = DaemonProcess(setup)
