@@ -179,13 +179,13 @@ def named(events: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
 class DaemonProcess:
     """The real ``dropscribe`` process; its JSON event lines are parsed as they arrive."""
 
-    def __init__(self, setup: Setup, command: str = "run") -> None:
+    def __init__(self, setup: Setup, command: str = "run", env: dict[str, str] | None = None):
         import json
         import os
         import subprocess
 
         self._json = json
-        env = {**os.environ, **setup.env}
+        env = {**os.environ, **setup.env, **(env or {})}
         env.pop("CREDENTIALS_DIRECTORY", None)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "dropscribe", command, "-c", str(setup.write())],

@@ -26,6 +26,7 @@ from dropscribe.api import Client, Transcriber
 from dropscribe.errors import ConfigError
 from dropscribe.journal import Journal
 from dropscribe.local import LocalEngine
+from dropscribe.notify import Notifier
 from dropscribe.pool import Pool
 from dropscribe.settle import SettleTracker, Stat
 from dropscribe.sidecar import is_temp
@@ -45,6 +46,7 @@ log = structlog.get_logger("dropscribe")
 
 TICK = 0.2  # longest the loop sleeps: how soon it notices a stop request
 HEALTH_SECONDS = 5.0  # how often dead watch threads are looked for
+STATUS_SECONDS = 5.0  # how often systemd hears the queue counts (more often with WatchdogSec)
 LEDGER_NAME = "ledger.sqlite3"
 
 
@@ -67,6 +69,7 @@ class Daemon:
         self._dirty: set[Path] = set()  # touched while in flight: look again afterwards
         self._ignored: OrderedDict[Path, None] = OrderedDict()  # logged recently
         self._journal: Journal | None = None
+        self._notify = Notifier()
         self._excluded = _excluded(config)
 
     # ------------------------------------------------------------ entry points
@@ -95,8 +98,10 @@ class Daemon:
             log.info("daemon.started", inboxes=len(self.config.inboxes),
                      workers=self.config.workers, once=once,
                      state_dir=str(self.config.state_dir))  # fmt: skip
+            self._notify(READY="1", STATUS=self._status(pool))
             watcher = self._loop(stop, pool, watcher, processor, once, reload)
         finally:
+            self._notify(STOPPING="1", STATUS="finishing uploads in flight")
             log.info("daemon.stopping", grace_seconds=self.config.shutdown_grace)
             watcher.stop()
             abort.set()  # waits (backoff, paused endpoints) give up; uploads in flight go on
@@ -116,6 +121,13 @@ class Daemon:
 
     # ------------------------------------------------------------ the loop
 
+    def _status(self, pool: Pool[Item]) -> str:
+        queued, running = pool.counts()
+        return (
+            f"{running} transcribing, {queued + len(self._ready)} queued, "
+            f"{len(self._tracker)} settling"
+        )
+
     def _client(self, endpoint: Endpoint) -> Transcriber:
         if endpoint.kind == "local":
             return LocalEngine(endpoint)
@@ -133,10 +145,17 @@ class Daemon:
         """The main loop; returns the watcher in use at the end (a reload replaces it)."""
         next_rescan = self._clock() + self.config.rescan_seconds
         next_health = self._clock() + HEALTH_SECONDS
+        next_beat = self._clock()
+        beat = min(self._notify.watchdog_interval or STATUS_SECONDS, STATUS_SECONDS)
         while not stop.is_set():
+            if self._clock() >= next_beat:  # the loop is alive: tell systemd, with counts
+                self._notify(WATCHDOG="1", STATUS=self._status(pool))
+                next_beat = self._clock() + beat
             if reload is not None and reload.is_set():
                 reload.clear()
+                self._notify(RELOADING="1", STATUS="reloading the config")
                 watcher = self._reload(watcher, processor)
+                self._notify(READY="1", STATUS=self._status(pool))
             now = self._clock()
             deadline = self._tracker.next_deadline(now)
             timeout = TICK if deadline is None else min(TICK, deadline)
