@@ -61,12 +61,15 @@ def test_notify_ready_status_watchdog_reloading_stopping(setup, tmp_path):
         notify.sock.close()
 
 
-def installed_unit(tmp_path: Path) -> Path:
+UNITS = ["dropscribe.service", "dropscribe@.service"]
+
+
+def installed_unit(tmp_path: Path, name: str) -> Path:
     """The unit with ExecStart pointing at the dropscribe this test suite runs."""
     exe = Path(sys.executable).parent / "dropscribe"
     assert exe.exists(), exe
-    unit = tmp_path / "dropscribe.service"
-    unit.write_text(UNIT.read_text().replace("/usr/local/bin/dropscribe", str(exe)))
+    unit = tmp_path / name.replace("@", "@podcasts")
+    unit.write_text((UNIT.parent / name).read_text().replace("/usr/local/bin/dropscribe", str(exe)))
     return unit
 
 
@@ -76,15 +79,19 @@ def analyze(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["systemd-analyze", *args], capture_output=True, text=True, check=False)
 
 
-def test_unit_passes_systemd_analyze_verify(tmp_path):
-    """systemd-analyze verify finds nothing wrong with the unit."""
-    result = analyze("verify", str(installed_unit(tmp_path)))
+@pytest.mark.parametrize("name", UNITS)
+def test_unit_passes_systemd_analyze_verify(tmp_path, name):
+    """systemd-analyze verify finds nothing wrong with the unit (and the template's instance)."""
+    unit = installed_unit(tmp_path, name)
+    result = analyze("verify", str(unit))
     assert result.returncode == 0, result.stderr
-    assert "dropscribe.service" not in result.stderr, result.stderr
+    assert unit.name not in result.stderr, result.stderr
 
 
-def test_unit_sandbox_exposure_is_at_most_2(tmp_path):
+@pytest.mark.parametrize("name", UNITS)
+def test_unit_sandbox_exposure_is_at_most_2(tmp_path, name):
     """systemd-analyze security rates the unit's exposure 2.0 or lower."""
-    result = analyze("security", "--offline=true", "--threshold=20", str(installed_unit(tmp_path)))
+    unit = installed_unit(tmp_path, name)
+    result = analyze("security", "--offline=true", "--threshold=20", str(unit))
     assert result.returncode == 0, result.stdout[-2000:]
     assert "Overall exposure level" in result.stdout
