@@ -160,3 +160,32 @@ def test_sighup_reloads_config_and_rejects_a_broken_one(setup):
     problems = daemon.named("config.reload_failed")[0]["problems"]
     assert any("workers" in p for p in problems)
     assert (second / "still-running.txt").exists()
+
+
+def test_metrics_and_healthz_over_http(setup):
+    """/metrics counts uploads, bytes, latency and ledger states; /healthz says ok; 127.0.0.1 only."""
+    import httpx
+
+    setup.data["metrics"] = {"port": 0}
+    daemon = DaemonProcess(setup)
+    try:
+        daemon.wait_event("metrics.listening")
+        url = daemon.named("metrics.listening")[0]["url"]
+        assert url.startswith("http://127.0.0.1:")
+        make_wav(setup.inbox / "counted.wav")
+        daemon.wait_event("file.done")
+        base = url.removesuffix("/metrics")
+        health = httpx.get(f"{base}/healthz")
+        text = httpx.get(url).text
+        daemon.signal(signal.SIGTERM)
+        assert daemon.wait() == 0
+    finally:
+        daemon.kill()
+    assert (health.status_code, health.text) == (200, "ok\n")
+    size = (setup.inbox / "counted.wav").stat().st_size
+    assert 'dropscribe_uploads_total{endpoint="local",status="200"} 1.0' in text
+    assert f'dropscribe_upload_bytes_total{{endpoint="local"}} {float(size)}' in text
+    assert 'dropscribe_upload_seconds_count{endpoint="local"} 1.0' in text
+    assert 'dropscribe_files{state="done"} 1.0' in text
+    assert 'dropscribe_outcomes_total{outcome="done"} 1.0' in text
+    assert "dropscribe_queue_depth 0.0" in text

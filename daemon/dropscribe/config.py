@@ -23,6 +23,7 @@ from dropscribe.schema import (
     Format,
     InboxModel,
     LogModel,
+    MetricsModel,
     RuleModel,
     SettingsModel,
     StrictModel,
@@ -42,6 +43,7 @@ __all__ = [
     "InboxModel",
     "Layer",
     "LogModel",
+    "MetricsModel",
     "RuleModel",
     "SettingsModel",
     "Task",
@@ -104,6 +106,7 @@ class Config:
     shutdown_grace: float
     log_format: str
     log_level: str
+    metrics: tuple[str, int] | None = None  # (host, port) of /metrics and /healthz
 
 
 def default_state_dir() -> Path:
@@ -321,6 +324,7 @@ def _resolve(
         shutdown_grace=model.shutdown_grace,
         log_format=model.log.format,
         log_level=model.log.level,
+        metrics=(model.metrics.host, model.metrics.port) if model.metrics else None,
     )
 
 

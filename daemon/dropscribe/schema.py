@@ -138,6 +138,11 @@ class LogModel(StrictModel):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
 
+class MetricsModel(StrictModel):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 9464
+
+
 class ConfigModel(StrictModel):
     endpoints: dict[str, EndpointModel]
     defaults: SettingsModel = SettingsModel()
@@ -147,3 +152,4 @@ class ConfigModel(StrictModel):
     rescan_seconds: Annotated[float, Field(gt=0)] = 300.0
     shutdown_grace: Seconds = 30.0
     log: LogModel = LogModel()
+    metrics: MetricsModel | None = None

@@ -26,6 +26,7 @@ from dropscribe.api import Client, Transcriber
 from dropscribe.errors import ConfigError
 from dropscribe.journal import Journal
 from dropscribe.local import LocalEngine
+from dropscribe.metrics import Metrics, MetricsServer
 from dropscribe.notify import Notifier
 from dropscribe.pool import Pool
 from dropscribe.settle import SettleTracker, Stat
@@ -70,6 +71,7 @@ class Daemon:
         self._ignored: OrderedDict[Path, None] = OrderedDict()  # logged recently
         self._journal: Journal | None = None
         self._notify = Notifier()
+        self.metrics = Metrics()
         self._excluded = _excluded(config)
 
     # ------------------------------------------------------------ entry points
@@ -85,7 +87,17 @@ class Daemon:
         journal = self._journal = Journal(self.config.state_dir / LEDGER_NAME)
         clients = {name: self._client(ep) for name, ep in self.config.endpoints.items()}
         abort = threading.Event()
-        processor = Processor(journal, clients, abort, once=once, inbox_of=self._inbox_of)
+        metrics = self.metrics = Metrics()
+        metrics.watch_ledger(journal.counts)
+        processor = Processor(
+            journal, clients, abort, once=once, inbox_of=self._inbox_of, metrics=metrics
+        )
+        server = None
+        if self.config.metrics is not None and not once:
+            server = MetricsServer(metrics, *self.config.metrics)
+            server.start()
+            host, port = server.address[:2]
+            log.info("metrics.listening", url=f"http://{host!s}:{port}/metrics")
         pool: Pool[Item] = Pool(
             self.config.workers, processor, key=lambda item: item.path, on_done=self._finished
         )
@@ -102,6 +114,8 @@ class Daemon:
             watcher = self._loop(stop, pool, watcher, processor, once, reload)
         finally:
             self._notify(STOPPING="1", STATUS="finishing uploads in flight")
+            if server is not None:
+                server.stop()
             log.info("daemon.stopping", grace_seconds=self.config.shutdown_grace)
             watcher.stop()
             abort.set()  # waits (backoff, paused endpoints) give up; uploads in flight go on
@@ -120,6 +134,13 @@ class Daemon:
         return processor.tally.failed
 
     # ------------------------------------------------------------ the loop
+
+    def _gauges(self, pool: Pool[Item]) -> None:
+        queued, running = pool.counts()
+        self.metrics.alive()
+        self.metrics.queue.set(queued + len(self._ready))
+        self.metrics.running.set(running)
+        self.metrics.settling.set(len(self._tracker))
 
     def _status(self, pool: Pool[Item]) -> str:
         queued, running = pool.counts()
@@ -148,6 +169,7 @@ class Daemon:
         next_beat = self._clock()
         beat = min(self._notify.watchdog_interval or STATUS_SECONDS, STATUS_SECONDS)
         while not stop.is_set():
+            self._gauges(pool)
             if self._clock() >= next_beat:  # the loop is alive: tell systemd, with counts
                 self._notify(WATCHDOG="1", STATUS=self._status(pool))
                 next_beat = self._clock() + beat

@@ -19,6 +19,7 @@ import structlog
 from dropscribe import retry
 from dropscribe.breaker import Breaker
 from dropscribe.errors import EndpointError, PermanentError, RetryableError, TranscriptionError
+from dropscribe.metrics import Metrics
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -45,7 +46,9 @@ class Uploader:
         wait_for_endpoints: bool = True,
         jitter: Callable[[], float] = random.random,
         clock: Callable[[], float] = time.monotonic,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics or Metrics()
         self._journal = journal
         self._clients = clients
         self._abort = abort
@@ -129,7 +132,9 @@ class Uploader:
                     failure = exc
                 except OSError as exc:
                     failure = PermanentError(f"cannot read file: {exc.strerror or exc}")
-            ms = round((time.monotonic() - started) * 1000)
+            elapsed = time.monotonic() - started
+            ms = round(elapsed * 1000)
+            self._measure(endpoint.name, failure, elapsed, size)
             if failure is None:
                 self._succeeded(endpoint.name)
                 log.info("upload.finished", status=200, ms=ms, bytes=size,
@@ -162,19 +167,32 @@ class Uploader:
                                failure.retry_after)  # fmt: skip
             log.info("upload.retrying", in_seconds=round(wait, 3), attempt=attempt)
             self._sleep(wait)
+            self._metrics.retries.labels(endpoint.name).inc()
             attempt += 1
             self._journal.start_attempt(key, settings.shaping(), attempt)
+
+    def _measure(
+        self, endpoint: str, failure: TranscriptionError | None, elapsed: float, size: int
+    ) -> None:
+        status = "200" if failure is None else str(failure.status or "error")
+        self._metrics.uploads.labels(endpoint, status).inc()
+        self._metrics.latency.labels(endpoint).observe(elapsed)
+        if failure is None:
+            self._metrics.upload_bytes.labels(endpoint).inc(size)
 
     def _succeeded(self, endpoint: str) -> None:
         with self._lock:
             resumed = self._breakers[endpoint].succeeded()
         if resumed:
+            self._metrics.paused.labels(endpoint).set(0)
             log.warning("endpoint.resumed", endpoint=endpoint)
 
     def _failed(self, endpoint: str, failure: TranscriptionError, *, at_once: bool = False) -> None:
         with self._lock:
             pause = self._breakers[endpoint].failed(self._clock(), failure.message, at_once=at_once)
         if pause is not None:
+            self._metrics.pauses.labels(endpoint).inc()
+            self._metrics.paused.labels(endpoint).set(1)
             log.error("endpoint.paused", endpoint=endpoint, seconds=round(pause, 1),
                       reason=failure.message, status=failure.status,
                       action="uploads to it wait; a probe is sent when the pause ends")  # fmt: skip

@@ -19,6 +19,7 @@ import structlog
 from dropscribe import audio, disposition, render, rules, sidecar
 from dropscribe.api import Transcript
 from dropscribe.errors import EndpointError, PermanentError, SidecarError, TranscriptionError
+from dropscribe.metrics import Metrics
 from dropscribe.uploader import Abandoned, Uploader
 
 if TYPE_CHECKING:
@@ -72,10 +73,14 @@ class Processor:
         *,
         once: bool = False,
         inbox_of: Callable[[Path], Inbox | None] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._journal = journal
+        self._metrics = metrics or Metrics()
         # In `once` a paused endpoint fails its files (there is no later to wait for).
-        self._uploader = Uploader(journal, clients, abort, wait_for_endpoints=not once)
+        self._uploader = Uploader(
+            journal, clients, abort, wait_for_endpoints=not once, metrics=self._metrics
+        )
         self._inbox_of = inbox_of
         self._key_locks: dict[str, threading.Lock] = {}
         self._key_locks_guard = threading.Lock()
@@ -84,7 +89,9 @@ class Processor:
     def __call__(self, item: Item) -> None:
         structlog.contextvars.bind_contextvars(path=str(item.path), inbox=item.inbox.name)
         try:
-            self.tally.add(self._process(item))
+            outcome = self._process(item)
+            self.tally.add(outcome)
+            self._metrics.outcomes.labels(outcome).inc()
         except Abandoned:
             log.info("job.abandoned", reason="shutting down")
         finally:

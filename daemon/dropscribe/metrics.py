@@ -1,0 +1,121 @@
+"""Prometheus metrics and a health check, served on 127.0.0.1 unless configured otherwise.
+
+GET /metrics   files by state, uploads by status, bytes, latency, queue, retries, pauses
+GET /healthz   200 while the main loop turns, 503 once it has been stuck for a minute
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from socketserver import ThreadingMixIn
+from typing import TYPE_CHECKING, Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
+from prometheus_client.core import GaugeMetricFamily
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
+
+    from prometheus_client.metrics_core import Metric
+
+STUCK_SECONDS = 60.0
+
+
+class _LedgerCollector:
+    """Files by state, read from the ledger at scrape time."""
+
+    def __init__(self, counts: Callable[[], dict[str, int]]) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "dropscribe_files", "Files in the ledger by state", labels=["state"]
+        )
+        for state, count in sorted(self._counts().items()):
+            family.add_metric([state], count)
+        yield family
+
+
+class Metrics:
+    """Every instrument the daemon updates; cheap when nobody scrapes."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.outcomes = Counter(
+            "dropscribe_outcomes", "Files handled, by outcome", ["outcome"], registry=r
+        )
+        self.uploads = Counter(
+            "dropscribe_uploads", "Uploads by endpoint and status", ["endpoint", "status"],
+            registry=r,
+        )  # fmt: skip
+        self.upload_bytes = Counter(
+            "dropscribe_upload_bytes", "Bytes of audio uploaded", ["endpoint"], registry=r
+        )
+        self.latency = Histogram(
+            "dropscribe_upload_seconds", "Time from upload start to answer", ["endpoint"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
+            registry=r,
+        )  # fmt: skip
+        self.retries = Counter(
+            "dropscribe_retries", "Uploads tried again", ["endpoint"], registry=r
+        )
+        self.pauses = Counter(
+            "dropscribe_endpoint_pauses", "Times an endpoint was paused", ["endpoint"], registry=r
+        )
+        self.paused = Gauge(
+            "dropscribe_endpoint_paused", "1 while an endpoint is paused", ["endpoint"], registry=r
+        )
+        self.queue = Gauge("dropscribe_queue_depth", "Files settled, waiting for a worker",
+                           registry=r)  # fmt: skip
+        self.running = Gauge("dropscribe_running", "Files being transcribed", registry=r)
+        self.settling = Gauge("dropscribe_settling", "Files waiting to settle", registry=r)
+        self.beat = time.monotonic()
+
+    def watch_ledger(self, counts: Callable[[], dict[str, int]]) -> None:
+        self.registry.register(_LedgerCollector(counts))
+
+    def alive(self) -> None:
+        """The main loop turned."""
+        self.beat = time.monotonic()
+
+
+class _Server(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002, ARG002
+        return
+
+
+class MetricsServer:
+    """Serves /metrics and /healthz on a thread until ``stop()``."""
+
+    def __init__(self, metrics: Metrics, host: str, port: int) -> None:
+        metrics_app = make_wsgi_app(metrics.registry)
+
+        def app(environ: dict[str, Any], start: Callable[..., Any]) -> Iterable[bytes]:
+            if environ.get("PATH_INFO") == "/healthz":
+                stuck = time.monotonic() - metrics.beat
+                ok = stuck < STUCK_SECONDS
+                start("200 OK" if ok else "503 Service Unavailable",
+                      [("Content-Type", "text/plain")])  # fmt: skip
+                return [b"ok\n" if ok else f"main loop stuck for {stuck:.0f}s\n".encode()]
+            return metrics_app(environ, start)  # type: ignore[no-any-return]
+
+        self._server = make_server(host, port, app, server_class=_Server, handler_class=_Quiet)
+        self.address = self._server.server_address
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="dropscribe-metrics", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
