@@ -93,6 +93,8 @@ class Inbox:
     follow_symlinks: bool = False
     failed_dir: Path = Path()  # where failed sources go, with a .error.json each
     done_dir: Path = Path()  # where sources go after success with after: move
+    watch: str = "auto"  # auto | native (inotify) | poll
+    poll_seconds: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -307,6 +309,7 @@ def _resolve(
                 follow_symlinks=inbox.follow_symlinks,
                 failed_dir=(path / Path(inbox.failed_dir).expanduser()).resolve(),
                 done_dir=(path / Path(inbox.done_dir).expanduser()).resolve(),
+                watch=inbox.watch, poll_seconds=inbox.poll_seconds,
             )
         )  # fmt: skip
     state_dir = (

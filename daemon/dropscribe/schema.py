@@ -102,6 +102,8 @@ class InboxModel(SettingsModel):
     include: tuple[str, ...] = tuple(f"*.{ext}" for ext in AUDIO_EXTENSIONS)
     exclude: tuple[str, ...] = ()
     follow_symlinks: bool = False
+    watch: Literal["auto", "native", "poll"] = "auto"
+    poll_seconds: Annotated[float, Field(gt=0)] = 5.0
     failed_dir: str = "failed"
     done_dir: str = "done"
     rules: tuple[RuleModel, ...] = ()

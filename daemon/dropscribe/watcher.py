@@ -7,6 +7,7 @@ Scans walk an inbox for files that arrived while nobody was watching.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import warnings
 from pathlib import Path
@@ -31,6 +32,7 @@ from watchdog.events import (
     FileSystemEventHandler,
 )
 from watchdog.observers import Observer
+from watchdog.observers.polling import PollingObserver
 
 from dropscribe.rules import JUNK_FOLDERS
 from dropscribe.sidecar import TEMP_SUFFIX
@@ -90,27 +92,97 @@ class _Recorder(FileSystemEventHandler):
         self._put((Path(src), event.is_directory, event.event_type == EVENT_TYPE_DELETED))
 
 
-class Watcher:
-    """One watchdog observer per inbox, started and stopped together."""
+# Filesystems whose changes made elsewhere (another host, the FUSE daemon, the VM's
+# host) inotify never hears of: `watch: auto` polls them.
+REMOTE_FILESYSTEMS = {
+    "nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "afs", "ceph", "glusterfs", "lustre",
+    "gpfs", "ncpfs", "davfs", "vboxsf", "vmhgfs", "prl_fs", "fuse", "fuseblk",
+}  # fmt: skip
 
-    def __init__(self, inboxes: tuple[Inbox, ...], put: Callable[[Hint], None]) -> None:
+
+def filesystem_type(path: Path, mountinfo: str) -> str:
+    """The type of the filesystem holding ``path``, from /proc/self/mountinfo's text."""
+    best, kind = "", "unknown"
+    for line in mountinfo.splitlines():
+        fields = line.split()
+        if "-" not in fields:
+            continue
+        mount = fields[4].replace("\\040", " ")
+        fstype = fields[fields.index("-") + 1]
+        inside = str(path) == mount or str(path).startswith(mount.rstrip("/") + "/")
+        if inside and len(mount) >= len(best):
+            best, kind = mount, fstype
+    return kind
+
+
+def watch_mode(inbox: Inbox, fstype: str) -> tuple[str, str]:
+    """(native | poll, why) for an inbox on a filesystem of type ``fstype``."""
+    if inbox.watch != "auto":
+        return inbox.watch, "configured"
+    if fstype in REMOTE_FILESYSTEMS or fstype.startswith("fuse."):
+        return "poll", f"{fstype} is a network or FUSE filesystem: inotify misses remote changes"
+    return "native", f"{fstype} is local"
+
+
+def _mountinfo() -> str:
+    try:
+        return Path("/proc/self/mountinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+class Watcher:
+    """One watchdog observer per inbox, started and stopped together.
+
+    ``native`` makes the platform observer (inotify here); it is a parameter so
+    the fallback when inotify runs out of watches can be exercised.
+    """
+
+    def __init__(
+        self,
+        inboxes: tuple[Inbox, ...],
+        put: Callable[[Hint], None],
+        native: Callable[[], BaseObserver] = Observer,
+    ) -> None:
         self._inboxes = inboxes
         self._handler = _Recorder(put)
+        self._native = native
         self._observers: list[BaseObserver] = []
 
     def start(self) -> None:
+        mountinfo = _mountinfo()
         for inbox in self._inboxes:
-            self._observers.append(self._observe(inbox))
-            log.info("inbox.watching", inbox=inbox.name, path=str(inbox.path),
-                     recursive=inbox.recursive)  # fmt: skip
+            mode, why = watch_mode(inbox, filesystem_type(inbox.path, mountinfo))
+            self._observers.append(self._observe(inbox, mode, why))
 
-    def _observe(self, inbox: Inbox) -> BaseObserver:
-        observer = Observer()
+    def _observe(self, inbox: Inbox, mode: str, why: str) -> BaseObserver:
+        if mode == "native":
+            try:
+                return self._start(inbox, self._native(), mode, why)
+            except OSError as exc:
+                if exc.errno not in {errno.ENOSPC, errno.EMFILE}:
+                    raise
+                log.error("inbox.watch_limit", inbox=inbox.name, path=str(inbox.path),
+                          error=exc.strerror, action="polling this inbox instead",
+                          fix="raise fs.inotify.max_user_watches and "
+                              "fs.inotify.max_user_instances, e.g. "
+                              "sysctl fs.inotify.max_user_watches=524288")  # fmt: skip
+                mode, why = "poll", "inotify limit reached"
+        return self._start(inbox, PollingObserver(timeout=inbox.poll_seconds), mode, why)
+
+    def _start(self, inbox: Inbox, observer: BaseObserver, mode: str, why: str) -> BaseObserver:
         observer.name = f"dropscribe-watch-{inbox.name}"
         observer.schedule(
             self._handler, str(inbox.path), recursive=inbox.recursive, event_filter=EVENTS
         )
-        observer.start()
+        try:
+            observer.start()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                observer.stop()
+            raise
+        log.info("inbox.watching", inbox=inbox.name, path=str(inbox.path),
+                 recursive=inbox.recursive, mode=mode, why=why)  # fmt: skip
         return observer
 
     def revive(self) -> list[Inbox]:
@@ -122,7 +194,8 @@ class Watcher:
                           action="restarting the watch and rescanning")  # fmt: skip
                 with contextlib.suppress(Exception):
                     observer.stop()
-                self._observers[index] = self._observe(inbox)
+                mode = "poll" if isinstance(observer, PollingObserver) else "native"
+                self._observers[index] = self._observe(inbox, mode, "restarted")
                 dead.append(inbox)
         return dead
 

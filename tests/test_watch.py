@@ -1,0 +1,79 @@
+"""How inboxes are watched: inotify locally, polling on network/FUSE shares or when inotify runs out."""
+
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+
+from watchdog.observers import Observer
+
+from conftest import make_wav, named, wait_for
+from dropscribe.config import Inbox
+from dropscribe.watcher import Watcher, filesystem_type, watch_mode
+
+MOUNTINFO = """\
+22 27 0:21 / /proc rw,relatime - proc proc rw
+27 1 254:1 / / rw,relatime - ext4 /dev/vda1 rw
+40 27 0:45 / /srv/nas rw,relatime - nfs4 nas:/export rw,vers=4.2
+41 27 0:46 / /srv/nas/local rw,relatime - ext4 /dev/vdb1 rw
+42 27 0:47 / /mnt/my\\040drive rw - fuse.sshfs me@host: rw
+43 27 0:48 / /mnt/office rw - cifs //office/share rw
+"""
+
+
+def inbox(path: str, watch: str = "auto") -> Inbox:
+    return Inbox("in", Path(path), recursive=True, include=("*.wav",), exclude=(), layers=(),
+                 watch=watch, poll_seconds=0.2)  # fmt: skip
+
+
+def test_filesystem_type_uses_the_longest_mount_point():
+    """The deepest mount containing the path decides; escaped spaces are understood."""
+    assert filesystem_type(Path("/home/me/in"), MOUNTINFO) == "ext4"
+    assert filesystem_type(Path("/srv/nas/rec"), MOUNTINFO) == "nfs4"
+    assert filesystem_type(Path("/srv/nas/local/rec"), MOUNTINFO) == "ext4"
+    assert filesystem_type(Path("/mnt/my drive/x"), MOUNTINFO) == "fuse.sshfs"
+    assert filesystem_type(Path("/srv/nasty"), MOUNTINFO) == "ext4"
+
+
+def test_auto_polls_network_and_fuse_filesystems_and_says_why():
+    """auto: inotify on local filesystems, polling on NFS, SMB and FUSE; explicit modes win."""
+    assert watch_mode(inbox("/x"), "ext4") == ("native", "ext4 is local")
+    for fstype in ("nfs4", "cifs", "fuse.sshfs", "9p"):
+        mode, why = watch_mode(inbox("/x"), fstype)
+        assert mode == "poll"
+        assert fstype in why
+    assert watch_mode(inbox("/x", "native"), "nfs4") == ("native", "configured")
+    assert watch_mode(inbox("/x", "poll"), "ext4") == ("poll", "configured")
+
+
+class ExhaustedObserver(Observer):  # type: ignore[misc,valid-type]
+    """inotify as it behaves when fs.inotify.max_user_watches is used up."""
+
+    def start(self) -> None:
+        raise OSError(errno.ENOSPC, "inotify watch limit reached")
+
+
+def test_inotify_limit_falls_back_to_polling_and_reports_the_sysctl(tmp_path, events):
+    """Running out of inotify watches is reported with the sysctl to raise; the inbox is polled."""
+    hints = []
+    watcher = Watcher((inbox(str(tmp_path)),), hints.append, native=ExhaustedObserver)
+    watcher.start()
+    try:
+        make_wav(tmp_path / "late.wav")
+        wait_for(lambda: any(h[0] == tmp_path / "late.wav" for h in hints), what="polled hint")
+    finally:
+        watcher.stop()
+    limit = named(events, "inbox.watch_limit")[0]
+    assert "fs.inotify.max_user_watches" in limit["fix"]
+    assert named(events, "inbox.watching")[0]["mode"] == "poll"
+
+
+def test_polled_inbox_end_to_end(setup, events):
+    """watch: poll transcribes files like inotify does."""
+    setup.data["inboxes"][0].update(watch="poll", poll_seconds=0.2)
+    with setup.daemon():
+        wait_for(lambda: named(events, "inbox.watching"), what="watching")
+        make_wav(setup.inbox / "polled.wav")
+        wait_for(lambda: named(events, "file.done"), what="done")
+    assert named(events, "inbox.watching")[0]["mode"] == "poll"
+    assert (setup.inbox / "polled.txt").exists()
