@@ -62,7 +62,8 @@ def test_example_documents_every_key():
     documented = set(re.findall(r"^\s*#?\s*-?\s*([a-z_]+):", text, re.MULTILINE))
     keys: set[str] = set()
     for model in (config.ConfigModel, config.EndpointModel, config.InboxModel,
-                  config.RuleModel, config.LogModel, config.MetricsModel):  # fmt: skip
+                  config.RuleModel, config.LogModel, config.MetricsModel,
+                  config.HookModel):  # fmt: skip
         keys |= set(model.model_fields)
     assert keys - documented == set()
 

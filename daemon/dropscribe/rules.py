@@ -14,6 +14,8 @@ from dropscribe.config import Format, Inbox, Task
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from dropscribe.schema import HookModel
+
 # Folder names that only ever hold another tool's bookkeeping, never a new recording.
 JUNK_FOLDERS = {
     "@eaDir",  # Synology DSM thumbnails and metadata
@@ -65,6 +67,7 @@ class FolderSettings:
     settle_seconds: float = 5.0
     rerun_on_change: bool = False
     after: str = "keep"
+    hook: HookModel | None = None
 
     @property
     def response_format(self) -> str:

@@ -48,6 +48,21 @@ class StrictModel(BaseModel):
 Seconds = Annotated[float, Field(ge=0)]
 
 
+class HookModel(StrictModel):
+    """What to run when a file is finished (done or quarantined)."""
+
+    command: Annotated[tuple[str, ...], Field(min_length=1)] | None = None
+    webhook: str | None = None
+    timeout: Annotated[float, Field(gt=0)] = 30.0
+
+    @field_validator("webhook")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+
 class SettingsModel(StrictModel):
     """Per-folder settings; every one optional so that layers can override each other."""
 
@@ -64,6 +79,7 @@ class SettingsModel(StrictModel):
     settle_seconds: Seconds | None = None
     rerun_on_change: bool | None = None
     after: Literal["keep", "move", "delete"] | None = None
+    hook: HookModel | None = None
 
     @field_validator("language")
     @classmethod

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from dropscribe import audio, disposition, render, rules, sidecar
+from dropscribe import audio, disposition, hooks, render, rules, sidecar
 from dropscribe.api import Transcript
 from dropscribe.errors import EndpointError, PermanentError, SidecarError, TranscriptionError
 from dropscribe.metrics import Metrics
@@ -164,7 +164,29 @@ class Processor:
         self._journal.file_done(path, [f.value for f in settings.formats], outputs)
         log.info("file.done", outputs=[str(p) for p in outputs],
                  moved_to=str(moved) if moved else None)  # fmt: skip
+        self._hook(settings, item, "done", outputs, moved=moved)
         return "done"
+
+    @staticmethod
+    def _hook(
+        settings: rules.FolderSettings,
+        item: Item,
+        outcome: str,
+        outputs: list[Path],
+        *,
+        moved: Path | None = None,
+        error: str | None = None,
+    ) -> None:
+        if settings.hook is None:
+            return
+        hooks.run(settings.hook, {
+            "file": str(item.path),
+            "inbox": item.inbox.name,
+            "outcome": outcome,
+            "sidecars": [str(p) for p in outputs],
+            "moved_to": str(moved) if moved else None,
+            "error": error,
+        })  # fmt: skip
 
     def _after(self, item: Item, action: str) -> Path | None:
         try:
@@ -198,6 +220,8 @@ class Processor:
                                       key.split(":", 1)[0], key, "failed", exc.message)  # fmt: skip
         log.error("file.failed", error=exc.message, status=exc.status, request_id=exc.request_id,
                   quarantined=str(target) if target else None)  # fmt: skip
+        self._hook(rules.effective(item.inbox, item.path), item, "failed", [],
+                   moved=target, error=exc.message)  # fmt: skip
         return "failed"
 
     @staticmethod
