@@ -222,3 +222,28 @@ def test_cli_check_config_ok(tmp_path):
                      env={"PATH": "/usr/bin:/bin", "OPENAI_API_KEY": "k"})  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "ok (1 inboxes, 1 endpoints)" in result.stdout
+
+
+def test_cli_explain_says_inbox_rules_settings_and_ignore_reason(tmp_path):
+    """explain names the inbox, the rules that apply, the settings, and why a file is ignored."""
+    text = MINIMAL.replace(
+        "  - path: inbox",
+        "  - path: inbox\n    rules:\n      - folder: calls\n        language: de\n"
+        "      - match: '*.m4a'\n        task: translate",
+    ) + f"state_dir: {tmp_path / 'state'}\n"
+    load_text(tmp_path, text)
+    env = {"PATH": "/usr/bin:/bin", "OPENAI_API_KEY": "k"}
+    cfg = str(tmp_path / "c.yaml")
+    ok = run_cli("explain", "-c", cfg, str(tmp_path / "inbox" / "calls" / "x.wav"), env=env)
+    assert ok.returncode == 0, ok.stderr
+    assert "rule 0 (folder: calls): applies" in ok.stdout
+    assert "rule 1 (match: *.m4a): does not apply" in ok.stdout
+    assert "    language: de" in ok.stdout
+    assert "ignored: no, it is transcribed" in ok.stdout
+    assert "ledger: none yet" in ok.stdout
+    junk = run_cli("explain", "-c", cfg, str(tmp_path / "inbox" / "x.wav.part"), env=env)
+    assert junk.returncode == 1
+    assert "ignored: in-flight or temporary name" in junk.stdout
+    outside = run_cli("explain", "-c", cfg, str(tmp_path / "elsewhere.wav"), env=env)
+    assert outside.returncode == 1
+    assert "in no inbox" in outside.stdout

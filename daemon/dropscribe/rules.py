@@ -9,7 +9,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from dropscribe.config import Format, Inbox, Task
+from dropscribe.config import Format, Inbox, Layer, Task
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -128,15 +128,21 @@ def ignore_reason(inbox: Inbox, path: Path, extra_excluded: Iterable[Path] = ())
     return None
 
 
+def effective_layers(inbox: Inbox, path: Path) -> list[Layer]:
+    """The layers that apply to ``path``: defaults, the inbox, and the matching rules."""
+    rel = relative(inbox, path) or PurePosixPath(path.name)
+    return [
+        layer
+        for layer in inbox.layers
+        if (layer.match is None or _glob(layer.match, rel))
+        and (layer.folder is None or rel.as_posix().startswith(layer.folder + "/"))
+    ]
+
+
 def effective(inbox: Inbox, path: Path) -> FolderSettings:
     """Defaults, then the inbox, then every rule that matches, in order."""
-    rel = relative(inbox, path) or PurePosixPath(path.name)
     merged: dict[str, Any] = {}
-    for layer in inbox.layers:
-        if layer.match is not None and not _glob(layer.match, rel):
-            continue
-        if layer.folder is not None and not rel.as_posix().startswith(layer.folder + "/"):
-            continue
+    for layer in effective_layers(inbox, path):
         merged.update(layer.values)
     return FolderSettings(**merged)
 

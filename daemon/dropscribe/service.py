@@ -72,7 +72,7 @@ class Daemon:
         self._journal: Journal | None = None
         self._notify = Notifier()
         self.metrics = Metrics()
-        self._excluded = _excluded(config)
+        self._excluded = excluded_dirs(config)
 
     # ------------------------------------------------------------ entry points
 
@@ -225,7 +225,7 @@ class Daemon:
         )
         watcher.stop()
         self.config = new
-        self._excluded = _excluded(new)
+        self._excluded = excluded_dirs(new)
         watcher = Watcher(new.inboxes, self._hints.put)
         watcher.start()
         before = {inbox.path for inbox in old.inboxes}
@@ -389,7 +389,7 @@ def _lock_state_dir(state_dir: Path) -> int:
     return fd
 
 
-def _excluded(config: Config) -> tuple[Path, ...]:
+def excluded_dirs(config: Config) -> tuple[Path, ...]:
     """Folders dropscribe writes into: never taken as input."""
     outputs = tuple(
         layer.values["output_dir"]

@@ -1,0 +1,130 @@
+"""The reporting commands: status, retry and explain. They read (retry also writes) the
+ledger while a daemon may be running; SQLite's WAL makes that safe."""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+from dataclasses import asdict
+from typing import TYPE_CHECKING
+
+from dropscribe import disposition, rules
+from dropscribe.journal import Journal
+from dropscribe.service import LEDGER_NAME, excluded_dirs
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from dropscribe import config
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+
+
+def _fail(message: str) -> int:
+    print(f"dropscribe: {message}", file=sys.stderr)
+    return EXIT_CONFIG
+
+
+def status(cfg: config.Config) -> int:
+    path = cfg.state_dir / LEDGER_NAME
+    if not path.exists():
+        print(f"no ledger yet at {path}: the daemon has not run with this state_dir")
+        return EXIT_OK
+    try:
+        journal = Journal(path)
+        counts = journal.counts()
+        failures = journal.latest_failures()
+        journal.close()
+    except sqlite3.Error as exc:
+        return _fail(f"cannot read ledger {path}: {exc}")
+    print(f"ledger: {path}")
+    for state in ("done", "uploading", "failed", "error"):
+        print(f"  {state:<10} {counts.get(state, 0)}")
+    if failures:
+        print("latest failures:")
+        for row in failures:
+            print(f"  {row.path}: {row.error}")
+    return EXIT_OK
+
+
+def retry(cfg: config.Config, paths: list[Path]) -> int:
+    """Move quarantined recordings back and reset their attempts; the daemon picks them up."""
+    try:
+        journal = Journal(cfg.state_dir / LEDGER_NAME)
+    except (OSError, sqlite3.Error) as exc:
+        return _fail(f"cannot open ledger in {cfg.state_dir}: {exc}")
+    wanted = set(paths)
+    found: set[Path] = set()
+    problems = 0
+    try:
+        for inbox in cfg.inboxes:
+            for item in disposition.failed(inbox):
+                if wanted and not wanted & {item.path, item.source}:
+                    continue
+                found |= {item.path, item.source}
+                # Forget first: a running daemon sees the file come back at once.
+                journal.forget_failure(item.source, item.key)
+                try:
+                    back = disposition.restore(item)
+                except OSError as exc:
+                    print(f"{item.path}: cannot move back: {exc.strerror or exc}", file=sys.stderr)
+                    problems += 1
+                    continue
+                print(f"{back}: queued again (was: {item.reason or 'unknown reason'})")
+    finally:
+        journal.close()
+    for missing in sorted(wanted - found):
+        print(f"{missing}: not a quarantined recording", file=sys.stderr)
+        problems += 1
+    if not found and not wanted:
+        print("nothing is quarantined")
+    return EXIT_FAILED if problems else EXIT_OK
+
+
+def explain(cfg: config.Config, path: Path) -> int:
+    """Say what dropscribe would do with ``path``, and what it did."""
+    inboxes = [i for i in cfg.inboxes if path == i.path or i.path in path.parents]
+    if not inboxes:
+        print(f"{path}: in no inbox ({', '.join(str(i.path) for i in cfg.inboxes)})")
+        return EXIT_FAILED
+    inbox = max(inboxes, key=lambda i: len(i.path.parts))
+    print(f"{path}")
+    print(f"  inbox: {inbox.name} ({inbox.path}), watch: {inbox.watch}")
+    reason = rules.ignore_reason(inbox, path, excluded_dirs(cfg))
+    if reason is None and path.is_symlink() and not inbox.follow_symlinks:
+        reason = "symbolic link (follow_symlinks: false)"
+    if reason is None and path.exists() and not path.is_file():
+        reason = "not a regular file"
+    print(f"  ignored: {reason}" if reason else "  ignored: no, it is transcribed")
+    rel = rules.relative(inbox, path)
+    for index, layer in enumerate(inbox.layers[2:]):
+        applies = rules.effective_layers(inbox, path)
+        mark = "applies" if layer in applies else "does not apply"
+        what = " ".join(f"{k}: {v}" for k, v in (("match", layer.match), ("folder", layer.folder))
+                        if v is not None)  # fmt: skip
+        print(f"  rule {index} ({what}): {mark}")
+    settings = rules.effective(inbox, path)
+    print("  settings:")
+    shown = asdict(settings)
+    if settings.hook is not None:
+        shown["hook"] = settings.hook.model_dump(exclude_none=True)
+    for key, value in shown.items():
+        print(f"    {key}: {value}")
+    folder = rules.sidecar_dir(inbox, settings, path)
+    names = ", ".join(rules.sidecar_name(settings, path, fmt) for fmt in settings.formats)
+    print(f"  sidecars: {names} in {folder} (relative path {rel})")
+    ledger = cfg.state_dir / LEDGER_NAME
+    if ledger.exists():
+        journal = Journal(ledger)
+        try:
+            row = journal.file(path)
+        finally:
+            journal.close()
+        if row is None:
+            print("  ledger: not seen yet")
+        else:
+            print(f"  ledger: {row.state}" + (f" ({row.error})" if row.error else ""))
+            print(f"    fingerprint: {row.fingerprint[:16]}…, formats done: {row.formats or '-'}")
+    else:
+        print("  ledger: none yet")
+    return EXIT_FAILED if reason else EXIT_OK
