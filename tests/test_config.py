@@ -226,11 +226,14 @@ def test_cli_check_config_ok(tmp_path):
 
 def test_cli_explain_says_inbox_rules_settings_and_ignore_reason(tmp_path):
     """explain names the inbox, the rules that apply, the settings, and why a file is ignored."""
-    text = MINIMAL.replace(
-        "  - path: inbox",
-        "  - path: inbox\n    rules:\n      - folder: calls\n        language: de\n"
-        "      - match: '*.m4a'\n        task: translate",
-    ) + f"state_dir: {tmp_path / 'state'}\n"
+    text = (
+        MINIMAL.replace(
+            "  - path: inbox",
+            "  - path: inbox\n    rules:\n      - folder: calls\n        language: de\n"
+            "      - match: '*.m4a'\n        task: translate",
+        )
+        + f"state_dir: {tmp_path / 'state'}\n"
+    )
     load_text(tmp_path, text)
     env = {"PATH": "/usr/bin:/bin", "OPENAI_API_KEY": "k"}
     cfg = str(tmp_path / "c.yaml")
