@@ -189,3 +189,36 @@ def test_metrics_and_healthz_over_http(setup):
     assert 'dropscribe_files{state="done"} 1.0' in text
     assert 'dropscribe_outcomes_total{outcome="done"} 1.0' in text
     assert "dropscribe_queue_depth 0.0" in text
+
+
+def test_once_on_a_terminal_draws_a_progress_bar(setup):
+    """once with stderr on a TTY shows a progress bar instead of info events; exit 0."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    for n in range(3):
+        make_wav(setup.inbox / f"p{n}.wav", freq=300 + 100 * n)
+    setup.data["log"] = {"format": "console"}
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dropscribe", "once", "-c", str(setup.write())],
+        stderr=follower, stdout=subprocess.DEVNULL, env={**os.environ, **setup.env},
+    )  # fmt: skip
+    os.close(follower)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(leader)
+    assert proc.wait(30) == 0
+    text = output.decode()
+    assert "3/3 files" in text
+    assert "[##############################]" in text
+    assert "file.done" not in text, "info events stay quiet under the bar"

@@ -17,7 +17,7 @@ from dropscribe.errors import ConfigError
 from dropscribe.service import AlreadyRunningError, Daemon
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from types import FrameType
 
 EXIT_OK = 0
@@ -88,11 +88,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.paths and not args.all:
             return _fail("retry: name quarantined files, or give --all")
         return report.retry(cfg, [Path(p).resolve() for p in args.paths])
-    log.configure(cfg.log_format, cfg.log_level)
-    return _serve(cfg, once=args.command == "once")
+    once = args.command == "once"
+    bar = once and sys.stderr.isatty() and cfg.log_format != "json"
+    # once on a terminal: a progress bar, and only warnings and errors as events.
+    level = "warning" if bar and cfg.log_level in {"debug", "info"} else cfg.log_level
+    log.configure(cfg.log_format, level)
+    return _serve(cfg, once=once, progress=_bar if bar else None)
 
 
-def _serve(cfg: config.Config, *, once: bool) -> int:
+def _bar(finished: int, total: int, failed: int) -> None:
+    width = 30
+    filled = width * finished // total if total else width
+    note = f", {failed} failed" if failed else ""
+    end = "\n" if total and finished == total else ""
+    sys.stderr.write(f"\r\x1b[2K[{'#' * filled}{'.' * (width - filled)}] "
+                     f"{finished}/{total} files{note}{end}")  # fmt: skip
+    sys.stderr.flush()
+
+
+def _serve(
+    cfg: config.Config, *, once: bool, progress: Callable[[int, int, int], None] | None = None
+) -> int:
     stop = threading.Event()
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:
@@ -107,7 +123,7 @@ def _serve(cfg: config.Config, *, once: bool) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGHUP, on_hangup)
     try:
-        failed = Daemon(cfg).run(stop, once=once, reload=reload)
+        failed = Daemon(cfg).run(stop, once=once, reload=reload, progress=progress)
     except AlreadyRunningError as exc:
         return _fail(f"{exc.strerror} ({cfg.state_dir})")
     except (OSError, sqlite3.Error) as exc:

@@ -32,7 +32,7 @@ from dropscribe.pool import Pool
 from dropscribe.settle import SettleTracker, Stat
 from dropscribe.sidecar import is_temp
 from dropscribe.watcher import Hint, Watcher, scan
-from dropscribe.worker import Item, Processor
+from dropscribe.worker import Item, Processor, Tally
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -72,17 +72,27 @@ class Daemon:
         self._journal: Journal | None = None
         self._notify = Notifier()
         self.metrics = Metrics()
+        self._progress: Callable[[int, int, int], None] | None = None
+        self._tally: Tally | None = None
+        self._shown = (0, 0, 0)
         self._excluded = excluded_dirs(config)
 
     # ------------------------------------------------------------ entry points
 
     def run(
-        self, stop: threading.Event, *, once: bool = False, reload: threading.Event | None = None
+        self,
+        stop: threading.Event,
+        *,
+        once: bool = False,
+        reload: threading.Event | None = None,
+        progress: Callable[[int, int, int], None] | None = None,
     ) -> int:
         """Serve until ``stop`` is set (or, with ``once``, until the inboxes are empty).
 
-        Setting ``reload`` (SIGHUP) re-reads the config file. Returns how many files failed.
+        Setting ``reload`` (SIGHUP) re-reads the config file; ``progress`` is called with
+        (finished, total, failed) whenever those change. Returns how many files failed.
         """
+        self._progress = progress
         lock = _lock_state_dir(self.config.state_dir)
         journal = self._journal = Journal(self.config.state_dir / LEDGER_NAME)
         clients = {name: self._client(ep) for name, ep in self.config.endpoints.items()}
@@ -92,6 +102,7 @@ class Daemon:
         processor = Processor(
             journal, clients, abort, once=once, inbox_of=self._inbox_of, metrics=metrics
         )
+        self._tally = processor.tally
         server = None
         if self.config.metrics is not None and not once:
             server = MetricsServer(metrics, *self.config.metrics)
@@ -129,6 +140,9 @@ class Daemon:
                 journal.close()
             os.close(lock)
             tally = processor.tally
+            if self._progress is not None:
+                finished = tally.done + tally.failed + tally.skipped
+                self._progress(finished, finished, tally.failed)
             log.info("daemon.stopped", done=tally.done, failed=tally.failed,
                      skipped=tally.skipped)  # fmt: skip
         return processor.tally.failed
@@ -137,6 +151,14 @@ class Daemon:
 
     def _gauges(self, pool: Pool[Item]) -> None:
         queued, running = pool.counts()
+        if self._progress is not None and self._tally is not None:
+            tally = self._tally
+            finished = tally.done + tally.failed + tally.skipped
+            shown = (finished, finished + queued + running + len(self._ready)
+                     + len(self._tracker), tally.failed)  # fmt: skip
+            if shown != self._shown:
+                self._shown = shown
+                self._progress(*shown)
         self.metrics.alive()
         self.metrics.queue.set(queued + len(self._ready))
         self.metrics.running.set(running)
