@@ -60,7 +60,8 @@ def main() -> None:
         with FakeAPI() as api:
             config = work / "mem.yaml"
             config.write_text(json.dumps({
-                "endpoints": {"fake": {"base_url": api.base_url, "timeout": 600}},
+                "endpoints": {"fake": {"base_url": api.base_url, "timeout": 600,
+                                   "max_upload_bytes": 0}},
                 "defaults": {"endpoint": "fake", "model": "whisper-1", "settle_seconds": 0},
                 "inboxes": [{"path": str(inbox)}],
                 "state_dir": str(work / "state"),

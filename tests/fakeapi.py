@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import hashlib
 import json
+import re
 import socket
 import threading
 from dataclasses import dataclass, field
@@ -143,8 +144,11 @@ def default_answer(upload: Upload) -> dict[str, Any]:
     text = f"transcript of {upload.filename}"
     if upload.fields.get("response_format") != "verbose_json":
         return {"text": text}
+    translate = upload.path.partition("?")[0].endswith("translations") or (
+        upload.fields.get("translate") == "true"
+    )
     return {
-        "task": "translate" if upload.path.endswith("translations") else "transcribe",
+        "task": "translate" if translate else "transcribe",
         "language": upload.fields.get("language", "english"),
         "duration": 4.0,
         "text": text,
@@ -158,7 +162,18 @@ def default_answer(upload: Upload) -> dict[str, Any]:
 class FakeAPI:
     """Start with ``with FakeAPI() as api:``; ``api.base_url`` is the endpoint's base URL."""
 
-    def __init__(self, api_key: str | None = None, answer=default_answer, delay: float = 0.0):
+    def __init__(
+        self,
+        api_key: str | None = None,
+        answer=default_answer,
+        delay: float = 0.0,
+        kind: str = "openai",
+        upload_limit: int | None = None,
+        loading: int = 0,
+    ):
+        self.kind = kind  # which server's quirks to emulate (PROTOCOL.md section 4)
+        self.upload_limit = upload_limit  # bytes; larger files get the kind's 413
+        self.loading = loading  # LocalAI: answer this many requests with 503 "loading"
         self.api_key = api_key
         self.answer = answer
         self.delay = delay  # seconds each answer takes (a transcription is not instant)
@@ -176,9 +191,51 @@ class FakeAPI:
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
-    def base_url(self) -> str:
+    def root_url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/v1"
+        return f"http://{host}:{port}"
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.root_url}/v1"
+
+    def refuse(self, upload: Upload) -> Reply | None:
+        """The kind's own answer for a wrong route, a bad key, a too large body, or loading."""
+        path, _, query = upload.path.partition("?")
+        kind = self.kind
+        if kind == "azure":
+            classic = re.fullmatch(r"/openai/deployments/[^/]+/audio/(transcriptions|translations)",
+                                   path) and "api-version=" in query  # fmt: skip
+            v1 = re.fullmatch(r"/openai/v1/audio/(transcriptions|translations)", path)
+            if not (classic or v1):
+                return Reply(404, {"error": {"code": "404", "message": "Resource not found"}})
+            if self.api_key is not None and upload.headers.get("api-key") != self.api_key:
+                return Reply(401, {"error": {"code": "401", "message": "Access denied due to "
+                                             "invalid subscription key."}})  # fmt: skip
+            return None
+        if kind == "whispercpp":
+            if path != "/inference":
+                return Reply(404, "File Not Found", content_type="text/plain")
+            return None
+        if not path.endswith(("/audio/transcriptions", "/audio/translations")):
+            return openai_error(404, f"no route {path}")
+        if kind == "localai" and path.endswith("/translations"):
+            return Reply(404, {"error": {"code": 404, "message": "Cannot POST", "type": ""}})
+        bearer = upload.headers.get("authorization")
+        if self.api_key is not None and bearer != f"Bearer {self.api_key}":
+            if kind == "speaches":
+                return Reply(403, {"detail": "Invalid API key"})
+            return openai_error(401, "Incorrect API key provided.", code="invalid_api_key")
+        if self.upload_limit is not None and upload.size > self.upload_limit:
+            if kind == "localai":
+                return Reply(413, {"error": {"code": 413, "message": "Request Entity Too Large",
+                                             "type": ""}})  # fmt: skip
+            return openai_error(413, "Maximum content size limit exceeded", type_="server_error")
+        if kind == "localai" and self.loading > 0:
+            self.loading -= 1
+            return Reply(503, {"error": {"code": 503, "message": "loading model"}},
+                         headers={"Retry-After": "1"})  # fmt: skip
+        return None
 
     def __enter__(self) -> Self:
         self._thread.start()
@@ -263,14 +320,11 @@ class FakeAPI:
                     api.gate.wait()
                     with api.arrived:
                         api.waiting -= 1
-                if api.api_key is not None and upload.headers.get("authorization") != (
-                    f"Bearer {api.api_key}"
-                ):
-                    self._send(openai_error(401, "Incorrect API key provided.",
-                                            code="invalid_api_key"))  # fmt: skip
-                    return
-                if not upload.path.endswith(("/audio/transcriptions", "/audio/translations")):
-                    self._send(openai_error(404, f"no route {upload.path}"))
+                with api._lock:
+                    refusal = api.refuse(upload)
+                if refusal is not None:
+                    upload.reply = str(refusal.status)
+                    self._send(refusal)
                     return
                 reply = api._next_reply(upload)
                 upload.reply = (

@@ -8,6 +8,7 @@ PermanentError carrying the status, the request id and the server's message.
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -15,8 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
-from dropscribe import __version__
-from dropscribe.config import Task
+from dropscribe import __version__, kinds
 from dropscribe.errors import EndpointError, PermanentError, RetryableError, TranscriptionError
 from dropscribe.retry import parse_retry_after, should_retry
 
@@ -149,9 +149,8 @@ class Client:
     ) -> None:
         self.endpoint = endpoint
         self._clock = clock
-        headers = {"User-Agent": f"dropscribe/{__version__}"}
-        if endpoint.api_key:
-            headers["Authorization"] = f"Bearer {endpoint.api_key}"
+        headers = {"User-Agent": f"dropscribe/{__version__}", **kinds.auth_headers(endpoint)}
+        self._limit = kinds.upload_limit(endpoint)
         self._http = httpx.Client(
             base_url=endpoint.base_url + "/",
             headers=headers,
@@ -169,26 +168,24 @@ class Client:
     def close(self) -> None:
         self._http.close()
 
-    def form(self, settings: FolderSettings) -> dict[str, str]:
-        """The multipart fields besides the file; unset settings are left to the server."""
-        fields = {"model": settings.model, "response_format": settings.response_format}
-        if settings.response_format == "verbose_json":
-            fields["timestamp_granularities[]"] = "segment"
-        if settings.language and settings.task is Task.TRANSCRIBE:
-            fields["language"] = settings.language
-        if settings.prompt:
-            fields["prompt"] = settings.prompt
-        if settings.temperature is not None:
-            fields["temperature"] = f"{settings.temperature:g}"
-        return fields
-
     def transcribe(self, path: Path, settings: FolderSettings) -> Transcript:
         """Stream one file to the endpoint and return its transcript, or raise."""
-        route = "audio/translations" if settings.task is Task.TRANSLATE else "audio/transcriptions"
+        request_shape = kinds.shape(self.endpoint, settings)
         mime = MIME_TYPES.get(path.suffix.lower().lstrip("."), "application/octet-stream")
         with path.open("rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if self._limit is not None and size > self._limit:
+                raise PermanentError(
+                    f"file is {size / 2**20:.1f} MiB, over the {self._limit / 2**20:.1f} MiB"
+                    f" that endpoint {self.endpoint.name!r} accepts in one upload"
+                    " (max_upload_bytes)"
+                )
             request = self._http.build_request(
-                "POST", route, data=self.form(settings), files={"file": (path.name, fh, mime)}
+                "POST",
+                request_shape.path,
+                params=request_shape.params,
+                data=request_shape.fields,
+                files={"file": (path.name, fh, mime)},
             )
             request.stream = _Coalesced(request.stream)
             try:

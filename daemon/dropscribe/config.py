@@ -70,6 +70,9 @@ class Endpoint:
     pause_after_failures: int = 5
     pause_seconds: float = 30.0
     kind: str = "openai"
+    api_version: str = "2024-10-21"
+    request_path: str | None = None
+    max_upload_bytes: int | None = None
     device: str = "cpu"
     compute_type: str = "int8"
     cpu_threads: int = 0
@@ -344,8 +347,8 @@ def _endpoint(
 ) -> Endpoint:
     """Resolve one endpoint; its key must be at hand only if some inbox uses it."""
     key: str | None = None
-    if ep.kind == "openai" and ep.base_url is None:
-        problem(where, "base_url is required (kind: openai)")
+    if ep.kind != "local" and ep.base_url is None:
+        problem(where, f"base_url is required (kind: {ep.kind})")
     if ep.api_key_env and ep.api_key_file:
         problem(where, "give api_key_env or api_key_file, not both")
     elif ep.api_key_env:
@@ -366,6 +369,9 @@ def _endpoint(
         pause_after_failures=ep.pause_after_failures,
         pause_seconds=ep.pause_seconds,
         kind=ep.kind,
+        api_version=ep.api_version,
+        request_path=ep.request_path.strip("/") if ep.request_path else None,
+        max_upload_bytes=ep.max_upload_bytes,
         device=ep.device,
         compute_type=ep.compute_type,
         cpu_threads=ep.cpu_threads,

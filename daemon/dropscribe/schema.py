@@ -126,7 +126,9 @@ class InboxModel(SettingsModel):
 
 
 class EndpointModel(StrictModel):
-    kind: Literal["openai", "local"] = "openai"
+    kind: Literal[
+        "openai", "azure", "groq", "speaches", "localai", "vllm", "whispercpp", "gateway", "local"
+    ] = "openai"
     base_url: str | None = None
     api_key_env: str | None = None
     api_key_file: str | None = None
@@ -138,6 +140,9 @@ class EndpointModel(StrictModel):
     pause_after_failures: Annotated[int, Field(ge=1)] = 5
     pause_seconds: Annotated[float, Field(gt=0)] = 30.0
 
+    api_version: str = "2024-10-21"  # azure: the api-version query, or v1 for the v1 URL
+    request_path: str | None = None  # a route other than audio/transcriptions (whispercpp)
+    max_upload_bytes: Annotated[int, Field(ge=0)] | None = None  # 0: no limit
     # kind: local (faster-whisper in this process)
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     compute_type: str = "int8"

@@ -19,6 +19,7 @@ import structlog
 from dropscribe import retry
 from dropscribe.breaker import Breaker
 from dropscribe.errors import EndpointError, PermanentError, RetryableError, TranscriptionError
+from dropscribe.limiter import Limiter
 from dropscribe.metrics import Metrics
 
 if TYPE_CHECKING:
@@ -55,10 +56,7 @@ class Uploader:
         self._wait_for_endpoints = wait_for_endpoints
         self._jitter = jitter
         self._clock = clock
-        self._limits = {
-            name: threading.BoundedSemaphore(c.endpoint.max_concurrency)
-            for name, c in clients.items()
-        }
+        self._limits = {name: Limiter(c.endpoint.max_concurrency) for name, c in clients.items()}
         self._breakers = {name: self._breaker(c) for name, c in clients.items()}
         self._all = list(clients.values())
         self._lock = threading.Lock()
@@ -77,7 +75,7 @@ class Uploader:
         with self._lock:
             for name, client in clients.items():
                 if self._clients.get(name) is not client:
-                    self._limits[name] = threading.BoundedSemaphore(client.endpoint.max_concurrency)
+                    self._limits[name] = Limiter(client.endpoint.max_concurrency)
                     self._breakers[name] = self._breaker(client)
                     self._all.append(client)
             self._clients = dict(clients)
@@ -150,6 +148,8 @@ class Uploader:
                 continue  # not the file's fault: same attempt once the endpoint is back
             if isinstance(failure, RetryableError):
                 self._failed(endpoint.name, failure)
+                if failure.status == 429:
+                    self._throttled(endpoint.name)
             elif failure.status is not None:
                 self._succeeded(endpoint.name)  # it answered: alive, the file is at fault
             else:
@@ -180,7 +180,17 @@ class Uploader:
         if failure is None:
             self._metrics.upload_bytes.labels(endpoint).inc(size)
 
+    def _throttled(self, endpoint: str) -> None:
+        limit = self._limits[endpoint].throttled()
+        if limit is not None:
+            log.warning("endpoint.concurrency", endpoint=endpoint, limit=limit,
+                        reason="rate limited (429)")  # fmt: skip
+
     def _succeeded(self, endpoint: str) -> None:
+        raised = self._limits[endpoint].succeeded()
+        if raised is not None:
+            log.info("endpoint.concurrency", endpoint=endpoint, limit=raised,
+                     reason="ramping back up")  # fmt: skip
         with self._lock:
             resumed = self._breakers[endpoint].succeeded()
         if resumed:
