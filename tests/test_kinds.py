@@ -1,0 +1,179 @@
+"""Every kind of endpoint, each against the test server emulating that kind's quirks."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import API_KEY, make_wav, named, wait_for
+from dropscribe.limiter import Limiter
+from fakeapi import FakeAPI, Reply
+
+
+@pytest.fixture
+def kind_setup(setup):
+    """Point the test config at a FakeAPI of a given kind."""
+
+    def use(api: FakeAPI, kind: str, base_url: str | None = None, **endpoint):
+        setup.data["endpoints"]["local"].update(kind=kind, base_url=base_url or api.base_url,
+                                                **endpoint)  # fmt: skip
+        setup.api = api
+        return setup
+
+    return use
+
+
+def run(setup, events, *names, done=None):
+    for n, name in enumerate(names):
+        make_wav(setup.inbox / name, freq=300 + 50 * n)
+    with setup.daemon():
+        wait_for(lambda: len(named(events, "file.done")) >= (done or len(names)),
+                 what="files done", timeout=30)  # fmt: skip
+
+
+def test_azure_classic_deployment_url_with_api_key_header(kind_setup, events):
+    """azure: /openai/deployments/MODEL/audio/...?api-version=..., key in api-key, no model field."""
+    with FakeAPI(api_key=API_KEY, kind="azure") as api:
+        setup = kind_setup(api, "azure", base_url=api.root_url)
+        setup.data["defaults"].update(model="my-whisper", formats=["txt", "srt"])
+        run(setup, events, "a.wav")
+    up = api.uploads[0]
+    assert up.path == "/openai/deployments/my-whisper/audio/transcriptions?api-version=2024-10-21"
+    assert up.headers["api-key"] == API_KEY
+    assert "authorization" not in up.headers
+    assert "model" not in up.fields
+    assert (setup.inbox / "a.srt").read_text().startswith("1\n")
+
+
+def test_azure_v1_url(kind_setup, events):
+    """azure with api_version: v1 posts to /openai/v1/audio/... with the deployment as model."""
+    with FakeAPI(api_key=API_KEY, kind="azure") as api:
+        setup = kind_setup(api, "azure", base_url=api.root_url, api_version="v1")
+        run(setup, events, "b.wav")
+    assert api.uploads[0].path == "/openai/v1/audio/transcriptions"
+    assert api.uploads[0].fields["model"] == "whisper-1"
+
+
+def test_groq_srt_and_vtt_come_from_verbose_json(kind_setup, events):
+    """groq has no srt/vtt formats: we ask for verbose_json and render them; translate sends en."""
+    with FakeAPI(api_key=API_KEY, kind="groq") as api:
+        setup = kind_setup(api, "groq")
+        setup.data["defaults"].update(model="whisper-large-v3", formats=["srt", "vtt"])
+        setup.data["inboxes"][0]["rules"] = [{"folder": "tr", "task": "translate"}]
+        make_wav(setup.inbox / "tr" / "t.wav", freq=900)
+        run(setup, events, "g.wav", done=2)
+    fields = {u.filename: u.fields for u in api.uploads}
+    assert fields["g.wav"]["response_format"] == "verbose_json"
+    assert fields["t.wav"]["language"] == "en"
+    assert (setup.inbox / "g.vtt").read_text().startswith("WEBVTT\n\n00:00:00.000 --> ")
+
+
+def test_speaches_bad_key_is_403_detail_and_pauses(kind_setup, events):
+    """speaches answers a bad key with 403 {"detail": ...}: the endpoint pauses, file kept."""
+    with FakeAPI(api_key="right-key", kind="speaches") as api:
+        setup = kind_setup(api, "speaches")
+        setup.data["defaults"]["model"] = "Systran/faster-distil-whisper-large-v3"
+        make_wav(setup.inbox / "s.wav")
+        with setup.daemon():
+            wait_for(lambda: named(events, "endpoint.paused"), what="pause")
+    paused = named(events, "endpoint.paused")[0]
+    assert (paused["status"], paused["reason"]) == (403, "HTTP 403: Invalid API key")
+    assert api.uploads[0].fields["model"] == "Systran/faster-distil-whisper-large-v3"
+    assert (setup.inbox / "s.wav").exists()
+
+
+def test_localai_loading_503_translate_flag_and_15_mib_limit(kind_setup, events):
+    """localai: 503+Retry-After while loading is waited out; translate is a flag; big files refused."""
+    with FakeAPI(kind="localai", loading=1) as api:
+        setup = kind_setup(api, "localai", max_upload_bytes=200_000)
+        setup.data["inboxes"][0]["rules"] = [{"folder": "tr", "task": "translate"}]
+        make_wav(setup.inbox / "tr" / "fr.wav")
+        make_wav(setup.inbox / "big.wav", seconds=8.0)  # 256 KB: over the limit
+        with setup.daemon():
+            wait_for(lambda: named(events, "file.done") and named(events, "file.failed"),
+                     what="one done, one refused", timeout=30)  # fmt: skip
+    translated = next(u for u in api.uploads if u.reply == "200")
+    assert translated.path == "/v1/audio/transcriptions"
+    assert translated.fields["translate"] == "true"
+    assert api.uploads[0].reply == "503"
+    assert translated.at - api.uploads[0].at >= 1.0, "Retry-After honoured"
+    assert "over the 0.2 MiB" in named(events, "file.failed")[0]["error"]
+    assert all(u.filename != "big.wav" for u in api.uploads), "never uploaded"
+
+
+def test_vllm_string_duration_and_integer_error_codes(kind_setup, events):
+    """vllm: verbose_json's duration is a string; errors carry integer codes."""
+
+    def answer(upload):
+        return {"text": "hi", "language": "en", "duration": "2.5",
+                "segments": [{"id": 0, "start": 0.0, "end": 2.5, "text": "hi"}]}  # fmt: skip
+
+    with FakeAPI(kind="vllm", answer=answer) as api:
+        api.script.append(Reply(400, {"error": {"message": "bad audio", "type": "BadRequest",
+                                                "code": 400}}))  # fmt: skip
+        setup = kind_setup(api, "vllm")
+        setup.data["defaults"]["formats"] = ["verbose_json"]
+        setup.data["workers"] = 1
+        make_wav(setup.inbox / "first.wav")
+        run(setup, events, "second.wav")
+    assert named(events, "file.failed")[0]["error"] == "HTTP 400: bad audio"
+    verbose = json.loads((setup.inbox / "second.verbose.json").read_text())
+    assert verbose["duration"] == 2.5
+
+
+def test_whispercpp_inference_path_language_auto_and_translate_flag(kind_setup, events):
+    """whispercpp: /inference, no model field, language=auto unless set, translate=true."""
+    with FakeAPI(kind="whispercpp") as api:
+        setup = kind_setup(api, "whispercpp", base_url=api.root_url)
+        setup.data["defaults"]["formats"] = ["txt", "srt"]
+        setup.data["inboxes"][0]["rules"] = [{"folder": "tr", "task": "translate"}]
+        make_wav(setup.inbox / "tr" / "x.wav", freq=800)
+        run(setup, events, "w.wav", done=2)
+    fields = {u.filename: u.fields for u in api.uploads}
+    assert {u.path for u in api.uploads} == {"/inference"}
+    assert fields["w.wav"]["language"] == "auto"
+    assert "model" not in fields["w.wav"]
+    assert "timestamp_granularities[]" not in fields["w.wav"]
+    assert fields["x.wav"]["translate"] == "true"
+
+
+def test_gateway_html_errors_and_dropped_fields(kind_setup, events):
+    """gateway: an HTML 502 is retried; a proxy that drops timestamps still yields an srt."""
+    with FakeAPI(kind="gateway", answer=lambda upload: {"text": "no segments here"}) as api:
+        api.script.append(Reply(502, "<html><title>502 Bad Gateway</title></html>",
+                                content_type="text/html"))  # fmt: skip
+        setup = kind_setup(api, "gateway")
+        setup.data["defaults"]["formats"] = ["srt"]
+        run(setup, events, "gw.wav")
+    assert named(events, "upload.failed")[0]["error"] == "HTTP 502: 502 Bad Gateway"
+    assert (setup.inbox / "gw.srt").read_text() == (
+        "1\n00:00:00,000 --> 00:00:01,000\nno segments here\n"
+    )
+
+
+def test_rate_limits_halve_concurrency_then_it_ramps_back():
+    """A 429 halves the uploads allowed at once (not below 1); successes add them back one by one."""
+    limiter = Limiter(4)
+    assert limiter.throttled() == 2
+    assert limiter.throttled() == 1
+    assert limiter.throttled() is None
+    assert limiter.acquire(0)
+    assert not limiter.acquire(0), "one at a time while throttled"
+    limiter.release()
+    assert limiter.succeeded() == 2
+    assert [limiter.succeeded() for _ in range(2)] == [None, 3]
+    assert [limiter.succeeded() for _ in range(3)] == [None, None, 4]
+    assert limiter.succeeded() is None
+
+
+def test_429_reduces_concurrency_in_the_daemon(setup, events):
+    """The daemon logs a lower limit after a 429 and raises it again as uploads succeed."""
+    from fakeapi import openai_error
+
+    setup.data["endpoints"]["local"].update(max_concurrency=4, backoff_max=0.1)
+    setup.api.script.append(openai_error(429, "Rate limit reached", code="rate_limit_exceeded"))
+    run(setup, events, *(f"c{n}.wav" for n in range(10)))
+    changes = [e["limit"] for e in named(events, "endpoint.concurrency")]
+    assert changes[0] == 2
+    assert changes[1:3] == [3, 4]
