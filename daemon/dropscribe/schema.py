@@ -48,6 +48,12 @@ class StrictModel(BaseModel):
 Seconds = Annotated[float, Field(ge=0)]
 
 
+def http_url(value: str | None) -> str | None:
+    if value is not None and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
+        raise ValueError("must be an http:// or https:// URL such as https://api.openai.com/v1")
+    return value
+
+
 class HookModel(StrictModel):
     """What to run when a file is finished (done or quarantined)."""
 
@@ -57,10 +63,8 @@ class HookModel(StrictModel):
 
     @field_validator("webhook")
     @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
-            raise ValueError("must be an http:// or https:// URL")
-        return value
+    def _webhook_is_http(cls, value: str | None) -> str | None:
+        return http_url(value)
 
 
 class SettingsModel(StrictModel):
@@ -150,10 +154,8 @@ class EndpointModel(StrictModel):
 
     @field_validator("base_url")
     @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
-            raise ValueError("must be an http:// or https:// URL such as https://api.openai.com/v1")
-        return value
+    def _base_url_is_http(cls, value: str | None) -> str | None:
+        return http_url(value)
 
 
 class LogModel(StrictModel):
