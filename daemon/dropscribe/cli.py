@@ -14,7 +14,8 @@ import structlog
 
 from dropscribe import __version__, config, log, report
 from dropscribe.errors import ConfigError
-from dropscribe.service import AlreadyRunningError, Daemon
+from dropscribe.service import Daemon
+from dropscribe.statedir import AlreadyRunningError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence

@@ -16,6 +16,7 @@ import yaml
 from pydantic import ValidationError
 
 from dropscribe.errors import ConfigError, Problem
+from dropscribe.locate import KeyPath, dotted, from_pydantic, index_lines, line_of
 from dropscribe.schema import (
     AUDIO_EXTENSIONS,
     ConfigModel,
@@ -30,8 +31,6 @@ from dropscribe.schema import (
     StrictModel,
     Task,
 )
-
-KeyPath = tuple[str | int, ...]
 
 __all__ = [
     "AUDIO_EXTENSIONS",
@@ -153,7 +152,7 @@ def parse(text: str, source: Path, environ: dict[str, str]) -> Config:
     lines: dict[KeyPath, int] = {}
     problems: list[Problem] = []
     if node is not None:
-        _index_lines(node, (), lines, problems, fname)
+        index_lines(node, (), lines, problems, fname)
     raw = yaml.safe_load(text)
     if not isinstance(raw, dict):
         problems.append(Problem(fname, 1, "", "expected a mapping with endpoints: and inboxes:"))
@@ -161,7 +160,7 @@ def parse(text: str, source: Path, environ: dict[str, str]) -> Config:
     try:
         model = ConfigModel.model_validate(raw)
     except ValidationError as exc:
-        problems.extend(_from_pydantic(exc, lines, fname))
+        problems.extend(from_pydantic(exc, lines, fname))
         # Still check what did validate (keys, inbox folders), so that one run of
         # check-config lists every problem, not just the schema's.
         model = _valid_parts(raw)
@@ -169,59 +168,6 @@ def parse(text: str, source: Path, environ: dict[str, str]) -> Config:
     if problems:
         raise ConfigError(problems)
     return config
-
-
-def _index_lines(
-    node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], problems: list[Problem], fname: str
-) -> None:
-    lines[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key_node, value_node in node.value:
-            key = str(key_node.value)
-            if key in seen:
-                problems.append(
-                    Problem(fname, key_node.start_mark.line + 1, _dotted((*path, key)),
-                            "duplicate key (YAML would silently keep the last one)")
-                )  # fmt: skip
-            seen.add(key)
-            _index_lines(value_node, (*path, key), lines, problems, fname)
-            lines[(*path, key)] = key_node.start_mark.line + 1
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _index_lines(item, (*path, index), lines, problems, fname)
-
-
-def _dotted(path: KeyPath) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
-    return out
-
-
-def _line_of(path: KeyPath, lines: dict[KeyPath, int]) -> int | None:
-    for end in range(len(path), -1, -1):
-        if path[:end] in lines:
-            return lines[path[:end]]
-    return None
-
-
-def _from_pydantic(exc: ValidationError, lines: dict[KeyPath, int], fname: str) -> list[Problem]:
-    out = []
-    for err in exc.errors(include_url=False):
-        # Drop the tags pydantic adds for constrained/union members (e.g. "constrained-str").
-        loc: KeyPath = tuple(p for p in err["loc"] if isinstance(p, int) or "-" not in p)
-        match err["type"]:
-            case "extra_forbidden":
-                message = "unknown key"
-            case "missing":
-                message = "required key is missing"
-            case _:
-                message = err["msg"].removeprefix("Value error, ")
-                if err["type"] != "value_error" and "input" in err:
-                    message += f" (got {err['input']!r})"
-        out.append(Problem(fname, _line_of(loc, lines), _dotted(loc), message))
-    return out
 
 
 def _valid_parts(raw: dict[str, Any]) -> ConfigModel:
@@ -260,7 +206,7 @@ def _resolve(
     fname = str(source)
 
     def problem(path: KeyPath, message: str) -> None:
-        problems.append(Problem(fname, _line_of(path, lines), _dotted(path), message))
+        problems.append(Problem(fname, line_of(path, lines), dotted(path), message))
 
     used = {model.defaults.endpoint} | {
         layer.endpoint

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from dropscribe import disposition, rules
 from dropscribe.journal import Journal
-from dropscribe.service import LEDGER_NAME, excluded_dirs
+from dropscribe.service import LEDGER_NAME
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -90,7 +90,7 @@ def explain(cfg: config.Config, path: Path) -> int:
     inbox = max(inboxes, key=lambda i: len(i.path.parts))
     print(f"{path}")
     print(f"  inbox: {inbox.name} ({inbox.path}), watch: {inbox.watch}")
-    reason = rules.ignore_reason(inbox, path, excluded_dirs(cfg))
+    reason = rules.ignore_reason(inbox, path, rules.excluded_dirs(cfg))
     if reason is None and path.is_symlink() and not inbox.follow_symlinks:
         reason = "symbolic link (follow_symlinks: false)"
     if reason is None and path.exists() and not path.is_file():

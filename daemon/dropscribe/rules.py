@@ -9,7 +9,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from dropscribe.config import Format, Inbox, Layer, Task
+from dropscribe.config import Config, Format, Inbox, Layer, Task
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -166,3 +166,16 @@ def sidecar_dir(inbox: Inbox, settings: FolderSettings, source: Path) -> Path:
         return source.parent
     rel = relative(inbox, source.parent)
     return settings.output_dir / rel if rel is not None else settings.output_dir
+
+
+def excluded_dirs(config: Config) -> tuple[Path, ...]:
+    """Folders dropscribe writes into: never taken as input."""
+    outputs = tuple(
+        layer.values["output_dir"]
+        for inbox in config.inboxes
+        for layer in inbox.layers
+        if "output_dir" in layer.values
+    )
+    return outputs + tuple(
+        d for inbox in config.inboxes for d in (inbox.failed_dir, inbox.done_dir)
+    )

@@ -8,8 +8,6 @@ waits on a worker and a worker never waits on it.
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import os
 import queue
 import threading
@@ -31,6 +29,7 @@ from dropscribe.notify import Notifier
 from dropscribe.pool import Pool
 from dropscribe.settle import SettleTracker, Stat
 from dropscribe.sidecar import is_temp
+from dropscribe.statedir import lock_state_dir
 from dropscribe.watcher import Hint, Watcher, scan
 from dropscribe.worker import Item, Processor, Tally
 
@@ -75,7 +74,7 @@ class Daemon:
         self._progress: Callable[[int, int, int], None] | None = None
         self._tally: Tally | None = None
         self._shown = (0, 0, 0)
-        self._excluded = excluded_dirs(config)
+        self._excluded = rules.excluded_dirs(config)
 
     # ------------------------------------------------------------ entry points
 
@@ -93,7 +92,7 @@ class Daemon:
         (finished, total, failed) whenever those change. Returns how many files failed.
         """
         self._progress = progress
-        lock = _lock_state_dir(self.config.state_dir)
+        lock = lock_state_dir(self.config.state_dir)
         journal = self._journal = Journal(self.config.state_dir / LEDGER_NAME)
         clients = {name: self._client(ep) for name, ep in self.config.endpoints.items()}
         abort = threading.Event()
@@ -247,7 +246,7 @@ class Daemon:
         )
         watcher.stop()
         self.config = new
-        self._excluded = excluded_dirs(new)
+        self._excluded = rules.excluded_dirs(new)
         watcher = Watcher(new.inboxes, self._hints.put)
         watcher.start()
         before = {inbox.path for inbox in old.inboxes}
@@ -388,37 +387,3 @@ class Daemon:
             if not pool.submit(item):
                 return  # full: keep it for the next turn
             self._ready.pop(path)
-
-
-class AlreadyRunningError(OSError):
-    """Another dropscribe process serves the same state_dir."""
-
-
-def _lock_state_dir(state_dir: Path) -> int:
-    """Hold an exclusive lock on the state directory for as long as the daemon runs.
-
-    Two daemons on one ledger would upload files twice; the second one refuses to start.
-    """
-    state_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(state_dir / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise AlreadyRunningError(
-            errno.EWOULDBLOCK, "another dropscribe is running with this state_dir"
-        ) from None
-    return fd
-
-
-def excluded_dirs(config: Config) -> tuple[Path, ...]:
-    """Folders dropscribe writes into: never taken as input."""
-    outputs = tuple(
-        layer.values["output_dir"]
-        for inbox in config.inboxes
-        for layer in inbox.layers
-        if "output_dir" in layer.values
-    )
-    return outputs + tuple(
-        d for inbox in config.inboxes for d in (inbox.failed_dir, inbox.done_dir)
-    )

@@ -1,0 +1,32 @@
+"""The state directory: one daemon at a time."""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+class AlreadyRunningError(OSError):
+    """Another dropscribe process serves the same state_dir."""
+
+
+def lock_state_dir(state_dir: Path) -> int:
+    """Hold an exclusive lock on the state directory for as long as the daemon runs.
+
+    Two daemons on one ledger would upload files twice; the second one refuses to start.
+    """
+    state_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(state_dir / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise AlreadyRunningError(
+            errno.EWOULDBLOCK, "another dropscribe is running with this state_dir"
+        ) from None
+    return fd
