@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -103,18 +104,32 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--files", type=int, default=1000)
     parser.add_argument("--size", type=int, default=100 * 1024)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating runs; medians")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="dropscribe-bench-"))
     try:
         files = make_files(work / "source", args.files, args.size)
+        curls: list[float] = []
+        daemons: list[float] = []
         with FakeAPI() as api:
-            curl_s = bench_curl(api, files)
-            n_curl = len(api.uploads)
-            daemon_s = bench_daemon(api, files, work)
-            n_daemon = len(api.uploads) - n_curl
+            for n in range(args.rounds):  # alternate which goes first
+                runs = [("curl", curls), ("daemon", daemons)]
+                for name, times in runs if n % 2 == 0 else runs[::-1]:
+                    if name == "curl":
+                        times.append(bench_curl(api, files))
+                    else:
+                        round_dir = work / f"round-{n}"
+                        round_dir.mkdir()
+                        times.append(bench_daemon(api, files, round_dir))
+                        for path in (round_dir / "inbox").glob("*.wav"):
+                            path.rename(work / "source" / path.name)
+            uploads = len(api.uploads)
+        assert uploads == 2 * args.rounds * len(files), uploads
+        curl_s, daemon_s = statistics.median(curls), statistics.median(daemons)
+        n_curl = len(files)
         curl_rate, daemon_rate = len(files) / curl_s, len(files) / daemon_s
-        print(f"files: {len(files)} x {args.size} bytes; uploads seen: curl {n_curl}, "
-              f"dropscribe {n_daemon}")  # fmt: skip
+        print(f"files: {len(files)} x {args.size} bytes, {n_curl} uploads per run each; "
+              f"median of {args.rounds} alternating runs")  # fmt: skip
         print(f"xargs -P8 curl: {curl_s:6.2f} s  {curl_rate:7.1f} files/s")
         print(f"dropscribe:     {daemon_s:6.2f} s  {daemon_rate:7.1f} files/s "
               f"(includes settle_seconds={SETTLE})")  # fmt: skip
