@@ -66,9 +66,6 @@ class Pool(Generic[T]):
         with self._lock:
             return key in self._inflight
 
-    def full(self) -> bool:
-        return self._queue.full()
-
     def idle(self) -> bool:
         with self._lock:
             return not self._inflight
