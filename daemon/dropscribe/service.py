@@ -70,7 +70,7 @@ class Daemon:
         self._ignored: OrderedDict[Path, None] = OrderedDict()  # logged recently
         self._journal: Journal | None = None
         self._notify = Notifier()
-        self.metrics = Metrics()
+        self.metrics: Metrics  # a fresh registry per run(), made there
         self._progress: Callable[[int, int, int], None] | None = None
         self._tally: Tally | None = None
         self._shown = (0, 0, 0)
