@@ -6,6 +6,7 @@ import collections
 import json
 import random
 import signal
+import sqlite3
 
 import pytest
 
@@ -29,6 +30,15 @@ def check_every_file_once(setup, names):
     assert not extra
     sidecars = [p for p in setup.inbox.iterdir() if p.suffix in {".txt", ".srt"}]
     assert len(sidecars) == 2 * len(names), "a sidecar written twice under two names"
+
+
+def done_in_ledger(setup) -> int:
+    """Files the ledger calls done, read without disturbing the running daemon."""
+    db = sqlite3.connect(f"file:{setup.state / LEDGER_NAME}?mode=ro", uri=True)
+    try:
+        return db.execute("SELECT count(*) FROM files WHERE state = 'done'").fetchone()[0]
+    finally:
+        db.close()
 
 
 def test_kill_9_at_random_moments_loses_nothing(setup, tmp_path):
@@ -59,8 +69,10 @@ def test_kill_9_at_random_moments_loses_nothing(setup, tmp_path):
             daemon.kill()
     final = DaemonProcess(setup)
     try:
+        final.wait_event("daemon.started")  # signal handlers are in place from here on
         wait_for(lambda: all((setup.inbox / n.replace(".wav", ".srt")).exists() for n in names),
                  timeout=60, what="every file")  # fmt: skip
+        wait_for(lambda: done_in_ledger(setup) == len(names), timeout=60, what="ledger done")
         final.signal(signal.SIGTERM)
         assert final.wait() == 0
     finally:

@@ -82,6 +82,7 @@ def test_sigkill_then_restart_transcribes_each_file_exactly_once(setup):
     finished_before = {e["path"] for e in daemon.named("file.done")}
     again = DaemonProcess(setup)
     try:
+        again.wait_event("daemon.started")  # signal handlers are in place from here on
         wait = lambda: all((setup.inbox / f"k{n}.txt").exists() for n in range(6))  # noqa: E731
         from conftest import wait_for
 
