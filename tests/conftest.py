@@ -224,3 +224,61 @@ class DaemonProcess:
         if self.proc.poll() is None:
             self.proc.kill()
         self.wait()
+
+
+def write_tones(
+    path: Path,
+    tones: list[tuple[float, float, int]],
+    seconds: float,
+    *,
+    rate: int = 16000,
+    channels: int = 1,
+    container: str | None = None,
+    codec: str | None = None,
+    video: bool = False,
+    audio: bool = True,
+) -> Path:
+    """Write real audio: sine tones (start, end, Hz) over silence, as WAV or any container
+    and codec PyAV can write, optionally with a picture track (or only a picture track)."""
+    import av
+    import numpy as np
+
+    t = np.arange(round(seconds * rate)) / rate
+    signal = np.zeros_like(t)
+    for start, end, hertz in tones:
+        inside = (t >= start) & (t < end)
+        signal[inside] = 0.3 * np.sin(2 * np.pi * hertz * t[inside])
+    pcm = (signal * 32767).astype(np.int16)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if container is None:
+        with wave.open(str(path), "wb") as out:
+            out.setnchannels(channels)
+            out.setsampwidth(2)
+            out.setframerate(rate)
+            out.writeframes(np.repeat(pcm[:, None], channels, axis=1).tobytes())
+        return path
+    layout = "mono" if channels == 1 else "stereo"
+    with av.open(str(path), "w", format=container) as out:
+        sound = out.add_stream(codec, rate=rate, layout=layout) if audio else None
+        picture = None
+        if video:
+            picture = out.add_stream("mpeg4", rate=10)
+            picture.width, picture.height, picture.pix_fmt = 64, 48, "yuv420p"
+            for n in range(int(seconds * 10)):
+                image = np.full((48, 64, 3), (n * 7) % 255, dtype=np.uint8)
+                frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+                frame.pts = n
+                out.mux(picture.encode(frame))
+            out.mux(picture.encode(None))
+        if sound is not None:
+            step = rate // 10
+            for first in range(0, len(pcm), step):
+                block = np.repeat(pcm[None, first : first + step], channels, axis=0)
+                frame = av.AudioFrame.from_ndarray(
+                    block.T.reshape(1, -1).copy(), format="s16", layout=layout
+                )
+                frame.sample_rate = rate
+                frame.pts = first
+                out.mux(sound.encode(frame))
+            out.mux(sound.encode(None))
+    return path

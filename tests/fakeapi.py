@@ -13,6 +13,7 @@ import hashlib
 import json
 import re
 import socket
+import tempfile
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -37,6 +38,9 @@ class Upload:
     sha256: str = ""
     at: float = 0.0
     reply: str = ""  # what it was answered: "200", "429", "drop", "stall", ...
+    spool: Any = None  # the file part, kept when the server listens to the audio
+    seconds: float = 0.0  # how much audio it held (when listened to)
+    tones: list[tuple[float, float, int]] = field(default_factory=list)  # start, end, Hz
 
 
 @dataclass
@@ -113,6 +117,8 @@ def read_multipart(read: Callable[[int], bytes], length: int, boundary: bytes, u
             size += len(data)
             if is_file:
                 digest.update(data)
+                if upload.spool is not None:
+                    upload.spool.write(data)
             else:
                 small.extend(data)
 
@@ -159,6 +165,63 @@ def default_answer(upload: Upload) -> dict[str, Any]:
     }
 
 
+def listen(upload: Upload) -> None:
+    """Decode the uploaded audio (PyAV, as a stream) and find its tones: runs of sound at
+    least 0.1 s long, each with its frequency from the zero-crossing rate."""
+    import av
+    import numpy as np
+
+    upload.spool.seek(0)
+    per = 160  # 10 ms at 16 kHz
+    levels: list[Any] = []
+    crossings: list[Any] = []
+    pending = np.empty(0, dtype=np.float32)
+    last = np.zeros(1)  # the sample before ``pending``: crossings at frame edges count too
+    with av.open(upload.spool, metadata_errors="ignore") as container:
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=16000)
+        frames = container.decode(container.streams.audio[0])
+        for frame in [*frames, None]:
+            for out in resampler.resample(frame):
+                block = np.concatenate((pending, out.to_ndarray().reshape(-1) / 32768.0))
+                whole = len(block) // per * per
+                rows = block[:whole].reshape(-1, per)
+                signs = np.signbit(np.concatenate((last, block[:whole])))
+                if whole:
+                    last = block[whole - 1 : whole]
+                pending = block[whole:]
+                levels.append(np.sqrt(np.mean(rows * rows, axis=1)))
+                crossings.append((signs[1:] != signs[:-1]).reshape(-1, per).sum(axis=1))
+    level = np.concatenate(levels) if levels else np.empty(0)
+    zc = np.concatenate(crossings) if crossings else np.empty(0)
+    upload.seconds = len(level) / 100
+    loud = np.concatenate(([False], level > 0.02, [False]))
+    edges = np.flatnonzero(np.diff(loud.astype(np.int8))).reshape(-1, 2)
+    runs: list[list[int]] = []
+    for first, end in edges.tolist():
+        if runs and first - runs[-1][1] < 10:  # a dip inside a tone (codec artefact)
+            runs[-1][1] = end
+        else:
+            runs.append([first, end])
+    for first, end in runs:
+        if end - first >= 10:
+            inner = zc[first + 1 : end - 1] if end - first > 4 else zc[first:end]
+            hertz = float(np.mean(inner)) * 100 / 2
+            upload.tones.append((first / 100, end / 100, int(round(hertz, -1))))
+
+
+def tone_answer(upload: Upload) -> dict[str, Any]:
+    """A transcript of what ``listen`` heard: one segment per tone, text ``tone <Hz>``."""
+    segments = [
+        {"id": n, "seek": 0, "start": start, "end": end, "text": f" tone {hertz}"}
+        for n, (start, end, hertz) in enumerate(upload.tones)
+    ]
+    text = " ".join(seg["text"].strip() for seg in segments)
+    if upload.fields.get("response_format") != "verbose_json":
+        return {"text": text}
+    return {"task": "transcribe", "language": "english", "duration": upload.seconds,
+            "text": text, "segments": segments}  # fmt: skip
+
+
 class FakeAPI:
     """Start with ``with FakeAPI() as api:``; ``api.base_url`` is the endpoint's base URL."""
 
@@ -170,7 +233,13 @@ class FakeAPI:
         kind: str = "openai",
         upload_limit: int | None = None,
         loading: int = 0,
+        listening: bool = False,
+        per_audio_second: float = 0.0,
     ):
+        # Decode every upload (needed by tone_answer); answer after per_audio_second
+        # times its length, like a server whose work grows with the audio.
+        self.listening = listening or per_audio_second > 0
+        self.per_audio_second = per_audio_second
         self.kind = kind  # which server's quirks to emulate (PROTOCOL.md section 4)
         self.upload_limit = upload_limit  # bytes; larger files get the kind's 413
         self.loading = loading  # LocalAI: answer this many requests with 503 "loading"
@@ -306,11 +375,24 @@ class FakeAPI:
                     self._send(openai_error(400, "expected multipart/form-data"))
                     return
                 boundary = ctype.split("boundary=", 1)[1].strip('"').encode()
+                if api.listening:
+                    upload.spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed below
                 try:
                     read_multipart(self.rfile.read, length, boundary, upload)
+                    if upload.spool is not None:
+                        listen(upload)
                 except EOFError:
                     self.close_connection = True
                     return
+                except Exception as exc:
+                    upload.reply = "400"
+                    with api._lock:
+                        api.uploads.append(upload)
+                    self._send(openai_error(400, f"could not decode audio: {exc}"))
+                    return
+                finally:
+                    if upload.spool is not None:
+                        upload.spool.close()
                 with api._lock:
                     api.uploads.append(upload)
                 if not api.gate.is_set():
@@ -330,8 +412,8 @@ class FakeAPI:
                 upload.reply = (
                     "drop" if reply.drop else "stall" if reply.stall else str(reply.status)
                 )
-                if api.delay:
-                    api._closing.wait(api.delay)
+                if api.delay or api.per_audio_second:
+                    api._closing.wait(api.delay + api.per_audio_second * upload.seconds)
                 if reply.stall:
                     api._closing.wait(reply.stall)
                 if reply.drop:

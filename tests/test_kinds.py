@@ -83,23 +83,24 @@ def test_speaches_bad_key_is_403_detail_and_pauses(kind_setup, events):
     assert (setup.inbox / "s.wav").exists()
 
 
-def test_localai_loading_503_translate_flag_and_15_mib_limit(kind_setup, events):
-    """localai: 503+Retry-After while loading is waited out; translate is a flag; big files refused."""
-    with FakeAPI(kind="localai", loading=1) as api:
+def test_localai_loading_503_translate_flag_and_upload_limit(kind_setup, events):
+    """localai: 503+Retry-After while loading is waited out; translate is a flag; a file
+    over the upload limit is re-encoded to fit, never sent as it is."""
+    with FakeAPI(kind="localai", loading=1, upload_limit=200_000) as api:
         setup = kind_setup(api, "localai", max_upload_bytes=200_000)
         setup.data["inboxes"][0]["rules"] = [{"folder": "tr", "task": "translate"}]
         make_wav(setup.inbox / "tr" / "fr.wav")
         make_wav(setup.inbox / "big.wav", seconds=8.0)  # 256 KB: over the limit
         with setup.daemon():
-            wait_for(lambda: named(events, "file.done") and named(events, "file.failed"),
-                     what="one done, one refused", timeout=30)  # fmt: skip
-    translated = next(u for u in api.uploads if u.reply == "200")
+            wait_for(lambda: len(named(events, "file.done")) == 2, what="both done", timeout=30)
+    translated = next(u for u in api.uploads if u.reply == "200" and "translate" in u.fields)
     assert translated.path == "/v1/audio/transcriptions"
     assert translated.fields["translate"] == "true"
     assert api.uploads[0].reply == "503"
     assert translated.at - api.uploads[0].at >= 1.0, "Retry-After honoured"
-    assert "over the 0.2 MiB" in named(events, "file.failed")[0]["error"]
-    assert all(u.filename != "big.wav" for u in api.uploads), "never uploaded"
+    assert "over the 0.2 MiB" in named(events, "audio.reencoding")[0]["reason"]
+    assert all(u.filename != "big.wav" for u in api.uploads), "never sent as it is"
+    assert [u.size < 200_000 for u in api.uploads if u.filename == "0000.ogg"] == [True]
 
 
 def test_vllm_string_duration_and_integer_error_codes(kind_setup, events):

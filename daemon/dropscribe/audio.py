@@ -23,6 +23,7 @@ class Probe:
     codec: str
     duration: float | None  # seconds, when the container says
     streams: int  # audio streams
+    video: bool = False  # a picture track (cover art does not count)
 
 
 # A quick look first (FFmpeg reads up to probesize bytes; the default 5 MB costs
@@ -58,6 +59,10 @@ def _probe(path: Path, options: dict[str, str]) -> Probe:
                 codec=stream.codec_context.name,
                 duration=round(duration, 3) if duration is not None else None,
                 streams=len(audio),
+                video=any(
+                    not s.disposition & av.stream.Disposition.attached_pic
+                    for s in container.streams.video
+                ),
             )
     except av.FFmpegError as exc:
         reason = getattr(exc, "strerror", None) or str(exc)

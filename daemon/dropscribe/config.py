@@ -72,6 +72,8 @@ class Endpoint:
     api_version: str = "2024-10-21"
     request_path: str | None = None
     max_upload_bytes: int | None = None
+    max_duration_seconds: float | None = None
+    audio_codec: str | None = None
     device: str = "cpu"
     compute_type: str = "int8"
     cpu_threads: int = 0
@@ -318,6 +320,8 @@ def _endpoint(
         api_version=ep.api_version,
         request_path=ep.request_path.strip("/") if ep.request_path else None,
         max_upload_bytes=ep.max_upload_bytes,
+        max_duration_seconds=ep.max_duration_seconds,
+        audio_codec=ep.audio_codec,
         device=ep.device,
         compute_type=ep.compute_type,
         cpu_threads=ep.cpu_threads,

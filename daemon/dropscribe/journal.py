@@ -4,7 +4,9 @@ Two kinds of row. A *job* is one transcript: content fingerprint plus the
 settings that shape it; it holds the transcript once done, so the same content
 under another name, or a file renamed, needs no second upload. A *file* is one
 path in an inbox and the sidecars written for it. A third table records which
-source owns each sidecar path, so two sources never overwrite each other.
+source owns each sidecar path, so two sources never overwrite each other. A
+fourth holds the plan of a long recording's chunks and each finished chunk's
+transcript (checkpoints), until the whole is done.
 
 Writes go through one writer thread that commits whatever has queued up as a
 single transaction (group commit): every write is durable (``synchronous=FULL``)
@@ -63,6 +65,17 @@ CREATE TABLE IF NOT EXISTS sidecars (
     path   TEXT PRIMARY KEY,
     source TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS chunks (
+    key        TEXT NOT NULL,
+    idx        INTEGER NOT NULL,
+    start      REAL NOT NULL,
+    end        REAL NOT NULL,
+    cut        REAL NOT NULL,
+    pause      INTEGER NOT NULL,
+    result     TEXT,
+    request_id TEXT,
+    PRIMARY KEY (key, idx)
+);
 """
 BATCH = 256  # most writes committed together
 
@@ -81,6 +94,17 @@ class FileRow:
     outputs: str
     error: str | None
     updated: float
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    idx: int
+    start: float
+    end: float
+    cut: float
+    pause: bool
+    result: dict[str, Any] | None
+    request_id: str | None
 
 
 @dataclass(frozen=True)
@@ -309,6 +333,8 @@ class Journal:
                     " last_error = NULL, status = 200, updated = ? WHERE key = ?",
                     (json.dumps(result, ensure_ascii=False), request_id, self._clock(), key),
                 )
+                db.execute("DELETE FROM chunks WHERE key = ?", (key,))
+                db.execute("DELETE FROM jobs WHERE key LIKE ? ESCAPE '!'", (_chunk_keys(key),))
             chosen: list[Path | None] = []
             for options in candidates:
                 pick = None
@@ -339,11 +365,55 @@ class Journal:
             if key:
                 db.execute(
                     "UPDATE jobs SET state = 'retry', attempts = 0"
-                    " WHERE key = ? AND state != 'done'",
-                    (key,),
+                    " WHERE (key = ? OR key LIKE ? ESCAPE '!') AND state != 'done'",
+                    (key, _chunk_keys(key)),
                 )
 
         self._write(fn)
+
+    # ------------------------------------------------------------ chunks
+
+    def chunk_plan(self, key: str) -> list[ChunkRow]:
+        """The stored chunks of a job, in order (empty when none was planned)."""
+        rows = self._read(
+            "SELECT idx, start, end, cut, pause, result, request_id FROM chunks"
+            " WHERE key = ? ORDER BY idx",
+            (key,),
+        )
+        return [
+            ChunkRow(idx, start, end, cut, bool(pause), json.loads(res) if res else None, rid)
+            for idx, start, end, cut, pause, res, rid in rows
+        ]
+
+    def save_plan(self, key: str, spans: list[tuple[float, float, float, bool]]) -> None:
+        """Record how a job's recording is cut (durable when this returns)."""
+
+        def fn(db: sqlite3.Connection) -> None:
+            db.execute("DELETE FROM chunks WHERE key = ?", (key,))
+            db.executemany(
+                "INSERT INTO chunks (key, idx, start, end, cut, pause) VALUES (?, ?, ?, ?, ?, ?)",
+                [(key, idx, *span) for idx, span in enumerate(spans)],
+            )
+
+        self._write(fn)
+
+    def chunk_done(
+        self, key: str, idx: int, result: dict[str, Any], request_id: str | None
+    ) -> None:
+        """Checkpoint one chunk's transcript (durable when this returns)."""
+        args = (json.dumps(result, ensure_ascii=False), request_id, key, idx)
+        self._write(
+            lambda db: db.execute(
+                "UPDATE chunks SET result = ?, request_id = ? WHERE key = ? AND idx = ?", args
+            )
+        )
+
+    def chunk_attempt(self, key: str, settings: dict[str, Any]) -> int:
+        """Count a new attempt of one chunk (its own job row); return its number."""
+        job = self.job(key)
+        attempt = (job.attempts if job is not None else 0) + 1
+        self.start_attempt(key, settings, attempt)
+        return attempt
 
     # ------------------------------------------------------------ reports
 
@@ -375,6 +445,16 @@ VALUES (?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (key) DO UPDATE SET
     state = excluded.state, attempts = excluded.attempts, updated = excluded.updated
 """
+
+
+def chunk_key(key: str, idx: int) -> str:
+    """The job key under which one chunk's attempts are counted."""
+    return f"{key}#{idx:04d}"
+
+
+def _chunk_keys(key: str) -> str:
+    """A LIKE pattern (escape ``!``) for every chunk key of ``key``."""
+    return key.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "#%"
 
 
 def _job_row(row: tuple[Any, ...]) -> JobRow:

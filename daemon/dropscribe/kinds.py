@@ -31,6 +31,23 @@ UPLOAD_LIMITS = {
 }
 
 
+# The file types each kind takes as they are (by extension); None: whatever FFmpeg reads.
+SEED_FORMATS = frozenset({"flac", "mp3", "mp4", "mpeg", "mpga", "m4a", "ogg", "oga", "wav", "webm"})
+ACCEPTED: dict[str, frozenset[str] | None] = {
+    "openai": SEED_FORMATS,
+    "azure": SEED_FORMATS,
+    "groq": SEED_FORMATS,
+    "gateway": SEED_FORMATS,
+    "whispercpp": frozenset({"wav", "mp3", "flac"}),  # miniaudio, without --convert
+}
+
+# What re-encoded audio is sent as: whisper.cpp's decoders know no Opus.
+DEFAULT_CODEC = {"whispercpp": "mp3"}
+
+# Observed: the gpt-4o transcription models refuse audio over about 1400 s (ISS-DUR).
+GPT4O_SECONDS = 1300.0
+
+
 @dataclass(frozen=True)
 class Shape:
     """One request: where it goes, with which query, headers and form fields."""
@@ -46,6 +63,25 @@ def upload_limit(endpoint: Endpoint) -> int | None:
     if endpoint.max_upload_bytes is not None:
         return endpoint.max_upload_bytes or None
     return UPLOAD_LIMITS.get(endpoint.kind)
+
+
+def accepts(endpoint: Endpoint, extension: str) -> bool:
+    """Whether the endpoint takes a file of this type as it is."""
+    formats = ACCEPTED.get(endpoint.kind)
+    return formats is None or extension.lower() in formats
+
+
+def audio_codec(endpoint: Endpoint) -> str:
+    return endpoint.audio_codec or DEFAULT_CODEC.get(endpoint.kind, "opus")
+
+
+def duration_limit(endpoint: Endpoint, model: str) -> float | None:
+    """Seconds of audio one request may carry; None when no limit is known."""
+    if endpoint.max_duration_seconds is not None:
+        return endpoint.max_duration_seconds
+    if endpoint.kind in {"openai", "azure", "gateway"} and "gpt-4o" in model:
+        return GPT4O_SECONDS
+    return None
 
 
 def auth_headers(endpoint: Endpoint) -> dict[str, str]:

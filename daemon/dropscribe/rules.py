@@ -68,6 +68,8 @@ class FolderSettings:
     rerun_on_change: bool = False
     after: str = "keep"
     hook: HookModel | None = None
+    chunk_seconds: float = 600.0
+    carry_prompt: bool = False
 
     @property
     def response_format(self) -> str:

@@ -84,6 +84,10 @@ class SettingsModel(StrictModel):
     rerun_on_change: bool | None = None
     after: Literal["keep", "move", "delete"] | None = None
     hook: HookModel | None = None
+    # Recordings that must be re-encoded (over a limit, video, a format the endpoint
+    # refuses) are cut at silences into pieces of about this length.
+    chunk_seconds: Annotated[float, Field(ge=30, le=86400)] | None = None
+    carry_prompt: bool | None = None
 
     @field_validator("language")
     @classmethod
@@ -147,6 +151,8 @@ class EndpointModel(StrictModel):
     api_version: str = "2024-10-21"  # azure: the api-version query, or v1 for the v1 URL
     request_path: str | None = None  # a route other than audio/transcriptions (whispercpp)
     max_upload_bytes: Annotated[int, Field(ge=0)] | None = None  # 0: no limit
+    max_duration_seconds: Annotated[float, Field(gt=30)] | None = None
+    audio_codec: Literal["opus", "mp3", "flac"] | None = None  # for re-encoded audio
     # kind: local (faster-whisper in this process)
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     compute_type: str = "int8"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import shutil
 import threading
 import time
 from collections import OrderedDict
@@ -94,12 +95,20 @@ class Daemon:
         self._progress = progress
         lock = lock_state_dir(self.config.state_dir)
         journal = self._journal = Journal(self.config.state_dir / LEDGER_NAME)
+        scratch = self.config.state_dir / "work"
+        shutil.rmtree(scratch, ignore_errors=True)  # audio a crash left behind; ours alone
         clients = {name: self._client(ep) for name, ep in self.config.endpoints.items()}
         abort = threading.Event()
         metrics = self.metrics = Metrics()
         metrics.watch_ledger(journal.counts)
         processor = Processor(
-            journal, clients, abort, once=once, inbox_of=self._inbox_of, metrics=metrics
+            journal,
+            clients,
+            abort,
+            once=once,
+            inbox_of=self._inbox_of,
+            metrics=metrics,
+            scratch=scratch,
         )
         self._tally = processor.tally
         server = None

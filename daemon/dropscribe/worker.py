@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from dropscribe import audio, disposition, hooks, render, rules, sidecar
+from dropscribe import audio, chunked, disposition, hooks, render, rules, sidecar
 from dropscribe.api import Transcript
 from dropscribe.errors import EndpointError, PermanentError, SidecarError, TranscriptionError
 from dropscribe.metrics import Metrics
@@ -74,12 +74,16 @@ class Processor:
         once: bool = False,
         inbox_of: Callable[[Path], Inbox | None] | None = None,
         metrics: Metrics | None = None,
+        scratch: Path | None = None,
     ) -> None:
         self._journal = journal
         self._metrics = metrics or Metrics()
         # In `once` a paused endpoint fails its files (there is no later to wait for).
         self._uploader = Uploader(
             journal, clients, abort, wait_for_endpoints=not once, metrics=self._metrics
+        )
+        self._chunker = chunked.Chunker(
+            journal, self._uploader, scratch or journal.path.parent / "work", abort
         )
         self._inbox_of = inbox_of
         self._key_locks: dict[str, threading.Lock] = {}
@@ -251,7 +255,12 @@ class Processor:
         found = audio.probe(item.path)
         log.info("audio.probed", container=found.container, codec=found.codec,
                  seconds=found.duration)  # fmt: skip
-        return self._uploader.upload(item.path, settings, key, attempt, identity[0]), True
+        endpoint = self._uploader.client(settings.endpoint).endpoint
+        why = chunked.reason(found, endpoint, settings, item.path)
+        if why is None:
+            return self._uploader.upload(item.path, settings, key, attempt, identity[0]), True
+        log.info("audio.reencoding", reason=why)
+        return self._chunker.transcribe(item.path, settings, key), True
 
     def _write(
         self, item: Item, settings: rules.FolderSettings, transcript: Transcript, fresh: str | None

@@ -1,0 +1,199 @@
+"""A recording the endpoint cannot take as it is: re-encode, cut at pauses, stitch.
+
+A file within the endpoint's limits, in a format it accepts and without a
+picture track, is uploaded untouched. Anything else is decoded to mono 16 kHz
+and re-encoded compactly (Opus by default); a recording longer than the
+folder's ``chunk_seconds`` (or than the endpoint takes in one request) is cut
+into chunks at pauses. Chunks run in parallel under the endpoint's
+concurrency limit, or in order with the end of the previous chunk's text as
+the prompt (``carry_prompt``). The plan and every finished chunk are
+checkpointed in the ledger, so a crash redoes only unfinished chunks. Scratch
+audio lives under ``state_dir/work`` and is removed after success and failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import math
+import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+import structlog
+
+from dropscribe import kinds, split, stitch, transcode
+from dropscribe.api import Transcript
+from dropscribe.errors import TranscriptionError
+from dropscribe.journal import chunk_key
+from dropscribe.uploader import Abandoned
+
+if TYPE_CHECKING:
+    import threading
+    from pathlib import Path
+
+    from dropscribe.audio import Probe
+    from dropscribe.config import Endpoint
+    from dropscribe.journal import Journal
+    from dropscribe.rules import FolderSettings
+    from dropscribe.uploader import Uploader
+
+log = structlog.get_logger("dropscribe")
+
+FILL = 0.9  # of the byte limit a chunk is planned to use, for bitrate swings
+
+
+def reason(found: Probe, endpoint: Endpoint, settings: FolderSettings, path: Path) -> str | None:
+    """Why this file cannot be uploaded as it is; None when it can."""
+    if endpoint.kind == "local":
+        return None  # faster-whisper decodes any container and any length itself
+    if found.video:
+        return "it has a picture track; only the audio is sent"
+    extension = path.suffix.lower().lstrip(".")
+    if not kinds.accepts(endpoint, extension):
+        return f"endpoint kind {endpoint.kind} does not take .{extension} files"
+    size = path.stat().st_size
+    limit = kinds.upload_limit(endpoint)
+    if limit is not None and size > limit:
+        return f"{size / 2**20:.1f} MiB is over the {limit / 2**20:.1f} MiB upload limit"
+    seconds = kinds.duration_limit(endpoint, settings.model)
+    if seconds is not None and found.duration is not None and found.duration > seconds:
+        return f"{found.duration:.0f} s is over the {seconds:.0f} s one request may carry"
+    return None
+
+
+def lengths(
+    endpoint: Endpoint, settings: FolderSettings, codec: transcode.Codec
+) -> tuple[float, float]:
+    """The chunk length to aim for and the longest chunk the endpoint takes, in seconds."""
+    longest = kinds.duration_limit(endpoint, settings.model) or math.inf
+    limit = kinds.upload_limit(endpoint)
+    if limit is not None:
+        longest = min(longest, limit * FILL / codec.bytes_per_second)
+    return min(settings.chunk_seconds, longest), longest
+
+
+class Chunker:
+    """Runs the chunked path for one file at a time per calling worker thread."""
+
+    def __init__(
+        self, journal: Journal, uploader: Uploader, scratch: Path, abort: threading.Event
+    ) -> None:
+        self._journal = journal
+        self._uploader = uploader
+        self._scratch = scratch
+        self._abort = abort
+
+    def transcribe(self, path: Path, settings: FolderSettings, key: str) -> Transcript:
+        """The stitched transcript of ``path``; scratch audio is gone when this returns."""
+        work = self._scratch / key.replace(":", "-")
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        try:
+            return self._run(path, settings, key, work)
+        except TranscriptionError as exc:
+            self._journal.job_failed(key, exc.message, exc.status, exc.request_id, "failed")
+            raise
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    def _run(self, path: Path, settings: FolderSettings, key: str, work: Path) -> Transcript:
+        endpoint = self._uploader.client(settings.endpoint).endpoint
+        codec = transcode.CODECS[kinds.audio_codec(endpoint)]
+        started = time.monotonic()
+        decoded = transcode.decode(path, work / "audio.pcm")
+        log.info("audio.decoded", seconds=round(decoded.seconds, 3),
+                 ms=round((time.monotonic() - started) * 1000))  # fmt: skip
+        if decoded.truncated:
+            log.warning("audio.truncated", reason=decoded.truncated,
+                        seconds=round(decoded.seconds, 3),
+                        action="transcribing the audio before the damage")  # fmt: skip
+        rows = self._journal.chunk_plan(key)
+        if rows:
+            spans = [split.Span(r.start, r.end, r.cut, r.pause) for r in rows]
+        else:
+            target, longest = lengths(endpoint, settings, codec)
+            spans = split.plan(decoded.envelope, decoded.seconds, target, longest)
+            self._journal.save_plan(key, [(s.start, s.end, s.cut, s.pause) for s in spans])
+        log.info("audio.split", chunks=len(spans), codec=codec.name,
+                 cuts=[s.cut for s in spans[1:]],
+                 outside_pauses=sum(not s.pause for s in spans[1:]))  # fmt: skip
+        results = {
+            row.idx: Transcript.from_json(row.result, row.request_id)
+            for row in rows
+            if row.result is not None
+        }
+        if results:
+            log.info("chunks.reused", done=len(results), of=len(spans))
+        todo = [i for i in range(len(spans)) if i not in results]
+        job = _Job(path, settings, key, work, codec, decoded, spans)
+        if settings.carry_prompt:
+            for i in todo:
+                prompt = settings.prompt
+                if i > 0:
+                    prompt = stitch.carried_prompt(settings.prompt, results[i - 1].text)
+                results[i] = self._chunk(job, i, replace(settings, prompt=prompt or None))
+        elif todo:
+            self._parallel(job, todo, results, endpoint.max_concurrency)
+        return stitch.stitch([(spans[i], results[i]) for i in range(len(spans))], decoded.seconds)
+
+    def _parallel(
+        self, job: _Job, todo: list[int], results: dict[int, Transcript], width: int
+    ) -> None:
+        """Chunks at once, as many as the endpoint takes; the first failure stops the rest
+        from starting (the ones in flight finish and are kept for the next try)."""
+        with ThreadPoolExecutor(min(width, len(todo)), "dropscribe-chunk") as pool:
+            futures = {
+                pool.submit(contextvars.copy_context().run, self._chunk, job, i, job.settings): i
+                for i in todo
+            }
+            try:
+                for future in as_completed(futures):
+                    results[futures[future]] = future.result()
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+
+    def _chunk(self, job: _Job, i: int, settings: FolderSettings) -> Transcript:
+        if self._abort.is_set():
+            raise Abandoned
+        span = job.spans[i]
+        where = f"chunk {i + 1} of {len(job.spans)} ({_clock(span.start)}-{_clock(span.end)})"
+        target = job.work / f"{i:04d}.{job.codec.extension}"
+        with structlog.contextvars.bound_contextvars(chunk=i + 1):
+            try:
+                size = transcode.encode(job.decoded.pcm, span.start, span.end, target, job.codec)
+                ckey = chunk_key(job.key, i)
+                attempt = self._journal.chunk_attempt(ckey, settings.shaping())
+                transcript = self._uploader.upload(target, settings, ckey, attempt, size)
+            except TranscriptionError as exc:
+                exc.message = f"{where}: {exc.message}"
+                raise
+            finally:
+                with contextlib.suppress(OSError):
+                    target.unlink()
+            self._journal.chunk_done(job.key, i, transcript.to_json(), transcript.request_id)
+            log.info("chunk.done", of=len(job.spans), offset=span.start,
+                     seconds=round(span.seconds, 3), bytes=size)  # fmt: skip
+        return transcript
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What every chunk of one file shares."""
+
+    path: Path
+    settings: FolderSettings
+    key: str
+    work: Path
+    codec: transcode.Codec
+    decoded: transcode.Decoded
+    spans: list[split.Span]
+
+
+def _clock(seconds: float) -> str:
+    whole = round(seconds)
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
