@@ -165,13 +165,18 @@ def default_answer(upload: Upload) -> dict[str, Any]:
     }
 
 
-def listen(upload: Upload) -> None:
+def listen(upload: Upload, *, tones: bool = True) -> None:
     """Decode the uploaded audio (PyAV, as a stream) and find its tones: runs of sound at
-    least 0.1 s long, each with its frequency from the zero-crossing rate."""
+    least 0.1 s long, each with its frequency from the zero-crossing rate. Without
+    ``tones``, only read the container's duration."""
     import av
     import numpy as np
 
     upload.spool.seek(0)
+    if not tones:
+        with av.open(upload.spool, metadata_errors="ignore") as container:
+            upload.seconds = (container.duration or 0) / 1_000_000
+        return
     per = 160  # 10 ms at 16 kHz
     levels: list[Any] = []
     crossings: list[Any] = []
@@ -237,8 +242,10 @@ class FakeAPI:
         per_audio_second: float = 0.0,
     ):
         # Decode every upload (needed by tone_answer); answer after per_audio_second
-        # times its length, like a server whose work grows with the audio.
+        # times its length, like a server whose work grows with the audio (that alone
+        # reads only the container's duration).
         self.listening = listening or per_audio_second > 0
+        self.tones = listening
         self.per_audio_second = per_audio_second
         self.kind = kind  # which server's quirks to emulate (PROTOCOL.md section 4)
         self.upload_limit = upload_limit  # bytes; larger files get the kind's 413
@@ -380,7 +387,7 @@ class FakeAPI:
                 try:
                     read_multipart(self.rfile.read, length, boundary, upload)
                     if upload.spool is not None:
-                        listen(upload)
+                        listen(upload, tones=api.tones)
                 except EOFError:
                     self.close_connection = True
                     return

@@ -17,8 +17,9 @@ import contextlib
 import contextvars
 import math
 import shutil
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -31,7 +32,6 @@ from dropscribe.journal import chunk_key
 from dropscribe.uploader import Abandoned
 
 if TYPE_CHECKING:
-    import threading
     from pathlib import Path
 
     from dropscribe.audio import Probe
@@ -115,7 +115,8 @@ class Chunker:
             spans = [split.Span(r.start, r.end, r.cut, r.pause) for r in rows]
         else:
             target, longest = lengths(endpoint, settings, codec)
-            spans = split.plan(decoded.envelope, decoded.seconds, target, longest)
+            width = 1 if settings.carry_prompt else endpoint.max_concurrency
+            spans = split.plan(decoded.envelope, decoded.seconds, target, longest, parallel=width)
             self._journal.save_plan(key, [(s.start, s.end, s.cut, s.pause) for s in spans])
         log.info("audio.split", chunks=len(spans), codec=codec.name,
                  cuts=[s.cut for s in spans[1:]],
@@ -142,14 +143,24 @@ class Chunker:
     def _parallel(
         self, job: _Job, todo: list[int], results: dict[int, Transcript], width: int
     ) -> None:
-        """Chunks at once, as many as the endpoint takes; the first failure stops the rest
-        from starting (the ones in flight finish and are kept for the next try)."""
+        """Encode chunks in order in this thread while up to ``width`` upload at once; at
+        most ``width`` + 2 encoded chunks exist at a time. The first failure stops new
+        chunks (those in flight finish, and are kept for the next try)."""
+        room = threading.Semaphore(width + 2)
+        futures: dict[Future[Transcript], int] = {}
         with ThreadPoolExecutor(min(width, len(todo)), "dropscribe-chunk") as pool:
-            futures = {
-                pool.submit(contextvars.copy_context().run, self._chunk, job, i, job.settings): i
-                for i in todo
-            }
             try:
+                for i in todo:
+                    while not room.acquire(timeout=0.25):
+                        self._check(futures)
+                    self._check(futures)
+                    target, size = self._encode(job, i)
+                    future = pool.submit(
+                        contextvars.copy_context().run,
+                        self._upload, job, i, job.settings, target, size,
+                    )  # fmt: skip
+                    future.add_done_callback(lambda _: room.release())
+                    futures[future] = i
                 for future in as_completed(futures):
                     results[futures[future]] = future.result()
             except BaseException:
@@ -157,15 +168,32 @@ class Chunker:
                     future.cancel()
                 raise
 
+    def _check(self, futures: dict[Future[Transcript], int]) -> None:
+        """Raise the first failure among finished chunks, or Abandoned when stopping."""
+        if self._abort.is_set():
+            raise Abandoned
+        for future in futures:
+            if future.done() and future.exception() is not None:
+                future.result()
+
     def _chunk(self, job: _Job, i: int, settings: FolderSettings) -> Transcript:
         if self._abort.is_set():
             raise Abandoned
+        target, size = self._encode(job, i)
+        return self._upload(job, i, settings, target, size)
+
+    def _encode(self, job: _Job, i: int) -> tuple[Path, int]:
+        span = job.spans[i]
+        target = job.work / f"{i:04d}.{job.codec.extension}"
+        return target, transcode.encode(job.decoded.pcm, span.start, span.end, target, job.codec)
+
+    def _upload(
+        self, job: _Job, i: int, settings: FolderSettings, target: Path, size: int
+    ) -> Transcript:
         span = job.spans[i]
         where = f"chunk {i + 1} of {len(job.spans)} ({_clock(span.start)}-{_clock(span.end)})"
-        target = job.work / f"{i:04d}.{job.codec.extension}"
         with structlog.contextvars.bound_contextvars(chunk=i + 1):
             try:
-                size = transcode.encode(job.decoded.pcm, span.start, span.end, target, job.codec)
                 ckey = chunk_key(job.key, i)
                 attempt = self._journal.chunk_attempt(ckey, settings.shaping())
                 transcript = self._uploader.upload(target, settings, ckey, attempt, size)

@@ -21,6 +21,7 @@ FLOOR_DB = -100.0  # digital silence
 MIN_PAUSE = 0.2  # seconds: shorter quiet stretches are gaps inside words
 LONG_PAUSE = 1.0  # seconds: pauses at least this long count as equally good cuts
 OVERLAP = 0.5  # seconds each chunk repeats of the one before
+REACH = 0.15  # how far a cut may move from its ideal place, as a share of the chunk length
 
 
 @dataclass(frozen=True)
@@ -73,28 +74,40 @@ def plan(
     total: float,
     target: float,
     longest: float,
+    *,
+    parallel: int = 1,
     overlap: float = OVERLAP,
 ) -> list[Span]:
     """Chunks of about ``target`` seconds, none longer than ``longest``, cut in pauses.
 
-    One chunk when the whole is no longer than ``longest`` and ``target`` by a fifth.
+    The recording is first divided into equal parts: one when it is no longer than
+    1.2 x ``target``; when there are more parts than ``parallel`` uploads at once, a
+    multiple of that, so the last round of uploads is not one straggler. Then each cut
+    moves into the best pause within REACH of its place (or twice that, if need be).
     """
-    target = min(target, longest - overlap)
-    quiet = envelope < threshold(envelope)
-    runs = pauses(quiet)
+    part = min(target * 1.2, (longest - overlap) / (1 + 2 * REACH))
+    if total <= part:
+        return [Span(0.0, total, 0.0)]
+    count = math.ceil(total / part)
+    if count > parallel > 1:
+        count = math.ceil(count / parallel) * parallel
+    spacing = total / count
+    reach = max(spacing * REACH, 2.0)
+    runs = pauses(envelope < threshold(envelope))
     smooth = envelope
     if len(envelope):
         smooth = np.convolve(envelope, np.ones(10) / 10, mode="same").astype(np.float32)
     spans: list[Span] = []
     start = cut = 0.0
     found = True
-    while total - start > longest or total - cut > target * 1.2:
-        count = max(2, math.ceil((total - cut) / (target * 1.2)))  # chunks still to make
-        ideal = cut + (total - cut) / count
-        reach = max(target * 0.25, 2.0)
-        low = max(cut + target * 0.5, ideal - reach)
-        high = min(ideal + reach, start + longest - 0.01)
-        pick, found_here = _best_cut(runs, smooth, low, high, ideal)
+    for k in range(1, count):
+        ideal = k * spacing
+        for wide in (reach, 2 * reach):  # no pause near: look twice as far before giving up
+            low = max(cut + spacing / 2, ideal - wide)
+            high = max(min(ideal + wide, start + longest - 0.01), low + FRAME)
+            pick, found_here = _best_cut(runs, smooth, low, high, ideal)
+            if found_here:
+                break
         spans.append(Span(start, pick, cut, found))
         found = found_here
         cut = pick

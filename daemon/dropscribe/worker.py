@@ -156,6 +156,13 @@ class Processor:
                 return "failed"
             except TranscriptionError as exc:
                 return self._fail(item, exc, key, _identity(st))
+            except OSError as exc:  # scratch audio under state_dir (a full disk): not the file
+                error = f"cannot write scratch audio: {exc.strerror or exc}"
+                self._journal.record_file(
+                    path, item.inbox.name, _identity(st), digest, key, "error", error
+                )
+                log.error("audio.scratch_failed", error=error, will_retry=True)
+                return "failed"
             try:
                 outputs = self._write(item, settings, transcript, key if fresh else None)
             except SidecarError as exc:

@@ -1,0 +1,115 @@
+"""A two-hour recording: dropscribe's re-encoded, parallel chunks against one whole upload.
+
+    python bench/long.py [--hours 2] [--per-audio-second 0.03]
+
+The recording is a CD-quality stereo WAV (44.1 kHz, 1.27 GB for two hours) of
+speech-like bursts and pauses. The local server takes ``--per-audio-second``
+seconds to answer per second of audio it is sent (0.03: about 33x real time,
+roughly what hosted Whisper does), and has no size limit. The baseline is one
+upload of the whole WAV with curl, as a client without splitting would do.
+dropscribe runs `once` with an OpenAI-kind endpoint at its defaults (25 MiB
+uploads, max_concurrency 4, chunk_seconds 600).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from fakeapi import FakeAPI  # noqa: E402
+
+RATE = 44100
+
+
+def meeting(path: Path, seconds: int) -> None:
+    """Speech-like audio: bursts of 1-8 s of modulated noise and tones, pauses of 0.2-2 s."""
+    rng = np.random.default_rng(7)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(2)
+        out.setsampwidth(2)
+        out.setframerate(RATE)
+        written = 0
+        while written < seconds * RATE:
+            talk = int(rng.uniform(1, 8) * RATE)
+            pause = int(rng.uniform(0.2, 2.0) * RATE)
+            t = np.arange(talk) / RATE
+            voice = np.sin(2 * np.pi * rng.uniform(120, 300) * t) * (0.5 + 0.5 * np.sin(t * 9))
+            voice += rng.standard_normal(talk) * 0.1
+            noise = rng.standard_normal(pause) * 0.002
+            block = (np.concatenate((voice * 0.25, noise)) * 32767).astype(np.int16)
+            block = block[: seconds * RATE - written]
+            out.writeframes(np.repeat(block[:, None], 2, axis=1).tobytes())
+            written += len(block)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--hours", type=float, default=2.0)
+    parser.add_argument("--per-audio-second", type=float, default=0.03)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="dropscribe-long-"))
+    try:
+        inbox = work / "inbox"
+        inbox.mkdir()
+        wav = inbox / "meeting.wav"
+        meeting(wav, int(args.hours * 3600))
+        size = wav.stat().st_size
+        print(f"recording: {args.hours:g} h, {size / 1e9:.2f} GB WAV")
+
+        with FakeAPI(per_audio_second=args.per_audio_second) as api:
+            config = work / "long.yaml"
+            config.write_text(json.dumps({
+                "endpoints": {"fake": {"base_url": api.base_url, "timeout": 3600}},
+                "defaults": {"endpoint": "fake", "model": "whisper-1", "settle_seconds": 0,
+                             "formats": ["txt", "srt"]},
+                "inboxes": [{"path": str(inbox)}],
+                "state_dir": str(work / "state"),
+                "log": {"format": "json", "level": "warning"},
+            }))  # fmt: skip
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "dropscribe", "once", "-c", str(config)],
+                           check=True)  # fmt: skip
+            chunked = time.perf_counter() - start
+            peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+            sent = sum(u.size for u in api.uploads)
+            count = len(api.uploads)
+            assert (inbox / "meeting.srt").exists()
+
+        with FakeAPI(per_audio_second=args.per_audio_second) as api:
+            start = time.perf_counter()
+            subprocess.run(
+                ["curl", "-sS", "-o", "/dev/null", "--fail", "--max-time", "7200",
+                 "-F", f"file=@{wav}", "-F", "model=whisper-1",
+                 f"{api.base_url}/audio/transcriptions"],
+                check=True,
+            )  # fmt: skip
+            whole = time.perf_counter() - start
+            assert api.uploads[0].size == size
+            audio = api.uploads[0].seconds
+
+        print(f"server: {args.per_audio_second:g} s per audio second "
+              f"({audio:.0f} s of audio -> {audio * args.per_audio_second:.0f} s in one request)")
+        print(f"one whole upload (curl):   {whole:7.1f} s, {size / 1e6:8.1f} MB sent")
+        print(f"dropscribe ({count} chunks):  {chunked:7.1f} s, {sent / 1e6:8.1f} MB sent")
+        print(f"speed-up {whole / chunked:.2f}x (target >= 3x); "
+              f"{size / sent:.0f}x fewer bytes (target >= 10x); "
+              f"peak RSS {peak_kib / 1024:.0f} MiB (target <= 150 MiB)")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
