@@ -22,6 +22,7 @@ MIN_PAUSE = 0.2  # seconds: shorter quiet stretches are gaps inside words
 LONG_PAUSE = 1.0  # seconds: pauses at least this long count as equally good cuts
 OVERLAP = 0.5  # seconds each chunk repeats of the one before
 REACH = 0.15  # how far a cut may move from its ideal place, as a share of the chunk length
+MAX_REACH = 30.0  # seconds: speech pauses far more often; even chunks finish together
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ def plan(
     if count > parallel > 1:
         count = math.ceil(count / parallel) * parallel
     spacing = total / count
-    reach = max(spacing * REACH, 2.0)
+    reach = min(max(spacing * REACH, 2.0), MAX_REACH)
     runs = pauses(envelope < threshold(envelope))
     smooth = envelope
     if len(envelope):
