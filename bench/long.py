@@ -100,13 +100,17 @@ def main() -> None:
             assert api.uploads[0].size == size
             audio = api.uploads[0].seconds
 
-        print(f"server: {args.per_audio_second:g} s per audio second "
-              f"({audio:.0f} s of audio -> {audio * args.per_audio_second:.0f} s in one request)")
+        print(
+            f"server: {args.per_audio_second:g} s per audio second "
+            f"({audio:.0f} s of audio -> {audio * args.per_audio_second:.0f} s in one request)"
+        )
         print(f"one whole upload (curl):   {whole:7.1f} s, {size / 1e6:8.1f} MB sent")
         print(f"dropscribe ({count} chunks):  {chunked:7.1f} s, {sent / 1e6:8.1f} MB sent")
-        print(f"speed-up {whole / chunked:.2f}x (target >= 3x); "
-              f"{size / sent:.0f}x fewer bytes (target >= 10x); "
-              f"peak RSS {peak_kib / 1024:.0f} MiB (target <= 150 MiB)")
+        print(
+            f"speed-up {whole / chunked:.2f}x (target >= 3x); "
+            f"{size / sent:.0f}x fewer bytes (target >= 10x); "
+            f"peak RSS {peak_kib / 1024:.0f} MiB (target <= 150 MiB)"
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

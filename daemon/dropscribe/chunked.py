@@ -16,10 +16,11 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import math
+import os
 import shutil
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -85,6 +86,7 @@ class Chunker:
         self._uploader = uploader
         self._scratch = scratch
         self._abort = abort
+        self._encoders = threading.Semaphore(os.cpu_count() or 1)
 
     def transcribe(self, path: Path, settings: FolderSettings, key: str) -> Transcript:
         """The stitched transcript of ``path``; scratch audio is gone when this returns."""
@@ -143,38 +145,31 @@ class Chunker:
     def _parallel(
         self, job: _Job, todo: list[int], results: dict[int, Transcript], width: int
     ) -> None:
-        """Encode chunks in order in this thread while up to ``width`` upload at once; at
-        most ``width`` + 2 encoded chunks exist at a time. The first failure stops new
-        chunks (those in flight finish, and are kept for the next try)."""
-        room = threading.Semaphore(width + 2)
-        futures: dict[Future[Transcript], int] = {}
-        with ThreadPoolExecutor(min(width, len(todo)), "dropscribe-chunk") as pool:
+        """Chunks at once: ``width`` uploading while two more are encoded ahead. The first
+        failure stops chunks from starting (those in flight finish and are kept)."""
+        stop = threading.Event()
+
+        def run(i: int) -> Transcript | None:
+            if stop.is_set():
+                return None
             try:
-                for i in todo:
-                    while not room.acquire(timeout=0.25):
-                        self._check(futures)
-                    self._check(futures)
-                    target, size = self._encode(job, i)
-                    future = pool.submit(
-                        contextvars.copy_context().run,
-                        self._upload, job, i, job.settings, target, size,
-                    )  # fmt: skip
-                    future.add_done_callback(lambda _: room.release())
-                    futures[future] = i
-                for future in as_completed(futures):
-                    results[futures[future]] = future.result()
+                return self._chunk(job, i, job.settings)
             except BaseException:
+                stop.set()
+                raise
+
+        with ThreadPoolExecutor(min(width + 2, len(todo)), "dropscribe-chunk") as pool:
+            futures = {pool.submit(contextvars.copy_context().run, run, i): i for i in todo}
+            try:
+                for future in as_completed(futures):
+                    transcript = future.result()
+                    if transcript is not None:
+                        results[futures[future]] = transcript
+            except BaseException:
+                stop.set()
                 for future in futures:
                     future.cancel()
                 raise
-
-    def _check(self, futures: dict[Future[Transcript], int]) -> None:
-        """Raise the first failure among finished chunks, or Abandoned when stopping."""
-        if self._abort.is_set():
-            raise Abandoned
-        for future in futures:
-            if future.done() and future.exception() is not None:
-                future.result()
 
     def _chunk(self, job: _Job, i: int, settings: FolderSettings) -> Transcript:
         if self._abort.is_set():
@@ -185,7 +180,9 @@ class Chunker:
     def _encode(self, job: _Job, i: int) -> tuple[Path, int]:
         span = job.spans[i]
         target = job.work / f"{i:04d}.{job.codec.extension}"
-        return target, transcode.encode(job.decoded.pcm, span.start, span.end, target, job.codec)
+        with self._encoders:  # CPU-bound: no more at once than there are cores
+            size = transcode.encode(job.decoded.pcm, span.start, span.end, target, job.codec)
+        return target, size
 
     def _upload(
         self, job: _Job, i: int, settings: FolderSettings, target: Path, size: int

@@ -94,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # once on a terminal: a progress bar, and only warnings and errors as events.
     level = "warning" if bar and cfg.log_level in {"debug", "info"} else cfg.log_level
     log.configure(cfg.log_format, level)
-    return _serve(cfg, once=once, progress=_bar if bar else None)
+    return _serve(cfg, once=once, level=level, progress=_bar if bar else None)
 
 
 def _bar(finished: int, total: int, failed: int) -> None:
@@ -108,7 +108,11 @@ def _bar(finished: int, total: int, failed: int) -> None:
 
 
 def _serve(
-    cfg: config.Config, *, once: bool, progress: Callable[[int, int, int], None] | None = None
+    cfg: config.Config,
+    *,
+    once: bool,
+    level: str,
+    progress: Callable[[int, int, int], None] | None = None,
 ) -> int:
     stop = threading.Event()
 
@@ -124,7 +128,9 @@ def _serve(
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGHUP, on_hangup)
     try:
-        failed = Daemon(cfg).run(stop, once=once, reload=reload, progress=progress)
+        daemon = Daemon(cfg)
+        daemon.log_level = level
+        failed = daemon.run(stop, once=once, reload=reload, progress=progress)
     except AlreadyRunningError as exc:
         return _fail(f"{exc.strerror} ({cfg.state_dir})")
     except (OSError, sqlite3.Error) as exc:

@@ -115,6 +115,7 @@ class Config:
     log_format: str
     log_level: str
     metrics: tuple[str, int] | None = None  # (host, port) of /metrics and /healthz
+    processes: int = 1  # worker processes sharing the workers (1: threads in this one)
 
 
 def default_state_dir() -> Path:
@@ -275,6 +276,7 @@ def _resolve(
         endpoints=endpoints,
         inboxes=tuple(inboxes),
         workers=model.workers,
+        processes=model.processes,
         state_dir=state_dir,
         rescan_seconds=model.rescan_seconds,
         shutdown_grace=model.shutdown_grace,

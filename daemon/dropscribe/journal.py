@@ -78,6 +78,7 @@ CREATE TABLE IF NOT EXISTS chunks (
 );
 """
 BATCH = 256  # most writes committed together
+LEDGER_NAME = "ledger.sqlite3"  # in state_dir
 
 
 @dataclass(frozen=True)

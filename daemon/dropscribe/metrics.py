@@ -21,6 +21,11 @@ if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
 
 STUCK_SECONDS = 60.0
+# What the uploading code counts (in worker processes, when there are some).
+UPLOAD_FAMILIES = frozenset({
+    "dropscribe_uploads", "dropscribe_upload_bytes", "dropscribe_upload_seconds",
+    "dropscribe_retries", "dropscribe_endpoint_pauses", "dropscribe_endpoint_paused",
+})  # fmt: skip
 
 
 class _LedgerCollector:
@@ -41,12 +46,13 @@ class _LedgerCollector:
 class Metrics:
     """Every instrument the daemon updates; cheap when nobody scrapes."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, uploads: bool = True) -> None:
+        """``uploads=False``: worker processes upload, and their figures are served instead."""
         self.registry = CollectorRegistry()
-        r = self.registry
         self.outcomes = Counter(
-            "dropscribe_outcomes", "Files handled, by outcome", ["outcome"], registry=r
+            "dropscribe_outcomes", "Files handled, by outcome", ["outcome"], registry=self.registry
         )
+        r = self.registry if uploads else CollectorRegistry()
         self.uploads = Counter(
             "dropscribe_uploads", "Uploads by endpoint and status", ["endpoint", "status"],
             registry=r,
@@ -68,6 +74,7 @@ class Metrics:
         self.paused = Gauge(
             "dropscribe_endpoint_paused", "1 while an endpoint is paused", ["endpoint"], registry=r
         )
+        r = self.registry
         self.queue = Gauge("dropscribe_queue_depth", "Files settled, waiting for a worker",
                            registry=r)  # fmt: skip
         self.running = Gauge("dropscribe_running", "Files being transcribed", registry=r)

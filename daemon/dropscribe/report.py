@@ -9,8 +9,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 from dropscribe import disposition, rules
-from dropscribe.journal import Journal
-from dropscribe.service import LEDGER_NAME
+from dropscribe.journal import LEDGER_NAME, Journal
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -179,6 +179,7 @@ class ConfigModel(StrictModel):
     defaults: SettingsModel = SettingsModel()
     inboxes: tuple[InboxModel, ...]
     workers: Annotated[int, Field(ge=1, le=256)] = 4
+    processes: Annotated[int, Field(ge=1, le=64)] = 1
     state_dir: str | None = None
     rescan_seconds: Annotated[float, Field(gt=0)] = 300.0
     shutdown_grace: Seconds = 30.0

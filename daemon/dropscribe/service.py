@@ -21,18 +21,17 @@ import structlog
 
 from dropscribe import config as config_module
 from dropscribe import rules
-from dropscribe.api import Client, Transcriber
 from dropscribe.errors import ConfigError
-from dropscribe.journal import Journal
-from dropscribe.local import LocalEngine
+from dropscribe.journal import LEDGER_NAME, Journal
 from dropscribe.metrics import Metrics, MetricsServer
 from dropscribe.notify import Notifier
 from dropscribe.pool import Pool
+from dropscribe.procs import ProcessPool, inbox_of
 from dropscribe.settle import SettleTracker, Stat
 from dropscribe.sidecar import is_temp
 from dropscribe.statedir import lock_state_dir
 from dropscribe.watcher import Hint, Watcher, scan
-from dropscribe.worker import Item, Processor, Tally
+from dropscribe.worker import Item, Processor, Tally, make_client
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -40,15 +39,17 @@ if TYPE_CHECKING:
 
     import httpx
 
+    from dropscribe.api import Transcriber
     from dropscribe.config import Config, Endpoint, Inbox
     from dropscribe.rules import FolderSettings
 
 log = structlog.get_logger("dropscribe")
 
+Workers = Pool[Item] | ProcessPool  # threads in this process, or worker processes
+
 TICK = 0.2  # longest the loop sleeps: how soon it notices a stop request
 HEALTH_SECONDS = 5.0  # how often dead watch threads are looked for
 STATUS_SECONDS = 5.0  # how often systemd hears the queue counts (more often with WatchdogSec)
-LEDGER_NAME = "ledger.sqlite3"
 
 
 class Daemon:
@@ -76,6 +77,7 @@ class Daemon:
         self._tally: Tally | None = None
         self._shown = (0, 0, 0)
         self._excluded = rules.excluded_dirs(config)
+        self.log_level: str | None = None  # what worker processes log at (default: config)
 
     # ------------------------------------------------------------ entry points
 
@@ -95,31 +97,19 @@ class Daemon:
         self._progress = progress
         lock = lock_state_dir(self.config.state_dir)
         journal = self._journal = Journal(self.config.state_dir / LEDGER_NAME)
-        scratch = self.config.state_dir / "work"
-        shutil.rmtree(scratch, ignore_errors=True)  # audio a crash left behind; ours alone
-        clients = {name: self._client(ep) for name, ep in self.config.endpoints.items()}
+        # Scratch audio a crash left behind (ours alone: we hold the state_dir lock).
+        shutil.rmtree(self.config.state_dir / "work", ignore_errors=True)
         abort = threading.Event()
-        metrics = self.metrics = Metrics()
+        metrics = self.metrics = Metrics(uploads=self.config.processes == 1)
         metrics.watch_ledger(journal.counts)
-        processor = Processor(
-            journal,
-            clients,
-            abort,
-            once=once,
-            inbox_of=self._inbox_of,
-            metrics=metrics,
-            scratch=scratch,
-        )
-        self._tally = processor.tally
+        pool, processor, tally = self._workers(journal, abort, metrics, once=once)
+        self._tally = tally
         server = None
         if self.config.metrics is not None and not once:
             server = MetricsServer(metrics, *self.config.metrics)
             server.start()
             host, port = server.address[:2]
             log.info("metrics.listening", url=f"http://{host!s}:{port}/metrics")
-        pool: Pool[Item] = Pool(
-            self.config.workers, processor, key=lambda item: item.path, on_done=self._finished
-        )
         watcher = Watcher(self.config.inboxes, self._hints.put)
         pool.start()
         try:
@@ -127,7 +117,7 @@ class Daemon:
                 watcher.start()
             self._scan_all()
             log.info("daemon.started", inboxes=len(self.config.inboxes),
-                     workers=self.config.workers, once=once,
+                     workers=self.config.workers, processes=self.config.processes, once=once,
                      state_dir=str(self.config.state_dir))  # fmt: skip
             self._notify(READY="1", STATUS=self._status(pool))
             watcher = self._loop(stop, pool, watcher, processor, once, reload)
@@ -143,21 +133,38 @@ class Daemon:
                 log.warning("daemon.abandoned", running=stragglers,
                             reason="grace period over; they run again at next start")  # fmt: skip
             else:
-                for client in processor.clients():
+                for client in processor.clients() if processor else []:
                     client.close()
                 journal.close()
             os.close(lock)
-            tally = processor.tally
             if self._progress is not None:
                 finished = tally.done + tally.failed + tally.skipped
                 self._progress(finished, finished, tally.failed)
             log.info("daemon.stopped", done=tally.done, failed=tally.failed,
                      skipped=tally.skipped)  # fmt: skip
-        return processor.tally.failed
+        return tally.failed
+
+    def _workers(
+        self, journal: Journal, abort: threading.Event, metrics: Metrics, *, once: bool
+    ) -> tuple[Workers, Processor | None, Tally]:
+        """Worker processes when configured, else threads sharing one Processor."""
+        if self.config.processes > 1:
+            pool = ProcessPool(
+                self.config, once=once, log_level=self.log_level or self.config.log_level,
+                metrics=metrics, on_done=self._finished, on_lost=self._lost,
+            )  # fmt: skip
+            return pool, None, pool.tally
+        clients = {name: self._client(ep) for name, ep in self.config.endpoints.items()}
+        processor = Processor(journal, clients, abort, once=once, inbox_of=self._inbox_of,
+                              metrics=metrics)  # fmt: skip
+        threads: Pool[Item] = Pool(
+            self.config.workers, processor, key=lambda item: item.path, on_done=self._finished
+        )
+        return threads, processor, processor.tally
 
     # ------------------------------------------------------------ the loop
 
-    def _gauges(self, pool: Pool[Item]) -> None:
+    def _gauges(self, pool: Workers) -> None:
         queued, running = pool.counts()
         if self._progress is not None and self._tally is not None:
             tally = self._tally
@@ -172,7 +179,7 @@ class Daemon:
         self.metrics.running.set(running)
         self.metrics.settling.set(len(self._tracker))
 
-    def _status(self, pool: Pool[Item]) -> str:
+    def _status(self, pool: Workers) -> str:
         queued, running = pool.counts()
         return (
             f"{running} transcribing, {queued + len(self._ready)} queued, "
@@ -180,16 +187,18 @@ class Daemon:
         )
 
     def _client(self, endpoint: Endpoint) -> Transcriber:
-        if endpoint.kind == "local":
-            return LocalEngine(endpoint)
-        return Client(endpoint, transport=self._transport)
+        return make_client(endpoint, self._transport)
+
+    def _lost(self, item: Item) -> None:
+        """A worker process died with this file: settle it again."""
+        self._hints.put((item.path, False, False))
 
     def _loop(
         self,
         stop: threading.Event,
-        pool: Pool[Item],
+        pool: Workers,
         watcher: Watcher,
-        processor: Processor,
+        processor: Processor | None,
         once: bool,
         reload: threading.Event | None,
     ) -> Watcher:
@@ -206,7 +215,7 @@ class Daemon:
             if reload is not None and reload.is_set():
                 reload.clear()
                 self._notify(RELOADING="1", STATUS="reloading the config")
-                watcher = self._reload(watcher, processor)
+                watcher = self._reload(watcher, pool, processor)
                 self._notify(READY="1", STATUS=self._status(pool))
             now = self._clock()
             deadline = self._tracker.next_deadline(now)
@@ -228,7 +237,7 @@ class Daemon:
                 next_health = self._clock() + HEALTH_SECONDS
         return watcher
 
-    def _reload(self, watcher: Watcher, processor: Processor) -> Watcher:
+    def _reload(self, watcher: Watcher, pool: Workers, processor: Processor | None) -> Watcher:
         """Apply a changed config file; a broken one is reported and the running one kept.
 
         Queued and in-flight work is not dropped: files already handed to the pool run
@@ -241,18 +250,20 @@ class Daemon:
                       action="kept the running config")  # fmt: skip
             return watcher
         old = self.config
-        fixed = [key for key in ("workers", "state_dir") if getattr(new, key) != getattr(old, key)]
+        fixed = [
+            key
+            for key in ("workers", "processes", "state_dir")
+            if getattr(new, key) != getattr(old, key)
+        ]
         if fixed:
             log.warning("config.needs_restart", keys=fixed, action="kept the running values")
-            new = replace(new, workers=old.workers, state_dir=old.state_dir)
-        processor.set_clients(
-            {
-                name: processor.client(name)
-                if old.endpoints.get(name) == endpoint
-                else self._client(endpoint)
-                for name, endpoint in new.endpoints.items()
-            }
-        )
+            new = replace(
+                new, workers=old.workers, processes=old.processes, state_dir=old.state_dir
+            )
+        if isinstance(pool, ProcessPool):
+            pool.reload(new)
+        elif processor is not None:
+            processor.update_endpoints(old.endpoints, new.endpoints, self._transport)
         watcher.stop()
         self.config = new
         self._excluded = rules.excluded_dirs(new)
@@ -284,15 +295,9 @@ class Daemon:
             self._hints.put(None)
 
     def _inbox_of(self, path: Path) -> Inbox | None:
-        best = None
-        for inbox in self.config.inboxes:
-            if (path == inbox.path or inbox.path in path.parents) and (
-                best is None or len(inbox.path.parts) > len(best.path.parts)
-            ):
-                best = inbox
-        return best
+        return inbox_of(self.config, path)
 
-    def _take(self, hint: Hint | None, pool: Pool[Item]) -> None:
+    def _take(self, hint: Hint | None, pool: Workers) -> None:
         if hint is None:
             return
         path, is_dir, deleted = hint
@@ -386,7 +391,7 @@ class Daemon:
                 log.info("file.settled", path=str(path), inbox=inbox.name, bytes=st.st_size)
                 self._ready[path] = Item(inbox, path)
 
-    def _dispatch(self, pool: Pool[Item]) -> None:
+    def _dispatch(self, pool: Workers) -> None:
         while self._ready:
             path, item = next(iter(self._ready.items()))
             if pool.in_flight(path):

@@ -26,6 +26,9 @@ if TYPE_CHECKING:
     from av.audio.stream import AudioStream
 
 RATE = 16000  # what Whisper resamples everything to anyway
+# The WAV demuxer hands out 4 KB packets by default: ten thousand Python round trips
+# per minute of CD audio. 1 MB packets decode a WAV about twice as fast.
+DEMUX = {"max_size": str(1 << 20)}
 SAMPLE_BYTES = 2
 
 
@@ -37,11 +40,13 @@ class Codec:
     extension: str
     bit_rate: int | None
     bytes_per_second: float  # a safe overestimate, for fitting chunks under a byte limit
+    options: tuple[tuple[str, str], ...] = ()
 
 
 CODECS = {
     # 24 kbit/s Opus is transparent for speech and about 50x smaller than CD-quality WAV.
-    "opus": Codec("opus", "ogg", "libopus", "ogg", 24_000, 6_000),
+    # compression_level 5 of 10 encodes 1.7x faster; speech at 24 kbit/s does not care.
+    "opus": Codec("opus", "ogg", "libopus", "ogg", 24_000, 6_000, (("compression_level", "5"),)),
     "mp3": Codec("mp3", "mp3", "libmp3lame", "mp3", 32_000, 4_500),
     "flac": Codec("flac", "flac", "flac", "flac", None, RATE * SAMPLE_BYTES),
 }
@@ -69,7 +74,7 @@ def decode(source: Path, pcm: Path) -> Decoded:
     samples = 0
     truncated = None
     try:
-        container = av.open(str(source), metadata_errors="ignore")
+        container = av.open(str(source), metadata_errors="ignore", options=dict(DEMUX))
     except av.FFmpegError as exc:
         raise PermanentError(f"not a readable audio file: {_reason(exc)}") from None
     with container, pcm.open("wb") as out:
@@ -108,7 +113,10 @@ def encode(pcm: Path, start: float, end: float, target: Path, codec: Codec) -> i
     """Encode the samples from ``start`` to ``end`` seconds of ``pcm``; return the bytes."""
     first, last = round(start * RATE), round(end * RATE)
     with pcm.open("rb") as fh, av.open(str(target), "w", format=codec.container) as out:
-        stream = cast("AudioStream", out.add_stream(codec.encoder, rate=RATE, layout="mono"))
+        stream = cast(
+            "AudioStream",
+            out.add_stream(codec.encoder, rate=RATE, layout="mono", options=dict(codec.options)),
+        )
         if codec.bit_rate:
             stream.codec_context.bit_rate = codec.bit_rate
         fh.seek(first * SAMPLE_BYTES)

@@ -17,18 +17,22 @@ from typing import TYPE_CHECKING
 import structlog
 
 from dropscribe import audio, chunked, disposition, hooks, render, rules, sidecar
-from dropscribe.api import Transcript
+from dropscribe.api import Client, Transcript
 from dropscribe.errors import EndpointError, PermanentError, SidecarError, TranscriptionError
+from dropscribe.local import LocalEngine
 from dropscribe.metrics import Metrics
 from dropscribe.uploader import Abandoned, Uploader
 
 if TYPE_CHECKING:
     import os
     from collections.abc import Callable
+    from contextlib import AbstractContextManager
     from pathlib import Path
 
+    import httpx
+
     from dropscribe.api import Transcriber
-    from dropscribe.config import Inbox
+    from dropscribe.config import Endpoint, Inbox
     from dropscribe.journal import FileRow, Journal
 
 log = structlog.get_logger("dropscribe")
@@ -50,6 +54,13 @@ class Tally:
     def add(self, outcome: str) -> None:
         with self.lock:
             setattr(self, outcome, getattr(self, outcome) + 1)
+
+
+def make_client(endpoint: Endpoint, transport: httpx.BaseTransport | None = None) -> Transcriber:
+    """The transcriber for an endpoint: faster-whisper in-process, or the HTTP client."""
+    if endpoint.kind == "local":
+        return LocalEngine(endpoint)
+    return Client(endpoint, transport=transport)
 
 
 def fingerprint(path: Path) -> str:
@@ -74,7 +85,8 @@ class Processor:
         once: bool = False,
         inbox_of: Callable[[Path], Inbox | None] | None = None,
         metrics: Metrics | None = None,
-        scratch: Path | None = None,
+        key_lock: Callable[[str], AbstractContextManager[object]] | None = None,
+        report: Callable[[Item, str | None], None] | None = None,
     ) -> None:
         self._journal = journal
         self._metrics = metrics or Metrics()
@@ -82,16 +94,20 @@ class Processor:
         self._uploader = Uploader(
             journal, clients, abort, wait_for_endpoints=not once, metrics=self._metrics
         )
+        # Scratch audio of long recordings lives beside the ledger, in state_dir.
         self._chunker = chunked.Chunker(
-            journal, self._uploader, scratch or journal.path.parent / "work", abort
+            journal, self._uploader, journal.path.parent / "work", abort
         )
         self._inbox_of = inbox_of
         self._key_locks: dict[str, threading.Lock] = {}
         self._key_locks_guard = threading.Lock()
+        self._key_lock_of = key_lock or self._key_lock
+        self._report = report
         self.tally = Tally()
 
     def __call__(self, item: Item) -> None:
         structlog.contextvars.bind_contextvars(path=str(item.path), inbox=item.inbox.name)
+        outcome = None
         try:
             outcome = self._process(item)
             self.tally.add(outcome)
@@ -100,6 +116,8 @@ class Processor:
             log.info("job.abandoned", reason="shutting down")
         finally:
             structlog.contextvars.clear_contextvars()
+            if self._report is not None:
+                self._report(item, outcome)
 
     def clients(self) -> list[Transcriber]:
         return self._uploader.clients()
@@ -107,8 +125,21 @@ class Processor:
     def client(self, name: str) -> Transcriber:
         return self._uploader.client(name)
 
-    def set_clients(self, clients: dict[str, Transcriber]) -> None:
-        self._uploader.set_clients(clients)
+    def update_endpoints(
+        self,
+        old: dict[str, Endpoint],
+        new: dict[str, Endpoint],
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        """Apply reloaded endpoints: unchanged ones keep their client (and its state)."""
+        self._uploader.set_clients(
+            {
+                name: self.client(name)
+                if old.get(name) == endpoint
+                else make_client(endpoint, transport)
+                for name, endpoint in new.items()
+            }
+        )
 
     def _process(self, item: Item) -> str:
         path = item.path
@@ -146,7 +177,7 @@ class Processor:
             log.info("file.skipped", reason=skip)
             return "skipped"
         # Held until the transcript is stored: a copy of this content waits, then reuses it.
-        with self._key_lock(key):
+        with self._key_lock_of(key):
             try:
                 transcript, fresh = self._transcript(item, settings, key, _identity(st))
             except EndpointError as exc:  # only in `once`: the endpoint, not the file

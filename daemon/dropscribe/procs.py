@@ -1,0 +1,381 @@
+"""Worker processes (``processes: N``): the main process watches and settles, N
+processes fingerprint, upload and write sidecars.
+
+Python runs one thread at a time per process, and a small file costs a few
+milliseconds of Python (HTTP, hashing, probing, rendering); with many small
+files and a fast server that is the bottleneck, so the work spreads over
+processes. Each one runs the same Processor as the threaded mode, with its own
+ledger connection (SQLite serialises the writers), its own HTTP clients with a
+share of each endpoint's ``max_concurrency``, and ``workers / processes``
+threads. The same content under two names is still uploaded once: job keys are
+locked with ``flock`` on files under ``state_dir/locks``. Outcomes and upload
+metrics come back to the main process, which serves ``/metrics`` for all.
+
+Children ignore SIGTERM, SIGINT and SIGHUP: the main process tells them to
+stop or reload. A child that dies is started again and its files re-settled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import math
+import multiprocessing
+import os
+import queue
+import signal
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from prometheus_client.metrics_core import Metric
+
+from dropscribe import log as logmod
+from dropscribe.journal import LEDGER_NAME, Journal
+from dropscribe.metrics import UPLOAD_FAMILIES, Metrics
+from dropscribe.pool import Pool
+from dropscribe.worker import Item, Processor, Tally, make_client
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from multiprocessing.context import SpawnProcess
+    from multiprocessing.queues import Queue
+
+    from dropscribe.config import Config, Endpoint, Inbox
+
+log = structlog.get_logger("dropscribe")
+
+STRIPES = 4096  # lock files: two different jobs share one about once in 4,096
+METRICS_SECONDS = 2.0  # how often children send their upload metrics
+
+
+class FileKeyLocks:
+    """A lock per job key that holds across processes (flock), and across threads: each
+    acquisition opens the lock file anew, and flock locks belong to open files."""
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self._folder = folder
+
+    @contextlib.contextmanager
+    def __call__(self, key: str) -> Iterator[None]:
+        stripe = int(key[:8], 16) % STRIPES if _is_hex(key[:8]) else hash(key) % STRIPES
+        fd = os.open(self._folder / f"{stripe:04d}", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+
+def _is_hex(text: str) -> bool:
+    return len(text) == 8 and all(c in "0123456789abcdef" for c in text)
+
+
+def share(endpoint: Endpoint, processes: int) -> Endpoint:
+    """One process's part of an endpoint's concurrency (at least one upload)."""
+    return replace(endpoint, max_concurrency=max(1, endpoint.max_concurrency // processes))
+
+
+def inbox_of(config: Config, path: Path) -> Inbox | None:
+    """The innermost inbox holding ``path``."""
+    best = None
+    for inbox in config.inboxes:
+        if (path == inbox.path or inbox.path in path.parents) and (
+            best is None or len(inbox.path.parts) > len(best.path.parts)
+        ):
+            best = inbox
+    return best
+
+
+# ---------------------------------------------------------------- the child
+
+
+def serve(
+    index: int,
+    config: Config,
+    once: bool,
+    log_level: str,
+    tasks: Queue[Any],
+    results: Queue[Any],
+) -> None:
+    """A worker process: take files from ``tasks`` until None, report on ``results``."""
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_IGN)
+    logmod.configure(config.log_format, log_level)
+    processes = config.processes
+    threads = math.ceil(config.workers / processes)
+    current = {"config": config}
+    journal = Journal(config.state_dir / LEDGER_NAME)
+    clients = {name: make_client(share(ep, processes)) for name, ep in config.endpoints.items()}
+    abort = threading.Event()
+    metrics = Metrics()
+
+    def report(item: Item, outcome: str | None) -> None:
+        results.put(("done", index, str(item.path), outcome))
+
+    processor = Processor(
+        journal, clients, abort, once=once, metrics=metrics,
+        inbox_of=lambda path: inbox_of(current["config"], path),
+        key_lock=FileKeyLocks(config.state_dir / "locks"),
+        report=report,
+    )  # fmt: skip
+    pool: Pool[Item] = Pool(threads, processor, key=lambda item: item.path, queue_size=threads * 4)
+    pool.start()
+    sent = time.monotonic()
+    stragglers = 0
+    try:
+        while True:
+            try:
+                message = tasks.get(timeout=METRICS_SECONDS)
+            except queue.Empty:
+                message = ()
+            if time.monotonic() - sent >= METRICS_SECONDS:
+                results.put(("metrics", index, snapshot(metrics)))
+                sent = time.monotonic()
+            if message is None:
+                break
+            if not message:
+                continue
+            if message[0] == "file":
+                path = Path(message[1])
+                inbox = inbox_of(current["config"], path)
+                if inbox is None or not pool.submit(Item(inbox, path)):
+                    results.put(("done", index, str(path), None))
+            elif message[0] == "config":
+                new = replace(message[1], workers=config.workers, processes=processes)
+                processor.update_endpoints(
+                    {n: share(e, processes) for n, e in current["config"].endpoints.items()},
+                    {n: share(e, processes) for n, e in new.endpoints.items()},
+                )
+                current["config"] = new
+    finally:
+        abort.set()
+        stragglers = pool.close(config.shutdown_grace)
+        if not stragglers:
+            for client in processor.clients():
+                client.close()
+            journal.close()
+        results.put(("metrics", index, snapshot(metrics)))
+        results.put(("exit", index, stragglers))
+
+
+Snapshot = list[tuple[str, str, str, list[tuple[str, dict[str, str], float]]]]
+
+
+def snapshot(metrics: Metrics) -> Snapshot:
+    """The upload families of a child's registry, as plain data for the main process."""
+    return [
+        (
+            family.name,
+            family.documentation,
+            family.type,
+            [(s.name, dict(s.labels), s.value) for s in family.samples],
+        )
+        for family in metrics.registry.collect()
+        if family.name in UPLOAD_FAMILIES
+    ]
+
+
+class MergedCollector:
+    """The children's upload metrics summed (gauges: the largest) at scrape time."""
+
+    def __init__(self) -> None:
+        self.latest: dict[int, Snapshot] = {}
+        self._lock = threading.Lock()
+
+    def update(self, index: int, data: Snapshot) -> None:
+        with self._lock:
+            self.latest[index] = data
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            children = list(self.latest.values())
+        families: dict[str, tuple[str, str, dict[tuple[str, tuple[Any, ...]], float]]] = {}
+        for data in children:
+            for name, doc, kind, samples in data:
+                _, _, values = families.setdefault(name, (doc, kind, {}))
+                for sample, labels, value in samples:
+                    if sample.endswith("_created"):
+                        continue
+                    key = (sample, tuple(sorted(labels.items())))
+                    old = values.get(key)
+                    if old is None:
+                        values[key] = value
+                    else:
+                        values[key] = max(old, value) if kind == "gauge" else old + value
+        for name, (doc, kind, values) in families.items():
+            family = Metric(name, doc, kind)
+            for (sample, pairs), value in values.items():
+                family.add_sample(sample, dict(pairs), value)
+            yield family
+
+
+# ---------------------------------------------------------------- the parent
+
+
+@dataclass
+class _Child:
+    index: int
+    process: SpawnProcess
+    tasks: Queue[Any]
+    files: dict[Path, Item] = field(default_factory=dict)
+
+
+class ProcessPool:
+    """The thread Pool's interface over worker processes."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        once: bool,
+        log_level: str,
+        metrics: Metrics,
+        on_done: Callable[[Item], None],
+        on_lost: Callable[[Item], None],
+    ) -> None:
+        self._config = config
+        self._once = once
+        self._log_level = log_level
+        self._metrics = metrics
+        self._on_done = on_done
+        self._on_lost = on_lost
+        self._context = multiprocessing.get_context("spawn")
+        self._results: Queue[Any] = self._context.Queue()
+        self._threads = math.ceil(config.workers / config.processes)
+        self._children: list[_Child] = []
+        self._where: dict[Path, _Child] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+        self._exited: set[int] = set()
+        self.tally = Tally()
+        self._merged = MergedCollector()
+        metrics.registry.register(self._merged)
+        self._reader = threading.Thread(target=self._read, name="dropscribe-results")
+
+    def start(self) -> None:
+        self._children = [self._spawn(index) for index in range(self._config.processes)]
+        self._reader.start()
+
+    def _spawn(self, index: int) -> _Child:
+        tasks: Queue[Any] = self._context.Queue()
+        process = self._context.Process(
+            target=serve,
+            args=(index, self._config, self._once, self._log_level, tasks, self._results),
+            name=f"dropscribe-worker-{index}",
+        )
+        process.start()
+        return _Child(index, process, tasks)
+
+    def submit(self, item: Item) -> bool:
+        """Hand a file to the least busy process; False when in flight or all are full."""
+        with self._lock:
+            if self._closed or item.path in self._where:
+                return False
+            child = min(self._children, key=lambda c: len(c.files))
+            if len(child.files) >= self._threads * 2:
+                return False
+            child.files[item.path] = item
+            self._where[item.path] = child
+        child.tasks.put(("file", str(item.path), item.inbox.name))
+        return True
+
+    def in_flight(self, path: Path) -> bool:
+        with self._lock:
+            return path in self._where
+
+    def idle(self) -> bool:
+        with self._lock:
+            return not self._where
+
+    def counts(self) -> tuple[int, int]:
+        """(queued, running)."""
+        with self._lock:
+            running = sum(min(len(c.files), self._threads) for c in self._children)
+            return len(self._where) - running, running
+
+    def reload(self, config: Config) -> None:
+        with self._lock:
+            self._config = replace(config, workers=self._config.workers,
+                                   processes=self._config.processes)  # fmt: skip
+            children = list(self._children)
+        for child in children:
+            child.tasks.put(("config", self._config))
+
+    def close(self, grace: float) -> int:
+        """Stop every process: files not started are dropped, running ones get ``grace``
+        seconds (plus a little to report); returns how many were still running."""
+        with self._lock:
+            self._closed = True
+            children = list(self._children)
+        for child in children:
+            child.tasks.put(None)
+        deadline = time.monotonic() + grace + 5.0
+        for child in children:
+            child.process.join(max(0.0, deadline - time.monotonic()))
+        stragglers = 0
+        for child in children:
+            if child.process.is_alive():
+                stragglers += len(child.files)
+                child.process.kill()
+                child.process.join()
+        self._results.put(None)
+        self._reader.join()
+        for child in children:
+            child.tasks.close()
+            child.tasks.join_thread()
+        self._results.close()
+        self._results.join_thread()
+        return stragglers
+
+    def _read(self) -> None:
+        while True:
+            try:
+                message = self._results.get(timeout=1.0)
+            except queue.Empty:
+                self._revive()
+                continue
+            if message is None:
+                return
+            kind, index = message[0], message[1]
+            if kind == "done":
+                self._done(index, Path(message[2]), message[3])
+            elif kind == "metrics":
+                self._merged.update(index, message[2])
+            elif kind == "exit":
+                self._exited.add(index)
+
+    def _done(self, index: int, path: Path, outcome: str | None) -> None:
+        with self._lock:
+            child = self._where.get(path)
+            if child is None or child.index != index:
+                return
+            del self._where[path]
+            item = child.files.pop(path)
+        if outcome is not None:
+            self.tally.add(outcome)
+            self._metrics.outcomes.labels(outcome).inc()
+        self._on_done(item)
+
+    def _revive(self) -> None:
+        """Start a process that died again; its files go back to be settled."""
+        lost: list[Item] = []
+        with self._lock:
+            if self._closed:
+                return
+            for n, child in enumerate(self._children):
+                if child.process.is_alive():
+                    continue
+                log.error("worker.died", worker=child.index, exitcode=child.process.exitcode,
+                          files=len(child.files), action="started again")  # fmt: skip
+                for path, item in child.files.items():
+                    self._where.pop(path, None)
+                    lost.append(item)
+                child.tasks.close()
+                self._children[n] = self._spawn(child.index)
+        for item in lost:
+            self._on_lost(item)

@@ -1,0 +1,159 @@
+"""processes: N: worker processes do the uploads; the main process watches and settles."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import DaemonProcess, make_wav, wait_for
+from dropscribe.metrics import Metrics
+from dropscribe.procs import FileKeyLocks, MergedCollector, snapshot
+
+pytestmark = pytest.mark.slow
+
+
+def workers_of(pid: int) -> list[int]:
+    """Worker processes (multiprocessing spawn children) of a process."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == pid and b"spawn_main" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.fixture
+def procs(setup):
+    setup.data["processes"] = 2
+    setup.data["workers"] = 4
+    return setup
+
+
+def test_files_spread_over_processes_and_copies_upload_once(procs):
+    """Two worker processes transcribe 30 files; copies under other names are not re-sent."""
+    for n in range(24):
+        make_wav(procs.inbox / f"f{n:02d}.wav", freq=200 + 10 * n)
+    for n in range(6):  # the same content as f00..f05, under new names
+        (procs.inbox / f"copy{n}.wav").write_bytes((procs.inbox / f"f{n:02d}.wav").read_bytes())
+    daemon = DaemonProcess(procs)
+    try:
+        daemon.wait_event("daemon.started")
+        assert len(workers_of(daemon.proc.pid)) == 2
+        wait_for(lambda: len(list(procs.inbox.glob("*.txt"))) == 30, 60, what="30 transcripts")
+        daemon.signal(signal.SIGTERM)
+        assert daemon.wait() == 0
+    finally:
+        daemon.kill()
+    assert len(procs.api.uploads) == 24
+    assert len({u.sha256 for u in procs.api.uploads}) == 24
+    assert len(daemon.named("transcript.reused")) == 6
+    assert daemon.named("daemon.stopped")[0]["done"] == 30
+    assert workers_of(daemon.proc.pid) == []
+
+
+def test_killed_worker_process_is_replaced_and_its_files_finished(procs):
+    """kill -9 of a worker process mid-upload: it is started again, every file gets done."""
+    procs.api.hold()
+    daemon = DaemonProcess(procs)
+    try:
+        daemon.wait_event("daemon.started")
+        for n in range(6):
+            make_wav(procs.inbox / f"f{n}.wav", freq=300 + 50 * n)
+        assert procs.api.wait_waiting(2, timeout=30)
+        victim = workers_of(daemon.proc.pid)[0]
+        os.kill(victim, signal.SIGKILL)
+        daemon.wait_event("worker.died", timeout=20)
+        procs.api.release()
+        wait_for(lambda: len(list(procs.inbox.glob("*.txt"))) == 6, 60, what="6 transcripts")
+        assert len(workers_of(daemon.proc.pid)) == 2
+        daemon.signal(signal.SIGTERM)
+        assert daemon.wait() == 0
+    finally:
+        procs.api.release()
+        daemon.kill()
+    for n in range(6):
+        assert (procs.inbox / f"f{n}.txt").read_text() == f"transcript of f{n}.wav\n"
+
+
+def test_once_with_processes_counts_failures_and_serves_metrics(procs):
+    """`once` sums outcomes over processes (exit 1 for a failure); /metrics sums uploads."""
+    for n in range(5):
+        make_wav(procs.inbox / f"f{n}.wav", freq=300 + 50 * n)
+    (procs.inbox / "broken.wav").write_bytes(b"not audio at all" * 100)
+    daemon = DaemonProcess(procs, command="once")
+    assert daemon.wait(60) == 1
+    assert daemon.named("daemon.stopped")[0] == {**daemon.named("daemon.stopped")[0],
+                                                 "done": 5, "failed": 1}  # fmt: skip
+
+    (procs.inbox / "later.wav").write_bytes(make_wav(procs.root / "x.wav", freq=900).read_bytes())
+    procs.data["metrics"] = {"port": 0}
+    running = DaemonProcess(procs)
+    try:
+        running.wait_event("metrics.listening")
+        url = running.named("metrics.listening")[0]["url"]
+        wait_for((procs.inbox / "later.txt").exists, 30, what="later.txt")
+
+        def uploads_counted() -> bool:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                text = response.read().decode()
+            return 'dropscribe_uploads_total{endpoint="local",status="200"} 1.0' in text
+
+        wait_for(uploads_counted, 20, what="the worker's upload in /metrics")
+        running.signal(signal.SIGTERM)
+        assert running.wait() == 0
+    finally:
+        running.kill()
+
+
+def test_merged_metrics_sum_counters_and_take_the_largest_gauge():
+    """Counters and histograms add up over processes; a gauge shows the largest value."""
+    first, second = Metrics(), Metrics()
+    first.uploads.labels("e", "200").inc(3)
+    second.uploads.labels("e", "200").inc(4)
+    first.latency.labels("e").observe(0.2)
+    second.latency.labels("e").observe(0.3)
+    second.paused.labels("e").set(1)
+    merged = MergedCollector()
+    merged.update(1, snapshot(first))
+    merged.update(2, snapshot(second))
+    values = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in merged.collect()
+        for s in family.samples
+    }
+    assert values[("dropscribe_uploads_total", (("endpoint", "e"), ("status", "200")))] == 7
+    assert values[("dropscribe_upload_seconds_count", (("endpoint", "e"),))] == 2
+    assert values[("dropscribe_endpoint_paused", (("endpoint", "e"),))] == 1
+    assert not any(name.endswith("_created") for name, _ in values)
+
+
+def test_file_key_lock_is_held_against_any_other_open_file(tmp_path):
+    """While a key is held, another open of its lock file (another thread or process)
+    cannot take it; once released, it can."""
+    locks = FileKeyLocks(tmp_path / "locks")
+    key = "ab" * 32 + ":settings"
+    with locks(key):
+        (stripe,) = (tmp_path / "locks").iterdir()
+        fd = os.open(stripe, os.O_RDWR)
+        try:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)
+    fd = os.open(stripe, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    finally:
+        os.close(fd)
