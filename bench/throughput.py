@@ -1,6 +1,6 @@
 """Files per second end to end: dropscribe against `xargs -P8 curl`, same files, same server.
 
-    python bench/throughput.py [--files 1000] [--size 102400]
+    python bench/throughput.py [--files 1000] [--size 102400] [--processes 2]
 
 Both upload every file to one local fake server that answers at once. dropscribe's
 figure is from the first file landing in the inbox until the last sidecar exists,
@@ -58,7 +58,7 @@ def bench_curl(api: FakeAPI, files: list[Path]) -> float:
     return time.perf_counter() - start
 
 
-def bench_daemon(api: FakeAPI, files: list[Path], work: Path) -> float:
+def bench_daemon(api: FakeAPI, files: list[Path], work: Path, processes: int) -> float:
     inbox = work / "inbox"
     inbox.mkdir()
     config = work / "bench.yaml"
@@ -66,7 +66,8 @@ def bench_daemon(api: FakeAPI, files: list[Path], work: Path) -> float:
         "endpoints": {"fake": {"base_url": api.base_url, "max_concurrency": 8}},
         "defaults": {"endpoint": "fake", "model": "whisper-1", "settle_seconds": SETTLE},
         "inboxes": [{"path": str(inbox)}],
-        "workers": 8,
+        "workers": int(os.environ.get("BENCH_WORKERS", "8")),
+        "processes": processes,
         "state_dir": str(work / "state"),
         "log": {"format": "json", "level": "warning"},
     }))  # fmt: skip
@@ -105,6 +106,7 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=1000)
     parser.add_argument("--size", type=int, default=100 * 1024)
     parser.add_argument("--rounds", type=int, default=3, help="alternating runs; medians")
+    parser.add_argument("--processes", type=int, default=2, help="dropscribe's processes:")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="dropscribe-bench-"))
     try:
@@ -120,7 +122,7 @@ def main() -> None:
                     else:
                         round_dir = work / f"round-{n}"
                         round_dir.mkdir()
-                        times.append(bench_daemon(api, files, round_dir))
+                        times.append(bench_daemon(api, files, round_dir, args.processes))
                         for path in (round_dir / "inbox").glob("*.wav"):
                             path.rename(work / "source" / path.name)
             uploads = len(api.uploads)
@@ -132,7 +134,7 @@ def main() -> None:
               f"median of {args.rounds} alternating runs")  # fmt: skip
         print(f"xargs -P8 curl: {curl_s:6.2f} s  {curl_rate:7.1f} files/s")
         print(f"dropscribe:     {daemon_s:6.2f} s  {daemon_rate:7.1f} files/s "
-              f"(includes settle_seconds={SETTLE})")  # fmt: skip
+              f"(processes: {args.processes}; includes settle_seconds={SETTLE})")  # fmt: skip
         print(f"ratio: {daemon_rate / curl_rate:.2f}x curl (target >= 1.5x)")
     finally:
         shutil.rmtree(work, ignore_errors=True)

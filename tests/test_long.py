@@ -309,3 +309,18 @@ def test_stitch_joins_untimed_text_without_repeating_a_clipped_word():
     assert whole.text == "Hello there, my friend. How are you?"
     assert stitch.carried_prompt("Names: Ada.", "x " * 1000).startswith("Names: Ada. x")
     assert len(stitch.carried_prompt(None, "word " * 1000)) <= stitch.PROMPT_CHARS
+
+
+def test_wav_header_probe_agrees_with_ffmpeg_and_falls_back_for_float_wav(tmp_path):
+    """A PCM WAV is probed from its header (same duration FFmpeg reports); a float WAV,
+    which the wave module cannot read, is still probed through PyAV."""
+    from dropscribe import audio
+
+    pcm = make_wav(tmp_path / "pcm.wav", seconds=1.25)
+    quick = audio.probe(pcm)
+    slow = audio._probe(pcm, {})
+    assert (quick.container, quick.codec, quick.duration) == ("wav", "pcm_s16le", 1.25)
+    assert slow.duration == pytest.approx(quick.duration, abs=0.01)
+    floats = write_tones(tmp_path / "float.wav", [(0.0, 1.0, 440)], 1.0, container="wav",
+                         codec="pcm_f32le")  # fmt: skip
+    assert audio.probe(floats).codec == "pcm_f32le"

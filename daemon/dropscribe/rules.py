@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import fnmatch
+import functools
 import hashlib
 import json
+import re
 from dataclasses import dataclass
-from fnmatch import fnmatchcase
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from dropscribe.config import Config, Format, Inbox, Layer, Task
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     from dropscribe.schema import HookModel
 
@@ -102,30 +104,51 @@ def relative(inbox: Inbox, path: Path) -> PurePosixPath | None:
 
 
 def _glob(pattern: str, rel: PurePosixPath) -> bool:
-    target = rel.as_posix() if "/" in pattern else rel.name
-    return fnmatchcase(target.lower(), pattern.lower())
+    return _matcher((pattern,))(rel.as_posix())
+
+
+@functools.lru_cache(maxsize=256)
+def _matcher(patterns: tuple[str, ...]) -> Callable[[str], bool]:
+    """One compiled test for a set of globs, case-insensitive, on a relative POSIX path:
+    a pattern without ``/`` matches the file name, one with ``/`` the whole path.
+    (This runs for every watch event, so it is a regex per set, not a glob per pattern.)"""
+    names = [fnmatch.translate(p.lower()) for p in patterns if "/" not in p]
+    paths = [fnmatch.translate(p.lower()) for p in patterns if "/" in p]
+    by_name = re.compile("|".join(names)).match if names else None
+    by_path = re.compile("|".join(paths)).match if paths else None
+
+    def test(rel: str) -> bool:
+        lowered = rel.lower()
+        if by_name is not None and by_name(lowered.rpartition("/")[2]):
+            return True
+        return by_path is not None and by_path(lowered) is not None
+
+    return test
 
 
 def ignore_reason(inbox: Inbox, path: Path, extra_excluded: Iterable[Path] = ()) -> str | None:
     """Why this path is not a recording to transcribe, or None if it is one."""
-    rel = relative(inbox, path)
-    if rel is None or not rel.parts:
+    full, root = str(path), str(inbox.path).rstrip("/")
+    if not full.startswith(root + "/"):
         return "outside inbox"
+    rel = full[len(root) + 1 :]
     for excluded in extra_excluded:
-        if path == excluded or excluded in path.parents:
+        place = str(excluded)
+        if full == place or full.startswith(place + "/"):
             return "dropscribe output"
-    if not inbox.recursive and len(rel.parts) > 1:
+    parts = rel.split("/")
+    if not inbox.recursive and len(parts) > 1:
         return "in a subfolder (recursive: false)"
-    for part in rel.parts:
+    for part in parts:
         if part.startswith("."):
             return "hidden"
         if part in JUNK_FOLDERS:
             return "junk folder"
-    if any(_glob(pat, PurePosixPath(rel.name)) for pat in IN_FLIGHT_PATTERNS):
+    if _matcher(IN_FLIGHT_PATTERNS)(parts[-1]):
         return "in-flight or temporary name"
-    if not any(_glob(pat, rel) for pat in inbox.include):
+    if not _matcher(inbox.include)(rel):
         return "not included"
-    if any(_glob(pat, rel) for pat in inbox.exclude):
+    if inbox.exclude and _matcher(inbox.exclude)(rel):
         return "excluded"
     return None
 
