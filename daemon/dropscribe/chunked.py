@@ -17,10 +17,10 @@ import contextlib
 import contextvars
 import math
 import os
+import queue
 import shutil
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -146,30 +146,50 @@ class Chunker:
         self, job: _Job, todo: list[int], results: dict[int, Transcript], width: int
     ) -> None:
         """Chunks at once: ``width`` uploading while two more are encoded ahead. The first
-        failure stops chunks from starting (those in flight finish and are kept)."""
+        failure stops chunks from starting (those in flight finish and are kept).
+
+        Daemon threads, like the pool's: a stop after the grace period does not wait
+        for a chunk still uploading (its checkpoint is simply not written)."""
+        pending: queue.SimpleQueue[int] = queue.SimpleQueue()
+        for i in todo:
+            pending.put(i)
+        done: queue.SimpleQueue[tuple[int, Transcript | BaseException]] = queue.SimpleQueue()
         stop = threading.Event()
 
-        def run(i: int) -> Transcript | None:
-            if stop.is_set():
-                return None
-            try:
-                return self._chunk(job, i, job.settings)
-            except BaseException:
-                stop.set()
-                raise
+        def work() -> None:
+            while not stop.is_set():
+                try:
+                    i = pending.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    done.put((i, self._chunk(job, i, job.settings)))
+                except BaseException as exc:
+                    stop.set()
+                    done.put((i, exc))
 
-        with ThreadPoolExecutor(min(width + 2, len(todo)), "dropscribe-chunk") as pool:
-            futures = {pool.submit(contextvars.copy_context().run, run, i): i for i in todo}
-            try:
-                for future in as_completed(futures):
-                    transcript = future.result()
-                    if transcript is not None:
-                        results[futures[future]] = transcript
-            except BaseException:
-                stop.set()
-                for future in futures:
-                    future.cancel()
-                raise
+        threads = [
+            threading.Thread(
+                target=contextvars.copy_context().run,
+                args=(work,),
+                name=f"dropscribe-chunk-{n}",
+                daemon=True,
+            )
+            for n in range(min(width + 2, len(todo)))
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        failure = None
+        while not done.empty():
+            i, outcome = done.get()
+            if isinstance(outcome, BaseException):
+                failure = failure or outcome
+            else:
+                results[i] = outcome
+        if failure is not None:
+            raise failure
 
     def _chunk(self, job: _Job, i: int, settings: FolderSettings) -> Transcript:
         if self._abort.is_set():
