@@ -16,8 +16,17 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+_state = {"debug": False}
+
+
+def debugging() -> bool:
+    """Whether debug events are kept: skip building ones that would be dropped anyway."""
+    return _state["debug"]
+
+
 def configure(fmt: str = "auto", level: str = "info", stream: TextIO | None = None) -> None:
     """Route every event to ``stream`` (stderr by default) in the chosen format."""
+    _state["debug"] = level == "debug"
     out = stream or sys.stderr
     use_json = fmt == "json" or (fmt == "auto" and not out.isatty())
     renderer: structlog.typing.Processor = (

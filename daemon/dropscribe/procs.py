@@ -81,11 +81,13 @@ def share(endpoint: Endpoint, processes: int) -> Endpoint:
 
 
 def inbox_of(config: Config, path: Path) -> Inbox | None:
-    """The innermost inbox holding ``path``."""
+    """The innermost inbox holding ``path`` (string prefixes: this runs per watch event)."""
+    full = str(path)
     best = None
     for inbox in config.inboxes:
-        if (path == inbox.path or inbox.path in path.parents) and (
-            best is None or len(inbox.path.parts) > len(best.path.parts)
+        root = str(inbox.path)
+        if (full == root or full.startswith(root.rstrip("/") + "/")) and (
+            best is None or len(root) > len(str(best.path))
         ):
             best = inbox
     return best

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from dropscribe import config as config_module
+from dropscribe import log as logmod
 from dropscribe import rules
 from dropscribe.errors import ConfigError
 from dropscribe.journal import LEDGER_NAME, Journal
@@ -371,10 +372,11 @@ class Daemon:
         self._ignored[path] = None
         if len(self._ignored) > 10_000:
             self._ignored.popitem(last=False)
-        quiet = reason in {"not included", "dropscribe output", "hidden"}
-        (log.debug if quiet else log.info)(
-            "file.ignored", path=str(path), inbox=inbox.name, reason=reason
-        )
+        if reason in {"not included", "dropscribe output", "hidden"}:  # every sidecar, ...
+            if logmod.debugging():
+                log.debug("file.ignored", path=str(path), inbox=inbox.name, reason=reason)
+            return
+        log.info("file.ignored", path=str(path), inbox=inbox.name, reason=reason)
 
     def _settle(self, now: float) -> None:
         for path in self._tracker.due(now):
