@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shutil
 import subprocess
 import sys
@@ -28,7 +27,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
 
+from common import run_once  # noqa: E402
 from fakeapi import FakeAPI  # noqa: E402
 
 RATE = 44100
@@ -79,11 +80,7 @@ def main() -> None:
                 "state_dir": str(work / "state"),
                 "log": {"format": "json", "level": "warning"},
             }))  # fmt: skip
-            start = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "dropscribe", "once", "-c", str(config)],
-                           check=True)  # fmt: skip
-            chunked = time.perf_counter() - start
-            peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+            chunked, peak_mib = run_once(config)
             sent = sum(u.size for u in api.uploads)
             count = len(api.uploads)
             assert (inbox / "meeting.srt").exists()
@@ -109,7 +106,7 @@ def main() -> None:
         print(
             f"speed-up {whole / chunked:.2f}x (target >= 3x); "
             f"{size / sent:.0f}x fewer bytes (target >= 10x); "
-            f"peak RSS {peak_kib / 1024:.0f} MiB (target <= 150 MiB)"
+            f"peak RSS {peak_mib:.0f} MiB (target <= 150 MiB)"
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)

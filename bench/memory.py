@@ -12,18 +12,17 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import resource
 import shutil
 import struct
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
 
+from common import run_once  # noqa: E402
 from fakeapi import FakeAPI  # noqa: E402
 
 
@@ -67,17 +66,13 @@ def main() -> None:
                 "state_dir": str(work / "state"),
                 "log": {"format": "json", "level": "warning"},
             }))  # fmt: skip
-            start = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "dropscribe", "once", "-c", str(config)],
-                           check=True)  # fmt: skip
-            elapsed = time.perf_counter() - start
-            peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+            elapsed, peak_mib = run_once(config)
             up = api.uploads[0]
         assert up.size == size, (up.size, size)
         assert up.sha256 == digest.hexdigest()
         print(f"uploaded {size / 1024**3:.2f} GiB in {elapsed:.1f} s "
               f"({size / 1024**2 / elapsed:.0f} MiB/s), bytes and sha256 verified by the server")  # fmt: skip
-        print(f"peak RSS of dropscribe: {peak_kib / 1024:.1f} MiB (target <= 150 MiB)")
+        print(f"peak RSS of dropscribe: {peak_mib:.1f} MiB (target <= 150 MiB)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
