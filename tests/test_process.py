@@ -122,10 +122,13 @@ def test_missing_inbox_is_one_line_and_exit_2(setup):
     assert json.dumps(daemon.raw).count("Traceback") == 0
 
 
-def test_sighup_reloads_config_and_rejects_a_broken_one(setup):
-    """SIGHUP applies a new inbox and a new model; a broken config is refused and the old one stays."""
+@pytest.mark.parametrize("processes", [1, 2])
+def test_sighup_reloads_config_and_rejects_a_broken_one(setup, processes):
+    """SIGHUP applies a new inbox, model and endpoint timeout (in worker processes too);
+    a broken config is refused and the old one stays."""
     import yaml
 
+    setup.data["processes"] = processes
     second = setup.root / "second"
     second.mkdir()
     daemon = DaemonProcess(setup)
@@ -135,6 +138,7 @@ def test_sighup_reloads_config_and_rejects_a_broken_one(setup):
         daemon.wait_event("file.done")
         setup.data["inboxes"].append({"path": str(second), "model": "gpt-4o-transcribe"})
         setup.data["defaults"]["model"] = "whisper-large-v3"
+        setup.data["endpoints"]["local"]["timeout"] = 11  # a new client for the endpoint
         setup.write()
         daemon.signal(signal.SIGHUP)
         daemon.wait_event("config.reloaded")
