@@ -324,3 +324,19 @@ def test_wav_header_probe_agrees_with_ffmpeg_and_falls_back_for_float_wav(tmp_pa
     floats = write_tones(tmp_path / "float.wav", [(0.0, 1.0, 440)], 1.0, container="wav",
                          codec="pcm_f32le")  # fmt: skip
     assert audio.probe(floats).codec == "pcm_f32le"
+
+
+def test_unusable_scratch_space_fails_the_run_not_the_recording(setup, listening, events):
+    """When scratch audio cannot be written (here state_dir/work is a file), the recording
+    stays in its inbox, unquarantined, with the reason recorded for the next try."""
+    long_setup(setup, listening)
+    setup.state.mkdir()
+    (setup.state / "work").write_text("in the way")
+    write_tones(setup.inbox / "talk.wav", TONES[:8], 40.0)
+    assert Daemon(setup.load()).run(threading.Event(), once=True) == 1
+    (failed,) = named(events, "audio.scratch_failed")
+    assert failed["will_retry"] is True
+    assert failed["error"].startswith("cannot write scratch audio")
+    assert (setup.inbox / "talk.wav").exists()
+    assert not (setup.inbox / "failed").exists()
+    assert listening.uploads == []
