@@ -157,3 +157,24 @@ def test_file_key_lock_is_held_against_any_other_open_file(tmp_path):
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     finally:
         os.close(fd)
+
+
+def test_worker_processes_that_die_at_start_stop_the_daemon(procs, tmp_path):
+    """Worker processes that die as they start are not restarted forever: the daemon
+    logs why and exits 1, so that systemd's restart back-off takes over."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "import os, sys\nif '--multiprocessing-fork' in sys.argv:\n    os._exit(3)\n"
+    )
+    daemon = DaemonProcess(procs, env={"PYTHONPATH": str(site)})
+    try:
+        assert daemon.wait(60) == 1
+    finally:
+        daemon.kill()
+    assert daemon.named("worker.died")[-1]["action"] == "giving up"
+    assert daemon.named("worker.died")[-1]["exitcode"] == 3
+    (failed,) = daemon.named("daemon.failed")
+    assert "die as they start" in failed["error"]
+    assert not any("Traceback" in line for line in daemon.raw)
+    assert workers_of(daemon.proc.pid) == []

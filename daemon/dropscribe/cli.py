@@ -14,6 +14,7 @@ import structlog
 
 from dropscribe import __version__, config, log, report
 from dropscribe.errors import ConfigError
+from dropscribe.procs import WorkersFailedError
 from dropscribe.service import Daemon
 from dropscribe.statedir import AlreadyRunningError
 
@@ -135,6 +136,9 @@ def _serve(
         return _fail(f"{exc.strerror} ({cfg.state_dir})")
     except (OSError, sqlite3.Error) as exc:
         return _fail(f"cannot use state_dir {cfg.state_dir}: {exc}")
+    except WorkersFailedError as exc:
+        structlog.get_logger("dropscribe").error("daemon.failed", error=str(exc))
+        return EXIT_FAILED
     except Exception:
         structlog.get_logger("dropscribe").exception("daemon.crashed")
         return EXIT_FAILED

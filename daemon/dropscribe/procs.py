@@ -34,6 +34,7 @@ import structlog
 from prometheus_client.metrics_core import Metric
 
 from dropscribe import log as logmod
+from dropscribe.errors import DropscribeError
 from dropscribe.journal import LEDGER_NAME, Journal
 from dropscribe.metrics import UPLOAD_FAMILIES, Metrics
 from dropscribe.pool import Pool
@@ -50,6 +51,8 @@ log = structlog.get_logger("dropscribe")
 
 STRIPES = 4096  # lock files: two different jobs share one about once in 4,096
 METRICS_SECONDS = 2.0  # how often children send their upload metrics
+QUICK_DEATH = 10.0  # seconds: a worker process dying younger than this died starting up
+QUICK_DEATHS = 5  # in a row: give up (systemd's Restart= then backs off)
 
 
 class FileKeyLocks:
@@ -225,6 +228,12 @@ class _Child:
     process: SpawnProcess
     tasks: Queue[Any]
     files: dict[Path, Item] = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)
+    gone: bool = False  # dead and not replaced (the pool gave up)
+
+
+class WorkersFailedError(DropscribeError):
+    """Worker processes die as soon as they start: the daemon stops rather than spin."""
 
 
 class ProcessPool:
@@ -254,6 +263,8 @@ class ProcessPool:
         self._lock = threading.Lock()
         self._closed = False
         self._exited: set[int] = set()
+        self._quick_deaths = 0
+        self.failure: str | None = None  # set when worker processes cannot stay up
         self.tally = Tally()
         self._merged = MergedCollector()
         metrics.registry.register(self._merged)
@@ -276,9 +287,10 @@ class ProcessPool:
     def submit(self, item: Item) -> bool:
         """Hand a file to the least busy process; False when in flight or all are full."""
         with self._lock:
-            if self._closed or item.path in self._where:
+            living = [c for c in self._children if not c.gone]
+            if self._closed or not living or item.path in self._where:
                 return False
-            child = min(self._children, key=lambda c: len(c.files))
+            child = min(living, key=lambda c: len(c.files))
             if len(child.files) >= self._threads * 2:
                 return False
             child.files[item.path] = item
@@ -304,7 +316,7 @@ class ProcessPool:
         with self._lock:
             self._config = replace(config, workers=self._config.workers,
                                    processes=self._config.processes)  # fmt: skip
-            children = list(self._children)
+            children = [c for c in self._children if not c.gone]
         for child in children:
             child.tasks.put(("config", self._config))
 
@@ -313,7 +325,7 @@ class ProcessPool:
         seconds (plus a little to report); returns how many were still running."""
         with self._lock:
             self._closed = True
-            children = list(self._children)
+            children = [c for c in self._children if not c.gone]
         for child in children:
             child.tasks.put(None)
         deadline = time.monotonic() + grace + 5.0
@@ -370,14 +382,26 @@ class ProcessPool:
             if self._closed:
                 return
             for n, child in enumerate(self._children):
-                if child.process.is_alive():
+                if child.gone or child.process.is_alive():
                     continue
-                log.error("worker.died", worker=child.index, exitcode=child.process.exitcode,
-                          files=len(child.files), action="started again")  # fmt: skip
+                quick = time.monotonic() - child.started < QUICK_DEATH
+                self._quick_deaths = self._quick_deaths + 1 if quick else 0
+                code = child.process.exitcode
                 for path, item in child.files.items():
                     self._where.pop(path, None)
                     lost.append(item)
                 child.tasks.close()
+                if self._quick_deaths >= QUICK_DEATHS:
+                    child.gone = True
+                    self.failure = (
+                        f"worker processes die as they start ({QUICK_DEATHS} in a row,"
+                        f" last exit code {code}); see the events before this one"
+                    )
+                    log.error("worker.died", worker=child.index, exitcode=code,
+                              files=len(child.files), action="giving up")  # fmt: skip
+                    continue
+                log.error("worker.died", worker=child.index, exitcode=code,
+                          files=len(child.files), action="started again")  # fmt: skip
                 self._children[n] = self._spawn(child.index)
         for item in lost:
             self._on_lost(item)

@@ -27,7 +27,7 @@ from dropscribe.journal import LEDGER_NAME, Journal
 from dropscribe.metrics import Metrics, MetricsServer
 from dropscribe.notify import Notifier
 from dropscribe.pool import Pool
-from dropscribe.procs import ProcessPool, inbox_of
+from dropscribe.procs import ProcessPool, WorkersFailedError, inbox_of
 from dropscribe.settle import SettleTracker, Stat
 from dropscribe.sidecar import is_temp
 from dropscribe.statedir import lock_state_dir
@@ -209,6 +209,8 @@ class Daemon:
         next_beat = self._clock()
         beat = min(self._notify.watchdog_interval or STATUS_SECONDS, STATUS_SECONDS)
         while not stop.is_set():
+            if isinstance(pool, ProcessPool) and pool.failure:
+                raise WorkersFailedError(pool.failure)
             self._gauges(pool)
             if self._clock() >= next_beat:  # the loop is alive: tell systemd, with counts
                 self._notify(WATCHDOG="1", STATUS=self._status(pool))
