@@ -1,6 +1,6 @@
 """Files per second end to end: dropscribe against `xargs -P8 curl`, same files, same server.
 
-    python bench/throughput.py [--files 1000] [--size 102400] [--processes 2]
+    python bench/throughput.py [--files 1000] [--size 102400] [--processes 2] [--workers 8]
 
 Both upload every file to one local fake server that answers at once. dropscribe's
 figure is from the first file landing in the inbox until the last sidecar exists,
@@ -58,7 +58,9 @@ def bench_curl(api: FakeAPI, files: list[Path]) -> float:
     return time.perf_counter() - start
 
 
-def bench_daemon(api: FakeAPI, files: list[Path], work: Path, processes: int) -> float:
+def bench_daemon(
+    api: FakeAPI, files: list[Path], work: Path, processes: int, workers: int
+) -> float:
     inbox = work / "inbox"
     inbox.mkdir()
     config = work / "bench.yaml"
@@ -66,7 +68,7 @@ def bench_daemon(api: FakeAPI, files: list[Path], work: Path, processes: int) ->
         "endpoints": {"fake": {"base_url": api.base_url, "max_concurrency": 8}},
         "defaults": {"endpoint": "fake", "model": "whisper-1", "settle_seconds": SETTLE},
         "inboxes": [{"path": str(inbox)}],
-        "workers": int(os.environ.get("BENCH_WORKERS", "8")),
+        "workers": workers,
         "processes": processes,
         "state_dir": str(work / "state"),
         "log": {"format": "json", "level": "warning"},
@@ -107,6 +109,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=100 * 1024)
     parser.add_argument("--rounds", type=int, default=3, help="alternating runs; medians")
     parser.add_argument("--processes", type=int, default=2, help="dropscribe's processes:")
+    parser.add_argument("--workers", type=int, default=8, help="dropscribe's workers:")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="dropscribe-bench-"))
     try:
@@ -122,7 +125,9 @@ def main() -> None:
                     else:
                         round_dir = work / f"round-{n}"
                         round_dir.mkdir()
-                        times.append(bench_daemon(api, files, round_dir, args.processes))
+                        times.append(
+                            bench_daemon(api, files, round_dir, args.processes, args.workers)
+                        )
                         for path in (round_dir / "inbox").glob("*.wav"):
                             path.rename(work / "source" / path.name)
             uploads = len(api.uploads)
