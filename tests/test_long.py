@@ -340,3 +340,22 @@ def test_unusable_scratch_space_fails_the_run_not_the_recording(setup, listening
     assert (setup.inbox / "talk.wav").exists()
     assert not (setup.inbox / "failed").exists()
     assert listening.uploads == []
+
+
+def test_damaged_recording_is_transcribed_up_to_the_damage(setup, listening, events):
+    """An mp3 damaged halfway is transcribed as far as it decodes, with a warning saying so."""
+    setup.data["endpoints"]["local"].update(
+        {"base_url": listening.base_url, "max_duration_seconds": 31}
+    )
+    source = write_tones(setup.inbox / "memo.mp3", TONES[:8], 40.0, container="mp3",
+                         codec="libmp3lame")  # fmt: skip
+    data = source.read_bytes()
+    middle = len(data) // 2
+    source.write_bytes(data[:middle] + bytes(2000) + data[middle + 2000 : len(data) * 4 // 5])
+    assert Daemon(setup.load()).run(threading.Event(), once=True) == 0
+    (warning,) = named(events, "audio.truncated")
+    assert 10 < warning["seconds"] < 30
+    heard = hertz((setup.inbox / "memo.txt").read_text())
+    placed = [hz for _, _, hz in TONES[:8]]
+    assert 2 <= len(heard) < 8
+    assert same_tones(heard, placed[: len(heard)])
