@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
 import signal
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -242,6 +245,12 @@ def test_crash_between_chunks_resumes_without_redoing_finished_ones(setup, liste
         release.set()
         first.kill()
     assert not (setup.inbox / "talk.txt").exists()
+    explained = subprocess.run(
+        [sys.executable, "-m", "dropscribe", "explain", "-c", str(setup.config_path),
+         str(setup.inbox / "talk.wav")],
+        capture_output=True, text=True, env={**os.environ, **setup.env}, check=True,
+    )  # fmt: skip
+    assert "chunks: 2 of 4 done, cut at 29.5 s, 59.5 s, 89.5 s" in explained.stdout
     before = len(listening.uploads)
     listening.answer = tone_answer
     second = DaemonProcess(setup, command="once")

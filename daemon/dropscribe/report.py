@@ -117,6 +117,7 @@ def explain(cfg: config.Config, path: Path) -> int:
         journal = Journal(ledger)
         try:
             row = journal.file(path)
+            chunks = journal.chunk_plan(row.key) if row is not None else []
         finally:
             journal.close()
         if row is None:
@@ -124,6 +125,10 @@ def explain(cfg: config.Config, path: Path) -> int:
         else:
             print(f"  ledger: {row.state}" + (f" ({row.error})" if row.error else ""))
             print(f"    fingerprint: {row.fingerprint[:16]}…, formats done: {row.formats or '-'}")
+        if chunks:  # a long recording part-way through
+            done = sum(chunk.result is not None for chunk in chunks)
+            print(f"    chunks: {done} of {len(chunks)} done, cut at "
+                  + ", ".join(f"{chunk.cut:.1f} s" for chunk in chunks[1:]))  # fmt: skip
     else:
         print("  ledger: none yet")
     return EXIT_FAILED if reason else EXIT_OK
