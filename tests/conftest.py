@@ -73,15 +73,11 @@ def _no_leaked_threads() -> Iterator[None]:
     """Fail a test that leaves a thread of ours running."""
     before = set(threading.enumerate())
     yield
+    ours = [t for t in set(threading.enumerate()) - before if t.name.startswith("dropscribe")]
     deadline = time.monotonic() + 5
-    while True:
-        leaked = [
-            t for t in set(threading.enumerate()) - before
-            if t.is_alive() and t.name.startswith("dropscribe")
-        ]  # fmt: skip
-        if not leaked or time.monotonic() > deadline:
-            break
-        time.sleep(0.02)
+    for thread in ours:  # a thread that is ending gets until the deadline to end
+        thread.join(max(0.0, deadline - time.monotonic()))
+    leaked = [t for t in ours if t.is_alive()]
     assert not leaked, f"threads leaked: {leaked}"
 
 
