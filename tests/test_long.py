@@ -277,18 +277,20 @@ def test_within_limits_file_is_sent_as_is_and_local_never_reencodes(tmp_path):
     found = probe(wav)
     settings = FolderSettings(endpoint="e", model="whisper-1")
     openai = Endpoint("e", "http://127.0.0.1:9", 10, 10, 4, 3, 1)
-    assert chunked.reason(found, openai, settings, wav) is None
+    assert chunked.reason(found, openai, settings, wav, wav.stat().st_size) is None
     small = Endpoint("e", "http://127.0.0.1:9", 10, 10, 4, 3, 1, max_upload_bytes=1000)
-    assert "upload limit" in (chunked.reason(found, small, settings, wav) or "")
+    assert "upload limit" in (chunked.reason(found, small, settings, wav, wav.stat().st_size) or "")
     local = Endpoint("e", "", 10, 10, 1, 3, 1, kind="local", max_upload_bytes=1000)
-    assert chunked.reason(found, local, settings, wav) is None
+    assert chunked.reason(found, local, settings, wav, wav.stat().st_size) is None
     long = found.__class__("wav", "pcm_s16le", 2000.0, 1)
     gpt = FolderSettings(endpoint="e", model="gpt-4o-transcribe")
-    assert "one request" in (chunked.reason(long, openai, gpt, wav) or "")
-    assert chunked.reason(long, openai, settings, wav) is None  # whisper-1: no cap
+    assert "one request" in (chunked.reason(long, openai, gpt, wav, wav.stat().st_size) or "")
+    assert (
+        chunked.reason(long, openai, settings, wav, wav.stat().st_size) is None
+    )  # whisper-1: no cap
     opus = tmp_path / "a.opus"
     opus.write_bytes(wav.read_bytes())
-    assert ".opus" in (chunked.reason(found, openai, settings, opus) or "")
+    assert ".opus" in (chunked.reason(found, openai, settings, opus, opus.stat().st_size) or "")
 
 
 def _part(text: str, segs: list[tuple[float, float, str]]) -> Transcript:

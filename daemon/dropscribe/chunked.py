@@ -46,8 +46,10 @@ log = structlog.get_logger("dropscribe")
 FILL = 0.9  # of the byte limit a chunk is planned to use, for bitrate swings
 
 
-def reason(found: Probe, endpoint: Endpoint, settings: FolderSettings, path: Path) -> str | None:
-    """Why this file cannot be uploaded as it is; None when it can."""
+def reason(
+    found: Probe, endpoint: Endpoint, settings: FolderSettings, path: Path, size: int
+) -> str | None:
+    """Why this file (``size`` bytes) cannot be uploaded as it is; None when it can."""
     if endpoint.kind == "local":
         return None  # faster-whisper decodes any container and any length itself
     if found.video:
@@ -55,7 +57,6 @@ def reason(found: Probe, endpoint: Endpoint, settings: FolderSettings, path: Pat
     extension = path.suffix.lower().lstrip(".")
     if not kinds.accepts(endpoint, extension):
         return f"endpoint kind {endpoint.kind} does not take .{extension} files"
-    size = path.stat().st_size
     limit = kinds.upload_limit(endpoint)
     if limit is not None and size > limit:
         return f"{size / 2**20:.1f} MiB is over the {limit / 2**20:.1f} MiB upload limit"
@@ -131,7 +132,7 @@ class Chunker:
         if results:
             log.info("chunks.reused", done=len(results), of=len(spans))
         todo = [i for i in range(len(spans)) if i not in results]
-        job = _Job(path, settings, key, work, codec, decoded, spans)
+        job = _Job(settings, key, work, codec, decoded, spans)
         if settings.carry_prompt:
             for i in todo:
                 prompt = settings.prompt
@@ -230,7 +231,6 @@ class Chunker:
 class _Job:
     """What every chunk of one file shares."""
 
-    path: Path
     settings: FolderSettings
     key: str
     work: Path

@@ -8,29 +8,24 @@ source owns each sidecar path, so two sources never overwrite each other. A
 fourth holds the plan of a long recording's chunks and each finished chunk's
 transcript (checkpoints), until the whole is done.
 
-Writes go through one writer thread that commits whatever has queued up as a
-single transaction (group commit): every write is durable (``synchronous=FULL``)
-when its call returns, yet many workers share each fsync. Reads use one
-connection per thread and never wait for writes (WAL).
+Writes are group-committed (``groupcommit.py``): durable when the call returns,
+yet many workers share each fsync; reads never wait for writes (WAL).
 """
 
 from __future__ import annotations
 
 import json
-import queue
-import sqlite3
-import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
+
+from dropscribe.groupcommit import GroupCommit
 
 if TYPE_CHECKING:
+    import sqlite3
+    from collections.abc import Callable
     from pathlib import Path
 
-T = TypeVar("T")
-Write = Callable[[sqlite3.Connection], Any]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -77,7 +72,6 @@ CREATE TABLE IF NOT EXISTS chunks (
     PRIMARY KEY (key, idx)
 );
 """
-BATCH = 256  # most writes committed together
 LEDGER_NAME = "ledger.sqlite3"  # in state_dir
 
 
@@ -119,12 +113,6 @@ class JobRow:
     result: dict[str, Any] | None
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
-    db.execute("PRAGMA synchronous=FULL")
-    return db
-
-
 class Journal:
     """Thread-safe access to the ledger; ``close()`` stops its writer thread."""
 
@@ -132,101 +120,13 @@ class Journal:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._clock = clock
-        writer = _connect(path)
-        writer.execute("PRAGMA journal_mode=WAL")
-        writer.executescript(SCHEMA)
-        self._connections = [writer]
-        self._local = threading.local()
-        self._guard = threading.Lock()
-        self._queue: queue.SimpleQueue[tuple[Write, Future[Any]] | None] = queue.SimpleQueue()
-        self._writer = threading.Thread(
-            target=self._write_loop, args=(writer,), name="dropscribe-ledger", daemon=True
-        )
-        self._writer.start()
+        self._db = GroupCommit(path, SCHEMA, name="dropscribe-ledger")
+        self._read = self._db.read
+        self._write = self._db.write
+        self._post = self._db.post
 
     def close(self) -> None:
-        self._queue.put(None)
-        self._writer.join()
-        with self._guard:
-            for db in self._connections:
-                db.close()
-            self._connections.clear()
-
-    # ------------------------------------------------------------ plumbing
-
-    def _reader(self) -> sqlite3.Connection:
-        db: sqlite3.Connection | None = getattr(self._local, "db", None)
-        if db is None:
-            db = _connect(self.path)
-            self._local.db = db
-            with self._guard:
-                self._connections.append(db)
-        return db
-
-    def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        return self._reader().execute(sql, args).fetchall()
-
-    def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn`` in the next group transaction; return once it is committed."""
-        future: Future[T] = Future()
-        self._queue.put((fn, future))
-        return future.result()
-
-    def _post(self, fn: Write) -> None:
-        """Queue ``fn`` for the next group transaction without waiting for it.
-
-        For writes whose loss in a crash only means redoing work the ledger still
-        prevents from being uploaded twice. Writes keep their order; ``close()``
-        commits whatever is queued.
-        """
-        self._queue.put((fn, Future()))
-
-    def _write_loop(self, db: sqlite3.Connection) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            batch = [item]
-            stop = False
-            while len(batch) < BATCH:
-                try:
-                    more = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    stop = True
-                    break
-                batch.append(more)
-            self._commit(db, batch)
-            if stop:
-                return
-
-    @staticmethod
-    def _commit(db: sqlite3.Connection, batch: list[tuple[Write, Future[Any]]]) -> None:
-        results: list[tuple[Future[Any], Any, BaseException | None]] = []
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            for fn, future in batch:
-                db.execute("SAVEPOINT one")
-                try:
-                    results.append((future, fn(db), None))
-                    db.execute("RELEASE one")
-                except sqlite3.Error as exc:  # this write fails alone; the rest go on
-                    db.execute("ROLLBACK TO one")
-                    db.execute("RELEASE one")
-                    results.append((future, None, exc))
-            db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            for _, future in batch:
-                future.set_exception(exc)
-            return
-        for future, value, error in results:
-            if error is None:
-                future.set_result(value)
-            else:
-                future.set_exception(error)
+        self._db.close()
 
     # ------------------------------------------------------------ files
 
@@ -292,9 +192,12 @@ class Journal:
         self._post(lambda db: db.execute(_UPSERT_FILE, file_args))
         if job is not None and job.state == "done" and job.result is not None:
             return job, 0
+        return None, self._next_attempt(key, job, settings)
+
+    def _next_attempt(self, key: str, job: JobRow | None, settings: dict[str, Any]) -> int:
         attempt = (job.attempts if job is not None else 0) + 1
         self.start_attempt(key, settings, attempt)
-        return None, attempt
+        return attempt
 
     def job_failed(
         self, key: str, error: str, status: int | None, request_id: str | None, state: str
@@ -411,10 +314,7 @@ class Journal:
 
     def chunk_attempt(self, key: str, settings: dict[str, Any]) -> int:
         """Count a new attempt of one chunk (its own job row); return its number."""
-        job = self.job(key)
-        attempt = (job.attempts if job is not None else 0) + 1
-        self.start_attempt(key, settings, attempt)
-        return attempt
+        return self._next_attempt(key, self.job(key), settings)
 
     # ------------------------------------------------------------ reports
 

@@ -26,6 +26,7 @@ import queue
 import signal
 import threading
 import time
+import zlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,7 @@ from dropscribe.errors import DropscribeError
 from dropscribe.journal import LEDGER_NAME, Journal
 from dropscribe.metrics import UPLOAD_FAMILIES, Metrics
 from dropscribe.pool import Pool
+from dropscribe.rules import inbox_of
 from dropscribe.worker import Item, Processor, Tally, make_client
 
 if TYPE_CHECKING:
@@ -45,7 +47,7 @@ if TYPE_CHECKING:
     from multiprocessing.context import SpawnProcess
     from multiprocessing.queues import Queue
 
-    from dropscribe.config import Config, Endpoint, Inbox
+    from dropscribe.config import Config, Endpoint
 
 log = structlog.get_logger("dropscribe")
 
@@ -65,7 +67,7 @@ class FileKeyLocks:
 
     @contextlib.contextmanager
     def __call__(self, key: str) -> Iterator[None]:
-        stripe = int(key[:8], 16) % STRIPES if _is_hex(key[:8]) else hash(key) % STRIPES
+        stripe = zlib.crc32(key.encode()) % STRIPES  # the same in every process
         fd = os.open(self._folder / f"{stripe:04d}", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -74,26 +76,9 @@ class FileKeyLocks:
             os.close(fd)  # releases the lock
 
 
-def _is_hex(text: str) -> bool:
-    return len(text) == 8 and all(c in "0123456789abcdef" for c in text)
-
-
 def share(endpoint: Endpoint, processes: int) -> Endpoint:
     """One process's part of an endpoint's concurrency (at least one upload)."""
     return replace(endpoint, max_concurrency=max(1, endpoint.max_concurrency // processes))
-
-
-def inbox_of(config: Config, path: Path) -> Inbox | None:
-    """The innermost inbox holding ``path`` (string prefixes: this runs per watch event)."""
-    full = str(path)
-    best = None
-    for inbox in config.inboxes:
-        root = str(inbox.path)
-        if (full == root or full.startswith(root.rstrip("/") + "/")) and (
-            best is None or len(root) > len(str(best.path))
-        ):
-            best = inbox
-    return best
 
 
 # ---------------------------------------------------------------- the child
@@ -131,7 +116,6 @@ def serve(
     pool: Pool[Item] = Pool(threads, processor, key=lambda item: item.path, queue_size=threads * 4)
     pool.start()
     sent = time.monotonic()
-    stragglers = 0
     try:
         while True:
             try:
@@ -165,7 +149,6 @@ def serve(
                 client.close()
             journal.close()
         results.put(("metrics", index, snapshot(metrics)))
-        results.put(("exit", index, stragglers))
 
 
 Snapshot = list[tuple[str, str, str, list[tuple[str, dict[str, str], float]]]]
@@ -262,7 +245,6 @@ class ProcessPool:
         self._where: dict[Path, _Child] = {}
         self._lock = threading.Lock()
         self._closed = False
-        self._exited: set[int] = set()
         self._quick_deaths = 0
         self.failure: str | None = None  # set when worker processes cannot stay up
         self.tally = Tally()
@@ -360,8 +342,6 @@ class ProcessPool:
                 self._done(index, Path(message[2]), message[3])
             elif kind == "metrics":
                 self._merged.update(index, message[2])
-            elif kind == "exit":
-                self._exited.add(index)
 
     def _done(self, index: int, path: Path, outcome: str | None) -> None:
         with self._lock:

@@ -95,6 +95,30 @@ class FolderSettings:
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
+def inbox_of(config: Config, path: Path) -> Inbox | None:
+    """The innermost inbox holding ``path`` (string prefixes: this runs per watch event)."""
+    full = str(path)
+    best = None
+    for inbox in config.inboxes:
+        root = str(inbox.path)
+        if (full == root or full.startswith(root.rstrip("/") + "/")) and (
+            best is None or len(root) > len(str(best.path))
+        ):
+            best = inbox
+    return best
+
+
+def done_reason(key: str, formats: str, settings: FolderSettings) -> str | None:
+    """Why a file the ledger has done (as ``key`` with ``formats``) needs no new work
+    under ``settings``; None when it does."""
+    if key.endswith(":" + settings.shaping_hash()):
+        wanted = {f.value for f in settings.formats}
+        return "already done" if wanted <= set(formats.split(",")) else None
+    if not settings.rerun_on_change:
+        return "settings changed since it was done; rerun_on_change is false"
+    return None
+
+
 def relative(inbox: Inbox, path: Path) -> PurePosixPath | None:
     """The path inside the inbox, or None when it lies outside."""
     try:

@@ -27,7 +27,7 @@ from dropscribe.journal import LEDGER_NAME, Journal
 from dropscribe.metrics import Metrics, MetricsServer
 from dropscribe.notify import Notifier
 from dropscribe.pool import Pool
-from dropscribe.procs import ProcessPool, WorkersFailedError, inbox_of
+from dropscribe.procs import ProcessPool, WorkersFailedError
 from dropscribe.settle import SettleTracker, Stat
 from dropscribe.sidecar import is_temp
 from dropscribe.statedir import lock_state_dir
@@ -298,7 +298,7 @@ class Daemon:
             self._hints.put(None)
 
     def _inbox_of(self, path: Path) -> Inbox | None:
-        return inbox_of(self.config, path)
+        return rules.inbox_of(self.config, path)
 
     def _take(self, hint: Hint | None, pool: Workers) -> None:
         if hint is None:
@@ -361,12 +361,7 @@ class Daemon:
             return False
         if row.state == "failed":
             return True
-        if row.state != "done":
-            return False
-        same = row.key.endswith(":" + settings.shaping_hash()) and {
-            f.value for f in settings.formats
-        } <= set(row.formats.split(","))
-        return same or not settings.rerun_on_change
+        return row.state == "done" and rules.done_reason(row.key, row.formats, settings) is not None
 
     def _note_ignored(self, path: Path, inbox: Inbox, reason: str) -> None:
         if path in self._ignored or is_temp(path):

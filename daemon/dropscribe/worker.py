@@ -168,12 +168,7 @@ class Processor:
         except OSError as exc:
             return self._fail(item, PermanentError(f"cannot read file: {exc.strerror or exc}"))
         key = f"{digest}:{settings.shaping_hash()}"
-        done = row if row is not None and row.state == "done" else None
-        if (
-            done
-            and done.fingerprint == digest
-            and (skip := self._already_done(done, key, settings))
-        ):
+        if skip := self._skip(row, digest, key, settings):
             log.info("file.skipped", reason=skip)
             return "skipped"
         # Held until the transcript is stored: a copy of this content waits, then reuses it.
@@ -267,14 +262,16 @@ class Processor:
         return "failed"
 
     @staticmethod
-    def _already_done(row: FileRow, key: str, settings: rules.FolderSettings) -> str | None:
-        if row.key == key:
-            done = set(row.formats.split(","))
-            return "already done" if {f.value for f in settings.formats} <= done else None
-        if not settings.rerun_on_change:
-            return "settings changed since it was done; rerun_on_change is false"
-        log.info("file.rerun", reason="settings changed")
-        return None
+    def _skip(
+        row: FileRow | None, digest: str, key: str, settings: rules.FolderSettings
+    ) -> str | None:
+        """Why this very content needs no new work, when the ledger has it done."""
+        if row is None or row.state != "done" or row.fingerprint != digest:
+            return None
+        skip = rules.done_reason(row.key, row.formats, settings)
+        if skip is None and row.key != key:
+            log.info("file.rerun", reason="settings changed")
+        return skip
 
     def _key_lock(self, key: str) -> threading.Lock:
         with self._key_locks_guard:
@@ -294,7 +291,7 @@ class Processor:
         log.info("audio.probed", container=found.container, codec=found.codec,
                  seconds=found.duration)  # fmt: skip
         endpoint = self._uploader.client(settings.endpoint).endpoint
-        why = chunked.reason(found, endpoint, settings, item.path)
+        why = chunked.reason(found, endpoint, settings, item.path, identity[0])
         if why is None:
             return self._uploader.upload(item.path, settings, key, attempt, identity[0]), True
         log.info("audio.reencoding", reason=why)

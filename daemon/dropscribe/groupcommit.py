@@ -1,0 +1,130 @@
+"""An SQLite database (WAL) whose writes are group-committed by one writer thread.
+
+The writer commits whatever has queued up as a single transaction: every write
+is durable (``synchronous=FULL``) when ``write()`` returns, yet many threads
+share each fsync. Each write runs inside its own savepoint, so one that fails
+fails alone. Reads use one connection per thread and never wait for writes.
+"""
+
+from __future__ import annotations
+
+import queue
+import sqlite3
+import threading
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+T = TypeVar("T")
+BATCH = 256  # most writes committed together
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+    db.execute("PRAGMA synchronous=FULL")
+    return db
+
+
+class GroupCommit:
+    """Thread-safe reads and group-committed writes; ``close()`` stops the writer."""
+
+    def __init__(self, path: Path, schema: str, name: str) -> None:
+        self._path = path
+        writer = _connect(path)
+        writer.execute("PRAGMA journal_mode=WAL")
+        writer.executescript(schema)
+        self._connections = [writer]
+        self._local = threading.local()
+        self._guard = threading.Lock()
+        self._queue: queue.SimpleQueue[
+            tuple[Callable[[sqlite3.Connection], Any], Future[Any]] | None
+        ] = queue.SimpleQueue()
+        self._writer = threading.Thread(
+            target=self._write_loop, args=(writer,), name=name, daemon=True
+        )
+        self._writer.start()
+
+    def close(self) -> None:
+        """Commit what is queued, stop the writer, close every connection."""
+        self._queue.put(None)
+        self._writer.join()
+        with self._guard:
+            for db in self._connections:
+                db.close()
+            self._connections.clear()
+
+    def read(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = _connect(self._path)
+            self._local.db = db
+            with self._guard:
+                self._connections.append(db)
+        return db.execute(sql, args).fetchall()
+
+    def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` in the next group transaction; return once it is committed."""
+        future: Future[T] = Future()
+        self._queue.put((fn, future))
+        return future.result()
+
+    def post(self, fn: Callable[[sqlite3.Connection], Any]) -> None:
+        """Queue ``fn`` for the next group transaction without waiting for it.
+
+        For writes whose loss in a crash only means redoing work the ledger still
+        prevents from being uploaded twice. Writes keep their order; ``close()``
+        commits whatever is queued.
+        """
+        self._queue.put((fn, Future()))
+
+    def _write_loop(self, db: sqlite3.Connection) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            batch = [item]
+            stop = False
+            while len(batch) < BATCH:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                batch.append(more)
+            _commit(db, batch)
+            if stop:
+                return
+
+
+def _commit(
+    db: sqlite3.Connection, batch: list[tuple[Callable[[sqlite3.Connection], Any], Future[Any]]]
+) -> None:
+    results: list[tuple[Future[Any], Any, BaseException | None]] = []
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        for fn, future in batch:
+            db.execute("SAVEPOINT one")
+            try:
+                results.append((future, fn(db), None))
+                db.execute("RELEASE one")
+            except sqlite3.Error as exc:  # this write fails alone; the rest go on
+                db.execute("ROLLBACK TO one")
+                db.execute("RELEASE one")
+                results.append((future, None, exc))
+        db.execute("COMMIT")
+    except sqlite3.Error as exc:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        for _, future in batch:
+            future.set_exception(exc)
+        return
+    for future, value, error in results:
+        if error is None:
+            future.set_result(value)
+        else:
+            future.set_exception(error)
