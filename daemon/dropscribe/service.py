@@ -32,7 +32,7 @@ from dropscribe.settle import SettleTracker, Stat
 from dropscribe.sidecar import is_temp
 from dropscribe.statedir import lock_state_dir
 from dropscribe.watcher import Hint, Watcher, scan
-from dropscribe.worker import Item, Processor, Tally, make_client
+from dropscribe.worker import Item, Processor, Tally, identity, make_client
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -40,8 +40,7 @@ if TYPE_CHECKING:
 
     import httpx
 
-    from dropscribe.api import Transcriber
-    from dropscribe.config import Config, Endpoint, Inbox
+    from dropscribe.config import Config, Inbox
     from dropscribe.rules import FolderSettings
 
 log = structlog.get_logger("dropscribe")
@@ -155,7 +154,8 @@ class Daemon:
                 metrics=metrics, on_done=self._finished, on_lost=self._lost,
             )  # fmt: skip
             return pool, None, pool.tally
-        clients = {name: self._client(ep) for name, ep in self.config.endpoints.items()}
+        endpoints = self.config.endpoints.items()
+        clients = {name: make_client(ep, self._transport) for name, ep in endpoints}
         processor = Processor(journal, clients, abort, once=once, inbox_of=self._inbox_of,
                               metrics=metrics)  # fmt: skip
         threads: Pool[Item] = Pool(
@@ -186,9 +186,6 @@ class Daemon:
             f"{running} transcribing, {queued + len(self._ready)} queued, "
             f"{len(self._tracker)} settling"
         )
-
-    def _client(self, endpoint: Endpoint) -> Transcriber:
-        return make_client(endpoint, self._transport)
 
     def _lost(self, item: Item) -> None:
         """A worker process died with this file: settle it again."""
@@ -353,11 +350,7 @@ class Daemon:
     def _settled_before(self, path: Path, st: os.stat_result, settings: FolderSettings) -> bool:
         """The ledger already has the final word on this very file (same size, mtime, inode)."""
         row = self._journal.file(path) if self._journal else None
-        if row is None or (row.size, row.mtime_ns, row.inode) != (
-            st.st_size,
-            st.st_mtime_ns,
-            st.st_ino,
-        ):
+        if row is None or (row.size, row.mtime_ns, row.inode) != identity(st):
             return False
         if row.state == "failed":
             return True

@@ -69,7 +69,8 @@ def fingerprint(path: Path) -> str:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
-def _identity(st: os.stat_result) -> tuple[int, int, int]:
+def identity(st: os.stat_result) -> tuple[int, int, int]:
+    """What tells one version of a file from another without reading it."""
     return (st.st_size, st.st_mtime_ns, st.st_ino)
 
 
@@ -155,11 +156,11 @@ class Processor:
                 log.info("file.ignored", reason=kind)
                 return "skipped"
             row = self._journal.file(path)
-            if row is not None and (row.size, row.mtime_ns, row.inode) == _identity(st):
+            if row is not None and (row.size, row.mtime_ns, row.inode) == identity(st):
                 digest = row.fingerprint
             else:
                 digest = fingerprint(path)
-                if _identity(path.stat()) != _identity(st):
+                if identity(path.stat()) != identity(st):
                     log.info("file.changed", reason="written to while being read")
                     return "skipped"
         except FileNotFoundError:
@@ -174,18 +175,18 @@ class Processor:
         # Held until the transcript is stored: a copy of this content waits, then reuses it.
         with self._key_lock_of(key):
             try:
-                transcript, fresh = self._transcript(item, settings, key, _identity(st))
+                transcript, fresh = self._transcript(item, settings, key, identity(st))
             except EndpointError as exc:  # only in `once`: the endpoint, not the file
-                self._journal.record_file(path, item.inbox.name, _identity(st), digest, key,
+                self._journal.record_file(path, item.inbox.name, identity(st), digest, key,
                                           "error", exc.message)  # fmt: skip
                 log.error("file.failed", error=exc.message, status=exc.status, quarantined=False)
                 return "failed"
             except TranscriptionError as exc:
-                return self._fail(item, exc, key, _identity(st))
+                return self._fail(item, exc, key, identity(st))
             except OSError as exc:  # scratch audio under state_dir (a full disk): not the file
                 error = f"cannot write scratch audio: {exc.strerror or exc}"
                 self._journal.record_file(
-                    path, item.inbox.name, _identity(st), digest, key, "error", error
+                    path, item.inbox.name, identity(st), digest, key, "error", error
                 )
                 log.error("audio.scratch_failed", error=error, will_retry=True)
                 return "failed"
@@ -193,7 +194,7 @@ class Processor:
                 outputs = self._write(item, settings, transcript, key if fresh else None)
             except SidecarError as exc:
                 self._journal.record_file(
-                    path, item.inbox.name, _identity(st), digest, key, "error", str(exc)
+                    path, item.inbox.name, identity(st), digest, key, "error", str(exc)
                 )
                 log.error("sidecar.failed", error=str(exc), will_retry=True)
                 return "failed"
