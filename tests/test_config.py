@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -43,16 +44,19 @@ inboxes:
 """
 
 
+def example(folder: Path) -> Path:
+    """config.example.yaml copied into ``folder`` beside the inbox it names (the
+    checkout's own ./inbox may hold a user's quick-start files)."""
+    (folder / "inbox").mkdir()
+    return Path(shutil.copy(ROOT / "config.example.yaml", folder))
+
+
 def test_example_config_is_valid(tmp_path):
     """config.example.yaml loads, with its inbox and rules resolved."""
-    (ROOT / "inbox").mkdir(exist_ok=True)
-    try:
-        cfg = config.load(ROOT / "config.example.yaml", environ=ENV)
-    finally:
-        (ROOT / "inbox").rmdir()
+    cfg = config.load(example(tmp_path), environ=ENV)
     assert cfg.endpoints["openai"].api_key == "sk-example"
     assert cfg.endpoints["local"].kind == "local"
-    assert cfg.inboxes[0].path == ROOT / "inbox"
+    assert cfg.inboxes[0].path == tmp_path / "inbox"
     assert [layer.folder for layer in cfg.inboxes[0].layers] == [None, None, "interviews", None]
 
 
@@ -70,11 +74,7 @@ def test_example_documents_every_key():
 
 def test_example_config_needs_no_key(tmp_path):
     """As shipped, the example uses the local engine: no API key is needed to start."""
-    (ROOT / "inbox").mkdir(exist_ok=True)
-    try:
-        cfg = config.load(ROOT / "config.example.yaml", environ={})
-    finally:
-        (ROOT / "inbox").rmdir()
+    cfg = config.load(example(tmp_path), environ={})
     assert cfg.endpoints["openai"].api_key is None
     assert {layer.values.get("endpoint") for layer in cfg.inboxes[0].layers} <= {"local", None}
 
