@@ -5,7 +5,11 @@ from __future__ import annotations
 import fcntl
 import os
 import signal
+import struct
+import subprocess
+import sys
 import urllib.request
+import zlib
 from pathlib import Path
 
 import pytest
@@ -139,24 +143,51 @@ def test_merged_metrics_sum_counters_and_take_the_largest_gauge():
     assert not any(name.endswith("_created") for name, _ in values)
 
 
-def test_file_key_lock_is_held_against_any_other_open_file(tmp_path):
-    """While a key is held, another open of its lock file (another thread or process)
-    cannot take it; once released, it can."""
-    locks = FileKeyLocks(tmp_path / "locks")
-    key = "ab" * 32 + ":settings"
+TRY_LOCK = """
+import fcntl, os, struct, sys, zlib
+fd = os.open(sys.argv[1], os.O_RDWR)
+lock = struct.pack("hhqqi0q", fcntl.F_WRLCK, 0, zlib.crc32(sys.argv[2].encode()), 1, 0)
+try:
+    fcntl.fcntl(fd, fcntl.F_OFD_SETLK, lock)
+except BlockingIOError:
+    sys.exit(3)
+"""
+
+
+def test_file_key_lock_holds_one_key_against_other_processes(tmp_path):
+    """While a job key is held, another process cannot take that key but can take any
+    other; once released it can take it; all keys share one lock file."""
+    path = tmp_path / "keys.lock"
+    locks = FileKeyLocks(path)
+    key, other = "ab" * 32 + ":settings", "cd" * 32 + ":settings"
+
+    def takes(k: str) -> bool:
+        probe = [sys.executable, "-c", TRY_LOCK, str(path), k]
+        code = subprocess.run(probe, check=False).returncode
+        assert code in (0, 3), code  # 3: blocked; anything else: the probe broke
+        return code == 0
+
+    with locks(key), locks(other + "-mine"):
+        assert not takes(key)
+        assert takes(other)
+    assert takes(key)
+    assert [p.name for p in tmp_path.iterdir()] == ["keys.lock"]
+
+
+def test_file_key_lock_excludes_other_threads_of_the_same_process(tmp_path):
+    """A held key is held against the same process too (another thread), which POSIX
+    record locks, owned by the process, would not do: a probe with one fails."""
+    path = tmp_path / "keys.lock"
+    locks = FileKeyLocks(path)
+    key = "ef" * 32 + ":settings"
+    probe = struct.pack("hhqqi0q", fcntl.F_WRLCK, 0, zlib.crc32(key.encode()), 1, 0)
     with locks(key):
-        (stripe,) = (tmp_path / "locks").iterdir()
-        fd = os.open(stripe, os.O_RDWR)
+        fd = os.open(path, os.O_RDWR)
         try:
             with pytest.raises(BlockingIOError):
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.fcntl(fd, fcntl.F_SETLK, probe)
         finally:
             os.close(fd)
-    fd = os.open(stripe, os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    finally:
-        os.close(fd)
 
 
 def test_worker_processes_that_die_at_start_stop_the_daemon(procs, tmp_path):
