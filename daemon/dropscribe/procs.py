@@ -22,13 +22,13 @@ import fcntl
 import math
 import multiprocessing
 import os
-import queue
 import signal
 import struct
 import threading
 import time
 import zlib
 from dataclasses import dataclass, field, replace
+from multiprocessing.connection import wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,8 +45,8 @@ from dropscribe.worker import Item, Processor, Tally, make_client
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+    from multiprocessing.connection import Connection
     from multiprocessing.context import SpawnProcess
-    from multiprocessing.queues import Queue
 
     from dropscribe.config import Config, Endpoint
 
@@ -101,10 +101,11 @@ def serve(
     config: Config,
     once: bool,
     log_level: str,
-    tasks: Queue[Any],
-    results: Queue[Any],
+    tasks: Connection,
+    results: Connection,
 ) -> None:
-    """A worker process: take files from ``tasks`` until None, report on ``results``."""
+    """A worker process: take files from ``tasks`` until None (or the main process is
+    gone), report on ``results``."""
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, signal.SIG_IGN)
     logmod.configure(config.log_format, log_level)
@@ -115,9 +116,10 @@ def serve(
     clients = {name: make_client(share(ep, processes)) for name, ep in config.endpoints.items()}
     abort = threading.Event()
     metrics = Metrics()
+    put = Sender(results)
 
     def report(item: Item, outcome: str | None) -> None:
-        results.put(("done", index, str(item.path), outcome))
+        put(("done", index, str(item.path), outcome))
 
     processor = Processor(
         journal, clients, abort, once=once, metrics=metrics,
@@ -131,11 +133,11 @@ def serve(
     try:
         while True:
             try:
-                message = tasks.get(timeout=METRICS_SECONDS)
-            except queue.Empty:
-                message = ()
+                message = tasks.recv() if tasks.poll(METRICS_SECONDS) else ()
+            except (EOFError, OSError):
+                message = None  # the main process is gone
             if time.monotonic() - sent >= METRICS_SECONDS:
-                results.put(("metrics", index, snapshot(metrics)))
+                put(("metrics", index, snapshot(metrics)))
                 sent = time.monotonic()
             if message is None:
                 break
@@ -145,14 +147,9 @@ def serve(
                 path = Path(message[1])
                 inbox = inbox_of(current["config"], path)
                 if inbox is None or not pool.submit(Item(inbox, path)):
-                    results.put(("done", index, str(path), None))
+                    put(("done", index, str(path), None))
             elif message[0] == "config":
-                new = replace(message[1], workers=config.workers, processes=processes)
-                processor.update_endpoints(
-                    {n: share(e, processes) for n, e in current["config"].endpoints.items()},
-                    {n: share(e, processes) for n, e in new.endpoints.items()},
-                )
-                current["config"] = new
+                current["config"] = _reconfigure(processor, current["config"], message[1])
     finally:
         abort.set()
         stragglers = pool.close(config.shutdown_grace)
@@ -160,7 +157,32 @@ def serve(
             for client in processor.clients():
                 client.close()
             journal.close()
-        results.put(("metrics", index, snapshot(metrics)))
+        put(("metrics", index, snapshot(metrics)))
+
+
+def _reconfigure(processor: Processor, old: Config, new: Config) -> Config:
+    """Apply a reloaded config; the process and thread counts stay as started."""
+    new = replace(new, workers=old.workers, processes=old.processes)
+    processor.update_endpoints(
+        {n: share(e, old.processes) for n, e in old.endpoints.items()},
+        {n: share(e, old.processes) for n, e in new.endpoints.items()},
+    )
+    return new
+
+
+class Sender:
+    """One end of a pipe, shared by threads. Pipes, not multiprocessing queues: a queue
+    hands each message to a feeder thread, and waking it costs more than the write.
+    A reader that is gone is not an error: the main process revives a dead child, and
+    a child without its main process stops at its next read."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._lock = threading.Lock()
+
+    def __call__(self, message: tuple[Any, ...] | None) -> None:
+        with self._lock, contextlib.suppress(OSError):
+            self.conn.send(message)
 
 
 Snapshot = list[tuple[str, str, str, list[tuple[str, dict[str, str], float]]]]
@@ -221,10 +243,15 @@ class MergedCollector:
 class _Child:
     index: int
     process: SpawnProcess
-    tasks: Queue[Any]
+    send: Sender  # to it (if it is gone, its files come back when it is revived)
+    results: Connection  # from it
     files: dict[Path, Item] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
     gone: bool = False  # dead and not replaced (the pool gave up)
+
+    def close(self) -> None:
+        self.send.conn.close()
+        self.results.close()
 
 
 class WorkersFailedError(DropscribeError):
@@ -251,7 +278,7 @@ class ProcessPool:
         self._on_done = on_done
         self._on_lost = on_lost
         self._context = multiprocessing.get_context("spawn")
-        self._results: Queue[Any] = self._context.Queue()
+        self._wake_reader, self._wake = self._context.Pipe(duplex=False)
         self._threads = math.ceil(config.workers / config.processes)
         self._children: list[_Child] = []
         self._where: dict[Path, _Child] = {}
@@ -269,14 +296,17 @@ class ProcessPool:
         self._reader.start()
 
     def _spawn(self, index: int) -> _Child:
-        tasks: Queue[Any] = self._context.Queue()
+        tasks_out, tasks_in = self._context.Pipe(duplex=False)
+        results_out, results_in = self._context.Pipe(duplex=False)
         process = self._context.Process(
             target=serve,
-            args=(index, self._config, self._once, self._log_level, tasks, self._results),
+            args=(index, self._config, self._once, self._log_level, tasks_out, results_in),
             name=f"dropscribe-worker-{index}",
         )
         process.start()
-        return _Child(index, process, tasks)
+        tasks_out.close()  # the child's ends: closed here, so either side sees the other go
+        results_in.close()
+        return _Child(index, process, Sender(tasks_in), results_out)
 
     def submit(self, item: Item) -> bool:
         """Hand a file to the least busy process; False when in flight or all are full."""
@@ -289,7 +319,7 @@ class ProcessPool:
                 return False
             child.files[item.path] = item
             self._where[item.path] = child
-        child.tasks.put(("file", str(item.path), item.inbox.name))
+        child.send(("file", str(item.path), item.inbox.name))
         return True
 
     def in_flight(self, path: Path) -> bool:
@@ -312,7 +342,7 @@ class ProcessPool:
                                    processes=self._config.processes)  # fmt: skip
             children = [c for c in self._children if not c.gone]
         for child in children:
-            child.tasks.put(("config", self._config))
+            child.send(("config", self._config))
 
     def close(self, grace: float) -> int:
         """Stop every process: files not started are dropped, running ones get ``grace``
@@ -321,7 +351,7 @@ class ProcessPool:
             self._closed = True
             children = [c for c in self._children if not c.gone]
         for child in children:
-            child.tasks.put(None)
+            child.send(None)
         deadline = time.monotonic() + grace + 5.0
         for child in children:
             child.process.join(max(0.0, deadline - time.monotonic()))
@@ -331,29 +361,41 @@ class ProcessPool:
                 stragglers += len(child.files)
                 child.process.kill()
                 child.process.join()
-        self._results.put(None)
+        self._wake.send(None)
         self._reader.join()
         for child in children:
-            child.tasks.close()
-            child.tasks.join_thread()
-        self._results.close()
-        self._results.join_thread()
+            child.close()
+        self._wake.close()
+        self._wake_reader.close()
         return stragglers
 
     def _read(self) -> None:
+        """Take what the children report; start again those that die."""
         while True:
-            try:
-                message = self._results.get(timeout=1.0)
-            except queue.Empty:
-                self._revive()
-                continue
-            if message is None:
+            with self._lock:
+                children = [c for c in self._children if not c.gone]
+            sources: dict[Any, _Child] = {c.results: c for c in children}
+            ready = wait([self._wake_reader, *sources, *(c.process.sentinel for c in children)])
+            for conn in ready:
+                child = sources.get(conn)
+                if child is not None:
+                    self._receive(child)
+            if self._wake_reader in ready:
                 return
-            kind, index = message[0], message[1]
-            if kind == "done":
-                self._done(index, Path(message[2]), message[3])
-            elif kind == "metrics":
-                self._merged.update(index, message[2])
+            if any(isinstance(r, int) for r in ready):
+                self._revive()
+
+    def _receive(self, child: _Child) -> None:
+        """Every message waiting from one child (a dead one's last words included)."""
+        try:
+            while child.results.poll():
+                message = child.results.recv()
+                if message[0] == "done":
+                    self._done(message[1], Path(message[2]), message[3])
+                elif message[0] == "metrics":
+                    self._merged.update(message[1], message[2])
+        except (EOFError, OSError):
+            return  # gone: its sentinel says so, and it is revived
 
     def _done(self, index: int, path: Path, outcome: str | None) -> None:
         with self._lock:
@@ -371,6 +413,10 @@ class ProcessPool:
         """Start a process that died again; its files go back to be settled."""
         lost: list[Item] = []
         with self._lock:
+            dead = [c for c in self._children if not c.gone and not c.process.is_alive()]
+        for child in dead:
+            self._receive(child)  # what it finished before it died is not lost
+        with self._lock:
             if self._closed:
                 return
             for n, child in enumerate(self._children):
@@ -382,7 +428,7 @@ class ProcessPool:
                 for path, item in child.files.items():
                     self._where.pop(path, None)
                     lost.append(item)
-                child.tasks.close()
+                child.close()
                 if self._quick_deaths >= QUICK_DEATHS:
                     child.gone = True
                     self.failure = (
