@@ -24,8 +24,14 @@ def debugging() -> bool:
     return _state["debug"]
 
 
-def configure(fmt: str = "auto", level: str = "info", stream: TextIO | None = None) -> None:
-    """Route every event to ``stream`` (stderr by default) in the chosen format."""
+def configure(
+    fmt: str = "auto", level: str = "info", stream: TextIO | None = None, *, final: bool = False
+) -> None:
+    """Route every event to ``stream`` (stderr by default) in the chosen format.
+
+    ``final``: this process never configures logging again (a worker process), so each
+    logger is built once rather than at every event.
+    """
     _state["debug"] = level == "debug"
     out = stream or sys.stderr
     use_json = fmt == "json" or (fmt == "auto" and not out.isatty())
@@ -44,5 +50,5 @@ def configure(fmt: str = "auto", level: str = "info", stream: TextIO | None = No
         ],
         wrapper_class=structlog.make_filtering_bound_logger(LEVELS[level]),
         logger_factory=structlog.WriteLoggerFactory(out),
-        cache_logger_on_first_use=False,
+        cache_logger_on_first_use=final,
     )

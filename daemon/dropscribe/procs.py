@@ -108,7 +108,7 @@ def serve(
     gone), report on ``results``."""
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, signal.SIG_IGN)
-    logmod.configure(config.log_format, log_level)
+    logmod.configure(config.log_format, log_level, final=True)
     processes = config.processes
     threads = math.ceil(config.workers / processes)
     current = {"config": config}
@@ -129,20 +129,19 @@ def serve(
     )  # fmt: skip
     pool: Pool[Item] = Pool(threads, processor, key=lambda item: item.path, queue_size=threads * 4)
     pool.start()
-    sent = time.monotonic()
+    stopped = threading.Event()
+    reporter = threading.Thread(
+        target=_report_metrics, args=(index, metrics, put, stopped), name="dropscribe-metrics"
+    )
+    reporter.start()
     try:
         while True:
             try:
-                message = tasks.recv() if tasks.poll(METRICS_SECONDS) else ()
+                message = tasks.recv()
             except (EOFError, OSError):
-                message = None  # the main process is gone
-            if time.monotonic() - sent >= METRICS_SECONDS:
-                put(("metrics", index, snapshot(metrics)))
-                sent = time.monotonic()
+                break  # the main process is gone
             if message is None:
                 break
-            if not message:
-                continue
             if message[0] == "file":
                 path = Path(message[1])
                 inbox = inbox_of(current["config"], path)
@@ -152,11 +151,18 @@ def serve(
                 current["config"] = _reconfigure(processor, current["config"], message[1])
     finally:
         abort.set()
+        stopped.set()
+        reporter.join()
         stragglers = pool.close(config.shutdown_grace)
         if not stragglers:
             for client in processor.clients():
                 client.close()
             journal.close()
+        put(("metrics", index, snapshot(metrics)))
+
+
+def _report_metrics(index: int, metrics: Metrics, put: Sender, stopped: threading.Event) -> None:
+    while not stopped.wait(METRICS_SECONDS):
         put(("metrics", index, snapshot(metrics)))
 
 

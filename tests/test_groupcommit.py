@@ -1,0 +1,63 @@
+"""The ledger's group commit: many writes share one transaction, yet fail alone."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+
+import pytest
+
+from conftest import named
+from dropscribe.groupcommit import GroupCommit
+
+SCHEMA = "CREATE TABLE IF NOT EXISTS t (x INTEGER UNIQUE);"
+
+
+@pytest.fixture
+def db(tmp_path):
+    group = GroupCommit(tmp_path / "t.sqlite3", SCHEMA, "test-writer")
+    yield group
+    group.close()
+
+
+def insert(x: int):
+    return lambda conn: conn.execute("INSERT INTO t VALUES (?)", (x,)).rowcount
+
+
+def test_write_returns_the_value_once_committed(db, tmp_path):
+    """write() returns what its function returned, and the row is on disk by then."""
+    assert db.write(insert(1)) == 1
+    other = sqlite3.connect(tmp_path / "t.sqlite3")
+    assert other.execute("SELECT x FROM t").fetchall() == [(1,)]
+    other.close()
+
+
+def test_a_failing_write_raises_to_its_caller_and_the_ledger_goes_on(db):
+    """A waited-for write that fails raises its error; later writes still commit."""
+    db.write(insert(1))
+    with pytest.raises(sqlite3.IntegrityError):
+        db.write(insert(1))
+    db.write(insert(2))
+    assert db.read("SELECT x FROM t ORDER BY x") == [(1,), (2,)]
+
+
+def test_a_failing_posted_write_fails_alone_in_its_group_and_is_logged(db, events):
+    """Posted writes queued together share one transaction; the one that fails is rolled
+    back alone (its neighbours commit) and, with nobody waiting, logged."""
+    running, gate = threading.Event(), threading.Event()
+
+    def hold(conn):
+        running.set()
+        gate.wait(10)
+
+    db.post(hold)
+    assert running.wait(10)  # the writer is busy: the next posts queue up as one group
+    db.post(insert(1))
+    db.post(insert(1))  # a duplicate: fails
+    db.post(insert(2))
+    gate.set()
+    assert db.read("SELECT x FROM t ORDER BY x") in ([], [(1,), (2,)])  # not half a group
+    db.write(lambda conn: None)  # after everything queued before it
+    assert db.read("SELECT x FROM t ORDER BY x") == [(1,), (2,)]
+    (failed,) = named(events, "ledger.write_failed")
+    assert "UNIQUE" in failed["error"]
