@@ -23,7 +23,7 @@ from dropscribe.groupcommit import GroupCommit
 
 if TYPE_CHECKING:
     import sqlite3
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
     from pathlib import Path
 
 
@@ -217,7 +217,7 @@ class Journal:
         self,
         source: Path,
         done: tuple[str, dict[str, Any], str | None] | None,
-        candidates: list[list[Path]],
+        candidates: list[Iterable[Path]],
         taken: Callable[[Path], bool],
     ) -> list[Path | None]:
         """Store a fresh transcript (``done`` = key, result, request id) and claim sidecars.

@@ -25,14 +25,14 @@ from dropscribe.uploader import Abandoned, Uploader
 
 if TYPE_CHECKING:
     import os
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
     from contextlib import AbstractContextManager
     from pathlib import Path
 
     import httpx
 
     from dropscribe.api import Transcriber
-    from dropscribe.config import Endpoint, Inbox
+    from dropscribe.config import Endpoint, Format, Inbox
     from dropscribe.journal import FileRow, Journal
 
 log = structlog.get_logger("dropscribe")
@@ -308,31 +308,30 @@ class Processor:
         """
         folder = rules.sidecar_dir(item.inbox, settings, item.path)
         source = item.path
-        fallback = replace(settings, name_template="{name}.{ext}")
-        candidates = [
-            [
-                folder / name
-                for name in dict.fromkeys(
-                    [
-                        rules.sidecar_name(settings, source, fmt),
-                        rules.sidecar_name(fallback, source, fmt),
-                        *(f"{source.name}.{n}.{fmt.extension}" for n in range(2, 10)),
-                    ]
-                )
-            ]
-            for fmt in settings.formats
-        ]
+        wanted = [folder / rules.sidecar_name(settings, source, fmt) for fmt in settings.formats]
+
+        def candidates(fmt: Format, first: Path) -> Iterator[Path]:
+            """The template's name, then the others; built only as far as needed."""
+            yield first
+            fallback = replace(settings, name_template="{name}.{ext}")
+            names = [rules.sidecar_name(fallback, source, fmt)]
+            names += [f"{source.name}.{n}.{fmt.extension}" for n in range(2, 10)]
+            yield from (folder / name for name in names if name != first.name)
+
         done = (fresh, transcript.to_json(), transcript.request_id) if fresh else None
         chosen = self._journal.finish(
-            source, done, candidates, taken=lambda p: p.exists() or p.is_symlink()
+            source,
+            done,
+            [candidates(fmt, first) for fmt, first in zip(settings.formats, wanted, strict=True)],
+            taken=lambda p: p.exists() or p.is_symlink(),
         )
         files: dict[Path, bytes] = {}
-        for fmt, options, target in zip(settings.formats, candidates, chosen, strict=True):
+        for fmt, first, target in zip(settings.formats, wanted, chosen, strict=True):
             if target is None:
-                raise SidecarError(None, "no free sidecar name", str(options[0]))
-            if target != options[0]:
+                raise SidecarError(None, "no free sidecar name", str(first))
+            if target != first:
                 log.info("sidecar.renamed", reason="name taken by another file",
-                         wanted=str(options[0]), sidecar=str(target))  # fmt: skip
+                         wanted=str(first), sidecar=str(target))  # fmt: skip
             files[target] = render.render(transcript, fmt, settings.task.value)
         sidecar.write_all(files)
         for target, data in files.items():
