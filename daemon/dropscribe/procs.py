@@ -22,6 +22,7 @@ import fcntl
 import math
 import multiprocessing
 import os
+import pickle
 import signal
 import struct
 import threading
@@ -137,7 +138,7 @@ def serve(
     try:
         while True:
             try:
-                message = tasks.recv()
+                message = receive(tasks)
             except (EOFError, OSError):
                 break  # the main process is gone
             if message is None:
@@ -176,9 +177,16 @@ def _reconfigure(processor: Processor, old: Config, new: Config) -> Config:
     return new
 
 
+def receive(conn: Connection) -> Any:
+    """A message from the other end of a pipe only our own processes hold."""
+    return pickle.loads(conn.recv_bytes())  # noqa: S301 (as Connection.recv does)
+
+
 class Sender:
     """One end of a pipe, shared by threads. Pipes, not multiprocessing queues: a queue
-    hands each message to a feeder thread, and waking it costs more than the write.
+    hands each message to a feeder thread, and waking it costs more than the write;
+    plain pickle, as nothing sent needs multiprocessing's pickler (which copies its
+    dispatch table for every message).
     A reader that is gone is not an error: the main process revives a dead child, and
     a child without its main process stops at its next read."""
 
@@ -188,7 +196,7 @@ class Sender:
 
     def __call__(self, message: tuple[Any, ...] | None) -> None:
         with self._lock, contextlib.suppress(OSError):
-            self.conn.send(message)
+            self.conn.send_bytes(pickle.dumps(message, pickle.HIGHEST_PROTOCOL))
 
 
 Snapshot = list[tuple[str, str, str, list[tuple[str, dict[str, str], float]]]]
@@ -395,7 +403,7 @@ class ProcessPool:
         """Every message waiting from one child (a dead one's last words included)."""
         try:
             while child.results.poll():
-                message = child.results.recv()
+                message = receive(child.results)
                 if message[0] == "done":
                     self._done(message[1], Path(message[2]), message[3])
                 elif message[0] == "metrics":
