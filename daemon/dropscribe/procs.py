@@ -253,7 +253,7 @@ class MergedCollector:
 # ---------------------------------------------------------------- the parent
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity
 class _Child:
     index: int
     process: SpawnProcess
@@ -261,7 +261,7 @@ class _Child:
     results: Connection  # from it
     files: dict[Path, Item] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
-    gone: bool = False  # dead and not replaced (the pool gave up)
+    gone: bool = False  # seen dead (then replaced, unless the pool gave up or is closing)
 
     def close(self) -> None:
         self.send.conn.close()
@@ -425,26 +425,24 @@ class ProcessPool:
 
     def _revive(self) -> None:
         """Start a process that died again; its files go back to be settled."""
-        lost: list[Item] = []
         with self._lock:
             dead = [c for c in self._children if not c.gone and not c.process.is_alive()]
         for child in dead:
             self._receive(child)  # what it finished before it died is not lost
+        lost: list[Item] = []
         with self._lock:
-            if self._closed:
-                return
-            for n, child in enumerate(self._children):
-                if child.gone or child.process.is_alive():
-                    continue
+            for child in dead:
+                child.gone = True  # seen to: no longer waited on (a successor may follow)
+                child.close()
+                if self._closed:
+                    continue  # stopping: its unstarted files are dropped with the rest
                 quick = time.monotonic() - child.started < QUICK_DEATH
                 self._quick_deaths = self._quick_deaths + 1 if quick else 0
                 code = child.process.exitcode
-                for path, item in child.files.items():
+                lost += child.files.values()
+                for path in child.files:
                     self._where.pop(path, None)
-                    lost.append(item)
-                child.close()
                 if self._quick_deaths >= QUICK_DEATHS:
-                    child.gone = True
                     self.failure = (
                         f"worker processes die as they start ({QUICK_DEATHS} in a row,"
                         f" last exit code {code}); see the events before this one"
@@ -454,6 +452,6 @@ class ProcessPool:
                     continue
                 log.error("worker.died", worker=child.index, exitcode=code,
                           files=len(child.files), action="started again")  # fmt: skip
-                self._children[n] = self._spawn(child.index)
+                self._children[self._children.index(child)] = self._spawn(child.index)
         for item in lost:
             self._on_lost(item)
