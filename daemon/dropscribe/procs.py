@@ -191,12 +191,17 @@ class Sender:
     a child without its main process stops at its next read."""
 
     def __init__(self, conn: Connection) -> None:
-        self.conn = conn
+        self._conn = conn
         self._lock = threading.Lock()
 
     def __call__(self, message: tuple[Any, ...] | None) -> None:
         with self._lock, contextlib.suppress(OSError):
-            self.conn.send_bytes(pickle.dumps(message, pickle.HIGHEST_PROTOCOL))
+            self._conn.send_bytes(pickle.dumps(message, pickle.HIGHEST_PROTOCOL))
+
+    def close(self) -> None:
+        """Not while another thread writes: its descriptor could be reused meanwhile."""
+        with self._lock:
+            self._conn.close()
 
 
 Snapshot = list[tuple[str, str, str, list[tuple[str, dict[str, str], float]]]]
@@ -264,7 +269,7 @@ class _Child:
     gone: bool = False  # seen dead (then replaced, unless the pool gave up or is closing)
 
     def close(self) -> None:
-        self.send.conn.close()
+        self.send.close()
         self.results.close()
 
 
