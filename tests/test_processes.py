@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from conftest import DaemonProcess, make_wav, wait_for
+from dropscribe.child import FileKeyLocks, snapshot
 from dropscribe.metrics import Metrics
-from dropscribe.procs import FileKeyLocks, MergedCollector, snapshot
+from dropscribe.procs import MergedCollector
 
 pytestmark = pytest.mark.slow
 

@@ -11,23 +11,16 @@ threads. The same content under two names is still uploaded once: job keys are
 locked across processes, on ``state_dir/keys.lock``. Outcomes and upload metrics
 come back to the main process, which serves ``/metrics`` for all.
 
-Children ignore SIGTERM, SIGINT and SIGHUP: the main process tells them to
-stop or reload. A child that dies is started again and its files re-settled.
+This is the main process's side; ``child.py`` is what runs in each worker
+process. A child that dies is started again and its files re-settled.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import math
 import multiprocessing
-import os
-import pickle
-import signal
-import struct
 import threading
 import time
-import zlib
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import wait
 from pathlib import Path
@@ -36,189 +29,23 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from prometheus_client.metrics_core import Metric
 
-from dropscribe import log as logmod
+from dropscribe.child import Sender, receive, serve
 from dropscribe.errors import DropscribeError
-from dropscribe.journal import LEDGER_NAME, Journal
-from dropscribe.metrics import UPLOAD_FAMILIES, Metrics
-from dropscribe.pool import Pool
-from dropscribe.rules import inbox_of
-from dropscribe.worker import Item, Processor, Tally, make_client
+from dropscribe.worker import Item, Tally
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from multiprocessing.connection import Connection
     from multiprocessing.context import SpawnProcess
 
-    from dropscribe.config import Config, Endpoint
+    from dropscribe.child import Snapshot
+    from dropscribe.config import Config
+    from dropscribe.metrics import Metrics
 
 log = structlog.get_logger("dropscribe")
 
-METRICS_SECONDS = 2.0  # how often children send their upload metrics
 QUICK_DEATH = 10.0  # seconds: a worker process dying younger than this died starting up
 QUICK_DEATHS = 5  # in a row: give up (systemd's Restart= then backs off)
-
-
-class FileKeyLocks:
-    """A lock per job key that holds across processes and threads: an open-file-description
-    lock (``F_OFD_SETLKW``) on one byte of a single file, at an offset taken from the key.
-
-    OFD locks belong to an open file, not to a process, so each acquisition opens the
-    file anew and two threads of one process exclude each other too; closing releases
-    it, also when the process dies. One file serves every key: no file per key, as
-    creating files is the costly part (on a busy ext4 a new inode costs ~0.5 ms).
-    """
-
-    # struct flock: l_type, l_whence, l_start, l_len, l_pid, padded as C pads it
-    _FLOCK = struct.Struct("hhqqi0q")
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
-        self._path = path
-
-    @contextlib.contextmanager
-    def __call__(self, key: str) -> Iterator[None]:
-        # crc32 is the same in every process; two jobs share a byte once in 4 billion
-        offset = zlib.crc32(key.encode())
-        fd = os.open(self._path, os.O_RDWR | os.O_CLOEXEC)
-        try:
-            fcntl.fcntl(fd, fcntl.F_OFD_SETLKW,
-                        self._FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, offset, 1, 0))  # fmt: skip
-            yield
-        finally:
-            os.close(fd)  # releases the lock
-
-
-def share(endpoint: Endpoint, processes: int) -> Endpoint:
-    """One process's part of an endpoint's concurrency (at least one upload)."""
-    return replace(endpoint, max_concurrency=max(1, endpoint.max_concurrency // processes))
-
-
-# ---------------------------------------------------------------- the child
-
-
-def serve(
-    index: int,
-    config: Config,
-    once: bool,
-    log_level: str,
-    tasks: Connection,
-    results: Connection,
-) -> None:
-    """A worker process: take files from ``tasks`` until None (or the main process is
-    gone), report on ``results``."""
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(signum, signal.SIG_IGN)
-    logmod.configure(config.log_format, log_level, final=True)
-    processes = config.processes
-    threads = math.ceil(config.workers / processes)
-    current = {"config": config}
-    journal = Journal(config.state_dir / LEDGER_NAME)
-    clients = {name: make_client(share(ep, processes)) for name, ep in config.endpoints.items()}
-    abort = threading.Event()
-    metrics = Metrics()
-    put = Sender(results)
-
-    def report(item: Item, outcome: str | None) -> None:
-        put(("done", index, str(item.path), outcome))
-
-    processor = Processor(
-        journal, clients, abort, once=once, metrics=metrics,
-        inbox_of=lambda path: inbox_of(current["config"], path),
-        key_lock=FileKeyLocks(config.state_dir / "keys.lock"),
-        report=report,
-    )  # fmt: skip
-    pool: Pool[Item] = Pool(threads, processor, key=lambda item: item.path, queue_size=threads * 4)
-    pool.start()
-    stopped = threading.Event()
-    reporter = threading.Thread(
-        target=_report_metrics, args=(index, metrics, put, stopped), name="dropscribe-metrics"
-    )
-    reporter.start()
-    try:
-        while True:
-            try:
-                message = receive(tasks)
-            except (EOFError, OSError):
-                break  # the main process is gone
-            if message is None:
-                break
-            if message[0] == "file":
-                path = Path(message[1])
-                inbox = inbox_of(current["config"], path)
-                if inbox is None or not pool.submit(Item(inbox, path)):
-                    put(("done", index, str(path), None))
-            elif message[0] == "config":
-                current["config"] = _reconfigure(processor, current["config"], message[1])
-    finally:
-        abort.set()
-        stopped.set()
-        reporter.join()
-        stragglers = pool.close(config.shutdown_grace)
-        if not stragglers:
-            for client in processor.clients():
-                client.close()
-            journal.close()
-        put(("metrics", index, snapshot(metrics)))
-
-
-def _report_metrics(index: int, metrics: Metrics, put: Sender, stopped: threading.Event) -> None:
-    while not stopped.wait(METRICS_SECONDS):
-        put(("metrics", index, snapshot(metrics)))
-
-
-def _reconfigure(processor: Processor, old: Config, new: Config) -> Config:
-    """Apply a reloaded config; the process and thread counts stay as started."""
-    new = replace(new, workers=old.workers, processes=old.processes)
-    processor.update_endpoints(
-        {n: share(e, old.processes) for n, e in old.endpoints.items()},
-        {n: share(e, old.processes) for n, e in new.endpoints.items()},
-    )
-    return new
-
-
-def receive(conn: Connection) -> Any:
-    """A message from the other end of a pipe only our own processes hold."""
-    return pickle.loads(conn.recv_bytes())  # noqa: S301 (as Connection.recv does)
-
-
-class Sender:
-    """One end of a pipe, shared by threads. Pipes, not multiprocessing queues: a queue
-    hands each message to a feeder thread, and waking it costs more than the write;
-    plain pickle, as nothing sent needs multiprocessing's pickler (which copies its
-    dispatch table for every message).
-    A reader that is gone is not an error: the main process revives a dead child, and
-    a child without its main process stops at its next read."""
-
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
-        self._lock = threading.Lock()
-
-    def __call__(self, message: tuple[Any, ...] | None) -> None:
-        with self._lock, contextlib.suppress(OSError):
-            self._conn.send_bytes(pickle.dumps(message, pickle.HIGHEST_PROTOCOL))
-
-    def close(self) -> None:
-        """Not while another thread writes: its descriptor could be reused meanwhile."""
-        with self._lock:
-            self._conn.close()
-
-
-Snapshot = list[tuple[str, str, str, list[tuple[str, dict[str, str], float]]]]
-
-
-def snapshot(metrics: Metrics) -> Snapshot:
-    """The upload families of a child's registry, as plain data for the main process."""
-    return [
-        (
-            family.name,
-            family.documentation,
-            family.type,
-            [(s.name, dict(s.labels), s.value) for s in family.samples],
-        )
-        for family in metrics.registry.collect()
-        if family.name in UPLOAD_FAMILIES
-    ]
 
 
 class MergedCollector:
