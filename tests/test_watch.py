@@ -8,6 +8,7 @@ from pathlib import Path
 from watchdog.observers import Observer
 
 from conftest import make_wav, named, wait_for
+from dropscribe import sidecar
 from dropscribe.config import Inbox
 from dropscribe.watcher import Watcher, filesystem_type, watch_mode
 
@@ -77,3 +78,19 @@ def test_polled_inbox_end_to_end(setup, events):
         wait_for(lambda: named(events, "file.done"), what="done")
     assert named(events, "inbox.watching")[0]["mode"] == "poll"
     assert (setup.inbox / "polled.txt").exists()
+
+
+def test_writing_a_sidecar_gives_one_hint_under_its_name(tmp_path):
+    """An atomic sidecar write is heard as its final name only: the unnamed file's
+    write and close events (``#inode``) and temp names never become hints."""
+    hints: list = []
+    watcher = Watcher((inbox(str(tmp_path)),), hints.append)
+    watcher.start()
+    try:
+        sidecar.write_all({tmp_path / "a.txt": b"hello\n"})
+        make_wav(tmp_path / "last.wav")  # heard after the sidecar's events
+        wait_for(lambda: any(h[0].name == "last.wav" for h in hints), 10, what="last.wav")
+    finally:
+        watcher.stop()
+    names = {h[0].name for h in hints if h[0].name != "last.wav"}
+    assert names == {"a.txt"}

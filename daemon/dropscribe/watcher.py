@@ -83,13 +83,20 @@ class _Recorder(FileSystemEventHandler):
         if event.is_directory and event.event_type in {EVENT_TYPE_MODIFIED, EVENT_TYPE_CLOSED}:
             return  # a folder's listing changed: the files' own events say which
         src = os.fsdecode(event.src_path)
-        if src.endswith(TEMP_SUFFIX) and not event.dest_path:
-            return  # our own sidecar being written: the busiest and least useful event
+        if not event.dest_path and (src.endswith(TEMP_SUFFIX) or _unnamed(src)):
+            return  # our own sidecar being written: the busiest and least useful events
         if event.dest_path:  # a move: the old name is gone, the new one appears
             self._put((Path(src), event.is_directory, True))
             self._put((Path(os.fsdecode(event.dest_path)), event.is_directory, False))
             return
         self._put((Path(src), event.is_directory, event.event_type == EVENT_TYPE_DELETED))
+
+
+def _unnamed(path: str) -> bool:
+    """An ``O_TMPFILE`` file's pseudo-name (``#`` and its inode number): its writes and
+    close are reported under it before and after it is linked into the folder."""
+    name = path.rpartition("/")[2]
+    return name[:1] == "#" and name[1:].isdigit()
 
 
 # Filesystems whose changes made elsewhere (another host, the FUSE daemon, the VM's
