@@ -92,6 +92,29 @@ def test_killed_worker_process_is_replaced_and_its_files_finished(procs):
         assert (procs.inbox / f"f{n}.txt").read_text() == f"transcript of f{n}.wav\n"
 
 
+def gone(pid: int) -> bool:
+    """Exited (a zombie counts: whoever inherited it may not reap it)."""
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def test_worker_processes_exit_when_the_main_process_is_killed(procs):
+    """kill -9 of the main process: its worker processes see their pipe close and exit,
+    rather than live on as orphans holding the ledger."""
+    daemon = DaemonProcess(procs)
+    try:
+        daemon.wait_event("daemon.started")
+        wait_for(lambda: len(workers_of(daemon.proc.pid)) == 2, 20, what="2 worker processes")
+        children = workers_of(daemon.proc.pid)
+        daemon.signal(signal.SIGKILL)
+        daemon.wait()
+        wait_for(lambda: all(gone(pid) for pid in children), 20, what="worker processes exit")
+    finally:
+        daemon.kill()
+
+
 def test_once_with_processes_counts_failures_and_serves_metrics(procs):
     """`once` sums outcomes over processes (exit 1 for a failure); /metrics sums uploads."""
     for n in range(5):
