@@ -125,7 +125,8 @@ def test_missing_inbox_is_one_line_and_exit_2(setup):
 @pytest.mark.parametrize("processes", [1, 2])
 def test_sighup_reloads_config_and_rejects_a_broken_one(setup, processes):
     """SIGHUP applies a new inbox, model and endpoint timeout (in worker processes too);
-    a broken config is refused and the old one stays."""
+    settings that need a restart are kept and named; a broken config is refused and
+    the old one stays."""
     import yaml
 
     setup.data["processes"] = processes
@@ -139,10 +140,13 @@ def test_sighup_reloads_config_and_rejects_a_broken_one(setup, processes):
         setup.data["inboxes"].append({"path": str(second), "model": "gpt-4o-transcribe"})
         setup.data["defaults"]["model"] = "whisper-large-v3"
         setup.data["endpoints"]["local"]["timeout"] = 11  # a new client for the endpoint
+        setup.data["workers"] = 6
+        setup.data["log"] = {"level": "warning"}  # were it applied, no file.done below
         setup.write()
         daemon.signal(signal.SIGHUP)
         daemon.wait_event("config.reloaded")
         assert daemon.named("config.reloaded")[0]["added"] == [str(second)]
+        assert daemon.named("config.needs_restart")[0]["keys"] == ["workers", "log.level"]
         make_wav(second / "new-inbox.wav", freq=500)
         make_wav(setup.inbox / "after.wav", freq=700)
         daemon.wait_event("file.done", 3)

@@ -45,6 +45,9 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("dropscribe")
 
+# Config attributes a reload cannot change (the YAML keys, for the warning that says so)
+RESTART_ONLY = {"workers": "workers", "processes": "processes", "state_dir": "state_dir",
+                "log_format": "log.format", "log_level": "log.level"}  # fmt: skip
 Workers = Pool[Item] | ProcessPool  # threads in this process, or worker processes
 
 TICK = 0.2  # longest the loop sleeps: how soon it notices a stop request
@@ -251,15 +254,11 @@ class Daemon:
             return watcher
         old = self.config
         fixed = [
-            key
-            for key in ("workers", "processes", "state_dir")
-            if getattr(new, key) != getattr(old, key)
+            key for attr, key in RESTART_ONLY.items() if getattr(new, attr) != getattr(old, attr)
         ]
         if fixed:
             log.warning("config.needs_restart", keys=fixed, action="kept the running values")
-            new = replace(
-                new, workers=old.workers, processes=old.processes, state_dir=old.state_dir
-            )
+            new = replace(new, **{attr: getattr(old, attr) for attr in RESTART_ONLY})
         if isinstance(pool, ProcessPool):
             pool.reload(new)
         elif processor is not None:
