@@ -224,3 +224,20 @@ def test_status_reports_counts_and_failures(setup, events):
     assert "failed     1" in out
     assert "HTTP 422: Unprocessable" in out
     shutil.rmtree(setup.state)
+
+
+def test_a_sidecar_name_too_long_for_the_filesystem_fails_that_file_only(setup, events):
+    """A recording whose sidecar name would be too long gets a clear sidecar.failed with
+    the system's reason; the daemon goes on with the next file (the ledger writer did not
+    die on the failed name lookup)."""
+    setup.data["defaults"]["language"] = "en"
+    setup.data["defaults"]["name_template"] = "{stem}.{language}.{ext}"
+    long = setup.inbox / ("x" * 250 + ".wav")  # 254 bytes: its sidecar would be 257
+    make_wav(long)
+    with setup.daemon():
+        wait_for(lambda: named(events, "sidecar.failed"), what="the long name's failure")
+        make_wav(setup.inbox / "short.wav")
+        wait_for(lambda: named(events, "file.done"), what="the next file done")
+    (failed,) = {e["error"] for e in named(events, "sidecar.failed")}
+    assert "File name too long" in failed
+    assert (setup.inbox / "short.en.txt").exists()

@@ -61,3 +61,30 @@ def test_a_failing_posted_write_fails_alone_in_its_group_and_is_logged(db, event
     assert db.read("SELECT x FROM t ORDER BY x") == [(1,), (2,)]
     (failed,) = named(events, "ledger.write_failed")
     assert "UNIQUE" in failed["error"]
+
+
+def test_a_write_raising_any_error_fails_alone_and_the_writer_goes_on(db):
+    """A write whose function raises something other than an SQLite error (a stat that
+    is refused, say) raises to its caller; the writer thread survives for the next."""
+    outcome: list[BaseException] = []
+
+    def refused(conn):
+        conn.execute("INSERT INTO t VALUES (7)")
+        raise PermissionError(13, "Permission denied")
+
+    def call() -> None:
+        try:
+            db.write(refused)
+        except BaseException as exc:  # handed to the test thread
+            outcome.append(exc)
+
+    thread = threading.Thread(target=call, daemon=True)
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive(), "write() never returned: the writer thread died"
+    assert isinstance(outcome[0], PermissionError)
+    done = threading.Thread(target=db.write, args=(insert(8),), daemon=True)
+    done.start()
+    done.join(10)
+    assert not done.is_alive()
+    assert db.read("SELECT x FROM t ORDER BY x") == [(8,)]  # 7 was rolled back with its write

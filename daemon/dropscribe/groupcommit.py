@@ -135,12 +135,15 @@ def _commit(db: sqlite3.Connection, batch: list[_Write]) -> None:
         for fn, pending in batch:
             db.execute("SAVEPOINT one")
             try:
-                results.append((pending, fn(db), None))
+                value = fn(db)
                 db.execute("RELEASE one")
-            except sqlite3.Error as exc:  # this write fails alone; the rest go on
+            except Exception as exc:  # this write fails alone (SQL, or its own checks)
+                # and its caller gets the error; the rest go on, and so does the writer
                 db.execute("ROLLBACK TO one")
                 db.execute("RELEASE one")
                 results.append((pending, None, exc))
+            else:
+                results.append((pending, value, None))
         db.execute("COMMIT")
     except sqlite3.Error as exc:
         if db.in_transaction:

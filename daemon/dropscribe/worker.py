@@ -9,6 +9,7 @@ after its sidecars are durable on disk.
 from __future__ import annotations
 
 import hashlib
+import os
 import stat as statmod
 import threading
 from dataclasses import dataclass, field, replace
@@ -24,7 +25,6 @@ from dropscribe.metrics import Metrics
 from dropscribe.uploader import Abandoned, Uploader
 
 if TYPE_CHECKING:
-    import os
     from collections.abc import Callable, Iterator
     from contextlib import AbstractContextManager
     from pathlib import Path
@@ -61,6 +61,16 @@ def make_client(endpoint: Endpoint, transport: httpx.BaseTransport | None = None
     if endpoint.kind == "local":
         return LocalEngine(endpoint)
     return Client(endpoint, transport=transport)
+
+
+def _in_the_way(path: Path) -> bool:
+    """Something is at ``path`` (a file, a folder, a dangling link). A name that cannot
+    even be looked up (too long, say) is not: the write then says what is wrong."""
+    try:
+        os.lstat(path)
+    except OSError:
+        return False
+    return True
 
 
 def fingerprint(path: Path) -> str:
@@ -323,7 +333,7 @@ class Processor:
             source,
             done,
             [candidates(fmt, first) for fmt, first in zip(settings.formats, wanted, strict=True)],
-            taken=lambda p: p.exists() or p.is_symlink(),
+            taken=_in_the_way,
         )
         files: dict[Path, bytes] = {}
         for fmt, first, target in zip(settings.formats, wanted, chosen, strict=True):
