@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import threading
 
 import pytest
 
@@ -231,3 +232,17 @@ def test_once_on_a_terminal_draws_a_progress_bar(setup):
     assert "3/3 files" in text
     assert "[##############################]" in text
     assert "file.done" not in text, "info events stay quiet under the bar"
+
+
+def test_signal_flag_is_taken_once_per_raise():
+    """The SIGHUP flag reads as raised once after each signal, then lowered; raising it
+    takes no lock (a handler can interrupt the main thread anywhere)."""
+    from dropscribe.cli import SignalFlag
+
+    flag = SignalFlag()
+    assert not flag.take()
+    flag.raise_()
+    flag.raise_()
+    assert flag.take()
+    assert not flag.take()
+    assert not any(isinstance(v, type(threading.Lock())) for v in vars(flag).values())

@@ -108,6 +108,23 @@ def _bar(finished: int, total: int, failed: int) -> None:
     sys.stderr.flush()
 
 
+class SignalFlag:
+    """Raised by a signal handler, taken down by the main loop. A plain attribute, not an
+    Event: the handler runs on the main thread between two of its steps, and an Event's
+    lock may be the very one that thread holds at that moment (a deadlock)."""
+
+    def __init__(self) -> None:
+        self._raised = False
+
+    def raise_(self) -> None:
+        self._raised = True
+
+    def take(self) -> bool:
+        """Whether it was raised since the last take (and lower it)."""
+        raised, self._raised = self._raised, False
+        return raised
+
+
 def _serve(
     cfg: config.Config,
     *,
@@ -120,10 +137,10 @@ def _serve(
     def on_signal(_signum: int, _frame: FrameType | None) -> None:
         stop.set()
 
-    reload = threading.Event()
+    reload = SignalFlag()
 
     def on_hangup(_signum: int, _frame: FrameType | None) -> None:
-        reload.set()
+        reload.raise_()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
@@ -131,7 +148,7 @@ def _serve(
     try:
         daemon = Daemon(cfg)
         daemon.log_level = level
-        failed = daemon.run(stop, once=once, reload=reload, progress=progress)
+        failed = daemon.run(stop, once=once, reload=reload.take, progress=progress)
     except AlreadyRunningError as exc:
         return _fail(f"{exc.strerror} ({cfg.state_dir})")
     except (OSError, sqlite3.Error) as exc:

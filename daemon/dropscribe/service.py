@@ -89,12 +89,12 @@ class Daemon:
         stop: threading.Event,
         *,
         once: bool = False,
-        reload: threading.Event | None = None,
+        reload: Callable[[], bool] | None = None,
         progress: Callable[[int, int, int], None] | None = None,
     ) -> int:
         """Serve until ``stop`` is set (or, with ``once``, until the inboxes are empty).
 
-        Setting ``reload`` (SIGHUP) re-reads the config file; ``progress`` is called with
+        When ``reload()`` says so (SIGHUP) the config file is re-read; ``progress`` is called with
         (finished, total, failed) whenever those change. Returns how many files failed.
         """
         self._progress = progress
@@ -201,7 +201,7 @@ class Daemon:
         watcher: Watcher,
         processor: Processor | None,
         once: bool,
-        reload: threading.Event | None,
+        reload: Callable[[], bool] | None,
     ) -> Watcher:
         """The main loop; returns the watcher in use at the end (a reload replaces it)."""
         next_rescan = self._clock() + self.config.rescan_seconds
@@ -215,8 +215,7 @@ class Daemon:
             if self._clock() >= next_beat:  # the loop is alive: tell systemd, with counts
                 self._notify(WATCHDOG="1", STATUS=self._status(pool))
                 next_beat = self._clock() + beat
-            if reload is not None and reload.is_set():
-                reload.clear()
+            if reload is not None and reload():
                 self._notify(RELOADING="1", STATUS="reloading the config")
                 watcher = self._reload(watcher, pool, processor)
                 self._notify(READY="1", STATUS=self._status(pool))
