@@ -173,11 +173,15 @@ def test_sighup_reloads_config_and_rejects_a_broken_one(setup, processes):
 
 
 def test_metrics_and_healthz_over_http(setup):
-    """/metrics counts uploads, bytes, latency and ledger states; /healthz says ok; 127.0.0.1 only."""
+    """/metrics counts uploads, bytes, latency and ledger states; /healthz says ok; 127.0.0.1
+    only; a scraper that connects and sends nothing does not hold up stopping."""
+    import socket
+
     import httpx
 
     setup.data["metrics"] = {"port": 0}
     daemon = DaemonProcess(setup)
+    idle = socket.socket()
     try:
         daemon.wait_event("metrics.listening")
         url = daemon.named("metrics.listening")[0]["url"]
@@ -187,9 +191,12 @@ def test_metrics_and_healthz_over_http(setup):
         base = url.removesuffix("/metrics")
         health = httpx.get(f"{base}/healthz")
         text = httpx.get(url).text
+        host, port = base.removeprefix("http://").split(":")
+        idle.connect((host, int(port)))
         daemon.signal(signal.SIGTERM)
         assert daemon.wait() == 0
     finally:
+        idle.close()
         daemon.kill()
     assert (health.status_code, health.text) == (200, "ok\n")
     size = (setup.inbox / "counted.wav").stat().st_size
