@@ -3,6 +3,8 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import os
+import signal
 import struct
 import sys
 import threading
@@ -172,6 +174,18 @@ def named(events: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
     return [e for e in events if e["event"] == name]
 
 
+def children_of(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (a daemon's worker processes)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                stat = (entry / "stat").read_text()
+                if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+    return found
+
+
 class DaemonProcess:
     """The real ``dropscribe`` process; its JSON event lines are parsed as they arrive."""
 
@@ -212,7 +226,20 @@ class DaemonProcess:
         self.proc.send_signal(signum)
 
     def wait(self, timeout: float = 30.0) -> int:
-        code = self.proc.wait(timeout)
+        import subprocess
+
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:  # say where it is stuck (SIGUSR1: stacks to stderr)
+            for pid in [self.proc.pid, *children_of(self.proc.pid)]:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGUSR1)
+            with contextlib.suppress(AssertionError):
+                wait_for(lambda: any("most recent call first" in line for line in self.raw), 5)
+            stacks = "".join(line for line in self.raw if not line.startswith("{"))
+            raise AssertionError(
+                f"still running after {timeout} s; its threads:\n{stacks}"
+            ) from None
         self._reader.join(timeout)
         return code
 

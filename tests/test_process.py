@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from conftest import API_KEY, DaemonProcess, make_wav
+from conftest import API_KEY, DaemonProcess, make_wav, wait_for
 from fakeapi import openai_error
 
 pytestmark = pytest.mark.slow
@@ -253,3 +253,20 @@ def test_signal_flag_is_taken_once_per_raise():
     assert flag.take()
     assert not flag.take()
     assert not any(isinstance(v, type(threading.Lock())) for v in vars(flag).values())
+
+
+def test_sigusr1_writes_every_threads_stack_and_the_daemon_goes_on(setup):
+    """SIGUSR1 (for a daemon that seems stuck) writes each thread's stack to stderr, the
+    main loop's among them, and the daemon keeps running and stops cleanly after."""
+    daemon = DaemonProcess(setup)
+    try:
+        daemon.wait_event("daemon.started")
+        daemon.signal(signal.SIGUSR1)
+        wait_for(lambda: any("in _loop" in line for line in daemon.raw), 10, what="stacks")
+        make_wav(setup.inbox / "after.wav")
+        daemon.wait_event("file.done")
+        daemon.signal(signal.SIGTERM)
+        assert daemon.wait() == 0
+    finally:
+        daemon.kill()
+    assert any("most recent call first" in line for line in daemon.raw)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import signal
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DaemonProcess, make_wav, wait_for
+from conftest import DaemonProcess, children_of, make_wav, wait_for
 from dropscribe.child import FileKeyLocks, snapshot
 from dropscribe.metrics import Metrics
 from dropscribe.procs import MergedCollector
@@ -25,17 +26,10 @@ pytestmark = pytest.mark.slow
 def workers_of(pid: int) -> list[int]:
     """Worker processes (multiprocessing spawn children) of a process."""
     found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == pid and b"spawn_main" in cmdline:
-            found.append(int(entry.name))
+    for child in children_of(pid):
+        with contextlib.suppress(OSError):
+            if b"spawn_main" in (Path("/proc") / str(child) / "cmdline").read_bytes():
+                found.append(child)
     return found
 
 

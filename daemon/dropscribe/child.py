@@ -9,6 +9,7 @@ reload, and when the main process is gone it stops at its next read.
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import fcntl
 import math
 import os
@@ -85,6 +86,7 @@ def serve(
     gone), report on ``results``."""
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, signal.SIG_IGN)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # as the main process
     logmod.configure(config.log_format, log_level, final=True)
     processes = config.processes
     threads = math.ceil(config.workers / processes)

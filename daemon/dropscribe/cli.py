@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import signal
 import sqlite3
 import sys
@@ -28,7 +29,8 @@ EXIT_CONFIG = 2
 
 EPILOG = """\
 exit codes:
-  0  success (run: stopped cleanly by SIGTERM or SIGINT; SIGHUP reloads the config)
+  0  success (run: stopped cleanly by SIGTERM or SIGINT; SIGHUP reloads the config;
+     SIGUSR1 writes every thread's stack to stderr)
   1  once: at least one file failed; run: the daemon crashed
   2  the config or the set-up is wrong (every problem is printed, one per line)
   explain: 0 the file would be (or was) transcribed, 1 it is ignored or in no inbox
@@ -145,6 +147,7 @@ def _serve(
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGHUP, on_hangup)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # a seemingly stuck daemon
     try:
         daemon = Daemon(cfg)
         daemon.log_level = level
