@@ -146,8 +146,7 @@ def _report_metrics(index: int, metrics: Metrics, put: Sender, stopped: threadin
 
 
 def _reconfigure(processor: Processor, old: Config, new: Config) -> Config:
-    """Apply a reloaded config; the process and thread counts stay as started."""
-    new = replace(new, workers=old.workers, processes=old.processes)
+    """Apply a reloaded config (the main process kept its process and thread counts)."""
     processor.update_endpoints(
         {n: share(e, old.processes) for n, e in old.endpoints.items()},
         {n: share(e, old.processes) for n, e in new.endpoints.items()},

@@ -21,7 +21,7 @@ import math
 import multiprocessing
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -80,9 +80,6 @@ class MergedCollector:
             for (sample, pairs), value in values.items():
                 family.add_sample(sample, dict(pairs), value)
             yield family
-
-
-# ---------------------------------------------------------------- the parent
 
 
 @dataclass(eq=False)  # compared by identity
@@ -165,7 +162,7 @@ class ProcessPool:
                 return False
             child.files[item.path] = item
             self._where[item.path] = child
-        child.send(("file", str(item.path), item.inbox.name))
+        child.send(("file", str(item.path)))
         return True
 
     def in_flight(self, path: Path) -> bool:
@@ -183,9 +180,9 @@ class ProcessPool:
             return len(self._where) - running, running
 
     def reload(self, config: Config) -> None:
+        """Hand a reloaded config to every process (its restart-only keys as they were)."""
         with self._lock:
-            self._config = replace(config, workers=self._config.workers,
-                                   processes=self._config.processes)  # fmt: skip
+            self._config = config
             children = [c for c in self._children if not c.gone]
         for child in children:
             child.send(("config", self._config))
