@@ -203,24 +203,34 @@ class DaemonProcess:
         )  # fmt: skip
         self.events: list[dict[str, Any]] = []
         self.raw: list[str] = []
+        self._arrived = threading.Condition()  # notified for every line read
         self._reader = threading.Thread(target=self._read, name="test-stderr-reader")
         self._reader.start()
 
     def _read(self) -> None:
         assert self.proc.stderr is not None
         for line in self.proc.stderr:
-            self.raw.append(line)
             try:
-                self.events.append(self._json.loads(line))
+                event = self._json.loads(line)
             except ValueError:
-                self.events.append({"event": "<unparsed>", "line": line})
+                event = {"event": "<unparsed>", "line": line}
+            with self._arrived:
+                self.raw.append(line)
+                self.events.append(event)
+                self._arrived.notify_all()
         self.proc.stderr.close()
 
     def named(self, name: str) -> list[dict[str, Any]]:
         return [e for e in list(self.events) if e.get("event") == name]
 
+    def wait_output(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
+        """Wait until ``condition`` (on events or raw lines) holds; woken by each line."""
+        with self._arrived:
+            if not self._arrived.wait_for(condition, timeout):
+                pytest.fail(f"timed out after {timeout}s waiting for {what}")
+
     def wait_event(self, name: str, count: int = 1, timeout: float = 20.0) -> None:
-        wait_for(lambda: len(self.named(name)) >= count, timeout, what=f"{count} x {name}")
+        self.wait_output(lambda: len(self.named(name)) >= count, timeout, f"{count} x {name}")
 
     def signal(self, signum: int) -> None:
         self.proc.send_signal(signum)
@@ -231,11 +241,18 @@ class DaemonProcess:
         try:
             code = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:  # say where it is stuck (SIGUSR1: stacks to stderr)
+            signalled = 0
             for pid in [self.proc.pid, *children_of(self.proc.pid)]:
                 with contextlib.suppress(OSError):
                     os.kill(pid, signal.SIGUSR1)
-            with contextlib.suppress(AssertionError):
-                wait_for(lambda: any("most recent call first" in line for line in self.raw), 5)
+                    signalled += 1
+
+            def dumped() -> bool:  # each main thread comes last, ending in its first frame
+                ends = ("in <module>", "in _run_module_as_main")
+                return sum(line.rstrip().endswith(ends) for line in self.raw) >= signalled
+
+            with contextlib.suppress(pytest.fail.Exception):
+                self.wait_output(dumped, 5, "the stacks")
             stacks = "".join(line for line in self.raw if not line.startswith("{"))
             raise AssertionError(
                 f"still running after {timeout} s; its threads:\n{stacks}"

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from conftest import API_KEY, DaemonProcess, make_wav, wait_for
+from conftest import API_KEY, DaemonProcess, make_wav
 from fakeapi import openai_error
 
 pytestmark = pytest.mark.slow
@@ -262,7 +262,7 @@ def test_sigusr1_writes_every_threads_stack_and_the_daemon_goes_on(setup):
     try:
         daemon.wait_event("daemon.started")
         daemon.signal(signal.SIGUSR1)
-        wait_for(lambda: any("in _loop" in line for line in daemon.raw), 10, what="stacks")
+        daemon.wait_output(lambda: any("in _loop" in line for line in daemon.raw), 10, "stacks")
         make_wav(setup.inbox / "after.wav")
         daemon.wait_event("file.done")
         daemon.signal(signal.SIGTERM)
