@@ -255,14 +255,19 @@ def test_signal_flag_is_taken_once_per_raise():
     assert not any(isinstance(v, type(threading.Lock())) for v in vars(flag).values())
 
 
+def _in_daemon_run(line: str) -> bool:
+    return "dropscribe/service.py" in line and line.rstrip().endswith(" in run")
+
+
 def test_sigusr1_writes_every_threads_stack_and_the_daemon_goes_on(setup):
     """SIGUSR1 (for a daemon that seems stuck) writes each thread's stack to stderr, the
-    main loop's among them, and the daemon keeps running and stops cleanly after."""
+    main thread's among them, and the daemon keeps running and stops cleanly after."""
     daemon = DaemonProcess(setup)
     try:
         daemon.wait_event("daemon.started")
         daemon.signal(signal.SIGUSR1)
-        daemon.wait_output(lambda: any("in _loop" in line for line in daemon.raw), 10, "stacks")
+        # the main thread is inside Daemon.run from daemon.started until it stops
+        daemon.wait_output(lambda: any(_in_daemon_run(line) for line in daemon.raw), 10, "stacks")
         make_wav(setup.inbox / "after.wav")
         daemon.wait_event("file.done")
         daemon.signal(signal.SIGTERM)
