@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 
-from conftest import named
+from conftest import named, wait_for
 from dropscribe.groupcommit import GroupCommit
 
 SCHEMA = "CREATE TABLE IF NOT EXISTS t (x INTEGER UNIQUE);"
@@ -88,3 +91,41 @@ def test_a_write_raising_any_error_fails_alone_and_the_writer_goes_on(db):
     done.join(10)
     assert not done.is_alive()
     assert db.read("SELECT x FROM t ORDER BY x") == [(8,)]  # 7 was rolled back with its write
+
+
+def _waiters_on(path) -> int:
+    """How many flock requests on ``path`` are blocked, according to /proc/locks."""
+    inode = f":{path.stat().st_ino} "
+    locks = Path("/proc/locks").read_text().splitlines()
+    return sum("-> FLOCK" in line and inode in line for line in locks)
+
+
+def test_a_commit_waits_its_turn_behind_another_process(db, tmp_path):
+    """A write waits, blocked in the kernel, while another process holds the writer
+    lock (instead of SQLite's sleep-and-retry), and commits as soon as it is let go."""
+    turn = tmp_path / "t.sqlite3.lock"
+    script = (
+        "import fcntl, os, sys\n"
+        f"fd = os.open({str(turn)!r}, os.O_RDWR | os.O_CREAT)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); sys.stdin.read()"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline() == "held\n"
+        writing = threading.Thread(target=db.write, args=(insert(1),))
+        writing.start()
+        wait_for(lambda: _waiters_on(turn) == 1, what="the writer blocked on the lock")
+        assert writing.is_alive()
+        other = sqlite3.connect(tmp_path / "t.sqlite3")
+        assert other.execute("SELECT x FROM t").fetchall() == []
+        holder.communicate()  # the other process reads EOF and exits: its lock goes
+        writing.join(15)
+        assert not writing.is_alive()
+        assert other.execute("SELECT x FROM t").fetchall() == [(1,)]
+        other.close()
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.communicate()

@@ -4,10 +4,20 @@ The writer commits whatever has queued up as a single transaction: every write
 is durable (``synchronous=FULL``) when ``write()`` returns, yet many threads
 share each fsync. Each write runs inside its own savepoint, so one that fails
 fails alone. Reads use one connection per thread and never wait for writes.
+
+Writers in several processes (the daemon's worker processes) take turns on a
+blocking ``flock`` of ``<database>.lock`` around each transaction. Left to
+SQLite, a writer that finds the database locked sleeps and retries (1, 2, 5, 10
+... 100 ms), and under steady writes from another process it can lose for
+hundreds of milliseconds while every thread waiting on its commit stands
+still; the kernel hands a released flock to its waiter at once.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import queue
 import sqlite3
 import threading
@@ -65,6 +75,7 @@ class GroupCommit:
         writer = _connect(path)
         writer.execute("PRAGMA journal_mode=WAL")
         writer.executescript(schema)
+        self._turn = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         self._connections = [writer]
         self._local = threading.local()
         self._guard = threading.Lock()
@@ -82,6 +93,7 @@ class GroupCommit:
             for db in self._connections:
                 db.close()
             self._connections.clear()
+        os.close(self._turn)
 
     def read(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
@@ -123,14 +135,15 @@ class GroupCommit:
                     stop = True
                     break
                 batch.append(more)
-            _commit(db, batch)
+            _commit(db, batch, self._turn)
             if stop:
                 return
 
 
-def _commit(db: sqlite3.Connection, batch: list[_Write]) -> None:
+def _commit(db: sqlite3.Connection, batch: list[_Write], turn: int) -> None:
     results: list[tuple[_Pending[Any] | None, Any, BaseException | None]] = []
     try:
+        fcntl.flock(turn, fcntl.LOCK_EX)  # OSError: nothing began, all fail below
         db.execute("BEGIN IMMEDIATE")
         for fn, pending in batch:
             db.execute("SAVEPOINT one")
@@ -145,10 +158,13 @@ def _commit(db: sqlite3.Connection, batch: list[_Write]) -> None:
             else:
                 results.append((pending, value, None))
         db.execute("COMMIT")
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, OSError) as exc:
         if db.in_transaction:
-            db.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):  # the commit failed; so be it
+                db.execute("ROLLBACK")
         results = [(pending, None, exc) for _, pending in batch]
+    finally:
+        fcntl.flock(turn, fcntl.LOCK_UN)  # no error: not held is fine, the fd is open
     for pending, value, error in results:
         if pending is not None:
             pending.settle(value, error)
