@@ -93,7 +93,9 @@ class GroupCommit:
             for db in self._connections:
                 db.close()
             self._connections.clear()
-        os.close(self._turn)
+            if self._turn >= 0:  # a second close() is harmless
+                os.close(self._turn)
+                self._turn = -1
 
     def read(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)

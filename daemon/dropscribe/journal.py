@@ -238,7 +238,7 @@ class Journal:
                     (json.dumps(result, ensure_ascii=False), request_id, self._clock(), key),
                 )
                 db.execute("DELETE FROM chunks WHERE key = ?", (key,))
-                db.execute("DELETE FROM jobs WHERE key LIKE ? ESCAPE '!'", (_chunk_keys(key),))
+                db.execute("DELETE FROM jobs WHERE key >= ? AND key < ?", _chunk_keys(key))
             chosen: list[Path | None] = []
             for options in candidates:
                 pick = None
@@ -269,8 +269,8 @@ class Journal:
             if key:
                 db.execute(
                     "UPDATE jobs SET state = 'retry', attempts = 0"
-                    " WHERE (key = ? OR key LIKE ? ESCAPE '!') AND state != 'done'",
-                    (key, _chunk_keys(key)),
+                    " WHERE (key = ? OR (key >= ? AND key < ?)) AND state != 'done'",
+                    (key, *_chunk_keys(key)),
                 )
 
         self._write(fn)
@@ -353,9 +353,13 @@ def chunk_key(key: str, idx: int) -> str:
     return f"{key}#{idx:04d}"
 
 
-def _chunk_keys(key: str) -> str:
-    """A LIKE pattern (escape ``!``) for every chunk key of ``key``."""
-    return key.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "#%"
+def _chunk_keys(key: str) -> tuple[str, str]:
+    """The range [low, high) of ``key``'s chunk keys (those that start with ``key#``).
+
+    A range searches the primary key's index; a LIKE cannot (it is case-insensitive),
+    so it would read every job in the ledger, in the one writer's transaction.
+    """
+    return f"{key}#", f"{key}$"  # "$" follows "#": nothing sorts between the two
 
 
 def _job_row(row: tuple[Any, ...]) -> JobRow:
