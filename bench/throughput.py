@@ -1,7 +1,7 @@
 """Files per second end to end: dropscribe against `xargs -P8 curl`, same files, same server.
 
     python bench/throughput.py [--files 1000] [--size 102400] [--processes 2] [--workers 8]
-                               [--dir DIR]
+                               [--dir DIR] [--history 100000]
 
 Both upload every file to one local fake server that answers at once. dropscribe's
 figure is from the first file landing in the inbox until the last sidecar exists,
@@ -14,6 +14,10 @@ default). The filesystem matters to dropscribe alone, as only it creates files
 every inode freed in the last few minutes, so right after many deletions (a test
 run) each new file costs up to a millisecond of kernel time. Its line below
 names the filesystem, for comparing runs.
+
+--history N starts each dropscribe run with a ledger that already holds N finished
+recordings (jobs, files and sidecars, with 1 KB transcripts), as after a year in
+service: the figure should not move.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import argparse
 import json
 import os
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -33,6 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+from dropscribe.journal import LEDGER_NAME, Journal  # noqa: E402
 from dropscribe.watcher import filesystem_type  # noqa: E402
 from fakeapi import FakeAPI  # noqa: E402
 
@@ -55,6 +61,23 @@ def make_files(folder: Path, count: int, size: int) -> list[Path]:
     return paths
 
 
+def fill_ledger(state: Path, count: int) -> None:
+    """A ledger holding ``count`` finished recordings, as a long-running daemon's would."""
+    Journal(state / LEDGER_NAME).close()  # the schema
+    result = json.dumps({"text": "word " * 200})
+    db = sqlite3.connect(state / LEDGER_NAME)
+    with db:
+        for n in range(count):
+            key = f"{n:064x}:{n % 7:016x}"
+            old = f"/srv/old/{n // 1000}/rec-{n}.wav"
+            db.execute("INSERT INTO jobs VALUES (?, ?, '{}', 'done', 1, NULL, 200, ?, ?, 0, 0)",
+                       (key, key[:64], f"req_{n}", result))  # fmt: skip
+            db.execute("INSERT INTO files VALUES (?, 'old', 1, 1, ?, ?, ?, 'done', 'txt', ?, "
+                       "NULL, 0)", (old, n, key[:64], key, json.dumps([old[:-3] + "txt"])))  # fmt: skip
+            db.execute("INSERT INTO sidecars VALUES (?, ?)", (old[:-3] + "txt", old))
+    db.close()
+
+
 def bench_curl(api: FakeAPI, files: list[Path]) -> float:
     url = f"{api.base_url}/audio/transcriptions"
     args = "\n".join(str(p) for p in files)
@@ -68,10 +91,12 @@ def bench_curl(api: FakeAPI, files: list[Path]) -> float:
 
 
 def bench_daemon(
-    api: FakeAPI, files: list[Path], work: Path, processes: int, workers: int
+    api: FakeAPI, files: list[Path], work: Path, processes: int, workers: int, history: int = 0
 ) -> float:
     inbox = work / "inbox"
     inbox.mkdir()
+    if history:
+        fill_ledger(work / "state", history)
     config = work / "bench.yaml"
     config.write_text(json.dumps({
         "endpoints": {"fake": {"base_url": api.base_url, "max_concurrency": 8}},
@@ -84,9 +109,9 @@ def bench_daemon(
     }))  # fmt: skip
     proc = subprocess.Popen([sys.executable, "-m", "dropscribe", "run", "-c", str(config)])
     try:
-        ledger = work / "state" / "ledger.sqlite3"
+        lock = work / "state" / "lock"
         deadline = time.monotonic() + 30
-        while not ledger.exists():  # the ledger appears once the daemon is up
+        while not lock.exists():  # the state directory's lock appears as the daemon starts
             if time.monotonic() > deadline:
                 raise SystemExit("daemon did not start")
             time.sleep(0.05)
@@ -120,6 +145,8 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2, help="dropscribe's processes:")
     parser.add_argument("--workers", type=int, default=8, help="dropscribe's workers:")
     parser.add_argument("--dir", type=Path, help="where files, inbox and state live")
+    parser.add_argument("--history", type=int, default=0, help="finished recordings in the "
+                        "ledger before each dropscribe run")  # fmt: skip
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="dropscribe-bench-", dir=args.dir))
     try:
@@ -136,7 +163,9 @@ def main() -> None:
                         round_dir = work / f"round-{n}"
                         round_dir.mkdir()
                         times.append(
-                            bench_daemon(api, files, round_dir, args.processes, args.workers)
+                            bench_daemon(
+                                api, files, round_dir, args.processes, args.workers, args.history
+                            )
                         )
                         for path in (round_dir / "inbox").glob("*.wav"):
                             path.rename(work / "source" / path.name)
@@ -150,7 +179,8 @@ def main() -> None:
               f"median of {args.rounds} alternating runs; in {work.parent} ({fstype})")  # fmt: skip
         print(f"xargs -P8 curl: {curl_s:6.2f} s  {curl_rate:7.1f} files/s")
         print(f"dropscribe:     {daemon_s:6.2f} s  {daemon_rate:7.1f} files/s "
-              f"(processes: {args.processes}; includes settle_seconds={SETTLE})")  # fmt: skip
+              f"(processes: {args.processes}; includes settle_seconds={SETTLE}; "
+              f"{args.history} recordings in the ledger before)")  # fmt: skip
         singles = sorted(c / d for c, d in zip(curls, daemons, strict=True))
         print(f"ratio: {daemon_rate / curl_rate:.2f}x curl (target >= 1.5x); "
               f"single rounds {singles[0]:.2f}x to {singles[-1]:.2f}x")  # fmt: skip
