@@ -226,6 +226,27 @@ def test_status_reports_counts_and_failures(setup, events):
     shutil.rmtree(setup.state)
 
 
+@pytest.mark.parametrize(
+    "command", [["status"], ["explain", "inbox/a.wav"], ["retry", "--all"], ["once"]]
+)
+def test_a_damaged_ledger_is_one_clear_line_and_exit_2(setup, command):
+    """A ledger that is not an SQLite database (a disk fault, a stray copy) makes every
+    command say so in one line naming it, exit 2, no traceback."""
+    setup.state.mkdir()
+    (setup.state / LEDGER_NAME).write_bytes(b"not a database, just some bytes\n" * 200)
+    args = [str(setup.root / a) if a.startswith("inbox/") else a for a in command[1:]]
+    done = subprocess.run(
+        [sys.executable, "-m", "dropscribe", command[0], "-c", str(setup.write()), *args],
+        capture_output=True, text=True, env={**os.environ, **setup.env}, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("dropscribe: ")
+    assert str(setup.state) in lines[0]
+    assert "file is not a database" in lines[0]
+
+
 def test_a_sidecar_name_too_long_for_the_filesystem_fails_that_file_only(setup, events):
     """A recording whose sidecar name would be too long gets a clear sidecar.failed with
     the system's reason; the daemon goes on with the next file (the ledger writer did not

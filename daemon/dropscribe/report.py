@@ -34,7 +34,7 @@ def status(cfg: config.Config) -> int:
         counts = journal.counts()
         failures = journal.latest_failures()
         journal.close()
-    except sqlite3.Error as exc:
+    except (OSError, sqlite3.Error) as exc:
         return _fail(f"cannot read ledger {path}: {exc}")
     print(f"ledger: {path}")
     for state in ("done", "uploading", "failed", "error"):
@@ -62,7 +62,10 @@ def retry(cfg: config.Config, paths: list[Path]) -> int:
                     continue
                 found |= {item.path, item.source}
                 # Forget first: a running daemon sees the file come back at once.
-                journal.forget_failure(item.source, item.key)
+                try:
+                    journal.forget_failure(item.source, item.key)
+                except (OSError, sqlite3.Error) as exc:
+                    return _fail(f"cannot write ledger in {cfg.state_dir}: {exc}")
                 try:
                     back = disposition.restore(item)
                 except OSError as exc:
@@ -112,23 +115,33 @@ def explain(cfg: config.Config, path: Path) -> int:
     folder = rules.sidecar_dir(inbox, settings, path)
     names = ", ".join(rules.sidecar_name(settings, path, fmt) for fmt in settings.formats)
     print(f"  sidecars: {names} in {folder} (relative path {rel})")
-    ledger = cfg.state_dir / LEDGER_NAME
-    if ledger.exists():
+    if not _explain_ledger(cfg.state_dir / LEDGER_NAME, path):
+        return EXIT_CONFIG
+    return EXIT_FAILED if reason else EXIT_OK
+
+
+def _explain_ledger(ledger: Path, path: Path) -> bool:
+    """Print what the ledger knows of ``path``; False (said why) if it cannot be read."""
+    if not ledger.exists():
+        print("  ledger: none yet")
+        return True
+    try:
         journal = Journal(ledger)
         try:
             row = journal.file(path)
             chunks = journal.chunk_plan(row.key) if row is not None else []
         finally:
             journal.close()
-        if row is None:
-            print("  ledger: not seen yet")
-        else:
-            print(f"  ledger: {row.state}" + (f" ({row.error})" if row.error else ""))
-            print(f"    fingerprint: {row.fingerprint[:16]}…, formats done: {row.formats or '-'}")
-        if chunks:  # a long recording part-way through
-            done = sum(chunk.result is not None for chunk in chunks)
-            print(f"    chunks: {done} of {len(chunks)} done, cut at "
-                  + ", ".join(f"{chunk.cut:.1f} s" for chunk in chunks[1:]))  # fmt: skip
+    except (OSError, sqlite3.Error) as exc:
+        _fail(f"cannot read ledger {ledger}: {exc}")
+        return False
+    if row is None:
+        print("  ledger: not seen yet")
     else:
-        print("  ledger: none yet")
-    return EXIT_FAILED if reason else EXIT_OK
+        print(f"  ledger: {row.state}" + (f" ({row.error})" if row.error else ""))
+        print(f"    fingerprint: {row.fingerprint[:16]}…, formats done: {row.formats or '-'}")
+    if chunks:  # a long recording part-way through
+        done = sum(chunk.result is not None for chunk in chunks)
+        print(f"    chunks: {done} of {len(chunks)} done, cut at "
+              + ", ".join(f"{chunk.cut:.1f} s" for chunk in chunks[1:]))  # fmt: skip
+    return True
