@@ -160,6 +160,22 @@ def test_api_key_file_and_credentials_directory(tmp_path):
     assert any("api_key_file: key file" in p and "does not exist" in p for p in found)
 
 
+def test_unreadable_key_and_prompt_files_say_why_without_quoting_them(tmp_path):
+    """A key file that is not text and a prompt_file that is a folder are each reported
+    with the system's reason; no byte of the key file is quoted."""
+    (tmp_path / "key").write_bytes(b"sk-\xff\xfeTOPSECRET")
+    (tmp_path / "prompts").mkdir()
+    text = MINIMAL.replace("api_key_env: OPENAI_API_KEY", "api_key_file: key").replace(
+        "  endpoint: openai\n", "  endpoint: openai\n  prompt_file: prompts\n"
+    )
+    found = problems(tmp_path, text, env={})
+    assert any("api_key_file: cannot read key file" in p and p.endswith(": not UTF-8 text")
+               for p in found), found  # fmt: skip
+    assert any("prompt_file: cannot read" in p and p.endswith(": Is a directory")
+               for p in found), found  # fmt: skip
+    assert not any("SECRET" in p or "xff" in p or "0xff" in p for p in found)
+
+
 def test_rules_and_settings_are_typed(tmp_path):
     """Formats and tasks become enums; rule layers keep only the keys they set."""
     text = MINIMAL.replace(

@@ -344,13 +344,20 @@ def _read_key_file(
         except FileNotFoundError:
             continue
         except (OSError, UnicodeDecodeError) as exc:
-            problem(where, f"cannot read key file {candidate}: {exc.__class__.__name__}")
+            problem(where, f"cannot read key file {candidate}: {_unreadable(exc)}")
             return None
         if not key:
             problem(where, f"key file {candidate} is empty")
         return key or None
     problem(where, f"key file {candidates[-1]} does not exist")
     return None
+
+
+def _unreadable(exc: OSError | UnicodeDecodeError) -> str:
+    """Why a file could not be read, never quoting its bytes (it may hold a key)."""
+    if isinstance(exc, UnicodeDecodeError):
+        return "not UTF-8 text"
+    return exc.strerror or exc.__class__.__name__
 
 
 def _layer(
@@ -373,7 +380,7 @@ def _layer(
         try:
             values["prompt"] = prompt_path.read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:
-            problem((*where, "prompt_file"), f"cannot read {prompt_path}: {exc.__class__.__name__}")
+            problem((*where, "prompt_file"), f"cannot read {prompt_path}: {_unreadable(exc)}")
     if "output_dir" in values:
         values["output_dir"] = (base / Path(values["output_dir"]).expanduser()).resolve()
     if "formats" in values:
