@@ -41,12 +41,16 @@ def done_in_ledger(setup) -> int:
         db.close()
 
 
-def test_kill_9_at_random_moments_loses_nothing(setup, tmp_path):
-    """SIGKILL mid-flow, four times, then a clean run: every file done once, no partial file."""
+@pytest.mark.parametrize("processes", [1, 2])
+def test_kill_9_at_random_moments_loses_nothing(setup, tmp_path, processes):
+    """SIGKILL mid-flow, four times, then a clean run: every file done once, no partial file
+    (with worker processes, the killed daemon's workers finish what they hold while the
+    next daemon starts: both write the one ledger and take the same job locks)."""
     rng = random.Random(20261125)
     setup.api.delay = 0.05
     setup.data["defaults"]["formats"] = ["txt", "srt"]
     setup.data["workers"] = 4
+    setup.data["processes"] = processes
     staging = tmp_path / "staging"
     names = [f"take-{n:02d}.wav" for n in range(40)]
     for n, name in enumerate(names):
