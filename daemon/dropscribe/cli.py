@@ -96,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     bar = once and sys.stderr.isatty() and cfg.log_format != "json"
     # once on a terminal: a progress bar, and only warnings and errors as events.
     level = "warning" if bar and cfg.log_level in {"debug", "info"} else cfg.log_level
-    log.configure(cfg.log_format, level)
+    log.configure(cfg.log_format, level, final=True)  # log: is restart-only
     return _serve(cfg, once=once, level=level, progress=_bar if bar else None)
 
 

@@ -29,8 +29,9 @@ def configure(
 ) -> None:
     """Route every event to ``stream`` (stderr by default) in the chosen format.
 
-    ``final``: this process never configures logging again (a worker process), so each
-    logger is built once rather than at every event.
+    ``final``: this process never configures logging again (the daemon, whose ``log:``
+    is restart-only, and its worker processes), so each logger is built once rather
+    than at every event.
     """
     _state["debug"] = level == "debug"
     out = stream or sys.stderr
