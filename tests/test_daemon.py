@@ -10,6 +10,7 @@ from pathlib import Path
 
 from conftest import API_KEY, make_wav, named, started, wait_for, wav_bytes
 from dropscribe.service import Daemon
+from fakeapi import Reply
 
 
 def sidecars(folder: Path) -> list[str]:
@@ -272,3 +273,19 @@ def test_a_failing_file_does_not_stop_the_others(setup, events):
     statuses = sorted(e["status"] for e in named(events, "file.failed"))
     assert statuses == [400, 500]
     assert len(setup.api.uploads) == 5  # 1 + 3 attempts (max_attempts: 3) + 1
+
+
+def test_a_long_named_recording_taken_again_gets_its_sidecar_replaced(setup, events):
+    """A recording named near the filesystem's limit (123 Cyrillic letters: 250 bytes as
+    a sidecar), recorded over with new content, gets its sidecar replaced by the new
+    transcript (the temporary name used for replacing once did not fit)."""
+    source = setup.inbox / ("я" * 123 + ".wav")
+    make_wav(source)
+    with setup.daemon():
+        wait_for(lambda: named(events, "file.done"), what="the first take done")
+        setup.api.script.append(Reply(200, {"text": "the second take"}))
+        make_wav(source, freq=880)
+        wait_for(lambda: len(named(events, "file.done")) == 2, what="the second take done")
+    assert source.with_suffix(".txt").read_text() == "the second take\n"
+    assert not named(events, "sidecar.failed")
+    assert len(setup.api.uploads) == 2

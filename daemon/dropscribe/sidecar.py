@@ -22,6 +22,12 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+def _temp_prefix(name: str) -> str:
+    """A temporary file's hidden prefix: the start of the sidecar's name, at most 64
+    bytes of it, so the temporary name fits wherever the final one does."""
+    return "." + os.fsencode(name)[:64].decode("utf-8", "ignore") + "."
+
+
 def _write_fd(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -53,7 +59,9 @@ def _write_anonymous(folder_fd: int, data: bytes) -> int | None:
 
 
 def _write_named(target: Path, data: bytes) -> Path:
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TEMP_SUFFIX, dir=target.parent)
+    fd, name = tempfile.mkstemp(
+        prefix=_temp_prefix(target.name), suffix=TEMP_SUFFIX, dir=target.parent
+    )
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes it 0600
         _write_fd(fd, data)
@@ -74,7 +82,7 @@ def _publish(fd: int, folder_fd: int, name: str) -> None:
     try:
         os.link(source, name, dst_dir_fd=folder_fd, src_dir_fd=folder_fd, follow_symlinks=True)
     except FileExistsError:
-        temp = f".{name}.{os.getpid()}.{fd}{TEMP_SUFFIX}"
+        temp = f"{_temp_prefix(name)}{os.getpid()}.{fd}{TEMP_SUFFIX}"
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp, dir_fd=folder_fd)
         os.link(source, temp, dst_dir_fd=folder_fd, src_dir_fd=folder_fd, follow_symlinks=True)
