@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from conftest import DaemonProcess, make_wav, named, started, wait_for, wav_bytes
+from dropscribe.disposition import error_report
 from dropscribe.journal import Journal
 from dropscribe.service import LEDGER_NAME
 from fakeapi import openai_error
@@ -37,15 +38,18 @@ def test_bad_inputs_are_quarantined_with_a_reason_and_the_rest_go_on(setup, even
     assert [u.filename for u in setup.api.uploads] == ["good.wav"]
 
 
-def test_server_rejection_is_quarantined_and_retry_requeues_it(setup, events):
-    """A 400 quarantines the file; `dropscribe retry --all` brings it back and it succeeds."""
+@pytest.mark.parametrize("name", ["clip.wav", "я" * 124 + ".wav"], ids=["short", "long"])
+def test_server_rejection_is_quarantined_and_retry_requeues_it(setup, events, name):
+    """A 400 quarantines the file with its report; `dropscribe retry --all` brings it back
+    and it succeeds (also for a 252-byte name, whose report takes a shortened name)."""
     setup.api.script.append(openai_error(400, "Invalid file format."))
-    make_wav(setup.inbox / "sub" / "clip.wav")
+    make_wav(setup.inbox / "sub" / name)
     with setup.daemon():
         wait_for(lambda: named(events, "file.failed"), what="failure")
-        quarantined = setup.inbox / "failed" / "sub" / "clip.wav"
+        quarantined = setup.inbox / "failed" / "sub" / name
         assert quarantined.exists()
-        error = json.loads(quarantined.with_name("clip.wav.error.json").read_text())
+        report = error_report(quarantined)
+        error = json.loads(report.read_text())
         assert (error["status"], error["reason"]) == (400, "HTTP 400: Invalid file format.")
         assert error["attempts"] == 1
         result = subprocess.run(
@@ -55,9 +59,11 @@ def test_server_rejection_is_quarantined_and_retry_requeues_it(setup, events):
         assert result.returncode == 0, result.stderr
         assert "queued again (was: HTTP 400: Invalid file format.)" in result.stdout
         wait_for(lambda: named(events, "file.done"), what="done after retry")
-    assert (setup.inbox / "sub" / "clip.txt").read_text() == "transcript of clip.wav\n"
+    sidecar = (setup.inbox / "sub" / name).with_suffix(".txt")
+    assert sidecar.read_text() == f"transcript of {name}\n"
     assert not quarantined.exists()
-    assert not quarantined.with_name("clip.wav.error.json").exists()
+    assert not report.exists()
+    assert not named(events, "file.quarantine_failed")
 
 
 def test_directories_symlinks_and_odd_names(setup, events, tmp_path):

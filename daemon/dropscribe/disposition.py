@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import os
 import shutil
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from dropscribe.config import Inbox
 
 ERROR_SUFFIX = ".error.json"
+NAME_MAX = 255  # bytes in a file name, on every Linux filesystem we write to
 
 
 def _free(target: Path) -> Path:
@@ -70,7 +72,14 @@ def quarantine(source: Path, inbox: Inbox, report: dict[str, Any]) -> Path:
 
 
 def error_report(quarantined: Path) -> Path:
-    return quarantined.with_name(quarantined.name + ERROR_SUFFIX)
+    """``NAME.error.json`` beside the recording; for a name too long to take the suffix,
+    its first bytes, ``~`` and a checksum of the whole name instead (still unique)."""
+    name = quarantined.name + ERROR_SUFFIX
+    if len(os.fsencode(name)) <= NAME_MAX:
+        return quarantined.with_name(name)
+    raw = os.fsencode(quarantined.name)
+    keep = raw[: NAME_MAX - len(ERROR_SUFFIX) - 9].decode("utf-8", "ignore")
+    return quarantined.with_name(f"{keep}~{zlib.crc32(raw):08x}{ERROR_SUFFIX}")
 
 
 def after_success(source: Path, inbox: Inbox, action: str) -> Path | None:
