@@ -253,18 +253,34 @@ def test_a_damaged_ledger_is_one_clear_line_and_exit_2(setup, command):
     assert "file is not a database" in lines[0]
 
 
-def test_a_sidecar_name_too_long_for_the_filesystem_fails_that_file_only(setup, events):
-    """A recording whose sidecar name would be too long gets a clear sidecar.failed with
-    the system's reason; the daemon goes on with the next file (the ledger writer did not
-    die on the failed name lookup)."""
+def test_a_sidecar_name_too_long_for_the_filesystem_quarantines_that_file_only(setup, events):
+    """A recording whose sidecar name could never fit is quarantined once with that
+    reason (not retried at every rescan), no sidecar of it appears, and the daemon goes
+    on with the next file; after the template is shortened, retry reuses the transcript."""
     setup.data["defaults"]["language"] = "en"
     setup.data["defaults"]["name_template"] = "{stem}.{language}.{ext}"
     long = setup.inbox / ("x" * 250 + ".wav")  # 254 bytes: its sidecar would be 257
     make_wav(long)
     with setup.daemon():
-        wait_for(lambda: named(events, "sidecar.failed"), what="the long name's failure")
+        wait_for(lambda: named(events, "file.failed"), what="the long name's failure")
         make_wav(setup.inbox / "short.wav")
         wait_for(lambda: named(events, "file.done"), what="the next file done")
-    (failed,) = {e["error"] for e in named(events, "sidecar.failed")}
-    assert "File name too long" in failed
+    (failed,) = named(events, "file.failed")
+    assert failed["error"].startswith("sidecar name too long for its filesystem: xxx")
+    assert "name_template" in failed["error"]
+    assert failed["quarantined"] == str(setup.inbox / "failed" / long.name)
     assert (setup.inbox / "short.en.txt").exists()
+    assert not [p for p in setup.inbox.iterdir() if p.name.startswith("xxx")]
+    assert not named(events, "sidecar.failed")
+
+    setup.data["defaults"]["name_template"] = "{stem}.{ext}"
+    setup.write()
+    retried = subprocess.run(
+        [sys.executable, "-m", "dropscribe", "retry", "-c", str(setup.config_path), "--all"],
+        capture_output=True, text=True, env={**os.environ, **setup.env}, check=False,
+    )  # fmt: skip
+    assert retried.returncode == 0, retried.stderr
+    with setup.daemon():
+        wait_for(lambda: len(named(events, "file.done")) == 2, what="the long one done")
+    assert long.with_suffix(".txt").exists()
+    assert [u.filename for u in setup.api.uploads].count(long.name) == 1

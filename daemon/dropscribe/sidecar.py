@@ -98,6 +98,7 @@ def write_all(files: dict[Path, bytes]) -> None:
     """
     folders: dict[Path, int] = {}
     staged: list[tuple[int | Path, Path]] = []
+    target: Path | None = None  # the sidecar at hand, for the error
     try:
         for target, data in files.items():
             if target.parent not in folders:
@@ -115,7 +116,7 @@ def write_all(files: dict[Path, bytes]) -> None:
     except OSError as exc:
         reason = errno.errorcode.get(exc.errno or 0, "") or exc.__class__.__name__
         message = f"{reason}: {exc.strerror or exc}"
-        raise SidecarError(exc.errno, message, str(exc.filename)) from None
+        raise SidecarError(exc.errno, message, str(target or exc.filename)) from None
     finally:
         for temp, _ in staged:
             if isinstance(temp, int):

@@ -8,11 +8,13 @@ after its sidecars are durable on disk.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import stat as statmod
 import threading
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import structlog
@@ -27,7 +29,6 @@ from dropscribe.uploader import Abandoned, Uploader
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from contextlib import AbstractContextManager
-    from pathlib import Path
 
     import httpx
 
@@ -203,17 +204,26 @@ class Processor:
             try:
                 outputs = self._write(item, settings, transcript, key if fresh else None)
             except SidecarError as exc:
-                self._journal.record_file(
-                    path, item.inbox.name, identity(st), digest, key, "error", str(exc)
-                )
-                log.error("sidecar.failed", error=str(exc), will_retry=True)
-                return "failed"
+                return self._sidecar_failed(item, exc, digest, key, identity(st))
         moved = self._after(item, settings.after)
         self._journal.file_done(path, [f.value for f in settings.formats], outputs)
         log.info("file.done", outputs=[str(p) for p in outputs],
                  moved_to=str(moved) if moved else None)  # fmt: skip
         self._hook(settings, item, "done", outputs, moved=moved)
         return "done"
+
+    def _sidecar_failed(
+        self, item: Item, exc: SidecarError, digest: str, key: str, ident: tuple[int, int, int]
+    ) -> str:
+        if exc.errno == errno.ENAMETOOLONG:  # no later try can fit it: say so, once
+            name = Path(exc.filename or "").name
+            reason = (f"sidecar name too long for its filesystem: {name} (shorten"
+                      " name_template, then dropscribe retry)")  # fmt: skip
+            return self._fail(item, PermanentError(reason), key, ident)
+        self._journal.record_file(item.path, item.inbox.name, ident, digest, key, "error",
+                                  str(exc))  # fmt: skip
+        log.error("sidecar.failed", error=str(exc), will_retry=True)
+        return "failed"
 
     @staticmethod
     def _hook(
