@@ -150,6 +150,25 @@ def test_after_success_moves_or_deletes_the_source(setup, events, after):
     assert len(setup.api.uploads) == 1
 
 
+def test_after_move_beside_a_namesake_numbers_it_within_the_name_limit(setup, events):
+    """A recording moved into done/ where its name is taken gets "name (2).wav"; for a
+    name near the 255-byte limit the name is cut short so the number fits."""
+    setup.data["defaults"]["after"] = "move"
+    names = ["memo.wav", "я" * 125 + ".wav"]  # the second: 254 bytes
+    for name in names:
+        make_wav(setup.root / "earlier" / name, freq=300)  # the namesake already in done/
+        (setup.inbox / "done").mkdir(exist_ok=True)
+        (setup.root / "earlier" / name).rename(setup.inbox / "done" / name)
+        make_wav(setup.inbox / name)
+    with setup.daemon():
+        wait_for(lambda: len(named(events, "file.done")) == 2, what="both done")
+    moved = sorted(p.name for p in (setup.inbox / "done").iterdir())
+    assert "memo (2).wav" in moved
+    (long,) = [m for m in moved if m.startswith("я") and m.endswith(" (2).wav")]
+    assert len(os.fsencode(long)) <= 255
+    assert not named(events, "file.after_failed")
+
+
 def test_renamed_done_file_is_not_uploaded_again_but_new_content_is(setup, events):
     """A rename needs no upload; a recorder reusing the name with new audio gets a new transcript."""
     make_wav(setup.inbox / "Recording.m4a")

@@ -31,11 +31,14 @@ NAME_MAX = 255  # bytes in a file name, on every Linux filesystem we write to
 
 
 def _free(target: Path) -> Path:
-    """``target``, or ``stem (2).ext``, ... if that name is taken."""
+    """``target``, or ``stem (2).ext``, ... if that name is taken (the stem cut short
+    where the number would not fit in a file name)."""
     if not (target.exists() or target.is_symlink()):
         return target
     for n in range(2, 10_000):
-        candidate = target.with_name(f"{target.stem} ({n}){target.suffix}")
+        tail = f" ({n}){target.suffix}"
+        stem = os.fsencode(target.stem)[: NAME_MAX - len(os.fsencode(tail))]
+        candidate = target.with_name(stem.decode("utf-8", "ignore") + tail)
         if not (candidate.exists() or candidate.is_symlink()):
             return candidate
     raise FileExistsError(target)
