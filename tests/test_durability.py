@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from conftest import DaemonProcess, make_wav, named, started, wait_for, wav_bytes
+from dropscribe import names
 from dropscribe.disposition import error_report
 from dropscribe.journal import Journal
 from dropscribe.service import LEDGER_NAME
@@ -38,10 +39,15 @@ def test_bad_inputs_are_quarantined_with_a_reason_and_the_rest_go_on(setup, even
     assert [u.filename for u in setup.api.uploads] == ["good.wav"]
 
 
-@pytest.mark.parametrize("name", ["clip.wav", "я" * 124 + ".wav"], ids=["short", "long"])
+@pytest.mark.parametrize(
+    "name",
+    ["clip.wav", "я" * 124 + ".wav", os.fsdecode(b"caf\xe9.wav")],
+    ids=["short", "long", "latin-1 bytes"],
+)
 def test_server_rejection_is_quarantined_and_retry_requeues_it(setup, events, name):
     """A 400 quarantines the file with its report; `dropscribe retry --all` brings it back
-    and it succeeds (also for a 252-byte name, whose report takes a shortened name)."""
+    and it succeeds (also for a 252-byte name, whose report takes a shortened name, and
+    for a name that is not UTF-8, as an old FAT recorder writes them)."""
     setup.api.script.append(openai_error(400, "Invalid file format."))
     make_wav(setup.inbox / "sub" / name)
     with setup.daemon():
@@ -54,13 +60,14 @@ def test_server_rejection_is_quarantined_and_retry_requeues_it(setup, events, na
         assert error["attempts"] == 1
         result = subprocess.run(
             [sys.executable, "-m", "dropscribe", "retry", "-c", str(setup.config_path), "--all"],
-            capture_output=True, text=True, env={**os.environ, **setup.env}, check=False,
+            capture_output=True, text=True, errors="surrogateescape",
+            env={**os.environ, **setup.env, "LC_ALL": "C.UTF-8"}, check=False,
         )  # fmt: skip
         assert result.returncode == 0, result.stderr
-        assert "queued again (was: HTTP 400: Invalid file format.)" in result.stdout
+        assert f"{name}: queued again (was: HTTP 400: Invalid file format.)" in result.stdout
         wait_for(lambda: named(events, "file.done"), what="done after retry")
     sidecar = (setup.inbox / "sub" / name).with_suffix(".txt")
-    assert sidecar.read_text() == f"transcript of {name}\n"
+    assert sidecar.read_text() == f"transcript of {names.readable(name)}\n"
     assert not quarantined.exists()
     assert not report.exists()
     assert not named(events, "file.quarantine_failed")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
-from dropscribe import __version__, kinds
+from dropscribe import __version__, kinds, names
 from dropscribe.errors import EndpointError, PermanentError, RetryableError, TranscriptionError
 from dropscribe.retry import parse_retry_after, should_retry
 
@@ -185,7 +185,7 @@ class Client:
                 request_shape.path,
                 params=request_shape.params,
                 data=request_shape.fields,
-                files={"file": (path.name, fh, mime)},
+                files={"file": (names.readable(path.name), fh, mime)},
             )
             request.stream = _Coalesced(request.stream)
             try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import faulthandler
+import io
 import signal
 import sqlite3
 import sys
@@ -74,6 +75,8 @@ def _fail(message: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if isinstance(sys.stdout, io.TextIOWrapper):  # print file names as their bytes, like ls
+        sys.stdout.reconfigure(errors="surrogateescape")  # (a non-UTF-8 name cannot crash)
     args = _parser().parse_args(argv)
     try:
         cfg = config.load(args.config)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dropscribe import sidecar
+from dropscribe import names, sidecar
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -69,7 +69,7 @@ def quarantine(source: Path, inbox: Inbox, report: dict[str, Any]) -> Path:
         "quarantined": str(target),
         "time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
-    data = (json.dumps(body, ensure_ascii=False, indent=2) + "\n").encode()
+    data = (names.json_text(body, indent=2) + "\n").encode()
     sidecar.write_all({error_report(target): data})
     return target
 

@@ -7,13 +7,14 @@ A hook that fails or hangs is logged; the transcript is already safe on disk.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import structlog
+
+from dropscribe import names
 
 if TYPE_CHECKING:
     from dropscribe.schema import HookModel
@@ -23,7 +24,7 @@ log = structlog.get_logger("dropscribe")
 
 def run(hook: HookModel, payload: dict[str, Any]) -> None:
     """Run the command and/or POST the webhook; never raises."""
-    body = json.dumps(payload, ensure_ascii=False)
+    body = names.json_text(payload)
     if hook.command:
         _command(hook, payload, body)
     if hook.webhook:

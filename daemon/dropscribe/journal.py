@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from dropscribe import names
 from dropscribe.groupcommit import GroupCommit
 
 if TYPE_CHECKING:
@@ -131,7 +132,7 @@ class Journal:
     # ------------------------------------------------------------ files
 
     def file(self, path: Path) -> FileRow | None:
-        rows = self._read("SELECT * FROM files WHERE path = ?", (str(path),))
+        rows = self._read("SELECT * FROM files WHERE path = ?", (names.text(path),))
         return FileRow(*rows[0]) if rows else None
 
     def record_file(
@@ -145,11 +146,13 @@ class Journal:
         error: str | None = None,
     ) -> None:
         """Upsert a file's identity and state; keeps its outputs until they are replaced."""
-        args = (str(path), inbox, *stat, fingerprint, key, state, error, self._clock())
+        why = names.text(error) if error is not None else None  # it may quote a name
+        args = (names.text(path), inbox, *stat, fingerprint, key, state, why, self._clock())
         self._write(lambda db: db.execute(_UPSERT_FILE, args))
 
     def file_done(self, path: Path, formats: list[str], outputs: list[Path]) -> None:
-        args = (",".join(formats), json.dumps([str(p) for p in outputs]), self._clock(), str(path))
+        outputs_json = json.dumps([str(p) for p in outputs])  # ASCII: any name reads back
+        args = (",".join(formats), outputs_json, self._clock(), names.text(path))
         self._post(
             lambda db: db.execute(
                 "UPDATE files SET state = 'done', formats = ?, outputs = ?, error = NULL,"
@@ -188,7 +191,16 @@ class Journal:
         """
         job = self.job(key)
         now = self._clock()
-        file_args = (str(path), inbox, *stat, key.split(":", 1)[0], key, "uploading", None, now)
+        file_args = (
+            names.text(path),
+            inbox,
+            *stat,
+            key.split(":", 1)[0],
+            key,
+            "uploading",
+            None,
+            now,
+        )
         self._post(lambda db: db.execute(_UPSERT_FILE, file_args))
         if job is not None and job.state == "done" and job.result is not None:
             return job, 0
@@ -202,7 +214,7 @@ class Journal:
     def job_failed(
         self, key: str, error: str, status: int | None, request_id: str | None, state: str
     ) -> None:
-        args = (state, error, status, request_id, self._clock(), key)
+        args = (state, names.text(error), status, request_id, self._clock(), key)
         self._post(
             lambda db: db.execute(
                 "UPDATE jobs SET state = ?, last_error = ?, status = ?, request_id = ?,"
@@ -227,7 +239,7 @@ class Journal:
         says something else is there (a file we did not write). One transaction,
         committed before this returns; None where every candidate was taken.
         """
-        me = str(source)
+        me = names.text(source)
 
         def fn(db: sqlite3.Connection) -> list[Path | None]:
             if done is not None:
@@ -244,7 +256,7 @@ class Journal:
                 pick = None
                 for target in options:
                     row = db.execute(
-                        "SELECT source FROM sidecars WHERE path = ?", (str(target),)
+                        "SELECT source FROM sidecars WHERE path = ?", (names.text(target),)
                     ).fetchone()
                     if row is not None and row[0] != me:
                         continue
@@ -252,7 +264,8 @@ class Journal:
                         if taken(target):
                             continue
                         db.execute(
-                            "INSERT INTO sidecars (path, source) VALUES (?, ?)", (str(target), me)
+                            "INSERT INTO sidecars (path, source) VALUES (?, ?)",
+                            (names.text(target), me),
                         )
                     pick = target
                     break
@@ -265,7 +278,9 @@ class Journal:
         """Let a quarantined recording be tried afresh: attempts back to zero."""
 
         def fn(db: sqlite3.Connection) -> None:
-            db.execute("DELETE FROM files WHERE path = ? AND state = 'failed'", (str(source),))
+            db.execute(
+                "DELETE FROM files WHERE path = ? AND state = 'failed'", (names.text(source),)
+            )
             if key:
                 db.execute(
                     "UPDATE jobs SET state = 'retry', attempts = 0"

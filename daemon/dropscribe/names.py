@@ -1,0 +1,46 @@
+"""File names that are not UTF-8, where text must be.
+
+Linux names are bytes. A recorder's FAT card, an old zip or a share with the
+wrong charset can leave a name such as ``caf\\xe9.wav`` (Latin-1), which Python
+holds as a ``str`` with a lone surrogate. The filesystem takes it back as it
+was, but UTF-8 text cannot hold it: SQLite, a JSON file, an HTTP header. Each
+place that turns a path into text goes through here, and valid names pass
+unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+
+def text(name: str | os.PathLike[str]) -> str:
+    """A path (or name) as UTF-8-safe text: odd bytes become ``\\xNN`` escapes.
+
+    Used as the ledger's key, so the same name always gives the same text. Only a
+    name that already spells such an escape could meet another, in theory.
+    """
+    value = os.fspath(name)
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return os.fsencode(value).decode("utf-8", "backslashreplace")
+    return value
+
+
+def readable(name: str) -> str:
+    """A name for another program to read (an upload's file name): odd bytes become
+    U+FFFD, the extension stays."""
+    return os.fsencode(name).decode("utf-8", "replace")
+
+
+def json_text(data: Any, **options: Any) -> str:
+    """JSON that keeps readable names readable, and escapes (``\\udcNN``, which reads
+    back to the same path) only when some name is not UTF-8."""
+    out = json.dumps(data, ensure_ascii=False, **options)
+    try:
+        out.encode()
+    except UnicodeEncodeError:
+        return json.dumps(data, ensure_ascii=True, **options)
+    return out
