@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import errno
+import shutil
 from pathlib import Path
 
+import pytest
 from watchdog.observers import Observer
 
 from conftest import make_wav, named, wait_for
@@ -94,3 +96,69 @@ def test_writing_a_sidecar_gives_one_hint_under_its_name(tmp_path):
         watcher.stop()
     names = {h[0].name for h in hints if h[0].name != "last.wav"}
     assert names == {"a.txt"}
+
+
+@pytest.mark.parametrize("watch", ["auto", "poll"])
+def test_a_removed_inbox_is_reported_once_and_watched_again_when_back(tmp_path, events, watch):
+    """An inbox folder that disappears is reported once (inbox.missing); when it is
+    back, the health check watches it again and says to rescan it."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    hints: list = []
+    watched = inbox(str(folder), watch)
+    watcher = Watcher((watched,), hints.append)
+    watcher.start()
+    try:
+        assert watcher.revive() == []
+        shutil.rmtree(folder)
+        assert watcher.revive() == []
+        assert watcher.revive() == []
+        assert len(named(events, "inbox.missing")) == 1
+        folder.mkdir()
+        assert watcher.revive() == [watched]
+        assert named(events, "inbox.watch_lost")[0]["why"] == "folder back"
+        make_wav(folder / "back.wav")
+        wait_for(lambda: any(h[0] == folder / "back.wav" for h in hints), 10, what="a hint")
+    finally:
+        watcher.stop()
+
+
+@pytest.mark.parametrize("watch", ["auto", "poll"])
+def test_an_inbox_folder_replaced_between_looks_is_watched_again(tmp_path, events, watch):
+    """A folder removed and made again between two health checks (a sync tool
+    recreating it) is a new folder that inotify does not watch: it is watched again
+    (a polled inbox goes on by its path)."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    hints: list = []
+    watched = inbox(str(folder), watch)
+    watcher = Watcher((watched,), hints.append)
+    watcher.start()
+    try:
+        shutil.rmtree(folder)
+        folder.mkdir()  # often with the old folder's inode number
+        if watch == "auto":  # inotify's watch went with the old folder
+            wait_for(lambda: watcher.revive() == [watched], 10, what="the health check's look")
+            whys = {e["why"] for e in named(events, "inbox.watch_lost")}
+            assert whys <= {"folder replaced", "watch stopped"}
+        else:  # polling goes by the path; it is restarted only if the inode is new
+            watcher.revive()
+        assert not named(events, "inbox.missing")
+        make_wav(folder / "new.wav")
+        wait_for(lambda: any(h[0] == folder / "new.wav" for h in hints), 10, what="a hint")
+    finally:
+        watcher.stop()
+
+
+def test_daemon_transcribes_into_an_inbox_that_was_removed_and_made_again(setup, events):
+    """The daemon notices its inbox folder was replaced and transcribes a file dropped
+    into the new folder without waiting for the periodic rescan."""
+    setup.data["rescan_seconds"] = 3600
+    with setup.daemon():
+        wait_for(lambda: named(events, "inbox.watching"), what="watching")
+        shutil.rmtree(setup.inbox)
+        setup.inbox.mkdir()
+        make_wav(setup.inbox / "after.wav")
+        wait_for((setup.inbox / "after.txt").exists, 20, what="after.txt")
+    assert named(events, "inbox.watch_lost")[0]["why"] in {
+        "folder replaced", "folder back", "watch stopped"}  # fmt: skip

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -155,11 +156,14 @@ class Watcher:
         self._handler = _Recorder(put)
         self._native = native
         self._observers: list[BaseObserver] = []
+        self._folders: list[tuple[int, int] | None] = []  # each inbox's (device, inode)
+        self._missing: set[int] = set()  # inboxes reported gone
 
     def start(self) -> None:
         mountinfo = _mountinfo()
         for inbox in self._inboxes:
             mode, why = watch_mode(inbox, filesystem_type(inbox.path, mountinfo))
+            self._folders.append(_folder_id(inbox.path))
             self._observers.append(self._observe(inbox, mode, why))
 
     def _observe(self, inbox: Inbox, mode: str, why: str) -> BaseObserver:
@@ -193,18 +197,46 @@ class Watcher:
         return observer
 
     def revive(self) -> list[Inbox]:
-        """Restart any observer whose thread died; returns their inboxes (to be rescanned)."""
-        dead = []
-        for index, (inbox, observer) in enumerate(zip(self._inboxes, self._observers, strict=True)):
-            if not observer.is_alive():
-                log.error("inbox.watch_lost", inbox=inbox.name, path=str(inbox.path),
-                          action="restarting the watch and rescanning")  # fmt: skip
-                with contextlib.suppress(Exception):
-                    observer.stop()
-                mode = "poll" if isinstance(observer, PollingObserver) else "native"
-                self._observers[index] = self._observe(inbox, mode, "restarted")
-                dead.append(inbox)
-        return dead
+        """Watch again each inbox whose watch has stopped; returns them, to be rescanned.
+
+        A watch stops when its thread dies, and, silently, when its folder is removed
+        (a sync tool recreating it, a disk unmounted under it): inotify's watch goes
+        with the folder, and a new folder of the same name is not watched. A missing
+        folder is reported once and watched again when it is back.
+        """
+        back = []
+        for index, inbox in enumerate(self._inboxes):
+            folder = _folder_id(inbox.path)
+            if folder is None:
+                if index not in self._missing:
+                    self._missing.add(index)
+                    log.error("inbox.missing", inbox=inbox.name, path=str(inbox.path),
+                              action="watching it again when it is back")  # fmt: skip
+                continue
+            observer = self._observers[index]
+            if index in self._missing:
+                why = "folder back"
+            elif folder != self._folders[index]:
+                why = "folder replaced"
+            elif not _watching(observer):
+                why = "watch stopped"  # its folder was removed (and made again), or it died
+            else:
+                continue
+            log.warning("inbox.watch_lost", inbox=inbox.name, path=str(inbox.path), why=why,
+                        action="restarting the watch and rescanning")  # fmt: skip
+            with contextlib.suppress(Exception):
+                observer.stop()
+            mode = "poll" if isinstance(observer, PollingObserver) else "native"
+            try:
+                self._observers[index] = self._observe(inbox, mode, f"restarted: {why}")
+            except OSError as exc:  # gone again already: the next look tries again
+                log.error("inbox.watch_failed", inbox=inbox.name, path=str(inbox.path),
+                          error=exc.strerror or str(exc))  # fmt: skip
+                continue
+            self._missing.discard(index)
+            self._folders[index] = folder
+            back.append(inbox)
+        return back
 
     def stop(self) -> None:
         for observer in self._observers:
@@ -212,6 +244,22 @@ class Watcher:
         for observer in self._observers:
             observer.join()
         self._observers.clear()
+
+
+def _watching(observer: BaseObserver) -> bool:
+    """The observer and its emitter threads run (watchdog stops an inotify emitter
+    when the watched folder itself is deleted)."""
+    emitters = observer.emitters
+    return observer.is_alive() and bool(emitters) and all(e.is_alive() for e in emitters)
+
+
+def _folder_id(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of the folder at ``path``; None if there is no folder there."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino) if stat.S_ISDIR(st.st_mode) else None
 
 
 def scan(top: Path, recursive: bool) -> Iterator[Path]:
