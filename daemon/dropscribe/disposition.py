@@ -37,8 +37,8 @@ def _free(target: Path) -> Path:
         return target
     for n in range(2, 10_000):
         tail = f" ({n}){target.suffix}"
-        stem = os.fsencode(target.stem)[: NAME_MAX - len(os.fsencode(tail))]
-        candidate = target.with_name(stem.decode("utf-8", "ignore") + tail)
+        stem = names.cut(target.stem, NAME_MAX - len(os.fsencode(tail)))
+        candidate = target.with_name(stem + tail)
         if not (candidate.exists() or candidate.is_symlink()):
             return candidate
     raise FileExistsError(target)
@@ -80,9 +80,9 @@ def error_report(quarantined: Path) -> Path:
     name = quarantined.name + ERROR_SUFFIX
     if len(os.fsencode(name)) <= NAME_MAX:
         return quarantined.with_name(name)
-    raw = os.fsencode(quarantined.name)
-    keep = raw[: NAME_MAX - len(ERROR_SUFFIX) - 9].decode("utf-8", "ignore")
-    return quarantined.with_name(f"{keep}~{zlib.crc32(raw):08x}{ERROR_SUFFIX}")
+    keep = names.cut(quarantined.name, NAME_MAX - len(ERROR_SUFFIX) - 9)
+    checksum = zlib.crc32(os.fsencode(quarantined.name))
+    return quarantined.with_name(f"{keep}~{checksum:08x}{ERROR_SUFFIX}")
 
 
 def after_success(source: Path, inbox: Inbox, action: str) -> Path | None:

@@ -191,16 +191,8 @@ class Journal:
         """
         job = self.job(key)
         now = self._clock()
-        file_args = (
-            names.text(path),
-            inbox,
-            *stat,
-            key.split(":", 1)[0],
-            key,
-            "uploading",
-            None,
-            now,
-        )
+        where = names.text(path)
+        file_args = (where, inbox, *stat, key.split(":", 1)[0], key, "uploading", None, now)
         self._post(lambda db: db.execute(_UPSERT_FILE, file_args))
         if job is not None and job.state == "done" and job.result is not None:
             return job, 0

@@ -29,6 +29,24 @@ def text(name: str | os.PathLike[str]) -> str:
     return value
 
 
+def cut(name: str, limit: int) -> str:
+    """At most ``limit`` bytes of ``name``, never ending inside a UTF-8 character.
+
+    For names built from a recording's name plus more (a number, a suffix), which
+    must stay within the 255 bytes a Linux file name may have.
+    """
+    raw = os.fsencode(name)
+    if len(raw) <= limit:
+        return name
+    raw = raw[:limit]
+    try:
+        raw.decode()
+    except UnicodeDecodeError as exc:  # a character cut in two: drop its first bytes
+        if exc.reason == "unexpected end of data":
+            raw = raw[: exc.start]
+    return os.fsdecode(raw)
+
+
 def readable(name: str) -> str:
     """A name for another program to read (an upload's file name): odd bytes become
     U+FFFD, the extension stays."""

@@ -13,6 +13,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from dropscribe import names
 from dropscribe.errors import SidecarError
 
 TEMP_SUFFIX = ".dropscribe-tmp"
@@ -25,7 +26,7 @@ os.umask(_UMASK)
 def _temp_prefix(name: str) -> str:
     """A temporary file's hidden prefix: the start of the sidecar's name, at most 64
     bytes of it, so the temporary name fits wherever the final one does."""
-    return "." + os.fsencode(name)[:64].decode("utf-8", "ignore") + "."
+    return f".{names.cut(name, 64)}."
 
 
 def _write_fd(fd: int, data: bytes) -> None:
