@@ -98,56 +98,56 @@ def test_writing_a_sidecar_gives_one_hint_under_its_name(tmp_path):
     assert names == {"a.txt"}
 
 
-@pytest.mark.parametrize("watch", ["auto", "poll"])
-def test_a_removed_inbox_is_reported_once_and_watched_again_when_back(tmp_path, events, watch):
-    """An inbox folder that disappears is reported once (inbox.missing); when it is
-    back, the health check watches it again and says to rescan it."""
+@pytest.fixture(params=["auto", "poll"])
+def watching(request, tmp_path):
+    """A started Watcher on the folder ``in`` (inotify, or polling), its inbox and the
+    hints it records."""
     folder = tmp_path / "in"
     folder.mkdir()
     hints: list = []
-    watched = inbox(str(folder), watch)
+    watched = inbox(str(folder), request.param)
     watcher = Watcher((watched,), hints.append)
     watcher.start()
-    try:
-        assert watcher.revive() == []
-        shutil.rmtree(folder)
-        assert watcher.revive() == []
-        assert watcher.revive() == []
-        assert len(named(events, "inbox.missing")) == 1
-        folder.mkdir()
-        assert watcher.revive() == [watched]
-        assert named(events, "inbox.watch_lost")[0]["why"] == "folder back"
-        make_wav(folder / "back.wav")
-        wait_for(lambda: any(h[0] == folder / "back.wav" for h in hints), 10, what="a hint")
-    finally:
-        watcher.stop()
+    yield folder, watched, watcher, hints
+    watcher.stop()
 
 
-@pytest.mark.parametrize("watch", ["auto", "poll"])
-def test_an_inbox_folder_replaced_between_looks_is_watched_again(tmp_path, events, watch):
+def heard(hints: list, path: Path) -> None:
+    wait_for(lambda: any(h[0] == path for h in hints), 10, what=f"a hint for {path.name}")
+
+
+def test_a_removed_inbox_is_reported_once_and_watched_again_when_back(watching, events):
+    """An inbox folder that disappears is reported once (inbox.missing); when it is
+    back, the health check watches it again and says to rescan it."""
+    folder, watched, watcher, hints = watching
+    assert watcher.revive() == []
+    shutil.rmtree(folder)
+    assert watcher.revive() == []
+    assert watcher.revive() == []
+    assert len(named(events, "inbox.missing")) == 1
+    folder.mkdir()
+    assert watcher.revive() == [watched]
+    assert named(events, "inbox.watch_lost")[0]["why"] == "folder back"
+    make_wav(folder / "back.wav")
+    heard(hints, folder / "back.wav")
+
+
+def test_an_inbox_folder_replaced_between_looks_is_watched_again(watching, events):
     """A folder removed and made again between two health checks (a sync tool
     recreating it) is a new folder that inotify does not watch: it is watched again
     (a polled inbox goes on by its path)."""
-    folder = tmp_path / "in"
-    folder.mkdir()
-    hints: list = []
-    watched = inbox(str(folder), watch)
-    watcher = Watcher((watched,), hints.append)
-    watcher.start()
-    try:
-        shutil.rmtree(folder)
-        folder.mkdir()  # often with the old folder's inode number
-        if watch == "auto":  # inotify's watch went with the old folder
-            wait_for(lambda: watcher.revive() == [watched], 10, what="the health check's look")
-            whys = {e["why"] for e in named(events, "inbox.watch_lost")}
-            assert whys <= {"folder replaced", "watch stopped"}
-        else:  # polling goes by the path; it is restarted only if the inode is new
-            watcher.revive()
-        assert not named(events, "inbox.missing")
-        make_wav(folder / "new.wav")
-        wait_for(lambda: any(h[0] == folder / "new.wav" for h in hints), 10, what="a hint")
-    finally:
-        watcher.stop()
+    folder, watched, watcher, hints = watching
+    shutil.rmtree(folder)
+    folder.mkdir()  # often with the old folder's inode number
+    if watched.watch == "auto":  # inotify's watch went with the old folder
+        wait_for(lambda: watcher.revive() == [watched], 10, what="the health check's look")
+        whys = {e["why"] for e in named(events, "inbox.watch_lost")}
+        assert whys <= {"folder replaced", "watch stopped"}
+    else:  # polling goes by the path; it is restarted only if the inode is new
+        watcher.revive()
+    assert not named(events, "inbox.missing")
+    make_wav(folder / "new.wav")
+    heard(hints, folder / "new.wav")
 
 
 def test_daemon_transcribes_into_an_inbox_that_was_removed_and_made_again(setup, events):
