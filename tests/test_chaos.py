@@ -11,8 +11,7 @@ import sqlite3
 import pytest
 
 from conftest import DaemonProcess, make_wav, wait_for
-from dropscribe.journal import Journal
-from dropscribe.service import LEDGER_NAME
+from dropscribe.journal import LEDGER_NAME, Journal
 from fakeapi import Reply, openai_error
 
 pytestmark = pytest.mark.slow

@@ -13,8 +13,7 @@ import pytest
 from conftest import DaemonProcess, make_wav, named, started, wait_for, wav_bytes
 from dropscribe import names
 from dropscribe.disposition import error_report
-from dropscribe.journal import Journal
-from dropscribe.service import LEDGER_NAME
+from dropscribe.journal import LEDGER_NAME, Journal
 from fakeapi import openai_error
 
 

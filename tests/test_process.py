@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import threading
 
 import pytest
@@ -121,6 +122,31 @@ def test_missing_inbox_is_one_line_and_exit_2(setup):
     assert len(daemon.raw) == 1
     assert "gone does not exist" in daemon.raw[0]
     assert json.dumps(daemon.raw).count("Traceback") == 0
+
+
+def test_start_up_problems_name_what_is_wrong_and_exit_2(setup):
+    """A metrics port already taken and a state_dir that is a file each give one line
+    naming that thing and why, exit 2, no traceback."""
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:
+        setup.data["metrics"] = {"port": port}
+        daemon = DaemonProcess(setup)
+        assert daemon.wait() == 2
+        expected = (f"dropscribe: cannot serve metrics on 127.0.0.1:{port}: Address already"
+                    " in use (metrics: in the config)\n")  # fmt: skip
+        assert daemon.raw == [expected]
+    finally:
+        taken.close()
+    del setup.data["metrics"]
+    setup.data["state_dir"] = str(setup.root / "a-file")
+    (setup.root / "a-file").write_text("not a folder")
+    daemon = DaemonProcess(setup)
+    assert daemon.wait() == 2
+    assert len(daemon.raw) == 1
+    assert daemon.raw[0].startswith(f"dropscribe: cannot use state_dir {setup.root / 'a-file'}:")
 
 
 @pytest.mark.parametrize("processes", [1, 2])

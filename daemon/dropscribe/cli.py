@@ -6,7 +6,6 @@ import argparse
 import faulthandler
 import io
 import signal
-import sqlite3
 import sys
 import threading
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from dropscribe import __version__, config, log, report
-from dropscribe.errors import ConfigError
+from dropscribe.errors import ConfigError, SetupError
 from dropscribe.procs import WorkersFailedError
 from dropscribe.service import Daemon
 from dropscribe.statedir import AlreadyRunningError
@@ -157,8 +156,8 @@ def _serve(
         failed = daemon.run(stop, once=once, reload=reload.take, progress=progress)
     except AlreadyRunningError as exc:
         return _fail(f"{exc.strerror} ({cfg.state_dir})")
-    except (OSError, sqlite3.Error) as exc:
-        return _fail(f"cannot use state_dir {cfg.state_dir}: {exc}")
+    except SetupError as exc:
+        return _fail(str(exc))
     except WorkersFailedError as exc:
         structlog.get_logger("dropscribe").error("daemon.failed", error=str(exc))
         return EXIT_FAILED

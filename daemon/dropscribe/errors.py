@@ -44,6 +44,11 @@ class ConfigError(DropscribeError, ValueError):
         super().__init__("\n".join(str(p) for p in problems))
 
 
+class SetupError(DropscribeError):
+    """The daemon cannot start: its state_dir, an inbox's watch, the metrics port.
+    The message says which, and why; the command exits 2."""
+
+
 class TranscriptionError(DropscribeError):
     """The endpoint did not give us a transcript."""
 

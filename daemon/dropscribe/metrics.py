@@ -15,6 +15,8 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 from prometheus_client.core import GaugeMetricFamily
 
+from dropscribe.errors import SetupError
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
 
@@ -113,7 +115,12 @@ class MetricsServer:
                 return [b"ok\n" if ok else f"main loop stuck for {stuck:.0f}s\n".encode()]
             return metrics_app(environ, start)  # type: ignore[no-any-return]
 
-        self._server = make_server(host, port, app, server_class=_Server, handler_class=_Quiet)
+        try:
+            self._server = make_server(host, port, app, server_class=_Server,
+                                       handler_class=_Quiet)  # fmt: skip
+        except OSError as exc:
+            raise SetupError(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}"
+                             " (metrics: in the config)") from None  # fmt: skip
         self.address = self._server.server_address
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="dropscribe-metrics", daemon=True

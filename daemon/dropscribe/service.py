@@ -23,14 +23,13 @@ from dropscribe import config as config_module
 from dropscribe import log as logmod
 from dropscribe import rules
 from dropscribe.errors import ConfigError
-from dropscribe.journal import LEDGER_NAME, Journal
 from dropscribe.metrics import Metrics, MetricsServer
 from dropscribe.notify import Notifier
 from dropscribe.pool import Pool
 from dropscribe.procs import ProcessPool, WorkersFailedError
 from dropscribe.settle import SettleTracker, Stat
 from dropscribe.sidecar import is_temp
-from dropscribe.statedir import lock_state_dir
+from dropscribe.statedir import open_state
 from dropscribe.watcher import Hint, Watcher, scan
 from dropscribe.worker import Item, Processor, Tally, identity, make_client
 
@@ -41,6 +40,7 @@ if TYPE_CHECKING:
     import httpx
 
     from dropscribe.config import Config, Inbox
+    from dropscribe.journal import Journal
     from dropscribe.rules import FolderSettings
 
 log = structlog.get_logger("dropscribe")
@@ -98,8 +98,8 @@ class Daemon:
         (finished, total, failed) whenever those change. Returns how many files failed.
         """
         self._progress = progress
-        lock = lock_state_dir(self.config.state_dir)
-        journal = self._journal = Journal(self.config.state_dir / LEDGER_NAME)
+        lock, journal = open_state(self.config.state_dir)
+        self._journal = journal
         # Scratch audio a crash left behind (ours alone: we hold the state_dir lock).
         shutil.rmtree(self.config.state_dir / "work", ignore_errors=True)
         abort = threading.Event()

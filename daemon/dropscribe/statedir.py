@@ -5,7 +5,11 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import sqlite3
 from typing import TYPE_CHECKING
+
+from dropscribe.errors import SetupError
+from dropscribe.journal import LEDGER_NAME, Journal
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -30,3 +34,21 @@ def lock_state_dir(state_dir: Path) -> int:
             errno.EWOULDBLOCK, "another dropscribe is running with this state_dir"
         ) from None
     return fd
+
+
+def open_state(state_dir: Path) -> tuple[int, Journal]:
+    """Lock the state directory and open its ledger: (the lock's fd, the ledger).
+
+    Raises AlreadyRunningError, or SetupError saying what is wrong with the folder.
+    """
+    try:
+        lock = lock_state_dir(state_dir)
+    except AlreadyRunningError:
+        raise
+    except OSError as exc:
+        raise SetupError(f"cannot use state_dir {state_dir}: {exc}") from None
+    try:
+        return lock, Journal(state_dir / LEDGER_NAME)
+    except (OSError, sqlite3.Error) as exc:
+        os.close(lock)
+        raise SetupError(f"cannot use state_dir {state_dir}: {exc}") from None

@@ -35,6 +35,7 @@ from watchdog.events import (
 from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
+from dropscribe.errors import SetupError
 from dropscribe.rules import JUNK_FOLDERS
 from dropscribe.sidecar import TEMP_SUFFIX
 
@@ -164,7 +165,12 @@ class Watcher:
         for inbox in self._inboxes:
             mode, why = watch_mode(inbox, filesystem_type(inbox.path, mountinfo))
             self._folders.append(_folder_id(inbox.path))
-            self._observers.append(self._observe(inbox, mode, why))
+            try:
+                self._observers.append(self._observe(inbox, mode, why))
+            except OSError as exc:
+                self.stop()
+                raise SetupError(f"cannot watch inbox {inbox.path}: {exc.strerror or exc}"
+                                 ) from None  # fmt: skip
 
     def _observe(self, inbox: Inbox, mode: str, why: str) -> BaseObserver:
         if mode == "native":
