@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import errno
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
 from watchdog.observers import Observer
 
-from conftest import make_wav, named, wait_for
+from conftest import API_KEY, make_wav, named, wait_for
 from dropscribe import sidecar
 from dropscribe.config import Inbox
+from dropscribe.service import Daemon
 from dropscribe.watcher import Watcher, filesystem_type, watch_mode
 
 MOUNTINFO = """\
@@ -162,3 +164,47 @@ def test_daemon_transcribes_into_an_inbox_that_was_removed_and_made_again(setup,
         wait_for((setup.inbox / "after.txt").exists, 20, what="after.txt")
     assert named(events, "inbox.watch_lost")[0]["why"] in {
         "folder replaced", "folder back", "watch stopped"}  # fmt: skip
+
+
+def test_a_reload_whose_new_inbox_cannot_be_watched_keeps_the_running_config(
+    setup, events, monkeypatch
+):
+    """A reload adding an inbox whose watch cannot start (here: refused) is refused
+    with that reason (config.reload_failed); the running inbox goes on being served."""
+    second = setup.root / "second"
+    second.mkdir()
+    real = Watcher._observe
+
+    def observe(self, box, mode, why):
+        if box.path == second:
+            raise OSError(errno.EACCES, "Permission denied")
+        return real(self, box, mode, why)
+
+    monkeypatch.setattr(Watcher, "_observe", observe)
+    monkeypatch.setenv("DROPSCRIBE_TEST_KEY", API_KEY)  # a reload reads the environment
+    asked = threading.Event()
+
+    def reload() -> bool:
+        if asked.is_set():
+            asked.clear()
+            return True
+        return False
+
+    daemon, stop = Daemon(setup.load()), threading.Event()
+    thread = threading.Thread(target=daemon.run, args=(stop,), kwargs={"reload": reload})
+    thread.start()
+    try:
+        wait_for(lambda: named(events, "daemon.started"), what="started")
+        setup.data["inboxes"].append({"path": str(second)})
+        setup.write()
+        asked.set()
+        wait_for(lambda: named(events, "config.reload_failed"), what="the refused reload")
+        make_wav(setup.inbox / "still.wav")
+        wait_for((setup.inbox / "still.txt").exists, 20, what="still.txt")
+    finally:
+        stop.set()
+        thread.join(30)
+    assert not thread.is_alive()
+    (problem,) = named(events, "config.reload_failed")[0]["problems"]
+    assert problem == f"cannot watch inbox {second}: Permission denied"
+    assert not named(events, "config.reloaded")

@@ -22,7 +22,7 @@ import structlog
 from dropscribe import config as config_module
 from dropscribe import log as logmod
 from dropscribe import rules
-from dropscribe.errors import ConfigError
+from dropscribe.errors import ConfigError, SetupError
 from dropscribe.metrics import Metrics, MetricsServer
 from dropscribe.notify import Notifier
 from dropscribe.pool import Pool
@@ -258,15 +258,21 @@ class Daemon:
         if fixed:
             log.warning("config.needs_restart", keys=fixed, action="kept the running values")
             new = replace(new, **{attr: getattr(old, attr) for attr in RESTART_ONLY})
+        watching = Watcher(new.inboxes, self._hints.put)
+        try:  # before anything changes: an inbox that cannot be watched refuses the reload
+            watching.start()
+        except SetupError as exc:
+            log.error("config.reload_failed", problems=[str(exc)],
+                      action="kept the running config")  # fmt: skip
+            return watcher
         if isinstance(pool, ProcessPool):
             pool.reload(new)
         elif processor is not None:
             processor.update_endpoints(old.endpoints, new.endpoints, self._transport)
-        watcher.stop()
+        watcher.stop()  # the two overlapped: a file heard twice is one hint too many, no more
+        watcher = watching
         self.config = new
         self._excluded = rules.excluded_dirs(new)
-        watcher = Watcher(new.inboxes, self._hints.put)
-        watcher.start()
         before = {inbox.path for inbox in old.inboxes}
         after = {inbox.path for inbox in new.inboxes}
         self._scan_all()
