@@ -103,6 +103,21 @@ def test_localai_loading_503_translate_flag_and_upload_limit(kind_setup, events)
     assert [u.size < 200_000 for u in api.uploads if u.filename == "0000.ogg"] == [True]
 
 
+def test_a_413_below_the_configured_limit_re_encodes_instead_of_failing(setup, api, events):
+    """A server (or a gateway before it) with a lower limit than max_upload_bytes
+    answers 413: the same bytes are never sent again, the file is re-encoded into
+    compressed chunks, and those get through."""
+    api.upload_limit = 200_000
+    make_wav(setup.inbox / "big.wav", seconds=8.0)  # 256 KB
+    with setup.daemon():
+        wait_for(lambda: named(events, "file.done") or named(events, "file.failed"), 30,
+                 what="the end of big.wav")  # fmt: skip
+    assert not named(events, "file.failed")
+    assert [(u.filename, u.reply) for u in api.uploads] == [("big.wav", "413"), ("0000.ogg", "200")]
+    assert "HTTP 413" in named(events, "audio.reencoding")[0]["reason"]
+    assert (setup.inbox / "big.txt").exists()
+
+
 def test_vllm_string_duration_and_integer_error_codes(kind_setup, events):
     """vllm: verbose_json's duration is a string; errors carry integer codes."""
 

@@ -314,7 +314,15 @@ class Processor:
         endpoint = self._uploader.client(settings.endpoint).endpoint
         why = chunked.reason(found, endpoint, settings, item.path, identity[0])
         if why is None:
-            return self._uploader.upload(item.path, settings, key, attempt, identity[0]), True
+            try:
+                return self._uploader.upload(item.path, settings, key, attempt, identity[0]), True
+            except PermanentError as exc:
+                if exc.status != 413:
+                    raise
+                # A gateway or server with a lower limit than max_upload_bytes says: never
+                # the same bytes again, but compressed chunks may well fit.
+                why = ("the endpoint refused the whole file as too large (HTTP 413);"
+                       " set max_upload_bytes to its limit")  # fmt: skip
         log.info("audio.reencoding", reason=why)
         return self._chunker.transcribe(item.path, settings, key), True
 
