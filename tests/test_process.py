@@ -232,6 +232,7 @@ def test_metrics_and_healthz_over_http(setup):
     assert 'dropscribe_files{state="done"} 1.0' in text
     assert 'dropscribe_outcomes_total{outcome="done"} 1.0' in text
     assert "dropscribe_queue_depth 0.0" in text
+    assert 'dropscribe_inbox_watched{inbox="inbox"} 1.0' in text
 
 
 def test_once_on_a_terminal_draws_a_progress_bar(setup):

@@ -127,8 +127,10 @@ def test_a_removed_inbox_is_reported_once_and_watched_again_when_back(watching, 
     assert watcher.revive() == []
     assert watcher.revive() == []
     assert len(named(events, "inbox.missing")) == 1
+    assert watcher.watched() == {"in": False}
     folder.mkdir()
     assert watcher.revive() == [watched]
+    assert watcher.watched() == {"in": True}
     assert named(events, "inbox.watch_lost")[0]["why"] == "folder back"
     make_wav(folder / "back.wav")
     heard(hints, folder / "back.wav")

@@ -81,10 +81,19 @@ class Metrics:
                            registry=r)  # fmt: skip
         self.running = Gauge("dropscribe_running", "Files being transcribed", registry=r)
         self.settling = Gauge("dropscribe_settling", "Files waiting to settle", registry=r)
+        self.watched = Gauge("dropscribe_inbox_watched",
+                             "1 while an inbox's folder is there and watched", ["inbox"],
+                             registry=r)  # fmt: skip
         self.beat = time.monotonic()
 
     def watch_ledger(self, counts: Callable[[], dict[str, int]]) -> None:
         self.registry.register(_LedgerCollector(counts))
+
+    def inboxes(self, watched: dict[str, bool]) -> None:
+        """Which inboxes are watched now (those no longer configured disappear)."""
+        self.watched.clear()
+        for name, ok in watched.items():
+            self.watched.labels(name).set(1 if ok else 0)
 
     def alive(self) -> None:
         """The main loop turned."""

@@ -118,6 +118,7 @@ class Daemon:
         try:
             if not once:
                 watcher.start()
+                metrics.inboxes(watcher.watched())
             self._scan_all()
             log.info("daemon.started", inboxes=len(self.config.inboxes),
                      workers=self.config.workers, processes=self.config.processes, once=once,
@@ -236,6 +237,7 @@ class Daemon:
             if not once and self._clock() >= next_health:
                 for inbox in watcher.revive():
                     self._scan(inbox)
+                self.metrics.inboxes(watcher.watched())
                 next_health = self._clock() + HEALTH_SECONDS
         return watcher
 
@@ -271,6 +273,7 @@ class Daemon:
             processor.update_endpoints(old.endpoints, new.endpoints, self._transport)
         watcher.stop()  # the two overlapped: a file heard twice is one hint too many, no more
         watcher = watching
+        self.metrics.inboxes(watcher.watched())
         self.config = new
         self._excluded = rules.excluded_dirs(new)
         before = {inbox.path for inbox in old.inboxes}

@@ -244,6 +244,11 @@ class Watcher:
             back.append(inbox)
         return back
 
+    def watched(self) -> dict[str, bool]:
+        """Each inbox's name: whether its folder is there (and so watched, or about to be
+        watched again by ``revive``)."""
+        return {inbox.name: i not in self._missing for i, inbox in enumerate(self._inboxes)}
+
     def stop(self) -> None:
         for observer in self._observers:
             observer.stop()
