@@ -227,3 +227,14 @@ def test_worker_processes_that_die_at_start_stop_the_daemon(procs, tmp_path):
     assert "die as they start" in failed["error"]
     assert not any("Traceback" in line for line in daemon.raw)
     assert workers_of(daemon.proc.pid) == []
+
+
+def test_an_endpoint_limit_below_the_process_count_is_said(procs):
+    """With more worker processes than an endpoint's max_concurrency, each still uploads
+    one file at a time to it: the daemon says so, and how many can run at once."""
+    procs.data["endpoints"]["local"]["max_concurrency"] = 1
+    make_wav(procs.inbox / "one.wav")
+    daemon = DaemonProcess(procs, command="once")
+    assert daemon.wait(60) == 0
+    (said,) = daemon.named("endpoint.concurrency_raised")
+    assert (said["endpoint"], said["max_concurrency"], said["at_most"]) == ("local", 1, 2)

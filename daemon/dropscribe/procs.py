@@ -82,6 +82,17 @@ class MergedCollector:
             yield family
 
 
+def _say_raised_limits(config: Config) -> None:
+    """Each process uploads at least one file at a time to each endpoint: say so where
+    that adds up to more than the endpoint's max_concurrency."""
+    for name, endpoint in config.endpoints.items():
+        if endpoint.max_concurrency < config.processes:
+            log.warning("endpoint.concurrency_raised", endpoint=name,
+                        max_concurrency=endpoint.max_concurrency, processes=config.processes,
+                        at_most=config.processes,
+                        fix="set processes to at most max_concurrency, or accept this")  # fmt: skip
+
+
 @dataclass(eq=False)  # compared by identity
 class _Child:
     index: int
@@ -135,6 +146,7 @@ class ProcessPool:
         self._reader = threading.Thread(target=self._read, name="dropscribe-results")
 
     def start(self) -> None:
+        _say_raised_limits(self._config)
         self._children = [self._spawn(index) for index in range(self._config.processes)]
         self._reader.start()
 
@@ -181,6 +193,7 @@ class ProcessPool:
 
     def reload(self, config: Config) -> None:
         """Hand a reloaded config to every process (its restart-only keys as they were)."""
+        _say_raised_limits(config)
         with self._lock:
             self._config = config
             children = [c for c in self._children if not c.gone]
