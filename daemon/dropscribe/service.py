@@ -113,12 +113,11 @@ class Daemon:
             server.start()
             host, port = server.address[:2]
             log.info("metrics.listening", url=f"http://{host!s}:{port}/metrics")
-        watcher = Watcher(self.config.inboxes, self._hints.put)
+        watcher = Watcher(self.config.inboxes, self._hints.put, on_change=metrics.inboxes)
         pool.start()
         try:
             if not once:
                 watcher.start()
-                metrics.inboxes(watcher.watched())
             self._scan_all()
             log.info("daemon.started", inboxes=len(self.config.inboxes),
                      workers=self.config.workers, processes=self.config.processes, once=once,
@@ -237,7 +236,6 @@ class Daemon:
             if not once and self._clock() >= next_health:
                 for inbox in watcher.revive():
                     self._scan(inbox)
-                self.metrics.inboxes(watcher.watched())
                 next_health = self._clock() + HEALTH_SECONDS
         return watcher
 
@@ -260,7 +258,7 @@ class Daemon:
         if fixed:
             log.warning("config.needs_restart", keys=fixed, action="kept the running values")
             new = replace(new, **{attr: getattr(old, attr) for attr in RESTART_ONLY})
-        watching = Watcher(new.inboxes, self._hints.put)
+        watching = Watcher(new.inboxes, self._hints.put, on_change=self.metrics.inboxes)
         try:  # before anything changes: an inbox that cannot be watched refuses the reload
             watching.start()
         except SetupError as exc:
@@ -273,7 +271,6 @@ class Daemon:
             processor.update_endpoints(old.endpoints, new.endpoints, self._transport)
         watcher.stop()  # the two overlapped: a file heard twice is one hint too many, no more
         watcher = watching
-        self.metrics.inboxes(watcher.watched())
         self.config = new
         self._excluded = rules.excluded_dirs(new)
         before = {inbox.path for inbox in old.inboxes}

@@ -152,8 +152,12 @@ class Watcher:
         inboxes: tuple[Inbox, ...],
         put: Callable[[Hint], None],
         native: Callable[[], BaseObserver] = Observer,
+        on_change: Callable[[dict[str, bool]], None] | None = None,
     ) -> None:
+        """``on_change`` hears ``watched()`` once watching starts and whenever an inbox
+        goes missing or comes back (the metrics gauge)."""
         self._inboxes = inboxes
+        self._on_change = on_change
         self._handler = _Recorder(put)
         self._native = native
         self._observers: list[BaseObserver] = []
@@ -171,6 +175,7 @@ class Watcher:
                 self.stop()
                 raise SetupError(f"cannot watch inbox {inbox.path}: {exc.strerror or exc}"
                                  ) from None  # fmt: skip
+        self._changed()
 
     def _observe(self, inbox: Inbox, mode: str, why: str) -> BaseObserver:
         if mode == "native":
@@ -218,6 +223,7 @@ class Watcher:
                     self._missing.add(index)
                     log.error("inbox.missing", inbox=inbox.name, path=str(inbox.path),
                               action="watching it again when it is back")  # fmt: skip
+                    self._changed()
                 continue
             observer = self._observers[index]
             if index in self._missing:
@@ -239,7 +245,9 @@ class Watcher:
                 log.error("inbox.watch_failed", inbox=inbox.name, path=str(inbox.path),
                           error=exc.strerror or str(exc))  # fmt: skip
                 continue
-            self._missing.discard(index)
+            if index in self._missing:
+                self._missing.discard(index)
+                self._changed()
             self._folders[index] = folder
             back.append(inbox)
         return back
@@ -248,6 +256,10 @@ class Watcher:
         """Each inbox's name: whether its folder is there (and so watched, or about to be
         watched again by ``revive``)."""
         return {inbox.name: i not in self._missing for i, inbox in enumerate(self._inboxes)}
+
+    def _changed(self) -> None:
+        if self._on_change is not None:
+            self._on_change(self.watched())
 
     def stop(self) -> None:
         for observer in self._observers:
