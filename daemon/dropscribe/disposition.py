@@ -30,16 +30,26 @@ ERROR_SUFFIX = ".error.json"
 NAME_MAX = 255  # bytes in a file name, on every Linux filesystem we write to
 
 
+def occupied(path: Path) -> bool:
+    """Something is at ``path`` (a file, a folder, a dangling link). A name that cannot
+    even be looked up (too long, say) is not: what is done with it says what is wrong."""
+    try:
+        os.lstat(path)
+    except OSError:
+        return False
+    return True
+
+
 def _free(target: Path) -> Path:
     """``target``, or ``stem (2).ext``, ... if that name is taken (the stem cut short
     where the number would not fit in a file name)."""
-    if not (target.exists() or target.is_symlink()):
+    if not occupied(target):
         return target
     for n in range(2, 10_000):
         tail = f" ({n}){target.suffix}"
         stem = names.cut(target.stem, NAME_MAX - len(os.fsencode(tail)))
         candidate = target.with_name(stem + tail)
-        if not (candidate.exists() or candidate.is_symlink()):
+        if not occupied(candidate):
             return candidate
     raise FileExistsError(target)
 

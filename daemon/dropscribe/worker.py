@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import os
 import stat as statmod
 import threading
 from dataclasses import dataclass, field, replace
@@ -27,6 +26,7 @@ from dropscribe.metrics import Metrics
 from dropscribe.uploader import Abandoned, Uploader
 
 if TYPE_CHECKING:
+    import os
     from collections.abc import Callable, Iterator
     from contextlib import AbstractContextManager
 
@@ -62,16 +62,6 @@ def make_client(endpoint: Endpoint, transport: httpx.BaseTransport | None = None
     if endpoint.kind == "local":
         return LocalEngine(endpoint)
     return Client(endpoint, transport=transport)
-
-
-def _in_the_way(path: Path) -> bool:
-    """Something is at ``path`` (a file, a folder, a dangling link). A name that cannot
-    even be looked up (too long, say) is not: the write then says what is wrong."""
-    try:
-        os.lstat(path)
-    except OSError:
-        return False
-    return True
 
 
 def fingerprint(path: Path) -> str:
@@ -351,7 +341,7 @@ class Processor:
             source,
             done,
             [candidates(fmt, first) for fmt, first in zip(settings.formats, wanted, strict=True)],
-            taken=_in_the_way,
+            taken=disposition.occupied,
         )
         files: dict[Path, bytes] = {}
         for fmt, first, target in zip(settings.formats, wanted, chosen, strict=True):
