@@ -23,10 +23,14 @@ def leftovers(folder):
 def test_sigterm_lets_in_flight_uploads_finish_then_exits_0(setup):
     """SIGTERM during uploads: uploads in flight complete, sidecars are whole, exit code 0."""
     setup.data["defaults"]["formats"] = ["txt", "srt"]
-    setup.api.hold()
     daemon = DaemonProcess(setup)
     try:
         daemon.wait_event("daemon.started")
+        # The first request to a model goes alone, until the server has confirmed
+        # what it carries; then uploads run side by side.
+        make_wav(setup.inbox / "first.wav")
+        daemon.wait_event("file.done")
+        setup.api.hold()
         for n in range(3):
             make_wav(setup.inbox / f"f{n}.wav", freq=300 + n * 100)
         assert setup.api.wait_waiting(3, timeout=20)
@@ -40,7 +44,7 @@ def test_sigterm_lets_in_flight_uploads_finish_then_exits_0(setup):
         assert (setup.inbox / f"f{n}.txt").read_text() == f"transcript of f{n}.wav\n"
         assert (setup.inbox / f"f{n}.srt").read_text().startswith("1\n00:00:00,000 --> ")
     assert not leftovers(setup.root)
-    assert daemon.named("daemon.stopped")[0]["done"] == 3
+    assert daemon.named("daemon.stopped")[0]["done"] == 4
 
 
 def test_sigterm_past_the_grace_period_leaves_no_partial_sidecar(setup):

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
-from dropscribe import __version__, kinds, names
+from dropscribe import __version__, kinds, models, names
 from dropscribe.errors import EndpointError, PermanentError, RetryableError, TranscriptionError
 from dropscribe.retry import parse_retry_after, should_retry
 
@@ -112,7 +112,9 @@ class Transcriber(Protocol):
 
     endpoint: Endpoint
 
-    def transcribe(self, path: Path, settings: FolderSettings) -> Transcript: ...
+    def transcribe(
+        self, path: Path, settings: FolderSettings, ask: models.Ask | None = None
+    ) -> Transcript: ...
 
     def close(self) -> None: ...
 
@@ -168,9 +170,16 @@ class Client:
     def close(self) -> None:
         self._http.close()
 
-    def transcribe(self, path: Path, settings: FolderSettings) -> Transcript:
-        """Stream one file to the endpoint and return its transcript, or raise."""
-        request_shape = kinds.shape(self.endpoint, settings)
+    def transcribe(
+        self, path: Path, settings: FolderSettings, ask: models.Ask | None = None
+    ) -> Transcript:
+        """Stream one file to the endpoint and return its transcript, or raise.
+
+        ``ask`` is what the request carries; by default, what the model's table says."""
+        if ask is None:
+            caps = self.endpoint.caps(settings.model)
+            ask = models.ask(caps, timed=settings.timed, prompt=True, seconds=None)
+        request_shape = kinds.shape(self.endpoint, settings, ask)
         mime = MIME_TYPES.get(path.suffix.lower().lstrip("."), "application/octet-stream")
         with path.open("rb") as fh:
             size = os.fstat(fh.fileno()).st_size
@@ -194,14 +203,16 @@ class Client:
                 raise RetryableError(f"timed out ({exc.__class__.__name__})") from None
             except httpx.TransportError as exc:
                 raise RetryableError(f"connection failed ({exc.__class__.__name__})") from None
-        return self._answer(response)
+        return self._answer(response, ask.response_format)
 
-    def _answer(self, response: httpx.Response) -> Transcript:
+    def _answer(self, response: httpx.Response, response_format: str) -> Transcript:
         request_id = next(
             (response.headers[h] for h in REQUEST_ID_HEADERS if h in response.headers), None
         )
         if response.status_code >= 400 or response.status_code < 200:
             raise self._status_error(response, request_id)
+        if response_format == "text":  # the transcript itself, as plain text
+            return Transcript(text=response.text.strip(), request_id=request_id)
         try:
             data = response.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
@@ -215,7 +226,7 @@ class Client:
         return Transcript.from_json(data, request_id)
 
     def _status_error(self, response: httpx.Response, request_id: str | None) -> TranscriptionError:
-        message, code = _error_message(response)
+        message, code, param = _error_message(response)
         status = response.status_code
         retry_after = parse_retry_after(response.headers, self._clock())
         cls: type[TranscriptionError]
@@ -231,6 +242,7 @@ class Client:
             request_id=request_id,
             code=code,
             retry_after=retry_after,
+            param=param,
         )
 
     def _scrub(self, text: str) -> str:
@@ -248,22 +260,24 @@ def _snippet(text: str) -> str:
     return " ".join(text.split())[:MAX_MESSAGE] or "(empty body)"
 
 
-def _error_message(response: httpx.Response) -> tuple[str, str | None]:
-    """The message and code of an error body in any of the shapes servers use."""
+def _error_message(response: httpx.Response) -> tuple[str, str | None, str | None]:
+    """The message, code and named parameter of an error body in any shape servers use."""
     try:
         body = response.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
-        return _snippet(response.text), None
+        return _snippet(response.text), None, None
     code: str | None = None
+    param: str | None = None
     message: Any = body
     if isinstance(body, dict):
         error = body.get("error", body.get("detail", body.get("message", body)))
         if isinstance(error, dict):
             raw_code = error.get("code") or error.get("type")
             code = str(raw_code) if raw_code is not None else None
+            param = error.get("param") if isinstance(error.get("param"), str) else None
             message = error.get("message", error)
         else:
             message = error
     if not isinstance(message, str):
         message = json.dumps(message)
-    return " ".join(message.split())[:MAX_MESSAGE], code
+    return " ".join(message.split())[:MAX_MESSAGE], code, param

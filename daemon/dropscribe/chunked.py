@@ -30,7 +30,7 @@ from dropscribe import kinds, split, stitch, transcode
 from dropscribe.api import Transcript
 from dropscribe.errors import TranscriptionError
 from dropscribe.journal import chunk_key
-from dropscribe.uploader import Abandoned
+from dropscribe.uploader import Abandoned, Replan
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -38,17 +38,23 @@ if TYPE_CHECKING:
     from dropscribe.audio import Probe
     from dropscribe.config import Endpoint
     from dropscribe.journal import Journal
+    from dropscribe.models import Caps
     from dropscribe.rules import FolderSettings
     from dropscribe.uploader import Uploader
 
 log = structlog.get_logger("dropscribe")
 
 FILL = 0.9  # of the byte limit a chunk is planned to use, for bitrate swings
+# Spans, for a model without timestamps: cut at pauses about every 20 s (30 s at most),
+# each span's text is placed between its first and last sound and divided into cues.
+SPAN_SECONDS = 20.0
+SPAN_LONGEST = 30.0
 
 
 def reason(
-    found: Probe, endpoint: Endpoint, settings: FolderSettings, path: Path, size: int
-) -> str | None:
+    found: Probe, endpoint: Endpoint, settings: FolderSettings, path: Path, size: int,
+    caps: Caps | None = None,
+) -> str | None:  # fmt: skip
     """Why this file (``size`` bytes) cannot be uploaded as it is; None when it can."""
     if endpoint.kind == "local":
         return None  # faster-whisper decodes any container and any length itself
@@ -60,20 +66,25 @@ def reason(
     limit = kinds.upload_limit(endpoint)
     if limit is not None and size > limit:
         return f"{size / 2**20:.1f} MiB is over the {limit / 2**20:.1f} MiB upload limit"
-    seconds = kinds.duration_limit(endpoint, settings.model)
+    seconds = (caps or endpoint.caps(settings.model)).request_seconds
     if seconds is not None and found.duration is not None and found.duration > seconds:
-        return f"{found.duration:.0f} s is over the {seconds:.0f} s one request may carry"
+        return (f"{found.duration:.0f} s is over the {seconds:.0f} s one request to"
+                f" {settings.model} may carry")  # fmt: skip
     return None
 
 
 def lengths(
-    endpoint: Endpoint, settings: FolderSettings, codec: transcode.Codec
-) -> tuple[float, float]:
-    """The chunk length to aim for and the longest chunk the endpoint takes, in seconds."""
-    longest = kinds.duration_limit(endpoint, settings.model) or math.inf
+    endpoint: Endpoint, settings: FolderSettings, codec: transcode.Codec, caps: Caps,
+    *, spans: bool = False,
+) -> tuple[float, float]:  # fmt: skip
+    """The chunk length to aim for and the longest chunk the endpoint takes, in seconds
+    (for ``spans``, at the scale of subtitles)."""
+    longest = caps.request_seconds or math.inf
     limit = kinds.upload_limit(endpoint)
     if limit is not None:
         longest = min(longest, limit * FILL / codec.bytes_per_second)
+    if spans:
+        return min(SPAN_SECONDS, longest), min(SPAN_LONGEST, longest)
     return min(settings.chunk_seconds, longest), longest
 
 
@@ -89,21 +100,32 @@ class Chunker:
         self._abort = abort
         self._encoders = threading.Semaphore(os.cpu_count() or 1)
 
-    def transcribe(self, path: Path, settings: FolderSettings, key: str) -> Transcript:
-        """The stitched transcript of ``path``; scratch audio is gone when this returns."""
+    def transcribe(
+        self, path: Path, settings: FolderSettings, key: str, *, spans: bool = False
+    ) -> Transcript:
+        """The stitched transcript of ``path``; scratch audio is gone when this returns.
+
+        With ``spans``, for a model without timestamps: short spans, sent without asking
+        for times, each span's text placed at its sound."""
         work = self._scratch / key.replace(":", "-")
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
         try:
-            return self._run(path, settings, key, work)
+            return self._run(path, settings, key, work, spans)
+        except Replan:
+            self._journal.save_plan(key, [])  # made for what the server no longer takes
+            raise
         except TranscriptionError as exc:
             self._journal.job_failed(key, exc.message, exc.status, exc.request_id, "failed")
             raise
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
-    def _run(self, path: Path, settings: FolderSettings, key: str, work: Path) -> Transcript:
+    def _run(
+        self, path: Path, settings: FolderSettings, key: str, work: Path, spans: bool
+    ) -> Transcript:
         endpoint = self._uploader.client(settings.endpoint).endpoint
+        caps = self._uploader.caps(settings.endpoint, settings.model)
         codec = transcode.CODECS[kinds.audio_codec(endpoint)]
         started = time.monotonic()
         decoded = transcode.decode(path, work / "audio.pcm")
@@ -115,24 +137,24 @@ class Chunker:
                         action="transcribing the audio before the damage")  # fmt: skip
         rows = self._journal.chunk_plan(key)
         if rows:
-            spans = [split.Span(r.start, r.end, r.cut, r.pause) for r in rows]
+            cuts = [split.Span(r.start, r.end, r.cut, r.pause) for r in rows]
         else:
-            target, longest = lengths(endpoint, settings, codec)
+            target, longest = lengths(endpoint, settings, codec, caps, spans=spans)
             width = 1 if settings.carry_prompt else endpoint.max_concurrency
-            spans = split.plan(decoded.envelope, decoded.seconds, target, longest, parallel=width)
-            self._journal.save_plan(key, [(s.start, s.end, s.cut, s.pause) for s in spans])
-        log.info("audio.split", chunks=len(spans), codec=codec.name,
-                 cuts=[s.cut for s in spans[1:]],
-                 outside_pauses=sum(not s.pause for s in spans[1:]))  # fmt: skip
+            cuts = split.plan(decoded.envelope, decoded.seconds, target, longest, parallel=width)
+            self._journal.save_plan(key, [(s.start, s.end, s.cut, s.pause) for s in cuts])
+        log.info("audio.split", chunks=len(cuts), codec=codec.name, spans=spans,
+                 cuts=[s.cut for s in cuts[1:]],
+                 outside_pauses=sum(not s.pause for s in cuts[1:]))  # fmt: skip
         results = {
             row.idx: Transcript.from_json(row.result, row.request_id)
             for row in rows
             if row.result is not None
         }
         if results:
-            log.info("chunks.reused", done=len(results), of=len(spans))
-        todo = [i for i in range(len(spans)) if i not in results]
-        job = _Job(settings, key, work, codec, decoded, spans)
+            log.info("chunks.reused", done=len(results), of=len(cuts))
+        todo = [i for i in range(len(cuts)) if i not in results]
+        job = _Job(settings, key, work, codec, decoded, cuts, spans)
         if settings.carry_prompt:
             for i in todo:
                 prompt = settings.prompt
@@ -141,7 +163,15 @@ class Chunker:
                 results[i] = self._chunk(job, i, replace(settings, prompt=prompt or None))
         elif todo:
             self._parallel(job, todo, results, endpoint.max_concurrency)
-        return stitch.stitch([(spans[i], results[i]) for i in range(len(spans))], decoded.seconds)
+        parts = [(cuts[i], results[i]) for i in range(len(cuts))]
+        if not spans:
+            return stitch.stitch(parts, decoded.seconds)
+        level = split.threshold(decoded.envelope)
+        return stitch.stitch(
+            parts,
+            decoded.seconds,
+            place=lambda span: split.voiced(decoded.envelope, level, span.cut, span.end),
+        )
 
     def _parallel(
         self, job: _Job, todo: list[int], results: dict[int, Transcript], width: int
@@ -214,7 +244,10 @@ class Chunker:
             try:
                 ckey = chunk_key(job.key, i)
                 attempt = self._journal.chunk_attempt(ckey, settings.shaping())
-                transcript = self._uploader.upload(target, settings, ckey, attempt, size)
+                transcript = self._uploader.upload(
+                    target, settings, ckey, attempt, size, seconds=span.seconds,
+                    timed=False if job.untimed else None,
+                )  # fmt: skip
             except TranscriptionError as exc:
                 exc.message = f"{where}: {exc.message}"
                 raise
@@ -237,6 +270,7 @@ class _Job:
     codec: transcode.Codec
     decoded: transcode.Decoded
     spans: list[split.Span]
+    untimed: bool  # spans of a model without timestamps
 
 
 def _clock(seconds: float) -> str:

@@ -8,7 +8,7 @@ and the key path it concerns, and the whole list raised as one ConfigError.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from dropscribe.errors import ConfigError, Problem
 from dropscribe.locate import KeyPath, dotted, from_pydantic, index_lines, line_of
+from dropscribe.models import Caps, Stated, table, with_stated
 from dropscribe.schema import (
     AUDIO_EXTENSIONS,
     ConfigModel,
@@ -77,6 +78,19 @@ class Endpoint:
     device: str = "cpu"
     compute_type: str = "int8"
     cpu_threads: int = 0
+    models: tuple[tuple[str, Stated], ...] = ()  # what the user says models take
+
+    def stated(self, model: str) -> Stated | None:
+        return next((said for name, said in self.models if name == model), None)
+
+    def caps(self, model: str) -> Caps:
+        """The model's capabilities from the table and the config (not yet what was learned)."""
+        caps = table(self.kind, model)
+        if (said := self.stated(model)) is not None:
+            caps = with_stated(caps, said)
+        if self.max_duration_seconds is not None:
+            caps = replace(caps, max_seconds=self.max_duration_seconds)
+        return caps
 
 
 @dataclass(frozen=True)
@@ -253,6 +267,7 @@ def _resolve(
             if ep_name is not None and ep_name not in known:
                 at = (*where, "endpoint") if rindex == 0 else (*where, "rules", rindex - 1)
                 problem(at, f"unknown endpoint {ep_name!r}; defined: {', '.join(known)}")
+        _check_models(endpoints, merged, layers[2:], where, problem)
         name = path.name or str(path)
         while name in names:
             name += "+"
@@ -284,6 +299,28 @@ def _resolve(
         log_level=model.log.level,
         metrics=(model.metrics.host, model.metrics.port) if model.metrics else None,
     )
+
+
+def _check_models(
+    endpoints: dict[str, Endpoint],
+    merged: dict[str, Any],
+    rules: list[Layer],
+    where: KeyPath,
+    problem: Any,
+) -> None:
+    """Refuse what no request to the model can do: a translation by a model that only
+    transcribes (on OpenAI, translations are whisper-1's alone)."""
+    for index, rule in enumerate([None, *rules]):
+        values = {**merged, **(rule.values if rule is not None else {})}
+        endpoint = endpoints.get(values.get("endpoint", ""))
+        model = values.get("model")
+        if endpoint is None or model is None or endpoint.kind == "local":
+            continue
+        if values.get("task") is Task.TRANSLATE and not endpoint.caps(model).translate:
+            at = (*where, "task") if rule is None else (*where, "rules", index - 1, "task")
+            problem(at, f"model {model!r} on endpoint {endpoint.name!r} ({endpoint.kind})"
+                        " cannot translate; use whisper-1 (or say translate: true for it"
+                        f" under endpoints.{endpoint.name}.models)")  # fmt: skip
 
 
 def _endpoint(
@@ -327,6 +364,7 @@ def _endpoint(
         device=ep.device,
         compute_type=ep.compute_type,
         cpu_threads=ep.cpu_threads,
+        models=tuple((model, Stated(**said.model_dump())) for model, said in ep.models.items()),
     )
 
 

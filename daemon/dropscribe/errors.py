@@ -62,6 +62,7 @@ class TranscriptionError(DropscribeError):
         request_id: str | None = None,
         code: str | None = None,
         retry_after: float | None = None,
+        param: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -69,6 +70,7 @@ class TranscriptionError(DropscribeError):
         self.request_id = request_id
         self.code = code
         self.retry_after = retry_after
+        self.param = param  # the request field the server named, if it named one
         self.attempts = 0  # uploads made for this file when it was given up
 
 

@@ -13,6 +13,7 @@ from dropscribe.config import Task
 
 if TYPE_CHECKING:
     from dropscribe.config import Endpoint
+    from dropscribe.models import Ask
     from dropscribe.rules import FolderSettings
 
 KINDS = ("openai", "azure", "groq", "speaches", "localai", "vllm", "whispercpp", "gateway")
@@ -44,9 +45,6 @@ ACCEPTED: dict[str, frozenset[str] | None] = {
 # What re-encoded audio is sent as: whisper.cpp's decoders know no Opus.
 DEFAULT_CODEC = {"whispercpp": "mp3"}
 
-# Observed: the gpt-4o transcription models refuse audio over about 1400 s (ISS-DUR).
-GPT4O_SECONDS = 1300.0
-
 
 @dataclass(frozen=True)
 class Shape:
@@ -75,15 +73,6 @@ def audio_codec(endpoint: Endpoint) -> str:
     return endpoint.audio_codec or DEFAULT_CODEC.get(endpoint.kind, "opus")
 
 
-def duration_limit(endpoint: Endpoint, model: str) -> float | None:
-    """Seconds of audio one request may carry; None when no limit is known."""
-    if endpoint.max_duration_seconds is not None:
-        return endpoint.max_duration_seconds
-    if endpoint.kind in {"openai", "azure", "gateway"} and "gpt-4o" in model:
-        return GPT4O_SECONDS
-    return None
-
-
 def auth_headers(endpoint: Endpoint) -> dict[str, str]:
     if not endpoint.api_key:
         return {}
@@ -92,24 +81,26 @@ def auth_headers(endpoint: Endpoint) -> dict[str, str]:
     return {"Authorization": f"Bearer {endpoint.api_key}"}
 
 
-def openai_fields(settings: FolderSettings) -> dict[str, str]:
-    """The OpenAI form: unset settings are left to the server."""
-    fields = {"model": settings.model, "response_format": settings.response_format}
-    if settings.response_format == "verbose_json":
+def openai_fields(settings: FolderSettings, ask: Ask) -> dict[str, str]:
+    """The OpenAI form: what the model takes (``ask``); unset settings left to the server."""
+    fields = {"model": settings.model, "response_format": ask.response_format}
+    if ask.granularities:
         fields["timestamp_granularities[]"] = "segment"
     if settings.language and settings.task is Task.TRANSCRIBE:
         fields["language"] = settings.language
-    if settings.prompt:
+    if settings.prompt and ask.prompt:
         fields["prompt"] = settings.prompt
+    if ask.chunking:
+        fields["chunking_strategy"] = "auto"  # the bare string: the object form was refused
     if settings.temperature is not None:
         fields["temperature"] = f"{settings.temperature:g}"
     return fields
 
 
-def shape(endpoint: Endpoint, settings: FolderSettings) -> Shape:
+def shape(endpoint: Endpoint, settings: FolderSettings, ask: Ask) -> Shape:
     """The request for one file with these settings on this endpoint."""
     route = "audio/translations" if settings.task is Task.TRANSLATE else "audio/transcriptions"
-    fields = openai_fields(settings)
+    fields = openai_fields(settings, ask)
     translate = settings.task is Task.TRANSLATE
     match endpoint.kind:
         case "azure":

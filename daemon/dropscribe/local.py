@@ -28,6 +28,7 @@ from dropscribe.errors import EndpointError, PermanentError
 
 if TYPE_CHECKING:
     from dropscribe.config import Endpoint
+    from dropscribe.models import Ask
     from dropscribe.rules import FolderSettings
 
 log = structlog.get_logger("dropscribe")
@@ -92,7 +93,13 @@ class LocalEngine:
             self._models[name] = model
             return model
 
-    def transcribe(self, path: Path, settings: FolderSettings) -> Transcript:
+    def transcribe(
+        self,
+        path: Path,
+        settings: FolderSettings,
+        ask: Ask | None = None,  # noqa: ARG002 - the Transcriber protocol's
+    ) -> Transcript:
+        """``ask`` is for HTTP endpoints: the engine gives everything itself."""
         model = self._model(settings.model)
         words = settings.response_format == "verbose_json"
         options: dict[str, Any] = {

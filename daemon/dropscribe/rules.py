@@ -74,6 +74,11 @@ class FolderSettings:
     carry_prompt: bool = False
 
     @property
+    def timed(self) -> bool:
+        """Whether some sidecar needs segment times."""
+        return any(f.timed for f in self.formats)
+
+    @property
     def response_format(self) -> str:
         """One upload serves every format: ask for timestamps only when a format needs them."""
         return TIMED_RESPONSE if any(f.timed for f in self.formats) else "json"

@@ -133,6 +133,20 @@ class InboxModel(SettingsModel):
     rules: tuple[RuleModel, ...] = ()
 
 
+ResponseFormat = Literal["json", "text", "verbose_json", "diarized_json", "srt", "vtt"]
+
+
+class ModelModel(StrictModel):
+    """What a model takes, for one the built-in table does not know (or knows wrongly)."""
+
+    formats: Annotated[tuple[ResponseFormat, ...], Field(min_length=1)] | None = None
+    timestamps: bool | None = None  # whether verbose_json/diarized_json answers carry times
+    prompt: bool | None = None
+    translate: bool | None = None
+    chunking_strategy: bool | None = None  # send chunking_strategy=auto over 30 s
+    max_seconds: Annotated[float, Field(gt=30)] | None = None
+
+
 class EndpointModel(StrictModel):
     kind: Literal[
         "openai", "azure", "groq", "speaches", "localai", "vllm", "whispercpp", "gateway", "local"
@@ -157,6 +171,8 @@ class EndpointModel(StrictModel):
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     compute_type: str = "int8"
     cpu_threads: Annotated[int, Field(ge=0, le=256)] = 0
+    # What models take, by name, over the built-in table (README: "Models").
+    models: dict[str, ModelModel] = Field(default_factory=dict)
 
     @field_validator("base_url")
     @classmethod

@@ -22,6 +22,7 @@ MIN_PAUSE = 0.2  # seconds: shorter quiet stretches are gaps inside words
 LONG_PAUSE = 1.0  # seconds: pauses at least this long count as equally good cuts
 OVERLAP = 0.5  # seconds each chunk repeats of the one before
 REACH = 0.15  # how far a cut may move from its ideal place, as a share of the chunk length
+PAD = 0.1  # seconds of quiet kept before and after the sound of a span
 MAX_REACH = 30.0  # seconds: speech pauses far more often; even chunks finish together
 
 
@@ -59,6 +60,20 @@ def threshold(envelope: npt.NDArray[np.float32]) -> float:
         return FLOOR_DB
     floor = float(np.percentile(envelope, 10))
     return min(floor + 10.0, -30.0)
+
+
+def voiced(
+    envelope: npt.NDArray[np.float32], level: float, start: float, end: float
+) -> tuple[float, float]:
+    """From the first to the last sound in [start, end] (a little padded); the whole
+    span when it is all quiet."""
+    lo, hi = int(start / FRAME), max(int(end / FRAME), int(start / FRAME) + 1)
+    loud = np.flatnonzero(envelope[lo:hi] >= level)
+    if len(loud) == 0:
+        return start, end
+    first = max(start, (lo + int(loud[0])) * FRAME - PAD)
+    last = min(end, (lo + int(loud[-1]) + 1) * FRAME + PAD)
+    return round(first, 3), round(max(last, first), 3)
 
 
 def pauses(quiet: npt.NDArray[np.bool_]) -> list[tuple[int, int]]:

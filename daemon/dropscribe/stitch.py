@@ -15,20 +15,29 @@ from typing import TYPE_CHECKING, Any
 from dropscribe.api import Transcript
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from dropscribe.split import Span
 
 TOLERANCE = 0.1  # seconds: a segment ending this close to the last kept end is a repeat
 PROMPT_CHARS = 800  # about 200 tokens: Whisper reads only the final 224 of a prompt
 MOST_REPEATED = 6  # words an overlap can repeat
+CUE_CHARS = 84  # two lines of 42 characters (PROTOCOL.md section 6.3)
 
 
-def stitch(parts: list[tuple[Span, Transcript]], total: float) -> Transcript:
-    """One transcript from chunk transcripts in source order."""
+def stitch(
+    parts: list[tuple[Span, Transcript]],
+    total: float,
+    place: Callable[[Span], tuple[float, float]] | None = None,
+) -> Transcript:
+    """One transcript from chunk transcripts in source order. With ``place`` (the sound
+    of a span on the source timeline), a part without segments gets cues there."""
     segments: list[dict[str, Any]] = []
     words: list[dict[str, Any]] = []
     texts: list[str] = []
     last_end = last_word = -1.0
-    for span, part in parts:
+    for span, answer in parts:
+        part = answer if place is None else _placed(span, answer, place)
         kept = []
         for seg in part.segments:
             start, end = seg["start"] + span.start, seg["end"] + span.start
@@ -64,6 +73,43 @@ def stitch(parts: list[tuple[Span, Transcript]], total: float) -> Transcript:
         words=tuple(words),
         request_id=parts[-1][1].request_id if parts else None,
     )
+
+
+def _placed(
+    span: Span, part: Transcript, place: Callable[[Span], tuple[float, float]]
+) -> Transcript:
+    """``part`` with cues where its span has sound, if it came without segments."""
+    if part.segments or not part.text.strip():
+        return part
+    first, last = place(span)
+    timed = divide(part.text, first - span.start, last - span.start)
+    return Transcript(part.text, part.language, part.duration, timed,
+                      request_id=part.request_id)  # fmt: skip
+
+
+def divide(text: str, start: float, end: float) -> tuple[dict[str, Any], ...]:
+    """Text without times, spread over [start, end] as cues of at most CUE_CHARS, broken
+    between words (text without spaces, between characters), each timed in proportion
+    to its characters. The segments say their timing is estimated."""
+    pieces: list[str] = []
+    for token in text.split():
+        word = token
+        while len(word) > CUE_CHARS:  # CJK, or a very long token
+            pieces.append(word[:CUE_CHARS])
+            word = word[CUE_CHARS:]
+        if pieces and len(pieces[-1]) + 1 + len(word) <= CUE_CHARS:
+            pieces[-1] += " " + word
+        else:
+            pieces.append(word)
+    total = sum(len(p) for p in pieces) or 1
+    out = []
+    at = start
+    for piece in pieces:
+        step = (end - start) * len(piece) / total
+        out.append({"start": round(at, 3), "end": round(at + step, 3), "text": piece,
+                    "timing": "estimated"})  # fmt: skip
+        at += step
+    return tuple(out)
 
 
 def _norm(word: str) -> str:

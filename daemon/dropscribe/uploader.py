@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from dropscribe import retry
+from dropscribe import models, retry
 from dropscribe.breaker import Breaker
 from dropscribe.errors import EndpointError, PermanentError, RetryableError, TranscriptionError
 from dropscribe.limiter import Limiter
+from dropscribe.limits import Limits
 from dropscribe.metrics import Metrics
 
 if TYPE_CHECKING:
@@ -27,14 +28,22 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from dropscribe.api import Transcriber, Transcript
+    from dropscribe.config import Endpoint
     from dropscribe.journal import Journal
     from dropscribe.rules import FolderSettings
 
 log = structlog.get_logger("dropscribe")
 
+LEARNED = "(learned)"  # a failure's param once its refusal is kept
+
 
 class Abandoned(Exception):  # noqa: N818 - a signal between two functions, not an error
     """The daemon is stopping; leave the job for the next start."""
+
+
+class Replan(Exception):  # noqa: N818 - a signal between two functions, not an error
+    """The server refused something this upload was planned around (timestamps, its
+    length): decide again how to send the file. The attempt was not counted."""
 
 
 class Uploader:
@@ -60,6 +69,7 @@ class Uploader:
         self._breakers = {name: self._breaker(c) for name, c in clients.items()}
         self._all = list(clients.values())
         self._lock = threading.Lock()
+        self._learned = Limits(journal)
 
     def clients(self) -> list[Transcriber]:
         """Every client, including ones a reload replaced (uploads may still be using them)."""
@@ -110,66 +120,170 @@ class Uploader:
         finally:
             limit.release()
 
+    def caps(self, endpoint: str, model: str) -> models.Caps:
+        """What the model on this endpoint takes, with what its server taught us."""
+        return self._learned.caps(self.client(endpoint).endpoint, model)
+
+    @contextlib.contextmanager
+    def _asking(
+        self, endpoint: Endpoint, settings: FolderSettings, timed: bool, seconds: float | None
+    ) -> Iterator[tuple[models.Ask, frozenset[models.Item]]]:
+        """The request that fits the model now: alone (under the pair's gate) while it
+        carries something the server has not confirmed yet."""
+        prompt = bool(settings.prompt)
+        try:
+            caps, known = self._learned.known(endpoint, settings.model)
+            ask = models.ask(caps, timed=timed, prompt=prompt, seconds=seconds)
+            if set(ask.items()) <= known:
+                yield ask, known
+                return
+            gate = self._learned.gate(endpoint, settings.model)
+            while not gate.acquire(timeout=0.25):
+                if self._abort.is_set():
+                    raise Abandoned
+            try:  # what the request before us learned counts
+                caps, known = self._learned.known(endpoint, settings.model)
+                ask = models.ask(caps, timed=timed, prompt=prompt, seconds=seconds)
+                yield ask, known
+            finally:
+                gate.release()
+        except models.NothingToAsk:
+            tried = ", ".join(endpoint.caps(settings.model).formats)
+            raise EndpointError(
+                f"model {settings.model!r} on endpoint {endpoint.name!r} refused every"
+                f" response_format it might take ({tried}); state what it takes under"
+                f" endpoints.{endpoint.name}.models, or use another model"
+            ) from None
+
+    def _send(
+        self, client: Transcriber, path: Path, settings: FolderSettings, ask: models.Ask,
+        attempt: int, size: int,
+    ) -> tuple[Transcript | TranscriptionError, float]:  # fmt: skip
+        """One request; its answer, or what went wrong, and how long it took."""
+        log.info("upload.started", endpoint=client.endpoint.name, model=settings.model,
+                 attempt=attempt, bytes=size, response_format=ask.response_format)  # fmt: skip
+        started = time.monotonic()
+        result: Transcript | TranscriptionError
+        try:
+            result = client.transcribe(path, settings, ask)
+        except TranscriptionError as exc:
+            result = exc
+        except OSError as exc:
+            result = PermanentError(f"cannot read file: {exc.strerror or exc}")
+        elapsed = time.monotonic() - started
+        failure = result if isinstance(result, TranscriptionError) else None
+        self._measure(client.endpoint.name, failure, elapsed, size)
+        return result, elapsed
+
+    def _refused(
+        self,
+        endpoint: Endpoint,
+        settings: FolderSettings,
+        failure: TranscriptionError,
+        ask: models.Ask,
+        timed: bool,
+        seconds: float | None,
+    ) -> bool:
+        """Learn what a refusal names (then ``failure.param`` is LEARNED); True when this
+        file can no longer go as planned (it needed timestamps the model no longer gives,
+        or it is longer than the model takes)."""
+        item = models.refusal(failure.status, failure.param, failure.message, ask)
+        if item is None:
+            return False
+        log.warning("upload.refused", status=failure.status, error=failure.message,
+                    request_id=failure.request_id)  # fmt: skip
+        self._learned.learn(endpoint, settings.model, item, failure.message)
+        self._succeeded(endpoint.name)  # it answered: the endpoint is well
+        failure.param = LEARNED
+        caps = self._learned.caps(endpoint, settings.model)
+        return (timed and caps.timed is None) or not models.fits(caps, seconds)
+
     def upload(
-        self, path: Path, settings: FolderSettings, key: str, attempt: int, size: int
+        self,
+        path: Path,
+        settings: FolderSettings,
+        key: str,
+        attempt: int,
+        size: int,
+        *,
+        seconds: float | None = None,
+        timed: bool | None = None,
     ) -> Transcript:
-        """Upload until it works, the attempts run out, or the failure is the file's."""
+        """Upload until it works, the attempts run out, or the failure is the file's.
+
+        ``seconds`` is the audio's length when known; ``timed``, whether the answer must
+        carry timestamps (by default: whether a sidecar needs them). A refusal that names
+        a choice of the request is learned, and the file sent again without it in the
+        same attempt; ``Replan`` when it can no longer be sent as planned."""
         client = self.client(settings.endpoint)
         endpoint = client.endpoint
+        want_timed = settings.timed if timed is None else timed
         while True:
             if self._abort.is_set():
                 raise Abandoned
-            failure: TranscriptionError | None = None
-            with self._slot(settings.endpoint):
-                log.info("upload.started", endpoint=endpoint.name, model=settings.model,
-                         attempt=attempt, bytes=size)  # fmt: skip
-                started = time.monotonic()
-                try:
-                    transcript = client.transcribe(path, settings)
-                except TranscriptionError as exc:
-                    failure = exc
-                except OSError as exc:
-                    failure = PermanentError(f"cannot read file: {exc.strerror or exc}")
-            elapsed = time.monotonic() - started
+            outcome: Transcript | TranscriptionError
+            elapsed = 0.0
+            try:
+                with (
+                    self._slot(settings.endpoint),
+                    self._asking(endpoint, settings, want_timed, seconds) as (ask, known),
+                ):
+                    outcome, elapsed = self._send(client, path, settings, ask, attempt, size)
+                    if not isinstance(outcome, TranscriptionError):
+                        self._learned.confirm(endpoint, settings.model, ask, known)
+                    elif self._refused(endpoint, settings, outcome, ask, want_timed, seconds):
+                        self._journal.start_attempt(key, settings.shaping(), attempt - 1)
+                        raise Replan(outcome.message)
+                    elif outcome.param == LEARNED:
+                        continue  # the same file in the same attempt, without it
+            except EndpointError as exc:  # nothing left to ask of the model
+                outcome = exc
             ms = round(elapsed * 1000)
-            self._measure(endpoint.name, failure, elapsed, size)
-            if failure is None:
+            if not isinstance(outcome, TranscriptionError):
                 self._succeeded(endpoint.name)
                 log.info("upload.finished", status=200, ms=ms, bytes=size,
-                         request_id=transcript.request_id, attempt=attempt)  # fmt: skip
-                return transcript
-            log.warning("upload.failed", status=failure.status, error=failure.message, ms=ms,
-                        request_id=failure.request_id, attempt=attempt,
-                        retryable=isinstance(failure, RetryableError))  # fmt: skip
-            if isinstance(failure, EndpointError):
-                self._failed(endpoint.name, failure, at_once=True)
-                if not self._wait_for_endpoints:
-                    raise failure
+                         request_id=outcome.request_id, attempt=attempt)  # fmt: skip
+                return outcome
+            if self._settle(endpoint, outcome, key, attempt, ms):
                 continue  # not the file's fault: same attempt once the endpoint is back
-            if isinstance(failure, RetryableError):
-                self._failed(endpoint.name, failure)
-                if failure.status == 429:
-                    self._throttled(endpoint.name)
-            elif failure.status is not None:
-                self._succeeded(endpoint.name)  # it answered: alive, the file is at fault
-            else:
-                with self._lock:
-                    self._breakers[endpoint.name].released()
-            last = not isinstance(failure, RetryableError) or attempt >= endpoint.max_attempts
-            state = "failed" if last else "retrying"
-            self._journal.job_failed(
-                key, failure.message, failure.status, failure.request_id, state
-            )
-            if last:
-                failure.attempts = attempt
-                raise failure
-            wait = retry.delay(attempt - 1, endpoint.backoff_max, self._jitter(),
-                               failure.retry_after)  # fmt: skip
-            log.info("upload.retrying", in_seconds=round(wait, 3), attempt=attempt)
-            self._sleep(wait)
-            self._metrics.retries.labels(endpoint.name).inc()
             attempt += 1
             self._journal.start_attempt(key, settings.shaping(), attempt)
+
+    def _settle(
+        self, endpoint: Endpoint, failure: TranscriptionError, key: str, attempt: int, ms: int
+    ) -> bool:
+        """After a failed upload: True to try again in the same attempt (the endpoint was
+        at fault and is paused), False after waiting for the next; raises when the file
+        is given up."""
+        log.warning("upload.failed", status=failure.status, error=failure.message, ms=ms,
+                    request_id=failure.request_id, attempt=attempt,
+                    retryable=isinstance(failure, RetryableError))  # fmt: skip
+        if isinstance(failure, EndpointError):
+            self._failed(endpoint.name, failure, at_once=True)
+            if not self._wait_for_endpoints:
+                raise failure
+            return True
+        if isinstance(failure, RetryableError):
+            self._failed(endpoint.name, failure)
+            if failure.status == 429:
+                self._throttled(endpoint.name)
+        elif failure.status is not None:
+            self._succeeded(endpoint.name)  # it answered: alive, the file is at fault
+        else:
+            with self._lock:
+                self._breakers[endpoint.name].released()
+        last = not isinstance(failure, RetryableError) or attempt >= endpoint.max_attempts
+        state = "failed" if last else "retrying"
+        self._journal.job_failed(key, failure.message, failure.status, failure.request_id, state)
+        if last:
+            failure.attempts = attempt
+            raise failure
+        wait = retry.delay(attempt - 1, endpoint.backoff_max, self._jitter(),
+                           failure.retry_after)  # fmt: skip
+        log.info("upload.retrying", in_seconds=round(wait, 3), attempt=attempt)
+        self._sleep(wait)
+        self._metrics.retries.labels(endpoint.name).inc()
+        return False
 
     def _measure(
         self, endpoint: str, failure: TranscriptionError | None, elapsed: float, size: int

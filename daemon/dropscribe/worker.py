@@ -23,7 +23,7 @@ from dropscribe.api import Client, Transcript
 from dropscribe.errors import EndpointError, PermanentError, SidecarError, TranscriptionError
 from dropscribe.local import LocalEngine
 from dropscribe.metrics import Metrics
-from dropscribe.uploader import Abandoned, Uploader
+from dropscribe.uploader import Abandoned, Replan, Uploader
 
 if TYPE_CHECKING:
     import os
@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from dropscribe.journal import FileRow, Journal
 
 log = structlog.get_logger("dropscribe")
+
+MAX_REPLANS = 8  # each needs a new refusal learned: more than there are things to refuse
 
 
 @dataclass(frozen=True)
@@ -301,11 +303,37 @@ class Processor:
         found = audio.probe(item.path)
         log.info("audio.probed", container=found.container, codec=found.codec,
                  seconds=found.duration)  # fmt: skip
+        for _ in range(MAX_REPLANS):
+            try:
+                return self._send(item, settings, key, attempt, found, identity[0]), True
+            except Replan:
+                continue  # what the server said changes how this file goes: decide again
+        raise PermanentError("the endpoint kept refusing what each new plan asked for")
+
+    def _send(
+        self,
+        item: Item,
+        settings: rules.FolderSettings,
+        key: str,
+        attempt: int,
+        found: audio.Probe,
+        size: int,
+    ) -> Transcript:
+        """The file's transcript: one upload, re-encoded chunks, or short spans."""
         endpoint = self._uploader.client(settings.endpoint).endpoint
-        why = chunked.reason(found, endpoint, settings, item.path, identity[0])
+        if endpoint.kind != "local":
+            caps = self._uploader.caps(settings.endpoint, settings.model)
+            if settings.timed and caps.timed is None:
+                log.info("audio.spans", reason=f"model {settings.model} gives no timestamps;"
+                         " short spans place the text in time")  # fmt: skip
+                return self._chunker.transcribe(item.path, settings, key, spans=True)
+        why = chunked.reason(found, endpoint, settings, item.path, size,
+                             self._uploader.caps(settings.endpoint, settings.model))  # fmt: skip
         if why is None:
             try:
-                return self._uploader.upload(item.path, settings, key, attempt, identity[0]), True
+                return self._uploader.upload(
+                    item.path, settings, key, attempt, size, seconds=found.duration
+                )
             except PermanentError as exc:
                 if exc.status != 413:
                     raise
@@ -314,7 +342,7 @@ class Processor:
                 why = ("the endpoint refused the whole file as too large (HTTP 413);"
                        " set max_upload_bytes to its limit")  # fmt: skip
         log.info("audio.reencoding", reason=why)
-        return self._chunker.transcribe(item.path, settings, key), True
+        return self._chunker.transcribe(item.path, settings, key)
 
     def _write(
         self, item: Item, settings: rules.FolderSettings, transcript: Transcript, fresh: str | None

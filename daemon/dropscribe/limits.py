@@ -1,0 +1,73 @@
+"""What each (endpoint, model) pair was seen to take, kept in the ledger across restarts.
+
+A request's choices (``models.Ask``) are confirmed by a 200 and refused by a 400
+that names one of them. Until every choice of a request is confirmed, requests
+of that pair go one at a time (``gate``), so that a refusal costs one request,
+not one per worker; once they are, the gate is never taken again.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+import structlog
+
+from dropscribe import models
+
+if TYPE_CHECKING:
+    from dropscribe.config import Endpoint
+    from dropscribe.journal import Journal
+
+log = structlog.get_logger("dropscribe")
+
+OK = "ok"
+REFUSED = "refused"
+
+
+def where(endpoint: Endpoint) -> str:
+    """The server a fact is about: facts survive renaming an endpoint, not moving it."""
+    return f"{endpoint.kind} {endpoint.base_url}"
+
+
+class Limits:
+    """Thread-safe; every process reads the same ledger."""
+
+    def __init__(self, journal: Journal) -> None:
+        self._journal = journal
+        self._gates: dict[tuple[str, str], threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def known(self, endpoint: Endpoint, model: str) -> tuple[models.Caps, frozenset[models.Item]]:
+        """The pair's capabilities (table, config, then refusals) and its confirmed items."""
+        rows = self._journal.capabilities(where(endpoint), model)
+        refused = [models.Item(p, v) for p, v, verdict in rows if verdict == REFUSED]
+        confirmed = frozenset(models.Item(p, v) for p, v, verdict in rows if verdict == OK)
+        return models.learned(endpoint.caps(model), refused), confirmed
+
+    def caps(self, endpoint: Endpoint, model: str) -> models.Caps:
+        return self.known(endpoint, model)[0]
+
+    def gate(self, endpoint: Endpoint, model: str) -> threading.Lock:
+        """Held by the one request that tries something not yet confirmed."""
+        with self._guard:
+            return self._gates.setdefault((where(endpoint), model), threading.Lock())
+
+    def confirm(
+        self, endpoint: Endpoint, model: str, ask: models.Ask, known: frozenset[models.Item]
+    ) -> None:
+        """A 200 to ``ask``: its choices are what the pair takes."""
+        for item in ask.items():
+            if item not in known:
+                self._journal.record_capability(
+                    where(endpoint), model, item.param, item.value, OK, None
+                )
+
+    def learn(self, endpoint: Endpoint, model: str, item: models.Item, reason: str) -> None:
+        """A refusal: kept, so no request of this pair carries ``item`` again."""
+        self._journal.record_capability(
+            where(endpoint), model, item.param, item.value, REFUSED, reason
+        )
+        log.warning("endpoint.learned", endpoint=endpoint.name, model=model,
+                    param=item.param, value=item.value, reason=reason,
+                    action="sending the same file again without it")  # fmt: skip
