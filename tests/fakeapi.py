@@ -2,8 +2,13 @@
 
 It parses the multipart body as a stream (memory stays flat for a 1 GB upload),
 records what each request carried, and answers in the shapes of PROTOCOL.md:
-``json`` / ``verbose_json`` bodies, OpenAI error bodies, Retry-After headers,
-dropped connections and stalls, scripted per request.
+``json`` / ``text`` / ``verbose_json`` / ``diarized_json`` bodies, OpenAI error
+bodies, Retry-After headers, dropped connections and stalls, scripted per request.
+
+It is as strict as the real servers (PROTOCOL.md section 6): each kind knows its
+models, and each model its formats, timestamps, prompt, translation,
+``chunking_strategy`` and duration rules, refused with the provider's own error
+body; gpt-4o answers stop after 2,000 output tokens, silently, as OpenAI's do.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 CHUNK = 64 * 1024
+TIMED = ("verbose_json", "diarized_json")
 
 
 @dataclass
@@ -66,6 +72,59 @@ def openai_error(
     return Reply(status, body, dict(headers))
 
 
+@dataclass(frozen=True)
+class Rules:
+    """What one model takes on this server (PROTOCOL.md section 6.1, 6.2)."""
+
+    formats: frozenset[str]
+    granularities: bool = False  # timestamp_granularities[] (with verbose_json)
+    prompt: bool = True
+    translate: bool = False
+    chunking: str = "refused"  # refused | optional | required (over 30 s)
+    max_seconds: float | None = None  # longer audio: 400 invalid_value
+    output_tokens: int | None = None  # answers silently cut after this many words
+    usage: str = "duration"  # what json answers count: duration or tokens
+
+
+ALL_FORMATS = frozenset({"json", "text", "srt", "vtt", "verbose_json"})
+GPT4O = Rules(frozenset({"json"}), chunking="optional", max_seconds=1400, output_tokens=2000,
+              usage="tokens")  # fmt: skip
+OPENAI_MODELS = {
+    "whisper-1": Rules(ALL_FORMATS, granularities=True, translate=True),
+    "gpt-4o-transcribe": GPT4O,
+    "gpt-4o-mini-transcribe": GPT4O,
+    "gpt-4o-mini-transcribe-2025-12-15": GPT4O,
+    "gpt-4o-transcribe-diarize": Rules(
+        frozenset({"json", "text", "diarized_json"}), prompt=False, chunking="required",
+        max_seconds=1400,
+    ),
+    # Undocumented: this server takes json and text only, as a deployment might.
+    "gpt-transcribe": Rules(frozenset({"json", "text"}), chunking="optional", max_seconds=1400,
+                            output_tokens=2000, usage="tokens"),
+}  # fmt: skip
+GROQ_MODELS = {
+    "whisper-large-v3": Rules(frozenset({"json", "text", "verbose_json"}), granularities=True,
+                              translate=True),
+    "whisper-large-v3-turbo": Rules(frozenset({"json", "text", "verbose_json"}),
+                                    granularities=True),
+}  # fmt: skip
+# Self-hosted servers load whatever model they are given; these rules hold for any name.
+ANY_MODEL = {
+    "speaches": Rules(ALL_FORMATS, granularities=True, translate=True),
+    "localai": Rules(ALL_FORMATS | {"lrc"}, granularities=True, translate=True),
+    "vllm": Rules(frozenset({"json", "text", "verbose_json"}), granularities=True,
+                  translate=True),
+    "whispercpp": Rules(ALL_FORMATS, translate=True),
+}  # fmt: skip
+KNOWN_MODELS = {"openai": OPENAI_MODELS, "azure": OPENAI_MODELS, "gateway": OPENAI_MODELS,
+                "groq": GROQ_MODELS}  # fmt: skip
+
+
+def _invalid(message: str, param: str | None, code: str | None = "invalid_value") -> Reply:
+    return Reply(400, {"error": {"message": message, "type": "invalid_request_error",
+                                 "param": param, "code": code}})  # fmt: skip
+
+
 def _parse_disposition(value: str) -> dict[str, str]:
     out = {}
     for part in value.split(";")[1:]:
@@ -74,8 +133,16 @@ def _parse_disposition(value: str) -> dict[str, str]:
     return out
 
 
-def read_multipart(read: Callable[[int], bytes], length: int, boundary: bytes, upload: Upload):
-    """Stream-parse a multipart body into ``upload``: small fields kept, the file hashed."""
+def read_multipart(
+    read: Callable[[int], bytes],
+    length: int,
+    boundary: bytes,
+    upload: Upload,
+    spool: Callable[[Upload], Any] | None = None,
+):
+    """Stream-parse a multipart body into ``upload``: small fields kept, the file hashed
+    (and kept in ``upload.spool``, if ``spool`` gives one once the fields before it are
+    known)."""
     delim = b"\r\n--" + boundary
     buf = b"\r\n"
     remaining = length
@@ -108,6 +175,8 @@ def read_multipart(read: Callable[[int], bytes], length: int, boundary: bytes, u
                 headers[key.strip().lower()] = val.strip()
         disp = _parse_disposition(headers.get("content-disposition", ""))
         is_file = "filename" in disp
+        if is_file and upload.spool is None and spool is not None:
+            upload.spool = spool(upload)
         digest = hashlib.sha256()
         small = bytearray()
         size = 0
@@ -148,7 +217,7 @@ def read_multipart(read: Callable[[int], bytes], length: int, boundary: bytes, u
 def default_answer(upload: Upload) -> dict[str, Any]:
     """A transcript that names the file, with two segments when timestamps were asked for."""
     text = f"transcript of {upload.filename}"
-    if upload.fields.get("response_format") != "verbose_json":
+    if upload.fields.get("response_format") not in TIMED:
         return {"text": text}
     translate = upload.path.partition("?")[0].endswith("translations") or (
         upload.fields.get("translate") == "true"
@@ -221,7 +290,7 @@ def tone_answer(upload: Upload) -> dict[str, Any]:
         for n, (start, end, hertz) in enumerate(upload.tones)
     ]
     text = " ".join(seg["text"].strip() for seg in segments)
-    if upload.fields.get("response_format") != "verbose_json":
+    if upload.fields.get("response_format") not in TIMED:
         return {"text": text}
     return {"task": "transcribe", "language": "english", "duration": upload.seconds,
             "text": text, "segments": segments}  # fmt: skip
@@ -240,7 +309,11 @@ class FakeAPI:
         loading: int = 0,
         listening: bool = False,
         per_audio_second: float = 0.0,
+        models: dict[str, Rules] | None = None,
     ):
+        # The models this server knows, and their rules (the kind's by default); a kind
+        # of self-hosted server takes any model name with its ANY_MODEL rules.
+        self.models = models if models is not None else KNOWN_MODELS.get(kind)
         # Decode every upload (needed by tone_answer); answer after per_audio_second
         # times its length, like a server whose work grows with the audio (that alone
         # reads only the container's duration).
@@ -275,7 +348,125 @@ class FakeAPI:
     def base_url(self) -> str:
         return f"{self.root_url}/v1"
 
+    def spool_for(self, upload: Upload) -> Any:
+        """Where to keep the audio of a request the server must listen to."""
+        if self.needs_audio(upload):
+            return tempfile.TemporaryFile()
+        return None
+
+    def rules_for(self, upload: Upload) -> tuple[str, Rules] | None:
+        """The model a request names and its rules; None for a model this server lacks."""
+        path = upload.path.partition("?")[0]
+        model = upload.fields.get("model", "")
+        if deployment := re.fullmatch(r"/openai/deployments/([^/]+)/.*", path):
+            model = deployment.group(1)
+        if self.models is None:
+            return model, ANY_MODEL.get(self.kind, ANY_MODEL["speaches"])
+        rules = self.models.get(model)
+        return (model, rules) if rules is not None else None
+
+    def needs_audio(self, upload: Upload) -> bool:
+        """Whether the server must read the audio's length to judge the request."""
+        found = self.rules_for(upload)
+        return found is not None and (
+            found[1].max_seconds is not None or found[1].chunking == "required"
+        )
+
     def refuse(self, upload: Upload) -> Reply | None:
+        """The kind's refusal of a request: its route, key, size, or what its model takes."""
+        return self._route_refusal(upload) or self._model_refusal(upload)
+
+    def _model_refusal(self, upload: Upload) -> Reply | None:
+        """What the request's model does not take, refused as that provider does."""
+        if self.kind == "whispercpp":
+            return None  # the model field is ignored: whatever was loaded at start
+        found = self.rules_for(upload)
+        model = upload.fields.get("model", "")
+        if found is None:
+            return Reply(404, {"error": {
+                "message": f"The model '{model}' does not exist or you do not have access to it.",
+                "type": "invalid_request_error", "param": None, "code": "model_not_found"}})  # fmt: skip
+        model, rules = found
+        fields = upload.fields
+        fmt = fields.get("response_format", "json")
+        translation = upload.path.partition("?")[0].endswith("/translations") or (
+            fields.get("translate") == "true"
+        )
+        if translation and not rules.translate:
+            return _invalid(f"Model {model} is not supported for translations.", "model")
+        if fmt not in rules.formats:
+            if self.kind == "vllm":
+                return Reply(400, {"error": {"message": "Currently only support response_format"
+                                             " `text`, `json` or `verbose_json`",
+                                             "type": "BadRequestError", "param": None,
+                                             "code": 400}})  # fmt: skip
+            return _invalid(f"response_format '{fmt}' is not compatible with model '{model}'",
+                            "response_format", "unsupported_value")  # fmt: skip
+        if "timestamp_granularities[]" in fields:
+            if not rules.granularities:
+                return _invalid(f"timestamp_granularities is not supported with model '{model}'",
+                                "timestamp_granularities", "unsupported_value")  # fmt: skip
+            if fmt != "verbose_json":
+                return _invalid("timestamp_granularities requires response_format=verbose_json",
+                                "timestamp_granularities")  # fmt: skip
+        if "prompt" in fields and not rules.prompt:
+            return _invalid("Prompt is not supported for diarization models", "prompt",
+                            "unsupported_value")  # fmt: skip
+        chunking = [k for k in fields if k.startswith("chunking_strategy")]
+        if chunking and rules.chunking == "refused":
+            return _invalid(f"chunking_strategy is not supported with model '{model}'",
+                            "chunking_strategy", "unsupported_value")  # fmt: skip
+        if chunking and (chunking != ["chunking_strategy"] or fields["chunking_strategy"] != "auto"):
+            return _invalid("Invalid value for chunking_strategy: expected 'auto'",
+                            "chunking_strategy")  # fmt: skip
+        if "include[]" in fields and (fmt != "json" or rules.usage != "tokens"):
+            return _invalid("include[]=logprobs is only supported with json on gpt-4o models",
+                            "include")  # fmt: skip
+        language = fields.get("language")
+        if language is not None and not re.fullmatch(r"[a-z]{2}|auto", language):
+            return _invalid(f"Invalid language '{language}'. Language parameter must be"
+                            " specified in ISO-639-1 format.", "language")  # fmt: skip
+        if rules.max_seconds is not None and upload.seconds > rules.max_seconds:
+            return _invalid(f"audio duration {upload.seconds} seconds is longer than"
+                            f" {rules.max_seconds:g} seconds which is the maximum for this"
+                            " model", None)  # fmt: skip
+        if rules.chunking == "required" and upload.seconds > 30 and not chunking:
+            return _invalid("chunking_strategy is required for diarization models",
+                            "chunking_strategy")  # fmt: skip
+        return None
+
+    def shaped(self, upload: Upload, answer: dict[str, Any]) -> Reply:
+        """A 200 in the format asked for, from an answer in verbose_json's shape."""
+        fmt = upload.fields.get("response_format", "json")
+        found = self.rules_for(upload)
+        rules = found[1] if found is not None else None
+        text = answer.get("text")
+        if not isinstance(text, str):
+            return Reply(200, answer)  # a malformed answer, as the test made it
+        if rules is not None and rules.output_tokens is not None:
+            words = text.split()
+            text = " ".join(words[: rules.output_tokens])  # silently cut, as OpenAI does
+        if fmt == "text":
+            return Reply(200, text + "\n", content_type="text/plain")
+        if fmt == "diarized_json":
+            segments = [
+                {"type": "transcript.text.segment", "id": f"seg_{n:03d}", "start": seg["start"],
+                 "end": seg["end"], "text": seg["text"], "speaker": "AB"[n % 2]}
+                for n, seg in enumerate(answer.get("segments", []))
+            ]  # fmt: skip
+            return Reply(200, {"task": "transcribe", "duration": answer.get("duration", 0.0),
+                               "text": text, "segments": segments,
+                               "usage": {"type": "duration", "seconds": 1}})  # fmt: skip
+        if fmt == "json" and rules is not None and rules.usage == "tokens":
+            count = len(text.split())
+            return Reply(200, {"text": text, "usage": {
+                "type": "tokens", "input_tokens": 10, "output_tokens": count,
+                "total_tokens": 10 + count}})  # fmt: skip
+        if fmt == "json":
+            return Reply(200, {"text": text})
+        return Reply(200, {**answer, "text": text})
+
+    def _route_refusal(self, upload: Upload) -> Reply | None:
         """The kind's own answer for a wrong route, a bad key, a too large body, or loading."""
         path, _, query = upload.path.partition("?")
         kind = self.kind
@@ -340,7 +531,7 @@ class FakeAPI:
         with self._lock:
             if self.script:
                 return self.script.popleft()
-        return Reply(200, self.answer(upload))
+        return self.shaped(upload, self.answer(upload))
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         api = self
@@ -385,7 +576,8 @@ class FakeAPI:
                 if api.listening:
                     upload.spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed below
                 try:
-                    read_multipart(self.rfile.read, length, boundary, upload)
+                    read_multipart(self.rfile.read, length, boundary, upload,
+                                   spool=api.spool_for)  # fmt: skip
                     if upload.spool is not None:
                         listen(upload, tones=api.tones)
                 except EOFError:

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import API_KEY, make_wav, named, wait_for
 from dropscribe.limiter import Limiter
-from fakeapi import FakeAPI, Reply
+from fakeapi import OPENAI_MODELS, FakeAPI, Reply
 
 
 @pytest.fixture
@@ -34,7 +34,8 @@ def run(setup, events, *names, done=None):
 
 def test_azure_classic_deployment_url_with_api_key_header(kind_setup, events):
     """azure: /openai/deployments/MODEL/audio/...?api-version=..., key in api-key, no model field."""
-    with FakeAPI(api_key=API_KEY, kind="azure") as api:
+    deployments = {"my-whisper": OPENAI_MODELS["whisper-1"]}  # the resource's one deployment
+    with FakeAPI(api_key=API_KEY, kind="azure", models=deployments) as api:
         setup = kind_setup(api, "azure", base_url=api.root_url)
         setup.data["defaults"].update(model="my-whisper", formats=["txt", "srt"])
         run(setup, events, "a.wav")

@@ -169,7 +169,7 @@ def test_sighup_reloads_config_and_rejects_a_broken_one(setup, processes):
         make_wav(setup.inbox / "before.wav")
         daemon.wait_event("file.done")
         setup.data["inboxes"].append({"path": str(second), "model": "gpt-4o-transcribe"})
-        setup.data["defaults"]["model"] = "whisper-large-v3"
+        setup.data["defaults"]["model"] = "gpt-4o-mini-transcribe"
         setup.data["endpoints"]["local"]["timeout"] = 11  # a new client for the endpoint
         setup.data["workers"] = 6
         setup.data["log"] = {"level": "warning"}  # were it applied, no file.done below
@@ -194,7 +194,7 @@ def test_sighup_reloads_config_and_rejects_a_broken_one(setup, processes):
     assert models == {
         "before.wav": "whisper-1",
         "new-inbox.wav": "gpt-4o-transcribe",
-        "after.wav": "whisper-large-v3",
+        "after.wav": "gpt-4o-mini-transcribe",
         "still-running.wav": "gpt-4o-transcribe",
     }
     problems = daemon.named("config.reload_failed")[0]["problems"]
