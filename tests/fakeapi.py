@@ -299,7 +299,7 @@ def tone_answer(upload: Upload) -> dict[str, Any]:
 class FakeAPI:
     """Start with ``with FakeAPI() as api:``; ``api.base_url`` is the endpoint's base URL."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0917 - the tests' own knobs, most left at their defaults
         self,
         api_key: str | None = None,
         answer=default_answer,
@@ -416,7 +416,9 @@ class FakeAPI:
         if chunking and rules.chunking == "refused":
             return _invalid(f"chunking_strategy is not supported with model '{model}'",
                             "chunking_strategy", "unsupported_value")  # fmt: skip
-        if chunking and (chunking != ["chunking_strategy"] or fields["chunking_strategy"] != "auto"):
+        if chunking and (
+            chunking != ["chunking_strategy"] or fields["chunking_strategy"] != "auto"
+        ):
             return _invalid("Invalid value for chunking_strategy: expected 'auto'",
                             "chunking_strategy")  # fmt: skip
         if "include[]" in fields and (fmt != "json" or rules.usage != "tokens"):

@@ -9,6 +9,7 @@ repeated across the junction are dropped too.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ TOLERANCE = 0.1  # seconds: a segment ending this close to the last kept end is 
 PROMPT_CHARS = 800  # about 200 tokens: Whisper reads only the final 224 of a prompt
 MOST_REPEATED = 6  # words an overlap can repeat
 CUE_CHARS = 84  # two lines of 42 characters (PROTOCOL.md section 6.3)
+CUE_SECONDS = 7.0  # the longest cue subtitle guidance allows
 
 
 def stitch(
@@ -90,14 +92,17 @@ def _placed(
 def divide(text: str, start: float, end: float) -> tuple[dict[str, Any], ...]:
     """Text without times, spread over [start, end] as cues of at most CUE_CHARS, broken
     between words (text without spaces, between characters), each timed in proportion
-    to its characters. The segments say their timing is estimated."""
+    to its characters, and no longer than CUE_SECONDS where the words allow. The segments
+    say their timing is estimated."""
+    length = len(" ".join(text.split()))
+    budget = min(CUE_CHARS, max(1, math.ceil(length / math.ceil((end - start) / CUE_SECONDS))))
     pieces: list[str] = []
     for token in text.split():
         word = token
         while len(word) > CUE_CHARS:  # CJK, or a very long token
             pieces.append(word[:CUE_CHARS])
             word = word[CUE_CHARS:]
-        if pieces and len(pieces[-1]) + 1 + len(word) <= CUE_CHARS:
+        if pieces and len(pieces[-1]) + 1 + len(word) <= budget:
             pieces[-1] += " " + word
         else:
             pieces.append(word)

@@ -129,24 +129,35 @@ class Uploader:
         self, endpoint: Endpoint, settings: FolderSettings, timed: bool, seconds: float | None
     ) -> Iterator[tuple[models.Ask, frozenset[models.Item]]]:
         """The request that fits the model now: alone (under the pair's gate) while it
-        carries something the server has not confirmed yet."""
-        prompt = bool(settings.prompt)
-        try:
+        carries something the server has not confirmed yet. ``Replan`` when what was
+        learned meanwhile means the file cannot go as planned."""
+        caps, known = self._learned.known(endpoint, settings.model)
+        ask = self._ask(endpoint, settings, caps, timed, seconds)
+        if set(ask.items()) <= known:
+            yield ask, known
+            return
+        gate = self._learned.gate(endpoint, settings.model)
+        while not gate.acquire(timeout=0.25):
+            if self._abort.is_set():
+                raise Abandoned
+        try:  # what the request before us learned counts
             caps, known = self._learned.known(endpoint, settings.model)
-            ask = models.ask(caps, timed=timed, prompt=prompt, seconds=seconds)
-            if set(ask.items()) <= known:
-                yield ask, known
-                return
-            gate = self._learned.gate(endpoint, settings.model)
-            while not gate.acquire(timeout=0.25):
-                if self._abort.is_set():
-                    raise Abandoned
-            try:  # what the request before us learned counts
-                caps, known = self._learned.known(endpoint, settings.model)
-                ask = models.ask(caps, timed=timed, prompt=prompt, seconds=seconds)
-                yield ask, known
-            finally:
-                gate.release()
+            yield self._ask(endpoint, settings, caps, timed, seconds), known
+        finally:
+            gate.release()
+
+    @staticmethod
+    def _ask(
+        endpoint: Endpoint,
+        settings: FolderSettings,
+        caps: models.Caps,
+        timed: bool,
+        seconds: float | None,
+    ) -> models.Ask:
+        if (timed and caps.timed is None) or not models.fits(caps, seconds):
+            raise Replan("the model no longer takes this file as planned")
+        try:
+            return models.ask(caps, timed=timed, prompt=bool(settings.prompt), seconds=seconds)
         except models.NothingToAsk:
             tried = ", ".join(endpoint.caps(settings.model).formats)
             raise EndpointError(
@@ -232,12 +243,14 @@ class Uploader:
                     if not isinstance(outcome, TranscriptionError):
                         self._learned.confirm(endpoint, settings.model, ask, known)
                     elif self._refused(endpoint, settings, outcome, ask, want_timed, seconds):
-                        self._journal.start_attempt(key, settings.shaping(), attempt - 1)
-                        raise Replan(outcome.message)
+                        raise Replan(outcome.message)  # noqa: TRY301 - refunded just below
                     elif outcome.param == LEARNED:
                         continue  # the same file in the same attempt, without it
             except EndpointError as exc:  # nothing left to ask of the model
                 outcome = exc
+            except Replan:  # this attempt sent nothing the file is to blame for
+                self._journal.start_attempt(key, settings.shaping(), attempt - 1)
+                raise
             ms = round(elapsed * 1000)
             if not isinstance(outcome, TranscriptionError):
                 self._succeeded(endpoint.name)

@@ -1,0 +1,273 @@
+"""Every current model, right the first time: requests that fit the model, refusals learned
+once, and subtitles from models without timestamps (PROTOCOL.md section 6)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+
+import pytest
+
+from conftest import API_KEY, make_wav, named, write_tones
+from dropscribe import models, stitch
+from dropscribe.service import Daemon
+from fakeapi import OPENAI_MODELS, FakeAPI, Rules, tone_answer
+from test_long import cues, hertz
+
+OPENAI_FILE_MODELS = [
+    "whisper-1",
+    "gpt-4o-transcribe",
+    "gpt-4o-mini-transcribe",
+    "gpt-4o-mini-transcribe-2025-12-15",
+    "gpt-4o-transcribe-diarize",
+    "gpt-transcribe",
+]
+FORMAT_SETS = [["txt"], ["txt", "srt"], ["txt", "vtt", "json"], ["srt", "verbose_json"]]
+# Tones of 3 s with 2 s pauses over a minute: speech with room to cut.
+TONES = [(5.0 * n + 1.0, 5.0 * n + 4.0, 400 + 100 * n) for n in range(12)]
+SECONDS = 60.0
+
+
+def serve(setup, api: FakeAPI, **settings) -> None:
+    """Point the test config at ``api`` with these folder settings."""
+    setup.api = api
+    setup.data["endpoints"]["local"]["base_url"] = api.base_url
+    setup.data["defaults"].update(settings)
+
+
+def once(setup) -> int:
+    return Daemon(setup.load()).run(threading.Event(), once=True)
+
+
+def refused(api: FakeAPI) -> list[str]:
+    return [u.reply for u in api.uploads if u.reply.startswith("4")]
+
+
+# ------------------------------------------------------------------ pure decisions
+
+
+def test_table_gives_each_openai_model_what_it_takes():
+    """gpt-4o models: json, no times; diarize: diarized_json, no prompt; whisper-1: all."""
+    assert models.table("openai", "whisper-1").timed == "verbose_json"
+    for name in ("gpt-4o-transcribe", "gpt-4o-mini-transcribe-2025-12-15"):
+        caps = models.table("openai", name)
+        assert caps.timed is None
+        assert models.ask(caps, timed=True, prompt=True, seconds=10).response_format == "json"
+    diarize = models.table("openai", "gpt-4o-transcribe-diarize")
+    short = models.ask(diarize, timed=True, prompt=True, seconds=20)
+    assert (short.response_format, short.prompt, short.chunking) == ("diarized_json", False, False)
+    assert models.ask(diarize, timed=False, prompt=False, seconds=31).chunking
+    assert models.table("openai", "somebody-elses-model").formats == ("json", "text")
+    assert not models.table("groq", "whisper-large-v3-turbo").translate
+
+
+def test_refusals_name_what_was_refused():
+    """A 400 naming a parameter becomes a kept item; one about the file does not."""
+    sent = models.Ask("verbose_json", granularities=True, prompt=True)
+    msg = "response_format 'verbose_json' is not compatible with model 'gpt-4o-mini-transcribe'"
+    assert models.refusal(400, "response_format", msg, sent) == ("response_format",
+                                                                 "verbose_json")  # fmt: skip
+    assert models.refusal(400, None, "Prompt is not supported for diarization models",
+                          sent) == models.PROMPT  # fmt: skip
+    assert models.refusal(400, "chunking_strategy", "chunking_strategy is required for"
+                          " diarization models", sent) == models.CHUNKING_REQUIRED  # fmt: skip
+    long = "audio duration 1500 seconds is longer than 1400 seconds which is the maximum"
+    assert models.refusal(400, None, long, sent) == ("max_seconds", "1400")
+    assert models.refusal(400, None, "Invalid file format.", sent) is None
+    assert models.refusal(500, "response_format", msg, sent) is None
+
+
+def test_what_is_learned_and_stated_changes_the_request():
+    """Learned refusals and the user's models: take away what the server does not take."""
+    whisper = models.table("openai", "whisper-1")
+    less = models.learned(whisper, [models.Item("response_format", "verbose_json")])
+    assert less.timed is None
+    assert models.ask(less, timed=True, prompt=True, seconds=5).response_format == "json"
+    stated = models.with_stated(models.SAFE, models.Stated(formats=("verbose_json", "json")))
+    assert stated.timed == "verbose_json"
+    gone = [models.Item("response_format", "json"), models.Item("response_format", "text")]
+    assert models.learned(models.SAFE, gone).formats == ()
+
+
+def test_text_without_times_is_divided_into_cues_at_word_boundaries():
+    """A span's text becomes cues of at most 84 characters over its sound, in order."""
+    text = " ".join(f"word{n}" for n in range(60))
+    segments = stitch.divide(text, 2.0, 20.0)
+    assert all(len(s["text"]) <= stitch.CUE_CHARS for s in segments)
+    assert " ".join(s["text"] for s in segments) == text
+    assert segments[0]["start"] == 2.0
+    assert segments[-1]["end"] == pytest.approx(20.0)
+    assert all(a["end"] == pytest.approx(b["start"]) for a, b in itertools.pairwise(segments))
+    cjk = stitch.divide("字" * 200, 0.0, 10.0)
+    assert [len(s["text"]) for s in cjk] == [84, 84, 32]
+
+
+# ------------------------------------------------------------------ every model, every format
+
+
+@pytest.mark.parametrize("formats", FORMAT_SETS, ids="+".join)
+@pytest.mark.parametrize("model", OPENAI_FILE_MODELS)
+def test_every_model_gets_every_format_set_with_nothing_quarantined(setup, model, formats):
+    """Each OpenAI model x the format sets users pick: every sidecar, nothing failed, and
+    no request carrying what its model refuses (one refusal at most, for gpt-transcribe)."""
+    with FakeAPI(api_key=API_KEY, answer=tone_answer, listening=True) as api:
+        serve(setup, api, model=model, formats=formats, prompt="Names: Ada, Grace.")
+        write_tones(setup.inbox / "call.wav", TONES[:3], 15.0)
+        assert once(setup) == 0
+    assert not (setup.inbox / "failed").exists()
+    for fmt in formats:
+        extension = "verbose.json" if fmt == "verbose_json" else fmt
+        assert (setup.inbox / f"call.{extension}").stat().st_size > 0
+    assert len(refused(api)) <= (1 if model == "gpt-transcribe" else 0)
+    rules = OPENAI_MODELS[model]
+    for upload in api.uploads:
+        if upload.reply == "200":
+            assert upload.fields["response_format"] in rules.formats
+            assert ("prompt" in upload.fields) == rules.prompt
+    if "srt" in formats:
+        placed = cues((setup.inbox / "call.srt").read_text())
+        assert hertz(" ".join(text for _, _, text in placed)) == [400, 500, 600]
+        assert placed[-1][1] <= 15.0
+
+
+def test_diarize_over_30_seconds_sends_chunking_strategy_auto_and_no_prompt(setup):
+    """gpt-4o-transcribe-diarize: chunking_strategy=auto (the bare string) above 30 s,
+    never a prompt; its diarized_json segments time the srt."""
+    with FakeAPI(api_key=API_KEY, answer=tone_answer, listening=True) as api:
+        serve(setup, api, model="gpt-4o-transcribe-diarize", formats=["txt", "srt"],
+              prompt="Glossary")  # fmt: skip
+        write_tones(setup.inbox / "long.wav", TONES, SECONDS)
+        write_tones(setup.inbox / "short.wav", TONES[:2], 12.0)
+        assert once(setup) == 0
+    by_name = {u.filename: u for u in api.uploads}
+    assert by_name["long.wav"].fields["chunking_strategy"] == "auto"
+    assert "chunking_strategy" not in by_name["short.wav"].fields
+    assert all("prompt" not in u.fields for u in api.uploads)
+    assert refused(api) == []
+    placed = cues((setup.inbox / "long.srt").read_text())
+    assert len(placed) == len(TONES)
+
+
+# ------------------------------------------------------------------ models without timestamps
+
+
+def test_srt_from_a_model_without_timestamps_has_cues_all_the_way_through(setup, events):
+    """gpt-4o-mini-transcribe with [txt, srt]: short spans cut at pauses, sent in parallel
+    as compressed audio, each span's text placed at its sound; txt alone is one upload."""
+    with FakeAPI(api_key=API_KEY, answer=tone_answer, listening=True) as api:
+        serve(setup, api, model="gpt-4o-mini-transcribe", formats=["txt", "srt"])
+        setup.data["inboxes"].append({"path": str(setup.root / "plain"), "formats": ["txt"]})
+        write_tones(setup.inbox / "meeting.wav", TONES, SECONDS)
+        write_tones(setup.root / "plain" / "memo.wav", TONES, SECONDS)
+        assert once(setup) == 0
+    spans = [u for u in api.uploads if u.filename != "memo.wav"]
+    assert len(spans) >= 3
+    assert all(u.fields["response_format"] == "json" for u in api.uploads)
+    wav = (setup.inbox / "meeting.wav").stat().st_size
+    assert sum(u.size for u in spans) * 10 < wav
+    placed = cues((setup.inbox / "meeting.srt").read_text())
+    assert hertz(" ".join(text for _, _, text in placed)) == [t[2] for t in TONES]
+    assert placed[0][0] == pytest.approx(TONES[0][0], abs=0.5)
+    assert placed[-1][1] == pytest.approx(TONES[-1][1], abs=0.5)
+    assert max(end - start for start, end, _ in placed) <= 30
+    memo = [u for u in api.uploads if u.filename == "memo.wav"]
+    assert len(memo) == 1
+    assert memo[0].fields["response_format"] == "json"
+    assert named(events, "audio.spans")
+
+
+# ------------------------------------------------------------------ learning from refusals
+
+
+def test_a_refused_format_is_learned_once_and_kept_across_a_restart(setup, events):
+    """A server refusing verbose_json for whisper-1: one refused request for the pair, all
+    files done with their srt, no attempt spent; a restarted daemon sends json at once."""
+    strict = {**OPENAI_MODELS, "whisper-1": Rules(frozenset({"json", "text"}), translate=True)}
+    with FakeAPI(api_key=API_KEY, answer=tone_answer, listening=True, models=strict) as api:
+        serve(setup, api, model="whisper-1", formats=["txt", "srt"])
+        for n in range(4):
+            write_tones(setup.inbox / f"f{n}.wav", TONES[n : n + 2], 15.0 + 5 * n)
+        assert once(setup) == 0
+        assert refused(api) == ["400"]
+        learned = named(events, "endpoint.learned")
+        assert [(e["param"], e["value"]) for e in learned] == [("response_format",
+                                                                "verbose_json")]  # fmt: skip
+        write_tones(setup.inbox / "after.wav", TONES[5:7], 40.0)
+        before = len(api.uploads)
+        assert once(setup) == 0
+        assert len(api.uploads) > before
+        assert all(u.reply == "200" for u in api.uploads[before:])
+    assert not (setup.inbox / "failed").exists()
+    for n in range(4):
+        heard = hertz((setup.inbox / f"f{n}.srt").read_text())
+        assert heard == [t[2] for t in TONES[n : n + 2]]
+    assert {e["attempt"] for e in named(events, "upload.started")} == {1}
+    assert not named(events, "upload.retrying")
+
+
+def test_a_refused_prompt_is_learned_and_the_file_sent_again_without_it(setup, events):
+    """A gateway model that refuses prompts: one refusal, then the same file without it."""
+    no_prompt = {"alias": Rules(frozenset({"json"}), prompt=False)}
+    with FakeAPI(api_key=API_KEY, models=no_prompt, kind="gateway") as api:
+        setup.data["endpoints"]["local"]["kind"] = "gateway"
+        serve(setup, api, model="alias", prompt="Vocabulary")
+        make_wav(setup.inbox / "a.wav")
+        make_wav(setup.inbox / "b.wav", freq=600)
+        assert once(setup) == 0
+    assert refused(api) == ["400"]
+    assert [u.reply for u in api.uploads if "prompt" not in u.fields] == ["200", "200"]
+
+
+def test_a_duration_limit_named_by_the_server_cuts_the_file_into_chunks(setup, events):
+    """A 400 'longer than 40 seconds' is learned; the file goes again as chunks under it."""
+    capped = {**OPENAI_MODELS, "whisper-1": Rules(frozenset({"json", "verbose_json"}),
+                                                  granularities=True, max_seconds=40)}  # fmt: skip
+    with FakeAPI(api_key=API_KEY, answer=tone_answer, listening=True, models=capped) as api:
+        serve(setup, api, model="whisper-1", formats=["txt", "srt"])
+        write_tones(setup.inbox / "talk.wav", TONES, SECONDS)
+        assert once(setup) == 0
+    assert refused(api) == ["400"]
+    assert all(u.seconds <= 40 for u in api.uploads if u.reply == "200")
+    assert hertz((setup.inbox / "talk.txt").read_text()) == [t[2] for t in TONES]
+
+
+def test_a_model_that_refuses_every_format_fails_once_files_naming_the_model(setup, events):
+    """once: a model refusing json and text fails its files at once, not quarantined, exit 1;
+    the event names the model and what it refused."""
+    nothing = {**OPENAI_MODELS, "gpt-4o-transcribe": Rules(frozenset({"srt"}))}
+    with FakeAPI(api_key=API_KEY, models=nothing) as api:
+        serve(setup, api, model="gpt-4o-transcribe")
+        make_wav(setup.inbox / "a.wav")
+        assert once(setup) == 1
+    assert refused(api) == ["400", "400"]
+    failed = named(events, "file.failed")
+    assert failed[0]["quarantined"] is False
+    assert "gpt-4o-transcribe" in failed[0]["error"]
+    assert "json, text" in failed[0]["error"]
+    assert not (setup.inbox / "failed").exists()
+
+
+def test_an_unknown_model_is_an_endpoint_error_not_a_quarantine(setup, events):
+    """404 model_not_found: the file fails in once with the server's words, not quarantined."""
+    with FakeAPI(api_key=API_KEY) as api:
+        serve(setup, api, model="gpt-5-transcribe-typo")
+        make_wav(setup.inbox / "a.wav")
+        assert once(setup) == 1
+    failed = named(events, "file.failed")
+    assert "gpt-5-transcribe-typo" in failed[0]["error"]
+    assert failed[0]["quarantined"] is False
+
+
+def test_stated_capabilities_are_used_for_a_model_the_table_does_not_know(setup, events):
+    """models: under the endpoint says an alias gives verbose_json: srt comes in one upload."""
+    alias = {"house-whisper": Rules(frozenset({"json", "verbose_json"}), granularities=True)}
+    with FakeAPI(api_key=API_KEY, models=alias, kind="gateway") as api:
+        setup.data["endpoints"]["local"].update(
+            kind="gateway", models={"house-whisper": {"formats": ["verbose_json", "json"]}}
+        )
+        serve(setup, api, model="house-whisper", formats=["srt"])
+        make_wav(setup.inbox / "a.wav", seconds=2)
+        assert once(setup) == 0
+    assert [u.fields["response_format"] for u in api.uploads] == ["verbose_json"]
+    assert json.loads(json.dumps(refused(api))) == []
