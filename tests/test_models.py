@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from conftest import API_KEY, make_wav, named, write_tones
-from dropscribe import models, stitch
+from dropscribe import models, report, stitch
 from dropscribe.service import Daemon
 from fakeapi import OPENAI_MODELS, FakeAPI, Rules, tone_answer
 from test_long import cues, hertz
@@ -180,7 +180,7 @@ def test_srt_from_a_model_without_timestamps_has_cues_all_the_way_through(setup,
 # ------------------------------------------------------------------ learning from refusals
 
 
-def test_a_refused_format_is_learned_once_and_kept_across_a_restart(setup, events):
+def test_a_refused_format_is_learned_once_and_kept_across_a_restart(setup, events, capsys):
     """A server refusing verbose_json for whisper-1: one refused request for the pair, all
     files done with their srt, no attempt spent; a restarted daemon sends json at once."""
     strict = {**OPENAI_MODELS, "whisper-1": Rules(frozenset({"json", "text"}), translate=True)}
@@ -204,6 +204,9 @@ def test_a_refused_format_is_learned_once_and_kept_across_a_restart(setup, event
         assert heard == [t[2] for t in TONES[n : n + 2]]
     assert {e["attempt"] for e in named(events, "upload.started")} == {1}
     assert not named(events, "upload.retrying")
+    capsys.readouterr()
+    assert report.status(setup.load()) == 0
+    assert "whisper-1: response_format=verbose_json" in capsys.readouterr().out
 
 
 def test_a_refused_prompt_is_learned_and_the_file_sent_again_without_it(setup, events):

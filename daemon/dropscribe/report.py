@@ -33,6 +33,7 @@ def status(cfg: config.Config) -> int:
         journal = Journal(path)
         counts = journal.counts()
         failures = journal.latest_failures()
+        refusals = [row for row in journal.all_capabilities() if row[4] == "refused"]
         journal.close()
     except (OSError, sqlite3.Error) as exc:
         return _fail(f"cannot read ledger {path}: {exc}")
@@ -43,6 +44,10 @@ def status(cfg: config.Config) -> int:
         print("latest failures:")
         for row in failures:
             print(f"  {row.path}: {row.error}")
+    if refusals:
+        print("learned from refusals (never sent to that model again):")
+        for server, model, param, value, _, reason in refusals:
+            print(f"  {server} {model}: {param}={value} ({reason})")
     return EXIT_OK
 
 
