@@ -274,3 +274,23 @@ def test_stated_capabilities_are_used_for_a_model_the_table_does_not_know(setup,
         assert once(setup) == 0
     assert [u.fields["response_format"] for u in api.uploads] == ["verbose_json"]
     assert json.loads(json.dumps(refused(api))) == []
+
+
+def test_an_answer_cut_short_by_the_output_cap_is_sent_again_in_halves(setup, events):
+    """A gpt-4o answer far shorter than its span's sound is flagged and the span sent again
+    cut in two at a pause; the longer transcript is kept."""
+    capped = {**OPENAI_MODELS, "gpt-4o-transcribe": Rules(frozenset({"json"}), output_tokens=10,
+                                                          usage="tokens")}  # fmt: skip
+    tones = [(5.0 * n, 5.0 * n + 4.0, 300 + 100 * n) for n in range(24)]
+    with FakeAPI(api_key=API_KEY, answer=tone_answer, listening=True, models=capped) as api:
+        serve(setup, api, model="gpt-4o-transcribe", formats=["txt"], chunk_seconds=120)
+        setup.data["endpoints"]["local"]["max_upload_bytes"] = 1_000_000  # re-encoded
+        write_tones(setup.inbox / "talk.wav", tones, 120.0)
+        assert once(setup) == 0
+    chunks = named(events, "audio.split")[0]["chunks"]
+    assert len(named(events, "transcript.suspect_truncation")) == chunks
+    assert len(api.uploads) == 3 * chunks  # each chunk, then its two halves
+    heard = hertz((setup.inbox / "talk.txt").read_text())
+    assert len(heard) == 10 * chunks  # each half cut at 10 words again, but twice the text
+    assert heard[0] == 300
+    assert heard[-1] >= 2100  # the last half was heard too

@@ -49,6 +49,11 @@ FILL = 0.9  # of the byte limit a chunk is planned to use, for bitrate swings
 # each span's text is placed between its first and last sound and divided into cues.
 SPAN_SECONDS = 20.0
 SPAN_LONGEST = 30.0
+# An answer from a model with an output cap (gpt-4o: 2,000 tokens) with fewer than 40
+# words a minute of sound (speech has 120-190), over at least 30 s of sound, looks cut
+# short. Music or noise without words looks the same: it costs one more pair of requests.
+SUSPECT_WPM = 40.0
+SUSPECT_SOUND = 30.0
 
 
 def reason(
@@ -254,10 +259,56 @@ class Chunker:
             finally:
                 with contextlib.suppress(OSError):
                     target.unlink()
+            if self._truncated(job, span, transcript):
+                transcript = self._in_halves(job, i, settings, transcript)
             self._journal.chunk_done(job.key, i, transcript.to_json(), transcript.request_id)
             log.info("chunk.done", of=len(job.spans), offset=span.start,
                      seconds=round(span.seconds, 3), bytes=size)  # fmt: skip
         return transcript
+
+    def _truncated(self, job: _Job, span: split.Span, transcript: Transcript) -> bool:
+        """Whether an answer from a model with an output cap looks cut short: far fewer
+        words than a minute of its span's sound holds."""
+        caps = self._uploader.caps(job.settings.endpoint, job.settings.model)
+        if caps.output_seconds is None or job.untimed:  # a span holds far less than the cap
+            return False
+        sound = split.sound_seconds(job.decoded.envelope, span.start, span.end)
+        words = len(transcript.text.split())
+        if sound < SUSPECT_SOUND or words / (sound / 60) >= SUSPECT_WPM:
+            return False
+        log.warning("transcript.suspect_truncation", words=words, sound_seconds=round(sound),
+                    offset=span.start, seconds=round(span.seconds, 3),
+                    action="sending the span again cut in two")  # fmt: skip
+        return True
+
+    def _in_halves(
+        self, job: _Job, i: int, settings: FolderSettings, first: Transcript
+    ) -> Transcript:
+        """The span sent again as two halves cut at a pause; the answer with more words."""
+        span = job.spans[i]
+        lo, hi = round(span.start / split.FRAME), round(span.end / split.FRAME)
+        halves = split.plan(job.decoded.envelope[lo:hi], span.seconds, span.seconds / 2,
+                            span.seconds)  # fmt: skip
+        parts = []
+        ckey = chunk_key(job.key, i)
+        for n, half in enumerate(halves):
+            target = job.work / f"{i:04d}-{n}.{job.codec.extension}"
+            with self._encoders:
+                size = transcode.encode(job.decoded.pcm, span.start + half.start,
+                                        span.start + half.end, target, job.codec)  # fmt: skip
+            try:
+                attempt = self._journal.chunk_attempt(ckey, settings.shaping())
+                part = self._uploader.upload(target, settings, ckey, attempt, size,
+                                             seconds=half.seconds,
+                                             timed=False if job.untimed else None)  # fmt: skip
+            finally:
+                with contextlib.suppress(OSError):
+                    target.unlink()
+            parts.append((half, part))
+        whole = stitch.stitch(parts, span.seconds)
+        log.info("transcript.rejoined", halves=len(parts), words=len(whole.text.split()),
+                 before=len(first.text.split()))  # fmt: skip
+        return whole if len(whole.text.split()) > len(first.text.split()) else first
 
 
 @dataclass(frozen=True)

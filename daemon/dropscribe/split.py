@@ -76,6 +76,12 @@ def voiced(
     return round(first, 3), round(max(last, first), 3)
 
 
+def sound_seconds(envelope: npt.NDArray[np.float32], start: float, end: float) -> float:
+    """How many seconds of [start, end] are above the pause threshold."""
+    lo, hi = int(start / FRAME), int(end / FRAME)
+    return float(np.count_nonzero(envelope[lo:hi] >= threshold(envelope))) * FRAME
+
+
 def pauses(quiet: npt.NDArray[np.bool_]) -> list[tuple[int, int]]:
     """Runs of quiet frames as (first, end) frame indexes, at least MIN_PAUSE long."""
     padded = np.concatenate(([False], quiet, [False]))
