@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import resource
 import subprocess
 import sys
@@ -19,3 +20,17 @@ def run_once(config: Path) -> tuple[float, float]:
     subprocess.run([sys.executable, "-m", "dropscribe", "once", "-c", str(config)], check=True)
     elapsed = time.perf_counter() - start
     return elapsed, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def once_config(work: Path, base_url: str, model: str, inbox: Path) -> Path:
+    """A config in ``work`` for one OpenAI-kind endpoint at its defaults, txt and srt."""
+    config = work / "bench.yaml"
+    config.write_text(json.dumps({
+        "endpoints": {"fake": {"base_url": base_url, "timeout": 3600}},
+        "defaults": {"endpoint": "fake", "model": model, "settle_seconds": 0,
+                     "formats": ["txt", "srt"]},
+        "inboxes": [{"path": str(inbox)}],
+        "state_dir": str(work / "state"),
+        "log": {"format": "json", "level": "warning"},
+    }))  # fmt: skip
+    return config

@@ -14,7 +14,6 @@ uploads, max_concurrency 4, chunk_seconds 600).
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import subprocess
 import sys
@@ -29,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from common import run_once  # noqa: E402
+from common import once_config, run_once  # noqa: E402
 from fakeapi import FakeAPI  # noqa: E402
 
 RATE = 44100
@@ -71,15 +70,7 @@ def main() -> None:
         print(f"recording: {args.hours:g} h, {size / 1e9:.2f} GB WAV")
 
         with FakeAPI(per_audio_second=args.per_audio_second) as api:
-            config = work / "long.yaml"
-            config.write_text(json.dumps({
-                "endpoints": {"fake": {"base_url": api.base_url, "timeout": 3600}},
-                "defaults": {"endpoint": "fake", "model": "whisper-1", "settle_seconds": 0,
-                             "formats": ["txt", "srt"]},
-                "inboxes": [{"path": str(inbox)}],
-                "state_dir": str(work / "state"),
-                "log": {"format": "json", "level": "warning"},
-            }))  # fmt: skip
+            config = once_config(work, api.base_url, "whisper-1", inbox)
             chunked, peak_mib = run_once(config)
             sent = sum(u.size for u in api.uploads)
             count = len(api.uploads)

@@ -15,7 +15,6 @@ client that does not split would make, and which could only give a one-cue srt.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import subprocess
 import sys
@@ -27,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from common import run_once  # noqa: E402
+from common import once_config, run_once  # noqa: E402
 from fakeapi import FakeAPI, Rules  # noqa: E402
 from long import meeting  # noqa: E402
 
@@ -49,15 +48,7 @@ def main() -> None:
         print(f"recording: {args.minutes:g} min, {size / 1e6:.0f} MB WAV")
 
         with FakeAPI(per_audio_second=args.per_audio_second) as api:
-            config = work / "spans.yaml"
-            config.write_text(json.dumps({
-                "endpoints": {"fake": {"base_url": api.base_url, "timeout": 3600}},
-                "defaults": {"endpoint": "fake", "model": MODEL, "settle_seconds": 0,
-                             "formats": ["txt", "srt"]},
-                "inboxes": [{"path": str(inbox)}],
-                "state_dir": str(work / "state"),
-                "log": {"format": "json", "level": "warning"},
-            }))  # fmt: skip
+            config = once_config(work, api.base_url, MODEL, inbox)
             spans, peak_mib = run_once(config)
             sent = sum(u.size for u in api.uploads)
             count = len(api.uploads)

@@ -294,3 +294,19 @@ def test_an_answer_cut_short_by_the_output_cap_is_sent_again_in_halves(setup, ev
     assert len(heard) == 10 * chunks  # each half cut at 10 words again, but twice the text
     assert heard[0] == 300
     assert heard[-1] >= 2100  # the last half was heard too
+
+
+def test_check_config_refuses_a_translation_by_a_model_that_cannot_translate(setup):
+    """task: translate on gpt-4o-transcribe is a config problem naming the key and the fix."""
+    from dropscribe.errors import ConfigError
+
+    setup.data["defaults"].update(model="gpt-4o-transcribe")
+    setup.data["inboxes"][0]["rules"] = [{"folder": "en", "task": "translate"}]
+    with pytest.raises(ConfigError) as caught:
+        setup.load()
+    [problem] = caught.value.problems
+    assert problem.key == "inboxes[0].rules[0].task"
+    assert problem.line is not None
+    assert "whisper-1" in problem.message
+    setup.data["inboxes"][0]["rules"][0]["model"] = "whisper-1"
+    assert setup.load()
