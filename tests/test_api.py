@@ -165,3 +165,34 @@ def test_faults_over_a_real_socket(wav):
     assert errors[1].retry_after == 0.25
     assert "connection failed" in errors[2].message
     assert "timed out" in errors[3].message
+
+
+def _subclasses(cls):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _subclasses(sub)
+
+
+@pytest.mark.parametrize("error", sorted(set(_subclasses(httpx.HTTPError)), key=lambda c: c.__name__),
+                         ids=lambda c: c.__name__)  # fmt: skip
+def test_every_httpx_error_becomes_one_of_ours(wav, error):
+    """Whatever httpx raises while sending or reading (every HTTPError subclass) leaves the
+    client as a TranscriptionError, never as an httpx exception."""
+
+    def handler(request):
+        if issubclass(error, httpx.HTTPStatusError):
+            raise error("boom", request=request, response=httpx.Response(500))
+        if issubclass(error, httpx.RequestError):
+            raise error("boom", request=request)
+        raise error("boom")
+
+    with pytest.raises((RetryableError, PermanentError)):
+        mock(handler).transcribe(wav, SETTINGS)
+
+
+def test_an_answer_nested_past_reason_is_a_clear_failure(wav):
+    """A JSON answer nested 100,000 deep is 'answer is not JSON', not a RecursionError."""
+    body = "[" * 100_000 + "]" * 100_000
+    client = mock(lambda request: httpx.Response(200, text=body))
+    with pytest.raises(PermanentError, match="answer is not JSON"):
+        client.transcribe(wav, SETTINGS)

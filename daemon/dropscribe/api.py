@@ -203,6 +203,11 @@ class Client:
                 raise RetryableError(f"timed out ({exc.__class__.__name__})") from None
             except httpx.TransportError as exc:
                 raise RetryableError(f"connection failed ({exc.__class__.__name__})") from None
+            except httpx.HTTPError as exc:  # the answer could not be read (DecodingError, ...)
+                raise RetryableError(
+                    f"unreadable answer from {self.endpoint.base_url}:"
+                    f" {exc.__class__.__name__}: {self._scrub(str(exc))[:MAX_MESSAGE]}"
+                ) from None
         return self._answer(response, ask.response_format)
 
     def _answer(self, response: httpx.Response, response_format: str) -> Transcript:
@@ -215,7 +220,7 @@ class Client:
             return Transcript(text=response.text.strip(), request_id=request_id)
         try:
             data = response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested past reason
             raise PermanentError(
                 f"answer is not JSON: {self._scrub(_snippet(response.text))}",
                 status=response.status_code,
