@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import resource
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
+import wave
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 if TYPE_CHECKING:
-    from pathlib import Path
+    from collections.abc import Iterator
+
+RATE = 44100
 
 
 def run_once(config: Path) -> tuple[float, float]:
@@ -34,3 +43,39 @@ def once_config(work: Path, base_url: str, model: str, inbox: Path) -> Path:
         "log": {"format": "json", "level": "warning"},
     }))  # fmt: skip
     return config
+
+
+def meeting(path: Path, seconds: int) -> None:
+    """Speech-like audio: bursts of 1-8 s of modulated noise and tones, pauses of 0.2-2 s."""
+    rng = np.random.default_rng(7)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(2)
+        out.setsampwidth(2)
+        out.setframerate(RATE)
+        written = 0
+        while written < seconds * RATE:
+            talk = int(rng.uniform(1, 8) * RATE)
+            pause = int(rng.uniform(0.2, 2.0) * RATE)
+            t = np.arange(talk) / RATE
+            voice = np.sin(2 * np.pi * rng.uniform(120, 300) * t) * (0.5 + 0.5 * np.sin(t * 9))
+            voice += rng.standard_normal(talk) * 0.1
+            noise = rng.standard_normal(pause) * 0.002
+            block = (np.concatenate((voice * 0.25, noise)) * 32767).astype(np.int16)
+            block = block[: seconds * RATE - written]
+            out.writeframes(np.repeat(block[:, None], 2, axis=1).tobytes())
+            written += len(block)
+
+
+@contextlib.contextmanager
+def recording(seconds: float, name: str) -> Iterator[tuple[Path, Path, Path]]:
+    """A temporary folder with ``inbox/meeting.wav`` (``meeting``) of this length; yields
+    the folder, the inbox and the WAV, and removes it all afterwards."""
+    work = Path(tempfile.mkdtemp(prefix=f"dropscribe-{name}-"))
+    try:
+        inbox = work / "inbox"
+        inbox.mkdir()
+        wav = inbox / "meeting.wav"
+        meeting(wav, int(seconds))
+        yield work, inbox, wav
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

@@ -14,45 +14,19 @@ uploads, max_concurrency 4, chunk_seconds 600).
 from __future__ import annotations
 
 import argparse
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
-import wave
 from pathlib import Path
-
-import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from common import once_config, run_once  # noqa: E402
+from common import once_config, recording, run_once  # noqa: E402
 from fakeapi import FakeAPI  # noqa: E402
 
 RATE = 44100
-
-
-def meeting(path: Path, seconds: int) -> None:
-    """Speech-like audio: bursts of 1-8 s of modulated noise and tones, pauses of 0.2-2 s."""
-    rng = np.random.default_rng(7)
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(2)
-        out.setsampwidth(2)
-        out.setframerate(RATE)
-        written = 0
-        while written < seconds * RATE:
-            talk = int(rng.uniform(1, 8) * RATE)
-            pause = int(rng.uniform(0.2, 2.0) * RATE)
-            t = np.arange(talk) / RATE
-            voice = np.sin(2 * np.pi * rng.uniform(120, 300) * t) * (0.5 + 0.5 * np.sin(t * 9))
-            voice += rng.standard_normal(talk) * 0.1
-            noise = rng.standard_normal(pause) * 0.002
-            block = (np.concatenate((voice * 0.25, noise)) * 32767).astype(np.int16)
-            block = block[: seconds * RATE - written]
-            out.writeframes(np.repeat(block[:, None], 2, axis=1).tobytes())
-            written += len(block)
 
 
 def main() -> None:
@@ -60,12 +34,7 @@ def main() -> None:
     parser.add_argument("--hours", type=float, default=2.0)
     parser.add_argument("--per-audio-second", type=float, default=0.03)
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="dropscribe-long-"))
-    try:
-        inbox = work / "inbox"
-        inbox.mkdir()
-        wav = inbox / "meeting.wav"
-        meeting(wav, int(args.hours * 3600))
+    with recording(args.hours * 3600, "long") as (work, inbox, wav):
         size = wav.stat().st_size
         print(f"recording: {args.hours:g} h, {size / 1e9:.2f} GB WAV")
 
@@ -99,8 +68,6 @@ def main() -> None:
             f"{size / sent:.0f}x fewer bytes (target >= 10x); "
             f"peak RSS {peak_mib:.0f} MiB (target <= 150 MiB)"
         )
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

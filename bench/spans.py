@@ -3,7 +3,7 @@
     python bench/spans.py [--minutes 30] [--per-audio-second 0.03]
 
 The recording is the long-recording benchmark's speech-like CD-quality stereo WAV
-(``long.meeting``). The local server is strict about gpt-4o-mini-transcribe (json
+(``common.meeting``). The local server is strict about gpt-4o-mini-transcribe (json
 only, PROTOCOL.md section 6.1) and takes ``--per-audio-second`` seconds to answer
 per second of audio it is sent. dropscribe runs `once` with `formats: [txt, srt]`
 at the endpoint defaults (max_concurrency 4), so the srt comes from spans of about
@@ -15,10 +15,8 @@ client that does not split would make, and which could only give a one-cue srt.
 from __future__ import annotations
 
 import argparse
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -26,9 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from common import once_config, run_once  # noqa: E402
+from common import once_config, recording, run_once  # noqa: E402
 from fakeapi import FakeAPI, Rules  # noqa: E402
-from long import meeting  # noqa: E402
 
 MODEL = "gpt-4o-mini-transcribe"
 
@@ -38,12 +35,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--per-audio-second", type=float, default=0.03)
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="dropscribe-spans-"))
-    try:
-        inbox = work / "inbox"
-        inbox.mkdir()
-        wav = inbox / "meeting.wav"
-        meeting(wav, int(args.minutes * 60))
+    with recording(args.minutes * 60, "spans") as (work, inbox, wav):
         size = wav.stat().st_size
         print(f"recording: {args.minutes:g} min, {size / 1e6:.0f} MB WAV")
 
@@ -74,8 +66,6 @@ def main() -> None:
             f"{whole / spans:.2f}x the speed of one upload (target >= 1x); "
             f"{size / sent:.0f}x fewer bytes (target >= 10x); peak RSS {peak_mib:.0f} MiB"
         )
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

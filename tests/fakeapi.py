@@ -380,6 +380,20 @@ class FakeAPI:
         """What the request's model does not take, refused as that provider does."""
         if self.kind == "whispercpp":
             return None  # the model field is ignored: whatever was loaded at start
+        if self.kind == "speaches" and "model" not in upload.fields:  # FastAPI's own 422
+            return Reply(
+                422,
+                {
+                    "detail": [
+                        {
+                            "type": "missing",
+                            "loc": ["body", "model"],
+                            "msg": "Field required",
+                            "input": None,
+                        }
+                    ]
+                },
+            )
         found = self.rules_for(upload)
         model = upload.fields.get("model", "")
         if found is None:
@@ -394,6 +408,8 @@ class FakeAPI:
         )
         if translation and not rules.translate:
             return _invalid(f"Model {model} is not supported for translations.", "model")
+        if translation and self.kind == "groq" and fields.get("language", "en") != "en":
+            return _invalid("translations only support language 'en'", "language")
         if fmt not in rules.formats:
             if self.kind == "vllm":
                 return Reply(400, {"error": {"message": "Currently only support response_format"

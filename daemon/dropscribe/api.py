@@ -177,7 +177,7 @@ class Client:
 
         ``ask`` is what the request carries; by default, what the model's table says."""
         if ask is None:
-            caps = self.endpoint.caps(settings.model)
+            caps = models.of(self.endpoint, settings.model)
             ask = models.ask(caps, timed=settings.timed, prompt=True, seconds=None)
         request_shape = kinds.shape(self.endpoint, settings, ask)
         mime = MIME_TYPES.get(path.suffix.lower().lstrip("."), "application/octet-stream")

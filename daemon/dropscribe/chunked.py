@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from dropscribe import kinds, split, stitch, transcode
+from dropscribe import kinds, models, split, stitch, transcode
 from dropscribe.api import Transcript
 from dropscribe.errors import TranscriptionError
 from dropscribe.journal import chunk_key
@@ -71,7 +71,7 @@ def reason(
     limit = kinds.upload_limit(endpoint)
     if limit is not None and size > limit:
         return f"{size / 2**20:.1f} MiB is over the {limit / 2**20:.1f} MiB upload limit"
-    seconds = (caps or endpoint.caps(settings.model)).request_seconds
+    seconds = (caps or models.of(endpoint, settings.model)).request_seconds
     if seconds is not None and found.duration is not None and found.duration > seconds:
         return (f"{found.duration:.0f} s is over the {seconds:.0f} s one request to"
                 f" {settings.model} may carry")  # fmt: skip
@@ -159,7 +159,8 @@ class Chunker:
         if results:
             log.info("chunks.reused", done=len(results), of=len(cuts))
         todo = [i for i in range(len(cuts)) if i not in results]
-        job = _Job(settings, key, work, codec, decoded, cuts, spans)
+        level = split.threshold(decoded.envelope)
+        job = _Job(settings, key, work, codec, decoded, cuts, spans, level, caps)
         if settings.carry_prompt:
             for i in todo:
                 prompt = settings.prompt
@@ -171,7 +172,6 @@ class Chunker:
         parts = [(cuts[i], results[i]) for i in range(len(cuts))]
         if not spans:
             return stitch.stitch(parts, decoded.seconds)
-        level = split.threshold(decoded.envelope)
         return stitch.stitch(
             parts,
             decoded.seconds,
@@ -269,10 +269,9 @@ class Chunker:
     def _truncated(self, job: _Job, span: split.Span, transcript: Transcript) -> bool:
         """Whether an answer from a model with an output cap looks cut short: far fewer
         words than a minute of its span's sound holds."""
-        caps = self._uploader.caps(job.settings.endpoint, job.settings.model)
-        if caps.output_seconds is None or job.untimed:  # a span holds far less than the cap
+        if job.caps.output_seconds is None or job.untimed:  # a span holds far less than that
             return False
-        sound = split.sound_seconds(job.decoded.envelope, span.start, span.end)
+        sound = split.sound_seconds(job.decoded.envelope, job.level, span.start, span.end)
         words = len(transcript.text.split())
         if sound < SUSPECT_SOUND or words / (sound / 60) >= SUSPECT_WPM:
             return False
@@ -322,6 +321,8 @@ class _Job:
     decoded: transcode.Decoded
     spans: list[split.Span]
     untimed: bool  # spans of a model without timestamps
+    level: float  # the loudness under which the recording is quiet (split.threshold)
+    caps: Caps  # what the model takes, when the plan was made
 
 
 def _clock(seconds: float) -> str:

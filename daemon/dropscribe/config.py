@@ -8,16 +8,18 @@ and the key path it concerns, and the whole list raised as one ConfigError.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
+from dropscribe import keyfile, models
 from dropscribe.errors import ConfigError, Problem
+from dropscribe.keyfile import unreadable
 from dropscribe.locate import KeyPath, dotted, from_pydantic, index_lines, line_of
-from dropscribe.models import Caps, Stated, table, with_stated
+from dropscribe.models import Stated
 from dropscribe.schema import (
     AUDIO_EXTENSIONS,
     ConfigModel,
@@ -78,19 +80,7 @@ class Endpoint:
     device: str = "cpu"
     compute_type: str = "int8"
     cpu_threads: int = 0
-    models: tuple[tuple[str, Stated], ...] = ()  # what the user says models take
-
-    def stated(self, model: str) -> Stated | None:
-        return next((said for name, said in self.models if name == model), None)
-
-    def caps(self, model: str) -> Caps:
-        """The model's capabilities from the table and the config (not yet what was learned)."""
-        caps = table(self.kind, model)
-        if (said := self.stated(model)) is not None:
-            caps = with_stated(caps, said)
-        if self.max_duration_seconds is not None:
-            caps = replace(caps, max_seconds=self.max_duration_seconds)
-        return caps
+    models: tuple[tuple[str, Stated], ...] = ()  # what the user says models take (models.of)
 
 
 @dataclass(frozen=True)
@@ -316,11 +306,9 @@ def _check_models(
         model = values.get("model")
         if endpoint is None or model is None or endpoint.kind == "local":
             continue
-        if values.get("task") is Task.TRANSLATE and not endpoint.caps(model).translate:
+        if values.get("task") is Task.TRANSLATE and not models.of(endpoint, model).translate:
             at = (*where, "task") if rule is None else (*where, "rules", index - 1, "task")
-            problem(at, f"model {model!r} on endpoint {endpoint.name!r} ({endpoint.kind})"
-                        " cannot translate; use whisper-1 (or say translate: true for it"
-                        f" under endpoints.{endpoint.name}.models)")  # fmt: skip
+            problem(at, models.cannot_translate(endpoint, model))
 
 
 def _endpoint(
@@ -343,7 +331,7 @@ def _endpoint(
         if not key and used:
             problem((*where, "api_key_env"), f"environment variable {ep.api_key_env} is not set")
     elif ep.api_key_file and used:
-        key = _read_key_file(ep.api_key_file, base, environ, (*where, "api_key_file"), problem)
+        key = keyfile.read(ep.api_key_file, base, environ, (*where, "api_key_file"), problem)
     return Endpoint(
         name=name,
         base_url=(ep.base_url or "").rstrip("/"),
@@ -368,36 +356,6 @@ def _endpoint(
     )
 
 
-def _read_key_file(
-    name: str, base: Path, environ: dict[str, str], where: KeyPath, problem: Any
-) -> str | None:
-    # A bare name is looked up in systemd's credentials folder (LoadCredential=) first.
-    candidates = []
-    if (creds := environ.get("CREDENTIALS_DIRECTORY")) and "/" not in name:
-        candidates.append(Path(creds) / name)
-    candidates.append(base / Path(name).expanduser())
-    for candidate in candidates:
-        try:
-            key = candidate.read_text(encoding="utf-8").strip()
-        except FileNotFoundError:
-            continue
-        except (OSError, UnicodeDecodeError) as exc:
-            problem(where, f"cannot read key file {candidate}: {_unreadable(exc)}")
-            return None
-        if not key:
-            problem(where, f"key file {candidate} is empty")
-        return key or None
-    problem(where, f"key file {candidates[-1]} does not exist")
-    return None
-
-
-def _unreadable(exc: OSError | UnicodeDecodeError) -> str:
-    """Why a file could not be read, never quoting its bytes (it may hold a key)."""
-    if isinstance(exc, UnicodeDecodeError):
-        return "not UTF-8 text"
-    return exc.strerror or exc.__class__.__name__
-
-
 def _layer(
     model: SettingsModel,
     base: Path,
@@ -418,7 +376,7 @@ def _layer(
         try:
             values["prompt"] = prompt_path.read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:
-            problem((*where, "prompt_file"), f"cannot read {prompt_path}: {_unreadable(exc)}")
+            problem((*where, "prompt_file"), f"cannot read {prompt_path}: {unreadable(exc)}")
     if "output_dir" in values:
         values["output_dir"] = (base / Path(values["output_dir"]).expanduser()).resolve()
     if "formats" in values:

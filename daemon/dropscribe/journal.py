@@ -6,8 +6,8 @@ under another name, or a file renamed, needs no second upload. A *file* is one
 path in an inbox and the sidecars written for it. A third table records which
 source owns each sidecar path, so two sources never overwrite each other. A
 fourth holds the plan of a long recording's chunks and each finished chunk's
-transcript (checkpoints), until the whole is done. A fifth keeps what each
-(endpoint, model) pair was seen to take or refuse (``limits.py``).
+transcript (checkpoints), until the whole is done. A fifth, ``limits.py``'s own,
+keeps what each (endpoint, model) pair was seen to take or refuse.
 
 Writes are group-committed (``groupcommit.py``): durable when the call returns,
 yet many workers share each fsync; reads never wait for writes (WAL).
@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from dropscribe import names
+from dropscribe import limits, names
 from dropscribe.groupcommit import GroupCommit
 
 if TYPE_CHECKING:
@@ -73,16 +73,6 @@ CREATE TABLE IF NOT EXISTS chunks (
     request_id TEXT,
     PRIMARY KEY (key, idx)
 );
-CREATE TABLE IF NOT EXISTS capabilities (
-    endpoint TEXT NOT NULL,
-    model    TEXT NOT NULL,
-    param    TEXT NOT NULL,
-    value    TEXT NOT NULL,
-    verdict  TEXT NOT NULL,
-    reason   TEXT,
-    updated  REAL NOT NULL,
-    PRIMARY KEY (endpoint, model, param, value)
-);
 """
 LEDGER_NAME = "ledger.sqlite3"  # in state_dir
 
@@ -132,7 +122,8 @@ class Journal:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._clock = clock
-        self._db = GroupCommit(path, SCHEMA, name="dropscribe-ledger")
+        self._db = GroupCommit(path, SCHEMA + limits.SCHEMA, name="dropscribe-ledger")
+        self.db = self._db  # for the tables other modules own (limits.py)
         self._read = self._db.read
         self._write = self._db.write
         self._post = self._db.post
@@ -333,40 +324,6 @@ class Journal:
     def chunk_attempt(self, key: str, settings: dict[str, Any]) -> int:
         """Count a new attempt of one chunk (its own job row); return its number."""
         return self._next_attempt(key, self.job(key), settings)
-
-    # ------------------------------------------------------------ capabilities
-
-    def capabilities(self, endpoint: str, model: str) -> list[tuple[str, str, str]]:
-        """What the pair was seen to take or refuse: (param, value, verdict) rows."""
-        rows = self._read(
-            "SELECT param, value, verdict FROM capabilities WHERE endpoint = ? AND model = ?",
-            (endpoint, model),
-        )
-        return [(str(p), str(v), str(verdict)) for p, v, verdict in rows]
-
-    def record_capability(
-        self, endpoint: str, model: str, param: str, value: str, verdict: str, reason: str | None
-    ) -> None:
-        """Keep one verdict (durable when this returns); a refusal is never undone by a
-        later confirmation of the same value."""
-        args = (endpoint, model, param, value, verdict, reason, self._clock())
-        self._write(
-            lambda db: db.execute(
-                "INSERT INTO capabilities (endpoint, model, param, value, verdict, reason,"
-                " updated) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET"
-                " verdict = excluded.verdict, reason = excluded.reason,"
-                " updated = excluded.updated WHERE verdict != 'refused'",
-                args,
-            )
-        )
-
-    def all_capabilities(self) -> list[tuple[str, str, str, str, str, str | None]]:
-        """Every kept verdict, for ``status``."""
-        rows = self._read(
-            "SELECT endpoint, model, param, value, verdict, reason FROM capabilities"
-            " ORDER BY endpoint, model, param, value"
-        )
-        return [tuple(row) for row in rows]
 
     # ------------------------------------------------------------ reports
 

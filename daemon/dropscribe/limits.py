@@ -9,6 +9,7 @@ not one per worker; once they are, the gate is never taken again.
 from __future__ import annotations
 
 import threading
+import time
 from typing import TYPE_CHECKING
 
 import structlog
@@ -23,6 +24,27 @@ log = structlog.get_logger("dropscribe")
 
 OK = "ok"
 REFUSED = "refused"
+
+# A table of the ledger (journal.py opens it with its own).
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS capabilities (
+    endpoint TEXT NOT NULL,
+    model    TEXT NOT NULL,
+    param    TEXT NOT NULL,
+    value    TEXT NOT NULL,
+    verdict  TEXT NOT NULL,
+    reason   TEXT,
+    updated  REAL NOT NULL,
+    PRIMARY KEY (endpoint, model, param, value)
+);
+"""
+# A refusal is never undone by a later confirmation of the same value.
+_RECORD = """
+INSERT INTO capabilities (endpoint, model, param, value, verdict, reason, updated)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT DO UPDATE SET verdict = excluded.verdict, reason = excluded.reason,
+    updated = excluded.updated WHERE verdict != 'refused'
+"""
 
 
 def where(endpoint: Endpoint) -> str:
@@ -40,10 +62,13 @@ class Limits:
 
     def known(self, endpoint: Endpoint, model: str) -> tuple[models.Caps, frozenset[models.Item]]:
         """The pair's capabilities (table, config, then refusals) and its confirmed items."""
-        rows = self._journal.capabilities(where(endpoint), model)
+        rows = self._journal.db.read(
+            "SELECT param, value, verdict FROM capabilities WHERE endpoint = ? AND model = ?",
+            (where(endpoint), model),
+        )
         refused = [models.Item(p, v) for p, v, verdict in rows if verdict == REFUSED]
         confirmed = frozenset(models.Item(p, v) for p, v, verdict in rows if verdict == OK)
-        return models.learned(endpoint.caps(model), refused), confirmed
+        return models.learned(models.of(endpoint, model), refused), confirmed
 
     def caps(self, endpoint: Endpoint, model: str) -> models.Caps:
         return self.known(endpoint, model)[0]
@@ -59,15 +84,28 @@ class Limits:
         """A 200 to ``ask``: its choices are what the pair takes."""
         for item in ask.items():
             if item not in known:
-                self._journal.record_capability(
-                    where(endpoint), model, item.param, item.value, OK, None
-                )
+                self._record(endpoint, model, item, OK, None)
 
     def learn(self, endpoint: Endpoint, model: str, item: models.Item, reason: str) -> None:
         """A refusal: kept, so no request of this pair carries ``item`` again."""
-        self._journal.record_capability(
-            where(endpoint), model, item.param, item.value, REFUSED, reason
-        )
+        self._record(endpoint, model, item, REFUSED, reason)
         log.warning("endpoint.learned", endpoint=endpoint.name, model=model,
                     param=item.param, value=item.value, reason=reason,
                     action="sending the same file again without it")  # fmt: skip
+
+    def _record(
+        self, endpoint: Endpoint, model: str, item: models.Item, verdict: str, reason: str | None
+    ) -> None:
+        """Keep one verdict; durable when this returns."""
+        args = (where(endpoint), model, item.param, item.value, verdict, reason, time.time())
+        self._journal.db.write(lambda db: db.execute(_RECORD, args))
+
+
+def refusals(journal: Journal) -> list[tuple[str, str, str, str, str | None]]:
+    """Every refusal kept: (server, model, param, value, reason), for ``status``."""
+    rows = journal.db.read(
+        "SELECT endpoint, model, param, value, reason FROM capabilities"
+        " WHERE verdict = ? ORDER BY endpoint, model, param, value",
+        (REFUSED,),
+    )
+    return [(str(e), str(m), str(p), str(v), r) for e, m, p, v, r in rows]

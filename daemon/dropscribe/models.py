@@ -12,7 +12,6 @@ server can confirm (by answering) or refuse (by naming it in a 400).
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -20,6 +19,8 @@ from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
+
+    from dropscribe.config import Endpoint
 
 
 class Chunking(StrEnum):
@@ -49,7 +50,6 @@ class Caps:
     chunking: Chunking = Chunking.NEVER
     max_seconds: float | None = None  # longest audio one request takes
     output_seconds: float | None = None  # longest audio one answer can hold in full
-    source: str = "table"  # table, a default for the kind, or config
 
     @property
     def request_seconds(self) -> float | None:
@@ -72,10 +72,9 @@ GPT_TRANSCRIBE = Caps(
     ("verbose_json", "json", "text"), "verbose_json", max_seconds=GPT4O_SECONDS,
     output_seconds=GPT4O_OUTPUT_SECONDS,
 )  # fmt: skip
-SAFE = Caps(("json", "text"), source="default")  # an OpenAI-shaped model nobody knows
+SAFE = Caps(("json", "text"))  # an OpenAI-shaped model nobody knows
 WHISPER_SERVER = Caps(  # servers that run Whisper themselves: segments in verbose_json
     ("verbose_json", "json", "text"), "verbose_json", granularities=True, translate=True,
-    source="default",
 )  # fmt: skip
 
 OPENAI_MODELS: tuple[tuple[re.Pattern[str], Caps], ...] = (
@@ -97,7 +96,7 @@ def table(kind: str, model: str) -> Caps:
         return SAFE
     match kind:
         case "groq":  # json, text, verbose_json; translation on whisper-large-v3 only
-            return replace(WHISPER_SERVER, source="table", translate=model == "whisper-large-v3")
+            return replace(WHISPER_SERVER, translate=model == "whisper-large-v3")
         case "vllm":  # srt/vtt refused; verbose_json only for models with timestamps
             return WHISPER_SERVER
         case "whispercpp":  # no timestamp_granularities field; segments always
@@ -140,8 +139,25 @@ def with_stated(caps: Caps, said: Stated) -> Caps:
         translate=caps.translate if said.translate is None else said.translate,
         chunking=chunking,
         max_seconds=said.max_seconds if said.max_seconds is not None else caps.max_seconds,
-        source="config",
     )
+
+
+def of(endpoint: Endpoint, model: str) -> Caps:
+    """The model's capabilities on this endpoint from the table and the config (not yet
+    what its server taught us: ``limits.py``)."""
+    caps = table(endpoint.kind, model)
+    said = next((said for name, said in endpoint.models if name == model), None)
+    if said is not None:
+        caps = with_stated(caps, said)
+    if endpoint.max_duration_seconds is not None:
+        caps = replace(caps, max_seconds=endpoint.max_duration_seconds)
+    return caps
+
+
+def cannot_translate(endpoint: Endpoint, model: str) -> str:
+    return (f"model {model!r} on endpoint {endpoint.name!r} ({endpoint.kind}) cannot"
+            " translate; use whisper-1 (or say translate: true for it under"
+            f" endpoints.{endpoint.name}.models)")  # fmt: skip
 
 
 class Item(NamedTuple):
@@ -234,7 +250,7 @@ def ask(caps: Caps, *, timed: bool, prompt: bool, seconds: float | None) -> Ask:
 def fits(caps: Caps, seconds: float | None) -> bool:
     """Whether audio of this length can go in one request."""
     longest = caps.request_seconds
-    return seconds is None or longest is None or seconds <= longest or math.isinf(longest)
+    return seconds is None or longest is None or seconds <= longest
 
 
 # ------------------------------------------------------------------ refusals

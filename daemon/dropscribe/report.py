@@ -8,7 +8,7 @@ import sys
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
-from dropscribe import disposition, rules
+from dropscribe import disposition, limits, rules
 from dropscribe.journal import LEDGER_NAME, Journal
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ def status(cfg: config.Config) -> int:
         journal = Journal(path)
         counts = journal.counts()
         failures = journal.latest_failures()
-        refusals = [row for row in journal.all_capabilities() if row[4] == "refused"]
+        refused = limits.refusals(journal)
         journal.close()
     except (OSError, sqlite3.Error) as exc:
         return _fail(f"cannot read ledger {path}: {exc}")
@@ -44,9 +44,9 @@ def status(cfg: config.Config) -> int:
         print("latest failures:")
         for row in failures:
             print(f"  {row.path}: {row.error}")
-    if refusals:
+    if refused:
         print("learned from refusals (never sent to that model again):")
-        for server, model, param, value, _, reason in refusals:
+        for server, model, param, value, reason in refused:
             print(f"  {server} {model}: {param}={value} ({reason})")
     return EXIT_OK
 

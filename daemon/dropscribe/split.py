@@ -76,10 +76,12 @@ def voiced(
     return round(first, 3), round(max(last, first), 3)
 
 
-def sound_seconds(envelope: npt.NDArray[np.float32], start: float, end: float) -> float:
-    """How many seconds of [start, end] are above the pause threshold."""
+def sound_seconds(
+    envelope: npt.NDArray[np.float32], level: float, start: float, end: float
+) -> float:
+    """How many seconds of [start, end] are at or above ``level`` (not a pause)."""
     lo, hi = int(start / FRAME), int(end / FRAME)
-    return float(np.count_nonzero(envelope[lo:hi] >= threshold(envelope))) * FRAME
+    return float(np.count_nonzero(envelope[lo:hi] >= level)) * FRAME
 
 
 def pauses(quiet: npt.NDArray[np.bool_]) -> list[tuple[int, int]]:

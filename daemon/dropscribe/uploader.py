@@ -34,8 +34,6 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("dropscribe")
 
-LEARNED = "(learned)"  # a failure's param once its refusal is kept
-
 
 class Abandoned(Exception):  # noqa: N818 - a signal between two functions, not an error
     """The daemon is stopping; leave the job for the next start."""
@@ -159,7 +157,7 @@ class Uploader:
         try:
             return models.ask(caps, timed=timed, prompt=bool(settings.prompt), seconds=seconds)
         except models.NothingToAsk:
-            tried = ", ".join(endpoint.caps(settings.model).formats)
+            tried = ", ".join(models.of(endpoint, settings.model).formats)
             raise EndpointError(
                 f"model {settings.model!r} on endpoint {endpoint.name!r} refused every"
                 f" response_format it might take ({tried}); state what it takes under"
@@ -187,27 +185,17 @@ class Uploader:
         return result, elapsed
 
     def _refused(
-        self,
-        endpoint: Endpoint,
-        settings: FolderSettings,
-        failure: TranscriptionError,
-        ask: models.Ask,
-        timed: bool,
-        seconds: float | None,
+        self, endpoint: Endpoint, model: str, failure: TranscriptionError, ask: models.Ask
     ) -> bool:
-        """Learn what a refusal names (then ``failure.param`` is LEARNED); True when this
-        file can no longer go as planned (it needed timestamps the model no longer gives,
-        or it is longer than the model takes)."""
+        """Whether ``failure`` refuses a choice of ``ask`` by name; if so, it is learned."""
         item = models.refusal(failure.status, failure.param, failure.message, ask)
         if item is None:
             return False
         log.warning("upload.refused", status=failure.status, error=failure.message,
                     request_id=failure.request_id)  # fmt: skip
-        self._learned.learn(endpoint, settings.model, item, failure.message)
+        self._learned.learn(endpoint, model, item, failure.message)
         self._succeeded(endpoint.name)  # it answered: the endpoint is well
-        failure.param = LEARNED
-        caps = self._learned.caps(endpoint, settings.model)
-        return (timed and caps.timed is None) or not models.fits(caps, seconds)
+        return True
 
     def upload(
         self,
@@ -242,10 +230,10 @@ class Uploader:
                     outcome, elapsed = self._send(client, path, settings, ask, attempt, size)
                     if not isinstance(outcome, TranscriptionError):
                         self._learned.confirm(endpoint, settings.model, ask, known)
-                    elif self._refused(endpoint, settings, outcome, ask, want_timed, seconds):
-                        raise Replan(outcome.message)  # noqa: TRY301 - refunded just below
-                    elif outcome.param == LEARNED:
-                        continue  # the same file in the same attempt, without it
+                    elif self._refused(endpoint, settings.model, outcome, ask):
+                        # The same file in the same attempt, without what was refused;
+                        # _asking raises Replan if it can no longer go as planned.
+                        continue
             except EndpointError as exc:  # nothing left to ask of the model
                 outcome = exc
             except Replan:  # this attempt sent nothing the file is to blame for

@@ -321,14 +321,12 @@ class Processor:
     ) -> Transcript:
         """The file's transcript: one upload, re-encoded chunks, or short spans."""
         endpoint = self._uploader.client(settings.endpoint).endpoint
-        if endpoint.kind != "local":
-            caps = self._uploader.caps(settings.endpoint, settings.model)
-            if settings.timed and caps.timed is None:
-                log.info("audio.spans", reason=f"model {settings.model} gives no timestamps;"
-                         " short spans place the text in time")  # fmt: skip
-                return self._chunker.transcribe(item.path, settings, key, spans=True)
-        why = chunked.reason(found, endpoint, settings, item.path, size,
-                             self._uploader.caps(settings.endpoint, settings.model))  # fmt: skip
+        caps = self._uploader.caps(settings.endpoint, settings.model)
+        if endpoint.kind != "local" and settings.timed and caps.timed is None:
+            log.info("audio.spans", reason=f"model {settings.model} gives no timestamps;"
+                     " short spans place the text in time")  # fmt: skip
+            return self._chunker.transcribe(item.path, settings, key, spans=True)
+        why = chunked.reason(found, endpoint, settings, item.path, size, caps)
         if why is None:
             try:
                 return self._uploader.upload(

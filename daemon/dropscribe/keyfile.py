@@ -1,0 +1,41 @@
+"""Reading an API key from a file, and saying why one could not be read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dropscribe.locate import KeyPath
+
+
+def read(
+    name: str, base: Path, environ: dict[str, str], where: KeyPath, problem: Any
+) -> str | None:
+    """The key in file ``name``, or None with the reason given to ``problem``. A bare name
+    is looked up in systemd's credentials folder (LoadCredential=) first."""
+    # A bare name is looked up in systemd's credentials folder (LoadCredential=) first.
+    candidates = []
+    if (creds := environ.get("CREDENTIALS_DIRECTORY")) and "/" not in name:
+        candidates.append(Path(creds) / name)
+    candidates.append(base / Path(name).expanduser())
+    for candidate in candidates:
+        try:
+            key = candidate.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            continue
+        except (OSError, UnicodeDecodeError) as exc:
+            problem(where, f"cannot read key file {candidate}: {unreadable(exc)}")
+            return None
+        if not key:
+            problem(where, f"key file {candidate} is empty")
+        return key or None
+    problem(where, f"key file {candidates[-1]} does not exist")
+    return None
+
+
+def unreadable(exc: OSError | UnicodeDecodeError) -> str:
+    """Why a file could not be read, never quoting its bytes (it may hold a key)."""
+    if isinstance(exc, UnicodeDecodeError):
+        return "not UTF-8 text"
+    return exc.strerror or exc.__class__.__name__
