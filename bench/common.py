@@ -34,14 +34,22 @@ def run_once(config: Path) -> tuple[float, float]:
 def once_config(work: Path, base_url: str, model: str, inbox: Path) -> Path:
     """A config in ``work`` for one OpenAI-kind endpoint at its defaults, txt and srt."""
     config = work / "bench.yaml"
-    config.write_text(json.dumps({
-        "endpoints": {"fake": {"base_url": base_url, "timeout": 3600}},
-        "defaults": {"endpoint": "fake", "model": model, "settle_seconds": 0,
-                     "formats": ["txt", "srt"]},
-        "inboxes": [{"path": str(inbox)}],
-        "state_dir": str(work / "state"),
-        "log": {"format": "json", "level": "warning"},
-    }))  # fmt: skip
+    config.write_text(
+        json.dumps(
+            {
+                "endpoints": {"fake": {"base_url": base_url, "timeout": 3600}},
+                "defaults": {
+                    "endpoint": "fake",
+                    "model": model,
+                    "settle_seconds": 0,
+                    "formats": ["txt", "srt"],
+                },
+                "inboxes": [{"path": str(inbox)}],
+                "state_dir": str(work / "state"),
+                "log": {"format": "json", "level": "warning"},
+            }
+        )
+    )
     return config
 
 

@@ -59,27 +59,35 @@ def main() -> None:
         files = []
         for n in range(args.files):
             path = inbox / f"meeting-{n:02d}.wav"
-            subprocess.run(["espeak-ng", "-s", "150", "-w", str(path), TEXT.format(n=n + 1)],
-                           check=True)  # fmt: skip
+            subprocess.run(
+                ["espeak-ng", "-s", "150", "-w", str(path), TEXT.format(n=n + 1)], check=True
+            )
             files.append(path)
         audio = sum(duration(p) for p in files)
 
         config = work / "local.yaml"
-        config.write_text(json.dumps({
-            "endpoints": {"here": {"kind": "local", "cpu_threads": 2, "max_concurrency": 1}},
-            "defaults": {"endpoint": "here", "model": "tiny.en", "settle_seconds": 0},
-            "inboxes": [{"path": str(inbox)}],
-            "workers": 1,
-            "state_dir": str(work / "state"),
-            "log": {"format": "json", "level": "warning"},
-        }))  # fmt: skip
+        config.write_text(
+            json.dumps(
+                {
+                    "endpoints": {
+                        "here": {"kind": "local", "cpu_threads": 2, "max_concurrency": 1}
+                    },
+                    "defaults": {"endpoint": "here", "model": "tiny.en", "settle_seconds": 0},
+                    "inboxes": [{"path": str(inbox)}],
+                    "workers": 1,
+                    "state_dir": str(work / "state"),
+                    "log": {"format": "json", "level": "warning"},
+                }
+            )
+        )
         directs: list[float] = []
         daemons: list[float] = []
 
         def run_direct() -> None:
             start = time.perf_counter()
-            subprocess.run([sys.executable, "-c", DIRECT, json.dumps([str(p) for p in files])],
-                           check=True)  # fmt: skip
+            subprocess.run(
+                [sys.executable, "-c", DIRECT, json.dumps([str(p) for p in files])], check=True
+            )
             directs.append(time.perf_counter() - start)
 
         def run_daemon() -> None:
@@ -87,8 +95,9 @@ def main() -> None:
             for sidecar in inbox.glob("*.txt"):
                 sidecar.unlink()
             start = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "dropscribe", "once", "-c", str(config)],
-                           check=True)  # fmt: skip
+            subprocess.run(
+                [sys.executable, "-m", "dropscribe", "once", "-c", str(config)], check=True
+            )
             daemons.append(time.perf_counter() - start)
             assert all(p.with_suffix(".txt").exists() for p in files)
 
@@ -97,8 +106,10 @@ def main() -> None:
                 run()
         direct, daemon = statistics.median(directs), statistics.median(daemons)
 
-        print(f"{len(files)} files, {audio:.1f} s of speech; tiny.en int8, 2 threads; "
-              f"median of {args.rounds} alternating runs")  # fmt: skip
+        print(
+            f"{len(files)} files, {audio:.1f} s of speech; tiny.en int8, 2 threads; "
+            f"median of {args.rounds} alternating runs"
+        )
         print(f"faster-whisper direct: {direct:6.2f} s  {audio / direct:5.2f} s audio per s")
         print(f"dropscribe once:       {daemon:6.2f} s  {audio / daemon:5.2f} s audio per s")
         print(f"daemon vs direct: {100 * (daemon - direct) / direct:+.1f} % time (target <= +5 %)")

@@ -48,11 +48,22 @@ def main() -> None:
         with FakeAPI(per_audio_second=args.per_audio_second) as api:
             start = time.perf_counter()
             subprocess.run(
-                ["curl", "-sS", "-o", "/dev/null", "--fail", "--max-time", "7200",
-                 "-F", f"file=@{wav}", "-F", "model=whisper-1",
-                 f"{api.base_url}/audio/transcriptions"],
+                [
+                    "curl",
+                    "-sS",
+                    "-o",
+                    "/dev/null",
+                    "--fail",
+                    "--max-time",
+                    "7200",
+                    "-F",
+                    f"file=@{wav}",
+                    "-F",
+                    "model=whisper-1",
+                    f"{api.base_url}/audio/transcriptions",
+                ],
                 check=True,
-            )  # fmt: skip
+            )
             whole = time.perf_counter() - start
             assert api.uploads[0].size == size
             audio = api.uploads[0].seconds

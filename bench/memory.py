@@ -58,20 +58,31 @@ def main() -> None:
                 digest.update(chunk)
         with FakeAPI() as api:
             config = work / "mem.yaml"
-            config.write_text(json.dumps({
-                "endpoints": {"fake": {"base_url": api.base_url, "timeout": 600,
-                                   "max_upload_bytes": 0}},
-                "defaults": {"endpoint": "fake", "model": "whisper-1", "settle_seconds": 0},
-                "inboxes": [{"path": str(inbox)}],
-                "state_dir": str(work / "state"),
-                "log": {"format": "json", "level": "warning"},
-            }))  # fmt: skip
+            config.write_text(
+                json.dumps(
+                    {
+                        "endpoints": {
+                            "fake": {
+                                "base_url": api.base_url,
+                                "timeout": 600,
+                                "max_upload_bytes": 0,
+                            }
+                        },
+                        "defaults": {"endpoint": "fake", "model": "whisper-1", "settle_seconds": 0},
+                        "inboxes": [{"path": str(inbox)}],
+                        "state_dir": str(work / "state"),
+                        "log": {"format": "json", "level": "warning"},
+                    }
+                )
+            )
             elapsed, peak_mib = run_once(config)
             up = api.uploads[0]
         assert up.size == size, (up.size, size)
         assert up.sha256 == digest.hexdigest()
-        print(f"uploaded {size / 1024**3:.2f} GiB in {elapsed:.1f} s "
-              f"({size / 1024**2 / elapsed:.0f} MiB/s), bytes and sha256 verified by the server")  # fmt: skip
+        print(
+            f"uploaded {size / 1024**3:.2f} GiB in {elapsed:.1f} s "
+            f"({size / 1024**2 / elapsed:.0f} MiB/s), bytes and sha256 verified by the server"
+        )
         print(f"peak RSS of dropscribe: {peak_mib:.1f} MiB (target <= 150 MiB)")
     finally:
         shutil.rmtree(work, ignore_errors=True)

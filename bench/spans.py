@@ -51,17 +51,32 @@ def main() -> None:
         with FakeAPI(per_audio_second=args.per_audio_second, models=lenient) as api:
             start = time.perf_counter()
             subprocess.run(
-                ["curl", "-sS", "-o", "/dev/null", "--fail", "--max-time", "7200",
-                 "-F", f"file=@{wav}", "-F", f"model={MODEL}", "-F", "response_format=json",
-                 f"{api.base_url}/audio/transcriptions"],
+                [
+                    "curl",
+                    "-sS",
+                    "-o",
+                    "/dev/null",
+                    "--fail",
+                    "--max-time",
+                    "7200",
+                    "-F",
+                    f"file=@{wav}",
+                    "-F",
+                    f"model={MODEL}",
+                    "-F",
+                    "response_format=json",
+                    f"{api.base_url}/audio/transcriptions",
+                ],
                 check=True,
-            )  # fmt: skip
+            )
             whole = time.perf_counter() - start
             assert api.uploads[0].size == size
 
         print(f"one whole upload (curl):     {whole:7.1f} s, {size / 1e6:8.1f} MB sent, 1 cue")
-        print(f"dropscribe ({count} spans):  {spans:7.1f} s, {sent / 1e6:8.1f} MB sent, "
-              f"{cues} cues, {refused} refused")  # fmt: skip
+        print(
+            f"dropscribe ({count} spans):  {spans:7.1f} s, {sent / 1e6:8.1f} MB sent, "
+            f"{cues} cues, {refused} refused"
+        )
         print(
             f"{whole / spans:.2f}x the speed of one upload (target >= 1x); "
             f"{size / sent:.0f}x fewer bytes (target >= 10x); peak RSS {peak_mib:.0f} MiB"

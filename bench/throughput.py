@@ -70,10 +70,14 @@ def fill_ledger(state: Path, count: int) -> None:
         for n in range(count):
             key = f"{n:064x}:{n % 7:016x}"
             old = f"/srv/old/{n // 1000}/rec-{n}.wav"
-            db.execute("INSERT INTO jobs VALUES (?, ?, '{}', 'done', 1, NULL, 200, ?, ?, 0, 0)",
-                       (key, key[:64], f"req_{n}", result))  # fmt: skip
-            db.execute("INSERT INTO files VALUES (?, 'old', 1, 1, ?, ?, ?, 'done', 'txt', ?, "
-                       "NULL, 0)", (old, n, key[:64], key, json.dumps([old[:-3] + "txt"])))  # fmt: skip
+            db.execute(
+                "INSERT INTO jobs VALUES (?, ?, '{}', 'done', 1, NULL, 200, ?, ?, 0, 0)",
+                (key, key[:64], f"req_{n}", result),
+            )
+            db.execute(
+                "INSERT INTO files VALUES (?, 'old', 1, 1, ?, ?, ?, 'done', 'txt', ?, NULL, 0)",
+                (old, n, key[:64], key, json.dumps([old[:-3] + "txt"])),
+            )
             db.execute("INSERT INTO sidecars VALUES (?, ?)", (old[:-3] + "txt", old))
     db.close()
 
@@ -83,10 +87,24 @@ def bench_curl(api: FakeAPI, files: list[Path]) -> float:
     args = "\n".join(str(p) for p in files)
     start = time.perf_counter()
     subprocess.run(
-        ["xargs", "-P8", "-I{}", "curl", "-s", "-o", "/dev/null", "-F", "file=@{}",
-         "-F", "model=whisper-1", url],
-        input=args, text=True, check=True,
-    )  # fmt: skip
+        [
+            "xargs",
+            "-P8",
+            "-I{}",
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-F",
+            "file=@{}",
+            "-F",
+            "model=whisper-1",
+            url,
+        ],
+        input=args,
+        text=True,
+        check=True,
+    )
     return time.perf_counter() - start
 
 
@@ -98,15 +116,19 @@ def bench_daemon(
     if history:
         fill_ledger(work / "state", history)
     config = work / "bench.yaml"
-    config.write_text(json.dumps({
-        "endpoints": {"fake": {"base_url": api.base_url, "max_concurrency": 8}},
-        "defaults": {"endpoint": "fake", "model": "whisper-1", "settle_seconds": SETTLE},
-        "inboxes": [{"path": str(inbox)}],
-        "workers": workers,
-        "processes": processes,
-        "state_dir": str(work / "state"),
-        "log": {"format": "json", "level": "warning"},
-    }))  # fmt: skip
+    config.write_text(
+        json.dumps(
+            {
+                "endpoints": {"fake": {"base_url": api.base_url, "max_concurrency": 8}},
+                "defaults": {"endpoint": "fake", "model": "whisper-1", "settle_seconds": SETTLE},
+                "inboxes": [{"path": str(inbox)}],
+                "workers": workers,
+                "processes": processes,
+                "state_dir": str(work / "state"),
+                "log": {"format": "json", "level": "warning"},
+            }
+        )
+    )
     proc = subprocess.Popen([sys.executable, "-m", "dropscribe", "run", "-c", str(config)])
     try:
         lock = work / "state" / "lock"
@@ -145,8 +167,12 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2, help="dropscribe's processes:")
     parser.add_argument("--workers", type=int, default=8, help="dropscribe's workers:")
     parser.add_argument("--dir", type=Path, help="where files, inbox and state live")
-    parser.add_argument("--history", type=int, default=0, help="finished recordings in the "
-                        "ledger before each dropscribe run")  # fmt: skip
+    parser.add_argument(
+        "--history",
+        type=int,
+        default=0,
+        help="finished recordings in the ledger before each dropscribe run",
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="dropscribe-bench-", dir=args.dir))
     try:
@@ -175,15 +201,21 @@ def main() -> None:
         n_curl = len(files)
         curl_rate, daemon_rate = len(files) / curl_s, len(files) / daemon_s
         fstype = filesystem_type(work, Path("/proc/self/mountinfo").read_text())
-        print(f"files: {len(files)} x {args.size} bytes, {n_curl} uploads per run each; "
-              f"median of {args.rounds} alternating runs; in {work.parent} ({fstype})")  # fmt: skip
+        print(
+            f"files: {len(files)} x {args.size} bytes, {n_curl} uploads per run each; "
+            f"median of {args.rounds} alternating runs; in {work.parent} ({fstype})"
+        )
         print(f"xargs -P8 curl: {curl_s:6.2f} s  {curl_rate:7.1f} files/s")
-        print(f"dropscribe:     {daemon_s:6.2f} s  {daemon_rate:7.1f} files/s "
-              f"(processes: {args.processes}; includes settle_seconds={SETTLE}; "
-              f"{args.history} recordings in the ledger before)")  # fmt: skip
+        print(
+            f"dropscribe:     {daemon_s:6.2f} s  {daemon_rate:7.1f} files/s "
+            f"(processes: {args.processes}; includes settle_seconds={SETTLE}; "
+            f"{args.history} recordings in the ledger before)"
+        )
         singles = sorted(c / d for c, d in zip(curls, daemons, strict=True))
-        print(f"ratio: {daemon_rate / curl_rate:.2f}x curl (target >= 1.5x); "
-              f"single rounds {singles[0]:.2f}x to {singles[-1]:.2f}x")  # fmt: skip
+        print(
+            f"ratio: {daemon_rate / curl_rate:.2f}x curl (target >= 1.5x); "
+            f"single rounds {singles[0]:.2f}x to {singles[-1]:.2f}x"
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

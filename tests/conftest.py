@@ -199,8 +199,11 @@ class DaemonProcess:
         env.pop("CREDENTIALS_DIRECTORY", None)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "dropscribe", command, "-c", str(setup.write())],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
-        )  # fmt: skip
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         self.events: list[dict[str, Any]] = []
         self.raw: list[str] = []
         self._arrived = threading.Condition()  # notified for every line read

@@ -87,42 +87,64 @@ class Rules:
 
 
 ALL_FORMATS = frozenset({"json", "text", "srt", "vtt", "verbose_json"})
-GPT4O = Rules(frozenset({"json"}), chunking="optional", max_seconds=1400, output_tokens=2000,
-              usage="tokens")  # fmt: skip
+GPT4O = Rules(
+    frozenset({"json"}), chunking="optional", max_seconds=1400, output_tokens=2000, usage="tokens"
+)
 OPENAI_MODELS = {
     "whisper-1": Rules(ALL_FORMATS, granularities=True, translate=True),
     "gpt-4o-transcribe": GPT4O,
     "gpt-4o-mini-transcribe": GPT4O,
     "gpt-4o-mini-transcribe-2025-12-15": GPT4O,
     "gpt-4o-transcribe-diarize": Rules(
-        frozenset({"json", "text", "diarized_json"}), prompt=False, chunking="required",
+        frozenset({"json", "text", "diarized_json"}),
+        prompt=False,
+        chunking="required",
         max_seconds=1400,
     ),
     # Undocumented: this server takes json and text only, as a deployment might.
-    "gpt-transcribe": Rules(frozenset({"json", "text"}), chunking="optional", max_seconds=1400,
-                            output_tokens=2000, usage="tokens"),
-}  # fmt: skip
+    "gpt-transcribe": Rules(
+        frozenset({"json", "text"}),
+        chunking="optional",
+        max_seconds=1400,
+        output_tokens=2000,
+        usage="tokens",
+    ),
+}
 GROQ_MODELS = {
-    "whisper-large-v3": Rules(frozenset({"json", "text", "verbose_json"}), granularities=True,
-                              translate=True),
-    "whisper-large-v3-turbo": Rules(frozenset({"json", "text", "verbose_json"}),
-                                    granularities=True),
-}  # fmt: skip
+    "whisper-large-v3": Rules(
+        frozenset({"json", "text", "verbose_json"}), granularities=True, translate=True
+    ),
+    "whisper-large-v3-turbo": Rules(
+        frozenset({"json", "text", "verbose_json"}), granularities=True
+    ),
+}
 # Self-hosted servers load whatever model they are given; these rules hold for any name.
 ANY_MODEL = {
     "speaches": Rules(ALL_FORMATS, granularities=True, translate=True),
     "localai": Rules(ALL_FORMATS | {"lrc"}, granularities=True, translate=True),
-    "vllm": Rules(frozenset({"json", "text", "verbose_json"}), granularities=True,
-                  translate=True),
+    "vllm": Rules(frozenset({"json", "text", "verbose_json"}), granularities=True, translate=True),
     "whispercpp": Rules(ALL_FORMATS, translate=True),
-}  # fmt: skip
-KNOWN_MODELS = {"openai": OPENAI_MODELS, "azure": OPENAI_MODELS, "gateway": OPENAI_MODELS,
-                "groq": GROQ_MODELS}  # fmt: skip
+}
+KNOWN_MODELS = {
+    "openai": OPENAI_MODELS,
+    "azure": OPENAI_MODELS,
+    "gateway": OPENAI_MODELS,
+    "groq": GROQ_MODELS,
+}
 
 
 def _invalid(message: str, param: str | None, code: str | None = "invalid_value") -> Reply:
-    return Reply(400, {"error": {"message": message, "type": "invalid_request_error",
-                                 "param": param, "code": code}})  # fmt: skip
+    return Reply(
+        400,
+        {
+            "error": {
+                "message": message,
+                "type": "invalid_request_error",
+                "param": param,
+                "code": code,
+            }
+        },
+    )
 
 
 def _parse_disposition(value: str) -> dict[str, str]:
@@ -292,8 +314,13 @@ def tone_answer(upload: Upload) -> dict[str, Any]:
     text = " ".join(seg["text"].strip() for seg in segments)
     if upload.fields.get("response_format") not in TIMED:
         return {"text": text}
-    return {"task": "transcribe", "language": "english", "duration": upload.seconds,
-            "text": text, "segments": segments}  # fmt: skip
+    return {
+        "task": "transcribe",
+        "language": "english",
+        "duration": upload.seconds,
+        "text": text,
+        "segments": segments,
+    }
 
 
 class FakeAPI:
@@ -397,9 +424,17 @@ class FakeAPI:
         found = self.rules_for(upload)
         model = upload.fields.get("model", "")
         if found is None:
-            return Reply(404, {"error": {
-                "message": f"The model '{model}' does not exist or you do not have access to it.",
-                "type": "invalid_request_error", "param": None, "code": "model_not_found"}})  # fmt: skip
+            return Reply(
+                404,
+                {
+                    "error": {
+                        "message": f"The model '{model}' does not exist or you do not have access to it.",
+                        "type": "invalid_request_error",
+                        "param": None,
+                        "code": "model_not_found",
+                    }
+                },
+            )
         model, rules = found
         fields = upload.fields
         fmt = fields.get("response_format", "json")
@@ -412,45 +447,74 @@ class FakeAPI:
             return _invalid("translations only support language 'en'", "language")
         if fmt not in rules.formats:
             if self.kind == "vllm":
-                return Reply(400, {"error": {"message": "Currently only support response_format"
-                                             " `text`, `json` or `verbose_json`",
-                                             "type": "BadRequestError", "param": None,
-                                             "code": 400}})  # fmt: skip
-            return _invalid(f"response_format '{fmt}' is not compatible with model '{model}'",
-                            "response_format", "unsupported_value")  # fmt: skip
+                return Reply(
+                    400,
+                    {
+                        "error": {
+                            "message": "Currently only support response_format"
+                            " `text`, `json` or `verbose_json`",
+                            "type": "BadRequestError",
+                            "param": None,
+                            "code": 400,
+                        }
+                    },
+                )
+            return _invalid(
+                f"response_format '{fmt}' is not compatible with model '{model}'",
+                "response_format",
+                "unsupported_value",
+            )
         if "timestamp_granularities[]" in fields:
             if not rules.granularities:
-                return _invalid(f"timestamp_granularities is not supported with model '{model}'",
-                                "timestamp_granularities", "unsupported_value")  # fmt: skip
+                return _invalid(
+                    f"timestamp_granularities is not supported with model '{model}'",
+                    "timestamp_granularities",
+                    "unsupported_value",
+                )
             if fmt != "verbose_json":
-                return _invalid("timestamp_granularities requires response_format=verbose_json",
-                                "timestamp_granularities")  # fmt: skip
+                return _invalid(
+                    "timestamp_granularities requires response_format=verbose_json",
+                    "timestamp_granularities",
+                )
         if "prompt" in fields and not rules.prompt:
-            return _invalid("Prompt is not supported for diarization models", "prompt",
-                            "unsupported_value")  # fmt: skip
+            return _invalid(
+                "Prompt is not supported for diarization models", "prompt", "unsupported_value"
+            )
         chunking = [k for k in fields if k.startswith("chunking_strategy")]
         if chunking and rules.chunking == "refused":
-            return _invalid(f"chunking_strategy is not supported with model '{model}'",
-                            "chunking_strategy", "unsupported_value")  # fmt: skip
+            return _invalid(
+                f"chunking_strategy is not supported with model '{model}'",
+                "chunking_strategy",
+                "unsupported_value",
+            )
         if chunking and (
             chunking != ["chunking_strategy"] or fields["chunking_strategy"] != "auto"
         ):
-            return _invalid("Invalid value for chunking_strategy: expected 'auto'",
-                            "chunking_strategy")  # fmt: skip
+            return _invalid(
+                "Invalid value for chunking_strategy: expected 'auto'", "chunking_strategy"
+            )
         if "include[]" in fields and (fmt != "json" or rules.usage != "tokens"):
-            return _invalid("include[]=logprobs is only supported with json on gpt-4o models",
-                            "include")  # fmt: skip
+            return _invalid(
+                "include[]=logprobs is only supported with json on gpt-4o models", "include"
+            )
         language = fields.get("language")
         if language is not None and not re.fullmatch(r"[a-z]{2}|auto", language):
-            return _invalid(f"Invalid language '{language}'. Language parameter must be"
-                            " specified in ISO-639-1 format.", "language")  # fmt: skip
+            return _invalid(
+                f"Invalid language '{language}'. Language parameter must be"
+                " specified in ISO-639-1 format.",
+                "language",
+            )
         if rules.max_seconds is not None and upload.seconds > rules.max_seconds:
-            return _invalid(f"audio duration {upload.seconds} seconds is longer than"
-                            f" {rules.max_seconds:g} seconds which is the maximum for this"
-                            " model", None)  # fmt: skip
+            return _invalid(
+                f"audio duration {upload.seconds} seconds is longer than"
+                f" {rules.max_seconds:g} seconds which is the maximum for this"
+                " model",
+                None,
+            )
         if rules.chunking == "required" and upload.seconds > 30 and not chunking:
-            return _invalid("chunking_strategy is required for diarization models",
-                            "chunking_strategy")  # fmt: skip
+            return _invalid(
+                "chunking_strategy is required for diarization models", "chunking_strategy"
+            )
         return None
 
     def shaped(self, upload: Upload, answer: dict[str, Any]) -> Reply:
@@ -468,18 +532,40 @@ class FakeAPI:
             return Reply(200, text + "\n", content_type="text/plain")
         if fmt == "diarized_json":
             segments = [
-                {"type": "transcript.text.segment", "id": f"seg_{n:03d}", "start": seg["start"],
-                 "end": seg["end"], "text": seg["text"], "speaker": "AB"[n % 2]}
+                {
+                    "type": "transcript.text.segment",
+                    "id": f"seg_{n:03d}",
+                    "start": seg["start"],
+                    "end": seg["end"],
+                    "text": seg["text"],
+                    "speaker": "AB"[n % 2],
+                }
                 for n, seg in enumerate(answer.get("segments", []))
-            ]  # fmt: skip
-            return Reply(200, {"task": "transcribe", "duration": answer.get("duration", 0.0),
-                               "text": text, "segments": segments,
-                               "usage": {"type": "duration", "seconds": 1}})  # fmt: skip
+            ]
+            return Reply(
+                200,
+                {
+                    "task": "transcribe",
+                    "duration": answer.get("duration", 0.0),
+                    "text": text,
+                    "segments": segments,
+                    "usage": {"type": "duration", "seconds": 1},
+                },
+            )
         if fmt == "json" and rules is not None and rules.usage == "tokens":
             count = len(text.split())
-            return Reply(200, {"text": text, "usage": {
-                "type": "tokens", "input_tokens": 10, "output_tokens": count,
-                "total_tokens": 10 + count}})  # fmt: skip
+            return Reply(
+                200,
+                {
+                    "text": text,
+                    "usage": {
+                        "type": "tokens",
+                        "input_tokens": 10,
+                        "output_tokens": count,
+                        "total_tokens": 10 + count,
+                    },
+                },
+            )
         if fmt == "json":
             return Reply(200, {"text": text})
         return Reply(200, {**answer, "text": text})
@@ -489,14 +575,23 @@ class FakeAPI:
         path, _, query = upload.path.partition("?")
         kind = self.kind
         if kind == "azure":
-            classic = re.fullmatch(r"/openai/deployments/[^/]+/audio/(transcriptions|translations)",
-                                   path) and "api-version=" in query  # fmt: skip
+            classic = (
+                re.fullmatch(r"/openai/deployments/[^/]+/audio/(transcriptions|translations)", path)
+                and "api-version=" in query
+            )
             v1 = re.fullmatch(r"/openai/v1/audio/(transcriptions|translations)", path)
             if not (classic or v1):
                 return Reply(404, {"error": {"code": "404", "message": "Resource not found"}})
             if self.api_key is not None and upload.headers.get("api-key") != self.api_key:
-                return Reply(401, {"error": {"code": "401", "message": "Access denied due to "
-                                             "invalid subscription key."}})  # fmt: skip
+                return Reply(
+                    401,
+                    {
+                        "error": {
+                            "code": "401",
+                            "message": "Access denied due to invalid subscription key.",
+                        }
+                    },
+                )
             return None
         if kind == "whispercpp":
             if path != "/inference":
@@ -513,13 +608,17 @@ class FakeAPI:
             return openai_error(401, "Incorrect API key provided.", code="invalid_api_key")
         if self.upload_limit is not None and upload.size > self.upload_limit:
             if kind == "localai":
-                return Reply(413, {"error": {"code": 413, "message": "Request Entity Too Large",
-                                             "type": ""}})  # fmt: skip
+                return Reply(
+                    413, {"error": {"code": 413, "message": "Request Entity Too Large", "type": ""}}
+                )
             return openai_error(413, "Maximum content size limit exceeded", type_="server_error")
         if kind == "localai" and self.loading > 0:
             self.loading -= 1
-            return Reply(503, {"error": {"code": 503, "message": "loading model"}},
-                         headers={"Retry-After": "1"})  # fmt: skip
+            return Reply(
+                503,
+                {"error": {"code": 503, "message": "loading model"}},
+                headers={"Retry-After": "1"},
+            )
         return None
 
     def __enter__(self) -> Self:
@@ -583,8 +682,12 @@ class FakeAPI:
             def do_POST(self) -> None:
                 import time
 
-                upload = Upload(self.path, {k.lower(): v for k, v in self.headers.items()}, {},
-                                at=time.monotonic())  # fmt: skip
+                upload = Upload(
+                    self.path,
+                    {k.lower(): v for k, v in self.headers.items()},
+                    {},
+                    at=time.monotonic(),
+                )
                 length = int(self.headers.get("Content-Length", "0"))
                 ctype = self.headers.get("Content-Type", "")
                 if "boundary=" not in ctype:
@@ -594,8 +697,7 @@ class FakeAPI:
                 if api.listening:
                     upload.spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed below
                 try:
-                    read_multipart(self.rfile.read, length, boundary, upload,
-                                   spool=api.spool_for)  # fmt: skip
+                    read_multipart(self.rfile.read, length, boundary, upload, spool=api.spool_for)
                     if upload.spool is not None:
                         listen(upload, tones=api.tones)
                 except EOFError:

@@ -44,22 +44,48 @@ def test_repr_masks_the_key():
 @pytest.mark.parametrize(
     ("status", "body", "cls", "message"),
     [
-        (400, {"error": {"message": "Invalid file format.", "type": "invalid_request_error",
-                         "code": None}}, PermanentError, "HTTP 400: Invalid file format."),
+        (
+            400,
+            {
+                "error": {
+                    "message": "Invalid file format.",
+                    "type": "invalid_request_error",
+                    "code": None,
+                }
+            },
+            PermanentError,
+            "HTTP 400: Invalid file format.",
+        ),
         (403, {"detail": "Invalid API key"}, EndpointError, "HTTP 403: Invalid API key"),
         (404, {"error": "model not found"}, EndpointError, "HTTP 404: model not found"),
-        (413, "<html><title>413 Request Entity Too Large</title></html>", PermanentError,
-         "HTTP 413: 413 Request Entity Too Large"),
-        (422, {"detail": [{"loc": ["body", "file"], "msg": "required"}]}, PermanentError,
-         'HTTP 422: [{"loc"'),
+        (
+            413,
+            "<html><title>413 Request Entity Too Large</title></html>",
+            PermanentError,
+            "HTTP 413: 413 Request Entity Too Large",
+        ),
+        (
+            422,
+            {"detail": [{"loc": ["body", "file"], "msg": "required"}]},
+            PermanentError,
+            'HTTP 422: [{"loc"',
+        ),
         (500, {"error": {"message": "boom", "code": 500}}, RetryableError, "HTTP 500: boom"),
         (502, "Bad gateway", RetryableError, "HTTP 502: Bad gateway"),
-        (429, {"error": {"message": "You exceeded your current quota",
-                         "code": "insufficient_quota"}}, EndpointError, "HTTP 429: You exceeded"),
-        (429, {"error": {"message": "Rate limit", "code": "rate_limit_exceeded"}}, RetryableError,
-         "HTTP 429: Rate limit"),
+        (
+            429,
+            {"error": {"message": "You exceeded your current quota", "code": "insufficient_quota"}},
+            EndpointError,
+            "HTTP 429: You exceeded",
+        ),
+        (
+            429,
+            {"error": {"message": "Rate limit", "code": "rate_limit_exceeded"}},
+            RetryableError,
+            "HTTP 429: Rate limit",
+        ),
     ],
-)  # fmt: skip
+)
 def test_error_bodies_of_every_shape_become_our_errors(wav, status, body, cls, message):
     """JSON, FastAPI detail, plain-string and HTML errors map to retryable, endpoint or permanent."""
 
@@ -105,16 +131,27 @@ def test_non_json_success_is_permanent(wav):
 
 def test_form_fields_and_file_over_a_real_socket(wav):
     """The real server receives every field, the filename and the exact bytes, with Bearer auth."""
-    settings = FolderSettings("e", "whisper-1", language="sv", prompt="Hej", temperature=0.4,
-                              formats=(Format.TXT, Format.SRT))  # fmt: skip
+    settings = FolderSettings(
+        "e",
+        "whisper-1",
+        language="sv",
+        prompt="Hej",
+        temperature=0.4,
+        formats=(Format.TXT, Format.SRT),
+    )
     with FakeAPI(api_key=API_KEY) as api:
         client = Client(endpoint(api.base_url))
         transcript = client.transcribe(wav, settings)
         client.close()
     up = api.uploads[0]
-    assert up.fields == {"model": "whisper-1", "response_format": "verbose_json",
-                         "timestamp_granularities[]": "segment", "language": "sv",
-                         "prompt": "Hej", "temperature": "0.4"}  # fmt: skip
+    assert up.fields == {
+        "model": "whisper-1",
+        "response_format": "verbose_json",
+        "timestamp_granularities[]": "segment",
+        "language": "sv",
+        "prompt": "Hej",
+        "temperature": "0.4",
+    }
     assert up.filename == "a b.wav"
     assert up.size == wav.stat().st_size
     assert up.headers["authorization"] == f"Bearer {API_KEY}"
@@ -146,13 +183,16 @@ def test_keep_alive_reuses_one_connection(wav):
 def test_faults_over_a_real_socket(wav):
     """429 with Retry-After, 503, a dropped connection and a stall map to retryable errors."""
     with FakeAPI() as api:
-        api.script.extend([
-            openai_error(429, "Rate limit reached", code="rate_limit_exceeded",
-                         **{"Retry-After": "7"}),
-            openai_error(503, "Slow Down", type_="server_error", **{"retry-after-ms": "250"}),
-            Reply(drop=True),
-            Reply(stall=3.0),
-        ])  # fmt: skip
+        api.script.extend(
+            [
+                openai_error(
+                    429, "Rate limit reached", code="rate_limit_exceeded", **{"Retry-After": "7"}
+                ),
+                openai_error(503, "Slow Down", type_="server_error", **{"retry-after-ms": "250"}),
+                Reply(drop=True),
+                Reply(stall=3.0),
+            ]
+        )
         client = Client(endpoint(api.base_url, timeout=0.5))
         errors = []
         for _ in range(4):
@@ -173,8 +213,11 @@ def _subclasses(cls):
         yield from _subclasses(sub)
 
 
-@pytest.mark.parametrize("error", sorted(set(_subclasses(httpx.HTTPError)), key=lambda c: c.__name__),
-                         ids=lambda c: c.__name__)  # fmt: skip
+@pytest.mark.parametrize(
+    "error",
+    sorted(set(_subclasses(httpx.HTTPError)), key=lambda c: c.__name__),
+    ids=lambda c: c.__name__,
+)
 def test_every_httpx_error_becomes_one_of_ours(wav, error):
     """Whatever httpx raises while sending or reading (every HTTPError subclass) leaves the
     client as a TranscriptionError, never as an httpx exception."""

@@ -73,8 +73,11 @@ def test_kill_9_at_random_moments_loses_nothing(setup, tmp_path, processes):
     final = DaemonProcess(setup)
     try:
         final.wait_event("daemon.started")  # signal handlers are in place from here on
-        wait_for(lambda: all((setup.inbox / n.replace(".wav", ".srt")).exists() for n in names),
-                 timeout=60, what="every file")  # fmt: skip
+        wait_for(
+            lambda: all((setup.inbox / n.replace(".wav", ".srt")).exists() for n in names),
+            timeout=60,
+            what="every file",
+        )
         wait_for(lambda: done_in_ledger(setup) == len(names), timeout=60, what="ledger done")
         final.signal(signal.SIGTERM)
         assert final.wait() == 0
@@ -91,14 +94,23 @@ def test_kill_9_at_random_moments_loses_nothing(setup, tmp_path, processes):
         assert journal.counts() == {"done": len(names)}
     finally:
         journal.close()
-    print(json.dumps({"files": len(names), "kills": kills, "uploads": len(setup.api.uploads),
-                      "duplicate_uploads": duplicates}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "files": len(names),
+                "kills": kills,
+                "uploads": len(setup.api.uploads),
+                "duplicate_uploads": duplicates,
+            }
+        )
+    )
 
 
 def test_fault_injecting_server_every_file_accounted_for(setup):
     """500, 503, 429+Retry-After, drops, stalls, 400s and a 401: all files done or quarantined."""
-    setup.data["endpoints"]["local"].update(timeout=1.0, max_attempts=8, backoff_max=0.2,
-                                            pause_after_failures=3, pause_seconds=0.3)  # fmt: skip
+    setup.data["endpoints"]["local"].update(
+        timeout=1.0, max_attempts=8, backoff_max=0.2, pause_after_failures=3, pause_seconds=0.3
+    )
     setup.data["defaults"]["formats"] = ["txt", "srt"]
     faults = [
         openai_error(500, "boom", type_="server_error"),
@@ -114,16 +126,20 @@ def test_fault_injecting_server_every_file_accounted_for(setup):
     script = []
     for fault in faults:
         script += [fault, Reply(200, None)]  # None: the default answer for that request
-    setup.api.script.extend(r for r in script if r.body is not None or r.status != 200 or r.drop
-                            or r.stall)  # fmt: skip
+    setup.api.script.extend(
+        r for r in script if r.body is not None or r.status != 200 or r.drop or r.stall
+    )
     names = [f"f{n:02d}.wav" for n in range(30)]
     for n, name in enumerate(names):
         make_wav(setup.inbox / name, seconds=0.2, freq=150 + 11 * n)
     daemon = DaemonProcess(setup)
     try:
         try:
-            wait_for(lambda: len(daemon.named("file.done")) + len(daemon.named("file.failed")) >= 30,
-                     timeout=90, what="every file accounted for")  # fmt: skip
+            wait_for(
+                lambda: len(daemon.named("file.done")) + len(daemon.named("file.failed")) >= 30,
+                timeout=90,
+                what="every file accounted for",
+            )
         except BaseException:
             print(collections.Counter(e.get("event") for e in daemon.events))
             print(
@@ -160,5 +176,14 @@ def test_fault_injecting_server_every_file_accounted_for(setup):
         first = next(i for i, u in enumerate(ups) if u.reply == "429")
         assert ups[first + 1].at - ups[first].at >= 1.0, "retried sooner than Retry-After"
     assert daemon.named("endpoint.paused")
-    print(json.dumps({"files": 30, "faults": len(faults), "done": len(done),
-                      "quarantined": len(failed), "uploads": len(setup.api.uploads)}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "files": 30,
+                "faults": len(faults),
+                "done": len(done),
+                "quarantined": len(failed),
+                "uploads": len(setup.api.uploads),
+            }
+        )
+    )

@@ -65,9 +65,15 @@ def test_example_documents_every_key():
     text = (ROOT / "config.example.yaml").read_text()
     documented = set(re.findall(r"^\s*#?\s*-?\s*([a-z_]+):", text, re.MULTILINE))
     keys: set[str] = set()
-    for model in (config.ConfigModel, config.EndpointModel, config.InboxModel,
-                  config.RuleModel, config.LogModel, config.MetricsModel,
-                  config.HookModel):  # fmt: skip
+    for model in (
+        config.ConfigModel,
+        config.EndpointModel,
+        config.InboxModel,
+        config.RuleModel,
+        config.LogModel,
+        config.MetricsModel,
+        config.HookModel,
+    ):
         keys |= set(model.model_fields)
     assert keys - documented == set()
 
@@ -119,7 +125,10 @@ workers: 0
     }
     for line, key, words in expected:
         assert any(p.startswith(f"{file}:{line}: {key}:") and words in p for p in found), (
-            line, key, found)  # fmt: skip
+            line,
+            key,
+            found,
+        )
     assert len(found) == 6
 
 
@@ -127,8 +136,10 @@ def test_missing_key_inbox_and_endpoint_reported_together(tmp_path):
     """A missing API key variable, a missing inbox folder and an unknown endpoint: three problems."""
     text = MINIMAL.replace("path: inbox", "path: nowhere\n    endpoint: groq")
     found = problems(tmp_path, text, env={})
-    assert any(":4: endpoints.openai.api_key_env: environment variable OPENAI_API_KEY is not set"
-               in p for p in found)  # fmt: skip
+    assert any(
+        ":4: endpoints.openai.api_key_env: environment variable OPENAI_API_KEY is not set" in p
+        for p in found
+    )
     assert any(":9: inboxes[0].path: inbox" in p and "does not exist" in p for p in found)
     assert any(":10: inboxes[0].endpoint: unknown endpoint 'groq'" in p for p in found)
 
@@ -169,10 +180,12 @@ def test_unreadable_key_and_prompt_files_say_why_without_quoting_them(tmp_path):
         "  endpoint: openai\n", "  endpoint: openai\n  prompt_file: prompts\n"
     )
     found = problems(tmp_path, text, env={})
-    assert any("api_key_file: cannot read key file" in p and p.endswith(": not UTF-8 text")
-               for p in found), found  # fmt: skip
-    assert any("prompt_file: cannot read" in p and p.endswith(": Is a directory")
-               for p in found), found  # fmt: skip
+    assert any(
+        "api_key_file: cannot read key file" in p and p.endswith(": not UTF-8 text") for p in found
+    ), found
+    assert any("prompt_file: cannot read" in p and p.endswith(": Is a directory") for p in found), (
+        found
+    )
     assert not any("SECRET" in p or "xff" in p or "0xff" in p for p in found)
 
 
@@ -198,17 +211,21 @@ def test_rules_and_settings_are_typed(tmp_path):
 )
 def test_bad_name_templates_are_rejected(tmp_path, template, words):
     """A name_template that would clash, or names an unknown placeholder, is a config error."""
-    found = problems(tmp_path, MINIMAL + f'  name_template: "{template}"\n'.replace(
-        "  name", "    name"))  # fmt: skip
+    found = problems(
+        tmp_path, MINIMAL + f'  name_template: "{template}"\n'.replace("  name", "    name")
+    )
     assert any(words in p and "name_template" in p for p in found), found
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "dropscribe", *args],
-        capture_output=True, text=True, env=env or {"PATH": "/usr/bin:/bin"}, timeout=60,
+        capture_output=True,
+        text=True,
+        env=env or {"PATH": "/usr/bin:/bin"},
+        timeout=60,
         check=False,
-    )  # fmt: skip
+    )
 
 
 def test_cli_check_config_exits_2_with_every_problem_and_no_traceback(tmp_path):
@@ -234,8 +251,12 @@ def test_cli_unreadable_config_is_one_line_exit_2(tmp_path):
 def test_cli_check_config_ok(tmp_path):
     """A valid config: exit 0 and a one-line summary."""
     load_text(tmp_path, MINIMAL)
-    result = run_cli("check-config", "-c", str(tmp_path / "c.yaml"),
-                     env={"PATH": "/usr/bin:/bin", "OPENAI_API_KEY": "k"})  # fmt: skip
+    result = run_cli(
+        "check-config",
+        "-c",
+        str(tmp_path / "c.yaml"),
+        env={"PATH": "/usr/bin:/bin", "OPENAI_API_KEY": "k"},
+    )
     assert result.returncode == 0, result.stderr
     assert "ok (1 inboxes, 1 endpoints)" in result.stdout
 

@@ -34,8 +34,14 @@ def test_new_file_gets_one_upload_and_its_sidecar(setup, events):
         == __import__("hashlib").sha256((setup.inbox / "memo.wav").read_bytes()).hexdigest()
     )
     names = [e["event"] for e in events]
-    for name in ("file.detected", "file.settled", "upload.started", "upload.finished",
-                 "sidecar.written", "file.done"):  # fmt: skip
+    for name in (
+        "file.detected",
+        "file.settled",
+        "upload.started",
+        "upload.finished",
+        "sidecar.written",
+        "file.done",
+    ):
         assert name in names
 
 
@@ -63,8 +69,13 @@ def test_per_folder_settings_reach_the_server(setup, events):
     by_name = {u.filename: u for u in setup.api.uploads}
     a, b, c = by_name["a.wav"], by_name["b.wav"], by_name["c.flac"]
     assert a.path == "/v1/audio/transcriptions"
-    assert a.fields == {"model": "gpt-4o-transcribe", "response_format": "json", "language": "de",
-                        "prompt": "Glossary: dropscribe, Syncthing.", "temperature": "0.2"}  # fmt: skip
+    assert a.fields == {
+        "model": "gpt-4o-transcribe",
+        "response_format": "json",
+        "language": "de",
+        "prompt": "Glossary: dropscribe, Syncthing.",
+        "temperature": "0.2",
+    }
     assert b.path == "/v1/audio/translations"
     assert b.fields["model"] == "whisper-1"
     assert "language" not in b.fields
@@ -82,8 +93,13 @@ def test_all_five_formats_come_from_one_upload(setup, events):
     assert len(setup.api.uploads) == 1
     assert setup.api.uploads[0].fields["response_format"] == "verbose_json"
     assert setup.api.uploads[0].fields["timestamp_granularities[]"] == "segment"
-    assert sidecars(setup.inbox) == ["talk.json", "talk.srt", "talk.txt", "talk.verbose.json",
-                                     "talk.vtt"]  # fmt: skip
+    assert sidecars(setup.inbox) == [
+        "talk.json",
+        "talk.srt",
+        "talk.txt",
+        "talk.verbose.json",
+        "talk.vtt",
+    ]
     assert (setup.inbox / "talk.srt").read_text() == (
         "1\n00:00:00,000 --> 00:00:01,500\ntranscript of\n\n"
         "2\n00:00:01,500 --> 00:00:03,250\ntalk.wav\n"
@@ -133,10 +149,19 @@ def test_startup_scan_picks_up_files_that_arrived_while_down(setup, events):
 def test_junk_and_in_flight_names_are_ignored(setup, events):
     """Hidden, partial, sync-tool and junk-folder names are never uploaded; each is reported."""
     junk = [
-        ".hidden.wav", "._memo.wav", ".memo.wav.Xa83kd", "memo.wav.part", "memo.wav.crdownload",
-        "memo.wav.tmp", "~syncthing~memo.wav.tmp", ".syncthing.memo.wav.tmp", "@eaDir/memo.wav",
-        "__MACOSX/memo.wav", "notes.txt", ".DS_Store",
-    ]  # fmt: skip
+        ".hidden.wav",
+        "._memo.wav",
+        ".memo.wav.Xa83kd",
+        "memo.wav.part",
+        "memo.wav.crdownload",
+        "memo.wav.tmp",
+        "~syncthing~memo.wav.tmp",
+        ".syncthing.memo.wav.tmp",
+        "@eaDir/memo.wav",
+        "__MACOSX/memo.wav",
+        "notes.txt",
+        ".DS_Store",
+    ]
     with setup.daemon():
         wait_for(started(events), what="start")
         for name in junk:
@@ -209,8 +234,9 @@ def test_sidecars_in_an_output_dir_inside_the_inbox_are_not_ingested(setup, even
 
 def test_name_template_shapes_sidecar_names(setup, events):
     """A folder's name_template such as {stem}.{language}.{ext} names its sidecars."""
-    setup.data["defaults"].update(name_template="{stem}.{language}.{ext}", language="en",
-                                  formats=["txt", "srt"])  # fmt: skip
+    setup.data["defaults"].update(
+        name_template="{stem}.{language}.{ext}", language="en", formats=["txt", "srt"]
+    )
     make_wav(setup.inbox / "ep1.wav")
     with setup.daemon():
         wait_for(lambda: named(events, "file.done"), what="done")
@@ -261,10 +287,14 @@ def test_a_failing_file_does_not_stop_the_others(setup, events):
     from fakeapi import Reply, openai_error
 
     setup.data["workers"] = 1
-    setup.api.script.extend([openai_error(400, "Invalid file format."),
-                             Reply(500, {"error": {"message": "boom"}}),
-                             Reply(500, {"error": {"message": "boom"}}),
-                             Reply(500, {"error": {"message": "boom"}})])  # fmt: skip
+    setup.api.script.extend(
+        [
+            openai_error(400, "Invalid file format."),
+            Reply(500, {"error": {"message": "boom"}}),
+            Reply(500, {"error": {"message": "boom"}}),
+            Reply(500, {"error": {"message": "boom"}}),
+        ]
+    )
     for n in range(3):
         make_wav(setup.inbox / f"{n}.wav", freq=300 + 100 * n)
     with setup.daemon():

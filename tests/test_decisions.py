@@ -83,10 +83,20 @@ def test_retry_after_is_never_undercut():
 
 @pytest.mark.parametrize(
     ("status", "headers", "expected"),
-    [(408, {}, True), (409, {}, True), (429, {}, True), (500, {}, True), (503, {}, True),
-     (400, {}, False), (401, {}, False), (413, {}, False), (422, {}, False),
-     (500, {"x-should-retry": "false"}, False), (400, {"x-should-retry": "true"}, True)],
-)  # fmt: skip
+    [
+        (408, {}, True),
+        (409, {}, True),
+        (429, {}, True),
+        (500, {}, True),
+        (503, {}, True),
+        (400, {}, False),
+        (401, {}, False),
+        (413, {}, False),
+        (422, {}, False),
+        (500, {"x-should-retry": "false"}, False),
+        (400, {"x-should-retry": "true"}, True),
+    ],
+)
 def test_which_statuses_are_retried(status, headers, expected):
     """408/409/429/5xx are retried, the rest not, and x-should-retry overrides."""
     assert retry.should_retry(status, headers) is expected
@@ -99,12 +109,22 @@ def inbox(*layers: Layer, include=("*.wav", "*.mp3"), exclude=(), recursive=True
 
 @pytest.mark.parametrize(
     ("name", "reason"),
-    [("a.wav", None), ("sub/A.WAV", None), (".a.wav", "hidden"), ("._a.wav", "hidden"),
-     (".a.wav.Ab12Cd", "hidden"), (".stversions/a.wav", "hidden"), ("a.wav.part", "in-flight or temporary name"),
-     ("~syncthing~a.wav.tmp", "in-flight or temporary name"), ("a.wav.crdownload", "in-flight or temporary name"),
-     ("@eaDir/a.wav", "junk folder"), ("__MACOSX/a.wav", "junk folder"), ("a.txt", "not included"),
-     ("drafts/a.wav", "excluded")],
-)  # fmt: skip
+    [
+        ("a.wav", None),
+        ("sub/A.WAV", None),
+        (".a.wav", "hidden"),
+        ("._a.wav", "hidden"),
+        (".a.wav.Ab12Cd", "hidden"),
+        (".stversions/a.wav", "hidden"),
+        ("a.wav.part", "in-flight or temporary name"),
+        ("~syncthing~a.wav.tmp", "in-flight or temporary name"),
+        ("a.wav.crdownload", "in-flight or temporary name"),
+        ("@eaDir/a.wav", "junk folder"),
+        ("__MACOSX/a.wav", "junk folder"),
+        ("a.txt", "not included"),
+        ("drafts/a.wav", "excluded"),
+    ],
+)
 def test_ignore_reasons(name, reason):
     """Junk, hidden, in-flight, not-included and excluded names each get their reason."""
     assert rules.ignore_reason(inbox(exclude=("drafts/*",)), Path("/in") / name) == reason
@@ -128,8 +148,11 @@ def test_rules_apply_in_order_by_glob_and_folder():
         Layer({"language": "fr"}, match="*.mp3"),
     )
     plain = rules.effective(box, Path("/in/x.wav"))
-    assert (plain.language, plain.task, plain.response_format) == ("de", Task.TRANSCRIBE,
-                                                                   "verbose_json")  # fmt: skip
+    assert (plain.language, plain.task, plain.response_format) == (
+        "de",
+        Task.TRANSCRIBE,
+        "verbose_json",
+    )
     assert rules.effective(box, Path("/in/english/x.wav")).task is Task.TRANSLATE
     assert rules.effective(box, Path("/in/english/x.mp3")).language == "fr"
     assert rules.effective(box, Path("/in/englishman/x.wav")).task is Task.TRANSCRIBE
@@ -138,16 +161,19 @@ def test_rules_apply_in_order_by_glob_and_folder():
 def test_shaping_hash_changes_with_transcript_shaping_settings_only():
     """Model or prompt changes alter the job key; output_dir or settle time do not."""
     a = rules.FolderSettings("e", "m")
-    assert a.shaping_hash() == rules.FolderSettings("e", "m", settle_seconds=9,
-                                                    output_dir=Path("/x")).shaping_hash()  # fmt: skip
+    assert (
+        a.shaping_hash()
+        == rules.FolderSettings("e", "m", settle_seconds=9, output_dir=Path("/x")).shaping_hash()
+    )
     assert a.shaping_hash() != rules.FolderSettings("e", "m", prompt="p").shaping_hash()
     assert a.shaping_hash() != rules.FolderSettings("e", "m2").shaping_hash()
 
 
 def test_sidecar_names_and_dirs():
     """Templates fill stem, language and ext; output_dir mirrors the inbox's subfolders."""
-    s = rules.FolderSettings("e", "m", language="en", name_template="{stem}.{language}.{ext}",
-                             output_dir=Path("/out"))  # fmt: skip
+    s = rules.FolderSettings(
+        "e", "m", language="en", name_template="{stem}.{language}.{ext}", output_dir=Path("/out")
+    )
     assert rules.sidecar_name(s, Path("/in/a b.wav"), Format.VERBOSE_JSON) == "a b.en.verbose.json"
     assert rules.sidecar_dir(inbox(), s, Path("/in/x/y/a.wav")) == Path("/out/x/y")
 
@@ -185,8 +211,14 @@ def test_timed_formats_without_segments_get_one_cue():
 
 def test_transcript_normalises_server_quirks():
     """vLLM's string duration and LocalAI's words keyed text are normalised."""
-    t = Transcript.from_json({"text": " hi ", "duration": "3.25", "words": [
-        {"text": "hi", "start": "0.1", "end": 0.4}], "segments": [{"start": 0, "end": "1"}]})  # fmt: skip
+    t = Transcript.from_json(
+        {
+            "text": " hi ",
+            "duration": "3.25",
+            "words": [{"text": "hi", "start": "0.1", "end": 0.4}],
+            "segments": [{"start": 0, "end": "1"}],
+        }
+    )
     assert t.text == "hi"
     assert t.duration == 3.25
     assert t.words == ({"word": "hi", "start": 0.1, "end": 0.4},)

@@ -59,9 +59,12 @@ def test_server_rejection_is_quarantined_and_retry_requeues_it(setup, events, na
         assert error["attempts"] == 1
         result = subprocess.run(
             [sys.executable, "-m", "dropscribe", "retry", "-c", str(setup.config_path), "--all"],
-            capture_output=True, text=True, errors="surrogateescape",
-            env={**os.environ, **setup.env, "LC_ALL": "C.UTF-8"}, check=False,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            errors="surrogateescape",
+            env={**os.environ, **setup.env, "LC_ALL": "C.UTF-8"},
+            check=False,
+        )
         assert result.returncode == 0, result.stderr
         assert f"{name}: queued again (was: HTTP 400: Invalid file format.)" in result.stdout
         wait_for(lambda: named(events, "file.done"), what="done after retry")
@@ -113,8 +116,9 @@ def test_vanished_file_is_reported_not_quarantined(setup, events):
 
 def test_outage_pauses_the_endpoint_instead_of_failing_files(setup, events):
     """Repeated 503s pause the endpoint; a probe later resumes it; no file is quarantined."""
-    setup.data["endpoints"]["local"].update(pause_after_failures=2, pause_seconds=0.5,
-                                            max_attempts=10)  # fmt: skip
+    setup.data["endpoints"]["local"].update(
+        pause_after_failures=2, pause_seconds=0.5, max_attempts=10
+    )
     setup.data["workers"] = 1
     setup.api.script.extend([openai_error(503, "Slow Down", type_="server_error")] * 3)
     make_wav(setup.inbox / "a.wav")
@@ -249,8 +253,11 @@ def test_status_reports_counts_and_failures(setup, events):
         wait_for(lambda: named(events, "file.done") and named(events, "file.failed"), what="both")
     out = subprocess.run(
         [sys.executable, "-m", "dropscribe", "status", "-c", str(setup.config_path)],
-        capture_output=True, text=True, env={**os.environ, **setup.env}, check=True,
-    ).stdout  # fmt: skip
+        capture_output=True,
+        text=True,
+        env={**os.environ, **setup.env},
+        check=True,
+    ).stdout
     assert "done       1" in out
     assert "failed     1" in out
     assert "HTTP 422: Unprocessable" in out
@@ -268,8 +275,12 @@ def test_a_damaged_ledger_is_one_clear_line_and_exit_2(setup, command):
     args = [str(setup.root / a) if a.startswith("inbox/") else a for a in command[1:]]
     done = subprocess.run(
         [sys.executable, "-m", "dropscribe", command[0], "-c", str(setup.write()), *args],
-        capture_output=True, text=True, env={**os.environ, **setup.env}, timeout=60, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env={**os.environ, **setup.env},
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
@@ -302,8 +313,11 @@ def test_a_sidecar_name_too_long_for_the_filesystem_quarantines_that_file_only(s
     setup.write()
     retried = subprocess.run(
         [sys.executable, "-m", "dropscribe", "retry", "-c", str(setup.config_path), "--all"],
-        capture_output=True, text=True, env={**os.environ, **setup.env}, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env={**os.environ, **setup.env},
+        check=False,
+    )
     assert retried.returncode == 0, retried.stderr
     with setup.daemon():
         wait_for(lambda: len(named(events, "file.done")) == 2, what="the long one done")

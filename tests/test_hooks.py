@@ -78,8 +78,11 @@ def test_command_and_webhook_hear_done_and_failed_files(setup, events, tmp_path)
 def test_failing_hook_is_logged_and_the_transcript_kept(setup, events, kind):
     """A hook that exits non-zero or answers 500 is a hook.failed event; the sidecar stays."""
     with Receiver(status=500) as receiver:
-        hook = ({"command": [sys.executable, "-c", "raise SystemExit(3)"]} if kind == "command"
-                else {"webhook": receiver.url})  # fmt: skip
+        hook = (
+            {"command": [sys.executable, "-c", "raise SystemExit(3)"]}
+            if kind == "command"
+            else {"webhook": receiver.url}
+        )
         setup.data["defaults"]["hook"] = hook
         make_wav(setup.inbox / "h.wav")
         with setup.daemon():

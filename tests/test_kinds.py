@@ -16,8 +16,9 @@ def kind_setup(setup):
     """Point the test config at a FakeAPI of a given kind."""
 
     def use(api: FakeAPI, kind: str, base_url: str | None = None, **endpoint):
-        setup.data["endpoints"]["local"].update(kind=kind, base_url=base_url or api.base_url,
-                                                **endpoint)  # fmt: skip
+        setup.data["endpoints"]["local"].update(
+            kind=kind, base_url=base_url or api.base_url, **endpoint
+        )
         setup.api = api
         return setup
 
@@ -28,8 +29,11 @@ def run(setup, events, *names, done=None):
     for n, name in enumerate(names):
         make_wav(setup.inbox / name, freq=300 + 50 * n)
     with setup.daemon():
-        wait_for(lambda: len(named(events, "file.done")) >= (done or len(names)),
-                 what="files done", timeout=30)  # fmt: skip
+        wait_for(
+            lambda: len(named(events, "file.done")) >= (done or len(names)),
+            what="files done",
+            timeout=30,
+        )
 
 
 def test_azure_classic_deployment_url_with_api_key_header(kind_setup, events):
@@ -111,8 +115,11 @@ def test_a_413_below_the_configured_limit_re_encodes_instead_of_failing(setup, a
     api.upload_limit = 200_000
     make_wav(setup.inbox / "big.wav", seconds=8.0)  # 256 KB
     with setup.daemon():
-        wait_for(lambda: named(events, "file.done") or named(events, "file.failed"), 30,
-                 what="the end of big.wav")  # fmt: skip
+        wait_for(
+            lambda: named(events, "file.done") or named(events, "file.failed"),
+            30,
+            what="the end of big.wav",
+        )
     assert not named(events, "file.failed")
     assert [(u.filename, u.reply) for u in api.uploads] == [("big.wav", "413"), ("0000.ogg", "200")]
     assert "HTTP 413" in named(events, "audio.reencoding")[0]["reason"]
@@ -123,12 +130,17 @@ def test_vllm_string_duration_and_integer_error_codes(kind_setup, events):
     """vllm: verbose_json's duration is a string; errors carry integer codes."""
 
     def answer(upload):
-        return {"text": "hi", "language": "en", "duration": "2.5",
-                "segments": [{"id": 0, "start": 0.0, "end": 2.5, "text": "hi"}]}  # fmt: skip
+        return {
+            "text": "hi",
+            "language": "en",
+            "duration": "2.5",
+            "segments": [{"id": 0, "start": 0.0, "end": 2.5, "text": "hi"}],
+        }
 
     with FakeAPI(kind="vllm", answer=answer) as api:
-        api.script.append(Reply(400, {"error": {"message": "bad audio", "type": "BadRequest",
-                                                "code": 400}}))  # fmt: skip
+        api.script.append(
+            Reply(400, {"error": {"message": "bad audio", "type": "BadRequest", "code": 400}})
+        )
         setup = kind_setup(api, "vllm")
         setup.data["defaults"]["formats"] = ["verbose_json"]
         setup.data["workers"] = 1
@@ -158,8 +170,9 @@ def test_whispercpp_inference_path_language_auto_and_translate_flag(kind_setup, 
 def test_gateway_html_errors_and_dropped_fields(kind_setup, events):
     """gateway: an HTML 502 is retried; a proxy that drops timestamps still yields an srt."""
     with FakeAPI(kind="gateway", answer=lambda upload: {"text": "no segments here"}) as api:
-        api.script.append(Reply(502, "<html><title>502 Bad Gateway</title></html>",
-                                content_type="text/html"))  # fmt: skip
+        api.script.append(
+            Reply(502, "<html><title>502 Bad Gateway</title></html>", content_type="text/html")
+        )
         setup = kind_setup(api, "gateway")
         setup.data["defaults"]["formats"] = ["srt"]
         run(setup, events, "gw.wav")

@@ -70,8 +70,11 @@ def test_no_statement_a_recording_makes_reads_a_whole_table(traced, tmp_path):
     journal.close()
     plans = sqlite3.connect(tmp_path / "ledger.sqlite3")
     scans = {}
-    dml = [s for s in set(statements) if s.split(None, 1)[0] in {"SELECT", "INSERT", "UPDATE",
-                                                                  "DELETE"}]  # fmt: skip
+    dml = [
+        s
+        for s in set(statements)
+        if s.split(None, 1)[0] in {"SELECT", "INSERT", "UPDATE", "DELETE"}
+    ]
     assert any(s.startswith("DELETE FROM jobs") for s in dml)
     for sql in dml:
         steps = [row[3] for row in plans.execute(f"EXPLAIN QUERY PLAN {sql}")]

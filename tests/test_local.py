@@ -50,12 +50,15 @@ def local(setup):
 
 def cues(text: str, sep: str) -> list[tuple[float, float]]:
     out = []
-    for start, end in re.findall(rf"(\d\d:\d\d:\d\d{sep}\d{{3}}) --> (\d\d:\d\d:\d\d{sep}\d{{3}})",
-                                 text):  # fmt: skip
-        out.append(tuple(
-            int(h) * 3600 + int(m) * 60 + float(s.replace(",", "."))
-            for h, m, s in (t.split(":") for t in (start, end))
-        ))  # fmt: skip
+    for start, end in re.findall(
+        rf"(\d\d:\d\d:\d\d{sep}\d{{3}}) --> (\d\d:\d\d:\d\d{sep}\d{{3}})", text
+    ):
+        out.append(
+            tuple(
+                int(h) * 3600 + int(m) * 60 + float(s.replace(",", "."))
+                for h, m, s in (t.split(":") for t in (start, end))
+            )
+        )
     return out
 
 

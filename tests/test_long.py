@@ -62,8 +62,9 @@ def long_setup(setup, api: FakeAPI, **endpoint) -> None:
     setup.data["endpoints"]["local"].update(
         {"base_url": api.base_url, "max_upload_bytes": 300_000, **endpoint}
     )
-    setup.data["defaults"].update({"chunk_seconds": 30, "formats": ["txt", "srt", "vtt",
-                                                                    "verbose_json"]})  # fmt: skip
+    setup.data["defaults"].update(
+        {"chunk_seconds": 30, "formats": ["txt", "srt", "vtt", "verbose_json"]}
+    )
 
 
 def test_decoded_recording_is_cut_inside_the_pauses_placed_in_it(tmp_path):
@@ -155,13 +156,27 @@ def test_every_seed_format_and_video_containers_are_transcribed(setup, listening
     expected = {}
     for n, (ext, container, codec, rate) in enumerate(SEED):
         tone = 400 + 100 * n
-        write_tones(setup.inbox / f"a_{ext}.{ext}", [(0.5, 2.5, tone)], 3.0,
-                    container=container, codec=codec, rate=rate)  # fmt: skip
+        write_tones(
+            setup.inbox / f"a_{ext}.{ext}",
+            [(0.5, 2.5, tone)],
+            3.0,
+            container=container,
+            codec=codec,
+            rate=rate,
+        )
         expected[f"a_{ext}.{ext}"] = tone
-    write_tones(setup.inbox / "film.mp4", [(0.5, 2.5, 1600)], 3.0, container="mp4",
-                codec="aac", video=True)  # fmt: skip
-    write_tones(setup.inbox / "movie.mkv", [(0.5, 2.5, 1700)], 3.0, container="matroska",
-                codec="libopus", rate=48000, video=True)  # fmt: skip
+    write_tones(
+        setup.inbox / "film.mp4", [(0.5, 2.5, 1600)], 3.0, container="mp4", codec="aac", video=True
+    )
+    write_tones(
+        setup.inbox / "movie.mkv",
+        [(0.5, 2.5, 1700)],
+        3.0,
+        container="matroska",
+        codec="libopus",
+        rate=48000,
+        video=True,
+    )
     expected |= {"film.mp4": 1600, "movie.mkv": 1700}
     assert Daemon(setup.load()).run(threading.Event(), once=True) == 0
 
@@ -180,8 +195,9 @@ def test_every_seed_format_and_video_containers_are_transcribed(setup, listening
 def test_video_without_audio_fails_clearly_before_any_upload(setup, listening):
     """An mp4 with only a picture track is quarantined as having no audio, never uploaded."""
     setup.data["endpoints"]["local"]["base_url"] = listening.base_url
-    write_tones(setup.inbox / "silent.mp4", [], 2.0, container="mp4", codec="aac",
-                video=True, audio=False)  # fmt: skip
+    write_tones(
+        setup.inbox / "silent.mp4", [], 2.0, container="mp4", codec="aac", video=True, audio=False
+    )
     assert Daemon(setup.load()).run(threading.Event(), once=True) == 1
     report = json.loads((setup.inbox / "failed" / "silent.mp4.error.json").read_text())
     assert "no audio stream" in report["reason"]
@@ -246,10 +262,20 @@ def test_crash_between_chunks_resumes_without_redoing_finished_ones(setup, liste
         first.kill()
     assert not (setup.inbox / "talk.txt").exists()
     explained = subprocess.run(
-        [sys.executable, "-m", "dropscribe", "explain", "-c", str(setup.config_path),
-         str(setup.inbox / "talk.wav")],
-        capture_output=True, text=True, env={**os.environ, **setup.env}, check=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "dropscribe",
+            "explain",
+            "-c",
+            str(setup.config_path),
+            str(setup.inbox / "talk.wav"),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **setup.env},
+        check=True,
+    )
     assert "chunks: 2 of 4 done, cut at 29.5 s, 59.5 s, 89.5 s" in explained.stdout
     before = len(listening.uploads)
     listening.answer = tone_answer
@@ -261,8 +287,9 @@ def test_crash_between_chunks_resumes_without_redoing_finished_ones(setup, liste
     assert len(again) == 2
     # The four chunks begin with the tones at 0, 30, 60 and 90 s; two were answered.
     answered = {u.tones[0][2] for u in listening.uploads[:2]}
-    assert same_tones(sorted(u.tones[0][2] for u in again),
-                      sorted({300, 900, 1500, 2100} - answered))  # fmt: skip
+    assert same_tones(
+        sorted(u.tones[0][2] for u in again), sorted({300, 900, 1500, 2100} - answered)
+    )
     placed = [hz for _, _, hz in TONES]
     srt = cues((setup.inbox / "talk.srt").read_text())
     assert same_tones([hertz(text)[0] for _, _, text in srt], placed)
@@ -294,9 +321,12 @@ def test_within_limits_file_is_sent_as_is_and_local_never_reencodes(tmp_path):
 
 
 def _part(text: str, segs: list[tuple[float, float, str]]) -> Transcript:
-    return Transcript(text, "en", None, tuple(
-        {"id": n, "start": a, "end": b, "text": t} for n, (a, b, t) in enumerate(segs)
-    ))  # fmt: skip
+    return Transcript(
+        text,
+        "en",
+        None,
+        tuple({"id": n, "start": a, "end": b, "text": t} for n, (a, b, t) in enumerate(segs)),
+    )
 
 
 def test_stitch_drops_what_the_overlap_repeated_and_renumbers():
@@ -313,8 +343,11 @@ def test_stitch_drops_what_the_overlap_repeated_and_renumbers():
 
 def test_stitch_joins_untimed_text_without_repeating_a_clipped_word():
     """json-only answers (gpt-4o) are joined; words repeated across a hard cut appear once."""
-    spans = [split.Span(0.0, 10.0, 0.0), split.Span(9.5, 20.0, 10.0, pause=False),
-             split.Span(19.5, 30.0, 20.0, pause=True)]  # fmt: skip
+    spans = [
+        split.Span(0.0, 10.0, 0.0),
+        split.Span(9.5, 20.0, 10.0, pause=False),
+        split.Span(19.5, 30.0, 20.0, pause=True),
+    ]
     parts = [Transcript("Hello there, my"), Transcript("my friend. How"), Transcript("are you?")]
     whole = stitch.stitch(list(zip(spans, parts, strict=True)), 30.0)
     assert whole.text == "Hello there, my friend. How are you?"
@@ -332,8 +365,9 @@ def test_wav_header_probe_agrees_with_ffmpeg_and_falls_back_for_float_wav(tmp_pa
     slow = audio._probe(pcm, {})
     assert (quick.container, quick.codec, quick.duration) == ("wav", "pcm_s16le", 1.25)
     assert slow.duration == pytest.approx(quick.duration, abs=0.01)
-    floats = write_tones(tmp_path / "float.wav", [(0.0, 1.0, 440)], 1.0, container="wav",
-                         codec="pcm_f32le")  # fmt: skip
+    floats = write_tones(
+        tmp_path / "float.wav", [(0.0, 1.0, 440)], 1.0, container="wav", codec="pcm_f32le"
+    )
     assert audio.probe(floats).codec == "pcm_f32le"
 
 
@@ -358,8 +392,9 @@ def test_damaged_recording_is_transcribed_up_to_the_damage(setup, listening, eve
     setup.data["endpoints"]["local"].update(
         {"base_url": listening.base_url, "max_duration_seconds": 31}
     )
-    source = write_tones(setup.inbox / "memo.mp3", TONES[:8], 40.0, container="mp3",
-                         codec="libmp3lame")  # fmt: skip
+    source = write_tones(
+        setup.inbox / "memo.mp3", TONES[:8], 40.0, container="mp3", codec="libmp3lame"
+    )
     data = source.read_bytes()
     middle = len(data) // 2
     source.write_bytes(data[:middle] + bytes(2000) + data[middle + 2000 : len(data) * 4 // 5])

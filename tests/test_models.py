@@ -66,12 +66,17 @@ def test_refusals_name_what_was_refused():
     """A 400 naming a parameter becomes a kept item; one about the file does not."""
     sent = models.Ask("verbose_json", granularities=True, prompt=True)
     msg = "response_format 'verbose_json' is not compatible with model 'gpt-4o-mini-transcribe'"
-    assert models.refusal(400, "response_format", msg, sent) == ("response_format",
-                                                                 "verbose_json")  # fmt: skip
-    assert models.refusal(400, None, "Prompt is not supported for diarization models",
-                          sent) == models.PROMPT  # fmt: skip
-    assert models.refusal(400, "chunking_strategy", "chunking_strategy is required for"
-                          " diarization models", sent) == models.CHUNKING_REQUIRED  # fmt: skip
+    assert models.refusal(400, "response_format", msg, sent) == ("response_format", "verbose_json")
+    assert (
+        models.refusal(400, None, "Prompt is not supported for diarization models", sent)
+        == models.PROMPT
+    )
+    assert (
+        models.refusal(
+            400, "chunking_strategy", "chunking_strategy is required for diarization models", sent
+        )
+        == models.CHUNKING_REQUIRED
+    )
     long = "audio duration 1500 seconds is longer than 1400 seconds which is the maximum"
     assert models.refusal(400, None, long, sent) == ("max_seconds", "1400")
     assert models.refusal(400, None, "Invalid file format.", sent) is None
@@ -135,8 +140,9 @@ def test_diarize_over_30_seconds_sends_chunking_strategy_auto_and_no_prompt(setu
     """gpt-4o-transcribe-diarize: chunking_strategy=auto (the bare string) above 30 s,
     never a prompt; its diarized_json segments time the srt."""
     with FakeAPI(api_key=API_KEY, answer=tone_answer, listening=True) as api:
-        serve(setup, api, model="gpt-4o-transcribe-diarize", formats=["txt", "srt"],
-              prompt="Glossary")  # fmt: skip
+        serve(
+            setup, api, model="gpt-4o-transcribe-diarize", formats=["txt", "srt"], prompt="Glossary"
+        )
         write_tones(setup.inbox / "long.wav", TONES, SECONDS)
         write_tones(setup.inbox / "short.wav", TONES[:2], 12.0)
         assert once(setup) == 0
@@ -191,8 +197,7 @@ def test_a_refused_format_is_learned_once_and_kept_across_a_restart(setup, event
         assert once(setup) == 0
         assert refused(api) == ["400"]
         learned = named(events, "endpoint.learned")
-        assert [(e["param"], e["value"]) for e in learned] == [("response_format",
-                                                                "verbose_json")]  # fmt: skip
+        assert [(e["param"], e["value"]) for e in learned] == [("response_format", "verbose_json")]
         write_tones(setup.inbox / "after.wav", TONES[5:7], 40.0)
         before = len(api.uploads)
         assert once(setup) == 0
@@ -224,8 +229,10 @@ def test_a_refused_prompt_is_learned_and_the_file_sent_again_without_it(setup, e
 
 def test_a_duration_limit_named_by_the_server_cuts_the_file_into_chunks(setup, events):
     """A 400 'longer than 40 seconds' is learned; the file goes again as chunks under it."""
-    capped = {**OPENAI_MODELS, "whisper-1": Rules(frozenset({"json", "verbose_json"}),
-                                                  granularities=True, max_seconds=40)}  # fmt: skip
+    capped = {
+        **OPENAI_MODELS,
+        "whisper-1": Rules(frozenset({"json", "verbose_json"}), granularities=True, max_seconds=40),
+    }
     with FakeAPI(api_key=API_KEY, answer=tone_answer, listening=True, models=capped) as api:
         serve(setup, api, model="whisper-1", formats=["txt", "srt"])
         write_tones(setup.inbox / "talk.wav", TONES, SECONDS)
@@ -279,8 +286,10 @@ def test_stated_capabilities_are_used_for_a_model_the_table_does_not_know(setup,
 def test_an_answer_cut_short_by_the_output_cap_is_sent_again_in_halves(setup, events):
     """A gpt-4o answer far shorter than its span's sound is flagged and the span sent again
     cut in two at a pause; the longer transcript is kept."""
-    capped = {**OPENAI_MODELS, "gpt-4o-transcribe": Rules(frozenset({"json"}), output_tokens=10,
-                                                          usage="tokens")}  # fmt: skip
+    capped = {
+        **OPENAI_MODELS,
+        "gpt-4o-transcribe": Rules(frozenset({"json"}), output_tokens=10, usage="tokens"),
+    }
     tones = [(5.0 * n, 5.0 * n + 4.0, 300 + 100 * n) for n in range(24)]
     with FakeAPI(api_key=API_KEY, answer=tone_answer, listening=True, models=capped) as api:
         serve(setup, api, model="gpt-4o-transcribe", formats=["txt"], chunk_seconds=120)

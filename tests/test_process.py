@@ -139,8 +139,10 @@ def test_start_up_problems_name_what_is_wrong_and_exit_2(setup):
         setup.data["metrics"] = {"port": port}
         daemon = DaemonProcess(setup)
         assert daemon.wait() == 2
-        expected = (f"dropscribe: cannot serve metrics on 127.0.0.1:{port}: Address already"
-                    " in use (metrics: in the config)\n")  # fmt: skip
+        expected = (
+            f"dropscribe: cannot serve metrics on 127.0.0.1:{port}: Address already"
+            " in use (metrics: in the config)\n"
+        )
         assert daemon.raw == [expected]
     finally:
         taken.close()
@@ -252,8 +254,10 @@ def test_once_on_a_terminal_draws_a_progress_bar(setup):
     leader, follower = pty.openpty()
     proc = subprocess.Popen(
         [sys.executable, "-m", "dropscribe", "once", "-c", str(setup.write())],
-        stderr=follower, stdout=subprocess.DEVNULL, env={**os.environ, **setup.env},
-    )  # fmt: skip
+        stderr=follower,
+        stdout=subprocess.DEVNULL,
+        env={**os.environ, **setup.env},
+    )
     os.close(follower)
     output = b""
     while True:

@@ -116,8 +116,11 @@ def test_once_with_processes_counts_failures_and_serves_metrics(procs):
     (procs.inbox / "broken.wav").write_bytes(b"not audio at all" * 100)
     daemon = DaemonProcess(procs, command="once")
     assert daemon.wait(60) == 1
-    assert daemon.named("daemon.stopped")[0] == {**daemon.named("daemon.stopped")[0],
-                                                 "done": 5, "failed": 1}  # fmt: skip
+    assert daemon.named("daemon.stopped")[0] == {
+        **daemon.named("daemon.stopped")[0],
+        "done": 5,
+        "failed": 1,
+    }
 
     (procs.inbox / "later.wav").write_bytes(make_wav(procs.root / "x.wav", freq=900).read_bytes())
     procs.data["metrics"] = {"port": 0}

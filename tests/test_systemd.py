@@ -43,8 +43,9 @@ def test_notify_ready_status_watchdog_reloading_stopping(setup, tmp_path):
     """READY=1 after the first scan, WATCHDOG=1 at half WatchdogSec, STATUS with counts, and
     RELOADING/READY on SIGHUP, STOPPING on SIGTERM."""
     notify = NotifySocket(tmp_path / "notify.sock")
-    daemon = DaemonProcess(setup, env={"NOTIFY_SOCKET": str(notify.path),
-                                       "WATCHDOG_USEC": "200000"})  # fmt: skip
+    daemon = DaemonProcess(
+        setup, env={"NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "200000"}
+    )
     try:
         wait_for(lambda: notify.seen("READY"), what="READY=1")
         assert daemon.named("daemon.started"), "READY only after the daemon started"

@@ -27,8 +27,16 @@ MOUNTINFO = """\
 
 
 def inbox(path: str, watch: str = "auto") -> Inbox:
-    return Inbox("in", Path(path), recursive=True, include=("*.wav",), exclude=(), layers=(),
-                 watch=watch, poll_seconds=0.2)  # fmt: skip
+    return Inbox(
+        "in",
+        Path(path),
+        recursive=True,
+        include=("*.wav",),
+        exclude=(),
+        layers=(),
+        watch=watch,
+        poll_seconds=0.2,
+    )
 
 
 def test_filesystem_type_uses_the_longest_mount_point():
@@ -165,7 +173,10 @@ def test_daemon_transcribes_into_an_inbox_that_was_removed_and_made_again(setup,
         make_wav(setup.inbox / "after.wav")
         wait_for((setup.inbox / "after.txt").exists, 20, what="after.txt")
     assert named(events, "inbox.watch_lost")[0]["why"] in {
-        "folder replaced", "folder back", "watch stopped"}  # fmt: skip
+        "folder replaced",
+        "folder back",
+        "watch stopped",
+    }
 
 
 def test_a_reload_whose_new_inbox_cannot_be_watched_keeps_the_running_config(

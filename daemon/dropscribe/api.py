@@ -86,9 +86,12 @@ class Transcript:
             if isinstance(word, dict) and "start" in word and "end" in word:
                 label = word.get("word", word.get("text", ""))
                 words.append(
-                    {"word": str(label), "start": _seconds(word["start"]),
-                     "end": _seconds(word["end"])}
-                )  # fmt: skip
+                    {
+                        "word": str(label),
+                        "start": _seconds(word["start"]),
+                        "end": _seconds(word["end"]),
+                    }
+                )
         duration = data.get("duration")
         return cls(
             text=text.strip(),

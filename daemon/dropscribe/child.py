@@ -62,8 +62,9 @@ class FileKeyLocks:
         offset = zlib.crc32(key.encode())
         fd = os.open(self._path, os.O_RDWR | os.O_CLOEXEC)
         try:
-            fcntl.fcntl(fd, fcntl.F_OFD_SETLKW,
-                        self._FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, offset, 1, 0))  # fmt: skip
+            fcntl.fcntl(
+                fd, fcntl.F_OFD_SETLKW, self._FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, offset, 1, 0)
+            )
             yield
         finally:
             os.close(fd)  # releases the lock
@@ -101,11 +102,15 @@ def serve(
         put(("done", index, str(item.path), outcome))
 
     processor = Processor(
-        journal, clients, abort, once=once, metrics=metrics,
+        journal,
+        clients,
+        abort,
+        once=once,
+        metrics=metrics,
         inbox_of=lambda path: inbox_of(current["config"], path),
         key_lock=FileKeyLocks(config.state_dir / "keys.lock"),
         report=report,
-    )  # fmt: skip
+    )
     pool: Pool[Item] = Pool(threads, processor, key=lambda item: item.path, queue_size=threads * 4)
     pool.start()
     stopped = threading.Event()

@@ -57,9 +57,13 @@ SUSPECT_SOUND = 30.0
 
 
 def reason(
-    found: Probe, endpoint: Endpoint, settings: FolderSettings, path: Path, size: int,
+    found: Probe,
+    endpoint: Endpoint,
+    settings: FolderSettings,
+    path: Path,
+    size: int,
     caps: Caps | None = None,
-) -> str | None:  # fmt: skip
+) -> str | None:
     """Why this file (``size`` bytes) cannot be uploaded as it is; None when it can."""
     if endpoint.kind == "local":
         return None  # faster-whisper decodes any container and any length itself
@@ -73,15 +77,21 @@ def reason(
         return f"{size / 2**20:.1f} MiB is over the {limit / 2**20:.1f} MiB upload limit"
     seconds = (caps or models.of(endpoint, settings.model)).request_seconds
     if seconds is not None and found.duration is not None and found.duration > seconds:
-        return (f"{found.duration:.0f} s is over the {seconds:.0f} s one request to"
-                f" {settings.model} may carry")  # fmt: skip
+        return (
+            f"{found.duration:.0f} s is over the {seconds:.0f} s one request to"
+            f" {settings.model} may carry"
+        )
     return None
 
 
 def lengths(
-    endpoint: Endpoint, settings: FolderSettings, codec: transcode.Codec, caps: Caps,
-    *, spans: bool = False,
-) -> tuple[float, float]:  # fmt: skip
+    endpoint: Endpoint,
+    settings: FolderSettings,
+    codec: transcode.Codec,
+    caps: Caps,
+    *,
+    spans: bool = False,
+) -> tuple[float, float]:
     """The chunk length to aim for and the longest chunk the endpoint takes, in seconds
     (for ``spans``, at the scale of subtitles)."""
     longest = caps.request_seconds or math.inf
@@ -134,12 +144,18 @@ class Chunker:
         codec = transcode.CODECS[kinds.audio_codec(endpoint)]
         started = time.monotonic()
         decoded = transcode.decode(path, work / "audio.pcm")
-        log.info("audio.decoded", seconds=round(decoded.seconds, 3),
-                 ms=round((time.monotonic() - started) * 1000))  # fmt: skip
+        log.info(
+            "audio.decoded",
+            seconds=round(decoded.seconds, 3),
+            ms=round((time.monotonic() - started) * 1000),
+        )
         if decoded.truncated:
-            log.warning("audio.truncated", reason=decoded.truncated,
-                        seconds=round(decoded.seconds, 3),
-                        action="transcribing the audio before the damage")  # fmt: skip
+            log.warning(
+                "audio.truncated",
+                reason=decoded.truncated,
+                seconds=round(decoded.seconds, 3),
+                action="transcribing the audio before the damage",
+            )
         rows = self._journal.chunk_plan(key)
         if rows:
             cuts = [split.Span(r.start, r.end, r.cut, r.pause) for r in rows]
@@ -148,9 +164,14 @@ class Chunker:
             width = 1 if settings.carry_prompt else endpoint.max_concurrency
             cuts = split.plan(decoded.envelope, decoded.seconds, target, longest, parallel=width)
             self._journal.save_plan(key, [(s.start, s.end, s.cut, s.pause) for s in cuts])
-        log.info("audio.split", chunks=len(cuts), codec=codec.name, spans=spans,
-                 cuts=[s.cut for s in cuts[1:]],
-                 outside_pauses=sum(not s.pause for s in cuts[1:]))  # fmt: skip
+        log.info(
+            "audio.split",
+            chunks=len(cuts),
+            codec=codec.name,
+            spans=spans,
+            cuts=[s.cut for s in cuts[1:]],
+            outside_pauses=sum(not s.pause for s in cuts[1:]),
+        )
         results = {
             row.idx: Transcript.from_json(row.result, row.request_id)
             for row in rows
@@ -250,9 +271,14 @@ class Chunker:
                 ckey = chunk_key(job.key, i)
                 attempt = self._journal.chunk_attempt(ckey, settings.shaping())
                 transcript = self._uploader.upload(
-                    target, settings, ckey, attempt, size, seconds=span.seconds,
+                    target,
+                    settings,
+                    ckey,
+                    attempt,
+                    size,
+                    seconds=span.seconds,
                     timed=False if job.untimed else None,
-                )  # fmt: skip
+                )
             except TranscriptionError as exc:
                 exc.message = f"{where}: {exc.message}"
                 raise
@@ -262,8 +288,13 @@ class Chunker:
             if self._truncated(job, span, transcript):
                 transcript = self._in_halves(job, i, settings, transcript)
             self._journal.chunk_done(job.key, i, transcript.to_json(), transcript.request_id)
-            log.info("chunk.done", of=len(job.spans), offset=span.start,
-                     seconds=round(span.seconds, 3), bytes=size)  # fmt: skip
+            log.info(
+                "chunk.done",
+                of=len(job.spans),
+                offset=span.start,
+                seconds=round(span.seconds, 3),
+                bytes=size,
+            )
         return transcript
 
     def _truncated(self, job: _Job, span: split.Span, transcript: Transcript) -> bool:
@@ -275,9 +306,14 @@ class Chunker:
         words = len(transcript.text.split())
         if sound < SUSPECT_SOUND or words / (sound / 60) >= SUSPECT_WPM:
             return False
-        log.warning("transcript.suspect_truncation", words=words, sound_seconds=round(sound),
-                    offset=span.start, seconds=round(span.seconds, 3),
-                    action="sending the span again cut in two")  # fmt: skip
+        log.warning(
+            "transcript.suspect_truncation",
+            words=words,
+            sound_seconds=round(sound),
+            offset=span.start,
+            seconds=round(span.seconds, 3),
+            action="sending the span again cut in two",
+        )
         return True
 
     def _in_halves(
@@ -286,27 +322,43 @@ class Chunker:
         """The span sent again as two halves cut at a pause; the answer with more words."""
         span = job.spans[i]
         lo, hi = round(span.start / split.FRAME), round(span.end / split.FRAME)
-        halves = split.plan(job.decoded.envelope[lo:hi], span.seconds, span.seconds / 2,
-                            span.seconds)  # fmt: skip
+        halves = split.plan(
+            job.decoded.envelope[lo:hi], span.seconds, span.seconds / 2, span.seconds
+        )
         parts = []
         ckey = chunk_key(job.key, i)
         for n, half in enumerate(halves):
             target = job.work / f"{i:04d}-{n}.{job.codec.extension}"
             with self._encoders:
-                size = transcode.encode(job.decoded.pcm, span.start + half.start,
-                                        span.start + half.end, target, job.codec)  # fmt: skip
+                size = transcode.encode(
+                    job.decoded.pcm,
+                    span.start + half.start,
+                    span.start + half.end,
+                    target,
+                    job.codec,
+                )
             try:
                 attempt = self._journal.chunk_attempt(ckey, settings.shaping())
-                part = self._uploader.upload(target, settings, ckey, attempt, size,
-                                             seconds=half.seconds,
-                                             timed=False if job.untimed else None)  # fmt: skip
+                part = self._uploader.upload(
+                    target,
+                    settings,
+                    ckey,
+                    attempt,
+                    size,
+                    seconds=half.seconds,
+                    timed=False if job.untimed else None,
+                )
             finally:
                 with contextlib.suppress(OSError):
                     target.unlink()
             parts.append((half, part))
         whole = stitch.stitch(parts, span.seconds)
-        log.info("transcript.rejoined", halves=len(parts), words=len(whole.text.split()),
-                 before=len(first.text.split()))  # fmt: skip
+        log.info(
+            "transcript.rejoined",
+            halves=len(parts),
+            words=len(whole.text.split()),
+            before=len(first.text.split()),
+        )
         return whole if len(whole.text.split()) > len(first.text.split()) else first
 
 

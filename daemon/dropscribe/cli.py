@@ -55,13 +55,20 @@ def _parser() -> argparse.ArgumentParser:
         ("retry", "put quarantined recordings back into their inbox to be tried again"),
         ("explain", "which inbox and rules apply to a file, its settings and its ledger state"),
     ):
-        cmd = sub.add_parser(name, help=text, description=text, epilog=EPILOG,
-                             formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-        cmd.add_argument("-c", "--config", required=True, metavar="CONFIG",
-                         help="path to the YAML config file")  # fmt: skip
+        cmd = sub.add_parser(
+            name,
+            help=text,
+            description=text,
+            epilog=EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        cmd.add_argument(
+            "-c", "--config", required=True, metavar="CONFIG", help="path to the YAML config file"
+        )
         if name == "retry":
-            cmd.add_argument("paths", nargs="*", metavar="PATH",
-                             help="quarantined files, or the paths they had")  # fmt: skip
+            cmd.add_argument(
+                "paths", nargs="*", metavar="PATH", help="quarantined files, or the paths they had"
+            )
             cmd.add_argument("--all", action="store_true", help="every quarantined recording")
         if name == "explain":
             cmd.add_argument("path", metavar="PATH", help="a file in (or meant for) an inbox")
@@ -107,8 +114,9 @@ def _bar(finished: int, total: int, failed: int) -> None:
     filled = width * finished // total if total else width
     note = f", {failed} failed" if failed else ""
     end = "\n" if total and finished == total else ""
-    sys.stderr.write(f"\r\x1b[2K[{'#' * filled}{'.' * (width - filled)}] "
-                     f"{finished}/{total} files{note}{end}")  # fmt: skip
+    sys.stderr.write(
+        f"\r\x1b[2K[{'#' * filled}{'.' * (width - filled)}] {finished}/{total} files{note}{end}"
+    )
     sys.stderr.flush()
 
 

@@ -264,13 +264,19 @@ def _resolve(
         names.add(name)
         inboxes.append(
             Inbox(
-                name, path, inbox.recursive, inbox.include, inbox.exclude, tuple(layers),
+                name,
+                path,
+                inbox.recursive,
+                inbox.include,
+                inbox.exclude,
+                tuple(layers),
                 follow_symlinks=inbox.follow_symlinks,
                 failed_dir=(path / Path(inbox.failed_dir).expanduser()).resolve(),
                 done_dir=(path / Path(inbox.done_dir).expanduser()).resolve(),
-                watch=inbox.watch, poll_seconds=inbox.poll_seconds,
+                watch=inbox.watch,
+                poll_seconds=inbox.poll_seconds,
             )
-        )  # fmt: skip
+        )
     state_dir = (
         (base / Path(model.state_dir).expanduser()).resolve()
         if model.state_dir

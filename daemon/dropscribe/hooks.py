@@ -41,9 +41,14 @@ def _command(hook: HookModel, payload: dict[str, Any], body: str) -> None:
     }
     try:
         done = subprocess.run(  # noqa: S603 - an argv list from the admin's config, no shell
-            list(hook.command), input=body, text=True, env=env, capture_output=True,
-            timeout=hook.timeout, check=False,
-        )  # fmt: skip
+            list(hook.command),
+            input=body,
+            text=True,
+            env=env,
+            capture_output=True,
+            timeout=hook.timeout,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
         log.warning("hook.failed", kind="command", error=f"timed out after {hook.timeout:g}s")
         return
@@ -51,8 +56,9 @@ def _command(hook: HookModel, payload: dict[str, Any], body: str) -> None:
         log.warning("hook.failed", kind="command", error=exc.strerror or str(exc))
         return
     if done.returncode:
-        log.warning("hook.failed", kind="command", exit_code=done.returncode,
-                    stderr=done.stderr[-500:])  # fmt: skip
+        log.warning(
+            "hook.failed", kind="command", exit_code=done.returncode, stderr=done.stderr[-500:]
+        )
     else:
         log.info("hook.ran", kind="command")
 

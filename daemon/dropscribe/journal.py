@@ -174,8 +174,15 @@ class Journal:
     ) -> None:
         """Count attempt number ``attempt`` of a job (queued, not waited for)."""
         now = self._clock()
-        args = (key, key.split(":", 1)[0], json.dumps(settings, sort_keys=True), state,
-                attempt, now, now)  # fmt: skip
+        args = (
+            key,
+            key.split(":", 1)[0],
+            json.dumps(settings, sort_keys=True),
+            state,
+            attempt,
+            now,
+            now,
+        )
         self._post(lambda db: db.execute(_UPSERT_ATTEMPT, args))
 
     def begin(

@@ -89,9 +89,15 @@ class Limits:
     def learn(self, endpoint: Endpoint, model: str, item: models.Item, reason: str) -> None:
         """A refusal: kept, so no request of this pair carries ``item`` again."""
         self._record(endpoint, model, item, REFUSED, reason)
-        log.warning("endpoint.learned", endpoint=endpoint.name, model=model,
-                    param=item.param, value=item.value, reason=reason,
-                    action="sending the same file again without it")  # fmt: skip
+        log.warning(
+            "endpoint.learned",
+            endpoint=endpoint.name,
+            model=model,
+            param=item.param,
+            value=item.value,
+            reason=reason,
+            action="sending the same file again without it",
+        )
 
     def _record(
         self, endpoint: Endpoint, model: str, item: models.Item, verdict: str, reason: str | None

@@ -88,8 +88,13 @@ class LocalEngine:
                 raise EndpointError(
                     f"cannot load model {name!r}: {exc.__class__.__name__}: {exc}"
                 ) from None
-            log.info("model.loaded", endpoint=self.endpoint.name, model=name, path=source,
-                     ms=round((time.monotonic() - started) * 1000))  # fmt: skip
+            log.info(
+                "model.loaded",
+                endpoint=self.endpoint.name,
+                model=name,
+                path=source,
+                ms=round((time.monotonic() - started) * 1000),
+            )
             self._models[name] = model
             return model
 
@@ -110,8 +115,13 @@ class LocalEngine:
         }
         if settings.temperature is not None:
             options["temperature"] = settings.temperature
-        log.debug("local.transcribe", task=settings.task.value, language=settings.language,
-                  prompt=bool(settings.prompt), word_timestamps=words)  # fmt: skip
+        log.debug(
+            "local.transcribe",
+            task=settings.task.value,
+            language=settings.language,
+            prompt=bool(settings.prompt),
+            word_timestamps=words,
+        )
         try:
             segments, info = model.transcribe(str(path), **options)
             segments = list(segments)  # the generator does the work

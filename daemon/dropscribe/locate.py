@@ -24,9 +24,13 @@ def index_lines(
             key = str(key_node.value)
             if key in seen:
                 problems.append(
-                    Problem(fname, key_node.start_mark.line + 1, dotted((*path, key)),
-                            "duplicate key (YAML would silently keep the last one)")
-                )  # fmt: skip
+                    Problem(
+                        fname,
+                        key_node.start_mark.line + 1,
+                        dotted((*path, key)),
+                        "duplicate key (YAML would silently keep the last one)",
+                    )
+                )
             seen.add(key)
             index_lines(value_node, (*path, key), lines, problems, fname)
             lines[(*path, key)] = key_node.start_mark.line + 1

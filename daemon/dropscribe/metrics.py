@@ -24,10 +24,16 @@ if TYPE_CHECKING:
 
 STUCK_SECONDS = 60.0
 # What the uploading code counts (in worker processes, when there are some).
-UPLOAD_FAMILIES = frozenset({
-    "dropscribe_uploads", "dropscribe_upload_bytes", "dropscribe_upload_seconds",
-    "dropscribe_retries", "dropscribe_endpoint_pauses", "dropscribe_endpoint_paused",
-})  # fmt: skip
+UPLOAD_FAMILIES = frozenset(
+    {
+        "dropscribe_uploads",
+        "dropscribe_upload_bytes",
+        "dropscribe_upload_seconds",
+        "dropscribe_retries",
+        "dropscribe_endpoint_pauses",
+        "dropscribe_endpoint_paused",
+    }
+)
 
 
 class _LedgerCollector:
@@ -56,17 +62,21 @@ class Metrics:
         )
         r = self.registry if uploads else CollectorRegistry()
         self.uploads = Counter(
-            "dropscribe_uploads", "Uploads by endpoint and status", ["endpoint", "status"],
+            "dropscribe_uploads",
+            "Uploads by endpoint and status",
+            ["endpoint", "status"],
             registry=r,
-        )  # fmt: skip
+        )
         self.upload_bytes = Counter(
             "dropscribe_upload_bytes", "Bytes of audio uploaded", ["endpoint"], registry=r
         )
         self.latency = Histogram(
-            "dropscribe_upload_seconds", "Time from upload start to answer", ["endpoint"],
+            "dropscribe_upload_seconds",
+            "Time from upload start to answer",
+            ["endpoint"],
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
             registry=r,
-        )  # fmt: skip
+        )
         self.retries = Counter(
             "dropscribe_retries", "Uploads tried again", ["endpoint"], registry=r
         )
@@ -77,13 +87,17 @@ class Metrics:
             "dropscribe_endpoint_paused", "1 while an endpoint is paused", ["endpoint"], registry=r
         )
         r = self.registry
-        self.queue = Gauge("dropscribe_queue_depth", "Files settled, waiting for a worker",
-                           registry=r)  # fmt: skip
+        self.queue = Gauge(
+            "dropscribe_queue_depth", "Files settled, waiting for a worker", registry=r
+        )
         self.running = Gauge("dropscribe_running", "Files being transcribed", registry=r)
         self.settling = Gauge("dropscribe_settling", "Files waiting to settle", registry=r)
-        self.watched = Gauge("dropscribe_inbox_watched",
-                             "1 while an inbox's folder is there and watched", ["inbox"],
-                             registry=r)  # fmt: skip
+        self.watched = Gauge(
+            "dropscribe_inbox_watched",
+            "1 while an inbox's folder is there and watched",
+            ["inbox"],
+            registry=r,
+        )
         self.beat = time.monotonic()
 
     def watch_ledger(self, counts: Callable[[], dict[str, int]]) -> None:
@@ -119,17 +133,19 @@ class MetricsServer:
             if environ.get("PATH_INFO") == "/healthz":
                 stuck = time.monotonic() - metrics.beat
                 ok = stuck < STUCK_SECONDS
-                start("200 OK" if ok else "503 Service Unavailable",
-                      [("Content-Type", "text/plain")])  # fmt: skip
+                start(
+                    "200 OK" if ok else "503 Service Unavailable", [("Content-Type", "text/plain")]
+                )
                 return [b"ok\n" if ok else f"main loop stuck for {stuck:.0f}s\n".encode()]
             return metrics_app(environ, start)  # type: ignore[no-any-return]
 
         try:
-            self._server = make_server(host, port, app, server_class=_Server,
-                                       handler_class=_Quiet)  # fmt: skip
+            self._server = make_server(host, port, app, server_class=_Server, handler_class=_Quiet)
         except OSError as exc:
-            raise SetupError(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}"
-                             " (metrics: in the config)") from None  # fmt: skip
+            raise SetupError(
+                f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}"
+                " (metrics: in the config)"
+            ) from None
         self.address = self._server.server_address
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="dropscribe-metrics", daemon=True

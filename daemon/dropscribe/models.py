@@ -59,23 +59,33 @@ class Caps:
 
 
 WHISPER_1 = Caps(
-    ("verbose_json", "json", "text", "srt", "vtt"), "verbose_json", granularities=True,
+    ("verbose_json", "json", "text", "srt", "vtt"),
+    "verbose_json",
+    granularities=True,
     translate=True,
-)  # fmt: skip
+)
 GPT4O = Caps(("json", "text"), max_seconds=GPT4O_SECONDS, output_seconds=GPT4O_OUTPUT_SECONDS)
 DIARIZE = Caps(
-    ("diarized_json", "json", "text"), "diarized_json", prompt=False, chunking=Chunking.LONG,
+    ("diarized_json", "json", "text"),
+    "diarized_json",
+    prompt=False,
+    chunking=Chunking.LONG,
     max_seconds=GPT4O_SECONDS,
-)  # fmt: skip
+)
 # Undocumented formats: ask for timestamps, and learn from the answer (section 6.4).
 GPT_TRANSCRIBE = Caps(
-    ("verbose_json", "json", "text"), "verbose_json", max_seconds=GPT4O_SECONDS,
+    ("verbose_json", "json", "text"),
+    "verbose_json",
+    max_seconds=GPT4O_SECONDS,
     output_seconds=GPT4O_OUTPUT_SECONDS,
-)  # fmt: skip
+)
 SAFE = Caps(("json", "text"))  # an OpenAI-shaped model nobody knows
 WHISPER_SERVER = Caps(  # servers that run Whisper themselves: segments in verbose_json
-    ("verbose_json", "json", "text"), "verbose_json", granularities=True, translate=True,
-)  # fmt: skip
+    ("verbose_json", "json", "text"),
+    "verbose_json",
+    granularities=True,
+    translate=True,
+)
 
 OPENAI_MODELS: tuple[tuple[re.Pattern[str], Caps], ...] = (
     (re.compile(r"whisper"), WHISPER_1),
@@ -155,9 +165,11 @@ def of(endpoint: Endpoint, model: str) -> Caps:
 
 
 def cannot_translate(endpoint: Endpoint, model: str) -> str:
-    return (f"model {model!r} on endpoint {endpoint.name!r} ({endpoint.kind}) cannot"
-            " translate; use whisper-1 (or say translate: true for it under"
-            f" endpoints.{endpoint.name}.models)")  # fmt: skip
+    return (
+        f"model {model!r} on endpoint {endpoint.name!r} ({endpoint.kind}) cannot"
+        " translate; use whisper-1 (or say translate: true for it under"
+        f" endpoints.{endpoint.name}.models)"
+    )
 
 
 class Item(NamedTuple):

@@ -87,10 +87,14 @@ def _say_raised_limits(config: Config) -> None:
     that adds up to more than the endpoint's max_concurrency."""
     for name, endpoint in config.endpoints.items():
         if endpoint.max_concurrency < config.processes:
-            log.warning("endpoint.concurrency_raised", endpoint=name,
-                        max_concurrency=endpoint.max_concurrency, processes=config.processes,
-                        at_most=config.processes,
-                        fix="set processes to at most max_concurrency, or accept this")  # fmt: skip
+            log.warning(
+                "endpoint.concurrency_raised",
+                endpoint=name,
+                max_concurrency=endpoint.max_concurrency,
+                processes=config.processes,
+                at_most=config.processes,
+                fix="set processes to at most max_concurrency, or accept this",
+            )
 
 
 @dataclass(eq=False)  # compared by identity
@@ -289,11 +293,21 @@ class ProcessPool:
                         f"worker processes die as they start ({QUICK_DEATHS} in a row,"
                         f" last exit code {code}); see the events before this one"
                     )
-                    log.error("worker.died", worker=child.index, exitcode=code,
-                              files=len(child.files), action="giving up")  # fmt: skip
+                    log.error(
+                        "worker.died",
+                        worker=child.index,
+                        exitcode=code,
+                        files=len(child.files),
+                        action="giving up",
+                    )
                     continue
-                log.error("worker.died", worker=child.index, exitcode=code,
-                          files=len(child.files), action="started again")  # fmt: skip
+                log.error(
+                    "worker.died",
+                    worker=child.index,
+                    exitcode=code,
+                    files=len(child.files),
+                    action="started again",
+                )
                 self._children[self._children.index(child)] = self._spawn(child.index)
         for item in lost:
             self._on_lost(item)

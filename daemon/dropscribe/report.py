@@ -107,8 +107,11 @@ def explain(cfg: config.Config, path: Path) -> int:
     for index, layer in enumerate(inbox.layers[2:]):
         applies = rules.effective_layers(inbox, path)
         mark = "applies" if layer in applies else "does not apply"
-        what = " ".join(f"{k}: {v}" for k, v in (("match", layer.match), ("folder", layer.folder))
-                        if v is not None)  # fmt: skip
+        what = " ".join(
+            f"{k}: {v}"
+            for k, v in (("match", layer.match), ("folder", layer.folder))
+            if v is not None
+        )
         print(f"  rule {index} ({what}): {mark}")
     settings = rules.effective(inbox, path)
     print("  settings:")
@@ -147,6 +150,8 @@ def _explain_ledger(ledger: Path, path: Path) -> bool:
         print(f"    fingerprint: {row.fingerprint[:16]}…, formats done: {row.formats or '-'}")
     if chunks:  # a long recording part-way through
         done = sum(chunk.result is not None for chunk in chunks)
-        print(f"    chunks: {done} of {len(chunks)} done, cut at "
-              + ", ".join(f"{chunk.cut:.1f} s" for chunk in chunks[1:]))  # fmt: skip
+        print(
+            f"    chunks: {done} of {len(chunks)} done, cut at "
+            + ", ".join(f"{chunk.cut:.1f} s" for chunk in chunks[1:])
+        )
     return True

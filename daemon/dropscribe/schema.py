@@ -14,8 +14,18 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # The upload formats of the seed page, plus the Ogg spellings users drop in.
 AUDIO_EXTENSIONS = (
-    "flac", "mp3", "mp4", "mpeg", "mpga", "m4a", "ogg", "wav", "webm", "oga", "opus",
-)  # fmt: skip
+    "flac",
+    "mp3",
+    "mp4",
+    "mpeg",
+    "mpga",
+    "m4a",
+    "ogg",
+    "wav",
+    "webm",
+    "oga",
+    "opus",
+)
 
 
 class Format(StrEnum):

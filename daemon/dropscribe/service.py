@@ -14,15 +14,13 @@ import shutil
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import structlog
 
-from dropscribe import config as config_module
 from dropscribe import log as logmod
-from dropscribe import rules
-from dropscribe.errors import ConfigError, SetupError
+from dropscribe import reloading, rules
+from dropscribe.errors import SetupError
 from dropscribe.metrics import Metrics, MetricsServer
 from dropscribe.notify import Notifier
 from dropscribe.pool import Pool
@@ -45,9 +43,6 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("dropscribe")
 
-# Config attributes a reload cannot change (the YAML keys, for the warning that says so)
-RESTART_ONLY = {"workers": "workers", "processes": "processes", "state_dir": "state_dir",
-                "log_format": "log.format", "log_level": "log.level"}  # fmt: skip
 Workers = Pool[Item] | ProcessPool  # threads in this process, or worker processes
 
 TICK = 0.2  # longest the loop sleeps: how soon it notices a stop request
@@ -119,9 +114,14 @@ class Daemon:
             if not once:
                 watcher.start()
             self._scan_all()
-            log.info("daemon.started", inboxes=len(self.config.inboxes),
-                     workers=self.config.workers, processes=self.config.processes, once=once,
-                     state_dir=str(self.config.state_dir))  # fmt: skip
+            log.info(
+                "daemon.started",
+                inboxes=len(self.config.inboxes),
+                workers=self.config.workers,
+                processes=self.config.processes,
+                once=once,
+                state_dir=str(self.config.state_dir),
+            )
             self._notify(READY="1", STATUS=self._status(pool))
             watcher = self._loop(stop, pool, watcher, processor, once, reload)
         finally:
@@ -133,18 +133,19 @@ class Daemon:
             abort.set()  # waits (backoff, paused endpoints) give up; uploads in flight go on
             stragglers = pool.close(self.config.shutdown_grace)
             if stragglers:
-                log.warning("daemon.abandoned", running=stragglers,
-                            reason="grace period over; they run again at next start")  # fmt: skip
+                log.warning(
+                    "daemon.abandoned",
+                    running=stragglers,
+                    reason="grace period over; they run again at next start",
+                )
             else:
                 for client in processor.clients() if processor else []:
                     client.close()
                 journal.close()
             os.close(lock)
             if self._progress is not None:
-                finished = tally.done + tally.failed + tally.skipped
-                self._progress(finished, finished, tally.failed)
-            log.info("daemon.stopped", done=tally.done, failed=tally.failed,
-                     skipped=tally.skipped)  # fmt: skip
+                self._progress(tally.finished, tally.finished, tally.failed)
+            log.info("daemon.stopped", done=tally.done, failed=tally.failed, skipped=tally.skipped)
         return tally.failed
 
     def _workers(
@@ -153,14 +154,19 @@ class Daemon:
         """Worker processes when configured, else threads sharing one Processor."""
         if self.config.processes > 1:
             pool = ProcessPool(
-                self.config, once=once, log_level=self.log_level or self.config.log_level,
-                metrics=metrics, on_done=self._finished, on_lost=self._lost,
-            )  # fmt: skip
+                self.config,
+                once=once,
+                log_level=self.log_level or self.config.log_level,
+                metrics=metrics,
+                on_done=self._finished,
+                on_lost=self._lost,
+            )
             return pool, None, pool.tally
         endpoints = self.config.endpoints.items()
         clients = {name: make_client(ep, self._transport) for name, ep in endpoints}
-        processor = Processor(journal, clients, abort, once=once, inbox_of=self._inbox_of,
-                              metrics=metrics)  # fmt: skip
+        processor = Processor(
+            journal, clients, abort, once=once, inbox_of=self._inbox_of, metrics=metrics
+        )
         threads: Pool[Item] = Pool(
             self.config.workers, processor, key=lambda item: item.path, on_done=self._finished
         )
@@ -171,10 +177,12 @@ class Daemon:
     def _gauges(self, pool: Workers) -> None:
         queued, running = pool.counts()
         if self._progress is not None and self._tally is not None:
-            tally = self._tally
-            finished = tally.done + tally.failed + tally.skipped
-            shown = (finished, finished + queued + running + len(self._ready)
-                     + len(self._tracker), tally.failed)  # fmt: skip
+            finished = self._tally.finished
+            shown = (
+                finished,
+                finished + queued + running + len(self._ready) + len(self._tracker),
+                self._tally.failed,
+            )
             if shown != self._shown:
                 self._shown = shown
                 self._progress(*shown)
@@ -245,25 +253,15 @@ class Daemon:
         Queued and in-flight work is not dropped: files already handed to the pool run
         with the settings of their inbox as it is now (or as it was, if it was removed).
         """
-        try:
-            new = config_module.load(self.config.source)
-        except ConfigError as exc:
-            log.error("config.reload_failed", problems=[str(p) for p in exc.problems],
-                      action="kept the running config")  # fmt: skip
-            return watcher
         old = self.config
-        fixed = [
-            key for attr, key in RESTART_ONLY.items() if getattr(new, attr) != getattr(old, attr)
-        ]
-        if fixed:
-            log.warning("config.needs_restart", keys=fixed, action="kept the running values")
-            new = replace(new, **{attr: getattr(old, attr) for attr in RESTART_ONLY})
+        new = reloading.reread(old)
+        if new is None:
+            return watcher
         watching = Watcher(new.inboxes, self._hints.put, on_change=self.metrics.inboxes)
         try:  # before anything changes: an inbox that cannot be watched refuses the reload
             watching.start()
         except SetupError as exc:
-            log.error("config.reload_failed", problems=[str(exc)],
-                      action="kept the running config")  # fmt: skip
+            log.error("config.reload_failed", problems=[str(exc)], action="kept the running config")
             return watcher
         if isinstance(pool, ProcessPool):
             pool.reload(new)
@@ -276,9 +274,12 @@ class Daemon:
         before = {inbox.path for inbox in old.inboxes}
         after = {inbox.path for inbox in new.inboxes}
         self._scan_all()
-        log.info("config.reloaded", inboxes=len(new.inboxes),
-                 added=sorted(str(p) for p in after - before),
-                 removed=sorted(str(p) for p in before - after))  # fmt: skip
+        log.info(
+            "config.reloaded",
+            inboxes=len(new.inboxes),
+            added=sorted(str(p) for p in after - before),
+            removed=sorted(str(p) for p in before - after),
+        )
         return watcher
 
     def _scan_all(self) -> None:

@@ -85,8 +85,7 @@ def _placed(
         return part
     first, last = place(span)
     timed = divide(part.text, first - span.start, last - span.start)
-    return Transcript(part.text, part.language, part.duration, timed,
-                      request_id=part.request_id)  # fmt: skip
+    return Transcript(part.text, part.language, part.duration, timed, request_id=part.request_id)
 
 
 def divide(text: str, start: float, end: float) -> tuple[dict[str, Any], ...]:
@@ -111,8 +110,14 @@ def divide(text: str, start: float, end: float) -> tuple[dict[str, Any], ...]:
     at = start
     for piece in pieces:
         step = (end - start) * len(piece) / total
-        out.append({"start": round(at, 3), "end": round(at + step, 3), "text": piece,
-                    "timing": "estimated"})  # fmt: skip
+        out.append(
+            {
+                "start": round(at, 3),
+                "end": round(at + step, 3),
+                "text": piece,
+                "timing": "estimated",
+            }
+        )
         at += step
     return tuple(out)
 

@@ -165,12 +165,23 @@ class Uploader:
             ) from None
 
     def _send(
-        self, client: Transcriber, path: Path, settings: FolderSettings, ask: models.Ask,
-        attempt: int, size: int,
-    ) -> tuple[Transcript | TranscriptionError, float]:  # fmt: skip
+        self,
+        client: Transcriber,
+        path: Path,
+        settings: FolderSettings,
+        ask: models.Ask,
+        attempt: int,
+        size: int,
+    ) -> tuple[Transcript | TranscriptionError, float]:
         """One request; its answer, or what went wrong, and how long it took."""
-        log.info("upload.started", endpoint=client.endpoint.name, model=settings.model,
-                 attempt=attempt, bytes=size, response_format=ask.response_format)  # fmt: skip
+        log.info(
+            "upload.started",
+            endpoint=client.endpoint.name,
+            model=settings.model,
+            attempt=attempt,
+            bytes=size,
+            response_format=ask.response_format,
+        )
         started = time.monotonic()
         result: Transcript | TranscriptionError
         try:
@@ -191,8 +202,12 @@ class Uploader:
         item = models.refusal(failure.status, failure.param, failure.message, ask)
         if item is None:
             return False
-        log.warning("upload.refused", status=failure.status, error=failure.message,
-                    request_id=failure.request_id)  # fmt: skip
+        log.warning(
+            "upload.refused",
+            status=failure.status,
+            error=failure.message,
+            request_id=failure.request_id,
+        )
         self._learned.learn(endpoint, model, item, failure.message)
         self._succeeded(endpoint.name)  # it answered: the endpoint is well
         return True
@@ -242,8 +257,14 @@ class Uploader:
             ms = round(elapsed * 1000)
             if not isinstance(outcome, TranscriptionError):
                 self._succeeded(endpoint.name)
-                log.info("upload.finished", status=200, ms=ms, bytes=size,
-                         request_id=outcome.request_id, attempt=attempt)  # fmt: skip
+                log.info(
+                    "upload.finished",
+                    status=200,
+                    ms=ms,
+                    bytes=size,
+                    request_id=outcome.request_id,
+                    attempt=attempt,
+                )
                 return outcome
             if self._settle(endpoint, outcome, key, attempt, ms):
                 continue  # not the file's fault: same attempt once the endpoint is back
@@ -256,9 +277,15 @@ class Uploader:
         """After a failed upload: True to try again in the same attempt (the endpoint was
         at fault and is paused), False after waiting for the next; raises when the file
         is given up."""
-        log.warning("upload.failed", status=failure.status, error=failure.message, ms=ms,
-                    request_id=failure.request_id, attempt=attempt,
-                    retryable=isinstance(failure, RetryableError))  # fmt: skip
+        log.warning(
+            "upload.failed",
+            status=failure.status,
+            error=failure.message,
+            ms=ms,
+            request_id=failure.request_id,
+            attempt=attempt,
+            retryable=isinstance(failure, RetryableError),
+        )
         if isinstance(failure, EndpointError):
             self._failed(endpoint.name, failure, at_once=True)
             if not self._wait_for_endpoints:
@@ -279,8 +306,7 @@ class Uploader:
         if last:
             failure.attempts = attempt
             raise failure
-        wait = retry.delay(attempt - 1, endpoint.backoff_max, self._jitter(),
-                           failure.retry_after)  # fmt: skip
+        wait = retry.delay(attempt - 1, endpoint.backoff_max, self._jitter(), failure.retry_after)
         log.info("upload.retrying", in_seconds=round(wait, 3), attempt=attempt)
         self._sleep(wait)
         self._metrics.retries.labels(endpoint.name).inc()
@@ -298,14 +324,16 @@ class Uploader:
     def _throttled(self, endpoint: str) -> None:
         limit = self._limits[endpoint].throttled()
         if limit is not None:
-            log.warning("endpoint.concurrency", endpoint=endpoint, limit=limit,
-                        reason="rate limited (429)")  # fmt: skip
+            log.warning(
+                "endpoint.concurrency", endpoint=endpoint, limit=limit, reason="rate limited (429)"
+            )
 
     def _succeeded(self, endpoint: str) -> None:
         raised = self._limits[endpoint].succeeded()
         if raised is not None:
-            log.info("endpoint.concurrency", endpoint=endpoint, limit=raised,
-                     reason="ramping back up")  # fmt: skip
+            log.info(
+                "endpoint.concurrency", endpoint=endpoint, limit=raised, reason="ramping back up"
+            )
         with self._lock:
             resumed = self._breakers[endpoint].succeeded()
         if resumed:
@@ -318,6 +346,11 @@ class Uploader:
         if pause is not None:
             self._metrics.pauses.labels(endpoint).inc()
             self._metrics.paused.labels(endpoint).set(1)
-            log.error("endpoint.paused", endpoint=endpoint, seconds=round(pause, 1),
-                      reason=failure.message, status=failure.status,
-                      action="uploads to it wait; a probe is sent when the pause ends")  # fmt: skip
+            log.error(
+                "endpoint.paused",
+                endpoint=endpoint,
+                seconds=round(pause, 1),
+                reason=failure.message,
+                status=failure.status,
+                action="uploads to it wait; a probe is sent when the pause ends",
+            )

@@ -62,9 +62,15 @@ Hint = tuple[Path, bool, bool]
 # The events worth hearing of; the kernel is told to send no others (so our own reads
 # of a file, and the opens and closes of every reader, cost nothing).
 EVENTS = [
-    FileCreatedEvent, FileModifiedEvent, FileClosedEvent, FileMovedEvent, FileDeletedEvent,
-    DirCreatedEvent, DirMovedEvent, DirDeletedEvent,
-]  # fmt: skip
+    FileCreatedEvent,
+    FileModifiedEvent,
+    FileClosedEvent,
+    FileMovedEvent,
+    FileDeletedEvent,
+    DirCreatedEvent,
+    DirMovedEvent,
+    DirDeletedEvent,
+]
 
 
 class _Recorder(FileSystemEventHandler):
@@ -104,9 +110,25 @@ def _unnamed(path: str) -> bool:
 # Filesystems whose changes made elsewhere (another host, the FUSE daemon, the VM's
 # host) inotify never hears of: `watch: auto` polls them.
 REMOTE_FILESYSTEMS = {
-    "nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "afs", "ceph", "glusterfs", "lustre",
-    "gpfs", "ncpfs", "davfs", "vboxsf", "vmhgfs", "prl_fs", "fuse", "fuseblk",
-}  # fmt: skip
+    "nfs",
+    "nfs4",
+    "cifs",
+    "smb3",
+    "smbfs",
+    "9p",
+    "afs",
+    "ceph",
+    "glusterfs",
+    "lustre",
+    "gpfs",
+    "ncpfs",
+    "davfs",
+    "vboxsf",
+    "vmhgfs",
+    "prl_fs",
+    "fuse",
+    "fuseblk",
+}
 
 
 def filesystem_type(path: Path, mountinfo: str) -> str:
@@ -173,8 +195,9 @@ class Watcher:
                 self._observers.append(self._observe(inbox, mode, why))
             except OSError as exc:
                 self.stop()
-                raise SetupError(f"cannot watch inbox {inbox.path}: {exc.strerror or exc}"
-                                 ) from None  # fmt: skip
+                raise SetupError(
+                    f"cannot watch inbox {inbox.path}: {exc.strerror or exc}"
+                ) from None
         self._changed()
 
     def _observe(self, inbox: Inbox, mode: str, why: str) -> BaseObserver:
@@ -184,11 +207,16 @@ class Watcher:
             except OSError as exc:
                 if exc.errno not in {errno.ENOSPC, errno.EMFILE}:
                     raise
-                log.error("inbox.watch_limit", inbox=inbox.name, path=str(inbox.path),
-                          error=exc.strerror, action="polling this inbox instead",
-                          fix="raise fs.inotify.max_user_watches and "
-                              "fs.inotify.max_user_instances, e.g. "
-                              "sysctl fs.inotify.max_user_watches=524288")  # fmt: skip
+                log.error(
+                    "inbox.watch_limit",
+                    inbox=inbox.name,
+                    path=str(inbox.path),
+                    error=exc.strerror,
+                    action="polling this inbox instead",
+                    fix="raise fs.inotify.max_user_watches and "
+                    "fs.inotify.max_user_instances, e.g. "
+                    "sysctl fs.inotify.max_user_watches=524288",
+                )
                 mode, why = "poll", "inotify limit reached"
         return self._start(inbox, PollingObserver(timeout=inbox.poll_seconds), mode, why)
 
@@ -203,8 +231,14 @@ class Watcher:
             with contextlib.suppress(Exception):
                 observer.stop()
             raise
-        log.info("inbox.watching", inbox=inbox.name, path=str(inbox.path),
-                 recursive=inbox.recursive, mode=mode, why=why)  # fmt: skip
+        log.info(
+            "inbox.watching",
+            inbox=inbox.name,
+            path=str(inbox.path),
+            recursive=inbox.recursive,
+            mode=mode,
+            why=why,
+        )
         return observer
 
     def revive(self) -> list[Inbox]:
@@ -221,8 +255,12 @@ class Watcher:
             if folder is None:
                 if index not in self._missing:
                     self._missing.add(index)
-                    log.error("inbox.missing", inbox=inbox.name, path=str(inbox.path),
-                              action="watching it again when it is back")  # fmt: skip
+                    log.error(
+                        "inbox.missing",
+                        inbox=inbox.name,
+                        path=str(inbox.path),
+                        action="watching it again when it is back",
+                    )
                     self._changed()
                 continue
             observer = self._observers[index]
@@ -234,16 +272,25 @@ class Watcher:
                 why = "watch stopped"  # its folder was removed (and made again), or it died
             else:
                 continue
-            log.warning("inbox.watch_lost", inbox=inbox.name, path=str(inbox.path), why=why,
-                        action="restarting the watch and rescanning")  # fmt: skip
+            log.warning(
+                "inbox.watch_lost",
+                inbox=inbox.name,
+                path=str(inbox.path),
+                why=why,
+                action="restarting the watch and rescanning",
+            )
             with contextlib.suppress(Exception):
                 observer.stop()
             mode = "poll" if isinstance(observer, PollingObserver) else "native"
             try:
                 self._observers[index] = self._observe(inbox, mode, f"restarted: {why}")
             except OSError as exc:  # gone again already: the next look tries again
-                log.error("inbox.watch_failed", inbox=inbox.name, path=str(inbox.path),
-                          error=exc.strerror or str(exc))  # fmt: skip
+                log.error(
+                    "inbox.watch_failed",
+                    inbox=inbox.name,
+                    path=str(inbox.path),
+                    error=exc.strerror or str(exc),
+                )
                 continue
             if index in self._missing:
                 self._missing.discard(index)
@@ -292,9 +339,11 @@ def scan(top: Path, recursive: bool) -> Iterator[Path]:
         log.warning("scan.unreadable", path=str(exc.filename), error=exc.strerror)
 
     for folder, dirs, files in os.walk(top, onerror=onerror):
-        dirs[:] = [] if not recursive else [
-            d for d in dirs if not d.startswith(".") and d not in JUNK_FOLDERS
-        ]  # fmt: skip
+        dirs[:] = (
+            []
+            if not recursive
+            else [d for d in dirs if not d.startswith(".") and d not in JUNK_FOLDERS]
+        )
         base = Path(folder)
         for name in files:
             yield base / name

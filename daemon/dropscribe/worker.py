@@ -12,13 +12,13 @@ import errno
 import hashlib
 import stat as statmod
 import threading
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import structlog
 
-from dropscribe import audio, chunked, disposition, hooks, render, rules, sidecar
+from dropscribe import audio, chunked, disposition, hooks, outputs, rules
 from dropscribe.api import Client, Transcript
 from dropscribe.errors import EndpointError, PermanentError, SidecarError, TranscriptionError
 from dropscribe.local import LocalEngine
@@ -27,13 +27,13 @@ from dropscribe.uploader import Abandoned, Replan, Uploader
 
 if TYPE_CHECKING:
     import os
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
     from contextlib import AbstractContextManager
 
     import httpx
 
     from dropscribe.api import Transcriber
-    from dropscribe.config import Endpoint, Format, Inbox
+    from dropscribe.config import Endpoint, Inbox
     from dropscribe.journal import FileRow, Journal
 
 log = structlog.get_logger("dropscribe")
@@ -53,6 +53,10 @@ class Tally:
     failed: int = 0
     skipped: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def finished(self) -> int:
+        return self.done + self.failed + self.skipped
 
     def add(self, outcome: str) -> None:
         with self.lock:
@@ -180,8 +184,9 @@ class Processor:
             try:
                 transcript, fresh = self._transcript(item, settings, key, identity(st))
             except EndpointError as exc:  # only in `once`: the endpoint, not the file
-                self._journal.record_file(path, item.inbox.name, identity(st), digest, key,
-                                          "error", exc.message)  # fmt: skip
+                self._journal.record_file(
+                    path, item.inbox.name, identity(st), digest, key, "error", exc.message
+                )
                 log.error("file.failed", error=exc.message, status=exc.status, quarantined=False)
                 return "failed"
             except TranscriptionError as exc:
@@ -194,14 +199,22 @@ class Processor:
                 log.error("audio.scratch_failed", error=error, will_retry=True)
                 return "failed"
             try:
-                outputs = self._write(item, settings, transcript, key if fresh else None)
+                written = outputs.write(
+                    self._journal,
+                    item.inbox,
+                    item.path,
+                    settings,
+                    transcript,
+                    key if fresh else None,
+                )
             except SidecarError as exc:
                 return self._sidecar_failed(item, exc, digest, key, identity(st))
         moved = self._after(item, settings.after)
-        self._journal.file_done(path, [f.value for f in settings.formats], outputs)
-        log.info("file.done", outputs=[str(p) for p in outputs],
-                 moved_to=str(moved) if moved else None)  # fmt: skip
-        self._hook(settings, item, "done", outputs, moved=moved)
+        self._journal.file_done(path, [f.value for f in settings.formats], written)
+        log.info(
+            "file.done", outputs=[str(p) for p in written], moved_to=str(moved) if moved else None
+        )
+        self._hook(settings, item, "done", written, moved=moved)
         return "done"
 
     def _sidecar_failed(
@@ -209,11 +222,12 @@ class Processor:
     ) -> str:
         if exc.errno == errno.ENAMETOOLONG:  # no later try can fit it: say so, once
             name = Path(exc.filename or "").name
-            reason = (f"sidecar name too long for its filesystem: {name} (shorten"
-                      " name_template, then dropscribe retry)")  # fmt: skip
+            reason = (
+                f"sidecar name too long for its filesystem: {name} (shorten"
+                " name_template, then dropscribe retry)"
+            )
             return self._fail(item, PermanentError(reason), key, ident)
-        self._journal.record_file(item.path, item.inbox.name, ident, digest, key, "error",
-                                  str(exc))  # fmt: skip
+        self._journal.record_file(item.path, item.inbox.name, ident, digest, key, "error", str(exc))
         log.error("sidecar.failed", error=str(exc), will_retry=True)
         return "failed"
 
@@ -222,21 +236,24 @@ class Processor:
         settings: rules.FolderSettings,
         item: Item,
         outcome: str,
-        outputs: list[Path],
+        sidecars: list[Path],
         *,
         moved: Path | None = None,
         error: str | None = None,
     ) -> None:
         if settings.hook is None:
             return
-        hooks.run(settings.hook, {
-            "file": str(item.path),
-            "inbox": item.inbox.name,
-            "outcome": outcome,
-            "sidecars": [str(p) for p in outputs],
-            "moved_to": str(moved) if moved else None,
-            "error": error,
-        })  # fmt: skip
+        hooks.run(
+            settings.hook,
+            {
+                "file": str(item.path),
+                "inbox": item.inbox.name,
+                "outcome": outcome,
+                "sidecars": [str(p) for p in sidecars],
+                "moved_to": str(moved) if moved else None,
+                "error": error,
+            },
+        )
 
     def _after(self, item: Item, action: str) -> Path | None:
         try:
@@ -266,12 +283,30 @@ class Processor:
             target = None
             log.error("file.quarantine_failed", error=err.strerror or str(err))
         if key is not None and identity is not None:
-            self._journal.record_file(item.path, item.inbox.name, identity,
-                                      key.split(":", 1)[0], key, "failed", exc.message)  # fmt: skip
-        log.error("file.failed", error=exc.message, status=exc.status, request_id=exc.request_id,
-                  quarantined=str(target) if target else None)  # fmt: skip
-        self._hook(rules.effective(item.inbox, item.path), item, "failed", [],
-                   moved=target, error=exc.message)  # fmt: skip
+            self._journal.record_file(
+                item.path,
+                item.inbox.name,
+                identity,
+                key.split(":", 1)[0],
+                key,
+                "failed",
+                exc.message,
+            )
+        log.error(
+            "file.failed",
+            error=exc.message,
+            status=exc.status,
+            request_id=exc.request_id,
+            quarantined=str(target) if target else None,
+        )
+        self._hook(
+            rules.effective(item.inbox, item.path),
+            item,
+            "failed",
+            [],
+            moved=target,
+            error=exc.message,
+        )
         return "failed"
 
     @staticmethod
@@ -301,8 +336,9 @@ class Processor:
             log.info("transcript.reused", request_id=job.request_id)
             return Transcript.from_json(job.result, job.request_id), False
         found = audio.probe(item.path)
-        log.info("audio.probed", container=found.container, codec=found.codec,
-                 seconds=found.duration)  # fmt: skip
+        log.info(
+            "audio.probed", container=found.container, codec=found.codec, seconds=found.duration
+        )
         for _ in range(MAX_REPLANS):
             try:
                 return self._send(item, settings, key, attempt, found, identity[0]), True
@@ -323,8 +359,11 @@ class Processor:
         endpoint = self._uploader.client(settings.endpoint).endpoint
         caps = self._uploader.caps(settings.endpoint, settings.model)
         if endpoint.kind != "local" and settings.timed and caps.timed is None:
-            log.info("audio.spans", reason=f"model {settings.model} gives no timestamps;"
-                     " short spans place the text in time")  # fmt: skip
+            log.info(
+                "audio.spans",
+                reason=f"model {settings.model} gives no timestamps;"
+                " short spans place the text in time",
+            )
             return self._chunker.transcribe(item.path, settings, key, spans=True)
         why = chunked.reason(found, endpoint, settings, item.path, size, caps)
         if why is None:
@@ -337,47 +376,9 @@ class Processor:
                     raise
                 # A gateway or server with a lower limit than max_upload_bytes says: never
                 # the same bytes again, but compressed chunks may well fit.
-                why = ("the endpoint refused the whole file as too large (HTTP 413);"
-                       " set max_upload_bytes to its limit")  # fmt: skip
+                why = (
+                    "the endpoint refused the whole file as too large (HTTP 413);"
+                    " set max_upload_bytes to its limit"
+                )
         log.info("audio.reencoding", reason=why)
         return self._chunker.transcribe(item.path, settings, key)
-
-    def _write(
-        self, item: Item, settings: rules.FolderSettings, transcript: Transcript, fresh: str | None
-    ) -> list[Path]:
-        """Store a fresh transcript under its job key, claim the sidecar paths, write them.
-
-        The template's name is used unless another source owns it or a file we did not
-        write is in the way (a user's own notes): then ``{name}.{ext}``, then numbers.
-        """
-        folder = rules.sidecar_dir(item.inbox, settings, item.path)
-        source = item.path
-        wanted = [folder / rules.sidecar_name(settings, source, fmt) for fmt in settings.formats]
-
-        def candidates(fmt: Format, first: Path) -> Iterator[Path]:
-            """The template's name, then the others; built only as far as needed."""
-            yield first
-            fallback = replace(settings, name_template="{name}.{ext}")
-            names = [rules.sidecar_name(fallback, source, fmt)]
-            names += [f"{source.name}.{n}.{fmt.extension}" for n in range(2, 10)]
-            yield from (folder / name for name in names if name != first.name)
-
-        done = (fresh, transcript.to_json(), transcript.request_id) if fresh else None
-        chosen = self._journal.finish(
-            source,
-            done,
-            [candidates(fmt, first) for fmt, first in zip(settings.formats, wanted, strict=True)],
-            taken=disposition.occupied,
-        )
-        files: dict[Path, bytes] = {}
-        for fmt, first, target in zip(settings.formats, wanted, chosen, strict=True):
-            if target is None:
-                raise SidecarError(None, "no free sidecar name", str(first))
-            if target != first:
-                log.info("sidecar.renamed", reason="name taken by another file",
-                         wanted=str(first), sidecar=str(target))  # fmt: skip
-            files[target] = render.render(transcript, fmt, settings.task.value)
-        sidecar.write_all(files)
-        for target, data in files.items():
-            log.info("sidecar.written", sidecar=str(target), bytes=len(data))
-        return list(files)

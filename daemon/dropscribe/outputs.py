@@ -1,0 +1,71 @@
+"""A transcript -> its sidecars: names claimed in the ledger, rendered, written atomically."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import structlog
+
+from dropscribe import disposition, render, rules, sidecar
+from dropscribe.errors import SidecarError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from dropscribe.api import Transcript
+    from dropscribe.config import Format, Inbox
+    from dropscribe.journal import Journal
+    from dropscribe.rules import FolderSettings
+
+log = structlog.get_logger("dropscribe")
+
+
+def write(
+    journal: Journal,
+    inbox: Inbox,
+    source: Path,
+    settings: FolderSettings,
+    transcript: Transcript,
+    fresh: str | None,
+) -> list[Path]:
+    """Store a fresh transcript under its job key, claim the sidecar paths, write them.
+
+    The template's name is used unless another source owns it or a file we did not
+    write is in the way (a user's own notes): then ``{name}.{ext}``, then numbers.
+    """
+    folder = rules.sidecar_dir(inbox, settings, source)
+    wanted = [folder / rules.sidecar_name(settings, source, fmt) for fmt in settings.formats]
+
+    def candidates(fmt: Format, first: Path) -> Iterator[Path]:
+        """The template's name, then the others; built only as far as needed."""
+        yield first
+        fallback = replace(settings, name_template="{name}.{ext}")
+        names = [rules.sidecar_name(fallback, source, fmt)]
+        names += [f"{source.name}.{n}.{fmt.extension}" for n in range(2, 10)]
+        yield from (folder / name for name in names if name != first.name)
+
+    done = (fresh, transcript.to_json(), transcript.request_id) if fresh else None
+    chosen = journal.finish(
+        source,
+        done,
+        [candidates(fmt, first) for fmt, first in zip(settings.formats, wanted, strict=True)],
+        taken=disposition.occupied,
+    )
+    files: dict[Path, bytes] = {}
+    for fmt, first, target in zip(settings.formats, wanted, chosen, strict=True):
+        if target is None:
+            raise SidecarError(None, "no free sidecar name", str(first))
+        if target != first:
+            log.info(
+                "sidecar.renamed",
+                reason="name taken by another file",
+                wanted=str(first),
+                sidecar=str(target),
+            )
+        files[target] = render.render(transcript, fmt, settings.task.value)
+    sidecar.write_all(files)
+    for target, data in files.items():
+        log.info("sidecar.written", sidecar=str(target), bytes=len(data))
+    return list(files)
