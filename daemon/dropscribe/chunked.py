@@ -251,40 +251,14 @@ class Chunker:
     def _chunk(self, job: _Job, i: int, settings: FolderSettings) -> Transcript:
         if self._abort.is_set():
             raise Abandoned
-        target, size = self._encode(job, i)
-        return self._upload(job, i, settings, target, size)
-
-    def _encode(self, job: _Job, i: int) -> tuple[Path, int]:
-        span = job.spans[i]
-        target = job.work / f"{i:04d}.{job.codec.extension}"
-        with self._encoders:  # CPU-bound: no more at once than there are cores
-            size = transcode.encode(job.decoded.pcm, span.start, span.end, target, job.codec)
-        return target, size
-
-    def _upload(
-        self, job: _Job, i: int, settings: FolderSettings, target: Path, size: int
-    ) -> Transcript:
         span = job.spans[i]
         where = f"chunk {i + 1} of {len(job.spans)} ({_clock(span.start)}-{_clock(span.end)})"
         with structlog.contextvars.bound_contextvars(chunk=i + 1):
             try:
-                ckey = chunk_key(job.key, i)
-                attempt = self._journal.chunk_attempt(ckey, settings.shaping())
-                transcript = self._uploader.upload(
-                    target,
-                    settings,
-                    ckey,
-                    attempt,
-                    size,
-                    seconds=span.seconds,
-                    timed=False if job.untimed else None,
-                )
+                transcript, size = self._sent(job, i, settings, span.start, span.end)
             except TranscriptionError as exc:
                 exc.message = f"{where}: {exc.message}"
                 raise
-            finally:
-                with contextlib.suppress(OSError):
-                    target.unlink()
             if self._truncated(job, span, transcript):
                 transcript = self._in_halves(job, i, settings, transcript)
             self._journal.chunk_done(job.key, i, transcript.to_json(), transcript.request_id)
@@ -296,6 +270,37 @@ class Chunker:
                 bytes=size,
             )
         return transcript
+
+    def _sent(
+        self,
+        job: _Job,
+        i: int,
+        settings: FolderSettings,
+        start: float,
+        end: float,
+        suffix: str = "",
+    ) -> tuple[Transcript, int]:
+        """Chunk ``i``'s audio from ``start`` to ``end`` encoded into scratch, uploaded as
+        one counted attempt of the chunk, and removed; its transcript and size."""
+        target = job.work / f"{i:04d}{suffix}.{job.codec.extension}"
+        with self._encoders:  # CPU-bound: no more at once than there are cores
+            size = transcode.encode(job.decoded.pcm, start, end, target, job.codec)
+        try:
+            ckey = chunk_key(job.key, i)
+            attempt = self._journal.chunk_attempt(ckey, settings.shaping())
+            transcript = self._uploader.upload(
+                target,
+                settings,
+                ckey,
+                attempt,
+                size,
+                seconds=end - start,
+                timed=False if job.untimed else None,
+            )
+        finally:
+            with contextlib.suppress(OSError):
+                target.unlink()
+        return transcript, size
 
     def _truncated(self, job: _Job, span: split.Span, transcript: Transcript) -> bool:
         """Whether an answer from a model with an output cap looks cut short: far fewer
@@ -326,31 +331,9 @@ class Chunker:
             job.decoded.envelope[lo:hi], span.seconds, span.seconds / 2, span.seconds
         )
         parts = []
-        ckey = chunk_key(job.key, i)
         for n, half in enumerate(halves):
-            target = job.work / f"{i:04d}-{n}.{job.codec.extension}"
-            with self._encoders:
-                size = transcode.encode(
-                    job.decoded.pcm,
-                    span.start + half.start,
-                    span.start + half.end,
-                    target,
-                    job.codec,
-                )
-            try:
-                attempt = self._journal.chunk_attempt(ckey, settings.shaping())
-                part = self._uploader.upload(
-                    target,
-                    settings,
-                    ckey,
-                    attempt,
-                    size,
-                    seconds=half.seconds,
-                    timed=False if job.untimed else None,
-                )
-            finally:
-                with contextlib.suppress(OSError):
-                    target.unlink()
+            start, end = span.start + half.start, span.start + half.end
+            part, _ = self._sent(job, i, settings, start, end, f"-{n}")
             parts.append((half, part))
         whole = stitch.stitch(parts, span.seconds)
         log.info(

@@ -288,26 +288,20 @@ class ProcessPool:
                 lost += child.files.values()
                 for path in child.files:
                     self._where.pop(path, None)
-                if self._quick_deaths >= QUICK_DEATHS:
-                    self.failure = (
-                        f"worker processes die as they start ({QUICK_DEATHS} in a row,"
-                        f" last exit code {code}); see the events before this one"
-                    )
-                    log.error(
-                        "worker.died",
-                        worker=child.index,
-                        exitcode=code,
-                        files=len(child.files),
-                        action="giving up",
-                    )
-                    continue
+                giving_up = self._quick_deaths >= QUICK_DEATHS
                 log.error(
                     "worker.died",
                     worker=child.index,
                     exitcode=code,
                     files=len(child.files),
-                    action="started again",
+                    action="giving up" if giving_up else "started again",
                 )
+                if giving_up:
+                    self.failure = (
+                        f"worker processes die as they start ({QUICK_DEATHS} in a row,"
+                        f" last exit code {code}); see the events before this one"
+                    )
+                    continue
                 self._children[self._children.index(child)] = self._spawn(child.index)
         for item in lost:
             self._on_lost(item)
