@@ -87,3 +87,25 @@ def recording(seconds: float, name: str) -> Iterator[tuple[Path, Path, Path]]:
         yield work, inbox, wav
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def curl_upload(wav: Path, base_url: str, *fields: str) -> float:
+    """Seconds for one curl upload of the whole ``wav`` with these form fields (name=value):
+    the baseline of a client that does not split."""
+    form = [arg for field in (f"file=@{wav}", *fields) for arg in ("-F", field)]
+    start = time.perf_counter()
+    subprocess.run(
+        [
+            "curl",
+            "-sS",
+            "-o",
+            "/dev/null",
+            "--fail",
+            "--max-time",
+            "7200",
+            *form,
+            f"{base_url}/audio/transcriptions",
+        ],
+        check=True,
+    )
+    return time.perf_counter() - start

@@ -14,16 +14,14 @@ uploads, max_concurrency 4, chunk_seconds 600).
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from common import once_config, recording, run_once  # noqa: E402
+from common import curl_upload, once_config, recording, run_once  # noqa: E402
 from fakeapi import FakeAPI  # noqa: E402
 
 RATE = 44100
@@ -46,25 +44,7 @@ def main() -> None:
             assert (inbox / "meeting.srt").exists()
 
         with FakeAPI(per_audio_second=args.per_audio_second) as api:
-            start = time.perf_counter()
-            subprocess.run(
-                [
-                    "curl",
-                    "-sS",
-                    "-o",
-                    "/dev/null",
-                    "--fail",
-                    "--max-time",
-                    "7200",
-                    "-F",
-                    f"file=@{wav}",
-                    "-F",
-                    "model=whisper-1",
-                    f"{api.base_url}/audio/transcriptions",
-                ],
-                check=True,
-            )
-            whole = time.perf_counter() - start
+            whole = curl_upload(wav, api.base_url, "model=whisper-1")
             assert api.uploads[0].size == size
             audio = api.uploads[0].seconds
 

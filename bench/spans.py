@@ -15,16 +15,14 @@ client that does not split would make, and which could only give a one-cue srt.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from common import once_config, recording, run_once  # noqa: E402
+from common import curl_upload, once_config, recording, run_once  # noqa: E402
 from fakeapi import FakeAPI, Rules  # noqa: E402
 
 MODEL = "gpt-4o-mini-transcribe"
@@ -49,27 +47,7 @@ def main() -> None:
 
         lenient = {MODEL: Rules(frozenset({"json"}))}
         with FakeAPI(per_audio_second=args.per_audio_second, models=lenient) as api:
-            start = time.perf_counter()
-            subprocess.run(
-                [
-                    "curl",
-                    "-sS",
-                    "-o",
-                    "/dev/null",
-                    "--fail",
-                    "--max-time",
-                    "7200",
-                    "-F",
-                    f"file=@{wav}",
-                    "-F",
-                    f"model={MODEL}",
-                    "-F",
-                    "response_format=json",
-                    f"{api.base_url}/audio/transcriptions",
-                ],
-                check=True,
-            )
-            whole = time.perf_counter() - start
+            whole = curl_upload(wav, api.base_url, f"model={MODEL}", "response_format=json")
             assert api.uploads[0].size == size
 
         print(f"one whole upload (curl):     {whole:7.1f} s, {size / 1e6:8.1f} MB sent, 1 cue")
