@@ -116,7 +116,12 @@ class Transcriber(Protocol):
     endpoint: Endpoint
 
     def transcribe(
-        self, path: Path, settings: FolderSettings, ask: models.Ask | None = None
+        self,
+        path: Path,
+        settings: FolderSettings,
+        ask: models.Ask | None = None,
+        *,
+        name: str | None = None,
     ) -> Transcript: ...
 
     def close(self) -> None: ...
@@ -174,16 +179,25 @@ class Client:
         self._http.close()
 
     def transcribe(
-        self, path: Path, settings: FolderSettings, ask: models.Ask | None = None
+        self,
+        path: Path,
+        settings: FolderSettings,
+        ask: models.Ask | None = None,
+        *,
+        name: str | None = None,
     ) -> Transcript:
         """Stream one file to the endpoint and return its transcript, or raise.
 
-        ``ask`` is what the request carries; by default, what the model's table says."""
+        ``ask`` is what the request carries; by default, what the model's table says.
+        ``name`` is the file name the server sees (its extension tells some servers the
+        format); by default ``path``'s, which may be a ``/proc/self/fd`` path."""
         if ask is None:
             caps = models.of(self.endpoint, settings.model)
             ask = models.ask(caps, timed=settings.timed, prompt=True, seconds=None)
         request_shape = kinds.shape(self.endpoint, settings, ask)
-        mime = MIME_TYPES.get(path.suffix.lower().lstrip("."), "application/octet-stream")
+        name = name or path.name
+        extension = name.rpartition(".")[2].lower() if "." in name else ""
+        mime = MIME_TYPES.get(extension, "application/octet-stream")
         with path.open("rb") as fh:
             size = os.fstat(fh.fileno()).st_size
             if self._limit is not None and size > self._limit:
@@ -197,7 +211,7 @@ class Client:
                 request_shape.path,
                 params=request_shape.params,
                 data=request_shape.fields,
-                files={"file": (names.readable(path.name), fh, mime)},
+                files={"file": (names.readable(name), fh, mime)},
             )
             request.stream = _Coalesced(request.stream)
             try:

@@ -49,12 +49,15 @@ def _pcm_wav(path: Path) -> Probe | None:
     """A plain PCM WAV's header read by the standard library: 30 times cheaper than
     opening it with FFmpeg, which matters when a recorder drops thousands of them.
     None for anything else (or a WAV the ``wave`` module does not read)."""
-    if path.suffix.lower() != ".wav":
-        return None
     try:
-        with wave.open(str(path), "rb") as header:
-            frames, rate = header.getnframes(), header.getframerate()
-            width = header.getsampwidth()
+        with path.open("rb") as fh:
+            magic = fh.read(12)  # by content: the name may be a descriptor's
+            if magic[:4] != b"RIFF" or magic[8:12] != b"WAVE":
+                return None
+            fh.seek(0)
+            with wave.open(fh, "rb") as header:
+                frames, rate = header.getnframes(), header.getframerate()
+                width = header.getsampwidth()
     except (wave.Error, EOFError, OSError):
         return None
     if frames == 0 or rate == 0:

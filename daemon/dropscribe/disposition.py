@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from dropscribe.config import Inbox
+    from dropscribe.source import Opened
 
 ERROR_SUFFIX = ".error.json"
 NAME_MAX = 255  # bytes in a file name, on every Linux filesystem we write to
@@ -54,7 +55,21 @@ def _free(target: Path) -> Path:
     raise FileExistsError(target)
 
 
-def _move(source: Path, folder_root: Path, inbox: Inbox) -> Path:
+class NotOurs(Exception):  # noqa: N818 - a reason to leave a file alone
+    """The name no longer holds the file that was transcribed."""
+
+
+def _ours(held: Opened, path: Path) -> bool:
+    st = os.lstat(path)
+    return (st.st_dev, st.st_ino) == (held.stat.st_dev, held.stat.st_ino)
+
+
+def _move(source: Path, folder_root: Path, inbox: Inbox, held: Opened | None = None) -> Path:
+    """Move ``source`` under ``folder_root``, keeping its place in the inbox. With
+    ``held``, only the file that was read: it is renamed first, then checked where it
+    landed, and another file found there is put back (``NotOurs``)."""
+    if held is not None and held.moved():
+        raise NotOurs("renamed or replaced since it was read; left in place")
     try:
         rel = source.relative_to(inbox.path)
     except ValueError:
@@ -64,15 +79,22 @@ def _move(source: Path, folder_root: Path, inbox: Inbox) -> Path:
     try:
         source.rename(target)
     except OSError as exc:
-        if exc.errno != 18:  # EXDEV: failed_dir on another filesystem
+        if exc.errno != 18:  # EXDEV: failed_dir on another filesystem (checked just above)
             raise
         shutil.move(source, target)
+        return target
+    if held is not None and not _ours(held, target):
+        target.rename(_free(source))  # someone else's file: back where it was
+        raise NotOurs("replaced just as it was being moved; left in place")
     return target
 
 
-def quarantine(source: Path, inbox: Inbox, report: dict[str, Any]) -> Path:
-    """Move a failed recording into ``failed_dir`` and write its error report beside it."""
-    target = _move(source, inbox.failed_dir, inbox)
+def quarantine(
+    source: Path, inbox: Inbox, report: dict[str, Any], held: Opened | None = None
+) -> Path:
+    """Move a failed recording into ``failed_dir`` and write its error report beside it
+    (with ``held``: only the very file that failed)."""
+    target = _move(source, inbox.failed_dir, inbox, held)
     body = {
         **report,
         "source": str(source),
@@ -95,12 +117,22 @@ def error_report(quarantined: Path) -> Path:
     return quarantined.with_name(f"{keep}~{checksum:08x}{ERROR_SUFFIX}")
 
 
-def after_success(source: Path, inbox: Inbox, action: str) -> Path | None:
-    """Apply ``after:``; returns where the recording went (None: kept or deleted)."""
+def after_success(held: Opened, inbox: Inbox, action: str) -> Path | None:
+    """Apply ``after:`` to the transcribed file; returns where it went (None: kept or
+    deleted). Only the file that was read: moved as ``_move`` does, or renamed to a
+    temporary name, checked there, and only then deleted (``NotOurs`` otherwise)."""
     if action == "move":
-        return _move(source, inbox.done_dir, inbox)
-    if action == "delete":
-        source.unlink()
+        return _move(held.path, inbox.done_dir, inbox, held)
+    if action != "delete":
+        return None
+    if held.moved():
+        raise NotOurs("renamed or replaced since it was transcribed; left in place")
+    doomed = _free(sidecar.temp_name(held.path))
+    held.path.rename(doomed)
+    if not _ours(held, doomed):
+        doomed.rename(_free(held.path))
+        raise NotOurs("replaced just as it was being deleted; left in place")
+    doomed.unlink()
     return None
 
 

@@ -232,15 +232,17 @@ class Journal:
         done: tuple[str, dict[str, Any], str | None] | None,
         candidates: list[Iterable[Path]],
         taken: Callable[[Path], bool],
+        owner: str | None = None,
     ) -> list[Path | None]:
         """Store a fresh transcript (``done`` = key, result, request id) and claim sidecars.
 
         For each format, the first candidate path this source owns or can claim: a path
         belongs to whoever claimed it first; an unclaimed one is free unless ``taken``
         says something else is there (a file we did not write). One transaction,
-        committed before this returns; None where every candidate was taken.
+        committed before this returns; None where every candidate was taken. ``owner``
+        is who a claim is made for (by default the source's path).
         """
-        me = names.text(source)
+        me = owner or names.text(source)
 
         def fn(db: sqlite3.Connection) -> list[Path | None]:
             if done is not None:

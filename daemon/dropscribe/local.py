@@ -103,6 +103,8 @@ class LocalEngine:
         path: Path,
         settings: FolderSettings,
         ask: Ask | None = None,  # noqa: ARG002 - the Transcriber protocol's
+        *,
+        name: str | None = None,  # noqa: ARG002 - the Transcriber protocol's
     ) -> Transcript:
         """``ask`` is for HTTP endpoints: the engine gives everything itself."""
         model = self._model(settings.model)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import structlog
 
-from dropscribe import disposition, render, rules, sidecar
+from dropscribe import disposition, names, render, rules, sidecar
 from dropscribe.errors import SidecarError
 
 if TYPE_CHECKING:
@@ -29,11 +30,15 @@ def write(
     settings: FolderSettings,
     transcript: Transcript,
     fresh: str | None,
+    digest: str,
 ) -> list[Path]:
     """Store a fresh transcript under its job key, claim the sidecar paths, write them.
 
     The template's name is used unless another source owns it or a file we did not
     write is in the way (a user's own notes): then ``{name}.{ext}``, then numbers.
+    Where ``after:`` moves or deletes recordings, a source is its name *and* content:
+    a recorder that names every file ``REC001.WAV`` gets one set of sidecars per
+    recording, since each earlier set is the only copy left of its transcript.
     """
     folder = rules.sidecar_dir(inbox, settings, source)
     wanted = [folder / rules.sidecar_name(settings, source, fmt) for fmt in settings.formats]
@@ -42,16 +47,20 @@ def write(
         """The template's name, then the others; built only as far as needed."""
         yield first
         fallback = replace(settings, name_template="{name}.{ext}")
-        names = [rules.sidecar_name(fallback, source, fmt)]
-        names += [f"{source.name}.{n}.{fmt.extension}" for n in range(2, 10)]
-        yield from (folder / name for name in names if name != first.name)
+        others = itertools.chain(
+            [rules.sidecar_name(fallback, source, fmt)],
+            (f"{source.name}.{n}.{fmt.extension}" for n in range(2, 10_000)),
+        )
+        yield from (folder / name for name in others if name != first.name)
 
     done = (fresh, transcript.to_json(), transcript.request_id) if fresh else None
+    owner = None if settings.after == "keep" else f"{names.text(source)}#{digest}"
     chosen = journal.finish(
         source,
         done,
         [candidates(fmt, first) for fmt, first in zip(settings.formats, wanted, strict=True)],
         taken=disposition.occupied,
+        owner=owner,
     )
     files: dict[Path, bytes] = {}
     for fmt, first, target in zip(settings.formats, wanted, chosen, strict=True):
@@ -69,3 +78,10 @@ def write(
     for target, data in files.items():
         log.info("sidecar.written", sidecar=str(target), bytes=len(data))
     return list(files)
+
+
+def keep(journal: Journal, source: Path, key: str, transcript: Transcript) -> None:
+    """Store a fresh transcript under its job key without writing any sidecar."""
+    journal.finish(
+        source, (key, transcript.to_json(), transcript.request_id), [], disposition.occupied
+    )

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from dropscribe import log as logmod
-from dropscribe import reloading, rules
+from dropscribe import reloading, rules, source
 from dropscribe.errors import SetupError
 from dropscribe.metrics import Metrics, MetricsServer
 from dropscribe.notify import Notifier
@@ -29,7 +29,7 @@ from dropscribe.settle import SettleTracker, Stat
 from dropscribe.sidecar import is_temp
 from dropscribe.statedir import open_state
 from dropscribe.watcher import Hint, Watcher, scan
-from dropscribe.worker import Item, Processor, Tally, identity, make_client
+from dropscribe.worker import Item, Processor, Tally, make_client
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -355,7 +355,7 @@ class Daemon:
     def _settled_before(self, path: Path, st: os.stat_result, settings: FolderSettings) -> bool:
         """The ledger already has the final word on this very file (same size, mtime, inode)."""
         row = self._journal.file(path) if self._journal else None
-        if row is None or (row.size, row.mtime_ns, row.inode) != identity(st):
+        if row is None or (row.size, row.mtime_ns, row.inode) != source.identity(st):
             return False
         if row.state == "failed":
             return True

@@ -129,5 +129,10 @@ def write_all(files: dict[Path, bytes]) -> None:
             os.close(folder_fd)
 
 
+def temp_name(path: Path) -> Path:
+    """A hidden name beside ``path``, one that scans skip."""
+    return path.with_name(f"{_temp_prefix(path.name)}{TEMP_SUFFIX}")
+
+
 def is_temp(path: Path) -> bool:
     return path.name.startswith(".") and path.name.endswith(TEMP_SUFFIX)

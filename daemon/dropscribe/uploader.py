@@ -105,18 +105,33 @@ class Uploader:
         """Wait for the endpoint's breaker and one of its concurrent upload slots."""
         while True:
             with self._lock:
-                wait = self._breakers[endpoint].wait(self._clock())
+                breaker = self._breakers[endpoint]
+                probing = breaker.probing
+                wait = breaker.wait(self._clock())
+                probe = breaker.probing and not probing  # this upload is the probe
             if not wait:
                 break
             self._sleep(min(wait, 1.0))
         limit = self._limits[endpoint]
+        try:
+            self._acquire(limit)
+            try:
+                yield
+            finally:
+                limit.release()
+        except BaseException:  # no verdict on the endpoint: let the next upload probe it
+            self._unprobe(breaker, probe)
+            raise
+
+    def _acquire(self, limit: Limiter) -> None:
         while not limit.acquire(timeout=0.25):
             if self._abort.is_set():
                 raise Abandoned
-        try:
-            yield
-        finally:
-            limit.release()
+
+    def _unprobe(self, breaker: Breaker, probe: bool) -> None:
+        if probe:
+            with self._lock:
+                breaker.released()
 
     def caps(self, endpoint: str, model: str) -> models.Caps:
         """What the model on this endpoint takes, with what its server taught us."""
@@ -172,6 +187,7 @@ class Uploader:
         ask: models.Ask,
         attempt: int,
         size: int,
+        name: str | None,
     ) -> tuple[Transcript | TranscriptionError, float]:
         """One request; its answer, or what went wrong, and how long it took."""
         log.info(
@@ -185,7 +201,7 @@ class Uploader:
         started = time.monotonic()
         result: Transcript | TranscriptionError
         try:
-            result = client.transcribe(path, settings, ask)
+            result = client.transcribe(path, settings, ask, name=name)
         except TranscriptionError as exc:
             result = exc
         except OSError as exc:
@@ -222,13 +238,15 @@ class Uploader:
         *,
         seconds: float | None = None,
         timed: bool | None = None,
+        name: str | None = None,
     ) -> Transcript:
         """Upload until it works, the attempts run out, or the failure is the file's.
 
         ``seconds`` is the audio's length when known; ``timed``, whether the answer must
         carry timestamps (by default: whether a sidecar needs them). A refusal that names
         a choice of the request is learned, and the file sent again without it in the
-        same attempt; ``Replan`` when it can no longer be sent as planned."""
+        same attempt; ``Replan`` when it can no longer be sent as planned. ``name`` is
+        the file name the server is told (``path``'s by default)."""
         client = self.client(settings.endpoint)
         endpoint = client.endpoint
         want_timed = settings.timed if timed is None else timed
@@ -242,7 +260,7 @@ class Uploader:
                     self._slot(settings.endpoint),
                     self._asking(endpoint, settings, want_timed, seconds) as (ask, known),
                 ):
-                    outcome, elapsed = self._send(client, path, settings, ask, attempt, size)
+                    outcome, elapsed = self._send(client, path, settings, ask, attempt, size, name)
                     if not isinstance(outcome, TranscriptionError):
                         self._learned.confirm(endpoint, settings.model, ask, known)
                     elif self._refused(endpoint, settings.model, outcome, ask):

@@ -9,8 +9,6 @@ after its sidecars are durable on disk.
 from __future__ import annotations
 
 import errno
-import hashlib
-import stat as statmod
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from dropscribe import audio, chunked, disposition, hooks, outputs, rules
+from dropscribe import audio, chunked, outputs, rules, source, verdicts
 from dropscribe.api import Client, Transcript
 from dropscribe.errors import EndpointError, PermanentError, SidecarError, TranscriptionError
 from dropscribe.local import LocalEngine
@@ -26,7 +24,6 @@ from dropscribe.metrics import Metrics
 from dropscribe.uploader import Abandoned, Replan, Uploader
 
 if TYPE_CHECKING:
-    import os
     from collections.abc import Callable
     from contextlib import AbstractContextManager
 
@@ -45,6 +42,17 @@ MAX_REPLANS = 8  # each needs a new refusal learned: more than there are things 
 class Item:
     inbox: Inbox = field(compare=False)
     path: Path
+
+
+@dataclass
+class Progress:
+    """How far one job got, for deciding its outcome when it ends in an exception."""
+
+    key: str | None = None
+    identity: tuple[int, int, int] | None = None
+    attempt: int = 0  # the attempt counted for it (0: none yet)
+    stored: bool = False  # its transcript is in the ledger
+    held: source.Opened | None = None  # the file as it was opened
 
 
 @dataclass
@@ -68,17 +76,6 @@ def make_client(endpoint: Endpoint, transport: httpx.BaseTransport | None = None
     if endpoint.kind == "local":
         return LocalEngine(endpoint)
     return Client(endpoint, transport=transport)
-
-
-def fingerprint(path: Path) -> str:
-    """sha256 of the content, read in chunks (memory stays flat for any size)."""
-    with path.open("rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
-
-
-def identity(st: os.stat_result) -> tuple[int, int, int]:
-    """What tells one version of a file from another without reading it."""
-    return (st.st_size, st.st_mtime_ns, st.st_ino)
 
 
 class Processor:
@@ -116,8 +113,15 @@ class Processor:
     def __call__(self, item: Item) -> None:
         structlog.contextvars.bind_contextvars(path=str(item.path), inbox=item.inbox.name)
         outcome = None
+        progress = Progress()
         try:
-            outcome = self._process(item)
+            try:
+                outcome = self._process(item, progress)
+            except Abandoned:
+                raise
+            except Exception as exc:  # a bug of ours, or a fault nobody foresaw: decide anyway
+                log.exception("job.crashed", error=f"{exc.__class__.__name__}: {exc}")
+                outcome = self._crashed(item, progress, exc)
             self.tally.add(outcome)
             self._metrics.outcomes.labels(outcome).inc()
         except Abandoned:
@@ -149,118 +153,139 @@ class Processor:
             }
         )
 
-    def _process(self, item: Item) -> str:
+    def _crashed(self, item: Item, progress: Progress, exc: Exception) -> str:
+        """An attempt that ended in an exception counts; after max_attempts, or when the
+        content is not even known, the file is quarantined with the reason. Once the
+        transcript is stored, a retry costs nothing but would fail the same way: at once."""
+        reason = f"internal error: {exc.__class__.__name__}: {exc}"
+        key, ident = progress.key, progress.identity
+        if key is None or ident is None:
+            return self._fail(item, PermanentError(reason), held=progress.held)
+        if progress.stored:
+            kept = f"{reason} (the transcript is kept: dropscribe retry writes it again)"
+            return self._fail(item, PermanentError(kept), key, ident, progress.held)
+        settings = rules.effective(item.inbox, item.path)
+        job = self._journal.job(key)
+        attempts = max(job.attempts if job is not None else 0, progress.attempt)
+        if not progress.attempt:  # it crashed before its attempt was counted
+            attempts += 1
+            self._journal.start_attempt(key, settings.shaping(), attempts, state="retrying")
+        if attempts >= self._uploader.client(settings.endpoint).endpoint.max_attempts:
+            error = PermanentError(reason)
+            error.attempts = attempts
+            return self._fail(item, error, key, ident, progress.held)
+        self._journal.job_failed(key, reason, None, None, "retrying")
+        digest = key.split(":", 1)[0]
+        self._journal.record_file(item.path, item.inbox.name, ident, digest, key, "error", reason)
+        log.error("file.failed", error=reason, attempt=attempts, will_retry=True)
+        return "failed"
+
+    def _process(self, item: Item, progress: Progress) -> str:
         path = item.path
         # The inbox as configured now (a reload may have changed it), else as queued.
         inbox = self._inbox_of(path) if self._inbox_of else None
         if inbox is not None and inbox.path == item.inbox.path:
             item = Item(inbox, path)
-        settings = rules.effective(item.inbox, path)
         try:
-            st = path.stat() if item.inbox.follow_symlinks else path.lstat()
-            if not statmod.S_ISREG(st.st_mode):
-                kind = "symbolic link" if statmod.S_ISLNK(st.st_mode) else "not a regular file"
-                log.info("file.ignored", reason=kind)
-                return "skipped"
-            row = self._journal.file(path)
-            if row is not None and (row.size, row.mtime_ns, row.inode) == identity(st):
-                digest = row.fingerprint
-            else:
-                digest = fingerprint(path)
-                if identity(path.stat()) != identity(st):
-                    log.info("file.changed", reason="written to while being read")
-                    return "skipped"
+            with source.opened(path, follow_symlinks=item.inbox.follow_symlinks) as held:
+                return self._job(item, held, progress)
+        except source.Unusable as why:
+            log.info("file.ignored", reason=str(why))
+            return "skipped"
         except FileNotFoundError:
             log.info("file.vanished")
             return "skipped"
-        except OSError as exc:
+        except OSError as exc:  # the file itself: scratch and sidecar faults are caught below
             return self._fail(item, PermanentError(f"cannot read file: {exc.strerror or exc}"))
+
+    def _job(self, item: Item, held: source.Opened, progress: Progress) -> str:
+        """Everything about one file, read through the descriptor ``held``."""
+        path, ident = item.path, held.identity
+        progress.held = held
+        settings = rules.effective(item.inbox, path)
+        row = self._journal.file(path)
+        if row is not None and (row.size, row.mtime_ns, row.inode) == ident:
+            digest = row.fingerprint
+        else:
+            digest = held.fingerprint()
+            if held.written():
+                log.info("file.changed", reason="written to while being read")
+                return "skipped"
         key = f"{digest}:{settings.shaping_hash()}"
+        progress.key, progress.identity = key, ident
         if skip := self._skip(row, digest, key, settings):
             log.info("file.skipped", reason=skip)
             return "skipped"
         # Held until the transcript is stored: a copy of this content waits, then reuses it.
         with self._key_lock_of(key):
             try:
-                transcript, fresh = self._transcript(item, settings, key, identity(st))
+                transcript, fresh = self._transcript(item, settings, key, held, progress)
             except EndpointError as exc:  # only in `once`: the endpoint, not the file
                 self._journal.record_file(
-                    path, item.inbox.name, identity(st), digest, key, "error", exc.message
+                    path, item.inbox.name, ident, digest, key, "error", exc.message
                 )
                 log.error("file.failed", error=exc.message, status=exc.status, quarantined=False)
                 return "failed"
             except TranscriptionError as exc:
-                return self._fail(item, exc, key, identity(st))
+                return self._fail(item, exc, key, ident, held)
             except OSError as exc:  # scratch audio under state_dir (a full disk): not the file
                 error = f"cannot write scratch audio: {exc.strerror or exc}"
-                self._journal.record_file(
-                    path, item.inbox.name, identity(st), digest, key, "error", error
-                )
+                self._journal.record_file(path, item.inbox.name, ident, digest, key, "error", error)
                 log.error("audio.scratch_failed", error=error, will_retry=True)
                 return "failed"
+            if changed := self._changed(held, key, transcript, fresh):
+                log.warning("file.changed", reason=changed, will_retry=True)
+                return "skipped"  # what the name holds now settles and comes again
+            progress.stored = True
             try:
                 written = outputs.write(
                     self._journal,
                     item.inbox,
-                    item.path,
+                    path,
                     settings,
                     transcript,
                     key if fresh else None,
+                    digest,
                 )
             except SidecarError as exc:
-                return self._sidecar_failed(item, exc, digest, key, identity(st))
-        moved = self._after(item, settings.after)
+                return self._sidecar_failed(item, exc, digest, key, held)
+        moved = verdicts.after(item, held, settings.after)
         self._journal.file_done(path, [f.value for f in settings.formats], written)
         log.info(
             "file.done", outputs=[str(p) for p in written], moved_to=str(moved) if moved else None
         )
-        self._hook(settings, item, "done", written, moved=moved)
+        verdicts.hook(settings, item, "done", written, moved=moved)
         return "done"
 
+    def _changed(
+        self, held: source.Opened, key: str, transcript: Transcript, fresh: bool
+    ) -> str | None:
+        """Why the transcript must not be written beside the file's name, if it must not.
+        Content written to meanwhile: the transcript is of neither version, and is not
+        kept. The name now holding another file: the transcript is of the content read,
+        kept for it (its new name reuses it), but not written beside someone else's."""
+        if held.written():
+            return "written to while it was being transcribed"
+        if held.moved():
+            if fresh:
+                outputs.keep(self._journal, held.path, key, transcript)
+            return "renamed or replaced while it was being transcribed"
+        return None
+
     def _sidecar_failed(
-        self, item: Item, exc: SidecarError, digest: str, key: str, ident: tuple[int, int, int]
+        self, item: Item, exc: SidecarError, digest: str, key: str, held: source.Opened
     ) -> str:
+        ident = held.identity
         if exc.errno == errno.ENAMETOOLONG:  # no later try can fit it: say so, once
             name = Path(exc.filename or "").name
             reason = (
                 f"sidecar name too long for its filesystem: {name} (shorten"
                 " name_template, then dropscribe retry)"
             )
-            return self._fail(item, PermanentError(reason), key, ident)
+            return self._fail(item, PermanentError(reason), key, ident, held)
         self._journal.record_file(item.path, item.inbox.name, ident, digest, key, "error", str(exc))
         log.error("sidecar.failed", error=str(exc), will_retry=True)
         return "failed"
-
-    @staticmethod
-    def _hook(
-        settings: rules.FolderSettings,
-        item: Item,
-        outcome: str,
-        sidecars: list[Path],
-        *,
-        moved: Path | None = None,
-        error: str | None = None,
-    ) -> None:
-        if settings.hook is None:
-            return
-        hooks.run(
-            settings.hook,
-            {
-                "file": str(item.path),
-                "inbox": item.inbox.name,
-                "outcome": outcome,
-                "sidecars": [str(p) for p in sidecars],
-                "moved_to": str(moved) if moved else None,
-                "error": error,
-            },
-        )
-
-    def _after(self, item: Item, action: str) -> Path | None:
-        try:
-            return disposition.after_success(item.path, item.inbox, action)
-        except OSError as exc:
-            log.warning("file.after_failed", after=action, error=exc.strerror or str(exc))
-            return None
 
     def _fail(
         self,
@@ -268,45 +293,9 @@ class Processor:
         exc: TranscriptionError,
         key: str | None = None,
         identity: tuple[int, int, int] | None = None,
+        held: source.Opened | None = None,
     ) -> str:
-        """Quarantine the recording with its reason; it is never picked up again by itself."""
-        report = {
-            "reason": exc.message,
-            "status": exc.status,
-            "request_id": exc.request_id,
-            "attempts": exc.attempts,
-            "key": key,
-        }
-        try:
-            target = disposition.quarantine(item.path, item.inbox, report)
-        except OSError as err:
-            target = None
-            log.error("file.quarantine_failed", error=err.strerror or str(err))
-        if key is not None and identity is not None:
-            self._journal.record_file(
-                item.path,
-                item.inbox.name,
-                identity,
-                key.split(":", 1)[0],
-                key,
-                "failed",
-                exc.message,
-            )
-        log.error(
-            "file.failed",
-            error=exc.message,
-            status=exc.status,
-            request_id=exc.request_id,
-            quarantined=str(target) if target else None,
-        )
-        self._hook(
-            rules.effective(item.inbox, item.path),
-            item,
-            "failed",
-            [],
-            moved=target,
-            error=exc.message,
-        )
+        verdicts.fail(self._journal, item, exc, key, identity, held)
         return "failed"
 
     @staticmethod
@@ -326,22 +315,28 @@ class Processor:
             return self._key_locks.setdefault(key, threading.Lock())
 
     def _transcript(
-        self, item: Item, settings: rules.FolderSettings, key: str, identity: tuple[int, int, int]
+        self,
+        item: Item,
+        settings: rules.FolderSettings,
+        key: str,
+        held: source.Opened,
+        progress: Progress,
     ) -> tuple[Transcript, bool]:
         """The stored transcript of this content and settings, or a fresh upload (True)."""
         job, attempt = self._journal.begin(
-            item.path, item.inbox.name, identity, key, settings.shaping()
+            item.path, item.inbox.name, held.identity, key, settings.shaping()
         )
         if job is not None and job.result is not None:
             log.info("transcript.reused", request_id=job.request_id)
             return Transcript.from_json(job.result, job.request_id), False
-        found = audio.probe(item.path)
+        progress.attempt = attempt
+        found = audio.probe(held.content)
         log.info(
             "audio.probed", container=found.container, codec=found.codec, seconds=found.duration
         )
         for _ in range(MAX_REPLANS):
             try:
-                return self._send(item, settings, key, attempt, found, identity[0]), True
+                return self._send(item, held, settings, key, attempt, found), True
             except Replan:
                 continue  # what the server said changes how this file goes: decide again
         raise PermanentError("the endpoint kept refusing what each new plan asked for")
@@ -349,13 +344,14 @@ class Processor:
     def _send(
         self,
         item: Item,
+        held: source.Opened,
         settings: rules.FolderSettings,
         key: str,
         attempt: int,
         found: audio.Probe,
-        size: int,
     ) -> Transcript:
         """The file's transcript: one upload, re-encoded chunks, or short spans."""
+        size = held.stat.st_size
         endpoint = self._uploader.client(settings.endpoint).endpoint
         caps = self._uploader.caps(settings.endpoint, settings.model)
         if endpoint.kind != "local" and settings.timed and caps.timed is None:
@@ -364,12 +360,18 @@ class Processor:
                 reason=f"model {settings.model} gives no timestamps;"
                 " short spans place the text in time",
             )
-            return self._chunker.transcribe(item.path, settings, key, spans=True)
+            return self._chunker.transcribe(held.content, settings, key, spans=True)
         why = chunked.reason(found, endpoint, settings, item.path, size, caps)
         if why is None:
             try:
                 return self._uploader.upload(
-                    item.path, settings, key, attempt, size, seconds=found.duration
+                    held.content,
+                    settings,
+                    key,
+                    attempt,
+                    size,
+                    seconds=found.duration,
+                    name=item.path.name,
                 )
             except PermanentError as exc:
                 if exc.status != 413:
@@ -381,4 +383,4 @@ class Processor:
                     " set max_upload_bytes to its limit"
                 )
         log.info("audio.reencoding", reason=why)
-        return self._chunker.transcribe(item.path, settings, key)
+        return self._chunker.transcribe(held.content, settings, key)

@@ -1,0 +1,183 @@
+"""The real ``dropscribe`` process under attack: faults of ours, swapped files, hostile
+servers, leaked secrets. Each test attacks one promise of the README's reliability
+section and would have broken it before that promise was kept."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from conftest import DaemonProcess, make_wav
+from fakeapi import Reply
+
+pytestmark = pytest.mark.slow
+
+
+def injected(setup, code: str) -> dict[str, str]:
+    """Environment that runs ``code`` in the daemon's interpreter before dropscribe starts
+    (a ``sitecustomize`` module): a bug of ours, put where a test wants it."""
+    folder = setup.root / "inject"
+    folder.mkdir(exist_ok=True)
+    (folder / "sitecustomize.py").write_text(code)
+    return {
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))
+    }
+
+
+PROBE_CRASHES = """
+from dropscribe import audio
+
+def probe(path):
+    raise RuntimeError("injected fault")
+
+audio.probe = probe
+"""
+
+
+def test_a_crashing_job_counts_its_attempts_then_is_quarantined(setup):
+    """An exception nobody foresaw is a counted attempt (once exits 1), and at
+    max_attempts the file is quarantined with an 'internal error' reason."""
+    setup.data["endpoints"]["local"]["max_attempts"] = 2
+    make_wav(setup.inbox / "a.wav")
+    env = injected(setup, PROBE_CRASHES)
+    first = DaemonProcess(setup, command="once", env=env)
+    assert first.wait() == 1
+    assert first.named("job.crashed")
+    assert first.named("file.failed")[0]["will_retry"] is True
+    assert (setup.inbox / "a.wav").exists()
+    second = DaemonProcess(setup, command="once", env=env)
+    assert second.wait() == 1
+    report = json.loads((setup.inbox / "failed" / "a.wav.error.json").read_text())
+    assert report["reason"] == "internal error: RuntimeError: injected fault"
+    assert report["attempts"] == 2
+    assert not setup.api.uploads
+    third = DaemonProcess(setup, command="once", env=env)  # quarantined: left alone
+    assert third.wait() == 0
+
+
+ANSWER_CRASHES_ONCE = """
+from dropscribe import api
+
+answer = api.Client._answer
+crashed = []
+
+def crash_once(self, response, response_format):
+    if response.status_code == 200 and not crashed:
+        crashed.append(True)
+        raise RuntimeError("injected fault")
+    return answer(self, response, response_format)
+
+api.Client._answer = crash_once
+"""
+
+
+def test_a_probe_upload_that_crashes_leaves_the_endpoint_usable(setup):
+    """The upload that probes a paused endpoint crashes: the endpoint is probed again by
+    the next file instead of staying paused until a restart."""
+    endpoint = setup.data["endpoints"]["local"]
+    endpoint.update(pause_after_failures=1, pause_seconds=0.2)
+    setup.api.script.append(Reply(503, {"error": {"message": "overloaded"}}))
+    daemon = DaemonProcess(setup, env=injected(setup, ANSWER_CRASHES_ONCE))
+    try:
+        daemon.wait_event("daemon.started")
+        make_wav(setup.inbox / "a.wav")
+        daemon.wait_event("endpoint.paused")
+        daemon.wait_event("job.crashed")
+        make_wav(setup.inbox / "b.wav", freq=300)
+        daemon.wait_event("file.done")
+    finally:
+        daemon.kill()
+    assert daemon.named("file.done")[0]["path"].endswith("b.wav")
+    assert (setup.inbox / "b.txt").read_text() == "transcript of b.wav\n"
+
+
+def by_content(upload) -> dict[str, str]:
+    """The fake server's answer names the content it was sent, not the file name."""
+    return {"text": f"content {upload.sha256[:12]}"}
+
+
+def sha(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()[:12]
+
+
+def test_a_file_replaced_during_its_upload_is_neither_deleted_nor_mislabelled(setup):
+    """after: delete, and another recording renamed over the name while the first is
+    uploading: the newcomer is transcribed under that name, then deleted; the first's
+    transcript is kept, never written beside the newcomer."""
+    setup.data["defaults"]["after"] = "delete"
+    setup.api.answer = by_content
+    first = make_wav(setup.inbox / "a.wav")
+    first_bytes = first.read_bytes()
+    second_bytes = make_wav(setup.root / "b.wav", freq=300).read_bytes()
+    daemon = DaemonProcess(setup)
+    try:
+        daemon.wait_event("daemon.started")
+        setup.api.hold()
+        assert setup.api.wait_waiting(1, timeout=20)
+        os.replace(setup.root / "b.wav", setup.inbox / "a.wav")
+        setup.api.release()
+        daemon.wait_event("file.changed")
+        daemon.wait_event("file.done")
+    finally:
+        daemon.kill()
+    assert daemon.named("file.changed")[0]["reason"] == (
+        "renamed or replaced while it was being transcribed"
+    )
+    assert (setup.inbox / "a.txt").read_text() == f"content {sha(second_bytes)}\n"
+    assert not (setup.inbox / "a.wav").exists()
+    assert [u.sha256[:12] for u in setup.api.uploads] == [sha(first_bytes), sha(second_bytes)]
+
+
+def test_a_file_appended_to_during_its_upload_is_transcribed_again_whole(setup):
+    """after: delete, and more audio appended while the upload runs: the partial
+    transcript is not written, the file is not deleted; it settles again and the whole
+    content is transcribed, then deleted."""
+    setup.data["defaults"]["after"] = "delete"
+    setup.api.answer = by_content
+    path = make_wav(setup.inbox / "a.wav")
+    daemon = DaemonProcess(setup)
+    try:
+        daemon.wait_event("daemon.started")
+        setup.api.hold()
+        assert setup.api.wait_waiting(1, timeout=20)
+        with path.open("ab") as fh:
+            fh.write(b"\0" * 3200)
+        whole = path.read_bytes()
+        setup.api.release()
+        daemon.wait_event("file.done")
+    finally:
+        daemon.kill()
+    assert daemon.named("file.changed")[0]["reason"] == (
+        "written to while it was being transcribed"
+    )
+    assert (setup.inbox / "a.txt").read_text() == f"content {sha(whole)}\n"
+    assert not path.exists()
+    assert len(setup.api.uploads) == 2
+
+
+@pytest.mark.parametrize("after", ["move", "delete"])
+def test_a_reused_recording_name_keeps_every_transcript(setup, after):
+    """A recorder that names every file REC001.WAV, with after: move or delete: each
+    recording keeps its own transcript; none overwrites another's only copy."""
+    setup.data["defaults"]["after"] = after
+    setup.api.answer = by_content
+    daemon = DaemonProcess(setup)
+    contents = []
+    try:
+        daemon.wait_event("daemon.started")
+        for n in range(3):
+            recording = make_wav(setup.root / "card" / "REC001.WAV", freq=200 + 100 * n)
+            contents.append(sha(recording.read_bytes()))
+            os.replace(recording, setup.inbox / "REC001.WAV")
+            daemon.wait_event("file.done", count=n + 1)
+    finally:
+        daemon.kill()
+    texts = sorted(p.read_text() for p in setup.inbox.glob("REC001*.txt"))
+    assert texts == sorted(f"content {c}\n" for c in contents)
+    if after == "move":
+        moved = sorted(p.name for p in (setup.inbox / "done").iterdir())
+        assert moved == ["REC001 (2).WAV", "REC001 (3).WAV", "REC001.WAV"]
