@@ -59,6 +59,8 @@ class Reply:
     drop: bool = False
     stall: float = 0.0  # seconds to wait before answering (released early on shutdown)
     content_type: str = "application/json"
+    trickle: float = 0.0  # send the body one byte per this many seconds
+    raw: bytes | None = None  # the body's bytes as they are (compressed, say)
 
 
 def openai_error(
@@ -337,6 +339,7 @@ class FakeAPI:
         listening: bool = False,
         per_audio_second: float = 0.0,
         models: dict[str, Rules] | None = None,
+        port: int = 0,
     ):
         # The models this server knows, and their rules (the kind's by default); a kind
         # of self-hosted server takes any model name with its ANY_MODEL rules.
@@ -362,7 +365,7 @@ class FakeAPI:
         self.waiting = 0
         self._closing = threading.Event()
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -669,7 +672,9 @@ class FakeAPI:
 
             def _send(self, reply: Reply) -> None:
                 body = reply.body
-                data = (json.dumps(body) if not isinstance(body, str) else body).encode()
+                data = reply.raw
+                if data is None:
+                    data = (json.dumps(body) if not isinstance(body, str) else body).encode()
                 self.send_response(reply.status)
                 self.send_header("Content-Type", reply.content_type)
                 self.send_header("Content-Length", str(len(data)))
@@ -677,7 +682,14 @@ class FakeAPI:
                 for key, val in reply.headers.items():
                     self.send_header(key, val)
                 self.end_headers()
-                self.wfile.write(data)
+                if not reply.trickle:
+                    self.wfile.write(data)
+                    return
+                for n in range(len(data)):
+                    if api._closing.wait(reply.trickle):
+                        return
+                    self.wfile.write(data[n : n + 1])
+                    self.wfile.flush()
 
             def do_POST(self) -> None:
                 import time

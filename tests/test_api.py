@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import socket
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import httpx
@@ -10,7 +13,7 @@ import pytest
 from conftest import API_KEY, make_wav
 from dropscribe.api import Client
 from dropscribe.config import Endpoint, Format, Task
-from dropscribe.errors import EndpointError, PermanentError, RetryableError
+from dropscribe.errors import EndpointError, OutageError, PermanentError, RetryableError
 from dropscribe.rules import FolderSettings
 from fakeapi import FakeAPI, Reply, openai_error
 
@@ -113,12 +116,81 @@ def test_key_echoed_by_server_is_scrubbed(wav):
     assert "bad key ***" in info.value.message
 
 
-def test_connection_errors_are_retryable(wav):
-    """A refused connection is a RetryableError, not an httpx exception."""
+def test_connection_errors_say_which_url_and_why(wav):
+    """A refused connection or a name that does not resolve is an outage (not the file's)
+    whose message names the URL and the reason in words, not an exception class."""
     client = Client(endpoint("http://127.0.0.1:1/v1"))
-    with pytest.raises(RetryableError, match="connection failed"):
+    with pytest.raises(OutageError) as info:
         client.transcribe(wav, SETTINGS)
     client.close()
+    assert info.value.message == "cannot connect to http://127.0.0.1:1/v1: connection refused"
+
+    def unresolvable(request: httpx.Request) -> httpx.Response:
+        cause = socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        raise httpx.ConnectError(str(cause), request=request) from cause
+
+    client = mock(unresolvable)
+    with pytest.raises(OutageError) as info:
+        client.transcribe(wav, SETTINGS)
+    client.close()
+    assert info.value.message == "cannot connect to http://127.0.0.1:9/v1: name does not resolve"
+
+
+def test_a_redirect_is_not_followed_nor_taken_as_a_transcript(wav):
+    """A 3xx answer pauses the endpoint with where it points; the key goes nowhere else."""
+    seen = []
+
+    def redirect(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.host)
+        return httpx.Response(
+            307, headers={"Location": "https://elsewhere.example/v1"}, json={"text": "no"}
+        )
+
+    client = mock(redirect)
+    with pytest.raises(EndpointError, match=r"^HTTP 307: .* redirects to https://elsewhere"):
+        client.transcribe(wav, SETTINGS)
+    client.close()
+    assert seen == ["127.0.0.1"]
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        ('{"text": "a", "segments": [{"start": 0, "end": 1e999, "text": "a"}]}', "segments[0].end"),
+        ('{"text": "a", "duration": NaN}', "duration"),
+        ('{"text": "a", "words": [{"word": "a", "start": -Infinity, "end": 1}]}', "words[0]"),
+    ],
+)
+def test_impossible_times_are_a_clear_failure(wav, answer, reason):
+    """NaN, infinite or absurd times in an answer fail the request with where they are."""
+    client = mock(lambda r: httpx.Response(200, text=answer))
+    with pytest.raises(
+        PermanentError, match=rf"^answer has an impossible time: {re.escape(reason)}"
+    ):
+        client.transcribe(wav, SETTINGS)
+    client.close()
+
+
+def test_a_lone_surrogate_and_nan_fields_become_writable(wav):
+    """A lone surrogate in the text becomes U+FFFD; a NaN in a segment's extra field None."""
+    body = '{"text": "a\\ud800b", "segments": [{"start": 0, "end": 1, "text": "x", "p": NaN}]}'
+    client = mock(lambda r: httpx.Response(200, text=body))
+    transcript = client.transcribe(wav, SETTINGS)
+    client.close()
+    assert transcript.text == "a\ufffdb"
+    assert transcript.segments[0]["p"] is None
+    transcript.text.encode("utf-8")
+
+
+def test_server_message_is_scrubbed_before_it_is_shortened(wav):
+    """A key that straddles the 300-character cut leaves no prefix of itself behind."""
+    message = "x" * 290 + API_KEY
+    client = mock(lambda r: httpx.Response(400, json={"error": {"message": message}}))
+    with pytest.raises(PermanentError) as info:
+        client.transcribe(wav, SETTINGS)
+    client.close()
+    assert API_KEY[:8] not in info.value.message
+    assert info.value.message.endswith("***")
 
 
 def test_non_json_success_is_permanent(wav):
@@ -203,8 +275,45 @@ def test_faults_over_a_real_socket(wav):
     assert [e.status for e in errors] == [429, 503, None, None]
     assert errors[0].retry_after == 7.0
     assert errors[1].retry_after == 0.25
-    assert "connection failed" in errors[2].message
-    assert "timed out" in errors[3].message
+    assert errors[2].message == f"{api.base_url} closed the connection before answering in full"
+    assert errors[3].message == f"no answer from {api.base_url} within 0.5 s (timeout)"
+    assert [e.outage for e in errors] == [True, True, False, False]
+
+
+def test_a_trickling_answer_meets_one_deadline_for_the_whole_request(wav):
+    """A server sending its answer a byte every half second, each read well inside the
+    per-read timeout, is cut off when the whole request's timeout has passed."""
+    with FakeAPI() as api:
+        api.script.append(Reply(body={"text": "x" * 100}, trickle=0.4))
+        client = Client(endpoint(api.base_url, timeout=1.5))
+        with pytest.raises(RetryableError) as info:
+            client.transcribe(wav, SETTINGS)
+        client.close()
+    assert info.value.message == f"no complete answer from {api.base_url} within 1.5 s (timeout)"
+
+
+def test_an_answer_over_the_size_cap_is_refused_after_decompression(wav):
+    """A small gzip body that inflates past max_answer_bytes fails, counted decompressed;
+    so does one whose Content-Length says so, before it is read."""
+    import gzip
+    import json as jsonmod
+
+    bomb = gzip.compress(jsonmod.dumps({"text": "a" * 5_000_000}).encode())
+    assert len(bomb) < 20_000
+    with FakeAPI() as api:
+        api.script.append(Reply(raw=bomb, headers={"Content-Encoding": "gzip"}))
+        api.script.append(Reply(body={"text": "b" * 3_000_000}))
+        client = Client(replace(endpoint(api.base_url), max_answer_bytes=2**20))
+        messages = []
+        for _ in range(2):
+            with pytest.raises(PermanentError) as info:
+                client.transcribe(wav, SETTINGS)
+            messages.append(info.value.message)
+        client.close()
+    assert messages[0].startswith(f"answer from {api.base_url} is over 1,048,576 bytes (at least")
+    assert messages[1] == (
+        f"answer from {api.base_url} is over 1,048,576 bytes (3,000,012; max_answer_bytes)"
+    )
 
 
 def _subclasses(cls):

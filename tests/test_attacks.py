@@ -9,8 +9,8 @@ import os
 
 import pytest
 
-from conftest import DaemonProcess, make_wav
-from fakeapi import Reply
+from conftest import API_KEY, DaemonProcess, make_wav
+from fakeapi import FakeAPI, Reply
 
 pytestmark = pytest.mark.slow
 
@@ -63,11 +63,11 @@ from dropscribe import api
 answer = api.Client._answer
 crashed = []
 
-def crash_once(self, response, response_format):
+def crash_once(self, response, *args):
     if response.status_code == 200 and not crashed:
         crashed.append(True)
         raise RuntimeError("injected fault")
-    return answer(self, response, response_format)
+    return answer(self, response, *args)
 
 api.Client._answer = crash_once
 """
@@ -181,3 +181,58 @@ def test_a_reused_recording_name_keeps_every_transcript(setup, after):
     if after == "move":
         moved = sorted(p.name for p in (setup.inbox / "done").iterdir())
         assert moved == ["REC001 (2).WAV", "REC001 (3).WAV", "REC001.WAV"]
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 where nothing listens (yet)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_an_outage_never_uses_up_a_files_attempts(setup):
+    """The endpoint's server is down for longer than max_attempts and the breaker's
+    threshold: the file waits, the error names the URL and the reason, and once the
+    server is up the file is transcribed (before, it was quarantined)."""
+    port = free_port()
+    endpoint = setup.data["endpoints"]["local"]
+    endpoint.update(
+        base_url=f"http://127.0.0.1:{port}/v1",
+        max_attempts=2,
+        pause_after_failures=3,
+        pause_seconds=0.2,
+        backoff_max=0.05,
+    )
+    make_wav(setup.inbox / "a.wav")
+    daemon = DaemonProcess(setup)
+    try:
+        daemon.wait_event("upload.failed", count=6)
+        with FakeAPI(api_key=API_KEY, port=port) as server:
+            daemon.wait_event("file.done")
+    finally:
+        daemon.kill()
+    failed = daemon.named("upload.failed")
+    assert failed[0]["error"] == f"cannot connect to http://127.0.0.1:{port}/v1: connection refused"
+    assert {e["attempt"] for e in failed} == {1}
+    assert daemon.named("endpoint.paused")
+    assert len(server.uploads) == 1
+    assert not (setup.inbox / "failed").exists()
+    assert (setup.inbox / "a.txt").exists()
+
+
+def test_once_with_a_bad_key_fails_every_file_at_once(setup):
+    """once, and the endpoint refuses the key: one request is made, every file fails
+    with that reason (not quarantined) and the command exits 1 without waiting out a
+    pause per file."""
+    for n in range(4):
+        make_wav(setup.inbox / f"f{n}.wav", freq=200 + 50 * n)
+    daemon = DaemonProcess(setup, command="once", env={"DROPSCRIBE_TEST_KEY": "sk-wrong"})
+    assert daemon.wait(timeout=20) == 1
+    failed = daemon.named("file.failed")
+    assert len(failed) == 4
+    assert {e["quarantined"] for e in failed} == {False}
+    assert all(e["error"].startswith("HTTP 401: Incorrect API key provided") for e in failed)
+    assert len(setup.api.uploads) == 1
+    assert not (setup.inbox / "failed").exists()

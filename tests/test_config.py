@@ -287,3 +287,34 @@ def test_cli_explain_says_inbox_rules_settings_and_ignore_reason(tmp_path):
     outside = run_cli("explain", "-c", cfg, str(tmp_path / "elsewhere.wav"), env=env)
     assert outside.returncode == 1
     assert "in no inbox" in outside.stdout
+
+
+def test_check_config_refuses_infinite_or_nan_numbers_and_an_unsendable_key(tmp_path):
+    """An infinite timeout, a NaN pause and an API key with a newline or non-ASCII are
+    each refused by check-config with file, line and key; the key is never quoted."""
+    text = MINIMAL.replace(
+        "    api_key_env: OPENAI_API_KEY\n",
+        "    api_key_env: OPENAI_API_KEY\n    timeout: .inf\n    pause_seconds: .nan\n",
+    )
+    (tmp_path / "inbox").mkdir()
+    (tmp_path / "c.yaml").write_text(text)
+    result = run_cli("check-config", "-c", str(tmp_path / "c.yaml"), env=ENV)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    where = f"dropscribe: {tmp_path / 'c.yaml'}"
+    assert any(line.startswith(f"{where}:5: endpoints.openai.timeout:") for line in lines)
+    assert any(line.startswith(f"{where}:6: endpoints.openai.pause_seconds:") for line in lines)
+    (tmp_path / "c.yaml").write_text(MINIMAL)
+    result = run_cli(
+        "check-config", "-c", str(tmp_path / "c.yaml"), env={"OPENAI_API_KEY": "sk-a\nb"}
+    )
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"{where}:4: endpoints.openai.api_key_env: the API key from OPENAI_API_KEY holds"
+        " a space or a control character (a stray newline or tab?)\n"
+    )
+    not_ascii = (
+        f"{tmp_path / 'c.yaml'}:4: endpoints.openai.api_key_env: the API key from"
+        " OPENAI_API_KEY holds a character that is not ASCII (pasted from a document?)"
+    )
+    assert problems(tmp_path, MINIMAL, {"OPENAI_API_KEY": "sk-ünï"}) == [not_ascii]

@@ -82,6 +82,24 @@ def test_retry_after_is_never_undercut():
 
 
 @pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"retry-after": "86400"}, 3600.0),
+        ({"retry-after": "inf"}, 3600.0),
+        ({"retry-after": "1e999"}, 3600.0),
+        ({"retry-after": "-5"}, 0.0),
+        ({"retry-after": "nan"}, None),
+        ({"retry-after-ms": "nan", "retry-after": "2"}, 2.0),
+        ({"retry-after": "Fri, 31 Dec 9999 23:59:59 GMT"}, 3600.0),
+        ({"retry-after": "Thu, 01 Jan 1970 00:00:00 GMT"}, 0.0),
+    ],
+)
+def test_retry_after_is_capped_at_an_hour_and_sane(headers, expected):
+    """A server cannot make us wait past an hour, nor before now, nor forever."""
+    assert retry.parse_retry_after(headers, 1_000_000) == expected
+
+
+@pytest.mark.parametrize(
     ("status", "headers", "expected"),
     [
         (408, {}, True),

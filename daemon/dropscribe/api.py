@@ -8,8 +8,11 @@ PermanentError carrying the status, the request id and the server's message.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
+import socket
+import ssl
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -17,7 +20,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 import httpx
 
 from dropscribe import __version__, kinds, models, names
-from dropscribe.errors import EndpointError, PermanentError, RetryableError, TranscriptionError
+from dropscribe.errors import (
+    EndpointError,
+    OutageError,
+    PermanentError,
+    RetryableError,
+    TranscriptionError,
+)
 from dropscribe.retry import parse_retry_after, should_retry
 
 if TYPE_CHECKING:
@@ -44,6 +53,8 @@ MIME_TYPES = {
 QUOTA_CODES = {"insufficient_quota", "billing_hard_limit_reached", "billing_not_active"}
 REQUEST_ID_HEADERS = ("x-request-id", "request-id", "apim-request-id")
 MAX_MESSAGE = 300
+OUTAGE_STATUSES = frozenset({429, 502, 503, 504})  # the server is busy or its upstream gone
+MAX_TIME = 1e7  # seconds (115 days): a segment time past this is not a recording's
 
 
 @dataclass(frozen=True)
@@ -75,39 +86,64 @@ class Transcript:
         segments = []
         for index, seg in enumerate(data.get("segments") or ()):
             if isinstance(seg, dict) and "start" in seg and "end" in seg:
-                item = dict(seg)
+                item = {k: _finite(v) for k, v in seg.items()}
                 item["id"] = index
-                item["start"] = _seconds(seg["start"])
-                item["end"] = _seconds(seg["end"])
-                item["text"] = str(seg.get("text", ""))
+                item["start"] = _seconds(seg["start"], f"segments[{index}].start")
+                item["end"] = _seconds(seg["end"], f"segments[{index}].end")
+                item["text"] = _text(str(seg.get("text", "")))
                 segments.append(item)
         words = []
-        for word in data.get("words") or ():
+        for index, word in enumerate(data.get("words") or ()):
             if isinstance(word, dict) and "start" in word and "end" in word:
                 label = word.get("word", word.get("text", ""))
                 words.append(
                     {
-                        "word": str(label),
-                        "start": _seconds(word["start"]),
-                        "end": _seconds(word["end"]),
+                        "word": _text(str(label)),
+                        "start": _seconds(word["start"], f"words[{index}].start"),
+                        "end": _seconds(word["end"], f"words[{index}].end"),
                     }
                 )
         duration = data.get("duration")
+        language = data.get("language")
         return cls(
-            text=text.strip(),
-            language=data.get("language") if isinstance(data.get("language"), str) else None,
-            duration=_seconds(duration) if duration not in (None, "") else None,
+            text=_text(text.strip()),
+            language=_text(language) if isinstance(language, str) else None,
+            duration=_seconds(duration, "duration") if duration not in (None, "") else None,
             segments=tuple(segments),
             words=tuple(words),
             request_id=request_id,
         )
 
 
-def _seconds(value: Any) -> float:
+def _seconds(value: Any, where: str) -> float:
+    """A time in an answer; strings too (vLLM). Infinite, NaN or absurd is refused."""
     try:
-        return round(float(value), 3)
-    except (TypeError, ValueError):
+        seconds = float(value)
+    except (TypeError, ValueError, OverflowError):
         return 0.0
+    if not math.isfinite(seconds) or abs(seconds) > MAX_TIME:
+        raise PermanentError(f"answer has an impossible time: {where} = {str(value)[:40]}")
+    return round(seconds, 3)
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN or infinite number in it replaced by None (JSON has none)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    return value
+
+
+def _text(text: str) -> str:
+    """Text as it can be written: a lone surrogate (JSON allows ``\\ud800``) becomes U+FFFD."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
 
 
 class Transcriber(Protocol):
@@ -132,15 +168,18 @@ class _Coalesced(httpx.SyncByteStream):
     a few bytes per form field); each is a send() and a round of lock traffic. This
     joins them into blocks of ``size`` bytes, so memory stays flat and syscalls few."""
 
-    def __init__(self, inner: Any, size: int = 1 << 20) -> None:
+    def __init__(self, inner: Any, size: int = 1 << 20, deadline: float = math.inf) -> None:
         self._inner = inner
         self._size = size
+        self._deadline = deadline  # the whole request's (time.monotonic)
 
     def __iter__(self) -> Iterator[bytes]:
         block = bytearray()
         for piece in self._inner:
             block += piece
             if len(block) >= self._size:
+                if time.monotonic() > self._deadline:
+                    raise _TooLate
                 yield bytes(block)
                 block.clear()
         if block:
@@ -213,53 +252,116 @@ class Client:
                 data=request_shape.fields,
                 files={"file": (names.readable(name), fh, mime)},
             )
-            request.stream = _Coalesced(request.stream)
+            deadline = time.monotonic() + self.endpoint.timeout
+            request.stream = _Coalesced(request.stream, deadline=deadline)
             try:
-                response = self._http.send(request)
-            except httpx.TimeoutException as exc:
-                raise RetryableError(f"timed out ({exc.__class__.__name__})") from None
-            except httpx.TransportError as exc:
-                raise RetryableError(f"connection failed ({exc.__class__.__name__})") from None
-            except httpx.HTTPError as exc:  # the answer could not be read (DecodingError, ...)
+                response = self._http.send(request, stream=True)
+                try:
+                    body = self._read(response, deadline)
+                finally:
+                    response.close()
+            except _TooLate:
                 raise RetryableError(
-                    f"unreadable answer from {self.endpoint.base_url}:"
-                    f" {exc.__class__.__name__}: {self._scrub(str(exc))[:MAX_MESSAGE]}"
+                    f"no complete answer from {self.endpoint.base_url} within"
+                    f" {self.endpoint.timeout:g} s (timeout)"
                 ) from None
-        return self._answer(response, ask.response_format)
+            except httpx.HTTPError as exc:
+                raise self._transport_error(exc) from None
+        return self._answer(response, body, ask.response_format)
 
-    def _answer(self, response: httpx.Response, response_format: str) -> Transcript:
+    def _read(self, response: httpx.Response, deadline: float) -> bytes:
+        """The answer's body, decompressed, within the request's deadline and size cap."""
+        limit = self.endpoint.max_answer_bytes
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise self._too_large(response, f"{int(declared):,}")
+        pieces, total = [], 0
+        for piece in response.iter_bytes():
+            total += len(piece)
+            if total > limit:
+                raise self._too_large(response, f"at least {total:,}")
+            if time.monotonic() > deadline:
+                raise _TooLate
+            pieces.append(piece)
+        return b"".join(pieces)
+
+    def _too_large(self, response: httpx.Response, size: str) -> PermanentError:
+        return PermanentError(
+            f"answer from {self.endpoint.base_url} is over {self.endpoint.max_answer_bytes:,}"
+            f" bytes ({size}; max_answer_bytes)",
+            status=response.status_code,
+        )
+
+    def _transport_error(self, exc: httpx.HTTPError) -> TranscriptionError:
+        """What went wrong, said so a person can act on it: which URL, and why."""
+        url, ep = self.endpoint.base_url, self.endpoint
+        if isinstance(exc, httpx.ConnectTimeout):
+            return OutageError(
+                f"cannot connect to {url}: no answer within {ep.connect_timeout:g} s"
+            )
+        if isinstance(exc, httpx.ConnectError):
+            return OutageError(f"cannot connect to {url}: {_not_connected(exc)}")
+        if isinstance(exc, httpx.ReadTimeout):
+            return RetryableError(f"no answer from {url} within {ep.timeout:g} s (timeout)")
+        if isinstance(exc, httpx.WriteTimeout):
+            return RetryableError(f"{url} stopped taking the upload for {ep.timeout:g} s")
+        if isinstance(exc, httpx.TimeoutException):  # PoolTimeout: our own slots are full
+            return RetryableError(f"no free connection to {url} within {ep.timeout:g} s")
+        if isinstance(exc, httpx.RemoteProtocolError):
+            return RetryableError(f"{url} closed the connection before answering in full")
+        if isinstance(exc, httpx.TransportError):
+            return RetryableError(f"connection to {url} failed: {self._scrub(_cause(exc))}")
+        return RetryableError(  # the answer could not be read (DecodingError, ...)
+            f"unreadable answer from {url}: {exc.__class__.__name__}:"
+            f" {self._scrub(str(exc))[:MAX_MESSAGE]}"
+        )
+
+    def _answer(self, response: httpx.Response, body: bytes, response_format: str) -> Transcript:
         request_id = next(
             (response.headers[h] for h in REQUEST_ID_HEADERS if h in response.headers), None
         )
-        if response.status_code >= 400 or response.status_code < 200:
-            raise self._status_error(response, request_id)
+        status = response.status_code
+        if 300 <= status < 400:  # never followed: the key would go wherever it points
+            where = response.headers.get("location", "(no Location)")
+            raise EndpointError(
+                f"HTTP {status}: {self.endpoint.base_url} redirects to {where[:200]};"
+                " set base_url to where it points (redirects are not followed)",
+                status=status,
+                request_id=request_id,
+            )
+        if not 200 <= status < 300:
+            raise self._status_error(response, body, request_id)
+        charset = response.charset_encoding or "utf-8"
         if response_format == "text":  # the transcript itself, as plain text
-            return Transcript(text=response.text.strip(), request_id=request_id)
+            text = body.decode(charset, errors="replace").strip()
+            return Transcript(text=_text(text), request_id=request_id)
         try:
-            data = response.json()
+            data = json.loads(body)
         except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested past reason
             raise PermanentError(
-                f"answer is not JSON: {self._scrub(_snippet(response.text))}",
-                status=response.status_code,
+                f"answer is not JSON: {self._scrub(_snippet(body.decode(charset, 'replace')))}",
+                status=status,
                 request_id=request_id,
             ) from None
         if not isinstance(data, dict):
             raise PermanentError("answer is not a JSON object", request_id=request_id)
         return Transcript.from_json(data, request_id)
 
-    def _status_error(self, response: httpx.Response, request_id: str | None) -> TranscriptionError:
-        message, code, param = _error_message(response)
+    def _status_error(
+        self, response: httpx.Response, body: bytes, request_id: str | None
+    ) -> TranscriptionError:
+        message, code, param = _error_message(body, self._scrub)
         status = response.status_code
         retry_after = parse_retry_after(response.headers, self._clock())
         cls: type[TranscriptionError]
         if status in {401, 403, 404} or (status == 429 and code in QUOTA_CODES):
             cls = EndpointError
         elif should_retry(status, response.headers):
-            cls = RetryableError
+            cls = OutageError if status in OUTAGE_STATUSES else RetryableError
         else:
             cls = PermanentError
         return cls(
-            f"HTTP {status}: {self._scrub(message)}",
+            f"HTTP {status}: {message}",
             status=status,
             request_id=request_id,
             code=code,
@@ -273,6 +375,38 @@ class Client:
         return text.replace(key, "***") if key else text
 
 
+class _TooLate(Exception):  # noqa: N818 - a signal between two functions, not an error
+    """The request's deadline passed while its body or its answer was still moving."""
+
+
+def _cause(exc: BaseException) -> str:
+    """The innermost reason of an exception chain, as words."""
+    inner: BaseException = exc
+    while inner.__cause__ is not None or inner.__context__ is not None:
+        inner = inner.__cause__ or inner.__context__  # type: ignore[assignment]
+    if isinstance(inner, OSError) and inner.strerror:
+        return inner.strerror.lower()
+    return str(inner) or inner.__class__.__name__
+
+
+def _not_connected(exc: BaseException) -> str:
+    """Why a connection could not be made: a name, a refusal, a route, a certificate."""
+    inner: BaseException | None = exc
+    while inner is not None:
+        if isinstance(inner, socket.gaierror):
+            return "name does not resolve"
+        if isinstance(inner, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(inner, ssl.SSLCertVerificationError):
+            return f"its TLS certificate is not trusted ({inner.verify_message})"
+        if isinstance(inner, ssl.SSLError):
+            return f"TLS handshake failed ({inner.reason or inner})"
+        if isinstance(inner, OSError) and inner.errno is not None and inner.strerror:
+            return inner.strerror.lower()
+        inner = inner.__cause__ or inner.__context__
+    return _cause(exc)
+
+
 def _snippet(text: str) -> str:
     """A short, single-line excerpt of a body that may be HTML."""
     title = re.search(r"<title>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
@@ -282,12 +416,13 @@ def _snippet(text: str) -> str:
     return " ".join(text.split())[:MAX_MESSAGE] or "(empty body)"
 
 
-def _error_message(response: httpx.Response) -> tuple[str, str | None, str | None]:
-    """The message, code and named parameter of an error body in any shape servers use."""
+def _error_message(raw: bytes, scrub: Callable[[str], str]) -> tuple[str, str | None, str | None]:
+    """The message, code and named parameter of an error body in any shape servers use;
+    ``scrub`` runs before anything is shortened, so no prefix of a secret survives."""
     try:
-        body = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return _snippet(response.text), None, None
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        return _snippet(scrub(raw.decode("utf-8", "replace"))), None, None
     code: str | None = None
     param: str | None = None
     message: Any = body
@@ -302,4 +437,4 @@ def _error_message(response: httpx.Response) -> tuple[str, str | None, str | Non
             message = error
     if not isinstance(message, str):
         message = json.dumps(message)
-    return " ".join(message.split())[:MAX_MESSAGE], code, param
+    return " ".join(_text(scrub(message)).split())[:MAX_MESSAGE], code, param

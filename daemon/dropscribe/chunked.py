@@ -28,9 +28,8 @@ import structlog
 
 from dropscribe import kinds, models, split, stitch, transcode
 from dropscribe.api import Transcript
-from dropscribe.errors import TranscriptionError
+from dropscribe.errors import Abandoned, Replan, TranscriptionError
 from dropscribe.journal import chunk_key
-from dropscribe.uploader import Abandoned, Replan
 
 if TYPE_CHECKING:
     from pathlib import Path

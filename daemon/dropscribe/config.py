@@ -75,6 +75,7 @@ class Endpoint:
     api_version: str = "2024-10-21"
     request_path: str | None = None
     max_upload_bytes: int | None = None
+    max_answer_bytes: int = 64 * 2**20
     max_duration_seconds: float | None = None
     audio_codec: str | None = None
     device: str = "cpu"
@@ -338,6 +339,10 @@ def _endpoint(
             problem((*where, "api_key_env"), f"environment variable {ep.api_key_env} is not set")
     elif ep.api_key_file and used:
         key = keyfile.read(ep.api_key_file, base, environ, (*where, "api_key_file"), problem)
+    if key and (bad := keyfile.unsendable(key)):
+        source = ep.api_key_env or ep.api_key_file
+        setting = "api_key_env" if ep.api_key_env else "api_key_file"
+        problem((*where, setting), f"the API key from {source} {bad}")
     return Endpoint(
         name=name,
         base_url=(ep.base_url or "").rstrip("/"),
@@ -353,6 +358,7 @@ def _endpoint(
         api_version=ep.api_version,
         request_path=ep.request_path.strip("/") if ep.request_path else None,
         max_upload_bytes=ep.max_upload_bytes,
+        max_answer_bytes=ep.max_answer_bytes,
         max_duration_seconds=ep.max_duration_seconds,
         audio_codec=ep.audio_codec,
         device=ep.device,

@@ -3,7 +3,8 @@
     DropscribeError
     ├── ConfigError (ValueError)          the config file is unreadable or invalid
     ├── TranscriptionError                an upload did not produce a transcript
-    │   ├── RetryableError                408, 409, 429, 5xx, timeouts, dropped connections
+    │   ├── RetryableError                408, 409, 5xx, timeouts, dropped connections
+    │   │   └── OutageError               no connection, 429, 502, 503, 504: not the file's
     │   ├── EndpointError                 401, 403, 404, quota 429: the endpoint is unusable
     │   └── PermanentError                400, 413, 415, 422, bad answers, not audio
     └── SidecarError (OSError)            a transcript could not be written to disk
@@ -75,9 +76,18 @@ class TranscriptionError(DropscribeError):
 
 
 class RetryableError(TranscriptionError):
-    """Trying again later may succeed."""
+    """Trying again later may succeed. ``outage``: the request never reached a working
+    server (no connection, overload, a gateway without its upstream), so it says nothing
+    about the file and costs the file none of its attempts."""
 
     retryable = True
+    outage = False
+
+
+class OutageError(RetryableError):
+    """A RetryableError that is the endpoint's and never the file's (see ``outage``)."""
+
+    outage = True
 
 
 class PermanentError(TranscriptionError):
@@ -93,3 +103,19 @@ class EndpointError(TranscriptionError):
 
 class SidecarError(DropscribeError, OSError):
     """A sidecar could not be written (full disk, unwritable folder, ...)."""
+
+
+# Signals between two functions, not errors a person sees.
+
+
+class Abandoned(Exception):  # noqa: N818 - a signal between two functions, not an error
+    """The daemon is stopping; leave the job for the next start."""
+
+
+class Replan(Exception):  # noqa: N818 - a signal between two functions, not an error
+    """The server refused something this upload was planned around (timestamps, its
+    length): decide again how to send the file. The attempt was not counted."""
+
+
+class Unusable(EndpointError):  # noqa: N818 - named for what the endpoint is
+    """In ``once``: the endpoint already failed a file in a way no retry mends."""

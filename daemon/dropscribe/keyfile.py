@@ -39,3 +39,12 @@ def unreadable(exc: OSError | UnicodeDecodeError) -> str:
     if isinstance(exc, UnicodeDecodeError):
         return "not UTF-8 text"
     return exc.strerror or exc.__class__.__name__
+
+
+def unsendable(key: str) -> str | None:
+    """Why ``key`` cannot go in an HTTP header, if it cannot (never quoting it)."""
+    if not key.isascii():
+        return "holds a character that is not ASCII (pasted from a document?)"
+    if any(not (" " < ch < "\x7f") for ch in key):
+        return "holds a space or a control character (a stray newline or tab?)"
+    return None

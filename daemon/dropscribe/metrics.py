@@ -113,6 +113,13 @@ class Metrics:
         """The main loop turned."""
         self.beat = time.monotonic()
 
+    def uploaded(self, endpoint: str, status: int | str | None, elapsed: float, size: int) -> None:
+        """One upload ended: with ``status`` 200, ``size`` bytes of audio went through."""
+        self.uploads.labels(endpoint, str(status or "error")).inc()
+        self.latency.labels(endpoint).observe(elapsed)
+        if status == 200:
+            self.upload_bytes.labels(endpoint).inc(size)
+
 
 class _Server(ThreadingMixIn, WSGIServer):
     daemon_threads = True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import math
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -10,6 +11,7 @@ if TYPE_CHECKING:
 
 # Statuses a retry can fix: timeouts, lock conflicts, rate limits, server trouble.
 RETRYABLE_STATUSES = frozenset({408, 409, 429})
+MAX_RETRY_AFTER = 3600.0  # seconds: a server asking for more is waited on for an hour
 
 
 def status_is_retryable(status: int) -> bool:
@@ -25,29 +27,35 @@ def should_retry(status: int, headers: Mapping[str, str]) -> bool:
 
 
 def parse_retry_after(headers: Mapping[str, str], now: float) -> float | None:
-    """Seconds the server asked us to wait, from ``retry-after-ms`` or ``Retry-After``.
+    """Seconds the server asked us to wait, from ``retry-after-ms`` or ``Retry-After``,
+    at most MAX_RETRY_AFTER; None when it asked nothing that makes sense (NaN, words).
 
     ``now`` is the wall-clock time (epoch seconds), used for the HTTP-date form.
     """
-    if (ms := headers.get("retry-after-ms")) is not None:
-        try:
-            value = float(ms) / 1000
-        except ValueError:
-            value = -1
-        if value >= 0:
-            return value
+    if (ms := _number(headers.get("retry-after-ms"))) is not None:
+        return _capped(ms / 1000)
     raw = headers.get("retry-after")
     if raw is None:
         return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
+    if (seconds := _number(raw)) is not None:
+        return _capped(seconds)
     try:
         when = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    return max(0.0, float(when.timestamp()) - now)
+    return _capped(float(when.timestamp()) - now)
+
+
+def _number(raw: str | None) -> float | None:
+    try:
+        value = float(raw) if raw is not None else math.nan
+    except ValueError:
+        return None
+    return None if math.isnan(value) else value
+
+
+def _capped(seconds: float) -> float:
+    return min(MAX_RETRY_AFTER, max(0.0, seconds))
 
 
 def backoff(retries_taken: int, cap: float, jitter: float) -> float:

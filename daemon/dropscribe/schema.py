@@ -52,7 +52,8 @@ class Task(StrEnum):
 
 
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No infinite or NaN number anywhere: a timeout of .inf never ends, a NaN compares false.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 Seconds = Annotated[float, Field(ge=0)]
@@ -175,6 +176,7 @@ class EndpointModel(StrictModel):
     api_version: str = "2024-10-21"  # azure: the api-version query, or v1 for the v1 URL
     request_path: str | None = None  # a route other than audio/transcriptions (whispercpp)
     max_upload_bytes: Annotated[int, Field(ge=0)] | None = None  # 0: no limit
+    max_answer_bytes: Annotated[int, Field(ge=1024)] = 64 * 2**20  # after decompression
     max_duration_seconds: Annotated[float, Field(gt=30)] | None = None
     audio_codec: Literal["opus", "mp3", "flac"] | None = None  # for re-encoded audio
     # kind: local (faster-whisper in this process)

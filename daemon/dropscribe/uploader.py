@@ -18,7 +18,15 @@ import structlog
 
 from dropscribe import models, retry
 from dropscribe.breaker import Breaker
-from dropscribe.errors import EndpointError, PermanentError, RetryableError, TranscriptionError
+from dropscribe.errors import (
+    Abandoned,
+    EndpointError,
+    PermanentError,
+    Replan,
+    RetryableError,
+    TranscriptionError,
+    Unusable,
+)
 from dropscribe.limiter import Limiter
 from dropscribe.limits import Limits
 from dropscribe.metrics import Metrics
@@ -33,15 +41,6 @@ if TYPE_CHECKING:
     from dropscribe.rules import FolderSettings
 
 log = structlog.get_logger("dropscribe")
-
-
-class Abandoned(Exception):  # noqa: N818 - a signal between two functions, not an error
-    """The daemon is stopping; leave the job for the next start."""
-
-
-class Replan(Exception):  # noqa: N818 - a signal between two functions, not an error
-    """The server refused something this upload was planned around (timestamps, its
-    length): decide again how to send the file. The attempt was not counted."""
 
 
 class Uploader:
@@ -68,6 +67,7 @@ class Uploader:
         self._all = list(clients.values())
         self._lock = threading.Lock()
         self._learned = Limits(journal)
+        self._fatal: dict[str, EndpointError] = {}  # once: what made an endpoint unusable
 
     def clients(self) -> list[Transcriber]:
         """Every client, including ones a reload replaced (uploads may still be using them)."""
@@ -102,8 +102,10 @@ class Uploader:
 
     @contextlib.contextmanager
     def _slot(self, endpoint: str) -> Iterator[None]:
-        """Wait for the endpoint's breaker and one of its concurrent upload slots."""
+        """Wait for the endpoint's breaker and one of its concurrent upload slots (in
+        ``once``, an endpoint found unusable fails the upload at once instead)."""
         while True:
+            self._usable(endpoint)
             with self._lock:
                 breaker = self._breakers[endpoint]
                 probing = breaker.probing
@@ -127,6 +129,13 @@ class Uploader:
         while not limit.acquire(timeout=0.25):
             if self._abort.is_set():
                 raise Abandoned
+
+    def _usable(self, endpoint: str) -> None:
+        """In ``once``: raise ``Unusable`` once the endpoint failed a file for good."""
+        with self._lock:
+            fatal = self._fatal.get(endpoint)
+        if fatal is not None:
+            raise Unusable(fatal.message, status=fatal.status)
 
     def _unprobe(self, breaker: Breaker, probe: bool) -> None:
         if probe:
@@ -207,8 +216,8 @@ class Uploader:
         except OSError as exc:
             result = PermanentError(f"cannot read file: {exc.strerror or exc}")
         elapsed = time.monotonic() - started
-        failure = result if isinstance(result, TranscriptionError) else None
-        self._measure(client.endpoint.name, failure, elapsed, size)
+        status = result.status if isinstance(result, TranscriptionError) else 200
+        self._metrics.uploaded(client.endpoint.name, status, elapsed, size)
         return result, elapsed
 
     def _refused(
@@ -250,6 +259,7 @@ class Uploader:
         client = self.client(settings.endpoint)
         endpoint = client.endpoint
         want_timed = settings.timed if timed is None else timed
+        outages = 0  # in a row, in this attempt
         while True:
             if self._abort.is_set():
                 raise Abandoned
@@ -260,13 +270,19 @@ class Uploader:
                     self._slot(settings.endpoint),
                     self._asking(endpoint, settings, want_timed, seconds) as (ask, known),
                 ):
+                    self._usable(endpoint.name)  # a request before ours may have found out
                     outcome, elapsed = self._send(client, path, settings, ask, attempt, size, name)
+                    if isinstance(outcome, EndpointError) and not self._wait_for_endpoints:
+                        with self._lock:  # every later file of this endpoint fails at once
+                            self._fatal.setdefault(endpoint.name, outcome)
                     if not isinstance(outcome, TranscriptionError):
                         self._learned.confirm(endpoint, settings.model, ask, known)
                     elif self._refused(endpoint, settings.model, outcome, ask):
                         # The same file in the same attempt, without what was refused;
                         # _asking raises Replan if it can no longer go as planned.
                         continue
+            except Unusable:  # once: already said, for an earlier file
+                raise
             except EndpointError as exc:  # nothing left to ask of the model
                 outcome = exc
             except Replan:  # this attempt sent nothing the file is to blame for
@@ -284,17 +300,25 @@ class Uploader:
                     attempt=attempt,
                 )
                 return outcome
-            if self._settle(endpoint, outcome, key, attempt, ms):
+            outages = outages + 1 if isinstance(outcome, RetryableError) and outcome.outage else 0
+            if self._settle(endpoint, outcome, key, attempt, ms, outages):
                 continue  # not the file's fault: same attempt once the endpoint is back
             attempt += 1
             self._journal.start_attempt(key, settings.shaping(), attempt)
 
     def _settle(
-        self, endpoint: Endpoint, failure: TranscriptionError, key: str, attempt: int, ms: int
+        self,
+        endpoint: Endpoint,
+        failure: TranscriptionError,
+        key: str,
+        attempt: int,
+        ms: int,
+        outages: int,
     ) -> bool:
         """After a failed upload: True to try again in the same attempt (the endpoint was
-        at fault and is paused), False after waiting for the next; raises when the file
-        is given up."""
+        at fault: paused, or down), False after waiting for the next; raises when the
+        file is given up. An outage (``outages`` in a row) costs the file no attempt,
+        except in ``once``, which must end."""
         log.warning(
             "upload.failed",
             status=failure.status,
@@ -313,6 +337,17 @@ class Uploader:
             self._failed(endpoint.name, failure)
             if failure.status == 429:
                 self._throttled(endpoint.name)
+            if failure.outage and self._wait_for_endpoints:
+                self._journal.job_failed(
+                    key, failure.message, failure.status, failure.request_id, "retrying"
+                )
+                wait = retry.delay(
+                    outages - 1, endpoint.backoff_max, self._jitter(), failure.retry_after
+                )
+                log.info("upload.retrying", in_seconds=round(wait, 3), attempt=attempt, outage=True)
+                self._sleep(wait)
+                self._metrics.retries.labels(endpoint.name).inc()
+                return True
         elif failure.status is not None:
             self._succeeded(endpoint.name)  # it answered: alive, the file is at fault
         else:
@@ -329,15 +364,6 @@ class Uploader:
         self._sleep(wait)
         self._metrics.retries.labels(endpoint.name).inc()
         return False
-
-    def _measure(
-        self, endpoint: str, failure: TranscriptionError | None, elapsed: float, size: int
-    ) -> None:
-        status = "200" if failure is None else str(failure.status or "error")
-        self._metrics.uploads.labels(endpoint, status).inc()
-        self._metrics.latency.labels(endpoint).observe(elapsed)
-        if failure is None:
-            self._metrics.upload_bytes.labels(endpoint).inc(size)
 
     def _throttled(self, endpoint: str) -> None:
         limit = self._limits[endpoint].throttled()

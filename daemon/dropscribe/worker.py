@@ -18,10 +18,17 @@ import structlog
 
 from dropscribe import audio, chunked, outputs, rules, source, verdicts
 from dropscribe.api import Client, Transcript
-from dropscribe.errors import EndpointError, PermanentError, SidecarError, TranscriptionError
+from dropscribe.errors import (
+    Abandoned,
+    EndpointError,
+    PermanentError,
+    Replan,
+    SidecarError,
+    TranscriptionError,
+)
 from dropscribe.local import LocalEngine
 from dropscribe.metrics import Metrics
-from dropscribe.uploader import Abandoned, Replan, Uploader
+from dropscribe.uploader import Uploader
 
 if TYPE_CHECKING:
     from collections.abc import Callable
