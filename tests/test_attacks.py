@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -236,3 +237,54 @@ def test_once_with_a_bad_key_fails_every_file_at_once(setup):
     assert all(e["error"].startswith("HTTP 401: Incorrect API key provided") for e in failed)
     assert len(setup.api.uploads) == 1
     assert not (setup.inbox / "failed").exists()
+
+
+def test_the_api_key_appears_nowhere_but_in_the_request(setup):
+    """A server that echoes the key (across the message's cut) and a hook that prints
+    it and dumps its environment: the key is in no log line, .error.json, metrics,
+    status or explain output, hook environment, nor the daemon's command line."""
+    import subprocess
+    import sys
+
+    import httpx
+
+    leak = setup.root / "leak.txt"
+    leak.write_text(API_KEY)
+    hook_env = setup.root / "hook-env.txt"
+    script = f"env > {hook_env}; cat {leak} >&2; exit 3"
+    setup.data["defaults"]["hook"] = {"command": ["sh", "-c", script]}
+    setup.data["metrics"] = {"port": 0}
+    message = "x" * 290 + f" the key {API_KEY} is not valid for this route"
+    setup.api.script.append(Reply(400, {"error": {"message": message, "param": None}}))
+    make_wav(setup.inbox / "a.wav")
+    daemon = DaemonProcess(setup)
+    try:
+        daemon.wait_event("hook.failed")
+        url = daemon.named("metrics.listening")[0]["url"]
+        metrics = httpx.get(url).text
+        cmdline = Path(f"/proc/{daemon.proc.pid}/cmdline").read_bytes().decode()
+    finally:
+        daemon.kill()
+    outputs = {
+        "log": "".join(daemon.raw),
+        "error.json": (setup.inbox / "failed" / "a.wav.error.json").read_text(),
+        "metrics": metrics,
+        "cmdline": cmdline,
+        "hook env": hook_env.read_text(),
+    }
+    env = {**os.environ, **setup.env}
+    for command in (["status"], ["explain", str(setup.inbox / "failed" / "a.wav")]):
+        done = subprocess.run(
+            [sys.executable, "-m", "dropscribe", *command, "-c", str(setup.config_path)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+        outputs[command[0]] = done.stdout + done.stderr
+    for where, text in outputs.items():
+        assert API_KEY[:12] not in text, where
+    assert daemon.named("hook.failed")[0]["stderr"] == "***"
+    assert "DROPSCRIBE_TEST_KEY" not in outputs["hook env"]
+    assert "DROPSCRIBE_OUTCOME=failed" in outputs["hook env"]

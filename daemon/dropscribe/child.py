@@ -89,6 +89,7 @@ def serve(
         signal.signal(signum, signal.SIG_IGN)
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # as the main process
     logmod.configure(config.log_format, log_level, final=True)
+    logmod.hide(*(endpoint.api_key for endpoint in config.endpoints.values()))
     processes = config.processes
     threads = math.ceil(config.workers / processes)
     current = {"config": config}

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from dropscribe import keyfile, models
+from dropscribe import keyfile, log, models
 from dropscribe.errors import ConfigError, Problem
 from dropscribe.keyfile import unreadable
 from dropscribe.locate import KeyPath, dotted, from_pydantic, index_lines, line_of
@@ -175,6 +175,7 @@ def parse(text: str, source: Path, environ: dict[str, str]) -> Config:
     config = _resolve(model, source, environ, lines, problems, raw)
     if problems:
         raise ConfigError(problems)
+    log.hide(*(endpoint.api_key for endpoint in config.endpoints.values()))
     return config
 
 

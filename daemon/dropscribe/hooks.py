@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("dropscribe")
 
+# What a hook inherits from the daemon's environment; nothing else (API keys live there).
+INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "USER", "LOGNAME")
+
 
 def run(hook: HookModel, payload: dict[str, Any]) -> None:
     """Run the command and/or POST the webhook; never raises."""
@@ -34,7 +37,7 @@ def run(hook: HookModel, payload: dict[str, Any]) -> None:
 def _command(hook: HookModel, payload: dict[str, Any], body: str) -> None:
     assert hook.command is not None
     env = {
-        **os.environ,
+        **{name: os.environ[name] for name in INHERITED if name in os.environ},
         "DROPSCRIBE_FILE": str(payload["file"]),
         "DROPSCRIBE_OUTCOME": str(payload["outcome"]),
         "DROPSCRIBE_SIDECARS": "\n".join(payload["sidecars"]),

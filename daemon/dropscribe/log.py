@@ -21,6 +21,29 @@ def _jsonable(value: Any) -> Any:
 
 
 _state = {"debug": False}
+_secrets: set[str] = set()
+SECRET_SHORTEST = 8  # a shorter "key" would blank out ordinary words
+
+
+def hide(*secrets: str | None) -> None:
+    """Never print these (API keys): every rendered event line has them as ``***``,
+    whichever field carries them (a server's message, a hook's output, a traceback)."""
+    _secrets.update(s for s in secrets if s and len(s) >= SECRET_SHORTEST)
+
+
+def scrub(text: str) -> str:
+    for secret in _secrets:
+        if secret in text:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _scrubbed(renderer: structlog.typing.Processor) -> structlog.typing.Processor:
+    def render(logger: Any, name: str, event: Any) -> Any:
+        line = renderer(logger, name, event)
+        return scrub(line) if _secrets and isinstance(line, str) else line
+
+    return render
 
 
 def debugging() -> bool:
@@ -51,7 +74,7 @@ def configure(
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
-            renderer,
+            _scrubbed(renderer),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(LEVELS[level]),
         logger_factory=structlog.WriteLoggerFactory(out),
