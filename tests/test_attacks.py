@@ -288,3 +288,65 @@ def test_the_api_key_appears_nowhere_but_in_the_request(setup):
     assert daemon.named("hook.failed")[0]["stderr"] == "***"
     assert "DROPSCRIBE_TEST_KEY" not in outputs["hook env"]
     assert "DROPSCRIBE_OUTCOME=failed" in outputs["hook env"]
+
+
+def run_command(setup, *args: str):
+    """A dropscribe command (status, retry, explain) as a user runs it."""
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "dropscribe", *args, "-c", str(setup.write())],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **setup.env},
+        timeout=60,
+        check=False,
+    )
+
+
+def test_retry_puts_files_back_by_the_inbox_layout_not_by_a_planted_report(setup):
+    """A planted recording in failed/ with a report whose source points outside the
+    inbox: retry puts it back inside the inbox, never where the report says."""
+    outside = setup.root / "outside"
+    outside.mkdir()
+    planted = make_wav(setup.inbox / "failed" / "sub" / "x.wav")
+    report = {"reason": "planted", "source": str(outside / "x.wav"), "key": None}
+    (planted.parent / "x.wav.error.json").write_text(json.dumps(report))
+    done = run_command(setup, "retry", "--all")
+    assert done.returncode == 0, done.stderr
+    assert (setup.inbox / "sub" / "x.wav").exists()
+    assert not list(outside.iterdir())
+
+
+def test_a_failed_dir_that_is_a_link_out_of_the_inbox_receives_nothing(setup):
+    """inbox/failed is a symbolic link to a folder elsewhere: a failing recording stays
+    where it is, the refusal is an event that says why, and nothing lands outside."""
+    outside = setup.root / "outside"
+    outside.mkdir()
+    (setup.inbox / "failed").symlink_to(outside)
+    setup.api.script.append(Reply(400, {"error": {"message": "Invalid file format."}}))
+    make_wav(setup.inbox / "a.wav")
+    daemon = DaemonProcess(setup, command="once")
+    assert daemon.wait() == 1
+    skipped = daemon.named("file.quarantine_skipped")
+    assert "is a symbolic link" in skipped[0]["reason"]
+    assert (setup.inbox / "a.wav").exists()
+    assert not list(outside.iterdir())
+    again = DaemonProcess(setup, command="once")  # failed in the ledger: not sent again
+    assert again.wait() == 0
+    assert len(setup.api.uploads) == 1
+
+
+def test_status_escapes_terminal_control_characters_in_names_and_messages(setup):
+    """A file name and a server message carrying escape sequences are printed by status
+    with the control characters visible, not sent to the terminal."""
+    evil = "\x1b]0;owned\x07\x1b[2J"
+    setup.api.script.append(Reply(400, {"error": {"message": f"bad {evil} file"}}))
+    make_wav(setup.inbox / f"{evil}.wav")
+    assert DaemonProcess(setup, command="once").wait() == 1
+    done = run_command(setup, "status")
+    assert done.returncode == 0
+    assert "\x1b" not in done.stdout
+    assert "\x07" not in done.stdout
+    assert "\\x1b]0;owned\\x07\\x1b[2J.wav" in done.stdout

@@ -273,8 +273,8 @@ def _resolve(
                 inbox.exclude,
                 tuple(layers),
                 follow_symlinks=inbox.follow_symlinks,
-                failed_dir=(path / Path(inbox.failed_dir).expanduser()).resolve(),
-                done_dir=(path / Path(inbox.done_dir).expanduser()).resolve(),
+                failed_dir=_own_folder(path, inbox.failed_dir),
+                done_dir=_own_folder(path, inbox.done_dir),
                 watch=inbox.watch,
                 poll_seconds=inbox.poll_seconds,
             )
@@ -340,10 +340,7 @@ def _endpoint(
             problem((*where, "api_key_env"), f"environment variable {ep.api_key_env} is not set")
     elif ep.api_key_file and used:
         key = keyfile.read(ep.api_key_file, base, environ, (*where, "api_key_file"), problem)
-    if key and (bad := keyfile.unsendable(key)):
-        source = ep.api_key_env or ep.api_key_file
-        setting = "api_key_env" if ep.api_key_env else "api_key_file"
-        problem((*where, setting), f"the API key from {source} {bad}")
+    keyfile.check(key, ep.api_key_env, ep.api_key_file, where, problem)
     return Endpoint(
         name=name,
         base_url=(ep.base_url or "").rstrip("/"),
@@ -367,6 +364,12 @@ def _endpoint(
         cpu_threads=ep.cpu_threads,
         models=tuple((model, Stated(**said.model_dump())) for model, said in ep.models.items()),
     )
+
+
+def _own_folder(inbox: Path, name: str) -> Path:
+    """failed_dir, done_dir: the last name not resolved (a link there is refused on use)."""
+    folder = Path(os.path.normpath(inbox / Path(name).expanduser()))
+    return folder.parent.resolve() / folder.name
 
 
 def _layer(

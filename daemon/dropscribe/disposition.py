@@ -75,7 +75,7 @@ def _move(source: Path, folder_root: Path, inbox: Inbox, held: Opened | None = N
     except ValueError:
         rel = Path(source.name)
     target = _free(folder_root / rel)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    _folder(target.parent, folder_root)
     try:
         source.rename(target)
     except OSError as exc:
@@ -87,6 +87,18 @@ def _move(source: Path, folder_root: Path, inbox: Inbox, held: Opened | None = N
         target.rename(_free(source))  # someone else's file: back where it was
         raise NotOurs("replaced just as it was being moved; left in place")
     return target
+
+
+def _folder(folder: Path, root: Path) -> None:
+    """Make ``folder`` (under ``root``, a failed_dir or done_dir) and check that no link
+    leads it elsewhere: a planted ``failed -> /etc`` must not receive recordings."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if os.path.realpath(folder) != os.path.normpath(folder):
+        raise NotOurs(
+            f"{root} or a folder in it is a symbolic link (to {os.path.realpath(folder)});"
+            " refusing to move recordings through it (set failed_dir or done_dir to the"
+            " real folder)"
+        )
 
 
 def quarantine(
@@ -158,15 +170,18 @@ def failed(inbox: Inbox) -> Iterator[Failed]:
             report: dict[str, Any] = {}
             with contextlib.suppress(OSError, ValueError):
                 report = json.loads(error_report(path).read_text(encoding="utf-8"))
-            rel = path.relative_to(inbox.failed_dir)
-            source = Path(report.get("source") or inbox.path / rel)
-            yield Failed(path, source, report.get("key"), report.get("reason"))
+            # Back where the inbox's own layout says, never where a report says: a
+            # report is a file in the inbox, and anyone who can write there can plant one.
+            source = inbox.path / path.relative_to(inbox.failed_dir)
+            key = report.get("key") if isinstance(report.get("key"), str) else None
+            reason = report.get("reason") if isinstance(report.get("reason"), str) else None
+            yield Failed(path, source, key, reason)
 
 
-def restore(item: Failed) -> Path:
+def restore(item: Failed, inbox: Inbox) -> Path:
     """Put a quarantined recording back where it came from (or beside it if taken)."""
     target = _free(item.source)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    _folder(target.parent, inbox.path)
     item.path.rename(target)
     error_report(item.path).unlink(missing_ok=True)
     return target

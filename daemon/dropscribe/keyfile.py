@@ -41,6 +41,13 @@ def unreadable(exc: OSError | UnicodeDecodeError) -> str:
     return exc.strerror or exc.__class__.__name__
 
 
+def check(key: str | None, env: str | None, file: str | None, where: KeyPath, problem: Any) -> None:
+    """Tell ``problem`` if the key read from variable ``env`` or ``file`` cannot be sent."""
+    if key and (bad := unsendable(key)):
+        setting = "api_key_env" if env else "api_key_file"
+        problem((*where, setting), f"the API key from {env or file} {bad}")
+
+
 def unsendable(key: str) -> str | None:
     """Why ``key`` cannot go in an HTTP header, if it cannot (never quoting it)."""
     if not key.isascii():

@@ -47,6 +47,24 @@ def cut(name: str, limit: int) -> str:
     return os.fsdecode(raw)
 
 
+def shown(text: str) -> str:
+    """Text for a terminal: control and format characters (escape sequences, a bidi
+    override that turns ``exe.wav`` around) become visible ``\\xNN`` / ``\\uNNNN``,
+    and a byte that is not UTF-8 (a surrogate escape) ``\\xNN`` as ``text()`` writes it."""
+    if text.isprintable():
+        return text
+    return "".join(_shown(ch) for ch in text)
+
+
+def _shown(ch: str) -> str:
+    code = ord(ch)
+    if ch.isprintable() or ch == " ":
+        return ch
+    if 0xDC80 <= code <= 0xDCFF:  # os.fsdecode's escape of one odd byte
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\x{code:02x}" if code < 256 else f"\\u{code:04x}"
+
+
 def readable(name: str) -> str:
     """A name for another program to read (an upload's file name): odd bytes become
     U+FFFD, the extension stays."""

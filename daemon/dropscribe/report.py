@@ -8,26 +8,32 @@ import sys
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
-from dropscribe import disposition, limits, rules
+from dropscribe import disposition, limits, names, rules
 from dropscribe.journal import LEDGER_NAME, Journal
 
 if TYPE_CHECKING:
     from pathlib import Path
+    from typing import TextIO
 
     from dropscribe import config
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
 
+def _print(*parts: object, file: TextIO | None = None) -> None:
+    """``print``, with names and server messages escaped (they may hold escape codes)."""
+    print(names.shown(" ".join(map(str, parts))), file=file or sys.stdout)
+
+
 def _fail(message: str) -> int:
-    print(f"dropscribe: {message}", file=sys.stderr)
+    _print(f"dropscribe: {message}", file=sys.stderr)
     return EXIT_CONFIG
 
 
 def status(cfg: config.Config) -> int:
     path = cfg.state_dir / LEDGER_NAME
     if not path.exists():
-        print(f"no ledger yet at {path}: the daemon has not run with this state_dir")
+        _print(f"no ledger yet at {path}: the daemon has not run with this state_dir")
         return EXIT_OK
     try:
         journal = Journal(path)
@@ -37,17 +43,17 @@ def status(cfg: config.Config) -> int:
         journal.close()
     except (OSError, sqlite3.Error) as exc:
         return _fail(f"cannot read ledger {path}: {exc}")
-    print(f"ledger: {path}")
+    _print(f"ledger: {path}")
     for state in ("done", "uploading", "failed", "error"):
-        print(f"  {state:<10} {counts.get(state, 0)}")
+        _print(f"  {state:<10} {counts.get(state, 0)}")
     if failures:
-        print("latest failures:")
+        _print("latest failures:")
         for row in failures:
-            print(f"  {row.path}: {row.error}")
+            _print(f"  {row.path}: {row.error}")
     if refused:
-        print("learned from refusals (never sent to that model again):")
+        _print("learned from refusals (never sent to that model again):")
         for server, model, param, value, reason in refused:
-            print(f"  {server} {model}: {param}={value} ({reason})")
+            _print(f"  {server} {model}: {param}={value} ({reason})")
     return EXIT_OK
 
 
@@ -72,19 +78,20 @@ def retry(cfg: config.Config, paths: list[Path]) -> int:
                 except (OSError, sqlite3.Error) as exc:
                     return _fail(f"cannot write ledger in {cfg.state_dir}: {exc}")
                 try:
-                    back = disposition.restore(item)
-                except OSError as exc:
-                    print(f"{item.path}: cannot move back: {exc.strerror or exc}", file=sys.stderr)
+                    back = disposition.restore(item, inbox)
+                except (OSError, disposition.NotOurs) as exc:
+                    why = getattr(exc, "strerror", None) or exc
+                    _print(f"{item.path}: cannot move back: {why}", file=sys.stderr)
                     problems += 1
                     continue
-                print(f"{back}: queued again (was: {item.reason or 'unknown reason'})")
+                _print(f"{back}: queued again (was: {item.reason or 'unknown reason'})")
     finally:
         journal.close()
     for missing in sorted(wanted - found):
-        print(f"{missing}: not a quarantined recording", file=sys.stderr)
+        _print(f"{missing}: not a quarantined recording", file=sys.stderr)
         problems += 1
     if not found and not wanted:
-        print("nothing is quarantined")
+        _print("nothing is quarantined")
     return EXIT_FAILED if problems else EXIT_OK
 
 
@@ -92,17 +99,17 @@ def explain(cfg: config.Config, path: Path) -> int:
     """Say what dropscribe would do with ``path``, and what it did."""
     inboxes = [i for i in cfg.inboxes if path == i.path or i.path in path.parents]
     if not inboxes:
-        print(f"{path}: in no inbox ({', '.join(str(i.path) for i in cfg.inboxes)})")
+        _print(f"{path}: in no inbox ({', '.join(str(i.path) for i in cfg.inboxes)})")
         return EXIT_FAILED
     inbox = max(inboxes, key=lambda i: len(i.path.parts))
-    print(f"{path}")
-    print(f"  inbox: {inbox.name} ({inbox.path}), watch: {inbox.watch}")
+    _print(f"{path}")
+    _print(f"  inbox: {inbox.name} ({inbox.path}), watch: {inbox.watch}")
     reason = rules.ignore_reason(inbox, path, rules.excluded_dirs(cfg))
     if reason is None and path.is_symlink() and not inbox.follow_symlinks:
         reason = "symbolic link (follow_symlinks: false)"
     if reason is None and path.exists() and not path.is_file():
         reason = "not a regular file"
-    print(f"  ignored: {reason}" if reason else "  ignored: no, it is transcribed")
+    _print(f"  ignored: {reason}" if reason else "  ignored: no, it is transcribed")
     rel = rules.relative(inbox, path)
     for index, layer in enumerate(inbox.layers[2:]):
         applies = rules.effective_layers(inbox, path)
@@ -112,17 +119,17 @@ def explain(cfg: config.Config, path: Path) -> int:
             for k, v in (("match", layer.match), ("folder", layer.folder))
             if v is not None
         )
-        print(f"  rule {index} ({what}): {mark}")
+        _print(f"  rule {index} ({what}): {mark}")
     settings = rules.effective(inbox, path)
-    print("  settings:")
+    _print("  settings:")
     shown = asdict(settings)
     if settings.hook is not None:
         shown["hook"] = settings.hook.model_dump(exclude_none=True)
     for key, value in shown.items():
-        print(f"    {key}: {value}")
+        _print(f"    {key}: {value}")
     folder = rules.sidecar_dir(inbox, settings, path)
-    names = ", ".join(rules.sidecar_name(settings, path, fmt) for fmt in settings.formats)
-    print(f"  sidecars: {names} in {folder} (relative path {rel})")
+    sidecars = ", ".join(rules.sidecar_name(settings, path, fmt) for fmt in settings.formats)
+    _print(f"  sidecars: {sidecars} in {folder} (relative path {rel})")
     if not _explain_ledger(cfg.state_dir / LEDGER_NAME, path):
         return EXIT_CONFIG
     return EXIT_FAILED if reason else EXIT_OK
@@ -131,7 +138,7 @@ def explain(cfg: config.Config, path: Path) -> int:
 def _explain_ledger(ledger: Path, path: Path) -> bool:
     """Print what the ledger knows of ``path``; False (said why) if it cannot be read."""
     if not ledger.exists():
-        print("  ledger: none yet")
+        _print("  ledger: none yet")
         return True
     try:
         journal = Journal(ledger)
@@ -144,13 +151,13 @@ def _explain_ledger(ledger: Path, path: Path) -> bool:
         _fail(f"cannot read ledger {ledger}: {exc}")
         return False
     if row is None:
-        print("  ledger: not seen yet")
+        _print("  ledger: not seen yet")
     else:
-        print(f"  ledger: {row.state}" + (f" ({row.error})" if row.error else ""))
-        print(f"    fingerprint: {row.fingerprint[:16]}…, formats done: {row.formats or '-'}")
+        _print(f"  ledger: {row.state}" + (f" ({row.error})" if row.error else ""))
+        _print(f"    fingerprint: {row.fingerprint[:16]}…, formats done: {row.formats or '-'}")
     if chunks:  # a long recording part-way through
         done = sum(chunk.result is not None for chunk in chunks)
-        print(
+        _print(
             f"    chunks: {done} of {len(chunks)} done, cut at "
             + ", ".join(f"{chunk.cut:.1f} s" for chunk in chunks[1:])
         )
