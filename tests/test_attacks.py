@@ -350,3 +350,76 @@ def test_status_escapes_terminal_control_characters_in_names_and_messages(setup)
     assert "\x1b" not in done.stdout
     assert "\x07" not in done.stdout
     assert "\\x1b]0;owned\\x07\\x1b[2J.wav" in done.stdout
+
+
+def test_a_deleted_state_dir_stops_the_daemon_within_seconds(setup):
+    """state_dir removed under a running daemon: it stops with an error naming it (exit 1,
+    so systemd restarts it), rather than go on beside a second daemon on a new ledger."""
+    import shutil
+
+    daemon = DaemonProcess(setup)
+    try:
+        daemon.wait_event("daemon.started")
+        shutil.rmtree(setup.state)
+        assert daemon.wait(timeout=20) == 1
+    finally:
+        daemon.kill()
+    error = daemon.named("daemon.failed")[0]["error"]
+    assert error.startswith(f"state_dir {setup.state} was deleted or replaced while running")
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 3 MiB tmpfs of our own (needs CAP_SYS_ADMIN, as CI's root has)."""
+    import subprocess
+
+    mount = tmp_path / "small"
+    mount.mkdir()
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if made.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill(folder: Path) -> Path:
+    """Write one file until the filesystem under ``folder`` is full."""
+    filler = folder / "filler"
+    with filler.open("wb") as fh:
+        try:
+            while True:
+                fh.write(b"\0" * 65536)
+                fh.flush()
+        except OSError:
+            pass
+    return filler
+
+
+def test_a_full_state_dir_keeps_the_paid_transcript_and_never_uploads_twice(setup, small_disk):
+    """The ledger's disk is full when a transcript comes back: it is kept, the failure is
+    an event that says so, and once there is room the sidecars are written from it with
+    no second upload."""
+    setup.state = small_disk / "state"
+    setup.data["state_dir"] = str(setup.state)
+    setup.data["rescan_seconds"] = 1
+    daemon = DaemonProcess(setup)
+    try:
+        daemon.wait_event("daemon.started")
+        filler = fill(small_disk)
+        make_wav(setup.inbox / "a.wav")
+        daemon.wait_event("ledger.write_failed")
+        assert not (setup.inbox / "a.txt").exists()
+        filler.unlink()
+        daemon.wait_event("file.done")
+    finally:
+        daemon.kill()
+    assert (setup.inbox / "a.txt").read_text() == "transcript of a.wav\n"
+    assert len(setup.api.uploads) == 1
+    assert not (setup.inbox / "failed").exists()

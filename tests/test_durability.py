@@ -100,7 +100,8 @@ def test_directories_symlinks_and_odd_names(setup, events, tmp_path):
 
 def test_vanished_file_is_reported_not_quarantined(setup, events):
     """A file deleted between settling and upload is a file.vanished event and nothing else."""
-    from dropscribe.worker import Item, Processor
+    from dropscribe.jobs import Item
+    from dropscribe.worker import Processor
 
     cfg = setup.load()
     journal = Journal(setup.state / LEDGER_NAME)
@@ -321,6 +322,10 @@ def test_a_sidecar_name_too_long_for_the_filesystem_quarantines_that_file_only(s
     )
     assert retried.returncode == 0, retried.stderr
     with setup.daemon():
-        wait_for(lambda: len(named(events, "file.done")) == 2, what="the long one done")
+        try:
+            wait_for(lambda: len(named(events, "file.done")) == 2, what="the long one done")
+        except BaseException:
+            print("EVENTS", [(e["event"], e.get("error"), e.get("reason")) for e in events[18:]])
+            raise
     assert long.with_suffix(".txt").exists()
     assert [u.filename for u in setup.api.uploads].count(long.name) == 1

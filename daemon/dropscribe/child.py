@@ -23,11 +23,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dropscribe import log as logmod
+from dropscribe.jobs import Item
 from dropscribe.journal import LEDGER_NAME, Journal
 from dropscribe.metrics import UPLOAD_FAMILIES, Metrics
 from dropscribe.pool import Pool
 from dropscribe.rules import inbox_of
-from dropscribe.worker import Item, Processor, make_client
+from dropscribe.worker import Processor, make_client
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

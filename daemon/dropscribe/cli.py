@@ -17,7 +17,7 @@ from dropscribe import __version__, config, log, report
 from dropscribe.errors import ConfigError, SetupError
 from dropscribe.procs import WorkersFailedError
 from dropscribe.service import Daemon
-from dropscribe.statedir import AlreadyRunningError
+from dropscribe.statedir import AlreadyRunningError, StateLostError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -166,7 +166,7 @@ def _serve(
         return _fail(f"{exc.strerror} ({cfg.state_dir})")
     except SetupError as exc:
         return _fail(str(exc))
-    except WorkersFailedError as exc:
+    except (WorkersFailedError, StateLostError) as exc:
         structlog.get_logger("dropscribe").error("daemon.failed", error=str(exc))
         return EXIT_FAILED
     except Exception:

@@ -31,7 +31,7 @@ from prometheus_client.metrics_core import Metric
 
 from dropscribe.child import Sender, receive, serve
 from dropscribe.errors import DropscribeError
-from dropscribe.worker import Item, Tally
+from dropscribe.jobs import Item, Tally
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

@@ -19,17 +19,17 @@ from typing import TYPE_CHECKING
 import structlog
 
 from dropscribe import log as logmod
-from dropscribe import reloading, rules, source
+from dropscribe import reloading, rules, source, statedir
 from dropscribe.errors import SetupError
+from dropscribe.jobs import Item, Tally
 from dropscribe.metrics import Metrics, MetricsServer
 from dropscribe.notify import Notifier
 from dropscribe.pool import Pool
 from dropscribe.procs import ProcessPool, WorkersFailedError
 from dropscribe.settle import SettleTracker, Stat
 from dropscribe.sidecar import is_temp
-from dropscribe.statedir import open_state
 from dropscribe.watcher import Hint, Watcher, scan
-from dropscribe.worker import Item, Processor, Tally, make_client
+from dropscribe.worker import Processor, make_client
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -46,7 +46,7 @@ log = structlog.get_logger("dropscribe")
 Workers = Pool[Item] | ProcessPool  # threads in this process, or worker processes
 
 TICK = 0.2  # longest the loop sleeps: how soon it notices a stop request
-HEALTH_SECONDS = 5.0  # how often dead watch threads are looked for
+HEALTH_SECONDS = 5.0  # how often dead watch threads and a lost state_dir are looked for
 STATUS_SECONDS = 5.0  # how often systemd hears the queue counts (more often with WatchdogSec)
 
 
@@ -88,13 +88,11 @@ class Daemon:
         progress: Callable[[int, int, int], None] | None = None,
     ) -> int:
         """Serve until ``stop`` is set (or, with ``once``, until the inboxes are empty).
-
-        When ``reload()`` says so (SIGHUP) the config file is re-read; ``progress`` is called with
-        (finished, total, failed) whenever those change. Returns how many files failed.
-        """
+        When ``reload()`` says so (SIGHUP) the config file is re-read; ``progress`` is called
+        with (finished, total, failed) whenever those change. Returns how many files failed."""
         self._progress = progress
-        lock, journal = open_state(self.config.state_dir)
-        self._journal = journal
+        lock, journal = statedir.open_state(self.config.state_dir)
+        self._journal, self._lock = journal, lock  # the lock: held until run() ends
         # Scratch audio a crash left behind (ours alone: we hold the state_dir lock).
         shutil.rmtree(self.config.state_dir / "work", ignore_errors=True)
         abort = threading.Event()
@@ -242,6 +240,7 @@ class Daemon:
                 self._scan_all()
                 next_rescan = self._clock() + self.config.rescan_seconds
             if not once and self._clock() >= next_health:
+                statedir.check(self.config.state_dir, self._lock)
                 for inbox in watcher.revive():
                     self._scan(inbox)
                 next_health = self._clock() + HEALTH_SECONDS

@@ -8,7 +8,7 @@ import os
 import sqlite3
 from typing import TYPE_CHECKING
 
-from dropscribe.errors import SetupError
+from dropscribe.errors import DropscribeError, SetupError
 from dropscribe.journal import LEDGER_NAME, Journal
 
 if TYPE_CHECKING:
@@ -17,6 +17,28 @@ if TYPE_CHECKING:
 
 class AlreadyRunningError(OSError):
     """Another dropscribe process serves the same state_dir."""
+
+
+class StateLostError(DropscribeError):
+    """The state_dir was deleted or replaced under a running daemon: its lock no longer
+    keeps a second daemon off the ledger, so this one stops (and systemd restarts it)."""
+
+
+def check(state_dir: Path, lock: int) -> None:
+    """Raise StateLostError unless ``state_dir``'s lock file is still the one held."""
+    held = os.fstat(lock)
+    try:
+        st = (state_dir / "lock").stat()
+    except OSError as exc:
+        why = f"its lock file is gone ({exc.strerror})"
+    else:
+        if (st.st_dev, st.st_ino) == (held.st_dev, held.st_ino):
+            return
+        why = "its lock file was replaced"
+    raise StateLostError(
+        f"state_dir {state_dir} was deleted or replaced while running ({why}); stopping, so"
+        " that no second daemon shares the ledger (a restart starts afresh)"
+    )
 
 
 def lock_state_dir(state_dir: Path) -> int:

@@ -13,9 +13,9 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from dropscribe.errors import TranscriptionError
+    from dropscribe.jobs import Item
     from dropscribe.journal import Journal
     from dropscribe.source import Opened
-    from dropscribe.worker import Item
 
 log = structlog.get_logger("dropscribe")
 

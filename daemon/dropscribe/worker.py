@@ -9,8 +9,8 @@ after its sidecars are durable on disk.
 from __future__ import annotations
 
 import errno
+import sqlite3
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +26,7 @@ from dropscribe.errors import (
     SidecarError,
     TranscriptionError,
 )
+from dropscribe.jobs import Item, Progress, Tally
 from dropscribe.local import LocalEngine
 from dropscribe.metrics import Metrics
 from dropscribe.uploader import Uploader
@@ -43,39 +44,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger("dropscribe")
 
 MAX_REPLANS = 8  # each needs a new refusal learned: more than there are things to refuse
-
-
-@dataclass(frozen=True)
-class Item:
-    inbox: Inbox = field(compare=False)
-    path: Path
-
-
-@dataclass
-class Progress:
-    """How far one job got, for deciding its outcome when it ends in an exception."""
-
-    key: str | None = None
-    identity: tuple[int, int, int] | None = None
-    attempt: int = 0  # the attempt counted for it (0: none yet)
-    stored: bool = False  # its transcript is in the ledger
-    held: source.Opened | None = None  # the file as it was opened
-
-
-@dataclass
-class Tally:
-    done: int = 0
-    failed: int = 0
-    skipped: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @property
-    def finished(self) -> int:
-        return self.done + self.failed + self.skipped
-
-    def add(self, outcome: str) -> None:
-        with self.lock:
-            setattr(self, outcome, getattr(self, outcome) + 1)
 
 
 def make_client(endpoint: Endpoint, transport: httpx.BaseTransport | None = None) -> Transcriber:
@@ -115,6 +83,7 @@ class Processor:
         self._key_locks_guard = threading.Lock()
         self._key_lock_of = key_lock or self._key_lock
         self._report = report
+        self._paid: dict[str, Transcript] = {}  # fresh transcripts the ledger could not take
         self.tally = Tally()
 
     def __call__(self, item: Item) -> None:
@@ -243,6 +212,8 @@ class Processor:
             if changed := self._changed(held, key, transcript, fresh):
                 log.warning("file.changed", reason=changed, will_retry=True)
                 return "skipped"  # what the name holds now settles and comes again
+            if fresh:  # paid for: kept here until the ledger has it (a full state_dir)
+                self._paid[key] = transcript
             progress.stored = True
             try:
                 written = outputs.write(
@@ -254,8 +225,20 @@ class Processor:
                     key if fresh else None,
                     digest,
                 )
-            except SidecarError as exc:
+            except SidecarError as exc:  # the ledger took the transcript before this
+                self._paid.pop(key, None)
                 return self._sidecar_failed(item, exc, digest, key, held)
+            except sqlite3.Error as exc:
+                log.error(
+                    "ledger.write_failed",
+                    error=str(exc),
+                    state_dir=str(self._journal.path.parent),
+                    will_retry=True,
+                    action="the transcript is kept in memory; its sidecars follow at the"
+                    " next rescan once the ledger can be written",
+                )
+                return "failed"
+            self._paid.pop(key, None)
         moved = verdicts.after(item, held, settings.after)
         self._journal.file_done(path, [f.value for f in settings.formats], written)
         log.info(
@@ -336,6 +319,9 @@ class Processor:
         if job is not None and job.result is not None:
             log.info("transcript.reused", request_id=job.request_id)
             return Transcript.from_json(job.result, job.request_id), False
+        if (paid := self._paid.get(key)) is not None:  # the ledger could not take it before
+            log.info("transcript.reused", request_id=paid.request_id, kept="in memory")
+            return paid, True
         progress.attempt = attempt
         found = audio.probe(held.content)
         log.info(
