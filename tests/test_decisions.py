@@ -241,3 +241,24 @@ def test_transcript_normalises_server_quirks():
     assert t.duration == 3.25
     assert t.words == ({"word": "hi", "start": 0.1, "end": 0.4},)
     assert t.segments[0]["end"] == 1.0
+
+
+def test_settle_memory_grows_with_files_not_with_write_events():
+    """A thousand files each written to a hundred times (a byte at a time) leave one heap
+    item per file, and each is still released once, after its last write."""
+    from pathlib import Path
+
+    tracker = SettleTracker()
+    paths = [Path(f"/in/{n}.wav") for n in range(1000)]
+    now = 0.0
+    for size in range(100):  # one burst of events, taken before anything is looked at
+        now += 0.01
+        for path in paths:
+            tracker.touch(path, Stat(size, size), now, 2.0)
+    assert tracker.heap_size() == len(paths)
+    assert tracker.due(now + 1.0) == []
+    grown = [p for p in tracker.due(now + 2.0) if not tracker.observe(p, Stat(99, 99), now + 2)]
+    assert sorted(grown) == sorted(paths)  # the last look saw it grown: quiet again from here
+    released = [p for p in tracker.due(now + 4.0) if tracker.observe(p, Stat(99, 99), now + 4)]
+    assert sorted(released) == sorted(paths)
+    assert tracker.heap_size() == 0

@@ -97,3 +97,49 @@ def test_finishing_a_job_clears_its_chunk_attempts_and_no_one_elses(traced, tmp_
     left = {row[0] for row in journal._read("SELECT key FROM jobs")}
     expected = set(keys) | {chunk_key(k, i) for k in keys[1:] for i in range(2)}
     assert left == expected
+
+
+def test_a_ledger_from_before_versions_is_stamped_and_keeps_its_rows(tmp_path):
+    """A ledger written before the layout was versioned (user_version 0) opens as the
+    current version with its rows intact."""
+    from dropscribe import migrations
+
+    path = tmp_path / "ledger.sqlite3"
+    journal = Journal(path)
+    journal.start_attempt("abc:def", {}, 1)
+    journal.close()
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA user_version = 0")
+    journal = Journal(path)
+    assert journal.job("abc:def").attempts == 1
+    journal.close()
+    with sqlite3.connect(path) as db:
+        (version,) = db.execute("PRAGMA user_version").fetchone()
+    assert version == migrations.SCHEMA_VERSION
+
+
+def test_a_ledger_from_a_newer_dropscribe_is_refused_by_run_and_status(setup):
+    """A ledger whose layout is newer than this dropscribe knows: run and status each
+    exit 2 with one line that says so, and the ledger is left as it was."""
+    import subprocess
+    import sys
+
+    setup.state.mkdir()
+    path = setup.state / "ledger.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA user_version = 99")
+    env = {"PATH": "/usr/bin:/bin", **setup.env}
+    for command in ("run", "status"):
+        done = subprocess.run(
+            [sys.executable, "-m", "dropscribe", command, "-c", str(setup.write())],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 2, (command, done.stderr)
+        assert "written by a newer dropscribe (layout 99; this one knows up to 1)" in done.stderr
+        assert "Traceback" not in done.stderr
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (99,)

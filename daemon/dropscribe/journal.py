@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from dropscribe import limits, names
+from dropscribe import limits, migrations, names
 from dropscribe.groupcommit import GroupCommit
 
 if TYPE_CHECKING:
@@ -127,6 +127,11 @@ class Journal:
         self._read = self._db.read
         self._write = self._db.write
         self._post = self._db.post
+        try:
+            self._write(migrations.migrate)
+        except BaseException:
+            self._db.close()
+            raise
 
     def close(self) -> None:
         self._db.close()

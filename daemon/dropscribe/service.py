@@ -46,6 +46,7 @@ log = structlog.get_logger("dropscribe")
 Workers = Pool[Item] | ProcessPool  # threads in this process, or worker processes
 
 TICK = 0.2  # longest the loop sleeps: how soon it notices a stop request
+BURST = 10_000  # hints taken in a row; then files are looked at, even if more keep coming
 HEALTH_SECONDS = 5.0  # how often dead watch threads and a lost state_dir are looked for
 STATUS_SECONDS = 5.0  # how often systemd hears the queue counts (more often with WatchdogSec)
 
@@ -230,7 +231,7 @@ class Daemon:
             timeout = TICK if deadline is None else min(TICK, deadline)
             with contextlib.suppress(queue.Empty):
                 self._take(self._hints.get(timeout=timeout), pool)
-                while True:  # drain the burst without sleeping in between
+                for _ in range(BURST):  # drain a burst without sleeping in between
                     self._take(self._hints.get_nowait(), pool)
             self._settle(self._clock())
             self._dispatch(pool)

@@ -30,13 +30,21 @@ class _Entry:
     settle_seconds: float
     stat: Stat
     quiet_since: float
+    scheduled: float = -1.0  # the deadline of its one live item in the heap
+
+    @property
+    def deadline(self) -> float:
+        return self.quiet_since + self.settle_seconds
 
 
 class SettleTracker:
     """Remembers candidate files and says which have been quiet long enough.
 
-    Deadlines sit in a heap (stale ones are skipped when they surface), so asking
-    what is due, or when the next file will be, costs O(log n), not O(n).
+    Deadlines sit in a heap, so asking what is due, or when the next file will be,
+    costs O(log n), not O(n). A file has one item in it however often it is written
+    to: a later deadline is only noted on the file, and its item moves when it
+    surfaces. So memory grows with the files, not with their write events (a file
+    written a byte at a time would otherwise add an item per byte).
     """
 
     def __init__(self) -> None:
@@ -51,8 +59,12 @@ class SettleTracker:
         return path in self._entries
 
     def _schedule(self, path: Path, entry: _Entry) -> None:
-        deadline = entry.quiet_since + entry.settle_seconds
-        heapq.heappush(self._heap, (deadline, next(self._counter), path))
+        """Make sure the heap holds the file's deadline, or an earlier one that will
+        move it along when it surfaces."""
+        if 0 <= entry.scheduled <= entry.deadline:
+            return
+        entry.scheduled = entry.deadline
+        heapq.heappush(self._heap, (entry.scheduled, next(self._counter), path))
 
     def touch(self, path: Path, stat: Stat, now: float, settle_seconds: float) -> bool:
         """A sighting or a write event: the quiet period (re)starts at ``now``. True if new."""
@@ -69,13 +81,22 @@ class SettleTracker:
     def forget(self, path: Path) -> None:
         self._entries.pop(path, None)
 
+    def heap_size(self) -> int:
+        """Items in the deadline heap (for tests of its bound)."""
+        return len(self._heap)
+
     def _live_top(self) -> tuple[float, Path] | None:
-        """The earliest heap item that still matches its entry; drops stale ones."""
+        """The earliest heap item that still matches its entry; drops stale ones and
+        moves those whose file's deadline was put off meanwhile."""
         while self._heap:
             deadline, _, path = self._heap[0]
             entry = self._entries.get(path)
-            if entry is not None and entry.quiet_since + entry.settle_seconds == deadline:
-                return deadline, path
+            if entry is not None and entry.scheduled == deadline:
+                if entry.deadline == deadline:
+                    return deadline, path
+                entry.scheduled = entry.deadline
+                heapq.heapreplace(self._heap, (entry.scheduled, next(self._counter), path))
+                continue
             heapq.heappop(self._heap)
         return None
 
@@ -84,6 +105,7 @@ class SettleTracker:
         out = []
         while (top := self._live_top()) is not None and top[0] <= now:
             heapq.heappop(self._heap)
+            self._entries[top[1]].scheduled = -1.0  # out of the heap until scheduled again
             out.append(top[1])
         return out
 
