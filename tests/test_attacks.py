@@ -423,3 +423,43 @@ def test_a_full_state_dir_keeps_the_paid_transcript_and_never_uploads_twice(setu
     assert (setup.inbox / "a.txt").read_text() == "transcript of a.wav\n"
     assert len(setup.api.uploads) == 1
     assert not (setup.inbox / "failed").exists()
+
+
+def test_an_unwritable_inbox_fails_its_files_before_anything_is_sent(setup, small_disk):
+    """An inbox the daemon cannot write sidecars into (here a read-only mount): each file
+    fails with that reason before an upload is paid for, and is not quarantined."""
+    import subprocess
+
+    make_wav(small_disk / "a.wav")
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    setup.data["inboxes"] = [{"path": str(small_disk)}]
+    daemon = DaemonProcess(setup, command="once")
+    assert daemon.wait() == 1
+    failed = daemon.named("file.failed")
+    assert failed[0]["error"] == (
+        f"cannot write sidecars into {small_disk} (this user may not, or it is read-only);"
+        " nothing was sent"
+    )
+    assert not setup.api.uploads
+
+
+def test_a_full_output_disk_keeps_the_transcript_and_writes_it_when_there_is_room(
+    setup, small_disk
+):
+    """Sidecars that cannot be written for a full disk: the file is not done and not
+    quarantined; once there is room they are written from the stored transcript."""
+    setup.data["defaults"]["output_dir"] = str(small_disk / "out")
+    setup.data["rescan_seconds"] = 1
+    daemon = DaemonProcess(setup)
+    try:
+        daemon.wait_event("daemon.started")
+        filler = fill(small_disk)
+        make_wav(setup.inbox / "a.wav")
+        daemon.wait_event("sidecar.failed")
+        filler.unlink()
+        daemon.wait_event("file.done")
+    finally:
+        daemon.kill()
+    assert (small_disk / "out" / "a.txt").read_text() == "transcript of a.wav\n"
+    assert len(setup.api.uploads) == 1
+    assert not (setup.inbox / "failed").exists()

@@ -318,3 +318,79 @@ def test_check_config_refuses_infinite_or_nan_numbers_and_an_unsendable_key(tmp_
         " OPENAI_API_KEY holds a character that is not ASCII (pasted from a document?)"
     )
     assert problems(tmp_path, MINIMAL, {"OPENAI_API_KEY": "sk-ünï"}) == [not_ascii]
+
+
+def test_status_explain_and_retry_need_no_key_and_take_a_state_dir(tmp_path):
+    """Without the API key (a root shell beside the service), status, explain and retry
+    run; check-config still wants it; --state-dir points them at another ledger."""
+    (tmp_path / "inbox").mkdir()
+    (tmp_path / "c.yaml").write_text(MINIMAL)
+    config_path = str(tmp_path / "c.yaml")
+    assert run_cli("check-config", "-c", config_path).returncode == 2
+    elsewhere = tmp_path / "service-state"
+    status = run_cli("status", "-c", config_path, "--state-dir", str(elsewhere))
+    assert status.returncode == 0, status.stderr
+    assert status.stdout == (
+        f"no ledger yet at {elsewhere / 'ledger.sqlite3'}: the daemon has not run with this"
+        " state_dir\n"
+    )
+    explained = run_cli("explain", "-c", config_path, str(tmp_path / "inbox" / "a.wav"))
+    assert explained.returncode == 0, explained.stderr
+    retried = run_cli("retry", "-c", config_path, "--all", "--state-dir", str(elsewhere))
+    assert retried.returncode == 0, retried.stderr
+
+
+@pytest.fixture
+def read_only(tmp_path):
+    """A folder on a read-only filesystem (a tmpfs mounted ro; needs CAP_SYS_ADMIN)."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if made.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.strip()}")
+    yield folder
+    subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def test_check_config_refuses_an_unwritable_state_dir_and_inbox(tmp_path, read_only):
+    """A state_dir or an inbox this user cannot write (here a read-only mount) is refused
+    by check-config before the daemon could pay for an upload it cannot store."""
+    text = MINIMAL.replace("path: inbox", f"path: {read_only}") + f"state_dir: {read_only}/s\n"
+    (tmp_path / "c.yaml").write_text(text)
+    result = run_cli("check-config", "-c", str(tmp_path / "c.yaml"), env=ENV)
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    where = f"dropscribe: {tmp_path / 'c.yaml'}"
+    assert lines[0].startswith(f"{where}: state_dir {read_only}/s cannot be written")
+    assert lines[1].startswith(f"{where}: inbox {read_only} cannot be written by this user")
+
+
+def test_check_config_refuses_kind_local_without_faster_whisper(tmp_path, monkeypatch):
+    """kind: local in use where faster-whisper is not installed is a problem that says
+    how to install it; nested inboxes are a warning."""
+    import importlib.util
+
+    from dropscribe import preflight
+
+    (tmp_path / "inbox" / "sub").mkdir(parents=True)
+    text = MINIMAL.replace("  openai:\n", "  here:\n    kind: local\n  openai:\n").replace(
+        "endpoint: openai", "endpoint: here"
+    )
+    text += "  - path: inbox/sub\n"
+    (tmp_path / "c.yaml").write_text(text)
+    cfg = config.load(tmp_path / "c.yaml", environ=ENV)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name: None if name == "faster_whisper" else real(name)
+    )
+    needs = (
+        "endpoints.here: kind: local needs faster-whisper, which is not installed here:"
+        " pip install 'dropscribe[local]' (into the same environment)"
+    )
+    assert preflight.problems(cfg) == [needs]
+    assert preflight.warnings(cfg)[0].startswith(f"inbox {tmp_path / 'inbox' / 'sub'} is inside")

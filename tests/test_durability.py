@@ -218,19 +218,22 @@ def test_settings_change_reruns_only_with_rerun_on_change(setup, events):
 
 
 def test_unwritable_output_is_not_marked_done_and_is_retried(setup, events):
-    """When sidecars cannot be written the file stays undone and succeeds once the disk is fixed."""
+    """An output folder that cannot be written (a file is in its place) fails the file
+    before anything is sent; it stays undone and succeeds, uploaded once, when fixed."""
     blocker = setup.root / "out"
     blocker.write_text("a file where the output folder should be")
     setup.data["defaults"]["output_dir"] = str(blocker)
     setup.data["rescan_seconds"] = 0.5
     make_wav(setup.inbox / "w.wav")
     with setup.daemon():
-        wait_for(lambda: named(events, "sidecar.failed"), what="write failure")
+        wait_for(lambda: named(events, "file.failed"), what="write failure")
+        assert named(events, "file.failed")[0]["error"].startswith("cannot write sidecars into")
+        assert not setup.api.uploads
         assert not (setup.inbox / "failed").exists()
         blocker.unlink()
         wait_for(lambda: named(events, "file.done"), what="done after the fix")
     assert (blocker / "w.txt").exists()
-    assert len(setup.api.uploads) == 1, "the stored transcript is reused, not uploaded again"
+    assert len(setup.api.uploads) == 1
 
 
 def test_second_daemon_on_the_same_state_dir_refuses_to_start(setup):

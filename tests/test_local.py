@@ -6,8 +6,10 @@ import itertools
 import json
 import re
 import shutil
+import signal
 import subprocess
 import threading
+import time
 from typing import TYPE_CHECKING
 
 import pytest
@@ -142,3 +144,29 @@ def test_unknown_model_offline_is_a_clear_endpoint_error(local, monkeypatch, eve
     failed = Daemon(local.load()).run(threading.Event(), once=True)
     assert failed == 1
     assert named(events, "file.failed")[0]["quarantined"] is False
+
+
+def test_sigterm_during_a_local_transcription_exits_0_at_once(local):
+    """SIGTERM while the engine transcribes a long recording: the transcription stops at
+    its next segment, the process exits 0 long before shutdown_grace, no sidecar is
+    written, and the file is transcribed at the next start."""
+    from conftest import DaemonProcess
+
+    local.data["shutdown_grace"] = 60
+    sentence = "This recording is long, so the daemon is stopped while it is transcribed."
+    speak(local.inbox / "long.wav", " ".join([sentence] * 16))
+    daemon = DaemonProcess(local)
+    try:
+        daemon.wait_event("audio.probed", timeout=60)
+        daemon.signal(signal.SIGTERM)
+        stopping = time.monotonic()
+        assert daemon.wait(timeout=30) == 0
+        took = time.monotonic() - stopping
+    finally:
+        daemon.kill()
+    assert took < 30, took
+    assert daemon.named("job.abandoned")
+    assert not (local.inbox / "long.txt").exists()
+    again = DaemonProcess(local, command="once")
+    assert again.wait(timeout=120) == 0
+    assert "recording" in (local.inbox / "long.txt").read_text().lower()

@@ -70,7 +70,9 @@ def installed_unit(tmp_path: Path, name: str) -> Path:
     exe = Path(sys.executable).parent / "dropscribe"
     assert exe.exists(), exe
     unit = tmp_path / name.replace("@", "@podcasts")
-    unit.write_text((UNIT.parent / name).read_text().replace("/usr/local/bin/dropscribe", str(exe)))
+    unit.write_text(
+        (UNIT.parent / name).read_text().replace("/opt/dropscribe/bin/dropscribe", str(exe))
+    )
     return unit
 
 

@@ -95,8 +95,9 @@ def serve(
     threads = math.ceil(config.workers / processes)
     current = {"config": config}
     journal = Journal(config.state_dir / LEDGER_NAME)
-    clients = {name: make_client(share(ep, processes)) for name, ep in config.endpoints.items()}
     abort = threading.Event()
+    endpoints = config.endpoints.items()
+    clients = {name: make_client(share(ep, processes), None, abort) for name, ep in endpoints}
     metrics = Metrics()
     put = Sender(results)
 

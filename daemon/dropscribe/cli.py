@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import faulthandler
 import io
+import os
 import signal
 import sys
 import threading
@@ -13,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from dropscribe import __version__, config, log, report
+from dropscribe import __version__, config, log, preflight, report
 from dropscribe.errors import ConfigError, SetupError
 from dropscribe.procs import WorkersFailedError
 from dropscribe.service import Daemon
@@ -65,6 +67,12 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument(
             "-c", "--config", required=True, metavar="CONFIG", help="path to the YAML config file"
         )
+        if name in READERS:
+            cmd.add_argument(
+                "--state-dir",
+                metavar="DIR",
+                help="the ledger's folder, if not the config's (a service's: /var/lib/dropscribe)",
+            )
         if name == "retry":
             cmd.add_argument(
                 "paths", nargs="*", metavar="PATH", help="quarantined files, or the paths they had"
@@ -73,6 +81,9 @@ def _parser() -> argparse.ArgumentParser:
         if name == "explain":
             cmd.add_argument("path", metavar="PATH", help="a file in (or meant for) an inbox")
     return parser
+
+
+READERS = ("status", "explain", "retry")  # commands that work on a ledger, not an endpoint
 
 
 def _fail(message: str) -> int:
@@ -84,15 +95,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     if isinstance(sys.stdout, io.TextIOWrapper):  # print file names as their bytes, like ls
         sys.stdout.reconfigure(errors="surrogateescape")  # (a non-UTF-8 name cannot crash)
     args = _parser().parse_args(argv)
-    try:
-        cfg = config.load(args.config)
+    try:  # status, explain and retry send nothing: they need no API key
+        cfg = config.load(args.config, keys=args.command not in READERS)
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"dropscribe: {problem}", file=sys.stderr)
         return EXIT_CONFIG
     if args.command == "check-config":
+        for warning in preflight.warnings(cfg):
+            print(f"dropscribe: {cfg.source}: warning: {warning}", file=sys.stderr)
+        if found := preflight.problems(cfg):
+            for reason in found:
+                print(f"dropscribe: {cfg.source}: {reason}", file=sys.stderr)
+            return EXIT_CONFIG
         print(f"{cfg.source}: ok ({len(cfg.inboxes)} inboxes, {len(cfg.endpoints)} endpoints)")
         return EXIT_OK
+    if getattr(args, "state_dir", None):
+        cfg = dataclasses.replace(cfg, state_dir=Path(args.state_dir).expanduser().absolute())
     if args.command == "status":
         return report.status(cfg)
     if args.command == "explain":
@@ -147,6 +166,9 @@ def _serve(
     stop = threading.Event()
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        if stop.is_set():  # a second Ctrl-C or SIGTERM: at once (the ledger is crash-safe)
+            os.write(2, b"dropscribe: stopping at once; work in flight runs at the next start\n")
+            os._exit(EXIT_OK)
         stop.set()
 
     reload = SignalFlag()

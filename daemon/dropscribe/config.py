@@ -34,6 +34,7 @@ from dropscribe.schema import (
     StrictModel,
     Task,
 )
+from dropscribe.statedir import default_state_dir
 
 __all__ = [
     "AUDIO_EXTENSIONS",
@@ -123,19 +124,14 @@ class Config:
     processes: int = 1  # worker processes sharing the workers (1: threads in this one)
 
 
-def default_state_dir() -> Path:
-    """``$STATE_DIRECTORY`` under systemd, else the XDG state home."""
-    if systemd := os.environ.get("STATE_DIRECTORY"):
-        return Path(systemd.split(":")[0])
-    xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(xdg) / "dropscribe"
-
-
 # ---------------------------------------------------------------- loading
 
 
-def load(path: str | os.PathLike[str], environ: dict[str, str] | None = None) -> Config:
-    """Read, validate and resolve a config file, or raise ConfigError with every problem."""
+def load(
+    path: str | os.PathLike[str], environ: dict[str, str] | None = None, *, keys: bool = True
+) -> Config:
+    """Read, validate and resolve a config file, or raise ConfigError with every problem.
+    ``keys=False``: API keys are not read (status, explain and retry need none)."""
     source = Path(path)
     env = dict(os.environ) if environ is None else environ
     try:
@@ -145,10 +141,10 @@ def load(path: str | os.PathLike[str], environ: dict[str, str] | None = None) ->
         raise ConfigError(
             [Problem(str(source), None, "", f"cannot read config: {reason}")]
         ) from None
-    return parse(text, source, env)
+    return parse(text, source, env, keys=keys)
 
 
-def parse(text: str, source: Path, environ: dict[str, str]) -> Config:
+def parse(text: str, source: Path, environ: dict[str, str], *, keys: bool = True) -> Config:
     fname = str(source)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -172,7 +168,7 @@ def parse(text: str, source: Path, environ: dict[str, str]) -> Config:
         # Still check what did validate (keys, inbox folders), so that one run of
         # check-config lists every problem, not just the schema's.
         model = _valid_parts(raw)
-    config = _resolve(model, source, environ, lines, problems, raw)
+    config = _resolve(model, source, environ, lines, problems, raw, keys)
     if problems:
         raise ConfigError(problems)
     log.hide(*(endpoint.api_key for endpoint in config.endpoints.values()))
@@ -210,6 +206,7 @@ def _resolve(
     lines: dict[KeyPath, int],
     problems: list[Problem],
     raw: dict[str, Any],
+    keys: bool,
 ) -> Config:
     base = source.parent.resolve()
     fname = str(source)
@@ -217,14 +214,16 @@ def _resolve(
     def problem(path: KeyPath, message: str) -> None:
         problems.append(Problem(fname, line_of(path, lines), dotted(path), message))
 
-    used = {model.defaults.endpoint} | {
+    used = {model.defaults.endpoint} | {  # the endpoints whose keys must be there
         layer.endpoint
         for inbox in model.inboxes
         if inbox is not None
         for layer in (inbox, *inbox.rules)
     }
     endpoints = {
-        name: _endpoint(name, ep, base, environ, ("endpoints", name), problem, name in used)
+        name: _endpoint(
+            name, ep, base, environ, ("endpoints", name), problem, keys and name in used
+        )
         for name, ep in model.endpoints.items()
     }
     defaults = _layer(model.defaults, base, ("defaults",), problem)

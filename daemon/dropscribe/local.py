@@ -24,7 +24,7 @@ import structlog
 
 from dropscribe.api import Transcript
 from dropscribe.config import Task
-from dropscribe.errors import EndpointError, PermanentError
+from dropscribe.errors import Abandoned, EndpointError, PermanentError
 
 if TYPE_CHECKING:
     from dropscribe.config import Endpoint
@@ -51,8 +51,9 @@ def resolve_model(name: str) -> tuple[str, bool]:
 class LocalEngine:
     """Same interface as ``api.Client``: ``endpoint``, ``transcribe()``, ``close()``."""
 
-    def __init__(self, endpoint: Endpoint) -> None:
+    def __init__(self, endpoint: Endpoint, abort: threading.Event | None = None) -> None:
         self.endpoint = endpoint
+        self._abort = abort  # set when the daemon stops: a transcription ends between segments
         self._models: dict[str, Any] = {}
         self._lock = threading.Lock()
 
@@ -125,8 +126,12 @@ class LocalEngine:
             word_timestamps=words,
         )
         try:
-            segments, info = model.transcribe(str(path), **options)
-            segments = list(segments)  # the generator does the work
+            found, info = model.transcribe(str(path), **options)
+            segments = []
+            for segment in found:  # the generator does the work, a segment at a time
+                if self._abort is not None and self._abort.is_set():
+                    raise Abandoned  # the daemon is stopping: the file runs again at start
+                segments.append(segment)
         except (ValueError, RuntimeError, OSError) as exc:
             raise PermanentError(f"local transcription failed: {exc}") from None
         text = " ".join(s.text.strip() for s in segments if s.text.strip())

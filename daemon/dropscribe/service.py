@@ -162,7 +162,7 @@ class Daemon:
             )
             return pool, None, pool.tally
         endpoints = self.config.endpoints.items()
-        clients = {name: make_client(ep, self._transport) for name, ep in endpoints}
+        clients = {name: make_client(ep, self._transport, abort) for name, ep in endpoints}
         processor = Processor(
             journal, clients, abort, once=once, inbox_of=self._inbox_of, metrics=metrics
         )

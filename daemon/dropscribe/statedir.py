@@ -6,13 +6,22 @@ import errno
 import fcntl
 import os
 import sqlite3
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 from dropscribe.errors import DropscribeError, SetupError
 from dropscribe.journal import LEDGER_NAME, Journal
 
-if TYPE_CHECKING:
-    from pathlib import Path
+
+def default_state_dir() -> Path:
+    """``$STATE_DIRECTORY`` under systemd; for root, /var/lib/dropscribe (the shipped
+    unit's, so that status, explain and retry from a root shell find its ledger); else
+    the XDG state home."""
+    if systemd := os.environ.get("STATE_DIRECTORY"):
+        return Path(systemd.split(":")[0])
+    if os.geteuid() == 0:
+        return Path("/var/lib/dropscribe")
+    xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(xdg) / "dropscribe"
 
 
 class AlreadyRunningError(OSError):

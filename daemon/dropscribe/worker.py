@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from dropscribe import audio, chunked, outputs, rules, source, verdicts
+from dropscribe import audio, chunked, outputs, preflight, rules, source, verdicts
 from dropscribe.api import Client, Transcript
 from dropscribe.errors import (
     Abandoned,
@@ -46,10 +46,15 @@ log = structlog.get_logger("dropscribe")
 MAX_REPLANS = 8  # each needs a new refusal learned: more than there are things to refuse
 
 
-def make_client(endpoint: Endpoint, transport: httpx.BaseTransport | None = None) -> Transcriber:
-    """The transcriber for an endpoint: faster-whisper in-process, or the HTTP client."""
+def make_client(
+    endpoint: Endpoint,
+    transport: httpx.BaseTransport | None = None,
+    abort: threading.Event | None = None,
+) -> Transcriber:
+    """The transcriber for an endpoint: faster-whisper in-process (which stops between
+    segments once ``abort`` is set), or the HTTP client."""
     if endpoint.kind == "local":
-        return LocalEngine(endpoint)
+        return LocalEngine(endpoint, abort)
     return Client(endpoint, transport=transport)
 
 
@@ -69,6 +74,7 @@ class Processor:
         report: Callable[[Item, str | None], None] | None = None,
     ) -> None:
         self._journal = journal
+        self._abort = abort
         self._metrics = metrics or Metrics()
         # In `once` a paused endpoint fails its files (there is no later to wait for).
         self._uploader = Uploader(
@@ -124,7 +130,7 @@ class Processor:
             {
                 name: self.client(name)
                 if old.get(name) == endpoint
-                else make_client(endpoint, transport)
+                else make_client(endpoint, transport, self._abort)
                 for name, endpoint in new.items()
             }
         )
@@ -192,6 +198,14 @@ class Processor:
         if skip := self._skip(row, digest, key, settings):
             log.info("file.skipped", reason=skip)
             return "skipped"
+        if not preflight.writable(folder := rules.sidecar_dir(item.inbox, settings, path)):
+            error = (
+                f"cannot write sidecars into {folder} (this user may not, or it is"
+                " read-only); nothing was sent"
+            )
+            self._journal.record_file(path, item.inbox.name, ident, digest, key, "error", error)
+            log.error("file.failed", error=error, will_retry=True, quarantined=False)
+            return "failed"
         # Held until the transcript is stored: a copy of this content waits, then reuses it.
         with self._key_lock_of(key):
             try:

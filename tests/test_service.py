@@ -1,0 +1,335 @@
+"""The service as users install it: a real systemd, booted in a Debian bookworm
+container this test makes (debootstrap + systemd-nspawn --boot), the README's service
+steps run verbatim inside it, the shipped units installed unchanged."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import yaml
+
+from conftest import API_KEY, children_of, make_wav
+from fakeapi import FakeAPI
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+ROOT = Path(__file__).parent.parent
+PACKAGES = "systemd,systemd-sysv,dbus,python3,python3-venv,ca-certificates"
+MIRROR = os.environ.get("DEBIAN_MIRROR", "http://deb.debian.org/debian")
+CACHE = Path(os.environ.get("DROPSCRIBE_ROOTFS_CACHE", Path.home() / ".cache" / "dropscribe"))
+
+
+def unavailable() -> str | None:
+    """Why a container cannot be made here, if it cannot."""
+    if os.geteuid() != 0:
+        return "needs root (debootstrap, systemd-nspawn)"
+    for tool in ("debootstrap", "systemd-nspawn", "nsenter"):
+        if shutil.which(tool) is None:
+            return f"{tool} is missing: apt-get install debootstrap systemd-container"
+    return None
+
+
+def base_root() -> Path:
+    """A minimal Debian bookworm with systemd and python3-venv, made once and cached."""
+    digest = hashlib.sha256(f"{PACKAGES} {MIRROR}".encode()).hexdigest()[:10]
+    cached = CACHE / f"bookworm-{digest}"
+    if cached.is_dir():
+        return cached
+    CACHE.mkdir(parents=True, exist_ok=True)
+    building = cached.with_name(cached.name + ".building")
+    shutil.rmtree(building, ignore_errors=True)
+    subprocess.run(
+        ["debootstrap", "--variant=minbase", f"--include={PACKAGES}", "bookworm", building, MIRROR],
+        check=True,
+        capture_output=True,
+    )
+    building.rename(cached)
+    return cached
+
+
+def checkout_into(folder: Path) -> None:
+    """The checkout's files, as a clone has them (plus uncommitted edits)."""
+    listed = subprocess.run(
+        ["git", "-C", ROOT, "ls-files", "-co", "--exclude-standard", "-z"],
+        check=True,
+        capture_output=True,
+    ).stdout.split(b"\0")
+    for name in filter(None, listed):
+        source = ROOT / os.fsdecode(name)
+        if source.is_file():
+            target = folder / os.fsdecode(name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+
+
+def readme_block(name: str) -> str:
+    """The shell block of the README between <!-- name --> and <!-- /name -->."""
+    text = (ROOT / "README.md").read_text()
+    block = re.search(rf"<!-- {name} -->\n```sh\n(.*?)```\n<!-- /{name} -->", text, re.DOTALL)
+    assert block, f"README has no {name} block"
+    return block.group(1)
+
+
+class Container:
+    """A booted container; ``sh()`` runs a command inside it as root."""
+
+    def __init__(self, root: Path, wheels: Path, log: Path) -> None:
+        self.root = root
+        self._log = log.open("wb")
+        self.proc = subprocess.Popen(
+            [
+                "systemd-nspawn",
+                "--quiet",
+                f"--directory={root}",
+                "--register=no",
+                "--keep-unit",
+                "--boot",
+                "--console=pipe",
+                f"--bind-ro={wheels}:/wheels",
+                "--machine=dropscribe-test",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        self.leader = self._wait_leader()
+
+        def state() -> str:  # empty until the container's bus is up
+            return self.sh("systemctl is-system-running --wait", check=False).stdout.strip()
+
+        booted = self.wait_for("the container's boot", state)
+        assert booted in {"running", "degraded"}, booted
+
+    def _wait_leader(self) -> int:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            for pid in children_of(self.proc.pid):
+                with contextlib.suppress(OSError):
+                    if Path(f"/proc/{pid}/comm").read_text().strip() == "systemd":
+                        return pid
+            assert self.proc.poll() is None, "systemd-nspawn exited"
+            time.sleep(0.1)  # no event to wait on: the container's init appears as a process
+        pytest.fail("the container's systemd did not start within 60 s")
+
+    def sh(
+        self,
+        script: str,
+        *,
+        check: bool = True,
+        timeout: float = 300,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        variables = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C.UTF-8"}
+        variables.update(env or {})
+        done = subprocess.run(
+            [
+                "nsenter",
+                f"--target={self.leader}",
+                "--all",
+                "--",
+                "/usr/bin/env",
+                "-i",
+                *(f"{k}={v}" for k, v in variables.items()),
+                "/bin/sh",
+                "-euc",
+                f"cd /root\n{script}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if check:
+            assert done.returncode == 0, f"{script}\n{done.stdout}\n{done.stderr}"
+        return done
+
+    def path(self, inside: str) -> Path:
+        return self.root / inside.lstrip("/")
+
+    def journal(self, unit: str) -> list[dict[str, Any]]:
+        """The unit's JSON events from the container's journal."""
+        out = self.sh(f"journalctl -u {unit} -o cat --no-pager", check=False).stdout
+        events = []
+        for line in out.splitlines():
+            with contextlib.suppress(ValueError):
+                events.append(json.loads(line))
+        return events
+
+    def wait_for(self, what: str, condition: Any, timeout: float = 120) -> Any:
+        """Poll ``condition`` (the container's files, journal or bus: nothing here to be
+        woken by) until it is truthy; fail with the service's status at the deadline."""
+        deadline = time.monotonic() + timeout
+        while not (value := condition()):
+            if time.monotonic() > deadline:
+                status = self.sh("systemctl status 'dropscribe*' --no-pager -l", check=False)
+                pytest.fail(f"timed out after {timeout} s waiting for {what}\n{status.stdout}")
+            time.sleep(0.25)
+        return value
+
+    def close(self) -> None:
+        self.proc.terminate()  # nspawn asks the container's systemd to shut down
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._log.close()
+
+
+@pytest.fixture(scope="module")
+def api() -> Iterator[FakeAPI]:
+    with FakeAPI(api_key=API_KEY) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def container(tmp_path_factory, api) -> Iterator[Container]:
+    if (why := unavailable()) is not None:
+        if os.environ.get("CI"):
+            pytest.fail(why)
+        pytest.skip(why)
+    work = tmp_path_factory.mktemp("service")
+    root = work / "root"
+    subprocess.run(["cp", "-a", "--reflink=auto", base_root(), root], check=True)
+    wheels = work / "wheels"
+    pip = [sys.executable, "-m", "pip"]
+    subprocess.run([*pip, "wheel", "-q", "-w", wheels, f"{ROOT}[local]"], check=True)
+    subprocess.run([*pip, "download", "-q", "-d", wheels, "setuptools>=68", "wheel"], check=True)
+    checkout_into(root / "root" / "dropscribe")
+    box = Container(root, wheels, work / "console.log")
+    try:
+        offline = {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": "/wheels"}
+        box.sh(readme_block("service-install"), env=offline, timeout=600)
+        yield box
+    finally:
+        box.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def edited_example(api: FakeAPI) -> str:
+    """config.example.yaml as a user edits it: the inbox at /srv/recordings (its api/
+    folder sent to the API, the rest to the local engine), the key in a file."""
+    config = yaml.safe_load((ROOT / "config.example.yaml").read_text())
+    openai = config["endpoints"]["openai"]
+    openai.pop("api_key_env", None)
+    openai.update(base_url=api.base_url, api_key_file="openai-key", max_attempts=2)
+    inbox = config["inboxes"][0]
+    inbox["path"] = "/srv/recordings"
+    inbox["rules"].append({"folder": "api", "endpoint": "openai", "model": "whisper-1"})
+    config["defaults"]["settle_seconds"] = 0.5
+    config["shutdown_grace"] = 20
+    return yaml.safe_dump(config, sort_keys=False)
+
+
+def speech(path: Path, text: str) -> Path:
+    if shutil.which("espeak-ng") is None:
+        pytest.fail("espeak-ng is not installed: apt-get install espeak-ng")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["espeak-ng", "-s", "150", "-w", str(path), text], check=True)
+    return path
+
+
+def dropped(box: Container, source: Path, inside: str) -> Path:
+    """Put a recording into the container's inbox as a member of the group would."""
+    target = box.path(inside)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(source, target.with_name("." + target.name + ".part"))
+    target.with_name("." + target.name + ".part").rename(target)
+    box.sh("chgrp -R dropscribe-inbox /srv/recordings && chmod -R g+rwX /srv/recordings")
+    return target
+
+
+def test_the_installed_service_starts_ready_transcribes_reloads_and_stops_cleanly(
+    container, api, tmp_path
+):
+    """Installed as the README says, the shipped unit starts (READY), transcribes a file
+    through the API and one with the local engine in a group-writable inbox, applies a
+    reload, logs JSON to the journal, and stops with exit 0 during a local transcription."""
+    box = container
+    box.path("/etc/dropscribe/config.yaml").write_text(edited_example(api))
+    box.path("/etc/dropscribe/openai-key").write_text(API_KEY + "\n")
+    box.sh(readme_block("service-start"), timeout=120)
+    assert box.sh("systemctl is-active dropscribe").stdout.strip() == "active"
+    box.wait_for(
+        "daemon.started",
+        lambda: any(e.get("event") == "daemon.started" for e in box.journal("dropscribe")),
+    )
+
+    dropped(box, make_wav(tmp_path / "call.wav"), "/srv/recordings/api/call.wav")
+    sidecar = box.path("/srv/recordings/api/call.txt")
+    box.wait_for("the API transcript", sidecar.exists)
+    assert sidecar.read_text() == "transcript of call.wav\n"
+    assert api.uploads[-1].headers["authorization"] == f"Bearer {API_KEY}"
+
+    memo = speech(tmp_path / "memo.wav", "The quick brown fox jumps over the lazy dog.")
+    dropped(box, memo, "/srv/recordings/memo.wav")
+    local = box.path("/srv/recordings/memo.txt")
+    box.wait_for("the local transcript", local.exists, timeout=180)
+    assert "fox" in local.read_text().lower()
+
+    config = box.path("/etc/dropscribe/config.yaml")
+    edited = yaml.safe_load(config.read_text())
+    edited["defaults"]["formats"] = ["txt", "vtt"]
+    config.write_text(yaml.safe_dump(edited, sort_keys=False))
+    box.sh("systemctl reload dropscribe")
+    box.wait_for(
+        "the reload",
+        lambda: any(e.get("event") == "config.reloaded" for e in box.journal("dropscribe")),
+    )
+    dropped(box, make_wav(tmp_path / "after.wav", freq=300), "/srv/recordings/api/after.wav")
+    box.wait_for("a vtt after the reload", box.path("/srv/recordings/api/after.vtt").exists)
+
+    long_text = " ".join(["This recording is long, so the service is stopped mid-way."] * 40)
+    dropped(box, speech(tmp_path / "long.wav", long_text), "/srv/recordings/long.wav")
+    box.wait_for(
+        "the long recording's transcription",
+        lambda: any(
+            e.get("event") == "audio.probed" and e.get("path", "").endswith("long.wav")
+            for e in box.journal("dropscribe")
+        ),
+    )
+    box.sh("systemctl stop dropscribe", timeout=90)
+    shown = box.sh("systemctl show dropscribe -p Result -p ExecMainStatus").stdout
+    assert "Result=success" in shown, shown
+    assert "ExecMainStatus=0" in shown, shown
+    events = box.journal("dropscribe")
+    assert any(e.get("event") == "job.abandoned" for e in events)  # stopped mid-way
+    assert not box.path("/srv/recordings/long.txt").exists()
+    assert any(e.get("event") == "daemon.stopped" for e in events)
+    assert API_KEY not in box.sh("journalctl -u dropscribe -o cat --no-pager").stdout
+
+
+def test_the_template_unit_runs_an_instance(container, api, tmp_path):
+    """dropscribe@podcasts reads /etc/dropscribe/podcasts.yaml and podcasts.key, keeps
+    its ledger in /var/lib/dropscribe/podcasts, and transcribes."""
+    box = container
+    config = yaml.safe_load(edited_example(api))
+    config["inboxes"] = [
+        {"path": "/srv/recordings/podcasts", "endpoint": "openai", "model": "whisper-1"}
+    ]
+    box.sh("install -d -g dropscribe-inbox -m 2775 /srv/recordings/podcasts")
+    box.path("/etc/dropscribe/podcasts.yaml").write_text(yaml.safe_dump(config))
+    box.path("/etc/dropscribe/podcasts.key").write_text(API_KEY)
+    started = box.sh("systemctl enable --now dropscribe@podcasts", check=False, timeout=120)
+    journal = box.sh("journalctl -u dropscribe@podcasts -o cat --no-pager", check=False).stdout
+    assert started.returncode == 0, journal
+    dropped(box, make_wav(tmp_path / "ep1.wav", freq=500), "/srv/recordings/podcasts/ep1.wav")
+    box.wait_for("the instance's transcript", box.path("/srv/recordings/podcasts/ep1.txt").exists)
+    assert box.path("/var/lib/private/dropscribe-podcasts/ledger.sqlite3").exists()
+    box.sh("systemctl stop dropscribe@podcasts", timeout=90)
+    shown = box.sh("systemctl show dropscribe@podcasts -p Result").stdout
+    assert "Result=success" in shown, shown
