@@ -1,6 +1,6 @@
 """Files per second end to end: dropscribe against `xargs -P8 curl`, same files, same server.
 
-    python bench/throughput.py [--files 1000] [--size 102400] [--processes 2] [--workers 8]
+    python bench/throughput.py [--files 1000] [--size 102400] [--processes auto] [--workers 4]
                                [--dir DIR] [--history 100000]
 
 Both upload every file to one local fake server that answers at once. dropscribe's
@@ -109,26 +109,35 @@ def bench_curl(api: FakeAPI, files: list[Path]) -> float:
 
 
 def bench_daemon(
-    api: FakeAPI, files: list[Path], work: Path, processes: int, workers: int, history: int = 0
+    api: FakeAPI,
+    files: list[Path],
+    work: Path,
+    processes: str,
+    workers: int | None,
+    concurrency: int | None,
+    history: int = 0,
 ) -> float:
+    """Seconds for the real daemon to transcribe ``files``; unset knobs keep dropscribe's
+    shipped defaults."""
     inbox = work / "inbox"
     inbox.mkdir()
     if history:
         fill_ledger(work / "state", history)
     config = work / "bench.yaml"
-    config.write_text(
-        json.dumps(
-            {
-                "endpoints": {"fake": {"base_url": api.base_url, "max_concurrency": 8}},
-                "defaults": {"endpoint": "fake", "model": "whisper-1", "settle_seconds": SETTLE},
-                "inboxes": [{"path": str(inbox)}],
-                "workers": workers,
-                "processes": processes,
-                "state_dir": str(work / "state"),
-                "log": {"format": "json", "level": "warning"},
-            }
-        )
-    )
+    endpoint: dict[str, object] = {"base_url": api.base_url}
+    settings: dict[str, object] = {
+        "endpoints": {"fake": endpoint},
+        "defaults": {"endpoint": "fake", "model": "whisper-1", "settle_seconds": SETTLE},
+        "inboxes": [{"path": str(inbox)}],
+        "processes": int(processes) if processes.isdigit() else processes,
+        "state_dir": str(work / "state"),
+        "log": {"format": "json", "level": "warning"},
+    }
+    if concurrency is not None:
+        endpoint["max_concurrency"] = concurrency
+    if workers is not None:
+        settings["workers"] = workers
+    config.write_text(json.dumps(settings))
     proc = subprocess.Popen([sys.executable, "-m", "dropscribe", "run", "-c", str(config)])
     try:
         lock = work / "state" / "lock"
@@ -164,8 +173,11 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=1000)
     parser.add_argument("--size", type=int, default=100 * 1024)
     parser.add_argument("--rounds", type=int, default=3, help="alternating runs; medians")
-    parser.add_argument("--processes", type=int, default=2, help="dropscribe's processes:")
-    parser.add_argument("--workers", type=int, default=8, help="dropscribe's workers:")
+    parser.add_argument("--processes", default="auto", help="dropscribe's processes: (auto)")
+    parser.add_argument("--workers", type=int, help="dropscribe's workers: (default 4)")
+    parser.add_argument(
+        "--concurrency", type=int, help="the endpoint's max_concurrency (default 4)"
+    )
     parser.add_argument("--dir", type=Path, help="where files, inbox and state live")
     parser.add_argument(
         "--history",
@@ -190,7 +202,13 @@ def main() -> None:
                         round_dir.mkdir()
                         times.append(
                             bench_daemon(
-                                api, files, round_dir, args.processes, args.workers, args.history
+                                api,
+                                files,
+                                round_dir,
+                                args.processes,
+                                args.workers,
+                                args.concurrency,
+                                args.history,
                             )
                         )
                         for path in (round_dir / "inbox").glob("*.wav"):

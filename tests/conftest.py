@@ -123,6 +123,7 @@ class Setup:
             "rescan_seconds": 60,
             "shutdown_grace": 10,
             "workers": 4,
+            "processes": 1,  # threads in one process: events reach capture_logs
         }
 
     @property

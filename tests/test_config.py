@@ -279,8 +279,19 @@ def test_cli_explain_says_inbox_rules_settings_and_ignore_reason(tmp_path):
     assert "rule 0 (folder: calls): applies" in ok.stdout
     assert "rule 1 (match: *.m4a): does not apply" in ok.stdout
     assert "    language: de" in ok.stdout
+    assert "    formats:\n    - txt\n" in ok.stdout, "settings as YAML, not Python reprs"
+    assert "Format." not in ok.stdout
     assert "ignored: no, it is transcribed" in ok.stdout
     assert "ledger: none yet" in ok.stdout
+    failed = tmp_path / "inbox" / "failed" / "calls" / "y.wav"
+    failed.parent.mkdir(parents=True)
+    failed.write_bytes(b"x")
+    (failed.parent / "y.wav.error.json").write_text('{"reason": "HTTP 400: Invalid file format."}')
+    quarantined = run_cli("explain", "-c", cfg, str(failed), env=env)
+    assert f"  quarantined: {failed}\n    why: HTTP 400: Invalid file format.\n" in (
+        quarantined.stdout
+    )
+    assert f"    to try again: dropscribe retry -c {cfg} {failed}\n" in quarantined.stdout
     junk = run_cli("explain", "-c", cfg, str(tmp_path / "inbox" / "x.wav.part"), env=env)
     assert junk.returncode == 1
     assert "ignored: in-flight or temporary name" in junk.stdout

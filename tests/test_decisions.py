@@ -262,3 +262,16 @@ def test_settle_memory_grows_with_files_not_with_write_events():
     released = [p for p in tracker.due(now + 4.0) if tracker.observe(p, Stat(99, 99), now + 4)]
     assert sorted(released) == sorted(paths)
     assert tracker.heap_size() == 0
+
+
+def test_processes_auto_follows_the_cores_for_http_and_stays_one_for_local():
+    """processes: auto is one per core (1 to 4) for HTTP endpoints, 1 where kind: local
+    is used; a number is kept as it is."""
+    from dropscribe.schema import process_count
+
+    assert process_count("auto", ["openai"], 1) == 1
+    assert process_count("auto", ["openai", "groq"], 2) == 2
+    assert process_count("auto", ["openai"], 32) == 4
+    assert process_count("auto", ["openai"], None) == 1
+    assert process_count("auto", ["openai", "local"], 8) == 1
+    assert process_count(3, ["local"], 8) == 3

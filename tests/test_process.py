@@ -242,7 +242,8 @@ def test_metrics_and_healthz_over_http(setup):
 
 
 def test_once_on_a_terminal_draws_a_progress_bar(setup):
-    """once with stderr on a TTY shows a progress bar instead of info events; exit 0."""
+    """once with stderr on a TTY shows a progress bar instead of info events; an error
+    event is its own line, never glued to the bar; a summary line ends it; exit 1."""
     import os
     import pty
     import subprocess
@@ -251,6 +252,8 @@ def test_once_on_a_terminal_draws_a_progress_bar(setup):
     for n in range(3):
         make_wav(setup.inbox / f"p{n}.wav", freq=300 + 100 * n)
     setup.data["log"] = {"format": "console"}
+    setup.data["workers"] = 1
+    setup.api.script.append(openai_error(400, "Invalid file format."))
     leader, follower = pty.openpty()
     proc = subprocess.Popen(
         [sys.executable, "-m", "dropscribe", "once", "-c", str(setup.write())],
@@ -269,11 +272,18 @@ def test_once_on_a_terminal_draws_a_progress_bar(setup):
             break
         output += chunk
     os.close(leader)
-    assert proc.wait(30) == 0
+    assert proc.wait(30) == 1
     text = output.decode()
-    assert "3/3 files" in text
-    assert "[##############################]" in text
+    assert "[##############################] 3/3 files, 1 failed\r\n" in text
     assert "file.done" not in text, "info events stay quiet under the bar"
+    lines = text.replace("\r\n", "\n").split("\n")
+    (error,) = [line for line in lines if "file.failed" in line]
+    assert "files" not in error.rpartition("\x1b[2K")[2].split("file.failed")[0]
+    summary = (
+        f"2 done, 0 skipped, 1 failed (why: dropscribe status -c {setup.config_path};"
+        f" quarantined files are in {setup.inbox / 'failed'})"
+    )
+    assert summary in lines
 
 
 def test_signal_flag_is_taken_once_per_raise():
@@ -310,3 +320,26 @@ def test_sigusr1_writes_every_threads_stack_and_the_daemon_goes_on(setup):
     finally:
         daemon.kill()
     assert any("most recent call first" in line for line in daemon.raw)
+
+
+def test_a_second_sigterm_stops_at_once(setup):
+    """SIGTERM waits for uploads in flight; a second one stops the process at once with
+    exit 0, and the file is transcribed at the next start (the ledger is crash-safe)."""
+    setup.data["shutdown_grace"] = 60
+    setup.api.hold()
+    make_wav(setup.inbox / "held.wav")
+    daemon = DaemonProcess(setup)
+    try:
+        assert setup.api.wait_waiting(1, timeout=20)
+        daemon.signal(signal.SIGTERM)
+        daemon.wait_event("daemon.stopping")
+        daemon.signal(signal.SIGTERM)
+        assert daemon.wait(timeout=10) == 0
+    finally:
+        setup.api.release()
+        daemon.kill()
+    assert "stopping at once" in "".join(daemon.raw)
+    assert not (setup.inbox / "held.txt").exists()
+    again = DaemonProcess(setup, command="once")
+    assert again.wait() == 0
+    assert (setup.inbox / "held.txt").exists()

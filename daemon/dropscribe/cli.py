@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from dropscribe import __version__, config, log, preflight, report
+from dropscribe import __version__, config, log, preflight, progress, report
 from dropscribe.errors import ConfigError, SetupError
 from dropscribe.procs import WorkersFailedError
 from dropscribe.service import Daemon
 from dropscribe.statedir import AlreadyRunningError, StateLostError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Sequence
     from types import FrameType
 
 EXIT_OK = 0
@@ -124,19 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     bar = once and sys.stderr.isatty() and cfg.log_format != "json"
     # once on a terminal: a progress bar, and only warnings and errors as events.
     level = "warning" if bar and cfg.log_level in {"debug", "info"} else cfg.log_level
-    log.configure(cfg.log_format, level, final=True)  # log: is restart-only
-    return _serve(cfg, once=once, level=level, progress=_bar if bar else None)
-
-
-def _bar(finished: int, total: int, failed: int) -> None:
-    width = 30
-    filled = width * finished // total if total else width
-    note = f", {failed} failed" if failed else ""
-    end = "\n" if total and finished == total else ""
-    sys.stderr.write(
-        f"\r\x1b[2K[{'#' * filled}{'.' * (width - filled)}] {finished}/{total} files{note}{end}"
-    )
-    sys.stderr.flush()
+    shown = progress.Bar(sys.stderr) if bar else None
+    log.configure(cfg.log_format, level, stream=shown, final=True)  # log: is restart-only
+    return _serve(cfg, once=once, level=level, bar=shown)
 
 
 class SignalFlag:
@@ -161,7 +151,7 @@ def _serve(
     *,
     once: bool,
     level: str,
-    progress: Callable[[int, int, int], None] | None = None,
+    bar: progress.Bar | None = None,
 ) -> int:
     stop = threading.Event()
 
@@ -183,7 +173,9 @@ def _serve(
     try:
         daemon = Daemon(cfg)
         daemon.log_level = level
-        failed = daemon.run(stop, once=once, reload=reload.take, progress=progress)
+        failed = daemon.run(stop, once=once, reload=reload.take, progress=bar.draw if bar else None)
+        if bar is not None and daemon.tally is not None:
+            bar.finish(daemon.tally, cfg)
     except AlreadyRunningError as exc:
         return _fail(f"{exc.strerror} ({cfg.state_dir})")
     except SetupError as exc:

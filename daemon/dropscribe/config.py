@@ -33,8 +33,9 @@ from dropscribe.schema import (
     SettingsModel,
     StrictModel,
     Task,
+    process_count,
 )
-from dropscribe.statedir import default_state_dir
+from dropscribe.statedir import chosen_state_dir
 
 __all__ = [
     "AUDIO_EXTENSIONS",
@@ -278,18 +279,15 @@ def _resolve(
                 poll_seconds=inbox.poll_seconds,
             )
         )
-    state_dir = (
-        (base / Path(model.state_dir).expanduser()).resolve()
-        if model.state_dir
-        else default_state_dir()
-    )
     return Config(
         source=source,
         endpoints=endpoints,
         inboxes=tuple(inboxes),
         workers=model.workers,
-        processes=model.processes,
-        state_dir=state_dir,
+        processes=process_count(
+            model.processes, (ep.kind for n, ep in endpoints.items() if n in used), os.cpu_count()
+        ),
+        state_dir=chosen_state_dir(base, model.state_dir),
         rescan_seconds=model.rescan_seconds,
         shutdown_grace=model.shutdown_grace,
         log_format=model.log.format,

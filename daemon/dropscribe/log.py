@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO, cast
 
 import structlog
 
@@ -51,8 +51,16 @@ def debugging() -> bool:
     return _state["debug"]
 
 
+class Stream(Protocol):
+    """Where events go: a text file, or anything that writes like one (the progress bar)."""
+
+    def write(self, text: str, /) -> int: ...
+    def flush(self) -> None: ...
+    def isatty(self) -> bool: ...
+
+
 def configure(
-    fmt: str = "auto", level: str = "info", stream: TextIO | None = None, *, final: bool = False
+    fmt: str = "auto", level: str = "info", stream: Stream | None = None, *, final: bool = False
 ) -> None:
     """Route every event to ``stream`` (stderr by default) in the chosen format.
 
@@ -77,6 +85,6 @@ def configure(
             _scrubbed(renderer),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(LEVELS[level]),
-        logger_factory=structlog.WriteLoggerFactory(out),
+        logger_factory=structlog.WriteLoggerFactory(cast("TextIO", out)),
         cache_logger_on_first_use=final,
     )

@@ -3,10 +3,14 @@ ledger while a daemon may be running; SQLite's WAL makes that safe."""
 
 from __future__ import annotations
 
+import enum
+import os
 import sqlite3
 import sys
 from dataclasses import asdict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import yaml
 
 from dropscribe import disposition, limits, names, rules
 from dropscribe.journal import LEDGER_NAME, Journal
@@ -121,18 +125,36 @@ def explain(cfg: config.Config, path: Path) -> int:
         )
         _print(f"  rule {index} ({what}): {mark}")
     settings = rules.effective(inbox, path)
-    _print("  settings:")
     shown = asdict(settings)
     if settings.hook is not None:
         shown["hook"] = settings.hook.model_dump(exclude_none=True)
-    for key, value in shown.items():
-        _print(f"    {key}: {value}")
+    text = yaml.safe_dump({"settings": _plain(shown)}, sort_keys=False, allow_unicode=True)
+    for line in text.splitlines():  # as a person writes them in the config
+        _print(f"  {line}")
     folder = rules.sidecar_dir(inbox, settings, path)
     sidecars = ", ".join(rules.sidecar_name(settings, path, fmt) for fmt in settings.formats)
     _print(f"  sidecars: {sidecars} in {folder} (relative path {rel})")
+    for item in disposition.failed(inbox):
+        if path in {item.path, item.source}:
+            _print(f"  quarantined: {item.path}")
+            _print(f"    why: {item.reason or 'unknown (no report beside it)'}")
+            _print(f"    to try again: dropscribe retry -c {cfg.source} {item.path}")
     if not _explain_ledger(cfg.state_dir / LEDGER_NAME, path):
         return EXIT_CONFIG
     return EXIT_FAILED if reason else EXIT_OK
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as YAML writes it plainly: enums by value, paths and tuples as text and lists."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
 
 
 def _explain_ledger(ledger: Path, path: Path) -> bool:

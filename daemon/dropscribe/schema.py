@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 # The upload formats of the seed page, plus the Ogg spellings users drop in.
 AUDIO_EXTENSIONS = (
@@ -207,9 +210,24 @@ class ConfigModel(StrictModel):
     defaults: SettingsModel = SettingsModel()
     inboxes: tuple[InboxModel, ...]
     workers: Annotated[int, Field(ge=1, le=256)] = 4
-    processes: Annotated[int, Field(ge=1, le=64)] = 1
+    processes: Annotated[int, Field(ge=1, le=64)] | Literal["auto"] = "auto"
     state_dir: str | None = None
     rescan_seconds: Annotated[float, Field(gt=0)] = 300.0
     shutdown_grace: Seconds = 30.0
     log: LogModel = LogModel()
     metrics: MetricsModel | None = None
+
+
+MOST_PROCESSES = 4  # what processes: auto starts at most
+
+
+def process_count(setting: int | str, kinds: Iterable[str], cpus: int | None) -> int:
+    """``processes:`` as a number. auto: one per CPU core (at most MOST_PROCESSES) for
+    HTTP endpoints, since a process runs one thread of Python at a time; 1 wherever
+    kind: local is used (each process would load its own model, and the engine already
+    uses every core)."""
+    if setting != "auto":
+        return int(setting)
+    if "local" in set(kinds):
+        return 1
+    return max(1, min(MOST_PROCESSES, cpus or 1))

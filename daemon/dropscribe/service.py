@@ -73,7 +73,7 @@ class Daemon:
         self._notify = Notifier()
         self.metrics: Metrics  # a fresh registry per run(), made there
         self._progress: Callable[[int, int, int], None] | None = None
-        self._tally: Tally | None = None
+        self.tally: Tally | None = None
         self._shown = (0, 0, 0)
         self._excluded = rules.excluded_dirs(config)
         self.log_level: str | None = None  # what worker processes log at (default: config)
@@ -100,7 +100,7 @@ class Daemon:
         metrics = self.metrics = Metrics(uploads=self.config.processes == 1)
         metrics.watch_ledger(journal.counts)
         pool, processor, tally = self._workers(journal, abort, metrics, once=once)
-        self._tally = tally
+        self.tally = tally
         server = None
         if self.config.metrics is not None and not once:
             server = MetricsServer(metrics, *self.config.metrics)
@@ -175,12 +175,12 @@ class Daemon:
 
     def _gauges(self, pool: Workers) -> None:
         queued, running = pool.counts()
-        if self._progress is not None and self._tally is not None:
-            finished = self._tally.finished
+        if self._progress is not None and self.tally is not None:
+            finished = self.tally.finished
             shown = (
                 finished,
                 finished + queued + running + len(self._ready) + len(self._tracker),
-                self._tally.failed,
+                self.tally.failed,
             )
             if shown != self._shown:
                 self._shown = shown

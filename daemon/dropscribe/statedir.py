@@ -24,6 +24,13 @@ def default_state_dir() -> Path:
     return Path(xdg) / "dropscribe"
 
 
+def chosen_state_dir(base: Path, setting: str | None) -> Path:
+    """The config's ``state_dir`` (relative to the config's folder), else the default."""
+    if setting:
+        return (base / Path(setting).expanduser()).resolve()
+    return default_state_dir()
+
+
 class AlreadyRunningError(OSError):
     """Another dropscribe process serves the same state_dir."""
 
