@@ -10,9 +10,11 @@ import json
 import os
 import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -85,11 +87,17 @@ def readme_block(name: str) -> str:
 
 
 class Container:
-    """A booted container; ``sh()`` runs a command inside it as root."""
+    """A booted container; ``sh()`` runs a command inside it as root, and the journal's
+    dropscribe events arrive in ``events`` as they are written (``wait_event``)."""
 
     def __init__(self, root: Path, wheels: Path, log: Path) -> None:
         self.root = root
         self._log = log.open("wb")
+        # systemd-nspawn tells its own notify socket the container's leader PID, then
+        # READY=1 once the container's systemd has finished starting up.
+        notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        notify.bind(str(log.with_name("nspawn.sock")))
+        notify.settimeout(120)
         self.proc = subprocess.Popen(
             [
                 "systemd-nspawn",
@@ -99,31 +107,81 @@ class Container:
                 "--keep-unit",
                 "--boot",
                 "--console=pipe",
+                "--notify-ready=yes",
                 f"--bind-ro={wheels}:/wheels",
                 "--machine=dropscribe-test",
             ],
             stdin=subprocess.DEVNULL,
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            env={**os.environ, "NOTIFY_SOCKET": notify.getsockname()},
         )
-        self.leader = self._wait_leader()
-
-        def state() -> str:  # empty until the container's bus is up
-            return self.sh("systemctl is-system-running --wait", check=False).stdout.strip()
-
-        booted = self.wait_for("the container's boot", state)
+        said: dict[str, str] = {}
+        with notify:
+            while "READY" not in said:
+                message = notify.recv(4096).decode()
+                said.update(line.split("=", 1) for line in message.splitlines() if "=" in line)
+        self.leader = int(said["X_NSPAWN_LEADER_PID"])
+        booted = self.sh("systemctl is-system-running --wait", check=False).stdout.strip()
         assert booted in {"running", "degraded"}, booted
+        self.events: list[dict[str, Any]] = []
+        self._arrived = threading.Condition()
+        self._journal = self._follow()
 
-    def _wait_leader(self) -> int:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            for pid in children_of(self.proc.pid):
-                with contextlib.suppress(OSError):
-                    if Path(f"/proc/{pid}/comm").read_text().strip() == "systemd":
-                        return pid
-            assert self.proc.poll() is None, "systemd-nspawn exited"
-            time.sleep(0.1)  # no event to wait on: the container's init appears as a process
-        pytest.fail("the container's systemd did not start within 60 s")
+    def _follow(self) -> subprocess.Popen[str]:
+        """``journalctl -f`` of every dropscribe process, read on a thread. (A unit glob
+        would match only the units journalctl knows of when it starts.)"""
+        follower = subprocess.Popen(
+            [
+                "nsenter",
+                f"--target={self.leader}",
+                "--all",
+                "--",
+                "journalctl",
+                "--follow",
+                "--all",
+                "--output=json",
+                "SYSLOG_IDENTIFIER=dropscribe",  # the daemon's output, under any unit
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+
+        def read() -> None:
+            assert follower.stdout is not None
+            for line in follower.stdout:
+                with contextlib.suppress(ValueError, TypeError):
+                    entry = json.loads(line)
+                    event = json.loads(entry["MESSAGE"])
+                    event["unit"] = entry.get("_SYSTEMD_UNIT")
+                    with self._arrived:
+                        self.events.append(event)
+                        self._arrived.notify_all()
+
+        self._reader = threading.Thread(target=read, name="test-journal-reader", daemon=True)
+        self._reader.start()
+        return follower
+
+    def named(self, unit: str, name: str, path: str = "") -> list[dict[str, Any]]:
+        """The unit's events called ``name`` (about a path ending in ``path``)."""
+        with self._arrived:
+            return [
+                e
+                for e in self.events
+                if e.get("unit") == unit
+                and e.get("event") == name
+                and str(e.get("path", "")).endswith(path)
+            ]
+
+    def wait_event(self, unit: str, name: str, path: str = "", timeout: float = 120) -> None:
+        """Wait until the unit logs ``name`` (about ``path``); woken by each journal line."""
+        with self._arrived:
+            if not self._arrived.wait_for(lambda: self.named(unit, name, path), timeout):
+                status = self.sh("systemctl status 'dropscribe*' --no-pager -l", check=False)
+                pytest.fail(
+                    f"timed out after {timeout} s waiting for {name} {path}\n{status.stdout}"
+                )
 
     def sh(
         self,
@@ -160,27 +218,13 @@ class Container:
     def path(self, inside: str) -> Path:
         return self.root / inside.lstrip("/")
 
-    def journal(self, unit: str) -> list[dict[str, Any]]:
-        """The unit's JSON events from the container's journal."""
-        out = self.sh(f"journalctl -u {unit} -o cat --no-pager", check=False).stdout
-        events = []
-        for line in out.splitlines():
-            with contextlib.suppress(ValueError):
-                events.append(json.loads(line))
-        return events
-
-    def wait_for(self, what: str, condition: Any, timeout: float = 120) -> Any:
-        """Poll ``condition`` (the container's files, journal or bus: nothing here to be
-        woken by) until it is truthy; fail with the service's status at the deadline."""
-        deadline = time.monotonic() + timeout
-        while not (value := condition()):
-            if time.monotonic() > deadline:
-                status = self.sh("systemctl status 'dropscribe*' --no-pager -l", check=False)
-                pytest.fail(f"timed out after {timeout} s waiting for {what}\n{status.stdout}")
-            time.sleep(0.25)
-        return value
-
     def close(self) -> None:
+        for pid in children_of(self._journal.pid):  # journalctl, forked by nsenter
+            os.kill(pid, signal.SIGTERM)
+        self._journal.wait(30)
+        self._reader.join(30)
+        assert self._journal.stdout is not None
+        self._journal.stdout.close()
         self.proc.terminate()  # nspawn asks the container's systemd to shut down
         try:
             self.proc.wait(60)
@@ -264,21 +308,18 @@ def test_the_installed_service_starts_ready_transcribes_reloads_and_stops_cleanl
     box.path("/etc/dropscribe/openai-key").write_text(API_KEY + "\n")
     box.sh(readme_block("service-start"), timeout=120)
     assert box.sh("systemctl is-active dropscribe").stdout.strip() == "active"
-    box.wait_for(
-        "daemon.started",
-        lambda: any(e.get("event") == "daemon.started" for e in box.journal("dropscribe")),
-    )
+    box.wait_event("dropscribe.service", "daemon.started")
 
     dropped(box, make_wav(tmp_path / "call.wav"), "/srv/recordings/api/call.wav")
     sidecar = box.path("/srv/recordings/api/call.txt")
-    box.wait_for("the API transcript", sidecar.exists)
+    box.wait_event("dropscribe.service", "file.done", "api/call.wav")
     assert sidecar.read_text() == "transcript of call.wav\n"
     assert api.uploads[-1].headers["authorization"] == f"Bearer {API_KEY}"
 
     memo = speech(tmp_path / "memo.wav", "The quick brown fox jumps over the lazy dog.")
     dropped(box, memo, "/srv/recordings/memo.wav")
     local = box.path("/srv/recordings/memo.txt")
-    box.wait_for("the local transcript", local.exists, timeout=180)
+    box.wait_event("dropscribe.service", "file.done", "/memo.wav", timeout=180)
     assert "fox" in local.read_text().lower()
 
     config = box.path("/etc/dropscribe/config.yaml")
@@ -286,30 +327,21 @@ def test_the_installed_service_starts_ready_transcribes_reloads_and_stops_cleanl
     edited["defaults"]["formats"] = ["txt", "vtt"]
     config.write_text(yaml.safe_dump(edited, sort_keys=False))
     box.sh("systemctl reload dropscribe")
-    box.wait_for(
-        "the reload",
-        lambda: any(e.get("event") == "config.reloaded" for e in box.journal("dropscribe")),
-    )
+    box.wait_event("dropscribe.service", "config.reloaded")
     dropped(box, make_wav(tmp_path / "after.wav", freq=300), "/srv/recordings/api/after.wav")
-    box.wait_for("a vtt after the reload", box.path("/srv/recordings/api/after.vtt").exists)
+    box.wait_event("dropscribe.service", "file.done", "api/after.wav")
+    assert box.path("/srv/recordings/api/after.vtt").exists(), "a vtt after the reload"
 
     long_text = " ".join(["This recording is long, so the service is stopped mid-way."] * 40)
     dropped(box, speech(tmp_path / "long.wav", long_text), "/srv/recordings/long.wav")
-    box.wait_for(
-        "the long recording's transcription",
-        lambda: any(
-            e.get("event") == "audio.probed" and e.get("path", "").endswith("long.wav")
-            for e in box.journal("dropscribe")
-        ),
-    )
+    box.wait_event("dropscribe.service", "audio.probed", "/long.wav")
     box.sh("systemctl stop dropscribe", timeout=90)
     shown = box.sh("systemctl show dropscribe -p Result -p ExecMainStatus").stdout
     assert "Result=success" in shown, shown
     assert "ExecMainStatus=0" in shown, shown
-    events = box.journal("dropscribe")
-    assert any(e.get("event") == "job.abandoned" for e in events)  # stopped mid-way
+    box.wait_event("dropscribe.service", "daemon.stopped")
+    assert box.named("dropscribe.service", "job.abandoned", "/long.wav")  # stopped mid-way
     assert not box.path("/srv/recordings/long.txt").exists()
-    assert any(e.get("event") == "daemon.stopped" for e in events)
     assert API_KEY not in box.sh("journalctl -u dropscribe -o cat --no-pager").stdout
 
 
@@ -328,7 +360,8 @@ def test_the_template_unit_runs_an_instance(container, api, tmp_path):
     journal = box.sh("journalctl -u dropscribe@podcasts -o cat --no-pager", check=False).stdout
     assert started.returncode == 0, journal
     dropped(box, make_wav(tmp_path / "ep1.wav", freq=500), "/srv/recordings/podcasts/ep1.wav")
-    box.wait_for("the instance's transcript", box.path("/srv/recordings/podcasts/ep1.txt").exists)
+    box.wait_event("dropscribe@podcasts.service", "file.done", "podcasts/ep1.wav")
+    assert box.path("/srv/recordings/podcasts/ep1.txt").exists()
     assert box.path("/var/lib/private/dropscribe-podcasts/ledger.sqlite3").exists()
     box.sh("systemctl stop dropscribe@podcasts", timeout=90)
     shown = box.sh("systemctl show dropscribe@podcasts -p Result").stdout
