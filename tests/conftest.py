@@ -42,6 +42,27 @@ def wait_for(condition: Callable[[], Any], timeout: float = 15.0, what: str = "c
         time.sleep(0.02)
 
 
+@contextlib.contextmanager
+def tmpfs(folder: Path, options: str) -> Iterator[Path]:
+    """A tmpfs of our own mounted at ``folder`` (needs CAP_SYS_ADMIN, as CI's root has;
+    skipped elsewhere): a real small disk, or a read-only one."""
+    import subprocess
+
+    folder.mkdir()
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if made.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
 def wav_bytes(seconds: float = 0.5, freq: float = 440.0, rate: int = 16000) -> bytes:
     """The bytes of a real mono 16-bit PCM WAV file holding a sine tone."""
     buf = io.BytesIO()

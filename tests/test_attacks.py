@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import API_KEY, DaemonProcess, make_wav
+from conftest import API_KEY, DaemonProcess, make_wav, tmpfs
 from fakeapi import FakeAPI, Reply
 
 pytestmark = pytest.mark.slow
@@ -94,6 +94,23 @@ def test_a_probe_upload_that_crashes_leaves_the_endpoint_usable(setup):
     assert (setup.inbox / "b.txt").read_text() == "transcript of b.wav\n"
 
 
+def during_an_upload(setup, change, *waits: str) -> DaemonProcess:
+    """The real daemon, its first upload held at the server while ``change()`` acts on
+    the inbox, then answered; returns once each event of ``waits`` has been logged."""
+    daemon = DaemonProcess(setup)
+    try:
+        daemon.wait_event("daemon.started")
+        setup.api.hold()
+        assert setup.api.wait_waiting(1, timeout=20)
+        change()
+        setup.api.release()
+        for name in waits:
+            daemon.wait_event(name)
+    finally:
+        daemon.kill()
+    return daemon
+
+
 def by_content(upload) -> dict[str, str]:
     """The fake server's answer names the content it was sent, not the file name."""
     return {"text": f"content {upload.sha256[:12]}"}
@@ -114,17 +131,12 @@ def test_a_file_replaced_during_its_upload_is_neither_deleted_nor_mislabelled(se
     first = make_wav(setup.inbox / "a.wav")
     first_bytes = first.read_bytes()
     second_bytes = make_wav(setup.root / "b.wav", freq=300).read_bytes()
-    daemon = DaemonProcess(setup)
-    try:
-        daemon.wait_event("daemon.started")
-        setup.api.hold()
-        assert setup.api.wait_waiting(1, timeout=20)
-        os.replace(setup.root / "b.wav", setup.inbox / "a.wav")
-        setup.api.release()
-        daemon.wait_event("file.changed")
-        daemon.wait_event("file.done")
-    finally:
-        daemon.kill()
+    daemon = during_an_upload(
+        setup,
+        lambda: os.replace(setup.root / "b.wav", setup.inbox / "a.wav"),
+        "file.changed",
+        "file.done",
+    )
     assert daemon.named("file.changed")[0]["reason"] == (
         "renamed or replaced while it was being transcribed"
     )
@@ -140,18 +152,14 @@ def test_a_file_appended_to_during_its_upload_is_transcribed_again_whole(setup):
     setup.data["defaults"]["after"] = "delete"
     setup.api.answer = by_content
     path = make_wav(setup.inbox / "a.wav")
-    daemon = DaemonProcess(setup)
-    try:
-        daemon.wait_event("daemon.started")
-        setup.api.hold()
-        assert setup.api.wait_waiting(1, timeout=20)
+
+    whole = path.read_bytes() + b"\0" * 3200
+
+    def append() -> None:
         with path.open("ab") as fh:
             fh.write(b"\0" * 3200)
-        whole = path.read_bytes()
-        setup.api.release()
-        daemon.wait_event("file.done")
-    finally:
-        daemon.kill()
+
+    daemon = during_an_upload(setup, append, "file.done")
     assert daemon.named("file.changed")[0]["reason"] == (
         "written to while it was being transcribed"
     )
@@ -243,8 +251,6 @@ def test_the_api_key_appears_nowhere_but_in_the_request(setup):
     """A server that echoes the key (across the message's cut) and a hook that prints
     it and dumps its environment: the key is in no log line, .error.json, metrics,
     status or explain output, hook environment, nor the daemon's command line."""
-    import subprocess
-    import sys
 
     import httpx
 
@@ -272,16 +278,8 @@ def test_the_api_key_appears_nowhere_but_in_the_request(setup):
         "cmdline": cmdline,
         "hook env": hook_env.read_text(),
     }
-    env = {**os.environ, **setup.env}
     for command in (["status"], ["explain", str(setup.inbox / "failed" / "a.wav")]):
-        done = subprocess.run(
-            [sys.executable, "-m", "dropscribe", *command, "-c", str(setup.config_path)],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=60,
-            check=False,
-        )
+        done = run_command(setup, *command)
         outputs[command[0]] = done.stdout + done.stderr
     for where, text in outputs.items():
         assert API_KEY[:12] not in text, where
@@ -370,23 +368,9 @@ def test_a_deleted_state_dir_stops_the_daemon_within_seconds(setup):
 
 @pytest.fixture
 def small_disk(tmp_path):
-    """A 3 MiB tmpfs of our own (needs CAP_SYS_ADMIN, as CI's root has)."""
-    import subprocess
-
-    mount = tmp_path / "small"
-    mount.mkdir()
-    made = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if made.returncode:
-        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.strip()}")
-    try:
+    """A 3 MiB disk of our own."""
+    with tmpfs(tmp_path / "small", "size=3m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 def fill(folder: Path) -> Path:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import tmpfs
 from dropscribe import config
 from dropscribe.config import Format, Task
 from dropscribe.errors import ConfigError
@@ -353,19 +354,9 @@ def test_status_explain_and_retry_need_no_key_and_take_a_state_dir(tmp_path):
 
 @pytest.fixture
 def read_only(tmp_path):
-    """A folder on a read-only filesystem (a tmpfs mounted ro; needs CAP_SYS_ADMIN)."""
-    folder = tmp_path / "ro"
-    folder.mkdir()
-    made = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if made.returncode:
-        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.strip()}")
-    yield folder
-    subprocess.run(["umount", "-l", str(folder)], check=False)
+    """A folder on a read-only filesystem."""
+    with tmpfs(tmp_path / "ro", "ro,size=1m") as folder:
+        yield folder
 
 
 def test_check_config_refuses_an_unwritable_state_dir_and_inbox(tmp_path, read_only):

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from dropscribe import render, retry, rules
-from dropscribe.api import Transcript
 from dropscribe.config import Format, Inbox, Layer, Task
 from dropscribe.settle import SettleTracker, Stat
+from dropscribe.transcript import Transcript
 
 P = Path("/in/a.wav")
 

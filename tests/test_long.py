@@ -15,10 +15,10 @@ import pytest
 
 from conftest import DaemonProcess, make_wav, named, wait_for, write_tones
 from dropscribe import chunked, split, stitch, transcode
-from dropscribe.api import Transcript
 from dropscribe.config import Endpoint
 from dropscribe.rules import FolderSettings
 from dropscribe.service import Daemon
+from dropscribe.transcript import Transcript
 from fakeapi import FakeAPI, tone_answer
 
 # 24 tones of 4 s, each followed by a 1 s pause: a two-minute "recording".

@@ -1,8 +1,8 @@
 """The httpx client for an OpenAI-compatible transcription endpoint.
 
-The only module that touches the network and the only one that catches
-``httpx`` exceptions: every failure leaves here as a RetryableError or a
-PermanentError carrying the status, the request id and the server's message.
+The only module that sends transcription requests and the only one that catches
+their ``httpx`` exceptions: every failure leaves here as one of ours (errors.py)
+carrying the status, the request id and the server's message.
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ import re
 import socket
 import ssl
 import time
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -28,6 +27,7 @@ from dropscribe.errors import (
     TranscriptionError,
 )
 from dropscribe.retry import parse_retry_after, should_retry
+from dropscribe.transcript import Transcript, clean_text
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -54,113 +54,6 @@ QUOTA_CODES = {"insufficient_quota", "billing_hard_limit_reached", "billing_not_
 REQUEST_ID_HEADERS = ("x-request-id", "request-id", "apim-request-id")
 MAX_MESSAGE = 300
 OUTAGE_STATUSES = frozenset({429, 502, 503, 504})  # the server is busy or its upstream gone
-MAX_TIME = 1e7  # seconds (115 days): a segment time past this is not a recording's
-
-
-@dataclass(frozen=True)
-class Transcript:
-    """A transcript normalised from any server's answer: text plus timed segments."""
-
-    text: str
-    language: str | None = None
-    duration: float | None = None
-    segments: tuple[dict[str, Any], ...] = ()
-    words: tuple[dict[str, Any], ...] = ()
-    request_id: str | None = field(default=None, compare=False)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "text": self.text,
-            "language": self.language,
-            "duration": self.duration,
-            "segments": list(self.segments),
-            "words": list(self.words),
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any], request_id: str | None = None) -> Transcript:
-        """Normalise an answer: vLLM's string durations, LocalAI's ``text`` for words, ..."""
-        text = data.get("text")
-        if not isinstance(text, str):
-            raise PermanentError("answer has no text field", request_id=request_id)
-        segments = []
-        for index, seg in enumerate(data.get("segments") or ()):
-            if isinstance(seg, dict) and "start" in seg and "end" in seg:
-                item = {k: _finite(v) for k, v in seg.items()}
-                item["id"] = index
-                item["start"] = _seconds(seg["start"], f"segments[{index}].start")
-                item["end"] = _seconds(seg["end"], f"segments[{index}].end")
-                item["text"] = _text(str(seg.get("text", "")))
-                segments.append(item)
-        words = []
-        for index, word in enumerate(data.get("words") or ()):
-            if isinstance(word, dict) and "start" in word and "end" in word:
-                label = word.get("word", word.get("text", ""))
-                words.append(
-                    {
-                        "word": _text(str(label)),
-                        "start": _seconds(word["start"], f"words[{index}].start"),
-                        "end": _seconds(word["end"], f"words[{index}].end"),
-                    }
-                )
-        duration = data.get("duration")
-        language = data.get("language")
-        return cls(
-            text=_text(text.strip()),
-            language=_text(language) if isinstance(language, str) else None,
-            duration=_seconds(duration, "duration") if duration not in (None, "") else None,
-            segments=tuple(segments),
-            words=tuple(words),
-            request_id=request_id,
-        )
-
-
-def _seconds(value: Any, where: str) -> float:
-    """A time in an answer; strings too (vLLM). Infinite, NaN or absurd is refused."""
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError, OverflowError):
-        return 0.0
-    if not math.isfinite(seconds) or abs(seconds) > MAX_TIME:
-        raise PermanentError(f"answer has an impossible time: {where} = {str(value)[:40]}")
-    return round(seconds, 3)
-
-
-def _finite(value: Any) -> Any:
-    """``value`` with every NaN or infinite number in it replaced by None (JSON has none)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    return value
-
-
-def _text(text: str) -> str:
-    """Text as it can be written: a lone surrogate (JSON allows ``\\ud800``) becomes U+FFFD."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-    return text
-
-
-class Transcriber(Protocol):
-    """What turns a file into a Transcript: an HTTP endpoint, or the local engine."""
-
-    endpoint: Endpoint
-
-    def transcribe(
-        self,
-        path: Path,
-        settings: FolderSettings,
-        ask: models.Ask | None = None,
-        *,
-        name: str | None = None,
-    ) -> Transcript: ...
-
-    def close(self) -> None: ...
 
 
 class _Coalesced(httpx.SyncByteStream):
@@ -334,7 +227,7 @@ class Client:
         charset = response.charset_encoding or "utf-8"
         if response_format == "text":  # the transcript itself, as plain text
             text = body.decode(charset, errors="replace").strip()
-            return Transcript(text=_text(text), request_id=request_id)
+            return Transcript(text=clean_text(text), request_id=request_id)
         try:
             data = json.loads(body)
         except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested past reason
@@ -437,4 +330,4 @@ def _error_message(raw: bytes, scrub: Callable[[str], str]) -> tuple[str, str | 
             message = error
     if not isinstance(message, str):
         message = json.dumps(message)
-    return " ".join(_text(scrub(message)).split())[:MAX_MESSAGE], code, param
+    return " ".join(clean_text(scrub(message)).split())[:MAX_MESSAGE], code, param

@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING
 import structlog
 
 from dropscribe import kinds, models, split, stitch, transcode
-from dropscribe.api import Transcript
 from dropscribe.errors import Abandoned, Replan, TranscriptionError
 from dropscribe.journal import chunk_key
+from dropscribe.transcript import Transcript
 
 if TYPE_CHECKING:
     from pathlib import Path

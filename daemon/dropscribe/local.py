@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from dropscribe.api import Transcript
 from dropscribe.config import Task
 from dropscribe.errors import Abandoned, EndpointError, PermanentError
+from dropscribe.transcript import Transcript
 
 if TYPE_CHECKING:
     from dropscribe.config import Endpoint

@@ -15,10 +15,10 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
-    from dropscribe.api import Transcript
     from dropscribe.config import Format, Inbox
     from dropscribe.journal import Journal
     from dropscribe.rules import FolderSettings
+    from dropscribe.transcript import Transcript
 
 log = structlog.get_logger("dropscribe")
 

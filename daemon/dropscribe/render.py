@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from dropscribe.config import Format
 
 if TYPE_CHECKING:
-    from dropscribe.api import Transcript
+    from dropscribe.transcript import Transcript
 
 
 def _clock(seconds: float, sep: str) -> str:

@@ -13,7 +13,7 @@ import math
 import re
 from typing import TYPE_CHECKING, Any
 
-from dropscribe.api import Transcript
+from dropscribe.transcript import Transcript
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -35,10 +35,10 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
-    from dropscribe.api import Transcriber, Transcript
     from dropscribe.config import Endpoint
     from dropscribe.journal import Journal
     from dropscribe.rules import FolderSettings
+    from dropscribe.transcript import Transcriber, Transcript
 
 log = structlog.get_logger("dropscribe")
 

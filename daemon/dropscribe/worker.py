@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from dropscribe import audio, chunked, outputs, preflight, rules, source, verdicts
-from dropscribe.api import Client, Transcript
+from dropscribe.api import Client
 from dropscribe.errors import (
     Abandoned,
     EndpointError,
@@ -29,6 +29,7 @@ from dropscribe.errors import (
 from dropscribe.jobs import Item, Progress, Tally
 from dropscribe.local import LocalEngine
 from dropscribe.metrics import Metrics
+from dropscribe.transcript import Transcript
 from dropscribe.uploader import Uploader
 
 if TYPE_CHECKING:
@@ -37,9 +38,9 @@ if TYPE_CHECKING:
 
     import httpx
 
-    from dropscribe.api import Transcriber
     from dropscribe.config import Endpoint, Inbox
     from dropscribe.journal import FileRow, Journal
+    from dropscribe.transcript import Transcriber
 
 log = structlog.get_logger("dropscribe")
 
@@ -268,13 +269,10 @@ class Processor:
         Content written to meanwhile: the transcript is of neither version, and is not
         kept. The name now holding another file: the transcript is of the content read,
         kept for it (its new name reuses it), but not written beside someone else's."""
-        if held.written():
-            return "written to while it was being transcribed"
-        if held.moved():
-            if fresh:
-                outputs.keep(self._journal, held.path, key, transcript)
-            return "renamed or replaced while it was being transcribed"
-        return None
+        why = held.changed()
+        if why is not None and fresh and not held.written():
+            outputs.keep(self._journal, held.path, key, transcript)
+        return why
 
     def _sidecar_failed(
         self, item: Item, exc: SidecarError, digest: str, key: str, held: source.Opened

@@ -1,0 +1,129 @@
+"""A transcript as dropscribe keeps it, from whichever engine it came, and what makes
+one (the ``Transcriber`` protocol: an HTTP endpoint, or the local engine).
+
+Answers are normalised here: times as finite seconds (strings too, as vLLM sends
+them; NaN, infinite or absurd ones refused), text as it can be written.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from dropscribe.errors import PermanentError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from dropscribe import models
+    from dropscribe.config import Endpoint
+    from dropscribe.rules import FolderSettings
+
+MAX_TIME = 1e7  # seconds (115 days): a segment time past this is not a recording's
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """A transcript normalised from any server's answer: text plus timed segments."""
+
+    text: str
+    language: str | None = None
+    duration: float | None = None
+    segments: tuple[dict[str, Any], ...] = ()
+    words: tuple[dict[str, Any], ...] = ()
+    request_id: str | None = field(default=None, compare=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "language": self.language,
+            "duration": self.duration,
+            "segments": list(self.segments),
+            "words": list(self.words),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], request_id: str | None = None) -> Transcript:
+        """Normalise an answer: vLLM's string durations, LocalAI's ``text`` for words, ..."""
+        text = data.get("text")
+        if not isinstance(text, str):
+            raise PermanentError("answer has no text field", request_id=request_id)
+        segments = []
+        for index, seg in enumerate(data.get("segments") or ()):
+            if isinstance(seg, dict) and "start" in seg and "end" in seg:
+                item = {k: _finite(v) for k, v in seg.items()}
+                item["id"] = index
+                item["start"] = _seconds(seg["start"], f"segments[{index}].start")
+                item["end"] = _seconds(seg["end"], f"segments[{index}].end")
+                item["text"] = clean_text(str(seg.get("text", "")))
+                segments.append(item)
+        words = []
+        for index, word in enumerate(data.get("words") or ()):
+            if isinstance(word, dict) and "start" in word and "end" in word:
+                label = word.get("word", word.get("text", ""))
+                words.append(
+                    {
+                        "word": clean_text(str(label)),
+                        "start": _seconds(word["start"], f"words[{index}].start"),
+                        "end": _seconds(word["end"], f"words[{index}].end"),
+                    }
+                )
+        duration = data.get("duration")
+        language = data.get("language")
+        return cls(
+            text=clean_text(text.strip()),
+            language=clean_text(language) if isinstance(language, str) else None,
+            duration=_seconds(duration, "duration") if duration not in (None, "") else None,
+            segments=tuple(segments),
+            words=tuple(words),
+            request_id=request_id,
+        )
+
+
+def _seconds(value: Any, where: str) -> float:
+    """A time in an answer; strings too (vLLM). Infinite, NaN or absurd is refused."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return 0.0
+    if not math.isfinite(seconds) or abs(seconds) > MAX_TIME:
+        raise PermanentError(f"answer has an impossible time: {where} = {str(value)[:40]}")
+    return round(seconds, 3)
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN or infinite number in it replaced by None (JSON has none)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    return value
+
+
+def clean_text(text: str) -> str:
+    """Text as it can be written: a lone surrogate (JSON allows ``\\ud800``) becomes U+FFFD."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
+
+
+class Transcriber(Protocol):
+    """What turns a file into a Transcript: an HTTP endpoint, or the local engine."""
+
+    endpoint: Endpoint
+
+    def transcribe(
+        self,
+        path: Path,
+        settings: FolderSettings,
+        ask: models.Ask | None = None,
+        *,
+        name: str | None = None,
+    ) -> Transcript: ...
+
+    def close(self) -> None: ...
