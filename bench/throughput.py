@@ -10,7 +10,7 @@ fsync'd sidecar writes; curl only uploads and discards the answer.
 
 The files, the inbox and the state live under --dir (the system temp folder by
 default). The filesystem matters to dropscribe alone, as only it creates files
-(one sidecar per recording): on an ext4 without a journal, creating a file skips
+(one sidecar per recording): on an ext4 without a ledger, creating a file skips
 every inode freed in the last few minutes, so right after many deletions (a test
 run) each new file costs up to a millisecond of kernel time. Its line below
 names the filesystem, for comparing runs.
@@ -38,8 +38,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from dropscribe.journal import LEDGER_NAME, Journal  # noqa: E402
-from dropscribe.watcher import filesystem_type  # noqa: E402
+from dropscribe.ingest.watcher import filesystem_type  # noqa: E402
+from dropscribe.ledger.store import LEDGER_NAME, Ledger  # noqa: E402
 from fakeapi import FakeAPI  # noqa: E402
 
 SETTLE = 0.5
@@ -63,7 +63,7 @@ def make_files(folder: Path, count: int, size: int) -> list[Path]:
 
 def fill_ledger(state: Path, count: int) -> None:
     """A ledger holding ``count`` finished recordings, as a long-running daemon's would."""
-    Journal(state / LEDGER_NAME).close()  # the schema
+    Ledger(state / LEDGER_NAME).close()  # the schema
     result = json.dumps({"text": "word " * 200})
     db = sqlite3.connect(state / LEDGER_NAME)
     with db:

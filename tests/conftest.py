@@ -19,8 +19,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from dropscribe import config as configmod
-from dropscribe import log
+from dropscribe.config import settings as configmod
+from dropscribe.ops import log
 from dropscribe.service import Daemon
 from fakeapi import FakeAPI
 

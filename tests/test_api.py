@@ -11,10 +11,10 @@ import httpx
 import pytest
 
 from conftest import API_KEY, make_wav
-from dropscribe.api import Client
-from dropscribe.config import Endpoint, Format, Task
+from dropscribe.config.rules import FolderSettings
+from dropscribe.config.settings import Endpoint, Format, Task
 from dropscribe.errors import EndpointError, OutageError, PermanentError, RetryableError
-from dropscribe.rules import FolderSettings
+from dropscribe.transcribe.http import Client
 from fakeapi import FakeAPI, Reply, openai_error
 
 if TYPE_CHECKING:

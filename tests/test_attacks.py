@@ -28,12 +28,12 @@ def injected(setup, code: str) -> dict[str, str]:
 
 
 PROBE_CRASHES = """
-from dropscribe import audio
+from dropscribe.audio import probe
 
-def probe(path):
+def crash(path):
     raise RuntimeError("injected fault")
 
-audio.probe = probe
+probe.examine = crash
 """
 
 
@@ -59,9 +59,9 @@ def test_a_crashing_job_counts_its_attempts_then_is_quarantined(setup):
 
 
 ANSWER_CRASHES_ONCE = """
-from dropscribe import api
+from dropscribe.transcribe import http
 
-answer = api.Client._answer
+answer = http.Client._answer
 crashed = []
 
 def crash_once(self, response, *args):
@@ -70,7 +70,7 @@ def crash_once(self, response, *args):
         raise RuntimeError("injected fault")
     return answer(self, response, *args)
 
-api.Client._answer = crash_once
+http.Client._answer = crash_once
 """
 
 

@@ -11,19 +11,19 @@ from pathlib import Path
 import pytest
 
 from conftest import tmpfs
-from dropscribe import config
-from dropscribe.config import Format, Task
+from dropscribe.config import settings
+from dropscribe.config.settings import Format, Task
 from dropscribe.errors import ConfigError
 
 ROOT = Path(__file__).parent.parent
 ENV = {"OPENAI_API_KEY": "sk-example"}
 
 
-def load_text(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> config.Config:
+def load_text(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> settings.Config:
     (tmp_path / "inbox").mkdir(exist_ok=True)
     path = tmp_path / "c.yaml"
     path.write_text(text)
-    return config.load(path, environ=ENV if env is None else env)
+    return settings.load(path, environ=ENV if env is None else env)
 
 
 def problems(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> list[str]:
@@ -54,7 +54,7 @@ def example(folder: Path) -> Path:
 
 def test_example_config_is_valid(tmp_path):
     """config.example.yaml loads, with its inbox and rules resolved."""
-    cfg = config.load(example(tmp_path), environ=ENV)
+    cfg = settings.load(example(tmp_path), environ=ENV)
     assert cfg.endpoints["openai"].api_key == "sk-example"
     assert cfg.endpoints["local"].kind == "local"
     assert cfg.inboxes[0].path == tmp_path / "inbox"
@@ -67,13 +67,13 @@ def test_example_documents_every_key():
     documented = set(re.findall(r"^\s*#?\s*-?\s*([a-z_]+):", text, re.MULTILINE))
     keys: set[str] = set()
     for model in (
-        config.ConfigModel,
-        config.EndpointModel,
-        config.InboxModel,
-        config.RuleModel,
-        config.LogModel,
-        config.MetricsModel,
-        config.HookModel,
+        settings.ConfigModel,
+        settings.EndpointModel,
+        settings.InboxModel,
+        settings.RuleModel,
+        settings.LogModel,
+        settings.MetricsModel,
+        settings.HookModel,
     ):
         keys |= set(model.model_fields)
     assert keys - documented == set()
@@ -81,7 +81,7 @@ def test_example_documents_every_key():
 
 def test_example_config_needs_no_key(tmp_path):
     """As shipped, the example uses the local engine: no API key is needed to start."""
-    cfg = config.load(example(tmp_path), environ={})
+    cfg = settings.load(example(tmp_path), environ={})
     assert cfg.endpoints["openai"].api_key is None
     assert {layer.values.get("endpoint") for layer in cfg.inboxes[0].layers} <= {"local", None}
 
@@ -377,7 +377,7 @@ def test_check_config_refuses_kind_local_without_faster_whisper(tmp_path, monkey
     how to install it; nested inboxes are a warning."""
     import importlib.util
 
-    from dropscribe import preflight
+    from dropscribe.config import preflight
 
     (tmp_path / "inbox" / "sub").mkdir(parents=True)
     text = MINIMAL.replace("  openai:\n", "  here:\n    kind: local\n  openai:\n").replace(
@@ -385,7 +385,7 @@ def test_check_config_refuses_kind_local_without_faster_whisper(tmp_path, monkey
     )
     text += "  - path: inbox/sub\n"
     (tmp_path / "c.yaml").write_text(text)
-    cfg = config.load(tmp_path / "c.yaml", environ=ENV)
+    cfg = settings.load(tmp_path / "c.yaml", environ=ENV)
     real = importlib.util.find_spec
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name: None if name == "faster_whisper" else real(name)

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from dropscribe import render, retry, rules
-from dropscribe.config import Format, Inbox, Layer, Task
-from dropscribe.settle import SettleTracker, Stat
+from dropscribe.config import rules
+from dropscribe.config.settings import Format, Inbox, Layer, Task
+from dropscribe.ingest.settle import SettleTracker, Stat
+from dropscribe.outputs import render
+from dropscribe.transcribe import backoff
 from dropscribe.transcript import Transcript
 
 P = Path("/in/a.wav")
@@ -63,22 +65,22 @@ def test_settle_next_deadline():
 
 def test_backoff_follows_openai_python_shape():
     """0.5 * 2**n seconds, capped, shortened by at most a quarter by jitter."""
-    assert retry.backoff(0, 8, 0.0) == 0.5
-    assert retry.backoff(3, 8, 0.0) == 4.0
-    assert retry.backoff(10, 8, 0.0) == 8.0
-    assert retry.backoff(1, 8, 0.999) == pytest.approx(0.75, abs=0.001)
+    assert backoff.backoff(0, 8, 0.0) == 0.5
+    assert backoff.backoff(3, 8, 0.0) == 4.0
+    assert backoff.backoff(10, 8, 0.0) == 8.0
+    assert backoff.backoff(1, 8, 0.999) == pytest.approx(0.75, abs=0.001)
 
 
 def test_retry_after_is_never_undercut():
     """The wait is at least what Retry-After (or retry-after-ms) asked for."""
-    assert retry.delay(0, 8, 0.0, 7.0) == 7.0
-    assert retry.delay(5, 8, 0.0, 1.0) == 8.0
-    assert retry.parse_retry_after({"retry-after-ms": "1500", "retry-after": "9"}, 0) == 1.5
-    assert retry.parse_retry_after({"retry-after": "3"}, 0) == 3.0
+    assert backoff.delay(0, 8, 0.0, 7.0) == 7.0
+    assert backoff.delay(5, 8, 0.0, 1.0) == 8.0
+    assert backoff.parse_retry_after({"retry-after-ms": "1500", "retry-after": "9"}, 0) == 1.5
+    assert backoff.parse_retry_after({"retry-after": "3"}, 0) == 3.0
     when = email.utils.formatdate(1_000_030, usegmt=True)
-    assert retry.parse_retry_after({"retry-after": when}, 1_000_000) == pytest.approx(30)
-    assert retry.parse_retry_after({"retry-after": "soon"}, 0) is None
-    assert retry.parse_retry_after({}, 0) is None
+    assert backoff.parse_retry_after({"retry-after": when}, 1_000_000) == pytest.approx(30)
+    assert backoff.parse_retry_after({"retry-after": "soon"}, 0) is None
+    assert backoff.parse_retry_after({}, 0) is None
 
 
 @pytest.mark.parametrize(
@@ -96,7 +98,7 @@ def test_retry_after_is_never_undercut():
 )
 def test_retry_after_is_capped_at_an_hour_and_sane(headers, expected):
     """A server cannot make us wait past an hour, nor before now, nor forever."""
-    assert retry.parse_retry_after(headers, 1_000_000) == expected
+    assert backoff.parse_retry_after(headers, 1_000_000) == expected
 
 
 @pytest.mark.parametrize(
@@ -117,7 +119,7 @@ def test_retry_after_is_capped_at_an_hour_and_sane(headers, expected):
 )
 def test_which_statuses_are_retried(status, headers, expected):
     """408/409/429/5xx are retried, the rest not, and x-should-retry overrides."""
-    assert retry.should_retry(status, headers) is expected
+    assert backoff.should_retry(status, headers) is expected
 
 
 def inbox(*layers: Layer, include=("*.wav", "*.mp3"), exclude=(), recursive=True) -> Inbox:
@@ -267,7 +269,7 @@ def test_settle_memory_grows_with_files_not_with_write_events():
 def test_processes_auto_follows_the_cores_for_http_and_stays_one_for_local():
     """processes: auto is one per core (1 to 4) for HTTP endpoints, 1 where kind: local
     is used; a number is kept as it is."""
-    from dropscribe.schema import process_count
+    from dropscribe.config.schema import process_count
 
     assert process_count("auto", ["openai"], 1) == 1
     assert process_count("auto", ["openai", "groq"], 2) == 2

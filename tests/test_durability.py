@@ -12,8 +12,8 @@ import pytest
 
 from conftest import DaemonProcess, make_wav, named, started, wait_for, wav_bytes
 from dropscribe import names
-from dropscribe.disposition import error_report
-from dropscribe.journal import LEDGER_NAME, Journal
+from dropscribe.ledger.store import LEDGER_NAME, Ledger
+from dropscribe.outputs.disposition import error_report
 from fakeapi import openai_error
 
 
@@ -100,20 +100,20 @@ def test_directories_symlinks_and_odd_names(setup, events, tmp_path):
 
 def test_vanished_file_is_reported_not_quarantined(setup, events):
     """A file deleted between settling and upload is a file.vanished event and nothing else."""
-    from dropscribe.jobs import Item
-    from dropscribe.worker import Processor
+    from dropscribe.jobs.job import Item
+    from dropscribe.jobs.runner import JobRunner
 
     cfg = setup.load()
-    journal = Journal(setup.state / LEDGER_NAME)
+    ledger = Ledger(setup.state / LEDGER_NAME)
     try:
         import threading
 
-        processor = Processor(journal, {}, threading.Event())
-        processor(Item(cfg.inboxes[0], setup.inbox / "gone.wav"))
+        runner = JobRunner(ledger, {}, threading.Event())
+        runner(Item(cfg.inboxes[0], setup.inbox / "gone.wav"))
     finally:
-        journal.close()
+        ledger.close()
     assert named(events, "file.vanished")
-    assert processor.tally.skipped == 1
+    assert runner.tally.skipped == 1
 
 
 def test_outage_pauses_the_endpoint_instead_of_failing_files(setup, events):

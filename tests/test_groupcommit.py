@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import named, wait_for
-from dropscribe.groupcommit import GroupCommit
+from dropscribe.ledger.groupcommit import GroupCommit
 
 SCHEMA = "CREATE TABLE IF NOT EXISTS t (x INTEGER UNIQUE);"
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from conftest import API_KEY, make_wav, named, wait_for
-from dropscribe.limiter import Limiter
+from dropscribe.transcribe.limiter import Limiter
 from fakeapi import OPENAI_MODELS, FakeAPI, Reply
 
 

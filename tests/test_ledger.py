@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from dropscribe import groupcommit
-from dropscribe.journal import Journal, chunk_key
+from dropscribe.ledger import groupcommit
+from dropscribe.ledger.store import Ledger, chunk_key
 
 SETTINGS = {"model": "whisper-1"}
 
@@ -30,44 +30,44 @@ def traced(tmp_path, monkeypatch):
         return db
 
     monkeypatch.setattr(groupcommit, "_connect", traced_connect)
-    journal = Journal(tmp_path / "ledger.sqlite3")
-    yield journal, statements
-    journal.close()
+    ledger = Ledger(tmp_path / "ledger.sqlite3")
+    yield ledger, statements
+    ledger.close()
 
 
-def one_file_through(journal: Journal, tmp_path, name: str) -> None:
+def one_file_through(ledger: Ledger, tmp_path, name: str) -> None:
     """Every call one recording makes on its way: found, begun, chunked, failed, retried,
     finished with sidecars, done."""
     source = tmp_path / f"{name}.wav"
     key = f"{name}:settings"
-    journal.record_file(source, "inbox", (1, 2, 3), name, key, "settling")
-    journal.file(source)
-    job, attempt = journal.begin(source, "inbox", (1, 2, 3), key, SETTINGS)
+    ledger.record_file(source, "inbox", (1, 2, 3), name, key, "settling")
+    ledger.file(source)
+    job, attempt = ledger.begin(source, "inbox", (1, 2, 3), key, SETTINGS)
     assert (job, attempt) == (None, 1)
-    journal.save_plan(key, [(0.0, 60.0, 60.0, True), (60.0, 90.0, 90.0, False)])
-    assert journal.chunk_attempt(chunk_key(key, 0), SETTINGS) == 1
-    journal.chunk_done(key, 0, {"text": "one"}, "req_0")
-    journal.chunk_plan(key)
-    journal.job_failed(key, "HTTP 503", 503, "req_1", "failed")
-    journal.record_file(source, "inbox", (1, 2, 3), name, key, "failed", "HTTP 503")
-    journal.latest_failures()
-    journal.forget_failure(source, key)
-    chosen = journal.finish(
+    ledger.save_plan(key, [(0.0, 60.0, 60.0, True), (60.0, 90.0, 90.0, False)])
+    assert ledger.chunk_attempt(chunk_key(key, 0), SETTINGS) == 1
+    ledger.chunk_done(key, 0, {"text": "one"}, "req_0")
+    ledger.chunk_plan(key)
+    ledger.job_failed(key, "HTTP 503", 503, "req_1", "failed")
+    ledger.record_file(source, "inbox", (1, 2, 3), name, key, "failed", "HTTP 503")
+    ledger.latest_failures()
+    ledger.forget_failure(source, key)
+    chosen = ledger.finish(
         source, (key, {"text": "one two"}, "req_2"), [[tmp_path / f"{name}.txt"]], lambda p: False
     )
     assert chosen == [tmp_path / f"{name}.txt"]
-    journal.file_done(source, ["txt"], [tmp_path / f"{name}.txt"])
-    journal.job(key)
+    ledger.file_done(source, ["txt"], [tmp_path / f"{name}.txt"])
+    ledger.job(key)
 
 
 def test_no_statement_a_recording_makes_reads_a_whole_table(traced, tmp_path):
     """Every statement on a recording's way through the ledger searches an index: none
     scans a table, so a ledger of a year's transcripts costs each file what an empty
     one does (a LIKE on job keys once scanned every job inside the one writer's turn)."""
-    journal, statements = traced
+    ledger, statements = traced
     for n in range(3):
-        one_file_through(journal, tmp_path, f"rec{n}")
-    journal.close()
+        one_file_through(ledger, tmp_path, f"rec{n}")
+    ledger.close()
     plans = sqlite3.connect(tmp_path / "ledger.sqlite3")
     scans = {}
     dml = [
@@ -87,14 +87,14 @@ def test_no_statement_a_recording_makes_reads_a_whole_table(traced, tmp_path):
 def test_finishing_a_job_clears_its_chunk_attempts_and_no_one_elses(traced, tmp_path):
     """A finished job's per-chunk attempt rows go; those of jobs whose keys merely start
     alike, or hold LIKE's wildcards, stay."""
-    journal, _ = traced
+    ledger, _ = traced
     keys = ["a:b", "a:bc", "a:b_", "a:b%", "a:b!"]
     for key in keys:
-        journal.start_attempt(key, SETTINGS, 1)
+        ledger.start_attempt(key, SETTINGS, 1)
         for idx in range(2):
-            journal.chunk_attempt(chunk_key(key, idx), SETTINGS)
-    journal.finish(tmp_path / "b.wav", ("a:b", {"text": "x"}, None), [], lambda p: False)
-    left = {row[0] for row in journal._read("SELECT key FROM jobs")}
+            ledger.chunk_attempt(chunk_key(key, idx), SETTINGS)
+    ledger.finish(tmp_path / "b.wav", ("a:b", {"text": "x"}, None), [], lambda p: False)
+    left = {row[0] for row in ledger._read("SELECT key FROM jobs")}
     expected = set(keys) | {chunk_key(k, i) for k in keys[1:] for i in range(2)}
     assert left == expected
 
@@ -102,17 +102,17 @@ def test_finishing_a_job_clears_its_chunk_attempts_and_no_one_elses(traced, tmp_
 def test_a_ledger_from_before_versions_is_stamped_and_keeps_its_rows(tmp_path):
     """A ledger written before the layout was versioned (user_version 0) opens as the
     current version with its rows intact."""
-    from dropscribe import migrations
+    from dropscribe.ledger import migrations
 
     path = tmp_path / "ledger.sqlite3"
-    journal = Journal(path)
-    journal.start_attempt("abc:def", {}, 1)
-    journal.close()
+    ledger = Ledger(path)
+    ledger.start_attempt("abc:def", {}, 1)
+    ledger.close()
     with sqlite3.connect(path) as db:
         db.execute("PRAGMA user_version = 0")
-    journal = Journal(path)
-    assert journal.job("abc:def").attempts == 1
-    journal.close()
+    ledger = Ledger(path)
+    assert ledger.job("abc:def").attempts == 1
+    ledger.close()
     with sqlite3.connect(path) as db:
         (version,) = db.execute("PRAGMA user_version").fetchone()
     assert version == migrations.SCHEMA_VERSION

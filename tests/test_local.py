@@ -16,8 +16,8 @@ import pytest
 
 from conftest import named, wait_for
 from dropscribe.errors import EndpointError
-from dropscribe.local import LocalEngine, resolve_model
 from dropscribe.service import Daemon
+from dropscribe.transcribe.local import LocalEngine, resolve_model
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -136,7 +136,7 @@ def test_unknown_model_offline_is_a_clear_endpoint_error(local, monkeypatch, eve
     local.data["defaults"]["model"] = "large-v3"
     cfg = local.load()
     engine = LocalEngine(cfg.endpoints["here"])
-    from dropscribe.rules import FolderSettings
+    from dropscribe.config.rules import FolderSettings
 
     with pytest.raises(EndpointError, match="cannot load model 'large-v3'"):
         engine.transcribe(speak(local.root / "x.wav", "Hi."), FolderSettings("here", "large-v3"))

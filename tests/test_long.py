@@ -14,9 +14,9 @@ import threading
 import pytest
 
 from conftest import DaemonProcess, make_wav, named, wait_for, write_tones
-from dropscribe import chunked, split, stitch, transcode
-from dropscribe.config import Endpoint
-from dropscribe.rules import FolderSettings
+from dropscribe.audio import chunked, split, stitch, transcode
+from dropscribe.config.rules import FolderSettings
+from dropscribe.config.settings import Endpoint
 from dropscribe.service import Daemon
 from dropscribe.transcript import Transcript
 from fakeapi import FakeAPI, tone_answer
@@ -298,7 +298,7 @@ def test_crash_between_chunks_resumes_without_redoing_finished_ones(setup, liste
 
 def test_within_limits_file_is_sent_as_is_and_local_never_reencodes(tmp_path):
     """Re-encoding happens only for a reason: format, picture, bytes or duration."""
-    from dropscribe.audio import probe
+    from dropscribe.audio.probe import probe
 
     wav = make_wav(tmp_path / "a.wav", seconds=1.0)
     found = probe(wav)
@@ -358,17 +358,17 @@ def test_stitch_joins_untimed_text_without_repeating_a_clipped_word():
 def test_wav_header_probe_agrees_with_ffmpeg_and_falls_back_for_float_wav(tmp_path):
     """A PCM WAV is probed from its header (same duration FFmpeg reports); a float WAV,
     which the wave module cannot read, is still probed through PyAV."""
-    from dropscribe import audio
+    from dropscribe.audio import probe
 
     pcm = make_wav(tmp_path / "pcm.wav", seconds=1.25)
-    quick = audio.probe(pcm)
-    slow = audio._probe(pcm, {})
+    quick = probe.examine(pcm)
+    slow = probe._probe(pcm, {})
     assert (quick.container, quick.codec, quick.duration) == ("wav", "pcm_s16le", 1.25)
     assert slow.duration == pytest.approx(quick.duration, abs=0.01)
     floats = write_tones(
         tmp_path / "float.wav", [(0.0, 1.0, 440)], 1.0, container="wav", codec="pcm_f32le"
     )
-    assert audio.probe(floats).codec == "pcm_f32le"
+    assert probe.examine(floats).codec == "pcm_f32le"
 
 
 def test_unusable_scratch_space_fails_the_run_not_the_recording(setup, listening, events):

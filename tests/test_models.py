@@ -10,8 +10,10 @@ import threading
 import pytest
 
 from conftest import API_KEY, make_wav, named, write_tones
-from dropscribe import models, report, stitch
+from dropscribe.audio import stitch
+from dropscribe.commands import report
 from dropscribe.service import Daemon
+from dropscribe.transcribe import models
 from fakeapi import OPENAI_MODELS, FakeAPI, Rules, tone_answer
 from test_long import cues, hertz
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from conftest import DaemonProcess, children_of, make_wav, wait_for
-from dropscribe.child import FileKeyLocks, snapshot
-from dropscribe.metrics import Metrics
-from dropscribe.procs import MergedCollector
+from dropscribe.dispatch.child import FileKeyLocks, snapshot
+from dropscribe.dispatch.processes import MergedCollector
+from dropscribe.ops.metrics import Metrics
 
 pytestmark = pytest.mark.slow
 

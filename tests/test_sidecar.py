@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from dropscribe import sidecar
 from dropscribe.errors import SidecarError
+from dropscribe.outputs import sidecar
 
 # 123 Cyrillic letters and ".txt": 250 bytes, within the 255 a Linux filesystem allows
 LONG = "я" * 123 + ".txt"

@@ -7,7 +7,7 @@ import os
 import pytest
 
 from conftest import make_wav
-from dropscribe import source
+from dropscribe.ingest import source
 
 
 def test_a_symbolic_link_is_not_opened_unless_links_are_followed(tmp_path):

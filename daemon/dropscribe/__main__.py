@@ -1,3 +1,3 @@
-from dropscribe.cli import main
+from dropscribe.commands.cli import main
 
 raise SystemExit(main())

@@ -9,7 +9,7 @@
     │   └── PermanentError                400, 413, 415, 422, bad answers, not audio
     └── SidecarError (OSError)            a transcript could not be written to disk
 
-Only ``api.py`` catches ``httpx`` exceptions; it turns them into these, each
+Only ``http.py`` catches ``httpx`` exceptions; it turns them into these, each
 carrying the status, the request id and the server's message as attributes.
 """
 

@@ -1,4 +1,4 @@
-"""Wires it all together: watcher -> settle -> journal -> pool -> api -> sidecar -> journal.
+"""Wires it all together: watcher -> settle -> ledger -> pool -> job -> sidecars -> ledger.
 
 The main loop owns the settle tracker. It takes hints from the watchers and the
 scans, stats the files it tracks, and hands settled ones to the pool. It never
@@ -18,18 +18,20 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from dropscribe import log as logmod
-from dropscribe import reloading, rules, source, statedir
+from dropscribe.config import reloading, rules
+from dropscribe.dispatch.pool import Pool
+from dropscribe.dispatch.processes import ProcessPool, WorkersFailedError
 from dropscribe.errors import SetupError
-from dropscribe.jobs import Item, Tally
-from dropscribe.metrics import Metrics, MetricsServer
-from dropscribe.notify import Notifier
-from dropscribe.pool import Pool
-from dropscribe.procs import ProcessPool, WorkersFailedError
-from dropscribe.settle import SettleTracker, Stat
-from dropscribe.sidecar import is_temp
-from dropscribe.watcher import Hint, Watcher, scan
-from dropscribe.worker import Processor, make_client
+from dropscribe.ingest import source
+from dropscribe.ingest.settle import SettleTracker, Stat
+from dropscribe.ingest.watcher import Hint, Watcher, scan
+from dropscribe.jobs.job import Item, Tally
+from dropscribe.jobs.runner import JobRunner, make_client
+from dropscribe.ledger import statedir
+from dropscribe.ops import log as logmod
+from dropscribe.ops.metrics import Metrics, MetricsServer
+from dropscribe.ops.notify import Notifier
+from dropscribe.outputs.sidecar import is_temp
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -37,9 +39,9 @@ if TYPE_CHECKING:
 
     import httpx
 
-    from dropscribe.config import Config, Inbox
-    from dropscribe.journal import Journal
-    from dropscribe.rules import FolderSettings
+    from dropscribe.config.rules import FolderSettings
+    from dropscribe.config.settings import Config, Inbox
+    from dropscribe.ledger.store import Ledger
 
 log = structlog.get_logger("dropscribe")
 
@@ -69,7 +71,7 @@ class Daemon:
         self._ready: OrderedDict[Path, Item] = OrderedDict()  # settled, waiting for room
         self._dirty: set[Path] = set()  # touched while in flight: look again afterwards
         self._ignored: OrderedDict[Path, None] = OrderedDict()  # logged recently
-        self._journal: Journal | None = None
+        self._ledger: Ledger | None = None
         self._notify = Notifier()
         self.metrics: Metrics  # a fresh registry per run(), made there
         self._progress: Callable[[int, int, int], None] | None = None
@@ -92,14 +94,14 @@ class Daemon:
         When ``reload()`` says so (SIGHUP) the config file is re-read; ``progress`` is called
         with (finished, total, failed) whenever those change. Returns how many files failed."""
         self._progress = progress
-        lock, journal = statedir.open_state(self.config.state_dir)
-        self._journal, self._lock = journal, lock  # the lock: held until run() ends
+        lock, ledger = statedir.open_state(self.config.state_dir)
+        self._ledger, self._lock = ledger, lock  # the lock: held until run() ends
         # Scratch audio a crash left behind (ours alone: we hold the state_dir lock).
         shutil.rmtree(self.config.state_dir / "work", ignore_errors=True)
         abort = threading.Event()
         metrics = self.metrics = Metrics(uploads=self.config.processes == 1)
-        metrics.watch_ledger(journal.counts)
-        pool, processor, tally = self._workers(journal, abort, metrics, once=once)
+        metrics.watch_ledger(ledger.counts)
+        pool, runner, tally = self._workers(ledger, abort, metrics, once=once)
         self.tally = tally
         server = None
         if self.config.metrics is not None and not once:
@@ -122,7 +124,7 @@ class Daemon:
                 state_dir=str(self.config.state_dir),
             )
             self._notify(READY="1", STATUS=self._status(pool))
-            watcher = self._loop(stop, pool, watcher, processor, once, reload)
+            watcher = self._loop(stop, pool, watcher, runner, once, reload)
         finally:
             self._notify(STOPPING="1", STATUS="finishing uploads in flight")
             if server is not None:
@@ -138,9 +140,9 @@ class Daemon:
                     reason="grace period over; they run again at next start",
                 )
             else:
-                for client in processor.clients() if processor else []:
+                for client in runner.clients() if runner else []:
                     client.close()
-                journal.close()
+                ledger.close()
             os.close(lock)
             if self._progress is not None:
                 self._progress(tally.finished, tally.finished, tally.failed)
@@ -148,9 +150,9 @@ class Daemon:
         return tally.failed
 
     def _workers(
-        self, journal: Journal, abort: threading.Event, metrics: Metrics, *, once: bool
-    ) -> tuple[Workers, Processor | None, Tally]:
-        """Worker processes when configured, else threads sharing one Processor."""
+        self, ledger: Ledger, abort: threading.Event, metrics: Metrics, *, once: bool
+    ) -> tuple[Workers, JobRunner | None, Tally]:
+        """Worker processes when configured, else threads sharing one JobRunner."""
         if self.config.processes > 1:
             pool = ProcessPool(
                 self.config,
@@ -163,13 +165,13 @@ class Daemon:
             return pool, None, pool.tally
         endpoints = self.config.endpoints.items()
         clients = {name: make_client(ep, self._transport, abort) for name, ep in endpoints}
-        processor = Processor(
-            journal, clients, abort, once=once, inbox_of=self._inbox_of, metrics=metrics
+        runner = JobRunner(
+            ledger, clients, abort, once=once, inbox_of=self._inbox_of, metrics=metrics
         )
         threads: Pool[Item] = Pool(
-            self.config.workers, processor, key=lambda item: item.path, on_done=self._finished
+            self.config.workers, runner, key=lambda item: item.path, on_done=self._finished
         )
-        return threads, processor, processor.tally
+        return threads, runner, runner.tally
 
     # ------------------------------------------------------------ the loop
 
@@ -206,7 +208,7 @@ class Daemon:
         stop: threading.Event,
         pool: Workers,
         watcher: Watcher,
-        processor: Processor | None,
+        runner: JobRunner | None,
         once: bool,
         reload: Callable[[], bool] | None,
     ) -> Watcher:
@@ -224,7 +226,7 @@ class Daemon:
                 next_beat = self._clock() + beat
             if reload is not None and reload():
                 self._notify(RELOADING="1", STATUS="reloading the config")
-                watcher = self._reload(watcher, pool, processor)
+                watcher = self._reload(watcher, pool, runner)
                 self._notify(READY="1", STATUS=self._status(pool))
             now = self._clock()
             deadline = self._tracker.next_deadline(now)
@@ -247,7 +249,7 @@ class Daemon:
                 next_health = self._clock() + HEALTH_SECONDS
         return watcher
 
-    def _reload(self, watcher: Watcher, pool: Workers, processor: Processor | None) -> Watcher:
+    def _reload(self, watcher: Watcher, pool: Workers, runner: JobRunner | None) -> Watcher:
         """Apply a changed config file; a broken one is reported and the running one kept.
 
         Queued and in-flight work is not dropped: files already handed to the pool run
@@ -265,8 +267,8 @@ class Daemon:
             return watcher
         if isinstance(pool, ProcessPool):
             pool.reload(new)
-        elif processor is not None:
-            processor.update_endpoints(old.endpoints, new.endpoints, self._transport)
+        elif runner is not None:
+            runner.update_endpoints(old.endpoints, new.endpoints, self._transport)
         watcher.stop()  # the two overlapped: a file heard twice is one hint too many, no more
         watcher = watching
         self.config = new
@@ -354,7 +356,7 @@ class Daemon:
 
     def _settled_before(self, path: Path, st: os.stat_result, settings: FolderSettings) -> bool:
         """The ledger already has the final word on this very file (same size, mtime, inode)."""
-        row = self._journal.file(path) if self._journal else None
+        row = self._ledger.file(path) if self._ledger else None
         if row is None or (row.size, row.mtime_ns, row.inode) != source.identity(st):
             return False
         if row.state == "failed":

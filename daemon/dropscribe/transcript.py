@@ -16,9 +16,9 @@ from dropscribe.errors import PermanentError
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from dropscribe import models
-    from dropscribe.config import Endpoint
-    from dropscribe.rules import FolderSettings
+    from dropscribe.config.rules import FolderSettings
+    from dropscribe.config.settings import Endpoint
+    from dropscribe.transcribe import models
 
 MAX_TIME = 1e7  # seconds (115 days): a segment time past this is not a recording's
 

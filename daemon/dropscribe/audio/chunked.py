@@ -1,0 +1,365 @@
+"""A recording the endpoint cannot take as it is: re-encode, cut at pauses, stitch.
+
+A file within the endpoint's limits, in a format it accepts and without a
+picture track, is uploaded untouched. Anything else is decoded to mono 16 kHz
+and re-encoded compactly (Opus by default); a recording longer than the
+folder's ``chunk_seconds`` (or than the endpoint takes in one request) is cut
+into chunks at pauses. Chunks run in parallel under the endpoint's
+concurrency limit, or in order with the end of the previous chunk's text as
+the prompt (``carry_prompt``). The plan and every finished chunk are
+checkpointed in the ledger, so a crash redoes only unfinished chunks. Scratch
+audio lives under ``state_dir/work`` and is removed after success and failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import math
+import os
+import queue
+import shutil
+import threading
+import time
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+import structlog
+
+from dropscribe.audio import split, stitch, transcode
+from dropscribe.errors import Abandoned, Replan, TranscriptionError
+from dropscribe.ledger.store import chunk_key
+from dropscribe.transcribe import kinds, models
+from dropscribe.transcript import Transcript
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from dropscribe.audio.probe import Probe
+    from dropscribe.config.rules import FolderSettings
+    from dropscribe.config.settings import Endpoint
+    from dropscribe.ledger.store import Ledger
+    from dropscribe.transcribe.models import Caps
+    from dropscribe.transcribe.uploader import Uploader
+
+log = structlog.get_logger("dropscribe")
+
+FILL = 0.9  # of the byte limit a chunk is planned to use, for bitrate swings
+# Spans, for a model without timestamps: cut at pauses about every 20 s (30 s at most),
+# each span's text is placed between its first and last sound and divided into cues.
+SPAN_SECONDS = 20.0
+SPAN_LONGEST = 30.0
+# An answer from a model with an output cap (gpt-4o: 2,000 tokens) with fewer than 40
+# words a minute of sound (speech has 120-190), over at least 30 s of sound, looks cut
+# short. Music or noise without words looks the same: it costs one more pair of requests.
+SUSPECT_WPM = 40.0
+SUSPECT_SOUND = 30.0
+
+
+def reason(
+    found: Probe,
+    endpoint: Endpoint,
+    settings: FolderSettings,
+    path: Path,
+    size: int,
+    caps: Caps | None = None,
+) -> str | None:
+    """Why this file (``size`` bytes) cannot be uploaded as it is; None when it can."""
+    if endpoint.kind == "local":
+        return None  # faster-whisper decodes any container and any length itself
+    if found.video:
+        return "it has a picture track; only the audio is sent"
+    extension = path.suffix.lower().lstrip(".")
+    if not kinds.accepts(endpoint, extension):
+        return f"endpoint kind {endpoint.kind} does not take .{extension} files"
+    limit = kinds.upload_limit(endpoint)
+    if limit is not None and size > limit:
+        return f"{size / 2**20:.1f} MiB is over the {limit / 2**20:.1f} MiB upload limit"
+    seconds = (caps or models.of(endpoint, settings.model)).request_seconds
+    if seconds is not None and found.duration is not None and found.duration > seconds:
+        return (
+            f"{found.duration:.0f} s is over the {seconds:.0f} s one request to"
+            f" {settings.model} may carry"
+        )
+    return None
+
+
+def lengths(
+    endpoint: Endpoint,
+    settings: FolderSettings,
+    codec: transcode.Codec,
+    caps: Caps,
+    *,
+    spans: bool = False,
+) -> tuple[float, float]:
+    """The chunk length to aim for and the longest chunk the endpoint takes, in seconds
+    (for ``spans``, at the scale of subtitles)."""
+    longest = caps.request_seconds or math.inf
+    limit = kinds.upload_limit(endpoint)
+    if limit is not None:
+        longest = min(longest, limit * FILL / codec.bytes_per_second)
+    if spans:
+        return min(SPAN_SECONDS, longest), min(SPAN_LONGEST, longest)
+    return min(settings.chunk_seconds, longest), longest
+
+
+class Chunker:
+    """Runs the chunked path for one file at a time per calling worker thread."""
+
+    def __init__(
+        self, ledger: Ledger, uploader: Uploader, scratch: Path, abort: threading.Event
+    ) -> None:
+        self._ledger = ledger
+        self._uploader = uploader
+        self._scratch = scratch
+        self._abort = abort
+        self._encoders = threading.Semaphore(os.cpu_count() or 1)
+
+    def transcribe(
+        self, path: Path, settings: FolderSettings, key: str, *, spans: bool = False
+    ) -> Transcript:
+        """The stitched transcript of ``path``; scratch audio is gone when this returns.
+
+        With ``spans``, for a model without timestamps: short spans, sent without asking
+        for times, each span's text placed at its sound."""
+        work = self._scratch / key.replace(":", "-")
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        try:
+            return self._run(path, settings, key, work, spans)
+        except Replan:
+            self._ledger.save_plan(key, [])  # made for what the server no longer takes
+            raise
+        except TranscriptionError as exc:
+            self._ledger.job_failed(key, exc.message, exc.status, exc.request_id, "failed")
+            raise
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    def _run(
+        self, path: Path, settings: FolderSettings, key: str, work: Path, spans: bool
+    ) -> Transcript:
+        endpoint = self._uploader.client(settings.endpoint).endpoint
+        caps = self._uploader.caps(settings.endpoint, settings.model)
+        codec = transcode.CODECS[kinds.audio_codec(endpoint)]
+        started = time.monotonic()
+        decoded = transcode.decode(path, work / "audio.pcm")
+        log.info(
+            "audio.decoded",
+            seconds=round(decoded.seconds, 3),
+            ms=round((time.monotonic() - started) * 1000),
+        )
+        if decoded.truncated:
+            log.warning(
+                "audio.truncated",
+                reason=decoded.truncated,
+                seconds=round(decoded.seconds, 3),
+                action="transcribing the audio before the damage",
+            )
+        rows = self._ledger.chunk_plan(key)
+        if rows:
+            cuts = [split.Span(r.start, r.end, r.cut, r.pause) for r in rows]
+        else:
+            target, longest = lengths(endpoint, settings, codec, caps, spans=spans)
+            width = 1 if settings.carry_prompt else endpoint.max_concurrency
+            cuts = split.plan(decoded.envelope, decoded.seconds, target, longest, parallel=width)
+            self._ledger.save_plan(key, [(s.start, s.end, s.cut, s.pause) for s in cuts])
+        log.info(
+            "audio.split",
+            chunks=len(cuts),
+            codec=codec.name,
+            spans=spans,
+            cuts=[s.cut for s in cuts[1:]],
+            outside_pauses=sum(not s.pause for s in cuts[1:]),
+        )
+        results = {
+            row.idx: Transcript.from_json(row.result, row.request_id)
+            for row in rows
+            if row.result is not None
+        }
+        if results:
+            log.info("chunks.reused", done=len(results), of=len(cuts))
+        todo = [i for i in range(len(cuts)) if i not in results]
+        level = split.threshold(decoded.envelope)
+        job = _Job(settings, key, work, codec, decoded, cuts, spans, level, caps)
+        if settings.carry_prompt:
+            for i in todo:
+                prompt = settings.prompt
+                if i > 0:
+                    prompt = stitch.carried_prompt(settings.prompt, results[i - 1].text)
+                results[i] = self._chunk(job, i, replace(settings, prompt=prompt or None))
+        elif todo:
+            self._parallel(job, todo, results, endpoint.max_concurrency)
+        parts = [(cuts[i], results[i]) for i in range(len(cuts))]
+        if not spans:
+            return stitch.stitch(parts, decoded.seconds)
+        return stitch.stitch(
+            parts,
+            decoded.seconds,
+            place=lambda span: split.voiced(decoded.envelope, level, span.cut, span.end),
+        )
+
+    def _parallel(
+        self, job: _Job, todo: list[int], results: dict[int, Transcript], width: int
+    ) -> None:
+        """Chunks at once: ``width`` uploading while two more are encoded ahead. The first
+        failure stops chunks from starting (those in flight finish and are kept).
+
+        Daemon threads, like the pool's: a stop after the grace period does not wait
+        for a chunk still uploading (its checkpoint is simply not written)."""
+        pending: queue.SimpleQueue[int] = queue.SimpleQueue()
+        for i in todo:
+            pending.put(i)
+        done: queue.SimpleQueue[tuple[int, Transcript | BaseException]] = queue.SimpleQueue()
+        stop = threading.Event()
+
+        def work() -> None:
+            while not stop.is_set():
+                try:
+                    i = pending.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    done.put((i, self._chunk(job, i, job.settings)))
+                except BaseException as exc:
+                    stop.set()
+                    done.put((i, exc))
+
+        threads = [
+            threading.Thread(
+                target=contextvars.copy_context().run,
+                args=(work,),
+                name=f"dropscribe-chunk-{n}",
+                daemon=True,
+            )
+            for n in range(min(width + 2, len(todo)))
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        failure = None
+        while not done.empty():
+            i, outcome = done.get()
+            if isinstance(outcome, BaseException):
+                failure = failure or outcome
+            else:
+                results[i] = outcome
+        if failure is not None:
+            raise failure
+
+    def _chunk(self, job: _Job, i: int, settings: FolderSettings) -> Transcript:
+        if self._abort.is_set():
+            raise Abandoned
+        span = job.spans[i]
+        where = f"chunk {i + 1} of {len(job.spans)} ({_clock(span.start)}-{_clock(span.end)})"
+        with structlog.contextvars.bound_contextvars(chunk=i + 1):
+            try:
+                transcript, size = self._sent(job, i, settings, span.start, span.end)
+            except TranscriptionError as exc:
+                exc.message = f"{where}: {exc.message}"
+                raise
+            if self._truncated(job, span, transcript):
+                transcript = self._in_halves(job, i, settings, transcript)
+            self._ledger.chunk_done(job.key, i, transcript.to_json(), transcript.request_id)
+            log.info(
+                "chunk.done",
+                of=len(job.spans),
+                offset=span.start,
+                seconds=round(span.seconds, 3),
+                bytes=size,
+            )
+        return transcript
+
+    def _sent(
+        self,
+        job: _Job,
+        i: int,
+        settings: FolderSettings,
+        start: float,
+        end: float,
+        suffix: str = "",
+    ) -> tuple[Transcript, int]:
+        """Chunk ``i``'s audio from ``start`` to ``end`` encoded into scratch, uploaded as
+        one counted attempt of the chunk, and removed; its transcript and size."""
+        target = job.work / f"{i:04d}{suffix}.{job.codec.extension}"
+        with self._encoders:  # CPU-bound: no more at once than there are cores
+            size = transcode.encode(job.decoded.pcm, start, end, target, job.codec)
+        try:
+            ckey = chunk_key(job.key, i)
+            attempt = self._ledger.chunk_attempt(ckey, settings.shaping())
+            transcript = self._uploader.upload(
+                target,
+                settings,
+                ckey,
+                attempt,
+                size,
+                seconds=end - start,
+                timed=False if job.untimed else None,
+            )
+        finally:
+            with contextlib.suppress(OSError):
+                target.unlink()
+        return transcript, size
+
+    def _truncated(self, job: _Job, span: split.Span, transcript: Transcript) -> bool:
+        """Whether an answer from a model with an output cap looks cut short: far fewer
+        words than a minute of its span's sound holds."""
+        if job.caps.output_seconds is None or job.untimed:  # a span holds far less than that
+            return False
+        sound = split.sound_seconds(job.decoded.envelope, job.level, span.start, span.end)
+        words = len(transcript.text.split())
+        if sound < SUSPECT_SOUND or words / (sound / 60) >= SUSPECT_WPM:
+            return False
+        log.warning(
+            "transcript.suspect_truncation",
+            words=words,
+            sound_seconds=round(sound),
+            offset=span.start,
+            seconds=round(span.seconds, 3),
+            action="sending the span again cut in two",
+        )
+        return True
+
+    def _in_halves(
+        self, job: _Job, i: int, settings: FolderSettings, first: Transcript
+    ) -> Transcript:
+        """The span sent again as two halves cut at a pause; the answer with more words."""
+        span = job.spans[i]
+        lo, hi = round(span.start / split.FRAME), round(span.end / split.FRAME)
+        halves = split.plan(
+            job.decoded.envelope[lo:hi], span.seconds, span.seconds / 2, span.seconds
+        )
+        parts = []
+        for n, half in enumerate(halves):
+            start, end = span.start + half.start, span.start + half.end
+            part, _ = self._sent(job, i, settings, start, end, f"-{n}")
+            parts.append((half, part))
+        whole = stitch.stitch(parts, span.seconds)
+        log.info(
+            "transcript.rejoined",
+            halves=len(parts),
+            words=len(whole.text.split()),
+            before=len(first.text.split()),
+        )
+        return whole if len(whole.text.split()) > len(first.text.split()) else first
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What every chunk of one file shares."""
+
+    settings: FolderSettings
+    key: str
+    work: Path
+    codec: transcode.Codec
+    decoded: transcode.Decoded
+    spans: list[split.Span]
+    untimed: bool  # spans of a model without timestamps
+    level: float  # the loudness under which the recording is quiet (split.threshold)
+    caps: Caps  # what the model takes, when the plan was made
+
+
+def _clock(seconds: float) -> str:
+    whole = round(seconds)
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"

@@ -1,0 +1,94 @@
+"""Probe audio with PyAV (bundled FFmpeg libraries): is there anything to transcribe?
+
+A file that holds no decodable audio is a permanent failure found before any
+upload, with a reason a person can act on.
+"""
+
+from __future__ import annotations
+
+import wave
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import av
+
+from dropscribe.errors import PermanentError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Probe:
+    container: str
+    codec: str
+    duration: float | None  # seconds, when the container says
+    streams: int  # audio streams
+    video: bool = False  # a picture track (cover art does not count)
+
+
+# A quick look first (FFmpeg reads up to probesize bytes; the default 5 MB costs
+# milliseconds per file); the thorough default only when the quick look finds no audio.
+QUICK = {"probesize": "4096", "analyzeduration": "0"}
+
+
+def examine(path: Path) -> Probe:
+    """Read the container's headers; raise PermanentError when there is no audio in it."""
+    if path.stat().st_size == 0:
+        raise PermanentError("empty file")
+    found = _pcm_wav(path)
+    if found is not None:
+        return found
+    try:
+        return _probe(path, QUICK)
+    except PermanentError:
+        return _probe(path, {})
+
+
+def _pcm_wav(path: Path) -> Probe | None:
+    """A plain PCM WAV's header read by the standard library: 30 times cheaper than
+    opening it with FFmpeg, which matters when a recorder drops thousands of them.
+    None for anything else (or a WAV the ``wave`` module does not read)."""
+    try:
+        with path.open("rb") as fh:
+            magic = fh.read(12)  # by content: the name may be a descriptor's
+            if magic[:4] != b"RIFF" or magic[8:12] != b"WAVE":
+                return None
+            fh.seek(0)
+            with wave.open(fh, "rb") as header:
+                frames, rate = header.getnframes(), header.getframerate()
+                width = header.getsampwidth()
+    except (wave.Error, EOFError, OSError):
+        return None
+    if frames == 0 or rate == 0:
+        return None  # let FFmpeg give the reason
+    codec = {1: "pcm_u8", 2: "pcm_s16le", 3: "pcm_s24le", 4: "pcm_s32le"}.get(width, "pcm")
+    return Probe(container="wav", codec=codec, duration=round(frames / rate, 3), streams=1)
+
+
+def _probe(path: Path, options: dict[str, str]) -> Probe:
+    try:
+        with av.open(str(path), metadata_errors="ignore", options=options) as container:
+            audio = container.streams.audio
+            if not audio:
+                kinds = ", ".join(sorted({str(s.type) for s in container.streams})) or "none"
+                raise PermanentError(f"no audio stream (streams: {kinds})")
+            stream = audio[0]
+            duration = None
+            if container.duration is not None:
+                duration = container.duration / 1_000_000
+            elif stream.duration is not None and stream.time_base is not None:
+                duration = float(stream.duration * stream.time_base)
+            return Probe(
+                container=container.format.name,
+                codec=stream.codec_context.name,
+                duration=round(duration, 3) if duration is not None else None,
+                streams=len(audio),
+                video=any(
+                    not s.disposition & av.stream.Disposition.attached_pic
+                    for s in container.streams.video
+                ),
+            )
+    except av.FFmpegError as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise PermanentError(f"not a readable audio file: {reason}") from None

@@ -1,0 +1,1 @@
+"""The command line (cli) and the commands that read the ledger: status, explain, retry."""

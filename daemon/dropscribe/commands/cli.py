@@ -1,0 +1,192 @@
+"""Commands -> exit codes. Nothing here prints a traceback for a user's mistake."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import faulthandler
+import io
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import structlog
+
+from dropscribe import __version__
+from dropscribe.commands import report
+from dropscribe.config import preflight, settings
+from dropscribe.dispatch.processes import WorkersFailedError
+from dropscribe.errors import ConfigError, SetupError
+from dropscribe.ledger.statedir import AlreadyRunningError, StateLostError
+from dropscribe.ops import log, progress
+from dropscribe.service import Daemon
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from types import FrameType
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+
+EPILOG = """\
+exit codes:
+  0  success (run: stopped cleanly by SIGTERM or SIGINT; SIGHUP reloads the config;
+     SIGUSR1 writes every thread's stack to stderr)
+  1  once: at least one file failed; run: the daemon crashed
+  2  the config or the set-up is wrong (every problem is printed, one per line)
+  explain: 0 the file would be (or was) transcribed, 1 it is ignored or in no inbox
+  retry: 1 some file could not be put back
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dropscribe",
+        description="Watch folders, transcribe new audio files, write transcript sidecars.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"dropscribe {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, text in (
+        ("run", "watch the inboxes and transcribe until stopped (SIGTERM/SIGINT)"),
+        ("once", "transcribe what is in the inboxes now, then exit"),
+        ("check-config", "validate the config file and report every problem"),
+        ("status", "files by state and the latest failures, from the ledger"),
+        ("retry", "put quarantined recordings back into their inbox to be tried again"),
+        ("explain", "which inbox and rules apply to a file, its settings and its ledger state"),
+    ):
+        cmd = sub.add_parser(
+            name,
+            help=text,
+            description=text,
+            epilog=EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        cmd.add_argument(
+            "-c", "--config", required=True, metavar="CONFIG", help="path to the YAML config file"
+        )
+        if name in READERS:
+            cmd.add_argument(
+                "--state-dir",
+                metavar="DIR",
+                help="the ledger's folder, if not the config's (a service's: /var/lib/dropscribe)",
+            )
+        if name == "retry":
+            cmd.add_argument(
+                "paths", nargs="*", metavar="PATH", help="quarantined files, or the paths they had"
+            )
+            cmd.add_argument("--all", action="store_true", help="every quarantined recording")
+        if name == "explain":
+            cmd.add_argument("path", metavar="PATH", help="a file in (or meant for) an inbox")
+    return parser
+
+
+READERS = ("status", "explain", "retry")  # commands that work on a ledger, not an endpoint
+
+
+def _fail(message: str) -> int:
+    print(f"dropscribe: {message}", file=sys.stderr)
+    return EXIT_CONFIG
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    if isinstance(sys.stdout, io.TextIOWrapper):  # print file names as their bytes, like ls
+        sys.stdout.reconfigure(errors="surrogateescape")  # (a non-UTF-8 name cannot crash)
+    args = _parser().parse_args(argv)
+    try:  # status, explain and retry send nothing: they need no API key
+        cfg = settings.load(args.config, keys=args.command not in READERS)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"dropscribe: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.command == "check-config":
+        for warning in preflight.warnings(cfg):
+            print(f"dropscribe: {cfg.source}: warning: {warning}", file=sys.stderr)
+        if found := preflight.problems(cfg):
+            for reason in found:
+                print(f"dropscribe: {cfg.source}: {reason}", file=sys.stderr)
+            return EXIT_CONFIG
+        print(f"{cfg.source}: ok ({len(cfg.inboxes)} inboxes, {len(cfg.endpoints)} endpoints)")
+        return EXIT_OK
+    if getattr(args, "state_dir", None):
+        cfg = dataclasses.replace(cfg, state_dir=Path(args.state_dir).expanduser().absolute())
+    if args.command == "status":
+        return report.status(cfg)
+    if args.command == "explain":
+        return report.explain(cfg, Path(args.path).expanduser().absolute())
+    if args.command == "retry":
+        if not args.paths and not args.all:
+            return _fail("retry: name quarantined files, or give --all")
+        return report.retry(cfg, [Path(p).resolve() for p in args.paths])
+    once = args.command == "once"
+    bar = once and sys.stderr.isatty() and cfg.log_format != "json"
+    # once on a terminal: a progress bar, and only warnings and errors as events.
+    level = "warning" if bar and cfg.log_level in {"debug", "info"} else cfg.log_level
+    shown = progress.Bar(sys.stderr) if bar else None
+    log.configure(cfg.log_format, level, stream=shown, final=True)  # log: is restart-only
+    return _serve(cfg, once=once, level=level, bar=shown)
+
+
+class SignalFlag:
+    """Raised by a signal handler, taken down by the main loop. A plain attribute, not an
+    Event: the handler runs on the main thread between two of its steps, and an Event's
+    lock may be the very one that thread holds at that moment (a deadlock)."""
+
+    def __init__(self) -> None:
+        self._raised = False
+
+    def raise_(self) -> None:
+        self._raised = True
+
+    def take(self) -> bool:
+        """Whether it was raised since the last take (and lower it)."""
+        raised, self._raised = self._raised, False
+        return raised
+
+
+def _serve(
+    cfg: settings.Config,
+    *,
+    once: bool,
+    level: str,
+    bar: progress.Bar | None = None,
+) -> int:
+    stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        if stop.is_set():  # a second Ctrl-C or SIGTERM: at once (the ledger is crash-safe)
+            os.write(2, b"dropscribe: stopping at once; work in flight runs at the next start\n")
+            os._exit(EXIT_OK)
+        stop.set()
+
+    reload = SignalFlag()
+
+    def on_hangup(_signum: int, _frame: FrameType | None) -> None:
+        reload.raise_()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGHUP, on_hangup)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # a seemingly stuck daemon
+    try:
+        daemon = Daemon(cfg)
+        daemon.log_level = level
+        failed = daemon.run(stop, once=once, reload=reload.take, progress=bar.draw if bar else None)
+        if bar is not None and daemon.tally is not None:
+            bar.finish(daemon.tally, cfg)
+    except AlreadyRunningError as exc:
+        return _fail(f"{exc.strerror} ({cfg.state_dir})")
+    except SetupError as exc:
+        return _fail(str(exc))
+    except (WorkersFailedError, StateLostError) as exc:
+        structlog.get_logger("dropscribe").error("daemon.failed", error=str(exc))
+        return EXIT_FAILED
+    except Exception:
+        structlog.get_logger("dropscribe").exception("daemon.crashed")
+        return EXIT_FAILED
+    return EXIT_FAILED if once and failed else EXIT_OK

@@ -1,0 +1,66 @@
+"""What check-config looks at beyond the file: can this machine, as this user, run it?
+
+Run as the unit's ``ExecStartPre``, it sees what the daemon will see (the same user,
+sandbox and folders), so a service that cannot work fails to start with the reason
+instead of failing every file after paying for its upload.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from typing import TYPE_CHECKING
+
+from dropscribe.config import rules
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from dropscribe.config.settings import Config
+
+
+def writable(folder: Path) -> bool:
+    """``folder`` can be written, or made (its nearest existing parent can be written)."""
+    for candidate in (folder, *folder.parents):
+        if candidate.exists():
+            return candidate.is_dir() and os.access(candidate, os.W_OK | os.X_OK)
+    return False
+
+
+def problems(config: Config) -> list[str]:
+    """Every reason this config cannot run here (empty: it can)."""
+    found = []
+    user = f"uid {os.geteuid()}"
+    if not writable(config.state_dir):
+        found.append(f"state_dir {config.state_dir} cannot be written by this user ({user})")
+    used = {layer.values.get("endpoint") for inbox in config.inboxes for layer in inbox.layers}
+    for name, endpoint in config.endpoints.items():
+        if (
+            endpoint.kind == "local"
+            and name in used
+            and not importlib.util.find_spec("faster_whisper")
+        ):
+            found.append(
+                f"endpoints.{name}: kind: local needs faster-whisper, which is not installed"
+                " here: pip install 'dropscribe[local]' (into the same environment)"
+            )
+    for inbox in config.inboxes:
+        settings = rules.effective(inbox, inbox.path / "x.wav")
+        if settings.output_dir is None and inbox.path.is_dir() and not writable(inbox.path):
+            found.append(
+                f"inbox {inbox.path} cannot be written by this user ({user}): its sidecars go"
+                " beside the recordings (make it group-writable for the service's group, or"
+                " set output_dir)"
+            )
+    return found
+
+
+def warnings(config: Config) -> list[str]:
+    """What works, but likely not as meant."""
+    return [
+        f"inbox {inbox.path} is inside inbox {outer.path}: its files belong to the inner"
+        " one (rules of the outer one do not apply to them)"
+        for inbox in config.inboxes
+        for outer in config.inboxes
+        if outer is not inbox and outer.path in inbox.path.parents
+    ]

@@ -1,0 +1,235 @@
+"""Pure decisions about one path: is it ours to transcribe, and with which settings."""
+
+from __future__ import annotations
+
+import fnmatch
+import functools
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from dropscribe.config.settings import Config, Format, Inbox, Layer, Task
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+    from dropscribe.config.schema import HookModel
+
+# Folder names that only ever hold another tool's bookkeeping, never a new recording.
+JUNK_FOLDERS = {
+    "@eaDir",  # Synology DSM thumbnails and metadata
+    "#recycle",  # Synology recycle bin
+    "#snapshot",  # Synology snapshot view
+    "__MACOSX",  # resource forks unpacked from a zip made on macOS
+    "$RECYCLE.BIN",  # Windows recycle bin on a shared drive
+    "System Volume Information",  # Windows volume metadata
+    "lost+found",  # fsck's salvage folder
+}
+
+# Name patterns of files still being written or belonging to a sync tool. Hidden
+# names (a leading dot) are ignored as a whole, which covers: rsync's in-flight
+# ".name.XXXXXX", Syncthing's ".syncthing.name.tmp" and ".stfolder"/".stversions",
+# macOS's ".DS_Store" and AppleDouble "._name", Nextcloud's ".~lock" and
+# ".owncloudsync.log", and dropscribe's own temporary sidecars.
+IN_FLIGHT_PATTERNS = (
+    "*.part",  # Firefox, wget2, KDE and many downloaders while downloading
+    "*.crdownload",  # Chrome/Chromium while downloading
+    "*.download",  # Safari while downloading
+    "*.opdownload",  # Opera while downloading
+    "*.partial",  # Edge (legacy) and IE while downloading
+    "*.filepart",  # WinSCP while uploading
+    "*.tmp",  # countless editors and recorders
+    "*.temp",  # ditto
+    "~syncthing~*",  # Syncthing on Windows while syncing
+    "*.!qb",  # qBittorrent incomplete file
+    "*.!ut",  # uTorrent incomplete file
+    "~$*",  # Microsoft Office owner/lock file
+    "*~",  # editor backup files (Emacs, gedit)
+)
+
+TIMED_RESPONSE = "verbose_json"
+
+
+@dataclass(frozen=True)
+class FolderSettings:
+    """The effective settings for one file after defaults, inbox and rules are applied."""
+
+    endpoint: str
+    model: str
+    language: str | None = None
+    prompt: str | None = None
+    temperature: float | None = None
+    task: Task = Task.TRANSCRIBE
+    formats: tuple[Format, ...] = (Format.TXT,)
+    output_dir: Path | None = None
+    name_template: str = "{stem}.{ext}"
+    settle_seconds: float = 5.0
+    rerun_on_change: bool = False
+    after: str = "keep"
+    hook: HookModel | None = None
+    chunk_seconds: float = 600.0
+    carry_prompt: bool = False
+
+    @property
+    def timed(self) -> bool:
+        """Whether some sidecar needs segment times."""
+        return any(f.timed for f in self.formats)
+
+    @property
+    def response_format(self) -> str:
+        """One upload serves every format: ask for timestamps only when a format needs them."""
+        return TIMED_RESPONSE if any(f.timed for f in self.formats) else "json"
+
+    def shaping(self) -> dict[str, Any]:
+        """The settings that shape the transcript (what a finished job is keyed by)."""
+        return {
+            "endpoint": self.endpoint,
+            "model": self.model,
+            "language": self.language,
+            "prompt": self.prompt,
+            "temperature": self.temperature,
+            "task": self.task.value,
+            "response_format": self.response_format,
+        }
+
+    def shaping_hash(self) -> str:
+        blob = json.dumps(self.shaping(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def inbox_of(config: Config, path: Path) -> Inbox | None:
+    """The innermost inbox holding ``path`` (string prefixes: this runs per watch event)."""
+    full = str(path)
+    best = None
+    for inbox in config.inboxes:
+        root = str(inbox.path)
+        if (full == root or full.startswith(root.rstrip("/") + "/")) and (
+            best is None or len(root) > len(str(best.path))
+        ):
+            best = inbox
+    return best
+
+
+def done_reason(key: str, formats: str, settings: FolderSettings) -> str | None:
+    """Why a file the ledger has done (as ``key`` with ``formats``) needs no new work
+    under ``settings``; None when it does."""
+    if key.endswith(":" + settings.shaping_hash()):
+        wanted = {f.value for f in settings.formats}
+        return "already done" if wanted <= set(formats.split(",")) else None
+    if not settings.rerun_on_change:
+        return "settings changed since it was done; rerun_on_change is false"
+    return None
+
+
+def relative(inbox: Inbox, path: Path) -> PurePosixPath | None:
+    """The path inside the inbox, or None when it lies outside."""
+    try:
+        return PurePosixPath(path.relative_to(inbox.path).as_posix())
+    except ValueError:
+        return None
+
+
+def _glob(pattern: str, rel: PurePosixPath) -> bool:
+    return _matcher((pattern,))(rel.as_posix())
+
+
+@functools.lru_cache(maxsize=256)
+def _matcher(patterns: tuple[str, ...]) -> Callable[[str], bool]:
+    """One compiled test for a set of globs, case-insensitive, on a relative POSIX path:
+    a pattern without ``/`` matches the file name, one with ``/`` the whole path.
+    (This runs for every watch event, so it is a regex per set, not a glob per pattern.)"""
+    names = [fnmatch.translate(p.lower()) for p in patterns if "/" not in p]
+    paths = [fnmatch.translate(p.lower()) for p in patterns if "/" in p]
+    by_name = re.compile("|".join(names)).match if names else None
+    by_path = re.compile("|".join(paths)).match if paths else None
+
+    def test(rel: str) -> bool:
+        lowered = rel.lower()
+        if by_name is not None and by_name(lowered.rpartition("/")[2]):
+            return True
+        return by_path is not None and by_path(lowered) is not None
+
+    return test
+
+
+def ignore_reason(inbox: Inbox, path: Path, extra_excluded: Iterable[Path] = ()) -> str | None:
+    """Why this path is not a recording to transcribe, or None if it is one."""
+    full, root = str(path), str(inbox.path).rstrip("/")
+    if not full.startswith(root + "/"):
+        return "outside inbox"
+    rel = full[len(root) + 1 :]
+    for excluded in extra_excluded:
+        place = str(excluded)
+        if full == place or full.startswith(place + "/"):
+            return "dropscribe output"
+    parts = rel.split("/")
+    if not inbox.recursive and len(parts) > 1:
+        return "in a subfolder (recursive: false)"
+    for part in parts:
+        if part.startswith("."):
+            return "hidden"
+        if part in JUNK_FOLDERS:
+            return "junk folder"
+    if _matcher(IN_FLIGHT_PATTERNS)(parts[-1]):
+        return "in-flight or temporary name"
+    if not _matcher(inbox.include)(rel):
+        return "not included"
+    if inbox.exclude and _matcher(inbox.exclude)(rel):
+        return "excluded"
+    return None
+
+
+def effective_layers(inbox: Inbox, path: Path) -> list[Layer]:
+    """The layers that apply to ``path``: defaults, the inbox, and the matching rules."""
+    rel = relative(inbox, path) or PurePosixPath(path.name)
+    return [
+        layer
+        for layer in inbox.layers
+        if (layer.match is None or _glob(layer.match, rel))
+        and (layer.folder is None or rel.as_posix().startswith(layer.folder + "/"))
+    ]
+
+
+def effective(inbox: Inbox, path: Path) -> FolderSettings:
+    """Defaults, then the inbox, then every rule that matches, in order."""
+    merged: dict[str, Any] = {}
+    for layer in effective_layers(inbox, path):
+        merged.update(layer.values)
+    return FolderSettings(**merged)
+
+
+def sidecar_name(settings: FolderSettings, source: Path, fmt: Format) -> str:
+    """The sidecar's file name from the folder's template."""
+    return settings.name_template.format(
+        stem=source.stem,
+        name=source.name,
+        ext=fmt.extension,
+        language=settings.language or "auto",
+        model=settings.model.replace("/", "_"),
+        task=settings.task.value,
+        source_ext=source.suffix.lstrip("."),
+    )
+
+
+def sidecar_dir(inbox: Inbox, settings: FolderSettings, source: Path) -> Path:
+    """Beside the audio, or at the same relative place under output_dir."""
+    if settings.output_dir is None:
+        return source.parent
+    rel = relative(inbox, source.parent)
+    return settings.output_dir / rel if rel is not None else settings.output_dir
+
+
+def excluded_dirs(config: Config) -> tuple[Path, ...]:
+    """Folders dropscribe writes into: never taken as input."""
+    outputs = tuple(
+        layer.values["output_dir"]
+        for inbox in config.inboxes
+        for layer in inbox.layers
+        if "output_dir" in layer.values
+    )
+    return outputs + tuple(
+        d for inbox in config.inboxes for d in (inbox.failed_dir, inbox.done_dir)
+    )

@@ -1,0 +1,233 @@
+"""The config file's schema: pydantic models, every key typed and unknown keys rejected.
+
+Only ``settings.py`` validates against these; everything else sees the frozen
+dataclasses it builds from them.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+# The upload formats of the seed page, plus the Ogg spellings users drop in.
+AUDIO_EXTENSIONS = (
+    "flac",
+    "mp3",
+    "mp4",
+    "mpeg",
+    "mpga",
+    "m4a",
+    "ogg",
+    "wav",
+    "webm",
+    "oga",
+    "opus",
+)
+
+
+class Format(StrEnum):
+    TXT = "txt"
+    JSON = "json"
+    SRT = "srt"
+    VTT = "vtt"
+    VERBOSE_JSON = "verbose_json"
+
+    @property
+    def extension(self) -> str:
+        """The file extension of this sidecar (``json`` and ``verbose_json`` must differ)."""
+        return "verbose.json" if self is Format.VERBOSE_JSON else self.value
+
+    @property
+    def timed(self) -> bool:
+        """Whether rendering this format needs segment timestamps."""
+        return self in {Format.SRT, Format.VTT, Format.VERBOSE_JSON}
+
+
+class Task(StrEnum):
+    TRANSCRIBE = "transcribe"
+    TRANSLATE = "translate"
+
+
+class StrictModel(BaseModel):
+    # No infinite or NaN number anywhere: a timeout of .inf never ends, a NaN compares false.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+Seconds = Annotated[float, Field(ge=0)]
+
+
+def http_url(value: str | None) -> str | None:
+    if value is not None and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
+        raise ValueError("must be an http:// or https:// URL such as https://api.openai.com/v1")
+    return value
+
+
+class HookModel(StrictModel):
+    """What to run when a file is finished (done or quarantined)."""
+
+    command: Annotated[tuple[str, ...], Field(min_length=1)] | None = None
+    webhook: str | None = None
+    timeout: Annotated[float, Field(gt=0)] = 30.0
+
+    @field_validator("webhook")
+    @classmethod
+    def _webhook_is_http(cls, value: str | None) -> str | None:
+        return http_url(value)
+
+
+class SettingsModel(StrictModel):
+    """Per-folder settings; every one optional so that layers can override each other."""
+
+    endpoint: str | None = None
+    model: str | None = None
+    language: str | None = None
+    prompt: str | None = None
+    prompt_file: str | None = None
+    temperature: Annotated[float, Field(ge=0, le=1)] | None = None
+    task: Task | None = None
+    formats: Annotated[tuple[Format, ...], Field(min_length=1)] | None = None
+    output_dir: str | None = None
+    name_template: str | None = None
+    settle_seconds: Seconds | None = None
+    rerun_on_change: bool | None = None
+    after: Literal["keep", "move", "delete"] | None = None
+    hook: HookModel | None = None
+    # Recordings that must be re-encoded (over a limit, video, a format the endpoint
+    # refuses) are cut at silences into pieces of about this length.
+    chunk_seconds: Annotated[float, Field(ge=30, le=86400)] | None = None
+    carry_prompt: bool | None = None
+
+    @field_validator("language")
+    @classmethod
+    def _iso_639_1(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[a-z]{2}", value):
+            raise ValueError("must be a two-letter ISO-639-1 code such as en or de")
+        return value
+
+    @field_validator("name_template")
+    @classmethod
+    def _template_names_one_file(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        if "{ext}" not in value:
+            raise ValueError("must contain {ext}, or every format would get the same name")
+        if "/" in value or "\\" in value:
+            raise ValueError("must be a file name, not a path (use output_dir)")
+        try:
+            value.format(stem="", name="", ext="", language="", model="", task="", source_ext="")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(
+                f"unknown placeholder {exc}; use {{stem}}, {{name}}, {{ext}}, {{language}},"
+                " {model}, {task} or {source_ext}"
+            ) from None
+        return value
+
+
+class RuleModel(SettingsModel):
+    match: str | None = None
+    folder: str | None = None
+
+
+class InboxModel(SettingsModel):
+    path: str
+    recursive: bool = True
+    include: tuple[str, ...] = tuple(f"*.{ext}" for ext in AUDIO_EXTENSIONS)
+    exclude: tuple[str, ...] = ()
+    follow_symlinks: bool = False
+    watch: Literal["auto", "native", "poll"] = "auto"
+    poll_seconds: Annotated[float, Field(gt=0)] = 5.0
+    failed_dir: str = "failed"
+    done_dir: str = "done"
+    rules: tuple[RuleModel, ...] = ()
+
+
+ResponseFormat = Literal["json", "text", "verbose_json", "diarized_json", "srt", "vtt"]
+
+
+class ModelModel(StrictModel):
+    """What a model takes, for one the built-in table does not know (or knows wrongly)."""
+
+    formats: Annotated[tuple[ResponseFormat, ...], Field(min_length=1)] | None = None
+    timestamps: bool | None = None  # whether verbose_json/diarized_json answers carry times
+    prompt: bool | None = None
+    translate: bool | None = None
+    chunking_strategy: bool | None = None  # send chunking_strategy=auto over 30 s
+    max_seconds: Annotated[float, Field(gt=30)] | None = None
+
+
+class EndpointModel(StrictModel):
+    kind: Literal[
+        "openai", "azure", "groq", "speaches", "localai", "vllm", "whispercpp", "gateway", "local"
+    ] = "openai"
+    base_url: str | None = None
+    api_key_env: str | None = None
+    api_key_file: str | None = None
+    timeout: Annotated[float, Field(gt=0)] = 600.0
+    connect_timeout: Annotated[float, Field(gt=0)] = 10.0
+    max_concurrency: Annotated[int, Field(ge=1, le=64)] | None = None
+    max_attempts: Annotated[int, Field(ge=1, le=100)] = 5
+    backoff_max: Annotated[float, Field(gt=0)] = 60.0
+    pause_after_failures: Annotated[int, Field(ge=1)] = 5
+    pause_seconds: Annotated[float, Field(gt=0)] = 30.0
+
+    api_version: str = "2024-10-21"  # azure: the api-version query, or v1 for the v1 URL
+    request_path: str | None = None  # a route other than audio/transcriptions (whispercpp)
+    max_upload_bytes: Annotated[int, Field(ge=0)] | None = None  # 0: no limit
+    max_answer_bytes: Annotated[int, Field(ge=1024)] = 64 * 2**20  # after decompression
+    max_duration_seconds: Annotated[float, Field(gt=30)] | None = None
+    audio_codec: Literal["opus", "mp3", "flac"] | None = None  # for re-encoded audio
+    # kind: local (faster-whisper in this process)
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    compute_type: str = "int8"
+    cpu_threads: Annotated[int, Field(ge=0, le=256)] = 0
+    # What models take, by name, over the built-in table (README: "Models").
+    models: dict[str, ModelModel] = Field(default_factory=dict)
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url_is_http(cls, value: str | None) -> str | None:
+        return http_url(value)
+
+
+class LogModel(StrictModel):
+    format: Literal["auto", "json", "console"] = "auto"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class MetricsModel(StrictModel):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 9464
+
+
+class ConfigModel(StrictModel):
+    endpoints: dict[str, EndpointModel]
+    defaults: SettingsModel = SettingsModel()
+    inboxes: tuple[InboxModel, ...]
+    workers: Annotated[int, Field(ge=1, le=256)] = 4
+    processes: Annotated[int, Field(ge=1, le=64)] | Literal["auto"] = "auto"
+    state_dir: str | None = None
+    rescan_seconds: Annotated[float, Field(gt=0)] = 300.0
+    shutdown_grace: Seconds = 30.0
+    log: LogModel = LogModel()
+    metrics: MetricsModel | None = None
+
+
+MOST_PROCESSES = 4  # what processes: auto starts at most
+
+
+def process_count(setting: int | str, kinds: Iterable[str], cpus: int | None) -> int:
+    """``processes:`` as a number. auto: one per CPU core (at most MOST_PROCESSES) for
+    HTTP endpoints, since a process runs one thread of Python at a time; 1 wherever
+    kind: local is used (each process would load its own model, and the engine already
+    uses every core)."""
+    if setting != "auto":
+        return int(setting)
+    if "local" in set(kinds):
+        return 1
+    return max(1, min(MOST_PROCESSES, cpus or 1))

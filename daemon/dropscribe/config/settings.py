@@ -1,0 +1,399 @@
+"""YAML -> validated, frozen, typed settings.
+
+This is the only module that sees the raw dicts of the config file. Every
+problem is collected before anything is reported, each with the file, the line
+and the key path it concerns, and the whole list raised as one ConfigError.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from dropscribe.config import keyfile
+from dropscribe.config.keyfile import unreadable
+from dropscribe.config.locate import KeyPath, dotted, from_pydantic, index_lines, line_of
+from dropscribe.config.schema import (
+    AUDIO_EXTENSIONS,
+    ConfigModel,
+    EndpointModel,
+    Format,
+    HookModel,
+    InboxModel,
+    LogModel,
+    MetricsModel,
+    RuleModel,
+    SettingsModel,
+    StrictModel,
+    Task,
+    process_count,
+)
+from dropscribe.errors import ConfigError, Problem
+from dropscribe.ledger.statedir import chosen_state_dir
+from dropscribe.ops import log
+from dropscribe.transcribe import models
+from dropscribe.transcribe.models import Stated
+
+__all__ = [
+    "AUDIO_EXTENSIONS",
+    "Config",
+    "ConfigModel",
+    "Endpoint",
+    "EndpointModel",
+    "Format",
+    "HookModel",
+    "Inbox",
+    "InboxModel",
+    "Layer",
+    "LogModel",
+    "MetricsModel",
+    "RuleModel",
+    "SettingsModel",
+    "Task",
+    "load",
+]
+
+# ---------------------------------------------------------------- the typed result
+
+SETTING_NAMES = tuple(name for name in SettingsModel.model_fields if name != "prompt_file")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str
+    base_url: str
+    timeout: float
+    connect_timeout: float
+    max_concurrency: int
+    max_attempts: int
+    backoff_max: float
+    api_key: str | None = field(default=None, repr=False)
+    pause_after_failures: int = 5
+    pause_seconds: float = 30.0
+    kind: str = "openai"
+    api_version: str = "2024-10-21"
+    request_path: str | None = None
+    max_upload_bytes: int | None = None
+    max_answer_bytes: int = 64 * 2**20
+    max_duration_seconds: float | None = None
+    audio_codec: str | None = None
+    device: str = "cpu"
+    compute_type: str = "int8"
+    cpu_threads: int = 0
+    models: tuple[tuple[str, Stated], ...] = ()  # what the user says models take (models.of)
+
+
+@dataclass(frozen=True)
+class Layer:
+    """Settings given at one level (defaults, inbox or rule): only the keys set there."""
+
+    values: dict[str, Any]
+    match: str | None = None
+    folder: str | None = None
+
+
+@dataclass(frozen=True)
+class Inbox:
+    name: str
+    path: Path
+    recursive: bool
+    include: tuple[str, ...]
+    exclude: tuple[str, ...]
+    layers: tuple[Layer, ...]  # defaults, the inbox itself, then its rules in order
+    follow_symlinks: bool = False
+    failed_dir: Path = Path()  # where failed sources go, with a .error.json each
+    done_dir: Path = Path()  # where sources go after success with after: move
+    watch: str = "auto"  # auto | native (inotify) | poll
+    poll_seconds: float = 5.0
+
+
+@dataclass(frozen=True)
+class Config:
+    source: Path
+    endpoints: dict[str, Endpoint]
+    inboxes: tuple[Inbox, ...]
+    workers: int
+    state_dir: Path
+    rescan_seconds: float
+    shutdown_grace: float
+    log_format: str
+    log_level: str
+    metrics: tuple[str, int] | None = None  # (host, port) of /metrics and /healthz
+    processes: int = 1  # worker processes sharing the workers (1: threads in this one)
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load(
+    path: str | os.PathLike[str], environ: dict[str, str] | None = None, *, keys: bool = True
+) -> Config:
+    """Read, validate and resolve a config file, or raise ConfigError with every problem.
+    ``keys=False``: API keys are not read (status, explain and retry need none)."""
+    source = Path(path)
+    env = dict(os.environ) if environ is None else environ
+    try:
+        text = source.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(
+            [Problem(str(source), None, "", f"cannot read config: {reason}")]
+        ) from None
+    return parse(text, source, env, keys=keys)
+
+
+def parse(text: str, source: Path, environ: dict[str, str], *, keys: bool = True) -> Config:
+    fname = str(source)
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        detail = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([Problem(fname, line, "", f"not valid YAML: {detail}")]) from None
+    lines: dict[KeyPath, int] = {}
+    problems: list[Problem] = []
+    if node is not None:
+        index_lines(node, (), lines, problems, fname)
+    raw = yaml.safe_load(text)
+    if not isinstance(raw, dict):
+        problems.append(Problem(fname, 1, "", "expected a mapping with endpoints: and inboxes:"))
+        raise ConfigError(problems)
+    try:
+        model = ConfigModel.model_validate(raw)
+    except ValidationError as exc:
+        problems.extend(from_pydantic(exc, lines, fname))
+        # Still check what did validate (keys, inbox folders), so that one run of
+        # check-config lists every problem, not just the schema's.
+        model = _valid_parts(raw)
+    config = _resolve(model, source, environ, lines, problems, raw, keys)
+    if problems:
+        raise ConfigError(problems)
+    log.hide(*(endpoint.api_key for endpoint in config.endpoints.values()))
+    return config
+
+
+def _valid_parts(raw: dict[str, Any]) -> ConfigModel:
+    """The sections of a config that validate on their own; invalid inboxes become None."""
+
+    def valid(model: type[StrictModel], data: Any) -> Any:
+        try:
+            return model.model_validate(data)
+        except ValidationError:
+            return None
+
+    endpoints = raw.get("endpoints")
+    inboxes = raw.get("inboxes")
+    return ConfigModel.model_construct(
+        endpoints={
+            str(name): ep
+            for name, data in (endpoints.items() if isinstance(endpoints, dict) else ())
+            if (ep := valid(EndpointModel, data)) is not None
+        },
+        defaults=valid(SettingsModel, raw.get("defaults", {})) or SettingsModel(),
+        inboxes=tuple(
+            valid(InboxModel, data) for data in (inboxes if isinstance(inboxes, list) else ())
+        ),
+    )
+
+
+def _resolve(
+    model: ConfigModel,
+    source: Path,
+    environ: dict[str, str],
+    lines: dict[KeyPath, int],
+    problems: list[Problem],
+    raw: dict[str, Any],
+    keys: bool,
+) -> Config:
+    base = source.parent.resolve()
+    fname = str(source)
+
+    def problem(path: KeyPath, message: str) -> None:
+        problems.append(Problem(fname, line_of(path, lines), dotted(path), message))
+
+    used = {model.defaults.endpoint} | {  # the endpoints whose keys must be there
+        layer.endpoint
+        for inbox in model.inboxes
+        if inbox is not None
+        for layer in (inbox, *inbox.rules)
+    }
+    endpoints = {
+        name: _endpoint(
+            name, ep, base, environ, ("endpoints", name), problem, keys and name in used
+        )
+        for name, ep in model.endpoints.items()
+    }
+    defaults = _layer(model.defaults, base, ("defaults",), problem)
+    inboxes = []
+    names: set[str] = set()
+    if not model.inboxes:
+        problem(("inboxes",), "list at least one inbox")
+    raw_endpoints = raw.get("endpoints")
+    known = set(raw_endpoints) if isinstance(raw_endpoints, dict) else set()
+    for index, inbox in enumerate(model.inboxes):
+        if inbox is None:  # invalid, already reported
+            continue
+        where: KeyPath = ("inboxes", index)
+        path = (base / Path(inbox.path).expanduser()).resolve()
+        if not path.is_dir():
+            reason = "is not a folder" if path.exists() else "does not exist"
+            problem((*where, "path"), f"inbox {path} {reason}")
+        layers = [defaults, _layer(inbox, base, where, problem)]
+        for rindex, rule in enumerate(inbox.rules):
+            rwhere = (*where, "rules", rindex)
+            if rule.match is None and rule.folder is None:
+                problem(rwhere, "a rule needs match: (a glob) or folder: (a subfolder)")
+            layers.append(_layer(rule, base, rwhere, problem, rule.match, rule.folder))
+        merged: dict[str, Any] = {}
+        for layer in layers[:2]:
+            merged.update(layer.values)
+        for key in ("endpoint", "model"):
+            if key not in merged:
+                problem(where, f"no {key}: set it in defaults: or on the inbox")
+        for rindex, values in enumerate([merged, *(lay.values for lay in layers[2:])]):
+            ep_name = values.get("endpoint")
+            if ep_name is not None and ep_name not in known:
+                at = (*where, "endpoint") if rindex == 0 else (*where, "rules", rindex - 1)
+                problem(at, f"unknown endpoint {ep_name!r}; defined: {', '.join(known)}")
+        _check_models(endpoints, merged, layers[2:], where, problem)
+        name = path.name or str(path)
+        while name in names:
+            name += "+"
+        names.add(name)
+        inboxes.append(
+            Inbox(
+                name,
+                path,
+                inbox.recursive,
+                inbox.include,
+                inbox.exclude,
+                tuple(layers),
+                follow_symlinks=inbox.follow_symlinks,
+                failed_dir=_own_folder(path, inbox.failed_dir),
+                done_dir=_own_folder(path, inbox.done_dir),
+                watch=inbox.watch,
+                poll_seconds=inbox.poll_seconds,
+            )
+        )
+    return Config(
+        source=source,
+        endpoints=endpoints,
+        inboxes=tuple(inboxes),
+        workers=model.workers,
+        processes=process_count(
+            model.processes, (ep.kind for n, ep in endpoints.items() if n in used), os.cpu_count()
+        ),
+        state_dir=chosen_state_dir(base, model.state_dir),
+        rescan_seconds=model.rescan_seconds,
+        shutdown_grace=model.shutdown_grace,
+        log_format=model.log.format,
+        log_level=model.log.level,
+        metrics=(model.metrics.host, model.metrics.port) if model.metrics else None,
+    )
+
+
+def _check_models(
+    endpoints: dict[str, Endpoint],
+    merged: dict[str, Any],
+    rules: list[Layer],
+    where: KeyPath,
+    problem: Any,
+) -> None:
+    """Refuse what no request to the model can do: a translation by a model that only
+    transcribes (on OpenAI, translations are whisper-1's alone)."""
+    for index, rule in enumerate([None, *rules]):
+        values = {**merged, **(rule.values if rule is not None else {})}
+        endpoint = endpoints.get(values.get("endpoint", ""))
+        model = values.get("model")
+        if endpoint is None or model is None or endpoint.kind == "local":
+            continue
+        if values.get("task") is Task.TRANSLATE and not models.of(endpoint, model).translate:
+            at = (*where, "task") if rule is None else (*where, "rules", index - 1, "task")
+            problem(at, models.cannot_translate(endpoint, model))
+
+
+def _endpoint(
+    name: str,
+    ep: EndpointModel,
+    base: Path,
+    environ: dict[str, str],
+    where: KeyPath,
+    problem: Any,
+    used: bool,
+) -> Endpoint:
+    """Resolve one endpoint; its key must be at hand only if some inbox uses it."""
+    key: str | None = None
+    if ep.kind != "local" and ep.base_url is None:
+        problem(where, f"base_url is required (kind: {ep.kind})")
+    if ep.api_key_env and ep.api_key_file:
+        problem(where, "give api_key_env or api_key_file, not both")
+    elif ep.api_key_env:
+        key = environ.get(ep.api_key_env)
+        if not key and used:
+            problem((*where, "api_key_env"), f"environment variable {ep.api_key_env} is not set")
+    elif ep.api_key_file and used:
+        key = keyfile.read(ep.api_key_file, base, environ, (*where, "api_key_file"), problem)
+    keyfile.check(key, ep.api_key_env, ep.api_key_file, where, problem)
+    return Endpoint(
+        name=name,
+        base_url=(ep.base_url or "").rstrip("/"),
+        timeout=ep.timeout,
+        connect_timeout=ep.connect_timeout,
+        max_concurrency=ep.max_concurrency or (1 if ep.kind == "local" else 4),
+        max_attempts=ep.max_attempts,
+        backoff_max=ep.backoff_max,
+        api_key=key,
+        pause_after_failures=ep.pause_after_failures,
+        pause_seconds=ep.pause_seconds,
+        kind=ep.kind,
+        api_version=ep.api_version,
+        request_path=ep.request_path.strip("/") if ep.request_path else None,
+        max_upload_bytes=ep.max_upload_bytes,
+        max_answer_bytes=ep.max_answer_bytes,
+        max_duration_seconds=ep.max_duration_seconds,
+        audio_codec=ep.audio_codec,
+        device=ep.device,
+        compute_type=ep.compute_type,
+        cpu_threads=ep.cpu_threads,
+        models=tuple((model, Stated(**said.model_dump())) for model, said in ep.models.items()),
+    )
+
+
+def _own_folder(inbox: Path, name: str) -> Path:
+    """failed_dir, done_dir: the last name not resolved (a link there is refused on use)."""
+    folder = Path(os.path.normpath(inbox / Path(name).expanduser()))
+    return folder.parent.resolve() / folder.name
+
+
+def _layer(
+    model: SettingsModel,
+    base: Path,
+    where: KeyPath,
+    problem: Any,
+    match: str | None = None,
+    folder: str | None = None,
+) -> Layer:
+    values = {
+        name: getattr(model, name)
+        for name in SETTING_NAMES
+        if name in model.model_fields_set and getattr(model, name) is not None
+    }
+    if model.prompt_file is not None:
+        if model.prompt is not None:
+            problem(where, "give prompt or prompt_file, not both")
+        prompt_path = base / Path(model.prompt_file).expanduser()
+        try:
+            values["prompt"] = prompt_path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            problem((*where, "prompt_file"), f"cannot read {prompt_path}: {unreadable(exc)}")
+    if "output_dir" in values:
+        values["output_dir"] = (base / Path(values["output_dir"]).expanduser()).resolve()
+    if "formats" in values:
+        values["formats"] = tuple(dict.fromkeys(values["formats"]))
+    return Layer(values, match, folder.strip("/") if folder else None)

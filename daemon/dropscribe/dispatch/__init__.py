@@ -1,0 +1,1 @@
+"""Settled files handed to worker threads (pool) and worker processes (processes, child)."""

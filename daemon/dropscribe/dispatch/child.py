@@ -1,0 +1,206 @@
+"""What runs in a worker process (``processes: N``): the usual JobRunner behind a
+pipe, plus what it shares with its siblings (the job-key locks) and what it tells
+the main process (each file's outcome, and its upload metrics every two seconds).
+
+It ignores SIGTERM, SIGINT and SIGHUP: the main process tells it to stop or to
+reload, and when the main process is gone it stops at its next read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import faulthandler
+import fcntl
+import math
+import os
+import pickle
+import signal
+import struct
+import threading
+import zlib
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dropscribe.config.rules import inbox_of
+from dropscribe.dispatch.pool import Pool
+from dropscribe.jobs.job import Item
+from dropscribe.jobs.runner import JobRunner, make_client
+from dropscribe.ledger.store import LEDGER_NAME, Ledger
+from dropscribe.ops import log as logmod
+from dropscribe.ops.metrics import UPLOAD_FAMILIES, Metrics
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from multiprocessing.connection import Connection
+
+    from dropscribe.config.settings import Config, Endpoint
+
+METRICS_SECONDS = 2.0  # how often a worker process sends its upload metrics
+
+
+class FileKeyLocks:
+    """A lock per job key that holds across processes and threads: an open-file-description
+    lock (``F_OFD_SETLKW``) on one byte of a single file, at an offset taken from the key.
+
+    OFD locks belong to an open file, not to a process, so each acquisition opens the
+    file anew and two threads of one process exclude each other too; closing releases
+    it, also when the process dies. One file serves every key: no file per key, as
+    creating files is the costly part (on a busy ext4 a new inode costs ~0.5 ms).
+    """
+
+    # struct flock: l_type, l_whence, l_start, l_len, l_pid, padded as C pads it
+    _FLOCK = struct.Struct("hhqqi0q")
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
+        self._path = path
+
+    @contextlib.contextmanager
+    def __call__(self, key: str) -> Iterator[None]:
+        # crc32 is the same in every process; two jobs share a byte once in 4 billion
+        offset = zlib.crc32(key.encode())
+        fd = os.open(self._path, os.O_RDWR | os.O_CLOEXEC)
+        try:
+            fcntl.fcntl(
+                fd, fcntl.F_OFD_SETLKW, self._FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, offset, 1, 0)
+            )
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+
+def share(endpoint: Endpoint, processes: int) -> Endpoint:
+    """One process's part of an endpoint's concurrency (at least one upload)."""
+    return replace(endpoint, max_concurrency=max(1, endpoint.max_concurrency // processes))
+
+
+def serve(
+    index: int,
+    config: Config,
+    once: bool,
+    log_level: str,
+    tasks: Connection,
+    results: Connection,
+) -> None:
+    """A worker process: take files from ``tasks`` until None (or the main process is
+    gone), report on ``results``."""
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_IGN)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # as the main process
+    logmod.configure(config.log_format, log_level, final=True)
+    logmod.hide(*(endpoint.api_key for endpoint in config.endpoints.values()))
+    processes = config.processes
+    threads = math.ceil(config.workers / processes)
+    current = {"config": config}
+    ledger = Ledger(config.state_dir / LEDGER_NAME)
+    abort = threading.Event()
+    endpoints = config.endpoints.items()
+    clients = {name: make_client(share(ep, processes), None, abort) for name, ep in endpoints}
+    metrics = Metrics()
+    put = Sender(results)
+
+    def report(item: Item, outcome: str | None) -> None:
+        put(("done", index, str(item.path), outcome))
+
+    runner = JobRunner(
+        ledger,
+        clients,
+        abort,
+        once=once,
+        metrics=metrics,
+        inbox_of=lambda path: inbox_of(current["config"], path),
+        key_lock=FileKeyLocks(config.state_dir / "keys.lock"),
+        report=report,
+    )
+    pool: Pool[Item] = Pool(threads, runner, key=lambda item: item.path, queue_size=threads * 4)
+    pool.start()
+    stopped = threading.Event()
+    reporter = threading.Thread(
+        target=_report_metrics, args=(index, metrics, put, stopped), name="dropscribe-metrics"
+    )
+    reporter.start()
+    try:
+        while True:
+            try:
+                message = receive(tasks)
+            except (EOFError, OSError):
+                break  # the main process is gone
+            if message is None:
+                break
+            if message[0] == "file":
+                path = Path(message[1])
+                inbox = inbox_of(current["config"], path)
+                if inbox is None or not pool.submit(Item(inbox, path)):
+                    put(("done", index, str(path), None))
+            elif message[0] == "config":
+                current["config"] = _reconfigure(runner, current["config"], message[1])
+    finally:
+        abort.set()
+        stopped.set()
+        reporter.join()
+        stragglers = pool.close(config.shutdown_grace)
+        if not stragglers:
+            for client in runner.clients():
+                client.close()
+            ledger.close()
+        put(("metrics", index, snapshot(metrics)))
+
+
+def _report_metrics(index: int, metrics: Metrics, put: Sender, stopped: threading.Event) -> None:
+    while not stopped.wait(METRICS_SECONDS):
+        put(("metrics", index, snapshot(metrics)))
+
+
+def _reconfigure(runner: JobRunner, old: Config, new: Config) -> Config:
+    """Apply a reloaded config (the main process kept its process and thread counts)."""
+    runner.update_endpoints(
+        {n: share(e, old.processes) for n, e in old.endpoints.items()},
+        {n: share(e, old.processes) for n, e in new.endpoints.items()},
+    )
+    return new
+
+
+def receive(conn: Connection) -> Any:
+    """A message from the other end of a pipe only our own processes hold."""
+    return pickle.loads(conn.recv_bytes())  # noqa: S301 (as Connection.recv does)
+
+
+class Sender:
+    """One end of a pipe, shared by threads. Pipes, not multiprocessing queues: a queue
+    hands each message to a feeder thread, and waking it costs more than the write;
+    plain pickle, as nothing sent needs multiprocessing's pickler (which copies its
+    dispatch table for every message).
+    A reader that is gone is not an error: the main process revives a dead child, and
+    a child without its main process stops at its next read."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._lock = threading.Lock()
+
+    def __call__(self, message: tuple[Any, ...] | None) -> None:
+        with self._lock, contextlib.suppress(OSError):
+            self._conn.send_bytes(pickle.dumps(message, pickle.HIGHEST_PROTOCOL))
+
+    def close(self) -> None:
+        """Not while another thread writes: its descriptor could be reused meanwhile."""
+        with self._lock:
+            self._conn.close()
+
+
+Snapshot = list[tuple[str, str, str, list[tuple[str, dict[str, str], float]]]]
+
+
+def snapshot(metrics: Metrics) -> Snapshot:
+    """The upload families of a child's registry, as plain data for the main process."""
+    return [
+        (
+            family.name,
+            family.documentation,
+            family.type,
+            [(s.name, dict(s.labels), s.value) for s in family.samples],
+        )
+        for family in metrics.registry.collect()
+        if family.name in UPLOAD_FAMILIES
+    ]

@@ -1,0 +1,307 @@
+"""Worker processes (``processes: N``): the main process watches and settles, N
+processes fingerprint, upload and write sidecars.
+
+Python runs one thread at a time per process, and a small file costs a few
+milliseconds of Python (HTTP, hashing, probing, rendering); with many small
+files and a fast server that is the bottleneck, so the work spreads over
+processes. Each one runs the same JobRunner as the threaded mode, with its own
+ledger connection (SQLite serialises the writers), its own HTTP clients with a
+share of each endpoint's ``max_concurrency``, and ``workers / processes``
+threads. The same content under two names is still uploaded once: job keys are
+locked across processes, on ``state_dir/keys.lock``. Outcomes and upload metrics
+come back to the main process, which serves ``/metrics`` for all.
+
+This is the main process's side; ``child.py`` is what runs in each worker
+process. A child that dies is started again and its files re-settled.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import threading
+import time
+from dataclasses import dataclass, field
+from multiprocessing.connection import wait
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from prometheus_client.metrics_core import Metric
+
+from dropscribe.dispatch.child import Sender, receive, serve
+from dropscribe.errors import DropscribeError
+from dropscribe.jobs.job import Item, Tally
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from multiprocessing.connection import Connection
+    from multiprocessing.context import SpawnProcess
+
+    from dropscribe.config.settings import Config
+    from dropscribe.dispatch.child import Snapshot
+    from dropscribe.ops.metrics import Metrics
+
+log = structlog.get_logger("dropscribe")
+
+QUICK_DEATH = 10.0  # seconds: a worker process dying younger than this died starting up
+QUICK_DEATHS = 5  # in a row: give up (systemd's Restart= then backs off)
+
+
+class MergedCollector:
+    """The children's upload metrics summed (gauges: the largest) at scrape time."""
+
+    def __init__(self) -> None:
+        self.latest: dict[int, Snapshot] = {}
+        self._lock = threading.Lock()
+
+    def update(self, index: int, data: Snapshot) -> None:
+        with self._lock:
+            self.latest[index] = data
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            children = list(self.latest.values())
+        families: dict[str, tuple[str, str, dict[tuple[str, tuple[Any, ...]], float]]] = {}
+        for data in children:
+            for name, doc, kind, samples in data:
+                _, _, values = families.setdefault(name, (doc, kind, {}))
+                for sample, labels, value in samples:
+                    if sample.endswith("_created"):
+                        continue
+                    key = (sample, tuple(sorted(labels.items())))
+                    old = values.get(key)
+                    if old is None:
+                        values[key] = value
+                    else:
+                        values[key] = max(old, value) if kind == "gauge" else old + value
+        for name, (doc, kind, values) in families.items():
+            family = Metric(name, doc, kind)
+            for (sample, pairs), value in values.items():
+                family.add_sample(sample, dict(pairs), value)
+            yield family
+
+
+def _say_raised_limits(config: Config) -> None:
+    """Each process uploads at least one file at a time to each endpoint: say so where
+    that adds up to more than the endpoint's max_concurrency."""
+    for name, endpoint in config.endpoints.items():
+        if endpoint.max_concurrency < config.processes:
+            log.warning(
+                "endpoint.concurrency_raised",
+                endpoint=name,
+                max_concurrency=endpoint.max_concurrency,
+                processes=config.processes,
+                at_most=config.processes,
+                fix="set processes to at most max_concurrency, or accept this",
+            )
+
+
+@dataclass(eq=False)  # compared by identity
+class _Child:
+    index: int
+    process: SpawnProcess
+    send: Sender  # to it (if it is gone, its files come back when it is revived)
+    results: Connection  # from it
+    files: dict[Path, Item] = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)
+    gone: bool = False  # seen dead (then replaced, unless the pool gave up or is closing)
+
+    def close(self) -> None:
+        self.send.close()
+        self.results.close()
+
+
+class WorkersFailedError(DropscribeError):
+    """Worker processes die as soon as they start: the daemon stops rather than spin."""
+
+
+class ProcessPool:
+    """The thread Pool's interface over worker processes."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        once: bool,
+        log_level: str,
+        metrics: Metrics,
+        on_done: Callable[[Item], None],
+        on_lost: Callable[[Item], None],
+    ) -> None:
+        self._config = config
+        self._once = once
+        self._log_level = log_level
+        self._metrics = metrics
+        self._on_done = on_done
+        self._on_lost = on_lost
+        self._context = multiprocessing.get_context("spawn")
+        self._wake_reader, self._wake = self._context.Pipe(duplex=False)
+        self._threads = math.ceil(config.workers / config.processes)
+        self._children: list[_Child] = []
+        self._where: dict[Path, _Child] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+        self._quick_deaths = 0
+        self.failure: str | None = None  # set when worker processes cannot stay up
+        self.tally = Tally()
+        self._merged = MergedCollector()
+        metrics.registry.register(self._merged)
+        self._reader = threading.Thread(target=self._read, name="dropscribe-results")
+
+    def start(self) -> None:
+        _say_raised_limits(self._config)
+        self._children = [self._spawn(index) for index in range(self._config.processes)]
+        self._reader.start()
+
+    def _spawn(self, index: int) -> _Child:
+        tasks_out, tasks_in = self._context.Pipe(duplex=False)
+        results_out, results_in = self._context.Pipe(duplex=False)
+        process = self._context.Process(
+            target=serve,
+            args=(index, self._config, self._once, self._log_level, tasks_out, results_in),
+            name=f"dropscribe-worker-{index}",
+        )
+        process.start()
+        tasks_out.close()  # the child's ends: closed here, so either side sees the other go
+        results_in.close()
+        return _Child(index, process, Sender(tasks_in), results_out)
+
+    def submit(self, item: Item) -> bool:
+        """Hand a file to the least busy process; False when in flight or all are full."""
+        with self._lock:
+            living = [c for c in self._children if not c.gone]
+            if self._closed or not living or item.path in self._where:
+                return False
+            child = min(living, key=lambda c: len(c.files))
+            if len(child.files) >= self._threads * 2:
+                return False
+            child.files[item.path] = item
+            self._where[item.path] = child
+        child.send(("file", str(item.path)))
+        return True
+
+    def in_flight(self, path: Path) -> bool:
+        with self._lock:
+            return path in self._where
+
+    def idle(self) -> bool:
+        with self._lock:
+            return not self._where
+
+    def counts(self) -> tuple[int, int]:
+        """(queued, running)."""
+        with self._lock:
+            running = sum(min(len(c.files), self._threads) for c in self._children)
+            return len(self._where) - running, running
+
+    def reload(self, config: Config) -> None:
+        """Hand a reloaded config to every process (its restart-only keys as they were)."""
+        _say_raised_limits(config)
+        with self._lock:
+            self._config = config
+            children = [c for c in self._children if not c.gone]
+        for child in children:
+            child.send(("config", self._config))
+
+    def close(self, grace: float) -> int:
+        """Stop every process: files not started are dropped, running ones get ``grace``
+        seconds (plus a little to report); returns how many were still running."""
+        with self._lock:
+            self._closed = True
+            children = [c for c in self._children if not c.gone]
+        for child in children:
+            child.send(None)
+        deadline = time.monotonic() + grace + 5.0
+        for child in children:
+            child.process.join(max(0.0, deadline - time.monotonic()))
+        stragglers = 0
+        for child in children:
+            if child.process.is_alive():
+                stragglers += len(child.files)
+                child.process.kill()
+                child.process.join()
+        self._wake.send(None)
+        self._reader.join()
+        for child in children:
+            child.close()
+        self._wake.close()
+        self._wake_reader.close()
+        return stragglers
+
+    def _read(self) -> None:
+        """Take what the children report; start again those that die."""
+        while True:
+            with self._lock:
+                children = [c for c in self._children if not c.gone]
+            sources: dict[Any, _Child] = {c.results: c for c in children}
+            ready = wait([self._wake_reader, *sources, *(c.process.sentinel for c in children)])
+            for conn in ready:
+                child = sources.get(conn)
+                if child is not None:
+                    self._receive(child)
+            if self._wake_reader in ready:
+                return
+            if any(isinstance(r, int) for r in ready):
+                self._revive()
+
+    def _receive(self, child: _Child) -> None:
+        """Every message waiting from one child (a dead one's last words included)."""
+        try:
+            while child.results.poll():
+                message = receive(child.results)
+                if message[0] == "done":
+                    self._done(message[1], Path(message[2]), message[3])
+                elif message[0] == "metrics":
+                    self._merged.update(message[1], message[2])
+        except (EOFError, OSError):
+            return  # gone: its sentinel says so, and it is revived
+
+    def _done(self, index: int, path: Path, outcome: str | None) -> None:
+        with self._lock:
+            child = self._where.get(path)
+            if child is None or child.index != index:
+                return
+            del self._where[path]
+            item = child.files.pop(path)
+        if outcome is not None:
+            self.tally.add(outcome)
+            self._metrics.outcomes.labels(outcome).inc()
+        self._on_done(item)
+
+    def _revive(self) -> None:
+        """Start a process that died again; its files go back to be settled."""
+        with self._lock:
+            dead = [c for c in self._children if not c.gone and not c.process.is_alive()]
+        for child in dead:
+            self._receive(child)  # what it finished before it died is not lost
+        lost: list[Item] = []
+        with self._lock:
+            for child in dead:
+                child.gone = True  # seen to: no longer waited on (a successor may follow)
+                child.close()
+                if self._closed:
+                    continue  # stopping: its unstarted files are dropped with the rest
+                quick = time.monotonic() - child.started < QUICK_DEATH
+                self._quick_deaths = self._quick_deaths + 1 if quick else 0
+                code = child.process.exitcode
+                lost += child.files.values()
+                for path in child.files:
+                    self._where.pop(path, None)
+                giving_up = self._quick_deaths >= QUICK_DEATHS
+                log.error(
+                    "worker.died",
+                    worker=child.index,
+                    exitcode=code,
+                    files=len(child.files),
+                    action="giving up" if giving_up else "started again",
+                )
+                if giving_up:
+                    self.failure = (
+                        f"worker processes die as they start ({QUICK_DEATHS} in a row,"
+                        f" last exit code {code}); see the events before this one"
+                    )
+                    continue
+                self._children[self._children.index(child)] = self._spawn(child.index)
+        for item in lost:
+            self._on_lost(item)

@@ -1,0 +1,349 @@
+"""The watchdog adapter and the folder scans.
+
+Handlers only record a hint and return; the service decides what a hint means.
+Scans walk an inbox for files that arrived while nobody was watching.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import structlog
+from watchdog.events import (
+    EVENT_TYPE_CLOSED,
+    EVENT_TYPE_CLOSED_NO_WRITE,
+    EVENT_TYPE_DELETED,
+    EVENT_TYPE_MODIFIED,
+    EVENT_TYPE_OPENED,
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers import Observer
+from watchdog.observers.polling import PollingObserver
+
+from dropscribe.config.rules import JUNK_FOLDERS
+from dropscribe.errors import SetupError
+from dropscribe.outputs.sidecar import TEMP_SUFFIX
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from watchdog.observers.api import BaseObserver
+
+    from dropscribe.config.settings import Inbox
+
+log = structlog.get_logger("dropscribe.watcher")
+
+# watchdog warns when a folder created in a burst (mkdir -p a/b/c) gets its watch
+# added twice; the second add just replaces the first. Harmless, and a warning
+# raised inside its reader thread must never be able to end that thread.
+warnings.filterwarnings(
+    "ignore", message="Callback with id .* already exists", category=RuntimeWarning
+)
+
+Hint = tuple[Path, bool, bool]
+"""A watch event reduced to what matters: the path, whether a folder, whether gone."""
+
+
+# The events worth hearing of; the kernel is told to send no others (so our own reads
+# of a file, and the opens and closes of every reader, cost nothing).
+EVENTS = [
+    FileCreatedEvent,
+    FileModifiedEvent,
+    FileClosedEvent,
+    FileMovedEvent,
+    FileDeletedEvent,
+    DirCreatedEvent,
+    DirMovedEvent,
+    DirDeletedEvent,
+]
+
+
+class _Recorder(FileSystemEventHandler):
+    """Turns every event into a hint; never blocks, never raises."""
+
+    def __init__(self, put: Callable[[Hint], None]) -> None:
+        self._put = put
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        try:
+            self._record(event)
+        except Exception:  # an exception here would silently end the observer thread
+            log.exception("watch.handler_failed", event_type=event.event_type)
+
+    def _record(self, event: FileSystemEvent) -> None:
+        if event.event_type in {EVENT_TYPE_OPENED, EVENT_TYPE_CLOSED_NO_WRITE}:
+            return
+        if event.is_directory and event.event_type in {EVENT_TYPE_MODIFIED, EVENT_TYPE_CLOSED}:
+            return  # a folder's listing changed: the files' own events say which
+        src = os.fsdecode(event.src_path)
+        if not event.dest_path and (src.endswith(TEMP_SUFFIX) or _unnamed(src)):
+            return  # our own sidecar being written: the busiest and least useful events
+        if event.dest_path:  # a move: the old name is gone, the new one appears
+            self._put((Path(src), event.is_directory, True))
+            self._put((Path(os.fsdecode(event.dest_path)), event.is_directory, False))
+            return
+        self._put((Path(src), event.is_directory, event.event_type == EVENT_TYPE_DELETED))
+
+
+def _unnamed(path: str) -> bool:
+    """An ``O_TMPFILE`` file's pseudo-name (``#`` and its inode number): its writes and
+    close are reported under it before and after it is linked into the folder."""
+    name = path.rpartition("/")[2]
+    return name[:1] == "#" and name[1:].isdigit()
+
+
+# Filesystems whose changes made elsewhere (another host, the FUSE daemon, the VM's
+# host) inotify never hears of: `watch: auto` polls them.
+REMOTE_FILESYSTEMS = {
+    "nfs",
+    "nfs4",
+    "cifs",
+    "smb3",
+    "smbfs",
+    "9p",
+    "afs",
+    "ceph",
+    "glusterfs",
+    "lustre",
+    "gpfs",
+    "ncpfs",
+    "davfs",
+    "vboxsf",
+    "vmhgfs",
+    "prl_fs",
+    "fuse",
+    "fuseblk",
+}
+
+
+def filesystem_type(path: Path, mountinfo: str) -> str:
+    """The type of the filesystem holding ``path``, from /proc/self/mountinfo's text."""
+    best, kind = "", "unknown"
+    for line in mountinfo.splitlines():
+        fields = line.split()
+        if "-" not in fields:
+            continue
+        mount = fields[4].replace("\\040", " ")
+        fstype = fields[fields.index("-") + 1]
+        inside = str(path) == mount or str(path).startswith(mount.rstrip("/") + "/")
+        if inside and len(mount) >= len(best):
+            best, kind = mount, fstype
+    return kind
+
+
+def watch_mode(inbox: Inbox, fstype: str) -> tuple[str, str]:
+    """(native | poll, why) for an inbox on a filesystem of type ``fstype``."""
+    if inbox.watch != "auto":
+        return inbox.watch, "configured"
+    if fstype in REMOTE_FILESYSTEMS or fstype.startswith("fuse."):
+        return "poll", f"{fstype} is a network or FUSE filesystem: inotify misses remote changes"
+    return "native", f"{fstype} is local"
+
+
+def _mountinfo() -> str:
+    try:
+        return Path("/proc/self/mountinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+class Watcher:
+    """One watchdog observer per inbox, started and stopped together.
+
+    ``native`` makes the platform observer (inotify here); it is a parameter so
+    the fallback when inotify runs out of watches can be exercised.
+    """
+
+    def __init__(
+        self,
+        inboxes: tuple[Inbox, ...],
+        put: Callable[[Hint], None],
+        native: Callable[[], BaseObserver] = Observer,
+        on_change: Callable[[dict[str, bool]], None] | None = None,
+    ) -> None:
+        """``on_change`` hears ``watched()`` once watching starts and whenever an inbox
+        goes missing or comes back (the metrics gauge)."""
+        self._inboxes = inboxes
+        self._on_change = on_change
+        self._handler = _Recorder(put)
+        self._native = native
+        self._observers: list[BaseObserver] = []
+        self._folders: list[tuple[int, int] | None] = []  # each inbox's (device, inode)
+        self._missing: set[int] = set()  # inboxes reported gone
+
+    def start(self) -> None:
+        mountinfo = _mountinfo()
+        for inbox in self._inboxes:
+            mode, why = watch_mode(inbox, filesystem_type(inbox.path, mountinfo))
+            self._folders.append(_folder_id(inbox.path))
+            try:
+                self._observers.append(self._observe(inbox, mode, why))
+            except OSError as exc:
+                self.stop()
+                raise SetupError(
+                    f"cannot watch inbox {inbox.path}: {exc.strerror or exc}"
+                ) from None
+        self._changed()
+
+    def _observe(self, inbox: Inbox, mode: str, why: str) -> BaseObserver:
+        if mode == "native":
+            try:
+                return self._start(inbox, self._native(), mode, why)
+            except OSError as exc:
+                if exc.errno not in {errno.ENOSPC, errno.EMFILE}:
+                    raise
+                log.error(
+                    "inbox.watch_limit",
+                    inbox=inbox.name,
+                    path=str(inbox.path),
+                    error=exc.strerror,
+                    action="polling this inbox instead",
+                    fix="raise fs.inotify.max_user_watches and "
+                    "fs.inotify.max_user_instances, e.g. "
+                    "sysctl fs.inotify.max_user_watches=524288",
+                )
+                mode, why = "poll", "inotify limit reached"
+        return self._start(inbox, PollingObserver(timeout=inbox.poll_seconds), mode, why)
+
+    def _start(self, inbox: Inbox, observer: BaseObserver, mode: str, why: str) -> BaseObserver:
+        observer.name = f"dropscribe-watch-{inbox.name}"
+        observer.schedule(
+            self._handler, str(inbox.path), recursive=inbox.recursive, event_filter=EVENTS
+        )
+        try:
+            observer.start()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                observer.stop()
+            raise
+        log.info(
+            "inbox.watching",
+            inbox=inbox.name,
+            path=str(inbox.path),
+            recursive=inbox.recursive,
+            mode=mode,
+            why=why,
+        )
+        return observer
+
+    def revive(self) -> list[Inbox]:
+        """Watch again each inbox whose watch has stopped; returns them, to be rescanned.
+
+        A watch stops when its thread dies, and, silently, when its folder is removed
+        (a sync tool recreating it, a disk unmounted under it): inotify's watch goes
+        with the folder, and a new folder of the same name is not watched. A missing
+        folder is reported once and watched again when it is back.
+        """
+        back = []
+        for index, inbox in enumerate(self._inboxes):
+            folder = _folder_id(inbox.path)
+            if folder is None:
+                if index not in self._missing:
+                    self._missing.add(index)
+                    log.error(
+                        "inbox.missing",
+                        inbox=inbox.name,
+                        path=str(inbox.path),
+                        action="watching it again when it is back",
+                    )
+                    self._changed()
+                continue
+            observer = self._observers[index]
+            if index in self._missing:
+                why = "folder back"
+            elif folder != self._folders[index]:
+                why = "folder replaced"
+            elif not _watching(observer):
+                why = "watch stopped"  # its folder was removed (and made again), or it died
+            else:
+                continue
+            log.warning(
+                "inbox.watch_lost",
+                inbox=inbox.name,
+                path=str(inbox.path),
+                why=why,
+                action="restarting the watch and rescanning",
+            )
+            with contextlib.suppress(Exception):
+                observer.stop()
+            mode = "poll" if isinstance(observer, PollingObserver) else "native"
+            try:
+                self._observers[index] = self._observe(inbox, mode, f"restarted: {why}")
+            except OSError as exc:  # gone again already: the next look tries again
+                log.error(
+                    "inbox.watch_failed",
+                    inbox=inbox.name,
+                    path=str(inbox.path),
+                    error=exc.strerror or str(exc),
+                )
+                continue
+            if index in self._missing:
+                self._missing.discard(index)
+                self._changed()
+            self._folders[index] = folder
+            back.append(inbox)
+        return back
+
+    def watched(self) -> dict[str, bool]:
+        """Each inbox's name: whether its folder is there (and so watched, or about to be
+        watched again by ``revive``)."""
+        return {inbox.name: i not in self._missing for i, inbox in enumerate(self._inboxes)}
+
+    def _changed(self) -> None:
+        if self._on_change is not None:
+            self._on_change(self.watched())
+
+    def stop(self) -> None:
+        for observer in self._observers:
+            observer.stop()
+        for observer in self._observers:
+            observer.join()
+        self._observers.clear()
+
+
+def _watching(observer: BaseObserver) -> bool:
+    """The observer and its emitter threads run (watchdog stops an inotify emitter
+    when the watched folder itself is deleted)."""
+    emitters = observer.emitters
+    return observer.is_alive() and bool(emitters) and all(e.is_alive() for e in emitters)
+
+
+def _folder_id(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of the folder at ``path``; None if there is no folder there."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino) if stat.S_ISDIR(st.st_mode) else None
+
+
+def scan(top: Path, recursive: bool) -> Iterator[Path]:
+    """Every file under ``top``, skipping hidden and junk folders and not following links."""
+
+    def onerror(exc: OSError) -> None:
+        log.warning("scan.unreadable", path=str(exc.filename), error=exc.strerror)
+
+    for folder, dirs, files in os.walk(top, onerror=onerror):
+        dirs[:] = (
+            []
+            if not recursive
+            else [d for d in dirs if not d.startswith(".") and d not in JUNK_FOLDERS]
+        )
+        base = Path(folder)
+        for name in files:
+            yield base / name

@@ -1,0 +1,2 @@
+"""One file's job (runner): fingerprint, ledger, upload or reuse, sidecars, and how it
+ended (verdicts)."""

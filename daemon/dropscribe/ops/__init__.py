@@ -1,0 +1,1 @@
+"""Running it: structured logs, metrics, systemd notifications, the terminal's progress bar."""

@@ -1,0 +1,89 @@
+"""A transcript -> its sidecars: names claimed in the ledger, rendered, written atomically."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import structlog
+
+from dropscribe import names
+from dropscribe.config import rules
+from dropscribe.errors import SidecarError
+from dropscribe.outputs import disposition, render, sidecar
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from dropscribe.config.rules import FolderSettings
+    from dropscribe.config.settings import Format, Inbox
+    from dropscribe.ledger.store import Ledger
+    from dropscribe.transcript import Transcript
+
+log = structlog.get_logger("dropscribe")
+
+
+def write(
+    ledger: Ledger,
+    inbox: Inbox,
+    source: Path,
+    settings: FolderSettings,
+    transcript: Transcript,
+    fresh: str | None,
+    digest: str,
+) -> list[Path]:
+    """Store a fresh transcript under its job key, claim the sidecar paths, write them.
+
+    The template's name is used unless another source owns it or a file we did not
+    write is in the way (a user's own notes): then ``{name}.{ext}``, then numbers.
+    Where ``after:`` moves or deletes recordings, a source is its name *and* content:
+    a recorder that names every file ``REC001.WAV`` gets one set of sidecars per
+    recording, since each earlier set is the only copy left of its transcript.
+    """
+    folder = rules.sidecar_dir(inbox, settings, source)
+    wanted = [folder / rules.sidecar_name(settings, source, fmt) for fmt in settings.formats]
+
+    def candidates(fmt: Format, first: Path) -> Iterator[Path]:
+        """The template's name, then the others; built only as far as needed."""
+        yield first
+        fallback = replace(settings, name_template="{name}.{ext}")
+        others = itertools.chain(
+            [rules.sidecar_name(fallback, source, fmt)],
+            (f"{source.name}.{n}.{fmt.extension}" for n in range(2, 10_000)),
+        )
+        yield from (folder / name for name in others if name != first.name)
+
+    done = (fresh, transcript.to_json(), transcript.request_id) if fresh else None
+    owner = None if settings.after == "keep" else f"{names.text(source)}#{digest}"
+    chosen = ledger.finish(
+        source,
+        done,
+        [candidates(fmt, first) for fmt, first in zip(settings.formats, wanted, strict=True)],
+        taken=disposition.occupied,
+        owner=owner,
+    )
+    files: dict[Path, bytes] = {}
+    for fmt, first, target in zip(settings.formats, wanted, chosen, strict=True):
+        if target is None:
+            raise SidecarError(None, "no free sidecar name", str(first))
+        if target != first:
+            log.info(
+                "sidecar.renamed",
+                reason="name taken by another file",
+                wanted=str(first),
+                sidecar=str(target),
+            )
+        files[target] = render.render(transcript, fmt, settings.task.value)
+    sidecar.write_all(files)
+    for target, data in files.items():
+        log.info("sidecar.written", sidecar=str(target), bytes=len(data))
+    return list(files)
+
+
+def keep(ledger: Ledger, source: Path, key: str, transcript: Transcript) -> None:
+    """Store a fresh transcript under its job key without writing any sidecar."""
+    ledger.finish(
+        source, (key, transcript.to_json(), transcript.request_id), [], disposition.occupied
+    )

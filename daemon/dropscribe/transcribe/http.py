@@ -1,0 +1,334 @@
+"""The httpx client for an OpenAI-compatible transcription endpoint.
+
+The only module that sends transcription requests and the only one that catches
+their ``httpx`` exceptions: every failure leaves here as one of ours (errors.py)
+carrying the status, the request id and the server's message.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import socket
+import ssl
+import time
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from dropscribe import __version__, names
+from dropscribe.errors import (
+    EndpointError,
+    OutageError,
+    PermanentError,
+    RetryableError,
+    TranscriptionError,
+)
+from dropscribe.transcribe import kinds, models
+from dropscribe.transcribe.backoff import parse_retry_after, should_retry
+from dropscribe.transcript import Transcript, clean_text
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+    from dropscribe.config.rules import FolderSettings
+    from dropscribe.config.settings import Endpoint
+
+# Part content types by extension; httpx's guess knows none of the Ogg or m4a spellings.
+MIME_TYPES = {
+    "flac": "audio/flac",
+    "mp3": "audio/mpeg",
+    "mpga": "audio/mpeg",
+    "mpeg": "audio/mpeg",
+    "mp4": "audio/mp4",
+    "m4a": "audio/mp4",
+    "ogg": "audio/ogg",
+    "oga": "audio/ogg",
+    "opus": "audio/ogg",
+    "wav": "audio/wav",
+    "webm": "audio/webm",
+}
+QUOTA_CODES = {"insufficient_quota", "billing_hard_limit_reached", "billing_not_active"}
+REQUEST_ID_HEADERS = ("x-request-id", "request-id", "apim-request-id")
+MAX_MESSAGE = 300
+OUTAGE_STATUSES = frozenset({429, 502, 503, 504})  # the server is busy or its upstream gone
+
+
+class _Coalesced(httpx.SyncByteStream):
+    """httpx writes a multipart body in many small pieces (64 KiB of file at most, and
+    a few bytes per form field); each is a send() and a round of lock traffic. This
+    joins them into blocks of ``size`` bytes, so memory stays flat and syscalls few."""
+
+    def __init__(self, inner: Any, size: int = 1 << 20, deadline: float = math.inf) -> None:
+        self._inner = inner
+        self._size = size
+        self._deadline = deadline  # the whole request's (time.monotonic)
+
+    def __iter__(self) -> Iterator[bytes]:
+        block = bytearray()
+        for piece in self._inner:
+            block += piece
+            if len(block) >= self._size:
+                if time.monotonic() > self._deadline:
+                    raise _TooLate
+                yield bytes(block)
+                block.clear()
+        if block:
+            yield bytes(block)
+
+
+class Client:
+    """Uploads files to one endpoint over a keep-alive connection pool."""
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.endpoint = endpoint
+        self._clock = clock
+        headers = {"User-Agent": f"dropscribe/{__version__}", **kinds.auth_headers(endpoint)}
+        self._limit = kinds.upload_limit(endpoint)
+        self._http = httpx.Client(
+            base_url=endpoint.base_url + "/",
+            headers=headers,
+            timeout=httpx.Timeout(endpoint.timeout, connect=endpoint.connect_timeout),
+            limits=httpx.Limits(
+                max_connections=endpoint.max_concurrency,
+                max_keepalive_connections=endpoint.max_concurrency,
+            ),
+            transport=transport,
+        )
+
+    def __repr__(self) -> str:
+        return f"Client(endpoint={self.endpoint.name!r}, base_url={self.endpoint.base_url!r})"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def transcribe(
+        self,
+        path: Path,
+        settings: FolderSettings,
+        ask: models.Ask | None = None,
+        *,
+        name: str | None = None,
+    ) -> Transcript:
+        """Stream one file to the endpoint and return its transcript, or raise.
+
+        ``ask`` is what the request carries; by default, what the model's table says.
+        ``name`` is the file name the server sees (its extension tells some servers the
+        format); by default ``path``'s, which may be a ``/proc/self/fd`` path."""
+        if ask is None:
+            caps = models.of(self.endpoint, settings.model)
+            ask = models.ask(caps, timed=settings.timed, prompt=True, seconds=None)
+        request_shape = kinds.shape(self.endpoint, settings, ask)
+        name = name or path.name
+        extension = name.rpartition(".")[2].lower() if "." in name else ""
+        mime = MIME_TYPES.get(extension, "application/octet-stream")
+        with path.open("rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if self._limit is not None and size > self._limit:
+                raise PermanentError(
+                    f"file is {size / 2**20:.1f} MiB, over the {self._limit / 2**20:.1f} MiB"
+                    f" that endpoint {self.endpoint.name!r} accepts in one upload"
+                    " (max_upload_bytes)"
+                )
+            request = self._http.build_request(
+                "POST",
+                request_shape.path,
+                params=request_shape.params,
+                data=request_shape.fields,
+                files={"file": (names.readable(name), fh, mime)},
+            )
+            deadline = time.monotonic() + self.endpoint.timeout
+            request.stream = _Coalesced(request.stream, deadline=deadline)
+            try:
+                response = self._http.send(request, stream=True)
+                try:
+                    body = self._read(response, deadline)
+                finally:
+                    response.close()
+            except _TooLate:
+                raise RetryableError(
+                    f"no complete answer from {self.endpoint.base_url} within"
+                    f" {self.endpoint.timeout:g} s (timeout)"
+                ) from None
+            except httpx.HTTPError as exc:
+                raise self._transport_error(exc) from None
+        return self._answer(response, body, ask.response_format)
+
+    def _read(self, response: httpx.Response, deadline: float) -> bytes:
+        """The answer's body, decompressed, within the request's deadline and size cap."""
+        limit = self.endpoint.max_answer_bytes
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise self._too_large(response, f"{int(declared):,}")
+        pieces, total = [], 0
+        for piece in response.iter_bytes():
+            total += len(piece)
+            if total > limit:
+                raise self._too_large(response, f"at least {total:,}")
+            if time.monotonic() > deadline:
+                raise _TooLate
+            pieces.append(piece)
+        return b"".join(pieces)
+
+    def _too_large(self, response: httpx.Response, size: str) -> PermanentError:
+        return PermanentError(
+            f"answer from {self.endpoint.base_url} is over {self.endpoint.max_answer_bytes:,}"
+            f" bytes ({size}; max_answer_bytes)",
+            status=response.status_code,
+        )
+
+    def _transport_error(self, exc: httpx.HTTPError) -> TranscriptionError:
+        """What went wrong, said so a person can act on it: which URL, and why."""
+        url, ep = self.endpoint.base_url, self.endpoint
+        if isinstance(exc, httpx.ConnectTimeout):
+            return OutageError(
+                f"cannot connect to {url}: no answer within {ep.connect_timeout:g} s"
+            )
+        if isinstance(exc, httpx.ConnectError):
+            return OutageError(f"cannot connect to {url}: {_not_connected(exc)}")
+        if isinstance(exc, httpx.ReadTimeout):
+            return RetryableError(f"no answer from {url} within {ep.timeout:g} s (timeout)")
+        if isinstance(exc, httpx.WriteTimeout):
+            return RetryableError(f"{url} stopped taking the upload for {ep.timeout:g} s")
+        if isinstance(exc, httpx.TimeoutException):  # PoolTimeout: our own slots are full
+            return RetryableError(f"no free connection to {url} within {ep.timeout:g} s")
+        if isinstance(exc, httpx.RemoteProtocolError):
+            return RetryableError(f"{url} closed the connection before answering in full")
+        if isinstance(exc, httpx.TransportError):
+            return RetryableError(f"connection to {url} failed: {self._scrub(_cause(exc))}")
+        return RetryableError(  # the answer could not be read (DecodingError, ...)
+            f"unreadable answer from {url}: {exc.__class__.__name__}:"
+            f" {self._scrub(str(exc))[:MAX_MESSAGE]}"
+        )
+
+    def _answer(self, response: httpx.Response, body: bytes, response_format: str) -> Transcript:
+        request_id = next(
+            (response.headers[h] for h in REQUEST_ID_HEADERS if h in response.headers), None
+        )
+        status = response.status_code
+        if 300 <= status < 400:  # never followed: the key would go wherever it points
+            where = response.headers.get("location", "(no Location)")
+            raise EndpointError(
+                f"HTTP {status}: {self.endpoint.base_url} redirects to {where[:200]};"
+                " set base_url to where it points (redirects are not followed)",
+                status=status,
+                request_id=request_id,
+            )
+        if not 200 <= status < 300:
+            raise self._status_error(response, body, request_id)
+        charset = response.charset_encoding or "utf-8"
+        if response_format == "text":  # the transcript itself, as plain text
+            text = body.decode(charset, errors="replace").strip()
+            return Transcript(text=clean_text(text), request_id=request_id)
+        try:
+            data = json.loads(body)
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested past reason
+            raise PermanentError(
+                f"answer is not JSON: {self._scrub(_snippet(body.decode(charset, 'replace')))}",
+                status=status,
+                request_id=request_id,
+            ) from None
+        if not isinstance(data, dict):
+            raise PermanentError("answer is not a JSON object", request_id=request_id)
+        return Transcript.from_json(data, request_id)
+
+    def _status_error(
+        self, response: httpx.Response, body: bytes, request_id: str | None
+    ) -> TranscriptionError:
+        message, code, param = _error_message(body, self._scrub)
+        status = response.status_code
+        retry_after = parse_retry_after(response.headers, self._clock())
+        cls: type[TranscriptionError]
+        if status in {401, 403, 404} or (status == 429 and code in QUOTA_CODES):
+            cls = EndpointError
+        elif should_retry(status, response.headers):
+            cls = OutageError if status in OUTAGE_STATUSES else RetryableError
+        else:
+            cls = PermanentError
+        return cls(
+            f"HTTP {status}: {message}",
+            status=status,
+            request_id=request_id,
+            code=code,
+            retry_after=retry_after,
+            param=param,
+        )
+
+    def _scrub(self, text: str) -> str:
+        """Servers echo keys back in 401 messages; never let one reach a log."""
+        key = self.endpoint.api_key
+        return text.replace(key, "***") if key else text
+
+
+class _TooLate(Exception):  # noqa: N818 - a signal between two functions, not an error
+    """The request's deadline passed while its body or its answer was still moving."""
+
+
+def _cause(exc: BaseException) -> str:
+    """The innermost reason of an exception chain, as words."""
+    inner: BaseException = exc
+    while inner.__cause__ is not None or inner.__context__ is not None:
+        inner = inner.__cause__ or inner.__context__  # type: ignore[assignment]
+    if isinstance(inner, OSError) and inner.strerror:
+        return inner.strerror.lower()
+    return str(inner) or inner.__class__.__name__
+
+
+def _not_connected(exc: BaseException) -> str:
+    """Why a connection could not be made: a name, a refusal, a route, a certificate."""
+    inner: BaseException | None = exc
+    while inner is not None:
+        if isinstance(inner, socket.gaierror):
+            return "name does not resolve"
+        if isinstance(inner, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(inner, ssl.SSLCertVerificationError):
+            return f"its TLS certificate is not trusted ({inner.verify_message})"
+        if isinstance(inner, ssl.SSLError):
+            return f"TLS handshake failed ({inner.reason or inner})"
+        if isinstance(inner, OSError) and inner.errno is not None and inner.strerror:
+            return inner.strerror.lower()
+        inner = inner.__cause__ or inner.__context__
+    return _cause(exc)
+
+
+def _snippet(text: str) -> str:
+    """A short, single-line excerpt of a body that may be HTML."""
+    title = re.search(r"<title>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
+    if title:
+        text = title.group(1)
+    text = re.sub(r"<[^>]+>", " ", text)
+    return " ".join(text.split())[:MAX_MESSAGE] or "(empty body)"
+
+
+def _error_message(raw: bytes, scrub: Callable[[str], str]) -> tuple[str, str | None, str | None]:
+    """The message, code and named parameter of an error body in any shape servers use;
+    ``scrub`` runs before anything is shortened, so no prefix of a secret survives."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        return _snippet(scrub(raw.decode("utf-8", "replace"))), None, None
+    code: str | None = None
+    param: str | None = None
+    message: Any = body
+    if isinstance(body, dict):
+        error = body.get("error", body.get("detail", body.get("message", body)))
+        if isinstance(error, dict):
+            raw_code = error.get("code") or error.get("type")
+            code = str(raw_code) if raw_code is not None else None
+            param = error.get("param") if isinstance(error.get("param"), str) else None
+            message = error.get("message", error)
+        else:
+            message = error
+    if not isinstance(message, str):
+        message = json.dumps(message)
+    return " ".join(clean_text(scrub(message)).split())[:MAX_MESSAGE], code, param

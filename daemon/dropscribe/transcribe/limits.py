@@ -1,0 +1,117 @@
+"""What each (endpoint, model) pair was seen to take, kept in the ledger across restarts.
+
+A request's choices (``models.Ask``) are confirmed by a 200 and refused by a 400
+that names one of them. Until every choice of a request is confirmed, requests
+of that pair go one at a time (``gate``), so that a refusal costs one request,
+not one per worker; once they are, the gate is never taken again.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING
+
+import structlog
+
+from dropscribe.transcribe import models
+
+if TYPE_CHECKING:
+    from dropscribe.config.settings import Endpoint
+    from dropscribe.ledger.store import Ledger
+
+log = structlog.get_logger("dropscribe")
+
+OK = "ok"
+REFUSED = "refused"
+
+# A table of the ledger (store.py opens it with its own).
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS capabilities (
+    endpoint TEXT NOT NULL,
+    model    TEXT NOT NULL,
+    param    TEXT NOT NULL,
+    value    TEXT NOT NULL,
+    verdict  TEXT NOT NULL,
+    reason   TEXT,
+    updated  REAL NOT NULL,
+    PRIMARY KEY (endpoint, model, param, value)
+);
+"""
+# A refusal is never undone by a later confirmation of the same value.
+_RECORD = """
+INSERT INTO capabilities (endpoint, model, param, value, verdict, reason, updated)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT DO UPDATE SET verdict = excluded.verdict, reason = excluded.reason,
+    updated = excluded.updated WHERE verdict != 'refused'
+"""
+
+
+def where(endpoint: Endpoint) -> str:
+    """The server a fact is about: facts survive renaming an endpoint, not moving it."""
+    return f"{endpoint.kind} {endpoint.base_url}"
+
+
+class Limits:
+    """Thread-safe; every process reads the same ledger."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
+        self._gates: dict[tuple[str, str], threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def known(self, endpoint: Endpoint, model: str) -> tuple[models.Caps, frozenset[models.Item]]:
+        """The pair's capabilities (table, config, then refusals) and its confirmed items."""
+        rows = self._ledger.db.read(
+            "SELECT param, value, verdict FROM capabilities WHERE endpoint = ? AND model = ?",
+            (where(endpoint), model),
+        )
+        refused = [models.Item(p, v) for p, v, verdict in rows if verdict == REFUSED]
+        confirmed = frozenset(models.Item(p, v) for p, v, verdict in rows if verdict == OK)
+        return models.learned(models.of(endpoint, model), refused), confirmed
+
+    def caps(self, endpoint: Endpoint, model: str) -> models.Caps:
+        return self.known(endpoint, model)[0]
+
+    def gate(self, endpoint: Endpoint, model: str) -> threading.Lock:
+        """Held by the one request that tries something not yet confirmed."""
+        with self._guard:
+            return self._gates.setdefault((where(endpoint), model), threading.Lock())
+
+    def confirm(
+        self, endpoint: Endpoint, model: str, ask: models.Ask, known: frozenset[models.Item]
+    ) -> None:
+        """A 200 to ``ask``: its choices are what the pair takes."""
+        for item in ask.items():
+            if item not in known:
+                self._record(endpoint, model, item, OK, None)
+
+    def learn(self, endpoint: Endpoint, model: str, item: models.Item, reason: str) -> None:
+        """A refusal: kept, so no request of this pair carries ``item`` again."""
+        self._record(endpoint, model, item, REFUSED, reason)
+        log.warning(
+            "endpoint.learned",
+            endpoint=endpoint.name,
+            model=model,
+            param=item.param,
+            value=item.value,
+            reason=reason,
+            action="sending the same file again without it",
+        )
+
+    def _record(
+        self, endpoint: Endpoint, model: str, item: models.Item, verdict: str, reason: str | None
+    ) -> None:
+        """Keep one verdict; durable when this returns."""
+        args = (where(endpoint), model, item.param, item.value, verdict, reason, time.time())
+        self._ledger.db.write(lambda db: db.execute(_RECORD, args))
+
+
+def refusals(ledger: Ledger) -> list[tuple[str, str, str, str, str | None]]:
+    """Every refusal kept: (server, model, param, value, reason), for ``status``."""
+    rows = ledger.db.read(
+        "SELECT endpoint, model, param, value, reason FROM capabilities"
+        " WHERE verdict = ? ORDER BY endpoint, model, param, value",
+        (REFUSED,),
+    )
+    return [(str(e), str(m), str(p), str(v), r) for e, m, p, v, r in rows]

@@ -1,0 +1,294 @@
+"""Pure: what a model on an endpoint kind takes, and the request that fits it.
+
+Three sources, each overriding the one before: the table below (PROTOCOL.md
+section 6.1 for OpenAI's models, sections 4 and 6.2 for the other kinds), what
+the user states in the endpoint's ``models:``, and what the server itself said
+(a refusal naming a parameter, learned and kept in the ledger: ``limits.py``).
+
+An ``Ask`` is one request's choices: the response format, whether timestamps,
+a prompt and ``chunking_strategy`` go with it. Every choice is an ``Item`` the
+server can confirm (by answering) or refuse (by naming it in a 400).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from dropscribe.config.settings import Endpoint
+
+
+class Chunking(StrEnum):
+    """Whether a request carries ``chunking_strategy=auto``."""
+
+    NEVER = "never"  # the server does not know the field (or refused it)
+    LONG = "long"  # required for audio over 30 s (gpt-4o-transcribe-diarize)
+
+
+DIARIZE_CHUNKING_SECONDS = 30.0
+# Observed: the gpt-4o models refuse audio over about 1400 s (1500 s on Azure); with margin.
+GPT4O_SECONDS = 1300.0
+# gpt-4o models stop after 2,000 output tokens: about 1,500 words, or 8 minutes of the
+# densest speech (190 words a minute). Longer requests would come back cut short.
+GPT4O_OUTPUT_SECONDS = 480.0
+
+
+@dataclass(frozen=True)
+class Caps:
+    """What one model on one endpoint takes."""
+
+    formats: tuple[str, ...]  # response_format values, the preferred first
+    timed: str | None = None  # the format whose answer has segment times; None: no times
+    granularities: bool = False  # timestamp_granularities[] with the timed format
+    prompt: bool = True
+    translate: bool = False
+    chunking: Chunking = Chunking.NEVER
+    max_seconds: float | None = None  # longest audio one request takes
+    output_seconds: float | None = None  # longest audio one answer can hold in full
+
+    @property
+    def request_seconds(self) -> float | None:
+        """The longest audio to send in one request, for both limits."""
+        limits = [s for s in (self.max_seconds, self.output_seconds) if s is not None]
+        return min(limits) if limits else None
+
+
+WHISPER_1 = Caps(
+    ("verbose_json", "json", "text", "srt", "vtt"),
+    "verbose_json",
+    granularities=True,
+    translate=True,
+)
+GPT4O = Caps(("json", "text"), max_seconds=GPT4O_SECONDS, output_seconds=GPT4O_OUTPUT_SECONDS)
+DIARIZE = Caps(
+    ("diarized_json", "json", "text"),
+    "diarized_json",
+    prompt=False,
+    chunking=Chunking.LONG,
+    max_seconds=GPT4O_SECONDS,
+)
+# Undocumented formats: ask for timestamps, and learn from the answer (section 6.4).
+GPT_TRANSCRIBE = Caps(
+    ("verbose_json", "json", "text"),
+    "verbose_json",
+    max_seconds=GPT4O_SECONDS,
+    output_seconds=GPT4O_OUTPUT_SECONDS,
+)
+SAFE = Caps(("json", "text"))  # an OpenAI-shaped model nobody knows
+WHISPER_SERVER = Caps(  # servers that run Whisper themselves: segments in verbose_json
+    ("verbose_json", "json", "text"),
+    "verbose_json",
+    granularities=True,
+    translate=True,
+)
+
+OPENAI_MODELS: tuple[tuple[re.Pattern[str], Caps], ...] = (
+    (re.compile(r"whisper"), WHISPER_1),
+    (re.compile(r"gpt-4o(-mini)?-transcribe-diarize"), DIARIZE),
+    (re.compile(r"gpt-4o(-mini)?-transcribe"), GPT4O),
+    (re.compile(r"gpt-transcribe"), GPT_TRANSCRIBE),
+)
+OPENAI_SHAPED = {"openai", "azure", "gateway"}  # the model name says what it is
+
+
+def table(kind: str, model: str) -> Caps:
+    """The built-in capabilities of ``model`` on an endpoint of ``kind``."""
+    if kind in OPENAI_SHAPED:
+        name = model.lower()
+        for pattern, caps in OPENAI_MODELS:
+            if pattern.search(name):
+                return caps
+        return SAFE
+    match kind:
+        case "groq":  # json, text, verbose_json; translation on whisper-large-v3 only
+            return replace(WHISPER_SERVER, translate=model == "whisper-large-v3")
+        case "vllm":  # srt/vtt refused; verbose_json only for models with timestamps
+            return WHISPER_SERVER
+        case "whispercpp":  # no timestamp_granularities field; segments always
+            return replace(WHISPER_SERVER, granularities=False)
+        case _:  # speaches, localai, local
+            return WHISPER_SERVER
+
+
+class Stated(NamedTuple):
+    """What a user says of a model in the endpoint's ``models:`` (None: not said)."""
+
+    formats: tuple[str, ...] | None = None
+    timestamps: bool | None = None
+    prompt: bool | None = None
+    translate: bool | None = None
+    chunking_strategy: bool | None = None
+    max_seconds: float | None = None
+
+
+TIMED_FORMATS = ("verbose_json", "diarized_json")
+
+
+def with_stated(caps: Caps, said: Stated) -> Caps:
+    """``caps`` with what the user stated in the config put over it."""
+    formats = said.formats if said.formats is not None else caps.formats
+    timed = next((f for f in formats if f in TIMED_FORMATS), None)
+    if said.timestamps is False:
+        timed = None
+    elif said.timestamps is None and said.formats is None:
+        timed = caps.timed
+    chunking = caps.chunking
+    if said.chunking_strategy is not None:
+        chunking = Chunking.LONG if said.chunking_strategy else Chunking.NEVER
+    return replace(
+        caps,
+        formats=formats,
+        timed=timed,
+        granularities=caps.granularities and timed == "verbose_json",
+        prompt=caps.prompt if said.prompt is None else said.prompt,
+        translate=caps.translate if said.translate is None else said.translate,
+        chunking=chunking,
+        max_seconds=said.max_seconds if said.max_seconds is not None else caps.max_seconds,
+    )
+
+
+def of(endpoint: Endpoint, model: str) -> Caps:
+    """The model's capabilities on this endpoint from the table and the config (not yet
+    what its server taught us: ``limits.py``)."""
+    caps = table(endpoint.kind, model)
+    said = next((said for name, said in endpoint.models if name == model), None)
+    if said is not None:
+        caps = with_stated(caps, said)
+    if endpoint.max_duration_seconds is not None:
+        caps = replace(caps, max_seconds=endpoint.max_duration_seconds)
+    return caps
+
+
+def cannot_translate(endpoint: Endpoint, model: str) -> str:
+    return (
+        f"model {model!r} on endpoint {endpoint.name!r} ({endpoint.kind}) cannot"
+        " translate; use whisper-1 (or say translate: true for it under"
+        f" endpoints.{endpoint.name}.models)"
+    )
+
+
+class Item(NamedTuple):
+    """One choice of a request, as the ledger keeps it: ``(param, value)``."""
+
+    param: str
+    value: str
+
+
+PROMPT = Item("prompt", "any")
+GRANULARITIES = Item("timestamp_granularities", "segment")
+CHUNKING = Item("chunking_strategy", "auto")
+CHUNKING_REQUIRED = Item("chunking_strategy", "required")
+
+
+def learned(caps: Caps, refused: Iterable[Item]) -> Caps:
+    """``caps`` less what the server refused (and plus what it said is required)."""
+    gone = set(refused)
+    if not gone:
+        return caps
+    formats = tuple(f for f in caps.formats if Item("response_format", f) not in gone)
+    timed = caps.timed if caps.timed in formats else None
+    chunking = caps.chunking
+    if CHUNKING_REQUIRED in gone:
+        chunking = Chunking.LONG
+    if CHUNKING in gone:
+        chunking = Chunking.NEVER
+    durations = [float(i.value) for i in gone if i.param == "max_seconds"]
+    longest = caps.max_seconds
+    if durations:
+        longest = min([*durations, *([longest] if longest is not None else [])])
+    return replace(
+        caps,
+        formats=formats,
+        timed=timed,
+        granularities=caps.granularities and timed is not None and GRANULARITIES not in gone,
+        prompt=caps.prompt and PROMPT not in gone,
+        chunking=chunking,
+        max_seconds=longest,
+    )
+
+
+@dataclass(frozen=True)
+class Ask:
+    """The choices of one request."""
+
+    response_format: str
+    granularities: bool = False
+    prompt: bool = True
+    chunking: bool = False
+
+    @property
+    def timed(self) -> bool:
+        return self.response_format in TIMED_FORMATS
+
+    def items(self) -> tuple[Item, ...]:
+        """What the server may refuse in this request."""
+        out = [Item("response_format", self.response_format)]
+        if self.granularities:
+            out.append(GRANULARITIES)
+        if self.prompt:
+            out.append(PROMPT)
+        if self.chunking:
+            out.append(CHUNKING)
+        return tuple(out)
+
+
+class NothingToAsk(Exception):  # noqa: N818 - a finding, raised to the uploader
+    """The model refused every response format it might take."""
+
+
+def ask(caps: Caps, *, timed: bool, prompt: bool, seconds: float | None) -> Ask:
+    """The request for audio of ``seconds`` (None: unknown), with timestamps if ``timed``
+    and the model gives them, with the folder's prompt if it has one the model takes."""
+    if not caps.formats:
+        raise NothingToAsk
+    if timed and caps.timed is not None:
+        fmt = caps.timed
+    else:
+        fmt = next((f for f in caps.formats if f in {"json", "text"}), caps.formats[0])
+    long = seconds is None or seconds > DIARIZE_CHUNKING_SECONDS
+    return Ask(
+        response_format=fmt,
+        granularities=caps.granularities and fmt == "verbose_json",
+        prompt=prompt and caps.prompt,
+        chunking=caps.chunking is Chunking.LONG and long,
+    )
+
+
+def fits(caps: Caps, seconds: float | None) -> bool:
+    """Whether audio of this length can go in one request."""
+    longest = caps.request_seconds
+    return seconds is None or longest is None or seconds <= longest
+
+
+# ------------------------------------------------------------------ refusals
+
+_DURATION = re.compile(r"longer than ([0-9]+(?:\.[0-9]+)?) seconds", re.IGNORECASE)
+_NAMED = ("response_format", "timestamp_granularities", "chunking_strategy", "prompt")
+
+
+def refusal(status: int | None, param: str | None, message: str, sent: Ask) -> Item | None:
+    """What a 400 (or a FastAPI 422) says the (endpoint, model) pair does not take, as an
+    Item to keep; None when it is about the file or the request as a whole."""
+    if status not in {400, 422}:
+        return None
+    text = message.lower()
+    if match := _DURATION.search(text):
+        return Item("max_seconds", f"{float(match.group(1)):g}")
+    named = param if param in _NAMED else next((p for p in _NAMED if p in text), None)
+    if named is None and re.search(r"\bprompt\b", text):
+        named = "prompt"
+    match named:
+        case "response_format":
+            return Item("response_format", sent.response_format)
+        case "timestamp_granularities" if sent.granularities:
+            return GRANULARITIES
+        case "prompt" if sent.prompt:
+            return PROMPT
+        case "chunking_strategy":
+            return CHUNKING if sent.chunking else CHUNKING_REQUIRED
+    return None
