@@ -105,6 +105,22 @@ class SidecarError(DropscribeError, OSError):
     """A sidecar could not be written (full disk, unwritable folder, ...)."""
 
 
+# The daemon itself cannot go on.
+
+
+class AlreadyRunningError(OSError):
+    """Another dropscribe process serves the same state_dir."""
+
+
+class StateLostError(DropscribeError):
+    """The state_dir was deleted or replaced under a running daemon: its lock no longer
+    keeps a second daemon off the ledger, so this one stops (and systemd restarts it)."""
+
+
+class WorkersFailedError(DropscribeError):
+    """Worker processes die as soon as they start: the daemon stops rather than spin."""
+
+
 # Signals between two functions, not errors a person sees.
 
 

@@ -20,8 +20,8 @@ import structlog
 
 from dropscribe.config import reloading, rules
 from dropscribe.dispatch.pool import Pool
-from dropscribe.dispatch.processes import ProcessPool, WorkersFailedError
-from dropscribe.errors import SetupError
+from dropscribe.dispatch.processes import ProcessPool
+from dropscribe.errors import SetupError, WorkersFailedError
 from dropscribe.ingest import source
 from dropscribe.ingest.settle import SettleTracker, Stat
 from dropscribe.ingest.watcher import Hint, Watcher, scan

@@ -18,11 +18,14 @@ import structlog
 from dropscribe import __version__
 from dropscribe.commands import report
 from dropscribe.config import preflight, settings
-from dropscribe.dispatch.processes import WorkersFailedError
-from dropscribe.errors import ConfigError, SetupError
-from dropscribe.ledger.statedir import AlreadyRunningError, StateLostError
+from dropscribe.errors import (
+    AlreadyRunningError,
+    ConfigError,
+    SetupError,
+    StateLostError,
+    WorkersFailedError,
+)
 from dropscribe.ops import log, progress
-from dropscribe.service import Daemon
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -173,6 +176,8 @@ def _serve(
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGHUP, on_hangup)
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # a seemingly stuck daemon
+    from dropscribe.service import Daemon  # noqa: PLC0415 - the commands that only read start fast
+
     try:
         daemon = Daemon(cfg)
         daemon.log_level = level

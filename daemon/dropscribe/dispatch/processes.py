@@ -30,7 +30,6 @@ import structlog
 from prometheus_client.metrics_core import Metric
 
 from dropscribe.dispatch.child import Sender, receive, serve
-from dropscribe.errors import DropscribeError
 from dropscribe.jobs.job import Item, Tally
 
 if TYPE_CHECKING:
@@ -110,10 +109,6 @@ class _Child:
     def close(self) -> None:
         self.send.close()
         self.results.close()
-
-
-class WorkersFailedError(DropscribeError):
-    """Worker processes die as soon as they start: the daemon stops rather than spin."""
 
 
 class ProcessPool:

@@ -8,7 +8,7 @@ import os
 import sqlite3
 from pathlib import Path
 
-from dropscribe.errors import DropscribeError, SetupError
+from dropscribe.errors import AlreadyRunningError, SetupError, StateLostError
 from dropscribe.ledger.store import LEDGER_NAME, Ledger
 
 
@@ -29,15 +29,6 @@ def chosen_state_dir(base: Path, setting: str | None) -> Path:
     if setting:
         return (base / Path(setting).expanduser()).resolve()
     return default_state_dir()
-
-
-class AlreadyRunningError(OSError):
-    """Another dropscribe process serves the same state_dir."""
-
-
-class StateLostError(DropscribeError):
-    """The state_dir was deleted or replaced under a running daemon: its lock no longer
-    keeps a second daemon off the ledger, so this one stops (and systemd restarts it)."""
 
 
 def check(state_dir: Path, lock: int) -> None:
