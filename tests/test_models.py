@@ -11,7 +11,7 @@ import pytest
 
 from conftest import API_KEY, make_wav, named, write_tones
 from dropscribe.audio import stitch
-from dropscribe.commands import report
+from dropscribe.commands import status
 from dropscribe.service import Daemon
 from dropscribe.transcribe import models
 from fakeapi import OPENAI_MODELS, FakeAPI, Rules, tone_answer
@@ -212,7 +212,7 @@ def test_a_refused_format_is_learned_once_and_kept_across_a_restart(setup, event
     assert {e["attempt"] for e in named(events, "upload.started")} == {1}
     assert not named(events, "upload.retrying")
     capsys.readouterr()
-    assert report.status(setup.load()) == 0
+    assert status.status(setup.load()) == 0
     assert "whisper-1: response_format=verbose_json" in capsys.readouterr().out
 
 

@@ -1,1 +1,2 @@
-"""The command line (cli) and the commands that read the ledger: status, explain, retry."""
+"""The command line (cli) and the commands that read the ledger (status, explain) or put
+quarantined recordings back (retry)."""

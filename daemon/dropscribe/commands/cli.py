@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from dropscribe import __version__
-from dropscribe.commands import report
+from dropscribe.commands import retry, status
 from dropscribe.config import preflight, settings
 from dropscribe.errors import (
     AlreadyRunningError,
@@ -119,13 +119,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "state_dir", None):
         cfg = dataclasses.replace(cfg, state_dir=Path(args.state_dir).expanduser().absolute())
     if args.command == "status":
-        return report.status(cfg)
+        return status.status(cfg)
     if args.command == "explain":
-        return report.explain(cfg, Path(args.path).expanduser().absolute())
+        return status.explain(cfg, Path(args.path).expanduser().absolute())
     if args.command == "retry":
         if not args.paths and not args.all:
             return _fail("retry: name quarantined files, or give --all")
-        return report.retry(cfg, [Path(p).resolve() for p in args.paths])
+        return retry.retry(cfg, [Path(p).resolve() for p in args.paths])
     once = args.command == "once"
     bar = once and sys.stderr.isatty() and cfg.log_format != "json"
     # once on a terminal: a progress bar, and only warnings and errors as events.

@@ -1,0 +1,55 @@
+"""``dropscribe retry``: quarantined recordings put back into their inboxes, their
+failures forgotten in the ledger, so the daemon (running or not) takes them again."""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+from typing import TYPE_CHECKING
+
+from dropscribe.commands.console import EXIT_FAILED, EXIT_OK, fail, say
+from dropscribe.ledger.store import LEDGER_NAME, Ledger
+from dropscribe.outputs import disposition
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from dropscribe.config import settings
+
+
+def retry(cfg: settings.Config, paths: list[Path]) -> int:
+    """Move quarantined recordings back and reset their attempts; the daemon picks them up."""
+    try:
+        ledger = Ledger(cfg.state_dir / LEDGER_NAME)
+    except (OSError, sqlite3.Error) as exc:
+        return fail(f"cannot open ledger in {cfg.state_dir}: {exc}")
+    wanted = set(paths)
+    found: set[Path] = set()
+    problems = 0
+    try:
+        for inbox in cfg.inboxes:
+            for item in disposition.failed(inbox):
+                if wanted and not wanted & {item.path, item.source}:
+                    continue
+                found |= {item.path, item.source}
+                # Forget first: a running daemon sees the file come back at once.
+                try:
+                    ledger.forget_failure(item.source, item.key)
+                except (OSError, sqlite3.Error) as exc:
+                    return fail(f"cannot write ledger in {cfg.state_dir}: {exc}")
+                try:
+                    back = disposition.restore(item, inbox)
+                except (OSError, disposition.NotOurs) as exc:
+                    why = getattr(exc, "strerror", None) or exc
+                    say(f"{item.path}: cannot move back: {why}", file=sys.stderr)
+                    problems += 1
+                    continue
+                say(f"{back}: queued again (was: {item.reason or 'unknown reason'})")
+    finally:
+        ledger.close()
+    for missing in sorted(wanted - found):
+        say(f"{missing}: not a quarantined recording", file=sys.stderr)
+        problems += 1
+    if not found and not wanted:
+        say("nothing is quarantined")
+    return EXIT_FAILED if problems else EXIT_OK
