@@ -30,6 +30,19 @@ if TYPE_CHECKING:
 API_KEY = "sk-test-SECRET-0123456789abcdef"
 
 
+# Half a minute of varied speech: a repeated sentence compresses so well that the engine
+# decodes each window again at every fallback temperature, and takes ten times as long.
+LONG_SPEECH = (
+    "This recording is long, so the daemon is stopped while it is transcribed."
+    " The weather was cold on Monday morning, and the trains were running late."
+    " Our meeting began at nine with a short review of the budget for next year."
+    " Two new people joined the team, and both of them work from the northern office."
+    " After lunch we talked about the website, which needs a faster search page."
+    " The last item was the summer party, planned for the second week of July."
+    " Everyone agreed to send their notes by Friday, and the meeting ended early."
+)
+
+
 def wait_for(condition: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
     """Poll ``condition`` until it is truthy; fail the test at the deadline."""
     deadline = time.monotonic() + timeout

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from conftest import named, wait_for
+from conftest import LONG_SPEECH, named, wait_for
 from dropscribe.errors import EndpointError
 from dropscribe.service import Daemon
 from dropscribe.transcribe.local import LocalEngine, resolve_model
@@ -153,8 +153,7 @@ def test_sigterm_during_a_local_transcription_exits_0_at_once(local):
     from conftest import DaemonProcess
 
     local.data["shutdown_grace"] = 60
-    sentence = "This recording is long, so the daemon is stopped while it is transcribed."
-    speak(local.inbox / "long.wav", " ".join([sentence] * 16))
+    speak(local.inbox / "long.wav", LONG_SPEECH)
     daemon = DaemonProcess(local)
     try:
         daemon.wait_event("audio.probed", timeout=60)

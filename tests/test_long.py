@@ -298,10 +298,10 @@ def test_crash_between_chunks_resumes_without_redoing_finished_ones(setup, liste
 
 def test_within_limits_file_is_sent_as_is_and_local_never_reencodes(tmp_path):
     """Re-encoding happens only for a reason: format, picture, bytes or duration."""
-    from dropscribe.audio.probe import probe
+    from dropscribe.audio.probe import examine
 
     wav = make_wav(tmp_path / "a.wav", seconds=1.0)
-    found = probe(wav)
+    found = examine(wav)
     settings = FolderSettings(endpoint="e", model="whisper-1")
     openai = Endpoint("e", "http://127.0.0.1:9", 10, 10, 4, 3, 1)
     assert chunked.reason(found, openai, settings, wav, wav.stat().st_size) is None

@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import yaml
 
-from conftest import API_KEY, children_of, make_wav
+from conftest import API_KEY, LONG_SPEECH, children_of, make_wav
 from fakeapi import FakeAPI
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.slow, pytest.mark.system, pytest.mark.timeout(900)]
 
 ROOT = Path(__file__).parent.parent
 PACKAGES = "systemd,systemd-sysv,dbus,python3,python3-venv,ca-certificates"
@@ -130,8 +130,41 @@ class Container:
 
     def _follow(self) -> subprocess.Popen[str]:
         """``journalctl -f`` of every dropscribe process, read on a thread. (A unit glob
-        would match only the units journalctl knows of when it starts.)"""
-        follower = subprocess.Popen(
+        would match only the units journalctl knows of when it starts.) Should it end
+        before close(), a new one reads the journal again from its start, and entries
+        already seen (by cursor) are skipped."""
+        self._closing = False
+        self._seen: set[str] = set()
+        follower = self._journalctl()
+
+        def read() -> None:
+            nonlocal follower
+            while True:
+                assert follower.stdout is not None
+                for line in follower.stdout:
+                    with contextlib.suppress(ValueError, TypeError, KeyError):
+                        entry = json.loads(line)
+                        if entry["__CURSOR"] in self._seen:
+                            continue
+                        self._seen.add(entry["__CURSOR"])
+                        event = json.loads(entry["MESSAGE"])
+                        event["unit"] = entry.get("_SYSTEMD_UNIT")
+                        with self._arrived:
+                            self.events.append(event)
+                            self._arrived.notify_all()
+                follower.wait()
+                if self._closing:
+                    return
+                self.follower_restarts += 1
+                follower = self._journal = self._journalctl()
+
+        self.follower_restarts = 0
+        self._reader = threading.Thread(target=read, name="test-journal-reader", daemon=True)
+        self._reader.start()
+        return follower
+
+    def _journalctl(self) -> subprocess.Popen[str]:
+        return subprocess.Popen(
             [
                 "nsenter",
                 f"--target={self.leader}",
@@ -139,6 +172,7 @@ class Container:
                 "--",
                 "journalctl",
                 "--follow",
+                "--lines=all",
                 "--all",
                 "--output=json",
                 "SYSLOG_IDENTIFIER=dropscribe",  # the daemon's output, under any unit
@@ -147,21 +181,6 @@ class Container:
             stderr=subprocess.DEVNULL,
             text=True,
         )
-
-        def read() -> None:
-            assert follower.stdout is not None
-            for line in follower.stdout:
-                with contextlib.suppress(ValueError, TypeError):
-                    entry = json.loads(line)
-                    event = json.loads(entry["MESSAGE"])
-                    event["unit"] = entry.get("_SYSTEMD_UNIT")
-                    with self._arrived:
-                        self.events.append(event)
-                        self._arrived.notify_all()
-
-        self._reader = threading.Thread(target=read, name="test-journal-reader", daemon=True)
-        self._reader.start()
-        return follower
 
     def named(self, unit: str, name: str, path: str = "") -> list[dict[str, Any]]:
         """The unit's events called ``name`` (about a path ending in ``path``)."""
@@ -180,7 +199,8 @@ class Container:
             if not self._arrived.wait_for(lambda: self.named(unit, name, path), timeout):
                 status = self.sh("systemctl status 'dropscribe*' --no-pager -l", check=False)
                 pytest.fail(
-                    f"timed out after {timeout} s waiting for {name} {path}\n{status.stdout}"
+                    f"timed out after {timeout} s waiting for {name} {path} (journalctl"
+                    f" restarted {self.follower_restarts} times)\n{status.stdout}"
                 )
 
     def sh(
@@ -219,6 +239,7 @@ class Container:
         return self.root / inside.lstrip("/")
 
     def close(self) -> None:
+        self._closing = True
         for pid in children_of(self._journal.pid):  # journalctl, forked by nsenter
             os.kill(pid, signal.SIGTERM)
         self._journal.wait(30)
@@ -332,15 +353,15 @@ def test_the_installed_service_starts_ready_transcribes_reloads_and_stops_cleanl
     box.wait_event("dropscribe.service", "file.done", "api/after.wav")
     assert box.path("/srv/recordings/api/after.vtt").exists(), "a vtt after the reload"
 
-    long_text = " ".join(["This recording is long, so the service is stopped mid-way."] * 40)
-    dropped(box, speech(tmp_path / "long.wav", long_text), "/srv/recordings/long.wav")
+    dropped(box, speech(tmp_path / "long.wav", LONG_SPEECH), "/srv/recordings/long.wav")
     box.wait_event("dropscribe.service", "audio.probed", "/long.wav")
     box.sh("systemctl stop dropscribe", timeout=90)
     shown = box.sh("systemctl show dropscribe -p Result -p ExecMainStatus").stdout
     assert "Result=success" in shown, shown
     assert "ExecMainStatus=0" in shown, shown
     box.wait_event("dropscribe.service", "daemon.stopped")
-    assert box.named("dropscribe.service", "job.abandoned", "/long.wav")  # stopped mid-way
+    about_long = [e for e in box.events if str(e.get("path", "")).endswith("/long.wav")]
+    assert box.named("dropscribe.service", "job.abandoned", "/long.wav"), about_long  # mid-way
     assert not box.path("/srv/recordings/long.txt").exists()
     assert API_KEY not in box.sh("journalctl -u dropscribe -o cat --no-pager").stdout
 
