@@ -20,11 +20,11 @@ import threading
 import zlib
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from dropscribe.config.rules import inbox_of
 from dropscribe.dispatch.pool import Pool
-from dropscribe.jobs.job import Item
+from dropscribe.jobs.job import Item, Outcome
 from dropscribe.jobs.runner import JobRunner, make_client
 from dropscribe.ledger.store import LEDGER_NAME, Ledger
 from dropscribe.ops import log as logmod
@@ -37,6 +37,40 @@ if TYPE_CHECKING:
     from dropscribe.config.settings import Config, Endpoint
 
 METRICS_SECONDS = 2.0  # how often a worker process sends its upload metrics
+
+
+# What goes over the pipes. To a child: Take, Reconfigure, and None to stop.
+
+
+class Take(NamedTuple):
+    """Transcribe the settled file at ``path``."""
+
+    path: str
+
+
+class Reconfigure(NamedTuple):
+    """The config was reloaded: use its endpoints from now on."""
+
+    config: Config
+
+
+# From a child: Finished and Figures.
+
+
+class Finished(NamedTuple):
+    """Child number ``child`` is finished with ``path`` (outcome None: it never ran, as
+    the path left every inbox or the child is stopping)."""
+
+    child: int
+    path: str
+    outcome: Outcome | None
+
+
+class Figures(NamedTuple):
+    """Child number ``child``'s upload metrics as they stand."""
+
+    child: int
+    metrics: Snapshot
 
 
 class FileKeyLocks:
@@ -101,8 +135,8 @@ def serve(
     metrics = Metrics()
     put = Sender(results)
 
-    def report(item: Item, outcome: str | None) -> None:
-        put(("done", index, str(item.path), outcome))
+    def report(item: Item, outcome: Outcome | None) -> None:
+        put(Finished(index, str(item.path), outcome))
 
     runner = JobRunner(
         ledger,
@@ -127,15 +161,16 @@ def serve(
                 message = receive(tasks)
             except (EOFError, OSError):
                 break  # the main process is gone
-            if message is None:
-                break
-            if message[0] == "file":
-                path = Path(message[1])
-                inbox = inbox_of(current["config"], path)
-                if inbox is None or not pool.submit(Item(inbox, path)):
-                    put(("done", index, str(path), None))
-            elif message[0] == "config":
-                current["config"] = _reconfigure(runner, current["config"], message[1])
+            match message:
+                case None:
+                    break
+                case Take(where):
+                    path = Path(where)
+                    inbox = inbox_of(current["config"], path)
+                    if inbox is None or not pool.submit(Item(inbox, path)):
+                        put(Finished(index, where, None))
+                case Reconfigure(config=new):
+                    current["config"] = _reconfigure(runner, current["config"], new)
     finally:
         abort.set()
         stopped.set()
@@ -145,12 +180,12 @@ def serve(
             for client in runner.clients():
                 client.close()
             ledger.close()
-        put(("metrics", index, snapshot(metrics)))
+        put(Figures(index, snapshot(metrics)))
 
 
 def _report_metrics(index: int, metrics: Metrics, put: Sender, stopped: threading.Event) -> None:
     while not stopped.wait(METRICS_SECONDS):
-        put(("metrics", index, snapshot(metrics)))
+        put(Figures(index, snapshot(metrics)))
 
 
 def _reconfigure(runner: JobRunner, old: Config, new: Config) -> Config:
@@ -179,7 +214,7 @@ class Sender:
         self._conn = conn
         self._lock = threading.Lock()
 
-    def __call__(self, message: tuple[Any, ...] | None) -> None:
+    def __call__(self, message: Take | Reconfigure | Finished | Figures | None) -> None:
         with self._lock, contextlib.suppress(OSError):
             self._conn.send_bytes(pickle.dumps(message, pickle.HIGHEST_PROTOCOL))
 

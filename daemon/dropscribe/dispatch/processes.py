@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from prometheus_client.metrics_core import Metric
 
-from dropscribe.dispatch.child import Sender, receive, serve
-from dropscribe.jobs.job import Item, Tally
+from dropscribe.dispatch.child import Figures, Finished, Reconfigure, Sender, Take, receive, serve
+from dropscribe.jobs.job import Item, Outcome, Tally
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -173,7 +173,7 @@ class ProcessPool:
                 return False
             child.files[item.path] = item
             self._where[item.path] = child
-        child.send(("file", str(item.path)))
+        child.send(Take(str(item.path)))
         return True
 
     def in_flight(self, path: Path) -> bool:
@@ -197,7 +197,7 @@ class ProcessPool:
             self._config = config
             children = [c for c in self._children if not c.gone]
         for child in children:
-            child.send(("config", self._config))
+            child.send(Reconfigure(self._config))
 
     def close(self, grace: float) -> int:
         """Stop every process: files not started are dropped, running ones get ``grace``
@@ -244,15 +244,15 @@ class ProcessPool:
         """Every message waiting from one child (a dead one's last words included)."""
         try:
             while child.results.poll():
-                message = receive(child.results)
-                if message[0] == "done":
-                    self._done(message[1], Path(message[2]), message[3])
-                elif message[0] == "metrics":
-                    self._merged.update(message[1], message[2])
+                match receive(child.results):
+                    case Finished(index, path, outcome):
+                        self._done(index, Path(path), outcome)
+                    case Figures(index, metrics):
+                        self._merged.update(index, metrics)
         except (EOFError, OSError):
             return  # gone: its sentinel says so, and it is revived
 
-    def _done(self, index: int, path: Path, outcome: str | None) -> None:
+    def _done(self, index: int, path: Path, outcome: Outcome | None) -> None:
         with self._lock:
             child = self._where.get(path)
             if child is None or child.index != index:

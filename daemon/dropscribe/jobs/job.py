@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -11,6 +12,14 @@ if TYPE_CHECKING:
 
     from dropscribe.config.settings import Inbox
     from dropscribe.ingest.source import Opened
+
+
+class Outcome(StrEnum):
+    """How a job ended (and the label of its metric)."""
+
+    DONE = "done"  # its sidecars are written
+    FAILED = "failed"  # it failed: retried later, or quarantined
+    SKIPPED = "skipped"  # nothing to do: already done, not audio, vanished or changed
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,12 @@ class Tally:
     def finished(self) -> int:
         return self.done + self.failed + self.skipped
 
-    def add(self, outcome: str) -> None:
+    def add(self, outcome: Outcome) -> None:
         with self.lock:
-            setattr(self, outcome, getattr(self, outcome) + 1)
+            match outcome:
+                case Outcome.DONE:
+                    self.done += 1
+                case Outcome.FAILED:
+                    self.failed += 1
+                case Outcome.SKIPPED:
+                    self.skipped += 1

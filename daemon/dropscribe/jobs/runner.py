@@ -28,7 +28,7 @@ from dropscribe.errors import (
 )
 from dropscribe.ingest import source
 from dropscribe.jobs import verdicts
-from dropscribe.jobs.job import Item, Progress, Tally
+from dropscribe.jobs.job import Item, Outcome, Progress, Tally
 from dropscribe.ops.metrics import Metrics
 from dropscribe.outputs import publish
 from dropscribe.transcribe.http import Client
@@ -76,7 +76,7 @@ class JobRunner:
         inbox_of: Callable[[Path], Inbox | None] | None = None,
         metrics: Metrics | None = None,
         key_lock: Callable[[str], AbstractContextManager[object]] | None = None,
-        report: Callable[[Item, str | None], None] | None = None,
+        report: Callable[[Item, Outcome | None], None] | None = None,
     ) -> None:
         self._ledger = ledger
         self._abort = abort
@@ -138,7 +138,7 @@ class JobRunner:
             }
         )
 
-    def _crashed(self, item: Item, progress: Progress, exc: Exception) -> str:
+    def _crashed(self, item: Item, progress: Progress, exc: Exception) -> Outcome:
         """An attempt that ended in an exception counts; after max_attempts, or when the
         content is not even known, the file is quarantined with the reason. Once the
         transcript is stored, a retry costs nothing but would fail the same way: at once."""
@@ -163,9 +163,9 @@ class JobRunner:
         digest = key.split(":", 1)[0]
         self._ledger.record_file(item.path, item.inbox.name, ident, digest, key, "error", reason)
         log.error("file.failed", error=reason, attempt=attempts, will_retry=True)
-        return "failed"
+        return Outcome.FAILED
 
-    def _process(self, item: Item, progress: Progress) -> str:
+    def _process(self, item: Item, progress: Progress) -> Outcome:
         path = item.path
         # The inbox as configured now (a reload may have changed it), else as queued.
         inbox = self._inbox_of(path) if self._inbox_of else None
@@ -176,14 +176,14 @@ class JobRunner:
                 return self._job(item, held, progress)
         except source.Unusable as why:
             log.info("file.ignored", reason=str(why))
-            return "skipped"
+            return Outcome.SKIPPED
         except FileNotFoundError:
             log.info("file.vanished")
-            return "skipped"
+            return Outcome.SKIPPED
         except OSError as exc:  # the file itself: scratch and sidecar faults are caught below
             return self._fail(item, PermanentError(f"cannot read file: {exc.strerror or exc}"))
 
-    def _job(self, item: Item, held: source.Opened, progress: Progress) -> str:
+    def _job(self, item: Item, held: source.Opened, progress: Progress) -> Outcome:
         """Everything about one file, read through the descriptor ``held``."""
         path, ident = item.path, held.identity
         progress.held = held
@@ -195,12 +195,12 @@ class JobRunner:
             digest = held.fingerprint()
             if held.written():
                 log.info("file.changed", reason="written to while being read")
-                return "skipped"
+                return Outcome.SKIPPED
         key = f"{digest}:{settings.shaping_hash()}"
         progress.key, progress.identity = key, ident
         if skip := self._skip(row, digest, key, settings):
             log.info("file.skipped", reason=skip)
-            return "skipped"
+            return Outcome.SKIPPED
         if not preflight.writable(folder := rules.sidecar_dir(item.inbox, settings, path)):
             error = (
                 f"cannot write sidecars into {folder} (this user may not, or it is"
@@ -208,7 +208,7 @@ class JobRunner:
             )
             self._ledger.record_file(path, item.inbox.name, ident, digest, key, "error", error)
             log.error("file.failed", error=error, will_retry=True, quarantined=False)
-            return "failed"
+            return Outcome.FAILED
         # Held until the transcript is stored: a copy of this content waits, then reuses it.
         with self._key_lock_of(key):
             try:
@@ -218,17 +218,17 @@ class JobRunner:
                     path, item.inbox.name, ident, digest, key, "error", exc.message
                 )
                 log.error("file.failed", error=exc.message, status=exc.status, quarantined=False)
-                return "failed"
+                return Outcome.FAILED
             except TranscriptionError as exc:
                 return self._fail(item, exc, key, ident, held)
             except OSError as exc:  # scratch audio under state_dir (a full disk): not the file
                 error = f"cannot write scratch audio: {exc.strerror or exc}"
                 self._ledger.record_file(path, item.inbox.name, ident, digest, key, "error", error)
                 log.error("audio.scratch_failed", error=error, will_retry=True)
-                return "failed"
+                return Outcome.FAILED
             if changed := self._changed(held, key, transcript, fresh):
                 log.warning("file.changed", reason=changed, will_retry=True)
-                return "skipped"  # what the name holds now settles and comes again
+                return Outcome.SKIPPED  # what the name holds now settles and comes again
             if fresh:  # paid for: kept here until the ledger has it (a full state_dir)
                 self._paid[key] = transcript
             progress.stored = True
@@ -254,7 +254,7 @@ class JobRunner:
                     action="the transcript is kept in memory; its sidecars follow at the"
                     " next rescan once the ledger can be written",
                 )
-                return "failed"
+                return Outcome.FAILED
             self._paid.pop(key, None)
         moved = verdicts.after(item, held, settings.after)
         self._ledger.file_done(path, [f.value for f in settings.formats], written)
@@ -262,7 +262,7 @@ class JobRunner:
             "file.done", outputs=[str(p) for p in written], moved_to=str(moved) if moved else None
         )
         verdicts.hook(settings, item, "done", written, moved=moved)
-        return "done"
+        return Outcome.DONE
 
     def _changed(
         self, held: source.Opened, key: str, transcript: Transcript, fresh: bool
@@ -278,7 +278,7 @@ class JobRunner:
 
     def _sidecar_failed(
         self, item: Item, exc: SidecarError, digest: str, key: str, held: source.Opened
-    ) -> str:
+    ) -> Outcome:
         ident = held.identity
         if exc.errno == errno.ENAMETOOLONG:  # no later try can fit it: say so, once
             name = Path(exc.filename or "").name
@@ -289,7 +289,7 @@ class JobRunner:
             return self._fail(item, PermanentError(reason), key, ident, held)
         self._ledger.record_file(item.path, item.inbox.name, ident, digest, key, "error", str(exc))
         log.error("sidecar.failed", error=str(exc), will_retry=True)
-        return "failed"
+        return Outcome.FAILED
 
     def _fail(
         self,
@@ -298,9 +298,9 @@ class JobRunner:
         key: str | None = None,
         identity: tuple[int, int, int] | None = None,
         held: source.Opened | None = None,
-    ) -> str:
+    ) -> Outcome:
         verdicts.fail(self._ledger, item, exc, key, identity, held)
-        return "failed"
+        return Outcome.FAILED
 
     @staticmethod
     def _skip(
