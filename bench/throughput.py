@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from dropscribe.ingest.watcher import filesystem_type  # noqa: E402
-from dropscribe.ledger.store import LEDGER_NAME, Ledger  # noqa: E402
+from dropscribe.ledger.store import LEDGER_NAME, SqliteLedger  # noqa: E402
 from fakeapi import FakeAPI  # noqa: E402
 
 SETTLE = 0.5
@@ -63,7 +63,7 @@ def make_files(folder: Path, count: int, size: int) -> list[Path]:
 
 def fill_ledger(state: Path, count: int) -> None:
     """A ledger holding ``count`` finished recordings, as a long-running daemon's would."""
-    Ledger(state / LEDGER_NAME).close()  # the schema
+    SqliteLedger(state / LEDGER_NAME).close()  # the schema
     result = json.dumps({"text": "word " * 200})
     db = sqlite3.connect(state / LEDGER_NAME)
     with db:

@@ -11,7 +11,7 @@ import sqlite3
 import pytest
 
 from conftest import DaemonProcess, make_wav, wait_for
-from dropscribe.ledger.store import LEDGER_NAME, Ledger
+from dropscribe.ledger.store import LEDGER_NAME, SqliteLedger
 from fakeapi import Reply, openai_error
 
 pytestmark = pytest.mark.slow
@@ -89,7 +89,7 @@ def test_kill_9_at_random_moments_loses_nothing(setup, tmp_path, processes):
     assert set(per_file) == set(names)
     # Only an upload in flight at the moment of a kill can be repeated.
     assert duplicates <= kills * setup.data["workers"]
-    ledger = Ledger(setup.state / LEDGER_NAME)
+    ledger = SqliteLedger(setup.state / LEDGER_NAME)
     try:
         assert ledger.counts() == {"done": len(names)}
     finally:

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import DaemonProcess, make_wav, named, started, wait_for, wav_bytes
 from dropscribe import names
-from dropscribe.ledger.store import LEDGER_NAME, Ledger
+from dropscribe.ledger.store import LEDGER_NAME, SqliteLedger
 from dropscribe.outputs.disposition import error_report
 from fakeapi import openai_error
 
@@ -104,7 +104,7 @@ def test_vanished_file_is_reported_not_quarantined(setup, events):
     from dropscribe.jobs.runner import JobRunner
 
     cfg = setup.load()
-    ledger = Ledger(setup.state / LEDGER_NAME)
+    ledger = SqliteLedger(setup.state / LEDGER_NAME)
     try:
         import threading
 

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from dropscribe.ledger import groupcommit
-from dropscribe.ledger.store import Ledger, chunk_key
+from dropscribe.ledger.store import SqliteLedger, chunk_key
 
 SETTINGS = {"model": "whisper-1"}
 
@@ -30,12 +30,12 @@ def traced(tmp_path, monkeypatch):
         return db
 
     monkeypatch.setattr(groupcommit, "_connect", traced_connect)
-    ledger = Ledger(tmp_path / "ledger.sqlite3")
+    ledger = SqliteLedger(tmp_path / "ledger.sqlite3")
     yield ledger, statements
     ledger.close()
 
 
-def one_file_through(ledger: Ledger, tmp_path, name: str) -> None:
+def one_file_through(ledger: SqliteLedger, tmp_path, name: str) -> None:
     """Every call one recording makes on its way: found, begun, chunked, failed, retried,
     finished with sidecars, done."""
     source = tmp_path / f"{name}.wav"
@@ -105,12 +105,12 @@ def test_a_ledger_from_before_versions_is_stamped_and_keeps_its_rows(tmp_path):
     from dropscribe.ledger import migrations
 
     path = tmp_path / "ledger.sqlite3"
-    ledger = Ledger(path)
+    ledger = SqliteLedger(path)
     ledger.start_attempt("abc:def", {}, 1)
     ledger.close()
     with sqlite3.connect(path) as db:
         db.execute("PRAGMA user_version = 0")
-    ledger = Ledger(path)
+    ledger = SqliteLedger(path)
     assert ledger.job("abc:def").attempts == 1
     ledger.close()
     with sqlite3.connect(path) as db:

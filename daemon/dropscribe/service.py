@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
     from dropscribe.config.rules import FolderSettings
     from dropscribe.config.settings import Config, Inbox
-    from dropscribe.ledger.store import Ledger
+    from dropscribe.ledger.interface import Ledger
 
 log = structlog.get_logger("dropscribe")
 

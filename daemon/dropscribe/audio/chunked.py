@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from dropscribe.audio.probe import Probe
     from dropscribe.config.rules import FolderSettings
     from dropscribe.config.settings import Endpoint
-    from dropscribe.ledger.store import Ledger
+    from dropscribe.ledger.interface import Ledger
     from dropscribe.transcribe.models import Caps
     from dropscribe.transcribe.uploader import Uploader
 

@@ -8,7 +8,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from dropscribe.commands.console import EXIT_FAILED, EXIT_OK, fail, say
-from dropscribe.ledger.store import LEDGER_NAME, Ledger
+from dropscribe.ledger.store import LEDGER_NAME, SqliteLedger
 from dropscribe.outputs import disposition
 
 if TYPE_CHECKING:
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 def retry(cfg: settings.Config, paths: list[Path]) -> int:
     """Move quarantined recordings back and reset their attempts; the daemon picks them up."""
     try:
-        ledger = Ledger(cfg.state_dir / LEDGER_NAME)
+        ledger = SqliteLedger(cfg.state_dir / LEDGER_NAME)
     except (OSError, sqlite3.Error) as exc:
         return fail(f"cannot open ledger in {cfg.state_dir}: {exc}")
     wanted = set(paths)

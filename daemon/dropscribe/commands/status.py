@@ -14,7 +14,7 @@ import yaml
 
 from dropscribe.commands.console import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, fail, say
 from dropscribe.config import rules
-from dropscribe.ledger.store import LEDGER_NAME, Ledger
+from dropscribe.ledger.store import LEDGER_NAME, SqliteLedger
 from dropscribe.outputs import disposition
 from dropscribe.transcribe import limits
 
@@ -30,7 +30,7 @@ def status(cfg: settings.Config) -> int:
         say(f"no ledger yet at {path}: the daemon has not run with this state_dir")
         return EXIT_OK
     try:
-        ledger = Ledger(path)
+        ledger = SqliteLedger(path)
         counts = ledger.counts()
         failures = ledger.latest_failures()
         refused = limits.refusals(ledger)
@@ -115,7 +115,7 @@ def _explain_ledger(ledger: Path, path: Path) -> bool:
         say("  ledger: none yet")
         return True
     try:
-        store = Ledger(ledger)
+        store = SqliteLedger(ledger)
         try:
             row = store.file(path)
             chunks = store.chunk_plan(row.key) if row is not None else []

@@ -26,7 +26,7 @@ from dropscribe.config.rules import inbox_of
 from dropscribe.dispatch.pool import Pool
 from dropscribe.jobs.job import Item, Outcome
 from dropscribe.jobs.runner import JobRunner, make_client
-from dropscribe.ledger.store import LEDGER_NAME, Ledger
+from dropscribe.ledger.store import LEDGER_NAME, SqliteLedger
 from dropscribe.ops import log as logmod
 from dropscribe.ops.metrics import UPLOAD_FAMILIES, Metrics
 
@@ -128,7 +128,7 @@ def serve(
     processes = config.processes
     threads = math.ceil(config.workers / processes)
     current = {"config": config}
-    ledger = Ledger(config.state_dir / LEDGER_NAME)
+    ledger = SqliteLedger(config.state_dir / LEDGER_NAME)
     abort = threading.Event()
     endpoints = config.endpoints.items()
     clients = {name: make_client(share(ep, processes), None, abort) for name, ep in endpoints}

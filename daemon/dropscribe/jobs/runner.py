@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     import httpx
 
     from dropscribe.config.settings import Endpoint, Inbox
-    from dropscribe.ledger.store import FileRow, Ledger
+    from dropscribe.ledger.interface import FileRow, Ledger
     from dropscribe.transcript import Transcriber
 
 log = structlog.get_logger("dropscribe")

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from dropscribe.errors import TranscriptionError
     from dropscribe.ingest.source import Opened
     from dropscribe.jobs.job import Item
-    from dropscribe.ledger.store import Ledger
+    from dropscribe.ledger.interface import Ledger
 
 log = structlog.get_logger("dropscribe")
 

@@ -7,9 +7,13 @@ import fcntl
 import os
 import sqlite3
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dropscribe.errors import AlreadyRunningError, SetupError, StateLostError
-from dropscribe.ledger.store import LEDGER_NAME, Ledger
+from dropscribe.ledger.store import LEDGER_NAME, SqliteLedger
+
+if TYPE_CHECKING:
+    from dropscribe.ledger.interface import Ledger
 
 
 def default_state_dir() -> Path:
@@ -77,7 +81,7 @@ def open_state(state_dir: Path) -> tuple[int, Ledger]:
     except OSError as exc:
         raise SetupError(f"cannot use state_dir {state_dir}: {exc}") from None
     try:
-        return lock, Ledger(state_dir / LEDGER_NAME)
+        return lock, SqliteLedger(state_dir / LEDGER_NAME)
     except (OSError, sqlite3.Error) as exc:
         os.close(lock)
         raise SetupError(f"cannot use state_dir {state_dir}: {exc}") from None

@@ -6,8 +6,8 @@ under another name, or a file renamed, needs no second upload. A *file* is one
 path in an inbox and the sidecars written for it. A third table records which
 source owns each sidecar path, so two sources never overwrite each other. A
 fourth holds the plan of a long recording's chunks and each finished chunk's
-transcript (checkpoints), until the whole is done. A fifth, ``limits.py``'s own,
-keeps what each (endpoint, model) pair was seen to take or refuse.
+transcript (checkpoints), until the whole is done. A fifth keeps what each
+(endpoint, model) pair was seen to take or refuse (``transcribe/limits.py``).
 
 Writes are group-committed (``groupcommit.py``): durable when the call returns,
 yet many workers share each fsync; reads never wait for writes (WAL).
@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dropscribe import names
 from dropscribe.ledger import migrations
 from dropscribe.ledger.groupcommit import GroupCommit
-from dropscribe.transcribe import limits
+from dropscribe.ledger.interface import ChunkRow, FileRow, JobRow
 
 if TYPE_CHECKING:
     import sqlite3
@@ -75,57 +74,29 @@ CREATE TABLE IF NOT EXISTS chunks (
     request_id TEXT,
     PRIMARY KEY (key, idx)
 );
+CREATE TABLE IF NOT EXISTS capabilities (
+    endpoint TEXT NOT NULL,
+    model    TEXT NOT NULL,
+    param    TEXT NOT NULL,
+    value    TEXT NOT NULL,
+    verdict  TEXT NOT NULL,
+    reason   TEXT,
+    updated  REAL NOT NULL,
+    PRIMARY KEY (endpoint, model, param, value)
+);
 """
 LEDGER_NAME = "ledger.sqlite3"  # in state_dir
 
 
-@dataclass(frozen=True)
-class FileRow:
-    path: str
-    inbox: str
-    size: int
-    mtime_ns: int
-    inode: int
-    fingerprint: str
-    key: str
-    state: str
-    formats: str
-    outputs: str
-    error: str | None
-    updated: float
-
-
-@dataclass(frozen=True)
-class ChunkRow:
-    idx: int
-    start: float
-    end: float
-    cut: float
-    pause: bool
-    result: dict[str, Any] | None
-    request_id: str | None
-
-
-@dataclass(frozen=True)
-class JobRow:
-    key: str
-    state: str
-    attempts: int
-    last_error: str | None
-    status: int | None
-    request_id: str | None
-    result: dict[str, Any] | None
-
-
-class Ledger:
-    """Thread-safe access to the ledger; ``close()`` stops its writer thread."""
+class SqliteLedger:
+    """The ledger (``interface.Ledger``) in one SQLite file; thread-safe, and ``close()``
+    stops its writer thread."""
 
     def __init__(self, path: Path, clock: Callable[[], float] = time.time) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._clock = clock
-        self._db = GroupCommit(path, SCHEMA + limits.SCHEMA, name="dropscribe-ledger")
-        self.db = self._db  # for the tables other modules own (limits.py)
+        self._db = GroupCommit(path, SCHEMA, name="dropscribe-ledger")
         self._read = self._db.read
         self._write = self._db.write
         self._post = self._db.post
@@ -353,6 +324,29 @@ class Ledger:
         )
         return [FileRow(*row) for row in rows]
 
+    # ------------------------------------------------------------ capabilities
+
+    def capabilities(self, server: str, model: str) -> list[tuple[str, str, str]]:
+        rows = self._read(
+            "SELECT param, value, verdict FROM capabilities WHERE endpoint = ? AND model = ?",
+            (server, model),
+        )
+        return [(str(p), str(v), str(verdict)) for p, v, verdict in rows]
+
+    def record_capability(
+        self, server: str, model: str, param: str, value: str, verdict: str, reason: str | None
+    ) -> None:
+        args = (server, model, param, value, verdict, reason, self._clock())
+        self._write(lambda db: db.execute(_RECORD_CAPABILITY, args))
+
+    def capabilities_with(self, verdict: str) -> list[tuple[str, str, str, str, str | None]]:
+        rows = self._read(
+            "SELECT endpoint, model, param, value, reason FROM capabilities"
+            " WHERE verdict = ? ORDER BY endpoint, model, param, value",
+            (verdict,),
+        )
+        return [(str(e), str(m), str(p), str(v), r) for e, m, p, v, r in rows]
+
 
 _UPSERT_FILE = """
 INSERT INTO files (path, inbox, size, mtime_ns, inode, fingerprint, key, state, error, updated)
@@ -361,6 +355,13 @@ ON CONFLICT (path) DO UPDATE SET
     inbox = excluded.inbox, size = excluded.size, mtime_ns = excluded.mtime_ns,
     inode = excluded.inode, fingerprint = excluded.fingerprint, key = excluded.key,
     state = excluded.state, error = excluded.error, updated = excluded.updated
+"""
+# A refusal is never undone by a later confirmation of the same value.
+_RECORD_CAPABILITY = """
+INSERT INTO capabilities (endpoint, model, param, value, verdict, reason, updated)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT DO UPDATE SET verdict = excluded.verdict, reason = excluded.reason,
+    updated = excluded.updated WHERE verdict != 'refused'
 """
 _SELECT_JOB = (
     "SELECT key, state, attempts, last_error, status, request_id, result FROM jobs WHERE key = ?"

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from dropscribe.config.rules import FolderSettings
     from dropscribe.config.settings import Format, Inbox
-    from dropscribe.ledger.store import Ledger
+    from dropscribe.ledger.interface import Ledger
     from dropscribe.transcript import Transcript
 
 log = structlog.get_logger("dropscribe")

@@ -9,7 +9,6 @@ not one per worker; once they are, the gate is never taken again.
 from __future__ import annotations
 
 import threading
-import time
 from typing import TYPE_CHECKING
 
 import structlog
@@ -18,33 +17,12 @@ from dropscribe.transcribe import models
 
 if TYPE_CHECKING:
     from dropscribe.config.settings import Endpoint
-    from dropscribe.ledger.store import Ledger
+    from dropscribe.ledger.interface import Ledger
 
 log = structlog.get_logger("dropscribe")
 
 OK = "ok"
 REFUSED = "refused"
-
-# A table of the ledger (store.py opens it with its own).
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS capabilities (
-    endpoint TEXT NOT NULL,
-    model    TEXT NOT NULL,
-    param    TEXT NOT NULL,
-    value    TEXT NOT NULL,
-    verdict  TEXT NOT NULL,
-    reason   TEXT,
-    updated  REAL NOT NULL,
-    PRIMARY KEY (endpoint, model, param, value)
-);
-"""
-# A refusal is never undone by a later confirmation of the same value.
-_RECORD = """
-INSERT INTO capabilities (endpoint, model, param, value, verdict, reason, updated)
-VALUES (?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT DO UPDATE SET verdict = excluded.verdict, reason = excluded.reason,
-    updated = excluded.updated WHERE verdict != 'refused'
-"""
 
 
 def where(endpoint: Endpoint) -> str:
@@ -62,10 +40,7 @@ class Limits:
 
     def known(self, endpoint: Endpoint, model: str) -> tuple[models.Caps, frozenset[models.Item]]:
         """The pair's capabilities (table, config, then refusals) and its confirmed items."""
-        rows = self._ledger.db.read(
-            "SELECT param, value, verdict FROM capabilities WHERE endpoint = ? AND model = ?",
-            (where(endpoint), model),
-        )
+        rows = self._ledger.capabilities(where(endpoint), model)
         refused = [models.Item(p, v) for p, v, verdict in rows if verdict == REFUSED]
         confirmed = frozenset(models.Item(p, v) for p, v, verdict in rows if verdict == OK)
         return models.learned(models.of(endpoint, model), refused), confirmed
@@ -103,15 +78,10 @@ class Limits:
         self, endpoint: Endpoint, model: str, item: models.Item, verdict: str, reason: str | None
     ) -> None:
         """Keep one verdict; durable when this returns."""
-        args = (where(endpoint), model, item.param, item.value, verdict, reason, time.time())
-        self._ledger.db.write(lambda db: db.execute(_RECORD, args))
+        server = where(endpoint)
+        self._ledger.record_capability(server, model, item.param, item.value, verdict, reason)
 
 
 def refusals(ledger: Ledger) -> list[tuple[str, str, str, str, str | None]]:
     """Every refusal kept: (server, model, param, value, reason), for ``status``."""
-    rows = ledger.db.read(
-        "SELECT endpoint, model, param, value, reason FROM capabilities"
-        " WHERE verdict = ? ORDER BY endpoint, model, param, value",
-        (REFUSED,),
-    )
-    return [(str(e), str(m), str(p), str(v), r) for e, m, p, v, r in rows]
+    return ledger.capabilities_with(REFUSED)

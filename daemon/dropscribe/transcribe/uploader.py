@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
     from dropscribe.config.rules import FolderSettings
     from dropscribe.config.settings import Endpoint
-    from dropscribe.ledger.store import Ledger
+    from dropscribe.ledger.interface import Ledger
     from dropscribe.transcript import Transcriber, Transcript
 
 log = structlog.get_logger("dropscribe")

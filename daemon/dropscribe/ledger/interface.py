@@ -1,0 +1,139 @@
+"""The ledger's seam: what the rest of the daemon asks of it, whatever keeps it.
+
+``store.SqliteLedger`` keeps it in one SQLite file beside the daemon. Everything else
+types against ``Ledger`` here, so another backend (a database several hosts share)
+is one more implementation of these methods, not a change to the daemon.
+
+Every write is durable when its method returns, except ``start_attempt``, ``begin``'s
+counting of an attempt and ``file_done``, which may be queued: losing them in a crash
+only means doing again what the ledger still keeps from being uploaded twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+    from pathlib import Path
+
+
+@dataclass(frozen=True)
+class FileRow:
+    path: str
+    inbox: str
+    size: int
+    mtime_ns: int
+    inode: int
+    fingerprint: str
+    key: str
+    state: str
+    formats: str
+    outputs: str
+    error: str | None
+    updated: float
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    idx: int
+    start: float
+    end: float
+    cut: float
+    pause: bool
+    result: dict[str, Any] | None
+    request_id: str | None
+
+
+@dataclass(frozen=True)
+class JobRow:
+    key: str
+    state: str
+    attempts: int
+    last_error: str | None
+    status: int | None
+    request_id: str | None
+    result: dict[str, Any] | None
+
+
+class Ledger(Protocol):
+    """Thread-safe; shared by a process's workers, and by the processes of one state_dir."""
+
+    path: Path  # where it is kept, for messages
+
+    def close(self) -> None: ...
+
+    # files: one path in an inbox, its identity, state and sidecars
+    def file(self, path: Path) -> FileRow | None: ...
+
+    def record_file(
+        self,
+        path: Path,
+        inbox: str,
+        stat: tuple[int, int, int],
+        fingerprint: str,
+        key: str,
+        state: str,
+        error: str | None = None,
+    ) -> None: ...
+
+    def file_done(self, path: Path, formats: list[str], outputs: list[Path]) -> None: ...
+
+    # jobs: one transcript (content plus the settings that shape it), its attempts
+    def job(self, key: str) -> JobRow | None: ...
+
+    def start_attempt(
+        self, key: str, settings: dict[str, Any], attempt: int, state: str = "uploading"
+    ) -> None: ...
+
+    def begin(
+        self,
+        path: Path,
+        inbox: str,
+        stat: tuple[int, int, int],
+        key: str,
+        settings: dict[str, Any],
+    ) -> tuple[JobRow | None, int]: ...
+
+    def job_failed(
+        self, key: str, error: str, status: int | None, request_id: str | None, state: str
+    ) -> None: ...
+
+    def finish(
+        self,
+        source: Path,
+        done: tuple[str, dict[str, Any], str | None] | None,
+        candidates: list[Iterable[Path]],
+        taken: Callable[[Path], bool],
+        owner: str | None = None,
+    ) -> list[Path | None]:
+        """Store a fresh transcript (``done``: key, result, request id), if any, and claim
+        one sidecar name per format from its ``candidates`` in the same transaction."""
+
+    def forget_failure(self, source: Path, key: str | None) -> None: ...
+
+    # chunks: a long recording's plan and checkpoints
+    def chunk_plan(self, key: str) -> list[ChunkRow]: ...
+
+    def save_plan(self, key: str, spans: list[tuple[float, float, float, bool]]) -> None: ...
+
+    def chunk_done(
+        self, key: str, idx: int, result: dict[str, Any], request_id: str | None
+    ) -> None: ...
+
+    def chunk_attempt(self, key: str, settings: dict[str, Any]) -> int: ...
+
+    # capabilities: what each (server, model) pair took or refused
+    def capabilities(self, server: str, model: str) -> list[tuple[str, str, str]]: ...
+
+    def record_capability(
+        self, server: str, model: str, param: str, value: str, verdict: str, reason: str | None
+    ) -> None: ...
+
+    def capabilities_with(self, verdict: str) -> list[tuple[str, str, str, str, str | None]]: ...
+
+    # reports
+    def counts(self) -> dict[str, int]: ...
+
+    def latest_failures(self, limit: int = 10) -> list[FileRow]: ...
