@@ -8,7 +8,8 @@ import threading
 import pytest
 
 from dropscribe.ledger import groupcommit
-from dropscribe.ledger.store import SqliteLedger, chunk_key
+from dropscribe.ledger.interface import JobKey
+from dropscribe.ledger.store import SqliteLedger
 
 SETTINGS = {"model": "whisper-1"}
 
@@ -39,13 +40,13 @@ def one_file_through(ledger: SqliteLedger, tmp_path, name: str) -> None:
     """Every call one recording makes on its way: found, begun, chunked, failed, retried,
     finished with sidecars, done."""
     source = tmp_path / f"{name}.wav"
-    key = f"{name}:settings"
+    key = JobKey(name, "settings")
     ledger.record_file(source, "inbox", (1, 2, 3), name, key, "settling")
     ledger.file(source)
     job, attempt = ledger.begin(source, "inbox", (1, 2, 3), key, SETTINGS)
     assert (job, attempt) == (None, 1)
     ledger.save_plan(key, [(0.0, 60.0, 60.0, True), (60.0, 90.0, 90.0, False)])
-    assert ledger.chunk_attempt(chunk_key(key, 0), SETTINGS) == 1
+    assert ledger.chunk_attempt(key.of_chunk(0), SETTINGS) == 1
     ledger.chunk_done(key, 0, {"text": "one"}, "req_0")
     ledger.chunk_plan(key)
     ledger.job_failed(key, "HTTP 503", 503, "req_1", "failed")
@@ -88,15 +89,26 @@ def test_finishing_a_job_clears_its_chunk_attempts_and_no_one_elses(traced, tmp_
     """A finished job's per-chunk attempt rows go; those of jobs whose keys merely start
     alike, or hold LIKE's wildcards, stay."""
     ledger, _ = traced
-    keys = ["a:b", "a:bc", "a:b_", "a:b%", "a:b!"]
+    keys = [JobKey("a", shaping) for shaping in ["b", "bc", "b_", "b%", "b!"]]
     for key in keys:
         ledger.start_attempt(key, SETTINGS, 1)
         for idx in range(2):
-            ledger.chunk_attempt(chunk_key(key, idx), SETTINGS)
-    ledger.finish(tmp_path / "b.wav", ("a:b", {"text": "x"}, None), [], lambda p: False)
+            ledger.chunk_attempt(key.of_chunk(idx), SETTINGS)
+    ledger.finish(tmp_path / "b.wav", (keys[0], {"text": "x"}, None), [], lambda p: False)
     left = {row[0] for row in ledger._read("SELECT key FROM jobs")}
-    expected = set(keys) | {chunk_key(k, i) for k in keys[1:] for i in range(2)}
+    expected = {str(k) for k in keys} | {str(k.of_chunk(i)) for k in keys[1:] for i in range(2)}
     assert left == expected
+
+
+def test_a_job_key_is_written_and_read_back_unchanged():
+    """A job key, and a chunk's, survive the text the ledger and error reports keep."""
+    key = JobKey("0" * 64, "f" * 16)
+    assert str(key) == f"{'0' * 64}:{'f' * 16}"
+    assert JobKey.parse(str(key)) == key
+    assert str(key.of_chunk(3)).endswith("#0003")
+    assert JobKey.parse(str(key.of_chunk(3))) == key.of_chunk(3)
+    low, high = key.chunk_range()
+    assert low < str(key.of_chunk(0)) < str(key.of_chunk(9999)) < high
 
 
 def test_a_ledger_from_before_versions_is_stamped_and_keeps_its_rows(tmp_path):
@@ -106,7 +118,7 @@ def test_a_ledger_from_before_versions_is_stamped_and_keeps_its_rows(tmp_path):
 
     path = tmp_path / "ledger.sqlite3"
     ledger = SqliteLedger(path)
-    ledger.start_attempt("abc:def", {}, 1)
+    ledger.start_attempt(JobKey("abc", "def"), {}, 1)
     ledger.close()
     with sqlite3.connect(path) as db:
         db.execute("PRAGMA user_version = 0")

@@ -28,7 +28,6 @@ import structlog
 
 from dropscribe.audio import split, stitch, transcode
 from dropscribe.errors import Abandoned, Replan, TranscriptionError
-from dropscribe.ledger.store import chunk_key
 from dropscribe.transcribe import kinds, models
 from dropscribe.transcript import Transcript
 
@@ -38,7 +37,7 @@ if TYPE_CHECKING:
     from dropscribe.audio.probe import Probe
     from dropscribe.config.rules import FolderSettings
     from dropscribe.config.settings import Endpoint
-    from dropscribe.ledger.interface import Ledger
+    from dropscribe.ledger.interface import JobKey, Ledger
     from dropscribe.transcribe.models import Caps
     from dropscribe.transcribe.uploader import Uploader
 
@@ -116,13 +115,13 @@ class Chunker:
         self._encoders = threading.Semaphore(os.cpu_count() or 1)
 
     def transcribe(
-        self, path: Path, settings: FolderSettings, key: str, *, spans: bool = False
+        self, path: Path, settings: FolderSettings, key: JobKey, *, spans: bool = False
     ) -> Transcript:
         """The stitched transcript of ``path``; scratch audio is gone when this returns.
 
         With ``spans``, for a model without timestamps: short spans, sent without asking
         for times, each span's text placed at its sound."""
-        work = self._scratch / key.replace(":", "-")
+        work = self._scratch / f"{key.digest}-{key.shaping}"
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
         try:
@@ -137,7 +136,7 @@ class Chunker:
             shutil.rmtree(work, ignore_errors=True)
 
     def _run(
-        self, path: Path, settings: FolderSettings, key: str, work: Path, spans: bool
+        self, path: Path, settings: FolderSettings, key: JobKey, work: Path, spans: bool
     ) -> Transcript:
         endpoint = self._uploader.client(settings.endpoint).endpoint
         caps = self._uploader.caps(settings.endpoint, settings.model)
@@ -286,7 +285,7 @@ class Chunker:
         with self._encoders:  # CPU-bound: no more at once than there are cores
             size = transcode.encode(job.decoded.pcm, start, end, target, job.codec)
         try:
-            ckey = chunk_key(job.key, i)
+            ckey = job.key.of_chunk(i)
             attempt = self._ledger.chunk_attempt(ckey, settings.shaping())
             transcript = self._uploader.upload(
                 target,
@@ -350,7 +349,7 @@ class _Job:
     """What every chunk of one file shares."""
 
     settings: FolderSettings
-    key: str
+    key: JobKey
     work: Path
     codec: transcode.Codec
     decoded: transcode.Decoded

@@ -8,6 +8,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from dropscribe.commands.console import EXIT_FAILED, EXIT_OK, fail, say
+from dropscribe.ledger.interface import JobKey
 from dropscribe.ledger.store import LEDGER_NAME, SqliteLedger
 from dropscribe.outputs import disposition
 
@@ -34,7 +35,7 @@ def retry(cfg: settings.Config, paths: list[Path]) -> int:
                 found |= {item.path, item.source}
                 # Forget first: a running daemon sees the file come back at once.
                 try:
-                    ledger.forget_failure(item.source, item.key)
+                    ledger.forget_failure(item.source, JobKey.parse(item.key) if item.key else None)
                 except (OSError, sqlite3.Error) as exc:
                     return fail(f"cannot write ledger in {cfg.state_dir}: {exc}")
                 try:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
     from dropscribe.config.schema import HookModel
+    from dropscribe.ledger.interface import JobKey
 
 # Folder names that only ever hold another tool's bookkeeping, never a new recording.
 JUNK_FOLDERS = {
@@ -113,10 +114,10 @@ def inbox_of(config: Config, path: Path) -> Inbox | None:
     return best
 
 
-def done_reason(key: str, formats: str, settings: FolderSettings) -> str | None:
+def done_reason(key: JobKey, formats: str, settings: FolderSettings) -> str | None:
     """Why a file the ledger has done (as ``key`` with ``formats``) needs no new work
     under ``settings``; None when it does."""
-    if key.endswith(":" + settings.shaping_hash()):
+    if key.shaping == settings.shaping_hash():
         wanted = {f.value for f in settings.formats}
         return "already done" if wanted <= set(formats.split(",")) else None
     if not settings.rerun_on_change:

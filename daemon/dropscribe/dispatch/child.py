@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
     from dropscribe.config.settings import Config, Endpoint
+    from dropscribe.ledger.interface import JobKey
 
 METRICS_SECONDS = 2.0  # how often a worker process sends its upload metrics
 
@@ -92,9 +93,9 @@ class FileKeyLocks:
         self._path = path
 
     @contextlib.contextmanager
-    def __call__(self, key: str) -> Iterator[None]:
+    def __call__(self, key: JobKey) -> Iterator[None]:
         # crc32 is the same in every process; two jobs share a byte once in 4 billion
-        offset = zlib.crc32(key.encode())
+        offset = zlib.crc32(str(key).encode())
         fd = os.open(self._path, os.O_RDWR | os.O_CLOEXEC)
         try:
             fcntl.fcntl(

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
 
     from dropscribe.config.settings import Inbox
     from dropscribe.ingest.source import Opened
+    from dropscribe.ledger.interface import JobKey
 
 
 class Outcome(StrEnum):
@@ -34,7 +35,7 @@ class Item:
 class Progress:
     """How far one job got, for deciding its outcome when it ends in an exception."""
 
-    key: str | None = None
+    key: JobKey | None = None
     identity: tuple[int, int, int] | None = None
     attempt: int = 0  # the attempt counted for it (0: none yet)
     stored: bool = False  # its transcript was had (from the ledger, or paid for)

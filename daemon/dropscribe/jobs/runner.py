@@ -29,6 +29,7 @@ from dropscribe.errors import (
 from dropscribe.ingest import source
 from dropscribe.jobs import verdicts
 from dropscribe.jobs.job import Item, Outcome, Progress, Tally
+from dropscribe.ledger.interface import JobKey
 from dropscribe.ops.metrics import Metrics
 from dropscribe.outputs import publish
 from dropscribe.transcribe.http import Client
@@ -75,7 +76,7 @@ class JobRunner:
         once: bool = False,
         inbox_of: Callable[[Path], Inbox | None] | None = None,
         metrics: Metrics | None = None,
-        key_lock: Callable[[str], AbstractContextManager[object]] | None = None,
+        key_lock: Callable[[JobKey], AbstractContextManager[object]] | None = None,
         report: Callable[[Item, Outcome | None], None] | None = None,
     ) -> None:
         self._ledger = ledger
@@ -88,11 +89,11 @@ class JobRunner:
         # Scratch audio of long recordings lives beside the ledger, in state_dir.
         self._chunker = chunked.Chunker(ledger, self._uploader, ledger.path.parent / "work", abort)
         self._inbox_of = inbox_of
-        self._key_locks: dict[str, threading.Lock] = {}
+        self._key_locks: dict[JobKey, threading.Lock] = {}
         self._key_locks_guard = threading.Lock()
         self._key_lock_of = key_lock or self._key_lock
         self._report = report
-        self._paid: dict[str, Transcript] = {}  # fresh transcripts the ledger could not take
+        self._paid: dict[JobKey, Transcript] = {}  # fresh transcripts the ledger could not take
         self.tally = Tally()
 
     def __call__(self, item: Item) -> None:
@@ -160,7 +161,7 @@ class JobRunner:
             error.attempts = attempts
             return self._fail(item, error, key, ident, progress.held)
         self._ledger.job_failed(key, reason, None, None, "retrying")
-        digest = key.split(":", 1)[0]
+        digest = key.digest
         self._ledger.record_file(item.path, item.inbox.name, ident, digest, key, "error", reason)
         log.error("file.failed", error=reason, attempt=attempts, will_retry=True)
         return Outcome.FAILED
@@ -196,7 +197,7 @@ class JobRunner:
             if held.written():
                 log.info("file.changed", reason="written to while being read")
                 return Outcome.SKIPPED
-        key = f"{digest}:{settings.shaping_hash()}"
+        key = JobKey(digest, settings.shaping_hash())
         progress.key, progress.identity = key, ident
         if skip := self._skip(row, digest, key, settings):
             log.info("file.skipped", reason=skip)
@@ -265,7 +266,7 @@ class JobRunner:
         return Outcome.DONE
 
     def _changed(
-        self, held: source.Opened, key: str, transcript: Transcript, fresh: bool
+        self, held: source.Opened, key: JobKey, transcript: Transcript, fresh: bool
     ) -> str | None:
         """Why the transcript must not be written beside the file's name, if it must not.
         Content written to meanwhile: the transcript is of neither version, and is not
@@ -277,7 +278,7 @@ class JobRunner:
         return why
 
     def _sidecar_failed(
-        self, item: Item, exc: SidecarError, digest: str, key: str, held: source.Opened
+        self, item: Item, exc: SidecarError, digest: str, key: JobKey, held: source.Opened
     ) -> Outcome:
         ident = held.identity
         if exc.errno == errno.ENAMETOOLONG:  # no later try can fit it: say so, once
@@ -295,7 +296,7 @@ class JobRunner:
         self,
         item: Item,
         exc: TranscriptionError,
-        key: str | None = None,
+        key: JobKey | None = None,
         identity: tuple[int, int, int] | None = None,
         held: source.Opened | None = None,
     ) -> Outcome:
@@ -304,7 +305,7 @@ class JobRunner:
 
     @staticmethod
     def _skip(
-        row: FileRow | None, digest: str, key: str, settings: rules.FolderSettings
+        row: FileRow | None, digest: str, key: JobKey, settings: rules.FolderSettings
     ) -> str | None:
         """Why this very content needs no new work, when the ledger has it done."""
         if row is None or row.state != "done" or row.fingerprint != digest:
@@ -314,7 +315,7 @@ class JobRunner:
             log.info("file.rerun", reason="settings changed")
         return skip
 
-    def _key_lock(self, key: str) -> threading.Lock:
+    def _key_lock(self, key: JobKey) -> threading.Lock:
         with self._key_locks_guard:
             return self._key_locks.setdefault(key, threading.Lock())
 
@@ -322,7 +323,7 @@ class JobRunner:
         self,
         item: Item,
         settings: rules.FolderSettings,
-        key: str,
+        key: JobKey,
         held: source.Opened,
         progress: Progress,
     ) -> tuple[Transcript, bool]:
@@ -353,7 +354,7 @@ class JobRunner:
         item: Item,
         held: source.Opened,
         settings: rules.FolderSettings,
-        key: str,
+        key: JobKey,
         attempt: int,
         found: probe.Probe,
     ) -> Transcript:

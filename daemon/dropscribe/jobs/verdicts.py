@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from dropscribe.errors import TranscriptionError
     from dropscribe.ingest.source import Opened
     from dropscribe.jobs.job import Item
-    from dropscribe.ledger.interface import Ledger
+    from dropscribe.ledger.interface import JobKey, Ledger
 
 log = structlog.get_logger("dropscribe")
 
@@ -25,7 +25,7 @@ def fail(
     ledger: Ledger,
     item: Item,
     exc: TranscriptionError,
-    key: str | None,
+    key: JobKey | None,
     identity: tuple[int, int, int] | None,
     held: Opened | None,
 ) -> None:
@@ -36,7 +36,7 @@ def fail(
         "status": exc.status,
         "request_id": exc.request_id,
         "attempts": exc.attempts,
-        "key": key,
+        "key": str(key) if key is not None else None,
     }
     target = None
     try:
@@ -46,7 +46,7 @@ def fail(
     except OSError as err:
         log.error("file.quarantine_failed", error=err.strerror or str(err))
     if key is not None and identity is not None:
-        digest = key.split(":", 1)[0]
+        digest = key.digest
         ledger.record_file(item.path, item.inbox.name, identity, digest, key, "failed", exc.message)
     log.error(
         "file.failed",

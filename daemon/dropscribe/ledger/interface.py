@@ -11,12 +11,41 @@ only means doing again what the ledger still keeps from being uploaded twice.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
     from pathlib import Path
+
+
+@dataclass(frozen=True, slots=True)
+class JobKey:
+    """What a transcript is of: the content's fingerprint and the hash of the settings
+    that shape it; with ``chunk``, one chunk of that job (its own attempts)."""
+
+    digest: str
+    shaping: str
+    chunk: int | None = None
+
+    def __str__(self) -> str:
+        whole = f"{self.digest}:{self.shaping}"
+        return whole if self.chunk is None else f"{whole}#{self.chunk:04d}"
+
+    @classmethod
+    def parse(cls, text: str) -> JobKey:
+        """The key a ledger row or an error report holds, as ``str()`` wrote it."""
+        whole, _, chunk = text.partition("#")
+        digest, _, shaping = whole.partition(":")
+        return cls(digest, shaping, int(chunk) if chunk else None)
+
+    def of_chunk(self, idx: int) -> JobKey:
+        return replace(self, chunk=idx)
+
+    def chunk_range(self) -> tuple[str, str]:
+        """The range [low, high) of this job's chunk keys as text (``key#...``): a range
+        searches an index, where a LIKE (case-insensitive) reads every row."""
+        return f"{self}#", f"{self}$"  # "$" follows "#": nothing sorts between the two
 
 
 @dataclass(frozen=True)
@@ -27,7 +56,7 @@ class FileRow:
     mtime_ns: int
     inode: int
     fingerprint: str
-    key: str
+    key: JobKey
     state: str
     formats: str
     outputs: str
@@ -48,7 +77,7 @@ class ChunkRow:
 
 @dataclass(frozen=True)
 class JobRow:
-    key: str
+    key: JobKey
     state: str
     attempts: int
     last_error: str | None
@@ -73,7 +102,7 @@ class Ledger(Protocol):
         inbox: str,
         stat: tuple[int, int, int],
         fingerprint: str,
-        key: str,
+        key: JobKey,
         state: str,
         error: str | None = None,
     ) -> None: ...
@@ -81,10 +110,10 @@ class Ledger(Protocol):
     def file_done(self, path: Path, formats: list[str], outputs: list[Path]) -> None: ...
 
     # jobs: one transcript (content plus the settings that shape it), its attempts
-    def job(self, key: str) -> JobRow | None: ...
+    def job(self, key: JobKey) -> JobRow | None: ...
 
     def start_attempt(
-        self, key: str, settings: dict[str, Any], attempt: int, state: str = "uploading"
+        self, key: JobKey, settings: dict[str, Any], attempt: int, state: str = "uploading"
     ) -> None: ...
 
     def begin(
@@ -92,18 +121,18 @@ class Ledger(Protocol):
         path: Path,
         inbox: str,
         stat: tuple[int, int, int],
-        key: str,
+        key: JobKey,
         settings: dict[str, Any],
     ) -> tuple[JobRow | None, int]: ...
 
     def job_failed(
-        self, key: str, error: str, status: int | None, request_id: str | None, state: str
+        self, key: JobKey, error: str, status: int | None, request_id: str | None, state: str
     ) -> None: ...
 
     def finish(
         self,
         source: Path,
-        done: tuple[str, dict[str, Any], str | None] | None,
+        done: tuple[JobKey, dict[str, Any], str | None] | None,
         candidates: list[Iterable[Path]],
         taken: Callable[[Path], bool],
         owner: str | None = None,
@@ -111,18 +140,18 @@ class Ledger(Protocol):
         """Store a fresh transcript (``done``: key, result, request id), if any, and claim
         one sidecar name per format from its ``candidates`` in the same transaction."""
 
-    def forget_failure(self, source: Path, key: str | None) -> None: ...
+    def forget_failure(self, source: Path, key: JobKey | None) -> None: ...
 
     # chunks: a long recording's plan and checkpoints
-    def chunk_plan(self, key: str) -> list[ChunkRow]: ...
+    def chunk_plan(self, key: JobKey) -> list[ChunkRow]: ...
 
-    def save_plan(self, key: str, spans: list[tuple[float, float, float, bool]]) -> None: ...
+    def save_plan(self, key: JobKey, spans: list[tuple[float, float, float, bool]]) -> None: ...
 
     def chunk_done(
-        self, key: str, idx: int, result: dict[str, Any], request_id: str | None
+        self, key: JobKey, idx: int, result: dict[str, Any], request_id: str | None
     ) -> None: ...
 
-    def chunk_attempt(self, key: str, settings: dict[str, Any]) -> int: ...
+    def chunk_attempt(self, key: JobKey, settings: dict[str, Any]) -> int: ...
 
     # capabilities: what each (server, model) pair took or refused
     def capabilities(self, server: str, model: str) -> list[tuple[str, str, str]]: ...

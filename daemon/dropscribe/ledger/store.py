@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from dropscribe import names
 from dropscribe.ledger import migrations
 from dropscribe.ledger.groupcommit import GroupCommit
-from dropscribe.ledger.interface import ChunkRow, FileRow, JobRow
+from dropscribe.ledger.interface import ChunkRow, FileRow, JobKey, JobRow
 
 if TYPE_CHECKING:
     import sqlite3
@@ -113,7 +113,7 @@ class SqliteLedger:
 
     def file(self, path: Path) -> FileRow | None:
         rows = self._read("SELECT * FROM files WHERE path = ?", (names.text(path),))
-        return FileRow(*rows[0]) if rows else None
+        return _file_row(rows[0]) if rows else None
 
     def record_file(
         self,
@@ -121,13 +121,13 @@ class SqliteLedger:
         inbox: str,
         stat: tuple[int, int, int],
         fingerprint: str,
-        key: str,
+        key: JobKey,
         state: str,
         error: str | None = None,
     ) -> None:
         """Upsert a file's identity and state; keeps its outputs until they are replaced."""
         why = names.text(error) if error is not None else None  # it may quote a name
-        args = (names.text(path), inbox, *stat, fingerprint, key, state, why, self._clock())
+        args = (names.text(path), inbox, *stat, fingerprint, str(key), state, why, self._clock())
         self._write(lambda db: db.execute(_UPSERT_FILE, args))
 
     def file_done(self, path: Path, formats: list[str], outputs: list[Path]) -> None:
@@ -143,18 +143,18 @@ class SqliteLedger:
 
     # ------------------------------------------------------------ jobs
 
-    def job(self, key: str) -> JobRow | None:
-        rows = self._read(_SELECT_JOB, (key,))
+    def job(self, key: JobKey) -> JobRow | None:
+        rows = self._read(_SELECT_JOB, (str(key),))
         return _job_row(rows[0]) if rows else None
 
     def start_attempt(
-        self, key: str, settings: dict[str, Any], attempt: int, state: str = "uploading"
+        self, key: JobKey, settings: dict[str, Any], attempt: int, state: str = "uploading"
     ) -> None:
         """Count attempt number ``attempt`` of a job (queued, not waited for)."""
         now = self._clock()
         args = (
-            key,
-            key.split(":", 1)[0],
+            str(key),
+            key.digest,
             json.dumps(settings, sort_keys=True),
             state,
             attempt,
@@ -168,7 +168,7 @@ class SqliteLedger:
         path: Path,
         inbox: str,
         stat: tuple[int, int, int],
-        key: str,
+        key: JobKey,
         settings: dict[str, Any],
     ) -> tuple[JobRow | None, int]:
         """Note the file as in progress; return its finished job, or the attempt to make.
@@ -179,21 +179,21 @@ class SqliteLedger:
         job = self.job(key)
         now = self._clock()
         where = names.text(path)
-        file_args = (where, inbox, *stat, key.split(":", 1)[0], key, "uploading", None, now)
+        file_args = (where, inbox, *stat, key.digest, str(key), "uploading", None, now)
         self._post(lambda db: db.execute(_UPSERT_FILE, file_args))
         if job is not None and job.state == "done" and job.result is not None:
             return job, 0
         return None, self._next_attempt(key, job, settings)
 
-    def _next_attempt(self, key: str, job: JobRow | None, settings: dict[str, Any]) -> int:
+    def _next_attempt(self, key: JobKey, job: JobRow | None, settings: dict[str, Any]) -> int:
         attempt = (job.attempts if job is not None else 0) + 1
         self.start_attempt(key, settings, attempt)
         return attempt
 
     def job_failed(
-        self, key: str, error: str, status: int | None, request_id: str | None, state: str
+        self, key: JobKey, error: str, status: int | None, request_id: str | None, state: str
     ) -> None:
-        args = (state, names.text(error), status, request_id, self._clock(), key)
+        args = (state, names.text(error), status, request_id, self._clock(), str(key))
         self._post(
             lambda db: db.execute(
                 "UPDATE jobs SET state = ?, last_error = ?, status = ?, request_id = ?,"
@@ -207,7 +207,7 @@ class SqliteLedger:
     def finish(
         self,
         source: Path,
-        done: tuple[str, dict[str, Any], str | None] | None,
+        done: tuple[JobKey, dict[str, Any], str | None] | None,
         candidates: list[Iterable[Path]],
         taken: Callable[[Path], bool],
         owner: str | None = None,
@@ -228,10 +228,10 @@ class SqliteLedger:
                 db.execute(
                     "UPDATE jobs SET state = 'done', result = ?, request_id = ?,"
                     " last_error = NULL, status = 200, updated = ? WHERE key = ?",
-                    (json.dumps(result, ensure_ascii=False), request_id, self._clock(), key),
+                    (json.dumps(result, ensure_ascii=False), request_id, self._clock(), str(key)),
                 )
-                db.execute("DELETE FROM chunks WHERE key = ?", (key,))
-                db.execute("DELETE FROM jobs WHERE key >= ? AND key < ?", _chunk_keys(key))
+                db.execute("DELETE FROM chunks WHERE key = ?", (str(key),))
+                db.execute("DELETE FROM jobs WHERE key >= ? AND key < ?", key.chunk_range())
             chosen: list[Path | None] = []
             for options in candidates:
                 pick = None
@@ -255,60 +255,60 @@ class SqliteLedger:
 
         return self._write(fn)
 
-    def forget_failure(self, source: Path, key: str | None) -> None:
+    def forget_failure(self, source: Path, key: JobKey | None) -> None:
         """Let a quarantined recording be tried afresh: attempts back to zero."""
 
         def fn(db: sqlite3.Connection) -> None:
             db.execute(
                 "DELETE FROM files WHERE path = ? AND state = 'failed'", (names.text(source),)
             )
-            if key:
+            if key is not None:
                 db.execute(
                     "UPDATE jobs SET state = 'retry', attempts = 0"
                     " WHERE (key = ? OR (key >= ? AND key < ?)) AND state != 'done'",
-                    (key, *_chunk_keys(key)),
+                    (str(key), *key.chunk_range()),
                 )
 
         self._write(fn)
 
     # ------------------------------------------------------------ chunks
 
-    def chunk_plan(self, key: str) -> list[ChunkRow]:
+    def chunk_plan(self, key: JobKey) -> list[ChunkRow]:
         """The stored chunks of a job, in order (empty when none was planned)."""
         rows = self._read(
             "SELECT idx, start, end, cut, pause, result, request_id FROM chunks"
             " WHERE key = ? ORDER BY idx",
-            (key,),
+            (str(key),),
         )
         return [
             ChunkRow(idx, start, end, cut, bool(pause), json.loads(res) if res else None, rid)
             for idx, start, end, cut, pause, res, rid in rows
         ]
 
-    def save_plan(self, key: str, spans: list[tuple[float, float, float, bool]]) -> None:
+    def save_plan(self, key: JobKey, spans: list[tuple[float, float, float, bool]]) -> None:
         """Record how a job's recording is cut (durable when this returns)."""
 
         def fn(db: sqlite3.Connection) -> None:
-            db.execute("DELETE FROM chunks WHERE key = ?", (key,))
+            db.execute("DELETE FROM chunks WHERE key = ?", (str(key),))
             db.executemany(
                 "INSERT INTO chunks (key, idx, start, end, cut, pause) VALUES (?, ?, ?, ?, ?, ?)",
-                [(key, idx, *span) for idx, span in enumerate(spans)],
+                [(str(key), idx, *span) for idx, span in enumerate(spans)],
             )
 
         self._write(fn)
 
     def chunk_done(
-        self, key: str, idx: int, result: dict[str, Any], request_id: str | None
+        self, key: JobKey, idx: int, result: dict[str, Any], request_id: str | None
     ) -> None:
         """Checkpoint one chunk's transcript (durable when this returns)."""
-        args = (json.dumps(result, ensure_ascii=False), request_id, key, idx)
+        args = (json.dumps(result, ensure_ascii=False), request_id, str(key), idx)
         self._write(
             lambda db: db.execute(
                 "UPDATE chunks SET result = ?, request_id = ? WHERE key = ? AND idx = ?", args
             )
         )
 
-    def chunk_attempt(self, key: str, settings: dict[str, Any]) -> int:
+    def chunk_attempt(self, key: JobKey, settings: dict[str, Any]) -> int:
         """Count a new attempt of one chunk (its own job row); return its number."""
         return self._next_attempt(key, self.job(key), settings)
 
@@ -322,7 +322,7 @@ class SqliteLedger:
         rows = self._read(
             "SELECT * FROM files WHERE state = 'failed' ORDER BY updated DESC LIMIT ?", (limit,)
         )
-        return [FileRow(*row) for row in rows]
+        return [_file_row(row) for row in rows]
 
     # ------------------------------------------------------------ capabilities
 
@@ -374,21 +374,12 @@ ON CONFLICT (key) DO UPDATE SET
 """
 
 
-def chunk_key(key: str, idx: int) -> str:
-    """The job key under which one chunk's attempts are counted."""
-    return f"{key}#{idx:04d}"
-
-
-def _chunk_keys(key: str) -> tuple[str, str]:
-    """The range [low, high) of ``key``'s chunk keys (those that start with ``key#``).
-
-    A range searches the primary key's index; a LIKE cannot (it is case-insensitive),
-    so it would read every job in the ledger, in the one writer's transaction.
-    """
-    return f"{key}#", f"{key}$"  # "$" follows "#": nothing sorts between the two
+def _file_row(row: tuple[Any, ...]) -> FileRow:
+    path, inbox, size, mtime_ns, inode, fingerprint, key, *rest = row
+    return FileRow(path, inbox, size, mtime_ns, inode, fingerprint, JobKey.parse(key), *rest)
 
 
 def _job_row(row: tuple[Any, ...]) -> JobRow:
     key, state, attempts, last_error, status, request_id, result = row
     parsed = json.loads(result) if result else None
-    return JobRow(key, state, attempts, last_error, status, request_id, parsed)
+    return JobRow(JobKey.parse(key), state, attempts, last_error, status, request_id, parsed)

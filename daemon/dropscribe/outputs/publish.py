@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from dropscribe.config.rules import FolderSettings
     from dropscribe.config.settings import Format, Inbox
-    from dropscribe.ledger.interface import Ledger
+    from dropscribe.ledger.interface import JobKey, Ledger
     from dropscribe.transcript import Transcript
 
 log = structlog.get_logger("dropscribe")
@@ -31,7 +31,7 @@ def write(
     source: Path,
     settings: FolderSettings,
     transcript: Transcript,
-    fresh: str | None,
+    fresh: JobKey | None,
     digest: str,
 ) -> list[Path]:
     """Store a fresh transcript under its job key, claim the sidecar paths, write them.
@@ -82,7 +82,7 @@ def write(
     return list(files)
 
 
-def keep(ledger: Ledger, source: Path, key: str, transcript: Transcript) -> None:
+def keep(ledger: Ledger, source: Path, key: JobKey, transcript: Transcript) -> None:
     """Store a fresh transcript under its job key without writing any sidecar."""
     ledger.finish(
         source, (key, transcript.to_json(), transcript.request_id), [], disposition.occupied

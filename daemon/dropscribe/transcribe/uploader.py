@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
     from dropscribe.config.rules import FolderSettings
     from dropscribe.config.settings import Endpoint
-    from dropscribe.ledger.interface import Ledger
+    from dropscribe.ledger.interface import JobKey, Ledger
     from dropscribe.transcript import Transcriber, Transcript
 
 log = structlog.get_logger("dropscribe")
@@ -241,7 +241,7 @@ class Uploader:
         self,
         path: Path,
         settings: FolderSettings,
-        key: str,
+        key: JobKey,
         attempt: int,
         size: int,
         *,
@@ -310,7 +310,7 @@ class Uploader:
         self,
         endpoint: Endpoint,
         failure: TranscriptionError,
-        key: str,
+        key: JobKey,
         attempt: int,
         ms: int,
         outages: int,
