@@ -357,11 +357,7 @@ class Daemon:
     def _settled_before(self, path: Path, st: os.stat_result, settings: FolderSettings) -> bool:
         """The ledger already has the final word on this very file (same size, mtime, inode)."""
         row = self._ledger.file(path) if self._ledger else None
-        if row is None or (row.size, row.mtime_ns, row.inode) != source.identity(st):
-            return False
-        if row.state == "failed":
-            return True
-        return row.state == "done" and rules.done_reason(row.key, row.formats, settings) is not None
+        return rules.settled_before(row, settings, identity=source.identity(st)) is not None
 
     def _note_ignored(self, path: Path, inbox: Inbox, reason: str) -> None:
         if path in self._ignored or is_temp(path):

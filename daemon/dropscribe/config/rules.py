@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
     from dropscribe.config.schema import HookModel
-    from dropscribe.ledger.interface import JobKey
+    from dropscribe.ledger.interface import FileRow, JobKey
 
 # Folder names that only ever hold another tool's bookkeeping, never a new recording.
 JUNK_FOLDERS = {
@@ -112,6 +112,29 @@ def inbox_of(config: Config, path: Path) -> Inbox | None:
         ):
             best = inbox
     return best
+
+
+def settled_before(
+    row: FileRow | None,
+    settings: FolderSettings,
+    *,
+    identity: tuple[int, int, int] | None = None,
+    digest: str | None = None,
+) -> str | None:
+    """Why the ledger's word on a path still stands, so the file needs no new work; None
+    when it does. The one place that decides "already done", asked twice: before a file
+    settles, by its ``identity`` (the very same file: a quarantine stands too), and once
+    it is opened, by its content's ``digest`` (the same recording under any inode)."""
+    if row is None:
+        return None
+    if identity is not None and (row.size, row.mtime_ns, row.inode) == identity:
+        if row.state == "failed":
+            return "quarantined"
+    elif digest is None or row.fingerprint != digest:
+        return None
+    if row.state != "done":
+        return None
+    return done_reason(row.key, row.formats, settings)
 
 
 def done_reason(key: JobKey, formats: str, settings: FolderSettings) -> str | None:

@@ -308,10 +308,9 @@ class JobRunner:
         row: FileRow | None, digest: str, key: JobKey, settings: rules.FolderSettings
     ) -> str | None:
         """Why this very content needs no new work, when the ledger has it done."""
-        if row is None or row.state != "done" or row.fingerprint != digest:
-            return None
-        skip = rules.done_reason(row.key, row.formats, settings)
-        if skip is None and row.key != key:
+        skip = rules.settled_before(row, settings, digest=digest)
+        done_before = row is not None and (row.state, row.fingerprint) == ("done", digest)
+        if skip is None and done_before and row is not None and row.key != key:
             log.info("file.rerun", reason="settings changed")
         return skip
 
