@@ -201,7 +201,7 @@ class Daemon:
 
     def _lost(self, item: Item) -> None:
         """A worker process died with this file: settle it again."""
-        self._hints.put((item.path, False, False))
+        self._hints.put(Hint(item.path))
 
     def _loop(
         self,
@@ -297,7 +297,7 @@ class Daemon:
         """A worker is free: wake the loop to hand it the next settled file."""
         if item.path in self._dirty:
             self._dirty.discard(item.path)
-            self._hints.put((item.path, False, False))
+            self._hints.put(Hint(item.path))
         else:
             self._hints.put(None)
 
@@ -307,11 +307,11 @@ class Daemon:
     def _take(self, hint: Hint | None, pool: Workers) -> None:
         if hint is None:
             return
-        path, is_dir, deleted = hint
+        path, is_dir, gone = hint
         inbox = self._inbox_of(path)
         if inbox is None:
             return
-        if deleted:
+        if gone:
             self._tracker.forget(path)
             self._ready.pop(path, None)
             return

@@ -28,6 +28,7 @@ import structlog
 
 from dropscribe.audio import split, stitch, transcode
 from dropscribe.errors import Abandoned, Replan, TranscriptionError
+from dropscribe.ledger.interface import JobState
 from dropscribe.transcribe import kinds, models
 from dropscribe.transcript import Transcript
 
@@ -130,7 +131,7 @@ class Chunker:
             self._ledger.save_plan(key, [])  # made for what the server no longer takes
             raise
         except TranscriptionError as exc:
-            self._ledger.job_failed(key, exc.message, exc.status, exc.request_id, "failed")
+            self._ledger.job_failed(key, exc.message, exc.status, exc.request_id, JobState.FAILED)
             raise
         finally:
             shutil.rmtree(work, ignore_errors=True)

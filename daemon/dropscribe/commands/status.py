@@ -14,6 +14,7 @@ import yaml
 
 from dropscribe.commands.console import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, fail, say
 from dropscribe.config import rules
+from dropscribe.ledger.interface import FileState
 from dropscribe.ledger.store import LEDGER_NAME, SqliteLedger
 from dropscribe.outputs import disposition
 from dropscribe.transcribe import limits
@@ -38,7 +39,7 @@ def status(cfg: settings.Config) -> int:
     except (OSError, sqlite3.Error) as exc:
         return fail(f"cannot read ledger {path}: {exc}")
     say(f"ledger: {path}")
-    for state in ("done", "uploading", "failed", "error"):
+    for state in (FileState.DONE, FileState.UPLOADING, FileState.FAILED, FileState.ERROR):
         say(f"  {state:<10} {counts.get(state, 0)}")
     if failures:
         say("latest failures:")

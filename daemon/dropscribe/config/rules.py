@@ -12,6 +12,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from dropscribe.config.settings import Config, Format, Inbox, Layer, Task
+from dropscribe.ledger.interface import FileState
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -128,11 +129,11 @@ def settled_before(
     if row is None:
         return None
     if identity is not None and (row.size, row.mtime_ns, row.inode) == identity:
-        if row.state == "failed":
+        if row.state == FileState.FAILED:
             return "quarantined"
     elif digest is None or row.fingerprint != digest:
         return None
-    if row.state != "done":
+    if row.state != FileState.DONE:
         return None
     return done_reason(row.key, row.formats, settings)
 

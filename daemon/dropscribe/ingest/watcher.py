@@ -12,7 +12,7 @@ import os
 import stat
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import structlog
 from watchdog.events import (
@@ -55,8 +55,13 @@ warnings.filterwarnings(
     "ignore", message="Callback with id .* already exists", category=RuntimeWarning
 )
 
-Hint = tuple[Path, bool, bool]
-"""A watch event reduced to what matters: the path, whether a folder, whether gone."""
+
+class Hint(NamedTuple):
+    """A watch event reduced to what matters."""
+
+    path: Path
+    is_dir: bool = False
+    gone: bool = False  # deleted, or moved away
 
 
 # The events worth hearing of; the kernel is told to send no others (so our own reads
@@ -94,10 +99,10 @@ class _Recorder(FileSystemEventHandler):
         if not event.dest_path and (src.endswith(TEMP_SUFFIX) or _unnamed(src)):
             return  # our own sidecar being written: the busiest and least useful events
         if event.dest_path:  # a move: the old name is gone, the new one appears
-            self._put((Path(src), event.is_directory, True))
-            self._put((Path(os.fsdecode(event.dest_path)), event.is_directory, False))
+            self._put(Hint(Path(src), event.is_directory, gone=True))
+            self._put(Hint(Path(os.fsdecode(event.dest_path)), event.is_directory))
             return
-        self._put((Path(src), event.is_directory, event.event_type == EVENT_TYPE_DELETED))
+        self._put(Hint(Path(src), event.is_directory, event.event_type == EVENT_TYPE_DELETED))
 
 
 def _unnamed(path: str) -> bool:

@@ -29,7 +29,7 @@ from dropscribe.errors import (
 from dropscribe.ingest import source
 from dropscribe.jobs import verdicts
 from dropscribe.jobs.job import Item, Outcome, Progress, Tally
-from dropscribe.ledger.interface import JobKey
+from dropscribe.ledger.interface import FileState, JobKey, JobState
 from dropscribe.ops.metrics import Metrics
 from dropscribe.outputs import publish
 from dropscribe.transcribe.http import Client
@@ -155,14 +155,16 @@ class JobRunner:
         attempts = max(job.attempts if job is not None else 0, progress.attempt)
         if not progress.attempt:  # it crashed before its attempt was counted
             attempts += 1
-            self._ledger.start_attempt(key, settings.shaping(), attempts, state="retrying")
+            self._ledger.start_attempt(key, settings.shaping(), attempts, state=JobState.RETRYING)
         if attempts >= self._uploader.client(settings.endpoint).endpoint.max_attempts:
             error = PermanentError(reason)
             error.attempts = attempts
             return self._fail(item, error, key, ident, progress.held)
-        self._ledger.job_failed(key, reason, None, None, "retrying")
+        self._ledger.job_failed(key, reason, None, None, JobState.RETRYING)
         digest = key.digest
-        self._ledger.record_file(item.path, item.inbox.name, ident, digest, key, "error", reason)
+        self._ledger.record_file(
+            item.path, item.inbox.name, ident, digest, key, FileState.ERROR, reason
+        )
         log.error("file.failed", error=reason, attempt=attempts, will_retry=True)
         return Outcome.FAILED
 
@@ -207,7 +209,9 @@ class JobRunner:
                 f"cannot write sidecars into {folder} (this user may not, or it is"
                 " read-only); nothing was sent"
             )
-            self._ledger.record_file(path, item.inbox.name, ident, digest, key, "error", error)
+            self._ledger.record_file(
+                path, item.inbox.name, ident, digest, key, FileState.ERROR, error
+            )
             log.error("file.failed", error=error, will_retry=True, quarantined=False)
             return Outcome.FAILED
         # Held until the transcript is stored: a copy of this content waits, then reuses it.
@@ -216,7 +220,7 @@ class JobRunner:
                 transcript, fresh = self._transcript(item, settings, key, held, progress)
             except EndpointError as exc:  # only in `once`: the endpoint, not the file
                 self._ledger.record_file(
-                    path, item.inbox.name, ident, digest, key, "error", exc.message
+                    path, item.inbox.name, ident, digest, key, FileState.ERROR, exc.message
                 )
                 log.error("file.failed", error=exc.message, status=exc.status, quarantined=False)
                 return Outcome.FAILED
@@ -224,7 +228,9 @@ class JobRunner:
                 return self._fail(item, exc, key, ident, held)
             except OSError as exc:  # scratch audio under state_dir (a full disk): not the file
                 error = f"cannot write scratch audio: {exc.strerror or exc}"
-                self._ledger.record_file(path, item.inbox.name, ident, digest, key, "error", error)
+                self._ledger.record_file(
+                    path, item.inbox.name, ident, digest, key, FileState.ERROR, error
+                )
                 log.error("audio.scratch_failed", error=error, will_retry=True)
                 return Outcome.FAILED
             if changed := self._changed(held, key, transcript, fresh):
@@ -288,7 +294,9 @@ class JobRunner:
                 " name_template, then dropscribe retry)"
             )
             return self._fail(item, PermanentError(reason), key, ident, held)
-        self._ledger.record_file(item.path, item.inbox.name, ident, digest, key, "error", str(exc))
+        self._ledger.record_file(
+            item.path, item.inbox.name, ident, digest, key, FileState.ERROR, str(exc)
+        )
         log.error("sidecar.failed", error=str(exc), will_retry=True)
         return Outcome.FAILED
 
@@ -309,7 +317,7 @@ class JobRunner:
     ) -> str | None:
         """Why this very content needs no new work, when the ledger has it done."""
         skip = rules.settled_before(row, settings, digest=digest)
-        done_before = row is not None and (row.state, row.fingerprint) == ("done", digest)
+        done_before = row is not None and (row.state, row.fingerprint) == (FileState.DONE, digest)
         if skip is None and done_before and row is not None and row.key != key:
             log.info("file.rerun", reason="settings changed")
         return skip

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from dropscribe.config import rules
+from dropscribe.ledger.interface import FileState
 from dropscribe.outputs import disposition, hooks
 
 if TYPE_CHECKING:
@@ -47,7 +48,9 @@ def fail(
         log.error("file.quarantine_failed", error=err.strerror or str(err))
     if key is not None and identity is not None:
         digest = key.digest
-        ledger.record_file(item.path, item.inbox.name, identity, digest, key, "failed", exc.message)
+        ledger.record_file(
+            item.path, item.inbox.name, identity, digest, key, FileState.FAILED, exc.message
+        )
     log.error(
         "file.failed",
         error=exc.message,

@@ -12,11 +12,31 @@ only means doing again what the ledger still keeps from being uploaded twice.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
     from pathlib import Path
+
+
+class FileState(StrEnum):
+    """Where one path in an inbox stands (``files.state``)."""
+
+    UPLOADING = "uploading"  # its job is under way (or was, when the daemon stopped)
+    DONE = "done"  # its sidecars are written
+    ERROR = "error"  # the last try failed; it is tried again
+    FAILED = "failed"  # quarantined: tried again only after ``dropscribe retry``
+
+
+class JobState(StrEnum):
+    """Where one transcript stands (``jobs.state``)."""
+
+    UPLOADING = "uploading"
+    RETRYING = "retrying"  # an attempt failed; another follows
+    FAILED = "failed"  # no attempt is left
+    RETRY = "retry"  # its attempts were reset by ``dropscribe retry``
+    DONE = "done"  # the transcript is stored
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +123,7 @@ class Ledger(Protocol):
         stat: tuple[int, int, int],
         fingerprint: str,
         key: JobKey,
-        state: str,
+        state: FileState,
         error: str | None = None,
     ) -> None: ...
 
@@ -113,7 +133,11 @@ class Ledger(Protocol):
     def job(self, key: JobKey) -> JobRow | None: ...
 
     def start_attempt(
-        self, key: JobKey, settings: dict[str, Any], attempt: int, state: str = "uploading"
+        self,
+        key: JobKey,
+        settings: dict[str, Any],
+        attempt: int,
+        state: JobState = JobState.UPLOADING,
     ) -> None: ...
 
     def begin(
@@ -126,7 +150,12 @@ class Ledger(Protocol):
     ) -> tuple[JobRow | None, int]: ...
 
     def job_failed(
-        self, key: JobKey, error: str, status: int | None, request_id: str | None, state: str
+        self,
+        key: JobKey,
+        error: str,
+        status: int | None,
+        request_id: str | None,
+        state: JobState,
     ) -> None: ...
 
     def finish(

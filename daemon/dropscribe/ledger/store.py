@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from dropscribe import names
 from dropscribe.ledger import migrations
 from dropscribe.ledger.groupcommit import GroupCommit
-from dropscribe.ledger.interface import ChunkRow, FileRow, JobKey, JobRow
+from dropscribe.ledger.interface import ChunkRow, FileRow, FileState, JobKey, JobRow, JobState
 
 if TYPE_CHECKING:
     import sqlite3
@@ -122,7 +122,7 @@ class SqliteLedger:
         stat: tuple[int, int, int],
         fingerprint: str,
         key: JobKey,
-        state: str,
+        state: FileState,
         error: str | None = None,
     ) -> None:
         """Upsert a file's identity and state; keeps its outputs until they are replaced."""
@@ -148,7 +148,11 @@ class SqliteLedger:
         return _job_row(rows[0]) if rows else None
 
     def start_attempt(
-        self, key: JobKey, settings: dict[str, Any], attempt: int, state: str = "uploading"
+        self,
+        key: JobKey,
+        settings: dict[str, Any],
+        attempt: int,
+        state: JobState = JobState.UPLOADING,
     ) -> None:
         """Count attempt number ``attempt`` of a job (queued, not waited for)."""
         now = self._clock()
@@ -179,9 +183,9 @@ class SqliteLedger:
         job = self.job(key)
         now = self._clock()
         where = names.text(path)
-        file_args = (where, inbox, *stat, key.digest, str(key), "uploading", None, now)
+        file_args = (where, inbox, *stat, key.digest, str(key), FileState.UPLOADING, None, now)
         self._post(lambda db: db.execute(_UPSERT_FILE, file_args))
-        if job is not None and job.state == "done" and job.result is not None:
+        if job is not None and job.state == JobState.DONE and job.result is not None:
             return job, 0
         return None, self._next_attempt(key, job, settings)
 
@@ -191,7 +195,12 @@ class SqliteLedger:
         return attempt
 
     def job_failed(
-        self, key: JobKey, error: str, status: int | None, request_id: str | None, state: str
+        self,
+        key: JobKey,
+        error: str,
+        status: int | None,
+        request_id: str | None,
+        state: JobState,
     ) -> None:
         args = (state, names.text(error), status, request_id, self._clock(), str(key))
         self._post(

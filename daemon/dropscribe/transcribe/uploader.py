@@ -25,6 +25,7 @@ from dropscribe.errors import (
     TranscriptionError,
     Unusable,
 )
+from dropscribe.ledger.interface import JobState
 from dropscribe.ops.metrics import Metrics
 from dropscribe.transcribe import backoff, models
 from dropscribe.transcribe.breaker import Breaker
@@ -339,7 +340,7 @@ class Uploader:
                 self._throttled(endpoint.name)
             if failure.outage and self._wait_for_endpoints:
                 self._ledger.job_failed(
-                    key, failure.message, failure.status, failure.request_id, "retrying"
+                    key, failure.message, failure.status, failure.request_id, JobState.RETRYING
                 )
                 wait = backoff.delay(
                     outages - 1, endpoint.backoff_max, self._jitter(), failure.retry_after
@@ -354,7 +355,7 @@ class Uploader:
             with self._lock:
                 self._breakers[endpoint.name].released()
         last = not isinstance(failure, RetryableError) or attempt >= endpoint.max_attempts
-        state = "failed" if last else "retrying"
+        state = JobState.FAILED if last else JobState.RETRYING
         self._ledger.job_failed(key, failure.message, failure.status, failure.request_id, state)
         if last:
             failure.attempts = attempt
