@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NotRequired, Protocol, TypedDict, cast
 
 from dropscribe.errors import PermanentError
 
@@ -23,6 +23,26 @@ if TYPE_CHECKING:
 MAX_TIME = 1e7  # seconds (115 days): a segment time past this is not a recording's
 
 
+class Segment(TypedDict):
+    """One timed piece of a transcript. A server's other fields (``avg_logprob``,
+    ``speaker`` ...) are kept as they came, in the verbose JSON sidecar."""
+
+    id: int
+    start: float
+    end: float
+    text: str
+    avg_logprob: NotRequired[float]
+    no_speech_prob: NotRequired[float]
+    speaker: NotRequired[str]
+    timing: NotRequired[str]  # "estimated": placed by stitch.divide, not given by the server
+
+
+class Word(TypedDict):
+    word: str
+    start: float
+    end: float
+
+
 @dataclass(frozen=True)
 class Transcript:
     """A transcript normalised from any server's answer: text plus timed segments."""
@@ -30,8 +50,8 @@ class Transcript:
     text: str
     language: str | None = None
     duration: float | None = None
-    segments: tuple[dict[str, Any], ...] = ()
-    words: tuple[dict[str, Any], ...] = ()
+    segments: tuple[Segment, ...] = ()
+    words: tuple[Word, ...] = ()
     request_id: str | None = field(default=None, compare=False)
 
     def to_json(self) -> dict[str, Any]:
@@ -49,16 +69,16 @@ class Transcript:
         text = data.get("text")
         if not isinstance(text, str):
             raise PermanentError("answer has no text field", request_id=request_id)
-        segments = []
+        segments: list[Segment] = []
         for index, seg in enumerate(data.get("segments") or ()):
             if isinstance(seg, dict) and "start" in seg and "end" in seg:
-                item = {k: _finite(v) for k, v in seg.items()}
+                item = cast("Segment", {k: _finite(v) for k, v in seg.items()})  # and the rest
                 item["id"] = index
                 item["start"] = _seconds(seg["start"], f"segments[{index}].start")
                 item["end"] = _seconds(seg["end"], f"segments[{index}].end")
                 item["text"] = clean_text(str(seg.get("text", "")))
                 segments.append(item)
-        words = []
+        words: list[Word] = []
         for index, word in enumerate(data.get("words") or ()):
             if isinstance(word, dict) and "start" in word and "end" in word:
                 label = word.get("word", word.get("text", ""))

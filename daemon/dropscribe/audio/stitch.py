@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import math
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from dropscribe.transcript import Transcript
+from dropscribe.transcript import Segment, Transcript, Word
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -34,18 +34,18 @@ def stitch(
 ) -> Transcript:
     """One transcript from chunk transcripts in source order. With ``place`` (the sound
     of a span on the source timeline), a part without segments gets cues there."""
-    segments: list[dict[str, Any]] = []
-    words: list[dict[str, Any]] = []
+    segments: list[Segment] = []
+    words: list[Word] = []
     texts: list[str] = []
     last_end = last_word = -1.0
     for span, answer in parts:
         part = answer if place is None else _placed(span, answer, place)
-        kept = []
+        kept: list[Segment] = []
         for seg in part.segments:
             start, end = seg["start"] + span.start, seg["end"] + span.start
             if end <= last_end + TOLERANCE:
                 continue
-            kept.append({**seg, "start": round(start, 3), "end": round(end, 3)})
+            kept.append(Segment(**{**seg, "start": round(start, 3), "end": round(end, 3)}))
         if kept and span.cut > 0 and not span.pause:
             kept[0]["text"] = _junction(" ".join(texts), kept[0]["text"])
         for item in kept:
@@ -56,7 +56,7 @@ def stitch(
             start, end = word["start"] + span.start, word["end"] + span.start
             if end <= last_word + 0.01:
                 continue
-            words.append({**word, "start": round(start, 3), "end": round(end, 3)})
+            words.append(Word(word=word["word"], start=round(start, 3), end=round(end, 3)))
             last_word = end
         if part.segments:
             text = " ".join(s["text"].strip() for s in kept if s["text"].strip())
@@ -88,7 +88,7 @@ def _placed(
     return Transcript(part.text, part.language, part.duration, timed, request_id=part.request_id)
 
 
-def divide(text: str, start: float, end: float) -> tuple[dict[str, Any], ...]:
+def divide(text: str, start: float, end: float) -> tuple[Segment, ...]:
     """Text without times, spread over [start, end] as cues of at most CUE_CHARS, broken
     between words (text without spaces, between characters), each timed in proportion
     to its characters, and no longer than CUE_SECONDS where the words allow. The segments
@@ -106,17 +106,14 @@ def divide(text: str, start: float, end: float) -> tuple[dict[str, Any], ...]:
         else:
             pieces.append(word)
     total = sum(len(p) for p in pieces) or 1
-    out = []
+    out: list[Segment] = []
     at = start
-    for piece in pieces:
+    for n, piece in enumerate(pieces):
         step = (end - start) * len(piece) / total
         out.append(
-            {
-                "start": round(at, 3),
-                "end": round(at + step, 3),
-                "text": piece,
-                "timing": "estimated",
-            }
+            Segment(
+                id=n, start=round(at, 3), end=round(at + step, 3), text=piece, timing="estimated"
+            )
         )
         at += step
     return tuple(out)
