@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from typing import TYPE_CHECKING
 
 import pytest
 
+from dropscribe.config.rules import FolderSettings
+from dropscribe.config.settings import Format, Inbox, Layer
 from dropscribe.ledger import groupcommit
 from dropscribe.ledger.interface import JobKey
 from dropscribe.ledger.store import SqliteLedger
+from dropscribe.outputs import publish
+from dropscribe.transcript import Transcript
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 SETTINGS = {"model": "whisper-1"}
 
@@ -53,8 +61,9 @@ def one_file_through(ledger: SqliteLedger, tmp_path, name: str) -> None:
     ledger.record_file(source, "inbox", (1, 2, 3), name, key, "failed", "HTTP 503")
     ledger.latest_failures()
     ledger.forget_failure(source, key)
+    assert ledger.claims([tmp_path / f"{name}.txt"]) == {}
     chosen = ledger.finish(
-        source, (key, {"text": "one two"}, "req_2"), [[tmp_path / f"{name}.txt"]], lambda p: False
+        source, (key, {"text": "one two"}, "req_2"), [[tmp_path / f"{name}.txt"]]
     )
     assert chosen == [tmp_path / f"{name}.txt"]
     ledger.file_done(source, ["txt"], [tmp_path / f"{name}.txt"])
@@ -94,7 +103,7 @@ def test_finishing_a_job_clears_its_chunk_attempts_and_no_one_elses(traced, tmp_
         ledger.start_attempt(key, SETTINGS, 1)
         for idx in range(2):
             ledger.chunk_attempt(key.of_chunk(idx), SETTINGS)
-    ledger.finish(tmp_path / "b.wav", (keys[0], {"text": "x"}, None), [], lambda p: False)
+    ledger.finish(tmp_path / "b.wav", (keys[0], {"text": "x"}, None), [])
     left = {row[0] for row in ledger._read("SELECT key FROM jobs")}
     expected = {str(k) for k in keys} | {str(k.of_chunk(i)) for k in keys[1:] for i in range(2)}
     assert left == expected
@@ -155,3 +164,49 @@ def test_a_ledger_from_a_newer_dropscribe_is_refused_by_run_and_status(setup):
         assert "Traceback" not in done.stderr
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA user_version").fetchone() == (99,)
+
+
+class Racing(SqliteLedger):
+    """A ledger where another source claims ``stolen`` just before this one's claim."""
+
+    stolen: Path | None = None
+
+    def finish(self, source, done, choices, owner=None):
+        if self.stolen is not None:
+            super().finish(self.stolen.with_suffix(".mp3"), None, [[self.stolen]])
+            self.stolen = None
+        return super().finish(source, done, choices, owner)
+
+
+def test_a_sidecar_name_claimed_by_another_source_meanwhile_is_looked_for_again(tmp_path, events):
+    """The job chooses names from the ledger and the disk before its transaction; a
+    name another source claims between the two is given up for the next one, and the
+    transcript is stored once."""
+    ledger = Racing(tmp_path / "state" / "ledger.sqlite3")
+    inbox = Inbox(
+        "in", tmp_path, recursive=True, include=("*.wav",), exclude=(), layers=(Layer({}),)
+    )
+    settings = FolderSettings("e", "whisper-1", formats=(Format.TXT,))
+    source = tmp_path / "a.wav"
+    ledger.stolen = tmp_path / "a.txt"
+    key = JobKey("d" * 64, settings.shaping_hash())
+    ledger.start_attempt(key, settings.shaping(), 1)
+    try:
+        written = publish.write(ledger, inbox, source, settings, Transcript("hi"), key, "d" * 64)
+        assert written == [tmp_path / "a.wav.txt"]
+        assert (tmp_path / "a.wav.txt").read_text() == "hi\n"
+        assert not (tmp_path / "a.txt").exists()
+        assert ledger.claims([tmp_path / "a.txt"]) == {tmp_path / "a.txt": str(tmp_path / "a.mp3")}
+        [renamed] = [e for e in events if e["event"] == "sidecar.renamed"]
+        assert renamed["sidecar"] == str(tmp_path / "a.wav.txt")
+        job = ledger.job(key)
+        assert job is not None
+        assert job.result == {
+            "text": "hi",
+            "language": None,
+            "duration": None,
+            "segments": [],
+            "words": [],
+        }
+    finally:
+        ledger.close()

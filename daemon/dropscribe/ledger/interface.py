@@ -16,7 +16,6 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
     from pathlib import Path
 
 
@@ -158,16 +157,21 @@ class Ledger(Protocol):
         state: JobState,
     ) -> None: ...
 
+    def claims(self, paths: list[Path]) -> dict[Path, str]:
+        """Who claimed each of ``paths`` as a sidecar (unclaimed ones are left out)."""
+        ...
+
     def finish(
         self,
         source: Path,
         done: tuple[JobKey, dict[str, Any], str | None] | None,
-        candidates: list[Iterable[Path]],
-        taken: Callable[[Path], bool],
+        choices: list[list[Path]],
         owner: str | None = None,
     ) -> list[Path | None]:
         """Store a fresh transcript (``done``: key, result, request id), if any, and claim
-        one sidecar name per format from its ``candidates`` in the same transaction."""
+        for each format the first of its ``choices`` that is unclaimed or already
+        ``owner``'s, in the same transaction; None where others claimed them all."""
+        ...
 
     def forget_failure(self, source: Path, key: JobKey | None) -> None: ...
 

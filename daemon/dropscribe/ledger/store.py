@@ -26,7 +26,7 @@ from dropscribe.ledger.interface import ChunkRow, FileRow, FileState, JobKey, Jo
 
 if TYPE_CHECKING:
     import sqlite3
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable
     from pathlib import Path
 
 
@@ -213,21 +213,29 @@ class SqliteLedger:
 
     # ------------------------------------------------------------ sidecars
 
+    def claims(self, paths: list[Path]) -> dict[Path, str]:
+        """Who claimed each of ``paths`` (those nobody claimed are left out)."""
+        owners: dict[Path, str] = {}
+        for path in paths:
+            rows = self._read("SELECT source FROM sidecars WHERE path = ?", (names.text(path),))
+            if rows:
+                owners[path] = str(rows[0][0])
+        return owners
+
     def finish(
         self,
         source: Path,
         done: tuple[JobKey, dict[str, Any], str | None] | None,
-        candidates: list[Iterable[Path]],
-        taken: Callable[[Path], bool],
+        choices: list[list[Path]],
         owner: str | None = None,
     ) -> list[Path | None]:
         """Store a fresh transcript (``done`` = key, result, request id) and claim sidecars.
 
-        For each format, the first candidate path this source owns or can claim: a path
-        belongs to whoever claimed it first; an unclaimed one is free unless ``taken``
-        says something else is there (a file we did not write). One transaction,
-        committed before this returns; None where every candidate was taken. ``owner``
-        is who a claim is made for (by default the source's path).
+        For each format, the first of its ``choices`` (chosen by the caller, who looked
+        at the disk) that is unclaimed or already this source's; None where another
+        source claimed every one meanwhile. One transaction, committed before this
+        returns, and nothing in it but SQL. ``owner`` is who a claim is made for (by
+        default the source's path).
         """
         me = owner or names.text(source)
 
@@ -242,7 +250,7 @@ class SqliteLedger:
                 db.execute("DELETE FROM chunks WHERE key = ?", (str(key),))
                 db.execute("DELETE FROM jobs WHERE key >= ? AND key < ?", key.chunk_range())
             chosen: list[Path | None] = []
-            for options in candidates:
+            for options in choices:
                 pick = None
                 for target in options:
                     row = db.execute(
@@ -251,8 +259,6 @@ class SqliteLedger:
                     if row is not None and row[0] != me:
                         continue
                     if row is None:
-                        if taken(target):
-                            continue
                         db.execute(
                             "INSERT INTO sidecars (path, source) VALUES (?, ?)",
                             (names.text(target), me),

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("dropscribe")
 
+CLAIM_ROUNDS = 3  # a name lost to another source at that very moment: look again
+
 
 def write(
     ledger: Ledger,
@@ -57,13 +59,17 @@ def write(
 
     done = (fresh, transcript.to_json(), transcript.request_id) if fresh else None
     owner = None if settings.after == "keep" else f"{names.text(source)}#{digest}"
-    chosen = ledger.finish(
-        source,
-        done,
-        [candidates(fmt, first) for fmt, first in zip(settings.formats, wanted, strict=True)],
-        taken=disposition.occupied,
-        owner=owner,
-    )
+    me = owner or names.text(source)
+    options = [candidates(fmt, first) for fmt, first in zip(settings.formats, wanted, strict=True)]
+    chosen: list[Path | None] = [None] * len(options)
+    for _ in range(CLAIM_ROUNDS):  # another round only if a name was claimed meanwhile
+        left = [i for i, target in enumerate(chosen) if target is None]
+        picks = [_next_free(ledger, options[i], me) for i in left]
+        for i, target in zip(left, ledger.finish(source, done, picks, owner), strict=True):
+            chosen[i] = target
+        done = None  # stored by the first round
+        if None not in chosen or not any(picks):
+            break
     files: dict[Path, bytes] = {}
     for fmt, first, target in zip(settings.formats, wanted, chosen, strict=True):
         if target is None:
@@ -84,6 +90,15 @@ def write(
 
 def keep(ledger: Ledger, source: Path, key: JobKey, transcript: Transcript) -> None:
     """Store a fresh transcript under its job key without writing any sidecar."""
-    ledger.finish(
-        source, (key, transcript.to_json(), transcript.request_id), [], disposition.occupied
-    )
+    ledger.finish(source, (key, transcript.to_json(), transcript.request_id), [])
+
+
+def _next_free(ledger: Ledger, options: Iterator[Path], me: str) -> list[Path]:
+    """The next of ``options`` that ``me`` may take as the ledger and the disk stand now:
+    its own claim, or a name nobody claimed with nothing in the way (a user's own notes);
+    empty when none is left. Looked at here, so the ledger's transaction holds only SQL."""
+    for target in options:
+        owner = ledger.claims([target]).get(target)
+        if owner == me or (owner is None and not disposition.occupied(target)):
+            return [target]
+    return []
