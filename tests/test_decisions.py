@@ -10,6 +10,7 @@ import pytest
 from dropscribe.config import rules
 from dropscribe.config.settings import Format, Inbox, Layer, Task
 from dropscribe.ingest.settle import SettleTracker, Stat
+from dropscribe.ledger.interface import FileRow, JobKey
 from dropscribe.outputs import render
 from dropscribe.transcribe import backoff
 from dropscribe.transcript import Transcript
@@ -277,3 +278,47 @@ def test_processes_auto_follows_the_cores_for_http_and_stays_one_for_local():
     assert process_count("auto", ["openai"], None) == 1
     assert process_count("auto", ["openai", "local"], 8) == 1
     assert process_count(3, ["local"], 8) == 3
+
+
+def ledger_row(state: str, *, identity=(100, 5, 7), digest="d" * 64, shaping=None, formats="txt"):
+    settings = rules.FolderSettings("e", "m", formats=(Format.TXT,))
+    key = JobKey(digest, shaping or settings.shaping_hash())
+    size, mtime_ns, inode = identity
+    return FileRow(
+        "/in/a.wav", "in", size, mtime_ns, inode, digest, key, state, formats, "[]", None, 0.0
+    )
+
+
+@pytest.mark.parametrize(
+    ("row", "how", "expected"),
+    [
+        (None, {"identity": (100, 5, 7)}, None),
+        (ledger_row("done"), {"identity": (100, 5, 7)}, "already done"),
+        (ledger_row("done"), {"identity": (100, 6, 7)}, None),  # written to since
+        (ledger_row("failed"), {"identity": (100, 5, 7)}, "quarantined"),
+        (ledger_row("error"), {"identity": (100, 5, 7)}, None),  # tried again
+        (ledger_row("done"), {"digest": "d" * 64}, "already done"),  # same content, new inode
+        (ledger_row("done"), {"digest": "e" * 64}, None),
+        (ledger_row("failed"), {"digest": "d" * 64}, None),  # a quarantine is of that file only
+        (ledger_row("done", formats=""), {"digest": "d" * 64}, None),  # txt never written
+        (
+            ledger_row("done", shaping="0" * 16),
+            {"digest": "d" * 64},
+            "settings changed since it was done; rerun_on_change is false",
+        ),
+    ],
+)
+def test_already_done_is_decided_by_identity_before_settling_and_by_content_after(
+    row, how, expected
+):
+    """The ledger's word stands for the very same file (a quarantine too), or for the same
+    content once hashed, and only while the formats and the shaping settings still match."""
+    settings = rules.FolderSettings("e", "m", formats=(Format.TXT,))
+    assert rules.settled_before(row, settings, **how) == expected
+
+
+def test_changed_settings_run_a_done_file_again_only_with_rerun_on_change():
+    """With rerun_on_change, a file done under other shaping settings is done again."""
+    settings = rules.FolderSettings("e", "m", formats=(Format.TXT,), rerun_on_change=True)
+    row = ledger_row("done", shaping="0" * 16)
+    assert rules.settled_before(row, settings, digest="d" * 64) is None
