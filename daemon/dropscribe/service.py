@@ -26,12 +26,13 @@ from dropscribe.ingest import source
 from dropscribe.ingest.settle import SettleTracker, Stat
 from dropscribe.ingest.watcher import Hint, Watcher, scan
 from dropscribe.jobs.job import Item, Tally
-from dropscribe.jobs.runner import JobRunner, make_client
+from dropscribe.jobs.runner import JobRunner
 from dropscribe.ledger import statedir
 from dropscribe.ops import log as logmod
 from dropscribe.ops.metrics import Metrics, MetricsServer
 from dropscribe.ops.notify import Notifier
 from dropscribe.outputs.sidecar import is_temp
+from dropscribe.transcribe.engines import make_client
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -25,10 +25,11 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from dropscribe.config.rules import inbox_of
 from dropscribe.dispatch.pool import Pool
 from dropscribe.jobs.job import Item, Outcome
-from dropscribe.jobs.runner import JobRunner, make_client
+from dropscribe.jobs.runner import JobRunner
 from dropscribe.ledger.store import LEDGER_NAME, SqliteLedger
 from dropscribe.ops import log as logmod
 from dropscribe.ops.metrics import UPLOAD_FAMILIES, Metrics
+from dropscribe.transcribe.engines import make_client
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -32,8 +32,7 @@ from dropscribe.jobs.job import Item, Outcome, Progress, Tally
 from dropscribe.ledger.interface import FileState, JobKey, JobState
 from dropscribe.ops.metrics import Metrics
 from dropscribe.outputs import publish
-from dropscribe.transcribe.http import Client
-from dropscribe.transcribe.local import LocalEngine
+from dropscribe.transcribe.engines import make_client
 from dropscribe.transcribe.uploader import Uploader
 from dropscribe.transcript import Transcript
 
@@ -50,18 +49,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger("dropscribe")
 
 MAX_REPLANS = 8  # each needs a new refusal learned: more than there are things to refuse
-
-
-def make_client(
-    endpoint: Endpoint,
-    transport: httpx.BaseTransport | None = None,
-    abort: threading.Event | None = None,
-) -> Transcriber:
-    """The transcriber for an endpoint: faster-whisper in-process (which stops between
-    segments once ``abort`` is set), or the HTTP client."""
-    if endpoint.kind == "local":
-        return LocalEngine(endpoint, abort)
-    return Client(endpoint, transport=transport)
 
 
 class JobRunner:
@@ -316,9 +303,10 @@ class JobRunner:
         row: FileRow | None, digest: str, key: JobKey, settings: rules.FolderSettings
     ) -> str | None:
         """Why this very content needs no new work, when the ledger has it done."""
+        if row is None or row.fingerprint != digest:
+            return None
         skip = rules.settled_before(row, settings, digest=digest)
-        done_before = row is not None and (row.state, row.fingerprint) == (FileState.DONE, digest)
-        if skip is None and done_before and row is not None and row.key != key:
+        if skip is None and row.state == FileState.DONE and row.key != key:
             log.info("file.rerun", reason="settings changed")
         return skip
 

@@ -126,8 +126,9 @@ class Uploader:
             self._unprobe(breaker, probe)
             raise
 
-    def _acquire(self, limit: Limiter) -> None:
-        while not limit.acquire(timeout=0.25):
+    def _acquire(self, lock: Limiter | threading.Lock) -> None:
+        """Take ``lock``, or raise ``Abandoned`` once the daemon stops while waiting."""
+        while not lock.acquire(timeout=0.25):
             if self._abort.is_set():
                 raise Abandoned
 
@@ -160,9 +161,7 @@ class Uploader:
             yield ask, known
             return
         gate = self._learned.gate(endpoint, settings.model)
-        while not gate.acquire(timeout=0.25):
-            if self._abort.is_set():
-                raise Abandoned
+        self._acquire(gate)
         try:  # what the request before us learned counts
             caps, known = self._learned.known(endpoint, settings.model)
             yield self._ask(endpoint, settings, caps, timed, seconds), known
