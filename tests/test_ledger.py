@@ -61,7 +61,7 @@ def one_file_through(ledger: SqliteLedger, tmp_path, name: str) -> None:
     ledger.record_file(source, "inbox", (1, 2, 3), name, key, "failed", "HTTP 503")
     ledger.latest_failures()
     ledger.forget_failure(source, key)
-    assert ledger.claims([tmp_path / f"{name}.txt"]) == {}
+    assert ledger.owner_of(tmp_path / f"{name}.txt") is None
     chosen = ledger.finish(
         source, (key, {"text": "one two"}, "req_2"), [[tmp_path / f"{name}.txt"]]
     )
@@ -196,7 +196,7 @@ def test_a_sidecar_name_claimed_by_another_source_meanwhile_is_looked_for_again(
         assert written == [tmp_path / "a.wav.txt"]
         assert (tmp_path / "a.wav.txt").read_text() == "hi\n"
         assert not (tmp_path / "a.txt").exists()
-        assert ledger.claims([tmp_path / "a.txt"]) == {tmp_path / "a.txt": str(tmp_path / "a.mp3")}
+        assert ledger.owner_of(tmp_path / "a.txt") == str(tmp_path / "a.mp3")
         [renamed] = [e for e in events if e["event"] == "sidecar.renamed"]
         assert renamed["sidecar"] == str(tmp_path / "a.wav.txt")
         job = ledger.job(key)

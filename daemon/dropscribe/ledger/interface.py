@@ -157,8 +157,8 @@ class Ledger(Protocol):
         state: JobState,
     ) -> None: ...
 
-    def claims(self, paths: list[Path]) -> dict[Path, str]:
-        """Who claimed each of ``paths`` as a sidecar (unclaimed ones are left out)."""
+    def owner_of(self, sidecar: Path) -> str | None:
+        """Who claimed ``sidecar`` (None: nobody yet)."""
         ...
 
     def finish(

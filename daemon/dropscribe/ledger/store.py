@@ -213,14 +213,9 @@ class SqliteLedger:
 
     # ------------------------------------------------------------ sidecars
 
-    def claims(self, paths: list[Path]) -> dict[Path, str]:
-        """Who claimed each of ``paths`` (those nobody claimed are left out)."""
-        owners: dict[Path, str] = {}
-        for path in paths:
-            rows = self._read("SELECT source FROM sidecars WHERE path = ?", (names.text(path),))
-            if rows:
-                owners[path] = str(rows[0][0])
-        return owners
+    def owner_of(self, sidecar: Path) -> str | None:
+        rows = self._read("SELECT source FROM sidecars WHERE path = ?", (names.text(sidecar),))
+        return str(rows[0][0]) if rows else None
 
     def finish(
         self,

@@ -98,7 +98,7 @@ def _next_free(ledger: Ledger, options: Iterator[Path], me: str) -> list[Path]:
     its own claim, or a name nobody claimed with nothing in the way (a user's own notes);
     empty when none is left. Looked at here, so the ledger's transaction holds only SQL."""
     for target in options:
-        owner = ledger.claims([target]).get(target)
+        owner = ledger.owner_of(target)
         if owner == me or (owner is None and not disposition.occupied(target)):
             return [target]
     return []
