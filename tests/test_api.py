@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import re
 import socket
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
 from conftest import API_KEY, make_wav
-from dropscribe.config.rules import FolderSettings
+from dropscribe.config.schema import FolderSettings
 from dropscribe.config.settings import Endpoint, Format, Task
 from dropscribe.errors import EndpointError, OutageError, PermanentError, RetryableError
 from dropscribe.transcribe.http import Client
@@ -20,11 +19,20 @@ from fakeapi import FakeAPI, Reply, openai_error
 if TYPE_CHECKING:
     from pathlib import Path
 
-SETTINGS = FolderSettings("e", "whisper-1")
+SETTINGS = FolderSettings(endpoint="e", model="whisper-1")
 
 
 def endpoint(base_url: str = "http://127.0.0.1:9/v1", timeout: float = 5.0) -> Endpoint:
-    return Endpoint("e", base_url, timeout, 2.0, 2, 3, 1.0, api_key=API_KEY)
+    return Endpoint(
+        name="e",
+        base_url=base_url,
+        timeout=timeout,
+        connect_timeout=2.0,
+        max_concurrency=2,
+        max_attempts=3,
+        backoff_max=1.0,
+        api_key=API_KEY,
+    )
 
 
 def mock(handler) -> Client:
@@ -204,8 +212,8 @@ def test_non_json_success_is_permanent(wav):
 def test_form_fields_and_file_over_a_real_socket(wav):
     """The real server receives every field, the filename and the exact bytes, with Bearer auth."""
     settings = FolderSettings(
-        "e",
-        "whisper-1",
+        endpoint="e",
+        model="whisper-1",
         language="sv",
         prompt="Hej",
         temperature=0.4,
@@ -233,7 +241,7 @@ def test_form_fields_and_file_over_a_real_socket(wav):
 
 def test_translation_goes_to_its_route_without_language(wav):
     """task: translate posts to /audio/translations and drops language."""
-    settings = FolderSettings("e", "whisper-1", language="de", task=Task.TRANSLATE)
+    settings = FolderSettings(endpoint="e", model="whisper-1", language="de", task=Task.TRANSLATE)
     with FakeAPI() as api:
         client = Client(endpoint(api.base_url))
         client.transcribe(wav, settings)
@@ -303,7 +311,7 @@ def test_an_answer_over_the_size_cap_is_refused_after_decompression(wav):
     with FakeAPI() as api:
         api.script.append(Reply(raw=bomb, headers={"Content-Encoding": "gzip"}))
         api.script.append(Reply(body={"text": "b" * 3_000_000}))
-        client = Client(replace(endpoint(api.base_url), max_answer_bytes=2**20))
+        client = Client(endpoint(api.base_url).model_copy(update={"max_answer_bytes": 2**20}))
         messages = []
         for _ in range(2):
             with pytest.raises(PermanentError) as info:

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from conftest import tmpfs
-from dropscribe.config import settings
+from dropscribe.config import rules, settings
+from dropscribe.config.schema import FolderSettings, InboxModel, RuleModel, SettingsModel
 from dropscribe.config.settings import Format, Task
 from dropscribe.errors import ConfigError
 
@@ -200,6 +201,28 @@ def test_rules_and_settings_are_typed(tmp_path):
     inbox = load_text(tmp_path, text).inboxes[0]
     assert inbox.layers[1].values["formats"] == (Format.SRT, Format.TXT)
     assert inbox.layers[2].values == {"task": Task.TRANSLATE}
+
+
+def test_every_folder_setting_can_be_set_at_every_level_and_null_leaves_it_unset(tmp_path):
+    """Each FolderSettings field is a key of defaults:, an inbox and a rule; a bare key sets nothing."""
+    text = MINIMAL.replace(
+        "  - path: inbox",
+        "  - path: inbox\n    formats:\n    settle_seconds: 2\n    rules:\n"
+        "      - match: '*.m4a'\n        after:\n        chunk_seconds: 60",
+    ).replace("  model: whisper-1", "  model: whisper-1\n  formats: [srt]")
+    cfg = load_text(tmp_path, text)
+    inbox = cfg.inboxes[0]
+    assert [layer.values for layer in inbox.layers] == [
+        {"endpoint": "openai", "model": "whisper-1", "formats": (Format.SRT,)},
+        {"settle_seconds": 2},
+        {"chunk_seconds": 60},
+    ]
+    chosen = rules.effective(inbox, inbox.path / "a.m4a")
+    assert (chosen.formats, chosen.settle_seconds, chosen.after) == ((Format.SRT,), 2, "keep")
+    assert (chosen.chunk_seconds, chosen.name_template) == (60, "{stem}.{ext}")
+    for name in FolderSettings.model_fields:  # the schema of a level is the settings' own
+        for model in (SettingsModel, InboxModel, RuleModel):
+            assert name in model.model_fields
 
 
 @pytest.mark.parametrize(

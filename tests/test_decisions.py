@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from dropscribe.config import rules
+from dropscribe.config.schema import FolderSettings
 from dropscribe.config.settings import Format, Inbox, Layer, Task
 from dropscribe.ingest.settle import SettleTracker, Stat
 from dropscribe.ledger.interface import FileRow, JobKey
@@ -181,19 +182,25 @@ def test_rules_apply_in_order_by_glob_and_folder():
 
 def test_shaping_hash_changes_with_transcript_shaping_settings_only():
     """Model or prompt changes alter the job key; output_dir or settle time do not."""
-    a = rules.FolderSettings("e", "m")
+    a = FolderSettings(endpoint="e", model="m")
     assert (
         a.shaping_hash()
-        == rules.FolderSettings("e", "m", settle_seconds=9, output_dir=Path("/x")).shaping_hash()
+        == FolderSettings(
+            endpoint="e", model="m", settle_seconds=9, output_dir=Path("/x")
+        ).shaping_hash()
     )
-    assert a.shaping_hash() != rules.FolderSettings("e", "m", prompt="p").shaping_hash()
-    assert a.shaping_hash() != rules.FolderSettings("e", "m2").shaping_hash()
+    assert a.shaping_hash() != FolderSettings(endpoint="e", model="m", prompt="p").shaping_hash()
+    assert a.shaping_hash() != FolderSettings(endpoint="e", model="m2").shaping_hash()
 
 
 def test_sidecar_names_and_dirs():
     """Templates fill stem, language and ext; output_dir mirrors the inbox's subfolders."""
-    s = rules.FolderSettings(
-        "e", "m", language="en", name_template="{stem}.{language}.{ext}", output_dir=Path("/out")
+    s = FolderSettings(
+        endpoint="e",
+        model="m",
+        language="en",
+        name_template="{stem}.{language}.{ext}",
+        output_dir=Path("/out"),
     )
     assert rules.sidecar_name(s, Path("/in/a b.wav"), Format.VERBOSE_JSON) == "a b.en.verbose.json"
     assert rules.sidecar_dir(inbox(), s, Path("/in/x/y/a.wav")) == Path("/out/x/y")
@@ -281,7 +288,7 @@ def test_processes_auto_follows_the_cores_for_http_and_stays_one_for_local():
 
 
 def ledger_row(state: str, *, identity=(100, 5, 7), digest="d" * 64, shaping=None, formats="txt"):
-    settings = rules.FolderSettings("e", "m", formats=(Format.TXT,))
+    settings = FolderSettings(endpoint="e", model="m", formats=(Format.TXT,))
     key = JobKey(digest, shaping or settings.shaping_hash())
     size, mtime_ns, inode = identity
     return FileRow(
@@ -313,12 +320,12 @@ def test_already_done_is_decided_by_identity_before_settling_and_by_content_afte
 ):
     """The ledger's word stands for the very same file (a quarantine too), or for the same
     content once hashed, and only while the formats and the shaping settings still match."""
-    settings = rules.FolderSettings("e", "m", formats=(Format.TXT,))
+    settings = FolderSettings(endpoint="e", model="m", formats=(Format.TXT,))
     assert rules.settled_before(row, settings, **how) == expected
 
 
 def test_changed_settings_run_a_done_file_again_only_with_rerun_on_change():
     """With rerun_on_change, a file done under other shaping settings is done again."""
-    settings = rules.FolderSettings("e", "m", formats=(Format.TXT,), rerun_on_change=True)
+    settings = FolderSettings(endpoint="e", model="m", formats=(Format.TXT,), rerun_on_change=True)
     row = ledger_row("done", shaping="0" * 16)
     assert rules.settled_before(row, settings, digest="d" * 64) is None

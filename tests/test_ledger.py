@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from dropscribe.config.rules import FolderSettings
+from dropscribe.config.schema import FolderSettings
 from dropscribe.config.settings import Format, Inbox, Layer
 from dropscribe.ledger import groupcommit
 from dropscribe.ledger.interface import JobKey
@@ -186,7 +186,7 @@ def test_a_sidecar_name_claimed_by_another_source_meanwhile_is_looked_for_again(
     inbox = Inbox(
         "in", tmp_path, recursive=True, include=("*.wav",), exclude=(), layers=(Layer({}),)
     )
-    settings = FolderSettings("e", "whisper-1", formats=(Format.TXT,))
+    settings = FolderSettings(endpoint="e", model="whisper-1", formats=(Format.TXT,))
     source = tmp_path / "a.wav"
     ledger.stolen = tmp_path / "a.txt"
     key = JobKey("d" * 64, settings.shaping_hash())

@@ -136,10 +136,12 @@ def test_unknown_model_offline_is_a_clear_endpoint_error(local, monkeypatch, eve
     local.data["defaults"]["model"] = "large-v3"
     cfg = local.load()
     engine = LocalEngine(cfg.endpoints["here"])
-    from dropscribe.config.rules import FolderSettings
+    from dropscribe.config.schema import FolderSettings
 
     with pytest.raises(EndpointError, match="cannot load model 'large-v3'"):
-        engine.transcribe(speak(local.root / "x.wav", "Hi."), FolderSettings("here", "large-v3"))
+        engine.transcribe(
+            speak(local.root / "x.wav", "Hi."), FolderSettings(endpoint="here", model="large-v3")
+        )
     speak(local.inbox / "y.wav", "Hi.")
     failed = Daemon(local.load()).run(threading.Event(), once=True)
     assert failed == 1

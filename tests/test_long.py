@@ -15,7 +15,7 @@ import pytest
 
 from conftest import DaemonProcess, make_wav, named, wait_for, write_tones
 from dropscribe.audio import chunked, split, stitch, transcode
-from dropscribe.config.rules import FolderSettings
+from dropscribe.config.schema import FolderSettings
 from dropscribe.config.settings import Endpoint
 from dropscribe.service import Daemon
 from dropscribe.transcript import Transcript
@@ -303,11 +303,11 @@ def test_within_limits_file_is_sent_as_is_and_local_never_reencodes(tmp_path):
     wav = make_wav(tmp_path / "a.wav", seconds=1.0)
     found = examine(wav)
     settings = FolderSettings(endpoint="e", model="whisper-1")
-    openai = Endpoint("e", "http://127.0.0.1:9", 10, 10, 4, 3, 1)
+    openai = Endpoint(name="e", base_url="http://127.0.0.1:9")
     assert chunked.reason(found, openai, settings, wav, wav.stat().st_size) is None
-    small = Endpoint("e", "http://127.0.0.1:9", 10, 10, 4, 3, 1, max_upload_bytes=1000)
+    small = Endpoint(name="e", base_url="http://127.0.0.1:9", max_upload_bytes=1000)
     assert "upload limit" in (chunked.reason(found, small, settings, wav, wav.stat().st_size) or "")
-    local = Endpoint("e", "", 10, 10, 1, 3, 1, kind="local", max_upload_bytes=1000)
+    local = Endpoint(name="e", kind="local", max_concurrency=1, max_upload_bytes=1000)
     assert chunked.reason(found, local, settings, wav, wav.stat().st_size) is None
     long = found.__class__("wav", "pcm_s16le", 2000.0, 1)
     gpt = FolderSettings(endpoint="e", model="gpt-4o-transcribe")

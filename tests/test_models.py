@@ -12,6 +12,7 @@ import pytest
 from conftest import API_KEY, make_wav, named, write_tones
 from dropscribe.audio import stitch
 from dropscribe.commands import status
+from dropscribe.config.schema import ModelModel
 from dropscribe.service import Daemon
 from dropscribe.transcribe import models
 from fakeapi import OPENAI_MODELS, FakeAPI, Rules, tone_answer
@@ -91,7 +92,7 @@ def test_what_is_learned_and_stated_changes_the_request():
     less = models.learned(whisper, [models.Item("response_format", "verbose_json")])
     assert less.timed is None
     assert models.ask(less, timed=True, prompt=True, seconds=5).response_format == "json"
-    stated = models.with_stated(models.SAFE, models.Stated(formats=("verbose_json", "json")))
+    stated = models.with_stated(models.SAFE, ModelModel(formats=("verbose_json", "json")))
     assert stated.timed == "verbose_json"
     gone = [models.Item("response_format", "json"), models.Item("response_format", "text")]
     assert models.learned(models.SAFE, gone).formats == ()

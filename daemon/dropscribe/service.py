@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
     import httpx
 
-    from dropscribe.config.rules import FolderSettings
+    from dropscribe.config.schema import FolderSettings
     from dropscribe.config.settings import Config, Inbox
     from dropscribe.ledger.interface import Ledger
 

@@ -16,7 +16,7 @@ from dropscribe.errors import PermanentError
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from dropscribe.config.rules import FolderSettings
+    from dropscribe.config.schema import FolderSettings
     from dropscribe.config.settings import Endpoint
     from dropscribe.transcribe import models
 

@@ -21,7 +21,7 @@ import queue
 import shutil
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import structlog
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from dropscribe.audio.probe import Probe
-    from dropscribe.config.rules import FolderSettings
+    from dropscribe.config.schema import FolderSettings
     from dropscribe.config.settings import Endpoint
     from dropscribe.ledger.interface import JobKey, Ledger
     from dropscribe.transcribe.models import Caps
@@ -187,7 +187,9 @@ class Chunker:
                 prompt = settings.prompt
                 if i > 0:
                     prompt = stitch.carried_prompt(settings.prompt, results[i - 1].text)
-                results[i] = self._chunk(job, i, replace(settings, prompt=prompt or None))
+                results[i] = self._chunk(
+                    job, i, settings.model_copy(update={"prompt": prompt or None})
+                )
         elif todo:
             self._parallel(job, todo, results, endpoint.max_concurrency)
         parts = [(cuts[i], results[i]) for i in range(len(cuts))]

@@ -7,7 +7,6 @@ from __future__ import annotations
 import enum
 import os
 import sqlite3
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -78,7 +77,7 @@ def explain(cfg: settings.Config, path: Path) -> int:
         )
         say(f"  rule {index} ({what}): {mark}")
     settings = rules.effective(inbox, path)
-    shown = asdict(settings)
+    shown = settings.model_dump()
     if settings.hook is not None:
         shown["hook"] = settings.hook.model_dump(exclude_none=True)
     text = yaml.safe_dump({"settings": _plain(shown)}, sort_keys=False, allow_unicode=True)

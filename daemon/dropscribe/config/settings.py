@@ -8,7 +8,7 @@ and the key path it concerns, and the whole list raised as one ConfigError.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,9 @@ from dropscribe.config.locate import KeyPath, dotted, from_pydantic, index_lines
 from dropscribe.config.schema import (
     AUDIO_EXTENSIONS,
     ConfigModel,
+    Endpoint,
     EndpointModel,
+    FolderSettings,
     Format,
     HookModel,
     InboxModel,
@@ -37,7 +39,6 @@ from dropscribe.errors import ConfigError, Problem
 from dropscribe.ledger.statedir import chosen_state_dir
 from dropscribe.ops import log
 from dropscribe.transcribe import models
-from dropscribe.transcribe.models import Stated
 
 __all__ = [
     "AUDIO_EXTENSIONS",
@@ -45,6 +46,7 @@ __all__ = [
     "ConfigModel",
     "Endpoint",
     "EndpointModel",
+    "FolderSettings",
     "Format",
     "HookModel",
     "Inbox",
@@ -60,32 +62,7 @@ __all__ = [
 
 # ---------------------------------------------------------------- the typed result
 
-SETTING_NAMES = tuple(name for name in SettingsModel.model_fields if name != "prompt_file")
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    name: str
-    base_url: str
-    timeout: float
-    connect_timeout: float
-    max_concurrency: int
-    max_attempts: int
-    backoff_max: float
-    api_key: str | None = field(default=None, repr=False)
-    pause_after_failures: int = 5
-    pause_seconds: float = 30.0
-    kind: str = "openai"
-    api_version: str = "2024-10-21"
-    request_path: str | None = None
-    max_upload_bytes: int | None = None
-    max_answer_bytes: int = 64 * 2**20
-    max_duration_seconds: float | None = None
-    audio_codec: str | None = None
-    device: str = "cpu"
-    compute_type: str = "int8"
-    cpu_threads: int = 0
-    models: tuple[tuple[str, Stated], ...] = ()  # what the user says models take (models.of)
+SETTING_NAMES = tuple(FolderSettings.model_fields)
 
 
 @dataclass(frozen=True)
@@ -340,28 +317,17 @@ def _endpoint(
     elif ep.api_key_file and used:
         key = keyfile.read(ep.api_key_file, base, environ, (*where, "api_key_file"), problem)
     keyfile.check(key, ep.api_key_env, ep.api_key_file, where, problem)
-    return Endpoint(
-        name=name,
-        base_url=(ep.base_url or "").rstrip("/"),
-        timeout=ep.timeout,
-        connect_timeout=ep.connect_timeout,
-        max_concurrency=ep.max_concurrency or (1 if ep.kind == "local" else 4),
-        max_attempts=ep.max_attempts,
-        backoff_max=ep.backoff_max,
-        api_key=key,
-        pause_after_failures=ep.pause_after_failures,
-        pause_seconds=ep.pause_seconds,
-        kind=ep.kind,
-        api_version=ep.api_version,
-        request_path=ep.request_path.strip("/") if ep.request_path else None,
-        max_upload_bytes=ep.max_upload_bytes,
-        max_answer_bytes=ep.max_answer_bytes,
-        max_duration_seconds=ep.max_duration_seconds,
-        audio_codec=ep.audio_codec,
-        device=ep.device,
-        compute_type=ep.compute_type,
-        cpu_threads=ep.cpu_threads,
-        models=tuple((model, Stated(**said.model_dump())) for model, said in ep.models.items()),
+    # Validated already: only the resolved values are new.
+    return Endpoint.model_construct(
+        ep.model_fields_set | {"name", "base_url", "api_key", "max_concurrency"},
+        **{
+            **dict(ep),
+            "name": name,
+            "base_url": (ep.base_url or "").rstrip("/"),
+            "api_key": key,
+            "max_concurrency": ep.max_concurrency or (1 if ep.kind == "local" else 4),
+            "request_path": ep.request_path.strip("/") if ep.request_path else None,
+        },
     )
 
 

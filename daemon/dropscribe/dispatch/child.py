@@ -18,7 +18,6 @@ import signal
 import struct
 import threading
 import zlib
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -109,7 +108,8 @@ class FileKeyLocks:
 
 def share(endpoint: Endpoint, processes: int) -> Endpoint:
     """One process's part of an endpoint's concurrency (at least one upload)."""
-    return replace(endpoint, max_concurrency=max(1, endpoint.max_concurrency // processes))
+    share = max(1, endpoint.max_concurrency // processes)
+    return endpoint.model_copy(update={"max_concurrency": share})
 
 
 def serve(

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
     import httpx
 
+    from dropscribe.config.schema import FolderSettings
     from dropscribe.config.settings import Endpoint, Inbox
     from dropscribe.ledger.interface import FileRow, Ledger
     from dropscribe.transcript import Transcriber
@@ -300,7 +301,7 @@ class JobRunner:
 
     @staticmethod
     def _skip(
-        row: FileRow | None, digest: str, key: JobKey, settings: rules.FolderSettings
+        row: FileRow | None, digest: str, key: JobKey, settings: FolderSettings
     ) -> str | None:
         """Why this very content needs no new work, when the ledger has it done."""
         if row is None or row.fingerprint != digest:
@@ -317,7 +318,7 @@ class JobRunner:
     def _transcript(
         self,
         item: Item,
-        settings: rules.FolderSettings,
+        settings: FolderSettings,
         key: JobKey,
         held: source.Opened,
         progress: Progress,
@@ -348,7 +349,7 @@ class JobRunner:
         self,
         item: Item,
         held: source.Opened,
-        settings: rules.FolderSettings,
+        settings: FolderSettings,
         key: JobKey,
         attempt: int,
         found: probe.Probe,

@@ -14,6 +14,7 @@ from dropscribe.outputs import disposition, hooks
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from dropscribe.config.schema import FolderSettings
     from dropscribe.errors import TranscriptionError
     from dropscribe.ingest.source import Opened
     from dropscribe.jobs.job import Item
@@ -75,7 +76,7 @@ def after(item: Item, held: Opened, action: str) -> Path | None:
 
 
 def hook(
-    settings: rules.FolderSettings,
+    settings: FolderSettings,
     item: Item,
     outcome: str,
     sidecars: list[Path],

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import structlog
@@ -17,7 +16,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
-    from dropscribe.config.rules import FolderSettings
+    from dropscribe.config.schema import FolderSettings
     from dropscribe.config.settings import Format, Inbox
     from dropscribe.ledger.interface import JobKey, Ledger
     from dropscribe.transcript import Transcript
@@ -50,7 +49,7 @@ def write(
     def candidates(fmt: Format, first: Path) -> Iterator[Path]:
         """The template's name, then the others; built only as far as needed."""
         yield first
-        fallback = replace(settings, name_template="{name}.{ext}")
+        fallback = settings.model_copy(update={"name_template": "{name}.{ext}"})
         others = itertools.chain(
             [rules.sidecar_name(fallback, source, fmt)],
             (f"{source.name}.{n}.{fmt.extension}" for n in range(2, 10_000)),

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
-    from dropscribe.config.rules import FolderSettings
+    from dropscribe.config.schema import FolderSettings
     from dropscribe.config.settings import Endpoint
 
 # Part content types by extension; httpx's guess knows none of the Ogg or m4a spellings.

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from dropscribe.config.settings import Task
 
 if TYPE_CHECKING:
-    from dropscribe.config.rules import FolderSettings
+    from dropscribe.config.schema import FolderSettings
     from dropscribe.config.settings import Endpoint
     from dropscribe.transcribe.models import Ask
 

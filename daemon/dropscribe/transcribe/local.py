@@ -27,7 +27,7 @@ from dropscribe.errors import Abandoned, EndpointError, PermanentError
 from dropscribe.transcript import Transcript
 
 if TYPE_CHECKING:
-    from dropscribe.config.rules import FolderSettings
+    from dropscribe.config.schema import FolderSettings
     from dropscribe.config.settings import Endpoint
     from dropscribe.transcribe.models import Ask
 

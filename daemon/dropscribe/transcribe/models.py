@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, NamedTuple
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from dropscribe.config.settings import Endpoint
+    from dropscribe.config.schema import Endpoint, ModelModel
 
 
 class Chunking(StrEnum):
@@ -115,21 +115,10 @@ def table(kind: str, model: str) -> Caps:
             return WHISPER_SERVER
 
 
-class Stated(NamedTuple):
-    """What a user says of a model in the endpoint's ``models:`` (None: not said)."""
-
-    formats: tuple[str, ...] | None = None
-    timestamps: bool | None = None
-    prompt: bool | None = None
-    translate: bool | None = None
-    chunking_strategy: bool | None = None
-    max_seconds: float | None = None
-
-
 TIMED_FORMATS = ("verbose_json", "diarized_json")
 
 
-def with_stated(caps: Caps, said: Stated) -> Caps:
+def with_stated(caps: Caps, said: ModelModel) -> Caps:
     """``caps`` with what the user stated in the config put over it."""
     formats = said.formats if said.formats is not None else caps.formats
     timed = next((f for f in formats if f in TIMED_FORMATS), None)
@@ -156,7 +145,7 @@ def of(endpoint: Endpoint, model: str) -> Caps:
     """The model's capabilities on this endpoint from the table and the config (not yet
     what its server taught us: ``limits.py``)."""
     caps = table(endpoint.kind, model)
-    said = next((said for name, said in endpoint.models if name == model), None)
+    said = endpoint.models.get(model)
     if said is not None:
         caps = with_stated(caps, said)
     if endpoint.max_duration_seconds is not None:
