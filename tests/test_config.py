@@ -12,7 +12,13 @@ import pytest
 
 from conftest import tmpfs
 from dropscribe.config import rules, settings
-from dropscribe.config.schema import FolderSettings, InboxModel, RuleModel, SettingsModel
+from dropscribe.config.schema import (
+    FolderSettings,
+    InboxModel,
+    RuleModel,
+    SettingsModel,
+    SubtitleRules,
+)
 from dropscribe.config.settings import Format, Task
 from dropscribe.errors import ConfigError
 
@@ -75,6 +81,7 @@ def test_example_documents_every_key():
         settings.LogModel,
         settings.MetricsModel,
         settings.HookModel,
+        SubtitleRules,
     ):
         keys |= set(model.model_fields)
     assert keys - documented == set()

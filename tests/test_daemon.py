@@ -100,18 +100,39 @@ def test_all_five_formats_come_from_one_upload(setup, events):
         "talk.verbose.json",
         "talk.vtt",
     ]
+    # Two short segments make one cue: together they are within every subtitle rule.
     assert (setup.inbox / "talk.srt").read_text() == (
-        "1\n00:00:00,000 --> 00:00:01,500\ntranscript of\n\n"
-        "2\n00:00:01,500 --> 00:00:03,250\ntalk.wav\n"
+        "1\n00:00:00,000 --> 00:00:03,250\ntranscript of talk.wav\n"
     )
-    assert (
-        (setup.inbox / "talk.vtt")
-        .read_text()
-        .startswith("WEBVTT\n\n00:00:00.000 --> 00:00:01.500\ntranscript of\n")
+    assert (setup.inbox / "talk.vtt").read_text() == (
+        "WEBVTT\n\n00:00:00.000 --> 00:00:03.250\ntranscript of talk.wav\n"
     )
     assert json.loads((setup.inbox / "talk.json").read_text()) == {"text": "transcript of talk.wav"}
     verbose = json.loads((setup.inbox / "talk.verbose.json").read_text())
     assert [s["end"] for s in verbose["segments"]] == [1.5, 3.25]
+
+
+def test_new_formats_render_from_the_stored_transcript_without_a_new_upload(setup, events):
+    """md, lrc and tsv added to a done folder come from the ledger's transcript: no second upload."""
+    setup.data["defaults"]["formats"] = ["txt", "srt"]
+    make_wav(setup.inbox / "talk.wav")
+    with setup.daemon(once=True):
+        wait_for(lambda: named(events, "file.done"), what="done")
+    setup.data["defaults"]["formats"] = ["txt", "srt", "md", "lrc", "tsv"]
+    events.clear()
+    with setup.daemon(once=True):
+        wait_for(lambda: named(events, "file.done"), what="done again")
+    assert len(setup.api.uploads) == 1
+    assert sidecars(setup.inbox) == ["talk.lrc", "talk.md", "talk.srt", "talk.tsv", "talk.txt"]
+    assert (
+        setup.inbox / "talk.lrc"
+    ).read_text() == "[00:00.00]transcript of talk.wav\n[00:03.25]\n"
+    assert (setup.inbox / "talk.tsv").read_text() == (
+        "start\tend\ttext\n0\t1500\ttranscript of\n1500\t3250\ttalk.wav\n"
+    )
+    md = (setup.inbox / "talk.md").read_text()
+    assert md.startswith("---\nsource: talk.wav\ndate: ")
+    assert md.endswith("---\n\n# talk\n\ntranscript of talk.wav\n")
 
 
 def test_slowly_written_file_is_not_uploaded_before_complete(setup, events):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import re
 from pathlib import Path
 
 import pytest
@@ -217,24 +218,31 @@ T = Transcript(
 )
 
 
-def test_srt_is_numbered_monotonic_and_one_cue_per_segment():
+def test_srt_is_numbered_monotonic_and_never_breaks_its_syntax():
     """SRT cues are 1-based, times never go backwards, text never breaks the cue syntax."""
-    assert render.srt(T) == (
-        "1\n00:00:00,000 --> 00:00:01,200\nHello there.\n\n"
-        "2\n00:00:01,200 --> 01:01:01,500\nGeneral -> Kenobi.\n"
-    )
+    srt = render.Page(T).render(Format.SRT).decode()
+    blocks = srt.rstrip("\n").split("\n\n")
+    assert [b.split("\n")[0] for b in blocks] == [str(n) for n in range(1, len(blocks) + 1)]
+    times = [b.split("\n")[1] for b in blocks]
+    assert all(re.fullmatch(r"\d\d:\d\d:\d\d,\d{3} --> \d\d:\d\d:\d\d,\d{3}", t) for t in times)
+    assert times == sorted(times)
+    assert srt.startswith("1\n00:00:00,000 --> 00:00:00,920\nHello there.\n")  # gap before 1.0
+    texts = [" ".join(b.split("\n")[2:]) for b in blocks]
+    assert " ".join(texts) == "Hello there. General -> Kenobi."
+    assert srt.count("-->") == len(blocks)
 
 
 def test_vtt_has_one_header_and_dotted_times():
     """WebVTT starts with WEBVTT and uses HH:MM:SS.mmm."""
-    assert render.vtt(T).startswith("WEBVTT\n\n00:00:00.000 --> 00:00:01.200\nHello there.\n")
+    vtt = render.Page(T).render(Format.VTT).decode()
+    assert vtt.startswith("WEBVTT\n\n00:00:00.000 --> 00:00:00.920\nHello there.\n")
+    assert vtt.count("WEBVTT") == 1
 
 
-def test_timed_formats_without_segments_get_one_cue():
-    """A server that returned no segments still yields a valid one-cue SRT."""
-    assert (
-        render.srt(Transcript(text="Hi", duration=2.5)) == "1\n00:00:00,000 --> 00:00:02,500\nHi\n"
-    )
+def test_timed_formats_without_segments_get_cues_over_the_duration():
+    """A server that returned no segments still yields a valid SRT spread over the audio."""
+    srt = render.Page(Transcript(text="Hi", duration=2.5)).render(Format.SRT).decode()
+    assert srt == "1\n00:00:00,000 --> 00:00:02,500\nHi\n"
 
 
 def test_transcript_normalises_server_quirks():

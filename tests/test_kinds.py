@@ -177,8 +177,9 @@ def test_gateway_html_errors_and_dropped_fields(kind_setup, events):
         setup.data["defaults"]["formats"] = ["srt"]
         run(setup, events, "gw.wav")
     assert named(events, "upload.failed")[0]["error"] == "HTTP 502: 502 Bad Gateway"
+    # No duration either: the text is timed at 15 characters a second.
     assert (setup.inbox / "gw.srt").read_text() == (
-        "1\n00:00:00,000 --> 00:00:01,000\nno segments here\n"
+        "1\n00:00:00,000 --> 00:00:01,067\nno segments here\n"
     )
 
 

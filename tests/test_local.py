@@ -171,3 +171,61 @@ def test_sigterm_during_a_local_transcription_exits_0_at_once(local):
     again = DaemonProcess(local, command="once")
     assert again.wait(timeout=120) == 0
     assert "recording" in (local.inbox / "long.txt").read_text().lower()
+
+
+PASSAGES = (
+    LONG_SPEECH,
+    (
+        "In the afternoon the sales team presented their figures for the autumn. Revenue"
+        " grew in three regions, while the eastern office reported a small decline that"
+        " was caused by a delayed shipment. The director asked for a plan by the end of"
+        " the month."
+    ),
+    (
+        "Finally, the group discussed the new coffee machine in the kitchen. Some people"
+        " liked the stronger taste, others wanted the old one back. A vote will be held"
+        " next Tuesday, and the result will be posted on the notice board."
+    ),
+)
+
+
+def test_subtitles_from_real_speech_obey_the_folder_rules(local, events):
+    """Minutes of espeak-ng speech with pauses: every srt cue within the folder's rules, txt in paragraphs."""
+    import wave
+
+    from dropscribe.config.schema import SubtitleRules
+
+    rules = SubtitleRules(line_length=32, lines=2, max_seconds=6)
+    local.data["defaults"]["formats"] = ["txt", "srt"]
+    local.data["defaults"]["subtitles"] = {"line_length": 32, "max_seconds": 6}
+    parts = [speak(local.root / f"part{n}.wav", text) for n, text in enumerate(PASSAGES)]
+    with wave.open(str(parts[0])) as first:
+        params = first.getparams()
+    silence = b"\0" * (params.sampwidth * params.framerate * 3)  # a 3 s pause
+    staging = local.root / "talk.wav"
+    with wave.open(str(staging), "wb") as out:
+        out.setparams(params)
+        for n, part in enumerate(parts):
+            with wave.open(str(part)) as piece:
+                out.writeframes(piece.readframes(piece.getnframes()))
+            if n + 1 < len(parts):
+                out.writeframes(silence)
+    staging.rename(local.inbox / "talk.wav")
+    with local.daemon():
+        wait_for(lambda: named(events, "file.done"), timeout=240, what="local transcript")
+    srt = (local.inbox / "talk.srt").read_text()
+    blocks = srt.rstrip("\n").split("\n\n")
+    times = cues(srt, ",")
+    assert len(times) == len(blocks) > 10
+    for (start, end), block in zip(times, blocks, strict=True):
+        lines = block.split("\n")[2:]
+        assert 1 <= len(lines) <= rules.lines, block
+        assert all(len(line) <= rules.line_length for line in lines), block
+        assert 0 < end - start <= rules.max_seconds + 0.001, block
+    for (_, end), (start, _) in itertools.pairwise(times):
+        assert start - end >= rules.min_gap - 0.001
+    paragraphs = (local.inbox / "talk.txt").read_text().rstrip("\n").split("\n\n")
+    assert len(paragraphs) == len(PASSAGES), paragraphs
+    said = words(" ".join(PASSAGES))
+    heard = words(" ".join(" ".join(b.split("\n")[2:]) for b in blocks))
+    assert sum(w in set(heard) for w in said) / len(said) >= 0.8

@@ -33,6 +33,7 @@ class Segment(TypedDict):
     text: str
     avg_logprob: NotRequired[float]
     no_speech_prob: NotRequired[float]
+    compression_ratio: NotRequired[float]
     speaker: NotRequired[str]
     timing: NotRequired[str]  # "estimated": placed by stitch.divide, not given by the server
 

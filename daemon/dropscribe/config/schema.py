@@ -41,6 +41,9 @@ class Format(StrEnum):
     SRT = "srt"
     VTT = "vtt"
     VERBOSE_JSON = "verbose_json"
+    LRC = "lrc"
+    TSV = "tsv"
+    MD = "md"
 
     @property
     def extension(self) -> str:
@@ -50,7 +53,7 @@ class Format(StrEnum):
     @property
     def timed(self) -> bool:
         """Whether rendering this format needs segment timestamps."""
-        return self in {Format.SRT, Format.VTT, Format.VERBOSE_JSON}
+        return self in {Format.SRT, Format.VTT, Format.VERBOSE_JSON, Format.LRC, Format.TSV}
 
 
 class Task(StrEnum):
@@ -64,6 +67,17 @@ class StrictModel(BaseModel):
 
 
 Seconds = Annotated[float, Field(ge=0)]
+
+
+class SubtitleRules(StrictModel):
+    """How srt, vtt and lrc cues are cut (``outputs/cues.py``), and txt/md paragraphs."""
+
+    line_length: Annotated[int, Field(ge=10, le=200)] = 42  # characters a line
+    lines: Annotated[int, Field(ge=1, le=4)] = 2  # lines a cue
+    max_seconds: Annotated[float, Field(ge=1, le=30)] = 7.0  # the longest a cue shows
+    max_cps: Annotated[float, Field(ge=5, le=100)] = 20.0  # characters a second to read
+    min_gap: Annotated[float, Field(ge=0, le=1)] = 0.08  # seconds between two cues
+    paragraph_seconds: Annotated[float, Field(gt=0)] = 2.0  # a pause that starts a paragraph
 
 
 def http_url(value: str | None) -> str | None:
@@ -111,6 +125,7 @@ class FolderSettings(StrictModel):
     # refuses) are cut at silences into pieces of about this length.
     chunk_seconds: Annotated[float, Field(ge=30, le=86400)] = 600.0
     carry_prompt: bool = False
+    subtitles: SubtitleRules = SubtitleRules()
 
     @field_validator("language")
     @classmethod

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import structlog
 
 from dropscribe import names
 from dropscribe.config import rules
+from dropscribe.config.schema import Format
 from dropscribe.errors import SidecarError
 from dropscribe.outputs import disposition, render, sidecar
 
@@ -17,7 +20,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from dropscribe.config.schema import FolderSettings
-    from dropscribe.config.settings import Format, Inbox
+    from dropscribe.config.settings import Inbox
     from dropscribe.ledger.interface import JobKey, Ledger
     from dropscribe.transcript import Transcript
 
@@ -69,6 +72,7 @@ def write(
         done = None  # stored by the first round
         if None not in chosen or not any(picks):
             break
+    page = _page(transcript, settings, source)
     files: dict[Path, bytes] = {}
     for fmt, first, target in zip(settings.formats, wanted, chosen, strict=True):
         if target is None:
@@ -80,11 +84,35 @@ def write(
                 wanted=str(first),
                 sidecar=str(target),
             )
-        files[target] = render.render(transcript, fmt, settings.task.value)
+        files[target] = page.render(fmt)
     sidecar.write_all(files)
     for target, data in files.items():
         log.info("sidecar.written", sidecar=str(target), bytes=len(data))
     return list(files)
+
+
+def _page(transcript: Transcript, settings: FolderSettings, source: Path) -> render.Page:
+    recorded = None
+    if Format.MD in settings.formats:  # the recording's own time, for the front matter
+        with contextlib.suppress(OSError):
+            recorded = datetime.fromtimestamp(source.stat().st_mtime).astimezone()
+    page = render.Page(
+        transcript,
+        task=settings.task.value,
+        rules=settings.subtitles,
+        source=names.text(source.name),
+        model=settings.model,
+        recorded=recorded,
+    )
+    if page.dropped:
+        log.info(
+            "transcript.trimmed",
+            source=str(source),
+            dropped=[
+                {"start": d.start, "end": d.end, "text": d.text, "why": d.why} for d in page.dropped
+            ],
+        )
+    return page
 
 
 def keep(ledger: Ledger, source: Path, key: JobKey, transcript: Transcript) -> None:

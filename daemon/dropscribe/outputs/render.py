@@ -1,17 +1,34 @@
-"""Pure: a Transcript -> the bytes of each sidecar format."""
+"""Pure: a Transcript -> the bytes of each sidecar format.
+
+What people read (txt, srt, vtt, lrc, tsv, md) is rendered from the transcript without
+the segments ``guard.trim`` takes for invented; json and verbose_json are the engine's
+full answer. txt is one paragraph per line with a blank line between paragraphs, so it
+reads as a document and stays easy to grep; a paragraph ends at a pause of
+``subtitles.paragraph_seconds``, or at the first sentence end after ``PARAGRAPH_CHARS``.
+"""
 
 from __future__ import annotations
 
 import json
+import re
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from dropscribe.config.settings import Format
+import yaml
+
+from dropscribe.config.schema import Format, SubtitleRules
+from dropscribe.outputs import cues, guard
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from dropscribe.transcript import Transcript
 
+PARAGRAPH_CHARS = 600  # a paragraph grows to about this before a sentence end closes it
+SENTENCE = re.compile(f"(?<=[{cues.STOPS}])\\s+")
 
-def _clock(seconds: float, sep: str) -> str:
+
+def clock(seconds: float, sep: str) -> str:
     millis = max(0, round(seconds * 1000))
     hours, millis = divmod(millis, 3_600_000)
     minutes, millis = divmod(millis, 60_000)
@@ -19,59 +36,157 @@ def _clock(seconds: float, sep: str) -> str:
     return f"{hours:02d}:{minutes:02d}:{secs:02d}{sep}{millis:03d}"
 
 
-def cues(transcript: Transcript) -> list[tuple[float, float, str]]:
-    """Timed cues with monotonic, non-overlapping times and one-line-safe text.
+class Page:
+    """One transcript as its sidecars show it; what several formats share is built once."""
 
-    Without segments (a server that gave none) the whole text is one cue.
-    """
-    raw: list[tuple[float, float, str]] = [
-        (seg["start"], seg["end"], seg["text"]) for seg in transcript.segments
-    ]
-    if not raw and transcript.text:
-        raw = [(0.0, max(transcript.duration or 0.0, 1.0), transcript.text)]
-    out: list[tuple[float, float, str]] = []
-    floor = 0.0
-    for start, end, text in raw:
-        clean = " ".join(text.replace("-->", "->").split())
-        if not clean:
-            continue
-        begin = max(start, floor)
-        finish = max(end, begin)
-        out.append((begin, finish, clean))
-        floor = finish
+    def __init__(
+        self,
+        transcript: Transcript,
+        *,
+        task: str = "transcribe",
+        rules: SubtitleRules | None = None,
+        source: str = "",
+        model: str = "",
+        recorded: datetime | None = None,
+    ) -> None:
+        self.full = transcript
+        self.shown, self.dropped = guard.trim(transcript)
+        self.task = task
+        self.rules = rules or SubtitleRules()
+        self.source = source
+        self.model = model
+        self.recorded = recorded
+
+    def render(self, fmt: Format) -> bytes:
+        match fmt:
+            case Format.TXT:
+                text = "\n\n".join(self.paragraphs) + "\n"
+            case Format.JSON:
+                text = _json({"text": self.full.text})
+            case Format.VERBOSE_JSON:
+                text = _json({"task": self.task, **self.full.to_json()})
+            case Format.SRT:
+                text = self.srt()
+            case Format.VTT:
+                text = self.vtt()
+            case Format.LRC:
+                text = self.lrc()
+            case Format.TSV:
+                text = self.tsv()
+            case Format.MD:
+                text = self.md()
+        return text.encode("utf-8")
+
+    @cached_property
+    def subtitles(self) -> list[cues.Cue]:
+        return cues.build(cues.tokens(self.shown), self.rules)
+
+    @cached_property
+    def paragraphs(self) -> list[str]:
+        """The text as paragraphs: at long pauses between segments, else by length."""
+        shown = self.shown
+        if not shown.segments:
+            return _by_length(SENTENCE.split(shown.text.strip()), " ")
+        glue = " " if " " in shown.text.strip() else ""
+        out: list[list[str]] = []
+        last_end = None
+        for seg in shown.segments:
+            text = " ".join(seg["text"].split())
+            if not text:
+                continue
+            if last_end is None or seg["start"] - last_end >= self.rules.paragraph_seconds:
+                out.append([])
+            out[-1].append(text)
+            last_end = seg["end"]
+        return [p for group in out for p in _by_length(group, glue)]
+
+    def srt(self) -> str:
+        blocks = [
+            f"{n}\n{clock(c.start, ',')} --> {clock(c.end, ',')}\n{_safe(c.lines)}\n"
+            for n, c in enumerate(self.subtitles, 1)
+        ]
+        return "\n".join(blocks)
+
+    def vtt(self) -> str:
+        blocks = [
+            f"{clock(c.start, '.')} --> {clock(c.end, '.')}\n{_safe(c.lines)}\n"
+            for c in self.subtitles
+        ]
+        return "WEBVTT\n\n" + "\n".join(blocks)
+
+    def lrc(self) -> str:
+        """Lyrics-style lines, one per cue; an empty stamped line where a silence begins."""
+        out = []
+        for n, cue in enumerate(self.subtitles):
+            out.append(f"[{_lrc_clock(cue.start)}]{cue.text}")
+            following = self.subtitles[n + 1].start if n + 1 < len(self.subtitles) else None
+            if following is None or following - cue.end >= cues.PAUSE_BREAK:
+                out.append(f"[{_lrc_clock(cue.end)}]")
+        return "".join(line + "\n" for line in out)
+
+    def tsv(self) -> str:
+        """start, end (milliseconds) and text, one row per segment, as whisper writes it."""
+        rows = [(s["start"], s["end"], s["text"]) for s in self.shown.segments] or [
+            (c.start, c.end, c.text) for c in self.subtitles
+        ]
+        lines = ["start\tend\ttext"]
+        lines += [
+            f"{round(a * 1000)}\t{round(b * 1000)}\t{' '.join(t.split())}"
+            for a, b, t in rows
+            if t.strip()
+        ]
+        return "\n".join(lines) + "\n"
+
+    def md(self) -> str:
+        """A Markdown note: YAML front matter, the file's name as the title, paragraphs."""
+        meta: dict[str, Any] = {"source": self.source}
+        if self.recorded is not None:
+            meta["date"] = self.recorded.isoformat(timespec="seconds")
+        if self.full.duration is not None:
+            meta["duration"] = clock(self.full.duration, ".")[:8]
+        meta["language"] = self.full.language
+        meta["model"] = self.model
+        front = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, width=10_000)
+        title = self.source.rsplit(".", 1)[0] or "Transcript"
+        body = "\n\n".join(_markdown_safe(p) for p in self.paragraphs)
+        return f"---\n{front}---\n\n# {_markdown_safe(title)}\n\n{body}\n"
+
+
+def _by_length(pieces: list[str], glue: str) -> list[str]:
+    """Pieces (sentences or segments) joined into paragraphs of about PARAGRAPH_CHARS,
+    each closed at a sentence end once it is that long."""
+    out: list[str] = []
+    current = ""
+    for piece in pieces:
+        current = f"{current}{glue}{piece}" if current else piece
+        if len(current) >= PARAGRAPH_CHARS and cues.SENTENCE_END.search(piece):
+            out.append(current)
+            current = ""
+    if current:
+        out.append(current)
     return out
 
 
-def srt(transcript: Transcript) -> str:
-    blocks = [
-        f"{index}\n{_clock(start, ',')} --> {_clock(end, ',')}\n{text}\n"
-        for index, (start, end, text) in enumerate(cues(transcript), 1)
-    ]
-    return "\n".join(blocks)
+def _safe(lines: tuple[str, ...]) -> str:
+    """Cue text that cannot end the cue early: no blank line, no arrow."""
+    return "\n".join(line.replace("-->", "->") for line in lines)
 
 
-def vtt(transcript: Transcript) -> str:
-    blocks = [
-        f"{_clock(start, '.')} --> {_clock(end, '.')}\n{text}\n"
-        for start, end, text in cues(transcript)
-    ]
-    return "WEBVTT\n\n" + "\n".join(blocks)
+def _lrc_clock(seconds: float) -> str:
+    centis = max(0, round(seconds * 100))
+    minutes, centis = divmod(centis, 6000)
+    return f"{minutes:02d}:{centis // 100:02d}.{centis % 100:02d}"
+
+
+def _markdown_safe(text: str) -> str:
+    """Text that Markdown shows as written: no heading, list or quote where it begins."""
+    return re.sub(r"^([#>*+-]|\d+[.)])", r"\\\1", text)
 
 
 def _json(data: dict[str, Any]) -> str:
     return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
 
 
-def render(transcript: Transcript, fmt: Format, task: str) -> bytes:
-    match fmt:
-        case Format.TXT:
-            text = transcript.text + "\n"
-        case Format.JSON:
-            text = _json({"text": transcript.text})
-        case Format.VERBOSE_JSON:
-            text = _json({"task": task, **transcript.to_json()})
-        case Format.SRT:
-            text = srt(transcript)
-        case Format.VTT:
-            text = vtt(transcript)
-    return text.encode("utf-8")
+def render(transcript: Transcript, fmt: Format, task: str = "transcribe") -> bytes:
+    """One format of a transcript with the default rules (``Page`` for the rest)."""
+    return Page(transcript, task=task).render(fmt)

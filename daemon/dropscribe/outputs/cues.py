@@ -1,0 +1,223 @@
+"""Pure: a transcript's timed words -> subtitle cues within a folder's ``subtitles:`` rules.
+
+Words come from the engine where it gave them (the local engine, whisper-1 and Groq
+with word granularity); otherwise each segment's text is divided into words timed in
+proportion to their characters, and a transcript without segments is spread over its
+duration the same way. Cues are filled greedily with whole words; when the next word
+would break a rule, the cue ends at the best place in its later part: a sentence end,
+then a clause end, then the longest pause. A pause of ``PAUSE_BREAK`` always ends a cue.
+Lines are balanced and break between words (text written without spaces, between
+characters), so a number or a name is never cut. Times: a cue starts with its first
+word, ends with its last, is held longer where the characters per second ask for it and
+the silence after allows, and ends at least ``min_gap`` before the next one begins.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from dropscribe.config.schema import SubtitleRules
+    from dropscribe.transcript import Transcript
+
+PAUSE_BREAK = 1.5  # seconds of silence a cue never spans
+SPEECH_CPS = 15.0  # characters a second, to time a text that came without any duration
+# Sentence and clause ends, Western and CJK (ideographic full stop, full-width marks).
+STOPS = ".?!\u2026\u3002\uff1f\uff01"
+SENTENCE_END = re.compile(f"[{STOPS}]['\"\u2019\u201d)\\]]*$")
+CLAUSE_END = re.compile("[,;:\u2013\u2014\u3001\uff0c\uff1b\uff1a]$")
+ABBREVIATIONS = {"mr.", "mrs.", "ms.", "dr.", "st.", "prof.", "e.g.", "i.e.", "vs.", "etc.", "no."}
+DIGITS = re.compile(r"\d+$")
+
+
+class Token(NamedTuple):
+    """One word (or, in text without spaces, one character) with its time."""
+
+    text: str
+    start: float
+    end: float
+    glued: bool = False  # written without a space before it
+    segment_end: bool = False  # the last word of an engine's segment: a good place to break
+
+
+class Cue(NamedTuple):
+    start: float
+    end: float
+    lines: tuple[str, ...]
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.lines)
+
+
+def tokens(transcript: Transcript) -> list[Token]:
+    """The transcript's words, timed by the engine or in proportion to their characters."""
+    out: list[Token] = []
+    if transcript.words:
+        spaced = any(w["word"][:1].isspace() for w in transcript.words)
+        unspaced = not spaced and " " not in transcript.text.strip()
+        for w in transcript.words:
+            text = w["word"].strip()
+            if text:
+                glued = (not w["word"][:1].isspace()) if spaced else unspaced
+                out.append(Token(text, w["start"], max(w["start"], w["end"]), bool(out) and glued))
+        return out
+    if transcript.segments:
+        for seg in transcript.segments:
+            out.extend(divided(seg["text"], seg["start"], seg["end"], first=not out))
+        return out
+    text = transcript.text.strip()
+    duration = transcript.duration or len(text) / SPEECH_CPS
+    return divided(text, 0.0, duration, first=True)
+
+
+def divided(text: str, start: float, end: float, *, first: bool = False) -> list[Token]:
+    """``text`` as words spread over [start, end] in proportion to their characters;
+    text without spaces (Chinese, Japanese) as characters."""
+    words = text.split()
+    glue = len(words) == 1 and len(words[0]) > 1 and not words[0].isascii()
+    pieces = list(words[0]) if glue else words
+    if not pieces:
+        return []
+    total = sum(len(p) for p in pieces)
+    span = max(0.0, end - start)
+    out = []
+    at = 0
+    for n, piece in enumerate(pieces):
+        begin = start + span * at / total
+        at += len(piece)
+        finish = start + span * at / total
+        glued = glue and (n > 0 or not first)
+        out.append(Token(piece, round(begin, 3), round(finish, 3), glued, n == len(pieces) - 1))
+    return out
+
+
+def build(words: Sequence[Token], rules: SubtitleRules) -> list[Cue]:
+    """Cues for ``words``, each within every rule (see the module's docstring)."""
+    runs: list[Sequence[Token]] = []
+    i, n = 0, len(words)
+    while i < n:
+        j = i + 1  # words[i:j] fits; a single word always does (a long one gets its line)
+        while j < n and not _must_break(words[j - 1], words[j]) and _fits(words[i : j + 1], rules):
+            j += 1
+        k = j if j == n or _must_break(words[j - 1], words[j]) else _best_break(words, i, j)
+        runs.append(words[i:k])
+        i = k
+    return _timed(runs, rules)
+
+
+def _must_break(before: Token, after: Token) -> bool:
+    return after.start - before.end >= PAUSE_BREAK
+
+
+def _fits(run: Sequence[Token], rules: SubtitleRules) -> bool:
+    if run[-1].end - run[0].start > rules.max_seconds:
+        return False
+    return len(wrap(run, rules.line_length)) <= rules.lines
+
+
+def _best_break(words: Sequence[Token], i: int, j: int) -> int:
+    """Where the cue words[i:j] (which the next word would overflow) ends best."""
+    best, best_score = j, float("-inf")
+    for k in range(i + 1, j + 1):
+        last, nxt = words[k - 1], words[k]
+        score = (k - i) / (j - i)  # fuller is better ...
+        if (k - i) * 3 < j - i:
+            score -= 10  # ... and a cue of a third or less only if nothing else will do
+        if _together(last, nxt):
+            score -= 20
+        elif SENTENCE_END.search(last.text):
+            score += 3
+        elif CLAUSE_END.search(last.text):
+            score += 1.5
+        elif last.segment_end:
+            score += 1
+        score += 3 * min(max(0.0, nxt.start - last.end), 1.0)
+        if score >= best_score:
+            best, best_score = k, score
+    return best
+
+
+def _together(last: Token, nxt: Token) -> bool:
+    """Whether two words must not be parted by a line or a cue break: the parts of one
+    word, a title and its name ("Mr. Smith"), the groups of one number ("10 000")."""
+    if nxt.glued:
+        return last.text[-1:].isascii() and nxt.text[:1].isascii()
+    if last.text.lower() in ABBREVIATIONS:
+        return True
+    return bool(DIGITS.match(last.text) and DIGITS.match(nxt.text) and len(nxt.text) == 3)
+
+
+def wrap(run: Sequence[Token], width: int) -> list[str]:
+    """Balanced lines of at most ``width`` characters, broken between words that may
+    be parted; a word (or such a group) longer than the width gets a line of its own."""
+    units = _units(run)
+    lines = _greedy(units, width)
+    if len(lines) < 2:
+        return lines
+    narrowest = max(len(text) for text, _ in units)
+    balanced = lines
+    for w in range(width - 1, narrowest - 1, -1):  # the narrowest width with as few lines
+        trial = _greedy(units, w)
+        if len(trial) > len(lines):
+            break
+        balanced = trial
+    return balanced
+
+
+def _units(run: Sequence[Token]) -> list[tuple[str, bool]]:
+    """The run as pieces a line may break between: (text, written without a space)."""
+    units: list[tuple[str, bool]] = []
+    for n, token in enumerate(run):
+        if n and _together(run[n - 1], token):
+            text, glued = units[-1]
+            units[-1] = (text + ("" if token.glued else " ") + token.text, glued)
+        else:
+            units.append((token.text, token.glued))
+    return units
+
+
+def _greedy(units: Sequence[tuple[str, bool]], width: int) -> list[str]:
+    lines: list[str] = []
+    line = ""
+    for text, glued in units:
+        joined = line + ("" if glued else " ") + text if line else text
+        if line and len(joined) > width:
+            lines.append(line)
+            line = text
+        else:
+            line = joined
+    if line:
+        lines.append(line)
+    return lines
+
+
+def _timed(runs: Sequence[Sequence[Token]], rules: SubtitleRules) -> list[Cue]:
+    """Display times: monotonic, within ``max_seconds``, ``min_gap`` apart wherever the
+    cues' starts allow it, held for ``max_cps`` where the silence after allows it.
+    Worked out in whole milliseconds (what srt and vtt write), rounded inwards."""
+    longest = math.floor(rules.max_seconds * 1000)
+    gap = math.ceil(rules.min_gap * 1000)
+    starts = []
+    floor = 0
+    for run in runs:
+        floor = max(floor, round(run[0].start * 1000))
+        starts.append(floor)
+    out = []
+    for n, run in enumerate(runs):
+        start = starts[n]
+        limit = start + longest
+        if n + 1 < len(runs):
+            following = starts[n + 1]
+            limit = min(limit, following - gap if following - gap > start else following)
+        lines = tuple(wrap(run, rules.line_length))
+        characters = sum(len(line) for line in lines)
+        wanted = max(
+            round(run[-1].end * 1000), start + math.ceil(characters * 1000 / rules.max_cps)
+        )
+        out.append(Cue(start / 1000, max(start, min(wanted, limit)) / 1000, lines))
+    return out
