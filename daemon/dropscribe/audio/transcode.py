@@ -20,6 +20,7 @@ from dropscribe.audio import split
 from dropscribe.errors import PermanentError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
     import numpy.typing as npt
@@ -71,42 +72,56 @@ def decode(source: Path, pcm: Path) -> Decoded:
     per = round(RATE * split.FRAME)
     pending = np.empty(0, dtype=np.int16)
     levels: list[npt.NDArray[np.float32]] = []
-    samples = 0
-    truncated = None
-    try:
-        container = av.open(str(source), metadata_errors="ignore", options=dict(DEMUX))
-    except av.FFmpegError as exc:
-        raise PermanentError(f"not a readable audio file: {_reason(exc)}") from None
-    with container, pcm.open("wb") as out:
-        if not container.streams.audio:
-            raise PermanentError("no audio stream")
-        stream = container.streams.audio[0]
-        stream.codec_context.thread_type = "AUTO"
-        resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
-
-        def write(frames: list[av.AudioFrame]) -> None:
-            nonlocal pending, samples
-            for frame in frames:
-                data = frame.to_ndarray().reshape(-1).astype(np.int16, copy=False)
-                out.write(data.tobytes())
-                samples += len(data)
-                block = np.concatenate((pending, data))
-                whole = len(block) // per * per
-                levels.append(split.loudness(block[:whole], RATE))
-                pending = block[whole:]
-
-        try:
-            for frame in container.decode(stream):
-                write(resampler.resample(frame))
-        except av.FFmpegError as exc:
-            if samples == 0:
-                raise PermanentError(f"audio cannot be decoded: {_reason(exc)}") from None
-            truncated = _reason(exc)
-        write(resampler.resample(None))
-    if samples == 0:
-        raise PermanentError("the audio stream holds no samples")
+    samples = Samples(source)
+    with pcm.open("wb") as out:
+        for data in samples:
+            out.write(data.tobytes())
+            block = np.concatenate((pending, data))
+            whole = len(block) // per * per
+            levels.append(split.loudness(block[:whole], RATE))
+            pending = block[whole:]
     envelope = np.concatenate(levels) if levels else np.empty(0, dtype=np.float32)
-    return Decoded(pcm, samples, envelope, truncated)
+    return Decoded(pcm, samples.count, envelope, samples.truncated)
+
+
+class Samples:
+    """The first audio stream of ``source`` as blocks of mono 16 kHz 16-bit samples, read
+    as they are used; ``count`` and ``truncated`` (why decoding stopped early, if it
+    did) are known once they have all been read."""
+
+    def __init__(self, source: Path) -> None:
+        self.source = source
+        self.count = 0
+        self.truncated: str | None = None
+
+    def __iter__(self) -> Iterator[npt.NDArray[np.int16]]:
+        try:
+            container = av.open(str(self.source), metadata_errors="ignore", options=dict(DEMUX))
+        except av.FFmpegError as exc:
+            raise PermanentError(f"not a readable audio file: {_reason(exc)}") from None
+        with container:
+            if not container.streams.audio:
+                raise PermanentError("no audio stream")
+            stream = container.streams.audio[0]
+            stream.codec_context.thread_type = "AUTO"
+            resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
+            frames = container.decode(stream)
+            while True:
+                try:
+                    frame = next(frames, None)
+                except av.FFmpegError as exc:
+                    if self.count == 0:
+                        raise PermanentError(f"audio cannot be decoded: {_reason(exc)}") from None
+                    self.truncated = _reason(exc)
+                    frame = None
+                for out in resampler.resample(frame):
+                    data = out.to_ndarray().reshape(-1).astype(np.int16, copy=False)
+                    self.count += len(data)
+                    yield data
+                if frame is None:
+                    break
+        if self.count == 0:
+            raise PermanentError("the audio stream holds no samples")
 
 
 def encode(pcm: Path, start: float, end: float, target: Path, codec: Codec) -> int:

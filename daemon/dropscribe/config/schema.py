@@ -246,9 +246,12 @@ class EndpointModel(StrictModel):
     max_duration_seconds: Annotated[float, Field(gt=30)] | None = None
     audio_codec: Literal["opus", "mp3", "flac"] | None = None  # for re-encoded audio
     # kind: local (faster-whisper in this process)
-    device: Literal["cpu", "cuda", "auto"] = "cpu"
-    compute_type: str = "int8"
+    device: Literal["cpu", "cuda", "auto"] = "auto"  # auto: CUDA where there is one
+    compute_type: str = "auto"  # auto: int8 on a CPU, float16 on CUDA
     cpu_threads: Annotated[int, Field(ge=0, le=256)] = 0
+    batch_size: Annotated[int, Field(ge=1, le=256)] | Literal["auto"] = "auto"  # 1: sequential
+    vad: bool = True  # transcribe only where the VAD hears speech
+    unload_after_seconds: Annotated[float, Field(ge=0)] = 900.0  # 0: keep the model loaded
     # What models take, by name, over the built-in table (README: "Models").
     models: dict[str, ModelModel] = Field(default_factory=dict)
 

@@ -104,6 +104,8 @@ def _page(transcript: Transcript, settings: FolderSettings, source: Path) -> ren
         model=settings.model,
         recorded=recorded,
     )
+    if not page.shown.text.strip():
+        log.info("transcript.empty", source=str(source), duration=transcript.duration)
     if page.dropped:
         log.info(
             "transcript.trimmed",
