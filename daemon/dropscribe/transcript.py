@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NotRequired, Protocol, TypedDict, cast
 
+from dropscribe import speakers
 from dropscribe.errors import PermanentError
 
 if TYPE_CHECKING:
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from dropscribe.config.settings import Endpoint
     from dropscribe.transcribe import models
 
+NORMALISED = {"words", "speaker", "speaker_id"}  # a segment's fields read into others
 MAX_TIME = 1e7  # seconds (115 days): a segment time past this is not a recording's
 
 
@@ -42,6 +44,7 @@ class Word(TypedDict):
     word: str
     start: float
     end: float
+    speaker: NotRequired[str]
 
 
 @dataclass(frozen=True)
@@ -64,42 +67,74 @@ class Transcript:
             "words": list(self.words),
         }
 
+    @property
+    def speakers(self) -> bool:
+        """Whether the engine said who speaks."""
+        return any("speaker" in seg for seg in self.segments)
+
     @classmethod
     def from_json(cls, data: dict[str, Any], request_id: str | None = None) -> Transcript:
-        """Normalise an answer: vLLM's string durations, LocalAI's ``text`` for words, ..."""
+        """Normalise an answer: vLLM's string durations, LocalAI's ``text`` for words,
+        WhisperX's words inside segments, Together's ``speaker_segments``, and every
+        provider's speaker field as one ``speaker`` (``speakers.normalised``)."""
         text = data.get("text")
         if not isinstance(text, str):
             raise PermanentError("answer has no text field", request_id=request_id)
+        found = data.get("speaker_segments") or data.get("segments") or ()
         segments: list[Segment] = []
-        for index, seg in enumerate(data.get("segments") or ()):
+        nested: list[Any] = []
+        for index, seg in enumerate(found):
             if isinstance(seg, dict) and "start" in seg and "end" in seg:
-                item = cast("Segment", {k: _finite(v) for k, v in seg.items()})  # and the rest
+                extras = {k: _finite(v) for k, v in seg.items() if k not in NORMALISED}
+                item = cast("Segment", extras)
                 item["id"] = index
                 item["start"] = _seconds(seg["start"], f"segments[{index}].start")
                 item["end"] = _seconds(seg["end"], f"segments[{index}].end")
                 item["text"] = clean_text(str(seg.get("text", "")))
+                label = _label(seg)
+                if label is not None:
+                    item["speaker"] = label
                 segments.append(item)
+                words_in = seg.get("words")
+                if isinstance(words_in, list):
+                    nested += [
+                        w if "speaker" in w or label is None else {**w, "speaker": label}
+                        for w in words_in
+                        if isinstance(w, dict)
+                    ]
         words: list[Word] = []
-        for index, word in enumerate(data.get("words") or ()):
+        for index, word in enumerate(data.get("words") or nested):
             if isinstance(word, dict) and "start" in word and "end" in word:
                 label = word.get("word", word.get("text", ""))
-                words.append(
-                    {
-                        "word": clean_text(str(label)),
-                        "start": _seconds(word["start"], f"words[{index}].start"),
-                        "end": _seconds(word["end"], f"words[{index}].end"),
-                    }
+                item_word = Word(
+                    word=clean_text(str(label)),
+                    start=_seconds(word["start"], f"words[{index}].start"),
+                    end=_seconds(word["end"], f"words[{index}].end"),
                 )
+                if (who := _label(word)) is not None:
+                    item_word["speaker"] = who
+                words.append(item_word)
         duration = data.get("duration")
         language = data.get("language")
-        return cls(
-            text=clean_text(text.strip()),
-            language=clean_text(language) if isinstance(language, str) else None,
-            duration=_seconds(duration, "duration") if duration not in (None, "") else None,
-            segments=tuple(segments),
-            words=tuple(words),
-            request_id=request_id,
+        return speakers.normalised(
+            cls(
+                text=clean_text(text.strip()),
+                language=clean_text(language) if isinstance(language, str) else None,
+                duration=_seconds(duration, "duration") if duration not in (None, "") else None,
+                segments=tuple(segments),
+                words=tuple(words),
+                request_id=request_id,
+            )
         )
+
+
+def _label(item: dict[str, Any]) -> str | None:
+    """The speaker an item names (``speaker``, or Mistral's and Together's ``speaker_id``)."""
+    for key in ("speaker", "speaker_id"):
+        value = item.get(key)
+        if value is not None and str(value).strip():
+            return clean_text(str(value).strip())
+    return None
 
 
 def _seconds(value: Any, where: str) -> float:

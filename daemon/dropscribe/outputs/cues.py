@@ -14,6 +14,7 @@ the silence after allows, and ends at least ``min_gap`` before the next one begi
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 from typing import TYPE_CHECKING, NamedTuple
@@ -42,12 +43,20 @@ class Token(NamedTuple):
     end: float
     glued: bool = False  # written without a space before it
     segment_end: bool = False  # the last word of an engine's segment: a good place to break
+    speaker: str | None = None
 
 
 class Cue(NamedTuple):
     start: float
     end: float
     lines: tuple[str, ...]
+    speaker: str | None = None
+    turn: bool = False  # the speaker changes here: srt, lrc and txt name them (``label``)
+
+    @property
+    def label(self) -> str:
+        """What the cue's first line starts with: the speaker's name where it changes."""
+        return f"{self.speaker}: " if self.turn and self.speaker else ""
 
     @property
     def text(self) -> str:
@@ -60,19 +69,34 @@ def tokens(transcript: Transcript) -> list[Token]:
     if transcript.words:
         spaced = any(w["word"][:1].isspace() for w in transcript.words)
         unspaced = not spaced and " " not in transcript.text.strip()
+        starts = [seg["start"] for seg in transcript.segments]
         for w in transcript.words:
             text = w["word"].strip()
             if text:
                 glued = (not w["word"][:1].isspace()) if spaced else unspaced
-                out.append(Token(text, w["start"], max(w["start"], w["end"]), bool(out) and glued))
+                who = w.get("speaker") or _speaker_at(transcript, starts, w["start"], w["end"])
+                end = max(w["start"], w["end"])
+                out.append(Token(text, w["start"], end, bool(out) and glued, speaker=who))
         return out
     if transcript.segments:
         for seg in transcript.segments:
-            out.extend(divided(seg["text"], seg["start"], seg["end"], first=not out))
+            pieces = divided(seg["text"], seg["start"], seg["end"], first=not out)
+            out.extend(p._replace(speaker=seg.get("speaker")) for p in pieces)
         return out
     text = transcript.text.strip()
     duration = transcript.duration or len(text) / SPEECH_CPS
     return divided(text, 0.0, duration, first=True)
+
+
+def _speaker_at(
+    transcript: Transcript, starts: list[float], start: float, end: float
+) -> str | None:
+    """The speaker of the segment a word lies in (by its middle)."""
+    if not starts:
+        return None
+    middle = (start + end) / 2
+    index = max(0, bisect.bisect_right(starts, middle) - 1)
+    return transcript.segments[index].get("speaker")
 
 
 def divided(text: str, start: float, end: float, *, first: bool = False) -> list[Token]:
@@ -101,8 +125,13 @@ def build(words: Sequence[Token], rules: SubtitleRules) -> list[Cue]:
     runs: list[Sequence[Token]] = []
     i, n = 0, len(words)
     while i < n:
+        indent = _indent(words, i)
         j = i + 1  # words[i:j] fits; a single word always does (a long one gets its line)
-        while j < n and not _must_break(words[j - 1], words[j]) and _fits(words[i : j + 1], rules):
+        while (
+            j < n
+            and not _must_break(words[j - 1], words[j])
+            and _fits(words[i : j + 1], rules, indent)
+        ):
             j += 1
         k = j if j == n or _must_break(words[j - 1], words[j]) else _best_break(words, i, j)
         runs.append(words[i:k])
@@ -110,14 +139,21 @@ def build(words: Sequence[Token], rules: SubtitleRules) -> list[Cue]:
     return _timed(runs, rules)
 
 
+def _indent(words: Sequence[Token], i: int) -> int:
+    """The room the speaker's name takes on the first line of a cue starting at i."""
+    who = words[i].speaker
+    turn = who is not None and (i == 0 or words[i - 1].speaker != who)
+    return len(who) + 2 if turn and who else 0
+
+
 def _must_break(before: Token, after: Token) -> bool:
-    return after.start - before.end >= PAUSE_BREAK
+    return after.start - before.end >= PAUSE_BREAK or before.speaker != after.speaker
 
 
-def _fits(run: Sequence[Token], rules: SubtitleRules) -> bool:
+def _fits(run: Sequence[Token], rules: SubtitleRules, indent: int = 0) -> bool:
     if run[-1].end - run[0].start > rules.max_seconds:
         return False
-    return len(wrap(run, rules.line_length)) <= rules.lines
+    return len(wrap(run, rules.line_length, indent)) <= rules.lines
 
 
 def _best_break(words: Sequence[Token], i: int, j: int) -> int:
@@ -152,17 +188,18 @@ def _together(last: Token, nxt: Token) -> bool:
     return bool(DIGITS.match(last.text) and DIGITS.match(nxt.text) and len(nxt.text) == 3)
 
 
-def wrap(run: Sequence[Token], width: int) -> list[str]:
-    """Balanced lines of at most ``width`` characters, broken between words that may
-    be parted; a word (or such a group) longer than the width gets a line of its own."""
+def wrap(run: Sequence[Token], width: int, indent: int = 0) -> list[str]:
+    """Balanced lines of at most ``width`` characters (the first ``indent`` fewer, for
+    the speaker's name), broken between words that may be parted; a word (or such a
+    group) longer than the width gets a line of its own."""
     units = _units(run)
-    lines = _greedy(units, width)
+    lines = _greedy(units, width, indent)
     if len(lines) < 2:
         return lines
     narrowest = max(len(text) for text, _ in units)
     balanced = lines
     for w in range(width - 1, narrowest - 1, -1):  # the narrowest width with as few lines
-        trial = _greedy(units, w)
+        trial = _greedy(units, w, indent)
         if len(trial) > len(lines):
             break
         balanced = trial
@@ -181,12 +218,13 @@ def _units(run: Sequence[Token]) -> list[tuple[str, bool]]:
     return units
 
 
-def _greedy(units: Sequence[tuple[str, bool]], width: int) -> list[str]:
+def _greedy(units: Sequence[tuple[str, bool]], width: int, indent: int = 0) -> list[str]:
     lines: list[str] = []
     line = ""
     for text, glued in units:
         joined = line + ("" if glued else " ") + text if line else text
-        if line and len(joined) > width:
+        room = width - (0 if lines else indent)
+        if line and len(joined) > room:
             lines.append(line)
             line = text
         else:
@@ -214,10 +252,12 @@ def _timed(runs: Sequence[Sequence[Token]], rules: SubtitleRules) -> list[Cue]:
         if n + 1 < len(runs):
             following = starts[n + 1]
             limit = min(limit, following - gap if following - gap > start else following)
-        lines = tuple(wrap(run, rules.line_length))
-        characters = sum(len(line) for line in lines)
+        indent = _indent(run, 0) if n == 0 or runs[n - 1][-1].speaker != run[0].speaker else 0
+        lines = tuple(wrap(run, rules.line_length, indent))
+        characters = sum(len(line) for line in lines) + indent
         wanted = max(
             round(run[-1].end * 1000), start + math.ceil(characters * 1000 / rules.max_cps)
         )
-        out.append(Cue(start / 1000, max(start, min(wanted, limit)) / 1000, lines))
+        end = max(start, min(wanted, limit))
+        out.append(Cue(start / 1000, end / 1000, lines, run[0].speaker, indent > 0))
     return out

@@ -62,7 +62,7 @@ class Page:
             case Format.TXT:
                 text = "\n\n".join(self.paragraphs) + "\n"
             case Format.JSON:
-                text = _json({"text": self.full.text})
+                text = _json(self.plain_json())
             case Format.VERBOSE_JSON:
                 text = _json({"task": self.task, **self.full.to_json()})
             case Format.SRT:
@@ -83,42 +83,75 @@ class Page:
 
     @cached_property
     def paragraphs(self) -> list[str]:
-        """The text as paragraphs: at long pauses between segments, else by length."""
+        """The text as paragraphs; with speakers, each turn starts with a name (``A: …``)."""
+        return [f"{who}: {text}" if who else text for who, text in self.turns]
+
+    @cached_property
+    def turns(self) -> list[tuple[str | None, str]]:
+        """Paragraphs, at long pauses between segments, else by length, and at each
+        change of speaker: (the speaker, where their turn begins; the text)."""
         shown = self.shown
         if not shown.segments:
-            return _by_length(SENTENCE.split(shown.text.strip()), " ")
+            return [(None, p) for p in _by_length(SENTENCE.split(shown.text.strip()), " ")]
         glue = " " if " " in shown.text.strip() else ""
-        out: list[list[str]] = []
+        out: list[tuple[str | None, list[str]]] = []
         last_end = None
         for seg in shown.segments:
             text = " ".join(seg["text"].split())
             if not text:
                 continue
-            if last_end is None or seg["start"] - last_end >= self.rules.paragraph_seconds:
-                out.append([])
-            out[-1].append(text)
+            who = seg.get("speaker")
+            pause = last_end is None or seg["start"] - last_end >= self.rules.paragraph_seconds
+            if pause or who != out[-1][0]:
+                out.append((who, []))
+            out[-1][1].append(text)
             last_end = seg["end"]
-        return [p for group in out for p in _by_length(group, glue)]
+        turns: list[tuple[str | None, str]] = []
+        for n, (who, group) in enumerate(out):
+            turn = who is not None and (n == 0 or out[n - 1][0] != who)
+            turns += [
+                (who if turn and i == 0 else None, p) for i, p in enumerate(_by_length(group, glue))
+            ]
+        return turns
+
+    def plain_json(self) -> dict[str, Any]:
+        """json: the text, and with speakers, who said which part when."""
+        data: dict[str, Any] = {"text": self.full.text}
+        if self.full.speakers:
+            data["segments"] = [
+                {
+                    "start": s["start"],
+                    "end": s["end"],
+                    "speaker": s.get("speaker"),
+                    "text": s["text"],
+                }
+                for s in self.full.segments
+            ]
+        return data
 
     def srt(self) -> str:
+        """Numbered cues; where the speaker changes, the cue starts with their name."""
         blocks = [
-            f"{n}\n{clock(c.start, ',')} --> {clock(c.end, ',')}\n{_safe(c.lines)}\n"
+            f"{n}\n{clock(c.start, ',')} --> {clock(c.end, ',')}\n{c.label}{_safe(c.lines)}\n"
             for n, c in enumerate(self.subtitles, 1)
         ]
         return "\n".join(blocks)
 
     def vtt(self) -> str:
-        blocks = [
-            f"{clock(c.start, '.')} --> {clock(c.end, '.')}\n{_safe(c.lines)}\n"
-            for c in self.subtitles
-        ]
+        """WebVTT; every cue with a speaker in a voice span (``<v A>…</v>``)."""
+        blocks = []
+        for c in self.subtitles:
+            text = _vtt_text(c.lines)
+            if c.speaker:
+                text = f"<v {_vtt_text((c.speaker,))}>{text}</v>"
+            blocks.append(f"{clock(c.start, '.')} --> {clock(c.end, '.')}\n{text}\n")
         return "WEBVTT\n\n" + "\n".join(blocks)
 
     def lrc(self) -> str:
         """Lyrics-style lines, one per cue; an empty stamped line where a silence begins."""
         out = []
         for n, cue in enumerate(self.subtitles):
-            out.append(f"[{_lrc_clock(cue.start)}]{cue.text}")
+            out.append(f"[{_lrc_clock(cue.start)}]{cue.label}{cue.text}")
             following = self.subtitles[n + 1].start if n + 1 < len(self.subtitles) else None
             if following is None or following - cue.end >= cues.PAUSE_BREAK:
                 out.append(f"[{_lrc_clock(cue.end)}]")
@@ -126,13 +159,16 @@ class Page:
 
     def tsv(self) -> str:
         """start, end (milliseconds) and text, one row per segment, as whisper writes it."""
-        rows = [(s["start"], s["end"], s["text"]) for s in self.shown.segments] or [
-            (c.start, c.end, c.text) for c in self.subtitles
-        ]
-        lines = ["start\tend\ttext"]
+        rows = [(s["start"], s["end"], s.get("speaker"), s["text"]) for s in self.shown.segments]
+        if not rows:
+            rows = [(c.start, c.end, c.speaker, c.text) for c in self.subtitles]
+        named = self.shown.speakers
+        lines = ["start\tend\tspeaker\ttext" if named else "start\tend\ttext"]
         lines += [
-            f"{round(a * 1000)}\t{round(b * 1000)}\t{' '.join(t.split())}"
-            for a, b, t in rows
+            f"{round(a * 1000)}\t{round(b * 1000)}\t"
+            + (f"{who or ''}\t" if named else "")
+            + " ".join(t.split())
+            for a, b, who, t in rows
             if t.strip()
         ]
         return "\n".join(lines) + "\n"
@@ -148,7 +184,10 @@ class Page:
         meta["model"] = self.model
         front = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, width=10_000)
         title = self.source.rsplit(".", 1)[0] or "Transcript"
-        body = "\n\n".join(_markdown_safe(p) for p in self.paragraphs)
+        body = "\n\n".join(
+            f"**{_markdown_safe(who)}:** {text}" if who else _markdown_safe(text)
+            for who, text in self.turns
+        )
         return f"---\n{front}---\n\n# {_markdown_safe(title)}\n\n{body}\n"
 
 
@@ -170,6 +209,14 @@ def _by_length(pieces: list[str], glue: str) -> list[str]:
 def _safe(lines: tuple[str, ...]) -> str:
     """Cue text that cannot end the cue early: no blank line, no arrow."""
     return "\n".join(line.replace("-->", "->") for line in lines)
+
+
+def _vtt_text(lines: tuple[str, ...]) -> str:
+    """Cue text as WebVTT reads it: &, < and > escaped, no arrow, no blank line."""
+    escaped = (
+        line.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") for line in lines
+    )
+    return "\n".join(line.replace("--&gt;", "-&gt;") for line in escaped)
 
 
 def _lrc_clock(seconds: float) -> str:
