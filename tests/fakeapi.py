@@ -23,6 +23,7 @@ import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Self
+from urllib.parse import parse_qs
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -39,6 +40,8 @@ class Upload:
     headers: dict[str, str]
     fields: dict[str, str]
     filename: str | None = None
+    multi: dict[str, list[str]] = field(default_factory=dict)  # every value of each field
+    file_field: str | None = None
     content_type: str | None = None
     size: int = 0
     sha256: str = ""
@@ -126,8 +129,21 @@ ANY_MODEL = {
     "localai": Rules(ALL_FORMATS | {"lrc"}, granularities=True, translate=True),
     "vllm": Rules(frozenset({"json", "text", "verbose_json"}), granularities=True, translate=True),
     "whispercpp": Rules(ALL_FORMATS, translate=True),
+    "asr": Rules(frozenset({"json", "text", "vtt", "srt", "tsv"}), translate=True),
+}
+# Mistral: no response_format, no prompt (422 extra_forbidden), about three hours a request.
+VOXTRAL = Rules(frozenset({"json"}), max_seconds=10_800)
+MISTRAL_MODELS = dict.fromkeys(
+    ("voxtral-mini-transcribe-3", "voxtral-small-transcribe-3", "voxtral-mini-latest"), VOXTRAL
+)
+TOGETHER_MODELS = {
+    "openai/whisper-large-v3": Rules(
+        frozenset({"json", "text", "verbose_json"}), granularities=True
+    )
 }
 KNOWN_MODELS = {
+    "mistral": MISTRAL_MODELS,
+    "together": TOGETHER_MODELS,
     "openai": OPENAI_MODELS,
     "azure": OPENAI_MODELS,
     "gateway": OPENAI_MODELS,
@@ -145,6 +161,57 @@ def _invalid(message: str, param: str | None, code: str | None = "invalid_value"
                 "param": param,
                 "code": code,
             }
+        },
+    )
+
+
+MISTRAL_FIELDS = {
+    "model",
+    "language",
+    "temperature",
+    "diarize",
+    "context_bias",
+    "timestamp_granularities",
+}
+
+
+def _mistral_error(detail: list[dict[str, Any]]) -> Reply:
+    """Mistral's 422: pydantic's detail list inside its own error object."""
+    return Reply(
+        422,
+        {
+            "object": "error",
+            "message": {"detail": [{**d, "input": None} for d in detail]},
+            "type": "invalid_request_error",
+            "param": None,
+            "code": None,
+        },
+    )
+
+
+def _fastapi_missing(name: str) -> Reply:
+    return Reply(
+        422,
+        {
+            "detail": [
+                {"type": "missing", "loc": ["body", name], "msg": "Field required", "input": None}
+            ]
+        },
+    )
+
+
+def _fastapi_enum(name: str, value: str) -> Reply:
+    return Reply(
+        422,
+        {
+            "detail": [
+                {
+                    "type": "enum",
+                    "loc": ["query", name],
+                    "msg": "Input should be 'text', 'json', 'vtt', 'srt' or 'tsv'",
+                    "input": value,
+                }
+            ]
         },
     )
 
@@ -227,6 +294,7 @@ def read_multipart(
                 buf = buf[-keep:]
             fill()
         if is_file:
+            upload.file_field = disp.get("name")
             upload.filename = disp["filename"]
             upload.content_type = headers.get("content-type")
             upload.size = size
@@ -234,6 +302,7 @@ def read_multipart(
         else:
             name = disp.get("name", "")
             upload.fields[name] = small.decode("utf-8")
+            upload.multi.setdefault(name, []).append(upload.fields[name])
     while remaining > 0:  # the epilogue, if any
         remaining -= len(read(min(CHUNK, remaining)))
 
@@ -241,7 +310,8 @@ def read_multipart(
 def default_answer(upload: Upload) -> dict[str, Any]:
     """A transcript that names the file, with two segments when timestamps were asked for."""
     text = f"transcript of {upload.filename}"
-    if upload.fields.get("response_format") not in TIMED:
+    fmt = upload.fields.get("response_format")  # none: Mistral and asr always give segments
+    if fmt is not None and fmt not in TIMED:
         return {"text": text}
     translate = upload.path.partition("?")[0].endswith("translations") or (
         upload.fields.get("translate") == "true"
@@ -307,6 +377,45 @@ def listen(upload: Upload, *, tones: bool = True) -> None:
             upload.tones.append((first / 100, end / 100, int(round(hertz, -1))))
 
 
+def voices(upload: Upload, segments: list[dict[str, Any]], *, letters: bool) -> list[Any]:
+    """A speaker label per segment, as a diarizing server gives them: a voice is a
+    tone's pitch (``tone <Hz>`` segments; others take turns), numbered or lettered in
+    order of appearance *in this request*. With OpenAI's known speakers, a voice whose
+    pitch matches a reference clip's is called by that name."""
+    known = dict(
+        zip(
+            (_clip_hertz(url) for url in upload.multi.get("known_speaker_references[]", [])),
+            upload.multi.get("known_speaker_names[]", []),
+            strict=False,
+        )
+    )
+    order: dict[Any, int] = {}
+    out: list[Any] = []
+    for n, seg in enumerate(segments):
+        found = re.fullmatch(r"\s*tone (\d+)\s*", seg.get("text", ""))
+        voice = int(found.group(1)) if found else n % 2
+        if voice in known:
+            out.append(known[voice])
+            continue
+        index = order.setdefault(voice, len(order))
+        out.append(chr(ord("A") + index % 26) if letters else index)
+    return out
+
+
+def _clip_hertz(data_url: str) -> int | None:
+    """The pitch of a known speaker's clip, sent as a data URL."""
+    import base64
+    import io
+
+    header, _, payload = data_url.partition(",")
+    if not header.startswith("data:audio/") or ";base64" not in header:
+        return None
+    clip = Upload("", {}, {})
+    clip.spool = io.BytesIO(base64.b64decode(payload))
+    listen(clip)
+    return clip.tones[0][2] if clip.tones else None
+
+
 def tone_answer(upload: Upload) -> dict[str, Any]:
     """A transcript of what ``listen`` heard: one segment per tone, text ``tone <Hz>``."""
     segments = [
@@ -314,7 +423,8 @@ def tone_answer(upload: Upload) -> dict[str, Any]:
         for n, (start, end, hertz) in enumerate(upload.tones)
     ]
     text = " ".join(seg["text"].strip() for seg in segments)
-    if upload.fields.get("response_format") not in TIMED:
+    fmt = upload.fields.get("response_format")  # none: Mistral and asr always give segments
+    if fmt is not None and fmt not in TIMED:
         return {"text": text}
     return {
         "task": "transcribe",
@@ -410,6 +520,34 @@ class FakeAPI:
         """What the request's model does not take, refused as that provider does."""
         if self.kind == "whispercpp":
             return None  # the model field is ignored: whatever was loaded at start
+        if self.kind == "mistral":
+            extra = set(upload.multi) - MISTRAL_FIELDS
+            if extra:
+                return _mistral_error(
+                    [
+                        {
+                            "type": "extra_forbidden",
+                            "loc": ["body", name],
+                            "msg": "Extra inputs are not permitted",
+                        }
+                        for name in sorted(extra)
+                    ]
+                )
+            for item in upload.multi.get("context_bias", []):
+                if re.search(r"[\s,]", item):
+                    return _mistral_error(
+                        [
+                            {
+                                "type": "value_error",
+                                "loc": ["body", "context_bias"],
+                                "msg": "Value error, context_bias items must not contain spaces or commas",
+                            }
+                        ]
+                    )
+        if self.kind == "together":
+            for name in ("min_speakers", "max_speakers"):
+                if name in upload.fields and upload.fields.get("diarize") != "true":
+                    return _invalid(f"{name} requires diarize=true", name)
         if self.kind == "speaches" and "model" not in upload.fields:  # FastAPI's own 422
             return Reply(
                 422,
@@ -479,6 +617,22 @@ class FakeAPI:
                     "timestamp_granularities requires response_format=verbose_json",
                     "timestamp_granularities",
                 )
+        names = upload.multi.get("known_speaker_names[]", [])
+        if names or "known_speaker_references[]" in fields:
+            if "diarized_json" not in rules.formats:
+                return _invalid(
+                    f"known_speaker_names is not supported with model '{model}'",
+                    "known_speaker_names",
+                    "unsupported_value",
+                )
+            if len(names) > 4 or len(names) != len(
+                upload.multi.get("known_speaker_references[]", [])
+            ):
+                return _invalid(
+                    "known_speaker_names and known_speaker_references must have the same"
+                    " length, at most 4",
+                    "known_speaker_names",
+                )
         if "prompt" in fields and not rules.prompt:
             return _invalid(
                 "Prompt is not supported for diarization models", "prompt", "unsupported_value"
@@ -531,9 +685,12 @@ class FakeAPI:
         if rules is not None and rules.output_tokens is not None:
             words = text.split()
             text = " ".join(words[: rules.output_tokens])  # silently cut, as OpenAI does
+        if self.kind in {"mistral", "asr", "together"}:
+            return self._speaking(upload, answer)
         if fmt == "text":
             return Reply(200, text + "\n", content_type="text/plain")
         if fmt == "diarized_json":
+            labels = voices(upload, answer.get("segments", []), letters=True)
             segments = [
                 {
                     "type": "transcript.text.segment",
@@ -541,9 +698,11 @@ class FakeAPI:
                     "start": seg["start"],
                     "end": seg["end"],
                     "text": seg["text"],
-                    "speaker": "AB"[n % 2],
+                    "speaker": label,
                 }
-                for n, seg in enumerate(answer.get("segments", []))
+                for n, (seg, label) in enumerate(
+                    zip(answer.get("segments", []), labels, strict=True)
+                )
             ]
             return Reply(
                 200,
@@ -573,6 +732,56 @@ class FakeAPI:
             return Reply(200, {"text": text})
         return Reply(200, {**answer, "text": text})
 
+    def _speaking(self, upload: Upload, answer: dict[str, Any]) -> Reply:
+        """Mistral's, whisper-asr-webservice's and Together's answers (PROTOCOL.md 6.2),
+        with speaker labels that restart in every request, as theirs do."""
+        segments = answer.get("segments") or [
+            {"start": 0.0, "end": max(upload.seconds, 1.0), "text": answer.get("text", "")}
+        ]
+        query = parse_qs(upload.path.partition("?")[2])
+        diarize = upload.fields.get("diarize") == "true" or query.get("diarize") == ["true"]
+        labels = voices(upload, segments, letters=False) if diarize else [None] * len(segments)
+        text = answer.get("text", "")
+        plain = [{"start": s["start"], "end": s["end"], "text": s["text"]} for s in segments]
+        if self.kind == "mistral":
+            out = [
+                {**seg, **({"speaker_id": f"speaker_{label}"} if label is not None else {})}
+                for seg, label in zip(plain, labels, strict=True)
+            ]
+            return Reply(
+                200,
+                {
+                    "model": upload.fields.get("model"),
+                    "text": text,
+                    "language": "en",
+                    "segments": out,
+                },
+            )
+        if self.kind == "asr":
+            out = []
+            for seg, label in zip(plain, labels, strict=True):
+                who = {"speaker": f"SPEAKER_{label:02d}"} if label is not None else {}
+                words = [
+                    {"word": w, "start": seg["start"], "end": seg["end"], **who}
+                    for w in seg["text"].split()
+                ]
+                out.append({**seg, **who, "words": words})
+            return Reply(200, {"text": text, "segments": out, "language": "en"})
+        body: dict[str, Any] = {
+            "task": "transcribe",
+            "language": "english",
+            "duration": upload.seconds,
+            "text": text,
+        }
+        if upload.fields.get("response_format") == "verbose_json":
+            body["segments"] = plain
+        if diarize:
+            body["speaker_segments"] = [
+                {"speaker_id": f"SPEAKER_{label}", **seg, "words": []}
+                for seg, label in zip(plain, labels, strict=True)
+            ]
+        return Reply(200, body)
+
     def _route_refusal(self, upload: Upload) -> Reply | None:
         """The kind's own answer for a wrong route, a bad key, a too large body, or loading."""
         path, _, query = upload.path.partition("?")
@@ -599,6 +808,15 @@ class FakeAPI:
         if kind == "whispercpp":
             if path != "/inference":
                 return Reply(404, "File Not Found", content_type="text/plain")
+            return None
+        if kind == "asr":  # whisper-asr-webservice: FastAPI, no auth, options in the query
+            if path != "/asr":
+                return Reply(404, {"detail": "Not Found"})
+            if upload.file_field != "audio_file":
+                return _fastapi_missing("audio_file")
+            output = parse_qs(query).get("output", ["text"])[0]
+            if output not in ANY_MODEL["asr"].formats:
+                return _fastapi_enum("output", output)
             return None
         if not path.endswith(("/audio/transcriptions", "/audio/translations")):
             return openai_error(404, f"no route {path}")

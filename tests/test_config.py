@@ -17,6 +17,7 @@ from dropscribe.config.schema import (
     InboxModel,
     RuleModel,
     SettingsModel,
+    SpeakerCount,
     SubtitleRules,
 )
 from dropscribe.config.settings import Format, Task
@@ -82,6 +83,7 @@ def test_example_documents_every_key():
         settings.MetricsModel,
         settings.HookModel,
         SubtitleRules,
+        SpeakerCount,
     ):
         keys |= set(model.model_fields)
     assert keys - documented == set()

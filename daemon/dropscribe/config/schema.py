@@ -80,6 +80,19 @@ class SubtitleRules(StrictModel):
     paragraph_seconds: Annotated[float, Field(gt=0)] = 2.0  # a pause that starts a paragraph
 
 
+class SpeakerCount(StrictModel):
+    """speakers: how many people to expect, for endpoints that take it."""
+
+    min: Annotated[int, Field(ge=1, le=32)] | None = None
+    max: Annotated[int, Field(ge=1, le=32)] | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SpeakerCount:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError("min must not be over max")
+        return self
+
+
 def http_url(value: str | None) -> str | None:
     if value is not None and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
         raise ValueError("must be an http:// or https:// URL such as https://api.openai.com/v1")
@@ -126,6 +139,10 @@ class FolderSettings(StrictModel):
     chunk_seconds: Annotated[float, Field(ge=30, le=86400)] = 600.0
     carry_prompt: bool = False
     subtitles: SubtitleRules = SubtitleRules()
+    # Who speaks: ask the endpoint for speaker labels (true, or {min: 2, max: 4}).
+    speakers: bool | SpeakerCount = False
+    # A folder of 2-10 s clips named after people (voices/Ana.wav): labelled by name.
+    voices: Path | None = None
 
     @field_validator("language")
     @classmethod
@@ -152,8 +169,8 @@ class FolderSettings(StrictModel):
 
     @property
     def timed(self) -> bool:
-        """Whether some sidecar needs segment times."""
-        return any(f.timed for f in self.formats)
+        """Whether the answer must have segments: for some sidecar's times, or speakers."""
+        return bool(self.speakers) or any(f.timed for f in self.formats)
 
     @property
     def response_format(self) -> str:
@@ -170,11 +187,19 @@ class FolderSettings(StrictModel):
             "temperature": self.temperature,
             "task": self.task.value,
             "response_format": self.response_format,
-        }
+        } | (  # only when set, so that the key of every other folder stays as it was
+            {"speakers": _jsonable(self.speakers), "voices": str(self.voices)}
+            if self.speakers or self.voices
+            else {}
+        )
 
     def shaping_hash(self) -> str:
         blob = json.dumps(self.shaping(), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _jsonable(value: bool | SpeakerCount) -> Any:
+    return value.model_dump() if isinstance(value, SpeakerCount) else value
 
 
 class SettingsModel(FolderSettings):
@@ -226,7 +251,18 @@ class ModelModel(StrictModel):
 
 class EndpointModel(StrictModel):
     kind: Literal[
-        "openai", "azure", "groq", "speaches", "localai", "vllm", "whispercpp", "gateway", "local"
+        "openai",
+        "azure",
+        "groq",
+        "speaches",
+        "localai",
+        "vllm",
+        "whispercpp",
+        "gateway",
+        "mistral",
+        "together",
+        "asr",
+        "local",
     ] = "openai"
     base_url: str | None = None
     api_key_env: str | None = None

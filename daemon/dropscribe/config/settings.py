@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from dropscribe.config import keyfile
+from dropscribe.config import keyfile, voices
 from dropscribe.config.keyfile import unreadable
 from dropscribe.config.locate import KeyPath, dotted, from_pydantic, index_lines, line_of
 from dropscribe.config.schema import (
@@ -283,16 +283,19 @@ def _check_models(
     problem: Any,
 ) -> None:
     """Refuse what no request to the model can do: a translation by a model that only
-    transcribes (on OpenAI, translations are whisper-1's alone)."""
+    transcribes (on OpenAI, translations are whisper-1's alone), speaker labels from an
+    endpoint that gives none (``voices.check``)."""
     for index, rule in enumerate([None, *rules]):
         values = {**merged, **(rule.values if rule is not None else {})}
         endpoint = endpoints.get(values.get("endpoint", ""))
         model = values.get("model")
+        at = where if rule is None else (*where, "rules", index - 1)
+        if endpoint is not None and model is not None:
+            voices.check(endpoint, values, at, problem)
         if endpoint is None or model is None or endpoint.kind == "local":
             continue
         if values.get("task") is Task.TRANSLATE and not models.of(endpoint, model).translate:
-            at = (*where, "task") if rule is None else (*where, "rules", index - 1, "task")
-            problem(at, models.cannot_translate(endpoint, model))
+            problem((*at, "task"), models.cannot_translate(endpoint, model))
 
 
 def _endpoint(
@@ -358,8 +361,9 @@ def _layer(
             values["prompt"] = prompt_path.read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:
             problem((*where, "prompt_file"), f"cannot read {prompt_path}: {unreadable(exc)}")
-    if "output_dir" in values:
-        values["output_dir"] = (base / Path(values["output_dir"]).expanduser()).resolve()
+    for key in ("output_dir", "voices"):  # folders, relative to the config file
+        if key in values:
+            values[key] = (base / Path(values[key]).expanduser()).resolve()
     if "formats" in values:
         values["formats"] = tuple(dict.fromkeys(values["formats"]))
     return Layer(values, match, folder.strip("/") if folder else None)

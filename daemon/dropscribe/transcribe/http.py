@@ -127,7 +127,8 @@ class Client:
         if ask is None:
             caps = models.of(self.endpoint, settings.model)
             ask = models.ask(caps, timed=settings.timed, prompt=True, seconds=None)
-        request_shape = kinds.shape(self.endpoint, settings, ask)
+        known = voices.clips(settings.voices) if settings.voices is not None else ()
+        request_shape = kinds.shape(self.endpoint, settings, ask, known)
         name = name or path.name
         extension = name.rpartition(".")[2].lower() if "." in name else ""
         mime = MIME_TYPES.get(extension, "application/octet-stream")
@@ -144,7 +145,7 @@ class Client:
                 request_shape.path,
                 params=request_shape.params,
                 data=request_shape.fields,
-                files={"file": (names.readable(name), fh, mime)},
+                files={request_shape.file_field: (names.readable(name), fh, mime)},
             )
             deadline = time.monotonic() + self.endpoint.timeout
             request.stream = _Coalesced(request.stream, deadline=deadline)

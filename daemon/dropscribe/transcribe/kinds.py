@@ -6,17 +6,40 @@ one small function per kind, so that supporting a new server is a few lines.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from dropscribe.config.settings import Task
+from dropscribe.config.schema import Task
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from dropscribe.config.schema import FolderSettings
     from dropscribe.config.settings import Endpoint
+    from dropscribe.config.voices import Voice
     from dropscribe.transcribe.models import Ask
 
-KINDS = ("openai", "azure", "groq", "speaches", "localai", "vllm", "whispercpp", "gateway")
+KINDS = (
+    "openai",
+    "azure",
+    "groq",
+    "speaches",
+    "localai",
+    "vllm",
+    "whispercpp",
+    "gateway",
+    "mistral",
+    "together",
+    "asr",
+)
+# The kinds whose answers can say who speaks (PROTOCOL.md sections 6.1 and 6.2); on the
+# OpenAI-shaped ones only with a diarizing model. min/max counts: together and asr only.
+SPEAKING = {"openai", "azure", "gateway", "mistral", "together", "asr"}
+COUNTED = {"together", "asr"}
+KNOWN_VOICES = {"openai", "azure", "gateway"}  # known_speaker_names[] + references[]
+MOST_VOICES = 4
+MOST_BIAS = 100  # context_bias items sent at most
 
 MIB = 1024 * 1024
 HEADROOM = 256 * 1024  # multipart framing and form fields, inside the request limit
@@ -51,9 +74,10 @@ class Shape:
     """One request: where it goes, with which query, headers and form fields."""
 
     path: str
-    fields: dict[str, str]
+    fields: dict[str, str | list[str]]  # a list: the field repeated (known_speaker_names[])
     params: dict[str, str] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
+    file_field: str = "file"  # the multipart name of the audio (whisper-asr-webservice: audio_file)
 
 
 def upload_limit(endpoint: Endpoint) -> int | None:
@@ -81,9 +105,12 @@ def auth_headers(endpoint: Endpoint) -> dict[str, str]:
     return {"Authorization": f"Bearer {endpoint.api_key}"}
 
 
-def openai_fields(settings: FolderSettings, ask: Ask) -> dict[str, str]:
+def openai_fields(settings: FolderSettings, ask: Ask) -> dict[str, str | list[str]]:
     """The OpenAI form: what the model takes (``ask``); unset settings left to the server."""
-    fields = {"model": settings.model, "response_format": ask.response_format}
+    fields: dict[str, str | list[str]] = {
+        "model": settings.model,
+        "response_format": ask.response_format,
+    }
     if ask.granularities:
         fields["timestamp_granularities[]"] = "segment"
     if settings.language and settings.task is Task.TRANSCRIBE:
@@ -97,12 +124,69 @@ def openai_fields(settings: FolderSettings, ask: Ask) -> dict[str, str]:
     return fields
 
 
-def shape(endpoint: Endpoint, settings: FolderSettings, ask: Ask) -> Shape:
-    """The request for one file with these settings on this endpoint."""
+def counts(settings: FolderSettings) -> dict[str, str]:
+    """min_speakers / max_speakers, where the folder says them."""
+    said = settings.speakers
+    if isinstance(said, bool):
+        return {}
+    out = {"min_speakers": said.min, "max_speakers": said.max}
+    return {k: str(v) for k, v in out.items() if v is not None}
+
+
+def context_bias(prompt: str | None) -> list[str]:
+    """Mistral's context_bias: the prompt's words, each without spaces or commas."""
+    words = (w.strip(".;:!?()[]\"'") for w in re.split(r"[\s,]+", prompt or ""))
+    return list(dict.fromkeys(w for w in words if w))[:MOST_BIAS]
+
+
+def _mistral(endpoint: Endpoint, settings: FolderSettings) -> Shape:
+    """No response_format and no prompt: the prompt's words are context_bias."""
+    out: dict[str, str | list[str]] = {"model": settings.model}
+    if settings.language:
+        out["language"] = settings.language
+    if settings.temperature is not None:
+        out["temperature"] = f"{settings.temperature:g}"
+    out["timestamp_granularities"] = "segment"
+    if settings.speakers:
+        out["diarize"] = "true"
+    if bias := context_bias(settings.prompt):
+        out["context_bias"] = bias
+    return Shape(endpoint.request_path or "audio/transcriptions", out)
+
+
+def _asr(endpoint: Endpoint, settings: FolderSettings) -> Shape:
+    """Options in the query string; the audio in a field of its own name."""
+    params = {"output": "json", "task": settings.task.value, "word_timestamps": "true"}
+    params["vad_filter"] = "true"
+    if settings.language:
+        params["language"] = settings.language
+    if settings.prompt:
+        params["initial_prompt"] = settings.prompt
+    if settings.speakers:
+        params |= {"diarize": "true", **counts(settings)}
+    return Shape(endpoint.request_path or "asr", {}, params, file_field="audio_file")
+
+
+def shape(  # noqa: PLR0912 - one case per kind, by design
+    endpoint: Endpoint, settings: FolderSettings, ask: Ask, voices: Sequence[Voice] = ()
+) -> Shape:
+    """The request for one file with these settings on this endpoint; ``voices`` are
+    known speakers (name and a data URL of a clip), for the kinds that take them."""
     route = "audio/translations" if settings.task is Task.TRANSLATE else "audio/transcriptions"
     fields = openai_fields(settings, ask)
     translate = settings.task is Task.TRANSLATE
+    if voices and endpoint.kind in KNOWN_VOICES:
+        fields["known_speaker_names[]"] = [v.name for v in voices]
+        fields["known_speaker_references[]"] = [v.data_url for v in voices]
     match endpoint.kind:
+        case "mistral":
+            return _mistral(endpoint, settings)
+        case "asr":
+            return _asr(endpoint, settings)
+        case "together":
+            if settings.speakers:
+                fields |= {"diarize": "true", **counts(settings)}
+            return Shape(endpoint.request_path or route, fields)
         case "azure":
             # Classic: the deployment in the path, api-version in the query. v1: like OpenAI.
             if endpoint.api_version == "v1":

@@ -87,6 +87,14 @@ WHISPER_SERVER = Caps(  # servers that run Whisper themselves: segments in verbo
     translate=True,
 )
 
+# Mistral's Voxtral: no response_format field, one JSON answer with segments; the prompt
+# goes as context_bias words; about three hours per request (PROTOCOL.md section 6.2).
+VOXTRAL = Caps(("verbose_json",), "verbose_json", max_seconds=10_800.0)
+# whisper-asr-webservice: output=json always has segments; task=translate is a query.
+ASR = Caps(("verbose_json",), "verbose_json", translate=True)
+# Together: OpenAI's shape around whisper-large-v3; translations not documented.
+TOGETHER = replace(WHISPER_SERVER, translate=False)
+
 OPENAI_MODELS: tuple[tuple[re.Pattern[str], Caps], ...] = (
     (re.compile(r"whisper"), WHISPER_1),
     (re.compile(r"gpt-4o(-mini)?-transcribe-diarize"), DIARIZE),
@@ -111,6 +119,12 @@ def table(kind: str, model: str) -> Caps:
             return WHISPER_SERVER
         case "whispercpp":  # no timestamp_granularities field; segments always
             return replace(WHISPER_SERVER, granularities=False)
+        case "mistral":
+            return VOXTRAL
+        case "asr":
+            return ASR
+        case "together":
+            return TOGETHER
         case _:  # speaches, localai, local
             return WHISPER_SERVER
 
