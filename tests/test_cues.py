@@ -59,8 +59,8 @@ def check(words: list[cues.Token], built: list[cues.Cue], rules: SubtitleRules) 
     ), "every word exactly once, in order, nothing invented"
     for cue in built:
         assert 1 <= len(cue.lines) <= rules.lines
-        for line in cue.lines:
-            unit = [cues.Token(w, 0, 0) for w in line.split(" ")]
+        for line in (cue.label + cue.lines[0], *cue.lines[1:]) if cue.turn else cue.lines:
+            unit = [cues.Token(w, 0, 0) for w in line.removeprefix(cue.label).split(" ")]
             assert len(line) <= rules.line_length or len(cues.wrap(unit, 1)) == 1, line
         assert 0 <= cue.start <= cue.end <= cue.start + rules.max_seconds + EPS
     gap = math.ceil(rules.min_gap * 1000) / 1000  # times are whole milliseconds
@@ -84,6 +84,24 @@ def check(words: list[cues.Token], built: list[cues.Cue], rules: SubtitleRules) 
 def test_every_cue_obeys_every_rule(words, rules):
     """Property: line length, lines, longest cue, cps, gap, order, and each word exactly once."""
     check(words, cues.build(words, rules), rules)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    words=timed_words(),
+    rules=RULES,
+    who=st.lists(st.sampled_from(["A", "B", "Ana"]), min_size=80, max_size=80),
+)
+def test_speakers_never_share_a_cue_and_their_names_fit_the_line(words, rules, who):
+    """Property: a cue holds one speaker; where the speaker changes, the name counts in the line."""
+    words = [w._replace(speaker=who[n]) for n, w in enumerate(words)]
+    built = cues.build(words, rules)
+    check(words, built, rules)
+    spoken = iter(words)
+    for n, cue in enumerate(built):
+        said = [next(spoken) for _ in " ".join(cue.lines).split()]
+        assert {w.speaker for w in said} == {cue.speaker}
+        assert cue.turn == (n == 0 or built[n - 1].speaker != cue.speaker)
 
 
 @settings(max_examples=100, deadline=None)

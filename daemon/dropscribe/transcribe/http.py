@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from dropscribe import __version__, names
+from dropscribe.config import voices
 from dropscribe.errors import (
     EndpointError,
     OutageError,

@@ -1,0 +1,176 @@
+"""Who said what: speaker labels from OpenAI, Mistral, Together and whisper-asr-webservice,
+known voices by name, and clear config errors where an endpoint cannot label speakers.
+
+A voice, to the test server, is a tone's pitch: two pitches taking turns are two people.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from urllib.parse import parse_qs
+
+import pytest
+
+from conftest import API_KEY, write_tones
+from dropscribe.errors import ConfigError
+from dropscribe.service import Daemon
+from fakeapi import FakeAPI, tone_answer
+
+# Two people taking turns: 440 Hz is the first to speak, 660 Hz the second.
+TURNS = [(1.0, 3.0, 440), (4.0, 6.0, 660), (7.0, 9.0, 440), (10.0, 12.0, 660)]
+FORMATS = ["txt", "srt", "vtt", "json", "md"]
+
+
+def run(setup, api: FakeAPI, kind: str, model: str, **settings) -> None:
+    setup.api = api
+    setup.data["endpoints"]["local"] = {
+        "kind": kind,
+        # whisper-asr-webservice serves /asr at the root; the others under /v1
+        "base_url": api.root_url if kind == "asr" else api.base_url,
+        "api_key_env": "DROPSCRIBE_TEST_KEY",
+    }
+    setup.data["defaults"].update(
+        {"model": model, "formats": FORMATS, "speakers": True, **settings}
+    )
+    write_tones(setup.inbox / "call.wav", TURNS, 13.0)
+    assert Daemon(setup.load()).run(threading.Event(), once=True) == 0
+    assert [u.reply for u in api.uploads] == ["200"]
+
+
+def check_sidecars(setup, first: str = "A", second: str = "B") -> None:
+    """Every sidecar says who speaks, with one label per voice."""
+    txt = (setup.inbox / "call.txt").read_text()
+    assert txt == (
+        f"{first}: tone 440\n\n{second}: tone 660\n\n{first}: tone 440\n\n{second}: tone 660\n"
+    )
+    srt = (setup.inbox / "call.srt").read_text()
+    assert re.findall(r"\n(\w+): tone (\d+)\n", srt) == [
+        (first, "440"),
+        (second, "660"),
+        (first, "440"),
+        (second, "660"),
+    ]
+    vtt = (setup.inbox / "call.vtt").read_text()
+    assert re.findall(r"<v (\w+)>tone (\d+)</v>", vtt) == re.findall(r"\n(\w+): tone (\d+)\n", srt)
+    segments = json.loads((setup.inbox / "call.json").read_text())["segments"]
+    assert [s["speaker"] for s in segments] == [first, second, first, second]
+    md = (setup.inbox / "call.md").read_text()
+    assert f"**{first}:** tone 440\n\n**{second}:** tone 660" in md
+
+
+def test_openai_diarize_labels_every_sidecar(setup):
+    """gpt-4o-transcribe-diarize: diarized_json asked for, no prompt; A and B in every sidecar."""
+    with FakeAPI(api_key=API_KEY, answer=tone_answer, listening=True) as api:
+        run(setup, api, "openai", "gpt-4o-transcribe-diarize", prompt="Glossary")
+    (upload,) = api.uploads
+    assert upload.fields["response_format"] == "diarized_json"
+    assert "prompt" not in upload.fields
+    check_sidecars(setup)
+
+
+def test_mistral_diarize_and_context_bias_without_response_format_or_prompt(setup):
+    """kind: mistral sends diarize=true and the prompt's words as context_bias, no
+    response_format or prompt (which Mistral refuses); speaker_1/speaker_0 become A/B."""
+    with FakeAPI(api_key=API_KEY, answer=tone_answer, listening=True, kind="mistral") as api:
+        run(setup, api, "mistral", "voxtral-mini-latest", prompt="Ana, Björn: dropscribe.")
+    (upload,) = api.uploads
+    assert upload.fields["diarize"] == "true"
+    assert upload.multi["context_bias"] == ["Ana", "Björn", "dropscribe"]
+    assert not {"response_format", "prompt", "timestamp_granularities[]"} & set(upload.fields)
+    check_sidecars(setup)
+
+
+def test_asr_webservice_gets_audio_file_and_query_options_with_speaker_counts(setup):
+    """kind: asr posts audio_file to /asr with output=json, diarize and min/max_speakers
+    in the query; SPEAKER_00/SPEAKER_01 become A/B, on words too."""
+    with FakeAPI(answer=tone_answer, listening=True, kind="asr") as api:
+        run(setup, api, "asr", "large-v3", speakers={"min": 2, "max": 3}, language="en")
+    (upload,) = api.uploads
+    assert upload.file_field == "audio_file"
+    path, _, query = upload.path.partition("?")
+    assert path == "/asr"
+    options = {k: v[0] for k, v in parse_qs(query).items()}
+    assert options == {
+        "output": "json",
+        "task": "transcribe",
+        "word_timestamps": "true",
+        "vad_filter": "true",
+        "language": "en",
+        "diarize": "true",
+        "min_speakers": "2",
+        "max_speakers": "3",
+    }
+    check_sidecars(setup)
+
+
+def test_together_speaker_segments_with_counts(setup):
+    """kind: together adds diarize=true and the counts to OpenAI's form; speaker_segments win."""
+    with FakeAPI(api_key=API_KEY, answer=tone_answer, listening=True, kind="together") as api:
+        run(setup, api, "together", "openai/whisper-large-v3", speakers={"max": 2})
+    (upload,) = api.uploads
+    assert (upload.fields["diarize"], upload.fields["max_speakers"]) == ("true", "2")
+    assert "min_speakers" not in upload.fields
+    check_sidecars(setup)
+
+
+def test_known_voices_are_sent_as_data_urls_and_come_back_by_name(setup):
+    """voices/Ana.wav and voices/Björn.wav go as known_speaker_names[] and data URLs;
+    the sidecars call those people by name."""
+    voices = setup.root / "voices"
+    write_tones(voices / "Ana.wav", [(0.0, 3.0, 440)], 3.0)
+    write_tones(voices / "Björn.wav", [(0.0, 3.0, 660)], 3.0)
+    with FakeAPI(api_key=API_KEY, answer=tone_answer, listening=True) as api:
+        run(setup, api, "openai", "gpt-4o-transcribe-diarize", voices=str(voices))
+    (upload,) = api.uploads
+    assert upload.multi["known_speaker_names[]"] == ["Ana", "Björn"]
+    assert all(
+        u.startswith("data:audio/wav;base64,") for u in upload.multi["known_speaker_references[]"]
+    )
+    check_sidecars(setup, "Ana", "Björn")
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "model", "extra", "words"),
+    [
+        ({"kind": "local"}, "tiny.en", {}, "kind: local cannot label speakers: pyannote"),
+        ({"kind": "groq"}, "whisper-large-v3", {}, "(kind: groq) gives no speaker labels"),
+        ({"kind": "openai"}, "whisper-1", {}, "'whisper-1' gives no speaker labels"),
+        (
+            {"kind": "mistral"},
+            "voxtral-mini-latest",
+            {"speakers": {"min": 2}},
+            "(kind: mistral) takes no speaker count",
+        ),
+        (
+            {"kind": "asr"},
+            "large-v3",
+            {"voices": "voices"},
+            "(kind: asr) takes no known voices",
+        ),
+        (
+            {"kind": "openai"},
+            "gpt-4o-transcribe-diarize",
+            {"voices": "voices"},
+            "Long.wav is 12.0 s long",
+        ),
+    ],
+)
+def test_speakers_an_endpoint_cannot_give_are_config_errors(setup, endpoint, model, extra, words):
+    """speakers: where the endpoint gives no labels, counts or voices: one clear problem, at load."""
+    write_tones(setup.root / "voices" / "Long.wav", [(0.0, 12.0, 440)], 12.0)
+    setup.data["endpoints"]["local"] = {
+        **endpoint,
+        "base_url": "http://127.0.0.1:9/v1",
+        "api_key_env": "DROPSCRIBE_TEST_KEY",
+    }
+    setup.data["defaults"].update({"model": model, "speakers": True, **extra})
+    if "voices" in extra:
+        setup.data["defaults"]["voices"] = str(setup.root / "voices")
+    with pytest.raises(ConfigError) as info:
+        setup.load()
+    found = [p for p in info.value.problems if words in str(p)]
+    assert found, [str(p) for p in info.value.problems]
+    assert found[0].key.endswith(("speakers", "voices")), str(found[0])
+    assert found[0].line is not None
