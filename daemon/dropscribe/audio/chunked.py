@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import math
 import os
 import queue
@@ -26,7 +27,8 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from dropscribe.audio import split, stitch, transcode
+from dropscribe import speakers
+from dropscribe.audio import split, stitch, transcode, voiceprints
 from dropscribe.errors import Abandoned, Replan, TranscriptionError
 from dropscribe.ledger.interface import JobState
 from dropscribe.transcribe import kinds, models
@@ -182,16 +184,7 @@ class Chunker:
         todo = [i for i in range(len(cuts)) if i not in results]
         level = split.threshold(decoded.envelope)
         job = _Job(settings, key, work, codec, decoded, cuts, spans, level, caps)
-        if settings.carry_prompt:
-            for i in todo:
-                prompt = settings.prompt
-                if i > 0:
-                    prompt = stitch.carried_prompt(settings.prompt, results[i - 1].text)
-                results[i] = self._chunk(
-                    job, i, settings.model_copy(update={"prompt": prompt or None})
-                )
-        elif todo:
-            self._parallel(job, todo, results, endpoint.max_concurrency)
+        self._chunks(job, todo, results, endpoint)
         parts = [(cuts[i], results[i]) for i in range(len(cuts))]
         if not spans:
             return stitch.stitch(parts, decoded.seconds)
@@ -200,6 +193,36 @@ class Chunker:
             decoded.seconds,
             place=lambda span: split.voiced(decoded.envelope, level, span.cut, span.end),
         )
+
+    def _chunks(
+        self, job: _Job, todo: list[int], results: dict[int, Transcript], endpoint: Endpoint
+    ) -> None:
+        """Transcribe the chunks ``todo`` into ``results``: one at a time when each
+        carries the text before it, else in parallel; with speakers on OpenAI, the first
+        alone, its voices then lent to the others (``voiceprints``)."""
+        lent = voiceprints.wanted(endpoint, job.settings, len(job.spans))
+        if lent:
+            if 0 in todo:
+                results[0] = self._chunk(job, 0, job.settings)
+                todo.remove(0)
+            later = voiceprints.lend(
+                results[0], job.spans[0], job.decoded.pcm, job.settings, job.work / "voices"
+            )
+            job = dataclasses.replace(job, settings=later)
+        settings = job.settings
+        if settings.carry_prompt:
+            for i in todo:
+                prompt = settings.prompt
+                if i > 0:
+                    prompt = stitch.carried_prompt(settings.prompt, results[i - 1].text)
+                carried = settings.model_copy(update={"prompt": prompt or None})
+                results[i] = self._chunk(job, i, carried)
+        elif todo:
+            self._parallel(job, todo, results, endpoint.max_concurrency)
+        if lent:
+            taken = set(speakers.labels(results[0]))
+            for i in range(1, len(job.spans)):
+                results[i] = voiceprints.relabel(results[i], taken)
 
     def _parallel(
         self, job: _Job, todo: list[int], results: dict[int, Transcript], width: int

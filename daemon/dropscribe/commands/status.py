@@ -16,7 +16,7 @@ from dropscribe.config import rules
 from dropscribe.ledger.interface import FileState
 from dropscribe.ledger.store import LEDGER_NAME, SqliteLedger
 from dropscribe.outputs import disposition
-from dropscribe.transcribe import limits
+from dropscribe.transcribe import kinds, limits
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -86,6 +86,13 @@ def explain(cfg: settings.Config, path: Path) -> int:
     folder = rules.sidecar_dir(inbox, settings, path)
     sidecars = ", ".join(rules.sidecar_name(settings, path, fmt) for fmt in settings.formats)
     say(f"  sidecars: {sidecars} in {folder} (relative path {rel})")
+    endpoint = cfg.endpoints.get(settings.endpoint)
+    if settings.speakers and endpoint is not None and endpoint.kind in kinds.KNOWN_VOICES:
+        say(
+            "  speakers: if the recording is cut into chunks, the first is transcribed alone;"
+            " the others follow with its speakers' voices as known speakers (four at most,"
+            " with voices:), so each person keeps one label"
+        )
     for item in disposition.failed(inbox):
         if path in {item.path, item.source}:
             say(f"  quarantined: {item.path}")

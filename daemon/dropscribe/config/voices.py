@@ -41,20 +41,29 @@ class Voice:
 
     @property
     def data_url(self) -> str:
-        return _data_url(self.path, self.mime)
+        st = self.path.stat()
+        return _data_url(self.path, self.mime, (st.st_mtime_ns, st.st_size))
 
 
 @functools.lru_cache(maxsize=32)
-def _data_url(path: Path, mime: str) -> str:
+def _data_url(path: Path, mime: str, stamp: tuple[int, int]) -> str:  # noqa: ARG001 - the key
     return f"data:{mime};base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
-@functools.lru_cache(maxsize=32)
 def clips(folder: Path) -> tuple[Voice, ...]:
     """The clips in ``folder``, by file name (the name is the stem), with their lengths.
     Raise PermanentError naming what a person must change."""
+    try:
+        stamp = folder.stat().st_mtime_ns
+    except OSError:
+        raise PermanentError(f"voices folder {folder} does not exist") from None
+    return _clips(folder, stamp)
+
+
+@functools.lru_cache(maxsize=32)
+def _clips(folder: Path, stamp: int) -> tuple[Voice, ...]:  # noqa: ARG001 - the key
     if not folder.is_dir():
-        raise PermanentError(f"voices folder {folder} does not exist")
+        raise PermanentError(f"voices folder {folder} is not a folder")
     found = sorted(
         p
         for p in folder.iterdir()

@@ -1,0 +1,103 @@
+"""One label per voice across the chunks of a long recording (OpenAI's diarize model).
+
+Labels restart in every request: chunk 1 may call a person ``A`` whom chunk 3 calls
+``B``. So, as Speakr does, the first chunk is transcribed alone; for each speaker it
+found, the longest stretch they spoke (2 to 10 s) is cut from the decoded audio, and
+those clips go with every later chunk as known speakers named ``Speaker A``, ``Speaker
+B`` …, next to the folder's own ``voices:`` (four in all, at most). A later chunk then
+calls those people by those names, which are turned back into ``A``, ``B``; a voice
+the first chunk did not hear gets the next free letter. Kinds without known speakers
+(Mistral, Together, whisper-asr-webservice) take three hours or more in one request,
+so their recordings are rarely cut; where they are, labels are per chunk.
+"""
+
+from __future__ import annotations
+
+import shutil
+import wave
+from typing import TYPE_CHECKING
+
+from dropscribe import speakers
+from dropscribe.audio.transcode import RATE, SAMPLE_BYTES
+from dropscribe.config import voices
+from dropscribe.transcribe import kinds
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from dropscribe.audio.split import Span
+    from dropscribe.config.schema import Endpoint, FolderSettings
+    from dropscribe.transcript import Transcript
+
+PREFIX = "Speaker "  # what the first chunk's voices are called in later requests
+
+
+def wanted(endpoint: Endpoint, settings: FolderSettings, chunks: int) -> bool:
+    """Whether the first chunk must go first, to lend its voices to the others."""
+    return bool(settings.speakers) and endpoint.kind in kinds.KNOWN_VOICES and chunks > 1
+
+
+def lend(
+    first: Transcript, span: Span, pcm: Path, settings: FolderSettings, folder: Path
+) -> FolderSettings:
+    """``settings`` for the later chunks: ``voices`` is ``folder``, holding the folder's
+    own clips and one clip per speaker of the first chunk (as many as fit)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    own = voices.clips(settings.voices) if settings.voices is not None else ()
+    for voice in own:
+        shutil.copyfile(voice.path, folder / voice.path.name)
+    room = kinds.MOST_VOICES - len(own)
+    named = {v.name for v in own}
+    for label in speakers.labels(first):
+        if room <= 0:
+            break
+        if label in named:
+            continue
+        stretch = _longest(first, label)
+        if stretch is None:
+            continue
+        start, end = stretch
+        _cut(pcm, span.start + start, span.start + end, folder / f"{PREFIX}{label}.wav")
+        room -= 1
+    return settings.model_copy(update={"voices": folder})
+
+
+def relabel(part: Transcript, taken: set[str]) -> Transcript:
+    """A later chunk's labels on the first chunk's scale: ``Speaker A`` is ``A`` again;
+    a voice it heard first is the next letter not yet ``taken`` (which grows)."""
+    mapping: dict[str, str] = {}
+    for label in speakers.labels(part):
+        if label.startswith(PREFIX):
+            mapping[label] = label.removeprefix(PREFIX)
+        elif speakers.GENERIC.fullmatch(label):
+            n = 0
+            while speakers.letter(n) in taken:
+                n += 1
+            mapping[label] = speakers.letter(n)
+        taken.add(mapping.get(label, label))
+    return speakers.relabelled(part, mapping)
+
+
+def _longest(transcript: Transcript, label: str) -> tuple[float, float] | None:
+    """The longest segment of ``label``, as 2 to 10 s; None when all are shorter than 2 s."""
+    best = max(
+        (s for s in transcript.segments if s.get("speaker") == label),
+        key=lambda s: s["end"] - s["start"],
+        default=None,
+    )
+    if best is None or best["end"] - best["start"] < voices.SHORTEST:
+        return None
+    return best["start"], min(best["end"], best["start"] + voices.LONGEST)
+
+
+def _cut(pcm: Path, start: float, end: float, target: Path) -> None:
+    """Samples [start, end) of the decoded mono 16-bit 16 kHz audio as a WAV file."""
+    with pcm.open("rb") as fh:
+        fh.seek(round(start * RATE) * SAMPLE_BYTES)
+        data = fh.read(round((end - start) * RATE) * SAMPLE_BYTES)
+    with wave.open(str(target), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(SAMPLE_BYTES)
+        out.setframerate(RATE)
+        out.writeframes(data)
