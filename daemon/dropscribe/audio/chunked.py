@@ -164,7 +164,12 @@ class Chunker:
         else:
             target, longest = lengths(endpoint, settings, codec, caps, spans=spans)
             width = 1 if settings.carry_prompt else endpoint.max_concurrency
-            cuts = split.plan(decoded.envelope, decoded.seconds, target, longest, parallel=width)
+            overlap = (
+                voiceprints.OVERLAP if voiceprints.overlapped(endpoint, settings) else split.OVERLAP
+            )
+            cuts = split.plan(
+                decoded.envelope, decoded.seconds, target, longest, parallel=width, overlap=overlap
+            )
             self._ledger.save_plan(key, [(s.start, s.end, s.cut, s.pause) for s in cuts])
         log.info(
             "audio.split",
@@ -186,6 +191,8 @@ class Chunker:
         job = _Job(settings, key, work, codec, decoded, cuts, spans, level, caps)
         self._chunks(job, todo, results, endpoint)
         parts = [(cuts[i], results[i]) for i in range(len(cuts))]
+        if voiceprints.overlapped(endpoint, settings):
+            parts = list(zip(cuts, voiceprints.matched(parts), strict=True))
         if not spans:
             return stitch.stitch(parts, decoded.seconds)
         return stitch.stitch(

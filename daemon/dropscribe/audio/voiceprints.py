@@ -6,13 +6,17 @@ found, the longest stretch they spoke (2 to 10 s) is cut from the decoded audio,
 those clips go with every later chunk as known speakers named ``Speaker A``, ``Speaker
 B`` …, next to the folder's own ``voices:`` (four in all, at most). A later chunk then
 calls those people by those names, which are turned back into ``A``, ``B``; a voice
-the first chunk did not hear gets the next free letter. Kinds without known speakers
-(Mistral, Together, whisper-asr-webservice) take three hours or more in one request,
-so their recordings are rarely cut; where they are, labels are per chunk.
+the first chunk did not hear gets the next free letter.
+
+Kinds without known speakers (Mistral, Together, whisper-asr-webservice) take three
+hours or more in one request, so their recordings are rarely cut. Where they are, each
+chunk starts ``OVERLAP`` seconds before the cut, and each of its labels is matched to
+the earlier chunk's label it shares the most speaking time with in that stretch.
 """
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import wave
 from typing import TYPE_CHECKING
@@ -30,6 +34,46 @@ if TYPE_CHECKING:
     from dropscribe.transcript import Transcript
 
 PREFIX = "Speaker "  # what the first chunk's voices are called in later requests
+OVERLAP = 20.0  # seconds each chunk repeats of the one before, to match its voices
+
+
+def overlapped(endpoint: Endpoint, settings: FolderSettings) -> bool:
+    """Whether chunks overlap so that their labels can be matched in the overlap."""
+    return bool(settings.speakers) and endpoint.kind not in kinds.KNOWN_VOICES
+
+
+def matched(parts: list[tuple[Span, Transcript]]) -> list[Transcript]:
+    """The chunks' transcripts with each later chunk's labels put on the earlier ones'
+    by the speaking time they share where the chunks overlap (one to one, the most
+    shared first); a voice not heard there gets the next free letter."""
+    out = [parts[0][1]]
+    taken = set(speakers.labels(parts[0][1]))
+    for (before_span, _), (span, part) in itertools.pairwise(parts):
+        before = out[-1]
+        low, high = span.start, before_span.end
+        shared: dict[tuple[str, str], float] = {}
+        for mine in part.segments:
+            for theirs in before.segments:
+                if "speaker" not in mine or "speaker" not in theirs:
+                    continue
+                a = max(low, mine["start"] + span.start, theirs["start"] + before_span.start)
+                b = min(high, mine["end"] + span.start, theirs["end"] + before_span.start)
+                if b > a:
+                    pair = (mine["speaker"], theirs["speaker"])
+                    shared[pair] = shared.get(pair, 0.0) + b - a
+        mapping: dict[str, str] = {}
+        for (mine_label, their_label), _ in sorted(shared.items(), key=lambda kv: -kv[1]):
+            if mine_label not in mapping and their_label not in mapping.values():
+                mapping[mine_label] = their_label
+        for label in speakers.labels(part):
+            if label not in mapping:
+                n = 0
+                while speakers.letter(n) in taken or speakers.letter(n) in mapping.values():
+                    n += 1
+                mapping[label] = speakers.letter(n)
+            taken.add(mapping[label])
+        out.append(speakers.relabelled(part, mapping))
+    return out
 
 
 def wanted(endpoint: Endpoint, settings: FolderSettings, chunks: int) -> bool:
