@@ -79,7 +79,7 @@ def test_repr_masks_the_key():
             422,
             {"detail": [{"loc": ["body", "file"], "msg": "required"}]},
             PermanentError,
-            'HTTP 422: [{"loc"',
+            "HTTP 422: body.file: required",
         ),
         (500, {"error": {"message": "boom", "code": 500}}, RetryableError, "HTTP 500: boom"),
         (502, "Bad gateway", RetryableError, "HTTP 502: Bad gateway"),

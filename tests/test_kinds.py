@@ -208,3 +208,56 @@ def test_429_reduces_concurrency_in_the_daemon(setup, events):
     changes = [e["limit"] for e in named(events, "endpoint.concurrency")]
     assert changes[0] == 2
     assert changes[1:3] == [3, 4]
+
+
+def test_mistral_form_has_no_response_format_or_prompt_and_its_422_is_readable(kind_setup, events):
+    """mistral: model, timestamp_granularities=segment and context_bias only; a 422 of
+    Mistral's shape is reported as 'body.<field>: <msg>', not as raw JSON."""
+    from fakeapi import Reply
+
+    with FakeAPI(api_key=API_KEY, kind="mistral") as api:
+        setup = kind_setup(api, "mistral")
+        setup.data["defaults"].update(
+            model="voxtral-mini-latest", prompt="Ana Björn", formats=["txt", "srt"]
+        )
+        api.script.append(
+            Reply(
+                422,
+                {
+                    "object": "error",
+                    "message": {
+                        "detail": [
+                            {
+                                "type": "value_error",
+                                "loc": ["body", "context_bias"],
+                                "msg": "Value error, too many items",
+                                "input": "json",
+                            }
+                        ]
+                    },
+                    "type": "invalid_request_error",
+                    "param": None,
+                    "code": None,
+                },
+            )
+        )
+        run(setup, events, "m.wav", "n.wav", done=1)
+    ok = [u for u in api.uploads if u.reply == "200"]
+    assert ok, [u.reply for u in api.uploads]
+    assert set(ok[0].multi) == {"model", "timestamp_granularities", "context_bias"}
+    assert ok[0].multi["context_bias"] == ["Ana", "Björn"]
+    failed = named(events, "upload.failed")
+    assert failed[0]["error"] == "HTTP 422: body.context_bias: Value error, too many items"
+
+
+def test_asr_translation_goes_in_the_query_and_a_wrong_route_is_a_clear_404(kind_setup, events):
+    """asr: task=translate in the query, audio as audio_file; its answer's segments time the srt."""
+    with FakeAPI(kind="asr") as api:
+        setup = kind_setup(api, "asr", base_url=api.root_url)
+        setup.data["defaults"].update(model="large-v3", task="translate", formats=["txt", "srt"])
+        run(setup, events, "a.wav")
+    (upload,) = api.uploads
+    assert upload.path.startswith("/asr?")
+    assert "task=translate" in upload.path
+    assert upload.file_field == "audio_file"
+    assert (setup.inbox / "a.srt").read_text().startswith("1\n00:00:00,000 --> ")

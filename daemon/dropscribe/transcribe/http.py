@@ -331,6 +331,15 @@ def _error_message(raw: bytes, scrub: Callable[[str], str]) -> tuple[str, str | 
             message = error.get("message", error)
         else:
             message = error
+    if isinstance(message, dict) and isinstance(message.get("detail"), list):
+        message = message["detail"]  # Mistral: pydantic's detail inside its error object
+    if isinstance(message, list) and all(isinstance(d, dict) and "msg" in d for d in message):
+        # FastAPI and Mistral validation: "body.audio_file: Field required; …"
+        locs = [".".join(str(p) for p in d.get("loc", ())) for d in message]
+        message = "; ".join(
+            f"{loc}: {d['msg']}" if loc else str(d["msg"])
+            for loc, d in zip(locs, message, strict=True)
+        )
     if not isinstance(message, str):
         message = json.dumps(message)
     return " ".join(clean_text(scrub(message)).split())[:MAX_MESSAGE], code, param
