@@ -261,3 +261,32 @@ def test_asr_translation_goes_in_the_query_and_a_wrong_route_is_a_clear_404(kind
     assert "task=translate" in upload.path
     assert upload.file_field == "audio_file"
     assert (setup.inbox / "a.srt").read_text().startswith("1\n00:00:00,000 --> ")
+
+
+def test_a_mistral_refusal_naming_a_field_it_never_gets_is_not_learned(kind_setup, events):
+    """A 422 that names response_format (never sent to Mistral) fails that file only: nothing
+    is learned about the model and the endpoint stays open for the next file."""
+    from fakeapi import Reply
+
+    with FakeAPI(api_key=API_KEY, kind="mistral") as api:
+        setup = kind_setup(api, "mistral")
+        setup.data["defaults"].update(model="voxtral-mini-latest", formats=["txt"])
+        detail = {
+            "type": "extra_forbidden",
+            "loc": ["body", "response_format"],
+            "msg": "Extra inputs are not permitted",
+        }
+        api.script.append(
+            Reply(
+                422,
+                {
+                    "object": "error",
+                    "message": {"detail": [detail]},
+                    "type": "invalid_request_error",
+                },
+            )
+        )
+        run(setup, events, "m.wav", "n.wav", done=1)
+    assert not named(events, "endpoint.learned")
+    assert not named(events, "endpoint.paused")
+    assert named(events, "file.failed")[0]["error"].startswith("HTTP 422: body.response_format")

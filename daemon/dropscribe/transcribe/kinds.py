@@ -40,6 +40,12 @@ COUNTED = {"together", "asr"}
 KNOWN_VOICES = {"openai", "azure", "gateway"}  # known_speaker_names[] + references[]
 MOST_VOICES = 4
 MOST_BIAS = 100  # context_bias items sent at most
+# Choices a kind never sends as such: a refusal naming one is not about this request,
+# and is not learned (Mistral takes no response_format or prompt; asr gets output=json).
+UNSENT = {
+    "mistral": {"response_format", "prompt", "chunking_strategy"},
+    "asr": {"response_format", "chunking_strategy"},
+}
 
 MIB = 1024 * 1024
 HEADROOM = 256 * 1024  # multipart framing and form fields, inside the request limit

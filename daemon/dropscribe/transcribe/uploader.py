@@ -27,7 +27,7 @@ from dropscribe.errors import (
 )
 from dropscribe.ledger.interface import JobState
 from dropscribe.ops.metrics import Metrics
-from dropscribe.transcribe import backoff, models
+from dropscribe.transcribe import backoff, kinds, models
 from dropscribe.transcribe.breaker import Breaker
 from dropscribe.transcribe.limiter import Limiter
 from dropscribe.transcribe.limits import Limits
@@ -225,7 +225,7 @@ class Uploader:
     ) -> bool:
         """Whether ``failure`` refuses a choice of ``ask`` by name; if so, it is learned."""
         item = models.refusal(failure.status, failure.param, failure.message, ask)
-        if item is None:
+        if item is None or item.param in kinds.UNSENT.get(endpoint.kind, ()):
             return False
         log.warning(
             "upload.refused",
