@@ -230,3 +230,22 @@ def test_explain_says_the_first_chunk_goes_alone_for_stable_labels(setup, capsys
     out = capsys.readouterr().out
     assert "the first is transcribed alone" in out
     assert "speakers: true" in out
+
+
+def test_a_voices_folder_inside_the_inbox_is_never_transcribed(setup):
+    """voices: inside an inbox: the clips are references, not recordings to transcribe."""
+    from dropscribe.config import rules
+
+    write_tones(setup.inbox / "voices" / "Ana.wav", [(0.0, 3.0, 440)], 3.0)
+    setup.data["defaults"].update(
+        {
+            "model": "gpt-4o-transcribe-diarize",
+            "speakers": True,
+            "voices": str(setup.inbox / "voices"),
+        }
+    )
+    cfg = setup.load()
+    clip = setup.inbox / "voices" / "Ana.wav"
+    assert (
+        rules.ignore_reason(cfg.inboxes[0], clip, rules.excluded_dirs(cfg)) == "dropscribe output"
+    )

@@ -197,12 +197,13 @@ def sidecar_dir(inbox: Inbox, settings: FolderSettings, source: Path) -> Path:
 
 
 def excluded_dirs(config: Config) -> tuple[Path, ...]:
-    """Folders dropscribe writes into: never taken as input."""
+    """Folders dropscribe writes into, and known voices' clips: never taken as input."""
     outputs = tuple(
-        layer.values["output_dir"]
+        layer.values[key]
         for inbox in config.inboxes
         for layer in inbox.layers
-        if "output_dir" in layer.values
+        for key in ("output_dir", "voices")
+        if key in layer.values
     )
     return outputs + tuple(
         d for inbox in config.inboxes for d in (inbox.failed_dir, inbox.done_dir)
