@@ -339,3 +339,28 @@ def test_a_damaged_bundled_model_is_a_clear_endpoint_error(tmp_path):
         fh.write("extra\n")
     with pytest.raises(EndpointError, match=r"vocabulary.txt is not the file .* reinstall it"):
         check_bundled(copy)
+
+
+def test_a_damaged_recording_is_transcribed_locally_up_to_the_damage(local, events):
+    """An mp3 damaged at four fifths: the batched engine transcribes what decodes and says so."""
+    import av
+
+    wav = speak(local.root / "memo.wav", LONG_SPEECH)
+    mp3 = local.root / "memo.mp3"
+    with av.open(str(wav)) as src, av.open(str(mp3), "w") as dst:
+        stream = dst.add_stream("libmp3lame", rate=16000)
+        resampler = av.AudioResampler(format="s16p", layout="mono", rate=16000)
+        for frame in [*src.decode(audio=0), None]:
+            for out in resampler.resample(frame):
+                for packet in stream.encode(out):
+                    dst.mux(packet)
+        for packet in stream.encode(None):
+            dst.mux(packet)
+    data = mp3.read_bytes()
+    cut = len(data) * 4 // 5
+    (local.inbox / "memo.mp3").write_bytes(data[:cut] + bytes(4000) + data[cut + 4000 :])
+    with local.daemon():
+        wait_for(lambda: named(events, "file.done"), timeout=120, what="local transcript")
+    (warning,) = named(events, "audio.truncated")
+    assert warning["seconds"] > 10
+    assert "recording" in (local.inbox / "memo.txt").read_text().lower()

@@ -334,7 +334,15 @@ class LocalEngine:
             )
             language = language or info.language  # one language for the whole recording
             out.extend((at, s) for s in self._until_abort(found))
-        return out, language, windows.samples.count / RATE
+        seconds = windows.samples.count / RATE
+        if windows.samples.truncated:
+            log.warning(
+                "audio.truncated",
+                reason=windows.samples.truncated,
+                seconds=round(seconds, 3),
+                action="transcribed the audio before the damage",
+            )
+        return out, language, seconds
 
     def _until_abort(self, found: Any) -> Iterator[Any]:
         for segment in found:  # the generator does the work, a batch at a time
