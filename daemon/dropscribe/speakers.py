@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Collection, Iterable, Mapping
 
     from dropscribe.transcript import Transcript
 
@@ -28,6 +28,14 @@ def letter(n: int) -> str:
         n, rest = divmod(n - 1, 26)
         out = chr(ord("A") + rest) + out
     return out
+
+
+def free_letter(taken: Collection[str]) -> str:
+    """The first of A, B, … not in ``taken``."""
+    n = 0
+    while letter(n) in taken:
+        n += 1
+    return letter(n)
 
 
 def labels(transcript: Transcript) -> list[str]:
@@ -47,11 +55,8 @@ def normalised(transcript: Transcript, taken: Iterable[str] = ()) -> Transcript:
     used = set(taken)
     for label in labels(transcript):
         if GENERIC.fullmatch(label):
-            n = len(used)
-            while letter(n) in used:
-                n += 1
-            mapping[label] = letter(n)
-            used.add(letter(n))
+            mapping[label] = free_letter(used)
+            used.add(mapping[label])
     return relabelled(transcript, mapping)
 
 

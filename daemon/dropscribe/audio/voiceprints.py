@@ -67,10 +67,7 @@ def matched(parts: list[tuple[Span, Transcript]]) -> list[Transcript]:
                 mapping[mine_label] = their_label
         for label in speakers.labels(part):
             if label not in mapping:
-                n = 0
-                while speakers.letter(n) in taken or speakers.letter(n) in mapping.values():
-                    n += 1
-                mapping[label] = speakers.letter(n)
+                mapping[label] = speakers.free_letter(taken | set(mapping.values()))
             taken.add(mapping[label])
         out.append(speakers.relabelled(part, mapping))
     return out
@@ -115,10 +112,7 @@ def relabel(part: Transcript, taken: set[str]) -> Transcript:
         if label.startswith(PREFIX):
             mapping[label] = label.removeprefix(PREFIX)
         elif speakers.GENERIC.fullmatch(label):
-            n = 0
-            while speakers.letter(n) in taken:
-                n += 1
-            mapping[label] = speakers.letter(n)
+            mapping[label] = speakers.free_letter(taken)
         taken.add(mapping.get(label, label))
     return speakers.relabelled(part, mapping)
 

@@ -122,7 +122,7 @@ def divided(text: str, start: float, end: float, *, first: bool = False) -> list
 
 def build(words: Sequence[Token], rules: SubtitleRules) -> list[Cue]:
     """Cues for ``words``, each within every rule (see the module's docstring)."""
-    runs: list[Sequence[Token]] = []
+    runs: list[tuple[Sequence[Token], int]] = []  # each cue's words, and its name's room
     i, n = 0, len(words)
     while i < n:
         indent = _indent(words, i)
@@ -134,7 +134,7 @@ def build(words: Sequence[Token], rules: SubtitleRules) -> list[Cue]:
         ):
             j += 1
         k = j if j == n or _must_break(words[j - 1], words[j]) else _best_break(words, i, j)
-        runs.append(words[i:k])
+        runs.append((words[i:k], indent))
         i = k
     return _timed(runs, rules)
 
@@ -234,7 +234,7 @@ def _greedy(units: Sequence[tuple[str, bool]], width: int, indent: int = 0) -> l
     return lines
 
 
-def _timed(runs: Sequence[Sequence[Token]], rules: SubtitleRules) -> list[Cue]:
+def _timed(runs: Sequence[tuple[Sequence[Token], int]], rules: SubtitleRules) -> list[Cue]:
     """Display times: monotonic, within ``max_seconds``, ``min_gap`` apart wherever the
     cues' starts allow it, held for ``max_cps`` where the silence after allows it.
     Worked out in whole milliseconds (what srt and vtt write), rounded inwards."""
@@ -242,17 +242,16 @@ def _timed(runs: Sequence[Sequence[Token]], rules: SubtitleRules) -> list[Cue]:
     gap = math.ceil(rules.min_gap * 1000)
     starts = []
     floor = 0
-    for run in runs:
+    for run, _ in runs:
         floor = max(floor, round(run[0].start * 1000))
         starts.append(floor)
     out = []
-    for n, run in enumerate(runs):
+    for n, (run, indent) in enumerate(runs):
         start = starts[n]
         limit = start + longest
         if n + 1 < len(runs):
             following = starts[n + 1]
             limit = min(limit, following - gap if following - gap > start else following)
-        indent = _indent(run, 0) if n == 0 or runs[n - 1][-1].speaker != run[0].speaker else 0
         lines = tuple(wrap(run, rules.line_length, indent))
         characters = sum(len(line) for line in lines) + indent
         wanted = max(

@@ -20,19 +20,6 @@ if TYPE_CHECKING:
     from dropscribe.config.voices import Voice
     from dropscribe.transcribe.models import Ask
 
-KINDS = (
-    "openai",
-    "azure",
-    "groq",
-    "speaches",
-    "localai",
-    "vllm",
-    "whispercpp",
-    "gateway",
-    "mistral",
-    "together",
-    "asr",
-)
 # The kinds whose answers can say who speaks (PROTOCOL.md sections 6.1 and 6.2); on the
 # OpenAI-shaped ones only with a diarizing model. min/max counts: together and asr only.
 SPEAKING = {"openai", "azure", "gateway", "mistral", "together", "asr"}
