@@ -402,18 +402,29 @@ def voices(upload: Upload, segments: list[dict[str, Any]], *, letters: bool) -> 
     return out
 
 
-def _clip_hertz(data_url: str) -> int | None:
-    """The pitch of a known speaker's clip, sent as a data URL."""
+def _clip(data_url: str) -> Upload | None:
+    """A known speaker's clip, sent as a data URL, decoded (its length and tones); None
+    when it is not a data URL of audio."""
     import base64
+    import binascii
     import io
 
     header, _, payload = data_url.partition(",")
     if not header.startswith("data:audio/") or ";base64" not in header:
         return None
     clip = Upload("", {}, {})
-    clip.spool = io.BytesIO(base64.b64decode(payload))
-    listen(clip)
-    return clip.tones[0][2] if clip.tones else None
+    try:
+        clip.spool = io.BytesIO(base64.b64decode(payload, validate=True))
+        listen(clip)
+    except (binascii.Error, ValueError, OSError):
+        return None
+    return clip
+
+
+def _clip_hertz(data_url: str) -> int | None:
+    """The pitch of a known speaker's clip."""
+    clip = _clip(data_url)
+    return clip.tones[0][2] if clip is not None and clip.tones else None
 
 
 def tone_answer(upload: Upload) -> dict[str, Any]:
@@ -633,6 +644,14 @@ class FakeAPI:
                     " length, at most 4",
                     "known_speaker_names",
                 )
+            for reference in upload.multi.get("known_speaker_references[]", []):
+                clip = _clip(reference)
+                if clip is None or not 2.0 <= clip.seconds <= 10.0:
+                    return _invalid(
+                        "known_speaker_references must be data URLs of audio clips"
+                        " between 2 and 10 seconds long",
+                        "known_speaker_references",
+                    )
         if "prompt" in fields and not rules.prompt:
             return _invalid(
                 "Prompt is not supported for diarization models", "prompt", "unsupported_value"

@@ -250,3 +250,46 @@ def test_a_voices_folder_inside_the_inbox_is_never_transcribed(setup):
     assert (
         rules.ignore_reason(cfg.inboxes[0], clip, rules.excluded_dirs(cfg)) == "dropscribe output"
     )
+
+
+def test_the_test_server_refuses_known_voices_as_openai_does(tmp_path):
+    """The stand-in is as strict as PROTOCOL.md 6.1: clips of 2-10 s, at most four, names and
+    references in pairs, and only for the diarize model."""
+    import base64
+
+    import httpx
+
+    def clip(seconds: float) -> str:
+        path = write_tones(tmp_path / f"{seconds}.wav", [(0.0, seconds, 440)], seconds)
+        return "data:audio/wav;base64," + base64.b64encode(path.read_bytes()).decode()
+
+    audio = write_tones(tmp_path / "call.wav", TURNS, 13.0).read_bytes()
+
+    def post(model: str, names: list[str], refs: list[str]) -> httpx.Response:
+        data = {
+            "model": model,
+            "response_format": "diarized_json" if "diarize" in model else "json",
+            "known_speaker_names[]": names,
+            "known_speaker_references[]": refs,
+        }
+        return httpx.post(
+            f"{api.base_url}/audio/transcriptions",
+            data=data,
+            files={"file": ("call.wav", audio, "audio/wav")},
+            headers={"Authorization": f"Bearer {API_KEY}"},
+        )
+
+    with FakeAPI(api_key=API_KEY, answer=tone_answer, listening=True) as api:
+        ok = post("gpt-4o-transcribe-diarize", ["Ana"], [clip(3.0)])
+        too_long = post("gpt-4o-transcribe-diarize", ["Ana"], [clip(12.0)])
+        unpaired = post("gpt-4o-transcribe-diarize", ["Ana", "Bo"], [clip(3.0)])
+        whisper = post("whisper-1", ["Ana"], [clip(3.0)])
+    assert ok.status_code == 200
+    assert ok.json()["segments"][0]["speaker"] == "Ana"
+    for refused, param in (
+        (too_long, "known_speaker_references"),
+        (unpaired, "known_speaker_names"),
+        (whisper, "known_speaker_names"),
+    ):
+        assert refused.status_code == 400
+        assert refused.json()["error"]["param"] == param
