@@ -108,7 +108,7 @@ def test_vanished_file_is_reported_not_quarantined(setup, events):
     try:
         import threading
 
-        runner = JobRunner(ledger, {}, threading.Event())
+        runner = JobRunner(ledger, {}, threading.Event(), work=setup.state / "work")
         runner(Item(cfg.inboxes[0], setup.inbox / "gone.wav"))
     finally:
         ledger.close()

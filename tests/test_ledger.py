@@ -171,11 +171,11 @@ class Racing(SqliteLedger):
 
     stolen: Path | None = None
 
-    def finish(self, source, done, choices, owner=None):
+    def finish(self, source, done, choices, owner=None, claim=None):
         if self.stolen is not None:
             super().finish(self.stolen.with_suffix(".mp3"), None, [[self.stolen]])
             self.stolen = None
-        return super().finish(source, done, choices, owner)
+        return super().finish(source, done, choices, owner, claim)
 
 
 def test_a_sidecar_name_claimed_by_another_source_meanwhile_is_looked_for_again(tmp_path, events):

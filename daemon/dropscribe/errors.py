@@ -105,6 +105,26 @@ class SidecarError(DropscribeError, OSError):
     """A sidecar could not be written (full disk, unwritable folder, ...)."""
 
 
+class LedgerUnavailable(DropscribeError):  # noqa: N818 - named for what the ledger is
+    """A shared ledger's database cannot be reached (or refused the statement): the file
+    waits, nothing is counted against it, and it comes again at the next rescan."""
+
+
+class ClaimedElsewhere(DropscribeError):  # noqa: N818 - a fact, not a failure
+    """Another host holds the claim on this job; it comes again at the next rescan (and
+    is taken over once that host's lease has run out)."""
+
+    def __init__(self, host: str, seconds_left: float) -> None:
+        super().__init__(f"claimed by host {host} (its lease runs {seconds_left:.0f} s more)")
+        self.host = host
+        self.seconds_left = seconds_left
+
+
+class Fenced(DropscribeError):  # noqa: N818 - named for what happened to the claim
+    """This host's claim on a job ran out (or could not be confirmed) and may be another
+    host's now: it must write nothing for that job."""
+
+
 # The daemon itself cannot go on.
 
 

@@ -27,7 +27,7 @@ from dropscribe.ingest.settle import SettleTracker, Stat
 from dropscribe.ingest.watcher import Hint, Watcher, scan
 from dropscribe.jobs.job import Item, Tally
 from dropscribe.jobs.runner import JobRunner
-from dropscribe.ledger import statedir
+from dropscribe.ledger import opening, statedir
 from dropscribe.ops import log as logmod
 from dropscribe.ops.metrics import Metrics, MetricsServer
 from dropscribe.ops.notify import Notifier
@@ -95,7 +95,7 @@ class Daemon:
         When ``reload()`` says so (SIGHUP) the config file is re-read; ``progress`` is called
         with (finished, total, failed) whenever those change. Returns how many files failed."""
         self._progress = progress
-        lock, ledger = statedir.open_state(self.config.state_dir)
+        lock, ledger = statedir.open_state(self.config)
         self._ledger, self._lock = ledger, lock  # the lock: held until run() ends
         # Scratch audio a crash left behind (ours alone: we hold the state_dir lock).
         shutil.rmtree(self.config.state_dir / "work", ignore_errors=True)
@@ -167,7 +167,13 @@ class Daemon:
         endpoints = self.config.endpoints.items()
         clients = {name: make_client(ep, self._transport, abort) for name, ep in endpoints}
         runner = JobRunner(
-            ledger, clients, abort, once=once, inbox_of=self._inbox_of, metrics=metrics
+            ledger,
+            clients,
+            abort,
+            work=self.config.state_dir / "work",
+            once=once,
+            inbox_of=self._inbox_of,
+            metrics=metrics,
         )
         threads: Pool[Item] = Pool(
             self.config.workers, runner, key=lambda item: item.path, on_done=self._finished
@@ -273,6 +279,8 @@ class Daemon:
         watcher.stop()  # the two overlapped: a file heard twice is one hint too many, no more
         watcher = watching
         self.config = new
+        if self._ledger is not None:
+            opening.follow_reload(self._ledger, new)
         self._excluded = rules.excluded_dirs(new)
         before = {inbox.path for inbox in old.inboxes}
         after = {inbox.path for inbox in new.inboxes}

@@ -224,6 +224,9 @@ class RuleModel(SettingsModel):
 
 class InboxModel(SettingsModel):
     path: str
+    # how a shared ledger knows the inbox on every host: the same on each (default: the
+    # folder's own name)
+    name: Annotated[str, Field(min_length=1, pattern=r"^[^/@]+$")] | None = None
     recursive: bool = True
     include: tuple[str, ...] = tuple(f"*.{ext}" for ext in AUDIO_EXTENSIONS)
     exclude: tuple[str, ...] = ()
@@ -322,6 +325,16 @@ class MetricsModel(StrictModel):
     port: Annotated[int, Field(ge=0, le=65535)] = 9464
 
 
+class LedgerModel(StrictModel):
+    """A ledger several hosts share: a PostgreSQL database (the default is SQLite in
+    state_dir, this host's alone)."""
+
+    url: str  # postgresql://user@host:port/database, without the password
+    password_file: str | None = None  # a bare name is looked for in systemd's credentials
+    host: Annotated[str, Field(min_length=1)] | None = None  # default: the hostname
+    lease_seconds: Annotated[float, Field(ge=2, le=3600)] = 60.0
+
+
 class ConfigModel(StrictModel):
     endpoints: dict[str, EndpointModel]
     defaults: SettingsModel = SettingsModel()
@@ -333,6 +346,7 @@ class ConfigModel(StrictModel):
     shutdown_grace: Seconds = 30.0
     log: LogModel = LogModel()
     metrics: MetricsModel | None = None
+    ledger: LedgerModel | None = None
 
 
 MOST_PROCESSES = 4  # what processes: auto starts at most

@@ -7,8 +7,11 @@ and the key path it concerns, and the whole list raised as one ConfigError.
 
 from __future__ import annotations
 
+import importlib.util
 import os
-from dataclasses import dataclass
+import socket
+import urllib.parse
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +30,7 @@ from dropscribe.config.schema import (
     Format,
     HookModel,
     InboxModel,
+    LedgerModel,
     LogModel,
     MetricsModel,
     RuleModel,
@@ -90,6 +94,19 @@ class Inbox:
 
 
 @dataclass(frozen=True)
+class SharedLedger:
+    """``ledger:``, resolved: the PostgreSQL database several hosts share."""
+
+    url: str  # holds no password (one in the URL is refused)
+    password: str | None = field(default=None, repr=False)
+    host: str = ""  # this host's name among them ("": the hostname)
+    lease_seconds: float = 60.0
+
+    def host_name(self) -> str:
+        return self.host or socket.gethostname()
+
+
+@dataclass(frozen=True)
 class Config:
     source: Path
     endpoints: dict[str, Endpoint]
@@ -102,6 +119,7 @@ class Config:
     log_level: str
     metrics: tuple[str, int] | None = None  # (host, port) of /metrics and /healthz
     processes: int = 1  # worker processes sharing the workers (1: threads in this one)
+    ledger: SharedLedger | None = None  # None: SQLite in state_dir, this host's alone
 
 
 # ---------------------------------------------------------------- loading
@@ -239,10 +257,7 @@ def _resolve(
                 at = (*where, "endpoint") if rindex == 0 else (*where, "rules", rindex - 1)
                 problem(at, f"unknown endpoint {ep_name!r}; defined: {', '.join(known)}")
         _check_models(endpoints, merged, layers[2:], where, problem)
-        name = path.name or str(path)
-        while name in names:
-            name += "+"
-        names.add(name)
+        name = _inbox_name(inbox.name, path, names, where, problem)
         inboxes.append(
             Inbox(
                 name,
@@ -272,7 +287,55 @@ def _resolve(
         log_format=model.log.format,
         log_level=model.log.level,
         metrics=(model.metrics.host, model.metrics.port) if model.metrics else None,
+        ledger=_shared_ledger(model.ledger, base, environ, problem) if model.ledger else None,
     )
+
+
+def _inbox_name(
+    given: str | None, path: Path, taken: set[str], where: KeyPath, problem: Any
+) -> str:
+    """The inbox's ``name:`` (unique, or a problem), else its folder's name made unique;
+    added to ``taken``."""
+    name = given or path.name or str(path)
+    if given is not None and name in taken:
+        problem((*where, "name"), f"another inbox is named {name!r} already")
+    while name in taken:
+        name += "+"
+    taken.add(name)
+    return name
+
+
+def _shared_ledger(
+    model: LedgerModel, base: Path, environ: dict[str, str], problem: Any
+) -> SharedLedger | None:
+    """``ledger:`` checked: a postgresql:// URL without a password, the password read
+    from its file (or systemd credential), and psycopg installed."""
+    if why := _url_problem(model.url):
+        problem(("ledger", "url"), f"ledger URL {why}")
+    if importlib.util.find_spec("psycopg") is None:
+        problem(
+            ("ledger",),
+            "a PostgreSQL ledger needs psycopg: install dropscribe[postgresql]"
+            " (pip install -e '.[postgresql]' in the checkout)",
+        )
+    password = None
+    if model.password_file is not None:
+        password = keyfile.read(
+            model.password_file, base, environ, ("ledger", "password_file"), problem
+        )
+    return SharedLedger(model.url, password, model.host or "", model.lease_seconds)
+
+
+def _url_problem(url: str) -> str | None:
+    """Why ``url`` cannot name the shared ledger, if it cannot (never quoting it: it
+    might hold a password)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in {"postgresql", "postgres"}:
+        return "must start with postgresql://"
+    query = urllib.parse.parse_qs(parts.query)
+    if parts.password is not None or "password" in query:
+        return "holds a password: put it in password_file (or a systemd credential)"
+    return None
 
 
 def _check_models(

@@ -25,7 +25,7 @@ from dropscribe.config.rules import inbox_of
 from dropscribe.dispatch.pool import Pool
 from dropscribe.jobs.job import Item, Outcome
 from dropscribe.jobs.runner import JobRunner
-from dropscribe.ledger.store import LEDGER_NAME, SqliteLedger
+from dropscribe.ledger.opening import follow_reload, open_ledger
 from dropscribe.ops import log as logmod
 from dropscribe.ops.metrics import UPLOAD_FAMILIES, Metrics
 from dropscribe.transcribe.engines import make_client
@@ -130,7 +130,7 @@ def serve(
     processes = config.processes
     threads = math.ceil(config.workers / processes)
     current = {"config": config}
-    ledger = SqliteLedger(config.state_dir / LEDGER_NAME)
+    ledger = open_ledger(config, pool_size=threads)
     abort = threading.Event()
     endpoints = config.endpoints.items()
     clients = {name: make_client(share(ep, processes), None, abort) for name, ep in endpoints}
@@ -144,6 +144,7 @@ def serve(
         ledger,
         clients,
         abort,
+        work=config.state_dir / "work",
         once=once,
         metrics=metrics,
         inbox_of=lambda path: inbox_of(current["config"], path),
@@ -173,6 +174,7 @@ def serve(
                         put(Finished(index, where, None))
                 case Reconfigure(config=new):
                     current["config"] = _reconfigure(runner, current["config"], new)
+                    follow_reload(ledger, new)
     finally:
         abort.set()
         stopped.set()

@@ -8,6 +8,7 @@ after its sidecars are durable on disk.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import sqlite3
 import threading
@@ -20,7 +21,10 @@ from dropscribe.audio import chunked, probe
 from dropscribe.config import preflight, rules
 from dropscribe.errors import (
     Abandoned,
+    ClaimedElsewhere,
     EndpointError,
+    Fenced,
+    LedgerUnavailable,
     PermanentError,
     Replan,
     SidecarError,
@@ -37,14 +41,14 @@ from dropscribe.transcribe.uploader import Uploader
 from dropscribe.transcript import Transcript
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
     from contextlib import AbstractContextManager
 
     import httpx
 
     from dropscribe.config.schema import FolderSettings
     from dropscribe.config.settings import Endpoint, Inbox
-    from dropscribe.ledger.interface import FileRow, Ledger
+    from dropscribe.ledger.interface import Claim, FileRow, Ledger
     from dropscribe.transcript import Transcriber
 
 log = structlog.get_logger("dropscribe")
@@ -55,12 +59,13 @@ MAX_REPLANS = 8  # each needs a new refusal learned: more than there are things 
 class JobRunner:
     """Runs jobs; shared by every worker thread."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - each is a part the runner is given, all keywords
         self,
         ledger: Ledger,
         clients: dict[str, Transcriber],
         abort: threading.Event,
         *,
+        work: Path,
         once: bool = False,
         inbox_of: Callable[[Path], Inbox | None] | None = None,
         metrics: Metrics | None = None,
@@ -74,8 +79,8 @@ class JobRunner:
         self._uploader = Uploader(
             ledger, clients, abort, wait_for_endpoints=not once, metrics=self._metrics
         )
-        # Scratch audio of long recordings lives beside the ledger, in state_dir.
-        self._chunker = chunked.Chunker(ledger, self._uploader, ledger.path.parent / "work", abort)
+        # Scratch audio of long recordings: state_dir/work, this host's own.
+        self._chunker = chunked.Chunker(ledger, self._uploader, work, abort)
         self._inbox_of = inbox_of
         self._key_locks: dict[JobKey, threading.Lock] = {}
         self._key_locks_guard = threading.Lock()
@@ -93,6 +98,9 @@ class JobRunner:
                 outcome = self._process(item, progress)
             except Abandoned:
                 raise
+            except LedgerUnavailable as exc:  # said once by the ledger; the file waits
+                log.warning("file.waiting", reason=str(exc), will_retry=True, quarantined=False)
+                outcome = Outcome.FAILED
             except Exception as exc:  # a bug of ours, or a fault nobody foresaw: decide anyway
                 log.exception("job.crashed", error=f"{exc.__class__.__name__}: {exc}")
                 outcome = self._crashed(item, progress, exc)
@@ -203,54 +211,11 @@ class JobRunner:
             log.error("file.failed", error=error, will_retry=True, quarantined=False)
             return Outcome.FAILED
         # Held until the transcript is stored: a copy of this content waits, then reuses it.
-        with self._key_lock_of(key):
-            try:
-                transcript, fresh = self._transcript(item, settings, key, held, progress)
-            except EndpointError as exc:  # only in `once`: the endpoint, not the file
-                self._ledger.record_file(
-                    path, item.inbox.name, ident, digest, key, FileState.ERROR, exc.message
-                )
-                log.error("file.failed", error=exc.message, status=exc.status, quarantined=False)
-                return Outcome.FAILED
-            except TranscriptionError as exc:
-                return self._fail(item, exc, key, ident, held)
-            except OSError as exc:  # scratch audio under state_dir (a full disk): not the file
-                error = f"cannot write scratch audio: {exc.strerror or exc}"
-                self._ledger.record_file(
-                    path, item.inbox.name, ident, digest, key, FileState.ERROR, error
-                )
-                log.error("audio.scratch_failed", error=error, will_retry=True)
-                return Outcome.FAILED
-            if changed := self._changed(held, key, transcript, fresh):
-                log.warning("file.changed", reason=changed, will_retry=True)
-                return Outcome.SKIPPED  # what the name holds now settles and comes again
-            if fresh:  # paid for: kept here until the ledger has it (a full state_dir)
-                self._paid[key] = transcript
-            progress.stored = True
-            try:
-                written = publish.write(
-                    self._ledger,
-                    item.inbox,
-                    path,
-                    settings,
-                    transcript,
-                    key if fresh else None,
-                    digest,
-                )
-            except SidecarError as exc:  # the ledger took the transcript before this
-                self._paid.pop(key, None)
-                return self._sidecar_failed(item, exc, digest, key, held)
-            except sqlite3.Error as exc:
-                log.error(
-                    "ledger.write_failed",
-                    error=str(exc),
-                    state_dir=str(self._ledger.path.parent),
-                    will_retry=True,
-                    action="the transcript is kept in memory; its sidecars follow at the"
-                    " next rescan once the ledger can be written",
-                )
-                return Outcome.FAILED
-            self._paid.pop(key, None)
+        # A shared ledger's claim goes with it: another host holding it means later.
+        with self._key_lock_of(key), self._claimed(key, path) as claim:
+            written = self._publish(item, held, progress, settings, key, claim)
+        if isinstance(written, Outcome):
+            return written
         moved = verdicts.after(item, held, settings.after)
         self._ledger.file_done(path, [f.value for f in settings.formats], written)
         log.info(
@@ -259,8 +224,87 @@ class JobRunner:
         verdicts.hook(settings, item, "done", written, moved=moved)
         return Outcome.DONE
 
+    def _publish(
+        self,
+        item: Item,
+        held: source.Opened,
+        progress: Progress,
+        settings: FolderSettings,
+        key: JobKey,
+        claim: Claim | None,
+    ) -> list[Path] | Outcome:
+        """The transcript (stored, or fresh) and its sidecars, under the job's lock and
+        claim: the sidecars written, or how the file ended without them."""
+        path, ident, digest = item.path, held.identity, key.digest
+        if claim is None:
+            return Outcome.SKIPPED
+        if self._ledger.shared and (
+            skip := self._skip(self._ledger.file(path), digest, key, settings)
+        ):
+            log.info("file.skipped", reason=skip)  # another host did it meanwhile
+            return Outcome.SKIPPED
+        try:
+            transcript, fresh = self._transcript(item, settings, key, held, progress)
+        except EndpointError as exc:  # only in `once`: the endpoint, not the file
+            self._ledger.record_file(
+                path, item.inbox.name, ident, digest, key, FileState.ERROR, exc.message
+            )
+            log.error("file.failed", error=exc.message, status=exc.status, quarantined=False)
+            return Outcome.FAILED
+        except TranscriptionError as exc:
+            return self._fail(item, exc, key, ident, held)
+        except OSError as exc:  # scratch audio under state_dir (a full disk): not the file
+            error = f"cannot write scratch audio: {exc.strerror or exc}"
+            self._ledger.record_file(
+                path, item.inbox.name, ident, digest, key, FileState.ERROR, error
+            )
+            log.error("audio.scratch_failed", error=error, will_retry=True)
+            return Outcome.FAILED
+        if changed := self._changed(held, key, transcript, fresh, claim):
+            log.warning("file.changed", reason=changed, will_retry=True)
+            return Outcome.SKIPPED  # what the name holds now settles and comes again
+        if fresh:  # paid for: kept here until the ledger has it (a full state_dir)
+            self._paid[key] = transcript
+        progress.stored = True
+        try:
+            written = publish.write(
+                self._ledger,
+                item.inbox,
+                path,
+                settings,
+                transcript,
+                key if fresh else None,
+                digest,
+                claim,
+            )
+        except SidecarError as exc:  # the ledger took the transcript before this
+            self._paid.pop(key, None)
+            return self._sidecar_failed(item, exc, digest, key, held)
+        except Fenced as exc:  # another host may own the job now: it writes them
+            self._paid.pop(key, None)
+            self._metrics.claims.labels("lost").inc()
+            log.warning("claim.lost", error=str(exc), action="nothing was written")
+            return Outcome.SKIPPED
+        except (sqlite3.Error, LedgerUnavailable) as exc:
+            log.error(
+                "ledger.write_failed",
+                error=str(exc),
+                ledger=self._ledger.where,
+                will_retry=True,
+                action="the transcript is kept in memory; its sidecars follow at the"
+                " next rescan once the ledger can be written",
+            )
+            return Outcome.FAILED
+        self._paid.pop(key, None)
+        return written
+
     def _changed(
-        self, held: source.Opened, key: JobKey, transcript: Transcript, fresh: bool
+        self,
+        held: source.Opened,
+        key: JobKey,
+        transcript: Transcript,
+        fresh: bool,
+        claim: Claim,
     ) -> str | None:
         """Why the transcript must not be written beside the file's name, if it must not.
         Content written to meanwhile: the transcript is of neither version, and is not
@@ -268,7 +312,8 @@ class JobRunner:
         kept for it (its new name reuses it), but not written beside someone else's."""
         why = held.changed()
         if why is not None and fresh and not held.written():
-            publish.keep(self._ledger, held.path, key, transcript)
+            with contextlib.suppress(Fenced):  # then it is another host's to keep
+                publish.keep(self._ledger, held.path, key, transcript, claim)
         return why
 
     def _sidecar_failed(
@@ -310,6 +355,18 @@ class JobRunner:
         if skip is None and row.state == FileState.DONE and row.key != key:
             log.info("file.rerun", reason="settings changed")
         return skip
+
+    @contextlib.contextmanager
+    def _claimed(self, key: JobKey, path: Path) -> Iterator[Claim | None]:
+        """The ledger's claim on ``key`` for the block; None when another host has it."""
+        try:
+            with self._ledger.hold(key, path) as claim:
+                self._metrics.claims.labels("won").inc()
+                yield claim
+        except ClaimedElsewhere as exc:  # raised before the block, never from it
+            self._metrics.claims.labels("elsewhere").inc()
+            log.info("file.claimed_elsewhere", host=exc.host, lease_left=round(exc.seconds_left))
+            yield None
 
     def _key_lock(self, key: JobKey) -> threading.Lock:
         with self._key_locks_guard:

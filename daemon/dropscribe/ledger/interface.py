@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
     from pathlib import Path
 
 
@@ -105,12 +106,34 @@ class JobRow:
     result: dict[str, Any] | None
 
 
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A job in this daemon's hands. ``token`` grows with every claim of a shared ledger
+    (0 where no other host shares it): whoever holds the highest one may publish."""
+
+    key: JobKey
+    token: int = 0
+
+
 class Ledger(Protocol):
     """Thread-safe; shared by a process's workers, and by the processes of one state_dir."""
 
-    path: Path  # where it is kept, for messages
+    where: str  # where it is kept, for messages: a file, or a database's URL
+    shared: bool  # other hosts use it too: claims, fencing, paths relative to inboxes
 
     def close(self) -> None: ...
+
+    # claims: which daemon works on a job (within one host the caller's locks decide)
+    def hold(self, key: JobKey, path: Path) -> AbstractContextManager[Claim]:
+        """Claim ``key`` (for ``path``, as reports show it) while the block runs; raise
+        ClaimedElsewhere if another host holds it, LedgerUnavailable if that cannot be
+        known."""
+        ...
+
+    def confirm(self, claim: Claim) -> None:
+        """Raise Fenced unless ``claim`` is still this daemon's (just before a sidecar
+        gets its final name)."""
+        ...
 
     # files: one path in an inbox, its identity, state and sidecars
     def file(self, path: Path) -> FileRow | None: ...
@@ -167,10 +190,12 @@ class Ledger(Protocol):
         done: tuple[JobKey, dict[str, Any], str | None] | None,
         choices: list[list[Path]],
         owner: str | None = None,
+        claim: Claim | None = None,
     ) -> list[Path | None]:
         """Store a fresh transcript (``done``: key, result, request id), if any, and claim
         for each format the first of its ``choices`` that is unclaimed or already
-        ``owner``'s, in the same transaction; None where others claimed them all."""
+        ``owner``'s, in the same transaction; None where others claimed them all. With
+        ``claim``, raise Fenced (and change nothing) unless it is still this daemon's."""
         ...
 
     def forget_failure(self, source: Path, key: JobKey | None) -> None: ...

@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dropscribe.errors import AlreadyRunningError, SetupError, StateLostError
-from dropscribe.ledger.store import LEDGER_NAME, SqliteLedger
+from dropscribe.ledger.opening import open_ledger
 
 if TYPE_CHECKING:
+    from dropscribe.config.settings import Config
     from dropscribe.ledger.interface import Ledger
 
 
@@ -69,11 +70,13 @@ def lock_state_dir(state_dir: Path) -> int:
     return fd
 
 
-def open_state(state_dir: Path) -> tuple[int, Ledger]:
-    """Lock the state directory and open its ledger: (the lock's fd, the ledger).
+def open_state(config: Config) -> tuple[int, Ledger]:
+    """Lock the state directory and open the ledger: (the lock's fd, the ledger).
 
-    Raises AlreadyRunningError, or SetupError saying what is wrong with the folder.
+    Raises AlreadyRunningError, or SetupError saying what is wrong with the folder
+    (or with a shared ledger's database).
     """
+    state_dir = config.state_dir
     try:
         lock = lock_state_dir(state_dir)
     except AlreadyRunningError:
@@ -81,7 +84,10 @@ def open_state(state_dir: Path) -> tuple[int, Ledger]:
     except OSError as exc:
         raise SetupError(f"cannot use state_dir {state_dir}: {exc}") from None
     try:
-        return lock, SqliteLedger(state_dir / LEDGER_NAME)
+        return lock, open_ledger(config)
+    except SetupError:
+        os.close(lock)
+        raise
     except (OSError, sqlite3.Error) as exc:
         os.close(lock)
         raise SetupError(f"cannot use state_dir {state_dir}: {exc}") from None

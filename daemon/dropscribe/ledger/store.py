@@ -15,6 +15,7 @@ yet many workers share each fsync; reads never wait for writes (WAL).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from typing import TYPE_CHECKING, Any
@@ -22,11 +23,19 @@ from typing import TYPE_CHECKING, Any
 from dropscribe import names
 from dropscribe.ledger import migrations
 from dropscribe.ledger.groupcommit import GroupCommit
-from dropscribe.ledger.interface import ChunkRow, FileRow, FileState, JobKey, JobRow, JobState
+from dropscribe.ledger.interface import (
+    ChunkRow,
+    Claim,
+    FileRow,
+    FileState,
+    JobKey,
+    JobRow,
+    JobState,
+)
 
 if TYPE_CHECKING:
     import sqlite3
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
     from pathlib import Path
 
 
@@ -92,9 +101,12 @@ class SqliteLedger:
     """The ledger (``interface.Ledger``) in one SQLite file; thread-safe, and ``close()``
     stops its writer thread."""
 
+    shared = False
+
     def __init__(self, path: Path, clock: Callable[[], float] = time.time) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self.where = str(path)
         self._clock = clock
         self._db = GroupCommit(path, SCHEMA, name="dropscribe-ledger")
         self._read = self._db.read
@@ -108,6 +120,16 @@ class SqliteLedger:
 
     def close(self) -> None:
         self._db.close()
+
+    # ------------------------------------------------------------ claims
+
+    @contextlib.contextmanager
+    def hold(self, key: JobKey, path: Path) -> Iterator[Claim]:  # noqa: ARG002
+        """Nothing to claim: only this host uses the file, and its locks decide."""
+        yield Claim(key)
+
+    def confirm(self, claim: Claim) -> None:
+        """Always still ours (see ``hold``)."""
 
     # ------------------------------------------------------------ files
 
@@ -145,7 +167,7 @@ class SqliteLedger:
 
     def job(self, key: JobKey) -> JobRow | None:
         rows = self._read(_SELECT_JOB, (str(key),))
-        return _job_row(rows[0]) if rows else None
+        return job_row(rows[0]) if rows else None
 
     def start_attempt(
         self,
@@ -223,6 +245,7 @@ class SqliteLedger:
         done: tuple[JobKey, dict[str, Any], str | None] | None,
         choices: list[list[Path]],
         owner: str | None = None,
+        claim: Claim | None = None,  # noqa: ARG002 - nobody else could have taken it
     ) -> list[Path | None]:
         """Store a fresh transcript (``done`` = key, result, request id) and claim sidecars.
 
@@ -389,7 +412,7 @@ def _file_row(row: tuple[Any, ...]) -> FileRow:
     return FileRow(path, inbox, size, mtime_ns, inode, fingerprint, JobKey.parse(key), *rest)
 
 
-def _job_row(row: tuple[Any, ...]) -> JobRow:
+def job_row(row: tuple[Any, ...]) -> JobRow:
     key, state, attempts, last_error, status, request_id, result = row
     parsed = json.loads(result) if result else None
     return JobRow(JobKey.parse(key), state, attempts, last_error, status, request_id, parsed)

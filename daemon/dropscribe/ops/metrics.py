@@ -27,6 +27,7 @@ STUCK_SECONDS = 60.0
 UPLOAD_FAMILIES = frozenset(
     {
         "dropscribe_uploads",
+        "dropscribe_claims",
         "dropscribe_upload_bytes",
         "dropscribe_upload_seconds",
         "dropscribe_retries",
@@ -61,6 +62,12 @@ class Metrics:
             "dropscribe_outcomes", "Files handled, by outcome", ["outcome"], registry=self.registry
         )
         r = self.registry if uploads else CollectorRegistry()
+        self.claims = Counter(
+            "dropscribe_claims",
+            "Claims on jobs in a shared ledger: won, elsewhere (another host had it), lost",
+            ["result"],
+            registry=r,
+        )
         self.uploads = Counter(
             "dropscribe_uploads",
             "Uploads by endpoint and status",

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from dropscribe.config.schema import FolderSettings
     from dropscribe.config.settings import Inbox
-    from dropscribe.ledger.interface import JobKey, Ledger
+    from dropscribe.ledger.interface import Claim, JobKey, Ledger
     from dropscribe.transcript import Transcript
 
 log = structlog.get_logger("dropscribe")
@@ -37,6 +37,7 @@ def write(
     transcript: Transcript,
     fresh: JobKey | None,
     digest: str,
+    claim: Claim | None = None,
 ) -> list[Path]:
     """Store a fresh transcript under its job key, claim the sidecar paths, write them.
 
@@ -45,6 +46,10 @@ def write(
     Where ``after:`` moves or deletes recordings, a source is its name *and* content:
     a recorder that names every file ``REC001.WAV`` gets one set of sidecars per
     recording, since each earlier set is the only copy left of its transcript.
+
+    With a shared ledger's ``claim``, nothing is stored or named unless it is still
+    this daemon's (the ledger checks it as it commits), and no sidecar gets its final
+    name unless it still is just before (``Ledger.confirm``); else Fenced.
     """
     folder = rules.sidecar_dir(inbox, settings, source)
     wanted = [folder / rules.sidecar_name(settings, source, fmt) for fmt in settings.formats]
@@ -67,7 +72,8 @@ def write(
     for _ in range(CLAIM_ROUNDS):  # another round only if a name was claimed meanwhile
         left = [i for i, target in enumerate(chosen) if target is None]
         picks = [_next_free(ledger, options[i], me) for i in left]
-        for i, target in zip(left, ledger.finish(source, done, picks, owner), strict=True):
+        claimed = ledger.finish(source, done, picks, owner, claim)
+        for i, target in zip(left, claimed, strict=True):
             chosen[i] = target
         done = None  # stored by the first round
         if None not in chosen or not any(picks):
@@ -85,7 +91,8 @@ def write(
                 sidecar=str(target),
             )
         files[target] = page.render(fmt)
-    sidecar.write_all(files)
+    confirm = (lambda: ledger.confirm(claim)) if claim is not None and claim.token else None
+    sidecar.write_all(files, before_naming=confirm)
     for target, data in files.items():
         log.info("sidecar.written", sidecar=str(target), bytes=len(data))
     return list(files)
@@ -117,9 +124,11 @@ def _page(transcript: Transcript, settings: FolderSettings, source: Path) -> ren
     return page
 
 
-def keep(ledger: Ledger, source: Path, key: JobKey, transcript: Transcript) -> None:
+def keep(
+    ledger: Ledger, source: Path, key: JobKey, transcript: Transcript, claim: Claim | None = None
+) -> None:
     """Store a fresh transcript under its job key without writing any sidecar."""
-    ledger.finish(source, (key, transcript.to_json(), transcript.request_id), [])
+    ledger.finish(source, (key, transcript.to_json(), transcript.request_id), [], claim=claim)
 
 
 def _next_free(ledger: Ledger, options: Iterator[Path], me: str) -> list[Path]:

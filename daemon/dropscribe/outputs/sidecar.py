@@ -12,9 +12,13 @@ import errno
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dropscribe import names
 from dropscribe.errors import SidecarError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 TEMP_SUFFIX = ".dropscribe-tmp"
 
@@ -90,12 +94,21 @@ def _publish(fd: int, folder_fd: int, name: str) -> None:
         os.replace(temp, name, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)
 
 
-def write_all(files: dict[Path, bytes]) -> None:
+def _name(temp: int | Path, target: Path, folder_fd: int) -> None:
+    """Give a staged sidecar (an O_TMPFILE descriptor, or a hidden file) its name."""
+    if isinstance(temp, int):
+        _publish(temp, folder_fd, target.name)
+    else:
+        temp.replace(target)
+
+
+def write_all(files: dict[Path, bytes], before_naming: Callable[[], None] | None = None) -> None:
     """Write every sidecar of one source atomically, or raise SidecarError.
 
     All contents are written and fsync'd before the first one gets its name, so a
-    full disk fails the set before any of it appears; then each is put in place
-    with one atomic step and the folders are fsync'd.
+    full disk fails the set before any of it appears; then ``before_naming`` may
+    still refuse (by raising: the set is dropped), and each is put in place with one
+    atomic step and the folders are fsync'd.
     """
     folders: dict[Path, int] = {}
     staged: list[tuple[int | Path, Path]] = []
@@ -107,11 +120,10 @@ def write_all(files: dict[Path, bytes]) -> None:
                 folders[target.parent] = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
             fd = _write_anonymous(folders[target.parent], data)
             staged.append((fd if fd is not None else _write_named(target, data), target))
+        if before_naming is not None:
+            before_naming()
         for temp, target in staged:
-            if isinstance(temp, int):
-                _publish(temp, folders[target.parent], target.name)
-            else:
-                temp.replace(target)
+            _name(temp, target, folders[target.parent])
         for folder_fd in folders.values():
             os.fsync(folder_fd)
     except OSError as exc:
