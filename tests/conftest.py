@@ -196,6 +196,24 @@ class Setup:
                 raise result["error"]
 
 
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[Any]:
+    """A real PostgreSQL server for this test process (see tests/pg.py)."""
+    import pg
+
+    server = pg.server()
+    try:
+        yield server
+    finally:
+        server.destroy()
+
+
+@pytest.fixture
+def pg_url(pg_server: Any) -> str:
+    """A fresh, empty database on the real server, owned by the dropscribe role."""
+    return str(pg_server.database())
+
+
 @pytest.fixture
 def setup(tmp_path: Path, api: FakeAPI) -> Setup:
     return Setup(tmp_path, api)

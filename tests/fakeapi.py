@@ -46,6 +46,7 @@ class Upload:
     size: int = 0
     sha256: str = ""
     at: float = 0.0
+    finished: float = 0.0  # when its answer was sent (0: never, e.g. the client died)
     reply: str = ""  # what it was answered: "200", "429", "drop", "stall", ...
     spool: Any = None  # the file part, kept when the server listens to the audio
     seconds: float = 0.0  # how much audio it held (when listened to)
@@ -989,5 +990,6 @@ class FakeAPI:
                     self.connection.shutdown(2)
                     return
                 self._send(reply)
+                upload.finished = time.monotonic()
 
         return Handler

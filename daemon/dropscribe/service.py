@@ -21,7 +21,7 @@ import structlog
 from dropscribe.config import reloading, rules
 from dropscribe.dispatch.pool import Pool
 from dropscribe.dispatch.processes import ProcessPool
-from dropscribe.errors import SetupError, WorkersFailedError
+from dropscribe.errors import LedgerUnavailable, SetupError, WorkersFailedError
 from dropscribe.ingest import source
 from dropscribe.ingest.settle import SettleTracker, Stat
 from dropscribe.ingest.watcher import Hint, Watcher, scan
@@ -79,6 +79,7 @@ class Daemon:
         self.tally: Tally | None = None
         self._shown = (0, 0, 0)
         self._excluded = rules.excluded_dirs(config)
+        self._rescan_soon = threading.Event()  # set from another thread: scan at next turn
         self.log_level: str | None = None  # what worker processes log at (default: config)
 
     # ------------------------------------------------------------ entry points
@@ -102,6 +103,8 @@ class Daemon:
         abort = threading.Event()
         metrics = self.metrics = Metrics(uploads=self.config.processes == 1)
         metrics.watch_ledger(ledger.counts)
+        if isinstance(ledger, opening.Announcing):
+            ledger.on_available = self._rescan_soon.set  # what waited comes at once
         pool, runner, tally = self._workers(ledger, abort, metrics, once=once)
         self.tally = tally
         server = None
@@ -246,7 +249,8 @@ class Daemon:
             self._dispatch(pool)
             if once and not self._tracker and not self._ready and pool.idle():
                 return watcher
-            if not once and self._clock() >= next_rescan:
+            if not once and (self._clock() >= next_rescan or self._rescan_soon.is_set()):
+                self._rescan_soon.clear()
                 self._scan_all()
                 next_rescan = self._clock() + self.config.rescan_seconds
             if not once and self._clock() >= next_health:
@@ -364,8 +368,12 @@ class Daemon:
             log.info("file.detected", path=str(path), inbox=inbox.name, bytes=st.st_size)
 
     def _settled_before(self, path: Path, st: os.stat_result, settings: FolderSettings) -> bool:
-        """The ledger already has the final word on this very file (same size, mtime, inode)."""
-        row = self._ledger.file(path) if self._ledger else None
+        """The ledger already has the final word on this very file (same size, mtime, inode).
+        A shared ledger that cannot be asked: not now (all is scanned again once it is back)."""
+        try:
+            row = self._ledger.file(path) if self._ledger else None
+        except LedgerUnavailable:
+            return True
         return rules.settled_before(row, settings, identity=source.identity(st)) is not None
 
     def _note_ignored(self, path: Path, inbox: Inbox, reason: str) -> None:

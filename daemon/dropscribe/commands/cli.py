@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from dropscribe import __version__
-from dropscribe.commands import retry, status
+from dropscribe.commands import migrate, retry, status
 from dropscribe.config import preflight, settings
 from dropscribe.errors import (
     AlreadyRunningError,
@@ -62,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
         ("status", "files by state and the latest failures, from the ledger"),
         ("retry", "put quarantined recordings back into their inbox to be tried again"),
         ("explain", "which inbox and rules apply to a file, its settings and its ledger state"),
+        ("ledger", "ledger migrate: copy the SQLite ledger into the shared one (ledger: url:)"),
     ):
         cmd = sub.add_parser(
             name,
@@ -86,10 +87,33 @@ def _parser() -> argparse.ArgumentParser:
             cmd.add_argument("--all", action="store_true", help="every quarantined recording")
         if name == "explain":
             cmd.add_argument("path", metavar="PATH", help="a file in (or meant for) an inbox")
+        if name == "ledger":
+            cmd.add_argument("action", choices=["migrate"], help="what to do with the ledger")
     return parser
 
 
-READERS = ("status", "explain", "retry")  # commands that work on a ledger, not an endpoint
+READERS = (
+    "status",
+    "explain",
+    "retry",
+    "ledger",
+)  # commands that work on a ledger, not an endpoint
+
+
+def _read(args: argparse.Namespace, cfg: settings.Config) -> int:
+    """A command that works on the ledger (READERS)."""
+    if getattr(args, "state_dir", None):
+        cfg = dataclasses.replace(cfg, state_dir=Path(args.state_dir).expanduser().absolute())
+    match args.command:
+        case "status":
+            return status.status(cfg)
+        case "explain":
+            return status.explain(cfg, Path(args.path).expanduser().absolute())
+        case "ledger":
+            return migrate.migrate(cfg)
+    if not args.paths and not args.all:
+        return _fail("retry: name quarantined files, or give --all")
+    return retry.retry(cfg, [Path(p).resolve() for p in args.paths])
 
 
 def _fail(message: str) -> int:
@@ -116,16 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_CONFIG
         print(f"{cfg.source}: ok ({len(cfg.inboxes)} inboxes, {len(cfg.endpoints)} endpoints)")
         return EXIT_OK
-    if getattr(args, "state_dir", None):
-        cfg = dataclasses.replace(cfg, state_dir=Path(args.state_dir).expanduser().absolute())
-    if args.command == "status":
-        return status.status(cfg)
-    if args.command == "explain":
-        return status.explain(cfg, Path(args.path).expanduser().absolute())
-    if args.command == "retry":
-        if not args.paths and not args.all:
-            return _fail("retry: name quarantined files, or give --all")
-        return retry.retry(cfg, [Path(p).resolve() for p in args.paths])
+    if args.command in READERS:
+        return _read(args, cfg)
     once = args.command == "once"
     bar = once and sys.stderr.isatty() and cfg.log_format != "json"
     # once on a terminal: a progress bar, and only warnings and errors as events.

@@ -8,8 +8,9 @@ import sys
 from typing import TYPE_CHECKING
 
 from dropscribe.commands.console import EXIT_FAILED, EXIT_OK, fail, say
+from dropscribe.errors import DropscribeError
+from dropscribe.ledger import opening
 from dropscribe.ledger.interface import JobKey
-from dropscribe.ledger.store import LEDGER_NAME, SqliteLedger
 from dropscribe.outputs import disposition
 
 if TYPE_CHECKING:
@@ -20,10 +21,11 @@ if TYPE_CHECKING:
 
 def retry(cfg: settings.Config, paths: list[Path]) -> int:
     """Move quarantined recordings back and reset their attempts; the daemon picks them up."""
+    where = cfg.ledger.url if cfg.ledger else str(cfg.state_dir)
     try:
-        ledger = SqliteLedger(cfg.state_dir / LEDGER_NAME)
-    except (OSError, sqlite3.Error) as exc:
-        return fail(f"cannot open ledger in {cfg.state_dir}: {exc}")
+        ledger = opening.open_ledger(cfg, daemon=False, pool_size=1)
+    except (OSError, sqlite3.Error, DropscribeError) as exc:
+        return fail(f"cannot open ledger in {where}: {exc}")
     wanted = set(paths)
     found: set[Path] = set()
     problems = 0
@@ -36,8 +38,8 @@ def retry(cfg: settings.Config, paths: list[Path]) -> int:
                 # Forget first: a running daemon sees the file come back at once.
                 try:
                     ledger.forget_failure(item.source, JobKey.parse(item.key) if item.key else None)
-                except (OSError, sqlite3.Error) as exc:
-                    return fail(f"cannot write ledger in {cfg.state_dir}: {exc}")
+                except (OSError, sqlite3.Error, DropscribeError) as exc:
+                    return fail(f"cannot write ledger in {where}: {exc}")
                 try:
                     back = disposition.restore(item, inbox)
                 except (OSError, disposition.NotOurs) as exc:

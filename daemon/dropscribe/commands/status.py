@@ -1,6 +1,6 @@
 """``dropscribe status`` and ``explain``: what the ledger holds, and what dropscribe
 would do with one file and did. They only read the ledger, which a running daemon may be
-writing; SQLite's WAL makes that safe."""
+writing; SQLite's WAL makes that safe (and PostgreSQL is made for it)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ import yaml
 
 from dropscribe.commands.console import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, fail, say
 from dropscribe.config import rules
+from dropscribe.errors import DropscribeError
+from dropscribe.ledger import opening
 from dropscribe.ledger.interface import FileState
-from dropscribe.ledger.store import LEDGER_NAME, SqliteLedger
+from dropscribe.ledger.store import LEDGER_NAME
 from dropscribe.outputs import disposition
 from dropscribe.transcribe import kinds, limits
 
@@ -22,24 +24,33 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from dropscribe.config import settings
+    from dropscribe.ledger.postgres import ClaimRow, HostRow
 
 
 def status(cfg: settings.Config) -> int:
-    path = cfg.state_dir / LEDGER_NAME
-    if not path.exists():
-        say(f"no ledger yet at {path}: the daemon has not run with this state_dir")
-        return EXIT_OK
+    where = cfg.ledger.url if cfg.ledger else str(cfg.state_dir / LEDGER_NAME)
+    hosts: list[HostRow] = []
+    claims: list[ClaimRow] = []
     try:
-        ledger = SqliteLedger(path)
-        counts = ledger.counts()
-        failures = ledger.latest_failures()
-        refused = limits.refusals(ledger)
-        ledger.close()
-    except (OSError, sqlite3.Error) as exc:
-        return fail(f"cannot read ledger {path}: {exc}")
-    say(f"ledger: {path}")
+        ledger = opening.existing(cfg)
+        if ledger is None:
+            say(f"no ledger yet at {where}: the daemon has not run with this state_dir")
+            return EXIT_OK
+        try:
+            counts = ledger.counts()
+            failures = ledger.latest_failures()
+            refused = limits.refusals(ledger)
+            if cfg.ledger is not None:  # a PostgresLedger: who shares it, what they hold
+                hosts, claims = ledger.hosts(), ledger.claims()  # type: ignore[attr-defined]
+        finally:
+            ledger.close()
+    except (OSError, sqlite3.Error, DropscribeError) as exc:
+        return fail(f"cannot read ledger {where}: {exc}")
+    say(f"ledger: {where}")
     for state in (FileState.DONE, FileState.UPLOADING, FileState.FAILED, FileState.ERROR):
         say(f"  {state:<10} {counts.get(state, 0)}")
+    if cfg.ledger is not None:
+        _hosts(hosts, claims, cfg.ledger.lease_seconds)
     if failures:
         say("latest failures:")
         for row in failures:
@@ -49,6 +60,22 @@ def status(cfg: settings.Config) -> int:
         for server, model, param, value, reason in refused:
             say(f"  {server} {model}: {param}={value} ({reason})")
     return EXIT_OK
+
+
+def _hosts(hosts: list[HostRow], claims: list[ClaimRow], lease: float) -> None:
+    """The daemons sharing the ledger, and what each holds now."""
+    say("hosts:" if hosts else "hosts: none running")
+    for row in hosts:
+        state = "running" if row.beat_age < lease else "silent"
+        say(
+            f"  {row.host} ({row.run}, {row.version}): {state}, last heartbeat"
+            f" {row.beat_age:.0f} s ago, {row.claims} claimed"
+        )
+    if claims:
+        say("claimed now:")
+        for claim in claims:
+            left = f"lease {claim.left:.0f} s" if claim.left > 0 else "lease ran out"
+            say(f"  {claim.path}: {claim.host}, for {claim.age:.0f} s ({left})")
 
 
 def explain(cfg: settings.Config, path: Path) -> int:
@@ -98,7 +125,7 @@ def explain(cfg: settings.Config, path: Path) -> int:
             say(f"  quarantined: {item.path}")
             say(f"    why: {item.reason or 'unknown (no report beside it)'}")
             say(f"    to try again: dropscribe retry -c {cfg.source} {item.path}")
-    if not _explain_ledger(cfg.state_dir / LEDGER_NAME, path):
+    if not _explain_ledger(cfg, path):
         return EXIT_CONFIG
     return EXIT_FAILED if reason else EXIT_OK
 
@@ -116,20 +143,20 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _explain_ledger(ledger: Path, path: Path) -> bool:
+def _explain_ledger(cfg: settings.Config, path: Path) -> bool:
     """Print what the ledger knows of ``path``; False (said why) if it cannot be read."""
-    if not ledger.exists():
-        say("  ledger: none yet")
-        return True
     try:
-        store = SqliteLedger(ledger)
+        store = opening.existing(cfg)
+        if store is None:
+            say("  ledger: none yet")
+            return True
         try:
             row = store.file(path)
             chunks = store.chunk_plan(row.key) if row is not None else []
         finally:
             store.close()
-    except (OSError, sqlite3.Error) as exc:
-        fail(f"cannot read ledger {ledger}: {exc}")
+    except (OSError, sqlite3.Error, DropscribeError) as exc:
+        fail(f"cannot read ledger {cfg.ledger.url if cfg.ledger else cfg.state_dir}: {exc}")
         return False
     if row is None:
         say("  ledger: not seen yet")

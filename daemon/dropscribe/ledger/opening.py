@@ -3,15 +3,23 @@ database several hosts share (``ledger: url:``)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from dropscribe.ledger.store import LEDGER_NAME, SqliteLedger
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
     from dropscribe.config.settings import Config
     from dropscribe.ledger.interface import Ledger
+
+
+@runtime_checkable
+class Announcing(Protocol):
+    """A ledger that can be out of reach for a while, and says when it is back."""
+
+    on_available: Callable[[], None] | None
 
 
 def open_ledger(config: Config, *, daemon: bool = True, pool_size: int | None = None) -> Ledger:
@@ -30,6 +38,14 @@ def open_ledger(config: Config, *, daemon: bool = True, pool_size: int | None = 
         pool_size=pool_size or config.workers,
         daemon=daemon,
     )
+
+
+def existing(config: Config) -> Ledger | None:
+    """The config's ledger for a command (status, explain, retry, migrate), or None when
+    it is SQLite and the daemon never made it. Raises as ``open_ledger``."""
+    if config.ledger is None and not (config.state_dir / LEDGER_NAME).exists():
+        return None
+    return open_ledger(config, daemon=False, pool_size=1)
 
 
 def inbox_places(config: Config) -> list[tuple[str, Path]]:

@@ -53,7 +53,7 @@ from dropscribe.ledger.interface import (
 from dropscribe.ledger.store import job_row as _job_row
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
     from pathlib import Path
 
     from dropscribe.config.settings import SharedLedger
@@ -206,6 +206,8 @@ class PostgresLedger:
         self._lease = settings.lease_seconds
         self._up = True
         self._up_lock = threading.Lock()
+        self._heart: threading.Thread | None = None
+        self.on_available: Callable[[], None] | None = None  # called when it is back
         kwargs: dict[str, Any] = {
             "autocommit": True,
             "application_name": f"dropscribe {self.host}",
@@ -232,6 +234,9 @@ class PostgresLedger:
             open=False,
         )
         try:
+            # one plain connection first: the pool would only say it timed out, where
+            # libpq says why (refused, no such database, password authentication failed)
+            psycopg.connect(settings.url, **kwargs).close()
             self._pool.open(wait=True, timeout=START_SECONDS)
             self._create(announce=daemon)
         except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
@@ -241,7 +246,6 @@ class PostgresLedger:
                 " up, and may this user connect and create tables?)"
             ) from None
         self._stop = threading.Event()
-        self._heart: threading.Thread | None = None
         if daemon:
             self._beat()
             self._heart = threading.Thread(target=self._beating, name="dropscribe-heartbeat")
@@ -262,8 +266,11 @@ class PostgresLedger:
     # ------------------------------------------------------------ plumbing
 
     @contextlib.contextmanager
-    def _tx(self) -> Iterator[psycopg.Connection[Any]]:
-        """A connection in a transaction, committed when the block ends."""
+    def _tx(self, *, probe: bool = False) -> Iterator[psycopg.Connection[Any]]:
+        """A connection in a transaction, committed when the block ends. While the
+        database is known to be down, a daemon's calls fail at once (no worker waits
+        on the pool); its heartbeat ``probe``s, and notices when it is back."""
+        self._refuse_while_down(probe)
         try:
             with self._pool.connection() as db, db.transaction():
                 yield db
@@ -272,6 +279,7 @@ class PostgresLedger:
         self._available()
 
     def _read(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        self._refuse_while_down(probe=False)
         try:
             with self._pool.connection() as db:
                 rows = db.execute(sql, args).fetchall()
@@ -279,6 +287,10 @@ class PostgresLedger:
             raise self._unavailable(exc) from None
         self._available()
         return rows
+
+    def _refuse_while_down(self, probe: bool) -> None:
+        if not self._up and not probe and self._heart is not None:
+            raise LedgerUnavailable(f"the ledger at {self._settings.url} cannot be reached")
 
     def _unavailable(self, exc: Exception) -> LedgerUnavailable:
         why = _why(exc)
@@ -300,6 +312,8 @@ class PostgresLedger:
             was_up, self._up = self._up, True
         if not was_up:
             log.info("ledger.available", ledger=self._settings.url)
+            if self.on_available is not None:
+                self.on_available()
 
     def _create(self, *, announce: bool) -> None:
         with self._pool.connection() as db, db.transaction():
@@ -331,7 +345,7 @@ class PostgresLedger:
 
     def _beat(self) -> None:
         """Say this daemon is alive and renew its leases (one short transaction)."""
-        with self._tx() as db:
+        with self._tx(probe=True) as db:
             db.execute(
                 "INSERT INTO hosts (run, host, pid, version, started, beat)"
                 " VALUES (%s, %s, %s, %s, now(), now())"

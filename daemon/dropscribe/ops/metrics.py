@@ -15,7 +15,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 from prometheus_client.core import GaugeMetricFamily
 
-from dropscribe.errors import SetupError
+from dropscribe.errors import DropscribeError, SetupError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
@@ -47,7 +47,11 @@ class _LedgerCollector:
         family = GaugeMetricFamily(
             "dropscribe_files", "Files in the ledger by state", labels=["state"]
         )
-        for state, count in sorted(self._counts().items()):
+        try:
+            counts = self._counts()
+        except DropscribeError:  # a shared ledger out of reach: no figures this scrape
+            return
+        for state, count in sorted(counts.items()):
             family.add_metric([state], count)
         yield family
 
