@@ -9,11 +9,11 @@ import sys
 import threading
 from pathlib import Path
 
-import pg
 import psycopg
 import pytest
-from conftest import wait_for
 
+import pg
+from conftest import wait_for
 from dropscribe.config import settings as configmod
 from dropscribe.config.settings import SharedLedger
 from dropscribe.errors import ClaimedElsewhere, ConfigError, Fenced, SetupError
@@ -113,18 +113,21 @@ def test_a_lease_that_ran_out_is_taken_over_and_the_old_holder_is_fenced(pg_url)
 
 def test_the_heartbeat_keeps_a_claim_longer_than_its_lease(pg_url):
     """A daemon's heartbeat renews its leases: a claim held for three leases stays its own."""
-    with ledger(pg_url, "a", lease=2.0) as a, ledger(pg_url, "b") as b:
-        with a.hold(KEY, Path("/srv/in/x.wav")) as claim:
-            with psycopg.connect(pg_url, password=pg.PASSWORD, autocommit=True) as db:
+    with (
+        ledger(pg_url, "a", lease=2.0) as a,
+        ledger(pg_url, "b") as b,
+        psycopg.connect(pg_url, password=pg.PASSWORD, autocommit=True) as db,
+        a.hold(KEY, Path("/srv/in/x.wav")) as claim,
+    ):
 
-                def three_leases_on() -> bool:
-                    query = "SELECT now() > claimed + interval '6.5 s' FROM claims"
-                    return bool(db.execute(query).fetchone()[0])
+        def three_leases_on() -> bool:
+            query = "SELECT now() > claimed + interval '6.5 s' FROM claims"
+            return bool(db.execute(query).fetchone()[0])
 
-                wait_for(three_leases_on, timeout=15, what="three leases to pass")
-            with pytest.raises(ClaimedElsewhere):
-                b.hold(KEY, Path("/srv/in/x.wav")).__enter__()
-            a.confirm(claim)
+        wait_for(three_leases_on, timeout=15, what="three leases to pass")
+        with pytest.raises(ClaimedElsewhere):
+            b.hold(KEY, Path("/srv/in/x.wav")).__enter__()
+        a.confirm(claim)
 
 
 def test_hosts_that_mount_the_share_elsewhere_agree_on_paths(pg_url):
@@ -141,7 +144,8 @@ def test_hosts_that_mount_the_share_elsewhere_agree_on_paths(pg_url):
             )
         a.file_done(source, ["txt"], [source.with_suffix(".txt")])
         row = b.file(Path("/mnt/calls/2026/x.wav"))
-        assert row is not None and row.state == FileState.DONE
+        assert row is not None
+        assert row.state == FileState.DONE
         assert row.path == "/mnt/calls/2026/x.wav"
         assert "/mnt/calls/2026/x.txt" in row.outputs
         assert b.owner_of(Path("/mnt/calls/2026/x.txt")) == "/mnt/calls/2026/x.wav"
@@ -153,7 +157,7 @@ def test_hosts_that_mount_the_share_elsewhere_agree_on_paths(pg_url):
 def test_a_database_that_cannot_be_reached_is_a_setup_error_naming_it(pg_server):
     """No server at the URL: SetupError with the URL and what to check, no traceback."""
     url = f"postgresql://dropscribe@127.0.0.1:{pg.free_port()}/nowhere"
-    with pytest.raises(SetupError, match="127.0.0.1.*is the server up"):
+    with pytest.raises(SetupError, match=r"127\.0\.0\.1.*is the server up"):
         PostgresLedger(SharedLedger(url, "x", "a", 30.0), Places([]))
 
 
@@ -179,7 +183,8 @@ def test_the_password_comes_from_a_file_and_never_from_the_url(tmp_path, pg_url)
     (tmp_path / "ledger.password").write_text(pg.PASSWORD + "\n")
     good = write_config(tmp_path, f"ledger: {{url: '{pg_url}', password_file: ledger.password}}")
     cfg = configmod.load(good, environ={}, keys=False)
-    assert cfg.ledger is not None and cfg.ledger.password == pg.PASSWORD
+    assert cfg.ledger is not None
+    assert cfg.ledger.password == pg.PASSWORD
     assert pg.PASSWORD not in repr(cfg.ledger)
     with ledger(cfg.ledger.url, "a"):
         pass
@@ -189,7 +194,8 @@ def test_the_password_comes_from_a_file_and_never_from_the_url(tmp_path, pg_url)
         configmod.load(bad, environ={}, keys=False)
     (problem,) = raised.value.problems
     assert (problem.key, problem.line) == ("ledger.url", 9)
-    assert "password_file" in problem.message and pg.PASSWORD not in str(problem)
+    assert "password_file" in problem.message
+    assert pg.PASSWORD not in str(problem)
 
 
 def test_a_systemd_credential_holds_the_password(tmp_path, pg_url):
@@ -199,12 +205,17 @@ def test_a_systemd_credential_holds_the_password(tmp_path, pg_url):
     (creds / "ledger-password").write_text(pg.PASSWORD)
     path = write_config(tmp_path, f"ledger: {{url: '{pg_url}', password_file: ledger-password}}")
     cfg = configmod.load(path, environ={"CREDENTIALS_DIRECTORY": str(creds)}, keys=False)
-    assert cfg.ledger is not None and cfg.ledger.password == pg.PASSWORD
+    assert cfg.ledger is not None
+    assert cfg.ledger.password == pg.PASSWORD
 
 
 def run_cli(*args):
     return subprocess.run(
-        [sys.executable, "-m", "dropscribe", *args], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "dropscribe", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
@@ -214,11 +225,14 @@ def test_status_lists_hosts_their_heartbeats_and_claims(tmp_path, pg_url):
     (tmp_path / "ledger.password").write_text(pg.PASSWORD)
     config = write_config(tmp_path, f"ledger: {{url: '{pg_url}', password_file: ledger.password}}")
     inbox = (tmp_path / "inbox").resolve()
-    with ledger(pg_url, "transcriber-7", root="/elsewhere/calls") as other:
-        with other.hold(KEY, Path("/elsewhere/calls/a.wav")):
-            shown = run_cli("status", "-c", str(config))
+    with (
+        ledger(pg_url, "transcriber-7", root="/elsewhere/calls") as other,
+        other.hold(KEY, Path("/elsewhere/calls/a.wav")),
+    ):
+        shown = run_cli("status", "-c", str(config))
     assert shown.returncode == 0, shown.stderr
-    assert "transcriber-7" in shown.stdout and "running, last heartbeat" in shown.stdout
+    assert "transcriber-7" in shown.stdout
+    assert "running, last heartbeat" in shown.stdout
     assert f"{inbox}/a.wav: transcriber-7" in shown.stdout
     assert pg.PASSWORD not in shown.stdout + shown.stderr
 
@@ -230,7 +244,8 @@ def test_status_says_which_ledger_it_cannot_reach(tmp_path, pg_server):
     config = write_config(tmp_path, f"ledger: {{url: '{url}'}}")
     shown = run_cli("status", "-c", str(config))
     assert shown.returncode == 2
-    assert url in shown.stderr and "Traceback" not in shown.stderr
+    assert url in shown.stderr
+    assert "Traceback" not in shown.stderr
     assert "Connection refused" in shown.stderr
 
 
@@ -249,12 +264,15 @@ def test_ledger_migrate_copies_a_sqlite_ledger_so_done_stays_done(tmp_path, pg_u
     old.close()
     first = run_cli("ledger", "migrate", "-c", str(config))
     assert first.returncode == 0, first.stderr
-    assert "files: 1 copied" in first.stdout and "jobs: 1 copied" in first.stdout
+    assert "files: 1 copied" in first.stdout
+    assert "jobs: 1 copied" in first.stdout
     again = run_cli("ledger", "migrate", "-c", str(config))
     assert "files: 0 copied" in again.stdout
     with ledger(pg_url, "a", root="/mnt/calls") as shared:
         row = shared.file(Path("/mnt/calls/a.wav"))
-        assert row is not None and row.state == FileState.DONE and row.formats == "txt"
+        assert row is not None
+        assert row.state == FileState.DONE
+        assert row.formats == "txt"
         assert shared.job(KEY).result == {"text": "hello"}
         assert shared.owner_of(Path("/mnt/calls/a.txt")) == "/mnt/calls/a.wav"
         assert shared.chunk_plan(JobKey("e" * 64, "s" * 16))[0].pause is True
