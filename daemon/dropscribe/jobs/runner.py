@@ -212,12 +212,14 @@ class JobRunner:
             return Outcome.FAILED
         # Held until the transcript is stored: a copy of this content waits, then reuses it.
         # A shared ledger's claim goes with it: another host holding it means later.
+        # The file is marked done before the claim ends: another host that claims the
+        # job next sees it done, rather than writing its sidecars a second time.
         with self._key_lock_of(key), self._claimed(key, path) as claim:
             written = self._publish(item, held, progress, settings, key, claim)
-        if isinstance(written, Outcome):
-            return written
-        moved = verdicts.after(item, held, settings.after)
-        self._ledger.file_done(path, [f.value for f in settings.formats], written)
+            if isinstance(written, Outcome):
+                return written
+            moved = verdicts.after(item, held, settings.after)
+            self._ledger.file_done(path, [f.value for f in settings.formats], written)
         log.info(
             "file.done", outputs=[str(p) for p in written], moved_to=str(moved) if moved else None
         )

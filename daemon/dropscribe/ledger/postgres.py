@@ -127,7 +127,8 @@ CREATE TABLE IF NOT EXISTS claims (
     token   BIGINT NOT NULL,
     path    TEXT NOT NULL,
     claimed TIMESTAMPTZ NOT NULL,
-    expires TIMESTAMPTZ NOT NULL
+    expires TIMESTAMPTZ NOT NULL,
+    previous TEXT  -- the run it was taken over from, if it was
 );
 CREATE INDEX IF NOT EXISTS claims_run ON claims (run);
 CREATE TABLE IF NOT EXISTS hosts (
@@ -207,6 +208,8 @@ class PostgresLedger:
         self._up = True
         self._up_lock = threading.Lock()
         self._heart: threading.Thread | None = None
+        self._orphans: set[int] = set()  # claims ended while the database was away
+        self._orphans_lock = threading.Lock()
         self.on_available: Callable[[], None] | None = None  # called when it is back
         kwargs: dict[str, Any] = {
             "autocommit": True,
@@ -352,10 +355,17 @@ class PostgresLedger:
                 " ON CONFLICT (run) DO UPDATE SET beat = now()",
                 (self.run, self.host, os.getpid(), __version__),
             )
+            with self._orphans_lock:
+                orphans = list(self._orphans)
+            # a claim whose release failed (the database was away) is let go now, not
+            # kept alive by this very heartbeat; every other one of ours is renewed
+            db.execute("DELETE FROM claims WHERE run = %s AND token = ANY(%s)", (self.run, orphans))
             db.execute(
                 "UPDATE claims SET expires = now() + %s * interval '1s' WHERE run = %s",
                 (self._lease, self.run),
             )
+        with self._orphans_lock:
+            self._orphans.difference_update(orphans)
 
     def _beating(self) -> None:
         while not self._stop.wait(self._lease / 4):
@@ -394,11 +404,18 @@ class PostgresLedger:
         try:
             yield claim
         finally:
-            # if the database is gone, the lease runs out on its own
-            with contextlib.suppress(LedgerUnavailable), self._tx() as db:
+            self._release(claim)
+
+    def _release(self, claim: Claim) -> None:
+        try:
+            with self._tx() as db:
                 db.execute(
-                    "DELETE FROM claims WHERE key = %s AND token = %s", (str(key), claim.token)
+                    "DELETE FROM claims WHERE key = %s AND token = %s",
+                    (str(claim.key), claim.token),
                 )
+        except LedgerUnavailable:  # the heartbeat lets it go once the database is back
+            with self._orphans_lock:
+                self._orphans.add(claim.token)
 
     def confirm(self, claim: Claim) -> None:
         try:
@@ -747,17 +764,18 @@ def _why(exc: BaseException) -> str:
 
 
 # One statement: a new claim, or a takeover of one whose lease ran out; no row back
-# when another host holds the job. ``before`` is the run that held it (None: nobody).
+# when another host holds the job. ``previous`` is the run it was taken from (None: a
+# new claim), set from the old row inside the update itself, so that it is never a
+# guess made from an earlier snapshot.
 _CLAIM = """
-WITH before AS (SELECT run FROM claims WHERE key = %(key)s)
-INSERT INTO claims AS c (key, host, run, token, path, claimed, expires)
+INSERT INTO claims AS c (key, host, run, token, path, claimed, expires, previous)
 VALUES (%(key)s, %(host)s, %(run)s, nextval('claim_tokens'), %(path)s, now(),
-        now() + %(lease)s * interval '1s')
+        now() + %(lease)s * interval '1s', NULL)
 ON CONFLICT (key) DO UPDATE SET host = excluded.host, run = excluded.run,
     token = excluded.token, path = excluded.path, claimed = excluded.claimed,
-    expires = excluded.expires
+    expires = excluded.expires, previous = c.run
 WHERE c.expires < now()
-RETURNING c.token, (SELECT run FROM before)
+RETURNING c.token, c.previous
 """
 _UPSERT_FILE = """
 INSERT INTO files (path, inbox, size, mtime_ns, inode, fingerprint, key, state, error, updated)
