@@ -116,7 +116,10 @@ class SharedServer:
         with psycopg.connect(url, autocommit=True) as db:
             exists = db.execute("SELECT 1 FROM pg_roles WHERE rolname = 'dropscribe'").fetchone()
             if not exists:
-                with contextlib.suppress(psycopg.errors.DuplicateObject):
+                # another test process may make it at the same moment
+                with contextlib.suppress(
+                    psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation
+                ):
                     db.execute(f"CREATE ROLE dropscribe LOGIN CREATEDB PASSWORD '{PASSWORD}'")
             host = db.info.host
         self.host = host if host.startswith("/") else "127.0.0.1"
