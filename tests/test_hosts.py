@@ -148,11 +148,12 @@ def inbox(tmp_path: Path) -> Path:
 
 
 def test_three_hosts_transcribe_300_files_once_each(tmp_path, inbox, pg_url):
-    """Three daemons on one inbox and ledger: 300 recordings, exactly one upload and one
-    complete sidecar set each, every host doing a share, and no recording in two hosts'
-    hands at once."""
+    """Three daemons on one inbox and ledger (one of them in two worker processes): 300
+    recordings, exactly one upload and one complete sidecar set each, every host doing
+    a share, and no sidecar set written twice."""
     with FakeAPI(delay=0.05) as api:
-        hosts = [Host(tmp_path, f"h{n}", inbox, api, pg_url) for n in range(3)]
+        hosts = [Host(tmp_path, f"h{n}", inbox, api, pg_url) for n in range(2)]
+        hosts.append(Host(tmp_path, "h2", inbox, api, pg_url, processes=2))
         with running(hosts) as procs:
             paths = drop(inbox, 0, 300)
             wait_for(lambda: complete(paths), timeout=180, what="300 sidecar sets")

@@ -126,6 +126,7 @@ class Daemon:
                 processes=self.config.processes,
                 once=once,
                 state_dir=str(self.config.state_dir),
+                ledger=ledger.where,
             )
             self._notify(READY="1", STATUS=self._status(pool))
             watcher = self._loop(stop, pool, watcher, runner, once, reload)
