@@ -276,3 +276,22 @@ def test_ledger_migrate_copies_a_sqlite_ledger_so_done_stays_done(tmp_path, pg_u
         assert shared.job(KEY).result == {"text": "hello"}
         assert shared.owner_of(Path("/mnt/calls/a.txt")) == "/mnt/calls/a.wav"
         assert shared.chunk_plan(JobKey("e" * 64, "s" * 16))[0].pause is True
+
+
+def test_a_daemon_whose_ledger_cannot_be_reached_at_start_says_so_and_exits_2(tmp_path):
+    """dropscribe run with the database down: exit 2 (systemd's Restart= tries again),
+    the URL and libpq's reason on stderr, no traceback, nothing else started."""
+    url = f"postgresql://dropscribe@127.0.0.1:{pg.free_port()}/nowhere"
+    config = write_config(tmp_path, f"ledger: {{url: '{url}'}}")
+    shown = subprocess.run(
+        [sys.executable, "-m", "dropscribe", "run", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={"PATH": "/usr/bin:/bin", "NOKEY": "sk-unused-0123456789"},
+    )
+    assert shown.returncode == 2
+    assert f"cannot use the ledger at {url}" in shown.stderr
+    assert "Connection refused" in shown.stderr
+    assert "Traceback" not in shown.stderr

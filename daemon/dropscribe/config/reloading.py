@@ -20,6 +20,7 @@ RESTART_ONLY = {
     "workers": "workers",
     "processes": "processes",
     "state_dir": "state_dir",
+    "ledger": "ledger",
     "log_format": "log.format",
     "log_level": "log.level",
 }

@@ -170,6 +170,8 @@ def parse(text: str, source: Path, environ: dict[str, str], *, keys: bool = True
     if problems:
         raise ConfigError(problems)
     log.hide(*(endpoint.api_key for endpoint in config.endpoints.values()))
+    if config.ledger is not None and config.ledger.password:
+        log.hide(config.ledger.password)
     return config
 
 

@@ -127,6 +127,7 @@ def serve(
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # as the main process
     logmod.configure(config.log_format, log_level, final=True)
     logmod.hide(*(endpoint.api_key for endpoint in config.endpoints.values()))
+    logmod.hide(config.ledger.password if config.ledger else None)
     processes = config.processes
     threads = math.ceil(config.workers / processes)
     current = {"config": config}

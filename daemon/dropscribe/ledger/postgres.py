@@ -144,6 +144,7 @@ CREATE TABLE IF NOT EXISTS hosts (
 SCHEMA_LOCK = 0x64726F70  # "drop"
 CONNECT_SECONDS = 5.0  # a connection attempt, and a wait for a pooled connection
 START_SECONDS = 10.0  # how long a starting daemon tries to reach the database
+STATEMENT_SECONDS = 30.0  # longest any one statement may run
 FORGET_HOSTS_AFTER = "7 days"  # daemons whose heartbeat is older leave `status`
 
 
@@ -221,6 +222,8 @@ class PostgresLedger:
             "keepalives_interval": 5,
             "keepalives_count": 3,
             "tcp_user_timeout": 15_000,
+            # a server that hangs (not gone, stuck) fails the statement, not the worker
+            "options": f"-c statement_timeout={STATEMENT_SECONDS * 1000:.0f}",
         }
         if settings.password is not None:
             kwargs["password"] = settings.password
