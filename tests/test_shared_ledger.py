@@ -295,3 +295,23 @@ def test_a_daemon_whose_ledger_cannot_be_reached_at_start_says_so_and_exits_2(tm
     assert f"cannot use the ledger at {url}" in shown.stderr
     assert "Connection refused" in shown.stderr
     assert "Traceback" not in shown.stderr
+
+
+def test_explain_reads_a_shared_ledger_by_this_hosts_path(tmp_path, pg_url):
+    """dropscribe explain on a recording another host finished, which that host sees
+    under another mount point: this host's path finds it done."""
+    (tmp_path / "ledger.password").write_text(pg.PASSWORD)
+    config = write_config(tmp_path, f"ledger: {{url: '{pg_url}', password_file: ledger.password}}")
+    inbox = (tmp_path / "inbox").resolve()
+    (inbox / "a.wav").write_bytes(b"RIFF")
+    with ledger(pg_url, "other", root="/elsewhere/calls") as other:
+        source = Path("/elsewhere/calls/a.wav")
+        with other.hold(KEY, source) as claim:
+            other.begin(source, "calls", (1, 2, 3), KEY, {})
+            other.finish(
+                source, (KEY, {"text": "hi"}, None), [[source.with_suffix(".txt")]], claim=claim
+            )
+        other.file_done(source, ["txt"], [source.with_suffix(".txt")])
+    shown = run_cli("explain", "-c", str(config), str(inbox / "a.wav"))
+    assert shown.returncode == 0, shown.stderr
+    assert "ledger: done" in shown.stdout
