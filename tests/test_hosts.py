@@ -21,7 +21,7 @@ from fakeapi import FakeAPI
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]  # real daemon processes
 
 FORMATS = ("txt", "srt")
 OUTAGE_SECONDS = 60.0  # how long PostgreSQL is down in the outage test (the minute)
