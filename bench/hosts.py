@@ -23,7 +23,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import wave
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,20 +30,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import pg  # noqa: E402
 from fakeapi import FakeAPI  # noqa: E402
+from throughput import make_files  # noqa: E402 - the same files, each its own content
 
-
-def make_files(folder: Path, count: int) -> list[Path]:
-    folder.mkdir(parents=True)
-    paths = []
-    for n in range(count):
-        path = folder / f"call-{n:05d}.wav"
-        with wave.open(str(path), "wb") as out:
-            out.setnchannels(1)
-            out.setsampwidth(2)
-            out.setframerate(16000)
-            out.writeframes(n.to_bytes(4, "little") * 4000)  # 1 s, its own content
-        paths.append(path)
-    return paths
+ONE_SECOND = 44 + 16000 * 2  # bytes of a one-second 16 kHz mono WAV
 
 
 def config(work: Path, name: str, inbox: Path, base_url: str, url: str) -> Path:
@@ -73,7 +61,7 @@ def one_round(cluster: pg.Cluster, api: FakeAPI, hosts: int, files: int) -> floa
     """Seconds from the files' arrival until the last sidecar, with ``hosts`` daemons."""
     work = Path(tempfile.mkdtemp(prefix="dropscribe-hosts-"))
     try:
-        staged = make_files(work / "staged", files)
+        staged = make_files(work / "staged", files, size=ONE_SECOND)
         inbox = work / "inbox"
         inbox.mkdir()
         url = cluster.database()

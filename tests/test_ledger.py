@@ -104,7 +104,7 @@ def test_finishing_a_job_clears_its_chunk_attempts_and_no_one_elses(traced, tmp_
         for idx in range(2):
             ledger.chunk_attempt(key.of_chunk(idx), SETTINGS)
     ledger.finish(tmp_path / "b.wav", (keys[0], {"text": "x"}, None), [])
-    left = {row[0] for row in ledger._read("SELECT key FROM jobs")}
+    left = {row[0] for row in ledger._rows("SELECT key FROM jobs")}
     expected = {str(k) for k in keys} | {str(k.of_chunk(i)) for k in keys[1:] for i in range(2)}
     assert left == expected
 

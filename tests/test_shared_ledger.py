@@ -18,7 +18,8 @@ from dropscribe.config import settings as configmod
 from dropscribe.config.settings import SharedLedger
 from dropscribe.errors import ClaimedElsewhere, ConfigError, Fenced, SetupError
 from dropscribe.ledger.interface import FileState, JobKey
-from dropscribe.ledger.postgres import Places, PostgresLedger
+from dropscribe.ledger.places import Places
+from dropscribe.ledger.postgres import PostgresLedger
 from dropscribe.ledger.store import LEDGER_NAME, SqliteLedger
 
 KEY = JobKey("d" * 64, "s" * 16)

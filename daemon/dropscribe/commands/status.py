@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from dropscribe.config import settings
-    from dropscribe.ledger.postgres import ClaimRow, HostRow
+    from dropscribe.ledger.leases import ClaimRow, HostRow
 
 
 def status(cfg: settings.Config) -> int:

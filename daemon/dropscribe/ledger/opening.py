@@ -30,7 +30,8 @@ def open_ledger(config: Config, *, daemon: bool = True, pool_size: int | None = 
     sqlite3.Error (a state_dir that cannot be used)."""
     if config.ledger is None:
         return SqliteLedger(config.state_dir / LEDGER_NAME)
-    from dropscribe.ledger.postgres import Places, PostgresLedger  # noqa: PLC0415 - psycopg is an extra
+    from dropscribe.ledger.places import Places  # noqa: PLC0415 - with the shared ledger only
+    from dropscribe.ledger.postgres import PostgresLedger  # noqa: PLC0415 - psycopg is an extra
 
     return PostgresLedger(
         config.ledger,

@@ -21,17 +21,10 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from dropscribe import names
-from dropscribe.ledger import migrations
+from dropscribe.ledger import migrations, queries
 from dropscribe.ledger.groupcommit import GroupCommit
-from dropscribe.ledger.interface import (
-    ChunkRow,
-    Claim,
-    FileRow,
-    FileState,
-    JobKey,
-    JobRow,
-    JobState,
-)
+from dropscribe.ledger.interface import Claim, FileState, JobKey, JobRow, JobState
+from dropscribe.ledger.queries import Reads
 
 if TYPE_CHECKING:
     import sqlite3
@@ -97,7 +90,7 @@ CREATE TABLE IF NOT EXISTS capabilities (
 LEDGER_NAME = "ledger.sqlite3"  # in state_dir
 
 
-class SqliteLedger:
+class SqliteLedger(Reads):
     """The ledger (``interface.Ledger``) in one SQLite file; thread-safe, and ``close()``
     stops its writer thread."""
 
@@ -109,7 +102,6 @@ class SqliteLedger:
         self.where = str(path)
         self._clock = clock
         self._db = GroupCommit(path, SCHEMA, name="dropscribe-ledger")
-        self._read = self._db.read
         self._write = self._db.write
         self._post = self._db.post
         try:
@@ -120,6 +112,9 @@ class SqliteLedger:
 
     def close(self) -> None:
         self._db.close()
+
+    def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        return self._db.read(sql, args)
 
     # ------------------------------------------------------------ claims
 
@@ -132,10 +127,6 @@ class SqliteLedger:
         """Always still ours (see ``hold``)."""
 
     # ------------------------------------------------------------ files
-
-    def file(self, path: Path) -> FileRow | None:
-        rows = self._read("SELECT * FROM files WHERE path = ?", (names.text(path),))
-        return _file_row(rows[0]) if rows else None
 
     def record_file(
         self,
@@ -150,24 +141,14 @@ class SqliteLedger:
         """Upsert a file's identity and state; keeps its outputs until they are replaced."""
         why = names.text(error) if error is not None else None  # it may quote a name
         args = (names.text(path), inbox, *stat, fingerprint, str(key), state, why, self._clock())
-        self._write(lambda db: db.execute(_UPSERT_FILE, args))
+        self._write(lambda db: db.execute(queries.UPSERT_FILE, args))
 
     def file_done(self, path: Path, formats: list[str], outputs: list[Path]) -> None:
         outputs_json = json.dumps([str(p) for p in outputs])  # ASCII: any name reads back
         args = (",".join(formats), outputs_json, self._clock(), names.text(path))
-        self._post(
-            lambda db: db.execute(
-                "UPDATE files SET state = 'done', formats = ?, outputs = ?, error = NULL,"
-                " updated = ? WHERE path = ?",
-                args,
-            )
-        )
+        self._post(lambda db: db.execute(queries.FILE_DONE, args))
 
     # ------------------------------------------------------------ jobs
-
-    def job(self, key: JobKey) -> JobRow | None:
-        rows = self._read(_SELECT_JOB, (str(key),))
-        return job_row(rows[0]) if rows else None
 
     def start_attempt(
         self,
@@ -177,17 +158,8 @@ class SqliteLedger:
         state: JobState = JobState.UPLOADING,
     ) -> None:
         """Count attempt number ``attempt`` of a job (queued, not waited for)."""
-        now = self._clock()
-        args = (
-            str(key),
-            key.digest,
-            json.dumps(settings, sort_keys=True),
-            state,
-            attempt,
-            now,
-            now,
-        )
-        self._post(lambda db: db.execute(_UPSERT_ATTEMPT, args))
+        args = queries.attempt_args(key, settings, state, attempt, self._clock())
+        self._post(lambda db: db.execute(queries.UPSERT_ATTEMPT, args))
 
     def begin(
         self,
@@ -206,7 +178,7 @@ class SqliteLedger:
         now = self._clock()
         where = names.text(path)
         file_args = (where, inbox, *stat, key.digest, str(key), FileState.UPLOADING, None, now)
-        self._post(lambda db: db.execute(_UPSERT_FILE, file_args))
+        self._post(lambda db: db.execute(queries.UPSERT_FILE, file_args))
         if job is not None and job.state == JobState.DONE and job.result is not None:
             return job, 0
         return None, self._next_attempt(key, job, settings)
@@ -225,19 +197,9 @@ class SqliteLedger:
         state: JobState,
     ) -> None:
         args = (state, names.text(error), status, request_id, self._clock(), str(key))
-        self._post(
-            lambda db: db.execute(
-                "UPDATE jobs SET state = ?, last_error = ?, status = ?, request_id = ?,"
-                " updated = ? WHERE key = ?",
-                args,
-            )
-        )
+        self._post(lambda db: db.execute(queries.JOB_FAILED, args))
 
     # ------------------------------------------------------------ sidecars
-
-    def owner_of(self, sidecar: Path) -> str | None:
-        rows = self._read("SELECT source FROM sidecars WHERE path = ?", (names.text(sidecar),))
-        return str(rows[0][0]) if rows else None
 
     def finish(
         self,
@@ -261,8 +223,7 @@ class SqliteLedger:
             if done is not None:
                 key, result, request_id = done
                 db.execute(
-                    "UPDATE jobs SET state = 'done', result = ?, request_id = ?,"
-                    " last_error = NULL, status = 200, updated = ? WHERE key = ?",
+                    queries.JOB_DONE,
                     (json.dumps(result, ensure_ascii=False), request_id, self._clock(), str(key)),
                 )
                 db.execute("DELETE FROM chunks WHERE key = ?", (str(key),))
@@ -292,31 +253,13 @@ class SqliteLedger:
         """Let a quarantined recording be tried afresh: attempts back to zero."""
 
         def fn(db: sqlite3.Connection) -> None:
-            db.execute(
-                "DELETE FROM files WHERE path = ? AND state = 'failed'", (names.text(source),)
-            )
+            db.execute(queries.FORGET_FILE, (names.text(source),))
             if key is not None:
-                db.execute(
-                    "UPDATE jobs SET state = 'retry', attempts = 0"
-                    " WHERE (key = ? OR (key >= ? AND key < ?)) AND state != 'done'",
-                    (str(key), *key.chunk_range()),
-                )
+                db.execute(queries.FORGET_ATTEMPTS, (str(key), *key.chunk_range()))
 
         self._write(fn)
 
     # ------------------------------------------------------------ chunks
-
-    def chunk_plan(self, key: JobKey) -> list[ChunkRow]:
-        """The stored chunks of a job, in order (empty when none was planned)."""
-        rows = self._read(
-            "SELECT idx, start, end, cut, pause, result, request_id FROM chunks"
-            " WHERE key = ? ORDER BY idx",
-            (str(key),),
-        )
-        return [
-            ChunkRow(idx, start, end, cut, bool(pause), json.loads(res) if res else None, rid)
-            for idx, start, end, cut, pause, res, rid in rows
-        ]
 
     def save_plan(self, key: JobKey, spans: list[tuple[float, float, float, bool]]) -> None:
         """Record how a job's recording is cut (durable when this returns)."""
@@ -324,8 +267,7 @@ class SqliteLedger:
         def fn(db: sqlite3.Connection) -> None:
             db.execute("DELETE FROM chunks WHERE key = ?", (str(key),))
             db.executemany(
-                "INSERT INTO chunks (key, idx, start, end, cut, pause) VALUES (?, ?, ?, ?, ?, ?)",
-                [(str(key), idx, *span) for idx, span in enumerate(spans)],
+                queries.SAVE_CHUNK, [(str(key), idx, *span) for idx, span in enumerate(spans)]
             )
 
         self._write(fn)
@@ -335,11 +277,7 @@ class SqliteLedger:
     ) -> None:
         """Checkpoint one chunk's transcript (durable when this returns)."""
         args = (json.dumps(result, ensure_ascii=False), request_id, str(key), idx)
-        self._write(
-            lambda db: db.execute(
-                "UPDATE chunks SET result = ?, request_id = ? WHERE key = ? AND idx = ?", args
-            )
-        )
+        self._write(lambda db: db.execute(queries.CHUNK_DONE, args))
 
     def chunk_attempt(self, key: JobKey, settings: dict[str, Any]) -> int:
         """Count a new attempt of one chunk (its own job row); return its number."""
@@ -347,72 +285,10 @@ class SqliteLedger:
 
     # ------------------------------------------------------------ reports
 
-    def counts(self) -> dict[str, int]:
-        rows = self._read("SELECT state, count(*) FROM files GROUP BY state")
-        return {str(state): int(n) for state, n in rows}
-
-    def latest_failures(self, limit: int = 10) -> list[FileRow]:
-        rows = self._read(
-            "SELECT * FROM files WHERE state = 'failed' ORDER BY updated DESC LIMIT ?", (limit,)
-        )
-        return [_file_row(row) for row in rows]
-
     # ------------------------------------------------------------ capabilities
-
-    def capabilities(self, server: str, model: str) -> list[tuple[str, str, str]]:
-        rows = self._read(
-            "SELECT param, value, verdict FROM capabilities WHERE endpoint = ? AND model = ?",
-            (server, model),
-        )
-        return [(str(p), str(v), str(verdict)) for p, v, verdict in rows]
 
     def record_capability(
         self, server: str, model: str, param: str, value: str, verdict: str, reason: str | None
     ) -> None:
         args = (server, model, param, value, verdict, reason, self._clock())
-        self._write(lambda db: db.execute(_RECORD_CAPABILITY, args))
-
-    def capabilities_with(self, verdict: str) -> list[tuple[str, str, str, str, str | None]]:
-        rows = self._read(
-            "SELECT endpoint, model, param, value, reason FROM capabilities"
-            " WHERE verdict = ? ORDER BY endpoint, model, param, value",
-            (verdict,),
-        )
-        return [(str(e), str(m), str(p), str(v), r) for e, m, p, v, r in rows]
-
-
-_UPSERT_FILE = """
-INSERT INTO files (path, inbox, size, mtime_ns, inode, fingerprint, key, state, error, updated)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (path) DO UPDATE SET
-    inbox = excluded.inbox, size = excluded.size, mtime_ns = excluded.mtime_ns,
-    inode = excluded.inode, fingerprint = excluded.fingerprint, key = excluded.key,
-    state = excluded.state, error = excluded.error, updated = excluded.updated
-"""
-# A refusal is never undone by a later confirmation of the same value.
-_RECORD_CAPABILITY = """
-INSERT INTO capabilities (endpoint, model, param, value, verdict, reason, updated)
-VALUES (?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT DO UPDATE SET verdict = excluded.verdict, reason = excluded.reason,
-    updated = excluded.updated WHERE verdict != 'refused'
-"""
-_SELECT_JOB = (
-    "SELECT key, state, attempts, last_error, status, request_id, result FROM jobs WHERE key = ?"
-)
-_UPSERT_ATTEMPT = """
-INSERT INTO jobs (key, fingerprint, settings, state, attempts, created, updated)
-VALUES (?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (key) DO UPDATE SET
-    state = excluded.state, attempts = excluded.attempts, updated = excluded.updated
-"""
-
-
-def _file_row(row: tuple[Any, ...]) -> FileRow:
-    path, inbox, size, mtime_ns, inode, fingerprint, key, *rest = row
-    return FileRow(path, inbox, size, mtime_ns, inode, fingerprint, JobKey.parse(key), *rest)
-
-
-def job_row(row: tuple[Any, ...]) -> JobRow:
-    key, state, attempts, last_error, status, request_id, result = row
-    parsed = json.loads(result) if result else None
-    return JobRow(JobKey.parse(key), state, attempts, last_error, status, request_id, parsed)
+        self._write(lambda db: db.execute(queries.RECORD_CAPABILITY, args))
