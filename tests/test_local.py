@@ -200,14 +200,25 @@ PASSAGES = (
 
 def test_subtitles_from_real_speech_obey_the_folder_rules(local, events, monkeypatch):
     """A minute of espeak-ng speech with pauses, taken in windows of 20 s: every srt cue within
-    the folder's rules, txt in paragraphs, no word lost or doubled across windows."""
+    the folder's rules, txt in paragraphs, no word lost or doubled across windows, and
+    batches of four pieces whichever windows they came from."""
     import wave
+
+    from faster_whisper import BatchedInferencePipeline
 
     from dropscribe.config.schema import SubtitleRules
     from dropscribe.transcribe import batched
 
     monkeypatch.setattr(batched, "WINDOW_SECONDS", 20)  # several windows, not one
     monkeypatch.setattr(batched, "VAD_SECONDS", 7)
+    batches = []
+    original = BatchedInferencePipeline.transcribe
+
+    def spy(self, audio, **kwargs):
+        batches.append(len(kwargs["clip_timestamps"]))
+        return original(self, audio, **kwargs)
+
+    monkeypatch.setattr(BatchedInferencePipeline, "transcribe", spy)
 
     rules = SubtitleRules(line_length=32, lines=2, max_seconds=6)
     local.data["defaults"]["formats"] = ["txt", "srt"]
@@ -244,6 +255,9 @@ def test_subtitles_from_real_speech_obey_the_folder_rules(local, events, monkeyp
     heard = words(" ".join(" ".join(b.split("\n")[2:]) for b in blocks))
     assert sum(w in set(heard) for w in said) / len(said) >= 0.8
     assert 0.9 <= len(heard) / len(said) <= 1.1, "no window lost or repeated words"
+    # A 20-s window holds two pieces at most: a full batch gathered several windows.
+    assert batches[0] == 4, batches
+    assert all(n == 4 for n in batches[:-1]), f"batches fill across windows: {batches}"
 
 
 def test_an_idle_model_is_unloaded_and_loaded_again_for_the_next_file(local, events):
@@ -362,3 +376,88 @@ def test_a_damaged_recording_is_transcribed_locally_up_to_the_damage(local, even
     (warning,) = named(events, "audio.truncated")
     assert warning["seconds"] > 10
     assert "recording" in (local.inbox / "memo.txt").read_text().lower()
+
+
+def test_one_piece_at_a_time_encodes_and_aligns_as_the_whole_batch_does(tmp_path):
+    """OneByOne (the CPU's encoder and aligner, a piece at a time) gives what CTranslate2
+    gives for the batch at once: the same encoding, the same word alignments."""
+    import ctranslate2
+    import numpy as np
+    from faster_whisper import WhisperModel
+    from faster_whisper.audio import decode_audio, pad_or_trim
+    from faster_whisper.tokenizer import Tokenizer
+
+    from dropscribe.transcribe.local import OneByOne
+
+    folder, _ = resolve_model("tiny.en")
+    model = WhisperModel(folder, device="cpu", compute_type="int8", cpu_threads=2)
+    texts = ["Good morning everyone.", SPOKEN, "The meeting starts at nine.", "Thank you."]
+    features = []
+    for n, text in enumerate(texts):
+        audio = decode_audio(str(speak(tmp_path / f"clip{n}.wav", text)))
+        features.append(pad_or_trim(model.feature_extractor(audio)[..., :-1]))
+    batch = ctranslate2.StorageView.from_array(np.stack(features))
+    whole, pieces = model.model, OneByOne(model.model)
+
+    encoded = np.asarray(pieces.encode(batch))
+    assert encoded.shape == (4, 1500, 384)
+    np.testing.assert_allclose(encoded, np.asarray(whole.encode(batch)), atol=1e-3)
+
+    tokenizer = Tokenizer(model.hf_tokenizer, multilingual=False)
+    start = tokenizer.sot_sequence
+    tokens = [tokenizer.encode(" " + t) for t in texts]
+    frames = [int(f.shape[-1]) for f in features]
+    at_once = whole.align(whole.encode(batch), start, tokens, frames)
+    one_by_one = pieces.align(pieces.encode(batch), start, tokens, frames)
+    for alone, together in zip(one_by_one, at_once, strict=True):
+        # Each token's first frame (where faster-whisper reads word times from). In a
+        # batch the decoder pads the shorter texts, which moves a boundary a frame or
+        # two at most (20 ms a frame).
+        assert len(alone.alignments) > 10
+        assert _token_frames(alone) == pytest.approx(_token_frames(together), abs=3)
+    assert pieces.is_multilingual is whole.is_multilingual  # the rest passes through
+
+
+def _token_frames(result) -> list[int]:
+    first: dict[int, int] = {}
+    for token, frame in result.alignments:
+        first.setdefault(token, frame)
+    return [first[t] for t in sorted(first)]
+
+
+def test_the_allocators_are_set_for_the_engine_unless_the_user_set_them(monkeypatch):
+    """before_loading() turns MKL's own cache off and sets glibc's limits, but leaves a
+    setting made in the environment alone; release() trims the heaps."""
+    from dropscribe.transcribe import heap
+
+    calls = []
+
+    class Libc:
+        def mallopt(self, what, value):
+            calls.append(("mallopt", what, value))
+            return 1
+
+        def malloc_trim(self, pad):
+            calls.append(("malloc_trim", pad))
+            return 1
+
+    monkeypatch.setattr(heap, "_libc", Libc)
+    for name in ("MKL_DISABLE_FAST_MM", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"):
+        monkeypatch.delenv(name, raising=False)
+    heap.before_loading()
+    heap.release()
+    assert calls == [
+        ("mallopt", heap.M_MMAP_THRESHOLD, 4 << 20),
+        ("mallopt", heap.M_TRIM_THRESHOLD, 128 << 20),
+        ("malloc_trim", 0),
+    ]
+    import os
+
+    assert os.environ["MKL_DISABLE_FAST_MM"] == "1"
+
+    calls.clear()
+    monkeypatch.setenv("MKL_DISABLE_FAST_MM", "0")
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
+    heap.before_loading()
+    assert calls == []
+    assert os.environ["MKL_DISABLE_FAST_MM"] == "0"

@@ -1,14 +1,15 @@
 """The local engine's batched path: speech found by VAD, up to 30 s at a time, transcribed
-a batch at a time by faster-whisper's ``BatchedInferencePipeline``, in windows.
+a batch at a time by faster-whisper's ``BatchedInferencePipeline``.
 
 The recording is decoded as a stream and taken ``WINDOW_SECONDS`` at a time, so memory
 stays flat whatever its length (faster-whisper's own ``transcribe`` holds the whole
 recording, twice over as a spectrogram: 820 MB for twelve minutes). In each window
 Silero VAD (which faster-whisper ships) finds the speech, ``VAD_SECONDS`` at a time
-(on a whole window it would take 200 MB at once); neighbouring speech is gathered into
-pieces of at most ``CLIP_SECONDS``, the window's last piece waits for the next window
-(it may go on past the window's end), and the pieces go to the pipeline with their
-times. No piece ever starts or ends inside speech the VAD heard.
+(its buffers grow with what it is given); neighbouring speech is gathered into pieces
+of at most ``CLIP_SECONDS``, and the window's last piece waits for the next window (it
+may go on past the window's end). No piece ever starts or ends inside speech the VAD
+heard. Only the pieces of the batch being transcribed are held, whichever windows they
+came from.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from dropscribe.audio.transcode import RATE, Samples
+from dropscribe.transcribe import heap
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -25,22 +27,22 @@ if TYPE_CHECKING:
 
     import numpy.typing as npt
 
-WINDOW_SECONDS = 300
-VAD_SECONDS = 60
+WINDOW_SECONDS = 120
+VAD_SECONDS = 30
 CLIP_SECONDS = 30  # what Whisper hears at once
 # Silero's settings as BatchedInferencePipeline uses them: short silences split speech.
 MIN_SILENCE_MS = 160
 
 
 class Windows:
-    """The speech of a recording, as pieces to transcribe, one window at a time."""
+    """The speech of a recording, as pieces to transcribe, in the recording's order."""
 
     def __init__(self, path: Path) -> None:
         self.samples = Samples(path)
         self.heard = 0.0  # seconds of speech found
 
-    def __iter__(self) -> Iterator[tuple[float, npt.NDArray[np.float32], list[tuple[int, int]]]]:
-        """(the window's start in seconds, its samples, its pieces as sample ranges)."""
+    def __iter__(self) -> Iterator[tuple[float, npt.NDArray[np.float32]]]:
+        """(the piece's start in seconds, its samples), a window at a time."""
         blocks: list[npt.NDArray[np.int16]] = []
         held = 0
         start = 0  # the first held sample's place in the recording
@@ -52,14 +54,13 @@ class Windows:
                 pieces = self._pieces(audio)
                 # The last piece waits (it may go on); with none, the last second does.
                 keep = pieces.pop()[0] if pieces else len(audio) - RATE
-                if pieces:
-                    yield start / RATE, _floats(audio[:keep]), pieces
+                for begin, end in pieces:
+                    yield (start + begin) / RATE, _floats(audio[begin:end])
                 blocks, held, start = [audio[keep:]], len(audio) - keep, start + keep
         if held:
             audio = np.concatenate(blocks)
-            pieces = self._pieces(audio)
-            if pieces:
-                yield start / RATE, _floats(audio), pieces
+            for begin, end in self._pieces(audio):
+                yield (start + begin) / RATE, _floats(audio[begin:end])
 
     def _pieces(self, audio: npt.NDArray[np.int16]) -> list[tuple[int, int]]:
         from faster_whisper.vad import VadOptions, get_speech_timestamps  # noqa: PLC0415
@@ -75,6 +76,7 @@ class Windows:
                 if speech and begin - speech[-1][1] <= 1:  # one speech across two slices
                     begin = speech.pop()[0]
                 speech.append((begin, end))
+        heap.release()  # the VAD's buffers
         self.heard += sum(end - begin for begin, end in speech) / RATE
         return gathered(speech, CLIP_SECONDS * RATE)
 
