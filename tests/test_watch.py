@@ -221,3 +221,34 @@ def test_a_reload_whose_new_inbox_cannot_be_watched_keeps_the_running_config(
     (problem,) = named(events, "config.reload_failed")[0]["problems"]
     assert problem == f"cannot watch inbox {second}: Permission denied"
     assert not named(events, "config.reloaded")
+
+
+def test_a_finished_recording_moved_in_goes_at_once_and_a_fresh_one_settles(setup, events):
+    """A native watch releases a file moved in whose last write is older than its settle
+    time at once (as a scan does); a file written just now still waits its settle time."""
+    import os
+    import time
+
+    setup.data["defaults"]["settle_seconds"] = 60  # longer than the deadline below
+    old = make_wav(setup.root / "old.wav")
+    an_hour_ago = time.time() - 3600
+    os.utime(old, (an_hour_ago, an_hour_ago))
+    with setup.daemon():
+        wait_for(lambda: named(events, "inbox.watching"), what="watching")
+        make_wav(setup.inbox / "fresh.wav")  # written now: its mtime is now
+        old.rename(setup.inbox / "old.wav")  # a sync tool's final rename
+        wait_for(lambda: named(events, "file.done"), timeout=30, what="the old file")
+        assert [e["path"] for e in named(events, "file.settled")] == [
+            str(setup.inbox / "old.wav")
+        ], "the fresh file waits its 60 s"
+    assert named(events, "inbox.watching")[0]["mode"] == "native"
+
+
+def test_only_a_native_watch_vouches_for_the_files_mtime(watching):
+    """Hints from inotify carry the time they were heard (the file's mtime is on this
+    host's clock); hints from polling, which serves network shares, carry none."""
+    folder, watched, _, hints = watching
+    make_wav(folder / "a.wav")
+    heard(hints, folder / "a.wav")
+    times = {h.heard_at is not None for h in hints if h.path == folder / "a.wav"}
+    assert times == {watched.watch == "auto"}  # auto is inotify on the test's folder

@@ -321,7 +321,7 @@ class Daemon:
     def _take(self, hint: Hint | None, pool: Workers) -> None:
         if hint is None:
             return
-        path, is_dir, gone = hint
+        path, is_dir, gone, heard_at = hint
         inbox = self._inbox_of(path)
         if inbox is None:
             return
@@ -338,13 +338,17 @@ class Daemon:
         if pool.in_flight(path):
             self._dirty.add(path)
             return
-        self._hint_file(inbox, path, scanned_at=None)
+        self._hint_file(inbox, path, scanned_at=None, heard_at=heard_at)
 
-    def _hint_file(self, inbox: Inbox, path: Path, scanned_at: float | None) -> None:
+    def _hint_file(
+        self, inbox: Inbox, path: Path, scanned_at: float | None, heard_at: float | None = None
+    ) -> None:
         """Start (or restart) the quiet period of a candidate file.
 
-        ``scanned_at`` is the wall clock when the hint comes from a scan: a file whose
-        mtime is older than its settle time has been quiet that long already.
+        ``scanned_at`` is the wall clock when the hint comes from a scan, ``heard_at``
+        when a native watch heard of it: a file whose mtime is older than its settle
+        time has been quiet that long already (a finished recording moved in, as sync
+        tools do, goes at once; one being written has an mtime of now and waits).
         """
         if path in self._ready:
             return
@@ -362,8 +366,9 @@ class Daemon:
             return
         if self._settled_before(path, st, settings):
             return
-        if scanned_at is not None:
-            now -= min(max(0.0, scanned_at - st.st_mtime), settings.settle_seconds)
+        seen = scanned_at if scanned_at is not None else heard_at
+        if seen is not None:
+            now -= min(max(0.0, seen - st.st_mtime), settings.settle_seconds)
         stat = Stat(st.st_size, st.st_mtime_ns)
         if self._tracker.touch(path, stat, now, settings.settle_seconds):
             log.info("file.detected", path=str(path), inbox=inbox.name, bytes=st.st_size)

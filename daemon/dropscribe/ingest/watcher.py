@@ -10,6 +10,7 @@ import contextlib
 import errno
 import os
 import stat
+import time
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
@@ -62,6 +63,10 @@ class Hint(NamedTuple):
     path: Path
     is_dir: bool = False
     gone: bool = False  # deleted, or moved away
+    # The wall clock when a native watch heard it: the file's mtime is on this clock
+    # too (a local filesystem), so a file last written a settle time ago is quiet.
+    # None from a polled watch (a network filesystem's mtimes are the server's).
+    heard_at: float | None = None
 
 
 # The events worth hearing of; the kernel is told to send no others (so our own reads
@@ -81,8 +86,9 @@ EVENTS = [
 class _Recorder(FileSystemEventHandler):
     """Turns every event into a hint; never blocks, never raises."""
 
-    def __init__(self, put: Callable[[Hint], None]) -> None:
+    def __init__(self, put: Callable[[Hint], None], *, clocked: bool) -> None:
         self._put = put
+        self._clocked = clocked  # native: the files' mtimes are on our clock
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         try:
@@ -98,11 +104,14 @@ class _Recorder(FileSystemEventHandler):
         src = os.fsdecode(event.src_path)
         if not event.dest_path and (src.endswith(TEMP_SUFFIX) or _unnamed(src)):
             return  # our own sidecar being written: the busiest and least useful events
+        heard_at = time.time() if self._clocked else None
         if event.dest_path:  # a move: the old name is gone, the new one appears
             self._put(Hint(Path(src), event.is_directory, gone=True))
-            self._put(Hint(Path(os.fsdecode(event.dest_path)), event.is_directory))
+            dest = Path(os.fsdecode(event.dest_path))
+            self._put(Hint(dest, event.is_directory, heard_at=heard_at))
             return
-        self._put(Hint(Path(src), event.is_directory, event.event_type == EVENT_TYPE_DELETED))
+        gone = event.event_type == EVENT_TYPE_DELETED
+        self._put(Hint(Path(src), event.is_directory, gone, heard_at))
 
 
 def _unnamed(path: str) -> bool:
@@ -185,7 +194,10 @@ class Watcher:
         goes missing or comes back (the metrics gauge)."""
         self._inboxes = inboxes
         self._on_change = on_change
-        self._handler = _Recorder(put)
+        self._handlers = {
+            "native": _Recorder(put, clocked=True),
+            "poll": _Recorder(put, clocked=False),
+        }
         self._native = native
         self._observers: list[BaseObserver] = []
         self._folders: list[tuple[int, int] | None] = []  # each inbox's (device, inode)
@@ -228,7 +240,7 @@ class Watcher:
     def _start(self, inbox: Inbox, observer: BaseObserver, mode: str, why: str) -> BaseObserver:
         observer.name = f"dropscribe-watch-{inbox.name}"
         observer.schedule(
-            self._handler, str(inbox.path), recursive=inbox.recursive, event_filter=EVENTS
+            self._handlers[mode], str(inbox.path), recursive=inbox.recursive, event_filter=EVENTS
         )
         try:
             observer.start()
