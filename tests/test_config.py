@@ -99,7 +99,7 @@ def test_example_config_needs_no_key(tmp_path):
 def test_minimal_config_gets_defaults(tmp_path):
     """Unset keys take documented defaults."""
     cfg = load_text(tmp_path, MINIMAL)
-    assert cfg.workers == 4
+    assert cfg.workers == 8
     inbox = cfg.inboxes[0]
     assert inbox.recursive is True
     assert "*.opus" in inbox.include

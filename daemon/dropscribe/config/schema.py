@@ -339,7 +339,9 @@ class ConfigModel(StrictModel):
     endpoints: dict[str, EndpointModel]
     defaults: SettingsModel = SettingsModel()
     inboxes: tuple[InboxModel, ...]
-    workers: Annotated[int, Field(ge=1, le=256)] = 4
+    # Twice the default max_concurrency: while one job waits on its fsyncs and the
+    # ledger's commit, another has the upload slot (1.44x -> 1.64x curl in the bench).
+    workers: Annotated[int, Field(ge=1, le=256)] = 8
     processes: Annotated[int, Field(ge=1, le=64)] | Literal["auto"] = "auto"
     state_dir: str | None = None
     rescan_seconds: Annotated[float, Field(gt=0)] = 300.0
