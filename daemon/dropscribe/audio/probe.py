@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import wave
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import av
 
@@ -16,6 +16,8 @@ from dropscribe.errors import PermanentError
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from av.container import InputContainer
 
 
 @dataclass(frozen=True)
@@ -66,9 +68,23 @@ def _pcm_wav(path: Path) -> Probe | None:
     return Probe(container="wav", codec=codec, duration=round(frames / rate, 3), streams=1)
 
 
+# PyAV before 19 decodes tags strictly unless told to ignore bad bytes (a recorder's
+# tag in Latin-1 would make the file unreadable); 19 dropped the argument along with
+# the strictness.
+_LENIENT: dict[str, Any] = (
+    {"metadata_errors": "ignore"} if int(av.__version__.split(".")[0]) < 19 else {}
+)
+
+
+def reading(path: Path, options: dict[str, str]) -> InputContainer:
+    """``av.open`` for reading, whatever the file's tags hold."""
+    opened: InputContainer = av.open(str(path), "r", options=options, **_LENIENT)
+    return opened
+
+
 def _probe(path: Path, options: dict[str, str]) -> Probe:
     try:
-        with av.open(str(path), metadata_errors="ignore", options=options) as container:
+        with reading(path, options) as container:
             audio = container.streams.audio
             if not audio:
                 kinds = ", ".join(sorted({str(s.type) for s in container.streams})) or "none"

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, cast
 import av
 import numpy as np
 
-from dropscribe.audio import split
+from dropscribe.audio import probe, split
 from dropscribe.errors import PermanentError
 
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ class Samples:
 
     def __iter__(self) -> Iterator[npt.NDArray[np.int16]]:
         try:
-            container = av.open(str(self.source), metadata_errors="ignore", options=dict(DEMUX))
+            container = probe.reading(self.source, dict(DEMUX))
         except av.FFmpegError as exc:
             raise PermanentError(f"not a readable audio file: {_reason(exc)}") from None
         with container:
