@@ -387,7 +387,7 @@ def test_one_piece_at_a_time_encodes_and_aligns_as_the_whole_batch_does(tmp_path
     from faster_whisper.audio import decode_audio, pad_or_trim
     from faster_whisper.tokenizer import Tokenizer
 
-    from dropscribe.transcribe.local import OneByOne
+    from dropscribe.transcribe.batched import OneByOne
 
     folder, _ = resolve_model("tiny.en")
     model = WhisperModel(folder, device="cpu", compute_type="int8", cpu_threads=2)

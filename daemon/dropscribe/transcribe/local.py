@@ -36,13 +36,11 @@ from dropscribe.audio.transcode import RATE
 from dropscribe.config.schema import Format, Task
 from dropscribe.errors import Abandoned, EndpointError, PermanentError
 from dropscribe.transcribe import heap
-from dropscribe.transcribe.batched import Windows
+from dropscribe.transcribe.batched import OneByOne, Windows, batches
 from dropscribe.transcript import Transcript
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
-
-    import numpy.typing as npt
+    from collections.abc import Iterator
 
     from dropscribe.config.schema import FolderSettings
     from dropscribe.config.settings import Endpoint
@@ -332,7 +330,7 @@ class LocalEngine:
         windows = Windows(path)
         out: list[tuple[float, Any]] = []
         language = options["language"]
-        for pieces in _batches(windows, batch):
+        for pieces in batches(windows, batch):
             # One call a batch: the pieces side by side, each its own clip.
             audio = np.concatenate([samples for _, samples in pieces])
             begins = (np.cumsum([0] + [len(samples) for _, samples in pieces]) / RATE).tolist()
@@ -365,85 +363,3 @@ class LocalEngine:
             if self._abort is not None and self._abort.is_set():
                 raise Abandoned  # the daemon is stopping: the file runs again at start
             yield segment
-
-
-class OneByOne:
-    """CTranslate2's Whisper, encoding and aligning a batch one piece at a time.
-
-    On a CPU, batching pays in the decoder's search (a token at a time, small
-    matrices), which stays batched. The encoder's matrices are large already, and its
-    attention holds 54 MB a piece at once; alignment runs the whole decoder over every
-    token with its vocabulary-wide output, about 25 MB a piece. Taken a piece at a
-    time they cost the same time and a quarter of the memory (with ``heap``'s
-    settings, the bench's peak RSS went from 680 to 379 MiB at batch 4, no slower).
-    Encodings are the same; word alignments may move a frame or two, as a batch pads
-    the shorter texts.
-    """
-
-    def __init__(self, model: Any) -> None:
-        self._model = model
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._model, name)
-
-    def encode(self, features: Any, **options: Any) -> Any:
-        pieces = _split(features)
-        if len(pieces) == 1:
-            return self._model.encode(features, **options)
-        encoded: list[npt.NDArray[np.float32]] = []
-        for piece in pieces:
-            encoded.append(np.asarray(self._model.encode(piece, **options)))
-            heap.release()
-        return _joined(encoded)
-
-    def generate(self, *args: Any, **options: Any) -> list[Any]:
-        try:
-            return list(self._model.generate(*args, **options))
-        finally:
-            heap.release()
-
-    def align(
-        self,
-        features: Any,
-        start: list[int],
-        tokens: list[list[int]],
-        frames: int | list[int],
-        **options: Any,
-    ) -> list[Any]:
-        pieces = _split(features)
-        if len(pieces) == 1:
-            return list(self._model.align(features, start, tokens, frames, **options))
-        each = frames if isinstance(frames, list) else [frames] * len(pieces)
-        found: list[Any] = []
-        for piece, said, heard in zip(pieces, tokens, each, strict=True):
-            found.extend(self._model.align(piece, start, [said], [heard], **options))
-            heap.release()
-        return found
-
-
-def _split(features: Any) -> list[Any]:
-    import ctranslate2  # noqa: PLC0415 - with faster-whisper, an optional extra
-
-    array = np.asarray(features)
-    if array.ndim < 3 or len(array) == 1:
-        return [features]
-    return [ctranslate2.StorageView.from_array(np.ascontiguousarray(a[None])) for a in array]
-
-
-def _joined(arrays: list[npt.NDArray[np.float32]]) -> Any:
-    import ctranslate2  # noqa: PLC0415
-
-    return ctranslate2.StorageView.from_array(np.concatenate(arrays))
-
-
-def _batches(
-    pieces: Iterable[tuple[float, npt.NDArray[np.float32]]], size: int
-) -> Iterator[list[tuple[float, npt.NDArray[np.float32]]]]:
-    batch: list[tuple[float, npt.NDArray[np.float32]]] = []
-    for piece in pieces:
-        batch.append(piece)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
