@@ -43,8 +43,28 @@ LONG_SPEECH = (
 )
 
 
+# Deadlines in tests are there to end a test that has gone wrong, never to measure
+# speed: each is what an idle machine needs, times this factor, so that the suite holds
+# on a machine doing other work (two CPU-spinning processes beside it on two cores, as
+# CI's neighbours may be). Raise it for a slower machine: DROPSCRIBE_TEST_SLOWNESS=6.
+SLOWNESS = float(os.environ.get("DROPSCRIBE_TEST_SLOWNESS") or 3)
+
+
+def patience(seconds: float) -> float:
+    """How long to wait for what takes ``seconds`` at most on an idle machine."""
+    return seconds * SLOWNESS
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-timeout reads the option
+def pytest_configure(config: pytest.Config) -> None:
+    """pytest-timeout's per-test limit grows with the same factor as every deadline."""
+    if config.option.timeout is None:
+        config.option.timeout = patience(float(config.getini("timeout") or 0)) or None
+
+
 def wait_for(condition: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
     """Poll ``condition`` until it is truthy; fail the test at the deadline."""
+    timeout = patience(timeout)
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
@@ -281,6 +301,7 @@ class DaemonProcess:
 
     def wait_output(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
         """Wait until ``condition`` (on events or raw lines) holds; woken by each line."""
+        timeout = patience(timeout)
         with self._arrived:
             if not self._arrived.wait_for(condition, timeout):
                 pytest.fail(f"timed out after {timeout}s waiting for {what}")
@@ -294,6 +315,7 @@ class DaemonProcess:
     def wait(self, timeout: float = 30.0) -> int:
         import subprocess
 
+        timeout = patience(timeout)
         try:
             code = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:  # say where it is stuck (SIGUSR1: stacks to stderr)

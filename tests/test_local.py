@@ -9,7 +9,6 @@ import shutil
 import signal
 import subprocess
 import threading
-import time
 from typing import TYPE_CHECKING
 
 import pytest
@@ -163,18 +162,17 @@ def test_sigterm_during_a_local_transcription_exits_0_at_once(local):
     written, and the file is transcribed at the next start."""
     from conftest import DaemonProcess
 
-    local.data["shutdown_grace"] = 60
+    # The grace is far longer than any deadline below, even scaled for a busy machine:
+    # a daemon that waited for the whole transcription (or the grace) fails the wait.
+    local.data["shutdown_grace"] = 3600
     speak(local.inbox / "long.wav", LONG_SPEECH)
     daemon = DaemonProcess(local)
     try:
         daemon.wait_event("audio.probed", timeout=60)
         daemon.signal(signal.SIGTERM)
-        stopping = time.monotonic()
         assert daemon.wait(timeout=30) == 0
-        took = time.monotonic() - stopping
     finally:
         daemon.kill()
-    assert took < 30, took
     assert daemon.named("job.abandoned")
     assert not (local.inbox / "long.txt").exists()
     again = DaemonProcess(local, command="once")
