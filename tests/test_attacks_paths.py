@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import API_KEY, DaemonProcess, make_wav, write_tones
+from conftest import API_KEY, DaemonProcess, make_wav, tmpfs, write_tones
 from fakeapi import FakeAPI, Reply, tone_answer
 from test_attacks import run_command
 
@@ -212,3 +212,44 @@ def test_a_voice_clip_with_a_huge_trailing_chunk_is_refused_before_it_is_read(di
     )
     (failed,) = daemon.named("file.failed")
     assert failed["error"].startswith(f"voice clip {big} is larger than 4194304 bytes")
+
+
+def test_sidecars_are_never_written_through_a_link_below_output_dir(setup):
+    """output_dir/sub is a link to a folder elsewhere: the sidecar of inbox/sub/a.wav is
+    not written there (sidecar.failed names the link), and nothing is made outside."""
+    outside = full_folder(setup)
+    out = setup.root / "out"
+    out.mkdir()
+    (out / "sub").symlink_to(outside)
+    setup.data["defaults"]["output_dir"] = str(out)
+    make_wav(setup.inbox / "sub" / "a.wav")
+    before = snapshot(outside)
+    daemon = DaemonProcess(setup, command="once")
+    assert daemon.wait() == 1
+    (failed,) = daemon.named("sidecar.failed")
+    assert "a symbolic link on the way; not followed" in failed["error"]
+    assert snapshot(outside) == before
+
+
+@pytest.fixture
+def other_disk(tmp_path):
+    """A small disk of our own: another filesystem than the inbox's."""
+    with tmpfs(tmp_path / "other", "size=8m") as mount:
+        yield mount
+
+
+def test_a_failed_dir_on_another_filesystem_takes_and_gives_back_the_recording(setup, other_disk):
+    """failed_dir on another filesystem: the failed recording is copied there through
+    descriptors (rename cannot cross), its report beside it, and retry brings it back."""
+    setup.data["inboxes"][0]["failed_dir"] = str(other_disk / "failed")
+    setup.api.script.append(Reply(400, {"error": {"message": "Invalid file format."}}))
+    data = make_wav(setup.inbox / "sub" / "a.wav").read_bytes()
+    assert DaemonProcess(setup, command="once").wait() == 1
+    quarantined = other_disk / "failed" / "sub" / "a.wav"
+    assert quarantined.read_bytes() == data
+    assert (other_disk / "failed" / "sub" / "a.wav.error.json").is_file()
+    assert not (setup.inbox / "sub" / "a.wav").exists()
+    done = run_command(setup, "retry", "--all")
+    assert done.returncode == 0, done.stderr
+    assert (setup.inbox / "sub" / "a.wav").read_bytes() == data
+    assert not quarantined.exists()

@@ -280,7 +280,12 @@ def restore(item: Failed, inbox: Inbox) -> Path:
         if st is None or not statmod.S_ISREG(st.st_mode):
             raise NotOurs("no longer a regular file; left in place")
         name = _free(dst_fd, item.source.name)
-        beneath.rename(src_fd, item.path.name, dst_fd, name)
+        try:
+            beneath.rename(src_fd, item.path.name, dst_fd, name)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:  # failed_dir on another filesystem
+                raise
+            _carry(src_fd, item.path.name, dst_fd, name, None)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(error_report(item.path).name, dir_fd=src_fd)
     return there / name
