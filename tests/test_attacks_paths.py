@@ -39,6 +39,30 @@ def snapshot(folder: Path) -> dict[str, tuple[str, int, str]]:
     return found
 
 
+NO_OPENAT2 = """
+from dropscribe import beneath
+
+def unavailable(*args):
+    raise beneath.Unavailable
+
+beneath._openat2 = unavailable
+"""
+
+
+@pytest.fixture(params=["openat2", "walk"])
+def way(request, setup, monkeypatch) -> str:
+    """Each attack runs twice: with openat2, and with the per-component walk that stands
+    in where the kernel lacks it (openat2 made unavailable in the daemon's interpreter,
+    by a sitecustomize module the commands and the daemon load)."""
+    if request.param == "walk":
+        folder = setup.root / "inject"
+        folder.mkdir(exist_ok=True)
+        (folder / "sitecustomize.py").write_text(NO_OPENAT2)
+        paths = [str(folder), os.environ.get("PYTHONPATH", "")]
+        monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, paths)))
+    return str(request.param)
+
+
 def full_folder(setup) -> Path:
     """A folder outside the inbox holding files anyone would miss, and one of ours."""
     outside = setup.root / "outside"
@@ -50,7 +74,7 @@ def full_folder(setup) -> Path:
     return outside
 
 
-def test_retry_moves_nothing_out_of_a_failed_dir_that_is_a_link(setup):
+def test_retry_moves_nothing_out_of_a_failed_dir_that_is_a_link(setup, way):
     """failed/ is a link to a folder full of files: retry --all moves none of them into
     the inbox, makes nothing, says why on stderr and exits 1."""
     outside = full_folder(setup)
@@ -64,7 +88,7 @@ def test_retry_moves_nothing_out_of_a_failed_dir_that_is_a_link(setup):
     assert snapshot(setup.inbox) == inbox_before
 
 
-def test_retry_never_enters_a_link_planted_inside_the_failed_dir(setup):
+def test_retry_never_enters_a_link_planted_inside_the_failed_dir(setup, way):
     """failed/sub is a link to a folder full of files: none is moved, it is named on
     stderr (exit 1); a real quarantined recording beside it still goes back."""
     outside = full_folder(setup)
@@ -81,7 +105,7 @@ def test_retry_never_enters_a_link_planted_inside_the_failed_dir(setup):
     assert not (setup.inbox / "sub").exists()
 
 
-def test_retry_makes_no_folder_through_a_link_where_a_recording_goes_back(setup):
+def test_retry_makes_no_folder_through_a_link_where_a_recording_goes_back(setup, way):
     """inbox/sub is a link out of the inbox and failed/sub/deep/x.wav waits to go back
     there: retry refuses (exit 1, stderr says why), makes no folder outside, and leaves
     the recording in failed/."""
@@ -97,7 +121,7 @@ def test_retry_makes_no_folder_through_a_link_where_a_recording_goes_back(setup)
     assert quarantined.is_file()
 
 
-def test_quarantine_makes_no_folder_where_a_planted_failed_link_points(setup):
+def test_quarantine_makes_no_folder_where_a_planted_failed_link_points(setup, way):
     """failed/ is a link out of the inbox and a bad recording sits in a subfolder: the
     quarantine is refused with why, and no folder is made where the link points."""
     outside = full_folder(setup)
@@ -148,7 +172,7 @@ def planted_then_job(setup, plant) -> DaemonProcess:
     return daemon
 
 
-def test_a_link_in_the_voices_folder_is_never_read_or_uploaded(diarizing):
+def test_a_link_in_the_voices_folder_is_never_read_or_uploaded(diarizing, way):
     """voices/Eve.wav links to a 0600 clip outside every inbox: no request carries a byte
     of it, and the job fails saying the clip is a link."""
     setup = diarizing
@@ -214,7 +238,7 @@ def test_a_voice_clip_with_a_huge_trailing_chunk_is_refused_before_it_is_read(di
     assert failed["error"].startswith(f"voice clip {big} is larger than 4194304 bytes")
 
 
-def test_sidecars_are_never_written_through_a_link_below_output_dir(setup):
+def test_sidecars_are_never_written_through_a_link_below_output_dir(setup, way):
     """output_dir/sub is a link to a folder elsewhere: the sidecar of inbox/sub/a.wav is
     not written there (sidecar.failed names the link), and nothing is made outside."""
     outside = full_folder(setup)
