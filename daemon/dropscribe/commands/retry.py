@@ -29,9 +29,16 @@ def retry(cfg: settings.Config, paths: list[Path]) -> int:
     wanted = set(paths)
     found: set[Path] = set()
     problems = 0
+
+    def refused(path: Path, why: str) -> None:
+        """A link (or a FIFO, a device) in a failed folder: never followed, and said."""
+        nonlocal problems
+        say(f"{path}: left alone: {why}", file=sys.stderr)
+        problems += 1
+
     try:
         for inbox in cfg.inboxes:
-            for item in disposition.failed(inbox):
+            for item in disposition.failed(inbox, refused):
                 if wanted and not wanted & {item.path, item.source}:
                     continue
                 found |= {item.path, item.source}
@@ -53,6 +60,6 @@ def retry(cfg: settings.Config, paths: list[Path]) -> int:
     for missing in sorted(wanted - found):
         say(f"{missing}: not a quarantined recording", file=sys.stderr)
         problems += 1
-    if not found and not wanted:
+    if not found and not wanted and not problems:
         say("nothing is quarantined")
     return EXIT_FAILED if problems else EXIT_OK

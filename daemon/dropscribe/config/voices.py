@@ -4,11 +4,15 @@ the known voices (short clips named after people) read for the requests that tak
 from __future__ import annotations
 
 import base64
+import errno
 import functools
+import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dropscribe import beneath
 from dropscribe.audio import probe
 from dropscribe.config.schema import AUDIO_EXTENSIONS, SpeakerCount
 from dropscribe.errors import PermanentError
@@ -21,6 +25,10 @@ if TYPE_CHECKING:
     from dropscribe.config.schema import Endpoint
 
 SHORTEST, LONGEST = 2.0, 10.0  # seconds a known voice's clip may last (OpenAI's rule)
+# Bytes a clip may have: 10 s of 48 kHz 32-bit stereo PCM is 3.84 MB, the most a clip
+# of LONGEST seconds needs in any format we take; the rest is room for headers. Checked
+# on the open descriptor before a byte is read, and no more is ever read.
+CLIP_BYTES = 4 << 20
 MIME = {"wav": "audio/wav", "mp3": "audio/mpeg", "m4a": "audio/mp4", "flac": "audio/flac"}
 LOCAL_WHY = (
     "kind: local cannot label speakers: pyannote, the open diarization model, takes hours"
@@ -39,15 +47,68 @@ class Voice:
     seconds: float
     mime: str = field(default="audio/wav", repr=False)
 
+    def read(self) -> bytes:
+        """The clip's bytes (see ``_opened``), read again if it changed since the last time."""
+        fd, st = _opened(self.path)
+        try:
+            stamp = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+            cached = _READ.get(self.path)
+            if cached is not None and cached[0] == stamp:
+                return cached[1]
+            try:
+                data = beneath.read_fd(fd, CLIP_BYTES, str(self.path))
+            except OSError as exc:
+                raise PermanentError(_refusal(self.path, exc)) from None
+        finally:
+            os.close(fd)
+        with _READ_LOCK:
+            _READ[self.path] = (stamp, data)
+            while len(_READ) > _READ_KEPT:
+                _READ.pop(next(iter(_READ)))
+        return data
+
     @property
     def data_url(self) -> str:
-        st = self.path.stat()
-        return _data_url(self.path, self.mime, (st.st_mtime_ns, st.st_size))
+        return f"data:{self.mime};base64," + base64.b64encode(self.read()).decode("ascii")
 
 
-@functools.lru_cache(maxsize=32)
-def _data_url(path: Path, mime: str, stamp: tuple[int, int]) -> str:  # noqa: ARG001 - the key
-    return f"data:{mime};base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+# The clips last read, by path (the four a request takes, and room for a few folders).
+_READ: dict[Path, tuple[tuple[int, int, int, int], bytes]] = {}
+_READ_KEPT = 16
+_READ_LOCK = threading.Lock()
+
+
+def _opened(path: Path) -> tuple[int, os.stat_result]:
+    """A clip opened from its folder's descriptor: a regular file, not a link (a link in
+    a voices folder could send any file this user can read to the server), at most
+    ``CLIP_BYTES``; PermanentError naming the clip otherwise."""
+    try:
+        folder = beneath.open_root(path.parent)
+    except OSError as exc:
+        why = f"voices folder {path.parent} cannot be opened: {exc.strerror}"
+        raise PermanentError(why) from None
+    try:
+        return beneath.open_file(folder, path.name, CLIP_BYTES)
+    except OSError as exc:
+        raise PermanentError(_refusal(path, exc)) from None
+    finally:
+        os.close(folder)
+
+
+def _refusal(path: Path, exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return (
+            f"voice clip {path} is a symbolic link; links in a voices folder are never"
+            " followed: put the clip itself there"
+        )
+    if exc.errno == errno.EFBIG:
+        return (
+            f"voice clip {path} is larger than {CLIP_BYTES} bytes; a known voice is"
+            f" {SHORTEST:g} to {LONGEST:g} s of audio, which never needs more"
+        )
+    if exc.errno == errno.EINVAL:
+        return f"voice clip {path} is not a regular file"
+    return f"voice clip {path} cannot be read: {exc.strerror or exc}"
 
 
 def clips(folder: Path) -> tuple[Voice, ...]:
@@ -62,13 +123,22 @@ def clips(folder: Path) -> tuple[Voice, ...]:
 
 @functools.lru_cache(maxsize=32)
 def _clips(folder: Path, stamp: int) -> tuple[Voice, ...]:  # noqa: ARG001 - the key
-    if not folder.is_dir():
-        raise PermanentError(f"voices folder {folder} is not a folder")
-    found = sorted(
-        p
-        for p in folder.iterdir()
-        if p.is_file() and p.suffix.lower().lstrip(".") in AUDIO_EXTENSIONS
-    )
+    try:
+        fd = beneath.open_root(folder)
+    except NotADirectoryError:
+        raise PermanentError(f"voices folder {folder} is not a folder") from None
+    except OSError as exc:
+        raise PermanentError(f"voices folder {folder} cannot be opened: {exc.strerror}") from None
+    try:
+        with os.scandir(fd) as entries:  # links and FIFOs too: each is refused by name
+            found = sorted(
+                folder / e.name
+                for e in entries
+                if not e.is_dir(follow_symlinks=False)
+                and Path(e.name).suffix.lower().lstrip(".") in AUDIO_EXTENSIONS
+            )
+    finally:
+        os.close(fd)
     if not found:
         raise PermanentError(f"voices folder {folder} holds no audio clip")
     if len(found) > kinds.MOST_VOICES:
@@ -78,7 +148,11 @@ def _clips(folder: Path, stamp: int) -> tuple[Voice, ...]:  # noqa: ARG001 - the
         )
     voices = []
     for path in found:
-        seconds = probe.examine(path).duration
+        clip, _ = _opened(path)
+        try:
+            seconds = probe.examine(Path(f"/proc/self/fd/{clip}")).duration
+        finally:
+            os.close(clip)
         if seconds is None or not SHORTEST <= seconds <= LONGEST:
             said = "of unknown length" if seconds is None else f"{seconds:.1f} s long"
             raise PermanentError(

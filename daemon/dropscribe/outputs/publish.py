@@ -92,7 +92,7 @@ def write(
             )
         files[target] = page.render(fmt)
     confirm = (lambda: ledger.confirm(claim)) if claim is not None and claim.token else None
-    sidecar.write_all(files, before_naming=confirm)
+    sidecar.write_all(files, before_naming=confirm, within=settings.output_dir or inbox.path)
     for target, data in files.items():
         log.info("sidecar.written", sidecar=str(target), bytes=len(data))
     return list(files)

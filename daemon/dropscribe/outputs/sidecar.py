@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dropscribe import names
+from dropscribe import beneath, names
 from dropscribe.errors import SidecarError
 
 if TYPE_CHECKING:
@@ -102,13 +102,34 @@ def _name(temp: int | Path, target: Path, folder_fd: int) -> None:
         temp.replace(target)
 
 
-def write_all(files: dict[Path, bytes], before_naming: Callable[[], None] | None = None) -> None:
+def _open_folder(folder: Path, within: Path | None) -> int:
+    """A sidecar's folder, made if missing. Below ``within`` (the inbox, or an output_dir
+    the config names: made and opened as named) it is made one mkdirat at a time and
+    opened from ``within``'s descriptor, never through a symbolic link (ELOOP)."""
+    if within is None or not folder.is_relative_to(within):
+        within, rel = folder, Path()
+    else:
+        rel = folder.relative_to(within)
+    within.mkdir(parents=True, exist_ok=True)
+    root = beneath.open_root(within)
+    try:
+        return beneath.make_dirs(root, rel)
+    finally:
+        os.close(root)
+
+
+def write_all(
+    files: dict[Path, bytes],
+    before_naming: Callable[[], None] | None = None,
+    within: Path | None = None,
+) -> None:
     """Write every sidecar of one source atomically, or raise SidecarError.
 
     All contents are written and fsync'd before the first one gets its name, so a
     full disk fails the set before any of it appears; then ``before_naming`` may
     still refuse (by raising: the set is dropped), and each is put in place with one
-    atomic step and the folders are fsync'd.
+    atomic step and the folders are fsync'd. Folders below ``within`` are made and
+    opened without following links (``_open_folder``).
     """
     folders: dict[Path, int] = {}
     staged: list[tuple[int | Path, Path]] = []
@@ -116,8 +137,7 @@ def write_all(files: dict[Path, bytes], before_naming: Callable[[], None] | None
     try:
         for target, data in files.items():
             if target.parent not in folders:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                folders[target.parent] = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
+                folders[target.parent] = _open_folder(target.parent, within)
             fd = _write_anonymous(folders[target.parent], data)
             staged.append((fd if fd is not None else _write_named(target, data), target))
         if before_naming is not None:
