@@ -16,6 +16,7 @@ from __future__ import annotations
 import collections
 import hashlib
 import json
+import math
 import re
 import socket
 import tempfile
@@ -90,6 +91,11 @@ class Rules:
     max_seconds: float | None = None  # longer audio: 400 invalid_value
     output_tokens: int | None = None  # answers silently cut after this many words
     usage: str = "duration"  # what json answers count: duration or tokens
+    # gpt-transcribe (PROTOCOL.md 7.2): languages[] and keywords[]; language and
+    # temperature refused; the answer has languages and usage.seconds, no duration
+    listed: bool = False
+    word_times: bool = True  # Voxtral 3 refuses timestamp_granularities=word (7.3)
+    language_with_times: bool = True  # reported of Voxtral 3: not both (7.3)
 
 
 ALL_FORMATS = frozenset({"json", "text", "srt", "vtt", "verbose_json"})
@@ -107,13 +113,8 @@ OPENAI_MODELS = {
         chunking="required",
         max_seconds=1400,
     ),
-    # Undocumented: this server takes json and text only, as a deployment might.
     "gpt-transcribe": Rules(
-        frozenset({"json", "text"}),
-        chunking="optional",
-        max_seconds=1400,
-        output_tokens=2000,
-        usage="tokens",
+        frozenset({"json"}), chunking="optional", max_seconds=1400, output_tokens=2000, listed=True
     ),
 }
 GROQ_MODELS = {
@@ -134,8 +135,22 @@ ANY_MODEL = {
 }
 # Mistral: no response_format, no prompt (422 extra_forbidden), about three hours a request.
 VOXTRAL = Rules(frozenset({"json"}), max_seconds=10_800)
+# Voxtral 3 (PROTOCOL.md 7.3): no word times, and (as one client reports) no language
+# beside timestamp_granularities.
+VOXTRAL_3 = Rules(
+    frozenset({"json"}), max_seconds=10_800, word_times=False, language_with_times=False
+)
 MISTRAL_MODELS = dict.fromkeys(
-    ("voxtral-mini-transcribe-3", "voxtral-small-transcribe-3", "voxtral-mini-latest"), VOXTRAL
+    ("voxtral-mini-2602", "voxtral-small-2507"), VOXTRAL
+) | dict.fromkeys(
+    (
+        "voxtral-mini-transcribe-3-0",
+        "voxtral-mini-transcribe-3",
+        "voxtral-mini-transcribe-latest",
+        "voxtral-small-transcribe-3",
+        "voxtral-mini-latest",
+    ),
+    VOXTRAL_3,
 )
 TOGETHER_MODELS = {
     "openai/whisper-large-v3": Rules(
@@ -164,6 +179,35 @@ def _invalid(message: str, param: str | None, code: str | None = "invalid_value"
             }
         },
     )
+
+
+def _unsupported(name: str, instead: str) -> Reply:
+    return _invalid(
+        f"Unsupported parameter: '{name}' is not supported with this model.{instead}",
+        name,
+        "unsupported_parameter",
+    )
+
+
+def _listed_refusal(upload: Upload) -> Reply | None:
+    """gpt-transcribe's rules (PROTOCOL.md 7.2): json only; languages[], not language."""
+    fields = upload.fields
+    if "language" in fields:
+        return _unsupported("language", " Use 'languages' instead.")
+    for name in ("temperature", "timestamp_granularities[]", "include[]"):
+        if name in fields:
+            return _unsupported(name.removesuffix("[]"), "")
+    if fields.get("response_format", "json") != "json":
+        return _invalid(
+            f"response_format '{fields['response_format']}' is not compatible with model"
+            f" '{fields.get('model')}'",
+            "response_format",
+            "unsupported_value",
+        )
+    languages = upload.multi.get("languages[]")
+    if languages is not None and not all(re.fullmatch(r"[a-z]{2}", c) for c in languages):
+        return _invalid("languages must be ISO-639-1 codes", "languages")
+    return None
 
 
 MISTRAL_FIELDS = {
@@ -556,6 +600,8 @@ class FakeAPI:
                             }
                         ]
                     )
+        if self.kind == "mistral" and (refusal := self._voxtral_refusal(upload)) is not None:
+            return refusal
         if self.kind == "together":
             for name in ("min_speakers", "max_speakers"):
                 if name in upload.fields and upload.fields.get("diarize") != "true":
@@ -590,6 +636,8 @@ class FakeAPI:
             )
         model, rules = found
         fields = upload.fields
+        if rules.listed and (refusal := _listed_refusal(upload)) is not None:
+            return refusal
         fmt = fields.get("response_format", "json")
         translation = upload.path.partition("?")[0].endswith("/translations") or (
             fields.get("translate") == "true"
@@ -734,6 +782,16 @@ class FakeAPI:
                     "usage": {"type": "duration", "seconds": 1},
                 },
             )
+        if fmt == "json" and rules is not None and rules.listed:
+            codes = upload.multi.get("languages[]") or ["en"]
+            return Reply(
+                200,
+                {
+                    "text": text,
+                    "languages": [{"code": code} for code in codes],
+                    "usage": {"type": "duration", "seconds": math.ceil(upload.seconds or 1)},
+                },
+            )
         if fmt == "json" and rules is not None and rules.usage == "tokens":
             count = len(text.split())
             return Reply(
@@ -801,6 +859,23 @@ class FakeAPI:
                 for seg, label in zip(plain, labels, strict=True)
             ]
         return Reply(200, body)
+
+    def _voxtral_refusal(self, upload: Upload) -> Reply | None:
+        """Voxtral 3's 400s (PROTOCOL.md 7.3), in Mistral's error object."""
+        found = self.rules_for(upload)
+        granularity = upload.fields.get("timestamp_granularities")
+        if found is None or granularity is None:
+            return None
+        rules = found[1]
+        message = None
+        if granularity == "word" and not rules.word_times:
+            message = "timestamp_granularities 'word' is not supported by this model"
+        elif "language" in upload.fields and not rules.language_with_times:
+            message = "language cannot be used together with timestamp_granularities"
+        if message is None:
+            return None
+        body = {"object": "error", "message": message, "type": "invalid_request_error"}
+        return Reply(400, body | {"param": None, "code": None})
 
     def _route_refusal(self, upload: Upload) -> Reply | None:
         """The kind's own answer for a wrong route, a bad key, a too large body, or loading."""

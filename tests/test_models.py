@@ -118,7 +118,7 @@ def test_text_without_times_is_divided_into_cues_at_word_boundaries():
 @pytest.mark.parametrize("model", OPENAI_FILE_MODELS)
 def test_every_model_gets_every_format_set_with_nothing_quarantined(setup, model, formats):
     """Each OpenAI model x the format sets users pick: every sidecar, nothing failed, and
-    no request carrying what its model refuses (one refusal at most, for gpt-transcribe)."""
+    no request carrying what its model refuses, not even once."""
     with FakeAPI(api_key=API_KEY, answer=tone_answer, listening=True) as api:
         serve(setup, api, model=model, formats=formats, prompt="Names: Ada, Grace.")
         write_tones(setup.inbox / "call.wav", TONES[:3], 15.0)
@@ -127,11 +127,11 @@ def test_every_model_gets_every_format_set_with_nothing_quarantined(setup, model
     for fmt in formats:
         extension = "verbose.json" if fmt == "verbose_json" else fmt
         assert (setup.inbox / f"call.{extension}").stat().st_size > 0
-    assert len(refused(api)) <= (1 if model == "gpt-transcribe" else 0)
+    assert not refused(api)
     rules = OPENAI_MODELS[model]
     for upload in api.uploads:
         if upload.reply == "200":
-            assert upload.fields["response_format"] in rules.formats
+            assert upload.fields.get("response_format", "json") in rules.formats
             assert ("prompt" in upload.fields) == rules.prompt
     if "srt" in formats:
         placed = cues((setup.inbox / "call.srt").read_text())
@@ -322,3 +322,89 @@ def test_check_config_refuses_a_translation_by_a_model_that_cannot_translate(set
     assert "whisper-1" in problem.message
     setup.data["inboxes"][0]["rules"][0]["model"] = "whisper-1"
     assert setup.load()
+
+
+# ------------------------------------------------------------------ models of December 2026
+
+
+def test_gpt_transcribe_gets_its_own_form_right_the_first_time(setup):
+    """gpt-transcribe through the real process: one request, never refused, with the
+    folder's language as languages[] and its vocabulary as keywords[] (no language,
+    temperature or response_format, PROTOCOL.md 7.2); the length comes from usage.seconds."""
+    from conftest import DaemonProcess
+
+    with FakeAPI(api_key=API_KEY, answer=tone_answer, listening=True) as api:
+        serve(
+            setup,
+            api,
+            model="gpt-transcribe",
+            language="de",
+            vocabulary=["Ada Lovelace", "Grace"],
+            prompt="Ein Gespräch.",
+            temperature=0.2,
+            formats=["txt", "verbose_json"],
+        )
+        write_tones(setup.inbox / "call.wav", TONES[:2], 12.0)
+        assert DaemonProcess(setup, command="once").wait(timeout=60) == 0
+    (upload,) = api.uploads
+    assert upload.reply == "200"
+    assert upload.multi["languages[]"] == ["de"]
+    assert upload.multi["keywords[]"] == ["Ada Lovelace", "Grace"]
+    assert upload.fields["prompt"] == "Ein Gespräch."
+    assert not {"language", "temperature", "response_format"} & set(upload.fields)
+    answer = json.loads((setup.inbox / "call.verbose.json").read_text())
+    assert answer["duration"] == 12
+    assert answer["language"] == "de"
+
+
+def test_the_vocabulary_goes_where_each_kind_takes_it(setup):
+    """whisper-1 gets the vocabulary after its prompt; Mistral as context_bias words."""
+    from dropscribe.config.schema import FolderSettings
+    from dropscribe.transcribe import kinds
+
+    settings = FolderSettings(
+        endpoint="e", model="whisper-1", prompt="A call.", vocabulary=("Ada Lovelace", "Grace")
+    )
+    ask = models.ask(models.WHISPER_1, timed=False, prompt=True, seconds=5)
+    assert kinds.openai_fields(settings, ask)["prompt"] == "A call. Ada Lovelace, Grace."
+    assert kinds.context_bias("A call.", settings.vocabulary) == [
+        "Ada",
+        "Lovelace",
+        "Grace",
+        "A",
+        "call",
+    ]
+    assert settings.shaping_hash() != settings.model_copy(update={"vocabulary": ()}).shaping_hash()
+
+
+@pytest.mark.parametrize("formats", [["txt", "srt"], ["txt"]], ids="+".join)
+def test_voxtral_3_learns_once_that_language_and_timestamps_do_not_go_together(setup, formats):
+    """Voxtral 3 refusing language beside timestamp_granularities (PROTOCOL.md 7.3) is a
+    limit learned once, not a failed file: a folder that needs times keeps them and lets
+    the server detect the language, one that needs none keeps its language; word times
+    are never asked for."""
+    from conftest import DaemonProcess
+
+    with FakeAPI(api_key=API_KEY, kind="mistral") as api:
+        serve(setup, api, model="voxtral-mini-transcribe-3-0", language="de", formats=formats)
+        setup.data["endpoints"]["local"]["kind"] = "mistral"
+        make_wav(setup.inbox / "a.wav")
+        first = DaemonProcess(setup, command="once")
+        assert first.wait(timeout=60) == 0
+        make_wav(setup.inbox / "b.wav", freq=500)
+        second = DaemonProcess(setup, command="once")
+        assert second.wait(timeout=60) == 0
+    assert [u.reply for u in api.uploads] == ["400", "200", "200"]
+    assert first.named("upload.refused")
+    assert not second.named("upload.refused")
+    assert not (setup.inbox / "failed").exists()
+    for upload in api.uploads[1:]:
+        if "srt" in formats:
+            assert upload.fields["timestamp_granularities"] == "segment"
+            assert "language" not in upload.fields
+        else:
+            assert upload.fields["language"] == "de"
+            assert "timestamp_granularities" not in upload.fields
+    assert all(u.fields.get("timestamp_granularities") != "word" for u in api.uploads)
+    if "srt" in formats:
+        assert (setup.inbox / "b.srt").read_text().startswith("1\n00:00:00,000 --> 00:00:03,250")

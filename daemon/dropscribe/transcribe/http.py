@@ -127,7 +127,13 @@ class Client:
         format); by default ``path``'s, which may be a ``/proc/self/fd`` path."""
         if ask is None:
             caps = models.of(self.endpoint, settings.model)
-            ask = models.ask(caps, timed=settings.timed, prompt=True, seconds=None)
+            ask = models.ask(
+                caps,
+                timed=settings.timed,
+                prompt=True,
+                seconds=None,
+                language=bool(settings.language),
+            )
         known = voices.clips(settings.voices) if settings.voices is not None else ()
         request_shape = kinds.shape(self.endpoint, settings, ask, known)
         name = name or path.name

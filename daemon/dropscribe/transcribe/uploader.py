@@ -179,7 +179,13 @@ class Uploader:
         if (timed and caps.timed is None) or not models.fits(caps, seconds):
             raise Replan("the model no longer takes this file as planned")
         try:
-            return models.ask(caps, timed=timed, prompt=bool(settings.prompt), seconds=seconds)
+            return models.ask(
+                caps,
+                timed=timed,
+                prompt=bool(settings.prompt),
+                seconds=seconds,
+                language=bool(settings.language),
+            )
         except models.NothingToAsk:
             tried = ", ".join(models.of(endpoint, settings.model).formats)
             raise EndpointError(
