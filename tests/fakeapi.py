@@ -210,6 +210,60 @@ def _listed_refusal(upload: Upload) -> Reply | None:
     return None
 
 
+# OpenAI's shutdowns as its GET /models says them (PROTOCOL.md 7.1).
+SHUTDOWNS = dict.fromkeys(
+    (
+        "whisper-1",
+        "gpt-4o-transcribe",
+        "gpt-4o-mini-transcribe",
+        "gpt-4o-mini-transcribe-2025-12-15",
+        "gpt-4o-transcribe-diarize",
+    ),
+    "2027-02-26",
+)
+
+
+def catalogue_of(kind: str, models: dict[str, Rules] | None) -> list[dict[str, Any]] | None:
+    """What GET /models lists: OpenAI's with shutdown_date, others without it."""
+    if kind in {"whispercpp", "asr"}:
+        return None
+    out = []
+    for name in models or {}:
+        item: dict[str, Any] = {"id": name, "object": "model", "owned_by": kind}
+        if kind in {"openai", "azure", "gateway"}:
+            item["shutdown_date"] = SHUTDOWNS.get(name)
+        out.append(item)
+    return out
+
+
+def gone_reply(model: str, how: str) -> Reply:
+    """A shut-down model: OpenAI's 404, or a gateway's 503 that names it (PROTOCOL.md 7.1)."""
+    if how == "503":
+        return Reply(
+            503,
+            {
+                "error": {
+                    "message": f"no available channels for model {model}",
+                    "type": "new_api_error",
+                    "param": "",
+                    "code": None,
+                }
+            },
+        )
+    return Reply(
+        404,
+        {
+            "error": {
+                "message": f"The model `{model}` has been deprecated, learn more here:"
+                " https://platform.openai.com/docs/deprecations",
+                "type": "invalid_request_error",
+                "param": None,
+                "code": "model_not_found",
+            }
+        },
+    )
+
+
 MISTRAL_FIELDS = {
     "model",
     "language",
@@ -524,6 +578,13 @@ class FakeAPI:
         self.delay = delay  # seconds each answer takes (a transcription is not instant)
         self.uploads: list[Upload] = []
         self.script: collections.deque[Reply] = collections.deque()
+        # GET /models (PROTOCOL.md 7.1): each model with OpenAI's shutdown_date where the
+        # kind is OpenAI's, without the field elsewhere; None: the route is a 404
+        self.catalogue: list[dict[str, Any]] | None = catalogue_of(kind, self.models)
+        self.listings = 0  # GET /models requests answered
+        # models shut down (or withdrawn): "404" as OpenAI answers after the shutdown,
+        # "503" as the gateway that withdrew whisper-1 early (PROTOCOL.md 7.1)
+        self.gone: dict[str, str] = {}
         self.connections = 0
         self.gate = threading.Event()  # cleared: every request waits until it is set
         self.gate.set()
@@ -574,6 +635,8 @@ class FakeAPI:
 
     def _model_refusal(self, upload: Upload) -> Reply | None:
         """What the request's model does not take, refused as that provider does."""
+        if (how := self.gone.get(upload.fields.get("model", ""))) is not None:
+            return gone_reply(upload.fields["model"], how)
         if self.kind == "whispercpp":
             return None  # the model field is ignored: whatever was loaded at start
         if self.kind == "mistral":
@@ -1003,6 +1066,18 @@ class FakeAPI:
                         return
                     self.wfile.write(data[n : n + 1])
                     self.wfile.flush()
+
+            def do_GET(self) -> None:
+                path = self.path.partition("?")[0]
+                bearer = self.headers.get("authorization")
+                if not path.endswith("/models") or api.catalogue is None:
+                    self._send(openai_error(404, f"no route {path}"))
+                elif api.api_key is not None and bearer != f"Bearer {api.api_key}":
+                    self._send(openai_error(401, "Incorrect API key provided."))
+                else:
+                    with api._lock:
+                        api.listings += 1
+                    self._send(Reply(200, {"object": "list", "data": api.catalogue}))
 
             def do_POST(self) -> None:
                 import time

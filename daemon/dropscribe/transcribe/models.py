@@ -327,3 +327,26 @@ def refusal(status: int | None, param: str | None, message: str, sent: Ask) -> I
         case "chunking_strategy":
             return CHUNKING if sent.chunking else CHUNKING_REQUIRED
     return None
+
+
+# ------------------------------------------------------------------ gone models
+
+# What servers say of a model that is shut down or withdrawn (PROTOCOL.md 7.1): OpenAI's
+# 404 model_not_found, a gateway's "no available channels for model whisper-1".
+_GONE_WORDS = re.compile(
+    r"no available channels?|deprecated|shut ?down|decommissioned|retired|no longer"
+    r"|not (?:found|available|supported)|does not exist|unavailable|withdrawn",
+    re.IGNORECASE,
+)
+
+
+def gone(status: int | None, code: str | None, message: str, model: str) -> bool:
+    """Whether an error answer says the model itself is gone, rather than the server
+    being down: a 404 ``model_not_found``, or any 4xx/5xx whose words name the model as
+    unavailable (the 503 of a gateway that withdrew it is not an outage that passes)."""
+    if status is None or status < 400:
+        return False
+    if status == 404 and code == "model_not_found":
+        return True
+    text = message[:2000]
+    return bool(model) and model.lower() in text.lower() and bool(_GONE_WORDS.search(text))
