@@ -16,6 +16,7 @@ from __future__ import annotations
 import collections
 import hashlib
 import json
+import math
 import re
 import socket
 import tempfile
@@ -90,6 +91,11 @@ class Rules:
     max_seconds: float | None = None  # longer audio: 400 invalid_value
     output_tokens: int | None = None  # answers silently cut after this many words
     usage: str = "duration"  # what json answers count: duration or tokens
+    # gpt-transcribe (PROTOCOL.md 7.2): languages[] and keywords[]; language and
+    # temperature refused; the answer has languages and usage.seconds, no duration
+    listed: bool = False
+    word_times: bool = True  # Voxtral 3 refuses timestamp_granularities=word (7.3)
+    language_with_times: bool = True  # reported of Voxtral 3: not both (7.3)
 
 
 ALL_FORMATS = frozenset({"json", "text", "srt", "vtt", "verbose_json"})
@@ -107,13 +113,8 @@ OPENAI_MODELS = {
         chunking="required",
         max_seconds=1400,
     ),
-    # Undocumented: this server takes json and text only, as a deployment might.
     "gpt-transcribe": Rules(
-        frozenset({"json", "text"}),
-        chunking="optional",
-        max_seconds=1400,
-        output_tokens=2000,
-        usage="tokens",
+        frozenset({"json"}), chunking="optional", max_seconds=1400, output_tokens=2000, listed=True
     ),
 }
 GROQ_MODELS = {
@@ -134,8 +135,22 @@ ANY_MODEL = {
 }
 # Mistral: no response_format, no prompt (422 extra_forbidden), about three hours a request.
 VOXTRAL = Rules(frozenset({"json"}), max_seconds=10_800)
+# Voxtral 3 (PROTOCOL.md 7.3): no word times, and (as one client reports) no language
+# beside timestamp_granularities.
+VOXTRAL_3 = Rules(
+    frozenset({"json"}), max_seconds=10_800, word_times=False, language_with_times=False
+)
 MISTRAL_MODELS = dict.fromkeys(
-    ("voxtral-mini-transcribe-3", "voxtral-small-transcribe-3", "voxtral-mini-latest"), VOXTRAL
+    ("voxtral-mini-2602", "voxtral-small-2507"), VOXTRAL
+) | dict.fromkeys(
+    (
+        "voxtral-mini-transcribe-3-0",
+        "voxtral-mini-transcribe-3",
+        "voxtral-mini-transcribe-latest",
+        "voxtral-small-transcribe-3",
+        "voxtral-mini-latest",
+    ),
+    VOXTRAL_3,
 )
 TOGETHER_MODELS = {
     "openai/whisper-large-v3": Rules(
@@ -161,6 +176,89 @@ def _invalid(message: str, param: str | None, code: str | None = "invalid_value"
                 "type": "invalid_request_error",
                 "param": param,
                 "code": code,
+            }
+        },
+    )
+
+
+def _unsupported(name: str, instead: str) -> Reply:
+    return _invalid(
+        f"Unsupported parameter: '{name}' is not supported with this model.{instead}",
+        name,
+        "unsupported_parameter",
+    )
+
+
+def _listed_refusal(upload: Upload) -> Reply | None:
+    """gpt-transcribe's rules (PROTOCOL.md 7.2): json only; languages[], not language."""
+    fields = upload.fields
+    if "language" in fields:
+        return _unsupported("language", " Use 'languages' instead.")
+    for name in ("temperature", "timestamp_granularities[]", "include[]"):
+        if name in fields:
+            return _unsupported(name.removesuffix("[]"), "")
+    if fields.get("response_format", "json") != "json":
+        return _invalid(
+            f"response_format '{fields['response_format']}' is not compatible with model"
+            f" '{fields.get('model')}'",
+            "response_format",
+            "unsupported_value",
+        )
+    languages = upload.multi.get("languages[]")
+    if languages is not None and not all(re.fullmatch(r"[a-z]{2}", c) for c in languages):
+        return _invalid("languages must be ISO-639-1 codes", "languages")
+    return None
+
+
+# OpenAI's shutdowns as its GET /models says them (PROTOCOL.md 7.1).
+SHUTDOWNS = dict.fromkeys(
+    (
+        "whisper-1",
+        "gpt-4o-transcribe",
+        "gpt-4o-mini-transcribe",
+        "gpt-4o-mini-transcribe-2025-12-15",
+        "gpt-4o-transcribe-diarize",
+    ),
+    "2027-02-26",
+)
+
+
+def catalogue_of(kind: str, models: dict[str, Rules] | None) -> list[dict[str, Any]] | None:
+    """What GET /models lists: OpenAI's with shutdown_date, others without it."""
+    if kind in {"whispercpp", "asr"}:
+        return None
+    out = []
+    for name in models or {}:
+        item: dict[str, Any] = {"id": name, "object": "model", "owned_by": kind}
+        if kind in {"openai", "azure", "gateway"}:
+            item["shutdown_date"] = SHUTDOWNS.get(name)
+        out.append(item)
+    return out
+
+
+def gone_reply(model: str, how: str) -> Reply:
+    """A shut-down model: OpenAI's 404, or a gateway's 503 that names it (PROTOCOL.md 7.1)."""
+    if how == "503":
+        return Reply(
+            503,
+            {
+                "error": {
+                    "message": f"no available channels for model {model}",
+                    "type": "new_api_error",
+                    "param": "",
+                    "code": None,
+                }
+            },
+        )
+    return Reply(
+        404,
+        {
+            "error": {
+                "message": f"The model `{model}` has been deprecated, learn more here:"
+                " https://platform.openai.com/docs/deprecations",
+                "type": "invalid_request_error",
+                "param": None,
+                "code": "model_not_found",
             }
         },
     )
@@ -480,6 +578,13 @@ class FakeAPI:
         self.delay = delay  # seconds each answer takes (a transcription is not instant)
         self.uploads: list[Upload] = []
         self.script: collections.deque[Reply] = collections.deque()
+        # GET /models (PROTOCOL.md 7.1): each model with OpenAI's shutdown_date where the
+        # kind is OpenAI's, without the field elsewhere; None: the route is a 404
+        self.catalogue: list[dict[str, Any]] | None = catalogue_of(kind, self.models)
+        self.listings = 0  # GET /models requests answered
+        # models shut down (or withdrawn): "404" as OpenAI answers after the shutdown,
+        # "503" as the gateway that withdrew whisper-1 early (PROTOCOL.md 7.1)
+        self.gone: dict[str, str] = {}
         self.connections = 0
         self.gate = threading.Event()  # cleared: every request waits until it is set
         self.gate.set()
@@ -530,6 +635,8 @@ class FakeAPI:
 
     def _model_refusal(self, upload: Upload) -> Reply | None:
         """What the request's model does not take, refused as that provider does."""
+        if (how := self.gone.get(upload.fields.get("model", ""))) is not None:
+            return gone_reply(upload.fields["model"], how)
         if self.kind == "whispercpp":
             return None  # the model field is ignored: whatever was loaded at start
         if self.kind == "mistral":
@@ -556,6 +663,8 @@ class FakeAPI:
                             }
                         ]
                     )
+        if self.kind == "mistral" and (refusal := self._voxtral_refusal(upload)) is not None:
+            return refusal
         if self.kind == "together":
             for name in ("min_speakers", "max_speakers"):
                 if name in upload.fields and upload.fields.get("diarize") != "true":
@@ -590,6 +699,8 @@ class FakeAPI:
             )
         model, rules = found
         fields = upload.fields
+        if rules.listed and (refusal := _listed_refusal(upload)) is not None:
+            return refusal
         fmt = fields.get("response_format", "json")
         translation = upload.path.partition("?")[0].endswith("/translations") or (
             fields.get("translate") == "true"
@@ -734,6 +845,16 @@ class FakeAPI:
                     "usage": {"type": "duration", "seconds": 1},
                 },
             )
+        if fmt == "json" and rules is not None and rules.listed:
+            codes = upload.multi.get("languages[]") or ["en"]
+            return Reply(
+                200,
+                {
+                    "text": text,
+                    "languages": [{"code": code} for code in codes],
+                    "usage": {"type": "duration", "seconds": math.ceil(upload.seconds or 1)},
+                },
+            )
         if fmt == "json" and rules is not None and rules.usage == "tokens":
             count = len(text.split())
             return Reply(
@@ -801,6 +922,23 @@ class FakeAPI:
                 for seg, label in zip(plain, labels, strict=True)
             ]
         return Reply(200, body)
+
+    def _voxtral_refusal(self, upload: Upload) -> Reply | None:
+        """Voxtral 3's 400s (PROTOCOL.md 7.3), in Mistral's error object."""
+        found = self.rules_for(upload)
+        granularity = upload.fields.get("timestamp_granularities")
+        if found is None or granularity is None:
+            return None
+        rules = found[1]
+        message = None
+        if granularity == "word" and not rules.word_times:
+            message = "timestamp_granularities 'word' is not supported by this model"
+        elif "language" in upload.fields and not rules.language_with_times:
+            message = "language cannot be used together with timestamp_granularities"
+        if message is None:
+            return None
+        body = {"object": "error", "message": message, "type": "invalid_request_error"}
+        return Reply(400, body | {"param": None, "code": None})
 
     def _route_refusal(self, upload: Upload) -> Reply | None:
         """The kind's own answer for a wrong route, a bad key, a too large body, or loading."""
@@ -928,6 +1066,18 @@ class FakeAPI:
                         return
                     self.wfile.write(data[n : n + 1])
                     self.wfile.flush()
+
+            def do_GET(self) -> None:
+                path = self.path.partition("?")[0]
+                bearer = self.headers.get("authorization")
+                if not path.endswith("/models") or api.catalogue is None:
+                    self._send(openai_error(404, f"no route {path}"))
+                elif api.api_key is not None and bearer != f"Bearer {api.api_key}":
+                    self._send(openai_error(401, "Incorrect API key provided."))
+                else:
+                    with api._lock:
+                        api.listings += 1
+                    self._send(Reply(200, {"object": "list", "data": api.catalogue}))
 
             def do_POST(self) -> None:
                 import time

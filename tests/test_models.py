@@ -118,7 +118,7 @@ def test_text_without_times_is_divided_into_cues_at_word_boundaries():
 @pytest.mark.parametrize("model", OPENAI_FILE_MODELS)
 def test_every_model_gets_every_format_set_with_nothing_quarantined(setup, model, formats):
     """Each OpenAI model x the format sets users pick: every sidecar, nothing failed, and
-    no request carrying what its model refuses (one refusal at most, for gpt-transcribe)."""
+    no request carrying what its model refuses, not even once."""
     with FakeAPI(api_key=API_KEY, answer=tone_answer, listening=True) as api:
         serve(setup, api, model=model, formats=formats, prompt="Names: Ada, Grace.")
         write_tones(setup.inbox / "call.wav", TONES[:3], 15.0)
@@ -127,11 +127,11 @@ def test_every_model_gets_every_format_set_with_nothing_quarantined(setup, model
     for fmt in formats:
         extension = "verbose.json" if fmt == "verbose_json" else fmt
         assert (setup.inbox / f"call.{extension}").stat().st_size > 0
-    assert len(refused(api)) <= (1 if model == "gpt-transcribe" else 0)
+    assert not refused(api)
     rules = OPENAI_MODELS[model]
     for upload in api.uploads:
         if upload.reply == "200":
-            assert upload.fields["response_format"] in rules.formats
+            assert upload.fields.get("response_format", "json") in rules.formats
             assert ("prompt" in upload.fields) == rules.prompt
     if "srt" in formats:
         placed = cues((setup.inbox / "call.srt").read_text())
@@ -322,3 +322,231 @@ def test_check_config_refuses_a_translation_by_a_model_that_cannot_translate(set
     assert "whisper-1" in problem.message
     setup.data["inboxes"][0]["rules"][0]["model"] = "whisper-1"
     assert setup.load()
+
+
+# ------------------------------------------------------------------ models of December 2026
+
+
+def test_gpt_transcribe_gets_its_own_form_right_the_first_time(setup):
+    """gpt-transcribe through the real process: one request, never refused, with the
+    folder's language as languages[] and its vocabulary as keywords[] (no language,
+    temperature or response_format, PROTOCOL.md 7.2); the length comes from usage.seconds."""
+    from conftest import DaemonProcess
+
+    with FakeAPI(api_key=API_KEY, answer=tone_answer, listening=True) as api:
+        serve(
+            setup,
+            api,
+            model="gpt-transcribe",
+            language="de",
+            vocabulary=["Ada Lovelace", "Grace"],
+            prompt="Ein Gespräch.",
+            temperature=0.2,
+            formats=["txt", "verbose_json"],
+        )
+        write_tones(setup.inbox / "call.wav", TONES[:2], 12.0)
+        assert DaemonProcess(setup, command="once").wait(timeout=60) == 0
+    (upload,) = api.uploads
+    assert upload.reply == "200"
+    assert upload.multi["languages[]"] == ["de"]
+    assert upload.multi["keywords[]"] == ["Ada Lovelace", "Grace"]
+    assert upload.fields["prompt"] == "Ein Gespräch."
+    assert not {"language", "temperature", "response_format"} & set(upload.fields)
+    answer = json.loads((setup.inbox / "call.verbose.json").read_text())
+    assert answer["duration"] == 12
+    assert answer["language"] == "de"
+
+
+def test_the_vocabulary_goes_where_each_kind_takes_it(setup):
+    """whisper-1 gets the vocabulary after its prompt; Mistral as context_bias words."""
+    from dropscribe.config.schema import FolderSettings
+    from dropscribe.transcribe import kinds
+
+    settings = FolderSettings(
+        endpoint="e", model="whisper-1", prompt="A call.", vocabulary=("Ada Lovelace", "Grace")
+    )
+    ask = models.ask(models.WHISPER_1, timed=False, prompt=True, seconds=5)
+    assert kinds.openai_fields(settings, ask)["prompt"] == "A call. Ada Lovelace, Grace."
+    assert kinds.context_bias("A call.", settings.vocabulary) == [
+        "Ada",
+        "Lovelace",
+        "Grace",
+        "A",
+        "call",
+    ]
+    assert settings.shaping_hash() != settings.model_copy(update={"vocabulary": ()}).shaping_hash()
+
+
+@pytest.mark.parametrize("formats", [["txt", "srt"], ["txt"]], ids="+".join)
+def test_voxtral_3_learns_once_that_language_and_timestamps_do_not_go_together(setup, formats):
+    """Voxtral 3 refusing language beside timestamp_granularities (PROTOCOL.md 7.3) is a
+    limit learned once, not a failed file: a folder that needs times keeps them and lets
+    the server detect the language, one that needs none keeps its language; word times
+    are never asked for."""
+    from conftest import DaemonProcess
+
+    with FakeAPI(api_key=API_KEY, kind="mistral") as api:
+        serve(setup, api, model="voxtral-mini-transcribe-3-0", language="de", formats=formats)
+        setup.data["endpoints"]["local"]["kind"] = "mistral"
+        make_wav(setup.inbox / "a.wav")
+        first = DaemonProcess(setup, command="once")
+        assert first.wait(timeout=60) == 0
+        make_wav(setup.inbox / "b.wav", freq=500)
+        second = DaemonProcess(setup, command="once")
+        assert second.wait(timeout=60) == 0
+    assert [u.reply for u in api.uploads] == ["400", "200", "200"]
+    assert first.named("upload.refused")
+    assert not second.named("upload.refused")
+    assert not (setup.inbox / "failed").exists()
+    for upload in api.uploads[1:]:
+        if "srt" in formats:
+            assert upload.fields["timestamp_granularities"] == "segment"
+            assert "language" not in upload.fields
+        else:
+            assert upload.fields["language"] == "de"
+            assert "timestamp_granularities" not in upload.fields
+    assert all(u.fields.get("timestamp_granularities") != "word" for u in api.uploads)
+    if "srt" in formats:
+        assert (setup.inbox / "b.srt").read_text().startswith("1\n00:00:00,000 --> 00:00:03,250")
+
+
+def two_folders(setup, api: FakeAPI) -> None:
+    """One inbox on whisper-1 and one on gpt-transcribe, both on the same endpoint."""
+    other = setup.root / "other"
+    other.mkdir()
+    serve(setup, api, model="whisper-1", formats=["txt"])
+    setup.data["inboxes"].append({"path": str(other), "model": "gpt-transcribe"})
+    setup.data["endpoints"]["local"]["kind"] = "openai"
+
+
+def test_a_gone_model_waits_loudly_while_other_models_go_on(setup):
+    """A gateway's 503 naming the model (PROTOCOL.md 7.1): one model.gone event, the file
+    waits in place (no retry loop, no quarantine), the other folder's model goes on, and
+    a reload tries the gone model again at once; status lists it while it is gone."""
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import DaemonProcess, wait_for
+
+    with FakeAPI(api_key=API_KEY) as api:
+        two_folders(setup, api)
+        api.gone["whisper-1"] = "503"
+        daemon = DaemonProcess(setup)
+        try:
+            daemon.wait_event("daemon.started")
+            make_wav(setup.inbox / "old.wav")
+            make_wav(setup.root / "other" / "new.wav", freq=500)
+            daemon.wait_event("model.gone")
+            wait_for((setup.root / "other" / "new.txt").exists, what="other model")
+            shown = subprocess.run(
+                [sys.executable, "-m", "dropscribe", "status", "-c", str(setup.config_path)],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            assert "no available channels for model whisper-1" in shown
+            assert not (setup.inbox / "old.txt").exists()
+            api.gone.clear()  # back (or: the person changed something and reloaded)
+            daemon.signal(signal.SIGHUP)
+            wait_for((setup.inbox / "old.txt").exists, what="the file, after reload")
+            daemon.wait_event("model.back")
+        finally:
+            daemon.signal(signal.SIGTERM)
+            daemon.wait()
+    gone = daemon.named("model.gone")
+    assert len(gone) == 1
+    assert gone[0]["model"] == "whisper-1"
+    assert "set model:" in gone[0]["action"]
+    old = [u for u in api.uploads if u.fields.get("model") == "whisper-1"]
+    assert [u.reply for u in old] == ["503", "200"]
+    assert not (setup.inbox / "failed").exists()
+
+
+def test_once_fails_a_gone_models_files_fast_and_keeps_them(setup):
+    """In once, a model that answers 404 model_not_found fails its files at once (one
+    request, exit 1), never quarantines them, and the other model's file is done."""
+    from conftest import DaemonProcess
+
+    with FakeAPI(api_key=API_KEY) as api:
+        two_folders(setup, api)
+        api.gone["whisper-1"] = "404"
+        for n in range(3):
+            make_wav(setup.inbox / f"old{n}.wav", freq=300 + 50 * n)
+        make_wav(setup.root / "other" / "new.wav", freq=500)
+        daemon = DaemonProcess(setup, command="once")
+        assert daemon.wait(timeout=60) == 1
+    assert len(daemon.named("model.gone")) == 1
+    assert len([u for u in api.uploads if u.fields.get("model") == "whisper-1"]) == 1
+    assert (setup.root / "other" / "new.txt").exists()
+    assert sorted(p.name for p in setup.inbox.iterdir()) == ["old0.wav", "old1.wav", "old2.wav"]
+
+
+def test_the_radar_reads_shutdown_dates_and_says_them_everywhere(setup):
+    """At start the daemon asks GET /models: a model in use with a shutdown_date gets a
+    model.retiring warning with its days left, a metric, and a line in status; a model
+    without one (gpt-transcribe: null) gets none. check-config says the announced date."""
+    import datetime as dt
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    from conftest import DaemonProcess, wait_for
+
+    with FakeAPI(api_key=API_KEY) as api:
+        two_folders(setup, api)
+        setup.data["metrics"] = {"host": "127.0.0.1", "port": 0}
+        daemon = DaemonProcess(setup)
+        try:
+            daemon.wait_event("model.retiring")
+            (url,) = [e["url"] for e in daemon.named("metrics.listening")]
+            text = wait_for(
+                lambda: (
+                    body
+                    if "dropscribe_model_shutdown"
+                    in (body := urllib.request.urlopen(url, timeout=5).read().decode())
+                    else None
+                ),
+                what="the shutdown metric",
+            )
+        finally:
+            daemon.signal(signal.SIGTERM)
+            daemon.wait()
+        checked = subprocess.run(
+            [sys.executable, "-m", "dropscribe", "check-config", "-c", str(setup.config_path)],
+            check=False,
+            capture_output=True,
+            text=True,
+            env={**__import__("os").environ, **setup.env},
+        )
+        shown = subprocess.run(
+            [sys.executable, "-m", "dropscribe", "status", "-c", str(setup.config_path)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    assert api.listings == 1
+    (warning,) = daemon.named("model.retiring")
+    assert (warning["model"], warning["shutdown_date"], warning["source"]) == (
+        "whisper-1",
+        "2027-02-26",
+        "server",
+    )
+    today = dt.datetime.now(dt.UTC).date()
+    assert warning["days_left"] == (dt.date(2027, 2, 26) - today).days
+    assert "gpt-transcribe" in warning["action"]
+    from prometheus_client.parser import text_string_to_metric_families
+
+    samples = {
+        sample.labels["model"]: sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "dropscribe_model_shutdown_timestamp_seconds"
+        for sample in family.samples
+    }
+    assert samples == {"whisper-1": dt.datetime(2027, 2, 26, tzinfo=dt.UTC).timestamp()}
+    assert "model whisper-1 on" in shown
+    assert "shuts down 2027-02-26" in shown
+    assert checked.returncode == 0, checked.stderr
+    assert "whisper-1 on local shuts down 2027-02-26" in checked.stderr
+    assert "gpt-transcribe on" not in checked.stderr

@@ -6,6 +6,7 @@
     │   ├── RetryableError                408, 409, 5xx, timeouts, dropped connections
     │   │   └── OutageError               no connection, 429, 502, 503, 504: not the file's
     │   ├── EndpointError                 401, 403, 404, quota 429: the endpoint is unusable
+    │   │   └── ModelGone                 the model is shut down or withdrawn: its pair waits
     │   └── PermanentError                400, 413, 415, 422, bad answers, not audio
     └── SidecarError (OSError)            a transcript could not be written to disk
 
@@ -99,6 +100,11 @@ class EndpointError(TranscriptionError):
 
     Not the file's fault: the endpoint is paused and the file waits for it.
     """
+
+
+class ModelGone(EndpointError):  # noqa: N818 - named for what the model is
+    """The endpoint no longer serves the model (shut down, or withdrawn by a gateway):
+    the (endpoint, model) pair waits and is probed hourly; other models go on."""
 
 
 class SidecarError(DropscribeError, OSError):

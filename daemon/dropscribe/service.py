@@ -32,6 +32,7 @@ from dropscribe.ops import log as logmod
 from dropscribe.ops.metrics import Metrics, MetricsServer
 from dropscribe.ops.notify import Notifier
 from dropscribe.outputs.sidecar import is_temp
+from dropscribe.transcribe import lookout
 from dropscribe.transcribe.engines import make_client
 
 if TYPE_CHECKING:
@@ -100,7 +101,7 @@ class Daemon:
         self._ledger, self._lock = ledger, lock  # the lock: held until run() ends
         # Scratch audio a crash left behind (ours alone: we hold the state_dir lock).
         shutil.rmtree(self.config.state_dir / "work", ignore_errors=True)
-        abort = threading.Event()
+        abort, radar_stop = threading.Event(), threading.Event()
         metrics = self.metrics = Metrics(uploads=self.config.processes == 1)
         metrics.watch_ledger(ledger.counts)
         if isinstance(ledger, opening.Announcing):
@@ -129,8 +130,12 @@ class Daemon:
                 ledger=ledger.where,
             )
             self._notify(READY="1", STATUS=self._status(pool))
+            if not once:
+                found = lookout.Radar(ledger, lambda: self.config, found=metrics.retiring)
+                lookout.start(found, radar_stop)
             watcher = self._loop(stop, pool, watcher, runner, once, reload)
         finally:
+            radar_stop.set()
             self._notify(STOPPING="1", STATUS="finishing uploads in flight")
             if server is not None:
                 server.stop()

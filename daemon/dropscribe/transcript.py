@@ -115,7 +115,13 @@ class Transcript:
                     item_word["speaker"] = who
                 words.append(item_word)
         duration = data.get("duration")
+        usage = data.get("usage")
+        if duration in (None, "") and isinstance(usage, dict) and usage.get("type") == "duration":
+            duration = usage.get("seconds")  # gpt-transcribe: the length billed (PROTOCOL 7.2)
         language = data.get("language")
+        if language is None and isinstance(listed := data.get("languages"), list) and listed:
+            first = listed[0]  # gpt-transcribe: [{"code": "en"}, ...]
+            language = first.get("code") if isinstance(first, dict) else None
         return speakers.normalised(
             cls(
                 text=clean_text(text.strip()),

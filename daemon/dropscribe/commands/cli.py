@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime as dt
 import faulthandler
 import io
 import os
@@ -26,6 +27,7 @@ from dropscribe.errors import (
     WorkersFailedError,
 )
 from dropscribe.ops import log, progress
+from dropscribe.transcribe import lookout
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -132,7 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"dropscribe: {problem}", file=sys.stderr)
         return EXIT_CONFIG
     if args.command == "check-config":
-        for warning in preflight.warnings(cfg):
+        today = dt.datetime.now(dt.UTC).date()
+        for warning in [*preflight.warnings(cfg), *lookout.announced_lines(cfg, today)]:
             print(f"dropscribe: {cfg.source}: warning: {warning}", file=sys.stderr)
         if found := preflight.problems(cfg):
             for reason in found:

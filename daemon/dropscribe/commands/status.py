@@ -4,6 +4,7 @@ writing; SQLite's WAL makes that safe (and PostgreSQL is made for it)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import os
 import sqlite3
@@ -18,7 +19,7 @@ from dropscribe.ledger import opening
 from dropscribe.ledger.interface import FileState
 from dropscribe.ledger.store import LEDGER_NAME
 from dropscribe.outputs import disposition
-from dropscribe.transcribe import kinds, limits
+from dropscribe.transcribe import gone, kinds, limits, lookout
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -40,6 +41,8 @@ def status(cfg: settings.Config) -> int:
             counts = ledger.counts()
             failures = ledger.latest_failures()
             refused = limits.refusals(ledger)
+            gone_models = gone.gone_rows(ledger)
+            retiring = lookout.notices(ledger)
             if cfg.ledger is not None:  # a PostgresLedger: who shares it, what they hold
                 hosts, claims = ledger.hosts(), ledger.claims()  # type: ignore[attr-defined]
         finally:
@@ -55,11 +58,29 @@ def status(cfg: settings.Config) -> int:
         say("latest failures:")
         for row in failures:
             say(f"  {row.path}: {row.error}")
+    _models(cfg, gone_models, retiring)
     if refused:
         say("learned from refusals (never sent to that model again):")
         for server, model, param, value, reason in refused:
             say(f"  {server} {model}: {param}={value} ({reason})")
     return EXIT_OK
+
+
+def _models(
+    cfg: settings.Config,
+    gone_models: list[tuple[str, str, str | None]],
+    retiring: list[lookout.Notice],
+) -> None:
+    """Models gone now, and models in use that will be shut down."""
+    if gone_models:
+        say("models no longer served (their files wait; tried hourly and after a reload):")
+        for server, model, reason in gone_models:
+            say(f"  {server} {model}: {reason}")
+    known = [n for n in retiring if n.model in lookout.models_of(cfg)]
+    if known:
+        say("models that will be shut down (set another model: before then):")
+        for line in lookout.lines(known, dt.datetime.now(dt.UTC).date()):
+            say(f"  {line}")
 
 
 def _hosts(hosts: list[HostRow], claims: list[ClaimRow], lease: float) -> None:

@@ -125,6 +125,9 @@ class FolderSettings(StrictModel):
     model: str = ""  # ditto
     language: str | None = None
     prompt: str | None = None
+    # Names and terms the recordings use: each kind gets them where it takes them
+    # (gpt-transcribe's keywords[], Mistral's context_bias, the prompt, local hotwords).
+    vocabulary: tuple[Annotated[str, Field(min_length=1, max_length=100)], ...] = ()
     temperature: Annotated[float, Field(ge=0, le=1)] | None = None
     task: Task = Task.TRANSCRIBE
     formats: Annotated[tuple[Format, ...], Field(min_length=1)] = (Format.TXT,)
@@ -179,7 +182,7 @@ class FolderSettings(StrictModel):
 
     def shaping(self) -> dict[str, Any]:
         """The settings that shape the transcript (what a finished job is keyed by)."""
-        return {
+        shaping = {
             "endpoint": self.endpoint,
             "model": self.model,
             "language": self.language,
@@ -192,6 +195,9 @@ class FolderSettings(StrictModel):
             if self.speakers or self.voices
             else {}
         )
+        if self.vocabulary:
+            shaping["vocabulary"] = list(self.vocabulary)
+        return shaping
 
     def shaping_hash(self) -> str:
         blob = json.dumps(self.shaping(), sort_keys=True).encode()

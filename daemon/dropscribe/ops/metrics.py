@@ -6,6 +6,7 @@ GET /healthz   200 while the main loop turns, 503 once it has been stuck for a m
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from socketserver import ThreadingMixIn
@@ -109,7 +110,18 @@ class Metrics:
             ["inbox"],
             registry=r,
         )
+        self.shutdown = Gauge(
+            "dropscribe_model_shutdown_timestamp_seconds",
+            "When a model in use will be shut down, as its server (or its maker) says",
+            ["endpoint", "model"],
+            registry=r,
+        )
         self.beat = time.monotonic()
+
+    def retiring(self, found: Any) -> None:
+        """The deprecation radar found a model in use that will be shut down."""
+        midnight = dt.datetime.combine(found.shutdown, dt.time(), dt.UTC)
+        self.shutdown.labels(found.endpoint, found.model).set(midnight.timestamp())
 
     def watch_ledger(self, counts: Callable[[], dict[str, int]]) -> None:
         self.registry.register(_LedgerCollector(counts))

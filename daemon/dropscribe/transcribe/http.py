@@ -22,6 +22,7 @@ from dropscribe import __version__, names
 from dropscribe.config import voices
 from dropscribe.errors import (
     EndpointError,
+    ModelGone,
     OutageError,
     PermanentError,
     RetryableError,
@@ -127,7 +128,13 @@ class Client:
         format); by default ``path``'s, which may be a ``/proc/self/fd`` path."""
         if ask is None:
             caps = models.of(self.endpoint, settings.model)
-            ask = models.ask(caps, timed=settings.timed, prompt=True, seconds=None)
+            ask = models.ask(
+                caps,
+                timed=settings.timed,
+                prompt=True,
+                seconds=None,
+                language=bool(settings.language),
+            )
         known = voices.clips(settings.voices) if settings.voices is not None else ()
         request_shape = kinds.shape(self.endpoint, settings, ask, known)
         name = name or path.name
@@ -163,7 +170,34 @@ class Client:
                 ) from None
             except httpx.HTTPError as exc:
                 raise self._transport_error(exc) from None
-        return self._answer(response, body, ask.response_format)
+        return self._answer(response, body, ask.response_format, settings.model)
+
+    def catalogue(self) -> Any:
+        """The server's ``GET {base}/models`` answer, parsed (for the deprecation radar,
+        ``radar.py``); a TranscriptionError saying why when it cannot be had."""
+        path = "openai/v1/models" if self.endpoint.kind == "azure" else "models"
+        deadline = time.monotonic() + self.endpoint.timeout
+        try:
+            response = self._http.send(self._http.build_request("GET", path), stream=True)
+            try:
+                body = self._read(response, deadline)
+            finally:
+                response.close()
+        except _TooLate:
+            raise RetryableError(
+                f"no complete answer from {self.endpoint.base_url}/{path} within"
+                f" {self.endpoint.timeout:g} s (timeout)"
+            ) from None
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc) from None
+        if not 200 <= response.status_code < 300:
+            raise self._status_error(response, body, None)
+        try:
+            return json.loads(body)
+        except (ValueError, RecursionError):
+            raise PermanentError(
+                f"{self.endpoint.base_url}/{path} did not answer JSON", status=200
+            ) from None
 
     def _read(self, response: httpx.Response, deadline: float) -> bytes:
         """The answer's body, decompressed, within the request's deadline and size cap."""
@@ -212,7 +246,9 @@ class Client:
             f" {self._scrub(str(exc))[:MAX_MESSAGE]}"
         )
 
-    def _answer(self, response: httpx.Response, body: bytes, response_format: str) -> Transcript:
+    def _answer(
+        self, response: httpx.Response, body: bytes, response_format: str, model: str = ""
+    ) -> Transcript:
         request_id = next(
             (response.headers[h] for h in REQUEST_ID_HEADERS if h in response.headers), None
         )
@@ -226,7 +262,7 @@ class Client:
                 request_id=request_id,
             )
         if not 200 <= status < 300:
-            raise self._status_error(response, body, request_id)
+            raise self._status_error(response, body, request_id, model)
         charset = response.charset_encoding or "utf-8"
         if response_format == "text":  # the transcript itself, as plain text
             text = body.decode(charset, errors="replace").strip()
@@ -244,13 +280,15 @@ class Client:
         return Transcript.from_json(data, request_id)
 
     def _status_error(
-        self, response: httpx.Response, body: bytes, request_id: str | None
+        self, response: httpx.Response, body: bytes, request_id: str | None, model: str = ""
     ) -> TranscriptionError:
         message, code, param = _error_message(body, self._scrub)
         status = response.status_code
         retry_after = parse_retry_after(response.headers, self._clock())
         cls: type[TranscriptionError]
-        if status in {401, 403, 404} or (status == 429 and code in QUOTA_CODES):
+        if models.gone(status, code, message, model):
+            cls = ModelGone
+        elif status in {401, 403, 404} or (status == 429 and code in QUOTA_CODES):
             cls = EndpointError
         elif should_retry(status, response.headers):
             cls = OutageError if status in OUTAGE_STATUSES else RetryableError

@@ -98,22 +98,49 @@ def auth_headers(endpoint: Endpoint) -> dict[str, str]:
     return {"Authorization": f"Bearer {endpoint.api_key}"}
 
 
+def prompt_with_vocabulary(settings: FolderSettings) -> str | None:
+    """The prompt, with the folder's vocabulary after it: Whisper spells a name the way
+    its prompt does (OpenAI's prompting guide), so a list of names is the classic way."""
+    if not settings.vocabulary:
+        return settings.prompt
+    terms = ", ".join(settings.vocabulary) + "."
+    return f"{settings.prompt} {terms}" if settings.prompt else terms
+
+
 def openai_fields(settings: FolderSettings, ask: Ask) -> dict[str, str | list[str]]:
     """The OpenAI form: what the model takes (``ask``); unset settings left to the server."""
+    if ask.listed:
+        return _listed_fields(settings, ask)
     fields: dict[str, str | list[str]] = {
         "model": settings.model,
         "response_format": ask.response_format,
     }
     if ask.granularities:
         fields["timestamp_granularities[]"] = "segment"
-    if settings.language and settings.task is Task.TRANSCRIBE:
+    if settings.language and ask.language and settings.task is Task.TRANSCRIBE:
         fields["language"] = settings.language
-    if settings.prompt and ask.prompt:
-        fields["prompt"] = settings.prompt
+    prompt = prompt_with_vocabulary(settings)
+    if prompt and ask.prompt:
+        fields["prompt"] = prompt
     if ask.chunking:
         fields["chunking_strategy"] = "auto"  # the bare string: the object form was refused
     if settings.temperature is not None:
         fields["temperature"] = f"{settings.temperature:g}"
+    return fields
+
+
+def _listed_fields(settings: FolderSettings, ask: Ask) -> dict[str, str | list[str]]:
+    """gpt-transcribe's form (PROTOCOL.md 7.2): languages[] and keywords[]; no language,
+    temperature or response_format, as the clients that target it send."""
+    fields: dict[str, str | list[str]] = {"model": settings.model}
+    if settings.language:
+        fields["languages[]"] = [settings.language]
+    if settings.vocabulary:
+        fields["keywords[]"] = list(settings.vocabulary)
+    if settings.prompt and ask.prompt:
+        fields["prompt"] = settings.prompt
+    if ask.chunking:
+        fields["chunking_strategy"] = "auto"
     return fields
 
 
@@ -126,23 +153,27 @@ def counts(settings: FolderSettings) -> dict[str, str]:
     return {k: str(v) for k, v in out.items() if v is not None}
 
 
-def context_bias(prompt: str | None) -> list[str]:
-    """Mistral's context_bias: the prompt's words, each without spaces or commas."""
-    words = (w.strip(".;:!?()[]\"'") for w in re.split(r"[\s,]+", prompt or ""))
+def context_bias(prompt: str | None, vocabulary: Sequence[str] = ()) -> list[str]:
+    """Mistral's context_bias: the vocabulary's words first, then the prompt's, each
+    without spaces or commas."""
+    text = " ".join([*vocabulary, prompt or ""])
+    words = (w.strip(".;:!?()[]\"'") for w in re.split(r"[\s,]+", text))
     return list(dict.fromkeys(w for w in words if w))[:MOST_BIAS]
 
 
-def _mistral(endpoint: Endpoint, settings: FolderSettings) -> Shape:
-    """No response_format and no prompt: the prompt's words are context_bias."""
+def _mistral(endpoint: Endpoint, settings: FolderSettings, ask: Ask) -> Shape:
+    """No response_format and no prompt: the prompt's words are context_bias. Segment
+    times only: Voxtral 3 refuses word times (PROTOCOL.md 7.3)."""
     out: dict[str, str | list[str]] = {"model": settings.model}
-    if settings.language:
+    if settings.language and ask.language:
         out["language"] = settings.language
     if settings.temperature is not None:
         out["temperature"] = f"{settings.temperature:g}"
-    out["timestamp_granularities"] = "segment"
+    if ask.granularities:
+        out["timestamp_granularities"] = "segment"
     if settings.speakers:
         out["diarize"] = "true"
-    if bias := context_bias(settings.prompt):
+    if bias := context_bias(settings.prompt, settings.vocabulary):
         out["context_bias"] = bias
     return Shape(endpoint.request_path or "audio/transcriptions", out)
 
@@ -153,8 +184,8 @@ def _asr(endpoint: Endpoint, settings: FolderSettings) -> Shape:
     params["vad_filter"] = "true"
     if settings.language:
         params["language"] = settings.language
-    if settings.prompt:
-        params["initial_prompt"] = settings.prompt
+    if prompt := prompt_with_vocabulary(settings):
+        params["initial_prompt"] = prompt
     if settings.speakers:
         params |= {"diarize": "true", **counts(settings)}
     return Shape(endpoint.request_path or "asr", {}, params, file_field="audio_file")
@@ -173,7 +204,7 @@ def shape(  # noqa: PLR0912 - one case per kind, by design
         fields["known_speaker_references[]"] = [v.data_url for v in voices]
     match endpoint.kind:
         case "mistral":
-            return _mistral(endpoint, settings)
+            return _mistral(endpoint, settings, ask)
         case "asr":
             return _asr(endpoint, settings)
         case "together":

@@ -275,6 +275,8 @@ class LocalEngine:
         }
         if settings.temperature is not None:
             options["temperature"] = settings.temperature
+        if settings.vocabulary:  # faster-whisper's hint phrases, before each window
+            options["hotwords"] = ", ".join(settings.vocabulary)
         log.debug(
             "local.transcribe",
             task=settings.task.value,

@@ -50,6 +50,13 @@ class Caps:
     chunking: Chunking = Chunking.NEVER
     max_seconds: float | None = None  # longest audio one request takes
     output_seconds: float | None = None  # longest audio one answer can hold in full
+    # gpt-transcribe's form (PROTOCOL.md 7.2): the language as languages[], the
+    # vocabulary as keywords[], and no temperature or response_format (json is all it
+    # gives); every other model: language, the vocabulary in the prompt, temperature.
+    listed: bool = False
+    # Whether language goes in a request that asks for timestamps: one client's
+    # reference says Voxtral 3 refuses the pair (PROTOCOL.md 7.3); learned when it does.
+    language_with_times: bool = True
 
     @property
     def request_seconds(self) -> float | None:
@@ -72,12 +79,13 @@ DIARIZE = Caps(
     chunking=Chunking.LONG,
     max_seconds=GPT4O_SECONDS,
 )
-# Undocumented formats: ask for timestamps, and learn from the answer (section 6.4).
+# OpenAI's one file model from 2027-02-26 (PROTOCOL.md 7.2): json text only, no
+# timestamps; its limits on length are not published, so the gpt-4o models' are kept.
 GPT_TRANSCRIBE = Caps(
-    ("verbose_json", "json", "text"),
-    "verbose_json",
+    ("json",),
     max_seconds=GPT4O_SECONDS,
     output_seconds=GPT4O_OUTPUT_SECONDS,
+    listed=True,
 )
 SAFE = Caps(("json", "text"))  # an OpenAI-shaped model nobody knows
 WHISPER_SERVER = Caps(  # servers that run Whisper themselves: segments in verbose_json
@@ -87,9 +95,10 @@ WHISPER_SERVER = Caps(  # servers that run Whisper themselves: segments in verbo
     translate=True,
 )
 
-# Mistral's Voxtral: no response_format field, one JSON answer with segments; the prompt
-# goes as context_bias words; about three hours per request (PROTOCOL.md section 6.2).
-VOXTRAL = Caps(("verbose_json",), "verbose_json", max_seconds=10_800.0)
+# Mistral's Voxtral: no response_format field, one JSON answer with segments (asked for
+# with timestamp_granularities=segment: Voxtral 3 refuses word, PROTOCOL.md 7.3); the
+# prompt goes as context_bias words; about three hours per request (section 6.2).
+VOXTRAL = Caps(("verbose_json",), "verbose_json", granularities=True, max_seconds=10_800.0)
 # whisper-asr-webservice: output=json always has segments; task=translate is a query.
 ASR = Caps(("verbose_json",), "verbose_json", translate=True)
 # Together: OpenAI's shape around whisper-large-v3; translations not documented.
@@ -186,6 +195,7 @@ PROMPT = Item("prompt", "any")
 GRANULARITIES = Item("timestamp_granularities", "segment")
 CHUNKING = Item("chunking_strategy", "auto")
 CHUNKING_REQUIRED = Item("chunking_strategy", "required")
+LANGUAGE_WITH_TIMES = Item("language", "with timestamp_granularities")
 
 
 def learned(caps: Caps, refused: Iterable[Item]) -> Caps:
@@ -212,6 +222,7 @@ def learned(caps: Caps, refused: Iterable[Item]) -> Caps:
         prompt=caps.prompt and PROMPT not in gone,
         chunking=chunking,
         max_seconds=longest,
+        language_with_times=caps.language_with_times and LANGUAGE_WITH_TIMES not in gone,
     )
 
 
@@ -223,6 +234,8 @@ class Ask:
     granularities: bool = False
     prompt: bool = True
     chunking: bool = False
+    listed: bool = False  # gpt-transcribe's form (``Caps.listed``)
+    language: bool = True  # the folder's language, where it has one
 
     @property
     def timed(self) -> bool:
@@ -239,14 +252,23 @@ class Ask:
             out.append(CHUNKING)
         return tuple(out)
 
+    @property
+    def pairs_language_with_times(self) -> bool:
+        """Whether the request carries both the language and timestamp_granularities."""
+        return self.language and self.granularities
+
 
 class NothingToAsk(Exception):  # noqa: N818 - a finding, raised to the uploader
     """The model refused every response format it might take."""
 
 
-def ask(caps: Caps, *, timed: bool, prompt: bool, seconds: float | None) -> Ask:
+def ask(
+    caps: Caps, *, timed: bool, prompt: bool, seconds: float | None, language: bool = False
+) -> Ask:
     """The request for audio of ``seconds`` (None: unknown), with timestamps if ``timed``
-    and the model gives them, with the folder's prompt if it has one the model takes."""
+    and the model gives them, with the folder's prompt if it has one the model takes, and
+    its ``language`` if it has one (where the model refuses it beside timestamps, the one
+    the folder needs less is left out)."""
     if not caps.formats:
         raise NothingToAsk
     if timed and caps.timed is not None:
@@ -254,11 +276,19 @@ def ask(caps: Caps, *, timed: bool, prompt: bool, seconds: float | None) -> Ask:
     else:
         fmt = next((f for f in caps.formats if f in {"json", "text"}), caps.formats[0])
     long = seconds is None or seconds > DIARIZE_CHUNKING_SECONDS
+    granularities = caps.granularities and fmt == "verbose_json"
+    if language and granularities and not caps.language_with_times:
+        if timed:
+            language = False  # the server detects it
+        else:
+            granularities = False
     return Ask(
         response_format=fmt,
-        granularities=caps.granularities and fmt == "verbose_json",
+        granularities=granularities,
+        language=language,
         prompt=prompt and caps.prompt,
         chunking=caps.chunking is Chunking.LONG and long,
+        listed=caps.listed,
     )
 
 
@@ -282,6 +312,8 @@ def refusal(status: int | None, param: str | None, message: str, sent: Ask) -> I
     text = message.lower()
     if match := _DURATION.search(text):
         return Item("max_seconds", f"{float(match.group(1)):g}")
+    if sent.pairs_language_with_times and "language" in text and "timestamp" in text:
+        return LANGUAGE_WITH_TIMES  # the pair, not either alone (Voxtral 3)
     named = param if param in _NAMED else next((p for p in _NAMED if p in text), None)
     if named is None and re.search(r"\bprompt\b", text):
         named = "prompt"
@@ -295,3 +327,26 @@ def refusal(status: int | None, param: str | None, message: str, sent: Ask) -> I
         case "chunking_strategy":
             return CHUNKING if sent.chunking else CHUNKING_REQUIRED
     return None
+
+
+# ------------------------------------------------------------------ gone models
+
+# What servers say of a model that is shut down or withdrawn (PROTOCOL.md 7.1): OpenAI's
+# 404 model_not_found, a gateway's "no available channels for model whisper-1".
+_GONE_WORDS = re.compile(
+    r"no available channels?|deprecated|shut ?down|decommissioned|retired|no longer"
+    r"|not (?:found|available|supported)|does not exist|unavailable|withdrawn",
+    re.IGNORECASE,
+)
+
+
+def gone(status: int | None, code: str | None, message: str, model: str) -> bool:
+    """Whether an error answer says the model itself is gone, rather than the server
+    being down: a 404 ``model_not_found``, or any 4xx/5xx whose words name the model as
+    unavailable (the 503 of a gateway that withdrew it is not an outage that passes)."""
+    if status is None or status < 400:
+        return False
+    if status == 404 and code == "model_not_found":
+        return True
+    text = message[:2000]
+    return bool(model) and model.lower() in text.lower() and bool(_GONE_WORDS.search(text))

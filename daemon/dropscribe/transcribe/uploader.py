@@ -19,6 +19,7 @@ import structlog
 from dropscribe.errors import (
     Abandoned,
     EndpointError,
+    ModelGone,
     PermanentError,
     Replan,
     RetryableError,
@@ -29,6 +30,7 @@ from dropscribe.ledger.interface import JobState
 from dropscribe.ops.metrics import Metrics
 from dropscribe.transcribe import backoff, kinds, models
 from dropscribe.transcribe.breaker import Breaker
+from dropscribe.transcribe.gone import Gone
 from dropscribe.transcribe.limiter import Limiter
 from dropscribe.transcribe.limits import Limits
 
@@ -69,6 +71,7 @@ class Uploader:
         self._lock = threading.Lock()
         self._learned = Limits(ledger)
         self._fatal: dict[str, EndpointError] = {}  # once: what made an endpoint unusable
+        self._gone = Gone(ledger, clock)  # (endpoint, model) pairs no longer served
 
     def clients(self) -> list[Transcriber]:
         """Every client, including ones a reload replaced (uploads may still be using them)."""
@@ -88,6 +91,7 @@ class Uploader:
                     self._breakers[name] = self._breaker(client)
                     self._all.append(client)
             self._clients = dict(clients)
+        self._gone.forget()  # a reload is how a person says "try again now"
 
     @staticmethod
     def _breaker(client: Transcriber) -> Breaker:
@@ -102,11 +106,16 @@ class Uploader:
             raise Abandoned
 
     @contextlib.contextmanager
-    def _slot(self, endpoint: str) -> Iterator[None]:
-        """Wait for the endpoint's breaker and one of its concurrent upload slots (in
-        ``once``, an endpoint found unusable fails the upload at once instead)."""
+    def _slot(self, endpoint: str, model: str) -> Iterator[None]:
+        """Wait for the endpoint's breaker, the model's (if it was found gone) and one of
+        the endpoint's concurrent upload slots (in ``once``, an endpoint or model found
+        unusable fails the upload at once instead)."""
         while True:
-            self._usable(endpoint)
+            self._usable(endpoint, model)
+            wait, model_probe = self._gone.wait(endpoint, model)
+            if wait:
+                self._sleep(min(wait, 1.0))
+                continue
             with self._lock:
                 breaker = self._breakers[endpoint]
                 probing = breaker.probing
@@ -124,6 +133,8 @@ class Uploader:
                 limit.release()
         except BaseException:  # no verdict on the endpoint: let the next upload probe it
             self._unprobe(breaker, probe)
+            if model_probe:
+                self._gone.released(endpoint, model)
             raise
 
     def _acquire(self, lock: Limiter | threading.Lock) -> None:
@@ -132,10 +143,11 @@ class Uploader:
             if self._abort.is_set():
                 raise Abandoned
 
-    def _usable(self, endpoint: str) -> None:
-        """In ``once``: raise ``Unusable`` once the endpoint failed a file for good."""
+    def _usable(self, endpoint: str, model: str) -> None:
+        """In ``once``: raise ``Unusable`` once the endpoint (or this model on it) failed
+        a file for good."""
         with self._lock:
-            fatal = self._fatal.get(endpoint)
+            fatal = self._fatal.get(endpoint) or self._fatal.get(f"{endpoint}\0{model}")
         if fatal is not None:
             raise Unusable(fatal.message, status=fatal.status)
 
@@ -179,7 +191,13 @@ class Uploader:
         if (timed and caps.timed is None) or not models.fits(caps, seconds):
             raise Replan("the model no longer takes this file as planned")
         try:
-            return models.ask(caps, timed=timed, prompt=bool(settings.prompt), seconds=seconds)
+            return models.ask(
+                caps,
+                timed=timed,
+                prompt=bool(settings.prompt),
+                seconds=seconds,
+                language=bool(settings.language),
+            )
         except models.NothingToAsk:
             tried = ", ".join(models.of(endpoint, settings.model).formats)
             raise EndpointError(
@@ -267,14 +285,17 @@ class Uploader:
             elapsed = 0.0
             try:
                 with (
-                    self._slot(settings.endpoint),
+                    self._slot(settings.endpoint, settings.model),
                     self._asking(endpoint, settings, want_timed, seconds) as (ask, known),
                 ):
-                    self._usable(endpoint.name)  # a request before ours may have found out
+                    # a request before ours may have found out
+                    self._usable(endpoint.name, settings.model)
                     outcome, elapsed = self._send(client, path, settings, ask, attempt, size, name)
                     if isinstance(outcome, EndpointError) and not self._wait_for_endpoints:
+                        gone = isinstance(outcome, ModelGone)
                         with self._lock:  # every later file of this endpoint fails at once
-                            self._fatal.setdefault(endpoint.name, outcome)
+                            at = f"{endpoint.name}\0{settings.model}" if gone else endpoint.name
+                            self._fatal.setdefault(at, outcome)
                     if not isinstance(outcome, TranscriptionError):
                         self._learned.confirm(endpoint, settings.model, ask, known)
                     elif self._refused(endpoint, settings.model, outcome, ask):
@@ -291,6 +312,7 @@ class Uploader:
             ms = round(elapsed * 1000)
             if not isinstance(outcome, TranscriptionError):
                 self._succeeded(endpoint.name)
+                self._gone.succeeded(endpoint, settings.model)
                 log.info(
                     "upload.finished",
                     status=200,
@@ -301,6 +323,12 @@ class Uploader:
                 )
                 return outcome
             outages = outages + 1 if isinstance(outcome, RetryableError) and outcome.outage else 0
+            if isinstance(outcome, ModelGone):
+                self._gone.failed(endpoint, settings.model, outcome)
+                self._succeeded(endpoint.name)  # it answered: the endpoint is well
+                if not self._wait_for_endpoints:
+                    raise outcome
+                continue  # waits in _slot: the file's attempts are not its to pay
             if self._settle(endpoint, outcome, key, attempt, ms, outages):
                 continue  # not the file's fault: same attempt once the endpoint is back
             attempt += 1
