@@ -81,9 +81,8 @@ class Gone:
             status=failure.status,
             error=failure.message,
             action=(
-                f"its files wait in place (tried again hourly, and at once after a reload);"
-                f" set model: to one endpoint {endpoint.name!r} serves (dropscribe rehearse"
-                " tries a new model on finished recordings first)"
+                "its files wait in place (tried again hourly, and at once after a reload);"
+                f" set model: to one that endpoint {endpoint.name!r} serves, and reload"
             ),
         )
 

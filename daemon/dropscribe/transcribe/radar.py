@@ -51,8 +51,8 @@ class Retiring:
         instead = INSTEAD.get("openai" if kind in OPENAI_SHAPED else kind)
         move = f"move to {instead}" if instead else "move the folders to another model"
         return (
-            f"{move}; try it first on finished recordings with dropscribe rehearse, then set"
-            f" model: under the folders that use endpoint {self.endpoint!r}"
+            f"{move}: set model: under the folders that use endpoint {self.endpoint!r}"
+            " (check-config and status list what retires when)"
         )
 
 
