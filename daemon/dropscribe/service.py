@@ -78,6 +78,7 @@ class Daemon:
         self.metrics: Metrics  # a fresh registry per run(), made there
         self._progress: Callable[[int, int, int], None] | None = None
         self.tally: Tally | None = None
+        self.abandoned = 0  # jobs still running when the grace ran out (see run)
         self._shown = (0, 0, 0)
         self._excluded = rules.excluded_dirs(config)
         self._rescan_soon = threading.Event()  # set from another thread: scan at next turn
@@ -143,6 +144,7 @@ class Daemon:
             watcher.stop()
             abort.set()  # waits (backoff, paused endpoints) give up; uploads in flight go on
             stragglers = pool.close(self.config.shutdown_grace)
+            self.abandoned = stragglers
             if stragglers:
                 log.warning(
                     "daemon.abandoned",

@@ -213,4 +213,12 @@ def _serve(
     except Exception:
         structlog.get_logger("dropscribe").exception("daemon.crashed")
         return EXIT_FAILED
-    return EXIT_FAILED if once and failed else EXIT_OK
+    code = EXIT_FAILED if once and failed else EXIT_OK
+    if daemon.abandoned:
+        # Jobs still run in threads (a local transcription inside CTranslate2, an upload):
+        # tearing the interpreter down under them ends in SIGSEGV or SIGABRT. What they
+        # did is in the ledger (crash-safe), and they run again at the next start.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code

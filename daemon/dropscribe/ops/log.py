@@ -1,8 +1,15 @@
-"""structlog set-up: JSON lines for machines, the console renderer on a TTY."""
+"""structlog set-up: JSON lines for machines, the console renderer on a TTY.
+
+Under systemd, when stderr is the journal's stream (``JOURNAL_STREAM`` names its device
+and inode), each line starts with its syslog priority (``<3>`` for an error), which
+journald takes off and keeps as the entry's ``PRIORITY`` (``SyslogLevelPrefix=``, on
+by default): ``journalctl -u dropscribe -p err`` lists the errors.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Any, Protocol, TextIO, cast
 
@@ -14,6 +21,10 @@ LEVELS = {
     "warning": logging.WARNING,
     "error": logging.ERROR,
 }
+
+
+# syslog(3) priorities of structlog's levels
+PRIORITIES = {"debug": 7, "info": 6, "warning": 4, "error": 3, "critical": 2, "exception": 3}
 
 
 def _jsonable(value: Any) -> Any:
@@ -46,6 +57,29 @@ def _scrubbed(renderer: structlog.typing.Processor) -> structlog.typing.Processo
     return render
 
 
+def _prioritised(renderer: structlog.typing.Processor) -> structlog.typing.Processor:
+    def render(logger: Any, name: str, event: Any) -> Any:
+        level = event.get("level", name) if isinstance(event, dict) else name
+        line = renderer(logger, name, event)
+        prefix = f"<{PRIORITIES.get(level, 6)}>"
+        return prefix + line if isinstance(line, str) else line
+
+    return render
+
+
+def to_journal(stream: Stream) -> bool:
+    """Whether ``stream`` is the journal's own stream (systemd's JOURNAL_STREAM)."""
+    said = os.environ.get("JOURNAL_STREAM", "")
+    fileno = getattr(stream, "fileno", None)
+    if not said or fileno is None:
+        return False
+    try:
+        st = os.fstat(fileno())
+    except (OSError, ValueError):
+        return False
+    return said == f"{st.st_dev}:{st.st_ino}"
+
+
 def debugging() -> bool:
     """Whether debug events are kept: skip building ones that would be dropped anyway."""
     return _state["debug"]
@@ -76,13 +110,16 @@ def configure(
         if use_json
         else structlog.dev.ConsoleRenderer(colors=out.isatty())
     )
+    renderer = _scrubbed(renderer)
+    if to_journal(out):
+        renderer = _prioritised(renderer)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
-            _scrubbed(renderer),
+            renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(LEVELS[level]),
         logger_factory=structlog.WriteLoggerFactory(cast("TextIO", out)),
