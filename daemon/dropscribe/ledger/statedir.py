@@ -81,27 +81,29 @@ def lock_state_dir(state_dir: Path) -> int:
         raise AlreadyRunningError(
             errno.EWOULDBLOCK, "another dropscribe is running with this state_dir"
         ) from None
-    make_private(state_dir)
     return fd
 
 
-def make_private(state_dir: Path) -> None:
+def make_private(state_dir: Path) -> list[dict[str, str]]:
     """Take from ``state_dir``, and from each file and folder directly in it, every
-    permission of group and others; say so when something was wider (an older
-    dropscribe, a umask of 022, a unit's StateDirectoryMode=0755). What this user may
-    not change is said too, and left: the daemon still runs."""
+    permission of group and others; return what was wider (an older dropscribe, a umask
+    of 022, a unit's StateDirectoryMode=0755). What this user may not change is said
+    (``state_dir.not_private``) and left: the daemon still runs."""
     tightened: list[dict[str, str]] = []
-    with os.scandir(state_dir) as entries:
-        inside = [
-            (Path(e.path), 0o700 if e.is_dir(follow_symlinks=False) else 0o600) for e in entries
-        ]
+    inside: list[tuple[Path, int]] = []
+    try:
+        with os.scandir(state_dir) as entries:
+            inside += [
+                (Path(e.path), 0o700 if e.is_dir(follow_symlinks=False) else 0o600) for e in entries
+            ]
+    except OSError as exc:
+        log.warning("state_dir.not_private", path=str(state_dir), error=str(exc))
     for path, allowed in [(state_dir, 0o700), *inside]:
         try:
             _tighten(path, allowed, tightened, follow=path == state_dir)
         except OSError as exc:
             log.warning("state_dir.not_private", path=str(path), error=str(exc))
-    if tightened:
-        log.warning("state_dir.tightened", state_dir=str(state_dir), changed=tightened)
+    return tightened
 
 
 def _tighten(
@@ -141,11 +143,15 @@ def open_state(config: Config) -> tuple[int, Ledger]:
         raise
     except OSError as exc:
         raise SetupError(f"cannot use state_dir {state_dir}: {exc}") from None
+    tightened = make_private(state_dir)  # never raises: what it cannot change, it says
     try:
-        return lock, open_ledger(config)
+        ledger = open_ledger(config)
     except SetupError:
         os.close(lock)
         raise
     except (OSError, sqlite3.Error) as exc:
         os.close(lock)
         raise SetupError(f"cannot use state_dir {state_dir}: {exc}") from None
+    if tightened:  # said once the state_dir is in use (else its error is the one line)
+        log.warning("state_dir.tightened", state_dir=str(state_dir), changed=tightened)
+    return lock, ledger
