@@ -90,7 +90,7 @@ def carries(sidecar: Path, key: JobKey) -> bool:
         if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_SIDECAR_BYTES:
             return False
         found = _attribute(fd) or _hidden(fallback(sidecar))
-        if found is None:
+        if found is None or found.get("key") != str(key):  # not read for another job's mark
             return False
         with os.fdopen(os.dup(fd), "rb") as fh:
             data_hash = hashlib.file_digest(fh, "sha256").hexdigest()
