@@ -86,9 +86,13 @@ def test_a_sidecar_edited_or_linked_is_not_ours(tmp_path):
     finally:
         ledger.close()
     txt = tmp_path / "a.txt"
-    assert marks.carries(txt, key)
-    (tmp_path / "link.txt").symlink_to(txt)
-    assert not marks.carries(tmp_path / "link.txt", key)
-    with txt.open("a") as fh:
-        fh.write("edited\n")
-    assert not marks.carries(txt, key)
+    folder = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        assert marks.carries(folder, "a.txt", key)
+        (tmp_path / "link.txt").symlink_to(txt)
+        assert not marks.carries(folder, "link.txt", key)
+        with txt.open("a") as fh:
+            fh.write("edited\n")
+        assert not marks.carries(folder, "a.txt", key)
+    finally:
+        os.close(folder)

@@ -71,25 +71,31 @@ def supported(folder: Path) -> bool:
 
 def fallback(sidecar: Path) -> Path:
     """The hidden file that holds ``sidecar``'s mark where attributes cannot."""
-    return sidecar.with_name(f".{names.cut(sidecar.name, 200)}{FALLBACK_SUFFIX}")
+    return sidecar.with_name(_fallback_name(sidecar.name))
+
+
+def _fallback_name(name: str) -> str:
+    return f".{names.cut(name, 200)}{FALLBACK_SUFFIX}"
 
 
 def is_fallback(path: Path) -> bool:
     return path.name.startswith(".") and path.name.endswith(FALLBACK_SUFFIX)
 
 
-def carries(sidecar: Path, key: JobKey) -> bool:
-    """Whether ``sidecar`` (a regular file, not a link) carries the mark of ``key`` over
-    its present bytes: in its attribute, else in its hidden fallback file."""
+def carries(folder_fd: int, name: str, key: JobKey) -> bool:
+    """Whether the sidecar ``name`` in the folder ``folder_fd`` holds (a regular file, not
+    a link) carries the mark of ``key`` over its present bytes: in its attribute, else
+    in its hidden fallback file."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
-        fd = os.open(sidecar, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(name, flags, dir_fd=folder_fd)
     except OSError:
         return False
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_SIDECAR_BYTES:
             return False
-        found = _attribute(fd) or _hidden(fallback(sidecar))
+        found = _attribute(fd) or _hidden(folder_fd, _fallback_name(name))
         if found is None or found.get("key") != str(key):  # not read for another job's mark
             return False
         with os.fdopen(os.dup(fd), "rb") as fh:
@@ -108,10 +114,11 @@ def _attribute(fd: int) -> dict[str, object] | None:
     return None
 
 
-def _hidden(path: Path) -> dict[str, object] | None:
+def _hidden(folder_fd: int, name: str) -> dict[str, object] | None:
     """A fallback mark file's body (small, regular, not a link), or None."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(name, flags, dir_fd=folder_fd)
     except OSError:
         return None
     try:

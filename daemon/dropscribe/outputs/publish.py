@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 import structlog
 
-from dropscribe import names
+from dropscribe import beneath, names
 from dropscribe.config import rules
 from dropscribe.config.schema import Format
 from dropscribe.errors import SidecarError
@@ -141,21 +142,43 @@ def adopt(
     owner = None if settings.after == "keep" else f"{names.text(source)}#{key.digest}"
     me = owner or names.text(source)
     folder = rules.sidecar_dir(inbox, settings, source)
+    try:
+        folder_fd = _open_beneath(folder, settings.output_dir or inbox.path)
+    except (OSError, ValueError):  # no folder yet, or a link on the way: nothing of ours
+        return []
     found: list[Path] = []
-    for fmt in settings.formats:
-        first = folder / rules.sidecar_name(settings, source, fmt)
-        for target in _candidates(settings, source, fmt, first):
-            if not disposition.occupied(target):
+    try:
+        for fmt in settings.formats:
+            first = folder / rules.sidecar_name(settings, source, fmt)
+            for target in _candidates(settings, source, fmt, first):
+                if beneath.lstat_at(folder_fd, target.name) is None:
+                    return []
+                if ledger.owner_of(target) in {None, me} and marks.carries(
+                    folder_fd, target.name, key
+                ):
+                    found.append(target)
+                    break
+            else:
                 return []
-            if ledger.owner_of(target) in {None, me} and marks.carries(target, key):
-                found.append(target)
-                break
-        else:
-            return []
+    except OSError:  # a name this filesystem cannot even look up (too long): not ours
+        return []
+    finally:
+        os.close(folder_fd)
     if None in ledger.finish(source, None, [[target] for target in found], owner, claim):
         return []
     ledger.record_file(source, inbox.name, identity, key.digest, key, FileState.DONE)
     return found
+
+
+def _open_beneath(folder: Path, within: Path) -> int:
+    """``folder``, opened from ``within``'s descriptor without following a link."""
+    if not folder.is_relative_to(within):
+        return beneath.open_root(folder)
+    root = beneath.open_root(within)
+    try:
+        return beneath.open_dir(root, folder.relative_to(within))
+    finally:
+        os.close(root)
 
 
 def _page(transcript: Transcript, settings: FolderSettings, source: Path) -> render.Page:
