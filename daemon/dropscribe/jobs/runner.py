@@ -214,12 +214,19 @@ class JobRunner:
         # A shared ledger's claim goes with it: another host holding it means later.
         # The file is marked done before the claim ends: another host that claims the
         # job next sees it done, rather than writing its sidecars a second time.
+        # Sidecars that carry this job's mark are ours from before a lost ledger: adopted.
         with self._key_lock_of(key), self._claimed(key, path) as claim:
-            written = self._publish(item, held, progress, settings, key, claim)
+            adopted = publish.adopt(self._ledger, item.inbox, path, settings, key, ident, claim)
+            written = adopted or self._publish(item, held, progress, settings, key, claim)
             if isinstance(written, Outcome):
                 return written
             moved = verdicts.after(item, held, settings.after)
             self._ledger.file_done(path, [f.value for f in settings.formats], written)
+        if adopted:
+            log.info(
+                "file.adopted", sidecars=[str(p) for p in adopted], moved_to=moved and str(moved)
+            )
+            return Outcome.SKIPPED
         log.info(
             "file.done", outputs=[str(p) for p in written], moved_to=str(moved) if moved else None
         )
@@ -278,6 +285,7 @@ class JobRunner:
                 key if fresh else None,
                 digest,
                 claim,
+                mode=held.stat.st_mode,
             )
         except SidecarError as exc:  # the ledger took the transcript before this
             self._paid.pop(key, None)

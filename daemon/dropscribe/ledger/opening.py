@@ -3,6 +3,8 @@ database several hosts share (``ledger: url:``)."""
 
 from __future__ import annotations
 
+import os
+import stat
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from dropscribe.ledger.store import LEDGER_NAME, SqliteLedger
@@ -29,7 +31,10 @@ def open_ledger(config: Config, *, daemon: bool = True, pool_size: int | None = 
     Raises SetupError (a shared ledger that cannot be reached), OSError or
     sqlite3.Error (a state_dir that cannot be used)."""
     if config.ledger is None:
-        return SqliteLedger(config.state_dir / LEDGER_NAME)
+        path = config.state_dir / LEDGER_NAME
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_file(path)  # SQLite gives its -wal and -shm the same bits
+        return SqliteLedger(path)
     from dropscribe.ledger.places import Places  # noqa: PLC0415 - with the shared ledger only
     from dropscribe.ledger.postgres import PostgresLedger  # noqa: PLC0415 - psycopg is an extra
 
@@ -39,6 +44,27 @@ def open_ledger(config: Config, *, daemon: bool = True, pool_size: int | None = 
         pool_size=pool_size or config.workers,
         daemon=daemon,
     )
+
+
+def private_file(path: Path) -> int:
+    """Make ``path`` (a regular file, not followed if a link) if missing, readable by
+    this user alone whatever the umask (its permission bits & 0600); return the bits it
+    had (0 when it was made)."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o600)
+        os.fchmod(fd, 0o600)  # the umask may have taken the owner's bits too
+        os.close(fd)
+        return 0
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISREG(st.st_mode) and stat.S_IMODE(st.st_mode) & 0o077:
+            os.fchmod(fd, stat.S_IMODE(st.st_mode) & 0o600)
+        return stat.S_IMODE(st.st_mode)
+    finally:
+        os.close(fd)
 
 
 def existing(config: Config) -> Ledger | None:

@@ -1,4 +1,8 @@
-"""The state directory: one daemon at a time."""
+"""The state directory: one daemon at a time, and nobody else's to read.
+
+The folder is made 0700 and everything in it (the lock, the ledger with its -wal and
+-shm, scratch audio) is this user's alone whatever the umask; a folder found wider is
+tightened at start, with a ``state_dir.tightened`` event saying what was."""
 
 from __future__ import annotations
 
@@ -6,11 +10,16 @@ import errno
 import fcntl
 import os
 import sqlite3
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import structlog
+
 from dropscribe.errors import AlreadyRunningError, SetupError, StateLostError
 from dropscribe.ledger.opening import open_ledger
+
+log = structlog.get_logger("dropscribe")
 
 if TYPE_CHECKING:
     from dropscribe.config.settings import Config
@@ -58,8 +67,13 @@ def lock_state_dir(state_dir: Path) -> int:
 
     Two daemons on one ledger would upload files twice; the second one refuses to start.
     """
-    state_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(state_dir / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        state_dir.mkdir(mode=0o700, parents=True)
+    except FileExistsError:
+        pass
+    else:
+        state_dir.chmod(0o700)  # whatever the umask took
+    fd = os.open(state_dir / "lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -68,6 +82,52 @@ def lock_state_dir(state_dir: Path) -> int:
             errno.EWOULDBLOCK, "another dropscribe is running with this state_dir"
         ) from None
     return fd
+
+
+def make_private(state_dir: Path) -> list[dict[str, str]]:
+    """Take from ``state_dir``, and from each file and folder directly in it, every
+    permission of group and others; return what was wider (an older dropscribe, a umask
+    of 022, a unit's StateDirectoryMode=0755). What this user may not change is said
+    (``state_dir.not_private``) and left: the daemon still runs."""
+    tightened: list[dict[str, str]] = []
+    inside: list[tuple[Path, int]] = []
+    try:
+        with os.scandir(state_dir) as entries:
+            inside += [
+                (Path(e.path), 0o700 if e.is_dir(follow_symlinks=False) else 0o600) for e in entries
+            ]
+    except OSError as exc:
+        log.warning("state_dir.not_private", path=str(state_dir), error=str(exc))
+    for path, allowed in [(state_dir, 0o700), *inside]:
+        try:
+            _tighten(path, allowed, tightened, follow=path == state_dir)
+        except OSError as exc:
+            log.warning("state_dir.not_private", path=str(path), error=str(exc))
+    return tightened
+
+
+def _tighten(
+    path: Path, allowed: int, tightened: list[dict[str, str]], *, follow: bool = False
+) -> None:
+    """``path``'s permission bits & ``allowed``, through a descriptor (a link's target
+    only with ``follow``); noted in ``tightened`` when that took something away."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno in {errno.ELOOP, errno.ENXIO, errno.ENOENT}:  # a link, a socket, gone
+            return
+        raise
+    try:
+        st = os.fstat(fd)
+        was = stat.S_IMODE(st.st_mode)
+        if (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)) and was & ~allowed:
+            os.fchmod(fd, was & allowed)
+            tightened.append(
+                {"path": str(path), "was": f"{was:04o}", "now": f"{was & allowed:04o}"}
+            )
+    finally:
+        os.close(fd)
 
 
 def open_state(config: Config) -> tuple[int, Ledger]:
@@ -83,11 +143,15 @@ def open_state(config: Config) -> tuple[int, Ledger]:
         raise
     except OSError as exc:
         raise SetupError(f"cannot use state_dir {state_dir}: {exc}") from None
+    tightened = make_private(state_dir)  # never raises: what it cannot change, it says
     try:
-        return lock, open_ledger(config)
+        ledger = open_ledger(config)
     except SetupError:
         os.close(lock)
         raise
     except (OSError, sqlite3.Error) as exc:
         os.close(lock)
         raise SetupError(f"cannot use state_dir {state_dir}: {exc}") from None
+    if tightened:  # said once the state_dir is in use (else its error is the one line)
+        log.warning("state_dir.tightened", state_dir=str(state_dir), changed=tightened)
+    return lock, ledger

@@ -167,7 +167,11 @@ def quarantine(
         "time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
     data = (names.json_text(body, indent=2) + "\n").encode()
-    sidecar.write_all({error_report(target): data}, within=_anchor(inbox, target)[0])
+    sidecar.write_all(
+        {error_report(target): data},
+        within=_anchor(inbox, target)[0],
+        mode=held.stat.st_mode if held else None,
+    )
     return target
 
 

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 import structlog
 
-from dropscribe import names
+from dropscribe import beneath, names
 from dropscribe.config import rules
 from dropscribe.config.schema import Format
 from dropscribe.errors import SidecarError
-from dropscribe.outputs import disposition, render, sidecar
+from dropscribe.ledger.interface import FileState, JobKey
+from dropscribe.outputs import disposition, marks, render, sidecar
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -21,7 +23,7 @@ if TYPE_CHECKING:
 
     from dropscribe.config.schema import FolderSettings
     from dropscribe.config.settings import Inbox
-    from dropscribe.ledger.interface import Claim, JobKey, Ledger
+    from dropscribe.ledger.interface import Claim, Ledger
     from dropscribe.transcript import Transcript
 
 log = structlog.get_logger("dropscribe")
@@ -29,7 +31,7 @@ log = structlog.get_logger("dropscribe")
 CLAIM_ROUNDS = 3  # a name lost to another source at that very moment: look again
 
 
-def write(
+def write(  # noqa: PLR0913 - the job's parts; the recording's mode by keyword
     ledger: Ledger,
     inbox: Inbox,
     source: Path,
@@ -38,8 +40,11 @@ def write(
     fresh: JobKey | None,
     digest: str,
     claim: Claim | None = None,
+    *,
+    mode: int | None = None,
 ) -> list[Path]:
-    """Store a fresh transcript under its job key, claim the sidecar paths, write them.
+    """Store a fresh transcript under its job key, claim the sidecar paths, write them
+    (with the recording's permission bits, ``mode``, and the job's mark).
 
     The template's name is used unless another source owns it or a file we did not
     write is in the way (a user's own notes): then ``{name}.{ext}``, then numbers.
@@ -53,21 +58,13 @@ def write(
     """
     folder = rules.sidecar_dir(inbox, settings, source)
     wanted = [folder / rules.sidecar_name(settings, source, fmt) for fmt in settings.formats]
-
-    def candidates(fmt: Format, first: Path) -> Iterator[Path]:
-        """The template's name, then the others; built only as far as needed."""
-        yield first
-        fallback = settings.model_copy(update={"name_template": "{name}.{ext}"})
-        others = itertools.chain(
-            [rules.sidecar_name(fallback, source, fmt)],
-            (f"{source.name}.{n}.{fmt.extension}" for n in range(2, 10_000)),
-        )
-        yield from (folder / name for name in others if name != first.name)
-
     done = (fresh, transcript.to_json(), transcript.request_id) if fresh else None
     owner = None if settings.after == "keep" else f"{names.text(source)}#{digest}"
     me = owner or names.text(source)
-    options = [candidates(fmt, first) for fmt, first in zip(settings.formats, wanted, strict=True)]
+    options = [
+        _candidates(settings, source, fmt, first)
+        for fmt, first in zip(settings.formats, wanted, strict=True)
+    ]
     chosen: list[Path | None] = [None] * len(options)
     for _ in range(CLAIM_ROUNDS):  # another round only if a name was claimed meanwhile
         left = [i for i, target in enumerate(chosen) if target is None]
@@ -92,10 +89,96 @@ def write(
             )
         files[target] = page.render(fmt)
     confirm = (lambda: ledger.confirm(claim)) if claim is not None and claim.token else None
-    sidecar.write_all(files, before_naming=confirm, within=settings.output_dir or inbox.path)
+    key = JobKey(digest, settings.shaping_hash())  # the mark: ours, without the ledger
+    mark: JobKey | None = key
+    staged = dict(files)
+    if not marks.supported(folder):  # no attributes here: hidden mark files instead
+        mark = None
+        staged.update({marks.fallback(target): marks.of(key, d) for target, d in files.items()})
+    sidecar.write_all(
+        staged,
+        before_naming=confirm,
+        within=settings.output_dir or inbox.path,
+        mode=mode,
+        mark=mark,
+    )
     for target, data in files.items():
         log.info("sidecar.written", sidecar=str(target), bytes=len(data))
     return list(files)
+
+
+def _candidates(settings: FolderSettings, source: Path, fmt: Format, first: Path) -> Iterator[Path]:
+    """A sidecar's names in the order they are tried: the template's (``first``), then
+    ``{name}.{ext}``, then numbers; built only as far as needed."""
+    yield first
+    fallback = settings.model_copy(update={"name_template": "{name}.{ext}"})
+    others = itertools.chain(
+        [rules.sidecar_name(fallback, source, fmt)],
+        (f"{source.name}.{n}.{fmt.extension}" for n in range(2, 10_000)),
+    )
+    yield from (first.parent / name for name in others if name != first.name)
+
+
+def adopt(
+    ledger: Ledger,
+    inbox: Inbox,
+    source: Path,
+    settings: FolderSettings,
+    key: JobKey,
+    identity: tuple[int, int, int],
+    claim: Claim | None,
+) -> list[Path]:
+    """The sidecars found on disk that we wrote for this very job (each carries the mark
+    of ``key`` over its present bytes), now recorded in the ledger as this source's;
+    empty unless every format has one. A daemon whose ledger was lost or wiped so knows
+    its own work, writes nothing and pays for nothing; a file without the mark, or with
+    one for other content or settings, is a stranger's and is left alone.
+
+    Each format's names are looked at in the order ``write`` tries them, as long as
+    something is there: the one it took was the first free one, or this source's own.
+    """
+    if claim is None:
+        return []
+    owner = None if settings.after == "keep" else f"{names.text(source)}#{key.digest}"
+    me = owner or names.text(source)
+    folder = rules.sidecar_dir(inbox, settings, source)
+    try:
+        folder_fd = _open_beneath(folder, settings.output_dir or inbox.path)
+    except (OSError, ValueError):  # no folder yet, or a link on the way: nothing of ours
+        return []
+    found: list[Path] = []
+    try:
+        for fmt in settings.formats:
+            first = folder / rules.sidecar_name(settings, source, fmt)
+            for target in _candidates(settings, source, fmt, first):
+                if beneath.lstat_at(folder_fd, target.name) is None:
+                    return []
+                if ledger.owner_of(target) in {None, me} and marks.carries(
+                    folder_fd, target.name, key
+                ):
+                    found.append(target)
+                    break
+            else:
+                return []
+    except OSError:  # a name this filesystem cannot even look up (too long): not ours
+        return []
+    finally:
+        os.close(folder_fd)
+    if None in ledger.finish(source, None, [[target] for target in found], owner, claim):
+        return []
+    ledger.record_file(source, inbox.name, identity, key.digest, key, FileState.DONE)
+    return found
+
+
+def _open_beneath(folder: Path, within: Path) -> int:
+    """``folder``, opened from ``within``'s descriptor without following a link."""
+    if not folder.is_relative_to(within):
+        return beneath.open_root(folder)
+    root = beneath.open_root(within)
+    try:
+        return beneath.open_dir(root, folder.relative_to(within))
+    finally:
+        os.close(root)
 
 
 def _page(transcript: Transcript, settings: FolderSettings, source: Path) -> render.Page:

@@ -2,7 +2,10 @@
 
 Each sidecar is written to an unnamed file (O_TMPFILE) in its own folder, or a
 hidden temporary file where the filesystem lacks that, fsync'd, given its final
-name in one atomic step, and the folder fsync'd.
+name in one atomic step, and the folder fsync'd. A sidecar is as private as its
+recording: it gets the recording's permission bits, never wider than the umask allows
+(owner and group are the kernel's: this user, and the folder's group where the folder
+is setgid); and it carries its job's mark (``marks``) from before it has a name.
 """
 
 from __future__ import annotations
@@ -10,21 +13,32 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dropscribe import beneath, names
 from dropscribe.errors import SidecarError
+from dropscribe.outputs import marks
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from dropscribe.ledger.interface import JobKey
 
 TEMP_SUFFIX = ".dropscribe-tmp"
 
 # Read the umask once, at import (main thread): reading it means setting it.
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+
+
+def permissions(recording_mode: int | None) -> int:
+    """A sidecar's permission bits: the recording's (``st_mode``; None: everyone's), no
+    execute bit, and nothing the umask takes away."""
+    allowed = 0o666 & ~_UMASK
+    return allowed if recording_mode is None else stat.S_IMODE(recording_mode) & allowed
 
 
 def _temp_prefix(name: str) -> str:
@@ -40,22 +54,27 @@ def _write_fd(fd: int, data: bytes) -> None:
     os.fsync(fd)
 
 
-def _write_anonymous(folder_fd: int, data: bytes) -> int | None:
+def _write_anonymous(
+    folder_fd: int, data: bytes, mode: int, mark: JobKey | None = None
+) -> int | None:
     """Write ``data`` to an unnamed, fsync'd file in a folder (Linux O_TMPFILE).
 
     Nobody sees it, no watcher hears of it, and a crash leaves nothing behind. Returns
-    None where the filesystem cannot do this (then a named temp file is used).
+    None where the filesystem cannot do this (then a named temp file is used). ``mode``:
+    its permission bits from the start (``permissions``); ``mark``: the job it is for.
     """
     flag = getattr(os, "O_TMPFILE", 0)
     if not flag:
         return None
     try:
-        fd = os.open(".", flag | os.O_WRONLY | os.O_CLOEXEC, 0o666, dir_fd=folder_fd)
+        fd = os.open(".", flag | os.O_WRONLY | os.O_CLOEXEC, mode, dir_fd=folder_fd)
     except OSError as exc:
         if exc.errno in {errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL}:
             return None
         raise
     try:
+        if mark is not None:
+            marks.stamp(fd, mark, data)
         _write_fd(fd, data)
     except BaseException:
         os.close(fd)
@@ -63,12 +82,14 @@ def _write_anonymous(folder_fd: int, data: bytes) -> int | None:
     return fd
 
 
-def _write_named(target: Path, data: bytes) -> Path:
+def _write_named(target: Path, data: bytes, mode: int, mark: JobKey | None = None) -> Path:
     fd, name = tempfile.mkstemp(
         prefix=_temp_prefix(target.name), suffix=TEMP_SUFFIX, dir=target.parent
     )
     try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes it 0600
+        os.fchmod(fd, mode)  # mkstemp makes it 0600
+        if mark is not None:
+            marks.stamp(fd, mark, data)
         _write_fd(fd, data)
     except BaseException:
         os.close(fd)
@@ -122,8 +143,13 @@ def write_all(
     files: dict[Path, bytes],
     before_naming: Callable[[], None] | None = None,
     within: Path | None = None,
+    *,
+    mode: int | None = None,
+    mark: JobKey | None = None,
 ) -> None:
-    """Write every sidecar of one source atomically, or raise SidecarError.
+    """Write every sidecar of one source atomically, or raise SidecarError. ``mode``: the
+    recording's ``st_mode``, whose permission bits each sidecar gets (``permissions``);
+    ``mark``: the job whose mark each carries.
 
     All contents are written and fsync'd before the first one gets its name, so a
     full disk fails the set before any of it appears; then ``before_naming`` may
@@ -134,12 +160,15 @@ def write_all(
     folders: dict[Path, int] = {}
     staged: list[tuple[int | Path, Path]] = []
     target: Path | None = None  # the sidecar at hand, for the error
+    bits = permissions(mode)
     try:
         for target, data in files.items():
             if target.parent not in folders:
                 folders[target.parent] = _open_folder(target.parent, within)
-            fd = _write_anonymous(folders[target.parent], data)
-            staged.append((fd if fd is not None else _write_named(target, data), target))
+            fd = _write_anonymous(folders[target.parent], data, bits, mark)
+            staged.append(
+                (fd if fd is not None else _write_named(target, data, bits, mark), target)
+            )
         if before_naming is not None:
             before_naming()
         for temp, target in staged:
