@@ -707,6 +707,14 @@ class FakeAPI:
         )
         if translation and not rules.translate:
             return _invalid(f"Model {model} is not supported for translations.", "model")
+        if upload.path.partition("?")[0].endswith("/translations") and (
+            "timestamp_granularities[]" in fields
+        ):  # CreateTranslationRequest has no such field
+            return _invalid(
+                "Unrecognized request argument supplied: timestamp_granularities",
+                "timestamp_granularities",
+                "unknown_parameter",
+            )
         if translation and self.kind == "groq" and fields.get("language", "en") != "en":
             return _invalid("translations only support language 'en'", "language")
         if fmt not in rules.formats:

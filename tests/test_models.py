@@ -550,3 +550,20 @@ def test_the_radar_reads_shutdown_dates_and_says_them_everywhere(setup):
     assert checked.returncode == 0, checked.stderr
     assert "whisper-1 on local shuts down 2027-02-26" in checked.stderr
     assert "gpt-transcribe on" not in checked.stderr
+
+
+def test_a_translation_with_subtitles_never_sends_timestamp_granularities(setup):
+    """/audio/translations has no timestamp_granularities (the test server refuses it as
+    OpenAI does): a translated folder with srt gets one request and its segments' times."""
+    from conftest import DaemonProcess
+
+    with FakeAPI(api_key=API_KEY) as api:
+        serve(setup, api, model="whisper-1", task="translate", formats=["txt", "srt"])
+        setup.data["endpoints"]["local"]["kind"] = "openai"
+        make_wav(setup.inbox / "talk.wav")
+        assert DaemonProcess(setup, command="once").wait(timeout=60) == 0
+    (upload,) = api.uploads
+    assert upload.path == "/v1/audio/translations"
+    assert upload.reply == "200"
+    assert "timestamp_granularities[]" not in upload.fields
+    assert (setup.inbox / "talk.srt").read_text().startswith("1\n00:00:00,000 --> ")

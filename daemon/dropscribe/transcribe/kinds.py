@@ -115,7 +115,7 @@ def openai_fields(settings: FolderSettings, ask: Ask) -> dict[str, str | list[st
         "model": settings.model,
         "response_format": ask.response_format,
     }
-    if ask.granularities:
+    if ask.granularities and settings.task is Task.TRANSCRIBE:  # /translations has none
         fields["timestamp_granularities[]"] = "segment"
     if settings.language and ask.language and settings.task is Task.TRANSCRIBE:
         fields["language"] = settings.language
