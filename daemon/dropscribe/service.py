@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from dropscribe.config.schema import FolderSettings
     from dropscribe.config.settings import Config, Inbox
     from dropscribe.ledger.interface import Ledger
+    from dropscribe.transcribe.radar import Retiring
 
 log = structlog.get_logger("dropscribe")
 
@@ -102,7 +103,7 @@ class Daemon:
         self._ledger, self._lock = ledger, lock  # the lock: held until run() ends
         # Scratch audio a crash left behind (ours alone: we hold the state_dir lock).
         shutil.rmtree(self.config.state_dir / "work", ignore_errors=True)
-        abort, radar_stop = threading.Event(), threading.Event()
+        abort = threading.Event()
         metrics = self.metrics = Metrics(uploads=self.config.processes == 1)
         metrics.watch_ledger(ledger.counts)
         if isinstance(ledger, opening.Announcing):
@@ -116,6 +117,7 @@ class Daemon:
             host, port = server.address[:2]
             log.info("metrics.listening", url=f"http://{host!s}:{port}/metrics")
         watcher = Watcher(self.config.inboxes, self._hints.put, on_change=metrics.inboxes)
+        looking = lookout.Radar(ledger, self._now, found=self._retiring)
         pool.start()
         try:
             if not once:
@@ -131,12 +133,11 @@ class Daemon:
                 ledger=ledger.where,
             )
             self._notify(READY="1", STATUS=self._status(pool))
-            if not once:
-                found = lookout.Radar(ledger, lambda: self.config, found=metrics.retiring)
-                lookout.start(found, radar_stop)
+            if not once:  # once sends nothing but its files
+                looking.start()
             watcher = self._loop(stop, pool, watcher, runner, once, reload)
         finally:
-            radar_stop.set()
+            looking.close()  # before the ledger is
             self._notify(STOPPING="1", STATUS="finishing uploads in flight")
             if server is not None:
                 server.stop()
@@ -160,6 +161,13 @@ class Daemon:
                 self._progress(tally.finished, tally.finished, tally.failed)
             log.info("daemon.stopped", done=tally.done, failed=tally.failed, skipped=tally.skipped)
         return tally.failed
+
+    def _retiring(self, found: Retiring) -> None:
+        self.metrics.retiring(found)
+
+    def _now(self) -> Config:
+        """The config as last reloaded."""
+        return self.config
 
     def _workers(
         self, ledger: Ledger, abort: threading.Event, metrics: Metrics, *, once: bool

@@ -84,6 +84,23 @@ class Radar:
         self._config = config
         self._found = found
         self._today = today
+        self._closing = threading.Lock()  # held while the ledger is written
+        self._closed = False
+        self._stop = threading.Event()
+
+    def start(self) -> Radar:
+        """Look now and then daily, on a thread of its own."""
+        thread = threading.Thread(target=self.run, args=(self._stop,), name="dropscribe-radar")
+        thread.daemon = True  # a hung catalogue request never holds up the daemon's exit
+        thread.start()
+        return self
+
+    def close(self) -> None:
+        """From now on nothing is written (the ledger is about to close); a look in
+        flight may end its request, but it writes nothing."""
+        self._stop.set()
+        with self._closing:
+            self._closed = True
 
     def run(self, stop: threading.Event) -> None:
         first = True
@@ -126,9 +143,12 @@ class Radar:
 
     def _say(self, endpoint: Endpoint, item: radar.Retiring, *, first: bool) -> None:
         today = self._today()
-        self._ledger.record_capability(
-            where(endpoint), item.model, *SHUTDOWN, NOTICE, f"{item.shutdown} {item.source}"
-        )
+        with self._closing:
+            if self._closed:
+                return
+            self._ledger.record_capability(
+                where(endpoint), item.model, *SHUTDOWN, NOTICE, f"{item.shutdown} {item.source}"
+            )
         if self._found is not None:
             self._found(item)
         if radar.worth_saying(item, today, first=first):
@@ -142,13 +162,6 @@ class Radar:
                 source=item.source,
                 action=item.what_to_do(endpoint.kind),
             )
-
-
-def start(radar_: Radar, stop: threading.Event) -> threading.Thread:
-    thread = threading.Thread(target=radar_.run, args=(stop,), name="dropscribe-radar")
-    thread.daemon = True  # a hung catalogue request never holds up the daemon's exit
-    thread.start()
-    return thread
 
 
 def lines(found: Iterable[Notice | radar.Retiring], today: dt.date) -> list[str]:
