@@ -32,6 +32,7 @@ STOPS = ".?!\u2026\u3002\uff1f\uff01"
 SENTENCE_END = re.compile(f"[{STOPS}]['\"\u2019\u201d)\\]]*$")
 CLAUSE_END = re.compile("[,;:\u2013\u2014\u3001\uff0c\uff1b\uff1a]$")
 ABBREVIATIONS = {"mr.", "mrs.", "ms.", "dr.", "st.", "prof.", "e.g.", "i.e.", "vs.", "etc.", "no."}
+ABBREVIATED = max(len(a) for a in ABBREVIATIONS)
 DIGITS = re.compile(r"\d+$")
 
 
@@ -71,7 +72,7 @@ def tokens(transcript: Transcript) -> list[Token]:
         unspaced = not spaced and " " not in transcript.text.strip()
         starts = [seg["start"] for seg in transcript.segments]
         for w in transcript.words:
-            text = w["word"].strip()
+            text = " ".join(w["word"].split())  # one line, whatever the engine put in it
             if text:
                 glued = (not w["word"][:1].isspace()) if spaced else unspaced
                 who = w.get("speaker") or _speaker_at(transcript, starts, w["start"], w["end"])
@@ -151,9 +152,12 @@ def _must_break(before: Token, after: Token) -> bool:
 
 
 def _fits(run: Sequence[Token], rules: SubtitleRules, indent: int = 0) -> bool:
+    """Whether ``run`` makes one cue. Balancing never adds a line, so the greedy count
+    says it; a run is at most ``lines`` lines of bounded units, so this is bounded too."""
     if run[-1].end - run[0].start > rules.max_seconds:
         return False
-    return len(wrap(run, rules.line_length, indent)) <= rules.lines
+    units = _units(run, rules.line_length)
+    return len(_greedy(units, rules.line_length, indent)) <= rules.lines
 
 
 def _best_break(words: Sequence[Token], i: int, j: int) -> int:
@@ -183,16 +187,16 @@ def _together(last: Token, nxt: Token) -> bool:
     word, a title and its name ("Mr. Smith"), the groups of one number ("10 000")."""
     if nxt.glued:
         return last.text[-1:].isascii() and nxt.text[:1].isascii()
-    if last.text.lower() in ABBREVIATIONS:
+    if len(last.text) <= ABBREVIATED and last.text.lower() in ABBREVIATIONS:
         return True
-    return bool(DIGITS.match(last.text) and DIGITS.match(nxt.text) and len(nxt.text) == 3)
+    return len(nxt.text) == 3 and nxt.text.isdigit() and bool(DIGITS.match(last.text))
 
 
 def wrap(run: Sequence[Token], width: int, indent: int = 0) -> list[str]:
     """Balanced lines of at most ``width`` characters (the first ``indent`` fewer, for
     the speaker's name), broken between words that may be parted; a word (or such a
     group) longer than the width gets a line of its own."""
-    units = _units(run)
+    units = _units(run, width)
     lines = _greedy(units, width, indent)
     if len(lines) < 2:
         return lines
@@ -206,15 +210,20 @@ def wrap(run: Sequence[Token], width: int, indent: int = 0) -> list[str]:
     return balanced
 
 
-def _units(run: Sequence[Token]) -> list[tuple[str, bool]]:
-    """The run as pieces a line may break between: (text, written without a space)."""
+def _units(run: Sequence[Token], width: int) -> list[tuple[str, bool]]:
+    """The run as pieces a line may break between: (text, written without a space).
+    Words kept together make a piece only while it fits the ``width``: a thousand
+    digit groups or word parts in a row are parted like other words, so no piece (and
+    no cue) grows with the answer."""
     units: list[tuple[str, bool]] = []
     for n, token in enumerate(run):
+        sep = "" if token.glued else " "
         if n and _together(run[n - 1], token):
             text, glued = units[-1]
-            units[-1] = (text + ("" if token.glued else " ") + token.text, glued)
-        else:
-            units.append((token.text, token.glued))
+            if len(text) + len(sep) + len(token.text) <= width:
+                units[-1] = (text + sep + token.text, glued)
+                continue
+        units.append((token.text, token.glued))
     return units
 
 
