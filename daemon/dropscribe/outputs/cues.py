@@ -127,11 +127,13 @@ def build(words: Sequence[Token], rules: SubtitleRules) -> list[Cue]:
     i, n = 0, len(words)
     while i < n:
         indent = _indent(words, i)
+        lines = _Lines(rules.line_length, indent, words[i])
         j = i + 1  # words[i:j] fits; a single word always does (a long one gets its line)
         while (
             j < n
             and not _must_break(words[j - 1], words[j])
-            and _fits(words[i : j + 1], rules, indent)
+            and words[j].end - words[i].start <= rules.max_seconds
+            and lines.add(words[j - 1], words[j]) <= rules.lines
         ):
             j += 1
         k = j if j == n or _must_break(words[j - 1], words[j]) else _best_break(words, i, j)
@@ -151,13 +153,38 @@ def _must_break(before: Token, after: Token) -> bool:
     return after.start - before.end >= PAUSE_BREAK or before.speaker != after.speaker
 
 
-def _fits(run: Sequence[Token], rules: SubtitleRules, indent: int = 0) -> bool:
-    """Whether ``run`` makes one cue. Balancing never adds a line, so the greedy count
-    says it; a run is at most ``lines`` lines of bounded units, so this is bounded too."""
-    if run[-1].end - run[0].start > rules.max_seconds:
-        return False
-    units = _units(run, rules.line_length)
-    return len(_greedy(units, rules.line_length, indent)) <= rules.lines
+class _Lines:
+    """How many lines ``wrap`` makes of a run as it grows a word at a time, each word
+    in constant time: the pieces of ``_units`` laid out as ``_greedy`` does (balancing
+    never adds a line). Filling a cue costs its words, not its words squared."""
+
+    def __init__(self, width: int, indent: int, first: Token) -> None:
+        self._width = width
+        self._indent = indent
+        self._before = (0, 0)  # (lines done, length of the open line) before the last piece
+        self._piece = (len(first.text), first.glued)  # the last piece: length, glued
+        self._after = self._placed(self._before, self._piece)
+
+    def add(self, last: Token, token: Token) -> int:
+        """Lines of the run with ``token`` (which follows ``last``) added."""
+        sep = 0 if token.glued else 1
+        size, glued = self._piece
+        if _together(last, token) and size + sep + len(token.text) <= self._width:
+            self._piece = (size + sep + len(token.text), glued)  # the piece grows
+        else:
+            self._before, self._piece = self._after, (len(token.text), token.glued)
+        self._after = self._placed(self._before, self._piece)
+        done, open_line = self._after
+        return done + (1 if open_line else 0)
+
+    def _placed(self, state: tuple[int, int], piece: tuple[int, bool]) -> tuple[int, int]:
+        done, length = state
+        size, glued = piece
+        joined = length + (0 if glued else 1) + size if length else size
+        room = self._width - (0 if done else self._indent)
+        if length and joined > room:
+            return done + 1, size
+        return done, joined
 
 
 def _best_break(words: Sequence[Token], i: int, j: int) -> int:
