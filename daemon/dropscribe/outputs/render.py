@@ -194,7 +194,7 @@ class Page:
         front = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, width=10_000)
         title = self.source.rsplit(".", 1)[0] or "Transcript"
         body = "\n\n".join(
-            f"**{_markdown_safe(who)}:** {text}" if who else _markdown_safe(text)
+            f"**{_markdown_safe(who)}:** {_markdown_safe(text)}" if who else _markdown_safe(text)
             for who, text in self.turns
         )
         return f"---\n{front}---\n\n# {_markdown_safe(title)}\n\n{body}\n"
