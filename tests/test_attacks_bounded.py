@@ -53,7 +53,7 @@ def failed_with(daemon: DaemonProcess, words: str) -> None:
 def done(setup: Setup, daemon: DaemonProcess) -> dict[str, str]:
     """The sidecars of a.wav, each checked to be well-formed."""
     assert daemon.named("file.done"), [e["event"] for e in daemon.events]
-    out = {fmt: (setup.inbox / f"a.{fmt}").read_text() for fmt in ("txt", "srt", "vtt", "lrc")}
+    out = {fmt: (setup.inbox / f"a.{fmt}").read_text() for fmt in ("txt", "srt", "vtt")}
     srt_cues(out["srt"])
     vtt_cues(out["vtt"])
     return out
@@ -128,8 +128,9 @@ def test_forty_thousand_dropped_segments_and_words_are_trimmed_in_seconds(setup)
     answer = Reply(
         200, {"text": "kept words", "duration": 4000.0, "segments": [kept, *unsure], "words": words}
     )
-    out = done(setup, once_within(setup, answer))
+    out = done(setup, once_within(setup, answer, ["txt", "srt", "vtt"]))
     assert out["txt"] == "kept words\n"
+    assert [cue for _, cue in vtt_cues(out["vtt"])] == ["kept words"]
 
 
 def test_a_run_of_repeats_after_a_long_segment_is_trimmed_in_seconds(setup):
