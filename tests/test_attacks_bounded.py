@@ -147,17 +147,6 @@ def test_a_run_of_repeats_after_a_long_segment_is_trimmed_in_seconds(setup):
     assert (setup.inbox / "a.txt").read_text() == "long " * 40_000 + "w\n"
 
 
-def test_a_paragraph_that_never_ends_is_written_in_seconds(setup):
-    """200,000 segments without a sentence end (the paragraph was copied for each one):
-    done within the bound, the txt one paragraph of all the words."""
-    said = [f"w{n}" for n in range(200_000)]
-    segs = [{"start": n * 0.1, "end": n * 0.1 + 0.1, "text": w} for n, w in enumerate(said)]
-    answer = Reply(200, {"text": "w0 w1", "duration": 20_000.0, "segments": segs})
-    daemon = once_within(setup, answer, ["txt"])
-    assert daemon.named("file.done")
-    assert (setup.inbox / "a.txt").read_text() == " ".join(said) + "\n"
-
-
 def test_more_words_than_the_audio_can_hold_are_refused(setup):
     """10,000 words for 10 s of audio (at most 20 a second, 2,000 at least): refused with
     the count and the cap, not rendered."""

@@ -32,7 +32,7 @@ SENTENCE = re.compile(f"(?<=[{cues.STOPS}])\\s+")
 SRT_MARKUP = re.compile(r"(?<!-)-{2,}>|</?[A-Za-z]|\{\\")
 LRC_BRACKETS = str.maketrans("[]<>", "()\u2039\u203a")
 # Markdown: what starts a block (at the start of a paragraph), and inline markup.
-MARKDOWN_BLOCK = re.compile(r"^([#>+~-]|\d+[.)])")
+MARKDOWN_BLOCK = re.compile(r"^(\d*)([#>+~.)-])")  # escaped: 1\. one, \# not a heading
 MARKDOWN_INLINE = re.compile(r"[\\`*_\[\]<&]")
 
 
@@ -261,7 +261,7 @@ def _markdown_safe(text: str) -> str:
     """Text that Markdown shows as written, on one line: no heading, list, quote, fence
     or table where it begins; no emphasis, link, code or HTML anywhere."""
     text = MARKDOWN_INLINE.sub(r"\\\g<0>", _line(text))
-    return MARKDOWN_BLOCK.sub(r"\\\1", text)
+    return MARKDOWN_BLOCK.sub(r"\1\\\2", text)
 
 
 def _json(data: dict[str, Any]) -> str:
