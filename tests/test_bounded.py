@@ -178,3 +178,23 @@ def test_each_format_keeps_a_hostile_label_on_its_line():
         text = page.render(fmt).decode()
         assert "A B C" in text, fmt
         assert not re.search(r"A\s*\n", text), fmt
+
+
+def test_chunks_with_thousands_of_segments_in_their_overlap_are_matched_quickly():
+    """Two chunks with 30,000 labelled segments each where they overlap (every pair was
+    compared): their labels are matched quickly, the shared voice keeping its letter."""
+    from dropscribe.audio import voiceprints
+    from dropscribe.audio.split import Span
+
+    def chunk(offset: float, label: str) -> Transcript:
+        segments = tuple(
+            {"id": n, "start": offset + n * 0.0005, "end": offset + n * 0.0005 + 1.0}
+            | {"text": "w", "speaker": label}
+            for n in range(30_000)
+        )
+        return Transcript("w", segments=segments)
+
+    first, second = Span(0.0, 100.0, 0.0), Span(80.0, 180.0, 100.0)
+    parts = [(first, chunk(85.0, "A")), (second, chunk(5.0, "speaker_7"))]
+    out = quick(lambda: voiceprints.matched(parts))
+    assert {s["speaker"] for s in out[1].segments} == {"A"}
