@@ -198,3 +198,13 @@ def test_chunks_with_thousands_of_segments_in_their_overlap_are_matched_quickly(
     parts = [(first, chunk(85.0, "A")), (second, chunk(5.0, "speaker_7"))]
     out = quick(lambda: voiceprints.matched(parts))
     assert {s["speaker"] for s in out[1].segments} == {"A"}
+
+
+def test_a_ten_megabyte_word_is_divided_into_cues_in_linear_time():
+    """Text without times holding one 10 MB token (the rest was copied for each piece):
+    divided quickly into pieces of CUE_CHARS, nothing lost."""
+    from dropscribe.audio import stitch
+
+    pieces = quick(lambda: stitch.divide("x" * 10_000_000 + " y", 0.0, 60.0))
+    assert all(len(p["text"]) <= stitch.CUE_CHARS for p in pieces)
+    assert "".join(p["text"] for p in pieces).replace(" ", "") == "x" * 10_000_000 + "y"

@@ -97,10 +97,9 @@ def divide(text: str, start: float, end: float) -> tuple[Segment, ...]:
     budget = min(CUE_CHARS, max(1, math.ceil(length / math.ceil((end - start) / CUE_SECONDS))))
     pieces: list[str] = []
     for token in text.split():
-        word = token
-        while len(word) > CUE_CHARS:  # CJK, or a very long token
-            pieces.append(word[:CUE_CHARS])
-            word = word[CUE_CHARS:]
+        whole = len(token) - 1 - (len(token) - 1) % CUE_CHARS  # where its last piece starts
+        pieces += (token[at : at + CUE_CHARS] for at in range(0, whole, CUE_CHARS))
+        word = token[whole:]  # CJK, or a very long token, cut without copying the rest
         if pieces and len(pieces[-1]) + 1 + len(word) <= budget:
             pieces[-1] += " " + word
         else:
