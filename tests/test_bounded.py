@@ -208,3 +208,18 @@ def test_a_ten_megabyte_word_is_divided_into_cues_in_linear_time():
     pieces = quick(lambda: stitch.divide("x" * 10_000_000 + " y", 0.0, 60.0))
     assert all(len(p["text"]) <= stitch.CUE_CHARS for p in pieces)
     assert "".join(p["text"] for p in pieces).replace(" ", "") == "x" * 10_000_000 + "y"
+
+
+def test_thousands_of_chunks_are_stitched_in_linear_time():
+    """5,000 chunks cut outside pauses, a kilobyte of text each: each junction looks at
+    the words before it, not at all the text so far (joined and split again per chunk)."""
+    from dropscribe.audio import stitch
+    from dropscribe.audio.split import Span
+
+    parts = [
+        (Span(n * 10.0, n * 10.0 + 12.0, n * 10.0 + 2.0 if n else 0.0, pause=False), text)
+        for n, text in enumerate(Transcript(f"c{n} " + "word " * 200) for n in range(5_000))
+    ]
+    whole = quick(lambda: stitch.stitch(parts, 50_000.0))
+    assert whole.text.split()[:2] == ["c0", "word"]
+    assert len(whole.text.split()) == 5_000 * 201

@@ -46,8 +46,10 @@ def stitch(
             if end <= last_end + TOLERANCE:
                 continue
             kept.append(Segment(**{**seg, "start": round(start, 3), "end": round(end, 3)}))
+        # The junction looks at the last MOST_REPEATED words: the texts that hold them (each
+        # has a word), not all the text so far again for every chunk.
         if kept and span.cut > 0 and not span.pause:
-            kept[0]["text"] = _junction(" ".join(texts), kept[0]["text"])
+            kept[0]["text"] = _junction(" ".join(texts[-MOST_REPEATED:]), kept[0]["text"])
         for item in kept:
             item["id"] = len(segments)
             segments.append(item)
@@ -61,7 +63,7 @@ def stitch(
         if part.segments:
             text = " ".join(s["text"].strip() for s in kept if s["text"].strip())
         elif span.cut > 0 and not span.pause:
-            text = _junction(" ".join(texts), part.text)
+            text = _junction(" ".join(texts[-MOST_REPEATED:]), part.text)
         else:
             text = part.text
         if text.strip():
