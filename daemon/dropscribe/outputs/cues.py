@@ -7,7 +7,8 @@ duration the same way. Cues are filled greedily with whole words; when the next 
 would break a rule, the cue ends at the best place in its later part: a sentence end,
 then a clause end, then the longest pause. A pause of ``PAUSE_BREAK`` always ends a cue.
 Lines are balanced and break between words (text written without spaces, between
-characters), so a number or a name is never cut. Times: a cue starts with its first
+characters), so a number or a name is never cut (unless it is longer than a line: then it
+is parted like other words, so no piece grows with the answer). Times: a cue starts with its first
 word, ends with its last, is held longer where the characters per second ask for it and
 the silence after allows, and ends at least ``min_gap`` before the next one begins.
 """
