@@ -23,6 +23,13 @@ if TYPE_CHECKING:
 
 NORMALISED = {"words", "speaker", "speaker_id"}  # a segment's fields read into others
 MAX_TIME = 1e7  # seconds (115 days): a segment time past this is not a recording's
+# What one answer may hold, so that the work it makes stays in proportion to the audio:
+# speech is 2-5 words a second, and a segment per word (whisper.cpp's -ml 1) at most as
+# many; a diarizing server names a handful of speakers (32 is the most one is asked for).
+PER_SECOND = 20  # segments, and words, a second of audio
+LEAST_ALLOWED = 2_000  # of each, however short the audio (or untimed the answer)
+MOST_SPEAKERS = 100  # distinct speaker labels
+LABEL_CHARS = 100  # a speaker label is cut to this, on one line
 
 
 class Segment(TypedDict):
@@ -77,6 +84,16 @@ class Transcript:
         """Normalise an answer: vLLM's string durations, LocalAI's ``text`` for words,
         WhisperX's words inside segments, Together's ``speaker_segments``, and every
         provider's speaker field as one ``speaker`` (``speakers.normalised``)."""
+        return speakers.normalised(cls._parsed(data, request_id))
+
+    @classmethod
+    def from_answer(cls, data: dict[str, Any], request_id: str | None = None) -> Transcript:
+        """A server's answer, as ``from_json``, refused when it holds more than anything
+        downstream should have to work through (``bounded``)."""
+        return speakers.normalised(bounded(cls._parsed(data, request_id)))
+
+    @classmethod
+    def _parsed(cls, data: dict[str, Any], request_id: str | None) -> Transcript:
         text = data.get("text")
         if not isinstance(text, str):
             raise PermanentError("answer has no text field", request_id=request_id)
@@ -122,24 +139,47 @@ class Transcript:
         if language is None and isinstance(listed := data.get("languages"), list) and listed:
             first = listed[0]  # gpt-transcribe: [{"code": "en"}, ...]
             language = first.get("code") if isinstance(first, dict) else None
-        return speakers.normalised(
-            cls(
-                text=clean_text(text.strip()),
-                language=clean_text(language) if isinstance(language, str) else None,
-                duration=_seconds(duration, "duration") if duration not in (None, "") else None,
-                segments=tuple(segments),
-                words=tuple(words),
-                request_id=request_id,
-            )
+        return cls(
+            text=clean_text(text.strip()),
+            language=clean_text(language) if isinstance(language, str) else None,
+            duration=_seconds(duration, "duration") if duration not in (None, "") else None,
+            segments=tuple(segments),
+            words=tuple(words),
+            request_id=request_id,
         )
+
+
+def bounded(transcript: Transcript) -> Transcript:
+    """``transcript`` as it came, if it is within the caps every answer is held to:
+    ``MOST_SPEAKERS`` labels, and ``PER_SECOND`` segments and as many words a second of
+    the audio it covers (its duration or its last time, whichever is later), or
+    ``LEAST_ALLOWED`` of each however short; else PermanentError saying which."""
+    times = (item["end"] for item in (*transcript.segments[-1:], *transcript.words[-1:]))
+    seconds = max(transcript.duration or 0.0, *times, 0.0)
+    allowed = max(LEAST_ALLOWED, math.ceil(PER_SECOND * seconds))
+    for what, count in (("segments", len(transcript.segments)), ("words", len(transcript.words))):
+        if count > allowed:
+            raise PermanentError(
+                f"answer has {count:,} {what} for {seconds:g} s of audio; at most"
+                f" {allowed:,} are taken ({PER_SECOND} a second, {LEAST_ALLOWED:,} at least)",
+                request_id=transcript.request_id,
+            )
+    named = len(speakers.labels(transcript))
+    if named > MOST_SPEAKERS:
+        raise PermanentError(
+            f"answer names {named:,} speakers; at most {MOST_SPEAKERS} are taken",
+            request_id=transcript.request_id,
+        )
+    return transcript
 
 
 def _label(item: dict[str, Any]) -> str | None:
     """The speaker an item names (``speaker``, or Mistral's and Together's ``speaker_id``)."""
     for key in ("speaker", "speaker_id"):
         value = item.get(key)
-        if value is not None and str(value).strip():
-            return clean_text(str(value).strip())
+        label = " ".join(str(value).split())[:LABEL_CHARS] if value is not None else ""
+        if label:
+            return clean_text(label)
     return None
 
 

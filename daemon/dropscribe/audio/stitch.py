@@ -46,8 +46,10 @@ def stitch(
             if end <= last_end + TOLERANCE:
                 continue
             kept.append(Segment(**{**seg, "start": round(start, 3), "end": round(end, 3)}))
+        # The junction looks at the last MOST_REPEATED words: the texts that hold them (each
+        # has a word), not all the text so far again for every chunk.
         if kept and span.cut > 0 and not span.pause:
-            kept[0]["text"] = _junction(" ".join(texts), kept[0]["text"])
+            kept[0]["text"] = _junction(" ".join(texts[-MOST_REPEATED:]), kept[0]["text"])
         for item in kept:
             item["id"] = len(segments)
             segments.append(item)
@@ -61,7 +63,7 @@ def stitch(
         if part.segments:
             text = " ".join(s["text"].strip() for s in kept if s["text"].strip())
         elif span.cut > 0 and not span.pause:
-            text = _junction(" ".join(texts), part.text)
+            text = _junction(" ".join(texts[-MOST_REPEATED:]), part.text)
         else:
             text = part.text
         if text.strip():
@@ -97,10 +99,9 @@ def divide(text: str, start: float, end: float) -> tuple[Segment, ...]:
     budget = min(CUE_CHARS, max(1, math.ceil(length / math.ceil((end - start) / CUE_SECONDS))))
     pieces: list[str] = []
     for token in text.split():
-        word = token
-        while len(word) > CUE_CHARS:  # CJK, or a very long token
-            pieces.append(word[:CUE_CHARS])
-            word = word[CUE_CHARS:]
+        whole = len(token) - 1 - (len(token) - 1) % CUE_CHARS  # where its last piece starts
+        pieces += (token[at : at + CUE_CHARS] for at in range(0, whole, CUE_CHARS))
+        word = token[whole:]  # CJK, or a very long token, cut without copying the rest
         if pieces and len(pieces[-1]) + 1 + len(word) <= budget:
             pieces[-1] += " " + word
         else:

@@ -27,14 +27,16 @@ from dropscribe.config import voices
 from dropscribe.transcribe import kinds
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from pathlib import Path
 
     from dropscribe.audio.split import Span
     from dropscribe.config.schema import Endpoint, FolderSettings
-    from dropscribe.transcript import Transcript
+    from dropscribe.transcript import Segment, Transcript
 
 PREFIX = "Speaker "  # what the first chunk's voices are called in later requests
 OVERLAP = 20.0  # seconds each chunk repeats of the one before, to match its voices
+MOST_SHARED = 500  # segments of each chunk compared in an overlap (speech has 10 or so)
 
 
 def overlapped(endpoint: Endpoint, settings: FolderSettings) -> bool:
@@ -52,10 +54,8 @@ def matched(parts: list[tuple[Span, Transcript]]) -> list[Transcript]:
         before = out[-1]
         low, high = span.start, before_span.end
         shared: dict[tuple[str, str], float] = {}
-        for mine in part.segments:
-            for theirs in before.segments:
-                if "speaker" not in mine or "speaker" not in theirs:
-                    continue
+        for mine in _within(part.segments, span.start, low, high):
+            for theirs in _within(before.segments, before_span.start, low, high):
                 a = max(low, mine["start"] + span.start, theirs["start"] + before_span.start)
                 b = min(high, mine["end"] + span.start, theirs["end"] + before_span.start)
                 if b > a:
@@ -65,12 +65,25 @@ def matched(parts: list[tuple[Span, Transcript]]) -> list[Transcript]:
         for (mine_label, their_label), _ in sorted(shared.items(), key=lambda kv: -kv[1]):
             if mine_label not in mapping and their_label not in mapping.values():
                 mapping[mine_label] = their_label
+        letters = speakers.Letters(taken | set(mapping.values()))
         for label in speakers.labels(part):
             if label not in mapping:
-                mapping[label] = speakers.free_letter(taken | set(mapping.values()))
+                mapping[label] = letters.next()
             taken.add(mapping[label])
         out.append(speakers.relabelled(part, mapping))
     return out
+
+
+def _within(segments: Sequence[Segment], offset: float, low: float, high: float) -> list[Segment]:
+    """The first ``MOST_SHARED`` segments with a speaker that reach into [low, high] on the
+    source timeline: what two chunks share is compared pair by pair, so only there, and
+    only so many (a hostile answer's 28,000 segments made 784 million pairs)."""
+    inside = (
+        s
+        for s in segments
+        if "speaker" in s and s["end"] + offset > low and s["start"] + offset < high
+    )
+    return list(itertools.islice(inside, MOST_SHARED))
 
 
 def wanted(endpoint: Endpoint, settings: FolderSettings, chunks: int) -> bool:

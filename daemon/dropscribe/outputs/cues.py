@@ -7,7 +7,8 @@ duration the same way. Cues are filled greedily with whole words; when the next 
 would break a rule, the cue ends at the best place in its later part: a sentence end,
 then a clause end, then the longest pause. A pause of ``PAUSE_BREAK`` always ends a cue.
 Lines are balanced and break between words (text written without spaces, between
-characters), so a number or a name is never cut. Times: a cue starts with its first
+characters), so a number or a name is never cut (unless it is longer than a line: then it
+is parted like other words, so no piece grows with the answer). Times: a cue starts with its first
 word, ends with its last, is held longer where the characters per second ask for it and
 the silence after allows, and ends at least ``min_gap`` before the next one begins.
 """
@@ -32,6 +33,7 @@ STOPS = ".?!\u2026\u3002\uff1f\uff01"
 SENTENCE_END = re.compile(f"[{STOPS}]['\"\u2019\u201d)\\]]*$")
 CLAUSE_END = re.compile("[,;:\u2013\u2014\u3001\uff0c\uff1b\uff1a]$")
 ABBREVIATIONS = {"mr.", "mrs.", "ms.", "dr.", "st.", "prof.", "e.g.", "i.e.", "vs.", "etc.", "no."}
+ABBREVIATED = max(len(a) for a in ABBREVIATIONS)
 DIGITS = re.compile(r"\d+$")
 
 
@@ -71,7 +73,7 @@ def tokens(transcript: Transcript) -> list[Token]:
         unspaced = not spaced and " " not in transcript.text.strip()
         starts = [seg["start"] for seg in transcript.segments]
         for w in transcript.words:
-            text = w["word"].strip()
+            text = " ".join(w["word"].split())  # one line, whatever the engine put in it
             if text:
                 glued = (not w["word"][:1].isspace()) if spaced else unspaced
                 who = w.get("speaker") or _speaker_at(transcript, starts, w["start"], w["end"])
@@ -126,11 +128,13 @@ def build(words: Sequence[Token], rules: SubtitleRules) -> list[Cue]:
     i, n = 0, len(words)
     while i < n:
         indent = _indent(words, i)
+        lines = _Lines(rules.line_length, indent, words[i])
         j = i + 1  # words[i:j] fits; a single word always does (a long one gets its line)
         while (
             j < n
             and not _must_break(words[j - 1], words[j])
-            and _fits(words[i : j + 1], rules, indent)
+            and words[j].end - words[i].start <= rules.max_seconds
+            and lines.add(words[j - 1], words[j]) <= rules.lines
         ):
             j += 1
         k = j if j == n or _must_break(words[j - 1], words[j]) else _best_break(words, i, j)
@@ -150,10 +154,38 @@ def _must_break(before: Token, after: Token) -> bool:
     return after.start - before.end >= PAUSE_BREAK or before.speaker != after.speaker
 
 
-def _fits(run: Sequence[Token], rules: SubtitleRules, indent: int = 0) -> bool:
-    if run[-1].end - run[0].start > rules.max_seconds:
-        return False
-    return len(wrap(run, rules.line_length, indent)) <= rules.lines
+class _Lines:
+    """How many lines ``wrap`` makes of a run as it grows a word at a time, each word
+    in constant time: the pieces of ``_units`` laid out as ``_greedy`` does (balancing
+    never adds a line). Filling a cue costs its words, not its words squared."""
+
+    def __init__(self, width: int, indent: int, first: Token) -> None:
+        self._width = width
+        self._indent = indent
+        self._before = (0, 0)  # (lines done, length of the open line) before the last piece
+        self._piece = (len(first.text), first.glued)  # the last piece: length, glued
+        self._after = self._placed(self._before, self._piece)
+
+    def add(self, last: Token, token: Token) -> int:
+        """Lines of the run with ``token`` (which follows ``last``) added."""
+        sep = 0 if token.glued else 1
+        size, glued = self._piece
+        if _together(last, token) and size + sep + len(token.text) <= self._width:
+            self._piece = (size + sep + len(token.text), glued)  # the piece grows
+        else:
+            self._before, self._piece = self._after, (len(token.text), token.glued)
+        self._after = self._placed(self._before, self._piece)
+        done, open_line = self._after
+        return done + (1 if open_line else 0)
+
+    def _placed(self, state: tuple[int, int], piece: tuple[int, bool]) -> tuple[int, int]:
+        done, length = state
+        size, glued = piece
+        joined = length + (0 if glued else 1) + size if length else size
+        room = self._width - (0 if done else self._indent)
+        if length and joined > room:
+            return done + 1, size
+        return done, joined
 
 
 def _best_break(words: Sequence[Token], i: int, j: int) -> int:
@@ -183,16 +215,16 @@ def _together(last: Token, nxt: Token) -> bool:
     word, a title and its name ("Mr. Smith"), the groups of one number ("10 000")."""
     if nxt.glued:
         return last.text[-1:].isascii() and nxt.text[:1].isascii()
-    if last.text.lower() in ABBREVIATIONS:
+    if len(last.text) <= ABBREVIATED and last.text.lower() in ABBREVIATIONS:
         return True
-    return bool(DIGITS.match(last.text) and DIGITS.match(nxt.text) and len(nxt.text) == 3)
+    return len(nxt.text) == 3 and nxt.text.isdigit() and bool(DIGITS.match(last.text))
 
 
 def wrap(run: Sequence[Token], width: int, indent: int = 0) -> list[str]:
     """Balanced lines of at most ``width`` characters (the first ``indent`` fewer, for
     the speaker's name), broken between words that may be parted; a word (or such a
     group) longer than the width gets a line of its own."""
-    units = _units(run)
+    units = _units(run, width)
     lines = _greedy(units, width, indent)
     if len(lines) < 2:
         return lines
@@ -206,15 +238,20 @@ def wrap(run: Sequence[Token], width: int, indent: int = 0) -> list[str]:
     return balanced
 
 
-def _units(run: Sequence[Token]) -> list[tuple[str, bool]]:
-    """The run as pieces a line may break between: (text, written without a space)."""
+def _units(run: Sequence[Token], width: int) -> list[tuple[str, bool]]:
+    """The run as pieces a line may break between: (text, written without a space).
+    Words kept together make a piece only while it fits the ``width``: a thousand
+    digit groups or word parts in a row are parted like other words, so no piece (and
+    no cue) grows with the answer."""
     units: list[tuple[str, bool]] = []
     for n, token in enumerate(run):
+        sep = "" if token.glued else " "
         if n and _together(run[n - 1], token):
             text, glued = units[-1]
-            units[-1] = (text + ("" if token.glued else " ") + token.text, glued)
-        else:
-            units.append((token.text, token.glued))
+            if len(text) + len(sep) + len(token.text) <= width:
+                units[-1] = (text + sep + token.text, glued)
+                continue
+        units.append((token.text, token.glued))
     return units
 
 

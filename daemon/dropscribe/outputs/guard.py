@@ -10,11 +10,14 @@ sidecars leave such segments out; json and verbose_json keep the engine's full a
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import replace
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from dropscribe.transcript import Segment, Transcript
 
 # Whisper's own thresholds (its no_speech_threshold, logprob_threshold and
@@ -39,26 +42,46 @@ def trim(transcript: Transcript) -> tuple[Transcript, list[Dropped]]:
     end = max(transcript.duration or 0.0, transcript.segments[-1]["end"])
     kept: list[Segment] = []
     dropped: list[Dropped] = []
+    before: list[str] | None = None  # the words of the last segment kept, read once
     for seg in transcript.segments:
-        why = _invented(seg, kept[-1] if kept else None, end)
+        why = _invented(seg, before, end)
         if why is None:
             kept.append(seg)
+            before = _words(seg["text"])
         else:
             dropped.append(Dropped(seg["start"], seg["end"], seg["text"].strip(), why))
     if not dropped:
         return transcript, []
-    gone = [(d.start, d.end) for d in dropped]
+    gone = _merged((d.start, d.end) for d in dropped)
+    starts = [a for a, _ in gone]
     words = tuple(
-        w
-        for w in transcript.words
-        if not any(a <= (w["start"] + w["end"]) / 2 <= b for a, b in gone)
+        w for w in transcript.words if not _inside((w["start"] + w["end"]) / 2, gone, starts)
     )
     spaced = " " in transcript.text.strip() or not transcript.text.strip()
     text = (" " if spaced else "").join(s["text"].strip() for s in kept if s["text"].strip())
     return replace(transcript, text=text, segments=tuple(kept), words=words), dropped
 
 
-def _invented(seg: Segment, before: Segment | None, end: float) -> str | None:
+def _merged(spans: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The union of the closed intervals ``spans``, as sorted disjoint intervals."""
+    out: list[tuple[float, float]] = []
+    for a, b in sorted(spans):
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
+def _inside(t: float, spans: list[tuple[float, float]], starts: list[float]) -> bool:
+    """Whether ``t`` lies in one of the sorted disjoint ``spans`` (``starts``: theirs)."""
+    n = bisect.bisect_right(starts, t) - 1
+    return n >= 0 and t <= spans[n][1]
+
+
+def _invented(seg: Segment, before: list[str] | None, end: float) -> str | None:
+    """Why ``seg`` is likely invented, or None; ``before``: the words of the last segment
+    kept (read once, however many dropped segments follow it)."""
     no_speech = seg.get("no_speech_prob")
     logprob = seg.get("avg_logprob")
     if (
@@ -72,8 +95,8 @@ def _invented(seg: Segment, before: Segment | None, end: float) -> str | None:
     if isinstance(ratio, int | float) and ratio > COMPRESSION:
         return f"repetitive (compression ratio {ratio:.1f})"
     if before is not None and seg["start"] >= end - TAIL_SECONDS:
-        mine, theirs = _words(seg["text"]), _words(before["text"])
-        if mine and theirs[-len(mine) :] == mine:
+        mine = _words(seg["text"])
+        if mine and before[-len(mine) :] == mine:
             return "repeats the words before it at the end of the recording"
     return None
 

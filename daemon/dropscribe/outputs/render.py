@@ -26,6 +26,14 @@ if TYPE_CHECKING:
 
 PARAGRAPH_CHARS = 600  # a paragraph grows to about this before a sentence end closes it
 SENTENCE = re.compile(f"(?<=[{cues.STOPS}])\\s+")
+# What a subtitle player reads as structure in srt text: an arrow (a run of dashes looked
+# at once, from its start); an HTML-like tag; an ASS override such as {\an8} (moves the
+# cue to the top in VLC, mpv and ffmpeg).
+SRT_MARKUP = re.compile(r"(?<!-)-{2,}>|</?[A-Za-z]|\{\\")
+LRC_BRACKETS = str.maketrans("[]<>", "()\u2039\u203a")
+# Markdown: what starts a block (at the start of a paragraph), and inline markup.
+MARKDOWN_BLOCK = re.compile(r"^(\d*)([#>+~.)-])")  # escaped: 1\. one, \# not a heading
+MARKDOWN_INLINE = re.compile(r"[\\`*_\[\]<&]")
 
 
 def clock(seconds: float, sep: str) -> str:
@@ -83,8 +91,9 @@ class Page:
 
     @cached_property
     def paragraphs(self) -> list[str]:
-        """The text as paragraphs; with speakers, each turn starts with a name (``A: …``)."""
-        return [f"{who}: {text}" if who else text for who, text in self.turns]
+        """The text as paragraphs, each one line; with speakers, each turn starts with a
+        name (``A: …``)."""
+        return [f"{_line(who)}: {_line(text)}" if who else _line(text) for who, text in self.turns]
 
     @cached_property
     def turns(self) -> list[tuple[str | None, str]]:
@@ -132,7 +141,7 @@ class Page:
     def srt(self) -> str:
         """Numbered cues; where the speaker changes, the cue starts with their name."""
         blocks = [
-            f"{n}\n{clock(c.start, ',')} --> {clock(c.end, ',')}\n{c.label}{_safe(c.lines)}\n"
+            f"{n}\n{clock(c.start, ',')} --> {clock(c.end, ',')}\n{_srt_text(c.label, c.lines)}\n"
             for n, c in enumerate(self.subtitles, 1)
         ]
         return "\n".join(blocks)
@@ -143,7 +152,7 @@ class Page:
         for c in self.subtitles:
             text = _vtt_text(c.lines)
             if c.speaker:
-                text = f"<v {_vtt_text((c.speaker,))}>{text}</v>"
+                text = f"<v {_vtt_text((c.speaker,))}>{text}</v>"  # one line: _vtt_text
             blocks.append(f"{clock(c.start, '.')} --> {clock(c.end, '.')}\n{text}\n")
         return "WEBVTT\n\n" + "\n".join(blocks)
 
@@ -151,7 +160,7 @@ class Page:
         """Lyrics-style lines, one per cue; an empty stamped line where a silence begins."""
         out = []
         for n, cue in enumerate(self.subtitles):
-            out.append(f"[{_lrc_clock(cue.start)}]{cue.label}{cue.text}")
+            out.append(f"[{_lrc_clock(cue.start)}]{_lrc_text(cue.label + cue.text)}")
             following = self.subtitles[n + 1].start if n + 1 < len(self.subtitles) else None
             if following is None or following - cue.end >= cues.PAUSE_BREAK:
                 out.append(f"[{_lrc_clock(cue.end)}]")
@@ -166,8 +175,8 @@ class Page:
         lines = ["start\tend\tspeaker\ttext" if named else "start\tend\ttext"]
         lines += [
             f"{round(a * 1000)}\t{round(b * 1000)}\t"
-            + (f"{who or ''}\t" if named else "")
-            + " ".join(t.split())
+            + (f"{_line(who or '')}\t" if named else "")
+            + _line(t)
             for a, b, who, t in rows
             if t.strip()
         ]
@@ -185,7 +194,7 @@ class Page:
         front = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, width=10_000)
         title = self.source.rsplit(".", 1)[0] or "Transcript"
         body = "\n\n".join(
-            f"**{_markdown_safe(who)}:** {text}" if who else _markdown_safe(text)
+            f"**{_markdown_safe(who)}:** {_markdown_safe(text)}" if who else _markdown_safe(text)
             for who, text in self.turns
         )
         return f"---\n{front}---\n\n# {_markdown_safe(title)}\n\n{body}\n"
@@ -193,30 +202,53 @@ class Page:
 
 def _by_length(pieces: list[str], glue: str) -> list[str]:
     """Pieces (sentences or segments) joined into paragraphs of about PARAGRAPH_CHARS,
-    each closed at a sentence end once it is that long."""
+    each closed at a sentence end once it is that long (joined once: a paragraph that
+    never meets a sentence end costs its length, not its length for every piece)."""
     out: list[str] = []
-    current = ""
+    current: list[str] = []
+    length = 0
     for piece in pieces:
-        current = f"{current}{glue}{piece}" if current else piece
-        if len(current) >= PARAGRAPH_CHARS and cues.SENTENCE_END.search(piece):
-            out.append(current)
-            current = ""
+        length += len(glue) * bool(current) + len(piece)
+        current.append(piece)
+        if length >= PARAGRAPH_CHARS and cues.SENTENCE_END.search(piece):
+            out.append(glue.join(current))
+            current, length = [], 0
     if current:
-        out.append(current)
+        out.append(glue.join(current))
     return out
 
 
-def _safe(lines: tuple[str, ...]) -> str:
-    """Cue text that cannot end the cue early: no blank line, no arrow."""
-    return "\n".join(line.replace("-->", "->") for line in lines)
+def _line(text: str) -> str:
+    """``text`` on one line: every run of whitespace (newlines, tabs) one space."""
+    return " ".join(text.split())
+
+
+def _srt_text(label: str, lines: tuple[str, ...]) -> str:
+    """A cue's text that cannot end the cue early or be read as markup: each line one
+    line (no blank line), no arrow (``-->``, ``--->``), no tag (``<b>``, ``{\\an8}``)."""
+    lines = (label + lines[0], *lines[1:]) if lines else (label,)
+    return "\n".join(SRT_MARKUP.sub(_srt_neutral, _line(line)) for line in lines)
+
+
+def _srt_neutral(found: re.Match[str]) -> str:
+    mark = found.group()
+    return "->" if mark.endswith(">") else {"<": "\u2039", "{": "("}[mark[0]] + mark[1:]
 
 
 def _vtt_text(lines: tuple[str, ...]) -> str:
-    """Cue text as WebVTT reads it: &, < and > escaped, no arrow, no blank line."""
+    """Cue text as WebVTT reads it: &, < and > escaped (so no arrow and no tag), each
+    line one line (no blank line)."""
     escaped = (
-        line.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") for line in lines
+        _line(line).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        for line in lines
     )
-    return "\n".join(line.replace("--&gt;", "-&gt;") for line in escaped)
+    return "\n".join(escaped)
+
+
+def _lrc_text(text: str) -> str:
+    """A lyric line's text: one line, with no bracket a player would take for a time or
+    a tag (``[00:01.00]``, ``[ar:…]``, enhanced LRC's ``<00:01.00>``)."""
+    return _line(text).translate(LRC_BRACKETS)
 
 
 def _lrc_clock(seconds: float) -> str:
@@ -226,8 +258,10 @@ def _lrc_clock(seconds: float) -> str:
 
 
 def _markdown_safe(text: str) -> str:
-    """Text that Markdown shows as written: no heading, list or quote where it begins."""
-    return re.sub(r"^([#>*+-]|\d+[.)])", r"\\\1", text)
+    """Text that Markdown shows as written, on one line: no heading, list, quote, fence
+    or table where it begins; no emphasis, link, code or HTML anywhere."""
+    text = MARKDOWN_INLINE.sub(r"\\\g<0>", _line(text))
+    return MARKDOWN_BLOCK.sub(r"\1\\\2", text)
 
 
 def _json(data: dict[str, Any]) -> str:

@@ -56,6 +56,9 @@ MIME_TYPES = {
 QUOTA_CODES = {"insufficient_quota", "billing_hard_limit_reached", "billing_not_active"}
 REQUEST_ID_HEADERS = ("x-request-id", "request-id", "apim-request-id")
 MAX_MESSAGE = 300
+SCANNED = 64 * 1024  # characters of an error body looked at: the title or the first words
+TITLE = re.compile(r"<title[^<>]*>([^<]*)<", re.IGNORECASE)
+TAG = re.compile(r"<[^<>]*>")
 OUTAGE_STATUSES = frozenset({429, 502, 503, 504})  # the server is busy or its upstream gone
 
 
@@ -263,21 +266,21 @@ class Client:
             )
         if not 200 <= status < 300:
             raise self._status_error(response, body, request_id, model)
-        charset = response.charset_encoding or "utf-8"
         if response_format == "text":  # the transcript itself, as plain text
-            text = body.decode(charset, errors="replace").strip()
+            text = _decoded(body, response.charset_encoding).strip()
             return Transcript(text=clean_text(text), request_id=request_id)
         try:
             data = json.loads(body)
         except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested past reason
+            text = _decoded(body, response.charset_encoding)
             raise PermanentError(
-                f"answer is not JSON: {self._scrub(_snippet(body.decode(charset, 'replace')))}",
+                f"answer is not JSON: {_snippet(self._scrub(text))}",
                 status=status,
                 request_id=request_id,
             ) from None
         if not isinstance(data, dict):
             raise PermanentError("answer is not a JSON object", request_id=request_id)
-        return Transcript.from_json(data, request_id)
+        return Transcript.from_answer(data, request_id)
 
     def _status_error(
         self, response: httpx.Response, body: bytes, request_id: str | None, model: str = ""
@@ -341,12 +344,26 @@ def _not_connected(exc: BaseException) -> str:
     return _cause(exc)
 
 
+def _decoded(body: bytes, charset: str | None) -> str:
+    """The body as text in the charset it names; UTF-8 where it names none we know
+    (or no text encoding at all, such as ``base64``)."""
+    try:
+        return body.decode(charset or "utf-8", errors="replace")
+    except LookupError:
+        return body.decode("utf-8", errors="replace")
+
+
 def _snippet(text: str) -> str:
-    """A short, single-line excerpt of a body that may be HTML."""
-    title = re.search(r"<title>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
+    """A short, single-line excerpt of a body that may be HTML (already scrubbed).
+
+    The body is cut to ``SCANNED`` characters before any pattern looks at it, and the
+    patterns are linear: no ``<`` inside a tag or a title, so each character is read a
+    bounded number of times (a megabyte of ``<`` took minutes with ``<[^>]+>``)."""
+    text = text[:SCANNED]
+    title = TITLE.search(text)
     if title:
         text = title.group(1)
-    text = re.sub(r"<[^>]+>", " ", text)
+    text = TAG.sub(" ", text)
     return " ".join(text.split())[:MAX_MESSAGE] or "(empty body)"
 
 
