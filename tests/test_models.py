@@ -567,3 +567,38 @@ def test_a_translation_with_subtitles_never_sends_timestamp_granularities(setup)
     assert upload.reply == "200"
     assert "timestamp_granularities[]" not in upload.fields
     assert (setup.inbox / "talk.srt").read_text().startswith("1\n00:00:00,000 --> ")
+
+
+def fish_answer(upload) -> dict:
+    """Fish Audio's model behind the whisper-1 alias: speaker markers and event cues in
+    its text (PROTOCOL.md 7.1)."""
+    return {
+        "task": "transcribe",
+        "language": "english",
+        "duration": 4.0,
+        "text": "<|speaker:0|>Hello there. [laughter] <|speaker:1|>Hi, how are you?",
+        "segments": [
+            {"id": 0, "start": 0.0, "end": 2.0, "text": "<|speaker:0|>Hello there. [laughter]"},
+            {"id": 1, "start": 2.0, "end": 4.0, "text": "<|speaker:1|>Hi, how are you?"},
+        ],
+    }
+
+
+def test_a_remapped_models_markup_becomes_turns_and_stays_out_of_subtitles(setup):
+    """<|speaker:N|> markers become speaker turns (A, B), never text; a [laughter] cue is
+    kept in the json but not read out in the subtitles."""
+    from conftest import DaemonProcess
+
+    with FakeAPI(api_key=API_KEY, answer=fish_answer) as api:
+        serve(setup, api, model="whisper-1", formats=["txt", "srt", "vtt", "verbose_json"])
+        make_wav(setup.inbox / "chat.wav")
+        assert DaemonProcess(setup, command="once").wait(timeout=60) == 0
+    outputs = {ext: (setup.inbox / f"chat.{ext}").read_text() for ext in ("txt", "srt", "vtt")}
+    assert not any("<|" in text for text in outputs.values()), outputs
+    assert "[laughter]" not in outputs["srt"]
+    assert "[laughter]" not in outputs["vtt"]
+    assert "Hello there." in outputs["srt"]
+    full = json.loads((setup.inbox / "chat.verbose.json").read_text())
+    assert [s["speaker"] for s in full["segments"]] == ["A", "B"]
+    assert full["segments"][0]["text"] == "Hello there. [laughter]"
+    assert "<|" not in full["text"]

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NotRequired, Protocol, TypedDict, cast
 
-from dropscribe import speakers
+from dropscribe import markup, speakers
 from dropscribe.errors import PermanentError
 
 if TYPE_CHECKING:
@@ -90,7 +90,7 @@ class Transcript:
     def from_answer(cls, data: dict[str, Any], request_id: str | None = None) -> Transcript:
         """A server's answer, as ``from_json``, refused when it holds more than anything
         downstream should have to work through (``bounded``)."""
-        return speakers.normalised(bounded(cls._parsed(data, request_id)))
+        return speakers.normalised(bounded(markup.turns(cls._parsed(data, request_id))))
 
     @classmethod
     def _parsed(cls, data: dict[str, Any], request_id: str | None) -> Transcript:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from dropscribe import markup
 from dropscribe.config.schema import Format, SubtitleRules
 from dropscribe.outputs import cues, guard
 
@@ -87,7 +88,7 @@ class Page:
 
     @cached_property
     def subtitles(self) -> list[cues.Cue]:
-        return cues.build(cues.tokens(self.shown), self.rules)
+        return cues.build(cues.tokens(markup.quiet(self.shown)), self.rules)
 
     @cached_property
     def paragraphs(self) -> list[str]:
