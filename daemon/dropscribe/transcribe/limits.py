@@ -72,13 +72,11 @@ class Limits:
         self, endpoint: Endpoint, model: str, ask: models.Ask, known: frozenset[models.Item]
     ) -> None:
         """A 200 to ``ask``: its choices are what the pair takes."""
-        for item in ask.items():
-            if item not in known:
-                self._record(endpoint, model, item, OK, None)
+        self._record(endpoint, model, [(i, OK, None) for i in ask.items() if i not in known])
 
     def learn(self, endpoint: Endpoint, model: str, item: models.Item, reason: str) -> None:
         """A refusal: kept, so no request of this pair carries ``item`` again."""
-        self._record(endpoint, model, item, REFUSED, reason)
+        self._record(endpoint, model, [(item, REFUSED, reason)])
         log.warning(
             "endpoint.learned",
             endpoint=endpoint.name,
@@ -90,14 +88,20 @@ class Limits:
         )
 
     def _record(
-        self, endpoint: Endpoint, model: str, item: models.Item, verdict: str, reason: str | None
+        self,
+        endpoint: Endpoint,
+        model: str,
+        verdicts: list[tuple[models.Item, str, str | None]],
     ) -> None:
-        """Keep one verdict: durable when this returns, or in memory when the ledger cannot
-        take it (never raised: the answer it came with is worth more than the row)."""
+        """Keep verdicts: durable when this returns, or in memory when the ledger cannot
+        take them (never raised: the answer they came with is worth more than a row)."""
+        if not verdicts:
+            return
         with self._guard:
-            fact = (where(endpoint), model, item.param, item.value)
-            if self._unsaved.get(fact, (OK, None))[0] != REFUSED:  # as the ledger's rule
-                self._unsaved[fact] = verdict, reason
+            for item, verdict, reason in verdicts:
+                fact = (where(endpoint), model, item.param, item.value)
+                if self._unsaved.get(fact, (OK, None))[0] != REFUSED:  # as the ledger's rule
+                    self._unsaved[fact] = verdict, reason
             unsaved = dict(self._unsaved)
         for (server, model_, param, value), (verdict_, reason_) in unsaved.items():
             try:
