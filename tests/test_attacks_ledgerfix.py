@@ -43,6 +43,16 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         yield mount
 
 
+@pytest.fixture
+def ledger_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 3 MiB disk holding state/ (the ledger), its scratch audio (state/work) on a disk
+    of its own: filled, the ledger's stays full while chunks come and go."""
+    with tmpfs(tmp_path / "small", "size=3m") as disk:
+        (disk / "state").mkdir()
+        with tmpfs(disk / "state" / "work", "size=32m"):
+            yield disk
+
+
 def fill(folder: Path) -> Path:
     """Write one file until the filesystem under ``folder`` is full."""
     filler = folder / "filler"
@@ -91,8 +101,46 @@ def test_a_state_disk_filling_during_the_upload_costs_one_upload(
     assert (setup.inbox / "a.txt").read_text() == "transcript of a.wav\n"
     assert len(setup.api.uploads) == 1
     assert not daemon.named("job.crashed")
-    assert daemon.named("ledger.write_failed")
+    assert "in memory" in [e.get("kept") for e in daemon.named("transcript.reused")]
     assert not (setup.inbox / "failed").exists()
+
+
+def settled(daemon: DaemonProcess, name: str) -> int:
+    """How many times the file ``name`` settled (each is a try of its job)."""
+    return sum(Path(e["path"]).name == name for e in daemon.named("file.settled"))
+
+
+def test_a_state_disk_filling_while_chunks_are_answered_costs_no_chunk_twice(
+    setup: Setup, ledger_disk: Path
+) -> None:
+    """A recording sent in chunks: the state disk fills while both are at the server, so
+    no checkpoint can be written; the stitched transcript is kept, and once there is
+    room its sidecars are written with no chunk sent again."""
+    setup.state = ledger_disk / "state"
+    setup.data["state_dir"] = str(setup.state)
+    setup.data["rescan_seconds"] = 1
+    setup.data["endpoints"]["local"]["max_upload_bytes"] = 300_000
+    setup.data["defaults"]["chunk_seconds"] = 30
+    make_wav(setup.inbox / "a.wav")  # confirms what the model takes: chunks go at once
+    daemon = DaemonProcess(setup)
+    try:
+        daemon.wait_event("file.done")
+        setup.api.hold()
+        make_wav(setup.inbox / "talk.wav", seconds=50)
+        assert setup.api.wait_waiting(2, timeout=30)
+        filler = fill(ledger_disk)
+        setup.api.release()
+        daemon.wait_output(lambda: settled(daemon, "talk.wav") >= 3, 30, "tries while full")
+        assert not (setup.inbox / "talk.txt").exists()
+        filler.unlink()
+        daemon.wait_event("file.done", count=2, timeout=30)
+    finally:
+        setup.api.release()
+        daemon.kill()
+    assert (setup.inbox / "talk.txt").exists()
+    assert len(setup.api.uploads) == 3
+    assert not daemon.named("job.crashed")
+    assert [e.get("kept") for e in daemon.named("transcript.reused")] == ["in memory"]
 
 
 COUNTED = """
