@@ -140,7 +140,7 @@ def test_a_state_disk_filling_while_chunks_are_answered_costs_no_chunk_twice(
     assert (setup.inbox / "talk.txt").exists()
     assert len(setup.api.uploads) == 3
     assert not daemon.named("job.crashed")
-    assert [e.get("kept") for e in daemon.named("transcript.reused")] == ["in memory"]
+    assert "in memory" in [e.get("kept") for e in daemon.named("transcript.reused")]
 
 
 COUNTED = """
