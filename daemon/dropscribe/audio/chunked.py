@@ -30,7 +30,7 @@ import structlog
 from dropscribe import speakers
 from dropscribe.audio import split, stitch, transcode, voiceprints
 from dropscribe.errors import Abandoned, Replan, TranscriptionError
-from dropscribe.ledger.interface import JobState
+from dropscribe.ledger.interface import WRITE_FAILED, JobState
 from dropscribe.transcribe import kinds, models
 from dropscribe.transcript import Transcript
 
@@ -293,7 +293,10 @@ class Chunker:
                 raise
             if self._truncated(job, span, transcript):
                 transcript = self._in_halves(job, i, settings, transcript)
-            self._ledger.chunk_done(job.key, i, transcript.to_json(), transcript.request_id)
+            try:  # a checkpoint; the chunk's transcript itself goes on in memory
+                self._ledger.chunk_done(job.key, i, transcript.to_json(), transcript.request_id)
+            except WRITE_FAILED as exc:
+                log.error("ledger.write_failed", error=str(exc), ledger=self._ledger.where)
             log.info(
                 "chunk.done",
                 of=len(job.spans),

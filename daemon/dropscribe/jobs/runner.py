@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import sqlite3
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,7 +32,7 @@ from dropscribe.errors import (
 from dropscribe.ingest import source
 from dropscribe.jobs import verdicts
 from dropscribe.jobs.job import Item, Outcome, Progress, Tally
-from dropscribe.ledger.interface import FileState, JobKey, JobState
+from dropscribe.ledger.interface import WRITE_FAILED, FileState, JobKey, JobState
 from dropscribe.ops.metrics import Metrics
 from dropscribe.outputs import publish
 from dropscribe.transcribe.engines import make_client
@@ -199,6 +198,7 @@ class JobRunner:
         progress.key, progress.identity = key, ident
         if skip := self._skip(row, digest, key, settings):
             log.info("file.skipped", reason=skip)
+            self._recognised(item, row, ident)
             return Outcome.SKIPPED
         if not preflight.writable(folder := rules.sidecar_dir(item.inbox, settings, path)):
             error = (
@@ -269,33 +269,11 @@ class JobRunner:
             )
             log.error("audio.scratch_failed", error=error, will_retry=True)
             return Outcome.FAILED
-        if changed := self._changed(held, key, transcript, fresh, claim):
-            log.warning("file.changed", reason=changed, will_retry=True)
-            return Outcome.SKIPPED  # what the name holds now settles and comes again
         if fresh:  # paid for: kept here until the ledger has it (a full state_dir)
             self._paid[key] = transcript
-        progress.stored = True
-        try:
-            written = publish.write(
-                self._ledger,
-                item.inbox,
-                path,
-                settings,
-                transcript,
-                key if fresh else None,
-                digest,
-                claim,
-                mode=held.stat.st_mode,
-            )
-        except SidecarError as exc:  # the ledger took the transcript before this
-            self._paid.pop(key, None)
-            return self._sidecar_failed(item, exc, digest, key, held)
-        except Fenced as exc:  # another host may own the job now: it writes them
-            self._paid.pop(key, None)
-            self._metrics.claims.labels("lost").inc()
-            log.warning("claim.lost", error=str(exc), action="nothing was written")
-            return Outcome.SKIPPED
-        except (sqlite3.Error, LedgerUnavailable) as exc:
+        try:  # every ledger write from here on may fail: the transcript stays kept
+            return self._written(item, held, progress, settings, key, claim, transcript, fresh)
+        except WRITE_FAILED as exc:
             log.error(
                 "ledger.write_failed",
                 error=str(exc),
@@ -305,6 +283,44 @@ class JobRunner:
                 " next rescan once the ledger can be written",
             )
             return Outcome.FAILED
+
+    def _written(
+        self,
+        item: Item,
+        held: source.Opened,
+        progress: Progress,
+        settings: FolderSettings,
+        key: JobKey,
+        claim: Claim,
+        transcript: Transcript,
+        fresh: bool,
+    ) -> list[Path] | Outcome:
+        """A transcript just had -> its sidecars, or how the file ended without them; a
+        fresh one leaves ``_paid`` only once the ledger holds it (or it is of no use)."""
+        if changed := self._changed(held, key, transcript, fresh, claim):
+            log.warning("file.changed", reason=changed, will_retry=True)
+            return Outcome.SKIPPED  # what the name holds now settles and comes again
+        progress.stored = True
+        try:
+            written = publish.write(
+                self._ledger,
+                item.inbox,
+                item.path,
+                settings,
+                transcript,
+                key if fresh else None,
+                key.digest,
+                claim,
+                mode=held.stat.st_mode,
+            )
+        except SidecarError as exc:  # the ledger took the transcript before this
+            self._paid.pop(key, None)
+            return self._sidecar_failed(item, exc, key.digest, key, held)
+        except Fenced as exc:  # another host may own the job now: it writes them
+            self._paid.pop(key, None)
+            self._metrics.claims.labels("lost").inc()
+            log.warning("claim.lost", error=str(exc), action="nothing was written")
+            return Outcome.SKIPPED
         self._paid.pop(key, None)
         return written
 
@@ -321,10 +337,25 @@ class JobRunner:
         kept. The name now holding another file: the transcript is of the content read,
         kept for it (its new name reuses it), but not written beside someone else's."""
         why = held.changed()
-        if why is not None and fresh and not held.written():
-            with contextlib.suppress(Fenced):  # then it is another host's to keep
-                publish.keep(self._ledger, held.path, key, transcript, claim)
+        if why is not None and fresh:
+            if not held.written():
+                with contextlib.suppress(Fenced):  # then it is another host's to keep
+                    publish.keep(self._ledger, held.path, key, transcript, claim)
+            self._paid.pop(key, None)
         return why
+
+    def _recognised(self, item: Item, row: FileRow | None, ident: tuple[int, int, int]) -> None:
+        """A done file found by its content under a new identity (touched, copied over
+        with its own bytes): the identity is kept, so rescans know it without reading it."""
+        if row is None or (row.size, row.mtime_ns, row.inode) == ident:
+            return
+        state, why = FileState(row.state), row.error
+        try:
+            self._ledger.record_file(
+                item.path, item.inbox.name, ident, row.fingerprint, row.key, state, why
+            )
+        except WRITE_FAILED as exc:  # it costs one more read at the next rescan, no more
+            log.warning("ledger.write_failed", error=str(exc), ledger=self._ledger.where)
 
     def _sidecar_failed(
         self, item: Item, exc: SidecarError, digest: str, key: JobKey, held: source.Opened

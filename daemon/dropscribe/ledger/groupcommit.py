@@ -164,7 +164,10 @@ def _commit(db: sqlite3.Connection, batch: list[_Write], turn: int) -> None:
         if db.in_transaction:
             with contextlib.suppress(sqlite3.Error):  # the commit failed; so be it
                 db.execute("ROLLBACK")
-        results = [(pending, None, exc) for _, pending in batch]
+        failed = exc
+        if not isinstance(exc, sqlite3.Error):  # every failed write is the ledger's error
+            failed = sqlite3.OperationalError(f"cannot take the ledger's write turn: {exc}")
+        results = [(pending, None, failed) for _, pending in batch]
     finally:
         fcntl.flock(turn, fcntl.LOCK_UN)  # no error: not held is fine, the fd is open
     for pending, value, error in results:

@@ -6,18 +6,28 @@ is one more implementation of these methods, not a change to the daemon.
 
 Every write is durable when its method returns, except ``start_attempt``, ``begin``'s
 counting of an attempt and ``file_done``, which may be queued: losing them in a crash
-only means doing again what the ledger still keeps from being uploaded twice.
+only means doing again what the ledger still keeps from being uploaded twice. A write
+the ledger cannot take (a full disk, a database away) raises one of ``WRITE_FAILED``.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
+from dropscribe.errors import LedgerUnavailable
+
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
     from pathlib import Path
+
+
+# What any backend's write raises when the ledger cannot take it: SQLite's errors (a
+# full state_dir: "database or disk is full"), a shared ledger's LedgerUnavailable. A
+# caller holding something paid for keeps it, and says so (``ledger.write_failed``).
+WRITE_FAILED: tuple[type[Exception], ...] = (sqlite3.Error, LedgerUnavailable)
 
 
 class FileState(StrEnum):

@@ -4,6 +4,10 @@ A request's choices (``models.Ask``) are confirmed by a 200 and refused by a 400
 that names one of them. Until every choice of a request is confirmed, requests
 of that pair go one at a time (``gate``), so that a refusal costs one request,
 not one per worker; once they are, the gate is never taken again.
+
+A verdict comes with an answer, often a paid transcript, so writing it never fails
+the request: one the ledger cannot take (a full state_dir) is kept in memory for this
+process, said once (``ledger.write_failed``), and written with the next one that is.
 """
 
 from __future__ import annotations
@@ -13,11 +17,15 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from dropscribe.ledger.interface import WRITE_FAILED
 from dropscribe.transcribe import models
 
 if TYPE_CHECKING:
     from dropscribe.config.settings import Endpoint
     from dropscribe.ledger.interface import Ledger
+
+# (server, model, param, value) -> (verdict, reason)
+_Verdicts = dict[tuple[str, str, str, str], tuple[str, str | None]]
 
 log = structlog.get_logger("dropscribe")
 
@@ -37,10 +45,17 @@ class Limits:
         self._ledger = ledger
         self._gates: dict[tuple[str, str], threading.Lock] = {}
         self._guard = threading.Lock()
+        self._unsaved: _Verdicts = {}  # what the ledger could not take yet
 
     def known(self, endpoint: Endpoint, model: str) -> tuple[models.Caps, frozenset[models.Item]]:
         """The pair's capabilities (table, config, then refusals) and its confirmed items."""
-        rows = self._ledger.capabilities(where(endpoint), model)
+        server = where(endpoint)
+        rows = self._ledger.capabilities(server, model)
+        with self._guard:
+            kept = [
+                (k[2], k[3], v[0]) for k, v in self._unsaved.items() if k[:2] == (server, model)
+            ]
+        rows = [*rows, *kept]
         refused = [models.Item(p, v) for p, v, verdict in rows if verdict == REFUSED]
         confirmed = frozenset(models.Item(p, v) for p, v, verdict in rows if verdict == OK)
         return models.learned(models.of(endpoint, model), refused), confirmed
@@ -57,13 +72,11 @@ class Limits:
         self, endpoint: Endpoint, model: str, ask: models.Ask, known: frozenset[models.Item]
     ) -> None:
         """A 200 to ``ask``: its choices are what the pair takes."""
-        for item in ask.items():
-            if item not in known:
-                self._record(endpoint, model, item, OK, None)
+        self._record(endpoint, model, [(i, OK, None) for i in ask.items() if i not in known])
 
     def learn(self, endpoint: Endpoint, model: str, item: models.Item, reason: str) -> None:
         """A refusal: kept, so no request of this pair carries ``item`` again."""
-        self._record(endpoint, model, item, REFUSED, reason)
+        self._record(endpoint, model, [(item, REFUSED, reason)])
         log.warning(
             "endpoint.learned",
             endpoint=endpoint.name,
@@ -75,11 +88,38 @@ class Limits:
         )
 
     def _record(
-        self, endpoint: Endpoint, model: str, item: models.Item, verdict: str, reason: str | None
+        self,
+        endpoint: Endpoint,
+        model: str,
+        verdicts: list[tuple[models.Item, str, str | None]],
     ) -> None:
-        """Keep one verdict; durable when this returns."""
-        server = where(endpoint)
-        self._ledger.record_capability(server, model, item.param, item.value, verdict, reason)
+        """Keep verdicts: durable when this returns, or in memory when the ledger cannot
+        take them (never raised: the answer they came with is worth more than a row)."""
+        if not verdicts:
+            return
+        with self._guard:
+            for item, verdict, reason in verdicts:
+                fact = (where(endpoint), model, item.param, item.value)
+                if self._unsaved.get(fact, (OK, None))[0] != REFUSED:  # as the ledger's rule
+                    self._unsaved[fact] = verdict, reason
+            unsaved = dict(self._unsaved)
+        for (server, model_, param, value), (verdict_, reason_) in unsaved.items():
+            try:
+                self._ledger.record_capability(server, model_, param, value, verdict_, reason_)
+            except WRITE_FAILED as exc:
+                log.error(
+                    "ledger.write_failed",
+                    error=str(exc),
+                    ledger=self._ledger.where,
+                    kept="capability",
+                    will_retry=True,
+                    action="what the endpoint took or refused is kept in memory and"
+                    " written with the next one",
+                )
+                return
+            with self._guard:
+                if self._unsaved.get((server, model_, param, value)) == (verdict_, reason_):
+                    del self._unsaved[server, model_, param, value]
 
 
 def refusals(ledger: Ledger) -> list[tuple[str, str, str, str, str | None]]:
