@@ -28,6 +28,7 @@ from dropscribe.ingest.watcher import Hint, Watcher, scan
 from dropscribe.jobs.job import Item, Tally
 from dropscribe.jobs.runner import JobRunner
 from dropscribe.ledger import opening, statedir
+from dropscribe.ops import descriptors
 from dropscribe.ops import log as logmod
 from dropscribe.ops.metrics import Metrics, MetricsServer
 from dropscribe.ops.notify import Notifier
@@ -80,6 +81,7 @@ class Daemon:
         self._shown = (0, 0, 0)
         self._excluded = rules.excluded_dirs(config)
         self._rescan_soon = threading.Event()  # set from another thread: scan at next turn
+        self._look_soon = threading.Event()  # a watch thread: look at the watches next turn
         self.log_level: str | None = None  # what worker processes log at (default: config)
 
     # ------------------------------------------------------------ entry points
@@ -96,6 +98,7 @@ class Daemon:
         When ``reload()`` says so (SIGHUP) the config file is re-read; ``progress`` is called
         with (finished, total, failed) whenever those change. Returns how many files failed."""
         self._progress = progress
+        descriptors.raise_limit()  # what outsiders may take is bounded apart (metrics)
         lock, ledger = statedir.open_state(self.config)
         self._ledger, self._lock = ledger, lock  # the lock: held until run() ends
         # Scratch audio a crash left behind (ours alone: we hold the state_dir lock).
@@ -113,7 +116,7 @@ class Daemon:
             server.start()
             host, port = server.address[:2]
             log.info("metrics.listening", url=f"http://{host!s}:{port}/metrics")
-        watcher = Watcher(self.config.inboxes, self._hints.put, on_change=metrics.inboxes)
+        watcher = self._watcher(self.config)
         pool.start()
         try:
             if not once:
@@ -254,7 +257,8 @@ class Daemon:
                 self._rescan_soon.clear()
                 self._scan_all()
                 next_rescan = self._clock() + self.config.rescan_seconds
-            if not once and self._clock() >= next_health:
+            if not once and (self._clock() >= next_health or self._look_soon.is_set()):
+                self._look_soon.clear()
                 statedir.check(self.config.state_dir, self._lock)
                 for inbox in watcher.revive():
                     self._scan(inbox)
@@ -271,7 +275,7 @@ class Daemon:
         new = reloading.reread(old)
         if new is None:
             return watcher
-        watching = Watcher(new.inboxes, self._hints.put, on_change=self.metrics.inboxes)
+        watching = self._watcher(new)
         try:  # before anything changes: an inbox that cannot be watched refuses the reload
             watching.start()
         except SetupError as exc:
@@ -297,6 +301,14 @@ class Daemon:
             removed=sorted(str(p) for p in before - after),
         )
         return watcher
+
+    def _watcher(self, config: Config) -> Watcher:
+        return Watcher(
+            config.inboxes,
+            self._hints.put,
+            on_change=self.metrics.inboxes,
+            on_limit=self._look_soon.set,
+        )
 
     def _scan_all(self) -> None:
         for inbox in self.config.inboxes:
