@@ -259,7 +259,6 @@ class Uploader:
         while True:
             if self._abort.is_set():
                 raise Abandoned
-            outcome: Transcript | TranscriptionError
             elapsed = 0.0
             endpoint = self.client(settings.endpoint).endpoint
             try:
