@@ -28,6 +28,7 @@ from dropscribe.ingest.watcher import Hint, Watcher, scan
 from dropscribe.jobs.job import Item, Tally
 from dropscribe.jobs.runner import JobRunner
 from dropscribe.ledger import opening, statedir
+from dropscribe.ops import descriptors
 from dropscribe.ops import log as logmod
 from dropscribe.ops.metrics import Metrics, MetricsServer
 from dropscribe.ops.notify import Notifier
@@ -83,6 +84,7 @@ class Daemon:
         self._shown = (0, 0, 0)
         self._excluded = rules.excluded_dirs(config)
         self._rescan_soon = threading.Event()  # set from another thread: scan at next turn
+        self._look_soon = threading.Event()  # a watch thread: look at the watches next turn
         self.log_level: str | None = None  # what worker processes log at (default: config)
 
     # ------------------------------------------------------------ entry points
@@ -99,6 +101,7 @@ class Daemon:
         When ``reload()`` says so (SIGHUP) the config file is re-read; ``progress`` is called
         with (finished, total, failed) whenever those change. Returns how many files failed."""
         self._progress = progress
+        descriptors.raise_limit()  # what outsiders may take is bounded apart (metrics)
         lock, ledger = statedir.open_state(self.config)
         self._ledger, self._lock = ledger, lock  # the lock: held until run() ends
         # Scratch audio a crash left behind (ours alone: we hold the state_dir lock).
@@ -110,13 +113,8 @@ class Daemon:
             ledger.on_available = self._rescan_soon.set  # what waited comes at once
         pool, runner, tally = self._workers(ledger, abort, metrics, once=once)
         self.tally = tally
-        server = None
-        if self.config.metrics is not None and not once:
-            server = MetricsServer(metrics, *self.config.metrics)
-            server.start()
-            host, port = server.address[:2]
-            log.info("metrics.listening", url=f"http://{host!s}:{port}/metrics")
-        watcher = Watcher(self.config.inboxes, self._hints.put, on_change=metrics.inboxes)
+        server = None if once else self._serve_metrics(metrics)
+        watcher = self._watcher(self.config)
         looking = lookout.Radar(ledger, self._now, found=self._retiring)
         pool.start()
         try:
@@ -161,6 +159,16 @@ class Daemon:
                 self._progress(tally.finished, tally.finished, tally.failed)
             log.info("daemon.stopped", done=tally.done, failed=tally.failed, skipped=tally.skipped)
         return tally.failed
+
+    def _serve_metrics(self, metrics: Metrics) -> MetricsServer | None:
+        """/metrics and /healthz, where the config asks for them."""
+        if self.config.metrics is None:
+            return None
+        server = MetricsServer(metrics, *self.config.metrics)
+        server.start()
+        host, port = server.address[:2]
+        log.info("metrics.listening", url=f"http://{host!s}:{port}/metrics")
+        return server
 
     def _retiring(self, found: Retiring) -> None:
         self.metrics.retiring(found)
@@ -269,7 +277,8 @@ class Daemon:
                 self._rescan_soon.clear()
                 self._scan_all()
                 next_rescan = self._clock() + self.config.rescan_seconds
-            if not once and self._clock() >= next_health:
+            if not once and (self._clock() >= next_health or self._look_soon.is_set()):
+                self._look_soon.clear()
                 statedir.check(self.config.state_dir, self._lock)
                 for inbox in watcher.revive():
                     self._scan(inbox)
@@ -286,7 +295,7 @@ class Daemon:
         new = reloading.reread(old)
         if new is None:
             return watcher
-        watching = Watcher(new.inboxes, self._hints.put, on_change=self.metrics.inboxes)
+        watching = self._watcher(new)
         try:  # before anything changes: an inbox that cannot be watched refuses the reload
             watching.start()
         except SetupError as exc:
@@ -312,6 +321,14 @@ class Daemon:
             removed=sorted(str(p) for p in before - after),
         )
         return watcher
+
+    def _watcher(self, config: Config) -> Watcher:
+        return Watcher(
+            config.inboxes,
+            self._hints.put,
+            on_change=self.metrics.inboxes,
+            on_limit=self._look_soon.set,
+        )
 
     def _scan_all(self) -> None:
         for inbox in self.config.inboxes:

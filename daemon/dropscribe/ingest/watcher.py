@@ -7,9 +7,9 @@ Scans walk an inbox for files that arrived while nobody was watching.
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import stat
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -33,11 +33,11 @@ from watchdog.events import (
     FileSystemEvent,
     FileSystemEventHandler,
 )
-from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
 from dropscribe.config.rules import JUNK_FOLDERS
 from dropscribe.errors import SetupError
+from dropscribe.ingest import native as inotify
 from dropscribe.outputs.sidecar import TEMP_SUFFIX
 
 if TYPE_CHECKING:
@@ -179,19 +179,22 @@ def _mountinfo() -> str:
 class Watcher:
     """One watchdog observer per inbox, started and stopped together.
 
-    ``native`` makes the platform observer (inotify here); it is a parameter so
-    the fallback when inotify runs out of watches can be exercised.
+    ``native`` makes the platform observer (by default inotify, telling us when the
+    kernel refuses a watch); a test hands in one that fails as inotify can.
     """
 
     def __init__(
         self,
         inboxes: tuple[Inbox, ...],
         put: Callable[[Hint], None],
-        native: Callable[[], BaseObserver] = Observer,
+        native: Callable[[], BaseObserver] | None = None,
         on_change: Callable[[dict[str, bool]], None] | None = None,
+        on_limit: Callable[[], None] | None = None,
     ) -> None:
         """``on_change`` hears ``watched()`` once watching starts and whenever an inbox
-        goes missing or comes back (the metrics gauge)."""
+        goes missing or comes back (the metrics gauge); ``on_limit`` is called (from a
+        watch thread) when an inbox's watch reached the kernel's limit: ``revive()``
+        then polls that inbox."""
         self._inboxes = inboxes
         self._on_change = on_change
         self._handlers = {
@@ -202,6 +205,9 @@ class Watcher:
         self._observers: list[BaseObserver] = []
         self._folders: list[tuple[int, int] | None] = []  # each inbox's (device, inode)
         self._missing: set[int] = set()  # inboxes reported gone
+        self._on_limit = on_limit
+        self._limited: dict[int, OSError] = {}  # inboxes refused a watch while running
+        self._lock = threading.Lock()
 
     def start(self) -> None:
         mountinfo = _mountinfo()
@@ -219,23 +225,25 @@ class Watcher:
 
     def _observe(self, inbox: Inbox, mode: str, why: str) -> BaseObserver:
         if mode == "native":
+            index = next(i for i, box in enumerate(self._inboxes) if box is inbox)
+            made = self._native or (lambda: inotify.observer(lambda exc: self._refused(index, exc)))
             try:
-                return self._start(inbox, self._native(), mode, why)
+                return self._start(inbox, made(), mode, why)
             except OSError as exc:
-                if exc.errno not in {errno.ENOSPC, errno.EMFILE}:
+                if exc.errno not in inotify.LIMITS:
                     raise
-                log.error(
-                    "inbox.watch_limit",
-                    inbox=inbox.name,
-                    path=str(inbox.path),
-                    error=exc.strerror,
-                    action="polling this inbox instead",
-                    fix="raise fs.inotify.max_user_watches and "
-                    "fs.inotify.max_user_instances, e.g. "
-                    "sysctl fs.inotify.max_user_watches=524288",
-                )
-                mode, why = "poll", "inotify limit reached"
-        return self._start(inbox, PollingObserver(timeout=inbox.poll_seconds), mode, why)
+                inotify.limit_reached(inbox, exc)
+        return self._poll(inbox, "inotify limit reached" if mode == "native" else why)
+
+    def _poll(self, inbox: Inbox, why: str) -> BaseObserver:
+        return self._start(inbox, PollingObserver(timeout=inbox.poll_seconds), "poll", why)
+
+    def _refused(self, index: int, exc: OSError) -> None:
+        """A watch of inbox ``index`` was refused for want of watches (a watch thread)."""
+        with self._lock:
+            self._limited.setdefault(index, exc)
+        if self._on_limit is not None:
+            self._on_limit()
 
     def _start(self, inbox: Inbox, observer: BaseObserver, mode: str, why: str) -> BaseObserver:
         observer.name = f"dropscribe-watch-{inbox.name}"
@@ -267,6 +275,8 @@ class Watcher:
         folder is reported once and watched again when it is back.
         """
         back = []
+        with self._lock:
+            limited, self._limited = self._limited, {}
         for index, inbox in enumerate(self._inboxes):
             folder = _folder_id(inbox.path)
             if folder is None:
@@ -281,6 +291,13 @@ class Watcher:
                     self._changed()
                 continue
             observer = self._observers[index]
+            if index in limited and not isinstance(observer, PollingObserver):
+                inotify.limit_reached(inbox, limited[index])  # a folder made since is unwatched
+                _stop(observer)
+                with contextlib.suppress(OSError):  # gone: the next look watches it again
+                    self._observers[index] = self._poll(inbox, "inotify limit reached")
+                    back.append(inbox)
+                continue
             if index in self._missing:
                 why = "folder back"
             elif folder != self._folders[index]:
@@ -296,8 +313,7 @@ class Watcher:
                 why=why,
                 action="restarting the watch and rescanning",
             )
-            with contextlib.suppress(Exception):
-                observer.stop()
+            _stop(observer)
             mode = "poll" if isinstance(observer, PollingObserver) else "native"
             try:
                 self._observers[index] = self._observe(inbox, mode, f"restarted: {why}")
@@ -331,6 +347,12 @@ class Watcher:
         for observer in self._observers:
             observer.join()
         self._observers.clear()
+
+
+def _stop(observer: BaseObserver) -> None:
+    with contextlib.suppress(Exception):
+        observer.stop()
+        observer.join(5.0)
 
 
 def _watching(observer: BaseObserver) -> bool:

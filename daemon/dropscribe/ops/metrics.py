@@ -7,21 +7,23 @@ GET /healthz   200 while the main loop turns, 503 once it has been stuck for a m
 from __future__ import annotations
 
 import datetime as dt
-import threading
+import gzip
 import time
-from socketserver import ThreadingMixIn
-from typing import TYPE_CHECKING, Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.exposition import choose_encoder
 
 from dropscribe.errors import DropscribeError, SetupError
+from dropscribe.ops.serving import Answer, BoundedServer, Request, plain
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Callable, Iterator
 
     from prometheus_client.metrics_core import Metric
+
+    from dropscribe.transcribe.radar import Retiring
 
 STUCK_SECONDS = 60.0
 # What the uploading code counts (in worker processes, when there are some).
@@ -118,7 +120,7 @@ class Metrics:
         )
         self.beat = time.monotonic()
 
-    def retiring(self, found: Any) -> None:
+    def retiring(self, found: Retiring) -> None:
         """The deprecation radar found a model in use that will be shut down."""
         midnight = dt.datetime.combine(found.shutdown, dt.time(), dt.UTC)
         self.shutdown.labels(found.endpoint, found.model).set(midnight.timestamp())
@@ -144,47 +146,36 @@ class Metrics:
             self.upload_bytes.labels(endpoint).inc(size)
 
 
-class _Server(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-
-class _Quiet(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002, ARG002
-        return
-
-
 class MetricsServer:
-    """Serves /metrics and /healthz on a thread until ``stop()``."""
+    """Serves /metrics and /healthz on a thread until ``stop()``, with a bounded number of
+    connections and time for each (ops/serving.py)."""
 
     def __init__(self, metrics: Metrics, host: str, port: int) -> None:
-        metrics_app = make_wsgi_app(metrics.registry)
-
-        def app(environ: dict[str, Any], start: Callable[..., Any]) -> Iterable[bytes]:
-            if environ.get("PATH_INFO") == "/healthz":
+        def answer(request: Request) -> Answer:
+            if request.path == "/healthz":
                 stuck = time.monotonic() - metrics.beat
-                ok = stuck < STUCK_SECONDS
-                start(
-                    "200 OK" if ok else "503 Service Unavailable", [("Content-Type", "text/plain")]
-                )
-                return [b"ok\n" if ok else f"main loop stuck for {stuck:.0f}s\n".encode()]
-            return metrics_app(environ, start)  # type: ignore[no-any-return]
+                if stuck < STUCK_SECONDS:
+                    return plain("200 OK", "ok\n")
+                return plain("503 Service Unavailable", f"main loop stuck for {stuck:.0f}s\n")
+            encoder, content_type = choose_encoder(request.headers.get("accept", ""))
+            body = encoder(metrics.registry)
+            headers = [("Content-Type", content_type)]
+            if "gzip" in request.headers.get("accept-encoding", ""):
+                body = gzip.compress(body)
+                headers.append(("Content-Encoding", "gzip"))
+            return Answer("200 OK", headers, body)
 
         try:
-            self._server = make_server(host, port, app, server_class=_Server, handler_class=_Quiet)
+            self._server = BoundedServer(host, port, answer)
         except OSError as exc:
             raise SetupError(
                 f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}"
                 " (metrics: in the config)"
             ) from None
-        self.address = self._server.server_address
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="dropscribe-metrics", daemon=True
-        )
+        self.address = self._server.address
 
     def start(self) -> None:
-        self._thread.start()
+        self._server.start()
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+        self._server.stop()

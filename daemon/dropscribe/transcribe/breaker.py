@@ -10,6 +10,10 @@ pauses it again for twice as long (up to a cap).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dropscribe.config.settings import Endpoint
 
 
 @dataclass
@@ -22,6 +26,15 @@ class Breaker:
     pause: float = 0.0  # the current pause length; doubles while probes fail
     probing: bool = False
     reason: str | None = None
+
+    @classmethod
+    def of(cls, endpoint: Endpoint) -> Breaker:
+        """A closed breaker with the endpoint's settings."""
+        return cls(
+            threshold=endpoint.pause_after_failures,
+            cooldown=endpoint.pause_seconds,
+            max_cooldown=max(endpoint.pause_seconds, 900.0),
+        )
 
     def wait(self, now: float) -> float:
         """Seconds to wait before uploading; 0 means go (and may make this upload the probe)."""

@@ -30,6 +30,7 @@ from dropscribe.ledger.interface import JobState
 from dropscribe.ops.metrics import Metrics
 from dropscribe.transcribe import backoff, kinds, models
 from dropscribe.transcribe.breaker import Breaker
+from dropscribe.transcribe.clients import Clients
 from dropscribe.transcribe.gone import Gone
 from dropscribe.transcribe.limiter import Limiter
 from dropscribe.transcribe.limits import Limits
@@ -60,46 +61,40 @@ class Uploader:
     ) -> None:
         self._metrics = metrics or Metrics()
         self._ledger = ledger
-        self._clients = clients
+        self._clients = Clients(clients)
         self._abort = abort
         self._wait_for_endpoints = wait_for_endpoints
         self._jitter = jitter
         self._clock = clock
         self._limits = {name: Limiter(c.endpoint.max_concurrency) for name, c in clients.items()}
-        self._breakers = {name: self._breaker(c) for name, c in clients.items()}
-        self._all = list(clients.values())
+        self._breakers = {name: Breaker.of(c.endpoint) for name, c in clients.items()}
         self._lock = threading.Lock()
         self._learned = Limits(ledger)
         self._fatal: dict[str, EndpointError] = {}  # once: what made an endpoint unusable
         self._gone = Gone(ledger, clock)  # (endpoint, model) pairs no longer served
 
     def clients(self) -> list[Transcriber]:
-        """Every client, including ones a reload replaced (uploads may still be using them)."""
-        with self._lock:
-            return list(self._all)
+        """Every client, including ones a reload replaced that uploads still use."""
+        return self._clients.every()
 
     def client(self, name: str) -> Transcriber:
-        with self._lock:
-            return self._clients[name]
+        return self._clients.get(name)
 
     def set_clients(self, clients: dict[str, Transcriber]) -> None:
-        """Swap in a reloaded set of endpoints; unchanged ones keep their state."""
-        with self._lock:
-            for name, client in clients.items():
-                if self._clients.get(name) is not client:
-                    self._limits[name] = Limiter(client.endpoint.max_concurrency)
-                    self._breakers[name] = self._breaker(client)
-                    self._all.append(client)
-            self._clients = dict(clients)
+        """Swap in a reloaded set of endpoints; unchanged ones keep their state. A changed
+        one starts afresh: a pause (a bad key, say) ends, and the next upload probes it."""
+        for name in self._clients.replace(clients):
+            client = clients[name]
+            with self._lock:
+                self._limits[name] = Limiter(client.endpoint.max_concurrency)
+                old = self._breakers.get(name)
+                self._breakers[name] = Breaker.of(client.endpoint)
+            if old is not None and old.reason is not None:
+                self._metrics.paused.labels(name).set(0)
+                log.warning(
+                    "endpoint.reloaded", endpoint=name, action="paused no more: probing it now"
+                )
         self._gone.forget()  # a reload is how a person says "try again now"
-
-    @staticmethod
-    def _breaker(client: Transcriber) -> Breaker:
-        return Breaker(
-            threshold=client.endpoint.pause_after_failures,
-            cooldown=client.endpoint.pause_seconds,
-            max_cooldown=max(client.endpoint.pause_seconds, 900.0),
-        )
 
     def _sleep(self, seconds: float) -> None:
         if self._abort.wait(seconds):
@@ -208,35 +203,38 @@ class Uploader:
 
     def _send(
         self,
-        client: Transcriber,
+        endpoint: str,
         path: Path,
         settings: FolderSettings,
         ask: models.Ask,
         attempt: int,
         size: int,
         name: str | None,
-    ) -> tuple[Transcript | TranscriptionError, float]:
-        """One request; its answer, or what went wrong, and how long it took."""
-        log.info(
-            "upload.started",
-            endpoint=client.endpoint.name,
-            model=settings.model,
-            attempt=attempt,
-            bytes=size,
-            response_format=ask.response_format,
-        )
-        started = time.monotonic()
-        result: Transcript | TranscriptionError
-        try:
-            result = client.transcribe(path, settings, ask, name=name)
-        except TranscriptionError as exc:
-            result = exc
-        except OSError as exc:
-            result = PermanentError(f"cannot read file: {exc.strerror or exc}")
+    ) -> tuple[Transcript | TranscriptionError, float, bool]:
+        """One request with the endpoint's client as it is now; its answer, or what went
+        wrong, how long it took, and whether a reload has replaced that client since."""
+        with self._clients.using(endpoint) as client:
+            log.info(
+                "upload.started",
+                endpoint=endpoint,
+                model=settings.model,
+                attempt=attempt,
+                bytes=size,
+                response_format=ask.response_format,
+            )
+            started = time.monotonic()
+            result: Transcript | TranscriptionError
+            try:
+                result = client.transcribe(path, settings, ask, name=name)
+            except TranscriptionError as exc:
+                result = exc
+            except OSError as exc:
+                result = PermanentError(f"cannot read file: {exc.strerror or exc}")
+            stale = not self._clients.is_current(client)
         elapsed = time.monotonic() - started
         status = result.status if isinstance(result, TranscriptionError) else 200
-        self._metrics.uploaded(client.endpoint.name, status, elapsed, size)
-        return result, elapsed
+        self._metrics.uploaded(endpoint, status, elapsed, size)
+        return result, elapsed, stale
 
     def _refused(
         self, endpoint: Endpoint, model: str, failure: TranscriptionError, ask: models.Ask
@@ -274,34 +272,35 @@ class Uploader:
         a choice of the request is learned, and the file sent again without it in the
         same attempt; ``Replan`` when it can no longer be sent as planned. ``name`` is
         the file name the server is told (``path``'s by default)."""
-        client = self.client(settings.endpoint)
-        endpoint = client.endpoint
         want_timed = settings.timed if timed is None else timed
         outages = 0  # in a row, in this attempt
         while True:
             if self._abort.is_set():
                 raise Abandoned
-            outcome: Transcript | TranscriptionError
             elapsed = 0.0
+            endpoint = self.client(settings.endpoint).endpoint
             try:
-                with (
-                    self._slot(settings.endpoint, settings.model),
-                    self._asking(endpoint, settings, want_timed, seconds) as (ask, known),
-                ):
-                    # a request before ours may have found out
-                    self._usable(endpoint.name, settings.model)
-                    outcome, elapsed = self._send(client, path, settings, ask, attempt, size, name)
-                    if isinstance(outcome, EndpointError) and not self._wait_for_endpoints:
-                        gone = isinstance(outcome, ModelGone)
-                        with self._lock:  # every later file of this endpoint fails at once
+                with self._slot(settings.endpoint, settings.model):
+                    endpoint = self.client(settings.endpoint).endpoint  # as a reload left it
+                    with self._asking(endpoint, settings, want_timed, seconds) as (ask, known):
+                        # a request before ours may have found out
+                        self._usable(endpoint.name, settings.model)
+                        outcome, elapsed, stale = self._send(
+                            endpoint.name, path, settings, ask, attempt, size, name
+                        )
+                        if isinstance(outcome, TranscriptionError) and stale:
+                            continue  # sent as the config was before a reload: send it again
+                        if isinstance(outcome, EndpointError) and not self._wait_for_endpoints:
+                            gone = isinstance(outcome, ModelGone)
                             at = f"{endpoint.name}\0{settings.model}" if gone else endpoint.name
-                            self._fatal.setdefault(at, outcome)
-                    if not isinstance(outcome, TranscriptionError):
-                        self._learned.confirm(endpoint, settings.model, ask, known)
-                    elif self._refused(endpoint, settings.model, outcome, ask):
-                        # The same file in the same attempt, without what was refused;
-                        # _asking raises Replan if it can no longer go as planned.
-                        continue
+                            with self._lock:  # every later file of this endpoint fails at once
+                                self._fatal.setdefault(at, outcome)
+                        if not isinstance(outcome, TranscriptionError):
+                            self._learned.confirm(endpoint, settings.model, ask, known)
+                        elif self._refused(endpoint, settings.model, outcome, ask):
+                            # The same file in the same attempt, without what was refused;
+                            # _asking raises Replan if it can no longer go as planned.
+                            continue
             except Unusable:  # once: already said, for an earlier file
                 raise
             except EndpointError as exc:  # nothing left to ask of the model
@@ -323,13 +322,7 @@ class Uploader:
                 )
                 return outcome
             outages = outages + 1 if isinstance(outcome, RetryableError) and outcome.outage else 0
-            if isinstance(outcome, ModelGone):
-                self._gone.failed(endpoint, settings.model, outcome)
-                self._succeeded(endpoint.name)  # it answered: the endpoint is well
-                if not self._wait_for_endpoints:
-                    raise outcome
-                continue  # waits in _slot: the file's attempts are not its to pay
-            if self._settle(endpoint, outcome, key, attempt, ms, outages):
+            if self._settle(endpoint, settings.model, outcome, key, attempt, ms, outages):
                 continue  # not the file's fault: same attempt once the endpoint is back
             attempt += 1
             self._ledger.start_attempt(key, settings.shaping(), attempt)
@@ -337,6 +330,7 @@ class Uploader:
     def _settle(
         self,
         endpoint: Endpoint,
+        model: str,
         failure: TranscriptionError,
         key: JobKey,
         attempt: int,
@@ -356,6 +350,12 @@ class Uploader:
             attempt=attempt,
             retryable=isinstance(failure, RetryableError),
         )
+        if isinstance(failure, ModelGone):  # the pair waits in _slot, attempts untouched
+            self._gone.failed(endpoint, model, failure)
+            self._succeeded(endpoint.name)  # it answered: the endpoint is well
+            if not self._wait_for_endpoints:
+                raise failure
+            return True
         if isinstance(failure, EndpointError):
             self._failed(endpoint.name, failure, at_once=True)
             if not self._wait_for_endpoints:
