@@ -1,0 +1,166 @@
+"""The config file's YAML: its values, where each key is, and what YAML allows but no
+setting can be.
+
+YAML can say more than a config needs, and some of it breaks whatever reads it next:
+lists nested thousands deep (PyYAML's composer and pydantic recurse until Python's
+stack runs out), aliases of aliases that expand to billions of values, a NUL or a
+lone surrogate in a string (no path, header or form field can hold one), binary
+data, an integer of 5,000 digits, a date with month 13. Each is found here, before
+anything recurses or converts, and reported as a Problem with its file, line and
+key; the events are read first (PyYAML's parser is a loop, not a recursion), so the
+depth and size are known before the composer runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import yaml
+
+from dropscribe.config.locate import KeyPath, dotted
+from dropscribe.errors import ConfigError, Problem
+
+MAX_DEPTH = 32  # the schema's deepest key is six levels down
+MAX_VALUES = 100_000  # values in the document, every alias counted as what it stands for
+BINARY = "tag:yaml.org,2002:binary"
+
+
+class Document(NamedTuple):
+    raw: Any  # the values, as YAML's safe loader builds them
+    lines: dict[KeyPath, int]  # the line of each key path
+    problems: list[Problem]  # what is wrong with the values themselves
+
+
+class _Unreadable(Exception):  # noqa: N818 - internal: a scalar YAML cannot turn into a value
+    def __init__(self, node: yaml.Node, message: str) -> None:
+        super().__init__(message)
+        self.node = node
+        self.message = message
+
+
+class _Loader(yaml.SafeLoader):
+    """The safe loader, with a value it cannot build (``int`` of 5,000 digits, a date
+    with month 13) reported with its node instead of escaping as a ValueError."""
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, ArithmeticError) as exc:
+            raise _Unreadable(node, f"cannot be read as a value: {exc}") from None
+
+
+def parse(text: str, fname: str) -> Document:
+    """The document in ``text``; ConfigError when YAML cannot read it at all."""
+    loader = _Loader(text)
+    try:
+        _measure(yaml.parse(text, Loader=yaml.SafeLoader), fname)
+        node = loader.get_single_node()
+        lines: dict[KeyPath, int] = {}
+        problems: list[Problem] = []
+        paths: dict[int, KeyPath] = {}
+        if node is not None:
+            _index(node, lines, problems, paths, fname)
+        try:
+            raw = loader.construct_document(node) if node is not None else None
+        except _Unreadable as exc:
+            where = paths.get(id(exc.node), ())
+            line = exc.node.start_mark.line + 1
+            raise ConfigError(
+                [*problems, Problem(fname, line, dotted(where), exc.message)]
+            ) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        detail = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([Problem(fname, line, "", f"not valid YAML: {detail}")]) from None
+    finally:
+        loader.dispose()
+    return Document(raw, lines, problems)
+
+
+def _measure(events: Any, fname: str) -> None:
+    """Refuse a document nested deeper than MAX_DEPTH or larger than MAX_VALUES (its
+    aliases expanded), from its events, before anything recurses into it."""
+    open_: list[list[Any]] = []  # per open collection: values, depth below it, anchor
+    anchored: dict[str, tuple[int, int]] = {}  # anchor -> (values, depth) of its node
+    total = 0
+
+    def add(values: int, depth: int, mark: Any) -> None:
+        nonlocal total
+        total += values
+        if open_:
+            open_[-1][0] += values
+            open_[-1][1] = max(open_[-1][1], depth)
+        if len(open_) + depth > MAX_DEPTH:
+            _refuse(fname, mark, f"nested deeper than {MAX_DEPTH} levels")
+        if total > MAX_VALUES:
+            _refuse(fname, mark, f"holds more than {MAX_VALUES} values (aliases counted whole)")
+
+    for event in events:
+        if isinstance(event, yaml.AliasEvent):
+            values, depth = anchored.get(str(event.anchor), (1, 0))
+            add(values, depth, event.start_mark)
+        elif isinstance(event, yaml.ScalarEvent):
+            if event.anchor is not None:
+                anchored[event.anchor] = (1, 0)
+            add(1, 0, event.start_mark)
+        elif isinstance(event, yaml.CollectionStartEvent):
+            if len(open_) >= MAX_DEPTH:
+                _refuse(fname, event.start_mark, f"nested deeper than {MAX_DEPTH} levels")
+            open_.append([1, 0, event.anchor, event.start_mark])
+        elif isinstance(event, yaml.CollectionEndEvent):
+            values, depth, anchor, mark = open_.pop()
+            if anchor is not None:
+                anchored[anchor] = (values, depth + 1)
+            add(values, depth + 1, mark)
+
+
+def _refuse(fname: str, mark: Any, message: str) -> None:
+    raise ConfigError([Problem(fname, mark.line + 1, "", message)])
+
+
+def _index(
+    root: yaml.Node,
+    lines: dict[KeyPath, int],
+    problems: list[Problem],
+    paths: dict[int, KeyPath],
+    fname: str,
+) -> None:
+    """Note the line of every key path (a key's own line), a repeated key, and each
+    string no setting can hold; a loop, not a recursion."""
+    todo: list[tuple[yaml.Node, KeyPath, int | None]] = [(root, (), None)]
+    while todo:
+        node, path, key_line = todo.pop()
+        lines[path] = key_line or node.start_mark.line + 1
+        paths.setdefault(id(node), path)
+        if isinstance(node, yaml.ScalarNode):
+            if why := _unusable(node):
+                problems.append(Problem(fname, node.start_mark.line + 1, dotted(path), why))
+        elif isinstance(node, yaml.MappingNode):
+            seen: set[str] = set()
+            for key_node, value_node in node.value:
+                key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "?"
+                line = key_node.start_mark.line + 1
+                if key in seen:
+                    message = "duplicate key (YAML would silently keep the last one)"
+                    problems.append(Problem(fname, line, dotted((*path, key)), message))
+                elif why := _unusable(key_node):
+                    problems.append(Problem(fname, line, dotted(path), f"a key {why}"))
+                seen.add(key)
+                todo.append((value_node, (*path, key), line))
+        elif isinstance(node, yaml.SequenceNode):
+            todo.extend((item, (*path, index), None) for index, item in enumerate(node.value))
+
+
+def _unusable(node: yaml.ScalarNode) -> str | None:
+    """Why a scalar cannot be any setting's value, if it cannot."""
+    if node.tag == BINARY:
+        return "is binary data (!!binary), which no setting takes"
+    text = str(node.value)
+    if "\0" in text:
+        return "holds a NUL character (\\0), which no path, name or header can"
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return "holds a lone surrogate (\\ud800-\\udfff), which is not text"
+    return None
