@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 
 import yaml
 
+from dropscribe.config.files import HOLDS_NUL
 from dropscribe.config.locate import KeyPath, dotted
 from dropscribe.errors import ConfigError, Problem
 
@@ -40,12 +41,13 @@ class _Unreadable(Exception):  # noqa: N818 - internal: a scalar YAML cannot tur
 
 class _Loader(yaml.SafeLoader):
     """The safe loader, with a value it cannot build (``int`` of 5,000 digits, a date
-    with month 13) reported with its node instead of escaping as a ValueError."""
+    with month 13, ``!!bool x``) reported with its node instead of escaping as a
+    ValueError, KeyError or the like."""
 
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         try:
             return super().construct_object(node, deep)
-        except (ValueError, ArithmeticError) as exc:
+        except (ValueError, ArithmeticError, LookupError, TypeError) as exc:
             raise _Unreadable(node, f"cannot be read as a value: {exc}") from None
 
 
@@ -78,45 +80,76 @@ def parse(text: str, fname: str) -> Document:
     return Document(raw, lines, problems)
 
 
+class _Open:
+    """A collection being read: its values so far, how deep it goes, where in it we are."""
+
+    def __init__(self, anchor: str | None, *, mapping: bool) -> None:
+        self.anchor = anchor
+        self.mapping = mapping
+        self.values = 1
+        self.depth = 0
+        self.key: str | int = "" if mapping else -1
+        self.next_is_key = mapping
+
+    def step(self, event: yaml.NodeEvent) -> None:
+        """Move on to the node ``event`` starts: the next key's value, or the next item."""
+        if not self.mapping:
+            assert isinstance(self.key, int)
+            self.key += 1
+        elif self.next_is_key:
+            self.key = str(event.value) if isinstance(event, yaml.ScalarEvent) else "?"
+        self.next_is_key = self.mapping and not self.next_is_key
+
+
 def _measure(events: Any, fname: str) -> None:
     """Refuse a document nested deeper than MAX_DEPTH or larger than MAX_VALUES (its
     aliases expanded), from its events, before anything recurses into it."""
-    open_: list[list[Any]] = []  # per open collection: values, depth below it, anchor
+    open_: list[_Open] = []
     anchored: dict[str, tuple[int, int]] = {}  # anchor -> (values, depth) of its node
     total = 0
-
-    def add(values: int, depth: int, mark: Any) -> None:
-        nonlocal total
+    for event in events:
+        if not isinstance(event, yaml.NodeEvent | yaml.CollectionEndEvent):
+            continue
+        if open_ and isinstance(event, yaml.NodeEvent):
+            open_[-1].step(event)
+        if isinstance(event, yaml.CollectionStartEvent):
+            if len(open_) >= MAX_DEPTH:
+                _refuse(fname, event, open_, f"nested deeper than {MAX_DEPTH} levels")
+            open_.append(_Open(event.anchor, mapping=isinstance(event, yaml.MappingStartEvent)))
+            continue
+        values, depth = _size(event, open_, anchored)
         total += values
         if open_:
-            open_[-1][0] += values
-            open_[-1][1] = max(open_[-1][1], depth)
+            open_[-1].values += values
+            open_[-1].depth = max(open_[-1].depth, depth)
         if len(open_) + depth > MAX_DEPTH:
-            _refuse(fname, mark, f"nested deeper than {MAX_DEPTH} levels")
+            _refuse(fname, event, open_, f"nested deeper than {MAX_DEPTH} levels")
         if total > MAX_VALUES:
-            _refuse(fname, mark, f"holds more than {MAX_VALUES} values (aliases counted whole)")
-
-    for event in events:
-        if isinstance(event, yaml.AliasEvent):
-            values, depth = anchored.get(str(event.anchor), (1, 0))
-            add(values, depth, event.start_mark)
-        elif isinstance(event, yaml.ScalarEvent):
-            if event.anchor is not None:
-                anchored[event.anchor] = (1, 0)
-            add(1, 0, event.start_mark)
-        elif isinstance(event, yaml.CollectionStartEvent):
-            if len(open_) >= MAX_DEPTH:
-                _refuse(fname, event.start_mark, f"nested deeper than {MAX_DEPTH} levels")
-            open_.append([1, 0, event.anchor, event.start_mark])
-        elif isinstance(event, yaml.CollectionEndEvent):
-            values, depth, anchor, mark = open_.pop()
-            if anchor is not None:
-                anchored[anchor] = (values, depth + 1)
-            add(values, depth + 1, mark)
+            message = f"holds more than {MAX_VALUES:,} values (aliases counted whole)"
+            _refuse(fname, event, open_, message)
 
 
-def _refuse(fname: str, mark: Any, message: str) -> None:
-    raise ConfigError([Problem(fname, mark.line + 1, "", message)])
+def _size(
+    event: yaml.Event, open_: list[_Open], anchored: dict[str, tuple[int, int]]
+) -> tuple[int, int]:
+    """The values and depth of the node that ``event`` ends (a scalar, an alias, or the
+    collection it closes); an anchored one is noted for its aliases."""
+    if isinstance(event, yaml.AliasEvent):
+        return anchored.get(str(event.anchor), (1, 0))
+    anchor = event.anchor if isinstance(event, yaml.NodeEvent) else None
+    values, depth = 1, 0
+    if isinstance(event, yaml.CollectionEndEvent):
+        done = open_.pop()
+        values, depth, anchor = done.values, done.depth + 1, done.anchor
+    if anchor is not None:
+        anchored[anchor] = (values, depth)
+    return values, depth
+
+
+def _refuse(fname: str, event: yaml.Event, within: list[_Open], message: str) -> None:
+    where = tuple(level.key for level in within)
+    line = event.start_mark.line + 1 if event.start_mark is not None else None
+    raise ConfigError([Problem(fname, line, dotted(where), message)])
 
 
 def _index(
@@ -158,7 +191,7 @@ def _unusable(node: yaml.ScalarNode) -> str | None:
         return "is binary data (!!binary), which no setting takes"
     text = str(node.value)
     if "\0" in text:
-        return "holds a NUL character (\\0), which no path, name or header can"
+        return HOLDS_NUL
     try:
         text.encode()
     except UnicodeEncodeError:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 SMALL_FILE = 1 << 20  # a config file, a prompt: more than 1 MiB is not one
 KEY_FILE = 64 << 10  # an API key or a password
+HOLDS_NUL = "holds a NUL character (\\0), which no path, name or header can"
 
 
 class UnusableError(ValueError):
@@ -27,7 +28,7 @@ def expanded(value: str, base: Path) -> Path:
     """``value`` with ``~`` expanded, relative to ``base`` (the config's folder);
     UnusableError when it cannot name a file."""
     if "\0" in value:
-        raise UnusableError("holds a NUL character, which no path can")
+        raise UnusableError(HOLDS_NUL)
     path = Path(value)
     try:
         path = path.expanduser()

@@ -57,7 +57,10 @@ def shared_ledger(
 def _url_problem(url: str) -> str | None:
     """Why ``url`` cannot name the shared ledger, if it cannot (never quoting it: it
     might hold a password)."""
-    parts = urllib.parse.urlsplit(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError as exc:  # an unclosed [ of an IPv6 address
+        return f"is not a URL ({exc})"
     if parts.scheme not in {"postgresql", "postgres"}:
         return "must start with postgresql://"
     query = urllib.parse.parse_qs(parts.query)

@@ -148,8 +148,8 @@ def parse(text: str, source: Path, environ: dict[str, str], *, keys: bool = True
         # check-config lists every problem, not just the schema's.
         model = _valid_parts(raw)
     config = _resolve(model, source, environ, lines, problems, raw, keys)
-    if problems:
-        raise ConfigError(problems)
+    if problems:  # a value no path can hold is said once, not once more by its use
+        raise ConfigError(list(dict.fromkeys(problems)))
     log.hide(*(endpoint.api_key for endpoint in config.endpoints.values()))
     if config.ledger is not None and config.ledger.password:
         log.hide(config.ledger.password)
@@ -221,7 +221,7 @@ def _resolve(
         try:
             path = files.resolved(inbox.path, base)
         except files.UnusableError as exc:
-            problem((*where, "path"), f"inbox {exc}")
+            problem((*where, "path"), str(exc))
             continue
         if not path.is_dir():
             reason = "is not a folder" if path.exists() else "does not exist"
