@@ -139,6 +139,7 @@ BAD = {
     "fifo-prompt-file": (fifo_prompt, "defaults.prompt_file", "is a FIFO"),
     "fifo-key-file": (fifo_key, "endpoints.local.api_key_file", "is a FIFO"),
     "device-key-file": (device_key, "endpoints.local.api_key_file", "is a device"),
+    "alias-holds-itself": (text("x_self: &s [*s]\n"), "x_self[0]", "holds itself"),
     "5000-digit-int": (text("shutdown_grace: " + "9" * 5000 + "\n"), "shutdown_grace", "4300"),
     "month-13": (text("bad_date: 2001-13-45\n"), "bad_date", "month must be in 1..12"),
     "bool-tag": (text("bad_bool: !!bool maybe\n"), "bad_bool", "cannot be read"),
@@ -191,7 +192,14 @@ def test_check_config_refuses_each_unusable_value_with_file_line_and_key(setup, 
     assert refused(done.stderr.splitlines(), setup, case), done.stderr
 
 
-RELOADED = ["unknown-user", "nul-in-a-path", "nested-3000-deep", "alias-bomb", "wait-past-python"]
+RELOADED = [
+    "unknown-user",
+    "nul-in-a-path",
+    "nested-3000-deep",
+    "alias-bomb",
+    "alias-holds-itself",
+    "wait-past-python",
+]
 
 
 @pytest.mark.parametrize("case", [*RELOADED, "prompt-file-becomes-a-fifo"])

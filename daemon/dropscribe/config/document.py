@@ -60,8 +60,8 @@ def parse(text: str, fname: str) -> Document:
         lines: dict[KeyPath, int] = {}
         problems: list[Problem] = []
         paths: dict[int, KeyPath] = {}
-        if node is not None:
-            _index(node, lines, problems, paths, fname)
+        if node is not None and not _index(node, lines, problems, paths, fname):
+            raise ConfigError(problems)
         try:
             raw = loader.construct_document(node) if node is not None else None
         except _Unreadable as exc:
@@ -158,14 +158,20 @@ def _index(
     problems: list[Problem],
     paths: dict[int, KeyPath],
     fname: str,
-) -> None:
+) -> bool:
     """Note the line of every key path (a key's own line), a repeated key, and each
-    string no setting can hold; a loop, not a recursion."""
-    todo: list[tuple[yaml.Node, KeyPath, int | None]] = [(root, (), None)]
+    string no setting can hold; a loop, not a recursion. False when a value holds
+    itself (``a: &a [*a]``): nothing can read it."""
+    todo: list[tuple[yaml.Node, KeyPath, int | None, tuple[int, ...]]] = [(root, (), None, ())]
     while todo:
-        node, path, key_line = todo.pop()
+        node, path, key_line, above = todo.pop()
         lines[path] = key_line or node.start_mark.line + 1
         paths.setdefault(id(node), path)
+        if id(node) in above:
+            message = "holds itself (an alias inside its own anchor)"
+            problems.append(Problem(fname, lines[path], dotted(path), message))
+            return False
+        above = (*above, id(node))
         if isinstance(node, yaml.ScalarNode):
             if why := _unusable(node):
                 problems.append(Problem(fname, node.start_mark.line + 1, dotted(path), why))
@@ -180,9 +186,14 @@ def _index(
                 elif why := _unusable(key_node):
                     problems.append(Problem(fname, line, dotted(path), f"a key {why}"))
                 seen.add(key)
-                todo.append((value_node, (*path, key), line))
+                if not isinstance(key_node, yaml.ScalarNode):  # a list as a key may hold itself
+                    todo.append((key_node, (*path, key), line, above))
+                todo.append((value_node, (*path, key), line, above))
         elif isinstance(node, yaml.SequenceNode):
-            todo.extend((item, (*path, index), None) for index, item in enumerate(node.value))
+            todo.extend(
+                (item, (*path, index), None, above) for index, item in enumerate(node.value)
+            )
+    return True
 
 
 def _unusable(node: yaml.ScalarNode) -> str | None:
