@@ -202,10 +202,16 @@ RELOADED = [
 ]
 
 
-@pytest.mark.parametrize("case", [*RELOADED, "prompt-file-becomes-a-fifo"])
+FIFO_CASES = {  # a file the config names, or the config itself, replaced by a FIFO
+    "prompt-file-becomes-a-fifo": ("prompt.txt", "defaults.prompt_file: cannot read"),
+    "config-becomes-a-fifo": ("dropscribe.yaml", "cannot read config"),
+}
+
+
+@pytest.mark.parametrize("case", [*RELOADED, *FIFO_CASES])
 def test_sighup_with_an_unusable_config_keeps_the_daemon_running(setup, case):
-    """A running daemon sent SIGHUP with an unusable value (or its prompt_file replaced by
-    a FIFO nobody writes to) logs config.reload_failed naming the key, stays up, and
+    """A running daemon sent SIGHUP with an unusable value (or its prompt_file or config
+    file replaced by a FIFO nobody writes to) logs config.reload_failed naming the key, stays up, and
     transcribes a file dropped afterwards with the config it had."""
     prompt = setup.root / "prompt.txt"
     prompt.write_text("Names: Ana, Bo.\n")
@@ -216,8 +222,8 @@ def test_sighup_with_an_unusable_config_keeps_the_daemon_running(setup, case):
         if case in BAD:
             write_bad(setup, case)
         else:
-            prompt.unlink()
-            os.mkfifo(prompt)
+            (setup.root / FIFO_CASES[case][0]).unlink()
+            os.mkfifo(setup.root / FIFO_CASES[case][0])
         daemon.signal(signal.SIGHUP)
         daemon.wait_event("config.reload_failed", timeout=60)
         make_wav(setup.inbox / "after.wav")
@@ -229,6 +235,7 @@ def test_sighup_with_an_unusable_config_keeps_the_daemon_running(setup, case):
     if case in BAD:
         assert refused(problems, setup, case), problems
     else:
-        assert any("defaults.prompt_file" in p and "is a FIFO" in p for p in problems), problems
+        words = FIFO_CASES[case][1]
+        assert any(words in p and p.endswith("is a FIFO, not a regular file") for p in problems)
     assert (setup.inbox / "after.txt").read_text() == "transcript of after.wav\n"
     assert setup.api.uploads[-1].fields["prompt"] == "Names: Ana, Bo."
