@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dropscribe.config import files
+
 if TYPE_CHECKING:
     from dropscribe.config.locate import KeyPath
 
@@ -18,10 +20,14 @@ def read(
     candidates = []
     if (creds := environ.get("CREDENTIALS_DIRECTORY")) and "/" not in name:
         candidates.append(Path(creds) / name)
-    candidates.append(base / Path(name).expanduser())
+    try:
+        candidates.append(files.expanded(name, base))
+    except files.UnusableError as exc:
+        problem(where, str(exc))
+        return None
     for candidate in candidates:
-        try:
-            key = candidate.read_text(encoding="utf-8").strip()
+        try:  # a FIFO or a device is refused, not waited on or read for ever
+            key = files.read(candidate, files.KEY_FILE).decode("utf-8").strip()
         except FileNotFoundError:
             continue
         except (OSError, UnicodeDecodeError) as exc:

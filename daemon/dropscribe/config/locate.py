@@ -1,10 +1,9 @@
-"""Where in a YAML file each key is, and pydantic's errors turned into located problems."""
+"""Key paths as the config's text spells them, and pydantic's errors turned into located
+problems (``document.py`` notes the line of each key path)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
-
-import yaml
 
 from dropscribe.errors import Problem
 
@@ -12,31 +11,6 @@ if TYPE_CHECKING:
     from pydantic import ValidationError
 
 KeyPath = tuple[str | int, ...]
-
-
-def index_lines(
-    node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], problems: list[Problem], fname: str
-) -> None:
-    lines[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key_node, value_node in node.value:
-            key = str(key_node.value)
-            if key in seen:
-                problems.append(
-                    Problem(
-                        fname,
-                        key_node.start_mark.line + 1,
-                        dotted((*path, key)),
-                        "duplicate key (YAML would silently keep the last one)",
-                    )
-                )
-            seen.add(key)
-            index_lines(value_node, (*path, key), lines, problems, fname)
-            lines[(*path, key)] = key_node.start_mark.line + 1
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            index_lines(item, (*path, index), lines, problems, fname)
 
 
 def dotted(path: KeyPath) -> str:

@@ -10,10 +10,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import string
+import urllib.parse
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 if TYPE_CHECKING:
@@ -66,7 +69,11 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
-Seconds = Annotated[float, Field(ge=0)]
+# The longest any wait may be: a year. Past about 9.2e9 s no lock, event or socket of
+# Python's can wait at all (OverflowError), and a reload must not take such a number.
+MAX_SECONDS = 365 * 86400.0
+Seconds = Annotated[float, Field(ge=0, le=MAX_SECONDS)]  # 0 allowed
+Timeout = Annotated[float, Field(gt=0, le=MAX_SECONDS)]  # above 0
 
 
 class SubtitleRules(StrictModel):
@@ -77,7 +84,7 @@ class SubtitleRules(StrictModel):
     max_seconds: Annotated[float, Field(ge=1, le=30)] = 7.0  # the longest a cue shows
     max_cps: Annotated[float, Field(ge=5, le=100)] = 20.0  # characters a second to read
     min_gap: Annotated[float, Field(ge=0, le=1)] = 0.08  # seconds between two cues
-    paragraph_seconds: Annotated[float, Field(gt=0)] = 2.0  # a pause that starts a paragraph
+    paragraph_seconds: Timeout = 2.0  # a pause that starts a paragraph
 
 
 class SpeakerCount(StrictModel):
@@ -94,7 +101,16 @@ class SpeakerCount(StrictModel):
 
 
 def http_url(value: str | None) -> str | None:
-    if value is not None and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
+    """``value``, if it is a URL httpx will take (a port in range, no control character)."""
+    if value is None:
+        return value
+    usable = re.fullmatch(r"https?://[^\s/]+(/\S*)?", value) is not None
+    try:
+        urllib.parse.urlsplit(value).port  # noqa: B018 - a port out of range raises
+        httpx.URL(value)
+    except (ValueError, httpx.InvalidURL):
+        usable = False
+    if not usable:
         raise ValueError("must be an http:// or https:// URL such as https://api.openai.com/v1")
     return value
 
@@ -104,7 +120,7 @@ class HookModel(StrictModel):
 
     command: Annotated[tuple[str, ...], Field(min_length=1)] | None = None
     webhook: str | None = None
-    timeout: Annotated[float, Field(gt=0)] = 30.0
+    timeout: Timeout = 30.0
 
     @field_validator("webhook")
     @classmethod
@@ -113,6 +129,7 @@ class HookModel(StrictModel):
 
 
 TIMED_RESPONSE = "verbose_json"
+PLACEHOLDERS = ("stem", "name", "ext", "language", "model", "task", "source_ext")
 
 
 class FolderSettings(StrictModel):
@@ -161,13 +178,18 @@ class FolderSettings(StrictModel):
             raise ValueError("must contain {ext}, or every format would get the same name")
         if "/" in value or "\\" in value:
             raise ValueError("must be a file name, not a path (use output_dir)")
-        try:
-            value.format(stem="", name="", ext="", language="", model="", task="", source_ext="")
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ValueError(
-                f"unknown placeholder {exc}; use {{stem}}, {{name}}, {{ext}}, {{language}},"
-                " {model}, {task} or {source_ext}"
-            ) from None
+        try:  # parsed, never formatted: {stem:>999999999} would be a gigabyte
+            fields = [part[1:] for part in string.Formatter().parse(value) if part[1] is not None]
+        except ValueError as exc:
+            raise ValueError(f"is not a template: {exc}") from None
+        for name, spec, conversion in fields:
+            if name not in PLACEHOLDERS:
+                raise ValueError(
+                    f"unknown placeholder {name!r}; use {{stem}}, {{name}}, {{ext}}, {{language}},"
+                    " {model}, {task} or {source_ext}"
+                )
+            if spec or conversion:
+                raise ValueError(f"{{{name}}} takes no format spec or conversion")
         return value
 
     @property
@@ -238,7 +260,7 @@ class InboxModel(SettingsModel):
     exclude: tuple[str, ...] = ()
     follow_symlinks: bool = False
     watch: Literal["auto", "native", "poll"] = "auto"
-    poll_seconds: Annotated[float, Field(gt=0)] = 5.0
+    poll_seconds: Timeout = 5.0
     failed_dir: str = "failed"
     done_dir: str = "done"
     rules: tuple[RuleModel, ...] = ()
@@ -255,7 +277,7 @@ class ModelModel(StrictModel):
     prompt: bool | None = None
     translate: bool | None = None
     chunking_strategy: bool | None = None  # send chunking_strategy=auto over 30 s
-    max_seconds: Annotated[float, Field(gt=30)] | None = None
+    max_seconds: Annotated[float, Field(gt=30, le=MAX_SECONDS)] | None = None
 
 
 class EndpointModel(StrictModel):
@@ -276,19 +298,19 @@ class EndpointModel(StrictModel):
     base_url: str | None = None
     api_key_env: str | None = None
     api_key_file: str | None = None
-    timeout: Annotated[float, Field(gt=0)] = 600.0
-    connect_timeout: Annotated[float, Field(gt=0)] = 10.0
+    timeout: Timeout = 600.0
+    connect_timeout: Timeout = 10.0
     max_concurrency: Annotated[int, Field(ge=1, le=64)] | None = None
     max_attempts: Annotated[int, Field(ge=1, le=100)] = 5
-    backoff_max: Annotated[float, Field(gt=0)] = 60.0
+    backoff_max: Timeout = 60.0
     pause_after_failures: Annotated[int, Field(ge=1)] = 5
-    pause_seconds: Annotated[float, Field(gt=0)] = 30.0
+    pause_seconds: Timeout = 30.0
 
     api_version: str = "2024-10-21"  # azure: the api-version query, or v1 for the v1 URL
     request_path: str | None = None  # a route other than audio/transcriptions (whispercpp)
     max_upload_bytes: Annotated[int, Field(ge=0)] | None = None  # 0: no limit
     max_answer_bytes: Annotated[int, Field(ge=1024)] = 64 * 2**20  # after decompression
-    max_duration_seconds: Annotated[float, Field(gt=30)] | None = None
+    max_duration_seconds: Annotated[float, Field(gt=30, le=MAX_SECONDS)] | None = None
     audio_codec: Literal["opus", "mp3", "flac"] | None = None  # for re-encoded audio
     # kind: local (faster-whisper in this process)
     device: Literal["cpu", "cuda", "auto"] = "auto"  # auto: CUDA where there is one
@@ -296,7 +318,7 @@ class EndpointModel(StrictModel):
     cpu_threads: Annotated[int, Field(ge=0, le=256)] = 0
     batch_size: Annotated[int, Field(ge=1, le=256)] | Literal["auto"] = "auto"  # 1: sequential
     vad: bool = True  # transcribe only where the VAD hears speech
-    unload_after_seconds: Annotated[float, Field(ge=0)] = 900.0  # 0: keep the model loaded
+    unload_after_seconds: Seconds = 900.0  # 0: keep the model loaded
     # What models take, by name, over the built-in table (README: "Models").
     models: dict[str, ModelModel] = Field(default_factory=dict)
 
@@ -350,7 +372,7 @@ class ConfigModel(StrictModel):
     workers: Annotated[int, Field(ge=1, le=256)] = 8
     processes: Annotated[int, Field(ge=1, le=64)] | Literal["auto"] = "auto"
     state_dir: str | None = None
-    rescan_seconds: Annotated[float, Field(gt=0)] = 300.0
+    rescan_seconds: Timeout = 300.0
     shutdown_grace: Seconds = 30.0
     log: LogModel = LogModel()
     metrics: MetricsModel | None = None

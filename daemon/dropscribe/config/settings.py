@@ -7,20 +7,17 @@ and the key path it concerns, and the whole list raised as one ConfigError.
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import socket
-import urllib.parse
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+import structlog
 from pydantic import ValidationError
 
-from dropscribe.config import keyfile, voices
+from dropscribe.config import document, files, sections, voices
 from dropscribe.config.keyfile import unreadable
-from dropscribe.config.locate import KeyPath, dotted, from_pydantic, index_lines, line_of
+from dropscribe.config.locate import KeyPath, dotted, from_pydantic, line_of
 from dropscribe.config.schema import (
     AUDIO_EXTENSIONS,
     ConfigModel,
@@ -30,7 +27,6 @@ from dropscribe.config.schema import (
     Format,
     HookModel,
     InboxModel,
-    LedgerModel,
     LogModel,
     MetricsModel,
     RuleModel,
@@ -39,6 +35,7 @@ from dropscribe.config.schema import (
     Task,
     process_count,
 )
+from dropscribe.config.sections import SharedLedger
 from dropscribe.errors import ConfigError, Problem
 from dropscribe.ledger.statedir import chosen_state_dir
 from dropscribe.ops import log
@@ -60,6 +57,7 @@ __all__ = [
     "MetricsModel",
     "RuleModel",
     "SettingsModel",
+    "SharedLedger",
     "Task",
     "load",
 ]
@@ -94,19 +92,6 @@ class Inbox:
 
 
 @dataclass(frozen=True)
-class SharedLedger:
-    """``ledger:``, resolved: the PostgreSQL database several hosts share."""
-
-    url: str  # holds no password (one in the URL is refused)
-    password: str | None = field(default=None, repr=False)
-    host: str = ""  # this host's name among them ("": the hostname)
-    lease_seconds: float = 60.0
-
-    def host_name(self) -> str:
-        return self.host or socket.gethostname()
-
-
-@dataclass(frozen=True)
 class Config:
     source: Path
     endpoints: dict[str, Endpoint]
@@ -128,34 +113,30 @@ class Config:
 def load(
     path: str | os.PathLike[str], environ: dict[str, str] | None = None, *, keys: bool = True
 ) -> Config:
-    """Read, validate and resolve a config file, or raise ConfigError with every problem.
+    """Read, validate and resolve a config file, or raise ConfigError with every problem
+    (and nothing else: a reload keeps the running config on a ConfigError).
     ``keys=False``: API keys are not read (status, explain and retry need none)."""
     source = Path(path)
     env = dict(os.environ) if environ is None else environ
     try:
-        text = source.read_text(encoding="utf-8")
+        text = files.read(source).decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise ConfigError(
-            [Problem(str(source), None, "", f"cannot read config: {reason}")]
+            [Problem(str(source), None, "", f"cannot read config: {unreadable(exc)}")]
         ) from None
-    return parse(text, source, env, keys=keys)
+    try:
+        return parse(text, source, env, keys=keys)
+    except ConfigError:
+        raise
+    except Exception as exc:
+        structlog.get_logger("dropscribe").exception("config.load_crashed")
+        message = f"cannot load config: {exc.__class__.__name__}: {exc} (a bug in dropscribe)"
+        raise ConfigError([Problem(str(source), None, "", message)]) from None
 
 
 def parse(text: str, source: Path, environ: dict[str, str], *, keys: bool = True) -> Config:
     fname = str(source)
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        detail = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError([Problem(fname, line, "", f"not valid YAML: {detail}")]) from None
-    lines: dict[KeyPath, int] = {}
-    problems: list[Problem] = []
-    if node is not None:
-        index_lines(node, (), lines, problems, fname)
-    raw = yaml.safe_load(text)
+    raw, lines, problems = document.parse(text, fname)
     if not isinstance(raw, dict):
         problems.append(Problem(fname, 1, "", "expected a mapping with endpoints: and inboxes:"))
         raise ConfigError(problems)
@@ -167,8 +148,8 @@ def parse(text: str, source: Path, environ: dict[str, str], *, keys: bool = True
         # check-config lists every problem, not just the schema's.
         model = _valid_parts(raw)
     config = _resolve(model, source, environ, lines, problems, raw, keys)
-    if problems:
-        raise ConfigError(problems)
+    if problems:  # a value no path can hold is said once, not once more by its use
+        raise ConfigError(list(dict.fromkeys(problems)))
     log.hide(*(endpoint.api_key for endpoint in config.endpoints.values()))
     if config.ledger is not None and config.ledger.password:
         log.hide(config.ledger.password)
@@ -221,7 +202,7 @@ def _resolve(
         for layer in (inbox, *inbox.rules)
     }
     endpoints = {
-        name: _endpoint(
+        name: sections.endpoint(
             name, ep, base, environ, ("endpoints", name), problem, keys and name in used
         )
         for name, ep in model.endpoints.items()
@@ -237,7 +218,11 @@ def _resolve(
         if inbox is None:  # invalid, already reported
             continue
         where: KeyPath = ("inboxes", index)
-        path = (base / Path(inbox.path).expanduser()).resolve()
+        try:
+            path = files.resolved(inbox.path, base)
+        except files.UnusableError as exc:
+            problem((*where, "path"), str(exc))
+            continue
         if not path.is_dir():
             reason = "is not a folder" if path.exists() else "does not exist"
             problem((*where, "path"), f"inbox {path} {reason}")
@@ -269,8 +254,8 @@ def _resolve(
                 inbox.exclude,
                 tuple(layers),
                 follow_symlinks=inbox.follow_symlinks,
-                failed_dir=_own_folder(path, inbox.failed_dir),
-                done_dir=_own_folder(path, inbox.done_dir),
+                failed_dir=_own_folder(path, inbox.failed_dir, (*where, "failed_dir"), problem),
+                done_dir=_own_folder(path, inbox.done_dir, (*where, "done_dir"), problem),
                 watch=inbox.watch,
                 poll_seconds=inbox.poll_seconds,
             )
@@ -283,13 +268,15 @@ def _resolve(
         processes=process_count(
             model.processes, (ep.kind for n, ep in endpoints.items() if n in used), os.cpu_count()
         ),
-        state_dir=chosen_state_dir(base, model.state_dir),
+        state_dir=chosen_state_dir(base, _state_dir(model.state_dir, base, problem)),
         rescan_seconds=model.rescan_seconds,
         shutdown_grace=model.shutdown_grace,
         log_format=model.log.format,
         log_level=model.log.level,
         metrics=(model.metrics.host, model.metrics.port) if model.metrics else None,
-        ledger=_shared_ledger(model.ledger, base, environ, problem) if model.ledger else None,
+        ledger=sections.shared_ledger(model.ledger, base, environ, problem)
+        if model.ledger
+        else None,
     )
 
 
@@ -305,39 +292,6 @@ def _inbox_name(
         name += "+"
     taken.add(name)
     return name
-
-
-def _shared_ledger(
-    model: LedgerModel, base: Path, environ: dict[str, str], problem: Any
-) -> SharedLedger | None:
-    """``ledger:`` checked: a postgresql:// URL without a password, the password read
-    from its file (or systemd credential), and psycopg installed."""
-    if why := _url_problem(model.url):
-        problem(("ledger", "url"), f"ledger URL {why}")
-    if importlib.util.find_spec("psycopg") is None:
-        problem(
-            ("ledger",),
-            "a PostgreSQL ledger needs psycopg: install dropscribe[postgresql]"
-            " (pip install -e '.[postgresql]' in the checkout)",
-        )
-    password = None
-    if model.password_file is not None:
-        password = keyfile.read(
-            model.password_file, base, environ, ("ledger", "password_file"), problem
-        )
-    return SharedLedger(model.url, password, model.host or "", model.lease_seconds)
-
-
-def _url_problem(url: str) -> str | None:
-    """Why ``url`` cannot name the shared ledger, if it cannot (never quoting it: it
-    might hold a password)."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in {"postgresql", "postgres"}:
-        return "must start with postgresql://"
-    query = urllib.parse.parse_qs(parts.query)
-    if parts.password is not None or "password" in query:
-        return "holds a password: put it in password_file (or a systemd credential)"
-    return None
 
 
 def _check_models(
@@ -363,46 +317,25 @@ def _check_models(
             problem((*at, "task"), models.cannot_translate(endpoint, model))
 
 
-def _endpoint(
-    name: str,
-    ep: EndpointModel,
-    base: Path,
-    environ: dict[str, str],
-    where: KeyPath,
-    problem: Any,
-    used: bool,
-) -> Endpoint:
-    """Resolve one endpoint; its key must be at hand only if some inbox uses it."""
-    key: str | None = None
-    if ep.kind != "local" and ep.base_url is None:
-        problem(where, f"base_url is required (kind: {ep.kind})")
-    if ep.api_key_env and ep.api_key_file:
-        problem(where, "give api_key_env or api_key_file, not both")
-    elif ep.api_key_env:
-        key = environ.get(ep.api_key_env)
-        if not key and used:
-            problem((*where, "api_key_env"), f"environment variable {ep.api_key_env} is not set")
-    elif ep.api_key_file and used:
-        key = keyfile.read(ep.api_key_file, base, environ, (*where, "api_key_file"), problem)
-    keyfile.check(key, ep.api_key_env, ep.api_key_file, where, problem)
-    # Validated already: only the resolved values are new.
-    return Endpoint.model_construct(
-        ep.model_fields_set | {"name", "base_url", "api_key", "max_concurrency"},
-        **{
-            **dict(ep),
-            "name": name,
-            "base_url": (ep.base_url or "").rstrip("/"),
-            "api_key": key,
-            "max_concurrency": ep.max_concurrency or (1 if ep.kind == "local" else 4),
-            "request_path": ep.request_path.strip("/") if ep.request_path else None,
-        },
-    )
-
-
-def _own_folder(inbox: Path, name: str) -> Path:
+def _own_folder(inbox: Path, name: str, where: KeyPath, problem: Any) -> Path:
     """failed_dir, done_dir: the last name not resolved (a link there is refused on use)."""
-    folder = Path(os.path.normpath(inbox / Path(name).expanduser()))
-    return folder.parent.resolve() / folder.name
+    try:
+        folder = Path(os.path.normpath(files.expanded(name, inbox)))
+        return files.resolved(str(folder.parent), inbox) / folder.name
+    except files.UnusableError as exc:
+        problem(where, str(exc))
+        return inbox
+
+
+def _state_dir(setting: str | None, base: Path, problem: Any) -> str | None:
+    """state_dir, resolved (or None, the default, with the problem told)."""
+    if not setting:
+        return None
+    try:
+        return str(files.resolved(setting, base))
+    except files.UnusableError as exc:
+        problem(("state_dir",), str(exc))
+        return None
 
 
 def _layer(
@@ -421,14 +354,20 @@ def _layer(
     if model.prompt_file is not None:
         if model.prompt is not None:
             problem(where, "give prompt or prompt_file, not both")
-        prompt_path = base / Path(model.prompt_file).expanduser()
         try:
-            values["prompt"] = prompt_path.read_text(encoding="utf-8").strip()
+            prompt_path = files.expanded(model.prompt_file, base)
+            values["prompt"] = files.read(prompt_path).decode("utf-8").strip()
+        except files.UnusableError as exc:
+            problem((*where, "prompt_file"), str(exc))
         except (OSError, UnicodeDecodeError) as exc:
             problem((*where, "prompt_file"), f"cannot read {prompt_path}: {unreadable(exc)}")
     for key in ("output_dir", "voices"):  # folders, relative to the config file
         if key in values:
-            values[key] = (base / Path(values[key]).expanduser()).resolve()
+            try:
+                values[key] = files.resolved(str(values[key]), base)
+            except files.UnusableError as exc:
+                problem((*where, key), str(exc))
+                del values[key]
     if "formats" in values:
         values["formats"] = tuple(dict.fromkeys(values["formats"]))
     return Layer(values, match, folder.strip("/") if folder else None)

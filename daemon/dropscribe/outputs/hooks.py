@@ -3,12 +3,24 @@
 A hook is a command (an argv list, run without a shell, the outcome as JSON on
 stdin and in ``DROPSCRIBE_*`` variables) and/or a webhook (the same JSON POSTed).
 A hook that fails or hangs is logged; the transcript is already safe on disk.
+
+Names are bytes on Linux, and a hook gets them exactly: the JSON on stdin is the
+one form that cannot be split wrongly (a newline in a name is ``\\n`` inside a
+string; a byte that is not UTF-8 is ``\\udcNN``, which Python's ``json`` plus
+``os.fsencode`` turn back into that byte). The variables stay for simple scripts;
+they are passed as the name's own bytes. What a hook prints is read as bytes, at
+most OUTPUT_BYTES of each stream, decoded with U+FFFD for what is not UTF-8: no
+output, however long or odd, can fail a job or a retry.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import selectors
+import signal
 import subprocess
+import time
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -23,62 +35,141 @@ log = structlog.get_logger("dropscribe")
 
 # What a hook inherits from the daemon's environment; nothing else (API keys live there).
 INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "USER", "LOGNAME")
+OUTPUT_BYTES = 64 * 1024  # kept of each of stdout and stderr; the rest is read and dropped
+SHOWN = 500  # characters of stderr in a hook.failed event
+EXITED_GRACE = 1.0  # seconds to wait for the pipes after the hook exits (a child holds them)
 
 
 def run(hook: HookModel, payload: dict[str, Any]) -> None:
     """Run the command and/or POST the webhook; never raises."""
-    body = names.json_text(payload)
+    body = names.json_text(payload).encode("utf-8", "surrogateescape")
     if hook.command:
         _command(hook, payload, body)
     if hook.webhook:
         _webhook(hook, body)
 
 
-def _command(hook: HookModel, payload: dict[str, Any], body: str) -> None:
-    assert hook.command is not None
+def environment(payload: dict[str, Any]) -> dict[bytes, bytes]:
+    """The hook's environment as bytes: a name is passed as the bytes it has on disk."""
     env = {
-        **{name: os.environ[name] for name in INHERITED if name in os.environ},
+        name.encode(): os.environb[name.encode()]
+        for name in INHERITED
+        if name.encode() in os.environb
+    }
+    values = {
         "DROPSCRIBE_FILE": str(payload["file"]),
         "DROPSCRIBE_OUTCOME": str(payload["outcome"]),
         "DROPSCRIBE_SIDECARS": "\n".join(payload["sidecars"]),
     }
+    for name, value in values.items():
+        env[name.encode()] = os.fsencode(value)
+    return env
+
+
+def _command(hook: HookModel, payload: dict[str, Any], body: bytes) -> None:
+    assert hook.command is not None
     try:
-        done = subprocess.run(  # noqa: S603 - an argv list from the admin's config, no shell
+        proc = subprocess.Popen(  # noqa: S603 - an argv list from the admin's config, no shell
             list(hook.command),
-            input=body,
-            text=True,
-            env=env,
-            capture_output=True,
-            timeout=hook.timeout,
-            check=False,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=environment(payload),
+            start_new_session=True,  # its own process group: a timeout ends its children too
         )
-    except subprocess.TimeoutExpired:
+    except (OSError, ValueError, subprocess.SubprocessError) as exc:
+        error = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        log.warning("hook.failed", kind="command", error=error)
+        return
+    with proc:
+        finished, stderr = _talk(proc, body, hook.timeout)
+    if not finished:
         log.warning("hook.failed", kind="command", error=f"timed out after {hook.timeout:g}s")
-        return
-    except OSError as exc:
-        log.warning("hook.failed", kind="command", error=exc.strerror or str(exc))
-        return
-    if done.returncode:
-        log.warning(
-            "hook.failed", kind="command", exit_code=done.returncode, stderr=done.stderr[-500:]
-        )
+    elif proc.returncode:
+        shown = stderr.decode("utf-8", "replace")[-SHOWN:]
+        log.warning("hook.failed", kind="command", exit_code=proc.returncode, stderr=shown)
     else:
         log.info("hook.ran", kind="command")
 
 
-def _webhook(hook: HookModel, body: str) -> None:
-    assert hook.webhook is not None
+def _talk(proc: subprocess.Popen[bytes], body: bytes, timeout: float) -> tuple[bool, bytes]:
+    """Write ``body`` to the hook's stdin and read its output (the last OUTPUT_BYTES of
+    stderr kept, stdout dropped) until it exits, or ``timeout`` ends it (its whole
+    process group killed). Whether it exited in time, and its stderr."""
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    deadline = time.monotonic() + timeout
+    kept = bytearray()
+    with selectors.DefaultSelector() as selector:
+        os.set_blocking(proc.stdin.fileno(), False)
+        if body:
+            selector.register(proc.stdin, selectors.EVENT_WRITE)
+        else:
+            proc.stdin.close()
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        selector.register(proc.stderr, selectors.EVENT_READ)
+        sent = 0
+        while selector.get_map() and (left := deadline - time.monotonic()) > 0:
+            if proc.poll() is not None:  # exited: what is still open belongs to a child
+                deadline = min(deadline, time.monotonic() + EXITED_GRACE)
+            for key, _ in selector.select(min(left, 0.5)):
+                if key.fileobj is proc.stdin:
+                    sent = _send(proc, selector, body, sent)
+                    continue
+                chunk = os.read(key.fd, 65536)
+                if not chunk:
+                    selector.unregister(key.fileobj)
+                elif key.fileobj is proc.stderr:
+                    kept += chunk
+                    del kept[:-OUTPUT_BYTES]
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        with contextlib.suppress(OSError):
+            stream.close()
     try:
-        response = httpx.post(
+        proc.wait(max(0.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(OSError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        return False, bytes(kept)
+    return True, bytes(kept)
+
+
+def _send(
+    proc: subprocess.Popen[bytes], selector: selectors.BaseSelector, body: bytes, sent: int
+) -> int:
+    """Write what the pipe takes of the rest of ``body``; close stdin when it is all
+    sent, or when the hook closed it (it need not read the JSON)."""
+    assert proc.stdin is not None
+    try:
+        sent += os.write(proc.stdin.fileno(), body[sent : sent + 65536])
+    except BlockingIOError:
+        return sent
+    except OSError:  # BrokenPipeError: the hook does not read its stdin
+        sent = len(body)
+    if sent >= len(body):
+        selector.unregister(proc.stdin)
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
+    return sent
+
+
+def _webhook(hook: HookModel, body: bytes) -> None:
+    assert hook.webhook is not None
+    try:  # streamed, and the answer's body never read: only its status counts
+        with httpx.stream(
+            "POST",
             hook.webhook,
-            content=body.encode(),
+            content=body,
             headers={"Content-Type": "application/json"},
             timeout=hook.timeout,
-        )
-    except httpx.HTTPError as exc:
+        ) as response:
+            status = response.status_code
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
         log.warning("hook.failed", kind="webhook", error=exc.__class__.__name__)
         return
-    if response.status_code >= 400:
-        log.warning("hook.failed", kind="webhook", status=response.status_code)
+    if status >= 400:
+        log.warning("hook.failed", kind="webhook", status=status)
     else:
-        log.info("hook.ran", kind="webhook", status=response.status_code)
+        log.info("hook.ran", kind="webhook", status=status)

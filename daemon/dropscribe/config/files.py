@@ -1,0 +1,88 @@
+"""The files and folders a config names, checked before they are used.
+
+A path from the config may name a user who does not exist (``~nobody2/x``), hold a
+NUL, loop through links; a file it names may be a FIFO nobody writes to (a read
+would block a reload for ever), a device (``/dev/zero`` never ends) or a socket.
+Each of these is a ``UnusableError`` with the reason, which the loader reports as a
+config problem with its file, line and key: never an exception of Python's, and
+never a wait.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path
+
+SMALL_FILE = 1 << 20  # a config file, a prompt: more than 1 MiB is not one
+KEY_FILE = 64 << 10  # an API key or a password
+HOLDS_NUL = "holds a NUL character (\\0), which no path, name or header can"
+
+
+class UnusableError(ValueError):
+    """A path or file from the config that cannot be used; the message says why."""
+
+
+def expanded(value: str, base: Path) -> Path:
+    """``value`` with ``~`` expanded, relative to ``base`` (the config's folder);
+    UnusableError when it cannot name a file."""
+    if "\0" in value:
+        raise UnusableError(HOLDS_NUL)
+    path = Path(value)
+    try:
+        path = path.expanduser()
+    except RuntimeError:  # ~name of a user this system does not know
+        user = value[1:].split("/", 1)[0]
+        raise UnusableError(f"{value}: there is no user {user!r} here to expand ~{user}") from None
+    return base / path
+
+
+def resolved(value: str, base: Path) -> Path:
+    """``expanded``, with its links resolved (as far as they exist)."""
+    path = expanded(value, base)
+    try:
+        return path.resolve()
+    except RuntimeError:  # a link that leads back to itself
+        raise UnusableError(f"{path}: its symbolic links go round in a loop") from None
+    except OSError as exc:
+        raise UnusableError(f"{path}: {exc.strerror or exc.__class__.__name__}") from None
+
+
+def read(path: Path, limit: int = SMALL_FILE) -> bytes:
+    """The bytes of the regular file ``path``, opened without blocking (a FIFO is
+    refused, not waited on) and checked on the open descriptor; at most ``limit``.
+    OSError (with the reason in ``strerror``) for anything else."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _not_a_file(st.st_mode)
+        if st.st_size > limit:
+            raise OSError(errno.EFBIG, f"is over {limit} bytes, too big for what it is for")
+        chunks = []
+        left = limit + 1  # /proc files say 0 bytes; a file may grow while it is read
+        while left > 0 and (chunk := os.read(fd, min(left, 65536))):
+            chunks.append(chunk)
+            left -= len(chunk)
+        data = b"".join(chunks)
+        if len(data) > limit:
+            raise OSError(errno.EFBIG, f"is over {limit} bytes, too big for what it is for")
+        return data
+    finally:
+        os.close(fd)
+
+
+KINDS = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a device"),
+    (stat.S_ISBLK, "a device"),
+)
+
+
+def _not_a_file(mode: int) -> OSError:
+    if stat.S_ISDIR(mode):
+        return OSError(errno.EISDIR, os.strerror(errno.EISDIR))
+    what = next((name for test, name in KINDS if test(mode)), "something other than a file")
+    return OSError(errno.EINVAL, f"is {what}, not a regular file")
