@@ -100,7 +100,7 @@ def test_directories_symlinks_and_odd_names(setup, events, tmp_path):
 
 def test_vanished_file_is_reported_not_quarantined(setup, events):
     """A file deleted between settling and upload is a file.vanished event and nothing else."""
-    from dropscribe.jobs.job import Item
+    from dropscribe.jobs.job import SettledFile
     from dropscribe.jobs.runner import JobRunner
 
     cfg = setup.load()
@@ -109,7 +109,7 @@ def test_vanished_file_is_reported_not_quarantined(setup, events):
         import threading
 
         runner = JobRunner(ledger, {}, threading.Event(), work=setup.state / "work")
-        runner(Item(cfg.inboxes[0], setup.inbox / "gone.wav"))
+        runner(SettledFile(cfg.inboxes[0], setup.inbox / "gone.wav"))
     finally:
         ledger.close()
     assert named(events, "file.vanished")

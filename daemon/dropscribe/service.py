@@ -25,7 +25,7 @@ from dropscribe.errors import LedgerUnavailable, SetupError, WorkersFailedError
 from dropscribe.ingest import source
 from dropscribe.ingest.settle import SettleTracker, Stat
 from dropscribe.ingest.watcher import Hint, Watcher, scan
-from dropscribe.jobs.job import Item, Tally
+from dropscribe.jobs.job import SettledFile, Tally
 from dropscribe.jobs.runner import JobRunner
 from dropscribe.ledger import opening, statedir
 from dropscribe.ops import descriptors
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("dropscribe")
 
-Workers = Pool[Item] | ProcessPool  # threads in this process, or worker processes
+Workers = Pool[SettledFile] | ProcessPool  # threads in this process, or worker processes
 
 TICK = 0.2  # longest the loop sleeps: how soon it notices a stop request
 BURST = 10_000  # hints taken in a row; then files are looked at, even if more keep coming
@@ -72,7 +72,7 @@ class Daemon:
         self._transport = transport
         self._hints: queue.SimpleQueue[Hint | None] = queue.SimpleQueue()  # None: wake up
         self._tracker = SettleTracker()
-        self._ready: OrderedDict[Path, Item] = OrderedDict()  # settled, waiting for room
+        self._ready: OrderedDict[Path, SettledFile] = OrderedDict()  # settled, waiting for room
         self._dirty: set[Path] = set()  # touched while in flight: look again afterwards
         self._ignored: OrderedDict[Path, None] = OrderedDict()  # logged recently
         self._ledger: Ledger | None = None
@@ -202,7 +202,7 @@ class Daemon:
             inbox_of=self._inbox_of,
             metrics=metrics,
         )
-        threads: Pool[Item] = Pool(
+        threads: Pool[SettledFile] = Pool(
             self.config.workers, runner, key=lambda item: item.path, on_done=self._finished
         )
         return threads, runner, runner.tally
@@ -233,7 +233,7 @@ class Daemon:
             f"{len(self._tracker)} settling"
         )
 
-    def _lost(self, item: Item) -> None:
+    def _lost(self, item: SettledFile) -> None:
         """A worker process died with this file: settle it again."""
         self._hints.put(Hint(item.path))
 
@@ -339,7 +339,7 @@ class Daemon:
         for path in scan(inbox.path, inbox.recursive):
             self._hint_file(inbox, path, scanned_at=now)
 
-    def _finished(self, item: Item) -> None:
+    def _finished(self, item: SettledFile) -> None:
         """A worker is free: wake the loop to hand it the next settled file."""
         if item.path in self._dirty:
             self._dirty.discard(item.path)
@@ -439,7 +439,7 @@ class Daemon:
                 if inbox is None:
                     continue
                 log.info("file.settled", path=str(path), inbox=inbox.name, bytes=st.st_size)
-                self._ready[path] = Item(inbox, path)
+                self._ready[path] = SettledFile(inbox, path)
 
     def _dispatch(self, pool: Workers) -> None:
         while self._ready:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from dropscribe.config.rules import inbox_of
 from dropscribe.dispatch.pool import Pool
-from dropscribe.jobs.job import Item, Outcome
+from dropscribe.jobs.job import Outcome, SettledFile
 from dropscribe.jobs.runner import JobRunner
 from dropscribe.ledger.opening import follow_reload, open_ledger
 from dropscribe.ops import log as logmod
@@ -138,7 +138,7 @@ def serve(
     metrics = Metrics()
     put = Sender(results)
 
-    def report(item: Item, outcome: Outcome | None) -> None:
+    def report(item: SettledFile, outcome: Outcome | None) -> None:
         put(Finished(index, str(item.path), outcome))
 
     runner = JobRunner(
@@ -152,7 +152,9 @@ def serve(
         key_lock=FileKeyLocks(config.state_dir / "keys.lock"),
         report=report,
     )
-    pool: Pool[Item] = Pool(threads, runner, key=lambda item: item.path, queue_size=threads * 4)
+    pool: Pool[SettledFile] = Pool(
+        threads, runner, key=lambda item: item.path, queue_size=threads * 4
+    )
     pool.start()
     stopped = threading.Event()
     reporter = threading.Thread(
@@ -171,7 +173,7 @@ def serve(
                 case Take(where):
                     path = Path(where)
                     inbox = inbox_of(current["config"], path)
-                    if inbox is None or not pool.submit(Item(inbox, path)):
+                    if inbox is None or not pool.submit(SettledFile(inbox, path)):
                         put(Finished(index, where, None))
                 case Reconfigure(config=new):
                     current["config"] = _reconfigure(runner, current["config"], new)

@@ -30,7 +30,7 @@ import structlog
 from prometheus_client.metrics_core import Metric
 
 from dropscribe.dispatch.child import Figures, Finished, Reconfigure, Sender, Take, receive, serve
-from dropscribe.jobs.job import Item, Outcome, Tally
+from dropscribe.jobs.job import Outcome, SettledFile, Tally
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -102,7 +102,7 @@ class _Child:
     process: SpawnProcess
     send: Sender  # to it (if it is gone, its files come back when it is revived)
     results: Connection  # from it
-    files: dict[Path, Item] = field(default_factory=dict)
+    files: dict[Path, SettledFile] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
     gone: bool = False  # seen dead (then replaced, unless the pool gave up or is closing)
 
@@ -121,8 +121,8 @@ class ProcessPool:
         once: bool,
         log_level: str,
         metrics: Metrics,
-        on_done: Callable[[Item], None],
-        on_lost: Callable[[Item], None],
+        on_done: Callable[[SettledFile], None],
+        on_lost: Callable[[SettledFile], None],
     ) -> None:
         self._config = config
         self._once = once
@@ -162,7 +162,7 @@ class ProcessPool:
         results_in.close()
         return _Child(index, process, Sender(tasks_in), results_out)
 
-    def submit(self, item: Item) -> bool:
+    def submit(self, item: SettledFile) -> bool:
         """Hand a file to the least busy process; False when in flight or all are full."""
         with self._lock:
             living = [c for c in self._children if not c.gone]
@@ -270,7 +270,7 @@ class ProcessPool:
             dead = [c for c in self._children if not c.gone and not c.process.is_alive()]
         for child in dead:
             self._receive(child)  # what it finished before it died is not lost
-        lost: list[Item] = []
+        lost: list[SettledFile] = []
         with self._lock:
             for child in dead:
                 child.gone = True  # seen to: no longer waited on (a successor may follow)

@@ -1,4 +1,11 @@
-"""What a job is: the file it is for, how far it got, and how jobs ended."""
+"""What a job is: the settled file it is for, what its way found out about it, and
+how jobs ended.
+
+"Job" means one thing here: one settled file's way from the inbox to its sidecars
+(``Job``). What the ledger keys by ``JobKey`` (the content and the settings that
+shape its transcript) is the *work* a job does; two jobs for the same content under
+two names share that key, and so one upload.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +17,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from dropscribe.config.schema import FolderSettings
     from dropscribe.config.settings import Inbox
     from dropscribe.ingest.source import Opened
-    from dropscribe.ledger.interface import JobKey
+    from dropscribe.ledger.interface import Claim, JobKey
 
 
 class Outcome(StrEnum):
@@ -24,22 +32,44 @@ class Outcome(StrEnum):
 
 
 @dataclass(frozen=True)
-class Item:
-    """A settled file, queued for a worker."""
+class SettledFile:
+    """A file that stopped changing in an inbox, queued for a worker."""
 
     inbox: Inbox = field(compare=False)
     path: Path
 
 
 @dataclass
-class Progress:
-    """How far one job got, for deciding its outcome when it ends in an exception."""
+class Job:
+    """One settled file on its way: each thing about it is found out once, on the way,
+    and carried from there (also to how the job ends when it ends in an exception)."""
 
-    key: JobKey | None = None
-    identity: tuple[int, int, int] | None = None
+    file: SettledFile  # with its inbox as configured when the job began
+    settings: FolderSettings  # the file's effective settings, worked out once
+    held: Opened | None = None  # the file as it was opened
+    key: JobKey | None = None  # its content and the settings that shape the transcript
+    claim: Claim | None = None  # the ledger's claim on ``key``, while it is held
     attempt: int = 0  # the attempt counted for it (0: none yet)
     stored: bool = False  # its transcript was had (from the ledger, or paid for)
-    held: Opened | None = None  # the file as it was opened
+
+    @property
+    def path(self) -> Path:
+        return self.file.path
+
+    @property
+    def inbox(self) -> Inbox:
+        return self.file.inbox
+
+    @property
+    def identity(self) -> tuple[int, int, int] | None:
+        """The file's (size, mtime, inode) as opened; None before it is."""
+        return self.held.identity if self.held is not None else None
+
+    def known(self) -> tuple[Opened, JobKey]:
+        """The opened file and its key, for a step of the way that comes after both."""
+        if self.held is None or self.key is None:
+            raise RuntimeError("a step of the job's way ran before its file was known")
+        return self.held, self.key
 
 
 @dataclass

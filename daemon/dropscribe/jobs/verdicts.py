@@ -1,56 +1,78 @@
-"""How a job's end is carried out: the quarantine with its report and ledger row,
-``after:`` for a file that is done, and the folder's hook for either."""
+"""How a job's end is carried out: a file that comes again (``later``: its error
+recorded), a file given up (``fail``: the quarantine with its report and ledger row;
+``sidecar_failed`` decides which),
+``after:`` for a file that is done, and the folder's hook for any of them."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import errno
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from dropscribe.config import rules
+from dropscribe.errors import PermanentError
+from dropscribe.jobs.job import Outcome
 from dropscribe.ledger.interface import FileState
 from dropscribe.outputs import disposition, hooks
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
-    from dropscribe.config.schema import FolderSettings
-    from dropscribe.errors import TranscriptionError
-    from dropscribe.ingest.source import Opened
-    from dropscribe.jobs.job import Item
-    from dropscribe.ledger.interface import JobKey, Ledger
+    from dropscribe.errors import SidecarError, TranscriptionError
+    from dropscribe.jobs.job import Job
+    from dropscribe.ledger.interface import Ledger
 
 log = structlog.get_logger("dropscribe")
 
 
-def fail(
-    ledger: Ledger,
-    item: Item,
-    exc: TranscriptionError,
-    key: JobKey | None,
-    identity: tuple[int, int, int] | None,
-    held: Opened | None,
-) -> None:
+def later(
+    ledger: Ledger, job: Job, error: str, event: str = "file.failed", **fields: Any
+) -> Outcome:
+    """Record ``error`` on the file and end the job: nothing is quarantined, and the
+    file comes again (at the next rescan, or once its endpoint is back)."""
+    assert job.key is not None  # once the content is known
+    assert job.identity is not None  # set with it
+    key = job.key
+    ledger.record_file(
+        job.path, job.inbox.name, job.identity, key.digest, key, FileState.ERROR, error
+    )
+    log.error(event, error=error, **fields)
+    return Outcome.FAILED
+
+
+def sidecar_failed(ledger: Ledger, job: Job, exc: SidecarError) -> Outcome:
+    """A sidecar could not be written: later, unless no later try can fit its name."""
+    if exc.errno == errno.ENAMETOOLONG:  # no later try can fit it: say so, once
+        name = Path(exc.filename or "").name
+        reason = (
+            f"sidecar name too long for its filesystem: {name} (shorten"
+            " name_template, then dropscribe retry)"
+        )
+        return fail(ledger, job, PermanentError(reason))
+    return later(ledger, job, str(exc), "sidecar.failed", will_retry=True)
+
+
+def fail(ledger: Ledger, job: Job, exc: TranscriptionError) -> Outcome:
     """Quarantine the recording with its reason; it is never picked up again by itself.
-    With ``held``, only the very file that failed is moved."""
+    Once it was opened, only the very file that failed is moved; once its content is
+    known, the ledger remembers it failed."""
     report = {
         "reason": exc.message,
         "status": exc.status,
         "request_id": exc.request_id,
         "attempts": exc.attempts,
-        "key": str(key) if key is not None else None,
+        "key": str(job.key) if job.key is not None else None,
     }
     target = None
     try:
-        target = disposition.quarantine(item.path, item.inbox, report, held)
+        target = disposition.quarantine(job.path, job.inbox, report, job.held)
     except disposition.NotOurs as err:
         log.warning("file.quarantine_skipped", reason=str(err))
     except OSError as err:
         log.error("file.quarantine_failed", error=err.strerror or str(err))
-    if key is not None and identity is not None:
-        digest = key.digest
+    if job.key is not None and job.identity is not None:
+        key = job.key
         ledger.record_file(
-            item.path, item.inbox.name, identity, digest, key, FileState.FAILED, exc.message
+            job.path, job.inbox.name, job.identity, key.digest, key, FileState.FAILED, exc.message
         )
     log.error(
         "file.failed",
@@ -59,15 +81,17 @@ def fail(
         request_id=exc.request_id,
         quarantined=str(target) if target else None,
     )
-    settings = rules.effective(item.inbox, item.path)
-    hook(settings, item, "failed", [], moved=target, error=exc.message)
+    hook(job, "failed", [], moved=target, error=exc.message)
+    return Outcome.FAILED
 
 
-def after(item: Item, held: Opened, action: str) -> Path | None:
+def after(job: Job) -> Path | None:
     """``after:`` for a file that is done; where it went, or None (kept, deleted, or
     left where it is with a warning: its sidecars are safe either way)."""
+    assert job.held is not None  # a file is done only once it was opened
+    action = job.settings.after
     try:
-        return disposition.after_success(held, item.inbox, action)
+        return disposition.after_success(job.held, job.inbox, action)
     except disposition.NotOurs as exc:
         log.warning("file.after_skipped", after=action, reason=str(exc))
     except OSError as exc:
@@ -76,8 +100,7 @@ def after(item: Item, held: Opened, action: str) -> Path | None:
 
 
 def hook(
-    settings: FolderSettings,
-    item: Item,
+    job: Job,
     outcome: str,
     sidecars: list[Path],
     *,
@@ -85,13 +108,13 @@ def hook(
     error: str | None = None,
 ) -> None:
     """Run the folder's hook, if it has one (it never raises)."""
-    if settings.hook is None:
+    if job.settings.hook is None:
         return
     hooks.run(
-        settings.hook,
+        job.settings.hook,
         {
-            "file": str(item.path),
-            "inbox": item.inbox.name,
+            "file": str(job.path),
+            "inbox": job.inbox.name,
             "outcome": outcome,
             "sidecars": [str(p) for p in sidecars],
             "moved_to": str(moved) if moved else None,
