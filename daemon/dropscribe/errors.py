@@ -159,5 +159,6 @@ class Replan(Exception):  # noqa: N818 - a signal between two functions, not an 
     length): decide again how to send the file. The attempt was not counted."""
 
 
-class Unusable(EndpointError):  # noqa: N818 - named for what the endpoint is
-    """In ``once``: the endpoint already failed a file in a way no retry mends."""
+class EndpointRuledOut(EndpointError):  # noqa: N818 - named for what the endpoint is
+    """In ``once``: the endpoint (or the model on it) already failed a file in a way no
+    retry mends; every later file of it fails at once."""

@@ -1,16 +1,16 @@
-"""One file's upload with the retry policy, per-endpoint concurrency and the breaker.
+"""One file's upload with the retry policy, waiting on its endpoint's health.
 
 Retryable failures are tried again after the backoff (never sooner than the
 server asked); an endpoint that keeps failing, or cannot serve anyone (bad key,
 unknown model, exhausted quota), is paused as a whole, and uploads wait for it
-instead of using up their attempts.
+instead of using up their attempts. The bookkeeping of each endpoint's breaker and
+concurrency limit is ``health``'s; the waiting and the retrying are here.
 """
 
 from __future__ import annotations
 
 import contextlib
 import random
-import threading
 import time
 from typing import TYPE_CHECKING
 
@@ -19,29 +19,30 @@ import structlog
 from dropscribe.errors import (
     Abandoned,
     EndpointError,
+    EndpointRuledOut,
     ModelGone,
     PermanentError,
     Replan,
     RetryableError,
     TranscriptionError,
-    Unusable,
 )
 from dropscribe.ledger.interface import JobState
 from dropscribe.ops.metrics import Metrics
 from dropscribe.transcribe import backoff, kinds, models
-from dropscribe.transcribe.breaker import Breaker
 from dropscribe.transcribe.clients import Clients
 from dropscribe.transcribe.gone import Gone
-from dropscribe.transcribe.limiter import Limiter
+from dropscribe.transcribe.health import Health
 from dropscribe.transcribe.limits import Limits
 
 if TYPE_CHECKING:
+    import threading
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
     from dropscribe.config.schema import FolderSettings
     from dropscribe.config.settings import Endpoint
     from dropscribe.ledger.interface import JobKey, Ledger
+    from dropscribe.transcribe.limiter import Limiter
     from dropscribe.transcript import Transcriber, Transcript
 
 log = structlog.get_logger("dropscribe")
@@ -66,11 +67,9 @@ class Uploader:
         self._wait_for_endpoints = wait_for_endpoints
         self._jitter = jitter
         self._clock = clock
-        self._limits = {name: Limiter(c.endpoint.max_concurrency) for name, c in clients.items()}
-        self._breakers = {name: Breaker.of(c.endpoint) for name, c in clients.items()}
-        self._lock = threading.Lock()
+        endpoints = {name: client.endpoint for name, client in clients.items()}
+        self._health = Health(endpoints, self._metrics, clock)
         self._learned = Limits(ledger)
-        self._fatal: dict[str, EndpointError] = {}  # once: what made an endpoint unusable
         self._gone = Gone(ledger, clock)  # (endpoint, model) pairs no longer served
 
     def clients(self) -> list[Transcriber]:
@@ -84,16 +83,7 @@ class Uploader:
         """Swap in a reloaded set of endpoints; unchanged ones keep their state. A changed
         one starts afresh: a pause (a bad key, say) ends, and the next upload probes it."""
         for name in self._clients.replace(clients):
-            client = clients[name]
-            with self._lock:
-                self._limits[name] = Limiter(client.endpoint.max_concurrency)
-                old = self._breakers.get(name)
-                self._breakers[name] = Breaker.of(client.endpoint)
-            if old is not None and old.reason is not None:
-                self._metrics.paused.labels(name).set(0)
-                log.warning(
-                    "endpoint.reloaded", endpoint=name, action="paused no more: probing it now"
-                )
+            self._health.replace(name, clients[name].endpoint)
         self._gone.forget()  # a reload is how a person says "try again now"
 
     def _sleep(self, seconds: float) -> None:
@@ -106,20 +96,16 @@ class Uploader:
         the endpoint's concurrent upload slots (in ``once``, an endpoint or model found
         unusable fails the upload at once instead)."""
         while True:
-            self._usable(endpoint, model)
+            self._health.usable(endpoint, model)
             wait, model_probe = self._gone.wait(endpoint, model)
             if wait:
                 self._sleep(min(wait, 1.0))
                 continue
-            with self._lock:
-                breaker = self._breakers[endpoint]
-                probing = breaker.probing
-                wait = breaker.wait(self._clock())
-                probe = breaker.probing and not probing  # this upload is the probe
+            wait, breaker, probe = self._health.breaker(endpoint)  # probe: this upload is it
             if not wait:
                 break
             self._sleep(min(wait, 1.0))
-        limit = self._limits[endpoint]
+        limit = self._health.limiter(endpoint)
         try:
             self._acquire(limit)
             try:
@@ -127,7 +113,7 @@ class Uploader:
             finally:
                 limit.release()
         except BaseException:  # no verdict on the endpoint: let the next upload probe it
-            self._unprobe(breaker, probe)
+            self._health.unprobe(breaker, probe)
             if model_probe:
                 self._gone.released(endpoint, model)
             raise
@@ -137,19 +123,6 @@ class Uploader:
         while not lock.acquire(timeout=0.25):
             if self._abort.is_set():
                 raise Abandoned
-
-    def _usable(self, endpoint: str, model: str) -> None:
-        """In ``once``: raise ``Unusable`` once the endpoint (or this model on it) failed
-        a file for good."""
-        with self._lock:
-            fatal = self._fatal.get(endpoint) or self._fatal.get(f"{endpoint}\0{model}")
-        if fatal is not None:
-            raise Unusable(fatal.message, status=fatal.status)
-
-    def _unprobe(self, breaker: Breaker, probe: bool) -> None:
-        if probe:
-            with self._lock:
-                breaker.released()
 
     def caps(self, endpoint: str, model: str) -> models.Caps:
         """What the model on this endpoint takes, with what its server taught us."""
@@ -250,7 +223,7 @@ class Uploader:
             request_id=failure.request_id,
         )
         self._learned.learn(endpoint, model, item, failure.message)
-        self._succeeded(endpoint.name)  # it answered: the endpoint is well
+        self._health.succeeded(endpoint.name)  # it answered: the endpoint is well
         return True
 
     def upload(
@@ -284,24 +257,21 @@ class Uploader:
                     endpoint = self.client(settings.endpoint).endpoint  # as a reload left it
                     with self._asking(endpoint, settings, want_timed, seconds) as (ask, known):
                         # a request before ours may have found out
-                        self._usable(endpoint.name, settings.model)
+                        self._health.usable(endpoint.name, settings.model)
                         outcome, elapsed, stale = self._send(
                             endpoint.name, path, settings, ask, attempt, size, name
                         )
                         if isinstance(outcome, TranscriptionError) and stale:
                             continue  # sent as the config was before a reload: send it again
                         if isinstance(outcome, EndpointError) and not self._wait_for_endpoints:
-                            gone = isinstance(outcome, ModelGone)
-                            at = f"{endpoint.name}\0{settings.model}" if gone else endpoint.name
-                            with self._lock:  # every later file of this endpoint fails at once
-                                self._fatal.setdefault(at, outcome)
+                            self._health.rule_out(endpoint.name, settings.model, outcome)
                         if not isinstance(outcome, TranscriptionError):
                             self._learned.confirm(endpoint, settings.model, ask, known)
                         elif self._refused(endpoint, settings.model, outcome, ask):
                             # The same file in the same attempt, without what was refused;
                             # _asking raises Replan if it can no longer go as planned.
                             continue
-            except Unusable:  # once: already said, for an earlier file
+            except EndpointRuledOut:  # once: already said, for an earlier file
                 raise
             except EndpointError as exc:  # nothing left to ask of the model
                 outcome = exc
@@ -310,7 +280,7 @@ class Uploader:
                 raise
             ms = round(elapsed * 1000)
             if not isinstance(outcome, TranscriptionError):
-                self._succeeded(endpoint.name)
+                self._health.succeeded(endpoint.name)
                 self._gone.succeeded(endpoint, settings.model)
                 log.info(
                     "upload.finished",
@@ -352,19 +322,19 @@ class Uploader:
         )
         if isinstance(failure, ModelGone):  # the pair waits in _slot, attempts untouched
             self._gone.failed(endpoint, model, failure)
-            self._succeeded(endpoint.name)  # it answered: the endpoint is well
+            self._health.succeeded(endpoint.name)  # it answered: the endpoint is well
             if not self._wait_for_endpoints:
                 raise failure
             return True
         if isinstance(failure, EndpointError):
-            self._failed(endpoint.name, failure, at_once=True)
+            self._health.failed(endpoint.name, failure, at_once=True)
             if not self._wait_for_endpoints:
                 raise failure
             return True
         if isinstance(failure, RetryableError):
-            self._failed(endpoint.name, failure)
+            self._health.failed(endpoint.name, failure)
             if failure.status == 429:
-                self._throttled(endpoint.name)
+                self._health.throttled(endpoint.name)
             if failure.outage and self._wait_for_endpoints:
                 self._ledger.job_failed(
                     key, failure.message, failure.status, failure.request_id, JobState.RETRYING
@@ -377,10 +347,9 @@ class Uploader:
                 self._metrics.retries.labels(endpoint.name).inc()
                 return True
         elif failure.status is not None:
-            self._succeeded(endpoint.name)  # it answered: alive, the file is at fault
+            self._health.succeeded(endpoint.name)  # it answered: alive, the file is at fault
         else:
-            with self._lock:
-                self._breakers[endpoint.name].released()
+            self._health.released(endpoint.name)
         last = not isinstance(failure, RetryableError) or attempt >= endpoint.max_attempts
         state = JobState.FAILED if last else JobState.RETRYING
         self._ledger.job_failed(key, failure.message, failure.status, failure.request_id, state)
@@ -392,37 +361,3 @@ class Uploader:
         self._sleep(wait)
         self._metrics.retries.labels(endpoint.name).inc()
         return False
-
-    def _throttled(self, endpoint: str) -> None:
-        limit = self._limits[endpoint].throttled()
-        if limit is not None:
-            log.warning(
-                "endpoint.concurrency", endpoint=endpoint, limit=limit, reason="rate limited (429)"
-            )
-
-    def _succeeded(self, endpoint: str) -> None:
-        raised = self._limits[endpoint].succeeded()
-        if raised is not None:
-            log.info(
-                "endpoint.concurrency", endpoint=endpoint, limit=raised, reason="ramping back up"
-            )
-        with self._lock:
-            resumed = self._breakers[endpoint].succeeded()
-        if resumed:
-            self._metrics.paused.labels(endpoint).set(0)
-            log.warning("endpoint.resumed", endpoint=endpoint)
-
-    def _failed(self, endpoint: str, failure: TranscriptionError, *, at_once: bool = False) -> None:
-        with self._lock:
-            pause = self._breakers[endpoint].failed(self._clock(), failure.message, at_once=at_once)
-        if pause is not None:
-            self._metrics.pauses.labels(endpoint).inc()
-            self._metrics.paused.labels(endpoint).set(1)
-            log.error(
-                "endpoint.paused",
-                endpoint=endpoint,
-                seconds=round(pause, 1),
-                reason=failure.message,
-                status=failure.status,
-                action="uploads to it wait; a probe is sent when the pause ends",
-            )

@@ -1,0 +1,121 @@
+"""Each endpoint's health as uploads find it: its breaker (paused after failures or
+at once for a bad key, probed by one upload when the pause ends), its concurrency
+limit (lowered on 429, raised again as uploads succeed), and, in ``once``, what
+ruled it (or a model on it) out for good. Bookkeeping only: the uploader waits."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING
+
+import structlog
+
+from dropscribe.errors import EndpointRuledOut, ModelGone
+from dropscribe.transcribe.breaker import Breaker
+from dropscribe.transcribe.limiter import Limiter
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from dropscribe.config.settings import Endpoint
+    from dropscribe.errors import EndpointError, TranscriptionError
+    from dropscribe.ops.metrics import Metrics
+
+log = structlog.get_logger("dropscribe")
+
+
+class Health:
+    """Every endpoint's breaker and concurrency limit, by endpoint name."""
+
+    def __init__(
+        self, endpoints: dict[str, Endpoint], metrics: Metrics, clock: Callable[[], float]
+    ) -> None:
+        self._metrics = metrics
+        self._clock = clock
+        self._limits = {name: Limiter(ep.max_concurrency) for name, ep in endpoints.items()}
+        self._breakers = {name: Breaker.of(ep) for name, ep in endpoints.items()}
+        self._lock = threading.Lock()
+        self._ruled_out: dict[str, EndpointError] = {}  # once: what made an endpoint unusable
+
+    def replace(self, name: str, endpoint: Endpoint) -> None:
+        """A reloaded endpoint that changed starts afresh: a pause (a bad key, say) ends,
+        and the next upload probes it."""
+        with self._lock:
+            self._limits[name] = Limiter(endpoint.max_concurrency)
+            old = self._breakers.get(name)
+            self._breakers[name] = Breaker.of(endpoint)
+        if old is not None and old.reason is not None:
+            self._metrics.paused.labels(name).set(0)
+            log.warning("endpoint.reloaded", endpoint=name, action="paused no more: probing it now")
+
+    def limiter(self, endpoint: str) -> Limiter:
+        return self._limits[endpoint]
+
+    def breaker(self, endpoint: str) -> tuple[float, Breaker, bool]:
+        """How long to wait for the endpoint's breaker (0: go), the breaker, and whether
+        this upload is the probe that ends a pause."""
+        with self._lock:
+            breaker = self._breakers[endpoint]
+            probing = breaker.probing
+            wait = breaker.wait(self._clock())
+            return wait, breaker, breaker.probing and not probing
+
+    def unprobe(self, breaker: Breaker, probe: bool) -> None:
+        """No verdict on the endpoint from the probe: let the next upload probe it."""
+        if probe:
+            with self._lock:
+                breaker.released()
+
+    def released(self, endpoint: str) -> None:
+        """An answer that says nothing about the endpoint's health."""
+        with self._lock:
+            self._breakers[endpoint].released()
+
+    def usable(self, endpoint: str, model: str) -> None:
+        """In ``once``: raise ``EndpointRuledOut`` once the endpoint (or this model on it)
+        failed a file for good."""
+        with self._lock:
+            ruled_out = self._ruled_out.get(endpoint) or self._ruled_out.get(f"{endpoint}\0{model}")
+        if ruled_out is not None:
+            raise EndpointRuledOut(ruled_out.message, status=ruled_out.status)
+
+    def rule_out(self, endpoint: str, model: str, failure: EndpointError) -> None:
+        """In ``once``: every later file of this endpoint (of this model, when the model
+        is gone) fails at once."""
+        at = f"{endpoint}\0{model}" if isinstance(failure, ModelGone) else endpoint
+        with self._lock:
+            self._ruled_out.setdefault(at, failure)
+
+    def throttled(self, endpoint: str) -> None:
+        limit = self._limits[endpoint].throttled()
+        if limit is not None:
+            log.warning(
+                "endpoint.concurrency", endpoint=endpoint, limit=limit, reason="rate limited (429)"
+            )
+
+    def succeeded(self, endpoint: str) -> None:
+        raised = self._limits[endpoint].succeeded()
+        if raised is not None:
+            log.info(
+                "endpoint.concurrency", endpoint=endpoint, limit=raised, reason="ramping back up"
+            )
+        with self._lock:
+            resumed = self._breakers[endpoint].succeeded()
+        if resumed:
+            self._metrics.paused.labels(endpoint).set(0)
+            log.warning("endpoint.resumed", endpoint=endpoint)
+
+    def failed(self, endpoint: str, failure: TranscriptionError, *, at_once: bool = False) -> None:
+        with self._lock:
+            pause = self._breakers[endpoint].failed(self._clock(), failure.message, at_once=at_once)
+        if pause is not None:
+            self._metrics.pauses.labels(endpoint).inc()
+            self._metrics.paused.labels(endpoint).set(1)
+            log.error(
+                "endpoint.paused",
+                endpoint=endpoint,
+                seconds=round(pause, 1),
+                reason=failure.message,
+                status=failure.status,
+                action="uploads to it wait; a probe is sent when the pause ends",
+            )
