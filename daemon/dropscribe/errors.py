@@ -1,16 +1,29 @@
-"""The project's exceptions.
+"""The project's exceptions, every one of them (a test holds this drawing to the code).
 
-    DropscribeError
-    ├── ConfigError (ValueError)          the config file is unreadable or invalid
-    ├── TranscriptionError                an upload did not produce a transcript
-    │   ├── RetryableError                408, 409, 5xx, timeouts, dropped connections
-    │   │   └── OutageError               no connection, 429, 502, 503, 504: not the file's
-    │   ├── EndpointError                 401, 403, 404, quota 429: the endpoint is unusable
-    │   │   └── ModelGone                 the model is shut down or withdrawn: its pair waits
-    │   └── PermanentError                400, 413, 415, 422, bad answers, not audio
-    └── SidecarError (OSError)            a transcript could not be written to disk
+    Exception
+    ├── DropscribeError                       everything dropscribe raises on purpose
+    │   ├── ConfigError (ValueError)          the config file is unreadable or invalid
+    │   ├── SetupError                        cannot start: state_dir, an inbox's watch, a port
+    │   ├── TranscriptionError                an upload did not produce a transcript
+    │   │   ├── RetryableError                408, 409, 5xx, timeouts, dropped connections
+    │   │   │   └── OutageError               no connection, 429, 502, 503, 504: not the file's
+    │   │   ├── EndpointError                 401, 403, 404, quota 429: the endpoint is unusable
+    │   │   │   ├── ModelGone                 the model is shut down or withdrawn: its pair waits
+    │   │   │   └── EndpointRuledOut          in ``once``: an earlier file found it unusable
+    │   │   └── PermanentError                400, 413, 415, 422, bad answers, not audio
+    │   ├── SidecarError (OSError)            a transcript could not be written to disk
+    │   ├── LedgerUnavailable                 a shared ledger cannot be reached: the file waits
+    │   ├── ClaimedElsewhere                  another host holds the job's claim: later
+    │   ├── Fenced                            this host's claim ran out: write nothing
+    │   ├── StateLostError                    the state_dir was deleted or replaced: stop
+    │   └── WorkersFailedError                worker processes die as they start: stop
+    ├── OSError
+    │   └── AlreadyRunningError               another dropscribe serves the same state_dir
+    ├── Abandoned                             a signal: the daemon stops, leave the job
+    └── Replan                                a signal: decide again how to send the file
 
-Only ``http.py`` catches ``httpx`` exceptions; it turns them into these, each
+``Problem`` is not an exception: one thing wrong in a config file, which ConfigError
+lists. Only ``http.py`` catches ``httpx`` exceptions; it turns them into these, each
 carrying the status, the request id and the server's message as attributes.
 """
 
