@@ -19,14 +19,13 @@ from typing import TYPE_CHECKING
 import structlog
 
 from dropscribe.config import reloading, rules
-from dropscribe.dispatch.pool import Pool
+from dropscribe.dispatch.host import Threads
 from dropscribe.dispatch.processes import ProcessPool
 from dropscribe.errors import LedgerUnavailable, SetupError, WorkersFailedError
 from dropscribe.ingest import source
 from dropscribe.ingest.settle import SettleTracker, Stat
 from dropscribe.ingest.watcher import Hint, Watcher, scan
 from dropscribe.jobs.job import SettledFile, Tally
-from dropscribe.jobs.runner import JobRunner
 from dropscribe.ledger import opening, statedir
 from dropscribe.ops import descriptors
 from dropscribe.ops import log as logmod
@@ -34,7 +33,6 @@ from dropscribe.ops.metrics import Metrics, MetricsServer
 from dropscribe.ops.notify import Notifier
 from dropscribe.outputs.sidecar import is_temp
 from dropscribe.transcribe import lookout
-from dropscribe.transcribe.engines import make_client
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -49,7 +47,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("dropscribe")
 
-Workers = Pool[SettledFile] | ProcessPool  # threads in this process, or worker processes
+Workers = Threads | ProcessPool  # threads in this process, or worker processes
 
 TICK = 0.2  # longest the loop sleeps: how soon it notices a stop request
 BURST = 10_000  # hints taken in a row; then files are looked at, even if more keep coming
@@ -111,8 +109,8 @@ class Daemon:
         metrics.watch_ledger(ledger.counts)
         if isinstance(ledger, opening.Announcing):
             ledger.on_available = self._rescan_soon.set  # what waited comes at once
-        pool, runner, tally = self._workers(ledger, abort, metrics, once=once)
-        self.tally = tally
+        pool = self._workers(ledger, abort, metrics, once=once)
+        tally = self.tally = pool.tally
         server = None if once else self._serve_metrics(metrics)
         watcher = self._watcher(self.config)
         looking = lookout.Radar(ledger, self._now, found=self._retiring)
@@ -133,7 +131,7 @@ class Daemon:
             self._notify(READY="1", STATUS=self._status(pool))
             if not once:  # once sends nothing but its files
                 looking.start()
-            watcher = self._loop(stop, pool, watcher, runner, once, reload)
+            watcher = self._loop(stop, pool, watcher, once, reload)
         finally:
             looking.close()  # before the ledger is
             self._notify(STOPPING="1", STATUS="finishing uploads in flight")
@@ -151,8 +149,6 @@ class Daemon:
                     reason="grace period over; they run again at next start",
                 )
             else:
-                for client in runner.clients() if runner else []:
-                    client.close()
                 ledger.close()
             os.close(lock)
             if self._progress is not None:
@@ -179,10 +175,10 @@ class Daemon:
 
     def _workers(
         self, ledger: Ledger, abort: threading.Event, metrics: Metrics, *, once: bool
-    ) -> tuple[Workers, JobRunner | None, Tally]:
-        """Worker processes when configured, else threads sharing one JobRunner."""
+    ) -> Workers:
+        """Worker processes when configured, else worker threads in this process."""
         if self.config.processes > 1:
-            pool = ProcessPool(
+            return ProcessPool(
                 self.config,
                 once=once,
                 log_level=self.log_level or self.config.log_level,
@@ -190,22 +186,16 @@ class Daemon:
                 on_done=self._finished,
                 on_lost=self._lost,
             )
-            return pool, None, pool.tally
-        endpoints = self.config.endpoints.items()
-        clients = {name: make_client(ep, self._transport, abort) for name, ep in endpoints}
-        runner = JobRunner(
+        return Threads(
+            self.config,
             ledger,
-            clients,
             abort,
-            work=self.config.state_dir / "work",
             once=once,
-            inbox_of=self._inbox_of,
             metrics=metrics,
+            threads=self.config.workers,
+            transport=self._transport,
+            on_done=self._finished,
         )
-        threads: Pool[SettledFile] = Pool(
-            self.config.workers, runner, key=lambda item: item.path, on_done=self._finished
-        )
-        return threads, runner, runner.tally
 
     # ------------------------------------------------------------ the loop
 
@@ -242,7 +232,6 @@ class Daemon:
         stop: threading.Event,
         pool: Workers,
         watcher: Watcher,
-        runner: JobRunner | None,
         once: bool,
         reload: Callable[[], bool] | None,
     ) -> Watcher:
@@ -252,7 +241,7 @@ class Daemon:
         next_beat = self._clock()
         beat = min(self._notify.watchdog_interval or STATUS_SECONDS, STATUS_SECONDS)
         while not stop.is_set():
-            if isinstance(pool, ProcessPool) and pool.failure:
+            if pool.failure:
                 raise WorkersFailedError(pool.failure)
             self._gauges(pool)
             if self._clock() >= next_beat:  # the loop is alive: tell systemd, with counts
@@ -260,7 +249,7 @@ class Daemon:
                 next_beat = self._clock() + beat
             if reload is not None and reload():
                 self._notify(RELOADING="1", STATUS="reloading the config")
-                watcher = self._reload(watcher, pool, runner)
+                watcher = self._reload(watcher, pool)
                 self._notify(READY="1", STATUS=self._status(pool))
             now = self._clock()
             deadline = self._tracker.next_deadline(now)
@@ -285,7 +274,7 @@ class Daemon:
                 next_health = self._clock() + HEALTH_SECONDS
         return watcher
 
-    def _reload(self, watcher: Watcher, pool: Workers, runner: JobRunner | None) -> Watcher:
+    def _reload(self, watcher: Watcher, pool: Workers) -> Watcher:
         """Apply a changed config file; a broken one is reported and the running one kept.
 
         Queued and in-flight work is not dropped: files already handed to the pool run
@@ -301,10 +290,7 @@ class Daemon:
         except SetupError as exc:
             log.error("config.reload_failed", problems=[str(exc)], action="kept the running config")
             return watcher
-        if isinstance(pool, ProcessPool):
-            pool.reload(new)
-        elif runner is not None:
-            runner.update_endpoints(old.endpoints, new.endpoints, self._transport)
+        pool.reload(new)
         watcher.stop()  # the two overlapped: a file heard twice is one hint too many, no more
         watcher = watching
         self.config = new

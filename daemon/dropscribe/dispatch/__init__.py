@@ -1,1 +1,2 @@
-"""Settled files handed to worker threads (pool) and worker processes (processes, child)."""
+"""Settled files handed to workers: one worker host (host) of threads (pool) in a process,
+and worker processes (processes, child) each running that host behind a pipe."""

@@ -1,5 +1,5 @@
-"""What runs in a worker process (``processes: N``): the usual JobRunner behind a
-pipe, plus what it shares with its siblings (the job-key locks) and what it tells
+"""What runs in a worker process (``processes: N``): the usual worker host (``host``)
+behind a pipe, plus what it shares with its siblings (the job-key locks) and what it tells
 the main process (each file's outcome, and its upload metrics every two seconds).
 
 It ignores SIGTERM, SIGINT and SIGHUP: the main process tells it to stop or to
@@ -18,23 +18,20 @@ import signal
 import struct
 import threading
 import zlib
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from dropscribe.config.rules import inbox_of
-from dropscribe.dispatch.pool import Pool
-from dropscribe.jobs.job import Outcome, SettledFile
-from dropscribe.jobs.runner import JobRunner
+from dropscribe.dispatch.host import Threads
 from dropscribe.ledger.opening import follow_reload, open_ledger
 from dropscribe.ops import log as logmod
 from dropscribe.ops.metrics import UPLOAD_FAMILIES, Metrics
-from dropscribe.transcribe.engines import make_client
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from multiprocessing.connection import Connection
+    from pathlib import Path
 
-    from dropscribe.config.settings import Config, Endpoint
+    from dropscribe.config.settings import Config
+    from dropscribe.jobs.job import Outcome, SettledFile
     from dropscribe.ledger.interface import JobKey
 
 METRICS_SECONDS = 2.0  # how often a worker process sends its upload metrics
@@ -44,9 +41,9 @@ METRICS_SECONDS = 2.0  # how often a worker process sends its upload metrics
 
 
 class Take(NamedTuple):
-    """Transcribe the settled file at ``path``."""
+    """Transcribe this settled file (with its inbox: the child need not look it up)."""
 
-    path: str
+    file: SettledFile
 
 
 class Reconfigure(NamedTuple):
@@ -60,7 +57,7 @@ class Reconfigure(NamedTuple):
 
 class Finished(NamedTuple):
     """Child number ``child`` is finished with ``path`` (outcome None: it never ran, as
-    the path left every inbox or the child is stopping)."""
+    the child is stopping)."""
 
     child: int
     path: str
@@ -106,12 +103,6 @@ class FileKeyLocks:
             os.close(fd)  # releases the lock
 
 
-def share(endpoint: Endpoint, processes: int) -> Endpoint:
-    """One process's part of an endpoint's concurrency (at least one upload)."""
-    share = max(1, endpoint.max_concurrency // processes)
-    return endpoint.model_copy(update={"max_concurrency": share})
-
-
 def serve(
     index: int,
     config: Config,
@@ -128,34 +119,28 @@ def serve(
     logmod.configure(config.log_format, log_level, final=True)
     logmod.hide(*(endpoint.api_key for endpoint in config.endpoints.values()))
     logmod.hide(config.ledger.password if config.ledger else None)
-    processes = config.processes
-    threads = math.ceil(config.workers / processes)
-    current = {"config": config}
+    threads = math.ceil(config.workers / config.processes)
     ledger = open_ledger(config, pool_size=threads)
     abort = threading.Event()
-    endpoints = config.endpoints.items()
-    clients = {name: make_client(share(ep, processes), None, abort) for name, ep in endpoints}
     metrics = Metrics()
     put = Sender(results)
 
-    def report(item: SettledFile, outcome: Outcome | None) -> None:
-        put(Finished(index, str(item.path), outcome))
+    def report(file: SettledFile, outcome: Outcome | None) -> None:
+        put(Finished(index, str(file.path), outcome))
 
-    runner = JobRunner(
+    host = Threads(
+        config,
         ledger,
-        clients,
         abort,
-        work=config.state_dir / "work",
         once=once,
         metrics=metrics,
-        inbox_of=lambda path: inbox_of(current["config"], path),
+        threads=threads,
+        processes=config.processes,
+        queue_size=threads * 4,
         key_lock=FileKeyLocks(config.state_dir / "keys.lock"),
         report=report,
     )
-    pool: Pool[SettledFile] = Pool(
-        threads, runner, key=lambda item: item.path, queue_size=threads * 4
-    )
-    pool.start()
+    host.start()
     stopped = threading.Event()
     reporter = threading.Thread(
         target=_report_metrics, args=(index, metrics, put, stopped), name="dropscribe-metrics"
@@ -170,22 +155,17 @@ def serve(
             match message:
                 case None:
                     break
-                case Take(where):
-                    path = Path(where)
-                    inbox = inbox_of(current["config"], path)
-                    if inbox is None or not pool.submit(SettledFile(inbox, path)):
-                        put(Finished(index, where, None))
+                case Take(file):
+                    if not host.submit(file):
+                        put(Finished(index, str(file.path), None))
                 case Reconfigure(config=new):
-                    current["config"] = _reconfigure(runner, current["config"], new)
+                    host.reload(new)
                     follow_reload(ledger, new)
     finally:
         abort.set()
         stopped.set()
         reporter.join()
-        stragglers = pool.close(config.shutdown_grace)
-        if not stragglers:
-            for client in runner.clients():
-                client.close()
+        if not host.close(config.shutdown_grace):
             ledger.close()
         put(Figures(index, snapshot(metrics)))
 
@@ -193,15 +173,6 @@ def serve(
 def _report_metrics(index: int, metrics: Metrics, put: Sender, stopped: threading.Event) -> None:
     while not stopped.wait(METRICS_SECONDS):
         put(Figures(index, snapshot(metrics)))
-
-
-def _reconfigure(runner: JobRunner, old: Config, new: Config) -> Config:
-    """Apply a reloaded config (the main process kept its process and thread counts)."""
-    runner.update_endpoints(
-        {n: share(e, old.processes) for n, e in old.endpoints.items()},
-        {n: share(e, old.processes) for n, e in new.endpoints.items()},
-    )
-    return new
 
 
 def receive(conn: Connection) -> Any:

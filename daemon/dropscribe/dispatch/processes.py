@@ -4,7 +4,7 @@ processes fingerprint, upload and write sidecars.
 Python runs one thread at a time per process, and a small file costs a few
 milliseconds of Python (HTTP, hashing, probing, rendering); with many small
 files and a fast server that is the bottleneck, so the work spreads over
-processes. Each one runs the same JobRunner as the threaded mode, with its own
+processes. Each one hosts its threads as the threaded mode does (``host``), with its own
 ledger connection (SQLite serialises the writers), its own HTTP clients with a
 share of each endpoint's ``max_concurrency``, and ``workers / processes``
 threads. The same content under two names is still uploaded once: job keys are
@@ -173,7 +173,7 @@ class ProcessPool:
                 return False
             child.files[item.path] = item
             self._where[item.path] = child
-        child.send(Take(str(item.path)))
+        child.send(Take(item))
         return True
 
     def in_flight(self, path: Path) -> bool:
