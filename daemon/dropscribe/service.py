@@ -1,47 +1,39 @@
 """Wires it all together: watcher -> settle -> ledger -> pool -> job -> sidecars -> ledger.
 
-The main loop owns the settle tracker. It takes hints from the watchers and the
-scans, stats the files it tracks, and hands settled ones to the pool. It never
-waits on a worker and a worker never waits on it.
+The main loop owns the intake (``intake``: hints from the watchers and the scans
+become settled files) and hands settled files to the workers; it reloads the config
+when told to. It never waits on a worker and a worker never waits on it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import queue
 import shutil
 import threading
 import time
-from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 import structlog
 
-from dropscribe.config import reloading, rules
+from dropscribe.config import reloading
 from dropscribe.dispatch.host import Threads
 from dropscribe.dispatch.processes import ProcessPool
-from dropscribe.errors import LedgerUnavailable, SetupError, WorkersFailedError
-from dropscribe.ingest import source
-from dropscribe.ingest.settle import SettleTracker, Stat
-from dropscribe.ingest.watcher import Hint, Watcher, scan
-from dropscribe.jobs.job import SettledFile, Tally
+from dropscribe.errors import SetupError, WorkersFailedError
+from dropscribe.ingest.watcher import Watcher
+from dropscribe.intake import Intake
 from dropscribe.ledger import opening, statedir
 from dropscribe.ops import descriptors
-from dropscribe.ops import log as logmod
 from dropscribe.ops.metrics import Metrics, MetricsServer
 from dropscribe.ops.notify import Notifier
-from dropscribe.outputs.sidecar import is_temp
 from dropscribe.transcribe import lookout
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from pathlib import Path
 
     import httpx
 
-    from dropscribe.config.schema import FolderSettings
-    from dropscribe.config.settings import Config, Inbox
+    from dropscribe.config.settings import Config
+    from dropscribe.jobs.job import Tally
     from dropscribe.ledger.interface import Ledger
     from dropscribe.transcribe.radar import Retiring
 
@@ -50,7 +42,6 @@ log = structlog.get_logger("dropscribe")
 Workers = Threads | ProcessPool  # threads in this process, or worker processes
 
 TICK = 0.2  # longest the loop sleeps: how soon it notices a stop request
-BURST = 10_000  # hints taken in a row; then files are looked at, even if more keep coming
 HEALTH_SECONDS = 5.0  # how often dead watch threads and a lost state_dir are looked for
 STATUS_SECONDS = 5.0  # how often systemd hears the queue counts (more often with WatchdogSec)
 
@@ -68,11 +59,7 @@ class Daemon:
         self._clock = clock
         self._wall = wall
         self._transport = transport
-        self._hints: queue.SimpleQueue[Hint | None] = queue.SimpleQueue()  # None: wake up
-        self._tracker = SettleTracker()
-        self._ready: OrderedDict[Path, SettledFile] = OrderedDict()  # settled, waiting for room
-        self._dirty: set[Path] = set()  # touched while in flight: look again afterwards
-        self._ignored: OrderedDict[Path, None] = OrderedDict()  # logged recently
+        self._intake: Intake  # hints -> settled files: made in run(), with the ledger
         self._ledger: Ledger | None = None
         self._notify = Notifier()
         self.metrics: Metrics  # a fresh registry per run(), made there
@@ -80,7 +67,6 @@ class Daemon:
         self.tally: Tally | None = None
         self.abandoned = 0  # jobs still running when the grace ran out (see run)
         self._shown = (0, 0, 0)
-        self._excluded = rules.excluded_dirs(config)
         self._rescan_soon = threading.Event()  # set from another thread: scan at next turn
         self._look_soon = threading.Event()  # a watch thread: look at the watches next turn
         self.log_level: str | None = None  # what worker processes log at (default: config)
@@ -102,6 +88,7 @@ class Daemon:
         descriptors.raise_limit()  # what outsiders may take is bounded apart (metrics)
         lock, ledger = statedir.open_state(self.config)
         self._ledger, self._lock = ledger, lock  # the lock: held until run() ends
+        self._intake = Intake(self._now, ledger, clock=self._clock, wall=self._wall)
         # Scratch audio a crash left behind (ours alone: we hold the state_dir lock).
         shutil.rmtree(self.config.state_dir / "work", ignore_errors=True)
         abort = threading.Event()
@@ -118,7 +105,7 @@ class Daemon:
         try:
             if not once:
                 watcher.start()
-            self._scan_all()
+            self._intake.scan_all()
             log.info(
                 "daemon.started",
                 inboxes=len(self.config.inboxes),
@@ -183,8 +170,8 @@ class Daemon:
                 once=once,
                 log_level=self.log_level or self.config.log_level,
                 metrics=metrics,
-                on_done=self._finished,
-                on_lost=self._lost,
+                on_done=self._intake.finished,
+                on_lost=self._intake.lost,
             )
         return Threads(
             self.config,
@@ -194,38 +181,29 @@ class Daemon:
             metrics=metrics,
             threads=self.config.workers,
             transport=self._transport,
-            on_done=self._finished,
+            on_done=self._intake.finished,
         )
 
     # ------------------------------------------------------------ the loop
 
     def _gauges(self, pool: Workers) -> None:
         queued, running = pool.counts()
+        ready, settling = self._intake.waiting()
         if self._progress is not None and self.tally is not None:
             finished = self.tally.finished
-            shown = (
-                finished,
-                finished + queued + running + len(self._ready) + len(self._tracker),
-                self.tally.failed,
-            )
+            shown = (finished, finished + queued + running + ready + settling, self.tally.failed)
             if shown != self._shown:
                 self._shown = shown
                 self._progress(*shown)
         self.metrics.alive()
-        self.metrics.queue.set(queued + len(self._ready))
+        self.metrics.queue.set(queued + ready)
         self.metrics.running.set(running)
-        self.metrics.settling.set(len(self._tracker))
+        self.metrics.settling.set(settling)
 
     def _status(self, pool: Workers) -> str:
         queued, running = pool.counts()
-        return (
-            f"{running} transcribing, {queued + len(self._ready)} queued, "
-            f"{len(self._tracker)} settling"
-        )
-
-    def _lost(self, item: SettledFile) -> None:
-        """A worker process died with this file: settle it again."""
-        self._hints.put(Hint(item.path))
+        ready, settling = self._intake.waiting()
+        return f"{running} transcribing, {queued + ready} queued, {settling} settling"
 
     def _loop(
         self,
@@ -251,26 +229,20 @@ class Daemon:
                 self._notify(RELOADING="1", STATUS="reloading the config")
                 watcher = self._reload(watcher, pool)
                 self._notify(READY="1", STATUS=self._status(pool))
-            now = self._clock()
-            deadline = self._tracker.next_deadline(now)
-            timeout = TICK if deadline is None else min(TICK, deadline)
-            with contextlib.suppress(queue.Empty):
-                self._take(self._hints.get(timeout=timeout), pool)
-                for _ in range(BURST):  # drain a burst without sleeping in between
-                    self._take(self._hints.get_nowait(), pool)
-            self._settle(self._clock())
-            self._dispatch(pool)
-            if once and not self._tracker and not self._ready and pool.idle():
+            self._intake.take(pool, TICK)
+            self._intake.settle(self._clock())
+            self._intake.dispatch(pool)
+            if once and self._intake.empty() and pool.idle():
                 return watcher
             if not once and (self._clock() >= next_rescan or self._rescan_soon.is_set()):
                 self._rescan_soon.clear()
-                self._scan_all()
+                self._intake.scan_all()
                 next_rescan = self._clock() + self.config.rescan_seconds
             if not once and (self._clock() >= next_health or self._look_soon.is_set()):
                 self._look_soon.clear()
                 statedir.check(self.config.state_dir, self._lock)
                 for inbox in watcher.revive():
-                    self._scan(inbox)
+                    self._intake.scan(inbox)
                 next_health = self._clock() + HEALTH_SECONDS
         return watcher
 
@@ -296,10 +268,10 @@ class Daemon:
         self.config = new
         if self._ledger is not None:
             opening.follow_reload(self._ledger, new)
-        self._excluded = rules.excluded_dirs(new)
+        self._intake.reloaded(new)
         before = {inbox.path for inbox in old.inboxes}
         after = {inbox.path for inbox in new.inboxes}
-        self._scan_all()
+        self._intake.scan_all()
         log.info(
             "config.reloaded",
             inboxes=len(new.inboxes),
@@ -311,129 +283,7 @@ class Daemon:
     def _watcher(self, config: Config) -> Watcher:
         return Watcher(
             config.inboxes,
-            self._hints.put,
+            self._intake.hint,
             on_change=self.metrics.inboxes,
             on_limit=self._look_soon.set,
         )
-
-    def _scan_all(self) -> None:
-        for inbox in self.config.inboxes:
-            self._scan(inbox)
-
-    def _scan(self, inbox: Inbox) -> None:
-        now = self._wall()
-        for path in scan(inbox.path, inbox.recursive):
-            self._hint_file(inbox, path, scanned_at=now)
-
-    def _finished(self, item: SettledFile) -> None:
-        """A worker is free: wake the loop to hand it the next settled file."""
-        if item.path in self._dirty:
-            self._dirty.discard(item.path)
-            self._hints.put(Hint(item.path))
-        else:
-            self._hints.put(None)
-
-    def _inbox_of(self, path: Path) -> Inbox | None:
-        return rules.inbox_of(self.config, path)
-
-    def _take(self, hint: Hint | None, pool: Workers) -> None:
-        if hint is None:
-            return
-        path, is_dir, gone, heard_at = hint
-        inbox = self._inbox_of(path)
-        if inbox is None:
-            return
-        if gone:
-            self._tracker.forget(path)
-            self._ready.pop(path, None)
-            return
-        if is_dir:
-            if rules.ignore_reason(inbox, path / "x", self._excluded) in {None, "not included"}:
-                now = self._wall()
-                for found in scan(path, inbox.recursive):
-                    self._hint_file(inbox, found, scanned_at=now)
-            return
-        if pool.in_flight(path):
-            self._dirty.add(path)
-            return
-        self._hint_file(inbox, path, scanned_at=None, heard_at=heard_at)
-
-    def _hint_file(
-        self, inbox: Inbox, path: Path, scanned_at: float | None, heard_at: float | None = None
-    ) -> None:
-        """Start (or restart) the quiet period of a candidate file.
-
-        ``scanned_at`` is the wall clock when the hint comes from a scan, ``heard_at``
-        when a native watch heard of it: a file whose mtime is older than its settle
-        time has been quiet that long already (a finished recording moved in, as sync
-        tools do, goes at once; one being written has an mtime of now and waits).
-        """
-        if path in self._ready:
-            return
-        reason = rules.ignore_reason(inbox, path, self._excluded)
-        if reason is not None:
-            self._note_ignored(path, inbox, reason)
-            return
-        settings = rules.effective(inbox, path)
-        now = self._clock()
-        if scanned_at is not None and path in self._tracker:
-            return
-        try:
-            st = path.stat()
-        except OSError:
-            return
-        if self._settled_before(path, st, settings):
-            return
-        seen = scanned_at if scanned_at is not None else heard_at
-        if seen is not None:
-            now -= min(max(0.0, seen - st.st_mtime), settings.settle_seconds)
-        stat = Stat(st.st_size, st.st_mtime_ns)
-        if self._tracker.touch(path, stat, now, settings.settle_seconds):
-            log.info("file.detected", path=str(path), inbox=inbox.name, bytes=st.st_size)
-
-    def _settled_before(self, path: Path, st: os.stat_result, settings: FolderSettings) -> bool:
-        """The ledger already has the final word on this very file (same size, mtime, inode).
-        A shared ledger that cannot be asked: not now (all is scanned again once it is back)."""
-        try:
-            row = self._ledger.file(path) if self._ledger else None
-        except LedgerUnavailable:
-            return True
-        return rules.settled_before(row, settings, identity=source.identity(st)) is not None
-
-    def _note_ignored(self, path: Path, inbox: Inbox, reason: str) -> None:
-        if path in self._ignored or is_temp(path):
-            return
-        self._ignored[path] = None
-        if len(self._ignored) > 10_000:
-            self._ignored.popitem(last=False)
-        if reason in {"not included", "dropscribe output", "hidden"}:  # every sidecar, ...
-            if logmod.debugging():
-                log.debug("file.ignored", path=str(path), inbox=inbox.name, reason=reason)
-            return
-        log.info("file.ignored", path=str(path), inbox=inbox.name, reason=reason)
-
-    def _settle(self, now: float) -> None:
-        for path in self._tracker.due(now):
-            try:
-                st = path.stat()
-            except OSError:
-                stat = None
-            else:
-                stat = Stat(st.st_size, st.st_mtime_ns)
-            if self._tracker.observe(path, stat, now):
-                inbox = self._inbox_of(path)
-                if inbox is None:
-                    continue
-                log.info("file.settled", path=str(path), inbox=inbox.name, bytes=st.st_size)
-                self._ready[path] = SettledFile(inbox, path)
-
-    def _dispatch(self, pool: Workers) -> None:
-        while self._ready:
-            path, item = next(iter(self._ready.items()))
-            if pool.in_flight(path):
-                self._ready.pop(path)
-                self._dirty.add(path)
-                continue
-            if not pool.submit(item):
-                return  # full: keep it for the next turn
-            self._ready.pop(path)

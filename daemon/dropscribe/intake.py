@@ -1,0 +1,220 @@
+"""The main loop's intake: hints (watch events, scans, a worker that is done) become
+settled files, ready for the workers.
+
+A hint starts (or restarts) a file's quiet period in the settle tracker, unless the
+file is ignored, in flight (then it is looked at again when its job ends) or the
+ledger already has the final word on it; a file that stayed quiet is settled and
+waits, in order, for a worker to have room. Nothing here waits on a worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Protocol
+
+import structlog
+
+from dropscribe.config import rules
+from dropscribe.errors import LedgerUnavailable
+from dropscribe.ingest import source
+from dropscribe.ingest.settle import SettleTracker, Stat
+from dropscribe.ingest.watcher import Hint, scan
+from dropscribe.jobs.job import SettledFile
+from dropscribe.ops import log as logmod
+from dropscribe.outputs.sidecar import is_temp
+
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from dropscribe.config.schema import FolderSettings
+    from dropscribe.config.settings import Config, Inbox
+    from dropscribe.ledger.interface import Ledger
+
+log = structlog.get_logger("dropscribe")
+
+BURST = 10_000  # hints taken in a row; then files are looked at, even if more keep coming
+
+
+class Workers(Protocol):
+    """What the intake asks of the workers it hands files to."""
+
+    def in_flight(self, path: Path) -> bool: ...
+
+    def submit(self, file: SettledFile) -> bool: ...
+
+
+class Intake:
+    """Hints in, settled files out; owned by the main loop's thread."""
+
+    def __init__(
+        self,
+        config: Callable[[], Config],
+        ledger: Ledger | None,
+        *,
+        clock: Callable[[], float],
+        wall: Callable[[], float],
+    ) -> None:
+        self._config = config  # the config as last reloaded
+        self._ledger = ledger
+        self._clock = clock
+        self._wall = wall
+        self._hints: queue.SimpleQueue[Hint | None] = queue.SimpleQueue()  # None: wake up
+        self._tracker = SettleTracker()
+        self._ready: OrderedDict[Path, SettledFile] = OrderedDict()  # settled, waiting for room
+        self._dirty: set[Path] = set()  # touched while in flight: look again afterwards
+        self._ignored: OrderedDict[Path, None] = OrderedDict()  # logged recently
+        self._excluded = rules.excluded_dirs(config())
+
+    def hint(self, hint: Hint | None) -> None:
+        """Take a hint from any thread (None: only wake the loop)."""
+        self._hints.put(hint)
+
+    def reloaded(self, config: Config) -> None:
+        self._excluded = rules.excluded_dirs(config)
+
+    def waiting(self) -> tuple[int, int]:
+        """(settled and waiting for room, settling)."""
+        return len(self._ready), len(self._tracker)
+
+    def empty(self) -> bool:
+        return not self._tracker and not self._ready
+
+    def take(self, pool: Workers, longest: float) -> None:
+        """The hints that come within ``longest`` seconds (less when a file is due to be
+        looked at sooner), then a burst of those waiting, without sleeping in between."""
+        deadline = self._tracker.next_deadline(self._clock())
+        timeout = longest if deadline is None else min(longest, deadline)
+        with contextlib.suppress(queue.Empty):
+            self._take(self._hints.get(timeout=timeout), pool)
+            for _ in range(BURST):
+                self._take(self._hints.get_nowait(), pool)
+
+    def lost(self, item: SettledFile) -> None:
+        """A worker process died with this file: settle it again."""
+        self._hints.put(Hint(item.path))
+
+    def scan_all(self) -> None:
+        for inbox in self._config().inboxes:
+            self.scan(inbox)
+
+    def scan(self, inbox: Inbox) -> None:
+        now = self._wall()
+        for path in scan(inbox.path, inbox.recursive):
+            self._hint_file(inbox, path, scanned_at=now)
+
+    def finished(self, item: SettledFile) -> None:
+        """A worker is free: wake the loop to hand it the next settled file."""
+        if item.path in self._dirty:
+            self._dirty.discard(item.path)
+            self._hints.put(Hint(item.path))
+        else:
+            self._hints.put(None)
+
+    def _inbox_of(self, path: Path) -> Inbox | None:
+        return rules.inbox_of(self._config(), path)
+
+    def _take(self, hint: Hint | None, pool: Workers) -> None:
+        if hint is None:
+            return
+        path, is_dir, gone, heard_at = hint
+        inbox = self._inbox_of(path)
+        if inbox is None:
+            return
+        if gone:
+            self._tracker.forget(path)
+            self._ready.pop(path, None)
+            return
+        if is_dir:
+            if rules.ignore_reason(inbox, path / "x", self._excluded) in {None, "not included"}:
+                now = self._wall()
+                for found in scan(path, inbox.recursive):
+                    self._hint_file(inbox, found, scanned_at=now)
+            return
+        if pool.in_flight(path):
+            self._dirty.add(path)
+            return
+        self._hint_file(inbox, path, scanned_at=None, heard_at=heard_at)
+
+    def _hint_file(
+        self, inbox: Inbox, path: Path, scanned_at: float | None, heard_at: float | None = None
+    ) -> None:
+        """Start (or restart) the quiet period of a candidate file.
+
+        ``scanned_at`` is the wall clock when the hint comes from a scan, ``heard_at``
+        when a native watch heard of it: a file whose mtime is older than its settle
+        time has been quiet that long already (a finished recording moved in, as sync
+        tools do, goes at once; one being written has an mtime of now and waits).
+        """
+        if path in self._ready:
+            return
+        reason = rules.ignore_reason(inbox, path, self._excluded)
+        if reason is not None:
+            self._note_ignored(path, inbox, reason)
+            return
+        settings = rules.effective(inbox, path)
+        now = self._clock()
+        if scanned_at is not None and path in self._tracker:
+            return
+        try:
+            st = path.stat()
+        except OSError:
+            return
+        if self._settled_before(path, st, settings):
+            return
+        seen = scanned_at if scanned_at is not None else heard_at
+        if seen is not None:
+            now -= min(max(0.0, seen - st.st_mtime), settings.settle_seconds)
+        stat = Stat(st.st_size, st.st_mtime_ns)
+        if self._tracker.touch(path, stat, now, settings.settle_seconds):
+            log.info("file.detected", path=str(path), inbox=inbox.name, bytes=st.st_size)
+
+    def _settled_before(self, path: Path, st: os.stat_result, settings: FolderSettings) -> bool:
+        """The ledger already has the final word on this very file (same size, mtime, inode).
+        A shared ledger that cannot be asked: not now (all is scanned again once it is back)."""
+        try:
+            row = self._ledger.file(path) if self._ledger else None
+        except LedgerUnavailable:
+            return True
+        return rules.settled_before(row, settings, identity=source.identity(st)) is not None
+
+    def _note_ignored(self, path: Path, inbox: Inbox, reason: str) -> None:
+        if path in self._ignored or is_temp(path):
+            return
+        self._ignored[path] = None
+        if len(self._ignored) > 10_000:
+            self._ignored.popitem(last=False)
+        if reason in {"not included", "dropscribe output", "hidden"}:  # every sidecar, ...
+            if logmod.debugging():
+                log.debug("file.ignored", path=str(path), inbox=inbox.name, reason=reason)
+            return
+        log.info("file.ignored", path=str(path), inbox=inbox.name, reason=reason)
+
+    def settle(self, now: float) -> None:
+        for path in self._tracker.due(now):
+            try:
+                st = path.stat()
+            except OSError:
+                stat = None
+            else:
+                stat = Stat(st.st_size, st.st_mtime_ns)
+            if self._tracker.observe(path, stat, now):
+                inbox = self._inbox_of(path)
+                if inbox is None:
+                    continue
+                log.info("file.settled", path=str(path), inbox=inbox.name, bytes=st.st_size)
+                self._ready[path] = SettledFile(inbox, path)
+
+    def dispatch(self, pool: Workers) -> None:
+        while self._ready:
+            path, item = next(iter(self._ready.items()))
+            if pool.in_flight(path):
+                self._ready.pop(path)
+                self._dirty.add(path)
+                continue
+            if not pool.submit(item):
+                return  # full: keep it for the next turn
+            self._ready.pop(path)
