@@ -106,14 +106,22 @@ class Threads:
         that start from now on, its endpoints for every upload (unchanged ones keep their
         client, and its state)."""
         old, self._config = self._config, config
-        self.runner.update_endpoints(self._endpoints(old), self._endpoints(config), self._transport)
+        before, uploader = self._endpoints(old), self.runner.uploader
+        uploader.set_clients(
+            {
+                name: uploader.client(name)
+                if before.get(name) == endpoint
+                else make_client(endpoint, self._transport, self._abort)
+                for name, endpoint in self._endpoints(config).items()
+            }
+        )
 
     def close(self, grace: float) -> int:
         """Drop what has not started, give running jobs ``grace`` seconds; the clients are
         closed unless some still run. Returns how many still ran."""
         stragglers = self._pool.close(grace)
         if not stragglers:
-            for client in self.runner.clients():
+            for client in self.runner.uploader.clients():
                 client.close()
         return stragglers
 

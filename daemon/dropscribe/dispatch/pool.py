@@ -1,7 +1,7 @@
 """A bounded queue feeding a fixed set of worker threads.
 
-Each job runs inside one error boundary: whatever it raises is logged and the
-worker goes on. The in-flight set (queued or running) keeps a path from being
+Each item is handled inside one error boundary: whatever the handler raises is
+logged and the worker goes on. The in-flight set (queued or running) keeps a path from being
 queued twice.
 """
 
@@ -77,28 +77,28 @@ class Pool(Generic[T]):
 
     def _work(self) -> None:
         while True:
-            item = self._queue.get()
-            if item is _STOP:
+            taken = self._queue.get()
+            if taken is _STOP:
                 return
-            job: T = item  # type: ignore[assignment]
+            item: T = taken  # type: ignore[assignment]
             with self._lock:
                 self._running += 1
             try:
-                self._handler(job)
+                self._handler(item)
             except Exception:
-                log.exception("worker.crashed", item=str(job))
+                log.exception("worker.crashed", item=str(item))
             finally:
                 with self._lock:
                     self._running -= 1
-                    self._inflight.discard(self._key(job))
+                    self._inflight.discard(self._key(item))
                     self._lock.notify_all()
                 if self._on_done is not None:
-                    self._on_done(job)
+                    self._on_done(item)
 
     def close(self, grace: float) -> int:
-        """Drop what has not started, let running jobs finish for up to ``grace`` seconds.
+        """Drop what has not started, let running handlers finish for up to ``grace`` seconds.
 
-        Returns how many jobs were still running when the grace period ran out.
+        Returns how many were still running when the grace period ran out.
         """
         with self._lock:
             self._closed = True

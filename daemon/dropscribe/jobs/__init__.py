@@ -1,2 +1,2 @@
-"""One file's job (runner): fingerprint, ledger, upload or reuse, sidecars, and how it
-ended (verdicts)."""
+"""One settled file end to end: the Job value (job), its way in order (runner), how a
+fresh transcript is sent (plan), and how it ended (verdicts)."""

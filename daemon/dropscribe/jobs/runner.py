@@ -42,7 +42,6 @@ from dropscribe.jobs.job import Job, Outcome, SettledFile, Tally
 from dropscribe.ledger.interface import WRITE_FAILED, FileState, JobKey, JobState
 from dropscribe.ops.metrics import Metrics
 from dropscribe.outputs import publish
-from dropscribe.transcribe.engines import make_client
 from dropscribe.transcribe.uploader import Uploader
 from dropscribe.transcript import Transcript
 
@@ -51,9 +50,7 @@ if TYPE_CHECKING:
     from contextlib import AbstractContextManager
     from pathlib import Path
 
-    import httpx
-
-    from dropscribe.config.settings import Endpoint, Inbox
+    from dropscribe.config.settings import Inbox
     from dropscribe.ledger.interface import FileRow, Ledger
     from dropscribe.transcript import Transcriber
 
@@ -119,27 +116,10 @@ class JobRunner:
             if self._report is not None:
                 self._report(file, outcome)
 
-    def clients(self) -> list[Transcriber]:
-        return self._uploader.clients()
-
-    def client(self, name: str) -> Transcriber:
-        return self._uploader.client(name)
-
-    def update_endpoints(
-        self,
-        old: dict[str, Endpoint],
-        new: dict[str, Endpoint],
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        """Apply reloaded endpoints: unchanged ones keep their client (and its state)."""
-        self._uploader.set_clients(
-            {
-                name: self.client(name)
-                if old.get(name) == endpoint
-                else make_client(endpoint, transport, self._abort)
-                for name, endpoint in new.items()
-            }
-        )
+    @property
+    def uploader(self) -> Uploader:
+        """What sends (its clients are the worker host's to swap on a reload and close)."""
+        return self._uploader
 
     # ------------------------------------------------------------ the file's way
 
