@@ -312,6 +312,7 @@ class EndpointModel(StrictModel):
     max_answer_bytes: Annotated[int, Field(ge=1024)] = 64 * 2**20  # after decompression
     max_duration_seconds: Annotated[float, Field(gt=30, le=MAX_SECONDS)] | None = None
     audio_codec: Literal["opus", "mp3", "flac"] | None = None  # for re-encoded audio
+    price_per_hour: Annotated[float, Field(ge=0)] | None = None  # USD an audio hour
     # kind: local (faster-whisper in this process)
     device: Literal["cpu", "cuda", "auto"] = "auto"  # auto: CUDA where there is one
     compute_type: str = "auto"  # auto: int8 on a CPU, float16 on CUDA
