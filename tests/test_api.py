@@ -82,6 +82,12 @@ def test_repr_masks_the_key():
             "HTTP 422: body.file: required",
         ),
         (500, {"error": {"message": "boom", "code": 500}}, RetryableError, "HTTP 500: boom"),
+        (  # faster-whisper-server's detail.error, unwrapped into plain words
+            400,
+            {"detail": {"error": "Audio file is too short"}},
+            PermanentError,
+            "HTTP 400: Audio file is too short",
+        ),
         (502, "Bad gateway", RetryableError, "HTTP 502: Bad gateway"),
         (
             429,

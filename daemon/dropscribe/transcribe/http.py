@@ -383,7 +383,9 @@ def _error_message(raw: bytes, scrub: Callable[[str], str]) -> tuple[str, str | 
             raw_code = error.get("code") or error.get("type")
             code = str(raw_code) if raw_code is not None else None
             param = error.get("param") if isinstance(error.get("param"), str) else None
-            message = error.get("message", error)
+            # faster-whisper-server: {"detail": {"error": "..."}}; OpenAI: "message"
+            said = error.get("message", error.get("error"))
+            message = said if isinstance(said, str | list) else error
         else:
             message = error
     if isinstance(message, dict) and isinstance(message.get("detail"), list):
