@@ -28,21 +28,24 @@ from typing import TYPE_CHECKING
 import structlog
 
 from dropscribe import speakers
-from dropscribe.audio import split, stitch, transcode, voiceprints
+from dropscribe.audio import split, stitch, transcode
 from dropscribe.errors import Abandoned, Replan, TranscriptionError
-from dropscribe.ledger.interface import WRITE_FAILED, JobState
+from dropscribe.jobs import voiceprints
+from dropscribe.ledger.interface import WRITE_FAILED
 from dropscribe.transcribe import kinds, models
 from dropscribe.transcript import Transcript
+from dropscribe.vocab.states import JobState
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from dropscribe.audio.probe import Probe
-    from dropscribe.config.schema import FolderSettings
-    from dropscribe.config.settings import Endpoint
-    from dropscribe.ledger.interface import JobKey, Ledger
+    from dropscribe.ledger.interface import Ledger
     from dropscribe.transcribe.models import Caps
     from dropscribe.transcribe.uploader import Uploader
+    from dropscribe.vocab.endpoints import Endpoint
+    from dropscribe.vocab.settings import FolderSettings
+    from dropscribe.vocab.states import JobKey
 
 log = structlog.get_logger("dropscribe")
 
