@@ -10,10 +10,10 @@ import httpx
 import pytest
 
 from conftest import API_KEY, make_wav
-from dropscribe.config.schema import FolderSettings
-from dropscribe.config.settings import Endpoint, Format, Task
 from dropscribe.errors import EndpointError, OutageError, PermanentError, RetryableError
 from dropscribe.transcribe.http import Client
+from dropscribe.vocab.endpoints import Endpoint
+from dropscribe.vocab.settings import FolderSettings, Format, Task
 from fakeapi import FakeAPI, Reply, openai_error
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from dropscribe.config import reloading, rules
+from dropscribe.config import rules
 from dropscribe.dispatch.pool import Pool
 from dropscribe.dispatch.processes import ProcessPool
 from dropscribe.errors import LedgerUnavailable, SetupError, WorkersFailedError
@@ -28,6 +28,7 @@ from dropscribe.ingest.watcher import Hint, Watcher, scan
 from dropscribe.jobs.job import Item, Tally
 from dropscribe.jobs.runner import JobRunner
 from dropscribe.ledger import opening, statedir
+from dropscribe.loading import reloading
 from dropscribe.ops import descriptors
 from dropscribe.ops import log as logmod
 from dropscribe.ops.metrics import Metrics, MetricsServer
@@ -42,10 +43,10 @@ if TYPE_CHECKING:
 
     import httpx
 
-    from dropscribe.config.schema import FolderSettings
-    from dropscribe.config.settings import Config, Inbox
     from dropscribe.ledger.interface import Ledger
     from dropscribe.transcribe.radar import Retiring
+    from dropscribe.vocab.config import Config, Inbox
+    from dropscribe.vocab.settings import FolderSettings
 
 log = structlog.get_logger("dropscribe")
 

@@ -18,7 +18,7 @@ import structlog
 
 from dropscribe import __version__
 from dropscribe.commands import migrate, rehearse, retry, status
-from dropscribe.config import preflight, settings
+from dropscribe.config import preflight
 from dropscribe.errors import (
     AlreadyRunningError,
     ConfigError,
@@ -26,12 +26,15 @@ from dropscribe.errors import (
     StateLostError,
     WorkersFailedError,
 )
+from dropscribe.loading import checked
 from dropscribe.ops import log, progress
 from dropscribe.transcribe import lookout
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from types import FrameType
+
+    from dropscribe.vocab.config import Config
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -115,7 +118,7 @@ READERS = (
 )  # commands that work on a ledger, not an endpoint
 
 
-def _read(args: argparse.Namespace, cfg: settings.Config) -> int:
+def _read(args: argparse.Namespace, cfg: Config) -> int:
     """A command that works on the ledger (READERS)."""
     if getattr(args, "state_dir", None):
         cfg = dataclasses.replace(cfg, state_dir=Path(args.state_dir).expanduser().absolute())
@@ -131,7 +134,7 @@ def _read(args: argparse.Namespace, cfg: settings.Config) -> int:
     return retry.retry(cfg, [Path(p).resolve() for p in args.paths])
 
 
-def _check(cfg: settings.Config) -> int:
+def _check(cfg: Config) -> int:
     """check-config beyond the file: problems (exit 2), then what will stop working."""
     for warning in preflight.warnings(cfg):
         print(f"dropscribe: {cfg.source}: warning: {warning}", file=sys.stderr)
@@ -156,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.reconfigure(errors="surrogateescape")  # (a non-UTF-8 name cannot crash)
     args = _parser().parse_args(argv)
     try:  # status, explain and retry send nothing: they need no API key
-        cfg = settings.load(args.config, keys=args.command not in READERS)
+        cfg = checked.load(args.config, keys=args.command not in READERS)
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"dropscribe: {problem}", file=sys.stderr)
@@ -198,7 +201,7 @@ class SignalFlag:
 
 
 def _serve(
-    cfg: settings.Config,
+    cfg: Config,
     *,
     once: bool,
     level: str,

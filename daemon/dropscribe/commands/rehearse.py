@@ -23,18 +23,19 @@ from typing import TYPE_CHECKING
 import yaml
 
 from dropscribe.commands.console import EXIT_FAILED, EXIT_OK, fail, say
-from dropscribe.config import files, rules, settings
+from dropscribe.config import files, rules
 from dropscribe.errors import ConfigError, DropscribeError, TranscriptionError
 from dropscribe.ledger import opening
+from dropscribe.loading import checked
 from dropscribe.outputs import render, sidecar
 from dropscribe.transcribe import models, prices
 from dropscribe.transcribe.engines import make_client
 
 if TYPE_CHECKING:
-    from dropscribe.config.schema import FolderSettings
-    from dropscribe.config.settings import Config, Inbox
     from dropscribe.ledger.interface import Ledger
     from dropscribe.transcript import Transcriber, Transcript
+    from dropscribe.vocab.config import Config, Inbox
+    from dropscribe.vocab.settings import FolderSettings
 
 MOST_WORDS = 3_000  # words of each text compared (the distance is quadratic)
 MOST_REFUSALS = 4  # refusals learned per file before it is given up
@@ -249,7 +250,7 @@ def _apply(cfg: Config, inbox: Inbox, model: str) -> int:
     shutil.copy2(source, backup)
     source.write_text("".join(lines), encoding="utf-8")
     try:
-        settings.load(source, keys=False)
+        checked.load(source, keys=False)
     except ConfigError as exc:
         shutil.copy2(backup, source)
         return fail(f"{source}: left as it was: with model: {model} it would not load ({exc})")

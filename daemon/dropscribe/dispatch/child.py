@@ -34,8 +34,9 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from multiprocessing.connection import Connection
 
-    from dropscribe.config.settings import Config, Endpoint
-    from dropscribe.ledger.interface import JobKey
+    from dropscribe.vocab.config import Config
+    from dropscribe.vocab.endpoints import Endpoint
+    from dropscribe.vocab.states import JobKey
 
 METRICS_SECONDS = 2.0  # how often a worker process sends its upload metrics
 

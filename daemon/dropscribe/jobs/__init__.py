@@ -1,2 +1,2 @@
 """One file's job (runner): fingerprint, ledger, upload or reuse, sidecars, and how it
-ended (verdicts)."""
+ended (verdicts); a long recording in chunks (chunked, voiceprints)."""

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from dropscribe.config.settings import Inbox
     from dropscribe.ingest.source import Opened
-    from dropscribe.ledger.interface import JobKey
+    from dropscribe.vocab.config import Inbox
+    from dropscribe.vocab.states import JobKey
 
 
 class Outcome(StrEnum):

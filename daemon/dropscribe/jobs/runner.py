@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from dropscribe.audio import chunked, probe
+from dropscribe.audio import probe
 from dropscribe.config import preflight, rules
 from dropscribe.errors import (
     Abandoned,
@@ -30,14 +30,15 @@ from dropscribe.errors import (
     TranscriptionError,
 )
 from dropscribe.ingest import source
-from dropscribe.jobs import verdicts
+from dropscribe.jobs import chunked, verdicts
 from dropscribe.jobs.job import Item, Outcome, Progress, Tally
-from dropscribe.ledger.interface import WRITE_FAILED, FileState, JobKey, JobState
+from dropscribe.ledger.interface import WRITE_FAILED
 from dropscribe.ops.metrics import Metrics
 from dropscribe.outputs import publish
 from dropscribe.transcribe.engines import make_client
 from dropscribe.transcribe.uploader import Uploader
 from dropscribe.transcript import Transcript
+from dropscribe.vocab.states import FileState, JobKey, JobState
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -45,10 +46,11 @@ if TYPE_CHECKING:
 
     import httpx
 
-    from dropscribe.config.schema import FolderSettings
-    from dropscribe.config.settings import Endpoint, Inbox
     from dropscribe.ledger.interface import Claim, FileRow, Ledger
     from dropscribe.transcript import Transcriber
+    from dropscribe.vocab.config import Inbox
+    from dropscribe.vocab.endpoints import Endpoint
+    from dropscribe.vocab.settings import FolderSettings
 
 log = structlog.get_logger("dropscribe")
 

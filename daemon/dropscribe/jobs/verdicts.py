@@ -8,17 +8,18 @@ from typing import TYPE_CHECKING
 import structlog
 
 from dropscribe.config import rules
-from dropscribe.ledger.interface import FileState
 from dropscribe.outputs import disposition, hooks
+from dropscribe.vocab.states import FileState
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from dropscribe.config.schema import FolderSettings
     from dropscribe.errors import TranscriptionError
     from dropscribe.ingest.source import Opened
     from dropscribe.jobs.job import Item
-    from dropscribe.ledger.interface import JobKey, Ledger
+    from dropscribe.ledger.interface import Ledger
+    from dropscribe.vocab.settings import FolderSettings
+    from dropscribe.vocab.states import JobKey
 
 log = structlog.get_logger("dropscribe")
 

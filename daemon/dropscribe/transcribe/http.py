@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from dropscribe import __version__, names
-from dropscribe.config import voices
+from dropscribe.audio import voices
 from dropscribe.errors import (
     EndpointError,
     ModelGone,
@@ -36,8 +36,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
-    from dropscribe.config.schema import FolderSettings
-    from dropscribe.config.settings import Endpoint
+    from dropscribe.vocab.endpoints import Endpoint
+    from dropscribe.vocab.settings import FolderSettings
 
 # Part content types by extension; httpx's guess knows none of the Ogg or m4a spellings.
 MIME_TYPES = {

@@ -26,7 +26,6 @@ from dropscribe.errors import (
     TranscriptionError,
     Unusable,
 )
-from dropscribe.ledger.interface import JobState
 from dropscribe.ops.metrics import Metrics
 from dropscribe.transcribe import backoff, kinds, models
 from dropscribe.transcribe.breaker import Breaker
@@ -34,15 +33,17 @@ from dropscribe.transcribe.clients import Clients
 from dropscribe.transcribe.gone import Gone
 from dropscribe.transcribe.limiter import Limiter
 from dropscribe.transcribe.limits import Limits
+from dropscribe.vocab.states import JobState
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
-    from dropscribe.config.schema import FolderSettings
-    from dropscribe.config.settings import Endpoint
-    from dropscribe.ledger.interface import JobKey, Ledger
+    from dropscribe.ledger.interface import Ledger
     from dropscribe.transcript import Transcriber, Transcript
+    from dropscribe.vocab.endpoints import Endpoint
+    from dropscribe.vocab.settings import FolderSettings
+    from dropscribe.vocab.states import JobKey
 
 log = structlog.get_logger("dropscribe")
 

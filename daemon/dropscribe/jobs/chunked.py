@@ -28,34 +28,33 @@ from typing import TYPE_CHECKING
 import structlog
 
 from dropscribe import speakers
-from dropscribe.audio import split, stitch, transcode, voiceprints
+from dropscribe.audio import split, stitch, transcode
 from dropscribe.errors import Abandoned, Replan, TranscriptionError
-from dropscribe.ledger.interface import WRITE_FAILED, JobState
+from dropscribe.jobs import voiceprints
+from dropscribe.ledger.interface import WRITE_FAILED, Ledger
 from dropscribe.transcribe import kinds, models
 from dropscribe.transcript import Transcript
+from dropscribe.vocab.states import JobKey, JobState
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from dropscribe.audio.probe import Probe
-    from dropscribe.config.schema import FolderSettings
-    from dropscribe.config.settings import Endpoint
-    from dropscribe.ledger.interface import JobKey, Ledger
     from dropscribe.transcribe.models import Caps
     from dropscribe.transcribe.uploader import Uploader
+    from dropscribe.vocab.endpoints import Endpoint
+    from dropscribe.vocab.settings import FolderSettings
 
 log = structlog.get_logger("dropscribe")
 
 FILL = 0.9  # of the byte limit a chunk is planned to use, for bitrate swings
 # Spans, for a model without timestamps: cut at pauses about every 20 s (30 s at most),
 # each span's text is placed between its first and last sound and divided into cues.
-SPAN_SECONDS = 20.0
-SPAN_LONGEST = 30.0
+SPAN_SECONDS, SPAN_LONGEST = 20.0, 30.0
 # An answer from a model with an output cap (gpt-4o: 2,000 tokens) with fewer than 40
 # words a minute of sound (speech has 120-190), over at least 30 s of sound, looks cut
 # short. Music or noise without words looks the same: it costs one more pair of requests.
-SUSPECT_WPM = 40.0
-SUSPECT_SOUND = 30.0
+SUSPECT_WPM, SUSPECT_SOUND = 40.0, 30.0
 
 
 def reason(
