@@ -19,7 +19,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from dropscribe.config import settings as configmod
+from dropscribe.loading import checked as configmod
 from dropscribe.ops import log
 from dropscribe.service import Daemon
 from fakeapi import FakeAPI

@@ -10,10 +10,10 @@ import httpx
 import pytest
 
 from conftest import API_KEY, make_wav
-from dropscribe.config.schema import FolderSettings
-from dropscribe.config.settings import Endpoint, Format, Task
 from dropscribe.errors import EndpointError, OutageError, PermanentError, RetryableError
 from dropscribe.transcribe.http import Client
+from dropscribe.vocab.endpoints import Endpoint
+from dropscribe.vocab.settings import FolderSettings, Format, Task
 from fakeapi import FakeAPI, Reply, openai_error
 
 if TYPE_CHECKING:
@@ -82,6 +82,12 @@ def test_repr_masks_the_key():
             "HTTP 422: body.file: required",
         ),
         (500, {"error": {"message": "boom", "code": 500}}, RetryableError, "HTTP 500: boom"),
+        (  # faster-whisper-server's detail.error, unwrapped into plain words
+            400,
+            {"detail": {"error": "Audio file is too short"}},
+            PermanentError,
+            "HTTP 400: Audio file is too short",
+        ),
         (502, "Bad gateway", RetryableError, "HTTP 502: Bad gateway"),
         (
             429,

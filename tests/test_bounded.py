@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 
 from conftest import API_KEY
 from dropscribe import speakers
-from dropscribe.config.schema import Format, SubtitleRules
 from dropscribe.outputs import cues, guard, render
 from dropscribe.transcribe import http
 from dropscribe.transcript import Transcript
+from dropscribe.vocab.settings import Format, SubtitleRules
 from test_cues import RULES, timed_words
 
 if TYPE_CHECKING:
@@ -183,8 +183,8 @@ def test_each_format_keeps_a_hostile_label_on_its_line():
 def test_chunks_with_thousands_of_segments_in_their_overlap_are_matched_quickly():
     """Two chunks with 30,000 labelled segments each where they overlap (every pair was
     compared): their labels are matched quickly, the shared voice keeping its letter."""
-    from dropscribe.audio import voiceprints
     from dropscribe.audio.split import Span
+    from dropscribe.jobs import voiceprints
 
     def chunk(offset: float, label: str) -> Transcript:
         segments = tuple(

@@ -7,31 +7,29 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from conftest import tmpfs
 from dropscribe.config import rules, settings
-from dropscribe.config.schema import (
-    FolderSettings,
-    InboxModel,
-    RuleModel,
-    SettingsModel,
-    SpeakerCount,
-    SubtitleRules,
-)
-from dropscribe.config.settings import Format, Task
+from dropscribe.config.schema import InboxModel, RuleModel, SettingsModel
 from dropscribe.errors import ConfigError
+from dropscribe.loading import checked
+from dropscribe.vocab.settings import FolderSettings, Format, SpeakerCount, SubtitleRules, Task
+
+if TYPE_CHECKING:
+    from dropscribe.vocab.config import Config
 
 ROOT = Path(__file__).parent.parent
 ENV = {"OPENAI_API_KEY": "sk-example"}
 
 
-def load_text(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> settings.Config:
+def load_text(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> Config:
     (tmp_path / "inbox").mkdir(exist_ok=True)
     path = tmp_path / "c.yaml"
     path.write_text(text)
-    return settings.load(path, environ=ENV if env is None else env)
+    return checked.load(path, environ=ENV if env is None else env)
 
 
 def problems(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> list[str]:
@@ -62,7 +60,7 @@ def example(folder: Path) -> Path:
 
 def test_example_config_is_valid(tmp_path):
     """config.example.yaml loads, with its inbox and rules resolved."""
-    cfg = settings.load(example(tmp_path), environ=ENV)
+    cfg = checked.load(example(tmp_path), environ=ENV)
     assert cfg.endpoints["openai"].api_key == "sk-example"
     assert cfg.endpoints["local"].kind == "local"
     assert cfg.inboxes[0].path == tmp_path / "inbox"
@@ -91,7 +89,7 @@ def test_example_documents_every_key():
 
 def test_example_config_needs_no_key(tmp_path):
     """As shipped, the example uses the local engine: no API key is needed to start."""
-    cfg = settings.load(example(tmp_path), environ={})
+    cfg = checked.load(example(tmp_path), environ={})
     assert cfg.endpoints["openai"].api_key is None
     assert {layer.values.get("endpoint") for layer in cfg.inboxes[0].layers} <= {"local", None}
 
@@ -417,7 +415,7 @@ def test_check_config_refuses_kind_local_without_faster_whisper(tmp_path, monkey
     )
     text += "  - path: inbox/sub\n"
     (tmp_path / "c.yaml").write_text(text)
-    cfg = settings.load(tmp_path / "c.yaml", environ=ENV)
+    cfg = checked.load(tmp_path / "c.yaml", environ=ENV)
     real = importlib.util.find_spec
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name: None if name == "faster_whisper" else real(name)

@@ -11,10 +11,10 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dropscribe.config.schema import Format, SubtitleRules
 from dropscribe.outputs import cues, guard
 from dropscribe.outputs.render import PARAGRAPH_CHARS, Page
 from dropscribe.transcript import Transcript
+from dropscribe.vocab.settings import Format, SubtitleRules
 
 EPS = 1e-6
 WORDS = st.one_of(

@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 
 from dropscribe.config import rules
-from dropscribe.config.schema import FolderSettings
-from dropscribe.config.settings import Format, Inbox, Layer, Task
 from dropscribe.ingest.settle import SettleTracker, Stat
-from dropscribe.ledger.interface import FileRow, JobKey
+from dropscribe.ledger.interface import FileRow
 from dropscribe.outputs import render
 from dropscribe.transcribe import backoff
 from dropscribe.transcript import Transcript
+from dropscribe.vocab.config import Inbox, Layer
+from dropscribe.vocab.settings import FolderSettings, Format, Task
+from dropscribe.vocab.states import JobKey
 
 P = Path("/in/a.wav")
 

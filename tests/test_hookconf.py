@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 
 from conftest import named
 from dropscribe.config import document, files
-from dropscribe.config import settings as configmod
-from dropscribe.config.schema import HookModel
 from dropscribe.errors import ConfigError
+from dropscribe.loading import checked as configmod
 from dropscribe.outputs import hooks
+from dropscribe.vocab.settings import HookModel
 
 PAYLOAD = {"file": "/in/a.wav", "outcome": "done", "sidecars": ["/in/a.txt"], "inbox": "in"}
 

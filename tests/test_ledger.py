@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from dropscribe.config.schema import FolderSettings
-from dropscribe.config.settings import Format, Inbox, Layer
 from dropscribe.ledger import groupcommit
-from dropscribe.ledger.interface import JobKey
 from dropscribe.ledger.store import SqliteLedger
 from dropscribe.outputs import publish
 from dropscribe.transcript import Transcript
+from dropscribe.vocab.config import Inbox, Layer
+from dropscribe.vocab.settings import FolderSettings, Format
+from dropscribe.vocab.states import JobKey
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -144,7 +144,7 @@ def test_unknown_model_offline_is_a_clear_endpoint_error(local, monkeypatch, eve
     local.data["defaults"]["model"] = "large-v3"
     cfg = local.load()
     engine = LocalEngine(cfg.endpoints["here"])
-    from dropscribe.config.schema import FolderSettings
+    from dropscribe.vocab.settings import FolderSettings
 
     with pytest.raises(EndpointError, match="cannot load model 'large-v3'"):
         engine.transcribe(
@@ -204,8 +204,8 @@ def test_subtitles_from_real_speech_obey_the_folder_rules(local, events, monkeyp
 
     from faster_whisper import BatchedInferencePipeline
 
-    from dropscribe.config.schema import SubtitleRules
     from dropscribe.transcribe import batched
+    from dropscribe.vocab.settings import SubtitleRules
 
     monkeypatch.setattr(batched, "WINDOW_SECONDS", 20)  # several windows, not one
     monkeypatch.setattr(batched, "VAD_SECONDS", 7)

@@ -14,11 +14,12 @@ import threading
 import pytest
 
 from conftest import DaemonProcess, make_wav, named, wait_for, write_tones
-from dropscribe.audio import chunked, split, stitch, transcode
-from dropscribe.config.schema import FolderSettings
-from dropscribe.config.settings import Endpoint
+from dropscribe.audio import split, stitch, transcode
+from dropscribe.jobs import chunked
 from dropscribe.service import Daemon
 from dropscribe.transcript import Transcript
+from dropscribe.vocab.endpoints import Endpoint
+from dropscribe.vocab.settings import FolderSettings
 from fakeapi import FakeAPI, tone_answer
 
 # 24 tones of 4 s, each followed by a 1 s pause: a two-minute "recording".

@@ -12,9 +12,9 @@ import pytest
 from conftest import API_KEY, make_wav, named, write_tones
 from dropscribe.audio import stitch
 from dropscribe.commands import status
-from dropscribe.config.schema import ModelModel
 from dropscribe.service import Daemon
 from dropscribe.transcribe import models
+from dropscribe.vocab.endpoints import ModelModel
 from fakeapi import OPENAI_MODELS, FakeAPI, Rules, tone_answer
 from test_long import cues, hertz
 
@@ -359,8 +359,8 @@ def test_gpt_transcribe_gets_its_own_form_right_the_first_time(setup):
 
 def test_the_vocabulary_goes_where_each_kind_takes_it(setup):
     """whisper-1 gets the vocabulary after its prompt; Mistral as context_bias words."""
-    from dropscribe.config.schema import FolderSettings
     from dropscribe.transcribe import kinds
+    from dropscribe.vocab.settings import FolderSettings
 
     settings = FolderSettings(
         endpoint="e", model="whisper-1", prompt="A call.", vocabulary=("Ada Lovelace", "Grace")

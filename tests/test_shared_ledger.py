@@ -14,13 +14,13 @@ import pytest
 
 import pg
 from conftest import wait_for
-from dropscribe.config import settings as configmod
-from dropscribe.config.settings import SharedLedger
 from dropscribe.errors import ClaimedElsewhere, ConfigError, Fenced, SetupError
-from dropscribe.ledger.interface import FileState, JobKey
 from dropscribe.ledger.places import Places
 from dropscribe.ledger.postgres import PostgresLedger
 from dropscribe.ledger.store import LEDGER_NAME, SqliteLedger
+from dropscribe.loading import checked as configmod
+from dropscribe.vocab.config import SharedLedger
+from dropscribe.vocab.states import FileState, JobKey
 
 KEY = JobKey("d" * 64, "s" * 16)
 

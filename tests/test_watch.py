@@ -11,10 +11,10 @@ import pytest
 from watchdog.observers import Observer
 
 from conftest import API_KEY, make_wav, named, wait_for
-from dropscribe.config.settings import Inbox
 from dropscribe.ingest.watcher import Watcher, filesystem_type, watch_mode
 from dropscribe.outputs import sidecar
 from dropscribe.service import Daemon
+from dropscribe.vocab.config import Inbox
 
 MOUNTINFO = """\
 22 27 0:21 / /proc rw,relatime - proc proc rw

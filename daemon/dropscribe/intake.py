@@ -30,9 +30,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-    from dropscribe.config.schema import FolderSettings
-    from dropscribe.config.settings import Config, Inbox
     from dropscribe.ledger.interface import Ledger
+    from dropscribe.vocab.config import Config, Inbox
+    from dropscribe.vocab.settings import FolderSettings
 
 log = structlog.get_logger("dropscribe")
 

@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from dropscribe.config import reloading
 from dropscribe.dispatch.host import Threads
 from dropscribe.dispatch.processes import ProcessPool
 from dropscribe.errors import SetupError, WorkersFailedError
 from dropscribe.ingest.watcher import Watcher
 from dropscribe.intake import Intake
 from dropscribe.ledger import opening, statedir
+from dropscribe.loading import reloading
 from dropscribe.ops import descriptors
 from dropscribe.ops.metrics import Metrics, MetricsServer
 from dropscribe.ops.notify import Notifier
@@ -32,10 +32,10 @@ if TYPE_CHECKING:
 
     import httpx
 
-    from dropscribe.config.settings import Config
     from dropscribe.jobs.job import Tally
     from dropscribe.ledger.interface import Ledger
     from dropscribe.transcribe.radar import Retiring
+    from dropscribe.vocab.config import Config
 
 log = structlog.get_logger("dropscribe")
 

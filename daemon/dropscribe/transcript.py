@@ -17,9 +17,9 @@ from dropscribe.errors import PermanentError
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from dropscribe.config.schema import FolderSettings
-    from dropscribe.config.settings import Endpoint
     from dropscribe.transcribe import models
+    from dropscribe.vocab.endpoints import Endpoint
+    from dropscribe.vocab.settings import FolderSettings
 
 NORMALISED = {"words", "speaker", "speaker_id"}  # a segment's fields read into others
 MAX_TIME = 1e7  # seconds (115 days): a segment time past this is not a recording's

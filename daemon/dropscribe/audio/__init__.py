@@ -1,2 +1,3 @@
-"""Audio itself: probing it, re-encoding and cutting recordings an endpoint cannot take
-as they are (chunked), and stitching the pieces' transcripts."""
+"""Signal work only: probing audio, re-encoding and cutting it (transcode, split),
+stitching the pieces' transcripts, and reading known voices' clips. What drives the
+uploads of a long recording is the job's (``jobs/chunked.py``)."""

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 import structlog
 
 from dropscribe import __version__
-from dropscribe.commands import migrate, retry, status
-from dropscribe.config import preflight, settings
+from dropscribe.commands import migrate, rehearse, retry, status
+from dropscribe.config import preflight
 from dropscribe.errors import (
     AlreadyRunningError,
     ConfigError,
@@ -26,12 +26,15 @@ from dropscribe.errors import (
     StateLostError,
     WorkersFailedError,
 )
+from dropscribe.loading import checked
 from dropscribe.ops import log, progress
 from dropscribe.transcribe import lookout
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from types import FrameType
+
+    from dropscribe.vocab.config import Config
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -65,6 +68,7 @@ def _parser() -> argparse.ArgumentParser:
         ("retry", "put quarantined recordings back into their inbox to be tried again"),
         ("explain", "which inbox and rules apply to a file, its settings and its ledger state"),
         ("ledger", "ledger migrate: copy the SQLite ledger into the shared one (ledger: url:)"),
+        ("rehearse", "try a new model on an inbox's finished recordings (NAME.next.EXT)"),
     ):
         cmd = sub.add_parser(
             name,
@@ -91,6 +95,18 @@ def _parser() -> argparse.ArgumentParser:
             cmd.add_argument("path", metavar="PATH", help="a file in (or meant for) an inbox")
         if name == "ledger":
             cmd.add_argument("action", choices=["migrate"], help="what to do with the ledger")
+        if name == "rehearse":
+            cmd.add_argument("--inbox", required=True, metavar="PATH", help="the inbox's path")
+            cmd.add_argument("--model", required=True, help="the model to try")
+            cmd.add_argument("--endpoint", help="the endpoint to try it on (default: the inbox's)")
+            cmd.add_argument(
+                "--sample", type=int, default=5, metavar="N", help="recordings to try (default 5)"
+            )
+            cmd.add_argument(
+                "--apply",
+                action="store_true",
+                help="then set the inbox's model: in the config file (a backup beside it)",
+            )
     return parser
 
 
@@ -102,7 +118,7 @@ READERS = (
 )  # commands that work on a ledger, not an endpoint
 
 
-def _read(args: argparse.Namespace, cfg: settings.Config) -> int:
+def _read(args: argparse.Namespace, cfg: Config) -> int:
     """A command that works on the ledger (READERS)."""
     if getattr(args, "state_dir", None):
         cfg = dataclasses.replace(cfg, state_dir=Path(args.state_dir).expanduser().absolute())
@@ -118,6 +134,21 @@ def _read(args: argparse.Namespace, cfg: settings.Config) -> int:
     return retry.retry(cfg, [Path(p).resolve() for p in args.paths])
 
 
+def _check(cfg: Config) -> int:
+    """check-config beyond the file: problems (exit 2), then what will stop working."""
+    for warning in preflight.warnings(cfg):
+        print(f"dropscribe: {cfg.source}: warning: {warning}", file=sys.stderr)
+    found = preflight.problems(cfg)
+    for reason in found:
+        print(f"dropscribe: {cfg.source}: {reason}", file=sys.stderr)
+    for line in lookout.announced_lines(cfg, dt.datetime.now(dt.UTC).date()):
+        print(f"dropscribe: {cfg.source}: warning: {line}", file=sys.stderr)
+    if found:
+        return EXIT_CONFIG
+    print(f"{cfg.source}: ok ({len(cfg.inboxes)} inboxes, {len(cfg.endpoints)} endpoints)")
+    return EXIT_OK
+
+
 def _fail(message: str) -> int:
     print(f"dropscribe: {message}", file=sys.stderr)
     return EXIT_CONFIG
@@ -128,23 +159,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.reconfigure(errors="surrogateescape")  # (a non-UTF-8 name cannot crash)
     args = _parser().parse_args(argv)
     try:  # status, explain and retry send nothing: they need no API key
-        cfg = settings.load(args.config, keys=args.command not in READERS)
+        cfg = checked.load(args.config, keys=args.command not in READERS)
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"dropscribe: {problem}", file=sys.stderr)
         return EXIT_CONFIG
     if args.command == "check-config":
-        today = dt.datetime.now(dt.UTC).date()
-        for warning in [*preflight.warnings(cfg), *lookout.announced_lines(cfg, today)]:
-            print(f"dropscribe: {cfg.source}: warning: {warning}", file=sys.stderr)
-        if found := preflight.problems(cfg):
-            for reason in found:
-                print(f"dropscribe: {cfg.source}: {reason}", file=sys.stderr)
-            return EXIT_CONFIG
-        print(f"{cfg.source}: ok ({len(cfg.inboxes)} inboxes, {len(cfg.endpoints)} endpoints)")
-        return EXIT_OK
+        return _check(cfg)
     if args.command in READERS:
         return _read(args, cfg)
+    if args.command == "rehearse":
+        log.configure("auto", "warning")
+        inbox = Path(args.inbox).expanduser().resolve()
+        return rehearse.rehearse(
+            cfg, inbox, args.model, args.endpoint, max(1, args.sample), apply=args.apply
+        )
     once = args.command == "once"
     bar = once and sys.stderr.isatty() and cfg.log_format != "json"
     # once on a terminal: a progress bar, and only warnings and errors as events.
@@ -172,7 +201,7 @@ class SignalFlag:
 
 
 def _serve(
-    cfg: settings.Config,
+    cfg: Config,
     *,
     once: bool,
     level: str,

@@ -16,7 +16,7 @@ from dropscribe.ledger.store import LEDGER_NAME
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from dropscribe.config import settings
+    from dropscribe.vocab.config import Config
 
 # table -> its columns, in the order both ledgers name them
 TABLES: dict[str, tuple[str, ...]] = {
@@ -34,7 +34,7 @@ TABLES: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 
 
-def migrate(cfg: settings.Config) -> int:
+def migrate(cfg: Config) -> int:
     """Copy every row the shared ledger lacks; rows it has already are kept as they are."""
     if cfg.ledger is None:
         return fail("ledger migrate: the config names no shared ledger (ledger: url:)")

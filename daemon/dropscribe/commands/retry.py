@@ -10,16 +10,16 @@ from typing import TYPE_CHECKING
 from dropscribe.commands.console import EXIT_FAILED, EXIT_OK, fail, say
 from dropscribe.errors import DropscribeError
 from dropscribe.ledger import opening
-from dropscribe.ledger.interface import JobKey
 from dropscribe.outputs import disposition
+from dropscribe.vocab.states import JobKey
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from dropscribe.config import settings
+    from dropscribe.vocab.config import Config
 
 
-def retry(cfg: settings.Config, paths: list[Path]) -> int:
+def retry(cfg: Config, paths: list[Path]) -> int:
     """Move quarantined recordings back and reset their attempts; the daemon picks them up."""
     where = cfg.ledger.url if cfg.ledger else str(cfg.state_dir)
     try:

@@ -16,19 +16,19 @@ from dropscribe.commands.console import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, fail,
 from dropscribe.config import rules
 from dropscribe.errors import DropscribeError
 from dropscribe.ledger import opening
-from dropscribe.ledger.interface import FileState
 from dropscribe.ledger.store import LEDGER_NAME
 from dropscribe.outputs import disposition
 from dropscribe.transcribe import gone, kinds, limits, lookout
+from dropscribe.vocab.states import FileState
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from dropscribe.config import settings
     from dropscribe.ledger.leases import ClaimRow, HostRow
+    from dropscribe.vocab.config import Config
 
 
-def status(cfg: settings.Config) -> int:
+def status(cfg: Config) -> int:
     where = cfg.ledger.url if cfg.ledger else str(cfg.state_dir / LEDGER_NAME)
     hosts: list[HostRow] = []
     claims: list[ClaimRow] = []
@@ -67,7 +67,7 @@ def status(cfg: settings.Config) -> int:
 
 
 def _models(
-    cfg: settings.Config,
+    cfg: Config,
     gone_models: list[tuple[str, str, str | None]],
     retiring: list[lookout.Notice],
 ) -> None:
@@ -99,7 +99,7 @@ def _hosts(hosts: list[HostRow], claims: list[ClaimRow], lease: float) -> None:
             say(f"  {claim.path}: {claim.host}, for {claim.age:.0f} s ({left})")
 
 
-def explain(cfg: settings.Config, path: Path) -> int:
+def explain(cfg: Config, path: Path) -> int:
     """Say what dropscribe would do with ``path``, and what it did."""
     inboxes = [i for i in cfg.inboxes if path == i.path or i.path in path.parents]
     if not inboxes:
@@ -164,7 +164,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _explain_ledger(cfg: settings.Config, path: Path) -> bool:
+def _explain_ledger(cfg: Config, path: Path) -> bool:
     """Print what the ledger knows of ``path``; False (said why) if it cannot be read."""
     try:
         store = opening.existing(cfg)

@@ -86,3 +86,22 @@ def _not_a_file(mode: int) -> OSError:
         return OSError(errno.EISDIR, os.strerror(errno.EISDIR))
     what = next((name for test, name in KINDS if test(mode)), "something other than a file")
     return OSError(errno.EINVAL, f"is {what}, not a regular file")
+
+
+def default_state_dir() -> Path:
+    """``$STATE_DIRECTORY`` under systemd; for root, /var/lib/dropscribe (the shipped
+    unit's, so that status, explain and retry from a root shell find its ledger); else
+    the XDG state home."""
+    if systemd := os.environ.get("STATE_DIRECTORY"):
+        return Path(systemd.split(":")[0])
+    if os.geteuid() == 0:
+        return Path("/var/lib/dropscribe")
+    xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(xdg) / "dropscribe"
+
+
+def chosen_state_dir(base: Path, setting: str | None) -> Path:
+    """The config's ``state_dir`` (relative to the config's folder), else the default."""
+    if setting:
+        return (base / Path(setting).expanduser()).resolve()
+    return default_state_dir()

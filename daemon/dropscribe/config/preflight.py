@@ -16,7 +16,7 @@ from dropscribe.config import rules
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from dropscribe.config.settings import Config
+    from dropscribe.vocab.config import Config
 
 
 def writable(folder: Path) -> bool:

@@ -8,14 +8,15 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from dropscribe.config.schema import FolderSettings, Format
-from dropscribe.ledger.interface import FileState
+from dropscribe.vocab.settings import FolderSettings, Format
+from dropscribe.vocab.states import FileState
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
-    from dropscribe.config.settings import Config, Inbox, Layer
-    from dropscribe.ledger.interface import FileRow, JobKey
+    from dropscribe.ledger.interface import FileRow
+    from dropscribe.vocab.config import Config, Inbox, Layer
+    from dropscribe.vocab.states import JobKey
 
 # Folder names that only ever hold another tool's bookkeeping, never a new recording.
 JUNK_FOLDERS = {

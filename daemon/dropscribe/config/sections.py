@@ -5,32 +5,19 @@ with its API key read, from a variable, a file or systemd's credentials) and
 from __future__ import annotations
 
 import importlib.util
-import socket
 import urllib.parse
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dropscribe.config import keyfile
-from dropscribe.config.schema import Endpoint
+from dropscribe.vocab.config import SharedLedger
+from dropscribe.vocab.endpoints import Endpoint
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from dropscribe.config.locate import KeyPath
-    from dropscribe.config.schema import EndpointModel, LedgerModel
-
-
-@dataclass(frozen=True)
-class SharedLedger:
-    """``ledger:``, resolved: the PostgreSQL database several hosts share."""
-
-    url: str  # holds no password (one in the URL is refused)
-    password: str | None = field(default=None, repr=False)
-    host: str = ""  # this host's name among them ("": the hostname)
-    lease_seconds: float = 60.0
-
-    def host_name(self) -> str:
-        return self.host or socket.gethostname()
+    from dropscribe.config.schema import LedgerModel
+    from dropscribe.vocab.endpoints import EndpointModel
 
 
 def shared_ledger(

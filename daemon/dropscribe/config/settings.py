@@ -8,39 +8,39 @@ and the key path it concerns, and the whole list raised as one ConfigError.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import structlog
 from pydantic import ValidationError
 
-from dropscribe.config import document, files, sections, voices
+from dropscribe.config import document, files, sections
 from dropscribe.config.keyfile import unreadable
 from dropscribe.config.locate import KeyPath, dotted, from_pydantic, line_of
 from dropscribe.config.schema import (
-    AUDIO_EXTENSIONS,
     ConfigModel,
-    Endpoint,
-    EndpointModel,
-    FolderSettings,
-    Format,
-    HookModel,
     InboxModel,
     LogModel,
     MetricsModel,
     RuleModel,
     SettingsModel,
-    StrictModel,
-    Task,
     process_count,
 )
-from dropscribe.config.sections import SharedLedger
 from dropscribe.errors import ConfigError, Problem
-from dropscribe.ledger.statedir import chosen_state_dir
-from dropscribe.ops import log
-from dropscribe.transcribe import models
+from dropscribe.vocab.config import Config, Inbox, Layer, SharedLedger
+from dropscribe.vocab.endpoints import Endpoint, EndpointModel
+from dropscribe.vocab.settings import (
+    AUDIO_EXTENSIONS,
+    FolderSettings,
+    Format,
+    HookModel,
+    StrictModel,
+    Task,
+)
 
+# The ground floor's names (``dropscribe.vocab``), importable from here while branches in
+# flight still do so.
 __all__ = [
     "AUDIO_EXTENSIONS",
     "Config",
@@ -62,60 +62,31 @@ __all__ = [
     "load",
 ]
 
-# ---------------------------------------------------------------- the typed result
-
 SETTING_NAMES = tuple(FolderSettings.model_fields)
 
-
-@dataclass(frozen=True)
-class Layer:
-    """Settings given at one level (defaults, inbox or rule): only the keys set there."""
-
-    values: dict[str, Any]
-    match: str | None = None
-    folder: str | None = None
-
-
-@dataclass(frozen=True)
-class Inbox:
-    name: str
-    path: Path
-    recursive: bool
-    include: tuple[str, ...]
-    exclude: tuple[str, ...]
-    layers: tuple[Layer, ...]  # defaults, the inbox itself, then its rules in order
-    follow_symlinks: bool = False
-    failed_dir: Path = Path()  # where failed sources go, with a .error.json each
-    done_dir: Path = Path()  # where sources go after success with after: move
-    watch: str = "auto"  # auto | native (inotify) | poll
-    poll_seconds: float = 5.0
-
-
-@dataclass(frozen=True)
-class Config:
-    source: Path
-    endpoints: dict[str, Endpoint]
-    inboxes: tuple[Inbox, ...]
-    workers: int
-    state_dir: Path
-    rescan_seconds: float
-    shutdown_grace: float
-    log_format: str
-    log_level: str
-    metrics: tuple[str, int] | None = None  # (host, port) of /metrics and /healthz
-    processes: int = 1  # worker processes sharing the workers (1: threads in this one)
-    ledger: SharedLedger | None = None  # None: SQLite in state_dir, this host's alone
+# What the caller knows of the engines, checked at each level (an inbox with the
+# defaults, then each of its rules) whose endpoint and model are set: what that
+# endpoint cannot do with those values is told to ``problem``. Config itself knows
+# no kind or model (``loading.checked`` does).
+Report = Callable[[KeyPath, str], None]
+Check = Callable[[Endpoint, dict[str, Any], KeyPath, Report], None]
 
 
 # ---------------------------------------------------------------- loading
 
 
 def load(
-    path: str | os.PathLike[str], environ: dict[str, str] | None = None, *, keys: bool = True
+    path: str | os.PathLike[str],
+    environ: dict[str, str] | None = None,
+    *,
+    keys: bool = True,
+    check: Check | None = None,
 ) -> Config:
     """Read, validate and resolve a config file, or raise ConfigError with every problem
     (and nothing else: a reload keeps the running config on a ConfigError).
-    ``keys=False``: API keys are not read (status, explain and retry need none)."""
+    ``keys=False``: API keys are not read (status, explain and retry need none).
+    ``check``: what the engines say of each level; None: only what config knows is
+    checked. The daemon loads through ``loading.checked.load``, which gives it."""
     source = Path(path)
     env = dict(os.environ) if environ is None else environ
     try:
@@ -125,7 +96,7 @@ def load(
             [Problem(str(source), None, "", f"cannot read config: {unreadable(exc)}")]
         ) from None
     try:
-        return parse(text, source, env, keys=keys)
+        return parse(text, source, env, keys=keys, check=check)
     except ConfigError:
         raise
     except Exception as exc:
@@ -134,7 +105,14 @@ def load(
         raise ConfigError([Problem(str(source), None, "", message)]) from None
 
 
-def parse(text: str, source: Path, environ: dict[str, str], *, keys: bool = True) -> Config:
+def parse(
+    text: str,
+    source: Path,
+    environ: dict[str, str],
+    *,
+    keys: bool = True,
+    check: Check | None = None,
+) -> Config:
     fname = str(source)
     raw, lines, problems = document.parse(text, fname)
     if not isinstance(raw, dict):
@@ -147,12 +125,9 @@ def parse(text: str, source: Path, environ: dict[str, str], *, keys: bool = True
         # Still check what did validate (keys, inbox folders), so that one run of
         # check-config lists every problem, not just the schema's.
         model = _valid_parts(raw)
-    config = _resolve(model, source, environ, lines, problems, raw, keys)
+    config = _resolve(model, source, environ, lines, problems, raw, keys, check)
     if problems:  # a value no path can hold is said once, not once more by its use
         raise ConfigError(list(dict.fromkeys(problems)))
-    log.hide(*(endpoint.api_key for endpoint in config.endpoints.values()))
-    if config.ledger is not None and config.ledger.password:
-        log.hide(config.ledger.password)
     return config
 
 
@@ -188,6 +163,7 @@ def _resolve(
     problems: list[Problem],
     raw: dict[str, Any],
     keys: bool,
+    check: Check | None,
 ) -> Config:
     base = source.parent.resolve()
     fname = str(source)
@@ -243,7 +219,7 @@ def _resolve(
             if ep_name is not None and ep_name not in known:
                 at = (*where, "endpoint") if rindex == 0 else (*where, "rules", rindex - 1)
                 problem(at, f"unknown endpoint {ep_name!r}; defined: {', '.join(known)}")
-        _check_models(endpoints, merged, layers[2:], where, problem)
+        _check_levels(endpoints, merged, layers[2:], where, problem, check)
         name = _inbox_name(inbox.name, path, names, where, problem)
         inboxes.append(
             Inbox(
@@ -268,7 +244,7 @@ def _resolve(
         processes=process_count(
             model.processes, (ep.kind for n, ep in endpoints.items() if n in used), os.cpu_count()
         ),
-        state_dir=chosen_state_dir(base, _state_dir(model.state_dir, base, problem)),
+        state_dir=files.chosen_state_dir(base, _state_dir(model.state_dir, base, problem)),
         rescan_seconds=model.rescan_seconds,
         shutdown_grace=model.shutdown_grace,
         log_format=model.log.format,
@@ -294,27 +270,24 @@ def _inbox_name(
     return name
 
 
-def _check_models(
+def _check_levels(
     endpoints: dict[str, Endpoint],
     merged: dict[str, Any],
     rules: list[Layer],
     where: KeyPath,
-    problem: Any,
+    problem: Report,
+    check: Check | None,
 ) -> None:
-    """Refuse what no request to the model can do: a translation by a model that only
-    transcribes (on OpenAI, translations are whisper-1's alone), speaker labels from an
-    endpoint that gives none (``voices.check``)."""
+    """``check`` each level whose endpoint and model are set: the inbox (with the
+    defaults), then each rule over it."""
+    if check is None:
+        return
     for index, rule in enumerate([None, *rules]):
         values = {**merged, **(rule.values if rule is not None else {})}
         endpoint = endpoints.get(values.get("endpoint", ""))
-        model = values.get("model")
         at = where if rule is None else (*where, "rules", index - 1)
-        if endpoint is not None and model is not None:
-            voices.check(endpoint, values, at, problem)
-        if endpoint is None or model is None or endpoint.kind == "local":
-            continue
-        if values.get("task") is Task.TRANSLATE and not models.of(endpoint, model).translate:
-            problem((*at, "task"), models.cannot_translate(endpoint, model))
+        if endpoint is not None and values.get("model") is not None:
+            check(endpoint, values, at, problem)
 
 
 def _own_folder(inbox: Path, name: str, where: KeyPath, problem: Any) -> Path:

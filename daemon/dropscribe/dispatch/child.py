@@ -30,9 +30,9 @@ if TYPE_CHECKING:
     from multiprocessing.connection import Connection
     from pathlib import Path
 
-    from dropscribe.config.settings import Config
     from dropscribe.jobs.job import Outcome, SettledFile
-    from dropscribe.ledger.interface import JobKey
+    from dropscribe.vocab.config import Config
+    from dropscribe.vocab.states import JobKey
 
 METRICS_SECONDS = 2.0  # how often a worker process sends its upload metrics
 

@@ -20,10 +20,12 @@ if TYPE_CHECKING:
 
     import httpx
 
-    from dropscribe.config.settings import Config, Endpoint, Inbox
     from dropscribe.jobs.job import Outcome, SettledFile, Tally
-    from dropscribe.ledger.interface import JobKey, Ledger
+    from dropscribe.ledger.interface import Ledger
     from dropscribe.ops.metrics import Metrics
+    from dropscribe.vocab.config import Config, Inbox
+    from dropscribe.vocab.endpoints import Endpoint
+    from dropscribe.vocab.states import JobKey
 
 
 def share(endpoint: Endpoint, processes: int) -> Endpoint:

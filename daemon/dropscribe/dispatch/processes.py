@@ -37,9 +37,9 @@ if TYPE_CHECKING:
     from multiprocessing.connection import Connection
     from multiprocessing.context import SpawnProcess
 
-    from dropscribe.config.settings import Config
     from dropscribe.dispatch.child import Snapshot
     from dropscribe.ops.metrics import Metrics
+    from dropscribe.vocab.config import Config
 
 log = structlog.get_logger("dropscribe")
 

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
     from watchdog.observers.api import BaseObserver
 
-    from dropscribe.config.settings import Inbox
+    from dropscribe.vocab.config import Inbox
 
 log = structlog.get_logger("dropscribe.watcher")
 

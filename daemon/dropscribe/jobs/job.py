@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from dropscribe.config.schema import FolderSettings
-    from dropscribe.config.settings import Inbox
     from dropscribe.ingest.source import Opened
-    from dropscribe.ledger.interface import Claim, JobKey
+    from dropscribe.ledger.interface import Claim
+    from dropscribe.vocab.config import Inbox
+    from dropscribe.vocab.settings import FolderSettings
+    from dropscribe.vocab.states import JobKey
 
 
 class Outcome(StrEnum):

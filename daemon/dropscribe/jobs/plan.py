@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from dropscribe.audio import chunked
 from dropscribe.errors import PermanentError, Replan
+from dropscribe.jobs import chunked
 
 if TYPE_CHECKING:
     from dropscribe.audio.probe import Probe

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from dropscribe.audio import chunked, probe
+from dropscribe.audio import probe
 from dropscribe.config import preflight, rules
 from dropscribe.errors import (
     Abandoned,
@@ -37,22 +37,23 @@ from dropscribe.errors import (
     TranscriptionError,
 )
 from dropscribe.ingest import source
-from dropscribe.jobs import plan, verdicts
+from dropscribe.jobs import chunked, plan, verdicts
 from dropscribe.jobs.job import Job, Outcome, SettledFile, Tally
-from dropscribe.ledger.interface import WRITE_FAILED, FileState, JobKey, JobState
+from dropscribe.ledger.interface import WRITE_FAILED
 from dropscribe.ops.metrics import Metrics
 from dropscribe.outputs import publish
 from dropscribe.transcribe.uploader import Uploader
 from dropscribe.transcript import Transcript
+from dropscribe.vocab.states import FileState, JobKey, JobState
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from contextlib import AbstractContextManager
     from pathlib import Path
 
-    from dropscribe.config.settings import Inbox
     from dropscribe.ledger.interface import FileRow, Ledger
     from dropscribe.transcript import Transcriber
+    from dropscribe.vocab.config import Inbox
 
 log = structlog.get_logger("dropscribe")
 

@@ -13,8 +13,8 @@ import structlog
 
 from dropscribe.errors import PermanentError
 from dropscribe.jobs.job import Outcome
-from dropscribe.ledger.interface import FileState
 from dropscribe.outputs import disposition, hooks
+from dropscribe.vocab.states import FileState
 
 if TYPE_CHECKING:
     from dropscribe.errors import SidecarError, TranscriptionError

@@ -22,7 +22,7 @@ from dropscribe.errors import LedgerUnavailable, SetupError
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from dropscribe.config.settings import SharedLedger
+    from dropscribe.vocab.config import SharedLedger
 
 log = structlog.get_logger("dropscribe")
 

@@ -13,69 +13,35 @@ the ledger cannot take (a full disk, a database away) raises one of ``WRITE_FAIL
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass, replace
-from enum import StrEnum
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from dropscribe.errors import LedgerUnavailable
+from dropscribe.vocab.states import FileState, JobKey, JobState
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
     from pathlib import Path
 
 
+# The ground floor's names, importable from here while branches in flight still do so;
+# import them from ``dropscribe.vocab.states``.
+__all__ = [
+    "WRITE_FAILED",
+    "ChunkRow",
+    "Claim",
+    "FileRow",
+    "FileState",
+    "JobKey",
+    "JobRow",
+    "JobState",
+    "Ledger",
+]
+
 # What any backend's write raises when the ledger cannot take it: SQLite's errors (a
 # full state_dir: "database or disk is full"), a shared ledger's LedgerUnavailable. A
 # caller holding something paid for keeps it, and says so (``ledger.write_failed``).
 WRITE_FAILED: tuple[type[Exception], ...] = (sqlite3.Error, LedgerUnavailable)
-
-
-class FileState(StrEnum):
-    """Where one path in an inbox stands (``files.state``)."""
-
-    UPLOADING = "uploading"  # its job is under way (or was, when the daemon stopped)
-    DONE = "done"  # its sidecars are written
-    ERROR = "error"  # the last try failed; it is tried again
-    FAILED = "failed"  # quarantined: tried again only after ``dropscribe retry``
-
-
-class JobState(StrEnum):
-    """Where one transcript stands (``jobs.state``)."""
-
-    UPLOADING = "uploading"
-    RETRYING = "retrying"  # an attempt failed; another follows
-    FAILED = "failed"  # no attempt is left
-    RETRY = "retry"  # its attempts were reset by ``dropscribe retry``
-    DONE = "done"  # the transcript is stored
-
-
-@dataclass(frozen=True, slots=True)
-class JobKey:
-    """What a transcript is of: the content's fingerprint and the hash of the settings
-    that shape it; with ``chunk``, one chunk of that job (its own attempts)."""
-
-    digest: str
-    shaping: str
-    chunk: int | None = None
-
-    def __str__(self) -> str:
-        whole = f"{self.digest}:{self.shaping}"
-        return whole if self.chunk is None else f"{whole}#{self.chunk:04d}"
-
-    @classmethod
-    def parse(cls, text: str) -> JobKey:
-        """The key a ledger row or an error report holds, as ``str()`` wrote it."""
-        whole, _, chunk = text.partition("#")
-        digest, _, shaping = whole.partition(":")
-        return cls(digest, shaping, int(chunk) if chunk else None)
-
-    def of_chunk(self, idx: int) -> JobKey:
-        return replace(self, chunk=idx)
-
-    def chunk_range(self) -> tuple[str, str]:
-        """The range [low, high) of this job's chunk keys as text (``key#...``): a range
-        searches an index, where a LIKE (case-insensitive) reads every row."""
-        return f"{self}#", f"{self}$"  # "$" follows "#": nothing sorts between the two
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     import psycopg
 
     from dropscribe.ledger.database import Database
-    from dropscribe.ledger.interface import JobKey
+    from dropscribe.vocab.states import JobKey
 
 log = structlog.get_logger("dropscribe")
 

@@ -13,8 +13,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-    from dropscribe.config.settings import Config
     from dropscribe.ledger.interface import Ledger
+    from dropscribe.vocab.config import Config
 
 
 @runtime_checkable

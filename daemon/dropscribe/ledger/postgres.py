@@ -21,16 +21,17 @@ from dropscribe import names
 from dropscribe.errors import SetupError
 from dropscribe.ledger import queries
 from dropscribe.ledger.database import Database
-from dropscribe.ledger.interface import Claim, FileRow, FileState, JobKey, JobRow, JobState
 from dropscribe.ledger.leases import ClaimRow, HostRow, Leases
 from dropscribe.ledger.queries import Reads, file_row, job_row
+from dropscribe.vocab.states import FileState, JobKey, JobState
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
     from pathlib import Path
 
-    from dropscribe.config.settings import SharedLedger
+    from dropscribe.ledger.interface import Claim, FileRow, JobRow
     from dropscribe.ledger.places import Places
+    from dropscribe.vocab.config import SharedLedger
 
 SCHEMA_VERSION = 1
 SCHEMA = """

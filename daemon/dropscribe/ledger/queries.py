@@ -11,7 +11,8 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from dropscribe import names
-from dropscribe.ledger.interface import ChunkRow, FileRow, JobKey, JobRow
+from dropscribe.ledger.interface import ChunkRow, FileRow, JobRow
+from dropscribe.vocab.states import JobKey
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -22,27 +22,8 @@ from dropscribe.ledger.opening import open_ledger
 log = structlog.get_logger("dropscribe")
 
 if TYPE_CHECKING:
-    from dropscribe.config.settings import Config
     from dropscribe.ledger.interface import Ledger
-
-
-def default_state_dir() -> Path:
-    """``$STATE_DIRECTORY`` under systemd; for root, /var/lib/dropscribe (the shipped
-    unit's, so that status, explain and retry from a root shell find its ledger); else
-    the XDG state home."""
-    if systemd := os.environ.get("STATE_DIRECTORY"):
-        return Path(systemd.split(":")[0])
-    if os.geteuid() == 0:
-        return Path("/var/lib/dropscribe")
-    xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(xdg) / "dropscribe"
-
-
-def chosen_state_dir(base: Path, setting: str | None) -> Path:
-    """The config's ``state_dir`` (relative to the config's folder), else the default."""
-    if setting:
-        return (base / Path(setting).expanduser()).resolve()
-    return default_state_dir()
+    from dropscribe.vocab.config import Config
 
 
 def check(state_dir: Path, lock: int) -> None:

@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING, Any
 from dropscribe import names
 from dropscribe.ledger import migrations, queries
 from dropscribe.ledger.groupcommit import GroupCommit
-from dropscribe.ledger.interface import Claim, FileState, JobKey, JobRow, JobState
+from dropscribe.ledger.interface import Claim, JobRow
 from dropscribe.ledger.queries import Reads
+from dropscribe.vocab.states import FileState, JobKey, JobState
 
 if TYPE_CHECKING:
     import sqlite3

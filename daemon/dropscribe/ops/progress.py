@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
-    from dropscribe.config.settings import Config
     from dropscribe.jobs.job import Tally
+    from dropscribe.vocab.config import Config
 
 WIDTH = 30
 CLEAR = "\r\x1b[2K"

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, NamedTuple
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from dropscribe.config.schema import SubtitleRules
     from dropscribe.transcript import Transcript
+    from dropscribe.vocab.settings import SubtitleRules
 
 PAUSE_BREAK = 1.5  # seconds of silence a cue never spans
 SPEECH_CPS = 15.0  # characters a second, to time a text that came without any duration

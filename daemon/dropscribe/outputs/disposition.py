@@ -27,8 +27,8 @@ from dropscribe.outputs import sidecar
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from dropscribe.config.settings import Inbox
     from dropscribe.ingest.source import Opened
+    from dropscribe.vocab.config import Inbox
 
 ERROR_SUFFIX = ".error.json"
 NAME_MAX = 255  # bytes in a file name, on every Linux filesystem we write to

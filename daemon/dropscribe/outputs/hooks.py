@@ -29,7 +29,7 @@ import structlog
 from dropscribe import names
 
 if TYPE_CHECKING:
-    from dropscribe.config.schema import HookModel
+    from dropscribe.vocab.settings import HookModel
 
 log = structlog.get_logger("dropscribe")
 

@@ -28,7 +28,7 @@ from dropscribe import names
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from dropscribe.ledger.interface import JobKey
+    from dropscribe.vocab.states import JobKey
 
 XATTR = "user.dropscribe"
 FALLBACK_SUFFIX = ".dropscribe-mark"

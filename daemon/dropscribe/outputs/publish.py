@@ -12,19 +12,19 @@ import structlog
 
 from dropscribe import beneath, names
 from dropscribe.config import rules
-from dropscribe.config.schema import Format
 from dropscribe.errors import SidecarError
-from dropscribe.ledger.interface import FileState, JobKey
 from dropscribe.outputs import disposition, marks, render, sidecar
+from dropscribe.vocab.settings import Format
+from dropscribe.vocab.states import FileState, JobKey
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
-    from dropscribe.config.schema import FolderSettings
-    from dropscribe.config.settings import Inbox
     from dropscribe.ledger.interface import Claim, Ledger
     from dropscribe.transcript import Transcript
+    from dropscribe.vocab.config import Inbox
+    from dropscribe.vocab.settings import FolderSettings
 
 log = structlog.get_logger("dropscribe")
 

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from dropscribe import markup
-from dropscribe.config.schema import Format, SubtitleRules
 from dropscribe.outputs import cues, guard
+from dropscribe.vocab.settings import Format, SubtitleRules
 
 if TYPE_CHECKING:
     from datetime import datetime

@@ -25,7 +25,7 @@ from dropscribe.outputs import marks
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from dropscribe.ledger.interface import JobKey
+    from dropscribe.vocab.states import JobKey
 
 TEMP_SUFFIX = ".dropscribe-tmp"
 

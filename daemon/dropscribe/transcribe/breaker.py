@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from dropscribe.config.settings import Endpoint
+    from dropscribe.vocab.endpoints import Endpoint
 
 
 @dataclass

@@ -13,8 +13,8 @@ if TYPE_CHECKING:
 
     import httpx
 
-    from dropscribe.config.settings import Endpoint
     from dropscribe.transcript import Transcriber
+    from dropscribe.vocab.endpoints import Endpoint
 
 
 def make_client(

@@ -23,9 +23,9 @@ from dropscribe.transcribe.limits import where
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from dropscribe.config.settings import Endpoint
     from dropscribe.errors import TranscriptionError
     from dropscribe.ledger.interface import Ledger
+    from dropscribe.vocab.endpoints import Endpoint
 
 log = structlog.get_logger("dropscribe")
 

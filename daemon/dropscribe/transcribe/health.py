@@ -17,9 +17,9 @@ from dropscribe.transcribe.limiter import Limiter
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from dropscribe.config.settings import Endpoint
     from dropscribe.errors import EndpointError, TranscriptionError
     from dropscribe.ops.metrics import Metrics
+    from dropscribe.vocab.endpoints import Endpoint
 
 log = structlog.get_logger("dropscribe")
 

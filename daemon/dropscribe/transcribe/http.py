@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from dropscribe import __version__, names
-from dropscribe.config import voices
+from dropscribe.audio import voices
 from dropscribe.errors import (
     EndpointError,
     ModelGone,
@@ -36,8 +36,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
-    from dropscribe.config.schema import FolderSettings
-    from dropscribe.config.settings import Endpoint
+    from dropscribe.vocab.endpoints import Endpoint
+    from dropscribe.vocab.settings import FolderSettings
 
 # Part content types by extension; httpx's guess knows none of the Ogg or m4a spellings.
 MIME_TYPES = {
@@ -383,7 +383,9 @@ def _error_message(raw: bytes, scrub: Callable[[str], str]) -> tuple[str, str | 
             raw_code = error.get("code") or error.get("type")
             code = str(raw_code) if raw_code is not None else None
             param = error.get("param") if isinstance(error.get("param"), str) else None
-            message = error.get("message", error)
+            # faster-whisper-server: {"detail": {"error": "..."}}; OpenAI: "message"
+            said = error.get("message", error.get("error"))
+            message = said if isinstance(said, str | list) else error
         else:
             message = error
     if isinstance(message, dict) and isinstance(message.get("detail"), list):

@@ -10,22 +10,21 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from dropscribe.config.schema import Task
+from dropscribe.vocab.settings import Task
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from dropscribe.config.schema import FolderSettings
-    from dropscribe.config.settings import Endpoint
-    from dropscribe.config.voices import Voice
+    from dropscribe.audio.voices import Voice
     from dropscribe.transcribe.models import Ask
+    from dropscribe.vocab.endpoints import Endpoint
+    from dropscribe.vocab.settings import FolderSettings
 
 # The kinds whose answers can say who speaks (PROTOCOL.md sections 6.1 and 6.2); on the
 # OpenAI-shaped ones only with a diarizing model. min/max counts: together and asr only.
 SPEAKING = {"openai", "azure", "gateway", "mistral", "together", "asr"}
 COUNTED = {"together", "asr"}
 KNOWN_VOICES = {"openai", "azure", "gateway"}  # known_speaker_names[] + references[]
-MOST_VOICES = 4
 MOST_BIAS = 100  # context_bias items sent at most
 # Choices a kind never sends as such: a refusal naming one is not about this request,
 # and is not learned (Mistral takes no response_format or prompt; asr gets output=json).

@@ -21,8 +21,8 @@ from dropscribe.ledger.interface import WRITE_FAILED
 from dropscribe.transcribe import models
 
 if TYPE_CHECKING:
-    from dropscribe.config.settings import Endpoint
     from dropscribe.ledger.interface import Ledger
+    from dropscribe.vocab.endpoints import Endpoint
 
 # (server, model, param, value) -> (verdict, reason)
 _Verdicts = dict[tuple[str, str, str, str], tuple[str, str | None]]

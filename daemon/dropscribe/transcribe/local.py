@@ -33,18 +33,18 @@ import numpy as np
 import structlog
 
 from dropscribe.audio.transcode import RATE
-from dropscribe.config.schema import Format, Task
 from dropscribe.errors import Abandoned, EndpointError, PermanentError
 from dropscribe.transcribe import heap
 from dropscribe.transcribe.batched import OneByOne, Windows, batches
 from dropscribe.transcript import Transcript
+from dropscribe.vocab.settings import Format, Task
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from dropscribe.config.schema import FolderSettings
-    from dropscribe.config.settings import Endpoint
     from dropscribe.transcribe.models import Ask
+    from dropscribe.vocab.endpoints import Endpoint
+    from dropscribe.vocab.settings import FolderSettings
 
 log = structlog.get_logger("dropscribe")
 

@@ -19,8 +19,9 @@ from dropscribe.transcribe.limits import where
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
-    from dropscribe.config.settings import Config, Endpoint
     from dropscribe.ledger.interface import Ledger
+    from dropscribe.vocab.config import Config
+    from dropscribe.vocab.endpoints import Endpoint
 
 log = structlog.get_logger("dropscribe")
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, NamedTuple
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from dropscribe.config.schema import Endpoint, ModelModel
+    from dropscribe.vocab.endpoints import Endpoint, ModelModel
 
 
 class Chunking(StrEnum):

@@ -26,24 +26,25 @@ from dropscribe.errors import (
     RetryableError,
     TranscriptionError,
 )
-from dropscribe.ledger.interface import JobState
 from dropscribe.ops.metrics import Metrics
 from dropscribe.transcribe import backoff, kinds, models
 from dropscribe.transcribe.clients import Clients
 from dropscribe.transcribe.gone import Gone
 from dropscribe.transcribe.health import Health
 from dropscribe.transcribe.limits import Limits
+from dropscribe.vocab.states import JobState
 
 if TYPE_CHECKING:
     import threading
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
-    from dropscribe.config.schema import FolderSettings
-    from dropscribe.config.settings import Endpoint
-    from dropscribe.ledger.interface import JobKey, Ledger
+    from dropscribe.ledger.interface import Ledger
     from dropscribe.transcribe.limiter import Limiter
     from dropscribe.transcript import Transcriber, Transcript
+    from dropscribe.vocab.endpoints import Endpoint
+    from dropscribe.vocab.settings import FolderSettings
+    from dropscribe.vocab.states import JobKey
 
 log = structlog.get_logger("dropscribe")
 

@@ -22,8 +22,8 @@ import wave
 from typing import TYPE_CHECKING
 
 from dropscribe import speakers
+from dropscribe.audio import voices
 from dropscribe.audio.transcode import RATE, SAMPLE_BYTES
-from dropscribe.config import voices
 from dropscribe.transcribe import kinds
 
 if TYPE_CHECKING:
@@ -31,8 +31,9 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from dropscribe.audio.split import Span
-    from dropscribe.config.schema import Endpoint, FolderSettings
     from dropscribe.transcript import Segment, Transcript
+    from dropscribe.vocab.endpoints import Endpoint
+    from dropscribe.vocab.settings import FolderSettings
 
 PREFIX = "Speaker "  # what the first chunk's voices are called in later requests
 OVERLAP = 20.0  # seconds each chunk repeats of the one before, to match its voices
@@ -101,7 +102,7 @@ def lend(
     own = voices.clips(settings.voices) if settings.voices is not None else ()
     for voice in own:
         (folder / voice.path.name).write_bytes(voice.read())  # as checked: no link
-    room = kinds.MOST_VOICES - len(own)
+    room = voices.MOST_VOICES - len(own)
     named = {v.name for v in own}
     for label in speakers.labels(first):
         if room <= 0:

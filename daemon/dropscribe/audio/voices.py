@@ -1,5 +1,5 @@
-"""speakers: and voices: in the config, checked against what each endpoint can do, and
-the known voices (short clips named after people) read for the requests that take them."""
+"""Known voices: the short clips named after people in a ``voices:`` folder, read (and
+their lengths probed) for the requests that take them."""
 
 from __future__ import annotations
 
@@ -10,32 +10,19 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from dropscribe import beneath
 from dropscribe.audio import probe
-from dropscribe.config.schema import AUDIO_EXTENSIONS, SpeakerCount
 from dropscribe.errors import PermanentError
-from dropscribe.transcribe import kinds, models
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    from dropscribe.config.locate import KeyPath
-    from dropscribe.config.schema import Endpoint
+from dropscribe.vocab.settings import AUDIO_EXTENSIONS
 
 SHORTEST, LONGEST = 2.0, 10.0  # seconds a known voice's clip may last (OpenAI's rule)
+MOST_VOICES = 4  # clips one request takes (OpenAI's rule)
 # Bytes a clip may have: 10 s of 48 kHz 32-bit stereo PCM is 3.84 MB, the most a clip
 # of LONGEST seconds needs in any format we take; the rest is room for headers. Checked
 # on the open descriptor before a byte is read, and no more is ever read.
 CLIP_BYTES = 4 << 20
 MIME = {"wav": "audio/wav", "mp3": "audio/mpeg", "m4a": "audio/mp4", "flac": "audio/flac"}
-LOCAL_WHY = (
-    "kind: local cannot label speakers: pyannote, the open diarization model, takes hours"
-    " per hour of audio on a CPU and its models must be downloaded with a Hugging Face"
-    " token; use an endpoint that labels speakers (gpt-4o-transcribe-diarize, kind:"
-    " mistral, together or asr)"
-)
 
 
 @dataclass(frozen=True)
@@ -141,9 +128,9 @@ def _clips(folder: Path, stamp: int) -> tuple[Voice, ...]:  # noqa: ARG001 - the
         os.close(fd)
     if not found:
         raise PermanentError(f"voices folder {folder} holds no audio clip")
-    if len(found) > kinds.MOST_VOICES:
+    if len(found) > MOST_VOICES:
         raise PermanentError(
-            f"voices folder {folder} holds {len(found)} clips; at most {kinds.MOST_VOICES}"
+            f"voices folder {folder} holds {len(found)} clips; at most {MOST_VOICES}"
             " known voices go with a request"
         )
     voices = []
@@ -162,51 +149,3 @@ def _clips(folder: Path, stamp: int) -> tuple[Voice, ...]:  # noqa: ARG001 - the
         extension = path.suffix.lower().lstrip(".")
         voices.append(Voice(path.stem, path, seconds, MIME.get(extension, f"audio/{extension}")))
     return tuple(voices)
-
-
-def check(
-    endpoint: Endpoint,
-    values: dict[str, Any],
-    where: KeyPath,
-    problem: Callable[[KeyPath, str], None],
-) -> None:
-    """Report what the endpoint cannot do of a level's speakers: and voices:."""
-    said = values.get("speakers")
-    model = values.get("model", "")
-    if said:
-        if endpoint.kind == "local":
-            problem((*where, "speakers"), LOCAL_WHY)
-        elif endpoint.kind not in kinds.SPEAKING:
-            problem(
-                (*where, "speakers"),
-                f"endpoint {endpoint.name!r} (kind: {endpoint.kind}) gives no speaker labels;"
-                " use gpt-4o-transcribe-diarize, or kind: mistral, together or asr",
-            )
-        elif endpoint.kind in models.OPENAI_SHAPED and (
-            models.of(endpoint, model).timed != "diarized_json"
-        ):
-            problem(
-                (*where, "speakers"),
-                f"model {model!r} gives no speaker labels; use gpt-4o-transcribe-diarize",
-            )
-        elif isinstance(said, SpeakerCount) and endpoint.kind not in kinds.COUNTED:
-            problem(
-                (*where, "speakers"),
-                f"endpoint {endpoint.name!r} (kind: {endpoint.kind}) takes no speaker count;"
-                " say speakers: true",
-            )
-    folder = values.get("voices")
-    if folder is None:
-        return
-    if not said:
-        problem((*where, "voices"), "voices: needs speakers: (known voices label speakers)")
-    elif endpoint.kind not in kinds.KNOWN_VOICES:
-        problem(
-            (*where, "voices"),
-            f"endpoint {endpoint.name!r} (kind: {endpoint.kind}) takes no known voices;"
-            " OpenAI's gpt-4o-transcribe-diarize does",
-        )
-    try:
-        clips(Path(folder))
-    except PermanentError as exc:
-        problem((*where, "voices"), str(exc))

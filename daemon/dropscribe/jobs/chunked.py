@@ -28,34 +28,33 @@ from typing import TYPE_CHECKING
 import structlog
 
 from dropscribe import speakers
-from dropscribe.audio import split, stitch, transcode, voiceprints
+from dropscribe.audio import split, stitch, transcode
 from dropscribe.errors import Abandoned, Replan, TranscriptionError
-from dropscribe.ledger.interface import WRITE_FAILED, JobState
+from dropscribe.jobs import voiceprints
+from dropscribe.ledger.interface import WRITE_FAILED, Ledger
 from dropscribe.transcribe import kinds, models
 from dropscribe.transcript import Transcript
+from dropscribe.vocab.states import JobKey, JobState
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from dropscribe.audio.probe import Probe
-    from dropscribe.config.schema import FolderSettings
-    from dropscribe.config.settings import Endpoint
-    from dropscribe.ledger.interface import JobKey, Ledger
     from dropscribe.transcribe.models import Caps
     from dropscribe.transcribe.uploader import Uploader
+    from dropscribe.vocab.endpoints import Endpoint
+    from dropscribe.vocab.settings import FolderSettings
 
 log = structlog.get_logger("dropscribe")
 
 FILL = 0.9  # of the byte limit a chunk is planned to use, for bitrate swings
 # Spans, for a model without timestamps: cut at pauses about every 20 s (30 s at most),
 # each span's text is placed between its first and last sound and divided into cues.
-SPAN_SECONDS = 20.0
-SPAN_LONGEST = 30.0
+SPAN_SECONDS, SPAN_LONGEST = 20.0, 30.0
 # An answer from a model with an output cap (gpt-4o: 2,000 tokens) with fewer than 40
 # words a minute of sound (speech has 120-190), over at least 30 s of sound, looks cut
 # short. Music or noise without words looks the same: it costs one more pair of requests.
-SUSPECT_WPM = 40.0
-SUSPECT_SOUND = 30.0
+SUSPECT_WPM, SUSPECT_SOUND = 40.0, 30.0
 
 
 def reason(
@@ -188,8 +187,8 @@ class Chunker:
             log.info("chunks.reused", done=len(results), of=len(cuts))
         todo = [i for i in range(len(cuts)) if i not in results]
         level = split.threshold(decoded.envelope)
-        job = _Job(settings, key, work, codec, decoded, cuts, spans, level, caps)
-        self._chunks(job, todo, results, endpoint)
+        rec = _Recording(settings, key, work, codec, decoded, cuts, spans, level, caps)
+        self._chunks(rec, todo, results, endpoint)
         parts = [(cuts[i], results[i]) for i in range(len(cuts))]
         if voiceprints.overlapped(endpoint, settings):
             parts = list(zip(cuts, voiceprints.matched(parts), strict=True))
@@ -202,37 +201,37 @@ class Chunker:
         )
 
     def _chunks(
-        self, job: _Job, todo: list[int], results: dict[int, Transcript], endpoint: Endpoint
+        self, rec: _Recording, todo: list[int], results: dict[int, Transcript], endpoint: Endpoint
     ) -> None:
         """Transcribe the chunks ``todo`` into ``results``: one at a time when each
         carries the text before it, else in parallel; with speakers on OpenAI, the first
         alone, its voices then lent to the others (``voiceprints``)."""
-        lent = voiceprints.wanted(endpoint, job.settings, len(job.spans))
+        lent = voiceprints.wanted(endpoint, rec.settings, len(rec.spans))
         if lent:
             if 0 in todo:
-                results[0] = self._chunk(job, 0, job.settings)
+                results[0] = self._chunk(rec, 0, rec.settings)
                 todo.remove(0)
             later = voiceprints.lend(
-                results[0], job.spans[0], job.decoded.pcm, job.settings, job.work / "voices"
+                results[0], rec.spans[0], rec.decoded.pcm, rec.settings, rec.work / "voices"
             )
-            job = dataclasses.replace(job, settings=later)
-        settings = job.settings
+            rec = dataclasses.replace(rec, settings=later)
+        settings = rec.settings
         if settings.carry_prompt:
             for i in todo:
                 prompt = settings.prompt
                 if i > 0:
                     prompt = stitch.carried_prompt(settings.prompt, results[i - 1].text)
                 carried = settings.model_copy(update={"prompt": prompt or None})
-                results[i] = self._chunk(job, i, carried)
+                results[i] = self._chunk(rec, i, carried)
         elif todo:
-            self._parallel(job, todo, results, endpoint.max_concurrency)
+            self._parallel(rec, todo, results, endpoint.max_concurrency)
         if lent:
             taken = set(speakers.labels(results[0]))
-            for i in range(1, len(job.spans)):
+            for i in range(1, len(rec.spans)):
                 results[i] = voiceprints.relabel(results[i], taken)
 
     def _parallel(
-        self, job: _Job, todo: list[int], results: dict[int, Transcript], width: int
+        self, rec: _Recording, todo: list[int], results: dict[int, Transcript], width: int
     ) -> None:
         """Chunks at once: ``width`` uploading while two more are encoded ahead. The first
         failure stops chunks from starting (those in flight finish and are kept).
@@ -252,7 +251,7 @@ class Chunker:
                 except queue.Empty:
                     return
                 try:
-                    done.put((i, self._chunk(job, i, job.settings)))
+                    done.put((i, self._chunk(rec, i, rec.settings)))
                 except BaseException as exc:
                     stop.set()
                     done.put((i, exc))
@@ -280,26 +279,26 @@ class Chunker:
         if failure is not None:
             raise failure
 
-    def _chunk(self, job: _Job, i: int, settings: FolderSettings) -> Transcript:
+    def _chunk(self, rec: _Recording, i: int, settings: FolderSettings) -> Transcript:
         if self._abort.is_set():
             raise Abandoned
-        span = job.spans[i]
-        where = f"chunk {i + 1} of {len(job.spans)} ({_clock(span.start)}-{_clock(span.end)})"
+        span = rec.spans[i]
+        where = f"chunk {i + 1} of {len(rec.spans)} ({_clock(span.start)}-{_clock(span.end)})"
         with structlog.contextvars.bound_contextvars(chunk=i + 1):
             try:
-                transcript, size = self._sent(job, i, settings, span.start, span.end)
+                transcript, size = self._sent(rec, i, settings, span.start, span.end)
             except TranscriptionError as exc:
                 exc.message = f"{where}: {exc.message}"
                 raise
-            if self._truncated(job, span, transcript):
-                transcript = self._in_halves(job, i, settings, transcript)
+            if self._truncated(rec, span, transcript):
+                transcript = self._in_halves(rec, i, settings, transcript)
             try:  # a checkpoint; the chunk's transcript itself goes on in memory
-                self._ledger.chunk_done(job.key, i, transcript.to_json(), transcript.request_id)
+                self._ledger.chunk_done(rec.key, i, transcript.to_json(), transcript.request_id)
             except WRITE_FAILED as exc:
                 log.error("ledger.write_failed", error=str(exc), ledger=self._ledger.where)
             log.info(
                 "chunk.done",
-                of=len(job.spans),
+                of=len(rec.spans),
                 offset=span.start,
                 seconds=round(span.seconds, 3),
                 bytes=size,
@@ -308,7 +307,7 @@ class Chunker:
 
     def _sent(
         self,
-        job: _Job,
+        rec: _Recording,
         i: int,
         settings: FolderSettings,
         start: float,
@@ -317,11 +316,11 @@ class Chunker:
     ) -> tuple[Transcript, int]:
         """Chunk ``i``'s audio from ``start`` to ``end`` encoded into scratch, uploaded as
         one counted attempt of the chunk, and removed; its transcript and size."""
-        target = job.work / f"{i:04d}{suffix}.{job.codec.extension}"
+        target = rec.work / f"{i:04d}{suffix}.{rec.codec.extension}"
         with self._encoders:  # CPU-bound: no more at once than there are cores
-            size = transcode.encode(job.decoded.pcm, start, end, target, job.codec)
+            size = transcode.encode(rec.decoded.pcm, start, end, target, rec.codec)
         try:
-            ckey = job.key.of_chunk(i)
+            ckey = rec.key.of_chunk(i)
             attempt = self._ledger.chunk_attempt(ckey, settings.shaping())
             transcript = self._uploader.upload(
                 target,
@@ -330,19 +329,19 @@ class Chunker:
                 attempt,
                 size,
                 seconds=end - start,
-                timed=False if job.untimed else None,
+                timed=False if rec.untimed else None,
             )
         finally:
             with contextlib.suppress(OSError):
                 target.unlink()
         return transcript, size
 
-    def _truncated(self, job: _Job, span: split.Span, transcript: Transcript) -> bool:
+    def _truncated(self, rec: _Recording, span: split.Span, transcript: Transcript) -> bool:
         """Whether an answer from a model with an output cap looks cut short: far fewer
         words than a minute of its span's sound holds."""
-        if job.caps.output_seconds is None or job.untimed:  # a span holds far less than that
+        if rec.caps.output_seconds is None or rec.untimed:  # a span holds far less than that
             return False
-        sound = split.sound_seconds(job.decoded.envelope, job.level, span.start, span.end)
+        sound = split.sound_seconds(rec.decoded.envelope, rec.level, span.start, span.end)
         words = len(transcript.text.split())
         if sound < SUSPECT_SOUND or words / (sound / 60) >= SUSPECT_WPM:
             return False
@@ -357,18 +356,18 @@ class Chunker:
         return True
 
     def _in_halves(
-        self, job: _Job, i: int, settings: FolderSettings, first: Transcript
+        self, rec: _Recording, i: int, settings: FolderSettings, first: Transcript
     ) -> Transcript:
         """The span sent again as two halves cut at a pause; the answer with more words."""
-        span = job.spans[i]
+        span = rec.spans[i]
         lo, hi = round(span.start / split.FRAME), round(span.end / split.FRAME)
         halves = split.plan(
-            job.decoded.envelope[lo:hi], span.seconds, span.seconds / 2, span.seconds
+            rec.decoded.envelope[lo:hi], span.seconds, span.seconds / 2, span.seconds
         )
         parts = []
         for n, half in enumerate(halves):
             start, end = span.start + half.start, span.start + half.end
-            part, _ = self._sent(job, i, settings, start, end, f"-{n}")
+            part, _ = self._sent(rec, i, settings, start, end, f"-{n}")
             parts.append((half, part))
         whole = stitch.stitch(parts, span.seconds)
         log.info(
@@ -381,8 +380,8 @@ class Chunker:
 
 
 @dataclass(frozen=True)
-class _Job:
-    """What every chunk of one file shares."""
+class _Recording:
+    """One recording sent in chunks: what every chunk of it shares."""
 
     settings: FolderSettings
     key: JobKey

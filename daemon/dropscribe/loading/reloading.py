@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from dropscribe.config import settings
 from dropscribe.errors import ConfigError
+from dropscribe.loading import checked
 
 if TYPE_CHECKING:
-    from dropscribe.config.settings import Config
+    from dropscribe.vocab.config import Config
 
 log = structlog.get_logger("dropscribe")
 
@@ -30,7 +30,7 @@ def reread(old: Config) -> Config | None:
     """The config file as it is now, with ``old``'s restart-only values; None (and a
     ``config.reload_failed`` event) when it is broken."""
     try:
-        new = settings.load(old.source)
+        new = checked.load(old.source)
     except ConfigError as exc:
         log.error(
             "config.reload_failed",

@@ -1,0 +1,258 @@
+"""``dropscribe rehearse``: a new model tried on finished recordings before the switch.
+
+A sample of an inbox's finished recordings is transcribed again with the new model into
+``NAME.next.EXT`` sidecars beside the current ones (never touching them, never marking
+anything in the ledger), and a table says, per file and in total, how far the new text
+is from the current one (word error rate of one against the other), how long the audio
+is, how many requests the server refused, and what an hour costs on each side.
+``--apply`` then sets the inbox's ``model:`` in the config file (a backup beside it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import re
+import shutil
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import yaml
+
+from dropscribe.commands.console import EXIT_FAILED, EXIT_OK, fail, say
+from dropscribe.config import files, rules
+from dropscribe.errors import ConfigError, DropscribeError, TranscriptionError
+from dropscribe.ledger import opening
+from dropscribe.loading import checked
+from dropscribe.outputs import render, sidecar
+from dropscribe.transcribe import models, prices
+from dropscribe.transcribe.engines import make_client
+
+if TYPE_CHECKING:
+    from dropscribe.ledger.interface import Ledger
+    from dropscribe.transcript import Transcriber, Transcript
+    from dropscribe.vocab.config import Config, Inbox
+    from dropscribe.vocab.settings import FolderSettings
+
+MOST_WORDS = 3_000  # words of each text compared (the distance is quadratic)
+MOST_REFUSALS = 4  # refusals learned per file before it is given up
+
+
+@dataclass(frozen=True)
+class Tried:
+    """One recording, transcribed again."""
+
+    path: Path
+    seconds: float
+    difference: float | None  # word error rate of the new text against the current one
+    refused: int
+    error: str | None = None
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"\w+(?:'\w+)?", text.lower())[:MOST_WORDS]
+
+
+def difference(current: str, new: str) -> float:
+    """Word error rate of ``new`` against ``current``: (substitutions + insertions +
+    deletions) / words of ``current``; 0 for two empty texts."""
+    ref, hyp = words(current), words(new)
+    if not ref:
+        return 0.0 if not hyp else 1.0
+    row = list(range(len(hyp) + 1))
+    for i, a in enumerate(ref, 1):
+        before, row[0] = row[0], i
+        for j, b in enumerate(hyp, 1):
+            before, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, before + (a != b))
+    return row[-1] / len(ref)
+
+
+def finished(cfg: Config, inbox: Inbox, ledger: Ledger, sample: int) -> list[tuple[Path, str]]:
+    """The inbox's most recent finished recordings (at most ``sample``) and the text the
+    ledger holds for each."""
+    found: list[tuple[float, Path, str]] = []
+    excluded = rules.excluded_dirs(cfg)
+    for folder, dirs, names in os.walk(inbox.path):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in names:
+            path = Path(folder) / name
+            if rules.ignore_reason(inbox, path, excluded) is not None:
+                continue
+            row = ledger.file(path)
+            job = ledger.job(row.key) if row is not None and row.state == "done" else None
+            if job is None or not job.result or not isinstance(job.result.get("text"), str):
+                continue
+            with contextlib.suppress(OSError):
+                found.append((path.stat().st_mtime, path, job.result["text"]))
+    found.sort(key=lambda item: (-item[0], str(item[1])))
+    return [(path, text) for _, path, text in found[:sample]]
+
+
+def _transcribe(
+    client: Transcriber, path: Path, settings: FolderSettings
+) -> tuple[Transcript, int]:
+    """The new transcript, learning the server's refusals as the daemon does."""
+    caps = models.of(client.endpoint, settings.model)
+    refused = 0
+    while True:
+        ask = models.ask(
+            caps, timed=settings.timed, prompt=True, seconds=None, language=bool(settings.language)
+        )
+        try:
+            return client.transcribe(path, settings, ask), refused
+        except TranscriptionError as exc:
+            item = models.refusal(exc.status, exc.param, exc.message, ask)
+            if item is None or refused >= MOST_REFUSALS:
+                raise
+            refused += 1
+            caps = models.learned(caps, [item])
+
+
+def _write_next(inbox: Inbox, path: Path, settings: FolderSettings, transcript: Transcript) -> None:
+    """``NAME.next.EXT`` for each of the folder's formats, with the recording's mode."""
+    template = settings.name_template.replace("{ext}", "next.{ext}")
+    shown = settings.model_copy(update={"name_template": template})
+    page = render.Page(
+        transcript,
+        task=settings.task.value,
+        rules=settings.subtitles,
+        source=path.name,
+        model=settings.model,
+    )
+    folder = rules.sidecar_dir(inbox, settings, path)
+    files = {
+        folder / rules.sidecar_name(shown, path, fmt): page.render(fmt) for fmt in settings.formats
+    }
+    sidecar.write_all(files, within=settings.output_dir or inbox.path, mode=path.stat().st_mode)
+
+
+def rehearse(
+    cfg: Config,
+    inbox_path: Path,
+    model: str,
+    endpoint_name: str | None,
+    sample: int,
+    *,
+    apply: bool = False,
+) -> int:
+    inbox = next((i for i in cfg.inboxes if i.path == inbox_path.absolute()), None)
+    if inbox is None:
+        return fail(f"{inbox_path}: not an inbox of {cfg.source}")
+    current = rules.effective(inbox, inbox.path / "x.wav")
+    name = endpoint_name or current.endpoint
+    if name not in cfg.endpoints:
+        return fail(f"endpoint {name!r} is not in {cfg.source}")
+    try:
+        ledger = opening.existing(cfg)
+    except (OSError, sqlite3.Error, DropscribeError) as exc:
+        return fail(f"cannot read the ledger: {exc}")
+    if ledger is None:
+        return fail("no ledger yet: nothing is finished to rehearse on")
+    try:
+        chosen = finished(cfg, inbox, ledger, sample)
+    finally:
+        ledger.close()
+    if not chosen:
+        say(f"{inbox.path}: no finished recording to rehearse on")
+        return EXIT_FAILED
+    client = make_client(cfg.endpoints[name])
+    tried = []
+    try:
+        for path, text in chosen:
+            settings = rules.effective(inbox, path).model_copy(
+                update={"model": model, "endpoint": name}
+            )
+            try:
+                transcript, refused = _transcribe(client, path, settings)
+                _write_next(inbox, path, settings, transcript)
+            except (TranscriptionError, OSError) as exc:
+                tried.append(Tried(path, 0.0, None, 0, getattr(exc, "message", None) or str(exc)))
+                continue
+            tried.append(
+                Tried(path, transcript.duration or 0.0, difference(text, transcript.text), refused)
+            )
+    finally:
+        client.close()
+    _table(tried, inbox, cfg, current, (name, model))
+    if apply and all(t.error is None for t in tried):
+        return _apply(cfg, inbox, model)
+    return EXIT_FAILED if any(t.error for t in tried) else EXIT_OK
+
+
+def _table(
+    tried: list[Tried], inbox: Inbox, cfg: Config, current: FolderSettings, new: tuple[str, str]
+) -> None:
+    say(f"{'file':<40} {'seconds':>8} {'words differ':>12} {'refused':>8}")
+    for t in tried:
+        rel = os.path.relpath(t.path, inbox.path)
+        if t.error is not None:
+            say(f"{rel[:40]:<40} failed: {t.error}")
+            continue
+        say(f"{rel[:40]:<40} {t.seconds:>8.1f} {t.difference or 0:>11.1%} {t.refused:>8}")
+    done = [t for t in tried if t.error is None]
+    seconds = sum(t.seconds for t in done)
+    weighted = sum((t.difference or 0) * t.seconds for t in done) / seconds if seconds else 0.0
+    say(f"{'total':<40} {seconds:>8.1f} {weighted:>11.1%} {sum(t.refused for t in done):>8}")
+    for label, (endpoint, model) in (("now", (current.endpoint, current.model)), ("next", new)):
+        price = prices.per_hour(cfg.endpoints[endpoint], model)
+        cost = "unknown (set price_per_hour:)" if price is None else f"${price:.3f} an audio hour"
+        say(f"{label}: {model} on {endpoint}: {cost}")
+
+
+def _inbox_lines(text: str, base: Path, inbox: Inbox) -> tuple[int, int | None, int] | None:
+    """Where the inbox's entry is in the config's text: the line of its ``path:`` key,
+    the line of its ``model:`` value (None: it has none) and the key's column."""
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    if not isinstance(root, yaml.MappingNode):
+        return None
+    entries = next((v for k, v in root.value if k.value == "inboxes"), None)
+    if not isinstance(entries, yaml.SequenceNode):
+        return None
+    for entry in entries.value:
+        if not isinstance(entry, yaml.MappingNode):
+            continue
+        keys = {k.value: (k, v) for k, v in entry.value if isinstance(k, yaml.ScalarNode)}
+        if "path" not in keys or not isinstance(keys["path"][1], yaml.ScalarNode):
+            continue
+        where = None
+        with contextlib.suppress(Exception):  # a path the loader refused is not this inbox
+            where = files.resolved(str(keys["path"][1].value), base)
+        if where != inbox.path:
+            continue
+        path_key = keys["path"][0]
+        model = keys["model"][1].start_mark.line if "model" in keys else None
+        return path_key.start_mark.line, model, path_key.start_mark.column
+    return None
+
+
+def _apply(cfg: Config, inbox: Inbox, model: str) -> int:
+    """Set the inbox's ``model:`` in the config file, keeping every other line (and
+    comment) as it is; a backup beside it; undone if the new file does not load."""
+    source = cfg.source
+    text = source.read_text(encoding="utf-8")
+    found = _inbox_lines(text, source.parent.resolve(), inbox)
+    if found is None:
+        return fail(f"cannot find the inbox {inbox.path} in {source}; set model: {model} by hand")
+    path_line, model_line, column = found
+    lines = text.splitlines(keepends=True)
+    if model_line is not None:
+        old = lines[model_line]
+        key = old[: old.index("model:") + len("model:")]
+        comment = old[old.index(" #") :] if " #" in old else "\n"
+        lines[model_line] = f"{key} {model}{comment}"
+    else:
+        lines.insert(path_line + 1, f"{' ' * column}model: {model}\n")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    backup = source.with_name(f"{source.name}.{stamp}.bak")
+    shutil.copy2(source, backup)
+    source.write_text("".join(lines), encoding="utf-8")
+    try:
+        checked.load(source, keys=False)
+    except ConfigError as exc:
+        shutil.copy2(backup, source)
+        return fail(f"{source}: left as it was: with model: {model} it would not load ({exc})")
+    say(f"{source}: model: {model} for {inbox.path} (the old file is {backup}); reload the daemon")
+    return EXIT_OK

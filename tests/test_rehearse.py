@@ -1,0 +1,91 @@
+"""dropscribe rehearse: a new model tried on finished recordings, through the real process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from conftest import API_KEY, DaemonProcess, make_wav
+from fakeapi import FakeAPI
+
+pytestmark = pytest.mark.slow
+
+
+def rehearse(setup, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dropscribe", "rehearse", "-c", str(setup.config_path), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**__import__("os").environ, **setup.env},
+        timeout=120,
+    )
+
+
+def finished(setup, api: FakeAPI, count: int) -> None:
+    """``count`` recordings transcribed with whisper-1 on an openai endpoint."""
+    setup.data["endpoints"]["local"].update(kind="openai", base_url=api.base_url)
+    setup.data["defaults"].update(model="whisper-1", formats=["txt", "srt"])
+    for n in range(count):
+        make_wav(setup.inbox / f"r{n}.wav", freq=300 + 100 * n)
+    assert DaemonProcess(setup, command="once").wait(timeout=60) == 0
+
+
+def test_rehearse_writes_next_sidecars_and_a_table_without_touching_anything(setup):
+    """Two finished recordings tried on gpt-transcribe: NAME.next.txt and .next.srt beside
+    the untouched sidecars, a table with the word difference and both prices, no request
+    refused, and nothing in the ledger changed (a later once uploads nothing)."""
+    with FakeAPI(api_key=API_KEY) as api:
+        finished(setup, api, 2)
+        before = {p.name: p.read_bytes() for p in setup.inbox.iterdir()}
+        shown = rehearse(setup, "--inbox", str(setup.inbox), "--model", "gpt-transcribe")
+        assert shown.returncode == 0, shown.stderr
+        again = DaemonProcess(setup, command="once")
+        assert again.wait(timeout=60) == 0
+    tried = [u for u in api.uploads if u.fields.get("model") == "gpt-transcribe"]
+    assert [u.reply for u in tried] == ["200", "200"]
+    assert len(api.uploads) == 4  # two at first, two rehearsed, none after
+    for name, data in before.items():
+        assert (setup.inbox / name).read_bytes() == data
+    assert (setup.inbox / "r0.next.txt").read_text() == "transcript of r0.wav\n"
+    assert (setup.inbox / "r1.next.srt").exists()
+    lines = shown.stdout.splitlines()
+    assert lines[0].split() == ["file", "seconds", "words", "differ", "refused"]
+    assert any(line.startswith("total") for line in lines)
+    assert "now: whisper-1 on local: $0.360 an audio hour" in shown.stdout
+    assert "next: gpt-transcribe on local: $0.270 an audio hour" in shown.stdout
+
+
+def test_rehearse_apply_sets_the_inboxs_model_keeping_comments_and_a_backup(setup):
+    """--apply: the inbox's model: is set in the config file, every comment kept, the old
+    file kept beside it; the new config loads and the daemon uses the new model."""
+    with FakeAPI(api_key=API_KEY) as api:
+        finished(setup, api, 1)
+        text = setup.config_path.read_text()
+        setup.config_path.write_text("# my notes\n" + text)
+        original = setup.config_path.read_text()
+        shown = rehearse(setup, "--inbox", str(setup.inbox), "--model", "gpt-transcribe", "--apply")
+        assert shown.returncode == 0, shown.stderr
+        backups = list(setup.config_path.parent.glob("dropscribe.yaml.*.bak"))
+        assert [b.read_text() for b in backups] == [original]
+        changed = setup.config_path.read_text()
+        assert changed.startswith("# my notes\n")
+        assert yaml.safe_load(changed)["inboxes"][0]["model"] == "gpt-transcribe"
+        make_wav(setup.inbox / "new.wav", freq=900)
+        # the config as it is now on disk (DaemonProcess would write setup.data over it)
+        daemon_proc = subprocess.run(
+            [sys.executable, "-m", "dropscribe", "once", "-c", str(setup.config_path)],
+            env={**__import__("os").environ, **setup.env},
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+        assert daemon_proc.returncode == 0, daemon_proc.stderr
+    after = api.uploads[2:]  # one at first, one rehearsed; then new.wav (in spans: srt)
+    assert after
+    assert all(u.fields["model"] == "gpt-transcribe" and u.reply == "200" for u in after)
+    assert (setup.inbox / "new.srt").exists()
