@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from conftest import API_KEY
 from dropscribe import speakers
 from dropscribe.outputs import cues, guard, render
-from dropscribe.transcribe import http
+from dropscribe.transcribe import bodies
 from dropscribe.transcript import Transcript
 from dropscribe.vocab.settings import Format, SubtitleRules
 from test_cues import RULES, timed_words
@@ -40,32 +40,32 @@ def test_a_megabyte_of_brackets_is_read_in_linear_time():
     """1 MB of '<', of '<title>' and of unclosed tags in a title: each error body is
     summed up quickly, as one line of at most MAX_MESSAGE characters."""
     for body in ("<" * 1_000_000, "<title>" * 150_000, "<title>" + "<a " * 300_000):
-        message, _, _ = quick(lambda body=body: http._error_message(body.encode(), scrub))
-        assert 0 < len(message) <= http.MAX_MESSAGE
+        message, _, _ = quick(lambda body=body: bodies.error_message(body.encode(), scrub))
+        assert 0 < len(message) <= bodies.MAX_MESSAGE
         assert "\n" not in message
 
 
 def test_an_html_error_page_is_still_summed_up_by_its_title():
     """A gateway's HTML page gives its title; a page without one its words, tags gone."""
     page = b"<html><head><TITLE>502 Bad Gateway</TITLE></head><body><h1>x</h1></body></html>"
-    assert http._error_message(page, scrub)[0] == "502 Bad Gateway"
-    assert http._error_message(b"<p>Service <b>down</b></p>", scrub)[0] == "Service down"
+    assert bodies.error_message(page, scrub)[0] == "502 Bad Gateway"
+    assert bodies.error_message(b"<p>Service <b>down</b></p>", scrub)[0] == "Service down"
 
 
 def test_a_key_across_the_cut_is_scrubbed_before_it():
     """A key that starts just before the part of the body looked at is blanked first:
     no prefix of it survives the cut."""
-    body = "<i>" * ((http.SCANNED - 8) // 3) + " " + API_KEY
-    message, _, _ = http._error_message(body.encode(), scrub)
+    body = "<i>" * ((bodies.SCANNED - 8) // 3) + " " + API_KEY
+    message, _, _ = bodies.error_message(body.encode(), scrub)
     assert API_KEY[:6] not in message
     assert message == "***"
 
 
 def test_an_unknown_charset_is_read_as_utf8():
     """A Content-Type naming no text encoding (or a made-up one) is read as UTF-8."""
-    assert http._decoded(b"caf\xc3\xa9", "base64") == "café"
-    assert http._decoded(b"caf\xc3\xa9", "no-such-charset") == "café"
-    assert http._decoded(b"caf\xe9", "latin-1") == "café"
+    assert bodies.decoded(b"caf\xc3\xa9", "base64") == "café"
+    assert bodies.decoded(b"caf\xc3\xa9", "no-such-charset") == "café"
+    assert bodies.decoded(b"caf\xe9", "latin-1") == "café"
 
 
 def test_letters_for_twenty_thousand_speakers_take_linear_time():

@@ -181,7 +181,7 @@ class PostgresLedger(Reads):
     # ------------------------------------------------------------ plumbing
 
     def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        return self._db.rows(_pg(sql), args)
+        return self._db.rows(queries.for_psycopg(sql), args)
 
     def _stored(self, path: Path | str) -> str:
         return self.places.portable(names.text(path))
@@ -193,7 +193,7 @@ class PostgresLedger(Reads):
     def _tx(self) -> Iterator[Callable[[str, tuple[Any, ...]], psycopg.Cursor[Any]]]:
         """The queries' statements in one transaction: ``execute(sql, args)``."""
         with self._db.tx() as db:
-            yield lambda sql, args: db.execute(_pg(sql), args)
+            yield lambda sql, args: db.execute(queries.for_psycopg(sql), args)
 
     # ------------------------------------------------------------ claims
 
@@ -300,7 +300,8 @@ class PostgresLedger(Reads):
                 key, result, request_id = done
                 result_json = json.dumps(result, ensure_ascii=False)
                 db.execute(
-                    _pg(queries.JOB_DONE), (result_json, request_id, self._clock(), str(key))
+                    queries.for_psycopg(queries.JOB_DONE),
+                    (result_json, request_id, self._clock(), str(key)),
                 )
                 db.execute("DELETE FROM chunks WHERE key = %s", (str(key),))
                 db.execute("DELETE FROM jobs WHERE key >= %s AND key < %s", key.chunk_range())
@@ -335,7 +336,7 @@ class PostgresLedger(Reads):
             db.execute("DELETE FROM chunks WHERE key = %s", (str(key),))
             with db.cursor() as cur:
                 cur.executemany(
-                    _pg(queries.SAVE_CHUNK),
+                    queries.for_psycopg(queries.SAVE_CHUNK),
                     [(str(key), idx, *span) for idx, span in enumerate(spans)],
                 )
 
@@ -395,8 +396,3 @@ class PostgresLedger(Reads):
 
     def portable(self, text: str) -> str:
         return self.places.portable(text)
-
-
-def _pg(sql: str) -> str:
-    """A statement of ``queries.py`` with the driver's placeholders."""
-    return sql.replace("?", "%s")

@@ -146,3 +146,8 @@ def job_row(row: tuple[Any, ...]) -> JobRow:
     key, state, attempts, last_error, status, request_id, result = row
     parsed = json.loads(result) if result else None
     return JobRow(JobKey.parse(key), state, attempts, last_error, status, request_id, parsed)
+
+
+def for_psycopg(sql: str) -> str:
+    """A statement of this module with psycopg's placeholders (``%s`` for ``?``)."""
+    return sql.replace("?", "%s")

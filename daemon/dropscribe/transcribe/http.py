@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import socket
 import ssl
 import time
@@ -28,7 +27,7 @@ from dropscribe.errors import (
     RetryableError,
     TranscriptionError,
 )
-from dropscribe.transcribe import kinds, models
+from dropscribe.transcribe import bodies, kinds, models
 from dropscribe.transcribe.backoff import parse_retry_after, should_retry
 from dropscribe.transcript import Transcript, clean_text
 
@@ -55,10 +54,6 @@ MIME_TYPES = {
 }
 QUOTA_CODES = {"insufficient_quota", "billing_hard_limit_reached", "billing_not_active"}
 REQUEST_ID_HEADERS = ("x-request-id", "request-id", "apim-request-id")
-MAX_MESSAGE = 300
-SCANNED = 64 * 1024  # characters of an error body looked at: the title or the first words
-TITLE = re.compile(r"<title[^<>]*>([^<]*)<", re.IGNORECASE)
-TAG = re.compile(r"<[^<>]*>")
 OUTAGE_STATUSES = frozenset({429, 502, 503, 504})  # the server is busy or its upstream gone
 
 
@@ -246,7 +241,7 @@ class Client:
             return RetryableError(f"connection to {url} failed: {self._scrub(_cause(exc))}")
         return RetryableError(  # the answer could not be read (DecodingError, ...)
             f"unreadable answer from {url}: {exc.__class__.__name__}:"
-            f" {self._scrub(str(exc))[:MAX_MESSAGE]}"
+            f" {self._scrub(str(exc))[: bodies.MAX_MESSAGE]}"
         )
 
     def _answer(
@@ -267,14 +262,14 @@ class Client:
         if not 200 <= status < 300:
             raise self._status_error(response, body, request_id, model)
         if response_format == "text":  # the transcript itself, as plain text
-            text = _decoded(body, response.charset_encoding).strip()
+            text = bodies.decoded(body, response.charset_encoding).strip()
             return Transcript(text=clean_text(text), request_id=request_id)
         try:
             data = json.loads(body)
         except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested past reason
-            text = _decoded(body, response.charset_encoding)
+            text = bodies.decoded(body, response.charset_encoding)
             raise PermanentError(
-                f"answer is not JSON: {_snippet(self._scrub(text))}",
+                f"answer is not JSON: {bodies.snippet(self._scrub(text))}",
                 status=status,
                 request_id=request_id,
             ) from None
@@ -285,7 +280,7 @@ class Client:
     def _status_error(
         self, response: httpx.Response, body: bytes, request_id: str | None, model: str = ""
     ) -> TranscriptionError:
-        message, code, param = _error_message(body, self._scrub)
+        message, code, param = bodies.error_message(body, self._scrub)
         status = response.status_code
         retry_after = parse_retry_after(response.headers, self._clock())
         cls: type[TranscriptionError]
@@ -342,61 +337,3 @@ def _not_connected(exc: BaseException) -> str:
             return inner.strerror.lower()
         inner = inner.__cause__ or inner.__context__
     return _cause(exc)
-
-
-def _decoded(body: bytes, charset: str | None) -> str:
-    """The body as text in the charset it names; UTF-8 where it names none we know
-    (or no text encoding at all, such as ``base64``)."""
-    try:
-        return body.decode(charset or "utf-8", errors="replace")
-    except LookupError:
-        return body.decode("utf-8", errors="replace")
-
-
-def _snippet(text: str) -> str:
-    """A short, single-line excerpt of a body that may be HTML (already scrubbed).
-
-    The body is cut to ``SCANNED`` characters before any pattern looks at it, and the
-    patterns are linear: no ``<`` inside a tag or a title, so each character is read a
-    bounded number of times (a megabyte of ``<`` took minutes with ``<[^>]+>``)."""
-    text = text[:SCANNED]
-    title = TITLE.search(text)
-    if title:
-        text = title.group(1)
-    text = TAG.sub(" ", text)
-    return " ".join(text.split())[:MAX_MESSAGE] or "(empty body)"
-
-
-def _error_message(raw: bytes, scrub: Callable[[str], str]) -> tuple[str, str | None, str | None]:
-    """The message, code and named parameter of an error body in any shape servers use;
-    ``scrub`` runs before anything is shortened, so no prefix of a secret survives."""
-    try:
-        body = json.loads(raw)
-    except (ValueError, RecursionError):
-        return _snippet(scrub(raw.decode("utf-8", "replace"))), None, None
-    code: str | None = None
-    param: str | None = None
-    message: Any = body
-    if isinstance(body, dict):
-        error = body.get("error", body.get("detail", body.get("message", body)))
-        if isinstance(error, dict):
-            raw_code = error.get("code") or error.get("type")
-            code = str(raw_code) if raw_code is not None else None
-            param = error.get("param") if isinstance(error.get("param"), str) else None
-            # faster-whisper-server: {"detail": {"error": "..."}}; OpenAI: "message"
-            said = error.get("message", error.get("error"))
-            message = said if isinstance(said, str | list) else error
-        else:
-            message = error
-    if isinstance(message, dict) and isinstance(message.get("detail"), list):
-        message = message["detail"]  # Mistral: pydantic's detail inside its error object
-    if isinstance(message, list) and all(isinstance(d, dict) and "msg" in d for d in message):
-        # FastAPI and Mistral validation: "body.audio_file: Field required; …"
-        locs = [".".join(str(p) for p in d.get("loc", ())) for d in message]
-        message = "; ".join(
-            f"{loc}: {d['msg']}" if loc else str(d["msg"])
-            for loc, d in zip(locs, message, strict=True)
-        )
-    if not isinstance(message, str):
-        message = json.dumps(message)
-    return " ".join(clean_text(scrub(message)).split())[:MAX_MESSAGE], code, param
