@@ -153,49 +153,39 @@ class Client:
                 data=request_shape.fields,
                 files={request_shape.file_field: (names.readable(name), fh, mime)},
             )
-            deadline = time.monotonic() + self.endpoint.timeout
-            request.stream = _Coalesced(request.stream, deadline=deadline)
-            try:
-                response = self._http.send(request, stream=True)
-                try:
-                    body = self._read(response, deadline)
-                finally:
-                    response.close()
-            except _TooLate:
-                raise RetryableError(
-                    f"no complete answer from {self.endpoint.base_url} within"
-                    f" {self.endpoint.timeout:g} s (timeout)"
-                ) from None
-            except httpx.HTTPError as exc:
-                raise self._transport_error(exc) from None
+            response, body = self._exchange(request, self.endpoint.base_url)
         return self._answer(response, body, ask.response_format, settings.model)
+
+    def _exchange(self, request: httpx.Request, where: str) -> tuple[httpx.Response, bytes]:
+        """Send ``request`` and read its whole answer within the endpoint's timeout (the
+        request's own body streamed under the same deadline); every failure one of ours."""
+        deadline = time.monotonic() + self.endpoint.timeout
+        request.stream = _Coalesced(request.stream, deadline=deadline)
+        try:
+            response = self._http.send(request, stream=True)
+            try:
+                return response, self._read(response, deadline)
+            finally:
+                response.close()
+        except _TooLate:
+            raise RetryableError(
+                f"no complete answer from {where} within {self.endpoint.timeout:g} s (timeout)"
+            ) from None
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc) from None
 
     def catalogue(self) -> Any:
         """The server's ``GET {base}/models`` answer, parsed (for the deprecation radar,
         ``radar.py``); a TranscriptionError saying why when it cannot be had."""
         path = "openai/v1/models" if self.endpoint.kind == "azure" else "models"
-        deadline = time.monotonic() + self.endpoint.timeout
-        try:
-            response = self._http.send(self._http.build_request("GET", path), stream=True)
-            try:
-                body = self._read(response, deadline)
-            finally:
-                response.close()
-        except _TooLate:
-            raise RetryableError(
-                f"no complete answer from {self.endpoint.base_url}/{path} within"
-                f" {self.endpoint.timeout:g} s (timeout)"
-            ) from None
-        except httpx.HTTPError as exc:
-            raise self._transport_error(exc) from None
+        where = f"{self.endpoint.base_url}/{path}"
+        response, body = self._exchange(self._http.build_request("GET", path), where)
         if not 200 <= response.status_code < 300:
             raise self._status_error(response, body, None)
         try:
             return json.loads(body)
         except (ValueError, RecursionError):
-            raise PermanentError(
-                f"{self.endpoint.base_url}/{path} did not answer JSON", status=200
-            ) from None
+            raise PermanentError(f"{where} did not answer JSON", status=200) from None
 
     def _read(self, response: httpx.Response, deadline: float) -> bytes:
         """The answer's body, decompressed, within the request's deadline and size cap."""
