@@ -297,7 +297,8 @@ def test_a_recording_without_speech_gives_empty_sidecars_not_an_invention(local,
 
 
 def test_pieces_gather_speech_up_to_thirty_seconds_and_cut_only_what_is_longer():
-    """VAD speech is joined into pieces of at most 30 s; a longer stretch is cut into 30 s pieces."""
+    """VAD speech is joined into pieces of at most 30 s; a longer stretch is cut into equal
+    parts of at most the cut length (26 s by default in the engine)."""
     from dropscribe.transcribe.batched import gathered
 
     second = 16000
@@ -305,14 +306,14 @@ def test_pieces_gather_speech_up_to_thirty_seconds_and_cut_only_what_is_longer()
         (0, 5 * second),
         (6 * second, 20 * second),
         (21 * second, 40 * second),
-        (41 * second, 120 * second),
+        (41 * second, 101 * second),
     ]
-    assert gathered(speech, 30 * second) == [
+    assert gathered(speech, 30 * second, 20 * second) == [
         (0, 20 * second),
         (21 * second, 40 * second),
-        (41 * second, 71 * second),
-        (71 * second, 101 * second),
-        (101 * second, 120 * second),
+        (41 * second, 61 * second),
+        (61 * second, 81 * second),
+        (81 * second, 101 * second),
     ]
 
 

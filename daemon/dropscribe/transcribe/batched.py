@@ -15,6 +15,7 @@ time.
 
 from __future__ import annotations
 
+import itertools
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 WINDOW_SECONDS = 120
 VAD_SECONDS = 30
 CLIP_SECONDS = 30  # what Whisper hears at once
+CUT_SECONDS = 26  # the longest part of speech cut where the VAD found no silence
 # Silero's settings as BatchedInferencePipeline uses them: short silences split speech.
 MIN_SILENCE_MS = 160
 
@@ -69,32 +71,56 @@ class Windows:
         options = VadOptions(
             max_speech_duration_s=CLIP_SECONDS, min_silence_duration_ms=MIN_SILENCE_MS
         )
-        speech: list[tuple[int, int]] = []
         step = VAD_SECONDS * RATE
-        for at in range(0, len(audio), step):
-            for found in get_speech_timestamps(_floats(audio[at : at + step]), options):
-                begin, end = at + found["start"], at + found["end"]
-                if speech and begin - speech[-1][1] <= 1:  # one speech across two slices
-                    begin = speech.pop()[0]
-                speech.append((begin, end))
+        slices = [
+            [
+                (at + found["start"], at + found["end"])
+                for found in get_speech_timestamps(_floats(audio[at : at + step]), options)
+            ]
+            for at in range(0, len(audio), step)
+        ]
         heap.release()  # the VAD's buffers
+        speech = joined(slices, step)
         self.heard += sum(end - begin for begin, end in speech) / RATE
-        return gathered(speech, CLIP_SECONDS * RATE)
+        return gathered(speech, CLIP_SECONDS * RATE, CUT_SECONDS * RATE)
 
 
-def gathered(speech: list[tuple[int, int]], longest: int) -> list[tuple[int, int]]:
-    """Neighbouring speech joined into pieces of at most ``longest`` samples (speech
-    longer than that is cut in it, as Silero's ``max_speech_duration_s`` would)."""
+def joined(slices: list[list[tuple[int, int]]], step: int) -> list[tuple[int, int]]:
+    """The speech the VAD found slice by slice, one list: speech that runs over a slice's
+    edge (it ends at the edge and the next begins there) is one again. Neighbours that
+    merely touch are not joined: Silero's padding makes them touch whenever the silence
+    between them is under 0.8 s, and joined they made units that never paired up in 30 s,
+    or were cut in speech."""
+    speech: list[tuple[int, int]] = []
+    for n, found in enumerate(slices):
+        edge = n * step
+        for begin, end in found:
+            if speech and begin == edge and speech[-1][1] == edge:
+                speech[-1] = (speech[-1][0], end)
+            else:
+                speech.append((begin, end))
+    return speech
+
+
+def gathered(
+    speech: list[tuple[int, int]], longest: int, cut: int | None = None
+) -> list[tuple[int, int]]:
+    """Neighbouring speech joined into pieces of at most ``longest`` samples. Speech
+    longer than that (the VAD found no silence in it) is cut in equal parts of at most
+    ``cut`` samples: a piece cut in speech right at the 30-s edge is what Whisper
+    decodes worst (without timestamps it gave "This is" for 30 s of words)."""
+    cut = cut or longest
     pieces: list[tuple[int, int]] = []
     for begin, end in speech:
         if pieces and end - pieces[-1][0] <= longest:
             pieces[-1] = (pieces[-1][0], end)
             continue
-        at = begin
-        while end - at > longest:
-            pieces.append((at, at + longest))
-            at += longest
-        pieces.append((at, end))
+        if end - begin <= longest:
+            pieces.append((begin, end))
+            continue
+        parts = -(-(end - begin) // cut)
+        edges = [begin + (end - begin) * k // parts for k in range(parts + 1)]
+        pieces.extend(itertools.pairwise(edges))
     return pieces
 
 

@@ -35,7 +35,7 @@ import structlog
 from dropscribe.audio.transcode import RATE
 from dropscribe.config.schema import Format, Task
 from dropscribe.errors import Abandoned, EndpointError, PermanentError
-from dropscribe.transcribe import heap
+from dropscribe.transcribe import heap, redo
 from dropscribe.transcribe.batched import OneByOne, Windows, batches
 from dropscribe.transcript import Transcript
 
@@ -197,6 +197,10 @@ class LocalEngine:
         offline = on_disk or os.environ.get("HF_HUB_OFFLINE", "") not in {"", "0"}
         started = time.monotonic()
         try:
+            import ctranslate2  # noqa: PLC0415 - with faster-whisper
+
+            # Sampling (redo's last resort) the same each run: seeded before any thread draws.
+            ctranslate2.set_random_seed(redo.SEED)
             device, compute = device_of(self.endpoint)
             model = WhisperModel(
                 source,
@@ -345,11 +349,14 @@ class LocalEngine:
                 clip_timestamps=clips,
             )
             language = language or info.language  # one language for the whole recording
+            each: list[list[Any]] = [[] for _ in pieces]
             for segment in self._until_abort(found):
                 # The piece it came from, and so its place in the recording.
                 n = bisect.bisect_right(begins, segment.start + 0.01) - 1
-                n = min(max(n, 0), len(pieces) - 1)
-                out.append((pieces[n][0] - begins[n], segment))
+                each[min(max(n, 0), len(pieces) - 1)].append(segment)
+            for (at, samples), begin, said in zip(pieces, begins, each, strict=False):
+                settled = {**options, "language": language}
+                out.extend(self._checked(model, at, samples, said, at - begin, settled))
         seconds = windows.samples.count / RATE
         if windows.samples.truncated:
             log.warning(
@@ -359,6 +366,30 @@ class LocalEngine:
                 action="transcribed the audio before the damage",
             )
         return out, language, seconds
+
+    def _checked(
+        self,
+        model: Any,
+        at: float,
+        samples: Any,
+        said: list[Any],
+        offset: float,
+        options: dict[str, Any],
+    ) -> list[tuple[float, Any]]:
+        """A piece's segments, or, where the batched pass decoded it badly, the piece
+        decoded again (``redo``)."""
+        signs = [why for s in said if (why := redo.flagged(s))]
+        if said and not signs:
+            return [(offset, s) for s in said]
+        sign = signs[0] if signs else redo.Why("no_text", 0.0)
+        log.info(
+            "piece.redecoded",
+            start=round(at, 3),
+            seconds=round(len(samples) / RATE, 3),
+            sign=sign.sign,
+            value=round(sign.value, 2),
+        )
+        return redo.again(model, samples, at, options, self._until_abort)
 
     def _until_abort(self, found: Any) -> Iterator[Any]:
         for segment in found:  # the generator does the work, a batch at a time
