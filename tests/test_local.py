@@ -209,6 +209,8 @@ def test_subtitles_from_real_speech_obey_the_folder_rules(local, events, monkeyp
 
     monkeypatch.setattr(batched, "WINDOW_SECONDS", 20)  # several windows, not one
     monkeypatch.setattr(batched, "VAD_SECONDS", 7)
+    monkeypatch.setattr(batched, "CLIP_SECONDS", 12)  # pieces that fill a batch of four
+    monkeypatch.setattr(batched, "CUT_SECONDS", 10)
     batches = []
     original = BatchedInferencePipeline.transcribe
 
@@ -425,8 +427,11 @@ def _token_frames(result) -> list[int]:
 
 
 def test_the_allocators_are_set_for_the_engine_unless_the_user_set_them(monkeypatch):
-    """before_loading() turns MKL's own cache off and sets glibc's limits, but leaves a
-    setting made in the environment alone; release() trims the heaps."""
+    """Only with DROPSCRIBE_HEAP=small: before_loading() turns MKL's own cache off and sets
+    glibc's limits, but leaves a setting made in the environment alone; release() trims
+    the heaps. Without it (the default) neither touches the allocators."""
+    import os
+
     from dropscribe.transcribe import heap
 
     calls = []
@@ -443,6 +448,13 @@ def test_the_allocators_are_set_for_the_engine_unless_the_user_set_them(monkeypa
     monkeypatch.setattr(heap, "_libc", Libc)
     for name in ("MKL_DISABLE_FAST_MM", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("DROPSCRIBE_HEAP", raising=False)
+    heap.before_loading()
+    heap.release()
+    assert calls == []
+    assert "MKL_DISABLE_FAST_MM" not in os.environ
+
+    monkeypatch.setenv("DROPSCRIBE_HEAP", "small")
     heap.before_loading()
     heap.release()
     assert calls == [
@@ -450,8 +462,6 @@ def test_the_allocators_are_set_for_the_engine_unless_the_user_set_them(monkeypa
         ("mallopt", heap.M_TRIM_THRESHOLD, 128 << 20),
         ("malloc_trim", 0),
     ]
-    import os
-
     assert os.environ["MKL_DISABLE_FAST_MM"] == "1"
 
     calls.clear()

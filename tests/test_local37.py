@@ -3,6 +3,7 @@ being cut in speech, and a piece decoded badly decoded again rather than dropped
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
 import shutil
@@ -230,3 +231,41 @@ def test_a_flagged_piece_is_halved_until_it_decodes_and_only_unheard_speech_is_l
         (120.0, 124.0, "warning"),
         (128.0, 132.0, "warning"),
     ]
+
+
+def test_a_batched_segment_is_cut_at_the_pauses_the_vad_heard_in_its_piece():
+    """A piece's one segment becomes a part per side of each VAD pause (by each word's
+    middle), no part reaching into the pause; with no pause or no words it is as it was."""
+    from dropscribe.transcribe.batched import at_pauses
+
+    said = [
+        SimpleNamespace(word=" Good", start=0.0, end=0.4),
+        SimpleNamespace(word=" morning.", start=0.4, end=3.0),  # stretched into the pause
+        SimpleNamespace(word=" Next", start=4.5, end=4.9),
+        SimpleNamespace(word=" item.", start=4.9, end=5.4),
+    ]
+    whole = segment(" Good morning. Next item.", 0.0, 5.4)
+    whole.words = said
+    whole.tokens = [1, 2]
+    whole = SegmentLike(**vars(whole))
+    parts = at_pauses(whole, [(1.2, 4.4)])
+    assert [(p.start, p.end, p.text, len(p.words)) for p in parts] == [
+        (0.0, 1.2, " Good morning.", 2),
+        (4.5, 5.4, " Next item.", 2),
+    ]
+    assert at_pauses(whole, []) == [whole]
+    assert at_pauses(whole, [(6.0, 8.0)]) == [whole]
+
+
+@dataclasses.dataclass
+class SegmentLike:
+    """faster-whisper's Segment, as far as the engine reads it."""
+
+    text: str
+    start: float
+    end: float
+    words: list
+    tokens: list
+    compression_ratio: float
+    avg_logprob: float
+    no_speech_prob: float

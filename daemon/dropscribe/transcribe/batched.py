@@ -15,7 +15,10 @@ time.
 
 from __future__ import annotations
 
+import bisect
+import dataclasses
 import itertools
+import zlib
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -33,6 +36,7 @@ WINDOW_SECONDS = 120
 VAD_SECONDS = 30
 CLIP_SECONDS = 30  # what Whisper hears at once
 CUT_SECONDS = 26  # the longest part of speech cut where the VAD found no silence
+PAUSE_SECONDS = 1.0  # a pause between words that ends a segment
 # Silero's settings as BatchedInferencePipeline uses them: short silences split speech.
 MIN_SILENCE_MS = 160
 
@@ -43,6 +47,9 @@ class Windows:
     def __init__(self, path: Path) -> None:
         self.samples = Samples(path)
         self.heard = 0.0  # seconds of speech found
+        # The silences of PAUSE_SECONDS or more inside each piece given so far, by the
+        # piece's start: (from, to) in seconds from that start.
+        self.pauses: dict[float, list[tuple[float, float]]] = {}
 
     def __iter__(self) -> Iterator[tuple[float, npt.NDArray[np.float32]]]:
         """(the piece's start in seconds, its samples), a window at a time."""
@@ -54,18 +61,35 @@ class Windows:
             held += len(block)
             if held >= WINDOW_SECONDS * RATE:
                 audio = np.concatenate(blocks)
-                pieces = self._pieces(audio)
+                pieces, speech = self._pieces(audio)
                 # The last piece waits (it may go on); with none, the last second does.
                 keep = pieces.pop()[0] if pieces else len(audio) - RATE
-                for begin, end in pieces:
-                    yield (start + begin) / RATE, _floats(audio[begin:end])
+                yield from self._given(start, audio, pieces, speech)
                 blocks, held, start = [audio[keep:]], len(audio) - keep, start + keep
         if held:
             audio = np.concatenate(blocks)
-            for begin, end in self._pieces(audio):
-                yield (start + begin) / RATE, _floats(audio[begin:end])
+            yield from self._given(start, audio, *self._pieces(audio))
 
-    def _pieces(self, audio: npt.NDArray[np.int16]) -> list[tuple[int, int]]:
+    def _given(
+        self,
+        start: int,
+        audio: npt.NDArray[np.int16],
+        pieces: list[tuple[int, int]],
+        speech: list[tuple[int, int]],
+    ) -> Iterator[tuple[float, npt.NDArray[np.float32]]]:
+        for begin, end in pieces:
+            at = (start + begin) / RATE
+            self.pauses[at] = [
+                ((a - begin) / RATE, (b - begin) / RATE)
+                for (_, a), (b, _) in itertools.pairwise(speech)
+                if begin <= a and b <= end and b - a >= PAUSE_SECONDS * RATE
+            ]
+            yield at, _floats(audio[begin:end])
+
+    def _pieces(
+        self, audio: npt.NDArray[np.int16]
+    ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """The window's pieces, and the speech the VAD found in it."""
         from faster_whisper.vad import VadOptions, get_speech_timestamps  # noqa: PLC0415
 
         options = VadOptions(
@@ -82,7 +106,7 @@ class Windows:
         heap.release()  # the VAD's buffers
         speech = joined(slices, step)
         self.heard += sum(end - begin for begin, end in speech) / RATE
-        return gathered(speech, CLIP_SECONDS * RATE, CUT_SECONDS * RATE)
+        return gathered(speech, CLIP_SECONDS * RATE, CUT_SECONDS * RATE), speech
 
 
 def joined(slices: list[list[tuple[int, int]]], step: int) -> list[tuple[int, int]]:
@@ -122,6 +146,45 @@ def gathered(
         edges = [begin + (end - begin) * k // parts for k in range(parts + 1)]
         pieces.extend(itertools.pairwise(edges))
     return pieces
+
+
+def at_pauses(segment: Any, pauses: list[tuple[float, float]]) -> list[Any]:
+    """A segment of the batched pass (one a piece: it is decoded without timestamps) cut
+    at the ``pauses`` the VAD heard in its piece, so that a paragraph's pause still starts
+    a paragraph: each word goes to the side of the pause's middle its own middle is on,
+    and no part reaches into a pause. Without word times, as it is."""
+    words = segment.words or []
+    if not words or not pauses:
+        return [segment]
+    middles = [(a + b) / 2 for a, b in pauses]
+    sides: dict[int, list[Any]] = {}
+    for word in words:
+        sides.setdefault(bisect.bisect(middles, (word.start + word.end) / 2), []).append(word)
+    if len(sides) == 1:
+        return [segment]
+    parts = []
+    for k, said in sides.items():
+        start = max(said[0].start, pauses[k - 1][1]) if k else said[0].start
+        end = min(said[-1].end, pauses[k][0]) if k < len(pauses) else said[-1].end
+        text = "".join(w.word for w in said)
+        parts.append(
+            dataclasses.replace(
+                segment,
+                start=start,
+                end=max(start, end),
+                text=text,
+                words=said,
+                tokens=[],
+                compression_ratio=_compression(text),
+            )
+        )
+    return parts
+
+
+def _compression(text: str) -> float:
+    """Whisper's compression ratio of a text (faster-whisper's get_compression_ratio)."""
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data))
 
 
 def _floats(samples: npt.NDArray[np.int16]) -> npt.NDArray[np.float32]:

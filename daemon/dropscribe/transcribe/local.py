@@ -36,7 +36,7 @@ from dropscribe.audio.transcode import RATE
 from dropscribe.config.schema import Format, Task
 from dropscribe.errors import Abandoned, EndpointError, PermanentError
 from dropscribe.transcribe import heap, redo
-from dropscribe.transcribe.batched import OneByOne, Windows, batches
+from dropscribe.transcribe.batched import OneByOne, Windows, at_pauses, batches
 from dropscribe.transcript import Transcript
 
 if TYPE_CHECKING:
@@ -120,9 +120,7 @@ def batch_of(endpoint: Endpoint, device: str) -> int:
 
 
 def gpu_batch(free_mib: int | None) -> int:
-    if free_mib is None:
-        return 8
-    return max(8, min(32, free_mib // GPU_BATCH_MIB))
+    return 8 if free_mib is None else max(8, min(32, free_mib // GPU_BATCH_MIB))
 
 
 def _free_gpu_mib() -> int | None:
@@ -356,7 +354,9 @@ class LocalEngine:
                 each[min(max(n, 0), len(pieces) - 1)].append(segment)
             for (at, samples), begin, said in zip(pieces, begins, each, strict=False):
                 settled = {**options, "language": language}
-                out.extend(self._checked(model, at, samples, said, at - begin, settled))
+                pauses = [(begin + a, begin + b) for a, b in windows.pauses.pop(at)]
+                piece = [(at - begin, part) for s in said for part in at_pauses(s, pauses)]
+                out.extend(self._checked(model, at, samples, piece, settled))
         seconds = windows.samples.count / RATE
         if windows.samples.truncated:
             log.warning(
@@ -372,15 +372,14 @@ class LocalEngine:
         model: Any,
         at: float,
         samples: Any,
-        said: list[Any],
-        offset: float,
+        said: list[tuple[float, Any]],
         options: dict[str, Any],
     ) -> list[tuple[float, Any]]:
         """A piece's segments, or, where the batched pass decoded it badly, the piece
         decoded again (``redo``)."""
-        signs = [why for s in said if (why := redo.flagged(s))]
+        signs = [why for _, s in said if (why := redo.flagged(s))]
         if said and not signs:
-            return [(offset, s) for s in said]
+            return said
         sign = signs[0] if signs else redo.Why("no_text", 0.0)
         log.info(
             "piece.redecoded",
