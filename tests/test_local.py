@@ -209,6 +209,8 @@ def test_subtitles_from_real_speech_obey_the_folder_rules(local, events, monkeyp
 
     monkeypatch.setattr(batched, "WINDOW_SECONDS", 20)  # several windows, not one
     monkeypatch.setattr(batched, "VAD_SECONDS", 7)
+    monkeypatch.setattr(batched, "CLIP_SECONDS", 12)  # pieces that fill a batch of four
+    monkeypatch.setattr(batched, "CUT_SECONDS", 10)
     batches = []
     original = BatchedInferencePipeline.transcribe
 
@@ -297,7 +299,8 @@ def test_a_recording_without_speech_gives_empty_sidecars_not_an_invention(local,
 
 
 def test_pieces_gather_speech_up_to_thirty_seconds_and_cut_only_what_is_longer():
-    """VAD speech is joined into pieces of at most 30 s; a longer stretch is cut into 30 s pieces."""
+    """VAD speech is joined into pieces of at most 30 s; a longer stretch is cut into equal
+    parts of at most the cut length (26 s by default in the engine)."""
     from dropscribe.transcribe.batched import gathered
 
     second = 16000
@@ -305,14 +308,14 @@ def test_pieces_gather_speech_up_to_thirty_seconds_and_cut_only_what_is_longer()
         (0, 5 * second),
         (6 * second, 20 * second),
         (21 * second, 40 * second),
-        (41 * second, 120 * second),
+        (41 * second, 101 * second),
     ]
-    assert gathered(speech, 30 * second) == [
+    assert gathered(speech, 30 * second, 20 * second) == [
         (0, 20 * second),
         (21 * second, 40 * second),
-        (41 * second, 71 * second),
-        (71 * second, 101 * second),
-        (101 * second, 120 * second),
+        (41 * second, 61 * second),
+        (61 * second, 81 * second),
+        (81 * second, 101 * second),
     ]
 
 
@@ -424,8 +427,11 @@ def _token_frames(result) -> list[int]:
 
 
 def test_the_allocators_are_set_for_the_engine_unless_the_user_set_them(monkeypatch):
-    """before_loading() turns MKL's own cache off and sets glibc's limits, but leaves a
-    setting made in the environment alone; release() trims the heaps."""
+    """Only with DROPSCRIBE_HEAP=small: before_loading() turns MKL's own cache off and sets
+    glibc's limits, but leaves a setting made in the environment alone; release() trims
+    the heaps. Without it (the default) neither touches the allocators."""
+    import os
+
     from dropscribe.transcribe import heap
 
     calls = []
@@ -442,6 +448,13 @@ def test_the_allocators_are_set_for_the_engine_unless_the_user_set_them(monkeypa
     monkeypatch.setattr(heap, "_libc", Libc)
     for name in ("MKL_DISABLE_FAST_MM", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("DROPSCRIBE_HEAP", raising=False)
+    heap.before_loading()
+    heap.release()
+    assert calls == []
+    assert "MKL_DISABLE_FAST_MM" not in os.environ
+
+    monkeypatch.setenv("DROPSCRIBE_HEAP", "small")
     heap.before_loading()
     heap.release()
     assert calls == [
@@ -449,8 +462,6 @@ def test_the_allocators_are_set_for_the_engine_unless_the_user_set_them(monkeypa
         ("mallopt", heap.M_TRIM_THRESHOLD, 128 << 20),
         ("malloc_trim", 0),
     ]
-    import os
-
     assert os.environ["MKL_DISABLE_FAST_MM"] == "1"
 
     calls.clear()

@@ -15,6 +15,10 @@ time.
 
 from __future__ import annotations
 
+import bisect
+import dataclasses
+import itertools
+import zlib
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -31,6 +35,8 @@ if TYPE_CHECKING:
 WINDOW_SECONDS = 120
 VAD_SECONDS = 30
 CLIP_SECONDS = 30  # what Whisper hears at once
+CUT_SECONDS = 26  # the longest part of speech cut where the VAD found no silence
+PAUSE_SECONDS = 1.0  # a pause between words that ends a segment
 # Silero's settings as BatchedInferencePipeline uses them: short silences split speech.
 MIN_SILENCE_MS = 160
 
@@ -41,6 +47,9 @@ class Windows:
     def __init__(self, path: Path) -> None:
         self.samples = Samples(path)
         self.heard = 0.0  # seconds of speech found
+        # The silences of PAUSE_SECONDS or more inside each piece given so far, by the
+        # piece's start: (from, to) in seconds from that start.
+        self.pauses: dict[float, list[tuple[float, float]]] = {}
 
     def __iter__(self) -> Iterator[tuple[float, npt.NDArray[np.float32]]]:
         """(the piece's start in seconds, its samples), a window at a time."""
@@ -52,50 +61,130 @@ class Windows:
             held += len(block)
             if held >= WINDOW_SECONDS * RATE:
                 audio = np.concatenate(blocks)
-                pieces = self._pieces(audio)
+                pieces, speech = self._pieces(audio)
                 # The last piece waits (it may go on); with none, the last second does.
                 keep = pieces.pop()[0] if pieces else len(audio) - RATE
-                for begin, end in pieces:
-                    yield (start + begin) / RATE, _floats(audio[begin:end])
+                yield from self._given(start, audio, pieces, speech)
                 blocks, held, start = [audio[keep:]], len(audio) - keep, start + keep
         if held:
             audio = np.concatenate(blocks)
-            for begin, end in self._pieces(audio):
-                yield (start + begin) / RATE, _floats(audio[begin:end])
+            yield from self._given(start, audio, *self._pieces(audio))
 
-    def _pieces(self, audio: npt.NDArray[np.int16]) -> list[tuple[int, int]]:
+    def _given(
+        self,
+        start: int,
+        audio: npt.NDArray[np.int16],
+        pieces: list[tuple[int, int]],
+        speech: list[tuple[int, int]],
+    ) -> Iterator[tuple[float, npt.NDArray[np.float32]]]:
+        for begin, end in pieces:
+            at = (start + begin) / RATE
+            self.pauses[at] = [
+                ((a - begin) / RATE, (b - begin) / RATE)
+                for (_, a), (b, _) in itertools.pairwise(speech)
+                if begin <= a and b <= end and b - a >= PAUSE_SECONDS * RATE
+            ]
+            yield at, _floats(audio[begin:end])
+
+    def _pieces(
+        self, audio: npt.NDArray[np.int16]
+    ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """The window's pieces, and the speech the VAD found in it."""
         from faster_whisper.vad import VadOptions, get_speech_timestamps  # noqa: PLC0415
 
         options = VadOptions(
             max_speech_duration_s=CLIP_SECONDS, min_silence_duration_ms=MIN_SILENCE_MS
         )
-        speech: list[tuple[int, int]] = []
         step = VAD_SECONDS * RATE
-        for at in range(0, len(audio), step):
-            for found in get_speech_timestamps(_floats(audio[at : at + step]), options):
-                begin, end = at + found["start"], at + found["end"]
-                if speech and begin - speech[-1][1] <= 1:  # one speech across two slices
-                    begin = speech.pop()[0]
-                speech.append((begin, end))
+        slices = [
+            [
+                (at + found["start"], at + found["end"])
+                for found in get_speech_timestamps(_floats(audio[at : at + step]), options)
+            ]
+            for at in range(0, len(audio), step)
+        ]
         heap.release()  # the VAD's buffers
+        speech = joined(slices, step)
         self.heard += sum(end - begin for begin, end in speech) / RATE
-        return gathered(speech, CLIP_SECONDS * RATE)
+        return gathered(speech, CLIP_SECONDS * RATE, CUT_SECONDS * RATE), speech
 
 
-def gathered(speech: list[tuple[int, int]], longest: int) -> list[tuple[int, int]]:
-    """Neighbouring speech joined into pieces of at most ``longest`` samples (speech
-    longer than that is cut in it, as Silero's ``max_speech_duration_s`` would)."""
+def joined(slices: list[list[tuple[int, int]]], step: int) -> list[tuple[int, int]]:
+    """The speech the VAD found slice by slice, one list: speech that runs over a slice's
+    edge (it ends at the edge and the next begins there) is one again. Neighbours that
+    merely touch are not joined: Silero's padding makes them touch whenever the silence
+    between them is under 0.8 s, and joined they made units that never paired up in 30 s,
+    or were cut in speech."""
+    speech: list[tuple[int, int]] = []
+    for n, found in enumerate(slices):
+        edge = n * step
+        for begin, end in found:
+            if speech and begin == edge and speech[-1][1] == edge:
+                speech[-1] = (speech[-1][0], end)
+            else:
+                speech.append((begin, end))
+    return speech
+
+
+def gathered(
+    speech: list[tuple[int, int]], longest: int, cut: int | None = None
+) -> list[tuple[int, int]]:
+    """Neighbouring speech joined into pieces of at most ``longest`` samples. Speech
+    longer than that (the VAD found no silence in it) is cut in equal parts of at most
+    ``cut`` samples: a piece cut in speech right at the 30-s edge is what Whisper
+    decodes worst (without timestamps it gave "This is" for 30 s of words)."""
+    cut = cut or longest
     pieces: list[tuple[int, int]] = []
     for begin, end in speech:
         if pieces and end - pieces[-1][0] <= longest:
             pieces[-1] = (pieces[-1][0], end)
             continue
-        at = begin
-        while end - at > longest:
-            pieces.append((at, at + longest))
-            at += longest
-        pieces.append((at, end))
+        if end - begin <= longest:
+            pieces.append((begin, end))
+            continue
+        parts = -(-(end - begin) // cut)
+        edges = [begin + (end - begin) * k // parts for k in range(parts + 1)]
+        pieces.extend(itertools.pairwise(edges))
     return pieces
+
+
+def at_pauses(segment: Any, pauses: list[tuple[float, float]]) -> list[Any]:
+    """A segment of the batched pass (one a piece: it is decoded without timestamps) cut
+    at the ``pauses`` the VAD heard in its piece, so that a paragraph's pause still starts
+    a paragraph: each word goes to the side of the pause's middle its own middle is on,
+    and no part reaches into a pause. Without word times, as it is."""
+    words = segment.words or []
+    if not words or not pauses:
+        return [segment]
+    middles = [(a + b) / 2 for a, b in pauses]
+    sides: dict[int, list[Any]] = {}
+    for word in words:
+        sides.setdefault(bisect.bisect(middles, (word.start + word.end) / 2), []).append(word)
+    if len(sides) == 1:
+        return [segment]
+    parts = []
+    for k, said in sides.items():
+        start = max(said[0].start, pauses[k - 1][1]) if k else said[0].start
+        end = min(said[-1].end, pauses[k][0]) if k < len(pauses) else said[-1].end
+        text = "".join(w.word for w in said)
+        parts.append(
+            dataclasses.replace(
+                segment,
+                start=start,
+                end=max(start, end),
+                text=text,
+                words=said,
+                tokens=[],
+                compression_ratio=_compression(text),
+            )
+        )
+    return parts
+
+
+def _compression(text: str) -> float:
+    """Whisper's compression ratio of a text (faster-whisper's get_compression_ratio)."""
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data))
 
 
 def _floats(samples: npt.NDArray[np.int16]) -> npt.NDArray[np.float32]:

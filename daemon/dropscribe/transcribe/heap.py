@@ -1,21 +1,22 @@
-"""Giving freed memory back to the system while the local engine works.
+"""The local engine's allocator settings: the low-memory setting, off by default.
 
 CTranslate2, onnxruntime and numpy free their large work buffers after each step, but
 glibc keeps freed memory in its heaps for reuse, and the next step's buffers rarely fit
-the holes the last one left: without help the process grows by about 100 MiB it never
-returns. Two things keep it near what is really in use:
+the holes the last one left: the process holds on to memory it no longer uses. With
+``DROPSCRIBE_HEAP=small`` in the environment, two things keep it near what is really
+in use:
 
 - ``before_loading()`` asks MKL (inside CTranslate2's wheels) to allocate through malloc
   instead of caching buffers of its own (``MKL_DISABLE_FAST_MM``), and tells glibc to
-  give every block of 4 MiB or more its own mapping (returned to the system when freed;
-  without this glibc raises the limit as large blocks come and go) while keeping up to
-  128 MiB of free heap top for reuse (so the decoder's step-by-step buffers do not
-  fault pages in afresh each step).
+  give every block of 4 MiB or more its own mapping (returned to the system when freed)
+  while keeping up to 128 MiB of free heap top for reuse.
 - ``release()`` (glibc's ``malloc_trim``) hands free pages back after each step.
 
-With ``local.OneByOne``, the bench's peak RSS on 12 minutes went from 680 to 379 MiB,
-no slower; each setting alone got only to 460-490 MiB. Where the C
-library is not glibc (musl), the calls are skipped and only MKL's setting applies.
+They cost time: every large buffer is mapped, faulted in and unmapped afresh each step
+(3.35 M minor page faults against 2.08 M on ten minutes of speech), so the default is
+glibc and MKL as they come, which ``bench/local.py`` measured faster (see the README
+for the figures); ``small`` is for machines where memory is short. Where the C library
+is not glibc (musl), the glibc calls are skipped and only MKL's setting applies.
 """
 
 from __future__ import annotations
@@ -27,13 +28,16 @@ from functools import cache
 
 M_TRIM_THRESHOLD = -1  # glibc's mallopt() parameters, from <malloc.h>
 M_MMAP_THRESHOLD = -3
+SETTING = "DROPSCRIBE_HEAP"  # "small": the low-memory setting; anything else: none
 OWN_MAPPING = 4 << 20  # blocks from this size up are mapped (and unmapped) alone
 KEPT_TOP = 128 << 20  # free heap top glibc keeps rather than trims on each free
 
 
 def before_loading() -> None:
-    """Set the allocators up for the engine; MKL reads its setting when it first
-    allocates, and a setting the user made in the environment wins."""
+    """Set the allocators up for the low-memory setting; MKL reads its setting when it
+    first allocates, and a setting the user made in the environment wins."""
+    if not small():
+        return
     os.environ.setdefault("MKL_DISABLE_FAST_MM", "1")
     if "MALLOC_MMAP_THRESHOLD_" in os.environ or "MALLOC_TRIM_THRESHOLD_" in os.environ:
         return
@@ -44,10 +48,17 @@ def before_loading() -> None:
 
 
 def release() -> None:
-    """Return the heaps' free pages to the system."""
+    """Return the heaps' free pages to the system (in the low-memory setting)."""
+    if not small():
+        return
     libc = _libc()
     if libc is not None and hasattr(libc, "malloc_trim"):
         libc.malloc_trim(0)
+
+
+def small() -> bool:
+    """Whether the low-memory setting is asked for (read each time: a reload may change it)."""
+    return os.environ.get(SETTING, "").strip().lower() == "small"
 
 
 @cache

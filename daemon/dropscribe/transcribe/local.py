@@ -34,8 +34,8 @@ import structlog
 
 from dropscribe.audio.transcode import RATE
 from dropscribe.errors import Abandoned, EndpointError, PermanentError
-from dropscribe.transcribe import heap
-from dropscribe.transcribe.batched import OneByOne, Windows, batches
+from dropscribe.transcribe import heap, redo
+from dropscribe.transcribe.batched import OneByOne, Windows, at_pauses, batches
 from dropscribe.transcript import Transcript
 from dropscribe.vocab.settings import Format, Task
 
@@ -120,9 +120,7 @@ def batch_of(endpoint: Endpoint, device: str) -> int:
 
 
 def gpu_batch(free_mib: int | None) -> int:
-    if free_mib is None:
-        return 8
-    return max(8, min(32, free_mib // GPU_BATCH_MIB))
+    return 8 if free_mib is None else max(8, min(32, free_mib // GPU_BATCH_MIB))
 
 
 def _free_gpu_mib() -> int | None:
@@ -197,6 +195,10 @@ class LocalEngine:
         offline = on_disk or os.environ.get("HF_HUB_OFFLINE", "") not in {"", "0"}
         started = time.monotonic()
         try:
+            import ctranslate2  # noqa: PLC0415 - with faster-whisper
+
+            # Sampling (redo's last resort) the same each run: seeded before any thread draws.
+            ctranslate2.set_random_seed(redo.SEED)
             device, compute = device_of(self.endpoint)
             model = WhisperModel(
                 source,
@@ -345,11 +347,16 @@ class LocalEngine:
                 clip_timestamps=clips,
             )
             language = language or info.language  # one language for the whole recording
+            each: list[list[Any]] = [[] for _ in pieces]
             for segment in self._until_abort(found):
                 # The piece it came from, and so its place in the recording.
                 n = bisect.bisect_right(begins, segment.start + 0.01) - 1
-                n = min(max(n, 0), len(pieces) - 1)
-                out.append((pieces[n][0] - begins[n], segment))
+                each[min(max(n, 0), len(pieces) - 1)].append(segment)
+            for (at, samples), begin, said in zip(pieces, begins, each, strict=False):
+                settled = {**options, "language": language}
+                pauses = [(begin + a, begin + b) for a, b in windows.pauses.pop(at)]
+                piece = [(at - begin, part) for s in said for part in at_pauses(s, pauses)]
+                out.extend(self._checked(model, at, samples, piece, settled))
         seconds = windows.samples.count / RATE
         if windows.samples.truncated:
             log.warning(
@@ -359,6 +366,29 @@ class LocalEngine:
                 action="transcribed the audio before the damage",
             )
         return out, language, seconds
+
+    def _checked(
+        self,
+        model: Any,
+        at: float,
+        samples: Any,
+        said: list[tuple[float, Any]],
+        options: dict[str, Any],
+    ) -> list[tuple[float, Any]]:
+        """A piece's segments, or, where the batched pass decoded it badly, the piece
+        decoded again (``redo``)."""
+        signs = [why for _, s in said if (why := redo.flagged(s))]
+        if said and not signs:
+            return said
+        sign = signs[0] if signs else redo.Why("no_text", 0.0)
+        log.info(
+            "piece.redecoded",
+            start=round(at, 3),
+            seconds=round(len(samples) / RATE, 3),
+            sign=sign.sign,
+            value=round(sign.value, 2),
+        )
+        return redo.again(model, samples, at, options, self._until_abort)
 
     def _until_abort(self, found: Any) -> Iterator[Any]:
         for segment in found:  # the generator does the work, a batch at a time
