@@ -209,6 +209,8 @@ VALUES = st.recursive(
 def _place(doc: dict[str, Any], path: tuple[Any, ...], value: Any) -> None:
     where: Any = doc
     for part in path[:-1]:
+        if isinstance(where, list) != isinstance(part, int):
+            return  # an earlier edit made this a list (or a mapping): nothing to place
         if isinstance(where, list):
             while len(where) <= part:
                 where.append({})
@@ -217,6 +219,8 @@ def _place(doc: dict[str, Any], path: tuple[Any, ...], value: Any) -> None:
         where = where[part]
         if not isinstance(where, dict | list):
             return
+    if isinstance(where, list) != isinstance(path[-1], int):
+        return
     if isinstance(where, list):
         while len(where) <= path[-1]:
             where.append({})

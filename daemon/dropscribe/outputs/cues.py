@@ -170,7 +170,7 @@ class _Lines:
         """Lines of the run with ``token`` (which follows ``last``) added."""
         sep = 0 if token.glued else 1
         size, glued = self._piece
-        if _together(last, token) and size + sep + len(token.text) <= self._width:
+        if _together(last, token) and size + sep + len(token.text) <= self._width - self._indent:
             self._piece = (size + sep + len(token.text), glued)  # the piece grows
         else:
             self._before, self._piece = self._after, (len(token.text), token.glued)
@@ -224,7 +224,7 @@ def wrap(run: Sequence[Token], width: int, indent: int = 0) -> list[str]:
     """Balanced lines of at most ``width`` characters (the first ``indent`` fewer, for
     the speaker's name), broken between words that may be parted; a word (or such a
     group) longer than the width gets a line of its own."""
-    units = _units(run, width)
+    units = _units(run, width - indent)  # a group kept together fits any of its lines
     lines = _greedy(units, width, indent)
     if len(lines) < 2:
         return lines
