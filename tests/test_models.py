@@ -602,3 +602,25 @@ def test_a_remapped_models_markup_becomes_turns_and_stays_out_of_subtitles(setup
     assert [s["speaker"] for s in full["segments"]] == ["A", "B"]
     assert full["segments"][0]["text"] == "Hello there. [laughter]"
     assert "<|" not in full["text"]
+
+
+def test_check_config_refuses_a_model_stated_to_answer_only_subtitles(setup):
+    """A models: statement that a model answers only srt is refused at check-config with
+    file:line and the fix, instead of quarantining every file with 'answer is not JSON'."""
+    import subprocess
+    import sys
+
+    setup.data["endpoints"]["local"]["models"] = {"house-srt": {"formats": ["srt"]}}
+    setup.data["defaults"]["model"] = "house-srt"
+    checked = subprocess.run(
+        [sys.executable, "-m", "dropscribe", "check-config", "-c", str(setup.write())],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**__import__("os").environ, **setup.env},
+    )
+    assert checked.returncode == 2, checked.stderr
+    (line,) = [x for x in checked.stderr.splitlines() if "house-srt" in x]
+    assert f"{setup.config_path}:" in line
+    assert ".model: model 'house-srt'" in line
+    assert "add json or text to endpoints.local.models.house-srt.formats" in line

@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Config", "level", "load", "speakers"]  # Config: what load returns
 
+# The answers a transcript is read from (srt and vtt answers are never asked for).
+READABLE = frozenset({"json", "verbose_json", "diarized_json", "text"})
+
 LOCAL_WHY = (
     "kind: local cannot label speakers: pyannote, the open diarization model, takes hours"
     " per hour of audio on a CPU and its models must be downloaded with a Hugging Face"
@@ -86,6 +89,14 @@ def level(endpoint: Endpoint, values: dict[str, Any], where: KeyPath, problem: R
         return
     if values.get("task") is Task.TRANSLATE and not models.of(endpoint, model).translate:
         problem((*where, "task"), models.cannot_translate(endpoint, model))
+    formats = models.of(endpoint, model).formats
+    if model and formats and not READABLE & set(formats):
+        problem(
+            (*where, "model"),
+            f"model {model!r} on endpoint {endpoint.name!r} is said to answer only"
+            f" {', '.join(formats)}, which dropscribe cannot read a transcript from; add"
+            f" json or text to endpoints.{endpoint.name}.models.{model}.formats",
+        )
 
 
 def load(
