@@ -89,3 +89,30 @@ def test_rehearse_apply_sets_the_inboxs_model_keeping_comments_and_a_backup(setu
     assert after
     assert all(u.fields["model"] == "gpt-transcribe" and u.reply == "200" for u in after)
     assert (setup.inbox / "new.srt").exists()
+
+
+def test_rehearse_reads_only_the_very_files_it_finished(setup, tmp_path):
+    """Finished recordings swapped for a link to a private file outside, a FIFO nobody
+    writes and a huge sparse file: rehearse sends none of them (no secret bytes go out,
+    nothing blocks), says why for each, and exits 1."""
+    import hashlib
+    import os
+
+    with FakeAPI(api_key=API_KEY) as api:
+        finished(setup, api, 3)
+        secret = tmp_path / "secret.wav"
+        secret.write_bytes(b"RIFF-private-" * 1000)
+        secret.chmod(0o600)
+        (setup.inbox / "r0.wav").unlink()
+        (setup.inbox / "r0.wav").symlink_to(secret)
+        (setup.inbox / "r1.wav").unlink()
+        os.mkfifo(setup.inbox / "r1.wav")
+        with (setup.inbox / "r2.wav").open("r+b") as fh:
+            fh.truncate(2**31)
+        shown = rehearse(setup, "--inbox", str(setup.inbox), "--model", "gpt-transcribe")
+    assert shown.returncode == 1, shown.stdout
+    assert len(api.uploads) == 3  # the first three transcriptions, nothing rehearsed
+    assert hashlib.sha256(secret.read_bytes()).hexdigest() not in {u.sha256 for u in api.uploads}
+    failed = [line for line in shown.stdout.splitlines() if "failed:" in line]
+    assert len(failed) == 3, shown.stdout
+    assert not list(setup.inbox.glob("*.next.*"))

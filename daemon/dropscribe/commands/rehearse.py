@@ -25,6 +25,7 @@ import yaml
 from dropscribe.commands.console import EXIT_FAILED, EXIT_OK, fail, say
 from dropscribe.config import files, rules
 from dropscribe.errors import ConfigError, DropscribeError, TranscriptionError
+from dropscribe.ingest import source
 from dropscribe.ledger import opening
 from dropscribe.loading import checked
 from dropscribe.outputs import render, sidecar
@@ -70,10 +71,15 @@ def difference(current: str, new: str) -> float:
     return row[-1] / len(ref)
 
 
-def finished(cfg: Config, inbox: Inbox, ledger: Ledger, sample: int) -> list[tuple[Path, str]]:
-    """The inbox's most recent finished recordings (at most ``sample``) and the text the
-    ledger holds for each."""
-    found: list[tuple[float, Path, str]] = []
+Identity = tuple[int, int, int]  # size, mtime, inode: the version of a file
+
+
+def finished(
+    cfg: Config, inbox: Inbox, ledger: Ledger, sample: int
+) -> list[tuple[Path, str, Identity]]:
+    """The inbox's most recent finished recordings (at most ``sample``), the text the
+    ledger holds for each, and the version of the file it was made from."""
+    found: list[tuple[int, Path, str, Identity]] = []
     excluded = rules.excluded_dirs(cfg)
     for folder, dirs, names in os.walk(inbox.path):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
@@ -82,19 +88,22 @@ def finished(cfg: Config, inbox: Inbox, ledger: Ledger, sample: int) -> list[tup
             if rules.ignore_reason(inbox, path, excluded) is not None:
                 continue
             row = ledger.file(path)
-            job = ledger.job(row.key) if row is not None and row.state == "done" else None
+            if row is None or row.state != "done":
+                continue
+            job = ledger.job(row.key)
             if job is None or not job.result or not isinstance(job.result.get("text"), str):
                 continue
-            with contextlib.suppress(OSError):
-                found.append((path.stat().st_mtime, path, job.result["text"]))
+            version = (row.size, row.mtime_ns, row.inode)
+            found.append((row.mtime_ns, path, job.result["text"], version))
     found.sort(key=lambda item: (-item[0], str(item[1])))
-    return [(path, text) for _, path, text in found[:sample]]
+    return [(path, text, version) for _, path, text, version in found[:sample]]
 
 
 def _transcribe(
-    client: Transcriber, path: Path, settings: FolderSettings
+    client: Transcriber, held: source.Opened, settings: FolderSettings
 ) -> tuple[Transcript, int]:
-    """The new transcript, learning the server's refusals as the daemon does."""
+    """The new transcript of the open file, learning the server's refusals as the
+    daemon does."""
     caps = models.of(client.endpoint, settings.model)
     refused = 0
     while True:
@@ -102,7 +111,7 @@ def _transcribe(
             caps, timed=settings.timed, prompt=True, seconds=None, language=bool(settings.language)
         )
         try:
-            return client.transcribe(path, settings, ask), refused
+            return client.transcribe(held.content, settings, ask, name=held.path.name), refused
         except TranscriptionError as exc:
             item = models.refusal(exc.status, exc.param, exc.message, ask)
             if item is None or refused >= MOST_REFUSALS:
@@ -111,8 +120,11 @@ def _transcribe(
             caps = models.learned(caps, [item])
 
 
-def _write_next(inbox: Inbox, path: Path, settings: FolderSettings, transcript: Transcript) -> None:
+def _write_next(
+    inbox: Inbox, held: source.Opened, settings: FolderSettings, transcript: Transcript
+) -> None:
     """``NAME.next.EXT`` for each of the folder's formats, with the recording's mode."""
+    path = held.path
     template = settings.name_template.replace("{ext}", "next.{ext}")
     shown = settings.model_copy(update={"name_template": template})
     page = render.Page(
@@ -126,7 +138,21 @@ def _write_next(inbox: Inbox, path: Path, settings: FolderSettings, transcript: 
     files = {
         folder / rules.sidecar_name(shown, path, fmt): page.render(fmt) for fmt in settings.formats
     }
-    sidecar.write_all(files, within=settings.output_dir or inbox.path, mode=path.stat().st_mode)
+    sidecar.write_all(files, within=settings.output_dir or inbox.path, mode=held.stat.st_mode)
+
+
+def _again(
+    client: Transcriber, inbox: Inbox, path: Path, version: Identity, settings: FolderSettings
+) -> tuple[Transcript, int]:
+    """The very file the ledger finished, opened once as the daemon opens it (a link, a
+    FIFO or another file put in its place is refused, never read), transcribed again
+    and written as ``.next`` sidecars."""
+    with source.opened(path, follow_symlinks=inbox.follow_symlinks) as held:
+        if held.identity != version:
+            raise source.Unusable("changed since it was transcribed; left alone")
+        transcript, refused = _transcribe(client, held, settings)
+        _write_next(inbox, held, settings, transcript)
+    return transcript, refused
 
 
 def rehearse(
@@ -161,15 +187,15 @@ def rehearse(
     client = make_client(cfg.endpoints[name])
     tried = []
     try:
-        for path, text in chosen:
+        for path, text, version in chosen:
             settings = rules.effective(inbox, path).model_copy(
                 update={"model": model, "endpoint": name}
             )
             try:
-                transcript, refused = _transcribe(client, path, settings)
-                _write_next(inbox, path, settings, transcript)
-            except (TranscriptionError, OSError) as exc:
-                tried.append(Tried(path, 0.0, None, 0, getattr(exc, "message", None) or str(exc)))
+                transcript, refused = _again(client, inbox, path, version, settings)
+            except (TranscriptionError, OSError, source.Unusable) as exc:
+                why = getattr(exc, "message", None) or str(exc)
+                tried.append(Tried(path, 0.0, None, 0, why))
                 continue
             tried.append(
                 Tried(path, transcript.duration or 0.0, difference(text, transcript.text), refused)
