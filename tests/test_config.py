@@ -12,11 +12,19 @@ from typing import TYPE_CHECKING
 import pytest
 
 from conftest import tmpfs
-from dropscribe.config import rules, settings
+from dropscribe.config import rules, schema
 from dropscribe.config.schema import InboxModel, RuleModel, SettingsModel
 from dropscribe.errors import ConfigError
 from dropscribe.loading import checked
-from dropscribe.vocab.settings import FolderSettings, Format, SpeakerCount, SubtitleRules, Task
+from dropscribe.vocab.endpoints import EndpointModel
+from dropscribe.vocab.settings import (
+    FolderSettings,
+    Format,
+    HookModel,
+    SpeakerCount,
+    SubtitleRules,
+    Task,
+)
 
 if TYPE_CHECKING:
     from dropscribe.vocab.config import Config
@@ -73,13 +81,13 @@ def test_example_documents_every_key():
     documented = set(re.findall(r"^\s*#?\s*-?\s*([a-z_]+):", text, re.MULTILINE))
     keys: set[str] = set()
     for model in (
-        settings.ConfigModel,
-        settings.EndpointModel,
-        settings.InboxModel,
-        settings.RuleModel,
-        settings.LogModel,
-        settings.MetricsModel,
-        settings.HookModel,
+        schema.ConfigModel,
+        EndpointModel,
+        schema.InboxModel,
+        schema.RuleModel,
+        schema.LogModel,
+        schema.MetricsModel,
+        HookModel,
         SubtitleRules,
         SpeakerCount,
     ):

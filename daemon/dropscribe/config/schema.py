@@ -11,46 +11,17 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from dropscribe.vocab.endpoints import Endpoint, EndpointModel, ModelModel
+from dropscribe.vocab.endpoints import EndpointModel
 from dropscribe.vocab.settings import (
     AUDIO_EXTENSIONS,
     FolderSettings,
-    Format,
-    HookModel,
     Seconds,
-    SpeakerCount,
     StrictModel,
-    SubtitleRules,
-    Task,
     Timeout,
 )
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
-
-# The ground floor's names, importable from here while branches in flight still do so;
-# import them from ``dropscribe.vocab``.
-__all__ = [
-    "AUDIO_EXTENSIONS",
-    "ConfigModel",
-    "Endpoint",
-    "EndpointModel",
-    "FolderSettings",
-    "Format",
-    "HookModel",
-    "InboxModel",
-    "LedgerModel",
-    "LogModel",
-    "MetricsModel",
-    "ModelModel",
-    "RuleModel",
-    "SettingsModel",
-    "SpeakerCount",
-    "StrictModel",
-    "SubtitleRules",
-    "Task",
-    "process_count",
-]
 
 
 class SettingsModel(FolderSettings):

@@ -21,46 +21,16 @@ from dropscribe.config.locate import KeyPath, dotted, from_pydantic, line_of
 from dropscribe.config.schema import (
     ConfigModel,
     InboxModel,
-    LogModel,
-    MetricsModel,
-    RuleModel,
     SettingsModel,
     process_count,
 )
 from dropscribe.errors import ConfigError, Problem
-from dropscribe.vocab.config import Config, Inbox, Layer, SharedLedger
+from dropscribe.vocab.config import Config, Inbox, Layer
 from dropscribe.vocab.endpoints import Endpoint, EndpointModel
 from dropscribe.vocab.settings import (
-    AUDIO_EXTENSIONS,
     FolderSettings,
-    Format,
-    HookModel,
     StrictModel,
-    Task,
 )
-
-# The ground floor's names (``dropscribe.vocab``), importable from here while branches in
-# flight still do so.
-__all__ = [
-    "AUDIO_EXTENSIONS",
-    "Config",
-    "ConfigModel",
-    "Endpoint",
-    "EndpointModel",
-    "FolderSettings",
-    "Format",
-    "HookModel",
-    "Inbox",
-    "InboxModel",
-    "Layer",
-    "LogModel",
-    "MetricsModel",
-    "RuleModel",
-    "SettingsModel",
-    "SharedLedger",
-    "Task",
-    "load",
-]
 
 SETTING_NAMES = tuple(FolderSettings.model_fields)
 

@@ -10,7 +10,7 @@ import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from dropscribe.config.schema import Endpoint
+    from dropscribe.vocab.endpoints import Endpoint
 
 # (kinds, model pattern, USD per audio hour)
 LIST_PRICES: tuple[tuple[frozenset[str], re.Pattern[str], float], ...] = (
