@@ -14,7 +14,7 @@ in use:
 
 They cost time: every large buffer is mapped, faulted in and unmapped afresh each step
 (3.35 M minor page faults against 2.08 M on ten minutes of speech), so the default is
-glibc and MKL as they come, which ``bench/local.py`` measured faster (see the README
+glibc and MKL as they come, which ``bench/local.py`` measured faster (see docs/engines.md
 for the figures); ``small`` is for machines where memory is short. Where the C library
 is not glibc (musl), the glibc calls are skipped and only MKL's setting applies.
 """

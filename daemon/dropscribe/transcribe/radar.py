@@ -28,7 +28,7 @@ LISTING_BYTES = 4 * 1024 * 1024  # a catalogue larger than this is not read
 SOON_DAYS = 30  # in the last month before a shutdown, a warning every day
 DAY = 86_400.0
 
-# What a person can move to (README "Models come and go").
+# What a person can move to (docs/engines.md, "Models come and go").
 INSTEAD = {
     "openai": "gpt-transcribe (text only: timestamps come from the local timing, or use"
     " Mistral, Together or whisper-asr-webservice for speakers and times)",

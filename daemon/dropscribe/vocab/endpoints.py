@@ -63,7 +63,7 @@ class EndpointModel(StrictModel):
     batch_size: Annotated[int, Field(ge=1, le=256)] | Literal["auto"] = "auto"  # 1: sequential
     vad: bool = True  # transcribe only where the VAD hears speech
     unload_after_seconds: Seconds = 900.0  # 0: keep the model loaded
-    # What models take, by name, over the built-in table (README: "Models").
+    # What models take, by name, over the built-in table (docs/engines.md, "Models").
     models: dict[str, ModelModel] = Field(default_factory=dict)
 
     @field_validator("base_url")
