@@ -18,6 +18,7 @@ import structlog
 
 from dropscribe import __version__
 from dropscribe.commands import migrate, rehearse, retry, status
+from dropscribe.commands.console import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE
 from dropscribe.config import preflight
 from dropscribe.errors import (
     AlreadyRunningError,
@@ -36,9 +37,6 @@ if TYPE_CHECKING:
 
     from dropscribe.vocab.config import Config
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_CONFIG = 2
 
 EPILOG = """\
 exit codes:
@@ -46,6 +44,8 @@ exit codes:
      SIGUSR1 writes every thread's stack to stderr)
   1  once: at least one file failed; run: the daemon crashed
   2  the config or the set-up is wrong (every problem is printed, one per line)
+  3  once: not done, an endpoint could not be reached (a dead URL, no network): nothing
+     was quarantined, the files are where they were; run again once it is back
   explain: 0 the file would be (or was) transcribed, 1 it is ignored or in no inbox
   retry: 1 some file could not be put back
 """
@@ -243,6 +243,8 @@ def _serve(
         structlog.get_logger("dropscribe").exception("daemon.crashed")
         return EXIT_FAILED
     code = EXIT_FAILED if once and failed else EXIT_OK
+    if once and not failed and daemon.tally is not None and daemon.tally.unreachable:
+        code = EXIT_UNREACHABLE
     if daemon.abandoned:
         # Jobs still run in threads (a local transcription inside CTranslate2, an upload):
         # tearing the interpreter down under them ends in SIGSEGV or SIGABRT. What they

@@ -209,6 +209,8 @@ class JobRunner:
         try:
             transcript, fresh = self._transcript(job)
         except EndpointError as exc:  # only in `once`: the endpoint, not the file
+            if exc.outage:  # no server answered: the file stays where it is
+                return verdicts.unreachable(self._ledger, job, exc)
             return verdicts.later(
                 self._ledger, job, exc.message, status=exc.status, quarantined=False
             )

@@ -77,7 +77,9 @@ class Health:
         with self._lock:
             ruled_out = self._ruled_out.get(endpoint) or self._ruled_out.get(f"{endpoint}\0{model}")
         if ruled_out is not None:
-            raise EndpointRuledOut(ruled_out.message, status=ruled_out.status)
+            error = EndpointRuledOut(ruled_out.message, status=ruled_out.status)
+            error.outage = ruled_out.outage  # unreachable: the files stay where they are
+            raise error
 
     def rule_out(self, endpoint: str, model: str, failure: EndpointError) -> None:
         """In ``once``: every later file of this endpoint (of this model, when the model
