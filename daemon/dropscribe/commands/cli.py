@@ -233,7 +233,10 @@ def _serve(
         if bar is not None and daemon.tally is not None:
             bar.finish(daemon.tally, cfg)
     except AlreadyRunningError as exc:
-        return _fail(f"{exc.strerror} ({cfg.state_dir})")
+        return _fail(
+            f"{exc.strerror} ({cfg.state_dir}); to run this config beside it, give it a"
+            f" folder of its own: state_dir: in {cfg.source}"
+        )
     except SetupError as exc:
         return _fail(str(exc))
     except (WorkersFailedError, StateLostError) as exc:
