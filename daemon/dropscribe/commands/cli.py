@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from dropscribe import __version__
-from dropscribe.commands import migrate, rehearse, retry, status
+from dropscribe.commands import explain, migrate, rehearse, retry, status
 from dropscribe.commands.console import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE
 from dropscribe.config import preflight
 from dropscribe.errors import (
@@ -46,7 +46,8 @@ exit codes:
   2  the config or the set-up is wrong (every problem is printed, one per line)
   3  once: not done, an endpoint could not be reached (a dead URL, no network): nothing
      was quarantined, the files are where they were; run again once it is back
-  explain: 0 the file would be (or was) transcribed, 1 it is ignored or in no inbox
+  explain: 0 the file would be (or was) transcribed; 1 it failed (quarantined), is
+     ignored or is in no inbox
   retry: 1 some file could not be put back
 """
 
@@ -64,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
         ("run", "watch the inboxes and transcribe until stopped (SIGTERM/SIGINT)"),
         ("once", "transcribe what is in the inboxes now, then exit"),
         ("check-config", "validate the config file and report every problem"),
-        ("status", "files by state and the latest failures, from the ledger"),
+        ("status", "each endpoint's state, each inbox's counts, every file not done and why"),
         ("retry", "put quarantined recordings back into their inbox to be tried again"),
         ("explain", "which inbox and rules apply to a file, its settings and its ledger state"),
         ("ledger", "ledger migrate: copy the SQLite ledger into the shared one (ledger: url:)"),
@@ -91,6 +92,10 @@ def _parser() -> argparse.ArgumentParser:
                 "paths", nargs="*", metavar="PATH", help="quarantined files, or the paths they had"
             )
             cmd.add_argument("--all", action="store_true", help="every quarantined recording")
+        if name == "status":
+            cmd.add_argument(
+                "--json", action="store_true", help="as JSON for scripts (its shape: see docs)"
+            )
         if name == "explain":
             cmd.add_argument("path", metavar="PATH", help="a file in (or meant for) an inbox")
         if name == "ledger":
@@ -124,9 +129,9 @@ def _read(args: argparse.Namespace, cfg: Config) -> int:
         cfg = dataclasses.replace(cfg, state_dir=Path(args.state_dir).expanduser().absolute())
     match args.command:
         case "status":
-            return status.status(cfg)
+            return status.status(cfg, as_json=args.json)
         case "explain":
-            return status.explain(cfg, Path(args.path).expanduser().absolute())
+            return explain.explain(cfg, Path(args.path).expanduser().absolute())
         case "ledger":
             return migrate.migrate(cfg)
     if not args.paths and not args.all:

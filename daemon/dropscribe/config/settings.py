@@ -106,12 +106,16 @@ def _valid_parts(raw: dict[str, Any]) -> ConfigModel:
     wrong (already reported: a typo in defaults: must not also leave every inbox with
     no endpoint); an inbox that still fails becomes None."""
 
-    def valid(model: type[StrictModel], data: Any) -> Any:
+    def valid(model: type[StrictModel], data: Any, *, unknown_only: bool = False) -> Any:
         for _ in range(2):  # as written, then without the keys found wrong
             try:
                 return model.model_validate(data)
             except ValidationError as exc:
-                wrong = {err["loc"][0] for err in exc.errors() if err["loc"]}
+                wrong = {
+                    err["loc"][0]
+                    for err in exc.errors()
+                    if err["loc"] and (err["type"] == "extra_forbidden" or not unknown_only)
+                }
                 if not isinstance(data, dict) or not wrong & set(data):
                     return None
                 data = {k: v for k, v in data.items() if k not in wrong}
@@ -123,7 +127,8 @@ def _valid_parts(raw: dict[str, Any]) -> ConfigModel:
         endpoints={
             str(name): ep
             for name, data in (endpoints.items() if isinstance(endpoints, dict) else ())
-            if (ep := valid(EndpointModel, data)) is not None
+            # an endpoint without a key found wrong would be "missing" it too
+            if (ep := valid(EndpointModel, data, unknown_only=True)) is not None
         },
         defaults=valid(SettingsModel, raw.get("defaults", {})) or SettingsModel(),
         inboxes=tuple(

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from dropscribe.ledger.interface import Ledger
+    from dropscribe.transcribe.board import Board
     from dropscribe.transcribe.limiter import Limiter
     from dropscribe.transcript import Transcriber, Transcript
     from dropscribe.vocab.endpoints import Endpoint
@@ -61,6 +62,7 @@ class Uploader:
         jitter: Callable[[], float] = random.random,
         clock: Callable[[], float] = time.monotonic,
         metrics: Metrics | None = None,
+        board: Board | None = None,
     ) -> None:
         self._metrics = metrics or Metrics()
         self._ledger = ledger
@@ -70,7 +72,7 @@ class Uploader:
         self._jitter = jitter
         self._clock = clock
         endpoints = {name: client.endpoint for name, client in clients.items()}
-        self._health = Health(endpoints, self._metrics, clock)
+        self._health = Health(endpoints, self._metrics, clock, board)
         self._learned = Limits(ledger)
         self._gone = Gone(ledger, clock)  # (endpoint, model) pairs no longer served
 
