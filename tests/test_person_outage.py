@@ -35,3 +35,15 @@ def test_once_after_an_outage_sends_the_file_when_the_endpoint_is_back(setup):
     assert daemon.wait() == 0
     assert [e["path"] for e in daemon.named("file.done")] == [str(wav)]
     assert {e["attempt"] for e in daemon.named("upload.started")} == {1}
+
+
+def test_a_wrong_key_costs_the_file_no_attempts_across_runs_of_once(setup):
+    """Each once with a wrong key leaves the file's attempts as they were: the next run
+    still sends attempt 1 (never attempt=7 against a maximum of 5)."""
+    make_wav(setup.inbox / "hello.wav")
+    wrong = {"DROPSCRIBE_TEST_KEY": "sk-wrong"}
+    for _ in range(3):
+        daemon = DaemonProcess(setup, "once", env=wrong)
+        assert daemon.wait() == 1
+        assert {e["attempt"] for e in daemon.named("upload.started")} == {1}
+    assert (setup.inbox / "hello.wav").is_file()

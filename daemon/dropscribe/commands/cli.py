@@ -150,7 +150,11 @@ def _check(cfg: Config) -> int:
         print(f"dropscribe: {cfg.source}: warning: {line}", file=sys.stderr)
     if found:
         return EXIT_CONFIG
-    print(f"{cfg.source}: ok ({len(cfg.inboxes)} inboxes, {len(cfg.endpoints)} endpoints)")
+    inboxes, endpoints = len(cfg.inboxes), len(cfg.endpoints)
+    print(
+        f"{cfg.source}: ok ({inboxes} inbox{'es' * (inboxes != 1)},"
+        f" {endpoints} endpoint{'s' * (endpoints != 1)})"
+    )
     return EXIT_OK
 
 

@@ -300,8 +300,8 @@ class Uploader:
             try:
                 if self._settle(endpoint, settings.model, outcome, key, attempt, ms, outages):
                     continue  # not the file's fault: same attempt once the endpoint is back
-            except EndpointUnreachable:  # once: the attempt found no server, it does not count
-                self._ledger.start_attempt(key, settings.shaping(), attempt - 1)
+            except EndpointError:  # once: the endpoint's fault (no server, a bad key) is not
+                self._ledger.start_attempt(key, settings.shaping(), attempt - 1)  # the file's
                 raise
             attempt += 1
             self._ledger.start_attempt(key, settings.shaping(), attempt)
