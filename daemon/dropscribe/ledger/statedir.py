@@ -61,7 +61,7 @@ def lock_state_dir(state_dir: Path) -> int:
         holder = _holder(fd)
         os.close(fd)
         raise AlreadyRunningError(
-            errno.EWOULDBLOCK, f"another dropscribe{holder} is running with this state_dir"
+            errno.EWOULDBLOCK, f"another dropscribe is running with this state_dir{holder}"
         ) from None
     try:  # who holds it, for the next one that is refused (a hint: nothing relies on it)
         os.ftruncate(fd, 0)
