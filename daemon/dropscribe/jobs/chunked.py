@@ -1,14 +1,12 @@
 """A recording the endpoint cannot take as it is: re-encode, cut at pauses, stitch.
 
-A file within the endpoint's limits, in a format it accepts and without a
-picture track, is uploaded untouched. Anything else is decoded to mono 16 kHz
-and re-encoded compactly (Opus by default); a recording longer than the
-folder's ``chunk_seconds`` (or than the endpoint takes in one request) is cut
-into chunks at pauses. Chunks run in parallel under the endpoint's
-concurrency limit, or in order with the end of the previous chunk's text as
-the prompt (``carry_prompt``). The plan and every finished chunk are
-checkpointed in the ledger, so a crash redoes only unfinished chunks. Scratch
-audio lives under ``state_dir/work`` and is removed after success and failure.
+A file within the endpoint's limits, in a format it accepts and without a picture track, is
+uploaded untouched. Anything else is decoded to mono 16 kHz and re-encoded compactly (Opus by
+default); a recording longer than the folder's ``chunk_seconds`` (or than the endpoint takes in one
+request) is cut into chunks at pauses. Chunks run in parallel under the endpoint's concurrency
+limit, or in order with the end of the previous chunk's text as the prompt (``carry_prompt``). The
+plan and every finished chunk are checkpointed in the ledger, so a crash redoes only unfinished
+chunks. Scratch audio lives under ``state_dir/work`` and is removed after success and failure.
 """
 
 from __future__ import annotations
@@ -22,7 +20,6 @@ import queue
 import shutil
 import threading
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import structlog
@@ -32,6 +29,7 @@ from dropscribe.audio import split, stitch, transcode
 from dropscribe.errors import Abandoned, Replan, TranscriptionError
 from dropscribe.jobs import voiceprints
 from dropscribe.ledger.interface import WRITE_FAILED, Ledger
+from dropscribe.ops import progress
 from dropscribe.transcribe import kinds, models
 from dropscribe.transcript import Transcript
 from dropscribe.vocab.states import JobKey, JobState
@@ -186,6 +184,7 @@ class Chunker:
         if results:
             log.info("chunks.reused", done=len(results), of=len(cuts))
         todo = [i for i in range(len(cuts)) if i not in results]
+        progress.planned(len(cuts), decoded.seconds, [cuts[i].seconds for i in results])
         level = split.threshold(decoded.envelope)
         rec = _Recording(settings, key, work, codec, decoded, cuts, spans, level, caps)
         self._chunks(rec, todo, results, endpoint)
@@ -303,6 +302,7 @@ class Chunker:
                 seconds=round(span.seconds, 3),
                 bytes=size,
             )
+        progress.chunk_done(span.seconds)
         return transcript
 
     def _sent(
@@ -379,7 +379,7 @@ class Chunker:
         return whole if len(whole.text.split()) > len(first.text.split()) else first
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class _Recording:
     """One recording sent in chunks: what every chunk of it shares."""
 

@@ -10,6 +10,7 @@ import structlog
 
 from dropscribe.errors import PermanentError, Replan
 from dropscribe.jobs import chunked
+from dropscribe.ops import progress
 
 if TYPE_CHECKING:
     from dropscribe.audio.probe import Probe
@@ -33,7 +34,8 @@ class Planner:
         """The file's fresh transcript (``found``: what probing it found)."""
         for _ in range(MAX_REPLANS):
             try:
-                return self._send(job, found)
+                with progress.Told(found.duration):  # file.progress, where the engine counts
+                    return self._send(job, found)
             except Replan:
                 continue  # what the server said changes how this file goes: decide again
         raise PermanentError("the endpoint kept refusing what each new plan asked for")

@@ -4,6 +4,11 @@ Under systemd, when stderr is the journal's stream (``JOURNAL_STREAM`` names its
 and inode), each line starts with its syslog priority (``<3>`` for an error), which
 journald takes off and keeps as the entry's ``PRIORITY`` (``SyslogLevelPrefix=``, on
 by default): ``journalctl -u dropscribe -p err`` lists the errors.
+
+What libraries say goes the same way, so that every line is in the configured format:
+Python ``logging`` records of warning and above (faster-whisper's "The current model is
+English-only ...") as ``library.logged``, ``warnings`` as ``python.warning``, and an
+exception no thread caught as ``thread.crashed`` with its traceback.
 """
 
 from __future__ import annotations
@@ -11,9 +16,14 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import Any, Protocol, TextIO, cast
+import threading
+import warnings
+from typing import TYPE_CHECKING, Any, Protocol, TextIO, cast
 
 import structlog
+
+if TYPE_CHECKING:
+    from types import TracebackType
 
 LEVELS = {
     "debug": logging.DEBUG,
@@ -93,6 +103,68 @@ class Stream(Protocol):
     def isatty(self) -> bool: ...
 
 
+class _Forwarded(logging.Handler):
+    """Python ``logging`` (the libraries') as events of ours: ``library.logged``."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # a library's own formatting mistake
+            message = str(record.msg)
+        level = record.levelname.lower() if record.levelname.lower() in LEVELS else "error"
+        fields: dict[str, Any] = {"logger": record.name, "message": message}
+        if record.exc_info:
+            fields["exc_info"] = record.exc_info
+        getattr(structlog.get_logger("dropscribe"), level)("library.logged", **fields)
+
+
+def _warned(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,  # noqa: ARG001 - the event goes where every event goes
+    line: str | None = None,  # noqa: ARG001
+) -> None:
+    structlog.get_logger("dropscribe").warning(
+        "python.warning",
+        category=category.__name__,
+        message=str(message),
+        where=f"{filename}:{lineno}",
+    )
+
+
+def _thread_crashed(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit or args.exc_value is None:
+        return
+    _crashed(args.exc_type, args.exc_value, args.exc_traceback, args.thread)
+
+
+def _crashed(
+    kind: type[BaseException],
+    error: BaseException,
+    trace: TracebackType | None,
+    thread: threading.Thread | None = None,
+) -> None:
+    structlog.get_logger("dropscribe").error(
+        "thread.crashed",
+        thread=thread.name if thread is not None else threading.current_thread().name,
+        exc_info=(kind, error, trace),
+    )
+
+
+def _libraries(level: str) -> None:
+    """Python logging, warnings and uncaught exceptions rendered as our events."""
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, _Forwarded)]:
+        root.removeHandler(handler)
+    root.addHandler(_Forwarded())
+    root.setLevel(max(logging.WARNING, LEVELS[level]))  # libraries' info is their chatter
+    warnings.showwarning = _warned
+    threading.excepthook = _thread_crashed
+    sys.excepthook = _crashed
+
+
 def configure(
     fmt: str = "auto", level: str = "info", stream: Stream | None = None, *, final: bool = False
 ) -> None:
@@ -125,3 +197,4 @@ def configure(
         logger_factory=structlog.WriteLoggerFactory(cast("TextIO", out)),
         cache_logger_on_first_use=final,
     )
+    _libraries(level)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dropscribe.audio.transcode import RATE, Samples
+from dropscribe.ops import progress
 from dropscribe.transcribe import heap
 
 if TYPE_CHECKING:
@@ -267,7 +268,9 @@ def batches(
     for piece in pieces:
         batch.append(piece)
         if len(batch) == size:
+            progress.at(batch[0][0])  # file.progress: what comes before it is done
             yield batch
             batch = []
     if batch:
+        progress.at(batch[0][0])
         yield batch

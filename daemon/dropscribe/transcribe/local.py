@@ -34,6 +34,7 @@ import structlog
 
 from dropscribe.audio.transcode import RATE
 from dropscribe.errors import Abandoned, EndpointError, PermanentError
+from dropscribe.ops import progress
 from dropscribe.transcribe import heap, redo
 from dropscribe.transcribe.batched import OneByOne, Windows, at_pauses, batches
 from dropscribe.transcript import Transcript
@@ -323,7 +324,8 @@ class LocalEngine:
         self, model: Any, path: Path, options: dict[str, Any]
     ) -> tuple[list[tuple[float, Any]], str | None, float]:
         found, info = model.transcribe(str(path), vad_filter=self.endpoint.vad, **options)
-        return [(0.0, s) for s in self._until_abort(found)], info.language, info.duration
+        segments = progress.along(self._until_abort(found))  # file.progress: where it is
+        return [(0.0, s) for s in segments], info.language, info.duration
 
     def _batched(
         self, model: Any, path: Path, batch: int, options: dict[str, Any]
