@@ -78,12 +78,11 @@ class Told:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._context = contextvars.copy_context()
+        self._context = contextvars.copy_context()  # the job's: its path, its inbox
         self._token: contextvars.Token[Told | None] | None = None
         self._name = Path(str(structlog.contextvars.get_contextvars().get("path", ""))).name
 
     def __enter__(self) -> Self:
-        self._context = contextvars.copy_context()  # the job's: its path, its inbox
         self._token = _current.set(self)
         return self
 
