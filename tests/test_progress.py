@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING
 import pytest
 import structlog
 
-from conftest import LONG_SPEECH, DaemonProcess, named, wait_for, write_tones
+from conftest import LONG_SPEECH, DaemonProcess, make_wav, named, wait_for, write_tones
 from dropscribe.ops import progress
+from fakeapi import openai_error
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -98,6 +99,63 @@ def test_the_bar_fills_with_the_part_done_and_names_the_percentage():
         progress._listeners.clear()
 
 
+def test_library_logging_warnings_and_thread_crashes_are_events(events):
+    """Python logging of warning and above, warnings.warn and an exception no thread caught
+    become events (library.logged, python.warning, thread.crashed); library info does not."""
+    import logging
+    import warnings
+
+    from dropscribe.ops import log
+
+    log.configure("json", "info", stream=io.StringIO())
+    try:
+        with structlog.testing.capture_logs() as captured:
+            logging.getLogger("faster_whisper").warning("model is %s", "English-only")
+            logging.getLogger("httpx").info("HTTP Request: chatter")
+            with warnings.catch_warnings():
+                warnings.simplefilter("always")
+                warnings.warn("old call", DeprecationWarning, stacklevel=1)
+            thread = threading.Thread(target=lambda: 1 / 0, name="dropscribe-crash")
+            hook = threading.excepthook
+            threading.excepthook = log._thread_crashed  # pytest's own hook sits in between
+            try:
+                thread.start()
+                thread.join()
+            finally:
+                threading.excepthook = hook
+    finally:
+        log.configure("json", "debug", stream=sys.stderr)
+    by_name = {e["event"]: e for e in captured}
+    assert set(by_name) == {"library.logged", "python.warning", "thread.crashed"}
+    assert by_name["library.logged"]["logger"] == "faster_whisper"
+    assert by_name["library.logged"]["message"] == "model is English-only"
+    assert by_name["python.warning"]["category"] == "DeprecationWarning"
+    assert by_name["python.warning"]["where"].startswith(__file__)
+    assert by_name["thread.crashed"]["thread"] == "dropscribe-crash"
+    assert by_name["thread.crashed"]["exc_info"][0] is ZeroDivisionError
+
+
+def test_console_lines_on_a_terminal_start_at_the_line_s_start():
+    """On a terminal each console line first clears the line it is on (a bar drawn by
+    another process); in a file or pipe lines are as rendered."""
+    from dropscribe.ops import log
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal, plain = Terminal(), io.StringIO()
+    try:
+        for out in (terminal, plain):
+            log.configure("console", "info", stream=out)
+            structlog.get_logger("dropscribe").warning("a.line")
+    finally:
+        log.configure("json", "debug", stream=sys.stderr)
+    assert terminal.getvalue().startswith(progress.CLEAR)
+    assert "a.line" in plain.getvalue()
+    assert not plain.getvalue().startswith("\r")
+
+
 def _speech(path: Path, copies: int) -> Path:
     """``copies`` times half a minute of espeak-ng speech, two seconds of silence between."""
     frames, rate = b"", 0
@@ -174,6 +232,19 @@ def _chunked(setup) -> None:
     write_tones(setup.inbox / "long.wav", tones, 150)
 
 
+# once's bar as drawn: what follows it on the terminal must be a return (to clear or end it)
+BAR = re.compile(r"\[[#.]{30}\] \d+/\d+ files(, \d+ failed)?(; [^\r\n\x1b]*)?")
+
+
+def _glued(text: str) -> list[str]:
+    """Whatever was written on the bar's line after the bar."""
+    return [
+        text[m.end() : m.end() + 60]
+        for m in BAR.finditer(text)
+        if m.end() < len(text) and text[m.end()] != "\r"
+    ]
+
+
 def _on_a_terminal(setup, env: dict[str, str]) -> tuple[int, str]:
     """Run once with stdout and stderr on a pseudo-terminal: its exit code and output."""
     import pty
@@ -224,11 +295,26 @@ def test_a_library_warning_under_the_bar_is_a_line_of_its_own(setup):
     assert code == 0, text
     lines = text.replace("\r\n", "\n").split("\n")
     (warned,) = [line for line in lines if "English-only" in line]
-    start = warned.rpartition(progress.CLEAR)[2]
-    assert "library.logged" in start.split("English-only")[0], warned
-    assert "files" not in start.split("English-only")[0], warned
+    assert "library.logged" in warned.rpartition(progress.CLEAR)[2], warned
+    assert not _glued(text)
     after = text.partition("English-only")[2]
     assert "] 0/1 files" in after or "] 1/1 files" in after, "the bar is drawn again"
+
+
+@pytest.mark.slow
+def test_a_worker_process_line_under_the_bar_is_a_line_of_its_own(setup):
+    """With worker processes (which cannot see once's bar), an error event still starts on
+    its own line rather than running on from the bar, and the bar is drawn again after it."""
+    for n in range(3):
+        make_wav(setup.inbox / f"p{n}.wav", freq=300 + 100 * n)
+    setup.data.update({"log": {"format": "console"}, "workers": 2, "processes": 2})
+    setup.api.script.append(openai_error(400, "Invalid file format."))
+    code, text = _on_a_terminal(setup, {})
+    assert code == 1, text
+    assert "upload.failed" in text
+    assert "file.failed" in text
+    assert not _glued(text)
+    assert "] 3/3 files, 1 failed" in text.partition("file.failed")[2], "the bar comes back"
 
 
 @pytest.mark.slow

@@ -77,6 +77,20 @@ def _prioritised(renderer: structlog.typing.Processor) -> structlog.typing.Proce
     return render
 
 
+# Back to the line's start and clear it: a line written while ``once``'s bar is the
+# terminal's last line (by a worker process, which cannot see the bar) replaces the bar
+# rather than running on from its end; the main process draws the bar again.
+CLEAR = "\r\x1b[2K"
+
+
+def _own_line(renderer: structlog.typing.Processor) -> structlog.typing.Processor:
+    def render(logger: Any, name: str, event: Any) -> Any:
+        line = renderer(logger, name, event)
+        return CLEAR + line if isinstance(line, str) else line
+
+    return render
+
+
 def to_journal(stream: Stream) -> bool:
     """Whether ``stream`` is the journal's own stream (systemd's JOURNAL_STREAM)."""
     said = os.environ.get("JOURNAL_STREAM", "")
@@ -183,6 +197,8 @@ def configure(
         else structlog.dev.ConsoleRenderer(colors=out.isatty())
     )
     renderer = _scrubbed(renderer)
+    if not use_json and out.isatty():
+        renderer = _own_line(renderer)
     if to_journal(out):
         renderer = _prioritised(renderer)
     structlog.configure(

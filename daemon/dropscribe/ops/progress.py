@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Self, TextIO
 import structlog
 
 from dropscribe import names
+from dropscribe.ops.log import CLEAR
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -38,7 +39,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger("dropscribe")
 
 WIDTH = 30
-CLEAR = "\r\x1b[2K"
 SHOWN_FILES = 3  # files in progress whose percentage the bar names
 
 ENVIRONMENT = "DROPSCRIBE_PROGRESS_SECONDS"
