@@ -3,7 +3,6 @@ failures forgotten in the ledger, so the daemon (running or not) takes them agai
 
 from __future__ import annotations
 
-import sqlite3
 import sys
 from typing import TYPE_CHECKING
 
@@ -24,7 +23,7 @@ def retry(cfg: Config, paths: list[Path]) -> int:
     where = cfg.ledger.url if cfg.ledger else str(cfg.state_dir)
     try:
         ledger = opening.open_ledger(cfg, daemon=False, pool_size=1)
-    except (OSError, sqlite3.Error, DropscribeError) as exc:
+    except (OSError, DropscribeError) as exc:
         return fail(f"cannot open ledger in {where}: {exc}")
     wanted = set(paths)
     found: set[Path] = set()
@@ -45,7 +44,7 @@ def retry(cfg: Config, paths: list[Path]) -> int:
                 # Forget first: a running daemon sees the file come back at once.
                 try:
                     ledger.forget_failure(item.source, JobKey.parse(item.key) if item.key else None)
-                except (OSError, sqlite3.Error, DropscribeError) as exc:
+                except (OSError, DropscribeError) as exc:
                     return fail(f"cannot write ledger in {where}: {exc}")
                 try:
                     back = disposition.restore(item, inbox)

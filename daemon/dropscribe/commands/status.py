@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import os
-import sqlite3
 from typing import TYPE_CHECKING, Any
 
 import yaml
@@ -16,6 +15,7 @@ from dropscribe.commands.console import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, fail,
 from dropscribe.config import rules
 from dropscribe.errors import DropscribeError
 from dropscribe.ledger import opening
+from dropscribe.ledger.interface import Hosts
 from dropscribe.ledger.store import LEDGER_NAME
 from dropscribe.outputs import disposition
 from dropscribe.transcribe import gone, kinds, limits, lookout
@@ -43,11 +43,11 @@ def status(cfg: Config) -> int:
             refused = limits.refusals(ledger)
             gone_models = gone.gone_rows(ledger)
             retiring = lookout.notices(ledger)
-            if cfg.ledger is not None:  # a PostgresLedger: who shares it, what they hold
-                hosts, claims = ledger.hosts(), ledger.claims()  # type: ignore[attr-defined]
+            if isinstance(ledger, Hosts):  # a shared ledger: who shares it, what they hold
+                hosts, claims = ledger.hosts(), ledger.claims()
         finally:
             ledger.close()
-    except (OSError, sqlite3.Error, DropscribeError) as exc:
+    except (OSError, DropscribeError) as exc:
         return fail(f"cannot read ledger {where}: {exc}")
     say(f"ledger: {where}")
     for state in (FileState.DONE, FileState.UPLOADING, FileState.FAILED, FileState.ERROR):
@@ -176,7 +176,7 @@ def _explain_ledger(cfg: Config, path: Path) -> bool:
             chunks = store.chunk_plan(row.key) if row is not None else []
         finally:
             store.close()
-    except (OSError, sqlite3.Error, DropscribeError) as exc:
+    except (OSError, DropscribeError) as exc:
         fail(f"cannot read ledger {cfg.ledger.url if cfg.ledger else cfg.state_dir}: {exc}")
         return False
     if row is None:

@@ -23,9 +23,7 @@ if TYPE_CHECKING:
 
 SCHEMA_VERSION = LAYOUT.version
 
-_EXISTS = (
-    "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = ?"
-)
+_EXISTS = "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = ?"
 _SET_VERSION = (
     "INSERT INTO meta (name, value) VALUES ('schema', ?)"
     " ON CONFLICT (name) DO UPDATE SET value = excluded.value"

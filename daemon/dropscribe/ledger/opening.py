@@ -29,7 +29,7 @@ def open_ledger(config: Config, *, daemon: bool = True, pool_size: int | None = 
     the other hosts and renews its leases); a command only reads and writes rows.
 
     Raises SetupError (a shared ledger that cannot be reached), OSError or
-    sqlite3.Error (a state_dir that cannot be used)."""
+    LedgerError (a state_dir that cannot be used)."""
     if config.ledger is None:
         path = config.state_dir / LEDGER_NAME
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)

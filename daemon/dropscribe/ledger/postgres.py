@@ -16,8 +16,6 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
-import psycopg
-
 from dropscribe import names
 from dropscribe.errors import LedgerError, LedgerTooNew, SetupError
 from dropscribe.ledger import migrations, queries
@@ -30,6 +28,8 @@ from dropscribe.vocab.states import FileState, JobKey, JobState
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
     from pathlib import Path
+
+    import psycopg
 
     from dropscribe.ledger.interface import Claim, FileRow, JobRow
     from dropscribe.ledger.places import Places

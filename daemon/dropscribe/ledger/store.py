@@ -28,7 +28,7 @@ from dropscribe.ledger import migrations, queries
 from dropscribe.ledger.groupcommit import GroupCommit
 from dropscribe.ledger.interface import Claim, JobRow
 from dropscribe.ledger.queries import Reads
-from dropscribe.ledger.schema import Dialect
+from dropscribe.ledger.schema import LAYOUT, Dialect
 from dropscribe.vocab.states import FileState, JobKey, JobState
 
 if TYPE_CHECKING:
@@ -262,3 +262,23 @@ class SqliteLedger(Reads):
     ) -> None:
         args = (server, model, param, value, verdict, reason, self._clock())
         self._write(lambda db: db.execute(queries.RECORD_CAPABILITY, args))
+
+
+class ReadOnly:
+    """A SQLite ledger opened read-only, its rows read table by table (``ledger migrate``
+    copies them into a shared one); SQLite's errors raised as LedgerError."""
+
+    def __init__(self, path: Path) -> None:
+        with mapped():
+            self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def rows(self, table: str) -> Iterator[dict[str, Any]]:
+        """Each row of ``table`` (one of ``schema.COPIED``), by its columns' names."""
+        columns = LAYOUT.table(table).names
+        quoted = ", ".join(f'"{c}"' for c in columns)
+        with mapped():
+            for row in self._db.execute(f"SELECT {quoted} FROM {table}"):  # noqa: S608 - our own names
+                yield dict(zip(columns, row, strict=True))
