@@ -15,6 +15,7 @@ from dropscribe.vocab.states import JobKey
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from dropscribe.ledger.interface import Retrying
     from dropscribe.vocab.config import Config
 
 
@@ -22,7 +23,7 @@ def retry(cfg: Config, paths: list[Path]) -> int:
     """Move quarantined recordings back and reset their attempts; the daemon picks them up."""
     where = cfg.ledger.url if cfg.ledger else str(cfg.state_dir)
     try:
-        ledger = opening.open_ledger(cfg, daemon=False, pool_size=1)
+        ledger: Retrying = opening.open_ledger(cfg, daemon=False, pool_size=1)
     except (OSError, DropscribeError) as exc:
         return fail(f"cannot open ledger in {where}: {exc}")
     wanted = set(paths)

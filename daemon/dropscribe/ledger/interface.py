@@ -34,6 +34,7 @@ __all__ = [
     "WRITE_FAILED",
     "Attempts",
     "Capabilities",
+    "CapabilityReport",
     "Checkpoints",
     "ChunkRow",
     "Claim",
@@ -112,7 +113,14 @@ class Claim:
 # once, in the role that owns it; larger roles are unions of smaller ones.
 
 
-class Capabilities(Protocol):
+class CapabilityReport(Protocol):
+    """Every (server, model, param, value) with one verdict: the reports of limits.py,
+    gone.py and lookout.py (``refusals``, ``gone_rows``, ``notices``)."""
+
+    def capabilities_with(self, verdict: str) -> list[tuple[str, str, str, str, str | None]]: ...
+
+
+class Capabilities(CapabilityReport, Protocol):
     """What each (server, model) pair took or refused: transcribe/limits.py, gone.py,
     lookout.py."""
 
@@ -123,8 +131,6 @@ class Capabilities(Protocol):
     def record_capability(
         self, server: str, model: str, param: str, value: str, verdict: str, reason: str | None
     ) -> None: ...
-
-    def capabilities_with(self, verdict: str) -> list[tuple[str, str, str, str, str | None]]: ...
 
 
 class Attempts(Protocol):
@@ -256,7 +262,7 @@ class Closing(Protocol):
     def close(self) -> None: ...
 
 
-class Reports(Lookup, Closing, Protocol):
+class Reports(CapabilityReport, Lookup, Closing, Protocol):
     """What the commands read: status, explain, rehearse (commands/)."""
 
     where: str
@@ -264,8 +270,6 @@ class Reports(Lookup, Closing, Protocol):
     def job(self, key: JobKey) -> JobRow | None: ...
 
     def chunk_plan(self, key: JobKey) -> list[ChunkRow]: ...
-
-    def capabilities_with(self, verdict: str) -> list[tuple[str, str, str, str, str | None]]: ...
 
     def counts(self) -> dict[str, int]: ...
 

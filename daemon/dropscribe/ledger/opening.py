@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-    from dropscribe.ledger.interface import Ledger
+    from dropscribe.ledger.interface import Ledger, Reports
     from dropscribe.vocab.config import Config
 
 
@@ -67,9 +67,9 @@ def private_file(path: Path) -> int:
         os.close(fd)
 
 
-def existing(config: Config) -> Ledger | None:
-    """The config's ledger for a command (status, explain, retry, migrate), or None when
-    it is SQLite and the daemon never made it. Raises as ``open_ledger``."""
+def existing(config: Config) -> Reports | None:
+    """The config's ledger for a command that reads it (status, explain, rehearse), or
+    None when it is SQLite and the daemon never made it. Raises as ``open_ledger``."""
     if config.ledger is None and not (config.state_dir / LEDGER_NAME).exists():
         return None
     return open_ledger(config, daemon=False, pool_size=1)

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from dropscribe.errors import TranscriptionError
-    from dropscribe.ledger.interface import Capabilities
+    from dropscribe.ledger.interface import Capabilities, CapabilityReport
     from dropscribe.vocab.endpoints import Endpoint
 
 log = structlog.get_logger("dropscribe")
@@ -101,7 +101,7 @@ class Gone:
                 breaker.paused_until = 0.0
 
 
-def gone_rows(ledger: Capabilities) -> list[tuple[str, str, str | None]]:
+def gone_rows(ledger: CapabilityReport) -> list[tuple[str, str, str | None]]:
     """(server, model, the server's words) for every pair the ledger holds as gone."""
     return [
         (server, model, reason)

@@ -21,7 +21,7 @@ from dropscribe.ledger.interface import WRITE_FAILED
 from dropscribe.transcribe import models
 
 if TYPE_CHECKING:
-    from dropscribe.ledger.interface import Capabilities
+    from dropscribe.ledger.interface import Capabilities, CapabilityReport
     from dropscribe.vocab.endpoints import Endpoint
 
 # (server, model, param, value) -> (verdict, reason)
@@ -122,6 +122,6 @@ class Limits:
                     del self._unsaved[server, model_, param, value]
 
 
-def refusals(ledger: Capabilities) -> list[tuple[str, str, str, str, str | None]]:
+def refusals(ledger: CapabilityReport) -> list[tuple[str, str, str, str, str | None]]:
     """Every refusal kept: (server, model, param, value, reason), for ``status``."""
     return ledger.capabilities_with(REFUSED)
