@@ -8,6 +8,7 @@
     │   │   ├── RetryableError                408, 409, 5xx, timeouts, dropped connections
     │   │   │   └── OutageError               no connection, 429, 502, 503, 504: not the file's
     │   │   ├── EndpointError                 401, 403, 404, quota 429: the endpoint is unusable
+    │   │   │   ├── EndpointUnreachable       in ``once``: down for every try; the file stays
     │   │   │   ├── ModelGone                 the model is shut down or withdrawn: its pair waits
     │   │   │   └── EndpointRuledOut          in ``once``: an earlier file found it unusable
     │   │   └── PermanentError                400, 413, 415, 422, bad answers, not audio
@@ -117,6 +118,16 @@ class EndpointError(TranscriptionError):
 
     Not the file's fault: the endpoint is paused and the file waits for it.
     """
+
+    outage = False  # EndpointUnreachable: no server answered at all
+
+
+class EndpointUnreachable(EndpointError):  # noqa: N818 - named for what the endpoint is
+    """In ``once``: every try of a file found the endpoint down (no connection, a gateway
+    without its upstream). The file stays where it is, later files of the endpoint are
+    not sent, and ``once`` exits 3."""
+
+    outage = True
 
 
 class ModelGone(EndpointError):  # noqa: N818 - named for what the model is

@@ -275,6 +275,10 @@ class Reports(CapabilityReport, Lookup, Closing, Protocol):
 
     def latest_failures(self, limit: int = 10) -> list[FileRow]: ...
 
+    def unfinished(self, limit: int = 1000) -> list[FileRow]: ...
+
+    def inbox_counts(self) -> dict[tuple[str, str], int]: ...
+
 
 class Retrying(Closing, Protocol):
     """What ``dropscribe retry`` does: a quarantined recording tried afresh."""
