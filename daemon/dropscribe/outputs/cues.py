@@ -5,7 +5,7 @@ with word granularity); otherwise each segment's text is divided into words time
 proportion to their characters, and a transcript without segments is spread over its
 duration the same way. A pause of ``PAUSE_BREAK`` and a change of speaker always end a
 cue; between them, the words are cut into the cheapest run of cues that each fit every
-rule (``_cut``): each cue costs something, a cue that ends mid-sentence more, after a
+rule (``cutting``): each cue costs something, a cue that ends mid-sentence more, after a
 clause less, at a pause less again, and a cue of one or two words a lot, so a sentence
 end near the limit ends the cue and no lone word is left before a pause. Lines are
 balanced and break between words (text written without spaces, between characters),
@@ -23,6 +23,8 @@ import math
 import re
 from typing import TYPE_CHECKING, NamedTuple
 
+from dropscribe.outputs import cutting
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -31,12 +33,6 @@ if TYPE_CHECKING:
 
 PAUSE_BREAK = 1.5  # seconds of silence a cue never spans
 LEAST_SECONDS = 1.0  # a cue is shown at least this long where the silence after allows
-# What a cut costs (``_cut``): each cue; where a cue ends (after a sentence: nothing);
-# a cue of one or two words where the words around it could have taken them.
-CUE_COST = 6.0
-MID_SENTENCE, AFTER_CLAUSE, AFTER_SEGMENT, INSIDE_GROUP = 10.0, 4.0, 6.0, 1000.0
-PAUSE_BONUS = 4.0  # a second's pause (or more) takes this off where a cue ends
-SHORT_COST = {1: 12.0, 2: 8.0}  # a cue of this many words
 SPEECH_CPS = 15.0  # characters a second, to time a text that came without any duration
 # Sentence and clause ends, Western and CJK (ideographic full stop, full-width marks).
 STOPS = ".?!\u2026\u3002\uff1f\uff01"
@@ -134,7 +130,7 @@ def divided(text: str, start: float, end: float, *, first: bool = False) -> list
 
 def build(words: Sequence[Token], rules: SubtitleRules) -> list[Cue]:
     """Cues for ``words``, each within every rule (see the module's docstring)."""
-    return _timed(runs(words, rules), rules)
+    return timed(runs(words, rules), rules)
 
 
 def runs(words: Sequence[Token], rules: SubtitleRules) -> list[tuple[Sequence[Token], int]]:
@@ -151,54 +147,41 @@ def runs(words: Sequence[Token], rules: SubtitleRules) -> list[tuple[Sequence[To
 def _cut(
     words: Sequence[Token], a: int, b: int, rules: SubtitleRules
 ) -> list[tuple[Sequence[Token], int]]:
-    """The cheapest cues for words[a:b], a stretch without a long pause or a turn: each
-    cue within the rules, costed by ``_cost``; worked backwards, each word trying the
-    cues that start with it (as many as fit, so the work is the words times a cue's)."""
-    ends = [_end_cost(words, k) for k in range(a, b - 1)]  # a cue ending after words[k]
-    best = [0.0] * (b - a + 1)  # the cost of words[i:b], at best[i - a]
-    after = [b] * (b - a + 1)  # where the first cue of that best ends
-    for i in range(b - 1, a - 1, -1):
-        lines = _Lines(rules.line_length, _indent(words, i), words[i])
-        lowest = math.inf
-        j = i + 1  # words[i:j] fits; a single word always does (a long one gets its line)
-        while True:
-            cost = CUE_COST + best[j - a] + (ends[j - 1 - a] if j < b else 0.0)
-            if j - i in SHORT_COST and b - a > j - i:
-                cost += SHORT_COST[j - i]
-            if cost <= lowest:  # a tie goes to the longer cue
-                lowest, after[i - a] = cost, j
-            if (
-                j == b
-                or words[j].end - words[i].start > rules.max_seconds
-                or lines.add(words[j - 1], words[j]) > rules.lines
-            ):
-                break
-            j += 1
-        best[i - a] = lowest
+    """The cues of words[a:b], a stretch without a long pause or a turn, where
+    ``cutting.cheapest`` ends them."""
+    stretch = cutting.Stretch(
+        sizes=[len(w.text) for w in words[a:b]],
+        glued=[w.glued for w in words[a:b]],
+        joined=[False] + [_together(words[k - 1], words[k]) for k in range(a + 1, b)],
+        starts=[w.start for w in words[a:b]],
+        finishes=[w.end for w in words[a:b]],
+        ends=[_end_cost(words[k], words[k + 1]) for k in range(a, b - 1)],
+        indent=_indent(words, a),  # only a stretch's first cue can start with a name
+    )
+    after = cutting.cheapest(stretch, rules)
     out: list[tuple[Sequence[Token], int]] = []
-    i = a
-    while i < b:
-        out.append((words[i : after[i - a]], _indent(words, i)))
-        i = after[i - a]
+    i = 0
+    while i < b - a:
+        out.append((words[a + i : a + after[i]], _indent(words, a + i)))
+        i = after[i]
     return out
 
 
-def _end_cost(words: Sequence[Token], k: int) -> float:
-    """What a cue ending after words[k] (with words[k + 1] next) costs: nothing after a
-    sentence, more after a clause or an engine's segment, most mid-sentence; less at a
-    pause; a title and its name, or the groups of a number, only if nothing else fits."""
-    last, nxt = words[k], words[k + 1]
+def _end_cost(last: Token, nxt: Token) -> float:
+    """What a cue ending between ``last`` and ``nxt`` costs: nothing after a sentence,
+    more after a clause or an engine's segment, most mid-sentence; less at a pause; a
+    title and its name, or the groups of a number, only if nothing else fits."""
     if _together(last, nxt):
-        cost = INSIDE_GROUP
+        cost = cutting.INSIDE_GROUP
     elif SENTENCE_END.search(last.text):
         cost = 0.0
     elif CLAUSE_END.search(last.text):
-        cost = AFTER_CLAUSE
+        cost = cutting.AFTER_CLAUSE
     elif last.segment_end:
-        cost = AFTER_SEGMENT
+        cost = cutting.AFTER_SEGMENT
     else:
-        cost = MID_SENTENCE
-    return cost - PAUSE_BONUS * min(max(0.0, nxt.start - last.end), 1.0)
+        cost = cutting.MID_SENTENCE
+    return cost - cutting.PAUSE_BONUS * min(max(0.0, nxt.start - last.end), 1.0)
 
 
 def _indent(words: Sequence[Token], i: int) -> int:
@@ -307,7 +290,7 @@ def _greedy(units: Sequence[tuple[str, bool]], width: int, indent: int = 0) -> l
     return lines
 
 
-def _timed(runs: Sequence[tuple[Sequence[Token], int]], rules: SubtitleRules) -> list[Cue]:
+def timed(runs: Sequence[tuple[Sequence[Token], int]], rules: SubtitleRules) -> list[Cue]:
     """Display times: monotonic, within ``max_seconds``, ``min_gap`` apart wherever the
     cues' starts allow it, held for ``max_cps`` and ``LEAST_SECONDS`` where the silence
     after allows it.

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +26,7 @@ from dropscribe.outputs import cues, guard
 from dropscribe.vocab.settings import Format, SubtitleRules
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Sequence
     from datetime import datetime
 
     from dropscribe.transcript import Segment, Transcript
@@ -93,7 +94,26 @@ class Page:
 
     @cached_property
     def subtitles(self) -> list[cues.Cue]:
-        return cues.build(cues.tokens(markup.quiet(self.shown)), self.rules)
+        quiet = markup.quiet(self.shown)
+        if quiet is self.shown:  # no sound events: the cues tsv cuts too, cut once
+            return cues.timed(self.runs, self.rules)
+        return cues.build(cues.tokens(quiet), self.rules)
+
+    @cached_property
+    def words(self) -> list[cues.Token]:
+        """The shown words, timed by the engine; by their characters where it gave no
+        word times, or words that leave out some of its segments' text."""
+        shown = self.shown
+        if shown.words and shown.segments:
+            said = _letters(w["word"] for w in shown.words)
+            if said != _letters(s["text"] for s in shown.segments):
+                shown = replace(shown, words=())
+        return cues.tokens(shown)
+
+    @cached_property
+    def runs(self) -> list[tuple[Sequence[cues.Token], int]]:
+        """The shown words cut as cues."""
+        return cues.runs(self.words, self.rules)
 
     @cached_property
     def paragraphs(self) -> list[str]:
@@ -108,7 +128,7 @@ class Page:
         shown = self.shown
         if not shown.segments and not shown.words:
             return [(None, p) for p in _by_length(SENTENCE.split(shown.text.strip()), " ")]
-        words = cues.tokens(shown)
+        words = self.words
         out: list[tuple[str | None, str]] = []
         first = 0
         for n in range(1, len(words) + 1):
@@ -174,10 +194,8 @@ class Page:
         where each segment is the size of a cue; else a row per cue-sized run of words."""
         rows = [(s["start"], s["end"], s.get("speaker"), s["text"]) for s in self.shown.segments]
         if not rows or not all(self._cue_sized(s) for s in self.shown.segments):
-            words = cues.tokens(self.shown)
             rows = [
-                (run[0].start, run[-1].end, run[0].speaker, _joined(run))
-                for run, _ in cues.runs(words, self.rules)
+                (run[0].start, run[-1].end, run[0].speaker, _joined(run)) for run, _ in self.runs
             ]
         named = self.shown.speakers
         lines = ["start\tend\tspeaker\ttext" if named else "start\tend\ttext"]
@@ -253,6 +271,11 @@ def _sentenced(words: Sequence[cues.Token]) -> list[str]:
 def _joined(words: Sequence[cues.Token]) -> str:
     """Words as written: a space between them, none before a glued one."""
     return "".join(("" if n == 0 or w.glued else " ") + w.text for n, w in enumerate(words))
+
+
+def _letters(texts: Iterable[str]) -> str:
+    """The letters and digits of ``texts``, in lower case: what two spellings share."""
+    return "".join(c for text in texts for c in text.lower() if c.isalnum())
 
 
 def _line(text: str) -> str:
