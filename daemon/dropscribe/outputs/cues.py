@@ -156,6 +156,11 @@ def _cut(
         starts=[w.start for w in words[a:b]],
         finishes=[w.end for w in words[a:b]],
         ends=[_end_cost(words[k], words[k + 1]) for k in range(a, b - 1)],
+        stops=[
+            bool(SENTENCE_END.search(words[k].text))
+            and (k + 1 == len(words) or not _together(words[k], words[k + 1]))
+            for k in range(a, b)
+        ],
         indent=_indent(words, a),  # only a stretch's first cue can start with a name
     )
     after = cutting.cheapest(stretch, rules)

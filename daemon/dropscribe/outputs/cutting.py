@@ -3,7 +3,8 @@
 Every cut into cues that fit the rules is weighed, and the cheapest taken: each cue
 costs ``CUE_COST``; a cue of one or two words ``SHORT_COST`` more (unless the stretch is
 no longer); where a cue ends costs what ``cues._end_cost`` says (nothing after a
-sentence, ``MID_SENTENCE`` inside one). Worked backwards, each word tries every cue that
+sentence, ``MID_SENTENCE`` inside one); a cue that holds a sentence end but begins or
+ends inside a sentence ``STRADDLE`` more. Worked backwards, each word tries every cue that
 starts with it and fits: the words times a cue's words. Where a cue would hold more than
 ``DENSE`` words (text without spaces, a run of digit groups) each cue is instead the
 fullest that ends well, so the work stays the words.
@@ -22,7 +23,13 @@ if TYPE_CHECKING:
 CUE_COST = 6.0
 MID_SENTENCE, AFTER_CLAUSE, AFTER_SEGMENT, INSIDE_GROUP = 10.0, 4.0, 6.0, 1000.0
 PAUSE_BONUS = 4.0  # a second's pause (or more) takes this off where a cue ends
-SHORT_COST = {1: 12.0, 2: 8.0}  # a cue of this many words
+# A cue of one or two words: less than MID_SENTENCE, so a short sentence stands alone
+# rather than another sentence being cut for it; with CUE_COST more than PAUSE_BONUS,
+# so a short cue that fits into a neighbour is always merged into it.
+SHORT_COST = {1: 9.0, 2: 6.0}
+# A cue that holds a sentence end and runs on past it into half a sentence (or begins
+# with the end of one): "later. If nobody objects," reads worse than two cues.
+STRADDLE = 8.0
 DENSE = 48  # words a cue may hold before cues are filled rather than weighed
 
 
@@ -35,6 +42,7 @@ class Stretch(NamedTuple):
     starts: list[float]
     finishes: list[float]
     ends: list[float]  # what a cue ending after this word costs (one fewer than words)
+    stops: list[bool]  # the word ends a sentence
     indent: int  # the room a speaker's name takes on the first cue's first line
 
 
@@ -43,7 +51,11 @@ def cheapest(stretch: Stretch, rules: SubtitleRules) -> list[int]:
     whole = len(stretch.sizes)
     best = [0.0] * (whole + 1)  # the cost of the words from i on
     after = [whole] * (whole + 1)
+    stops = [0]  # sentence ends before each word
+    for stop in stretch.stops:
+        stops.append(stops[-1] + stop)
     for i in range(whole - 1, -1, -1):
+        open_start = i > 0 and not stretch.stops[i - 1]
         reach = _reach(stretch, rules, i)
         if reach - i > DENSE:
             return _filled(stretch, rules)
@@ -52,6 +64,8 @@ def cheapest(stretch: Stretch, rules: SubtitleRules) -> list[int]:
             cost = CUE_COST + best[j] + (stretch.ends[j - 1] if j < whole else 0.0)
             if j - i <= len(SHORT_COST) and whole > j - i:
                 cost += SHORT_COST[j - i]
+            if stops[j - 1] > stops[i]:  # a sentence ends inside the cue
+                cost += STRADDLE * (open_start + (j < whole and not stretch.stops[j - 1]))
             if cost <= lowest:  # a tie goes to the longer cue
                 lowest, after[i] = cost, j
         best[i] = lowest
