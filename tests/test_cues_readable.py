@@ -64,19 +64,7 @@ def meeting(
                 )
                 at += length + 0.05
             at += pause if n == len(sentences) - 1 else 0.45
-    segments: list[dict[str, Any]] = []
-    for word in words:
-        if not segments or word["start"] >= SEGMENT_SECONDS * len(segments):
-            segments.append(
-                {
-                    "id": len(segments),
-                    "start": word["start"],
-                    "text": "",
-                    "speaker": word["speaker"],
-                }
-            )
-        segments[-1]["end"] = word["end"]
-        segments[-1]["text"] += word["word"]
+    segments = segmented(words)
     text = "".join(w["word"] for w in words).strip()
     transcript = Transcript(
         text=text,
@@ -86,6 +74,18 @@ def meeting(
         words=tuple(words) if timed_words else (),  # type: ignore[arg-type]
     )
     return transcript, words
+
+
+def segmented(words: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The words in segments of ``SEGMENT_SECONDS``, cut wherever they fall."""
+    segments: list[dict[str, Any]] = []
+    for word in words:
+        if not segments or word["start"] >= SEGMENT_SECONDS * len(segments):
+            seg = {"id": len(segments), "start": word["start"], "text": ""}
+            segments.append(seg | ({"speaker": word["speaker"]} if "speaker" in word else {}))
+        segments[-1]["end"] = word["end"]
+        segments[-1]["text"] += word["word"]
+    return segments
 
 
 def said(cue: cues.Cue) -> list[str]:
