@@ -1,13 +1,14 @@
 """Pure: where the cues of a stretch of words end (no long pause, no turn inside it).
 
 Every cut into cues that fit the rules is weighed, and the cheapest taken: each cue
-costs ``CUE_COST``; a cue of one or two words ``SHORT_COST`` more (unless the stretch is
-no longer); where a cue ends costs what ``cues._end_cost`` says (nothing after a
-sentence, ``MID_SENTENCE`` inside one); a cue that holds a sentence end but begins or
-ends inside a sentence ``STRADDLE`` more. Worked backwards, each word tries every cue that
-starts with it and fits: the words times a cue's words. Where a cue would hold more than
-``DENSE`` words (text without spaces, a run of digit groups) each cue is instead the
-fullest that ends well, so the work stays the words.
+costs ``CUE_COST``; a cue of one or two words said in under ``BRIEF`` seconds
+``SHORT_COST`` more (unless the stretch is no longer); where a cue ends costs what
+``cues._end_cost`` says (nothing after a sentence, ``MID_SENTENCE`` inside one); a cue
+that holds a sentence end but begins or ends inside a sentence ``STRADDLE`` more.
+Worked backwards, each word tries every cue that starts with it and fits: the words
+times a cue's words. Where a cue would hold more than ``DENSE`` words (text without
+spaces, a run of digit groups) each cue is instead the fullest that ends well, so the
+work stays the words.
 
 Only numbers come in (``Stretch``): what the words are is ``cues``' business.
 """
@@ -20,13 +21,15 @@ from typing import TYPE_CHECKING, NamedTuple
 if TYPE_CHECKING:
     from dropscribe.vocab.settings import SubtitleRules
 
-CUE_COST = 6.0
+CUE_COST = 3.0
 MID_SENTENCE, AFTER_CLAUSE, AFTER_SEGMENT, INSIDE_GROUP = 10.0, 4.0, 6.0, 1000.0
 PAUSE_BONUS = 4.0  # a second's pause (or more) takes this off where a cue ends
-# A cue of one or two words: less than MID_SENTENCE, so a short sentence stands alone
-# rather than another sentence being cut for it; with CUE_COST more than PAUSE_BONUS,
-# so a short cue that fits into a neighbour is always merged into it.
+# A cue of one or two words said in under ``BRIEF`` seconds (a flash, not a slow
+# "tone 900"): less than MID_SENTENCE, so a short sentence stands alone rather than
+# another sentence being cut for it; with CUE_COST more than PAUSE_BONUS, so a short
+# cue that fits into a neighbour is merged into it.
 SHORT_COST = {1: 9.0, 2: 6.0}
+BRIEF = 1.0
 # A cue that holds a sentence end and runs on past it into half a sentence (or begins
 # with the end of one): "later. If nobody objects," reads worse than two cues.
 STRADDLE = 8.0
@@ -56,13 +59,14 @@ def cheapest(stretch: Stretch, rules: SubtitleRules) -> list[int]:
         stops.append(stops[-1] + stop)
     for i in range(whole - 1, -1, -1):
         open_start = i > 0 and not stretch.stops[i - 1]
+        finishes, starts = stretch.finishes, stretch.starts
         reach = _reach(stretch, rules, i)
         if reach - i > DENSE:
             return _filled(stretch, rules)
         lowest = math.inf
         for j in range(i + 1, reach + 1):
             cost = CUE_COST + best[j] + (stretch.ends[j - 1] if j < whole else 0.0)
-            if j - i <= len(SHORT_COST) and whole > j - i:
+            if j - i in SHORT_COST and whole > j - i and finishes[j - 1] - starts[i] < BRIEF:
                 cost += SHORT_COST[j - i]
             if stops[j - 1] > stops[i]:  # a sentence ends inside the cue
                 cost += STRADDLE * (open_start + (j < whole and not stretch.stops[j - 1]))
