@@ -15,7 +15,8 @@ from dropscribe.outputs import cues, cutting
 from dropscribe.outputs.render import Page
 from dropscribe.transcript import Transcript
 from dropscribe.vocab.settings import Format, SubtitleRules
-from test_cues import check
+from test_cues import RULES as TEST_CUES_RULES
+from test_cues import check, timed_words
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -300,3 +301,30 @@ def test_paragraphs_and_tsv_keep_every_word_and_break_at_pauses_and_turns(transc
             if len(row[-1].split()) > 1:
                 assert int(row[1]) - int(row[0]) <= rules.max_seconds * 1000 + 1
                 assert len(row[-1]) <= (rules.line_length + 1) * rules.lines
+
+
+@settings(max_examples=300, deadline=None)
+@given(words=timed_words(), rules=TEST_CUES_RULES, indent=st.integers(0, 12))
+def test_the_longest_cue_cutting_tries_is_the_longest_that_wrap_fits(words, rules, indent):
+    """Property: cutting's written-out line count ends a cue where wrap's lines and the
+    longest cue say the words stop fitting, from any word."""
+    stretch = cutting.Stretch(
+        sizes=[len(w.text) for w in words],
+        glued=[w.glued for w in words],
+        joined=[False] + [cues._together(a, b) for a, b in itertools.pairwise(words)],
+        starts=[w.start for w in words],
+        finishes=[w.end for w in words],
+        ends=[0.0] * (len(words) - 1),
+        stops=[False] * len(words),
+        indent=indent,
+    )
+    for i in range(min(len(words), 3)):
+        room = indent if i == 0 else 0
+        j = i + 1
+        while (
+            j < len(words)
+            and words[j].end - words[i].start <= rules.max_seconds
+            and len(cues.wrap(words[i : j + 1], rules.line_length, room)) <= rules.lines
+        ):
+            j += 1
+        assert cutting._reach(stretch, rules, i) == j
