@@ -5,6 +5,7 @@ said in a piece's clip is placed back on the recording's timeline."""
 from __future__ import annotations
 
 import dataclasses
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -50,3 +51,16 @@ def test_times_in_a_piece_are_placed_back_where_they_were_said():
     assert (segment.start, segment.end) == (100.5, 113.0)
     assert [(w.start, w.end) for w in segment.words] == [(100.5, 105.0), (112.0, 113.0)]
     assert placed(piece, 5.0, Said(1.0, 2.0)) == Said(113.0, 114.0, None)
+
+
+def test_a_piece_is_redecoded_for_lost_words_not_for_a_high_no_speech_figure_alone():
+    """A segment of 80 good words with the batched pass's no-speech figure at 0.69 shows
+    no sign; a piece whose text is under 4 characters a second of its speech (or empty)
+    is sparse, one of ordinary speech (15 a second) is not."""
+    from dropscribe.transcribe import redo
+
+    good = SimpleNamespace(compression_ratio=2.2, avg_logprob=-0.2, no_speech_prob=0.69)
+    assert redo.flagged(good) is None
+    assert redo.sparse(["x" * 435], 29.0) is None
+    assert redo.sparse(["Anna approved the budget."], 29.0) == ("sparse", 25 / 29)
+    assert redo.sparse([], 29.0) == ("sparse", 0.0)

@@ -374,14 +374,16 @@ class LocalEngine:
     ) -> list[tuple[float, Any]]:
         """A piece's segments (timed in its clip), or, where the batched pass decoded it
         badly, the piece decoded again (``redo``)."""
+        seconds = len(piece.samples) / RATE
         signs = [why for _, s in said if (why := redo.flagged(s))]
-        if said and not signs:
+        signs += filter(None, [redo.sparse((s.text for _, s in said), seconds)])
+        if not signs:
             return said
-        sign = signs[0] if signs else redo.Why("no_text", 0.0)
+        sign = signs[0]
         log.info(
             "piece.redecoded",
             start=round(piece.places[0], 3),
-            seconds=round(len(piece.samples) / RATE, 3),
+            seconds=round(seconds, 3),
             sign=sign.sign,
             value=round(sign.value, 2),
         )
