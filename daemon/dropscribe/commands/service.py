@@ -7,22 +7,19 @@ from __future__ import annotations
 import grp
 import json
 import os
-import pwd
 import shlex
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dropscribe.commands import unitfile
+from dropscribe.commands import provision, unitfile
 from dropscribe.commands.console import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, fail, say
 from dropscribe.errors import ConfigError
 from dropscribe.loading import checked
 
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Callable
 
     from dropscribe.vocab.config import Config
 
@@ -34,12 +31,6 @@ CREDENTIALS_FAILED = 243  # systemd's exit status when a LoadCredential= file ca
 def add_arguments(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("action", choices=["install", "uninstall"], help="set up, or undo")
     cmd.add_argument("--dry-run", action="store_true", help="print what it would do, do nothing")
-
-
-@dataclass(frozen=True)
-class Step:
-    what: str  # as the shell command (or the file) a person would use
-    do: Callable[[], None]
 
 
 def main(args: argparse.Namespace) -> int:
@@ -62,14 +53,15 @@ def main(args: argparse.Namespace) -> int:
 
 
 def install(cfg: Config, unit: str, *, dry_run: bool) -> int:
-    shown = _run(["systemctl", "cat", "--no-pager", unit])
+    shown = provision.run(["systemctl", "cat", "--no-pager", unit])
     if shown.returncode != 0:
         template = unitfile.template_of(unit)
         return fail(
             f"{unit} is not installed: install -m 0644 systemd/{template}"
             f" {unitfile.UNITS}/ (from the checkout), then run this again"
         )
-    loaded, problems = _keys(cfg)
+    own = unitfile.service_section(_without_ours(shown.stdout))
+    loaded, problems = _keys(cfg, unitfile.credential_sources(own, unit))
     problems += [
         f"{folder}: the service cannot see this folder ({setting} in {unit}): move it"
         for folder in unitfile.folders(cfg)
@@ -80,21 +72,23 @@ def install(cfg: Config, unit: str, *, dry_run: bool) -> int:
             say(f"dropscribe: {cfg.source}: {problem}", file=sys.stderr)
         return EXIT_CONFIG
     dropin = unitfile.dropin(cfg, loaded)
-    settings = unitfile.service_section(_without_ours(shown.stdout) + dropin)
+    settings = own + unitfile.service_section(dropin)
     # The check runs as the unit's own user: a DynamicUser= one is shared by name, so a
     # running service's state_dir stays its own.
-    user = _run(["systemctl", "show", "--property=User", "--value", unit]).stdout.strip()
+    user = provision.run(["systemctl", "show", "--property=User", "--value", unit]).stdout.strip()
     if user and not any(key == "User" for key, _ in settings):
         settings.append(("User", user))
     exe = unitfile.executable(settings, unit) or str(Path(sys.executable).with_name("dropscribe"))
     made = _manifest(unit) or {"unit": unit, "folders": [], "members": []}
     made["config"] = str(cfg.source)
     steps = [
-        *_groups(settings, unit, made),
-        *_folders(cfg, settings, unit, made),
+        *provision.groups(settings, unit, made),
+        *provision.folders(cfg, settings, unit, made),
         _write(unitfile.dropin_path(unit), dropin, made),
         *_link(exe, made),
-        Step("systemctl daemon-reload", lambda: _must(["systemctl", "daemon-reload"])),
+        provision.Step(
+            "systemctl daemon-reload", lambda: provision.must(["systemctl", "daemon-reload"])
+        ),
     ]
     done = _perform(steps, dry_run=dry_run)
     if not dry_run:
@@ -118,14 +112,14 @@ def install(cfg: Config, unit: str, *, dry_run: bool) -> int:
         say(f"would check the config as {unit} runs it: {shlex.join(check)}")
         return EXIT_OK
     say(f"checking the config as {unit} runs it (its user and sandbox):")
-    checked_run = _run(check)
+    checked_run = provision.run(check)
     for line in (checked_run.stdout + checked_run.stderr).splitlines():
         say(line)
     if checked_run.returncode == CREDENTIALS_FAILED:
         return fail(f"a key file could not be loaded: {', '.join(str(c.path) for c in loaded)}")
     if checked_run.returncode != 0:
         return fail(f"{unit} would refuse this config: fix it, then run this again")
-    active = _run(["systemctl", "is-active", unit]).stdout.strip() == "active"
+    active = provision.run(["systemctl", "is-active", unit]).stdout.strip() == "active"
     then = (
         "restart it to apply: systemctl restart" if active else "start it: systemctl enable --now"
     )
@@ -140,34 +134,49 @@ def uninstall(unit: str, *, dry_run: bool) -> int:
         return EXIT_OK
     others = sorted(p for p in MANIFESTS.glob("*.json") if p.name != f"{unit}.json")
     shared = {k: made.pop(k) for k in ("group", "link") if made.get(k)}
-    steps: list[Step] = []
+    steps: list[provision.Step] = []
     if others and shared:  # another unit still needs the group and the link
         steps.append(_handing(others[0], shared))
         shared = {}
     if (dropin := Path(made["dropin"])).exists():
-        steps.append(Step(f"rm {dropin}", dropin.unlink))
-        steps.append(Step(f"rmdir {dropin.parent} (if empty)", lambda: _rmdir(dropin.parent)))
+        steps.append(provision.Step(f"rm {dropin}", dropin.unlink))
+        steps.append(
+            provision.Step(
+                f"rmdir {dropin.parent} (if empty)", lambda: provision.rmdir(dropin.parent)
+            )
+        )
     if (link := shared.get("link")) and _links(Path(link["path"]), link["target"]):
-        steps.append(Step(f"rm {link['path']}", Path(link["path"]).unlink))
-    steps += [_removal(Path(folder)) for folder in reversed(made["folders"])]
+        steps.append(provision.Step(f"rm {link['path']}", Path(link["path"]).unlink))
+    steps += [provision.removal(Path(folder)) for folder in reversed(made["folders"])]
+    steps += [
+        provision.restoring(was, made.get("folder_group")) for was in made.get("regrouped", [])
+    ]
     for user, group in made["members"]:
-        steps.append(Step(f"gpasswd -d {user} {group}", _command(["gpasswd", "-d", user, group])))
-    if (group := shared.get("group")) and _exists(grp.getgrnam, group):
-        steps.append(Step(f"groupdel {group}", _command(["groupdel", group])))
+        steps.append(
+            provision.Step(
+                f"gpasswd -d {user} {group}", provision.command(["gpasswd", "-d", user, group])
+            )
+        )
+    if (group := shared.get("group")) and provision.exists(grp.getgrnam, group):
+        steps.append(provision.Step(f"groupdel {group}", provision.command(["groupdel", group])))
     manifest = MANIFESTS / f"{unit}.json"
-    steps.append(Step(f"rm {manifest}", manifest.unlink))
-    steps.append(Step("systemctl daemon-reload", lambda: _must(["systemctl", "daemon-reload"])))
+    steps.append(provision.Step(f"rm {manifest}", manifest.unlink))
+    steps.append(
+        provision.Step(
+            "systemctl daemon-reload", lambda: provision.must(["systemctl", "daemon-reload"])
+        )
+    )
     if not _perform(steps, dry_run=dry_run):
         return EXIT_FAILED
-    if not dry_run and _run(["systemctl", "is-active", unit]).stdout.strip() == "active":
+    if not dry_run and provision.run(["systemctl", "is-active", unit]).stdout.strip() == "active":
         say(f"{unit} still runs as it was started: systemctl disable --now {unit}")
     return EXIT_OK
 
 
-def _keys(cfg: Config) -> tuple[list[unitfile.Credential], list[str]]:
+def _keys(cfg: Config, sources: dict[str, Path]) -> tuple[list[unitfile.Credential], list[str]]:
     """The key files to load, and why the service could not run (a used one missing)."""
     loaded, problems = [], []
-    for cred in unitfile.credentials(cfg):
+    for cred in unitfile.credentials(cfg, sources):
         if cred.path.is_file():
             loaded.append(cred)
         elif cred.used:
@@ -189,63 +198,7 @@ def _without_ours(shown: str) -> str:
     return "\n".join(kept) + "\n"
 
 
-def _groups(settings: list[tuple[str, str]], unit: str, made: dict[str, Any]) -> list[Step]:
-    """The unit's SupplementaryGroups= made, and a fixed User= added to them."""
-    groups = [
-        unitfile.expand(g, unit)
-        for key, value in settings
-        if key == "SupplementaryGroups"
-        for g in value.split()
-    ]
-    dynamic = ("DynamicUser", "yes") in settings  # its user joins them by SupplementaryGroups=
-    users = [] if dynamic else [unitfile.expand(v, unit) for k, v in settings if k == "User" and v]
-    steps = []
-    for group in groups:
-        if not _exists(grp.getgrnam, group):
-            made["group"] = group
-            steps.append(
-                Step(f"groupadd --system {group}", _command(["groupadd", "--system", group]))
-            )
-        for user in users:
-            if _exists(pwd.getpwnam, user) and not _member(user, group):
-                made["members"].append([user, group])
-                steps.append(
-                    Step(
-                        f"usermod -a -G {group} {user}",
-                        _command(["usermod", "-a", "-G", group, user]),
-                    )
-                )
-    return steps
-
-
-def _folders(
-    cfg: Config, settings: list[tuple[str, str]], unit: str, made: dict[str, Any]
-) -> list[Step]:
-    """Missing inbox and output folders made as the units expect: the group's, 2775."""
-    group = next(
-        (
-            unitfile.expand(v.split()[0], unit)
-            for k, v in settings
-            if k == "SupplementaryGroups" and v
-        ),
-        None,
-    )
-    steps = []
-    for folder in unitfile.folders(cfg):
-        if folder.exists() or folder == cfg.state_dir:
-            continue
-        missing = [p for p in (*reversed(folder.parents), folder) if not p.exists()]
-        made["folders"] += [str(p) for p in missing if str(p) not in made["folders"]]
-        mode = f"-g {group} -m 2775" if group else "-m 0755"
-        steps.append(_making(folder, mode, group))
-    return steps
-
-
-def _making(folder: Path, mode: str, group: str | None) -> Step:
-    return Step(f"install -d {mode} {folder}", lambda: _mkdir(folder, group))
-
-
-def _write(path: Path, text: str, made: dict[str, Any]) -> Step:
+def _write(path: Path, text: str, made: dict[str, Any]) -> provision.Step:
     made["dropin"] = str(path)
 
     def write() -> None:
@@ -255,25 +208,21 @@ def _write(path: Path, text: str, made: dict[str, Any]) -> Step:
         partial.chmod(0o644)
         partial.replace(path)
 
-    return Step(f"write {path}:\n{text.rstrip()}", write)
+    return provision.Step(f"write {path}:\n{text.rstrip()}", write)
 
 
-def _link(exe: str, made: dict[str, Any]) -> list[Step]:
+def _link(exe: str, made: dict[str, Any]) -> list[provision.Step]:
     if _links(LINK, exe):
         return []
     if LINK.exists() or LINK.is_symlink():
         say(f"note: {LINK} is there already and is not a link to {exe}: left as it is")
         return []
     made["link"] = {"path": str(LINK), "target": exe}
-    return [Step(f"ln -s {exe} {LINK}", lambda: _symlink(exe))]
+    return [provision.Step(f"ln -s {exe} {LINK}", lambda: _symlink(exe))]
 
 
 def _links(link: Path, target: str) -> bool:
     return link.is_symlink() and str(link.readlink()) == target
-
-
-def _removal(folder: Path) -> Step:
-    return Step(f"rmdir {folder} (if empty)", lambda: _rmdir(folder))
 
 
 def _symlink(exe: str) -> None:
@@ -281,23 +230,7 @@ def _symlink(exe: str) -> None:
     LINK.symlink_to(exe)
 
 
-def _mkdir(folder: Path, group: str | None) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    if group:
-        os.chown(folder, -1, grp.getgrnam(group).gr_gid)
-        folder.chmod(0o2775)
-
-
-def _rmdir(folder: Path) -> None:
-    try:
-        folder.rmdir()
-    except FileNotFoundError:
-        pass
-    except OSError:
-        say(f"kept {folder}: not empty")
-
-
-def _perform(steps: list[Step], *, dry_run: bool) -> bool:
+def _perform(steps: list[provision.Step], *, dry_run: bool) -> bool:
     """Each step said, then done (only said, with --dry-run); False after one fails."""
     for step in steps:
         for line in (f"would: {step.what}" if dry_run else step.what).splitlines():
@@ -332,41 +265,10 @@ def _save(unit: str, made: dict[str, Any]) -> None:
     partial.replace(path)
 
 
-def _handing(heir: Path, shared: dict[str, Any]) -> Step:
+def _handing(heir: Path, shared: dict[str, Any]) -> provision.Step:
     def hand() -> None:
         made = json.loads(heir.read_text())
         made.update(shared)
         heir.write_text(json.dumps(made, indent=2) + "\n")
 
-    return Step(f"hand {', '.join(shared)} over to {heir}", hand)
-
-
-def _exists(lookup: Callable[[str], object], name: str) -> bool:
-    try:
-        lookup(name)
-    except KeyError:
-        return False
-    return True
-
-
-def _member(user: str, group: str) -> bool:
-    return (
-        user in grp.getgrnam(group).gr_mem
-        or pwd.getpwnam(user).pw_gid == grp.getgrnam(group).gr_gid
-    )
-
-
-def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603 - a fixed argv, no shell
-        argv, capture_output=True, text=True, check=False, stdin=subprocess.DEVNULL
-    )
-
-
-def _must(argv: list[str]) -> None:
-    done = _run(argv)
-    if done.returncode != 0:
-        raise subprocess.CalledProcessError(done.returncode, argv, done.stdout, done.stderr.strip())
-
-
-def _command(argv: list[str]) -> Callable[[], None]:
-    return lambda: _must(argv)
+    return provision.Step(f"hand {', '.join(shared)} over to {heir}", hand)

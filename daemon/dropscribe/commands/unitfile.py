@@ -120,15 +120,33 @@ class Credential:
     used: bool  # an inbox sends to this endpoint: the service cannot run without it
 
 
-def credentials(config: Config) -> list[Credential]:
+def credentials(config: Config, sources: dict[str, Path]) -> list[Credential]:
     """The key files the config names by a bare file name (read from
-    $CREDENTIALS_DIRECTORY under systemd), each found beside the config."""
+    $CREDENTIALS_DIRECTORY under systemd): where the unit loads that credential from
+    (``sources``: the template's NAME.key), else the file of that name beside the config."""
     used = {layer.values.get("endpoint") for inbox in config.inboxes for layer in inbox.layers}
     return [
-        Credential(ep.api_key_file, config.source.parent / ep.api_key_file, name, name in used)
+        Credential(
+            ep.api_key_file,
+            sources.get(ep.api_key_file, config.source.parent / ep.api_key_file),
+            name,
+            name in used,
+        )
         for name, ep in sorted(config.endpoints.items())
         if ep.api_key_file and "/" not in ep.api_key_file
     ]
+
+
+def credential_sources(settings: list[tuple[str, str]], unit: str) -> dict[str, Path]:
+    """The unit's own ``LoadCredential=ID:PATH`` lines: ID -> PATH (specifiers expanded)."""
+    found: dict[str, Path] = {}
+    for key, value in settings:
+        if key == "LoadCredential" and not value:
+            found.clear()
+        elif key == "LoadCredential" and ":" in value:
+            name, path = value.split(":", 1)
+            found[name] = Path(expand(path, unit))
+    return found
 
 
 def quoted(value: str) -> str:
