@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from dropscribe import __version__
-from dropscribe.commands import explain, migrate, rehearse, retry, status
+from dropscribe.commands import explain, migrate, rehearse, retry, service, status
 from dropscribe.commands.console import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE
 from dropscribe.config import preflight
 from dropscribe.errors import (
@@ -70,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
         ("explain", "which inbox and rules apply to a file, its settings and its ledger state"),
         ("ledger", "ledger migrate: copy the SQLite ledger into the shared one (ledger: url:)"),
         ("rehearse", "try a new model on an inbox's finished recordings (NAME.next.EXT)"),
+        ("service", "install (root): set the systemd unit up for this config; or uninstall"),
     ):
         cmd = sub.add_parser(
             name,
@@ -98,6 +99,8 @@ def _parser() -> argparse.ArgumentParser:
             )
         if name == "explain":
             cmd.add_argument("path", metavar="PATH", help="a file in (or meant for) an inbox")
+        if name == "service":
+            service.add_arguments(cmd)
         if name == "ledger":
             cmd.add_argument("action", choices=["migrate"], help="what to do with the ledger")
         if name == "rehearse":
@@ -167,6 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if isinstance(sys.stdout, io.TextIOWrapper):  # print file names as their bytes, like ls
         sys.stdout.reconfigure(errors="surrogateescape")  # (a non-UTF-8 name cannot crash)
     args = _parser().parse_args(argv)
+    if args.command == "service":
+        return service.main(args)
     try:  # status, explain and retry send nothing: they need no API key
         cfg = checked.load(args.config, keys=args.command not in READERS)
     except ConfigError as exc:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import enum
 import json
 import os
-import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -115,7 +114,7 @@ def _written(cfg: Config, path: Path) -> list[Path]:
             store.close()
         shown = json.loads(row.outputs) if row is not None and row.state == "done" else []
         return [Path(p) for p in shown if isinstance(p, str)]
-    except (OSError, ValueError, sqlite3.Error, DropscribeError):
+    except (OSError, ValueError, DropscribeError):
         return []  # said by the ledger's own lines below
 
 
@@ -145,7 +144,7 @@ def _explain_ledger(cfg: Config, path: Path) -> str | None:
             chunks = store.chunk_plan(row.key) if row is not None else []
         finally:
             store.close()
-    except (OSError, sqlite3.Error, DropscribeError) as exc:
+    except (OSError, DropscribeError) as exc:
         fail(f"cannot read ledger {cfg.ledger.url if cfg.ledger else cfg.state_dir}: {exc}")
         return None
     if row is None:

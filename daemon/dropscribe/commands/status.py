@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sqlite3
 from typing import TYPE_CHECKING
 
 from dropscribe.commands import report
 from dropscribe.commands.console import EXIT_OK, fail, say
 from dropscribe.errors import DropscribeError
 from dropscribe.ledger import opening
+from dropscribe.ledger.interface import Hosts
 from dropscribe.ledger.store import LEDGER_NAME
 from dropscribe.transcribe import gone, limits, lookout
 from dropscribe.vocab.states import FileState
@@ -42,11 +42,11 @@ def status(cfg: Config, *, as_json: bool = False) -> int:
             refused = limits.refusals(ledger)
             gone_models = gone.gone_rows(ledger)
             retiring = lookout.notices(ledger)
-            if cfg.ledger is not None:  # a PostgresLedger: who shares it, what they hold
-                hosts, claims = ledger.hosts(), ledger.claims()  # type: ignore[attr-defined]
+            if isinstance(ledger, Hosts):  # a shared ledger: who shares it, what they hold
+                hosts, claims = ledger.hosts(), ledger.claims()
         finally:
             ledger.close()
-    except (OSError, sqlite3.Error, DropscribeError) as exc:
+    except (OSError, DropscribeError) as exc:
         return fail(f"cannot read ledger {where}: {exc}")
     found = report.build(cfg, where, by_inbox, unfinished)
     if as_json:

@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from contextlib import AbstractContextManager
     from pathlib import Path
 
-    from dropscribe.ledger.interface import FileRow, Ledger
+    from dropscribe.ledger.interface import FileRow, JobLedger
     from dropscribe.transcript import Transcriber
     from dropscribe.vocab.config import Inbox
 
@@ -64,7 +64,7 @@ class JobRunner:
 
     def __init__(  # noqa: PLR0913 - each is a part the runner is given, all keywords
         self,
-        ledger: Ledger,
+        ledger: JobLedger,
         clients: dict[str, Transcriber],
         abort: threading.Event,
         *,

@@ -9,14 +9,13 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import sqlite3
 import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import structlog
 
-from dropscribe.errors import AlreadyRunningError, SetupError, StateLostError
+from dropscribe.errors import AlreadyRunningError, LedgerError, SetupError, StateLostError
 from dropscribe.ledger.opening import open_ledger
 
 log = structlog.get_logger("dropscribe")
@@ -149,7 +148,7 @@ def open_state(config: Config) -> tuple[int, Ledger]:
     except SetupError:
         os.close(lock)
         raise
-    except (OSError, sqlite3.Error) as exc:
+    except (OSError, LedgerError) as exc:
         os.close(lock)
         raise SetupError(f"cannot use state_dir {state_dir}: {exc}") from None
     if tightened:  # said once the state_dir is in use (else its error is the one line)

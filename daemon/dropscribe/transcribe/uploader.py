@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
-    from dropscribe.ledger.interface import Ledger
+    from dropscribe.ledger.interface import UploadLedger
     from dropscribe.transcribe.board import Board
     from dropscribe.transcribe.limiter import Limiter
     from dropscribe.transcript import Transcriber, Transcript
@@ -54,7 +54,7 @@ log = structlog.get_logger("dropscribe")
 class Uploader:
     def __init__(
         self,
-        ledger: Ledger,
+        ledger: UploadLedger,
         clients: dict[str, Transcriber],
         abort: threading.Event,
         *,
