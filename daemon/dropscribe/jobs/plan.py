@@ -14,6 +14,7 @@ import structlog
 from dropscribe.errors import EndpointError, PermanentError, Replan
 from dropscribe.jobs import chunked
 from dropscribe.timing import timed
+from dropscribe.vocab.settings import Format
 
 if TYPE_CHECKING:
     from dropscribe.audio.probe import Probe
@@ -50,10 +51,21 @@ class Planner:
         settings = job.settings
         endpoint = self._uploader.client(settings.endpoint).endpoint
         caps = self._uploader.caps(settings.endpoint, settings.model)
-        untimed = endpoint.kind != "local" and settings.timed and caps.timed is None
-        if untimed and (why_not := timed.unusable(settings)) is not None:
-            return self._spans(job, why_not)
-        answer = self._sent(job, found)
+        remote = endpoint.kind != "local"
+        if remote and settings.timed and caps.timed is None:
+            if (why_not := timed.unusable(settings)) is not None:
+                return self._spans(job, why_not)
+            untimed = True
+        else:  # segment times from a model without words: not asked for where words
+            # are timed here anyway (Voxtral 3 takes language only without them, 7.3)
+            untimed = (
+                remote
+                and settings.timed
+                and not settings.speakers
+                and not _worded(endpoint, caps)
+                and timed.unusable(settings) is None
+            )
+        answer = self._sent(job, found, untimed=untimed)
         if not settings.timed or not answer.text.strip():
             return answer
         if answer.words:
@@ -98,8 +110,9 @@ class Planner:
             log.warning("timing.failed", error=exc.message, action="keeping the engine's times")
             return answer
 
-    def _sent(self, job: Job, found: Probe) -> Transcript:
-        """The file as one upload, or as re-encoded chunks where it cannot go as it is."""
+    def _sent(self, job: Job, found: Probe, *, untimed: bool) -> Transcript:
+        """The file as one upload, or as re-encoded chunks where it cannot go as it is;
+        ``untimed``: asking for no times (the model gives none; they are had here)."""
         held, key = job.known()
         settings, content, size = job.settings, held.content, held.stat.st_size
         endpoint = self._uploader.client(settings.endpoint).endpoint
@@ -115,6 +128,7 @@ class Planner:
                     size,
                     seconds=found.duration,
                     name=job.path.name,
+                    timed=False if untimed else None,
                 )
             except PermanentError as exc:
                 if exc.status != 413:
@@ -126,6 +140,8 @@ class Planner:
                     " set max_upload_bytes to its limit"
                 )
         log.info("audio.reencoding", reason=why)
+        if untimed:  # each chunk asked as for a text sidecar: the times are had here
+            settings = settings.model_copy(update={"formats": (Format.TXT,), "speakers": False})
         return self._chunker.transcribe(content, settings, key)
 
 
