@@ -56,13 +56,14 @@ class Planner:
             if (why_not := timed.unusable(settings)) is not None:
                 return self._spans(job, why_not)
             untimed = True
-        else:  # segment times from a model without words: not asked for where words
-            # are timed here anyway (Voxtral 3 takes language only without them, 7.3)
+        else:  # a model that takes the language only without timestamps (Voxtral 3,
+            # PROTOCOL.md 7.3): asked without them where the words are timed here anyway
             untimed = (
                 remote
                 and settings.timed
+                and bool(settings.language)
+                and not caps.language_with_times
                 and not settings.speakers
-                and not _worded(endpoint, caps)
                 and timed.unusable(settings) is None
             )
         answer = self._sent(job, found, untimed=untimed)

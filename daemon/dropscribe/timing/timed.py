@@ -16,6 +16,7 @@ import numpy as np
 import structlog
 
 from dropscribe.audio import transcode
+from dropscribe.errors import PermanentError
 from dropscribe.timing import snap, whisper, windows, words
 from dropscribe.transcribe import local
 from dropscribe.transcript import Transcript, Word
@@ -30,6 +31,10 @@ if TYPE_CHECKING:
 log = structlog.get_logger("dropscribe")
 
 DEFAULT_MODEL = "tiny.en"  # bundled with dropscribe[local]
+# The mean probability the model gives the answer's words as it hears them: about 0.75
+# for espeak-ng speech and its own text; 0.38 and less for the text of other audio, or
+# other text, or tones (measured with tiny.en). Under this, the times are not trusted.
+LEAST_HEARD = 0.5
 ENGLISH = {"en", "english"}
 
 
@@ -68,7 +73,7 @@ def decoded(content: Path) -> npt.NDArray[np.int16]:
 
 def aligned(transcript: Transcript, pcm: npt.NDArray[np.int16], name: str) -> Transcript:
     """``transcript`` with its own words timed against ``pcm`` by the model ``name``, then
-    snapped to the speech."""
+    snapped to the speech; PermanentError when the model does not hear those words."""
     started = time.monotonic()
     said = words.answered(transcript)
     loud = snap.loud_frames(pcm, transcode.RATE)
@@ -77,12 +82,19 @@ def aligned(transcript: Transcript, pcm: npt.NDArray[np.int16], name: str) -> Tr
     times = windows.timed([w for w, _ in said], loud, aligner)
     times = snap.snapped(times, loud)
     took = time.monotonic() - started
+    heard = float(np.mean(aligner.probabilities)) if aligner.probabilities else 0.0
+    if heard < LEAST_HEARD:
+        raise PermanentError(
+            f"the timing model {name} does not hear the answer's words in the audio"
+            f" (probability {heard:.2f}, under {LEAST_HEARD})"
+        )
     log.info(
         "timing.aligned",
         method="alignment",
         model=name,
         words=len(said),
         windows=aligner.windows,
+        heard=round(heard, 2),
         seconds=round(seconds, 3),
         ms=round(took * 1000),
         speed=round(seconds / took, 1) if took > 0 else None,

@@ -94,6 +94,7 @@ class Windows:
         self._pcm = pcm
         self._tokens: dict[str, list[int]] = {}
         self.windows = 0  # how many were aligned
+        self.probabilities: list[float] = []  # of each window's tokens, as the model heard them
 
     def __call__(self, start: float, end: float, words: Sequence[str]) -> list[tuple[float, float]]:
         """A (start, end) in seconds of the recording for as many of ``words`` as fit."""
@@ -129,6 +130,7 @@ class Windows:
                 median_filter_width=MEDIAN_FILTER,
             )[0]
         self.windows += 1
+        self.probabilities.append(float(np.mean(result.text_token_probs)))
         steps = np.array(result.alignments)
         if len(steps) == 0:
             return []
