@@ -4,12 +4,16 @@ espeak-ng speech whose word times are known."""
 
 from __future__ import annotations
 
+import os
 import re
 import statistics
+import subprocess
+import sys
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
+
 from conftest import API_KEY, DaemonProcess, patience
 from fakeapi import FakeAPI
 from test_align_speech import RATE, Spoken, spoken
@@ -131,9 +135,7 @@ def test_voxtral_3_segments_are_timed_word_by_word_right_the_first_time(setup, s
     speech.write(setup.inbox / "meeting.wav")
     with FakeAPI(api_key=API_KEY, kind="mistral", answer=text_only(truth)) as api:
         setup.data["endpoints"]["local"]["kind"] = "mistral"
-        configured(
-            setup, api, model="voxtral-mini-transcribe-3", language="en", formats=["srt"]
-        )
+        configured(setup, api, model="voxtral-mini-transcribe-3", language="en", formats=["srt"])
         daemon = run_once(setup)
     assert [u.reply for u in api.uploads] == ["200"]
     assert api.uploads[0].fields["language"] == "en"
@@ -149,3 +151,23 @@ def test_the_meeting_truth_is_real_speech(speech):
     assert 20 < len(speech.pcm) / RATE < 60
     starts = [start for _, start, _ in speech.words]
     assert starts == sorted(starts)
+
+
+def test_explain_says_which_timing_a_file_gets(setup):
+    """`dropscribe explain` names the timing: local for gpt-transcribe, spans with align: false."""
+    audio = setup.inbox / "memo.wav"
+    setup.data["defaults"].update(model="gpt-transcribe", formats=["txt", "srt"])
+    setup.data["inboxes"].append({"path": str(setup.root / "plain"), "align": False})
+    (setup.root / "plain").mkdir()
+    said = {}
+    for name, path in (("aligned", audio), ("spans", setup.root / "plain" / "memo.wav")):
+        said[name] = subprocess.run(
+            [sys.executable, "-m", "dropscribe", "explain", "-c", str(setup.write()), str(path)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **setup.env},
+            check=False,
+        ).stdout
+    assert "timing: the answer's own words timed on this machine with tiny.en" in said["aligned"]
+    assert "timing: short spans" in said["spans"]
+    assert "align: false" in said["spans"]

@@ -97,8 +97,14 @@ def test_a_late_start_inside_the_sound_moves_back_to_its_onset():
 def test_connected_speech_keeps_its_times():
     """Words with no quiet between them, and edges far from any pause, are left alone."""
     loud = loud_of([(0.0, 5.0)], 6.0)
-    times = [(1.0, 1.4), (1.4, 2.0), (2.0, 2.5)]
+    times = [(1.0, 1.4), (1.4, 2.0), (2.0, 2.5), (2.5, 5.0)]
     assert snap.snapped(times, loud) == times
+
+
+def test_a_word_before_a_pause_ends_where_its_sound_does():
+    """The last word before a pause, timed 400 ms short, ends where its sound stops."""
+    loud = loud_of([(0.0, 2.0), (3.0, 3.5)], 4.0)
+    assert snap.snapped([(1.0, 1.6), (3.0, 3.5)], loud) == [(1.0, 2.0), (3.0, 3.5)]
 
 
 def test_snapped_words_stay_in_order():

@@ -18,6 +18,7 @@ from dropscribe.errors import DropscribeError
 from dropscribe.ledger import opening
 from dropscribe.ledger.store import LEDGER_NAME
 from dropscribe.outputs import disposition
+from dropscribe.timing import timed as timing
 from dropscribe.transcribe import gone, kinds, limits, lookout
 from dropscribe.vocab.states import FileState
 
@@ -141,6 +142,8 @@ def explain(cfg: Config, path: Path) -> int:
             " the others follow with its speakers' voices as known speakers (four at most,"
             " with voices:), so each person keeps one label"
         )
+    if endpoint is not None:
+        say(f"  timing: {timing.described(endpoint, settings)}")
     for item in disposition.failed(inbox):
         if path in {item.path, item.source}:
             say(f"  quarantined: {item.path}")

@@ -51,7 +51,8 @@ def snapped(
         begin = start if first is None else first * FRAME
         if begin <= before + SHORTEST or begin >= max(end, start + SHORTEST):
             begin = start
-        last = _offset(loud, int(np.ceil(end / FRAME)), reach)
+        # A word's sound runs on to the quiet before the next word, however far that is.
+        last = _offset(loud, int(np.ceil(end / FRAME)), reach, int(after / FRAME))
         finish = end if last is None else last * FRAME
         if finish > max(after, end) or finish < begin + SHORTEST:
             finish = end
@@ -82,10 +83,11 @@ def _onset(loud: npt.NDArray[np.bool_], at: int, reach: int) -> int | None:
     return lo + int(quiet[-1]) + 1
 
 
-def _offset(loud: npt.NDArray[np.bool_], at: int, reach: int) -> int | None:
+def _offset(loud: npt.NDArray[np.bool_], at: int, reach: int, until: int) -> int | None:
     """The frame after the sound around frame ``at`` ends: back to just after the last
-    loud frame if frame ``at - 1`` is quiet, forward to the end of its loud run if it is
-    loud; None when that is further than ``reach`` frames."""
+    loud frame if frame ``at - 1`` is quiet (None when further than ``reach`` frames),
+    forward to the end of its loud run if it is loud (None when that run goes on to
+    frame ``until``, the next word's start)."""
     count = len(loud)
     if not 0 < at <= count:
         return None
@@ -93,7 +95,7 @@ def _offset(loud: npt.NDArray[np.bool_], at: int, reach: int) -> int | None:
         lo = max(0, at - reach)
         behind = np.flatnonzero(loud[lo:at])
         return lo + int(behind[-1]) + 1 if len(behind) else None
-    quiet = np.flatnonzero(~loud[at : at + reach + 1])
+    quiet = np.flatnonzero(~loud[at : max(until, at + reach) + 1])
     if len(quiet) == 0:
-        return count if at + reach >= count else None
+        return count if max(until, at + reach) >= count else None
     return at + int(quiet[0])
