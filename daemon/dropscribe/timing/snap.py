@@ -3,8 +3,9 @@
 An aligner or an engine places a word start within a few frames of its sound, often
 early into the pause before it or late inside it. Where the envelope shows the sound
 begin within ``REACH`` of the word's start (and after the word before it began), the
-start moves there; a word's end moves to where its sound stops, never past the next
-word's start. Connected speech (no quiet between words) is left as it was timed.
+start moves there; a word's end moves to where its sound stops (back out of a pause
+after it, or on to the pause where its sound runs on), never past the next word's
+start. Connected speech (no quiet between words) is left as it was timed.
 """
 
 from __future__ import annotations
@@ -52,8 +53,14 @@ def snapped(
         if begin <= before + SHORTEST or begin >= max(end, start + SHORTEST):
             begin = start
         # A word's sound runs on to the quiet before the next word, however far that is.
-        last = _offset(loud, int(np.ceil(end / FRAME)), reach, int(after / FRAME))
+        # ... and an end in the quiet comes back to its sound, however long the quiet.
+        since = int(max(before, 0.0) / FRAME)
+        last = _offset(loud, int(np.ceil(end / FRAME)), since, int(after / FRAME))
         finish = end if last is None else last * FRAME
+        if last is not None and finish < begin + SHORTEST:
+            # placed in the pause after its sound: the whole word comes back to that sound
+            first = _onset(loud, last - 1, reach)
+            begin = max(before, finish - SHORTEST if first is None else first * FRAME)
         if finish > max(after, end) or finish < begin + SHORTEST:
             finish = end
         begin = max(begin, before)
@@ -83,19 +90,19 @@ def _onset(loud: npt.NDArray[np.bool_], at: int, reach: int) -> int | None:
     return lo + int(quiet[-1]) + 1
 
 
-def _offset(loud: npt.NDArray[np.bool_], at: int, reach: int, until: int) -> int | None:
+def _offset(loud: npt.NDArray[np.bool_], at: int, since: int, until: int) -> int | None:
     """The frame after the sound around frame ``at`` ends: back to just after the last
-    loud frame if frame ``at - 1`` is quiet (None when further than ``reach`` frames),
-    forward to the end of its loud run if it is loud (None when that run goes on to
-    frame ``until``, the next word's start)."""
+    loud frame if frame ``at - 1`` is quiet (None when there is none from frame
+    ``since``, the word's start), forward to the end of its loud run if it is loud (None
+    when that run goes on past frame ``until``, the next word's start)."""
     count = len(loud)
     if not 0 < at <= count:
         return None
     if not loud[at - 1]:
-        lo = max(0, at - reach)
+        lo = max(0, min(since, at - 1))
         behind = np.flatnonzero(loud[lo:at])
         return lo + int(behind[-1]) + 1 if len(behind) else None
-    quiet = np.flatnonzero(~loud[at : max(until, at + reach) + 1])
+    quiet = np.flatnonzero(~loud[at : until + 1])
     if len(quiet) == 0:
-        return count if max(until, at + reach) >= count else None
+        return count if until >= count else None
     return at + int(quiet[0])
