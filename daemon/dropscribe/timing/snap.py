@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 FRAME = split.FRAME
 REACH = 0.3  # seconds a start or an end may move
 SHORTEST = 0.05  # seconds a word keeps, however its edges move
+PAUSE_FRAMES = 15  # frames of quiet (150 ms) inside a word's time: a pause, not a stop
 SPEECH_RANGE_DB = 40.0  # quieter than the loud end of the recording by this: not speech
 
 
@@ -55,7 +56,12 @@ def snapped(
         # A word's sound runs on to the quiet before the next word, however far that is.
         # ... and an end in the quiet comes back to its sound, however long the quiet.
         since = int(max(before, 0.0) / FRAME)
-        last = _offset(loud, int(np.ceil(end / FRAME)), since, int(after / FRAME))
+        stop = int(np.ceil(end / FRAME))
+        # An end just inside the next word's sound, across a pause: back to the pause.
+        gap = _last_pause(loud, int(begin / FRAME) + 1, stop)
+        if gap is not None and stop - gap[1] <= reach:
+            stop = gap[0] + 1
+        last = _offset(loud, stop, since, int(after / FRAME))
         finish = end if last is None else last * FRAME
         if last is not None and finish < begin + SHORTEST:
             # placed in the pause after its sound: the whole word comes back to that sound
@@ -106,3 +112,15 @@ def _offset(loud: npt.NDArray[np.bool_], at: int, since: int, until: int) -> int
     if len(quiet) == 0:
         return count if until >= count else None
     return at + int(quiet[0])
+
+
+def _last_pause(loud: npt.NDArray[np.bool_], lo: int, hi: int) -> tuple[int, int] | None:
+    """The last run of quiet frames in [lo, hi) at least PAUSE_FRAMES long, as (first
+    quiet, first loud after it); None if there is none."""
+    if hi - lo < PAUSE_FRAMES or lo < 0:
+        return None
+    quiet = ~loud[lo:hi]
+    edges = np.flatnonzero(np.diff(np.concatenate(([False], quiet, [False])).astype(np.int8)))
+    runs = edges.reshape(-1, 2)
+    long = [(lo + int(a), lo + int(b)) for a, b in runs if b - a >= PAUSE_FRAMES]
+    return long[-1] if long else None
