@@ -297,7 +297,7 @@ def test_cli_check_config_ok(tmp_path):
         env={"PATH": "/usr/bin:/bin", "OPENAI_API_KEY": "k"},
     )
     assert result.returncode == 0, result.stderr
-    assert "ok (1 inboxes, 1 endpoints)" in result.stdout
+    assert "ok (1 inbox, 1 endpoint)" in result.stdout
 
 
 def test_cli_explain_says_inbox_rules_settings_and_ignore_reason(tmp_path):

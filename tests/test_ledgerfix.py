@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from structlog.testing import capture_logs
 
-from dropscribe.ledger.store import SqliteLedger
+from dropscribe.ledger.store import SqliteLedger, mapped
 from dropscribe.transcribe import models
 from dropscribe.transcribe.limits import Limits
 
@@ -25,7 +25,8 @@ class FullLedger(SqliteLedger):
 
     def record_capability(self, *args: Any) -> None:
         if self.full:
-            raise sqlite3.OperationalError("database or disk is full")
+            with mapped():  # leaves the ledger as its own writes' errors do
+                raise sqlite3.OperationalError("database or disk is full")
         super().record_capability(*args)
 
 

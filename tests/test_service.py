@@ -381,9 +381,10 @@ def test_the_template_unit_runs_an_instance(container, api, tmp_path):
     config["inboxes"] = [
         {"path": "/srv/recordings/podcasts", "endpoint": "openai", "model": "whisper-1"}
     ]
-    box.sh("install -d -g dropscribe-inbox -m 2775 /srv/recordings/podcasts")
+    box.sh("install -d /srv/recordings/podcasts")
     box.path("/etc/dropscribe/podcasts.yaml").write_text(yaml.safe_dump(config))
     box.path("/etc/dropscribe/podcasts.key").write_text(API_KEY)
+    box.sh("/opt/dropscribe/bin/dropscribe service install -c /etc/dropscribe/podcasts.yaml")
     started = box.sh("systemctl enable --now dropscribe@podcasts", check=False, timeout=120)
     journal = box.sh("journalctl -u dropscribe@podcasts -o cat --no-pager", check=False).stdout
     assert started.returncode == 0, journal

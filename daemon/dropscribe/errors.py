@@ -8,11 +8,14 @@
     │   │   ├── RetryableError                408, 409, 5xx, timeouts, dropped connections
     │   │   │   └── OutageError               no connection, 429, 502, 503, 504: not the file's
     │   │   ├── EndpointError                 401, 403, 404, quota 429: the endpoint is unusable
+    │   │   │   ├── EndpointUnreachable       in ``once``: down for every try; the file stays
     │   │   │   ├── ModelGone                 the model is shut down or withdrawn: its pair waits
     │   │   │   └── EndpointRuledOut          in ``once``: an earlier file found it unusable
     │   │   └── PermanentError                400, 413, 415, 422, bad answers, not audio
     │   ├── SidecarError (OSError)            a transcript could not be written to disk
-    │   ├── LedgerUnavailable                 a shared ledger cannot be reached: the file waits
+    │   ├── LedgerError                       the ledger cannot read or write (any backend's error)
+    │   │   ├── LedgerUnavailable             a shared ledger cannot be reached: the file waits
+    │   │   └── LedgerTooNew                  a later dropscribe wrote it: upgrade, do not guess
     │   ├── ClaimedElsewhere                  another host holds the job's claim: later
     │   ├── Fenced                            this host's claim ran out: write nothing
     │   ├── StateLostError                    the state_dir was deleted or replaced: stop
@@ -24,7 +27,9 @@
 
 ``Problem`` is not an exception: one thing wrong in a config file, which ConfigError
 lists. Only ``http.py`` catches ``httpx`` exceptions; it turns them into these, each
-carrying the status, the request id and the server's message as attributes.
+carrying the status, the request id and the server's message as attributes. Likewise
+only ``ledger/`` catches ``sqlite3`` and ``psycopg`` errors: they leave it as
+``LedgerError`` (the backend's own error kept as ``__cause__``).
 """
 
 from __future__ import annotations
@@ -114,6 +119,16 @@ class EndpointError(TranscriptionError):
     Not the file's fault: the endpoint is paused and the file waits for it.
     """
 
+    outage = False  # EndpointUnreachable: no server answered at all
+
+
+class EndpointUnreachable(EndpointError):  # noqa: N818 - named for what the endpoint is
+    """In ``once``: every try of a file found the endpoint down (no connection, a gateway
+    without its upstream). The file stays where it is, later files of the endpoint are
+    not sent, and ``once`` exits 3."""
+
+    outage = True
+
 
 class ModelGone(EndpointError):  # noqa: N818 - named for what the model is
     """The endpoint no longer serves the model (shut down, or withdrawn by a gateway):
@@ -124,7 +139,18 @@ class SidecarError(DropscribeError, OSError):
     """A sidecar could not be written (full disk, unwritable folder, ...)."""
 
 
-class LedgerUnavailable(DropscribeError):  # noqa: N818 - named for what the ledger is
+class LedgerError(DropscribeError):
+    """The ledger could not read or write (a full state_dir, a locked or damaged file, a
+    statement the database refused). Every backend's own errors leave ``ledger/`` as this,
+    so a caller holding something paid for catches one type and keeps it."""
+
+
+class LedgerTooNew(LedgerError):  # noqa: N818 - named for what the ledger is
+    """The ledger's layout is newer than this dropscribe knows: it is refused, never
+    guessed at (upgrade dropscribe, or use another state_dir)."""
+
+
+class LedgerUnavailable(LedgerError):  # noqa: N818 - named for what the ledger is
     """A shared ledger's database cannot be reached (or refused the statement): the file
     waits, nothing is counted against it, and it comes again at the next rescan."""
 

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-    from dropscribe.ledger.interface import Ledger
+    from dropscribe.ledger.interface import Lookup
     from dropscribe.vocab.config import Config, Inbox
     from dropscribe.vocab.settings import FolderSettings
 
@@ -53,7 +53,7 @@ class Intake:
     def __init__(
         self,
         config: Callable[[], Config],
-        ledger: Ledger | None,
+        ledger: Lookup | None,
         *,
         clock: Callable[[], float],
         wall: Callable[[], float],

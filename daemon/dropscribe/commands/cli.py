@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 import structlog
 
 from dropscribe import __version__
-from dropscribe.commands import migrate, rehearse, retry, status
+from dropscribe.commands import explain, migrate, rehearse, retry, service, status
+from dropscribe.commands.console import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE
 from dropscribe.config import preflight
 from dropscribe.errors import (
     AlreadyRunningError,
@@ -36,9 +37,6 @@ if TYPE_CHECKING:
 
     from dropscribe.vocab.config import Config
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_CONFIG = 2
 
 EPILOG = """\
 exit codes:
@@ -46,7 +44,10 @@ exit codes:
      SIGUSR1 writes every thread's stack to stderr)
   1  once: at least one file failed; run: the daemon crashed
   2  the config or the set-up is wrong (every problem is printed, one per line)
-  explain: 0 the file would be (or was) transcribed, 1 it is ignored or in no inbox
+  3  once: not done, an endpoint could not be reached (a dead URL, no network): nothing
+     was quarantined, the files are where they were; run again once it is back
+  explain: 0 the file would be (or was) transcribed; 1 it failed (quarantined), is
+     ignored or is in no inbox
   retry: 1 some file could not be put back
 """
 
@@ -64,11 +65,12 @@ def _parser() -> argparse.ArgumentParser:
         ("run", "watch the inboxes and transcribe until stopped (SIGTERM/SIGINT)"),
         ("once", "transcribe what is in the inboxes now, then exit"),
         ("check-config", "validate the config file and report every problem"),
-        ("status", "files by state and the latest failures, from the ledger"),
+        ("status", "each endpoint's state, each inbox's counts, every file not done and why"),
         ("retry", "put quarantined recordings back into their inbox to be tried again"),
         ("explain", "which inbox and rules apply to a file, its settings and its ledger state"),
         ("ledger", "ledger migrate: copy the SQLite ledger into the shared one (ledger: url:)"),
         ("rehearse", "try a new model on an inbox's finished recordings (NAME.next.EXT)"),
+        ("service", "install (root): set the systemd unit up for this config; or uninstall"),
     ):
         cmd = sub.add_parser(
             name,
@@ -91,8 +93,14 @@ def _parser() -> argparse.ArgumentParser:
                 "paths", nargs="*", metavar="PATH", help="quarantined files, or the paths they had"
             )
             cmd.add_argument("--all", action="store_true", help="every quarantined recording")
+        if name == "status":
+            cmd.add_argument(
+                "--json", action="store_true", help="as JSON for scripts (its shape: see docs)"
+            )
         if name == "explain":
             cmd.add_argument("path", metavar="PATH", help="a file in (or meant for) an inbox")
+        if name == "service":
+            service.add_arguments(cmd)
         if name == "ledger":
             cmd.add_argument("action", choices=["migrate"], help="what to do with the ledger")
         if name == "rehearse":
@@ -124,9 +132,9 @@ def _read(args: argparse.Namespace, cfg: Config) -> int:
         cfg = dataclasses.replace(cfg, state_dir=Path(args.state_dir).expanduser().absolute())
     match args.command:
         case "status":
-            return status.status(cfg)
+            return status.status(cfg, as_json=args.json)
         case "explain":
-            return status.explain(cfg, Path(args.path).expanduser().absolute())
+            return explain.explain(cfg, Path(args.path).expanduser().absolute())
         case "ledger":
             return migrate.migrate(cfg)
     if not args.paths and not args.all:
@@ -145,7 +153,11 @@ def _check(cfg: Config) -> int:
         print(f"dropscribe: {cfg.source}: warning: {line}", file=sys.stderr)
     if found:
         return EXIT_CONFIG
-    print(f"{cfg.source}: ok ({len(cfg.inboxes)} inboxes, {len(cfg.endpoints)} endpoints)")
+    inboxes, endpoints = len(cfg.inboxes), len(cfg.endpoints)
+    print(
+        f"{cfg.source}: ok ({inboxes} inbox{'es' * (inboxes != 1)},"
+        f" {endpoints} endpoint{'s' * (endpoints != 1)})"
+    )
     return EXIT_OK
 
 
@@ -158,6 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if isinstance(sys.stdout, io.TextIOWrapper):  # print file names as their bytes, like ls
         sys.stdout.reconfigure(errors="surrogateescape")  # (a non-UTF-8 name cannot crash)
     args = _parser().parse_args(argv)
+    if args.command == "service":
+        return service.main(args)
     try:  # status, explain and retry send nothing: they need no API key
         cfg = checked.load(args.config, keys=args.command not in READERS)
     except ConfigError as exc:
@@ -233,7 +247,10 @@ def _serve(
         if bar is not None and daemon.tally is not None:
             bar.finish(daemon.tally, cfg)
     except AlreadyRunningError as exc:
-        return _fail(f"{exc.strerror} ({cfg.state_dir})")
+        return _fail(
+            f"{exc.strerror} ({cfg.state_dir}); to run this config beside it, give it a"
+            f" folder of its own: state_dir: in {cfg.source}"
+        )
     except SetupError as exc:
         return _fail(str(exc))
     except (WorkersFailedError, StateLostError) as exc:
@@ -243,6 +260,8 @@ def _serve(
         structlog.get_logger("dropscribe").exception("daemon.crashed")
         return EXIT_FAILED
     code = EXIT_FAILED if once and failed else EXIT_OK
+    if once and not failed and daemon.tally is not None and daemon.tally.unreachable:
+        code = EXIT_UNREACHABLE
     if daemon.abandoned:
         # Jobs still run in threads (a local transcription inside CTranslate2, an upload):
         # tearing the interpreter down under them ends in SIGSEGV or SIGABRT. What they

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from typing import TextIO
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+EXIT_UNREACHABLE = 3  # once: not done, an endpoint could not be reached (files left in place)
 
 
 def say(*parts: object, file: TextIO | None = None) -> None:

@@ -5,33 +5,18 @@ is paid for twice) when a site moves to several hosts."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import TYPE_CHECKING, Any
 
 from dropscribe.commands.console import EXIT_CONFIG, EXIT_OK, fail, say
 from dropscribe.errors import DropscribeError
 from dropscribe.ledger import opening
-from dropscribe.ledger.store import LEDGER_NAME
+from dropscribe.ledger.schema import COPIED, LAYOUT
+from dropscribe.ledger.store import LEDGER_NAME, ReadOnly
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
     from dropscribe.vocab.config import Config
-
-# table -> its columns, in the order both ledgers name them
-TABLES: dict[str, tuple[str, ...]] = {
-    "jobs": (
-        "key", "fingerprint", "settings", "state", "attempts", "last_error", "status",
-        "request_id", "result", "created", "updated",
-    ),
-    "files": (
-        "path", "inbox", "size", "mtime_ns", "inode", "fingerprint", "key", "state",
-        "formats", "outputs", "error", "updated",
-    ),
-    "sidecars": ("path", "source"),
-    "chunks": ("key", "idx", "start", "end", "cut", "pause", "result", "request_id"),
-    "capabilities": ("endpoint", "model", "param", "value", "verdict", "reason", "updated"),
-}  # fmt: skip
 
 
 def migrate(cfg: Config) -> int:
@@ -42,8 +27,8 @@ def migrate(cfg: Config) -> int:
     if not source.exists():
         return fail(f"ledger migrate: no SQLite ledger at {source} (see --state-dir)")
     try:
-        db = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
-    except sqlite3.Error as exc:
+        db = ReadOnly(source)
+    except DropscribeError as exc:
         return fail(f"cannot read ledger {source}: {exc}")
     try:
         target = opening.open_ledger(cfg, daemon=False, pool_size=1)
@@ -53,11 +38,12 @@ def migrate(cfg: Config) -> int:
         return EXIT_CONFIG
     try:
         portable: Callable[[str], str] = target.portable  # type: ignore[attr-defined]
-        for table, columns in TABLES.items():
-            rows = _rows(db, table, columns, portable)
+        for table in COPIED:
+            columns = LAYOUT.table(table).names
+            rows = _rows(db, table, portable)
             added = target.copy_in(table, columns, rows)  # type: ignore[attr-defined]
             say(f"{table}: {added} copied")
-    except (sqlite3.Error, DropscribeError) as exc:
+    except DropscribeError as exc:
         return fail(f"ledger migrate stopped: {exc} (run it again: copied rows are kept)")
     finally:
         db.close()
@@ -66,13 +52,9 @@ def migrate(cfg: Config) -> int:
     return EXIT_OK
 
 
-def _rows(
-    db: sqlite3.Connection, table: str, columns: tuple[str, ...], portable: Callable[[str], str]
-) -> Iterator[tuple[Any, ...]]:
+def _rows(db: ReadOnly, table: str, portable: Callable[[str], str]) -> Iterator[tuple[Any, ...]]:
     """The table's rows as the shared ledger keeps them: paths relative to inboxes."""
-    quoted = ", ".join(f'"{c}"' for c in columns)
-    for row in db.execute(f"SELECT {quoted} FROM {table}"):  # noqa: S608 - our own names
-        values = dict(zip(columns, row, strict=True))
+    for values in db.rows(table):
         if table == "files":
             values["path"] = portable(values["path"])
             values["outputs"] = json.dumps([portable(p) for p in json.loads(values["outputs"])])

@@ -15,7 +15,6 @@ import datetime as dt
 import os
 import re
 import shutil
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,7 +32,7 @@ from dropscribe.transcribe import models, prices
 from dropscribe.transcribe.engines import make_client
 
 if TYPE_CHECKING:
-    from dropscribe.ledger.interface import Ledger
+    from dropscribe.ledger.interface import Reports
     from dropscribe.transcript import Transcriber, Transcript
     from dropscribe.vocab.config import Config, Inbox
     from dropscribe.vocab.settings import FolderSettings
@@ -75,7 +74,7 @@ Identity = tuple[int, int, int]  # size, mtime, inode: the version of a file
 
 
 def finished(
-    cfg: Config, inbox: Inbox, ledger: Ledger, sample: int
+    cfg: Config, inbox: Inbox, ledger: Reports, sample: int
 ) -> list[tuple[Path, str, Identity]]:
     """The inbox's most recent finished recordings (at most ``sample``), the text the
     ledger holds for each, and the version of the file it was made from."""
@@ -173,7 +172,7 @@ def rehearse(
         return fail(f"endpoint {name!r} is not in {cfg.source}")
     try:
         ledger = opening.existing(cfg)
-    except (OSError, sqlite3.Error, DropscribeError) as exc:
+    except (OSError, DropscribeError) as exc:
         return fail(f"cannot read the ledger: {exc}")
     if ledger is None:
         return fail("no ledger yet: nothing is finished to rehearse on")

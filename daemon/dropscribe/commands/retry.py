@@ -3,7 +3,6 @@ failures forgotten in the ledger, so the daemon (running or not) takes them agai
 
 from __future__ import annotations
 
-import sqlite3
 import sys
 from typing import TYPE_CHECKING
 
@@ -16,6 +15,7 @@ from dropscribe.vocab.states import JobKey
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from dropscribe.ledger.interface import Retrying
     from dropscribe.vocab.config import Config
 
 
@@ -23,8 +23,8 @@ def retry(cfg: Config, paths: list[Path]) -> int:
     """Move quarantined recordings back and reset their attempts; the daemon picks them up."""
     where = cfg.ledger.url if cfg.ledger else str(cfg.state_dir)
     try:
-        ledger = opening.open_ledger(cfg, daemon=False, pool_size=1)
-    except (OSError, sqlite3.Error, DropscribeError) as exc:
+        ledger: Retrying = opening.open_ledger(cfg, daemon=False, pool_size=1)
+    except (OSError, DropscribeError) as exc:
         return fail(f"cannot open ledger in {where}: {exc}")
     wanted = set(paths)
     found: set[Path] = set()
@@ -45,7 +45,7 @@ def retry(cfg: Config, paths: list[Path]) -> int:
                 # Forget first: a running daemon sees the file come back at once.
                 try:
                     ledger.forget_failure(item.source, JobKey.parse(item.key) if item.key else None)
-                except (OSError, sqlite3.Error, DropscribeError) as exc:
+                except (OSError, DropscribeError) as exc:
                     return fail(f"cannot write ledger in {where}: {exc}")
                 try:
                     back = disposition.restore(item, inbox)

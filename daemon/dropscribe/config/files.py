@@ -49,6 +49,23 @@ def resolved(value: str, base: Path) -> Path:
         raise UnusableError(f"{path}: {exc.strerror or exc.__class__.__name__}") from None
 
 
+# The kernel's own trees: files there are views of the running system, not storage
+# (/dev/shm is a tmpfs, and a place for scratch files like any other).
+VIRTUAL = (Path("/proc"), Path("/sys"), Path("/dev"))
+
+
+def writable_place(path: Path) -> Path:
+    """``path`` (resolved), or UnusableError when it lies in a tree of the kernel's."""
+    shm = Path("/dev/shm")  # noqa: S108 - named to be allowed, not used as scratch
+    for tree in VIRTUAL:
+        if (path == tree or tree in path.parents) and not (path == shm or shm in path.parents):
+            raise UnusableError(
+                f"{path} is under {tree}, the kernel's view of the running system, not a"
+                " folder to keep files in: choose a folder on a disk"
+            )
+    return path
+
+
 def read(path: Path, limit: int = SMALL_FILE) -> bytes:
     """The bytes of the regular file ``path``, opened without blocking (a FIFO is
     refused, not waited on) and checked on the open descriptor; at most ``limit``.

@@ -27,6 +27,18 @@ def writable(folder: Path) -> bool:
     return False
 
 
+def read_only(folder: Path) -> bool:
+    """``folder`` (or its nearest existing parent) is on a read-only mount (EROFS): under
+    systemd with ProtectSystem=strict, a folder outside the unit's ReadWritePaths=."""
+    for candidate in (folder, *folder.parents):
+        if candidate.exists():
+            try:
+                return bool(os.statvfs(candidate).f_flag & os.ST_RDONLY)
+            except OSError:
+                return False
+    return False
+
+
 def problems(config: Config) -> list[str]:
     """Every reason this config cannot run here (empty: it can)."""
     found = []
@@ -46,7 +58,13 @@ def problems(config: Config) -> list[str]:
             )
     for inbox in config.inboxes:
         settings = rules.effective(inbox, inbox.path / "x.wav")
-        if settings.output_dir is None and inbox.path.is_dir() and not writable(inbox.path):
+        if settings.output_dir is None and inbox.path.is_dir() and read_only(inbox.path):
+            found.append(
+                f"inbox {inbox.path} is on a read-only file system here: its sidecars go beside"
+                " the recordings (under systemd: not in the unit's ReadWritePaths=; `dropscribe"
+                f" service install -c {config.source}` adds every inbox and output folder)"
+            )
+        elif settings.output_dir is None and inbox.path.is_dir() and not writable(inbox.path):
             found.append(
                 f"inbox {inbox.path} cannot be written by this user ({user}): its sidecars go"
                 " beside the recordings (make it group-writable for the service's group, or"

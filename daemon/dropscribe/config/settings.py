@@ -91,7 +91,7 @@ def parse(
     try:
         model = ConfigModel.model_validate(raw)
     except ValidationError as exc:
-        problems.extend(from_pydantic(exc, lines, fname))
+        problems.extend(from_pydantic(exc, lines, fname, ConfigModel))
         # Still check what did validate (keys, inbox folders), so that one run of
         # check-config lists every problem, not just the schema's.
         model = _valid_parts(raw)
@@ -102,13 +102,24 @@ def parse(
 
 
 def _valid_parts(raw: dict[str, Any]) -> ConfigModel:
-    """The sections of a config that validate on their own; invalid inboxes become None."""
+    """The sections of a config that validate on their own, each without the keys found
+    wrong (already reported: a typo in defaults: must not also leave every inbox with
+    no endpoint); an inbox that still fails becomes None."""
 
-    def valid(model: type[StrictModel], data: Any) -> Any:
-        try:
-            return model.model_validate(data)
-        except ValidationError:
-            return None
+    def valid(model: type[StrictModel], data: Any, *, unknown_only: bool = False) -> Any:
+        for _ in range(2):  # as written, then without the keys found wrong
+            try:
+                return model.model_validate(data)
+            except ValidationError as exc:
+                wrong = {
+                    err["loc"][0]
+                    for err in exc.errors()
+                    if err["loc"] and (err["type"] == "extra_forbidden" or not unknown_only)
+                }
+                if not isinstance(data, dict) or not wrong & set(data):
+                    return None
+                data = {k: v for k, v in data.items() if k not in wrong}
+        return None
 
     endpoints = raw.get("endpoints")
     inboxes = raw.get("inboxes")
@@ -116,7 +127,8 @@ def _valid_parts(raw: dict[str, Any]) -> ConfigModel:
         endpoints={
             str(name): ep
             for name, data in (endpoints.items() if isinstance(endpoints, dict) else ())
-            if (ep := valid(EndpointModel, data)) is not None
+            # an endpoint without a key found wrong would be "missing" it too
+            if (ep := valid(EndpointModel, data, unknown_only=True)) is not None
         },
         defaults=valid(SettingsModel, raw.get("defaults", {})) or SettingsModel(),
         inboxes=tuple(
@@ -156,7 +168,7 @@ def _resolve(
     defaults = _layer(model.defaults, base, ("defaults",), problem)
     inboxes = []
     names: set[str] = set()
-    if not model.inboxes:
+    if not model.inboxes and "inboxes" not in {p.key for p in problems}:
         problem(("inboxes",), "list at least one inbox")
     raw_endpoints = raw.get("endpoints")
     known = set(raw_endpoints) if isinstance(raw_endpoints, dict) else set()
@@ -181,8 +193,9 @@ def _resolve(
         merged: dict[str, Any] = {}
         for layer in layers[:2]:
             merged.update(layer.values)
+        told = {p.key for p in problems}  # a wrong endpoint: is not also "no endpoint"
         for key in ("endpoint", "model"):
-            if key not in merged:
+            if key not in merged and not {dotted(("defaults", key)), dotted((*where, key))} & told:
                 problem(where, f"no {key}: set it in defaults: or on the inbox")
         for rindex, values in enumerate([merged, *(lay.values for lay in layers[2:])]):
             ep_name = values.get("endpoint")
@@ -275,7 +288,7 @@ def _state_dir(setting: str | None, base: Path, problem: Any) -> str | None:
     if not setting:
         return None
     try:
-        return str(files.resolved(setting, base))
+        return str(files.writable_place(files.resolved(setting, base)))
     except files.UnusableError as exc:
         problem(("state_dir",), str(exc))
         return None
@@ -308,6 +321,7 @@ def _layer(
         if key in values:
             try:
                 values[key] = files.resolved(str(values[key]), base)
+                files.writable_place(values[key])
             except files.UnusableError as exc:
                 problem((*where, key), str(exc))
                 del values[key]

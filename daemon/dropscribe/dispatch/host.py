@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import httpx
 
     from dropscribe.jobs.job import Outcome, SettledFile, Tally
-    from dropscribe.ledger.interface import Ledger
+    from dropscribe.ledger.interface import JobLedger
     from dropscribe.ops.metrics import Metrics
     from dropscribe.vocab.config import Config, Inbox
     from dropscribe.vocab.endpoints import Endpoint
@@ -43,7 +43,7 @@ class Threads:
     def __init__(  # noqa: PLR0913 - each is a part the host is given, all keywords
         self,
         config: Config,
-        ledger: Ledger,
+        ledger: JobLedger,
         abort: threading.Event,
         *,
         once: bool,

@@ -31,7 +31,7 @@ from dropscribe import speakers
 from dropscribe.audio import split, stitch, transcode
 from dropscribe.errors import Abandoned, Replan, TranscriptionError
 from dropscribe.jobs import voiceprints
-from dropscribe.ledger.interface import WRITE_FAILED, Ledger
+from dropscribe.ledger.interface import WRITE_FAILED, Checkpoints
 from dropscribe.transcribe import kinds, models
 from dropscribe.transcript import Transcript
 from dropscribe.vocab.states import JobKey, JobState
@@ -108,7 +108,7 @@ class Chunker:
     """Runs the chunked path for one file at a time per calling worker thread."""
 
     def __init__(
-        self, ledger: Ledger, uploader: Uploader, scratch: Path, abort: threading.Event
+        self, ledger: Checkpoints, uploader: Uploader, scratch: Path, abort: threading.Event
     ) -> None:
         self._ledger = ledger
         self._uploader = uploader

@@ -30,6 +30,7 @@ class Outcome(StrEnum):
     DONE = "done"  # its sidecars are written
     FAILED = "failed"  # it failed: retried later, or quarantined
     SKIPPED = "skipped"  # nothing to do: already done, not audio, vanished or changed
+    UNREACHABLE = "unreachable"  # once: its endpoint was down; left where it was
 
 
 @dataclass(frozen=True)
@@ -80,11 +81,12 @@ class Tally:
     done: int = 0
     failed: int = 0
     skipped: int = 0
+    unreachable: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def finished(self) -> int:
-        return self.done + self.failed + self.skipped
+        return self.done + self.failed + self.skipped + self.unreachable
 
     def add(self, outcome: Outcome) -> None:
         with self.lock:
@@ -95,3 +97,5 @@ class Tally:
                     self.failed += 1
                 case Outcome.SKIPPED:
                     self.skipped += 1
+                case Outcome.UNREACHABLE:
+                    self.unreachable += 1

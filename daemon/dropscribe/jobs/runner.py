@@ -42,6 +42,7 @@ from dropscribe.jobs.job import Job, Outcome, SettledFile, Tally
 from dropscribe.ledger.interface import WRITE_FAILED
 from dropscribe.ops.metrics import Metrics
 from dropscribe.outputs import publish
+from dropscribe.transcribe.board import Board
 from dropscribe.transcribe.uploader import Uploader
 from dropscribe.transcript import Transcript
 from dropscribe.vocab.states import FileState, JobKey, JobState
@@ -51,7 +52,7 @@ if TYPE_CHECKING:
     from contextlib import AbstractContextManager
     from pathlib import Path
 
-    from dropscribe.ledger.interface import FileRow, Ledger
+    from dropscribe.ledger.interface import FileRow, JobLedger
     from dropscribe.transcript import Transcriber
     from dropscribe.vocab.config import Inbox
 
@@ -63,7 +64,7 @@ class JobRunner:
 
     def __init__(  # noqa: PLR0913 - each is a part the runner is given, all keywords
         self,
-        ledger: Ledger,
+        ledger: JobLedger,
         clients: dict[str, Transcriber],
         abort: threading.Event,
         *,
@@ -79,7 +80,12 @@ class JobRunner:
         self._metrics = metrics or Metrics()
         # In `once` a paused endpoint fails its files (there is no later to wait for).
         self._uploader = Uploader(
-            ledger, clients, abort, wait_for_endpoints=not once, metrics=self._metrics
+            ledger,
+            clients,
+            abort,
+            wait_for_endpoints=not once,
+            metrics=self._metrics,
+            board=Board(work.parent),  # work is state_dir/work: status reads it there
         )
         # Scratch audio of long recordings: state_dir/work, this host's own.
         chunker = chunked.Chunker(ledger, self._uploader, work, abort)
@@ -209,6 +215,8 @@ class JobRunner:
         try:
             transcript, fresh = self._transcript(job)
         except EndpointError as exc:  # only in `once`: the endpoint, not the file
+            if exc.outage:  # no server answered: the file stays where it is
+                return verdicts.unreachable(self._ledger, job, exc)
             return verdicts.later(
                 self._ledger, job, exc.message, status=exc.status, quarantined=False
             )

@@ -17,29 +17,48 @@ from dropscribe.outputs import disposition, hooks
 from dropscribe.vocab.states import FileState
 
 if TYPE_CHECKING:
-    from dropscribe.errors import SidecarError, TranscriptionError
+    from dropscribe.errors import EndpointError, SidecarError, TranscriptionError
     from dropscribe.jobs.job import Job
-    from dropscribe.ledger.interface import Ledger
+    from dropscribe.ledger.interface import Verdicts
 
 log = structlog.get_logger("dropscribe")
 
 
 def later(
-    ledger: Ledger, job: Job, error: str, event: str = "file.failed", **fields: Any
+    ledger: Verdicts, job: Job, error: str, event: str = "file.failed", **fields: Any
 ) -> Outcome:
     """Record ``error`` on the file and end the job: nothing is quarantined, and the
-    file comes again (at the next rescan, or once its endpoint is back)."""
+    file comes again (at the next rescan, or once its endpoint is back). Logged as an
+    error, except ``file.waiting`` (a warning: nothing is wrong with the file)."""
     assert job.key is not None  # once the content is known
     assert job.identity is not None  # set with it
     key = job.key
     ledger.record_file(
         job.path, job.inbox.name, job.identity, key.digest, key, FileState.ERROR, error
     )
-    log.error(event, error=error, **fields)
+    if event == "file.waiting":
+        log.warning(event, reason=error, **fields)
+    else:
+        log.error(event, error=error, **fields)
     return Outcome.FAILED
 
 
-def sidecar_failed(ledger: Ledger, job: Job, exc: SidecarError) -> Outcome:
+def unreachable(ledger: Verdicts, job: Job, exc: EndpointError) -> Outcome:
+    """In ``once``: the endpoint was down for every try. An outage is never the file's
+    fault: it stays where it is, its reason recorded, and the next run sends it."""
+    later(
+        ledger,
+        job,
+        f"waiting: endpoint {job.settings.endpoint} unreachable: {exc.message}",
+        "file.waiting",
+        endpoint=job.settings.endpoint,
+        quarantined=False,
+        action="left where it is; run again once the endpoint is back (check base_url:)",
+    )
+    return Outcome.UNREACHABLE
+
+
+def sidecar_failed(ledger: Verdicts, job: Job, exc: SidecarError) -> Outcome:
     """A sidecar could not be written: later, unless no later try can fit its name."""
     if exc.errno == errno.ENAMETOOLONG:  # no later try can fit it: say so, once
         name = Path(exc.filename or "").name
@@ -51,7 +70,7 @@ def sidecar_failed(ledger: Ledger, job: Job, exc: SidecarError) -> Outcome:
     return later(ledger, job, str(exc), "sidecar.failed", will_retry=True)
 
 
-def fail(ledger: Ledger, job: Job, exc: TranscriptionError) -> Outcome:
+def fail(ledger: Verdicts, job: Job, exc: TranscriptionError) -> Outcome:
     """Quarantine the recording with its reason; it is never picked up again by itself.
     Once it was opened, only the very file that failed is moved; once its content is
     known, the ledger remembers it failed."""

@@ -1,7 +1,8 @@
 """The shared ledger's connection: a pool of PostgreSQL connections, and whether the
 database answers.
 
-A database that cannot be reached raises ``LedgerUnavailable``; ``ledger.unavailable``
+A database that cannot be reached raises ``LedgerUnavailable``, any other error of
+psycopg's ``LedgerError``; ``ledger.unavailable``
 is logged once when that starts and ``ledger.available`` when it ends. While it is
 known to be down, a daemon's calls fail at once (no worker waits on the pool); the
 heartbeat ``probe``s, and notices when it is back.
@@ -17,7 +18,7 @@ import psycopg
 import psycopg_pool
 import structlog
 
-from dropscribe.errors import LedgerUnavailable, SetupError
+from dropscribe.errors import LedgerError, LedgerUnavailable, SetupError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -96,6 +97,8 @@ class Database:
                 yield db
         except LOST as exc:
             raise self._unavailable(exc) from None
+        except psycopg.Error as exc:  # the statement, not the database: said as ours
+            raise LedgerError(why(exc)) from exc
         self._available()
 
     def rows(self, sql: str, args: Any = ()) -> list[tuple[Any, ...]]:
@@ -106,6 +109,8 @@ class Database:
                 rows = db.execute(sql, args).fetchall()
         except LOST as exc:
             raise self._unavailable(exc) from None
+        except psycopg.Error as exc:
+            raise LedgerError(why(exc)) from exc
         self._available()
         return rows
 

@@ -1,47 +1,64 @@
 """The ledger's seam: what the rest of the daemon asks of it, whatever keeps it.
 
-``store.SqliteLedger`` keeps it in one SQLite file beside the daemon. Everything else
-types against ``Ledger`` here, so another backend (a database several hosts share)
-is one more implementation of these methods, not a change to the daemon.
+``store.SqliteLedger`` keeps it in one SQLite file beside the daemon,
+``postgres.PostgresLedger`` in a database several hosts share. Nobody else types
+against a backend, nor against the whole ``Ledger``, but against the narrow role it
+uses (below, each with its callers); a backend is one more implementation of them.
 
 Every write is durable when its method returns, except ``start_attempt``, ``begin``'s
 counting of an attempt and ``file_done``, which may be queued: losing them in a crash
-only means doing again what the ledger still keeps from being uploaded twice. A write
-the ledger cannot take (a full disk, a database away) raises one of ``WRITE_FAILED``.
+only means doing again what the ledger still keeps from being uploaded twice.
+Whatever fails in a backend (a full disk, a database away) leaves it as
+``LedgerError`` (``errors.py``): callers catch that, never ``sqlite3`` or ``psycopg``.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from dropscribe.errors import LedgerUnavailable
+from dropscribe.errors import LedgerError
 from dropscribe.vocab.states import FileState, JobKey, JobState
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from contextlib import AbstractContextManager
     from pathlib import Path
+
+    from dropscribe.ledger.leases import ClaimRow, HostRow
 
 
 # The ground floor's names, importable from here while branches in flight still do so;
 # import them from ``dropscribe.vocab.states``.
 __all__ = [
     "WRITE_FAILED",
+    "Attempts",
+    "Capabilities",
+    "CapabilityReport",
+    "Checkpoints",
     "ChunkRow",
     "Claim",
+    "Copying",
     "FileRow",
     "FileState",
+    "Hosts",
     "JobKey",
+    "JobLedger",
     "JobRow",
     "JobState",
     "Ledger",
+    "Lookup",
+    "Reports",
+    "Retrying",
+    "Sidecars",
+    "UploadLedger",
+    "Verdicts",
 ]
 
-# What any backend's write raises when the ledger cannot take it: SQLite's errors (a
-# full state_dir: "database or disk is full"), a shared ledger's LedgerUnavailable. A
+# What any backend's write raises when the ledger cannot take it (a full state_dir:
+# "database or disk is full"; a shared ledger out of reach): LedgerError, whichever. A
 # caller holding something paid for keeps it, and says so (``ledger.write_failed``).
-WRITE_FAILED: tuple[type[Exception], ...] = (sqlite3.Error, LedgerUnavailable)
+WRITE_FAILED: tuple[type[Exception], ...] = (LedgerError,)
 
 
 @dataclass(frozen=True)
@@ -91,28 +108,64 @@ class Claim:
     token: int = 0
 
 
-class Ledger(Protocol):
-    """Thread-safe; shared by a process's workers, and by the processes of one state_dir."""
+# ---------------------------------------------------------------- the roles
+# Each caller types against the narrowest of these it uses. A method's text is written
+# once, in the role that owns it; larger roles are unions of smaller ones.
+
+
+class CapabilityReport(Protocol):
+    """Every (server, model, param, value) with one verdict: the reports of limits.py,
+    gone.py and lookout.py (``refusals``, ``gone_rows``, ``notices``)."""
+
+    def capabilities_with(self, verdict: str) -> list[tuple[str, str, str, str, str | None]]: ...
+
+
+class Capabilities(CapabilityReport, Protocol):
+    """What each (server, model) pair took or refused: transcribe/limits.py, gone.py,
+    lookout.py."""
 
     where: str  # where it is kept, for messages: a file, or a database's URL
-    shared: bool  # other hosts use it too: claims, fencing, paths relative to inboxes
 
-    def close(self) -> None: ...
+    def capabilities(self, server: str, model: str) -> list[tuple[str, str, str]]: ...
 
-    # claims: which daemon works on a job (within one host the caller's locks decide)
-    def hold(self, key: JobKey, path: Path) -> AbstractContextManager[Claim]:
-        """Claim ``key`` (for ``path``, as reports show it) while the block runs; raise
-        ClaimedElsewhere if another host holds it, LedgerUnavailable if that cannot be
-        known."""
-        ...
+    def record_capability(
+        self, server: str, model: str, param: str, value: str, verdict: str, reason: str | None
+    ) -> None: ...
 
-    def confirm(self, claim: Claim) -> None:
-        """Raise Fenced unless ``claim`` is still this daemon's (just before a sidecar
-        gets its final name)."""
-        ...
 
-    # files: one path in an inbox, its identity, state and sidecars
+class Attempts(Protocol):
+    """A job's attempts counted and its failures kept."""
+
+    def start_attempt(
+        self,
+        key: JobKey,
+        settings: dict[str, Any],
+        attempt: int,
+        state: JobState = JobState.UPLOADING,
+    ) -> None: ...
+
+    def job_failed(
+        self,
+        key: JobKey,
+        error: str,
+        status: int | None,
+        request_id: str | None,
+        state: JobState,
+    ) -> None: ...
+
+
+class UploadLedger(Attempts, Capabilities, Protocol):
+    """What the uploader needs (transcribe/uploader.py)."""
+
+
+class Lookup(Protocol):
+    """One file's row: intake.py (is this very file done?)."""
+
     def file(self, path: Path) -> FileRow | None: ...
+
+
+class Verdicts(Protocol):
+    """A file's state and error, as a job ends: jobs/verdicts.py."""
 
     def record_file(
         self,
@@ -125,36 +178,9 @@ class Ledger(Protocol):
         error: str | None = None,
     ) -> None: ...
 
-    def file_done(self, path: Path, formats: list[str], outputs: list[Path]) -> None: ...
 
-    # jobs: one transcript (content plus the settings that shape it), its attempts
-    def job(self, key: JobKey) -> JobRow | None: ...
-
-    def start_attempt(
-        self,
-        key: JobKey,
-        settings: dict[str, Any],
-        attempt: int,
-        state: JobState = JobState.UPLOADING,
-    ) -> None: ...
-
-    def begin(
-        self,
-        path: Path,
-        inbox: str,
-        stat: tuple[int, int, int],
-        key: JobKey,
-        settings: dict[str, Any],
-    ) -> tuple[JobRow | None, int]: ...
-
-    def job_failed(
-        self,
-        key: JobKey,
-        error: str,
-        status: int | None,
-        request_id: str | None,
-        state: JobState,
-    ) -> None: ...
+class Sidecars(Verdicts, Protocol):
+    """Transcripts stored and sidecar names claimed: outputs/publish.py."""
 
     def owner_of(self, sidecar: Path) -> str | None:
         """Who claimed ``sidecar`` (None: nobody yet)."""
@@ -174,9 +200,17 @@ class Ledger(Protocol):
         ``claim``, raise Fenced (and change nothing) unless it is still this daemon's."""
         ...
 
-    def forget_failure(self, source: Path, key: JobKey | None) -> None: ...
+    def confirm(self, claim: Claim) -> None:
+        """Raise Fenced unless ``claim`` is still this daemon's (just before a sidecar
+        gets its final name)."""
+        ...
 
-    # chunks: a long recording's plan and checkpoints
+
+class Checkpoints(Protocol):
+    """A long recording's plan and its finished chunks: jobs/chunked.py."""
+
+    where: str
+
     def chunk_plan(self, key: JobKey) -> list[ChunkRow]: ...
 
     def save_plan(self, key: JobKey, spans: list[tuple[float, float, float, bool]]) -> None: ...
@@ -187,16 +221,90 @@ class Ledger(Protocol):
 
     def chunk_attempt(self, key: JobKey, settings: dict[str, Any]) -> int: ...
 
-    # capabilities: what each (server, model) pair took or refused
-    def capabilities(self, server: str, model: str) -> list[tuple[str, str, str]]: ...
-
-    def record_capability(
-        self, server: str, model: str, param: str, value: str, verdict: str, reason: str | None
+    def job_failed(
+        self,
+        key: JobKey,
+        error: str,
+        status: int | None,
+        request_id: str | None,
+        state: JobState,
     ) -> None: ...
 
-    def capabilities_with(self, verdict: str) -> list[tuple[str, str, str, str, str | None]]: ...
 
-    # reports
+class JobLedger(UploadLedger, Lookup, Sidecars, Checkpoints, Protocol):
+    """What one file's way needs: jobs/runner.py (which hands the narrower roles to the
+    uploader, the chunker, verdicts and publish), dispatch/host.py."""
+
+    shared: bool  # other hosts use it too: claims, fencing, paths relative to inboxes
+
+    # claims: which daemon works on a job (within one host the caller's locks decide)
+    def hold(self, key: JobKey, path: Path) -> AbstractContextManager[Claim]:
+        """Claim ``key`` (for ``path``, as reports show it) while the block runs; raise
+        ClaimedElsewhere if another host holds it, LedgerUnavailable if that cannot be
+        known."""
+        ...
+
+    def job(self, key: JobKey) -> JobRow | None: ...
+
+    def begin(
+        self,
+        path: Path,
+        inbox: str,
+        stat: tuple[int, int, int],
+        key: JobKey,
+        settings: dict[str, Any],
+    ) -> tuple[JobRow | None, int]: ...
+
+    def file_done(self, path: Path, formats: list[str], outputs: list[Path]) -> None: ...
+
+
+class Closing(Protocol):
+    def close(self) -> None: ...
+
+
+class Reports(CapabilityReport, Lookup, Closing, Protocol):
+    """What the commands read: status, explain, rehearse (commands/)."""
+
+    where: str
+
+    def job(self, key: JobKey) -> JobRow | None: ...
+
+    def chunk_plan(self, key: JobKey) -> list[ChunkRow]: ...
+
     def counts(self) -> dict[str, int]: ...
 
     def latest_failures(self, limit: int = 10) -> list[FileRow]: ...
+
+    def unfinished(self, limit: int = 1000) -> list[FileRow]: ...
+
+    def inbox_counts(self) -> dict[tuple[str, str], int]: ...
+
+
+class Retrying(Closing, Protocol):
+    """What ``dropscribe retry`` does: a quarantined recording tried afresh."""
+
+    def forget_failure(self, source: Path, key: JobKey | None) -> None: ...
+
+
+@runtime_checkable
+class Hosts(Protocol):
+    """Who shares a ledger and what each holds (a shared ledger only): status."""
+
+    def hosts(self) -> list[HostRow]: ...
+
+    def claims(self) -> list[ClaimRow]: ...
+
+
+class Copying(Closing, Protocol):
+    """A shared ledger taking a SQLite ledger's rows: ``ledger migrate``."""
+
+    def portable(self, text: str) -> str: ...
+
+    def copy_in(
+        self, table: str, columns: tuple[str, ...], rows: Iterable[tuple[Any, ...]]
+    ) -> int: ...
+
+
+class Ledger(JobLedger, Reports, Retrying, Protocol):
+    """The whole ledger, as opened: held only by the service, which hands out the roles.
+    Thread-safe; shared by a process's workers, and by the processes of one state_dir."""

@@ -1,33 +1,75 @@
-"""The ledger's layout versions, and the steps from each to the next.
+"""The ledger's layout version, and bringing a ledger to it: one scheme for both backends.
 
-The version lives in SQLite's ``user_version``. A ledger made before versions were
-kept reads 0 and has the layout of version 1. ``MIGRATIONS[n]`` turns version n into
-n + 1: a new column is added there, never by editing ``store.SCHEMA`` alone (which
-only creates what is missing). A ledger from a later dropscribe is refused, not guessed at.
+The version is ``schema.LAYOUT.version``, kept in the ``meta`` table (``name =
+'schema'``) by SQLite and PostgreSQL alike; SQLite keeps it as ``user_version`` too,
+which is where dropscribes before the ``meta`` table kept and read it (so they refuse
+a later layout as this one does). A ledger made before versions were kept reads 0 and
+has the layout of version 1. A ledger from a later dropscribe is refused
+(``LedgerTooNew``), not guessed at.
 """
 
 from __future__ import annotations
 
-import sqlite3
+from typing import TYPE_CHECKING, Any
 
-SCHEMA_VERSION = 1
-MIGRATIONS: dict[int, tuple[str, ...]] = {0: ()}
+from dropscribe.errors import LedgerTooNew
+from dropscribe.ledger.schema import LAYOUT, Dialect, Layout
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    # one statement (``?`` placeholders) and its rows (none for DDL)
+    Execute = Callable[[str, tuple[Any, ...]], list[tuple[Any, ...]]]
+
+SCHEMA_VERSION = LAYOUT.version
+
+_EXISTS = "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = ?"
+_SET_VERSION = (
+    "INSERT INTO meta (name, value) VALUES ('schema', ?)"
+    " ON CONFLICT (name) DO UPDATE SET value = excluded.value"
+)
 
 
-class LedgerTooNewError(sqlite3.DatabaseError):
-    """The ledger was written by a later dropscribe, whose layout this one does not know."""
+def stored_version(execute: Execute, dialect: Dialect) -> int | None:
+    """The layout the ledger says it has; None where it holds no ledger yet."""
+    version = 0
+    if dialect is Dialect.SQLITE:
+        ((version,),) = execute("PRAGMA user_version", ())
+    if _exists(execute, dialect, "meta"):
+        rows = execute("SELECT value FROM meta WHERE name = 'schema'", ())
+        version = max([version, *(int(value) for (value,) in rows)])
+    if not version and not _exists(execute, dialect, "jobs"):
+        return None
+    return int(version)
 
 
-def migrate(db: sqlite3.Connection) -> None:
-    """Bring the ledger open in ``db`` to SCHEMA_VERSION, in the caller's transaction."""
-    (version,) = db.execute("PRAGMA user_version").fetchone()
-    if version > SCHEMA_VERSION:
-        raise LedgerTooNewError(
-            f"the ledger was written by a newer dropscribe (layout {version}; this one"
-            f" knows up to {SCHEMA_VERSION}): upgrade dropscribe, or use another state_dir"
+def migrate(execute: Execute, dialect: Dialect, where: str, layout: Layout = LAYOUT) -> int:
+    """Bring the ledger to ``layout`` in the caller's transaction (which keeps others
+    out meanwhile); return the version it had (``layout.version`` when it was new).
+    Raise LedgerTooNew, changing nothing, when it is later than ``layout``."""
+    found = stored_version(execute, dialect)
+    if found is not None and found > layout.version:
+        raise LedgerTooNew(
+            f"the ledger at {where} was written by a newer dropscribe (layout {found}; this"
+            f" one knows up to {layout.version}): upgrade dropscribe, or use another ledger"
         )
-    for step in range(version, SCHEMA_VERSION):
-        for statement in MIGRATIONS[step]:
-            db.execute(statement)
-    if version != SCHEMA_VERSION:
-        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
+    if found is not None:  # steps first: a fresh table below may index what they add
+        for version in range(found, layout.version):
+            for step in layout.steps.get(version, ()):
+                for statement in layout.step_ddl(step, dialect):
+                    execute(statement, ())
+    for statement in layout.ddl(dialect):
+        execute(statement, ())
+    kept = execute("SELECT value FROM meta WHERE name = 'schema'", ())
+    if kept != [(str(layout.version),)]:
+        execute(_SET_VERSION, (str(layout.version),))
+    if dialect is Dialect.SQLITE:  # for the dropscribes that read only this
+        execute(f"PRAGMA user_version = {layout.version:d}", ())
+    return layout.version if found is None else found
+
+
+def _exists(execute: Execute, dialect: Dialect, table: str) -> bool:
+    if dialect is Dialect.SQLITE:  # its columns, if any (a pragma: nothing is scanned)
+        return bool(execute(f"PRAGMA table_info({table})", ()))
+    ((count,),) = execute(_EXISTS, (table,))
+    return bool(count)

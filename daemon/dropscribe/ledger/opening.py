@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-    from dropscribe.ledger.interface import Ledger
+    from dropscribe.ledger.interface import Ledger, Reports
     from dropscribe.vocab.config import Config
 
 
@@ -29,7 +29,7 @@ def open_ledger(config: Config, *, daemon: bool = True, pool_size: int | None = 
     the other hosts and renews its leases); a command only reads and writes rows.
 
     Raises SetupError (a shared ledger that cannot be reached), OSError or
-    sqlite3.Error (a state_dir that cannot be used)."""
+    LedgerError (a state_dir that cannot be used)."""
     if config.ledger is None:
         path = config.state_dir / LEDGER_NAME
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -67,9 +67,9 @@ def private_file(path: Path) -> int:
         os.close(fd)
 
 
-def existing(config: Config) -> Ledger | None:
-    """The config's ledger for a command (status, explain, retry, migrate), or None when
-    it is SQLite and the daemon never made it. Raises as ``open_ledger``."""
+def existing(config: Config) -> Reports | None:
+    """The config's ledger for a command that reads it (status, explain, rehearse), or
+    None when it is SQLite and the daemon never made it. Raises as ``open_ledger``."""
     if config.ledger is None and not (config.state_dir / LEDGER_NAME).exists():
         return None
     return open_ledger(config, daemon=False, pool_size=1)

@@ -1,7 +1,8 @@
 """The ledger in PostgreSQL, shared by every host that points at it (``ledger: url:``).
 
-The same tables as ``store.SqliteLedger`` (and the same statements, ``queries.py``),
-plus what only several hosts need: ``claims`` and ``hosts`` (``leases.py``: claims,
+The same tables as ``store.SqliteLedger`` (``schema.LAYOUT``, the same version and
+steps; and the same statements, ``queries.py``), plus what only several hosts need:
+``claims`` and ``hosts`` (``leases.py``: claims,
 leases, the heartbeat, fencing). Paths are stored relative to their inbox
 (``places.py``), so hosts that mount the share at different places agree on them. The
 connection pool, and what happens while the database is away, are ``database.py``'s.
@@ -15,105 +16,25 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
-import psycopg
-
 from dropscribe import names
-from dropscribe.errors import SetupError
-from dropscribe.ledger import queries
+from dropscribe.errors import LedgerError, LedgerTooNew, SetupError
+from dropscribe.ledger import migrations, queries
 from dropscribe.ledger.database import Database
 from dropscribe.ledger.leases import ClaimRow, HostRow, Leases
 from dropscribe.ledger.queries import Reads, file_row, job_row
+from dropscribe.ledger.schema import Dialect
 from dropscribe.vocab.states import FileState, JobKey, JobState
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
     from pathlib import Path
 
+    import psycopg
+
     from dropscribe.ledger.interface import Claim, FileRow, JobRow
     from dropscribe.ledger.places import Places
     from dropscribe.vocab.config import SharedLedger
 
-SCHEMA_VERSION = 1
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (
-    name  TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS jobs (
-    key         TEXT PRIMARY KEY,
-    fingerprint TEXT NOT NULL,
-    settings    TEXT NOT NULL,
-    state       TEXT NOT NULL,
-    attempts    INTEGER NOT NULL DEFAULT 0,
-    last_error  TEXT,
-    status      INTEGER,
-    request_id  TEXT,
-    result      TEXT,
-    created     DOUBLE PRECISION NOT NULL,
-    updated     DOUBLE PRECISION NOT NULL
-);
-CREATE TABLE IF NOT EXISTS files (
-    path        TEXT PRIMARY KEY,
-    inbox       TEXT NOT NULL,
-    size        BIGINT NOT NULL,
-    mtime_ns    BIGINT NOT NULL,
-    inode       BIGINT NOT NULL,
-    fingerprint TEXT NOT NULL,
-    key         TEXT NOT NULL,
-    state       TEXT NOT NULL,
-    formats     TEXT NOT NULL DEFAULT '',
-    outputs     TEXT NOT NULL DEFAULT '[]',
-    error       TEXT,
-    updated     DOUBLE PRECISION NOT NULL
-);
-CREATE INDEX IF NOT EXISTS files_state ON files (state, updated);
-CREATE TABLE IF NOT EXISTS sidecars (
-    path   TEXT PRIMARY KEY,
-    source TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS chunks (
-    key        TEXT NOT NULL,
-    idx        INTEGER NOT NULL,
-    start      DOUBLE PRECISION NOT NULL,
-    "end"      DOUBLE PRECISION NOT NULL,
-    cut        DOUBLE PRECISION NOT NULL,
-    pause      BOOLEAN NOT NULL,
-    result     TEXT,
-    request_id TEXT,
-    PRIMARY KEY (key, idx)
-);
-CREATE TABLE IF NOT EXISTS capabilities (
-    endpoint TEXT NOT NULL,
-    model    TEXT NOT NULL,
-    param    TEXT NOT NULL,
-    value    TEXT NOT NULL,
-    verdict  TEXT NOT NULL,
-    reason   TEXT,
-    updated  DOUBLE PRECISION NOT NULL,
-    PRIMARY KEY (endpoint, model, param, value)
-);
-CREATE SEQUENCE IF NOT EXISTS claim_tokens;
-CREATE TABLE IF NOT EXISTS claims (
-    key     TEXT PRIMARY KEY,
-    host    TEXT NOT NULL,
-    run     TEXT NOT NULL,
-    token   BIGINT NOT NULL,
-    path    TEXT NOT NULL,
-    claimed TIMESTAMPTZ NOT NULL,
-    expires TIMESTAMPTZ NOT NULL,
-    previous TEXT  -- the run it was taken over from, if it was
-);
-CREATE INDEX IF NOT EXISTS claims_run ON claims (run);
-CREATE TABLE IF NOT EXISTS hosts (
-    run     TEXT PRIMARY KEY,
-    host    TEXT NOT NULL,
-    pid     INTEGER NOT NULL,
-    version TEXT NOT NULL,
-    started TIMESTAMPTZ NOT NULL,
-    beat    TIMESTAMPTZ NOT NULL
-);
-"""
-# Serialises schema creation: two hosts starting at once would both CREATE otherwise.
 # Serialises schema creation: two hosts starting at once would both CREATE otherwise.
 SCHEMA_LOCK = 0x64726F70  # "drop"
 
@@ -144,7 +65,10 @@ class PostgresLedger(Reads):
         try:
             self._create()
             self._leases = Leases(self._db, self.host, settings.lease_seconds, beating=daemon)
-        except psycopg.Error as exc:
+        except LedgerTooNew as exc:
+            self._db.close()
+            raise SetupError(str(exc)) from None
+        except LedgerError as exc:
             self._db.close()
             raise self._db.setup_error(exc) from None
         except BaseException:
@@ -167,16 +91,12 @@ class PostgresLedger(Reads):
     def _create(self) -> None:
         with self._db.tx() as db:
             db.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-            db.execute(SCHEMA)
-            row = db.execute("SELECT value FROM meta WHERE name = 'schema'").fetchone()
-            if row is None:
-                db.execute("INSERT INTO meta VALUES ('schema', %s)", (str(SCHEMA_VERSION),))
-            elif int(row[0]) > SCHEMA_VERSION:
-                raise SetupError(
-                    f"the ledger at {self.where} was written by a newer dropscribe"
-                    f" (layout {row[0]}; this one knows up to {SCHEMA_VERSION}): upgrade"
-                    " dropscribe on this host"
-                )
+
+            def execute(sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+                cur = db.execute(queries.for_psycopg(sql), args)
+                return cur.fetchall() if cur.description is not None else []
+
+            migrations.migrate(execute, Dialect.POSTGRES, self.where)
 
     # ------------------------------------------------------------ plumbing
 

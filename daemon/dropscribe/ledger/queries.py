@@ -133,6 +133,18 @@ class Reads:
         )
         return [self._file_row(row) for row in rows]
 
+    def unfinished(self, limit: int = 1000) -> list[FileRow]:
+        """Files not done (waiting, in flight, failed), the latest first."""
+        rows = self._rows(
+            "SELECT * FROM files WHERE state != 'done' ORDER BY updated DESC LIMIT ?", (limit,)
+        )
+        return [self._file_row(row) for row in rows]
+
+    def inbox_counts(self) -> dict[tuple[str, str], int]:
+        """Files by (inbox, state)."""
+        rows = self._rows("SELECT inbox, state, count(*) FROM files GROUP BY inbox, state")
+        return {(str(inbox), str(state)): int(n) for inbox, state, n in rows}
+
     def _file_row(self, row: tuple[Any, ...]) -> FileRow:
         return file_row(row)
 

@@ -9,14 +9,13 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-import sqlite3
 import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import structlog
 
-from dropscribe.errors import AlreadyRunningError, SetupError, StateLostError
+from dropscribe.errors import AlreadyRunningError, LedgerError, SetupError, StateLostError
 from dropscribe.ledger.opening import open_ledger
 
 log = structlog.get_logger("dropscribe")
@@ -58,11 +57,30 @@ def lock_state_dir(state_dir: Path) -> int:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
+        holder = _holder(fd)
         os.close(fd)
         raise AlreadyRunningError(
-            errno.EWOULDBLOCK, "another dropscribe is running with this state_dir"
+            errno.EWOULDBLOCK, f"another dropscribe is running with this state_dir{holder}"
         ) from None
+    try:  # who holds it, for the next one that is refused (a hint: nothing relies on it)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    except OSError:
+        pass
     return fd
+
+
+def _holder(fd: int) -> str:
+    """ " (pid N: its command line)" of the process named in the lock file, if it runs."""
+    try:
+        pid = int(os.pread(fd, 32, 0).split()[0])
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").strip()
+    except (OSError, ValueError, IndexError):
+        return ""
+    shown = command.decode(errors="replace")
+    if len(shown) > 200:
+        shown = shown[:200] + "…"
+    return f" (pid {pid}: {shown})" if shown else f" (pid {pid})"
 
 
 def make_private(state_dir: Path) -> list[dict[str, str]]:
@@ -130,7 +148,7 @@ def open_state(config: Config) -> tuple[int, Ledger]:
     except SetupError:
         os.close(lock)
         raise
-    except (OSError, sqlite3.Error) as exc:
+    except (OSError, LedgerError) as exc:
         os.close(lock)
         raise SetupError(f"cannot use state_dir {state_dir}: {exc}") from None
     if tightened:  # said once the state_dir is in use (else its error is the one line)

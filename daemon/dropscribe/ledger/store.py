@@ -10,85 +10,43 @@ transcript (checkpoints), until the whole is done. A fifth keeps what each
 (endpoint, model) pair was seen to take or refuse (``transcribe/limits.py``).
 
 Writes are group-committed (``groupcommit.py``): durable when the call returns,
-yet many workers share each fsync; reads never wait for writes (WAL).
+yet many workers share each fsync; reads never wait for writes (WAL). The tables are
+``schema.LAYOUT``'s; SQLite's errors leave this class as ``LedgerError``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import sqlite3
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from dropscribe import names
+from dropscribe.errors import LedgerError
 from dropscribe.ledger import migrations, queries
 from dropscribe.ledger.groupcommit import GroupCommit
 from dropscribe.ledger.interface import Claim, JobRow
 from dropscribe.ledger.queries import Reads
+from dropscribe.ledger.schema import LAYOUT, Dialect
 from dropscribe.vocab.states import FileState, JobKey, JobState
 
 if TYPE_CHECKING:
-    import sqlite3
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    key         TEXT PRIMARY KEY,
-    fingerprint TEXT NOT NULL,
-    settings    TEXT NOT NULL,
-    state       TEXT NOT NULL,
-    attempts    INTEGER NOT NULL DEFAULT 0,
-    last_error  TEXT,
-    status      INTEGER,
-    request_id  TEXT,
-    result      TEXT,
-    created     REAL NOT NULL,
-    updated     REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS files (
-    path        TEXT PRIMARY KEY,
-    inbox       TEXT NOT NULL,
-    size        INTEGER NOT NULL,
-    mtime_ns    INTEGER NOT NULL,
-    inode       INTEGER NOT NULL,
-    fingerprint TEXT NOT NULL,
-    key         TEXT NOT NULL,
-    state       TEXT NOT NULL,
-    formats     TEXT NOT NULL DEFAULT '',
-    outputs     TEXT NOT NULL DEFAULT '[]',
-    error       TEXT,
-    updated     REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS files_state ON files (state, updated);
-CREATE TABLE IF NOT EXISTS sidecars (
-    path   TEXT PRIMARY KEY,
-    source TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS chunks (
-    key        TEXT NOT NULL,
-    idx        INTEGER NOT NULL,
-    start      REAL NOT NULL,
-    end        REAL NOT NULL,
-    cut        REAL NOT NULL,
-    pause      INTEGER NOT NULL,
-    result     TEXT,
-    request_id TEXT,
-    PRIMARY KEY (key, idx)
-);
-CREATE TABLE IF NOT EXISTS capabilities (
-    endpoint TEXT NOT NULL,
-    model    TEXT NOT NULL,
-    param    TEXT NOT NULL,
-    value    TEXT NOT NULL,
-    verdict  TEXT NOT NULL,
-    reason   TEXT,
-    updated  REAL NOT NULL,
-    PRIMARY KEY (endpoint, model, param, value)
-);
-"""
 LEDGER_NAME = "ledger.sqlite3"  # in state_dir
+T = TypeVar("T")
+
+
+@contextlib.contextmanager
+def mapped() -> Iterator[None]:
+    """SQLite's errors in the block raised as LedgerError (same message; the cause kept)."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise LedgerError(str(exc)) from exc
 
 
 class SqliteLedger(Reads):
@@ -102,20 +60,31 @@ class SqliteLedger(Reads):
         self.path = path
         self.where = str(path)
         self._clock = clock
-        self._db = GroupCommit(path, SCHEMA, name="dropscribe-ledger")
-        self._write = self._db.write
+        with mapped():
+            self._db = GroupCommit(path, "", name="dropscribe-ledger")
         self._post = self._db.post
         try:
-            self._write(migrations.migrate)
+            self._write(self._migrate)
         except BaseException:
             self._db.close()
             raise
 
+    def _migrate(self, db: sqlite3.Connection) -> int:
+        return migrations.migrate(
+            lambda sql, args: db.execute(sql, args).fetchall(), Dialect.SQLITE, self.where
+        )
+
     def close(self) -> None:
-        self._db.close()
+        with mapped():
+            self._db.close()
+
+    def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        with mapped():
+            return self._db.write(fn)
 
     def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        return self._db.read(sql, args)
+        with mapped():
+            return self._db.read(sql, args)
 
     # ------------------------------------------------------------ claims
 
@@ -293,3 +262,23 @@ class SqliteLedger(Reads):
     ) -> None:
         args = (server, model, param, value, verdict, reason, self._clock())
         self._write(lambda db: db.execute(queries.RECORD_CAPABILITY, args))
+
+
+class ReadOnly:
+    """A SQLite ledger opened read-only, its rows read table by table (``ledger migrate``
+    copies them into a shared one); SQLite's errors raised as LedgerError."""
+
+    def __init__(self, path: Path) -> None:
+        with mapped():
+            self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def rows(self, table: str) -> Iterator[dict[str, Any]]:
+        """Each row of ``table`` (one of ``schema.COPIED``), by its columns' names."""
+        columns = LAYOUT.table(table).names
+        quoted = ", ".join(f'"{c}"' for c in columns)
+        with mapped():
+            for row in self._db.execute(f"SELECT {quoted} FROM {table}"):  # noqa: S608 - our own names
+                yield dict(zip(columns, row, strict=True))

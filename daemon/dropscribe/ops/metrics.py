@@ -1,6 +1,7 @@
 """Prometheus metrics and a health check, served on 127.0.0.1 unless configured otherwise.
 
-GET /metrics   files by state, uploads by status, bytes, latency, queue, retries, pauses
+GET /metrics   files by state, the backlog, uploads by status, bytes, latency, queue,
+               retries, pauses
 GET /healthz   200 while the main loop turns, 503 once it has been stuck for a minute
 """
 
@@ -17,6 +18,7 @@ from prometheus_client.exposition import choose_encoder
 
 from dropscribe.errors import DropscribeError, SetupError
 from dropscribe.ops.serving import Answer, BoundedServer, Request, plain
+from dropscribe.vocab.states import FileState
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -26,6 +28,9 @@ if TYPE_CHECKING:
     from dropscribe.transcribe.radar import Retiring
 
 STUCK_SECONDS = 60.0
+# Files the ledger holds and has not finished: a job under way (on any host sharing the
+# ledger) or due another try. Failed files wait for a person (dropscribe retry), not a host.
+UNFINISHED = frozenset({FileState.UPLOADING, FileState.ERROR})
 # What the uploading code counts (in worker processes, when there are some).
 UPLOAD_FAMILIES = frozenset(
     {
@@ -41,10 +46,11 @@ UPLOAD_FAMILIES = frozenset(
 
 
 class _LedgerCollector:
-    """Files by state, read from the ledger at scrape time."""
+    """Files by state and the backlog, read from the ledger at scrape time."""
 
-    def __init__(self, counts: Callable[[], dict[str, int]]) -> None:
+    def __init__(self, counts: Callable[[], dict[str, int]], waiting: Callable[[], float]) -> None:
         self._counts = counts
+        self._waiting = waiting
 
     def collect(self) -> Iterator[Metric]:
         family = GaugeMetricFamily(
@@ -57,6 +63,13 @@ class _LedgerCollector:
         for state, count in sorted(counts.items()):
             family.add_metric([state], count)
         yield family
+        unfinished = sum(counts.get(state, 0) for state in UNFINISHED)
+        yield GaugeMetricFamily(
+            "dropscribe_backlog_files",
+            "Work waiting: files the ledger (shared: every host's) holds unfinished, under way"
+            " or due another try, plus this host's settled files not yet begun",
+            value=unfinished + self._waiting(),
+        )
 
 
 class Metrics:
@@ -126,7 +139,11 @@ class Metrics:
         self.shutdown.labels(found.endpoint, found.model).set(midnight.timestamp())
 
     def watch_ledger(self, counts: Callable[[], dict[str, int]]) -> None:
-        self.registry.register(_LedgerCollector(counts))
+        self.registry.register(_LedgerCollector(counts, self._queued))
+
+    def _queued(self) -> float:
+        """Files settled here and waiting for a worker (the ledger has no row of them yet)."""
+        return sum(s.value for family in self.queue.collect() for s in family.samples)
 
     def inboxes(self, watched: dict[str, bool]) -> None:
         """Which inboxes are watched now (those no longer configured disappear)."""

@@ -44,6 +44,8 @@ class Bar:
     def finish(self, tally: Tally, config: Config) -> None:
         """The bar's last state, then one line that says how it ended."""
         summary = f"{tally.done} done, {tally.skipped} skipped, {tally.failed} failed"
+        if tally.unreachable:
+            summary += f", {tally.unreachable} waiting (endpoint unreachable: left in place)"
         if tally.failed:
             folders = ", ".join(str(i.failed_dir) for i in config.inboxes if i.failed_dir.is_dir())
             where = f"; quarantined files are in {folders}" if folders else ""

@@ -3,14 +3,17 @@
 Words come from the engine where it gave them (the local engine, whisper-1 and Groq
 with word granularity); otherwise each segment's text is divided into words timed in
 proportion to their characters, and a transcript without segments is spread over its
-duration the same way. Cues are filled greedily with whole words; when the next word
-would break a rule, the cue ends at the best place in its later part: a sentence end,
-then a clause end, then the longest pause. A pause of ``PAUSE_BREAK`` always ends a cue.
-Lines are balanced and break between words (text written without spaces, between
-characters), so a number or a name is never cut (unless it is longer than a line: then it
-is parted like other words, so no piece grows with the answer). Times: a cue starts with its first
-word, ends with its last, is held longer where the characters per second ask for it and
-the silence after allows, and ends at least ``min_gap`` before the next one begins.
+duration the same way. A pause of ``PAUSE_BREAK`` and a change of speaker always end a
+cue; between them, the words are cut into the cheapest run of cues that each fit every
+rule (``cutting``): each cue costs something, a cue that ends mid-sentence more, after a
+clause less, at a pause less again, and a cue of one or two words a lot, so a sentence
+end near the limit ends the cue and no lone word is left before a pause. Lines are
+balanced and break between words (text written without spaces, between characters),
+so a number or a name is never cut (unless it is longer than a line: then it is parted
+like other words, so no piece grows with the answer). Times: a cue starts with its first
+word, ends with its last, is held longer where the characters per second (or
+``LEAST_SECONDS``) ask for it and the silence after allows, and ends at least
+``min_gap`` before the next one begins.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import math
 import re
 from typing import TYPE_CHECKING, NamedTuple
 
+from dropscribe.outputs import cutting
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -27,6 +32,7 @@ if TYPE_CHECKING:
     from dropscribe.vocab.settings import SubtitleRules
 
 PAUSE_BREAK = 1.5  # seconds of silence a cue never spans
+LEAST_SECONDS = 1.0  # a cue is shown at least this long where the silence after allows
 SPEECH_CPS = 15.0  # characters a second, to time a text that came without any duration
 # Sentence and clause ends, Western and CJK (ideographic full stop, full-width marks).
 STOPS = ".?!\u2026\u3002\uff1f\uff01"
@@ -124,23 +130,63 @@ def divided(text: str, start: float, end: float, *, first: bool = False) -> list
 
 def build(words: Sequence[Token], rules: SubtitleRules) -> list[Cue]:
     """Cues for ``words``, each within every rule (see the module's docstring)."""
-    runs: list[tuple[Sequence[Token], int]] = []  # each cue's words, and its name's room
-    i, n = 0, len(words)
-    while i < n:
-        indent = _indent(words, i)
-        lines = _Lines(rules.line_length, indent, words[i])
-        j = i + 1  # words[i:j] fits; a single word always does (a long one gets its line)
-        while (
-            j < n
-            and not _must_break(words[j - 1], words[j])
-            and words[j].end - words[i].start <= rules.max_seconds
-            and lines.add(words[j - 1], words[j]) <= rules.lines
-        ):
-            j += 1
-        k = j if j == n or _must_break(words[j - 1], words[j]) else _best_break(words, i, j)
-        runs.append((words[i:k], indent))
-        i = k
-    return _timed(runs, rules)
+    return timed(runs(words, rules), rules)
+
+
+def runs(words: Sequence[Token], rules: SubtitleRules) -> list[tuple[Sequence[Token], int]]:
+    """The words of each cue, and the room its speaker's name takes on its first line."""
+    out: list[tuple[Sequence[Token], int]] = []
+    first = 0
+    for n in range(1, len(words) + 1):
+        if n == len(words) or _must_break(words[n - 1], words[n]):
+            out += _cut(words, first, n, rules)
+            first = n
+    return out
+
+
+def _cut(
+    words: Sequence[Token], a: int, b: int, rules: SubtitleRules
+) -> list[tuple[Sequence[Token], int]]:
+    """The cues of words[a:b], a stretch without a long pause or a turn, where
+    ``cutting.cheapest`` ends them."""
+    stretch = cutting.Stretch(
+        sizes=[len(w.text) for w in words[a:b]],
+        glued=[w.glued for w in words[a:b]],
+        joined=[False] + [_together(words[k - 1], words[k]) for k in range(a + 1, b)],
+        starts=[w.start for w in words[a:b]],
+        finishes=[w.end for w in words[a:b]],
+        ends=[_end_cost(words[k], words[k + 1]) for k in range(a, b - 1)],
+        stops=[
+            bool(SENTENCE_END.search(words[k].text))
+            and (k + 1 == len(words) or not _together(words[k], words[k + 1]))
+            for k in range(a, b)
+        ],
+        indent=_indent(words, a),  # only a stretch's first cue can start with a name
+    )
+    after = cutting.cheapest(stretch, rules)
+    out: list[tuple[Sequence[Token], int]] = []
+    i = 0
+    while i < b - a:
+        out.append((words[a + i : a + after[i]], _indent(words, a + i)))
+        i = after[i]
+    return out
+
+
+def _end_cost(last: Token, nxt: Token) -> float:
+    """What a cue ending between ``last`` and ``nxt`` costs: nothing after a sentence,
+    more after a clause or an engine's segment, most mid-sentence; less at a pause; a
+    title and its name, or the groups of a number, only if nothing else fits."""
+    if _together(last, nxt):
+        cost = cutting.INSIDE_GROUP
+    elif SENTENCE_END.search(last.text):
+        cost = 0.0
+    elif CLAUSE_END.search(last.text):
+        cost = cutting.AFTER_CLAUSE
+    elif last.segment_end:
+        cost = cutting.AFTER_SEGMENT
+    else:
+        cost = cutting.MID_SENTENCE
+    return cost - cutting.PAUSE_BONUS * min(max(0.0, nxt.start - last.end), 1.0)
 
 
 def _indent(words: Sequence[Token], i: int) -> int:
@@ -186,28 +232,6 @@ class _Lines:
         if length and joined > room:
             return done + 1, size
         return done, joined
-
-
-def _best_break(words: Sequence[Token], i: int, j: int) -> int:
-    """Where the cue words[i:j] (which the next word would overflow) ends best."""
-    best, best_score = j, float("-inf")
-    for k in range(i + 1, j + 1):
-        last, nxt = words[k - 1], words[k]
-        score = (k - i) / (j - i)  # fuller is better ...
-        if (k - i) * 3 < j - i:
-            score -= 10  # ... and a cue of a third or less only if nothing else will do
-        if _together(last, nxt):
-            score -= 20
-        elif SENTENCE_END.search(last.text):
-            score += 3
-        elif CLAUSE_END.search(last.text):
-            score += 1.5
-        elif last.segment_end:
-            score += 1
-        score += 3 * min(max(0.0, nxt.start - last.end), 1.0)
-        if score >= best_score:
-            best, best_score = k, score
-    return best
 
 
 def _together(last: Token, nxt: Token) -> bool:
@@ -271,9 +295,10 @@ def _greedy(units: Sequence[tuple[str, bool]], width: int, indent: int = 0) -> l
     return lines
 
 
-def _timed(runs: Sequence[tuple[Sequence[Token], int]], rules: SubtitleRules) -> list[Cue]:
+def timed(runs: Sequence[tuple[Sequence[Token], int]], rules: SubtitleRules) -> list[Cue]:
     """Display times: monotonic, within ``max_seconds``, ``min_gap`` apart wherever the
-    cues' starts allow it, held for ``max_cps`` where the silence after allows it.
+    cues' starts allow it, held for ``max_cps`` and ``LEAST_SECONDS`` where the silence
+    after allows it.
     Worked out in whole milliseconds (what srt and vtt write), rounded inwards."""
     longest = math.floor(rules.max_seconds * 1000)
     gap = math.ceil(rules.min_gap * 1000)
@@ -292,7 +317,9 @@ def _timed(runs: Sequence[tuple[Sequence[Token], int]], rules: SubtitleRules) ->
         lines = tuple(wrap(run, rules.line_length, indent))
         characters = sum(len(line) for line in lines) + indent
         wanted = max(
-            round(run[-1].end * 1000), start + math.ceil(characters * 1000 / rules.max_cps)
+            round(run[-1].end * 1000),
+            start + math.ceil(characters * 1000 / rules.max_cps),
+            start + round(LEAST_SECONDS * 1000),
         )
         end = max(start, min(wanted, limit))
         out.append(Cue(start / 1000, end / 1000, lines, run[0].speaker, indent > 0))

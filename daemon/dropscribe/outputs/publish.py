@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
-    from dropscribe.ledger.interface import Claim, Ledger
+    from dropscribe.ledger.interface import Claim, Sidecars
     from dropscribe.transcript import Transcript
     from dropscribe.vocab.config import Inbox
     from dropscribe.vocab.settings import FolderSettings
@@ -32,7 +32,7 @@ CLAIM_ROUNDS = 3  # a name lost to another source at that very moment: look agai
 
 
 def write(  # noqa: PLR0913 - the job's parts; the recording's mode by keyword
-    ledger: Ledger,
+    ledger: Sidecars,
     inbox: Inbox,
     source: Path,
     settings: FolderSettings,
@@ -120,7 +120,7 @@ def _candidates(settings: FolderSettings, source: Path, fmt: Format, first: Path
 
 
 def adopt(
-    ledger: Ledger,
+    ledger: Sidecars,
     inbox: Inbox,
     source: Path,
     settings: FolderSettings,
@@ -208,13 +208,13 @@ def _page(transcript: Transcript, settings: FolderSettings, source: Path) -> ren
 
 
 def keep(
-    ledger: Ledger, source: Path, key: JobKey, transcript: Transcript, claim: Claim | None = None
+    ledger: Sidecars, source: Path, key: JobKey, transcript: Transcript, claim: Claim | None = None
 ) -> None:
     """Store a fresh transcript under its job key without writing any sidecar."""
     ledger.finish(source, (key, transcript.to_json(), transcript.request_id), [], claim=claim)
 
 
-def _next_free(ledger: Ledger, options: Iterator[Path], me: str) -> list[Path]:
+def _next_free(ledger: Sidecars, options: Iterator[Path], me: str) -> list[Path]:
     """The next of ``options`` that ``me`` may take as the ledger and the disk stand now:
     its own claim, or a name nobody claimed with nothing in the way (a user's own notes);
     empty when none is left. Looked at here, so the ledger's transaction holds only SQL."""

@@ -4,13 +4,18 @@ What people read (txt, srt, vtt, lrc, tsv, md) is rendered from the transcript w
 the segments ``guard.trim`` takes for invented; json and verbose_json are the engine's
 full answer. txt is one paragraph per line with a blank line between paragraphs, so it
 reads as a document and stays easy to grep; a paragraph ends at a pause of
-``subtitles.paragraph_seconds``, or at the first sentence end after ``PARAGRAPH_CHARS``.
+``subtitles.paragraph_seconds`` between two words (or two segments, where the engine
+gave no word times), where the speaker changes, or at the first sentence end after
+``PARAGRAPH_CHARS``: whatever the engine's segment sizes. tsv rows are the engine's
+segments where each is the size of a cue, else cue-sized runs of words cut as the cues
+are (at sentence ends where near), so a 30-s segment is not one row.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -21,9 +26,10 @@ from dropscribe.outputs import cues, guard
 from dropscribe.vocab.settings import Format, SubtitleRules
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
     from datetime import datetime
 
-    from dropscribe.transcript import Transcript
+    from dropscribe.transcript import Segment, Transcript
 
 PARAGRAPH_CHARS = 600  # a paragraph grows to about this before a sentence end closes it
 SENTENCE = re.compile(f"(?<=[{cues.STOPS}])\\s+")
@@ -88,7 +94,26 @@ class Page:
 
     @cached_property
     def subtitles(self) -> list[cues.Cue]:
-        return cues.build(cues.tokens(markup.quiet(self.shown)), self.rules)
+        quiet = markup.quiet(self.shown)
+        if quiet is self.shown:  # no sound events: the cues tsv cuts too, cut once
+            return cues.timed(self.runs, self.rules)
+        return cues.build(cues.tokens(quiet), self.rules)
+
+    @cached_property
+    def words(self) -> list[cues.Token]:
+        """The shown words, timed by the engine; by their characters where it gave no
+        word times, or words that leave out some of its segments' text."""
+        shown = self.shown
+        if shown.words and shown.segments:
+            said = _letters(w["word"] for w in shown.words)
+            if said != _letters(s["text"] for s in shown.segments):
+                shown = replace(shown, words=())
+        return cues.tokens(shown)
+
+    @cached_property
+    def runs(self) -> list[tuple[Sequence[cues.Token], int]]:
+        """The shown words cut as cues."""
+        return cues.runs(self.words, self.rules)
 
     @cached_property
     def paragraphs(self) -> list[str]:
@@ -98,31 +123,28 @@ class Page:
 
     @cached_property
     def turns(self) -> list[tuple[str | None, str]]:
-        """Paragraphs, at long pauses between segments, else by length, and at each
-        change of speaker: (the speaker, where their turn begins; the text)."""
+        """Paragraphs, at pauses between words, at each change of speaker, else by
+        length: (the speaker, where their turn begins; the text)."""
         shown = self.shown
-        if not shown.segments:
+        if not shown.segments and not shown.words:
             return [(None, p) for p in _by_length(SENTENCE.split(shown.text.strip()), " ")]
-        glue = " " if " " in shown.text.strip() else ""
-        out: list[tuple[str | None, list[str]]] = []
-        last_end = None
-        for seg in shown.segments:
-            text = " ".join(seg["text"].split())
-            if not text:
-                continue
-            who = seg.get("speaker")
-            pause = last_end is None or seg["start"] - last_end >= self.rules.paragraph_seconds
-            if pause or who != out[-1][0]:
-                out.append((who, []))
-            out[-1][1].append(text)
-            last_end = seg["end"]
-        turns: list[tuple[str | None, str]] = []
-        for n, (who, group) in enumerate(out):
-            turn = who is not None and (n == 0 or out[n - 1][0] != who)
-            turns += [
-                (who if turn and i == 0 else None, p) for i, p in enumerate(_by_length(group, glue))
+        words = self.words
+        out: list[tuple[str | None, str]] = []
+        first = 0
+        for n in range(1, len(words) + 1):
+            if n < len(words):
+                before, after = words[n - 1], words[n]
+                pause = after.start - before.end >= self.rules.paragraph_seconds
+                if not pause and after.speaker == before.speaker:
+                    continue
+            who = words[first].speaker
+            turn = who is not None and (first == 0 or words[first - 1].speaker != who)
+            out += [
+                (who if turn and i == 0 else None, p)
+                for i, p in enumerate(_sentenced(words[first:n]))
             ]
-        return turns
+            first = n
+        return out
 
     def plain_json(self) -> dict[str, Any]:
         """json: the text, and with speakers, who said which part when."""
@@ -168,10 +190,13 @@ class Page:
         return "".join(line + "\n" for line in out)
 
     def tsv(self) -> str:
-        """start, end (milliseconds) and text, one row per segment, as whisper writes it."""
+        """start, end (milliseconds) and text: a row per segment, as whisper writes it,
+        where each segment is the size of a cue; else a row per cue-sized run of words."""
         rows = [(s["start"], s["end"], s.get("speaker"), s["text"]) for s in self.shown.segments]
-        if not rows:
-            rows = [(c.start, c.end, c.speaker, c.text) for c in self.subtitles]
+        if not rows or not all(self._cue_sized(s) for s in self.shown.segments):
+            rows = [
+                (run[0].start, run[-1].end, run[0].speaker, _joined(run)) for run, _ in self.runs
+            ]
         named = self.shown.speakers
         lines = ["start\tend\tspeaker\ttext" if named else "start\tend\ttext"]
         lines += [
@@ -182,6 +207,15 @@ class Page:
             if t.strip()
         ]
         return "\n".join(lines) + "\n"
+
+    def _cue_sized(self, segment: Segment) -> bool:
+        """Whether a segment is no longer than a cue may be, in seconds and characters."""
+        rules = self.rules
+        characters = len(_line(segment["text"]))
+        return (
+            segment["end"] - segment["start"] <= rules.max_seconds
+            and characters <= rules.line_length * rules.lines
+        )
 
     def md(self) -> str:
         """A Markdown note: YAML front matter, the file's name as the title, paragraphs."""
@@ -217,6 +251,31 @@ def _by_length(pieces: list[str], glue: str) -> list[str]:
     if current:
         out.append(glue.join(current))
     return out
+
+
+def _sentenced(words: Sequence[cues.Token]) -> list[str]:
+    """Words joined into paragraphs of about PARAGRAPH_CHARS, each closed at the first
+    sentence end once it is that long."""
+    out: list[str] = []
+    first = length = 0
+    for n, word in enumerate(words):
+        length += len(word.text) + (0 if word.glued or n == first else 1)
+        if length >= PARAGRAPH_CHARS and cues.SENTENCE_END.search(word.text):
+            out.append(_joined(words[first : n + 1]))
+            first, length = n + 1, 0
+    if first < len(words):
+        out.append(_joined(words[first:]))
+    return out
+
+
+def _joined(words: Sequence[cues.Token]) -> str:
+    """Words as written: a space between them, none before a glued one."""
+    return "".join(("" if n == 0 or w.glued else " ") + w.text for n, w in enumerate(words))
+
+
+def _letters(texts: Iterable[str]) -> str:
+    """The letters and digits of ``texts``, in lower case: what two spellings share."""
+    return "".join(c for text in texts for c in text.lower() if c.isalnum())
 
 
 def _line(text: str) -> str:

@@ -19,7 +19,7 @@ import bisect
 import dataclasses
 import itertools
 import zlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -41,18 +41,34 @@ PAUSE_SECONDS = 1.0  # a pause between words that ends a segment
 MIN_SILENCE_MS = 160
 
 
+class Piece(NamedTuple):
+    """Speech to transcribe at once: the spans of speech the VAD found, side by side
+    without the silence between them (as ``BatchedInferencePipeline`` feeds Whisper), so
+    that 30 s of it is 30 s of words; where each span sits in the clip and in the
+    recording; and the places in the clip where a pause of ``PAUSE_SECONDS`` or more was
+    left out (a paragraph's end)."""
+
+    samples: npt.NDArray[np.float32]
+    starts: list[float]  # each span's start in the clip, seconds
+    places: list[float]  # each span's start in the recording, seconds
+    pauses: list[float]  # where, in the clip, a long pause was left out
+
+    def place(self, at: float, *, end: bool = False) -> float:
+        """The recording's time of the clip's ``at``; at a joint, an ``end`` is the end
+        of the span before it, a start the start of the span after it."""
+        k = (bisect.bisect_left if end else bisect.bisect_right)(self.starts, at) - 1
+        k = max(k, 0)
+        return self.places[k] + at - self.starts[k]
+
+
 class Windows:
     """The speech of a recording, as pieces to transcribe, in the recording's order."""
 
     def __init__(self, path: Path) -> None:
         self.samples = Samples(path)
         self.heard = 0.0  # seconds of speech found
-        # The silences of PAUSE_SECONDS or more inside each piece given so far, by the
-        # piece's start: (from, to) in seconds from that start.
-        self.pauses: dict[float, list[tuple[float, float]]] = {}
 
-    def __iter__(self) -> Iterator[tuple[float, npt.NDArray[np.float32]]]:
-        """(the piece's start in seconds, its samples), a window at a time."""
+    def __iter__(self) -> Iterator[Piece]:
         blocks: list[npt.NDArray[np.int16]] = []
         held = 0
         start = 0  # the first held sample's place in the recording
@@ -61,35 +77,17 @@ class Windows:
             held += len(block)
             if held >= WINDOW_SECONDS * RATE:
                 audio = np.concatenate(blocks)
-                pieces, speech = self._pieces(audio)
+                pieces = self._pieces(audio)
                 # The last piece waits (it may go on); with none, the last second does.
-                keep = pieces.pop()[0] if pieces else len(audio) - RATE
-                yield from self._given(start, audio, pieces, speech)
+                keep = pieces.pop()[0][0] if pieces else len(audio) - RATE
+                yield from (_piece(audio, start, spans) for spans in pieces)
                 blocks, held, start = [audio[keep:]], len(audio) - keep, start + keep
         if held:
             audio = np.concatenate(blocks)
-            yield from self._given(start, audio, *self._pieces(audio))
+            yield from (_piece(audio, start, spans) for spans in self._pieces(audio))
 
-    def _given(
-        self,
-        start: int,
-        audio: npt.NDArray[np.int16],
-        pieces: list[tuple[int, int]],
-        speech: list[tuple[int, int]],
-    ) -> Iterator[tuple[float, npt.NDArray[np.float32]]]:
-        for begin, end in pieces:
-            at = (start + begin) / RATE
-            self.pauses[at] = [
-                ((a - begin) / RATE, (b - begin) / RATE)
-                for (_, a), (b, _) in itertools.pairwise(speech)
-                if begin <= a and b <= end and b - a >= PAUSE_SECONDS * RATE
-            ]
-            yield at, _floats(audio[begin:end])
-
-    def _pieces(
-        self, audio: npt.NDArray[np.int16]
-    ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
-        """The window's pieces, and the speech the VAD found in it."""
+    def _pieces(self, audio: npt.NDArray[np.int16]) -> list[list[tuple[int, int]]]:
+        """The window's pieces, each as its spans of speech (samples from the window's start)."""
         from faster_whisper.vad import VadOptions, get_speech_timestamps  # noqa: PLC0415
 
         options = VadOptions(
@@ -106,7 +104,41 @@ class Windows:
         heap.release()  # the VAD's buffers
         speech = joined(slices, step)
         self.heard += sum(end - begin for begin, end in speech) / RATE
-        return gathered(speech, CLIP_SECONDS * RATE, CUT_SECONDS * RATE), speech
+        return packed(speech, CLIP_SECONDS * RATE, CUT_SECONDS * RATE)
+
+
+def _piece(audio: npt.NDArray[np.int16], start: int, spans: list[tuple[int, int]]) -> Piece:
+    lengths = [end - begin for begin, end in spans]
+    starts = np.cumsum([0, *lengths[:-1]]) / RATE
+    pauses = [
+        float(starts[k + 1])
+        for k, ((_, a), (b, _)) in enumerate(itertools.pairwise(spans))
+        if b - a >= PAUSE_SECONDS * RATE
+    ]
+    return Piece(
+        samples=_floats(np.concatenate([audio[begin:end] for begin, end in spans])),
+        starts=starts.tolist(),
+        places=[(start + begin) / RATE for begin, _ in spans],
+        pauses=pauses,
+    )
+
+
+def packed(
+    speech: list[tuple[int, int]], longest: int, cut: int | None = None
+) -> list[list[tuple[int, int]]]:
+    """Speech in pieces of at most ``longest`` samples of speech, the silence between
+    spans not counted (it is left out), in order: the way ``BatchedInferencePipeline``
+    fills Whisper's 30 s. A span longer than that is cut first (``gathered``)."""
+    pieces: list[list[tuple[int, int]]] = []
+    held = longest + 1
+    for span in speech:
+        for begin, end in gathered([span], longest, cut):
+            if held + end - begin > longest:
+                pieces.append([])
+                held = 0
+            pieces[-1].append((begin, end))
+            held += end - begin
+    return pieces
 
 
 def joined(slices: list[list[tuple[int, int]]], step: int) -> list[tuple[int, int]]:
@@ -179,6 +211,25 @@ def at_pauses(segment: Any, pauses: list[tuple[float, float]]) -> list[Any]:
             )
         )
     return parts
+
+
+def placed(piece: Piece, offset: float, segment: Any) -> Any:
+    """A segment timed ``offset`` seconds into ``piece``'s clip, timed in the recording."""
+    words = [
+        dataclasses.replace(
+            w,
+            start=round(piece.place(offset + w.start), 3),
+            end=round(piece.place(offset + w.end, end=True), 3),
+        )
+        for w in segment.words or ()
+    ]
+    start = piece.place(offset + segment.start)
+    return dataclasses.replace(
+        segment,
+        start=round(start, 3),
+        end=round(max(start, piece.place(offset + segment.end, end=True)), 3),
+        words=words if segment.words is not None else None,
+    )
 
 
 def _compression(text: str) -> float:
@@ -260,10 +311,8 @@ def _joined(arrays: list[npt.NDArray[np.float32]]) -> Any:
     return ctranslate2.StorageView.from_array(np.concatenate(arrays))
 
 
-def batches(
-    pieces: Iterable[tuple[float, npt.NDArray[np.float32]]], size: int
-) -> Iterator[list[tuple[float, npt.NDArray[np.float32]]]]:
-    batch: list[tuple[float, npt.NDArray[np.float32]]] = []
+def batches(pieces: Iterable[Piece], size: int) -> Iterator[list[Piece]]:
+    batch: list[Piece] = []
     for piece in pieces:
         batch.append(piece)
         if len(batch) == size:

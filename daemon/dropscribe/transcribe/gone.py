@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from dropscribe.errors import TranscriptionError
-    from dropscribe.ledger.interface import Ledger
+    from dropscribe.ledger.interface import Capabilities, CapabilityReport
     from dropscribe.vocab.endpoints import Endpoint
 
 log = structlog.get_logger("dropscribe")
@@ -38,7 +38,7 @@ ROW = ("model", "served")  # its param and value
 class Gone:
     """Thread-safe: one breaker per (endpoint, model) pair found gone."""
 
-    def __init__(self, ledger: Ledger, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, ledger: Capabilities, clock: Callable[[], float] = time.monotonic) -> None:
         self._ledger = ledger
         self._clock = clock
         self._pairs: dict[tuple[str, str], Breaker] = {}
@@ -101,7 +101,7 @@ class Gone:
                 breaker.paused_until = 0.0
 
 
-def gone_rows(ledger: Ledger) -> list[tuple[str, str, str | None]]:
+def gone_rows(ledger: CapabilityReport) -> list[tuple[str, str, str | None]]:
     """(server, model, the server's words) for every pair the ledger holds as gone."""
     return [
         (server, model, reason)

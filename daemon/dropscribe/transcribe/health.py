@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
     from dropscribe.errors import EndpointError, TranscriptionError
     from dropscribe.ops.metrics import Metrics
+    from dropscribe.transcribe.board import Board
     from dropscribe.vocab.endpoints import Endpoint
 
 log = structlog.get_logger("dropscribe")
@@ -28,8 +29,15 @@ class Health:
     """Every endpoint's breaker and concurrency limit, by endpoint name."""
 
     def __init__(
-        self, endpoints: dict[str, Endpoint], metrics: Metrics, clock: Callable[[], float]
+        self,
+        endpoints: dict[str, Endpoint],
+        metrics: Metrics,
+        clock: Callable[[], float],
+        board: Board | None = None,
     ) -> None:
+        self._board = board  # where `status` reads each endpoint's state
+        if board is not None:
+            board.start(list(endpoints))
         self._metrics = metrics
         self._clock = clock
         self._limits = {name: Limiter(ep.max_concurrency) for name, ep in endpoints.items()}
@@ -46,6 +54,8 @@ class Health:
             self._breakers[name] = Breaker.of(endpoint)
         if old is not None and old.reason is not None:
             self._metrics.paused.labels(name).set(0)
+            if self._board is not None:
+                self._board.set(name, "ok")
             log.warning("endpoint.reloaded", endpoint=name, action="paused no more: probing it now")
 
     def limiter(self, endpoint: str) -> Limiter:
@@ -77,7 +87,9 @@ class Health:
         with self._lock:
             ruled_out = self._ruled_out.get(endpoint) or self._ruled_out.get(f"{endpoint}\0{model}")
         if ruled_out is not None:
-            raise EndpointRuledOut(ruled_out.message, status=ruled_out.status)
+            error = EndpointRuledOut(ruled_out.message, status=ruled_out.status)
+            error.outage = ruled_out.outage  # unreachable: the files stay where they are
+            raise error
 
     def rule_out(self, endpoint: str, model: str, failure: EndpointError) -> None:
         """In ``once``: every later file of this endpoint (of this model, when the model
@@ -85,6 +97,8 @@ class Health:
         at = f"{endpoint}\0{model}" if isinstance(failure, ModelGone) else endpoint
         with self._lock:
             self._ruled_out.setdefault(at, failure)
+        if self._board is not None and failure.outage:
+            self._board.set(endpoint, "unreachable", failure.message, failure.status)
 
     def throttled(self, endpoint: str) -> None:
         limit = self._limits[endpoint].throttled()
@@ -103,6 +117,8 @@ class Health:
             resumed = self._breakers[endpoint].succeeded()
         if resumed:
             self._metrics.paused.labels(endpoint).set(0)
+            if self._board is not None:
+                self._board.set(endpoint, "ok")
             log.warning("endpoint.resumed", endpoint=endpoint)
 
     def failed(self, endpoint: str, failure: TranscriptionError, *, at_once: bool = False) -> None:
@@ -111,6 +127,8 @@ class Health:
         if pause is not None:
             self._metrics.pauses.labels(endpoint).inc()
             self._metrics.paused.labels(endpoint).set(1)
+            if self._board is not None:
+                self._board.set(endpoint, "paused", failure.message, failure.status, pause)
             log.error(
                 "endpoint.paused",
                 endpoint=endpoint,

@@ -1,8 +1,10 @@
-"""The httpx client for an OpenAI-compatible transcription endpoint.
+"""The HTTP transport to a transcription endpoint: one multipart request sent and its
+answer read, within the endpoint's timeout and size cap.
 
 The only module that sends transcription requests and the only one that catches
 their ``httpx`` exceptions: every failure leaves here as one of ours (errors.py)
-carrying the status, the request id and the server's message.
+carrying the status, the request id and the server's message. What to send is the
+endpoint kind's (``kinds/``); what an answer means, ``answers.py``'s.
 """
 
 from __future__ import annotations
@@ -19,22 +21,14 @@ import httpx
 
 from dropscribe import __version__, names
 from dropscribe.audio import voices
-from dropscribe.errors import (
-    EndpointError,
-    ModelGone,
-    OutageError,
-    PermanentError,
-    RetryableError,
-    TranscriptionError,
-)
-from dropscribe.transcribe import bodies, kinds, models
-from dropscribe.transcribe.backoff import parse_retry_after, should_retry
-from dropscribe.transcript import Transcript, clean_text
+from dropscribe.errors import OutageError, PermanentError, RetryableError, TranscriptionError
+from dropscribe.transcribe import answers, bodies, kinds, models
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
+    from dropscribe.transcript import Transcript
     from dropscribe.vocab.endpoints import Endpoint
     from dropscribe.vocab.settings import FolderSettings
 
@@ -52,9 +46,6 @@ MIME_TYPES = {
     "wav": "audio/wav",
     "webm": "audio/webm",
 }
-QUOTA_CODES = {"insufficient_quota", "billing_hard_limit_reached", "billing_not_active"}
-REQUEST_ID_HEADERS = ("x-request-id", "request-id", "apim-request-id")
-OUTAGE_STATUSES = frozenset({429, 502, 503, 504})  # the server is busy or its upstream gone
 
 
 class _Coalesced(httpx.SyncByteStream):
@@ -177,11 +168,18 @@ class Client:
     def catalogue(self) -> Any:
         """The server's ``GET {base}/models`` answer, parsed (for the deprecation radar,
         ``radar.py``); a TranscriptionError saying why when it cannot be had."""
-        path = "openai/v1/models" if self.endpoint.kind == "azure" else "models"
+        path = kinds.of(self.endpoint).models_path
         where = f"{self.endpoint.base_url}/{path}"
         response, body = self._exchange(self._http.build_request("GET", path), where)
         if not 200 <= response.status_code < 300:
-            raise self._status_error(response, body, None)
+            raise answers.error(
+                response.status_code,
+                response.headers,
+                body,
+                None,
+                scrub=self._scrub,
+                now=self._clock(),
+            )
         try:
             return json.loads(body)
         except (ValueError, RecursionError):
@@ -237,58 +235,16 @@ class Client:
     def _answer(
         self, response: httpx.Response, body: bytes, response_format: str, model: str = ""
     ) -> Transcript:
-        request_id = next(
-            (response.headers[h] for h in REQUEST_ID_HEADERS if h in response.headers), None
-        )
-        status = response.status_code
-        if 300 <= status < 400:  # never followed: the key would go wherever it points
-            where = response.headers.get("location", "(no Location)")
-            raise EndpointError(
-                f"HTTP {status}: {self.endpoint.base_url} redirects to {where[:200]};"
-                " set base_url to where it points (redirects are not followed)",
-                status=status,
-                request_id=request_id,
-            )
-        if not 200 <= status < 300:
-            raise self._status_error(response, body, request_id, model)
-        if response_format == "text":  # the transcript itself, as plain text
-            text = bodies.decoded(body, response.charset_encoding).strip()
-            return Transcript(text=clean_text(text), request_id=request_id)
-        try:
-            data = json.loads(body)
-        except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested past reason
-            text = bodies.decoded(body, response.charset_encoding)
-            raise PermanentError(
-                f"answer is not JSON: {bodies.snippet(self._scrub(text))}",
-                status=status,
-                request_id=request_id,
-            ) from None
-        if not isinstance(data, dict):
-            raise PermanentError("answer is not a JSON object", request_id=request_id)
-        return Transcript.from_answer(data, request_id)
-
-    def _status_error(
-        self, response: httpx.Response, body: bytes, request_id: str | None, model: str = ""
-    ) -> TranscriptionError:
-        message, code, param = bodies.error_message(body, self._scrub)
-        status = response.status_code
-        retry_after = parse_retry_after(response.headers, self._clock())
-        cls: type[TranscriptionError]
-        if models.gone(status, code, message, model):
-            cls = ModelGone
-        elif status in {401, 403, 404} or (status == 429 and code in QUOTA_CODES):
-            cls = EndpointError
-        elif should_retry(status, response.headers):
-            cls = OutageError if status in OUTAGE_STATUSES else RetryableError
-        else:
-            cls = PermanentError
-        return cls(
-            f"HTTP {status}: {message}",
-            status=status,
-            request_id=request_id,
-            code=code,
-            retry_after=retry_after,
-            param=param,
+        return answers.transcript(
+            response.status_code,
+            response.headers,
+            body,
+            charset=response.charset_encoding,
+            response_format=response_format,
+            model=model,
+            where=self.endpoint.base_url,
+            scrub=self._scrub,
+            now=self._clock(),
         )
 
     def _scrub(self, text: str) -> str:

@@ -21,7 +21,7 @@ from dropscribe.ledger.interface import WRITE_FAILED
 from dropscribe.transcribe import models
 
 if TYPE_CHECKING:
-    from dropscribe.ledger.interface import Ledger
+    from dropscribe.ledger.interface import Capabilities, CapabilityReport
     from dropscribe.vocab.endpoints import Endpoint
 
 # (server, model, param, value) -> (verdict, reason)
@@ -41,7 +41,7 @@ def where(endpoint: Endpoint) -> str:
 class Limits:
     """Thread-safe; every process reads the same ledger."""
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(self, ledger: Capabilities) -> None:
         self._ledger = ledger
         self._gates: dict[tuple[str, str], threading.Lock] = {}
         self._guard = threading.Lock()
@@ -122,6 +122,6 @@ class Limits:
                     del self._unsaved[server, model_, param, value]
 
 
-def refusals(ledger: Ledger) -> list[tuple[str, str, str, str, str | None]]:
+def refusals(ledger: CapabilityReport) -> list[tuple[str, str, str, str, str | None]]:
     """Every refusal kept: (server, model, param, value, reason), for ``status``."""
     return ledger.capabilities_with(REFUSED)

@@ -35,13 +35,14 @@ import structlog
 from dropscribe.audio.transcode import RATE, Samples, floats
 from dropscribe.errors import Abandoned, EndpointError, PermanentError
 from dropscribe.transcribe import heap, redo
-from dropscribe.transcribe.batched import OneByOne, Windows, at_pauses, batches
+from dropscribe.transcribe.batched import OneByOne, Windows, at_pauses, batches, placed
 from dropscribe.transcript import Transcript
 from dropscribe.vocab.settings import Format, Task
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from dropscribe.transcribe.batched import Piece
     from dropscribe.transcribe.models import Ask
     from dropscribe.vocab.endpoints import Endpoint
     from dropscribe.vocab.settings import FolderSettings
@@ -337,8 +338,8 @@ class LocalEngine:
         language = options["language"]
         for pieces in batches(windows, batch):
             # One call a batch: the pieces side by side, each its own clip.
-            audio = np.concatenate([samples for _, samples in pieces])
-            begins = (np.cumsum([0] + [len(samples) for _, samples in pieces]) / RATE).tolist()
+            audio = np.concatenate([piece.samples for piece in pieces])
+            begins = (np.cumsum([0] + [len(p.samples) for p in pieces]) / RATE).tolist()
             clips = [{"start": a, "end": b} for a, b in itertools.pairwise(begins)]
             found, info = pipeline.transcribe(
                 audio,
@@ -353,11 +354,12 @@ class LocalEngine:
                 # The piece it came from, and so its place in the recording.
                 n = bisect.bisect_right(begins, segment.start + 0.01) - 1
                 each[min(max(n, 0), len(pieces) - 1)].append(segment)
-            for (at, samples), begin, said in zip(pieces, begins, each, strict=False):
+            for piece, begin, said in zip(pieces, begins, each, strict=False):
                 settled = {**options, "language": language}
-                pauses = [(begin + a, begin + b) for a, b in windows.pauses.pop(at)]
-                piece = [(at - begin, part) for s in said for part in at_pauses(s, pauses)]
-                out.extend(self._checked(model, at, samples, piece, settled))
+                pauses = [(begin + p, begin + p) for p in piece.pauses]
+                parts = [(-begin, part) for s in said for part in at_pauses(s, pauses)]
+                checked = self._checked(model, piece, parts, settled)
+                out.extend((0.0, placed(piece, at, s)) for at, s in checked)
         seconds = windows.samples.count / RATE
         if windows.samples.truncated:
             log.warning(
@@ -369,27 +371,24 @@ class LocalEngine:
         return out, language, seconds
 
     def _checked(
-        self,
-        model: Any,
-        at: float,
-        samples: Any,
-        said: list[tuple[float, Any]],
-        options: dict[str, Any],
+        self, model: Any, piece: Piece, said: list[tuple[float, Any]], options: dict[str, Any]
     ) -> list[tuple[float, Any]]:
-        """A piece's segments, or, where the batched pass decoded it badly, the piece
-        decoded again (``redo``)."""
+        """A piece's segments (timed in its clip), or, where the batched pass decoded it
+        badly, the piece decoded again (``redo``)."""
+        seconds = len(piece.samples) / RATE
         signs = [why for _, s in said if (why := redo.flagged(s))]
-        if said and not signs:
+        signs += filter(None, [redo.sparse((s.text for _, s in said), seconds)])
+        if not signs:
             return said
-        sign = signs[0] if signs else redo.Why("no_text", 0.0)
+        sign = signs[0]
         log.info(
             "piece.redecoded",
-            start=round(at, 3),
-            seconds=round(len(samples) / RATE, 3),
+            start=round(piece.places[0], 3),
+            seconds=round(seconds, 3),
             sign=sign.sign,
             value=round(sign.value, 2),
         )
-        return redo.again(model, samples, at, options, self._until_abort)
+        return redo.again(model, piece.samples, 0.0, options, self._until_abort)
 
     def _until_abort(self, found: Any) -> Iterator[Any]:
         for segment in found:  # the generator does the work, a batch at a time

@@ -19,7 +19,7 @@ from dropscribe.transcribe.limits import where
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
-    from dropscribe.ledger.interface import Ledger
+    from dropscribe.ledger.interface import Capabilities, CapabilityReport
     from dropscribe.vocab.config import Config
     from dropscribe.vocab.endpoints import Endpoint
 
@@ -56,7 +56,7 @@ def models_of(config: Config) -> set[str]:
     return {model for models in in_use(config).values() for model in models}
 
 
-def notices(ledger: Ledger) -> list[Notice]:
+def notices(ledger: CapabilityReport) -> list[Notice]:
     """Every shutdown the radar kept, for ``status``."""
     out = []
     for server, model, param, value, reason in ledger.capabilities_with(NOTICE):
@@ -75,7 +75,7 @@ class Radar:
 
     def __init__(
         self,
-        ledger: Ledger,
+        ledger: Capabilities,
         config: Callable[[], Config],
         *,
         found: Callable[[radar.Retiring], None] | None = None,

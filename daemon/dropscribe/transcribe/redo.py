@@ -34,6 +34,7 @@ log = structlog.get_logger("dropscribe")
 NO_SPEECH = 0.6
 LOGPROB = -1.0
 COMPRESSION = 2.4
+SPARSE_CHARS = 4.0  # characters a second of speech below which words were lost
 SMALLEST_SECONDS = 8.0  # a piece this short is not halved again
 FALLBACK = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # faster-whisper's temperatures
 SEED = 1  # CTranslate2's sampling seed, set when a model loads
@@ -47,14 +48,23 @@ class Why(NamedTuple):
 
 
 def flagged(segment: Any) -> Why | None:
-    """The sign that a segment was decoded badly, if it shows one."""
+    """The sign that a segment was decoded badly, if it shows one. (A high no-speech
+    probability alone is none: the batched pass reads it once for a whole piece, and
+    pieces of 70-95 words came back with 0.61-0.69; a piece that lost its words is
+    found by ``sparse`` instead.)"""
     if segment.compression_ratio > COMPRESSION:
         return Why("compression_ratio", segment.compression_ratio)
     if segment.avg_logprob < LOGPROB:
         return Why("avg_logprob", segment.avg_logprob)
-    if segment.no_speech_prob > NO_SPEECH:  # the VAD heard speech in every piece
-        return Why("no_speech_prob", segment.no_speech_prob)
     return None
+
+
+def sparse(texts: Iterable[str], seconds: float) -> Why | None:
+    """The sign that a piece of ``seconds`` of speech (as the VAD found it) came back with
+    too few words: fewer than ``SPARSE_CHARS`` characters a second (speech runs at 12-16;
+    none at all is the extreme case)."""
+    rate = sum(len(text.strip()) for text in texts) / max(seconds, 1e-3)
+    return Why("sparse", rate) if rate < SPARSE_CHARS else None
 
 
 def unheard(segment: Any) -> bool:

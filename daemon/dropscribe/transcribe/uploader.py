@@ -20,6 +20,7 @@ from dropscribe.errors import (
     Abandoned,
     EndpointError,
     EndpointRuledOut,
+    EndpointUnreachable,
     ModelGone,
     PermanentError,
     Replan,
@@ -39,7 +40,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
-    from dropscribe.ledger.interface import Ledger
+    from dropscribe.ledger.interface import UploadLedger
+    from dropscribe.transcribe.board import Board
     from dropscribe.transcribe.limiter import Limiter
     from dropscribe.transcript import Transcriber, Transcript
     from dropscribe.vocab.endpoints import Endpoint
@@ -52,7 +54,7 @@ log = structlog.get_logger("dropscribe")
 class Uploader:
     def __init__(
         self,
-        ledger: Ledger,
+        ledger: UploadLedger,
         clients: dict[str, Transcriber],
         abort: threading.Event,
         *,
@@ -60,6 +62,7 @@ class Uploader:
         jitter: Callable[[], float] = random.random,
         clock: Callable[[], float] = time.monotonic,
         metrics: Metrics | None = None,
+        board: Board | None = None,
     ) -> None:
         self._metrics = metrics or Metrics()
         self._ledger = ledger
@@ -69,7 +72,7 @@ class Uploader:
         self._jitter = jitter
         self._clock = clock
         endpoints = {name: client.endpoint for name, client in clients.items()}
-        self._health = Health(endpoints, self._metrics, clock)
+        self._health = Health(endpoints, self._metrics, clock, board)
         self._learned = Limits(ledger)
         self._gone = Gone(ledger, clock)  # (endpoint, model) pairs no longer served
 
@@ -273,6 +276,7 @@ class Uploader:
                             # _asking raises Replan if it can no longer go as planned.
                             continue
             except EndpointRuledOut:  # once: already said, for an earlier file
+                self._ledger.start_attempt(key, settings.shaping(), attempt - 1)  # nothing sent
                 raise
             except EndpointError as exc:  # nothing left to ask of the model
                 outcome = exc
@@ -293,8 +297,12 @@ class Uploader:
                 )
                 return outcome
             outages = outages + 1 if isinstance(outcome, RetryableError) and outcome.outage else 0
-            if self._settle(endpoint, settings.model, outcome, key, attempt, ms, outages):
-                continue  # not the file's fault: same attempt once the endpoint is back
+            try:
+                if self._settle(endpoint, settings.model, outcome, key, attempt, ms, outages):
+                    continue  # not the file's fault: same attempt once the endpoint is back
+            except EndpointError:  # once: the endpoint's fault (no server, a bad key) is not
+                self._ledger.start_attempt(key, settings.shaping(), attempt - 1)  # the file's
+                raise
             attempt += 1
             self._ledger.start_attempt(key, settings.shaping(), attempt)
 
@@ -336,7 +344,11 @@ class Uploader:
             self._health.failed(endpoint.name, failure)
             if failure.status == 429:
                 self._health.throttled(endpoint.name)
-            if failure.outage and self._wait_for_endpoints:
+            if failure.outage and outages >= endpoint.max_attempts and not self._wait_for_endpoints:
+                unreachable = EndpointUnreachable(failure.message, status=failure.status)
+                self._health.rule_out(endpoint.name, model, unreachable)
+                raise unreachable from failure
+            if failure.outage:  # in once, a few times (above), then the file stays
                 self._ledger.job_failed(
                     key, failure.message, failure.status, failure.request_id, JobState.RETRYING
                 )

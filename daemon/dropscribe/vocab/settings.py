@@ -79,7 +79,7 @@ class SubtitleRules(StrictModel):
     max_seconds: Annotated[float, Field(ge=1, le=30)] = 7.0  # the longest a cue shows
     max_cps: Annotated[float, Field(ge=5, le=100)] = 20.0  # characters a second to read
     min_gap: Annotated[float, Field(ge=0, le=1)] = 0.08  # seconds between two cues
-    paragraph_seconds: Timeout = 2.0  # a pause that starts a paragraph
+    paragraph_seconds: Timeout = 1.5  # a pause that starts a paragraph
 
 
 class SpeakerCount(StrictModel):
@@ -158,6 +158,12 @@ class FolderSettings(StrictModel):
     speakers: bool | SpeakerCount = False
     # A folder of 2-10 s clips named after people (voices/Ana.wav): labelled by name.
     voices: Path | None = None
+    # Word times on this machine for answers without them (text-only models): on (None)
+    # when dropscribe[local] is installed; the faster-whisper model (a name or a path).
+    align: bool | None = None
+    align_model: Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\n]+$")] | None = (
+        None
+    )
 
     @field_validator("language")
     @classmethod

@@ -1,0 +1,164 @@
+"""``dropscribe explain``: what dropscribe would do with one file, and what it did. It
+only reads the ledger, which a running daemon may be writing (SQLite's WAL makes that
+safe, and PostgreSQL is made for it)."""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from dropscribe.commands.console import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, fail, say
+from dropscribe.config import rules
+from dropscribe.errors import DropscribeError
+from dropscribe.ledger import opening
+from dropscribe.outputs import disposition
+from dropscribe.timing import timed as timing
+from dropscribe.transcribe import kinds
+from dropscribe.vocab.states import FileState
+
+if TYPE_CHECKING:
+    from dropscribe.vocab.config import Config, Inbox
+    from dropscribe.vocab.settings import FolderSettings
+
+
+def explain(cfg: Config, path: Path) -> int:
+    """Say what dropscribe would do with ``path``, and what it did."""
+    inboxes = [i for i in cfg.inboxes if path == i.path or i.path in path.parents]
+    if not inboxes:
+        say(f"{path}: in no inbox ({', '.join(str(i.path) for i in cfg.inboxes)})")
+        return EXIT_FAILED
+    inbox = max(inboxes, key=lambda i: len(i.path.parts))
+    say(f"{path}")
+    say(f"  inbox: {inbox.name} ({inbox.path}), watch: {inbox.watch}")
+    if inbox.failed_dir in path.parents:
+        for item in disposition.failed(inbox):
+            if item.path == path:  # not dropscribe's output: a recording put aside
+                return _quarantined(cfg, item)
+    reason = rules.ignore_reason(inbox, path, rules.excluded_dirs(cfg))
+    if reason is None and path.is_symlink() and not inbox.follow_symlinks:
+        reason = "symbolic link (follow_symlinks: false)"
+    if reason is None and path.exists() and not path.is_file():
+        reason = "not a regular file"
+    say(f"  ignored: {reason}" if reason else "  ignored: no, it is transcribed")
+    for index, layer in enumerate(inbox.layers[2:]):
+        applies = rules.effective_layers(inbox, path)
+        mark = "applies" if layer in applies else "does not apply"
+        what = " ".join(
+            f"{k}: {v}"
+            for k, v in (("match", layer.match), ("folder", layer.folder))
+            if v is not None
+        )
+        say(f"  rule {index} ({what}): {mark}")
+    settings = rules.effective(inbox, path)
+    shown = settings.model_dump()
+    if settings.hook is not None:
+        shown["hook"] = settings.hook.model_dump(exclude_none=True)
+    text = yaml.safe_dump({"settings": _plain(shown)}, sort_keys=False, allow_unicode=True)
+    for line in text.splitlines():  # as a person writes them in the config
+        say(f"  {line}")
+    _sidecars(cfg, inbox, settings, path)
+    for item in disposition.failed(inbox):
+        if path in {item.path, item.source}:
+            say(f"  quarantined: {item.path}")
+            say(f"    why: {item.reason or 'unknown (no report beside it)'}")
+            say(f"    to try again: dropscribe retry -c {cfg.source} {item.path}")
+    state = _explain_ledger(cfg, path)
+    if state is None:
+        return EXIT_CONFIG
+    return EXIT_FAILED if reason or state == FileState.FAILED else EXIT_OK
+
+
+def _sidecars(cfg: Config, inbox: Inbox, settings: FolderSettings, path: Path) -> None:
+    """The sidecars' names (those it has, once done) and how speakers are kept."""
+    rel = rules.relative(inbox, path)
+    folder = rules.sidecar_dir(inbox, settings, path)
+    written = _written(cfg, path)
+    if written:  # the names it really has (a name taken already made it another)
+        say(f"  sidecars: {', '.join(p.name for p in written)} in {written[0].parent}")
+    else:
+        sidecars = ", ".join(rules.sidecar_name(settings, path, fmt) for fmt in settings.formats)
+        say(f"  sidecars: {sidecars} in {folder} (relative path {rel})")
+    endpoint = cfg.endpoints.get(settings.endpoint)
+    if settings.speakers and endpoint is not None and endpoint.kind in kinds.KNOWN_VOICES:
+        say(
+            "  speakers: if the recording is cut into chunks, the first is transcribed alone;"
+            " the others follow with its speakers' voices as known speakers (four at most,"
+            " with voices:), so each person keeps one label"
+        )
+    if endpoint is not None:
+        say(f"  timing: {timing.described(endpoint, settings)}")
+
+
+def _quarantined(cfg: Config, item: disposition.Failed) -> int:
+    """A recording in failed/: which one it was, why, and how to try it again."""
+    say(f"  quarantined: {item.path}")
+    say(f"    why: {item.reason or 'unknown (no report beside it)'}")
+    say(f"    a quarantined copy of {item.source}, not dropscribe's output")
+    say(f"    to try again: dropscribe retry -c {cfg.source} {item.path}")
+    if _explain_ledger(cfg, item.source) is None:
+        return EXIT_CONFIG
+    return EXIT_FAILED
+
+
+def _written(cfg: Config, path: Path) -> list[Path]:
+    """The sidecars the ledger says ``path`` has (none when it cannot say)."""
+    try:
+        store = opening.existing(cfg)
+        if store is None:
+            return []
+        try:
+            row = store.file(path)
+        finally:
+            store.close()
+        shown = json.loads(row.outputs) if row is not None and row.state == "done" else []
+        return [Path(p) for p in shown if isinstance(p, str)]
+    except (OSError, ValueError, DropscribeError):
+        return []  # said by the ledger's own lines below
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as YAML writes it plainly: enums by value, paths and tuples as text and lists."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
+
+
+def _explain_ledger(cfg: Config, path: Path) -> str | None:
+    """Print what the ledger knows of ``path``; its state ("" when none), or None (said
+    why) if the ledger cannot be read."""
+    try:
+        store = opening.existing(cfg)
+        if store is None:
+            say("  ledger: none yet")
+            return ""
+        try:
+            row = store.file(path)
+            chunks = store.chunk_plan(row.key) if row is not None else []
+        finally:
+            store.close()
+    except (OSError, DropscribeError) as exc:
+        fail(f"cannot read ledger {cfg.ledger.url if cfg.ledger else cfg.state_dir}: {exc}")
+        return None
+    if row is None:
+        say("  ledger: not seen yet")
+    else:
+        say(f"  ledger: {row.state}" + (f" ({row.error})" if row.error else ""))
+        say(f"    fingerprint: {row.fingerprint[:16]}…, formats done: {row.formats or '-'}")
+    if chunks:  # a long recording part-way through
+        done = sum(chunk.result is not None for chunk in chunks)
+        say(
+            f"    chunks: {done} of {len(chunks)} done, cut at "
+            + ", ".join(f"{chunk.cut:.1f} s" for chunk in chunks[1:])
+        )
+    return row.state if row is not None else ""

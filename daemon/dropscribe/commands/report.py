@@ -1,0 +1,176 @@
+"""What ``dropscribe status`` reports, as one value (``status --json`` prints it) and
+as lines for people. The shape, version 1 (new keys may be added; none change meaning)::
+
+    {"version": 1,
+     "ledger": "where the ledger is",
+     "daemon": {"running": bool, "pid": int | null},
+     "endpoints": [{"name": str, "state": "ok" | "paused" | "unreachable" | "unknown",
+                    "reason": str | null, "status": int | null,
+                    "next_probe": "ISO 8601 time" | null}],
+     "inboxes": [{"name": str, "path": str,
+                  "counts": {"done": n, "in_flight": n, "waiting": n, "failed": n,
+                             "quarantined": n}}],
+     "files": [{"path": str, "inbox": str,
+                "state": "quarantined" | "failed" | "waiting" | "in_flight" | "interrupted",
+                "reason": str | null, "action": str}]}
+
+A file is ``waiting`` when its last try failed and it comes again by itself (with its
+endpoint's pause as the reason while the endpoint is paused or unreachable),
+``in_flight`` while a running daemon works on it, ``interrupted`` when the daemon
+stopped during it, ``failed`` or ``quarantined`` when only ``dropscribe retry`` sends it
+again (quarantined: the recording is in the inbox's failed folder, with ``source``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dropscribe.commands.console import say
+from dropscribe.config import rules
+from dropscribe.outputs import disposition
+from dropscribe.transcribe import board
+
+if TYPE_CHECKING:
+    from dropscribe.ledger.interface import FileRow
+    from dropscribe.vocab.config import Config
+
+VERSION = 1
+COUNTED = ("done", "in_flight", "waiting", "failed", "quarantined")
+
+
+def daemon(cfg: Config) -> dict[str, Any]:
+    """Whether a dropscribe holds this state_dir now (the pid its lock file names)."""
+    try:
+        pid = int((cfg.state_dir / "lock").read_text().split()[0])
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError, IndexError):
+        return {"running": False, "pid": None}
+    return {"running": b"dropscribe" in command, "pid": pid}
+
+
+def empty(cfg: Config, where: str) -> dict[str, Any]:
+    return build(cfg, where, {}, [])
+
+
+def build(
+    cfg: Config, where: str, by_inbox: dict[tuple[str, str], int], unfinished: list[FileRow]
+) -> dict[str, Any]:
+    running = daemon(cfg)
+    endpoints = _endpoints(cfg)
+    states = {e["name"]: e for e in endpoints}
+    files: list[dict[str, Any]] = []
+    counts = {i.name: dict.fromkeys(COUNTED, 0) for i in cfg.inboxes}
+    put_aside: set[str] = set()
+    for inbox in cfg.inboxes:
+        for item in disposition.failed(inbox):
+            put_aside.update({str(item.source), str(item.path)})
+            counts[inbox.name]["quarantined"] += 1
+            files.append(
+                {
+                    "path": str(item.path),
+                    "source": str(item.source),
+                    "inbox": inbox.name,
+                    "state": "quarantined",
+                    "reason": item.reason or "unknown (no report beside it)",
+                    "action": f"fix the cause, then: dropscribe retry -c {cfg.source} {item.path}",
+                }
+            )
+    for row in unfinished:
+        if row.path in put_aside:
+            continue
+        entry = _file(cfg, row, states, running)
+        files.append(entry)
+        if row.inbox in counts and entry["state"] in counts[row.inbox]:
+            counts[row.inbox][entry["state"]] += 1
+    for (name, state), n in by_inbox.items():
+        if name in counts and state == "done":
+            counts[name]["done"] = n
+    inboxes = [{"name": i.name, "path": str(i.path), "counts": counts[i.name]} for i in cfg.inboxes]
+    return {
+        "version": VERSION,
+        "ledger": where,
+        "daemon": running,
+        "endpoints": endpoints,
+        "inboxes": inboxes,
+        "files": files,
+    }
+
+
+def _endpoints(cfg: Config) -> list[dict[str, Any]]:
+    known = board.read(cfg.state_dir)
+    out = []
+    for name in cfg.endpoints:
+        entry = known.get(name, {})
+        probe = entry.get("next_probe")
+        out.append(
+            {
+                "name": name,
+                "state": str(entry.get("state", "unknown")),
+                "reason": entry.get("reason"),
+                "status": entry.get("status"),
+                "next_probe": _when(probe) if isinstance(probe, int | float) else None,
+            }
+        )
+    return out
+
+
+def _when(epoch: float) -> str:
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).astimezone().isoformat(timespec="seconds")
+
+
+def _file(
+    cfg: Config, row: FileRow, endpoints: dict[str, dict[str, Any]], running: dict[str, Any]
+) -> dict[str, Any]:
+    """One file not done: its state for a person, why, and what to do."""
+    entry: dict[str, Any] = {"path": row.path, "inbox": row.inbox, "reason": row.error}
+    inbox = next((i for i in cfg.inboxes if i.name == row.inbox), None)
+    endpoint = rules.effective(inbox, Path(row.path)).endpoint if inbox is not None else None
+    health = endpoints.get(endpoint or "", {})
+    reload = f"kill -HUP {running['pid']}" if running["running"] else "run dropscribe again"
+    if row.state == "failed":
+        action = f"fix the cause, then: dropscribe retry -c {cfg.source} {row.path}"
+        return {**entry, "state": "failed", "action": action}
+    if health.get("state") in {"paused", "unreachable"}:  # the endpoint's, not the file's
+        probe = f"; next probe at {health['next_probe']}" if health.get("next_probe") else ""
+        why = f"endpoint {endpoint} {health['state']}: {health.get('reason')}{probe}"
+        action = (
+            f"fix endpoints.{endpoint} (api key, base_url, account) in {cfg.source},"
+            f" then {reload}; it is sent by itself once the endpoint answers"
+        )
+        return {**entry, "state": "waiting", "reason": why, "action": action}
+    if row.state == "uploading":
+        if running["running"]:
+            return {**entry, "state": "in_flight", "action": "nothing: under way"}
+        return {**entry, "state": "interrupted", "action": "nothing: the next run resumes it"}
+    action = "nothing: tried again at the next rescan (or the next run of once)"
+    return {**entry, "state": "waiting", "action": action}
+
+
+def show(found: dict[str, Any]) -> None:
+    """``found`` as lines for people."""
+    running = found["daemon"]
+    say(f"daemon: running (pid {running['pid']})" if running["running"] else "daemon: not running")
+    say("endpoints:")
+    for ep in found["endpoints"]:
+        state = ep["state"]
+        if ep["reason"]:
+            state += f": {ep['reason']}"
+        if ep["next_probe"]:
+            state += f" (next probe at {ep['next_probe']})"
+        say(f"  {ep['name']}: {state}")
+    count = len(found["inboxes"])
+    say(f"{count} inbox{'es' if count != 1 else ''}:")
+    for inbox in found["inboxes"]:
+        numbers = ", ".join(f"{k.replace('_', ' ')} {n}" for k, n in inbox["counts"].items())
+        say(f"  {inbox['name']} ({inbox['path']}): {numbers}")
+    if found["files"]:
+        say("files not done:")
+    for item in found["files"]:
+        what = item["state"].replace("_", " ")
+        if item.get("source"):
+            what += f" copy of {item['source']}"
+        say(f"  {item['path']}: {what}")
+        if item["reason"]:
+            say(f"    why: {item['reason']}")
+        say(f"    to do: {item['action']}")

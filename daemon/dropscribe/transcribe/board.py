@@ -1,0 +1,96 @@
+"""What the daemon knows of each endpoint's health, kept where ``dropscribe status`` (a
+separate process) can read it: ``state_dir/endpoints.json``, rewritten whole (a temporary
+file renamed over it) at each change: paused (why, until when), unreachable, ok.
+
+Shape (``status --json`` passes each entry on)::
+
+    {"endpoints": {"NAME": {"state": "ok" | "paused" | "unreachable",
+                            "reason": str | null, "status": int | null,
+                            "since": epoch seconds, "next_probe": epoch seconds | null,
+                            "pid": int}}}
+
+Several worker processes each write their own view of an endpoint; the last change
+wins. A write that fails is logged and forgotten: this is a report, not a state."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+log = structlog.get_logger("dropscribe")
+
+BOARD_NAME = "endpoints.json"
+
+
+class Board:
+    """Writes endpoint states into ``state_dir/endpoints.json``."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self._path = state_dir / BOARD_NAME
+        self._lock = state_dir / "endpoints.lock"
+
+    def start(self, names: list[str]) -> None:
+        """Every endpoint is ok when uploads begin (a pause is this run's own)."""
+        self._change(dict.fromkeys(names, _entry("ok")), replace=True)
+
+    def set(
+        self,
+        name: str,
+        state: str,
+        reason: str | None = None,
+        status: int | None = None,
+        seconds: float | None = None,
+    ) -> None:
+        """``name`` is ``state`` now; ``seconds``: until its next probe."""
+        self._change({name: _entry(state, reason, status, seconds)})
+
+    def _change(self, entries: dict[str, dict[str, Any]], *, replace: bool = False) -> None:
+        try:
+            fd = os.open(self._lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                known = {} if replace else read(self._path.parent)
+                known.update(entries)
+                temp = self._path.with_name(f".{BOARD_NAME}.{os.getpid()}")
+                temp.write_text(json.dumps({"endpoints": known}, sort_keys=True))
+                temp.chmod(0o600)
+                temp.replace(self._path)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            log.warning("endpoint.board_failed", path=str(self._path), error=str(exc))
+
+
+def _entry(
+    state: str,
+    reason: str | None = None,
+    status: int | None = None,
+    seconds: float | None = None,
+) -> dict[str, Any]:
+    now = time.time()
+    return {
+        "state": state,
+        "reason": reason,
+        "status": status,
+        "since": now,
+        "next_probe": now + seconds if seconds is not None else None,
+        "pid": os.getpid(),
+    }
+
+
+def read(state_dir: Path) -> dict[str, dict[str, Any]]:
+    """The endpoints' entries as last written (empty when none were)."""
+    with contextlib.suppress(OSError, ValueError):
+        data = json.loads((state_dir / BOARD_NAME).read_text())
+        if isinstance(data, dict) and isinstance(data.get("endpoints"), dict):
+            return {str(k): v for k, v in data["endpoints"].items() if isinstance(v, dict)}
+    return {}
