@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import structlog
 
-from dropscribe.audio.transcode import RATE
+from dropscribe.audio.transcode import RATE, Samples, floats
 from dropscribe.errors import Abandoned, EndpointError, PermanentError
 from dropscribe.transcribe import heap, redo
 from dropscribe.transcribe.batched import OneByOne, Windows, at_pauses, batches, placed
@@ -323,7 +323,8 @@ class LocalEngine:
     def _sequential(
         self, model: Any, path: Path, options: dict[str, Any]
     ) -> tuple[list[tuple[float, Any]], str | None, float]:
-        found, info = model.transcribe(str(path), vad_filter=self.endpoint.vad, **options)
+        audio = floats(Samples(path))  # decoded by us, never by faster-whisper (see floats)
+        found, info = model.transcribe(audio, vad_filter=self.endpoint.vad, **options)
         return [(0.0, s) for s in self._until_abort(found)], info.language, info.duration
 
     def _batched(
