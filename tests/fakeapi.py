@@ -427,6 +427,16 @@ def default_answer(upload: Upload) -> dict[str, Any]:
     }
 
 
+def _reading(spool: Any) -> Any:
+    """``av.open`` for reading whatever an upload's tags hold, on every PyAV: before 19 a
+    tag that is not UTF-8 fails the file unless its errors are ignored; 19 removed the
+    argument (and reads tags byte exact)."""
+    import av
+
+    lenient = {"metadata_errors": "ignore"} if int(av.__version__.split(".")[0]) < 19 else {}
+    return av.open(spool, "r", **lenient)
+
+
 def listen(upload: Upload, *, tones: bool = True) -> None:
     """Decode the uploaded audio (PyAV, as a stream) and find its tones: runs of sound at
     least 0.1 s long, each with its frequency from the zero-crossing rate. Without
@@ -436,7 +446,7 @@ def listen(upload: Upload, *, tones: bool = True) -> None:
 
     upload.spool.seek(0)
     if not tones:
-        with av.open(upload.spool, metadata_errors="ignore") as container:
+        with _reading(upload.spool) as container:
             upload.seconds = (container.duration or 0) / 1_000_000
         return
     per = 160  # 10 ms at 16 kHz
@@ -444,7 +454,7 @@ def listen(upload: Upload, *, tones: bool = True) -> None:
     crossings: list[Any] = []
     pending = np.empty(0, dtype=np.float32)
     last = np.zeros(1)  # the sample before ``pending``: crossings at frame edges count too
-    with av.open(upload.spool, metadata_errors="ignore") as container:
+    with _reading(upload.spool) as container:
         resampler = av.AudioResampler(format="s16", layout="mono", rate=16000)
         frames = container.decode(container.streams.audio[0])
         for frame in [*frames, None]:

@@ -385,9 +385,10 @@ def test_one_piece_at_a_time_encodes_and_aligns_as_the_whole_batch_does(tmp_path
     import ctranslate2
     import numpy as np
     from faster_whisper import WhisperModel
-    from faster_whisper.audio import decode_audio, pad_or_trim
+    from faster_whisper.audio import pad_or_trim
     from faster_whisper.tokenizer import Tokenizer
 
+    from dropscribe.audio.transcode import Samples, floats
     from dropscribe.transcribe.batched import OneByOne
 
     folder, _ = resolve_model("tiny.en")
@@ -395,7 +396,7 @@ def test_one_piece_at_a_time_encodes_and_aligns_as_the_whole_batch_does(tmp_path
     texts = ["Good morning everyone.", SPOKEN, "The meeting starts at nine.", "Thank you."]
     features = []
     for n, text in enumerate(texts):
-        audio = decode_audio(str(speak(tmp_path / f"clip{n}.wav", text)))
+        audio = floats(Samples(speak(tmp_path / f"clip{n}.wav", text)))
         features.append(pad_or_trim(model.feature_extractor(audio)[..., :-1]))
     batch = ctranslate2.StorageView.from_array(np.stack(features))
     whole, pieces = model.model, OneByOne(model.model)

@@ -272,7 +272,11 @@ def container(tmp_path_factory, api) -> Iterator[Container]:
     subprocess.run(["cp", "-a", "--reflink=auto", base_root(), root], check=True)
     wheels = work / "wheels"
     pip = [sys.executable, "-m", "pip"]
-    subprocess.run([*pip, "wheel", "-q", "-w", wheels, f"{ROOT}[local]"], check=True)
+    # The lock's files (the container's Python is bookworm's 3.11, as the suite's main one).
+    lock = ROOT / "requirements" / "service.txt"
+    subprocess.run(
+        [*pip, "download", "-q", "-d", wheels, "--require-hashes", "-r", lock], check=True
+    )
     subprocess.run([*pip, "download", "-q", "-d", wheels, "setuptools>=68", "wheel"], check=True)
     checkout_into(root / "root" / "dropscribe")
     box = Container(root, wheels, work / "console.log")

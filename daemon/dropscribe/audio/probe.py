@@ -93,7 +93,7 @@ def _probe(path: Path, options: dict[str, str]) -> Probe:
             duration = None
             if container.duration is not None:
                 duration = container.duration / 1_000_000
-            elif stream.duration is not None and stream.time_base is not None:
+            elif stream.duration is not None and stream.time_base:  # PyAV 19: 0/1 when unset
                 duration = float(stream.duration * stream.time_base)
             return Probe(
                 container=container.format.name,

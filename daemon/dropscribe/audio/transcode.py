@@ -124,6 +124,15 @@ class Samples:
             raise PermanentError("the audio stream holds no samples")
 
 
+def floats(samples: Samples) -> npt.NDArray[np.float32]:
+    """All of ``samples`` as one array of floats in [-1, 1): what a library is handed
+    instead of a path. faster-whisper's own decoder opens a path with an argument that
+    PyAV 19 removed, so no file reaches it by name."""
+    audio = np.concatenate(list(samples)).astype(np.float32)
+    audio /= 32768.0
+    return audio
+
+
 def encode(pcm: Path, start: float, end: float, target: Path, codec: Codec) -> int:
     """Encode the samples from ``start`` to ``end`` seconds of ``pcm``; return the bytes."""
     first, last = round(start * RATE), round(end * RATE)

@@ -17,6 +17,7 @@ from dropscribe.config import rules
 from dropscribe.errors import DropscribeError
 from dropscribe.ledger import opening
 from dropscribe.outputs import disposition
+from dropscribe.timing import timed as timing
 from dropscribe.transcribe import kinds
 from dropscribe.vocab.states import FileState
 
@@ -89,6 +90,8 @@ def _sidecars(cfg: Config, inbox: Inbox, settings: FolderSettings, path: Path) -
             " the others follow with its speakers' voices as known speakers (four at most,"
             " with voices:), so each person keeps one label"
         )
+    if endpoint is not None:
+        say(f"  timing: {timing.described(endpoint, settings)}")
 
 
 def _quarantined(cfg: Config, item: disposition.Failed) -> int:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import structlog
 
-from dropscribe.audio.transcode import RATE
+from dropscribe.audio.transcode import RATE, Samples, floats
 from dropscribe.errors import Abandoned, EndpointError, PermanentError
 from dropscribe.ops import progress
 from dropscribe.transcribe import heap, redo
@@ -324,7 +324,8 @@ class LocalEngine:
     def _sequential(
         self, model: Any, path: Path, options: dict[str, Any]
     ) -> tuple[list[tuple[float, Any]], str | None, float]:
-        found, info = model.transcribe(str(path), vad_filter=self.endpoint.vad, **options)
+        audio = floats(Samples(path))  # decoded by us, never by faster-whisper (see floats)
+        found, info = model.transcribe(audio, vad_filter=self.endpoint.vad, **options)
         segments = progress.along(self._until_abort(found))  # file.progress: where it is
         return [(0.0, s) for s in segments], info.language, info.duration
 

@@ -99,6 +99,10 @@ WHISPER_SERVER = Caps(  # servers that run Whisper themselves: segments in verbo
 # with timestamp_granularities=segment: Voxtral 3 refuses word, PROTOCOL.md 7.3); the
 # prompt goes as context_bias words; about three hours per request (section 6.2).
 VOXTRAL = Caps(("verbose_json",), "verbose_json", granularities=True, max_seconds=10_800.0)
+# Voxtral 3 (and the -latest aliases now naming it): language never beside timestamps,
+# so that the first request is right (PROTOCOL.md 7.3).
+VOXTRAL_3 = replace(VOXTRAL, language_with_times=False)
+VOXTRAL_3_NAMES = re.compile(r"transcribe-(3|latest)|voxtral-mini-latest")
 # whisper-asr-webservice: output=json always has segments; task=translate is a query.
 ASR = Caps(("verbose_json",), "verbose_json", translate=True)
 # Together: OpenAI's shape around whisper-large-v3; translations not documented.
@@ -129,7 +133,7 @@ def table(kind: str, model: str) -> Caps:
         case "whispercpp":  # no timestamp_granularities field; segments always
             return replace(WHISPER_SERVER, granularities=False)
         case "mistral":
-            return VOXTRAL
+            return VOXTRAL_3 if VOXTRAL_3_NAMES.search(model.lower()) else VOXTRAL
         case "asr":
             return ASR
         case "together":

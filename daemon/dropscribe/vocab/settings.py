@@ -158,6 +158,12 @@ class FolderSettings(StrictModel):
     speakers: bool | SpeakerCount = False
     # A folder of 2-10 s clips named after people (voices/Ana.wav): labelled by name.
     voices: Path | None = None
+    # Word times on this machine for answers without them (text-only models): on (None)
+    # when dropscribe[local] is installed; the faster-whisper model (a name or a path).
+    align: bool | None = None
+    align_model: Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\n]+$")] | None = (
+        None
+    )
 
     @field_validator("language")
     @classmethod

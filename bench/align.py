@@ -1,0 +1,204 @@
+"""Word times for a text-only model: local alignment against short spans, and the local engine.
+
+    python bench/align.py [--minutes 3]
+
+The recording is espeak-ng speech (libespeak-ng through ctypes, its word events the
+truth) of varied paragraphs with pauses of 0.3-2.5 s between them. Each run is
+`dropscribe once` with `formats: [txt, srt]`:
+
+- gpt-transcribe (text only, PROTOCOL.md 7.2) on a local fake server that answers the
+  true text: with local timing (the default), and with `align: false` (short spans);
+- the local engine (tiny.en), its word times snapped to the speech.
+
+For each: requests sent, the error of every cue's start against its first word's true
+start (median, 90th percentile, worst), cues that end before their last word's sound
+does (by more than 50 ms), and the daemon's peak RSS. Then the alignment alone,
+in-process: wall and CPU seconds, as times real time. The machine may be shared, so a
+fixed numpy workload is timed in the same run as a baseline (about 0.2 s on an idle
+2-core machine); speed per CPU second is the figure that does not depend on neighbours.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from fakeapi import FakeAPI  # noqa: E402
+from test_align_speech import RATE, Spoken, spoken  # noqa: E402
+
+SENTENCES = (
+    "This recording is long, so the daemon is stopped while it is transcribed.",
+    "The weather was cold on Monday morning, and the trains were running late.",
+    "Our meeting began at nine with a short review of the budget for next year.",
+    "Two new people joined the team, and both of them work from the northern office.",
+    "After lunch we talked about the website, which needs a faster search page.",
+    "The last item was the summer party, planned for the second week of July.",
+    "Everyone agreed to send their notes by Friday, and the meeting ended early.",
+    "In the afternoon the sales team presented their figures for the autumn.",
+    "Revenue grew in three regions, while the eastern office reported a small decline.",
+    "The director asked for a plan by the end of the month.",
+    "Nobody objected, so the proposal will go to the board on Thursday.",
+)
+GAPS = (0.3, 0.6, 1.2, 2.5)
+
+
+def recording(seconds: float) -> Spoken:
+    """Paragraphs of one to three sentences, with pauses, until ``seconds`` are spoken."""
+    rng = np.random.default_rng(7)
+    parts, truth, at, n = [], [], 0.0, 0
+    while at < seconds:
+        text = " ".join(SENTENCES[(n + i) % len(SENTENCES)] for i in range(rng.integers(1, 4)))
+        said = spoken(text, gap=float(rng.choice(GAPS)), speed=int(rng.integers(150, 185)))
+        parts.append(said.pcm)
+        truth += [(w, a + at, b + at) for w, a, b in said.words]
+        at += said.seconds
+        n += 3
+    return Spoken(np.concatenate(parts), truth)
+
+
+def baseline() -> float:
+    """Seconds for a fixed numpy workload: how busy the machine is now."""
+    a = np.random.default_rng(0).standard_normal((400, 400))
+    started = time.perf_counter()
+    for _ in range(20):
+        a = np.tanh(a @ a / 400)
+    return time.perf_counter() - started
+
+
+def cue_errors(srt: str, truth: list[tuple[str, float, float]]) -> tuple[list[float], int, bool]:
+    """Each cue's start error against its first word (matched to the truth by sequence
+    alignment where the words differ), the cues ending before their last word, and
+    whether the cues hold every word of the truth once, in order."""
+    cues = []
+    for block in srt.strip().split("\n\n"):
+        lines = block.splitlines()
+        stamps = re.findall(r"(\d+):(\d+):(\d+)[,.](\d+)", lines[1])
+        start, end = (
+            int(h) * 3600 + int(m) * 60 + int(s) + int(ms) / 1000 for h, m, s, ms in stamps
+        )
+        cues.append((start, end, " ".join(lines[2:]).split()))
+    said = [w for _, _, words in cues for w in words]
+    known = [w for w, _, _ in truth]
+    norm = [re.sub(r"\W", "", w.lower()) for w in said]
+    matcher = difflib.SequenceMatcher(None, norm, [re.sub(r"\W", "", w.lower()) for w in known])
+    to_truth = {}
+    for a, b, size in matcher.get_matching_blocks():
+        to_truth.update({a + k: b + k for k in range(size)})
+    errors, early, at = [], 0, 0
+    for start, end, words in cues:
+        first, last = to_truth.get(at), to_truth.get(at + len(words) - 1)
+        if first is not None:
+            errors.append(abs(start - truth[first][1]))
+        if last is not None:
+            early += end < truth[last][2] - 0.05
+        at += len(words)
+    return errors, early, said == known
+
+
+def once(work: Path, data: dict, name: str) -> tuple[float, float]:
+    config = work / f"{name}.yaml"
+    config.write_text(json.dumps(data))
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "dropscribe", "once", "-c", str(config)],
+        check=True,
+        stderr=subprocess.DEVNULL,
+    )
+    return time.perf_counter() - started, resource.getrusage(
+        resource.RUSAGE_CHILDREN
+    ).ru_maxrss / 1024
+
+
+def through(work: Path, speech: Spoken, name: str, endpoint: dict, **settings) -> dict:
+    inbox = work / name
+    inbox.mkdir()
+    speech.write(inbox / "talk.wav")
+    data = {
+        "endpoints": {"e": endpoint},
+        "defaults": {"endpoint": "e", "settle_seconds": 0, "formats": ["txt", "srt"], **settings},
+        "inboxes": [{"path": str(inbox)}],
+        "state_dir": str(work / f"state-{name}"),
+        "log": {"format": "json", "level": "warning"},
+    }
+    wall, rss = once(work, data, name)
+    errors, early, whole = cue_errors((inbox / "talk.srt").read_text(), speech.words)
+    return {"wall": wall, "rss": rss, "errors": errors, "early": early, "whole": whole}
+
+
+def report(name: str, result: dict, requests: int | None) -> None:
+    e = sorted(result["errors"])
+    p90 = e[int(0.9 * (len(e) - 1))]
+    sent = f"{requests} request(s), " if requests is not None else ""
+    print(
+        f"{name:34s} {sent}{len(e)} cues: start error median {statistics.median(e) * 1000:4.0f} ms,"
+        f" p90 {p90 * 1000:4.0f} ms, worst {e[-1] * 1000:5.0f} ms; {result['early']} cues end"
+        f" before their last word; every word once in order: {result['whole']};"
+        f" {result['wall']:.1f} s"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--minutes", type=float, default=3.0)
+    args = parser.parse_args()
+    speech = recording(args.minutes * 60)
+    seconds = len(speech.pcm) / RATE
+    truth = " ".join(w for w, _, _ in speech.words)
+    print(f"recording: {seconds:.0f} s of espeak-ng speech, {len(speech.words)} words")
+    print(f"baseline (numpy workload): {baseline():.2f} s")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        with FakeAPI(answer=lambda _u: {"text": truth}) as api:
+            endpoint = {"base_url": api.base_url, "timeout": 600}
+            aligned = through(work, speech, "aligned", endpoint, model="gpt-transcribe")
+            requests = len(api.uploads)
+            refused = sum(u.reply != "200" for u in api.uploads)
+            report("gpt-transcribe, local timing", aligned, requests)
+            print(f"  refused: {refused}; peak RSS of the daemon {aligned['rss']:.0f} MiB")
+            spans = through(work, speech, "spans", endpoint, model="gpt-transcribe", align=False)
+            # The fake answers every span with the whole text: only the requests count.
+            print(f"{'gpt-transcribe, align: false':34s} {len(api.uploads) - requests} requests")
+            assert spans["wall"] > 0
+        local = through(work, speech, "local", {"kind": "local", "cpu_threads": 2}, model="tiny.en")
+        report("local engine tiny.en (snapped)", local, None)
+    print(f"baseline (numpy workload): {baseline():.2f} s")
+    speed(speech)
+
+
+def speed(speech: Spoken) -> None:
+    """The alignment alone, in this process: wall and CPU time."""
+    from dropscribe.timing import timed  # noqa: PLC0415 - after the daemons ran
+    from dropscribe.transcript import Transcript  # noqa: PLC0415
+
+    answer = Transcript(text=" ".join(w for w, _, _ in speech.words), language="en")
+    timed.aligned(answer, speech.pcm, "tiny.en")  # the model loaded, the code warm
+    seconds = len(speech.pcm) / RATE
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    started = time.perf_counter()
+    timed.aligned(answer, speech.pcm, "tiny.en")
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    print(
+        f"alignment alone: {seconds / wall:.0f}x real time (wall, {wall:.1f} s),"
+        f" {seconds / cpu:.0f}x real time per CPU second ({cpu:.1f} s CPU;"
+        f" {2 * seconds / cpu:.0f}x on two idle cores); peak RSS {after.ru_maxrss / 1024:.0f} MiB"
+    )
+
+
+if __name__ == "__main__":
+    main()

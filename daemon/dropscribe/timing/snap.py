@@ -1,0 +1,126 @@
+"""Pure: word times snapped to speech onsets and offsets in a loudness envelope.
+
+An aligner or an engine places a word start within a few frames of its sound, often
+early into the pause before it or late inside it. Where the envelope shows the sound
+begin within ``REACH`` of the word's start (and after the word before it began), the
+start moves there; a word's end moves to where its sound stops (back out of a pause
+after it, or on to the pause where its sound runs on), never past the next word's
+start. Connected speech (no quiet between words) is left as it was timed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from dropscribe.audio import split
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import numpy.typing as npt
+
+FRAME = split.FRAME
+REACH = 0.3  # seconds a start or an end may move
+SHORTEST = 0.05  # seconds a word keeps, however its edges move
+PAUSE_FRAMES = 15  # frames of quiet (150 ms) inside a word's time: a pause, not a stop
+SPEECH_RANGE_DB = 40.0  # quieter than the loud end of the recording by this: not speech
+
+
+def loud_frames(pcm: npt.NDArray[np.int16], rate: int) -> npt.NDArray[np.bool_]:
+    """Per 10 ms frame of ``pcm``: whether it holds sound (over the noise floor by 10 dB,
+    and within SPEECH_RANGE_DB of the recording's loud frames)."""
+    envelope = split.loudness(pcm, rate)
+    if len(envelope) == 0:
+        return np.zeros(0, dtype=np.bool_)
+    level = max(split.threshold(envelope), float(np.percentile(envelope, 95)) - SPEECH_RANGE_DB)
+    return np.asarray(envelope >= level)
+
+
+def snapped(
+    times: Sequence[tuple[float, float]], loud: npt.NDArray[np.bool_]
+) -> list[tuple[float, float]]:
+    """``times`` (start, end per word, in order) with each edge moved to the sound's edge
+    nearby; the result is in order, each word at least SHORTEST long where it can be."""
+    out: list[tuple[float, float]] = []
+    count = len(loud)
+    reach = round(REACH / FRAME)
+    for n, (start, end) in enumerate(times):
+        before = out[-1][0] if out else -1.0
+        after = times[n + 1][0] if n + 1 < len(times) else count * FRAME
+        first = _onset(loud, int(start / FRAME), reach)
+        begin = start if first is None else first * FRAME
+        if begin <= before + SHORTEST or begin >= max(end, start + SHORTEST):
+            begin = start
+        # A word's sound runs on to the quiet before the next word, however far that is.
+        # ... and an end in the quiet comes back to its sound, however long the quiet.
+        since = int(max(before, 0.0) / FRAME)
+        stop = int(np.ceil(end / FRAME))
+        # An end just inside the next word's sound, across a pause: back to the pause.
+        gap = _last_pause(loud, int(begin / FRAME) + 1, stop)
+        if gap is not None and stop - gap[1] <= reach:
+            stop = gap[0] + 1
+        last = _offset(loud, stop, since, int(after / FRAME))
+        finish = end if last is None else last * FRAME
+        if last is not None and finish < begin + SHORTEST:
+            # placed in the pause after its sound: the whole word comes back to that sound
+            first = _onset(loud, last - 1, reach)
+            begin = max(before, finish - SHORTEST if first is None else first * FRAME)
+        if finish > max(after, end) or finish < begin + SHORTEST:
+            finish = end
+        begin = max(begin, before)
+        out.append((round(begin, 3), round(max(finish, begin), 3)))
+    # No word ends after the next one starts.
+    for n in range(len(out) - 1):
+        start, end = out[n]
+        if end > out[n + 1][0]:
+            out[n] = (start, max(start, out[n + 1][0]))
+    return out
+
+
+def _onset(loud: npt.NDArray[np.bool_], at: int, reach: int) -> int | None:
+    """The frame where the sound around frame ``at`` begins: forward to the next loud
+    frame if ``at`` is quiet, back to the start of its loud run if it is loud; None
+    when that is further than ``reach`` frames (or the run has no start nearby)."""
+    count = len(loud)
+    if not 0 <= at < count:
+        return None
+    if not loud[at]:
+        ahead = np.flatnonzero(loud[at : at + reach + 1])
+        return at + int(ahead[0]) if len(ahead) else None
+    lo = max(0, at - reach)
+    quiet = np.flatnonzero(~loud[lo:at])
+    if len(quiet) == 0:
+        return 0 if lo == 0 else None
+    return lo + int(quiet[-1]) + 1
+
+
+def _offset(loud: npt.NDArray[np.bool_], at: int, since: int, until: int) -> int | None:
+    """The frame after the sound around frame ``at`` ends: back to just after the last
+    loud frame if frame ``at - 1`` is quiet (None when there is none from frame
+    ``since``, the word's start), forward to the end of its loud run if it is loud (None
+    when that run goes on past frame ``until``, the next word's start)."""
+    count = len(loud)
+    if not 0 < at <= count:
+        return None
+    if not loud[at - 1]:
+        lo = max(0, min(since, at - 1))
+        behind = np.flatnonzero(loud[lo:at])
+        return lo + int(behind[-1]) + 1 if len(behind) else None
+    quiet = np.flatnonzero(~loud[at : until + 1])
+    if len(quiet) == 0:
+        return count if until >= count else None
+    return at + int(quiet[0])
+
+
+def _last_pause(loud: npt.NDArray[np.bool_], lo: int, hi: int) -> tuple[int, int] | None:
+    """The last run of quiet frames in [lo, hi) at least PAUSE_FRAMES long, as (first
+    quiet, first loud after it); None if there is none."""
+    if hi - lo < PAUSE_FRAMES or lo < 0:
+        return None
+    quiet = ~loud[lo:hi]
+    edges = np.flatnonzero(np.diff(np.concatenate(([False], quiet, [False])).astype(np.int8)))
+    runs = edges.reshape(-1, 2)
+    long = [(lo + int(a), lo + int(b)) for a, b in runs if b - a >= PAUSE_FRAMES]
+    return long[-1] if long else None

