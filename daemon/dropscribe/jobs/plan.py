@@ -14,7 +14,7 @@ import structlog
 from dropscribe.errors import EndpointError, PermanentError, Replan
 from dropscribe.jobs import chunked
 from dropscribe.ops import progress
-from dropscribe.timing import timed
+from dropscribe.timing import heard, timed
 from dropscribe.vocab.settings import Format
 
 if TYPE_CHECKING:
@@ -42,9 +42,10 @@ class Planner:
         for _ in range(MAX_REPLANS):
             try:
                 with progress.Told(found.duration):  # file.progress, where the engine counts
-                    return self._send(job, found)
+                    answer = self._send(job, found)
             except Replan:
                 continue  # what the server said changes how this file goes: decide again
+            return _believed(job, answer)
         raise PermanentError("the endpoint kept refusing what each new plan asked for")
 
     def _send(self, job: Job, found: Probe) -> Transcript:
@@ -146,6 +147,16 @@ class Planner:
         if untimed:  # each chunk asked as for a text sidecar: the times are had here
             settings = settings.model_copy(update={"formats": (Format.TXT,), "speakers": False})
         return self._chunker.transcribe(content, settings, key)
+
+
+def _believed(job: Job, answer: Transcript) -> Transcript:
+    """``answer``; an empty one only where the recording holds no speech (PermanentError)."""
+    if answer.text.strip():
+        return answer
+    held, _ = job.known()
+    if (why := heard.empty_answer(held.content)) is not None:
+        raise why
+    return answer
 
 
 def _worded(endpoint: Endpoint, caps: Caps) -> bool:

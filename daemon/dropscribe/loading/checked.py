@@ -12,6 +12,7 @@ from dropscribe.audio import voices
 from dropscribe.config import settings
 from dropscribe.errors import PermanentError
 from dropscribe.ops import log
+from dropscribe.timing import timed, whisper
 from dropscribe.transcribe import kinds, models
 from dropscribe.vocab.config import Config
 from dropscribe.vocab.settings import SpeakerCount, Task
@@ -79,6 +80,26 @@ def speakers(endpoint: Endpoint, values: dict[str, Any], where: KeyPath, problem
         problem((*where, "voices"), str(exc))
 
 
+def english_only(model: str, values: dict[str, Any], where: KeyPath, problem: Report) -> None:
+    """Refuse a non-English ``language`` or ``task: translate`` for an English-only local
+    model (``*.en``): it writes English-sounding nonsense for other speech, or nothing."""
+    if not whisper.english_only(model):
+        return
+    fix = "use a multilingual model (model: base, small, or any name without .en)"
+    language = values.get("language")
+    if not timed.english(language):
+        problem(
+            (*where, "language"),
+            f"model {model!r} knows English only and cannot transcribe {language!r};"
+            f" {fix}, or language: en",
+        )
+    if values.get("task") is Task.TRANSLATE:
+        problem(
+            (*where, "task"),
+            f"model {model!r} knows English only and cannot translate; {fix}, or task: transcribe",
+        )
+
+
 def level(endpoint: Endpoint, values: dict[str, Any], where: KeyPath, problem: Report) -> None:
     """Refuse what no request to the model can do: speaker labels from an endpoint that
     gives none (``speakers``), a translation by a model that only transcribes (on
@@ -86,6 +107,7 @@ def level(endpoint: Endpoint, values: dict[str, Any], where: KeyPath, problem: R
     speakers(endpoint, values, where, problem)
     model = values.get("model", "")
     if endpoint.kind == "local":
+        english_only(model, values, where, problem)
         return
     if values.get("task") is Task.TRANSLATE and not models.of(endpoint, model).translate:
         problem((*where, "task"), models.cannot_translate(endpoint, model))
