@@ -407,7 +407,10 @@ def test_check_config_refuses_an_unwritable_state_dir_and_inbox(tmp_path, read_o
     lines = result.stderr.splitlines()
     where = f"dropscribe: {tmp_path / 'c.yaml'}"
     assert lines[0].startswith(f"{where}: state_dir {read_only}/s cannot be written")
-    assert lines[1].startswith(f"{where}: inbox {read_only} cannot be written by this user")
+    # A read-only mount is named as such (under systemd: outside ReadWritePaths=), not as
+    # a permission to change
+    assert lines[1].startswith(f"{where}: inbox {read_only} is on a read-only file system here")
+    assert "ReadWritePaths=" in lines[1]
 
 
 def test_check_config_refuses_kind_local_without_faster_whisper(tmp_path, monkeypatch):
