@@ -15,7 +15,7 @@ import pytest
 
 from conftest import DaemonProcess, make_wav, named, wait_for, write_tones
 from dropscribe.audio import split, stitch, transcode
-from dropscribe.jobs import chunked
+from dropscribe.jobs import plan
 from dropscribe.service import Daemon
 from dropscribe.transcript import Transcript
 from dropscribe.vocab.endpoints import Endpoint
@@ -305,20 +305,18 @@ def test_within_limits_file_is_sent_as_is_and_local_never_reencodes(tmp_path):
     found = examine(wav)
     settings = FolderSettings(endpoint="e", model="whisper-1")
     openai = Endpoint(name="e", base_url="http://127.0.0.1:9")
-    assert chunked.reason(found, openai, settings, wav, wav.stat().st_size) is None
+    assert plan.reason(found, openai, settings, wav, wav.stat().st_size) is None
     small = Endpoint(name="e", base_url="http://127.0.0.1:9", max_upload_bytes=1000)
-    assert "upload limit" in (chunked.reason(found, small, settings, wav, wav.stat().st_size) or "")
+    assert "upload limit" in (plan.reason(found, small, settings, wav, wav.stat().st_size) or "")
     local = Endpoint(name="e", kind="local", max_concurrency=1, max_upload_bytes=1000)
-    assert chunked.reason(found, local, settings, wav, wav.stat().st_size) is None
+    assert plan.reason(found, local, settings, wav, wav.stat().st_size) is None
     long = found.__class__("wav", "pcm_s16le", 2000.0, 1)
     gpt = FolderSettings(endpoint="e", model="gpt-4o-transcribe")
-    assert "one request" in (chunked.reason(long, openai, gpt, wav, wav.stat().st_size) or "")
-    assert (
-        chunked.reason(long, openai, settings, wav, wav.stat().st_size) is None
-    )  # whisper-1: no cap
+    assert "one request" in (plan.reason(long, openai, gpt, wav, wav.stat().st_size) or "")
+    assert plan.reason(long, openai, settings, wav, wav.stat().st_size) is None  # whisper-1: no cap
     opus = tmp_path / "a.opus"
     opus.write_bytes(wav.read_bytes())
-    assert ".opus" in (chunked.reason(found, openai, settings, opus, opus.stat().st_size) or "")
+    assert ".opus" in (plan.reason(found, openai, settings, opus, opus.stat().st_size) or "")
 
 
 def _part(text: str, segs: list[tuple[float, float, str]]) -> Transcript:

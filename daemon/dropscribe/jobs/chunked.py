@@ -30,14 +30,13 @@ from dropscribe.errors import Abandoned, Replan, TranscriptionError
 from dropscribe.jobs import voiceprints
 from dropscribe.ledger.interface import WRITE_FAILED, Checkpoints
 from dropscribe.ops import progress
-from dropscribe.transcribe import kinds, models
+from dropscribe.transcribe import kinds
 from dropscribe.transcript import Transcript
 from dropscribe.vocab.states import JobKey, JobState
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from dropscribe.audio.probe import Probe
     from dropscribe.transcribe.models import Caps
     from dropscribe.transcribe.uploader import Uploader
     from dropscribe.vocab.endpoints import Endpoint
@@ -53,34 +52,6 @@ SPAN_SECONDS, SPAN_LONGEST = 20.0, 30.0
 # words a minute of sound (speech has 120-190), over at least 30 s of sound, looks cut
 # short. Music or noise without words looks the same: it costs one more pair of requests.
 SUSPECT_WPM, SUSPECT_SOUND = 40.0, 30.0
-
-
-def reason(
-    found: Probe,
-    endpoint: Endpoint,
-    settings: FolderSettings,
-    path: Path,
-    size: int,
-    caps: Caps | None = None,
-) -> str | None:
-    """Why this file (``size`` bytes) cannot be uploaded as it is; None when it can."""
-    if endpoint.kind == "local":
-        return None  # faster-whisper decodes any container and any length itself
-    if found.video:
-        return "it has a picture track; only the audio is sent"
-    extension = path.suffix.lower().lstrip(".")
-    if not kinds.accepts(endpoint, extension):
-        return f"endpoint kind {endpoint.kind} does not take .{extension} files"
-    limit = kinds.upload_limit(endpoint)
-    if limit is not None and size > limit:
-        return f"{size / 2**20:.1f} MiB is over the {limit / 2**20:.1f} MiB upload limit"
-    seconds = (caps or models.of(endpoint, settings.model)).request_seconds
-    if seconds is not None and found.duration is not None and found.duration > seconds:
-        return (
-            f"{found.duration:.0f} s is over the {seconds:.0f} s one request to"
-            f" {settings.model} may carry"
-        )
-    return None
 
 
 def lengths(
