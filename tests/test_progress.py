@@ -185,6 +185,17 @@ def _local(setup, batch: int | str = "auto") -> None:
     setup.data["defaults"] = {"endpoint": "here", "model": "tiny.en", "settle_seconds": 0.2}
 
 
+def _english_only_asked_for_french(setup) -> None:
+    """tiny.en's files under a name without .en (check-config refuses tiny.en with French),
+    asked for French: faster-whisper itself then warns that the model is English-only."""
+    from dropscribe.transcribe.local import resolve_model
+
+    standin = setup.root / "standin"
+    standin.symlink_to(resolve_model("tiny.en")[0], target_is_directory=True)
+    setup.data["defaults"]["model"] = str(standin)
+    setup.data["defaults"]["language"] = "fr"
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("batch", [2, 1])
 def test_a_long_local_transcription_tells_its_progress(setup, batch):
@@ -288,7 +299,7 @@ def test_a_library_warning_under_the_bar_is_a_line_of_its_own(setup):
     """faster-whisper's own warning (an English-only model asked for French) is an event
     on its own line under once's bar, never glued to the bar, and the bar comes back."""
     _local(setup)
-    setup.data["defaults"]["language"] = "fr"
+    _english_only_asked_for_french(setup)
     setup.data["log"] = {"format": "console"}
     _speak(setup.inbox / "hum.wav", "Hello there, how are you today?")
     code, text = _on_a_terminal(setup, {})
@@ -324,7 +335,7 @@ def test_every_line_of_a_json_log_is_json_library_warnings_included(setup):
     import json
 
     _local(setup)
-    setup.data["defaults"]["language"] = "fr"
+    _english_only_asked_for_french(setup)
     setup.data["log"] = {"format": "json"}
     _speak(setup.inbox / "hum.wav", "Hello there, how are you today?")
     daemon = DaemonProcess(setup, "once")
