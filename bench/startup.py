@@ -73,7 +73,9 @@ def config(work: Path, endpoint: dict[str, object]) -> Path:
     return path
 
 
-def timed(argv: list[str], source: Path, wav: Path | None = None, work: Path | None = None) -> float:
+def timed(
+    argv: list[str], source: Path, wav: Path | None = None, work: Path | None = None
+) -> float:
     """Wall seconds of ``python -m dropscribe ARGV`` with ``source`` first on the path;
     with ``wav``, a fresh copy of it in the inbox first (and the ledger emptied)."""
     if wav is not None and work is not None:
