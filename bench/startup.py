@@ -2,7 +2,8 @@
 
     python bench/startup.py [--rounds 5] [--against main]
 
-Times, as wall seconds from the process's start to its exit (medians of ``--rounds``),
+Times, as wall and CPU seconds (user + system) of a fresh process from its start to its
+exit (medians of ``--rounds``),
 ``dropscribe --help``, ``check-config``, ``status``, and ``once`` on a 1-s WAV of
 espeak-ng speech through the local engine (the bundled tiny.en) and through FakeAPI on
 127.0.0.1; and the CPU seconds of ``import dropscribe.commands.cli``. With ``--against
@@ -16,7 +17,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -73,10 +76,16 @@ def config(work: Path, endpoint: dict[str, object]) -> Path:
     return path
 
 
+def cpu() -> float:
+    """CPU seconds of this script's children so far."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
 def timed(
     argv: list[str], source: Path, wav: Path | None = None, work: Path | None = None
-) -> float:
-    """Wall seconds of ``python -m dropscribe ARGV`` with ``source`` first on the path;
+) -> tuple[float, float]:
+    """Wall and CPU seconds of ``python -m dropscribe ARGV`` with ``source`` first on the path;
     with ``wav``, a fresh copy of it in the inbox first (and the ledger emptied)."""
     if wav is not None and work is not None:
         shutil.rmtree(work / "state", ignore_errors=True)
@@ -84,7 +93,7 @@ def timed(
         (work / "inbox").mkdir()
         shutil.copy(wav, work / "inbox" / "hello.wav")
     env = {**os.environ, "PYTHONPATH": str(source)}
-    start = time.perf_counter()
+    start, used = time.perf_counter(), cpu()
     subprocess.run(
         [sys.executable, "-m", "dropscribe", *argv],
         check=wav is not None or argv[0] != "--help",
@@ -92,7 +101,7 @@ def timed(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    return time.perf_counter() - start
+    return time.perf_counter() - start, cpu() - used
 
 
 def import_cpu(source: Path) -> float:
@@ -131,30 +140,34 @@ def main() -> None:
         local = config(top / "local", {"kind": "local"})
         fake = config(top / "fake", {"base_url": api.base_url})
         cases = {
-            "import cli (CPU s)": None,
+            "import cli": None,
             "--help": ["--help"],
             "check-config": ["check-config", "-c", str(fake)],
             "status": ["status", "-c", str(fake)],
             "once, local engine": ["once", "-c", str(local)],
             "once, FakeAPI": ["once", "-c", str(fake)],
         }
-        times: dict[tuple[str, str], list[float]] = {}
+        times: dict[tuple[str, str], list[tuple[float, float]]] = {}
         loads: list[float] = []
         for _ in range(args.rounds):
             for case, argv in cases.items():
                 for name, source in trees.items():
                     loads.append(os.getloadavg()[0])
                     if argv is None:
-                        took = import_cpu(source)
+                        took = (math.nan, import_cpu(source))
                     elif argv[0] == "once":
                         took = timed(argv, source, wav, Path(argv[2]).parent)
                     else:
                         took = timed(argv, source)
                     times.setdefault((case, name), []).append(took)
         print(f"medians of {args.rounds}; load average (1 min) {statistics.median(loads):.1f}")
-        print(f"{'':24}" + "".join(f"{name:>14}" for name in trees))
+        print(f"{'wall s, CPU s':24}" + "".join(f"{name:>16}" for name in trees))
         for case in cases:
-            row = "".join(f"{statistics.median(times[case, n]):>13.2f}s" for n in trees)
+            row = ""
+            for name in trees:
+                wall = statistics.median(t[0] for t in times[case, name])
+                used = statistics.median(t[1] for t in times[case, name])
+                row += f"{wall:>10.2f}{used:>6.2f}"
             print(f"{case:24}{row}")
 
 

@@ -85,3 +85,15 @@ def test_once_through_an_api_loads_no_local_engine(tmp_path, api):
     found = imported("once", "-c", str(config), env={"DROPSCRIBE_TEST_KEY": API_KEY})
     assert found & ENGINE == set()
     assert (tmp_path / "inbox" / "hello.txt").exists()
+
+
+@pytest.mark.slow
+def test_once_with_the_local_engine_imports_no_http_client(tmp_path):
+    """once on a config with no URL (kind: local, the bundled tiny.en) never imports httpx."""
+    config = write_config(tmp_path, {"kind": "local"})
+    data = json.loads(config.read_text())
+    data["defaults"]["model"] = "tiny.en"
+    config.write_text(json.dumps(data))
+    make_wav(tmp_path / "inbox" / "hello.wav", seconds=1.0)
+    assert imported("once", "-c", str(config)) & HTTP == set()
+    assert (tmp_path / "inbox" / "hello.txt").exists()
