@@ -95,8 +95,11 @@ def _parser() -> argparse.ArgumentParser:
             )
         if name == "explain":
             cmd.add_argument("path", metavar="PATH", help="a file in (or meant for) an inbox")
-        if name == "service":
-            service.add_arguments(cmd)
+        if name == "service":  # here, not in commands/service.py: --help imports no command
+            cmd.add_argument("action", choices=["install", "uninstall"], help="set up, or undo")
+            cmd.add_argument(
+                "--dry-run", action="store_true", help="print what it would do, do nothing"
+            )
         if name == "ledger":
             cmd.add_argument("action", choices=["migrate"], help="what to do with the ledger")
         if name == "rehearse":
