@@ -167,7 +167,7 @@ def main() -> None:
             for name in trees:
                 wall = statistics.median(t[0] for t in times[case, name])
                 used = statistics.median(t[1] for t in times[case, name])
-                row += f"{wall:>10.2f}{used:>6.2f}"
+                row += f"{'-' if math.isnan(wall) else f'{wall:.2f}':>10}{used:>6.2f}"
             print(f"{case:24}{row}")
 
 
