@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dropscribe import beneath
-from dropscribe.audio import probe
 from dropscribe.errors import PermanentError
 from dropscribe.vocab.settings import AUDIO_EXTENSIONS
 
@@ -133,6 +132,8 @@ def _clips(folder: Path, stamp: int) -> tuple[Voice, ...]:  # noqa: ARG001 - the
             f"voices folder {folder} holds {len(found)} clips; at most {MOST_VOICES}"
             " known voices go with a request"
         )
+    from dropscribe.audio import probe  # noqa: PLC0415 - av, only where a config has voices
+
     voices = []
     for path in found:
         clip, _ = _opened(path)

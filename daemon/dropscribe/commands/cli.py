@@ -14,12 +14,8 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import structlog
-
 from dropscribe import __version__
-from dropscribe.commands import explain, migrate, rehearse, retry, service, status
 from dropscribe.commands.console import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE
-from dropscribe.config import preflight
 from dropscribe.errors import (
     AlreadyRunningError,
     ConfigError,
@@ -27,14 +23,14 @@ from dropscribe.errors import (
     StateLostError,
     WorkersFailedError,
 )
-from dropscribe.loading import checked
-from dropscribe.ops import log, progress
-from dropscribe.transcribe import lookout
 
+# Each command imports its own modules when it runs (the PLC0415 lines below): --help
+# needs none of them, status no engine, audio or HTTP library.
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from types import FrameType
 
+    from dropscribe.ops import progress
     from dropscribe.vocab.config import Config
 
 
@@ -99,8 +95,11 @@ def _parser() -> argparse.ArgumentParser:
             )
         if name == "explain":
             cmd.add_argument("path", metavar="PATH", help="a file in (or meant for) an inbox")
-        if name == "service":
-            service.add_arguments(cmd)
+        if name == "service":  # here, not in commands/service.py: --help imports no command
+            cmd.add_argument("action", choices=["install", "uninstall"], help="set up, or undo")
+            cmd.add_argument(
+                "--dry-run", action="store_true", help="print what it would do, do nothing"
+            )
         if name == "ledger":
             cmd.add_argument("action", choices=["migrate"], help="what to do with the ledger")
         if name == "rehearse":
@@ -132,18 +131,29 @@ def _read(args: argparse.Namespace, cfg: Config) -> int:
         cfg = dataclasses.replace(cfg, state_dir=Path(args.state_dir).expanduser().absolute())
     match args.command:
         case "status":
+            from dropscribe.commands import status  # noqa: PLC0415 - see the imports
+
             return status.status(cfg, as_json=args.json)
         case "explain":
+            from dropscribe.commands import explain  # noqa: PLC0415 - see the imports
+
             return explain.explain(cfg, Path(args.path).expanduser().absolute())
         case "ledger":
+            from dropscribe.commands import migrate  # noqa: PLC0415 - see the imports
+
             return migrate.migrate(cfg)
     if not args.paths and not args.all:
         return _fail("retry: name quarantined files, or give --all")
+    from dropscribe.commands import retry  # noqa: PLC0415 - see the imports
+
     return retry.retry(cfg, [Path(p).resolve() for p in args.paths])
 
 
 def _check(cfg: Config) -> int:
     """check-config beyond the file: problems (exit 2), then what will stop working."""
+    from dropscribe.config import preflight  # noqa: PLC0415 - see the imports
+    from dropscribe.transcribe import lookout  # noqa: PLC0415 - see the imports
+
     for warning in preflight.warnings(cfg):
         print(f"dropscribe: {cfg.source}: warning: {warning}", file=sys.stderr)
     found = preflight.problems(cfg)
@@ -171,7 +181,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.reconfigure(errors="surrogateescape")  # (a non-UTF-8 name cannot crash)
     args = _parser().parse_args(argv)
     if args.command == "service":
+        from dropscribe.commands import service  # noqa: PLC0415 - see the imports
+
         return service.main(args)
+    from dropscribe.loading import checked  # noqa: PLC0415 - see the imports
+    from dropscribe.ops import log  # noqa: PLC0415 - see the imports
+
     try:  # status, explain and retry send nothing: they need no API key
         cfg = checked.load(args.config, keys=args.command not in READERS)
     except ConfigError as exc:
@@ -185,6 +200,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "rehearse":
         log.configure("auto", "warning")
         inbox = Path(args.inbox).expanduser().resolve()
+        from dropscribe.commands import rehearse  # noqa: PLC0415 - see the imports
+
         return rehearse.rehearse(
             cfg, inbox, args.model, args.endpoint, max(1, args.sample), apply=args.apply
         )
@@ -192,6 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     bar = once and sys.stderr.isatty() and cfg.log_format != "json"
     # once on a terminal: a progress bar, and only warnings and errors as events.
     level = "warning" if bar and cfg.log_level in {"debug", "info"} else cfg.log_level
+    from dropscribe.ops import progress  # noqa: PLC0415 - see the imports
+
     shown = progress.Bar(sys.stderr) if bar else None
     log.configure(cfg.log_format, level, stream=shown, final=True)  # log: is restart-only
     return _serve(cfg, once=once, level=level, bar=shown)
@@ -238,6 +257,8 @@ def _serve(
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGHUP, on_hangup)
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # a seemingly stuck daemon
+    import structlog  # noqa: PLC0415 - see the imports
+
     from dropscribe.service import Daemon  # noqa: PLC0415 - the commands that only read start fast
 
     try:

@@ -28,11 +28,6 @@ LINK = Path("/usr/local/bin/dropscribe")
 CREDENTIALS_FAILED = 243  # systemd's exit status when a LoadCredential= file cannot be read
 
 
-def add_arguments(cmd: argparse.ArgumentParser) -> None:
-    cmd.add_argument("action", choices=["install", "uninstall"], help="set up, or undo")
-    cmd.add_argument("--dry-run", action="store_true", help="print what it would do, do nothing")
-
-
 def main(args: argparse.Namespace) -> int:
     config = Path(args.config).expanduser().absolute()
     try:

@@ -12,7 +12,6 @@ from dropscribe.audio import voices
 from dropscribe.config import settings
 from dropscribe.errors import PermanentError
 from dropscribe.ops import log
-from dropscribe.timing import timed, whisper
 from dropscribe.transcribe import kinds, models
 from dropscribe.vocab.config import Config
 from dropscribe.vocab.settings import SpeakerCount, Task
@@ -83,6 +82,8 @@ def speakers(endpoint: Endpoint, values: dict[str, Any], where: KeyPath, problem
 def english_only(model: str, values: dict[str, Any], where: KeyPath, problem: Report) -> None:
     """Refuse a non-English ``language`` or ``task: translate`` for an English-only local
     model (``*.en``): it writes English-sounding nonsense for other speech, or nothing."""
+    from dropscribe.timing import timed, whisper  # noqa: PLC0415 - numpy and av, for local only
+
     if not whisper.english_only(model):
         return
     fix = "use a multilingual model (model: base, small, or any name without .en)"

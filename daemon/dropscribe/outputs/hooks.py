@@ -23,7 +23,6 @@ import subprocess
 import time
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import structlog
 
 from dropscribe import names
@@ -157,6 +156,8 @@ def _send(
 
 def _webhook(hook: HookModel, body: bytes) -> None:
     assert hook.webhook is not None
+    import httpx  # noqa: PLC0415 - only a config with a webhook pays for it
+
     try:  # streamed, and the answer's body never read: only its status counts
         with httpx.stream(
             "POST",

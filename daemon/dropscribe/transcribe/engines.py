@@ -5,9 +5,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from dropscribe.transcribe.http import Client
-from dropscribe.transcribe.local import LocalEngine
-
 if TYPE_CHECKING:
     import threading
 
@@ -24,6 +21,11 @@ def make_client(
 ) -> Transcriber:
     """faster-whisper in-process (which stops between segments once ``abort`` is set), or
     the HTTP client (through ``transport``, where a test gives one)."""
+    # Each imported where it is used: a local-only config needs no httpx, an API no engine.
     if endpoint.kind == "local":
+        from dropscribe.transcribe.local import LocalEngine  # noqa: PLC0415
+
         return LocalEngine(endpoint, abort)
+    from dropscribe.transcribe.http import Client  # noqa: PLC0415
+
     return Client(endpoint, transport=transport)

@@ -13,7 +13,7 @@ import structlog
 
 from dropscribe.config import rules
 from dropscribe.errors import TranscriptionError
-from dropscribe.transcribe import http, radar
+from dropscribe.transcribe import radar
 from dropscribe.transcribe.limits import where
 
 if TYPE_CHECKING:
@@ -128,6 +128,8 @@ class Radar:
         """What the endpoint's server says of its models' shutdowns (None: not asked)."""
         if endpoint.kind not in radar.LISTING:
             return None
+        from dropscribe.transcribe import http  # noqa: PLC0415 - status and check-config need no httpx
+
         client = http.Client(endpoint)
         try:
             return radar.listed(client.catalogue())

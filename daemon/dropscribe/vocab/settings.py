@@ -14,7 +14,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 # The upload formats of the seed page, plus the Ogg spellings users drop in.
@@ -99,6 +98,8 @@ def http_url(value: str | None) -> str | None:
     """``value``, if it is a URL httpx will take (a port in range, no control character)."""
     if value is None:
         return value
+    import httpx  # noqa: PLC0415 - only a config that names a URL pays for it
+
     usable = re.fullmatch(r"https?://[^\s/]+(/\S*)?", value) is not None
     try:
         urllib.parse.urlsplit(value).port  # noqa: B018 - a port out of range raises
