@@ -223,11 +223,11 @@ def test_a_long_recording_keeps_one_label_per_voice_across_chunks(setup, kind, m
 
 def test_explain_says_the_first_chunk_goes_alone_for_stable_labels(setup, capsys):
     """dropscribe explain, for a speakers folder on OpenAI: why a long file's first chunk runs alone."""
-    from dropscribe.commands import status
+    from dropscribe.commands import explain
 
     setup.data["defaults"].update({"model": "gpt-4o-transcribe-diarize", "speakers": True})
     write_tones(setup.inbox / "call.wav", TURNS, 13.0)
-    status.explain(setup.load(), setup.inbox / "call.wav")
+    explain.explain(setup.load(), setup.inbox / "call.wav")
     out = capsys.readouterr().out
     assert "the first is transcribed alone" in out
     assert "speakers: true" in out
