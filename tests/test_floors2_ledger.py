@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import shutil
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -117,7 +118,7 @@ ROWS = [
 
 def main_sqlite(path: Path) -> None:
     """A SQLite ledger as dropscribe before the shared schema made and filled it."""
-    with sqlite3.connect(path) as db:
+    with closing(sqlite3.connect(path)) as db, db:
         db.executescript(MAIN_SQLITE)
         for sql in ROWS:
             db.execute(sql.format(k=KEY, d=KEY.digest))
@@ -314,7 +315,7 @@ def test_a_ledger_made_before_the_shared_schema_serves_the_daemon(setup, tmp_pat
     # the same rows in a ledger laid out as the former DDL laid it out
     made = setup.state / LEDGER_NAME
     former = tmp_path / "former.sqlite3"
-    with sqlite3.connect(former) as db:
+    with closing(sqlite3.connect(former)) as db, db:
         db.executescript(MAIN_SQLITE)
         db.execute("ATTACH ? AS now", (str(made),))
         for table in ("jobs", "files", "sidecars", "chunks", "capabilities"):
@@ -331,6 +332,6 @@ def test_a_ledger_made_before_the_shared_schema_serves_the_daemon(setup, tmp_pat
     assert (setup.inbox / "b.txt").exists()
     status = DaemonProcess(setup, command="status")
     assert status.wait() == 0
-    with sqlite3.connect(made) as db:
+    with closing(sqlite3.connect(made)) as db, db:
         assert db.execute("SELECT value FROM meta WHERE name = 'schema'").fetchall() == [("1",)]
     db.close()

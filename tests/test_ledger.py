@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from contextlib import closing
 from typing import TYPE_CHECKING
 
 import pytest
@@ -129,12 +130,12 @@ def test_a_ledger_from_before_versions_is_stamped_and_keeps_its_rows(tmp_path):
     ledger = SqliteLedger(path)
     ledger.start_attempt(JobKey("abc", "def"), {}, 1)
     ledger.close()
-    with sqlite3.connect(path) as db:
+    with closing(sqlite3.connect(path)) as db, db:
         db.execute("PRAGMA user_version = 0")
     ledger = SqliteLedger(path)
     assert ledger.job("abc:def").attempts == 1
     ledger.close()
-    with sqlite3.connect(path) as db:
+    with closing(sqlite3.connect(path)) as db, db:
         (version,) = db.execute("PRAGMA user_version").fetchone()
     assert version == migrations.SCHEMA_VERSION
 
@@ -147,7 +148,7 @@ def test_a_ledger_from_a_newer_dropscribe_is_refused_by_run_and_status(setup):
 
     setup.state.mkdir()
     path = setup.state / "ledger.sqlite3"
-    with sqlite3.connect(path) as db:
+    with closing(sqlite3.connect(path)) as db, db:
         db.execute("PRAGMA user_version = 99")
     env = {"PATH": "/usr/bin:/bin", **setup.env}
     for command in ("run", "status"):
@@ -162,7 +163,7 @@ def test_a_ledger_from_a_newer_dropscribe_is_refused_by_run_and_status(setup):
         assert done.returncode == 2, (command, done.stderr)
         assert "written by a newer dropscribe (layout 99; this one knows up to 1)" in done.stderr
         assert "Traceback" not in done.stderr
-    with sqlite3.connect(path) as db:
+    with closing(sqlite3.connect(path)) as db, db:
         assert db.execute("PRAGMA user_version").fetchone() == (99,)
 
 

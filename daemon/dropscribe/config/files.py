@@ -41,10 +41,22 @@ def expanded(value: str, base: Path) -> Path:
 def resolved(value: str, base: Path) -> Path:
     """``expanded``, with its links resolved (as far as they exist)."""
     path = expanded(value, base)
+    loop = f"{path}: its symbolic links go round in a loop"
+    try:
+        return path.resolve(strict=True)
+    except FileNotFoundError:
+        pass  # a part does not exist (yet): resolved as far as it does, below
+    except RuntimeError:  # Python < 3.13: a link that leads back to itself
+        raise UnusableError(loop) from None
+    except OSError as exc:
+        # Python 3.13 says ELOOP (and, strict=False, would quietly leave a loop as it is)
+        raise UnusableError(
+            loop if exc.errno == errno.ELOOP else f"{path}: {exc.strerror or exc}"
+        ) from None
     try:
         return path.resolve()
-    except RuntimeError:  # a link that leads back to itself
-        raise UnusableError(f"{path}: its symbolic links go round in a loop") from None
+    except RuntimeError:
+        raise UnusableError(loop) from None
     except OSError as exc:
         raise UnusableError(f"{path}: {exc.strerror or exc.__class__.__name__}") from None
 
