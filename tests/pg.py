@@ -66,9 +66,17 @@ class Cluster:
             self._as = ["runuser", "-u", "postgres", "--"]
         self.root.chmod(0o755)
         self._run(
-            "initdb", "-D", str(self.data), "-U", "postgres", "--auth-local=trust",
-            "--auth-host=scram-sha-256", "-E", "UTF8", "--no-sync",
-        )  # fmt: skip
+            "initdb",
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        )
         conf = (
             f"port = {self.port}\nlisten_addresses = '127.0.0.1'\n"
             f"unix_socket_directories = '{self.root}'\nfsync = off\n"

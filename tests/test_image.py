@@ -93,12 +93,20 @@ class Container:
         path.write_text(yaml.safe_dump(config, sort_keys=False))
         path.chmod(0o644)
         self.args = [
-            "run", "-d", "--name", self.name, *limits(),
-            "-v", f"{self.inbox}:/srv/recordings",
-            "-v", f"{path}:/etc/dropscribe/config.yaml:ro",
-            "-e", f"DROPSCRIBE_HEALTHZ=http://127.0.0.1:{self.port}/healthz",
-            *extra, IMAGE,
-        ]  # fmt: skip
+            "run",
+            "-d",
+            "--name",
+            self.name,
+            *limits(),
+            "-v",
+            f"{self.inbox}:/srv/recordings",
+            "-v",
+            f"{path}:/etc/dropscribe/config.yaml:ro",
+            "-e",
+            f"DROPSCRIBE_HEALTHZ=http://127.0.0.1:{self.port}/healthz",
+            *extra,
+            IMAGE,
+        ]
 
     def start(self) -> None:
         podman(*self.args)
@@ -185,13 +193,15 @@ def test_a_dropped_file_is_transcribed_by_the_api_on_the_hosts_loopback(containe
         config = {
             "endpoints": {"api": {"base_url": api.base_url, "api_key_file": "openai-key"}},
             "defaults": {
-                "endpoint": "api", "model": "whisper-1", "settle_seconds": 0.3,
+                "endpoint": "api",
+                "model": "whisper-1",
+                "settle_seconds": 0.3,
                 "formats": ["txt", "srt"],
             },
             "inboxes": [{"path": "/srv/recordings"}],
             "state_dir": "/var/lib/dropscribe",
             "shutdown_grace": 8,
-        }  # fmt: skip
+        }
         c = container(config, "--network", "host", "--secret", f"{secret},target=openai-key")
         c.start()
         wait_for(lambda: healthy(c.port), timeout=60, what="/healthz from the container")
@@ -215,11 +225,26 @@ def test_a_dropped_file_is_transcribed_by_the_api_on_the_hosts_loopback(containe
 def test_the_bundled_model_transcribes_speech_with_no_network(container):
     """The image's default config (the local engine, tiny.en bundled) with --network
     none: real speech dropped in the inbox comes back as its words; podman stop exits 0."""
-    if podman("run", "--rm", *limits(), "--network", "none", "--entrypoint", "python3", IMAGE,
-              "-c", "import faster_whisper", check=False).returncode != 0:  # fmt: skip
+    if (
+        podman(
+            "run",
+            "--rm",
+            *limits(),
+            "--network",
+            "none",
+            "--entrypoint",
+            "python3",
+            IMAGE,
+            "-c",
+            "import faster_whisper",
+            check=False,
+        ).returncode
+        != 0
+    ):
         pytest.skip("this image has no local engine (the -lite one?)")
-    config = yaml.safe_load(Path(__file__).parent.parent.joinpath(
-        "deploy", "container", "config.yaml").read_text())  # fmt: skip
+    config = yaml.safe_load(
+        Path(__file__).parent.parent.joinpath("deploy", "container", "config.yaml").read_text()
+    )
     config["defaults"]["settle_seconds"] = 0.3
     c = container(config, "--network", "none")
     c.start()

@@ -146,8 +146,11 @@ def test_every_shipped_config_is_valid(tmp_path, name, text, secrets):
     inbox = tmp_path / "recordings"
     inbox.mkdir()
     path = tmp_path / "config.yaml"
-    path.write_text(text.replace("/srv/recordings", str(inbox)).replace(
-        "/var/lib/dropscribe", str(tmp_path / "state")))  # fmt: skip
+    path.write_text(
+        text.replace("/srv/recordings", str(inbox)).replace(
+            "/var/lib/dropscribe", str(tmp_path / "state")
+        )
+    )
     try:
         configmod.load(path, environ={"CREDENTIALS_DIRECTORY": str(creds)})
     except ConfigError as exc:

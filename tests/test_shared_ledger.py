@@ -54,8 +54,10 @@ def test_one_claim_per_job_and_tokens_grow(pg_url):
 
 def test_claims_race_from_many_threads_but_one_wins(pg_url):
     """Twenty threads of four hosts claim one job at once: exactly one holds it."""
-    hosts = [PostgresLedger(SharedLedger(pg_url, pg.PASSWORD, f"h{n}", 30.0), Places([]))
-             for n in range(4)]  # fmt: skip
+    hosts = [
+        PostgresLedger(SharedLedger(pg_url, pg.PASSWORD, f"h{n}", 30.0), Places([]))
+        for n in range(4)
+    ]
     winners, barrier, release = [], threading.Barrier(20), threading.Event()
 
     def claim(led: PostgresLedger) -> None:

@@ -175,8 +175,15 @@ class PostgresLedger(Reads):
         """As ``SqliteLedger.begin``, in one transaction; the caller holds the claim."""
         now = self._clock()
         file_args = (
-            self._stored(path), inbox, *stat, key.digest, str(key), FileState.UPLOADING, None, now
-        )  # fmt: skip
+            self._stored(path),
+            inbox,
+            *stat,
+            key.digest,
+            str(key),
+            FileState.UPLOADING,
+            None,
+            now,
+        )
         with self._tx() as execute:
             found = execute(queries.SELECT_JOB, (str(key),)).fetchone()
             job = job_row(found) if found else None
