@@ -15,7 +15,7 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
-from dropscribe.config import document, files, sections
+from dropscribe.config import document, files, sections, steps
 from dropscribe.config.keyfile import unreadable
 from dropscribe.config.locate import KeyPath, dotted, from_pydantic, line_of
 from dropscribe.config.schema import (
@@ -158,7 +158,8 @@ def _resolve(
         for inbox in model.inboxes
         if inbox is not None
         for layer in (inbox, *inbox.rules)
-    }
+    } | steps.chat_endpoints(model)
+    steps.check(model, problem)
     endpoints = {
         name: sections.endpoint(
             name, ep, base, environ, ("endpoints", name), problem, keys and name in used
@@ -327,4 +328,5 @@ def _layer(
                 del values[key]
     if "formats" in values:
         values["formats"] = tuple(dict.fromkeys(values["formats"]))
+    steps.resolve(values, base, where, problem)
     return Layer(values, match, folder.strip("/") if folder else None)

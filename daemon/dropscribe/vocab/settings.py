@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from dropscribe.vocab.steps import ChatModel, Language, SummaryModel
+
 # The upload formats of the seed page, plus the Ogg spellings users drop in.
 AUDIO_EXTENSIONS = (
     "flac",
@@ -165,6 +167,11 @@ class FolderSettings(StrictModel):
     align_model: Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\n]+$")] | None = (
         None
     )
+    # chat33 (issue 33): steps after the transcript, on a kind: chat endpoint (vocab/steps.py).
+    # Never part of shaping(): changing them re-runs a step, never the transcription.
+    chat: ChatModel | None = None
+    summary: bool | SummaryModel = False
+    translate_to: tuple[Language, ...] = ()
 
     @field_validator("language")
     @classmethod
