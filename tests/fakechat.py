@@ -35,8 +35,12 @@ def tokens(text: str) -> int:
     return max(1, len(text) // CHARS_PER_TOKEN)
 
 
-def error(status: int, message: str, code: str | None, param: str | None = None, **headers: str) -> Reply:
-    body = {"error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}}
+def error(
+    status: int, message: str, code: str | None, param: str | None = None, **headers: str
+) -> Reply:
+    body = {
+        "error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}
+    }
     return Reply(status, body, dict(headers))
 
 
@@ -46,8 +50,8 @@ def answer_for(messages: list[dict[str, str]]) -> str:
     if system.startswith("Translate subtitles"):
         lang = (LANG.search(system) or [None, "xx"])[1]
         part = user.split("Translate:\n", 1)[-1]
-        lines = [l for l in part.splitlines() if re.match(r"\[\d+\] ", l)]
-        return "\n".join(re.sub(r"^(\[\d+\]) ", rf"\1 {lang}: ", l) for l in lines)
+        lines = [line for line in part.splitlines() if re.match(r"\[\d+\] ", line)]
+        return "\n".join(re.sub(r"^(\[\d+\]) ", rf"\1 {lang}: ", line) for line in lines)
     words = len(user.split())
     if system.startswith("You take notes"):
         return f"- notes on {words} words"
@@ -121,13 +125,26 @@ class FakeChat:
         finish = "stop"
         if tokens(text) > limit:
             text, finish = text[: limit * CHARS_PER_TOKEN], "length"
-        return Reply(200, {
-            "id": f"chatcmpl-{len(self.requests)}",
-            "object": "chat.completion",
-            "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
-            "usage": {"prompt_tokens": sent, "completion_tokens": tokens(text), "total_tokens": sent + tokens(text)},
-        })
+        return Reply(
+            200,
+            {
+                "id": f"chatcmpl-{len(self.requests)}",
+                "object": "chat.completion",
+                "model": model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": text},
+                        "finish_reason": finish,
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": sent,
+                    "completion_tokens": tokens(text),
+                    "total_tokens": sent + tokens(text),
+                },
+            },
+        )
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         chat = self

@@ -8,6 +8,7 @@ import signal
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
 from conftest import DaemonProcess, make_wav
 from fakechat import FakeChat, Reply
 
@@ -63,14 +64,21 @@ def test_a_recording_gets_its_summary_and_a_translation_with_the_source_times(se
         make_wav(setup.inbox / "meeting.wav")
         daemon.wait_event("step.written", 2, timeout=30)
         inbox = setup.inbox
-        for name in ("meeting.txt", "meeting.srt", "meeting.md", "meeting.summary.md", "meeting.de.srt"):
+        for name in (
+            "meeting.txt",
+            "meeting.srt",
+            "meeting.md",
+            "meeting.summary.md",
+            "meeting.de.srt",
+        ):
             assert (inbox / name).exists(), name
         source, german = cues(inbox / "meeting.srt"), cues(inbox / "meeting.de.srt")
         assert source
         assert [(n, t) for n, t, _ in german] == [(n, t) for n, t, _ in source]
         assert [x for _, _, x in german] == [f"de: {' '.join(x.split())}" for _, _, x in source]
         summary = (inbox / "meeting.summary.md").read_text()
-        assert summary.startswith("# Meeting") and "## Action items" in summary
+        assert summary.startswith("# Meeting")
+        assert "## Action items" in summary
         assert "## Action items" in (inbox / "meeting.md").read_text()
         translated = len([r for r in chat.requests if "Translate:" in r["messages"][-1]["content"]])
         assert len(setup.api.uploads) == 1
@@ -83,7 +91,10 @@ def test_a_recording_gets_its_summary_and_a_translation_with_the_source_times(se
         assert (inbox / "meeting.summary.md").read_text().startswith("# Custom")
         assert len(setup.api.uploads) == 1
         assert len(steps_done(daemon, "translate:de")) == 1
-        assert len([r for r in chat.requests if "Translate:" in r["messages"][-1]["content"]]) == translated
+        assert (
+            len([r for r in chat.requests if "Translate:" in r["messages"][-1]["content"]])
+            == translated
+        )
     finally:
         daemon.signal(signal.SIGTERM)
         daemon.wait()
@@ -102,7 +113,8 @@ def test_a_chat_outage_delays_the_steps_never_the_transcript(setup, chat):
         assert (setup.inbox / "call.srt").exists()
         daemon.wait_event("step.failed")
         failed = daemon.named("step.failed")[0]
-        assert failed["will_retry"] is True and failed["quarantined"] is False
+        assert failed["will_retry"] is True
+        assert failed["quarantined"] is False
         assert not (setup.inbox / "call.summary.md").exists()
         chat.down = False
         daemon.wait_event("step.written", 2, timeout=40)
@@ -117,9 +129,20 @@ def test_refusals_of_max_tokens_and_temperature_are_learned_and_429_waited_on(se
     """A newer model's 400 for max_tokens and for temperature are learned (kept in the
     ledger), a 429's Retry-After honoured, and the steps done."""
     with_steps(setup, chat, model="new-model")
-    chat.script.append(Reply(429, {"error": {"message": "Rate limit reached", "type": "requests",
-                                               "param": None, "code": "rate_limit_exceeded"}},
-                             {"Retry-After": "1"}))
+    chat.script.append(
+        Reply(
+            429,
+            {
+                "error": {
+                    "message": "Rate limit reached",
+                    "type": "requests",
+                    "param": None,
+                    "code": "rate_limit_exceeded",
+                }
+            },
+            {"Retry-After": "1"},
+        )
+    )
     daemon = DaemonProcess(setup, env={"LLM_KEY": "llm-key-0123"})
     try:
         daemon.wait_event("daemon.started")
@@ -128,7 +151,8 @@ def test_refusals_of_max_tokens_and_temperature_are_learned_and_429_waited_on(se
         refused = {e["refused"] for e in daemon.named("chat.learned") if "refused" in e}
         assert refused == {"max_tokens", "temperature"}
         last = chat.requests[-1]
-        assert "max_tokens" not in last and "temperature" not in last
+        assert "max_tokens" not in last
+        assert "temperature" not in last
         assert "max_completion_tokens" in last
         assert chat.replies[0] == "429"
     finally:

@@ -62,6 +62,7 @@ class Daemon:
         self._transport = transport
         self._intake: Intake  # hints -> settled files: made in run(), with the ledger
         self._ledger: Ledger | None = None
+        self._stepper: Stepper  # the steps after the transcript (chat33): made in run()
         self._notify = Notifier()
         self.metrics: Metrics  # a fresh registry per run(), made there
         self._progress: Callable[[int, int, int], None] | None = None

@@ -153,12 +153,16 @@ def _resolve(
     def problem(path: KeyPath, message: str) -> None:
         problems.append(Problem(fname, line_of(path, lines), dotted(path), message))
 
-    used = {model.defaults.endpoint} | {  # the endpoints whose keys must be there
-        layer.endpoint
-        for inbox in model.inboxes
-        if inbox is not None
-        for layer in (inbox, *inbox.rules)
-    } | steps.chat_endpoints(model)
+    used = (
+        {model.defaults.endpoint}
+        | {  # the endpoints whose keys must be there
+            layer.endpoint
+            for inbox in model.inboxes
+            if inbox is not None
+            for layer in (inbox, *inbox.rules)
+        }
+        | steps.chat_endpoints(model)
+    )
     steps.check(model, problem)
     endpoints = {
         name: sections.endpoint(

@@ -52,16 +52,24 @@ def check(model: ConfigModel, problem: Any) -> None:
     for index, inbox in enumerate(model.inboxes):
         if inbox is not None:
             places.append((("inboxes", index), inbox))
-            places += [
-                (("inboxes", index, "rules", r), rule) for r, rule in enumerate(inbox.rules)
-            ]
+            places += [(("inboxes", index, "rules", r), rule) for r, rule in enumerate(inbox.rules)]
     for where, level in places:
         if level.chat is not None:
             kind = kinds.get(level.chat.endpoint)
             if kind is None:
                 known = ", ".join(kinds)
-                problem((*where, "chat", "endpoint"), f"unknown endpoint {level.chat.endpoint!r}; defined: {known}")
+                problem(
+                    (*where, "chat", "endpoint"),
+                    f"unknown endpoint {level.chat.endpoint!r}; defined: {known}",
+                )
             elif kind != "chat":
-                problem((*where, "chat", "endpoint"), f"endpoint {level.chat.endpoint!r} is kind: {kind}; steps need kind: chat")
+                problem(
+                    (*where, "chat", "endpoint"),
+                    f"endpoint {level.chat.endpoint!r} is kind: {kind}; steps need kind: chat",
+                )
         if "endpoint" in level.model_fields_set and kinds.get(level.endpoint) == "chat":
-            problem((*where, "endpoint"), f"endpoint {level.endpoint!r} is kind: chat; it cannot transcribe (use it in chat:)")
+            problem(
+                (*where, "endpoint"),
+                f"endpoint {level.endpoint!r} is kind: chat; it cannot transcribe"
+                " (name it in chat:)",
+            )

@@ -70,8 +70,17 @@ def _row(row: tuple[Any, ...]) -> StepRow:
     key, step, shaping, endpoint, path, state, attempts, error, next_at, result, *rest = row
     parsed = json.loads(result) if result else None
     return StepRow(
-        JobKey.parse(key), step, shaping, endpoint, path, state, attempts, error, next_at,
-        parsed, *rest,
+        JobKey.parse(key),
+        step,
+        shaping,
+        endpoint,
+        path,
+        state,
+        attempts,
+        error,
+        next_at,
+        parsed,
+        *rest,
     )
 
 
@@ -125,19 +134,28 @@ class StepRows:
         )
         return (str(rows[0][0]), str(rows[0][1])) if rows else None
 
-    def step_started(  # noqa: PLR0913 - the step's key, then what it is for
+    def step_started(
         self, key: JobKey, step: str, shaping: str, endpoint: str, path: Path, attempt: int
     ) -> None:
-        args = (str(key), step, shaping, endpoint, self._stored(path), "running", attempt, time.time())
+        args = (
+            str(key),
+            step,
+            shaping,
+            endpoint,
+            self._stored(path),
+            "running",
+            attempt,
+            time.time(),
+        )
         self._execute(UPSERT_STEP, args)
 
-    def step_done(  # noqa: PLR0913
+    def step_done(
         self, key: JobKey, step: str, shaping: str, result: dict[str, Any], tokens: tuple[int, int]
     ) -> None:
         blob = json.dumps(result, ensure_ascii=False)
         self._execute(STEP_DONE, (blob, *tokens, time.time(), str(key), step, shaping))
 
-    def step_failed(  # noqa: PLR0913
+    def step_failed(
         self,
         key: JobKey,
         step: str,

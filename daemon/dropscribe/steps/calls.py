@@ -32,7 +32,7 @@ TEMPERATURE = 0.2
 REFUSED = "refused"
 
 
-class Paused(OutageError):
+class Paused(OutageError):  # noqa: N818 - named for what the endpoint is
     """The endpoint's breaker is open: the step is due again when it closes."""
 
 
@@ -61,6 +61,11 @@ class Caller:
     def close(self) -> None:
         self.client.close()
 
+    @property
+    def ledger(self) -> Capabilities:
+        """Where what the endpoint's models take is kept."""
+        return self._ledger
+
     def refused(self, model: str) -> set[tuple[str, str]]:
         with self._guard:
             if model not in self._learned:
@@ -86,13 +91,16 @@ class Caller:
             with self._guard:
                 wait = self.breaker.wait(self._clock())
             if wait > 0:
-                raise Paused(f"endpoint {self.endpoint.name!r} is paused: {self.breaker.reason}", retry_after=wait)
+                raise Paused(
+                    f"endpoint {self.endpoint.name!r} is paused: {self.breaker.reason}",
+                    retry_after=wait,
+                )
             if not self.limiter.acquire(self.endpoint.timeout):
                 raise RetryableError(f"no free slot on endpoint {self.endpoint.name!r}")
             try:
                 answer = self.client.complete(self.body(model, messages, max_tokens))
             except TranscriptionError as exc:
-                if learned < 2 and self._learn(model, exc):  # noqa: PLR2004 - two things to learn
+                if learned < 2 and self._learn(model, exc):
                     learned += 1
                     with self._guard:
                         self.breaker.released()
@@ -101,7 +109,12 @@ class Caller:
                 if not (exc.retryable and retries + 1 < self.endpoint.max_attempts):
                     raise
                 wait = delay(retries, self.endpoint.backoff_max, random.random(), exc.retry_after)  # noqa: S311 - jitter
-                log.info("step.retrying", endpoint=self.endpoint.name, error=exc.message, wait=round(wait, 2))
+                log.info(
+                    "step.retrying",
+                    endpoint=self.endpoint.name,
+                    error=exc.message,
+                    wait=round(wait, 2),
+                )
                 retries += 1
                 if self._abort.wait(wait):
                     raise
@@ -115,21 +128,25 @@ class Caller:
             return answer
 
     def _failed(self, exc: TranscriptionError) -> None:
-        if exc.status == 429:  # noqa: PLR2004
+        if exc.status == 429:
             self.limiter.throttled()
         if not (exc.retryable or isinstance(exc, EndpointError)):
             with self._guard:
                 self.breaker.released()
             return
         with self._guard:
-            paused = self.breaker.failed(self._clock(), exc.message, at_once=isinstance(exc, EndpointError))
+            paused = self.breaker.failed(
+                self._clock(), exc.message, at_once=isinstance(exc, EndpointError)
+            )
         if paused is not None:
-            log.warning("endpoint.paused", endpoint=self.endpoint.name, seconds=paused, reason=exc.message)
+            log.warning(
+                "endpoint.paused", endpoint=self.endpoint.name, seconds=paused, reason=exc.message
+            )
 
     def _learn(self, model: str, exc: TranscriptionError) -> bool:
         """A 400 refusing ``max_tokens`` or ``temperature``: learned (and kept); True when
         the request can be sent again without it."""
-        if exc.status != 400:  # noqa: PLR2004
+        if exc.status != 400:
             return False
         said = f"{exc.param or ''} {exc.message}".lower()
         if "max_tokens" in said and "max_completion_tokens" not in (exc.param or ""):
@@ -143,6 +160,14 @@ class Caller:
             return False
         with self._guard:
             refused.add(found)
-        self._ledger.record_capability(self.endpoint.name, model, *found, REFUSED, exc.message[:300])
-        log.info("chat.learned", endpoint=self.endpoint.name, model=model, refused=found[0], reason=exc.message)
+        self._ledger.record_capability(
+            self.endpoint.name, model, *found, REFUSED, exc.message[:300]
+        )
+        log.info(
+            "chat.learned",
+            endpoint=self.endpoint.name,
+            model=model,
+            refused=found[0],
+            reason=exc.message,
+        )
         return True

@@ -44,7 +44,7 @@ class ContextTooLong(PermanentError):  # noqa: N818 - named for what the request
 class ChatClient:
     """Sends chat completions to one endpoint over a keep-alive pool."""
 
-    def __init__(self, endpoint: Endpoint, *, transport: httpx.BaseTransport | None = None):
+    def __init__(self, endpoint: Endpoint, *, transport: httpx.BaseTransport | None = None) -> None:
         self.endpoint = endpoint
         headers = {"User-Agent": f"dropscribe/{__version__}", **kinds.auth_headers(endpoint)}
         self._http = httpx.Client(
@@ -77,7 +77,9 @@ class ChatClient:
         except httpx.ConnectTimeout:
             raise OutageError(f"cannot connect to {url}: no answer in time") from None
         except httpx.TimeoutException:
-            raise RetryableError(f"no answer from {url} within {self.endpoint.timeout:g} s") from None
+            raise RetryableError(
+                f"no answer from {url} within {self.endpoint.timeout:g} s"
+            ) from None
         except httpx.HTTPError as exc:
             raise RetryableError(f"connection to {url} failed: {exc.__class__.__name__}") from None
         return self._answer(response, raw, str(body.get("model", "")))
@@ -90,9 +92,13 @@ class ChatClient:
         for piece in response.iter_bytes():
             total += len(piece)
             if total > limit:
-                raise PermanentError(f"answer from {url} is over {limit:,} bytes (max_answer_bytes)")
+                raise PermanentError(
+                    f"answer from {url} is over {limit:,} bytes (max_answer_bytes)"
+                )
             if time.monotonic() > deadline:
-                raise RetryableError(f"no complete answer from {url} within {self.endpoint.timeout:g} s")
+                raise RetryableError(
+                    f"no complete answer from {url} within {self.endpoint.timeout:g} s"
+                )
             pieces.append(piece)
         return b"".join(pieces)
 
@@ -100,11 +106,16 @@ class ChatClient:
         status, headers = response.status_code, response.headers
         if not 200 <= status < 300:
             rid = answers.request_id(headers)
-            error = answers.error(status, headers, raw, rid, scrub=self._scrub, now=time.time(), model=model)
+            error = answers.error(
+                status, headers, raw, rid, scrub=self._scrub, now=time.time(), model=model
+            )
             if status in {400, 413} and _context(error):
                 found = CONTEXT.search(error.message)
                 raise ContextTooLong(
-                    error.message, int(found.group(1)) if found else None, status=status, code=error.code
+                    error.message,
+                    int(found.group(1)) if found else None,
+                    status=status,
+                    code=error.code,
                 )
             raise error
         try:
@@ -120,7 +131,9 @@ class ChatClient:
             )
         except (ValueError, RecursionError, KeyError, IndexError, TypeError):
             snippet = bodies.snippet(self._scrub(bodies.decoded(raw, response.charset_encoding)))
-            raise PermanentError(f"answer is not a chat completion: {snippet}", status=status) from None
+            raise PermanentError(
+                f"answer is not a chat completion: {snippet}", status=status
+            ) from None
 
     def _scrub(self, text: str) -> str:
         key = self.endpoint.api_key

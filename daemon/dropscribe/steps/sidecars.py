@@ -5,7 +5,6 @@ in the ``md`` note), ``name.<lang>.txt/.srt/.vtt`` whose cues keep the source's 
 from __future__ import annotations
 
 import contextlib
-import os
 from typing import TYPE_CHECKING, Any
 
 from dropscribe.config import rules
@@ -38,7 +37,7 @@ def name(settings: FolderSettings, source: Path, ext: str) -> str:
     )
 
 
-def files_of(  # noqa: PLR0913 - the step's result and where it goes
+def files_of(
     step: str,
     result: dict[str, Any],
     page: Page,
@@ -76,7 +75,7 @@ def with_summary(note: str, summary: str) -> str:
     return f"{head}\n{prompts.sections(summary)}\n\n---\n{body}"
 
 
-def write(  # noqa: PLR0913
+def write(
     files: dict[Path, bytes],
     inbox: Inbox,
     settings: FolderSettings,
@@ -89,12 +88,13 @@ def write(  # noqa: PLR0913
     mode = None
     for candidate in (source, *outputs):
         with contextlib.suppress(OSError):
-            mode = os.stat(candidate).st_mode
+            mode = candidate.stat().st_mode
             break
-    mark: JobKey | None = JobKey(key.digest, settings.shaping_hash())
+    ours = JobKey(key.digest, settings.shaping_hash())
+    mark: JobKey | None = ours
     staged = dict(files)
     if not marks.supported(folder):
-        staged.update({marks.fallback(t): marks.of(mark, d) for t, d in files.items()})
+        staged.update({marks.fallback(t): marks.of(ours, d) for t, d in files.items()})
         mark = None
     sidecar.write_all(staged, within=settings.output_dir or inbox.path, mode=mode, mark=mark)
 
@@ -103,9 +103,15 @@ def _wrapped(text: str, page: Page) -> list[str]:
     """A translated cue's text in lines of about the folder's length (never more lines
     than the text has words; a long translation keeps every word)."""
     rules_ = page.rules
-    words, lines, line = text.split(), [], ""
+    lines: list[str] = []
+    line = ""
+    words = text.split()
     for word in words:
-        if line and len(line) + 1 + len(word) > rules_.line_length and len(lines) < rules_.lines - 1:
+        if (
+            line
+            and len(line) + 1 + len(word) > rules_.line_length
+            and len(lines) < rules_.lines - 1
+        ):
             lines.append(line)
             line = ""
         line = f"{line} {word}" if line else word

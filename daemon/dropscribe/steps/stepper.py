@@ -18,7 +18,7 @@ import threading
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import structlog
 
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     import httpx
 
     from dropscribe.ledger.interface import FileRow, Ledger
+    from dropscribe.ledger.steprows import StepRows
     from dropscribe.vocab.config import Config
     from dropscribe.vocab.settings import FolderSettings
 
@@ -60,6 +61,7 @@ class Stepper:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._ledger = ledger
+        self._rows = cast("StepRows", ledger)  # both backends mix StepRows in
         self._config = config
         self._transport = transport
         self._stop = threading.Event()
@@ -88,7 +90,7 @@ class Stepper:
         self._stop.set()
         self._poke.set()
         if self._thread.is_alive():
-            self._thread.join()
+            self._thread.join(self._config().shutdown_grace or None)
         for caller in self._callers.values():
             caller.close()
 
@@ -108,7 +110,7 @@ class Stepper:
                 log.warning("steps.ledger_unavailable", error=str(exc))
             except Exception as exc:  # a bug of ours: said, and the loop goes on
                 log.exception("steps.crashed", error=f"{exc.__class__.__name__}: {exc}")
-            due = self._ledger.next_due()
+            due = self._rows.next_due()
             wait = TURN if due is None else min(TURN, max(0.05, due - time.time()))
             self._poke.wait(wait)
             self._poke.clear()
@@ -116,11 +118,11 @@ class Stepper:
     def _turn(self, full: bool, now: float) -> None:
         if not self.wanted():
             return
-        rows = self._ledger.done_since(0.0 if full else self._since - 1.0)
+        rows = self._rows.done_since(0.0 if full else self._since - 1.0)
         if rows:
-            self._since = max(self._since, max(r.updated for r in rows))
+            self._since = max(self._since, *(r.updated for r in rows))
         paths = {r.path: r for r in rows}
-        for path in self._ledger.steps_due(now):
+        for path in self._rows.steps_due(now):
             if path not in paths and (row := self._ledger.file(Path(path))) is not None:
                 paths[path] = row
         for row in paths.values():
@@ -158,7 +160,7 @@ class Stepper:
         try:
             for step in steps:
                 shaping = step.shaping_hash()
-                if self._ledger.step_shown(source, step.name) == (str(row.key), shaping):
+                if self._rows.step_shown(source, step.name) == (str(row.key), shaping):
                     continue
                 result = self._result(row, step, shaping, settings)
                 if result is None:
@@ -166,13 +168,23 @@ class Stepper:
                 page = self._page(row, settings, source)
                 if page is None:
                     return
-                files = sidecars.files_of(step.name, result, page, settings, source, outputs, rules.sidecar_dir(inbox, settings, source))
+                files = sidecars.files_of(
+                    step.name,
+                    result,
+                    page,
+                    settings,
+                    source,
+                    outputs,
+                    rules.sidecar_dir(inbox, settings, source),
+                )
                 try:
                     sidecars.write(files, inbox, settings, source, row.key, outputs)
                 except SidecarError as exc:
-                    log.error("step.sidecar_failed", step=step.name, error=str(exc), will_retry=True)
+                    log.error(
+                        "step.sidecar_failed", step=step.name, error=str(exc), will_retry=True
+                    )
                     continue
-                self._ledger.step_written(source, step.name, row.key, shaping, list(files))
+                self._rows.step_written(source, step.name, row.key, shaping, list(files))
                 log.info("step.written", step=step.name, sidecars=[str(p) for p in files])
         finally:
             structlog.contextvars.clear_contextvars()
@@ -194,11 +206,13 @@ class Stepper:
             recorded=recorded,
         )
 
-    def _result(self, row: FileRow, step: Step, shaping: str, settings: FolderSettings) -> dict | None:  # type: ignore[type-arg]
+    def _result(
+        self, row: FileRow, step: Step, shaping: str, settings: FolderSettings
+    ) -> dict | None:  # type: ignore[type-arg]
         """The step's stored result, or one made now; None while it waits or is quarantined."""
-        stored = self._ledger.step(row.key, step.name, shaping)
+        stored = self._rows.step(row.key, step.name, shaping)
         if stored is not None and stored.state == "done" and stored.result is not None:
-            if self._ledger.step_shown(Path(row.path), step.name) is None or True:
+            if self._rows.step_shown(Path(row.path), step.name) is None or True:
                 log.info("step.reused", step=step.name)
             return stored.result
         if stored is not None and stored.state == "failed":
@@ -212,7 +226,9 @@ class Stepper:
         if page is None:
             return None
         attempt = (stored.attempts if stored is not None else 0) + 1
-        self._ledger.step_started(row.key, step.name, shaping, caller.endpoint.name, Path(row.path), attempt)
+        self._rows.step_started(
+            row.key, step.name, shaping, caller.endpoint.name, Path(row.path), attempt
+        )
         usage = Usage()
         log.info("step.started", step=step.name, attempt=attempt, endpoint=caller.endpoint.name)
         try:
@@ -221,21 +237,38 @@ class Stepper:
             message = getattr(exc, "message", str(exc))
             outage = bool(getattr(exc, "outage", False))
             if outage:  # the endpoint's, never the step's: not counted
-                self._ledger.step_started(row.key, step.name, shaping, caller.endpoint.name, Path(row.path), attempt - 1)
+                self._rows.step_started(
+                    row.key, step.name, shaping, caller.endpoint.name, Path(row.path), attempt - 1
+                )
             quarantined = not outage and attempt >= caller.endpoint.max_attempts
             wait = delay(attempt, RETRY_CAP, random.random(), getattr(exc, "retry_after", None))  # noqa: S311
-            self._ledger.step_failed(
-                row.key, step.name, shaping, message, quarantined=quarantined,
-                next_at=time.time() + wait, tokens=(usage.tokens_in, usage.tokens_out),
+            self._rows.step_failed(
+                row.key,
+                step.name,
+                shaping,
+                message,
+                quarantined=quarantined,
+                next_at=time.time() + wait,
+                tokens=(usage.tokens_in, usage.tokens_out),
             )
             log.warning(
-                "step.failed", step=step.name, error=message, attempt=attempt,
-                quarantined=quarantined, will_retry=not quarantined, retry_in=round(wait, 2),
+                "step.failed",
+                step=step.name,
+                error=message,
+                attempt=attempt,
+                quarantined=quarantined,
+                will_retry=not quarantined,
+                retry_in=round(wait, 2),
             )
             return None
-        self._ledger.step_done(row.key, step.name, shaping, result, (usage.tokens_in, usage.tokens_out))
+        self._rows.step_done(
+            row.key, step.name, shaping, result, (usage.tokens_in, usage.tokens_out)
+        )
         log.info(
-            "step.done", step=step.name, requests=usage.requests,
-            tokens_in=usage.tokens_in, tokens_out=usage.tokens_out,
+            "step.done",
+            step=step.name,
+            requests=usage.requests,
+            tokens_in=usage.tokens_in,
+            tokens_out=usage.tokens_out,
         )
         return result

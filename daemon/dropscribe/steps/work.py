@@ -53,7 +53,9 @@ class Worker:
 
     # ------------------------------------------------------------ the calls
 
-    def _ask(self, caller: Caller, step: Step, messages: list[dict[str, str]], out: int, usage: Usage) -> tuple[str, bool]:
+    def _ask(
+        self, caller: Caller, step: Step, messages: list[dict[str, str]], out: int, usage: Usage
+    ) -> tuple[str, bool]:
         """(answer, complete); a refusal naming the context length is learned and raised."""
         try:
             answer = caller.complete(step.chat.model, messages, out)
@@ -71,16 +73,23 @@ class Worker:
     def context(self, caller: Caller, step: Step) -> int:
         learned = [
             int(value)
-            for param, value, verdict in caller._ledger.capabilities(caller.endpoint.name, step.chat.model)  # noqa: SLF001
+            for param, value, verdict in caller.ledger.capabilities(
+                caller.endpoint.name, step.chat.model
+            )
             if param == "context_tokens" and verdict == LIMIT and value.isdigit()
         ]
         return min([*learned, step.chat.context_tokens or DEFAULT_CONTEXT])
 
     def learn_context(self, caller: Caller, step: Step, tokens: int) -> None:
-        caller._ledger.record_capability(  # noqa: SLF001
+        caller.ledger.record_capability(
             caller.endpoint.name, step.chat.model, "context_tokens", str(tokens), LIMIT, None
         )
-        log.info("chat.learned", endpoint=caller.endpoint.name, model=step.chat.model, context_tokens=tokens)
+        log.info(
+            "chat.learned",
+            endpoint=caller.endpoint.name,
+            model=step.chat.model,
+            context_tokens=tokens,
+        )
 
     # ------------------------------------------------------------ summary
 
@@ -94,7 +103,9 @@ class Worker:
                 continue
         raise PermanentError("the transcript does not fit the model's context, even in parts")
 
-    def _summarised(self, caller: Caller, step: Step, paragraphs: list[str], budget: int, usage: Usage) -> dict[str, Any]:
+    def _summarised(
+        self, caller: Caller, step: Step, paragraphs: list[str], budget: int, usage: Usage
+    ) -> dict[str, Any]:
         pieces = prompts.parts(paragraphs, budget)
         if len(pieces) == 1:
             messages = prompts.summary_messages(pieces[0], step.prompt, step.language)
@@ -114,11 +125,13 @@ class Worker:
                 notes.append(text.strip())
                 continue
             smaller = prompts.parts(part.split("\n\n"), max(50, prompts.tokens(part) // 2))
-            if len(smaller) < 2:  # noqa: PLR2004
+            if len(smaller) < 2:
                 raise RetryableError("a part's notes were cut short (finish_reason: length)")
             queue[:0] = smaller
-        combined = prompts.COMBINE + "\n\n" + "\n\n".join(
-            f"Part {n}:\n{note}" for n, note in enumerate(notes, 1)
+        combined = (
+            prompts.COMBINE
+            + "\n\n"
+            + "\n\n".join(f"Part {n}:\n{note}" for n, note in enumerate(notes, 1))
         )
         messages = prompts.summary_messages(combined, step.prompt, step.language)
         text, whole = self._ask(caller, step, messages, SUMMARY_TOKENS, usage)
@@ -147,8 +160,12 @@ class Worker:
             got = prompts.numbered(text, batch) if whole else None
             if got is None:
                 if len(batch.texts) == 1:
-                    raise RetryableError(f"cue {batch.first + 1} came back incomplete or unnumbered")
-                log.info("step.reasked", step=step.name, first=batch.first + 1, cues=len(batch.texts))
+                    raise RetryableError(
+                        f"cue {batch.first + 1} came back incomplete or unnumbered"
+                    )
+                log.info(
+                    "step.reasked", step=step.name, first=batch.first + 1, cues=len(batch.texts)
+                )
                 queue[:0] = prompts.halves(batch)
                 continue
             done.update({batch.first + n: t for n, t in enumerate(got)})
