@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 AUTO = "auto"
 # A language outside the folder's list is believed only this sure: below it the
@@ -79,14 +81,31 @@ def checked_codes(codes: tuple[str, ...]) -> tuple[str, ...]:
     return codes
 
 
-def split(match: Any) -> tuple[str | None, tuple[str, ...]]:
-    """A rule's ``match:`` as (its glob, the languages it matches): a glob alone, or a
-    mapping ``{language: de | [de, fr], path: '*.wav'}``."""
-    if not isinstance(match, dict):
-        return match, ()
-    said = match.get("language", ())
-    codes = (said,) if isinstance(said, str) else tuple(said)
-    return match.get("path"), tuple(str(c).lower() for c in codes)
+class Match(BaseModel):
+    """A rule's ``match:`` by language: ``{language: de}`` or ``[de, fr]``, with a glob
+    as ``path:`` if the rule needs both."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    language: Annotated[tuple[str, ...], Field(min_length=1)]
+    path: str | None = None
+
+    @field_validator("language", mode="before")
+    @classmethod
+    def _one_or_more(cls, value: Any) -> Any:
+        return (value,) if isinstance(value, str) else value
+
+    @field_validator("language")
+    @classmethod
+    def _codes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return checked_codes(value)
+
+
+def split(match: str | Match | None) -> tuple[str | None, tuple[str, ...]]:
+    """A rule's ``match:`` as (its glob, the languages it matches)."""
+    if isinstance(match, Match):
+        return match.path, match.language
+    return match, ()
 
 
 @dataclass(frozen=True)
