@@ -143,6 +143,12 @@ def _file(
         if running["running"]:
             return {**entry, "state": "in_flight", "action": "nothing: under way"}
         return {**entry, "state": "interrupted", "action": "nothing: the next run resumes it"}
+    if (row.error or "").startswith("language.unexpected"):  # issue 32
+        action = (
+            f"add the language to language: (or a rule match: {{language: ..}}) in"
+            f" {cfg.source}, then {reload}; until then it waits"
+        )
+        return {**entry, "state": "waiting", "action": action}
     action = "nothing: tried again at the next rescan (or the next run of once)"
     return {**entry, "state": "waiting", "action": action}
 

@@ -156,21 +156,24 @@ def ignore_reason(inbox: Inbox, path: Path, extra_excluded: Iterable[Path] = ())
     return None
 
 
-def effective_layers(inbox: Inbox, path: Path) -> list[Layer]:
-    """The layers that apply to ``path``: defaults, the inbox, and the matching rules."""
+def effective_layers(inbox: Inbox, path: Path, language: str | None = None) -> list[Layer]:
+    """The layers that apply to ``path``: defaults, the inbox, and the matching rules (a
+    rule by language only once the ``language`` is known, and is one of its own)."""
     rel = relative(inbox, path) or PurePosixPath(path.name)
     return [
         layer
         for layer in inbox.layers
         if (layer.match is None or _glob(layer.match, rel))
         and (layer.folder is None or rel.as_posix().startswith(layer.folder + "/"))
+        and (not layer.language or language in layer.language)
     ]
 
 
-def effective(inbox: Inbox, path: Path) -> FolderSettings:
-    """Defaults, then the inbox, then every rule that matches, in order."""
+def effective(inbox: Inbox, path: Path, language: str | None = None) -> FolderSettings:
+    """Defaults, then the inbox, then every rule that matches, in order; with the
+    recording's ``language`` when it is known, the rules by language too."""
     merged: dict[str, Any] = {}
-    for layer in effective_layers(inbox, path):
+    for layer in effective_layers(inbox, path, language):
         merged.update(layer.values)
     # Validating again (2.5 µs) is faster here than model_construct (7.7 µs).
     return FolderSettings(**merged)

@@ -7,6 +7,7 @@ and the key path it concerns, and the whole list raised as one ConfigError.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +26,7 @@ from dropscribe.config.schema import (
     process_count,
 )
 from dropscribe.errors import ConfigError, Problem
+from dropscribe.vocab import language
 from dropscribe.vocab.config import Config, Inbox, Layer
 from dropscribe.vocab.endpoints import Endpoint, EndpointModel
 from dropscribe.vocab.settings import (
@@ -194,7 +196,9 @@ def _resolve(
             rwhere = (*where, "rules", rindex)
             if rule.match is None and rule.folder is None:
                 problem(rwhere, "a rule needs match: (a glob) or folder: (a subfolder)")
-            layers.append(_layer(rule, base, rwhere, problem, rule.match, rule.folder))
+            glob, spoken = language.split(rule.match)  # issue 32: match: {language: de}
+            layer = _layer(rule, base, rwhere, problem, glob, rule.folder)
+            layers.append(dataclasses.replace(layer, language=spoken))
         merged: dict[str, Any] = {}
         for layer in layers[:2]:
             merged.update(layer.values)

@@ -37,7 +37,7 @@ from dropscribe.errors import (
     TranscriptionError,
 )
 from dropscribe.ingest import source
-from dropscribe.jobs import chunked, plan, verdicts
+from dropscribe.jobs import chunked, plan, spoken, verdicts
 from dropscribe.jobs.job import Job, Outcome, SettledFile, Tally
 from dropscribe.ledger.interface import WRITE_FAILED
 from dropscribe.ops.metrics import Metrics
@@ -173,6 +173,10 @@ class JobRunner:
             log.info("file.skipped", reason=skip)
             self._recognised(job, row)
             return Outcome.SKIPPED
+        try:  # issue 32: the language heard first, then the settings chosen by it
+            job.settings = spoken.settled(job, self._uploader)
+        except spoken.Unexpected as exc:
+            return verdicts.later(self._ledger, job, str(exc), "file.waiting", quarantined=False)
         if not preflight.writable(folder := rules.sidecar_dir(job.inbox, job.settings, job.path)):
             error = (
                 f"cannot write sidecars into {folder} (this user may not, or it is"
@@ -258,7 +262,7 @@ class JobRunner:
         log.info(
             "audio.probed", container=found.container, codec=found.codec, seconds=found.duration
         )
-        return self._planner.transcribe(job, found), True
+        return spoken.believed(job.settings, self._planner.transcribe(job, found)), True
 
     def _written(self, job: Job, transcript: Transcript, fresh: bool) -> list[Path] | Outcome:
         """A transcript just had -> its sidecars, or how the file ended without them; a

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from dropscribe.vocab import language
 from dropscribe.vocab.steps import ChatModel, Language, SummaryModel
 
 # The upload formats of the seed page, plus the Ogg spellings users drop in.
@@ -173,6 +174,24 @@ class FolderSettings(StrictModel):
     summary: bool | SummaryModel = False
     translate_to: tuple[Language, ...] = ()
 
+    # issue 32, languages (language32): `language: [en, de]` or `auto` is spelled as
+    # these two (vocab/language.py): detected before the settings are chosen, the
+    # language found then stands in `language`. The model that detects: a faster-whisper
+    # name or path (default: the folder's model for kind: local, else none).
+    languages: tuple[str, ...] = ()  # the ones the folder takes (empty: any)
+    detect: bool = False
+    language_model: Annotated[str, Field(min_length=1, max_length=500)] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _language_spelled(cls, data: Any) -> Any:
+        return language.spelled(data)
+
+    @field_validator("languages")
+    @classmethod
+    def _codes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return language.checked_codes(value)
+
     @field_validator("language")
     @classmethod
     def _iso_639_1(cls, value: str | None) -> str | None:
@@ -228,6 +247,8 @@ class FolderSettings(StrictModel):
         )
         if self.vocabulary:
             shaping["vocabulary"] = list(self.vocabulary)
+        if self.detect:  # issue 32: only when set, as above
+            shaping["languages"] = list(self.languages) or language.AUTO
         return shaping
 
     def shaping_hash(self) -> str:
