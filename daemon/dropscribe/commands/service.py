@@ -62,6 +62,7 @@ def install(cfg: Config, unit: str, *, dry_run: bool) -> int:
         for folder in unitfile.folders(cfg)
         if (setting := unitfile.hidden(folder))
     ]
+    problems += provision.linked(cfg)
     if problems:
         for problem in problems:
             say(f"dropscribe: {cfg.source}: {problem}", file=sys.stderr)
@@ -76,9 +77,14 @@ def install(cfg: Config, unit: str, *, dry_run: bool) -> int:
     exe = unitfile.executable(settings, unit) or str(Path(sys.executable).with_name("dropscribe"))
     made = _manifest(unit) or {"unit": unit, "folders": [], "members": []}
     made["config"] = str(cfg.source)
-    steps = [
-        *provision.groups(settings, unit, made),
-        *provision.folders(cfg, settings, unit, made),
+    try:  # a folder swapped for a link (or a file) since the check above: refused
+        steps = [
+            *provision.groups(settings, unit, made),
+            *provision.folders(cfg, settings, unit, made),
+        ]
+    except OSError as exc:
+        return fail(f"{exc.filename}: {exc.strerror}; nothing changed")
+    steps += [
         _write(unitfile.dropin_path(unit), dropin, made),
         *_link(exe, made),
         provision.Step(
