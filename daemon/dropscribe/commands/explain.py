@@ -28,11 +28,10 @@ if TYPE_CHECKING:
 
 def explain(cfg: Config, path: Path) -> int:
     """Say what dropscribe would do with ``path``, and what it did."""
-    inboxes = [i for i in cfg.inboxes if path == i.path or i.path in path.parents]
-    if not inboxes:
+    inbox = rules.inbox_of(cfg, path)
+    if inbox is None:
         say(f"{path}: in no inbox ({', '.join(str(i.path) for i in cfg.inboxes)})")
         return EXIT_FAILED
-    inbox = max(inboxes, key=lambda i: len(i.path.parts))
     say(f"{path}")
     say(f"  inbox: {inbox.name} ({inbox.path}), watch: {inbox.watch}")
     if inbox.failed_dir in path.parents:
