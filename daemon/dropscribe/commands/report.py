@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from dropscribe.commands.console import say
 from dropscribe.config import rules
+from dropscribe.ledger import statedir
 from dropscribe.outputs import disposition
 from dropscribe.transcribe import board
 
@@ -42,10 +43,12 @@ COUNTED = ("done", "in_flight", "waiting", "failed", "quarantined")
 def daemon(cfg: Config) -> dict[str, Any]:
     """Whether a dropscribe holds this state_dir now (the pid its lock file names)."""
     try:
-        pid = int((cfg.state_dir / "lock").read_text().split()[0])
-        command = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (OSError, ValueError, IndexError):
+        found = statedir.holder((cfg.state_dir / "lock").read_bytes())
+    except OSError:
+        found = None
+    if found is None:
         return {"running": False, "pid": None}
+    pid, command = found
     return {"running": b"dropscribe" in command, "pid": pid}
 
 
