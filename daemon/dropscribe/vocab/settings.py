@@ -221,6 +221,8 @@ class FolderSettings(StrictModel):
         )
         if self.vocabulary:
             shaping["vocabulary"] = list(self.vocabulary)
+        if self.timed and (self.align is False or self.align_model):  # timing30: re-timed
+            shaping["align"] = {"align": self.align is not False, "model": self.align_model}
         return shaping
 
     def shaping_hash(self) -> str:
