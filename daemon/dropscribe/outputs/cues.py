@@ -300,8 +300,9 @@ def timed(runs: Sequence[tuple[Sequence[Token], int]], rules: SubtitleRules) -> 
     """Display times: monotonic, within ``max_seconds``, never ending before the cue's last
     word does, ``min_gap`` apart (taken from the silence between the cues' words; where
     the words run on with less, the next cue starts that much later), held for
-    ``max_cps`` and ``LEAST_SECONDS`` where the silence after allows it.
-    Worked out in whole milliseconds (what srt and vtt write)."""
+    ``max_cps`` and ``LEAST_SECONDS`` where the silence after allows it. Where the
+    engine's times overlap (a word ends after the next cue's first begins), the gap is
+    taken before the next cue. Worked out in whole milliseconds (what srt and vtt write)."""
     longest = math.floor(rules.max_seconds * 1000)
     gap = math.ceil(rules.min_gap * 1000)
     out = []
@@ -312,7 +313,11 @@ def timed(runs: Sequence[tuple[Sequence[Token], int]], rules: SubtitleRules) -> 
         spoken = min(max(start, round(run[-1].end * 1000)), limit)  # the last word ends
         if n + 1 < len(runs):  # the next cue's words begin: the gap before them if it fits
             following = round(runs[n + 1][0][0].start * 1000)
-            limit = min(limit, max(spoken, following - gap))
+            if spoken <= following:  # in order: the last word is shown to its end
+                limit = min(limit, max(spoken, following - gap))
+            else:  # the engine's times overlap: the next cue's start wins
+                limit = min(limit, following - gap if following - gap > start else following)
+                spoken = min(spoken, limit)
         lines = tuple(wrap(run, rules.line_length, indent))
         characters = sum(len(line) for line in lines) + indent
         wanted = max(
@@ -320,6 +325,6 @@ def timed(runs: Sequence[tuple[Sequence[Token], int]], rules: SubtitleRules) -> 
             start + math.ceil(characters * 1000 / rules.max_cps),
             start + round(LEAST_SECONDS * 1000),
         )
-        end = min(wanted, limit)
+        end = max(start, min(wanted, limit))
         out.append(Cue(start / 1000, end / 1000, lines, run[0].speaker, indent > 0))
     return out
