@@ -89,7 +89,7 @@ class JobRunner:
         )
         # Scratch audio of long recordings: state_dir/work, this host's own.
         chunker = chunked.Chunker(ledger, self._uploader, work, abort)
-        self._planner = plan.Planner(self._uploader, chunker)
+        self._planner = plan.Planner(self._uploader, chunker, abort)
         self._inbox_of = inbox_of
         self._key_locks: dict[JobKey, threading.Lock] = {}
         self._key_locks_guard = threading.Lock()

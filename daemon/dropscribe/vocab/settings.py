@@ -249,6 +249,8 @@ class FolderSettings(StrictModel):
             shaping["vocabulary"] = list(self.vocabulary)
         if self.detect:  # issue 32: only when set, as above
             shaping["languages"] = list(self.languages) or language.AUTO
+        if self.timed and (self.align is False or self.align_model):  # timing30: re-timed
+            shaping["align"] = {"align": self.align is not False, "model": self.align_model}
         return shaping
 
     def shaping_hash(self) -> str:
