@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from dropscribe.vocab import glossary, tracks
+
 # The upload formats of the seed page, plus the Ogg spellings users drop in.
 AUDIO_EXTENSIONS = (
     "flac",
@@ -165,6 +167,19 @@ class FolderSettings(StrictModel):
     align_model: Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\n]+$")] | None = (
         None
     )
+    # tracks32 (issues 32.1, 33.2): which audio streams; the find -> replace list
+    audio_track: int | str | tuple[int | str, ...] = 0
+    glossary: tuple[tuple[str, str], ...] = ()
+
+    @field_validator("audio_track", mode="before")
+    @classmethod
+    def _tracks(cls, value: Any) -> Any:
+        return tracks.checked(value)
+
+    @field_validator("glossary", mode="before")
+    @classmethod
+    def _glossary(cls, value: Any) -> Any:
+        return glossary.checked(value)
 
     @field_validator("language")
     @classmethod
@@ -221,6 +236,8 @@ class FolderSettings(StrictModel):
         )
         if self.vocabulary:
             shaping["vocabulary"] = list(self.vocabulary)
+        if not tracks.default(self.audio_track):  # tracks32
+            shaping["audio_track"] = self.audio_track
         return shaping
 
     def shaping_hash(self) -> str:
