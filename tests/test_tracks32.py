@@ -171,7 +171,7 @@ def test_explain_lists_the_tracks_and_which_are_taken(toned: Setup) -> None:
 def test_the_local_engine_hears_the_chosen_track(setup: Setup) -> None:
     """kind: local, audio_track: 1: tiny.en transcribes the second stream's speech, not the
     first's."""
-    from test_align_speech import spoken  # noqa: PLC0415 - espeak-ng only where needed
+    from test_align_speech import spoken
 
     first = spoken("The weather is cold and grey today.").pcm
     second = spoken("Please send the budget figures by Friday.").pcm

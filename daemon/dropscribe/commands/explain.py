@@ -62,11 +62,6 @@ def explain(cfg: Config, path: Path) -> int:
     for line in text.splitlines():  # as a person writes them in the config
         say(f"  {line}")
     _sidecars(cfg, inbox, settings, path)
-    if reason is None and path.is_file():  # its audio tracks, and which are taken
-        from dropscribe.jobs import tracks  # noqa: PLC0415 - PyAV only for a file to read
-
-        for line in tracks.described(path, settings):
-            say(line)
     for item in disposition.failed(inbox):
         if path in {item.path, item.source}:
             say(f"  quarantined: {item.path}")
@@ -97,6 +92,11 @@ def _sidecars(cfg: Config, inbox: Inbox, settings: FolderSettings, path: Path) -
         )
     if endpoint is not None:
         say(f"  timing: {timing.described(endpoint, settings)}")
+    if path.is_file():  # its audio tracks, and which are taken
+        from dropscribe.jobs import tracks  # noqa: PLC0415 - PyAV only for a file to read
+
+        for line in tracks.described(path, settings):
+            say(line)
 
 
 def _quarantined(cfg: Config, item: disposition.Failed) -> int:
