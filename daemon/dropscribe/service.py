@@ -25,6 +25,7 @@ from dropscribe.loading import reloading
 from dropscribe.ops import descriptors
 from dropscribe.ops.metrics import Metrics, MetricsServer
 from dropscribe.ops.notify import Notifier
+from dropscribe.steps.stepper import Stepper
 from dropscribe.transcribe import lookout
 
 if TYPE_CHECKING:
@@ -61,6 +62,7 @@ class Daemon:
         self._transport = transport
         self._intake: Intake  # hints -> settled files: made in run(), with the ledger
         self._ledger: Ledger | None = None
+        self._stepper: Stepper  # the steps after the transcript (chat33): made in run()
         self._notify = Notifier()
         self.metrics: Metrics  # a fresh registry per run(), made there
         self._progress: Callable[[int, int, int], None] | None = None
@@ -101,6 +103,7 @@ class Daemon:
         server = None if once else self._serve_metrics(metrics)
         watcher = self._watcher(self.config)
         looking = lookout.Radar(ledger, self._now, found=self._retiring)
+        stepper = self._stepper = Stepper(ledger, self._now, transport=self._transport)  # chat33
         pool.start()
         try:
             if not once:
@@ -118,9 +121,11 @@ class Daemon:
             self._notify(READY="1", STATUS=self._status(pool))
             if not once:  # once sends nothing but its files
                 looking.start()
+                stepper.start()
             watcher = self._loop(stop, pool, watcher, once, reload)
         finally:
             looking.close()  # before the ledger is
+            stepper.close()
             self._notify(STOPPING="1", STATUS="finishing uploads in flight")
             if server is not None:
                 server.stop()
@@ -269,6 +274,7 @@ class Daemon:
         if self._ledger is not None:
             opening.follow_reload(self._ledger, new)
         self._intake.reloaded(new)
+        self._stepper.poke(full=True)
         before = {inbox.path for inbox in old.inboxes}
         after = {inbox.path for inbox in new.inboxes}
         self._intake.scan_all()

@@ -15,7 +15,7 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
-from dropscribe.config import document, files, glossaryfile, sections
+from dropscribe.config import document, files, glossaryfile, sections, steps
 from dropscribe.config.keyfile import unreadable
 from dropscribe.config.locate import KeyPath, dotted, from_pydantic, line_of
 from dropscribe.config.schema import (
@@ -153,12 +153,17 @@ def _resolve(
     def problem(path: KeyPath, message: str) -> None:
         problems.append(Problem(fname, line_of(path, lines), dotted(path), message))
 
-    used = {model.defaults.endpoint} | {  # the endpoints whose keys must be there
-        layer.endpoint
-        for inbox in model.inboxes
-        if inbox is not None
-        for layer in (inbox, *inbox.rules)
-    }
+    used = (
+        {model.defaults.endpoint}
+        | {  # the endpoints whose keys must be there
+            layer.endpoint
+            for inbox in model.inboxes
+            if inbox is not None
+            for layer in (inbox, *inbox.rules)
+        }
+        | steps.chat_endpoints(model)
+    )
+    steps.check(model, problem)
     endpoints = {
         name: sections.endpoint(
             name, ep, base, environ, ("endpoints", name), problem, keys and name in used
@@ -328,4 +333,5 @@ def _layer(
                 del values[key]
     if "formats" in values:
         values["formats"] = tuple(dict.fromkeys(values["formats"]))
+    steps.resolve(values, base, where, problem)
     return Layer(values, match, folder.strip("/") if folder else None)

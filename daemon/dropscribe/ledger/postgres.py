@@ -23,6 +23,7 @@ from dropscribe.ledger.database import Database
 from dropscribe.ledger.leases import ClaimRow, HostRow, Leases
 from dropscribe.ledger.queries import Reads, file_row, job_row
 from dropscribe.ledger.schema import Dialect
+from dropscribe.ledger.steprows import StepRows
 from dropscribe.vocab.states import FileState, JobKey, JobState
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
 SCHEMA_LOCK = 0x64726F70  # "drop"
 
 
-class PostgresLedger(Reads):
+class PostgresLedger(Reads, StepRows):
     """The ledger (``interface.Ledger``) in a PostgreSQL database several hosts share;
     thread-safe (a connection pool), and ``close()`` stops its heartbeat."""
 
@@ -108,6 +109,10 @@ class PostgresLedger(Reads):
 
     def _shown(self, text: str) -> str:
         return self.places.local(text)
+
+    def _execute(self, sql: str, args: tuple[Any, ...]) -> None:
+        with self._tx() as execute:
+            execute(sql, args)
 
     @contextlib.contextmanager
     def _tx(self) -> Iterator[Callable[[str, tuple[Any, ...]], psycopg.Cursor[Any]]]:

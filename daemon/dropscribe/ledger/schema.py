@@ -215,6 +215,23 @@ LAYOUT = Layout(
             ),
             key=("endpoint", "model", "param", "value"),
         ),
+        # chat33: a step after the transcript (steps/): its result, attempts and tokens
+        Table(
+            "steps",
+            columns(
+                "key text, step text, shaping text, endpoint text, path text, state text,"
+                " attempts int =0, error text?, next_at real =0, result text?,"
+                " tokens_in big =0, tokens_out big =0, updated real"
+            ),
+            key=("key", "step", "shaping"),
+            indexes=(Index("steps_due", ("state", "next_at")),),
+        ),
+        # chat33: which step result each source's step sidecars show now
+        Table(
+            "step_outputs",
+            columns("path text, step text, key text, shaping text, outputs text, updated real"),
+            key=("path", "step"),
+        ),
         # a job in some host's hands (leases.py); previous: the run it was taken from
         Table(
             "claims",

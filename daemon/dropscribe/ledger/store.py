@@ -29,6 +29,7 @@ from dropscribe.ledger.groupcommit import GroupCommit
 from dropscribe.ledger.interface import Claim, JobRow
 from dropscribe.ledger.queries import Reads
 from dropscribe.ledger.schema import LAYOUT, Dialect
+from dropscribe.ledger.steprows import StepRows
 from dropscribe.vocab.states import FileState, JobKey, JobState
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ def mapped() -> Iterator[None]:
         raise LedgerError(str(exc)) from exc
 
 
-class SqliteLedger(Reads):
+class SqliteLedger(Reads, StepRows):
     """The ledger (``interface.Ledger``) in one SQLite file; thread-safe, and ``close()``
     stops its writer thread."""
 
@@ -85,6 +86,9 @@ class SqliteLedger(Reads):
     def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with mapped():
             return self._db.read(sql, args)
+
+    def _execute(self, sql: str, args: tuple[Any, ...]) -> None:
+        self._write(lambda db: db.execute(sql, args))
 
     # ------------------------------------------------------------ claims
 

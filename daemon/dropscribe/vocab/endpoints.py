@@ -37,6 +37,7 @@ class EndpointModel(StrictModel):
         "together",
         "asr",
         "local",
+        "chat",  # chat33: /chat/completions, for the steps after the transcript
     ] = "openai"
     base_url: str | None = None
     api_key_env: str | None = None

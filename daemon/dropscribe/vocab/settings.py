@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from dropscribe.vocab import glossary, tracks
+from dropscribe.vocab.steps import ChatModel, Language, SummaryModel
 
 # The upload formats of the seed page, plus the Ogg spellings users drop in.
 AUDIO_EXTENSIONS = (
@@ -167,6 +168,11 @@ class FolderSettings(StrictModel):
     align_model: Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\n]+$")] | None = (
         None
     )
+    # chat33 (issue 33): steps after the transcript, on a kind: chat endpoint (vocab/steps.py).
+    # Never part of shaping(): changing them re-runs a step, never the transcription.
+    chat: ChatModel | None = None
+    summary: bool | SummaryModel = False
+    translate_to: tuple[Language, ...] = ()
     # tracks32 (issues 32.1, 33.2): which audio streams; the find -> replace list
     audio_track: int | str | tuple[int | str, ...] = 0
     glossary: tuple[tuple[str, str], ...] = ()

@@ -1,0 +1,199 @@
+"""The steps after the transcript in the ledger (issue 33), for either backend.
+
+``steps``: one step's result, keyed by the transcript (the job key), the step's name and
+the hash of its own settings; its attempts, its last error, when it is due again, the
+tokens it took. ``step_outputs``: which result each source's step sidecars show now
+(path, step), so a sweep knows what is written without looking at the disk.
+A backend mixes in ``StepRows`` and provides ``_rows`` and ``_execute``."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from dropscribe import names
+from dropscribe.vocab.states import JobKey
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from dropscribe.ledger.interface import FileRow
+
+UPSERT_STEP = """
+INSERT INTO steps (key, step, shaping, endpoint, path, state, attempts, error, next_at,
+    tokens_in, tokens_out, updated)
+VALUES (?, ?, ?, ?, ?, ?, ?, NULL, 0, 0, 0, ?)
+ON CONFLICT (key, step, shaping) DO UPDATE SET path = excluded.path, state = excluded.state,
+    attempts = excluded.attempts, updated = excluded.updated
+"""
+STEP_DONE = (
+    "UPDATE steps SET state = 'done', result = ?, error = NULL, tokens_in = tokens_in + ?,"
+    " tokens_out = tokens_out + ?, updated = ? WHERE key = ? AND step = ? AND shaping = ?"
+)
+STEP_FAILED = (
+    "UPDATE steps SET state = ?, error = ?, next_at = ?, tokens_in = tokens_in + ?,"
+    " tokens_out = tokens_out + ?, updated = ? WHERE key = ? AND step = ? AND shaping = ?"
+)
+UPSERT_OUTPUTS = """
+INSERT INTO step_outputs (path, step, key, shaping, outputs, updated) VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (path, step) DO UPDATE SET key = excluded.key, shaping = excluded.shaping,
+    outputs = excluded.outputs, updated = excluded.updated
+"""
+
+
+@dataclass(frozen=True)
+class StepRow:
+    key: JobKey
+    step: str
+    shaping: str
+    endpoint: str
+    path: str
+    state: str  # running | retrying | done | failed
+    attempts: int
+    error: str | None
+    next_at: float
+    result: dict[str, Any] | None
+    tokens_in: int
+    tokens_out: int
+    updated: float
+
+
+COLUMNS = (
+    "key, step, shaping, endpoint, path, state, attempts, error, next_at, result,"
+    " tokens_in, tokens_out, updated"
+)
+
+
+def _row(row: tuple[Any, ...]) -> StepRow:
+    key, step, shaping, endpoint, path, state, attempts, error, next_at, result, *rest = row
+    parsed = json.loads(result) if result else None
+    return StepRow(
+        JobKey.parse(key),
+        step,
+        shaping,
+        endpoint,
+        path,
+        state,
+        attempts,
+        error,
+        next_at,
+        parsed,
+        *rest,
+    )
+
+
+class StepRows:
+    """The steps' reads and writes (``_rows``, ``_execute`` and ``_file_row`` are the
+    backend's)."""
+
+    def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    def _execute(self, sql: str, args: tuple[Any, ...]) -> None:
+        raise NotImplementedError
+
+    def _file_row(self, row: tuple[Any, ...]) -> FileRow:
+        raise NotImplementedError
+
+    def _stored(self, path: Path | str) -> str:
+        raise NotImplementedError
+
+    def done_since(self, since: float) -> list[FileRow]:
+        """Files done (sidecars written) at or after ``since``, oldest first."""
+        rows = self._rows(
+            "SELECT * FROM files WHERE state = 'done' AND updated >= ? ORDER BY updated",
+            (since,),
+        )
+        return [self._file_row(row) for row in rows]
+
+    def step(self, key: JobKey, step: str, shaping: str) -> StepRow | None:
+        rows = self._rows(
+            f"SELECT {COLUMNS} FROM steps WHERE key = ? AND step = ? AND shaping = ?",  # noqa: S608 - our own names
+            (str(key), step, shaping),
+        )
+        return _row(rows[0]) if rows else None
+
+    def steps_due(self, now: float) -> list[str]:
+        """Sources whose retrying steps are due by ``now``."""
+        rows = self._rows(
+            "SELECT DISTINCT path FROM steps WHERE state = 'retrying' AND next_at <= ?", (now,)
+        )
+        return [str(r[0]) for r in rows]
+
+    def next_due(self) -> float | None:
+        rows = self._rows("SELECT min(next_at) FROM steps WHERE state = 'retrying'")
+        return float(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    def step_shown(self, path: Path, step: str) -> tuple[str, str] | None:
+        """(job key, step settings hash) of what ``path``'s step sidecars show now."""
+        rows = self._rows(
+            "SELECT key, shaping FROM step_outputs WHERE path = ? AND step = ?",
+            (self._stored(path), step),
+        )
+        return (str(rows[0][0]), str(rows[0][1])) if rows else None
+
+    def step_started(
+        self, key: JobKey, step: str, shaping: str, endpoint: str, path: Path, attempt: int
+    ) -> None:
+        args = (
+            str(key),
+            step,
+            shaping,
+            endpoint,
+            self._stored(path),
+            "running",
+            attempt,
+            time.time(),
+        )
+        self._execute(UPSERT_STEP, args)
+
+    def step_done(
+        self, key: JobKey, step: str, shaping: str, result: dict[str, Any], tokens: tuple[int, int]
+    ) -> None:
+        blob = json.dumps(result, ensure_ascii=False)
+        self._execute(STEP_DONE, (blob, *tokens, time.time(), str(key), step, shaping))
+
+    def step_failed(
+        self,
+        key: JobKey,
+        step: str,
+        shaping: str,
+        error: str,
+        *,
+        quarantined: bool,
+        next_at: float,
+        tokens: tuple[int, int] = (0, 0),
+    ) -> None:
+        state = "failed" if quarantined else "retrying"
+        args = (state, names.text(error), next_at, *tokens, time.time(), str(key), step, shaping)
+        self._execute(STEP_FAILED, args)
+
+    def step_written(
+        self, path: Path, step: str, key: JobKey, shaping: str, outputs: list[Path]
+    ) -> None:
+        blob = json.dumps([self._stored(p) for p in outputs])
+        args = (self._stored(path), step, str(key), shaping, blob, time.time())
+        self._execute(UPSERT_OUTPUTS, args)
+
+    def steps_of(self, key: JobKey) -> list[StepRow]:
+        """Every step row of one transcript, the latest first (explain)."""
+        rows = self._rows(
+            f"SELECT {COLUMNS} FROM steps WHERE key = ? ORDER BY updated DESC",  # noqa: S608
+            (str(key),),
+        )
+        return [_row(r) for r in rows]
+
+    def step_counts(self) -> dict[str, int]:
+        rows = self._rows("SELECT state, count(*) FROM steps GROUP BY state")
+        return {str(s): int(n) for s, n in rows}
+
+    def step_tokens(self, since: float) -> dict[str, tuple[int, int]]:
+        """Tokens in and out per chat endpoint, of steps updated since ``since``."""
+        rows = self._rows(
+            "SELECT endpoint, sum(tokens_in), sum(tokens_out) FROM steps WHERE updated >= ?"
+            " GROUP BY endpoint",
+            (since,),
+        )
+        return {str(e): (int(i or 0), int(o or 0)) for e, i, o in rows}

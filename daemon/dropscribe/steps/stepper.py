@@ -1,0 +1,274 @@
+"""The steps after the transcript, in a thread of the main process beside the workers:
+a chat endpoint that is slow or away delays steps, never a transcript.
+
+It looks at files the ledger has done (all of them at start, at a reload and every
+rescan; those done since the last look every turn; those whose steps are due again),
+and for each step a file's settings ask for that its sidecars do not show yet: the
+stored result of the same transcript and step settings if there is one, else the step
+done now (its attempts counted; retried with backoff; quarantined after the chat
+endpoint's max_attempts with its reason, an outage never counting); then its sidecars
+written and the ledger told which result they show."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, cast
+
+import structlog
+
+from dropscribe import names
+from dropscribe.config import rules
+from dropscribe.errors import DropscribeError, LedgerError, SidecarError, TranscriptionError
+from dropscribe.outputs import render
+from dropscribe.steps import sidecars
+from dropscribe.steps.calls import Caller
+from dropscribe.steps.chat import ChatClient
+from dropscribe.steps.work import Usage, Worker
+from dropscribe.transcribe.backoff import delay
+from dropscribe.transcript import Transcript
+from dropscribe.vocab.settings import Format
+from dropscribe.vocab.states import FileState
+from dropscribe.vocab.steps import Step, steps_of
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import httpx
+
+    from dropscribe.ledger.interface import FileRow, Ledger
+    from dropscribe.ledger.steprows import StepRows
+    from dropscribe.vocab.config import Config
+    from dropscribe.vocab.settings import FolderSettings
+
+log = structlog.get_logger("dropscribe")
+
+TURN = 1.0  # seconds between looks at what was done meanwhile
+RETRY_CAP = 300.0  # the longest wait between two tries of a failed step
+
+
+class Stepper:
+    def __init__(
+        self,
+        ledger: Ledger,
+        config: Callable[[], Config],
+        *,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._ledger = ledger
+        self._rows = cast("StepRows", ledger)  # both backends mix StepRows in
+        self._config = config
+        self._transport = transport
+        self._stop = threading.Event()
+        self._poke = threading.Event()
+        self._full = True
+        self._since = 0.0
+        self._callers: dict[str, Caller] = {}
+        self._thread = threading.Thread(target=self._run, name="dropscribe-steps", daemon=True)
+
+    def wanted(self) -> bool:
+        return any(
+            layer.values.get("chat") is not None
+            for inbox in self._config().inboxes
+            for layer in inbox.layers
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def poke(self, *, full: bool = False) -> None:
+        """Look again now (``full``: at every done file, after a reload)."""
+        self._full = self._full or full
+        self._poke.set()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._poke.set()
+        if self._thread.is_alive():
+            self._thread.join(self._config().shutdown_grace or None)
+        for caller in self._callers.values():
+            caller.close()
+
+    # ------------------------------------------------------------ the loop
+
+    def _run(self) -> None:
+        next_full = 0.0
+        while not self._stop.is_set():
+            now = time.time()
+            full = self._full or now >= next_full
+            if full:
+                self._full = False
+                next_full = now + self._config().rescan_seconds
+            try:
+                self._turn(full, now)
+            except LedgerError as exc:
+                log.warning("steps.ledger_unavailable", error=str(exc))
+            except Exception as exc:  # a bug of ours: said, and the loop goes on
+                log.exception("steps.crashed", error=f"{exc.__class__.__name__}: {exc}")
+            due = self._rows.next_due()
+            wait = TURN if due is None else min(TURN, max(0.05, due - time.time()))
+            self._poke.wait(wait)
+            self._poke.clear()
+
+    def _turn(self, full: bool, now: float) -> None:
+        if not self.wanted():
+            return
+        rows = self._rows.done_since(0.0 if full else self._since - 1.0)
+        if rows:
+            self._since = max(self._since, *(r.updated for r in rows))
+        paths = {r.path: r for r in rows}
+        for path in self._rows.steps_due(now):
+            if path not in paths and (row := self._ledger.file(Path(path))) is not None:
+                paths[path] = row
+        for row in paths.values():
+            if self._stop.is_set():
+                return
+            if row.state == FileState.DONE:
+                self._file(row)
+
+    def _caller(self, name: str) -> Caller | None:
+        endpoint = self._config().endpoints.get(name)
+        if endpoint is None or endpoint.kind != "chat":
+            return None
+        caller = self._callers.get(name)
+        if caller is None or caller.endpoint != endpoint:
+            if caller is not None:
+                caller.close()
+            client = ChatClient(endpoint, transport=self._transport)
+            caller = self._callers[name] = Caller(endpoint, self._ledger, self._stop, client=client)
+        return caller
+
+    # ------------------------------------------------------------ one file
+
+    def _file(self, row: FileRow) -> None:
+        source = Path(row.path)
+        inbox = rules.inbox_of(self._config(), source)
+        if inbox is None:
+            return
+        settings = rules.effective(inbox, source)
+        steps = steps_of(settings.chat, settings.summary, settings.translate_to)
+        if not steps:
+            return
+        page: render.Page | None = None
+        outputs = [Path(p) for p in json.loads(row.outputs or "[]")]
+        structlog.contextvars.bind_contextvars(path=row.path, inbox=inbox.name)
+        try:
+            for step in steps:
+                shaping = step.shaping_hash()
+                if self._rows.step_shown(source, step.name) == (str(row.key), shaping):
+                    continue
+                result = self._result(row, step, shaping, settings)
+                if result is None:
+                    continue
+                page = self._page(row, settings, source)
+                if page is None:
+                    return
+                files = sidecars.files_of(
+                    step.name,
+                    result,
+                    page,
+                    settings,
+                    source,
+                    outputs,
+                    rules.sidecar_dir(inbox, settings, source),
+                )
+                try:
+                    sidecars.write(files, inbox, settings, source, row.key, outputs)
+                except SidecarError as exc:
+                    log.error(
+                        "step.sidecar_failed", step=step.name, error=str(exc), will_retry=True
+                    )
+                    continue
+                self._rows.step_written(source, step.name, row.key, shaping, list(files))
+                log.info("step.written", step=step.name, sidecars=[str(p) for p in files])
+        finally:
+            structlog.contextvars.clear_contextvars()
+
+    def _page(self, row: FileRow, settings: FolderSettings, source: Path) -> render.Page | None:
+        job = self._ledger.job(row.key)
+        if job is None or job.result is None:
+            return None
+        recorded = None
+        if Format.MD in settings.formats:
+            with contextlib.suppress(OSError):
+                recorded = datetime.fromtimestamp(source.stat().st_mtime).astimezone()
+        return render.Page(
+            Transcript.from_json(job.result, job.request_id),
+            task=settings.task.value,
+            rules=settings.subtitles,
+            source=names.text(source.name),
+            model=settings.model,
+            recorded=recorded,
+        )
+
+    def _result(
+        self, row: FileRow, step: Step, shaping: str, settings: FolderSettings
+    ) -> dict | None:  # type: ignore[type-arg]
+        """The step's stored result, or one made now; None while it waits or is quarantined."""
+        stored = self._rows.step(row.key, step.name, shaping)
+        if stored is not None and stored.state == "done" and stored.result is not None:
+            if self._rows.step_shown(Path(row.path), step.name) is None or True:
+                log.info("step.reused", step=step.name)
+            return stored.result
+        if stored is not None and stored.state == "failed":
+            return None
+        if stored is not None and stored.state == "retrying" and stored.next_at > time.time():
+            return None
+        caller = self._caller(step.chat.endpoint)
+        if caller is None:
+            return None
+        page = self._page(row, settings, Path(row.path))
+        if page is None:
+            return None
+        attempt = (stored.attempts if stored is not None else 0) + 1
+        self._rows.step_started(
+            row.key, step.name, shaping, caller.endpoint.name, Path(row.path), attempt
+        )
+        usage = Usage()
+        log.info("step.started", step=step.name, attempt=attempt, endpoint=caller.endpoint.name)
+        try:
+            result = Worker({caller.endpoint.name: caller}).run(step, page, usage)
+        except (TranscriptionError, DropscribeError) as exc:
+            message = getattr(exc, "message", str(exc))
+            outage = bool(getattr(exc, "outage", False))
+            if outage:  # the endpoint's, never the step's: not counted
+                self._rows.step_started(
+                    row.key, step.name, shaping, caller.endpoint.name, Path(row.path), attempt - 1
+                )
+            quarantined = not outage and attempt >= caller.endpoint.max_attempts
+            wait = delay(attempt, RETRY_CAP, random.random(), getattr(exc, "retry_after", None))  # noqa: S311
+            self._rows.step_failed(
+                row.key,
+                step.name,
+                shaping,
+                message,
+                quarantined=quarantined,
+                next_at=time.time() + wait,
+                tokens=(usage.tokens_in, usage.tokens_out),
+            )
+            log.warning(
+                "step.failed",
+                step=step.name,
+                error=message,
+                attempt=attempt,
+                quarantined=quarantined,
+                will_retry=not quarantined,
+                retry_in=round(wait, 2),
+            )
+            return None
+        self._rows.step_done(
+            row.key, step.name, shaping, result, (usage.tokens_in, usage.tokens_out)
+        )
+        log.info(
+            "step.done",
+            step=step.name,
+            requests=usage.requests,
+            tokens_in=usage.tokens_in,
+            tokens_out=usage.tokens_out,
+        )
+        return result
