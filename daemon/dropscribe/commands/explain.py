@@ -89,6 +89,11 @@ def _sidecars(cfg: Config, inbox: Inbox, settings: FolderSettings, path: Path) -
         )
     if endpoint is not None:
         say(f"  timing: {timing.described(endpoint, settings)}")
+    if path.is_file():  # its audio tracks, and which are taken
+        from dropscribe.jobs import tracks  # noqa: PLC0415 - PyAV only for a file to read
+
+        for line in tracks.described(path, settings):
+            say(line)
 
 
 def _quarantined(cfg: Config, item: disposition.Failed) -> int:

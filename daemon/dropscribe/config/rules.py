@@ -8,6 +8,7 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from dropscribe.vocab import glossary
 from dropscribe.vocab.settings import FolderSettings, Format
 from dropscribe.vocab.states import FileState
 
@@ -91,8 +92,8 @@ def done_reason(key: JobKey, formats: str, settings: FolderSettings) -> str | No
     """Why a file the ledger has done (as ``key`` with ``formats``) needs no new work
     under ``settings``; None when it does."""
     if key.shaping == settings.shaping_hash():
-        wanted = {f.value for f in settings.formats}
-        return "already done" if wanted <= set(formats.split(",")) else None
+        current = glossary.current(formats, settings.formats, settings.glossary)
+        return "already done" if current else None
     if not settings.rerun_on_change:
         return "settings changed since it was done; rerun_on_change is false"
     return None

@@ -30,6 +30,7 @@ class SettingsModel(FolderSettings):
     the prompt from."""
 
     prompt_file: str | None = None
+    glossary_file: str | None = None  # tracks32: the glossary in a file of its own
 
     @model_validator(mode="before")
     @classmethod

@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
-from dropscribe.config import document, files, sections, steps
+from dropscribe.config import document, files, glossaryfile, sections, steps
 from dropscribe.config.keyfile import unreadable
 from dropscribe.config.locate import KeyPath, dotted, from_pydantic, line_of
 from dropscribe.config.schema import (
@@ -326,6 +326,7 @@ def _layer(
             problem((*where, "prompt_file"), str(exc))
         except (OSError, UnicodeDecodeError) as exc:
             problem((*where, "prompt_file"), f"cannot read {prompt_path}: {unreadable(exc)}")
+    glossaryfile.read(model, values, base, where, problem)  # glossary_file: into glossary
     for key in ("output_dir", "voices"):  # folders, relative to the config file
         if key in values:
             try:

@@ -74,7 +74,7 @@ class Planner:
         endpoint = self._uploader.client(settings.endpoint).endpoint
         caps = self._uploader.caps(settings.endpoint, settings.model)
         held, _ = job.known()
-        facts = facts_of(found, endpoint, settings, job.path, held.stat.st_size, caps)
+        facts = facts_of(found, endpoint, settings, held.sent, held.size, caps)
         if decided.asks_timing(facts):
             facts = dataclasses.replace(facts, timing_unusable=timed.unusable(settings))
         return dataclasses.replace(facts, whole_refused=whole_refused)
@@ -138,9 +138,9 @@ class Planner:
                     settings,
                     key,
                     job.attempt,
-                    held.stat.st_size,
+                    held.size,
                     seconds=found.duration,
-                    name=job.path.name,
+                    name=held.sent.name,
                     timed=False if plan.untimed else None,
                 )
             except PermanentError as exc:

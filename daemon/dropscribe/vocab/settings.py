@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from dropscribe.vocab import language
+from dropscribe.vocab import glossary, language, tracks
 from dropscribe.vocab.steps import ChatModel, Language, SummaryModel
 
 # The upload formats of the seed page, plus the Ogg spellings users drop in.
@@ -173,6 +173,19 @@ class FolderSettings(StrictModel):
     chat: ChatModel | None = None
     summary: bool | SummaryModel = False
     translate_to: tuple[Language, ...] = ()
+    # tracks32 (issues 32.1, 33.2): which audio streams; the find -> replace list
+    audio_track: int | str | tuple[int | str, ...] = 0
+    glossary: tuple[tuple[str, str], ...] = ()
+
+    @field_validator("audio_track", mode="before")
+    @classmethod
+    def _tracks(cls, value: Any) -> Any:
+        return tracks.checked(value)
+
+    @field_validator("glossary", mode="before")
+    @classmethod
+    def _glossary(cls, value: Any) -> Any:
+        return glossary.checked(value)
 
     # issue 32, languages (language32): `language: [en, de]` or `auto` is spelled as
     # these two (vocab/language.py): detected before the settings are chosen, the
@@ -251,6 +264,8 @@ class FolderSettings(StrictModel):
             shaping["languages"] = list(self.languages) or language.AUTO
         if self.timed and (self.align is False or self.align_model):  # timing30: re-timed
             shaping["align"] = {"align": self.align is not False, "model": self.align_model}
+        if not tracks.default(self.audio_track):  # tracks32
+            shaping["audio_track"] = self.audio_track
         return shaping
 
     def shaping_hash(self) -> str:
