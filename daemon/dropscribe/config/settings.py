@@ -15,7 +15,7 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
-from dropscribe.config import document, files, sections
+from dropscribe.config import document, fallbacks, files, sections
 from dropscribe.config.keyfile import unreadable
 from dropscribe.config.locate import KeyPath, dotted, from_pydantic, line_of
 from dropscribe.config.schema import (
@@ -25,6 +25,7 @@ from dropscribe.config.schema import (
     process_count,
 )
 from dropscribe.errors import ConfigError, Problem
+from dropscribe.vocab import fallbacks as several
 from dropscribe.vocab.config import Config, Inbox, Layer
 from dropscribe.vocab.endpoints import Endpoint, EndpointModel
 from dropscribe.vocab.settings import (
@@ -159,6 +160,7 @@ def _resolve(
         if inbox is not None
         for layer in (inbox, *inbox.rules)
     }
+    used |= fallbacks.used(model.defaults, model.inboxes)
     endpoints = {
         name: sections.endpoint(
             name, ep, base, environ, ("endpoints", name), problem, keys and name in used
@@ -203,6 +205,7 @@ def _resolve(
                 at = (*where, "endpoint") if rindex == 0 else (*where, "rules", rindex - 1)
                 problem(at, f"unknown endpoint {ep_name!r}; defined: {', '.join(known)}")
         _check_levels(endpoints, merged, layers[2:], where, problem, check)
+        fallbacks.check(endpoints, known, layers, where, problem, check)
         name = _inbox_name(inbox.name, path, names, where, problem)
         inboxes.append(
             Inbox(
@@ -266,7 +269,7 @@ def _check_levels(
     if check is None:
         return
     for index, rule in enumerate([None, *rules]):
-        values = {**merged, **(rule.values if rule is not None else {})}
+        values = several.resolved({**merged, **(rule.values if rule is not None else {})})
         endpoint = endpoints.get(values.get("endpoint", ""))
         at = where if rule is None else (*where, "rules", index - 1)
         if endpoint is not None and values.get("model") is not None:

@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from dropscribe.vocab import fallbacks as several
+
 # The upload formats of the seed page, plus the Ogg spellings users drop in.
 AUDIO_EXTENSIONS = (
     "flac",
@@ -166,6 +168,16 @@ class FolderSettings(StrictModel):
         None
     )
 
+    # fallback34: several endpoints (vocab/fallbacks.py). ``endpoint: [a, b]`` is kept as
+    # endpoint a and these fallbacks; ``model: {a: m, b: n}`` as these pairs (model: a's).
+    fallbacks: tuple[str, ...] = ()
+    models: tuple[tuple[str, Annotated[str, Field(min_length=1)]], ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _several_endpoints(cls, data: Any) -> Any:
+        return several.taken_apart(data)
+
     @field_validator("language")
     @classmethod
     def _iso_639_1(cls, value: str | None) -> str | None:
@@ -221,6 +233,8 @@ class FolderSettings(StrictModel):
         )
         if self.vocabulary:
             shaping["vocabulary"] = list(self.vocabulary)
+        if self.fallbacks:  # fallback34: the list, whichever endpoint takes the file
+            shaping["fallbacks"], shaping["models"] = list(self.fallbacks), dict(self.models)
         return shaping
 
     def shaping_hash(self) -> str:
