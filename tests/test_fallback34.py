@@ -15,6 +15,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
 from conftest import API_KEY, DaemonProcess, make_wav, wait_for
 from fakeapi import FakeAPI, Reply, Upload, openai_error
 
@@ -28,7 +29,7 @@ MODELS = {"first": "whisper-large-v3-turbo", "second": "gpt-transcribe", "third"
 class Quota(FakeAPI):
     """An account out of quota: every request is OpenAI's 429 insufficient_quota."""
 
-    def _next_reply(self, upload: Upload) -> Reply:  # noqa: ARG002 - every request alike
+    def _next_reply(self, upload: Upload) -> Reply:
         return openai_error(
             429,
             "You exceeded your current quota, please check your plan and billing details.",
@@ -40,7 +41,7 @@ class Quota(FakeAPI):
 class Unpaid(FakeAPI):
     """A gateway whose credit ran out: every request is 402 Payment Required."""
 
-    def _next_reply(self, upload: Upload) -> Reply:  # noqa: ARG002 - every request alike
+    def _next_reply(self, upload: Upload) -> Reply:
         return openai_error(402, "Insufficient credits: add credits to continue", "billing")
 
 

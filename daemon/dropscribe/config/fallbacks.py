@@ -43,10 +43,10 @@ def check(
 ) -> None:
     """Every problem of the lists and mappings of an inbox (``layers``: the defaults, the
     inbox, its rules), each at the level that says it."""
-    merged = {**layers[0].values, **layers[1].values}
+    merged = fallbacks.merged([layers[0].values, layers[1].values])
     levels: list[tuple[dict[str, Any], dict[str, Any], KeyPath]] = [(merged, merged, where)]
     levels += [
-        ({**merged, **rule.values}, rule.values, (*where, "rules", index))
+        (fallbacks.merged([merged, rule.values]), rule.values, (*where, "rules", index))
         for index, rule in enumerate(layers[2:])
     ]
     for values, own, at in levels:

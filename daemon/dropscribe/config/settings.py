@@ -192,9 +192,7 @@ def _resolve(
             if rule.match is None and rule.folder is None:
                 problem(rwhere, "a rule needs match: (a glob) or folder: (a subfolder)")
             layers.append(_layer(rule, base, rwhere, problem, rule.match, rule.folder))
-        merged: dict[str, Any] = {}
-        for layer in layers[:2]:
-            merged.update(layer.values)
+        merged = several.merged(layer.values for layer in layers[:2])
         told = {p.key for p in problems}  # a wrong endpoint: is not also "no endpoint"
         for key in ("endpoint", "model"):
             if key not in merged and not {dotted(("defaults", key)), dotted((*where, key))} & told:
@@ -269,7 +267,7 @@ def _check_levels(
     if check is None:
         return
     for index, rule in enumerate([None, *rules]):
-        values = several.resolved({**merged, **(rule.values if rule is not None else {})})
+        values = several.resolved(several.merged([merged, rule.values if rule else {}]))
         endpoint = endpoints.get(values.get("endpoint", ""))
         at = where if rule is None else (*where, "rules", index - 1)
         if endpoint is not None and values.get("model") is not None:

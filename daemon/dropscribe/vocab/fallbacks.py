@@ -2,12 +2,16 @@
 them. ``endpoint: [groq, openai, local]`` is kept as ``endpoint: groq`` (the first, which
 every part of the daemon that sends reads) and ``fallbacks: (openai, local)``; ``model:
 {groq: whisper-large-v3-turbo, local: tiny.en}`` as ``models`` (pairs) and ``model``, the
-model of ``endpoint``. A level that names one endpoint (or one model) sets the list (the
-mapping) too, to nothing: a rule's ``endpoint: local`` means that endpoint alone."""
+model of ``endpoint``. A level that names one endpoint (or one model) ends the list (the
+mapping) of the levels above it (``merged``): a rule's ``endpoint: local`` means that
+endpoint alone."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 
 def taken_apart(data: Any) -> Any:
@@ -24,17 +28,26 @@ def taken_apart(data: Any) -> Any:
         if len(set(names)) < len(names):
             raise ValueError("endpoint: names an endpoint twice")
         data["endpoint"], data["fallbacks"] = names[0], tuple(names[1:])
-    elif isinstance(endpoint, str) and "fallbacks" not in data:
-        data["fallbacks"] = ()
     model = data.get("model")
     if isinstance(model, dict):
         if not model:
             raise ValueError("model: maps no endpoint to a model")
         data["models"] = tuple((str(k), v) for k, v in model.items())
         data["model"] = next(iter(model.values()))  # until the endpoint is known
-    elif isinstance(model, str) and "models" not in data:
-        data["models"] = ()
     return resolved(data)
+
+
+def merged(levels: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """The levels' values, each over the ones before it; a level that names one endpoint
+    (or one model) ends the list (the mapping) of the levels before it."""
+    out: dict[str, Any] = {}
+    for values in levels:
+        if "endpoint" in values and "fallbacks" not in values:
+            out.pop("fallbacks", None)
+        if "model" in values and "models" not in values:
+            out.pop("models", None)
+        out.update(values)
+    return out
 
 
 def resolved(values: dict[str, Any]) -> dict[str, Any]:
