@@ -162,34 +162,56 @@ def test_a_down_endpoint_and_an_empty_account_leave_the_files_to_the_third(setup
     assert daemon.named("endpoint.paused")
 
 
+def killed_mid_request(setup: Any, first: FakeAPI, then: list[Reply]) -> DaemonProcess:
+    """kill -9 while ``first`` holds the file's request; restarted once ``first`` answers
+    ``then`` (and then as usual); the restarted daemon, run until the file is done."""
+    first.hold()
+    make_wav(setup.inbox / "a.wav", seconds=1.0)
+    daemon = DaemonProcess(setup)
+    try:
+        assert first.wait_waiting(1, timeout=60)
+    finally:
+        daemon.kill()  # SIGKILL: the request was in flight
+    first.release()  # the killed request is answered to no one
+    wait_for(lambda: first.uploads[0].reply, what="the cut request's end")
+    first.script.extend(then)
+    again = DaemonProcess(setup)
+    try:
+        again.wait_event("file.done", timeout=60)
+    finally:
+        again.kill()
+    return again
+
+
 def test_a_request_cut_by_a_kill_is_not_sent_to_another_endpoint(setup, spares):
     """kill -9 while the first (paid) endpoint holds the request: after the restart the
-    file goes to that endpoint again (fallback.held), even while it answers 429, and never
-    to the second; it is done by the first."""
+    file goes to that endpoint again (fallback.held) and waits while it answers 429 rate
+    limits, never going to the second; it is done by the first."""
     second, third = spares
     with FakeAPI(api_key=API_KEY, kind="groq") as first:
         three(setup, first.base_url, second, third)
-        first.hold()
-        make_wav(setup.inbox / "a.wav", seconds=1.0)
-        daemon = DaemonProcess(setup)
-        try:
-            assert first.wait_waiting(1, timeout=60)
-        finally:
-            daemon.kill()  # SIGKILL: the request was in flight
-        first.release()  # the killed request is answered to no one
-        wait_for(lambda: first.uploads[0].reply, what="the cut request's end")
         busy = openai_error(429, "Rate limit reached", "requests", "rate_limit_exceeded")
-        first.script.extend([busy, busy])
-        again = DaemonProcess(setup)
-        try:
-            again.wait_event("file.done", timeout=60)
-        finally:
-            again.kill()
+        again = killed_mid_request(setup, first, [busy, busy])
     [held] = again.named("fallback.held")
     assert held["endpoint"] == "first"
     assert again.named("file.fallback") == []
     assert second.uploads == third.uploads == []
     assert [u.reply for u in first.uploads[1:]] == ["429", "429", "200"]
+
+
+def test_after_a_kill_a_refusal_sends_the_file_on_and_says_so(setup, spares):
+    """kill -9 mid-request, then the first endpoint answers out of quota: the file goes
+    to the second, with file.fallback saying a request may have reached the first."""
+    second, third = spares
+    with FakeAPI(api_key=API_KEY, kind="groq") as first:
+        three(setup, first.base_url, second, third)
+        quota = openai_error(429, "You exceeded your current quota", "x", "insufficient_quota")
+        again = killed_mid_request(setup, first, [quota])
+    [passed] = again.named("file.fallback")
+    assert (passed["endpoint"], passed["to"]) == ("first", "second")
+    assert passed["reason"].startswith("quota (after a request that may have reached it")
+    assert len(second.uploads) == 1
+    assert third.uploads == []
 
 
 def test_check_config_names_what_a_model_mapping_gets_wrong(setup, spares):

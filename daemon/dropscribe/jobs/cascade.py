@@ -9,9 +9,10 @@ Exactly once across endpoints: before a file's first request to an endpoint, the
 commits a ``sending`` row for it (``ledger/sends.py``), ended when the endpoint answers.
 A row still ``sending`` when the job starts again is a request that may have reached the
 endpoint before this host stopped (killed, or the power gone): a paid endpoint's is not
-repeated on another one. The file goes to that endpoint again, alone, and waits for it
-as a folder with one endpoint does (``fallback.held``); only an empty answer from it
-sends the file on down the list."""
+repeated on another one. The file goes to that endpoint again (``fallback.held``) and
+waits for it while it is paused or down, as a folder with one endpoint does; only its
+answer refusing the file (out of quota, the model gone, a bad key, nothing heard) sends
+the file on down the list, with ``file.fallback`` saying so."""
 
 from __future__ import annotations
 
@@ -78,10 +79,12 @@ class Cascade:
         held = self._held(job, chain)
         if held is not None:
             try:
-                return self._turn(job, found, *held, alone=True)
-            except EmptyAnswer as exc:  # it answered: nothing is in flight there now
+                return self._turn(job, found, *held, patient=True)
+            except (EmptyAnswer, Unusable) as exc:  # it answered: it refuses the file
                 chain = [pair for pair in chain if pair != held]
-                self._passed(job, held[0], chain[0][0], "empty", exc.message)
+                why = exc.why if isinstance(exc, Unusable) else "empty"
+                why += " (after a request that may have reached it before dropscribe stopped)"
+                self._passed(job, held[0], chain[0][0], why, exc.message)
         return self._down_the_list(job, found, chain)
 
     def _down_the_list(self, job: Job, found: Probe, chain: list[tuple[str, str]]) -> Transcript:
@@ -90,7 +93,7 @@ class Cascade:
             last: Unusable | None = None
             for index, (endpoint, model) in enumerate(chain):
                 try:
-                    return self._turn(job, found, endpoint, model, alone=False)
+                    return self._turn(job, found, endpoint, model)
                 except Unusable as exc:
                     last = exc
                     why, message = exc.why, exc.message
@@ -121,20 +124,17 @@ class Cascade:
                 raise Abandoned
 
     def _turn(
-        self, job: Job, found: Probe, endpoint: str, model: str, *, alone: bool
+        self, job: Job, found: Probe, endpoint: str, model: str, *, patient: bool = False
     ) -> Transcript:
-        """The file sent to ``endpoint`` with ``model``; ``alone``: waiting for it as a
-        folder with only that endpoint does, else ``Unusable`` when it cannot take it."""
+        """The file sent to ``endpoint`` with ``model``; ``Unusable`` when it cannot take
+        it (``patient``: only when it refuses it, not while it is paused or down)."""
         _, key = job.known()
         settings = job.settings.model_copy(update={"endpoint": endpoint, "model": model})
         self._ledger.record_send(key, endpoint, model, job.path, SENDING, None)
         one = dataclasses.replace(job, settings=settings)
         try:
-            if alone:
+            with fallback.turn(self._reasons, patient=patient):
                 answer = self._planner.transcribe(one, found)
-            else:
-                with fallback.turn(self._reasons):
-                    answer = self._planner.transcribe(one, found)
         except Unusable as exc:
             self._ledger.record_send(
                 key, endpoint, model, job.path, UNUSABLE, f"{exc.why}: {exc.message}"
@@ -161,7 +161,7 @@ class Cascade:
                     endpoint=endpoint,
                     reason="a request of this file may have reached it before dropscribe stopped",
                     action="sent to it again, not to another endpoint, so that it is not"
-                    " paid for twice; while it cannot take the file, the file waits for it",
+                    " paid for twice; while it is paused or down, the file waits for it",
                 )
                 return endpoint, model
         return None

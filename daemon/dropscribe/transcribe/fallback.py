@@ -45,13 +45,15 @@ class Reasons:
             return self._why.get(endpoint)
 
 
-_TURN: ContextVar[Reasons | None] = ContextVar("dropscribe_fallback_turn", default=None)
+_TURN: ContextVar[tuple[Reasons, bool] | None] = ContextVar("dropscribe_fallback", default=None)
 
 
 @contextlib.contextmanager
-def turn(reasons: Reasons) -> Iterator[None]:
-    """The block's uploads (in this thread) have another endpoint to go to."""
-    token = _TURN.set(reasons)
+def turn(reasons: Reasons, *, patient: bool = False) -> Iterator[None]:
+    """The block's uploads (in this thread and its chunks') have another endpoint to go
+    to. ``patient``: the endpoint is waited for while it is paused or down, as a folder
+    with one endpoint waits; only its refusal of this file (quota, gone, key) ends it."""
+    token = _TURN.set((reasons, patient))
     try:
         yield
     finally:
@@ -71,10 +73,13 @@ def why(failure: TranscriptionError) -> str:
 
 def failed(endpoint: str, failure: TranscriptionError) -> None:
     """Inside a turn: ``Unusable``, since ``failure`` answered this file's request."""
-    reasons = _TURN.get()
-    if reasons is None:
+    now = _TURN.get()
+    if now is None:
         return
+    reasons, patient = now
     said = why(failure)
+    if patient and said == "down":
+        return
     reasons.note(endpoint, said, failure.message)
     raise Unusable(endpoint, said, failure.message, sent=True)
 
@@ -82,10 +87,10 @@ def failed(endpoint: str, failure: TranscriptionError) -> None:
 def waiting(endpoint: str, fallback: str, message: str) -> None:
     """Inside a turn: ``Unusable`` instead of waiting for ``endpoint`` (nothing was sent);
     ``fallback``/``message``: the why when no failure of it was seen by this process."""
-    reasons = _TURN.get()
-    if reasons is None:
+    now = _TURN.get()
+    if now is None or now[1]:
         return
-    last = reasons.last(endpoint)
+    last = now[0].last(endpoint)
     if last is None:
         raise Unusable(endpoint, fallback, message, sent=False)
     said = fallback if last[0] == fallback else f"{fallback} ({last[0]})"
