@@ -3,6 +3,8 @@ merged across levels, and the word each failure gives an endpoint passed over.""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from dropscribe.errors import EndpointError as Refused
@@ -80,3 +82,45 @@ def test_outside_a_turn_nothing_is_raised():
     """Without another endpoint to go to, the uploader waits as it always did."""
     fallback.failed("a", PermanentError("x", status=400))
     fallback.waiting("a", "paused", "why")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_sends_are_kept_by_both_ledgers(request, tmp_path, backend):
+    """A job's sends (sending, then unusable or done) read back in order from SQLite and
+    from a real PostgreSQL, paths as this host names them; status's latest passed over."""
+    from pathlib import Path
+
+    from dropscribe.ledger.sends import DONE, SENDING, UNUSABLE
+    from dropscribe.vocab.states import JobKey
+
+    key = JobKey("d" * 64, "s" * 16)
+    if backend == "sqlite":
+        from dropscribe.ledger.store import SqliteLedger
+
+        store: Any = SqliteLedger(tmp_path / "ledger.sqlite3")
+        where = tmp_path / "a.wav"
+    else:
+        import pg
+        from dropscribe.ledger.places import Places
+        from dropscribe.ledger.postgres import PostgresLedger
+        from dropscribe.vocab.config import SharedLedger
+
+        url = request.getfixturevalue("pg_url")
+        store = PostgresLedger(
+            SharedLedger(url, pg.PASSWORD, "a", 30.0), Places([("calls", Path("/srv/in"))])
+        )
+        where = Path("/srv/in/a.wav")
+    try:
+        store.record_send(key, "first", "m1", where, SENDING, None)
+        store.record_send(key, "first", "m1", where, UNUSABLE, "quota: HTTP 429")
+        store.record_send(key, "second", "m2", where, DONE, None)
+        rows = store.sends(key)
+        assert [(r.endpoint, r.state, r.reason) for r in rows] == [
+            ("first", UNUSABLE, "quota: HTTP 429"),
+            ("second", DONE, None),
+        ]
+        assert rows[0].path == str(where)
+        [passed] = store.recent_sends()
+        assert (passed.endpoint, passed.model) == ("first", "m1")
+    finally:
+        store.close()

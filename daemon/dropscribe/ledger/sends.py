@@ -63,7 +63,7 @@ class SendReads:
 
     def sends(self, key: JobKey | str) -> list[SendRow]:
         """The job's rows, oldest first."""
-        sql = f"SELECT {COLUMNS} FROM sends WHERE key = ? ORDER BY updated"  # noqa: S608
+        sql = f"SELECT {COLUMNS} FROM sends WHERE key = ? ORDER BY updated, endpoint"  # noqa: S608
         return [self._row(row) for row in self._rows(sql, (str(key),))]
 
     def recent_sends(self, limit: int = 10) -> list[SendRow]:
