@@ -227,3 +227,19 @@ def test_check_config_names_what_a_model_mapping_gets_wrong(setup, spares):
     assert "did you mean 'first'?" in typo
     assert re.search(r"dropscribe\.yaml:\d+: defaults\.model\.frist:", typo)  # file:line
     assert any("gives no model for endpoint 'first', 'third'" in line for line in lines)
+
+
+def test_once_with_every_endpoint_down_leaves_the_file_and_exits_3(setup):
+    """dropscribe once, all three endpoints down: the file stays where it is, unreachable,
+    and the exit status is 3, as with one endpoint down."""
+    down = [f"http://127.0.0.1:{free_port()}/v1" for _ in range(3)]
+    common = {"api_key_env": "DROPSCRIBE_TEST_KEY", "timeout": 10, "backoff_max": 0.2}
+    setup.data["endpoints"] = {
+        name: {"base_url": url, **common} for name, url in zip(MODELS, down, strict=True)
+    }
+    setup.data["defaults"].update(endpoint=list(MODELS), model="whisper-1")
+    make_wav(setup.inbox / "a.wav", seconds=1.0)
+    once = DaemonProcess(setup, command="once")
+    assert once.wait() == 3
+    assert [e["to"] for e in once.named("file.fallback")] == ["second", "third"]
+    assert (setup.inbox / "a.wav").exists()
