@@ -12,6 +12,7 @@
     │   │   │   ├── ModelGone                 the model is shut down or withdrawn: its pair waits
     │   │   │   └── EndpointRuledOut          in ``once``: an earlier file found it unusable
     │   │   └── PermanentError                400, 413, 415, 422, bad answers, not audio
+    │   │       └── EmptyAnswer               no text for audio with speech: the next endpoint
     │   ├── SidecarError (OSError)            a transcript could not be written to disk
     │   ├── LedgerError                       the ledger cannot read or write (any backend's error)
     │   │   ├── LedgerUnavailable             a shared ledger cannot be reached: the file waits
@@ -23,7 +24,8 @@
     ├── OSError
     │   └── AlreadyRunningError               another dropscribe serves the same state_dir
     ├── Abandoned                             a signal: the daemon stops, leave the job
-    └── Replan                                a signal: decide again how to send the file
+    ├── Replan                                a signal: decide again how to send the file
+    └── Unusable                              a signal: the endpoint cannot take it; the next may
 
 ``Problem`` is not an exception: one thing wrong in a config file, which ConfigError
 lists. Only ``http.py`` catches ``httpx`` exceptions; it turns them into these, each
@@ -111,6 +113,11 @@ class OutageError(RetryableError):
 
 class PermanentError(TranscriptionError):
     """Trying again with the same request will fail the same way."""
+
+
+class EmptyAnswer(PermanentError):  # noqa: N818 - named for what the answer is
+    """The answer had no text although speech was heard in the audio: with several
+    endpoints, the file is tried on the next (``jobs/cascade.py``)."""
 
 
 class EndpointError(TranscriptionError):
@@ -201,3 +208,16 @@ class Replan(Exception):  # noqa: N818 - a signal between two functions, not an 
 class EndpointRuledOut(EndpointError):  # noqa: N818 - named for what the endpoint is
     """In ``once``: the endpoint (or the model on it) already failed a file in a way no
     retry mends; every later file of it fails at once."""
+
+
+class Unusable(Exception):  # noqa: N818 - a signal between two functions, not an error
+    """While a file has another endpoint to go to: this one cannot take it now (paused,
+    out of quota, its model gone, down); ``why`` says which, ``sent`` whether a request
+    of this file was answered so (``transcribe/fallback.py``)."""
+
+    def __init__(self, endpoint: str, why: str, message: str, *, sent: bool) -> None:
+        super().__init__(f"{endpoint}: {why}: {message}")
+        self.endpoint = endpoint
+        self.why = why
+        self.message = message
+        self.sent = sent

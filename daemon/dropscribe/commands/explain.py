@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from dropscribe.commands import fallbacks
 from dropscribe.commands.console import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, fail, say
 from dropscribe.config import rules
 from dropscribe.errors import DropscribeError
@@ -153,6 +154,7 @@ def _explain_ledger(cfg: Config, path: Path) -> str | None:
         try:
             row = store.file(path)
             chunks = store.chunk_plan(row.key) if row is not None else []
+            sent = store.sends(row.key) if row is not None else []  # fallback34
         finally:
             store.close()
     except (OSError, DropscribeError) as exc:
@@ -163,6 +165,8 @@ def _explain_ledger(cfg: Config, path: Path) -> str | None:
     else:
         say(f"  ledger: {row.state}" + (f" ({row.error})" if row.error else ""))
         say(f"    fingerprint: {row.fingerprint[:16]}…, formats done: {row.formats or '-'}")
+        for line in fallbacks.told(sent):
+            say(line)
     if chunks:  # a long recording part-way through
         done = sum(chunk.result is not None for chunk in chunks)
         say(

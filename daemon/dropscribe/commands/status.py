@@ -9,7 +9,7 @@ import datetime as dt
 import json
 from typing import TYPE_CHECKING
 
-from dropscribe.commands import report
+from dropscribe.commands import fallbacks, report
 from dropscribe.commands.console import EXIT_OK, fail, say
 from dropscribe.errors import DropscribeError
 from dropscribe.ledger import opening
@@ -42,6 +42,7 @@ def status(cfg: Config, *, as_json: bool = False) -> int:
             refused = limits.refusals(ledger)
             gone_models = gone.gone_rows(ledger)
             retiring = lookout.notices(ledger)
+            passed = ledger.recent_sends()  # fallback34
             if isinstance(ledger, Hosts):  # a shared ledger: who shares it, what they hold
                 hosts, claims = ledger.hosts(), ledger.claims()
         finally:
@@ -49,6 +50,7 @@ def status(cfg: Config, *, as_json: bool = False) -> int:
     except (OSError, DropscribeError) as exc:
         return fail(f"cannot read ledger {where}: {exc}")
     found = report.build(cfg, where, by_inbox, unfinished)
+    found["passed_over"] = fallbacks.as_json(passed)
     if as_json:
         print(json.dumps(found, indent=2))  # noqa: T201 - escaped by json
         return EXIT_OK
@@ -59,6 +61,8 @@ def status(cfg: Config, *, as_json: bool = False) -> int:
     if cfg.ledger is not None:
         _hosts(hosts, claims, cfg.ledger.lease_seconds)
     _models(cfg, gone_models, retiring)
+    for line in fallbacks.recent(passed):
+        say(line)
     if refused:
         say("learned from refusals (never sent to that model again):")
         for server, model, param, value, reason in refused:

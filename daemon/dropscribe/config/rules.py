@@ -6,8 +6,9 @@ import fnmatch
 import functools
 import re
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from dropscribe.vocab import fallbacks as several
 from dropscribe.vocab import glossary
 from dropscribe.vocab.settings import FolderSettings, Format
 from dropscribe.vocab.states import FileState
@@ -173,9 +174,7 @@ def effective_layers(inbox: Inbox, path: Path, language: str | None = None) -> l
 def effective(inbox: Inbox, path: Path, language: str | None = None) -> FolderSettings:
     """Defaults, then the inbox, then every rule that matches, in order; with the
     recording's ``language`` when it is known, the rules by language too."""
-    merged: dict[str, Any] = {}
-    for layer in effective_layers(inbox, path, language):
-        merged.update(layer.values)
+    merged = several.merged(layer.values for layer in effective_layers(inbox, path, language))
     # Validating again (2.5 µs) is faster here than model_construct (7.7 µs).
     return FolderSettings(**merged)
 

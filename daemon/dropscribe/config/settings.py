@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
-from dropscribe.config import document, files, glossaryfile, sections, steps
+from dropscribe.config import document, fallbacks, files, glossaryfile, sections, steps
 from dropscribe.config.keyfile import unreadable
 from dropscribe.config.locate import KeyPath, dotted, from_pydantic, line_of
 from dropscribe.config.schema import (
@@ -26,6 +26,7 @@ from dropscribe.config.schema import (
     process_count,
 )
 from dropscribe.errors import ConfigError, Problem
+from dropscribe.vocab import fallbacks as several
 from dropscribe.vocab import language
 from dropscribe.vocab.config import Config, Inbox, Layer
 from dropscribe.vocab.endpoints import Endpoint, EndpointModel
@@ -165,6 +166,7 @@ def _resolve(
         }
         | steps.chat_endpoints(model)
     )
+    used |= fallbacks.used(model.defaults, model.inboxes)
     steps.check(model, problem)
     endpoints = {
         name: sections.endpoint(
@@ -199,9 +201,7 @@ def _resolve(
             glob, spoken = language.split(rule.match)  # issue 32: match: {language: de}
             layer = _layer(rule, base, rwhere, problem, glob, rule.folder)
             layers.append(dataclasses.replace(layer, language=spoken))
-        merged: dict[str, Any] = {}
-        for layer in layers[:2]:
-            merged.update(layer.values)
+        merged = several.merged(layer.values for layer in layers[:2])
         told = {p.key for p in problems}  # a wrong endpoint: is not also "no endpoint"
         for key in ("endpoint", "model"):
             if key not in merged and not {dotted(("defaults", key)), dotted((*where, key))} & told:
@@ -212,6 +212,7 @@ def _resolve(
                 at = (*where, "endpoint") if rindex == 0 else (*where, "rules", rindex - 1)
                 problem(at, f"unknown endpoint {ep_name!r}; defined: {', '.join(known)}")
         _check_levels(endpoints, merged, layers[2:], where, problem, check)
+        fallbacks.check(endpoints, known, layers, where, problem, check)
         name = _inbox_name(inbox.name, path, names, where, problem)
         inboxes.append(
             Inbox(
@@ -275,7 +276,7 @@ def _check_levels(
     if check is None:
         return
     for index, rule in enumerate([None, *rules]):
-        values = {**merged, **(rule.values if rule is not None else {})}
+        values = several.resolved(several.merged([merged, rule.values if rule else {}]))
         endpoint = endpoints.get(values.get("endpoint", ""))
         at = where if rule is None else (*where, "rules", index - 1)
         if endpoint is not None and values.get("model") is not None:

@@ -37,7 +37,7 @@ from dropscribe.errors import (
     TranscriptionError,
 )
 from dropscribe.ingest import source
-from dropscribe.jobs import chunked, plan, spoken, tracks, verdicts
+from dropscribe.jobs import cascade, chunked, plan, spoken, tracks, verdicts
 from dropscribe.jobs.job import Job, Outcome, SettledFile, Tally
 from dropscribe.ledger.interface import WRITE_FAILED
 from dropscribe.ops.metrics import Metrics
@@ -91,7 +91,8 @@ class JobRunner:
         # Scratch audio of long recordings: state_dir/work, this host's own.
         chunker = chunked.Chunker(ledger, self._uploader, work, abort)
         self._work = work
-        self._planner = plan.Planner(self._uploader, chunker, abort)
+        planner = plan.Planner(self._uploader, chunker, abort)
+        self._planner = cascade.Cascade(ledger, self._uploader, planner, abort, once=once)
         self._inbox_of = inbox_of
         self._key_locks: dict[JobKey, threading.Lock] = {}
         self._key_locks_guard = threading.Lock()

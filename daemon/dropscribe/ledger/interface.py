@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from dropscribe.errors import LedgerError
+from dropscribe.ledger.sends import Sends
 from dropscribe.vocab.states import FileState, JobKey, JobState
 
 if TYPE_CHECKING:
@@ -231,7 +232,7 @@ class Checkpoints(Protocol):
     ) -> None: ...
 
 
-class JobLedger(UploadLedger, Lookup, Sidecars, Checkpoints, Protocol):
+class JobLedger(UploadLedger, Lookup, Sidecars, Checkpoints, Sends, Protocol):
     """What one file's way needs: jobs/runner.py (which hands the narrower roles to the
     uploader, the chunker, verdicts and publish), dispatch/host.py."""
 
@@ -262,7 +263,7 @@ class Closing(Protocol):
     def close(self) -> None: ...
 
 
-class Reports(CapabilityReport, Lookup, Closing, Protocol):
+class Reports(CapabilityReport, Lookup, Closing, Sends, Protocol):
     """What the commands read: status, explain, rehearse (commands/)."""
 
     where: str

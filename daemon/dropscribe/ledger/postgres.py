@@ -23,6 +23,7 @@ from dropscribe.ledger.database import Database
 from dropscribe.ledger.leases import ClaimRow, HostRow, Leases
 from dropscribe.ledger.queries import Reads, file_row, job_row
 from dropscribe.ledger.schema import Dialect
+from dropscribe.ledger.sends import RECORD, SendReads
 from dropscribe.ledger.steprows import StepRows
 from dropscribe.vocab.states import FileState, JobKey, JobState
 
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
 SCHEMA_LOCK = 0x64726F70  # "drop"
 
 
-class PostgresLedger(Reads, StepRows):
+class PostgresLedger(Reads, StepRows, SendReads):
     """The ledger (``interface.Ledger``) in a PostgreSQL database several hosts share;
     thread-safe (a connection pool), and ``close()`` stops its heartbeat."""
 
@@ -295,6 +296,13 @@ class PostgresLedger(Reads, StepRows):
         args = (server, model, param, value, verdict, reason, self._clock())
         with self._tx() as execute:
             execute(queries.RECORD_CAPABILITY, args)
+
+    def record_send(
+        self, key: JobKey, endpoint: str, model: str, path: Path, state: str, reason: str | None
+    ) -> None:
+        args = (str(key), endpoint, model, self._stored(path), state, reason, self._clock())
+        with self._tx() as execute:
+            execute(RECORD, args)
 
     # ------------------------------------------------------------ reports
 

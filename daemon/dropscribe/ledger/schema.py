@@ -232,6 +232,15 @@ LAYOUT = Layout(
             columns("path text, step text, key text, shaping text, outputs text, updated real"),
             key=("path", "step"),
         ),
+        # fallback34: which endpoint each job was sent to, and why others were passed over
+        Table(
+            "sends",
+            columns(
+                "key text, endpoint text, model text, path text, state text, reason text?,"
+                " updated real"
+            ),
+            key=("key", "endpoint"),
+        ),
         # a job in some host's hands (leases.py); previous: the run it was taken from
         Table(
             "claims",

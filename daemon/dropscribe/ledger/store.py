@@ -29,6 +29,7 @@ from dropscribe.ledger.groupcommit import GroupCommit
 from dropscribe.ledger.interface import Claim, JobRow
 from dropscribe.ledger.queries import Reads
 from dropscribe.ledger.schema import LAYOUT, Dialect
+from dropscribe.ledger.sends import RECORD, SendReads
 from dropscribe.ledger.steprows import StepRows
 from dropscribe.vocab.states import FileState, JobKey, JobState
 
@@ -50,7 +51,7 @@ def mapped() -> Iterator[None]:
         raise LedgerError(str(exc)) from exc
 
 
-class SqliteLedger(Reads, StepRows):
+class SqliteLedger(Reads, StepRows, SendReads):
     """The ledger (``interface.Ledger``) in one SQLite file; thread-safe, and ``close()``
     stops its writer thread."""
 
@@ -266,6 +267,12 @@ class SqliteLedger(Reads, StepRows):
     ) -> None:
         args = (server, model, param, value, verdict, reason, self._clock())
         self._write(lambda db: db.execute(queries.RECORD_CAPABILITY, args))
+
+    def record_send(
+        self, key: JobKey, endpoint: str, model: str, path: Path, state: str, reason: str | None
+    ) -> None:
+        args = (str(key), endpoint, model, self._stored(path), state, reason, self._clock())
+        self._write(lambda db: db.execute(RECORD, args))
 
 
 class ReadOnly:

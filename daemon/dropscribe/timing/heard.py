@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from dropscribe.audio import split, transcode
-from dropscribe.errors import PermanentError
+from dropscribe.errors import EmptyAnswer, PermanentError
 from dropscribe.timing import snap
 
 if TYPE_CHECKING:
@@ -60,9 +60,7 @@ def empty_answer(content: Path) -> PermanentError | None:
     if not found.speech:
         return None
     what = "speech" if found.how == "vad" else "sound (no VAD without dropscribe[local])"
-    return PermanentError(
-        f"the answer was empty although {found.seconds:.1f} s of {what} were heard"
-    )
+    return EmptyAnswer(f"the answer was empty although {found.seconds:.1f} s of {what} were heard")
 
 
 def _windows(content: Path) -> Iterator[npt.NDArray[np.int16]]:

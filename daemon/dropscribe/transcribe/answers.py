@@ -89,7 +89,7 @@ def error(
     cls: type[TranscriptionError]
     if models.gone(status, code, message, model):
         cls = ModelGone
-    elif status in {401, 403, 404} or (status == 429 and code in QUOTA_CODES):
+    elif status in {401, 402, 403, 404} or (status == 429 and code in QUOTA_CODES):
         cls = EndpointError
     elif should_retry(status, headers):
         cls = OutageError if status in OUTAGE_STATUSES else RetryableError

@@ -28,7 +28,7 @@ from dropscribe.errors import (
     TranscriptionError,
 )
 from dropscribe.ops.metrics import Metrics
-from dropscribe.transcribe import backoff, kinds, models
+from dropscribe.transcribe import backoff, fallback, kinds, models
 from dropscribe.transcribe.clients import Clients
 from dropscribe.transcribe.gone import Gone
 from dropscribe.transcribe.health import Health
@@ -103,11 +103,13 @@ class Uploader:
             self._health.usable(endpoint, model)
             wait, model_probe = self._gone.wait(endpoint, model)
             if wait:
+                fallback.waiting(endpoint, "gone", f"model {model!r} is not served there")
                 self._sleep(min(wait, 1.0))
                 continue
             wait, breaker, probe = self._health.breaker(endpoint)  # probe: this upload is it
             if not wait:
                 break
+            fallback.waiting(endpoint, "paused", breaker.reason or "paused after failures")
             self._sleep(min(wait, 1.0))
         limit = self._health.limiter(endpoint)
         try:
@@ -332,11 +334,13 @@ class Uploader:
         if isinstance(failure, ModelGone):  # the pair waits in _slot, attempts untouched
             self._gone.failed(endpoint, model, failure)
             self._health.succeeded(endpoint.name)  # it answered: the endpoint is well
+            fallback.failed(endpoint.name, failure)  # another endpoint may take the file
             if not self._wait_for_endpoints:
                 raise failure
             return True
         if isinstance(failure, EndpointError):
             self._health.failed(endpoint.name, failure, at_once=True)
+            fallback.failed(endpoint.name, failure)
             if not self._wait_for_endpoints:
                 raise failure
             return True
@@ -344,6 +348,8 @@ class Uploader:
             self._health.failed(endpoint.name, failure)
             if failure.status == 429:
                 self._health.throttled(endpoint.name)
+            if failure.outage:
+                fallback.failed(endpoint.name, failure)
             if failure.outage and outages >= endpoint.max_attempts and not self._wait_for_endpoints:
                 unreachable = EndpointUnreachable(failure.message, status=failure.status)
                 self._health.rule_out(endpoint.name, model, unreachable)

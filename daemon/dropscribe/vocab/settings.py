@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from dropscribe.vocab import fallbacks as several
 from dropscribe.vocab import glossary, language, tracks
 from dropscribe.vocab.steps import ChatModel, Language, SummaryModel
 
@@ -205,6 +206,16 @@ class FolderSettings(StrictModel):
     def _codes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return language.checked_codes(value)
 
+    # fallback34: several endpoints (vocab/fallbacks.py). ``endpoint: [a, b]`` is kept as
+    # endpoint a and these fallbacks; ``model: {a: m, b: n}`` as these pairs (model: a's).
+    fallbacks: tuple[str, ...] = ()
+    models: tuple[tuple[str, Annotated[str, Field(min_length=1)]], ...] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _several_endpoints(cls, data: Any) -> Any:
+        return several.taken_apart(data)
+
     @field_validator("language")
     @classmethod
     def _iso_639_1(cls, value: str | None) -> str | None:
@@ -266,6 +277,8 @@ class FolderSettings(StrictModel):
             shaping["align"] = {"align": self.align is not False, "model": self.align_model}
         if not tracks.default(self.audio_track):  # tracks32
             shaping["audio_track"] = self.audio_track
+        if self.fallbacks:  # fallback34: the list, whichever endpoint takes the file
+            shaping["fallbacks"], shaping["models"] = list(self.fallbacks), dict(self.models)
         return shaping
 
     def shaping_hash(self) -> str:

@@ -1,0 +1,178 @@
+"""Several endpoints per folder (``endpoint: [groq, openai, local]``), the job's side: the
+file goes to the first endpoint of the list that takes it. One that cannot (its breaker
+open, out of quota, its model gone, down: ``transcribe/fallback.py``), or that answers
+nothing for audio with speech, is passed over with ``file.fallback``, naming both
+endpoints and why; when none can, the file waits for the first that can again (in
+``once``: it ends as with that one endpoint).
+
+Exactly once across endpoints: before a file's first request to an endpoint, the ledger
+commits a ``sending`` row for it (``ledger/sends.py``), ended when the endpoint answers.
+A row still ``sending`` when the job starts again is a request that may have reached the
+endpoint before this host stopped (killed, or the power gone): a paid endpoint's is not
+repeated on another one. The file goes to that endpoint again (``fallback.held``) and
+waits for it while it is paused or down, as a folder with one endpoint does; only its
+answer refusing the file (out of quota, the model gone, a bad key, nothing heard) sends
+the file on down the list, with ``file.fallback`` saying so."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+import structlog
+
+from dropscribe.errors import (
+    Abandoned,
+    EmptyAnswer,
+    EndpointError,
+    EndpointUnreachable,
+    TranscriptionError,
+    Unusable,
+)
+from dropscribe.ledger.sends import DONE, FAILED, SENDING, UNUSABLE
+from dropscribe.transcribe import fallback
+from dropscribe.vocab import fallbacks
+
+if TYPE_CHECKING:
+    import threading
+
+    from dropscribe.audio.probe import Probe
+    from dropscribe.jobs.job import Job
+    from dropscribe.jobs.plan import Planner
+    from dropscribe.ledger.sends import Sends
+    from dropscribe.transcribe.uploader import Uploader
+    from dropscribe.transcript import Transcript
+
+log = structlog.get_logger("dropscribe")
+
+UNPAID = frozenset({"local"})  # kinds no request of which costs anything
+RETRY_SECONDS = 1.0  # when no endpoint of the list can take the file: look again after
+
+
+class Cascade:
+    """Sends a job's file to the first endpoint of its folder's list that takes it."""
+
+    def __init__(
+        self,
+        ledger: Sends,
+        uploader: Uploader,
+        planner: Planner,
+        abort: threading.Event,
+        *,
+        once: bool,
+    ) -> None:
+        self._ledger = ledger
+        self._uploader = uploader
+        self._planner = planner
+        self._abort = abort
+        self._once = once
+        self._reasons = fallback.Reasons()
+
+    def transcribe(self, job: Job, found: Probe) -> Transcript:
+        """The file's fresh transcript, from the first endpoint that gives one."""
+        settings = job.settings
+        chain = fallbacks.chain(
+            settings.endpoint, settings.model, settings.fallbacks, settings.models
+        )
+        if len(chain) == 1:
+            return self._planner.transcribe(job, found)
+        held = self._held(job, chain)
+        if held is not None:
+            try:
+                return self._turn(job, found, *held, patient=True)
+            except (EmptyAnswer, Unusable) as exc:  # it answered: it refuses the file
+                chain = [pair for pair in chain if pair != held]
+                why = exc.why if isinstance(exc, Unusable) else "empty"
+                why += " (after a request that may have reached it before dropscribe stopped)"
+                self._passed(job, held[0], chain[0][0], why, exc.message)
+        return self._down_the_list(job, found, chain)
+
+    def _down_the_list(self, job: Job, found: Probe, chain: list[tuple[str, str]]) -> Transcript:
+        told = False  # file.fallback is said on the first way down the list only
+        while True:
+            last: Unusable | None = None
+            for index, (endpoint, model) in enumerate(chain):
+                try:
+                    return self._turn(job, found, endpoint, model)
+                except Unusable as exc:
+                    last = exc
+                    why, message = exc.why, exc.message
+                except EmptyAnswer as exc:
+                    if index == len(chain) - 1:
+                        raise
+                    why, message = "empty", exc.message
+                except EndpointError as exc:  # once: found unusable by an earlier file
+                    if index == len(chain) - 1:
+                        raise
+                    why, message = "ruled out", exc.message
+                    last = Unusable(endpoint, why, message, sent=False)
+                if index < len(chain) - 1 and not told:
+                    self._passed(job, endpoint, chain[index + 1][0], why, message)
+            told = True
+            if self._once:  # nothing waits in once: the file ends as with one endpoint
+                assert last is not None  # every other way out of the loop returned or raised
+                if last.why.startswith(("down", "paused (down")):
+                    raise EndpointUnreachable(last.message)
+                raise EndpointError(last.message)
+            log.warning(
+                "fallback.exhausted",
+                endpoints=[name for name, _ in chain],
+                action=f"no endpoint of the list can take the file: it waits, and each is"
+                f" tried again from the first every {RETRY_SECONDS:g} s",
+            )
+            if self._abort.wait(RETRY_SECONDS):
+                raise Abandoned
+
+    def _turn(
+        self, job: Job, found: Probe, endpoint: str, model: str, *, patient: bool = False
+    ) -> Transcript:
+        """The file sent to ``endpoint`` with ``model``; ``Unusable`` when it cannot take
+        it (``patient``: only when it refuses it, not while it is paused or down)."""
+        _, key = job.known()
+        settings = job.settings.model_copy(update={"endpoint": endpoint, "model": model})
+        self._ledger.record_send(key, endpoint, model, job.path, SENDING, None)
+        one = dataclasses.replace(job, settings=settings)
+        try:
+            with fallback.turn(self._reasons, patient=patient):
+                answer = self._planner.transcribe(one, found)
+        except Unusable as exc:
+            self._ledger.record_send(
+                key, endpoint, model, job.path, UNUSABLE, f"{exc.why}: {exc.message}"
+            )
+            raise
+        except EmptyAnswer as exc:
+            self._ledger.record_send(key, endpoint, model, job.path, UNUSABLE, f"empty: {exc}")
+            raise
+        except TranscriptionError as exc:  # answered (or never sent): not in flight
+            self._ledger.record_send(key, endpoint, model, job.path, FAILED, exc.message)
+            raise
+        self._ledger.record_send(key, endpoint, model, job.path, DONE, None)
+        return answer
+
+    def _held(self, job: Job, chain: list[tuple[str, str]]) -> tuple[str, str] | None:
+        """The paid endpoint a request of this job may have reached before this host
+        stopped (its row still ``sending``), if any: the file goes there again."""
+        _, key = job.known()
+        sending = {row.endpoint for row in self._ledger.sends(key) if row.state == SENDING}
+        for endpoint, model in chain:
+            if endpoint in sending and self._uploader.client(endpoint).endpoint.kind not in UNPAID:
+                log.warning(
+                    "fallback.held",
+                    endpoint=endpoint,
+                    reason="a request of this file may have reached it before dropscribe stopped",
+                    action="sent to it again, not to another endpoint, so that it is not"
+                    " paid for twice; while it is paused or down, the file waits for it",
+                )
+                return endpoint, model
+        return None
+
+    @staticmethod
+    def _passed(job: Job, endpoint: str, to: str, why: str, message: str) -> None:
+        log.warning(
+            "file.fallback",
+            endpoint=endpoint,
+            to=to,
+            reason=why,
+            error=message,
+            model=dict(job.settings.models).get(endpoint, job.settings.model),
+        )
