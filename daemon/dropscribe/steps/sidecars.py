@@ -1,27 +1,40 @@
 """A step's result -> its sidecars, through the package's atomic writer with the same
 permissions and marks as the transcript's: ``name.summary.md`` (and the summary's sections
-in the ``md`` note), ``name.<lang>.txt/.srt/.vtt`` whose cues keep the source's times."""
+in the ``md`` note), ``name.<lang>.txt/.srt/.vtt`` whose cues keep the source's times.
+Their names are claimed in the ledger as the transcript's are (``outputs/publish.py``): a
+name another source owns, or a file we did not write (a user's own ``name.summary.md``),
+is left alone and ``{name}.{ext}``, then numbers, are tried."""
 
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any
+import itertools
+from typing import TYPE_CHECKING, Any, NamedTuple
 
+import structlog
+
+from dropscribe import names
 from dropscribe.config import rules
-from dropscribe.outputs import marks, sidecar
+from dropscribe.errors import SidecarError
+from dropscribe.outputs import disposition, marks, sidecar
 from dropscribe.outputs.cues import Cue
 from dropscribe.steps import prompts
 from dropscribe.vocab.settings import Format
 from dropscribe.vocab.states import JobKey
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
+    from dropscribe.ledger.interface import Sidecars
     from dropscribe.outputs.render import Page
     from dropscribe.vocab.config import Inbox
     from dropscribe.vocab.settings import FolderSettings
 
+log = structlog.get_logger("dropscribe")
+
 TRANSLATED = (Format.TXT, Format.SRT, Format.VTT)
+ROUNDS = 3  # a name claimed by another source at that very moment: look again
 
 
 def name(settings: FolderSettings, source: Path, ext: str) -> str:
@@ -37,6 +50,15 @@ def name(settings: FolderSettings, source: Path, ext: str) -> str:
     )
 
 
+class Made(NamedTuple):
+    """One step sidecar: the name the template gives it, its step extension (``summary.md``,
+    ``de.srt``; None for the transcript's own md note) and its bytes."""
+
+    path: Path
+    ext: str | None
+    data: bytes
+
+
 def files_of(
     step: str,
     result: dict[str, Any],
@@ -45,14 +67,16 @@ def files_of(
     source: Path,
     outputs: list[Path],
     folder: Path,
-) -> dict[Path, bytes]:
-    """The sidecars of one step's result, by path."""
+) -> list[Made]:
+    """The sidecars of one step's result."""
     if step == "summary":
         text = result["markdown"].strip() + "\n"
-        files = {folder / name(settings, source, "summary.md"): text.encode()}
+        ext = "summary.md"
+        files = [Made(folder / name(settings, source, ext), ext, text.encode())]
         note = next((p for p in outputs if p.name.endswith(".md")), None)
         if Format.MD in settings.formats and note is not None:
-            files[note] = with_summary(page.render(Format.MD).decode(), result["markdown"]).encode()
+            body = with_summary(page.render(Format.MD).decode(), result["markdown"])
+            files.append(Made(note, None, body.encode()))
         return files
     language = result["language"]
     page.__dict__["subtitles"] = [
@@ -60,11 +84,67 @@ def files_of(
         for start, end, text, speaker, turn in result["cues"]
     ]
     wanted = [f for f in settings.formats if f in TRANSLATED] or [Format.TXT]
-    made: dict[Path, bytes] = {}
+    made: list[Made] = []
     for fmt in wanted:
         data = _txt(page) if fmt is Format.TXT else page.render(fmt)
-        made[folder / name(settings, source, f"{language}.{fmt.extension}")] = data
+        ext = f"{language}.{fmt.extension}"
+        made.append(Made(folder / name(settings, source, ext), ext, data))
     return made
+
+
+def claimed(
+    ledger: Sidecars, made: list[Made], settings: FolderSettings, source: Path, key: JobKey
+) -> dict[Path, bytes]:
+    """The sidecars under the names claimed for them in the ledger, as the transcript's
+    are: the template's name unless another source owns it or a file we did not write is
+    in the way (a user's own notes), then ``{name}.{ext}``, then numbers; the md note is
+    the transcript's, this source's already. Raises SidecarError when no name is left."""
+    owner = None if settings.after == "keep" else f"{names.text(source)}#{key.digest}"
+    me = owner or names.text(source)
+    options = [_candidates(m.path, source, m.ext) for m in made]
+    chosen: list[Path | None] = [None] * len(made)
+    for _ in range(ROUNDS):  # another round only if a name was claimed meanwhile
+        left = [i for i, target in enumerate(chosen) if target is None]
+        picks = [_free(ledger, options[i], me) for i in left]
+        for i, target in zip(left, ledger.finish(source, None, picks, owner), strict=True):
+            chosen[i] = target
+        if None not in chosen or not any(picks):
+            break
+    out: dict[Path, bytes] = {}
+    for one, target in zip(made, chosen, strict=True):
+        if target is None:
+            raise SidecarError(None, "no free sidecar name", str(one.path))
+        if target != one.path:
+            log.info(
+                "sidecar.renamed",
+                reason="name taken by another file",
+                wanted=str(one.path),
+                sidecar=str(target),
+            )
+        out[target] = one.data
+    return out
+
+
+def _candidates(first: Path, source: Path, ext: str | None) -> Iterator[Path]:
+    """A step sidecar's names in the order tried: the template's (``first``), then
+    ``{name}.{ext}``, then numbers; built only as far as needed."""
+    yield first
+    if ext is None:
+        return
+    others = itertools.chain(
+        [f"{source.name}.{ext}"], (f"{source.name}.{n}.{ext}" for n in range(2, 10_000))
+    )
+    yield from (first.with_name(n) for n in others if n != first.name)
+
+
+def _free(ledger: Sidecars, options: Iterator[Path], me: str) -> list[Path]:
+    """The next of ``options`` that ``me`` may take: its own claim, or a name nobody
+    claimed with nothing in the way; empty when none is left."""
+    for target in options:
+        owner = ledger.owner_of(target)
+        if owner == me or (owner is None and not disposition.occupied(target)):
+            return [target]
+    return []
 
 
 def with_summary(note: str, summary: str) -> str:

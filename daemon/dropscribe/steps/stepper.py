@@ -168,7 +168,7 @@ class Stepper:
                 page = self._page(row, settings, source)
                 if page is None:
                     return
-                files = sidecars.files_of(
+                made = sidecars.files_of(
                     step.name,
                     result,
                     page,
@@ -178,6 +178,7 @@ class Stepper:
                     rules.sidecar_dir(inbox, settings, source),
                 )
                 try:
+                    files = sidecars.claimed(self._ledger, made, settings, source, row.key)
                     sidecars.write(files, inbox, settings, source, row.key, outputs)
                 except SidecarError as exc:
                     log.error(
