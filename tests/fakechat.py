@@ -70,6 +70,7 @@ class FakeChat:
         self.replies: list[str] = []  # what each request was answered: "200", "429", ...
         self.script: collections.deque[Reply] = collections.deque()
         self.down = False  # answer every request 503 (an outage)
+        self.always: Reply | None = None  # answer every request so (a refusal, say)
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -169,8 +170,14 @@ class FakeChat:
                 with chat._lock:
                     chat.requests.append(body)
                     scripted = chat.script.popleft() if chat.script else None
-                reply = scripted or (
-                    error(503, "The server is overloaded.", None) if chat.down else chat.reply(body)
+                reply = (
+                    scripted
+                    or chat.always
+                    or (
+                        error(503, "The server is overloaded.", None)
+                        if chat.down
+                        else chat.reply(body)
+                    )
                 )
                 with chat._lock:
                     chat.replies.append("drop" if reply.drop else str(reply.status))

@@ -4,11 +4,13 @@ fake transcription API and the fake chat server."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import stat
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from conftest import DaemonProcess, Setup, make_wav
-from fakechat import FakeChat
+from fakechat import FakeChat, Reply
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -128,3 +130,89 @@ def test_step_sidecars_of_a_private_recording_are_private(open_setup, chat):
         assert "Permission denied" in denied.stderr
         assert stat.S_IMODE(public.stat().st_mode) == 0o644, public
         assert read_as_nobody(public).returncode == 0, public
+
+
+def run_cli(setup: Setup, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dropscribe", *args, "-c", str(setup.config_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, **setup.env, "LLM_KEY": KEY},
+    )
+
+
+def test_a_refused_step_is_quarantined_and_status_and_explain_say_so(setup, chat):
+    """A chat endpoint that refuses every step: each step is tried max_attempts times, then
+    quarantined with the refusal as its reason (status --json, status, explain say so, while
+    another recording's steps are done with their tokens counted per endpoint); a reload
+    tries the quarantined steps again."""
+    with_steps(setup, chat)
+    refusal = "Your request was rejected as a result of our safety system."
+    chat.always = Reply(
+        400,
+        {
+            "error": {
+                "message": refusal,
+                "type": "invalid_request_error",
+                "param": None,
+                "code": "content_filter",
+            }
+        },
+    )
+    daemon = DaemonProcess(setup, env={"LLM_KEY": KEY})
+    try:
+        daemon.wait_event("daemon.started")
+        make_wav(setup.inbox / "a.wav")
+        daemon.wait_output(
+            lambda: len([e for e in daemon.named("step.failed") if e["quarantined"]]) >= 2,
+            40,
+            "both steps quarantined",
+        )
+        failed = daemon.named("step.failed")
+        assert sorted((e["step"], e["attempt"], e["quarantined"]) for e in failed) == [
+            ("summary", 1, False),
+            ("summary", 2, True),
+            ("translate:de", 1, False),
+            ("translate:de", 2, True),
+        ]
+        chat.always = None
+        make_wav(setup.inbox / "b.wav", freq=300)
+        daemon.wait_event("step.written", 2, timeout=30)
+        sent = len(chat.requests)
+
+        found = json.loads(run_cli(setup, "status", "--json").stdout)
+        steps = found["steps"]
+        assert steps["counts"] == {"pending": 0, "done": 2, "failed": 0, "quarantined": 2}
+        [used] = steps["tokens"]
+        done = daemon.named("step.done")
+        assert used == {
+            "endpoint": "llm",
+            "in": sum(e["tokens_in"] for e in done),
+            "out": sum(e["tokens_out"] for e in done),
+        }
+        assert used["in"] > 0
+        assert {(Path(f["path"]).name, f["step"], f["state"]) for f in steps["files"]} == {
+            ("a.wav", "summary", "quarantined"),
+            ("a.wav", "translate:de", "quarantined"),
+        }
+        assert all(refusal in f["reason"] and f["attempts"] == 2 for f in steps["files"])
+        people = run_cli(setup, "status").stdout
+        assert "steps: pending 0, done 2, failed 0, quarantined 2" in people
+        assert "tokens this month" in people
+        told = run_cli(setup, "explain", str(setup.inbox / "a.wav")).stdout
+        assert "summary: quarantined on llm (some-model)" in told
+        assert refusal in told
+        told = run_cli(setup, "explain", str(setup.inbox / "b.wav")).stdout
+        assert "translate:de: done on llm (some-model), tokens" in told
+        assert "sidecars: b.de.txt, b.de.srt" in told
+        assert len(chat.requests) == sent  # status and explain only read
+
+        daemon.signal(signal.SIGHUP)
+        daemon.wait_event("steps.forgiven")
+        daemon.wait_event("step.written", 4, timeout=30)
+        counts = json.loads(run_cli(setup, "status", "--json").stdout)["steps"]["counts"]
+        assert counts == {"pending": 0, "done": 4, "failed": 0, "quarantined": 0}
+    finally:
+        daemon.signal(signal.SIGTERM)
+        daemon.wait()

@@ -67,6 +67,7 @@ class Stepper:
         self._stop = threading.Event()
         self._poke = threading.Event()
         self._full = True
+        self._forgive = True  # at start and after a reload: quarantined steps tried again
         self._since = 0.0
         self._callers: dict[str, Caller] = {}
         self._thread = threading.Thread(target=self._run, name="dropscribe-steps", daemon=True)
@@ -82,8 +83,10 @@ class Stepper:
         self._thread.start()
 
     def poke(self, *, full: bool = False) -> None:
-        """Look again now (``full``: at every done file, after a reload)."""
+        """Look again now (``full``: at every done file, after a reload; quarantined
+        steps are tried again, as their cause may be fixed)."""
         self._full = self._full or full
+        self._forgive = self._forgive or full
         self._poke.set()
 
     def close(self) -> None:
@@ -118,6 +121,10 @@ class Stepper:
     def _turn(self, full: bool, now: float) -> None:
         if not self.wanted():
             return
+        if self._forgive:
+            self._forgive = False
+            if forgiven := self._rows.steps_forgiven():
+                log.info("steps.forgiven", count=forgiven)
         rows = self._rows.done_since(0.0 if full else self._since - 1.0)
         if rows:
             self._since = max(self._since, *(r.updated for r in rows))
