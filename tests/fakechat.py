@@ -54,12 +54,32 @@ def answer_for(messages: list[dict[str, str]]) -> str:
         return "\n".join(re.sub(r"^(\[\d+\]) ", rf"\1 {lang}: ", line) for line in lines)
     words = len(user.split())
     if system.startswith("You take notes"):
-        return f"- notes on {words} words"
+        said = user.split()
+        return f"- notes on {words} words, {said[0]} to {said[-1]}" if said else "- nothing"
     title = "Meeting" if "custom" not in system else "Custom"
     return (
         f"# {title}\n\n## Summary\n\nA talk of {words} words.\n\n## Key points\n\n- one\n\n"
         "## Decisions\n\n- None\n\n## Action items\n\n- Ana: send notes (Friday)"
     )
+
+
+def meeting(minutes: float, words_per_segment: int = 25) -> dict[str, Any]:
+    """A transcription API's verbose_json answer for a meeting of ``minutes``: 10-second
+    segments of numbered words (``w1 w2 ...``, about 150 a minute), a pause of 3 s every
+    sixth segment (a new paragraph), so a test can see every word used once, in order."""
+    segments, start, n = [], 0.0, 0
+    while start < minutes * 60:
+        text = " ".join(f"w{n + k + 1}" for k in range(words_per_segment))
+        n += words_per_segment
+        segments.append({"id": len(segments), "start": start, "end": start + 10.0, "text": text})
+        start += 13.0 if len(segments) % 6 == 0 else 10.0
+    return {
+        "task": "transcribe",
+        "language": "english",
+        "duration": start,
+        "text": " ".join(seg["text"] for seg in segments),
+        "segments": segments,
+    }
 
 
 class FakeChat:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from conftest import DaemonProcess, Setup, make_wav
-from fakechat import FakeChat, Reply
+from fakechat import FakeChat, Reply, meeting
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -216,3 +216,37 @@ def test_a_refused_step_is_quarantined_and_status_and_explain_say_so(setup, chat
     finally:
         daemon.signal(signal.SIGTERM)
         daemon.wait()
+
+
+def test_a_long_transcript_is_summarised_in_parts_after_the_context_is_learned(setup):
+    """A 25-minute transcript through a model with a 4,096-token context: the first request,
+    sent whole, is refused with OpenAI's context_length_exceeded; the limit it names is
+    learned (chat.learned), the transcript is cut into parts that fit, each part's notes
+    taken (every word sent once, in order) and all of them combined into the summary."""
+    setup.api.answer = lambda _upload: meeting(25)
+    words = meeting(25)["text"].split()
+    with FakeChat(api_key=KEY, context=4096) as chat:
+        with_steps(setup, chat, translate_to=[])
+        daemon = DaemonProcess(setup, env={"LLM_KEY": KEY})
+        try:
+            daemon.wait_event("daemon.started")
+            make_wav(setup.inbox / "long.wav")
+            daemon.wait_event("step.written", timeout=60)
+        finally:
+            daemon.signal(signal.SIGTERM)
+            daemon.wait()
+    assert chat.replies[0] == "400"
+    [learned] = [e for e in daemon.named("chat.learned") if "context_tokens" in e]
+    assert learned["context_tokens"] == 4096
+    notes = [r for r in chat.requests if r["messages"][0]["content"].startswith("You take notes")]
+    assert len(notes) >= 3
+    assert chat.replies[1:] == ["200"] * (len(chat.requests) - 1)
+    sent = [w for r in notes for w in r["messages"][-1]["content"].split()]
+    assert sent == words  # every part used, once, in order
+    combined = chat.requests[-1]["messages"][-1]["content"]
+    for n, request in enumerate(notes, 1):
+        said = request["messages"][-1]["content"].split()
+        assert f"Part {n}:\n- notes on {len(said)} words, {said[0]} to {said[-1]}" in combined
+    [done] = daemon.named("step.done")
+    assert done["parts"] == len(notes)
+    assert (setup.inbox / "long.summary.md").read_text().startswith("# Meeting")

@@ -278,5 +278,6 @@ class Stepper:
             requests=usage.requests,
             tokens_in=usage.tokens_in,
             tokens_out=usage.tokens_out,
+            parts=result.get("parts"),
         )
         return result
