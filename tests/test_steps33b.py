@@ -250,3 +250,28 @@ def test_a_long_transcript_is_summarised_in_parts_after_the_context_is_learned(s
     [done] = daemon.named("step.done")
     assert done["parts"] == len(notes)
     assert (setup.inbox / "long.summary.md").read_text().startswith("# Meeting")
+
+
+def test_once_leaves_the_step_files_the_service_would(setup, chat):
+    """once writes the summary and the translation beside the transcript's sidecars before
+    it exits; with the chat endpoint down it still exits 0 with the transcript written and
+    says the steps are pending (steps.pending), and the next once writes them without
+    transcribing again."""
+    with_steps(setup, chat)
+    make_wav(setup.inbox / "a.wav")
+    chat.down = True
+    first = DaemonProcess(setup, command="once", env={"LLM_KEY": KEY})
+    assert first.wait() == 0
+    assert (setup.inbox / "a.srt").exists()
+    assert not (setup.inbox / "a.summary.md").exists()
+    [pending] = first.named("steps.pending")
+    assert pending["steps"] == 2
+    chat.down = False
+    make_wav(setup.inbox / "b.wav", freq=300)
+    second = DaemonProcess(setup, command="once", env={"LLM_KEY": KEY})
+    assert second.wait() == 0
+    assert not second.named("steps.pending")
+    for name in ("a", "b"):
+        assert (setup.inbox / f"{name}.summary.md").read_text().startswith("# Meeting")
+        assert "de: " in (setup.inbox / f"{name}.de.srt").read_text()
+    assert len(setup.api.uploads) == 2

@@ -123,6 +123,8 @@ class Daemon:
                 looking.start()
                 stepper.start()
             watcher = self._loop(stop, pool, watcher, once, reload)
+            if once and not stop.is_set():  # steps33b: once leaves the steps' files too
+                stepper.run_once(stop)
         finally:
             looking.close()  # before the ledger is
             stepper.close()

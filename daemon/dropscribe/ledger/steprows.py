@@ -100,6 +100,11 @@ class StepRows:
     def _stored(self, path: Path | str) -> str:
         raise NotImplementedError
 
+    def settled(self) -> None:
+        """Return once the writes queued before are committed (a file's done state is
+        queued, not waited for): a write waits for its turn, and writes keep their order."""
+        self._execute("DELETE FROM step_outputs WHERE 0 = 1", ())
+
     def done_since(self, since: float) -> list[FileRow]:
         """Files done (sidecars written) at or after ``since``, oldest first."""
         rows = self._rows(

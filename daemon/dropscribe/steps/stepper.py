@@ -70,6 +70,8 @@ class Stepper:
         self._forgive = True  # at start and after a reload: quarantined steps tried again
         self._since = 0.0
         self._callers: dict[str, Caller] = {}
+        self._eager = False  # once: a step waiting for its next try is tried now
+        self.left = 0  # steps a turn did not finish (once says so)
         self._thread = threading.Thread(target=self._run, name="dropscribe-steps", daemon=True)
 
     def wanted(self) -> bool:
@@ -81,6 +83,27 @@ class Stepper:
 
     def start(self) -> None:
         self._thread.start()
+
+    def run_once(self, stop: threading.Event) -> None:
+        """``once``: every step the done files' settings ask for, in this thread, each
+        tried now (with the chat endpoint's retries); what is left is said, and the next
+        run (of once or the service) tries it again. ``stop`` (a signal) ends it early."""
+        self._stop = stop
+        self._eager = True
+        self.left = 0
+        if not self.wanted():
+            return
+        self._rows.settled()  # the last file's done state is committed
+        self._turn(full=True, now=time.time())
+        if self.left:
+            log.warning(
+                "steps.pending",
+                steps=self.left,
+                reason="failed, quarantined or stopped: see step.failed",
+                action="run once again (or the service): they are tried again",
+            )
+        else:
+            log.info("steps.finished")
 
     def poke(self, *, full: bool = False) -> None:
         """Look again now (``full``: at every done file, after a reload; quarantined
@@ -171,6 +194,7 @@ class Stepper:
                     continue
                 result = self._result(row, step, shaping, settings)
                 if result is None:
+                    self.left += 1
                     continue
                 page = self._page(row, settings, source)
                 if page is None:
@@ -191,6 +215,7 @@ class Stepper:
                     log.error(
                         "step.sidecar_failed", step=step.name, error=str(exc), will_retry=True
                     )
+                    self.left += 1
                     continue
                 self._rows.step_written(source, step.name, row.key, shaping, list(files))
                 log.info("step.written", step=step.name, sidecars=[str(p) for p in files])
@@ -225,7 +250,8 @@ class Stepper:
             return stored.result
         if stored is not None and stored.state == "failed":
             return None
-        if stored is not None and stored.state == "retrying" and stored.next_at > time.time():
+        waiting = stored is not None and stored.state == "retrying" and not self._eager
+        if waiting and stored is not None and stored.next_at > time.time():
             return None
         caller = self._caller(step.chat.endpoint)
         if caller is None:
