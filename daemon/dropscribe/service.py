@@ -123,8 +123,6 @@ class Daemon:
                 looking.start()
                 stepper.start()
             watcher = self._loop(stop, pool, watcher, once, reload)
-            if once and not stop.is_set():  # steps33b: once leaves the steps' files too
-                stepper.run_once(stop)
         finally:
             looking.close()  # before the ledger is
             stepper.close()
@@ -240,6 +238,7 @@ class Daemon:
             self._intake.settle(self._clock())
             self._intake.dispatch(pool)
             if once and self._intake.empty() and pool.idle():
+                self._stepper.run_once(stop)  # steps33b: once leaves the steps' files too
                 return watcher
             if not once and (self._clock() >= next_rescan or self._rescan_soon.is_set()):
                 self._rescan_soon.clear()

@@ -91,7 +91,7 @@ class Stepper:
         self._stop = stop
         self._eager = True
         self.left = 0
-        if not self.wanted():
+        if stop.is_set() or not self.wanted():
             return
         self._rows.settled()  # the last file's done state is committed
         self._turn(full=True, now=time.time())
