@@ -275,3 +275,30 @@ def test_once_leaves_the_step_files_the_service_would(setup, chat):
         assert (setup.inbox / f"{name}.summary.md").read_text().startswith("# Meeting")
         assert "de: " in (setup.inbox / f"{name}.de.srt").read_text()
     assert len(setup.api.uploads) == 2
+
+
+def test_the_hook_runs_again_once_the_steps_are_written_naming_their_sidecars(setup, chat):
+    """The hook runs at done (the transcript's sidecars), then once more with outcome
+    "steps" when every step is written: its JSON names the transcript's and the steps'
+    sidecars, and each step's under "steps"."""
+    calls = setup.root / "calls.jsonl"
+    script = f"import sys; open({str(calls)!r}, 'a').write(sys.stdin.read() + '\\n')"
+    with_steps(setup, chat, hook={"command": [sys.executable, "-c", script]})
+    daemon = DaemonProcess(setup, env={"LLM_KEY": KEY})
+    try:
+        daemon.wait_event("daemon.started")
+        make_wav(setup.inbox / "m.wav")
+        daemon.wait_event("hook.ran", 2, timeout=40)
+    finally:
+        daemon.signal(signal.SIGTERM)
+        daemon.wait()
+    done, steps = (json.loads(line) for line in calls.read_text().splitlines())
+    assert done["outcome"] == "done"
+    assert steps["outcome"] == "steps"
+    assert steps["file"] == str(setup.inbox / "m.wav")
+    names = {Path(p).name for p in steps["sidecars"]}
+    assert names == {"m.txt", "m.srt", "m.md", "m.summary.md", "m.de.txt", "m.de.srt"}
+    assert {k: sorted(Path(p).name for p in v) for k, v in steps["steps"].items()} == {
+        "summary": ["m.md", "m.summary.md"],
+        "translate:de": ["m.de.srt", "m.de.txt"],
+    }

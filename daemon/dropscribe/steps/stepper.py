@@ -25,7 +25,7 @@ import structlog
 from dropscribe import names
 from dropscribe.config import rules
 from dropscribe.errors import DropscribeError, LedgerError, SidecarError, TranscriptionError
-from dropscribe.outputs import render
+from dropscribe.outputs import hooks, render
 from dropscribe.steps import sidecars
 from dropscribe.steps.calls import Caller
 from dropscribe.steps.chat import ChatClient
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from dropscribe.ledger.interface import FileRow, Ledger
     from dropscribe.ledger.steprows import StepRows
     from dropscribe.vocab.config import Config
-    from dropscribe.vocab.settings import FolderSettings
+    from dropscribe.vocab.settings import FolderSettings, HookModel
 
 log = structlog.get_logger("dropscribe")
 
@@ -187,6 +187,7 @@ class Stepper:
         page: render.Page | None = None
         outputs = [Path(p) for p in json.loads(row.outputs or "[]")]
         structlog.contextvars.bind_contextvars(path=row.path, inbox=inbox.name)
+        wrote = False
         try:
             for step in steps:
                 shaping = step.shaping_hash()
@@ -219,8 +220,37 @@ class Stepper:
                     continue
                 self._rows.step_written(source, step.name, row.key, shaping, list(files))
                 log.info("step.written", step=step.name, sidecars=[str(p) for p in files])
+                wrote = True
+            if wrote and settings.hook is not None:
+                self._hook(row, inbox.name, settings.hook, steps, outputs)
         finally:
             structlog.contextvars.clear_contextvars()
+
+    def _hook(
+        self, row: FileRow, inbox: str, hook: HookModel, steps: list[Step], outputs: list[Path]
+    ) -> None:
+        """The folder's hook once every step of the file shows its result now: outcome
+        ``steps``, its sidecars the transcript's and the steps', and ``steps`` naming
+        each step's (the hook ran at ``done`` already, before the steps)."""
+        source = Path(row.path)
+        key = str(row.key)
+        if any(self._rows.step_shown(source, s.name) != (key, s.shaping_hash()) for s in steps):
+            return
+        written = self._rows.step_sidecars(source)
+        shown = {s.name: written.get(s.name, []) for s in steps}
+        every = dict.fromkeys([*map(str, outputs), *(p for ps in shown.values() for p in ps)])
+        hooks.run(
+            hook,
+            {
+                "file": row.path,
+                "inbox": inbox,
+                "outcome": "steps",
+                "sidecars": list(every),
+                "steps": shown,
+                "moved_to": None,
+                "error": None,
+            },
+        )
 
     def _page(self, row: FileRow, settings: FolderSettings, source: Path) -> render.Page | None:
         job = self._ledger.job(row.key)
