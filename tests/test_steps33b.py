@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import stat
@@ -15,6 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import pytest
 
 from conftest import DaemonProcess, Setup, make_wav
@@ -302,3 +304,40 @@ def test_the_hook_runs_again_once_the_steps_are_written_naming_their_sidecars(se
         "summary": ["m.md", "m.summary.md"],
         "translate:de": ["m.de.srt", "m.de.txt"],
     }
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """One sample of the Prometheus text ``text`` (0 when absent)."""
+    shown = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    found = re.search(rf"^{name}\{{{re.escape(shown)}\}} (\S+)$", text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_metrics_count_each_steps_tokens_and_failures_per_chat_endpoint(setup, chat):
+    """/metrics has dropscribe_step_tokens_total by chat endpoint, step and direction (the
+    sums of step.done's usage) and dropscribe_step_failures_total (a refused summary: 1)."""
+    with_steps(setup, chat)
+    setup.data["metrics"] = {"port": 0}
+    chat.script.append(
+        Reply(400, {"error": {"message": "flagged", "type": "x", "param": None, "code": None}})
+    )
+    daemon = DaemonProcess(setup, env={"LLM_KEY": KEY})
+    try:
+        daemon.wait_event("metrics.listening")
+        url = str(daemon.named("metrics.listening")[0]["url"])
+        make_wav(setup.inbox / "a.wav")
+        daemon.wait_event("step.written", 2, timeout=40)
+        text = httpx.get(url, timeout=5).text
+    finally:
+        daemon.signal(signal.SIGTERM)
+        daemon.wait()
+    assert metric(text, "dropscribe_step_failures_total", endpoint="llm", step="summary") == 1
+    assert metric(text, "dropscribe_step_failures_total", endpoint="llm", step="translate:de") == 0
+    for event in daemon.named("step.done"):
+        for direction in ("in", "out"):
+            labels = {"endpoint": "llm", "step": event["step"], "direction": direction}
+            assert (
+                metric(text, "dropscribe_step_tokens_total", **labels)
+                == event[f"tokens_{direction}"]
+            )
+            assert event[f"tokens_{direction}"] > 0

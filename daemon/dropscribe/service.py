@@ -103,7 +103,9 @@ class Daemon:
         server = None if once else self._serve_metrics(metrics)
         watcher = self._watcher(self.config)
         looking = lookout.Radar(ledger, self._now, found=self._retiring)
-        stepper = self._stepper = Stepper(ledger, self._now, transport=self._transport)  # chat33
+        stepper = self._stepper = Stepper(
+            ledger, self._now, transport=self._transport, metrics=metrics
+        )  # chat33, steps33b
         pool.start()
         try:
             if not once:

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
     from dropscribe.ledger.interface import FileRow, Ledger
     from dropscribe.ledger.steprows import StepRows
+    from dropscribe.ops.metrics import Metrics
     from dropscribe.vocab.config import Config
     from dropscribe.vocab.settings import FolderSettings, HookModel
 
@@ -59,8 +60,10 @@ class Stepper:
         config: Callable[[], Config],
         *,
         transport: httpx.BaseTransport | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._ledger = ledger
+        self._metrics = metrics
         self._rows = cast("StepRows", ledger)  # both backends mix StepRows in
         self._config = config
         self._transport = transport
@@ -252,6 +255,11 @@ class Stepper:
             },
         )
 
+    def _counted(self, caller: Caller, step: Step, usage: Usage, *, failed: bool) -> None:
+        if self._metrics is not None:
+            used = (usage.tokens_in, usage.tokens_out)
+            self._metrics.stepped(caller.endpoint.name, step.name, used, failed=failed)
+
     def _page(self, row: FileRow, settings: FolderSettings, source: Path) -> render.Page | None:
         job = self._ledger.job(row.key)
         if job is None or job.result is None:
@@ -306,6 +314,7 @@ class Stepper:
                 )
             quarantined = not outage and attempt >= caller.endpoint.max_attempts
             wait = delay(attempt, RETRY_CAP, random.random(), getattr(exc, "retry_after", None))  # noqa: S311
+            self._counted(caller, step, usage, failed=True)
             self._rows.step_failed(
                 row.key,
                 step.name,
@@ -328,6 +337,7 @@ class Stepper:
         self._rows.step_done(
             row.key, step.name, shaping, result, (usage.tokens_in, usage.tokens_out)
         )
+        self._counted(caller, step, usage, failed=False)
         log.info(
             "step.done",
             step=step.name,
