@@ -26,7 +26,6 @@ import json
 import re
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +36,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+from common import run_once  # noqa: E402
 from fakeapi import FakeAPI  # noqa: E402
 from test_align_speech import RATE, Spoken, spoken  # noqa: E402
 
@@ -110,17 +110,10 @@ def cue_errors(srt: str, truth: list[tuple[str, float, float]]) -> tuple[list[fl
 
 
 def once(work: Path, data: dict, name: str) -> tuple[float, float]:
+    """``dropscribe once`` with the config ``data``: its wall seconds and peak RSS (MiB)."""
     config = work / f"{name}.yaml"
     config.write_text(json.dumps(data))
-    started = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "dropscribe", "once", "-c", str(config)],
-        check=True,
-        stderr=subprocess.DEVNULL,
-    )
-    return time.perf_counter() - started, resource.getrusage(
-        resource.RUSAGE_CHILDREN
-    ).ru_maxrss / 1024
+    return run_once(config, quiet=True)
 
 
 def through(work: Path, speech: Spoken, name: str, endpoint: dict, **settings) -> dict:

@@ -22,11 +22,16 @@ if TYPE_CHECKING:
 RATE = 44100
 
 
-def run_once(config: Path) -> tuple[float, float]:
-    """Run ``dropscribe once -c CONFIG``; return its wall seconds and the peak RSS in MiB
-    of this script's children so far (run it before any other child, such as curl)."""
+def run_once(config: Path, *, quiet: bool = False) -> tuple[float, float]:
+    """Run ``dropscribe once -c CONFIG`` (its log not shown, ``quiet``); return its wall
+    seconds and the peak RSS in MiB of this script's children so far (run it before any
+    other child, such as curl)."""
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "dropscribe", "once", "-c", str(config)], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "dropscribe", "once", "-c", str(config)],
+        check=True,
+        stderr=subprocess.DEVNULL if quiet else None,
+    )
     elapsed = time.perf_counter() - start
     return elapsed, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 

@@ -102,6 +102,11 @@ def figures(answer: dict) -> dict:
         any(w.endswith(stops) for w in c.text.split()[:-1]) and not c.text.endswith(stops)
         for c in cues
     )
+    early = late = at = 0  # cues ending (starting) 50 ms before (after) their words
+    for cue in cues:
+        late += cue.start > words[at]["start"] + 0.05
+        at += len(cue.text.split())
+        early += cue.end < words[at - 1]["end"] - 0.05
     paragraphs = page.turns
     spans, at = [], 0
     for _, text in paragraphs:
@@ -121,6 +126,8 @@ def figures(answer: dict) -> dict:
         "of_those_under_1s": sum(c.end - c.start < 1.0 for c in short),
         "orphans_before_2s_silence": orphans,
         "cues_ending_mid_sentence_after_a_sentence_end": straddling,
+        "cues_ending_over_50ms_before_their_last_word": early,
+        "cues_starting_over_50ms_after_their_first_word": late,
         "paragraphs": len(paragraphs),
         "longest_paragraph_s": round(max(b - a for a, b, _, _ in spans), 1),
         "paragraphs_across_a_1.5s_pause": across,

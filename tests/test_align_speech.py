@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 RATE = 16000
+ONSET_FRAMES = 3  # 10 ms frames of a next word's sound that may come before its event
 _WORD, _SAMPLERATE = 1, 8  # espeak_EVENT_TYPE
 _SYNCHRONOUS = 2  # AUDIO_OUTPUT_SYNCHRONOUS
 _UTF8 = 1  # espeakCHARS_UTF8
@@ -151,6 +152,11 @@ def _truth(
         limit = times[n + 1] if n + 1 < len(times) else len(pcm) / RATE
         lo, hi = round(start * 100), min(round(limit * 100), len(loud))
         voiced = np.flatnonzero(loud[lo:hi])
+        # The next word's sound may begin a frame or two before its event: after a
+        # pause, a loud run that only touches the next start is that word's, not this.
+        runs = np.split(voiced, np.flatnonzero(np.diff(voiced) > 1) + 1)
+        if len(runs) > 1 and runs[-1][-1] == hi - lo - 1 and len(runs[-1]) <= ONSET_FRAMES:
+            voiced = np.concatenate(runs[:-1])
         end = (lo + voiced[-1] + 1) / 100 if len(voiced) else limit
         words.append((word, round(start, 3), round(max(end, start), 3)))
     return words

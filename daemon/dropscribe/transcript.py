@@ -30,6 +30,12 @@ PER_SECOND = 20  # segments, and words, a second of audio
 LEAST_ALLOWED = 2_000  # of each, however short the audio (or untimed the answer)
 MOST_SPEAKERS = 100  # distinct speaker labels
 LABEL_CHARS = 100  # a speaker label is cut to this, on one line
+# Whisper's own thresholds on a segment's numbers (its no_speech_threshold,
+# logprob_threshold and compression_ratio_threshold, which faster-whisper shares): the
+# sidecars' guard (outputs/guard.py) and the local engine's second look (transcribe/redo.py).
+NO_SPEECH = 0.6
+LOGPROB = -1.0
+COMPRESSION = 2.4
 
 
 class Segment(TypedDict):

@@ -82,6 +82,51 @@ def reading(path: Path, options: dict[str, str]) -> InputContainer:
     return opened
 
 
+@dataclass(frozen=True)
+class Track:
+    """One audio stream of a file, as its container describes it."""
+
+    index: int  # among the file's audio streams: 0 is the first
+    language: str | None  # the stream's language tag as written (``deu``, ``en``), if any
+    codec: str
+    channels: int
+    title: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.index} ({self.language or 'no language'})"
+
+
+def tracks(path: Path) -> list[Track]:
+    """The audio streams of ``path``, from the container's headers (nothing decoded);
+    PermanentError when there are none or the file is not readable."""
+    try:
+        with reading(path, {}) as container:
+            found = [
+                Track(
+                    index=n,
+                    language=_tag(stream.metadata.get("language")),
+                    codec=stream.codec_context.name,
+                    channels=stream.codec_context.channels,
+                    title=_tag(stream.metadata.get("title")),
+                )
+                for n, stream in enumerate(container.streams.audio)
+            ]
+    except av.FFmpegError as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise PermanentError(f"not a readable audio file: {reason}") from None
+    if not found:
+        raise PermanentError("no audio stream")
+    return found
+
+
+def _tag(value: object) -> str | None:
+    """A metadata value as short printable text; None for none (or ``und``)."""
+    if not isinstance(value, str):
+        return None
+    text = "".join(ch for ch in value if ch.isprintable())[:100].strip()
+    return text if text and text.lower() != "und" else None
+
+
 def _probe(path: Path, options: dict[str, str]) -> Probe:
     try:
         with reading(path, options) as container:

@@ -85,12 +85,15 @@ def decode(source: Path, pcm: Path) -> Decoded:
 
 
 class Samples:
-    """The first audio stream of ``source`` as blocks of mono 16 kHz 16-bit samples, read
-    as they are used; ``count`` and ``truncated`` (why decoding stopped early, if it
-    did) are known once they have all been read."""
+    """An audio stream of ``source`` (``track``: its index among the audio streams, the
+    first by default) as blocks of mono 16 kHz 16-bit samples, read as they are used;
+    ``count`` and ``truncated`` (why decoding stopped early, if it did) are known once
+    they have all been read. Only that stream is decoded: the others' packets are
+    read past, never decoded."""
 
-    def __init__(self, source: Path) -> None:
+    def __init__(self, source: Path, track: int = 0) -> None:
         self.source = source
+        self.track = track
         self.count = 0
         self.truncated: str | None = None
 
@@ -100,9 +103,11 @@ class Samples:
         except av.FFmpegError as exc:
             raise PermanentError(f"not a readable audio file: {_reason(exc)}") from None
         with container:
-            if not container.streams.audio:
-                raise PermanentError("no audio stream")
-            stream = container.streams.audio[0]
+            if len(container.streams.audio) <= self.track:
+                raise PermanentError(
+                    "no audio stream" if self.track == 0 else f"no audio track {self.track}"
+                )
+            stream = container.streams.audio[self.track]
             stream.codec_context.thread_type = "AUTO"
             resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
             frames = container.decode(stream)
@@ -122,6 +127,29 @@ class Samples:
                     break
         if self.count == 0:
             raise PermanentError("the audio stream holds no samples")
+
+
+def extract(source: Path, track: int, target: Path, codec: Codec = CODECS["flac"]) -> int:
+    """One audio stream of ``source`` alone, as mono 16 kHz in ``target`` (lossless
+    FLAC by default: what every engine hears anyway); return its bytes. A file that
+    holds only the chosen track is what an upload of it sends, and what every later
+    step (probe, chunks, timing, the local engine) reads."""
+    with av.open(str(target), "w", format=codec.container) as out:
+        stream = cast(
+            "AudioStream",
+            out.add_stream(codec.encoder, rate=RATE, layout="mono", options=dict(codec.options)),
+        )
+        if codec.bit_rate:
+            stream.codec_context.bit_rate = codec.bit_rate
+        position = 0
+        for data in Samples(source, track):
+            frame = av.AudioFrame.from_ndarray(data.reshape(1, -1), format="s16", layout="mono")
+            frame.sample_rate = RATE
+            frame.pts = position
+            out.mux(stream.encode(frame))
+            position += len(data)
+        out.mux(stream.encode(None))
+    return target.stat().st_size
 
 
 def floats(samples: Samples) -> npt.NDArray[np.float32]:

@@ -29,11 +29,10 @@ if TYPE_CHECKING:
 
 def explain(cfg: Config, path: Path) -> int:
     """Say what dropscribe would do with ``path``, and what it did."""
-    inboxes = [i for i in cfg.inboxes if path == i.path or i.path in path.parents]
-    if not inboxes:
+    inbox = rules.inbox_of(cfg, path)
+    if inbox is None:
         say(f"{path}: in no inbox ({', '.join(str(i.path) for i in cfg.inboxes)})")
         return EXIT_FAILED
-    inbox = max(inboxes, key=lambda i: len(i.path.parts))
     say(f"{path}")
     say(f"  inbox: {inbox.name} ({inbox.path}), watch: {inbox.watch}")
     if inbox.failed_dir in path.parents:
@@ -46,8 +45,8 @@ def explain(cfg: Config, path: Path) -> int:
     if reason is None and path.exists() and not path.is_file():
         reason = "not a regular file"
     say(f"  ignored: {reason}" if reason else "  ignored: no, it is transcribed")
+    applies = rules.effective_layers(inbox, path)
     for index, layer in enumerate(inbox.layers[2:]):
-        applies = rules.effective_layers(inbox, path)
         mark = "applies" if layer in applies else "does not apply"
         what = " ".join(
             f"{k}: {v}"
@@ -65,9 +64,7 @@ def explain(cfg: Config, path: Path) -> int:
     _sidecars(cfg, inbox, settings, path)
     for item in disposition.failed(inbox):
         if path in {item.path, item.source}:
-            say(f"  quarantined: {item.path}")
-            say(f"    why: {item.reason or 'unknown (no report beside it)'}")
-            say(f"    to try again: dropscribe retry -c {cfg.source} {item.path}")
+            _put_aside(cfg, item)
     state = _explain_ledger(cfg, path)
     if state is None:
         return EXIT_CONFIG
@@ -93,17 +90,28 @@ def _sidecars(cfg: Config, inbox: Inbox, settings: FolderSettings, path: Path) -
         )
     if endpoint is not None:
         say(f"  timing: {timing.described(endpoint, settings)}")
+    if path.is_file():  # its audio tracks, and which are taken
+        from dropscribe.jobs import tracks  # noqa: PLC0415 - PyAV only for a file to read
+
+        for line in tracks.described(path, settings):
+            say(line)
 
 
 def _quarantined(cfg: Config, item: disposition.Failed) -> int:
     """A recording in failed/: which one it was, why, and how to try it again."""
-    say(f"  quarantined: {item.path}")
-    say(f"    why: {item.reason or 'unknown (no report beside it)'}")
-    say(f"    a quarantined copy of {item.source}, not dropscribe's output")
-    say(f"    to try again: dropscribe retry -c {cfg.source} {item.path}")
+    _put_aside(cfg, item, copy_of=True)
     if _explain_ledger(cfg, item.source) is None:
         return EXIT_CONFIG
     return EXIT_FAILED
+
+
+def _put_aside(cfg: Config, item: disposition.Failed, *, copy_of: bool = False) -> None:
+    """Where a quarantined recording is, why, and how to try it again."""
+    say(f"  quarantined: {item.path}")
+    say(f"    why: {item.reason or 'unknown (no report beside it)'}")
+    if copy_of:
+        say(f"    a quarantined copy of {item.source}, not dropscribe's output")
+    say(f"    to try again: dropscribe retry -c {cfg.source} {item.path}")
 
 
 def _written(cfg: Config, path: Path) -> list[Path]:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from dropscribe.commands.console import say
 from dropscribe.config import rules
+from dropscribe.ledger import statedir
 from dropscribe.outputs import disposition
 from dropscribe.transcribe import board
 
@@ -43,10 +44,12 @@ COUNTED = ("done", "in_flight", "waiting", "failed", "quarantined")
 def daemon(cfg: Config) -> dict[str, Any]:
     """Whether a dropscribe holds this state_dir now (the pid its lock file names)."""
     try:
-        pid = int((cfg.state_dir / "lock").read_text().split()[0])
-        command = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (OSError, ValueError, IndexError):
+        found = statedir.holder((cfg.state_dir / "lock").read_bytes())
+    except OSError:
+        found = None
+    if found is None:
         return {"running": False, "pid": None}
+    pid, command = found
     return {"running": b"dropscribe" in command, "pid": pid}
 
 
@@ -144,6 +147,12 @@ def _file(
         if running["running"]:
             return {**entry, "state": "in_flight", "action": "nothing: under way"}
         return {**entry, "state": "interrupted", "action": "nothing: the next run resumes it"}
+    if (row.error or "").startswith("language.unexpected"):  # issue 32
+        action = (
+            f"add the language to language: (or a rule match: {{language: ..}}) in"
+            f" {cfg.source}, then {reload}; until then it waits"
+        )
+        return {**entry, "state": "waiting", "action": action}
     action = "nothing: tried again at the next rescan (or the next run of once)"
     return {**entry, "state": "waiting", "action": action}
 

@@ -62,6 +62,7 @@ def install(cfg: Config, unit: str, *, dry_run: bool) -> int:
         for folder in unitfile.folders(cfg)
         if (setting := unitfile.hidden(folder))
     ]
+    problems += provision.linked(cfg)
     if problems:
         for problem in problems:
             say(f"dropscribe: {cfg.source}: {problem}", file=sys.stderr)
@@ -76,9 +77,14 @@ def install(cfg: Config, unit: str, *, dry_run: bool) -> int:
     exe = unitfile.executable(settings, unit) or str(Path(sys.executable).with_name("dropscribe"))
     made = _manifest(unit) or {"unit": unit, "folders": [], "members": []}
     made["config"] = str(cfg.source)
-    steps = [
-        *provision.groups(settings, unit, made),
-        *provision.folders(cfg, settings, unit, made),
+    try:  # a folder swapped for a link (or a file) since the check above: refused
+        steps = [
+            *provision.groups(settings, unit, made),
+            *provision.folders(cfg, settings, unit, made),
+        ]
+    except OSError as exc:
+        return fail(f"{exc.filename}: {exc.strerror}; nothing changed")
+    steps += [
         _write(unitfile.dropin_path(unit), dropin, made),
         *_link(exe, made),
         provision.Step(
@@ -198,12 +204,17 @@ def _write(path: Path, text: str, made: dict[str, Any]) -> provision.Step:
 
     def write() -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.new")
-        partial.write_text(text)
-        partial.chmod(0o644)
-        partial.replace(path)
+        _replace(path, text)
 
     return provision.Step(f"write {path}:\n{text.rstrip()}", write)
+
+
+def _replace(path: Path, text: str) -> None:
+    """``path`` holds ``text`` (0644), whole or not at all: written beside it, renamed over."""
+    partial = path.with_name(f".{path.name}.new")
+    partial.write_text(text)
+    partial.chmod(0o644)
+    partial.replace(path)
 
 
 def _link(exe: str, made: dict[str, Any]) -> list[provision.Step]:
@@ -254,16 +265,13 @@ def _manifest(unit: str) -> dict[str, Any] | None:
 
 def _save(unit: str, made: dict[str, Any]) -> None:
     MANIFESTS.mkdir(parents=True, exist_ok=True)
-    path = MANIFESTS / f"{unit}.json"
-    partial = path.with_name(f".{path.name}.new")
-    partial.write_text(json.dumps(made, indent=2) + "\n")
-    partial.replace(path)
+    _replace(MANIFESTS / f"{unit}.json", json.dumps(made, indent=2) + "\n")
 
 
 def _handing(heir: Path, shared: dict[str, Any]) -> provision.Step:
     def hand() -> None:
         made = json.loads(heir.read_text())
         made.update(shared)
-        heir.write_text(json.dumps(made, indent=2) + "\n")
+        _save(heir.name.removesuffix(".json"), made)
 
     return provision.Step(f"hand {', '.join(shared)} over to {heir}", hand)

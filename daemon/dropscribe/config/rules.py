@@ -8,6 +8,7 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from dropscribe.vocab import glossary
 from dropscribe.vocab.settings import FolderSettings, Format
 from dropscribe.vocab.states import FileState
 
@@ -91,8 +92,8 @@ def done_reason(key: JobKey, formats: str, settings: FolderSettings) -> str | No
     """Why a file the ledger has done (as ``key`` with ``formats``) needs no new work
     under ``settings``; None when it does."""
     if key.shaping == settings.shaping_hash():
-        wanted = {f.value for f in settings.formats}
-        return "already done" if wanted <= set(formats.split(",")) else None
+        current = glossary.current(formats, settings.formats, settings.glossary)
+        return "already done" if current else None
     if not settings.rerun_on_change:
         return "settings changed since it was done; rerun_on_change is false"
     return None
@@ -156,21 +157,24 @@ def ignore_reason(inbox: Inbox, path: Path, extra_excluded: Iterable[Path] = ())
     return None
 
 
-def effective_layers(inbox: Inbox, path: Path) -> list[Layer]:
-    """The layers that apply to ``path``: defaults, the inbox, and the matching rules."""
+def effective_layers(inbox: Inbox, path: Path, language: str | None = None) -> list[Layer]:
+    """The layers that apply to ``path``: defaults, the inbox, and the matching rules (a
+    rule by language only once the ``language`` is known, and is one of its own)."""
     rel = relative(inbox, path) or PurePosixPath(path.name)
     return [
         layer
         for layer in inbox.layers
         if (layer.match is None or _glob(layer.match, rel))
         and (layer.folder is None or rel.as_posix().startswith(layer.folder + "/"))
+        and (not layer.language or language in layer.language)
     ]
 
 
-def effective(inbox: Inbox, path: Path) -> FolderSettings:
-    """Defaults, then the inbox, then every rule that matches, in order."""
+def effective(inbox: Inbox, path: Path, language: str | None = None) -> FolderSettings:
+    """Defaults, then the inbox, then every rule that matches, in order; with the
+    recording's ``language`` when it is known, the rules by language too."""
     merged: dict[str, Any] = {}
-    for layer in effective_layers(inbox, path):
+    for layer in effective_layers(inbox, path, language):
         merged.update(layer.values)
     # Validating again (2.5 µs) is faster here than model_construct (7.7 µs).
     return FolderSettings(**merged)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
+from dropscribe.vocab import language  # noqa: TC001 - pydantic reads RuleModel.match
 from dropscribe.vocab.endpoints import EndpointModel
 from dropscribe.vocab.settings import (
     AUDIO_EXTENSIONS,
@@ -29,6 +30,7 @@ class SettingsModel(FolderSettings):
     the prompt from."""
 
     prompt_file: str | None = None
+    glossary_file: str | None = None  # tracks32: the glossary in a file of its own
 
     @model_validator(mode="before")
     @classmethod
@@ -40,7 +42,7 @@ class SettingsModel(FolderSettings):
 
 
 class RuleModel(SettingsModel):
-    match: str | None = None
+    match: str | language.Match | None = None  # a glob, or {language: de} (issue 32)
     folder: str | None = None
 
 

@@ -7,6 +7,7 @@ and the key path it concerns, and the whole list raised as one ConfigError.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
-from dropscribe.config import document, files, sections, steps
+from dropscribe.config import document, files, glossaryfile, sections, steps
 from dropscribe.config.keyfile import unreadable
 from dropscribe.config.locate import KeyPath, dotted, from_pydantic, line_of
 from dropscribe.config.schema import (
@@ -25,6 +26,7 @@ from dropscribe.config.schema import (
     process_count,
 )
 from dropscribe.errors import ConfigError, Problem
+from dropscribe.vocab import language
 from dropscribe.vocab.config import Config, Inbox, Layer
 from dropscribe.vocab.endpoints import Endpoint, EndpointModel
 from dropscribe.vocab.settings import (
@@ -194,7 +196,9 @@ def _resolve(
             rwhere = (*where, "rules", rindex)
             if rule.match is None and rule.folder is None:
                 problem(rwhere, "a rule needs match: (a glob) or folder: (a subfolder)")
-            layers.append(_layer(rule, base, rwhere, problem, rule.match, rule.folder))
+            glob, spoken = language.split(rule.match)  # issue 32: match: {language: de}
+            layer = _layer(rule, base, rwhere, problem, glob, rule.folder)
+            layers.append(dataclasses.replace(layer, language=spoken))
         merged: dict[str, Any] = {}
         for layer in layers[:2]:
             merged.update(layer.values)
@@ -322,6 +326,7 @@ def _layer(
             problem((*where, "prompt_file"), str(exc))
         except (OSError, UnicodeDecodeError) as exc:
             problem((*where, "prompt_file"), f"cannot read {prompt_path}: {unreadable(exc)}")
+    glossaryfile.read(model, values, base, where, problem)  # glossary_file: into glossary
     for key in ("output_dir", "voices"):  # folders, relative to the config file
         if key in values:
             try:

@@ -48,6 +48,16 @@ class Opened:
         """A path that reads the opened file, whatever its name holds now."""
         return Path(f"/proc/self/fd/{self.fd}")
 
+    @property
+    def sent(self) -> Path:
+        """The name the content goes by in an upload: the file's own."""
+        return self.path
+
+    @property
+    def size(self) -> int:
+        """The bytes of ``content``."""
+        return self.stat.st_size
+
     def fingerprint(self) -> str:
         """sha256 of the content, read in chunks (memory stays flat for any size)."""
         with os.fdopen(os.dup(self.fd), "rb") as fh:

@@ -102,16 +102,7 @@ def decide(facts: Facts) -> Plan:
     wanted = facts.remote and facts.timed
     if wanted and facts.gives_times is None and facts.timing_unusable is not None:
         return Plan(How.SPANS, spans_reason(facts.model, facts.timing_unusable), untimed=True)
-    untimed = (
-        wanted
-        and facts.timing_unusable is None
-        and (
-            facts.gives_times is None
-            # a model that takes the language only without timestamps (Voxtral 3,
-            # PROTOCOL.md 7.3): asked without them where the words are timed here anyway
-            or (facts.language and not facts.language_with_times and not facts.speakers)
-        )
-    )
+    untimed = wanted and facts.timing_unusable is None and _timed_here(facts)
     why = reencoding(facts)
     if why is None and facts.whole_refused:
         # A gateway or server with a lower limit than max_upload_bytes says: never the
@@ -126,13 +117,15 @@ def decide(facts: Facts) -> Plan:
 def asks_timing(facts: Facts) -> bool:
     """Whether ``decide`` needs to know if words can be timed here (``timing_unusable``):
     finding out may read a timing model's files."""
-    return (
-        facts.remote
-        and facts.timed
-        and (
-            facts.gives_times is None
-            or (facts.language and not facts.language_with_times and not facts.speakers)
-        )
+    return facts.remote and facts.timed and _timed_here(facts)
+
+
+def _timed_here(facts: Facts) -> bool:
+    """Whether the server is asked for no times, its words timed here instead (where
+    they can be): the model gives none, or it takes the language only without them
+    (Voxtral 3, PROTOCOL.md 7.3) and the settings name one."""
+    return facts.gives_times is None or (
+        facts.language and not facts.language_with_times and not facts.speakers
     )
 
 

@@ -21,6 +21,7 @@ from dropscribe.transcribe import kinds, models
 from dropscribe.vocab.settings import Format
 
 if TYPE_CHECKING:
+    import threading
     from pathlib import Path
 
     from dropscribe.audio.probe import Probe
@@ -44,9 +45,12 @@ class _TooLarge(Exception):  # noqa: N818 - a signal within this module, not an 
 class Planner:
     """Sends a job's file the way that fits it and its endpoint as now known."""
 
-    def __init__(self, uploader: Uploader, chunker: Chunker) -> None:
+    def __init__(
+        self, uploader: Uploader, chunker: Chunker, abort: threading.Event | None = None
+    ) -> None:
         self._uploader = uploader
         self._chunker = chunker
+        self._abort = abort  # set when the daemon stops: local timing ends between windows
 
     def transcribe(self, job: Job, found: Probe) -> Transcript:
         """The file's fresh transcript (``found``: what probing it found)."""
@@ -70,7 +74,7 @@ class Planner:
         endpoint = self._uploader.client(settings.endpoint).endpoint
         caps = self._uploader.caps(settings.endpoint, settings.model)
         held, _ = job.known()
-        facts = facts_of(found, endpoint, settings, job.path, held.stat.st_size, caps)
+        facts = facts_of(found, endpoint, settings, held.sent, held.size, caps)
         if decided.asks_timing(facts):
             facts = dataclasses.replace(facts, timing_unusable=timed.unusable(settings))
         return dataclasses.replace(facts, whole_refused=whole_refused)
@@ -104,8 +108,8 @@ class Planner:
         for an ``untimed`` model, else the answer's segment times as they came."""
         held, _ = job.known()
         try:
-            pcm = timed.decoded(held.content)
-            return timed.aligned(answer, pcm, timed.model_of(job.settings))
+            pcm = timed.decoded(held.content, self._abort)
+            return timed.aligned(answer, pcm, timed.model_of(job.settings), self._abort)
         except (EndpointError, PermanentError) as exc:
             action = "sending short spans" if untimed else "keeping the answer's segment times"
             log.warning("timing.failed", error=exc.message, action=action)
@@ -117,7 +121,7 @@ class Planner:
         """The engine's word times snapped to the speech."""
         held, _ = job.known()
         try:
-            return timed.snapped(answer, timed.decoded(held.content))
+            return timed.snapped(answer, timed.decoded(held.content, self._abort))
         except PermanentError as exc:
             log.warning("timing.failed", error=exc.message, action="keeping the engine's times")
             return answer
@@ -134,9 +138,9 @@ class Planner:
                     settings,
                     key,
                     job.attempt,
-                    held.stat.st_size,
+                    held.size,
                     seconds=found.duration,
-                    name=job.path.name,
+                    name=held.sent.name,
                     timed=False if plan.untimed else None,
                 )
             except PermanentError as exc:

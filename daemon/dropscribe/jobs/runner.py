@@ -37,7 +37,7 @@ from dropscribe.errors import (
     TranscriptionError,
 )
 from dropscribe.ingest import source
-from dropscribe.jobs import chunked, plan, verdicts
+from dropscribe.jobs import chunked, plan, spoken, tracks, verdicts
 from dropscribe.jobs.job import Job, Outcome, SettledFile, Tally
 from dropscribe.ledger.interface import WRITE_FAILED
 from dropscribe.ops.metrics import Metrics
@@ -45,6 +45,7 @@ from dropscribe.outputs import publish
 from dropscribe.transcribe.board import Board
 from dropscribe.transcribe.uploader import Uploader
 from dropscribe.transcript import Transcript
+from dropscribe.vocab import glossary
 from dropscribe.vocab.states import FileState, JobKey, JobState
 
 if TYPE_CHECKING:
@@ -89,7 +90,8 @@ class JobRunner:
         )
         # Scratch audio of long recordings: state_dir/work, this host's own.
         chunker = chunked.Chunker(ledger, self._uploader, work, abort)
-        self._planner = plan.Planner(self._uploader, chunker)
+        self._work = work
+        self._planner = plan.Planner(self._uploader, chunker, abort)
         self._inbox_of = inbox_of
         self._key_locks: dict[JobKey, threading.Lock] = {}
         self._key_locks_guard = threading.Lock()
@@ -173,12 +175,18 @@ class JobRunner:
             log.info("file.skipped", reason=skip)
             self._recognised(job, row)
             return Outcome.SKIPPED
+        try:  # issue 32: the language heard first, then the settings chosen by it
+            job.settings = spoken.settled(job, self._uploader)
+        except spoken.Unexpected as exc:
+            return verdicts.later(self._ledger, job, str(exc), "file.waiting", quarantined=False)
         if not preflight.writable(folder := rules.sidecar_dir(job.inbox, job.settings, job.path)):
             error = (
                 f"cannot write sidecars into {folder} (this user may not, or it is"
                 " read-only); nothing was sent"
             )
             return verdicts.later(self._ledger, job, error, will_retry=True, quarantined=False)
+        if tracks.chosen(job.settings):  # each chosen audio track its own job, then the file's end
+            return tracks.each(job, self._sidecars, self._ledger, self._work)
         # Held until the transcript is stored: a copy of this content waits, then reuses it.
         # A shared ledger's claim goes with it: another host holding it means later.
         # The file is marked done before the claim ends: another host that claims the
@@ -192,7 +200,8 @@ class JobRunner:
             if isinstance(written, Outcome):
                 return written
             moved = verdicts.after(job)
-            self._ledger.file_done(job.path, [f.value for f in job.settings.formats], written)
+            done = glossary.recorded(job.settings.formats, job.settings.glossary)
+            self._ledger.file_done(job.path, done, written)
         if adopted:
             log.info(
                 "file.adopted", sidecars=[str(p) for p in adopted], moved_to=moved and str(moved)
@@ -203,6 +212,13 @@ class JobRunner:
         )
         verdicts.hook(job, "done", written, moved=moved)
         return Outcome.DONE
+
+    def _sidecars(self, job: Job) -> list[Path] | Outcome:
+        """One audio track's transcript and sidecars under its key's lock and claim."""
+        held, key = job.known()
+        with self._key_lock_of(key), self._claimed(job):
+            args = (job.inbox, job.path, job.settings, key, held.identity, job.claim)
+            return publish.adopt(self._ledger, *args) or self._publish(job)
 
     def _publish(self, job: Job) -> list[Path] | Outcome:
         """The transcript (stored, or fresh) and its sidecars, under the key's lock and
@@ -258,7 +274,7 @@ class JobRunner:
         log.info(
             "audio.probed", container=found.container, codec=found.codec, seconds=found.duration
         )
-        return self._planner.transcribe(job, found), True
+        return spoken.believed(job.settings, self._planner.transcribe(job, found)), True
 
     def _written(self, job: Job, transcript: Transcript, fresh: bool) -> list[Path] | Outcome:
         """A transcript just had -> its sidecars, or how the file ended without them; a

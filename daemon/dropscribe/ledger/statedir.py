@@ -70,13 +70,26 @@ def lock_state_dir(state_dir: Path) -> int:
     return fd
 
 
+def holder(named: bytes) -> tuple[int, bytes] | None:
+    """The process a lock file's text (``named``) names, and its command line (its
+    arguments joined by spaces); None when it names none that runs."""
+    try:
+        pid = int(named.split()[0])
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").strip()
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid, command
+
+
 def _holder(fd: int) -> str:
     """ " (pid N: its command line)" of the process named in the lock file, if it runs."""
     try:
-        pid = int(os.pread(fd, 32, 0).split()[0])
-        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").strip()
-    except (OSError, ValueError, IndexError):
+        found = holder(os.pread(fd, 32, 0))
+    except OSError:
         return ""
+    if found is None:
+        return ""
+    pid, command = found
     shown = command.decode(errors="replace")
     if len(shown) > 200:
         shown = shown[:200] + "…"

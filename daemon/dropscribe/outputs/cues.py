@@ -12,8 +12,9 @@ balanced and break between words (text written without spaces, between character
 so a number or a name is never cut (unless it is longer than a line: then it is parted
 like other words, so no piece grows with the answer). Times: a cue starts with its first
 word, ends with its last, is held longer where the characters per second (or
-``LEAST_SECONDS``) ask for it and the silence after allows, and ends at least
-``min_gap`` before the next one begins.
+``LEAST_SECONDS``) ask for it and the silence after allows, never ends before its last
+word does, and ends at least ``min_gap`` before the next one begins (where the words run
+on without that much silence, the next cue starts the rest later).
 """
 
 from __future__ import annotations
@@ -296,28 +297,31 @@ def _greedy(units: Sequence[tuple[str, bool]], width: int, indent: int = 0) -> l
 
 
 def timed(runs: Sequence[tuple[Sequence[Token], int]], rules: SubtitleRules) -> list[Cue]:
-    """Display times: monotonic, within ``max_seconds``, ``min_gap`` apart wherever the
-    cues' starts allow it, held for ``max_cps`` and ``LEAST_SECONDS`` where the silence
-    after allows it.
-    Worked out in whole milliseconds (what srt and vtt write), rounded inwards."""
+    """Display times: monotonic, within ``max_seconds``, never ending before the cue's last
+    word does, ``min_gap`` apart (taken from the silence between the cues' words; where
+    the words run on with less, the next cue starts that much later), held for
+    ``max_cps`` and ``LEAST_SECONDS`` where the silence after allows it. Where the
+    engine's times overlap (a word ends after the next cue's first begins), the gap is
+    taken before the next cue. Worked out in whole milliseconds (what srt and vtt write)."""
     longest = math.floor(rules.max_seconds * 1000)
     gap = math.ceil(rules.min_gap * 1000)
-    starts = []
-    floor = 0
-    for run, _ in runs:
-        floor = max(floor, round(run[0].start * 1000))
-        starts.append(floor)
     out = []
+    end = -gap  # the last cue's end
     for n, (run, indent) in enumerate(runs):
-        start = starts[n]
+        start = max(round(run[0].start * 1000), end + gap)
         limit = start + longest
-        if n + 1 < len(runs):
-            following = starts[n + 1]
-            limit = min(limit, following - gap if following - gap > start else following)
+        spoken = min(max(start, round(run[-1].end * 1000)), limit)  # the last word ends
+        if n + 1 < len(runs):  # the next cue's words begin: the gap before them if it fits
+            following = round(runs[n + 1][0][0].start * 1000)
+            if spoken <= following:  # in order: the last word is shown to its end
+                limit = min(limit, max(spoken, following - gap))
+            else:  # the engine's times overlap: the next cue's start wins
+                limit = min(limit, following - gap if following - gap > start else following)
+                spoken = min(spoken, limit)
         lines = tuple(wrap(run, rules.line_length, indent))
         characters = sum(len(line) for line in lines) + indent
         wanted = max(
-            round(run[-1].end * 1000),
+            spoken,
             start + math.ceil(characters * 1000 / rules.max_cps),
             start + round(LEAST_SECONDS * 1000),
         )

@@ -15,16 +15,13 @@ import re
 from dataclasses import replace
 from typing import TYPE_CHECKING, NamedTuple
 
+from dropscribe.transcript import COMPRESSION, LOGPROB, NO_SPEECH
+
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from dropscribe.transcript import Segment, Transcript
 
-# Whisper's own thresholds (its no_speech_threshold, logprob_threshold and
-# compression_ratio_threshold), which faster-whisper shares.
-NO_SPEECH = 0.6
-LOGPROB = -1.0
-COMPRESSION = 2.4
 TAIL_SECONDS = 30.0  # where a repeat of the words before is taken for an invention
 
 

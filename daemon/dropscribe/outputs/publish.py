@@ -13,7 +13,8 @@ import structlog
 from dropscribe import beneath, names
 from dropscribe.config import rules
 from dropscribe.errors import SidecarError
-from dropscribe.outputs import disposition, marks, render, sidecar
+from dropscribe.outputs import disposition, glossary, marks, render, sidecar
+from dropscribe.vocab import glossary as terms
 from dropscribe.vocab.settings import Format
 from dropscribe.vocab.states import FileState, JobKey
 
@@ -75,7 +76,7 @@ def write(  # noqa: PLR0913 - the job's parts; the recording's mode by keyword
         done = None  # stored by the first round
         if None not in chosen or not any(picks):
             break
-    page = _page(transcript, settings, source)
+    page = _page(glossary.applied(transcript, settings.glossary), settings, source)
     files: dict[Path, bytes] = {}
     for fmt, first, target in zip(settings.formats, wanted, chosen, strict=True):
         if target is None:
@@ -89,7 +90,7 @@ def write(  # noqa: PLR0913 - the job's parts; the recording's mode by keyword
             )
         files[target] = page.render(fmt)
     confirm = (lambda: ledger.confirm(claim)) if claim is not None and claim.token else None
-    key = JobKey(digest, settings.shaping_hash())  # the mark: ours, without the ledger
+    key = _marked(JobKey(digest, settings.shaping_hash()), settings)  # ours, without the ledger
     mark: JobKey | None = key
     staged = dict(files)
     if not marks.supported(folder):  # no attributes here: hidden mark files instead
@@ -154,7 +155,7 @@ def adopt(
                 if beneath.lstat_at(folder_fd, target.name) is None:
                     return []
                 if ledger.owner_of(target) in {None, me} and marks.carries(
-                    folder_fd, target.name, key
+                    folder_fd, target.name, _marked(key, settings)
                 ):
                     found.append(target)
                     break
@@ -168,6 +169,17 @@ def adopt(
         return []
     ledger.record_file(source, inbox.name, identity, key.digest, key, FileState.DONE)
     return found
+
+
+def _marked(key: JobKey, settings: FolderSettings) -> JobKey:
+    """The mark a sidecar carries: its job's key, and the glossary it was written with
+    (sidecars of another glossary are not this job's to adopt: they are written again)."""
+    glossed = terms.mark(settings.glossary)
+    return (
+        key
+        if glossed is None
+        else JobKey(key.digest, f"{key.shaping}+{glossed.removeprefix(terms.MARK)}")
+    )
 
 
 def _open_beneath(folder: Path, within: Path) -> int:

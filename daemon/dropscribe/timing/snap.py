@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 FRAME = split.FRAME
 REACH = 0.3  # seconds a start or an end may move
 SHORTEST = 0.05  # seconds a word keeps, however its edges move
+STOP_FRAMES = 10  # frames of quiet (100 ms) under which quiet is a stop consonant's closure
 PAUSE_FRAMES = 15  # frames of quiet (150 ms) inside a word's time: a pause, not a stop
 SPEECH_RANGE_DB = 40.0  # quieter than the loud end of the recording by this: not speech
 
@@ -105,6 +106,8 @@ def _offset(loud: npt.NDArray[np.bool_], at: int, since: int, until: int) -> int
     if not 0 < at <= count:
         return None
     if not loud[at - 1]:
+        if _stop_closure(loud, at - 1):
+            return None  # inside speech ("forgot|ten"): no pause to come back out of
         lo = max(0, min(since, at - 1))
         behind = np.flatnonzero(loud[lo:at])
         return lo + int(behind[-1]) + 1 if len(behind) else None
@@ -112,6 +115,17 @@ def _offset(loud: npt.NDArray[np.bool_], at: int, since: int, until: int) -> int
     if len(quiet) == 0:
         return count if until >= count else None
     return at + int(quiet[0])
+
+
+def _stop_closure(loud: npt.NDArray[np.bool_], at: int) -> bool:
+    """Whether quiet frame ``at`` lies in a run of quiet shorter than STOP_FRAMES with
+    sound on both sides: the closure of a stop consonant, not a pause after a word."""
+    lo, hi = max(0, at - STOP_FRAMES), min(len(loud), at + STOP_FRAMES)
+    before = np.flatnonzero(loud[lo:at])
+    after = np.flatnonzero(loud[at:hi])
+    if len(before) == 0 or len(after) == 0:
+        return False
+    return int(after[0]) + at - (lo + int(before[-1])) - 1 < STOP_FRAMES
 
 
 def _last_pause(loud: npt.NDArray[np.bool_], lo: int, hi: int) -> tuple[int, int] | None:

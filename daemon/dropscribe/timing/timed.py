@@ -16,12 +16,13 @@ import numpy as np
 import structlog
 
 from dropscribe.audio import transcode
-from dropscribe.errors import PermanentError
+from dropscribe.errors import Abandoned, PermanentError
 from dropscribe.timing import snap, whisper, windows, words
 from dropscribe.transcribe import local, models
 from dropscribe.transcript import Transcript, Word
 
 if TYPE_CHECKING:
+    import threading
     from pathlib import Path
 
     import numpy.typing as npt
@@ -86,20 +87,31 @@ def described(endpoint: Endpoint, settings: FolderSettings) -> str:
     return f"{here} (the model gives segment times only)"
 
 
-def decoded(content: Path) -> npt.NDArray[np.int16]:
-    """``content``'s first audio stream as mono 16 kHz samples."""
-    blocks = list(transcode.Samples(content))
+def decoded(content: Path, abort: threading.Event | None = None) -> npt.NDArray[np.int16]:
+    """``content``'s first audio stream as mono 16 kHz samples; ``Abandoned`` once
+    ``abort`` is set (the daemon stops)."""
+    blocks = []
+    for block in transcode.Samples(content):
+        if abort is not None and abort.is_set():
+            raise Abandoned
+        blocks.append(block)
     return np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.int16)
 
 
-def aligned(transcript: Transcript, pcm: npt.NDArray[np.int16], name: str) -> Transcript:
+def aligned(
+    transcript: Transcript,
+    pcm: npt.NDArray[np.int16],
+    name: str,
+    abort: threading.Event | None = None,
+) -> Transcript:
     """``transcript`` with its own words timed against ``pcm`` by the model ``name``, then
-    snapped to the speech; PermanentError when the model does not hear those words."""
+    snapped to the speech; PermanentError when the model does not hear those words;
+    ``Abandoned`` at the next window once ``abort`` is set (the daemon stops)."""
     started = time.monotonic()
     said = words.answered(transcript)
     loud = snap.loud_frames(pcm, transcode.RATE)
     seconds = len(pcm) / transcode.RATE
-    aligner = whisper.Windows(name, pcm, transcript.language)
+    aligner = whisper.Windows(name, pcm, transcript.language, abort)
     times = windows.timed([w for w, _ in said], loud, aligner)
     times = snap.snapped(times, loud)
     took = time.monotonic() - started

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import structlog
 
-from dropscribe.errors import EndpointError
+from dropscribe.errors import Abandoned, EndpointError
 from dropscribe.transcribe import local
 
 if TYPE_CHECKING:
@@ -78,9 +78,16 @@ def model(name: str) -> tuple[Any, threading.Lock]:
 
 
 class Windows:
-    """Aligns the words of one window of ``pcm`` (mono 16 kHz) at a time with ``name``."""
+    """Aligns the words of one window of ``pcm`` (mono 16 kHz) at a time with ``name``;
+    once ``abort`` is set (the daemon stops) the next window raises ``Abandoned``."""
 
-    def __init__(self, name: str, pcm: npt.NDArray[np.int16], language: str | None) -> None:
+    def __init__(
+        self,
+        name: str,
+        pcm: npt.NDArray[np.int16],
+        language: str | None,
+        abort: threading.Event | None = None,
+    ) -> None:
         from faster_whisper.tokenizer import Tokenizer  # noqa: PLC0415 - the optional extra
 
         self._model, self._turn = model(name)
@@ -92,6 +99,7 @@ class Windows:
             language=(language or "en") if multilingual else None,
         )
         self._pcm = pcm
+        self._abort = abort
         self._tokens: dict[str, list[int]] = {}
         self.windows = 0  # how many were aligned
         self.probabilities: list[float] = []  # of each window's tokens, as the model heard them
@@ -100,6 +108,7 @@ class Windows:
         """A (start, end) in seconds of the recording for as many of ``words`` as fit."""
         import ctranslate2  # noqa: PLC0415 - with faster-whisper
 
+        self.check()
         tokens: list[int] = []
         bounds = [0]
         for word in words:
@@ -119,6 +128,7 @@ class Windows:
         padded = np.zeros((1, features.shape[0], frames + frames % 2), dtype=np.float32)
         padded[0, :, :frames] = features[:, :frames]
         with self._turn:
+            self.check()  # another job's window may have run while the daemon was stopping
             encoded = self._model.model.encode(
                 ctranslate2.StorageView.from_array(padded), to_cpu=False
             )
@@ -139,6 +149,11 @@ class Windows:
         if len(at) < len(tokens) + 1:
             return []
         return [(start + float(at[a]), start + float(at[b])) for a, b in itertools.pairwise(bounds)]
+
+    def check(self) -> None:
+        """Raise ``Abandoned`` when the daemon is stopping: the file runs again at start."""
+        if self._abort is not None and self._abort.is_set():
+            raise Abandoned
 
     def _word_tokens(self, word: str) -> list[int]:
         found = self._tokens.get(word)

@@ -22,6 +22,7 @@ import numpy as np
 import structlog
 
 from dropscribe.audio.transcode import RATE
+from dropscribe.transcript import COMPRESSION, LOGPROB, NO_SPEECH
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
@@ -30,10 +31,6 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("dropscribe")
 
-# Whisper's own thresholds, which faster-whisper and outputs/guard.py share.
-NO_SPEECH = 0.6
-LOGPROB = -1.0
-COMPRESSION = 2.4
 SPARSE_CHARS = 4.0  # characters a second of speech below which words were lost
 SMALLEST_SECONDS = 8.0  # a piece this short is not halved again
 FALLBACK = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # faster-whisper's temperatures

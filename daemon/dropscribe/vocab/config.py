@@ -20,6 +20,7 @@ class Layer:
     values: dict[str, Any]
     match: str | None = None
     folder: str | None = None
+    language: tuple[str, ...] = ()  # a rule by language: the detected one is one of these
 
 
 @dataclass(frozen=True)

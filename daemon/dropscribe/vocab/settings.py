@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from dropscribe.vocab import glossary, language, tracks
 from dropscribe.vocab.steps import ChatModel, Language, SummaryModel
 
 # The upload formats of the seed page, plus the Ogg spellings users drop in.
@@ -172,6 +173,37 @@ class FolderSettings(StrictModel):
     chat: ChatModel | None = None
     summary: bool | SummaryModel = False
     translate_to: tuple[Language, ...] = ()
+    # tracks32 (issues 32.1, 33.2): which audio streams; the find -> replace list
+    audio_track: int | str | tuple[int | str, ...] = 0
+    glossary: tuple[tuple[str, str], ...] = ()
+
+    @field_validator("audio_track", mode="before")
+    @classmethod
+    def _tracks(cls, value: Any) -> Any:
+        return tracks.checked(value)
+
+    @field_validator("glossary", mode="before")
+    @classmethod
+    def _glossary(cls, value: Any) -> Any:
+        return glossary.checked(value)
+
+    # issue 32, languages (language32): `language: [en, de]` or `auto` is spelled as
+    # these two (vocab/language.py): detected before the settings are chosen, the
+    # language found then stands in `language`. The model that detects: a faster-whisper
+    # name or path (default: the folder's model for kind: local, else none).
+    languages: tuple[str, ...] = ()  # the ones the folder takes (empty: any)
+    detect: bool = False
+    language_model: Annotated[str, Field(min_length=1, max_length=500)] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _language_spelled(cls, data: Any) -> Any:
+        return language.spelled(data)
+
+    @field_validator("languages")
+    @classmethod
+    def _codes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return language.checked_codes(value)
 
     @field_validator("language")
     @classmethod
@@ -228,6 +260,12 @@ class FolderSettings(StrictModel):
         )
         if self.vocabulary:
             shaping["vocabulary"] = list(self.vocabulary)
+        if self.detect:  # issue 32: only when set, as above
+            shaping["languages"] = list(self.languages) or language.AUTO
+        if self.timed and (self.align is False or self.align_model):  # timing30: re-timed
+            shaping["align"] = {"align": self.align is not False, "model": self.align_model}
+        if not tracks.default(self.audio_track):  # tracks32
+            shaping["audio_track"] = self.audio_track
         return shaping
 
     def shaping_hash(self) -> str:

@@ -54,6 +54,8 @@ def _listed_fields(settings: FolderSettings, ask: Ask) -> dict[str, str | list[s
     fields: dict[str, str | list[str]] = {"model": settings.model}
     if settings.language:
         fields["languages[]"] = [settings.language]
+    elif settings.languages:  # language: [en, de], not detected here (issue 32)
+        fields["languages[]"] = list(settings.languages)
     if settings.vocabulary:
         fields["keywords[]"] = list(settings.vocabulary)
     if settings.prompt and ask.prompt:
