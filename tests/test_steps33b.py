@@ -341,3 +341,39 @@ def test_metrics_count_each_steps_tokens_and_failures_per_chat_endpoint(setup, c
                 == event[f"tokens_{direction}"]
             )
             assert event[f"tokens_{direction}"] > 0
+
+
+def test_the_glossary_reaches_the_steps_and_a_new_one_rewrites_them_without_asking(setup, chat):
+    """The chat model gets the transcript as its sidecars show it (glossary applied) and
+    the glossary is applied to the steps' answers; a new glossary writes the transcript's
+    sidecars and the steps' again (the md note keeps its summary) from what is stored:
+    no upload, no chat request."""
+    with_steps(setup, chat, glossary={"transcript": "record", "talk": "conversation"})
+    daemon = DaemonProcess(setup, env={"LLM_KEY": KEY})
+    try:
+        daemon.wait_event("daemon.started")
+        make_wav(setup.inbox / "g.wav")
+        daemon.wait_event("step.written", 2, timeout=30)
+        asked = len(chat.requests)
+        assert all("transcript" not in r["messages"][-1]["content"] for r in chat.requests)
+        summary = (setup.inbox / "g.summary.md").read_text()
+        assert "A conversation of" in summary
+        assert "de: record of" in (setup.inbox / "g.de.srt").read_text()
+        assert "A conversation of" in (setup.inbox / "g.md").read_text()
+
+        setup.data["defaults"]["glossary"] = {"transcript": "minutes", "talk": "chat"}
+        setup.write()
+        daemon.signal(signal.SIGHUP)
+        note = setup.inbox / "g.md"
+        daemon.wait_output(
+            lambda: "minutes of" in note.read_text() and "A chat of" in note.read_text(),
+            30,
+            "the md note with the new glossary and the summary",
+        )
+        assert "A chat of" in (setup.inbox / "g.summary.md").read_text()
+        assert "de: record of" in (setup.inbox / "g.de.srt").read_text()  # as it was asked
+        assert len(chat.requests) == asked
+        assert len(setup.api.uploads) == 1
+    finally:
+        daemon.signal(signal.SIGTERM)
+        daemon.wait()

@@ -16,9 +16,10 @@ import structlog
 from dropscribe import names
 from dropscribe.config import rules
 from dropscribe.errors import SidecarError
-from dropscribe.outputs import disposition, marks, sidecar
+from dropscribe.outputs import disposition, glossary, marks, sidecar
 from dropscribe.outputs.cues import Cue
 from dropscribe.steps import prompts
+from dropscribe.vocab import glossary as terms
 from dropscribe.vocab.settings import Format
 from dropscribe.vocab.states import JobKey
 
@@ -69,18 +70,19 @@ def files_of(
     folder: Path,
 ) -> list[Made]:
     """The sidecars of one step's result."""
+    fixed = glossary.compiled(settings.glossary).text if settings.glossary else str
     if step == "summary":
-        text = result["markdown"].strip() + "\n"
+        text = fixed(result["markdown"].strip()) + "\n"
         ext = "summary.md"
         files = [Made(folder / name(settings, source, ext), ext, text.encode())]
         note = next((p for p in outputs if p.name.endswith(".md")), None)
         if Format.MD in settings.formats and note is not None:
-            body = with_summary(page.render(Format.MD).decode(), result["markdown"])
+            body = with_summary(page.render(Format.MD).decode(), fixed(result["markdown"]))
             files.append(Made(note, None, body.encode()))
         return files
     language = result["language"]
     page.__dict__["subtitles"] = [
-        Cue(start, end, tuple(_wrapped(text, page)), speaker, turn)
+        Cue(start, end, tuple(_wrapped(fixed(text), page)), speaker, turn)
         for start, end, text, speaker, turn in result["cues"]
     ]
     wanted = [f for f in settings.formats if f in TRANSLATED] or [Format.TXT]
@@ -147,6 +149,29 @@ def _free(ledger: Sidecars, options: Iterator[Path], me: str) -> list[Path]:
     return []
 
 
+def shown_as(shaping: str, settings: FolderSettings) -> str:
+    """What a step's sidecars show: its result (``shaping``) under the folder's glossary,
+    applied as they are written (a new glossary writes them again, never re-runs them)."""
+    glossed = terms.mark(settings.glossary)
+    return shaping if glossed is None else f"{shaping}+{glossed.removeprefix(terms.MARK)}"
+
+
+def note_lost(outputs: list[Path], settings: FolderSettings, markdown: str) -> bool:
+    """Whether the transcript's md note is there without the summary's sections (it was
+    written again since: a glossary or a format changed): the summary is then written
+    again from its stored result."""
+    note = next((p for p in outputs if p.name.endswith(".md")), None)
+    if Format.MD not in settings.formats or note is None:
+        return False
+    fixed = glossary.compiled(settings.glossary).text if settings.glossary else str
+    try:
+        with note.open("rb") as fh:
+            body = fh.read(marks.MAX_SIDECAR_BYTES).decode("utf-8", "replace")
+    except OSError:
+        return False
+    return prompts.sections(fixed(markdown)) not in body
+
+
 def with_summary(note: str, summary: str) -> str:
     """The md note with the summary's sections under its front matter."""
     if not note.startswith("---\n") or (end := note.find("\n---\n", 4)) < 0:
@@ -171,6 +196,8 @@ def write(
             mode = candidate.stat().st_mode
             break
     ours = JobKey(key.digest, settings.shaping_hash())
+    if (glossed := terms.mark(settings.glossary)) is not None:  # as publish._marked
+        ours = JobKey(key.digest, f"{ours.shaping}+{glossed.removeprefix(terms.MARK)}")
     mark: JobKey | None = ours
     staged = dict(files)
     if not marks.supported(folder):

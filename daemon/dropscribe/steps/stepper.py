@@ -25,7 +25,7 @@ import structlog
 from dropscribe import names
 from dropscribe.config import rules
 from dropscribe.errors import DropscribeError, LedgerError, SidecarError, TranscriptionError
-from dropscribe.outputs import hooks, render
+from dropscribe.outputs import glossary, hooks, render
 from dropscribe.steps import sidecars
 from dropscribe.steps.calls import Caller
 from dropscribe.steps.chat import ChatClient
@@ -34,7 +34,7 @@ from dropscribe.transcribe.backoff import delay
 from dropscribe.transcript import Transcript
 from dropscribe.vocab.settings import Format
 from dropscribe.vocab.states import FileState
-from dropscribe.vocab.steps import Step, steps_of
+from dropscribe.vocab.steps import SUMMARY, Step, steps_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from dropscribe.ledger.steprows import StepRows
     from dropscribe.ops.metrics import Metrics
     from dropscribe.vocab.config import Config
-    from dropscribe.vocab.settings import FolderSettings, HookModel
+    from dropscribe.vocab.settings import FolderSettings
 
 log = structlog.get_logger("dropscribe")
 
@@ -194,7 +194,11 @@ class Stepper:
         try:
             for step in steps:
                 shaping = step.shaping_hash()
-                if self._rows.step_shown(source, step.name) == (str(row.key), shaping):
+                shown = sidecars.shown_as(shaping, settings)
+                if self._rows.step_shown(source, step.name) == (
+                    str(row.key),
+                    shown,
+                ) and not self._note_lost(row, step, shaping, settings, outputs):
                     continue
                 result = self._result(row, step, shaping, settings)
                 if result is None:
@@ -221,29 +225,38 @@ class Stepper:
                     )
                     self.left += 1
                     continue
-                self._rows.step_written(source, step.name, row.key, shaping, list(files))
+                self._rows.step_written(source, step.name, row.key, shown, list(files))
                 log.info("step.written", step=step.name, sidecars=[str(p) for p in files])
                 wrote = True
             if wrote and settings.hook is not None:
-                self._hook(row, inbox.name, settings.hook, steps, outputs)
+                self._hook(row, inbox.name, settings, steps, outputs)
         finally:
             structlog.contextvars.clear_contextvars()
 
     def _hook(
-        self, row: FileRow, inbox: str, hook: HookModel, steps: list[Step], outputs: list[Path]
+        self,
+        row: FileRow,
+        inbox: str,
+        settings: FolderSettings,
+        steps: list[Step],
+        outputs: list[Path],
     ) -> None:
         """The folder's hook once every step of the file shows its result now: outcome
         ``steps``, its sidecars the transcript's and the steps', and ``steps`` naming
         each step's (the hook ran at ``done`` already, before the steps)."""
         source = Path(row.path)
         key = str(row.key)
-        if any(self._rows.step_shown(source, s.name) != (key, s.shaping_hash()) for s in steps):
+        if settings.hook is None or any(
+            self._rows.step_shown(source, s.name)
+            != (key, sidecars.shown_as(s.shaping_hash(), settings))
+            for s in steps
+        ):
             return
         written = self._rows.step_sidecars(source)
         shown = {s.name: written.get(s.name, []) for s in steps}
         every = dict.fromkeys([*map(str, outputs), *(p for ps in shown.values() for p in ps)])
         hooks.run(
-            hook,
+            settings.hook,
             {
                 "file": row.path,
                 "inbox": inbox,
@@ -260,6 +273,16 @@ class Stepper:
             used = (usage.tokens_in, usage.tokens_out)
             self._metrics.stepped(caller.endpoint.name, step.name, used, failed=failed)
 
+    def _note_lost(
+        self, row: FileRow, step: Step, shaping: str, settings: FolderSettings, outputs: list[Path]
+    ) -> bool:
+        if step.name != SUMMARY:
+            return False
+        stored = self._rows.step(row.key, step.name, shaping)
+        if stored is None or stored.result is None:
+            return False
+        return sidecars.note_lost(outputs, settings, str(stored.result.get("markdown", "")))
+
     def _page(self, row: FileRow, settings: FolderSettings, source: Path) -> render.Page | None:
         job = self._ledger.job(row.key)
         if job is None or job.result is None:
@@ -269,7 +292,9 @@ class Stepper:
             with contextlib.suppress(OSError):
                 recorded = datetime.fromtimestamp(source.stat().st_mtime).astimezone()
         return render.Page(
-            Transcript.from_json(job.result, job.request_id),
+            glossary.applied(  # as the transcript's sidecars show it (the chat sees it so)
+                Transcript.from_json(job.result, job.request_id), settings.glossary
+            ),
             task=settings.task.value,
             rules=settings.subtitles,
             source=names.text(source.name),
