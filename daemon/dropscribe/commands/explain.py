@@ -18,6 +18,7 @@ from dropscribe.config import rules
 from dropscribe.errors import DropscribeError
 from dropscribe.ledger import opening
 from dropscribe.outputs import disposition
+from dropscribe.steps import report as steps_report
 from dropscribe.timing import timed as timing
 from dropscribe.transcribe import kinds
 from dropscribe.vocab.states import FileState
@@ -155,6 +156,7 @@ def _explain_ledger(cfg: Config, path: Path) -> str | None:
             row = store.file(path)
             chunks = store.chunk_plan(row.key) if row is not None else []
             sent = store.sends(row.key) if row is not None else []  # fallback34
+            steps = steps_report.explained(cfg, store, row) if row is not None else []
         finally:
             store.close()
     except (OSError, DropscribeError) as exc:
@@ -173,4 +175,6 @@ def _explain_ledger(cfg: Config, path: Path) -> str | None:
             f"    chunks: {done} of {len(chunks)} done, cut at "
             + ", ".join(f"{chunk.cut:.1f} s" for chunk in chunks[1:])
         )
+    for line in steps:  # steps33b: each step after the transcript
+        say(line)
     return row.state if row is not None else ""

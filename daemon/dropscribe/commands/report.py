@@ -12,7 +12,8 @@ as lines for people. The shape, version 1 (new keys may be added; none change me
                              "quarantined": n}}],
      "files": [{"path": str, "inbox": str,
                 "state": "quarantined" | "failed" | "waiting" | "in_flight" | "interrupted",
-                "reason": str | null, "action": str}]}
+                "reason": str | null, "action": str}],
+     "steps": {...}}  (the steps after the transcript: steps/report.py says its shape)
 
 A file is ``waiting`` when its last try failed and it comes again by itself (with its
 endpoint's pause as the reason while the endpoint is paused or unreachable),
