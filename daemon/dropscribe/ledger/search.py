@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from dropscribe.ledger import fulltext, terms
 
@@ -63,6 +63,7 @@ class Hit:
     places: tuple[Place, ...]  # the latest first
 
 
+@runtime_checkable
 class Search(Protocol):
     """What ``dropscribe search`` asks of a ledger."""
 
