@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 
 BRIDGE = "Please note. The northern bridge is closed for repairs until Friday."
 BUDGET = "Please note. The budget meeting moves to Thursday afternoon."
-OLD = dt.datetime(2020, 5, 1, 12, 0).timestamp()  # the bridge recording's date
+OLD = dt.datetime(2020, 5, 1, 12, 0, tzinfo=dt.UTC).timestamp()  # the bridge recording's date
 
 
 def speak(path: Path, text: str, mtime: float | None = None) -> Path:
