@@ -53,25 +53,26 @@ def same_language(name: str) -> list[str]:
     return sorted(found)
 
 
-def prepare(execute: Execute, dialect: Dialect) -> None:
-    """Make the index where it is missing, and index what the ledger holds (in the
-    caller's transaction, after the layout's tables are made)."""
-    if dialect is Dialect.SQLITE:
-        made = execute("SELECT count(*) FROM sqlite_master WHERE name = 'search_jobs_update'", ())
+def prepare(execute: Execute, dialect: Dialect, *, fresh: bool) -> None:
+    """Make the index where it is missing and, in a ledger that was not ``fresh`` (just
+    made), index what it holds (in the caller's transaction, after the layout's tables
+    are made)."""
+    if dialect is Dialect.SQLITE:  # the table and its triggers are made together
+        made = bool(execute("PRAGMA table_info(search_text)", ()))  # a pragma: no scan
         statements = _sqlite()
     else:
         made = execute(
             "SELECT count(*) FROM pg_trigger WHERE tgname = 'search_index'"
             " AND tgrelid = 'jobs'::regclass",
             (),
-        )
+        )[0][0]
         statements = _postgres()
-    if made[0][0]:
+    if made:
         return
     for statement in statements:
         execute(statement, ())
-    # the transcripts stored before: each result written again, and so indexed
-    execute("UPDATE jobs SET result = result WHERE state = 'done' AND result IS NOT NULL", ())
+    if not fresh:  # the transcripts stored before: each written again, and so indexed
+        execute("UPDATE jobs SET result = result WHERE state = 'done' AND result IS NOT NULL", ())
 
 
 # ---------------------------------------------------------------- SQLite

@@ -61,7 +61,7 @@ def migrate(execute: Execute, dialect: Dialect, where: str, layout: Layout = LAY
                     execute(statement, ())
     for statement in layout.ddl(dialect):
         execute(statement, ())
-    fulltext.prepare(execute, dialect)  # the search index, and what it lacks (once)
+    fulltext.prepare(execute, dialect, fresh=found is None)  # the search index (once)
     kept = execute("SELECT value FROM meta WHERE name = 'schema'", ())
     if kept != [(str(layout.version),)]:
         execute(_SET_VERSION, (str(layout.version),))
