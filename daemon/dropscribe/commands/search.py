@@ -12,8 +12,10 @@ meaning)::
                   "language": str | null, "transcribed": "ISO 8601 time",
                   "score": float, "transcript": "the job's key"}]}
 
-``marks`` are character offsets into ``text``; ``exists`` is false when no path the
-ledger knows holds the recording now (``path`` is then the latest it knew).
+``marks`` are character offsets into ``text`` (a text longer than 300 characters, such
+as an untimed transcript's, is cut around its first mark, "..." where it was cut);
+``exists`` is false when no path the ledger knows holds the recording now (``path`` is
+then the latest it knew).
 Exit codes: 0 something found, 1 nothing, 2 a bad query, config or ledger.
 """
 
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
     from dropscribe.vocab.config import Config
 
 VERSION = 1
+WINDOW = 300  # characters of a text shown around its first mark
 
 
 def main(cfg: Config, args: argparse.Namespace) -> int:
@@ -121,6 +124,7 @@ def _when(given: str | None, *, end: bool) -> float | None:
 
 def _result(hit: Hit, inbox: str | None) -> dict[str, Any]:
     place, exists = _current(hit.places, inbox)
+    text, marks = window(hit.text, hit.marks)
     return {
         "path": place.path if place else None,
         "exists": exists,
@@ -130,8 +134,8 @@ def _result(hit: Hit, inbox: str | None) -> dict[str, Any]:
         "end": hit.end,
         "at": clock(hit.start) if hit.start is not None else None,
         "speaker": hit.speaker,
-        "text": hit.text,
-        "marks": [list(m) for m in hit.marks],
+        "text": text,
+        "marks": [list(m) for m in marks],
         "language": hit.language,
         "transcribed": dt.datetime.fromtimestamp(hit.transcribed, dt.UTC)
         .astimezone()
@@ -149,6 +153,25 @@ def _current(places: tuple[Place, ...], inbox: str | None) -> tuple[Place | None
         if os.path.lexists(place.path):
             return place, True
     return (ordered[0] if ordered else None), False
+
+
+def window(
+    text: str, marks: tuple[tuple[int, int], ...]
+) -> tuple[str, tuple[tuple[int, int], ...]]:
+    """A long text (an untimed transcript is one) cut to ``WINDOW`` characters around
+    its first mark, with "..." where it was cut; the marks moved with it."""
+    if len(text) <= WINDOW:
+        return text, marks
+    first = marks[0][0] if marks else 0
+    start = max(0, first - WINDOW // 3)
+    start = text.rfind(" ", 0, start) + 1 if start else 0
+    end = min(len(text), start + WINDOW)
+    if end < len(text) and (space := text.rfind(" ", start, end)) > first:
+        end = space
+    lead = "..." if start else ""
+    shift = len(lead) - start
+    moved = tuple((a + shift, b + shift) for a, b in marks if a >= start and b <= end)
+    return lead + text[start:end] + ("..." if end < len(text) else ""), moved
 
 
 def clock(seconds: float) -> str:
