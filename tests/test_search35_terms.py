@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pg
-from dropscribe.commands.search import clock, marked
+from dropscribe.commands.search import clock, marked, window
 from dropscribe.ledger import terms
 from dropscribe.ledger.places import Places
 from dropscribe.ledger.postgres import PostgresLedger
@@ -78,6 +78,18 @@ def test_marks_and_their_display():
     )
     assert marked("a\x1b[2Jb", [[0, 1]], colour=False) == "[a]\\x1b[2Jb"
     assert [clock(s) for s in (0, 75.9, 754, 3723)] == ["0:00", "1:15", "12:34", "1:02:03"]
+
+
+def test_a_long_text_is_shown_around_its_first_mark():
+    """An untimed transcript's hour of text is cut to a window around the first match,
+    its marks moved with it."""
+    text = " ".join(f"w{n}" for n in range(1000))
+    at = text.index("w500 ")
+    cut, spans = window(text, ((at, at + 4),))
+    assert len(cut) < 320
+    assert cut.startswith("...")
+    assert cut.endswith("...")
+    assert [cut[a:b] for a, b in spans] == ["w500"]
 
 
 @pytest.fixture(scope="module")
