@@ -62,7 +62,7 @@ def vocabulary(rng: np.random.Generator) -> np.ndarray:
                 for _ in range(count)
             )
         )
-    return np.array(sorted(found, key=len))  # short words commonest, as in speech
+    return np.array(sorted(found, key=lambda w: (len(w), w)))  # short words commonest, as in speech
 
 
 def transcript(rng: np.random.Generator, vocab: np.ndarray, minutes: float, words: bool) -> dict:
@@ -161,14 +161,21 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=60.0)
     parser.add_argument("--words", action="store_true", help="store word timestamps too")
     parser.add_argument("--dir", type=Path, help="where to build it (default: a temp folder)")
+    parser.add_argument("--keep", action="store_true", help="keep the ledger (say where)")
+    parser.add_argument("--ledger", type=Path, help="query this ledger, built before by --keep")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="search-bench-", dir=args.dir))
-    path = work / "ledger.sqlite3"
+    path = args.ledger or work / "ledger.sqlite3"
     try:
-        print(f"building {args.transcripts} transcripts of {args.minutes:g} min (synthetic)")
-        start = time.perf_counter()
-        vocab, sample = build(path, args.transcripts, args.minutes, args.words)
-        print(f"built in {time.perf_counter() - start:.0f} s")
+        if args.ledger:
+            rng = np.random.default_rng(35)
+            vocab = vocabulary(rng)
+            sample = transcript(rng, vocab, args.minutes, args.words)
+        else:
+            print(f"building {args.transcripts} transcripts of {args.minutes:g} min (synthetic)")
+            start = time.perf_counter()
+            vocab, sample = build(path, args.transcripts, args.minutes, args.words)
+            print(f"built in {time.perf_counter() - start:.0f} s")
         index, rest = sizes(path)
         print(
             f"ledger {(index + rest) / 1e6:,.0f} MB: index {index / 1e6:,.0f} MB,"
@@ -195,7 +202,10 @@ def main() -> None:
         finally:
             ledger.close()
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if args.keep:
+            print(f"kept: {path}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
 """``dropscribe search``'s read of the ledger: the segments that match a query, best
 first, each with its transcript's places (every path the ledger knows for it).
 
-The index is ``fulltext.py``'s. SQLite ranks with FTS5's bm25 among the ``CANDIDATES``
-most recently transcribed matches (a word said ten thousand times is ranked among its
-latest ten thousand sayings, not all of them: the answer stays fast); PostgreSQL ranks
-every match with ``ts_rank``. A backend mixes in ``Searching`` (through
-``queries.Reads``) and provides ``_rows``, ``_shown`` and ``shared``.
+The index is ``fulltext.py``'s. SQLite ranks with FTS5's bm25 where every term of the
+query is in fewer than ``CANDIDATES`` segments, and otherwise lists the latest
+transcripts' matches first (bm25 reads every place of every term before it answers: for
+a word said a million times, a second); PostgreSQL ranks every match with ``ts_rank``.
+A backend mixes in ``Searching`` (through ``queries.Reads``) and provides ``_rows``,
+``_shown`` and ``shared``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dropscribe.ledger import fulltext, terms
 if TYPE_CHECKING:
     from dropscribe.ledger.terms import Query
 
-CANDIDATES = 10_000  # SQLite: the latest matches ranked (see the module's docstring)
+CANDIDATES = 1_000  # SQLite: a term in more segments is not ranked (the docstring)
 START, STOP = "\x02", "\x03"  # PostgreSQL's headline marks (control codes: never in text)
 HEADLINE = f'StartSel="{START}", StopSel="{STOP}", HighlightAll=true'
 
@@ -105,16 +106,15 @@ class Searching:
         if filters.speaker and (said := terms.fts5_phrase(filters.speaker, "speaker")):
             match += f" AND {said}"
         where, args = _filters(filters)
-        # the inner query stops after CANDIDATES matches, newest first; bm25 (rank) is
-        # worked out for those alone
+        # bm25 reads the whole list of every term's places first: ranked only when each
+        # is in fewer than CANDIDATES segments; else the latest transcripts first
+        ranked = not self._common(query)
+        rank, order = ("f.rank", "f.rank, f.rowid DESC") if ranked else ("0", "f.rowid DESC")
         rows = self._rows(
-            "SELECT id, rank, key, language, transcribed FROM ("  # noqa: S608 - our own SQL
-            " SELECT f.rowid AS id, f.rank AS rank, d.key AS key, d.language AS language,"
-            "  d.transcribed AS transcribed"
+            f"SELECT f.rowid, {rank}, d.key, d.language, d.transcribed"  # noqa: S608 - our own SQL
             " FROM search_text f JOIN search_docs d ON d.id = (f.rowid >> ?)"
-            f" WHERE search_text MATCH ?{where} ORDER BY f.rowid DESC LIMIT ?"
-            ") ORDER BY rank, id DESC LIMIT ?",
-            (fulltext.SHIFT, match, *args, CANDIDATES, limit),
+            f" WHERE search_text MATCH ?{where} ORDER BY {order} LIMIT ?",
+            (fulltext.SHIFT, match, *args, limit),
         )
         hits = []
         for rowid, rank, key, language, transcribed in rows:
@@ -146,6 +146,21 @@ class Searching:
                 )
             )
         return hits
+
+    def _common(self, query: Query) -> bool:
+        """Whether a word of ``query`` (excluded ones too: bm25 counts them) is in at
+        least CANDIDATES segments (each checked by reading that many of its places)."""
+        words = {(w, t.prefix and w == t.words[-1]) for t in query.terms for w in t.words}
+        for word, prefix in sorted(words):
+            alone = terms.fts5(terms.Query((terms.Term((word,), prefix),)))
+            found = self._rows(
+                "SELECT count(*) FROM (SELECT rowid FROM search_text"
+                " WHERE search_text MATCH ? LIMIT ?)",
+                (alone, CANDIDATES),
+            )
+            if found[0][0] >= CANDIDATES:
+                return True
+        return False
 
     def _postgres(self, query: Query, filters: Filters, limit: int) -> list[Hit]:
         where, args = _filters(filters)
