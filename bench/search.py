@@ -43,6 +43,8 @@ from dropscribe.vocab.states import JobKey  # noqa: E402
 VOCABULARY = 30_000
 PER_MINUTE = 150
 PER_SEGMENT = 12
+ZIPF = 1 / np.arange(1, VOCABULARY + 1) ** 1.1
+ZIPF /= ZIPF.sum()
 INDEX_PARTS = ("search_text", "search_docs", "sqlite_autoindex_search_docs", "files_key")
 
 
@@ -67,7 +69,7 @@ def vocabulary(rng: np.random.Generator) -> np.ndarray:
 
 def transcript(rng: np.random.Generator, vocab: np.ndarray, minutes: float, words: bool) -> dict:
     count = int(minutes * PER_MINUTE)
-    ranks = np.minimum(rng.zipf(1.1, count) - 1, VOCABULARY - 1)
+    ranks = rng.choice(VOCABULARY, size=count, p=ZIPF)  # bounded: numpy's zipf has no end
     said = vocab[ranks]
     seconds = minutes * 60 / count
     segments, timed = [], []
