@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from dropscribe import names
 from dropscribe.ledger.interface import ChunkRow, FileRow, JobRow
+from dropscribe.ledger.search import Searching
 from dropscribe.vocab.states import JobKey
 
 if TYPE_CHECKING:
@@ -70,8 +71,9 @@ def attempt_args(
     return (str(key), key.digest, json.dumps(settings, sort_keys=True), state, attempt, now, now)
 
 
-class Reads:
-    """The ledger's reads (``interface.Ledger``), for a backend with ``_rows``."""
+class Reads(Searching):
+    """The ledger's reads (``interface.Ledger``; ``search.Searching``'s ``search`` too),
+    for a backend with ``_rows``."""
 
     def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         raise NotImplementedError
