@@ -18,7 +18,7 @@ import structlog
 from dropscribe.audio import transcode
 from dropscribe.errors import Abandoned, PermanentError
 from dropscribe.timing import snap, whisper, windows, words
-from dropscribe.transcribe import local, models
+from dropscribe.transcribe import local
 from dropscribe.transcript import Transcript, Word
 
 if TYPE_CHECKING:
@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 
     import numpy.typing as npt
 
-    from dropscribe.vocab.endpoints import Endpoint
     from dropscribe.vocab.settings import FolderSettings
 
 log = structlog.get_logger("dropscribe")
@@ -65,26 +64,6 @@ def unusable(settings: FolderSettings, language: str | None = None) -> str | Non
         if whisper.english_only(name) and not english(said):
             return f"the timing model {name} knows English only, and the language is {said}"
     return None
-
-
-def described(endpoint: Endpoint, settings: FolderSettings) -> str:
-    """Which timing a file with ``settings`` on ``endpoint`` gets, for ``explain``."""
-    if not settings.timed:
-        return "none needed (no sidecar uses times)"
-    if endpoint.kind == "local":
-        return "the local engine's word times, snapped to the speech"
-    caps = models.table(endpoint.kind, settings.model)
-    why_not = unusable(settings)
-    here = f"the answer's own words timed on this machine with {model_of(settings)}"
-    if caps.timed is None:
-        if why_not is not None:
-            return f"short spans, each one's text placed at its sound ({why_not})"
-        return f"{here}, one request per file (the model gives no times)"
-    if caps.timed == "verbose_json" and caps.granularities and endpoint.kind != "mistral":
-        return "the engine's word times, snapped to the speech"
-    if why_not is not None:
-        return f"the engine's segment times ({why_not})"
-    return f"{here} (the model gives segment times only)"
 
 
 def decoded(content: Path, abort: threading.Event | None = None) -> npt.NDArray[np.int16]:

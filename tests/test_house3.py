@@ -1,0 +1,50 @@
+"""house3: `dropscribe explain` tells the timing plan the planner itself makes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from conftest import Setup
+
+
+def _explained(setup: Setup, path: Path) -> str:
+    """What `dropscribe explain` prints of ``path``."""
+    return subprocess.run(
+        [sys.executable, "-m", "dropscribe", "explain", "-c", str(setup.write()), str(path)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **setup.env},
+        check=False,
+    ).stdout
+
+
+def _timing(said: str) -> str:
+    return next(line for line in said.splitlines() if line.strip().startswith("timing:"))
+
+
+def test_explain_says_voxtral_3_is_asked_for_no_times_with_a_language(setup):
+    """Voxtral 3 with a language (and no speakers) is asked for no times, its words timed
+    here; with speakers it is asked for segment times and the language is left out."""
+    setup.data["endpoints"]["local"]["kind"] = "mistral"
+    setup.data["defaults"].update(model="voxtral-mini-transcribe-3", formats=["srt"], language="en")
+    setup.data["inboxes"].append({"path": str(setup.root / "meetings"), "speakers": True})
+    (setup.root / "meetings").mkdir()
+    alone = _timing(_explained(setup, setup.inbox / "memo.wav"))
+    together = _timing(_explained(setup, setup.root / "meetings" / "memo.wav"))
+    assert "timed on this machine with tiny.en; the model is asked for none" in alone
+    assert "timed on this machine with tiny.en (the model gives segment times only)" in together
+
+
+def test_explain_honours_a_model_stated_to_give_no_times(setup):
+    """A model the config says gives no timestamps is not described as giving word times."""
+    setup.data["endpoints"]["local"]["models"] = {"whisper-1": {"timestamps": False}}
+    setup.data["defaults"].update(formats=["srt"])
+    timing = _timing(_explained(setup, setup.inbox / "memo.wav"))
+    assert "the answer's own words timed on this machine with tiny.en" in timing
+    assert "(the model gives no times)" in timing
