@@ -1,4 +1,5 @@
-"""house3: `dropscribe explain` tells the timing plan the planner itself makes."""
+"""house3: `dropscribe explain` tells the timing plan the planner itself makes, and
+`check-config` decodes nothing."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import os
 import subprocess
 import sys
 from typing import TYPE_CHECKING
+
+from test_startup import AUDIO, imported, write_config
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -48,3 +51,10 @@ def test_explain_honours_a_model_stated_to_give_no_times(setup):
     timing = _timing(_explained(setup, setup.inbox / "memo.wav"))
     assert "the answer's own words timed on this machine with tiny.en" in timing
     assert "(the model gives no times)" in timing
+
+
+def test_check_config_of_a_local_config_decodes_nothing(tmp_path):
+    """check-config of an English-only local model imports neither numpy nor PyAV."""
+    config = write_config(tmp_path, {"kind": "local"})
+    config.write_text(config.read_text().replace('"whisper-1"', '"tiny.en"'))
+    assert imported("check-config", "-c", str(config)) & AUDIO == set()

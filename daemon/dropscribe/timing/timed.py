@@ -19,6 +19,7 @@ from dropscribe.audio import transcode
 from dropscribe.errors import Abandoned, PermanentError
 from dropscribe.timing import snap, whisper, windows, words
 from dropscribe.transcribe import local
+from dropscribe.transcribe.english import english
 from dropscribe.transcript import Transcript, Word
 
 if TYPE_CHECKING:
@@ -36,18 +37,10 @@ DEFAULT_MODEL = "tiny.en"  # bundled with dropscribe[local]
 # for espeak-ng speech and its own text; 0.38 and less for the text of other audio, or
 # other text, or tones (measured with tiny.en). Under this, the times are not trusted.
 LEAST_HEARD = 0.5
-ENGLISH = {"en", "english"}
 
 
 def model_of(settings: FolderSettings) -> str:
     return settings.align_model or DEFAULT_MODEL
-
-
-def english(language: str | None) -> bool:
-    """Whether ``language`` (a code, a name, a tag such as en-GB) is English; unknown is."""
-    if not language:
-        return True
-    return language.lower().replace("_", "-").split("-")[0] in ENGLISH
 
 
 def unusable(settings: FolderSettings, language: str | None = None) -> str | None:
