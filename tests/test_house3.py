@@ -8,6 +8,11 @@ import subprocess
 import sys
 from typing import TYPE_CHECKING
 
+import pytest
+
+from dropscribe.transcribe import kinds, models
+from dropscribe.vocab.endpoints import Endpoint
+from dropscribe.vocab.settings import FolderSettings
 from test_startup import AUDIO, imported, write_config
 
 if TYPE_CHECKING:
@@ -58,3 +63,21 @@ def test_check_config_of_a_local_config_decodes_nothing(tmp_path):
     config = write_config(tmp_path, {"kind": "local"})
     config.write_text(config.read_text().replace('"whisper-1"', '"tiny.en"'))
     assert imported("check-config", "-c", str(config)) & AUDIO == set()
+
+
+@pytest.mark.parametrize(
+    ("kind", "version", "path"),
+    [
+        ("groq", "2024-10-21", "audio/transcriptions"),
+        ("azure", "2024-10-21", "openai/deployments/whisper-1/audio/transcriptions"),
+        ("azure", "v1", "openai/v1/audio/transcriptions"),
+    ],
+)
+def test_groq_and_azure_honour_request_path(kind, version, path):
+    """groq and azure send to request_path where one is set, as every other kind does."""
+    settings = FolderSettings(model="whisper-1")
+    ask = models.ask(models.table(kind, "whisper-1"), timed=False, prompt=False, seconds=1.0)
+    plain = Endpoint(name="e", kind=kind, base_url="http://127.0.0.1:1", api_version=version)
+    routed = plain.model_copy(update={"request_path": "gw/stt"})
+    assert kinds.shape(plain, settings, ask).path == path
+    assert kinds.shape(routed, settings, ask).path == "gw/stt"
