@@ -16,7 +16,7 @@ import numpy as np
 import structlog
 
 from dropscribe.audio import transcode
-from dropscribe.errors import Abandoned, PermanentError
+from dropscribe.errors import PermanentError
 from dropscribe.timing import snap, whisper, windows, words
 from dropscribe.transcribe import local
 from dropscribe.transcribe.english import english
@@ -60,14 +60,9 @@ def unusable(settings: FolderSettings, language: str | None = None) -> str | Non
 
 
 def decoded(content: Path, abort: threading.Event | None = None) -> npt.NDArray[np.int16]:
-    """``content``'s first audio stream as mono 16 kHz samples; ``Abandoned`` once
-    ``abort`` is set (the daemon stops)."""
-    blocks = []
-    for block in transcode.Samples(content):
-        if abort is not None and abort.is_set():
-            raise Abandoned
-        blocks.append(block)
-    return np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.int16)
+    """``content``'s audio as mono 16 kHz samples; ``Abandoned`` once ``abort`` is set
+    (the daemon stops)."""
+    return transcode.joined(transcode.Samples(content), abort)
 
 
 def aligned(
