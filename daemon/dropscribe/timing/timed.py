@@ -8,6 +8,7 @@ an hour); the model sees it a window at a time.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import time
 from typing import TYPE_CHECKING
@@ -20,7 +21,6 @@ from dropscribe.errors import PermanentError
 from dropscribe.timing import snap, whisper, windows, words
 from dropscribe.transcribe import local
 from dropscribe.transcribe.english import english
-from dropscribe.transcript import Transcript, Word
 
 if TYPE_CHECKING:
     import threading
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
     import numpy.typing as npt
 
+    from dropscribe.transcript import Transcript, Word
     from dropscribe.vocab.settings import FolderSettings
 
 log = structlog.get_logger("dropscribe")
@@ -122,11 +123,4 @@ def snapped(transcript: Transcript, pcm: npt.NDArray[np.int16]) -> Transcript:
         item = word.copy()
         item["start"], item["end"] = start, end
         snapped_words.append(item)
-    return Transcript(
-        text=transcript.text,
-        language=transcript.language,
-        duration=transcript.duration,
-        segments=transcript.segments,
-        words=tuple(snapped_words),
-        request_id=transcript.request_id,
-    )
+    return dataclasses.replace(transcript, words=tuple(snapped_words))
