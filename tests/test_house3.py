@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from dropscribe.transcribe import kinds, models
+from dropscribe.errors import PermanentError
+from dropscribe.transcribe import answers, kinds, models
 from dropscribe.vocab.endpoints import Endpoint
 from dropscribe.vocab.settings import FolderSettings
 from test_startup import AUDIO, imported, write_config
@@ -81,3 +82,20 @@ def test_groq_and_azure_honour_request_path(kind, version, path):
     routed = plain.model_copy(update={"request_path": "gw/stt"})
     assert kinds.shape(plain, settings, ask).path == path
     assert kinds.shape(routed, settings, ask).path == "gw/stt"
+
+
+def test_an_answer_that_is_not_an_object_keeps_its_status():
+    """A JSON answer that is not an object is refused with its HTTP status and request id."""
+    with pytest.raises(PermanentError) as raised:
+        answers.transcript(
+            200,
+            {"x-request-id": "req_1"},
+            b"[1, 2]",
+            charset=None,
+            response_format="json",
+            model="whisper-1",
+            where="http://127.0.0.1",
+            scrub=str,
+            now=0.0,
+        )
+    assert (raised.value.status, raised.value.request_id) == (200, "req_1")
