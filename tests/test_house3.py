@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -99,3 +100,27 @@ def test_an_answer_that_is_not_an_object_keeps_its_status():
             now=0.0,
         )
     assert (raised.value.status, raised.value.request_id) == (200, "req_1")
+
+
+def test_status_is_not_fooled_by_a_stale_lock_naming_a_live_process(setup):
+    """A lock file left by a daemon now gone, naming a live process that is no daemon
+    (its command line says dropscribe too), reads as no daemon running."""
+    other = subprocess.Popen(  # lives until its stdin closes
+        [sys.executable, "-c", "import sys; sys.stdin.read()", "dropscribe"],
+        stdin=subprocess.PIPE,
+    )
+    try:
+        setup.state.mkdir(mode=0o700)
+        (setup.state / "lock").write_text(f"{other.pid}\n")
+        said = subprocess.run(
+            [sys.executable, "-m", "dropscribe", "status", "--json", "-c", str(setup.write())],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **setup.env},
+            check=False,
+        )
+    finally:
+        assert other.stdin is not None
+        other.stdin.close()
+        other.wait(30)
+    assert json.loads(said.stdout)["daemon"] == {"running": False, "pid": None}, said.stderr
