@@ -29,8 +29,6 @@ if TYPE_CHECKING:
     from dropscribe.ledger.leases import ClaimRow, HostRow
 
 
-# The ground floor's names, importable from here while branches in flight still do so;
-# import them from ``dropscribe.vocab.states``.
 __all__ = [
     "WRITE_FAILED",
     "Attempts",
@@ -41,12 +39,9 @@ __all__ = [
     "Claim",
     "Copying",
     "FileRow",
-    "FileState",
     "Hosts",
-    "JobKey",
     "JobLedger",
     "JobRow",
-    "JobState",
     "Ledger",
     "Lookup",
     "Reports",
@@ -273,8 +268,6 @@ class Reports(CapabilityReport, Lookup, Closing, Sends, Protocol):
     def chunk_plan(self, key: JobKey) -> list[ChunkRow]: ...
 
     def counts(self) -> dict[str, int]: ...
-
-    def latest_failures(self, limit: int = 10) -> list[FileRow]: ...
 
     def unfinished(self, limit: int = 1000) -> list[FileRow]: ...
 

@@ -129,12 +129,6 @@ class Reads(Searching):
         rows = self._rows("SELECT state, count(*) FROM files GROUP BY state")
         return {str(state): int(n) for state, n in rows}
 
-    def latest_failures(self, limit: int = 10) -> list[FileRow]:
-        rows = self._rows(
-            "SELECT * FROM files WHERE state = 'failed' ORDER BY updated DESC LIMIT ?", (limit,)
-        )
-        return [self._file_row(row) for row in rows]
-
     def unfinished(self, limit: int = 1000) -> list[FileRow]:
         """Files not done (waiting, in flight, failed), the latest first."""
         rows = self._rows(

@@ -8,19 +8,21 @@ handed to the library."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from dropscribe.audio.transcode import RATE, Samples
+from dropscribe.transcribe.english import english_only
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import numpy.typing as npt
 
+__all__ = ["english_only", "lead", "probabilities"]  # english_only: english.py, as spoken.py asks
+
 LEAD_SECONDS = 180  # the start of the recording read to find 30 s of speech in
-MULTILINGUAL_VOCABULARY = 51865  # CTranslate2's rule: a smaller vocabulary is English only
 
 
 def lead(content: Path) -> npt.NDArray[np.float32]:
@@ -53,29 +55,3 @@ def probabilities(model: Any, audio: npt.NDArray[np.float32]) -> list[tuple[str,
     except ValueError:  # no speech at all: nothing to concatenate
         return []
     return [(code, float(p)) for code, p in found]
-
-
-def multilingual(folder: Path) -> bool | None:
-    """Whether the model in ``folder`` knows more than English, by the size of its
-    vocabulary (what CTranslate2 decides it by) without loading it; None when the folder
-    says nothing readable."""
-    for name in ("vocabulary.json", "vocabulary.txt"):
-        try:
-            text = (folder / name).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            continue
-        try:
-            size = len(json.loads(text)) if name.endswith(".json") else len(text.splitlines())
-        except ValueError:
-            return None
-        return size >= MULTILINGUAL_VOCABULARY
-    return None
-
-
-def english_only(name: str) -> bool:
-    """Whether model ``name`` knows English only: by its files when it is a folder (the
-    size of its vocabulary, read without loading it), else by its name (``*.en``)."""
-    folder = Path(name).expanduser()
-    if folder.is_dir() and (many := multilingual(folder)) is not None:
-        return not many
-    return name.rstrip("/").endswith(".en")
