@@ -75,9 +75,12 @@ def leaks(setup: Any, daemon: DaemonProcess) -> dict[str, str]:
     return {where: text for where, text in found.items() if KEY[:12] in text}
 
 
-def attacked(setup: Any, server: Hostile, budget: float) -> DaemonProcess:
-    """Run the daemon on a.wav against the server's scripted modes; the step must fail
-    within ``budget`` seconds of starting; then b.wav, honestly answered, gets its summary."""
+def attacked(
+    setup: Any, server: Hostile, budget: float, ends: tuple[str, ...] = ("step.failed",)
+) -> DaemonProcess:
+    """Run the daemon on a.wav against the server's scripted modes; the step must end (by
+    one of ``ends``) within ``budget`` seconds of starting; then b.wav, honestly answered,
+    gets its summary."""
     daemon = DaemonProcess(setup, env={"LLM_KEY": KEY})
     try:
         daemon.wait_event("daemon.started")
@@ -86,7 +89,9 @@ def attacked(setup: Any, server: Hostile, budget: float) -> DaemonProcess:
         assert (setup.inbox / "a.txt").exists()
         daemon.wait_event("step.started")
         began = time.monotonic()
-        daemon.wait_event("step.failed", timeout=budget + 10)
+        daemon.wait_output(
+            lambda: any(daemon.named(end) for end in ends), budget + 10, f"one of {ends}"
+        )
         took = time.monotonic() - began
         assert took < budget, f"the step took {took:.1f} s (budget {budget} s)"
         server.modes.clear()
@@ -155,11 +160,12 @@ def test_an_answer_of_the_wrong_shape_fails_the_step_not_the_step_thread(setup, 
     (no empty summary taken as one), the thread goes on, the key echoed is never shown."""
     configure(setup, hostile)
     hostile.modes.append(SHAPES[shape])
-    daemon = attacked(setup, hostile, budget=TIMEOUT * 3)
-    assert not (setup.inbox / "a.summary.md").exists() or shape.startswith(
-        ("finish", "usage", "tokens")
-    )
-    assert daemon.named("step.failed")[0]["error"]
+    lenient = shape.startswith(("finish", "usage", "tokens"))  # the text is there: used
+    ends = ("step.failed", "step.written") if lenient else ("step.failed",)
+    daemon = attacked(setup, hostile, budget=TIMEOUT * 3, ends=ends)
+    if not lenient:
+        assert not (setup.inbox / "a.summary.md").exists()
+        assert daemon.named("step.failed")[0]["error"].startswith("answer is not a chat")
 
 
 def test_a_ten_megabyte_summary_is_bounded(setup, hostile):

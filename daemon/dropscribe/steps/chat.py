@@ -146,22 +146,31 @@ class ChatClient:
             data = json.loads(raw)
             choice = data["choices"][0]
             text = choice["message"]["content"]
-            usage = data.get("usage") or {}
-            return Answer(
-                text if isinstance(text, str) else "",
-                str(choice.get("finish_reason") or "stop"),
-                int(usage.get("prompt_tokens") or 0),
-                int(usage.get("completion_tokens") or 0),
-            )
         except (ValueError, RecursionError, KeyError, IndexError, TypeError):
+            text = None
+        if not isinstance(text, str):  # null, a number, a list: not an answer to use
             snippet = bodies.snippet(self._scrub(bodies.decoded(raw, response.charset_encoding)))
             raise PermanentError(
                 f"answer is not a chat completion: {snippet}", status=status
             ) from None
+        usage = data.get("usage")
+        usage = usage if isinstance(usage, dict) else {}
+        finish = choice.get("finish_reason")
+        return Answer(
+            text,
+            finish if isinstance(finish, str) and finish else "stop",
+            _count(usage.get("prompt_tokens")),
+            _count(usage.get("completion_tokens")),
+        )
 
     def _scrub(self, text: str) -> str:
         key = self.endpoint.api_key
         return text.replace(key, "***") if key else text
+
+
+def _count(value: object) -> int:
+    """A token count as the answer gives it; anything but a whole number is 0."""
+    return value if isinstance(value, int) and 0 <= value < 1 << 62 else 0
 
 
 class _Cut:
