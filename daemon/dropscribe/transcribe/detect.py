@@ -8,19 +8,20 @@ handed to the library."""
 
 from __future__ import annotations
 
+import os
+import stat
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from dropscribe.audio.transcode import RATE, Samples
-from dropscribe.transcribe.english import english_only
+from dropscribe.errors import PermanentError
+from dropscribe.transcribe import english
+from dropscribe.transcribe.english import VOCABULARY_BYTES
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     import numpy.typing as npt
-
-__all__ = ["english_only", "lead", "probabilities"]  # english_only: english.py, as spoken.py asks
 
 LEAD_SECONDS = 180  # the start of the recording read to find 30 s of speech in
 
@@ -55,3 +56,36 @@ def probabilities(model: Any, audio: npt.NDArray[np.float32]) -> list[tuple[str,
     except ValueError:  # no speech at all: nothing to concatenate
         return []
     return [(code, float(p)) for code, p in found]
+
+
+def english_only(name: str) -> bool:
+    """``english.english_only``, once a folder's files are known ``usable`` to a loader
+    (PermanentError naming the one that is not)."""
+    folder = Path(name).expanduser()
+    if folder.is_dir():
+        usable(folder)
+    return english.english_only(name)
+
+
+def usable(folder: Path) -> None:
+    """PermanentError naming the first file in model ``folder`` that no loader should
+    open: a FIFO (the open would wait for ever), a device, a socket, a link that leads
+    nowhere or round in a loop, a vocabulary over VOCABULARY_BYTES."""
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as exc:
+        raise PermanentError(f"language_model {folder}: {exc.strerror or exc}") from None
+    for entry in entries:
+        try:
+            st = entry.stat()
+        except OSError as exc:
+            raise PermanentError(f"language_model {entry.path}: {exc.strerror or exc}") from None
+        if stat.S_ISDIR(st.st_mode):
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            raise PermanentError(f"language_model {entry.path} is not a regular file")
+        if entry.name.startswith("vocabulary.") and st.st_size > VOCABULARY_BYTES:
+            raise PermanentError(
+                f"language_model {entry.path} is {st.st_size:,} bytes; a Whisper"
+                f" vocabulary is under {VOCABULARY_BYTES:,}"
+            )

@@ -6,8 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from dropscribe.config import files
+
 ENGLISH = {"en", "english"}
 MULTILINGUAL_VOCABULARY = 51865  # CTranslate2's rule: a smaller vocabulary is English only
+VOCABULARY_BYTES = 16 << 20  # Whisper's is about 1 MB; a bigger one is no Whisper model's
 
 
 def english(language: str | None) -> bool:
@@ -23,7 +26,7 @@ def multilingual(folder: Path) -> bool | None:
     says nothing readable."""
     for name in ("vocabulary.json", "vocabulary.txt"):
         try:
-            text = (folder / name).read_text(encoding="utf-8")
+            text = files.read(folder / name, VOCABULARY_BYTES).decode("utf-8")
         except (OSError, UnicodeDecodeError):
             continue
         try:
