@@ -14,8 +14,10 @@ in use:
 
 They cost time: every large buffer is mapped, faulted in and unmapped afresh each step
 (3.35 M minor page faults against 2.08 M on ten minutes of speech), so the default is
-glibc and MKL as they come, which ``bench/local.py`` measured faster (see docs/engines.md
-for the figures); ``small`` is for machines where memory is short. Where the C library
+glibc and MKL as they come but for the number of heaps (two: glibc gives each thread
+that allocates at once a heap of its own, and two batches at once filled two more),
+which ``bench/local.py`` measured faster (see docs/engines.md for the figures);
+``small`` is for machines where memory is short. Where the C library
 is not glibc (musl), the glibc calls are skipped and only MKL's setting applies.
 """
 
