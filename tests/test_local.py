@@ -86,7 +86,9 @@ def test_speech_is_transcribed_locally_with_sane_timestamps(local, events):
 
 
 @pytest.mark.parametrize("batch", [1, "auto"])
-def test_translate_language_prompt_reach_the_engine(local, events, monkeypatch, batch):
+def test_translate_language_prompt_reach_the_engine(
+    local, events, monkeypatch, batch, multilingual
+):
     """task, language, prompt and temperature reach faster-whisper, sequential and batched."""
     from faster_whisper import BatchedInferencePipeline, WhisperModel
 
@@ -100,11 +102,8 @@ def test_translate_language_prompt_reach_the_engine(local, events, monkeypatch, 
 
     monkeypatch.setattr(engine, "transcribe", spy)
     local.data["endpoints"]["here"]["batch_size"] = batch
-    # tiny.en may neither translate nor take French (check-config): its files, under a
-    # name without .en, stand in for a multilingual model; the options are checked here.
-    standin = local.root / "multilingual"
-    standin.symlink_to(resolve_model("tiny.en")[0], target_is_directory=True)
-    local.data["defaults"]["model"] = str(standin)
+    # tiny.en may neither translate nor take French (check-config): a multilingual model
+    local.data["defaults"]["model"] = str(multilingual)
     local.data["inboxes"][0]["rules"] = [
         {
             "folder": "fr",
