@@ -9,13 +9,14 @@ import datetime as dt
 import json
 from typing import TYPE_CHECKING
 
-from dropscribe.commands import fallbacks, report
+from dropscribe.commands import budgets, fallbacks, report
 from dropscribe.commands.console import EXIT_OK, fail, say
 from dropscribe.errors import DropscribeError
 from dropscribe.ledger import opening
 from dropscribe.ledger.interface import Hosts
 from dropscribe.ledger.store import LEDGER_NAME
 from dropscribe.transcribe import gone, limits, lookout
+from dropscribe.vocab.budget import periods
 from dropscribe.vocab.states import FileState
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ def status(cfg: Config, *, as_json: bool = False) -> int:
             gone_models = gone.gone_rows(ledger)
             retiring = lookout.notices(ledger)
             passed = ledger.recent_sends()  # fallback34
+            spent = ledger.spend_totals(periods(dt.datetime.now(dt.UTC).timestamp()))  # budget34
             if isinstance(ledger, Hosts):  # a shared ledger: who shares it, what they hold
                 hosts, claims = ledger.hosts(), ledger.claims()
         finally:
@@ -51,6 +53,7 @@ def status(cfg: Config, *, as_json: bool = False) -> int:
         return fail(f"cannot read ledger {where}: {exc}")
     found = report.build(cfg, where, by_inbox, unfinished)
     found["passed_over"] = fallbacks.as_json(passed)
+    found["spend"] = budgets.as_json(cfg, spent)  # budget34
     if as_json:
         print(json.dumps(found, indent=2))  # noqa: T201 - escaped by json
         return EXIT_OK
@@ -61,7 +64,7 @@ def status(cfg: Config, *, as_json: bool = False) -> int:
     if cfg.ledger is not None:
         _hosts(hosts, claims, cfg.ledger.lease_seconds)
     _models(cfg, gone_models, retiring)
-    for line in fallbacks.recent(passed):
+    for line in [*fallbacks.recent(passed), *budgets.lines(found["spend"])]:  # budget34
         say(line)
     if refused:
         say("learned from refusals (never sent to that model again):")

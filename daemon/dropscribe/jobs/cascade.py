@@ -29,6 +29,7 @@ from dropscribe.errors import (
     TranscriptionError,
     Unusable,
 )
+from dropscribe.jobs import spending
 from dropscribe.ledger.sends import DONE, FAILED, SENDING, UNUSABLE
 from dropscribe.transcribe import fallback
 from dropscribe.vocab import fallbacks
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
     from dropscribe.audio.probe import Probe
     from dropscribe.jobs.job import Job
     from dropscribe.jobs.plan import Planner
-    from dropscribe.ledger.sends import Sends
+    from dropscribe.ledger.interface import JobLedger
     from dropscribe.transcribe.uploader import Uploader
     from dropscribe.transcript import Transcript
 
@@ -54,7 +55,7 @@ class Cascade:
 
     def __init__(
         self,
-        ledger: Sends,
+        ledger: JobLedger,
         uploader: Uploader,
         planner: Planner,
         abort: threading.Event,
@@ -67,6 +68,7 @@ class Cascade:
         self._abort = abort
         self._once = once
         self._reasons = fallback.Reasons()
+        self._spender = spending.Spender(ledger, uploader)  # budget34
 
     def transcribe(self, job: Job, found: Probe) -> Transcript:
         """The file's fresh transcript, from the first endpoint that gives one."""
@@ -74,8 +76,9 @@ class Cascade:
         chain = fallbacks.chain(
             settings.endpoint, settings.model, settings.fallbacks, settings.models
         )
-        if len(chain) == 1:
-            return self._planner.transcribe(job, found)
+        if len(chain) == 1:  # budget34: reserved and settled, waits over budget
+            send = lambda: self._planner.transcribe(job, found)  # noqa: E731
+            return self._spender.alone(job, found, send, self._abort, once=self._once)
         held = self._held(job, chain)
         if held is not None:
             try:
@@ -111,7 +114,7 @@ class Cascade:
             told = True
             if self._once:  # nothing waits in once: the file ends as with one endpoint
                 assert last is not None  # every other way out of the loop returned or raised
-                if last.why.startswith(("down", "paused (down")):
+                if last.why.startswith(("down", "paused (down", "budget")):
                     raise EndpointUnreachable(last.message)
                 raise EndpointError(last.message)
             log.warning(
@@ -134,7 +137,8 @@ class Cascade:
         one = dataclasses.replace(job, settings=settings)
         try:
             with fallback.turn(self._reasons, patient=patient):
-                answer = self._planner.transcribe(one, found)
+                send = lambda: self._planner.transcribe(one, found)  # noqa: E731
+                answer = self._spender.paid(one, found, endpoint, model, send)  # budget34
         except Unusable as exc:
             self._ledger.record_send(
                 key, endpoint, model, job.path, UNUSABLE, f"{exc.why}: {exc.message}"

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from dropscribe.vocab import fallbacks as several
 from dropscribe.vocab import glossary, language, tracks
+from dropscribe.vocab.budget import Budget
 from dropscribe.vocab.steps import ChatModel, Language, SummaryModel
 
 # The upload formats of the seed page, plus the Ogg spellings users drop in.
@@ -284,6 +285,9 @@ class FolderSettings(StrictModel):
     def shaping_hash(self) -> str:
         blob = json.dumps(self.shaping(), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
+
+    # budget34: what this folder's files may cost a day and a month (vocab/budget.py)
+    budget: Budget | None = None
 
 
 def _jsonable(value: bool | SpeakerCount) -> Any:
