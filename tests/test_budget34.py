@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import pytest
 
-from conftest import DaemonProcess, make_wav
+from conftest import DaemonProcess, make_wav, wait_for
 from fakeapi import FakeAPI
 
 if TYPE_CHECKING:
@@ -104,3 +106,27 @@ def test_a_folders_budget_holds_across_worker_processes(setup):
     assert spent(setup.state) == pytest.approx(3.0)
     assert sum(p.with_suffix(".txt").exists() for p in paths) == 3
     assert all(p.exists() for p in paths)
+
+
+def test_alone_over_budget_a_file_waits_and_the_metric_shows_the_spend(setup):
+    """One endpoint, a day budget of 2.50, three 1.00 files in a running daemon: two are
+    transcribed, budget.reached is said, the third waits unsent, and /metrics gives
+    dropscribe_spend_total{endpoint,folder} 2.0."""
+    setup.data["endpoints"]["local"].update(price_per_hour=PRICE, budget={"per_day": 2.5})
+    setup.data["metrics"] = {"port": 0}
+    paths = drop(setup.inbox, 3)
+    proc = DaemonProcess(setup)
+    try:
+        proc.wait_event("budget.reached", timeout=60)
+        wait_for(lambda: sum(p.with_suffix(".txt").exists() for p in paths) == 2, what="two")
+        (reached,) = proc.named("budget.reached")
+        assert (reached["scope"], reached["name"]) == ("endpoint", "local")
+        assert len(setup.api.uploads) == 2
+        url = proc.named("metrics.listening")[0]["url"]
+        text = httpx.get(url, timeout=10).text
+        (line,) = [x for x in text.splitlines() if x.startswith("dropscribe_spend_total{")]
+        assert 'endpoint="local"' in line
+        assert float(line.rsplit(" ", 1)[1]) == pytest.approx(2.0)
+    finally:
+        proc.signal(signal.SIGTERM)
+        proc.wait(30)
