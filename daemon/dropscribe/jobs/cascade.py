@@ -29,7 +29,7 @@ from dropscribe.errors import (
     TranscriptionError,
     Unusable,
 )
-from dropscribe.jobs import spending
+from dropscribe.jobs import routing, spending
 from dropscribe.ledger.sends import DONE, FAILED, SENDING, UNUSABLE
 from dropscribe.transcribe import fallback
 from dropscribe.vocab import fallbacks
@@ -69,6 +69,7 @@ class Cascade:
         self._once = once
         self._reasons = fallback.Reasons()
         self._spender = spending.Spender(ledger, uploader)  # budget34
+        self._router = routing.Router(ledger, uploader)  # budget34
 
     def transcribe(self, job: Job, found: Probe) -> Transcript:
         """The file's fresh transcript, from the first endpoint that gives one."""
@@ -79,6 +80,7 @@ class Cascade:
         if len(chain) == 1:  # budget34: reserved and settled, waits over budget
             send = lambda: self._planner.transcribe(job, found)  # noqa: E731
             return self._spender.alone(job, found, send, self._abort, once=self._once)
+        chain = self._router.routed(job, found, chain)  # budget34: route:
         held = self._held(job, chain)
         if held is not None:
             try:

@@ -82,6 +82,7 @@ class Spender:
             cost(seconds, per_hour),
             periods(now),
             *budgets,
+            seconds,
         )
         made = self._ledger.reserve_spend(request, now)
         if isinstance(made, spend.Refusal):
@@ -89,6 +90,7 @@ class Spender:
             raise Unusable(
                 endpoint, "budget", f"{made.scope} {made.name}: {made.limit}", sent=False
             )
+        started = time.monotonic()
         try:
             answer = send()
         except EmptyAnswer:  # answered, and billed
@@ -99,7 +101,8 @@ class Spender:
                 self._settle(made, 0.0, spend.RELEASED)
             raise  # else: it may have been billed; the reservation stands
         billed = answer.duration or seconds
-        self._settle(made, cost(billed, per_hour), spend.SETTLED)
+        elapsed = time.monotonic() - started
+        self._settle(made, cost(billed, per_hour), spend.SETTLED, elapsed)
         return answer
 
     def alone(
@@ -123,9 +126,9 @@ class Spender:
             if abort.wait(WAIT_SECONDS):
                 raise Abandoned
 
-    def _settle(self, made: str, amount: float, state: str) -> None:
+    def _settle(self, made: str, amount: float, state: str, elapsed: float = 0.0) -> None:
         try:
-            self._ledger.settle_spend(made, amount, state, self._clock())
+            self._ledger.settle_spend(made, amount, state, self._clock(), elapsed)
         except LedgerError as exc:  # the transcript is paid for: keep it
             log.error("ledger.write_failed", error=str(exc), action="the estimate stays counted")
 

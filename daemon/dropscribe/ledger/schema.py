@@ -247,7 +247,8 @@ LAYOUT = Layout(
             "spend",
             columns(
                 "id text, key text, endpoint text, folder text, day text, month text,"
-                " estimate real, cost real, state text, path text, updated real"
+                " estimate real, cost real, state text, path text, updated real,"
+                " seconds real =0, elapsed real =0"
             ),
             key=("id",),
             indexes=(

@@ -31,10 +31,15 @@ SPEND_LOCK = 0x7370656E  # "spen": PostgreSQL's advisory lock over every reserva
 
 _SUM = "SELECT COALESCE(SUM(cost), 0) FROM spend WHERE {who} = ? AND {period} = ?"
 _INSERT = """
-INSERT INTO spend (id, key, endpoint, folder, day, month, estimate, cost, state, path, updated)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO spend (id, key, endpoint, folder, day, month, estimate, cost, state, path, updated,
+    seconds)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
-_SETTLE = "UPDATE spend SET cost = ?, state = ?, updated = ? WHERE id = ?"
+_SETTLE = "UPDATE spend SET cost = ?, state = ?, updated = ?, elapsed = ? WHERE id = ?"
+_SPEEDS = """
+SELECT endpoint, SUM(elapsed), SUM(seconds) FROM spend
+WHERE state = ? AND seconds > 0 AND elapsed > 0 AND updated > ? GROUP BY endpoint
+"""
 _TOTALS = """
 SELECT endpoint, folder, SUM(CASE WHEN day = ? THEN cost ELSE 0 END),
     SUM(CASE WHEN month = ? THEN cost ELSE 0 END), SUM(cost)
@@ -54,6 +59,7 @@ class Request:
     periods: Periods
     endpoint_budget: Budget | None
     folder_budget: Budget | None
+    seconds: float = 0.0  # the audio's length (for the measured speed: vocab/route.py)
 
 
 @dataclass(frozen=True)
@@ -109,13 +115,20 @@ def reserve(rows: Rows, request: Request, now: float) -> str | Refusal:
             RESERVED,
             request.path,
             now,
+            request.seconds,
         ),
     )
     return made
 
 
-def settle(rows: Rows, made: str, cost: float, state: str, now: float) -> None:
-    rows(_SETTLE, (cost, state, now, made))
+def settle(rows: Rows, made: str, cost: float, state: str, now: float, elapsed: float) -> None:
+    rows(_SETTLE, (cost, state, now, elapsed, made))
+
+
+def speeds(rows: Rows, since: float) -> dict[str, float]:
+    """Each endpoint's real-time factor (wall seconds per audio second) since ``since``."""
+    found = rows(_SPEEDS, (SETTLED, since))
+    return {str(e): float(w) / float(a) for e, w, a in found if a}
 
 
 def totals(rows: Rows, periods: Periods) -> list[Total]:
@@ -142,9 +155,14 @@ class SpendRows:
         """Check the budgets and reserve the request's estimate, durable on return."""
         return self._spend_turn(lambda rows: reserve(rows, request, now))  # type: ignore[no-any-return]
 
-    def settle_spend(self, made: str, cost: float, state: str, now: float) -> None:
+    def settle_spend(
+        self, made: str, cost: float, state: str, now: float, elapsed: float = 0.0
+    ) -> None:
         """The reservation ``made`` at what the request cost (durable on return)."""
-        self._spend_turn(lambda rows: settle(rows, made, cost, state, now))
+        self._spend_turn(lambda rows: settle(rows, made, cost, state, now, elapsed))
+
+    def spend_speeds(self, since: float) -> dict[str, float]:
+        return speeds(self._rows, since)
 
     def spend_totals(self, periods: Periods) -> list[Total]:
         return totals(self._rows, periods)
@@ -155,6 +173,14 @@ class Spends(Protocol):
 
     def reserve_spend(self, request: Request, now: float) -> str | Refusal: ...
 
-    def settle_spend(self, made: str, cost: float, state: str, now: float) -> None: ...
+    def settle_spend(
+        self, made: str, cost: float, state: str, now: float, elapsed: float = 0.0
+    ) -> None: ...
+
+    def spend_speeds(self, since: float) -> dict[str, float]: ...
+
+    def inbox_counts(self) -> dict[tuple[str, str], int]:
+        """Files by (inbox, state): a folder's backlog, for ``route:``."""
+        ...
 
     def spend_totals(self, periods: Periods) -> list[Total]: ...
