@@ -130,3 +130,23 @@ def test_alone_over_budget_a_file_waits_and_the_metric_shows_the_spend(setup):
     finally:
         proc.signal(signal.SIGTERM)
         proc.wait(30)
+
+
+def test_when_every_endpoint_of_the_list_is_over_budget_the_file_stays(setup):
+    """Two endpoints with a day budget of 1.50 each, four 1.00 files, `once`: each endpoint
+    takes one, the other two stay in the inbox unsent, and once exits 3."""
+    with FakeAPI() as first, FakeAPI() as second:
+        budget = {"price_per_hour": PRICE, "budget": {"per_day": 1.5}, **COMMON}
+        setup.data["endpoints"] = {
+            "first": {"base_url": first.base_url, **budget},
+            "second": {"base_url": second.base_url, **budget},
+        }
+        setup.data["defaults"].update(endpoint=["first", "second"], model="whisper-1")
+        paths = drop(setup.inbox, 4)
+        proc = DaemonProcess(setup, command="once")
+        assert proc.wait(120) == 3
+        assert (len(first.uploads), len(second.uploads)) == (1, 1)
+        assert sum(p.with_suffix(".txt").exists() for p in paths) == 2
+        assert all(p.exists() for p in paths)
+        reached = {e["name"] for e in proc.named("budget.reached")}
+        assert reached == {"first", "second"}

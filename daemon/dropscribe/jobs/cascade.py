@@ -96,12 +96,14 @@ class Cascade:
         told = False  # file.fallback is said on the first way down the list only
         while True:
             last: Unusable | None = None
+            over = 0  # budget34: endpoints passed over for their budget
             for index, (endpoint, model) in enumerate(chain):
                 try:
                     return self._turn(job, found, endpoint, model)
                 except Unusable as exc:
                     last = exc
                     why, message = exc.why, exc.message
+                    over += why == "budget"
                 except EmptyAnswer as exc:
                     if index == len(chain) - 1:
                         raise
@@ -119,13 +121,14 @@ class Cascade:
                 if last.why.startswith(("down", "paused (down", "budget")):
                     raise EndpointUnreachable(last.message)
                 raise EndpointError(last.message)
+            wait = spending.WAIT_SECONDS if over == len(chain) else RETRY_SECONDS
             log.warning(
                 "fallback.exhausted",
                 endpoints=[name for name, _ in chain],
                 action=f"no endpoint of the list can take the file: it waits, and each is"
-                f" tried again from the first every {RETRY_SECONDS:g} s",
+                f" tried again from the first every {wait:g} s",
             )
-            if self._abort.wait(RETRY_SECONDS):
+            if self._abort.wait(wait):
                 raise Abandoned
 
     def _turn(
