@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import json
 import re
 import resource
 import statistics
@@ -36,7 +35,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from common import run_once  # noqa: E402
+from common import once_config, run_once  # noqa: E402
 from fakeapi import FakeAPI  # noqa: E402
 from test_align_speech import RATE, Spoken, spoken  # noqa: E402
 
@@ -109,25 +108,11 @@ def cue_errors(srt: str, truth: list[tuple[str, float, float]]) -> tuple[list[fl
     return errors, early, said == known
 
 
-def once(work: Path, data: dict, name: str) -> tuple[float, float]:
-    """``dropscribe once`` with the config ``data``: its wall seconds and peak RSS (MiB)."""
-    config = work / f"{name}.yaml"
-    config.write_text(json.dumps(data))
-    return run_once(config, quiet=True)
-
-
 def through(work: Path, speech: Spoken, name: str, endpoint: dict, **settings) -> dict:
     inbox = work / name
     inbox.mkdir()
     speech.write(inbox / "talk.wav")
-    data = {
-        "endpoints": {"e": endpoint},
-        "defaults": {"endpoint": "e", "settle_seconds": 0, "formats": ["txt", "srt"], **settings},
-        "inboxes": [{"path": str(inbox)}],
-        "state_dir": str(work / f"state-{name}"),
-        "log": {"format": "json", "level": "warning"},
-    }
-    wall, rss = once(work, data, name)
+    wall, rss = run_once(once_config(work, endpoint, inbox, name=name, **settings), quiet=True)
     errors, early, whole = cue_errors((inbox / "talk.srt").read_text(), speech.words)
     return {"wall": wall, "rss": rss, "errors": errors, "early": early, "whole": whole}
 

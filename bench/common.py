@@ -36,21 +36,25 @@ def run_once(config: Path, *, quiet: bool = False) -> tuple[float, float]:
     return elapsed, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
-def once_config(work: Path, base_url: str, model: str, inbox: Path) -> Path:
-    """A config in ``work`` for one OpenAI-kind endpoint at its defaults, txt and srt."""
-    config = work / "bench.yaml"
+def once_config(
+    work: Path, endpoint: dict, inbox: Path, *, name: str = "bench", **defaults
+) -> Path:
+    """``work/NAME.yaml``: the config `dropscribe once` is run with in a benchmark, one
+    endpoint (``endpoint``, as the config writes it), one inbox, txt and srt (or what
+    ``defaults`` say, with the model), its state in ``work/state-NAME``."""
+    config = work / f"{name}.yaml"
     config.write_text(
         json.dumps(
             {
-                "endpoints": {"fake": {"base_url": base_url, "timeout": 3600}},
+                "endpoints": {"e": endpoint},
                 "defaults": {
-                    "endpoint": "fake",
-                    "model": model,
+                    "endpoint": "e",
                     "settle_seconds": 0,
                     "formats": ["txt", "srt"],
+                    **defaults,
                 },
                 "inboxes": [{"path": str(inbox)}],
-                "state_dir": str(work / "state"),
+                "state_dir": str(work / f"state-{name}"),
                 "log": {"format": "json", "level": "warning"},
             }
         )

@@ -37,7 +37,9 @@ def main() -> None:
         print(f"recording: {args.hours:g} h, {size / 1e9:.2f} GB WAV")
 
         with FakeAPI(per_audio_second=args.per_audio_second) as api:
-            config = once_config(work, api.base_url, "whisper-1", inbox)
+            config = once_config(
+                work, {"base_url": api.base_url, "timeout": 3600}, inbox, model="whisper-1"
+            )
             chunked, peak_mib = run_once(config)
             sent = sum(u.size for u in api.uploads)
             count = len(api.uploads)

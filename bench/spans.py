@@ -38,7 +38,9 @@ def main() -> None:
         print(f"recording: {args.minutes:g} min, {size / 1e6:.0f} MB WAV")
 
         with FakeAPI(per_audio_second=args.per_audio_second) as api:
-            config = once_config(work, api.base_url, MODEL, inbox)
+            config = once_config(
+                work, {"base_url": api.base_url, "timeout": 3600}, inbox, model=MODEL
+            )
             spans, peak_mib = run_once(config)
             sent = sum(u.size for u in api.uploads)
             count = len(api.uploads)

@@ -16,7 +16,6 @@ round, so both see the same load: the machine may be shared, and the 1-min load 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import resource
@@ -33,6 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+from common import once_config  # noqa: E402
 from fakeapi import FakeAPI  # noqa: E402
 
 IMPORT_CPU = (
@@ -56,24 +56,8 @@ def speech(path: Path) -> None:
 def config(work: Path, endpoint: dict[str, object]) -> Path:
     """A config in ``work`` with one inbox and this endpoint, txt and srt."""
     (work / "inbox").mkdir(parents=True, exist_ok=True)
-    path = work / "config.yaml"
-    path.write_text(
-        json.dumps(
-            {
-                "endpoints": {"here": endpoint},
-                "defaults": {
-                    "endpoint": "here",
-                    "model": "tiny.en" if endpoint.get("kind") == "local" else "whisper-1",
-                    "settle_seconds": 0,
-                    "formats": ["txt", "srt"],
-                },
-                "inboxes": [{"path": str(work / "inbox")}],
-                "state_dir": str(work / "state"),
-                "log": {"format": "json", "level": "warning"},
-            }
-        )
-    )
-    return path
+    model = "tiny.en" if endpoint.get("kind") == "local" else "whisper-1"
+    return once_config(work, endpoint, work / "inbox", model=model)
 
 
 def cpu() -> float:

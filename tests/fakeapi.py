@@ -1037,9 +1037,12 @@ class FakeAPI:
         self.gate.set()
 
     def wait_waiting(self, count: int, timeout: float = 10.0) -> bool:
-        """Block until ``count`` requests are held at the gate."""
+        """Block until ``count`` requests are held at the gate (``timeout``: what an idle
+        machine needs, scaled by the suite's patience as every deadline is)."""
+        from conftest import patience  # here: conftest imports this module
+
         with self.arrived:
-            return self.arrived.wait_for(lambda: self.waiting >= count, timeout)
+            return self.arrived.wait_for(lambda: self.waiting >= count, patience(timeout))
 
     def _next_reply(self, upload: Upload) -> Reply:
         with self._lock:

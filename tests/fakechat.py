@@ -54,12 +54,32 @@ def answer_for(messages: list[dict[str, str]]) -> str:
         return "\n".join(re.sub(r"^(\[\d+\]) ", rf"\1 {lang}: ", line) for line in lines)
     words = len(user.split())
     if system.startswith("You take notes"):
-        return f"- notes on {words} words"
+        said = user.split()
+        return f"- notes on {words} words, {said[0]} to {said[-1]}" if said else "- nothing"
     title = "Meeting" if "custom" not in system else "Custom"
     return (
         f"# {title}\n\n## Summary\n\nA talk of {words} words.\n\n## Key points\n\n- one\n\n"
         "## Decisions\n\n- None\n\n## Action items\n\n- Ana: send notes (Friday)"
     )
+
+
+def meeting(minutes: float, words_per_segment: int = 25) -> dict[str, Any]:
+    """A transcription API's verbose_json answer for a meeting of ``minutes``: 10-second
+    segments of numbered words (``w1 w2 ...``, about 150 a minute), a pause of 3 s every
+    sixth segment (a new paragraph), so a test can see every word used once, in order."""
+    segments, start, n = [], 0.0, 0
+    while start < minutes * 60:
+        text = " ".join(f"w{n + k + 1}" for k in range(words_per_segment))
+        n += words_per_segment
+        segments.append({"id": len(segments), "start": start, "end": start + 10.0, "text": text})
+        start += 13.0 if len(segments) % 6 == 0 else 10.0
+    return {
+        "task": "transcribe",
+        "language": "english",
+        "duration": start,
+        "text": " ".join(seg["text"] for seg in segments),
+        "segments": segments,
+    }
 
 
 class FakeChat:
@@ -70,6 +90,7 @@ class FakeChat:
         self.replies: list[str] = []  # what each request was answered: "200", "429", ...
         self.script: collections.deque[Reply] = collections.deque()
         self.down = False  # answer every request 503 (an outage)
+        self.always: Reply | None = None  # answer every request so (a refusal, say)
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -169,8 +190,14 @@ class FakeChat:
                 with chat._lock:
                     chat.requests.append(body)
                     scripted = chat.script.popleft() if chat.script else None
-                reply = scripted or (
-                    error(503, "The server is overloaded.", None) if chat.down else chat.reply(body)
+                reply = (
+                    scripted
+                    or chat.always
+                    or (
+                        error(503, "The server is overloaded.", None)
+                        if chat.down
+                        else chat.reply(body)
+                    )
                 )
                 with chat._lock:
                     chat.replies.append("drop" if reply.drop else str(reply.status))

@@ -376,13 +376,16 @@ def small_disk(tmp_path):
 def fill(folder: Path) -> Path:
     """Write one file until the filesystem under ``folder`` is full."""
     filler = folder / "filler"
-    with filler.open("wb") as fh:
-        try:
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:  # unbuffered: a buffered file's close would write its rest and raise
+        for size in (65536, 4096, 1):  # the last bytes too: nothing is left
             while True:
-                fh.write(b"\0" * 65536)
-                fh.flush()
-        except OSError:
-            pass
+                try:
+                    os.write(fd, b"\0" * size)
+                except OSError:
+                    break
+    finally:
+        os.close(fd)
     return filler
 
 

@@ -60,7 +60,6 @@ def one_file_through(ledger: SqliteLedger, tmp_path, name: str) -> None:
     ledger.chunk_plan(key)
     ledger.job_failed(key, "HTTP 503", 503, "req_1", "failed")
     ledger.record_file(source, "inbox", (1, 2, 3), name, key, "failed", "HTTP 503")
-    ledger.latest_failures()
     ledger.forget_failure(source, key)
     assert ledger.owner_of(tmp_path / f"{name}.txt") is None
     chosen = ledger.finish(

@@ -455,6 +455,7 @@ def test_the_allocators_are_set_for_the_engine_unless_the_user_set_them(monkeypa
     for name in ("MKL_DISABLE_FAST_MM", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv("DROPSCRIBE_HEAP", raising=False)
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "8")  # heaps: tests/test_engine37.py
     heap.before_loading()
     heap.release()
     assert calls == []

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import wave
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 import pytest
 import structlog
@@ -17,9 +17,6 @@ import structlog
 from conftest import LONG_SPEECH, DaemonProcess, make_wav, named, wait_for, write_tones
 from dropscribe.ops import progress
 from fakeapi import openai_error
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 FAST = {progress.ENVIRONMENT: "0.1"}  # file.progress every 0.1 s instead of 30
 
@@ -185,15 +182,18 @@ def _local(setup, batch: int | str = "auto") -> None:
     setup.data["defaults"] = {"endpoint": "here", "model": "tiny.en", "settle_seconds": 0.2}
 
 
-def _english_only_asked_for_french(setup) -> None:
-    """tiny.en's files under a name without .en (check-config refuses tiny.en with French),
-    asked for French: faster-whisper itself then warns that the model is English-only."""
+def _a_model_with_a_broken_preprocessor_config(setup) -> None:
+    """tiny.en's files in a folder of their own beside a preprocessor_config.json that is
+    not JSON: faster-whisper itself then warns, as it loads the model, that it could not
+    load it (and goes on with the defaults)."""
     from dropscribe.transcribe.local import resolve_model
 
     standin = setup.root / "standin"
-    standin.symlink_to(resolve_model("tiny.en")[0], target_is_directory=True)
+    standin.mkdir()
+    for part in Path(resolve_model("tiny.en")[0]).iterdir():
+        (standin / part.name).symlink_to(part)
+    (standin / "preprocessor_config.json").write_text("{not json")
     setup.data["defaults"]["model"] = str(standin)
-    setup.data["defaults"]["language"] = "fr"
 
 
 @pytest.mark.slow
@@ -296,19 +296,19 @@ def test_once_shows_the_percentage_on_its_bar(setup):
 
 @pytest.mark.slow
 def test_a_library_warning_under_the_bar_is_a_line_of_its_own(setup):
-    """faster-whisper's own warning (an English-only model asked for French) is an event
+    """faster-whisper's own warning (a preprocessor config it cannot read) is an event
     on its own line under once's bar, never glued to the bar, and the bar comes back."""
     _local(setup)
-    _english_only_asked_for_french(setup)
+    _a_model_with_a_broken_preprocessor_config(setup)
     setup.data["log"] = {"format": "console"}
     _speak(setup.inbox / "hum.wav", "Hello there, how are you today?")
     code, text = _on_a_terminal(setup, {})
     assert code == 0, text
     lines = text.replace("\r\n", "\n").split("\n")
-    (warned,) = [line for line in lines if "English-only" in line]
+    (warned,) = [line for line in lines if "preprocessor config" in line]
     assert "library.logged" in warned.rpartition(progress.CLEAR)[2], warned
     assert not _glued(text)
-    after = text.partition("English-only")[2]
+    after = text.partition("preprocessor config")[2]
     assert "] 0/1 files" in after or "] 1/1 files" in after, "the bar is drawn again"
 
 
@@ -335,7 +335,7 @@ def test_every_line_of_a_json_log_is_json_library_warnings_included(setup):
     import json
 
     _local(setup)
-    _english_only_asked_for_french(setup)
+    _a_model_with_a_broken_preprocessor_config(setup)
     setup.data["log"] = {"format": "json"}
     _speak(setup.inbox / "hum.wav", "Hello there, how are you today?")
     daemon = DaemonProcess(setup, "once")
@@ -345,5 +345,5 @@ def test_every_line_of_a_json_log_is_json_library_warnings_included(setup):
     (said,) = daemon.named("library.logged")
     assert said["logger"] == "faster_whisper"
     assert said["level"] == "warning"
-    assert "English-only" in said["message"]
+    assert "Could not load preprocessor config" in said["message"]
     assert said["path"] == str(setup.inbox / "hum.wav")

@@ -104,7 +104,9 @@ class Daemon:
         server = None if once else self._serve_metrics(metrics)
         watcher = self._watcher(self.config)
         looking = lookout.Radar(ledger, self._now, found=self._retiring)
-        stepper = self._stepper = Stepper(ledger, self._now, transport=self._transport)  # chat33
+        stepper = self._stepper = Stepper(
+            ledger, self._now, transport=self._transport, metrics=metrics
+        )  # chat33, steps33b
         pool.start()
         try:
             if not once:
@@ -239,6 +241,7 @@ class Daemon:
             self._intake.settle(self._clock())
             self._intake.dispatch(pool)
             if once and self._intake.empty() and pool.idle():
+                self._stepper.run_once(stop)  # steps33b: once leaves the steps' files too
                 return watcher
             if not once and (self._clock() >= next_rescan or self._rescan_soon.is_set()):
                 self._rescan_soon.clear()

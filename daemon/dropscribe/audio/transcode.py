@@ -17,9 +17,10 @@ import av
 import numpy as np
 
 from dropscribe.audio import probe, split
-from dropscribe.errors import PermanentError
+from dropscribe.errors import Abandoned, PermanentError
 
 if TYPE_CHECKING:
+    import threading
     from collections.abc import Iterator
     from pathlib import Path
 
@@ -152,11 +153,21 @@ def extract(source: Path, track: int, target: Path, codec: Codec = CODECS["flac"
     return target.stat().st_size
 
 
+def joined(samples: Samples, abort: threading.Event | None = None) -> npt.NDArray[np.int16]:
+    """All of ``samples`` as one array; ``Abandoned`` once ``abort`` is set."""
+    blocks = []
+    for block in samples:
+        if abort is not None and abort.is_set():
+            raise Abandoned
+        blocks.append(block)
+    return np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.int16)
+
+
 def floats(samples: Samples) -> npt.NDArray[np.float32]:
     """All of ``samples`` as one array of floats in [-1, 1): what a library is handed
     instead of a path. faster-whisper's own decoder opens a path with an argument that
     PyAV 19 removed, so no file reaches it by name."""
-    audio = np.concatenate(list(samples)).astype(np.float32)
+    audio = joined(samples).astype(np.float32)
     audio /= 32768.0
     return audio
 

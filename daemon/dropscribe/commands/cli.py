@@ -67,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
         ("ledger", "ledger migrate: copy the SQLite ledger into the shared one (ledger: url:)"),
         ("rehearse", "try a new model on an inbox's finished recordings (NAME.next.EXT)"),
         ("service", "install (root): set the systemd unit up for this config; or uninstall"),
+        ("search", 'where in every transcript a thing was said: words, "phrases", -not, pre*'),
     ):
         cmd = sub.add_parser(
             name,
@@ -102,6 +103,8 @@ def _parser() -> argparse.ArgumentParser:
             )
         if name == "ledger":
             cmd.add_argument("action", choices=["migrate"], help="what to do with the ledger")
+        if name == "search":  # issue 35; the command is commands/search.py
+            _search_arguments(cmd)
         if name == "rehearse":
             cmd.add_argument("--inbox", required=True, metavar="PATH", help="the inbox's path")
             cmd.add_argument("--model", required=True, help="the model to try")
@@ -122,7 +125,24 @@ READERS = (
     "explain",
     "retry",
     "ledger",
+    "search",
 )  # commands that work on a ledger, not an endpoint
+
+
+def _search_arguments(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument(
+        "query", nargs="+", metavar="QUERY", help='words, "a phrase", -excluded, prefix* (see docs)'
+    )
+    cmd.add_argument("-n", type=int, default=20, metavar="N", help="at most N results (20)")
+    cmd.add_argument("--json", action="store_true", help="as JSON for scripts (see docs)")
+    cmd.add_argument("--inbox", metavar="NAME", help="in this inbox only (its name or path)")
+    cmd.add_argument("--since", metavar="DATE", help="recorded on or after (2026-12-01)")
+    cmd.add_argument("--until", metavar="DATE", help="recorded on or before (2026-12-31)")
+    cmd.add_argument(
+        "--transcribed", action="store_true", help="--since/--until: when transcribed instead"
+    )
+    cmd.add_argument("--speaker", metavar="NAME", help="said by a speaker of this name")
+    cmd.add_argument("--language", metavar="LANG", help="in transcripts of this language (de)")
 
 
 def _read(args: argparse.Namespace, cfg: Config) -> int:
@@ -142,6 +162,10 @@ def _read(args: argparse.Namespace, cfg: Config) -> int:
             from dropscribe.commands import migrate  # noqa: PLC0415 - see the imports
 
             return migrate.migrate(cfg)
+        case "search":
+            from dropscribe.commands import search  # noqa: PLC0415 - see the imports
+
+            return search.main(cfg, args)
     if not args.paths and not args.all:
         return _fail("retry: name quarantined files, or give --all")
     from dropscribe.commands import retry  # noqa: PLC0415 - see the imports

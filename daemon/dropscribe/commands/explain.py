@@ -4,6 +4,7 @@ safe, and PostgreSQL is made for it)."""
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import json
 import os
@@ -12,18 +13,24 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from dropscribe.audio.probe import Probe
 from dropscribe.commands import fallbacks
 from dropscribe.commands.console import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, fail, say
 from dropscribe.config import rules
 from dropscribe.errors import DropscribeError
+from dropscribe.jobs import decide
+from dropscribe.jobs.decide import How, Then
+from dropscribe.jobs.plan import facts_of
 from dropscribe.ledger import opening
 from dropscribe.outputs import disposition
+from dropscribe.steps import report as steps_report
 from dropscribe.timing import timed as timing
 from dropscribe.transcribe import kinds
 from dropscribe.vocab.states import FileState
 
 if TYPE_CHECKING:
     from dropscribe.vocab.config import Config, Inbox
+    from dropscribe.vocab.endpoints import Endpoint
     from dropscribe.vocab.settings import FolderSettings
 
 
@@ -89,12 +96,45 @@ def _sidecars(cfg: Config, inbox: Inbox, settings: FolderSettings, path: Path) -
             " with voices:), so each person keeps one label"
         )
     if endpoint is not None:
-        say(f"  timing: {timing.described(endpoint, settings)}")
+        say(f"  timing: {described(endpoint, settings, path)}")
     if path.is_file():  # its audio tracks, and which are taken
         from dropscribe.jobs import tracks  # noqa: PLC0415 - PyAV only for a file to read
 
         for line in tracks.described(path, settings):
             say(line)
+
+
+def described(endpoint: Endpoint, settings: FolderSettings, path: Path) -> str:
+    """Which timing ``path`` with ``settings`` on ``endpoint`` gets: the planner's own
+    decision (``decide``, then ``after`` for an answer with text) from the facts known
+    before the file is probed or sent."""
+    if not settings.timed:
+        return "none needed (no sidecar uses times)"
+    found = Probe(container="", codec="", duration=None, streams=1)
+    facts = facts_of(found, endpoint, settings, path, 0)
+    why_not = timing.unusable(settings)
+    if decide.asks_timing(facts):
+        facts = dataclasses.replace(facts, timing_unusable=why_not)
+    plan = decide.decide(facts)
+    spans = f"short spans, each one's text placed at its sound ({why_not})"
+    if plan.how is How.SPANS:
+        return spans
+    words = not plan.untimed and (not facts.remote or facts.worded)
+    unusable = why_not if decide.asks_timing_after(facts, text=True, words=words) else None
+    finish = decide.after(facts, plan, text=True, words=words, unusable=unusable)
+    if finish.then is Then.SPANS:
+        return spans
+    if finish.then is Then.SNAP:
+        engine = "the engine" if facts.remote else "the local engine"
+        return f"{engine}'s word times, snapped to the speech"
+    if finish.then is Then.KEEP:
+        return f"the engine's segment times ({why_not})"
+    here = f"the answer's own words timed on this machine with {timing.model_of(settings)}"
+    if facts.gives_times is None:
+        return f"{here}, one request per file (the model gives no times)"
+    if plan.untimed:
+        return f"{here}; the model is asked for none (it takes the language only without times)"
+    return f"{here} (the model gives segment times only)"
 
 
 def _quarantined(cfg: Config, item: disposition.Failed) -> int:
@@ -155,6 +195,7 @@ def _explain_ledger(cfg: Config, path: Path) -> str | None:
             row = store.file(path)
             chunks = store.chunk_plan(row.key) if row is not None else []
             sent = store.sends(row.key) if row is not None else []  # fallback34
+            steps = steps_report.explained(cfg, store, row) if row is not None else []
         finally:
             store.close()
     except (OSError, DropscribeError) as exc:
@@ -173,4 +214,6 @@ def _explain_ledger(cfg: Config, path: Path) -> str | None:
             f"    chunks: {done} of {len(chunks)} done, cut at "
             + ", ".join(f"{chunk.cut:.1f} s" for chunk in chunks[1:])
         )
+    for line in steps:  # steps33b: each step after the transcript
+        say(line)
     return row.state if row is not None else ""

@@ -12,7 +12,8 @@ as lines for people. The shape, version 1 (new keys may be added; none change me
                              "quarantined": n}}],
      "files": [{"path": str, "inbox": str,
                 "state": "quarantined" | "failed" | "waiting" | "in_flight" | "interrupted",
-                "reason": str | null, "action": str}]}
+                "reason": str | null, "action": str}],
+     "steps": {...}}  (the steps after the transcript: steps/report.py says its shape)
 
 A file is ``waiting`` when its last try failed and it comes again by itself (with its
 endpoint's pause as the reason while the endpoint is paused or unreachable),
@@ -23,6 +24,8 @@ again (quarantined: the recording is in the inbox's failed folder, with ``source
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,15 +44,35 @@ COUNTED = ("done", "in_flight", "waiting", "failed", "quarantined")
 
 
 def daemon(cfg: Config) -> dict[str, Any]:
-    """Whether a dropscribe holds this state_dir now (the pid its lock file names)."""
+    """Whether a dropscribe holds this state_dir now, asked of its lock (the pid the lock
+    file names outlives the daemon, and may be another process's by now), and that pid."""
     try:
-        found = statedir.holder((cfg.state_dir / "lock").read_bytes())
+        fd = os.open(cfg.state_dir / "lock", os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return {"running": False, "pid": None}
+    try:
+        held = _held(fd)
+        found = statedir.holder(os.pread(fd, 32, 0)) if held else None
     except OSError:
         found = None
-    if found is None:
+    finally:
+        os.close(fd)  # a shared lock taken by the probe goes with it
+    if not held:
         return {"running": False, "pid": None}
-    pid, command = found
-    return {"running": b"dropscribe" in command, "pid": pid}
+    return {"running": True, "pid": found[0] if found is not None else None}
+
+
+def _held(fd: int) -> bool:
+    """Whether another process holds the lock on ``fd``'s file: the daemon holds it
+    exclusively (``statedir.lock_state_dir``), so a shared lock is refused while it runs.
+    (A daemon starting in the microseconds this shared lock is held would be refused.)"""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False  # a file system without locks: no daemon can hold it either
+    return False
 
 
 def empty(cfg: Config, where: str) -> dict[str, Any]:

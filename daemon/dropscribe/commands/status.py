@@ -15,6 +15,7 @@ from dropscribe.errors import DropscribeError
 from dropscribe.ledger import opening
 from dropscribe.ledger.interface import Hosts
 from dropscribe.ledger.store import LEDGER_NAME
+from dropscribe.steps import report as steps_report
 from dropscribe.transcribe import gone, limits, lookout
 from dropscribe.vocab.budget import periods
 from dropscribe.vocab.states import FileState
@@ -44,6 +45,7 @@ def status(cfg: Config, *, as_json: bool = False) -> int:
             gone_models = gone.gone_rows(ledger)
             retiring = lookout.notices(ledger)
             passed = ledger.recent_sends()  # fallback34
+            steps = steps_report.build(cfg, ledger)  # steps33b: the steps after the transcript
             spent = ledger.spend_totals(periods(dt.datetime.now(dt.UTC).timestamp()))  # budget34
             if isinstance(ledger, Hosts):  # a shared ledger: who shares it, what they hold
                 hosts, claims = ledger.hosts(), ledger.claims()
@@ -53,6 +55,7 @@ def status(cfg: Config, *, as_json: bool = False) -> int:
         return fail(f"cannot read ledger {where}: {exc}")
     found = report.build(cfg, where, by_inbox, unfinished)
     found["passed_over"] = fallbacks.as_json(passed)
+    found["steps"] = steps
     found["spend"] = budgets.as_json(cfg, spent)  # budget34
     if as_json:
         print(json.dumps(found, indent=2))  # noqa: T201 - escaped by json
@@ -61,16 +64,23 @@ def status(cfg: Config, *, as_json: bool = False) -> int:
     for state in (FileState.DONE, FileState.UPLOADING, FileState.FAILED, FileState.ERROR):
         say(f"  {state:<10} {counts.get(state, 0)}")
     report.show(found)
+    for line in steps_report.lines(steps):
+        say(line)
     if cfg.ledger is not None:
         _hosts(hosts, claims, cfg.ledger.lease_seconds)
     _models(cfg, gone_models, retiring)
     for line in [*fallbacks.recent(passed), *budgets.lines(found["spend"])]:  # budget34
         say(line)
+    _refusals(refused)
+    return EXIT_OK
+
+
+def _refusals(refused: list[tuple[str, str, str, str, str | None]]) -> None:
+    """What each (endpoint, model) pair refused, never sent to it again."""
     if refused:
         say("learned from refusals (never sent to that model again):")
         for server, model, param, value, reason in refused:
             say(f"  {server} {model}: {param}={value} ({reason})")
-    return EXIT_OK
 
 
 def _models(

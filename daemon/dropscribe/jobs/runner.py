@@ -180,6 +180,9 @@ class JobRunner:
             job.settings = spoken.settled(job, self._uploader)
         except spoken.Unexpected as exc:
             return verdicts.later(self._ledger, job, str(exc), "file.waiting", quarantined=False)
+        except TranscriptionError as exc:  # the language_model cannot be used: the config's
+            error = f"cannot detect the language: {exc.message}"
+            return verdicts.later(self._ledger, job, error, will_retry=True, quarantined=False)
         if not preflight.writable(folder := rules.sidecar_dir(job.inbox, job.settings, job.path)):
             error = (
                 f"cannot write sidecars into {folder} (this user may not, or it is"

@@ -30,8 +30,6 @@ if TYPE_CHECKING:
     from dropscribe.ledger.leases import ClaimRow, HostRow
 
 
-# The ground floor's names, importable from here while branches in flight still do so;
-# import them from ``dropscribe.vocab.states``.
 __all__ = [
     "WRITE_FAILED",
     "Attempts",
@@ -42,12 +40,9 @@ __all__ = [
     "Claim",
     "Copying",
     "FileRow",
-    "FileState",
     "Hosts",
-    "JobKey",
     "JobLedger",
     "JobRow",
-    "JobState",
     "Ledger",
     "Lookup",
     "Reports",
@@ -274,8 +269,6 @@ class Reports(CapabilityReport, Lookup, Closing, Sends, Spends, Protocol):
     def chunk_plan(self, key: JobKey) -> list[ChunkRow]: ...
 
     def counts(self) -> dict[str, int]: ...
-
-    def latest_failures(self, limit: int = 10) -> list[FileRow]: ...
 
     def unfinished(self, limit: int = 1000) -> list[FileRow]: ...
 

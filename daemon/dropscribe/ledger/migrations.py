@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from dropscribe.errors import LedgerTooNew
+from dropscribe.ledger import fulltext
 from dropscribe.ledger.schema import LAYOUT, Dialect, Layout
 
 if TYPE_CHECKING:
@@ -60,6 +61,7 @@ def migrate(execute: Execute, dialect: Dialect, where: str, layout: Layout = LAY
                     execute(statement, ())
     for statement in layout.ddl(dialect):
         execute(statement, ())
+    fulltext.prepare(execute, dialect, fresh=found is None)  # the search index (once)
     kept = execute("SELECT value FROM meta WHERE name = 'schema'", ())
     if kept != [(str(layout.version),)]:
         execute(_SET_VERSION, (str(layout.version),))

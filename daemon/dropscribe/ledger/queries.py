@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from dropscribe import names
 from dropscribe.ledger.interface import ChunkRow, FileRow, JobRow
+from dropscribe.ledger.search import Searching
 from dropscribe.vocab.states import JobKey
 
 if TYPE_CHECKING:
@@ -70,8 +71,9 @@ def attempt_args(
     return (str(key), key.digest, json.dumps(settings, sort_keys=True), state, attempt, now, now)
 
 
-class Reads:
-    """The ledger's reads (``interface.Ledger``), for a backend with ``_rows``."""
+class Reads(Searching):
+    """The ledger's reads (``interface.Ledger``; ``search.Searching``'s ``search`` too),
+    for a backend with ``_rows``."""
 
     def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         raise NotImplementedError
@@ -126,12 +128,6 @@ class Reads:
     def counts(self) -> dict[str, int]:
         rows = self._rows("SELECT state, count(*) FROM files GROUP BY state")
         return {str(state): int(n) for state, n in rows}
-
-    def latest_failures(self, limit: int = 10) -> list[FileRow]:
-        rows = self._rows(
-            "SELECT * FROM files WHERE state = 'failed' ORDER BY updated DESC LIMIT ?", (limit,)
-        )
-        return [self._file_row(row) for row in rows]
 
     def unfinished(self, limit: int = 1000) -> list[FileRow]:
         """Files not done (waiting, in flight, failed), the latest first."""

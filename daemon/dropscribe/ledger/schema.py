@@ -25,6 +25,7 @@ class Type(enum.Enum):
     REAL = ("REAL", "DOUBLE PRECISION")
     BOOL = ("INTEGER", "BOOLEAN")
     TIME = ("TEXT", "TIMESTAMPTZ")  # the database's clock (shared tables only)
+    TSV = ("TEXT", "TSVECTOR")  # PostgreSQL's full-text index of a text (shared tables only)
 
     def named(self, dialect: Dialect) -> str:
         return self.value[dialect is Dialect.POSTGRES]
@@ -193,7 +194,7 @@ LAYOUT = Layout(
                 " updated real"
             ),
             key=("path",),
-            indexes=(Index("files_state", ("state", "updated")),),
+            indexes=(Index("files_state", ("state", "updated")), Index("files_key", ("key",))),
         ),
         # which source owns each sidecar path
         Table("sidecars", columns("path text, source text"), key=("path",)),
@@ -272,6 +273,24 @@ LAYOUT = Layout(
             "hosts",
             columns("run text, host text, pid int, version text, started time, beat time"),
             key=("run",),
+            shared=True,
+        ),
+        # search (fulltext.py): each transcript indexed, the jobs table's triggers keep it;
+        # id numbers its segments in SQLite's FTS5 table (search_text), made beside it
+        Table(
+            "search_docs",
+            columns("key text, id int?, language text?, config text, transcribed real"),
+            key=("key",),
+            indexes=(Index("search_docs_id", ("id",)),),
+        ),
+        # PostgreSQL's index of each segment (a SQLite ledger keeps it in search_text)
+        Table(
+            "search_segments",
+            columns(
+                "key text, idx int, start real?, end real?, speaker text?, body text,"
+                " config text, tsv tsv"
+            ),
+            key=("key", "idx"),
             shared=True,
         ),
     ),

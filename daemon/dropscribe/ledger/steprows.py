@@ -100,6 +100,11 @@ class StepRows:
     def _stored(self, path: Path | str) -> str:
         raise NotImplementedError
 
+    def settled(self) -> None:
+        """Return once the writes queued before are committed (a file's done state is
+        queued, not waited for): a write waits for its turn, and writes keep their order."""
+        self._execute("DELETE FROM step_outputs WHERE 0 = 1", ())
+
     def done_since(self, since: float) -> list[FileRow]:
         """Files done (sidecars written) at or after ``since``, oldest first."""
         rows = self._rows(
@@ -197,3 +202,31 @@ class StepRows:
             (since,),
         )
         return {str(e): (int(i or 0), int(o or 0)) for e, i, o in rows}
+
+    def step_states(self, limit: int = 100_000) -> list[StepRow]:
+        """Every step row without its result (status), the latest first."""
+        rows = self._rows(
+            "SELECT key, step, shaping, endpoint, path, state, attempts, error, next_at, NULL,"
+            " tokens_in, tokens_out, updated FROM steps ORDER BY updated DESC LIMIT ?",
+            (limit,),
+        )
+        return [_row(r) for r in rows]
+
+    def steps_forgiven(self) -> int:
+        """Quarantined steps due again at once, their attempts back to zero (a reload or
+        a restart: the cause may be fixed); how many there were."""
+        rows = self._rows("SELECT count(*) FROM steps WHERE state = 'failed'")
+        if rows and rows[0][0]:
+            self._execute(
+                "UPDATE steps SET state = 'retrying', attempts = 0, next_at = 0"
+                " WHERE state = 'failed'",
+                (),
+            )
+        return int(rows[0][0]) if rows else 0
+
+    def step_sidecars(self, path: Path) -> dict[str, list[str]]:
+        """The sidecars each step of ``path`` shows now, by step (explain, the hook)."""
+        rows = self._rows(
+            "SELECT step, outputs FROM step_outputs WHERE path = ?", (self._stored(path),)
+        )
+        return {str(step): [str(p) for p in json.loads(blob or "[]")] for step, blob in rows}

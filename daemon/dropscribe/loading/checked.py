@@ -12,7 +12,7 @@ from dropscribe.audio import voices
 from dropscribe.config import settings
 from dropscribe.errors import PermanentError
 from dropscribe.ops import log
-from dropscribe.transcribe import detect, kinds, models
+from dropscribe.transcribe import english, kinds, models
 from dropscribe.vocab.config import Config
 from dropscribe.vocab.settings import SpeakerCount, Task
 
@@ -82,13 +82,11 @@ def speakers(endpoint: Endpoint, values: dict[str, Any], where: KeyPath, problem
 def english_only(model: str, values: dict[str, Any], where: KeyPath, problem: Report) -> None:
     """Refuse a non-English ``language`` or ``task: translate`` for an English-only local
     model (``*.en``): it writes English-sounding nonsense for other speech, or nothing."""
-    from dropscribe.timing import timed  # noqa: PLC0415 - numpy and av, for local only
-
-    if not detect.english_only(model):  # a folder by its vocabulary, a name by .en
+    if not english.english_only(model):  # a folder by its vocabulary, a name by .en
         return
     fix = "use a multilingual model (model: base, small, or any name without .en)"
     language = values.get("language")
-    others = [c for c in values.get("languages", ()) if not timed.english(c)]
+    others = [c for c in values.get("languages", ()) if not english.english(c)]
     if values.get("detect") and not values.get("languages"):
         others = ["auto"]
     if others:  # issue 32: a list or auto needs a model that can tell languages apart
@@ -97,7 +95,7 @@ def english_only(model: str, values: dict[str, Any], where: KeyPath, problem: Re
             f"model {model!r} knows English only and cannot detect or transcribe"
             f" {', '.join(others)}; {fix}",
         )
-    elif not timed.english(language):
+    elif not english.english(language):
         problem(
             (*where, "language"),
             f"model {model!r} knows English only and cannot transcribe {language!r};"

@@ -1,7 +1,7 @@
 """Prometheus metrics and a health check, served on 127.0.0.1 unless configured otherwise.
 
 GET /metrics   files by state, the backlog, uploads by status, bytes, latency, queue,
-               retries, pauses
+               retries, pauses, the steps' tokens and failures per chat endpoint and step
 GET /healthz   200 while the main loop turns, 503 once it has been stuck for a minute
 """
 
@@ -134,7 +134,27 @@ class Metrics:
             ["endpoint", "model"],
             registry=r,
         )
+        # steps33b: the steps after the transcript (steps/), by chat endpoint and step
+        self.step_tokens = Counter(
+            "dropscribe_step_tokens",
+            "Tokens the steps after the transcript used, by chat endpoint, step and direction",
+            ["endpoint", "step", "direction"],
+            registry=r,
+        )
+        self.step_failures = Counter(
+            "dropscribe_step_failures",
+            "Tries of a step after the transcript that failed, by chat endpoint and step",
+            ["endpoint", "step"],
+            registry=r,
+        )
         self.beat = time.monotonic()
+
+    def stepped(self, endpoint: str, step: str, tokens: tuple[int, int], *, failed: bool) -> None:
+        """One try of a step ended (its tokens as the endpoint's ``usage`` counted them)."""
+        self.step_tokens.labels(endpoint, step, "in").inc(tokens[0])
+        self.step_tokens.labels(endpoint, step, "out").inc(tokens[1])
+        if failed:
+            self.step_failures.labels(endpoint, step).inc()
 
     def retiring(self, found: Retiring) -> None:
         """The deprecation radar found a model in use that will be shut down."""

@@ -214,8 +214,9 @@ class Bar:
         return self._out.isatty()
 
     def write(self, text: str) -> int:
+        """A log line (which clears the bar's line itself: ``log._own_line``), then the bar."""
         with self._lock:
-            self._out.write(f"{CLEAR}{text}{self._line}")
+            self._out.write(f"{text}{self._line}")
         return len(text)
 
     def flush(self) -> None:

@@ -2,7 +2,9 @@
 
 A hook is a command (an argv list, run without a shell, the outcome as JSON on
 stdin and in ``DROPSCRIBE_*`` variables) and/or a webhook (the same JSON POSTed).
-A hook that fails or hangs is logged; the transcript is already safe on disk.
+A hook that fails or hangs is logged; the transcript is already safe on disk. A file
+with steps after the transcript calls it again once they are written (outcome ``steps``,
+``steps/stepper.py``), its JSON naming the steps' sidecars too.
 
 Names are bytes on Linux, and a hook gets them exactly: the JSON on stdin is the
 one form that cannot be split wrongly (a newline in a name is ``\\n`` inside a

@@ -109,6 +109,8 @@ class Caller:
                 if not (exc.retryable and retries + 1 < self.endpoint.max_attempts):
                     raise
                 wait = delay(retries, self.endpoint.backoff_max, random.random(), exc.retry_after)  # noqa: S311 - jitter
+                if wait > self.endpoint.backoff_max:  # a server's long Retry-After: the
+                    raise  # step waits in the ledger (its next_at), never in the step thread
                 log.info(
                     "step.retrying",
                     endpoint=self.endpoint.name,

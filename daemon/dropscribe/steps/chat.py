@@ -5,8 +5,11 @@ for uploads; retries, the breaker and learned refusals are ``calls.py``'s."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import socket
+import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -51,7 +54,12 @@ class ChatClient:
             base_url=endpoint.base_url + "/",
             headers=headers,
             timeout=httpx.Timeout(endpoint.timeout, connect=endpoint.connect_timeout),
-            limits=httpx.Limits(max_connections=endpoint.max_concurrency),
+            # a fresh connection per request: its socket is known, so the deadline can cut
+            # it wherever the answer is (httpx's timeouts are per read: headers trickled a
+            # byte at a time never meet one)
+            limits=httpx.Limits(
+                max_connections=endpoint.max_concurrency, max_keepalive_connections=0
+            ),
             transport=transport,
         )
 
@@ -65,24 +73,40 @@ class ChatClient:
         """One completion, or raise (ContextTooLong: the request is over the context)."""
         url = f"{self.endpoint.base_url}/chat/completions"
         deadline = time.monotonic() + self.endpoint.timeout
-        request = self._http.build_request("POST", "chat/completions", json=body)
+        cut = _Cut()
+        request = self._http.build_request(
+            "POST", "chat/completions", json=body, extensions={"trace": cut.trace}
+        )
+        timer = threading.Timer(self.endpoint.timeout, cut.now)
+        timer.daemon = True
+        timer.start()
         try:
             response = self._http.send(request, stream=True)
             try:
                 raw = self._read(response, deadline, url)
             finally:
                 response.close()
-        except httpx.ConnectError as exc:
-            raise OutageError(f"cannot connect to {url}: {exc}") from None
-        except httpx.ConnectTimeout:
-            raise OutageError(f"cannot connect to {url}: no answer in time") from None
-        except httpx.TimeoutException:
-            raise RetryableError(
-                f"no answer from {url} within {self.endpoint.timeout:g} s"
-            ) from None
         except httpx.HTTPError as exc:
-            raise RetryableError(f"connection to {url} failed: {exc.__class__.__name__}") from None
+            raise self._failure(exc, url, cut=cut.done) from None
+        finally:
+            timer.cancel()
+        if cut.done:  # the answer's end may be the cut's (an answer without a length)
+            raise self._failure(httpx.ReadTimeout("cut"), url, cut=True)
         return self._answer(response, raw, str(body.get("model", "")))
+
+    def _failure(self, exc: httpx.HTTPError, url: str, *, cut: bool) -> TranscriptionError:
+        """One of ours for what httpx raised (``cut``: the deadline closed the socket)."""
+        if cut or isinstance(exc, httpx.ReadTimeout):
+            return RetryableError(
+                f"no complete answer from {url} within {self.endpoint.timeout:g} s"
+            )
+        if isinstance(exc, httpx.ConnectError):
+            return OutageError(f"cannot connect to {url}: {exc}")
+        if isinstance(exc, httpx.ConnectTimeout):
+            return OutageError(f"cannot connect to {url}: no answer in time")
+        if isinstance(exc, httpx.TimeoutException):
+            return RetryableError(f"no answer from {url} within {self.endpoint.timeout:g} s")
+        return RetryableError(f"connection to {url} failed: {exc.__class__.__name__}")
 
     def _read(self, response: httpx.Response, deadline: float, url: str) -> bytes:
         """The body within the deadline and max_answer_bytes (a hostile server must not pin
@@ -122,22 +146,59 @@ class ChatClient:
             data = json.loads(raw)
             choice = data["choices"][0]
             text = choice["message"]["content"]
-            usage = data.get("usage") or {}
-            return Answer(
-                text if isinstance(text, str) else "",
-                str(choice.get("finish_reason") or "stop"),
-                int(usage.get("prompt_tokens") or 0),
-                int(usage.get("completion_tokens") or 0),
-            )
         except (ValueError, RecursionError, KeyError, IndexError, TypeError):
+            text = None
+        if not isinstance(text, str):  # null, a number, a list: not an answer to use
             snippet = bodies.snippet(self._scrub(bodies.decoded(raw, response.charset_encoding)))
             raise PermanentError(
                 f"answer is not a chat completion: {snippet}", status=status
             ) from None
+        usage = data.get("usage")
+        usage = usage if isinstance(usage, dict) else {}
+        finish = choice.get("finish_reason")
+        return Answer(
+            text,
+            finish if isinstance(finish, str) and finish else "stop",
+            _count(usage.get("prompt_tokens")),
+            _count(usage.get("completion_tokens")),
+        )
 
     def _scrub(self, text: str) -> str:
         key = self.endpoint.api_key
         return text.replace(key, "***") if key else text
+
+
+def _count(value: object) -> int:
+    """A token count as the answer gives it; anything but a whole number is 0."""
+    return value if isinstance(value, int) and 0 <= value < 1 << 62 else 0
+
+
+class _Cut:
+    """The request's socket (httpcore's trace hands it over once connected), shut down
+    when the deadline passes: a blocked read returns at once, whatever it was reading."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._socket: socket.socket | None = None
+        self.done = False
+
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        if event == "connection.connect_tcp.complete":
+            stream = info.get("return_value")
+            with self._lock:
+                self._socket = stream.get_extra_info("socket") if stream is not None else None
+                if self.done:
+                    self._shut()
+
+    def now(self) -> None:
+        with self._lock:
+            self.done = True
+            self._shut()
+
+    def _shut(self) -> None:
+        if self._socket is not None:
+            with contextlib.suppress(OSError):
+                self._socket.shutdown(socket.SHUT_RDWR)
 
 
 def _context(error: TranscriptionError) -> bool:

@@ -1,27 +1,41 @@
 """A step's result -> its sidecars, through the package's atomic writer with the same
 permissions and marks as the transcript's: ``name.summary.md`` (and the summary's sections
-in the ``md`` note), ``name.<lang>.txt/.srt/.vtt`` whose cues keep the source's times."""
+in the ``md`` note), ``name.<lang>.txt/.srt/.vtt`` whose cues keep the source's times.
+Their names are claimed in the ledger as the transcript's are (``outputs/publish.py``): a
+name another source owns, or a file we did not write (a user's own ``name.summary.md``),
+is left alone and ``{name}.{ext}``, then numbers, are tried."""
 
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any
+import itertools
+from typing import TYPE_CHECKING, Any, NamedTuple
 
+import structlog
+
+from dropscribe import names
 from dropscribe.config import rules
-from dropscribe.outputs import marks, sidecar
+from dropscribe.errors import SidecarError
+from dropscribe.outputs import disposition, glossary, marks, sidecar
 from dropscribe.outputs.cues import Cue
 from dropscribe.steps import prompts
+from dropscribe.vocab import glossary as terms
 from dropscribe.vocab.settings import Format
 from dropscribe.vocab.states import JobKey
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
+    from dropscribe.ledger.interface import Sidecars
     from dropscribe.outputs.render import Page
     from dropscribe.vocab.config import Inbox
     from dropscribe.vocab.settings import FolderSettings
 
+log = structlog.get_logger("dropscribe")
+
 TRANSLATED = (Format.TXT, Format.SRT, Format.VTT)
+ROUNDS = 3  # a name claimed by another source at that very moment: look again
 
 
 def name(settings: FolderSettings, source: Path, ext: str) -> str:
@@ -37,6 +51,15 @@ def name(settings: FolderSettings, source: Path, ext: str) -> str:
     )
 
 
+class Made(NamedTuple):
+    """One step sidecar: the name the template gives it, its step extension (``summary.md``,
+    ``de.srt``; None for the transcript's own md note) and its bytes."""
+
+    path: Path
+    ext: str | None
+    data: bytes
+
+
 def files_of(
     step: str,
     result: dict[str, Any],
@@ -45,26 +68,108 @@ def files_of(
     source: Path,
     outputs: list[Path],
     folder: Path,
-) -> dict[Path, bytes]:
-    """The sidecars of one step's result, by path."""
+) -> list[Made]:
+    """The sidecars of one step's result."""
+    fixed = glossary.compiled(settings.glossary).text if settings.glossary else str
     if step == "summary":
-        text = result["markdown"].strip() + "\n"
-        files = {folder / name(settings, source, "summary.md"): text.encode()}
+        text = fixed(result["markdown"].strip()) + "\n"
+        ext = "summary.md"
+        files = [Made(folder / name(settings, source, ext), ext, text.encode())]
         note = next((p for p in outputs if p.name.endswith(".md")), None)
         if Format.MD in settings.formats and note is not None:
-            files[note] = with_summary(page.render(Format.MD).decode(), result["markdown"]).encode()
+            body = with_summary(page.render(Format.MD).decode(), fixed(result["markdown"]))
+            files.append(Made(note, None, body.encode()))
         return files
     language = result["language"]
     page.__dict__["subtitles"] = [
-        Cue(start, end, tuple(_wrapped(text, page)), speaker, turn)
+        Cue(start, end, tuple(_wrapped(fixed(text), page)), speaker, turn)
         for start, end, text, speaker, turn in result["cues"]
     ]
     wanted = [f for f in settings.formats if f in TRANSLATED] or [Format.TXT]
-    made: dict[Path, bytes] = {}
+    made: list[Made] = []
     for fmt in wanted:
         data = _txt(page) if fmt is Format.TXT else page.render(fmt)
-        made[folder / name(settings, source, f"{language}.{fmt.extension}")] = data
+        ext = f"{language}.{fmt.extension}"
+        made.append(Made(folder / name(settings, source, ext), ext, data))
     return made
+
+
+def claimed(
+    ledger: Sidecars, made: list[Made], settings: FolderSettings, source: Path, key: JobKey
+) -> dict[Path, bytes]:
+    """The sidecars under the names claimed for them in the ledger, as the transcript's
+    are: the template's name unless another source owns it or a file we did not write is
+    in the way (a user's own notes), then ``{name}.{ext}``, then numbers; the md note is
+    the transcript's, this source's already. Raises SidecarError when no name is left."""
+    owner = None if settings.after == "keep" else f"{names.text(source)}#{key.digest}"
+    me = owner or names.text(source)
+    options = [_candidates(m.path, source, m.ext) for m in made]
+    chosen: list[Path | None] = [None] * len(made)
+    for _ in range(ROUNDS):  # another round only if a name was claimed meanwhile
+        left = [i for i, target in enumerate(chosen) if target is None]
+        picks = [_free(ledger, options[i], me) for i in left]
+        for i, target in zip(left, ledger.finish(source, None, picks, owner), strict=True):
+            chosen[i] = target
+        if None not in chosen or not any(picks):
+            break
+    out: dict[Path, bytes] = {}
+    for one, target in zip(made, chosen, strict=True):
+        if target is None:
+            raise SidecarError(None, "no free sidecar name", str(one.path))
+        if target != one.path:
+            log.info(
+                "sidecar.renamed",
+                reason="name taken by another file",
+                wanted=str(one.path),
+                sidecar=str(target),
+            )
+        out[target] = one.data
+    return out
+
+
+def _candidates(first: Path, source: Path, ext: str | None) -> Iterator[Path]:
+    """A step sidecar's names in the order tried: the template's (``first``), then
+    ``{name}.{ext}``, then numbers; built only as far as needed."""
+    yield first
+    if ext is None:
+        return
+    others = itertools.chain(
+        [f"{source.name}.{ext}"], (f"{source.name}.{n}.{ext}" for n in range(2, 10_000))
+    )
+    yield from (first.with_name(n) for n in others if n != first.name)
+
+
+def _free(ledger: Sidecars, options: Iterator[Path], me: str) -> list[Path]:
+    """The next of ``options`` that ``me`` may take: its own claim, or a name nobody
+    claimed with nothing in the way; empty when none is left."""
+    for target in options:
+        owner = ledger.owner_of(target)
+        if owner == me or (owner is None and not disposition.occupied(target)):
+            return [target]
+    return []
+
+
+def shown_as(shaping: str, settings: FolderSettings) -> str:
+    """What a step's sidecars show: its result (``shaping``) under the folder's glossary,
+    applied as they are written (a new glossary writes them again, never re-runs them)."""
+    glossed = terms.mark(settings.glossary)
+    return shaping if glossed is None else f"{shaping}+{glossed.removeprefix(terms.MARK)}"
+
+
+def note_lost(outputs: list[Path], settings: FolderSettings, markdown: str) -> bool:
+    """Whether the transcript's md note is there without the summary's sections (it was
+    written again since: a glossary or a format changed): the summary is then written
+    again from its stored result."""
+    note = next((p for p in outputs if p.name.endswith(".md")), None)
+    if Format.MD not in settings.formats or note is None:
+        return False
+    fixed = glossary.compiled(settings.glossary).text if settings.glossary else str
+    try:
+        with note.open("rb") as fh:
+            body = fh.read(marks.MAX_SIDECAR_BYTES).decode("utf-8", "replace")
+    except OSError:
+        return False
+    return prompts.sections(fixed(markdown)) not in body
 
 
 def with_summary(note: str, summary: str) -> str:
@@ -91,6 +196,8 @@ def write(
             mode = candidate.stat().st_mode
             break
     ours = JobKey(key.digest, settings.shaping_hash())
+    if (glossed := terms.mark(settings.glossary)) is not None:  # as publish._marked
+        ours = JobKey(key.digest, f"{ours.shaping}+{glossed.removeprefix(terms.MARK)}")
     mark: JobKey | None = ours
     staged = dict(files)
     if not marks.supported(folder):

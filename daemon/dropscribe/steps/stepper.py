@@ -25,7 +25,7 @@ import structlog
 from dropscribe import names
 from dropscribe.config import rules
 from dropscribe.errors import DropscribeError, LedgerError, SidecarError, TranscriptionError
-from dropscribe.outputs import render
+from dropscribe.outputs import glossary, hooks, render
 from dropscribe.steps import sidecars
 from dropscribe.steps.calls import Caller
 from dropscribe.steps.chat import ChatClient
@@ -34,7 +34,7 @@ from dropscribe.transcribe.backoff import delay
 from dropscribe.transcript import Transcript
 from dropscribe.vocab.settings import Format
 from dropscribe.vocab.states import FileState
-from dropscribe.vocab.steps import Step, steps_of
+from dropscribe.vocab.steps import SUMMARY, Step, steps_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
     from dropscribe.ledger.interface import FileRow, Ledger
     from dropscribe.ledger.steprows import StepRows
+    from dropscribe.ops.metrics import Metrics
     from dropscribe.vocab.config import Config
     from dropscribe.vocab.settings import FolderSettings
 
@@ -59,16 +60,21 @@ class Stepper:
         config: Callable[[], Config],
         *,
         transport: httpx.BaseTransport | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._ledger = ledger
+        self._metrics = metrics
         self._rows = cast("StepRows", ledger)  # both backends mix StepRows in
         self._config = config
         self._transport = transport
         self._stop = threading.Event()
         self._poke = threading.Event()
         self._full = True
+        self._forgive = True  # at start and after a reload: quarantined steps tried again
         self._since = 0.0
         self._callers: dict[str, Caller] = {}
+        self._eager = False  # once: a step waiting for its next try is tried now
+        self.left = 0  # steps a turn did not finish (once says so)
         self._thread = threading.Thread(target=self._run, name="dropscribe-steps", daemon=True)
 
     def wanted(self) -> bool:
@@ -81,9 +87,32 @@ class Stepper:
     def start(self) -> None:
         self._thread.start()
 
+    def run_once(self, stop: threading.Event) -> None:
+        """``once``: every step the done files' settings ask for, in this thread, each
+        tried now (with the chat endpoint's retries); what is left is said, and the next
+        run (of once or the service) tries it again. ``stop`` (a signal) ends it early."""
+        self._stop = stop
+        self._eager = True
+        self.left = 0
+        if stop.is_set() or not self.wanted():
+            return
+        self._rows.settled()  # the last file's done state is committed
+        self._turn(full=True, now=time.time())
+        if self.left:
+            log.warning(
+                "steps.pending",
+                steps=self.left,
+                reason="failed, quarantined or stopped: see step.failed",
+                action="run once again (or the service): they are tried again",
+            )
+        else:
+            log.info("steps.finished")
+
     def poke(self, *, full: bool = False) -> None:
-        """Look again now (``full``: at every done file, after a reload)."""
+        """Look again now (``full``: at every done file, after a reload; quarantined
+        steps are tried again, as their cause may be fixed)."""
         self._full = self._full or full
+        self._forgive = self._forgive or full
         self._poke.set()
 
     def close(self) -> None:
@@ -118,6 +147,10 @@ class Stepper:
     def _turn(self, full: bool, now: float) -> None:
         if not self.wanted():
             return
+        if self._forgive:
+            self._forgive = False
+            if forgiven := self._rows.steps_forgiven():
+                log.info("steps.forgiven", count=forgiven)
         rows = self._rows.done_since(0.0 if full else self._since - 1.0)
         if rows:
             self._since = max(self._since, *(r.updated for r in rows))
@@ -157,18 +190,24 @@ class Stepper:
         page: render.Page | None = None
         outputs = [Path(p) for p in json.loads(row.outputs or "[]")]
         structlog.contextvars.bind_contextvars(path=row.path, inbox=inbox.name)
+        wrote = False
         try:
             for step in steps:
                 shaping = step.shaping_hash()
-                if self._rows.step_shown(source, step.name) == (str(row.key), shaping):
+                shown = sidecars.shown_as(shaping, settings)
+                if self._rows.step_shown(source, step.name) == (
+                    str(row.key),
+                    shown,
+                ) and not self._note_lost(row, step, shaping, settings, outputs):
                     continue
                 result = self._result(row, step, shaping, settings)
                 if result is None:
+                    self.left += 1
                     continue
                 page = self._page(row, settings, source)
                 if page is None:
                     return
-                files = sidecars.files_of(
+                made = sidecars.files_of(
                     step.name,
                     result,
                     page,
@@ -178,16 +217,71 @@ class Stepper:
                     rules.sidecar_dir(inbox, settings, source),
                 )
                 try:
+                    files = sidecars.claimed(self._ledger, made, settings, source, row.key)
                     sidecars.write(files, inbox, settings, source, row.key, outputs)
                 except SidecarError as exc:
                     log.error(
                         "step.sidecar_failed", step=step.name, error=str(exc), will_retry=True
                     )
+                    self.left += 1
                     continue
-                self._rows.step_written(source, step.name, row.key, shaping, list(files))
+                self._rows.step_written(source, step.name, row.key, shown, list(files))
                 log.info("step.written", step=step.name, sidecars=[str(p) for p in files])
+                wrote = True
+            if wrote and settings.hook is not None:
+                self._hook(row, inbox.name, settings, steps, outputs)
         finally:
             structlog.contextvars.clear_contextvars()
+
+    def _hook(
+        self,
+        row: FileRow,
+        inbox: str,
+        settings: FolderSettings,
+        steps: list[Step],
+        outputs: list[Path],
+    ) -> None:
+        """The folder's hook once every step of the file shows its result now: outcome
+        ``steps``, its sidecars the transcript's and the steps', and ``steps`` naming
+        each step's (the hook ran at ``done`` already, before the steps)."""
+        source = Path(row.path)
+        key = str(row.key)
+        if settings.hook is None or any(
+            self._rows.step_shown(source, s.name)
+            != (key, sidecars.shown_as(s.shaping_hash(), settings))
+            for s in steps
+        ):
+            return
+        written = self._rows.step_sidecars(source)
+        shown = {s.name: written.get(s.name, []) for s in steps}
+        every = dict.fromkeys([*map(str, outputs), *(p for ps in shown.values() for p in ps)])
+        hooks.run(
+            settings.hook,
+            {
+                "file": row.path,
+                "inbox": inbox,
+                "outcome": "steps",
+                "sidecars": list(every),
+                "steps": shown,
+                "moved_to": None,
+                "error": None,
+            },
+        )
+
+    def _counted(self, caller: Caller, step: Step, usage: Usage, *, failed: bool) -> None:
+        if self._metrics is not None:
+            used = (usage.tokens_in, usage.tokens_out)
+            self._metrics.stepped(caller.endpoint.name, step.name, used, failed=failed)
+
+    def _note_lost(
+        self, row: FileRow, step: Step, shaping: str, settings: FolderSettings, outputs: list[Path]
+    ) -> bool:
+        if step.name != SUMMARY:
+            return False
+        stored = self._rows.step(row.key, step.name, shaping)
+        if stored is None or stored.result is None:
+            return False
+        return sidecars.note_lost(outputs, settings, str(stored.result.get("markdown", "")))
 
     def _page(self, row: FileRow, settings: FolderSettings, source: Path) -> render.Page | None:
         job = self._ledger.job(row.key)
@@ -198,7 +292,9 @@ class Stepper:
             with contextlib.suppress(OSError):
                 recorded = datetime.fromtimestamp(source.stat().st_mtime).astimezone()
         return render.Page(
-            Transcript.from_json(job.result, job.request_id),
+            glossary.applied(  # as the transcript's sidecars show it (the chat sees it so)
+                Transcript.from_json(job.result, job.request_id), settings.glossary
+            ),
             task=settings.task.value,
             rules=settings.subtitles,
             source=names.text(source.name),
@@ -217,7 +313,8 @@ class Stepper:
             return stored.result
         if stored is not None and stored.state == "failed":
             return None
-        if stored is not None and stored.state == "retrying" and stored.next_at > time.time():
+        waiting = stored is not None and stored.state == "retrying" and not self._eager
+        if waiting and stored is not None and stored.next_at > time.time():
             return None
         caller = self._caller(step.chat.endpoint)
         if caller is None:
@@ -242,6 +339,7 @@ class Stepper:
                 )
             quarantined = not outage and attempt >= caller.endpoint.max_attempts
             wait = delay(attempt, RETRY_CAP, random.random(), getattr(exc, "retry_after", None))  # noqa: S311
+            self._counted(caller, step, usage, failed=True)
             self._rows.step_failed(
                 row.key,
                 step.name,
@@ -264,11 +362,13 @@ class Stepper:
         self._rows.step_done(
             row.key, step.name, shaping, result, (usage.tokens_in, usage.tokens_out)
         )
+        self._counted(caller, step, usage, failed=False)
         log.info(
             "step.done",
             step=step.name,
             requests=usage.requests,
             tokens_in=usage.tokens_in,
             tokens_out=usage.tokens_out,
+            parts=result.get("parts"),
         )
         return result

@@ -23,7 +23,7 @@ log = structlog.get_logger("dropscribe")
 
 DEFAULT_CONTEXT = 128_000  # tokens, until a refusal names the model's own
 SUMMARY_TOKENS = 2_000  # the longest summary (and part's notes) asked for
-BATCH_TOKENS = 1_500  # a translation batch, at most (fewer requests, less sent twice)
+BATCH_TOKENS = 2_400  # a translation batch, at most (fewer requests, less sent twice)
 OVERHEAD = 400  # the instructions and the answer's numbering, in tokens
 CONTEXT_CUES = 2  # cues before a batch sent as context
 LIMIT = "limit"

@@ -8,6 +8,7 @@ an hour); the model sees it a window at a time.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import time
 from typing import TYPE_CHECKING
@@ -16,10 +17,10 @@ import numpy as np
 import structlog
 
 from dropscribe.audio import transcode
-from dropscribe.errors import Abandoned, PermanentError
+from dropscribe.errors import PermanentError
 from dropscribe.timing import snap, whisper, windows, words
-from dropscribe.transcribe import local, models
-from dropscribe.transcript import Transcript, Word
+from dropscribe.transcribe import local
+from dropscribe.transcribe.english import english
 
 if TYPE_CHECKING:
     import threading
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 
     import numpy.typing as npt
 
-    from dropscribe.vocab.endpoints import Endpoint
+    from dropscribe.transcript import Transcript, Word
     from dropscribe.vocab.settings import FolderSettings
 
 log = structlog.get_logger("dropscribe")
@@ -37,18 +38,10 @@ DEFAULT_MODEL = "tiny.en"  # bundled with dropscribe[local]
 # for espeak-ng speech and its own text; 0.38 and less for the text of other audio, or
 # other text, or tones (measured with tiny.en). Under this, the times are not trusted.
 LEAST_HEARD = 0.5
-ENGLISH = {"en", "english"}
 
 
 def model_of(settings: FolderSettings) -> str:
     return settings.align_model or DEFAULT_MODEL
-
-
-def english(language: str | None) -> bool:
-    """Whether ``language`` (a code, a name, a tag such as en-GB) is English; unknown is."""
-    if not language:
-        return True
-    return language.lower().replace("_", "-").split("-")[0] in ENGLISH
 
 
 def unusable(settings: FolderSettings, language: str | None = None) -> str | None:
@@ -67,35 +60,10 @@ def unusable(settings: FolderSettings, language: str | None = None) -> str | Non
     return None
 
 
-def described(endpoint: Endpoint, settings: FolderSettings) -> str:
-    """Which timing a file with ``settings`` on ``endpoint`` gets, for ``explain``."""
-    if not settings.timed:
-        return "none needed (no sidecar uses times)"
-    if endpoint.kind == "local":
-        return "the local engine's word times, snapped to the speech"
-    caps = models.table(endpoint.kind, settings.model)
-    why_not = unusable(settings)
-    here = f"the answer's own words timed on this machine with {model_of(settings)}"
-    if caps.timed is None:
-        if why_not is not None:
-            return f"short spans, each one's text placed at its sound ({why_not})"
-        return f"{here}, one request per file (the model gives no times)"
-    if caps.timed == "verbose_json" and caps.granularities and endpoint.kind != "mistral":
-        return "the engine's word times, snapped to the speech"
-    if why_not is not None:
-        return f"the engine's segment times ({why_not})"
-    return f"{here} (the model gives segment times only)"
-
-
 def decoded(content: Path, abort: threading.Event | None = None) -> npt.NDArray[np.int16]:
-    """``content``'s first audio stream as mono 16 kHz samples; ``Abandoned`` once
-    ``abort`` is set (the daemon stops)."""
-    blocks = []
-    for block in transcode.Samples(content):
-        if abort is not None and abort.is_set():
-            raise Abandoned
-        blocks.append(block)
-    return np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.int16)
+    """``content``'s audio as mono 16 kHz samples; ``Abandoned`` once ``abort`` is set
+    (the daemon stops)."""
+    return transcode.joined(transcode.Samples(content), abort)
 
 
 def aligned(
@@ -155,11 +123,4 @@ def snapped(transcript: Transcript, pcm: npt.NDArray[np.int16]) -> Transcript:
         item = word.copy()
         item["start"], item["end"] = start, end
         snapped_words.append(item)
-    return Transcript(
-        text=transcript.text,
-        language=transcript.language,
-        duration=transcript.duration,
-        segments=transcript.segments,
-        words=tuple(snapped_words),
-        request_id=transcript.request_id,
-    )
+    return dataclasses.replace(transcript, words=tuple(snapped_words))

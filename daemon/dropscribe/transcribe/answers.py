@@ -69,7 +69,7 @@ def transcript(  # noqa: PLR0913 - the answer's parts, all keywords after the fi
             request_id=rid,
         ) from None
     if not isinstance(data, dict):
-        raise PermanentError("answer is not a JSON object", request_id=rid)
+        raise PermanentError("answer is not a JSON object", status=status, request_id=rid)
     return Transcript.from_answer(data, rid)
 
 

@@ -8,19 +8,22 @@ handed to the library."""
 
 from __future__ import annotations
 
-import json
+import os
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from dropscribe.audio.transcode import RATE, Samples
+from dropscribe.errors import PermanentError
+from dropscribe.transcribe import english
+from dropscribe.transcribe.english import VOCABULARY_BYTES
 
 if TYPE_CHECKING:
     import numpy.typing as npt
 
 LEAD_SECONDS = 180  # the start of the recording read to find 30 s of speech in
-MULTILINGUAL_VOCABULARY = 51865  # CTranslate2's rule: a smaller vocabulary is English only
 
 
 def lead(content: Path) -> npt.NDArray[np.float32]:
@@ -55,27 +58,34 @@ def probabilities(model: Any, audio: npt.NDArray[np.float32]) -> list[tuple[str,
     return [(code, float(p)) for code, p in found]
 
 
-def multilingual(folder: Path) -> bool | None:
-    """Whether the model in ``folder`` knows more than English, by the size of its
-    vocabulary (what CTranslate2 decides it by) without loading it; None when the folder
-    says nothing readable."""
-    for name in ("vocabulary.json", "vocabulary.txt"):
-        try:
-            text = (folder / name).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            continue
-        try:
-            size = len(json.loads(text)) if name.endswith(".json") else len(text.splitlines())
-        except ValueError:
-            return None
-        return size >= MULTILINGUAL_VOCABULARY
-    return None
-
-
 def english_only(name: str) -> bool:
-    """Whether model ``name`` knows English only: by its files when it is a folder (the
-    size of its vocabulary, read without loading it), else by its name (``*.en``)."""
+    """``english.english_only``, once a folder's files are known ``usable`` to a loader
+    (PermanentError naming the one that is not)."""
     folder = Path(name).expanduser()
-    if folder.is_dir() and (many := multilingual(folder)) is not None:
-        return not many
-    return name.rstrip("/").endswith(".en")
+    if folder.is_dir():
+        usable(folder)
+    return english.english_only(name)
+
+
+def usable(folder: Path) -> None:
+    """PermanentError naming the first file in model ``folder`` that no loader should
+    open: a FIFO (the open would wait for ever), a device, a socket, a link that leads
+    nowhere or round in a loop, a vocabulary over VOCABULARY_BYTES."""
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as exc:
+        raise PermanentError(f"language_model {folder}: {exc.strerror or exc}") from None
+    for entry in entries:
+        try:
+            st = entry.stat()
+        except OSError as exc:
+            raise PermanentError(f"language_model {entry.path}: {exc.strerror or exc}") from None
+        if stat.S_ISDIR(st.st_mode):
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            raise PermanentError(f"language_model {entry.path} is not a regular file")
+        if entry.name.startswith("vocabulary.") and st.st_size > VOCABULARY_BYTES:
+            raise PermanentError(
+                f"language_model {entry.path} is {st.st_size:,} bytes; a Whisper"
+                f" vocabulary is under {VOCABULARY_BYTES:,}"
+            )

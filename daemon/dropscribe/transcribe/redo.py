@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
     import numpy.typing as npt
 
+    from dropscribe.transcribe.batched import Piece
+
 log = structlog.get_logger("dropscribe")
 
 SPARSE_CHARS = 4.0  # characters a second of speech below which words were lost
@@ -67,6 +69,30 @@ def sparse(texts: Iterable[str], seconds: float) -> Why | None:
 def unheard(segment: Any) -> bool:
     """Whisper's own verdict for no speech: likely silent, and decoded unsure."""
     return bool(segment.no_speech_prob > NO_SPEECH and segment.avg_logprob < LOGPROB)
+
+
+def checked(
+    model: Any,
+    piece: Piece,
+    said: Found,
+    options: dict[str, Any],
+    drain: Callable[[Iterable[Any]], Iterator[Any]],
+) -> Found:
+    """A piece's segments (timed in its clip), or, where the batched pass decoded it
+    badly, the piece decoded again (``again``)."""
+    seconds = len(piece.samples) / RATE
+    signs = [why for _, s in said if (why := flagged(s))]
+    signs += filter(None, [sparse((s.text for _, s in said), seconds)])
+    if not signs:
+        return said
+    log.info(
+        "piece.redecoded",
+        start=round(piece.places[0], 3),
+        seconds=round(seconds, 3),
+        sign=signs[0].sign,
+        value=round(signs[0].value, 2),
+    )
+    return again(model, piece.samples, 0.0, options, drain)
 
 
 def again(

@@ -1,5 +1,6 @@
 """Azure OpenAI: classic (the deployment in the path, api-version in the query, the key
-in ``api-key``) or v1 (like OpenAI, under openai/v1/)."""
+in ``api-key``) or v1 (like OpenAI, under openai/v1/). A ``request_path`` (a gateway in
+front of Azure) takes the place of the whole path; the rest of the shape stays."""
 
 from __future__ import annotations
 
@@ -21,10 +22,10 @@ def _shape(
     route: str,
 ) -> Shape:
     if endpoint.api_version == "v1":
-        return Shape(f"openai/v1/{route}", fields)
+        return Shape(endpoint.request_path or f"openai/v1/{route}", fields)
     del fields["model"]
     return Shape(
-        f"openai/deployments/{settings.model}/{route}",
+        endpoint.request_path or f"openai/deployments/{settings.model}/{route}",
         fields,
         params={"api-version": endpoint.api_version},
     )

@@ -14,15 +14,15 @@ if TYPE_CHECKING:
 
 
 def _shape(
-    endpoint: Endpoint,  # noqa: ARG001 - every kind's shape takes the same
+    endpoint: Endpoint,
     settings: FolderSettings,
-    ask: Ask,  # noqa: ARG001
+    ask: Ask,  # noqa: ARG001 - every kind's shape takes the same
     fields: Fields,
     route: str,
 ) -> Shape:
     if settings.task is Task.TRANSLATE:
         fields["language"] = "en"
-    return Shape(route, fields)
+    return Shape(endpoint.request_path or route, fields)
 
 
 KIND = Kind(

@@ -1,0 +1,210 @@
+"""The search index (``dropscribe search``), kept by the ledger itself.
+
+Both backends index a transcript from triggers on the ``jobs`` table: when a job's
+``result`` is written (``JOB_DONE``; a row copied in by ``ledger migrate``), in the same
+transaction, whichever dropscribe wrote it; when it is rewritten or deleted, its old
+entries go. So the index is never out of date, and a transcript is never refused for
+it (a result the triggers cannot read is stored unindexed: PostgreSQL says so in a
+warning, SQLite skips what is not JSON).
+
+- SQLite: ``search_text``, an FTS5 table without content (the text is the jobs'
+  already: the index holds only tokens), one row a segment, its rowid the transcript's
+  ``search_docs.id`` shifted left by ``SHIFT`` plus the segment's index; columns
+  ``text`` and ``speaker``, tokenized ``unicode61 remove_diacritics 2`` (any language,
+  case and accents folded).
+- PostgreSQL: ``search_segments``, each segment's text, time, speaker and ``tsvector``
+  (GIN) made with the text search configuration of the transcript's language where
+  PostgreSQL has one (``english``, ``german`` ...), ``simple`` otherwise.
+
+A transcript without segments (a text-only answer) is one entry, index 0, untimed.
+``prepare`` makes what is missing; a ledger whose transcripts were stored before the
+index existed is indexed then, once (every done job's result written again, so the
+triggers do it).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from dropscribe.ledger.schema import Dialect
+
+if TYPE_CHECKING:
+    from dropscribe.ledger.migrations import Execute
+
+SHIFT = 24  # segments of one transcript: at most 2**24 (transcript.py caps them far lower)
+MOST_SEGMENTS = 1 << SHIFT
+
+# ISO 639-1 codes (and names, as verbose_json gives them) -> PostgreSQL's configurations
+LANGUAGES = {
+    "ar": "arabic", "hy": "armenian", "eu": "basque", "ca": "catalan", "da": "danish",
+    "nl": "dutch", "en": "english", "fi": "finnish", "fr": "french", "de": "german",
+    "el": "greek", "hi": "hindi", "hu": "hungarian", "id": "indonesian", "ga": "irish",
+    "it": "italian", "lt": "lithuanian", "ne": "nepali", "no": "norwegian", "nb": "norwegian",
+    "pt": "portuguese", "ro": "romanian", "ru": "russian", "sr": "serbian", "es": "spanish",
+    "sv": "swedish", "ta": "tamil", "tr": "turkish", "yi": "yiddish",
+}  # fmt: off
+
+
+def same_language(name: str) -> list[str]:
+    """Every way a transcript may name ``name``'s language: ``de``, ``german``."""
+    low = name.strip().lower()
+    found = {low, LANGUAGES.get(low, low)}
+    found.update(code for code, full in LANGUAGES.items() if full == low)
+    return sorted(found)
+
+
+def prepare(execute: Execute, dialect: Dialect, *, fresh: bool) -> None:
+    """Make the index where it is missing and, in a ledger that was not ``fresh`` (just
+    made), index what it holds (in the caller's transaction, after the layout's tables
+    are made)."""
+    if dialect is Dialect.SQLITE:  # the table and its triggers are made together
+        made = bool(execute("PRAGMA table_info(search_text)", ()))  # a pragma: no scan
+        statements = _sqlite()
+    else:
+        made = execute(
+            "SELECT count(*) FROM pg_trigger WHERE tgname = 'search_index'"
+            " AND tgrelid = 'jobs'::regclass",
+            (),
+        )[0][0]
+        statements = _postgres()
+    if made:
+        return
+    for statement in statements:
+        execute(statement, ())
+    if not fresh:  # the transcripts stored before: each written again, and so indexed
+        execute("UPDATE jobs SET result = result WHERE state = 'done' AND result IS NOT NULL", ())
+
+
+# ---------------------------------------------------------------- SQLite
+
+
+def _sqlite() -> list[str]:
+    table = (
+        "CREATE VIRTUAL TABLE IF NOT EXISTS search_text USING fts5(text, speaker,"
+        " content='', tokenize='unicode61 remove_diacritics 2')"
+    )
+    made = "CREATE TRIGGER IF NOT EXISTS search_jobs_"
+    return [
+        table,
+        f"{made}insert AFTER INSERT ON jobs BEGIN {_index('new')} END",
+        (
+            f"{made}update AFTER UPDATE OF result, state ON jobs"
+            f" BEGIN {_forget('old')} {_index('new')} END"
+        ),
+        f"{made}delete AFTER DELETE ON jobs BEGIN {_forget('old')} END",
+    ]
+
+
+def _safe(row: str) -> str:
+    """The row's result where it is JSON, else an empty object (json_each would raise)."""
+    return f"(CASE WHEN json_valid({row}.result) THEN {row}.result ELSE '{{}}' END)"
+
+
+def _entries(row: str, delete: bool) -> str:
+    """Statements inserting (or, for a contentless table, deleting with the very values
+    inserted) the entries of ``row``'s transcript: its segments, or its text alone."""
+    safe = _safe(row)
+    command = "'delete', " if delete else ""
+    into = "INSERT INTO search_text (" + ("search_text, " if delete else "")
+    into += "rowid, text, speaker)"
+    segments = (
+        f"{into} SELECT {command}(d.id << {SHIFT}) + s.key,"  # noqa: S608 - our own SQL
+        " coalesce(json_extract(s.value, '$.text'), ''), json_extract(s.value, '$.speaker')"
+        f" FROM search_docs d, json_each({safe}, '$.segments') s"
+        f" WHERE d.key = {row}.key AND s.type = 'object' AND s.key < {MOST_SEGMENTS};"
+    )
+    text_only = (
+        f"{into} SELECT {command}d.id << {SHIFT}, coalesce(json_extract({safe}, '$.text'), ''),"  # noqa: S608 - our own SQL
+        f" NULL FROM search_docs d WHERE d.key = {row}.key"
+        f" AND coalesce(json_array_length({safe}, '$.segments'), 0) = 0;"
+    )
+    return segments + " " + text_only
+
+
+def _index(row: str) -> str:
+    safe = _safe(row)
+    doc = (
+        "INSERT INTO search_docs (key, id, language, config, transcribed)"  # noqa: S608 - our own SQL
+        f" SELECT {row}.key, (SELECT coalesce(max(id), 0) + 1 FROM search_docs),"
+        f" json_extract({safe}, '$.language'), 'unicode61', coalesce({row}.updated, 0)"
+        f" WHERE {row}.state = 'done' AND json_valid({row}.result)"
+        f" AND json_type({safe}) = 'object';"
+    )
+    return doc + " " + _entries(row, delete=False)
+
+
+def _forget(row: str) -> str:
+    forget = f" DELETE FROM search_docs WHERE key = {row}.key;"  # noqa: S608 - new or old
+    return _entries(row, delete=True) + forget
+
+
+# ---------------------------------------------------------------- PostgreSQL
+
+
+def _postgres() -> list[str]:
+    # no percent sign nor question mark below: psycopg would read them as placeholders
+    names = " ".join(f"WHEN '{code}' THEN '{full}'" for code, full in LANGUAGES.items())
+    config = f"""
+CREATE OR REPLACE FUNCTION search_config(language text) RETURNS regconfig
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce((SELECT c.oid::regconfig FROM pg_catalog.pg_ts_config c
+                     WHERE c.cfgnamespace = 'pg_catalog'::regnamespace
+                       AND c.cfgname = (CASE lower(language) {names} ELSE lower(language) END)),
+                    'simple'::regconfig)
+$$"""  # noqa: S608 - the names above
+    index = """
+CREATE OR REPLACE FUNCTION search_index() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    doc jsonb;
+    cfg regconfig;
+BEGIN
+    IF TG_OP <> 'INSERT' THEN
+        DELETE FROM search_segments WHERE key = OLD.key;
+        DELETE FROM search_docs WHERE key = OLD.key;
+    END IF;
+    IF TG_OP = 'DELETE' THEN
+        RETURN NULL;
+    END IF;
+    IF NEW.result IS NULL OR NEW.state <> 'done' THEN
+        RETURN NULL;
+    END IF;
+    BEGIN  -- a result that cannot be read is stored all the same, unindexed
+        doc := NEW.result::jsonb;
+        IF jsonb_typeof(doc) <> 'object' THEN
+            RETURN NULL;
+        END IF;
+        cfg := search_config(doc ->> 'language');
+        INSERT INTO search_docs (key, id, language, config, transcribed)
+        VALUES (NEW.key, NULL, doc ->> 'language', cfg::text, coalesce(NEW.updated, 0));
+        INSERT INTO search_segments (key, idx, start, "end", speaker, body, config, tsv)
+        SELECT NEW.key, (s.n - 1)::int,
+               CASE jsonb_typeof(s.seg -> 'start') WHEN 'number'
+                    THEN (s.seg ->> 'start')::float8 END,
+               CASE jsonb_typeof(s.seg -> 'end') WHEN 'number' THEN (s.seg ->> 'end')::float8 END,
+               s.seg ->> 'speaker', coalesce(s.seg ->> 'text', ''), cfg::text,
+               to_tsvector(cfg, coalesce(s.seg ->> 'text', ''))
+        FROM jsonb_array_elements(CASE jsonb_typeof(doc -> 'segments')
+                                  WHEN 'array' THEN doc -> 'segments' ELSE '[]'::jsonb END)
+             WITH ORDINALITY AS s(seg, n)
+        WHERE jsonb_typeof(s.seg) = 'object';
+        IF NOT FOUND THEN
+            INSERT INTO search_segments (key, idx, start, "end", speaker, body, config, tsv)
+            VALUES (NEW.key, 0, NULL, NULL, NULL, coalesce(doc ->> 'text', ''), cfg::text,
+                    to_tsvector(cfg, coalesce(doc ->> 'text', '')));
+        END IF;
+    EXCEPTION WHEN others THEN
+        RAISE WARNING USING MESSAGE = 'dropscribe: a transcript was stored but not indexed'
+            ' for search (' || NEW.key || '): ' || SQLERRM;
+    END;
+    RETURN NULL;
+END
+$$"""
+    return [
+        "CREATE INDEX IF NOT EXISTS search_segments_tsv ON search_segments USING gin (tsv)",
+        config,
+        index,
+        (
+            "CREATE TRIGGER search_index AFTER INSERT OR DELETE OR UPDATE OF result, state ON jobs"
+            " FOR EACH ROW EXECUTE FUNCTION search_index()"
+        ),
+    ]

@@ -1,0 +1,269 @@
+"""``dropscribe search``'s read of the ledger: the segments that match a query, best
+first, each with its transcript's places (every path the ledger knows for it).
+
+The index is ``fulltext.py``'s. SQLite ranks with FTS5's bm25 where every term of the
+query is in fewer than ``CANDIDATES`` segments, and otherwise lists the latest
+transcripts' matches first (bm25 reads every place of every term before it answers: for
+a word said a million times, a second); PostgreSQL ranks every match with ``ts_rank``.
+A backend mixes in ``Searching`` (through ``queries.Reads``) and provides ``_rows``,
+``_shown`` and ``shared``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from dropscribe.ledger import fulltext, terms
+
+if TYPE_CHECKING:
+    from dropscribe.ledger.terms import Query
+
+CANDIDATES = 1_000  # SQLite: a term in more segments is not ranked (the docstring)
+START, STOP = "\x02", "\x03"  # PostgreSQL's headline marks (control codes: never in text)
+HEADLINE = f'StartSel="{START}", StopSel="{STOP}", HighlightAll=true'
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What a hit must also be: in ``inbox``; recorded (the file's modification time),
+    or with ``transcribed`` transcribed, between ``since`` and ``until`` (epoch seconds);
+    said by a speaker whose label holds the words of ``speaker``; in ``language``."""
+
+    inbox: str | None = None
+    since: float | None = None
+    until: float | None = None
+    transcribed: bool = False
+    speaker: str | None = None
+    language: str | None = None
+
+
+@dataclass(frozen=True)
+class Place:
+    """A path the ledger knows for a transcript's recording (as this host names it)."""
+
+    path: str
+    inbox: str
+    mtime: float
+    updated: float
+
+
+@dataclass(frozen=True)
+class Hit:
+    key: str
+    idx: int  # the segment's index in its transcript
+    start: float | None  # seconds into the recording (None: a transcript without times)
+    end: float | None
+    speaker: str | None
+    text: str
+    marks: tuple[tuple[int, int], ...]  # where in ``text`` the query's words are
+    language: str | None
+    transcribed: float
+    score: float  # higher is better
+    places: tuple[Place, ...]  # the latest first
+
+
+@runtime_checkable
+class Search(Protocol):
+    """What ``dropscribe search`` asks of a ledger."""
+
+    where: str
+
+    def search(self, query: Query, filters: Filters, limit: int) -> list[Hit]: ...
+
+    def close(self) -> None: ...
+
+
+class Searching:
+    """``search`` for a backend with ``_rows``, ``_shown`` and ``shared``."""
+
+    shared: bool
+
+    def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    def _shown(self, text: str) -> str:
+        return text
+
+    def search(self, query: Query, filters: Filters, limit: int) -> list[Hit]:
+        """The best ``limit`` segments that match ``query`` and ``filters``."""
+        if query.empty or limit < 1:
+            return []
+        found = (
+            self._postgres(query, filters, limit)
+            if self.shared
+            else self._sqlite(query, filters, limit)
+        )
+        places: dict[str, tuple[Place, ...]] = {}
+        for hit in found:
+            if hit.key not in places:
+                places[hit.key] = self._places(hit.key)
+        return [_with(hit, places[hit.key]) for hit in found]
+
+    def _sqlite(self, query: Query, filters: Filters, limit: int) -> list[Hit]:
+        match = terms.fts5(query)
+        if filters.speaker and (said := terms.fts5_phrase(filters.speaker, "speaker")):
+            match += f" AND {said}"
+        where, args = _filters(filters)
+        # bm25 reads the whole list of every term's places first: ranked only when each
+        # is in fewer than CANDIDATES segments; else the latest transcripts first
+        ranked = not self._common(query)
+        rank, order = ("f.rank", "f.rank, f.rowid DESC") if ranked else ("0", "f.rowid DESC")
+        rows = self._rows(
+            f"SELECT f.rowid, {rank}, d.key, d.language, d.transcribed"  # noqa: S608 - our own SQL
+            " FROM search_text f JOIN search_docs d ON d.id = (f.rowid >> ?)"
+            f" WHERE search_text MATCH ?{where} ORDER BY {order} LIMIT ?",
+            (fulltext.SHIFT, match, *args, limit),
+        )
+        hits = []
+        for rowid, rank, key, language, transcribed in rows:
+            idx = rowid % fulltext.MOST_SEGMENTS
+            segment, count = self._rows(
+                "SELECT json_extract(result, ?), json_array_length(result, '$.segments')"
+                " FROM jobs WHERE key = ?",
+                (f"$.segments[{idx}]", key),
+            )[0]
+            item = json.loads(segment) if count and segment else {}
+            if not count:  # a transcript without segments: its text, untimed
+                sql = "SELECT json_extract(result, '$.text') FROM jobs WHERE key = ?"
+                text = self._rows(sql, (key,))[0][0]
+                item = {"text": text}
+            text = str(item.get("text") or "")
+            hits.append(
+                Hit(
+                    key,
+                    idx,
+                    _seconds(item.get("start")),
+                    _seconds(item.get("end")),
+                    _label(item.get("speaker")),
+                    text,
+                    tuple(terms.marks(text, query)),
+                    language,
+                    float(transcribed),
+                    -float(rank),
+                    (),
+                )
+            )
+        return hits
+
+    def _common(self, query: Query) -> bool:
+        """Whether a word of ``query`` (excluded ones too: bm25 counts them) is in at
+        least CANDIDATES segments (each checked by reading that many of its places)."""
+        words = {(w, t.prefix and w == t.words[-1]) for t in query.terms for w in t.words}
+        for word, prefix in sorted(words):
+            alone = terms.fts5(terms.Query((terms.Term((word,), prefix),)))
+            found = self._rows(
+                "SELECT count(*) FROM (SELECT rowid FROM search_text"
+                " WHERE search_text MATCH ? LIMIT ?)",
+                (alone, CANDIDATES),
+            )
+            if found[0][0] >= CANDIDATES:
+                return True
+        return False
+
+    def _postgres(self, query: Query, filters: Filters, limit: int) -> list[Hit]:
+        where, args = _filters(filters)
+        if filters.speaker:
+            where += (
+                " AND to_tsvector('simple', coalesce(s.speaker, ''))"
+                " @@ phraseto_tsquery('simple', ?)"
+            )
+            args.append(filters.speaker)
+        rows = self._rows(
+            "WITH q AS (SELECT c.config, to_tsquery(c.config::regconfig, ?) AS query"  # noqa: S608 - our own SQL
+            "  FROM (SELECT DISTINCT config FROM search_docs) c)"
+            ' SELECT h.key, h.idx, h.start, h."end", h.speaker,'
+            "  ts_headline(h.config::regconfig, h.body, h.query, ?),"
+            "  h.language, h.transcribed, h.score FROM ("
+            '  SELECT s.key, s.idx, s.start, s."end", s.speaker, s.body, s.config, q.query,'
+            "   d.language, d.transcribed, ts_rank(s.tsv, q.query) AS score"
+            "  FROM q JOIN search_segments s ON s.config = q.config AND s.tsv @@ q.query"
+            f"  JOIN search_docs d ON d.key = s.key WHERE TRUE{where}"
+            "  ORDER BY score DESC, d.transcribed DESC, s.idx LIMIT ?"
+            " ) h ORDER BY h.score DESC, h.transcribed DESC, h.idx",
+            (terms.tsquery(query), HEADLINE, *args, limit),
+        )
+        hits = []
+        for key, idx, start, end, speaker, headline, language, transcribed, score in rows:
+            text, marks = _unmarked(str(headline))
+            hits.append(
+                Hit(
+                    key,
+                    idx,
+                    _seconds(start),
+                    _seconds(end),
+                    _label(speaker),
+                    text,
+                    marks,
+                    language,
+                    float(transcribed),
+                    float(score),
+                    (),
+                )
+            )
+        return hits
+
+    def _places(self, key: str) -> tuple[Place, ...]:
+        rows = self._rows(
+            "SELECT path, inbox, mtime_ns, updated FROM files WHERE key = ? ORDER BY updated DESC",
+            (key,),
+        )
+        return tuple(
+            Place(self._shown(str(path)), str(inbox), int(mtime) / 1e9, float(updated))
+            for path, inbox, mtime, updated in rows
+        )
+
+
+def _filters(filters: Filters) -> tuple[str, list[Any]]:
+    """SQL (``d``: search_docs) and its arguments for the filters both backends share."""
+    sql, args = "", list[Any]()
+    if filters.language:
+        names = fulltext.same_language(filters.language)
+        sql += f" AND lower(d.language) IN ({', '.join('?' * len(names))})"
+        args += names
+    on_file, file_args = list[str](), list[Any]()
+    if filters.inbox is not None:
+        on_file.append("x.inbox = ?")
+        file_args.append(filters.inbox)
+    for bound, op in ((filters.since, ">="), (filters.until, "<")):
+        if bound is None:
+            continue
+        if filters.transcribed:
+            sql += f" AND d.transcribed {op} ?"
+            args.append(bound)
+        else:
+            on_file.append(f"x.mtime_ns {op} ?")
+            file_args.append(int(bound * 1e9))
+    if on_file:
+        sql += " AND EXISTS (SELECT 1 FROM files x WHERE x.key = d.key AND "
+        sql += " AND ".join(on_file) + ")"
+        args += file_args
+    return sql, args
+
+
+def _with(hit: Hit, places: tuple[Place, ...]) -> Hit:
+    return Hit(**{**hit.__dict__, "places": places})
+
+
+def _seconds(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _label(value: Any) -> str | None:
+    return str(value) if value is not None else None
+
+
+def _unmarked(headline: str) -> tuple[str, tuple[tuple[int, int], ...]]:
+    """A headline's text without its marks, and where they were."""
+    text, marks, begun = [], [], 0
+    length = 0
+    for char in headline:
+        if char == START:
+            begun = length
+        elif char == STOP:
+            marks.append((begun, length))
+        else:
+            text.append(char)
+            length += 1
+    return "".join(text), tuple(marks)
