@@ -96,6 +96,7 @@ class Daemon:
         abort = threading.Event()
         metrics = self.metrics = Metrics(uploads=self.config.processes == 1)
         metrics.watch_ledger(ledger.counts)
+        metrics.watch_spend(ledger.spend_totals)  # budget34
         if isinstance(ledger, opening.Announcing):
             ledger.on_available = self._rescan_soon.set  # what waited comes at once
         pool = self._workers(ledger, abort, metrics, once=once)

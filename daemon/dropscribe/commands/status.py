@@ -9,7 +9,7 @@ import datetime as dt
 import json
 from typing import TYPE_CHECKING
 
-from dropscribe.commands import fallbacks, report
+from dropscribe.commands import budgets, fallbacks, report
 from dropscribe.commands.console import EXIT_OK, fail, say
 from dropscribe.errors import DropscribeError
 from dropscribe.ledger import opening
@@ -17,6 +17,7 @@ from dropscribe.ledger.interface import Hosts
 from dropscribe.ledger.store import LEDGER_NAME
 from dropscribe.steps import report as steps_report
 from dropscribe.transcribe import gone, limits, lookout
+from dropscribe.vocab.budget import periods
 from dropscribe.vocab.states import FileState
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ def status(cfg: Config, *, as_json: bool = False) -> int:
             retiring = lookout.notices(ledger)
             passed = ledger.recent_sends()  # fallback34
             steps = steps_report.build(cfg, ledger)  # steps33b: the steps after the transcript
+            spent = ledger.spend_totals(periods(dt.datetime.now(dt.UTC).timestamp()))  # budget34
             if isinstance(ledger, Hosts):  # a shared ledger: who shares it, what they hold
                 hosts, claims = ledger.hosts(), ledger.claims()
         finally:
@@ -54,6 +56,7 @@ def status(cfg: Config, *, as_json: bool = False) -> int:
     found = report.build(cfg, where, by_inbox, unfinished)
     found["passed_over"] = fallbacks.as_json(passed)
     found["steps"] = steps
+    found["spend"] = budgets.as_json(cfg, spent)  # budget34
     if as_json:
         print(json.dumps(found, indent=2))  # noqa: T201 - escaped by json
         return EXIT_OK
@@ -66,7 +69,7 @@ def status(cfg: Config, *, as_json: bool = False) -> int:
     if cfg.ledger is not None:
         _hosts(hosts, claims, cfg.ledger.lease_seconds)
     _models(cfg, gone_models, retiring)
-    for line in fallbacks.recent(passed):
+    for line in [*fallbacks.recent(passed), *budgets.lines(found["spend"])]:  # budget34
         say(line)
     _refusals(refused)
     return EXIT_OK

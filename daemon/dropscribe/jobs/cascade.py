@@ -29,6 +29,7 @@ from dropscribe.errors import (
     TranscriptionError,
     Unusable,
 )
+from dropscribe.jobs import routing, spending
 from dropscribe.ledger.sends import DONE, FAILED, SENDING, UNUSABLE
 from dropscribe.transcribe import fallback
 from dropscribe.vocab import fallbacks
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
     from dropscribe.audio.probe import Probe
     from dropscribe.jobs.job import Job
     from dropscribe.jobs.plan import Planner
-    from dropscribe.ledger.sends import Sends
+    from dropscribe.ledger.interface import JobLedger
     from dropscribe.transcribe.uploader import Uploader
     from dropscribe.transcript import Transcript
 
@@ -54,7 +55,7 @@ class Cascade:
 
     def __init__(
         self,
-        ledger: Sends,
+        ledger: JobLedger,
         uploader: Uploader,
         planner: Planner,
         abort: threading.Event,
@@ -67,6 +68,8 @@ class Cascade:
         self._abort = abort
         self._once = once
         self._reasons = fallback.Reasons()
+        self._spender = spending.Spender(ledger, uploader)  # budget34
+        self._router = routing.Router(ledger, uploader)  # budget34
 
     def transcribe(self, job: Job, found: Probe) -> Transcript:
         """The file's fresh transcript, from the first endpoint that gives one."""
@@ -74,8 +77,10 @@ class Cascade:
         chain = fallbacks.chain(
             settings.endpoint, settings.model, settings.fallbacks, settings.models
         )
-        if len(chain) == 1:
-            return self._planner.transcribe(job, found)
+        if len(chain) == 1:  # budget34: reserved and settled, waits over budget
+            send = lambda: self._planner.transcribe(job, found)  # noqa: E731
+            return self._spender.alone(job, found, send, self._abort, once=self._once)
+        chain = self._router.routed(job, found, chain)  # budget34: route:
         held = self._held(job, chain)
         if held is not None:
             try:
@@ -91,12 +96,14 @@ class Cascade:
         told = False  # file.fallback is said on the first way down the list only
         while True:
             last: Unusable | None = None
+            over = 0  # budget34: endpoints passed over for their budget
             for index, (endpoint, model) in enumerate(chain):
                 try:
                     return self._turn(job, found, endpoint, model)
                 except Unusable as exc:
                     last = exc
                     why, message = exc.why, exc.message
+                    over += why == "budget"
                 except EmptyAnswer as exc:
                     if index == len(chain) - 1:
                         raise
@@ -111,16 +118,17 @@ class Cascade:
             told = True
             if self._once:  # nothing waits in once: the file ends as with one endpoint
                 assert last is not None  # every other way out of the loop returned or raised
-                if last.why.startswith(("down", "paused (down")):
+                if last.why.startswith(("down", "paused (down", "budget")):
                     raise EndpointUnreachable(last.message)
                 raise EndpointError(last.message)
+            wait = spending.WAIT_SECONDS if over == len(chain) else RETRY_SECONDS
             log.warning(
                 "fallback.exhausted",
                 endpoints=[name for name, _ in chain],
                 action=f"no endpoint of the list can take the file: it waits, and each is"
-                f" tried again from the first every {RETRY_SECONDS:g} s",
+                f" tried again from the first every {wait:g} s",
             )
-            if self._abort.wait(RETRY_SECONDS):
+            if self._abort.wait(wait):
                 raise Abandoned
 
     def _turn(
@@ -134,7 +142,8 @@ class Cascade:
         one = dataclasses.replace(job, settings=settings)
         try:
             with fallback.turn(self._reasons, patient=patient):
-                answer = self._planner.transcribe(one, found)
+                send = lambda: self._planner.transcribe(one, found)  # noqa: E731
+                answer = self._spender.paid(one, found, endpoint, model, send)  # budget34
         except Unusable as exc:
             self._ledger.record_send(
                 key, endpoint, model, job.path, UNUSABLE, f"{exc.why}: {exc.message}"

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from dropscribe.errors import LedgerError
 from dropscribe.ledger.sends import Sends
+from dropscribe.ledger.spend import Spends
 from dropscribe.vocab.states import FileState, JobKey, JobState
 
 if TYPE_CHECKING:
@@ -227,7 +228,7 @@ class Checkpoints(Protocol):
     ) -> None: ...
 
 
-class JobLedger(UploadLedger, Lookup, Sidecars, Checkpoints, Sends, Protocol):
+class JobLedger(UploadLedger, Lookup, Sidecars, Checkpoints, Sends, Spends, Protocol):
     """What one file's way needs: jobs/runner.py (which hands the narrower roles to the
     uploader, the chunker, verdicts and publish), dispatch/host.py."""
 
@@ -258,7 +259,7 @@ class Closing(Protocol):
     def close(self) -> None: ...
 
 
-class Reports(CapabilityReport, Lookup, Closing, Sends, Protocol):
+class Reports(CapabilityReport, Lookup, Closing, Sends, Spends, Protocol):
     """What the commands read: status, explain, rehearse (commands/)."""
 
     where: str

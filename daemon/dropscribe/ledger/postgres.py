@@ -24,6 +24,7 @@ from dropscribe.ledger.leases import ClaimRow, HostRow, Leases
 from dropscribe.ledger.queries import Reads, file_row, job_row
 from dropscribe.ledger.schema import Dialect
 from dropscribe.ledger.sends import RECORD, SendReads
+from dropscribe.ledger.spend import SPEND_LOCK, SpendRows
 from dropscribe.ledger.steprows import StepRows
 from dropscribe.vocab.states import FileState, JobKey, JobState
 
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
 SCHEMA_LOCK = 0x64726F70  # "drop"
 
 
-class PostgresLedger(Reads, StepRows, SendReads):
+class PostgresLedger(Reads, StepRows, SendReads, SpendRows):
     """The ledger (``interface.Ledger``) in a PostgreSQL database several hosts share;
     thread-safe (a connection pool), and ``close()`` stops its heartbeat."""
 
@@ -114,6 +115,18 @@ class PostgresLedger(Reads, StepRows, SendReads):
     def _execute(self, sql: str, args: tuple[Any, ...]) -> None:
         with self._tx() as execute:
             execute(sql, args)
+
+    def _spend_turn(self, fn: Callable[[Callable[..., list[tuple[Any, ...]]]], Any]) -> Any:
+        """``fn`` in a transaction that holds the spend lock (one reservation at a time
+        among every host sharing the ledger)."""
+        with self._db.tx() as db:
+            db.execute("SELECT pg_advisory_xact_lock(%s)", (SPEND_LOCK,))
+
+            def rows(sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+                cur = db.execute(queries.for_psycopg(sql), args)
+                return cur.fetchall() if cur.description is not None else []
+
+            return fn(rows)
 
     @contextlib.contextmanager
     def _tx(self) -> Iterator[Callable[[str, tuple[Any, ...]], psycopg.Cursor[Any]]]:

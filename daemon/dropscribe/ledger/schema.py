@@ -242,6 +242,21 @@ LAYOUT = Layout(
             ),
             key=("key", "endpoint"),
         ),
+        # budget34: what each request to an endpoint cost (ledger/spend.py): reserved before
+        # it is sent (estimate), settled after (cost); the periods in local time
+        Table(
+            "spend",
+            columns(
+                "id text, key text, endpoint text, folder text, day text, month text,"
+                " estimate real, cost real, state text, path text, updated real,"
+                " seconds real =0, elapsed real =0"
+            ),
+            key=("id",),
+            indexes=(
+                Index("spend_endpoint", ("endpoint", "month", "day")),
+                Index("spend_folder", ("folder", "month", "day")),
+            ),
+        ),
         # a job in some host's hands (leases.py); previous: the run it was taken from
         Table(
             "claims",

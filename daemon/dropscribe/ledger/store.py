@@ -30,6 +30,7 @@ from dropscribe.ledger.interface import Claim, JobRow
 from dropscribe.ledger.queries import Reads
 from dropscribe.ledger.schema import LAYOUT, Dialect
 from dropscribe.ledger.sends import RECORD, SendReads
+from dropscribe.ledger.spend import SpendRows
 from dropscribe.ledger.steprows import StepRows
 from dropscribe.vocab.states import FileState, JobKey, JobState
 
@@ -51,7 +52,7 @@ def mapped() -> Iterator[None]:
         raise LedgerError(str(exc)) from exc
 
 
-class SqliteLedger(Reads, StepRows, SendReads):
+class SqliteLedger(Reads, StepRows, SendReads, SpendRows):
     """The ledger (``interface.Ledger``) in one SQLite file; thread-safe, and ``close()``
     stops its writer thread."""
 
@@ -90,6 +91,10 @@ class SqliteLedger(Reads, StepRows, SendReads):
 
     def _execute(self, sql: str, args: tuple[Any, ...]) -> None:
         self._write(lambda db: db.execute(sql, args))
+
+    def _spend_turn(self, fn: Callable[[Callable[..., list[tuple[Any, ...]]]], T]) -> T:
+        """``fn`` in a write transaction (BEGIN IMMEDIATE, the write turn's flock)."""
+        return self._write(lambda db: fn(lambda sql, args: db.execute(sql, args).fetchall()))
 
     # ------------------------------------------------------------ claims
 

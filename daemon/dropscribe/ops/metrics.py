@@ -18,6 +18,7 @@ from prometheus_client.exposition import choose_encoder
 
 from dropscribe.errors import DropscribeError, SetupError
 from dropscribe.ops.serving import Answer, BoundedServer, Request, plain
+from dropscribe.ops.spending import SpendCollector
 from dropscribe.vocab.states import FileState
 
 if TYPE_CHECKING:
@@ -25,7 +26,9 @@ if TYPE_CHECKING:
 
     from prometheus_client.metrics_core import Metric
 
+    from dropscribe.ledger.spend import Total
     from dropscribe.transcribe.radar import Retiring
+    from dropscribe.vocab.budget import Periods
 
 STUCK_SECONDS = 60.0
 # Files the ledger holds and has not finished: a job under way (on any host sharing the
@@ -160,6 +163,10 @@ class Metrics:
 
     def watch_ledger(self, counts: Callable[[], dict[str, int]]) -> None:
         self.registry.register(_LedgerCollector(counts, self._queued))
+
+    def watch_spend(self, totals: Callable[[Periods], list[Total]]) -> None:
+        """budget34: dropscribe_spend_total{endpoint,folder}, read from the ledger."""
+        self.registry.register(SpendCollector(totals))
 
     def _queued(self) -> float:
         """Files settled here and waiting for a worker (the ledger has no row of them yet)."""

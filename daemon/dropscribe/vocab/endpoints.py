@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
+from dropscribe.vocab.budget import Budget
 from dropscribe.vocab.settings import MAX_SECONDS, Seconds, StrictModel, Timeout, http_url
 
 ResponseFormat = Literal["json", "text", "verbose_json", "diarized_json", "srt", "vtt"]
@@ -57,6 +58,7 @@ class EndpointModel(StrictModel):
     max_duration_seconds: Annotated[float, Field(gt=30, le=MAX_SECONDS)] | None = None
     audio_codec: Literal["opus", "mp3", "flac"] | None = None  # for re-encoded audio
     price_per_hour: Annotated[float, Field(ge=0)] | None = None  # USD an audio hour
+    budget: Budget | None = None  # budget34: what it may cost a day and a month
     # kind: local (faster-whisper in this process)
     device: Literal["cpu", "cuda", "auto"] = "auto"  # auto: CUDA where there is one
     compute_type: str = "auto"  # auto: int8 on a CPU, float16 on CUDA

@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from dropscribe.vocab import fallbacks as several
 from dropscribe.vocab import glossary, language, tracks
+from dropscribe.vocab.budget import Budget
+from dropscribe.vocab.route import Deadline, Route
 from dropscribe.vocab.steps import ChatModel, Language, SummaryModel
 
 # The upload formats of the seed page, plus the Ogg spellings users drop in.
@@ -284,6 +286,12 @@ class FolderSettings(StrictModel):
     def shaping_hash(self) -> str:
         blob = json.dumps(self.shaping(), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
+
+    # budget34: what this folder's files may cost a day and a month (vocab/budget.py)
+    budget: Budget | None = None
+    # budget34: which endpoint of the list first (vocab/route.py), and by when
+    route: Route = "in_order"
+    deadline: Deadline | None = None
 
 
 def _jsonable(value: bool | SpeakerCount) -> Any:

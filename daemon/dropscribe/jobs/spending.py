@@ -1,0 +1,162 @@
+"""Budgets, the job's side (``budget:`` on an endpoint and on a folder, ``vocab/budget.py``).
+Before a file is sent to an endpoint, the ledger reserves its estimated cost (its
+duration times the endpoint's price) in the same transaction that checks it against
+the endpoint's and the folder's budgets for today and this month (``ledger/spend.py``);
+the reservation is committed before the request leaves. A file that would cross a
+budget is not sent there: with a list of endpoints it goes on to the next
+(``Unusable``, why ``budget``), alone it waits until the period turns. Once the endpoint
+answers, the reservation is settled to what the request cost: the answer's billed
+length (``usage.seconds``, or its ``duration``) times the price, 0 when nothing was
+billed (refused, never sent). A crash leaves it reserved: counted, never lost."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import TYPE_CHECKING
+
+import structlog
+
+from dropscribe.errors import (
+    Abandoned,
+    EmptyAnswer,
+    EndpointUnreachable,
+    LedgerError,
+    TranscriptionError,
+    Unusable,
+)
+from dropscribe.ledger import spend
+from dropscribe.transcribe import prices
+from dropscribe.vocab.budget import cost, periods
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from dropscribe.audio.probe import Probe
+    from dropscribe.jobs.job import Job
+    from dropscribe.ledger.spend import Spends
+    from dropscribe.transcribe.uploader import Uploader
+    from dropscribe.transcript import Transcript
+
+log = structlog.get_logger("dropscribe")
+
+WAIT_SECONDS = 30.0  # alone and over budget: look again after (a period may have turned)
+BYTES_A_SECOND = 4000  # no duration known: a file's length guessed from 32 kbit/s
+
+
+class Spender:
+    """Reserves each request's cost before it is sent, settles it after. Thread-safe."""
+
+    def __init__(
+        self, ledger: Spends, uploader: Uploader, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._ledger = ledger
+        self._uploader = uploader
+        self._clock = clock
+        self._told: set[tuple[str, str, str]] = set()  # budget.reached said: once a period
+        self._lock = threading.Lock()
+
+    def paid(
+        self, job: Job, found: Probe, endpoint: str, model: str, send: Callable[[], Transcript]
+    ) -> Transcript:
+        """``send()``'s transcript, its cost reserved before and settled after;
+        ``Unusable`` (why ``budget``, nothing sent) when it would cross a budget."""
+        held, key = job.known()
+        where = self._uploader.client(endpoint).endpoint
+        price = prices.per_hour(where, model)
+        budgets = (where.budget, job.settings.budget)
+        if price is None and any(budgets):
+            message = (
+                f"no price is known for model {model!r} on endpoint {endpoint!r}, so its"
+                " budget cannot be counted; set price_per_hour: on the endpoint"
+            )
+            raise Unusable(endpoint, "budget", message, sent=False)
+        per_hour = price or 0.0
+        seconds = found.duration or held.size / BYTES_A_SECOND
+        now = self._clock()
+        request = spend.Request(
+            str(key),
+            endpoint,
+            job.inbox.name,
+            str(job.path),
+            cost(seconds, per_hour),
+            periods(now),
+            *budgets,
+            seconds,
+        )
+        made = self._ledger.reserve_spend(request, now)
+        if isinstance(made, spend.Refusal):
+            self._reached(made, request)
+            raise Unusable(
+                endpoint, "budget", f"{made.scope} {made.name}: {made.limit}", sent=False
+            )
+        started = time.monotonic()
+        try:
+            answer = send()
+        except EmptyAnswer:  # answered, and billed
+            self._settle(made, request.estimate, spend.SETTLED)
+            raise
+        except (Unusable, TranscriptionError) as exc:
+            if _unbilled(exc):
+                self._settle(made, 0.0, spend.RELEASED)
+            raise  # else: it may have been billed; the reservation stands
+        billed = answer.duration or seconds
+        elapsed = time.monotonic() - started
+        self._settle(made, cost(billed, per_hour), spend.SETTLED, elapsed)
+        return answer
+
+    def alone(
+        self,
+        job: Job,
+        found: Probe,
+        send: Callable[[], Transcript],
+        abort: threading.Event,
+        *,
+        once: bool,
+    ) -> Transcript:
+        """A folder's one endpoint: over budget, the file waits for the period to turn
+        (in ``once`` it stays where it is, as for an endpoint that is down)."""
+        settings = job.settings
+        while True:
+            try:
+                return self.paid(job, found, settings.endpoint, settings.model, send)
+            except Unusable as exc:
+                if once:
+                    raise EndpointUnreachable(exc.message) from None
+            if abort.wait(WAIT_SECONDS):
+                raise Abandoned
+
+    def _settle(self, made: str, amount: float, state: str, elapsed: float = 0.0) -> None:
+        try:
+            self._ledger.settle_spend(made, amount, state, self._clock(), elapsed)
+        except LedgerError as exc:  # the transcript is paid for: keep it
+            log.error("ledger.write_failed", error=str(exc), action="the estimate stays counted")
+
+    def _reached(self, refusal: spend.Refusal, request: spend.Request) -> None:
+        """``budget.reached``, once per endpoint or folder and period (in this process)."""
+        daily = refusal.limit.startswith("per_day")
+        period = request.periods.day if daily else request.periods.month
+        with self._lock:
+            if (refusal.scope, refusal.name, period) in self._told:
+                return
+            self._told.add((refusal.scope, refusal.name, period))
+        log.warning(
+            "budget.reached",
+            scope=refusal.scope,
+            name=refusal.name,
+            endpoint=request.endpoint,
+            folder=request.folder,
+            limit=refusal.limit,
+            period=period,
+            action="files that would cross it are not sent there until the period turns"
+            " (local time): the next endpoint of the list takes them, or they wait",
+        )
+
+
+def _unbilled(exc: Exception) -> bool:
+    """Whether the failure says no work was billed: refused before it was sent, answered
+    with an error, or no server reached."""
+    if isinstance(exc, Unusable):  # refused, or down: nothing transcribed
+        return True
+    assert isinstance(exc, TranscriptionError)
+    return exc.status is not None or bool(getattr(exc, "outage", False))
