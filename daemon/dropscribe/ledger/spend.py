@@ -12,6 +12,7 @@ the spend recorded never exceeds a budget, whoever reserves it."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -20,6 +21,7 @@ from dropscribe.vocab.budget import Budget, Periods, Spent, crossed
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
     Rows = Callable[[str, tuple[Any, ...]], list[tuple[Any, ...]]]
 
@@ -151,9 +153,13 @@ class SpendRows:
     def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         raise NotImplementedError
 
+    def _stored(self, path: Path | str) -> str:
+        raise NotImplementedError
+
     def reserve_spend(self, request: Request, now: float) -> str | Refusal:
         """Check the budgets and reserve the request's estimate, durable on return."""
-        return self._spend_turn(lambda rows: reserve(rows, request, now))  # type: ignore[no-any-return]
+        stored = dataclasses.replace(request, path=self._stored(request.path))  # any name
+        return self._spend_turn(lambda rows: reserve(rows, stored, now))  # type: ignore[no-any-return]
 
     def settle_spend(
         self, made: str, cost: float, state: str, now: float, elapsed: float = 0.0
