@@ -14,6 +14,7 @@ import errno
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 SMALL_FILE = 1 << 20  # a config file, a prompt: more than 1 MiB is not one
 KEY_FILE = 64 << 10  # an API key or a password
@@ -134,3 +135,24 @@ def chosen_state_dir(base: Path, setting: str | None) -> Path:
     if setting:
         return (base / Path(setting).expanduser()).resolve()
     return default_state_dir()
+
+
+def unreadable(exc: OSError | UnicodeDecodeError) -> str:
+    """Why a file could not be read, never quoting its bytes (it may hold a key)."""
+    if isinstance(exc, UnicodeDecodeError):
+        return "not UTF-8 text"
+    return exc.strerror or exc.__class__.__name__
+
+
+def text(name: str, base: Path, at: tuple[str | int, ...], problem: Any) -> tuple[Path, str] | None:
+    """A text file the config names (``prompt_file``, ``glossary_file`` ...), read as
+    ``read`` does: its path and its text, or None once ``problem`` was told at ``at``."""
+    path: Path | str = name
+    try:
+        path = expanded(name, base)
+        return path, read(path).decode("utf-8")
+    except UnusableError as exc:
+        problem(at, str(exc))
+    except (OSError, UnicodeDecodeError) as exc:
+        problem(at, f"cannot read {path}: {unreadable(exc)}")
+    return None

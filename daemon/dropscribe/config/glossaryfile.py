@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from dropscribe.config import files
-from dropscribe.config.keyfile import unreadable
 from dropscribe.vocab import glossary
 
 if TYPE_CHECKING:
@@ -29,15 +28,9 @@ def read(model: Any, values: dict[str, Any], base: Path, where: KeyPath, problem
     if "glossary" in values:
         problem(where, "give glossary or glossary_file, not both")
         return
-    try:
-        path = files.expanded(name, base)
-        text = files.read(path).decode("utf-8")
-    except files.UnusableError as exc:
-        problem(at, str(exc))
+    if (read := files.text(name, base, at, problem)) is None:
         return
-    except (OSError, UnicodeDecodeError) as exc:
-        problem(at, f"cannot read {name}: {unreadable(exc)}")
-        return
+    path, text = read
     entries, errors = parsed(text)
     for line, message in errors:
         problem(at, f"{path}:{line}: {message}")

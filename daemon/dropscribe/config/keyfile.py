@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dropscribe.config import files
+from dropscribe.config.files import unreadable
 
 if TYPE_CHECKING:
     from dropscribe.config.locate import KeyPath
@@ -38,13 +39,6 @@ def read(
         return key or None
     problem(where, f"key file {candidates[-1]} does not exist")
     return None
-
-
-def unreadable(exc: OSError | UnicodeDecodeError) -> str:
-    """Why a file could not be read, never quoting its bytes (it may hold a key)."""
-    if isinstance(exc, UnicodeDecodeError):
-        return "not UTF-8 text"
-    return exc.strerror or exc.__class__.__name__
 
 
 def check(key: str | None, env: str | None, file: str | None, where: KeyPath, problem: Any) -> None:

@@ -17,7 +17,7 @@ import structlog
 from pydantic import ValidationError
 
 from dropscribe.config import document, fallbacks, files, glossaryfile, sections, steps
-from dropscribe.config.keyfile import unreadable
+from dropscribe.config.files import unreadable
 from dropscribe.config.locate import KeyPath, dotted, from_pydantic, line_of
 from dropscribe.config.schema import (
     ConfigModel,
@@ -320,13 +320,8 @@ def _layer(
     if model.prompt_file is not None:
         if model.prompt is not None:
             problem(where, "give prompt or prompt_file, not both")
-        try:
-            prompt_path = files.expanded(model.prompt_file, base)
-            values["prompt"] = files.read(prompt_path).decode("utf-8").strip()
-        except files.UnusableError as exc:
-            problem((*where, "prompt_file"), str(exc))
-        except (OSError, UnicodeDecodeError) as exc:
-            problem((*where, "prompt_file"), f"cannot read {prompt_path}: {unreadable(exc)}")
+        if read := files.text(model.prompt_file, base, (*where, "prompt_file"), problem):
+            values["prompt"] = read[1].strip()
     glossaryfile.read(model, values, base, where, problem)  # glossary_file: into glossary
     for key in ("output_dir", "voices"):  # folders, relative to the config file
         if key in values:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from dropscribe.config import files
-from dropscribe.config.keyfile import unreadable
 from dropscribe.vocab.steps import SummaryModel
 
 if TYPE_CHECKING:
@@ -33,16 +32,10 @@ def resolve(values: dict[str, Any], base: Path, where: KeyPath, problem: Any) ->
     if summary.prompt is not None:
         problem((*where, "summary"), "give prompt or prompt_file, not both")
     at = (*where, "summary", "prompt_file")
-    try:
-        path = files.expanded(summary.prompt_file, base)
-        text = files.read(path).decode("utf-8").strip()
-    except files.UnusableError as exc:
-        problem(at, str(exc))
+    if (read := files.text(summary.prompt_file, base, at, problem)) is None:
         return
-    except (OSError, UnicodeDecodeError) as exc:
-        problem(at, f"cannot read {summary.prompt_file}: {unreadable(exc)}")
-        return
-    values["summary"] = summary.model_copy(update={"prompt": text, "prompt_file": None})
+    prompt = read[1].strip()
+    values["summary"] = summary.model_copy(update={"prompt": prompt, "prompt_file": None})
 
 
 def check(model: ConfigModel, problem: Any) -> None:
