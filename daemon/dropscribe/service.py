@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
     import httpx
 
-    from dropscribe.jobs.job import Tally
+    from dropscribe.jobs.job import SettledFile, Tally
     from dropscribe.ledger.interface import Ledger
     from dropscribe.transcribe.radar import Retiring
     from dropscribe.vocab.config import Config
@@ -178,7 +178,7 @@ class Daemon:
                 once=once,
                 log_level=self.log_level or self.config.log_level,
                 metrics=metrics,
-                on_done=self._intake.finished,
+                on_done=self._finished,
                 on_lost=self._intake.lost,
             )
         return Threads(
@@ -189,8 +189,13 @@ class Daemon:
             metrics=metrics,
             threads=self.config.workers,
             transport=self._transport,
-            on_done=self._intake.finished,
+            on_done=self._finished,
         )
+
+    def _finished(self, item: SettledFile) -> None:
+        """A worker is free; its file's steps are looked at now (stepclaims33)."""
+        self._intake.finished(item)
+        self._stepper.finished(item.path)
 
     # ------------------------------------------------------------ the loop
 

@@ -143,6 +143,14 @@ class PostgresLedger(Reads, StepRows, SendReads, SpendRows):
     def confirm(self, claim: Claim) -> None:
         self._leases.confirm(claim)
 
+    def hold_step(
+        self, key: JobKey, step: str, shaping: str, path: Path
+    ) -> contextlib.AbstractContextManager[Claim]:
+        """One step claimed by this host alone (stepclaims33), as a job is: the claim
+        named ``step:<job key>:<step>:<shaping>``, leased and renewed by the heartbeat."""
+        named = JobKey(f"step:{key}:{step}", shaping)  # str(): step:<key>:<step>:<shaping>
+        return self._leases.hold(named, self._stored(path))
+
     # ------------------------------------------------------------ files
 
     def record_file(

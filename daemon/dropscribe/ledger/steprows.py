@@ -4,10 +4,17 @@
 the hash of its own settings; its attempts, its last error, when it is due again, the
 tokens it took. ``step_outputs``: which result each source's step sidecars show now
 (path, step), so a sweep knows what is written without looking at the disk.
-A backend mixes in ``StepRows`` and provides ``_rows`` and ``_execute``."""
+A backend mixes in ``StepRows`` and provides ``_rows`` and ``_execute``.
+
+One host does each step (stepclaims33): ``hold_step`` claims it before its chat
+request. A shared ledger overrides it with a lease on the claims table (``leases.py``:
+renewed by the heartbeat, lost ``lease_seconds`` after its host died); a SQLite ledger
+has one stepper (the daemon's main process, under the state_dir's lock): nothing to
+claim."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass
@@ -17,6 +24,7 @@ from dropscribe import names
 from dropscribe.vocab.states import JobKey
 
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
     from pathlib import Path
 
     from dropscribe.ledger.interface import FileRow
@@ -104,6 +112,18 @@ class StepRows:
         """Return once the writes queued before are committed (a file's done state is
         queued, not waited for): a write waits for its turn, and writes keep their order."""
         self._execute("DELETE FROM step_outputs WHERE 0 = 1", ())
+
+    def hold_step(
+        self,
+        key: JobKey,  # noqa: ARG002 - a shared ledger's claim names them
+        step: str,  # noqa: ARG002
+        shaping: str,  # noqa: ARG002
+        path: Path,  # noqa: ARG002
+    ) -> AbstractContextManager[object]:
+        """Claim one step of one transcript while the block runs (its chat request, its
+        sidecars); raise ClaimedElsewhere if another host holds it. Here: nobody else
+        could (one stepper per SQLite ledger)."""
+        return contextlib.nullcontext()
 
     def done_since(self, since: float) -> list[FileRow]:
         """Files done (sidecars written) at or after ``since``, oldest first."""

@@ -2,12 +2,15 @@
 a chat endpoint that is slow or away delays steps, never a transcript.
 
 It looks at files the ledger has done (all of them at start, at a reload and every
-rescan; those done since the last look every turn; those whose steps are due again),
+rescan; those done since the last look every turn; those this daemon's workers finished,
+at once and until their done state is committed; those whose steps are due again),
 and for each step a file's settings ask for that its sidecars do not show yet: the
 stored result of the same transcript and step settings if there is one, else the step
 done now (its attempts counted; retried with backoff; quarantined after the chat
 endpoint's max_attempts with its reason, an outage never counting); then its sidecars
-written and the ledger told which result they show."""
+written and the ledger told which result they show. Each step is claimed first
+(``StepRows.hold_step``): of several hosts sharing a ledger one asks the chat model, and
+another takes the step over once that host's lease has run out."""
 
 from __future__ import annotations
 
@@ -24,11 +27,18 @@ import structlog
 
 from dropscribe import names
 from dropscribe.config import rules
-from dropscribe.errors import DropscribeError, LedgerError, SidecarError, TranscriptionError
-from dropscribe.outputs import glossary, hooks, render
-from dropscribe.steps import sidecars
+from dropscribe.errors import (
+    ClaimedElsewhere,
+    DropscribeError,
+    LedgerError,
+    SidecarError,
+    TranscriptionError,
+)
+from dropscribe.outputs import glossary, render
+from dropscribe.steps import hooked, sidecars
 from dropscribe.steps.calls import Caller
 from dropscribe.steps.chat import ChatClient
+from dropscribe.steps.marks import Marks
 from dropscribe.steps.work import Usage, Worker
 from dropscribe.transcribe.backoff import delay
 from dropscribe.transcript import Transcript
@@ -44,7 +54,7 @@ if TYPE_CHECKING:
     from dropscribe.ledger.interface import FileRow, Ledger
     from dropscribe.ledger.steprows import StepRows
     from dropscribe.ops.metrics import Metrics
-    from dropscribe.vocab.config import Config
+    from dropscribe.vocab.config import Config, Inbox
     from dropscribe.vocab.settings import FolderSettings
 
 log = structlog.get_logger("dropscribe")
@@ -74,6 +84,7 @@ class Stepper:
         self._since = 0.0
         self._callers: dict[str, Caller] = {}
         self._eager = False  # once: a step waiting for its next try is tried now
+        self._marks = Marks()  # stepclaims33: finished here, or claimed elsewhere
         self.left = 0  # steps a turn did not finish (once says so)
         self._thread = threading.Thread(target=self._run, name="dropscribe-steps", daemon=True)
 
@@ -115,6 +126,13 @@ class Stepper:
         self._forgive = self._forgive or full
         self._poke.set()
 
+    def finished(self, path: Path) -> None:
+        """A worker of this daemon finished ``path``: looked at now, and every turn until
+        its done state is read (a write may be queued or slow; a timestamp window would
+        miss it) or the next full rescan has passed."""
+        self._marks.finished(str(path), time.time() + max(self._config().rescan_seconds, 10 * TURN))
+        self._poke.set()
+
     def close(self) -> None:
         self._stop.set()
         self._poke.set()
@@ -139,7 +157,7 @@ class Stepper:
                 log.warning("steps.ledger_unavailable", error=str(exc))
             except Exception as exc:  # a bug of ours: said, and the loop goes on
                 log.exception("steps.crashed", error=f"{exc.__class__.__name__}: {exc}")
-            due = self._rows.next_due()
+            due = min(filter(None, (self._rows.next_due(), self._marks.next_at())), default=None)
             wait = TURN if due is None else min(TURN, max(0.05, due - time.time()))
             self._poke.wait(wait)
             self._poke.clear()
@@ -155,9 +173,12 @@ class Stepper:
         if rows:
             self._since = max(self._since, *(r.updated for r in rows))
         paths = {r.path: r for r in rows}
-        for path in self._rows.steps_due(now):
+        for path in [*self._rows.steps_due(now), *self._marks.due(now)]:
             if path not in paths and (row := self._ledger.file(Path(path))) is not None:
                 paths[path] = row
+        for path, row in paths.items():
+            if row.state == FileState.DONE:
+                self._marks.done(path)
         for row in paths.values():
             if self._stop.is_set():
                 return
@@ -187,86 +208,86 @@ class Stepper:
         steps = steps_of(settings.chat, settings.summary, settings.translate_to)
         if not steps:
             return
-        page: render.Page | None = None
         outputs = [Path(p) for p in json.loads(row.outputs or "[]")]
         structlog.contextvars.bind_contextvars(path=row.path, inbox=inbox.name)
         wrote = False
         try:
             for step in steps:
                 shaping = step.shaping_hash()
-                shown = sidecars.shown_as(shaping, settings)
-                if self._rows.step_shown(source, step.name) == (
-                    str(row.key),
-                    shown,
-                ) and not self._note_lost(row, step, shaping, settings, outputs):
+                if self._shows(row, step, shaping, settings, outputs):
                     continue
-                result = self._result(row, step, shaping, settings)
-                if result is None:
-                    self.left += 1
-                    continue
-                page = self._page(row, settings, source)
-                if page is None:
-                    return
-                made = sidecars.files_of(
-                    step.name,
-                    result,
-                    page,
-                    settings,
-                    source,
-                    outputs,
-                    rules.sidecar_dir(inbox, settings, source),
-                )
                 try:
-                    files = sidecars.claimed(self._ledger, made, settings, source, row.key)
-                    sidecars.write(files, inbox, settings, source, row.key, outputs)
-                except SidecarError as exc:
-                    log.error(
-                        "step.sidecar_failed", step=step.name, error=str(exc), will_retry=True
+                    with self._rows.hold_step(row.key, step.name, shaping, source):
+                        # looked at again in the claim: another host may have done it
+                        if self._shows(row, step, shaping, settings, outputs):
+                            continue
+                        done = self._step(row, step, shaping, (inbox, settings), outputs)
+                except ClaimedElsewhere as exc:
+                    self._marks.elsewhere(row.path, time.time() + exc.seconds_left)
+                    log.info(
+                        "step.claimed_elsewhere",
+                        step=step.name,
+                        host=exc.host,
+                        seconds_left=round(exc.seconds_left, 1),
                     )
-                    self.left += 1
                     continue
-                self._rows.step_written(source, step.name, row.key, shown, list(files))
-                log.info("step.written", step=step.name, sidecars=[str(p) for p in files])
-                wrote = True
+                if done is None:
+                    return
+                wrote = wrote or done
             if wrote and settings.hook is not None:
-                self._hook(row, inbox.name, settings, steps, outputs)
+                hooked.run(self._rows, row, inbox.name, settings, steps, outputs)
         finally:
             structlog.contextvars.clear_contextvars()
 
-    def _hook(
+    def _shows(
+        self, row: FileRow, step: Step, shaping: str, settings: FolderSettings, outputs: list[Path]
+    ) -> bool:
+        """The file's step sidecars show this transcript's result of this step now."""
+        shown = sidecars.shown_as(shaping, settings)
+        return self._rows.step_shown(Path(row.path), step.name) == (
+            str(row.key),
+            shown,
+        ) and not self._note_lost(row, step, shaping, settings, outputs)
+
+    def _step(
         self,
         row: FileRow,
-        inbox: str,
-        settings: FolderSettings,
-        steps: list[Step],
+        step: Step,
+        shaping: str,
+        where: tuple[Inbox, FolderSettings],
         outputs: list[Path],
-    ) -> None:
-        """The folder's hook once every step of the file shows its result now: outcome
-        ``steps``, its sidecars the transcript's and the steps', and ``steps`` naming
-        each step's (the hook ran at ``done`` already, before the steps)."""
+    ) -> bool | None:
+        """One step of one file, claimed: its result (stored, or made now) and its
+        sidecars; whether they were written (None: the transcript is gone, stop)."""
+        inbox, settings = where
         source = Path(row.path)
-        key = str(row.key)
-        if settings.hook is None or any(
-            self._rows.step_shown(source, s.name)
-            != (key, sidecars.shown_as(s.shaping_hash(), settings))
-            for s in steps
-        ):
-            return
-        written = self._rows.step_sidecars(source)
-        shown = {s.name: written.get(s.name, []) for s in steps}
-        every = dict.fromkeys([*map(str, outputs), *(p for ps in shown.values() for p in ps)])
-        hooks.run(
-            settings.hook,
-            {
-                "file": row.path,
-                "inbox": inbox,
-                "outcome": "steps",
-                "sidecars": list(every),
-                "steps": shown,
-                "moved_to": None,
-                "error": None,
-            },
+        result = self._result(row, step, shaping, settings)
+        if result is None:
+            self.left += 1
+            return False
+        page = self._page(row, settings, source)
+        if page is None:
+            return None
+        made = sidecars.files_of(
+            step.name,
+            result,
+            page,
+            settings,
+            source,
+            outputs,
+            rules.sidecar_dir(inbox, settings, source),
         )
+        try:
+            files = sidecars.claimed(self._ledger, made, settings, source, row.key)
+            sidecars.write(files, inbox, settings, source, row.key, outputs)
+        except SidecarError as exc:
+            log.error("step.sidecar_failed", step=step.name, error=str(exc), will_retry=True)
+            self.left += 1
+            return False
+        shown = sidecars.shown_as(shaping, settings)
+        self._rows.step_written(source, step.name, row.key, shown, list(files))
+        log.info("step.written", step=step.name, sidecars=[str(p) for p in files])
+        return True
 
     def _counted(self, caller: Caller, step: Step, usage: Usage, *, failed: bool) -> None:
         if self._metrics is not None:
