@@ -12,7 +12,8 @@
     │   │   │   ├── ModelGone                 the model is shut down or withdrawn: its pair waits
     │   │   │   └── EndpointRuledOut          in ``once``: an earlier file found it unusable
     │   │   └── PermanentError                400, 413, 415, 422, bad answers, not audio
-    │   │       └── EmptyAnswer               no text for audio with speech: the next endpoint
+    │   │       ├── EmptyAnswer               no text for audio with speech: the next endpoint
+    │   │       └── ContextTooLong            a chat request over the model's context: cut smaller
     │   ├── SidecarError (OSError)            a transcript could not be written to disk
     │   ├── LedgerError                       the ledger cannot read or write (any backend's error)
     │   │   ├── LedgerUnavailable             a shared ledger cannot be reached: the file waits
@@ -25,7 +26,7 @@
     │   └── AlreadyRunningError               another dropscribe serves the same state_dir
     ├── Abandoned                             a signal: the daemon stops, leave the job
     ├── Replan                                a signal: decide again how to send the file
-    └── Unusable                              a signal: the endpoint cannot take it; the next may
+    └── PassedOver                            a signal: the endpoint cannot take it; the next may
 
 ``Problem`` is not an exception: one thing wrong in a config file, which ConfigError
 lists. Only ``http.py`` catches ``httpx`` exceptions; it turns them into these, each
@@ -37,6 +38,7 @@ only ``ledger/`` catches ``sqlite3`` and ``psycopg`` errors: they leave it as
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 class DropscribeError(Exception):
@@ -118,6 +120,15 @@ class PermanentError(TranscriptionError):
 class EmptyAnswer(PermanentError):  # noqa: N818 - named for what the answer is
     """The answer had no text although speech was heard in the audio: with several
     endpoints, the file is tried on the next (``jobs/cascade.py``)."""
+
+
+class ContextTooLong(PermanentError):  # noqa: N818 - named for what the request is
+    """A chat request is over the model's context (``steps/``); ``tokens`` is the limit
+    the server named, if any: the step is cut into smaller parts."""
+
+    def __init__(self, message: str, tokens: int | None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.tokens = tokens
 
 
 class EndpointError(TranscriptionError):
@@ -210,7 +221,7 @@ class EndpointRuledOut(EndpointError):  # noqa: N818 - named for what the endpoi
     retry mends; every later file of it fails at once."""
 
 
-class Unusable(Exception):  # noqa: N818 - a signal between two functions, not an error
+class PassedOver(Exception):  # noqa: N818 - a signal between two functions, not an error
     """While a file has another endpoint to go to: this one cannot take it now (paused,
     out of quota, its model gone, down); ``why`` says which, ``sent`` whether a request
     of this file was answered so (``transcribe/fallback.py``)."""

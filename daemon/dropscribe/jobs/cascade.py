@@ -26,8 +26,8 @@ from dropscribe.errors import (
     EmptyAnswer,
     EndpointError,
     EndpointUnreachable,
+    PassedOver,
     TranscriptionError,
-    Unusable,
 )
 from dropscribe.jobs import routing, spending
 from dropscribe.ledger.sends import DONE, FAILED, SENDING, UNUSABLE
@@ -85,9 +85,9 @@ class Cascade:
         if held is not None:
             try:
                 return self._turn(job, found, *held, patient=True)
-            except (EmptyAnswer, Unusable) as exc:  # it answered: it refuses the file
+            except (EmptyAnswer, PassedOver) as exc:  # it answered: it refuses the file
                 chain = [pair for pair in chain if pair != held]
-                why = exc.why if isinstance(exc, Unusable) else "empty"
+                why = exc.why if isinstance(exc, PassedOver) else "empty"
                 why += " (after a request that may have reached it before dropscribe stopped)"
                 self._passed(job, held[0], chain[0][0], why, exc.message)
         return self._down_the_list(job, found, chain)
@@ -95,12 +95,12 @@ class Cascade:
     def _down_the_list(self, job: Job, found: Probe, chain: list[tuple[str, str]]) -> Transcript:
         told = False  # file.fallback is said on the first way down the list only
         while True:
-            last: Unusable | None = None
+            last: PassedOver | None = None
             over = 0  # budget34: endpoints passed over for their budget
             for index, (endpoint, model) in enumerate(chain):
                 try:
                     return self._turn(job, found, endpoint, model)
-                except Unusable as exc:
+                except PassedOver as exc:
                     last = exc
                     why, message = exc.why, exc.message
                     over += why == "budget"
@@ -112,7 +112,7 @@ class Cascade:
                     if index == len(chain) - 1:
                         raise
                     why, message = "ruled out", exc.message
-                    last = Unusable(endpoint, why, message, sent=False)
+                    last = PassedOver(endpoint, why, message, sent=False)
                 if index < len(chain) - 1 and not told:
                     self._passed(job, endpoint, chain[index + 1][0], why, message)
             told = True
@@ -134,7 +134,7 @@ class Cascade:
     def _turn(
         self, job: Job, found: Probe, endpoint: str, model: str, *, patient: bool = False
     ) -> Transcript:
-        """The file sent to ``endpoint`` with ``model``; ``Unusable`` when it cannot take
+        """The file sent to ``endpoint`` with ``model``; ``PassedOver`` when it cannot take
         it (``patient``: only when it refuses it, not while it is paused or down)."""
         _, key = job.known()
         settings = job.settings.model_copy(update={"endpoint": endpoint, "model": model})
@@ -144,7 +144,7 @@ class Cascade:
             with fallback.turn(self._reasons, patient=patient):
                 send = lambda: self._planner.transcribe(one, found)  # noqa: E731
                 answer = self._spender.paid(one, found, endpoint, model, send)  # budget34
-        except Unusable as exc:
+        except PassedOver as exc:
             self._ledger.record_send(
                 key, endpoint, model, job.path, UNUSABLE, f"{exc.why}: {exc.message}"
             )

@@ -4,7 +4,7 @@ duration times the endpoint's price) in the same transaction that checks it agai
 the endpoint's and the folder's budgets for today and this month (``ledger/spend.py``);
 the reservation is committed before the request leaves. A file that would cross a
 budget is not sent there: with a list of endpoints it goes on to the next
-(``Unusable``, why ``budget``), alone it waits until the period turns. Once the endpoint
+(``PassedOver``, why ``budget``), alone it waits until the period turns. Once the endpoint
 answers, the reservation is settled to what the request cost: the answer's billed
 length (``usage.seconds``, or its ``duration``) times the price, 0 when nothing was
 billed (refused, never sent). A crash leaves it reserved: counted, never lost."""
@@ -22,8 +22,8 @@ from dropscribe.errors import (
     EmptyAnswer,
     EndpointUnreachable,
     LedgerError,
+    PassedOver,
     TranscriptionError,
-    Unusable,
 )
 from dropscribe.ledger import spend
 from dropscribe.transcribe import prices
@@ -60,7 +60,7 @@ class Spender:
         self, job: Job, found: Probe, endpoint: str, model: str, send: Callable[[], Transcript]
     ) -> Transcript:
         """``send()``'s transcript, its cost reserved before and settled after;
-        ``Unusable`` (why ``budget``, nothing sent) when it would cross a budget."""
+        ``PassedOver`` (why ``budget``, nothing sent) when it would cross a budget."""
         held, key = job.known()
         where = self._uploader.client(endpoint).endpoint
         price = prices.per_hour(where, model)
@@ -70,7 +70,7 @@ class Spender:
                 f"no price is known for model {model!r} on endpoint {endpoint!r}, so its"
                 " budget cannot be counted; set price_per_hour: on the endpoint"
             )
-            raise Unusable(endpoint, "budget", message, sent=False)
+            raise PassedOver(endpoint, "budget", message, sent=False)
         per_hour = price or 0.0
         seconds = found.duration or held.size / BYTES_A_SECOND
         now = self._clock()
@@ -87,7 +87,7 @@ class Spender:
         made = self._ledger.reserve_spend(request, now)
         if isinstance(made, spend.Refusal):
             self._reached(made, request)
-            raise Unusable(
+            raise PassedOver(
                 endpoint, "budget", f"{made.scope} {made.name}: {made.limit}", sent=False
             )
         started = time.monotonic()
@@ -96,7 +96,7 @@ class Spender:
         except EmptyAnswer:  # answered, and billed
             self._settle(made, request.estimate, spend.SETTLED)
             raise
-        except (Unusable, TranscriptionError) as exc:
+        except (PassedOver, TranscriptionError) as exc:
             if _unbilled(exc):
                 self._settle(made, 0.0, spend.RELEASED)
             raise  # else: it may have been billed; the reservation stands
@@ -120,7 +120,7 @@ class Spender:
         while True:
             try:
                 return self.paid(job, found, settings.endpoint, settings.model, send)
-            except Unusable as exc:
+            except PassedOver as exc:
                 if once:
                     raise EndpointUnreachable(exc.message) from None
             if abort.wait(WAIT_SECONDS):
@@ -156,7 +156,7 @@ class Spender:
 def _unbilled(exc: Exception) -> bool:
     """Whether the failure says no work was billed: refused before it was sent, answered
     with an error, or no server reached."""
-    if isinstance(exc, Unusable):  # refused, or down: nothing transcribed
+    if isinstance(exc, PassedOver):  # refused, or down: nothing transcribed
         return True
     assert isinstance(exc, TranscriptionError)
     return exc.status is not None or bool(getattr(exc, "outage", False))

@@ -203,6 +203,14 @@ class Sidecars(Verdicts, Protocol):
         ...
 
 
+class Stepping(Lookup, Capabilities, Sidecars, Protocol):
+    """The steps after the transcript (steps/stepper.py): a done file's row and its
+    stored transcript, the chat models' learned refusals, step sidecars claimed as the
+    transcript's are (the steps' own rows are ``steprows.StepRows``)."""
+
+    def job(self, key: JobKey) -> JobRow | None: ...
+
+
 class Checkpoints(Protocol):
     """A long recording's plan and its finished chunks: jobs/chunked.py."""
 

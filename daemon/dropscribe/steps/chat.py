@@ -17,7 +17,13 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from dropscribe import __version__
-from dropscribe.errors import OutageError, PermanentError, RetryableError, TranscriptionError
+from dropscribe.errors import (
+    ContextTooLong,
+    OutageError,
+    PermanentError,
+    RetryableError,
+    TranscriptionError,
+)
 from dropscribe.transcribe import answers, bodies, kinds
 
 if TYPE_CHECKING:
@@ -34,14 +40,6 @@ class Answer:
     finish_reason: str
     tokens_in: int
     tokens_out: int
-
-
-class ContextTooLong(PermanentError):  # noqa: N818 - named for what the request is
-    """The request is over the model's context; ``tokens`` is the limit it named (if any)."""
-
-    def __init__(self, message: str, tokens: int | None, **kw: Any) -> None:
-        super().__init__(message, **kw)
-        self.tokens = tokens
 
 
 class ChatClient:

@@ -36,8 +36,6 @@ from dropscribe.errors import (
 )
 from dropscribe.outputs import glossary, render
 from dropscribe.steps import hooked, sidecars
-from dropscribe.steps.calls import Caller
-from dropscribe.steps.chat import ChatClient
 from dropscribe.steps.marks import Marks
 from dropscribe.steps.work import Usage, Worker
 from dropscribe.transcribe.backoff import delay
@@ -51,9 +49,10 @@ if TYPE_CHECKING:
 
     import httpx
 
-    from dropscribe.ledger.interface import FileRow, Ledger
+    from dropscribe.ledger.interface import FileRow, Stepping
     from dropscribe.ledger.steprows import StepRows
     from dropscribe.ops.metrics import Metrics
+    from dropscribe.steps.calls import Caller
     from dropscribe.vocab.config import Config, Inbox
     from dropscribe.vocab.settings import FolderSettings
 
@@ -66,7 +65,7 @@ RETRY_CAP = 300.0  # the longest wait between two tries of a failed step
 class Stepper:
     def __init__(
         self,
-        ledger: Ledger,
+        ledger: Stepping,
         config: Callable[[], Config],
         *,
         transport: httpx.BaseTransport | None = None,
@@ -193,6 +192,9 @@ class Stepper:
         if caller is None or caller.endpoint != endpoint:
             if caller is not None:
                 caller.close()
+            from dropscribe.steps.calls import Caller  # noqa: PLC0415 - httpx only for steps
+            from dropscribe.steps.chat import ChatClient  # noqa: PLC0415
+
             client = ChatClient(endpoint, transport=self._transport)
             caller = self._callers[name] = Caller(endpoint, self._ledger, self._stop, client=client)
         return caller

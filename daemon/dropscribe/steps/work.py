@@ -10,9 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from dropscribe.errors import PermanentError, RetryableError
+from dropscribe.errors import ContextTooLong, PermanentError, RetryableError
 from dropscribe.steps import prompts
-from dropscribe.steps.chat import ContextTooLong
 
 if TYPE_CHECKING:
     from dropscribe.outputs.render import Page

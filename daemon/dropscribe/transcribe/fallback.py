@@ -1,7 +1,7 @@
 """Several endpoints per folder, the uploader's side. While a file has another endpoint to
 go to (inside ``turn``), an endpoint that cannot take it is not waited for: where the
 uploader would wait (its breaker open, its model gone) or try again after an outage, it
-raises ``Unusable`` instead, after the usual bookkeeping (the breaker counts the failure,
+raises ``PassedOver`` instead, after the usual bookkeeping (the breaker counts the failure,
 the pair is marked gone). Which endpoint comes next is ``jobs/cascade.py``'s.
 
 Why an endpoint is unusable, in the words ``file.fallback`` and ``explain`` use:
@@ -20,7 +20,7 @@ import threading
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
-from dropscribe.errors import ModelGone, RetryableError, Unusable
+from dropscribe.errors import ModelGone, PassedOver, RetryableError
 from dropscribe.transcribe.answers import QUOTA_CODES
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ def why(failure: TranscriptionError) -> str:
 
 
 def failed(endpoint: str, failure: TranscriptionError) -> None:
-    """Inside a turn: ``Unusable``, since ``failure`` answered this file's request."""
+    """Inside a turn: ``PassedOver``, since ``failure`` answered this file's request."""
     now = _TURN.get()
     if now is None:
         return
@@ -81,17 +81,17 @@ def failed(endpoint: str, failure: TranscriptionError) -> None:
     if patient and said == "down":
         return
     reasons.note(endpoint, said, failure.message)
-    raise Unusable(endpoint, said, failure.message, sent=True)
+    raise PassedOver(endpoint, said, failure.message, sent=True)
 
 
 def waiting(endpoint: str, fallback: str, message: str) -> None:
-    """Inside a turn: ``Unusable`` instead of waiting for ``endpoint`` (nothing was sent);
+    """Inside a turn: ``PassedOver`` instead of waiting for ``endpoint`` (nothing was sent);
     ``fallback``/``message``: the why when no failure of it was seen by this process."""
     now = _TURN.get()
     if now is None or now[1]:
         return
     last = now[0].last(endpoint)
     if last is None:
-        raise Unusable(endpoint, fallback, message, sent=False)
+        raise PassedOver(endpoint, fallback, message, sent=False)
     said = fallback if last[0] == fallback else f"{fallback} ({last[0]})"
-    raise Unusable(endpoint, said, last[1], sent=False)
+    raise PassedOver(endpoint, said, last[1], sent=False)
