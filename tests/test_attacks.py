@@ -12,6 +12,7 @@ import pytest
 
 from conftest import API_KEY, DaemonProcess, make_wav, tmpfs
 from fakeapi import FakeAPI, Reply
+from test_attacks_ledgerfix import fill
 
 pytestmark = pytest.mark.slow
 
@@ -371,22 +372,6 @@ def small_disk(tmp_path):
     """A 3 MiB disk of our own."""
     with tmpfs(tmp_path / "small", "size=3m") as mount:
         yield mount
-
-
-def fill(folder: Path) -> Path:
-    """Write one file until the filesystem under ``folder`` is full."""
-    filler = folder / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:  # unbuffered: a buffered file's close would write its rest and raise
-        for size in (65536, 4096, 1):  # the last bytes too: nothing is left
-            while True:
-                try:
-                    os.write(fd, b"\0" * size)
-                except OSError:
-                    break
-    finally:
-        os.close(fd)
-    return filler
 
 
 def test_a_full_state_dir_keeps_the_paid_transcript_and_never_uploads_twice(setup, small_disk):
