@@ -8,23 +8,22 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import threading
+import pickle
+import subprocess
+import sys
 import wave
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 RATE = 16000
 ONSET_FRAMES = 3  # 10 ms frames of a next word's sound that may come before its event
 _WORD, _SAMPLERATE = 1, 8  # espeak_EVENT_TYPE
 _SYNCHRONOUS = 2  # AUDIO_OUTPUT_SYNCHRONOUS
 _UTF8 = 1  # espeakCHARS_UTF8
-_LOCK = threading.Lock()  # libespeak-ng is one global synthesiser
 
 
 class _Event(ctypes.Structure):
@@ -86,33 +85,54 @@ def _espeak() -> Any:
     return _lib
 
 
+def _synthesised(
+    text: str, speed: int, voice: str
+) -> tuple[list[np.ndarray], list[tuple[int, int]], int]:
+    """In a fresh process: the audio chunks, the word events and the rate of ``text``."""
+    lib = _espeak()
+    chunks: list[np.ndarray] = []
+    starts: list[tuple[int, int]] = []  # (text position, sample at the source rate)
+
+    def collect(wav: Any, count: int, events: Any) -> int:
+        if count > 0:
+            chunks.append(np.ctypeslib.as_array(wav, shape=(count,)).copy())
+        n = 0
+        while events[n].type != 0:
+            event = events[n]
+            if event.type == _WORD:
+                starts.append((event.text_position, event.audio_position))
+            n += 1
+        return 0
+
+    callback = _CALLBACK(collect)
+    lib.espeak_SetSynthCallback(callback)
+    lib.espeak_SetVoiceByName(voice.encode())
+    lib.espeak_SetParameter(1, speed, 0)  # espeakRATE, absolute
+    data = text.encode()
+    lib.espeak_Synth(data, len(data) + 1, 0, 1, 0, _UTF8, None, None)
+    lib.espeak_Synchronize()
+    return chunks, starts, int(lib.dropscribe_rate)
+
+
 def spoken(text: str, *, speed: int = 165, voice: str = "en-us", gap: float = 0.0) -> Spoken:
     """``text`` spoken by espeak-ng, resampled to 16 kHz, with its word events as truth;
-    ``gap`` seconds of silence before the speech."""
-    with _LOCK:
-        lib = _espeak()
-        chunks: list[np.ndarray] = []
-        starts: list[tuple[int, int]] = []  # (text position, sample at the source rate)
-
-        def collect(wav: Any, count: int, events: Any) -> int:
-            if count > 0:
-                chunks.append(np.ctypeslib.as_array(wav, shape=(count,)).copy())
-            n = 0
-            while events[n].type != 0:
-                event = events[n]
-                if event.type == _WORD:
-                    starts.append((event.text_position, event.audio_position))
-                n += 1
-            return 0
-
-        callback = _CALLBACK(collect)
-        lib.espeak_SetSynthCallback(callback)
-        lib.espeak_SetVoiceByName(voice.encode())
-        lib.espeak_SetParameter(1, speed, 0)  # espeakRATE, absolute
-        data = text.encode()
-        lib.espeak_Synth(data, len(data) + 1, 0, 1, 0, _UTF8, None, None)
-        lib.espeak_Synchronize()
-        rate = lib.dropscribe_rate
+    ``gap`` seconds of silence before the speech. Each text is synthesised in a fresh
+    process: libespeak-ng keeps state from one utterance to the next, so the same text
+    said later in a process sounds slightly different (and a test would depend on the
+    tests before it)."""
+    child = (
+        "import pickle, sys; sys.path.insert(0, sys.argv[1]); import test_align_speech as t;"
+        " sys.stdout.buffer.write(pickle.dumps(t._synthesised(sys.argv[2], int(sys.argv[3]),"
+        " sys.argv[4])))"
+    )
+    here = str(Path(__file__).parent)
+    done = subprocess.run(
+        [sys.executable, "-c", child, here, text, str(speed), voice],
+        capture_output=True,
+        check=True,
+        timeout=120,
+    )
+    chunks, starts, rate = pickle.loads(done.stdout)
     audio = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
     # resample to 16 kHz (linear: speech from espeak has little above 8 kHz)
     count = round(len(audio) * RATE / rate)
