@@ -19,12 +19,11 @@ import httpx
 from dropscribe import __version__
 from dropscribe.errors import (
     ContextTooLong,
-    OutageError,
     PermanentError,
     RetryableError,
     TranscriptionError,
 )
-from dropscribe.transcribe import answers, bodies, kinds
+from dropscribe.transcribe import answers, bodies, http, kinds
 
 if TYPE_CHECKING:
     from dropscribe.vocab.endpoints import Endpoint
@@ -98,13 +97,7 @@ class ChatClient:
             return RetryableError(
                 f"no complete answer from {url} within {self.endpoint.timeout:g} s"
             )
-        if isinstance(exc, httpx.ConnectError):
-            return OutageError(f"cannot connect to {url}: {exc}")
-        if isinstance(exc, httpx.ConnectTimeout):
-            return OutageError(f"cannot connect to {url}: no answer in time")
-        if isinstance(exc, httpx.TimeoutException):
-            return RetryableError(f"no answer from {url} within {self.endpoint.timeout:g} s")
-        return RetryableError(f"connection to {url} failed: {exc.__class__.__name__}")
+        return http.transport_error(exc, self.endpoint, url)
 
     def _read(self, response: httpx.Response, deadline: float, url: str) -> bytes:
         """The body within the deadline and max_answer_bytes (a hostile server must not pin

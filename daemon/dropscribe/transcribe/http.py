@@ -209,28 +209,7 @@ class Client:
         )
 
     def _transport_error(self, exc: httpx.HTTPError) -> TranscriptionError:
-        """What went wrong, said so a person can act on it: which URL, and why."""
-        url, ep = self.endpoint.base_url, self.endpoint
-        if isinstance(exc, httpx.ConnectTimeout):
-            return OutageError(
-                f"cannot connect to {url}: no answer within {ep.connect_timeout:g} s"
-            )
-        if isinstance(exc, httpx.ConnectError):
-            return OutageError(f"cannot connect to {url}: {_not_connected(exc)}")
-        if isinstance(exc, httpx.ReadTimeout):
-            return RetryableError(f"no answer from {url} within {ep.timeout:g} s (timeout)")
-        if isinstance(exc, httpx.WriteTimeout):
-            return RetryableError(f"{url} stopped taking the upload for {ep.timeout:g} s")
-        if isinstance(exc, httpx.TimeoutException):  # PoolTimeout: our own slots are full
-            return RetryableError(f"no free connection to {url} within {ep.timeout:g} s")
-        if isinstance(exc, httpx.RemoteProtocolError):
-            return RetryableError(f"{url} closed the connection before answering in full")
-        if isinstance(exc, httpx.TransportError):
-            return RetryableError(f"connection to {url} failed: {self._scrub(_cause(exc))}")
-        return RetryableError(  # the answer could not be read (DecodingError, ...)
-            f"unreadable answer from {url}: {exc.__class__.__name__}:"
-            f" {self._scrub(str(exc))[: bodies.MAX_MESSAGE]}"
-        )
+        return transport_error(exc, self.endpoint, self.endpoint.base_url)
 
     def _answer(
         self, response: httpx.Response, body: bytes, response_format: str, model: str = ""
@@ -249,8 +228,7 @@ class Client:
 
     def _scrub(self, text: str) -> str:
         """Servers echo keys back in 401 messages; never let one reach a log."""
-        key = self.endpoint.api_key
-        return text.replace(key, "***") if key else text
+        return _scrubbed(self.endpoint, text)
 
 
 class _TooLate(Exception):  # noqa: N818 - a signal between two functions, not an error
@@ -283,3 +261,31 @@ def _not_connected(exc: BaseException) -> str:
             return inner.strerror.lower()
         inner = inner.__cause__ or inner.__context__
     return _cause(exc)
+
+
+def transport_error(exc: httpx.HTTPError, ep: Endpoint, url: str) -> TranscriptionError:
+    """What went wrong on the way to ``url`` of ``ep``, said so a person can act on it:
+    which URL, and why (the key never quoted). The uploads' and the chat steps' alike."""
+    if isinstance(exc, httpx.ConnectTimeout):
+        return OutageError(f"cannot connect to {url}: no answer within {ep.connect_timeout:g} s")
+    if isinstance(exc, httpx.ConnectError):
+        return OutageError(f"cannot connect to {url}: {_not_connected(exc)}")
+    if isinstance(exc, httpx.ReadTimeout):
+        return RetryableError(f"no answer from {url} within {ep.timeout:g} s (timeout)")
+    if isinstance(exc, httpx.WriteTimeout):
+        return RetryableError(f"{url} stopped taking the upload for {ep.timeout:g} s")
+    if isinstance(exc, httpx.TimeoutException):  # PoolTimeout: our own slots are full
+        return RetryableError(f"no free connection to {url} within {ep.timeout:g} s")
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return RetryableError(f"{url} closed the connection before answering in full")
+    if isinstance(exc, httpx.TransportError):
+        return RetryableError(f"connection to {url} failed: {_scrubbed(ep, _cause(exc))}")
+    return RetryableError(  # the answer could not be read (DecodingError, ...)
+        f"unreadable answer from {url}: {exc.__class__.__name__}:"
+        f" {_scrubbed(ep, str(exc))[: bodies.MAX_MESSAGE]}"
+    )
+
+
+def _scrubbed(ep: Endpoint, text: str) -> str:
+    """``text`` with ``ep``'s key blanked (servers echo keys back in 401 messages)."""
+    return text.replace(ep.api_key, "***") if ep.api_key else text
