@@ -19,7 +19,8 @@ def test_a_stop_past_the_grace_during_a_local_transcription_exits_0(local):  # n
     engine's thread), no sidecar, and the file is transcribed at the next start."""
     local.data["shutdown_grace"] = 0
     local.data["log"] = {"level": "debug"}  # local.transcribe: the engine has begun
-    speak(local.inbox / "long.wav", LONG_SPEECH)
+    # long enough that the engine (two batches at once) is still at it when the stop lands
+    speak(local.inbox / "long.wav", " ".join([LONG_SPEECH] * 4))
     # The interpreter's teardown (where the crash happened, 1 stop in 6) runs atexit
     # handlers; a process that leaves without tearing down runs none.
     inject = local.root / "inject"
