@@ -151,6 +151,13 @@ class PostgresLedger(Reads, StepRows, SendReads, SpendRows):
         named = JobKey(f"step:{key}:{step}", shaping)  # str(): step:<key>:<step>:<shaping>
         return self._leases.hold(named, self._stored(path))
 
+    def _write_fenced(self, claim: Claim | None, sql: str, args: tuple[Any, ...]) -> None:
+        """A step's write, in the transaction that checks its claim (stepsfence)."""
+        with self._db.tx() as db:
+            if claim is not None and claim.token:
+                Leases.fence(db, claim)
+            db.execute(queries.for_psycopg(sql), args)
+
     # ------------------------------------------------------------ files
 
     def record_file(

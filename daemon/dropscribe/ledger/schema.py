@@ -233,6 +233,10 @@ LAYOUT = Layout(
             columns("path text, step text, key text, shaping text, outputs text, updated real"),
             key=("path", "step"),
         ),
+        # stepsfence: the hook after a source's steps, claimed for what they showed then
+        Table(
+            "step_hooks", columns("path text, shown text, token text, claimed real"), key=("path",)
+        ),
         # fallback34: which endpoint each job was sent to, and why others were passed over
         Table(
             "sends",

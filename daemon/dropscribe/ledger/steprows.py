@@ -10,12 +10,24 @@ One host does each step (stepclaims33): ``hold_step`` claims it before its chat
 request. A shared ledger overrides it with a lease on the claims table (``leases.py``:
 renewed by the heartbeat, lost ``lease_seconds`` after its host died); a SQLite ledger
 has one stepper (the daemon's main process, under the state_dir's lock): nothing to
-claim."""
+claim.
+
+Fencing (stepsfence): a host stuck past its step's lease must not write over the host
+that took the step over. Every write of a claimed step (its start, result, failure and
+which sidecars show it) goes through ``_write_fenced``, which a shared ledger overrides
+to check the claim's token in the same transaction (``Leases.fence``); the sidecars'
+names are claimed with it too (``finish``), and they get their names only if the claim
+is still ours just before (``confirm``).
+
+The hook after a file's steps (``hook_claimed``): one row per source in ``step_hooks``
+naming what the steps showed when their hook was claimed, taken in one statement, so
+one host runs it for each set of results."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import secrets
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -27,7 +39,7 @@ if TYPE_CHECKING:
     from contextlib import AbstractContextManager
     from pathlib import Path
 
-    from dropscribe.ledger.interface import FileRow
+    from dropscribe.ledger.interface import Claim, FileRow
 
 UPSERT_STEP = """
 INSERT INTO steps (key, step, shaping, endpoint, path, state, attempts, error, next_at,
@@ -44,6 +56,14 @@ STEP_FAILED = (
     "UPDATE steps SET state = ?, error = ?, next_at = ?, tokens_in = tokens_in + ?,"
     " tokens_out = tokens_out + ?, updated = ? WHERE key = ? AND step = ? AND shaping = ?"
 )
+# The hook's claim for what a source's steps show (``shown``): a new row, or one for what
+# they showed before; the same ``shown`` again changes nothing (the hook of it was claimed).
+CLAIM_HOOK = """
+INSERT INTO step_hooks (path, shown, token, claimed) VALUES (?, ?, ?, ?)
+ON CONFLICT (path) DO UPDATE SET shown = excluded.shown, token = excluded.token,
+    claimed = excluded.claimed
+WHERE step_hooks.shown <> excluded.shown
+"""
 UPSERT_OUTPUTS = """
 INSERT INTO step_outputs (path, step, key, shaping, outputs, updated) VALUES (?, ?, ?, ?, ?, ?)
 ON CONFLICT (path, step) DO UPDATE SET key = excluded.key, shaping = excluded.shaping,
@@ -119,11 +139,28 @@ class StepRows:
         step: str,  # noqa: ARG002
         shaping: str,  # noqa: ARG002
         path: Path,  # noqa: ARG002
-    ) -> AbstractContextManager[object]:
+    ) -> AbstractContextManager[Claim | None]:
         """Claim one step of one transcript while the block runs (its chat request, its
         sidecars); raise ClaimedElsewhere if another host holds it. Here: nobody else
-        could (one stepper per SQLite ledger)."""
-        return contextlib.nullcontext()
+        could (one stepper per SQLite ledger), and there is no claim to fence with."""
+        return contextlib.nullcontext(None)
+
+    def _write_fenced(self, claim: Claim | None, sql: str, args: tuple[Any, ...]) -> None:
+        """``sql``, unless ``claim`` is no longer this host's (then Fenced, nothing
+        written). Here: it always is (see ``hold_step``)."""
+        del claim
+        self._execute(sql, args)
+
+    def hook_claimed(self, path: Path, shown: str) -> bool:
+        """Whether this host is the one to run the hook after ``path``'s steps for what
+        they show now (``shown``); false if one did already, here or on another host.
+        Claimed before the hook runs: a crash in between leaves it unrun, as a crash
+        between a file's done state and its hook does (at most once, never twice)."""
+        where = self._stored(path)
+        token = secrets.token_hex(8)
+        self._execute(CLAIM_HOOK, (where, shown, token, time.time()))
+        rows = self._rows("SELECT token FROM step_hooks WHERE path = ?", (where,))
+        return bool(rows) and rows[0][0] == token
 
     def done_since(self, since: float) -> list[FileRow]:
         """Files done (sidecars written) at or after ``since``, oldest first."""
@@ -160,7 +197,14 @@ class StepRows:
         return (str(rows[0][0]), str(rows[0][1])) if rows else None
 
     def step_started(
-        self, key: JobKey, step: str, shaping: str, endpoint: str, path: Path, attempt: int
+        self,
+        key: JobKey,
+        step: str,
+        shaping: str,
+        endpoint: str,
+        path: Path,
+        attempt: int,
+        claim: Claim | None = None,
     ) -> None:
         args = (
             str(key),
@@ -172,13 +216,20 @@ class StepRows:
             attempt,
             time.time(),
         )
-        self._execute(UPSERT_STEP, args)
+        self._write_fenced(claim, UPSERT_STEP, args)
 
     def step_done(
-        self, key: JobKey, step: str, shaping: str, result: dict[str, Any], tokens: tuple[int, int]
+        self,
+        key: JobKey,
+        step: str,
+        shaping: str,
+        result: dict[str, Any],
+        tokens: tuple[int, int],
+        claim: Claim | None = None,
     ) -> None:
         blob = json.dumps(result, ensure_ascii=False)
-        self._execute(STEP_DONE, (blob, *tokens, time.time(), str(key), step, shaping))
+        args = (blob, *tokens, time.time(), str(key), step, shaping)
+        self._write_fenced(claim, STEP_DONE, args)
 
     def step_failed(
         self,
@@ -190,17 +241,24 @@ class StepRows:
         quarantined: bool,
         next_at: float,
         tokens: tuple[int, int] = (0, 0),
+        claim: Claim | None = None,
     ) -> None:
         state = "failed" if quarantined else "retrying"
         args = (state, names.text(error), next_at, *tokens, time.time(), str(key), step, shaping)
-        self._execute(STEP_FAILED, args)
+        self._write_fenced(claim, STEP_FAILED, args)
 
     def step_written(
-        self, path: Path, step: str, key: JobKey, shaping: str, outputs: list[Path]
+        self,
+        path: Path,
+        step: str,
+        key: JobKey,
+        shaping: str,
+        outputs: list[Path],
+        claim: Claim | None = None,
     ) -> None:
         blob = json.dumps([self._stored(p) for p in outputs])
         args = (self._stored(path), step, str(key), shaping, blob, time.time())
-        self._execute(UPSERT_OUTPUTS, args)
+        self._write_fenced(claim, UPSERT_OUTPUTS, args)
 
     def steps_of(self, key: JobKey) -> list[StepRow]:
         """Every step row of one transcript, the latest first (explain)."""

@@ -1,10 +1,21 @@
 """The folder's hook after the steps (chat33): once every step of a file shows its
-result, outcome ``steps`` (the hook ran at ``done`` already, before the steps)."""
+result, outcome ``steps`` (the hook ran at ``done`` already, before the steps).
+
+One host runs it (stepsfence): two hosts that finish a file's last two steps at once
+both see every step shown, so the hook for what the steps show is claimed in the ledger
+first (``StepRows.hook_claimed``: one statement; the other host's claim changes
+nothing), then run. A crash between the claim and the run leaves that hook unrun, as a
+crash between a file's done state and its ``done`` hook does: at most once, never twice.
+Steps shown anew (their settings, the glossary or the transcript changed) claim it anew."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import structlog
 
 from dropscribe.outputs import hooks
 from dropscribe.steps import sidecars
@@ -14,6 +25,8 @@ if TYPE_CHECKING:
     from dropscribe.ledger.steprows import StepRows
     from dropscribe.vocab.settings import FolderSettings
     from dropscribe.vocab.steps import Step
+
+log = structlog.get_logger("dropscribe")
 
 
 def run(
@@ -25,17 +38,21 @@ def run(
     outputs: list[Path],
 ) -> None:
     """The hook, its sidecars the transcript's and the steps', and ``steps`` naming
-    each step's; nothing while a step does not show its result yet."""
+    each step's; nothing while a step does not show its result yet, or when its hook
+    for these results was claimed already (here, or by another host)."""
     source = Path(row.path)
     key = str(row.key)
+    shown_as = {s.name: sidecars.shown_as(s.shaping_hash(), settings) for s in steps}
     if settings.hook is None or any(
-        rows.step_shown(source, s.name) != (key, sidecars.shown_as(s.shaping_hash(), settings))
-        for s in steps
+        rows.step_shown(source, name) != (key, shown) for name, shown in shown_as.items()
     ):
         return
     written = rows.step_sidecars(source)
     shown = {s.name: written.get(s.name, []) for s in steps}
     every = dict.fromkeys([*map(str, outputs), *(p for ps in shown.values() for p in ps)])
+    if not rows.hook_claimed(source, fingerprint(key, shown_as, shown)):
+        log.info("hook.claimed_elsewhere", outcome="steps", reason="its hook was run already")
+        return
     hooks.run(
         settings.hook,
         {
@@ -48,3 +65,10 @@ def run(
             "error": None,
         },
     )
+
+
+def fingerprint(key: str, shown_as: dict[str, str], sidecars: dict[str, list[str]]) -> str:
+    """What a file's steps show: its transcript, each step's result as written and its
+    sidecars (as the ledger stores their paths: the same on every host)."""
+    blob = json.dumps([key, sorted(shown_as.items()), sorted(sidecars.items())])
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]

@@ -24,10 +24,10 @@ from dropscribe.vocab.settings import Format
 from dropscribe.vocab.states import JobKey
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from pathlib import Path
 
-    from dropscribe.ledger.interface import Sidecars
+    from dropscribe.ledger.interface import Claim, Sidecars
     from dropscribe.outputs.render import Page
     from dropscribe.vocab.config import Inbox
     from dropscribe.vocab.settings import FolderSettings
@@ -94,13 +94,38 @@ def files_of(
     return made
 
 
+def published(
+    ledger: Sidecars,
+    made: list[Made],
+    inbox: Inbox,
+    settings: FolderSettings,
+    source: Path,
+    key: JobKey,
+    outputs: list[Path],
+    claim: Claim | None,
+) -> list[Path]:
+    """One step's sidecars claimed and written (``claimed``, ``write``); with a shared
+    ledger's ``claim`` of the step (stepsfence), no name is claimed and none is given
+    unless it is still this host's (Fenced: nothing written, no temp file left)."""
+    files = claimed(ledger, made, settings, source, key, claim)
+    confirm = (lambda: ledger.confirm(claim)) if claim is not None and claim.token else None
+    write(files, inbox, settings, source, key, outputs, confirm)
+    return list(files)
+
+
 def claimed(
-    ledger: Sidecars, made: list[Made], settings: FolderSettings, source: Path, key: JobKey
+    ledger: Sidecars,
+    made: list[Made],
+    settings: FolderSettings,
+    source: Path,
+    key: JobKey,
+    claim: Claim | None = None,
 ) -> dict[Path, bytes]:
     """The sidecars under the names claimed for them in the ledger, as the transcript's
     are: the template's name unless another source owns it or a file we did not write is
     in the way (a user's own notes), then ``{name}.{ext}``, then numbers; the md note is
-    the transcript's, this source's already. Raises SidecarError when no name is left."""
+    the transcript's, this source's already. Raises SidecarError when no name is left,
+    Fenced when ``claim`` ran out (checked as the names are claimed)."""
     owner = None if settings.after == "keep" else f"{names.text(source)}#{key.digest}"
     me = owner or names.text(source)
     options = [_candidates(m.path, source, m.ext) for m in made]
@@ -108,7 +133,7 @@ def claimed(
     for _ in range(ROUNDS):  # another round only if a name was claimed meanwhile
         left = [i for i, target in enumerate(chosen) if target is None]
         picks = [_free(ledger, options[i], me) for i in left]
-        for i, target in zip(left, ledger.finish(source, None, picks, owner), strict=True):
+        for i, target in zip(left, ledger.finish(source, None, picks, owner, claim), strict=True):
             chosen[i] = target
         if None not in chosen or not any(picks):
             break
@@ -187,8 +212,10 @@ def write(
     source: Path,
     key: JobKey,
     outputs: list[Path],
+    before_naming: Callable[[], None] | None = None,
 ) -> None:
-    """Write them atomically, with the recording's permission bits and the job's mark."""
+    """Write them atomically, with the recording's permission bits and the job's mark;
+    ``before_naming`` may refuse (raise) once all are written and none is named yet."""
     folder = rules.sidecar_dir(inbox, settings, source)
     mode = None
     for candidate in (source, *outputs):
@@ -203,7 +230,13 @@ def write(
     if not marks.supported(folder):
         staged.update({marks.fallback(t): marks.of(ours, d) for t, d in files.items()})
         mark = None
-    sidecar.write_all(staged, within=settings.output_dir or inbox.path, mode=mode, mark=mark)
+    sidecar.write_all(
+        staged,
+        before_naming=before_naming,
+        within=settings.output_dir or inbox.path,
+        mode=mode,
+        mark=mark,
+    )
 
 
 def _wrapped(text: str, page: Page) -> list[str]:

@@ -10,37 +10,36 @@ done now (its attempts counted; retried with backoff; quarantined after the chat
 endpoint's max_attempts with its reason, an outage never counting); then its sidecars
 written and the ledger told which result they show. Each step is claimed first
 (``StepRows.hold_step``): of several hosts sharing a ledger one asks the chat model, and
-another takes the step over once that host's lease has run out."""
+another takes the step over once that host's lease has run out. Every write of a step
+is fenced by its claim (stepsfence): a host whose lease ran out meanwhile (paused,
+stalled, cut off) writes neither its result nor its sidecars (``step.fenced``); and the
+hook after a file's steps is claimed in the ledger before it runs (``hooked.run``), so
+that one host runs it when two finish a file's last steps at once."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import random
 import threading
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 import structlog
 
-from dropscribe import names
 from dropscribe.config import rules
 from dropscribe.errors import (
     ClaimedElsewhere,
     DropscribeError,
+    Fenced,
     LedgerError,
     SidecarError,
     TranscriptionError,
 )
-from dropscribe.outputs import glossary, render
-from dropscribe.steps import hooked, sidecars
+from dropscribe.steps import hooked, sidecars, work
 from dropscribe.steps.marks import Marks
 from dropscribe.steps.work import Usage, Worker
 from dropscribe.transcribe.backoff import delay
-from dropscribe.transcript import Transcript
-from dropscribe.vocab.settings import Format
 from dropscribe.vocab.states import FileState
 from dropscribe.vocab.steps import SUMMARY, Step, steps_of
 
@@ -49,7 +48,7 @@ if TYPE_CHECKING:
 
     import httpx
 
-    from dropscribe.ledger.interface import FileRow, Stepping
+    from dropscribe.ledger.interface import Claim, FileRow, Stepping
     from dropscribe.ledger.steprows import StepRows
     from dropscribe.ops.metrics import Metrics
     from dropscribe.steps.calls import Caller
@@ -219,11 +218,19 @@ class Stepper:
                 if self._shows(row, step, shaping, settings, outputs):
                     continue
                 try:
-                    with self._rows.hold_step(row.key, step.name, shaping, source):
+                    with self._rows.hold_step(row.key, step.name, shaping, source) as claim:
                         # looked at again in the claim: another host may have done it
                         if self._shows(row, step, shaping, settings, outputs):
                             continue
-                        done = self._step(row, step, shaping, (inbox, settings), outputs)
+                        done = self._step(row, (step, shaping, claim), (inbox, settings), outputs)
+                except Fenced as exc:  # the host that took the step over writes it
+                    log.warning(
+                        "step.fenced",
+                        step=step.name,
+                        error=str(exc),
+                        action="nothing was written: the host holding the step now writes it",
+                    )
+                    continue
                 except ClaimedElsewhere as exc:
                     self._marks.elsewhere(row.path, time.time() + exc.seconds_left)
                     log.info(
@@ -254,20 +261,21 @@ class Stepper:
     def _step(
         self,
         row: FileRow,
-        step: Step,
-        shaping: str,
+        held: tuple[Step, str, Claim | None],
         where: tuple[Inbox, FolderSettings],
         outputs: list[Path],
     ) -> bool | None:
-        """One step of one file, claimed: its result (stored, or made now) and its
+        """One step of one file, claimed (``held``: the step, its settings' hash, the
+        claim every write is fenced by): its result (stored, or made now) and its
         sidecars; whether they were written (None: the transcript is gone, stop)."""
+        step, shaping, claim = held
         inbox, settings = where
         source = Path(row.path)
-        result = self._result(row, step, shaping, settings)
+        result = self._result(row, held, settings)
         if result is None:
             self.left += 1
             return False
-        page = self._page(row, settings, source)
+        page = work.page(self._ledger, row, settings, source)
         if page is None:
             return None
         made = sidecars.files_of(
@@ -280,14 +288,15 @@ class Stepper:
             rules.sidecar_dir(inbox, settings, source),
         )
         try:
-            files = sidecars.claimed(self._ledger, made, settings, source, row.key)
-            sidecars.write(files, inbox, settings, source, row.key, outputs)
+            files = sidecars.published(
+                self._ledger, made, inbox, settings, source, row.key, outputs, claim
+            )
         except SidecarError as exc:
             log.error("step.sidecar_failed", step=step.name, error=str(exc), will_retry=True)
             self.left += 1
             return False
         shown = sidecars.shown_as(shaping, settings)
-        self._rows.step_written(source, step.name, row.key, shown, list(files))
+        self._rows.step_written(source, step.name, row.key, shown, files, claim)
         log.info("step.written", step=step.name, sidecars=[str(p) for p in files])
         return True
 
@@ -306,33 +315,15 @@ class Stepper:
             return False
         return sidecars.note_lost(outputs, settings, str(stored.result.get("markdown", "")))
 
-    def _page(self, row: FileRow, settings: FolderSettings, source: Path) -> render.Page | None:
-        job = self._ledger.job(row.key)
-        if job is None or job.result is None:
-            return None
-        recorded = None
-        if Format.MD in settings.formats:
-            with contextlib.suppress(OSError):
-                recorded = datetime.fromtimestamp(source.stat().st_mtime).astimezone()
-        return render.Page(
-            glossary.applied(  # as the transcript's sidecars show it (the chat sees it so)
-                Transcript.from_json(job.result, job.request_id), settings.glossary
-            ),
-            task=settings.task.value,
-            rules=settings.subtitles,
-            source=names.text(source.name),
-            model=settings.model,
-            recorded=recorded,
-        )
-
     def _result(
-        self, row: FileRow, step: Step, shaping: str, settings: FolderSettings
+        self, row: FileRow, held: tuple[Step, str, Claim | None], settings: FolderSettings
     ) -> dict | None:  # type: ignore[type-arg]
-        """The step's stored result, or one made now; None while it waits or is quarantined."""
+        """The step's stored result, or one made now; None while it waits or is quarantined.
+        Raises Fenced, its result dropped, if the claim ran out before it was stored."""
+        step, shaping, claim = held
         stored = self._rows.step(row.key, step.name, shaping)
         if stored is not None and stored.state == "done" and stored.result is not None:
-            if self._rows.step_shown(Path(row.path), step.name) is None or True:
-                log.info("step.reused", step=step.name)
+            log.info("step.reused", step=step.name)
             return stored.result
         if stored is not None and stored.state == "failed":
             return None
@@ -342,13 +333,12 @@ class Stepper:
         caller = self._caller(step.chat.endpoint)
         if caller is None:
             return None
-        page = self._page(row, settings, Path(row.path))
+        page = work.page(self._ledger, row, settings, Path(row.path))
         if page is None:
             return None
         attempt = (stored.attempts if stored is not None else 0) + 1
-        self._rows.step_started(
-            row.key, step.name, shaping, caller.endpoint.name, Path(row.path), attempt
-        )
+        began = (row.key, step.name, shaping, caller.endpoint.name, Path(row.path))
+        self._rows.step_started(*began, attempt, claim)
         usage = Usage()
         log.info("step.started", step=step.name, attempt=attempt, endpoint=caller.endpoint.name)
         try:
@@ -357,9 +347,7 @@ class Stepper:
             message = getattr(exc, "message", str(exc))
             outage = bool(getattr(exc, "outage", False))
             if outage:  # the endpoint's, never the step's: not counted
-                self._rows.step_started(
-                    row.key, step.name, shaping, caller.endpoint.name, Path(row.path), attempt - 1
-                )
+                self._rows.step_started(*began, attempt - 1, claim)
             quarantined = not outage and attempt >= caller.endpoint.max_attempts
             wait = delay(attempt, RETRY_CAP, random.random(), getattr(exc, "retry_after", None))  # noqa: S311
             self._counted(caller, step, usage, failed=True)
@@ -371,6 +359,7 @@ class Stepper:
                 quarantined=quarantined,
                 next_at=time.time() + wait,
                 tokens=(usage.tokens_in, usage.tokens_out),
+                claim=claim,
             )
             log.warning(
                 "step.failed",
@@ -382,9 +371,8 @@ class Stepper:
                 retry_in=round(wait, 2),
             )
             return None
-        self._rows.step_done(
-            row.key, step.name, shaping, result, (usage.tokens_in, usage.tokens_out)
-        )
+        used = (usage.tokens_in, usage.tokens_out)
+        self._rows.step_done(row.key, step.name, shaping, result, used, claim)
         self._counted(caller, step, usage, failed=False)
         log.info(
             "step.done",

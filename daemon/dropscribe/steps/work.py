@@ -5,17 +5,27 @@ never taken as a complete answer: the part or batch goes again, smaller."""
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from dropscribe import names
 from dropscribe.errors import ContextTooLong, PermanentError, RetryableError
+from dropscribe.outputs import glossary, render
 from dropscribe.steps import prompts
+from dropscribe.transcript import Transcript
+from dropscribe.vocab.settings import Format
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from dropscribe.ledger.interface import FileRow, Stepping
     from dropscribe.outputs.render import Page
     from dropscribe.steps.calls import Caller
+    from dropscribe.vocab.settings import FolderSettings
     from dropscribe.vocab.steps import Step
 
 log = structlog.get_logger("dropscribe")
@@ -34,6 +44,27 @@ class Usage:
     tokens_out: int = 0
     requests: int = 0
     notes: list[str] = field(default_factory=list)
+
+
+def page(ledger: Stepping, row: FileRow, settings: FolderSettings, source: Path) -> Page | None:
+    """A done file's stored transcript as its sidecars show it (None: it is gone)."""
+    job = ledger.job(row.key)
+    if job is None or job.result is None:
+        return None
+    recorded = None
+    if Format.MD in settings.formats:
+        with contextlib.suppress(OSError):
+            recorded = datetime.fromtimestamp(source.stat().st_mtime).astimezone()
+    return render.Page(
+        glossary.applied(  # as the transcript's sidecars show it (the chat sees it so)
+            Transcript.from_json(job.result, job.request_id), settings.glossary
+        ),
+        task=settings.task.value,
+        rules=settings.subtitles,
+        source=names.text(source.name),
+        model=settings.model,
+        recorded=recorded,
+    )
 
 
 class Worker:
