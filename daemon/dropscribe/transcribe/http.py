@@ -167,7 +167,7 @@ class Client:
                 response = self._http.send(request, stream=True)
                 answered = True
                 try:
-                    body = self._read(response, deadline)
+                    body = self._read(response, deadline, where)
                 finally:
                     response.close()
             except _TooLate:
@@ -175,7 +175,7 @@ class Client:
             except httpx.HTTPError as exc:
                 if cut.done:
                     raise self._late(where, answered=answered) from None
-                raise self._transport_error(exc) from None
+                raise transport_error(exc, self.endpoint, where) from None
         if cut.done:  # the answer's end may be the cut's (an answer without a length)
             raise self._late(where, answered=True)
         return response, body
@@ -207,31 +207,28 @@ class Client:
         except (ValueError, RecursionError):
             raise PermanentError(f"{where} did not answer JSON", status=200) from None
 
-    def _read(self, response: httpx.Response, deadline: float) -> bytes:
+    def _read(self, response: httpx.Response, deadline: float, where: str) -> bytes:
         """The answer's body, decompressed, within the request's deadline and size cap."""
         limit = self.endpoint.max_answer_bytes
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
-            raise self._too_large(response, f"{int(declared):,}")
+            raise self._too_large(response, where, f"{int(declared):,}")
         pieces, total = [], 0
         for piece in response.iter_bytes():
             total += len(piece)
             if total > limit:
-                raise self._too_large(response, f"at least {total:,}")
+                raise self._too_large(response, where, f"at least {total:,}")
             if time.monotonic() > deadline:
                 raise _TooLate
             pieces.append(piece)
         return b"".join(pieces)
 
-    def _too_large(self, response: httpx.Response, size: str) -> PermanentError:
+    def _too_large(self, response: httpx.Response, where: str, size: str) -> PermanentError:
         return PermanentError(
-            f"answer from {self.endpoint.base_url} is over {self.endpoint.max_answer_bytes:,}"
+            f"answer from {where} is over {self.endpoint.max_answer_bytes:,}"
             f" bytes ({size}; max_answer_bytes)",
             status=response.status_code,
         )
-
-    def _transport_error(self, exc: httpx.HTTPError) -> TranscriptionError:
-        return transport_error(exc, self.endpoint, self.endpoint.base_url)
 
     def _answer(
         self, response: httpx.Response, body: bytes, response_format: str, model: str = ""
