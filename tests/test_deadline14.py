@@ -37,12 +37,15 @@ HOSTILE = ("trickle_head", "endless_headers", "trickle_body", "stall", "huge_len
 
 
 class Hostile:
-    """A raw HTTP/1.1 server on 127.0.0.1: each request takes the next of ``modes``
-    (``keep`` once they are spent; None answers honestly, keeping the connection)."""
+    """A raw HTTP/1.1 server on 127.0.0.1: each request whose path has ``target`` in it
+    takes the next of ``modes`` (``keep`` once they are spent); None answers honestly,
+    keeping the connection: from ``answers``, or passed on to ``relay`` (a port)."""
 
-    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None, relay: int | None = None) -> None:
         self.modes: collections.deque[str | None] = collections.deque()
         self.keep: str | None = None
+        self.target = ""
+        self.relay = relay
         self.answers: dict[str, tuple[int, bytes, dict[str, str]]] = {}  # path part -> reply
         self.closing = threading.Event()
         self.served: list[str | None] = []
@@ -96,16 +99,30 @@ class Hostile:
                 conn = stack.enter_context(self._tls.wrap_socket(conn, server_side=True))
             reader = stack.enter_context(conn.makefile("rb"))
             while not self.closing.is_set():
-                path = _request(reader)
+                path, raw = _request(reader)
                 if path is None:
                     return
-                mode = self.modes.popleft() if self.modes else self.keep
+                mode = None
+                if self.target in path:
+                    mode = self.modes.popleft() if self.modes else self.keep
                 self.served.append(mode)
                 if mode is None:
-                    conn.sendall(self._honest(path))
+                    conn.sendall(self._relayed(raw) if self.relay else self._honest(path))
                     continue
                 getattr(self, f"_{mode}")(conn)
                 return
+
+    def _relayed(self, raw: bytes) -> bytes:
+        """The relay's whole answer to ``raw`` (asked to close once it has answered)."""
+        import socket
+
+        start, _, rest = raw.partition(b"\r\n")
+        with socket.create_connection(("127.0.0.1", self.relay or 0)) as upstream:
+            upstream.sendall(start + b"\r\nConnection: close\r\n" + rest)
+            pieces = []
+            while piece := upstream.recv(1 << 16):
+                pieces.append(piece)
+        return b"".join(pieces)
 
     def _honest(self, path: str) -> bytes:
         status, body, headers = next(
@@ -157,24 +174,32 @@ class Hostile:
         self.closing.wait()
 
 
-def _request(reader: Any) -> str | None:
-    """Read one request (head and body); its path, or None when the client has gone."""
+def _request(reader: Any) -> tuple[str | None, bytes]:
+    """Read one request (head and body): its path (None when the client has gone) and
+    its bytes (a chunked body as it came)."""
     start = reader.readline()
     if not start:
-        return None
+        return None, b""
+    raw = [start]
     length, chunked = 0, False
     while (line := reader.readline()) not in {b"\r\n", b""}:
+        raw.append(line)
         name, _, value = line.decode("latin-1").partition(":")
         if name.strip().lower() == "content-length":
             length = int(value)
         chunked |= name.strip().lower() == "transfer-encoding" and "chunked" in value
+    raw.append(b"\r\n")
     if chunked:
-        while (size := int(reader.readline().split(b";")[0], 16)) > 0:
-            reader.read(size + 2)
-        reader.readline()
+        while True:
+            line = reader.readline()
+            raw.append(line)
+            size = int(line.split(b";")[0], 16)
+            raw.append(reader.read(size + 2))
+            if size == 0:
+                break
     else:
-        reader.read(length)
-    return str(start.split()[1].decode())
+        raw.append(reader.read(length))
+    return str(start.split()[1].decode()), b"".join(raw)
 
 
 def endpoint(base_url: str) -> Endpoint:
