@@ -320,6 +320,23 @@ def test_a_kept_alive_connection_is_cut_too(server):
     _timed_out(error, f"{server.base_url}/models")
 
 
+def test_through_an_environment_proxy_each_request_is_cut(server, monkeypatch):
+    """HTTP_PROXY is still honoured, a connection per request, and each one is cut."""
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", server.base_url.removesuffix("/v1"))
+    server.modes.extend([None, "trickle_head"])
+    unreachable = "http://192.0.2.1:9/v1"  # TEST-NET-1: only the proxy can answer for it
+    client = Client(endpoint(unreachable))
+    try:
+        assert client.catalogue() == {"object": "list", "data": []}
+        _, error = ended(server, client.catalogue)
+    finally:
+        client.close()
+    assert server.connections == 2
+    _timed_out(error, f"{unreachable}/models")
+
+
 @pytest.fixture
 def tls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Hostile]:
     """A hostile server over TLS whose self-signed certificate the client trusts."""
@@ -389,3 +406,37 @@ def test_a_429_asks_for_no_longer_than_the_cap(server, wav, header, value):
     assert info.value.status == 429
     wait = info.value.retry_after
     assert wait is None or 0 <= wait <= MAX_RETRY_AFTER
+
+
+def test_a_deadline_after_the_answer_cuts_nothing():
+    """Once released (the answer in), the deadline leaves the socket, kept alive, alone."""
+    import socket
+
+    from dropscribe.transcribe.cutoff import Cut
+
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        cut = Cut()
+        cut.attach(ours)
+        cut.release()
+        cut.now()
+        theirs.sendall(b"x")
+        assert ours.recv(1) == b"x"
+        ours.sendall(b"y")
+        assert theirs.recv(1) == b"y"
+    assert not cut.done
+
+
+def test_a_deadline_cuts_a_socket_attached_after_it():
+    """A socket attached once the deadline has passed is shut down at once."""
+    import socket
+
+    from dropscribe.transcribe.cutoff import Cut
+
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        cut = Cut()
+        cut.now()
+        cut.attach(ours)
+        assert ours.recv(1) == b""
+    assert cut.done

@@ -45,6 +45,7 @@ class Cut:
         self._lock = threading.Lock()
         self._socket: socket.socket | None = None
         self.done = False  # the deadline passed: whatever the request raised, it was this
+        self._released = False
 
     def trace(self, event: str, info: dict[str, Any]) -> None:
         """httpcore's trace extension: a new connection's socket is the request's."""
@@ -56,16 +57,24 @@ class Cut:
     def attach(self, sock: socket.socket | None) -> None:
         """``sock`` carries the request now (cut at once if the deadline has passed)."""
         with self._lock:
-            if sock is not None and sock is not self._socket:
+            if sock is not None and sock is not self._socket and not self._released:
                 self._socket = sock
                 if self.done:
                     self._shut()
 
+    def release(self) -> None:
+        """The answer is in: its connection may go back to the pool, and to another
+        request, so a deadline passing from now on must not cut it."""
+        with self._lock:
+            self._socket = None
+            self._released = True
+
     def now(self) -> None:
         """The deadline: shut the socket down, and any socket attached from now on."""
         with self._lock:
-            self.done = True
-            self._shut()
+            if not self._released:  # released: the answer came in time
+                self.done = True
+                self._shut()
 
     def _shut(self) -> None:
         if self._socket is not None:

@@ -168,6 +168,7 @@ class Client:
                 answered = True
                 try:
                     body = self._read(response, deadline, where)
+                    cut.release()  # before the connection goes back to the pool
                 finally:
                     response.close()
             except _TooLate:
