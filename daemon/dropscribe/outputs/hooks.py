@@ -157,21 +157,31 @@ def _send(
 
 
 def _webhook(hook: HookModel, body: bytes) -> None:
+    """POST ``body``; the whole request (answer headers included) within hook.timeout."""
     assert hook.webhook is not None
     import httpx  # noqa: PLC0415 - only a config with a webhook pays for it
 
-    try:  # streamed, and the answer's body never read: only its status counts
-        with httpx.stream(
-            "POST",
-            hook.webhook,
-            content=body,
-            headers={"Content-Type": "application/json"},
-            timeout=hook.timeout,
-        ) as response:
-            status = response.status_code
-    except (httpx.HTTPError, httpx.InvalidURL) as exc:
-        log.warning("hook.failed", kind="webhook", error=exc.__class__.__name__)
-        return
+    from dropscribe.transcribe import cutoff  # noqa: PLC0415 - as httpx
+
+    with cutoff.deadline(hook.timeout) as cut:
+        try:  # streamed, and the answer's body never read: only its status counts
+            with (
+                httpx.Client(timeout=hook.timeout) as client,
+                client.stream(
+                    "POST",
+                    hook.webhook,
+                    content=body,
+                    headers={"Content-Type": "application/json"},
+                    extensions={"trace": cut.trace},
+                ) as response,
+            ):
+                status = response.status_code
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            if cut.done:  # the deadline cut the socket: whatever httpx saw, it was that
+                log.warning("hook.failed", kind="webhook", error="timeout", timeout=hook.timeout)
+            else:
+                log.warning("hook.failed", kind="webhook", error=exc.__class__.__name__)
+            return
     if status >= 400:
         log.warning("hook.failed", kind="webhook", status=status)
     else:

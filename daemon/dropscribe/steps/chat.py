@@ -5,11 +5,8 @@ for uploads; retries, the breaker and learned refusals are ``calls.py``'s."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
-import socket
-import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -23,7 +20,7 @@ from dropscribe.errors import (
     RetryableError,
     TranscriptionError,
 )
-from dropscribe.transcribe import answers, bodies, http, kinds
+from dropscribe.transcribe import answers, bodies, cutoff, http, kinds
 
 if TYPE_CHECKING:
     from dropscribe.vocab.endpoints import Endpoint
@@ -70,23 +67,18 @@ class ChatClient:
         """One completion, or raise (ContextTooLong: the request is over the context)."""
         url = f"{self.endpoint.base_url}/chat/completions"
         deadline = time.monotonic() + self.endpoint.timeout
-        cut = _Cut()
-        request = self._http.build_request(
-            "POST", "chat/completions", json=body, extensions={"trace": cut.trace}
-        )
-        timer = threading.Timer(self.endpoint.timeout, cut.now)
-        timer.daemon = True
-        timer.start()
-        try:
-            response = self._http.send(request, stream=True)
+        with cutoff.deadline(self.endpoint.timeout) as cut:
+            request = self._http.build_request(
+                "POST", "chat/completions", json=body, extensions={"trace": cut.trace}
+            )
             try:
-                raw = self._read(response, deadline, url)
-            finally:
-                response.close()
-        except httpx.HTTPError as exc:
-            raise self._failure(exc, url, cut=cut.done) from None
-        finally:
-            timer.cancel()
+                response = self._http.send(request, stream=True)
+                try:
+                    raw = self._read(response, deadline, url)
+                finally:
+                    response.close()
+            except httpx.HTTPError as exc:
+                raise self._failure(exc, url, cut=cut.done) from None
         if cut.done:  # the answer's end may be the cut's (an answer without a length)
             raise self._failure(httpx.ReadTimeout("cut"), url, cut=True)
         return self._answer(response, raw, str(body.get("model", "")))
@@ -162,34 +154,6 @@ class ChatClient:
 def _count(value: object) -> int:
     """A token count as the answer gives it; anything but a whole number is 0."""
     return value if isinstance(value, int) and 0 <= value < 1 << 62 else 0
-
-
-class _Cut:
-    """The request's socket (httpcore's trace hands it over once connected), shut down
-    when the deadline passes: a blocked read returns at once, whatever it was reading."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._socket: socket.socket | None = None
-        self.done = False
-
-    def trace(self, event: str, info: dict[str, Any]) -> None:
-        if event == "connection.connect_tcp.complete":
-            stream = info.get("return_value")
-            with self._lock:
-                self._socket = stream.get_extra_info("socket") if stream is not None else None
-                if self.done:
-                    self._shut()
-
-    def now(self) -> None:
-        with self._lock:
-            self.done = True
-            self._shut()
-
-    def _shut(self) -> None:
-        if self._socket is not None:
-            with contextlib.suppress(OSError):
-                self._socket.shutdown(socket.SHUT_RDWR)
 
 
 def _context(error: TranscriptionError) -> bool:

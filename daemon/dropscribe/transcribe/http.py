@@ -22,7 +22,7 @@ import httpx
 from dropscribe import __version__, names
 from dropscribe.audio import voices
 from dropscribe.errors import OutageError, PermanentError, RetryableError, TranscriptionError
-from dropscribe.transcribe import answers, bodies, kinds, models
+from dropscribe.transcribe import answers, bodies, cutoff, kinds, models
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -85,14 +85,21 @@ class Client:
         self._clock = clock
         headers = {"User-Agent": f"dropscribe/{__version__}", **kinds.auth_headers(endpoint)}
         self._limit = kinds.upload_limit(endpoint)
+        limits = httpx.Limits(
+            max_connections=endpoint.max_concurrency,
+            max_keepalive_connections=endpoint.max_concurrency,
+        )
+        if transport is None:  # one whose kept-alive connections a deadline can cut
+            transport = cutoff.transport(endpoint.base_url, limits)
+            if transport is None:  # through a proxy: a connection per request instead
+                limits = httpx.Limits(
+                    max_connections=endpoint.max_concurrency, max_keepalive_connections=0
+                )
         self._http = httpx.Client(
             base_url=endpoint.base_url + "/",
             headers=headers,
             timeout=httpx.Timeout(endpoint.timeout, connect=endpoint.connect_timeout),
-            limits=httpx.Limits(
-                max_connections=endpoint.max_concurrency,
-                max_keepalive_connections=endpoint.max_concurrency,
-            ),
+            limits=limits,
             transport=transport,
         )
 
@@ -149,21 +156,37 @@ class Client:
 
     def _exchange(self, request: httpx.Request, where: str) -> tuple[httpx.Response, bytes]:
         """Send ``request`` and read its whole answer within the endpoint's timeout (the
-        request's own body streamed under the same deadline); every failure one of ours."""
+        request's own body streamed under the same deadline, and the socket cut when it
+        passes, whatever it was waiting for); every failure one of ours."""
         deadline = time.monotonic() + self.endpoint.timeout
         request.stream = _Coalesced(request.stream, deadline=deadline)
-        try:
-            response = self._http.send(request, stream=True)
+        answered = False  # its status and headers in: "no complete answer" from then on
+        with cutoff.deadline(self.endpoint.timeout) as cut:
+            request.extensions["trace"] = cut.trace
             try:
-                return response, self._read(response, deadline)
-            finally:
-                response.close()
-        except _TooLate:
-            raise RetryableError(
-                f"no complete answer from {where} within {self.endpoint.timeout:g} s (timeout)"
-            ) from None
-        except httpx.HTTPError as exc:
-            raise self._transport_error(exc) from None
+                response = self._http.send(request, stream=True)
+                answered = True
+                try:
+                    body = self._read(response, deadline, where)
+                    cut.release()  # before the connection goes back to the pool
+                finally:
+                    response.close()
+            except _TooLate:
+                raise self._late(where, answered=True) from None
+            except httpx.HTTPError as exc:
+                if cut.done:
+                    raise self._late(where, answered=answered) from None
+                raise transport_error(exc, self.endpoint, where) from None
+        if cut.done:  # the answer's end may be the cut's (an answer without a length)
+            raise self._late(where, answered=True)
+        return response, body
+
+    def _late(self, where: str, *, answered: bool) -> RetryableError:
+        """The deadline passed before the answer (``answered``: before its end)."""
+        what = "complete answer" if answered else "answer"
+        return RetryableError(
+            f"no {what} from {where} within {self.endpoint.timeout:g} s (timeout)"
+        )
 
     def catalogue(self) -> Any:
         """The server's ``GET {base}/models`` answer, parsed (for the deprecation radar,
@@ -185,31 +208,28 @@ class Client:
         except (ValueError, RecursionError):
             raise PermanentError(f"{where} did not answer JSON", status=200) from None
 
-    def _read(self, response: httpx.Response, deadline: float) -> bytes:
+    def _read(self, response: httpx.Response, deadline: float, where: str) -> bytes:
         """The answer's body, decompressed, within the request's deadline and size cap."""
         limit = self.endpoint.max_answer_bytes
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
-            raise self._too_large(response, f"{int(declared):,}")
+            raise self._too_large(response, where, f"{int(declared):,}")
         pieces, total = [], 0
         for piece in response.iter_bytes():
             total += len(piece)
             if total > limit:
-                raise self._too_large(response, f"at least {total:,}")
+                raise self._too_large(response, where, f"at least {total:,}")
             if time.monotonic() > deadline:
                 raise _TooLate
             pieces.append(piece)
         return b"".join(pieces)
 
-    def _too_large(self, response: httpx.Response, size: str) -> PermanentError:
+    def _too_large(self, response: httpx.Response, where: str, size: str) -> PermanentError:
         return PermanentError(
-            f"answer from {self.endpoint.base_url} is over {self.endpoint.max_answer_bytes:,}"
+            f"answer from {where} is over {self.endpoint.max_answer_bytes:,}"
             f" bytes ({size}; max_answer_bytes)",
             status=response.status_code,
         )
-
-    def _transport_error(self, exc: httpx.HTTPError) -> TranscriptionError:
-        return transport_error(exc, self.endpoint, self.endpoint.base_url)
 
     def _answer(
         self, response: httpx.Response, body: bytes, response_format: str, model: str = ""

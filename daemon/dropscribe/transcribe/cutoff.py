@@ -1,0 +1,201 @@
+"""One deadline for a whole HTTP request, whatever it is waiting for.
+
+httpx's timeouts are per read and per write: a server that sends its status line, its
+headers or its body a byte every few seconds never meets one, and keeps the thread that
+asked for as long as it likes. A deadline here is a timer that shuts the request's
+socket down when it passes: a blocked read or write returns at once, and httpx raises.
+
+The socket is found two ways, so every request of ours has one the timer can reach:
+
+- httpcore's ``trace`` extension hands over each new connection's socket (and the TLS
+  one that replaces it); enough for a client that opens a connection per request.
+- ``transport()``'s pool wraps every connection it makes, so a kept-alive connection
+  taken again from the pool tells the deadline of the thread now using it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from typing import TYPE_CHECKING, Any
+
+import httpcore
+import httpx
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
+# The trace events whose return value is a connection's stream (httpcore's names).
+CONNECTED = frozenset(
+    {
+        "connection.connect_tcp.complete",
+        "connection.connect_unix_socket.complete",
+        "connection.start_tls.complete",
+    }
+)
+
+_current = threading.local()  # .cut: the deadline of the request this thread is making
+
+
+class Cut:
+    """A request's socket, shut down when its deadline passes (``now``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._socket: socket.socket | None = None
+        self.done = False  # the deadline passed: whatever the request raised, it was this
+        self._released = False
+
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        """httpcore's trace extension: a new connection's socket is the request's."""
+        if event in CONNECTED:
+            stream = info.get("return_value")
+            if stream is not None:
+                self.attach(stream.get_extra_info("socket"))
+
+    def attach(self, sock: socket.socket | None) -> None:
+        """``sock`` carries the request now (cut at once if the deadline has passed)."""
+        with self._lock:
+            if sock is not None and sock is not self._socket and not self._released:
+                self._socket = sock
+                if self.done:
+                    self._shut()
+
+    def release(self) -> None:
+        """The answer is in: its connection may go back to the pool, and to another
+        request, so a deadline passing from now on must not cut it."""
+        with self._lock:
+            self._socket = None
+            self._released = True
+
+    def now(self) -> None:
+        """The deadline: shut the socket down, and any socket attached from now on."""
+        with self._lock:
+            if not self._released:  # released: the answer came in time
+                self.done = True
+                self._shut()
+
+    def _shut(self) -> None:
+        if self._socket is not None:
+            with contextlib.suppress(OSError):  # already closed: nothing left to cut
+                # the plain socket's shutdown even for TLS: it wakes a blocked read
+                # without touching the TLS object another thread is inside
+                socket.socket.shutdown(self._socket, socket.SHUT_RDWR)
+
+
+@contextlib.contextmanager
+def deadline(seconds: float) -> Iterator[Cut]:
+    """The block's requests end within ``seconds``: pass ``cut.trace`` as the request's
+    ``trace`` extension; after an httpx error, ``cut.done`` says the deadline caused it."""
+    cut = Cut()
+    timer = threading.Timer(seconds, cut.now)
+    timer.name = "dropscribe-deadline"
+    timer.daemon = True
+    outer = getattr(_current, "cut", None)
+    _current.cut = cut
+    timer.start()
+    try:
+        yield cut
+    finally:
+        timer.cancel()
+        _current.cut = outer
+
+
+def _attach(stream: httpcore.NetworkStream) -> None:
+    cut: Cut | None = getattr(_current, "cut", None)
+    if cut is not None:
+        cut.attach(stream.get_extra_info("socket"))
+
+
+class _Stream(httpcore.NetworkStream):
+    """A connection's stream that tells the deadline of the thread using it."""
+
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+        _attach(inner)
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        _attach(self._inner)
+        return self._inner.read(max_bytes, timeout)
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        _attach(self._inner)
+        self._inner.write(buffer, timeout)
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self,
+        ssl_context: Any,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        return _Stream(self._inner.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _Backend(httpcore.NetworkBackend):
+    """httpcore's own sockets, each stream wrapped (``_Stream``)."""
+
+    def __init__(self) -> None:
+        self._inner = httpcore.SyncBackend()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        return _Stream(self._inner.connect_tcp(host, port, timeout, local_address, socket_options))
+
+    def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        return _Stream(self._inner.connect_unix_socket(path, timeout, socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+class _Transport(httpx.HTTPTransport):
+    """httpx's transport over a pool of ``_Backend`` connections (httpx takes no network
+    backend, so its pool is replaced by one made with the same limits)."""
+
+    def __init__(self, limits: httpx.Limits) -> None:
+        super().__init__(limits=limits)
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=_Backend(),
+        )
+
+
+def transport(url: str, limits: httpx.Limits) -> httpx.BaseTransport | None:
+    """A kept-alive pool for ``url`` whose every request a deadline can cut; None when
+    an environment proxy applies to ``url`` (httpx's own transport then, which honours
+    it, and the client should keep no connection alive so the trace finds each one)."""
+    if _proxied(url):
+        return None
+    return _Transport(limits)
+
+
+def _proxied(url: str) -> bool:
+    """An ``*_PROXY`` environment variable would route ``url`` (as httpx reads them)."""
+    import urllib.request  # noqa: PLC0415 - read once per client, not per request
+
+    target = httpx.URL(url)
+    found = urllib.request.getproxies()
+    if not ({target.scheme, "all"} & found.keys()):
+        return False
+    return not urllib.request.proxy_bypass(target.host)
