@@ -73,7 +73,7 @@ def under_way(
     """(seconds of work still due, seconds until there is room) on an endpoint whose
     requests under way were sent at these times with this much audio each: they are
     served in turn, ``concurrency`` at once, each for ``factor`` times its audio."""
-    ends = [now] * max(concurrency, 1)  # when each of its slots is free
+    ends = [-math.inf] * max(concurrency, 1)  # when each of its slots is free
     due = 0.0
     for sent, seconds in sorted(requests):
         start = max(sent, heapq.heappop(ends))
