@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from conftest import API_KEY, DaemonProcess, make_wav
 from fakeapi import FakeAPI
-from test_fallback34 import MODELS, free_port, three
+from test_fallback34 import MODELS, command, free_port, three
 
 COMMON = {"api_key_env": "DROPSCRIBE_TEST_KEY", "timeout": 30, "backoff_max": 0.2}
 
@@ -53,3 +53,14 @@ def test_a_deadline_the_cheap_endpoint_alone_cannot_meet_shares_the_backlog(setu
     assert len(cheap.uploads) < 5
     assert len(dear.uploads) >= 1
     assert len(cheap.uploads) + len(dear.uploads) == 5
+
+
+def test_explain_says_the_timing_of_each_endpoint_in_the_list(setup):
+    """explain gives each endpoint of the list its own timing line, with its own model:
+    a file may be transcribed by any of them (it said the first one's only)."""
+    with FakeAPI(api_key=API_KEY) as second, FakeAPI(api_key=API_KEY, kind="speaches") as third:
+        three(setup, f"http://127.0.0.1:{free_port()}/v1", second, third)
+        setup.data["defaults"]["formats"] = ["txt", "srt"]
+        said = command(setup, "explain", str(setup.inbox / "a.wav")).stdout
+    timings = [line.split(":")[0].strip() for line in said.splitlines() if "  timing" in line]
+    assert timings == [f"timing on {name} ({model})" for name, model in MODELS.items()]
