@@ -10,7 +10,7 @@ import signal
 import pytest
 
 from conftest import DaemonProcess, make_wav, wait_for
-from dropscribe.vocab.route import Option, ordered
+from dropscribe.vocab.route import Backlog, Option, ordered
 from fakeapi import FakeAPI
 
 COMMON = {"api_key_env": "DROPSCRIBE_TEST_KEY", "timeout": 30, "backoff_max": 0.2}
@@ -62,7 +62,7 @@ def test_a_deadline_the_cheap_endpoint_cannot_meet_sends_the_next_file_to_a_fast
     [
         ("in_order", None, ["a", "b", "c"]),
         ("cheapest", None, ["c", "b", "a"]),
-        ("cheapest", 60.0, ["b", "a", "c"]),  # c: 10 files x 10 s x 2.0 = 200 s, too late
+        ("cheapest", 15.0, ["b", "a", "c"]),  # c: 10 s x 2.0 = 20 s for this file, too late
         ("fastest", None, ["a", "c", "b"]),  # b not measured: after the measured ones
     ],
 )
@@ -73,5 +73,6 @@ def test_ordered_by_route(route, deadline, expected):
         Option("b", "m", 0.18, None),
         Option("c", "m", 0.04, 2.0),
     ]
-    order = ordered(options, route, deadline, seconds=10.0, waiting=10)
+    backlog = None if deadline is None else Backlog(10, deadline)  # routing34b
+    order = ordered(options, route, 10.0, backlog)
     assert [name for name, _ in order] == expected

@@ -10,8 +10,9 @@ waits, in order, for a worker to have room. Nothing here waits on a worker.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import queue
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from typing import TYPE_CHECKING, Protocol
 
 import structlog
@@ -206,15 +207,18 @@ class Intake:
                 if inbox is None:
                     continue
                 log.info("file.settled", path=str(path), inbox=inbox.name, bytes=st.st_size)
-                self._ready[path] = SettledFile(inbox, path)
+                self._ready[path] = SettledFile(inbox, path, settled=self._wall())
 
     def dispatch(self, pool: Workers) -> None:
+        left = Counter(item.inbox.name for item in self._ready.values())  # routing34b
         while self._ready:
             path, item = next(iter(self._ready.items()))
+            left[item.inbox.name] -= 1
             if pool.in_flight(path):
                 self._ready.pop(path)
                 self._dirty.add(path)
                 continue
-            if not pool.submit(item):
+            behind, workers = left[item.inbox.name], self._config().workers
+            if not pool.submit(dataclasses.replace(item, behind=behind, workers=workers)):
                 return  # full: keep it for the next turn
             self._ready.pop(path)

@@ -26,6 +26,7 @@ from dropscribe.outputs import disposition
 from dropscribe.steps import report as steps_report
 from dropscribe.timing import timed as timing
 from dropscribe.transcribe import kinds
+from dropscribe.vocab import fallbacks as several
 from dropscribe.vocab.states import FileState
 
 if TYPE_CHECKING:
@@ -95,8 +96,13 @@ def _sidecars(cfg: Config, inbox: Inbox, settings: FolderSettings, path: Path) -
             " the others follow with its speakers' voices as known speakers (four at most,"
             " with voices:), so each person keeps one label"
         )
-    if endpoint is not None:
+    chain = several.chain(settings.endpoint, settings.model, settings.fallbacks, settings.models)
+    if endpoint is not None and len(chain) == 1:
         say(f"  timing: {described(endpoint, settings, path)}")
+    for name, model in chain if len(chain) > 1 else ():  # routing34b: each one's own
+        if (each := cfg.endpoints.get(name)) is not None:
+            one = settings.model_copy(update={"endpoint": name, "model": model})
+            say(f"  timing on {name} ({model}): {described(each, one, path)}")
     if path.is_file():  # its audio tracks, and which are taken
         from dropscribe.jobs import tracks  # noqa: PLC0415 - PyAV only for a file to read
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dropscribe.config import files, rules
+from dropscribe.config import files, preflight, rules
 
 if TYPE_CHECKING:
     from dropscribe.vocab.config import Config
@@ -124,7 +124,7 @@ def credentials(config: Config, sources: dict[str, Path]) -> list[Credential]:
     """The key files the config names by a bare file name (read from
     $CREDENTIALS_DIRECTORY under systemd): where the unit loads that credential from
     (``sources``: the template's NAME.key), else the file of that name beside the config."""
-    used = {layer.values.get("endpoint") for inbox in config.inboxes for layer in inbox.layers}
+    used = preflight.endpoints_used(config)
     return [
         Credential(
             ep.api_key_file,

@@ -39,13 +39,25 @@ def read_only(folder: Path) -> bool:
     return False
 
 
+def endpoints_used(config: Config) -> set[str]:
+    """Every endpoint some folder or rule sends files to: each level's endpoint and the
+    rest of its list (``endpoint: [a, b, c]``)."""
+    return {
+        name
+        for inbox in config.inboxes
+        for layer in inbox.layers
+        for name in (layer.values.get("endpoint"), *(layer.values.get("fallbacks") or ()))
+        if isinstance(name, str)
+    }
+
+
 def problems(config: Config) -> list[str]:
     """Every reason this config cannot run here (empty: it can)."""
     found = []
     user = f"uid {os.geteuid()}"
     if not writable(config.state_dir):
         found.append(f"state_dir {config.state_dir} cannot be written by this user ({user})")
-    used = {layer.values.get("endpoint") for inbox in config.inboxes for layer in inbox.layers}
+    used = endpoints_used(config)
     for name, endpoint in config.endpoints.items():
         if (
             endpoint.kind == "local"

@@ -134,6 +134,15 @@ class Cascade:
     def _turn(
         self, job: Job, found: Probe, endpoint: str, model: str, *, patient: bool = False
     ) -> Transcript:
+        """``_sent``; the job's sidecars then name the model that transcribed the file
+        (``{model}``, the Markdown front matter), not the first of the list."""
+        answer = self._sent(job, found, endpoint, model, patient=patient)
+        job.settings = job.settings.model_copy(update={"model": model})
+        return answer
+
+    def _sent(
+        self, job: Job, found: Probe, endpoint: str, model: str, *, patient: bool = False
+    ) -> Transcript:
         """The file sent to ``endpoint`` with ``model``; ``PassedOver`` when it cannot take
         it (``patient``: only when it refuses it, not while it is paused or down)."""
         _, key = job.known()

@@ -39,6 +39,11 @@ class SettledFile:
 
     inbox: Inbox = field(compare=False)
     path: Path
+    # routing34b: for route:'s deadline (jobs/routing.py): when it settled (wall clock),
+    # how many of its inbox's files were queued behind it, and the workers of the host
+    settled: float = field(default=0.0, compare=False)
+    behind: int = field(default=0, compare=False)
+    workers: int = field(default=0, compare=False)
 
 
 @dataclass

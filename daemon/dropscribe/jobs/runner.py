@@ -138,7 +138,7 @@ class JobRunner:
         it), else as queued; its settings worked out once, from that inbox."""
         inbox = self._inbox_of(file.path) if self._inbox_of else None
         if inbox is not None and inbox.path == file.inbox.path:
-            file = SettledFile(inbox, file.path)
+            file = dataclasses.replace(file, inbox=inbox)  # routing34b: its queue too
         return Job(file, rules.effective(file.inbox, file.path))
 
     def _way(self, job: Job) -> Outcome:

@@ -42,6 +42,7 @@ _SPEEDS = """
 SELECT endpoint, SUM(elapsed), SUM(seconds) FROM spend
 WHERE state = ? AND seconds > 0 AND elapsed > 0 AND updated > ? GROUP BY endpoint
 """
+_FLIGHT = "SELECT endpoint, updated, seconds FROM spend WHERE state = ? AND updated > ?"
 _TOTALS = """
 SELECT endpoint, folder, SUM(CASE WHEN day = ? THEN cost ELSE 0 END),
     SUM(CASE WHEN month = ? THEN cost ELSE 0 END), SUM(cost)
@@ -133,6 +134,12 @@ def speeds(rows: Rows, since: float) -> dict[str, float]:
     return {str(e): float(w) / float(a) for e, w, a in found if a}
 
 
+def in_flight(rows: Rows, since: float) -> list[tuple[str, float, float]]:
+    """(endpoint, reserved at, audio seconds) of each request reserved since ``since`` and
+    not yet answered: the work under way, for ``route:`` (routing34b)."""
+    return [(str(e), float(t), float(a or 0)) for e, t, a in rows(_FLIGHT, (RESERVED, since))]
+
+
 def totals(rows: Rows, periods: Periods) -> list[Total]:
     """Spend per (endpoint, folder): today, this month, and ever (for the metric)."""
     found = rows(_TOTALS, (periods.day, periods.month))
@@ -173,6 +180,9 @@ class SpendRows:
     def spend_totals(self, periods: Periods) -> list[Total]:
         return totals(self._rows, periods)
 
+    def spend_in_flight(self, since: float) -> list[tuple[str, float, float]]:
+        return in_flight(self._rows, since)
+
 
 class Spends(Protocol):
     """What the cascade (``jobs/spending.py``), status and the metric ask of the ledger."""
@@ -190,3 +200,5 @@ class Spends(Protocol):
         ...
 
     def spend_totals(self, periods: Periods) -> list[Total]: ...
+
+    def spend_in_flight(self, since: float) -> list[tuple[str, float, float]]: ...

@@ -15,6 +15,7 @@ from dropscribe.config import rules
 from dropscribe.errors import TranscriptionError
 from dropscribe.transcribe import radar
 from dropscribe.transcribe.limits import where
+from dropscribe.vocab import fallbacks as several
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -47,7 +48,14 @@ def in_use(config: Config) -> dict[str, set[str]]:
             name = layer.values.get("endpoint", base.endpoint)
             model = layer.values.get("model", base.model)
             found.setdefault(str(name), set()).add(str(model))
-        found.setdefault(base.endpoint, set()).add(base.model)
+            rest = layer.values.get("fallbacks") or ()  # routing34b: the list and model map
+            models = layer.values.get("models") or ()
+            for other, mapped in several.chain(str(name), str(model), rest, models)[1:]:
+                found.setdefault(other, set()).add(mapped)
+            for other, mapped in models:
+                found.setdefault(other, set()).add(mapped)
+        for name, model in several.chain(base.endpoint, base.model, base.fallbacks, base.models):
+            found.setdefault(name, set()).add(model)
     return {name: models for name, models in found.items() if name in config.endpoints}
 
 
