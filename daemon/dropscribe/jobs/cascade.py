@@ -97,6 +97,7 @@ class Cascade:
         while True:
             last: PassedOver | None = None
             over = 0  # budget34: endpoints passed over for their budget
+            slow: list[PassedOver] = []  # fallback34c: that timed out on this very file
             for index, (endpoint, model) in enumerate(chain):
                 try:
                     return self._turn(job, found, endpoint, model)
@@ -104,6 +105,7 @@ class Cascade:
                     last = exc
                     why, message = exc.why, exc.message
                     over += why == "budget"
+                    slow += [exc] if why == "slow" else []
                 except EmptyAnswer as exc:
                     if index == len(chain) - 1:
                         raise
@@ -116,9 +118,10 @@ class Cascade:
                 if index < len(chain) - 1 and not told:
                     self._passed(job, endpoint, chain[index + 1][0], why, message)
             told = True
+            self._too_slow(slow, len(chain))
             if self._once:  # nothing waits in once: the file ends as with one endpoint
                 assert last is not None  # every other way out of the loop returned or raised
-                if last.why.startswith(("down", "paused (down", "budget")):
+                if last.why.startswith(("down", "paused (down", "budget", "slow", "paused (slow")):
                     raise EndpointUnreachable(last.message)
                 raise EndpointError(last.message)
             wait = spending.WAIT_SECONDS if over == len(chain) else RETRY_SECONDS
@@ -130,6 +133,17 @@ class Cascade:
             )
             if self._abort.wait(wait):
                 raise Abandoned
+
+    @staticmethod
+    def _too_slow(slow: list[PassedOver], endpoints: int) -> None:
+        """fallback34c: every endpoint of the list timed out on this file, one after the
+        other: the file may be the cause (too long for every ``timeout:``), so it ends as
+        with one endpoint after its last timeout, not waiting (and pausing each) forever."""
+        if len(slow) < endpoints or not isinstance(slow[-1].__cause__, TranscriptionError):
+            return
+        failure = slow[-1].__cause__
+        failure.attempts = len(slow)
+        raise failure
 
     def _turn(
         self, job: Job, found: Probe, endpoint: str, model: str, *, patient: bool = False
