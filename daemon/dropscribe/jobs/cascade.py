@@ -29,7 +29,7 @@ from dropscribe.errors import (
     PassedOver,
     TranscriptionError,
 )
-from dropscribe.jobs import routing, spending
+from dropscribe.jobs import degraded, routing, spending
 from dropscribe.ledger.sends import DONE, FAILED, SENDING, UNUSABLE
 from dropscribe.transcribe import fallback
 from dropscribe.vocab import fallbacks
@@ -161,6 +161,11 @@ class Cascade:
         it (``patient``: only when it refuses it, not while it is paused or down)."""
         _, key = job.known()
         settings = job.settings.model_copy(update={"endpoint": endpoint, "model": model})
+        lacks = degraded.lacking(  # fallback34c: what this endpoint cannot give
+            self._uploader.client(endpoint).endpoint, settings, self._uploader.caps(endpoint, model)
+        )
+        if "speakers" in lacks:
+            settings = degraded.unspoken(settings)
         self._ledger.record_send(key, endpoint, model, job.path, SENDING, None)
         one = dataclasses.replace(job, settings=settings)
         try:
@@ -178,8 +183,27 @@ class Cascade:
         except TranscriptionError as exc:  # answered (or never sent): not in flight
             self._ledger.record_send(key, endpoint, model, job.path, FAILED, exc.message)
             raise
-        self._ledger.record_send(key, endpoint, model, job.path, DONE, None)
+        note = "; ".join(f"{what}: {why}" for what, why in lacks.items()) or None
+        self._ledger.record_send(key, endpoint, model, job.path, DONE, note and f"degraded: {note}")
+        if note is not None:
+            log.warning("file.degraded", endpoint=endpoint, model=model, what=list(lacks), why=note)
         return answer
+
+    def reused(self, job: Job) -> None:
+        """fallback34c: a transcript had from the ledger (after a restart, or for a copy of
+        the content) names in its sidecars the model that made it, not the list's first."""
+        _, key = job.known()
+        done = [row for row in self._ledger.sends(key) if row.state == DONE]
+        if job.settings.fallbacks and done:
+            job.settings = job.settings.model_copy(update={"model": done[-1].model})
+
+    def max_attempts(self, job: Job) -> int:
+        """fallback34c: the attempts a job has: those of the endpoint of its list it was
+        last sent to (the first's before any)."""
+        names = [job.settings.endpoint, *job.settings.fallbacks]
+        sent = [row.endpoint for row in self._ledger.sends(job.key)] if job.key else []
+        name = next((name for name in reversed(sent) if name in names), names[0])
+        return self._uploader.client(name).endpoint.max_attempts
 
     def _held(self, job: Job, chain: list[tuple[str, str]]) -> tuple[str, str] | None:
         """The paid endpoint a request of this job may have reached before this host
