@@ -97,8 +97,8 @@ def _sidecars(cfg: Config, inbox: Inbox, settings: FolderSettings, path: Path) -
     elif len(set(names.values())) == 1:
         say(f"  sidecars: {names[settings.endpoint]} in {folder} (relative path {rel})")
     else:
-        each = "; ".join(f"on {name}: {sidecars}" for name, sidecars in names.items())
-        say(f"  sidecars, by the endpoint that takes it: {each}; in {folder} (relative path {rel})")
+        told = "; ".join(f"on {name}: {sidecars}" for name, sidecars in names.items())
+        say(f"  sidecars, by the endpoint that takes it: {told}; in {folder} (relative path {rel})")
     endpoint = cfg.endpoints.get(settings.endpoint)
     voiced = [n for n, _ in chain if (v := cfg.endpoints.get(n)) and v.kind in kinds.KNOWN_VOICES]
     if settings.speakers and voiced:  # fallback34c: on each endpoint of the list that can
