@@ -3,7 +3,7 @@
     python bench/languages.py [--minutes 10]
 
 1. Detection restricted to a folder's list is right on >= 95 % of 40 espeak-ng clips of
-   about 10 s in four languages (en, de, fr, es; ten natural sentences each): each clip
+   about 10 s in four languages (en, de, fr, es; two natural sentences each): each clip
    detected as the daemon detects (``transcribe/detect.py``: the first 30 s of speech,
    Whisper base, multilingual, the model the tests use) and decided among the folder's
    list [en, de, fr, es] (``vocab/language.pick``), and among each pair that holds the
@@ -115,13 +115,14 @@ def model_folder(work: Path) -> Path:
 
 
 def clips(work: Path) -> list[tuple[str, Path, float]]:
-    """The 40 clips: (language, wav, seconds)."""
+    """The 40 clips: (language, wav, seconds); each two sentences, about 10 s."""
     made = []
     for code, lines in SENTENCES.items():
         for n, line in enumerate(lines):
             path = work / f"{code}{n}.wav"
+            said = f"{line} {lines[(n + 1) % len(lines)]}"
             subprocess.run(
-                ["espeak-ng", "-v", VOICES[code], "-s", "150", "-w", str(path), line], check=True
+                ["espeak-ng", "-v", VOICES[code], "-s", "150", "-w", str(path), said], check=True
             )
             with av.open(str(path)) as container:
                 seconds = float(container.duration or 0) / av.time_base

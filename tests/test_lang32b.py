@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -21,6 +20,8 @@ from test_language32 import ENGLISH, FRENCH, GERMAN
 from test_tracks32 import write_tracks
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from conftest import Setup
 
 pytestmark = pytest.mark.slow
@@ -175,4 +176,3 @@ def test_check_config_refuses_a_fifo_for_weights_without_waiting(setup: Setup, t
     (folder / "config.json").write_text("{}")
     (folder / "vocabulary.txt").write_text("a\n" * 60000)
     _refused(_configured(setup, str(folder)), setup, "not a regular file")
-
