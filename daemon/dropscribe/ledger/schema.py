@@ -261,6 +261,13 @@ LAYOUT = Layout(
                 Index("spend_folder", ("folder", "month", "day")),
             ),
         ),
+        # lang32b: what language detection heard in each (content, audio track), and
+        # the detector that heard it (heard.py): a waiting file is not heard again
+        Table(
+            "heard",
+            columns("key text, track int, detector text, found text, updated real"),
+            key=("key", "track"),
+        ),
         # a job in some host's hands (leases.py); previous: the run it was taken from
         Table(
             "claims",
