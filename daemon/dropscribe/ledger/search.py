@@ -124,12 +124,11 @@ class Searching:
             (key, step, shaping, shaping, shaping),
         )
         wanted = ".summary.md" if step == SUMMARY else ".txt"
-        for (blob,) in outputs:
-            paths = [str(p) for p in json.loads(blob or "[]")]
+        if outputs:  # the latest; its paths as this host names them
+            paths = [self._shown(str(p)) for p in json.loads(outputs[0][0] or "[]")]
             item["sidecar"] = next(
                 (p for p in paths if p.endswith(wanted)), paths[0] if paths else None
             )
-            break
         return item
 
     def _sqlite(self, query: Query, filters: Filters, limit: int) -> list[Hit]:
