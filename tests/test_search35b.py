@@ -97,7 +97,7 @@ def unindexed(setup: Any) -> None:
                 db.execute(f"DROP TRIGGER search_steps_{trigger}")
             db.execute(
                 "INSERT INTO search_text (search_text, rowid, text, speaker)"
-                " SELECT 'delete', s.id << 24, json_extract(r.result, '$.markdown'), NULL"
+                " SELECT 'delete', s.id, json_extract(r.result, '$.markdown'), NULL"
                 " FROM search_steps s JOIN steps r USING (key, step, shaping)"
                 " WHERE r.step = 'summary'"
             )

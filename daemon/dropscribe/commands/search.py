@@ -205,11 +205,11 @@ def _show(found: list[dict[str, Any]], *, colour: bool) -> None:
             path += " (not there now)"
         at = item["at"] or "--:--"
         who = f"{names.shown(item['speaker'])}: " if item["speaker"] else ""
-        if item["found_in"] != "transcript":  # "summary (x.summary.md)", "translation to de (...)"
-            what = item["found_in"]
+        what = item.get("found_in", "transcript")
+        if what != "transcript":  # "summary (x.summary.md)", "translation to de (...)"
             if what == "translation":
                 what += f" to {names.shown(item['language'] or '?')}"
-            if item["sidecar"]:
+            if item.get("sidecar"):
                 what += f" ({names.shown(item['sidecar'])})"
             who = f"{what}  {who}"
         line = f"{path}  {at}  {who}{marked(item['text'], item['marks'], colour=colour)}"

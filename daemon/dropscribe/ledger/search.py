@@ -142,18 +142,20 @@ class Searching:
         rank, order = ("f.rank", "f.rank, f.rowid DESC") if ranked else ("0", "f.rowid DESC")
         rows = self._rows(
             f"SELECT f.rowid, {rank}, {_SQLITE_DOC['key']}, {_SQLITE_DOC['language']},"  # noqa: S608 - our own SQL
-            f" {_SQLITE_DOC['transcribed']}, t.step, t.shaping FROM search_text f"
-            " LEFT JOIN search_docs d ON f.rowid >= 0 AND d.id = (f.rowid >> ?)"
-            " LEFT JOIN search_steps t ON f.rowid < 0 AND t.id = (f.rowid >> ?)"
+            f" {_SQLITE_DOC['transcribed']}, t.step, t.shaping, coalesce(d.id, t.id)"
+            " FROM search_text f LEFT JOIN search_docs d ON f.rowid >= 0"
+            " AND d.id = (SELECT max(id) FROM search_docs WHERE id <= f.rowid)"
+            " LEFT JOIN search_steps t ON f.rowid < 0"
+            " AND t.id = (SELECT max(id) FROM search_steps WHERE id <= f.rowid)"
             " WHERE search_text MATCH ? AND (d.key IS NOT NULL OR (t.key IS NOT NULL AND"
             " EXISTS (SELECT 1 FROM step_outputs o WHERE o.key = t.key AND o.step = t.step"
             " AND (o.shaping = t.shaping OR substr(o.shaping, 1, length(t.shaping) + 1)"
             f" = t.shaping || '+')))){where} ORDER BY {order} LIMIT ?",
-            (fulltext.SHIFT, fulltext.SHIFT, match, *args, limit),
+            (match, *args, limit),
         )
         hits = []
-        for rowid, rank, key, language, transcribed, step, shaping in rows:
-            idx = rowid % fulltext.MOST_SEGMENTS
+        for rowid, rank, key, language, transcribed, step, shaping, first in rows:
+            idx = rowid - first
             if step is not None:
                 item = self._step_hit(key, step, shaping, idx)
                 hits.append(_hit(key, idx, item, query, language, transcribed, -float(rank), step))
