@@ -10,7 +10,13 @@ meaning)::
                   "start": float | null, "end": float | null, "at": "12:34" | null,
                   "speaker": str | null, "text": str, "marks": [[start, end]],
                   "language": str | null, "transcribed": "ISO 8601 time",
-                  "score": float, "transcript": "the job's key"}]}
+                  "score": float, "transcript": "the job's key",
+                  "found_in": "transcript" | "summary" | "translation",
+                  "sidecar": str | null}]}
+
+``found_in`` says what matched: the transcript, or a step's result (its summary, or its
+translation into ``language``: its cues keep the recording's times); ``sidecar`` is then
+the step's sidecar that shows it (``name.summary.md``, ``name.de.txt``).
 
 ``marks`` are character offsets into ``text`` (a text longer than 300 characters, such
 as an untimed transcript's, is cut around its first mark, "..." where it was cut);
@@ -142,7 +148,16 @@ def _result(hit: Hit, inbox: str | None) -> dict[str, Any]:
         .isoformat(timespec="seconds"),
         "score": round(hit.score, 6),
         "transcript": hit.key,
+        "found_in": _found_in(hit.step),
+        "sidecar": hit.sidecar,
     }
+
+
+def _found_in(step: str | None) -> str:
+    """``transcript``, ``summary`` or ``translation`` (a step named ``translate:de``)."""
+    if step is None:
+        return "transcript"
+    return "translation" if step.startswith("translate") else step
 
 
 def _current(places: tuple[Place, ...], inbox: str | None) -> tuple[Place | None, bool]:
@@ -190,6 +205,13 @@ def _show(found: list[dict[str, Any]], *, colour: bool) -> None:
             path += " (not there now)"
         at = item["at"] or "--:--"
         who = f"{names.shown(item['speaker'])}: " if item["speaker"] else ""
+        what = item.get("found_in", "transcript")
+        if what != "transcript":  # "summary (x.summary.md)", "translation to de (...)"
+            if what == "translation":
+                what += f" to {names.shown(item['language'] or '?')}"
+            if item.get("sidecar"):
+                what += f" ({names.shown(item['sidecar'])})"
+            who = f"{what}  {who}"
         line = f"{path}  {at}  {who}{marked(item['text'], item['marks'], colour=colour)}"
         print(line)  # noqa: T201 - every piece escaped above
 
