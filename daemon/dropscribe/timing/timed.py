@@ -77,11 +77,11 @@ def aligned(
     ``Abandoned`` at the next window once ``abort`` is set (the daemon stops)."""
     started = time.monotonic()
     said = words.answered(transcript)
-    loud = snap.loud_frames(pcm, transcode.RATE)
+    loud, audible = snap.frames(pcm, transcode.RATE)
     seconds = len(pcm) / transcode.RATE
     aligner = whisper.Windows(name, pcm, transcript.language, abort)
     times = windows.timed([w for w, _ in said], loud, aligner)
-    times = snap.snapped(times, loud)
+    times = snap.snapped(times, loud, audible)
     took = time.monotonic() - started
     heard = float(np.mean(aligner.probabilities)) if aligner.probabilities else 0.0
     if heard < LEAST_HEARD:
@@ -106,9 +106,9 @@ def aligned(
 def snapped(transcript: Transcript, pcm: npt.NDArray[np.int16]) -> Transcript:
     """``transcript`` with its engine's word times snapped to the speech in ``pcm``."""
     started = time.monotonic()
-    loud = snap.loud_frames(pcm, transcode.RATE)
+    loud, audible = snap.frames(pcm, transcode.RATE)
     given = [(w["start"], w["end"]) for w in transcript.words]
-    times = snap.snapped(given, loud)
+    times = snap.snapped(given, loud, audible)
     moved = sum(a != b for a, b in zip(given, times, strict=True))
     log.info(
         "timing.snapped",
