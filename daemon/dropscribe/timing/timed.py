@@ -18,7 +18,7 @@ import structlog
 
 from dropscribe.audio import transcode
 from dropscribe.errors import PermanentError
-from dropscribe.timing import snap, whisper, windows, words
+from dropscribe.timing import pace, snap, whisper, windows, words
 from dropscribe.transcribe import local
 from dropscribe.transcribe.english import english
 
@@ -81,6 +81,7 @@ def aligned(
     seconds = len(pcm) / transcode.RATE
     aligner = whisper.Windows(name, pcm, transcript.language, abort)
     times = windows.timed([w for w, _ in said], loud, aligner)
+    times = pace.evened(times, [w for w, _ in said], loud)
     times = snap.snapped(times, loud, audible)
     took = time.monotonic() - started
     heard = float(np.mean(aligner.probabilities)) if aligner.probabilities else 0.0
