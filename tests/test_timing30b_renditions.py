@@ -49,7 +49,7 @@ def rendition(text: str, nth: int, speed: int = 165, voice: str = "en-us") -> Sp
         check=True,
         timeout=120,
     )
-    chunks, starts, rate = pickle.loads(done.stdout)  # noqa: S301 - our own child
+    chunks, starts, rate = pickle.loads(done.stdout)
     audio = np.concatenate(chunks).astype(np.float32)
     count = round(len(audio) * RATE / rate)
     pcm = np.interp(np.arange(count) * rate / RATE, np.arange(len(audio)), audio)
