@@ -31,6 +31,7 @@ SPEECH_RANGE_DB = 40.0  # quieter than the loud end of the recording by this: no
 # AUDIBLE_DB, within AUDIBLE_RANGE_DB of the loud ones (a final stop's release is 20 dB
 # under the vowel, and under the loud threshold in breathy voices).
 AUDIBLE_DB, AUDIBLE_RANGE_DB = 6.0, 45.0
+PIECE = 60.0  # seconds of samples made floats at a time (all at once: 4x the samples)
 
 
 def loud_frames(pcm: npt.NDArray[np.int16], rate: int) -> npt.NDArray[np.bool_]:
@@ -45,7 +46,9 @@ def frames(
     """Per 10 ms frame of ``pcm``: whether it is loud (``loud_frames``), and whether it is
     audible at all (AUDIBLE_DB over the quietest frames, within AUDIBLE_RANGE_DB of the
     loud ones): a stop's release or a word's fading tail is audible, rarely loud."""
-    envelope = split.loudness(pcm, rate)
+    per = round(rate * FRAME) * round(PIECE / FRAME)  # whole frames a piece
+    parts = [split.loudness(pcm[at : at + per], rate) for at in range(0, len(pcm), per)]
+    envelope = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
     if len(envelope) == 0:
         return np.zeros(0, dtype=np.bool_), np.zeros(0, dtype=np.bool_)
     top = float(np.percentile(envelope, 95))
