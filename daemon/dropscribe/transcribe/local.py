@@ -164,6 +164,7 @@ class LocalEngine:
     """Same interface as ``http.Client``: ``endpoint``, ``transcribe()``, ``close()``."""
 
     def __init__(self, endpoint: Endpoint, abort: threading.Event | None = None) -> None:
+        heap.before_threads()  # made before the threads that will run files
         self.endpoint = endpoint
         self._abort = abort  # set when the daemon stops: a transcription ends between segments
         self._models: dict[str, Any] = {}
