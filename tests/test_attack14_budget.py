@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from conftest import DaemonProcess, Setup, make_wav, wait_for, wav_bytes
-from fakeapi import FakeAPI
+from fakeapi import FakeAPI, Reply
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -117,3 +117,19 @@ def test_a_file_over_every_endpoints_whole_budget_fails_down_the_list(setup):
         finally:
             proc.signal(signal.SIGTERM)
             proc.wait(30)
+
+
+@pytest.mark.parametrize(
+    "billed", [{"duration": -3600}, {"usage": {"type": "duration", "seconds": -1e6}}]
+)
+def test_a_negative_billed_length_settles_at_the_estimate_not_at_nothing(setup, billed):
+    """An answer that says it billed a negative length (its ``duration``, or
+    gpt-transcribe's ``usage.seconds``): the spend is settled at the estimate (the
+    recording's half second), never at 0 as if nothing was billed."""
+    setup.data["endpoints"]["local"]["price_per_hour"] = PRICE
+    setup.api.script.append(Reply(200, {"text": "hello", **billed}))
+    make_wav(setup.inbox / "call.wav", seconds=0.5)
+    assert DaemonProcess(setup, command="once").wait(60) == 0
+    with sqlite3.connect(setup.state / "ledger.sqlite3") as db:
+        rows = db.execute("SELECT state, cost FROM spend").fetchall()
+    assert rows == [("settled", pytest.approx(0.5, abs=0.01))]

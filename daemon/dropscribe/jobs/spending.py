@@ -104,7 +104,8 @@ class Spender:
             if _unbilled(exc):
                 self._settle(made, 0.0, spend.RELEASED)
             raise  # else: it may have been billed; the reservation stands
-        billed = answer.duration or seconds
+        # attack14: a billed length of 0 or less is no length (it settled at 0, as if unbilled)
+        billed = answer.duration if answer.duration and answer.duration > 0 else seconds
         elapsed = time.monotonic() - started
         self._settle(made, cost(billed, per_hour), spend.SETTLED, elapsed)
         return answer
