@@ -49,6 +49,8 @@ if TYPE_CHECKING:
 
 VERSION = 1
 WINDOW = 300  # characters of a text shown around its first mark
+NANO_SPAN = 9.2e9  # seconds either side of 1970 that a signed 64-bit count of ns holds
+MOST_RESULTS = 1 << 31  # attack14: -n past this overflowed SQLite's integer (a traceback)
 
 
 def main(cfg: Config, args: argparse.Namespace) -> int:
@@ -77,7 +79,7 @@ def main(cfg: Config, args: argparse.Namespace) -> int:
             try:
                 if not isinstance(ledger, Search):
                     return fail(f"cannot search ledger {where}")
-                hits = ledger.search(query, filters, max(1, args.n))
+                hits = ledger.search(query, filters, min(max(1, args.n), MOST_RESULTS))
             finally:
                 ledger.close()
     except (OSError, DropscribeError) as exc:
@@ -109,6 +111,13 @@ def _inbox(cfg: Config, given: str | None) -> str | None:
 
 
 def _when(given: str | None, *, end: bool) -> float | None:
+    """``_moment``, held to the years a file's time in nanoseconds can name (1678 to
+    2262): past them the ledger's integer overflowed (attack14: a traceback)."""
+    moment = _moment(given, end=end)
+    return None if moment is None else max(-NANO_SPAN, min(NANO_SPAN, moment))
+
+
+def _moment(given: str | None, *, end: bool) -> float | None:
     """Epoch seconds of a date (``2026-12-06``: its start, or with ``end`` the next
     day's) or a time (``2026-12-06T14:30``), local unless it names its zone."""
     if given is None:
@@ -118,10 +127,15 @@ def _when(given: str | None, *, end: bool) -> float | None:
     except ValueError:
         pass
     else:
-        start = dt.datetime.combine(day + dt.timedelta(days=int(end)), dt.time())
-        return start.astimezone().timestamp()
+        try:  # attack14: 9999-12-31's next day overflowed (a traceback)
+            start = dt.datetime.combine(day + dt.timedelta(days=int(end)), dt.time())
+            return start.astimezone().timestamp()
+        except (OverflowError, OSError):
+            raise ValueError(f"{given!r} is out of the range of dates this system keeps") from None
     try:
         return dt.datetime.fromisoformat(given).astimezone().timestamp()
+    except (OverflowError, OSError):  # attack14
+        raise ValueError(f"{given!r} is out of the range of dates this system keeps") from None
     except ValueError:
         raise ValueError(
             f"{given!r} is not a date (2026-12-06) or a time (2026-12-06T14:30)"

@@ -27,6 +27,7 @@ from dropscribe.errors import (
     EndpointError,
     EndpointUnreachable,
     PassedOver,
+    PermanentError,
     TranscriptionError,
 )
 from dropscribe.jobs import routing, spending
@@ -97,13 +98,15 @@ class Cascade:
         while True:
             last: PassedOver | None = None
             over = 0  # budget34: endpoints passed over for their budget
+            beyond = 0  # attack14: ... for a budget too small for the file in any period
             for index, (endpoint, model) in enumerate(chain):
                 try:
                     return self._turn(job, found, endpoint, model)
                 except PassedOver as exc:
                     last = exc
                     why, message = exc.why, exc.message
-                    over += why == "budget"
+                    over += why in {"budget", spending.BEYOND}
+                    beyond += why == spending.BEYOND  # attack14
                 except EmptyAnswer as exc:
                     if index == len(chain) - 1:
                         raise
@@ -116,6 +119,8 @@ class Cascade:
                 if index < len(chain) - 1 and not told:
                     self._passed(job, endpoint, chain[index + 1][0], why, message)
             told = True
+            if last is not None and beyond == len(chain):  # attack14: no period takes it
+                raise PermanentError(last.message)
             if self._once:  # nothing waits in once: the file ends as with one endpoint
                 assert last is not None  # every other way out of the loop returned or raised
                 if last.why.startswith(("down", "paused (down", "budget")):

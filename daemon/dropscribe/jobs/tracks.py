@@ -54,6 +54,11 @@ def choose(setting: object, found: list[Track]) -> list[Track]:
     tag must be there; of a list, those that are there (at least one). PermanentError,
     naming the file's tracks, when none is."""
     if setting == choosing.ALL:
+        if len(found) > choosing.MOST:  # attack14: each would be a job (an upload) of its own
+            raise PermanentError(
+                f"the file has {len(found)} audio streams; audio_track: all takes at most"
+                f" {choosing.MOST} (list the tracks wanted instead)"
+            )
         return list(found)
     wanted = choosing.choices(setting)  # type: ignore[arg-type]
     taken = {

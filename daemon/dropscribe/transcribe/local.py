@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from dropscribe.audio.transcode import RATE, Samples, floats
+from dropscribe.config import files
 from dropscribe.errors import Abandoned, EndpointError, PermanentError
 from dropscribe.ops import progress
 from dropscribe.transcribe import heap, redo
@@ -213,6 +214,8 @@ class LocalEngine:
                 "kind: local needs faster-whisper: pip install 'dropscribe[local]'"
             ) from None
         source, on_disk = resolve_model(name)
+        if on_disk and (why := files.unloadable(Path(source))):  # attack14: a FIFO hung it
+            raise EndpointError(f"cannot load model {name!r}: {why}")
         offline = on_disk or os.environ.get("HF_HUB_OFFLINE", "") not in {"", "0"}
         started = time.monotonic()
         try:
