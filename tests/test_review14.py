@@ -5,13 +5,12 @@ a backlog of files whose length the container does not say."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from typing import TYPE_CHECKING
 
 from conftest import DaemonProcess, make_wav, patience
 from dropscribe.vocab.route import Backlog, Option, fits, ordered
 from fakeapi import FakeAPI
+from test_lang32b import _check_config
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -19,17 +18,6 @@ if TYPE_CHECKING:
     from conftest import Setup
 
 NESTED = "[" * 200_000 + "]" * 200_000  # under config/files.py's 1 MiB, past the recursion limit
-
-
-def _check_config(setup: Setup) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "dropscribe", "check-config", "-c", str(setup.write())],
-        capture_output=True,
-        text=True,
-        env={**setup.env, "PATH": "/usr/bin:/bin"},
-        timeout=patience(60),
-        check=False,
-    )
 
 
 def _model_folder(folder: Path, config: str, vocabulary: str) -> Path:
