@@ -1,7 +1,7 @@
 """review14: faults found reviewing this session's changes, each through the real
 dropscribe process: a ``language_model:`` folder whose JSON is nested past Python's
-limit is a config problem at its key, not "a bug in dropscribe"; ``route: cheapest`` with a deadline routes
-a backlog of files whose length the container does not say."""
+limit is a config problem at its key, not "a bug in dropscribe"; ``route: cheapest``
+with a deadline routes a backlog of files whose length the container does not say."""
 
 from __future__ import annotations
 
