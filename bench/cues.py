@@ -98,6 +98,11 @@ def figures(answer: dict) -> dict:
         if cue in short and cue.end - cue.start < 1.0 and following - cue.end >= 2.0:
             orphans += 1
     stops = (".", "?", "!")
+    alone = 0  # cues of 1-2 words that are not a whole sentence: left behind by one
+    for n, cue in enumerate(cues):
+        before = cues[n - 1].text if n else "."
+        if cue in short and not (before.endswith(stops) and cue.text.endswith(stops)):
+            alone += 1
     straddling = sum(  # a sentence ends inside the cue, and the cue ends mid-sentence
         any(w.endswith(stops) for w in c.text.split()[:-1]) and not c.text.endswith(stops)
         for c in cues
@@ -125,6 +130,12 @@ def figures(answer: dict) -> dict:
         "cues_of_1_2_words": len(short),
         "of_those_under_1s": sum(c.end - c.start < 1.0 for c in short),
         "orphans_before_2s_silence": orphans,
+        "cues_of_1_2_words_not_a_whole_sentence": alone,
+        "cues_of_1_word_not_a_whole_sentence": sum(
+            len(c.text.split()) == 1
+            and not ((cues[n - 1].text if n else ".").endswith(stops) and c.text.endswith(stops))
+            for n, c in enumerate(cues)
+        ),
         "cues_ending_mid_sentence_after_a_sentence_end": straddling,
         "cues_ending_over_50ms_before_their_last_word": early,
         "cues_starting_over_50ms_after_their_first_word": late,

@@ -183,6 +183,7 @@ def bench(
         load = os.getloadavg()[0]
         took, cpu, rss, text = timed([sys.executable, "-c", code, str(source)])
         runs.setdefault(label, []).append((took, cpu, recall(script, text), rss, load))
+        print(name, label, json.dumps(runs[label][-1]), flush=True)  # as it goes
 
     def dropscribe() -> None:
         shutil.rmtree(work / "state", ignore_errors=True)
@@ -195,6 +196,7 @@ def bench(
         runs.setdefault("dropscribe once (defaults)", []).append(
             (took, cpu, recall(script, text), rss, load)
         )
+        print(name, "dropscribe", json.dumps(runs["dropscribe once (defaults)"][-1]), flush=True)
 
     contenders = [
         dropscribe,

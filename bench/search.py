@@ -45,7 +45,15 @@ PER_MINUTE = 150
 PER_SEGMENT = 12
 ZIPF = 1 / np.arange(1, VOCABULARY + 1) ** 1.1
 ZIPF /= ZIPF.sum()
-INDEX_PARTS = ("search_text", "search_docs", "sqlite_autoindex_search_docs", "files_key")
+INDEX_PARTS = (
+    "search_text",
+    "search_docs",
+    "sqlite_autoindex_search_docs",
+    "search_steps",
+    "sqlite_autoindex_search_steps",
+    "step_outputs_key",
+    "files_key",
+)
 
 
 def vocabulary(rng: np.random.Generator) -> np.ndarray:
@@ -146,6 +154,14 @@ def sizes(path: Path) -> tuple[int, int]:
     return index, sum(size for _, size in rows) - index
 
 
+def show_sizes(path: Path) -> None:
+    index, rest = sizes(path)
+    print(
+        f"ledger {(index + rest) / 1e6:,.0f} MB: index {index / 1e6:,.0f} MB,"
+        f" {100 * index / rest:.1f} % on top of the rest ({rest / 1e6:,.0f} MB)"
+    )
+
+
 def timed(ledger: SqliteLedger, text: str, filters: Filters) -> tuple[float, float, int]:
     query = terms.parse(text)
     times = []
@@ -165,6 +181,11 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, help="where to build it (default: a temp folder)")
     parser.add_argument("--keep", action="store_true", help="keep the ledger (say where)")
     parser.add_argument("--ledger", type=Path, help="query this ledger, built before by --keep")
+    parser.add_argument(
+        "--optimize",
+        action="store_true",
+        help="then merge the index into one b-tree, measure again",
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="search-bench-", dir=args.dir))
     path = args.ledger or work / "ledger.sqlite3"
@@ -178,11 +199,15 @@ def main() -> None:
             start = time.perf_counter()
             vocab, sample = build(path, args.transcripts, args.minutes, args.words)
             print(f"built in {time.perf_counter() - start:.0f} s")
-        index, rest = sizes(path)
-        print(
-            f"ledger {(index + rest) / 1e6:,.0f} MB: index {index / 1e6:,.0f} MB,"
-            f" {100 * index / rest:.1f} % on top of the rest ({rest / 1e6:,.0f} MB)"
-        )
+        show_sizes(path)
+        if args.optimize:  # as a migration leaves it (fulltext.prepare)
+            start = time.perf_counter()
+            db = sqlite3.connect(path, isolation_level=None)
+            db.execute("INSERT INTO search_text (search_text) VALUES ('optimize')")
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            db.close()
+            print(f"optimized in {time.perf_counter() - start:.0f} s:", end=" ")
+            show_sizes(path)
         first = sample["segments"][3]["text"].rstrip(".").lower().split()
         queries_ = [
             ("rare word", str(vocab[8000]), Filters()),

@@ -87,8 +87,8 @@ def test_threads_and_workers_follow_the_cores_and_the_settings(monkeypatch):
     assert local.threads_of(auto, "cpu") == (0, 1)
 
 
-def test_the_engine_threads_share_two_heaps_unless_the_user_says_otherwise(monkeypatch):
-    """before_loading() caps glibc's heaps at two (each thread of two batches at once
+def test_the_engine_threads_share_few_heaps_unless_the_user_says_otherwise(monkeypatch):
+    """before_loading() caps glibc's heaps at ARENAS (each thread of two batches at once
     filled one of its own), whatever the low-memory setting; a MALLOC_ARENA_MAX set in
     the environment wins."""
     from dropscribe.transcribe import heap
@@ -104,7 +104,7 @@ def test_the_engine_threads_share_two_heaps_unless_the_user_says_otherwise(monke
     monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
     monkeypatch.delenv("DROPSCRIBE_HEAP", raising=False)
     heap.before_loading()
-    assert calls == [(heap.M_ARENA_MAX, 2)]
+    assert calls == [(heap.M_ARENA_MAX, heap.ARENAS)]
     calls.clear()
     monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
     heap.before_loading()

@@ -39,7 +39,7 @@ def write_tracks(
     path: Path, streams: list[tuple[str | None, np.ndarray]], container: str = "mp4"
 ) -> Path:
     """A file of several audio streams, each with its language tag (None: none)."""
-    codec = "aac" if container == "mp4" else "libopus"
+    codec = "aac" if container in {"mp4", "mov"} else "libopus"
     with av.open(str(path), "w", format=container) as out:
         made = []
         for language, pcm in streams:

@@ -6,6 +6,7 @@ upload, with a reason a person can act on.
 
 from __future__ import annotations
 
+import os
 import wave
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -60,6 +61,13 @@ def _pcm_wav(path: Path) -> Probe | None:
             with wave.open(fh, "rb") as header:
                 frames, rate = header.getnframes(), header.getframerate()
                 width = header.getsampwidth()
+                # attack14: the frames there are, not those the header claims (a streaming
+                # recorder leaves 0xFFFFFFFF; a dropper may say anything): wave stops
+                # reading at the data chunk's start
+                frame_bytes = max(1, width * header.getnchannels())
+                frames = min(
+                    frames, max(0, os.fstat(fh.fileno()).st_size - fh.tell()) // frame_bytes
+                )
     except (wave.Error, EOFError, OSError):
         return None
     if frames == 0 or rate == 0:

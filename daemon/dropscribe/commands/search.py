@@ -10,7 +10,13 @@ meaning)::
                   "start": float | null, "end": float | null, "at": "12:34" | null,
                   "speaker": str | null, "text": str, "marks": [[start, end]],
                   "language": str | null, "transcribed": "ISO 8601 time",
-                  "score": float, "transcript": "the job's key"}]}
+                  "score": float, "transcript": "the job's key",
+                  "found_in": "transcript" | "summary" | "translation",
+                  "sidecar": str | null}]}
+
+``found_in`` says what matched: the transcript, or a step's result (its summary, or its
+translation into ``language``: its cues keep the recording's times); ``sidecar`` is then
+the step's sidecar that shows it (``name.summary.md``, ``name.de.txt``).
 
 ``marks`` are character offsets into ``text`` (a text longer than 300 characters, such
 as an untimed transcript's, is cut around its first mark, "..." where it was cut);
@@ -43,6 +49,8 @@ if TYPE_CHECKING:
 
 VERSION = 1
 WINDOW = 300  # characters of a text shown around its first mark
+NANO_SPAN = 9.2e9  # seconds either side of 1970 that a signed 64-bit count of ns holds
+MOST_RESULTS = 1 << 31  # attack14: -n past this overflowed SQLite's integer (a traceback)
 
 
 def main(cfg: Config, args: argparse.Namespace) -> int:
@@ -71,7 +79,7 @@ def main(cfg: Config, args: argparse.Namespace) -> int:
             try:
                 if not isinstance(ledger, Search):
                     return fail(f"cannot search ledger {where}")
-                hits = ledger.search(query, filters, max(1, args.n))
+                hits = ledger.search(query, filters, min(max(1, args.n), MOST_RESULTS))
             finally:
                 ledger.close()
     except (OSError, DropscribeError) as exc:
@@ -103,6 +111,13 @@ def _inbox(cfg: Config, given: str | None) -> str | None:
 
 
 def _when(given: str | None, *, end: bool) -> float | None:
+    """``_moment``, held to the years a file's time in nanoseconds can name (1678 to
+    2262): past them the ledger's integer overflowed (attack14: a traceback)."""
+    moment = _moment(given, end=end)
+    return None if moment is None else max(-NANO_SPAN, min(NANO_SPAN, moment))
+
+
+def _moment(given: str | None, *, end: bool) -> float | None:
     """Epoch seconds of a date (``2026-12-06``: its start, or with ``end`` the next
     day's) or a time (``2026-12-06T14:30``), local unless it names its zone."""
     if given is None:
@@ -112,10 +127,15 @@ def _when(given: str | None, *, end: bool) -> float | None:
     except ValueError:
         pass
     else:
-        start = dt.datetime.combine(day + dt.timedelta(days=int(end)), dt.time())
-        return start.astimezone().timestamp()
+        try:  # attack14: 9999-12-31's next day overflowed (a traceback)
+            start = dt.datetime.combine(day + dt.timedelta(days=int(end)), dt.time())
+            return start.astimezone().timestamp()
+        except (OverflowError, OSError):
+            raise ValueError(f"{given!r} is out of the range of dates this system keeps") from None
     try:
         return dt.datetime.fromisoformat(given).astimezone().timestamp()
+    except (OverflowError, OSError):  # attack14
+        raise ValueError(f"{given!r} is out of the range of dates this system keeps") from None
     except ValueError:
         raise ValueError(
             f"{given!r} is not a date (2026-12-06) or a time (2026-12-06T14:30)"
@@ -142,7 +162,16 @@ def _result(hit: Hit, inbox: str | None) -> dict[str, Any]:
         .isoformat(timespec="seconds"),
         "score": round(hit.score, 6),
         "transcript": hit.key,
+        "found_in": _found_in(hit.step),
+        "sidecar": hit.sidecar,
     }
+
+
+def _found_in(step: str | None) -> str:
+    """``transcript``, ``summary`` or ``translation`` (a step named ``translate:de``)."""
+    if step is None:
+        return "transcript"
+    return "translation" if step.startswith("translate") else step
 
 
 def _current(places: tuple[Place, ...], inbox: str | None) -> tuple[Place | None, bool]:
@@ -190,6 +219,13 @@ def _show(found: list[dict[str, Any]], *, colour: bool) -> None:
             path += " (not there now)"
         at = item["at"] or "--:--"
         who = f"{names.shown(item['speaker'])}: " if item["speaker"] else ""
+        what = item.get("found_in", "transcript")
+        if what != "transcript":  # "summary (x.summary.md)", "translation to de (...)"
+            if what == "translation":
+                what += f" to {names.shown(item['language'] or '?')}"
+            if item.get("sidecar"):
+                what += f" ({names.shown(item['sidecar'])})"
+            who = f"{what}  {who}"
         line = f"{path}  {at}  {who}{marked(item['text'], item['marks'], colour=colour)}"
         print(line)  # noqa: T201 - every piece escaped above
 

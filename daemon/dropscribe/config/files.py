@@ -156,3 +156,21 @@ def text(name: str, base: Path, at: tuple[str | int, ...], problem: Any) -> tupl
     except (OSError, UnicodeDecodeError) as exc:
         problem(at, f"cannot read {path}: {unreadable(exc)}")
     return None
+
+
+def unloadable(folder: Path) -> str | None:
+    """Why no loader should open the model ``folder``'s files (attack14): the first
+    that is a FIFO (its open would wait for ever), a device, a socket, or a link that
+    leads nowhere or round in a loop, or the folder unreadable; None when none is."""
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as exc:
+        return f"{folder}: {exc.strerror or exc}"
+    for entry in entries:
+        try:
+            mode = entry.stat().st_mode
+        except OSError as exc:
+            return f"{entry.path}: {exc.strerror or exc}"
+        if not stat.S_ISDIR(mode) and not stat.S_ISREG(mode):
+            return f"{entry.path}: {_not_a_file(mode).strerror}"
+    return None

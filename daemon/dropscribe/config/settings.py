@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from dropscribe.config import document, fallbacks, files, glossaryfile, sections, steps
 from dropscribe.config.files import unreadable
+from dropscribe.config.languagemodel import check as language_model
 from dropscribe.config.locate import KeyPath, dotted, from_pydantic, line_of
 from dropscribe.config.schema import (
     ConfigModel,
@@ -323,6 +324,7 @@ def _layer(
         if read := files.text(model.prompt_file, base, (*where, "prompt_file"), problem):
             values["prompt"] = read[1].strip()
     glossaryfile.read(model, values, base, where, problem)  # glossary_file: into glossary
+    language_model(values, base, where, problem)  # lang32b: language_model: checked
     for key in ("output_dir", "voices"):  # folders, relative to the config file
         if key in values:
             try:

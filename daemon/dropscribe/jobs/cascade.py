@@ -27,6 +27,7 @@ from dropscribe.errors import (
     EndpointError,
     EndpointUnreachable,
     PassedOver,
+    PermanentError,
     TranscriptionError,
 )
 from dropscribe.jobs import degraded, routing, spending
@@ -97,6 +98,7 @@ class Cascade:
         while True:
             last: PassedOver | None = None
             over = 0  # budget34: endpoints passed over for their budget
+            beyond = 0  # attack14: ... for a budget too small for the file in any period
             slow: list[PassedOver] = []  # fallback34c: that timed out on this very file
             for index, (endpoint, model) in enumerate(chain):
                 try:
@@ -104,7 +106,8 @@ class Cascade:
                 except PassedOver as exc:
                     last = exc
                     why, message = exc.why, exc.message
-                    over += why == "budget"
+                    over += why in {"budget", spending.BEYOND}
+                    beyond += why == spending.BEYOND  # attack14
                     slow += [exc] if why == "slow" else []
                 except EmptyAnswer as exc:
                     if index == len(chain) - 1:
@@ -118,6 +121,8 @@ class Cascade:
                 if index < len(chain) - 1 and not told:
                     self._passed(job, endpoint, chain[index + 1][0], why, message)
             told = True
+            if last is not None and beyond == len(chain):  # attack14: no period takes it
+                raise PermanentError(last.message)
             self._too_slow(slow, len(chain))
             if self._once:  # nothing waits in once: the file ends as with one endpoint
                 assert last is not None  # every other way out of the loop returned or raised

@@ -177,7 +177,7 @@ class JobRunner:
             self._recognised(job, row)
             return Outcome.SKIPPED
         try:  # issue 32: the language heard first, then the settings chosen by it
-            job.settings = spoken.settled(job, self._uploader)
+            job.settings = spoken.settled(job, self._uploader, self._ledger)
         except spoken.Unexpected as exc:
             return verdicts.later(self._ledger, job, str(exc), "file.waiting", quarantined=False)
         except TranscriptionError as exc:  # the language_model cannot be used: the config's
@@ -190,7 +190,7 @@ class JobRunner:
             )
             return verdicts.later(self._ledger, job, error, will_retry=True, quarantined=False)
         if tracks.chosen(job.settings):  # each chosen audio track its own job, then the file's end
-            return tracks.each(job, self._sidecars, self._ledger, self._work)
+            return tracks.each(job, self._sidecars, self._ledger, self._work, self._uploader)
         # Held until the transcript is stored: a copy of this content waits, then reuses it.
         # A shared ledger's claim goes with it: another host holding it means later.
         # The file is marked done before the claim ends: another host that claims the

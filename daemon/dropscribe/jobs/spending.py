@@ -23,11 +23,12 @@ from dropscribe.errors import (
     EndpointUnreachable,
     LedgerError,
     PassedOver,
+    PermanentError,
     TranscriptionError,
 )
 from dropscribe.ledger import spend
 from dropscribe.transcribe import prices
-from dropscribe.vocab.budget import cost, periods
+from dropscribe.vocab.budget import beyond, cost, periods
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -37,11 +38,13 @@ if TYPE_CHECKING:
     from dropscribe.ledger.spend import Spends
     from dropscribe.transcribe.uploader import Uploader
     from dropscribe.transcript import Transcript
+    from dropscribe.vocab.budget import Budget
 
 log = structlog.get_logger("dropscribe")
 
 WAIT_SECONDS = 30.0  # alone and over budget: look again after (a period may have turned)
 BYTES_A_SECOND = 4000  # no duration known: a file's length guessed from 32 kbit/s
+BEYOND = "over the whole budget"  # PassedOver's why: no period can ever hold the file
 
 
 class Spender:
@@ -73,6 +76,7 @@ class Spender:
             raise PassedOver(endpoint, "budget", message, sent=False)
         per_hour = price or 0.0
         seconds = found.duration or held.size / BYTES_A_SECOND
+        self._within(endpoint, job.inbox.name, budgets, cost(seconds, per_hour))
         now = self._clock()
         request = spend.Request(
             str(key),
@@ -100,7 +104,8 @@ class Spender:
             if _unbilled(exc):
                 self._settle(made, 0.0, spend.RELEASED)
             raise  # else: it may have been billed; the reservation stands
-        billed = answer.duration or seconds
+        # attack14: a billed length of 0 or less is no length (it settled at 0, as if unbilled)
+        billed = answer.duration if answer.duration and answer.duration > 0 else seconds
         elapsed = time.monotonic() - started
         self._settle(made, cost(billed, per_hour), spend.SETTLED, elapsed)
         return answer
@@ -121,10 +126,30 @@ class Spender:
             try:
                 return self.paid(job, found, settings.endpoint, settings.model, send)
             except PassedOver as exc:
+                if exc.why == BEYOND:  # attack14: waiting would hold the worker for ever
+                    raise PermanentError(exc.message) from None
                 if once:
                     raise EndpointUnreachable(exc.message) from None
             if abort.wait(WAIT_SECONDS):
                 raise Abandoned
+
+    @staticmethod
+    def _within(
+        endpoint: str, folder: str, budgets: tuple[Budget | None, Budget | None], estimate: float
+    ) -> None:
+        """``PassedOver`` (why ``BEYOND``) when ``estimate`` alone is more than a whole
+        day's or month's budget of the endpoint or the folder."""
+        for scope, name, budget in (
+            ("endpoint", endpoint, budgets[0]),
+            ("folder", folder, budgets[1]),
+        ):
+            if limit := beyond(budget, estimate):
+                message = (
+                    f"the file's estimated cost {estimate:.4f} is more than {scope} {name}'s"
+                    f" whole budget {limit}: no period can take it (raise the budget, then"
+                    " dropscribe retry)"
+                )
+                raise PassedOver(endpoint, BEYOND, message, sent=False)
 
     def _settle(self, made: str, amount: float, state: str, elapsed: float = 0.0) -> None:
         try:

@@ -9,6 +9,9 @@ alone: decoded (that stream only) into a FLAC file under ``state_dir/work`` that
 later step reads as the recording, and made only when its transcript is not stored.
 The file is done once every chosen track is; the first track that fails ends the
 file's job as it would end any file's (its stored tracks are reused on the next try).
+Where the folder detects languages, each track's is heard in that track's own audio
+(``jobs/spoken.py``), and its rules by language chosen by it: a track heard in a
+language the folder does not take makes the file wait, as a file would.
 """
 
 from __future__ import annotations
@@ -22,9 +25,9 @@ from typing import TYPE_CHECKING
 import structlog
 
 from dropscribe.audio import probe, transcode
-from dropscribe.errors import PermanentError
+from dropscribe.errors import PermanentError, TranscriptionError
 from dropscribe.ingest import source
-from dropscribe.jobs import verdicts
+from dropscribe.jobs import spoken, verdicts
 from dropscribe.jobs.job import Job, Outcome
 from dropscribe.vocab import glossary, languages
 from dropscribe.vocab import tracks as choosing
@@ -35,6 +38,7 @@ if TYPE_CHECKING:
 
     from dropscribe.audio.probe import Track
     from dropscribe.ledger.interface import JobLedger
+    from dropscribe.transcribe.uploader import Uploader
     from dropscribe.vocab.settings import FolderSettings
 
 log = structlog.get_logger("dropscribe")
@@ -50,6 +54,11 @@ def choose(setting: object, found: list[Track]) -> list[Track]:
     tag must be there; of a list, those that are there (at least one). PermanentError,
     naming the file's tracks, when none is."""
     if setting == choosing.ALL:
+        if len(found) > choosing.MOST:  # attack14: each would be a job (an upload) of its own
+            raise PermanentError(
+                f"the file has {len(found)} audio streams; audio_track: all takes at most"
+                f" {choosing.MOST} (list the tracks wanted instead)"
+            )
         return list(found)
     wanted = choosing.choices(setting)  # type: ignore[arg-type]
     taken = {
@@ -117,11 +126,16 @@ def described(path: Path, settings: FolderSettings) -> list[str]:
 
 
 def each(
-    job: Job, sidecars: Callable[[Job], list[Path] | Outcome], ledger: JobLedger, work: Path
+    job: Job,
+    sidecars: Callable[[Job], list[Path] | Outcome],
+    ledger: JobLedger,
+    work: Path,
+    uploader: Uploader,
 ) -> Outcome:
-    """Every chosen track of ``job``'s file as its own job (``sidecars``: one track's
-    transcript and sidecars under its key's lock and claim); then the file done, moved
-    as ``after:`` says and its hook run, once."""
+    """Every chosen track of ``job``'s file as its own job (its language heard in that
+    track, ``uploader`` telling what the endpoint detects itself; ``sidecars``: one
+    track's transcript and sidecars under its key's lock and claim); then the file done,
+    moved as ``after:`` says and its hook run, once."""
     held, key = job.known()
     try:
         found = probe.tracks(held.content)
@@ -139,6 +153,10 @@ def each(
         settings = settings_of(job.settings, track.index, names[track.index])
         one = Job(job.file, settings, held, JobKey(key.digest, settings.shaping_hash()))
         structlog.contextvars.bind_contextvars(track=track.index)
+        if isinstance(heard := _heard(one, job, track, uploader, ledger), Outcome):
+            structlog.contextvars.unbind_contextvars("track")
+            return heard
+        one.settings = settings_of(heard, track.index, names[track.index])
         try:
             with _alone(one, track, ledger, work) as outcome:
                 result = outcome if isinstance(outcome, Outcome) else sidecars(one)
@@ -166,6 +184,22 @@ def each(
     )
     verdicts.hook(job, "done", written, moved=moved)
     return Outcome.DONE
+
+
+def _heard(
+    one: Job, job: Job, track: Track, uploader: Uploader, ledger: JobLedger
+) -> FolderSettings | Outcome:
+    """The settings of track ``one`` once its language is heard in that track (the
+    file's settings, ``job``'s, chosen again by it), or how the file waits."""
+    try:
+        return spoken.settled(
+            Job(job.file, job.settings, one.held, one.key), uploader, ledger, track.index
+        )
+    except spoken.Unexpected as exc:
+        return verdicts.later(ledger, one, str(exc), "file.waiting", quarantined=False)
+    except TranscriptionError as exc:  # the language_model cannot be used: the config's
+        error = f"cannot detect the language: {exc.message}"
+        return verdicts.later(ledger, one, error, will_retry=True, quarantined=False)
 
 
 @dataclass(frozen=True)

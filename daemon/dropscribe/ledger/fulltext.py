@@ -9,14 +9,21 @@ warning, SQLite skips what is not JSON).
 
 - SQLite: ``search_text``, an FTS5 table without content (the text is the jobs'
   already: the index holds only tokens), one row a segment, its rowid the transcript's
-  ``search_docs.id`` shifted left by ``SHIFT`` plus the segment's index; columns
-  ``text`` and ``speaker``, tokenized ``unicode61 remove_diacritics 2`` (any language,
-  case and accents folded).
+  ``search_docs.id`` plus the segment's index: each transcript's entries take the rowids
+  after the last transcript's (dense: the rowid deltas FTS5 stores in every term's list,
+  and the rowids of its sizes table, stay short; a transcript's ``id``, its first rowid,
+  is the greatest at or below each of its rowids); columns ``text`` and ``speaker``,
+  tokenized ``unicode61 remove_diacritics 2`` (any language, case and accents folded).
+  A ledger indexed before with rowids of ``id << 24`` (which took a fifth more room) is
+  indexed again.
 - PostgreSQL: ``search_segments``, each segment's text, time, speaker and ``tsvector``
   (GIN) made with the text search configuration of the transcript's language where
   PostgreSQL has one (``english``, ``german`` ...), ``simple`` otherwise.
 
 A transcript without segments (a text-only answer) is one entry, index 0, untimed.
+
+A step's result (a summary, a translation) is indexed as well: ``fulltext_steps.py``.
+
 ``prepare`` makes what is missing; a ledger whose transcripts were stored before the
 index existed is indexed then, once (every done job's result written again, so the
 triggers do it).
@@ -26,13 +33,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from dropscribe.ledger import fulltext_steps
 from dropscribe.ledger.schema import Dialect
 
 if TYPE_CHECKING:
     from dropscribe.ledger.migrations import Execute
 
-SHIFT = 24  # segments of one transcript: at most 2**24 (transcript.py caps them far lower)
-MOST_SEGMENTS = 1 << SHIFT
+OLD_SHIFT = "<< 24"  # in the triggers of the index's first layout (rowid: id << 24 + index)
 
 # ISO 639-1 codes (and names, as verbose_json gives them) -> PostgreSQL's configurations
 LANGUAGES = {
@@ -59,6 +66,9 @@ def prepare(execute: Execute, dialect: Dialect, *, fresh: bool) -> None:
     are made)."""
     if dialect is Dialect.SQLITE:  # the table and its triggers are made together
         made = bool(execute("PRAGMA table_info(search_text)", ()))  # a pragma: no scan
+        if made and _sparse(execute):
+            _unmade(execute)
+            made = False
         statements = _sqlite()
     else:
         made = execute(
@@ -67,12 +77,33 @@ def prepare(execute: Execute, dialect: Dialect, *, fresh: bool) -> None:
             (),
         )[0][0]
         statements = _postgres()
-    if made:
-        return
-    for statement in statements:
-        execute(statement, ())
-    if not fresh:  # the transcripts stored before: each written again, and so indexed
-        execute("UPDATE jobs SET result = result WHERE state = 'done' AND result IS NOT NULL", ())
+    if not made:
+        for statement in statements:
+            execute(statement, ())
+        if not fresh:  # the transcripts stored before: each written again, and so indexed
+            execute(
+                "UPDATE jobs SET result = result WHERE state = 'done' AND result IS NOT NULL", ()
+            )
+    fulltext_steps.prepare(execute, dialect, fresh=fresh)
+    if not made and not fresh and dialect is Dialect.SQLITE:  # one b-tree: 3 % less room
+        execute("INSERT INTO search_text (search_text) VALUES ('optimize')", ())
+
+
+def _sparse(execute: Execute) -> bool:
+    """Whether the SQLite index has the first layout's rowids (``id << 24``)."""
+    sql = "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?"
+    rows = execute(sql, ("search_jobs_insert",))
+    return bool(rows) and OLD_SHIFT in str(rows[0][0])
+
+
+def _unmade(execute: Execute) -> None:
+    """The SQLite index and its triggers gone (to be made again, and everything indexed)."""
+    for table in ("jobs", "steps"):
+        for event in ("insert", "update", "delete"):
+            execute(f"DROP TRIGGER IF EXISTS search_{table}_{event}", ())
+    execute("DROP TABLE search_text", ())
+    execute("DELETE FROM search_docs", ())
+    execute("DELETE FROM search_steps", ())
 
 
 # ---------------------------------------------------------------- SQLite
@@ -108,24 +139,33 @@ def _entries(row: str, delete: bool) -> str:
     into = "INSERT INTO search_text (" + ("search_text, " if delete else "")
     into += "rowid, text, speaker)"
     segments = (
-        f"{into} SELECT {command}(d.id << {SHIFT}) + s.key,"  # noqa: S608 - our own SQL
+        f"{into} SELECT {command}d.id + s.key,"  # noqa: S608 - our own SQL
         " coalesce(json_extract(s.value, '$.text'), ''), json_extract(s.value, '$.speaker')"
         f" FROM search_docs d, json_each({safe}, '$.segments') s"
-        f" WHERE d.key = {row}.key AND s.type = 'object' AND s.key < {MOST_SEGMENTS};"
+        f" WHERE d.key = {row}.key AND s.type = 'object';"
     )
     text_only = (
-        f"{into} SELECT {command}d.id << {SHIFT}, coalesce(json_extract({safe}, '$.text'), ''),"  # noqa: S608 - our own SQL
+        f"{into} SELECT {command}d.id, coalesce(json_extract({safe}, '$.text'), ''),"  # noqa: S608 - our own SQL
         f" NULL FROM search_docs d WHERE d.key = {row}.key"
         f" AND coalesce(json_array_length({safe}, '$.segments'), 0) = 0;"
     )
     return segments + " " + text_only
 
 
+# A transcript's first rowid: after the last transcript's entries (it has one a segment,
+# or one for its text alone; ``safe`` below, for that transcript's job)
+NEXT_DOC = (
+    "coalesce((SELECT d.id + max(1, coalesce(json_array_length(CASE WHEN json_valid(j.result)"
+    " THEN j.result ELSE '{}' END, '$.segments'), 0)) FROM search_docs d JOIN jobs j"
+    " ON j.key = d.key ORDER BY d.id DESC LIMIT 1), 0)"
+)
+
+
 def _index(row: str) -> str:
     safe = _safe(row)
     doc = (
-        "INSERT INTO search_docs (key, id, language, config, transcribed)"  # noqa: S608 - our own SQL
-        f" SELECT {row}.key, (SELECT coalesce(max(id), 0) + 1 FROM search_docs),"
+        "INSERT INTO search_docs (key, id, language, config, transcribed)"
+        f" SELECT {row}.key, {NEXT_DOC},"
         f" json_extract({safe}, '$.language'), 'unicode61', coalesce({row}.updated, 0)"
         f" WHERE {row}.state = 'done' AND json_valid({row}.result)"
         f" AND json_type({safe}) = 'object';"

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from dropscribe.errors import LedgerError
+from dropscribe.ledger.heard import Heard
 from dropscribe.ledger.sends import Sends
 from dropscribe.ledger.spend import Spends
 from dropscribe.vocab.states import FileState, JobKey, JobState
@@ -236,7 +237,7 @@ class Checkpoints(Protocol):
     ) -> None: ...
 
 
-class JobLedger(UploadLedger, Lookup, Sidecars, Checkpoints, Sends, Spends, Protocol):
+class JobLedger(UploadLedger, Lookup, Sidecars, Checkpoints, Sends, Spends, Heard, Protocol):
     """What one file's way needs: jobs/runner.py (which hands the narrower roles to the
     uploader, the chunker, verdicts and publish), dispatch/host.py."""
 

@@ -20,6 +20,7 @@ from dropscribe import names
 from dropscribe.errors import LedgerError, LedgerTooNew, SetupError
 from dropscribe.ledger import migrations, queries
 from dropscribe.ledger.database import Database
+from dropscribe.ledger.heard import HeardRows
 from dropscribe.ledger.leases import ClaimRow, HostRow, Leases
 from dropscribe.ledger.queries import Reads, file_row, job_row
 from dropscribe.ledger.schema import Dialect
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
 SCHEMA_LOCK = 0x64726F70  # "drop"
 
 
-class PostgresLedger(Reads, StepRows, SendReads, SpendRows):
+class PostgresLedger(Reads, StepRows, SendReads, SpendRows, HeardRows):
     """The ledger (``interface.Ledger``) in a PostgreSQL database several hosts share;
     thread-safe (a connection pool), and ``close()`` stops its heartbeat."""
 

@@ -232,6 +232,7 @@ LAYOUT = Layout(
             "step_outputs",
             columns("path text, step text, key text, shaping text, outputs text, updated real"),
             key=("path", "step"),
+            indexes=(Index("step_outputs_key", ("key",)),),  # search35b: a result's sidecars
         ),
         # stepsfence: the hook after a source's steps, claimed for what they showed then
         Table(
@@ -260,6 +261,13 @@ LAYOUT = Layout(
                 Index("spend_endpoint", ("endpoint", "month", "day")),
                 Index("spend_folder", ("folder", "month", "day")),
             ),
+        ),
+        # lang32b: what language detection heard in each (content, audio track), and
+        # the detector that heard it (heard.py): a waiting file is not heard again
+        Table(
+            "heard",
+            columns("key text, track int, detector text, found text, updated real"),
+            key=("key", "track"),
         ),
         # a job in some host's hands (leases.py); previous: the run it was taken from
         Table(
@@ -295,6 +303,27 @@ LAYOUT = Layout(
                 " config text, tsv tsv"
             ),
             key=("key", "idx"),
+            shared=True,
+        ),
+        # search35b: each step result (summary, translation) indexed as a transcript is, by
+        # the steps table's triggers; id (negative) numbers its entries in search_text
+        Table(
+            "search_steps",
+            columns(
+                "key text, step text, shaping text, id int?, language text?, config text,"
+                " transcribed real"
+            ),
+            key=("key", "step", "shaping"),
+            indexes=(Index("search_steps_id", ("id",)),),
+        ),
+        # search35b: PostgreSQL's index of each step result's entries (SQLite: search_text)
+        Table(
+            "search_step_segments",
+            columns(
+                "key text, step text, shaping text, idx int, start real?, end real?,"
+                " speaker text?, body text, config text, tsv tsv"
+            ),
+            key=("key", "step", "shaping", "idx"),
             shared=True,
         ),
     ),

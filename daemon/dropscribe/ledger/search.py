@@ -20,6 +20,9 @@ from dropscribe.ledger import fulltext, terms
 if TYPE_CHECKING:
     from dropscribe.ledger.terms import Query
 
+SUMMARY = "summary"  # vocab.steps' name of the summary step
+# a step result whose sidecars show it now (o: step_outputs; its shaping may carry "+glossary")
+SHOWS = "(o.shaping = ? OR substr(o.shaping, 1, length(?) + 1) = ? || '+')"
 CANDIDATES = 1_000  # SQLite: a term in more segments is not ranked (the docstring)
 START, STOP = "\x02", "\x03"  # PostgreSQL's headline marks (control codes: never in text)
 HEADLINE = f'StartSel="{START}", StopSel="{STOP}", HighlightAll=true'
@@ -62,6 +65,8 @@ class Hit:
     transcribed: float
     score: float  # higher is better
     places: tuple[Place, ...]  # the latest first
+    step: str | None = None  # found in a step's result (summary, translate:de), not the transcript
+    sidecar: str | None = None  # that step's sidecar showing it (name.summary.md, name.de.txt)
 
 
 @runtime_checkable
@@ -101,24 +106,60 @@ class Searching:
                 places[hit.key] = self._places(hit.key)
         return [_with(hit, places[hit.key]) for hit in found]
 
+    def _step_hit(self, key: str, step: str, shaping: str, idx: int) -> dict[str, Any]:
+        """A step result's entry (its text, times, speaker) and the sidecar showing it."""
+        rows = self._rows(
+            "SELECT result FROM steps WHERE key = ? AND step = ? AND shaping = ?",
+            (key, step, shaping),
+        )
+        result = json.loads(rows[0][0]) if rows and rows[0][0] else {}
+        item: dict[str, Any] = {"text": result.get("markdown", "")}
+        cues = result.get("cues")
+        if isinstance(cues, list) and idx < len(cues) and isinstance(cues[idx], list):
+            cue = [*cues[idx], None, None, None, None][:4]
+            item = {"start": cue[0], "end": cue[1], "text": cue[2], "speaker": cue[3]}
+        outputs = self._rows(
+            f"SELECT outputs FROM step_outputs o WHERE o.key = ? AND o.step = ? AND {SHOWS}"  # noqa: S608 - our own SQL
+            " ORDER BY o.updated DESC",
+            (key, step, shaping, shaping, shaping),
+        )
+        wanted = ".summary.md" if step == SUMMARY else ".txt"
+        if outputs:  # the latest; its paths as this host names them
+            paths = [self._shown(str(p)) for p in json.loads(outputs[0][0] or "[]")]
+            item["sidecar"] = next(
+                (p for p in paths if p.endswith(wanted)), paths[0] if paths else None
+            )
+        return item
+
     def _sqlite(self, query: Query, filters: Filters, limit: int) -> list[Hit]:
         match = terms.fts5(query)
         if filters.speaker and (said := terms.fts5_phrase(filters.speaker, "speaker")):
             match += f" AND {said}"
-        where, args = _filters(filters)
+        where, args = _filters(filters, _SQLITE_DOC)
         # bm25 reads the whole list of every term's places first: ranked only when each
         # is in fewer than CANDIDATES segments; else the latest transcripts first
         ranked = not self._common(query)
         rank, order = ("f.rank", "f.rank, f.rowid DESC") if ranked else ("0", "f.rowid DESC")
         rows = self._rows(
-            f"SELECT f.rowid, {rank}, d.key, d.language, d.transcribed"  # noqa: S608 - our own SQL
-            " FROM search_text f JOIN search_docs d ON d.id = (f.rowid >> ?)"
-            f" WHERE search_text MATCH ?{where} ORDER BY {order} LIMIT ?",
-            (fulltext.SHIFT, match, *args, limit),
+            f"SELECT f.rowid, {rank}, {_SQLITE_DOC['key']}, {_SQLITE_DOC['language']},"  # noqa: S608 - our own SQL
+            f" {_SQLITE_DOC['transcribed']}, t.step, t.shaping, coalesce(d.id, t.id)"
+            " FROM search_text f LEFT JOIN search_docs d ON f.rowid >= 0"
+            " AND d.id = (SELECT max(id) FROM search_docs WHERE id <= f.rowid)"
+            " LEFT JOIN search_steps t ON f.rowid < 0"
+            " AND t.id = (SELECT max(id) FROM search_steps WHERE id <= f.rowid)"
+            " WHERE search_text MATCH ? AND (d.key IS NOT NULL OR (t.key IS NOT NULL AND"
+            " EXISTS (SELECT 1 FROM step_outputs o WHERE o.key = t.key AND o.step = t.step"
+            " AND (o.shaping = t.shaping OR substr(o.shaping, 1, length(t.shaping) + 1)"
+            f" = t.shaping || '+')))){where} ORDER BY {order} LIMIT ?",
+            (match, *args, limit),
         )
         hits = []
-        for rowid, rank, key, language, transcribed in rows:
-            idx = rowid % fulltext.MOST_SEGMENTS
+        for rowid, rank, key, language, transcribed, step, shaping, first in rows:
+            idx = rowid - first
+            if step is not None:
+                item = self._step_hit(key, step, shaping, idx)
+                hits.append(_hit(key, idx, item, query, language, transcribed, -float(rank), step))
+                continue
             segment, count = self._rows(
                 "SELECT json_extract(result, ?), json_array_length(result, '$.segments')"
                 " FROM jobs WHERE key = ?",
@@ -163,30 +204,56 @@ class Searching:
         return False
 
     def _postgres(self, query: Query, filters: Filters, limit: int) -> list[Hit]:
-        where, args = _filters(filters)
+        where, args = _filters(filters, _DOC)
         if filters.speaker:
             where += (
                 " AND to_tsvector('simple', coalesce(s.speaker, ''))"
                 " @@ phraseto_tsquery('simple', ?)"
             )
             args.append(filters.speaker)
+        picked = (
+            ' s.idx, s.start, s."end", s.speaker, s.body, s.config, q.query,'
+            " d.language, d.transcribed, ts_rank(s.tsv, q.query) AS score"
+        )
+        ordered = " ORDER BY score DESC, d.transcribed DESC, s.idx LIMIT ?"
         rows = self._rows(
             "WITH q AS (SELECT c.config, to_tsquery(c.config::regconfig, ?) AS query"  # noqa: S608 - our own SQL
-            "  FROM (SELECT DISTINCT config FROM search_docs) c)"
-            ' SELECT h.key, h.idx, h.start, h."end", h.speaker,'
+            "  FROM (SELECT config FROM search_docs UNION SELECT config FROM search_steps) c)"
+            ' SELECT h.key, h.step, h.shaping, h.idx, h.start, h."end", h.speaker,'
             "  ts_headline(h.config::regconfig, h.body, h.query, ?),"
             "  h.language, h.transcribed, h.score FROM ("
-            '  SELECT s.key, s.idx, s.start, s."end", s.speaker, s.body, s.config, q.query,'
-            "   d.language, d.transcribed, ts_rank(s.tsv, q.query) AS score"
+            f"  (SELECT s.key, NULL::text AS step, NULL::text AS shaping,{picked}"
             "  FROM q JOIN search_segments s ON s.config = q.config AND s.tsv @@ q.query"
-            f"  JOIN search_docs d ON d.key = s.key WHERE TRUE{where}"
-            "  ORDER BY score DESC, d.transcribed DESC, s.idx LIMIT ?"
-            " ) h ORDER BY h.score DESC, h.transcribed DESC, h.idx",
-            (terms.tsquery(query), HEADLINE, *args, limit),
+            f"  JOIN search_docs d ON d.key = s.key WHERE TRUE{where}{ordered})"
+            f"  UNION ALL (SELECT s.key, s.step, s.shaping,{picked}"
+            "  FROM q JOIN search_step_segments s ON s.config = q.config AND s.tsv @@ q.query"
+            "  JOIN search_steps d ON d.key = s.key AND d.step = s.step AND d.shaping = s.shaping"
+            "  WHERE EXISTS (SELECT 1 FROM step_outputs o WHERE o.key = d.key AND o.step = d.step"
+            "   AND (o.shaping = d.shaping OR substr(o.shaping, 1, length(d.shaping) + 1)"
+            f"   = d.shaping || '+')){where}{ordered})"
+            " ) h ORDER BY h.score DESC, h.transcribed DESC, h.idx LIMIT ?",
+            (terms.tsquery(query), HEADLINE, *args, limit, *args, limit, limit),
         )
         hits = []
-        for key, idx, start, end, speaker, headline, language, transcribed, score in rows:
+        for (
+            key,
+            step,
+            shaping,
+            idx,
+            start,
+            end,
+            speaker,
+            headline,
+            language,
+            transcribed,
+            score,
+        ) in rows:
             text, marks = _unmarked(str(headline))
+            if step is not None:
+                item = self._step_hit(key, step, shaping, idx)
+                found = _hit(key, idx, item, query, language, transcribed, float(score), step)
+                hits.append(Hit(**{**found.__dict__, "text": text, "marks": marks}))
+                continue
             hits.append(
                 Hit(
                     key,
@@ -215,12 +282,18 @@ class Searching:
         )
 
 
-def _filters(filters: Filters) -> tuple[str, list[Any]]:
-    """SQL (``d``: search_docs) and its arguments for the filters both backends share."""
+_DOC = {"key": "d.key", "language": "d.language", "transcribed": "d.transcribed"}
+# SQLite: d (search_docs) for a transcript's entry, t (search_steps) for a step result's
+_SQLITE_DOC = {name: f"coalesce(d.{name}, t.{name})" for name in _DOC}
+
+
+def _filters(filters: Filters, doc: dict[str, str]) -> tuple[str, list[Any]]:
+    """SQL (``doc``: the document's key, language, transcribed) and its arguments for the
+    filters both backends share."""
     sql, args = "", list[Any]()
     if filters.language:
         names = fulltext.same_language(filters.language)
-        sql += f" AND lower(d.language) IN ({', '.join('?' * len(names))})"
+        sql += f" AND lower({doc['language']}) IN ({', '.join('?' * len(names))})"
         args += names
     on_file, file_args = list[str](), list[Any]()
     if filters.inbox is not None:
@@ -230,16 +303,45 @@ def _filters(filters: Filters) -> tuple[str, list[Any]]:
         if bound is None:
             continue
         if filters.transcribed:
-            sql += f" AND d.transcribed {op} ?"
+            sql += f" AND {doc['transcribed']} {op} ?"
             args.append(bound)
         else:
             on_file.append(f"x.mtime_ns {op} ?")
             file_args.append(int(bound * 1e9))
     if on_file:
-        sql += " AND EXISTS (SELECT 1 FROM files x WHERE x.key = d.key AND "
+        sql += f" AND EXISTS (SELECT 1 FROM files x WHERE x.key = {doc['key']} AND "  # noqa: S608
         sql += " AND ".join(on_file) + ")"
         args += file_args
     return sql, args
+
+
+def _hit(
+    key: str,
+    idx: int,
+    item: dict[str, Any],
+    query: Query,
+    language: str | None,
+    transcribed: float,
+    score: float,
+    step: str,
+) -> Hit:
+    """A step result's hit (``item``: ``_step_hit``'s)."""
+    text = str(item.get("text") or "")
+    return Hit(
+        key,
+        idx,
+        _seconds(item.get("start")),
+        _seconds(item.get("end")),
+        _label(item.get("speaker")),
+        text,
+        tuple(terms.marks(text, query)),
+        language,
+        float(transcribed),
+        score,
+        (),
+        step,
+        item.get("sidecar"),
+    )
 
 
 def _with(hit: Hit, places: tuple[Place, ...]) -> Hit:

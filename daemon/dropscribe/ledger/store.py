@@ -26,6 +26,7 @@ from dropscribe import names
 from dropscribe.errors import LedgerError
 from dropscribe.ledger import migrations, queries
 from dropscribe.ledger.groupcommit import GroupCommit
+from dropscribe.ledger.heard import HeardRows
 from dropscribe.ledger.interface import Claim, JobRow
 from dropscribe.ledger.queries import Reads
 from dropscribe.ledger.schema import LAYOUT, Dialect
@@ -52,7 +53,7 @@ def mapped() -> Iterator[None]:
         raise LedgerError(str(exc)) from exc
 
 
-class SqliteLedger(Reads, StepRows, SendReads, SpendRows):
+class SqliteLedger(Reads, StepRows, SendReads, SpendRows, HeardRows):
     """The ledger (``interface.Ledger``) in one SQLite file; thread-safe, and ``close()``
     stops its writer thread."""
 

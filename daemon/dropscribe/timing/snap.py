@@ -27,23 +27,45 @@ SHORTEST = 0.05  # seconds a word keeps, however its edges move
 STOP_FRAMES = 10  # frames of quiet (100 ms) under which quiet is a stop consonant's closure
 PAUSE_FRAMES = 15  # frames of quiet (150 ms) inside a word's time: a pause, not a stop
 SPEECH_RANGE_DB = 40.0  # quieter than the loud end of the recording by this: not speech
+# An end comes back out of quiet only to audible sound: over the quietest frames by
+# AUDIBLE_DB, within AUDIBLE_RANGE_DB of the loud ones (a final stop's release is 20 dB
+# under the vowel, and under the loud threshold in breathy voices).
+AUDIBLE_DB, AUDIBLE_RANGE_DB = 6.0, 45.0
+PIECE = 60.0  # seconds of samples made floats at a time (all at once: 4x the samples)
 
 
 def loud_frames(pcm: npt.NDArray[np.int16], rate: int) -> npt.NDArray[np.bool_]:
     """Per 10 ms frame of ``pcm``: whether it holds sound (over the noise floor by 10 dB,
     and within SPEECH_RANGE_DB of the recording's loud frames)."""
-    envelope = split.loudness(pcm, rate)
+    return frames(pcm, rate)[0]
+
+
+def frames(
+    pcm: npt.NDArray[np.int16], rate: int
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """Per 10 ms frame of ``pcm``: whether it is loud (``loud_frames``), and whether it is
+    audible at all (AUDIBLE_DB over the quietest frames, within AUDIBLE_RANGE_DB of the
+    loud ones): a stop's release or a word's fading tail is audible, rarely loud."""
+    per = round(rate * FRAME) * round(PIECE / FRAME)  # whole frames a piece
+    parts = [split.loudness(pcm[at : at + per], rate) for at in range(0, len(pcm), per)]
+    envelope = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
     if len(envelope) == 0:
-        return np.zeros(0, dtype=np.bool_)
-    level = max(split.threshold(envelope), float(np.percentile(envelope, 95)) - SPEECH_RANGE_DB)
-    return np.asarray(envelope >= level)
+        return np.zeros(0, dtype=np.bool_), np.zeros(0, dtype=np.bool_)
+    top = float(np.percentile(envelope, 95))
+    level = max(split.threshold(envelope), top - SPEECH_RANGE_DB)
+    faint = max(float(np.percentile(envelope, 5)) + AUDIBLE_DB, top - AUDIBLE_RANGE_DB)
+    return np.asarray(envelope >= level), np.asarray(envelope >= min(faint, level))
 
 
 def snapped(
-    times: Sequence[tuple[float, float]], loud: npt.NDArray[np.bool_]
+    times: Sequence[tuple[float, float]],
+    loud: npt.NDArray[np.bool_],
+    audible: npt.NDArray[np.bool_] | None = None,
 ) -> list[tuple[float, float]]:
     """``times`` (start, end per word, in order) with each edge moved to the sound's edge
-    nearby; the result is in order, each word at least SHORTEST long where it can be."""
+    nearby: starts to ``loud`` sound, ends to ``audible`` sound (``loud`` if not given);
+    the result is in order, each word at least SHORTEST long where it can be."""
+    heard = loud if audible is None else audible
     out: list[tuple[float, float]] = []
     count = len(loud)
     reach = round(REACH / FRAME)
@@ -59,10 +81,10 @@ def snapped(
         since = int(max(before, 0.0) / FRAME)
         stop = int(np.ceil(end / FRAME))
         # An end just inside the next word's sound, across a pause: back to the pause.
-        gap = _last_pause(loud, int(begin / FRAME) + 1, stop)
+        gap = _last_pause(heard, int(begin / FRAME) + 1, stop)
         if gap is not None and stop - gap[1] <= reach:
             stop = gap[0] + 1
-        last = _offset(loud, stop, since, int(after / FRAME))
+        last = _offset(heard, stop, since, int(after / FRAME))
         finish = end if last is None else last * FRAME
         if last is not None and finish < begin + SHORTEST:
             # placed in the pause after its sound: the whole word comes back to that sound
@@ -94,6 +116,11 @@ def _onset(loud: npt.NDArray[np.bool_], at: int, reach: int) -> int | None:
     quiet = np.flatnonzero(~loud[lo:at])
     if len(quiet) == 0:
         return 0 if lo == 0 else None
+    if _stop_closure(loud, lo + int(quiet[-1])):
+        # A stop's closure inside speech ("pre|pare a"): the sound before it is still
+        # this word's or the last one's, so the start stays where it was timed (moving
+        # back to the closure took the last word's end with it).
+        return None
     return lo + int(quiet[-1]) + 1
 
 

@@ -12,11 +12,13 @@ import itertools
 import os
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import structlog
 
+from dropscribe.config import files
 from dropscribe.errors import Abandoned, EndpointError
 from dropscribe.transcribe import local
 
@@ -54,6 +56,8 @@ def model(name: str) -> tuple[Any, threading.Lock]:
         except ImportError:
             raise EndpointError("local timing needs faster-whisper: dropscribe[local]") from None
         source, on_disk = local.resolve_model(name)
+        if on_disk and (why := files.unloadable(Path(source))):  # attack14: a FIFO hung it
+            raise EndpointError(f"cannot load the timing model {name!r}: {why}")
         started = time.monotonic()
         try:
             loaded = WhisperModel(

@@ -24,14 +24,18 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
 LEAD_SECONDS = 180  # the start of the recording read to find 30 s of speech in
+# How this module listens, kept with what it heard (ledger/heard.py): a new way of
+# listening hears again what an older one heard.
+WAY = "lead180-vad30"
 
 
-def lead(content: Path) -> npt.NDArray[np.float32]:
-    """The first LEAD_SECONDS of ``content`` as floats in [-1, 1)."""
+def lead(content: Path, track: int = 0) -> npt.NDArray[np.float32]:
+    """The first LEAD_SECONDS of audio track ``track`` of ``content`` (that stream only
+    decoded) as floats in [-1, 1)."""
     wanted = LEAD_SECONDS * RATE
     blocks: list[npt.NDArray[np.int16]] = []
     count = 0
-    for block in Samples(content):
+    for block in Samples(content, track):
         blocks.append(block)
         count += len(block)
         if count >= wanted:

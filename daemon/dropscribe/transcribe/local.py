@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from dropscribe.audio.transcode import RATE, Samples, floats
+from dropscribe.config import files
 from dropscribe.errors import Abandoned, EndpointError, PermanentError
 from dropscribe.ops import progress
 from dropscribe.transcribe import heap, redo
@@ -164,6 +165,7 @@ class LocalEngine:
     """Same interface as ``http.Client``: ``endpoint``, ``transcribe()``, ``close()``."""
 
     def __init__(self, endpoint: Endpoint, abort: threading.Event | None = None) -> None:
+        heap.before_threads()  # made before the threads that will run files
         self.endpoint = endpoint
         self._abort = abort  # set when the daemon stops: a transcription ends between segments
         self._models: dict[str, Any] = {}
@@ -212,6 +214,8 @@ class LocalEngine:
                 "kind: local needs faster-whisper: pip install 'dropscribe[local]'"
             ) from None
         source, on_disk = resolve_model(name)
+        if on_disk and (why := files.unloadable(Path(source))):  # attack14: a FIFO hung it
+            raise EndpointError(f"cannot load model {name!r}: {why}")
         offline = on_disk or os.environ.get("HF_HUB_OFFLINE", "") not in {"", "0"}
         started = time.monotonic()
         try:

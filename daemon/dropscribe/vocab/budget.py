@@ -64,6 +64,17 @@ def crossed(budget: Budget | None, spent: Spent, cost: float) -> str | None:
     return None
 
 
+def beyond(budget: Budget | None, cost: float) -> str | None:
+    """Which limit ``cost`` alone is over (``per_day 5.00``): no period can ever hold it
+    (attack14: such a file once waited for ever, holding a worker); None if none."""
+    if budget is None:
+        return None
+    for name, limit in (("per_day", budget.per_day), ("per_month", budget.per_month)):
+        if limit is not None and cost > limit + 1e-9:
+            return f"{name} {limit:.2f}"
+    return None
+
+
 def cost(seconds: float, per_hour: float) -> float:
     """What ``seconds`` of audio cost at ``per_hour``."""
     return max(seconds, 0.0) / 3600.0 * per_hour

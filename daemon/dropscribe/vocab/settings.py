@@ -35,6 +35,19 @@ AUDIO_EXTENSIONS = (
     "webm",
     "oga",
     "opus",
+    # Containers and codecs people record in that no endpoint takes by name, decoded with
+    # PyAV and re-encoded for the endpoint: Matroska from OBS and screen recorders,
+    # QuickTime from phones and cameras, AAC/AMR/3GP from call recorders, AIFF, WMA.
+    "mkv",
+    "mka",
+    "mov",
+    "m4v",
+    "aac",
+    "amr",
+    "3gp",
+    "aif",
+    "aiff",
+    "wma",
 )
 
 
