@@ -316,12 +316,9 @@ class Uploader:
         and frees the worker (``EndpointWaits``): the file comes again after the pause."""
         pause = failure.retry_after or 0.0
         if failure.status == 429 and pause > backoff.SLEPT_IN_PLACE:
-            self._health.hold(endpoint, pause, failure)
-            raise EndpointWaits(
-                f"waiting: endpoint {endpoint} asked for a pause of {pause:.0f} s"
-                f" (429 Retry-After): {failure.message}",
-                status=429,
-            )
+            said = f"it asked for a pause of {pause:.0f} s (429 Retry-After): {failure.message}"
+            self._health.hold(endpoint, pause, said, 429)
+            raise EndpointWaits(f"waiting: endpoint {endpoint} is paused: {said}", status=429)
 
     def _settle(
         self,
