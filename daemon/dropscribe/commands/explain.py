@@ -84,19 +84,30 @@ def _sidecars(cfg: Config, inbox: Inbox, settings: FolderSettings, path: Path) -
     rel = rules.relative(inbox, path)
     folder = rules.sidecar_dir(inbox, settings, path)
     written = _written(cfg, path)
+    chain = several.chain(settings.endpoint, settings.model, settings.fallbacks, settings.models)
+    names = {  # fallback34c: {model} in name_template is the model of the endpoint taking it
+        name: ", ".join(
+            rules.sidecar_name(settings.model_copy(update={"model": model}), path, fmt)
+            for fmt in settings.formats
+        )
+        for name, model in chain
+    }
     if written:  # the names it really has (a name taken already made it another)
         say(f"  sidecars: {', '.join(p.name for p in written)} in {written[0].parent}")
+    elif len(set(names.values())) == 1:
+        say(f"  sidecars: {names[settings.endpoint]} in {folder} (relative path {rel})")
     else:
-        sidecars = ", ".join(rules.sidecar_name(settings, path, fmt) for fmt in settings.formats)
-        say(f"  sidecars: {sidecars} in {folder} (relative path {rel})")
+        told = "; ".join(f"on {name}: {sidecars}" for name, sidecars in names.items())
+        say(f"  sidecars, by the endpoint that takes it: {told}; in {folder} (relative path {rel})")
     endpoint = cfg.endpoints.get(settings.endpoint)
-    if settings.speakers and endpoint is not None and endpoint.kind in kinds.KNOWN_VOICES:
+    voiced = [n for n, _ in chain if (v := cfg.endpoints.get(n)) and v.kind in kinds.KNOWN_VOICES]
+    if settings.speakers and voiced:  # fallback34c: on each endpoint of the list that can
+        on = f" (on {', '.join(voiced)})" if len(chain) > 1 else ""
         say(
-            "  speakers: if the recording is cut into chunks, the first is transcribed alone;"
-            " the others follow with its speakers' voices as known speakers (four at most,"
-            " with voices:), so each person keeps one label"
+            f"  speakers{on}: if the recording is cut into chunks, the first is transcribed"
+            " alone; the others follow with its speakers' voices as known speakers (four at"
+            " most, with voices:), so each person keeps one label"
         )
-    chain = several.chain(settings.endpoint, settings.model, settings.fallbacks, settings.models)
     if endpoint is not None and len(chain) == 1:
         say(f"  timing: {described(endpoint, settings, path)}")
     for name, model in chain if len(chain) > 1 else ():  # routing34b: each one's own

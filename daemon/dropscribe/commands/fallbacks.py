@@ -24,6 +24,7 @@ def told(rows: list[SendRow]) -> list[str]:
     return [
         f"    endpoint {row.endpoint} ({row.model}): "
         + said.get(row.state, row.state).format(reason=row.reason)
+        + (f" ({row.reason})" if row.state == DONE and row.reason else "")  # fallback34c
         for row in rows
     ]
 

@@ -151,18 +151,23 @@ def _file(
     """One file not done: its state for a person, why, and what to do."""
     entry: dict[str, Any] = {"path": row.path, "inbox": row.inbox, "reason": row.error}
     inbox = next((i for i in cfg.inboxes if i.name == row.inbox), None)
-    endpoint = rules.effective(inbox, Path(row.path)).endpoint if inbox is not None else None
-    health = endpoints.get(endpoint or "", {})
+    settings = rules.effective(inbox, Path(row.path)) if inbox is not None else None
+    names = [settings.endpoint, *settings.fallbacks] if settings is not None else []
+    healths = [(name, endpoints.get(name, {})) for name in names]  # fallback34c: the list's
     reload = f"kill -HUP {running['pid']}" if running["running"] else "run dropscribe again"
     if row.state == "failed":
         action = f"fix the cause, then: dropscribe retry -c {cfg.source} {row.path}"
         return {**entry, "state": "failed", "action": action}
-    if health.get("state") in {"paused", "unreachable"}:  # the endpoint's, not the file's
-        probe = f"; next probe at {health['next_probe']}" if health.get("next_probe") else ""
-        why = f"endpoint {endpoint} {health['state']}: {health.get('reason')}{probe}"
+    if names and all(h.get("state") in {"paused", "unreachable"} for _, h in healths):
+        why = "; ".join(  # every endpoint of its list: the endpoints', not the file's
+            f"endpoint {name} {h['state']}: {h.get('reason')}"
+            + (f"; next probe at {h['next_probe']}" if h.get("next_probe") else "")
+            for name, h in healths
+        )
+        fix = ", ".join(f"endpoints.{name}" for name in names)
         action = (
-            f"fix endpoints.{endpoint} (api key, base_url, account) in {cfg.source},"
-            f" then {reload}; it is sent by itself once the endpoint answers"
+            f"fix {fix} (api key, base_url, account) in {cfg.source}, then {reload}; it is"
+            " sent by itself once an endpoint answers"
         )
         return {**entry, "state": "waiting", "reason": why, "action": action}
     if row.state == "uploading":

@@ -95,4 +95,6 @@ def _level(
         return
     for name, model in fallbacks.chain(first, str(values.get("model", "")), rest, mapped)[1:]:
         if (endpoint := endpoints.get(name)) is not None and model:
-            engines(endpoint, {**values, "endpoint": name, "model": model}, at, problem)
+            # fallback34c: a later endpoint that labels no speakers takes the file degraded
+            shown = {**values, "endpoint": name, "model": model, "speakers": False, "voices": None}
+            engines(endpoint, shown, at, problem)

@@ -98,7 +98,9 @@ def _folder(folder: Path) -> str | None:
         size = len(json.loads(text)) if vocabulary.endswith(".json") else len(text.splitlines())
     except OSError as exc:
         return f"cannot read {exc.filename or vocabulary}: {files.unreadable(exc)}"
-    except (ValueError, TypeError):  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+    # UnicodeDecodeError and JSONDecodeError are ValueErrors; JSON nested past Python's
+    # limit is a RecursionError (review14: check-config's traceback)
+    except (ValueError, TypeError, RecursionError):
         return "its config.json or vocabulary is not a faster-whisper model's"
     if size < MULTILINGUAL_VOCABULARY:
         return (

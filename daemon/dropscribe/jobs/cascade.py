@@ -30,7 +30,7 @@ from dropscribe.errors import (
     PermanentError,
     TranscriptionError,
 )
-from dropscribe.jobs import routing, spending
+from dropscribe.jobs import degraded, routing, spending
 from dropscribe.ledger.sends import DONE, FAILED, SENDING, UNUSABLE
 from dropscribe.transcribe import fallback
 from dropscribe.vocab import fallbacks
@@ -99,6 +99,7 @@ class Cascade:
             last: PassedOver | None = None
             over = 0  # budget34: endpoints passed over for their budget
             beyond = 0  # attack14: ... for a budget too small for the file in any period
+            slow: list[PassedOver] = []  # fallback34c: that timed out on this very file
             for index, (endpoint, model) in enumerate(chain):
                 try:
                     return self._turn(job, found, endpoint, model)
@@ -107,6 +108,7 @@ class Cascade:
                     why, message = exc.why, exc.message
                     over += why in {"budget", spending.BEYOND}
                     beyond += why == spending.BEYOND  # attack14
+                    slow += [exc] if why == "slow" else []
                 except EmptyAnswer as exc:
                     if index == len(chain) - 1:
                         raise
@@ -121,9 +123,10 @@ class Cascade:
             told = True
             if last is not None and beyond == len(chain):  # attack14: no period takes it
                 raise PermanentError(last.message)
+            self._too_slow(slow, len(chain))
             if self._once:  # nothing waits in once: the file ends as with one endpoint
                 assert last is not None  # every other way out of the loop returned or raised
-                if last.why.startswith(("down", "paused (down", "budget")):
+                if last.why.startswith(("down", "paused (down", "budget", "slow", "paused (slow")):
                     raise EndpointUnreachable(last.message)
                 raise EndpointError(last.message)
             wait = spending.WAIT_SECONDS if over == len(chain) else RETRY_SECONDS
@@ -135,6 +138,17 @@ class Cascade:
             )
             if self._abort.wait(wait):
                 raise Abandoned
+
+    @staticmethod
+    def _too_slow(slow: list[PassedOver], endpoints: int) -> None:
+        """fallback34c: every endpoint of the list timed out on this file, one after the
+        other: the file may be the cause (too long for every ``timeout:``), so it ends as
+        with one endpoint after its last timeout, not waiting (and pausing each) forever."""
+        if len(slow) < endpoints or not isinstance(slow[-1].__cause__, TranscriptionError):
+            return
+        failure = slow[-1].__cause__
+        failure.attempts = len(slow)
+        raise failure
 
     def _turn(
         self, job: Job, found: Probe, endpoint: str, model: str, *, patient: bool = False
@@ -152,6 +166,11 @@ class Cascade:
         it (``patient``: only when it refuses it, not while it is paused or down)."""
         _, key = job.known()
         settings = job.settings.model_copy(update={"endpoint": endpoint, "model": model})
+        lacks = degraded.lacking(  # fallback34c: what this endpoint cannot give
+            self._uploader.client(endpoint).endpoint, settings, self._uploader.caps(endpoint, model)
+        )
+        if "speakers" in lacks:
+            settings = degraded.unspoken(settings)
         self._ledger.record_send(key, endpoint, model, job.path, SENDING, None)
         one = dataclasses.replace(job, settings=settings)
         try:
@@ -169,8 +188,27 @@ class Cascade:
         except TranscriptionError as exc:  # answered (or never sent): not in flight
             self._ledger.record_send(key, endpoint, model, job.path, FAILED, exc.message)
             raise
-        self._ledger.record_send(key, endpoint, model, job.path, DONE, None)
+        note = "; ".join(f"{what}: {why}" for what, why in lacks.items()) or None
+        self._ledger.record_send(key, endpoint, model, job.path, DONE, note and f"degraded: {note}")
+        if note is not None:
+            log.warning("file.degraded", endpoint=endpoint, model=model, what=list(lacks), why=note)
         return answer
+
+    def reused(self, job: Job) -> None:
+        """fallback34c: a transcript had from the ledger (after a restart, or for a copy of
+        the content) names in its sidecars the model that made it, not the list's first."""
+        _, key = job.known()
+        done = [row for row in self._ledger.sends(key) if row.state == DONE]
+        if job.settings.fallbacks and done:
+            job.settings = job.settings.model_copy(update={"model": done[-1].model})
+
+    def max_attempts(self, job: Job) -> int:
+        """fallback34c: the attempts a job has: those of the endpoint of its list it was
+        last sent to (the first's before any)."""
+        names = [job.settings.endpoint, *job.settings.fallbacks]
+        sent = [row.endpoint for row in self._ledger.sends(job.key)] if job.key else []
+        name = next((name for name in reversed(sent) if name in names), names[0])
+        return self._uploader.client(name).endpoint.max_attempts
 
     def _held(self, job: Job, chain: list[tuple[str, str]]) -> tuple[str, str] | None:
         """The paid endpoint a request of this job may have reached before this host

@@ -267,6 +267,7 @@ class JobRunner:
         stored, attempt = self._ledger.begin(
             job.path, job.inbox.name, held.identity, key, job.settings.shaping()
         )
+        self._planner.reused(job)  # fallback34c: the sidecars name the model that made it
         if stored is not None and stored.result is not None:
             log.info("transcript.reused", request_id=stored.request_id)
             return Transcript.from_json(stored.result, stored.request_id), False
@@ -391,7 +392,7 @@ class JobRunner:
             attempts += 1
             shaping = job.settings.shaping()
             self._ledger.start_attempt(key, shaping, attempts, state=JobState.RETRYING)
-        if attempts >= self._uploader.client(job.settings.endpoint).endpoint.max_attempts:
+        if attempts >= self._planner.max_attempts(job):  # fallback34c: of the list's
             error = PermanentError(reason)
             error.attempts = attempts
             return verdicts.fail(self._ledger, job, error)

@@ -44,16 +44,21 @@ def later(
 
 
 def unreachable(ledger: Verdicts, job: Job, exc: EndpointError) -> Outcome:
-    """In ``once``: the endpoint was down for every try. An outage is never the file's
-    fault: it stays where it is, its reason recorded, and the next run sends it."""
+    """In ``once``: the endpoint (each of the folder's list) was down for every try. An
+    outage is never the file's fault: it stays where it is, its reason recorded, and the
+    next run sends it. ``exc``: the last endpoint's failure."""
+    names = [job.settings.endpoint, *job.settings.fallbacks]  # fallback34c: every one
+    which = f"endpoint {names[0]}" if len(names) == 1 else f"endpoints {', '.join(names)}"
     later(
         ledger,
         job,
-        f"waiting: endpoint {job.settings.endpoint} unreachable: {exc.message}",
+        f"waiting: {which} unreachable: {exc.message}",
         "file.waiting",
-        endpoint=job.settings.endpoint,
+        endpoint=names[-1],
+        endpoints=names,
         quarantined=False,
-        action="left where it is; run again once the endpoint is back (check base_url:)",
+        action=f"left where it is; run again once {'an' if names[1:] else 'the'} endpoint is"
+        " back (check base_url:)",
     )
     return Outcome.UNREACHABLE
 

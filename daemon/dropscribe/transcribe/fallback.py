@@ -10,6 +10,8 @@ Why an endpoint is unusable, in the words ``file.fallback`` and ``explain`` use:
 - ``quota``: out of quota or credit (429 ``insufficient_quota`` and kin, or 402)
 - ``gone``: the folder's model is no longer served there
 - ``refused``: the key or the model refused (401, 403, 404)
+- ``slow``: no (complete) answer within the endpoint's ``timeout:``; passed over at the
+  first, as an outage is (the next endpoint need not wait for the slow one's retries)
 - ``paused``: its breaker is open after failures of earlier files (the last one's why)
 """
 
@@ -45,6 +47,8 @@ class Reasons:
             return self._why.get(endpoint)
 
 
+OUTAGES = ("down", "slow")  # the endpoint's, not the file's: a patient turn waits them out
+
 _TURN: ContextVar[tuple[Reasons, bool] | None] = ContextVar("dropscribe_fallback", default=None)
 
 
@@ -71,17 +75,18 @@ def why(failure: TranscriptionError) -> str:
     return "refused"
 
 
-def failed(endpoint: str, failure: TranscriptionError) -> None:
-    """Inside a turn: ``PassedOver``, since ``failure`` answered this file's request."""
+def failed(endpoint: str, failure: TranscriptionError, *, slow: bool = False) -> None:
+    """Inside a turn: ``PassedOver``, since ``failure`` answered this file's request
+    (``slow``: no answer came within the endpoint's timeout); its cause is ``failure``."""
     now = _TURN.get()
     if now is None:
         return
     reasons, patient = now
-    said = why(failure)
-    if patient and said == "down":
+    said = "slow" if slow and not getattr(failure, "outage", False) else why(failure)
+    if patient and said in OUTAGES:
         return
     reasons.note(endpoint, said, failure.message)
-    raise PassedOver(endpoint, said, failure.message, sent=True)
+    raise PassedOver(endpoint, said, failure.message, sent=True) from failure
 
 
 def waiting(endpoint: str, fallback: str, message: str) -> None:

@@ -360,8 +360,10 @@ class Uploader:
             self._health.failed(endpoint.name, failure)
             if failure.status == 429:
                 self._health.throttled(endpoint.name)
-            if failure.outage:
-                fallback.failed(endpoint.name, failure)
+            # fallback34c: no answer within timeout: (a slow endpoint) is outage-like too
+            slow = failure.status is None and ms + 1 >= endpoint.timeout * 1000
+            if failure.outage or slow:
+                fallback.failed(endpoint.name, failure, slow=slow)
             self._held(endpoint.name, failure)
             if failure.outage and outages >= endpoint.max_attempts and not self._wait_for_endpoints:
                 unreachable = EndpointUnreachable(failure.message, status=failure.status)

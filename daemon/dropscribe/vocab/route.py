@@ -94,9 +94,12 @@ def fits(options: list[Option], chosen: Option, seconds: float, backlog: Backlog
     one) within what is left of each endpoint's concurrency and of the workers' time (a
     worker waiting for room on an endpoint is a worker taken from the backlog), filled
     from the fastest endpoint on. An endpoint not yet measured is taken to take any
-    number (its first files measure it)."""
+    number (its first files measure it), and so is a file of no known length (its
+    container does not say: review14, it divided by zero)."""
     if finish(chosen, seconds) > backlog.left:
         return False
+    if not seconds > 0:
+        return True
     rest = backlog.files - 1
     workers = math.inf if backlog.workers <= 0 else backlog.workers * backlog.left
     workers -= backlog.busy + finish(chosen, seconds)
