@@ -10,7 +10,8 @@
     │   │   ├── EndpointError                 401, 403, 404, quota 429: the endpoint is unusable
     │   │   │   ├── EndpointUnreachable       in ``once``: down for every try; the file stays
     │   │   │   ├── ModelGone                 the model is shut down or withdrawn: its pair waits
-    │   │   │   └── EndpointRuledOut          in ``once``: an earlier file found it unusable
+    │   │   │   ├── EndpointRuledOut          in ``once``: an earlier file found it unusable
+    │   │   │   └── EndpointWaits             asked to wait long, or no price: the worker is freed
     │   │   └── PermanentError                400, 413, 415, 422, bad answers, not audio
     │   │       ├── EmptyAnswer               no text for audio with speech: the next endpoint
     │   │       └── ContextTooLong            a chat request over the model's context: cut smaller
@@ -138,6 +139,7 @@ class EndpointError(TranscriptionError):
     """
 
     outage = False  # EndpointUnreachable: no server answered at all
+    event = "file.failed"  # how the runner logs the file left waiting for it
 
 
 class EndpointUnreachable(EndpointError):  # noqa: N818 - named for what the endpoint is
@@ -219,6 +221,15 @@ class Replan(Exception):  # noqa: N818 - a signal between two functions, not an 
 class EndpointRuledOut(EndpointError):  # noqa: N818 - named for what the endpoint is
     """In ``once``: the endpoint (or the model on it) already failed a file in a way no
     retry mends; every later file of it fails at once."""
+
+
+class EndpointWaits(EndpointError):  # noqa: N818 - named for what the file does
+    """hostile14b: the endpoint cannot take files for a long while (a 429's long
+    Retry-After pauses it) or until the config changes (a budget without a price): the
+    file waits where it is (its attempt not counted) and comes again at the next rescan,
+    rather than holding a worker that files of other endpoints need."""
+
+    event = "file.waiting"
 
 
 class PassedOver(Exception):  # noqa: N818 - a signal between two functions, not an error

@@ -30,6 +30,12 @@ class Probe:
     video: bool = False  # a picture track (cover art does not count)
 
 
+# hostile14b: the fewest bytes a second of audio can take (1 kbit/s: below the lowest
+# speech codecs in use); a compressed file's header claiming more seconds than its size
+# holds at that rate is believed only up to it. PCM's own byte rate bounds it exactly.
+LOWEST_BYTES_A_SECOND = 125
+
+
 # A quick look first (FFmpeg reads up to probesize bytes; the default 5 MB costs
 # milliseconds per file); the thorough default only when the quick look finds no audio.
 QUICK = {"probesize": "4096", "analyzeduration": "0"}
@@ -148,6 +154,8 @@ def _probe(path: Path, options: dict[str, str]) -> Probe:
                 duration = container.duration / 1_000_000
             elif stream.duration is not None and stream.time_base:  # PyAV 19: 0/1 when unset
                 duration = float(stream.duration * stream.time_base)
+            if duration is not None:  # hostile14b: no more than the file's bytes can hold
+                duration = min(duration, _longest(path, stream.codec_context))
             return Probe(
                 container=container.format.name,
                 codec=stream.codec_context.name,
@@ -161,3 +169,12 @@ def _probe(path: Path, options: dict[str, str]) -> Probe:
     except av.FFmpegError as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
         raise PermanentError(f"not a readable audio file: {reason}") from None
+
+
+def _longest(path: Path, codec: Any) -> float:
+    """The most seconds ``path``'s size can hold: at PCM's own byte rate, else at
+    ``LOWEST_BYTES_A_SECOND`` (a forged MP4 or MKV header may claim any duration)."""
+    rate = LOWEST_BYTES_A_SECOND
+    if str(codec.name).startswith("pcm_") and codec.bit_rate:
+        rate = max(rate, int(codec.bit_rate) // 8)
+    return path.stat().st_size / rate

@@ -234,11 +234,11 @@ class JobRunner:
             return Outcome.SKIPPED
         try:
             transcript, fresh = self._transcript(job)
-        except EndpointError as exc:  # only in `once`: the endpoint, not the file
+        except EndpointError as exc:  # once, or EndpointWaits: the endpoint, not the file
             if exc.outage:  # no server answered: the file stays where it is
                 return verdicts.unreachable(self._ledger, job, exc)
             return verdicts.later(
-                self._ledger, job, exc.message, status=exc.status, quarantined=False
+                self._ledger, job, exc.message, exc.event, status=exc.status, quarantined=False
             )
         except TranscriptionError as exc:
             return verdicts.fail(self._ledger, job, exc)

@@ -7,7 +7,12 @@ budget is not sent there: with a list of endpoints it goes on to the next
 (``PassedOver``, why ``budget``), alone it waits until the period turns. Once the endpoint
 answers, the reservation is settled to what the request cost: the answer's billed
 length (``usage.seconds``, or its ``duration``) times the price, 0 when nothing was
-billed (refused, never sent). A crash leaves it reserved: counted, never lost."""
+billed (refused, never sent). A crash leaves it reserved: counted, never lost.
+
+hostile14b: what is settled is at most ``DISPUTED_TIMES`` the file's length plus
+``DISPUTED_SLACK`` seconds (a server may not bill a month's budget for a minute of audio:
+``spend.disputed`` says both numbers), and the settled length is what the endpoint's
+measured speed is worked out from (``route: fastest``), not what a header claimed."""
 
 from __future__ import annotations
 
@@ -17,10 +22,12 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from dropscribe.audio.probe import LOWEST_BYTES_A_SECOND
 from dropscribe.errors import (
     Abandoned,
     EmptyAnswer,
     EndpointUnreachable,
+    EndpointWaits,
     LedgerError,
     PassedOver,
     PermanentError,
@@ -45,6 +52,9 @@ log = structlog.get_logger("dropscribe")
 WAIT_SECONDS = 30.0  # alone and over budget: look again after (a period may have turned)
 BYTES_A_SECOND = 4000  # no duration known: a file's length guessed from 32 kbit/s
 BEYOND = "over the whole budget"  # PassedOver's why: no period can ever hold the file
+NO_PRICE = "no price is known"  # how PassedOver's message starts when nothing can be counted
+DISPUTED_TIMES = 2.0  # hostile14b: a bill over twice the file's length (plus a minute)
+DISPUTED_SLACK = 60.0  # is settled at that, and said (spend.disputed)
 
 
 class Spender:
@@ -70,7 +80,7 @@ class Spender:
         budgets = (where.budget, job.settings.budget)
         if price is None and any(budgets):
             message = (
-                f"no price is known for model {model!r} on endpoint {endpoint!r}, so its"
+                f"{NO_PRICE} for model {model!r} on endpoint {endpoint!r}, so its"
                 " budget cannot be counted; set price_per_hour: on the endpoint"
             )
             raise PassedOver(endpoint, "budget", message, sent=False)
@@ -106,8 +116,10 @@ class Spender:
             raise  # else: it may have been billed; the reservation stands
         # attack14: a billed length of 0 or less is no length (it settled at 0, as if unbilled)
         billed = answer.duration if answer.duration and answer.duration > 0 else seconds
+        longest = found.duration or held.size / LOWEST_BYTES_A_SECOND
+        billed = _undisputed(endpoint, billed, longest, per_hour)
         elapsed = time.monotonic() - started
-        self._settle(made, cost(billed, per_hour), spend.SETTLED, elapsed)
+        self._settle(made, cost(billed, per_hour), spend.SETTLED, elapsed, billed)
         return answer
 
     def alone(
@@ -126,6 +138,8 @@ class Spender:
             try:
                 return self.paid(job, found, settings.endpoint, settings.model, send)
             except PassedOver as exc:
+                if exc.message.startswith(NO_PRICE):  # hostile14b: no reload is waited for
+                    raise EndpointWaits(f"waiting: {exc.message}") from None  # in a worker
                 if exc.why == BEYOND:  # attack14: waiting would hold the worker for ever
                     raise PermanentError(exc.message) from None
                 if once:
@@ -151,9 +165,11 @@ class Spender:
                 )
                 raise PassedOver(endpoint, BEYOND, message, sent=False)
 
-    def _settle(self, made: str, amount: float, state: str, elapsed: float = 0.0) -> None:
+    def _settle(
+        self, made: str, amount: float, state: str, elapsed: float = 0.0, seconds: float = 0.0
+    ) -> None:
         try:
-            self._ledger.settle_spend(made, amount, state, self._clock(), elapsed)
+            self._ledger.settle_spend(made, amount, state, self._clock(), elapsed, seconds)
         except LedgerError as exc:  # the transcript is paid for: keep it
             log.error("ledger.write_failed", error=str(exc), action="the estimate stays counted")
 
@@ -181,7 +197,27 @@ class Spender:
 def _unbilled(exc: Exception) -> bool:
     """Whether the failure says no work was billed: refused before it was sent, answered
     with an error, or no server reached."""
-    if isinstance(exc, PassedOver):  # refused, or down: nothing transcribed
+    if isinstance(exc, (PassedOver, EndpointWaits)):  # refused, down, or paused: unbilled
         return True
     assert isinstance(exc, TranscriptionError)
     return exc.status is not None or bool(getattr(exc, "outage", False))
+
+
+def _undisputed(endpoint: str, billed: float, longest: float, per_hour: float) -> float:
+    """The billed length to settle: at most ``DISPUTED_TIMES`` the file's ``longest``
+    length plus ``DISPUTED_SLACK`` (hostile14b: a server once billed 1e7 s for a minute
+    and used up a month's budget); more is said as ``spend.disputed``."""
+    most = DISPUTED_TIMES * longest + DISPUTED_SLACK
+    if billed <= most:
+        return billed
+    log.warning(
+        "spend.disputed",
+        endpoint=endpoint,
+        billed_seconds=round(billed, 3),
+        expected_seconds=round(longest, 3),
+        settled_seconds=round(most, 3),
+        billed_cost=round(cost(billed, per_hour), 6),
+        settled_cost=round(cost(most, per_hour), 6),
+        action="settled at the most the file can have cost; check the provider's bill",
+    )
+    return most

@@ -37,7 +37,13 @@ INSERT INTO spend (id, key, endpoint, folder, day, month, estimate, cost, state,
     seconds)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
-_SETTLE = "UPDATE spend SET cost = ?, state = ?, updated = ?, elapsed = ? WHERE id = ?"
+# hostile14b: the settled length (billed, at most what the file can hold) replaces the
+# header's for the measured speed; 0 keeps the reserved one
+_SETTLE = """
+UPDATE spend SET cost = ?, state = ?, updated = ?, elapsed = ?,
+    seconds = CASE WHEN ? > 0 THEN ? ELSE seconds END
+WHERE id = ?
+"""
 _SPEEDS = """
 SELECT endpoint, SUM(elapsed), SUM(seconds) FROM spend
 WHERE state = ? AND seconds > 0 AND elapsed > 0 AND updated > ? GROUP BY endpoint
@@ -124,8 +130,12 @@ def reserve(rows: Rows, request: Request, now: float) -> str | Refusal:
     return made
 
 
-def settle(rows: Rows, made: str, cost: float, state: str, now: float, elapsed: float) -> None:
-    rows(_SETTLE, (cost, state, now, elapsed, made))
+def settle(
+    rows: Rows, made: str, cost: float, state: str, now: float, elapsed: float, seconds: float = 0.0
+) -> None:
+    """The reservation ``made`` at what it cost; ``seconds``: the audio's settled length
+    (billed), for the measured speed (0: the reserved length stays)."""
+    rows(_SETTLE, (cost, state, now, elapsed, seconds, seconds, made))
 
 
 def speeds(rows: Rows, since: float) -> dict[str, float]:
@@ -169,10 +179,16 @@ class SpendRows:
         return self._spend_turn(lambda rows: reserve(rows, stored, now))  # type: ignore[no-any-return]
 
     def settle_spend(
-        self, made: str, cost: float, state: str, now: float, elapsed: float = 0.0
+        self,
+        made: str,
+        cost: float,
+        state: str,
+        now: float,
+        elapsed: float = 0.0,
+        seconds: float = 0.0,
     ) -> None:
         """The reservation ``made`` at what the request cost (durable on return)."""
-        self._spend_turn(lambda rows: settle(rows, made, cost, state, now, elapsed))
+        self._spend_turn(lambda rows: settle(rows, made, cost, state, now, elapsed, seconds))
 
     def spend_speeds(self, since: float) -> dict[str, float]:
         return speeds(self._rows, since)
@@ -190,7 +206,13 @@ class Spends(Protocol):
     def reserve_spend(self, request: Request, now: float) -> str | Refusal: ...
 
     def settle_spend(
-        self, made: str, cost: float, state: str, now: float, elapsed: float = 0.0
+        self,
+        made: str,
+        cost: float,
+        state: str,
+        now: float,
+        elapsed: float = 0.0,
+        seconds: float = 0.0,
     ) -> None: ...
 
     def spend_speeds(self, since: float) -> dict[str, float]: ...

@@ -26,6 +26,7 @@ class Breaker:
     pause: float = 0.0  # the current pause length; doubles while probes fail
     probing: bool = False
     reason: str | None = None
+    held: bool = False  # hostile14b: paused because the server asked (a long Retry-After)
 
     @classmethod
     def of(cls, endpoint: Endpoint) -> Breaker:
@@ -55,6 +56,7 @@ class Breaker:
         self.paused_until = 0.0
         self.probing = False
         self.reason = None
+        self.held = False
         return resumed
 
     def released(self) -> None:
@@ -72,4 +74,13 @@ class Breaker:
         self.paused_until = now + self.pause
         self.probing = False
         self.reason = reason
+        self.held = False
         return self.pause
+
+    def hold(self, now: float, seconds: float, reason: str) -> None:
+        """The server asked for ``seconds`` of quiet (a 429's long Retry-After): paused
+        that long (or longer, if already), then probed as after any pause."""
+        self.paused_until = max(self.paused_until, now + seconds)
+        self.probing = False
+        self.reason = reason
+        self.held = True

@@ -107,6 +107,26 @@ class Health:
                 "endpoint.concurrency", endpoint=endpoint, limit=limit, reason="rate limited (429)"
             )
 
+    def hold(self, endpoint: str, seconds: float, reason: str, status: int) -> None:
+        """hostile14b: the server asked for ``seconds`` of quiet (a long Retry-After):
+        the endpoint is paused that long, and no upload waits for it in a worker."""
+        with self._lock:
+            self._breakers[endpoint].hold(self._clock(), seconds, reason)
+        self._metrics.pauses.labels(endpoint).inc()
+        self._metrics.paused.labels(endpoint).set(1)
+        if self._board is not None:
+            self._board.set(endpoint, "paused", reason, status, seconds)
+        log.warning(
+            "endpoint.paused",
+            endpoint=endpoint,
+            seconds=round(seconds, 1),
+            reason=reason,
+            status=status,
+            retry_after=True,
+            action="its files wait where they are and come again after the pause;"
+            " no worker waits for it",
+        )
+
     def succeeded(self, endpoint: str) -> None:
         raised = self._limits[endpoint].succeeded()
         if raised is not None:

@@ -21,6 +21,7 @@ from dropscribe.errors import (
     EndpointError,
     EndpointRuledOut,
     EndpointUnreachable,
+    EndpointWaits,
     ModelGone,
     PermanentError,
     Replan,
@@ -110,6 +111,8 @@ class Uploader:
             if not wait:
                 break
             fallback.waiting(endpoint, "paused", breaker.reason or "paused after failures")
+            if breaker.held and wait > backoff.SLEPT_IN_PLACE:  # hostile14b: free the worker
+                raise EndpointWaits(f"waiting: endpoint {endpoint} is paused: {breaker.reason}")
             self._sleep(min(wait, 1.0))
         limit = self._health.limiter(endpoint)
         try:
@@ -277,7 +280,7 @@ class Uploader:
                             # The same file in the same attempt, without what was refused;
                             # _asking raises Replan if it can no longer go as planned.
                             continue
-            except EndpointRuledOut:  # once: already said, for an earlier file
+            except (EndpointRuledOut, EndpointWaits):  # said already, or paused for long
                 self._ledger.start_attempt(key, settings.shaping(), attempt - 1)  # nothing sent
                 raise
             except EndpointError as exc:  # nothing left to ask of the model
@@ -307,6 +310,15 @@ class Uploader:
                 raise
             attempt += 1
             self._ledger.start_attempt(key, settings.shaping(), attempt)
+
+    def _held(self, endpoint: str, failure: RetryableError) -> None:
+        """hostile14b: a 429 asking for more than ``SLEPT_IN_PLACE`` pauses the endpoint
+        and frees the worker (``EndpointWaits``): the file comes again after the pause."""
+        pause = failure.retry_after or 0.0
+        if failure.status == 429 and pause > backoff.SLEPT_IN_PLACE:
+            said = f"it asked for a pause of {pause:.0f} s (429 Retry-After): {failure.message}"
+            self._health.hold(endpoint, pause, said, 429)
+            raise EndpointWaits(f"waiting: endpoint {endpoint} is paused: {said}", status=429)
 
     def _settle(
         self,
@@ -352,6 +364,7 @@ class Uploader:
             slow = failure.status is None and ms + 1 >= endpoint.timeout * 1000
             if failure.outage or slow:
                 fallback.failed(endpoint.name, failure, slow=slow)
+            self._held(endpoint.name, failure)
             if failure.outage and outages >= endpoint.max_attempts and not self._wait_for_endpoints:
                 unreachable = EndpointUnreachable(failure.message, status=failure.status)
                 self._health.rule_out(endpoint.name, model, unreachable)
