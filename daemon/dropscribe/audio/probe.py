@@ -171,6 +171,21 @@ def _probe(path: Path, options: dict[str, str]) -> Probe:
         raise PermanentError(f"not a readable audio file: {reason}") from None
 
 
+def counted(path: Path) -> float | None:
+    """The first audio stream's length from its packets' durations (demuxed, nothing
+    decoded): for a file whose container gives none (a browser's MediaRecorder webm,
+    a live Matroska); None when that fails too."""
+    try:
+        with reading(path, {}) as container:
+            stream = container.streams.audio[0]
+            if not stream.time_base:
+                return None
+            ticks = sum(p.duration or 0 for p in container.demux(stream) if p.size)
+            return round(float(ticks * stream.time_base), 3) or None
+    except (av.FFmpegError, IndexError):
+        return None
+
+
 def _longest(path: Path, codec: Any) -> float:
     """The most seconds ``path``'s size can hold: at PCM's own byte rate, else at
     ``LOWEST_BYTES_A_SECOND`` (a forged MP4 or MKV header may claim any duration)."""

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from dropscribe.audio.probe import LOWEST_BYTES_A_SECOND
+from dropscribe.audio.probe import LOWEST_BYTES_A_SECOND, counted
 from dropscribe.errors import (
     Abandoned,
     EmptyAnswer,
@@ -85,7 +85,10 @@ class Spender:
             )
             raise PassedOver(endpoint, "budget", message, sent=False)
         per_hour = price or 0.0
-        seconds = found.duration or held.size / BYTES_A_SECOND
+        seconds = found.duration
+        if seconds is None and any(budgets):  # a budget needs the length, not a guess
+            seconds = counted(job.path)
+        seconds = seconds or held.size / BYTES_A_SECOND
         self._within(endpoint, job.inbox.name, budgets, cost(seconds, per_hour))
         now = self._clock()
         request = spend.Request(
