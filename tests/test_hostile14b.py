@@ -179,6 +179,8 @@ def test_an_hour_long_retry_after_pauses_its_endpoint_and_frees_the_worker(setup
             [shown] = [f for f in found["files"] if f["path"] == str(held)]
             assert shown["state"] == "waiting"
             assert "pause of 3600 s (429 Retry-After)" in shown["reason"]
+            assert "api key" not in shown["action"]  # nothing of the user's to fix
+            assert "rate limit" in shown["action"]
         finally:
             proc.signal(signal.SIGTERM)
             proc.wait(30)

@@ -169,6 +169,8 @@ def _file(
             f"fix {fix} (api key, base_url, account) in {cfg.source}, then {reload}; it is"
             " sent by itself once an endpoint answers"
         )
+        if all("Retry-After" in str(h.get("reason")) for _, h in healths):  # a pause asked
+            action = "nothing: the endpoint's rate limit asked for a pause; sent again after it"
         return {**entry, "state": "waiting", "reason": why, "action": action}
     if row.state == "uploading":
         if running["running"]:
