@@ -5,19 +5,16 @@ through the real dropscribe process."""
 from __future__ import annotations
 
 import signal
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 
-from conftest import DaemonProcess, wait_for
+from conftest import DaemonProcess, make_wav, wait_for
 from dropscribe.audio import probe
 from test_attack14_budget import PRICE, estimates
 from test_tracks32 import RATE
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 pytestmark = pytest.mark.slow
 
@@ -65,3 +62,36 @@ def test_counted_is_none_for_a_file_that_is_not_audio(tmp_path):
     junk = tmp_path / "junk.mkv"
     junk.write_bytes(b"\x00" * 1000)
     assert probe.counted(junk) is None
+
+
+@pytest.mark.parametrize("listed", [False, True])
+def test_a_folder_over_its_budget_holds_no_worker(setup, listed):
+    """One worker; a folder whose day budget takes one of its two 1-s files: the second
+    waits where it is (file.waiting, unsent), and a file dropped into another folder
+    afterwards is transcribed; alone or down a list of two endpoints."""
+    dear, plain = setup.root / "dear", setup.root / "plain"
+    dear.mkdir()
+    plain.mkdir()
+    local = setup.data["endpoints"]["local"]
+    local["price_per_hour"] = PRICE
+    if listed:
+        setup.data["endpoints"]["other"] = {**local, "budget": {"per_day": 1.5}}
+        setup.data["defaults"]["endpoint"] = ["local", "other"]
+        local["budget"] = {"per_day": 1.5}
+    setup.data["inboxes"] = [{"path": str(dear), "budget": {"per_day": 1.5}}, {"path": str(plain)}]
+    setup.data["workers"] = 1
+    first, second = (make_wav(dear / f"{n}.wav", 1.0, freq=f) for n, f in (("a", 440), ("b", 660)))
+    proc = DaemonProcess(setup)
+    try:
+        proc.wait_event("file.waiting", timeout=60)
+        honest = make_wav(plain / "short.wav", seconds=0.3)
+        wait_for(lambda: honest.with_suffix(".txt").exists(), timeout=30, what="the next file")
+        done = {e["path"] for e in proc.named("file.done")}
+        (waiting,) = {e["path"] for e in proc.named("file.waiting")}
+        assert {str(first), str(second)} - done == {waiting}
+        assert Path(waiting).exists()
+        assert not proc.named("file.failed")
+        assert len(setup.api.uploads) == 2  # one of dear's, and the plain folder's
+    finally:
+        proc.signal(signal.SIGTERM)
+        proc.wait(30)

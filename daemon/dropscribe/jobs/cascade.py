@@ -26,6 +26,7 @@ from dropscribe.errors import (
     EmptyAnswer,
     EndpointError,
     EndpointUnreachable,
+    EndpointWaits,
     PassedOver,
     PermanentError,
     TranscriptionError,
@@ -80,7 +81,7 @@ class Cascade:
         )
         if len(chain) == 1:  # budget34: reserved and settled, waits over budget
             send = lambda: self._planner.transcribe(job, found)  # noqa: E731
-            return self._spender.alone(job, found, send, self._abort, once=self._once)
+            return self._spender.alone(job, found, send, once=self._once)
         chain = self._router.routed(job, found, chain)  # budget34: route:
         held = self._held(job, chain)
         if held is not None:
@@ -121,23 +122,38 @@ class Cascade:
                 if index < len(chain) - 1 and not told:
                     self._passed(job, endpoint, chain[index + 1][0], why, message)
             told = True
-            if last is not None and beyond == len(chain):  # attack14: no period takes it
-                raise PermanentError(last.message)
-            self._too_slow(slow, len(chain))
-            if self._once:  # nothing waits in once: the file ends as with one endpoint
-                assert last is not None  # every other way out of the loop returned or raised
-                if last.why.startswith(("down", "paused (down", "budget", "slow", "paused (slow")):
-                    raise EndpointUnreachable(last.message)
-                raise EndpointError(last.message)
-            wait = spending.WAIT_SECONDS if over == len(chain) else RETRY_SECONDS
+            self._none_took(last, len(chain), over, beyond, slow)
             log.warning(
                 "fallback.exhausted",
                 endpoints=[name for name, _ in chain],
                 action=f"no endpoint of the list can take the file: it waits, and each is"
-                f" tried again from the first every {wait:g} s",
+                f" tried again from the first every {RETRY_SECONDS:g} s",
             )
-            if self._abort.wait(wait):
+            if self._abort.wait(RETRY_SECONDS):
                 raise Abandoned
+
+    def _none_took(
+        self,
+        last: PassedOver | None,
+        endpoints: int,
+        over: int,
+        beyond: int,
+        slow: list[PassedOver],
+    ) -> None:
+        """How the file ends when no endpoint of the list took it this time round; back
+        in the caller (it waits in this worker, then tries the list again) only while
+        endpoints are down or paused, as a file for one endpoint waits."""
+        if last is not None and beyond == endpoints:  # attack14: no period takes it
+            raise PermanentError(last.message)
+        self._too_slow(slow, endpoints)
+        if self._once:  # nothing waits in once: the file ends as with one endpoint
+            assert last is not None  # every other way out of the loop returned or raised
+            if last.why.startswith(("down", "paused (down", "budget", "slow", "paused (slow")):
+                raise EndpointUnreachable(last.message)
+            raise EndpointError(last.message)
+        if last is not None and over == endpoints:  # every budget reached, until a period
+            # turns: the file waits where it is, holding no worker (other folders need them)
+            raise EndpointWaits(f"waiting: every endpoint's budget: {last.message}")
 
     @staticmethod
     def _too_slow(slow: list[PassedOver], endpoints: int) -> None:

@@ -24,7 +24,6 @@ import structlog
 
 from dropscribe.audio.probe import LOWEST_BYTES_A_SECOND, counted
 from dropscribe.errors import (
-    Abandoned,
     EmptyAnswer,
     EndpointUnreachable,
     EndpointWaits,
@@ -49,7 +48,6 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("dropscribe")
 
-WAIT_SECONDS = 30.0  # alone and over budget: look again after (a period may have turned)
 BYTES_A_SECOND = 4000  # no duration known: a file's length guessed from 32 kbit/s
 BEYOND = "over the whole budget"  # PassedOver's why: no period can ever hold the file
 NO_PRICE = "no price is known"  # how PassedOver's message starts when nothing can be counted
@@ -130,25 +128,22 @@ class Spender:
         job: Job,
         found: Probe,
         send: Callable[[], Transcript],
-        abort: threading.Event,
         *,
         once: bool,
     ) -> Transcript:
-        """A folder's one endpoint: over budget, the file waits for the period to turn
-        (in ``once`` it stays where it is, as for an endpoint that is down)."""
+        """A folder's one endpoint: over budget, the file waits where it is for the period
+        to turn, tried again at each rescan, holding no worker (a worker held until
+        midnight stopped every other folder's files); in ``once`` it stays where it is,
+        as for an endpoint that is down."""
         settings = job.settings
-        while True:
-            try:
-                return self.paid(job, found, settings.endpoint, settings.model, send)
-            except PassedOver as exc:
-                if exc.message.startswith(NO_PRICE):  # hostile14b: no reload is waited for
-                    raise EndpointWaits(f"waiting: {exc.message}") from None  # in a worker
-                if exc.why == BEYOND:  # attack14: waiting would hold the worker for ever
-                    raise PermanentError(exc.message) from None
-                if once:
-                    raise EndpointUnreachable(exc.message) from None
-            if abort.wait(WAIT_SECONDS):
-                raise Abandoned
+        try:
+            return self.paid(job, found, settings.endpoint, settings.model, send)
+        except PassedOver as exc:
+            if exc.why == BEYOND:  # attack14: no period can ever take it
+                raise PermanentError(exc.message) from None
+            if once:
+                raise EndpointUnreachable(exc.message) from None
+            raise EndpointWaits(f"waiting: {exc.message}") from None
 
     @staticmethod
     def _within(
