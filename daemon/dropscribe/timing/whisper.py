@@ -4,14 +4,22 @@ The model is loaded once per name (the bundled ``tiny.en`` offline, a path as it
 another name as faster-whisper finds it) and shared by every job; one window is
 aligned at a time per model, so alignment takes a bounded share of the machine.
 A window's samples are handed to the model as an array: it never reads a file.
+
+Before each window the C heaps' free pages go back to the system (glibc's
+``malloc_trim``): the encoder's and the alignment's buffers (60-100 MB each for a full
+window, freed each time) otherwise stayed with the process in pieces the next window's
+did not fit, 140 MB more resident after 30 minutes than before the first window.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import itertools
 import os
 import threading
 import time
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -113,6 +121,7 @@ class Windows:
         import ctranslate2  # noqa: PLC0415 - with faster-whisper
 
         self.check()
+        trimmed()  # the last window's buffers, all freed by now
         tokens: list[int] = []
         bounds = [0]
         for word in words:
@@ -164,3 +173,18 @@ class Windows:
         if found is None:
             found = self._tokens[word] = list(self._tokenizer.encode(" " + word))
         return found
+
+
+def trimmed() -> None:
+    """Return the C heaps' free pages to the system (glibc only; elsewhere nothing)."""
+    libc = _libc()
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
+
+
+@cache
+def _libc() -> ctypes.CDLL | None:
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c"))
+    except (OSError, TypeError):
+        return None
