@@ -8,6 +8,13 @@ disappears while it is still being said. Where two words run on into each other 
 the first got much less of their time than its letters ask for, the boundary moves
 later, a third of the way to where the letters would put it. It never moves earlier: an early
 end is the error a reader sees.
+
+Letters against the next word alone ask for that at nearly every other boundary ("detailed
+plan", "Friday so": a long word, then a short one the aligner gives its usual 100 ms late
+start), and moving them all put cue starts in running speech later still. So a boundary
+moves only where the first word is short and the second long against the recording's own
+pace too (the median seconds a letter, a letter more for each word): on 38 renditions
+of running speech it moved 570 words against 1453, and no cue ended early on any.
 """
 
 from __future__ import annotations
@@ -27,6 +34,9 @@ FRAME = split.FRAME
 SHORT = 0.8  # the first word has under this share of what its letters ask for
 SHARE = 0.35  # the boundary moves this share of the way to where the letters put it
 QUIET_FRAMES = 10  # a run of quiet this long between the words: a pause, not running on
+OWN_SHORT = 0.8  # the first word has under this share of what the recording's pace asks for
+OWN_LONG = 1.3  # and the second over this many times what the pace asks for
+EXTRA_LETTERS = 1  # the pace asks for a word's letters and this many more
 
 
 def evened(
@@ -37,6 +47,7 @@ def evened(
     """``times`` of ``words`` (in order) with each too-early boundary in running speech
     moved later; every other time as it was."""
     out = [(float(a), float(b)) for a, b in times]
+    letter = _per_letter(out, words)
     for n in range(len(out) - 1):
         (start, end), (after, finish) = out[n], out[n + 1]
         if abs(end - after) > FRAME or finish <= start or _paused(loud, start, finish):
@@ -45,9 +56,23 @@ def evened(
         fair = start + (finish - start) * first / (first + second)
         if end - start >= SHORT * (fair - start):
             continue
+        if end - start >= OWN_SHORT * letter * (first + EXTRA_LETTERS):
+            continue  # as long as the recording's pace asks: the next word is short
+        if finish - after <= OWN_LONG * letter * (second + EXTRA_LETTERS):
+            continue
         moved = round(end + SHARE * (fair - end), 3)
         out[n], out[n + 1] = (start, moved), (moved, finish)
     return out
+
+
+def _per_letter(times: Sequence[tuple[float, float]], words: Sequence[str]) -> float:
+    """The recording's pace: the median seconds a letter (a letter more for each word)."""
+    if not times:
+        return 0.0
+    spans = [
+        (b - a) / (_letters(w) + EXTRA_LETTERS) for (a, b), w in zip(times, words, strict=False)
+    ]
+    return float(np.median(spans))
 
 
 def _letters(word: str) -> int:
