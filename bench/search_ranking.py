@@ -10,7 +10,8 @@ thirty others. Two FTS5 tables as the ledger makes them (``unicode61 remove_diac
 2``, bm25): one row a segment (the layout before), one row a passage (``fulltext.passages``
 with ``--words``). For forty one-word queries (ranks 300 to 8,000): how many of the top
 10 recordings (each at its best row) the two share, whether the first is the same, and
-how long (words) the segment/passage of the first hit is. For the phrases: whether the
+how long (words) the segment/passage of the first hit is, and how many of the top 10 are
+among the 10 recordings that say the word most (or as often as the tenth). For the phrases: whether the
 three recordings saying it come first, and rows found across a segment's end.
 """
 
@@ -104,10 +105,15 @@ def main() -> None:
     print(f"{sum(map(len, said)):,} segments, {rows[1]:,} passages (--words {args.words})")
     vocab = vocabulary(np.random.default_rng(351))
     shared, same_first, long_seg, long_pas = [], 0, [], []
+    most: dict[str, list[int]] = {"seg": [], "pas": []}  # of the 10 saying it most
     for rank in np.linspace(300, 8000, 40).astype(int):
         word = str(vocab[rank])
         seg, pas = ranked(db, "seg", word, 10), ranked(db, "pas", word, 10)
         shared.append(len({r for r, _ in seg} & {r for r, _ in pas}))
+        counts = [sum(x["text"].split().count(word) for x in s) for s in said]
+        tenth = sorted(counts, reverse=True)[9]
+        for table, top in (("seg", seg), ("pas", pas)):
+            most[table].append(sum(counts[r] >= tenth for r, _ in top))
         same_first += seg[0][0] == pas[0][0]
         r, k = divmod(seg[0][1], STRIDE)
         long_seg.append(len(said[r][k]["text"].split()))
@@ -122,7 +128,9 @@ def main() -> None:
         f" (min {min(shared)}), same first recording {same_first}/40; first hit's row:"
         f" segment {statistics.mean(long_seg):.1f} words (all segments"
         f" {statistics.mean(len(s['text'].split()) for r in said for s in r):.1f}),"
-        f" passage {statistics.mean(long_pas):.1f} words"
+        f" passage {statistics.mean(long_pas):.1f} words; of the top 10, among the 10"
+        f" recordings saying it most: segments {statistics.mean(most['seg']):.1f},"
+        f" passages {statistics.mean(most['pas']):.1f}"
     )
     for table in ("seg", "pas"):
         first, across = 0, 0

@@ -14,9 +14,9 @@ from io import BytesIO
 from typing import TYPE_CHECKING
 
 import pytest
-from test_search35_migrate import REPO, config, search
 
 from dropscribe.ledger import terms
+from test_search35_migrate import REPO, config, search
 
 if TYPE_CHECKING:
     from pathlib import Path

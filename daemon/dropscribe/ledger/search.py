@@ -180,15 +180,11 @@ class Searching:
         return hits
 
     def _said(self, key: str, first: int, query: Query) -> tuple[int, dict[str, Any]]:
-        """Where in the passage of transcript ``key`` beginning at segment ``first`` the
-        query's words are: the first of the fewest consecutive segments, ending earliest,
-        that hold them all, and those segments as one (their text joined, from the
-        first's start to the last's end); a transcript without segments: its text.
-
-        The passage (``fulltext.passages``) lies within the segments from ``first`` of
-        its speaker with fewer than PASSAGE_WORDS words before them (read in one go, not
-        the whole transcript's passages: that took 10 ms a hit), and the earliest-ending
-        span within it, as its words are there."""
+        """Where the query's words are in transcript ``key``'s passage from segment
+        ``first``: ``terms.span``'s segments as one (text joined, first start to last end);
+        without segments, the text. The passage lies within the segments from ``first`` of
+        its speaker with fewer than PASSAGE_WORDS words before them (read at once: the
+        passages' SQL took 10 ms a hit), and so does the earliest-ending span."""
         paths = [f"$.segments[{first + n}]" for n in range(fulltext.PASSAGE_WORDS)]
         found, count = self._rows(
             f"SELECT json_extract(result, {', '.join('?' * len(paths))}),"  # noqa: S608 - our own SQL
