@@ -1,8 +1,9 @@
 """``dropscribe search``'s read of the ledger: the segments that match a query, best
 first, each with its transcript's places (every path the ledger knows for it).
 
-The index is ``fulltext.py``'s. SQLite ranks with FTS5's bm25 where every term of the
-query is in fewer than ``CANDIDATES`` segments, and otherwise lists the latest
+The index is ``fulltext.py``'s (SQLite: a row a passage, shown at the segments in it
+that hold the query's words). SQLite ranks with FTS5's bm25 where every term of the
+query is in fewer than ``CANDIDATES`` rows, and otherwise lists the latest
 transcripts' matches first (bm25 reads every place of every term before it answers: for
 a word said a million times, a second); PostgreSQL ranks every match with ``ts_rank``.
 A backend mixes in ``Searching`` (through ``queries.Reads``) and provides ``_rows``,
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 SUMMARY = "summary"  # vocab.steps' name of the summary step
 # a step result whose sidecars show it now (o: step_outputs; its shaping may carry "+glossary")
 SHOWS = "(o.shaping = ? OR substr(o.shaping, 1, length(?) + 1) = ? || '+')"
-CANDIDATES = 1_000  # SQLite: a term in more segments is not ranked (the docstring)
+CANDIDATES = 1_000  # SQLite: a term in more rows is not ranked (the docstring)
 START, STOP = "\x02", "\x03"  # PostgreSQL's headline marks (control codes: never in text)
 HEADLINE = f'StartSel="{START}", StopSel="{STOP}", HighlightAll=true'
 
@@ -137,7 +138,7 @@ class Searching:
             match += f" AND {said}"
         where, args = _filters(filters, _SQLITE_DOC)
         # bm25 reads the whole list of every term's places first: ranked only when each
-        # is in fewer than CANDIDATES segments; else the latest transcripts first
+        # is in fewer than CANDIDATES rows; else the latest transcripts first
         ranked = not self._common(query)
         rank, order = ("f.rank", "f.rank, f.rowid DESC") if ranked else ("0", "f.rowid DESC")
         rows = self._rows(
@@ -216,7 +217,7 @@ class Searching:
 
     def _common(self, query: Query) -> bool:
         """Whether a word of ``query`` (excluded ones too: bm25 counts them) is in at
-        least CANDIDATES segments (each checked by reading that many of its places)."""
+        least CANDIDATES rows (each checked by reading that many of its places)."""
         words = {(w, t.prefix and w == t.words[-1]) for t in query.terms for w in t.words}
         for word, prefix in sorted(words):
             alone = terms.fts5(terms.Query((terms.Term((word,), prefix),)))
