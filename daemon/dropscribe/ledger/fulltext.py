@@ -8,14 +8,18 @@ it (a result the triggers cannot read is stored unindexed: PostgreSQL says so in
 warning, SQLite skips what is not JSON).
 
 - SQLite: ``search_text``, an FTS5 table without content (the text is the jobs'
-  already: the index holds only tokens), one row a segment, its rowid the transcript's
-  ``search_docs.id`` plus the segment's index: each transcript's entries take the rowids
-  after the last transcript's (dense: the rowid deltas FTS5 stores in every term's list,
-  and the rowids of its sizes table, stay short; a transcript's ``id``, its first rowid,
-  is the greatest at or below each of its rowids); columns ``text`` and ``speaker``,
-  tokenized ``unicode61 remove_diacritics 2`` (any language, case and accents folded).
-  A ledger indexed before with rowids of ``id << 24`` (which took a fifth more room) is
-  indexed again.
+  already: the index holds only tokens), one row a **passage**: consecutive segments of
+  one speaker, a new one each time the words said so far pass a multiple of
+  ``PASSAGE_WORDS`` (``passages``: the same SQL finds a hit's segments again). Fewer
+  rows than segments: fewer rowids and position-list headers in every term's list, a
+  smaller sizes table, while bm25 still weighs a passage by its length (and they are of
+  like lengths). Its rowid is the transcript's ``search_docs.id`` plus the index of the
+  passage's first segment: each transcript's entries take the rowids after the last
+  transcript's (the deltas FTS5 stores stay short; a transcript's ``id``, its first
+  rowid, is the greatest at or below each of its rowids); columns ``text`` and
+  ``speaker``, tokenized ``unicode61 remove_diacritics 2`` (any language, case and
+  accents folded). A ledger indexed before with one row a segment (or rowids of
+  ``id << 24``) is indexed again.
 - PostgreSQL: ``search_segments``, each segment's text, time, speaker and ``tsvector``
   (GIN) made with the text search configuration of the transcript's language where
   PostgreSQL has one (``english``, ``german`` ...), ``simple`` otherwise.
@@ -40,6 +44,8 @@ if TYPE_CHECKING:
     from dropscribe.ledger.migrations import Execute
 
 OLD_SHIFT = "<< 24"  # in the triggers of the index's first layout (rowid: id << 24 + index)
+PASSAGE = "group_concat("  # in the triggers of this layout (one row a passage) only
+PASSAGE_WORDS = 48  # a passage ends where the words said so far pass a multiple of this
 
 # ISO 639-1 codes (and names, as verbose_json gives them) -> PostgreSQL's configurations
 LANGUAGES = {
@@ -66,7 +72,7 @@ def prepare(execute: Execute, dialect: Dialect, *, fresh: bool) -> None:
     are made)."""
     if dialect is Dialect.SQLITE:  # the table and its triggers are made together
         made = bool(execute("PRAGMA table_info(search_text)", ()))  # a pragma: no scan
-        if made and _sparse(execute):
+        if made and _outdated(execute):
             _unmade(execute)
             made = False
         statements = _sqlite()
@@ -89,11 +95,12 @@ def prepare(execute: Execute, dialect: Dialect, *, fresh: bool) -> None:
         execute("INSERT INTO search_text (search_text) VALUES ('optimize')", ())
 
 
-def _sparse(execute: Execute) -> bool:
-    """Whether the SQLite index has the first layout's rowids (``id << 24``)."""
+def _outdated(execute: Execute) -> bool:
+    """Whether the SQLite index has an older layout: one row a segment, or the first
+    layout's rowids (``id << 24``)."""
     sql = "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?"
     rows = execute(sql, ("search_jobs_insert",))
-    return bool(rows) and OLD_SHIFT in str(rows[0][0])
+    return bool(rows) and (OLD_SHIFT in str(rows[0][0]) or PASSAGE not in str(rows[0][0]))
 
 
 def _unmade(execute: Execute) -> None:
@@ -139,10 +146,9 @@ def _entries(row: str, delete: bool) -> str:
     into = "INSERT INTO search_text (" + ("search_text, " if delete else "")
     into += "rowid, text, speaker)"
     segments = (
-        f"{into} SELECT {command}d.id + s.key,"  # noqa: S608 - our own SQL
-        " coalesce(json_extract(s.value, '$.text'), ''), json_extract(s.value, '$.speaker')"
-        f" FROM search_docs d, json_each({safe}, '$.segments') s"
-        f" WHERE d.key = {row}.key AND s.type = 'object';"
+        f"{into} SELECT {command}d.id + p.first, p.body, p.who"  # noqa: S608 - our own SQL
+        f" FROM search_docs d, ({passages(safe)}) p"
+        f" WHERE d.key = {row}.key AND p.k = p.first;"
     )
     text_only = (
         f"{into} SELECT {command}d.id, coalesce(json_extract({safe}, '$.text'), ''),"  # noqa: S608 - our own SQL
@@ -150,6 +156,38 @@ def _entries(row: str, delete: bool) -> str:
         f" AND coalesce(json_array_length({safe}, '$.segments'), 0) = 0;"
     )
     return segments + " " + text_only
+
+
+def passages(result: str) -> str:
+    """A SELECT of the segments of ``result`` (SQL: a transcript's JSON) with their
+    passage: ``k`` the segment's index, ``v`` the segment, ``who`` its speaker,
+    ``first`` the index of its passage's first segment, ``body`` the passage's text (its
+    segments' joined). A passage begins at the first segment, at a change of speaker,
+    and where the words said before the segment pass a multiple of PASSAGE_WORDS."""
+    text = "coalesce(json_extract(s.value, '$.text'), '')"
+    trimmed = f"trim({text})"
+    words = f"(length({trimmed}) - length(replace({trimmed}, ' ', '')) + ({trimmed} <> ''))"
+    listed = (  # the segments, each with its count of words
+        f"SELECT s.key AS k, s.value AS v, {text} AS t, json_extract(s.value, '$.speaker')"  # noqa: S608 - our own SQL
+        f" AS who, {words} AS n FROM json_each({result}, '$.segments') s"
+        " WHERE s.type = 'object'"
+    )
+    counted = (  # b: the bucket of PASSAGE_WORDS the words before it fall in
+        "SELECT k, v, t, who, (sum(n) OVER (ORDER BY k ROWS UNBOUNDED PRECEDING) - n)"  # noqa: S608 - our own SQL
+        f" / {PASSAGE_WORDS} AS b FROM ({listed})"
+    )
+    begun = (  # whether a passage begins at it
+        "SELECT k, v, t, who, (lag(b) OVER (ORDER BY k) IS NOT b"  # noqa: S608 - our own SQL
+        f" OR lag(who) OVER (ORDER BY k) IS NOT who) AS begins FROM ({counted})"
+    )
+    grouped = (  # first: where its passage begins
+        "SELECT k, v, t, who, max(CASE WHEN begins THEN k END)"  # noqa: S608 - our own SQL
+        f" OVER (ORDER BY k ROWS UNBOUNDED PRECEDING) AS first FROM ({begun})"
+    )
+    return (
+        f"SELECT k, v, who, first, {PASSAGE}t, ' ') OVER (PARTITION BY first ORDER BY k"  # noqa: S608 - our own SQL
+        f" ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS body FROM ({grouped})"
+    )
 
 
 # A transcript's first rowid: after the last transcript's entries (it has one a segment,

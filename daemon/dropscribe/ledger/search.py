@@ -1,8 +1,9 @@
 """``dropscribe search``'s read of the ledger: the segments that match a query, best
 first, each with its transcript's places (every path the ledger knows for it).
 
-The index is ``fulltext.py``'s. SQLite ranks with FTS5's bm25 where every term of the
-query is in fewer than ``CANDIDATES`` segments, and otherwise lists the latest
+The index is ``fulltext.py``'s (SQLite: a row a passage, shown at the segments in it
+that hold the query's words). SQLite ranks with FTS5's bm25 where every term of the
+query is in fewer than ``CANDIDATES`` rows, and otherwise lists the latest
 transcripts' matches first (bm25 reads every place of every term before it answers: for
 a word said a million times, a second); PostgreSQL ranks every match with ``ts_rank``.
 A backend mixes in ``Searching`` (through ``queries.Reads``) and provides ``_rows``,
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 SUMMARY = "summary"  # vocab.steps' name of the summary step
 # a step result whose sidecars show it now (o: step_outputs; its shaping may carry "+glossary")
 SHOWS = "(o.shaping = ? OR substr(o.shaping, 1, length(?) + 1) = ? || '+')"
-CANDIDATES = 1_000  # SQLite: a term in more segments is not ranked (the docstring)
+CANDIDATES = 1_000  # SQLite: a term in more rows is not ranked (the docstring)
 START, STOP = "\x02", "\x03"  # PostgreSQL's headline marks (control codes: never in text)
 HEADLINE = f'StartSel="{START}", StopSel="{STOP}", HighlightAll=true'
 
@@ -137,7 +138,7 @@ class Searching:
             match += f" AND {said}"
         where, args = _filters(filters, _SQLITE_DOC)
         # bm25 reads the whole list of every term's places first: ranked only when each
-        # is in fewer than CANDIDATES segments; else the latest transcripts first
+        # is in fewer than CANDIDATES rows; else the latest transcripts first
         ranked = not self._common(query)
         rank, order = ("f.rank", "f.rank, f.rowid DESC") if ranked else ("0", "f.rowid DESC")
         rows = self._rows(
@@ -160,16 +161,7 @@ class Searching:
                 item = self._step_hit(key, step, shaping, idx)
                 hits.append(_hit(key, idx, item, query, language, transcribed, -float(rank), step))
                 continue
-            segment, count = self._rows(
-                "SELECT json_extract(result, ?), json_array_length(result, '$.segments')"
-                " FROM jobs WHERE key = ?",
-                (f"$.segments[{idx}]", key),
-            )[0]
-            item = json.loads(segment) if count and segment else {}
-            if not count:  # a transcript without segments: its text, untimed
-                sql = "SELECT json_extract(result, '$.text') FROM jobs WHERE key = ?"
-                text = self._rows(sql, (key,))[0][0]
-                item = {"text": text}
+            idx, item = self._said(key, idx, query)
             text = str(item.get("text") or "")
             hits.append(
                 Hit(
@@ -188,9 +180,44 @@ class Searching:
             )
         return hits
 
+    def _said(self, key: str, first: int, query: Query) -> tuple[int, dict[str, Any]]:
+        """Where the query's words are in transcript ``key``'s passage from segment
+        ``first``: ``terms.span``'s segments as one (text joined, first start to last end);
+        without segments, the text. The passage lies within the segments from ``first`` of
+        its speaker with fewer than PASSAGE_WORDS words before them (read at once: the
+        passages' SQL took 10 ms a hit), and so does the earliest-ending span."""
+        paths = [f"$.segments[{first + n}]" for n in range(fulltext.PASSAGE_WORDS)]
+        found, count = self._rows(
+            f"SELECT json_extract(result, {', '.join('?' * len(paths))}),"  # noqa: S608 - our own SQL
+            " json_array_length(result, '$.segments') FROM jobs WHERE key = ?",
+            (*paths, key),
+        )[0]
+        if not count:
+            sql = "SELECT json_extract(result, '$.text') FROM jobs WHERE key = ?"
+            return first, {"text": self._rows(sql, (key,))[0][0]}
+        segments, words = list[tuple[int, dict[str, Any]]](), 0
+        for n, segment in enumerate(json.loads(found or "[]")):
+            if isinstance(segment, dict):
+                if segments and (words >= fulltext.PASSAGE_WORDS or segment.get("speaker")
+                                 != segments[0][1].get("speaker")):  # fmt: skip
+                    break
+                segments.append((first + n, segment))
+                words += len(str(segment.get("text") or "").split())
+        if not segments:
+            return first, {}
+        texts = [str(segment.get("text") or "").strip() for _, segment in segments]
+        begin, end = terms.span(texts, query)
+        said = segments[begin : end + 1]
+        return said[0][0], {
+            "start": said[0][1].get("start"),
+            "end": said[-1][1].get("end"),
+            "speaker": said[0][1].get("speaker"),
+            "text": " ".join(t for t in texts[begin : end + 1] if t),
+        }
+
     def _common(self, query: Query) -> bool:
         """Whether a word of ``query`` (excluded ones too: bm25 counts them) is in at
-        least CANDIDATES segments (each checked by reading that many of its places)."""
+        least CANDIDATES rows (each checked by reading that many of its places)."""
         words = {(w, t.prefix and w == t.words[-1]) for t in query.terms for w in t.words}
         for word, prefix in sorted(words):
             alone = terms.fts5(terms.Query((terms.Term((word,), prefix),)))

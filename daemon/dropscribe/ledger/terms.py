@@ -131,3 +131,30 @@ def marks(text: str, query: Query) -> list[tuple[int, int]]:
         if word in exact or any(word.startswith(s) for s in starts):
             found.append(match.span())
     return found
+
+
+def span(texts: list[str], query: Query) -> tuple[int, int]:
+    """The consecutive ``texts`` (a passage's segments, and maybe some after it) that end
+    earliest and hold every wanted term, a phrase's words in order (across a segment's
+    end too), the fewest of them: (first, last); (0, 0) when no term is there."""
+    said = [
+        (token, n)
+        for n, text in enumerate(texts)
+        for match in WORD.finditer(text)
+        for token in WORD.findall(folded(match.group()))
+    ]
+    found: list[list[tuple[int, int]]] = []  # each wanted term: the segments of each place
+    for term in query.wanted:
+        places = []
+        for at in range(len(said) - len(term.words) + 1):
+            got = [said[at + i][0] for i in range(len(term.words))]
+            if got[:-1] == list(term.words[:-1]) and (
+                got[-1].startswith(term.words[-1]) if term.prefix else got[-1] == term.words[-1]
+            ):
+                places.append((said[at][1], said[at + len(term.words) - 1][1]))
+        found.append(places)
+    for last in range(len(texts)):
+        for first in range(last, -1, -1):
+            if all(any(first <= a and b <= last for a, b in places) for places in found):
+                return first, last
+    return 0, 0
