@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from dropscribe.ledger import fulltext_steps
+from dropscribe.ledger import ftsql, fulltext_steps
 from dropscribe.ledger.schema import Dialect
 
 if TYPE_CHECKING:
@@ -121,30 +121,14 @@ def _sqlite() -> list[str]:
         "CREATE VIRTUAL TABLE IF NOT EXISTS search_text USING fts5(text, speaker,"
         " content='', tokenize='unicode61 remove_diacritics 2')"
     )
-    made = "CREATE TRIGGER IF NOT EXISTS search_jobs_"
-    return [
-        table,
-        f"{made}insert AFTER INSERT ON jobs BEGIN {_index('new')} END",
-        (
-            f"{made}update AFTER UPDATE OF result, state ON jobs"
-            f" BEGIN {_forget('old')} {_index('new')} END"
-        ),
-        f"{made}delete AFTER DELETE ON jobs BEGIN {_forget('old')} END",
-    ]
-
-
-def _safe(row: str) -> str:
-    """The row's result where it is JSON, else an empty object (json_each would raise)."""
-    return f"(CASE WHEN json_valid({row}.result) THEN {row}.result ELSE '{{}}' END)"
+    return [table, *ftsql.triggers("search_jobs", "jobs", _index, _forget)]
 
 
 def _entries(row: str, delete: bool) -> str:
     """Statements inserting (or, for a contentless table, deleting with the very values
     inserted) the entries of ``row``'s transcript: its segments, or its text alone."""
-    safe = _safe(row)
-    command = "'delete', " if delete else ""
-    into = "INSERT INTO search_text (" + ("search_text, " if delete else "")
-    into += "rowid, text, speaker)"
+    safe = ftsql.safe(row)
+    into, command = ftsql.inserting(delete)
     segments = (
         f"{into} SELECT {command}d.id + p.first, p.body, p.who"  # noqa: S608 - our own SQL
         f" FROM search_docs d, ({passages(safe)}) p"
@@ -200,7 +184,7 @@ NEXT_DOC = (
 
 
 def _index(row: str) -> str:
-    safe = _safe(row)
+    safe = ftsql.safe(row)
     doc = (
         "INSERT INTO search_docs (key, id, language, config, transcribed)"
         f" SELECT {row}.key, {NEXT_DOC},"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from dropscribe.ledger import ftsql
 from dropscribe.ledger.schema import Dialect
 
 if TYPE_CHECKING:
@@ -40,21 +41,8 @@ def prepare(execute: Execute, dialect: Dialect, *, fresh: bool) -> None:
         execute("UPDATE steps SET result = result WHERE state = 'done' AND result IS NOT NULL", ())
 
 
-def _safe(row: str) -> str:
-    """The row's result where it is JSON, else an empty object (json_each would raise)."""
-    return f"(CASE WHEN json_valid({row}.result) THEN {row}.result ELSE '{{}}' END)"
-
-
 def _sqlite_steps() -> list[str]:
-    made = "CREATE TRIGGER IF NOT EXISTS search_steps_"
-    return [
-        f"{made}insert AFTER INSERT ON steps BEGIN {_step_index('new')} END",
-        (
-            f"{made}update AFTER UPDATE OF result, state ON steps"
-            f" BEGIN {_step_forget('old')} {_step_index('new')} END"
-        ),
-        f"{made}delete AFTER DELETE ON steps BEGIN {_step_forget('old')} END",
-    ]
+    return ftsql.triggers("search_steps", "steps", _step_index, _step_forget)
 
 
 def _same_step(row: str) -> str:
@@ -63,10 +51,8 @@ def _same_step(row: str) -> str:
 
 def _step_entries(row: str, delete: bool) -> str:
     """A translation's cues ([start, end, text, speaker, turn]) or a summary's markdown."""
-    safe = _safe(row)
-    command = "'delete', " if delete else ""
-    into = "INSERT INTO search_text (" + ("search_text, " if delete else "")
-    into += "rowid, text, speaker)"
+    safe = ftsql.safe(row)
+    into, command = ftsql.inserting(delete)
     cues = (
         f"{into} SELECT {command}d.id + c.key,"  # noqa: S608 - our own SQL
         " coalesce(json_extract(c.value, '$[2]'), ''), json_extract(c.value, '$[3]')"
@@ -82,7 +68,7 @@ def _step_entries(row: str, delete: bool) -> str:
 
 
 def _step_index(row: str) -> str:
-    safe = _safe(row)
+    safe = ftsql.safe(row)
     doc = (
         "INSERT INTO search_steps (key, step, shaping, id, language, config, transcribed)"  # noqa: S608 - our own SQL
         f" SELECT {row}.key, {row}.step, {row}.shaping,"

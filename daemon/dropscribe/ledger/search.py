@@ -162,22 +162,7 @@ class Searching:
                 hits.append(_hit(key, idx, item, query, language, transcribed, -float(rank), step))
                 continue
             idx, item = self._said(key, idx, query)
-            text = str(item.get("text") or "")
-            hits.append(
-                Hit(
-                    key,
-                    idx,
-                    _seconds(item.get("start")),
-                    _seconds(item.get("end")),
-                    _label(item.get("speaker")),
-                    text,
-                    tuple(terms.marks(text, query)),
-                    language,
-                    float(transcribed),
-                    -float(rank),
-                    (),
-                )
-            )
+            hits.append(_hit(key, idx, item, query, language, transcribed, -float(rank)))
         return hits
 
     def _said(self, key: str, first: int, query: Query) -> tuple[int, dict[str, Any]]:
@@ -350,9 +335,10 @@ def _hit(
     language: str | None,
     transcribed: float,
     score: float,
-    step: str,
+    step: str | None = None,
 ) -> Hit:
-    """A step result's hit (``item``: ``_step_hit``'s)."""
+    """A hit in a transcript (``item``: ``_said``'s segments) or, with ``step``, in a
+    step's result (``item``: ``_step_hit``'s, naming its sidecar)."""
     text = str(item.get("text") or "")
     return Hit(
         key,
