@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -124,6 +125,16 @@ def empty(root: Path) -> Path:
     return folder
 
 
+def plausible(root: Path) -> Path:
+    """A folder check-config takes for a multilingual model (its weights are not read)."""
+    folder = root / "model"
+    folder.mkdir()
+    vocabulary(folder)
+    (folder / "config.json").write_text("{}")
+    (folder / "model.bin").write_bytes(b"\0" * 1024)
+    return folder
+
+
 MODELS = {
     "a link loop": loop,
     "a FIFO for vocabulary.json": fifo_vocabulary,
@@ -144,16 +155,20 @@ def peak_rss(pid: int) -> int:
 @pytest.mark.parametrize("case", list(MODELS))
 def test_an_unusable_language_model_folder_ends_the_job_with_a_reason(setup, case):
     """language_model: a link loop, a folder whose vocabulary.json or model.bin is a FIFO,
-    a 400 MB vocabulary, a folder without a model: the recording's job reaches an end (or
-    a pause naming the model) within seconds, no worker waits, memory stays bounded, and
-    SIGTERM stops the daemon. The file fails naming the model, not quarantined (job.crashed
-    would count attempts against the recording for the config's fault)."""
-    model = MODELS[case](setup.root)
+    a 400 MB vocabulary, a folder without a model, put in place of a model folder that
+    passed check-config once the daemon runs (check-config refuses them up front): the
+    recording's job reaches an end (or a pause naming the model) within seconds, no worker
+    waits, memory stays bounded, and SIGTERM stops the daemon. The file fails naming the
+    model, not quarantined (job.crashed would count attempts against the recording for
+    the config's fault)."""
+    model = plausible(setup.root)
     setup.data["inboxes"][0] |= {"language": ["en", "de"], "language_model": str(model)}
     setup.data["shutdown_grace"] = 3
     daemon = DaemonProcess(setup, env={"HF_HUB_OFFLINE": "1"})
     try:
         daemon.wait_event("daemon.started")
+        shutil.rmtree(model)
+        assert MODELS[case](setup.root) == model
         make_wav(setup.inbox / "a.wav")
         daemon.wait_output(lambda: any(daemon.named(end) for end in ENDS), 30, f"one of {ENDS}")
         assert peak_rss(daemon.proc.pid) < 300 * MiB
@@ -168,3 +183,16 @@ def test_an_unusable_language_model_folder_ends_the_job_with_a_reason(setup, cas
     assert not [
         e for e in daemon.events if e.get("event") == "<unparsed>" and "Traceback" in e["line"]
     ]
+
+
+@pytest.mark.parametrize("case", list(MODELS))
+def test_an_unusable_language_model_folder_is_a_config_problem(setup, case):
+    """The same folders as language_model: check-config exits 2 naming file:line and the
+    key, at once (a FIFO is never waited on) and without a traceback."""
+    model = MODELS[case](setup.root)
+    setup.data["inboxes"][0] |= {"language": ["en", "de"], "language_model": str(model)}
+    done = check_config(setup)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    where = re.compile(rf"{re.escape(str(setup.config_path))}:\d+: inboxes\[0\]\.language_model: ")
+    assert any(where.search(line) for line in done.stderr.splitlines()), done.stderr
