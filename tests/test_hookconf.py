@@ -104,10 +104,10 @@ def test_files_read_refuses_what_is_not_a_small_regular_file(tmp_path):
     assert files.read(tmp_path / "big", 11) == b"x" * 11
 
 
-def test_paths_with_an_unknown_user_a_nul_or_a_loop_are_unusable(tmp_path):
+def test_paths_with_an_unknown_user_a_nul_a_surrogate_or_a_loop_are_unusable(tmp_path):
     """expanded/resolved say why a path cannot be used instead of raising Python's errors."""
     (tmp_path / "loop").symlink_to(tmp_path / "loop")
-    for value in ("~nosuchuser/x", "a\0b", str(tmp_path / "loop" / "x")):
+    for value in ("~nosuchuser/x", "a\0b", "\ud800/x", str(tmp_path / "loop" / "x")):
         with pytest.raises(files.UnusableError):
             files.resolved(value, tmp_path)
 

@@ -19,6 +19,7 @@ from typing import Any
 SMALL_FILE = 1 << 20  # a config file, a prompt: more than 1 MiB is not one
 KEY_FILE = 64 << 10  # an API key or a password
 HOLDS_NUL = "holds a NUL character (\\0), which no path, name or header can"
+UNNAMEABLE = "holds a character no file name here can (a lone UTF-16 surrogate such as \\ud800)"
 
 
 class UnusableError(ValueError):
@@ -30,6 +31,10 @@ def expanded(value: str, base: Path) -> Path:
     UnusableError when it cannot name a file."""
     if "\0" in value:
         raise UnusableError(HOLDS_NUL)
+    try:
+        os.fsencode(value)
+    except UnicodeEncodeError:  # YAML's "\uD800": the system call would raise, not say so
+        raise UnusableError(UNNAMEABLE) from None
     path = Path(value)
     try:
         path = path.expanduser()
