@@ -44,8 +44,10 @@ def recordings(args: argparse.Namespace) -> tuple[list[list[dict]], list[tuple[s
             if rng.random() < 0.2:
                 speaker = str(rng.choice(["A", "B", "C"]))
             words = vocab[rng.choice(VOCABULARY, size=int(rng.integers(2, 31)), p=ZIPF)]
-            segments.append({"start": k * 5.0, "end": k * 5.0 + 4.5, "text": " ".join(words),
-                             "speaker": speaker})  # fmt: skip
+            text = " ".join(words)
+            segments.append(
+                {"start": k * 5.0, "end": k * 5.0 + 4.5, "text": text, "speaker": speaker}
+            )
         said.append(segments)
     phrases = []
     for n in range(40):

@@ -183,8 +183,8 @@ class Searching:
         segments, words = list[tuple[int, dict[str, Any]]](), 0
         for n, segment in enumerate(json.loads(found or "[]")):
             if isinstance(segment, dict):
-                if segments and (words >= fulltext.PASSAGE_WORDS or segment.get("speaker")
-                                 != segments[0][1].get("speaker")):  # fmt: skip
+                turned = segments and segment.get("speaker") != segments[0][1].get("speaker")
+                if segments and (words >= fulltext.PASSAGE_WORDS or turned):
                     break
                 segments.append((first + n, segment))
                 words += len(str(segment.get("text") or "").split())
