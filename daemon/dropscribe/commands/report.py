@@ -6,7 +6,8 @@ as lines for people. The shape, version 1 (new keys may be added; none change me
      "daemon": {"running": bool, "pid": int | null},
      "endpoints": [{"name": str, "state": "ok" | "paused" | "unreachable" | "unknown",
                     "reason": str | null, "status": int | null,
-                    "next_probe": "ISO 8601 time" | null}],
+                    "next_probe": "ISO 8601 time" | null,
+                    "asked": bool (the server asked for the pause: nothing to fix)}],
      "inboxes": [{"name": str, "path": str,
                   "counts": {"done": n, "in_flight": n, "waiting": n, "failed": n,
                              "quarantined": n}}],
@@ -136,6 +137,7 @@ def _endpoints(cfg: Config) -> list[dict[str, Any]]:
                 "reason": entry.get("reason"),
                 "status": entry.get("status"),
                 "next_probe": _when(probe) if isinstance(probe, int | float) else None,
+                "asked": entry.get("asked") is True,
             }
         )
     return out
@@ -169,7 +171,7 @@ def _file(
             f"fix {fix} (api key, base_url, account) in {cfg.source}, then {reload}; it is"
             " sent by itself once an endpoint answers"
         )
-        if all("Retry-After" in str(h.get("reason")) for _, h in healths):  # a pause asked
+        if all(h.get("asked") for _, h in healths):  # the servers asked for these pauses
             action = "nothing: the endpoint's rate limit asked for a pause; sent again after it"
         return {**entry, "state": "waiting", "reason": why, "action": action}
     if row.state == "uploading":

@@ -7,7 +7,7 @@ Shape (``status --json`` passes each entry on)::
     {"endpoints": {"NAME": {"state": "ok" | "paused" | "unreachable",
                             "reason": str | null, "status": int | null,
                             "since": epoch seconds, "next_probe": epoch seconds | null,
-                            "pid": int}}}
+                            "asked": bool (the server asked for the pause), "pid": int}}}
 
 Several worker processes each write their own view of an endpoint; the last change
 wins. A write that fails is logged and forgotten: this is a report, not a state."""
@@ -49,9 +49,12 @@ class Board:
         reason: str | None = None,
         status: int | None = None,
         seconds: float | None = None,
+        *,
+        asked: bool = False,
     ) -> None:
-        """``name`` is ``state`` now; ``seconds``: until its next probe."""
-        self._change({name: _entry(state, reason, status, seconds)})
+        """``name`` is ``state`` now; ``seconds``: until its next probe; ``asked``: the
+        server asked for this pause (a long Retry-After), nothing of the user's to fix."""
+        self._change({name: {**_entry(state, reason, status, seconds), "asked": asked}})
 
     def _change(self, entries: dict[str, dict[str, Any]], *, replace: bool = False) -> None:
         try:

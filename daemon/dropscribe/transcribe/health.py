@@ -115,7 +115,7 @@ class Health:
         self._metrics.pauses.labels(endpoint).inc()
         self._metrics.paused.labels(endpoint).set(1)
         if self._board is not None:
-            self._board.set(endpoint, "paused", reason, status, seconds)
+            self._board.set(endpoint, "paused", reason, status, seconds, asked=True)
         log.warning(
             "endpoint.paused",
             endpoint=endpoint,
