@@ -10,26 +10,22 @@ paragraphs fell from 90.0 to 87.7 %); neighbouring speech is gathered into piece
 of at most ``CLIP_SECONDS``, and the window's last piece waits for the next window (it
 may go on past the window's end). No piece ever starts or ends inside speech the VAD
 heard. Only the pieces of the batches being transcribed are held, whichever windows they
-came from (``batches``); on a CPU, ``OneByOne`` encodes and aligns a batch a piece at a
-time, and ``in_order`` runs a batch on each core at once (one thread each: no thread
-waits for another inside a step).
+came from (``schedule.batches``); on a CPU, ``OneByOne`` encodes and aligns a batch a
+piece at a time, and ``schedule.in_order`` runs a batch on each core at once (one thread
+each: no thread waits for another inside a step).
 """
 
 from __future__ import annotations
 
 import bisect
-import collections
-import contextvars
 import dataclasses
 import itertools
 import zlib
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from dropscribe.audio.transcode import RATE, Samples
-from dropscribe.ops import progress
 from dropscribe.transcribe import heap
 
 if TYPE_CHECKING:
@@ -37,9 +33,6 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     import numpy.typing as npt
-
-T = TypeVar("T")
-R = TypeVar("R")
 
 WINDOW_SECONDS = 120
 # The most the VAD hears at once: a whole window (with what waits from the last), as
@@ -354,36 +347,3 @@ def _joined(arrays: list[npt.NDArray[np.float32]]) -> Any:
     import ctranslate2  # noqa: PLC0415
 
     return ctranslate2.StorageView.from_array(np.concatenate(arrays))
-
-
-def batches(pieces: Iterable[Piece], size: int) -> Iterator[list[Piece]]:
-    batch: list[Piece] = []
-    for piece in pieces:
-        batch.append(piece)
-        if len(batch) == size:
-            progress.at(batch[0].places[0])  # file.progress: what comes before it is done
-            yield batch
-            batch = []
-    if batch:
-        progress.at(batch[0].places[0])
-        yield batch
-
-
-def in_order(work: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
-    """``work`` of each item, in the items' order, ``workers`` items at once (each in a
-    thread of its own, with the caller's context: its log fields) and no more held."""
-    if workers <= 1:
-        yield from map(work, items)
-        return
-    pending: collections.deque[Future[R]] = collections.deque()
-    with ThreadPoolExecutor(workers, thread_name_prefix="dropscribe-batch") as pool:
-        try:
-            for item in items:
-                pending.append(pool.submit(contextvars.copy_context().run, work, item))
-                if len(pending) >= workers:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
-        finally:
-            for left in pending:  # an error or an abort: what has not started never does
-                left.cancel()

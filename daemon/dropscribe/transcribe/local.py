@@ -35,14 +35,8 @@ from dropscribe.config import files
 from dropscribe.errors import Abandoned, EndpointError, PermanentError
 from dropscribe.ops import progress
 from dropscribe.transcribe import heap, redo
-from dropscribe.transcribe.batched import (
-    OneByOne,
-    Windows,
-    batches,
-    decoded,
-    in_order,
-    placed,
-)
+from dropscribe.transcribe.batched import OneByOne, Windows, decoded, placed
+from dropscribe.transcribe.schedule import ahead, batches, in_order
 from dropscribe.transcript import Transcript
 from dropscribe.vocab.settings import Format, Task
 
@@ -362,22 +356,31 @@ class LocalEngine:
         windows = Windows(path)
         out: list[tuple[float, Any]] = []
         settled = {**options}
+        if settled["language"] is None and not model.model.is_multilingual:
+            settled["language"] = "en"  # an English-only model: nothing to find first
+        workers = model.dropscribe_workers
 
-        def one(pieces: list[Piece]) -> list[tuple[float, Any]]:
+        def one(pieces: list[Piece]) -> tuple[list[tuple[float, Any]], float]:
             each, language = decoded(model, pieces, settled, batch, self._until_abort)
             settled["language"] = settled["language"] or language  # one for the recording
-            return [
+            found = [
                 (0.0, placed(piece, at, s))
                 for piece, said in zip(pieces, each, strict=True)
                 for at, s in redo.checked(model, piece, said, settled, self._until_abort)
             ]
+            return found, pieces[-1].place(len(pieces[-1].samples) / RATE, end=True)
 
-        queue = batches(windows, batch)
-        if settled["language"] is None:  # the first batch finds it, before the others start
-            for first in itertools.islice(queue, 1):
-                out.extend(one(first))
-        for done in in_order(one, queue, model.dropscribe_workers):
-            out.extend(done)
+        made = ahead(windows, batch * workers)  # the VAD and decoding beside the batches
+        try:
+            queue = batches(made, batch, workers)
+            if settled["language"] is None:  # the first batch finds it, before the others
+                for first in itertools.islice(queue, 1):
+                    out.extend(one(first)[0])
+            for found, until in in_order(one, queue, workers):
+                out.extend(found)
+                progress.at(until)  # file.progress: everything before it is done
+        finally:
+            made.close()  # an error or an abort: the thread making pieces stops too
         seconds = windows.samples.count / RATE
         if windows.samples.truncated:
             log.warning(
