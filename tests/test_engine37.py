@@ -11,7 +11,7 @@ import pytest
 import structlog
 
 from conftest import make_wav
-from dropscribe.transcribe import batched, local
+from dropscribe.transcribe import batched, local, schedule
 from dropscribe.vocab.endpoints import Endpoint
 
 
@@ -47,10 +47,10 @@ def test_batches_run_side_by_side_and_come_back_in_order():
         return n * 10
 
     with structlog.contextvars.bound_contextvars(file="talk.wav"):
-        assert list(batched.in_order(work, range(5), 2)) == [0, 10, 20, 30, 40]
+        assert list(schedule.in_order(work, range(5), 2)) == [0, 10, 20, 30, 40]
     assert seen == ["talk.wav"] * 5
-    assert list(batched.in_order(work, [], 2)) == []
-    assert list(batched.in_order(lambda n: n + 1, range(3), 1)) == [1, 2, 3]
+    assert list(schedule.in_order(work, [], 2)) == []
+    assert list(schedule.in_order(lambda n: n + 1, range(3), 1)) == [1, 2, 3]
 
 
 def test_an_error_in_one_batch_ends_the_run_and_starts_no_more():
@@ -65,7 +65,7 @@ def test_an_error_in_one_batch_ends_the_run_and_starts_no_more():
         return n
 
     with pytest.raises(RuntimeError, match="bad batch"):
-        list(batched.in_order(work, range(10), 2))
+        list(schedule.in_order(work, range(10), 2))
     assert max(ran) <= 3
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import itertools
 import os
 import shutil
 import subprocess
@@ -30,20 +29,18 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from dropscribe.audio.transcode import RATE, Samples, floats
+from dropscribe.audio.transcode import Samples, floats
 from dropscribe.config import files
 from dropscribe.errors import Abandoned, EndpointError, PermanentError
 from dropscribe.ops import progress
-from dropscribe.transcribe import heap, redo
-from dropscribe.transcribe.batched import OneByOne, Windows, decoded, placed
-from dropscribe.transcribe.schedule import ahead, batches, in_order
+from dropscribe.transcribe import batchpass, heap, redo
+from dropscribe.transcribe.batched import OneByOne
 from dropscribe.transcript import Transcript
 from dropscribe.vocab.settings import Format, Task
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from dropscribe.transcribe.batched import Piece
     from dropscribe.transcribe.models import Ask
     from dropscribe.vocab.endpoints import Endpoint
     from dropscribe.vocab.settings import FolderSettings
@@ -353,43 +350,7 @@ class LocalEngine:
     def _batched(
         self, model: Any, path: Path, batch: int, options: dict[str, Any]
     ) -> tuple[list[tuple[float, Any]], str | None, float]:
-        windows = Windows(path)
-        out: list[tuple[float, Any]] = []
-        settled = {**options}
-        if settled["language"] is None and not model.model.is_multilingual:
-            settled["language"] = "en"  # an English-only model: nothing to find first
-        workers = model.dropscribe_workers
-
-        def one(pieces: list[Piece]) -> tuple[list[tuple[float, Any]], float]:
-            each, language = decoded(model, pieces, settled, batch, self._until_abort)
-            settled["language"] = settled["language"] or language  # one for the recording
-            found = [
-                (0.0, placed(piece, at, s))
-                for piece, said in zip(pieces, each, strict=True)
-                for at, s in redo.checked(model, piece, said, settled, self._until_abort)
-            ]
-            return found, pieces[-1].place(len(pieces[-1].samples) / RATE, end=True)
-
-        made = ahead(windows, batch * workers)  # the VAD and decoding beside the batches
-        try:
-            queue = batches(made, batch, workers)
-            if settled["language"] is None:  # the first batch finds it, before the others
-                for first in itertools.islice(queue, 1):
-                    out.extend(one(first)[0])
-            for found, until in in_order(one, queue, workers):
-                out.extend(found)
-                progress.at(until)  # file.progress: everything before it is done
-        finally:
-            made.close()  # an error or an abort: the thread making pieces stops too
-        seconds = windows.samples.count / RATE
-        if windows.samples.truncated:
-            log.warning(
-                "audio.truncated",
-                reason=windows.samples.truncated,
-                seconds=round(seconds, 3),
-                action="transcribed the audio before the damage",
-            )
-        return out, settled["language"], seconds
+        return batchpass.transcribed(model, path, batch, options, self._until_abort)
 
     def _until_abort(self, found: Any) -> Iterator[Any]:
         for segment in found:  # the generator does the work, a batch at a time

@@ -1,0 +1,111 @@
+"""The local engine's batched pass over a recording: its pieces a batch at a time, on
+every core (``schedule``), each batch told what was said before it.
+
+Whisper hears 30 s at a time; faster-whisper's sequential ``transcribe`` hands each
+window the text of the windows before it as a prompt, and that is where most of its
+recall on short sentences comes from (10 minutes of them: 91.4 % with it, 83.7 %
+without; names spelt the way they were spelt before). ``BatchedInferencePipeline``
+decodes every piece alone. Here each batch is prompted with the last ``PROMPT_WORDS``
+words said before it, from the batches that are done when it starts: batch ``k`` hears
+what batches ``0 .. k - workers`` said (``schedule.in_order`` never starts batch ``k``
+before those end), so the prompt depends on the recording alone and the transcript is
+the same every run. A folder's own ``prompt`` comes first, as faster-whisper's
+``initial_prompt`` does.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from dropscribe.audio.transcode import RATE
+from dropscribe.ops import progress
+from dropscribe.transcribe import redo
+from dropscribe.transcribe.batched import Windows, decoded, placed
+from dropscribe.transcribe.schedule import ahead, batches, in_order
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator
+    from pathlib import Path
+
+    from dropscribe.transcribe.batched import Piece
+
+log = structlog.get_logger("dropscribe")
+
+PROMPT_WORDS = 60  # of the text before a batch (measured: 20 and 150 words heard less)
+
+Found = list[tuple[float, Any]]
+
+
+class Said:
+    """What each batch said, by its number, for the prompts of the batches after it."""
+
+    def __init__(self, prompt: str | None, workers: int) -> None:
+        self.prompt = prompt  # the folder's own
+        self.workers = workers
+        self.texts: dict[int, str] = {}
+
+    def before(self, k: int) -> str | None:
+        """The prompt of batch ``k``: the folder's prompt, then the last words said in
+        the batches done before ``k`` starts."""
+        done = " ".join(self.texts[j] for j in sorted(self.texts) if j <= k - self.workers)
+        words = done.split()[-PROMPT_WORDS:]
+        prompt = " ".join(filter(None, [self.prompt, " ".join(words)]))
+        return prompt or None
+
+    def heard(self, k: int, found: Found) -> None:
+        self.texts[k] = " ".join(s.text.strip() for _, s in found if s.text.strip())
+
+
+def transcribed(
+    model: Any,
+    path: Path,
+    batch: int,
+    options: dict[str, Any],
+    drain: Callable[[Iterable[Any]], Iterator[Any]],
+) -> tuple[Found, str | None, float]:
+    """``path``'s segments timed in the recording, its language, and its length."""
+    windows = Windows(path)
+    out: Found = []
+    settled = {**options}
+    if settled["language"] is None and not model.model.is_multilingual:
+        settled["language"] = "en"  # an English-only model: nothing to find first
+    workers = model.dropscribe_workers
+    said = Said(settled.pop("initial_prompt", None), workers)
+
+    def one(item: tuple[int, list[Piece]]) -> tuple[Found, float]:
+        k, pieces = item
+        asked = {**settled, "initial_prompt": said.before(k)}
+        each, language = decoded(model, pieces, asked, batch, drain)
+        settled["language"] = settled["language"] or language  # one for the recording
+        asked["language"] = settled["language"]
+        found = [
+            (0.0, placed(piece, at, s))
+            for piece, heard in zip(pieces, each, strict=True)
+            for at, s in redo.checked(model, piece, heard, asked, drain)
+        ]
+        said.heard(k, found)
+        return found, pieces[-1].place(len(pieces[-1].samples) / RATE, end=True)
+
+    made = ahead(windows, batch * workers)  # the VAD and decoding beside the batches
+    try:
+        queue = enumerate(batches(made, batch, workers))
+        if settled["language"] is None:  # the first batch finds it, before the others
+            for first in itertools.islice(queue, 1):
+                out.extend(one(first)[0])
+        for found, until in in_order(one, queue, workers):
+            out.extend(found)
+            progress.at(until)  # file.progress: everything before it is done
+    finally:
+        made.close()  # an error or an abort: the thread making pieces stops too
+    seconds = windows.samples.count / RATE
+    if windows.samples.truncated:
+        log.warning(
+            "audio.truncated",
+            reason=windows.samples.truncated,
+            seconds=round(seconds, 3),
+            action="transcribed the audio before the damage",
+        )
+    return out, settled["language"], seconds
