@@ -11,17 +11,24 @@ The socket is found two ways, so every request of ours has one the timer can rea
   one that replaces it); enough for a client that opens a connection per request.
 - ``transport()``'s pool wraps every connection it makes, so a kept-alive connection
   taken again from the pool tells the deadline of the thread now using it.
+
+A shutdown cannot interrupt a name lookup: ``transport()``'s pool looks names up itself,
+in a thread it waits for no longer than the connect timeout or the deadline (resolve.py).
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import socket
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 import httpcore
 import httpx
+
+from dropscribe.transcribe import resolve
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -46,6 +53,8 @@ class Cut:
         self._socket: socket.socket | None = None
         self.done = False  # the deadline passed: whatever the request raised, it was this
         self._released = False
+        self.seconds = math.inf  # the deadline's length
+        self.until = math.inf  # when it passes (time.monotonic)
 
     def trace(self, event: str, info: dict[str, Any]) -> None:
         """httpcore's trace extension: a new connection's socket is the request's."""
@@ -89,6 +98,7 @@ def deadline(seconds: float) -> Iterator[Cut]:
     """The block's requests end within ``seconds``: pass ``cut.trace`` as the request's
     ``trace`` extension; after an httpx error, ``cut.done`` says the deadline caused it."""
     cut = Cut()
+    cut.seconds, cut.until = seconds, time.monotonic() + seconds
     timer = threading.Timer(seconds, cut.now)
     timer.name = "dropscribe-deadline"
     timer.daemon = True
@@ -139,10 +149,12 @@ class _Stream(httpcore.NetworkStream):
 
 
 class _Backend(httpcore.NetworkBackend):
-    """httpcore's own sockets, each stream wrapped (``_Stream``)."""
+    """httpcore's own sockets, each stream wrapped (``_Stream``), to addresses looked up
+    under the connect timeout and the deadline (``resolve``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, resolver: resolve.Resolver = resolve.RESOLVER) -> None:
         self._inner = httpcore.SyncBackend()
+        self._resolver = resolver
 
     def connect_tcp(
         self,
@@ -151,6 +163,24 @@ class _Backend(httpcore.NetworkBackend):
         timeout: float | None = None,
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.NetworkStream:
+        hosts = [host]
+        if not resolve.literal(host):
+            seconds, bound = _bound(timeout)
+            found = self._resolver.addresses(host, port, seconds, bound)
+            hosts = list(dict.fromkeys(str(address[4][0]) for address in found))
+        for address in hosts[:-1]:  # each in turn, as socket.create_connection tries them
+            with contextlib.suppress(httpcore.ConnectError, httpcore.ConnectTimeout):
+                return self._connected(address, port, timeout, local_address, socket_options)
+        return self._connected(hosts[-1], port, timeout, local_address, socket_options)
+
+    def _connected(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None,
+        local_address: str | None,
+        socket_options: Iterable[Any] | None,
     ) -> httpcore.NetworkStream:
         return _Stream(self._inner.connect_tcp(host, port, timeout, local_address, socket_options))
 
@@ -164,6 +194,18 @@ class _Backend(httpcore.NetworkBackend):
 
     def sleep(self, seconds: float) -> None:
         self._inner.sleep(seconds)
+
+
+def _bound(connect: float | None) -> tuple[float, str]:
+    """How long a lookup may take: the connect timeout, or what is left of this thread's
+    deadline if that is less; and which bound it is, in words."""
+    cut: Cut | None = getattr(_current, "cut", None)
+    left = cut.until - time.monotonic() if cut is not None else math.inf
+    if connect is not None and connect <= left:
+        return connect, f"{connect:g} s (connect_timeout)"
+    if cut is None:
+        return math.inf, "no time (no bound)"
+    return max(0.0, left), f"{cut.seconds:g} s (timeout)"
 
 
 class _Transport(httpx.HTTPTransport):

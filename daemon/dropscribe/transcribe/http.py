@@ -22,7 +22,7 @@ import httpx
 from dropscribe import __version__, names
 from dropscribe.audio import voices
 from dropscribe.errors import OutageError, PermanentError, RetryableError, TranscriptionError
-from dropscribe.transcribe import answers, bodies, cutoff, kinds, models
+from dropscribe.transcribe import answers, bodies, cutoff, kinds, models, resolve
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -286,6 +286,8 @@ def _not_connected(exc: BaseException) -> str:
 def transport_error(exc: httpx.HTTPError, ep: Endpoint, url: str) -> TranscriptionError:
     """What went wrong on the way to ``url`` of ``ep``, said so a person can act on it:
     which URL, and why (the key never quoted). The uploads' and the chat steps' alike."""
+    if isinstance(exc, httpx.ConnectTimeout) and isinstance(exc.__cause__, resolve.Unresolved):
+        return OutageError(f"cannot connect to {url}: {exc}")  # the name, the bound
     if isinstance(exc, httpx.ConnectTimeout):
         return OutageError(f"cannot connect to {url}: no answer within {ep.connect_timeout:g} s")
     if isinstance(exc, httpx.ConnectError):
