@@ -160,6 +160,11 @@ def test_one_ledger_answers_alike_on_sqlite_and_postgresql(setup, pg_url):
         f"the old lighthouse stood on the cliff {FILLER} below it the harbour was busy",
     )
     assert len(search(shared, "boat", "-n", "50")[1]) == 3  # 12 segments, 48 words a passage
+    # a stem alone (english: bridges, bridge) is PostgreSQL's only: the passage, marked so
+    assert search(local, "bridges")[1] == []
+    (stem,) = search(shared, "bridges")[1]
+    assert [stem["text"][a:b] for a, b in stem["marks"]] == ["bridge"]
+    assert (stem["at"], stem["speaker"]) == ("0:00", "Ana")
 
 
 def old_code(folder: Path) -> Path:

@@ -197,7 +197,7 @@ class Searching:
         JSON array), how many it has, and its text."""
         words = fulltext.PASSAGE_WORDS
         if self.shared:
-            row = self._rows(search_pg.SEGMENTS, (first, first + words, key))[0]
+            row = self._rows(search_pg.SEGMENTS, (key, first, first + words - 1))[0]
             return row[0], int(row[1] or 0), row[2]
         paths = [f"$.segments[{first + n}]" for n in range(words)]
         row = self._rows(
