@@ -79,7 +79,7 @@ def _rows(db: ReadOnly, table: str, portable: Callable[[str], str]) -> Iterator[
         if table == "files":
             values["path"] = portable(values["path"])
             values["outputs"] = json.dumps([portable(p) for p in json.loads(values["outputs"])])
-        elif table in {"steps", "step_outputs", "step_hooks"}:
+        elif table in STEPS:
             values["path"] = portable(values["path"])
             if table == "step_outputs":
                 paths = json.loads(values["outputs"] or "[]")
