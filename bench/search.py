@@ -1,4 +1,4 @@
-"""Search over a large SQLite ledger: query time, and what the index adds to its size.
+"""Search over a large ledger: query time, and what the index adds to its size.
 
     python bench/search.py [--transcripts 10000] [--minutes 60] [--words] [--dir DIR]
 
@@ -16,6 +16,8 @@ search` opens it) for a rare, a middling and the commonest word, a phrase, a pre
 an exclusion and filters: each query 7 times, the first (cold) apart from the median
 of the rest. Size: ``dbstat`` pages of the index's tables and indexes (search_text*,
 search_docs and its indexes, files_key) against the rest of the ledger.
+
+The same on PostgreSQL: ``bench/search_pg.py``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -123,19 +126,10 @@ def build(path: Path, count: int, minutes: float, words: bool) -> tuple[np.ndarr
     for n in range(count):
         if n % 100 == 0:
             db.execute("BEGIN")
-        key = JobKey(f"{n:064x}", "s" * 16)
         result = transcript(rng, vocab, minutes, words)
         sample = sample or result
-        inbox = "calls" if n % 2 else "memos"
-        where = f"/srv/{inbox}/recording-{n:05d}.wav"
-        when = now + n * 60
-        db.execute(queries.UPSERT_ATTEMPT, queries.attempt_args(key, {}, "uploading", 1, when))
-        db.execute(
-            queries.UPSERT_FILE,
-            (where, inbox, 1, int(when * 1e9), n, key.digest, str(key), "uploading", None, when),
-        )
-        db.execute(queries.JOB_DONE, (json.dumps(result, ensure_ascii=False), None, when, str(key)))
-        db.execute(queries.FILE_DONE, ("txt", "[]", when, where))
+        for sql, args in stored(n, result, now):
+            db.execute(sql, args)
         if n % 100 == 99 or n == count - 1:
             db.execute("COMMIT")
         if n % 1000 == 999:
@@ -143,6 +137,38 @@ def build(path: Path, count: int, minutes: float, words: bool) -> tuple[np.ndarr
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()
     return vocab, sample
+
+
+def stored(n: int, result: dict, now: float) -> list[tuple[str, tuple]]:
+    """The ledger's own statements storing transcript ``n`` (``?`` placeholders)."""
+    key = JobKey(f"{n:064x}", "s" * 16)
+    inbox = "calls" if n % 2 else "memos"
+    where = f"/srv/{inbox}/recording-{n:05d}.wav"
+    when = now + n * 60
+    return [
+        (queries.UPSERT_ATTEMPT, queries.attempt_args(key, {}, "uploading", 1, when)),
+        (
+            queries.UPSERT_FILE,
+            (where, inbox, 1, int(when * 1e9), n, key.digest, str(key), "uploading", None, when),
+        ),
+        (queries.JOB_DONE, (json.dumps(result, ensure_ascii=False), None, when, str(key))),
+        (queries.FILE_DONE, ("txt", "[]", when, where)),
+    ]
+
+
+def sample_queries(vocab: np.ndarray, sample: dict) -> list[tuple[str, str, Filters]]:
+    first = sample["segments"][3]["text"].rstrip(".").lower().split()
+    return [
+        ("rare word", str(vocab[8000]), Filters()),
+        ("middling word", str(vocab[300]), Filters()),
+        ("commonest word", str(vocab[0]), Filters()),
+        ("phrase", f'"{first[1]} {first[2]} {first[3]}"', Filters()),
+        ("prefix", str(vocab[2000])[:4] + "*", Filters()),
+        ("word -excluded", f"{vocab[300]} -{vocab[1]}", Filters()),
+        ("rare, --inbox", str(vocab[8000]), Filters(inbox="calls")),
+        ("rare, --since", str(vocab[8000]), Filters(since=time.time() - 86400)),
+        ("middling, --language", str(vocab[300]), Filters(language="english")),
+    ]
 
 
 def sizes(path: Path) -> tuple[int, int]:
@@ -162,7 +188,7 @@ def show_sizes(path: Path) -> None:
     )
 
 
-def timed(ledger: SqliteLedger, text: str, filters: Filters) -> tuple[float, float, int]:
+def timed(ledger: Any, text: str, filters: Filters) -> tuple[float, float, int]:
     query = terms.parse(text)
     times = []
     found = 0
@@ -171,6 +197,13 @@ def timed(ledger: SqliteLedger, text: str, filters: Filters) -> tuple[float, flo
         found = len(ledger.search(query, filters, 20))
         times.append((time.perf_counter() - start) * 1000)
     return times[0], statistics.median(times[1:]), found
+
+
+def show_times(ledger: Any, queries_: list[tuple[str, str, Filters]]) -> None:
+    print(f"{'query':<22} {'text':<28} {'cold ms':>8} {'median ms':>10} {'hits':>5}")
+    for name, text, filters in queries_:
+        cold, median, found = timed(ledger, text, filters)
+        print(f"{name:<22} {text[:28]:<28} {cold:8.1f} {median:10.1f} {found:5d}")
 
 
 def main() -> None:
@@ -208,24 +241,10 @@ def main() -> None:
             db.close()
             print(f"optimized in {time.perf_counter() - start:.0f} s:", end=" ")
             show_sizes(path)
-        first = sample["segments"][3]["text"].rstrip(".").lower().split()
-        queries_ = [
-            ("rare word", str(vocab[8000]), Filters()),
-            ("middling word", str(vocab[300]), Filters()),
-            ("commonest word", str(vocab[0]), Filters()),
-            ("phrase", f'"{first[1]} {first[2]} {first[3]}"', Filters()),
-            ("prefix", str(vocab[2000])[:4] + "*", Filters()),
-            ("word -excluded", f"{vocab[300]} -{vocab[1]}", Filters()),
-            ("rare, --inbox", str(vocab[8000]), Filters(inbox="calls")),
-            ("rare, --since", str(vocab[8000]), Filters(since=time.time() - 86400)),
-            ("middling, --language", str(vocab[300]), Filters(language="english")),
-        ]
+        queries_ = sample_queries(vocab, sample)
         ledger = SqliteLedger(path)
         try:
-            print(f"{'query':<22} {'text':<28} {'cold ms':>8} {'median ms':>10} {'hits':>5}")
-            for name, text, filters in queries_:
-                cold, median, found = timed(ledger, text, filters)
-                print(f"{name:<22} {text[:28]:<28} {cold:8.1f} {median:10.1f} {found:5d}")
+            show_times(ledger, queries_)
         finally:
             ledger.close()
     finally:

@@ -1,10 +1,13 @@
 """``dropscribe ledger migrate``: copy this host's SQLite ledger into the shared
 PostgreSQL one the config names, so that what is done stays done (and no transcript
-is paid for twice) when a site moves to several hosts."""
+is paid for twice) when a site moves to several hosts. The steps after the transcript
+come along (their results, the sidecars showing them, their hooks' claims): a summary
+is not asked for again, and search finds its words on every host."""
 
 from __future__ import annotations
 
 import json
+import sqlite3
 from typing import TYPE_CHECKING, Any
 
 from dropscribe.commands.console import EXIT_CONFIG, EXIT_OK, fail, say
@@ -15,8 +18,13 @@ from dropscribe.ledger.store import LEDGER_NAME, ReadOnly
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+    from pathlib import Path
 
     from dropscribe.vocab.config import Config
+
+# schema.COPIED, then the steps' (after jobs: a step's result is indexed in its language)
+STEPS = ("steps", "step_outputs", "step_hooks")
+TABLES = (*COPIED, *(t for t in STEPS if t not in COPIED))
 
 
 def migrate(cfg: Config) -> int:
@@ -38,7 +46,7 @@ def migrate(cfg: Config) -> int:
         return EXIT_CONFIG
     try:
         portable: Callable[[str], str] = target.portable  # type: ignore[attr-defined]
-        for table in COPIED:
+        for table in _present(source, TABLES):
             columns = LAYOUT.table(table).names
             rows = _rows(db, table, portable)
             added = target.copy_in(table, columns, rows)  # type: ignore[attr-defined]
@@ -52,12 +60,30 @@ def migrate(cfg: Config) -> int:
     return EXIT_OK
 
 
+def _present(source: Path, tables: tuple[str, ...]) -> list[str]:
+    """``tables`` that the SQLite ledger has: one from before the steps lacks theirs."""
+    db = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    try:
+        rows = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    except sqlite3.Error:
+        return list(tables)  # ReadOnly says what is wrong
+    finally:
+        db.close()
+    found = {name for (name,) in rows}
+    return [t for t in tables if t in found]
+
+
 def _rows(db: ReadOnly, table: str, portable: Callable[[str], str]) -> Iterator[tuple[Any, ...]]:
     """The table's rows as the shared ledger keeps them: paths relative to inboxes."""
     for values in db.rows(table):
         if table == "files":
             values["path"] = portable(values["path"])
             values["outputs"] = json.dumps([portable(p) for p in json.loads(values["outputs"])])
+        elif table in STEPS:
+            values["path"] = portable(values["path"])
+            if table == "step_outputs":
+                paths = json.loads(values["outputs"] or "[]")
+                values["outputs"] = json.dumps([portable(p) for p in paths])
         elif table == "sidecars":
             values["path"] = portable(values["path"])
             values["source"] = portable(values["source"])

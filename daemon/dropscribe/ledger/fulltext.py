@@ -20,9 +20,10 @@ warning, SQLite skips what is not JSON).
   ``speaker``, tokenized ``unicode61 remove_diacritics 2`` (any language, case and
   accents folded). A ledger indexed before with one row a segment (or rowids of
   ``id << 24``) is indexed again.
-- PostgreSQL: ``search_segments``, each segment's text, time, speaker and ``tsvector``
-  (GIN) made with the text search configuration of the transcript's language where
-  PostgreSQL has one (``english``, ``german`` ...), ``simple`` otherwise.
+- PostgreSQL: ``search_segments``, one row a passage cut by the same rule (its text, its
+  first segment's index and start, its speaker and a ``tsvector``, GIN, made with the
+  text search configuration of the transcript's language): ``fulltext_pg.py``. A ledger
+  indexed before with one row a segment is indexed again.
 
 A transcript without segments (a text-only answer) is one entry, index 0, untimed.
 
@@ -37,7 +38,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from dropscribe.ledger import ftsql, fulltext_steps
+from dropscribe.ledger import ftsql, fulltext_pg, fulltext_steps
 from dropscribe.ledger.schema import Dialect
 
 if TYPE_CHECKING:
@@ -82,7 +83,10 @@ def prepare(execute: Execute, dialect: Dialect, *, fresh: bool) -> None:
             " AND tgrelid = 'jobs'::regclass",
             (),
         )[0][0]
-        statements = _postgres()
+        if made and fulltext_pg.outdated(execute):
+            fulltext_pg.unmade(execute)
+            made = False
+        statements = fulltext_pg.statements(LANGUAGES, PASSAGE_WORDS)
     if not made:
         for statement in statements:
             execute(statement, ())
@@ -198,75 +202,3 @@ def _index(row: str) -> str:
 def _forget(row: str) -> str:
     forget = f" DELETE FROM search_docs WHERE key = {row}.key;"  # noqa: S608 - new or old
     return _entries(row, delete=True) + forget
-
-
-# ---------------------------------------------------------------- PostgreSQL
-
-
-def _postgres() -> list[str]:
-    # no percent sign nor question mark below: psycopg would read them as placeholders
-    names = " ".join(f"WHEN '{code}' THEN '{full}'" for code, full in LANGUAGES.items())
-    config = f"""
-CREATE OR REPLACE FUNCTION search_config(language text) RETURNS regconfig
-LANGUAGE sql STABLE AS $$
-    SELECT coalesce((SELECT c.oid::regconfig FROM pg_catalog.pg_ts_config c
-                     WHERE c.cfgnamespace = 'pg_catalog'::regnamespace
-                       AND c.cfgname = (CASE lower(language) {names} ELSE lower(language) END)),
-                    'simple'::regconfig)
-$$"""  # noqa: S608 - the names above
-    index = """
-CREATE OR REPLACE FUNCTION search_index() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    doc jsonb;
-    cfg regconfig;
-BEGIN
-    IF TG_OP <> 'INSERT' THEN
-        DELETE FROM search_segments WHERE key = OLD.key;
-        DELETE FROM search_docs WHERE key = OLD.key;
-    END IF;
-    IF TG_OP = 'DELETE' THEN
-        RETURN NULL;
-    END IF;
-    IF NEW.result IS NULL OR NEW.state <> 'done' THEN
-        RETURN NULL;
-    END IF;
-    BEGIN  -- a result that cannot be read is stored all the same, unindexed
-        doc := NEW.result::jsonb;
-        IF jsonb_typeof(doc) <> 'object' THEN
-            RETURN NULL;
-        END IF;
-        cfg := search_config(doc ->> 'language');
-        INSERT INTO search_docs (key, id, language, config, transcribed)
-        VALUES (NEW.key, NULL, doc ->> 'language', cfg::text, coalesce(NEW.updated, 0));
-        INSERT INTO search_segments (key, idx, start, "end", speaker, body, config, tsv)
-        SELECT NEW.key, (s.n - 1)::int,
-               CASE jsonb_typeof(s.seg -> 'start') WHEN 'number'
-                    THEN (s.seg ->> 'start')::float8 END,
-               CASE jsonb_typeof(s.seg -> 'end') WHEN 'number' THEN (s.seg ->> 'end')::float8 END,
-               s.seg ->> 'speaker', coalesce(s.seg ->> 'text', ''), cfg::text,
-               to_tsvector(cfg, coalesce(s.seg ->> 'text', ''))
-        FROM jsonb_array_elements(CASE jsonb_typeof(doc -> 'segments')
-                                  WHEN 'array' THEN doc -> 'segments' ELSE '[]'::jsonb END)
-             WITH ORDINALITY AS s(seg, n)
-        WHERE jsonb_typeof(s.seg) = 'object';
-        IF NOT FOUND THEN
-            INSERT INTO search_segments (key, idx, start, "end", speaker, body, config, tsv)
-            VALUES (NEW.key, 0, NULL, NULL, NULL, coalesce(doc ->> 'text', ''), cfg::text,
-                    to_tsvector(cfg, coalesce(doc ->> 'text', '')));
-        END IF;
-    EXCEPTION WHEN others THEN
-        RAISE WARNING USING MESSAGE = 'dropscribe: a transcript was stored but not indexed'
-            ' for search (' || NEW.key || '): ' || SQLERRM;
-    END;
-    RETURN NULL;
-END
-$$"""
-    return [
-        "CREATE INDEX IF NOT EXISTS search_segments_tsv ON search_segments USING gin (tsv)",
-        config,
-        index,
-        (
-            "CREATE TRIGGER search_index AFTER INSERT OR DELETE OR UPDATE OF result, state ON jobs"
-            " FOR EACH ROW EXECUTE FUNCTION search_index()"
-        ),
-    ]

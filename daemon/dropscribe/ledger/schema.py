@@ -295,7 +295,7 @@ LAYOUT = Layout(
             key=("key",),
             indexes=(Index("search_docs_id", ("id",)),),
         ),
-        # PostgreSQL's index of each segment (a SQLite ledger keeps it in search_text)
+        # PostgreSQL's index of each passage (fulltext_pg.py; a SQLite ledger: search_text)
         Table(
             "search_segments",
             columns(

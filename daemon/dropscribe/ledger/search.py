@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from dropscribe.ledger import fulltext, terms
+from dropscribe.ledger import fulltext, search_pg, terms
 
 if TYPE_CHECKING:
     from dropscribe.ledger.terms import Query
@@ -25,8 +25,6 @@ SUMMARY = "summary"  # vocab.steps' name of the summary step
 # a step result whose sidecars show it now (o: step_outputs; its shaping may carry "+glossary")
 SHOWS = "(o.shaping = ? OR substr(o.shaping, 1, length(?) + 1) = ? || '+')"
 CANDIDATES = 1_000  # SQLite: a term in more rows is not ranked (the docstring)
-START, STOP = "\x02", "\x03"  # PostgreSQL's headline marks (control codes: never in text)
-HEADLINE = f'StartSel="{START}", StopSel="{STOP}", HighlightAll=true'
 
 
 @dataclass(frozen=True)
@@ -171,15 +169,9 @@ class Searching:
         without segments, the text. The passage lies within the segments from ``first`` of
         its speaker with fewer than PASSAGE_WORDS words before them (read at once: the
         passages' SQL took 10 ms a hit), and so does the earliest-ending span."""
-        paths = [f"$.segments[{first + n}]" for n in range(fulltext.PASSAGE_WORDS)]
-        found, count = self._rows(
-            f"SELECT json_extract(result, {', '.join('?' * len(paths))}),"  # noqa: S608 - our own SQL
-            " json_array_length(result, '$.segments') FROM jobs WHERE key = ?",
-            (*paths, key),
-        )[0]
+        found, count, text = self._passage(key, first)
         if not count:
-            sql = "SELECT json_extract(result, '$.text') FROM jobs WHERE key = ?"
-            return first, {"text": self._rows(sql, (key,))[0][0]}
+            return first, {"text": text}
         segments, words = list[tuple[int, dict[str, Any]]](), 0
         for n, segment in enumerate(json.loads(found or "[]")):
             if isinstance(segment, dict):
@@ -199,6 +191,22 @@ class Searching:
             "speaker": said[0][1].get("speaker"),
             "text": " ".join(t for t in texts[begin : end + 1] if t),
         }
+
+    def _passage(self, key: str, first: int) -> tuple[str | None, int, str | None]:
+        """Transcript ``key``'s segments from ``first`` on (PASSAGE_WORDS of them, as a
+        JSON array), how many it has, and its text."""
+        words = fulltext.PASSAGE_WORDS
+        if self.shared:
+            row = self._rows(search_pg.SEGMENTS, (key, first, first + words - 1))[0]
+            return row[0], int(row[1] or 0), row[2]
+        paths = [f"$.segments[{first + n}]" for n in range(words)]
+        row = self._rows(
+            f"SELECT json_extract(result, {', '.join('?' * len(paths))}),"  # noqa: S608 - our own SQL
+            " json_array_length(result, '$.segments'), json_extract(result, '$.text')"
+            " FROM jobs WHERE key = ?",
+            (*paths, key),
+        )[0]
+        return row[0], int(row[1] or 0), row[2]
 
     def _common(self, query: Query) -> bool:
         """Whether a word of ``query`` (excluded ones too: bm25 counts them) is in at
@@ -223,64 +231,35 @@ class Searching:
                 " @@ phraseto_tsquery('simple', ?)"
             )
             args.append(filters.speaker)
-        picked = (
-            ' s.idx, s.start, s."end", s.speaker, s.body, s.config, q.query,'
-            " d.language, d.transcribed, ts_rank(s.tsv, q.query) AS score"
-        )
-        ordered = " ORDER BY score DESC, d.transcribed DESC, s.idx LIMIT ?"
         rows = self._rows(
-            "WITH q AS (SELECT c.config, to_tsquery(c.config::regconfig, ?) AS query"  # noqa: S608 - our own SQL
-            "  FROM (SELECT config FROM search_docs UNION SELECT config FROM search_steps) c)"
-            ' SELECT h.key, h.step, h.shaping, h.idx, h.start, h."end", h.speaker,'
-            "  ts_headline(h.config::regconfig, h.body, h.query, ?),"
-            "  h.language, h.transcribed, h.score FROM ("
-            f"  (SELECT s.key, NULL::text AS step, NULL::text AS shaping,{picked}"
-            "  FROM q JOIN search_segments s ON s.config = q.config AND s.tsv @@ q.query"
-            f"  JOIN search_docs d ON d.key = s.key WHERE TRUE{where}{ordered})"
-            f"  UNION ALL (SELECT s.key, s.step, s.shaping,{picked}"
-            "  FROM q JOIN search_step_segments s ON s.config = q.config AND s.tsv @@ q.query"
-            "  JOIN search_steps d ON d.key = s.key AND d.step = s.step AND d.shaping = s.shaping"
-            "  WHERE EXISTS (SELECT 1 FROM step_outputs o WHERE o.key = d.key AND o.step = d.step"
-            "   AND (o.shaping = d.shaping OR substr(o.shaping, 1, length(d.shaping) + 1)"
-            f"   = d.shaping || '+')){where}{ordered})"
-            " ) h ORDER BY h.score DESC, h.transcribed DESC, h.idx LIMIT ?",
-            (terms.tsquery(query), HEADLINE, *args, limit, *args, limit, limit),
+            search_pg.hits(where),
+            (terms.tsquery(query), search_pg.HEADLINE, *args, limit, *args, limit, limit),
         )
         hits = []
-        for (
-            key,
-            step,
-            shaping,
-            idx,
-            start,
-            end,
-            speaker,
-            headline,
-            language,
-            transcribed,
-            score,
-        ) in rows:
-            text, marks = _unmarked(str(headline))
+        for key, step, shaping, idx, start, end, who, headline, language, when, score in rows:
+            text, marks = search_pg.unmarked(str(headline))
             if step is not None:
                 item = self._step_hit(key, step, shaping, idx)
-                found = _hit(key, idx, item, query, language, transcribed, float(score), step)
+                found = _hit(key, idx, item, query, language, when, float(score), step)
                 hits.append(Hit(**{**found.__dict__, "text": text, "marks": marks}))
                 continue
-            hits.append(
-                Hit(
+            at, item = self._said(key, idx, query)
+            found = _hit(key, at, item, query, language, when, float(score))
+            if not found.marks:  # by a stem alone (bridges: bridge): the passage, its marks
+                seconds = (_seconds(start), _seconds(end))
+                found = Hit(
                     key,
                     idx,
-                    _seconds(start),
-                    _seconds(end),
-                    _label(speaker),
+                    *seconds,
+                    _label(who),
                     text,
                     marks,
                     language,
-                    float(transcribed),
+                    float(when),
                     float(score),
                     (),
                 )
-            )
+            hits.append(found)
         return hits
 
     def _places(self, key: str) -> tuple[Place, ...]:
@@ -367,18 +346,3 @@ def _seconds(value: Any) -> float | None:
 
 def _label(value: Any) -> str | None:
     return str(value) if value is not None else None
-
-
-def _unmarked(headline: str) -> tuple[str, tuple[tuple[int, int], ...]]:
-    """A headline's text without its marks, and where they were."""
-    text, marks, begun = [], [], 0
-    length = 0
-    for char in headline:
-        if char == START:
-            begun = length
-        elif char == STOP:
-            marks.append((begun, length))
-        else:
-            text.append(char)
-            length += 1
-    return "".join(text), tuple(marks)
