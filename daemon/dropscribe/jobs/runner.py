@@ -12,7 +12,7 @@ the key's lock and the ledger's claim (``_publish``, ``_transcript``; a fresh on
 as ``plan`` decides),
 its sidecars written (``_written``), then ``after:`` and the hook. Each way it can
 end is one call to ``verdicts``: ``later`` (the error recorded, the file comes
-again) or ``fail`` (quarantined).
+again) or ``fail`` (quarantined); an exception nobody foresaw is ``crashed``'s to decide.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from dropscribe.errors import (
     TranscriptionError,
 )
 from dropscribe.ingest import source
-from dropscribe.jobs import cascade, chunked, plan, spoken, tracks, verdicts
+from dropscribe.jobs import cascade, chunked, crashed, plan, spoken, tracks, verdicts
 from dropscribe.jobs.job import Job, Outcome, SettledFile, Tally
 from dropscribe.ledger.interface import WRITE_FAILED
 from dropscribe.ops.metrics import Metrics
@@ -46,7 +46,7 @@ from dropscribe.transcribe.board import Board
 from dropscribe.transcribe.uploader import Uploader
 from dropscribe.transcript import Transcript
 from dropscribe.vocab import glossary
-from dropscribe.vocab.states import FileState, JobKey, JobState
+from dropscribe.vocab.states import FileState, JobKey
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -116,7 +116,7 @@ class JobRunner:
                 outcome = Outcome.FAILED
             except Exception as exc:  # a bug of ours, or a fault nobody foresaw: decide anyway
                 log.exception("job.crashed", error=f"{exc.__class__.__name__}: {exc}")
-                outcome = self._crashed(job, exc)
+                outcome = crashed.decided(self._ledger, job, exc, self._planner.max_attempts)
             self.tally.add(outcome)
             self._metrics.outcomes.labels(outcome).inc()
         except Abandoned:
@@ -372,29 +372,3 @@ class JobRunner:
     def _key_lock(self, key: JobKey) -> threading.Lock:
         with self._key_locks_guard:
             return self._key_locks.setdefault(key, threading.Lock())
-
-    # ------------------------------------------------------------ how it ends
-
-    def _crashed(self, job: Job, exc: Exception) -> Outcome:
-        """An attempt that ended in an exception counts; after max_attempts, or when the
-        content is not even known, the file is quarantined with the reason. Once the
-        transcript is stored, a retry costs nothing but would fail the same way: at once."""
-        reason = f"internal error: {exc.__class__.__name__}: {exc}"
-        key = job.key
-        if key is None or job.identity is None:
-            return verdicts.fail(self._ledger, job, PermanentError(reason))
-        if job.stored:
-            kept = f"{reason} (the transcript is kept: dropscribe retry writes it again)"
-            return verdicts.fail(self._ledger, job, PermanentError(kept))
-        row = self._ledger.job(key)
-        attempts = max(row.attempts if row is not None else 0, job.attempt)
-        if not job.attempt:  # it crashed before its attempt was counted
-            attempts += 1
-            shaping = job.settings.shaping()
-            self._ledger.start_attempt(key, shaping, attempts, state=JobState.RETRYING)
-        if attempts >= self._planner.max_attempts(job):  # fallback34c: of the list's
-            error = PermanentError(reason)
-            error.attempts = attempts
-            return verdicts.fail(self._ledger, job, error)
-        self._ledger.job_failed(key, reason, None, None, JobState.RETRYING)
-        return verdicts.later(self._ledger, job, reason, attempt=attempts, will_retry=True)
