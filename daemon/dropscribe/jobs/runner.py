@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime as dt
 import threading
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,7 @@ from dropscribe.errors import (
     Abandoned,
     ClaimedElsewhere,
     EndpointError,
+    EndpointWaits,
     Fenced,
     LedgerUnavailable,
     PermanentError,
@@ -99,6 +101,7 @@ class JobRunner:
         self._key_lock_of = key_lock or self._key_lock
         self._report = report
         self._paid: dict[JobKey, Transcript] = {}  # fresh transcripts the ledger could not take
+        self._until: dict[Path, float] = {}  # wake15: a waiting file's next try (epoch s)
         self.tally = Tally()
 
     def __call__(self, file: SettledFile) -> None:
@@ -123,8 +126,9 @@ class JobRunner:
             log.info("job.abandoned", reason="shutting down")
         finally:
             structlog.contextvars.clear_contextvars()
+            until = self._until.pop(file.path, None)  # wake15: when a waiting file is tried
             if self._report is not None:
-                self._report(file, outcome)
+                self._report(dataclasses.replace(file, until=until), outcome)
 
     @property
     def uploader(self) -> Uploader:
@@ -237,9 +241,13 @@ class JobRunner:
         except EndpointError as exc:  # once, or EndpointWaits: the endpoint, not the file
             if exc.outage:  # no server answered: the file stays where it is
                 return verdicts.unreachable(self._ledger, job, exc)
-            return verdicts.later(
-                self._ledger, job, exc.message, exc.event, status=exc.status, quarantined=False
-            )
+            message = exc.message
+            fields: dict[str, object] = {"status": exc.status, "quarantined": False}
+            if isinstance(exc, EndpointWaits) and exc.until is not None:  # wake15: said, kept
+                self._until[job.path] = exc.until  # for the intake: tried again then
+                fields["until"] = _when(exc.until)
+                message = f"{exc.message}; tried again at {fields['until']}"  # status shows it
+            return verdicts.later(self._ledger, job, message, exc.event, **fields)
         except TranscriptionError as exc:
             return verdicts.fail(self._ledger, job, exc)
         except OSError as exc:  # scratch audio under state_dir (a full disk): not the file
@@ -372,3 +380,8 @@ class JobRunner:
     def _key_lock(self, key: JobKey) -> threading.Lock:
         with self._key_locks_guard:
             return self._key_locks.setdefault(key, threading.Lock())
+
+
+def _when(until: float) -> str:
+    """wake15: a moment (epoch seconds) as people read it: local ISO 8601, with its offset."""
+    return dt.datetime.fromtimestamp(until).astimezone().isoformat(timespec="seconds")
