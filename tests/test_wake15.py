@@ -79,9 +79,9 @@ def test_a_long_retry_after_is_tried_again_when_the_pause_ends(setup):
         until = moment(said, "until")
         asked = setup.api.uploads[0].at  # monotonic: its wall time is had from the event
         assert until == pytest.approx(moment(said) + RETRY_AFTER, abs=3)
-        transcript = held.with_suffix(".txt")
-        wait_for(transcript.exists, timeout=RETRY_AFTER + 15, what="the file after the pause")
+        wait_for(lambda: proc.named("file.done"), timeout=RETRY_AFTER + 15, what="the file, after")
         [done] = proc.named("file.done")
+        assert done["path"] == str(held)
         assert moment(done) >= until - 0.5  # not before the server's pause ended
         assert len(setup.api.uploads) == 2
         assert setup.api.uploads[1].at - asked >= RETRY_AFTER - 0.5
@@ -123,11 +123,13 @@ def test_a_reached_day_budget_is_tried_again_at_midnight(setup):
         proc.wait(30)
 
 
-def test_a_list_all_paused_frees_the_worker_and_resumes_when_one_is_back(setup):
-    """One worker; a folder's two endpoints both down (503), each paused after a failure:
-    the file waits (file.waiting, ``until`` the first pause's end) holding no worker, so
-    another folder's file is done meanwhile; once one endpoint answers again, the file is
-    sent to it and done, although the next rescan is an hour away."""
+@pytest.mark.parametrize("processes", [1, 2])
+def test_a_list_all_paused_frees_the_worker_and_resumes_when_one_is_back(setup, processes):
+    """One worker (a process); a folder's two endpoints both down (503), each paused after
+    a failure: the file waits (file.waiting, ``until`` the first pause's end) holding no
+    worker, so another folder's file is done meanwhile; once one endpoint answers again,
+    the file is sent to it and done, although the next rescan is an hour away (with worker
+    processes, ``until`` crosses the pipe)."""
     with FakeAPI(api_key=API_KEY) as one, FakeAPI(api_key=API_KEY) as two:
         listed, plain = setup.root / "listed", setup.root / "plain"
         listed.mkdir()
@@ -147,7 +149,8 @@ def test_a_list_all_paused_frees_the_worker_and_resumes_when_one_is_back(setup):
             {"path": str(plain)},
         ]
         setup.data["rescan_seconds"] = 3600
-        setup.data["workers"] = 1
+        setup.data["workers"] = processes
+        setup.data["processes"] = processes
         stuck = make_wav(listed / "stuck.wav", seconds=0.5)
         proc = DaemonProcess(setup)
         try:
@@ -158,11 +161,14 @@ def test_a_list_all_paused_frees_the_worker_and_resumes_when_one_is_back(setup):
             other = make_wav(plain / "other.wav", seconds=0.3, freq=300)
             wait_for(other.with_suffix(".txt").exists, timeout=30, what="the other folder's file")
             two.script.clear()  # b is back
-            wait_for(stuck.with_suffix(".txt").exists, timeout=30, what="the file, on b")
-            [done] = [e for e in proc.named("file.done") if e["path"] == str(stuck)]
+            wait_for(
+                lambda: [e for e in proc.named("file.done") if e["path"] == str(stuck)],
+                timeout=30,
+                what="the file, on b",
+            )
+            assert stuck.with_suffix(".txt").exists()
             assert not proc.named("file.failed")
             assert two.uploads[-1].reply == "200"
-            assert done
         finally:
             proc.signal(signal.SIGTERM)
             proc.wait(30)
