@@ -226,9 +226,9 @@ class EndpointRuledOut(EndpointError):  # noqa: N818 - named for what the endpoi
 class EndpointWaits(EndpointError):  # noqa: N818 - named for what the file does
     """hostile14b: the endpoint cannot take files for a long while (a 429's long
     Retry-After pauses it) or until the config changes (a budget without a price): the
-    file waits where it is (its attempt not counted) and comes again at the next rescan,
-    rather than holding a worker that files of other endpoints need. wake15: ``until``
-    (epoch seconds), when known, is when the cause ends: the file is tried again then."""
+    file waits where it is (its attempt not counted) rather than holding a worker that
+    files of other endpoints need. It comes again at ``until`` (epoch seconds: when the
+    pause ends, or the budget's period turns; wake15), else at the next rescan."""
 
     event = "file.waiting"
 
