@@ -71,7 +71,9 @@ class Intake:
         self._dirty: set[Path] = set()  # touched while in flight: look again afterwards
         self._ignored: OrderedDict[Path, None] = OrderedDict()  # logged recently
         self._excluded = rules.excluded_dirs(config())
-        # wake15: (due on the clock, path): a waiting file's next try, when its cause ends
+        # wake15: (due on the clock, path): a waiting file's next try, when its cause ends;
+        # put by workers' threads (``finished``), kept in a heap by the loop's
+        self._woke: queue.SimpleQueue[tuple[float, Path]] = queue.SimpleQueue()
         self._wakes: list[tuple[float, Path]] = []
 
     def hint(self, hint: Hint | None) -> None:
@@ -92,6 +94,7 @@ class Intake:
         """The hints that come within ``longest`` seconds (less when a file is due to be
         looked at sooner), then a burst of those waiting, without sleeping in between."""
         now = self._clock()
+        self._gather_wakes()
         deadline = self._tracker.next_deadline(now)
         timeout = longest if deadline is None else min(longest, deadline)
         if self._wakes:
@@ -119,8 +122,7 @@ class Intake:
         that waits (``until``: a long Retry-After's pause, a budget's turn, every endpoint
         of its list paused) is looked at again then, not at the next rescan."""
         if item.until is not None:
-            due = self._clock() + max(0.0, item.until - self._wall())
-            heapq.heappush(self._wakes, (due, item.path))
+            self._woke.put((self._clock() + max(0.0, item.until - self._wall()), item.path))
         if item.path in self._dirty:
             self._dirty.discard(item.path)
             self._hints.put(Hint(item.path))
@@ -225,10 +227,16 @@ class Intake:
     def _woken(self, now: float) -> None:
         """wake15: waiting files whose time has come, hinted as a scan would (settled at
         once, unless written to since)."""
+        self._gather_wakes()
         while self._wakes and self._wakes[0][0] <= now:
             _, path = heapq.heappop(self._wakes)
             if (inbox := self._inbox_of(path)) is not None:
                 self._hint_file(inbox, path, scanned_at=self._wall())
+
+    def _gather_wakes(self) -> None:
+        with contextlib.suppress(queue.Empty):
+            while True:
+                heapq.heappush(self._wakes, self._woke.get_nowait())
 
     def dispatch(self, pool: Workers) -> None:
         left = Counter(item.inbox.name for item in self._ready.values())  # routing34b
