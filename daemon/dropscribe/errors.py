@@ -226,10 +226,15 @@ class EndpointRuledOut(EndpointError):  # noqa: N818 - named for what the endpoi
 class EndpointWaits(EndpointError):  # noqa: N818 - named for what the file does
     """hostile14b: the endpoint cannot take files for a long while (a 429's long
     Retry-After pauses it) or until the config changes (a budget without a price): the
-    file waits where it is (its attempt not counted) and comes again at the next rescan,
-    rather than holding a worker that files of other endpoints need."""
+    file waits where it is (its attempt not counted) rather than holding a worker that
+    files of other endpoints need. It comes again at ``until`` (epoch seconds: when the
+    pause ends, or the budget's period turns; wake15), else at the next rescan."""
 
     event = "file.waiting"
+
+    def __init__(self, message: str, *, until: float | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.until = until
 
 
 class PassedOver(Exception):  # noqa: N818 - a signal between two functions, not an error
@@ -237,9 +242,12 @@ class PassedOver(Exception):  # noqa: N818 - a signal between two functions, not
     out of quota, its model gone, down); ``why`` says which, ``sent`` whether a request
     of this file was answered so (``transcribe/fallback.py``)."""
 
-    def __init__(self, endpoint: str, why: str, message: str, *, sent: bool) -> None:
+    def __init__(
+        self, endpoint: str, why: str, message: str, *, sent: bool, until: float | None = None
+    ) -> None:
         super().__init__(f"{endpoint}: {why}: {message}")
         self.endpoint = endpoint
         self.why = why
         self.message = message
         self.sent = sent
+        self.until = until  # wake15: when it can take files again (epoch seconds), if known

@@ -4,13 +4,15 @@ settled files, ready for the workers.
 A hint starts (or restarts) a file's quiet period in the settle tracker, unless the
 file is ignored, in flight (then it is looked at again when its job ends) or the
 ledger already has the final word on it; a file that stayed quiet is settled and
-waits, in order, for a worker to have room. Nothing here waits on a worker.
+waits, in order, for a worker to have room. A file whose job ended waiting for a known
+moment (wake15) is hinted again at that moment. Nothing here waits on a worker.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import heapq
 import queue
 from collections import Counter, OrderedDict
 from typing import TYPE_CHECKING, Protocol
@@ -69,6 +71,10 @@ class Intake:
         self._dirty: set[Path] = set()  # touched while in flight: look again afterwards
         self._ignored: OrderedDict[Path, None] = OrderedDict()  # logged recently
         self._excluded = rules.excluded_dirs(config())
+        # wake15: (due on the clock, path): a waiting file's next try, when its cause ends;
+        # put by workers' threads (``finished``), kept in a heap by the loop's
+        self._woke: queue.SimpleQueue[tuple[float, Path]] = queue.SimpleQueue()
+        self._wakes: list[tuple[float, Path]] = []
 
     def hint(self, hint: Hint | None) -> None:
         """Take a hint from any thread (None: only wake the loop)."""
@@ -87,8 +93,12 @@ class Intake:
     def take(self, pool: Workers, longest: float) -> None:
         """The hints that come within ``longest`` seconds (less when a file is due to be
         looked at sooner), then a burst of those waiting, without sleeping in between."""
-        deadline = self._tracker.next_deadline(self._clock())
+        now = self._clock()
+        self._gather_wakes()
+        deadline = self._tracker.next_deadline(now)
         timeout = longest if deadline is None else min(longest, deadline)
+        if self._wakes:
+            timeout = max(0.0, min(timeout, self._wakes[0][0] - now))
         with contextlib.suppress(queue.Empty):
             self._take(self._hints.get(timeout=timeout), pool)
             for _ in range(BURST):
@@ -108,7 +118,11 @@ class Intake:
             self._hint_file(inbox, path, scanned_at=now)
 
     def finished(self, item: SettledFile) -> None:
-        """A worker is free: wake the loop to hand it the next settled file."""
+        """A worker is free: wake the loop to hand it the next settled file. wake15: a file
+        that waits (``until``: a long Retry-After's pause, a budget's turn, every endpoint
+        of its list paused) is looked at again then, not at the next rescan."""
+        if item.until is not None:
+            self._woke.put((self._clock() + max(0.0, item.until - self._wall()), item.path))
         if item.path in self._dirty:
             self._dirty.discard(item.path)
             self._hints.put(Hint(item.path))
@@ -195,6 +209,7 @@ class Intake:
         log.info("file.ignored", path=str(path), inbox=inbox.name, reason=reason)
 
     def settle(self, now: float) -> None:
+        self._woken(now)
         for path in self._tracker.due(now):
             try:
                 st = path.stat()
@@ -208,6 +223,20 @@ class Intake:
                     continue
                 log.info("file.settled", path=str(path), inbox=inbox.name, bytes=st.st_size)
                 self._ready[path] = SettledFile(inbox, path, settled=self._wall())
+
+    def _woken(self, now: float) -> None:
+        """wake15: waiting files whose time has come, hinted as a scan would (settled at
+        once, unless written to since)."""
+        self._gather_wakes()
+        while self._wakes and self._wakes[0][0] <= now:
+            _, path = heapq.heappop(self._wakes)
+            if (inbox := self._inbox_of(path)) is not None:
+                self._hint_file(inbox, path, scanned_at=self._wall())
+
+    def _gather_wakes(self) -> None:
+        with contextlib.suppress(queue.Empty):
+            while True:
+                heapq.heappush(self._wakes, self._woke.get_nowait())
 
     def dispatch(self, pool: Workers) -> None:
         left = Counter(item.inbox.name for item in self._ready.values())  # routing34b

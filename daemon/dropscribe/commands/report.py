@@ -185,6 +185,8 @@ def _file(
         )
         return {**entry, "state": "waiting", "action": action}
     action = "nothing: tried again at the next rescan (or the next run of once)"
+    if "; tried again at " in (row.error or ""):  # wake15: a known moment (a budget's turn)
+        action = f"nothing: tried again at {(row.error or '').rsplit('; tried again at ', 1)[1]}"
     return {**entry, "state": "waiting", "action": action}
 
 

@@ -57,11 +57,12 @@ class Reconfigure(NamedTuple):
 
 class Finished(NamedTuple):
     """Child number ``child`` is finished with ``path`` (outcome None: it never ran, as
-    the child is stopping)."""
+    the child is stopping); ``until``: when the file, waiting, is tried again (wake15)."""
 
     child: int
     path: str
     outcome: Outcome | None
+    until: float | None = None
 
 
 class Figures(NamedTuple):
@@ -126,7 +127,7 @@ def serve(
     put = Sender(results)
 
     def report(file: SettledFile, outcome: Outcome | None) -> None:
-        put(Finished(index, str(file.path), outcome))
+        put(Finished(index, str(file.path), outcome, file.until))
 
     host = Threads(
         config,

@@ -21,7 +21,7 @@ import math
 import multiprocessing
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing.connection import wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -245,14 +245,16 @@ class ProcessPool:
         try:
             while child.results.poll():
                 match receive(child.results):
-                    case Finished(index, path, outcome):
-                        self._done(index, Path(path), outcome)
+                    case Finished(index, path, outcome, until):
+                        self._done(index, Path(path), outcome, until)
                     case Figures(index, metrics):
                         self._merged.update(index, metrics)
         except (EOFError, OSError):
             return  # gone: its sentinel says so, and it is revived
 
-    def _done(self, index: int, path: Path, outcome: Outcome | None) -> None:
+    def _done(
+        self, index: int, path: Path, outcome: Outcome | None, until: float | None = None
+    ) -> None:
         with self._lock:
             child = self._where.get(path)
             if child is None or child.index != index:
@@ -262,7 +264,7 @@ class ProcessPool:
         if outcome is not None:
             self.tally.add(outcome)
             self._metrics.outcomes.labels(outcome).inc()
-        self._on_done(item)
+        self._on_done(replace(item, until=until))  # wake15: when a waiting file is tried
 
     def _revive(self) -> None:
         """Start a process that died again; its files go back to be settled."""

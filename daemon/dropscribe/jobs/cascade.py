@@ -3,7 +3,8 @@ file goes to the first endpoint of the list that takes it. One that cannot (its 
 open, out of quota, its model gone, down: ``transcribe/fallback.py``), or that answers
 nothing for audio with speech, is passed over with ``file.fallback``, naming both
 endpoints and why; when none can, the file waits for the first that can again (in
-``once``: it ends as with that one endpoint).
+``once``: it ends as with that one endpoint): where it is, holding no worker, when each
+said when it can (paused, or over a budget: wake15), else in its worker.
 
 Exactly once across endpoints: before a file's first request to an endpoint, the ledger
 commits a ``sending`` row for it (``ledger/sends.py``), ended when the endpoint answers.
@@ -17,6 +18,7 @@ the file on down the list, with ``file.fallback`` saying so."""
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import TYPE_CHECKING
 
 import structlog
@@ -101,6 +103,7 @@ class Cascade:
             over = 0  # budget34: endpoints passed over for their budget
             beyond = 0  # attack14: ... for a budget too small for the file in any period
             slow: list[PassedOver] = []  # fallback34c: that timed out on this very file
+            untils: list[float] = []  # wake15: when each passed over can take files again
             for index, (endpoint, model) in enumerate(chain):
                 try:
                     return self._turn(job, found, endpoint, model)
@@ -110,6 +113,7 @@ class Cascade:
                     over += why in {"budget", spending.BEYOND}
                     beyond += why == spending.BEYOND  # attack14
                     slow += [exc] if why == "slow" else []
+                    untils += [exc.until] if exc.until is not None else []
                 except EmptyAnswer as exc:
                     if index == len(chain) - 1:
                         raise
@@ -122,7 +126,7 @@ class Cascade:
                 if index < len(chain) - 1 and not told:
                     self._passed(job, endpoint, chain[index + 1][0], why, message)
             told = True
-            self._none_took(last, len(chain), over, beyond, slow)
+            self._none_took(last, len(chain), over, beyond, slow, untils)
             log.warning(
                 "fallback.exhausted",
                 endpoints=[name for name, _ in chain],
@@ -139,10 +143,14 @@ class Cascade:
         over: int,
         beyond: int,
         slow: list[PassedOver],
+        untils: list[float],
     ) -> None:
         """How the file ends when no endpoint of the list took it this time round; back
         in the caller (it waits in this worker, then tries the list again) only while
-        endpoints are down or paused, as a file for one endpoint waits."""
+        endpoints are down, or paused for no longer than ``RETRY_SECONDS``. wake15: when
+        every endpoint said when it can take files again (``untils``: paused, or over a
+        budget that turns), the file waits where it is, holding no worker, until the
+        first of them."""
         if last is not None and beyond == endpoints:  # attack14: no period takes it
             raise PermanentError(last.message)
         self._too_slow(slow, endpoints)
@@ -151,9 +159,14 @@ class Cascade:
             if last.why.startswith(("down", "paused (down", "budget", "slow", "paused (slow")):
                 raise EndpointUnreachable(last.message)
             raise EndpointError(last.message)
+        soonest = min(untils) if len(untils) == endpoints else None
         if last is not None and over == endpoints:  # every budget reached, until a period
             # turns: the file waits where it is, holding no worker (other folders need them)
-            raise EndpointWaits(f"waiting: every endpoint's budget: {last.message}")
+            said = f"waiting: every endpoint's budget: {last.message}"
+            raise EndpointWaits(said, until=soonest)
+        if last is not None and soonest is not None and soonest - time.time() > RETRY_SECONDS:
+            said = f"waiting: no endpoint of the list can take it now (the last: {last})"
+            raise EndpointWaits(said, until=soonest)
 
     @staticmethod
     def _too_slow(slow: list[PassedOver], endpoints: int) -> None:

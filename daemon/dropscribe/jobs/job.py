@@ -44,6 +44,8 @@ class SettledFile:
     settled: float = field(default=0.0, compare=False)
     behind: int = field(default=0, compare=False)
     workers: int = field(default=0, compare=False)
+    # wake15: a worker's answer, not the intake's: the file waits, to be tried at (epoch s)
+    until: float | None = field(default=None, compare=False)
 
 
 @dataclass

@@ -12,13 +12,14 @@ the key's lock and the ledger's claim (``_publish``, ``_transcript``; a fresh on
 as ``plan`` decides),
 its sidecars written (``_written``), then ``after:`` and the hook. Each way it can
 end is one call to ``verdicts``: ``later`` (the error recorded, the file comes
-again) or ``fail`` (quarantined).
+again) or ``fail`` (quarantined); an exception nobody foresaw is ``crashed``'s to decide.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime as dt
 import threading
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,7 @@ from dropscribe.errors import (
     Abandoned,
     ClaimedElsewhere,
     EndpointError,
+    EndpointWaits,
     Fenced,
     LedgerUnavailable,
     PermanentError,
@@ -37,7 +39,7 @@ from dropscribe.errors import (
     TranscriptionError,
 )
 from dropscribe.ingest import source
-from dropscribe.jobs import cascade, chunked, plan, spoken, tracks, verdicts
+from dropscribe.jobs import cascade, chunked, crashed, plan, spoken, tracks, verdicts
 from dropscribe.jobs.job import Job, Outcome, SettledFile, Tally
 from dropscribe.ledger.interface import WRITE_FAILED
 from dropscribe.ops.metrics import Metrics
@@ -46,7 +48,7 @@ from dropscribe.transcribe.board import Board
 from dropscribe.transcribe.uploader import Uploader
 from dropscribe.transcript import Transcript
 from dropscribe.vocab import glossary
-from dropscribe.vocab.states import FileState, JobKey, JobState
+from dropscribe.vocab.states import FileState, JobKey
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -99,6 +101,7 @@ class JobRunner:
         self._key_lock_of = key_lock or self._key_lock
         self._report = report
         self._paid: dict[JobKey, Transcript] = {}  # fresh transcripts the ledger could not take
+        self._until: dict[Path, float] = {}  # wake15: a waiting file's next try (epoch s)
         self.tally = Tally()
 
     def __call__(self, file: SettledFile) -> None:
@@ -116,15 +119,16 @@ class JobRunner:
                 outcome = Outcome.FAILED
             except Exception as exc:  # a bug of ours, or a fault nobody foresaw: decide anyway
                 log.exception("job.crashed", error=f"{exc.__class__.__name__}: {exc}")
-                outcome = self._crashed(job, exc)
+                outcome = crashed.decided(self._ledger, job, exc, self._planner.max_attempts)
             self.tally.add(outcome)
             self._metrics.outcomes.labels(outcome).inc()
         except Abandoned:
             log.info("job.abandoned", reason="shutting down")
         finally:
             structlog.contextvars.clear_contextvars()
+            until = self._until.pop(file.path, None)  # wake15: when a waiting file is tried
             if self._report is not None:
-                self._report(file, outcome)
+                self._report(dataclasses.replace(file, until=until), outcome)
 
     @property
     def uploader(self) -> Uploader:
@@ -237,9 +241,13 @@ class JobRunner:
         except EndpointError as exc:  # once, or EndpointWaits: the endpoint, not the file
             if exc.outage:  # no server answered: the file stays where it is
                 return verdicts.unreachable(self._ledger, job, exc)
-            return verdicts.later(
-                self._ledger, job, exc.message, exc.event, status=exc.status, quarantined=False
-            )
+            message = exc.message
+            fields: dict[str, object] = {"status": exc.status, "quarantined": False}
+            if isinstance(exc, EndpointWaits) and exc.until is not None:  # wake15: said, kept
+                self._until[job.path] = exc.until  # for the intake: tried again then
+                fields["until"] = _when(exc.until)
+                message = f"{exc.message}; tried again at {fields['until']}"  # status shows it
+            return verdicts.later(self._ledger, job, message, exc.event, **fields)
         except TranscriptionError as exc:
             return verdicts.fail(self._ledger, job, exc)
         except OSError as exc:  # scratch audio under state_dir (a full disk): not the file
@@ -373,28 +381,7 @@ class JobRunner:
         with self._key_locks_guard:
             return self._key_locks.setdefault(key, threading.Lock())
 
-    # ------------------------------------------------------------ how it ends
 
-    def _crashed(self, job: Job, exc: Exception) -> Outcome:
-        """An attempt that ended in an exception counts; after max_attempts, or when the
-        content is not even known, the file is quarantined with the reason. Once the
-        transcript is stored, a retry costs nothing but would fail the same way: at once."""
-        reason = f"internal error: {exc.__class__.__name__}: {exc}"
-        key = job.key
-        if key is None or job.identity is None:
-            return verdicts.fail(self._ledger, job, PermanentError(reason))
-        if job.stored:
-            kept = f"{reason} (the transcript is kept: dropscribe retry writes it again)"
-            return verdicts.fail(self._ledger, job, PermanentError(kept))
-        row = self._ledger.job(key)
-        attempts = max(row.attempts if row is not None else 0, job.attempt)
-        if not job.attempt:  # it crashed before its attempt was counted
-            attempts += 1
-            shaping = job.settings.shaping()
-            self._ledger.start_attempt(key, shaping, attempts, state=JobState.RETRYING)
-        if attempts >= self._planner.max_attempts(job):  # fallback34c: of the list's
-            error = PermanentError(reason)
-            error.attempts = attempts
-            return verdicts.fail(self._ledger, job, error)
-        self._ledger.job_failed(key, reason, None, None, JobState.RETRYING)
-        return verdicts.later(self._ledger, job, reason, attempt=attempts, will_retry=True)
+def _when(until: float) -> str:
+    """wake15: a moment (epoch seconds) as people read it: local ISO 8601, with its offset."""
+    return dt.datetime.fromtimestamp(until).astimezone().isoformat(timespec="seconds")

@@ -102,9 +102,8 @@ class Spender:
         made = self._ledger.reserve_spend(request, now)
         if isinstance(made, spend.Refusal):
             self._reached(made, request)
-            raise PassedOver(
-                endpoint, "budget", f"{made.scope} {made.name}: {made.limit}", sent=False
-            )
+            said, until = f"{made.scope} {made.name}: {made.limit}", turn(made.limit, now)
+            raise PassedOver(endpoint, "budget", said, sent=False, until=until)  # wake15
         started = time.monotonic()
         try:
             answer = send()
@@ -132,9 +131,10 @@ class Spender:
         once: bool,
     ) -> Transcript:
         """A folder's one endpoint: over budget, the file waits where it is for the period
-        to turn, tried again at each rescan, holding no worker (a worker held until
-        midnight stopped every other folder's files); in ``once`` it stays where it is,
-        as for an endpoint that is down."""
+        to turn, holding no worker (a worker held until midnight stopped every other
+        folder's files), and is tried again at the turn (wake15; with no price there is
+        no turn: at each rescan); in ``once`` it stays where it is, as for an endpoint
+        that is down."""
         settings = job.settings
         try:
             return self.paid(job, found, settings.endpoint, settings.model, send)
@@ -143,7 +143,7 @@ class Spender:
                 raise PermanentError(exc.message) from None
             if once:
                 raise EndpointUnreachable(exc.message) from None
-            raise EndpointWaits(f"waiting: {exc.message}") from None
+            raise EndpointWaits(f"waiting: {exc.message}", until=exc.until) from None
 
     @staticmethod
     def _within(
@@ -190,6 +190,19 @@ class Spender:
             action="files that would cross it are not sent there until the period turns"
             " (local time): the next endpoint of the list takes them, or they wait",
         )
+
+
+def turn(limit: str, now: float) -> float:
+    """wake15: when the period of ``limit`` (``per_day 5.00 ...``, ``per_month ...``) that
+    ``now`` falls in ends: the next local midnight, or the 1st of next month at midnight
+    (``time.mktime`` carries a 32nd day or a 13th month over, and finds the offset of
+    that moment, daylight saving time included)."""
+    local = time.localtime(now)
+    if limit.startswith("per_day"):
+        later = (local.tm_year, local.tm_mon, local.tm_mday + 1, 0, 0, 0, 0, 0, -1)
+    else:
+        later = (local.tm_year, local.tm_mon + 1, 1, 0, 0, 0, 0, 0, -1)
+    return time.mktime(later)
 
 
 def _unbilled(exc: Exception) -> bool:

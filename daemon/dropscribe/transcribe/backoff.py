@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 RETRYABLE_STATUSES = frozenset({408, 409, 429})
 MAX_RETRY_AFTER = 3600.0  # seconds: a server asking for more is waited on for an hour
 # hostile14b: a 429's Retry-After up to this is slept in the worker; a longer one pauses
-# the endpoint and frees the worker (the file waits where it is, for the next rescan)
+# the endpoint and frees the worker (the file waits where it is, until the pause ends)
 SLEPT_IN_PLACE = 30.0
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
@@ -89,14 +90,16 @@ def failed(endpoint: str, failure: TranscriptionError, *, slow: bool = False) ->
     raise PassedOver(endpoint, said, failure.message, sent=True) from failure
 
 
-def waiting(endpoint: str, fallback: str, message: str) -> None:
+def waiting(endpoint: str, fallback: str, message: str, wait: float | None = None) -> None:
     """Inside a turn: ``PassedOver`` instead of waiting for ``endpoint`` (nothing was sent);
-    ``fallback``/``message``: the why when no failure of it was seen by this process."""
+    ``fallback``/``message``: the why when no failure of it was seen by this process;
+    ``wait``: seconds until it may be tried again (wake15: its ``until``), if known."""
     now = _TURN.get()
     if now is None or now[1]:
         return
+    until = None if wait is None else time.time() + wait
     last = now[0].last(endpoint)
     if last is None:
-        raise PassedOver(endpoint, fallback, message, sent=False)
+        raise PassedOver(endpoint, fallback, message, sent=False, until=until)
     said = fallback if last[0] == fallback else f"{fallback} ({last[0]})"
-    raise PassedOver(endpoint, said, last[1], sent=False)
+    raise PassedOver(endpoint, said, last[1], sent=False, until=until)

@@ -110,9 +110,10 @@ class Uploader:
             wait, breaker, probe = self._health.breaker(endpoint)  # probe: this upload is it
             if not wait:
                 break
-            fallback.waiting(endpoint, "paused", breaker.reason or "paused after failures")
+            fallback.waiting(endpoint, "paused", breaker.reason or "paused after failures", wait)
             if breaker.held and wait > backoff.SLEPT_IN_PLACE:  # hostile14b: free the worker
-                raise EndpointWaits(f"waiting: endpoint {endpoint} is paused: {breaker.reason}")
+                said, until = f"endpoint {endpoint} is paused: {breaker.reason}", time.time() + wait
+                raise EndpointWaits(f"waiting: {said}", until=until)  # wake15: tried again then
             self._sleep(min(wait, 1.0))
         limit = self._health.limiter(endpoint)
         try:
@@ -318,7 +319,8 @@ class Uploader:
         if failure.status == 429 and pause > backoff.SLEPT_IN_PLACE:
             said = f"it asked for a pause of {pause:.0f} s (429 Retry-After): {failure.message}"
             self._health.hold(endpoint, pause, said, 429)
-            raise EndpointWaits(f"waiting: endpoint {endpoint} is paused: {said}", status=429)
+            said, until = f"endpoint {endpoint} is paused: {said}", time.time() + pause  # wake15
+            raise EndpointWaits(f"waiting: {said}", status=429, until=until)
 
     def _settle(
         self,
