@@ -146,7 +146,10 @@ def cue_errors(srt: str, truth: list[tuple[str, float, float]]) -> dict:
             errors.append(abs(start - truth[first][1]))
             quiet = truth[first][1] - truth[first - 1][2] if first else PAUSED
             (paused if quiet >= PAUSED - 1e-9 else mid).append(start - truth[first][1])
-        if last is not None:
+        # a word whose truth espeak-ng lost (its event merged with the next word's, so
+        # the starts around it are out of order) is not judged, as in the tests
+        around = [t[1] for t in truth[max(0, (last or 0) - 1) : (last or 0) + 3]]
+        if last is not None and around == sorted(around):
             early += end < truth[last][2] - 0.05
         at += len(words)
     return {
@@ -226,7 +229,7 @@ def renditions(before: str | None) -> None:
                 capture_output=True,
             )
             wall = time.perf_counter() - started
-            result = {"wall": wall, **json.loads(done.stdout)}
+            result = {"wall": wall, **json.loads(done.stdout.splitlines()[-1])}
             report(f"{label}gpt-transcribe, local timing", result, None)
 
 
@@ -244,8 +247,8 @@ def cue_renditions(path: Path) -> None:
         found = cue_errors(Page(answer).render(Format.SRT).decode(), speech.words)
         for key in ("errors", "paused", "mid"):
             total[key] += found[key]
-        total["early"] += found["early"]
-        total["whole"] &= found["whole"]
+        total["early"] += int(found["early"])
+        total["whole"] &= bool(found["whole"])
     print(json.dumps(total))
 
 
