@@ -16,16 +16,7 @@ For each: requests sent, the error of every cue's start against its first word's
 start (median, 90th percentile, worst), the same signed (late is positive) for cues
 whose first word comes after a pause (at least ``min_gap`` of quiet before it) and for
 cues starting mid-speech, cues that end before their last word's sound does (by more
-than 50 ms), and the daemon's peak RSS.
-
-``--running`` times running speech instead: the long comma-less sentences of
-tests/test_timing30.py said by 3 voices at 3 rates, each the 1st, 2nd and 3rd rendition
-in one libespeak-ng process (27 renditions, each timed and cut on its own as
-tests/test_timing30b_renditions.py does, in a child process: the same text again and
-again in one recording is taken for an engine's loop by the sidecars' guard), where cues
-are cut inside sentences and start mid-speech. ``--before DIR`` runs the same again with
-another checkout's package (its ``daemon`` folder, e.g. main's), on the same audio in
-the same run. Then the alignment alone of
+than 50 ms), and the daemon's peak RSS. Then the alignment alone of
 ``--speed-minutes`` of audio (the recording said over and over), in a fresh process as
 the daemon does it (the wav decoded, the words timed, the model loaded before): wall
 and CPU seconds, each thread's CPU seconds (CTranslate2 runs the encoder and the
@@ -33,6 +24,15 @@ alignment on two threads), and the peak RSS. The machine may be shared, so a fix
 numpy workload is timed in the same run as a baseline (about 0.2 s on an idle 2-core
 machine); the wall clock counts only on an idle machine, and "on two idle cores about"
 is the busiest thread's CPU seconds (or half the CPU seconds, if more).
+
+``--running`` times running speech instead: the long comma-less sentences of
+tests/test_timing30.py said by 3 voices at 3 rates, each the 1st, 2nd and 3rd rendition
+in one libespeak-ng process (27 renditions, each timed here and transcribed by the local
+engine, and cut, on its own as tests/test_timing30b_renditions.py does, in a child
+process: the same text again and again in one recording is taken for an engine's loop by
+the sidecars' guard), where cues are cut inside sentences and start mid-speech.
+``--before DIR`` (either way) runs the cues again with another checkout's package (its ``daemon``
+folder, e.g. main's), on the same audio in the same run.
 """
 
 from __future__ import annotations
@@ -206,10 +206,11 @@ def package(path: str) -> Iterator[None]:
 
 
 def renditions(before: str | None) -> None:
-    """The running-speech renditions timed here (in a child process per package, as
-    tests/test_timing30b_renditions.py does: aligned and snapped, cut with the default
-    rules), this tree's and ``before``'s on the same audio; each cue's start against its
-    first word, split, and the cues ending early."""
+    """The running-speech renditions timed here and transcribed by the local engine (in
+    a child process per package, each rendition on its own as
+    tests/test_timing30b_renditions.py does, cut with the default rules), this tree's and
+    ``before``'s on the same audio; each cue's start against its first word, split, and
+    the cues ending early. The wall time is both sources'."""
     said = running()
     seconds = sum(r.seconds for r in said)
     print(
@@ -229,27 +230,46 @@ def renditions(before: str | None) -> None:
                 capture_output=True,
             )
             wall = time.perf_counter() - started
-            result = {"wall": wall, **json.loads(done.stdout.splitlines()[-1])}
-            report(f"{label}gpt-transcribe, local timing", result, None)
+            results = json.loads(done.stdout.splitlines()[-1])
+            report(f"{label}gpt-transcribe, timed here", {"wall": wall, **results["aligned"]}, None)
+            report(
+                f"{label}local engine tiny.en (snapped)", {"wall": wall, **results["local"]}, None
+            )
 
 
 def cue_renditions(path: Path) -> None:
-    """In this (fresh) process: each rendition in ``path`` aligned to RUNNING and cut as
-    srt; the figures as JSON."""
+    """In this (fresh) process: each rendition in ``path`` aligned to RUNNING, and
+    transcribed by the local engine (tiny.en) and snapped, each cut as srt; the figures
+    of each as JSON."""
     from dropscribe.outputs.render import Page  # noqa: PLC0415 - the child's own package
     from dropscribe.timing import timed  # noqa: PLC0415
+    from dropscribe.transcribe.local import LocalEngine  # noqa: PLC0415
     from dropscribe.transcript import Transcript  # noqa: PLC0415
-    from dropscribe.vocab.settings import Format  # noqa: PLC0415
+    from dropscribe.vocab.endpoints import Endpoint  # noqa: PLC0415
+    from dropscribe.vocab.settings import FolderSettings, Format  # noqa: PLC0415
 
-    total: dict = {"errors": [], "paused": [], "mid": [], "early": 0, "whole": True}
-    for speech in pickle.loads(path.read_bytes()):
-        answer = timed.aligned(Transcript(text=RUNNING, language="en"), speech.pcm, "tiny.en")
-        found = cue_errors(Page(answer).render(Format.SRT).decode(), speech.words)
-        for key in ("errors", "paused", "mid"):
-            total[key] += found[key]
-        total["early"] += int(found["early"])
-        total["whole"] &= bool(found["whole"])
-    print(json.dumps(total))
+    engine = LocalEngine(Endpoint(name="local", kind="local", cpu_threads=2))
+    settings = FolderSettings(model="tiny.en", formats=["srt"], endpoint="local")
+    totals = {
+        source: {"errors": [], "paused": [], "mid": [], "early": 0, "whole": True}
+        for source in ("aligned", "local")
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        for speech in pickle.loads(path.read_bytes()):
+            wav = speech.write(Path(tmp) / "talk.wav")
+            pcm = timed.decoded(wav)
+            answers = {
+                "aligned": timed.aligned(Transcript(text=RUNNING, language="en"), pcm, "tiny.en"),
+                "local": timed.snapped(engine.transcribe(wav, settings), pcm),
+            }
+            for source, answer in answers.items():
+                found = cue_errors(Page(answer).render(Format.SRT).decode(), speech.words)
+                total = totals[source]
+                for key in ("errors", "paused", "mid"):
+                    total[key] += found[key]
+                total["early"] += int(found["early"])
+                total["whole"] &= bool(found["whole"])
+    print(json.dumps(totals))
 
 
 def main() -> None:
