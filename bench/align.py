@@ -2,6 +2,7 @@
 
     python bench/align.py [--minutes 3] [--speed-minutes 30]
     python bench/align.py --speed-only [--speed-minutes 30]   # the speed target alone
+    python bench/align.py --running [--before /work/main/daemon]  # cues cut mid-speech
 
 The recording is espeak-ng speech (libespeak-ng through ctypes, its word events the
 truth) of varied paragraphs with pauses of 0.3-2.5 s between them. Each run is
@@ -12,8 +13,10 @@ truth) of varied paragraphs with pauses of 0.3-2.5 s between them. Each run is
 - the local engine (tiny.en), its word times snapped to the speech.
 
 For each: requests sent, the error of every cue's start against its first word's true
-start (median, 90th percentile, worst), cues that end before their last word's sound
-does (by more than 50 ms), and the daemon's peak RSS. Then the alignment alone of
+start (median, 90th percentile, worst), the same signed (late is positive) for cues
+whose first word comes after a pause (at least ``min_gap`` of quiet before it) and for
+cues starting mid-speech, cues that end before their last word's sound does (by more
+than 50 ms), and the daemon's peak RSS. Then the alignment alone of
 ``--speed-minutes`` of audio (the recording said over and over), in a fresh process as
 the daemon does it (the wav decoded, the words timed, the model loaded before): wall
 and CPU seconds, each thread's CPU seconds (CTranslate2 runs the encoder and the
@@ -21,6 +24,15 @@ alignment on two threads), and the peak RSS. The machine may be shared, so a fix
 numpy workload is timed in the same run as a baseline (about 0.2 s on an idle 2-core
 machine); the wall clock counts only on an idle machine, and "on two idle cores about"
 is the busiest thread's CPU seconds (or half the CPU seconds, if more).
+
+``--running`` times running speech instead: the long comma-less sentences of
+tests/test_timing30.py said by 3 voices at 3 rates, each the 1st, 2nd and 3rd rendition
+in one libespeak-ng process (27 renditions, each timed here and transcribed by the local
+engine, and cut, on its own as tests/test_timing30b_renditions.py does, in a child
+process: the same text again and again in one recording is taken for an engine's loop by
+the sidecars' guard), where cues are cut inside sentences and start mid-speech.
+``--before DIR`` (either way) runs the cues again with another checkout's package (its ``daemon``
+folder, e.g. main's), on the same audio in the same run.
 """
 
 from __future__ import annotations
@@ -28,7 +40,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import difflib
+import json
 import os
+import pickle
 import re
 import resource
 import statistics
@@ -37,6 +51,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -44,8 +59,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from common import once_config, run_once  # noqa: E402
+from dropscribe.vocab.settings import SubtitleRules  # noqa: E402
 from fakeapi import FakeAPI  # noqa: E402
 from test_align_speech import RATE, Spoken, spoken  # noqa: E402
+from test_timing30 import RUNNING  # noqa: E402
+from test_timing30b_renditions import rendition  # noqa: E402
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 SENTENCES = (
     "This recording is long, so the daemon is stopped while it is transcribed.",
@@ -61,6 +82,8 @@ SENTENCES = (
     "Nobody objected, so the proposal will go to the board on Thursday.",
 )
 GAPS = (0.3, 0.6, 1.2, 2.5)
+VOICES, RATES, NTHS = ("en-us", "en", "en-us+f3"), (140, 165, 185), (1, 2, 3)
+PAUSED = SubtitleRules().min_gap  # quiet before a cue's first word: it starts after a pause
 
 
 def recording(seconds: float) -> Spoken:
@@ -77,6 +100,14 @@ def recording(seconds: float) -> Spoken:
     return Spoken(np.concatenate(parts), truth)
 
 
+def running() -> list[Spoken]:
+    """RUNNING said by each voice at each rate, the 1st, 2nd and 3rd rendition in one
+    libespeak-ng process (each after half a second of quiet)."""
+    return [
+        rendition(RUNNING, nth, speed, voice) for voice in VOICES for speed in RATES for nth in NTHS
+    ]
+
+
 def baseline() -> float:
     """Seconds for a fixed numpy workload: how busy the machine is now."""
     a = np.random.default_rng(0).standard_normal((400, 400))
@@ -86,10 +117,11 @@ def baseline() -> float:
     return time.perf_counter() - started
 
 
-def cue_errors(srt: str, truth: list[tuple[str, float, float]]) -> tuple[list[float], int, bool]:
+def cue_errors(srt: str, truth: list[tuple[str, float, float]]) -> dict:
     """Each cue's start error against its first word (matched to the truth by sequence
-    alignment where the words differ), the cues ending before their last word, and
-    whether the cues hold every word of the truth once, in order."""
+    alignment where the words differ), signed and split by whether the word comes after
+    a pause or mid-speech; the cues ending before their last word; and whether the cues
+    hold every word of the truth once, in order."""
     cues = []
     for block in srt.strip().split("\n\n"):
         lines = block.splitlines()
@@ -101,19 +133,32 @@ def cue_errors(srt: str, truth: list[tuple[str, float, float]]) -> tuple[list[fl
     said = [w for _, _, words in cues for w in words]
     known = [w for w, _, _ in truth]
     norm = [re.sub(r"\W", "", w.lower()) for w in said]
-    matcher = difflib.SequenceMatcher(None, norm, [re.sub(r"\W", "", w.lower()) for w in known])
+    matcher = difflib.SequenceMatcher(
+        None, norm, [re.sub(r"\W", "", w.lower()) for w in known], autojunk=False
+    )
     to_truth = {}
     for a, b, size in matcher.get_matching_blocks():
         to_truth.update({a + k: b + k for k in range(size)})
-    errors, early, at = [], 0, 0
+    errors, paused, mid, early, at = [], [], [], 0, 0
     for start, end, words in cues:
         first, last = to_truth.get(at), to_truth.get(at + len(words) - 1)
         if first is not None:
             errors.append(abs(start - truth[first][1]))
-        if last is not None:
+            quiet = truth[first][1] - truth[first - 1][2] if first else PAUSED
+            (paused if quiet >= PAUSED - 1e-9 else mid).append(start - truth[first][1])
+        # a word whose truth espeak-ng lost (its event merged with the next word's, so
+        # the starts around it are out of order) is not judged, as in the tests
+        around = [t[1] for t in truth[max(0, (last or 0) - 1) : (last or 0) + 3]]
+        if last is not None and around == sorted(around):
             early += end < truth[last][2] - 0.05
         at += len(words)
-    return errors, early, said == known
+    return {
+        "errors": errors,
+        "paused": paused,
+        "mid": mid,
+        "early": early,
+        "whole": said == known,
+    }
 
 
 def through(work: Path, speech: Spoken, name: str, endpoint: dict, **settings) -> dict:
@@ -121,8 +166,8 @@ def through(work: Path, speech: Spoken, name: str, endpoint: dict, **settings) -
     inbox.mkdir()
     speech.write(inbox / "talk.wav")
     wall, rss = run_once(once_config(work, endpoint, inbox, name=name, **settings), quiet=True)
-    errors, early, whole = cue_errors((inbox / "talk.srt").read_text(), speech.words)
-    return {"wall": wall, "rss": rss, "errors": errors, "early": early, "whole": whole}
+    found = cue_errors((inbox / "talk.srt").read_text(), speech.words)
+    return {"wall": wall, "rss": rss, **found}
 
 
 def report(name: str, result: dict, requests: int | None) -> None:
@@ -135,6 +180,96 @@ def report(name: str, result: dict, requests: int | None) -> None:
         f" before their last word; every word once in order: {result['whole']};"
         f" {result['wall']:.1f} s"
     )
+    for key, what in (("paused", "after a pause"), ("mid", "mid-speech")):
+        late = sorted(result[key])
+        if late:
+            print(
+                f"{'':34s} {what:13s} {len(late):3d} cues: start late by median"
+                f" {statistics.median(late) * 1000:4.0f} ms, p90"
+                f" {late[int(0.9 * (len(late) - 1))] * 1000:4.0f} ms, worst"
+                f" {late[-1] * 1000:5.0f} ms, earliest {late[0] * 1000:5.0f} ms"
+            )
+
+
+@contextlib.contextmanager
+def package(path: str) -> Iterator[None]:
+    """The daemons started inside run ``path``'s package."""
+    old = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = path
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = old
+
+
+def renditions(before: str | None) -> None:
+    """The running-speech renditions timed here and transcribed by the local engine (in
+    a child process per package, each rendition on its own as
+    tests/test_timing30b_renditions.py does, cut with the default rules), this tree's and
+    ``before``'s on the same audio; each cue's start against its first word, split, and
+    the cues ending early. The wall time is both sources'."""
+    said = running()
+    seconds = sum(r.seconds for r in said)
+    print(
+        f"running speech: {len(said)} renditions, {seconds:.0f} s, {sum(len(r.words) for r in said)} words"
+    )
+    print(f"baseline (numpy workload): {baseline():.2f} s")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "renditions.pickle"
+        path.write_bytes(pickle.dumps(said))
+        for label, package in [("", None)] + ([("before: ", before)] if before else []):
+            env = {**os.environ, "PYTHONPATH": package} if package else None
+            started = time.perf_counter()
+            done = subprocess.run(
+                [sys.executable, __file__, "--cue-renditions", str(path)],
+                env=env,
+                check=True,
+                capture_output=True,
+            )
+            wall = time.perf_counter() - started
+            results = json.loads(done.stdout.splitlines()[-1])
+            report(f"{label}gpt-transcribe, timed here", {"wall": wall, **results["aligned"]}, None)
+            report(
+                f"{label}local engine tiny.en (snapped)", {"wall": wall, **results["local"]}, None
+            )
+
+
+def cue_renditions(path: Path) -> None:
+    """In this (fresh) process: each rendition in ``path`` aligned to RUNNING, and
+    transcribed by the local engine (tiny.en) and snapped, each cut as srt; the figures
+    of each as JSON."""
+    from dropscribe.outputs.render import Page  # noqa: PLC0415 - the child's own package
+    from dropscribe.timing import timed  # noqa: PLC0415
+    from dropscribe.transcribe.local import LocalEngine  # noqa: PLC0415
+    from dropscribe.transcript import Transcript  # noqa: PLC0415
+    from dropscribe.vocab.endpoints import Endpoint  # noqa: PLC0415
+    from dropscribe.vocab.settings import FolderSettings, Format  # noqa: PLC0415
+
+    engine = LocalEngine(Endpoint(name="local", kind="local", cpu_threads=2))
+    settings = FolderSettings(model="tiny.en", formats=["srt"], endpoint="local")
+    totals = {
+        source: {"errors": [], "paused": [], "mid": [], "early": 0, "whole": True}
+        for source in ("aligned", "local")
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        for speech in pickle.loads(path.read_bytes()):
+            wav = speech.write(Path(tmp) / "talk.wav")
+            pcm = timed.decoded(wav)
+            answers = {
+                "aligned": timed.aligned(Transcript(text=RUNNING, language="en"), pcm, "tiny.en"),
+                "local": timed.snapped(engine.transcribe(wav, settings), pcm),
+            }
+            for source, answer in answers.items():
+                found = cue_errors(Page(answer).render(Format.SRT).decode(), speech.words)
+                total = totals[source]
+                for key in ("errors", "paused", "mid"):
+                    total[key] += found[key]
+                total["early"] += int(found["early"])
+                total["whole"] &= bool(found["whole"])
+    print(json.dumps(totals))
 
 
 def main() -> None:
@@ -142,10 +277,19 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=3.0)
     parser.add_argument("--speed-minutes", type=float, default=30.0)
     parser.add_argument("--speed-only", action="store_true", help="only the alignment's speed")
+    parser.add_argument("--running", action="store_true", help="running speech, cut mid-speech")
+    parser.add_argument("--before", help="another checkout's daemon/ folder, for a before/after")
     parser.add_argument("--time", nargs=2, type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--cue-renditions", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.time:
         timed_alone(*args.time)
+        return
+    if args.cue_renditions:
+        cue_renditions(args.cue_renditions)
+        return
+    if args.running:
+        renditions(args.before)
         return
     speech = recording(args.minutes * 60)
     if args.speed_only:
@@ -164,12 +308,21 @@ def main() -> None:
             refused = sum(u.reply != "200" for u in api.uploads)
             report("gpt-transcribe, local timing", aligned, requests)
             print(f"  refused: {refused}; peak RSS of the daemon {aligned['rss']:.0f} MiB")
+            if args.before:
+                with package(args.before):
+                    before = through(work, speech, "before", endpoint, model="gpt-transcribe")
+                report("before: gpt-transcribe, local timing", before, None)
             spans = through(work, speech, "spans", endpoint, model="gpt-transcribe", align=False)
             # The fake answers every span with the whole text: only the requests count.
             print(f"{'gpt-transcribe, align: false':34s} {len(api.uploads) - requests} requests")
             assert spans["wall"] > 0
         local = through(work, speech, "local", {"kind": "local", "cpu_threads": 2}, model="tiny.en")
         report("local engine tiny.en (snapped)", local, None)
+        if args.before:
+            with package(args.before):
+                engine = {"kind": "local", "cpu_threads": 2}
+                before = through(work, speech, "local-before", engine, model="tiny.en")
+            report("before: local engine tiny.en (snapped)", before, None)
     speed(speech, args.speed_minutes)
 
 

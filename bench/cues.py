@@ -7,7 +7,8 @@ The meeting is synthetic and seeded: three people take turns of one to six sente
 of them 1.5-4 s; turns 0.4-3.8 s apart. It is answered as the local engine answers:
 word times, and segments of 20-30 s cut wherever they fall, with speakers (WhisperX).
 Each figure is read from the srt, txt and tsv ``Page`` renders with the default
-subtitle rules. ``--before DIR`` runs the same meeting through another checkout's
+subtitle rules; how late cues start is split by whether their first word comes after
+a pause (``min_gap`` of quiet or more) or mid-speech. ``--before DIR`` runs the same meeting through another checkout's
 package (its ``daemon`` folder, e.g. main's) in a child process, for a before/after.
 """
 
@@ -20,10 +21,11 @@ import random
 import subprocess
 import sys
 import time
+from statistics import median
 
 from dropscribe.outputs.render import Page
 from dropscribe.transcript import Transcript
-from dropscribe.vocab.settings import Format
+from dropscribe.vocab.settings import Format, SubtitleRules
 
 PEOPLE = ["Maria", "the sales team", "our new designer", "the board", "Tom", "everyone"]
 VERBS = ["will present", "takes over", "reviews", "has finished", "should send", "looks at"]
@@ -36,6 +38,7 @@ THINGS = [
     "the list of open issues",
 ]
 WHEN = ["later", "on Monday morning", "before lunch", "from the end of the month", "by Friday"]
+GAP = SubtitleRules().min_gap  # quiet before a cue's first word: it starts after a pause
 OPENERS = ["", "", "If nobody objects, ", "As we said, ", "Second, ", "Well, ", "Yes, "]
 
 
@@ -83,6 +86,14 @@ def meeting(minutes: float, seed: int) -> dict:
     }
 
 
+def spread(late: list[float]) -> str:
+    """The median and 90th percentile of ``late`` (seconds), in ms."""
+    if not late:
+        return "-"
+    ordered = sorted(late)
+    return f"{median(ordered) * 1000:.0f}/{ordered[int(0.9 * (len(ordered) - 1))] * 1000:.0f}"
+
+
 def figures(answer: dict) -> dict:
     """What a reader meets in the srt, txt and tsv of ``answer``."""
     page = Page(Transcript.from_json(answer))
@@ -108,8 +119,12 @@ def figures(answer: dict) -> dict:
         for c in cues
     )
     early = late = at = 0  # cues ending (starting) 50 ms before (after) their words
+    paused: list[float] = []  # how late each cue starts: after min_gap of quiet or more
+    running: list[float] = []  # ... or mid-speech
     for cue in cues:
         late += cue.start > words[at]["start"] + 0.05
+        quiet = words[at]["start"] - words[at - 1]["end"] if at else GAP
+        (paused if quiet >= GAP - 1e-9 else running).append(cue.start - words[at]["start"])
         at += len(cue.text.split())
         early += cue.end < words[at - 1]["end"] - 0.05
     paragraphs = page.turns
@@ -139,6 +154,10 @@ def figures(answer: dict) -> dict:
         "cues_ending_mid_sentence_after_a_sentence_end": straddling,
         "cues_ending_over_50ms_before_their_last_word": early,
         "cues_starting_over_50ms_after_their_first_word": late,
+        "cues_starting_after_a_pause": len(paused),
+        "  their start late by, median / p90 (ms)": spread(paused),
+        "cues_starting_mid_speech": len(running),
+        "  their start late by, median / p90 (ms) ": spread(running),
         "paragraphs": len(paragraphs),
         "longest_paragraph_s": round(max(b - a for a, b, _, _ in spans), 1),
         "paragraphs_across_a_1.5s_pause": across,

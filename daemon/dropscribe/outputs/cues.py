@@ -13,8 +13,11 @@ so a number or a name is never cut (unless it is longer than a line: then it is 
 like other words, so no piece grows with the answer). Times: a cue starts with its first
 word, ends with its last, is held longer where the characters per second (or
 ``LEAST_SECONDS``) ask for it and the silence after allows, never ends before its last
-word does, and ends at least ``min_gap`` before the next one begins (where the words run
-on without that much silence, the next cue starts the rest later).
+word does by more than ``RUNNING_EARLY``, and ends at least ``min_gap`` before the next
+one begins. Where the words run on without that much silence (a cue cut inside a
+sentence), the gap is shared: the cue ends up to ``RUNNING_EARLY`` before its last word
+does and the next starts the rest later, so neither is off by more than a frame at
+25 fps (the next cue started the whole gap late before: 80 ms on top of its word's time).
 """
 
 from __future__ import annotations
@@ -35,6 +38,12 @@ if TYPE_CHECKING:
 PAUSE_BREAK = 1.5  # seconds of silence a cue never spans
 LEAST_SECONDS = 1.0  # a cue is shown at least this long where the silence after allows
 SPEECH_CPS = 15.0  # characters a second, to time a text that came without any duration
+# Where words run on, a cue ends up to this before its last word does (a word given the
+# time its letters ask for at the words' pace), so that the next one starts this much
+# sooner after its first word (the gap between them is min_gap): under a frame at
+# 25 fps, and under the 50 ms at which an end is counted early.
+RUNNING_EARLY = 0.04
+FULL = 0.8  # share of what its letters ask for a word must be given to end that early
 # Sentence and clause ends, Western and CJK (ideographic full stop, full-width marks).
 STOPS = ".?!\u2026\u3002\uff1f\uff01"
 SENTENCE_END = re.compile(f"[{STOPS}]['\"\u2019\u201d)\\]]*$")
@@ -297,14 +306,17 @@ def _greedy(units: Sequence[tuple[str, bool]], width: int, indent: int = 0) -> l
 
 
 def timed(runs: Sequence[tuple[Sequence[Token], int]], rules: SubtitleRules) -> list[Cue]:
-    """Display times: monotonic, within ``max_seconds``, never ending before the cue's last
-    word does, ``min_gap`` apart (taken from the silence between the cues' words; where
-    the words run on with less, the next cue starts that much later), held for
+    """Display times: monotonic, within ``max_seconds``, never ending more than
+    ``RUNNING_EARLY`` before the cue's last word does, ``min_gap`` apart (taken from the
+    silence between the cues' words; where the words run on with less, from up to
+    RUNNING_EARLY of the cue's last word and the rest from the next cue's start), held for
     ``max_cps`` and ``LEAST_SECONDS`` where the silence after allows it. Where the
     engine's times overlap (a word ends after the next cue's first begins), the gap is
     taken before the next cue. Worked out in whole milliseconds (what srt and vtt write)."""
     longest = math.floor(rules.max_seconds * 1000)
     gap = math.ceil(rules.min_gap * 1000)
+    give = min(gap, round(RUNNING_EARLY * 1000))
+    letter = _per_letter([w for run, _ in runs for w in run])
     out = []
     end = -gap  # the last cue's end
     for n, (run, indent) in enumerate(runs):
@@ -313,8 +325,10 @@ def timed(runs: Sequence[tuple[Sequence[Token], int]], rules: SubtitleRules) -> 
         spoken = min(max(start, round(run[-1].end * 1000)), limit)  # the last word ends
         if n + 1 < len(runs):  # the next cue's words begin: the gap before them if it fits
             following = round(runs[n + 1][0][0].start * 1000)
-            if spoken <= following:  # in order: the last word is shown to its end
-                limit = min(limit, max(spoken, following - gap))
+            if spoken <= following:  # in order: the last word is shown to (nearly) its end
+                full = _full(run[-1], letter)  # a word cut short by its timing keeps its end
+                shared = max(spoken - (give if full else 0), start)
+                limit = min(limit, max(shared, following - gap))
             else:  # the engine's times overlap: the next cue's start wins
                 limit = min(limit, following - gap if following - gap > start else following)
                 spoken = min(spoken, limit)
@@ -328,3 +342,20 @@ def timed(runs: Sequence[tuple[Sequence[Token], int]], rules: SubtitleRules) -> 
         end = max(start, min(wanted, limit))
         out.append(Cue(start / 1000, end / 1000, lines, run[0].speaker, indent > 0))
     return out
+
+
+def _per_letter(words: Sequence[Token]) -> float:
+    """The words' pace: the median seconds a letter (a letter more for each word)."""
+    spans = sorted((w.end - w.start) / (_letters(w.text) + 1) for w in words)
+    return spans[len(spans) // 2] if spans else 0.0
+
+
+def _full(word: Token, letter: float) -> bool:
+    """Whether ``word`` was given (nearly: FULL) the time its letters ask for at the
+    words' pace: one given less may have been cut short by its timing (an aligner's boundary inside
+    "forgot|ten"), so its end is no place to take time from."""
+    return word.end - word.start >= FULL * letter * (_letters(word.text) + 1)
+
+
+def _letters(text: str) -> int:
+    return max(1, sum(c.isalnum() for c in text))
