@@ -84,8 +84,8 @@ def test_a_consumer_that_stops_early_stops_the_thread_making_pieces():
 
 
 def test_a_batch_is_prompted_with_what_the_batches_done_before_it_said():
-    """Batch k hears the last words of batches 0 .. k - workers (those always done when
-    it starts), after the folder's own prompt; nothing before the first batches."""
+    """Batch k hears the last words of batches 0 .. k - 2 (always done when it starts,
+    whether one or two run at once), after the folder's own prompt; nothing before."""
     said = batchpass.Said("Glossary: Greta.", workers=2)
     assert said.before(0) == "Glossary: Greta."
     assert said.before(1) == "Glossary: Greta."
@@ -96,7 +96,8 @@ def test_a_batch_is_prompted_with_what_the_batches_done_before_it_said():
     long = batchpass.Said(None, workers=1)
     assert long.before(0) is None
     long.heard(0, [(0.0, SimpleNamespace(text=" ".join(f"w{n}" for n in range(100))))])
-    prompt = long.before(1)
+    assert long.before(1) is None  # one worker hears what two would: the same transcript
+    prompt = long.before(2)
     assert prompt is not None
     assert prompt.split() == [f"w{n}" for n in range(100 - batchpass.PROMPT_WORDS, 100)]
 
@@ -140,3 +141,42 @@ def test_an_english_only_model_starts_every_core_at_once(tmp_path, monkeypatch):
         first_four,
         " ".join(f"piece{n}" for n in range(8)),
     }
+
+
+def test_the_low_memory_setting_decodes_two_pieces_at_once_between_the_pieces_made(
+    tmp_path, monkeypatch
+):
+    """``DROPSCRIBE_HEAP=small``: batches of two on a CPU (the beam search over four is
+    the peak), and the pieces made in the caller's thread, between batches, so the VAD's
+    buffers never add to a batch's; a batch_size set in the config wins."""
+    from dropscribe.transcribe import local
+    from dropscribe.vocab.endpoints import Endpoint
+
+    monkeypatch.setenv("DROPSCRIBE_HEAP", "small")
+    assert local.batch_of(Endpoint(name="here", kind="local"), "cpu") == 2
+    assert local.batch_of(Endpoint(name="here", kind="local", batch_size=6), "cpu") == 6
+    threads: set[str] = set()
+
+    class Windows:
+        def __init__(self, path):
+            self.samples = SimpleNamespace(count=16000, truncated=None)
+
+        def __iter__(self):
+            for n in range(5):
+                threads.add(threading.current_thread().name)
+                yield SimpleNamespace(
+                    n=n, places=[float(n)], samples=[0.0] * 16000, place=lambda at, **_: at
+                )
+
+    def decoded(model, pieces, options, batch, drain):
+        return [[(0.0, SimpleNamespace(text=f" piece{p.n}"))] for p in pieces], "en"
+
+    monkeypatch.setattr(batchpass, "Windows", Windows)
+    monkeypatch.setattr(batchpass, "decoded", decoded)
+    monkeypatch.setattr(batchpass, "placed", lambda piece, at, s: s)
+    monkeypatch.setattr(batchpass.redo, "checked", lambda model, piece, said, o, d: said)
+    model = SimpleNamespace(model=SimpleNamespace(is_multilingual=False), dropscribe_workers=1)
+    options = {"language": "en", "initial_prompt": None}
+    found, _, _ = batchpass.transcribed(model, tmp_path / "x.wav", 2, options, iter)
+    assert [s.text for _, s in found] == [f" piece{n}" for n in range(5)]
+    assert threads == {threading.current_thread().name}

