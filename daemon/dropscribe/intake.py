@@ -75,6 +75,9 @@ class Intake:
         # put by workers' threads (``finished``), kept in a heap by the loop's
         self._woke: queue.SimpleQueue[tuple[float, Path]] = queue.SimpleQueue()
         self._wakes: list[tuple[float, Path]] = []
+        # attack15: each waiting file's latest due (a file that waits again at every
+        # rescan, for a month's budget, put an entry in the heap each time: thousands)
+        self._due: dict[Path, float] = {}
 
     def hint(self, hint: Hint | None) -> None:
         """Take a hint from any thread (None: only wake the loop)."""
@@ -229,14 +232,25 @@ class Intake:
         once, unless written to since)."""
         self._gather_wakes()
         while self._wakes and self._wakes[0][0] <= now:
-            _, path = heapq.heappop(self._wakes)
+            due, path = heapq.heappop(self._wakes)
+            if self._due.get(path) != due:
+                continue  # attack15: a later report of the file replaced this one
+            del self._due[path]
             if (inbox := self._inbox_of(path)) is not None:
                 self._hint_file(inbox, path, scanned_at=self._wall())
 
     def _gather_wakes(self) -> None:
+        """The workers' reports, in the heap: one due a file, its latest (attack15: the
+        heap is made again from them when replaced entries are most of it)."""
         with contextlib.suppress(queue.Empty):
             while True:
-                heapq.heappush(self._wakes, self._woke.get_nowait())
+                due, path = self._woke.get_nowait()
+                if self._due.get(path) != due:
+                    self._due[path] = due
+                    heapq.heappush(self._wakes, (due, path))
+        if len(self._wakes) > 2 * len(self._due) + 64:
+            self._wakes = [(due, path) for path, due in self._due.items()]
+            heapq.heapify(self._wakes)
 
     def dispatch(self, pool: Workers) -> None:
         left = Counter(item.inbox.name for item in self._ready.values())  # routing34b

@@ -148,6 +148,11 @@ class _Stream(httpcore.NetworkStream):
         return self._inner.get_extra_info(info)
 
 
+class Late(httpcore.ConnectTimeout):
+    """attack15: no connection before the request's deadline (the message says which
+    bound: the connect timeout, or what was left of ``timeout``)."""
+
+
 class _Backend(httpcore.NetworkBackend):
     """httpcore's own sockets, each stream wrapped (``_Stream``), to addresses looked up
     under the connect timeout and the deadline (``resolve``)."""
@@ -182,7 +187,21 @@ class _Backend(httpcore.NetworkBackend):
         local_address: str | None,
         socket_options: Iterable[Any] | None,
     ) -> httpcore.NetworkStream:
-        return _Stream(self._inner.connect_tcp(host, port, timeout, local_address, socket_options))
+        # attack15: each address's try within what is left of the deadline too (a name
+        # with many addresses that drop connections pinned the request connect_timeout
+        # each, past its timeout: a socket not yet connected is none the timer can shut)
+        seconds, bound = _bound(timeout)
+        late = Late(f"no connection within {bound}")
+        if seconds <= 0:
+            raise late
+        bounded = None if seconds == math.inf else seconds
+        try:
+            stream = self._inner.connect_tcp(host, port, bounded, local_address, socket_options)
+        except httpcore.ConnectTimeout:
+            if bounded is not None and bounded != timeout:  # the deadline's bound, not ours
+                raise late from None
+            raise
+        return _Stream(stream)
 
     def connect_unix_socket(
         self,

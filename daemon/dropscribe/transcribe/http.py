@@ -286,7 +286,9 @@ def _not_connected(exc: BaseException) -> str:
 def transport_error(exc: httpx.HTTPError, ep: Endpoint, url: str) -> TranscriptionError:
     """What went wrong on the way to ``url`` of ``ep``, said so a person can act on it:
     which URL, and why (the key never quoted). The uploads' and the chat steps' alike."""
-    if isinstance(exc, httpx.ConnectTimeout) and isinstance(exc.__cause__, resolve.Unresolved):
+    if isinstance(exc, httpx.ConnectTimeout) and isinstance(
+        exc.__cause__, resolve.Unresolved | cutoff.Late
+    ):
         return OutageError(f"cannot connect to {url}: {exc}")  # the name, the bound
     if isinstance(exc, httpx.ConnectTimeout):
         return OutageError(f"cannot connect to {url}: no answer within {ep.connect_timeout:g} s")
