@@ -38,7 +38,7 @@ class _Lookup:
     def __init__(self) -> None:
         self.done = threading.Event()
         self.found: list[Address] = []
-        self.error: OSError | None = None
+        self.error: OSError | UnicodeError | None = None
 
 
 class Resolver:
@@ -61,7 +61,8 @@ class Resolver:
     def addresses(self, host: str, port: int, seconds: float, bound: str) -> list[Address]:
         """``host``'s addresses for a TCP connection to ``port``, within ``seconds`` (the
         ``bound``, in words: "2 s (connect_timeout)"); raises Unresolved when they take
-        longer, httpcore's ConnectError (caused by the resolver's gaierror) when none."""
+        longer, httpcore's ConnectError (caused by the resolver's gaierror, or the
+        UnicodeError of a name it cannot encode) when none."""
         until = time.monotonic() + seconds
         key = (host, port)
         with self._changed:
@@ -85,7 +86,7 @@ class Resolver:
     def _run(self, key: tuple[str, int], lookup: _Lookup) -> None:
         try:
             lookup.found = self._lookup(*key, type=socket.SOCK_STREAM)
-        except OSError as exc:
+        except (OSError, UnicodeError) as exc:  # UnicodeError: a label idna cannot encode
             lookup.error = exc
         finally:
             with self._changed:
