@@ -7,7 +7,6 @@ is not asked for again, and search finds its words on every host."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import TYPE_CHECKING, Any
 
 from dropscribe.commands.console import EXIT_CONFIG, EXIT_OK, fail, say
@@ -18,7 +17,6 @@ from dropscribe.ledger.store import LEDGER_NAME, ReadOnly
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-    from pathlib import Path
 
     from dropscribe.vocab.config import Config
 
@@ -46,7 +44,8 @@ def migrate(cfg: Config) -> int:
         return EXIT_CONFIG
     try:
         portable: Callable[[str], str] = target.portable  # type: ignore[attr-defined]
-        for table in _present(source, TABLES):
+        present = db.tables()  # a ledger from before the steps lacks theirs
+        for table in (t for t in TABLES if t in present):
             columns = LAYOUT.table(table).names
             rows = _rows(db, table, portable)
             added = target.copy_in(table, columns, rows)  # type: ignore[attr-defined]
@@ -58,19 +57,6 @@ def migrate(cfg: Config) -> int:
         target.close()
     say(f"done: {source} -> {cfg.ledger.url}")
     return EXIT_OK
-
-
-def _present(source: Path, tables: tuple[str, ...]) -> list[str]:
-    """``tables`` that the SQLite ledger has: one from before the steps lacks theirs."""
-    db = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
-    try:
-        rows = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
-    except sqlite3.Error:
-        return list(tables)  # ReadOnly says what is wrong
-    finally:
-        db.close()
-    found = {name for (name,) in rows}
-    return [t for t in tables if t in found]
 
 
 def _rows(db: ReadOnly, table: str, portable: Callable[[str], str]) -> Iterator[tuple[Any, ...]]:

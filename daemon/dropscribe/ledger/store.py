@@ -286,11 +286,17 @@ class ReadOnly:
     copies them into a shared one); SQLite's errors raised as LedgerError."""
 
     def __init__(self, path: Path) -> None:
-        with mapped():
-            self._db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        with mapped():  # as_uri: a ? # or % in the path is the path's, not the URI's
+            self._db = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
 
     def close(self) -> None:
         self._db.close()
+
+    def tables(self) -> set[str]:
+        """The tables it has (one from before the steps lacks theirs)."""
+        with mapped():
+            found = self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            return {name for (name,) in found}
 
     def rows(self, table: str) -> Iterator[dict[str, Any]]:
         """Each row of ``table`` (one of ``schema.COPIED``), by its columns' names."""
