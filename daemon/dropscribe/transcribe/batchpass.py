@@ -54,9 +54,12 @@ class Said:
     def before(self, k: int) -> str | None:
         """The prompt of batch ``k``: the folder's prompt, then the last words said in
         the batches done before ``k`` starts."""
-        done = " ".join(self.texts[j] for j in sorted(self.texts) if j <= k - self.lag)
-        words = done.split()[-PROMPT_WORDS:]
-        prompt = " ".join(filter(None, [self.prompt, " ".join(words)]))
+        words: list[str] = []
+        for j in range(k - self.lag, -1, -1):  # back from the last done, as far as needed
+            words[:0] = self.texts.get(j, "").split()
+            if len(words) >= PROMPT_WORDS:
+                break
+        prompt = " ".join(filter(None, [self.prompt, " ".join(words[-PROMPT_WORDS:])]))
         return prompt or None
 
     def heard(self, k: int, found: Found) -> None:
