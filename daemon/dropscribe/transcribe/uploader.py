@@ -104,7 +104,7 @@ class Uploader:
             self._health.usable(endpoint, model)
             wait, model_probe = self._gone.wait(endpoint, model)
             if wait:
-                fallback.waiting(endpoint, "gone", f"model {model!r} is not served there")
+                fallback.waiting(endpoint, "gone", f"model {model!r} is not served there", wait)
                 self._sleep(min(wait, 1.0))
                 continue
             wait, breaker, probe = self._health.breaker(endpoint)  # probe: this upload is it
