@@ -37,8 +37,8 @@ def batches(items: Iterable[T], size: int, workers: int = 1) -> Iterator[list[T]
     """``items`` in batches of ``size``, in order. The first ``workers`` batches go as
     soon as they are full (every core starts at once); after them, ``size * workers``
     items are held back, so that the last of them are shared out as evenly as they go
-    (9 pieces, 4 a batch, 2 at once: 4, 3, 2 rather than 4, 4, 1): no core is left with
-    the tail alone."""
+    (17 pieces, 4 a batch, 2 at once: 4, 4, 4, 3, 2 rather than 4, 4, 4, 4, 1): no core
+    is left with the tail alone."""
     held: collections.deque[T] = collections.deque()
     made = 0
     for item in items:
