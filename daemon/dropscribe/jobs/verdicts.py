@@ -28,8 +28,9 @@ def later(
     ledger: Verdicts, job: Job, error: str, event: str = "file.failed", **fields: Any
 ) -> Outcome:
     """Record ``error`` on the file and end the job: nothing is quarantined, and the
-    file comes again (at the next rescan, or once its endpoint is back). Logged as an
-    error, except ``file.waiting`` (a warning: nothing is wrong with the file)."""
+    file comes again (at the next rescan, once its endpoint is back, or at ``until``, the
+    moment it waits for: wake15). Logged as an error, except ``file.waiting`` (a warning:
+    nothing is wrong with the file)."""
     assert job.key is not None  # once the content is known
     assert job.identity is not None  # set with it
     key = job.key
