@@ -262,7 +262,16 @@ def children_of(pid: int) -> list[int]:
 class DaemonProcess:
     """The real ``dropscribe`` process; its JSON event lines are parsed as they arrive."""
 
-    def __init__(self, setup: Setup, command: str = "run", env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        setup: Setup,
+        command: str = "run",
+        env: dict[str, str] | None = None,
+        mounts: dict[str, Path] | None = None,
+    ):
+        """``mounts``: files bound over the machine's (``{"/etc/hosts": mine}``) in a mount
+        namespace of the process's own (root and ``unshare`` needed); the rest of the
+        machine keeps its own."""
         import json
         import os
         import subprocess
@@ -270,8 +279,17 @@ class DaemonProcess:
         self._json = json
         env = {**os.environ, **setup.env, **(env or {})}
         env.pop("CREDENTIALS_DIRECTORY", None)
+        argv = [sys.executable, "-m", "dropscribe", command, "-c", str(setup.write())]
+        if mounts:
+            bind = 'while [ "$1" != -- ]; do mount --bind "$1" "$2" || exit 1; shift 2; done'
+            pairs = [str(part) for target, mine in mounts.items() for part in (mine, target)]
+            argv = [
+                *("unshare", "--mount", "--propagation", "private", "sh", "-c"),
+                f'{bind}; shift; exec "$@"',
+                *("sh", *pairs, "--", *argv),
+            ]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "dropscribe", command, "-c", str(setup.write())],
+            argv,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,

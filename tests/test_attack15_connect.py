@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
-import sys
-import threading
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -29,37 +26,10 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
-    from conftest import Setup
 
 KEY = "llm-key-0123"
 ADDRESSES = 24  # 24 s at connect_timeout 1: the deadline is 3
 TIMEOUT = 3
-
-
-class WithHosts(DaemonProcess):
-    """DaemonProcess in a mount namespace of its own whose /etc/hosts is ``hosts``."""
-
-    def __init__(self, setup: Setup, hosts: Path, env: dict[str, str]) -> None:
-        env = {**os.environ, **setup.env, **env}
-        env.pop("CREDENTIALS_DIRECTORY", None)
-        self._json = json
-        self.proc = subprocess.Popen(
-            [
-                *("unshare", "--mount", "--propagation", "private", "sh", "-c"),
-                'mount --bind "$0" /etc/hosts && exec "$@"',
-                *(str(hosts), sys.executable, "-m", "dropscribe", "run"),
-                *("-c", str(setup.write())),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        self.events: list[dict[str, Any]] = []
-        self.raw: list[str] = []
-        self._arrived = threading.Condition()
-        self._reader = threading.Thread(target=self._read, name="test-stderr-reader")
-        self._reader.start()
 
 
 @pytest.fixture
@@ -113,7 +83,7 @@ def test_a_name_with_many_dropping_addresses_fails_the_step_at_its_timeout(setup
                 "max_attempts": 1,
             }
         )
-        daemon = WithHosts(setup, hosts, {"LLM_KEY": KEY})
+        daemon = DaemonProcess(setup, env={"LLM_KEY": KEY}, mounts={"/etc/hosts": hosts})
         try:
             daemon.wait_event("daemon.started")
             make_wav(setup.inbox / "a.wav")

@@ -6,16 +6,13 @@ fails its steps at connect_timeout, naming the host, instead of pinning the step
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import shutil
 import signal
 import socket
 import subprocess
-import sys
-import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -29,7 +26,6 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
-    from conftest import Setup
 
 KEY = "llm-key-0123"
 
@@ -57,33 +53,6 @@ def test_chat_steps_reuse_connections_across_steps_and_files(setup, chat):
     assert not daemon.named("step.failed")
     assert len(front.served) >= 4
     assert front.connections < len(front.served)
-
-
-class Namespaced(DaemonProcess):
-    """DaemonProcess in a mount namespace of its own whose /etc/resolv.conf is ``resolv``
-    (the rest of the machine keeps its own)."""
-
-    def __init__(self, setup: Setup, resolv: Path, env: dict[str, str]) -> None:
-        env = {**os.environ, **setup.env, **env}
-        env.pop("CREDENTIALS_DIRECTORY", None)
-        self._json = json
-        self.proc = subprocess.Popen(
-            [
-                *("unshare", "--mount", "--propagation", "private", "sh", "-c"),
-                'mount --bind "$0" /etc/resolv.conf && exec "$@"',
-                *(str(resolv), sys.executable, "-m", "dropscribe", "run"),
-                *("-c", str(setup.write())),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        self.events: list[dict[str, Any]] = []
-        self.raw: list[str] = []
-        self._arrived = threading.Condition()
-        self._reader = threading.Thread(target=self._read, name="test-stderr-reader")
-        self._reader.start()
 
 
 @pytest.fixture
@@ -125,7 +94,9 @@ def test_a_chat_endpoint_whose_name_never_resolves_fails_at_connect_timeout(
             "max_attempts": 1,
         }
     )
-    daemon = Namespaced(setup, silent_resolver, {"LLM_KEY": KEY})
+    daemon = DaemonProcess(
+        setup, env={"LLM_KEY": KEY}, mounts={"/etc/resolv.conf": silent_resolver}
+    )
     try:
         daemon.wait_event("daemon.started")
         make_wav(setup.inbox / "a.wav")
