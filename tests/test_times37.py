@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 
-from test_local37 import first_sound, local, once, words  # noqa: F401 - local: a fixture
+from test_local37 import first_sound, once, words
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -54,6 +54,20 @@ def last_sound(path: Path) -> float:
     frame = rate // 100
     loud = np.abs(samples[: len(samples) // frame * frame].reshape(-1, frame)).max(axis=1)
     return float((np.flatnonzero(loud > 500)[-1] + 1) * frame / rate)
+
+
+@pytest.fixture
+def local(setup):
+    """The local engine at its shipped defaults, tiny.en, txt and srt."""
+    setup.data["endpoints"] = {"here": {"kind": "local"}}
+    setup.data["defaults"] = {
+        "endpoint": "here",
+        "model": "tiny.en",
+        "settle_seconds": 0.2,
+        "formats": ["txt", "srt"],
+    }
+    setup.data["log"] = {"format": "json", "level": "info"}
+    return setup
 
 
 def cues(srt: str) -> list[tuple[float, float]]:
