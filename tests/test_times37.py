@@ -128,3 +128,14 @@ def test_a_first_word_timed_in_the_vads_padding_starts_at_the_speech():
     assert piece.heard(0.1, 0.3) == 0.1  # ends in the pad: left as it was
     assert piece.heard(1.0, 1.5) == 1.0  # no known pad before the second span
     assert piece.heard(0.5, 0.9) == 0.5
+
+
+@pytest.mark.slow
+def test_the_same_file_gives_the_same_sidecars_at_two_threads(local):
+    """`dropscribe once` twice on the same recording at ``cpu_threads: 2`` (one batch at
+    a time on two threads, as bench/align.py runs it): the same sidecars byte for byte."""
+    local.data["endpoints"]["here"]["cpu_threads"] = 2
+    quiet_then_talk(local.inbox / "talk.wav", quiet=1.5)
+    _, first = once(local)
+    _, again = once(local)
+    assert again == first
