@@ -134,14 +134,32 @@ def _offset(loud: npt.NDArray[np.bool_], at: int, since: int, until: int) -> int
         return None
     if not loud[at - 1]:
         if _stop_closure(loud, at - 1):
-            return None  # inside speech ("forgot|ten"): no pause to come back out of
+            # inside speech ("forgot|ten"): no pause to come back out of; but a final
+            # stop's release ("wee|k") that ends before the next word is this word's
+            return _released(loud, at - 1, until)
         lo = max(0, min(since, at - 1))
         behind = np.flatnonzero(loud[lo:at])
         return lo + int(behind[-1]) + 1 if len(behind) else None
     quiet = np.flatnonzero(~loud[at : until + 1])
     if len(quiet) == 0:
         return count if until >= count else None
-    return at + int(quiet[0])
+    stop = at + int(quiet[0])
+    if _stop_closure(loud, stop):  # the quiet is a closure: its release may be this word's
+        return _released(loud, stop, until) or stop
+    return stop
+
+
+def _released(loud: npt.NDArray[np.bool_], at: int, until: int) -> int | None:
+    """The frame after the sound that follows the stop closure at quiet frame ``at``,
+    if that sound ends (in quiet, or at the recording's end) by frame ``until``, the
+    next word's start: the release of a word's final stop, which Whisper leaves out of
+    the word (its end in the closure, 60-100 ms early). None if it runs on."""
+    count = len(loud)
+    sound = at + int(np.argmax(loud[at:]))
+    quiet = np.flatnonzero(~loud[sound : until + 1])
+    if len(quiet) == 0:
+        return count if until >= count else None
+    return sound + int(quiet[0])
 
 
 def _stop_closure(loud: npt.NDArray[np.bool_], at: int) -> bool:

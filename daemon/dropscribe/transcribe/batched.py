@@ -43,6 +43,7 @@ CUT_SECONDS = 26  # the longest part of speech cut where the VAD found no silenc
 PAUSE_SECONDS = 1.0  # a pause between words that ends a segment
 # Silero's settings as BatchedInferencePipeline uses them: short silences split speech.
 MIN_SILENCE_MS = 160
+PAD_MS = 400  # Silero's padding each side of the speech it found (VadOptions' default)
 
 
 class Piece(NamedTuple):
@@ -56,6 +57,9 @@ class Piece(NamedTuple):
     starts: list[float]  # each span's start in the clip, seconds
     places: list[float]  # each span's start in the recording, seconds
     pauses: list[float]  # where, in the clip, a long pause was left out
+    # Seconds of the VAD's padding (quiet) before each span's speech, where it is known
+    # (0 where it is not: a span cut in speech, or one whose pad is half a short pause).
+    leads: tuple[float, ...] = ()
 
     def place(self, at: float, *, end: bool = False) -> float:
         """The recording's time of the clip's ``at``; at a joint, an ``end`` is the end
@@ -64,6 +68,15 @@ class Piece(NamedTuple):
         k = max(k, 0)
         return self.places[k] + at - self.starts[k]
 
+    def heard(self, start: float, end: float) -> float:
+        """A word's start (clip seconds) out of the quiet padding before its span's
+        speech: Whisper starts the first word after a pause in that pad, often at the
+        clip's very start (400 ms before its sound). Moved to where the VAD heard the
+        speech begin, if the word ends after that; otherwise as it was."""
+        k = max(bisect.bisect_right(self.starts, start) - 1, 0)
+        sound = self.starts[k] + (self.leads[k] if k < len(self.leads) else 0.0)
+        return sound if start < sound < end else start
+
 
 class Windows:
     """The speech of a recording, as pieces to transcribe, in the recording's order."""
@@ -71,6 +84,7 @@ class Windows:
     def __init__(self, path: Path) -> None:
         self.samples = Samples(path)
         self.heard = 0.0  # seconds of speech found
+        self.leads: dict[int, int] = {}  # the window's spans' known padding (``padded``)
 
     def __iter__(self) -> Iterator[Piece]:
         blocks: list[npt.NDArray[np.int16]] = []
@@ -84,11 +98,12 @@ class Windows:
                 pieces = self._pieces(audio)
                 # The last piece waits (it may go on); with none, the last second does.
                 keep = pieces.pop()[0][0] if pieces else len(audio) - RATE
-                yield from (_piece(audio, start, spans) for spans in pieces)
+                yield from (_piece(audio, start, spans, self.leads) for spans in pieces)
                 blocks, held, start = [audio[keep:]], len(audio) - keep, start + keep
         if held:
             audio = np.concatenate(blocks)
-            yield from (_piece(audio, start, spans) for spans in self._pieces(audio))
+            pieces = self._pieces(audio)
+            yield from (_piece(audio, start, spans, self.leads) for spans in pieces)
 
     def _pieces(self, audio: npt.NDArray[np.int16]) -> list[list[tuple[int, int]]]:
         """The window's pieces, each as its spans of speech (samples from the window's start)."""
@@ -108,10 +123,31 @@ class Windows:
         heap.release()  # the VAD's buffers
         speech = joined(slices, step)
         self.heard += sum(end - begin for begin, end in speech) / RATE
+        self.leads = padded(slices, step)  # this window's: its pieces go before the next
         return packed(speech, CLIP_SECONDS * RATE, CUT_SECONDS * RATE)
 
 
-def _piece(audio: npt.NDArray[np.int16], start: int, spans: list[tuple[int, int]]) -> Piece:
+def padded(slices: list[list[tuple[int, int]]], step: int) -> dict[int, int]:
+    """Each span's start (samples) where Silero's padding before its speech is known, and
+    that padding: the whole ``PAD_MS`` where the span does not begin its slice's audio
+    and does not touch the span before it (touching, the pad is half the pause)."""
+    pad = PAD_MS * RATE // 1000
+    leads: dict[int, int] = {}
+    for n, found in enumerate(slices):
+        last = n * step  # a span starting there may have been cut by the slice's edge
+        for begin, end in found:
+            if begin > last:
+                leads[begin] = pad
+            last = end
+    return leads
+
+
+def _piece(
+    audio: npt.NDArray[np.int16],
+    start: int,
+    spans: list[tuple[int, int]],
+    leads: dict[int, int] | None = None,
+) -> Piece:
     lengths = [end - begin for begin, end in spans]
     starts = np.cumsum([0, *lengths[:-1]]) / RATE
     pauses = [
@@ -124,6 +160,7 @@ def _piece(audio: npt.NDArray[np.int16], start: int, spans: list[tuple[int, int]
         starts=starts.tolist(),
         places=[(start + begin) / RATE for begin, _ in spans],
         pauses=pauses,
+        leads=tuple((leads or {}).get(begin, 0) / RATE for begin, _ in spans),
     )
 
 
@@ -256,12 +293,12 @@ def placed(piece: Piece, offset: float, segment: Any) -> Any:
     words = [
         dataclasses.replace(
             w,
-            start=round(piece.place(offset + w.start), 3),
+            start=round(piece.place(piece.heard(offset + w.start, offset + w.end)), 3),
             end=round(piece.place(offset + w.end, end=True), 3),
         )
         for w in segment.words or ()
     ]
-    start = piece.place(offset + segment.start)
+    start = piece.place(piece.heard(offset + segment.start, offset + segment.end))
     return dataclasses.replace(
         segment,
         start=round(start, 3),
