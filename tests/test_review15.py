@@ -34,7 +34,9 @@ def test_a_client_on_the_cut_transport_says_why_the_name_is_refused():
         pytest.raises(httpx.ConnectError) as info,
     ):
         client.get(url)
-    assert "idna" in str(info.value)
+    # The encoder's own words (3.11 and 3.12 word it differently, both name the label).
+    assert "label" in str(info.value), info.value
+    assert "no address" not in str(info.value)
 
 
 @pytest.mark.parametrize("folder", ["state?1", "state#1", "state%3F"])
