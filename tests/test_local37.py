@@ -21,6 +21,8 @@ from conftest import DaemonProcess
 if TYPE_CHECKING:
     from pathlib import Path
 
+    import numpy.typing as npt
+
 PEOPLE = ["Anna", "Ben", "Carla", "David", "Emma", "Greta", "Hugo", "Jonas"]
 VERBS = ["reviewed", "prepared", "discussed", "approved", "postponed", "presented", "changed"]
 THINGS = [
@@ -64,14 +66,26 @@ def talk(path: Path, paragraphs: list[str], *, speed: int, pause: float) -> Path
     return path
 
 
-def first_sound(path: Path) -> float:
-    """Seconds until the first 10 ms that is not silence."""
+def loud(path: Path) -> tuple[npt.NDArray[np.bool_], float]:
+    """Which 10-ms frames of a WAV are not silence, and a frame's length in seconds."""
     with wave.open(str(path)) as w:
         rate = w.getframerate()
         samples = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
     frame = rate // 100
-    loud = np.abs(samples[: len(samples) // frame * frame].reshape(-1, frame)).max(axis=1)
-    return float(np.argmax(loud > 500) * frame / rate)
+    peaks = np.abs(samples[: len(samples) // frame * frame].reshape(-1, frame)).max(axis=1)
+    return peaks > 500, frame / rate
+
+
+def first_sound(path: Path) -> float:
+    """Seconds until the first 10 ms that is not silence."""
+    frames, seconds = loud(path)
+    return float(np.argmax(frames) * seconds)
+
+
+def last_sound(path: Path) -> float:
+    """Seconds until the end of the last 10 ms that is not silence."""
+    frames, seconds = loud(path)
+    return float((np.flatnonzero(frames)[-1] + 1) * seconds)
 
 
 def words(text: str) -> list[str]:

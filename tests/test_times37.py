@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 
-from test_local37 import first_sound, once, words
+from test_local37 import first_sound, last_sound, once, words
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -44,16 +44,6 @@ def quiet_then_talk(path: Path, quiet: float) -> Path:
         out.writeframes(b"\0" * int(2 * rate * quiet) + samples.tobytes())
     staging.rename(path)
     return path
-
-
-def last_sound(path: Path) -> float:
-    """Seconds until the end of the last 10 ms that is not silence."""
-    with wave.open(str(path)) as w:
-        rate = w.getframerate()
-        samples = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
-    frame = rate // 100
-    loud = np.abs(samples[: len(samples) // frame * frame].reshape(-1, frame)).max(axis=1)
-    return float((np.flatnonzero(loud > 500)[-1] + 1) * frame / rate)
 
 
 @pytest.fixture
