@@ -18,7 +18,6 @@ VAD's buffers and the batch's never add up.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -97,7 +96,7 @@ def transcribed(
         return found, pieces[-1].place(len(pieces[-1].samples) / RATE, end=True)
 
     # The VAD and decoding beside the batches; between them in the low-memory setting.
-    made = iter(windows) if heap.small() else ahead(windows, batch * workers)
+    made = ahead(windows, 0 if heap.small() else batch * workers)
     try:
         queue = enumerate(batches(made, batch, workers))
         if settled["language"] is None:  # the first batch finds it, before the others
@@ -107,8 +106,7 @@ def transcribed(
             out.extend(found)
             progress.at(until)  # file.progress: everything before it is done
     finally:
-        if isinstance(made, Generator):
-            made.close()  # an error or an abort: the thread making pieces stops too
+        made.close()  # an error or an abort: the thread making pieces stops too
     seconds = windows.samples.count / RATE
     if windows.samples.truncated:
         log.warning(

@@ -54,8 +54,12 @@ def batches(items: Iterable[T], size: int, workers: int = 1) -> Iterator[list[T]
 
 def ahead(items: Iterable[T], depth: int) -> Generator[T]:
     """``items`` made in a thread of their own (with the caller's context), at most
-    ``depth`` ahead of their consumer. The producer's exception is raised here; a
-    consumer that stops early stops the producer at its next item."""
+    ``depth`` ahead of their consumer; at ``depth`` 0, in the consumer's thread, as it
+    asks. The producer's exception is raised here; a consumer that stops early (closes
+    this generator) stops the producer at its next item."""
+    if depth <= 0:
+        yield from items
+        return
     made: queue.Queue[object] = queue.Queue(depth)
     stop = threading.Event()
 
