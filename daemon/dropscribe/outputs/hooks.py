@@ -157,16 +157,24 @@ def _send(
 
 
 def _webhook(hook: HookModel, body: bytes) -> None:
-    """POST ``body``; the whole request (answer headers included) within hook.timeout."""
+    """POST ``body``; the whole request (the name's lookup, a proxy's too, and the answer's
+    headers included) within hook.timeout."""
     assert hook.webhook is not None
     import httpx  # noqa: PLC0415 - only a config with a webhook pays for it
 
     from dropscribe.transcribe import cutoff  # noqa: PLC0415 - as httpx
 
+    # hooks16: the uploads' transport, so the name (and an environment proxy's) is looked
+    # up under the deadline: a plain client's getaddrinfo held the worker past it
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=0)
     with cutoff.deadline(hook.timeout) as cut:
         try:  # streamed, and the answer's body never read: only its status counts
             with (
-                httpx.Client(timeout=hook.timeout) as client,
+                httpx.Client(
+                    timeout=hook.timeout,
+                    limits=limits,
+                    transport=cutoff.transport(hook.webhook, limits),
+                ) as client,
                 client.stream(
                     "POST",
                     hook.webhook,
@@ -177,12 +185,22 @@ def _webhook(hook: HookModel, body: bytes) -> None:
             ):
                 status = response.status_code
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            if cut.done:  # the deadline cut the socket: whatever httpx saw, it was that
-                log.warning("hook.failed", kind="webhook", error="timeout", timeout=hook.timeout)
-            else:
-                log.warning("hook.failed", kind="webhook", error=exc.__class__.__name__)
+            log.warning("hook.failed", kind="webhook", **_failure(exc, hook, cut_done=cut.done))
             return
     if status >= 400:
         log.warning("hook.failed", kind="webhook", status=status)
     else:
         log.info("hook.ran", kind="webhook", status=status)
+
+
+def _failure(exc: Exception, hook: HookModel, *, cut_done: bool) -> dict[str, Any]:
+    """The hook.failed fields for what the webhook's request raised: no connection in
+    time says which name or bound (the host, never the URL: it may hold a token); a cut
+    socket is a timeout; else the error's kind."""
+    from dropscribe.transcribe import cutoff, resolve  # noqa: PLC0415 - as httpx
+
+    if isinstance(exc.__cause__, resolve.Unresolved | cutoff.Late):
+        return {"error": str(exc.__cause__), "timeout": hook.timeout}
+    if cut_done:  # the deadline cut the socket: whatever httpx saw, it was that
+        return {"error": "timeout", "timeout": hook.timeout}
+    return {"error": exc.__class__.__name__}

@@ -14,6 +14,9 @@ The socket is found two ways, so every request of ours has one the timer can rea
 
 A shutdown cannot interrupt a name lookup: ``transport()``'s pool looks names up itself,
 in a thread it waits for no longer than the connect timeout or the deadline (resolve.py).
+Behind an environment proxy (``HTTP_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY``) the pool is
+httpcore's proxy pool over the same connections: the proxy's name is looked up the same
+way, and its connections are kept alive and cut as any (hooks16).
 """
 
 from __future__ import annotations
@@ -157,9 +160,12 @@ class _Backend(httpcore.NetworkBackend):
     """httpcore's own sockets, each stream wrapped (``_Stream``), to addresses looked up
     under the connect timeout and the deadline (``resolve``)."""
 
-    def __init__(self, resolver: resolve.Resolver = resolve.RESOLVER) -> None:
+    def __init__(
+        self, resolver: resolve.Resolver = resolve.RESOLVER, proxy: Proxy | None = None
+    ) -> None:
         self._inner = httpcore.SyncBackend()
         self._resolver = resolver
+        self._proxy = proxy  # its host's lookup is named as the proxy's
 
     def connect_tcp(
         self,
@@ -172,7 +178,10 @@ class _Backend(httpcore.NetworkBackend):
         hosts = [host]
         if not resolve.literal(host):
             seconds, bound = _bound(timeout)
-            found = self._resolver.addresses(host, port, seconds, bound)
+            named = "the name"
+            if self._proxy is not None and host == self._proxy.host:
+                named = f"the proxy's name ({self._proxy.variable})"
+            found = self._resolver.addresses(host, port, seconds, bound, named=named)
             hosts = list(dict.fromkeys(str(address[4][0]) for address in found))
         for address in hosts[:-1]:  # each in turn, as socket.create_connection tries them
             with contextlib.suppress(httpcore.ConnectError, httpcore.ConnectTimeout):
@@ -220,43 +229,84 @@ def _bound(connect: float | None) -> tuple[float, str]:
     deadline if that is less; and which bound it is, in words."""
     cut: Cut | None = getattr(_current, "cut", None)
     left = cut.until - time.monotonic() if cut is not None else math.inf
-    if connect is not None and connect <= left:
+    # hooks16: a connect timeout as long as the deadline is the deadline (a webhook's one
+    # ``timeout``): named as such, whichever of the two is a hair the nearer
+    longest = cut.seconds if cut is not None else math.inf
+    if connect is not None and connect <= left and connect < longest:
         return connect, f"{connect:g} s (connect_timeout)"
     if cut is None:
         return math.inf, "no time (no bound)"
     return max(0.0, left), f"{cut.seconds:g} s (timeout)"
 
 
+class Proxy:
+    """An environment proxy: its URL, and the variable that set it (for messages)."""
+
+    def __init__(self, url: str, variable: str) -> None:
+        self.url = url
+        self.variable = variable
+        self.host = httpx.URL(url).raw_host.decode("ascii")
+
+
 class _Transport(httpx.HTTPTransport):
     """httpx's transport over a pool of ``_Backend`` connections (httpx takes no network
-    backend, so its pool is replaced by one made with the same limits)."""
+    backend, so its pool is replaced by one made with the same limits): a plain pool, or
+    one through ``proxy`` as httpx would make it."""
 
-    def __init__(self, limits: httpx.Limits) -> None:
+    def __init__(self, limits: httpx.Limits, proxy: Proxy | None = None) -> None:
         super().__init__(limits=limits)
-        self._pool = httpcore.ConnectionPool(
+        backend = _Backend(proxy=proxy)
+        if proxy is None:
+            self._pool = httpcore.ConnectionPool(
+                ssl_context=httpx.create_ssl_context(),
+                max_connections=limits.max_connections,
+                max_keepalive_connections=limits.max_keepalive_connections,
+                keepalive_expiry=limits.keepalive_expiry,
+                network_backend=backend,
+            )
+            return
+        via = httpx.Proxy(proxy.url)
+        self._pool = httpcore.HTTPProxy(
+            proxy_url=httpcore.URL(
+                scheme=via.url.raw_scheme,
+                host=via.url.raw_host,
+                port=via.url.port,
+                target=via.url.raw_path,
+            ),
+            proxy_auth=via.raw_auth,
+            proxy_headers=via.headers.raw,
             ssl_context=httpx.create_ssl_context(),
+            proxy_ssl_context=via.ssl_context,
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
-            network_backend=_Backend(),
+            network_backend=backend,
         )
 
 
 def transport(url: str, limits: httpx.Limits) -> httpx.BaseTransport | None:
-    """A kept-alive pool for ``url`` whose every request a deadline can cut; None when
-    an environment proxy applies to ``url`` (httpx's own transport then, which honours
-    it, and the client should keep no connection alive so the trace finds each one)."""
-    if _proxied(url):
+    """A kept-alive pool for ``url`` whose every request a deadline can cut, through the
+    environment proxy that applies to ``url`` if one does (as httpx reads them). None only
+    for a proxy that is not http(s) (SOCKS: httpx's own transport then, which honours it,
+    and the client should keep no connection alive so the trace finds each one)."""
+    proxy = _proxy(url)
+    if proxy is not None and httpx.URL(proxy.url).scheme not in {"http", "https"}:
         return None
-    return _Transport(limits)
+    return _Transport(limits, proxy)
 
 
-def _proxied(url: str) -> bool:
-    """An ``*_PROXY`` environment variable would route ``url`` (as httpx reads them)."""
+def _proxy(url: str) -> Proxy | None:
+    """The ``*_PROXY`` environment variable that would route ``url`` (as httpx reads
+    them: the scheme's own before ALL_PROXY, NO_PROXY honoured), or None."""
     import urllib.request  # noqa: PLC0415 - read once per client, not per request
 
     target = httpx.URL(url)
     found = urllib.request.getproxies()
-    if not ({target.scheme, "all"} & found.keys()):
-        return False
-    return not urllib.request.proxy_bypass(target.host)
+    for scheme in (target.scheme, "all"):
+        value = found.get(scheme)
+        if value:
+            if urllib.request.proxy_bypass(target.host):
+                return None
+            value = value if "://" in value else f"http://{value}"
+            return Proxy(value, f"{scheme.upper()}_PROXY")
+    return None

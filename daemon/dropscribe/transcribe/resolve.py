@@ -58,24 +58,27 @@ class Resolver:
         with self._changed:
             return len(self._pending)
 
-    def addresses(self, host: str, port: int, seconds: float, bound: str) -> list[Address]:
+    def addresses(
+        self, host: str, port: int, seconds: float, bound: str, *, named: str = "the name"
+    ) -> list[Address]:
         """``host``'s addresses for a TCP connection to ``port``, within ``seconds`` (the
         ``bound``, in words: "2 s (connect_timeout)"); raises Unresolved when they take
         longer, httpcore's ConnectError (caused by the resolver's gaierror, or the
-        UnicodeError of a name it cannot encode) when none."""
+        UnicodeError of a name it cannot encode) when none. ``named``: what the name is,
+        in words ("the proxy's name (HTTPS_PROXY)")."""
         until = time.monotonic() + seconds
         key = (host, port)
         with self._changed:
             while (lookup := self._pending.get(key)) is None and len(self._pending) >= self._most:
                 if not self._changed.wait(_left(until)):
-                    raise _late(host, bound)
+                    raise _late(named, host, bound)
             if lookup is None:
                 lookup = self._pending[key] = _Lookup()
                 threading.Thread(
                     target=self._run, args=(key, lookup), name="dropscribe-lookup", daemon=True
                 ).start()
         if not lookup.done.wait(_left(until)):
-            raise _late(host, bound)
+            raise _late(named, host, bound)
         if lookup.error is not None:
             error = lookup.error  # a fresh one per asker: a shared one's traceback grows
             raise httpcore.ConnectError(str(error)) from type(error)(*error.args)
@@ -100,8 +103,8 @@ def _left(until: float) -> float | None:
     return None if until == math.inf else max(0.0, until - time.monotonic())
 
 
-def _late(host: str, bound: str) -> Unresolved:
-    return Unresolved(f"the name {host!r} did not resolve within {bound}")
+def _late(named: str, host: str, bound: str) -> Unresolved:
+    return Unresolved(f"{named} {host!r} did not resolve within {bound}")
 
 
 def literal(host: str) -> bool:
