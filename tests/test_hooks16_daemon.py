@@ -11,6 +11,8 @@ import datetime as dt
 import signal
 from typing import TYPE_CHECKING, Any
 
+import pytest
+
 from conftest import DaemonProcess, make_wav, patience
 from test_chat15_daemon import silent_resolver  # noqa: F401 - the fixture, used by name
 from test_hooks import Receiver
@@ -21,6 +23,12 @@ if TYPE_CHECKING:
     from conftest import Setup
 
 HOOK_TIMEOUT = 2
+
+
+@pytest.fixture
+def resolv(silent_resolver: Path) -> Path:  # noqa: F811 - the fixture imported by name
+    """A resolv.conf whose nameserver never answers (test_chat15_daemon's)."""
+    return silent_resolver
 
 
 def moment(event: dict[str, Any]) -> float:
@@ -62,12 +70,12 @@ def within_timeout(daemon: DaemonProcess) -> None:
 
 
 def test_a_webhook_whose_name_never_resolves_fails_within_its_timeout(
-    setup: Setup, silent_resolver: Path
+    setup: Setup, resolv: Path
 ) -> None:
     """The webhook's lookup is cut at the hook's timeout, the event naming the host and
     the setting, and the one worker goes on to the next file (and its hook)."""
     hooked(setup, "http://hook.stalls.test:9/hook")
-    daemon = DaemonProcess(setup, mounts={"/etc/resolv.conf": silent_resolver})
+    daemon = DaemonProcess(setup, mounts={"/etc/resolv.conf": resolv})
     two_files_hooked(daemon, setup)
     assert len(daemon.named("file.done")) == 2
     for failed in daemon.named("hook.failed"):
@@ -80,13 +88,13 @@ def test_a_webhook_whose_name_never_resolves_fails_within_its_timeout(
 
 
 def test_a_webhook_behind_a_proxy_whose_name_never_resolves_fails_within_its_timeout(
-    setup: Setup, silent_resolver: Path
+    setup: Setup, resolv: Path
 ) -> None:
     """HTTP_PROXY's own name is looked up under the hook's timeout too: the event names
     the proxy's host and the variable; the worker goes on."""
     hooked(setup, "http://hook.example:9/hook")
     env = proxied("http://proxy.stalls.test:3128", bypass="127.0.0.1")  # the uploads not
-    daemon = DaemonProcess(setup, env=env, mounts={"/etc/resolv.conf": silent_resolver})
+    daemon = DaemonProcess(setup, env=env, mounts={"/etc/resolv.conf": resolv})
     two_files_hooked(daemon, setup)
     assert len(daemon.named("file.done")) == 2
     for failed in daemon.named("hook.failed"):
@@ -98,7 +106,7 @@ def test_a_webhook_behind_a_proxy_whose_name_never_resolves_fails_within_its_tim
 
 
 def test_an_upload_behind_a_proxy_whose_name_never_resolves_fails_at_connect_timeout(
-    setup: Setup, silent_resolver: Path
+    setup: Setup, resolv: Path
 ) -> None:
     """An upload through HTTP_PROXY whose name the resolver never answers fails within the
     endpoint's connect_timeout, naming the proxy's host, the variable and the setting; the
@@ -106,7 +114,7 @@ def test_an_upload_behind_a_proxy_whose_name_never_resolves_fails_at_connect_tim
     endpoint = setup.data["endpoints"]["local"]
     endpoint.update({"connect_timeout": 1, "timeout": 5, "max_attempts": 1})
     env = proxied("http://proxy.stalls.test:3128")
-    daemon = DaemonProcess(setup, env=env, mounts={"/etc/resolv.conf": silent_resolver})
+    daemon = DaemonProcess(setup, env=env, mounts={"/etc/resolv.conf": resolv})
     try:
         daemon.wait_event("daemon.started")
         make_wav(setup.inbox / "a.wav")
