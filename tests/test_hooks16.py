@@ -1,19 +1,21 @@
 """hooks16, the pure pieces: which environment proxy routes a URL (as httpx reads them),
 that every http(s) proxy gets our transport, the bound named for a webhook's one timeout,
-and a lookup's message naming the proxy."""
+a lookup's message naming the proxy; and an HTTPS request through a CONNECT proxy, its
+tunnel kept alive and cut."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import threading
-from typing import TYPE_CHECKING
+from typing import Any, Self
 
 import httpx
 import pytest
 
 from dropscribe.transcribe import cutoff, resolve
-
-if TYPE_CHECKING:
-    from typing import Any
+from dropscribe.transcribe.http import Client
+from test_deadline14 import Hostile, _timed_out, ended, endpoint, tls  # noqa: F401 - tls: the fixture
 
 VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
 LIMITS = httpx.Limits(max_connections=1)
@@ -95,3 +97,80 @@ def test_a_proxys_lookup_that_never_answers_names_the_proxy():
         "the proxy's name (HTTPS_PROXY) 'proxy.stalls.test' did not resolve within 0.2 s"
         " (connect_timeout)"
     )
+
+
+class Tunnel:
+    """A CONNECT proxy on 127.0.0.1: each tunnel (counted) piped to 127.0.0.1 at the port
+    asked for, whatever the name."""
+
+    def __init__(self) -> None:
+        self.tunnels = 0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self._threads: list[threading.Thread] = []
+
+    def __enter__(self) -> Self:
+        self._start(self._accept)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._listener.close()
+        for thread in self._threads:
+            thread.join(10)
+
+    def _start(self, target: Any, *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, name="hooks16-tunnel", daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = self._listener.accept()
+                self.tunnels += 1
+                self._start(self._open, conn)
+
+    def _open(self, conn: socket.socket) -> None:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            piece = conn.recv(4096)
+            if not piece:
+                conn.close()
+                return
+            head += piece
+        port = int(head.split()[1].rsplit(b":", 1)[1])
+        with conn, socket.create_connection(("127.0.0.1", port)) as upstream:
+            conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            back = threading.Thread(target=self._pipe, args=(upstream, conn), daemon=True)
+            back.start()
+            self._pipe(conn, upstream)
+            back.join(10)
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while piece := source.recv(65536):
+                sink.sendall(piece)
+        for end in (source, sink):
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+
+
+def test_through_a_connect_proxy_an_https_request_is_kept_alive_and_cut(
+    tls: Hostile,  # noqa: F811 - the fixture imported by name
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """HTTPS_PROXY's tunnel (TLS started over our connection) answers, is taken again for
+    the next request, and that request, trickled, is still cut at its timeout."""
+    tls.modes.extend([None, "trickle_head"])
+    with Tunnel() as proxy:
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+        client = Client(endpoint(tls.base_url))
+        try:
+            assert client.catalogue() == {"object": "list", "data": []}
+            _, error = ended(tls, client.catalogue)
+        finally:
+            client.close()
+    assert proxy.tunnels == 1
+    assert tls.connections == 1
+    _timed_out(error, f"{tls.base_url}/models")
