@@ -24,7 +24,7 @@ import structlog
 
 from dropscribe.audio.transcode import RATE
 from dropscribe.ops import progress
-from dropscribe.transcribe import heap, redo
+from dropscribe.transcribe import gaps, heap, redo
 from dropscribe.transcribe.batched import Windows, decoded, placed
 from dropscribe.transcribe.schedule import ahead, batches, in_order
 
@@ -76,10 +76,17 @@ def transcribed(
     windows = Windows(path)
     out: Found = []
     settled = {**options}
+    settled["word_timestamps"] = True  # what ``gaps`` looks for unheard speech by
     if settled["language"] is None and not model.model.is_multilingual:
         settled["language"] = "en"  # an English-only model: nothing to find first
     workers = model.dropscribe_workers
     said = Said(settled.pop("initial_prompt", None), workers)
+
+    def looked_over(piece: Piece, heard: Found, asked: dict[str, Any]) -> Found:
+        """A piece decoded again where its answer shows a sign (``redo``), or else where
+        its words leave speech out (``gaps``)."""
+        checked = redo.checked(model, piece, heard, asked, drain)
+        return gaps.filled(model, piece, heard, asked, drain) if checked is heard else checked
 
     def one(item: tuple[int, list[Piece]]) -> tuple[Found, float]:
         k, pieces = item
@@ -90,7 +97,7 @@ def transcribed(
         found = [
             (0.0, placed(piece, at, s))
             for piece, heard in zip(pieces, each, strict=True)
-            for at, s in redo.checked(model, piece, heard, asked, drain)
+            for at, s in looked_over(piece, heard, asked)
         ]
         said.heard(k, found)
         return found, pieces[-1].place(len(pieces[-1].samples) / RATE, end=True)
