@@ -214,7 +214,8 @@ class LocalEngine:
         try:
             import ctranslate2  # noqa: PLC0415 - with faster-whisper
 
-            # Sampling (redo's last resort) the same each run: seeded before any thread draws.
+            # Seeded before any of the model's threads draws (redo's last resort draws
+            # from a replica of its own instead: redo.Seeded).
             ctranslate2.set_random_seed(redo.SEED)
             device, compute = device_of(self.endpoint)
             threads, workers = threads_of(self.endpoint, device)
@@ -232,6 +233,7 @@ class LocalEngine:
             ) from None
         model.dropscribe_batch = batch_of(self.endpoint, device)
         model.dropscribe_workers = workers
+        model.dropscribe_replica = redo.Replica(source, device, compute, threads)  # seed16
         if device == "cpu":
             model.model = OneByOne(model.model)
         log.info(

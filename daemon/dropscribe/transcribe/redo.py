@@ -9,19 +9,39 @@ signs (``flagged``) is decoded again here, the way faster-whisper's sequential
 ``transcribe`` does: with timestamps (segments of a sentence or two, each judged alone),
 deterministic beam search first. Where that is still flagged, the piece is halved at
 its quietest moment near the middle and each half goes through the same again, down to
-``SMALLEST_SECONDS``; there, faster-whisper's temperature fallback (0.0 to 1.0, sampling
-seeded at load) has the last word. Only what that last decode too calls no speech is
-left out, with a ``speech.unheard`` warning, never silently.
+``SMALLEST_SECONDS``; there, faster-whisper's temperature fallback (0.0 to 1.0) has the
+last word. Only what that last decode too calls no speech is left out, with a
+``speech.unheard`` warning, never silently.
+
+The fallback samples, and its words must be a function of the piece alone (``Seeded``).
+CTranslate2 draws from a generator per thread (``src/random.cc``: a ``thread_local``
+``std::mt19937`` made at the thread's first draw from the global seed), and
+``set_random_seed`` only changes that global seed: no thread that has drawn is reseeded.
+The model's worker threads live as long as the model, so on the shared model a sample
+depends on which worker took the call and on everything it sampled before, in this file
+or any other. Greedy instead (``sampling_topk=1``, CTranslate2's ``BestSampler``) would
+be deterministic but ignores the temperature: every step of the fallback would give the
+same argmax decode, and the fallback is there to leave the loops that decoding falls into.
+So the sampling calls of one last-resort decode go to a replica of the model loaded for
+it alone, whose one new worker thread starts its generator from ``SEED``. Its cost, for
+tiny.en on two busy cores: 0.2-0.4 s to load, a last resort through all six temperatures
+of a 5-s piece 5.3 s instead of 4.5 (medians of 3, one process), 46 MiB more at the peak
+while it runs; one replica at a time, and only where a window's beam search failed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import structlog
 
 from dropscribe.audio.transcode import RATE
+from dropscribe.transcribe import heap
 from dropscribe.transcript import COMPRESSION, LOGPROB, NO_SPEECH
 
 if TYPE_CHECKING:
@@ -36,7 +56,7 @@ log = structlog.get_logger("dropscribe")
 SPARSE_CHARS = 4.0  # characters a second of speech below which words were lost
 SMALLEST_SECONDS = 8.0  # a piece this short is not halved again
 FALLBACK = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # faster-whisper's temperatures
-SEED = 1  # CTranslate2's sampling seed, set when a model loads
+SEED = 1  # the generator's seed in each last-resort replica (and the shared model's)
 
 Found = list[tuple[float, Any]]  # (offset in the recording, faster-whisper Segment)
 
@@ -130,15 +150,97 @@ def _decode(
     temperature: float | tuple[float, ...],
     drain: Callable[[Iterable[Any]], Iterator[Any]],
 ) -> list[Any]:
-    found, _ = model.transcribe(
-        samples,
-        **{**options, "temperature": temperature},
-        vad_filter=False,
-        without_timestamps=False,
-        condition_on_previous_text=False,
-        no_speech_threshold=None,  # judged here, where it is said out loud
-    )
-    return [s for s in drain(found) if s.text.strip()]
+    with _seeded(model) as view:
+        found, _ = view.transcribe(
+            samples,
+            **{**options, "temperature": temperature},
+            vad_filter=False,
+            without_timestamps=False,
+            condition_on_previous_text=False,
+            no_speech_threshold=None,  # judged here, where it is said out loud
+        )
+        return [s for s in drain(found) if s.text.strip()]
+
+
+class Replica(NamedTuple):
+    """How to load the model again (``LocalEngine`` notes it on the model it loads)."""
+
+    source: str  # a folder, or a name faster-whisper has fetched already
+    device: str
+    compute_type: str
+    threads: int
+
+    def load(self) -> Any:
+        """A new CTranslate2 Whisper with one worker, whose generator starts at ``SEED``."""
+        import ctranslate2  # noqa: PLC0415 - with faster-whisper, an optional extra
+
+        folder = self.source
+        if not Path(folder).is_dir():
+            from faster_whisper.utils import download_model  # noqa: PLC0415 - optional extra
+
+            folder = download_model(folder, local_files_only=True)
+        ctranslate2.set_random_seed(SEED)  # read at the new thread's first draw
+        return ctranslate2.models.Whisper(
+            folder,
+            device=self.device,
+            compute_type=self.compute_type,
+            intra_threads=self.threads,
+            inter_threads=1,
+        )
+
+
+_SAMPLING = threading.Lock()  # one replica at a time: each holds a copy of the weights
+
+
+class Seeded:
+    """The shared CTranslate2 model for one decode, but for its sampling calls: those go to
+    a ``Replica`` loaded at the first of them and kept to the decode's end (``close``),
+    so the decode's samples are drawn in order from a generator seeded for it."""
+
+    def __init__(self, model: Any, replica: Replica) -> None:
+        self._model = model
+        self._replica = replica
+        self._fresh: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+    def generate(self, *args: Any, **options: Any) -> Any:
+        greedy = options.get("sampling_topk", 1) == 1 or options.get("sampling_temperature") == 0
+        if greedy:  # beam search or argmax: draws nothing
+            return self._model.generate(*args, **options)
+        if self._fresh is None:
+            _SAMPLING.acquire()
+            try:
+                self._fresh = self._replica.load()
+            except BaseException:
+                _SAMPLING.release()
+                raise
+            log.debug("replica.loaded", why="sampling", seed=SEED)
+        return self._fresh.generate(*args, **options)
+
+    def close(self) -> None:
+        if self._fresh is not None:
+            self._fresh = None  # its worker thread joined, its weights freed
+            heap.release()
+            _SAMPLING.release()
+
+
+@contextlib.contextmanager
+def _seeded(model: Any) -> Iterator[Any]:
+    """``model`` (a faster-whisper ``WhisperModel``) with its sampling ``Seeded``; a model
+    the engine did not load (no ``dropscribe_replica``) as it is."""
+    replica = getattr(model, "dropscribe_replica", None)
+    if replica is None:
+        yield model
+        return
+    seeded = Seeded(model.model, replica)
+    view = copy.copy(model)  # the same tokenizer, features and weights: only .model differs
+    view.model = seeded
+    try:
+        yield view
+    finally:
+        seeded.close()
 
 
 def quietest(samples: npt.NDArray[np.float32]) -> int:
