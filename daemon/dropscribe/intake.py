@@ -65,7 +65,11 @@ class Intake:
         self._ledger = ledger
         self._clock = clock
         self._wall = wall
-        self._hints: queue.SimpleQueue[Hint | None] = queue.SimpleQueue()  # None: wake up
+        # None: wake up. A Queue, not a SimpleQueue (flake16): on 3.11 and 3.12 a
+        # SimpleQueue's get(timeout=...) whose wait a signal interrupts, with the handler
+        # run after the timeout is over (a busy machine), waits without end; SIGTERM was
+        # then never seen. (Its lock is not reentrant: no signal handler may put here.)
+        self._hints: queue.Queue[Hint | None] = queue.Queue()
         self._tracker = SettleTracker()
         self._ready: OrderedDict[Path, SettledFile] = OrderedDict()  # settled, waiting for room
         self._dirty: set[Path] = set()  # touched while in flight: look again afterwards
