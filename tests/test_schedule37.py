@@ -123,7 +123,7 @@ def test_an_english_only_model_starts_every_core_at_once(tmp_path, monkeypatch):
         if pieces[0].n < 8:
             both.wait()
         asked.append((options["language"], options["initial_prompt"]))
-        return [[(0.0, SimpleNamespace(text=f" piece{p.n}"))] for p in pieces], "en"
+        return [[(0.0, SimpleNamespace(text=f" piece{p.n}", words=None))] for p in pieces], "en"
 
     monkeypatch.setattr(batchpass, "Windows", Windows)
     monkeypatch.setattr(batchpass, "decoded", decoded)
@@ -169,7 +169,7 @@ def test_the_low_memory_setting_decodes_two_pieces_at_once_between_the_pieces_ma
                 )
 
     def decoded(model, pieces, options, batch, drain):
-        return [[(0.0, SimpleNamespace(text=f" piece{p.n}"))] for p in pieces], "en"
+        return [[(0.0, SimpleNamespace(text=f" piece{p.n}", words=None))] for p in pieces], "en"
 
     monkeypatch.setattr(batchpass, "Windows", Windows)
     monkeypatch.setattr(batchpass, "decoded", decoded)

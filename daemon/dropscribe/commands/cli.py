@@ -265,11 +265,15 @@ def _serve(
     bar: progress.Bar | None = None,
 ) -> int:
     stop = threading.Event()
+    asked = SignalFlag()  # raised before ``stop`` is set: a second signal during the first's
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:
-        if stop.is_set():  # a second Ctrl-C or SIGTERM: at once (the ledger is crash-safe)
+        # flake16: not ``stop.is_set()``: a second signal handled inside the first's
+        # ``stop.set()`` (its lock taken, the flag not yet up) would wait for that lock
+        if asked.take():  # a second Ctrl-C or SIGTERM: at once (the ledger is crash-safe)
             os.write(2, b"dropscribe: stopping at once; work in flight runs at the next start\n")
             os._exit(EXIT_OK)
+        asked.raise_()
         stop.set()
 
     reload = SignalFlag()
