@@ -241,13 +241,14 @@ class JobRunner:
         except EndpointError as exc:  # once, or EndpointWaits: the endpoint, not the file
             if exc.outage:  # no server answered: the file stays where it is
                 return verdicts.unreachable(self._ledger, job, exc)
-            message = exc.message
             fields: dict[str, object] = {"status": exc.status, "quarantined": False}
-            if isinstance(exc, EndpointWaits) and exc.until is not None:  # wake15: said, kept
-                self._until[job.path] = exc.until  # for the intake: tried again then
-                fields["until"] = _when(exc.until)
-                message = f"{exc.message}; tried again at {fields['until']}"  # status shows it
-            return verdicts.later(self._ledger, job, message, exc.event, **fields)
+            until = exc.until if isinstance(exc, EndpointWaits) else None
+            if until is not None:  # wake15: said, kept (until16: in the ledger's next_try)
+                self._until[job.path] = until  # for the intake: tried again then
+                fields["until"] = _when(until)
+            return verdicts.later(
+                self._ledger, job, exc.message, exc.event, next_try=until, **fields
+            )
         except TranscriptionError as exc:
             return verdicts.fail(self._ledger, job, exc)
         except OSError as exc:  # scratch audio under state_dir (a full disk): not the file
