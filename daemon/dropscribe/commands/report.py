@@ -159,6 +159,8 @@ def _file(
     names = [settings.endpoint, *settings.fallbacks] if settings is not None else []
     healths = [(name, endpoints.get(name, {})) for name in names]  # fallback34c: the list's
     reload = f"kill -HUP {running['pid']}" if running["running"] else "run dropscribe again"
+    if row.state == "error" and row.next_try is not None:  # wake15's moment; until16: kept
+        entry["next_try"] = local_time(row.next_try)
     if row.state == "failed":
         action = f"fix the cause, then: dropscribe retry -c {cfg.source} {row.path}"
         return {**entry, "state": "failed", "action": action}
@@ -175,6 +177,7 @@ def _file(
         )
         if all(h.get("asked") for _, h in healths):  # the servers asked for these pauses
             action = "nothing: the endpoint's rate limit asked for a pause; sent again after it"
+            action += f", at {entry['next_try']}" if "next_try" in entry else ""
         return {**entry, "state": "waiting", "reason": why, "action": action}
     if row.state == "uploading":
         if running["running"]:
@@ -187,8 +190,7 @@ def _file(
         )
         return {**entry, "state": "waiting", "action": action}
     action = "nothing: tried again at the next rescan (or the next run of once)"
-    if row.next_try is not None:  # wake15: a known moment (a budget's turn); until16: kept
-        entry["next_try"] = local_time(row.next_try)
+    if "next_try" in entry:  # wake15: a known moment (a budget's turn)
         action = f"nothing: tried again at {entry['next_try']}"
     return {**entry, "state": "waiting", "action": action}
 
