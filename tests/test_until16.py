@@ -116,14 +116,14 @@ def test_a_restarted_daemon_sends_a_waiting_file_at_its_moment_not_at_once(site)
     asked = site.api.uploads[0].at
     proc = DaemonProcess(site)
     try:
-        proc.wait_event("file.deferred", timeout=30)
-        [deferred] = proc.named("file.deferred")
-        assert (deferred["path"], deferred["until"]) == (str(held), said["until"])
         wait_for(lambda: proc.named("file.done"), timeout=RETRY_AFTER + 15, what="the file")
         [done] = proc.named("file.done")
         assert moment(done) >= moment(said, "until") - 0.5
         assert len(site.api.uploads) == 2
         assert site.api.uploads[1].at - asked >= RETRY_AFTER - 0.5
+        [deferred] = proc.named("file.deferred")
+        assert (deferred["path"], deferred["until"]) == (str(held), said["until"])
+        assert moment(deferred) < moment(said, "until")  # said at the start, not at the end
         assert not proc.named("file.waiting")
     finally:
         proc.signal(signal.SIGTERM)
