@@ -68,8 +68,9 @@ class Intake:
         self._config = config  # the config as last reloaded
         self._ledger = ledger
         # until16: a file the ledger says waits (next_try ahead) is looked at then, not at
-        # once (not in once: it ends, and says so, rather than wait); a reload looks at
-        # every file that waited before it at once (what it waits for may have changed)
+        # once (not by once: its job runs, says it waits, and once exits 3 as before); a
+        # reload looks at every file that waited before it at once (what it waits for may
+        # have changed)
         self._honour_waits = honour_waits
         self._reloaded_at = -float("inf")
         self._clock = clock

@@ -104,8 +104,9 @@ class JobRunner:
         self._until: dict[Path, float] = {}  # wake15: a waiting file's next try (epoch s)
         self.tally = Tally()
 
-    def __call__(self, file: SettledFile) -> None:
-        """One job, inside its error boundary: every job ends in an outcome."""
+    def __call__(self, file: SettledFile) -> SettledFile:
+        """One job, inside its error boundary: every job ends in an outcome. Returns the
+        file as it ended: with ``until``, when it waits for a known moment (wake15)."""
         structlog.contextvars.bind_contextvars(path=str(file.path), inbox=file.inbox.name)
         outcome = None
         try:
@@ -127,8 +128,10 @@ class JobRunner:
         finally:
             structlog.contextvars.clear_contextvars()
             until = self._until.pop(file.path, None)  # wake15: when a waiting file is tried
+            ended = dataclasses.replace(file, until=until)
             if self._report is not None:
-                self._report(dataclasses.replace(file, until=until), outcome)
+                self._report(ended, outcome)
+        return ended
 
     @property
     def uploader(self) -> Uploader:
