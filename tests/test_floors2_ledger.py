@@ -160,8 +160,11 @@ def test_a_sqlite_ledger_made_before_the_shared_schema_opens_with_its_rows(tmp_p
     finally:
         ledger.close()
     db = sqlite3.connect(path)
-    assert db.execute("SELECT value FROM meta WHERE name = 'schema'").fetchall() == [("1",)]
-    assert db.execute("PRAGMA user_version").fetchone() == (migrations.SCHEMA_VERSION,)
+    version = migrations.SCHEMA_VERSION  # until16: 2, files' next_try
+    assert db.execute("SELECT value FROM meta WHERE name = 'schema'").fetchall() == [
+        (f"{version}",)
+    ]
+    assert db.execute("PRAGMA user_version").fetchone() == (version,)
     db.close()
     fresh = tmp_path / "new" / LEDGER_NAME
     SqliteLedger(fresh).close()
@@ -195,7 +198,8 @@ def test_a_postgres_ledger_made_before_the_shared_schema_opens_with_its_rows(pg_
     finally:
         ledger.close()
     with psycopg.connect(pg_url, password=pg.PASSWORD) as db:
-        assert db.execute("SELECT value FROM meta WHERE name = 'schema'").fetchall() == [("1",)]
+        version = f"{migrations.SCHEMA_VERSION}"  # until16: migrated to 2
+        assert db.execute("SELECT value FROM meta WHERE name = 'schema'").fetchall() == [(version,)]
         found = db.execute(
             "SELECT table_name, column_name, upper(data_type), is_nullable FROM"
             " information_schema.columns WHERE table_schema = current_schema()"
@@ -211,7 +215,7 @@ def test_a_postgres_ledger_made_before_the_shared_schema_opens_with_its_rows(pg_
 
 # A later layout: one column and one index more, as a future dropscribe adds them.
 LATER = Layout(
-    version=2,
+    version=LAYOUT.version + 1,
     tables=(
         *(t for t in LAYOUT.tables if t.name != "files"),
         Table(
@@ -222,7 +226,10 @@ LATER = Layout(
         ),
     ),
     sequences=LAYOUT.sequences,
-    steps={**LAYOUT.steps, 1: (AddColumn("files", "status"), AddIndex("files", "files_status"))},
+    steps={
+        **LAYOUT.steps,
+        LAYOUT.version: (AddColumn("files", "status"), AddIndex("files", "files_status")),
+    },
 )
 
 
@@ -237,11 +244,12 @@ def test_a_step_of_a_later_layout_is_applied_to_a_former_ledger_once(tmp_path):
         return db.execute(sql, args).fetchall()
 
     assert migrations.migrate(execute, Dialect.SQLITE, "t", LATER) == 1
-    assert migrations.migrate(execute, Dialect.SQLITE, "t", LATER) == 2  # nothing to do
+    assert migrations.migrate(execute, Dialect.SQLITE, "t", LATER) == LATER.version  # done
     assert [r[1] for r in db.execute("PRAGMA table_info(files)")][-1] == "status"
     assert db.execute("SELECT count(*) FROM files").fetchone() == (1,)
     assert "files_status" in {r[1] for r in db.execute("PRAGMA index_list(files)")}
-    with pytest.raises(errors.LedgerTooNew, match=r"layout 2; this one knows up to 1"):
+    said = f"layout {LATER.version}; this one knows up to {LAYOUT.version}"  # until16: 3, 2
+    with pytest.raises(errors.LedgerTooNew, match=said):
         migrations.migrate(execute, Dialect.SQLITE, "t")
     db.close()
 
@@ -319,7 +327,10 @@ def test_a_ledger_made_before_the_shared_schema_serves_the_daemon(setup, tmp_pat
         db.executescript(MAIN_SQLITE)
         db.execute("ATTACH ? AS now", (str(made),))
         for table in ("jobs", "files", "sidecars", "chunks", "capabilities"):
-            db.execute(f"INSERT INTO {table} SELECT * FROM now.{table}")
+            former_columns = ", ".join(
+                f'"{c[1]}"' for c in db.execute(f"PRAGMA table_info({table})")
+            )
+            db.execute(f"INSERT INTO {table} SELECT {former_columns} FROM now.{table}")
     db.close()
     for suffix in ("", "-wal", "-shm"):
         Path(f"{made}{suffix}").unlink(missing_ok=True)
@@ -333,5 +344,6 @@ def test_a_ledger_made_before_the_shared_schema_serves_the_daemon(setup, tmp_pat
     status = DaemonProcess(setup, command="status")
     assert status.wait() == 0
     with closing(sqlite3.connect(made)) as db, db:
-        assert db.execute("SELECT value FROM meta WHERE name = 'schema'").fetchall() == [("1",)]
+        version = f"{migrations.SCHEMA_VERSION}"  # until16: migrated to 2
+        assert db.execute("SELECT value FROM meta WHERE name = 'schema'").fetchall() == [(version,)]
     db.close()

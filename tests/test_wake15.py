@@ -112,7 +112,8 @@ def test_a_reached_day_budget_is_tried_again_at_midnight(setup):
         waiting = said["path"]
         shown = status_of(setup, Path(waiting))
         assert shown["state"] == "waiting"
-        assert shown["action"] == f"nothing: tried again at {said['until']}"
+        assert shown["action"] == f"nothing: tried again at {shown['next_try']}"
+        assert moment(shown, "next_try") == moment(said, "until")  # until16: status's zone
         wait_for(lambda: len(proc.named("file.done")) == 2, timeout=10 + 10, what="both done")
         late = next(e for e in proc.named("file.done") if e["path"] == waiting)
         assert moment(late) >= midnight - 0.5

@@ -5,13 +5,15 @@ A hint starts (or restarts) a file's quiet period in the settle tracker, unless 
 file is ignored, in flight (then it is looked at again when its job ends) or the
 ledger already has the final word on it; a file that stayed quiet is settled and
 waits, in order, for a worker to have room. A file whose job ended waiting for a known
-moment (wake15) is hinted again at that moment. Nothing here waits on a worker.
+moment (wake15) is hinted again at that moment, and so is one the ledger says waits for a
+moment still ahead (until16: after a restart too). Nothing here waits on a worker.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime as dt
 import heapq
 import queue
 from collections import Counter, OrderedDict
@@ -27,13 +29,14 @@ from dropscribe.ingest.watcher import Hint, scan
 from dropscribe.jobs.job import SettledFile
 from dropscribe.ops import log as logmod
 from dropscribe.outputs.sidecar import is_temp
+from dropscribe.vocab.states import FileState
 
 if TYPE_CHECKING:
     import os
     from collections.abc import Callable
     from pathlib import Path
 
-    from dropscribe.ledger.interface import Lookup
+    from dropscribe.ledger.interface import FileRow, Lookup
     from dropscribe.vocab.config import Config, Inbox
     from dropscribe.vocab.settings import FolderSettings
 
@@ -60,9 +63,16 @@ class Intake:
         *,
         clock: Callable[[], float],
         wall: Callable[[], float],
+        honour_waits: bool = True,
     ) -> None:
         self._config = config  # the config as last reloaded
         self._ledger = ledger
+        # until16: a file the ledger says waits (next_try ahead) is looked at then, not at
+        # once (not by once: its job runs, says it waits, and once exits 3 as before); a
+        # reload looks at every file that waited before it at once (what it waits for may
+        # have changed)
+        self._honour_waits = honour_waits
+        self._reloaded_at = -float("inf")
         self._clock = clock
         self._wall = wall
         # None: wake up. A Queue, not a SimpleQueue (flake16): on 3.11 and 3.12 a
@@ -89,6 +99,7 @@ class Intake:
 
     def reloaded(self, config: Config) -> None:
         self._excluded = rules.excluded_dirs(config)
+        self._reloaded_at = self._wall()
 
     def waiting(self) -> tuple[int, int]:
         """(settled and waiting for room, settling)."""
@@ -201,7 +212,32 @@ class Intake:
             row = self._ledger.file(path) if self._ledger else None
         except LedgerUnavailable:
             return True
-        return rules.settled_before(row, settings, identity=source.identity(st)) is not None
+        identity = source.identity(st)
+        if rules.settled_before(row, settings, identity=identity) is not None:
+            return True
+        return self._waits(path, row, identity)
+
+    def _waits(self, path: Path, row: FileRow | None, identity: tuple[int, int, int]) -> bool:
+        """until16: this very file waits for a moment still ahead, as the ledger says (kept
+        across a restart, unlike an endpoint's pause): it is hinted then, not now."""
+        if not self._honour_waits or row is None or row.next_try is None:
+            return False
+        if row.state != FileState.ERROR or row.updated < self._reloaded_at:
+            return False
+        left = row.next_try - self._wall()
+        if (row.size, row.mtime_ns, row.inode) != identity or left <= 0:
+            return False
+        if path not in self._due:  # said once for each wait
+            until = dt.datetime.fromtimestamp(row.next_try).astimezone()
+            log.info(
+                "file.deferred",
+                path=str(path),
+                inbox=row.inbox,
+                until=until.isoformat(timespec="seconds"),
+                reason=row.error,
+            )
+        self._woke.put((self._clock() + left, path))
+        return True
 
     def _note_ignored(self, path: Path, inbox: Inbox, reason: str) -> None:
         if path in self._ignored or is_temp(path):

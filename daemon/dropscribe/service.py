@@ -90,7 +90,9 @@ class Daemon:
         descriptors.raise_limit()  # what outsiders may take is bounded apart (metrics)
         lock, ledger = statedir.open_state(self.config)
         self._ledger, self._lock = ledger, lock  # the lock: held until run() ends
-        self._intake = Intake(self._now, ledger, clock=self._clock, wall=self._wall)
+        self._intake = Intake(
+            self._now, ledger, clock=self._clock, wall=self._wall, honour_waits=not once
+        )
         # Scratch audio a crash left behind (ours alone: we hold the state_dir lock).
         shutil.rmtree(self.config.state_dir / "work", ignore_errors=True)
         abort = threading.Event()

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from dropscribe.audio.probe import Probe
-from dropscribe.commands import fallbacks
+from dropscribe.commands import fallbacks, report
 from dropscribe.commands.console import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, fail, say
 from dropscribe.config import rules
 from dropscribe.errors import DropscribeError
@@ -222,6 +222,8 @@ def _explain_ledger(cfg: Config, path: Path) -> str | None:
         say("  ledger: not seen yet")
     else:
         say(f"  ledger: {row.state}" + (f" ({row.error})" if row.error else ""))
+        if row.state == FileState.ERROR and row.next_try is not None:  # until16
+            say(f"    tried again at {report.local_time(row.next_try)}")
         say(f"    fingerprint: {row.fingerprint[:16]}…, formats done: {row.formats or '-'}")
         for line in fallbacks.told(sent):
             say(line)

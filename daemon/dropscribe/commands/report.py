@@ -13,7 +13,8 @@ as lines for people. The shape, version 1 (new keys may be added; none change me
                              "quarantined": n}}],
      "files": [{"path": str, "inbox": str,
                 "state": "quarantined" | "failed" | "waiting" | "in_flight" | "interrupted",
-                "reason": str | null, "action": str}],
+                "reason": str | null, "action": str,
+                "next_try": "ISO 8601 time" (waiting for a known moment: tried again then)}],
      "steps": {...}}  (the steps after the transcript: steps/report.py says its shape)
 
 A file is ``waiting`` when its last try failed and it comes again by itself (with its
@@ -136,14 +137,15 @@ def _endpoints(cfg: Config) -> list[dict[str, Any]]:
                 "state": str(entry.get("state", "unknown")),
                 "reason": entry.get("reason"),
                 "status": entry.get("status"),
-                "next_probe": _when(probe) if isinstance(probe, int | float) else None,
+                "next_probe": local_time(probe) if isinstance(probe, int | float) else None,
                 "asked": entry.get("asked") is True,
             }
         )
     return out
 
 
-def _when(epoch: float) -> str:
+def local_time(epoch: float) -> str:
+    """A moment (epoch seconds) as people read it: local ISO 8601, with its offset."""
     return dt.datetime.fromtimestamp(epoch, dt.UTC).astimezone().isoformat(timespec="seconds")
 
 
@@ -157,6 +159,8 @@ def _file(
     names = [settings.endpoint, *settings.fallbacks] if settings is not None else []
     healths = [(name, endpoints.get(name, {})) for name in names]  # fallback34c: the list's
     reload = f"kill -HUP {running['pid']}" if running["running"] else "run dropscribe again"
+    if row.state == "error" and row.next_try is not None:  # wake15's moment; until16: kept
+        entry["next_try"] = local_time(row.next_try)
     if row.state == "failed":
         action = f"fix the cause, then: dropscribe retry -c {cfg.source} {row.path}"
         return {**entry, "state": "failed", "action": action}
@@ -173,6 +177,7 @@ def _file(
         )
         if all(h.get("asked") for _, h in healths):  # the servers asked for these pauses
             action = "nothing: the endpoint's rate limit asked for a pause; sent again after it"
+            action += f", at {entry['next_try']}" if "next_try" in entry else ""
         return {**entry, "state": "waiting", "reason": why, "action": action}
     if row.state == "uploading":
         if running["running"]:
@@ -185,8 +190,8 @@ def _file(
         )
         return {**entry, "state": "waiting", "action": action}
     action = "nothing: tried again at the next rescan (or the next run of once)"
-    if "; tried again at " in (row.error or ""):  # wake15: a known moment (a budget's turn)
-        action = f"nothing: tried again at {(row.error or '').rsplit('; tried again at ', 1)[1]}"
+    if "next_try" in entry:  # wake15: a known moment (a budget's turn)
+        action = f"nothing: tried again at {entry['next_try']}"
     return {**entry, "state": "waiting", "action": action}
 
 

@@ -5,7 +5,6 @@ so does each worker process (``child.py``) for its share of them."""
 
 from __future__ import annotations
 
-import dataclasses
 from typing import TYPE_CHECKING
 
 from dropscribe.config import rules
@@ -74,12 +73,12 @@ class Threads:
             inbox_of=self.inbox_of,
             metrics=metrics,
             key_lock=key_lock,
-            report=self._reported,
+            report=report,
         )
-        self._report, self._on_done = report, on_done
-        self._until: dict[Path, float] = {}  # wake15: waiting files' next tries, by path
+        # until16: the runner returns each file as its job ended (with ``until``, wake15),
+        # and the Pool hands that on: no map of our own beside the runner's
         self._pool: Pool[SettledFile] = Pool(
-            threads, self.runner, key=_path, on_done=self._done, queue_size=queue_size
+            threads, self.runner, key=_path, on_done=on_done, queue_size=queue_size
         )
 
     @property
@@ -129,19 +128,6 @@ class Threads:
             for client in self.runner.uploader.clients():
                 client.close()
         return stragglers
-
-    def _reported(self, file: SettledFile, outcome: Outcome | None) -> None:
-        """A job's end, as the runner reports it (wake15: with ``until``, if it waits)."""
-        if file.until is not None:
-            self._until[file.path] = file.until
-        if self._report is not None:
-            self._report(file, outcome)
-
-    def _done(self, file: SettledFile) -> None:
-        """A worker is free: ``on_done`` hears of the file with its ``until`` (wake15)."""
-        until = self._until.pop(file.path, None)
-        if self._on_done is not None:
-            self._on_done(dataclasses.replace(file, until=until))
 
     def _endpoints(self, config: Config) -> dict[str, Endpoint]:
         if self._processes == 1:

@@ -2,7 +2,8 @@
 
 Each item is handled inside one error boundary: whatever the handler raises is
 logged and the worker goes on. The in-flight set (queued or running) keeps a path from being
-queued twice.
+queued twice. ``on_done`` hears of each item handled, as the handler returned it if it
+returned one (until16: a job's file with its ``until``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ class Pool(Generic[T]):
     def __init__(
         self,
         workers: int,
-        handler: Callable[[T], None],
+        handler: Callable[[T], T | None],
         key: Callable[[T], Hashable],
         on_done: Callable[[T], None] | None = None,
         queue_size: int | None = None,
@@ -83,8 +84,9 @@ class Pool(Generic[T]):
             item: T = taken  # type: ignore[assignment]
             with self._lock:
                 self._running += 1
+            ended: T | None = None
             try:
-                self._handler(item)
+                ended = self._handler(item)
             except Exception:
                 log.exception("worker.crashed", item=str(item))
             finally:
@@ -93,7 +95,7 @@ class Pool(Generic[T]):
                     self._inflight.discard(self._key(item))
                     self._lock.notify_all()
                 if self._on_done is not None:
-                    self._on_done(item)
+                    self._on_done(item if ended is None else ended)
 
     def close(self, grace: float) -> int:
         """Drop what has not started, let running handlers finish for up to ``grace`` seconds.

@@ -104,8 +104,9 @@ class JobRunner:
         self._until: dict[Path, float] = {}  # wake15: a waiting file's next try (epoch s)
         self.tally = Tally()
 
-    def __call__(self, file: SettledFile) -> None:
-        """One job, inside its error boundary: every job ends in an outcome."""
+    def __call__(self, file: SettledFile) -> SettledFile:
+        """One job, inside its error boundary: every job ends in an outcome. Returns the
+        file as it ended: with ``until``, when it waits for a known moment (wake15)."""
         structlog.contextvars.bind_contextvars(path=str(file.path), inbox=file.inbox.name)
         outcome = None
         try:
@@ -127,8 +128,10 @@ class JobRunner:
         finally:
             structlog.contextvars.clear_contextvars()
             until = self._until.pop(file.path, None)  # wake15: when a waiting file is tried
+            ended = dataclasses.replace(file, until=until)
             if self._report is not None:
-                self._report(dataclasses.replace(file, until=until), outcome)
+                self._report(ended, outcome)
+        return ended
 
     @property
     def uploader(self) -> Uploader:
@@ -241,13 +244,14 @@ class JobRunner:
         except EndpointError as exc:  # once, or EndpointWaits: the endpoint, not the file
             if exc.outage:  # no server answered: the file stays where it is
                 return verdicts.unreachable(self._ledger, job, exc)
-            message = exc.message
             fields: dict[str, object] = {"status": exc.status, "quarantined": False}
-            if isinstance(exc, EndpointWaits) and exc.until is not None:  # wake15: said, kept
-                self._until[job.path] = exc.until  # for the intake: tried again then
-                fields["until"] = _when(exc.until)
-                message = f"{exc.message}; tried again at {fields['until']}"  # status shows it
-            return verdicts.later(self._ledger, job, message, exc.event, **fields)
+            until = exc.until if isinstance(exc, EndpointWaits) else None
+            if until is not None:  # wake15: said, kept (until16: in the ledger's next_try)
+                self._until[job.path] = until  # for the intake: tried again then
+                fields["until"] = _when(until)
+            return verdicts.later(
+                self._ledger, job, exc.message, exc.event, next_try=until, **fields
+            )
         except TranscriptionError as exc:
             return verdicts.fail(self._ledger, job, exc)
         except OSError as exc:  # scratch audio under state_dir (a full disk): not the file

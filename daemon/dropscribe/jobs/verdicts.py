@@ -25,17 +25,23 @@ log = structlog.get_logger("dropscribe")
 
 
 def later(
-    ledger: Verdicts, job: Job, error: str, event: str = "file.failed", **fields: Any
+    ledger: Verdicts,
+    job: Job,
+    error: str,
+    event: str = "file.failed",
+    *,
+    next_try: float | None = None,
+    **fields: Any,
 ) -> Outcome:
     """Record ``error`` on the file and end the job: nothing is quarantined, and the
-    file comes again (at the next rescan, once its endpoint is back, or at ``until``, the
-    moment it waits for: wake15). Logged as an error, except ``file.waiting`` (a warning:
-    nothing is wrong with the file)."""
+    file comes again (at the next rescan, once its endpoint is back, or at ``next_try``,
+    the moment it waits for: wake15, kept in the ledger: until16). Logged as an error,
+    except ``file.waiting`` (a warning: nothing is wrong with the file)."""
     assert job.key is not None  # once the content is known
     assert job.identity is not None  # set with it
     key = job.key
     ledger.record_file(
-        job.path, job.inbox.name, job.identity, key.digest, key, FileState.ERROR, error
+        job.path, job.inbox.name, job.identity, key.digest, key, FileState.ERROR, error, next_try
     )
     if event == "file.waiting":
         log.warning(event, reason=error, **fields)

@@ -73,6 +73,7 @@ class FileRow:
     outputs: str
     error: str | None
     updated: float
+    next_try: float | None = None  # until16: when a waiting file is tried again (epoch s)
 
 
 @dataclass(frozen=True)
@@ -174,7 +175,11 @@ class Verdicts(Protocol):
         key: JobKey,
         state: FileState,
         error: str | None = None,
-    ) -> None: ...
+        next_try: float | None = None,
+    ) -> None:
+        """The file's state and error; ``next_try``: the moment (epoch seconds) a waiting
+        file is tried again, when it is known (until16)."""
+        ...
 
 
 class Sidecars(Verdicts, Protocol):

@@ -170,9 +170,11 @@ class PostgresLedger(Reads, StepRows, SendReads, SpendRows, HeardRows):
         key: JobKey,
         state: FileState,
         error: str | None = None,
+        next_try: float | None = None,
     ) -> None:
         why = names.text(error) if error is not None else None
-        args = (self._stored(path), inbox, *stat, fingerprint, str(key), state, why, self._clock())
+        row = (self._stored(path), inbox, *stat, fingerprint, str(key), state, why)
+        args = (*row, self._clock(), next_try)
         with self._tx() as execute:
             execute(queries.UPSERT_FILE, args)
 
@@ -218,6 +220,7 @@ class PostgresLedger(Reads, StepRows, SendReads, SpendRows, HeardRows):
             FileState.UPLOADING,
             None,
             now,
+            None,  # no next try: under way
         )
         with self._tx() as execute:
             found = execute(queries.SELECT_JOB, (str(key),)).fetchone()

@@ -18,17 +18,21 @@ from dropscribe.vocab.states import JobKey
 if TYPE_CHECKING:
     from pathlib import Path
 
+# next_try (until16): when a waiting file is tried again, or NULL (every other state)
 UPSERT_FILE = """
-INSERT INTO files (path, inbox, size, mtime_ns, inode, fingerprint, key, state, error, updated)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO files (
+    path, inbox, size, mtime_ns, inode, fingerprint, key, state, error, updated, next_try
+)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (path) DO UPDATE SET
     inbox = excluded.inbox, size = excluded.size, mtime_ns = excluded.mtime_ns,
     inode = excluded.inode, fingerprint = excluded.fingerprint, key = excluded.key,
-    state = excluded.state, error = excluded.error, updated = excluded.updated
+    state = excluded.state, error = excluded.error, updated = excluded.updated,
+    next_try = excluded.next_try
 """
 FILE_DONE = (
-    "UPDATE files SET state = 'done', formats = ?, outputs = ?, error = NULL, updated = ?"
-    " WHERE path = ?"
+    "UPDATE files SET state = 'done', formats = ?, outputs = ?, error = NULL, updated = ?,"
+    " next_try = NULL WHERE path = ?"
 )
 # A refusal is never undone by a later confirmation of the same value.
 RECORD_CAPABILITY = """

@@ -171,7 +171,7 @@ def columns(spec: str) -> tuple[Column, ...]:
 
 
 LAYOUT = Layout(
-    version=1,
+    version=2,
     tables=(
         # the layout's version (name 'schema'), in both backends
         Table("meta", columns("name text, value text"), key=("name",)),
@@ -185,13 +185,14 @@ LAYOUT = Layout(
             ),
             key=("key",),
         ),
-        # one path in an inbox, its identity, state and sidecars
+        # one path in an inbox, its identity, state and sidecars; next_try (until16): the
+        # moment (epoch seconds) a waiting file is tried again, when one is known (wake15)
         Table(
             "files",
             columns(
                 "path text, inbox text, size big, mtime_ns big, inode big, fingerprint text,"
                 " key text, state text, formats text ='', outputs text ='[]', error text?,"
-                " updated real"
+                " updated real, next_try real?"
             ),
             key=("path",),
             indexes=(Index("files_state", ("state", "updated")), Index("files_key", ("key",))),
@@ -328,7 +329,10 @@ LAYOUT = Layout(
         ),
     ),
     sequences=("claim_tokens",),
-    steps={0: ()},  # 0: a SQLite ledger from before versions were kept, laid out as 1
+    steps={
+        0: (),  # 0: a SQLite ledger from before versions were kept, laid out as 1
+        1: (AddColumn("files", "next_try"),),  # until16
+    },
 )
 
 # The tables a SQLite ledger's rows are copied from into a shared one (ledger migrate).

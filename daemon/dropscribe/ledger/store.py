@@ -118,10 +118,12 @@ class SqliteLedger(Reads, StepRows, SendReads, SpendRows, HeardRows):
         key: JobKey,
         state: FileState,
         error: str | None = None,
+        next_try: float | None = None,
     ) -> None:
         """Upsert a file's identity and state; keeps its outputs until they are replaced."""
         why = names.text(error) if error is not None else None  # it may quote a name
-        args = (names.text(path), inbox, *stat, fingerprint, str(key), state, why, self._clock())
+        row = (names.text(path), inbox, *stat, fingerprint, str(key), state, why)
+        args = (*row, self._clock(), next_try)
         self._write(lambda db: db.execute(queries.UPSERT_FILE, args))
 
     def file_done(self, path: Path, formats: list[str], outputs: list[Path]) -> None:
@@ -158,7 +160,8 @@ class SqliteLedger(Reads, StepRows, SendReads, SpendRows, HeardRows):
         job = self.job(key)
         now = self._clock()
         where = names.text(path)
-        file_args = (where, inbox, *stat, key.digest, str(key), FileState.UPLOADING, None, now)
+        row = (where, inbox, *stat, key.digest, str(key), FileState.UPLOADING, None, now)
+        file_args = (*row, None)  # no next try: under way
         self._post(lambda db: db.execute(queries.UPSERT_FILE, file_args))
         if job is not None and job.state == JobState.DONE and job.result is not None:
             return job, 0
@@ -299,9 +302,12 @@ class ReadOnly:
             return {name for (name,) in found}
 
     def rows(self, table: str) -> Iterator[dict[str, Any]]:
-        """Each row of ``table`` (one of ``schema.COPIED``), by its columns' names."""
+        """Each row of ``table`` (one of ``schema.COPIED``), by its columns' names; a
+        column an older ledger lacks (until16: files' next_try) reads NULL."""
         columns = LAYOUT.table(table).names
-        quoted = ", ".join(f'"{c}"' for c in columns)
+        with mapped():
+            present = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+        quoted = ", ".join(f'"{c}"' if c in present else "NULL" for c in columns)
         with mapped():
             for row in self._db.execute(f"SELECT {quoted} FROM {table}"):  # noqa: S608 - our own names
                 yield dict(zip(columns, row, strict=True))
