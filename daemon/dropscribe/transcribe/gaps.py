@@ -70,7 +70,8 @@ def filled(
         before = [w.word for offset, s in said for w in s.words if offset + w.end <= begin]
         prompt = "".join(before[-PROMPT_WORDS:]).strip() or options.get("initial_prompt")
         samples = piece.samples[int(begin * RATE) : int(end * RATE)]
-        extra += redo.again(model, samples, begin, {**options, "initial_prompt": prompt}, drain)
+        asked = {**options, "initial_prompt": prompt}
+        extra += redo.again(model, samples, begin, asked, drain, piece.place)
     if not extra:
         return said
     return sorted([*said, *extra], key=lambda found: found[0] + found[1].start)

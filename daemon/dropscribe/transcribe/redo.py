@@ -112,7 +112,7 @@ def checked(
         sign=signs[0].sign,
         value=round(signs[0].value, 2),
     )
-    return again(model, piece.samples, 0.0, options, drain)
+    return again(model, piece.samples, 0.0, options, drain, piece.place)
 
 
 def again(
@@ -121,25 +121,27 @@ def again(
     at: float,
     options: dict[str, Any],
     drain: Callable[[Iterable[Any]], Iterator[Any]],
+    place: Callable[[float], float] = float,
 ) -> Found:
-    """``samples`` (``at`` seconds into the recording) decoded again, as (offset, segment)."""
+    """``samples`` (``at`` seconds into a piece's clip) decoded again, as (offset,
+    segment); ``place`` gives the recording's time of a clip's, for the warnings."""
     smallest = len(samples) <= SMALLEST_SECONDS * RATE
     temperature = FALLBACK if smallest else 0.0
     found = _decode(model, samples, options, temperature, drain)
     if not smallest and (not found or any(flagged(s) for s in found)):
         half = quietest(samples)
         return [
-            *again(model, samples[:half], at, options, drain),
-            *again(model, samples[half:], at + half / RATE, options, drain),
+            *again(model, samples[:half], at, options, drain, place),
+            *again(model, samples[half:], at + half / RATE, options, drain, place),
         ]
     kept: Found = []
     for segment in found:
         if unheard(segment):
-            _warn(at + segment.start, at + segment.end, segment)
+            _warn(place(at + segment.start), place(at + segment.end), segment)
         else:
             kept.append((at, segment))
     if not found:
-        _warn(at, at + len(samples) / RATE, None)
+        _warn(place(at), place(at + len(samples) / RATE), None)
     return kept
 
 
@@ -159,7 +161,7 @@ def _decode(
             condition_on_previous_text=False,
             no_speech_threshold=None,  # judged here, where it is said out loud
         )
-        return [s for s in drain(found) if s.text.strip()]
+        return [s for s in drain(found) if any(c.isalnum() for c in s.text)]  # not ' .'
 
 
 class Replica(NamedTuple):
