@@ -98,7 +98,10 @@ def test_a_sentence_whisper_ended_its_piece_before_is_in_the_transcript(setup):
     """The first 60 sentences of bench/local.py's third rendition (seed 13), through
     `dropscribe once`: the batched pass ends one piece a sentence early ("Greta postponed
     the plan for the new office after the break", said right after a sentence ending the
-    same way); the stretch without words is decoded again and the sentence is there."""
+    same way); the stretch without words is decoded again and the sentence is there. Only
+    a txt asked for: the same transcript as with an srt beside it (the batched pass times
+    words for every format: without them a piece was one segment, its compression ratio
+    flagged it, and it was decoded again down to the last resort)."""
     spec = importlib.util.spec_from_file_location("bench_local", BENCH)
     assert spec is not None
     assert spec.loader is not None
@@ -121,3 +124,10 @@ def test_a_sentence_whisper_ended_its_piece_before_is_in_the_transcript(setup):
     assert re.search(repeated, txt), txt
     assert "no_words" in [e["sign"] for e in process.named("piece.redecoded")]
     assert not process.named("speech.unheard")
+    shutil.rmtree(setup.state)
+    (setup.inbox / "talk.txt").unlink()
+    setup.data["defaults"]["formats"] = ["txt", "srt"]
+    process = DaemonProcess(setup, command="once")
+    assert process.wait(timeout=600) == 0, process.raw[-5:]
+    beside = (setup.inbox / "talk.txt").read_text(encoding="utf-8")
+    assert beside.split() == txt.split()  # the same words (subtitles refine word times)
