@@ -64,11 +64,14 @@ def test_a_webhook_behind_an_unusable_proxy_fails_as_a_hook_and_the_file_is_done
     assert not daemon.named("worker.crashed")
 
 
+@pytest.mark.parametrize("processes", [1, 2])
 def test_uploads_behind_an_unusable_proxy_stop_the_daemon_at_start_saying_which(
-    setup: Setup,
+    setup: Setup, processes: int
 ) -> None:
     """HTTP_PROXY with a bad port, the uploads (plain HTTP) behind it: the daemon exits 2
-    at once with one line naming HTTP_PROXY, not daemon.crashed and its traceback."""
+    at once with one line naming HTTP_PROXY, not daemon.crashed and its traceback (nor,
+    with worker processes, one traceback from each as it dies, then daemon.failed)."""
+    setup.data["processes"] = processes
     value = UNUSABLE["a bad port"]
     daemon = DaemonProcess(setup, env=only("HTTP_PROXY", value))
     assert daemon.wait(timeout=60) == EXIT_CONFIG, daemon.raw[-3:]

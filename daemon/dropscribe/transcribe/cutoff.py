@@ -317,6 +317,14 @@ def transport(url: str, limits: httpx.Limits) -> httpx.BaseTransport | None:
     return _Transport(limits, proxy)
 
 
+def check_proxies(urls: Iterable[str]) -> None:
+    """Raise SetupError if an environment proxy that would route one of ``urls`` cannot be
+    used: at the start, before worker processes (review16: each died of it, a traceback
+    apiece) or any other thread makes a client."""
+    for url in urls:
+        _proxy(url)
+
+
 def _proxy(url: str) -> Proxy | None:
     """The ``*_PROXY`` environment variable that would route ``url`` (as httpx reads
     them: the scheme's own before ALL_PROXY, NO_PROXY honoured), or None."""
