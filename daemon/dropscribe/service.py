@@ -26,7 +26,7 @@ from dropscribe.ops import descriptors
 from dropscribe.ops.metrics import Metrics, MetricsServer
 from dropscribe.ops.notify import Notifier
 from dropscribe.steps.stepper import Stepper
-from dropscribe.transcribe import lookout
+from dropscribe.transcribe import cutoff, lookout
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -174,6 +174,7 @@ class Daemon:
         self, ledger: Ledger, abort: threading.Event, metrics: Metrics, *, once: bool
     ) -> Workers:
         """Worker processes when configured, else worker threads in this process."""
+        cutoff.check_proxies(e.base_url for e in self.config.endpoints.values() if e.base_url)
         if self.config.processes > 1:
             return ProcessPool(
                 self.config,

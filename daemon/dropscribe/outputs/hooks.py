@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from dropscribe import names
+from dropscribe.errors import SetupError
 
 if TYPE_CHECKING:
     from dropscribe.vocab.settings import HookModel
@@ -184,7 +185,7 @@ def _webhook(hook: HookModel, body: bytes) -> None:
                 ) as response,
             ):
                 status = response.status_code
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        except (httpx.HTTPError, httpx.InvalidURL, SetupError) as exc:  # SetupError: a proxy
             log.warning("hook.failed", kind="webhook", **_failure(exc, hook, cut_done=cut.done))
             return
     if status >= 400:
@@ -199,6 +200,8 @@ def _failure(exc: Exception, hook: HookModel, *, cut_done: bool) -> dict[str, An
     socket is a timeout; else the error's kind."""
     from dropscribe.transcribe import cutoff, resolve  # noqa: PLC0415 - as httpx
 
+    if isinstance(exc, SetupError):  # review16: an environment proxy httpx cannot use
+        return {"error": str(exc)}
     if isinstance(exc.__cause__, resolve.Unresolved | cutoff.Late):
         return {"error": str(exc.__cause__), "timeout": hook.timeout}
     if cut_done:  # the deadline cut the socket: whatever httpx saw, it was that

@@ -22,6 +22,7 @@ way, and its connections are kept alive and cut as any (hooks16).
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import math
 import socket
 import threading
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import httpcore
 import httpx
 
+from dropscribe.errors import SetupError
 from dropscribe.transcribe import resolve
 
 if TYPE_CHECKING:
@@ -239,13 +241,33 @@ def _bound(connect: float | None) -> tuple[float, str]:
     return max(0.0, left), f"{cut.seconds:g} s (timeout)"
 
 
+SCHEMES = ("http", "https", "socks5", "socks5h")  # the proxies httpx can go through
+
+
 class Proxy:
-    """An environment proxy: its URL, and the variable that set it (for messages)."""
+    """An environment proxy: its URL, and the variable that set it (for messages). One
+    that httpx cannot use raises SetupError naming the variable (never its value: it may
+    hold a password), not an error of httpx's at the first request (review16: a webhook's
+    crashed its job, and the file was quarantined)."""
 
     def __init__(self, url: str, variable: str) -> None:
         self.url = url
         self.variable = variable
-        self.host = httpx.URL(url).raw_host.decode("ascii")
+        try:
+            parsed = httpx.URL(url)
+        except httpx.InvalidURL as exc:
+            raise _unusable(variable, f"it is not a URL ({exc})") from None
+        if parsed.scheme not in SCHEMES:
+            raise _unusable(variable, f"a {parsed.scheme}:// proxy, not {', '.join(SCHEMES)}")
+        if not parsed.host:
+            raise _unusable(variable, "it names no host")
+        if parsed.scheme.startswith("socks") and importlib.util.find_spec("socksio") is None:
+            raise _unusable(variable, "a SOCKS proxy needs socksio: pip install 'httpx[socks]'")
+        self.host = parsed.raw_host.decode("ascii")
+
+
+def _unusable(variable: str, why: str) -> SetupError:
+    return SetupError(f"the environment's {variable} cannot be used: {why}; fix or unset it")
 
 
 class _Transport(httpx.HTTPTransport):
@@ -293,6 +315,14 @@ def transport(url: str, limits: httpx.Limits) -> httpx.BaseTransport | None:
     if proxy is not None and httpx.URL(proxy.url).scheme not in {"http", "https"}:
         return None
     return _Transport(limits, proxy)
+
+
+def check_proxies(urls: Iterable[str]) -> None:
+    """Raise SetupError if an environment proxy that would route one of ``urls`` cannot be
+    used: at the start, before worker processes (review16: each died of it, a traceback
+    apiece) or any other thread makes a client."""
+    for url in urls:
+        _proxy(url)
 
 
 def _proxy(url: str) -> Proxy | None:

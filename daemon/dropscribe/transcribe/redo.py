@@ -197,12 +197,16 @@ _SAMPLING = threading.Lock()  # one replica at a time: each holds a copy of the 
 class Seeded:
     """The shared CTranslate2 model for one decode, but for its sampling calls: those go to
     a ``Replica`` loaded at the first of them and kept to the decode's end (``close``),
-    so the decode's samples are drawn in order from a generator seeded for it."""
+    so the decode's samples are drawn in order from a generator seeded for it. A replica
+    that cannot be loaded (no memory for a second copy, the model's folder gone) leaves
+    the sampling to the shared model, with a ``replica.failed`` warning (review16: the
+    file failed, its words lost to keep them the same every run)."""
 
     def __init__(self, model: Any, replica: Replica) -> None:
         self._model = model
         self._replica = replica
         self._fresh: Any = None
+        self._held = False  # a replica is loaded, and ``_SAMPLING`` taken for it
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._model, name)
@@ -212,18 +216,33 @@ class Seeded:
         if greedy:  # beam search or argmax: draws nothing
             return self._model.generate(*args, **options)
         if self._fresh is None:
-            _SAMPLING.acquire()
-            try:
-                self._fresh = self._replica.load()
-            except BaseException:
-                _SAMPLING.release()
-                raise
-            log.debug("replica.loaded", why="sampling", seed=SEED)
+            self._fresh = self._loaded()
         return self._fresh.generate(*args, **options)
 
+    def _loaded(self) -> Any:
+        """A replica for this decode's sampling, or the shared model if none loads."""
+        _SAMPLING.acquire()
+        try:
+            fresh = self._replica.load()
+        except Exception as exc:  # ctranslate2's and the hub's errors have no common base
+            _SAMPLING.release()
+            log.warning(
+                "replica.failed",
+                error=f"{exc.__class__.__name__}: {exc}",
+                action="sampled from the shared model: these words may differ from run to run",
+            )
+            return self._model
+        except BaseException:
+            _SAMPLING.release()
+            raise
+        self._held = True
+        log.debug("replica.loaded", why="sampling", seed=SEED)
+        return fresh
+
     def close(self) -> None:
-        if self._fresh is not None:
-            self._fresh = None  # its worker thread joined, its weights freed
+        self._fresh = None  # a replica's worker thread joined, its weights freed
+        if self._held:
+            self._held = False
             heap.release()
             _SAMPLING.release()
 
