@@ -95,3 +95,26 @@ def test_a_usable_proxy_keeps_its_host() -> None:
     """cutoff.Proxy: an http proxy with credentials is taken, its host alone kept."""
     proxy = cutoff.Proxy("http://user:secret@proxy.example:3128", "HTTPS_PROXY")
     assert (proxy.host, proxy.variable) == ("proxy.example", "HTTPS_PROXY")
+
+
+def test_a_reload_to_an_endpoint_behind_an_unusable_proxy_is_refused_and_the_daemon_goes_on(
+    setup: Setup,
+) -> None:
+    """HTTPS_PROXY with a bad port, the running endpoint plain HTTP (not behind it): a
+    reload adding an https endpoint is refused (config.reload_failed naming HTTPS_PROXY),
+    the running config kept, a file then transcribed, and SIGTERM ends the daemon with 0."""
+    daemon = DaemonProcess(setup, env=only("HTTPS_PROXY", UNUSABLE["a bad port"]))
+    try:
+        daemon.wait_event("daemon.started")
+        setup.data["endpoints"]["far"] = {"base_url": "https://api.example.test/v1"}
+        setup.write()
+        daemon.signal(signal.SIGHUP)
+        daemon.wait_event("config.reload_failed")
+        (failed,) = daemon.named("config.reload_failed")
+        assert "HTTPS_PROXY cannot be used" in failed["problems"][0]
+        make_wav(setup.inbox / "after.wav")
+        daemon.wait_event("file.done")
+        assert not daemon.named("daemon.crashed")
+    finally:
+        daemon.signal(signal.SIGTERM)
+    assert daemon.wait() == 0

@@ -274,7 +274,9 @@ class Daemon:
         if new is None:
             return watcher
         watching = self._watcher(new)
-        try:  # before anything changes: an inbox that cannot be watched refuses the reload
+        try:  # before anything changes: an inbox that cannot be watched refuses the reload,
+            # and so does an endpoint behind a proxy variable that cannot be used (review16)
+            cutoff.check_proxies(e.base_url for e in new.endpoints.values() if e.base_url)
             watching.start()
         except SetupError as exc:
             log.error("config.reload_failed", problems=[str(exc)], action="kept the running config")

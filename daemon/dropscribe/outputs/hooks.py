@@ -43,12 +43,16 @@ EXITED_GRACE = 1.0  # seconds to wait for the pipes after the hook exits (a chil
 
 
 def run(hook: HookModel, payload: dict[str, Any]) -> None:
-    """Run the command and/or POST the webhook; never raises."""
-    body = names.json_text(payload).encode("utf-8", "surrogateescape")
-    if hook.command:
-        _command(hook, payload, body)
-    if hook.webhook:
-        _webhook(hook, body)
+    """Run the command and/or POST the webhook; never raises: whatever befalls the hook
+    is the hook's (``hook.failed``), never its file's, whose sidecars are written."""
+    try:
+        body = names.json_text(payload).encode("utf-8", "surrogateescape")
+        if hook.command:
+            _command(hook, payload, body)
+        if hook.webhook:
+            _webhook(hook, body)
+    except Exception as exc:  # a bug of ours (review16): reported with its stack, not raised
+        log.exception("hook.failed", kind="hook", error=exc.__class__.__name__)
 
 
 def environment(payload: dict[str, Any]) -> dict[bytes, bytes]:
