@@ -98,8 +98,8 @@ def checked(
     options: dict[str, Any],
     drain: Callable[[Iterable[Any]], Iterator[Any]],
 ) -> Found:
-    """A piece's segments (timed in its clip), or, where the batched pass decoded it
-    badly, the piece decoded again (``again``)."""
+    """A piece's segments (timed in its clip): ``said`` itself where no sign shows (the
+    batched pass then looks for gaps in it), else the piece decoded again (``again``)."""
     seconds = len(piece.samples) / RATE
     signs = [why for _, s in said if (why := flagged(s))]
     signs += filter(None, [sparse((s.text for _, s in said), seconds)])
