@@ -146,3 +146,23 @@ def test_a_reload_sends_a_waiting_file_at_once(site):
     finally:
         proc.signal(signal.SIGTERM)
         proc.wait(30)
+
+
+def test_a_restart_after_the_folder_settings_changed_sends_a_waiting_file_at_once(setup):
+    """A file asked to wait an hour by a stopped daemon; its folder's settings change (a
+    language set) before the next start: that daemon sends it at once (no file.deferred),
+    with the new settings, and it is done."""
+    setup.data["rescan_seconds"] = 3600
+    setup.data["workers"] = 1
+    asks_for_a_pause(setup, LONG)
+    held = make_wav(setup.inbox / "held.wav", seconds=0.5)
+    waited(setup, held)
+    setup.data["defaults"]["language"] = "en"
+    proc = DaemonProcess(setup)
+    try:
+        wait_for(lambda: proc.named("file.done"), timeout=30, what="the file, at once")
+        assert not proc.named("file.deferred")
+        assert setup.api.uploads[-1].fields["language"] == "en"
+    finally:
+        proc.signal(signal.SIGTERM)
+        proc.wait(30)

@@ -215,12 +215,22 @@ class Intake:
         identity = source.identity(st)
         if rules.settled_before(row, settings, identity=identity) is not None:
             return True
-        return self._waits(path, row, identity)
+        return self._waits(path, row, identity, settings)
 
-    def _waits(self, path: Path, row: FileRow | None, identity: tuple[int, int, int]) -> bool:
+    def _waits(
+        self,
+        path: Path,
+        row: FileRow | None,
+        identity: tuple[int, int, int],
+        settings: FolderSettings,
+    ) -> bool:
         """until16: this very file waits for a moment still ahead, as the ledger says (kept
-        across a restart, unlike an endpoint's pause): it is hinted then, not now."""
+        across a restart, unlike an endpoint's pause): it is hinted then, not now. Not
+        when its folder's settings changed since (a restart after an edit: the wait was
+        for what it was to be sent as, not what it is now)."""
         if not self._honour_waits or row is None or row.next_try is None:
+            return False
+        if row.key.shaping != settings.shaping_hash():
             return False
         if row.state != FileState.ERROR or row.updated < self._reloaded_at:
             return False
