@@ -6,6 +6,7 @@ import math
 import os
 import signal
 import struct
+import subprocess
 import sys
 import threading
 import time
@@ -187,6 +188,17 @@ class Setup:
     def write(self) -> Path:
         self.config_path.write_text(yaml.safe_dump(self.data, sort_keys=False))
         return self.config_path
+
+    def command(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """A dropscribe command, as a user runs it, on this config (written first)."""
+        return subprocess.run(
+            [sys.executable, "-m", "dropscribe", *args, "-c", str(self.write())],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **self.env},
+            timeout=patience(120),
+            check=False,
+        )
 
     def load(self) -> configmod.Config:
         return configmod.load(self.write(), environ=self.env)

@@ -7,12 +7,10 @@ killed mid-request does not send the file to another endpoint afterwards."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import socket
 import subprocess
-import sys
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -73,18 +71,6 @@ def three(setup: Any, first: str, second: FakeAPI, third: FakeAPI, **more: Any) 
     setup.data["defaults"].update(endpoint=["first", "second", "third"], model=MODELS)
 
 
-def command(setup: Any, *args: str) -> subprocess.CompletedProcess[str]:
-    """A dropscribe command as a user runs it."""
-    return subprocess.run(
-        [sys.executable, "-m", "dropscribe", *args, "-c", str(setup.write())],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **setup.env},
-        timeout=120,
-        check=False,
-    )
-
-
 @pytest.fixture
 def spares() -> Iterator[tuple[FakeAPI, FakeAPI]]:
     """The second and third endpoints, both well."""
@@ -129,10 +115,10 @@ def test_a_file_goes_to_the_next_endpoint_when_the_first_fails(setup, spares, ho
     assert [u.fields["model"] for u in second.uploads] == [MODELS["second"]]
     assert third.uploads == []
     assert audio.with_suffix(".txt").read_text().startswith("transcript of")
-    explained = command(setup, "explain", str(audio)).stdout
+    explained = setup.command("explain", str(audio)).stdout
     assert f"endpoint first ({MODELS['first']}): passed over: {reason}" in explained
     assert f"endpoint second ({MODELS['second']}): took it" in explained
-    found = json.loads(command(setup, "status", "--json").stdout)
+    found = json.loads(setup.command("status", "--json").stdout)
     [passed] = found["passed_over"]
     assert (passed["endpoint"], passed["path"]) == ("first", str(audio))
     assert passed["reason"].startswith(reason)
@@ -220,7 +206,7 @@ def test_check_config_names_what_a_model_mapping_gets_wrong(setup, spares):
     second, third = spares
     three(setup, second.base_url, second, third)
     setup.data["defaults"]["model"] = {"frist": "whisper-large-v3-turbo", "second": "whisper-1"}
-    done = command(setup, "check-config")
+    done = setup.command("check-config")
     assert done.returncode == 2
     lines = done.stderr.splitlines()
     typo = next(line for line in lines if "defaults.model.frist" in line)

@@ -5,10 +5,8 @@ failure with its reason, while an empty answer for silence is still done."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 import wave
 from typing import TYPE_CHECKING
 
@@ -42,18 +40,6 @@ def quiet(path: Path, seconds: float = 5.0) -> Path:
     return path
 
 
-def command(setup, *args: str) -> subprocess.CompletedProcess[str]:
-    """A dropscribe command as a user runs it."""
-    return subprocess.run(
-        [sys.executable, "-m", "dropscribe", *args, "-c", str(setup.write())],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **setup.env},
-        timeout=120,
-        check=False,
-    )
-
-
 def local_tiny_en(setup, **folder: str) -> None:
     """The bundled tiny.en for every folder; ``folder``: the inbox's own settings."""
     setup.data["endpoints"] = {"here": {"kind": "local", "cpu_threads": 2}}
@@ -74,7 +60,7 @@ def test_check_config_refuses_tiny_en_with_another_language_or_translate(setup, 
     """tiny.en with language: de (or task: translate) is a problem at its file:line and
     key, naming a multilingual model as the fix; check-config exits 2."""
     local_tiny_en(setup, **{key: value})
-    result = command(setup, "check-config")
+    result = setup.command("check-config")
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     [line] = result.stderr.splitlines()
@@ -88,7 +74,7 @@ def test_check_config_refuses_tiny_en_with_another_language_or_translate(setup, 
 def test_check_config_takes_tiny_en_with_english(setup):
     """tiny.en with language: en is fine (no false refusal)."""
     local_tiny_en(setup, language="en")
-    result = command(setup, "check-config")
+    result = setup.command("check-config")
     assert result.returncode == 0, result.stderr
 
 
@@ -105,11 +91,11 @@ def test_an_empty_answer_for_real_speech_is_a_failure_with_its_reason(setup):
     seconds = float(failed["error"].split("although ")[1].split(" s of speech")[0])
     assert 2.0 < seconds < 8.0, failed
     assert not (setup.inbox / "talk.txt").exists()
-    found = json.loads(command(setup, "status", "--json").stdout)
+    found = json.loads(setup.command("status", "--json").stdout)
     [item] = found["files"]
     assert item["state"] == "quarantined"
     assert "the answer was empty" in item["reason"]
-    explained = command(setup, "explain", str(setup.inbox / "talk.wav"))
+    explained = setup.command("explain", str(setup.inbox / "talk.wav"))
     assert explained.returncode == 1
     assert "ledger: failed" in explained.stdout
     assert "the answer was empty" in explained.stdout

@@ -5,12 +5,9 @@ for an hour's pause must neither skew the speeds, nor eat a budget, nor hold a w
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import struct
-import subprocess
-import sys
 from typing import TYPE_CHECKING, Any
 
 import av
@@ -55,18 +52,6 @@ def forged_mkv(path: Path, seconds: float = 2.0, claimed: float = 1e6) -> Path:
 def spend_rows(state: Path) -> list[tuple[Any, ...]]:
     with sqlite3.connect(state / "ledger.sqlite3") as db:
         return db.execute("SELECT state, estimate, cost, seconds FROM spend").fetchall()
-
-
-def command(setup: Any, *args: str) -> subprocess.CompletedProcess[str]:
-    """A dropscribe command as a user runs it."""
-    return subprocess.run(
-        [sys.executable, "-m", "dropscribe", *args, "-c", str(setup.write())],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **setup.env},
-        timeout=120,
-        check=False,
-    )
 
 
 def test_a_forged_mkv_duration_neither_estimates_nor_measures_a_million_seconds(setup):
@@ -175,7 +160,7 @@ def test_an_hour_long_retry_after_pauses_its_endpoint_and_frees_the_worker(setup
             assert not proc.named("file.failed")
             assert held.exists()
             assert len(slow.uploads) == 1
-            found = json.loads(command(setup, "status", "--json").stdout)
+            found = json.loads(setup.command("status", "--json").stdout)
             [shown] = [f for f in found["files"] if f["path"] == str(held)]
             assert shown["state"] == "waiting"
             assert "pause of 3600 s (429 Retry-After)" in shown["reason"]

@@ -6,22 +6,8 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 
 from conftest import API_KEY, DaemonProcess, make_wav
-
-
-def command(setup, *args: str) -> subprocess.CompletedProcess[str]:
-    """A dropscribe command as a user runs it."""
-    return subprocess.run(
-        [sys.executable, "-m", "dropscribe", *args, "-c", str(setup.write())],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **setup.env},
-        timeout=120,
-        check=False,
-    )
 
 
 def test_status_shows_a_paused_endpoint_and_its_files_waiting_with_the_reason(setup):
@@ -31,7 +17,7 @@ def test_status_shows_a_paused_endpoint_and_its_files_waiting_with_the_reason(se
     daemon = DaemonProcess(setup, env={"DROPSCRIBE_TEST_KEY": "sk-wrong"})
     try:
         daemon.wait_event("endpoint.paused")
-        found = json.loads(command(setup, "status", "--json").stdout)
+        found = json.loads(setup.command("status", "--json").stdout)
         assert found["version"] == 1
         assert found["daemon"] == {"running": True, "pid": daemon.proc.pid}
         [endpoint] = found["endpoints"]
@@ -45,7 +31,7 @@ def test_status_shows_a_paused_endpoint_and_its_files_waiting_with_the_reason(se
         assert "endpoint local paused" in item["reason"]
         assert f"kill -HUP {daemon.proc.pid}" in item["action"]
         assert found["inboxes"][0]["counts"]["waiting"] == 1
-        text = command(setup, "status").stdout
+        text = setup.command("status").stdout
         assert "local: paused" in text
         assert "uploading" not in text.split("files not done:")[1]
     finally:
@@ -61,18 +47,18 @@ def test_status_and_explain_show_a_quarantined_recording(setup):
     assert DaemonProcess(setup, "once").wait() == 1
     copy = setup.inbox / "failed" / "bad.wav"
     assert copy.is_file()
-    found = json.loads(command(setup, "status", "--json").stdout)
+    found = json.loads(setup.command("status", "--json").stdout)
     [item] = found["files"]
     assert item["state"] == "quarantined"
     assert item["path"] == str(copy)
     assert item["source"] == str(setup.inbox / "bad.wav")
     assert "not a readable audio file" in item["reason"]
     assert "dropscribe retry" in item["action"]
-    explained = command(setup, "explain", str(copy))
+    explained = setup.command("explain", str(copy))
     assert explained.returncode == 1
     assert f"quarantined copy of {setup.inbox / 'bad.wav'}" in explained.stdout
     assert "not seen yet" not in explained.stdout
-    original = command(setup, "explain", str(setup.inbox / "bad.wav"))
+    original = setup.command("explain", str(setup.inbox / "bad.wav"))
     assert original.returncode == 1
     assert "ledger: failed" in original.stdout
 
@@ -90,7 +76,7 @@ def test_explain_lists_the_sidecar_names_the_file_really_has(setup):
     assert len(names) == 2, names
     shown = set()
     for source in ("talk.wav", "talk.mp3"):
-        explained = command(setup, "explain", str(setup.inbox / source))
+        explained = setup.command("explain", str(setup.inbox / source))
         assert explained.returncode == 0
         [line] = [x for x in explained.stdout.splitlines() if "sidecars:" in x]
         shown.add(line.split("sidecars:")[1].split(" in ")[0].strip())

@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import signal
-import subprocess
-import sys
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -57,21 +54,9 @@ def asks_for_a_pause(setup: Any, seconds: int) -> None:
     )
 
 
-def run(setup: Any, *args: str) -> subprocess.CompletedProcess[str]:
-    """A dropscribe command, as a user runs it."""
-    return subprocess.run(
-        [sys.executable, "-m", "dropscribe", *args, "-c", str(setup.write())],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **setup.env},
-        timeout=120,
-        check=False,
-    )
-
-
 def status_of(setup: Any, path: Path) -> dict[str, Any]:
     """``dropscribe status --json``'s entry for ``path``."""
-    found = run(setup, "status", "--json")
+    found = setup.command("status", "--json")
     assert found.returncode == 0, found.stderr
     [shown] = [f for f in json.loads(found.stdout)["files"] if f["path"] == str(path)]
     return shown
@@ -102,7 +87,7 @@ def test_status_reads_the_moment_from_the_ledger(site):
     assert shown["next_try"] == said["until"]
     assert shown["action"].startswith("nothing: ")
     assert shown["action"].endswith(f" at {said['until']}")
-    explained = run(site, "explain", str(held))
+    explained = site.command("explain", str(held))
     assert f"    tried again at {said['until']}" in explained.stdout.splitlines()
 
 
