@@ -271,6 +271,22 @@ def children_of(pid: int) -> list[int]:
     return found
 
 
+def old_package(commit: str, folder: Path) -> Path:
+    """The package as ``commit`` has it, unpacked into ``folder``: what to put on
+    PYTHONPATH to run old code (a ledger written by it, as users' are)."""
+    import tarfile
+
+    repo = Path(__file__).resolve().parent.parent
+    archive = subprocess.run(
+        ["git", "-C", str(repo), "archive", "--format=tar", commit, "daemon/dropscribe"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(folder, filter="data")
+    return folder / "daemon"
+
+
 class DaemonProcess:
     """The real ``dropscribe`` process; its JSON event lines are parsed as they arrive."""
 

@@ -10,21 +10,20 @@ import os
 import signal
 import subprocess
 import sys
-import tarfile
-from io import BytesIO
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 import pytest
 
 import pg
+from conftest import old_package
 from fakechat import FakeChat
 from test_search35 import search
 from test_search35b import stepped
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
 pytestmark = [
     pytest.mark.slow,
@@ -35,7 +34,6 @@ pytestmark = [
 ]
 
 BEFORE = "74785ce5ad56f7eabf4ab3a402d0ee895c3ea5e5"  # main, PostgreSQL one row a segment
-REPO = Path(__file__).resolve().parent.parent
 
 FILLER = "we walked along the quiet shore and counted every boat we saw that morning"
 
@@ -167,25 +165,13 @@ def test_one_ledger_answers_alike_on_sqlite_and_postgresql(setup, pg_url):
     assert (stem["at"], stem["speaker"]) == ("0:00", "Ana")
 
 
-def old_code(folder: Path) -> Path:
-    """The package as commit BEFORE has it, unpacked into ``folder``."""
-    archive = subprocess.run(
-        ["git", "-C", str(REPO), "archive", "--format=tar", BEFORE, "daemon/dropscribe"],
-        capture_output=True,
-        check=True,
-    ).stdout
-    with tarfile.open(fileobj=BytesIO(archive)) as tar:
-        tar.extractall(folder, filter="data")
-    return folder / "daemon"
-
-
 def test_a_postgresql_ledger_indexed_by_segments_is_indexed_by_passages(setup, pg_url, tmp_path):
     """Transcripts the dropscribe before indexed one row a segment are indexed by passages
     once this one opens the ledger: a phrase across two segments is found, and the
     monologue of 12 segments is 3 rows."""
     _, shared = configs(setup, pg_url)
     env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
-    env["PYTHONPATH"] = str(old_code(tmp_path / "old"))
+    env["PYTHONPATH"] = str(old_package(BEFORE, tmp_path / "old"))
     write([pg_url, pg.PASSWORD, str(setup.inbox)], env=env)
     with psycopg.connect(pg_url, password=pg.PASSWORD) as db:
         before = db.execute("SELECT count(*) FROM search_segments").fetchone()

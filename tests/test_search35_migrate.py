@@ -7,20 +7,20 @@ import json
 import os
 import subprocess
 import sys
-import tarfile
 import textwrap
-from io import BytesIO
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 import pg
+from conftest import old_package
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 pytestmark = pytest.mark.slow
 
 BEFORE = "5a4900454bac5e08f144ef7cf14f7b87ec3f6234"  # main before the search index
-REPO = Path(__file__).resolve().parent.parent
 
 # Run by the old code: two transcripts stored as its daemon stores them.
 WRITE = """
@@ -56,18 +56,6 @@ ledger.close()
 """
 
 
-def old_code(folder: Path) -> Path:
-    """The package as commit BEFORE has it, unpacked into ``folder``."""
-    archive = subprocess.run(
-        ["git", "-C", str(REPO), "archive", "--format=tar", BEFORE, "daemon/dropscribe"],
-        capture_output=True,
-        check=True,
-    ).stdout
-    with tarfile.open(fileobj=BytesIO(archive)) as tar:
-        tar.extractall(folder, filter="data")
-    return folder / "daemon"
-
-
 def config(root: Path, ledger: str) -> Path:
     (root / "calls").mkdir(exist_ok=True)
     text = f"""
@@ -100,7 +88,7 @@ def search(path: Path, *args: str) -> dict[str, Any]:
 def test_a_ledger_from_before_the_index_is_indexed_when_opened(tmp_path, request, kind):
     """Transcripts stored by the previous dropscribe are found by search once it opens
     the ledger: the phrase, its moment (1:01) and its speaker."""
-    old = old_code(tmp_path / "old")
+    old = old_package(BEFORE, tmp_path / "old")
     root = tmp_path / "site"
     root.mkdir()
     calls = root / "calls"

@@ -8,32 +8,15 @@ import os
 import sqlite3
 import subprocess
 import sys
-import tarfile
-from io import BytesIO
-from typing import TYPE_CHECKING
 
 import pytest
 
-from test_search35_migrate import REPO, WRITE, config, search
-
-if TYPE_CHECKING:
-    from pathlib import Path
+from conftest import old_package
+from test_search35_migrate import WRITE, config, search
 
 pytestmark = pytest.mark.slow
 
 SPARSE = "0c675f5"  # main with the first index layout (rowid: id << 24 + segment)
-
-
-def sparse_code(folder: Path) -> Path:
-    """The package as commit SPARSE has it, unpacked into ``folder``."""
-    archive = subprocess.run(
-        ["git", "-C", str(REPO), "archive", "--format=tar", SPARSE, "daemon/dropscribe"],
-        capture_output=True,
-        check=True,
-    ).stdout
-    with tarfile.open(fileobj=BytesIO(archive)) as tar:
-        tar.extractall(folder, filter="data")
-    return folder / "daemon"
 
 
 def test_a_sparse_index_is_made_dense_when_the_ledger_is_opened(tmp_path):
@@ -45,7 +28,7 @@ def test_a_sparse_index_is_made_dense_when_the_ledger_is_opened(tmp_path):
     ledger = root / "state" / "ledger.sqlite3"
     path = config(root, "")
     env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
-    env["PYTHONPATH"] = str(sparse_code(tmp_path / "old"))
+    env["PYTHONPATH"] = str(old_package(SPARSE, tmp_path / "old"))
     write = WRITE.replace('assert not hasattr(ledger, "search"), "not the old code"', "")
     args = ["sqlite", str(ledger), "", str(calls)]
     subprocess.run([sys.executable, "-c", write, *args], env=env, check=True, timeout=120)

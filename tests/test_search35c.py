@@ -9,17 +9,12 @@ import os
 import sqlite3
 import subprocess
 import sys
-import tarfile
-from io import BytesIO
-from typing import TYPE_CHECKING
 
 import pytest
 
+from conftest import old_package
 from dropscribe.ledger import terms
-from test_search35_migrate import REPO, config, search
-
-if TYPE_CHECKING:
-    from pathlib import Path
+from test_search35_migrate import config, search
 
 SEGMENTS = "a5cfd0f"  # main with one index row a segment
 
@@ -50,17 +45,6 @@ ledger.close()
 """
 
 
-def old_code(folder: Path) -> Path:
-    archive = subprocess.run(
-        ["git", "-C", str(REPO), "archive", "--format=tar", SEGMENTS, "daemon/dropscribe"],
-        capture_output=True,
-        check=True,
-    ).stdout
-    with tarfile.open(fileobj=BytesIO(archive)) as tar:
-        tar.extractall(folder, filter="data")
-    return folder / "daemon"
-
-
 @pytest.mark.slow
 def test_a_ledger_indexed_a_row_a_segment_is_indexed_a_row_a_passage(tmp_path):
     """Indexed by the previous dropscribe, then searched: one row for Ana's three
@@ -71,7 +55,7 @@ def test_a_ledger_indexed_a_row_a_segment_is_indexed_a_row_a_passage(tmp_path):
     ledger = root / "state" / "ledger.sqlite3"
     path = config(root, "")
     env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE_")}
-    env["PYTHONPATH"] = str(old_code(tmp_path / "old"))
+    env["PYTHONPATH"] = str(old_package(SEGMENTS, tmp_path / "old"))
     args = [str(ledger), str(root / "calls")]
     subprocess.run([sys.executable, "-c", WRITE, *args], env=env, check=True, timeout=120)
     with sqlite3.connect(ledger) as db:

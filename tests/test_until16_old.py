@@ -10,24 +10,20 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import tarfile
 from contextlib import closing
-from io import BytesIO
-from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
 import pg
-from conftest import DaemonProcess, make_wav
+from conftest import DaemonProcess, make_wav, old_package
 from dropscribe.ledger import migrations
 from fakeapi import openai_error
 
 pytestmark = pytest.mark.slow
 
 BEFORE = "05d8c039c61934ace4780a0fb5a7d1658dda19c0"  # main before until16 (layout 1)
-REPO = Path(__file__).resolve().parent.parent
 
 # Run by the old code: a file that waits, as its daemon recorded one (the moment only in
 # the error's words), and one done.
@@ -58,18 +54,6 @@ ledger.close()
 """
 
 
-def old_code(folder: Path) -> Path:
-    """The package as commit BEFORE has it, unpacked into ``folder``."""
-    archive = subprocess.run(
-        ["git", "-C", str(REPO), "archive", "--format=tar", BEFORE, "daemon/dropscribe"],
-        capture_output=True,
-        check=True,
-    ).stdout
-    with tarfile.open(fileobj=BytesIO(archive)) as tar:
-        tar.extractall(folder, filter="data")
-    return folder / "daemon"
-
-
 def columns_and_version(kind: str, where: str) -> tuple[list[str], list[tuple[Any, ...]]]:
     """The files table's columns and the layout version the ledger keeps."""
     sql = "SELECT value FROM meta WHERE name = 'schema'"
@@ -90,7 +74,7 @@ def test_an_old_ledger_gets_the_column_and_keeps_a_moment_in_it(setup, request, 
     """The new daemon opens the old code's ledger: next_try is added (layout 2), the moment
     of a file it is asked to hold for an hour is kept there and status gives it; the old
     waiting row reads back, without a moment."""
-    old = old_code(setup.root / "old")
+    old = old_package(BEFORE, setup.root / "old")
     if kind == "sqlite":
         setup.state.mkdir()
         where = str(setup.state / "ledger.sqlite3")
