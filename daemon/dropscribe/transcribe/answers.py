@@ -89,7 +89,9 @@ def error(
     cls: type[TranscriptionError]
     if models.gone(status, code, message, model):
         cls = ModelGone
-    elif status in {401, 402, 403, 404} or (status == 429 and code in QUOTA_CODES):
+    # attack16: 407, a proxy refusing its credentials (HTTP_PROXY's), is no file's fault:
+    # as a refused key, every file was failed and quarantined
+    elif status in {401, 402, 403, 404, 407} or (status == 429 and code in QUOTA_CODES):
         cls = EndpointError
     elif should_retry(status, headers):
         cls = OutageError if status in OUTAGE_STATUSES else RetryableError

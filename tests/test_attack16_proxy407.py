@@ -1,0 +1,89 @@
+"""attack16: a proxy that refuses our credentials (407 Proxy Authentication Required) is
+the endpoint's trouble, not the file's: the file is not quarantined (every file was, each
+moved to failed/ for a retry by hand), it waits in place as behind a refused key (401),
+and the proxy's password shows nowhere; through the real dropscribe process, its
+HTTP_PROXY a proxy on 127.0.0.1."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from typing import TYPE_CHECKING
+
+import pytest
+
+from conftest import DaemonProcess, make_wav, wait_for
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+pytestmark = pytest.mark.slow
+
+PASSWORD = "proxy-SECRET-attack16"
+REFUSAL = (
+    b"HTTP/1.1 407 Proxy Authentication Required\r\n"
+    b'Proxy-Authenticate: Basic realm="attack16"\r\nContent-Length: 0\r\n\r\n'
+)
+
+
+@pytest.fixture
+def refusing() -> Iterator[tuple[int, list[bytes]]]:
+    """A proxy on 127.0.0.1 answering every request 407; (its port, the requests' heads)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    heads: list[bytes] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(5)
+                head = b""
+                try:
+                    while b"\r\n\r\n" not in head:
+                        piece = conn.recv(65536)
+                        if not piece:
+                            break
+                        head += piece
+                    heads.append(head.split(b"\r\n\r\n")[0])
+                    conn.sendall(REFUSAL)
+                except OSError:
+                    continue
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1], heads
+    finally:
+        listener.close()
+        thread.join(5)
+
+
+def test_a_proxy_refusing_its_credentials_quarantines_no_file(setup, refusing):
+    """Every upload through HTTP_PROXY answered 407: the endpoint is paused with the
+    status named (as for a refused key), no file.failed, the file stays where it is, and
+    the password is in no line."""
+    port, heads = refusing
+    setup.data["workers"] = 1
+    held = make_wav(setup.inbox / "held.wav")
+    proc = DaemonProcess(
+        setup, env={"HTTP_PROXY": f"http://user:{PASSWORD}@127.0.0.1:{port}", "NO_PROXY": ""}
+    )
+    try:
+        wait_for(
+            lambda: proc.named("file.failed") or proc.named("endpoint.paused"),
+            timeout=30,
+            what="the proxy's refusal seen",
+        )
+    finally:
+        proc.signal(15)
+        proc.wait(30)
+    assert heads  # it went through the proxy
+    assert not proc.named("file.failed")
+    [paused] = proc.named("endpoint.paused")
+    assert paused["reason"].startswith("HTTP 407")
+    assert held.exists()
+    assert not (setup.inbox / "failed").exists()
+    assert PASSWORD not in "".join(proc.raw)
