@@ -26,9 +26,14 @@ REFUSAL = (
 )
 
 
+BAD_GATEWAY = b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n"
+
+
 @pytest.fixture
-def refusing() -> Iterator[tuple[int, list[bytes]]]:
-    """A proxy on 127.0.0.1 answering every request 407; (its port, the requests' heads)."""
+def refusing(request: pytest.FixtureRequest) -> Iterator[tuple[int, list[bytes]]]:
+    """A proxy on 127.0.0.1 answering every request 407 (or the answer the test names);
+    (its port, the requests' heads)."""
+    answer = getattr(request, "param", REFUSAL)
     listener = socket.create_server(("127.0.0.1", 0))
     heads: list[bytes] = []
 
@@ -48,7 +53,7 @@ def refusing() -> Iterator[tuple[int, list[bytes]]]:
                             break
                         head += piece
                     heads.append(head.split(b"\r\n\r\n")[0])
-                    conn.sendall(REFUSAL)
+                    conn.sendall(answer)
                 except OSError:
                     continue
 
@@ -87,3 +92,53 @@ def test_a_proxy_refusing_its_credentials_quarantines_no_file(setup, refusing):
     assert held.exists()
     assert not (setup.inbox / "failed").exists()
     assert PASSWORD not in "".join(proc.raw)
+
+
+def test_a_tunnel_refused_quarantines_no_file(setup, refusing):
+    """An https endpoint through HTTPS_PROXY whose CONNECT is answered 407: no file is
+    failed and quarantined, the file stays where it is, the password is in no line."""
+    port, heads = refusing
+    setup.data["workers"] = 1
+    setup.data["endpoints"]["local"]["base_url"] = "https://127.0.0.1:9/v1"
+    held = make_wav(setup.inbox / "held.wav")
+    proc = DaemonProcess(
+        setup, env={"HTTPS_PROXY": f"http://user:{PASSWORD}@127.0.0.1:{port}", "NO_PROXY": ""}
+    )
+    try:
+        wait_for(
+            lambda: proc.named("file.failed") or proc.named("endpoint.paused"),
+            timeout=30,
+            what="the proxy's refusal seen",
+        )
+    finally:
+        proc.signal(15)
+        proc.wait(30)
+    assert heads[0].startswith(b"CONNECT 127.0.0.1:9 ")
+    assert not proc.named("file.failed")
+    assert held.exists()
+    assert not (setup.inbox / "failed").exists()
+    assert PASSWORD not in "".join(proc.raw)
+
+
+@pytest.mark.parametrize("refusing", [BAD_GATEWAY], indirect=True)
+def test_a_tunnel_to_a_server_down_quarantines_no_file(setup, refusing):
+    """An https endpoint through HTTPS_PROXY whose CONNECT is answered 502 (the server
+    behind it down): an outage, retried; no file is failed and quarantined."""
+    port, heads = refusing
+    setup.data["workers"] = 1
+    setup.data["endpoints"]["local"]["base_url"] = "https://127.0.0.1:9/v1"
+    held = make_wav(setup.inbox / "held.wav")
+    proc = DaemonProcess(setup, env={"HTTPS_PROXY": f"http://127.0.0.1:{port}", "NO_PROXY": ""})
+    try:
+        wait_for(
+            lambda: proc.named("file.failed") or len(proc.named("upload.failed")) > 3,
+            timeout=30,
+            what="the outage seen",
+        )
+    finally:
+        proc.signal(15)
+        proc.wait(30)
+    assert heads[0].startswith(b"CONNECT 127.0.0.1:9 ")
+    assert not proc.named("file.failed")
+    assert held.exists()
+    assert not (setup.inbox / "failed").exists()

@@ -21,7 +21,13 @@ import httpx
 
 from dropscribe import __version__, names
 from dropscribe.audio import voices
-from dropscribe.errors import OutageError, PermanentError, RetryableError, TranscriptionError
+from dropscribe.errors import (
+    EndpointError,
+    OutageError,
+    PermanentError,
+    RetryableError,
+    TranscriptionError,
+)
 from dropscribe.transcribe import answers, bodies, cutoff, kinds, models, resolve
 
 if TYPE_CHECKING:
@@ -302,6 +308,11 @@ def transport_error(exc: httpx.HTTPError, ep: Endpoint, url: str) -> Transcripti
         return RetryableError(f"no free connection to {url} within {ep.timeout:g} s")
     if isinstance(exc, httpx.RemoteProtocolError):
         return RetryableError(f"{url} closed the connection before answering in full")
+    if isinstance(exc, httpx.ProxyError):  # attack16: the proxy would not open the tunnel:
+        said = _scrubbed(ep, str(exc))[: bodies.MAX_MESSAGE]  # never the file's fault (each
+        if said.startswith("407"):  # was failed and quarantined); 407: as a refused key
+            return EndpointError(f"the proxy refused a tunnel to {url}: {said}", status=407)
+        return OutageError(f"no tunnel to {url} through the proxy: {said}")
     if isinstance(exc, httpx.TransportError):
         return RetryableError(f"connection to {url} failed: {_scrubbed(ep, _cause(exc))}")
     return RetryableError(  # the answer could not be read (DecodingError, ...)
