@@ -256,7 +256,10 @@ class Proxy:
         try:
             parsed = httpx.URL(url)
         except httpx.InvalidURL as exc:
-            raise _unusable(variable, f"it is not a URL ({exc})") from None
+            # attack16: never httpx's words for a value with a password in it: they quote
+            # the password as a port when it holds a / ? or # ("Invalid port: 'secret'")
+            why = "a password's / ? # must be %-encoded" if "@" in url else str(exc)
+            raise _unusable(variable, f"it is not a URL ({why})") from None
         if parsed.scheme not in SCHEMES:
             raise _unusable(variable, f"a {parsed.scheme}:// proxy, not {', '.join(SCHEMES)}")
         if not parsed.host:
