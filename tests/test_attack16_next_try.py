@@ -16,7 +16,7 @@ import pytest
 
 import pg
 from conftest import DaemonProcess, make_wav, wait_for
-from test_until16 import LONG, asks_for_a_pause, run, waited
+from test_until16 import LONG, asks_for_a_pause, waited
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -59,13 +59,13 @@ def overwrite(site: Any, value: str) -> None:
 def check(site: Any, held: Path) -> None:
     """status and explain answer (exit 0, no traceback); the daemon sends the file at
     once (the moment is unknown), is done with it and stops cleanly."""
-    shown = run(site, "status", "--json")
+    shown = site.command("status", "--json")
     assert shown.returncode == 0, shown.stderr
     assert "Traceback" not in shown.stderr
     [entry] = [f for f in json.loads(shown.stdout)["files"] if f["path"] == str(held)]
     assert entry["state"] == "waiting"
     assert "next_try" not in entry
-    explained = run(site, "explain", str(held))
+    explained = site.command("explain", str(held))
     assert "Traceback" not in explained.stderr, explained.stderr
     assert "  ledger: error" in explained.stdout
     proc = DaemonProcess(site)
