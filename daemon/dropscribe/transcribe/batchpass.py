@@ -12,7 +12,9 @@ starts batch ``k`` before those end; one worker, as the low-memory setting runs,
 the same), so the prompt depends on the recording alone and the transcript is the same
 every run. A folder's own ``prompt`` comes first, as faster-whisper's ``initial_prompt``
 does. The low-memory setting makes the pieces between batches, not beside them: their
-VAD's buffers and the batch's never add up.
+VAD's buffers and the batch's never add up. Every piece is looked over twice: decoded
+again where its answer shows a sign (``redo``), or where its words leave 2 s of its
+speech unsaid (``gaps``: word times are asked for, whatever the formats, to find them).
 """
 
 from __future__ import annotations
