@@ -11,7 +11,7 @@ import pytest
 
 from conftest import API_KEY, DaemonProcess, make_wav
 from fakeapi import FakeAPI, Reply, Upload
-from test_fallback34 import MODELS, command, three
+from test_fallback34 import MODELS, three
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -51,7 +51,7 @@ def test_a_slow_first_endpoint_passes_the_file_to_the_second(setup: Any, spares:
     assert [u.fields["model"] for u in second.uploads] == [MODELS["second"]]
     assert third.uploads == []
     assert audio.with_suffix(".txt").read_text().startswith("transcript of")
-    explained = command(setup, "explain", str(audio)).stdout
+    explained = setup.command("explain", str(audio)).stdout
     assert f"endpoint first ({MODELS['first']}): passed over: slow" in explained
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import API_KEY, DaemonProcess, make_wav, wait_for
 from fakeapi import FakeAPI
-from test_fallback34 import MODELS, Quota, command, free_port, three
+from test_fallback34 import MODELS, Quota, free_port, three
 from test_fallback34c import Stalled
 
 if TYPE_CHECKING:
@@ -97,7 +97,7 @@ def test_status_does_not_call_a_file_waiting_while_another_endpoint_has_it(
             wait_for(lambda: second.uploads, what="the second endpoint holds the file")
 
             def paused() -> dict[str, Any] | None:
-                found = json.loads(command(setup, "status", "--json").stdout)
+                found = json.loads(setup.command("status", "--json").stdout)
                 states = {e["name"]: e["state"] for e in found["endpoints"]}
                 return found if states["first"] == "paused" and found["files"] else None
 
@@ -115,7 +115,7 @@ def test_explain_names_the_sidecars_each_endpoint_would_write(setup: Any, spares
     three(setup, second.base_url, second, third)
     setup.data["defaults"]["name_template"] = TEMPLATE
     make_wav(setup.inbox / "a.wav", seconds=1.0)
-    explained = command(setup, "explain", str(setup.inbox / "a.wav")).stdout
+    explained = setup.command("explain", str(setup.inbox / "a.wav")).stdout
     for name, model in MODELS.items():
         assert f"on {name}: a.{model}.txt" in explained
 
@@ -130,7 +130,7 @@ def test_explain_tells_speakers_on_a_later_endpoint_that_takes_voices(setup: Any
     models = {"first": "voxtral-mini-latest", "second": "gpt-4o-transcribe-diarize"}
     setup.data["defaults"].update(endpoint=["first", "second"], model=models, speakers=True)
     make_wav(setup.inbox / "a.wav", seconds=1.0)
-    result = command(setup, "explain", str(setup.inbox / "a.wav"))
+    result = setup.command("explain", str(setup.inbox / "a.wav"))
     assert "  speakers (on second): if the recording is cut into chunks" in result.stdout, result
 
 
@@ -175,5 +175,5 @@ def test_speakers_from_an_endpoint_that_labels_none_is_a_degraded_result(setup: 
     [degraded] = once.named("file.degraded")
     assert (degraded["endpoint"], degraded["what"]) == ("second", ["speakers"])
     assert "labels no speakers" in degraded["why"]
-    explained = command(setup, "explain", str(audio)).stdout
+    explained = setup.command("explain", str(audio)).stdout
     assert "endpoint second (whisper-large-v3-turbo): took it (degraded: speakers: " in explained

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from conftest import API_KEY, DaemonProcess, make_wav
 from fakeapi import FakeAPI
-from test_fallback34 import MODELS, command, free_port, three
+from test_fallback34 import MODELS, free_port, three
 
 COMMON = {"api_key_env": "DROPSCRIBE_TEST_KEY", "timeout": 30, "backoff_max": 0.2}
 
@@ -61,6 +61,6 @@ def test_explain_says_the_timing_of_each_endpoint_in_the_list(setup):
     with FakeAPI(api_key=API_KEY) as second, FakeAPI(api_key=API_KEY, kind="speaches") as third:
         three(setup, f"http://127.0.0.1:{free_port()}/v1", second, third)
         setup.data["defaults"]["formats"] = ["txt", "srt"]
-        said = command(setup, "explain", str(setup.inbox / "a.wav")).stdout
+        said = setup.command("explain", str(setup.inbox / "a.wav")).stdout
     timings = [line.split(":")[0].strip() for line in said.splitlines() if "  timing" in line]
     assert timings == [f"timing on {name} ({model})" for name, model in MODELS.items()]

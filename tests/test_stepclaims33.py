@@ -173,7 +173,7 @@ def test_a_done_state_that_lands_after_a_later_stamped_one_gets_its_steps_at_onc
         with sqlite3.connect(ledger, timeout=30) as db:
             db.execute(
                 "INSERT INTO files SELECT ?, inbox, size, mtime_ns, inode, fingerprint, key,"
-                " state, formats, outputs, error, ? FROM files WHERE path = ?",
+                " state, formats, outputs, error, ?, next_try FROM files WHERE path = ?",
                 (str(ghost), time.time() + 30, str(setup.inbox / "first.wav")),
             )
         db.close()

@@ -26,7 +26,7 @@ from dropscribe.ops import descriptors
 from dropscribe.ops.metrics import Metrics, MetricsServer
 from dropscribe.ops.notify import Notifier
 from dropscribe.steps.stepper import Stepper
-from dropscribe.transcribe import cutoff, lookout
+from dropscribe.transcribe import lookout
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -174,7 +174,7 @@ class Daemon:
         self, ledger: Ledger, abort: threading.Event, metrics: Metrics, *, once: bool
     ) -> Workers:
         """Worker processes when configured, else worker threads in this process."""
-        cutoff.check_proxies(e.base_url for e in self.config.endpoints.values() if e.base_url)
+        _check_proxies(self.config)
         if self.config.processes > 1:
             return ProcessPool(
                 self.config,
@@ -276,7 +276,7 @@ class Daemon:
         watching = self._watcher(new)
         try:  # before anything changes: an inbox that cannot be watched refuses the reload,
             # and so does an endpoint behind a proxy variable that cannot be used (review16)
-            cutoff.check_proxies(e.base_url for e in new.endpoints.values() if e.base_url)
+            _check_proxies(new)
             watching.start()
         except SetupError as exc:
             log.error("config.reload_failed", problems=[str(exc)], action="kept the running config")
@@ -307,3 +307,14 @@ class Daemon:
             on_change=self.metrics.inboxes,
             on_limit=self._look_soon.set,
         )
+
+
+def _check_proxies(config: Config) -> None:
+    """SetupError if a proxy variable an endpoint would go through cannot be used
+    (review16); httpx is imported only when some endpoint is reached over HTTP (``once``
+    with the local engine imports no HTTP client)."""
+    urls = [e.base_url for e in config.endpoints.values() if e.base_url]
+    if urls:
+        from dropscribe.transcribe import cutoff  # noqa: PLC0415 - see above
+
+        cutoff.check_proxies(urls)
