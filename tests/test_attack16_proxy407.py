@@ -16,6 +16,7 @@ from conftest import DaemonProcess, make_wav, wait_for
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
 pytestmark = pytest.mark.slow
 
@@ -66,31 +67,37 @@ def refusing(request: pytest.FixtureRequest) -> Iterator[tuple[int, list[bytes]]
         thread.join(5)
 
 
+def through(setup, variable: str, proxy: str, seen) -> tuple[DaemonProcess, Path]:
+    """One worker, a file dropped, the daemon run behind ``variable`` until ``seen``
+    (of its process) holds, then stopped; the process and the file."""
+    setup.data["workers"] = 1
+    held = make_wav(setup.inbox / "held.wav")
+    proc = DaemonProcess(setup, env={variable: proxy, "NO_PROXY": ""})
+    try:
+        wait_for(lambda: seen(proc), timeout=30, what="the proxy's answer seen")
+    finally:
+        proc.signal(15)
+        proc.wait(30)
+    assert not proc.named("file.failed")
+    assert held.exists()
+    assert not (setup.inbox / "failed").exists()
+    return proc, held
+
+
+def refused(proc: DaemonProcess) -> bool:
+    return bool(proc.named("file.failed") or proc.named("endpoint.paused"))
+
+
 def test_a_proxy_refusing_its_credentials_quarantines_no_file(setup, refusing):
     """Every upload through HTTP_PROXY answered 407: the endpoint is paused with the
     status named (as for a refused key), no file.failed, the file stays where it is, and
     the password is in no line."""
     port, heads = refusing
-    setup.data["workers"] = 1
-    held = make_wav(setup.inbox / "held.wav")
-    proc = DaemonProcess(
-        setup, env={"HTTP_PROXY": f"http://user:{PASSWORD}@127.0.0.1:{port}", "NO_PROXY": ""}
-    )
-    try:
-        wait_for(
-            lambda: proc.named("file.failed") or proc.named("endpoint.paused"),
-            timeout=30,
-            what="the proxy's refusal seen",
-        )
-    finally:
-        proc.signal(15)
-        proc.wait(30)
+    proxy = f"http://user:{PASSWORD}@127.0.0.1:{port}"
+    proc, _ = through(setup, "HTTP_PROXY", proxy, refused)
     assert heads  # it went through the proxy
-    assert not proc.named("file.failed")
     [paused] = proc.named("endpoint.paused")
     assert paused["reason"].startswith("HTTP 407")
-    assert held.exists()
-    assert not (setup.inbox / "failed").exists()
     assert PASSWORD not in "".join(proc.raw)
 
 
@@ -98,25 +105,10 @@ def test_a_tunnel_refused_quarantines_no_file(setup, refusing):
     """An https endpoint through HTTPS_PROXY whose CONNECT is answered 407: no file is
     failed and quarantined, the file stays where it is, the password is in no line."""
     port, heads = refusing
-    setup.data["workers"] = 1
     setup.data["endpoints"]["local"]["base_url"] = "https://127.0.0.1:9/v1"
-    held = make_wav(setup.inbox / "held.wav")
-    proc = DaemonProcess(
-        setup, env={"HTTPS_PROXY": f"http://user:{PASSWORD}@127.0.0.1:{port}", "NO_PROXY": ""}
-    )
-    try:
-        wait_for(
-            lambda: proc.named("file.failed") or proc.named("endpoint.paused"),
-            timeout=30,
-            what="the proxy's refusal seen",
-        )
-    finally:
-        proc.signal(15)
-        proc.wait(30)
+    proxy = f"http://user:{PASSWORD}@127.0.0.1:{port}"
+    proc, _ = through(setup, "HTTPS_PROXY", proxy, refused)
     assert heads[0].startswith(b"CONNECT 127.0.0.1:9 ")
-    assert not proc.named("file.failed")
-    assert held.exists()
-    assert not (setup.inbox / "failed").exists()
     assert PASSWORD not in "".join(proc.raw)
 
 
@@ -125,20 +117,10 @@ def test_a_tunnel_to_a_server_down_quarantines_no_file(setup, refusing):
     """An https endpoint through HTTPS_PROXY whose CONNECT is answered 502 (the server
     behind it down): an outage, retried; no file is failed and quarantined."""
     port, heads = refusing
-    setup.data["workers"] = 1
     setup.data["endpoints"]["local"]["base_url"] = "https://127.0.0.1:9/v1"
-    held = make_wav(setup.inbox / "held.wav")
-    proc = DaemonProcess(setup, env={"HTTPS_PROXY": f"http://127.0.0.1:{port}", "NO_PROXY": ""})
-    try:
-        wait_for(
-            lambda: proc.named("file.failed") or len(proc.named("upload.failed")) > 3,
-            timeout=30,
-            what="the outage seen",
-        )
-    finally:
-        proc.signal(15)
-        proc.wait(30)
+
+    def outage(proc: DaemonProcess) -> bool:
+        return bool(proc.named("file.failed") or len(proc.named("upload.failed")) > 3)
+
+    through(setup, "HTTPS_PROXY", f"http://127.0.0.1:{port}", outage)
     assert heads[0].startswith(b"CONNECT 127.0.0.1:9 ")
-    assert not proc.named("file.failed")
-    assert held.exists()
-    assert not (setup.inbox / "failed").exists()
