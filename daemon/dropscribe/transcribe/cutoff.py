@@ -343,3 +343,14 @@ def _proxy(url: str) -> Proxy | None:
             value = value if "://" in value else f"http://{value}"
             return Proxy(value, f"{scheme.upper()}_PROXY")
     return None
+
+
+def via(url: str) -> str:
+    """ " through the proxy HTTPS_PROXY names (host)" where an environment proxy routes
+    ``url``, else "": a connection that fails there is the proxy's (its host alone, never
+    the value: it may hold a password)."""
+    try:
+        proxy = _proxy(url)
+    except SetupError:  # refused at start; a reload refuses it too
+        return ""
+    return "" if proxy is None else f" through the proxy {proxy.variable} names ({proxy.host})"

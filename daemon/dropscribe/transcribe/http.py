@@ -296,10 +296,12 @@ def transport_error(exc: httpx.HTTPError, ep: Endpoint, url: str) -> Transcripti
         exc.__cause__, resolve.Unresolved | cutoff.Late
     ):
         return OutageError(f"cannot connect to {url}: {exc}")  # the name, the bound
+    proxy = cutoff.via(url)  # the connection that failed was the proxy's
     if isinstance(exc, httpx.ConnectTimeout):
-        return OutageError(f"cannot connect to {url}: no answer within {ep.connect_timeout:g} s")
+        waited = f"no answer within {ep.connect_timeout:g} s"
+        return OutageError(f"cannot connect to {url}{proxy}: {waited}")
     if isinstance(exc, httpx.ConnectError):
-        return OutageError(f"cannot connect to {url}: {_not_connected(exc)}")
+        return OutageError(f"cannot connect to {url}{proxy}: {_not_connected(exc)}")
     if isinstance(exc, httpx.ReadTimeout):
         return RetryableError(f"no answer from {url} within {ep.timeout:g} s (timeout)")
     if isinstance(exc, httpx.WriteTimeout):
