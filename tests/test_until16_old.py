@@ -108,14 +108,8 @@ def test_an_old_ledger_gets_the_column_and_keeps_a_moment_in_it(setup, request, 
     assert names[-1] == "next_try"
     assert version == [(f"{migrations.SCHEMA_VERSION}",)]
 
-    found = subprocess.run(
-        [sys.executable, "-m", "dropscribe", "status", "--json", "-c", str(setup.write())],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **setup.env},
-        timeout=120,
-        check=True,
-    )
+    found = setup.command("status", "--json")
+    assert found.returncode == 0, found.stderr
     files = {f["path"]: f for f in json.loads(found.stdout)["files"]}
     assert files[str(held)]["next_try"] == said["until"]
     before = files[str(setup.inbox / "old.wav")]

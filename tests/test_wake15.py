@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -37,14 +34,7 @@ def moment(event: dict[str, Any], field: str = "timestamp") -> float:
 
 def status_of(setup: Any, path: Path) -> dict[str, Any]:
     """``dropscribe status --json``'s entry for ``path``, as a user runs it."""
-    found = subprocess.run(
-        [sys.executable, "-m", "dropscribe", "status", "--json", "-c", str(setup.write())],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **setup.env},
-        timeout=120,
-        check=False,
-    )
+    found = setup.command("status", "--json")
     [shown] = [f for f in json.loads(found.stdout)["files"] if f["path"] == str(path)]
     return shown
 
