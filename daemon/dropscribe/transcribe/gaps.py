@@ -62,10 +62,10 @@ def filled(
     for begin, end in gaps(piece, said):
         log.info(
             "piece.redecoded",
-            start=round(piece.place(begin), 3),
-            seconds=round(end - begin, 3),
+            start=round(float(piece.place(begin)), 3),
+            seconds=round(float(end - begin), 3),
             sign="no_words",
-            value=round(end - begin, 2),
+            value=round(float(end - begin), 2),
         )
         before = [w.word for offset, s in said for w in s.words if offset + w.end <= begin]
         prompt = "".join(before[-PROMPT_WORDS:]).strip() or options.get("initial_prompt")
