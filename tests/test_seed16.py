@@ -146,7 +146,7 @@ def test_a_replica_that_cannot_load_leaves_the_lock_free(monkeypatch):
 
 
 def test_a_model_the_engine_did_not_load_is_decoded_as_it_is():
-    """redo._seeded: a model without a replica to load (a stand-in) is used unchanged."""
+    """redo.seeded: a model without a replica to load (a stand-in) is used unchanged."""
     model = SimpleNamespace(transcribe=None)
-    with redo._seeded(model) as view:
+    with redo.seeded(model) as view:
         assert view is model

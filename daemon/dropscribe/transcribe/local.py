@@ -347,9 +347,10 @@ class LocalEngine:
         self, model: Any, path: Path, options: dict[str, Any]
     ) -> tuple[list[tuple[float, Any]], str | None, float]:
         audio = floats(Samples(path))  # decoded by us, never by faster-whisper (see floats)
-        found, info = model.transcribe(audio, vad_filter=self.endpoint.vad, **options)
-        segments = progress.along(self._until_abort(found))  # file.progress: where it is
-        return [(0.0, s) for s in segments], info.language, info.duration
+        with redo.seeded(model) as view:  # its fallback samples: the same words every run
+            found, info = view.transcribe(audio, vad_filter=self.endpoint.vad, **options)
+            segments = progress.along(self._until_abort(found))  # file.progress: where it is
+            return [(0.0, s) for s in segments], info.language, info.duration
 
     def _batched(
         self, model: Any, path: Path, batch: int, options: dict[str, Any]

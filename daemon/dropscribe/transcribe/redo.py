@@ -152,7 +152,7 @@ def _decode(
     temperature: float | tuple[float, ...],
     drain: Callable[[Iterable[Any]], Iterator[Any]],
 ) -> list[Any]:
-    with _seeded(model) as view:
+    with seeded(model) as view:
         found, _ = view.transcribe(
             samples,
             **{**options, "temperature": temperature},
@@ -248,9 +248,11 @@ class Seeded:
 
 
 @contextlib.contextmanager
-def _seeded(model: Any) -> Iterator[Any]:
-    """``model`` (a faster-whisper ``WhisperModel``) with its sampling ``Seeded``; a model
-    the engine did not load (no ``dropscribe_replica``) as it is."""
+def seeded(model: Any) -> Iterator[Any]:
+    """``model`` (a faster-whisper ``WhisperModel``) with its sampling ``Seeded`` for one
+    decode (this one's last resort; the whole of faster-whisper's own path, whose
+    temperature fallback samples too); a model the engine did not load (no
+    ``dropscribe_replica``) as it is."""
     replica = getattr(model, "dropscribe_replica", None)
     if replica is None:
         yield model
