@@ -106,6 +106,24 @@ class GroupCommit:
                 self._connections.append(db)
         return db.execute(sql, args).fetchall()
 
+    def untouched(self, fn: Callable[[sqlite3.Connection], object]) -> bool:
+        """True when ``fn`` runs to its end without writing (it is run on a query-only
+        connection, in a transaction rolled back after it): a command that only reads
+        then needs no write turn, which another process may hold for as long as it likes
+        (attack17). False when ``fn`` would write; its other errors are raised."""
+        db = _connect(self._path)
+        try:
+            db.execute("PRAGMA query_only = 1")
+            db.execute("BEGIN")
+            fn(db)
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_READONLY:
+                raise
+            return False
+        finally:
+            db.close()  # rolls back what was begun
+        return True
+
     def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` in the next group transaction; return once it is committed."""
         pending: _Pending[T] = _Pending()

@@ -65,8 +65,8 @@ def migrate(execute: Execute, dialect: Dialect, where: str, layout: Layout = LAY
     kept = execute("SELECT value FROM meta WHERE name = 'schema'", ())
     if kept != [(str(layout.version),)]:
         execute(_SET_VERSION, (str(layout.version),))
-    if dialect is Dialect.SQLITE:  # for the dropscribes that read only this
-        execute(f"PRAGMA user_version = {layout.version:d}", ())
+    if dialect is Dialect.SQLITE and execute("PRAGMA user_version", ()) != [(layout.version,)]:
+        execute(f"PRAGMA user_version = {layout.version:d}", ())  # for those reading only this
     return layout.version if found is None else found
 
 

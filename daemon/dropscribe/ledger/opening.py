@@ -24,9 +24,12 @@ class Announcing(Protocol):
     on_available: Callable[[], None] | None
 
 
-def open_ledger(config: Config, *, daemon: bool = True, pool_size: int | None = None) -> Ledger:
+def open_ledger(
+    config: Config, *, daemon: bool = True, pool_size: int | None = None, reading: bool = False
+) -> Ledger:
     """The config's ledger, open. ``daemon``: this process serves files (it says so to
     the other hosts and renews its leases); a command only reads and writes rows.
+    ``reading``: the command only reads (SQLite: no write turn taken when none is needed).
 
     Raises SetupError (a shared ledger that cannot be reached), OSError or
     LedgerError (a state_dir that cannot be used)."""
@@ -34,7 +37,7 @@ def open_ledger(config: Config, *, daemon: bool = True, pool_size: int | None = 
         path = config.state_dir / LEDGER_NAME
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         private_file(path)  # SQLite gives its -wal and -shm the same bits
-        return SqliteLedger(path)
+        return SqliteLedger(path, reading=reading)  # reading: no write turn if none needed
     from dropscribe.ledger.places import Places  # noqa: PLC0415 - with the shared ledger only
     from dropscribe.ledger.postgres import PostgresLedger  # noqa: PLC0415 - psycopg is an extra
 
@@ -72,7 +75,7 @@ def existing(config: Config) -> Reports | None:
     None when it is SQLite and the daemon never made it. Raises as ``open_ledger``."""
     if config.ledger is None and not (config.state_dir / LEDGER_NAME).exists():
         return None
-    return open_ledger(config, daemon=False, pool_size=1)
+    return open_ledger(config, daemon=False, pool_size=1, reading=True)
 
 
 def inbox_places(config: Config) -> list[tuple[str, Path]]:

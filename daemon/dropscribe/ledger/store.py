@@ -59,7 +59,11 @@ class SqliteLedger(Reads, StepRows, SendReads, SpendRows, HeardRows):
 
     shared = False
 
-    def __init__(self, path: Path, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, path: Path, clock: Callable[[], float] = time.time, *, reading: bool = False
+    ) -> None:
+        """``reading``: for a command that reads; a ledger needing no migration is then
+        opened without taking the write turn (another process may hold it: attack17)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.where = str(path)
@@ -68,7 +72,10 @@ class SqliteLedger(Reads, StepRows, SendReads, SpendRows, HeardRows):
             self._db = GroupCommit(path, "", name="dropscribe-ledger")
         self._post = self._db.post
         try:
-            self._write(self._migrate)
+            with mapped():
+                current = reading and self._db.untouched(self._migrate)
+            if not current:
+                self._write(self._migrate)
         except BaseException:
             self._db.close()
             raise

@@ -4,7 +4,10 @@
 done state is read (a queued or slow write lands after its own timestamp, so a window
 of timestamps would miss it) or their time is up (the next full rescan has passed).
 ``elsewhere``: files one of whose steps another host holds, looked at again once that
-host's lease has run out (it is renewed while that host lives)."""
+host's lease has run out (it is renewed while that host lives).
+``retry_at``: a step that failed here, due again on the monotonic clock: the ledger's
+``next_at`` is wall-clock time, and a clock set back an hour would hold it an hour more
+(attack17); one due here goes whatever the wall clock says."""
 
 from __future__ import annotations
 
@@ -20,6 +23,8 @@ class Marks:
         self._lock = threading.Lock()
         self._fresh: dict[str, float] = {}  # path -> looked for until
         self._later: dict[str, float] = {}  # path -> looked at again from
+        self._retry: dict[tuple[str, str, str], float] = {}  # (path, step, shaping) -> due
+        self._ripe: set[tuple[str, str, str]] = set()  # those found due by this turn
 
     def finished(self, path: str, until: float) -> None:
         with self._lock:
@@ -38,6 +43,26 @@ class Marks:
             for path in later:
                 del self._later[path]
             return [*self._fresh, *later]
+
+    def retry_at(self, step: tuple[str, str, str], due: float) -> None:
+        """``step`` (path, name, shaping) failed here and is due again at ``due``
+        (``time.monotonic()``)."""
+        with self._lock:
+            self._retry[step] = due
+
+    def retries_due(self, now: float) -> list[str]:
+        """The files of steps due again by ``now`` (monotonic); each such step is
+        ``ripe`` until the next call."""
+        with self._lock:
+            self._ripe = {step for step, due in self._retry.items() if due <= now}
+            for step in self._ripe:
+                del self._retry[step]
+            return sorted({path for path, _, _ in self._ripe})
+
+    def ripe(self, step: tuple[str, str, str]) -> bool:
+        """``step`` was found due this turn, whatever the wall clock says now."""
+        with self._lock:
+            return step in self._ripe
 
     def done(self, path: str) -> None:
         """``path`` was read done: no longer waited for."""

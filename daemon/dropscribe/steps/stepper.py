@@ -171,7 +171,8 @@ class Stepper:
         if rows:
             self._since = max(self._since, *(r.updated for r in rows))
         paths = {r.path: r for r in rows}
-        for path in [*self._rows.steps_due(now), *self._marks.due(now)]:
+        again = self._marks.retries_due(time.monotonic())  # attack17: the clock set back
+        for path in [*self._rows.steps_due(now), *self._marks.due(now), *again]:
             if path not in paths and (row := self._ledger.file(Path(path))) is not None:
                 paths[path] = row
         for path, row in paths.items():
@@ -328,7 +329,8 @@ class Stepper:
         if stored is not None and stored.state == "failed":
             return None
         waiting = stored is not None and stored.state == "retrying" and not self._eager
-        if waiting and stored is not None and stored.next_at > time.time():
+        ripe = self._marks.ripe((row.path, step.name, shaping))
+        if waiting and stored is not None and stored.next_at > time.time() and not ripe:
             return None
         caller = self._caller(step.chat.endpoint)
         if caller is None:
@@ -361,6 +363,8 @@ class Stepper:
                 tokens=(usage.tokens_in, usage.tokens_out),
                 claim=claim,
             )
+            if not quarantined:
+                self._marks.retry_at((row.path, step.name, shaping), time.monotonic() + wait)
             log.warning(
                 "step.failed",
                 step=step.name,
