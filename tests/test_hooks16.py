@@ -59,15 +59,15 @@ def test_no_proxy_and_other_schemes_are_not_routed(monkeypatch):
     assert cutoff._proxy("http://api.example/v1") is not None
 
 
-def test_every_http_proxy_gets_our_transport_and_socks_httpxs(monkeypatch):
-    """An http(s) proxy's pool is ours (its name looked up under the deadline); a SOCKS
-    proxy is left to httpx (None)."""
+def test_every_proxy_gets_our_transport(monkeypatch):
+    """An http(s) proxy's pool is ours (its name looked up under the deadline), and a
+    SOCKS proxy's too (bounds17: it was left to httpx)."""
     monkeypatch.setenv("HTTP_PROXY", "http://web.proxy:3128")
     assert isinstance(cutoff.transport("http://api.example/v1", LIMITS), httpx.HTTPTransport)
     monkeypatch.setenv("HTTP_PROXY", "socks5://socks.proxy:1080")
     found = importlib.util.find_spec  # review16: socksio installed (else a SetupError)
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: name == "socksio" or found(name))
-    assert cutoff.transport("http://api.example/v1", LIMITS) is None
+    assert isinstance(cutoff.transport("http://api.example/v1", LIMITS), httpx.HTTPTransport)
 
 
 def test_a_connect_timeout_as_long_as_the_deadline_is_named_timeout():

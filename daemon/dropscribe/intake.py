@@ -22,13 +22,14 @@ from typing import TYPE_CHECKING, Protocol
 import structlog
 
 from dropscribe.config import rules
-from dropscribe.errors import LedgerUnavailable
+from dropscribe.errors import LedgerError, LedgerUnavailable
 from dropscribe.ingest import source
 from dropscribe.ingest.settle import SettleTracker, Stat
 from dropscribe.ingest.watcher import Hint, scan
 from dropscribe.jobs.job import SettledFile
 from dropscribe.ops import log as logmod
 from dropscribe.outputs.sidecar import is_temp
+from dropscribe.vocab import waits
 from dropscribe.vocab.states import FileState
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-    from dropscribe.ledger.interface import FileRow, Lookup
+    from dropscribe.ledger.interface import FileRow, Waiting
     from dropscribe.vocab.config import Config, Inbox
     from dropscribe.vocab.settings import FolderSettings
 
@@ -59,7 +60,7 @@ class Intake:
     def __init__(
         self,
         config: Callable[[], Config],
-        ledger: Lookup | None,
+        ledger: Waiting | None,
         *,
         clock: Callable[[], float],
         wall: Callable[[], float],
@@ -237,8 +238,18 @@ class Intake:
         left = row.next_try - self._wall()
         if (row.size, row.mtime_ns, row.inode) != identity or left <= 0:
             return False
+        until = dt.datetime.fromtimestamp(row.next_try).astimezone()
+        if (why := self._unfounded(path, settings, left)) is not None:
+            log.warning(
+                "file.wait_dropped",
+                path=str(path),
+                inbox=row.inbox,
+                until=until.isoformat(timespec="seconds"),
+                reason=why,
+                action="sent now",
+            )
+            return False
         if path not in self._due:  # said once for each wait
-            until = dt.datetime.fromtimestamp(row.next_try).astimezone()
             log.info(
                 "file.deferred",
                 path=str(path),
@@ -248,6 +259,22 @@ class Intake:
             )
         self._woke.put((self._clock() + left, path))
         return True
+
+    def _unfounded(self, path: Path, settings: FolderSettings, left: float) -> str | None:
+        """bounds17: why a stored wait of ``left`` seconds more is not honoured (None: it
+        is): further ahead than dropscribe ever waits (another host's clock, a hand), or
+        what it waited for (an endpoint's budget, price or URL, the folder's budget)
+        changed since. A ledger that cannot say what it waited for: honoured."""
+        if left > waits.LONGEST:
+            days = waits.LONGEST / waits.DAY
+            return f"further ahead than dropscribe ever waits ({days:g} days)"
+        try:
+            kept = self._ledger.waited_for(path) if self._ledger else None
+        except LedgerError:
+            return None
+        if kept is not None and kept != waits.fingerprint(settings, self._config().endpoints.get):
+            return "what it waited for changed since (an endpoint's budget, price or URL)"
+        return None
 
     def _note_ignored(self, path: Path, inbox: Inbox, reason: str) -> None:
         if path in self._ignored or is_temp(path):

@@ -39,7 +39,7 @@ from dropscribe.errors import (
     TranscriptionError,
 )
 from dropscribe.ingest import source
-from dropscribe.jobs import cascade, chunked, crashed, plan, spoken, tracks, verdicts
+from dropscribe.jobs import cascade, chunked, crashed, plan, spoken, tracks, verdicts, waited
 from dropscribe.jobs.job import Job, Outcome, SettledFile, Tally
 from dropscribe.ledger.interface import WRITE_FAILED
 from dropscribe.ops.metrics import Metrics
@@ -249,6 +249,7 @@ class JobRunner:
             if until is not None:  # wake15: said, kept (until16: in the ledger's next_try)
                 self._until[job.path] = until  # for the intake: tried again then
                 fields["until"] = _when(until)
+                waited.kept(self._ledger, job, self._uploader)  # bounds17: what it waits for
             return verdicts.later(
                 self._ledger, job, exc.message, exc.event, next_try=until, **fields
             )

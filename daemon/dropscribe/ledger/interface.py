@@ -21,6 +21,7 @@ from dropscribe.errors import LedgerError
 from dropscribe.ledger.heard import Heard
 from dropscribe.ledger.sends import Sends
 from dropscribe.ledger.spend import Spends
+from dropscribe.ledger.waits import Waits
 from dropscribe.vocab.states import FileState, JobKey, JobState
 
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ __all__ = [
     "Sidecars",
     "UploadLedger",
     "Verdicts",
+    "Waiting",
 ]
 
 # What any backend's write raises when the ledger cannot take it (a full state_dir:
@@ -163,6 +165,10 @@ class Lookup(Protocol):
     def file(self, path: Path) -> FileRow | None: ...
 
 
+class Waiting(Lookup, Waits, Protocol):
+    """One file's row, and what its wait was for: intake.py (bounds17)."""
+
+
 class Verdicts(Protocol):
     """A file's state and error, as a job ends: jobs/verdicts.py."""
 
@@ -242,7 +248,7 @@ class Checkpoints(Protocol):
     ) -> None: ...
 
 
-class JobLedger(UploadLedger, Lookup, Sidecars, Checkpoints, Sends, Spends, Heard, Protocol):
+class JobLedger(UploadLedger, Lookup, Sidecars, Checkpoints, Sends, Spends, Heard, Waits, Protocol):
     """What one file's way needs: jobs/runner.py (which hands the narrower roles to the
     uploader, the chunker, verdicts and publish), dispatch/host.py."""
 

@@ -27,6 +27,7 @@ from dropscribe.ledger.schema import Dialect
 from dropscribe.ledger.sends import RECORD, SendReads
 from dropscribe.ledger.spend import SPEND_LOCK, SpendRows
 from dropscribe.ledger.steprows import StepRows
+from dropscribe.ledger.waits import WaitRows
 from dropscribe.vocab.states import FileState, JobKey, JobState
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
 SCHEMA_LOCK = 0x64726F70  # "drop"
 
 
-class PostgresLedger(Reads, StepRows, SendReads, SpendRows, HeardRows):
+class PostgresLedger(Reads, StepRows, SendReads, SpendRows, HeardRows, WaitRows):
     """The ledger (``interface.Ledger``) in a PostgreSQL database several hosts share;
     thread-safe (a connection pool), and ``close()`` stops its heartbeat."""
 

@@ -270,6 +270,9 @@ LAYOUT = Layout(
             columns("key text, track int, detector text, found text, updated real"),
             key=("key", "track"),
         ),
+        # bounds17: what each waiting file's wait is for (waits.py): a restarted daemon
+        # does not honour a wait whose reason (a budget, the endpoint) changed since
+        Table("waits", columns("path text, reason text, updated real"), key=("path",)),
         # a job in some host's hands (leases.py); previous: the run it was taken from
         Table(
             "claims",

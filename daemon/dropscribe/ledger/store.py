@@ -33,6 +33,7 @@ from dropscribe.ledger.schema import LAYOUT, Dialect
 from dropscribe.ledger.sends import RECORD, SendReads
 from dropscribe.ledger.spend import SpendRows
 from dropscribe.ledger.steprows import StepRows
+from dropscribe.ledger.waits import WaitRows
 from dropscribe.vocab.states import FileState, JobKey, JobState
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ def mapped() -> Iterator[None]:
         raise LedgerError(str(exc)) from exc
 
 
-class SqliteLedger(Reads, StepRows, SendReads, SpendRows, HeardRows):
+class SqliteLedger(Reads, StepRows, SendReads, SpendRows, HeardRows, WaitRows):
     """The ledger (``interface.Ledger``) in one SQLite file; thread-safe, and ``close()``
     stops its writer thread."""
 

@@ -16,7 +16,8 @@ A shutdown cannot interrupt a name lookup: ``transport()``'s pool looks names up
 in a thread it waits for no longer than the connect timeout or the deadline (resolve.py).
 Behind an environment proxy (``HTTP_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY``) the pool is
 httpcore's proxy pool over the same connections: the proxy's name is looked up the same
-way, and its connections are kept alive and cut as any (hooks16).
+way, and its connections are kept alive and cut as any (hooks16; a SOCKS proxy's too:
+bounds17, its handshake read and written on the same cut streams).
 """
 
 from __future__ import annotations
@@ -291,13 +292,25 @@ class _Transport(httpx.HTTPTransport):
             )
             return
         via = httpx.Proxy(proxy.url)
+        where = httpcore.URL(
+            scheme=via.url.raw_scheme,
+            host=via.url.raw_host,
+            port=via.url.port,
+            target=via.url.raw_path,
+        )
+        if via.url.scheme.startswith("socks"):  # bounds17: httpcore's SOCKS pool, ours beneath
+            self._pool = httpcore.SOCKSProxy(
+                proxy_url=where,
+                proxy_auth=via.raw_auth,
+                ssl_context=httpx.create_ssl_context(),
+                max_connections=limits.max_connections,
+                max_keepalive_connections=limits.max_keepalive_connections,
+                keepalive_expiry=limits.keepalive_expiry,
+                network_backend=backend,
+            )
+            return
         self._pool = httpcore.HTTPProxy(
-            proxy_url=httpcore.URL(
-                scheme=via.url.raw_scheme,
-                host=via.url.raw_host,
-                port=via.url.port,
-                target=via.url.raw_path,
-            ),
+            proxy_url=where,
             proxy_auth=via.raw_auth,
             proxy_headers=via.headers.raw,
             ssl_context=httpx.create_ssl_context(),
@@ -309,15 +322,12 @@ class _Transport(httpx.HTTPTransport):
         )
 
 
-def transport(url: str, limits: httpx.Limits) -> httpx.BaseTransport | None:
+def transport(url: str, limits: httpx.Limits) -> httpx.BaseTransport:
     """A kept-alive pool for ``url`` whose every request a deadline can cut, through the
-    environment proxy that applies to ``url`` if one does (as httpx reads them). None only
-    for a proxy that is not http(s) (SOCKS: httpx's own transport then, which honours it,
-    and the client should keep no connection alive so the trace finds each one)."""
-    proxy = _proxy(url)
-    if proxy is not None and httpx.URL(proxy.url).scheme not in {"http", "https"}:
-        return None
-    return _Transport(limits, proxy)
+    environment proxy that applies to ``url`` if one does (as httpx reads them: http,
+    https, and bounds17: SOCKS too, its name looked up under the bound as an HTTP
+    proxy's)."""
+    return _Transport(limits, _proxy(url))
 
 
 def check_proxies(urls: Iterable[str]) -> None:

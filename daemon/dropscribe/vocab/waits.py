@@ -1,0 +1,50 @@
+"""Pure (bounds17): what a file's wait was for, and how far ahead a wait may be.
+
+A file that waits for a known moment (wake15) keeps it in the ledger (``next_try``,
+until16) and a restarted daemon honours it. Two kinds of stored moment are not honoured:
+
+- one further ahead than ``LONGEST``, the longest wait dropscribe itself writes (a
+  month's budget turning on the 1st: at most 31 days, and a daylight saving hour; a
+  429's pause is an hour at most, ``transcribe/backoff.MAX_RETRY_AFTER``): another host
+  with a bad clock, or a hand, wrote it;
+- one whose reason changed since it was written: ``fingerprint`` of the settings a wait
+  hangs on (each endpoint of the file's list, its URL, price and budget; the folder's
+  budget), kept beside it (``ledger/waits.py``) and compared at the restart. A raised
+  or removed budget, or another server, sends the file at once, as a reload does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from dropscribe.vocab.budget import Budget
+    from dropscribe.vocab.endpoints import Endpoint
+    from dropscribe.vocab.settings import FolderSettings
+
+DAY = 86400.0
+LONGEST = 32 * DAY  # 31 days and a DST hour, and the rest of a day to spare
+
+
+def fingerprint(settings: FolderSettings, endpoint: Callable[[str], Endpoint | None]) -> str:
+    """What a wait of a file with ``settings`` hangs on, as 16 hex digits; ``endpoint``
+    gives each endpoint's settings by name (None: not configured)."""
+    names = [settings.endpoint, *settings.fallbacks]
+    ends: list[Any] = []
+    for name in names:
+        found = endpoint(name)
+        ends.append(
+            None
+            if found is None
+            else [name, found.base_url, found.price_per_hour, _budget(found.budget)]
+        )
+    blob = json.dumps({"endpoints": ends, "folder": _budget(settings.budget)}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _budget(budget: Budget | None) -> Any:
+    return None if budget is None else [budget.per_day, budget.per_month]
