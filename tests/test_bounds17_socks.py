@@ -15,8 +15,6 @@ import struct
 import threading
 from typing import TYPE_CHECKING, Self
 
-import pytest
-
 from conftest import DaemonProcess, make_wav
 from test_chat15_daemon import silent_resolver  # noqa: F401 - the fixture, used by name
 
@@ -24,8 +22,6 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from conftest import Setup
-
-pytest.importorskip("socksio", reason="SOCKS proxies need socksio (httpx[socks])")
 
 
 def only_all_proxy(value: str) -> dict[str, str]:

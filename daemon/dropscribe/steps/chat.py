@@ -50,10 +50,6 @@ class ChatClient:
         )
         if transport is None:  # kept-alive connections a deadline can cut, as uploads have
             transport = cutoff.transport(endpoint.base_url, limits)
-            if transport is None:  # through a proxy: a connection per request instead
-                limits = httpx.Limits(
-                    max_connections=endpoint.max_concurrency, max_keepalive_connections=0
-                )
         self._http = httpx.Client(
             base_url=endpoint.base_url + "/",
             headers=headers,
