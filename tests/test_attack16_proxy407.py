@@ -110,6 +110,8 @@ def test_a_tunnel_refused_quarantines_no_file(setup, refusing):
     proc, _ = through(setup, "HTTPS_PROXY", proxy, refused)
     assert heads[0].startswith(b"CONNECT 127.0.0.1:9 ")
     assert PASSWORD not in "".join(proc.raw)
+    [paused] = proc.named("endpoint.paused")
+    assert "through the proxy HTTPS_PROXY names (127.0.0.1)" in paused["reason"]
 
 
 @pytest.mark.parametrize("refusing", [BAD_GATEWAY], indirect=True)
@@ -122,5 +124,8 @@ def test_a_tunnel_to_a_server_down_quarantines_no_file(setup, refusing):
     def outage(proc: DaemonProcess) -> bool:
         return bool(proc.named("file.failed") or len(proc.named("upload.failed")) > 3)
 
-    through(setup, "HTTPS_PROXY", f"http://127.0.0.1:{port}", outage)
+    proc, _ = through(setup, "HTTPS_PROXY", f"http://127.0.0.1:{port}", outage)
     assert heads[0].startswith(b"CONNECT 127.0.0.1:9 ")
+    said = proc.named("upload.failed")[0]["error"]
+    assert said.startswith("no tunnel to https://127.0.0.1:9/v1 through")
+    assert "the proxy HTTPS_PROXY names (127.0.0.1)" in said

@@ -309,8 +309,8 @@ def transport_error(exc: httpx.HTTPError, ep: Endpoint, url: str) -> Transcripti
     if isinstance(exc, httpx.ProxyError):  # attack16: the proxy would not open the tunnel:
         said = _scrubbed(ep, str(exc))[: bodies.MAX_MESSAGE]  # never the file's fault (each
         if said.startswith("407"):  # was failed and quarantined); 407: as a refused key
-            return EndpointError(f"the proxy refused a tunnel to {url}: {said}", status=407)
-        return OutageError(f"no tunnel to {url} through the proxy: {said}")
+            return EndpointError(f"no tunnel to {url}{proxy}: {said}", status=407)
+        return OutageError(f"no tunnel to {url}{proxy}: {said}")
     if isinstance(exc, httpx.TransportError):
         return RetryableError(f"connection to {url} failed: {_scrubbed(ep, _cause(exc))}")
     return RetryableError(  # the answer could not be read (DecodingError, ...)
