@@ -15,11 +15,6 @@ from test_attacks_ledgerfix import fill
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a done file whose after: move failed is never moved later: the ledger records"
-    " it done and every rescan and restart passes it by (attack17's report)",
-)
 def test_a_recording_is_moved_once_a_full_done_dir_has_room(setup: Any) -> None:
     """The move fails for a full done_dir and leaves nothing there; with room again, the
     recording is moved at a rescan, with no second upload."""

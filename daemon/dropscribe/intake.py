@@ -93,6 +93,7 @@ class Intake:
         # attack15: each waiting file's latest due (a file that waits again at every
         # rescan, for a month's budget, put an entry in the heap each time: thousands)
         self._due: dict[Path, float] = {}
+        self._afters: set[Path] = set()  # done17: hinted for a pending after: (said quietly)
 
     def hint(self, hint: Hint | None) -> None:
         """Take a hint from any thread (None: only wake the loop)."""
@@ -203,8 +204,11 @@ class Intake:
         if seen is not None:
             now -= min(max(0.0, seen - st.st_mtime), settings.settle_seconds)
         stat = Stat(st.st_size, st.st_mtime_ns)
+        quiet = path in self._afters  # done17: a pending after:, not a new file
+        self._afters.discard(path)
         if self._tracker.touch(path, stat, now, settings.settle_seconds):
-            log.info("file.detected", path=str(path), inbox=inbox.name, bytes=st.st_size)
+            said = log.debug if quiet else log.info
+            said("file.detected", path=str(path), inbox=inbox.name, bytes=st.st_size)
 
     def _settled_before(self, path: Path, st: os.stat_result, settings: FolderSettings) -> bool:
         """The ledger already has the final word on this very file (same size, mtime, inode).
@@ -215,8 +219,19 @@ class Intake:
             return True
         identity = source.identity(st)
         if rules.settled_before(row, settings, identity=identity) is not None:
-            return True
+            return not self._after_pending(path)  # done17: its job tries the after: again
         return self._waits(path, row, identity, settings)
+
+    def _after_pending(self, path: Path) -> bool:
+        """done17: a done file whose ``after:`` failed comes again (at each rescan, at
+        start) for its job to try the action once more; said at debug, not as news."""
+        try:
+            pending = self._ledger is not None and self._ledger.after_pending(path) is not None
+        except LedgerError:
+            return False
+        if pending:
+            self._afters.add(path)
+        return pending
 
     def _waits(
         self,

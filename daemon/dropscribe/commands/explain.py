@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from dropscribe.audio.probe import Probe
-from dropscribe.commands import fallbacks, report
+from dropscribe.commands import afters, fallbacks, report
 from dropscribe.commands.console import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, fail, say
 from dropscribe.config import rules
 from dropscribe.errors import DropscribeError
@@ -213,6 +213,7 @@ def _explain_ledger(cfg: Config, path: Path) -> str | None:
             chunks = store.chunk_plan(row.key) if row is not None else []
             sent = store.sends(row.key) if row is not None else []  # fallback34
             steps = steps_report.explained(cfg, store, row) if row is not None else []
+            pending = store.after_pending(path)  # done17
         finally:
             store.close()
     except (OSError, DropscribeError) as exc:
@@ -226,6 +227,8 @@ def _explain_ledger(cfg: Config, path: Path) -> str | None:
             say(f"    tried again at {report.local_time(row.next_try)}")
         say(f"    fingerprint: {row.fingerprint[:16]}…, formats done: {row.formats or '-'}")
         for line in fallbacks.told(sent):
+            say(line)
+        for line in afters.told(pending):  # done17: done, but its after: is not yet
             say(line)
     if chunks:  # a long recording part-way through
         done = sum(chunk.result is not None for chunk in chunks)

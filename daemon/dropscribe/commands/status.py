@@ -9,7 +9,7 @@ import datetime as dt
 import json
 from typing import TYPE_CHECKING
 
-from dropscribe.commands import budgets, fallbacks, report
+from dropscribe.commands import afters, budgets, fallbacks, report
 from dropscribe.commands.console import EXIT_OK, fail, say
 from dropscribe.errors import DropscribeError
 from dropscribe.ledger import opening
@@ -46,6 +46,7 @@ def status(cfg: Config, *, as_json: bool = False) -> int:
             retiring = lookout.notices(ledger)
             passed = ledger.recent_sends()  # fallback34
             steps = steps_report.build(cfg, ledger)  # steps33b: the steps after the transcript
+            pending = ledger.afters_pending()  # done17: done files whose after: failed
             spent = ledger.spend_totals(periods(dt.datetime.now(dt.UTC).timestamp()))  # budget34
             if isinstance(ledger, Hosts):  # a shared ledger: who shares it, what they hold
                 hosts, claims = ledger.hosts(), ledger.claims()
@@ -57,6 +58,7 @@ def status(cfg: Config, *, as_json: bool = False) -> int:
     found["passed_over"] = fallbacks.as_json(passed)
     found["steps"] = steps
     found["spend"] = budgets.as_json(cfg, spent)  # budget34
+    found["after_pending"] = afters.as_json(pending)  # done17
     if as_json:
         print(json.dumps(found, indent=2))  # noqa: T201 - escaped by json
         return EXIT_OK
@@ -64,6 +66,8 @@ def status(cfg: Config, *, as_json: bool = False) -> int:
     for state in (FileState.DONE, FileState.UPLOADING, FileState.FAILED, FileState.ERROR):
         say(f"  {state:<10} {counts.get(state, 0)}")
     report.show(found)
+    for line in afters.lines(found["after_pending"]):  # done17
+        say(line)
     for line in steps_report.lines(steps):
         say(line)
     if cfg.ledger is not None:

@@ -180,7 +180,8 @@ class JobRunner:
                 return Outcome.SKIPPED
         key = job.key = JobKey(digest, job.settings.shaping_hash())
         if skip := self._skip(row, job):
-            log.info("file.skipped", reason=skip)
+            if not verdicts.again(self._ledger, job):  # done17: a pending after: tried
+                log.info("file.skipped", reason=skip)
             self._recognised(job, row)
             return Outcome.SKIPPED
         try:  # issue 32: the language heard first, then the settings chosen by it
@@ -210,7 +211,7 @@ class JobRunner:
             written = adopted or self._publish(job)
             if isinstance(written, Outcome):
                 return written
-            moved = verdicts.after(job)
+            moved = verdicts.after(self._ledger, job)
             done = glossary.recorded(job.settings.formats, job.settings.glossary)
             self._ledger.file_done(job.path, done, written)
         if adopted:

@@ -172,7 +172,7 @@ def each(
         log.warning("file.changed", reason=changed, will_retry=True)
         return Outcome.SKIPPED
     ledger.record_file(job.path, job.inbox.name, held.identity, key.digest, key, FileState.DONE)
-    moved = verdicts.after(job)
+    moved = verdicts.after(ledger, job)
     ledger.file_done(
         job.path, glossary.recorded(job.settings.formats, job.settings.glossary), written
     )

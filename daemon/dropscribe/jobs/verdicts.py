@@ -1,7 +1,8 @@
 """How a job's end is carried out: a file that comes again (``later``: its error
 recorded), a file given up (``fail``: the quarantine with its report and ledger row;
 ``sidecar_failed`` decides which),
-``after:`` for a file that is done, and the folder's hook for any of them."""
+``after:`` for a file that is done (one that failed kept pending and tried again:
+done17), and the folder's hook for any of them."""
 
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ import structlog
 
 from dropscribe.errors import PermanentError
 from dropscribe.jobs.job import Outcome
+from dropscribe.ledger.interface import WRITE_FAILED
 from dropscribe.outputs import disposition, hooks
 from dropscribe.vocab.states import FileState
 
 if TYPE_CHECKING:
     from dropscribe.errors import EndpointError, SidecarError, TranscriptionError
     from dropscribe.jobs.job import Job
+    from dropscribe.ledger.afters import AfterRow, Afters
     from dropscribe.ledger.interface import Verdicts
 
 log = structlog.get_logger("dropscribe")
@@ -116,18 +119,82 @@ def fail(ledger: Verdicts, job: Job, exc: TranscriptionError) -> Outcome:
     return Outcome.FAILED
 
 
-def after(job: Job) -> Path | None:
+def after(ledger: Afters, job: Job) -> Path | None:
     """``after:`` for a file that is done; where it went, or None (kept, deleted, or
-    left where it is with a warning: its sidecars are safe either way)."""
+    left where it is with a warning: its sidecars are safe either way). One that fails
+    is kept pending in the ledger (done17), and tried again at each rescan and at start
+    (``again``) until it is done: never a new upload, never new sidecars."""
     assert job.held is not None  # a file is done only once it was opened
     action = job.settings.after
     try:
-        return disposition.after_success(job.held, job.inbox, action)
-    except disposition.NotOurs as exc:
+        pending = ledger.after_pending(job.path)
+    except WRITE_FAILED as exc:  # not known: a failure below is said as a first one
+        log.warning("ledger.write_failed", error=str(exc), ledger=ledger.where)
+        pending = None
+    try:
+        moved = disposition.after_success(job.held, job.inbox, action)
+    except disposition.NotOurs as exc:  # not this file's any more: nothing to try again
         log.warning("file.after_skipped", after=action, reason=str(exc))
+        _settled(ledger, job, pending)
+        return None
     except OSError as exc:
-        log.warning("file.after_failed", after=action, error=exc.strerror or str(exc))
-    return None
+        _failed(ledger, job, pending, exc.strerror or str(exc))
+        return None
+    if pending is not None:
+        log.info(
+            "file.after_done",
+            after=action,
+            moved_to=moved and str(moved),
+            tries=pending.tries + 1,
+            since=pending.since,
+        )
+    _settled(ledger, job, pending)
+    return moved
+
+
+def again(ledger: Afters, job: Job) -> bool:
+    """A done file come again (a rescan, a start): its pending ``after:`` tried once more,
+    if it has one (True); no upload, no sidecars. One its folder no longer wants (``after:
+    keep`` since) is forgotten."""
+    pending = ledger.after_pending(job.path)
+    if pending is None:
+        return False
+    if job.settings.after not in {"move", "delete"}:
+        log.info("file.after_dropped", after=job.settings.after, was=pending.action)
+        ledger.after_settled(job.path)
+        return True
+    after(ledger, job)
+    return True
+
+
+def _failed(ledger: Afters, job: Job, pending: AfterRow | None, error: str) -> None:
+    """Said as a warning once per file and error (then at debug), and kept pending."""
+    action = job.settings.after
+    if pending is None or (pending.action, pending.error) != (action, error):
+        log.warning(
+            "file.after_failed",
+            after=action,
+            error=error,
+            will_retry=True,
+            action="the recording stays where it is (its sidecars are written); tried"
+            " again at each rescan and at start",
+        )
+    else:
+        log.debug("file.after_failed", after=action, error=error, tries=pending.tries + 1)
+    try:
+        ledger.after_failed(job.path, job.inbox.name, action, error)
+    except WRITE_FAILED as exc:  # then it is not tried again by itself, as before done17
+        log.warning("ledger.write_failed", error=str(exc), ledger=ledger.where)
+
+
+def _settled(ledger: Afters, job: Job, pending: AfterRow | None) -> None:
+    """The pending row, if there was one, goes."""
+    if pending is None:
+        return
+    try:
+        ledger.after_settled(job.path)
+    except WRITE_FAILED as exc:  # tried again at the next rescan, and found done then
+        log.warning("ledger.write_failed", error=str(exc), ledger=ledger.where)
 
 
 def hook(

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from dropscribe.errors import LedgerError
+from dropscribe.ledger.afters import Afters
 from dropscribe.ledger.heard import Heard
 from dropscribe.ledger.sends import Sends
 from dropscribe.ledger.spend import Spends
@@ -165,8 +166,9 @@ class Lookup(Protocol):
     def file(self, path: Path) -> FileRow | None: ...
 
 
-class Waiting(Lookup, Waits, Protocol):
-    """One file's row, and what its wait was for: intake.py (bounds17)."""
+class Waiting(Lookup, Waits, Afters, Protocol):
+    """One file's row, what its wait was for (bounds17), and whether its ``after:`` is
+    pending (done17): intake.py."""
 
 
 class Verdicts(Protocol):
@@ -248,7 +250,9 @@ class Checkpoints(Protocol):
     ) -> None: ...
 
 
-class JobLedger(UploadLedger, Lookup, Sidecars, Checkpoints, Sends, Spends, Heard, Waits, Protocol):
+class JobLedger(  # done17: Afters
+    UploadLedger, Lookup, Sidecars, Checkpoints, Sends, Spends, Heard, Waits, Afters, Protocol
+):
     """What one file's way needs: jobs/runner.py (which hands the narrower roles to the
     uploader, the chunker, verdicts and publish), dispatch/host.py."""
 
@@ -279,7 +283,7 @@ class Closing(Protocol):
     def close(self) -> None: ...
 
 
-class Reports(CapabilityReport, Lookup, Closing, Sends, Spends, Protocol):
+class Reports(CapabilityReport, Lookup, Closing, Sends, Spends, Afters, Protocol):
     """What the commands read: status, explain, rehearse (commands/)."""
 
     where: str

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from dropscribe import names
 from dropscribe.errors import LedgerError, LedgerTooNew, SetupError
 from dropscribe.ledger import migrations, queries
+from dropscribe.ledger.afters import AfterRows
 from dropscribe.ledger.database import Database
 from dropscribe.ledger.heard import HeardRows
 from dropscribe.ledger.leases import ClaimRow, HostRow, Leases
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
 SCHEMA_LOCK = 0x64726F70  # "drop"
 
 
-class PostgresLedger(Reads, StepRows, SendReads, SpendRows, HeardRows, WaitRows):
+class PostgresLedger(Reads, StepRows, SendReads, SpendRows, HeardRows, WaitRows, AfterRows):
     """The ledger (``interface.Ledger``) in a PostgreSQL database several hosts share;
     thread-safe (a connection pool), and ``close()`` stops its heartbeat."""
 

@@ -273,6 +273,15 @@ LAYOUT = Layout(
         # bounds17: what each waiting file's wait is for (waits.py): a restarted daemon
         # does not honour a wait whose reason (a budget, the endpoint) changed since
         Table("waits", columns("path text, reason text, updated real"), key=("path",)),
+        # done17: a done file's after: (move, delete) that failed, tried again (afters.py)
+        Table(
+            "afters",
+            columns(
+                "path text, inbox text, action text, error text, tries int, since real,"
+                " updated real"
+            ),
+            key=("path",),
+        ),
         # a job in some host's hands (leases.py); previous: the run it was taken from
         Table(
             "claims",

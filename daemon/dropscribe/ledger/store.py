@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from dropscribe import names
 from dropscribe.errors import LedgerError
 from dropscribe.ledger import migrations, queries
+from dropscribe.ledger.afters import AfterRows
 from dropscribe.ledger.groupcommit import GroupCommit
 from dropscribe.ledger.heard import HeardRows
 from dropscribe.ledger.interface import Claim, JobRow
@@ -54,7 +55,7 @@ def mapped() -> Iterator[None]:
         raise LedgerError(str(exc)) from exc
 
 
-class SqliteLedger(Reads, StepRows, SendReads, SpendRows, HeardRows, WaitRows):
+class SqliteLedger(Reads, StepRows, SendReads, SpendRows, HeardRows, WaitRows, AfterRows):
     """The ledger (``interface.Ledger``) in one SQLite file; thread-safe, and ``close()``
     stops its writer thread."""
 
