@@ -21,7 +21,8 @@ NO_SPACE = "No space left on device"
 
 def _failed_once(setup: Any, done: Any) -> Any:
     """A daemon that transcribed ``a.wav`` and could not move it into the full ``done``;
-    the filler is returned, the daemon killed."""
+    the filler is returned, the daemon stopped (SIGTERM: its last ledger writes land, as
+    ``file.done`` is said before its group commit does)."""
     daemon = DaemonProcess(setup)
     try:
         daemon.wait_event("daemon.started")
@@ -29,6 +30,8 @@ def _failed_once(setup: Any, done: Any) -> Any:
         make_wav(setup.inbox / "a.wav")
         daemon.wait_event("file.after_failed")
         daemon.wait_event("file.done")
+        daemon.signal(15)
+        assert daemon.wait(60) == 0
     finally:
         daemon.kill()
     assert (setup.inbox / "a.wav").is_file()
