@@ -153,19 +153,52 @@ SHAPES = {
 }
 
 
-@pytest.mark.parametrize("shape", list(SHAPES))
-def test_an_answer_of_the_wrong_shape_fails_the_step_not_the_step_thread(setup, hostile, shape):
+def test_an_answer_of_the_wrong_shape_fails_the_step_not_the_step_thread(setup, hostile):
     """Malformed JSON, JSON nested 100,000 deep, and completions whose choices, message,
-    content, finish_reason or usage are of the wrong type: the step fails with a reason
-    (no empty summary taken as one), the thread goes on, the key echoed is never shown."""
+    content, finish_reason or usage are of the wrong type, one recording each through one
+    daemon: each step fails with a reason (no empty summary taken as one) within the
+    timeout, the thread goes on to the next, the key echoed is never shown."""
     configure(setup, hostile)
-    hostile.modes.append(SHAPES[shape])
-    lenient = shape.startswith(("finish", "usage", "tokens"))  # the text is there: used
-    ends = ("step.failed", "step.written") if lenient else ("step.failed",)
-    daemon = attacked(setup, hostile, budget=TIMEOUT * 3, ends=ends)
-    if not lenient:
-        assert not (setup.inbox / "a.summary.md").exists()
-        assert daemon.named("step.failed")[0]["error"].startswith("answer is not a chat")
+    daemon = DaemonProcess(setup, env={"LLM_KEY": KEY})
+    try:
+        daemon.wait_event("daemon.started")
+        for number, (shape, mode) in enumerate(SHAPES.items()):
+            lenient = shape.startswith(("finish", "usage", "tokens"))  # the text is there
+            ends = ("step.failed", "step.written") if lenient else ("step.failed",)
+            hostile.modes.append(mode)
+            wav = make_wav(setup.inbox / f"{number}.wav", freq=300 + 40 * number)  # each its own
+
+            def of(name: str, wav: Path = wav) -> list[dict[str, Any]]:
+                return [e for e in daemon.named(name) if e.get("path") == str(wav)]
+
+            daemon.wait_output(lambda of=of: bool(of("step.started")), 30, f"{shape}: a step")
+            assert wav.with_suffix(".txt").exists(), shape
+            began = time.monotonic()
+            daemon.wait_output(
+                lambda of=of, ends=ends: any(of(end) for end in ends),
+                TIMEOUT * 3 + 10,
+                f"{shape}: one of {ends}",
+            )
+            took = time.monotonic() - began
+            assert took < TIMEOUT * 3, f"{shape}: the step took {took:.1f} s"
+            if not lenient:
+                assert not wav.with_suffix(".summary.md").exists(), shape
+                assert of("step.failed")[0]["error"].startswith("answer is not a chat"), shape
+        hostile.modes.clear()
+        make_wav(setup.inbox / "honest.wav", seconds=0.6)
+        daemon.wait_output(
+            lambda: any(
+                "honest.summary.md" in str(e.get("sidecars")) for e in daemon.named("step.written")
+            ),
+            30,
+            "the honest recording's summary",
+        )
+        assert not daemon.named("steps.crashed")
+    finally:
+        daemon.signal(signal.SIGTERM)
+    assert daemon.wait() == 0
+    assert not leaks(setup, daemon)
+    assert any(KEY in h for h in hostile.headers_seen)
 
 
 def test_a_ten_megabyte_summary_is_bounded(setup, hostile):
