@@ -288,7 +288,7 @@ class Intake:
         except LedgerError:
             return None
         if kept is not None and kept != waits.fingerprint(settings, self._config().endpoints.get):
-            return "what it waited for changed since (an endpoint's budget, price or URL)"
+            return "what it waited for changed since (an endpoint's budget, price, URL or key)"
         return None
 
     def _note_ignored(self, path: Path, inbox: Inbox, reason: str) -> None:

@@ -349,6 +349,7 @@ class LocalEngine:
         audio = floats(Samples(path))  # decoded by us, never by faster-whisper (see floats)
         with redo.seeded(model) as view:  # its fallback samples: the same words every run
             found, info = view.transcribe(audio, vad_filter=self.endpoint.vad, **options)
+            found = redo.by_window(found, view)  # review17: the lock a window at a time
             segments = progress.along(self._until_abort(found))  # file.progress: where it is
             return [(0.0, s) for s in segments], info.language, info.duration
 

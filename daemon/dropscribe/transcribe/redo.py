@@ -266,6 +266,19 @@ def seeded(model: Any) -> Iterator[Any]:
         seeded.close()
 
 
+def by_window(found: Iterable[Any], view: Any) -> Iterator[Any]:
+    """faster-whisper's sequential segments (``found``, decoded by ``view`` from
+    ``seeded``) with the decode's replica given up as each window's segments come
+    (review17): ``_SAMPLING`` is held for one window's sampling, not to the recording's
+    end (another file's sampling waited for the whole of it: 25 s for a 2-s file), and
+    each window that samples starts a replica from ``SEED``, so its words are still a
+    function of the recording alone."""
+    for segment in found:
+        if isinstance(seeded := getattr(view, "model", None), Seeded):
+            seeded.close()
+        yield segment
+
+
 def quietest(samples: npt.NDArray[np.float32]) -> int:
     """Where to halve a piece: the quietest 20 ms in its middle half (a pause, if any)."""
     frame = RATE // 50

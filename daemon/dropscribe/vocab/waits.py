@@ -8,8 +8,9 @@ until16) and a restarted daemon honours it. Two kinds of stored moment are not h
   429's pause is an hour at most, ``transcribe/backoff.MAX_RETRY_AFTER``): another host
   with a bad clock, or a hand, wrote it;
 - one whose reason changed since it was written: ``fingerprint`` of the settings a wait
-  hangs on (each endpoint of the file's list, its URL, price and budget; the folder's
-  budget), kept beside it (``ledger/waits.py``) and compared at the restart. A raised
+  hangs on (each endpoint of the file's list, its URL, price and budget, its kind
+  (the list prices) and key (a 429's limits are the account's); the folder's budget),
+  kept beside it (``ledger/waits.py``) and compared at the restart. A raised
   or removed budget, or another server, sends the file at once, as a reload does.
 """
 
@@ -31,17 +32,18 @@ LONGEST = 32 * DAY  # 31 days and a DST hour, and the rest of a day to spare
 
 
 def fingerprint(settings: FolderSettings, endpoint: Callable[[str], Endpoint | None]) -> str:
-    """What a wait of a file with ``settings`` hangs on, as 16 hex digits; ``endpoint``
-    gives each endpoint's settings by name (None: not configured)."""
+    """What a wait of a file with ``settings`` hangs on, as 16 hex digits (of a hash: the
+    key in it is not kept); ``endpoint`` gives each endpoint's settings by name (None:
+    not configured)."""
     names = [settings.endpoint, *settings.fallbacks]
     ends: list[Any] = []
     for name in names:
         found = endpoint(name)
-        ends.append(
-            None
-            if found is None
-            else [name, found.base_url, found.price_per_hour, _budget(found.budget)]
-        )
+        if found is None:
+            ends.append(None)
+            continue
+        kept = [name, found.base_url, found.price_per_hour, _budget(found.budget)]
+        ends.append([*kept, found.kind, found.api_key])  # review17: list prices; a key's limits
     blob = json.dumps({"endpoints": ends, "folder": _budget(settings.budget)}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
