@@ -83,7 +83,7 @@ def test_the_daemon_held_from_its_write_turn_lets_the_file_wait_and_goes_on(setu
         daemon.wait_event("daemon.started")
         with holding(lock) as holder:
             make_wav(path)
-            daemon.wait_event("file.waiting", timeout=WAIT / 3 + 10)
+            daemon.wait_event("file.waiting", timeout=WAIT + 10)  # the 30 s wait, and more
         (waiting, *_) = daemon.named("file.waiting")
         assert waiting["path"] == str(path)
         assert waiting["reason"] == (
