@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from dropscribe.commands.console import EXIT_FAILED, EXIT_OK, fail, say
 from dropscribe.errors import DropscribeError
 from dropscribe.ledger import opening
+from dropscribe.ledger.writeturn import TurnTaken
 from dropscribe.outputs import disposition
 from dropscribe.vocab.states import JobKey
 
@@ -25,7 +26,7 @@ def retry(cfg: Config, paths: list[Path]) -> int:
     try:
         ledger: Retrying = opening.open_ledger(cfg, daemon=False, pool_size=1)
     except (OSError, DropscribeError) as exc:
-        return fail(f"cannot open ledger in {where}: {exc}")
+        return held(exc) or fail(f"cannot open ledger in {where}: {exc}")
     wanted = set(paths)
     found: set[Path] = set()
     problems = 0
@@ -46,7 +47,7 @@ def retry(cfg: Config, paths: list[Path]) -> int:
                 try:
                     ledger.forget_failure(item.source, JobKey.parse(item.key) if item.key else None)
                 except (OSError, DropscribeError) as exc:
-                    return fail(f"cannot write ledger in {where}: {exc}")
+                    return held(exc) or fail(f"cannot write ledger in {where}: {exc}")
                 try:
                     back = disposition.restore(item, inbox)
                 except (OSError, disposition.NotOurs) as exc:
@@ -63,3 +64,12 @@ def retry(cfg: Config, paths: list[Path]) -> int:
     if not found and not wanted and not problems:
         say("nothing is quarantined")
     return EXIT_FAILED if problems else EXIT_OK
+
+
+def held(exc: BaseException) -> int:
+    """EXIT_FAILED, said, when the ledger's write turn is held by another process (a
+    dropscribe stopped with Ctrl-Z, a stuck daemon: lock17); 0 for any other error."""
+    if not isinstance(exc.__cause__, TurnTaken):
+        return 0
+    say(f"dropscribe: {exc}; nothing was moved: run retry again once it lets go", file=sys.stderr)
+    return EXIT_FAILED

@@ -6,7 +6,8 @@ share each fsync. Each write runs inside its own savepoint, so one that fails
 fails alone. Reads use one connection per thread and never wait for writes.
 
 Writers in several processes (the daemon's worker processes) take turns on a
-blocking ``flock`` of ``<database>.lock`` around each transaction. Left to
+blocking ``flock`` of ``<database>.lock`` around each transaction (``writeturn.py``;
+waited for 30 s at most, as SQLite waits for a locked database). Left to
 SQLite, a writer that finds the database locked sleeps and retries (1, 2, 5, 10
 ... 100 ms), and under steady writes from another process it can lose for
 hundreds of milliseconds while every thread waiting on its commit stands
@@ -16,14 +17,15 @@ still; the kernel hands a released flock to its waiter at once.
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
 import queue
 import sqlite3
 import threading
+import time
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 import structlog
+
+from dropscribe.ledger.writeturn import WriteTurn
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -75,7 +77,7 @@ class GroupCommit:
         writer = _connect(path)
         writer.execute("PRAGMA journal_mode=WAL")
         writer.executescript(schema)
-        self._turn = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self._turn = WriteTurn(f"{path}.lock")
         self._connections = [writer]
         self._local = threading.local()
         self._guard = threading.Lock()
@@ -93,9 +95,7 @@ class GroupCommit:
             for db in self._connections:
                 db.close()
             self._connections.clear()
-            if self._turn >= 0:  # a second close() is harmless
-                os.close(self._turn)
-                self._turn = -1
+            self._turn.close()  # a second close() is harmless
 
     def read(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
@@ -140,10 +140,12 @@ class GroupCommit:
         self._queue.put((fn, None))
 
     def _write_loop(self, db: sqlite3.Connection) -> None:
+        since: float | None = None  # set when the turn was not had: see _commit
         while True:
             item = self._queue.get()
             if item is None:
                 return
+            gathered = time.monotonic()  # what is queued from now on is the next batch
             batch = [item]
             stop = False
             while len(batch) < BATCH:
@@ -155,15 +157,22 @@ class GroupCommit:
                     stop = True
                     break
                 batch.append(more)
-            _commit(db, batch, self._turn)
+            since = None if _commit(db, batch, self._turn, since) else gathered
             if stop:
                 return
 
 
-def _commit(db: sqlite3.Connection, batch: list[_Write], turn: int) -> None:
+def _commit(
+    db: sqlite3.Connection, batch: list[_Write], turn: WriteTurn, since: float | None
+) -> bool:
+    """Commit ``batch``; False when the write turn was not had (held elsewhere). ``since``:
+    when the batch before was gathered, if it was not had: this one's writes were queued
+    while it was waited for, so they wait for it no longer than 30 s from then."""
     results: list[tuple[_Pending[Any] | None, Any, BaseException | None]] = []
+    had = False
     try:
-        fcntl.flock(turn, fcntl.LOCK_EX)  # OSError: nothing began, all fail below
+        turn.take(since)  # OSError, TurnTaken (held elsewhere): nothing began, all fail below
+        had = True
         db.execute("BEGIN IMMEDIATE")
         for fn, pending in batch:
             db.execute("SAVEPOINT one")
@@ -187,9 +196,10 @@ def _commit(db: sqlite3.Connection, batch: list[_Write], turn: int) -> None:
             failed = sqlite3.OperationalError(f"cannot take the ledger's write turn: {exc}")
         results = [(pending, None, failed) for _, pending in batch]
     finally:
-        fcntl.flock(turn, fcntl.LOCK_UN)  # no error: not held is fine, the fd is open
+        turn.release()  # no error: not held is fine, the fd is open
     for pending, value, error in results:
         if pending is not None:
             pending.settle(value, error)
         elif error is not None:  # a posted write: nobody waits for it, so say it here
             log.error("ledger.write_failed", error=str(error))
+    return had

@@ -23,7 +23,7 @@ import time
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from dropscribe import names
-from dropscribe.errors import LedgerError
+from dropscribe.errors import LedgerError, LedgerUnavailable
 from dropscribe.ledger import migrations, queries
 from dropscribe.ledger.afters import AfterRows
 from dropscribe.ledger.groupcommit import GroupCommit
@@ -35,6 +35,7 @@ from dropscribe.ledger.sends import RECORD, SendReads
 from dropscribe.ledger.spend import SpendRows
 from dropscribe.ledger.steprows import StepRows
 from dropscribe.ledger.waits import WaitRows
+from dropscribe.ledger.writeturn import TurnTaken
 from dropscribe.vocab.states import FileState, JobKey, JobState
 
 if TYPE_CHECKING:
@@ -48,9 +49,13 @@ T = TypeVar("T")
 
 @contextlib.contextmanager
 def mapped() -> Iterator[None]:
-    """SQLite's errors in the block raised as LedgerError (same message; the cause kept)."""
+    """SQLite's errors in the block raised as LedgerError (same message; the cause kept);
+    the write turn held by another process as LedgerUnavailable: a file waits for it,
+    nothing counted against it (lock17)."""
     try:
         yield
+    except TurnTaken as exc:
+        raise LedgerUnavailable(str(exc)) from exc
     except sqlite3.Error as exc:
         raise LedgerError(str(exc)) from exc
 

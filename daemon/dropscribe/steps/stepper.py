@@ -142,13 +142,13 @@ class Stepper:
     # ------------------------------------------------------------ the loop
 
     def _run(self) -> None:
-        next_full = 0.0
+        next_full = 0.0  # monotonic: a wall clock set back delays no full pass (lock17)
         while not self._stop.is_set():
-            now = time.time()
-            full = self._full or now >= next_full
+            now, ticks = time.time(), time.monotonic()
+            full = self._full or ticks >= next_full
             if full:
                 self._full = False
-                next_full = now + self._config().rescan_seconds
+                next_full = ticks + self._config().rescan_seconds
             try:
                 self._turn(full, now)
             except LedgerError as exc:

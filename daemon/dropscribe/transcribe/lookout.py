@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import structlog
 
 from dropscribe.config import rules
-from dropscribe.errors import TranscriptionError
+from dropscribe.errors import LedgerError, TranscriptionError
 from dropscribe.transcribe import radar
 from dropscribe.transcribe.limits import where
 from dropscribe.vocab import fallbacks as several
@@ -157,9 +157,16 @@ class Radar:
         with self._closing:
             if self._closed:
                 return
-            self._ledger.record_capability(
-                where(endpoint), item.model, *SHUTDOWN, NOTICE, f"{item.shutdown} {item.source}"
-            )
+            try:
+                self._ledger.record_capability(
+                    where(endpoint), item.model, *SHUTDOWN, NOTICE, f"{item.shutdown} {item.source}"
+                )
+            except LedgerError as exc:  # said, not a crash of the radar (lock17)
+                log.warning(
+                    "ledger.write_failed",
+                    error=str(exc),
+                    action="the shutdown notice is recorded at the next look",
+                )
         if self._found is not None:
             self._found(item)
         if radar.worth_saying(item, today, first=first):
