@@ -171,8 +171,10 @@ class LedgerTooNew(LedgerError):  # noqa: N818 - named for what the ledger is
 
 
 class LedgerUnavailable(LedgerError):  # noqa: N818 - named for what the ledger is
-    """A shared ledger's database cannot be reached (or refused the statement): the file
-    waits, nothing is counted against it, and it comes again at the next rescan."""
+    """A shared ledger's database cannot be reached (or refused the statement), or the
+    SQLite ledger's write turn was not had within its wait (another process holds it:
+    lock17): the file waits, nothing is counted against it, and it comes again at the
+    next rescan."""
 
 
 class ClaimedElsewhere(DropscribeError):  # noqa: N818 - a fact, not a failure
