@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from conftest import make_wav, patience
+from test_lock17_held import holding
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -48,18 +49,8 @@ def held(request: pytest.FixtureRequest, setup: Any) -> Iterator[Any]:
     setup.data["workers"] = 1
     make_wav(setup.inbox / "a.wav")
     assert setup.command("once").returncode == 0
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDERS[request.param], str(setup.state / "ledger.sqlite3")],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None
-        assert holder.stdout.readline() == "held\n"
+    with holding(setup.state / "ledger.sqlite3", HOLDERS[request.param]):
         yield setup
-    finally:
-        holder.communicate(timeout=patience(10))  # its stdin closed: it lets go and ends
 
 
 def run(setup: Any, *args: str) -> subprocess.CompletedProcess[str]:

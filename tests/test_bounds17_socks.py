@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Self
 
 from conftest import DaemonProcess, make_wav
 from test_chat15_daemon import silent_resolver  # noqa: F401 - the fixture, used by name
+from test_hooks16_daemon import upload_through_unresolved
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -116,23 +117,9 @@ def test_an_upload_behind_a_socks_proxy_whose_name_never_resolves_fails_at_conne
     """ALL_PROXY=socks5://user:secret@proxy.stalls.test:1080, whose name the resolver
     never answers: the upload fails within the connect_timeout naming the variable, the
     proxy's host and the setting (not the password), and the daemon stops cleanly."""
-    endpoint = setup.data["endpoints"]["local"]
-    endpoint.update({"connect_timeout": 1, "timeout": 5, "max_attempts": 1})
     env = only_all_proxy("socks5://user:s3cret-value@proxy.stalls.test:1080")
-    daemon = DaemonProcess(setup, env=env, mounts={"/etc/resolv.conf": silent_resolver})
-    try:
-        daemon.wait_event("daemon.started")
-        make_wav(setup.inbox / "a.wav")
-        daemon.wait_event("upload.failed", timeout=20)
-    finally:
-        daemon.signal(signal.SIGTERM)
-    assert daemon.wait(timeout=20) == 0
-    failed = daemon.named("upload.failed")[0]
-    assert (
-        "the proxy's name (ALL_PROXY) 'proxy.stalls.test' did not resolve within 1 s"
-        " (connect_timeout)"
-    ) in failed["error"]
-    assert endpoint["base_url"] in failed["error"]
+    daemon = upload_through_unresolved(setup, env, silent_resolver)
+    assert daemon.variable_named("ALL_PROXY")
     assert not any("s3cret-value" in line for line in daemon.raw)
     assert setup.api.connections == 0  # nothing reached the server past the proxy
 

@@ -15,28 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-import pytest
 
 import pg
 from conftest import DaemonProcess, make_wav, wait_for
+from test_attack16_next_try import site
 from test_until16 import LONG, asks_for_a_pause, waited
 from test_wake15 import zone_with_midnight_at
 
+__all__ = ["site"]  # the fixture, used by name
+
 YEAR_5000 = 95_617_584_000.0  # 5000-01-01 UTC: a moment the ledger takes (before 9999)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def site(request: pytest.FixtureRequest, setup: Any) -> Any:
-    """One worker, rescans an hour apart, the ledger in SQLite or the real PostgreSQL."""
-    setup.data["rescan_seconds"] = 3600
-    setup.data["workers"] = 1
-    setup.backend = request.param
-    if request.param == "postgresql":
-        secret = setup.root / "ledger.password"
-        secret.write_text(pg.PASSWORD)
-        setup.url = request.getfixturevalue("pg_url")
-        setup.data["ledger"] = {"url": setup.url, "password_file": str(secret)}
-    return setup
 
 
 def far_ahead(site: Any) -> None:

@@ -111,10 +111,32 @@ def test_an_upload_behind_a_proxy_whose_name_never_resolves_fails_at_connect_tim
     """An upload through HTTP_PROXY whose name the resolver never answers fails within the
     endpoint's connect_timeout, naming the proxy's host, the variable and the setting; the
     daemon stops cleanly."""
+    daemon = upload_through_unresolved(setup, proxied("http://proxy.stalls.test:3128"), resolv)
+    assert daemon.variable_named("HTTP_PROXY")
+    assert setup.api.connections == 0  # nothing reached the server past the proxy
+
+
+class Unresolved(DaemonProcess):
+    """A daemon whose upload went through a proxy whose name never resolved."""
+
+    base_url = ""  # the endpoint's
+
+    def variable_named(self, variable: str) -> bool:
+        """Its first upload.failed names ``variable``, the proxy's host, the 1-s bound
+        and the setting, and the endpoint's URL."""
+        error = self.named("upload.failed")[0]["error"]
+        said = f"the proxy's name ({variable}) 'proxy.stalls.test' did not resolve within 1 s"
+        return f"{said} (connect_timeout)" in error and self.base_url in error
+
+
+def upload_through_unresolved(setup: Setup, env: dict[str, str], resolv: Path) -> Unresolved:
+    """The daemon run under ``env`` (a proxy named proxy.stalls.test) and the resolver
+    ``resolv`` (which never answers), connect_timeout 1 s, until an upload failed; then
+    stopped by SIGTERM (it must exit 0)."""
     endpoint = setup.data["endpoints"]["local"]
     endpoint.update({"connect_timeout": 1, "timeout": 5, "max_attempts": 1})
-    env = proxied("http://proxy.stalls.test:3128")
-    daemon = DaemonProcess(setup, env=env, mounts={"/etc/resolv.conf": resolv})
+    daemon = Unresolved(setup, env=env, mounts={"/etc/resolv.conf": resolv})
+    daemon.base_url = endpoint["base_url"]
     try:
         daemon.wait_event("daemon.started")
         make_wav(setup.inbox / "a.wav")
@@ -122,13 +144,7 @@ def test_an_upload_behind_a_proxy_whose_name_never_resolves_fails_at_connect_tim
     finally:
         daemon.signal(signal.SIGTERM)
     assert daemon.wait(timeout=20) == 0
-    failed = daemon.named("upload.failed")[0]
-    assert (
-        "the proxy's name (HTTP_PROXY) 'proxy.stalls.test' did not resolve within 1 s"
-        " (connect_timeout)"
-    ) in failed["error"]
-    assert endpoint["base_url"] in failed["error"]
-    assert setup.api.connections == 0  # nothing reached the server past the proxy
+    return daemon
 
 
 def test_a_webhook_goes_through_a_working_proxy(setup: Setup) -> None:

@@ -37,10 +37,11 @@ HOLDER = (
 
 
 @contextlib.contextmanager
-def holding(lock: Path) -> Iterator[subprocess.Popen[str]]:
-    """Another process holding the flock of ``lock`` until the block ends."""
+def holding(lock: Path, script: str = HOLDER) -> Iterator[subprocess.Popen[str]]:
+    """Another process holding ``lock`` (as ``script`` takes it: the flock of that file,
+    by default) until the block ends."""
     holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(lock)],
+        [sys.executable, "-c", script, str(lock)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,

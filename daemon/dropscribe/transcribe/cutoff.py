@@ -281,15 +281,15 @@ class _Transport(httpx.HTTPTransport):
 
     def __init__(self, limits: httpx.Limits, proxy: Proxy | None = None) -> None:
         super().__init__(limits=limits)
-        backend = _Backend(proxy=proxy)
+        pooled: dict[str, Any] = {  # as httpx makes its pool, over our backend
+            "ssl_context": httpx.create_ssl_context(),
+            "max_connections": limits.max_connections,
+            "max_keepalive_connections": limits.max_keepalive_connections,
+            "keepalive_expiry": limits.keepalive_expiry,
+            "network_backend": _Backend(proxy=proxy),
+        }
         if proxy is None:
-            self._pool = httpcore.ConnectionPool(
-                ssl_context=httpx.create_ssl_context(),
-                max_connections=limits.max_connections,
-                max_keepalive_connections=limits.max_keepalive_connections,
-                keepalive_expiry=limits.keepalive_expiry,
-                network_backend=backend,
-            )
+            self._pool = httpcore.ConnectionPool(**pooled)
             return
         via = httpx.Proxy(proxy.url)
         where = httpcore.URL(
@@ -299,26 +299,14 @@ class _Transport(httpx.HTTPTransport):
             target=via.url.raw_path,
         )
         if via.url.scheme.startswith("socks"):  # bounds17: httpcore's SOCKS pool, ours beneath
-            self._pool = httpcore.SOCKSProxy(
-                proxy_url=where,
-                proxy_auth=via.raw_auth,
-                ssl_context=httpx.create_ssl_context(),
-                max_connections=limits.max_connections,
-                max_keepalive_connections=limits.max_keepalive_connections,
-                keepalive_expiry=limits.keepalive_expiry,
-                network_backend=backend,
-            )
+            self._pool = httpcore.SOCKSProxy(proxy_url=where, proxy_auth=via.raw_auth, **pooled)
             return
         self._pool = httpcore.HTTPProxy(
             proxy_url=where,
             proxy_auth=via.raw_auth,
             proxy_headers=via.headers.raw,
-            ssl_context=httpx.create_ssl_context(),
             proxy_ssl_context=via.ssl_context,
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=backend,
+            **pooled,
         )
 
 
