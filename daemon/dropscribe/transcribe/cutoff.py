@@ -274,6 +274,22 @@ def _unusable(variable: str, why: str) -> SetupError:
     return SetupError(f"the environment's {variable} cannot be used: {why}; fix or unset it")
 
 
+class _SOCKSProxy(httpcore.SOCKSProxy):
+    """httpcore's SOCKS pool, whose proxy's malformed reply (a closed connection, a cut
+    one, garbage) is httpcore's ProxyError, as a refused tunnel is: socksio's own error
+    got past httpx (attack17b: the job crashed and the recording was quarantined, the
+    radar's thread died)."""
+
+    def handle_request(self, request: httpcore.Request) -> httpcore.Response:
+        import socksio  # noqa: PLC0415 - present: Proxy checked it for a SOCKS proxy
+
+        try:
+            return super().handle_request(request)
+        except socksio.SOCKSError as exc:
+            why = str(exc) or exc.__class__.__name__
+            raise httpcore.ProxyError(f"the SOCKS proxy's reply: {why}") from exc
+
+
 class _Transport(httpx.HTTPTransport):
     """httpx's transport over a pool of ``_Backend`` connections (httpx takes no network
     backend, so its pool is replaced by one made with the same limits): a plain pool, or
@@ -299,7 +315,7 @@ class _Transport(httpx.HTTPTransport):
             target=via.url.raw_path,
         )
         if via.url.scheme.startswith("socks"):  # bounds17: httpcore's SOCKS pool, ours beneath
-            self._pool = httpcore.SOCKSProxy(proxy_url=where, proxy_auth=via.raw_auth, **pooled)
+            self._pool = _SOCKSProxy(proxy_url=where, proxy_auth=via.raw_auth, **pooled)
             return
         self._pool = httpcore.HTTPProxy(
             proxy_url=where,
