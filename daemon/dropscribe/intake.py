@@ -16,6 +16,7 @@ import dataclasses
 import datetime as dt
 import heapq
 import queue
+import stat as statmod
 from collections import Counter, OrderedDict
 from typing import TYPE_CHECKING, Protocol
 
@@ -195,8 +196,12 @@ class Intake:
         if scanned_at is not None and path in self._tracker:
             return
         try:
-            st = path.stat()
+            st = path.stat() if inbox.follow_symlinks else path.lstat()
         except OSError:
+            return
+        if not statmod.S_ISREG(st.st_mode):  # attack17b: not sent to a worker every rescan
+            link = statmod.S_ISLNK(st.st_mode)
+            self._note_ignored(path, inbox, "symbolic link" if link else "not a regular file")
             return
         if self._settled_before(path, st, settings):
             return
