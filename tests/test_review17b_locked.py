@@ -7,13 +7,22 @@ process made here."""
 
 from __future__ import annotations
 
-from typing import Any
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from conftest import DaemonProcess, make_wav
+from conftest import DaemonProcess, make_wav, patience
+from dropscribe.ledger import locked
 from test_attack17_locked import HOLDERS
 from test_lock17_held import holding
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 pytestmark = pytest.mark.slow
 
@@ -51,3 +60,49 @@ def test_the_daemon_held_by_a_write_transaction_lets_the_file_wait_and_goes_on(
     assert len(setup.api.uploads) == 1
     assert not daemon.named("job.crashed")
     assert not (setup.inbox / "failed").exists()
+
+
+def test_retry_held_by_a_write_transaction_ends_with_exit_1_naming_the_holder(
+    setup: Any,
+) -> None:
+    """retry, another process holding a write transaction on the ledger, ends after the
+    30 s busy wait with exit 1 naming the database and the holder's pid; nothing moved."""
+    planted = make_wav(setup.inbox / "failed" / "x.wav")
+    report = {"reason": "planted", "source": str(setup.inbox / "x.wav"), "key": None}
+    (planted.parent / "x.wav.error.json").write_text(json.dumps(report))
+    assert setup.command("once").returncode == 0  # the ledger made
+    database = setup.state / "ledger.sqlite3"
+    with holding(database, HOLDERS["write transaction"]) as holder:
+        done = subprocess.run(
+            [sys.executable, "-m", "dropscribe", "retry", "--all", "-c", str(setup.write())],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **setup.env},
+            timeout=WAIT + patience(10),
+            check=False,
+        )
+    assert done.returncode == 1, done.stderr
+    assert f"{database} is in a write transaction of process {holder.pid}" in done.stderr
+    assert planted.exists()
+    assert not (setup.inbox / "x.wav").exists()
+
+
+def test_busy_and_writer_name_sqlites_own_lock_and_its_holder(tmp_path: Path) -> None:
+    """locked.busy tells SQLite's "database is locked" (and the ledger's error made of it)
+    from other errors; locked.writer names the process holding the WAL write lock."""
+    database = tmp_path / "ledger.sqlite3"
+    db = sqlite3.connect(database, isolation_level=None, timeout=0)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("CREATE TABLE files (error TEXT)")
+    with holding(database, HOLDERS["write transaction"]) as holder:
+        assert locked.writer(database) == holder.pid
+        with pytest.raises(sqlite3.OperationalError) as caught:
+            db.execute("BEGIN IMMEDIATE")
+        assert locked.busy(caught.value)
+        assert locked.busy(locked.unavailable(caught.value, database).__cause__ or caught.value)
+    assert locked.writer(database) is None
+    assert not locked.busy(sqlite3.OperationalError("database is locked"))  # not SQLite's
+    with pytest.raises(sqlite3.OperationalError) as other:
+        db.execute("SELECT * FROM nowhere")
+    assert not locked.busy(other.value)
+    db.close()
