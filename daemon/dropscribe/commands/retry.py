@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from dropscribe.commands.console import EXIT_FAILED, EXIT_OK, fail, say
 from dropscribe.errors import DropscribeError
-from dropscribe.ledger import opening
+from dropscribe.ledger import locked, opening
 from dropscribe.ledger.writeturn import TurnTaken
 from dropscribe.outputs import disposition
 from dropscribe.vocab.states import JobKey
@@ -68,8 +68,9 @@ def retry(cfg: Config, paths: list[Path]) -> int:
 
 def held(exc: BaseException) -> int:
     """EXIT_FAILED, said, when the ledger's write turn is held by another process (a
-    dropscribe stopped with Ctrl-Z, a stuck daemon: lock17); 0 for any other error."""
-    if not isinstance(exc.__cause__, TurnTaken):
+    dropscribe stopped with Ctrl-Z, a stuck daemon: lock17), or its database by another
+    process's write transaction (review17b); 0 for any other error."""
+    if not isinstance(exc.__cause__, TurnTaken) and not locked.busy(exc):
         return 0
     say(f"dropscribe: {exc}; nothing was moved: run retry again once it lets go", file=sys.stderr)
     return EXIT_FAILED

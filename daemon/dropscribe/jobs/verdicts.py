@@ -137,6 +137,15 @@ def after(ledger: Afters, job: Job) -> Path | None:
         log.warning("file.after_skipped", after=action, reason=str(exc))
         _settled(ledger, job, pending)
         return None
+    except FileNotFoundError as exc:
+        if not job.held.moved():  # a folder on its way, not the recording
+            _failed(ledger, job, pending, exc.strerror or str(exc))
+            return None
+        # review17b: gone just as it was moved (another host sharing the ledger did the
+        # pending after: first): no row kept for a file no rescan sees again
+        log.warning("file.after_skipped", after=action, reason="gone from its inbox meanwhile")
+        _settled(ledger, job, pending)
+        return None
     except OSError as exc:
         _failed(ledger, job, pending, exc.strerror or str(exc))
         return None

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from dropscribe import names
 from dropscribe.errors import LedgerError, LedgerUnavailable
-from dropscribe.ledger import migrations, queries
+from dropscribe.ledger import locked, migrations, queries
 from dropscribe.ledger.afters import AfterRows
 from dropscribe.ledger.groupcommit import GroupCommit
 from dropscribe.ledger.heard import HeardRows
@@ -48,15 +48,18 @@ T = TypeVar("T")
 
 
 @contextlib.contextmanager
-def mapped() -> Iterator[None]:
+def mapped(database: Path | None = None) -> Iterator[None]:
     """SQLite's errors in the block raised as LedgerError (same message; the cause kept);
     the write turn held by another process as LedgerUnavailable: a file waits for it,
-    nothing counted against it (lock17)."""
+    nothing counted against it (lock17); so is ``database`` locked by another process's
+    write transaction past the busy timeout (review17b)."""
     try:
         yield
     except TurnTaken as exc:
         raise LedgerUnavailable(str(exc)) from exc
     except sqlite3.Error as exc:
+        if locked.busy(exc):
+            raise locked.unavailable(exc, database) from exc
         raise LedgerError(str(exc)) from exc
 
 
@@ -75,11 +78,11 @@ class SqliteLedger(Reads, StepRows, SendReads, SpendRows, HeardRows, WaitRows, A
         self.path = path
         self.where = str(path)
         self._clock = clock
-        with mapped():
+        with mapped(path):
             self._db = GroupCommit(path, "", name="dropscribe-ledger")
         self._post = self._db.post
         try:
-            with mapped():
+            with mapped(path):
                 current = reading and self._db.untouched(self._migrate)
             if not current:
                 self._write(self._migrate)
@@ -93,15 +96,15 @@ class SqliteLedger(Reads, StepRows, SendReads, SpendRows, HeardRows, WaitRows, A
         )
 
     def close(self) -> None:
-        with mapped():
+        with mapped(self.path):
             self._db.close()
 
     def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        with mapped():
+        with mapped(self.path):
             return self._db.write(fn)
 
     def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        with mapped():
+        with mapped(self.path):
             return self._db.read(sql, args)
 
     def _execute(self, sql: str, args: tuple[Any, ...]) -> None:
