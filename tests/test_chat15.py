@@ -138,7 +138,9 @@ def test_a_dead_resolver_holds_a_bounded_number_of_threads():
     try:
         assert len(errors) == 6
         assert resolver.running == 2
-        assert sorted(stalled.asked) == ["a.example", "b.example"]
+        # two names asked, once each: which two is the threads' race (the first started
+        # need not be the first to ask, on a busy machine)
+        assert len(stalled.asked) == len(set(stalled.asked)) == 2
     finally:
         stalled.answer.set()
     wait_for(lambda: resolver.running == 0, 10, "the lookup threads to end")
