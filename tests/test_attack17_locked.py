@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from conftest import make_wav, patience
-from test_lock17_held import holding
+from test_lock17_held import TRANSACTION, holding
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -25,14 +25,7 @@ pytestmark = pytest.mark.slow
 
 # Each holder takes its lock, says "held" and keeps it until its stdin closes.
 HOLDERS = {
-    "write transaction": (
-        "import sqlite3, sys\n"
-        "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
-        "db.execute('BEGIN IMMEDIATE')\n"
-        "db.execute('UPDATE files SET error = error')\n"
-        "print('held', flush=True)\n"
-        "sys.stdin.read()\n"
-    ),
+    "write transaction": TRANSACTION,
     "write turn": (
         "import fcntl, sys\n"
         "fd = open(sys.argv[1] + '.lock', 'a')\n"

@@ -34,6 +34,16 @@ HOLDER = (
     "print('held', flush=True)\n"
     "sys.stdin.read()\n"
 )
+# Holds a write transaction on the database argv[1] (as a sqlite3 shell left in BEGIN
+# IMMEDIATE does), says "held" and keeps it until its stdin closes.
+TRANSACTION = (
+    "import sqlite3, sys\n"
+    "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+    "db.execute('BEGIN IMMEDIATE')\n"
+    "db.execute('UPDATE files SET error = error')\n"
+    "print('held', flush=True)\n"
+    "sys.stdin.read()\n"
+)
 
 
 @contextlib.contextmanager
@@ -72,27 +82,53 @@ def takes(lock: Path) -> bool:
     return subprocess.run([sys.executable, "-c", code, str(lock)], check=False).returncode == 0
 
 
-def test_the_daemon_held_from_its_write_turn_lets_the_file_wait_and_goes_on(setup: Any) -> None:
-    """A recording arriving while another process holds the write turn: after the 30 s
-    wait (not for ever) the file waits, the reason naming the lock file and its holder,
-    nothing counted against it; once the holder lets go it is done, uploaded once."""
+# How another process holds the ledger (lock17's write turn; review17b: SQLite's own
+# write transaction), and what the daemon and retry then say, naming the file and pid.
+HELD = {
+    "write turn": (
+        "ledger.sqlite3.lock",
+        HOLDER,
+        "cannot take the ledger's write turn: {0} is held by process {1} (waited 30 s for it)",
+    ),
+    "write transaction": (
+        "ledger.sqlite3",
+        TRANSACTION,
+        (
+            "cannot write the ledger: {0} is in a write transaction of process {1}"
+            " (database is locked; waited 30 s for it)"
+        ),
+    ),
+}
+
+
+def held_by(setup: Any, kind: str) -> tuple[Path, str, str]:
+    """The file another process holds for ``kind``, its holder's script, the words."""
+    name, script, words = HELD[kind]
+    return setup.state / name, script, words
+
+
+@pytest.mark.parametrize("kind", sorted(HELD))
+def test_the_daemon_held_by_another_process_lets_the_file_wait_and_goes_on(
+    setup: Any, kind: str
+) -> None:
+    """A recording arriving while another process holds the ledger (its write turn, or a
+    write transaction): after the 30 s wait (not for ever) the file waits, the reason
+    naming the held file and its holder, nothing counted against it (no job.crashed);
+    once the holder lets go it is done, uploaded once."""
     setup.data["rescan_seconds"] = 1
-    lock = setup.state / "ledger.sqlite3.lock"
+    setup.data["workers"] = 1
     path = setup.inbox / "a.wav"
     daemon = DaemonProcess(setup)
     try:
         daemon.wait_event("daemon.started")
-        with holding(lock) as holder:
+        lock, script, words = held_by(setup, kind)
+        with holding(lock, script) as holder:
             make_wav(path)
             daemon.wait_event("file.waiting", timeout=WAIT + 10)  # the 30 s wait, and more
         (waiting, *_) = daemon.named("file.waiting")
         assert waiting["path"] == str(path)
-        assert waiting["reason"] == (
-            f"cannot take the ledger's write turn: {lock} is held by process {holder.pid}"
-            " (waited 30 s for it)"
-        )
+        assert waiting["reason"] == words.format(lock, holder.pid)
         assert waiting["quarantined"] is False
-        assert daemon.named("ledger.write_failed")  # the writes that nobody waited for
         daemon.wait_event("file.done", timeout=30)
     finally:
         daemon.kill()
@@ -102,17 +138,19 @@ def test_the_daemon_held_from_its_write_turn_lets_the_file_wait_and_goes_on(setu
     assert not (setup.inbox / "failed").exists()
 
 
-def test_retry_held_from_the_write_turn_ends_with_exit_1_naming_lock_and_holder(
-    setup: Any,
+@pytest.mark.parametrize("kind", sorted(HELD))
+def test_retry_held_by_another_process_ends_with_exit_1_naming_file_and_holder(
+    setup: Any, kind: str
 ) -> None:
-    """retry, the write turn held by another process, ends after the 30 s wait with exit
-    1 and an error naming the lock file and the holder's pid; nothing is moved."""
+    """retry, another process holding the ledger (its write turn, or a write
+    transaction), ends after the 30 s wait with exit 1 and an error naming the held file
+    and the holder's pid; nothing is moved."""
     planted = make_wav(setup.inbox / "failed" / "x.wav")
     report = {"reason": "planted", "source": str(setup.inbox / "x.wav"), "key": None}
     (planted.parent / "x.wav.error.json").write_text(json.dumps(report))
     assert setup.command("once").returncode == 0  # the ledger made
-    lock = setup.state / "ledger.sqlite3.lock"
-    with holding(lock) as holder:
+    lock, script, words = held_by(setup, kind)
+    with holding(lock, script) as holder:
         done = subprocess.run(
             [sys.executable, "-m", "dropscribe", "retry", "--all", "-c", str(setup.write())],
             capture_output=True,
@@ -122,6 +160,6 @@ def test_retry_held_from_the_write_turn_ends_with_exit_1_naming_lock_and_holder(
             check=False,
         )
     assert done.returncode == 1, done.stderr
-    assert f"{lock} is held by process {holder.pid} (waited 30 s for it)" in done.stderr
+    assert words.format(lock, holder.pid) in done.stderr
     assert planted.exists()
     assert not (setup.inbox / "x.wav").exists()
