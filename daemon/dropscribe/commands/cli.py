@@ -284,7 +284,15 @@ def _serve(
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGHUP, on_hangup)
-    faulthandler.register(signal.SIGUSR1, all_threads=True)  # a seemingly stuck daemon
+
+    def on_stacks(_signum: int, _frame: FrameType | None) -> None:
+        # a seemingly stuck daemon: every thread's stack, dumped by the main thread with
+        # the GIL held. Not faulthandler.register: its C handler walks the other threads'
+        # frames while they run (CPython does not stop them for it), and the daemon died
+        # of SIGSEGV once after a SIGUSR1 in tests/test_flake16_signals.py
+        faulthandler.dump_traceback(all_threads=True)
+
+    signal.signal(signal.SIGUSR1, on_stacks)
     import structlog  # noqa: PLC0415 - see the imports
 
     from dropscribe.service import Daemon  # noqa: PLC0415 - the commands that only read start fast
