@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("dropscribe")
 
+ACTIONS = frozenset({"move", "delete"})  # the after:s that do something, and can fail
+
 
 def later(
     ledger: Verdicts,
@@ -126,6 +128,8 @@ def after(ledger: Afters, job: Job) -> Path | None:
     (``again``) until it is done: never a new upload, never new sidecars."""
     assert job.held is not None  # a file is done only once it was opened
     action = job.settings.after
+    if action not in ACTIONS:  # keep (the default): nothing to do, nothing to read
+        return None
     try:
         pending = ledger.after_pending(job.path)
     except WRITE_FAILED as exc:  # not known: a failure below is said as a first one
@@ -168,7 +172,7 @@ def again(ledger: Afters, job: Job) -> bool:
     pending = ledger.after_pending(job.path)
     if pending is None:
         return False
-    if job.settings.after not in {"move", "delete"}:
+    if job.settings.after not in ACTIONS:
         log.info("file.after_dropped", after=job.settings.after, was=pending.action)
         ledger.after_settled(job.path)
         return True
