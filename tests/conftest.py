@@ -345,6 +345,14 @@ class DaemonProcess:
     def named(self, name: str) -> list[dict[str, Any]]:
         return [e for e in list(self.events) if e.get("event") == name]
 
+    def __repr__(self) -> str:
+        """What a failed assertion on it shows: the exit and the last lines it wrote
+        (a crash's stacks among them)."""
+        tail = "".join(self.raw[-40:])
+        return (
+            f"<dropscribe pid {self.proc.pid}, exit {self.proc.returncode}; stderr ends:\n{tail}>"
+        )
+
     def wait_output(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
         """Wait until ``condition`` (on events or raw lines) holds; woken by each line."""
         timeout = patience(timeout)

@@ -592,6 +592,9 @@ class FakeAPI:
         # kind is OpenAI's, without the field elsewhere; None: the route is a 404
         self.catalogue: list[dict[str, Any]] | None = catalogue_of(kind, self.models)
         self.listings = 0  # GET /models requests answered
+        self.listing_gate = threading.Event()  # cleared: GET /models waits until it is set
+        self.listing_gate.set()
+        self.asked = 0  # GET /models requests received (answered or held)
         # models shut down (or withdrawn): "404" as OpenAI answers after the shutdown,
         # "503" as the gateway that withdrew whisper-1 early (PROTOCOL.md 7.1)
         self.gone: dict[str, str] = {}
@@ -1025,6 +1028,7 @@ class FakeAPI:
     def __exit__(self, *exc: object) -> None:
         self._closing.set()
         self.gate.set()
+        self.listing_gate.set()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join()
@@ -1096,6 +1100,10 @@ class FakeAPI:
                 elif api.api_key is not None and bearer != f"Bearer {api.api_key}":
                     self._send(openai_error(401, "Incorrect API key provided."))
                 else:
+                    with api.arrived:
+                        api.asked += 1  # GET /models requests received
+                        api.arrived.notify_all()
+                    api.listing_gate.wait()
                     with api._lock:
                         api.listings += 1
                     self._send(Reply(200, {"object": "list", "data": api.catalogue}))

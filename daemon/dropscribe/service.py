@@ -44,6 +44,7 @@ Workers = Threads | ProcessPool  # threads in this process, or worker processes
 
 TICK = 0.2  # longest the loop sleeps: how soon it notices a stop request
 HEALTH_SECONDS = 5.0  # how often dead watch threads and a lost state_dir are looked for
+RADAR_JOIN = 2.0  # longest the stop waits for the radar's thread (a look in flight)
 STATUS_SECONDS = 5.0  # how often systemd hears the queue counts (more often with WatchdogSec)
 
 
@@ -129,7 +130,6 @@ class Daemon:
                 stepper.start()
             watcher = self._loop(stop, pool, watcher, once, reload)
         finally:
-            looking.close()  # before the ledger is
             stepper.close()
             self._notify(STOPPING="1", STATUS="finishing uploads in flight")
             if server is not None:
@@ -139,6 +139,7 @@ class Daemon:
             abort.set()  # waits (backoff, paused endpoints) give up; uploads in flight go on
             stragglers = pool.close(self.config.shutdown_grace)
             self.abandoned = stragglers
+            looking.close(RADAR_JOIN)  # before the ledger is
             if stragglers:
                 log.warning(
                     "daemon.abandoned",

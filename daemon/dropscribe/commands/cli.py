@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime as dt
 import faulthandler
@@ -281,6 +282,10 @@ def _serve(
     def on_hangup(_signum: int, _frame: FrameType | None) -> None:
         reload.raise_()
 
+    # A crash (a fault in a native library) leaves every thread's stack in the journal;
+    # a stderr without a file descriptor (captured in-process) has no room for it.
+    with contextlib.suppress(ValueError, AttributeError):
+        faulthandler.enable(all_threads=True)
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGHUP, on_hangup)
@@ -319,10 +324,14 @@ def _serve(
     code = EXIT_FAILED if once and failed else EXIT_OK
     if once and not failed and daemon.tally is not None and daemon.tally.unreachable:
         code = EXIT_UNREACHABLE
-    if daemon.abandoned:
-        # Jobs still run in threads (a local transcription inside CTranslate2, an upload):
-        # tearing the interpreter down under them ends in SIGSEGV or SIGABRT. What they
-        # did is in the ledger (crash-safe), and they run again at the next start.
+    left = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
+    if daemon.abandoned or left:
+        # Jobs still run in threads (a local transcription inside CTranslate2, an upload),
+        # or a thread of ours has not ended (the radar's request in flight, the model's
+        # idle unloader): tearing the interpreter down under a running thread ends in
+        # SIGSEGV or SIGABRT (CPython 3.13's finalizer, seen in CI). What they did is in
+        # the ledger (crash-safe), and jobs run again at the next start.
+        structlog.get_logger("dropscribe").debug("daemon.threads_left", threads=left)
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)

@@ -96,20 +96,27 @@ class Radar:
         self._closing = threading.Lock()  # held while the ledger is written
         self._closed = False
         self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
     def start(self) -> Radar:
         """Look now and then daily, on a thread of its own."""
         thread = threading.Thread(target=self.run, args=(self._stop,), name="dropscribe-radar")
         thread.daemon = True  # a hung catalogue request never holds up the daemon's exit
         thread.start()
+        self._thread = thread
         return self
 
-    def close(self) -> None:
+    def close(self, timeout: float = 0.0) -> bool:
         """From now on nothing is written (the ledger is about to close); a look in
-        flight may end its request, but it writes nothing."""
+        flight may end its request, but it writes nothing. Waits up to ``timeout``
+        seconds for the thread to end (in its daily wait, at once): whether it has. A
+        thread left running when the interpreter is torn down can crash it."""
         self._stop.set()
         with self._closing:
             self._closed = True
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self._thread is None or not self._thread.is_alive()
 
     def run(self, stop: threading.Event) -> None:
         first = True

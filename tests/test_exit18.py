@@ -1,0 +1,48 @@
+"""The daemon's exit: no thread of ours is left running under the interpreter's teardown
+(CPython 3.13 crashed with SIGSEGV there in CI when the radar's thread was still ending)."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+
+from conftest import DaemonProcess, make_wav, patience
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_stop_waits_for_the_radar_thread_that_is_in_its_daily_wait(setup):
+    """After a stop the radar's thread has ended before the process exits: no thread left."""
+    setup.data["log"] = {"level": "debug"}
+    daemon = DaemonProcess(setup)
+    try:
+        daemon.wait_event("daemon.started")
+        make_wav(setup.inbox / "one.wav")
+        daemon.wait_event("file.done")
+        assert setup.api.listings == 1  # the radar has looked, and waits a day
+        daemon.signal(signal.SIGINT)
+        assert daemon.wait() == 0
+    finally:
+        daemon.kill()
+    assert not daemon.named("daemon.threads_left"), daemon
+
+
+def test_a_radar_look_hung_at_stop_ends_with_the_process_not_under_its_teardown(setup):
+    """GET /models never answers: SIGTERM still exits 0 at once, leaving the interpreter
+    by os._exit with the thread named (a teardown under it can crash)."""
+    setup.data["log"] = {"level": "debug"}
+    setup.api.listing_gate.clear()
+    daemon = DaemonProcess(setup)
+    try:
+        daemon.wait_event("daemon.started")
+        with setup.api.arrived:
+            assert setup.api.arrived.wait_for(lambda: setup.api.asked >= 1, patience(20))
+        daemon.signal(signal.SIGTERM)
+        assert daemon.wait() == 0, daemon
+    finally:
+        setup.api.listing_gate.set()
+        daemon.kill()
+    (left,) = daemon.named("daemon.threads_left")
+    assert "dropscribe-radar" in left["threads"]
+    assert daemon.named("daemon.stopped")
