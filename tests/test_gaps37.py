@@ -96,12 +96,14 @@ def test_speech_no_decode_heard_is_warned_of_at_its_place_in_the_recording():
 @pytest.mark.slow
 def test_a_sentence_whisper_ended_its_piece_before_is_in_the_transcript(setup):
     """The first 60 sentences of bench/local.py's third rendition (seed 13), through
-    `dropscribe once`: the batched pass ends one piece a sentence early ("Greta postponed
-    the plan for the new office after the break", said right after a sentence ending the
-    same way); the stretch without words is decoded again and the sentence is there. Only
-    a txt asked for: the same transcript as with an srt beside it (the batched pass times
-    words for every format: without them a piece was one segment, its compression ratio
-    flagged it, and it was decoded again down to the last resort)."""
+    `dropscribe once`: "Greta postponed the plan for the new office after the break", said
+    right after a sentence ending the same way, is in the transcript. On the Intel machine
+    where it was found, the batched pass ended its piece a sentence early and the stretch
+    without words was decoded again (piece.redecoded, sign no_words); on an AMD EPYC
+    (CTranslate2's other GEMM path) the pass hears it at once. Only a txt asked for: the
+    same transcript as with an srt beside it (the batched pass times words for every
+    format: without them a piece was one segment, its compression ratio flagged it, and it
+    was decoded again down to the last resort)."""
     spec = importlib.util.spec_from_file_location("bench_local", BENCH)
     assert spec is not None
     assert spec.loader is not None
@@ -122,7 +124,6 @@ def test_a_sentence_whisper_ended_its_piece_before_is_in_the_transcript(setup):
     txt = (setup.inbox / "talk.txt").read_text(encoding="utf-8")
     repeated = r"the plan for the new office after the break\.\s+\w+ postponed the plan"
     assert re.search(repeated, txt), txt
-    assert "no_words" in [e["sign"] for e in process.named("piece.redecoded")]
     assert not process.named("speech.unheard")
     shutil.rmtree(setup.state)
     (setup.inbox / "talk.txt").unlink()
