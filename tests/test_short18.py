@@ -146,6 +146,42 @@ def test_whole_files_are_never_short_and_cut_ones_are(tmp_path, kind):
     assert short.declared is None or short.declared == pytest.approx(SECONDS, abs=0.05)
 
 
+@pytest.mark.parametrize(
+    ("container", "codec", "rate"), [("mp4", "aac", 16000), ("matroska", "libopus", 48000)]
+)
+def test_a_video_whose_sound_stops_before_its_picture_is_not_short(
+    tmp_path, container, codec, rate
+):
+    """A 30-s picture track with 10 s of sound (MP4, Matroska, whose header gives the
+    picture's length): nothing declared of the sound, so never said to be cut short."""
+    import av
+    import numpy as np
+
+    from dropscribe.audio import cut, probe
+
+    path = tmp_path / f"video.{container}"
+    with av.open(str(path), "w", format=container) as out:
+        picture = out.add_stream("mpeg4", rate=10)
+        picture.width, picture.height, picture.pix_fmt = 64, 48, "yuv420p"
+        sound = out.add_stream(codec, rate=rate, layout="mono")
+        for n in range(300):
+            image = av.VideoFrame.from_ndarray(
+                np.full((48, 64, 3), n % 250, np.uint8), format="rgb24"
+            )
+            image.pts = n
+            out.mux(picture.encode(image))
+        out.mux(picture.encode(None))
+        tone = (np.sin(np.arange(10 * rate) / 5) * 8000).astype(np.int16)
+        for first in range(0, len(tone), 960):
+            block = av.AudioFrame.from_ndarray(tone[None, first : first + 960], layout="mono")
+            block.sample_rate, block.pts = rate, first
+            out.mux(sound.encode(block))
+        out.mux(sound.encode(None))
+    found = probe.examine(path)
+    assert (found.video, found.duration) == (True, 30.0)
+    assert cut.short(path, found) is None
+
+
 def test_espeak_speech_is_never_short(tmp_path):
     """espeak-ng's WAV, written to a file or to a pipe (a placeholder size), is not short."""
     from dropscribe.audio import cut, probe

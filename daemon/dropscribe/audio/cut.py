@@ -6,7 +6,7 @@ data size) still says how long the recording was, and decoding ends where the by
 What the file holds is read from its packets, demuxed to the end, never decoded (within
 a frame of what a decoder gets; 40-80 ms for 10 minutes of FLAC, Opus or MP3), and only
 where its last seconds are not there: a whole file costs one seek and a few packets
-(about 1 ms). PCM's bytes say it exactly: nothing is read.
+(at most 2 ms for 10 minutes). PCM's bytes say it exactly: nothing is read.
 
 An Ogg file declares no length: FFmpeg reads it from the last page there is, so a cut
 Ogg seems a shorter recording. A writer ends a file on a page's last byte; a file that

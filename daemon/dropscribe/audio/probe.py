@@ -30,7 +30,8 @@ class Probe:
     video: bool = False  # a picture track (cover art does not count)
     # short18: the seconds the header claims, before they are bounded by the bytes there
     # are (``duration`` is); None where it claims none: a streaming WAV's placeholder
-    # size, FFmpeg's estimate from the bit rate (a raw MP3 without a Xing header)
+    # size, FFmpeg's estimate from the bit rate (a raw MP3 without a Xing header), a file
+    # with a picture track (its length may be the picture's)
     declared: float | None = None
 
 
@@ -166,7 +167,13 @@ def _probe(path: Path, options: dict[str, str]) -> Probe:
                 duration = container.duration / 1_000_000
             elif stream.duration is not None and stream.time_base:  # PyAV 19: 0/1 when unset
                 duration = float(stream.duration * stream.time_base)
-            declared = _declared(path, duration, stream.codec_context)
+            video = any(
+                not s.disposition & av.stream.Disposition.attached_pic
+                for s in container.streams.video
+            )
+            # short18: beside a picture track, what the header says may be the picture's
+            # length (Matroska's, even as the audio stream's duration): nothing declared
+            declared = None if video else _declared(path, duration, stream.codec_context)
             if duration is not None:  # hostile14b: no more than the file's bytes can hold
                 duration = min(duration, _longest(path, stream.codec_context))
             return Probe(
@@ -174,10 +181,7 @@ def _probe(path: Path, options: dict[str, str]) -> Probe:
                 codec=stream.codec_context.name,
                 duration=round(duration, 3) if duration is not None else None,
                 streams=len(audio),
-                video=any(
-                    not s.disposition & av.stream.Disposition.attached_pic
-                    for s in container.streams.video
-                ),
+                video=video,
                 declared=declared,
             )
     except av.FFmpegError as exc:
