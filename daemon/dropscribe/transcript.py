@@ -8,7 +8,7 @@ them; NaN, infinite or absurd ones refused), text as it can be written.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, NotRequired, Protocol, TypedDict, cast
 
 from dropscribe import markup, speakers
@@ -61,6 +61,41 @@ class Word(TypedDict):
 
 
 @dataclass(frozen=True)
+class CutShort:
+    """short18: the recording held clearly less than its container declares (a copy or a
+    sync that broke off, a recorder that lost power; ``audio/cut.py``): its transcript
+    covers only the first ``decoded_seconds``. Kept with the transcript, in the ledger and
+    the JSON sidecars, where a person looks later."""
+
+    declared_seconds: float | None  # None: the container declares no length (Ogg)
+    decoded_seconds: float
+
+    def told(self) -> str:
+        """What ``audio.short`` and ``explain`` say of it: what it is, what to do."""
+        if self.declared_seconds is None:
+            how = "it ends inside an Ogg page (an Ogg file does not declare its length)"
+        else:
+            how = f"its header declares {self.declared_seconds:.1f} s"
+        return (
+            f"the recording looks cut short: {how}; the transcript covers only its first"
+            f" {self.decoded_seconds:.1f} s. Copy the whole file again (a copy or sync that"
+            " broke off); the new copy is transcribed afresh"
+        )
+
+    def to_json(self) -> dict[str, float | None]:
+        return {"declared_seconds": self.declared_seconds, "decoded_seconds": self.decoded_seconds}
+
+    @classmethod
+    def from_json(cls, data: object) -> CutShort | None:
+        """What ``to_json`` wrote; None for anything else."""
+        if not isinstance(data, dict) or not isinstance(data.get("decoded_seconds"), float | int):
+            return None
+        declared = data.get("declared_seconds")
+        declared = float(declared) if isinstance(declared, float | int) else None
+        return cls(declared, float(data["decoded_seconds"]))
+
+
+@dataclass(frozen=True)
 class Transcript:
     """A transcript normalised from any server's answer: text plus timed segments."""
 
@@ -70,15 +105,19 @@ class Transcript:
     segments: tuple[Segment, ...] = ()
     words: tuple[Word, ...] = ()
     request_id: str | None = field(default=None, compare=False)
+    cut_short: CutShort | None = None  # short18: set by the job, never by an answer
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "text": self.text,
             "language": self.language,
             "duration": self.duration,
             "segments": list(self.segments),
             "words": list(self.words),
         }
+        if self.cut_short is not None:
+            data["cut_short"] = self.cut_short.to_json()
+        return data
 
     @property
     def speakers(self) -> bool:
@@ -89,8 +128,12 @@ class Transcript:
     def from_json(cls, data: dict[str, Any], request_id: str | None = None) -> Transcript:
         """Normalise an answer: vLLM's string durations, LocalAI's ``text`` for words,
         WhisperX's words inside segments, Together's ``speaker_segments``, and every
-        provider's speaker field as one ``speaker`` (``speakers.normalised``)."""
-        return speakers.normalised(cls._parsed(data, request_id))
+        provider's speaker field as one ``speaker`` (``speakers.normalised``); what
+        ``to_json`` kept of a recording cut short."""
+        parsed = cls._parsed(data, request_id)
+        if (cut := CutShort.from_json(data.get("cut_short"))) is not None:
+            parsed = replace(parsed, cut_short=cut)
+        return speakers.normalised(parsed)
 
     @classmethod
     def from_answer(cls, data: dict[str, Any], request_id: str | None = None) -> Transcript:

@@ -28,6 +28,11 @@ class Probe:
     duration: float | None  # seconds, when the container says
     streams: int  # audio streams
     video: bool = False  # a picture track (cover art does not count)
+    # short18: the seconds the header claims, before they are bounded by the bytes there
+    # are (``duration`` is); None where it claims none: a streaming WAV's placeholder
+    # size, FFmpeg's estimate from the bit rate (a raw MP3 without a Xing header), a file
+    # with a picture track (its length may be the picture's)
+    declared: float | None = None
 
 
 # hostile14b: the fewest bytes a second of audio can take (1 kbit/s: below the lowest
@@ -39,6 +44,12 @@ LOWEST_BYTES_A_SECOND = 125
 # A quick look first (FFmpeg reads up to probesize bytes; the default 5 MB costs
 # milliseconds per file); the thorough default only when the quick look finds no audio.
 QUICK = {"probesize": "4096", "analyzeduration": "0"}
+# short18: a WAV data size this large is a recorder's placeholder (0xFFFFFFFF, 0x7FFFFFFF)
+# written before it knew the length, not a claim: 2 GiB is 18 h of 16 kHz mono.
+PLACEHOLDER_BYTES = 0x7FFF0000
+# An FFmpeg duration within this share of the file's size at the stream's bit rate is
+# its estimate from that rate (the container said nothing), or a constant-rate file whole.
+ESTIMATED = 0.01
 
 
 def examine(path: Path) -> Probe:
@@ -71,6 +82,7 @@ def _pcm_wav(path: Path) -> Probe | None:
                 # recorder leaves 0xFFFFFFFF; a dropper may say anything): wave stops
                 # reading at the data chunk's start
                 frame_bytes = max(1, width * header.getnchannels())
+                claimed = frames if frames * frame_bytes < PLACEHOLDER_BYTES else None
                 frames = min(
                     frames, max(0, os.fstat(fh.fileno()).st_size - fh.tell()) // frame_bytes
                 )
@@ -79,7 +91,8 @@ def _pcm_wav(path: Path) -> Probe | None:
     if frames == 0 or rate == 0:
         return None  # let FFmpeg give the reason
     codec = {1: "pcm_u8", 2: "pcm_s16le", 3: "pcm_s24le", 4: "pcm_s32le"}.get(width, "pcm")
-    return Probe(container="wav", codec=codec, duration=round(frames / rate, 3), streams=1)
+    declared = round(claimed / rate, 3) if claimed is not None else None
+    return Probe("wav", codec, round(frames / rate, 3), streams=1, declared=declared)
 
 
 # PyAV before 19 decodes tags strictly unless told to ignore bad bytes (a recorder's
@@ -154,6 +167,13 @@ def _probe(path: Path, options: dict[str, str]) -> Probe:
                 duration = container.duration / 1_000_000
             elif stream.duration is not None and stream.time_base:  # PyAV 19: 0/1 when unset
                 duration = float(stream.duration * stream.time_base)
+            video = any(
+                not s.disposition & av.stream.Disposition.attached_pic
+                for s in container.streams.video
+            )
+            # short18: beside a picture track, what the header says may be the picture's
+            # length (Matroska's, even as the audio stream's duration): nothing declared
+            declared = None if video else _declared(path, duration, stream.codec_context)
             if duration is not None:  # hostile14b: no more than the file's bytes can hold
                 duration = min(duration, _longest(path, stream.codec_context))
             return Probe(
@@ -161,10 +181,8 @@ def _probe(path: Path, options: dict[str, str]) -> Probe:
                 codec=stream.codec_context.name,
                 duration=round(duration, 3) if duration is not None else None,
                 streams=len(audio),
-                video=any(
-                    not s.disposition & av.stream.Disposition.attached_pic
-                    for s in container.streams.video
-                ),
+                video=video,
+                declared=declared,
             )
     except av.FFmpegError as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
@@ -184,6 +202,17 @@ def counted(path: Path) -> float | None:
             return round(float(ticks * stream.time_base), 3) or None
     except (av.FFmpegError, IndexError):
         return None
+
+
+def _declared(path: Path, duration: float | None, codec: Any) -> float | None:
+    """``duration`` as the header's claim; None where it is FFmpeg's estimate from the
+    stream's bit rate (the file's size at that rate, within ``ESTIMATED``)."""
+    if duration is None or duration <= 0:
+        return None
+    rate = int(codec.bit_rate or 0)
+    if rate and abs(path.stat().st_size * 8 / rate - duration) <= ESTIMATED * duration:
+        return None
+    return round(duration, 3)
 
 
 def _longest(path: Path, codec: Any) -> float:

@@ -26,6 +26,7 @@ from dropscribe.outputs import disposition
 from dropscribe.steps import report as steps_report
 from dropscribe.timing import timed as timing
 from dropscribe.transcribe import kinds
+from dropscribe.transcript import CutShort
 from dropscribe.vocab import fallbacks as several
 from dropscribe.vocab.states import FileState
 
@@ -214,6 +215,7 @@ def _explain_ledger(cfg: Config, path: Path) -> str | None:
             sent = store.sends(row.key) if row is not None else []  # fallback34
             steps = steps_report.explained(cfg, store, row) if row is not None else []
             pending = store.after_pending(path)  # done17
+            job = store.job(row.key) if row is not None and row.state == FileState.DONE else None
         finally:
             store.close()
     except (OSError, DropscribeError) as exc:
@@ -230,6 +232,8 @@ def _explain_ledger(cfg: Config, path: Path) -> str | None:
             say(line)
         for line in afters.told(pending):  # done17: done, but its after: is not yet
             say(line)
+        if job is not None and (short := CutShort.from_json((job.result or {}).get("cut_short"))):
+            say(f"    cut short: {short.told()}")  # short18
     if chunks:  # a long recording part-way through
         done = sum(chunk.result is not None for chunk in chunks)
         say(

@@ -40,6 +40,7 @@ from dropscribe.errors import (
 )
 from dropscribe.ingest import source
 from dropscribe.jobs import cascade, chunked, crashed, plan, spoken, tracks, verdicts, waited
+from dropscribe.jobs.cutshort import said_and_kept  # short18
 from dropscribe.jobs.job import Job, Outcome, SettledFile, Tally
 from dropscribe.ledger.interface import WRITE_FAILED
 from dropscribe.ops.metrics import Metrics
@@ -293,7 +294,8 @@ class JobRunner:
         log.info(
             "audio.probed", container=found.container, codec=found.codec, seconds=found.duration
         )
-        return spoken.believed(job.settings, self._planner.transcribe(job, found)), True
+        send = lambda: self._planner.transcribe(job, found)  # noqa: E731
+        return spoken.believed(job.settings, said_and_kept(held.content, found, send)), True
 
     def _written(self, job: Job, transcript: Transcript, fresh: bool) -> list[Path] | Outcome:
         """A transcript just had -> its sidecars, or how the file ended without them; a

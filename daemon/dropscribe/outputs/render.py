@@ -147,7 +147,8 @@ class Page:
         return out
 
     def plain_json(self) -> dict[str, Any]:
-        """json: the text, and with speakers, who said which part when."""
+        """json: the text, with speakers who said which part when, and whether the
+        recording was cut short."""
         data: dict[str, Any] = {"text": self.full.text}
         if self.full.speakers:
             data["segments"] = [
@@ -159,6 +160,8 @@ class Page:
                 }
                 for s in self.full.segments
             ]
+        if self.full.cut_short is not None:  # short18: the recording held less than it said
+            data["cut_short"] = self.full.cut_short.to_json()
         return data
 
     def srt(self) -> str:
