@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import threading
 from typing import TYPE_CHECKING
 
@@ -294,7 +295,7 @@ class JobRunner:
         log.info(
             "audio.probed", container=found.container, codec=found.codec, seconds=found.duration
         )
-        send = lambda: self._planner.transcribe(job, found)  # noqa: E731
+        send = functools.partial(self._planner.transcribe, job, found)
         return spoken.believed(job.settings, said_and_kept(held.content, found, send)), True
 
     def _written(self, job: Job, transcript: Transcript, fresh: bool) -> list[Path] | Outcome:
