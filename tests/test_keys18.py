@@ -29,6 +29,21 @@ if "PYTHONPATH" in os.environ:  # a checkout other than the installed one
 MUST = "a key must be text, and YAML reads this one as "
 NUMBER = 'put it in quotes ("{}": ...) if it is meant as a name'
 
+BASE = """\
+endpoints:
+  openai:
+    base_url: https://api.openai.com/v1
+    api_key_env: OPENAI_API_KEY
+defaults:
+  endpoint: openai
+  model: whisper-1
+inboxes:
+  - path: inbox
+    rules:
+      - match: "*.wav"
+        language: de
+"""
+
 
 def run(command: str, config: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -162,6 +177,46 @@ workers: 3
     ]
 
 
+def test_what_an_alias_repeats_is_told_once_where_its_anchor_is(tmp_path):
+    """A glossary with a date as a key and a NUL in a value, repeated by aliases in two
+    rules: each problem told once, at the anchor's line and key path."""
+    text = BASE + (
+        '        glossary: &words {2024-01-01: date, eefa: "Ao\\0ife"}\n'
+        "      - {match: '*.mp3', glossary: *words}\n"
+        "      - {match: '*.ogg', glossary: *words}\n"
+    )
+    found = told(tmp_path, text)
+    date = [p for p in found if "2024-01-01" in p]
+    nul = [p for p in found if "which no path, name or header can" in p]
+    assert date == [
+        f"13: inboxes[0].rules[0].glossary.2024-01-01: {MUST}a date: "
+        + (NUMBER.format("2024-01-01"))
+    ]
+    assert len(nul) == 1
+    assert nul[0].startswith("13: inboxes[0].rules[0].glossary.eefa: holds a NUL"), nul
+
+
+def test_a_lone_surrogate_in_a_key_and_yaml_errors_are_one_clear_line(tmp_path):
+    """A key holding a lone surrogate is one problem at its line (no pydantic echo at
+    line 1); a repeated anchor and a second document say what was found where."""
+    surrogate = told(tmp_path, BASE + '"a\\ud800": 1\n')
+    assert surrogate == ["13: a key holds a lone surrogate (\\ud800-\\udfff), which is not text"]
+    anchors = told(tmp_path, BASE + "x: &a 1\ny: &a 2\n")
+    assert anchors == [
+        (
+            "14: not valid YAML: found duplicate anchor 'a'; first occurrence on line 13,"
+            " second occurrence"
+        ),
+    ]
+    documents = told(tmp_path, BASE + "---\nworkers: 2\n")
+    assert documents == [
+        (
+            "13: not valid YAML: expected a single document in the stream on line 1, but"
+            " found another document"
+        ),
+    ]
+
+
 REFUSED = [  # the file's bytes, and what follows "dropscribe: FILE:"
     (b"endpoints:\n  a: x\0y\n", "2: not valid YAML: holds a NUL character (\\0)"),
     (b"a: 1\nb: \x7f\n", "2: not valid YAML: holds the character U+007F"),
@@ -232,20 +287,6 @@ PLACES = [
     (9, "    ", "inboxes[0]."),
     (11, "        ", "inboxes[0].rules[0]."),
 ]
-BASE = """\
-endpoints:
-  openai:
-    base_url: https://api.openai.com/v1
-    api_key_env: OPENAI_API_KEY
-defaults:
-  endpoint: openai
-  model: whisper-1
-inboxes:
-  - path: inbox
-    rules:
-      - match: "*.wav"
-        language: de
-"""
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))

@@ -103,6 +103,9 @@ def parse(text: str, fname: str) -> Document:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         detail = getattr(exc, "problem", None) or str(exc)
+        context, at = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+        if context and at and not context.startswith("while"):  # "but found another document"
+            detail = f"{context} on line {at.line + 1}, {detail}"
         raise ConfigError([Problem(fname, line, "", f"not valid YAML: {detail}")]) from None
     finally:
         if loader is not None:
@@ -191,16 +194,20 @@ def _refuse(fname: str, event: yaml.Event, within: list[_Open], message: str) ->
     raise ConfigError([Problem(fname, line, dotted(where), message)])
 
 
-class _Seen(NamedTuple):
-    """What ``_index`` reads the nodes with, and where it tells what it finds."""
+class _Seen:
+    """What ``_index`` reads the nodes with, what it has seen, and where it tells what
+    it finds: once, where the file writes it (a node an alias repeats is read again,
+    for its lines, but not told again)."""
 
-    loader: _Loader
-    text: str
-    fname: str
-    problems: list[Problem]
+    def __init__(self, loader: _Loader, text: str, fname: str, problems: list[Problem]) -> None:
+        self.loader, self.text, self.fname, self.problems = loader, text, fname, problems
+        self.read: set[int] = set()  # the nodes read once already
+        self.quiet = False  # the node being read was read before
+        self.kept: list[tuple[yaml.MappingNode, list[tuple[yaml.Node, yaml.Node]]]] = []
 
     def tell(self, line: int, path: KeyPath, message: str) -> None:
-        self.problems.append(Problem(self.fname, line, dotted(path), message))
+        if not self.quiet:
+            self.problems.append(Problem(self.fname, line, dotted(path), message))
 
 
 def _index(
@@ -208,9 +215,9 @@ def _index(
 ) -> bool:
     """Note the line of every key path (a key's own line), and tell each key that is
     not text (taken out of its mapping: nothing is built of it), a repeated key, a
-    tag no setting takes, each string no setting can hold; a loop, not a recursion.
-    False when nothing can be built: a tag of Python's, a value that holds itself
-    (``a: &a [*a]``)."""
+    tag no setting takes, each string no setting can hold; in the file's order (an
+    anchor before its aliases), a loop, not a recursion. False when nothing can be
+    built: a tag of Python's, a value that holds itself (``a: &a [*a]``)."""
     todo: list[tuple[yaml.Node, KeyPath, int | None, tuple[int, ...]]] = [(root, (), None, ())]
     buildable = True
     while todo:
@@ -218,9 +225,13 @@ def _index(
         lines[path] = line = key_line or node.start_mark.line + 1
         paths.setdefault(id(node), path)
         if id(node) in above:
+            seen.quiet = False
             seen.tell(line, path, "holds itself (an alias inside its own anchor)")
             return False
         above = (*above, id(node))
+        seen.quiet = id(node) in seen.read
+        seen.read.add(id(node))
+        inside: list[tuple[yaml.Node, KeyPath, int | None, tuple[int, ...]]] = []
         if not seen.loader.builds(str(node.tag)):
             seen.tell(line, path, keys.foreign(str(node.tag)))
             buildable = False
@@ -229,17 +240,21 @@ def _index(
                 seen.tell(node.start_mark.line + 1, path, why)
         elif isinstance(node, yaml.MappingNode):
             for key, key_line, value in _keys(node, path, seen):
-                todo.append((value, (*path, key), key_line, above))
+                inside.append((value, (*path, key), key_line, above))
         elif isinstance(node, yaml.SequenceNode):
             for index, item in enumerate(node.value):
                 alias = seen.loader.aliases.get((id(node), index, "item"))
-                todo.append((item, (*path, index), alias and alias[0], above))
+                inside.append((item, (*path, index), alias and alias[0], above))
+        todo.extend(reversed(inside))  # popped in the file's order
+    for mapping, kept in seen.kept:
+        mapping.value = kept
     return buildable
 
 
 def _keys(node: yaml.MappingNode, path: KeyPath, seen: _Seen) -> list[tuple[str, int, yaml.Node]]:
     """The text keys of ``node`` with their lines and values; each key that is not
-    text told and taken out of ``node``, each repeated one told."""
+    text (or holds what no text can) told, and left out of ``node`` once ``_index``
+    is done; each repeated one told."""
     kept: list[tuple[yaml.Node, yaml.Node]] = []
     out: list[tuple[str, int, yaml.Node]] = []
     first: dict[str, int] = {}
@@ -250,6 +265,9 @@ def _keys(node: yaml.MappingNode, path: KeyPath, seen: _Seen) -> list[tuple[str,
             spelled = keys.written(key_node, seen.text, alias and alias[1])
             seen.tell(line, (*path, spelled), keys.not_text(key_node))
             continue
+        if why := _unusable(key_node):
+            seen.tell(line, path, f"a key {why}")
+            continue
         kept.append((key_node, value_node))
         key = str(key_node.value)
         if key in first:
@@ -258,11 +276,10 @@ def _keys(node: yaml.MappingNode, path: KeyPath, seen: _Seen) -> list[tuple[str,
                 " only the last one"
             )
             seen.tell(line, (*path, key), message)
-        elif why := _unusable(key_node):
-            seen.tell(line, path, f"a key {why}")
         first.setdefault(key, line)
         out.append((key, line, value_node))
-    node.value = kept
+    if not seen.quiet:
+        seen.kept.append((node, kept))
     return out
 
 
