@@ -236,7 +236,7 @@ def _index(
             seen.tell(line, path, keys.foreign(str(node.tag)))
             buildable = False
         elif isinstance(node, yaml.ScalarNode):
-            if why := _unusable(node):
+            if not seen.quiet and (why := _unusable(node)):  # once: a long one, aliased
                 seen.tell(node.start_mark.line + 1, path, why)
         elif isinstance(node, yaml.MappingNode):
             for key, key_line, value in _keys(node, path, seen):
