@@ -87,15 +87,14 @@ def parse(text: str, fname: str) -> Document:
         paths: dict[int, KeyPath] = {}
         seen = _Seen(loader, text, fname, problems)
         if node is not None and not _index(node, seen, lines, paths):
-            raise ConfigError(sorted(problems, key=lambda p: p.line or 0))
+            raise ConfigError(_ordered(problems))
         try:
             raw = loader.construct_document(node) if node is not None else None
         except _Unreadable as exc:
             where = paths.get(id(exc.node), ())
             line = exc.node.start_mark.line + 1
-            raise ConfigError(
-                [*problems, Problem(fname, line, dotted(where), exc.message)]
-            ) from None
+            problems.append(Problem(fname, line, dotted(where), exc.message))
+            raise ConfigError(_ordered(problems)) from None
     except yaml.reader.ReaderError as exc:  # a character YAML refuses anywhere (a NUL)
         line = text.count("\n", 0, exc.position) + 1 if isinstance(exc.character, int) else None
         raise ConfigError([Problem(fname, line, "", _unprintable(exc.character))]) from None
@@ -110,7 +109,12 @@ def parse(text: str, fname: str) -> Document:
     finally:
         if loader is not None:
             loader.dispose()
-    return Document(raw, lines, sorted(problems, key=lambda p: p.line or 0))
+    return Document(raw, lines, _ordered(problems))
+
+
+def _ordered(problems: list[Problem]) -> list[Problem]:
+    """In the file's order, as a person reads it."""
+    return sorted(problems, key=lambda p: p.line or 0)
 
 
 def _unprintable(character: int | bytes) -> str:
