@@ -143,6 +143,7 @@ BAD = {
     "5000-digit-int": (text("shutdown_grace: " + "9" * 5000 + "\n"), "shutdown_grace", "4300"),
     "month-13": (text("bad_date: 2001-13-45\n"), "bad_date", "month must be in 1..12"),
     "bool-tag": (text("bad_bool: !!bool maybe\n"), "bad_bool", "cannot be read"),
+    "date-key": (text("2024-01-01: x\n"), "2024-01-01", "reads this one as a date"),
     "wait-past-python": (setting("rescan_seconds", value=1e300), "rescan_seconds", "less than"),
     "template-width": (
         setting("defaults", "name_template", value="{stem:>99999}.{ext}"),
@@ -198,6 +199,7 @@ RELOADED = [
     "nested-3000-deep",
     "alias-bomb",
     "alias-holds-itself",
+    "date-key",
     "wait-past-python",
 ]
 

@@ -6,6 +6,7 @@ it lacks."""
 from __future__ import annotations
 
 import difflib
+import json
 import typing
 from typing import TYPE_CHECKING, Any
 
@@ -22,8 +23,18 @@ KeyPath = tuple[str | int, ...]
 def dotted(path: KeyPath) -> str:
     out = ""
     for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+        out += f"[{part}]" if isinstance(part, int) else (f".{_name(part)}" if out else _name(part))
     return out
+
+
+def _name(key: str) -> str:
+    """A key as a problem shows it: in double quotes, escaped as YAML's own double
+    quotes escape, where it would not read as itself on one line (empty, spaces around
+    it, a line break of a ``? |`` block key, another control character)."""
+    if key and key.isprintable() and key == key.strip():
+        return key
+    quoted = json.dumps(key, ensure_ascii=False)
+    return "".join(ch if ch.isprintable() else f"\\u{ord(ch):04x}" for ch in quoted)
 
 
 def line_of(path: KeyPath, lines: dict[KeyPath, int]) -> int | None:

@@ -100,8 +100,9 @@ def parse(
         # check-config lists every problem, not just the schema's.
         model = _valid_parts(raw)
     config = _resolve(model, source, environ, lines, problems, raw, keys, check)
-    if problems:  # a value no path can hold is said once, not once more by its use
-        raise ConfigError(list(dict.fromkeys(problems)))
+    if problems:  # a value no path can hold is said once, not once more by its use;
+        # in the file's order, as a person reads it
+        raise ConfigError(sorted(dict.fromkeys(problems), key=lambda p: p.line or 0))
     return config
 
 
