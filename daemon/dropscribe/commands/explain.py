@@ -230,7 +230,7 @@ def _explain_ledger(cfg: Config, path: Path) -> str | None:
         say(f"    fingerprint: {row.fingerprint[:16]}…, formats done: {row.formats or '-'}")
         for line in fallbacks.told(sent):
             say(line)
-        for line in afters.told(pending):  # done17: done, but its after: is not yet
+        for line in afters.told(cfg, pending):  # done17: done, but its after: is not yet
             say(line)
         if job is not None and (short := CutShort.from_json((job.result or {}).get("cut_short"))):
             say(f"    cut short: {short.told()}")  # short18
