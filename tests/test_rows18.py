@@ -6,6 +6,7 @@ is gone too; the ledger deletes a batch of paths in one statement each ``BATCH``
 
 from __future__ import annotations
 
+import os
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,7 @@ import pytest
 
 import pg
 from conftest import make_wav, named
+from dropscribe.config import rules
 from dropscribe.intake import Intake
 from dropscribe.ledger.afters import BATCH
 from dropscribe.ledger.places import Places
@@ -74,15 +76,18 @@ def recorded(
 def test_a_rescan_drops_the_pending_after_of_a_recording_deleted_by_hand(
     setup: Any, ledger: Any, events: list[dict[str, Any]]
 ) -> None:
-    """Two done files' move pending, one deleted by hand: its row goes (said), the other's stays."""
+    """Three done files' move pending, one deleted by hand: its row goes (said); the others'
+    stay, one of a name that is not UTF-8 (the ledger keeps it as ``\\xNN`` text) among them."""
     cfg = setup.load()
     kept = make_wav(setup.inbox / "kept.wav", seconds=0.1)
+    latin = make_wav(setup.inbox / os.fsdecode(b"caf\xe9.wav"), seconds=0.1)
     deleted = make_wav(setup.inbox / "deleted.wav", seconds=0.1)
-    for path in (kept, deleted):
+    for path in (kept, latin, deleted):
         ledger.after_failed(path, "inbox", "move", NO_SPACE)
     deleted.unlink()
     rescan(cfg, ledger)
-    assert [row.path for row in ledger.afters_pending()] == [str(kept)]
+    left = {row.path for row in ledger.afters_pending()}
+    assert left == {str(kept), str(setup.inbox / "caf\\xe9.wav")}
     [dropped] = named(events, "file.after_dropped")
     assert dropped["path"] == str(deleted)
     assert (dropped["was"], dropped["reason"]) == ("move", "gone from its folder")
@@ -146,3 +151,18 @@ def test_the_ledger_drops_rows_a_batch_at_a_time_and_names_those_it_found(
     assert ledger.waits_dropped([str(paths[0])], time.time() - 30) == []
     assert ledger.waits_dropped([str(paths[0])], time.time() + 1) == [str(paths[0])]
     assert ledger.waits_kept() == []
+
+
+def test_why_a_pending_after_is_never_tried_is_said_for_each_way(setup: Any) -> None:
+    """unreached: None in the inbox; ignored now; its inbox's path changed; its inbox gone."""
+    cfg = setup.load()
+    inside, hidden = str(setup.inbox / "a.wav"), str(setup.inbox / ".a.wav")
+    elsewhere = str(setup.root / "moved" / "a.wav")
+    assert rules.unreached(cfg, inside, "inbox") is None
+    assert rules.unreached(cfg, hidden, "inbox") == "ignored now in inbox inbox (hidden)"
+    assert (
+        rules.unreached(cfg, elsewhere, "inbox")
+        == "no longer inside inbox inbox (its path: changed)"
+    )
+    assert rules.unreached(cfg, elsewhere, "old") == "inbox old is no longer in the config"
+    assert rules.unreached(cfg, "@old/a.wav", "old") == "inbox old is not in this config"

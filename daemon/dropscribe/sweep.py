@@ -13,7 +13,8 @@ every ``rescan_seconds``, after a reload); a row per path for ever was what they
 Cheap: the pending afters the scan reads anyway (the oldest ``AFTERS``), one query for the
 waits, one statement per table with rows to delete, and a stat per row; never a query
 per file. A row whose folder is gone as well stays (a folder on its way, a disk not
-mounted), and so does a shared ledger's row of an inbox this host does not map.
+mounted; but a share unmounted under an empty mount point looks like its recordings
+deleted), and so does a shared ledger's row of an inbox this host does not map.
 """
 
 from __future__ import annotations
@@ -55,10 +56,10 @@ def gone(path: str) -> bool:
     its folder is; never for a path of an inbox this host does not map (``@name/...``)."""
     if not path.startswith("/"):
         return False
-    found = names.untext(path)
-    if os.path.lexists(path) or os.path.lexists(found):
+    ways = dict.fromkeys((path, names.untext(path)))  # one, unless a name is not UTF-8
+    if any(os.path.lexists(way) for way in ways):
         return False
-    return Path(path).parent.is_dir() or Path(found).parent.is_dir()
+    return any(Path(way).parent.is_dir() for way in ways)
 
 
 class Sweep:
