@@ -12,6 +12,8 @@ until16) and a restarted daemon honours it. Two kinds of stored moment are not h
   (the list prices) and key (a 429's limits are the account's); the folder's budget),
   kept beside it (``ledger/waits.py``) and compared at the restart. A raised
   or removed budget, or another server, sends the file at once, as a reload does.
+
+``moment`` reads a stored moment (attack16) for the ledger's files rows and its waits.
 """
 
 from __future__ import annotations
