@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
-from dropscribe import names
+from dropscribe import names, sweep
 from dropscribe.config import rules
 from dropscribe.errors import LedgerError, LedgerUnavailable
 from dropscribe.ingest import source
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
+    from dropscribe.ledger.afters import AfterRow
     from dropscribe.ledger.interface import FileRow, Waiting
     from dropscribe.vocab.config import Config, Inbox
     from dropscribe.vocab.settings import FolderSettings
@@ -46,7 +47,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger("dropscribe")
 
 BURST = 10_000  # hints taken in a row; then files are looked at, even if more keep coming
-AFTERS = 1000  # review17b: pending after:s asked once a scan; more: each done file asks
 
 
 class Workers(Protocol):
@@ -98,6 +98,7 @@ class Intake:
         self._due: dict[Path, float] = {}
         self._afters: set[Path] = set()  # done17: hinted for a pending after: (said quietly)
         self._pending: set[str] | None = None  # review17b: during a scan, its pending after:s
+        self._sweep = sweep.Sweep(config, ledger, wall)  # rows18: waits and afters kept true
 
     def hint(self, hint: Hint | None) -> None:
         """Take a hint from any thread (None: only wake the loop)."""
@@ -133,12 +134,16 @@ class Intake:
         self._hints.put(Hint(item.path))
 
     def scan_all(self) -> None:
+        """Every inbox scanned, the pending after:s read once for all; then rows18: the
+        ledger's rows of files gone or no longer waiting swept."""
+        afters = self._sweep.afters()
         for inbox in self._config().inboxes:
-            self.scan(inbox)
+            self.scan(inbox, afters)
+        self._sweep.swept(afters)
 
-    def scan(self, inbox: Inbox) -> None:
+    def scan(self, inbox: Inbox, afters: list[AfterRow] | None = None) -> None:
         now = self._wall()
-        self._pending = self._pending_afters()
+        self._pending = sweep.paths(self._sweep.afters() if afters is None else afters)
         try:
             for path in scan(inbox.path, inbox.recursive):
                 self._hint_file(inbox, path, scanned_at=now)
@@ -247,18 +252,6 @@ class Intake:
         if pending:
             self._afters.add(path)
         return pending
-
-    def _pending_afters(self) -> set[str] | None:
-        """review17b: every pending after:'s path (as the ledger keeps it), asked once for
-        a scan: a query per done file at each rescan doubled the ledger's reads (5 000
-        done files). None (each file asks) past ``AFTERS`` rows or on an error."""
-        if self._ledger is None:
-            return set()
-        try:
-            rows = self._ledger.afters_pending(AFTERS)
-        except LedgerError:
-            return None
-        return {row.path for row in rows} if len(rows) < AFTERS else None
 
     def _waits(
         self,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Any
 
 
@@ -27,6 +28,16 @@ def text(name: str | os.PathLike[str]) -> str:
     except UnicodeEncodeError:
         return os.fsencode(value).decode("utf-8", "backslashreplace")
     return value
+
+
+def untext(text: str) -> str:
+    """rows18: the name ``text()`` was made from (``\\xNN`` escapes back to their bytes).
+    A valid name that spells such an escape itself reads differently: a caller asking
+    whether a file still exists asks for both."""
+    if "\\x" not in text:
+        return text
+    raw = re.sub(rb"\\x([0-9a-f]{2})", lambda m: bytes([int(m[1], 16)]), text.encode())
+    return os.fsdecode(raw)
 
 
 def cut(name: str, limit: int) -> str:

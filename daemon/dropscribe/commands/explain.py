@@ -41,6 +41,7 @@ def explain(cfg: Config, path: Path) -> int:
     inbox = rules.inbox_of(cfg, path)
     if inbox is None:
         say(f"{path}: in no inbox ({', '.join(str(i.path) for i in cfg.inboxes)})")
+        _left_pending(cfg, path)  # rows18: its inbox taken out of the config
         return EXIT_FAILED
     say(f"{path}")
     say(f"  inbox: {inbox.name} ({inbox.path}), watch: {inbox.watch}")
@@ -201,6 +202,23 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _left_pending(cfg: Config, path: Path) -> None:
+    """rows18: a done file in no inbox may still have an ``after:`` pending, left by an
+    inbox taken out of the config: say what the ledger says of it (nothing if unreadable)."""
+    try:
+        store = opening.existing(cfg)
+        if store is None:
+            return
+        try:
+            pending = store.after_pending(path)
+        finally:
+            store.close()
+    except (OSError, DropscribeError):
+        return
+    for line in afters.told(cfg, pending):
+        say(line)
+
+
 def _explain_ledger(cfg: Config, path: Path) -> str | None:
     """Print what the ledger knows of ``path``; its state ("" when none), or None (said
     why) if the ledger cannot be read."""
@@ -230,7 +248,7 @@ def _explain_ledger(cfg: Config, path: Path) -> str | None:
         say(f"    fingerprint: {row.fingerprint[:16]}…, formats done: {row.formats or '-'}")
         for line in fallbacks.told(sent):
             say(line)
-        for line in afters.told(pending):  # done17: done, but its after: is not yet
+        for line in afters.told(cfg, pending):  # done17: done, but its after: is not yet
             say(line)
         if job is not None and (short := CutShort.from_json((job.result or {}).get("cut_short"))):
             say(f"    cut short: {short.told()}")  # short18

@@ -58,7 +58,7 @@ def status(cfg: Config, *, as_json: bool = False) -> int:
     found["passed_over"] = fallbacks.as_json(passed)
     found["steps"] = steps
     found["spend"] = budgets.as_json(cfg, spent)  # budget34
-    found["after_pending"] = afters.as_json(pending)  # done17
+    found["after_pending"] = afters.as_json(cfg, pending)  # done17
     if as_json:
         print(json.dumps(found, indent=2))  # noqa: T201 - escaped by json
         return EXIT_OK

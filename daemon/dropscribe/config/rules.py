@@ -212,3 +212,18 @@ def excluded_dirs(config: Config) -> tuple[Path, ...]:
     return outputs + tuple(
         d for inbox in config.inboxes for d in (inbox.failed_dir, inbox.done_dir)
     )
+
+
+def unreached(config: Config, path: str, inbox: str) -> str | None:
+    """rows18: why a file the ledger names (``path`` as this host shows it, in ``inbox``)
+    is never looked at under ``config``, so its pending ``after:`` is not tried again;
+    None when a rescan does look at it."""
+    if not path.startswith("/"):  # a shared ledger's @inbox/... this host does not map
+        return f"inbox {inbox} is not in this config"
+    found = inbox_of(config, Path(path))
+    if found is None:
+        if any(each.name == inbox for each in config.inboxes):
+            return f"no longer inside inbox {inbox} (its path: changed)"
+        return f"inbox {inbox} is no longer in the config"
+    reason = ignore_reason(found, Path(path), excluded_dirs(config))
+    return None if reason is None else f"ignored now in inbox {found.name} ({reason})"

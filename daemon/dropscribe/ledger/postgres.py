@@ -119,6 +119,11 @@ class PostgresLedger(Reads, StepRows, SendReads, SpendRows, HeardRows, WaitRows,
         with self._tx() as execute:
             execute(sql, args)
 
+    def _returning(self, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        """A write's RETURNING rows (rows18's sweep)."""
+        with self._tx() as execute:
+            return execute(sql, args).fetchall()
+
     def _spend_turn(self, fn: Callable[[Callable[..., list[tuple[Any, ...]]]], Any]) -> Any:
         """``fn`` in a transaction that holds the spend lock (one reservation at a time
         among every host sharing the ledger)."""

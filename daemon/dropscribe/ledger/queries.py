@@ -14,6 +14,7 @@ from dropscribe import names
 from dropscribe.ledger.interface import ChunkRow, FileRow, JobRow
 from dropscribe.ledger.search import Searching
 from dropscribe.vocab.states import JobKey
+from dropscribe.vocab.waits import moment
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -149,25 +150,11 @@ class Reads(Searching):
         return file_row(row)
 
 
-# attack16: the last moment a next_try may name (9999-12-30 UTC: a date in any zone)
-LAST_MOMENT = 253_402_128_000.0
-
-
 def file_row(row: tuple[Any, ...]) -> FileRow:
     path, inbox, size, mtime_ns, inode, fingerprint, key, *rest = row
     if len(rest) == 6:  # state, formats, outputs, error, updated, next_try
         rest[5] = moment(rest[5])
     return FileRow(path, inbox, size, mtime_ns, inode, fingerprint, JobKey.parse(key), *rest)
-
-
-def moment(value: object) -> float | None:
-    """attack16: a stored next_try as a moment, or None (unknown) for what no dropscribe
-    writes and no calendar shows (NaN, an infinity, words, before 1970 or after 9999),
-    as another host or an old version may leave in a shared ledger: the daemon crashed
-    on it as it started, status and explain with a traceback."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if 0 <= value <= LAST_MOMENT else None
 
 
 def job_row(row: tuple[Any, ...]) -> JobRow:

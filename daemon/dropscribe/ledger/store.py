@@ -110,6 +110,10 @@ class SqliteLedger(Reads, StepRows, SendReads, SpendRows, HeardRows, WaitRows, A
     def _execute(self, sql: str, args: tuple[Any, ...]) -> None:
         self._write(lambda db: db.execute(sql, args))
 
+    def _returning(self, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        """A write's RETURNING rows (rows18's sweep)."""
+        return self._write(lambda db: db.execute(sql, args).fetchall())
+
     def _spend_turn(self, fn: Callable[[Callable[..., list[tuple[Any, ...]]]], T]) -> T:
         """``fn`` in a write transaction (BEGIN IMMEDIATE, the write turn's flock)."""
         return self._write(lambda db: fn(lambda sql, args: db.execute(sql, args).fetchall()))

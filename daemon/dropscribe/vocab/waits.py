@@ -12,6 +12,8 @@ until16) and a restarted daemon honours it. Two kinds of stored moment are not h
   (the list prices) and key (a 429's limits are the account's); the folder's budget),
   kept beside it (``ledger/waits.py``) and compared at the restart. A raised
   or removed budget, or another server, sends the file at once, as a reload does.
+
+``moment`` reads a stored moment (attack16) for the ledger's files rows and its waits.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ if TYPE_CHECKING:
 
 DAY = 86400.0
 LONGEST = 32 * DAY  # 31 days and a DST hour, and the rest of a day to spare
+# attack16: the last moment a next_try may name (9999-12-30 UTC: a date in any zone)
+LAST_MOMENT = 253_402_128_000.0
 
 
 def fingerprint(settings: FolderSettings, endpoint: Callable[[str], Endpoint | None]) -> str:
@@ -50,3 +54,13 @@ def fingerprint(settings: FolderSettings, endpoint: Callable[[str], Endpoint | N
 
 def _budget(budget: Budget | None) -> Any:
     return None if budget is None else [budget.per_day, budget.per_month]
+
+
+def moment(value: object) -> float | None:
+    """attack16: a stored next_try as a moment, or None (unknown) for what no dropscribe
+    writes and no calendar shows (NaN, an infinity, words, before 1970 or after 9999),
+    as another host or an old version may leave in a shared ledger: the daemon crashed
+    on it as it started, status and explain with a traceback."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if 0 <= value <= LAST_MOMENT else None
