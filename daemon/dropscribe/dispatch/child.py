@@ -17,6 +17,7 @@ import pickle
 import signal
 import struct
 import threading
+import time
 import zlib
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -163,10 +164,12 @@ def serve(
                     host.reload(new)
                     follow_reload(ledger, new)
     finally:
+        ends = time.monotonic() + config.shutdown_grace
+        ledger.give_up_at(ends)  # grace18: then no write waits for a ledger held elsewhere
         abort.set()
         stopped.set()
         reporter.join()
-        if not host.close(config.shutdown_grace):
+        if not host.close(max(0.0, ends - time.monotonic())):
             ledger.close()
         put(Figures(index, snapshot(metrics)))
 
