@@ -29,16 +29,21 @@ pytestmark = pytest.mark.slow
 GRACE = 2.0  # shutdown_grace: far below the ledger's 30-s wait
 
 
-@pytest.mark.parametrize("kind", ["write transaction", "write turn"])
+@pytest.mark.parametrize(
+    ("kind", "processes"),
+    [("write transaction", 1), ("write turn", 1), ("write transaction", 2)],
+)
 def test_a_stop_with_the_ledger_held_elsewhere_ends_within_the_grace_and_the_files_run_again(
-    setup: Any, kind: str
+    setup: Any, kind: str, processes: int
 ) -> None:
-    """SIGTERM while a job waits for a ledger another process holds (its write turn, or
-    a write transaction): exit 0 within shutdown_grace + STOP_MARGIN (not the 30-s wait),
-    nothing sent; once the holder lets go, a restart does each file once, uploaded once."""
+    """SIGTERM while a job (in the daemon, or a worker process) waits for a ledger another
+    process holds (its write turn, or a write transaction): exit 0 within shutdown_grace
+    + STOP_MARGIN (not the 30-s wait), nothing sent; once the holder lets go, a restart
+    does each file once, uploaded once."""
     setup.data["shutdown_grace"] = GRACE
-    setup.data["workers"] = 1  # one job waits for the ledger, the other file is queued
-    paths = [setup.inbox / "a.wav", setup.inbox / "b.wav"]
+    setup.data["workers"] = processes  # one job each waits for the ledger, a file is queued
+    setup.data["processes"] = processes
+    paths = [setup.inbox / f"{name}.wav" for name in "abc"[: processes + 1]]
     daemon = DaemonProcess(setup)
     try:
         daemon.wait_event("daemon.started")
@@ -46,7 +51,7 @@ def test_a_stop_with_the_ledger_held_elsewhere_ends_within_the_grace_and_the_fil
         with holding(lock, script):
             for n, path in enumerate(paths):
                 make_wav(path, freq=300 + 100 * n)
-            daemon.wait_event("file.settled", count=2)
+            daemon.wait_event("file.settled", count=len(paths))
             daemon.wait_event("audio.probed")  # a job is under way: its writes wait
             started = time.monotonic()
             daemon.signal(signal.SIGTERM)
@@ -66,7 +71,7 @@ def test_a_stop_with_the_ledger_held_elsewhere_ends_within_the_grace_and_the_fil
         assert path.with_suffix(".txt").read_text() == f"transcript of {path.name}\n", n
     done = sorted(event["path"] for event in again.named("file.done"))
     assert done == sorted(str(path) for path in paths)
-    assert len(setup.api.uploads) == 2
+    assert len(setup.api.uploads) == len(paths)
 
 
 def test_the_turn_and_the_database_are_one_wait_counted_from_its_start(tmp_path: Path) -> None:

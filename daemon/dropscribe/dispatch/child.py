@@ -122,7 +122,9 @@ def serve(
     logmod.hide(*(endpoint.api_key for endpoint in config.endpoints.values()))
     logmod.hide(config.ledger.password if config.ledger else None)
     threads = math.ceil(config.workers / config.processes)
-    ledger = open_ledger(config, pool_size=threads)
+    # migrated by the main process: opened with no write, so it starts while another
+    # process holds the ledger (grace18; else it waited 30 s, and died)
+    ledger = open_ledger(config, pool_size=threads, reading=True)
     abort = threading.Event()
     metrics = Metrics()
     put = Sender(results)
