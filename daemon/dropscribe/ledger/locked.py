@@ -23,7 +23,7 @@ from dropscribe.ledger.writeturn import GaveUp
 if TYPE_CHECKING:
     from dropscribe.ledger.writeturn import WriteTurn
 
-WAIT = 30  # seconds: sqlite3.connect(timeout=30), groupcommit.py's busy timeout
+WAIT = 30  # seconds: how long the writer waits for the database (begin), within the turn's
 # The WAL write lock: one byte of <database>-shm (sqlite's wal.c: WALINDEX_LOCK_OFFSET
 # 120 + WAL_WRITE_LOCK 0), a POSIX lock held for the whole write transaction.
 WRITE_LOCK = "120"
