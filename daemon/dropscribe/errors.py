@@ -18,6 +18,7 @@
     │   ├── SidecarError (OSError)            a transcript could not be written to disk
     │   ├── LedgerError                       the ledger cannot read or write (any backend's error)
     │   │   ├── LedgerUnavailable             a shared ledger cannot be reached: the file waits
+    │   │   │   └── LedgerGaveUp (Abandoned)  stopping, the grace over: no more waiting for it
     │   │   └── LedgerTooNew                  a later dropscribe wrote it: upgrade, do not guess
     │   ├── ClaimedElsewhere                  another host holds the job's claim: later
     │   ├── Fenced                            this host's claim ran out: write nothing
@@ -213,6 +214,12 @@ class WorkersFailedError(DropscribeError):
 
 class Abandoned(Exception):  # noqa: N818 - a signal between two functions, not an error
     """The daemon is stopping; leave the job for the next start."""
+
+
+class LedgerGaveUp(LedgerUnavailable, Abandoned):
+    """A write waited for a ledger held by another process until the stopping daemon's
+    grace was over (grace18): nothing of it was written. A job leaves its file for the
+    next start (``Abandoned``); any other caller has a ledger that was not written."""
 
 
 class Replan(Exception):  # noqa: N818 - a signal between two functions, not an error

@@ -27,6 +27,7 @@ from dropscribe.ops.metrics import Metrics, MetricsServer
 from dropscribe.ops.notify import Notifier
 from dropscribe.steps.stepper import Stepper
 from dropscribe.transcribe import lookout
+from dropscribe.vocab.config import STOP_MARGIN
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -130,29 +131,39 @@ class Daemon:
                 stepper.start()
             watcher = self._loop(stop, pool, watcher, once, reload)
         finally:
-            stepper.close()
+            # grace18: one grace for the whole stop, then no write waits for a ledger held
+            # elsewhere (what it would have written is done at the next start)
+            ends = time.monotonic() + self.config.shutdown_grace
+            ledger.give_up_at(ends)
+            stepper.stop()
             self._notify(STOPPING="1", STATUS="finishing uploads in flight")
             if server is not None:
                 server.stop()
             log.info("daemon.stopping", grace_seconds=self.config.shutdown_grace)
             watcher.stop()
             abort.set()  # waits (backoff, paused endpoints) give up; uploads in flight go on
-            stragglers = pool.close(self.config.shutdown_grace)
-            self.abandoned = stragglers
-            looking.close(RADAR_JOIN)  # before the ledger is
-            if stragglers:
-                log.warning(
-                    "daemon.abandoned",
-                    running=stragglers,
-                    reason="grace period over; they run again at next start",
-                )
-            else:
-                ledger.close()
+            self._wind_down(pool, ledger, looking, ends)
             os.close(lock)
             if self._progress is not None:
                 self._progress(tally.finished, tally.finished, tally.failed)
             log.info("daemon.stopped", done=tally.done, failed=tally.failed, skipped=tally.skipped)
         return tally.failed
+
+    def _wind_down(self, pool: Workers, ledger: Ledger, radar: lookout.Radar, ends: float) -> None:
+        """Jobs, steps and the radar given until ``ends`` (monotonic: the grace over), and a
+        look in flight ``STOP_MARGIN`` more; the ledger closed unless jobs still run."""
+        stragglers = self.abandoned = pool.close(max(0.0, ends - time.monotonic()))
+        self._stepper.close(ends)
+        # before the ledger is
+        radar.close(min(RADAR_JOIN, max(0.0, ends + STOP_MARGIN - time.monotonic())))
+        if stragglers:
+            log.warning(
+                "daemon.abandoned",
+                running=stragglers,
+                reason="grace period over; they run again at next start",
+            )
+        else:
+            ledger.close()
 
     def _serve_metrics(self, metrics: Metrics) -> MetricsServer | None:
         """/metrics and /healthz, where the config asks for them."""

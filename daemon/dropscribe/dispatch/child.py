@@ -17,6 +17,7 @@ import pickle
 import signal
 import struct
 import threading
+import time
 import zlib
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -121,7 +122,9 @@ def serve(
     logmod.hide(*(endpoint.api_key for endpoint in config.endpoints.values()))
     logmod.hide(config.ledger.password if config.ledger else None)
     threads = math.ceil(config.workers / config.processes)
-    ledger = open_ledger(config, pool_size=threads)
+    # migrated by the main process: opened with no write, so it starts while another
+    # process holds the ledger (grace18; else it waited 30 s, and died)
+    ledger = open_ledger(config, pool_size=threads, reading=True)
     abort = threading.Event()
     metrics = Metrics()
     put = Sender(results)
@@ -163,10 +166,12 @@ def serve(
                     host.reload(new)
                     follow_reload(ledger, new)
     finally:
+        ends = time.monotonic() + config.shutdown_grace
+        ledger.give_up_at(ends)  # grace18: then no write waits for a ledger held elsewhere
         abort.set()
         stopped.set()
         reporter.join()
-        if not host.close(config.shutdown_grace):
+        if not host.close(max(0.0, ends - time.monotonic())):
             ledger.close()
         put(Figures(index, snapshot(metrics)))
 

@@ -31,6 +31,7 @@ from prometheus_client.metrics_core import Metric
 
 from dropscribe.dispatch.child import Figures, Finished, Reconfigure, Sender, Take, receive, serve
 from dropscribe.jobs.job import Outcome, SettledFile, Tally
+from dropscribe.vocab.config import STOP_MARGIN
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -201,13 +202,13 @@ class ProcessPool:
 
     def close(self, grace: float) -> int:
         """Stop every process: files not started are dropped, running ones get ``grace``
-        seconds (plus a little to report); returns how many were still running."""
+        seconds (plus ``STOP_MARGIN`` to report); returns how many were still running."""
         with self._lock:
             self._closed = True
             children = [c for c in self._children if not c.gone]
         for child in children:
             child.send(None)
-        deadline = time.monotonic() + grace + 5.0
+        deadline = time.monotonic() + grace + STOP_MARGIN
         for child in children:
             child.process.join(max(0.0, deadline - time.monotonic()))
         stragglers = 0

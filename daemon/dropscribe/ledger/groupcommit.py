@@ -7,7 +7,8 @@ fails alone. Reads use one connection per thread and never wait for writes.
 
 Writers in several processes (the daemon's worker processes) take turns on a
 blocking ``flock`` of ``<database>.lock`` around each transaction (``writeturn.py``;
-waited for 30 s at most, as SQLite waits for a locked database). Left to
+waited for 30 s at most, as SQLite waits for a locked database, and the database
+itself within the same 30 s: ``locked.begin``). Left to
 SQLite, a writer that finds the database locked sleeps and retries (1, 2, 5, 10
 ... 100 ms), and under steady writes from another process it can lose for
 hundreds of milliseconds while every thread waiting on its commit stands
@@ -25,7 +26,8 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 import structlog
 
-from dropscribe.ledger.writeturn import WriteTurn
+from dropscribe.ledger import locked
+from dropscribe.ledger.writeturn import WAIT, GaveUp, WriteTurn
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -35,6 +37,7 @@ log = structlog.get_logger("dropscribe")
 
 T = TypeVar("T")
 BATCH = 256  # most writes committed together
+AT_NEXT_START = "nothing to do: its file is looked at again when the daemon next starts"
 
 
 class _Pending(Generic[T]):
@@ -72,12 +75,16 @@ def _connect(path: Path) -> sqlite3.Connection:
 class GroupCommit:
     """Thread-safe reads and group-committed writes; ``close()`` stops the writer."""
 
-    def __init__(self, path: Path, schema: str, name: str) -> None:
+    def __init__(self, path: Path, schema: str, name: str, wait: float = WAIT) -> None:
+        """``wait``: longest a write waits for the ledger held by another process (its
+        write turn, then its database, both counted from the same start)."""
         self._path = path
         writer = _connect(path)
         writer.execute("PRAGMA journal_mode=WAL")
         writer.executescript(schema)
+        writer.execute("PRAGMA busy_timeout = 0")  # locked.begin waits, as long as the turn
         self._turn = WriteTurn(f"{path}.lock")
+        self._wait = wait
         self._connections = [writer]
         self._local = threading.local()
         self._guard = threading.Lock()
@@ -96,6 +103,11 @@ class GroupCommit:
                 db.close()
             self._connections.clear()
             self._turn.close()  # a second close() is harmless
+
+    def give_up_at(self, when: float) -> None:
+        """From ``when`` (monotonic) no write waits for the ledger held elsewhere, those
+        waiting then included: they fail (``GaveUp``) and are done at the next start."""
+        self._turn.give_up_at(when)
 
     def read(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
@@ -140,7 +152,7 @@ class GroupCommit:
         self._queue.put((fn, None))
 
     def _write_loop(self, db: sqlite3.Connection) -> None:
-        since: float | None = None  # set when the turn was not had: see _commit
+        since: float | None = None  # set when the ledger was not had: see _commit
         while True:
             item = self._queue.get()
             if item is None:
@@ -157,23 +169,32 @@ class GroupCommit:
                     stop = True
                     break
                 batch.append(more)
-            since = None if _commit(db, batch, self._turn, since) else gathered
+            start = gathered if since is None else since
+            had = _commit(db, batch, self._turn, start, self._wait, self._path)
+            since = None if had else gathered
             if stop:
                 return
 
 
 def _commit(
-    db: sqlite3.Connection, batch: list[_Write], turn: WriteTurn, since: float | None
+    db: sqlite3.Connection,
+    batch: list[_Write],
+    turn: WriteTurn,
+    since: float,
+    wait: float,
+    path: Path,
 ) -> bool:
-    """Commit ``batch``; False when the write turn was not had (held elsewhere). ``since``:
-    when the batch before was gathered, if it was not had: this one's writes were queued
-    while it was waited for, so they wait for it no longer than 30 s from then."""
+    """Commit ``batch``; False when the ledger was not had (held elsewhere). ``since``:
+    when this batch was gathered, or the batch before if that was not had: this one's
+    writes were queued while it was waited for, so they wait no longer than ``wait`` from
+    then, for the turn and the database together."""
     results: list[tuple[_Pending[Any] | None, Any, BaseException | None]] = []
     had = False
     try:
-        turn.take(since)  # OSError, TurnTaken (held elsewhere): nothing began, all fail below
+        # OSError, TurnTaken, locked (held elsewhere), GaveUp: nothing began, all fail below
+        turn.take(since, wait)
+        locked.begin(db, since + wait, turn, path)
         had = True
-        db.execute("BEGIN IMMEDIATE")
         for fn, pending in batch:
             db.execute("SAVEPOINT one")
             try:
@@ -200,6 +221,8 @@ def _commit(
     for pending, value, error in results:
         if pending is not None:
             pending.settle(value, error)
+        elif isinstance(error, GaveUp):  # a posted write, the daemon stopping: said here
+            log.warning("ledger.write_failed", error=str(error), action=AT_NEXT_START)
         elif error is not None:  # a posted write: nobody waits for it, so say it here
             log.error("ledger.write_failed", error=str(error))
     return had

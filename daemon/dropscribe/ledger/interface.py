@@ -327,3 +327,8 @@ class Copying(Closing, Protocol):
 class Ledger(JobLedger, Reports, Retrying, Protocol):
     """The whole ledger, as opened: held only by the service, which hands out the roles.
     Thread-safe; shared by a process's workers, and by the processes of one state_dir."""
+
+    def give_up_at(self, when: float) -> None:
+        """From ``when`` (monotonic: a stop's grace over) no write waits for the ledger
+        held elsewhere (grace18): ``LedgerGaveUp``, the job left for the next start."""
+        ...

@@ -3,19 +3,32 @@ ledger for longer than the busy timeout (30 s; a ``sqlite3`` shell left in ``BEG
 IMMEDIATE``, a backup tool). Said as ``LedgerUnavailable``, as the write turn held
 elsewhere is (``writeturn.py``): the daemon's file waits, nothing counted against it,
 instead of a ``job.crashed`` that counts an attempt (review17b). The message names the
-database and, from ``/proc/locks``, the process holding its WAL write lock."""
+database and, from ``/proc/locks``, the process holding its WAL write lock.
+
+The ledger's writer waits for that lock itself (``begin``), not in SQLite's busy handler:
+from the moment its wait for the write turn began, so a write waits 30 s in all, not 30
+for the turn and 30 more for the database; and a stopping daemon can cut the wait short
+(grace18), which a sleep inside SQLite cannot be."""
 
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dropscribe.errors import LedgerUnavailable
+from dropscribe.ledger.writeturn import GaveUp
 
-WAIT = 30  # seconds: sqlite3.connect(timeout=30), groupcommit.py's busy timeout
+if TYPE_CHECKING:
+    from dropscribe.ledger.writeturn import WriteTurn
+
+WAIT = 30  # seconds: how long the writer waits for the database (begin), within the turn's
 # The WAL write lock: one byte of <database>-shm (sqlite's wal.c: WALINDEX_LOCK_OFFSET
 # 120 + WAL_WRITE_LOCK 0), a POSIX lock held for the whole write transaction.
 WRITE_LOCK = "120"
+# Between two tries: SQLite's own busy handler's naps (main.c, sqliteDefaultBusyCallback).
+NAPS = (0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.025, 0.025, 0.025, 0.05, 0.05, 0.1)
 
 
 def busy(exc: BaseException) -> bool:
@@ -62,3 +75,31 @@ def unavailable(exc: sqlite3.Error, database: Path | None) -> LedgerUnavailable:
         f"cannot write the ledger: {database} is in a write transaction of {by}"
         f" ({exc}; waited {WAIT} s for it)"
     )
+
+
+def begin(db: sqlite3.Connection, until: float, turn: WriteTurn, database: Path) -> None:
+    """``BEGIN IMMEDIATE`` on ``db`` (its busy timeout 0), tried again while the database
+    is locked until ``until`` (monotonic): then SQLite's own "database is locked" is
+    raised (``unavailable`` words it). ``GaveUp`` when ``turn.give_up_at``'s moment
+    comes first."""
+    tries = 0
+    while True:
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if not busy(exc):
+                raise
+            now = time.monotonic()
+            if turn.until < until and now >= turn.until:
+                pid = writer(database)
+                by = f"process {pid}" if pid is not None else "another process"
+                raise GaveUp(
+                    f"cannot write the ledger: {database} is in a write transaction of {by}"
+                    " (given up: the daemon is stopping)"
+                ) from exc
+            if now >= until:
+                raise
+            turn.nap(min(NAPS[min(tries, len(NAPS) - 1)], until - now))
+            tries += 1
+        else:
+            return

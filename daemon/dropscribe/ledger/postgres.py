@@ -85,6 +85,10 @@ class PostgresLedger(Reads, StepRows, SendReads, SpendRows, HeardRows, WaitRows,
         self._leases.close()
         self._db.close()
 
+    def give_up_at(self, when: float) -> None:
+        """Nothing yet: a statement waiting for a lock another session holds is bounded by
+        the server's statement_timeout (``database.STATEMENT_SECONDS``), not the grace."""
+
     @property
     def on_available(self) -> Callable[[], None] | None:
         """Called when the database answers again after it was away."""

@@ -23,7 +23,7 @@ import time
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from dropscribe import names
-from dropscribe.errors import LedgerError, LedgerUnavailable
+from dropscribe.errors import LedgerError, LedgerGaveUp, LedgerUnavailable
 from dropscribe.ledger import locked, migrations, queries
 from dropscribe.ledger.afters import AfterRows
 from dropscribe.ledger.groupcommit import GroupCommit
@@ -35,7 +35,7 @@ from dropscribe.ledger.sends import RECORD, SendReads
 from dropscribe.ledger.spend import SpendRows
 from dropscribe.ledger.steprows import StepRows
 from dropscribe.ledger.waits import WaitRows
-from dropscribe.ledger.writeturn import TurnTaken
+from dropscribe.ledger.writeturn import GaveUp, TurnTaken
 from dropscribe.vocab.states import FileState, JobKey, JobState
 
 if TYPE_CHECKING:
@@ -52,9 +52,12 @@ def mapped(database: Path | None = None) -> Iterator[None]:
     """SQLite's errors in the block raised as LedgerError (same message; the cause kept);
     the write turn held by another process as LedgerUnavailable: a file waits for it,
     nothing counted against it (lock17); so is ``database`` locked by another process's
-    write transaction past the busy timeout (review17b)."""
+    write transaction past the busy timeout (review17b); a wait cut short by a stopping
+    daemon as LedgerGaveUp (grace18)."""
     try:
         yield
+    except GaveUp as exc:
+        raise LedgerGaveUp(str(exc)) from exc
     except TurnTaken as exc:
         raise LedgerUnavailable(str(exc)) from exc
     except sqlite3.Error as exc:
@@ -98,6 +101,10 @@ class SqliteLedger(Reads, StepRows, SendReads, SpendRows, HeardRows, WaitRows, A
     def close(self) -> None:
         with mapped(self.path):
             self._db.close()
+
+    def give_up_at(self, when: float) -> None:
+        """No write waits past ``when`` for the ledger held elsewhere (``GroupCommit``)."""
+        self._db.give_up_at(when)
 
     def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         with mapped(self.path):

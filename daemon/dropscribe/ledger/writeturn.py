@@ -10,11 +10,16 @@ The wait is still the kernel's, not a polling loop (a released flock goes to its
 at once): a blocking ``flock`` of a second open of the file, in a thread of its own. A
 wait given up leaves that thread blocked; it lets the turn go as soon as it gets it, and
 the next wait takes it over rather than starting another.
+
+Every wait also ends at the moment given to ``give_up_at`` (a stopping daemon's grace
+over, grace18), wherever it is: the turn's, and SQLite's busy wait (``locked.begin``),
+which naps on the same condition.
 """
 
 from __future__ import annotations
 
 import fcntl
+import math
 import os
 import sqlite3
 import threading
@@ -26,6 +31,11 @@ WAIT = 30.0  # seconds, as sqlite3.connect(timeout=30) waits for a locked databa
 
 class TurnTaken(sqlite3.OperationalError):
     """The write turn was not had within the wait: another process holds it."""
+
+
+class GaveUp(sqlite3.OperationalError):
+    """A wait for the ledger (its turn, a locked database) cut short by ``give_up_at``:
+    the daemon is stopping and its grace is over. Nothing of the write was done."""
 
 
 def holder(fd: int) -> int | None:
@@ -83,6 +93,7 @@ class _Waiter(threading.Thread):
                 return False
             self.fd, self.error = fd, error
             self.got.set()
+            self._turn.changed.notify_all()
             return True
 
 
@@ -92,14 +103,17 @@ class WriteTurn:
     def __init__(self, path: str) -> None:
         self.path = path
         self.mu = threading.Lock()
+        self.changed = threading.Condition(self.mu)  # the turn had, or give_up_at moved
+        self.until = math.inf  # monotonic: no wait goes past it (give_up_at)
         self.waiter: _Waiter | None = None
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         self._held = -1  # the descriptor whose flock is the turn, while held
 
     def take(self, since: float | None = None, wait: float = WAIT) -> None:
         """Hold the turn; ``TurnTaken`` ``wait`` seconds after ``since`` (a monotonic
-        time; now if None), OSError if flock fails."""
-        left = wait if since is None else since + wait - time.monotonic()
+        time; now if None), ``GaveUp`` at ``give_up_at``'s moment if that comes first,
+        OSError if flock fails."""
+        deadline = (time.monotonic() if since is None else since) + wait
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -113,18 +127,37 @@ class WriteTurn:
                 waiter = self.waiter = _Waiter(self)
                 waiter.start()
             waiter.wanted = True
-        if not waiter.got.wait(max(0.0, left)):
-            with self.mu:
-                if not waiter.got.is_set():  # given up: it lets the turn go when it gets it
-                    waiter.wanted = False
-                    pid = holder(self._fd)
-                    by = f"process {pid}" if pid is not None else "another process"
-                    msg = f"cannot take the ledger's write turn: {self.path} is held by {by}"
-                    msg += f" (waited {wait:g} s for it)"
-                    raise TurnTaken(msg)
+            while not waiter.got.is_set():
+                left = min(deadline, self.until) - time.monotonic()
+                if left <= 0:
+                    break
+                self.changed.wait(left)
+            if not waiter.got.is_set():  # given up: it lets the turn go when it gets it
+                waiter.wanted = False
+                pid = holder(self._fd)
+                by = f"process {pid}" if pid is not None else "another process"
+                msg = f"cannot take the ledger's write turn: {self.path} is held by {by}"
+                if self.until < deadline:
+                    raise GaveUp(f"{msg} (given up: the daemon is stopping)")
+                raise TurnTaken(f"{msg} (waited {wait:g} s for it)")
         if waiter.error is not None:
             raise waiter.error
         self._held = waiter.fd
+
+    def give_up_at(self, when: float) -> None:
+        """No wait for the ledger goes past ``when`` (monotonic), those under way included:
+        the daemon is stopping, and what was not written is done at its next start."""
+        with self.mu:
+            self.until = min(self.until, when)
+            self.changed.notify_all()
+
+    def nap(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less: until ``give_up_at``'s moment (even one given
+        meanwhile)."""
+        end = time.monotonic() + seconds
+        with self.mu:
+            while (left := min(end, self.until) - time.monotonic()) > 0:
+                self.changed.wait(left)
 
     def release(self) -> None:
         """Let the turn go (nothing if it is not held)."""

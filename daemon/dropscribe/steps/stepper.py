@@ -131,11 +131,17 @@ class Stepper:
         self._marks.finished(str(path), time.time() + max(self._config().rescan_seconds, 10 * TURN))
         self._poke.set()
 
-    def close(self) -> None:
+    def stop(self) -> None:
+        """Start no more steps (``close`` waits for the one under way)."""
         self._stop.set()
         self._poke.set()
+
+    def close(self, until: float) -> None:
+        """Stop, waiting for a step under way until ``until`` (monotonic: the stop's grace
+        over, counted once for the whole daemon: grace18), and close the chat clients."""
+        self.stop()
         if self._thread.is_alive():
-            self._thread.join(self._config().shutdown_grace or None)
+            self._thread.join(max(0.0, until - time.monotonic()))
         for caller in self._callers.values():
             caller.close()
 

@@ -51,6 +51,11 @@ class SharedLedger:
         return self.host or socket.gethostname()
 
 
+# Longest a stop takes past shutdown_grace (grace18): worker processes report, the radar's
+# look in flight ends; a write waiting for a ledger held elsewhere is given up at the grace.
+STOP_MARGIN = 1.0
+
+
 @dataclass(frozen=True)
 class Config:
     source: Path
