@@ -11,10 +11,19 @@ where its last seconds are not there: a whole file costs one seek and a few pack
 An Ogg file declares no length: FFmpeg reads it from the last page there is, so a cut
 Ogg seems a shorter recording. A writer ends a file on a page's last byte; a file that
 ends inside a page was cut (its declared length is then unknown: None).
+
+attack18: FFmpeg reads the file through ``Bounded``: never past the size the check
+began with, and never more than ``SCAN_BYTES`` without handing over a packet. A FLAC
+whose frames stop before 512 MiB of zeros (a recorder that preallocated its file and
+lost power; ``truncate -s 2G``) made FFmpeg's parser buffer them all and abort the
+process (``Assertion index > -0x20000000 failed at libavcodec/parser.c``, the daemon
+gone); 500 MiB of them took 1 GB of memory, and 2 GB after a Matroska header 22 s of CPU.
 """
 
 from __future__ import annotations
 
+import io
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -34,6 +43,49 @@ LEAST_SECONDS, LEAST_SHARE = 1.0, 0.02
 TAIL_SECONDS = 5.0  # how far before the declared end the quick look starts
 TAIL_PACKETS = 2000  # packets the quick look reads at most (5 s of 2.5-ms Opus frames)
 OGG_PAGE = 27 + 255 + 255 * 255  # the longest Ogg page, in bytes
+# attack18: what FFmpeg may read without handing over a packet: 8 times the longest FLAC
+# frame (65,535 samples of 8 channels of 32 bits); what lies past it is not audio
+SCAN_BYTES = 16 * 1024 * 1024
+
+
+class Bounded(io.RawIOBase):
+    """The file at ``path`` as FFmpeg reads it for the check: to the size it had when
+    opened (a file still growing is not followed), and ``SCAN_BYTES`` at a time
+    (``more()`` allows as many again: at each packet). Past either, it ends."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self._raw = path.open("rb", buffering=0)
+        self._size = os.fstat(self._raw.fileno()).st_size
+        self._left: int | None = None  # no bound while FFmpeg reads the headers
+
+    def more(self) -> None:
+        self._left = SCAN_BYTES
+
+    def read(self, size: int = -1) -> bytes:
+        room = self._size - self._raw.tell()
+        if self._left is not None:
+            room = min(room, self._left)
+        data = self._raw.read(max(0, min(size, room) if size >= 0 else room))
+        if self._left is not None:
+            self._left -= len(data)
+        return data or b""
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return self._raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
 
 
 @dataclass(frozen=True)
@@ -72,22 +124,24 @@ def reaches(path: Path, seconds: float) -> bool:
     """Whether the first audio stream has a packet ending at ``seconds`` or later: a seek
     to a little before, then a few packets. False where that cannot be told so."""
     try:
-        with probe.reading(path, {}) as container:
+        with Bounded(path) as bounded, probe.reading(bounded, {}) as container:
             stream = container.streams.audio[0]
             base = stream.time_base
             if not base:
                 return False
             start = float((stream.start_time or 0) * base)
             at = max(0.0, seconds - TAIL_SECONDS) + start
+            bounded.more()
             container.seek(int(at / base), stream=stream, backward=True)
             for n, packet in enumerate(container.demux(stream)):
+                bounded.more()
                 if packet.pts is not None and packet.size:
                     end = float((packet.pts + (packet.duration or 0)) * base) - start
                     if end >= seconds:
                         return True
                 if n >= TAIL_PACKETS:
                     break
-    except (av.FFmpegError, IndexError, OverflowError):
+    except (av.FFmpegError, OSError, IndexError, OverflowError):
         pass
     return False
 
@@ -96,18 +150,20 @@ def counted(path: Path) -> float | None:
     """The seconds of the first audio stream's packets, read to the end; None when a
     packet has no duration (it cannot be told) or the file cannot be read."""
     try:
-        with probe.reading(path, {}) as container:
+        with Bounded(path) as bounded, probe.reading(bounded, {}) as container:
             stream = container.streams.audio[0]
             if not stream.time_base:
                 return None
             ticks = 0
+            bounded.more()
             for packet in container.demux(stream):
+                bounded.more()
                 if packet.size:
                     if not packet.duration:
                         return None
                     ticks += packet.duration
             return round(float(ticks * stream.time_base), 3)
-    except (av.FFmpegError, IndexError):
+    except (av.FFmpegError, OSError, IndexError):
         return None
 
 
@@ -115,28 +171,39 @@ def ends_inside_a_page(path: Path) -> bool:
     """Whether the Ogg file ends inside its last page. Its last ``2 * OGG_PAGE`` bytes
     are read, and followed page by page (each header gives the page's length) from the
     first place that leads to the end that way: a pattern inside a packet that looks like
-    a page's start leads nowhere, and one before the first page cannot reach the end."""
-    size = path.stat().st_size
-    with path.open("rb") as fh:
-        fh.seek(max(0, size - 2 * OGG_PAGE))
-        tail = fh.read()
+    a page's start leads nowhere, and one before the first page cannot reach the end.
+    attack18: each page is followed once: one that led nowhere is not followed again from
+    a later start (10,000 tiny pages and a stray byte after them took 5 s of CPU)."""
+    try:
+        with path.open("rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            fh.seek(max(0, size - 2 * OGG_PAGE))
+            tail = fh.read(2 * OGG_PAGE)  # not what a file still growing has by then
+    except OSError:
+        return False
+    nowhere: set[int] = set()
     at = tail.find(b"OggS")
     while at >= 0:
-        end = _pages_end(tail, at)
-        if end is not None:
-            return end > len(tail)
+        if at not in nowhere:
+            end = _pages_end(tail, at, nowhere)
+            if end is not None:
+                return end > len(tail)
         at = tail.find(b"OggS", at + 1)
     return False
 
 
-def _pages_end(tail: bytes, at: int) -> int | None:
+def _pages_end(tail: bytes, at: int, nowhere: set[int]) -> int | None:
     """Where the pages starting at ``at`` end (past ``tail`` when the last is cut); None
-    when one of them is not followed by another page or by the end."""
+    when one of them is not followed by another page or by the end, or reaches a page in
+    ``nowhere`` (which leads nowhere); the pages passed are added to it then."""
+    passed: list[int] = []
     while (rest := len(tail) - at) > 0:
-        if tail[at : at + 4] != b"OggS"[:rest] or (rest > 4 and tail[at + 4] != 0):
+        if at in nowhere or tail[at : at + 4] != b"OggS"[:rest] or (rest > 4 and tail[at + 4]):
+            nowhere.update(passed)
             return None  # not a page (version 0) where the one before ends
         if rest < 27 or rest < 27 + tail[at + 26]:
             return len(tail) + 1  # its header or its segment table cut
+        passed.append(at)
         count = tail[at + 26]
         at += 27 + count + sum(tail[at + 27 : at + 27 + count])
     return at

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import wave
 from dataclasses import dataclass
+from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
 import av
@@ -16,6 +17,7 @@ import av
 from dropscribe.errors import PermanentError
 
 if TYPE_CHECKING:
+    import io
     from pathlib import Path
 
     from av.container import InputContainer
@@ -103,9 +105,11 @@ _LENIENT: dict[str, Any] = (
 )
 
 
-def reading(path: Path, options: dict[str, str]) -> InputContainer:
-    """``av.open`` for reading, whatever the file's tags hold."""
-    opened: InputContainer = av.open(str(path), "r", options=options, **_LENIENT)
+def reading(path: Path | io.RawIOBase, options: dict[str, str]) -> InputContainer:
+    """``av.open`` for reading, whatever the file's tags hold; ``path`` may be a file
+    object FFmpeg reads through (``audio/cut.py``'s bounded one)."""
+    source = path if not isinstance(path, PurePath) else str(path)
+    opened: InputContainer = av.open(source, "r", options=options, **_LENIENT)
     return opened
 
 

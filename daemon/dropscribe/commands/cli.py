@@ -258,6 +258,17 @@ class SignalFlag:
         return raised
 
 
+def _kill_workers() -> None:
+    """attack18: the worker processes (``processes: N``) stopped with the main process: they
+    ignore SIGTERM and SIGINT, and once it had gone they lived out ``shutdown_grace`` (their
+    uploads too), printing after the shell's prompt, beside a daemon started again. Their
+    sidecars are written whole or not at all, and the ledger is crash-safe."""
+    spawned = sys.modules.get("multiprocessing")  # not imported: no worker process
+    for child in spawned.active_children() if spawned is not None else []:
+        with contextlib.suppress(OSError, TypeError):  # gone meanwhile (pid None)
+            os.kill(child.pid, signal.SIGKILL)
+
+
 def _serve(
     cfg: Config,
     *,
@@ -273,6 +284,7 @@ def _serve(
         # ``stop.set()`` (its lock taken, the flag not yet up) would wait for that lock
         if asked.take():  # a second Ctrl-C or SIGTERM: at once (the ledger is crash-safe)
             os.write(2, b"dropscribe: stopping at once; work in flight runs at the next start\n")
+            _kill_workers()
             os._exit(EXIT_OK)
         asked.raise_()
         stop.set()

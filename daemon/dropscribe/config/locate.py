@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+from dropscribe.config.keys import LONGEST
 from dropscribe.errors import Problem
 
 if TYPE_CHECKING:
@@ -30,7 +31,11 @@ def dotted(path: KeyPath) -> str:
 def _name(key: str) -> str:
     """A key as a problem shows it: in double quotes, escaped as YAML's own double
     quotes escape, where it would not read as itself on one line (empty, spaces around
-    it, a line break of a ``? |`` block key, another control character)."""
+    it, a line break of a ``? |`` block key, another control character); attack18: cut
+    after ``keys.LONGEST`` characters (a ``? `` key of 900,000 was told whole: a line of
+    900 kB in check-config and in the SIGHUP's event)."""
+    if len(key) > LONGEST:
+        key = key[: LONGEST - 1] + "…"
     if key and key.isprintable() and key == key.strip():
         return key
     quoted = json.dumps(key, ensure_ascii=False)
