@@ -162,7 +162,7 @@ def counted(path: Path) -> float | None:
                     if not packet.duration:
                         return None
                     ticks += packet.duration
-            return round(float(ticks * stream.time_base), 3)
+            return probe.seconds(round(float(ticks * stream.time_base), 3))
     except (av.FFmpegError, OSError, IndexError):
         return None
 

@@ -6,6 +6,7 @@ upload, with a reason a person can act on.
 
 from __future__ import annotations
 
+import math
 import os
 import wave
 from dataclasses import dataclass
@@ -171,6 +172,7 @@ def _probe(path: Path, options: dict[str, str]) -> Probe:
                 duration = container.duration / 1_000_000
             elif stream.duration is not None and stream.time_base:  # PyAV 19: 0/1 when unset
                 duration = float(stream.duration * stream.time_base)
+            duration = seconds(duration)
             video = any(
                 not s.disposition & av.stream.Disposition.attached_pic
                 for s in container.streams.video
@@ -203,15 +205,25 @@ def counted(path: Path) -> float | None:
             if not stream.time_base:
                 return None
             ticks = sum(p.duration or 0 for p in container.demux(stream) if p.size)
-            return round(float(ticks * stream.time_base), 3) or None
+            return seconds(round(float(ticks * stream.time_base), 3)) or None
     except (av.FFmpegError, IndexError):
         return None
+
+
+def seconds(value: float | None) -> float | None:
+    """``value`` as a length: None (unknown) for one below 0, NaN or infinite. long18: a
+    Matroska whose Duration is -30000 ms was probed at -30 s, an MP3 whose Xing header
+    counts 1 frame at -0.06 s (the frame less the encoder's delay): a negative price, a
+    negative progress, a chunk plan over negative time. No length is better than that."""
+    if value is None or not math.isfinite(value) or value < 0:
+        return None
+    return value
 
 
 def _declared(path: Path, duration: float | None, codec: Any) -> float | None:
     """``duration`` as the header's claim; None where it is FFmpeg's estimate from the
     stream's bit rate (the file's size at that rate, within ``ESTIMATED``)."""
-    if duration is None or duration <= 0:
+    if duration is None or not math.isfinite(duration) or duration <= 0:
         return None
     rate = int(codec.bit_rate or 0)
     if rate and abs(path.stat().st_size * 8 / rate - duration) <= ESTIMATED * duration:
