@@ -296,10 +296,12 @@ class DaemonProcess:
         command: str = "run",
         env: dict[str, str] | None = None,
         mounts: dict[str, Path] | None = None,
+        group: bool = False,
     ):
         """``mounts``: files bound over the machine's (``{"/etc/hosts": mine}``) in a mount
         namespace of the process's own (root and ``unshare`` needed); the rest of the
-        machine keeps its own."""
+        machine keeps its own. ``group``: in a process group of its own, as a shell starts
+        a command (``signal_group`` is a Ctrl-C in its terminal)."""
         import json
         import os
         import subprocess
@@ -322,6 +324,7 @@ class DaemonProcess:
             stderr=subprocess.PIPE,
             text=True,
             env=env,
+            process_group=0 if group else None,
         )
         self.events: list[dict[str, Any]] = []
         self.raw: list[str] = []
@@ -365,6 +368,10 @@ class DaemonProcess:
 
     def signal(self, signum: int) -> None:
         self.proc.send_signal(signum)
+
+    def signal_group(self, signum: int) -> None:
+        """``signum`` to its whole process group (made with ``group=True``)."""
+        os.killpg(self.proc.pid, signum)
 
     def wait(self, timeout: float = 30.0) -> int:
         import subprocess

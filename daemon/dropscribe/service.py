@@ -103,7 +103,7 @@ class Daemon:
         metrics.watch_spend(ledger.spend_totals)  # budget34
         if isinstance(ledger, opening.Announcing):
             ledger.on_available = self._rescan_soon.set  # what waited comes at once
-        pool = self._workers(ledger, abort, metrics, once=once)
+        pool = self._workers(ledger, abort, metrics, once=once, stopping=stop.is_set)
         tally = self.tally = pool.tally
         server = None if once else self._serve_metrics(metrics)
         watcher = self._watcher(self.config)
@@ -183,7 +183,13 @@ class Daemon:
         return self.config
 
     def _workers(
-        self, ledger: Ledger, abort: threading.Event, metrics: Metrics, *, once: bool
+        self,
+        ledger: Ledger,
+        abort: threading.Event,
+        metrics: Metrics,
+        *,
+        once: bool,
+        stopping: Callable[[], bool],
     ) -> Workers:
         """Worker processes when configured, else worker threads in this process."""
         _check_proxies(self.config)
@@ -195,6 +201,7 @@ class Daemon:
                 metrics=metrics,
                 on_done=self._finished,
                 on_lost=self._intake.lost,
+                stopping=stopping,
             )
         return Threads(
             self.config,

@@ -2,8 +2,9 @@
 behind a pipe, plus what it shares with its siblings (the job-key locks) and what it tells
 the main process (each file's outcome, and its upload metrics every two seconds).
 
-It ignores SIGTERM, SIGINT and SIGHUP: the main process tells it to stop or to
-reload, and when the main process is gone it stops at its next read.
+It ignores SIGTERM, SIGINT and SIGHUP (blocked from its first instruction, as the main
+process starts it with them blocked): the main process tells it to stop or to reload, and
+when the main process is gone it stops at its next read.
 """
 
 from __future__ import annotations
@@ -116,7 +117,9 @@ def serve(
     """A worker process: take files from ``tasks`` until None (or the main process is
     gone), report on ``results``."""
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(signum, signal.SIG_IGN)
+        signal.signal(signum, signal.SIG_IGN)  # one pending since the start: discarded
+    # long18: blocked since the fork (``processes.SHIELDED``): ignored, they may come
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # as the main process
     logmod.configure(config.log_format, log_level, final=True)
     logmod.hide(*(endpoint.api_key for endpoint in config.endpoints.values()))

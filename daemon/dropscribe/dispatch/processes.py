@@ -17,11 +17,14 @@ process. A child that dies is started again and its files re-settled.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import multiprocessing
+import signal
 import threading
 import time
 from dataclasses import dataclass, field, replace
+from multiprocessing import resource_tracker
 from multiprocessing.connection import wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +40,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from multiprocessing.connection import Connection
     from multiprocessing.context import SpawnProcess
+    from typing import NoReturn
 
     from dropscribe.dispatch.child import Snapshot
     from dropscribe.ops.metrics import Metrics
@@ -46,6 +50,39 @@ log = structlog.get_logger("dropscribe")
 
 QUICK_DEATH = 10.0  # seconds: a worker process dying younger than this died starting up
 QUICK_DEATHS = 5  # in a row: give up (systemd's Restart= then backs off)
+# long18: what a worker ignores (child.py), blocked in the thread that starts it: the new
+# process inherits the mask, so a Ctrl-C to the terminal's process group (or a SIGTERM to
+# the service's) while it imports waits, pending, until it ignores them and unblocks;
+# here, another thread takes it meanwhile (Python runs the handler on the main thread).
+SHIELDED = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
+
+
+class _Starts:
+    """long18: the worker processes' starts as a second signal's handler sees them, in
+    plain attributes (the handler runs on the main thread between two of its steps, maybe
+    inside a start: a lock could be the one that step holds). One start at a time: the
+    pool's, then its reader thread's under the pool's lock."""
+
+    under_way = 0
+    end: Callable[[], NoReturn] | None = None  # the second signal's: kill them all, exit
+
+    def ended(self) -> None:
+        """``end`` carried out, if a second signal asked for it."""
+        if self.end is not None:
+            self.end()
+
+
+_STARTS = _Starts()
+
+
+def halt(end: Callable[[], NoReturn]) -> None:
+    """A second signal's handler: ``end`` (the worker processes killed, the process gone)
+    now, or, while one is being started, by its starter once it is (so that the new one is
+    killed too: it was started as the main process went, an orphan). Each side counts
+    itself before it looks at the other: one of the two sees the other."""
+    _STARTS.end = end
+    if not _STARTS.under_way:
+        end()
 
 
 class MergedCollector:
@@ -124,8 +161,10 @@ class ProcessPool:
         metrics: Metrics,
         on_done: Callable[[SettledFile], None],
         on_lost: Callable[[SettledFile], None],
+        stopping: Callable[[], bool] = lambda: False,
     ) -> None:
         self._config = config
+        self._stopping = stopping  # a stop began: a worker that dies is not started again
         self._once = once
         self._log_level = log_level
         self._metrics = metrics
@@ -151,6 +190,23 @@ class ProcessPool:
         self._reader.start()
 
     def _spawn(self, index: int) -> _Child:
+        _STARTS.under_way += 1
+        try:
+            _STARTS.ended()  # a second signal came first: no start
+            # before the mask: starting its tracker, a spawn unblocks SIGINT and SIGTERM
+            resource_tracker.ensure_running()
+            with contextlib.ExitStack() as shield:
+                shield.callback(
+                    signal.pthread_sigmask,
+                    signal.SIG_SETMASK,
+                    signal.pthread_sigmask(signal.SIG_BLOCK, SHIELDED),
+                )
+                return self._started(index)
+        finally:
+            _STARTS.under_way -= 1
+            _STARTS.ended()  # one came during the start: this worker is killed with the rest
+
+    def _started(self, index: int) -> _Child:
         tasks_out, tasks_in = self._context.Pipe(duplex=False)
         results_out, results_in = self._context.Pipe(duplex=False)
         process = self._context.Process(
@@ -278,7 +334,7 @@ class ProcessPool:
             for child in dead:
                 child.gone = True  # seen to: no longer waited on (a successor may follow)
                 child.close()
-                if self._closed:
+                if self._closed or self._stopping():
                     continue  # stopping: its unstarted files are dropped with the rest
                 quick = time.monotonic() - child.started < QUICK_DEATH
                 self._quick_deaths = self._quick_deaths + 1 if quick else 0
