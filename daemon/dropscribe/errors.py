@@ -39,6 +39,7 @@ only ``ledger/`` catches ``sqlite3`` and ``psycopg`` errors: they leave it as
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,10 +57,35 @@ class Problem:
     key: str
     message: str
 
+    def __post_init__(self) -> None:
+        """long18: the values a message quotes, cut where they are long (a key is, where
+        it is spelled: ``config/keys.py``, ``config/locate.py``): an ``endpoint:``, a
+        ``path:`` or a ``model:`` of 200,000 characters made a line of 200 kB in
+        check-config and in the SIGHUP's event. Cut here, whichever message quotes them:
+        every stretch without a space after ``LONGEST_RUN`` characters, and the whole
+        message, in its middle (the reason is often at its end), past ``LONGEST_MESSAGE``."""
+        object.__setattr__(self, "message", _shortened(self.message))
+
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
         key = f" {self.key}:" if self.key else ""
         return f"{where}:{key} {self.message}"
+
+
+LONGEST_RUN = 200  # characters of a stretch without a space in a config problem
+LONGEST_MESSAGE = 1000  # characters of a config problem's message
+
+
+def _shortened(message: str) -> str:
+    runs = [
+        run if len(run) <= LONGEST_RUN else run[: LONGEST_RUN - 1] + "…"
+        for run in re.split(r"(\s+)", message)
+    ]
+    message = "".join(runs)
+    if len(message) <= LONGEST_MESSAGE:
+        return message
+    head = LONGEST_MESSAGE * 2 // 3
+    return message[:head] + " … " + message[head - LONGEST_MESSAGE + 3 :]
 
 
 class ConfigError(DropscribeError, ValueError):

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TextIO, cast
 import structlog
 
 if TYPE_CHECKING:
+    from collections.abc import MutableMapping
     from types import TracebackType
 
 LEVELS = {
@@ -44,6 +45,26 @@ def _jsonable(value: Any) -> Any:
 _state = {"debug": False}
 _secrets: set[str] = set()
 SECRET_SHORTEST = 8  # a shorter "key" would blank out ordinary words
+
+
+# long18: the longest text an event field shows (twice PATH_MAX: a file's path whole);
+# longer is cut with "…". A config value of 200,000 characters (a model:, a URL) was
+# echoed whole in every event that named it. A traceback (``exception``) is not cut.
+LONGEST_FIELD = 8192
+
+
+def _bounded(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for key, value in event.items():
+        if isinstance(value, str):
+            event[key] = cut(value, LONGEST_FIELD)
+        elif isinstance(value, list | tuple):
+            event[key] = [cut(v, LONGEST_FIELD) if isinstance(v, str) else v for v in value]
+    return event
+
+
+def cut(text: str, longest: int) -> str:
+    """``text``, or its first ``longest - 1`` characters and "…"."""
+    return text if len(text) <= longest else text[: longest - 1] + "…"
 
 
 def hide(*secrets: str | None) -> None:
@@ -206,6 +227,7 @@ def configure(
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _bounded,
             structlog.processors.format_exc_info,
             renderer,
         ],
