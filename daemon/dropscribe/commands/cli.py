@@ -214,8 +214,10 @@ class EarlySignals:
 
     def __init__(self) -> None:
         self.heard: int | None = None  # the signal heard
-        for signum in STOPS:
-            signal.signal(signum, self._on_signal)
+        self._before = {signum: signal.getsignal(signum) for signum in STOPS}
+        if threading.current_thread() is threading.main_thread():  # else: no handlers
+            for signum in STOPS:
+                signal.signal(signum, self._on_signal)
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         if self.heard is not None:
@@ -223,10 +225,11 @@ class EarlySignals:
         self.heard = signum
 
     def release(self) -> None:
-        """The usual dispositions again (a command that does not serve): a signal heard
-        meanwhile is raised again, to be taken as it would have been."""
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        """The dispositions from before again (a command that does not serve): a signal
+        heard meanwhile is raised again, to be taken as it would have been."""
+        if threading.current_thread() is threading.main_thread():
+            for signum, before in self._before.items():
+                signal.signal(signum, signal.SIG_DFL if before is None else before)
         if self.heard is not None:
             signal.raise_signal(self.heard)
 
