@@ -87,8 +87,8 @@ def test_a_chunk_checkpoint_given_up_abandons_the_long_recording(
     setup: Any, listening: FakeAPI
 ) -> None:
     """Two chunks of a long recording answered during the stop, their checkpoints given
-    up at the grace: the job is abandoned (no error said, no more chunks sent); the
-    next start sends every chunk (none was kept) and stitches the whole recording."""
+    up at the grace: the job is abandoned (no error said, no chunk said done); the next
+    start sends every chunk (none was kept) and stitches the whole recording."""
     long_setup(setup, listening, max_concurrency=2)
     setup.data["shutdown_grace"] = GRACE
     listening.hold()
@@ -104,10 +104,13 @@ def test_a_chunk_checkpoint_given_up_abandons_the_long_recording(
     assert daemon.named("job.abandoned"), daemon
     assert said_as_errors(daemon) == [], daemon
     assert not daemon.named("chunk.done")  # said only once its checkpoint is kept
-    assert len(listening.uploads) == 2
+    # a chunk waiting for the endpoint's slot when the stop came may take it as the first
+    # two end (the uploader's slot, not the ledger): two, three or all four were sent
+    sent = len(listening.uploads)
+    assert 2 <= sent <= 4, sent
     again = DaemonProcess(setup, command="once")
     assert again.wait(timeout=60) == 0, again
     assert not again.named("chunks.reused")
-    assert len(listening.uploads) == 2 + 4
+    assert len(listening.uploads) == sent + 4
     text = (setup.inbox / "talk.txt").read_text()
     assert same_tones(hertz(text), [hz for _, _, hz in TONES])
