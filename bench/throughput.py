@@ -1,7 +1,7 @@
 """Files per second end to end: dropscribe against `xargs -P8 curl`, same files, same server.
 
     python bench/throughput.py [--files 1000] [--size 102400] [--processes auto] [--workers 4]
-                               [--dir DIR] [--history 100000]
+                               [--dir DIR] [--history 100000] [--against TREE] [--ledger-waits]
 
 Both upload every file to one local fake server that answers at once. dropscribe's
 figure is from the first file landing in the inbox until the last sidecar exists,
@@ -18,11 +18,20 @@ names the filesystem, for comparing runs.
 --history N starts each dropscribe run with a ledger that already holds N finished
 recordings (jobs, files and sidecars, with 1 KB transcripts), as after a year in
 service: the figure should not move.
+
+--against TREE times another checkout's daemon too (its daemon/ folder; e.g. `git
+worktree add /tmp/before COMMIT`), in the same rounds: did a change move the figure?
+After every daemon run the ledger is checked (each file done, each job one attempt, one
+upload per file) and the daemon's warnings and errors are counted by event.
+--ledger-waits counts, in every dropscribe process, how often a ledger write waited for
+the write turn and how often its BEGIN found the database locked (bench/ledgerwaits/).
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import contextlib
 import json
 import os
 import shutil
@@ -43,6 +52,7 @@ from dropscribe.ledger.store import LEDGER_NAME, SqliteLedger  # noqa: E402
 from fakeapi import FakeAPI  # noqa: E402
 
 SETTLE = 0.5
+WAITS = ROOT / "bench" / "ledgerwaits"  # its sitecustomize counts the ledger's waits
 
 
 def make_files(folder: Path, count: int, size: int) -> list[Path]:
@@ -116,9 +126,12 @@ def bench_daemon(
     workers: int | None,
     concurrency: int | None,
     history: int = 0,
+    *,
+    tree: Path = ROOT,
+    waits: bool = False,
 ) -> float:
-    """Seconds for the real daemon to transcribe ``files``; unset knobs keep dropscribe's
-    shipped defaults."""
+    """Seconds for the real daemon (``tree``'s) to transcribe ``files``; unset knobs keep
+    dropscribe's shipped defaults. Its log goes to ``work``/daemon.log."""
     inbox = work / "inbox"
     inbox.mkdir()
     if history:
@@ -138,7 +151,15 @@ def bench_daemon(
     if workers is not None:
         settings["workers"] = workers
     config.write_text(json.dumps(settings))
-    proc = subprocess.Popen([sys.executable, "-m", "dropscribe", "run", "-c", str(config)])
+    env = dict(os.environ, PYTHONPATH=str(tree / "daemon"))
+    if waits:
+        (work / "waits").mkdir()
+        env.update(
+            PYTHONPATH=f"{WAITS}:{tree / 'daemon'}", DROPSCRIBE_BENCH_WAITS=str(work / "waits")
+        )
+    with (work / "daemon.log").open("wb") as log:
+        command = [sys.executable, "-m", "dropscribe", "run", "-c", str(config)]
+        proc = subprocess.Popen(command, env=env, stderr=log)
     try:
         lock = work / "state" / "lock"
         deadline = time.monotonic() + 30
@@ -168,6 +189,35 @@ def bench_daemon(
     return elapsed
 
 
+def checked(work: Path, count: int, uploads: int) -> dict[str, object]:
+    """What one daemon run left: its ledger (each file done, each job one attempt), its
+    uploads (one per file), its warnings and errors by event, and the ledger's waits."""
+    db = sqlite3.connect(work / "state" / LEDGER_NAME)
+    try:
+        states = dict(db.execute("SELECT state, count(*) FROM files GROUP BY state").fetchall())
+        (again,) = db.execute("SELECT count(*) FROM jobs WHERE attempts > 1").fetchone()
+    finally:
+        db.close()
+    said: collections.Counter[str] = collections.Counter()
+    for line in (work / "daemon.log").read_text(errors="replace").splitlines():
+        with contextlib.suppress(ValueError):
+            event = json.loads(line)
+            if isinstance(event, dict) and event.get("level") in {"warning", "error"}:
+                said[str(event.get("event"))] += 1
+    waits: collections.Counter[str] = collections.Counter()
+    for counts in (work / "waits").glob("*.json") if (work / "waits").exists() else []:
+        waits.update(json.loads(counts.read_text()))
+    problems = states.get("done", 0) != count or again or uploads != count
+    return {
+        "ok": not problems,
+        "files": states,
+        "jobs_tried_again": again,
+        "uploads": uploads,
+        "warnings": dict(said),
+        "waits": {k: round(v, 3) for k, v in waits.items()},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--files", type=int, default=1000)
@@ -185,55 +235,60 @@ def main() -> None:
         default=0,
         help="finished recordings in the ledger before each dropscribe run",
     )
+    parser.add_argument(
+        "--against", type=Path, help="another checkout whose daemon is timed in the same rounds"
+    )
+    parser.add_argument(
+        "--ledger-waits", action="store_true", help="count the ledger's waits (ledgerwaits/)"
+    )
     args = parser.parse_args()
+    trees = [ROOT] if args.against is None else [ROOT, args.against.resolve()]
     work = Path(tempfile.mkdtemp(prefix="dropscribe-bench-", dir=args.dir))
     try:
         files = make_files(work / "source", args.files, args.size)
         curls: list[float] = []
-        daemons: list[float] = []
+        daemons: dict[Path, list[float]] = {tree: [] for tree in trees}
         with FakeAPI() as api:
-            for n in range(args.rounds):  # alternate which goes first
-                runs = [("curl", curls), ("daemon", daemons)]
-                for name, times in runs if n % 2 == 0 else runs[::-1]:
-                    if name == "curl":
-                        times.append(bench_curl(api, files))
-                    else:
-                        round_dir = work / f"round-{n}"
-                        round_dir.mkdir()
-                        times.append(
-                            bench_daemon(
-                                api,
-                                files,
-                                round_dir,
-                                args.processes,
-                                args.workers,
-                                args.concurrency,
-                                args.history,
-                            )
-                        )
-                        for path in (round_dir / "inbox").glob("*.wav"):
-                            path.rename(work / "source" / path.name)
-            uploads = len(api.uploads)
-        assert uploads == 2 * args.rounds * len(files), uploads
-        curl_s, daemon_s = statistics.median(curls), statistics.median(daemons)
-        n_curl = len(files)
-        curl_rate, daemon_rate = len(files) / curl_s, len(files) / daemon_s
+            for n in range(args.rounds):  # rotate which goes first
+                runs: list[Path | None] = [None, *trees]
+                for tree in runs[n % len(runs) :] + runs[: n % len(runs)]:
+                    if tree is None:
+                        curls.append(bench_curl(api, files))
+                        continue
+                    round_dir = work / f"round-{n}-{len(daemons[tree])}-{tree.name}"
+                    round_dir.mkdir()
+                    before = len(api.uploads)
+                    knobs = (args.processes, args.workers, args.concurrency, args.history)
+                    took = bench_daemon(
+                        api, files, round_dir, *knobs, tree=tree, waits=args.ledger_waits
+                    )
+                    daemons[tree].append(took)
+                    left = checked(round_dir, len(files), len(api.uploads) - before)
+                    print(f"round {n} {tree}: {took:.2f} s {json.dumps(left)}")
+                    assert left["ok"], left
+                    for path in (round_dir / "inbox").glob("*.wav"):
+                        path.rename(work / "source" / path.name)
+        curl_s = statistics.median(curls)
+        curl_rate = len(files) / curl_s
         fstype = filesystem_type(work, Path("/proc/self/mountinfo").read_text())
         print(
-            f"files: {len(files)} x {args.size} bytes, {n_curl} uploads per run each; "
+            f"files: {len(files)} x {args.size} bytes, {len(files)} uploads per run each; "
             f"median of {args.rounds} alternating runs; in {work.parent} ({fstype})"
         )
         print(f"xargs -P8 curl: {curl_s:6.2f} s  {curl_rate:7.1f} files/s")
-        print(
-            f"dropscribe:     {daemon_s:6.2f} s  {daemon_rate:7.1f} files/s "
-            f"(processes: {args.processes}; includes settle_seconds={SETTLE}; "
-            f"{args.history} recordings in the ledger before)"
-        )
-        singles = sorted(c / d for c, d in zip(curls, daemons, strict=True))
-        print(
-            f"ratio: {daemon_rate / curl_rate:.2f}x curl (target >= 1.5x); "
-            f"single rounds {singles[0]:.2f}x to {singles[-1]:.2f}x"
-        )
+        for tree, times in daemons.items():
+            daemon_s = statistics.median(times)
+            daemon_rate = len(files) / daemon_s
+            print(
+                f"dropscribe:     {daemon_s:6.2f} s  {daemon_rate:7.1f} files/s "
+                f"(processes: {args.processes}; includes settle_seconds={SETTLE}; "
+                f"{args.history} recordings in the ledger before; {tree})"
+            )
+            singles = sorted(c / d for c, d in zip(curls, times, strict=True))
+            print(
+                f"ratio: {daemon_rate / curl_rate:.2f}x curl (target >= 1.5x); "
+                f"single rounds {singles[0]:.2f}x to {singles[-1]:.2f}x"
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

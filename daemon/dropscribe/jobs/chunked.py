@@ -26,7 +26,7 @@ import structlog
 
 from dropscribe import speakers
 from dropscribe.audio import split, stitch, transcode
-from dropscribe.errors import Abandoned, Replan, TranscriptionError
+from dropscribe.errors import Abandoned, LedgerGaveUp, Replan, TranscriptionError
 from dropscribe.jobs import voiceprints
 from dropscribe.ledger.interface import WRITE_FAILED, Checkpoints
 from dropscribe.ops import progress
@@ -264,6 +264,8 @@ class Chunker:
                 transcript = self._in_halves(rec, i, settings, transcript)
             try:  # a checkpoint; the chunk's transcript itself goes on in memory
                 self._ledger.chunk_done(rec.key, i, transcript.to_json(), transcript.request_id)
+            except LedgerGaveUp:  # the daemon is stopping: no later write would be had either
+                raise  # Abandoned: the chunk is sent again at the next start
             except WRITE_FAILED as exc:
                 log.error("ledger.write_failed", error=str(exc), ledger=self._ledger.where)
             log.info(

@@ -34,6 +34,7 @@ from dropscribe.errors import (
     EndpointError,
     EndpointWaits,
     Fenced,
+    LedgerGaveUp,
     LedgerUnavailable,
     PermanentError,
     SidecarError,
@@ -62,6 +63,10 @@ if TYPE_CHECKING:
     from dropscribe.vocab.config import Inbox
 
 log = structlog.get_logger("dropscribe")
+# A paid transcript the ledger could not take as the daemon stopped (grace18's LedgerGaveUp)
+ASKED_AGAIN = (
+    "nothing to do: the daemon is stopping; the file is transcribed again at its next start"
+)
 
 
 class JobRunner:
@@ -266,6 +271,9 @@ class JobRunner:
             self._paid[key] = transcript
         try:  # every ledger write from here on may fail: the transcript stays kept
             return self._written(job, transcript, fresh)
+        except LedgerGaveUp as exc:  # the daemon is going, and what it kept with it
+            log.warning("ledger.write_failed", error=str(exc), action=ASKED_AGAIN)
+            raise  # Abandoned: job.abandoned, nothing counted
         except WRITE_FAILED as exc:
             log.error(
                 "ledger.write_failed",

@@ -28,6 +28,7 @@ from dropscribe.errors import (
     EndpointUnreachable,
     EndpointWaits,
     LedgerError,
+    LedgerGaveUp,
     PassedOver,
     PermanentError,
     TranscriptionError,
@@ -169,7 +170,8 @@ class Spender:
         try:
             self._ledger.settle_spend(made, amount, state, self._clock(), elapsed, seconds)
         except LedgerError as exc:  # the transcript is paid for: keep it
-            log.error("ledger.write_failed", error=str(exc), action="the estimate stays counted")
+            said = log.warning if isinstance(exc, LedgerGaveUp) else log.error  # a stop's
+            said("ledger.write_failed", error=str(exc), action="the estimate stays counted")
 
     def _reached(self, refusal: spend.Refusal, request: spend.Request) -> None:
         """``budget.reached``, once per endpoint or folder and period (in this process)."""

@@ -37,6 +37,10 @@ log = structlog.get_logger("dropscribe")
 
 T = TypeVar("T")
 BATCH = 256  # most writes committed together
+# A write waiting at a stop gives up this long before the grace is over, so that its job
+# ends (job.abandoned) while the workers are still waited for: given up at the very
+# moment the wait for them ends, it ended after it, counted a straggler and never said.
+UNWIND = 0.2  # seconds
 AT_NEXT_START = "nothing to do: its file is looked at again when the daemon next starts"
 
 
@@ -105,9 +109,10 @@ class GroupCommit:
             self._turn.close()  # a second close() is harmless
 
     def give_up_at(self, when: float) -> None:
-        """From ``when`` (monotonic) no write waits for the ledger held elsewhere, those
-        waiting then included: they fail (``GaveUp``) and are done at the next start."""
-        self._turn.give_up_at(when)
+        """From ``when`` (monotonic; ``UNWIND`` before it) no write waits for the ledger
+        held elsewhere, those waiting then included: they fail (``GaveUp``) and are done
+        at the next start."""
+        self._turn.give_up_at(when - UNWIND)
 
     def read(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)

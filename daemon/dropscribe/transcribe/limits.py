@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from dropscribe.errors import LedgerGaveUp
 from dropscribe.ledger.interface import WRITE_FAILED
 from dropscribe.transcribe import models
 
@@ -106,8 +107,9 @@ class Limits:
         for (server, model_, param, value), (verdict_, reason_) in unsaved.items():
             try:
                 self._ledger.record_capability(server, model_, param, value, verdict_, reason_)
-            except WRITE_FAILED as exc:
-                log.error(
+            except WRITE_FAILED as exc:  # a stopping daemon's (LedgerGaveUp): no fault
+                said = log.warning if isinstance(exc, LedgerGaveUp) else log.error
+                said(
                     "ledger.write_failed",
                     error=str(exc),
                     ledger=self._ledger.where,
