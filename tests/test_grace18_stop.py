@@ -60,7 +60,8 @@ def test_a_stop_with_the_ledger_held_elsewhere_ends_within_the_grace_and_the_fil
     finally:
         daemon.kill()
     assert code == 0, daemon
-    assert GRACE <= took <= patience(GRACE + STOP_MARGIN), took  # given the grace, no more
+    # given the grace (its writes give up a moment before it ends: UNWIND), no more
+    assert GRACE / 2 <= took <= patience(GRACE + STOP_MARGIN), took
     assert daemon.named("daemon.stopped")
     assert not daemon.named("job.crashed")
     assert setup.api.uploads == []
