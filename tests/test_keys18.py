@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from dropscribe.config import keys
 from dropscribe.errors import ConfigError
 from dropscribe.loading import checked
+from test_config import MINIMAL
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -29,20 +30,7 @@ if "PYTHONPATH" in os.environ:  # a checkout other than the installed one
 MUST = "a key must be text, and YAML reads this one as "
 NUMBER = 'put it in quotes ("{}": ...) if it is meant as a name'
 
-BASE = """\
-endpoints:
-  openai:
-    base_url: https://api.openai.com/v1
-    api_key_env: OPENAI_API_KEY
-defaults:
-  endpoint: openai
-  model: whisper-1
-inboxes:
-  - path: inbox
-    rules:
-      - match: "*.wav"
-        language: de
-"""
+BASE = MINIMAL + '    rules:\n      - match: "*.wav"\n        language: de\n'
 
 
 def run(command: str, config: Path) -> subprocess.CompletedProcess[str]:
