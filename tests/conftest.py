@@ -189,10 +189,12 @@ class Setup:
         self.config_path.write_text(yaml.safe_dump(self.data, sort_keys=False))
         return self.config_path
 
-    def command(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """A dropscribe command, as a user runs it, on this config (written first)."""
+    def command(self, *args: str, write: bool = True) -> subprocess.CompletedProcess[str]:
+        """A dropscribe command, as a user runs it, on this config (written first, unless
+        ``write`` is False: a config file the test wrote by hand)."""
+        path = self.write() if write else self.config_path
         return subprocess.run(
-            [sys.executable, "-m", "dropscribe", *args, "-c", str(self.write())],
+            [sys.executable, "-m", "dropscribe", *args, "-c", str(path)],
             capture_output=True,
             text=True,
             env={**os.environ, **self.env},

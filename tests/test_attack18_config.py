@@ -4,10 +4,7 @@ daemon's SIGHUP: told at its line, cut as a person can read it, the running conf
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 
 from conftest import DaemonProcess, make_wav
 
@@ -29,14 +26,7 @@ def test_check_config_tells_a_100000_character_key_cut_at_its_line(setup):
     """check-config: exit 2, the key told at its own line by its first 59 characters and
     an ellipsis, in one line of a few hundred characters (it was 100 kB, the key whole)."""
     line = with_long_key(setup)
-    done = subprocess.run(
-        [sys.executable, "-m", "dropscribe", "check-config", "-c", str(setup.config_path)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **setup.env},
-        timeout=60,
-        check=False,
-    )
+    done = setup.command("check-config", write=False)
     assert done.returncode == 2, done.stderr[:500]
     (told,) = done.stderr.splitlines()
     assert told.startswith(f"dropscribe: {setup.config_path}:{line}: defaults.{'k' * 59}…: ")

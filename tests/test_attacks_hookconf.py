@@ -11,7 +11,6 @@ import json
 import os
 import re
 import signal
-import subprocess
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -180,14 +179,7 @@ def test_check_config_refuses_each_unusable_value_with_file_line_and_key(setup, 
     """check-config on a config with one unusable value prints file:line: key: why for
     it, exits 2 and prints no traceback (never waits on a FIFO, never reads a device)."""
     write_bad(setup, case)
-    done = subprocess.run(
-        [sys.executable, "-m", "dropscribe", "check-config", "-c", str(setup.config_path)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **setup.env},
-        timeout=60,
-        check=False,
-    )
+    done = setup.command("check-config", write=False)
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     assert refused(done.stderr.splitlines(), setup, case), done.stderr
