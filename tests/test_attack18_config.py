@@ -4,9 +4,7 @@ daemon's SIGHUP: told at its line, cut as a person can read it, the running conf
 
 from __future__ import annotations
 
-import signal
-
-from conftest import DaemonProcess, make_wav
+from test_attacks_hookconf import refused_at_reload
 
 LONG_KEY = "k" * 100_000
 
@@ -37,18 +35,7 @@ def test_check_config_tells_a_100000_character_key_cut_at_its_line(setup):
 def test_sighup_with_a_100000_character_key_keeps_the_daemon_and_tells_it_cut(setup):
     """A running daemon's SIGHUP with that key: config.reload_failed tells it cut at its
     line, the daemon keeps its config and transcribes a file dropped after."""
-    daemon = DaemonProcess(setup)
-    try:
-        daemon.wait_event("daemon.started", timeout=60)
-        line = with_long_key(setup)
-        daemon.signal(signal.SIGHUP)
-        daemon.wait_event("config.reload_failed", timeout=60)
-        make_wav(setup.inbox / "after.wav")
-        daemon.wait_event("file.done", timeout=60)
-        assert daemon.proc.poll() is None
-    finally:
-        daemon.kill()
-    (problem,) = daemon.named("config.reload_failed")[0]["problems"]
-    assert problem.startswith(f"{setup.config_path}:{line}: defaults.{'k' * 59}…: unknown key")
+    lines: list[str] = []
+    (problem,) = refused_at_reload(setup, lambda: lines.append(with_long_key(setup)))
+    assert problem.startswith(f"{setup.config_path}:{lines[0]}: defaults.{'k' * 59}…: unknown key")
     assert len(problem) < 300 + len(str(setup.config_path))
-    assert (setup.inbox / "after.txt").read_text() == "transcript of after.wav\n"

@@ -202,6 +202,25 @@ FIFO_CASES = {  # a file the config names, or the config itself, replaced by a F
 }
 
 
+def refused_at_reload(setup: Any, spoil: Callable[[], object]) -> list[str]:
+    """A running daemon's SIGHUP after ``spoil()`` made its config unusable: the problems
+    config.reload_failed tells; the daemon stays up and transcribes a file dropped after
+    with the config it had."""
+    daemon = DaemonProcess(setup)
+    try:
+        daemon.wait_event("daemon.started", timeout=60)
+        spoil()
+        daemon.signal(signal.SIGHUP)
+        daemon.wait_event("config.reload_failed", timeout=60)
+        make_wav(setup.inbox / "after.wav")
+        daemon.wait_event("file.done", timeout=60)
+        assert daemon.proc.poll() is None
+    finally:
+        daemon.kill()
+    assert (setup.inbox / "after.txt").read_text() == "transcript of after.wav\n"
+    return list(daemon.named("config.reload_failed")[0]["problems"])
+
+
 @pytest.mark.parametrize("case", [*RELOADED, *FIFO_CASES])
 def test_sighup_with_an_unusable_config_keeps_the_daemon_running(setup, case):
     """A running daemon sent SIGHUP with an unusable value (or its prompt_file or config
@@ -210,26 +229,18 @@ def test_sighup_with_an_unusable_config_keeps_the_daemon_running(setup, case):
     prompt = setup.root / "prompt.txt"
     prompt.write_text("Names: Ana, Bo.\n")
     setup.data["defaults"]["prompt_file"] = str(prompt)
-    daemon = DaemonProcess(setup)
-    try:
-        daemon.wait_event("daemon.started", timeout=60)
+
+    def spoil() -> None:
         if case in BAD:
             write_bad(setup, case)
         else:
             (setup.root / FIFO_CASES[case][0]).unlink()
             os.mkfifo(setup.root / FIFO_CASES[case][0])
-        daemon.signal(signal.SIGHUP)
-        daemon.wait_event("config.reload_failed", timeout=60)
-        make_wav(setup.inbox / "after.wav")
-        daemon.wait_event("file.done", timeout=60)
-        assert daemon.proc.poll() is None
-    finally:
-        daemon.kill()
-    problems = daemon.named("config.reload_failed")[0]["problems"]
+
+    problems = refused_at_reload(setup, spoil)
     if case in BAD:
         assert refused(problems, setup, case), problems
     else:
         words = FIFO_CASES[case][1]
         assert any(words in p and p.endswith("is a FIFO, not a regular file") for p in problems)
-    assert (setup.inbox / "after.txt").read_text() == "transcript of after.wav\n"
     assert setup.api.uploads[-1].fields["prompt"] == "Names: Ana, Bo."
