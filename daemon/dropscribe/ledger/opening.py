@@ -29,7 +29,8 @@ def open_ledger(
 ) -> Ledger:
     """The config's ledger, open. ``daemon``: this process serves files (it says so to
     the other hosts and renews its leases); a command only reads and writes rows.
-    ``reading``: the command only reads (SQLite: no write turn taken when none is needed).
+    ``reading``: the command only reads, or a worker process's main process migrated the
+    ledger (SQLite: no write turn taken when none is needed; PostgreSQL: no DDL).
 
     Raises SetupError (a shared ledger that cannot be reached), OSError or
     LedgerError (a state_dir that cannot be used)."""
@@ -46,6 +47,7 @@ def open_ledger(
         Places(inbox_places(config)),
         pool_size=pool_size or config.workers,
         daemon=daemon,
+        reading=reading,
     )
 
 

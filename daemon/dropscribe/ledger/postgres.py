@@ -59,17 +59,21 @@ class PostgresLedger(Reads, StepRows, SendReads, SpendRows, HeardRows, WaitRows,
         pool_size: int = 4,
         daemon: bool = True,
         clock: Callable[[], float] = time.time,
+        reading: bool = False,
     ) -> None:
         """Connect (or raise SetupError saying why not) and create what is missing. A
         ``daemon`` says it is alive and renews its leases; a command (status, retry)
-        only reads and writes rows."""
+        only reads and writes rows. ``reading``: a ledger at this layout is not touched
+        (no DDL: a worker process, whose main process migrated it, starts while another
+        session holds a table, where CREATE INDEX IF NOT EXISTS would wait for it)."""
         self.where = settings.url  # for messages (it holds no password)
         self.places = places
         self.host = settings.host_name()  # this host's name among those sharing it
         self._clock = clock
         self._db = Database(settings, pool_size=pool_size, fail_fast=daemon)
         try:
-            self._create()
+            if not (reading and self._current()):
+                self._create()
             self._leases = Leases(self._db, self.host, settings.lease_seconds, beating=daemon)
         except LedgerTooNew as exc:
             self._db.close()
@@ -86,8 +90,9 @@ class PostgresLedger(Reads, StepRows, SendReads, SpendRows, HeardRows, WaitRows,
         self._db.close()
 
     def give_up_at(self, when: float) -> None:
-        """Nothing yet: a statement waiting for a lock another session holds is bounded by
-        the server's statement_timeout (``database.STATEMENT_SECONDS``), not the grace."""
+        """No statement waits past ``when`` (a lock another session holds, a pooled
+        connection): cancelled, rolled back, ``LedgerGaveUp`` (``Database.give_up_at``)."""
+        self._db.give_up_at(when)
 
     @property
     def on_available(self) -> Callable[[], None] | None:
@@ -97,6 +102,14 @@ class PostgresLedger(Reads, StepRows, SendReads, SpendRows, HeardRows, WaitRows,
     @on_available.setter
     def on_available(self, call: Callable[[], None] | None) -> None:
         self._db.on_available = call
+
+    def _current(self) -> bool:
+        """Whether the ledger is at this dropscribe's layout (reads only)."""
+
+        def execute(sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+            return self._db.rows(queries.for_psycopg(sql), args)
+
+        return migrations.stored_version(execute, Dialect.POSTGRES) == migrations.SCHEMA_VERSION
 
     def _create(self) -> None:
         with self._db.tx() as db:

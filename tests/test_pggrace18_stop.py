@@ -1,0 +1,108 @@
+"""pggrace18: on PostgreSQL too a stop ends within shutdown_grace (plus ``STOP_MARGIN``)
+while another session holds a lock the daemon's write waits for (``psql`` left in
+``BEGIN; LOCK TABLE files IN EXCLUSIVE MODE;``): the waiting statement is cancelled when
+the grace is over, its transaction rolled back, and the files run again at the next
+start, exactly once. Through the real ``dropscribe`` process and the real server."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import time
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+import pytest
+
+import pg
+from conftest import DaemonProcess, make_wav, patience, wait_for
+from dropscribe.vocab.config import STOP_MARGIN
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+pytestmark = pytest.mark.slow
+
+GRACE = 2.0  # shutdown_grace: far below the server's 30-s statement_timeout
+
+
+@pytest.fixture
+def shared(setup: Any, pg_url: str) -> Any:
+    """The daemon's ledger in a fresh database of the real PostgreSQL."""
+    secret = setup.root / "ledger.password"
+    secret.write_text(pg.PASSWORD)
+    setup.url = pg_url
+    setup.data["ledger"] = {"url": pg_url, "password_file": str(secret)}
+    return setup
+
+
+@contextlib.contextmanager
+def locked(url: str, table: str) -> Iterator[psycopg.Connection[Any]]:
+    """Another session holding ``table`` in EXCLUSIVE mode (reads go on, writes wait)
+    until the block ends, as a ``psql`` left in a transaction does."""
+    with psycopg.connect(url, password=pg.PASSWORD) as db:
+        db.execute(f"LOCK TABLE {table} IN EXCLUSIVE MODE")
+        try:
+            yield db
+        finally:
+            db.rollback()
+
+
+def waiting_on(url: str, table: str) -> int:
+    """How many sessions wait for a lock on ``table`` (PostgreSQL's lock queue)."""
+    with psycopg.connect(url, password=pg.PASSWORD) as db:
+        row = db.execute(
+            "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = %s::regclass",
+            (table,),
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_a_stop_with_a_table_locked_by_another_session_ends_within_the_grace(
+    shared: Any, processes: int
+) -> None:
+    """SIGTERM while jobs (in the daemon, or worker processes) wait for the files table
+    another session holds: exit 0 within shutdown_grace + STOP_MARGIN (not the 30-s
+    statement_timeout), nothing written, no ledger.unavailable; once the holder lets go,
+    a restart does each file once, uploaded once."""
+    shared.data["shutdown_grace"] = GRACE
+    shared.data["workers"] = processes  # one job each waits for the ledger, a file is queued
+    shared.data["processes"] = processes
+    paths = [shared.inbox / f"{name}.wav" for name in "abc"[: processes + 1]]
+    daemon = DaemonProcess(shared)
+    try:
+        daemon.wait_event("daemon.started")
+        with locked(shared.url, "files"):
+            for n, path in enumerate(paths):
+                make_wav(path, freq=300 + 100 * n)
+            daemon.wait_event("file.settled", count=len(paths))
+            wait_for(
+                lambda: waiting_on(shared.url, "files") >= processes,
+                timeout=30,
+                what="the jobs' writes waiting for the lock",
+            )
+            started = time.monotonic()
+            daemon.signal(signal.SIGTERM)
+            code = daemon.wait(timeout=60)
+            took = time.monotonic() - started
+            assert waiting_on(shared.url, "files") == 0  # cancelled, not left waiting
+    finally:
+        daemon.kill()
+    assert code == 0, daemon
+    assert GRACE <= took <= patience(GRACE + STOP_MARGIN), took  # given the grace, no more
+    assert daemon.named("daemon.stopped")
+    assert not daemon.named("job.crashed")
+    assert not daemon.named("ledger.unavailable")  # a stop, not a database gone
+    assert len(daemon.named("job.abandoned")) == processes
+    assert shared.api.uploads == []
+    assert not any(path.with_suffix(".txt").exists() for path in paths)
+    with psycopg.connect(shared.url, password=pg.PASSWORD) as db:
+        assert db.execute("SELECT count(*) FROM files").fetchone() == (0,)  # rolled back
+    again = DaemonProcess(shared, command="once")
+    assert again.wait(timeout=60) == 0, again
+    for n, path in enumerate(paths):
+        assert path.with_suffix(".txt").read_text() == f"transcript of {path.name}\n", n
+    done = sorted(event["path"] for event in again.named("file.done"))
+    assert done == sorted(str(path) for path in paths)
+    assert len(shared.api.uploads) == len(paths)
