@@ -90,7 +90,8 @@ def test_a_stop_with_a_table_locked_by_another_session_ends_within_the_grace(
     finally:
         daemon.kill()
     assert code == 0, daemon
-    assert GRACE <= took <= patience(GRACE + STOP_MARGIN), took  # given the grace, no more
+    # given the grace (its statements are cancelled a moment before it ends), no more
+    assert GRACE / 2 <= took <= patience(GRACE + STOP_MARGIN), took
     assert daemon.named("daemon.stopped")
     assert not daemon.named("job.crashed")
     assert not daemon.named("ledger.unavailable")  # a stop, not a database gone
