@@ -127,7 +127,7 @@ def serve(
     threads = math.ceil(config.workers / config.processes)
     # migrated by the main process: opened with no write, so it starts while another
     # process holds the ledger (grace18; else it waited 30 s, and died)
-    ledger = open_ledger(config, pool_size=threads, reading=True)
+    ledger = open_ledger(config, pool_size=threads, reading=True, migrated=True)
     abort = threading.Event()
     metrics = Metrics()
     put = Sender(results)

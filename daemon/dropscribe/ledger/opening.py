@@ -25,12 +25,20 @@ class Announcing(Protocol):
 
 
 def open_ledger(
-    config: Config, *, daemon: bool = True, pool_size: int | None = None, reading: bool = False
+    config: Config,
+    *,
+    daemon: bool = True,
+    pool_size: int | None = None,
+    reading: bool = False,
+    migrated: bool = False,
 ) -> Ledger:
     """The config's ledger, open. ``daemon``: this process serves files (it says so to
     the other hosts and renews its leases); a command only reads and writes rows.
     ``reading``: the command only reads, or a worker process's main process migrated the
-    ledger (SQLite: no write turn taken when none is needed; PostgreSQL: no DDL).
+    ledger (SQLite: no write turn taken when none is needed). ``migrated``: a worker
+    process, whose main process just migrated the ledger (PostgreSQL: no DDL, which
+    would wait for a table another session holds; a command's open still repairs what is
+    missing, as the search index's triggers).
 
     Raises SetupError (a shared ledger that cannot be reached), OSError or
     LedgerError (a state_dir that cannot be used)."""
@@ -47,7 +55,7 @@ def open_ledger(
         Places(inbox_places(config)),
         pool_size=pool_size or config.workers,
         daemon=daemon,
-        reading=reading,
+        migrated=migrated,
     )
 
 

@@ -59,11 +59,11 @@ class PostgresLedger(Reads, StepRows, SendReads, SpendRows, HeardRows, WaitRows,
         pool_size: int = 4,
         daemon: bool = True,
         clock: Callable[[], float] = time.time,
-        reading: bool = False,
+        migrated: bool = False,
     ) -> None:
         """Connect (or raise SetupError saying why not) and create what is missing. A
         ``daemon`` says it is alive and renews its leases; a command (status, retry)
-        only reads and writes rows. ``reading``: a ledger at this layout is not touched
+        only reads and writes rows. ``migrated``: a ledger at this layout is not touched
         (no DDL: a worker process, whose main process migrated it, starts while another
         session holds a table, where CREATE INDEX IF NOT EXISTS would wait for it)."""
         self.where = settings.url  # for messages (it holds no password)
@@ -72,7 +72,7 @@ class PostgresLedger(Reads, StepRows, SendReads, SpendRows, HeardRows, WaitRows,
         self._clock = clock
         self._db = Database(settings, pool_size=pool_size, fail_fast=daemon)
         try:
-            if not (reading and self._current()):
+            if not (migrated and self._current()):
                 self._create()
             self._leases = Leases(self._db, self.host, settings.lease_seconds, beating=daemon)
         except LedgerTooNew as exc:
