@@ -72,12 +72,18 @@ def one_round(cluster: pg.Cluster, api: FakeAPI, hosts: int, files: int) -> floa
             logs.append(log)
             procs.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "dropscribe", "run", "-c",
-                     str(config(work, f"h{n}", inbox, api.base_url, url))],
+                    [
+                        sys.executable,
+                        "-m",
+                        "dropscribe",
+                        "run",
+                        "-c",
+                        str(config(work, f"h{n}", inbox, api.base_url, url)),
+                    ],
                     stderr=log,
                     env={**os.environ, "BENCH_KEY": "sk-bench"},
                 )
-            )  # fmt: skip
+            )
         try:
             for n in range(hosts):
                 wait_started(work / f"h{n}.log")

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
-import functools
 import threading
 from typing import TYPE_CHECKING
 
@@ -42,7 +41,7 @@ from dropscribe.errors import (
 )
 from dropscribe.ingest import source
 from dropscribe.jobs import cascade, chunked, crashed, plan, spoken, tracks, verdicts, waited
-from dropscribe.jobs.cutshort import said_and_kept  # short18
+from dropscribe.jobs.cutshort import said_and_kept
 from dropscribe.jobs.job import Job, Outcome, SettledFile, Tally
 from dropscribe.ledger.interface import WRITE_FAILED
 from dropscribe.ops.metrics import Metrics
@@ -63,10 +62,7 @@ if TYPE_CHECKING:
     from dropscribe.vocab.config import Inbox
 
 log = structlog.get_logger("dropscribe")
-# A paid transcript the ledger could not take as the daemon stopped (grace18's LedgerGaveUp)
-ASKED_AGAIN = (
-    "nothing to do: the daemon is stopping; the file is transcribed again at its next start"
-)
+ASKED_AGAIN = "nothing to do: the daemon is stopping; the file is sent again at its next start"
 
 
 class JobRunner:
@@ -271,7 +267,7 @@ class JobRunner:
             self._paid[key] = transcript
         try:  # every ledger write from here on may fail: the transcript stays kept
             return self._written(job, transcript, fresh)
-        except LedgerGaveUp as exc:  # the daemon is going, and what it kept with it
+        except LedgerGaveUp as exc:  # grace18: stopping, the ledger could not take it
             log.warning("ledger.write_failed", error=str(exc), action=ASKED_AGAIN)
             raise  # Abandoned: job.abandoned, nothing counted
         except WRITE_FAILED as exc:
@@ -303,8 +299,8 @@ class JobRunner:
         log.info(
             "audio.probed", container=found.container, codec=found.codec, seconds=found.duration
         )
-        send = functools.partial(self._planner.transcribe, job, found)
-        return spoken.believed(job.settings, said_and_kept(held.content, found, send)), True
+        sent = said_and_kept(held.content, found, lambda: self._planner.transcribe(job, found))
+        return spoken.believed(job.settings, sent), True
 
     def _written(self, job: Job, transcript: Transcript, fresh: bool) -> list[Path] | Outcome:
         """A transcript just had -> its sidecars, or how the file ended without them; a
