@@ -29,6 +29,26 @@ pytestmark = pytest.mark.slow
 GRACE = 2.0  # shutdown_grace: far below the ledger's 30-s wait
 
 
+def stopping(setup: Any, processes: int) -> list[Path]:
+    """``setup`` at ``GRACE``, with as many workers as processes (one job each waits for
+    the ledger): the recordings to drop, one more than the jobs (one is queued)."""
+    setup.data["shutdown_grace"] = GRACE
+    setup.data["workers"] = processes
+    setup.data["processes"] = processes
+    return [setup.inbox / f"{name}.wav" for name in "abc"[: processes + 1]]
+
+
+def done_once_again(setup: Any, paths: list[Path]) -> None:
+    """``once`` after the stop: each recording done once, uploaded once."""
+    again = DaemonProcess(setup, command="once")
+    assert again.wait(timeout=60) == 0, again
+    for n, path in enumerate(paths):
+        assert path.with_suffix(".txt").read_text() == f"transcript of {path.name}\n", n
+    done = sorted(event["path"] for event in again.named("file.done"))
+    assert done == sorted(str(path) for path in paths)
+    assert len(setup.api.uploads) == len(paths)
+
+
 @pytest.mark.parametrize(
     ("kind", "processes"),
     [("write transaction", 1), ("write turn", 1), ("write transaction", 2)],
@@ -40,10 +60,7 @@ def test_a_stop_with_the_ledger_held_elsewhere_ends_within_the_grace_and_the_fil
     process holds (its write turn, or a write transaction): exit 0 within shutdown_grace
     + STOP_MARGIN (not the 30-s wait), nothing sent; once the holder lets go, a restart
     does each file once, uploaded once."""
-    setup.data["shutdown_grace"] = GRACE
-    setup.data["workers"] = processes  # one job each waits for the ledger, a file is queued
-    setup.data["processes"] = processes
-    paths = [setup.inbox / f"{name}.wav" for name in "abc"[: processes + 1]]
+    paths = stopping(setup, processes)
     daemon = DaemonProcess(setup)
     try:
         daemon.wait_event("daemon.started")
@@ -66,13 +83,7 @@ def test_a_stop_with_the_ledger_held_elsewhere_ends_within_the_grace_and_the_fil
     assert not daemon.named("job.crashed")
     assert setup.api.uploads == []
     assert not any(path.with_suffix(".txt").exists() for path in paths)
-    again = DaemonProcess(setup, command="once")
-    assert again.wait(timeout=60) == 0, again
-    for n, path in enumerate(paths):
-        assert path.with_suffix(".txt").read_text() == f"transcript of {path.name}\n", n
-    done = sorted(event["path"] for event in again.named("file.done"))
-    assert done == sorted(str(path) for path in paths)
-    assert len(setup.api.uploads) == len(paths)
+    done_once_again(setup, paths)
 
 
 def test_the_turn_and_the_database_are_one_wait_counted_from_its_start(tmp_path: Path) -> None:

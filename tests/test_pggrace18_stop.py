@@ -17,13 +17,12 @@ import pytest
 import pg
 from conftest import DaemonProcess, make_wav, patience, wait_for
 from dropscribe.vocab.config import STOP_MARGIN
+from test_grace18_stop import GRACE, done_once_again, stopping
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
 pytestmark = pytest.mark.slow
-
-GRACE = 2.0  # shutdown_grace: far below the server's 30-s statement_timeout
 
 
 @pytest.fixture
@@ -66,10 +65,7 @@ def test_a_stop_with_a_table_locked_by_another_session_ends_within_the_grace(
     another session holds: exit 0 within shutdown_grace + STOP_MARGIN (not the 30-s
     statement_timeout), nothing written, no ledger.unavailable; once the holder lets go,
     a restart does each file once, uploaded once."""
-    shared.data["shutdown_grace"] = GRACE
-    shared.data["workers"] = processes  # one job each waits for the ledger, a file is queued
-    shared.data["processes"] = processes
-    paths = [shared.inbox / f"{name}.wav" for name in "abc"[: processes + 1]]
+    paths = stopping(shared, processes)
     daemon = DaemonProcess(shared)
     try:
         daemon.wait_event("daemon.started")
@@ -100,10 +96,4 @@ def test_a_stop_with_a_table_locked_by_another_session_ends_within_the_grace(
     assert not any(path.with_suffix(".txt").exists() for path in paths)
     with psycopg.connect(shared.url, password=pg.PASSWORD) as db:
         assert db.execute("SELECT count(*) FROM files").fetchone() == (0,)  # rolled back
-    again = DaemonProcess(shared, command="once")
-    assert again.wait(timeout=60) == 0, again
-    for n, path in enumerate(paths):
-        assert path.with_suffix(".txt").read_text() == f"transcript of {path.name}\n", n
-    done = sorted(event["path"] for event in again.named("file.done"))
-    assert done == sorted(str(path) for path in paths)
-    assert len(shared.api.uploads) == len(paths)
+    done_once_again(shared, paths)
