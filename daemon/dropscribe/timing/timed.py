@@ -19,7 +19,7 @@ import structlog
 from dropscribe.audio import transcode
 from dropscribe.errors import Abandoned, PermanentError
 from dropscribe.timing import pace, snap, whisper, windows, words
-from dropscribe.transcribe import local
+from dropscribe.transcribe import heap, local
 from dropscribe.transcribe.english import english
 
 if TYPE_CHECKING:
@@ -98,7 +98,10 @@ def aligned(
     loud, audible = snap.frames(pcm, transcode.RATE)
     seconds = len(pcm) / transcode.RATE
     aligner = whisper.Windows(name, pcm, transcript.language, abort)
-    times = windows.timed([w for w, _ in said], loud, aligner)
+    try:
+        times = windows.timed([w for w, _ in said], loud, aligner)
+    finally:  # the heap's peak handed back (transcribe/heap.py)
+        heap.settle()
     times = pace.evened(times, [w for w, _ in said], loud)
     times = snap.snapped(times, loud, audible)
     took = time.monotonic() - started

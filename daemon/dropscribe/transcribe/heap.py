@@ -13,13 +13,19 @@ in use:
 - ``release()`` (glibc's ``malloc_trim``) hands free pages back after each step.
 
 They cost time: every large buffer is mapped, faulted in and unmapped afresh each step
-(3.35 M minor page faults against 2.08 M on ten minutes of speech), so the default is
-glibc and MKL as they come but for the number of heaps (one: glibc gives each thread
-that allocates at once a heap of its own, and two batches at once filled two more;
-one heap for all kept the peak at 545-570 MiB against 720, at the same CPU time),
-which ``bench/local.py`` measured faster (see docs/engines.md for the figures);
-``small`` is for machines where memory is short. Where the C library
-is not glibc (musl), the glibc calls are skipped and only MKL's setting applies.
+(3.35 M minor page faults against 2.08 M on ten minutes of speech). By default it is
+the other way round: one glibc heap (glibc gives each thread that
+allocates at once a heap of its own, and two batches at once filled two more; one heap
+for all kept the peak at 545-570 MiB against 720, at the same CPU time), and no block
+mapped alone, however large, nor the heap's top trimmed while a file is transcribed:
+glibc maps every block over 32 MiB alone whatever its threshold says, so the encoder's
+attention (54 MB a piece) was faulted in afresh for every piece (1.1-1.3 M minor faults
+and 2.5-2.8 s of system time on ten minutes of speech, against 0.2 M and 0.6 s; a peak
+some 20 MiB higher). ``settle()`` hands the free pages back once no file is being
+transcribed, so an idle daemon does not sit on its peak. ``small`` is for machines
+where memory is short. Where the C library is not glibc (musl), the glibc calls are
+skipped and only MKL's setting applies; settings in the environment (``MALLOC_*_``,
+``GLIBC_TUNABLES``) win.
 """
 
 from __future__ import annotations
@@ -31,21 +37,30 @@ from functools import cache
 
 M_TRIM_THRESHOLD = -1  # glibc's mallopt() parameters, from <malloc.h>
 M_MMAP_THRESHOLD = -3
+M_MMAP_MAX = -4
 M_ARENA_MAX = -8
+MMAPS_DEFAULT = 65536  # glibc's own M_MMAP_MAX
 ARENAS = 1  # glibc heaps the engine's threads share (glibc's own: 8 a core)
 SETTING = "DROPSCRIBE_HEAP"  # "small": the low-memory setting; anything else: none
 OWN_MAPPING = 4 << 20  # blocks from this size up are mapped (and unmapped) alone
 KEPT_TOP = 128 << 20  # free heap top glibc keeps rather than trims on each free
+KEPT_ALL = (1 << 31) - 1  # by default the heap's top is trimmed by ``settle`` only (a C int)
 
 
 def before_threads() -> None:
     """At most ``ARENAS`` glibc heaps, set before the daemon's threads first allocate
     (a thread keeps the heap it was given; set when the model loads, in the thread that
     runs the file, the batches still spread over two heaps: 720 MiB at the peak against
-    530 MiB with one, the same CPU time). A MALLOC_ARENA_MAX in the environment wins."""
+    530 MiB with one, the same CPU time); and, unless ``small``, no block mapped alone.
+    A MALLOC_ARENA_MAX in the environment wins."""
     libc = _libc()
-    if "MALLOC_ARENA_MAX" not in os.environ and libc is not None and hasattr(libc, "mallopt"):
+    if libc is None or not hasattr(libc, "mallopt"):
+        return
+    if "MALLOC_ARENA_MAX" not in os.environ:
         libc.mallopt(M_ARENA_MAX, ARENAS)
+    if not small() and not _told():
+        libc.mallopt(M_MMAP_MAX, 0)
+        libc.mallopt(M_TRIM_THRESHOLD, KEPT_ALL)
 
 
 def before_loading() -> None:
@@ -57,20 +72,34 @@ def before_loading() -> None:
     if not small():
         return
     os.environ.setdefault("MKL_DISABLE_FAST_MM", "1")
-    if "MALLOC_MMAP_THRESHOLD_" in os.environ or "MALLOC_TRIM_THRESHOLD_" in os.environ:
+    if _told():
         return
     if libc is not None and hasattr(libc, "mallopt"):
+        libc.mallopt(M_MMAP_MAX, MMAPS_DEFAULT)
         libc.mallopt(M_MMAP_THRESHOLD, OWN_MAPPING)
         libc.mallopt(M_TRIM_THRESHOLD, KEPT_TOP)
 
 
 def release() -> None:
     """Return the heaps' free pages to the system (in the low-memory setting)."""
-    if not small():
-        return
+    if small():
+        settle()
+
+
+def settle() -> None:
+    """Return the heaps' free pages to the system: after each step in the low-memory
+    setting, and whenever the local engine has no file left to transcribe (a few ms)."""
     libc = _libc()
     if libc is not None and hasattr(libc, "malloc_trim"):
         libc.malloc_trim(0)
+
+
+def _told() -> bool:
+    """Whether the environment already says how glibc maps and trims."""
+    said = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_MAX_")
+    return any(k in os.environ for k in said) or "glibc.malloc" in os.environ.get(
+        "GLIBC_TUNABLES", ""
+    )
 
 
 def small() -> bool:

@@ -197,6 +197,9 @@ class LocalEngine:
             self._busy -= 1
             self._used = time.monotonic()
             self._lock.notify_all()
+            idle = not self._busy
+        if idle:  # the heap's peak handed back while no file is transcribed (heap.py)
+            heap.settle()
 
     def _load(self, name: str) -> Any:
         heap.before_loading()
@@ -273,6 +276,7 @@ class LocalEngine:
                         model=name,
                         idle_seconds=round(idle),
                     )
+                heap.settle()
             self._reaper = None
 
     def transcribe(
