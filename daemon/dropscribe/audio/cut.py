@@ -94,9 +94,11 @@ class Short:
     held: float  # seconds of audio the file holds
 
 
-def short(path: Path, found: Probe) -> Short | None:
+def short(path: Path, found: Probe, track: int = 0) -> Short | None:
     """How ``path`` (``found``: its probe) is cut short, or None when it is not, or
-    cannot be told (no length declared, packets without durations, a damaged file)."""
+    cannot be told (no length declared, packets without durations, a damaged file).
+    ``track``: which audio stream's packets are held against the file's declared length
+    (cutapi19: a file of several is cut in each, a packet apart)."""
     if found.container == "ogg":
         if found.duration is not None and ends_inside_a_page(path):
             return Short(None, found.duration)
@@ -106,10 +108,10 @@ def short(path: Path, found: Probe) -> Short | None:
         return None
     if found.codec.startswith("pcm_"):
         held = found.duration  # the probe bounds it by the bytes there are
-    elif reaches(path, declared - slack(declared)):
+    elif reaches(path, declared - slack(declared), track):
         return None
     else:
-        held = counted(path)
+        held = counted(path, track)
     if held is None or declared - held <= slack(declared):
         return None
     return Short(declared, held)
@@ -120,12 +122,12 @@ def slack(declared: float) -> float:
     return max(LEAST_SECONDS, LEAST_SHARE * declared)
 
 
-def reaches(path: Path, seconds: float) -> bool:
-    """Whether the first audio stream has a packet ending at ``seconds`` or later: a seek
+def reaches(path: Path, seconds: float, track: int = 0) -> bool:
+    """Whether audio stream ``track`` has a packet ending at ``seconds`` or later: a seek
     to a little before, then a few packets. False where that cannot be told so."""
     try:
         with Bounded(path) as bounded, probe.reading(bounded, {}) as container:
-            stream = container.streams.audio[0]
+            stream = container.streams.audio[track]
             base = stream.time_base
             if not base:
                 return False
@@ -146,12 +148,12 @@ def reaches(path: Path, seconds: float) -> bool:
     return False
 
 
-def counted(path: Path) -> float | None:
-    """The seconds of the first audio stream's packets, read to the end; None when a
+def counted(path: Path, track: int = 0) -> float | None:
+    """The seconds of audio stream ``track``'s packets, read to the end; None when a
     packet has no duration (it cannot be told) or the file cannot be read."""
     try:
         with Bounded(path) as bounded, probe.reading(bounded, {}) as container:
-            stream = container.streams.audio[0]
+            stream = container.streams.audio[track]
             if not stream.time_base:
                 return None
             ticks = 0
