@@ -209,3 +209,41 @@ def test_decide_re_encodes_a_cut_file_for_an_endpoint_and_not_for_the_local_engi
     assert "cut short" in plan.reason
     local = dataclasses.replace(facts, cut=True, kind="local")
     assert decide.decide(local).how is How.WHOLE
+
+
+def page_starts(data: bytes) -> list[int]:
+    """Where each Ogg page of ``data`` starts, followed from the first."""
+    starts, at = [], 0
+    while at + 27 <= len(data) and data[at : at + 4] == b"OggS":
+        starts.append(at)
+        count = data[at + 26]
+        at += 27 + count + sum(data[at + 27 : at + 27 + count])
+    return starts
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        {"container": "ogg", "codec": "libopus", "rate": 48000},
+        {"container": "ogg", "codec": "flac", "rate": 16000},
+    ],
+    ids=["opus", "flac"],
+)
+def test_an_ogg_cut_exactly_at_a_pages_end_is_short(tmp_path, how):
+    """Ogg Opus and Ogg FLAC cut at the page boundary nearest a third of their bytes: their
+    last page is not marked as the stream's last (eos), so they are short (nothing
+    declared, about 10 s held); the whole files, whose last page is marked, are not."""
+    from dropscribe.audio import cut, probe
+
+    whole = write_tones(tmp_path / "whole.ogg", TONES, SECONDS, **how)
+    data = whole.read_bytes()
+    assert cut.short(whole, probe.examine(whole)) is None
+    assert data[page_starts(data)[-1] + 5] & 0x04  # what FFmpeg's writer ends with
+    boundary = min(page_starts(data), key=lambda at: abs(at - len(data) // 3))
+    paged = tmp_path / "paged.ogg"
+    paged.write_bytes(data[:boundary])
+    assert page_starts(paged.read_bytes())[-1] < boundary  # whole pages to its last byte
+    short = cut.short(paged, probe.examine(paged))
+    assert short is not None
+    assert short.declared is None
+    assert 8.0 < short.held < 12.0

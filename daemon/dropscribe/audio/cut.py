@@ -8,9 +8,12 @@ a frame of what a decoder gets; 40-80 ms for 10 minutes of FLAC, Opus or MP3), a
 where its last seconds are not there: a whole file costs one seek and a few packets
 (at most 2 ms for 10 minutes). PCM's bytes say it exactly: nothing is read.
 
-An Ogg file declares no length: FFmpeg reads it from the last page there is, so a cut
-Ogg seems a shorter recording. A writer ends a file on a page's last byte; a file that
-ends inside a page was cut (its declared length is then unknown: None).
+An Ogg file declares no length: FFmpeg reads it from the last page there is (its granule
+position counts what is there, never what was to come), so a cut Ogg seems a shorter
+recording. A writer ends a file on a page's last byte, and marks that page as its
+stream's last (``eos``, RFC 3533; libogg, FFmpeg, opusenc do): a file that ends inside a
+page, or on a page without the mark (cutapi19: cut at a page's end), was cut (its
+declared length is then unknown: None).
 
 attack18: FFmpeg reads the file through ``Bounded``: never past the size the check
 began with, and never more than ``SCAN_BYTES`` without handing over a packet. A FLAC
@@ -43,6 +46,7 @@ LEAST_SECONDS, LEAST_SHARE = 1.0, 0.02
 TAIL_SECONDS = 5.0  # how far before the declared end the quick look starts
 TAIL_PACKETS = 2000  # packets the quick look reads at most (5 s of 2.5-ms Opus frames)
 OGG_PAGE = 27 + 255 + 255 * 255  # the longest Ogg page, in bytes
+EOS = 0x04  # an Ogg page's header type: the last page of its logical stream
 # attack18: what FFmpeg may read without handing over a packet: 8 times the longest FLAC
 # frame (65,535 samples of 8 channels of 32 bits); what lies past it is not audio
 SCAN_BYTES = 16 * 1024 * 1024
@@ -100,7 +104,7 @@ def short(path: Path, found: Probe, track: int = 0) -> Short | None:
     ``track``: which audio stream's packets are held against the file's declared length
     (cutapi19: a file of several is cut in each, a packet apart)."""
     if found.container == "ogg":
-        if found.duration is not None and ends_inside_a_page(path):
+        if found.duration is not None and ogg_cut(path):
             return Short(None, found.duration)
         return None
     declared = found.declared
@@ -169,11 +173,12 @@ def counted(path: Path, track: int = 0) -> float | None:
         return None
 
 
-def ends_inside_a_page(path: Path) -> bool:
-    """Whether the Ogg file ends inside its last page. Its last ``2 * OGG_PAGE`` bytes
-    are read, and followed page by page (each header gives the page's length) from the
-    first place that leads to the end that way: a pattern inside a packet that looks like
-    a page's start leads nowhere, and one before the first page cannot reach the end.
+def ogg_cut(path: Path) -> bool:
+    """Whether the Ogg file was cut: it ends inside its last page, or on a page not
+    marked as its stream's last (``EOS``). Its last ``2 * OGG_PAGE`` bytes are read, and
+    followed page by page (each header gives the page's length) from the first place that
+    leads to the end that way: a pattern inside a packet that looks like a page's start
+    leads nowhere, and one before the first page cannot reach the end.
     attack18: each page is followed once: one that led nowhere is not followed again from
     a later start (10,000 tiny pages and a stray byte after them took 5 s of CPU)."""
     try:
@@ -187,25 +192,28 @@ def ends_inside_a_page(path: Path) -> bool:
     at = tail.find(b"OggS")
     while at >= 0:
         if at not in nowhere:
-            end = _pages_end(tail, at, nowhere)
-            if end is not None:
-                return end > len(tail)
+            found = _pages_end(tail, at, nowhere)
+            if found is not None:
+                end, last = found
+                return end > len(tail) or not last & EOS
         at = tail.find(b"OggS", at + 1)
     return False
 
 
-def _pages_end(tail: bytes, at: int, nowhere: set[int]) -> int | None:
-    """Where the pages starting at ``at`` end (past ``tail`` when the last is cut); None
-    when one of them is not followed by another page or by the end, or reaches a page in
-    ``nowhere`` (which leads nowhere); the pages passed are added to it then."""
+def _pages_end(tail: bytes, at: int, nowhere: set[int]) -> tuple[int, int] | None:
+    """Where the pages starting at ``at`` end (past ``tail`` when the last is cut), and
+    the last whole one's header type; None when one of them is not followed by another
+    page or by the end, or reaches a page in ``nowhere`` (which leads nowhere); the pages
+    passed are added to it then."""
     passed: list[int] = []
+    kind = 0
     while (rest := len(tail) - at) > 0:
         if at in nowhere or tail[at : at + 4] != b"OggS"[:rest] or (rest > 4 and tail[at + 4]):
             nowhere.update(passed)
             return None  # not a page (version 0) where the one before ends
         if rest < 27 or rest < 27 + tail[at + 26]:
-            return len(tail) + 1  # its header or its segment table cut
+            return len(tail) + 1, kind  # its header or its segment table cut
         passed.append(at)
-        count = tail[at + 26]
+        count, kind = tail[at + 26], tail[at + 5]
         at += 27 + count + sum(tail[at + 27 : at + 27 + count])
-    return at
+    return at, kind

@@ -3,7 +3,7 @@
 Before a fresh transcript is asked for, whatever the engine and however the file goes
 (whole, in chunks, to the local engine), the file's probe is held against what it holds
 (``audio/cut.py``): a FLAC, Matroska, MP3 or WAV holding clearly less than its header
-declares, or an Ogg ending inside a page, is a warning (``audio.short``) with what a
+declares, or an Ogg ending without its last page, is a warning (``audio.short``) with what a
 person can do. It is still transcribed (what was heard is worth keeping), and the
 transcript carries the fact (``Transcript.cut_short``): into the ledger with it (a copy
 of the same bytes reuses it), the JSON sidecars, and ``explain``.
