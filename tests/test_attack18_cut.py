@@ -91,8 +91,8 @@ def test_ten_thousand_tiny_ogg_pages_and_a_stray_byte_are_walked_once(tmp_path, 
     monkeypatch.setattr(cut, "_pages_end", lambda *args: walks.append(1) or follow(*args))
     stray = tmp_path / "stray.ogg"
     stray.write_bytes(ogg_pages(10_000) + b"\x01")
-    assert not cut.ends_inside_a_page(stray)
+    assert not cut.ogg_cut(stray)
     assert len(walks) < 10
     torn = tmp_path / "torn.ogg"
     torn.write_bytes(ogg_pages(10_000)[:-10])
-    assert cut.ends_inside_a_page(torn)
+    assert cut.ogg_cut(torn)

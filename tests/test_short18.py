@@ -92,7 +92,7 @@ def test_an_ogg_opus_cut_to_a_third_is_said_though_ogg_declares_no_length(setup,
     assert short["path"] == str(cut)
     assert short["declared_seconds"] is None
     assert 8.0 < short["decoded_seconds"] < 11.0
-    assert "ends inside an Ogg page" in short["action"]
+    assert "without the page that ends an Ogg stream" in short["action"]
     assert len(named(events, "file.done")) == 2
     kept = json.loads((setup.inbox / "cut.json").read_text())["cut_short"]
     assert kept == {"declared_seconds": None, "decoded_seconds": short["decoded_seconds"]}

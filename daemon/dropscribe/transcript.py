@@ -73,7 +73,7 @@ class CutShort:
     def told(self) -> str:
         """What ``audio.short`` and ``explain`` say of it: what it is, what to do."""
         if self.declared_seconds is None:
-            how = "it ends inside an Ogg page (an Ogg file does not declare its length)"
+            how = "it ends without the page that ends an Ogg stream (Ogg declares no length)"
         else:
             how = f"its header declares {self.declared_seconds:.1f} s"
         return (

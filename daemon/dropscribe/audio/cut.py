@@ -8,9 +8,12 @@ a frame of what a decoder gets; 40-80 ms for 10 minutes of FLAC, Opus or MP3), a
 where its last seconds are not there: a whole file costs one seek and a few packets
 (at most 2 ms for 10 minutes). PCM's bytes say it exactly: nothing is read.
 
-An Ogg file declares no length: FFmpeg reads it from the last page there is, so a cut
-Ogg seems a shorter recording. A writer ends a file on a page's last byte; a file that
-ends inside a page was cut (its declared length is then unknown: None).
+An Ogg file declares no length: FFmpeg reads it from the last page there is (its granule
+position counts what is there, never what was to come), so a cut Ogg seems a shorter
+recording. A writer ends a file on a page's last byte, and marks that page as its
+stream's last (``eos``, RFC 3533; libogg, FFmpeg, opusenc do): a file that ends inside a
+page, or on a page without the mark (cutapi19: cut at a page's end), was cut (its
+declared length is then unknown: None).
 
 attack18: FFmpeg reads the file through ``Bounded``: never past the size the check
 began with, and never more than ``SCAN_BYTES`` without handing over a packet. A FLAC
@@ -43,6 +46,7 @@ LEAST_SECONDS, LEAST_SHARE = 1.0, 0.02
 TAIL_SECONDS = 5.0  # how far before the declared end the quick look starts
 TAIL_PACKETS = 2000  # packets the quick look reads at most (5 s of 2.5-ms Opus frames)
 OGG_PAGE = 27 + 255 + 255 * 255  # the longest Ogg page, in bytes
+EOS = 0x04  # an Ogg page's header type: the last page of its logical stream
 # attack18: what FFmpeg may read without handing over a packet: 8 times the longest FLAC
 # frame (65,535 samples of 8 channels of 32 bits); what lies past it is not audio
 SCAN_BYTES = 16 * 1024 * 1024
@@ -94,11 +98,13 @@ class Short:
     held: float  # seconds of audio the file holds
 
 
-def short(path: Path, found: Probe) -> Short | None:
+def short(path: Path, found: Probe, track: int = 0) -> Short | None:
     """How ``path`` (``found``: its probe) is cut short, or None when it is not, or
-    cannot be told (no length declared, packets without durations, a damaged file)."""
+    cannot be told (no length declared, packets without durations, a damaged file).
+    ``track``: which audio stream's packets are held against the file's declared length
+    (cutapi19: a file of several is cut in each, a packet apart)."""
     if found.container == "ogg":
-        if found.duration is not None and ends_inside_a_page(path):
+        if found.duration is not None and ogg_cut(path):
             return Short(None, found.duration)
         return None
     declared = found.declared
@@ -106,10 +112,10 @@ def short(path: Path, found: Probe) -> Short | None:
         return None
     if found.codec.startswith("pcm_"):
         held = found.duration  # the probe bounds it by the bytes there are
-    elif reaches(path, declared - slack(declared)):
+    elif reaches(path, declared - slack(declared), track):
         return None
     else:
-        held = counted(path)
+        held = counted(path, track)
     if held is None or declared - held <= slack(declared):
         return None
     return Short(declared, held)
@@ -120,12 +126,12 @@ def slack(declared: float) -> float:
     return max(LEAST_SECONDS, LEAST_SHARE * declared)
 
 
-def reaches(path: Path, seconds: float) -> bool:
-    """Whether the first audio stream has a packet ending at ``seconds`` or later: a seek
+def reaches(path: Path, seconds: float, track: int = 0) -> bool:
+    """Whether audio stream ``track`` has a packet ending at ``seconds`` or later: a seek
     to a little before, then a few packets. False where that cannot be told so."""
     try:
         with Bounded(path) as bounded, probe.reading(bounded, {}) as container:
-            stream = container.streams.audio[0]
+            stream = container.streams.audio[track]
             base = stream.time_base
             if not base:
                 return False
@@ -146,12 +152,12 @@ def reaches(path: Path, seconds: float) -> bool:
     return False
 
 
-def counted(path: Path) -> float | None:
-    """The seconds of the first audio stream's packets, read to the end; None when a
+def counted(path: Path, track: int = 0) -> float | None:
+    """The seconds of audio stream ``track``'s packets, read to the end; None when a
     packet has no duration (it cannot be told) or the file cannot be read."""
     try:
         with Bounded(path) as bounded, probe.reading(bounded, {}) as container:
-            stream = container.streams.audio[0]
+            stream = container.streams.audio[track]
             if not stream.time_base:
                 return None
             ticks = 0
@@ -167,11 +173,12 @@ def counted(path: Path) -> float | None:
         return None
 
 
-def ends_inside_a_page(path: Path) -> bool:
-    """Whether the Ogg file ends inside its last page. Its last ``2 * OGG_PAGE`` bytes
-    are read, and followed page by page (each header gives the page's length) from the
-    first place that leads to the end that way: a pattern inside a packet that looks like
-    a page's start leads nowhere, and one before the first page cannot reach the end.
+def ogg_cut(path: Path) -> bool:
+    """Whether the Ogg file was cut: it ends inside its last page, or on a page not
+    marked as its stream's last (``EOS``). Its last ``2 * OGG_PAGE`` bytes are read, and
+    followed page by page (each header gives the page's length) from the first place that
+    leads to the end that way: a pattern inside a packet that looks like a page's start
+    leads nowhere, and one before the first page cannot reach the end.
     attack18: each page is followed once: one that led nowhere is not followed again from
     a later start (10,000 tiny pages and a stray byte after them took 5 s of CPU)."""
     try:
@@ -185,25 +192,28 @@ def ends_inside_a_page(path: Path) -> bool:
     at = tail.find(b"OggS")
     while at >= 0:
         if at not in nowhere:
-            end = _pages_end(tail, at, nowhere)
-            if end is not None:
-                return end > len(tail)
+            found = _pages_end(tail, at, nowhere)
+            if found is not None:
+                end, last = found
+                return end > len(tail) or not last & EOS
         at = tail.find(b"OggS", at + 1)
     return False
 
 
-def _pages_end(tail: bytes, at: int, nowhere: set[int]) -> int | None:
-    """Where the pages starting at ``at`` end (past ``tail`` when the last is cut); None
-    when one of them is not followed by another page or by the end, or reaches a page in
-    ``nowhere`` (which leads nowhere); the pages passed are added to it then."""
+def _pages_end(tail: bytes, at: int, nowhere: set[int]) -> tuple[int, int] | None:
+    """Where the pages starting at ``at`` end (past ``tail`` when the last is cut), and
+    the last whole one's header type; None when one of them is not followed by another
+    page or by the end, or reaches a page in ``nowhere`` (which leads nowhere); the pages
+    passed are added to it then."""
     passed: list[int] = []
+    kind = 0
     while (rest := len(tail) - at) > 0:
         if at in nowhere or tail[at : at + 4] != b"OggS"[:rest] or (rest > 4 and tail[at + 4]):
             nowhere.update(passed)
             return None  # not a page (version 0) where the one before ends
         if rest < 27 or rest < 27 + tail[at + 26]:
-            return len(tail) + 1  # its header or its segment table cut
+            return len(tail) + 1, kind  # its header or its segment table cut
         passed.append(at)
-        count = tail[at + 26]
+        count, kind = tail[at + 26], tail[at + 5]
         at += 27 + count + sum(tail[at + 27 : at + 27 + count])
-    return at
+    return at, kind

@@ -36,6 +36,9 @@ class Probe:
     # size, FFmpeg's estimate from the bit rate (a raw MP3 without a Xing header), a file
     # with a picture track (its length may be the picture's)
     declared: float | None = None
+    # cutapi19: it holds clearly less than that (``jobs/cutshort.py``), and ``duration`` is
+    # what it holds: an endpoint gets it re-encoded, never as it is (``jobs/decide.py``)
+    cut: bool = False
 
 
 # hostile14b: the fewest bytes a second of audio can take (1 kbit/s: below the lowest

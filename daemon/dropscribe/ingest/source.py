@@ -49,6 +49,12 @@ class Opened:
         return Path(f"/proc/self/fd/{self.fd}")
 
     @property
+    def recording(self) -> tuple[Path, int]:
+        """The file as it was dropped, and which of its audio streams the job is for
+        (cutapi19: a track's job reads its track alone from ``content``)."""
+        return Path(f"/proc/self/fd/{self.fd}"), 0
+
+    @property
     def sent(self) -> Path:
         """The name the content goes by in an upload: the file's own."""
         return self.path

@@ -12,8 +12,9 @@ the facts                                          the plan
 times wanted, remote model gives none, local       spans ("model M gives no timestamps
 timing unusable                                    and its words cannot be timed ...")
 kind is local                                      whole (it decodes anything)
-a picture track / a type the kind does not take /  chunks, the reason saying which
-over the upload limit / longer than one request
+a picture track / cut short / a type the kind      chunks, the reason saying which
+does not take / over the upload limit / longer
+than one request
 the whole file was refused as too large (413)      chunks ("... set max_upload_bytes")
 otherwise                                          whole
 =================================================  ====================================
@@ -68,6 +69,7 @@ class Facts:
     language_with_times: bool = True  # takes the language in a request for times
     timing_unusable: str | None = None  # why words cannot be timed here; None: they can
     whole_refused: bool = False  # a whole upload was refused as too large (HTTP 413)
+    cut: bool = False  # it holds clearly less than it declares; ``duration``: what it holds
 
     @property
     def remote(self) -> bool:
@@ -135,6 +137,8 @@ def reencoding(facts: Facts) -> str | None:
         return None  # faster-whisper decodes any container and any length itself
     if facts.video:
         return "it has a picture track; only the audio is sent"
+    if facts.cut:  # cutapi19: a strict server refuses its broken end (HTTP 400)
+        return "it is cut short; only the audio it holds is sent"
     if not facts.accepted:
         return f"endpoint kind {facts.kind} does not take .{facts.extension} files"
     limit = facts.upload_limit

@@ -174,6 +174,7 @@ def facts_of(
         upload_limit=kinds.upload_limit(endpoint),
         duration=found.duration,
         video=found.video,
+        cut=found.cut,
         request_seconds=caps.request_seconds,
         timed=settings.timed,
         language=bool(settings.language),

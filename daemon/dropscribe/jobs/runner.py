@@ -299,7 +299,7 @@ class JobRunner:
         log.info(
             "audio.probed", container=found.container, codec=found.codec, seconds=found.duration
         )
-        sent = said_and_kept(held.content, found, lambda: self._planner.transcribe(job, found))
+        sent = said_and_kept(held, found, lambda probed: self._planner.transcribe(job, probed))
         return spoken.believed(job.settings, sent), True
 
     def _written(self, job: Job, transcript: Transcript, fresh: bool) -> list[Path] | Outcome:

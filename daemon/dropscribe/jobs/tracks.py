@@ -209,10 +209,15 @@ class Alone(source.Opened):
 
     track: Path = Path()
     track_bytes: int = 0
+    index: int = 0  # which of the file's audio streams ``track`` holds
 
     @property
     def content(self) -> Path:
         return self.track
+
+    @property
+    def recording(self) -> tuple[Path, int]:
+        return super().recording[0], self.index
 
     @property
     def sent(self) -> Path:
@@ -242,7 +247,7 @@ def _alone(job: Job, track: Track, ledger: JobLedger, work: Path) -> Iterator[Ou
             yield verdicts.fail(ledger, job, exc)
             return
         log.info("audio.track_extracted", track=track.index, bytes=size)
-        job.held = Alone(held.path, held.fd, held.stat, flac, size)
+        job.held = Alone(held.path, held.fd, held.stat, flac, size, track.index)
         try:
             yield None
         finally:
