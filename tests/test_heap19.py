@@ -1,7 +1,8 @@
-"""The local engine's allocator settings, measured in a real process (issue 37): by
-default a large work buffer freed and allocated again is not faulted in afresh (the
-encoder's attention, 54 MB a piece, was, 13,000 page faults each time), and ``settle()``
-hands the heap's free pages back once the work is done."""
+"""The local engine's allocator settings, measured in a real process (issue 37): while
+a model works (``heap.engaged()``) a large buffer freed and allocated again is not
+faulted in afresh (the encoder's attention, 54 MB a piece, was: 13,000 page faults each
+time); once the last work ends, glibc's own way is back and the free pages are handed
+back."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import subprocess
 import sys
 
 import pytest
+
+from dropscribe.transcribe import heap
 
 PROBE = """
 import ctypes, json, resource, sys
@@ -25,15 +28,19 @@ def rss():
         return int(f.read().split()[1]) * 4096
 
 heap.before_threads()
-faults = []
-for _ in range(4):  # a step's buffer, written whole, then freed, as CTranslate2 does
+
+def faulted():  # a step's buffer, written whole, then freed, as CTranslate2 does
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     block = np.ones(64 << 20, dtype=np.uint8)
-    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
     del block
-held = rss()
-heap.settle()
-print(json.dumps({"faults": faults, "held": held, "settled": rss()}))
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+with heap.engaged():
+    faults = [faulted() for _ in range(4)]
+    held = rss()
+settled = rss()
+after = [faulted() for _ in range(2)]
+print(json.dumps({"faults": faults, "held": held, "settled": settled, "after": after}))
 """
 
 PAGES = (64 << 20) // 4096  # a 64 MiB buffer faulted in afresh: one fault a page
@@ -55,20 +62,53 @@ def probe(**env: str) -> dict[str, list[int] | int]:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
-def test_a_large_buffer_used_again_is_not_faulted_in_afresh_by_default():
-    """Default: the second to fourth 64 MiB buffers fault in under a tenth of their pages
-    (glibc's own behaviour, and the low-memory setting's, is to map each afresh: every
-    page each time); settle() then gives the memory back."""
+def test_a_large_buffer_used_again_is_not_faulted_in_afresh_while_engaged():
+    """While engaged, the second to fourth 64 MiB buffers fault in under a tenth of their
+    pages; once it ends the memory is given back, and each 64 MiB buffer is mapped
+    afresh again (glibc's own way: every page each time)."""
     found = probe()
-    assert found["faults"][0] >= PAGES // 2  # the first time, the pages are new
+    assert found["faults"][0] >= PAGES // 2, found  # the first time, the pages are new
     assert max(found["faults"][1:]) < PAGES // 10, found
     assert found["settled"] < found["held"] - (32 << 20), found
+    assert min(found["after"]) >= PAGES // 2, found
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
 def test_the_low_memory_setting_and_the_users_own_map_large_buffers_afresh():
     """DROPSCRIBE_HEAP=small, or a MALLOC_MMAP_MAX_ the user set, leaves large blocks
-    mapped alone: every reuse faults every page in again (memory returned at once)."""
+    mapped alone even while engaged: every reuse faults every page in again."""
     for env in ({"DROPSCRIBE_HEAP": "small"}, {"MALLOC_MMAP_MAX_": "65536"}):
         found = probe(**env)
         assert min(found["faults"]) >= PAGES // 2, (env, found)
+
+
+def test_the_way_is_kept_until_the_last_work_ends(monkeypatch):
+    """Two transcriptions overlapping: the settings are made when the first starts and
+    undone, the heaps trimmed, only when the last ends."""
+    calls = []
+
+    class Libc:
+        def mallopt(self, what, value):
+            calls.append((what, value))
+            return 1
+
+        def malloc_trim(self, pad):
+            calls.append(("trim", pad))
+            return 1
+
+    for name in ("DROPSCRIBE_HEAP", "MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    monkeypatch.setattr(heap, "_libc", Libc)
+    first, second = heap.engaged(), heap.engaged()
+    first.__enter__()
+    second.__enter__()
+    assert calls == [(heap.M_MMAP_MAX, 0), (heap.M_TRIM_THRESHOLD, heap.KEPT_ALL)]
+    first.__exit__(None, None, None)
+    assert len(calls) == 2
+    second.__exit__(None, None, None)
+    assert calls[2:] == [
+        (heap.M_MMAP_MAX, heap.MMAPS_DEFAULT),
+        (heap.M_TRIM_THRESHOLD, heap.TRIM_DEFAULT),
+        ("trim", 0),
+    ]

@@ -432,10 +432,9 @@ def _token_frames(result) -> list[int]:
 
 
 def test_the_allocators_are_set_for_the_engine_unless_the_user_set_them(monkeypatch):
-    """With DROPSCRIBE_HEAP=small, before_loading() turns MKL's own cache off and has
-    glibc map large blocks alone, and release() trims the heaps; without it (the
-    default) nothing is mapped alone and only settle() trims; a setting made in the
-    environment is left alone either way."""
+    """Only with DROPSCRIBE_HEAP=small: before_loading() turns MKL's own cache off and sets
+    glibc's limits, but leaves a setting made in the environment alone; release() trims
+    the heaps. Without it (the default) neither touches the allocators."""
     import os
 
     from dropscribe.transcribe import heap
@@ -452,33 +451,19 @@ def test_the_allocators_are_set_for_the_engine_unless_the_user_set_them(monkeypa
             return 1
 
     monkeypatch.setattr(heap, "_libc", Libc)
-    told = ("MKL_DISABLE_FAST_MM", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
-    for name in (*told, "MALLOC_MMAP_MAX_", "GLIBC_TUNABLES"):
+    for name in ("MKL_DISABLE_FAST_MM", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv("DROPSCRIBE_HEAP", raising=False)
     monkeypatch.setenv("MALLOC_ARENA_MAX", "8")  # heaps: tests/test_engine37.py
     heap.before_loading()
     heap.release()
-    assert calls == [
-        ("mallopt", heap.M_MMAP_MAX, 0),
-        ("mallopt", heap.M_TRIM_THRESHOLD, heap.KEPT_ALL),
-    ]
-    assert "MKL_DISABLE_FAST_MM" not in os.environ
-    calls.clear()
-    heap.settle()
-    assert calls == [("malloc_trim", 0)]
-
-    calls.clear()
-    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.hugetlb=1")
-    heap.before_loading()
     assert calls == []
-    monkeypatch.delenv("GLIBC_TUNABLES")
+    assert "MKL_DISABLE_FAST_MM" not in os.environ
 
     monkeypatch.setenv("DROPSCRIBE_HEAP", "small")
     heap.before_loading()
     heap.release()
     assert calls == [
-        ("mallopt", heap.M_MMAP_MAX, heap.MMAPS_DEFAULT),
         ("mallopt", heap.M_MMAP_THRESHOLD, 4 << 20),
         ("mallopt", heap.M_TRIM_THRESHOLD, 128 << 20),
         ("malloc_trim", 0),

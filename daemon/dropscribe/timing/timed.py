@@ -98,10 +98,8 @@ def aligned(
     loud, audible = snap.frames(pcm, transcode.RATE)
     seconds = len(pcm) / transcode.RATE
     aligner = whisper.Windows(name, pcm, transcript.language, abort)
-    try:
+    with heap.engaged():  # the allocators' fast way, while it aligns
         times = windows.timed([w for w, _ in said], loud, aligner)
-    finally:  # the heap's peak handed back (transcribe/heap.py)
-        heap.settle()
     times = pace.evened(times, [w for w, _ in said], loud)
     times = snap.snapped(times, loud, audible)
     took = time.monotonic() - started

@@ -14,53 +14,55 @@ in use:
 
 They cost time: every large buffer is mapped, faulted in and unmapped afresh each step
 (3.35 M minor page faults against 2.08 M on ten minutes of speech). By default it is
-the other way round: one glibc heap (glibc gives each thread that
-allocates at once a heap of its own, and two batches at once filled two more; one heap
-for all kept the peak at 545-570 MiB against 720, at the same CPU time), and no block
-mapped alone, however large, nor the heap's top trimmed while a file is transcribed:
+the other way round: one glibc heap (glibc gives each thread that allocates at once a
+heap of its own, and two batches at once filled two more; one heap for all kept the
+peak at 545-570 MiB against 720, at the same CPU time), and, while the engine works
+(``engaged()``), no block mapped alone, however large, nor the heap's top trimmed:
 glibc maps every block over 32 MiB alone whatever its threshold says, so the encoder's
-attention (54 MB a piece) was faulted in afresh for every piece (1.1-1.3 M minor faults
-and 2.5-2.8 s of system time on ten minutes of speech, against 0.2 M and 0.6 s; a peak
-some 20 MiB higher). ``settle()`` hands the free pages back once no file is being
-transcribed, so an idle daemon does not sit on its peak. ``small`` is for machines
-where memory is short. Where the C library is not glibc (musl), the glibc calls are
-skipped and only MKL's setting applies; settings in the environment (``MALLOC_*_``,
-``GLIBC_TUNABLES``) win.
+attention (54 MB a piece) was faulted in afresh for every piece (1.1-1.3 M minor
+faults and 2.5-2.8 s of system time on ten minutes of speech, against 0.2 M and
+0.6-1.0 s; about 20 MiB more at the peak). Once the last transcription or alignment
+ends, glibc's own behaviour is back and the free pages are handed back (``settle``),
+so an idle daemon does not sit on its peak, and the rest of the daemon (uploads,
+re-encoding) never runs without it. ``small`` is for machines where memory is short.
+Where the C library is not glibc (musl), the glibc calls are skipped and only MKL's
+setting applies; settings in the environment (``MALLOC_*_``, ``GLIBC_TUNABLES``) win.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
+import threading
 from functools import cache
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 M_TRIM_THRESHOLD = -1  # glibc's mallopt() parameters, from <malloc.h>
 M_MMAP_THRESHOLD = -3
 M_MMAP_MAX = -4
 M_ARENA_MAX = -8
 MMAPS_DEFAULT = 65536  # glibc's own M_MMAP_MAX
+TRIM_DEFAULT = 128 << 10  # glibc's own M_TRIM_THRESHOLD
 ARENAS = 1  # glibc heaps the engine's threads share (glibc's own: 8 a core)
 SETTING = "DROPSCRIBE_HEAP"  # "small": the low-memory setting; anything else: none
 OWN_MAPPING = 4 << 20  # blocks from this size up are mapped (and unmapped) alone
 KEPT_TOP = 128 << 20  # free heap top glibc keeps rather than trims on each free
-KEPT_ALL = (1 << 31) - 1  # by default the heap's top is trimmed by ``settle`` only (a C int)
+KEPT_ALL = (1 << 31) - 1  # while engaged: the heap's top is never trimmed (a C int)
 
 
 def before_threads() -> None:
     """At most ``ARENAS`` glibc heaps, set before the daemon's threads first allocate
     (a thread keeps the heap it was given; set when the model loads, in the thread that
     runs the file, the batches still spread over two heaps: 720 MiB at the peak against
-    530 MiB with one, the same CPU time); and, unless ``small``, no block mapped alone.
-    A MALLOC_ARENA_MAX in the environment wins."""
+    530 MiB with one, the same CPU time). A MALLOC_ARENA_MAX in the environment wins."""
     libc = _libc()
-    if libc is None or not hasattr(libc, "mallopt"):
-        return
-    if "MALLOC_ARENA_MAX" not in os.environ:
+    if "MALLOC_ARENA_MAX" not in os.environ and libc is not None and hasattr(libc, "mallopt"):
         libc.mallopt(M_ARENA_MAX, ARENAS)
-    if not small() and not _told():
-        libc.mallopt(M_MMAP_MAX, 0)
-        libc.mallopt(M_TRIM_THRESHOLD, KEPT_ALL)
 
 
 def before_loading() -> None:
@@ -75,9 +77,46 @@ def before_loading() -> None:
     if _told():
         return
     if libc is not None and hasattr(libc, "mallopt"):
-        libc.mallopt(M_MMAP_MAX, MMAPS_DEFAULT)
         libc.mallopt(M_MMAP_THRESHOLD, OWN_MAPPING)
         libc.mallopt(M_TRIM_THRESHOLD, KEPT_TOP)
+
+
+class _Engaged:
+    """How many transcriptions and alignments run now, under a lock: the first in sets
+    the engine's way, the last out puts glibc's back and settles."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.count = 0
+
+
+_engaged = _Engaged()
+
+
+@contextlib.contextmanager
+def engaged() -> Iterator[None]:
+    """While a model transcribes or aligns: nothing mapped alone, the top never trimmed
+    (not in the low-memory setting, nor where the environment says how)."""
+    with _engaged.lock:
+        _engaged.count += 1
+        if _engaged.count == 1:
+            _keep(keep=True)
+    try:
+        yield
+    finally:
+        with _engaged.lock:
+            _engaged.count -= 1
+            if _engaged.count == 0:
+                _keep(keep=False)
+                settle()
+
+
+def _keep(*, keep: bool) -> None:
+    libc = _libc()
+    if small() or _told() or libc is None or not hasattr(libc, "mallopt"):
+        return
+    libc.mallopt(M_MMAP_MAX, 0 if keep else MMAPS_DEFAULT)
+    libc.mallopt(M_TRIM_THRESHOLD, KEPT_ALL if keep else TRIM_DEFAULT)
 
 
 def release() -> None:
@@ -87,8 +126,7 @@ def release() -> None:
 
 
 def settle() -> None:
-    """Return the heaps' free pages to the system: after each step in the low-memory
-    setting, and whenever the local engine has no file left to transcribe (a few ms)."""
+    """Return the heaps' free pages to the system (glibc's ``malloc_trim``, a few ms)."""
     libc = _libc()
     if libc is not None and hasattr(libc, "malloc_trim"):
         libc.malloc_trim(0)
@@ -97,9 +135,8 @@ def settle() -> None:
 def _told() -> bool:
     """Whether the environment already says how glibc maps and trims."""
     said = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_MAX_")
-    return any(k in os.environ for k in said) or "glibc.malloc" in os.environ.get(
-        "GLIBC_TUNABLES", ""
-    )
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    return any(k in os.environ for k in said) or "glibc.malloc" in tunables
 
 
 def small() -> bool:

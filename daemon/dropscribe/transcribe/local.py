@@ -197,9 +197,6 @@ class LocalEngine:
             self._busy -= 1
             self._used = time.monotonic()
             self._lock.notify_all()
-            idle = not self._busy
-        if idle:  # the heap's peak handed back while no file is transcribed (heap.py)
-            heap.settle()
 
     def _load(self, name: str) -> Any:
         heap.before_loading()
@@ -288,11 +285,12 @@ class LocalEngine:
         name: str | None = None,  # noqa: ARG002 - the Transcriber protocol's
     ) -> Transcript:
         """``ask`` is for HTTP endpoints: the engine gives everything itself."""
-        model = self._model(settings.model)
-        try:
-            return self._transcribe(model, path, settings)
-        finally:
-            self._done()
+        with heap.engaged():  # the allocators' fast way, while it transcribes
+            model = self._model(settings.model)
+            try:
+                return self._transcribe(model, path, settings)
+            finally:
+                self._done()
 
     def _transcribe(self, model: Any, path: Path, settings: FolderSettings) -> Transcript:
         words = bool(WORDED & set(settings.formats))
