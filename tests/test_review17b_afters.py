@@ -39,8 +39,9 @@ def test_a_pending_move_another_host_did_first_is_settled_not_kept(
     try:
         ledger.after_failed(path, inbox.name, "move", "Permission denied")
         with source.opened(path) as held:
+            settings = rules.effective(inbox, path)
             job = types.SimpleNamespace(
-                path=path, held=held, inbox=inbox, settings=rules.effective(inbox, path)
+                path=path, held=held, inbox=inbox, settings=settings, after_pending=False
             )
             monkeypatch.setattr(beneath, "rename", other_host_first)
             assert verdicts.again(ledger, job)  # type: ignore[arg-type]

@@ -107,7 +107,12 @@ def _transcribe(
     refused = 0
     while True:
         ask = models.ask(
-            caps, timed=settings.timed, prompt=True, seconds=None, language=bool(settings.language)
+            caps,
+            timed=settings.timed,
+            prompt=True,
+            seconds=None,
+            language=bool(settings.language),
+            paced=settings.paced,
         )
         try:
             return client.transcribe(held.content, settings, ask, name=held.path.name), refused

@@ -62,6 +62,7 @@ class Facts:
     video: bool  # a picture track
     request_seconds: float | None  # longest audio one request to the model may carry
     timed: bool = False  # a sidecar needs times
+    paced: bool = False  # txt's paragraphs use the times the engine gives (paras19)
     language: bool = False  # the settings name the language
     speakers: bool = False
     gives_times: str | None = None  # the model's timed format; None: it gives no times
@@ -162,12 +163,14 @@ def after(
 ) -> Finish:
     """What becomes of the answer to a whole or chunked ``plan``: ``text``, whether it
     has any; ``words``, word times; ``unusable``, why its words cannot be timed here now
-    that its language is known (None: they can)."""
-    if not facts.timed or not text:
+    that its language is known (None: they can). The engine's word times are snapped for
+    txt's paragraphs too (``paced``), so txt is the same beside srt; times are made here
+    only for a sidecar that needs them."""
+    if not (facts.timed or facts.paced) or not text:
         return Finish(Then.KEEP)
     if words:
         return Finish(Then.SNAP)
-    if not facts.remote or facts.worded:
+    if not facts.timed or not facts.remote or facts.worded:
         return Finish(Then.KEEP)  # segment times from an engine that gives words when asked
     if unusable is not None:
         if plan.untimed:  # the language became known with the answer

@@ -60,6 +60,7 @@ class Job:
     claim: Claim | None = None  # the ledger's claim on ``key``, while it is held
     attempt: int = 0  # the attempt counted for it (0: none yet)
     stored: bool = False  # its transcript was had (from the ledger, or paid for)
+    after_pending: bool = False  # paras19: its after: failed; the hook waits until it works
 
     @property
     def path(self) -> Path:

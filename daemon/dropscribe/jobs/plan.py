@@ -148,8 +148,8 @@ class Planner:
                     raise
                 raise _TooLarge from exc
         log.info("audio.reencoding", reason=plan.reason)
-        if plan.untimed:  # each chunk asked as for a text sidecar: the times are had here
-            settings = settings.model_copy(update={"formats": (Format.TXT,), "speakers": False})
+        if plan.untimed:  # each chunk asked for its text alone: the times are had here
+            settings = settings.model_copy(update={"formats": (Format.JSON,), "speakers": False})
         return self._chunker.transcribe(content, settings, key)
 
 
@@ -177,6 +177,7 @@ def facts_of(
         cut=found.cut,
         request_seconds=caps.request_seconds,
         timed=settings.timed,
+        paced=settings.paced,
         language=bool(settings.language),
         speakers=bool(settings.speakers),
         gives_times=caps.timed,

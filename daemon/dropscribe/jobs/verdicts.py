@@ -2,11 +2,13 @@
 recorded), a file given up (``fail``: the quarantine with its report and ledger row;
 ``sidecar_failed`` decides which),
 ``after:`` for a file that is done (one that failed kept pending and tried again:
-done17), and the folder's hook for any of them."""
+done17), and the folder's hook for any of them: for a done file whose ``after:`` is
+pending, once it is settled, with the recording's final place (paras19)."""
 
 from __future__ import annotations
 
 import errno
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,10 +21,16 @@ from dropscribe.outputs import disposition, hooks
 from dropscribe.vocab.states import FileState
 
 if TYPE_CHECKING:
+    from typing import Protocol
+
     from dropscribe.errors import EndpointError, SidecarError, TranscriptionError
     from dropscribe.jobs.job import Job
     from dropscribe.ledger.afters import AfterRow, Afters
-    from dropscribe.ledger.interface import Verdicts
+    from dropscribe.ledger.interface import Lookup, Verdicts
+
+    class DoneFiles(Afters, Lookup, Protocol):
+        """A done file's pending ``after:`` and its row (its sidecars, for the hook)."""
+
 
 log = structlog.get_logger("dropscribe")
 
@@ -165,24 +173,32 @@ def after(ledger: Afters, job: Job) -> Path | None:
     return moved
 
 
-def again(ledger: Afters, job: Job) -> bool:
+def again(ledger: DoneFiles, job: Job) -> bool:
     """A done file come again (a rescan, a start): its pending ``after:`` tried once more,
     if it has one (True); no upload, no sidecars. One its folder no longer wants (``after:
-    keep`` since) is forgotten."""
+    keep`` since) is forgotten. Once it is settled, the hook held back when it first
+    failed runs, with where the recording went and the sidecars the ledger has."""
     pending = ledger.after_pending(job.path)
     if pending is None:
         return False
+    moved = None
     if job.settings.after not in ACTIONS:
         log.info("file.after_dropped", after=job.settings.after, was=pending.action)
         ledger.after_settled(job.path)
-        return True
-    after(ledger, job)
+    else:
+        moved = after(ledger, job)
+    if not job.after_pending:
+        row = ledger.file(job.path)
+        written = [Path(p) for p in json.loads(row.outputs or "[]")] if row is not None else []
+        hook(job, "done", written, moved=moved)
     return True
 
 
 def _failed(ledger: Afters, job: Job, pending: AfterRow | None, error: str) -> None:
-    """Said as a warning once per file and error (then at debug), and kept pending."""
+    """Said as a warning once per file and error (then at debug), and kept pending; the
+    hook waits for it."""
     action = job.settings.after
+    job.after_pending = True
     if pending is None or (pending.action, pending.error) != (action, error):
         log.warning(
             "file.after_failed",
@@ -190,7 +206,7 @@ def _failed(ledger: Afters, job: Job, pending: AfterRow | None, error: str) -> N
             error=error,
             will_retry=True,
             action="the recording stays where it is (its sidecars are written); tried"
-            " again at each rescan and at start",
+            " again at each rescan and at start; the hook runs once it is done",
         )
     else:
         log.debug("file.after_failed", after=action, error=error, tries=pending.tries + 1)
@@ -218,8 +234,12 @@ def hook(
     moved: Path | None = None,
     error: str | None = None,
 ) -> None:
-    """Run the folder's hook, if it has one (it never raises)."""
+    """Run the folder's hook, if it has one (it never raises); for a done file whose
+    ``after:`` is pending, once that is done (``again``)."""
     if job.settings.hook is None:
+        return
+    if outcome == "done" and job.after_pending:
+        log.info("hook.deferred", reason="after: pending", action="runs once the after: is done")
         return
     hooks.run(
         job.settings.hook,

@@ -132,6 +132,7 @@ class Client:
                 prompt=True,
                 seconds=None,
                 language=bool(settings.language),
+                paced=settings.paced,
             )
         known = voices.clips(settings.voices) if settings.voices is not None else ()
         request_shape = kinds.shape(self.endpoint, settings, ask, known)

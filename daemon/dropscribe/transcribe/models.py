@@ -267,15 +267,22 @@ class NothingToAsk(Exception):  # noqa: N818 - a finding, raised to the uploader
 
 
 def ask(
-    caps: Caps, *, timed: bool, prompt: bool, seconds: float | None, language: bool = False
+    caps: Caps,
+    *,
+    timed: bool,
+    prompt: bool,
+    seconds: float | None,
+    language: bool = False,
+    paced: bool = False,
 ) -> Ask:
     """The request for audio of ``seconds`` (None: unknown), with timestamps if ``timed``
-    and the model gives them, with the folder's prompt if it has one the model takes, and
-    its ``language`` if it has one (where the model refuses it beside timestamps, the one
-    the folder needs less is left out)."""
+    (or ``paced``: segment times for txt's paragraphs, never a diarized answer) and the
+    model gives them, with the folder's prompt if it has one the model takes, and its
+    ``language`` if it has one (where the model refuses it beside timestamps, the one the
+    folder needs less is left out)."""
     if not caps.formats:
         raise NothingToAsk
-    if timed and caps.timed is not None:
+    if (timed or (paced and caps.timed == "verbose_json")) and caps.timed is not None:
         fmt = caps.timed
     else:
         fmt = next((f for f in caps.formats if f in {"json", "text"}), caps.formats[0])

@@ -175,6 +175,7 @@ class Uploader:
                 prompt=bool(settings.prompt),
                 seconds=seconds,
                 language=bool(settings.language),
+                paced=settings.paced and timed == settings.timed,  # unless times are had here
             )
         except models.NothingToAsk:
             tried = ", ".join(models.of(endpoint, settings.model).formats)

@@ -265,8 +265,16 @@ class FolderSettings(StrictModel):
         return bool(self.speakers) or any(f.timed for f in self.formats)
 
     @property
+    def paced(self) -> bool:
+        """Whether the answer's times are asked for where the same request gives them: txt
+        and md start a paragraph at a pause, so their text is the same whatever else the
+        folder writes (paras19); only a sidecar's times (``timed``) are made here."""
+        return self.timed or Format.TXT in self.formats or Format.MD in self.formats
+
+    @property
     def response_format(self) -> str:
-        """One upload serves every format: ask for timestamps only when a format needs them."""
+        """One upload serves every format: ask for timestamps only when a format needs them.
+        The key's value, kept as it was before ``paced`` (no finished file redone)."""
         return TIMED_RESPONSE if self.timed else "json"
 
     def shaping(self) -> dict[str, Any]:
