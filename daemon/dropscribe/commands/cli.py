@@ -263,35 +263,45 @@ def _serve(
 
     from dropscribe.service import Daemon  # noqa: PLC0415 - the commands that only read start fast
 
+    log = structlog.get_logger("dropscribe")
+    daemon: Daemon | None = None
     try:
         daemon = Daemon(cfg)
         daemon.log_level = level
         failed = daemon.run(stop, once=once, reload=reload.take, progress=bar.draw if bar else None)
         if bar is not None and daemon.tally is not None:
             bar.finish(daemon.tally, cfg)
+        code = EXIT_FAILED if once and failed else EXIT_OK
+        if once and not failed and daemon.tally is not None and daemon.tally.unreachable:
+            code = EXIT_UNREACHABLE
     except AlreadyRunningError as exc:
-        return _fail(
+        code = _fail(
             f"{exc.strerror} ({cfg.state_dir}); to run this config beside it, give it a"
             f" folder of its own: state_dir: in {cfg.source}"
         )
     except SetupError as exc:
-        return _fail(str(exc))
+        code = _fail(str(exc))
     except (WorkersFailedError, StateLostError) as exc:
-        structlog.get_logger("dropscribe").error("daemon.failed", error=str(exc))
-        return EXIT_FAILED
+        log.error("daemon.failed", error=str(exc))
+        code = EXIT_FAILED
     except Exception:
-        structlog.get_logger("dropscribe").exception("daemon.crashed")
-        return EXIT_FAILED
-    code = EXIT_FAILED if once and failed else EXIT_OK
-    if once and not failed and daemon.tally is not None and daemon.tally.unreachable:
-        code = EXIT_UNREACHABLE
+        log.exception("daemon.crashed")
+        code = EXIT_FAILED
+    return _leave(code, abandoned=daemon.abandoned if daemon is not None else 0)
+
+
+def _leave(code: int, *, abandoned: int) -> int:
+    """Every end of ``_serve`` once the Daemon was made, a failure's and a crash's too:
+    ``code``, by ``os._exit`` while jobs or threads of ours still run. Jobs still run in
+    threads (a local transcription inside CTranslate2, an upload), or a thread of ours has
+    not ended (the radar's request in flight, the model's idle unloader): tearing the
+    interpreter down under a running thread ends in SIGSEGV or SIGABRT (CPython 3.13's
+    finalizer, seen in CI), or waits for it. What they did is in the ledger (crash-safe),
+    and jobs run again at the next start."""
     left = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
-    if daemon.abandoned or left:
-        # Jobs still run in threads (a local transcription inside CTranslate2, an upload),
-        # or a thread of ours has not ended (the radar's request in flight, the model's
-        # idle unloader): tearing the interpreter down under a running thread ends in
-        # SIGSEGV or SIGABRT (CPython 3.13's finalizer, seen in CI). What they did is in
-        # the ledger (crash-safe), and jobs run again at the next start.
+    if abandoned or left:
+        import structlog  # noqa: PLC0415 - see the imports
+
         structlog.get_logger("dropscribe").debug("daemon.threads_left", threads=left)
         sys.stdout.flush()
         sys.stderr.flush()
