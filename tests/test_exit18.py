@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 
 import pytest
@@ -46,3 +47,24 @@ def test_a_radar_look_hung_at_stop_ends_with_the_process_not_under_its_teardown(
     (left,) = daemon.named("daemon.threads_left")
     assert "dropscribe-radar" in left["threads"]
     assert daemon.named("daemon.stopped")
+
+
+def test_a_daemon_failing_beside_a_hung_radar_look_exits_1_by_os_exit(setup):
+    """state_dir removed while GET /models hangs: the daemon fails (exit 1, daemon.failed)
+    by os._exit with the radar's thread named, as a stop does, not in a teardown under it."""
+    setup.data["log"] = {"level": "debug"}
+    setup.api.listing_gate.clear()
+    daemon = DaemonProcess(setup)
+    try:
+        daemon.wait_event("daemon.started")
+        with setup.api.arrived:
+            assert setup.api.arrived.wait_for(lambda: setup.api.asked >= 1, patience(20))
+        shutil.rmtree(setup.state)
+        assert daemon.wait(timeout=20) == 1, daemon
+    finally:
+        setup.api.listing_gate.set()
+        daemon.kill()
+    (failed,) = daemon.named("daemon.failed")
+    assert failed["error"].startswith(f"state_dir {setup.state} was deleted")
+    (left,) = daemon.named("daemon.threads_left")
+    assert "dropscribe-radar" in left["threads"]

@@ -36,11 +36,12 @@ def shared(setup: Any, pg_url: str) -> Any:
 
 
 @contextlib.contextmanager
-def locked(url: str, table: str) -> Iterator[psycopg.Connection[Any]]:
-    """Another session holding ``table`` in EXCLUSIVE mode (reads go on, writes wait)
-    until the block ends, as a ``psql`` left in a transaction does."""
+def locked(url: str, table: str, mode: str = "EXCLUSIVE") -> Iterator[psycopg.Connection[Any]]:
+    """Another session holding ``table`` in ``mode`` (EXCLUSIVE: reads go on, writes wait;
+    ACCESS EXCLUSIVE, a bare ``LOCK TABLE``'s: reads wait too) until the block ends, as a
+    ``psql`` left in a transaction does."""
     with psycopg.connect(url, password=pg.PASSWORD) as db:
-        db.execute(f"LOCK TABLE {table} IN EXCLUSIVE MODE")
+        db.execute(f"LOCK TABLE {table} IN {mode} MODE")
         try:
             yield db
         finally:

@@ -289,7 +289,7 @@ def test_once_on_a_terminal_draws_a_progress_bar(setup):
 def test_signal_flag_is_taken_once_per_raise():
     """The SIGHUP flag reads as raised once after each signal, then lowered; raising it
     takes no lock (a handler can interrupt the main thread anywhere)."""
-    from dropscribe.commands.cli import SignalFlag
+    from dropscribe.commands.signals import SignalFlag
 
     flag = SignalFlag()
     assert not flag.take()

@@ -112,6 +112,7 @@ class Daemon:
             ledger, self._now, transport=self._transport, metrics=metrics
         )  # chat33, steps33b
         pool.start()
+        clock = StopClock(stop, ledger, lambda: self.config.shutdown_grace)
         try:
             if not once:
                 watcher.start()
@@ -132,8 +133,9 @@ class Daemon:
             watcher = self._loop(stop, pool, watcher, once, reload)
         finally:
             # grace18: one grace for the whole stop, then no write waits for a ledger held
-            # elsewhere (what it would have written is done at the next start)
-            ends = time.monotonic() + self.config.shutdown_grace
+            # elsewhere (what it would have written is done at the next start); counted
+            # from the moment the stop was asked (pgstop19)
+            ends = clock.ends(self.config.shutdown_grace)
             ledger.give_up_at(ends)
             stepper.stop()
             self._notify(STOPPING="1", STATUS="finishing uploads in flight")
@@ -326,6 +328,36 @@ class Daemon:
             on_change=self.metrics.inboxes,
             on_limit=self._look_soon.set,
         )
+
+
+class StopClock:
+    """pgstop19: a stop's grace counted from the moment it is asked, the ledger given up
+    when it is over even while the main loop itself waits in a statement (a table another
+    session locked held a stop 30 s: the loop notices a stop only between statements).
+    A thread of its own looks at ``stop`` every ``TICK``: the signal handler that sets it
+    may take no lock to tell anyone else."""
+
+    def __init__(self, stop: threading.Event, ledger: Ledger, grace: Callable[[], float]) -> None:
+        self._asked: float | None = None  # the stop's end (monotonic), once it is asked
+        self._over = threading.Event()  # the loop has ended: the clock too
+        self._thread = threading.Thread(
+            target=self._watch, args=(stop, ledger, grace), name="dropscribe-stop-clock"
+        )
+        self._thread.start()
+
+    def _watch(self, stop: threading.Event, ledger: Ledger, grace: Callable[[], float]) -> None:
+        while not stop.is_set():
+            if self._over.wait(TICK):
+                return
+        self._asked = time.monotonic() + grace()
+        ledger.give_up_at(self._asked)
+
+    def ends(self, grace: float) -> float:
+        """When the stop's grace is over: ``grace`` from the moment it was asked, or from
+        now (the loop ended by itself, or before the clock saw the stop)."""
+        self._over.set()
+        self._thread.join()
+        return self._asked if self._asked is not None else time.monotonic() + grace
 
 
 def _check_proxies(config: Config) -> None:

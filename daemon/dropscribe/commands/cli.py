@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import datetime as dt
-import faulthandler
 import io
 import os
-import signal
 import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
 from dropscribe import __version__
+from dropscribe.commands import signals
 from dropscribe.commands.console import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE
 from dropscribe.errors import (
     AlreadyRunningError,
@@ -29,7 +27,6 @@ from dropscribe.errors import (
 # needs none of them, status no engine, audio or HTTP library.
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from types import FrameType
 
     from dropscribe.ops import progress
     from dropscribe.vocab.config import Config
@@ -202,40 +199,10 @@ def _fail(message: str) -> int:
 
 
 SERVING = {"run", "once"}  # the commands that stop cleanly on SIGTERM and SIGINT
-STOPS = (signal.SIGTERM, signal.SIGINT)
-
-
-class EarlySignals:
-    """long18: a stop signal during start-up, before ``_serve``'s handlers exist (the
-    config read, the engines' imports: ~0.3 s, seconds on a loaded machine). Installed
-    first thing: a systemd stop or a Ctrl-C then ended the process by the signal (-15 and
-    a KeyboardInterrupt's traceback). Heard once, start-up goes on and ``_serve`` stops
-    before anything starts (exit 0); twice, it ends at once (nothing had started)."""
-
-    def __init__(self) -> None:
-        self.heard: int | None = None  # the signal heard
-        self._before = {signum: signal.getsignal(signum) for signum in STOPS}
-        if threading.current_thread() is threading.main_thread():  # else: no handlers
-            for signum in STOPS:
-                signal.signal(signum, self._on_signal)
-
-    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
-        if self.heard is not None:
-            os._exit(EXIT_OK)
-        self.heard = signum
-
-    def release(self) -> None:
-        """The dispositions from before again (a command that does not serve): a signal
-        heard meanwhile is raised again, to be taken as it would have been."""
-        if threading.current_thread() is threading.main_thread():
-            for signum, before in self._before.items():
-                signal.signal(signum, signal.SIG_DFL if before is None else before)
-        if self.heard is not None:
-            signal.raise_signal(self.heard)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    early = EarlySignals()  # before any heavy import
+    early = signals.EarlySignals()  # before any heavy import
     if isinstance(sys.stdout, io.TextIOWrapper):  # print file names as their bytes, like ls
         sys.stdout.reconfigure(errors="surrogateescape")  # (a non-UTF-8 name cannot crash)
     args = None
@@ -280,119 +247,61 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _serve(cfg, once=once, level=level, bar=shown, early=early)
 
 
-class SignalFlag:
-    """Raised by a signal handler, taken down by the main loop. A plain attribute, not an
-    Event: the handler runs on the main thread between two of its steps, and an Event's
-    lock may be the very one that thread holds at that moment (a deadlock)."""
-
-    def __init__(self) -> None:
-        self._raised = False
-
-    def raise_(self) -> None:
-        self._raised = True
-
-    def take(self) -> bool:
-        """Whether it was raised since the last take (and lower it)."""
-        raised, self._raised = self._raised, False
-        return raised
-
-
-def _kill_workers() -> None:
-    """attack18: the worker processes (``processes: N``) stopped with the main process: they
-    ignore SIGTERM and SIGINT, and once it had gone they lived out ``shutdown_grace`` (their
-    uploads too), printing after the shell's prompt, beside a daemon started again. Their
-    sidecars are written whole or not at all, and the ledger is crash-safe."""
-    spawned = sys.modules.get("multiprocessing")  # not imported: no worker process
-    for child in spawned.active_children() if spawned is not None else []:
-        with contextlib.suppress(OSError, TypeError):  # gone meanwhile (pid None)
-            os.kill(child.pid, signal.SIGKILL)
-
-
-def _exit_now() -> NoReturn:
-    _kill_workers()
-    os._exit(EXIT_OK)
-
-
 def _serve(
     cfg: Config,
     *,
     once: bool,
     level: str,
     bar: progress.Bar | None = None,
-    early: EarlySignals | None = None,
+    early: signals.EarlySignals | None = None,
 ) -> int:
     stop = threading.Event()
-    asked = SignalFlag()  # raised before ``stop`` is set: a second signal during the first's
-
-    def on_signal(_signum: int, _frame: FrameType | None) -> None:
-        # flake16: not ``stop.is_set()``: a second signal handled inside the first's
-        # ``stop.set()`` (its lock taken, the flag not yet up) would wait for that lock
-        if asked.take():  # a second Ctrl-C or SIGTERM: at once (the ledger is crash-safe)
-            os.write(2, b"dropscribe: stopping at once; work in flight runs at the next start\n")
-            starts = sys.modules.get("dropscribe.dispatch.processes")
-            if starts is None:  # not imported: no worker process
-                _exit_now()
-            starts.halt(_exit_now)  # now, or once a worker's start under way is done
-            return
-        asked.raise_()
-        stop.set()
-
-    reload = SignalFlag()
-
-    def on_hangup(_signum: int, _frame: FrameType | None) -> None:
-        reload.raise_()
-
-    # A crash (a fault in a native library) leaves every thread's stack in the journal;
-    # a stderr without a file descriptor (captured in-process) has no room for it.
-    with contextlib.suppress(ValueError, AttributeError):
-        faulthandler.enable(all_threads=True)
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGHUP, on_hangup)
-
-    def on_stacks(_signum: int, _frame: FrameType | None) -> None:
-        # a seemingly stuck daemon: every thread's stack, dumped by the main thread with
-        # the GIL held. Not faulthandler.register: its C handler walks the other threads'
-        # frames while they run (CPython does not stop them for it), and the daemon died
-        # of SIGSEGV once after a SIGUSR1 in tests/test_flake16_signals.py
-        faulthandler.dump_traceback(all_threads=True)
-
-    signal.signal(signal.SIGUSR1, on_stacks)
+    reload = signals.install(stop)
     if early is not None and early.heard is not None:  # stopped while starting: nothing ran
         return EXIT_OK
     import structlog  # noqa: PLC0415 - see the imports
 
     from dropscribe.service import Daemon  # noqa: PLC0415 - the commands that only read start fast
 
+    log = structlog.get_logger("dropscribe")
+    daemon: Daemon | None = None
     try:
         daemon = Daemon(cfg)
         daemon.log_level = level
         failed = daemon.run(stop, once=once, reload=reload.take, progress=bar.draw if bar else None)
         if bar is not None and daemon.tally is not None:
             bar.finish(daemon.tally, cfg)
+        code = EXIT_FAILED if once and failed else EXIT_OK
+        if once and not failed and daemon.tally is not None and daemon.tally.unreachable:
+            code = EXIT_UNREACHABLE
     except AlreadyRunningError as exc:
-        return _fail(
+        code = _fail(
             f"{exc.strerror} ({cfg.state_dir}); to run this config beside it, give it a"
             f" folder of its own: state_dir: in {cfg.source}"
         )
     except SetupError as exc:
-        return _fail(str(exc))
+        code = _fail(str(exc))
     except (WorkersFailedError, StateLostError) as exc:
-        structlog.get_logger("dropscribe").error("daemon.failed", error=str(exc))
-        return EXIT_FAILED
+        log.error("daemon.failed", error=str(exc))
+        code = EXIT_FAILED
     except Exception:
-        structlog.get_logger("dropscribe").exception("daemon.crashed")
-        return EXIT_FAILED
-    code = EXIT_FAILED if once and failed else EXIT_OK
-    if once and not failed and daemon.tally is not None and daemon.tally.unreachable:
-        code = EXIT_UNREACHABLE
+        log.exception("daemon.crashed")
+        code = EXIT_FAILED
+    return _leave(code, abandoned=daemon.abandoned if daemon is not None else 0)
+
+
+def _leave(code: int, *, abandoned: int) -> int:
+    """Every end of ``_serve`` once the Daemon was made, a failure's and a crash's too:
+    ``code``, by ``os._exit`` while jobs or threads of ours still run. Jobs still run in
+    threads (a local transcription inside CTranslate2, an upload), or a thread of ours has
+    not ended (the radar's request in flight, the model's idle unloader): tearing the
+    interpreter down under a running thread ends in SIGSEGV or SIGABRT (CPython 3.13's
+    finalizer, seen in CI), or waits for it. What they did is in the ledger (crash-safe),
+    and jobs run again at the next start."""
     left = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
-    if daemon.abandoned or left:
-        # Jobs still run in threads (a local transcription inside CTranslate2, an upload),
-        # or a thread of ours has not ended (the radar's request in flight, the model's
-        # idle unloader): tearing the interpreter down under a running thread ends in
-        # SIGSEGV or SIGABRT (CPython 3.13's finalizer, seen in CI). What they did is in
-        # the ledger (crash-safe), and jobs run again at the next start.
+    if abandoned or left:
+        import structlog  # noqa: PLC0415 - see the imports
+
         structlog.get_logger("dropscribe").debug("daemon.threads_left", threads=left)
         sys.stdout.flush()
         sys.stderr.flush()

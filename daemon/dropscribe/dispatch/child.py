@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 METRICS_SECONDS = 2.0  # how often a worker process sends its upload metrics
 
 
-# What goes over the pipes. To a child: Take, Reconfigure, and None to stop.
+# What goes over the pipes. To a child: Take, Reconfigure, and Stop.
 
 
 class Take(NamedTuple):
@@ -52,6 +52,14 @@ class Reconfigure(NamedTuple):
     """The config was reloaded: use its endpoints from now on."""
 
     config: Config
+
+
+class Stop(NamedTuple):
+    """The daemon stops: jobs in flight get until ``ends`` (monotonic: one clock for every
+    process of the machine), the main process's grace, counted from when the stop was
+    asked (pgstop19), not from when this message came."""
+
+    ends: float
 
 
 # From a child: Finished and Figures.
@@ -153,6 +161,7 @@ def serve(
         target=_report_metrics, args=(index, metrics, put, stopped), name="dropscribe-metrics"
     )
     reporter.start()
+    ends: float | None = None  # the main process's, or from now if it is gone
     try:
         while True:
             try:
@@ -160,7 +169,7 @@ def serve(
             except (EOFError, OSError):
                 break  # the main process is gone
             match message:
-                case None:
+                case Stop(ends=ends):
                     break
                 case Take(file):
                     if not host.submit(file):
@@ -169,7 +178,8 @@ def serve(
                     host.reload(new)
                     follow_reload(ledger, new)
     finally:
-        ends = time.monotonic() + config.shutdown_grace
+        if ends is None:
+            ends = time.monotonic() + config.shutdown_grace
         ledger.give_up_at(ends)  # grace18: then no write waits for a ledger held elsewhere
         abort.set()
         stopped.set()
@@ -201,7 +211,7 @@ class Sender:
         self._conn = conn
         self._lock = threading.Lock()
 
-    def __call__(self, message: Take | Reconfigure | Finished | Figures | None) -> None:
+    def __call__(self, message: Take | Reconfigure | Stop | Finished | Figures | None) -> None:
         with self._lock, contextlib.suppress(OSError):
             self._conn.send_bytes(pickle.dumps(message, pickle.HIGHEST_PROTOCOL))
 

@@ -32,7 +32,16 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from prometheus_client.metrics_core import Metric
 
-from dropscribe.dispatch.child import Figures, Finished, Reconfigure, Sender, Take, receive, serve
+from dropscribe.dispatch.child import (
+    Figures,
+    Finished,
+    Reconfigure,
+    Sender,
+    Stop,
+    Take,
+    receive,
+    serve,
+)
 from dropscribe.jobs.job import Outcome, SettledFile, Tally
 from dropscribe.vocab.config import STOP_MARGIN
 
@@ -262,9 +271,10 @@ class ProcessPool:
         with self._lock:
             self._closed = True
             children = [c for c in self._children if not c.gone]
+        ends = time.monotonic() + grace  # the children's too, however late they hear it
         for child in children:
-            child.send(None)
-        deadline = time.monotonic() + grace + STOP_MARGIN
+            child.send(Stop(ends))
+        deadline = ends + STOP_MARGIN
         for child in children:
             child.process.join(max(0.0, deadline - time.monotonic()))
         stragglers = 0

@@ -1,0 +1,129 @@
+"""The daemon's signals: what a stop (SIGTERM, SIGINT), a reload (SIGHUP) and a look at
+the stacks (SIGUSR1) do, from the first line of ``main`` to the process's end.
+
+Apart from the commands (cli.py) because their rules are their own: a handler runs on
+the main thread between two of its steps, so it takes no lock that thread may hold, and
+a stop asked twice ends the process at once, its worker processes with it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import faulthandler
+import os
+import signal
+import sys
+import threading
+from typing import TYPE_CHECKING, NoReturn
+
+from dropscribe.commands.console import EXIT_OK
+
+if TYPE_CHECKING:
+    from types import FrameType
+
+STOPS = (signal.SIGTERM, signal.SIGINT)
+
+
+class EarlySignals:
+    """long18: a stop signal during start-up, before ``_serve``'s handlers exist (the
+    config read, the engines' imports: ~0.3 s, seconds on a loaded machine). Installed
+    first thing: a systemd stop or a Ctrl-C then ended the process by the signal (-15 and
+    a KeyboardInterrupt's traceback). Heard once, start-up goes on and ``_serve`` stops
+    before anything starts (exit 0); twice, it ends at once (nothing had started)."""
+
+    def __init__(self) -> None:
+        self.heard: int | None = None  # the signal heard
+        self._before = {signum: signal.getsignal(signum) for signum in STOPS}
+        if threading.current_thread() is threading.main_thread():  # else: no handlers
+            for signum in STOPS:
+                signal.signal(signum, self._on_signal)
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        if self.heard is not None:
+            os._exit(EXIT_OK)
+        self.heard = signum
+
+    def release(self) -> None:
+        """The dispositions from before again (a command that does not serve): a signal
+        heard meanwhile is raised again, to be taken as it would have been."""
+        if threading.current_thread() is threading.main_thread():
+            for signum, before in self._before.items():
+                signal.signal(signum, signal.SIG_DFL if before is None else before)
+        if self.heard is not None:
+            signal.raise_signal(self.heard)
+
+
+class SignalFlag:
+    """Raised by a signal handler, taken down by the main loop. A plain attribute, not an
+    Event: the handler runs on the main thread between two of its steps, and an Event's
+    lock may be the very one that thread holds at that moment (a deadlock)."""
+
+    def __init__(self) -> None:
+        self._raised = False
+
+    def raise_(self) -> None:
+        self._raised = True
+
+    def take(self) -> bool:
+        """Whether it was raised since the last take (and lower it)."""
+        raised, self._raised = self._raised, False
+        return raised
+
+
+def kill_workers() -> None:
+    """attack18: the worker processes (``processes: N``) stopped with the main process: they
+    ignore SIGTERM and SIGINT, and once it had gone they lived out ``shutdown_grace`` (their
+    uploads too), printing after the shell's prompt, beside a daemon started again. Their
+    sidecars are written whole or not at all, and the ledger is crash-safe."""
+    spawned = sys.modules.get("multiprocessing")  # not imported: no worker process
+    for child in spawned.active_children() if spawned is not None else []:
+        with contextlib.suppress(OSError, TypeError):  # gone meanwhile (pid None)
+            os.kill(child.pid, signal.SIGKILL)
+
+
+def exit_now() -> NoReturn:
+    kill_workers()
+    os._exit(EXIT_OK)
+
+
+def install(stop: threading.Event) -> SignalFlag:
+    """``_serve``'s handlers: a stop sets ``stop`` (a second one ends the process at once),
+    SIGUSR1 dumps every thread's stack, a crash leaves them in the journal. Returns the
+    flag SIGHUP raises (the main loop reloads the config when it takes it)."""
+    asked = SignalFlag()  # raised before ``stop`` is set: a second signal during the first's
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        # flake16: not ``stop.is_set()``: a second signal handled inside the first's
+        # ``stop.set()`` (its lock taken, the flag not yet up) would wait for that lock
+        if asked.take():  # a second Ctrl-C or SIGTERM: at once (the ledger is crash-safe)
+            os.write(2, b"dropscribe: stopping at once; work in flight runs at the next start\n")
+            starts = sys.modules.get("dropscribe.dispatch.processes")
+            if starts is None:  # not imported: no worker process
+                exit_now()
+            starts.halt(exit_now)  # now, or once a worker's start under way is done
+            return
+        asked.raise_()
+        stop.set()
+
+    reload = SignalFlag()
+
+    def on_hangup(_signum: int, _frame: FrameType | None) -> None:
+        reload.raise_()
+
+    # A crash (a fault in a native library) leaves every thread's stack in the journal;
+    # a stderr without a file descriptor (captured in-process) has no room for it.
+    with contextlib.suppress(ValueError, AttributeError):
+        faulthandler.enable(all_threads=True)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGHUP, on_hangup)
+
+    def on_stacks(_signum: int, _frame: FrameType | None) -> None:
+        # a seemingly stuck daemon: every thread's stack, dumped by the main thread with
+        # the GIL held. Not faulthandler.register: its C handler walks the other threads'
+        # frames while they run (CPython does not stop them for it), and the daemon died
+        # of SIGSEGV once after a SIGUSR1 in tests/test_flake16_signals.py
+        faulthandler.dump_traceback(all_threads=True)
+
+    signal.signal(signal.SIGUSR1, on_stacks)
+    return reload
