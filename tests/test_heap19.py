@@ -84,7 +84,8 @@ def test_the_low_memory_setting_and_the_users_own_map_large_buffers_afresh():
 
 def test_the_way_is_kept_until_the_last_work_ends(monkeypatch):
     """Two transcriptions overlapping: the settings are made when the first starts and
-    undone, the heaps trimmed, only when the last ends."""
+    undone, the heaps trimmed, only when the last ends; meanwhile the heaps are trimmed
+    after each batch, not after each piece's step."""
     calls = []
 
     class Libc:
@@ -104,11 +105,16 @@ def test_the_way_is_kept_until_the_last_work_ends(monkeypatch):
     first.__enter__()
     second.__enter__()
     assert calls == [(heap.M_MMAP_MAX, 0), (heap.M_TRIM_THRESHOLD, heap.KEPT_ALL)]
+    heap.release()  # a piece's step: kept
+    heap.release(batch=True)  # a batch's end: the heap's holes handed back
+    assert calls[2:] == [("trim", 0)]
+    del calls[2:]
     first.__exit__(None, None, None)
     assert len(calls) == 2
     second.__exit__(None, None, None)
     assert calls[2:] == [
         (heap.M_MMAP_MAX, heap.MMAPS_DEFAULT),
-        (heap.M_TRIM_THRESHOLD, heap.TRIM_DEFAULT),
+        (heap.M_MMAP_THRESHOLD, 32 << 20),
+        (heap.M_TRIM_THRESHOLD, 64 << 20),
         ("trim", 0),
     ]

@@ -350,7 +350,7 @@ class OneByOne:
         try:
             return list(self._model.generate(*args, **options))
         finally:
-            heap.release()
+            heap.release(batch=True)
 
     def align(
         self,

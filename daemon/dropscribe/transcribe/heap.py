@@ -22,9 +22,10 @@ glibc maps every block over 32 MiB alone whatever its threshold says, so the enc
 attention (54 MB a piece) was faulted in afresh for every piece (1.1-1.3 M minor
 faults and 2.5-2.8 s of system time on ten minutes of speech, against 0.2 M and
 0.6-1.0 s; about 20 MiB more at the peak). Once the last transcription or alignment
-ends, glibc's own behaviour is back and the free pages are handed back (``settle``),
-so an idle daemon does not sit on its peak, and the rest of the daemon (uploads,
-re-encoding) never runs without it. ``small`` is for machines where memory is short.
+ends, glibc's limits are put back where its own adaptive ones end up (it adapts them
+no more once they were set) and the free pages are handed back (``settle``), so an
+idle daemon does not sit on its peak, and the rest of the daemon (uploads,
+re-encoding) runs as glibc would run it. ``small`` is for machines where memory is short.
 Where the C library is not glibc (musl), the glibc calls are skipped and only MKL's
 setting applies; settings in the environment (``MALLOC_*_``, ``GLIBC_TUNABLES``) win.
 """
@@ -47,7 +48,7 @@ M_MMAP_THRESHOLD = -3
 M_MMAP_MAX = -4
 M_ARENA_MAX = -8
 MMAPS_DEFAULT = 65536  # glibc's own M_MMAP_MAX
-TRIM_DEFAULT = 128 << 10  # glibc's own M_TRIM_THRESHOLD
+ADAPTED_MAPPING = 32 << 20  # the most glibc's adaptive M_MMAP_THRESHOLD grows to (64-bit)
 ARENAS = 1  # glibc heaps the engine's threads share (glibc's own: 8 a core)
 SETTING = "DROPSCRIBE_HEAP"  # "small": the low-memory setting; anything else: none
 OWN_MAPPING = 4 << 20  # blocks from this size up are mapped (and unmapped) alone
@@ -112,16 +113,23 @@ def engaged() -> Iterator[None]:
 
 
 def _keep(*, keep: bool) -> None:
+    """The engine's way (``keep``), or glibc's limits back where its own adaptive ones
+    end up after large blocks: once a limit is set, glibc no longer adapts them, and
+    left at their starting values (128 KiB) every block over 128 KiB would be mapped
+    and faulted in afresh (ten times the page faults on the engine's work)."""
     libc = _libc()
     if small() or _told() or libc is None or not hasattr(libc, "mallopt"):
         return
     libc.mallopt(M_MMAP_MAX, 0 if keep else MMAPS_DEFAULT)
-    libc.mallopt(M_TRIM_THRESHOLD, KEPT_ALL if keep else TRIM_DEFAULT)
+    if not keep:
+        libc.mallopt(M_MMAP_THRESHOLD, ADAPTED_MAPPING)
+    libc.mallopt(M_TRIM_THRESHOLD, KEPT_ALL if keep else 2 * ADAPTED_MAPPING)
 
 
-def release() -> None:
-    """Return the heaps' free pages to the system (in the low-memory setting)."""
-    if small():
+def release(*, batch: bool = False) -> None:
+    """Return the heaps' free pages to the system after a step in the low-memory
+    setting; while engaged, after a ``batch`` only."""
+    if small() or (batch and _engaged.count):
         settle()
 
 
