@@ -731,6 +731,18 @@ class FakeAPI:
         if translation and self.kind == "groq" and fields.get("language", "en") != "en":
             return _invalid("translations only support language 'en'", "language")
         if fmt not in rules.formats:
+            if self.kind == "vllm" and fmt == "verbose_json":  # a model without timestamps
+                return Reply(
+                    400,
+                    {
+                        "error": {
+                            "message": f"Currently do not support verbose_json for {model}",
+                            "type": "BadRequestError",
+                            "param": None,
+                            "code": 400,
+                        }
+                    },
+                )
             if self.kind == "vllm":
                 return Reply(
                     400,

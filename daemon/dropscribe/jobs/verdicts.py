@@ -134,10 +134,17 @@ def after(ledger: Afters, job: Job) -> Path | None:
     left where it is with a warning: its sidecars are safe either way). One that fails
     is kept pending in the ledger (done17), and tried again at each rescan and at start
     (``again``) until it is done: never a new upload, never new sidecars."""
+    return _after(ledger, job)[0]
+
+
+def _after(ledger: Afters, job: Job) -> tuple[Path | None, bool]:
+    """``after``'s place, and whether the file's held-back hook is this host's to run:
+    not when another host sharing the ledger did the pending action first (review19:
+    it runs that hook, with where the recording went; both ran it, this one without)."""
     assert job.held is not None  # a file is done only once it was opened
     action = job.settings.after
     if action not in ACTIONS:  # keep (the default): nothing to do, nothing to read
-        return None
+        return None, True
     try:
         pending = ledger.after_pending(job.path)
     except WRITE_FAILED as exc:  # not known: a failure below is said as a first one
@@ -148,19 +155,19 @@ def after(ledger: Afters, job: Job) -> Path | None:
     except disposition.NotOurs as exc:  # not this file's any more: nothing to try again
         log.warning("file.after_skipped", after=action, reason=str(exc))
         _settled(ledger, job, pending)
-        return None
+        return None, True
     except FileNotFoundError as exc:
         if not job.held.moved():  # a folder on its way, not the recording
             _failed(ledger, job, pending, exc.strerror or str(exc))
-            return None
+            return None, False
         # review17b: gone just as it was moved (another host sharing the ledger did the
         # pending after: first): no row kept for a file no rescan sees again
         log.warning("file.after_skipped", after=action, reason="gone from its inbox meanwhile")
         _settled(ledger, job, pending)
-        return None
+        return None, False
     except OSError as exc:
         _failed(ledger, job, pending, exc.strerror or str(exc))
-        return None
+        return None, False
     if pending is not None:
         log.info(
             "file.after_done",
@@ -170,7 +177,7 @@ def after(ledger: Afters, job: Job) -> Path | None:
             since=pending.since,
         )
     _settled(ledger, job, pending)
-    return moved
+    return moved, True
 
 
 def again(ledger: DoneFiles, job: Job) -> bool:
@@ -181,13 +188,13 @@ def again(ledger: DoneFiles, job: Job) -> bool:
     pending = ledger.after_pending(job.path)
     if pending is None:
         return False
-    moved = None
+    moved, ours = None, True
     if job.settings.after not in ACTIONS:
         log.info("file.after_dropped", after=job.settings.after, was=pending.action)
         ledger.after_settled(job.path)
     else:
-        moved = after(ledger, job)
-    if not job.after_pending:
+        moved, ours = _after(ledger, job)
+    if ours and not job.after_pending:
         row = ledger.file(job.path)
         written = [Path(p) for p in json.loads(row.outputs or "[]")] if row is not None else []
         hook(job, "done", written, moved=moved)

@@ -328,6 +328,8 @@ def refusal(status: int | None, param: str | None, message: str, sent: Ask) -> I
     named = param if param in _NAMED else next((p for p in _NAMED if p in text), None)
     if named is None and re.search(r"\bprompt\b", text):
         named = "prompt"
+    if named is None and sent.response_format in TIMED_FORMATS and sent.response_format in text:
+        named = "response_format"  # vLLM: "Currently do not support verbose_json for M"
     match named:
         case "response_format":
             return Item("response_format", sent.response_format)
