@@ -54,7 +54,9 @@ def test_a_paid_transcript_waiting_for_a_briefly_held_ledger_is_kept_at_a_stop(
             daemon.wait_event("upload.finished", 2)  # its transcript waits for the ledger
             started = time.monotonic()
             daemon.signal(signal.SIGTERM)
-            daemon.wait_event("daemon.stopping")  # the grace (0) is over: writes give up
+            # the grace (0) is over: other writes give up (the cost's), or the stop is said
+            given_up = ("ledger.write_failed", "daemon.stopping")
+            daemon.wait_output(lambda: any(map(daemon.named, given_up)), 20, "the give-up")
             assert holder.stdin is not None
             holder.stdin.close()  # a moment after: it lets go
             code = daemon.wait(timeout=STOP_MARGIN)
