@@ -112,7 +112,7 @@ class Daemon:
             ledger, self._now, transport=self._transport, metrics=metrics
         )  # chat33, steps33b
         pool.start()
-        clock = StopClock(stop, ledger, lambda: self.config.shutdown_grace)
+        clock = StopClock(stop, ledger, lambda: self.config.shutdown_grace, abort.set)
         try:
             if not once:
                 watcher.start()
@@ -137,13 +137,13 @@ class Daemon:
             # from the moment the stop was asked (pgstop19)
             ends = clock.ends(self.config.shutdown_grace)
             ledger.give_up_at(ends)
+            abort.set()  # waits (backoff, paused endpoints, a slot) give up; in flight go on
             stepper.stop()
             self._notify(STOPPING="1", STATUS="finishing uploads in flight")
             if server is not None:
                 server.stop()
             log.info("daemon.stopping", grace_seconds=self.config.shutdown_grace)
             watcher.stop()
-            abort.set()  # waits (backoff, paused endpoints) give up; uploads in flight go on
             self._wind_down(pool, ledger, looking, ends)
             os.close(lock)
             if self._progress is not None:
@@ -154,7 +154,7 @@ class Daemon:
     def _wind_down(self, pool: Workers, ledger: Ledger, radar: lookout.Radar, ends: float) -> None:
         """Jobs, steps and the radar given until ``ends`` (monotonic: the grace over), and a
         look in flight ``STOP_MARGIN`` more; the ledger closed unless jobs still run."""
-        stragglers = self.abandoned = pool.close(max(0.0, ends - time.monotonic()))
+        stragglers = self.abandoned = pool.close(max(0.0, ends - time.monotonic()), ledger.keeping)
         self._stepper.close(ends)
         # before the ledger is
         radar.close(min(RADAR_JOIN, max(0.0, ends + STOP_MARGIN - time.monotonic())))
@@ -335,21 +335,35 @@ class StopClock:
     when it is over even while the main loop itself waits in a statement (a table another
     session locked held a stop 30 s: the loop notices a stop only between statements).
     A thread of its own looks at ``stop`` every ``TICK``: the signal handler that sets it
-    may take no lock to tell anyone else."""
+    may take no lock to tell anyone else. ``heard`` is called then too (uploads19: the
+    workers' ``abort``, so that no upload starts once a stop is asked, loop busy or not)."""
 
-    def __init__(self, stop: threading.Event, ledger: Ledger, grace: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        stop: threading.Event,
+        ledger: Ledger,
+        grace: Callable[[], float],
+        heard: Callable[[], None],
+    ) -> None:
         self._asked: float | None = None  # the stop's end (monotonic), once it is asked
         self._over = threading.Event()  # the loop has ended: the clock too
         self._thread = threading.Thread(
-            target=self._watch, args=(stop, ledger, grace), name="dropscribe-stop-clock"
+            target=self._watch, args=(stop, ledger, grace, heard), name="dropscribe-stop-clock"
         )
         self._thread.start()
 
-    def _watch(self, stop: threading.Event, ledger: Ledger, grace: Callable[[], float]) -> None:
+    def _watch(
+        self,
+        stop: threading.Event,
+        ledger: Ledger,
+        grace: Callable[[], float],
+        heard: Callable[[], None],
+    ) -> None:
         while not stop.is_set():
             if self._over.wait(TICK):
                 return
         self._asked = time.monotonic() + grace()
+        heard()
         ledger.give_up_at(self._asked)
 
     def ends(self, grace: float) -> float:

@@ -184,7 +184,7 @@ def serve(
         abort.set()
         stopped.set()
         reporter.join()
-        if not host.close(max(0.0, ends - time.monotonic())):
+        if not host.close(max(0.0, ends - time.monotonic()), ledger.keeping):
             ledger.close()
         put(Figures(index, snapshot(metrics)))
 

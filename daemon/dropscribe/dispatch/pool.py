@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 import structlog
 
+from dropscribe.vocab.config import KEPT
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Hashable
 
@@ -22,6 +24,7 @@ log = structlog.get_logger("dropscribe.pool")
 
 T = TypeVar("T")
 _STOP = object()
+LINGER_TICK = 0.05  # seconds: how often a lingering close looks at linger() again
 
 
 class Pool(Generic[T]):
@@ -97,8 +100,10 @@ class Pool(Generic[T]):
                 if self._on_done is not None:
                     self._on_done(item if ended is None else ended)
 
-    def close(self, grace: float) -> int:
-        """Drop what has not started, let running handlers finish for up to ``grace`` seconds.
+    def close(self, grace: float, linger: Callable[[], bool] = lambda: False) -> int:
+        """Drop what has not started, let running handlers finish for up to ``grace`` seconds,
+        and ``KEPT`` more while ``linger()`` says so (uploads19: the ledger takes what a
+        finished job paid for).
 
         Returns how many were still running when the grace period ran out.
         """
@@ -116,6 +121,8 @@ class Pool(Generic[T]):
         with self._lock:
             while self._running and (left := deadline - time.monotonic()) > 0:
                 self._lock.wait(left)
+            while self._running and linger() and (left := deadline + KEPT - time.monotonic()) > 0:
+                self._lock.wait(min(left, LINGER_TICK))  # linger() is not ours to be woken by
             remaining = self._running
         if not remaining:
             for thread in self._threads:

@@ -265,9 +265,10 @@ class ProcessPool:
         for child in children:
             child.send(Reconfigure(self._config))
 
-    def close(self, grace: float) -> int:
+    def close(self, grace: float, linger: Callable[[], bool] = lambda: False) -> int:  # noqa: ARG002
         """Stop every process: files not started are dropped, running ones get ``grace``
-        seconds (plus ``STOP_MARGIN`` to report); returns how many were still running."""
+        seconds (plus ``STOP_MARGIN`` to report); returns how many were still running.
+        ``linger``: each process lingers for its own ledger's kept writes (``serve``)."""
         with self._lock:
             self._closed = True
             children = [c for c in self._children if not c.gone]

@@ -8,12 +8,10 @@ after its sidecars are durable on disk.
 The file's way, in the order of the methods below: the job is made (``_job``: the
 file's inbox as it is now, its settings worked out once), the file opened once
 (``_way``), its content known and looked up (``_opened``), its transcript had under
-the key's lock and the ledger's claim (``_publish``, ``_transcript``; a fresh one
-as ``plan`` decides),
-its sidecars written (``_written``), then ``after:`` and the hook. Each way it can
-end is one call to ``verdicts``: ``later`` (the error recorded, the file comes
-again) or ``fail`` (quarantined); an exception nobody foresaw is ``crashed``'s to decide.
-"""
+the key's lock and the ledger's claim (``_publish``, ``_transcript``; a fresh one as
+``plan`` decides), its sidecars written (``_written``), then ``after:`` and the hook.
+Each way it can end is one call to ``verdicts``: ``later`` (the error recorded, the file
+comes again) or ``fail`` (quarantined); one nobody foresaw is ``crashed``'s to decide."""
 
 from __future__ import annotations
 
@@ -42,6 +40,7 @@ from dropscribe.errors import (
 from dropscribe.ingest import source
 from dropscribe.jobs import cascade, chunked, crashed, plan, spoken, tracks, verdicts, waited
 from dropscribe.jobs.cutshort import said_and_kept
+from dropscribe.jobs.finishing import Finishing
 from dropscribe.jobs.job import Job, Outcome, SettledFile, Tally
 from dropscribe.ledger.interface import WRITE_FAILED
 from dropscribe.ops.metrics import Metrics
@@ -105,6 +104,7 @@ class JobRunner:
         self._report = report
         self._paid: dict[JobKey, Transcript] = {}  # fresh transcripts the ledger could not take
         self._until: dict[Path, float] = {}  # wake15: a waiting file's next try (epoch s)
+        self.finishing = Finishing()
         self.tally = Tally()
 
     def __call__(self, file: SettledFile) -> SettledFile:
@@ -266,7 +266,8 @@ class JobRunner:
         if fresh:  # paid for: kept here until the ledger has it (a full state_dir)
             self._paid[key] = transcript
         try:  # every ledger write from here on may fail: the transcript stays kept
-            return self._written(job, transcript, fresh)
+            with self.finishing.of(fresh):  # a stop lingers for it (uploads19)
+                return self._written(job, transcript, fresh)
         except LedgerGaveUp as exc:  # grace18: stopping, the ledger could not take it
             log.warning("ledger.write_failed", error=str(exc), action=ASKED_AGAIN)
             raise  # Abandoned: job.abandoned, nothing counted
@@ -375,8 +376,7 @@ class JobRunner:
 
     @contextlib.contextmanager
     def _claimed(self, job: Job) -> Iterator[None]:
-        """The ledger's claim on the job's key as ``job.claim`` for the block; None when
-        another host has it."""
+        """The ledger's claim on the job's key as ``job.claim`` for the block (None: held)."""
         _, key = job.known()
         try:
             with self._ledger.hold(key, job.path) as claim:

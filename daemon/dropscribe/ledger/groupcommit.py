@@ -28,6 +28,7 @@ import structlog
 
 from dropscribe.ledger import locked
 from dropscribe.ledger.writeturn import WAIT, GaveUp, WriteTurn
+from dropscribe.vocab.config import KEPT
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -67,7 +68,8 @@ class _Pending(Generic[T]):
         return cast("T", self.value)
 
 
-_Write = tuple["Callable[[sqlite3.Connection], Any]", "_Pending[Any] | None"]
+# a write, who waits for it (None: posted), and whether it keeps what was paid for (KEPT)
+_Write = tuple["Callable[[sqlite3.Connection], Any]", "_Pending[Any] | None", bool]
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -93,6 +95,7 @@ class GroupCommit:
         self._local = threading.local()
         self._guard = threading.Lock()
         self._queue: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()
+        self._kept = 0  # kept writes queued or under way (under _guard)
         self._writer = threading.Thread(
             target=self._write_loop, args=(writer,), name=name, daemon=True
         )
@@ -113,6 +116,12 @@ class GroupCommit:
         held elsewhere, those waiting then included: they fail (``GaveUp``) and are done
         at the next start."""
         self._turn.give_up_at(when - UNWIND)
+
+    def keeping(self) -> bool:
+        """Whether a write keeping what was paid for is still queued or under way: it waits
+        ``KEPT`` past ``give_up_at``'s moment (uploads19), and so may the stop for it."""
+        with self._guard:
+            return self._kept > 0
 
     def read(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
@@ -141,20 +150,27 @@ class GroupCommit:
             db.close()  # rolls back what was begun
         return True
 
-    def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn`` in the next group transaction; return once it is committed."""
+    def write(self, fn: Callable[[sqlite3.Connection], T], *, kept: bool = False) -> T:
+        """Run ``fn`` in the next group transaction; return once it is committed.
+        ``kept``: it keeps what was paid for, and waits ``KEPT`` more at a stop."""
         pending: _Pending[T] = _Pending()
-        self._queue.put((fn, pending))
+        self._put((fn, pending, kept))
         return pending.result()
 
-    def post(self, fn: Callable[[sqlite3.Connection], Any]) -> None:
+    def post(self, fn: Callable[[sqlite3.Connection], Any], *, kept: bool = False) -> None:
         """Queue ``fn`` for the next group transaction without waiting for it.
 
         For writes whose loss in a crash only means redoing work the ledger still
         prevents from being uploaded twice. Writes keep their order; ``close()``
         commits whatever is queued.
         """
-        self._queue.put((fn, None))
+        self._put((fn, None, kept))
+
+    def _put(self, item: _Write) -> None:
+        if item[2]:
+            with self._guard:
+                self._kept += 1
+        self._queue.put(item)
 
     def _write_loop(self, db: sqlite3.Connection) -> None:
         since: float | None = None  # set when the ledger was not had: see _commit
@@ -177,6 +193,9 @@ class GroupCommit:
             start = gathered if since is None else since
             had = _commit(db, batch, self._turn, start, self._wait, self._path)
             since = None if had else gathered
+            if kept := sum(write[2] for write in batch):
+                with self._guard:
+                    self._kept -= kept
             if stop:
                 return
 
@@ -192,15 +211,17 @@ def _commit(
     """Commit ``batch``; False when the ledger was not had (held elsewhere). ``since``:
     when this batch was gathered, or the batch before if that was not had: this one's
     writes were queued while it was waited for, so they wait no longer than ``wait`` from
-    then, for the turn and the database together."""
+    then, for the turn and the database together; at a stop, ``KEPT`` longer when one of
+    them keeps what was paid for (the others with it: one transaction)."""
     results: list[tuple[_Pending[Any] | None, Any, BaseException | None]] = []
     had = False
+    late = KEPT if any(kept for _, _, kept in batch) else 0.0
     try:
         # OSError, TurnTaken, locked (held elsewhere), GaveUp: nothing began, all fail below
-        turn.take(since, wait)
-        locked.begin(db, since + wait, turn, path)
+        turn.take(since, wait, late)
+        locked.begin(db, since + wait, turn, path, late)
         had = True
-        for fn, pending in batch:
+        for fn, pending, _ in batch:
             db.execute("SAVEPOINT one")
             try:
                 value = fn(db)
@@ -220,7 +241,7 @@ def _commit(
         failed = exc
         if not isinstance(exc, sqlite3.Error):  # every failed write is the ledger's error
             failed = sqlite3.OperationalError(f"cannot take the ledger's write turn: {exc}")
-        results = [(pending, None, failed) for _, pending in batch]
+        results = [(pending, None, failed) for _, pending, _ in batch]
     finally:
         turn.release()  # no error: not held is fine, the fd is open
     for pending, value, error in results:

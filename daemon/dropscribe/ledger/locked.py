@@ -77,11 +77,13 @@ def unavailable(exc: sqlite3.Error, database: Path | None) -> LedgerUnavailable:
     )
 
 
-def begin(db: sqlite3.Connection, until: float, turn: WriteTurn, database: Path) -> None:
+def begin(
+    db: sqlite3.Connection, until: float, turn: WriteTurn, database: Path, late: float = 0.0
+) -> None:
     """``BEGIN IMMEDIATE`` on ``db`` (its busy timeout 0), tried again while the database
     is locked until ``until`` (monotonic): then SQLite's own "database is locked" is
     raised (``unavailable`` words it). ``GaveUp`` when ``turn.give_up_at``'s moment
-    comes first."""
+    (``late`` seconds after it, as ``WriteTurn.take``) comes first."""
     tries = 0
     while True:
         try:
@@ -90,7 +92,7 @@ def begin(db: sqlite3.Connection, until: float, turn: WriteTurn, database: Path)
             if not busy(exc):
                 raise
             now = time.monotonic()
-            if turn.until < until and now >= turn.until:
+            if turn.until + late < until and now >= turn.until + late:
                 pid = writer(database)
                 by = f"process {pid}" if pid is not None else "another process"
                 raise GaveUp(
@@ -99,7 +101,7 @@ def begin(db: sqlite3.Connection, until: float, turn: WriteTurn, database: Path)
                 ) from exc
             if now >= until:
                 raise
-            turn.nap(min(NAPS[min(tries, len(NAPS) - 1)], until - now))
+            turn.nap(min(NAPS[min(tries, len(NAPS) - 1)], until - now), late)
             tries += 1
         else:
             return

@@ -106,9 +106,15 @@ class SqliteLedger(Reads, StepRows, SendReads, SpendRows, HeardRows, WaitRows, A
         """No write waits past ``when`` for the ledger held elsewhere (``GroupCommit``)."""
         self._db.give_up_at(when)
 
-    def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    def keeping(self) -> bool:
+        """Whether a write keeping what was paid for is pending (``GroupCommit.keeping``)."""
+        return self._db.keeping()
+
+    def _write(self, fn: Callable[[sqlite3.Connection], T], *, kept: bool = False) -> T:
+        """``kept``: a paid answer, a finished file (uploads19: it waits ``KEPT`` more at
+        a stop, rather than being asked for again at the next start)."""
         with mapped(self.path):
-            return self._db.write(fn)
+            return self._db.write(fn, kept=kept)
 
     def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with mapped(self.path):
@@ -157,7 +163,7 @@ class SqliteLedger(Reads, StepRows, SendReads, SpendRows, HeardRows, WaitRows, A
     def file_done(self, path: Path, formats: list[str], outputs: list[Path]) -> None:
         outputs_json = json.dumps([str(p) for p in outputs])  # ASCII: any name reads back
         args = (",".join(formats), outputs_json, self._clock(), names.text(path))
-        self._post(lambda db: db.execute(queries.FILE_DONE, args))
+        self._post(lambda db: db.execute(queries.FILE_DONE, args), kept=True)
 
     # ------------------------------------------------------------ jobs
 
@@ -259,7 +265,7 @@ class SqliteLedger(Reads, StepRows, SendReads, SpendRows, HeardRows, WaitRows, A
                 chosen.append(pick)
             return chosen
 
-        return self._write(fn)
+        return self._write(fn, kept=done is not None)
 
     def forget_failure(self, source: Path, key: JobKey | None) -> None:
         """Let a quarantined recording be tried afresh: attempts back to zero."""
@@ -289,7 +295,7 @@ class SqliteLedger(Reads, StepRows, SendReads, SpendRows, HeardRows, WaitRows, A
     ) -> None:
         """Checkpoint one chunk's transcript (durable when this returns)."""
         args = (json.dumps(result, ensure_ascii=False), request_id, str(key), idx)
-        self._write(lambda db: db.execute(queries.CHUNK_DONE, args))
+        self._write(lambda db: db.execute(queries.CHUNK_DONE, args), kept=True)
 
     def chunk_attempt(self, key: JobKey, settings: dict[str, Any]) -> int:
         """Count a new attempt of one chunk (its own job row); return its number."""

@@ -109,10 +109,11 @@ class WriteTurn:
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         self._held = -1  # the descriptor whose flock is the turn, while held
 
-    def take(self, since: float | None = None, wait: float = WAIT) -> None:
+    def take(self, since: float | None = None, wait: float = WAIT, late: float = 0.0) -> None:
         """Hold the turn; ``TurnTaken`` ``wait`` seconds after ``since`` (a monotonic
-        time; now if None), ``GaveUp`` at ``give_up_at``'s moment if that comes first,
-        OSError if flock fails."""
+        time; now if None), ``GaveUp`` at ``give_up_at``'s moment (``late`` seconds
+        after it: a write keeping what was paid for) if that comes first, OSError if
+        flock fails."""
         deadline = (time.monotonic() if since is None else since) + wait
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -128,7 +129,7 @@ class WriteTurn:
                 waiter.start()
             waiter.wanted = True
             while not waiter.got.is_set():
-                left = min(deadline, self.until) - time.monotonic()
+                left = min(deadline, self.until + late) - time.monotonic()
                 if left <= 0:
                     break
                 self.changed.wait(left)
@@ -137,7 +138,7 @@ class WriteTurn:
                 pid = holder(self._fd)
                 by = f"process {pid}" if pid is not None else "another process"
                 msg = f"cannot take the ledger's write turn: {self.path} is held by {by}"
-                if self.until < deadline:
+                if self.until + late < deadline:
                     raise GaveUp(f"{msg} (given up: the daemon is stopping)")
                 raise TurnTaken(f"{msg} (waited {wait:g} s for it)")
         if waiter.error is not None:
@@ -151,12 +152,12 @@ class WriteTurn:
             self.until = min(self.until, when)
             self.changed.notify_all()
 
-    def nap(self, seconds: float) -> None:
+    def nap(self, seconds: float, late: float = 0.0) -> None:
         """Sleep ``seconds``, or less: until ``give_up_at``'s moment (even one given
-        meanwhile)."""
+        meanwhile; ``late`` seconds after it, as ``take``)."""
         end = time.monotonic() + seconds
         with self.mu:
-            while (left := min(end, self.until) - time.monotonic()) > 0:
+            while (left := min(end, self.until + late) - time.monotonic()) > 0:
                 self.changed.wait(left)
 
     def release(self) -> None:

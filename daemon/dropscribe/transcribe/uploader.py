@@ -129,10 +129,13 @@ class Uploader:
             raise
 
     def _acquire(self, lock: Limiter | threading.Lock) -> None:
-        """Take ``lock``, or raise ``Abandoned`` once the daemon stops while waiting."""
+        """Take ``lock``; ``Abandoned`` once the daemon stops, even as it is had (uploads19)."""
         while not lock.acquire(timeout=0.25):
             if self._abort.is_set():
                 raise Abandoned
+        if self._abort.is_set():
+            lock.release()
+            raise Abandoned
 
     def caps(self, endpoint: str, model: str) -> models.Caps:
         """What the model on this endpoint takes, with what its server taught us."""
@@ -282,14 +285,11 @@ class Uploader:
                             # The same file in the same attempt, without what was refused;
                             # _asking raises Replan if it can no longer go as planned.
                             continue
-            except (EndpointRuledOut, EndpointWaits):  # said already, or paused for long
+            except (EndpointRuledOut, EndpointWaits, Replan):  # said, long paused, replanned
                 self._ledger.start_attempt(key, settings.shaping(), attempt - 1)  # nothing sent
                 raise
             except EndpointError as exc:  # nothing left to ask of the model
                 outcome = exc
-            except Replan:  # this attempt sent nothing the file is to blame for
-                self._ledger.start_attempt(key, settings.shaping(), attempt - 1)
-                raise
             ms = round(elapsed * 1000)
             if not isinstance(outcome, TranscriptionError):
                 self._health.succeeded(endpoint.name)

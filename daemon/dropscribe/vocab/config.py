@@ -54,6 +54,10 @@ class SharedLedger:
 # Longest a stop takes past shutdown_grace (grace18): worker processes report, the radar's
 # look in flight ends; a write waiting for a ledger held elsewhere is given up at the grace.
 STOP_MARGIN = 1.0
+# uploads19: how much longer a write keeping what was paid for (a job's fresh transcript,
+# a chunk's, a finished file) waits for a ledger held elsewhere, and the stop for its job:
+# a sibling's write of a few ms lost a paid request at shutdown_grace: 0 (asked again)
+KEPT = STOP_MARGIN / 2
 
 
 @dataclass(frozen=True)
