@@ -1,82 +1,92 @@
-"""uploads19: at a stop, a write keeping what was paid for (a job's fresh transcript, its
-file finished) waits ``KEPT`` past the grace for a ledger another process holds briefly,
-rather than giving up at the first contention and leaving the request to be paid again at
-the next start. Through the real ``dropscribe`` process, at ``shutdown_grace: 0``, with
-another process in a write transaction on the SQLite ledger (as test_lock17_held.py)."""
+"""uploads19: at a stop, a write keeping what was paid for (a job's fresh transcript, a
+chunk's, its file finished) waits up to ``KEPT`` past the grace for a ledger another
+process holds briefly, rather than giving up at the first contention and leaving the
+request to be paid again at the next start; any other write gives up at once. Real
+SQLite, the ledger's real writer, another process in a write transaction (as
+test_lock17_held.py); the holder lets go at the writer's first wait, so the order is
+the same on any machine."""
 
 from __future__ import annotations
 
-import signal
 import sqlite3
-import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from conftest import DaemonProcess, make_wav, patience, wait_for
-from dropscribe.vocab.config import STOP_MARGIN
-from fakeapi import default_answer
+from conftest import patience
+from dropscribe.ledger import writeturn
+from dropscribe.ledger.groupcommit import GroupCommit
+from dropscribe.ledger.writeturn import GaveUp
+from dropscribe.vocab.config import KEPT
 from test_lock17_held import TRANSACTION, holding
 
-pytestmark = pytest.mark.slow
+if TYPE_CHECKING:
+    from pathlib import Path
+
+INSERT = "INSERT INTO files VALUES ('x')"
 
 
-def test_a_paid_transcript_waiting_for_a_briefly_held_ledger_is_kept_at_a_stop(
-    setup: Any,
+def made(tmp_path: Path) -> Path:
+    database = tmp_path / "ledger.sqlite3"
+    db = sqlite3.connect(database)
+    db.executescript("PRAGMA journal_mode=WAL; CREATE TABLE files (error TEXT)")
+    db.close()
+    return database
+
+
+def rows(database: Path) -> int:
+    db = sqlite3.connect(database)
+    try:
+        return int(db.execute("SELECT count(*) FROM files").fetchone()[0])
+    finally:
+        db.close()
+
+
+def test_a_kept_write_after_the_grace_waits_for_a_ledger_let_go_meanwhile(
+    tmp_path: Path, monkeypatch: Any
 ) -> None:
-    """At shutdown_grace 0, SIGTERM while a job's answered transcript waits for a write
-    transaction of another process, let go just after the stop began: the file is done,
-    its transcript in the ledger, the stop within STOP_MARGIN; the next start sends
-    nothing."""
-    setup.data["shutdown_grace"] = 0
-    setup.data["workers"] = 1
-    api = setup.api
-    answered = threading.Event()
-
-    def answer(upload: Any) -> Any:
-        if len(api.uploads) > 1:  # the first file's taught the ledger what the model takes
-            answered.wait(30)  # in flight until the ledger is held
-        return default_answer(upload)
-
-    api.answer = answer
-    first, path = setup.inbox / "a.wav", setup.inbox / "b.wav"
-    database = setup.state / "ledger.sqlite3"
-    daemon = DaemonProcess(setup)
+    """The grace over, a kept write finding the database in another process's write
+    transaction waits (naps); the holder lets go at its first nap, and the write is
+    made: the paid transcript is in the ledger."""
+    database = made(tmp_path)
+    commit = GroupCommit(database, "", name="test-writer")
     try:
-        daemon.wait_event("daemon.started")
-        make_wav(first)
-        daemon.wait_event("file.done")
-        make_wav(path, freq=300)
-        wait_for(lambda: len(api.uploads) == 2, what="the upload in flight")
         with holding(database, TRANSACTION) as holder:
-            answered.set()
-            daemon.wait_event("upload.finished", 2)  # its transcript waits for the ledger
-            started = time.monotonic()
-            daemon.signal(signal.SIGTERM)
-            # the grace (0) is over: other writes give up (the cost's), or the stop is said
-            given_up = ("ledger.write_failed", "daemon.stopping")
-            daemon.wait_output(lambda: any(map(daemon.named, given_up)), 20, "the give-up")
-            assert holder.stdin is not None
-            holder.stdin.close()  # a moment after: it lets go
-            code = daemon.wait(timeout=STOP_MARGIN)
-            took = time.monotonic() - started
-    finally:
-        answered.set()
-        daemon.kill()
-    assert code == 0, daemon
-    assert took <= patience(STOP_MARGIN), took
-    assert [e["path"] for e in daemon.named("file.done")] == [str(first), str(path)], daemon
-    assert not daemon.named("job.abandoned")
-    assert path.with_suffix(".txt").exists()
-    made = sqlite3.connect(database)
-    try:
-        states = made.execute("SELECT state FROM jobs").fetchall()
-    finally:
-        made.close()
-    assert states == [("done",), ("done",)]
+            napped = []
+            nap = writeturn.WriteTurn.nap
 
-    again = DaemonProcess(setup, command="once")
-    assert again.wait(timeout=60) == 0, again
-    assert len(api.uploads) == 2
-    assert not again.named("file.done")
+            def let_go_then_nap(turn: writeturn.WriteTurn, seconds: float, late: float = 0.0):
+                if not napped:
+                    assert holder.stdin is not None
+                    holder.stdin.close()  # it lets go and ends
+                    holder.wait(timeout=patience(10))
+                napped.append(late)
+                return nap(turn, seconds, late)
+
+            monkeypatch.setattr(writeturn.WriteTurn, "nap", let_go_then_nap)
+            commit.give_up_at(time.monotonic())  # the stop's grace is over
+            commit.write(lambda db: db.execute(INSERT), kept=True)
+        assert napped, "the write never waited"
+        assert napped[0] == KEPT, napped
+    finally:
+        commit.close()
+    assert rows(database) == 1
+
+
+def test_a_plain_write_after_the_grace_gives_up_at_the_first_contention(tmp_path: Path) -> None:
+    """The grace over, a write that keeps nothing paid for gives up as soon as it finds
+    the database held elsewhere (the job is done at the next start), long before the
+    holder would let go."""
+    database = made(tmp_path)
+    commit = GroupCommit(database, "", name="test-writer")
+    try:
+        with holding(database, TRANSACTION):
+            commit.give_up_at(time.monotonic())
+            started = time.monotonic()
+            with pytest.raises(GaveUp):
+                commit.write(lambda db: db.execute(INSERT))
+            assert time.monotonic() - started < patience(5)
+    finally:
+        commit.close()
+    assert rows(database) == 0
