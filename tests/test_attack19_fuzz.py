@@ -2,7 +2,7 @@
 Matroska and Ogg Opus, WAV, MP4 AAC made by PyAV and wave): bytes overwritten in the
 headers (with 0, -1, 2**31 - 1, NaN's and infinity's bytes), bits flipped, files cut
 anywhere, runs of bytes repeated (loops), files grown sparse by 256 MiB of zeros. Each
-gives a probe or a PermanentError and a cut verdict, never another exception (an unknown
+gives a probe, its tracks and a cut verdict or a PermanentError, never another exception (an unknown
 codec's AttributeError was one), never the process's death, in bounded memory, and the cut
 check never reads more than its bounds allow. In a process of its own: an abort in
 FFmpeg is a failure with the mutant's number, not a dead test run."""
@@ -90,6 +90,7 @@ def run(name: str, seed: Path, scratch: Path) -> None:
         read, outcome = 0, "probed"
         try:
             found = probe.examine(path)
+            probe.tracks(path)
             before = bytes_read()
             cut.short(path, found)
             read = bytes_read() - before

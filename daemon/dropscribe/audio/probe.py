@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import av
 
+from dropscribe.audio import riff
 from dropscribe.errors import PermanentError
 
 if TYPE_CHECKING:
@@ -59,6 +60,7 @@ def examine(path: Path) -> Probe:
     """Read the container's headers; raise PermanentError when there is no audio in it."""
     if path.stat().st_size == 0:
         raise PermanentError("empty file")
+    riff.audio_end(path)  # attack19: a WAV's chunks counted before ``wave`` walks them
     found = _pcm_wav(path)
     if found is not None:
         return found
@@ -109,6 +111,8 @@ _LENIENT: dict[str, Any] = (
 def reading(path: Path | io.RawIOBase, options: dict[str, str]) -> InputContainer:
     """``av.open`` for reading, whatever the file's tags hold; ``path`` may be a file
     object FFmpeg reads through (``audio/cut.py``'s bounded one)."""
+    if isinstance(path, PurePath):
+        path = riff.source(path)  # attack19: a WAV read to a little past its audio
     source = path if not isinstance(path, PurePath) else str(path)
     opened: InputContainer = av.open(source, "r", options=options, **_LENIENT)
     return opened
