@@ -139,7 +139,15 @@ BAD = {
     "fifo-key-file": (fifo_key, "endpoints.local.api_key_file", "is a FIFO"),
     "device-key-file": (device_key, "endpoints.local.api_key_file", "is a device"),
     "alias-holds-itself": (text("x_self: &s [*s]\n"), "x_self[0]", "holds itself"),
-    "5000-digit-int": (text("shutdown_grace: " + "9" * 5000 + "\n"), "shutdown_grace", "4300"),
+    "5000-digit-int": (text("shutdown_grace: " + "9" * 5000 + "\n"), "shutdown_grace", "5,000 c"),
+    # attack19: no message could print its value (a traceback, "a bug in dropscribe")
+    "5000-hex-digits": (
+        text("shutdown_grace: 0x" + "f" * 5000 + "\n"),
+        "shutdown_grace",
+        "5,002 c",
+    ),
+    # attack19: YAML 1.1's base 60, built in time the square of its length (55 s for 1 MB)
+    "base-60": (text("shutdown_grace: 1" + ":1" * 200_000 + "\n"), "shutdown_grace", "400,001 c"),
     "month-13": (text("bad_date: 2001-13-45\n"), "bad_date", "month must be in 1..12"),
     "bool-tag": (text("bad_bool: !!bool maybe\n"), "bad_bool", "cannot be read"),
     "date-key": (text("2024-01-01: x\n"), "2024-01-01", "reads this one as a date"),
@@ -191,6 +199,7 @@ RELOADED = [
     "nested-3000-deep",
     "alias-bomb",
     "alias-holds-itself",
+    "5000-hex-digits",
     "date-key",
     "wait-past-python",
 ]

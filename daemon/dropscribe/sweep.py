@@ -59,7 +59,18 @@ def gone(path: str) -> bool:
     ways = dict.fromkeys((path, names.untext(path)))  # one, unless a name is not UTF-8
     if any(os.path.lexists(way) for way in ways):
         return False
-    return any(Path(way).parent.is_dir() for way in ways)
+    return any(_folder_there(way) for way in ways)
+
+
+def _folder_there(path: str) -> bool:
+    """Whether ``path``'s folder is there; False where that cannot be told. attack19:
+    ``is_dir`` raises past ENOENT and ENOTDIR: ENAMETOOLONG for a folder named in 64
+    bytes or more that are not UTF-8 (its ``\\xNN`` text is over 255), EACCES for one
+    its owner closed; the main loop died of it at each rescan, and at each start."""
+    try:
+        return Path(path).parent.is_dir()
+    except OSError:
+        return False
 
 
 class Sweep:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import av
 
+from dropscribe.audio import riff
 from dropscribe.errors import PermanentError
 
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ def examine(path: Path) -> Probe:
     """Read the container's headers; raise PermanentError when there is no audio in it."""
     if path.stat().st_size == 0:
         raise PermanentError("empty file")
+    riff.audio_end(path)  # attack19: a WAV's chunks counted before ``wave`` walks them
     found = _pcm_wav(path)
     if found is not None:
         return found
@@ -112,6 +114,8 @@ _LENIENT: dict[str, Any] = (
 def reading(path: Path | io.RawIOBase, options: dict[str, str]) -> InputContainer:
     """``av.open`` for reading, whatever the file's tags hold; ``path`` may be a file
     object FFmpeg reads through (``audio/cut.py``'s bounded one)."""
+    if isinstance(path, PurePath):
+        path = riff.source(path)  # attack19: a WAV read to a little past its audio
     source = path if not isinstance(path, PurePath) else str(path)
     opened: InputContainer = av.open(source, "r", options=options, **_LENIENT)
     return opened
@@ -140,8 +144,8 @@ def tracks(path: Path) -> list[Track]:
                 Track(
                     index=n,
                     language=_tag(stream.metadata.get("language")),
-                    codec=stream.codec_context.name,
-                    channels=stream.codec_context.channels,
+                    codec=_context(stream).name,
+                    channels=_context(stream).channels,
                     title=_tag(stream.metadata.get("title")),
                 )
                 for n, stream in enumerate(container.streams.audio)
@@ -152,6 +156,18 @@ def tracks(path: Path) -> list[Track]:
     if not found:
         raise PermanentError("no audio stream")
     return found
+
+
+def _context(stream: Any) -> Any:
+    """``stream``'s codec context; PermanentError when it has none. attack19: PyAV gives
+    none to a stream of a codec FFmpeg does not know (a WAV's format tag 0x1234, a
+    Matroska's unknown codec id), and reading its ``bit_rate`` crashed the job."""
+    if stream.codec_context is None:
+        raise PermanentError(
+            "no codec here reads its audio (an unknown format tag or codec id): convert it"
+            " with the program that made it, to WAV, FLAC or Opus"
+        )
+    return stream.codec_context
 
 
 def _tag(value: object) -> str | None:
@@ -170,6 +186,7 @@ def _probe(path: Path, options: dict[str, str]) -> Probe:
                 kinds = ", ".join(sorted({str(s.type) for s in container.streams})) or "none"
                 raise PermanentError(f"no audio stream (streams: {kinds})")
             stream = audio[0]
+            codec = _context(stream)
             duration = None
             if container.duration is not None:
                 duration = container.duration / 1_000_000
@@ -182,12 +199,12 @@ def _probe(path: Path, options: dict[str, str]) -> Probe:
             )
             # short18: beside a picture track, what the header says may be the picture's
             # length (Matroska's, even as the audio stream's duration): nothing declared
-            declared = None if video else _declared(path, duration, stream.codec_context)
+            declared = None if video else _declared(path, duration, codec)
             if duration is not None:  # hostile14b: no more than the file's bytes can hold
-                duration = min(duration, _longest(path, stream.codec_context))
+                duration = min(duration, _longest(path, codec))
             return Probe(
                 container=container.format.name,
-                codec=stream.codec_context.name,
+                codec=codec.name,
                 duration=round(duration, 3) if duration is not None else None,
                 streams=len(audio),
                 video=video,

@@ -31,6 +31,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dropscribe import names
 from dropscribe.commands.console import say
 from dropscribe.config import rules
 from dropscribe.ledger import statedir
@@ -92,7 +93,9 @@ def build(
     put_aside: set[str] = set()
     for inbox in cfg.inboxes:
         for item in disposition.failed(inbox):
-            put_aside.update({str(item.source), str(item.path)})
+            # attack19: as the ledger keys them (a name not UTF-8 as \xNN: it was told a
+            # second time, as failed, and counted so)
+            put_aside.update({names.text(item.source), names.text(item.path)})
             counts[inbox.name]["quarantined"] += 1
             files.append(
                 {

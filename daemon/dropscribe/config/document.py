@@ -5,7 +5,10 @@ YAML can say more than a config needs, and some of it breaks whatever reads it n
 lists nested thousands deep (PyYAML's composer and pydantic recurse until Python's
 stack runs out), aliases of aliases that expand to billions of values, a NUL or a
 lone surrogate in a string (no path, header or form field can hold one), binary
-data, an integer of 5,000 digits, a date with month 13. Each is found here, before
+data, an integer of 5,000 digits, a date with month 13, a number of 1,000 characters
+(attack19: ``0x`` and 5,000 hex digits built an integer no error message could print,
+and YAML 1.1's base 60, ``1:1:1:...``, costs time in the square of its length: 55 s of
+CPU for a 1 MB config). Each is found here, before
 anything recurses or converts, and reported as a Problem with its file, line and
 key; the events are read first (PyYAML's parser is a loop, not a recursion), so the
 depth and size are known before the composer runs.
@@ -25,6 +28,8 @@ from dropscribe.errors import ConfigError, Problem
 MAX_DEPTH = 32  # the schema's deepest key is six levels down
 MAX_VALUES = 100_000  # values in the document, every alias counted as what it stands for
 BINARY = "tag:yaml.org,2002:binary"
+NUMBERS = {"tag:yaml.org,2002:int", "tag:yaml.org,2002:float"}
+LONGEST_NUMBER = 100  # characters: no setting's number is written in more
 
 
 class Document(NamedTuple):
@@ -242,6 +247,8 @@ def _index(
         elif isinstance(node, yaml.ScalarNode):
             if not seen.quiet and (why := _unusable(node)):  # once: a long one, aliased
                 seen.tell(node.start_mark.line + 1, path, why)
+            if node.tag in NUMBERS and len(node.value) > LONGEST_NUMBER:
+                node.tag = f"{keys.YAML}str"  # told: built as the text it is, not a number
         elif isinstance(node, yaml.MappingNode):
             for key, key_line, value in _keys(node, path, seen):
                 inside.append((value, (*path, key), key_line, above))
@@ -292,6 +299,11 @@ def _unusable(node: yaml.ScalarNode) -> str | None:
     if node.tag == BINARY:
         return "is binary data (!!binary), which no setting takes"
     text = str(node.value)
+    if node.tag in NUMBERS and len(text) > LONGEST_NUMBER:
+        return (
+            f"is a number {len(text):,} characters long, and no setting takes one written"
+            f" in more than {LONGEST_NUMBER}"
+        )
     if "\0" in text:
         return HOLDS_NUL
     try:

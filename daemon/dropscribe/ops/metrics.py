@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.exposition import choose_encoder
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, choose_encoder, generate_latest
 
 from dropscribe.errors import DropscribeError, SetupError
 from dropscribe.ops.serving import Answer, BoundedServer, Request, plain
@@ -201,8 +201,11 @@ class MetricsServer:
                 if stuck < STUCK_SECONDS:
                     return plain("200 OK", "ok\n")
                 return plain("503 Service Unavailable", f"main loop stuck for {stuck:.0f}s\n")
-            encoder, content_type = choose_encoder(request.headers.get("accept", ""))
-            body = encoder(metrics.registry)
+            try:
+                encoder, content_type = choose_encoder(request.headers.get("accept", ""))
+                body = encoder(metrics.registry)
+            except (TypeError, ValueError):  # attack19: "text/plain; version=x" (TypeError)
+                content_type, body = CONTENT_TYPE_PLAIN_0_0_4, generate_latest(metrics.registry)
             headers = [("Content-Type", content_type)]
             if "gzip" in request.headers.get("accept-encoding", ""):
                 body = gzip.compress(body)

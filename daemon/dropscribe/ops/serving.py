@@ -194,7 +194,21 @@ class BoundedServer:
         elif request.method not in {"GET", "HEAD"}:
             self._answer(conn, plain("405 Method Not Allowed", "GET only\n"))
         else:
-            self._answer(conn, self._handler(request), head_only=request.method == "HEAD")
+            self._answer(conn, self._answered(request), head_only=request.method == "HEAD")
+
+    def _answered(self, request: Request) -> Answer:
+        """The handler's answer; a 500 when it raises (attack19: a hostile Accept header
+        raised in prometheus_client, and the one thread serving every socket died)."""
+        try:
+            return self._handler(request)
+        except Exception as exc:
+            log.error(
+                "metrics.answer_failed",
+                error=f"{exc.__class__.__name__}: {exc}",
+                path=request.path,
+                action="a bug in dropscribe: report it with this line; the server goes on",
+            )
+            return plain("500 Internal Server Error", "failed\n")
 
     def _answer(self, conn: _Connection, answer: Answer, *, head_only: bool = False) -> None:
         conn.out = memoryview(render(answer, head_only=head_only))
