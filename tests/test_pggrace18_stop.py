@@ -92,7 +92,7 @@ def test_a_stop_with_a_table_locked_by_another_session_ends_within_the_grace(
     assert daemon.named("daemon.stopped")
     assert not daemon.named("job.crashed")
     assert not daemon.named("ledger.unavailable")  # a stop, not a database gone
-    assert len(daemon.named("job.abandoned")) == processes
+    assert len(daemon.named("job.abandoned")) == processes, daemon
     # flakes19: every job ended within the grace, no worker killed at the margin's end
     assert not daemon.named("daemon.abandoned"), daemon.named("daemon.abandoned")
     assert shared.api.uploads == []
