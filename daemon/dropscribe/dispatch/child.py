@@ -17,10 +17,11 @@ import os
 import pickle
 import signal
 import struct
+import sys
 import threading
 import time
 import zlib
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 from dropscribe.dispatch.host import Threads
 from dropscribe.ledger.opening import follow_reload, open_ledger
@@ -162,6 +163,7 @@ def serve(
     )
     reporter.start()
     ends: float | None = None  # the main process's, or from now if it is gone
+    closed = False  # every job ended, the ledger closed
     try:
         while True:
             try:
@@ -186,7 +188,22 @@ def serve(
         reporter.join()
         if not host.close(max(0.0, ends - time.monotonic()), ledger.keeping):
             ledger.close()
+            closed = True
         put(Figures(index, snapshot(metrics)))
+    if closed:
+        _leave()
+
+
+def _leave() -> NoReturn:
+    """Every job ended and reported, the ledger closed: out without the interpreter's
+    teardown (flakes19). Its modules' and objects' teardown took over a second on a busy
+    machine, past the ``STOP_MARGIN`` the main process gives a worker to end: it killed
+    the worker at every stop, and said the files queued there were abandoned by a grace
+    that ran out (``daemon.abandoned``). A worker with jobs still running returns as
+    before: the main process kills it when the margin is over."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _report_metrics(index: int, metrics: Metrics, put: Sender, stopped: threading.Event) -> None:

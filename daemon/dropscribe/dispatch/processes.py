@@ -305,8 +305,8 @@ class ProcessPool:
                     self._receive(child)
             if self._wake_reader in ready:
                 return
-            if any(isinstance(r, int) for r in ready):
-                self._revive()
+            if ended := {r for r in ready if isinstance(r, int)}:
+                self._revive(ended)
 
     def _receive(self, child: _Child) -> None:
         """Every message waiting from one child (a dead one's last words included)."""
@@ -334,10 +334,24 @@ class ProcessPool:
             self._metrics.outcomes.labels(outcome).inc()
         self._on_done(replace(item, until=until))  # wake15: when a waiting file is tried
 
-    def _revive(self) -> None:
-        """Start a process that died again; its files go back to be settled."""
+    def _revive(self, ended: set[int]) -> None:
+        """Start a process that died again; its files go back to be settled. ``ended``:
+        the sentinels that fired (the processes that have exited)."""
+        dead: list[_Child] = []
+        closing: list[_Child] = []
         with self._lock:
-            dead = [c for c in self._children if not c.gone and not c.process.is_alive()]
+            if self._closed:
+                # flakes19: ``close`` reaps them (join), this thread no longer does: two
+                # threads reaping one process raced (this one's waitpid took its status, the
+                # other's found none and called it alive: a worker that had ended, counted
+                # as running by ``daemon.abandoned``); no longer waited on, last words read
+                closing = [c for c in self._children if c.process.sentinel in ended]
+                for child in closing:
+                    child.gone = True
+            else:
+                dead = [c for c in self._children if not c.gone and not c.process.is_alive()]
+        for child in closing:
+            self._receive(child)
         for child in dead:
             self._receive(child)  # what it finished before it died is not lost
         lost: list[SettledFile] = []
