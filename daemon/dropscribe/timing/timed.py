@@ -19,7 +19,7 @@ import structlog
 from dropscribe.audio import transcode
 from dropscribe.errors import Abandoned, PermanentError
 from dropscribe.timing import pace, snap, whisper, windows, words
-from dropscribe.transcribe import heap, local
+from dropscribe.transcribe import local
 from dropscribe.transcribe.english import english
 
 if TYPE_CHECKING:
@@ -98,8 +98,7 @@ def aligned(
     loud, audible = snap.frames(pcm, transcode.RATE)
     seconds = len(pcm) / transcode.RATE
     aligner = whisper.Windows(name, pcm, transcript.language, abort)
-    with heap.engaged():  # the allocators' fast way, while it aligns
-        times = windows.timed([w for w, _ in said], loud, aligner)
+    times = windows.timed([w for w, _ in said], loud, aligner)
     times = pace.evened(times, [w for w, _ in said], loud)
     times = snap.snapped(times, loud, audible)
     took = time.monotonic() - started

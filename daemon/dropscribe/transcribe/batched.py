@@ -350,7 +350,7 @@ class OneByOne:
         try:
             return list(self._model.generate(*args, **options))
         finally:
-            heap.release(batch=True)
+            heap.release()
 
     def align(
         self,

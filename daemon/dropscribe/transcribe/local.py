@@ -275,7 +275,6 @@ class LocalEngine:
                         model=name,
                         idle_seconds=round(idle),
                     )
-                heap.settle()
             self._reaper = None
 
     def transcribe(
@@ -287,12 +286,11 @@ class LocalEngine:
         name: str | None = None,  # noqa: ARG002 - the Transcriber protocol's
     ) -> Transcript:
         """``ask`` is for HTTP endpoints: the engine gives everything itself."""
-        with heap.engaged():  # the allocators' fast way, while it transcribes
-            model = self._model(settings.model)
-            try:
-                return self._transcribe(model, path, settings)
-            finally:
-                self._done()
+        model = self._model(settings.model)
+        try:
+            return self._transcribe(model, path, settings)
+        finally:
+            self._done()
 
     def _transcribe(self, model: Any, path: Path, settings: FolderSettings) -> Transcript:
         words = bool(WORDED & set(settings.formats))
