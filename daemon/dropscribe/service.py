@@ -345,26 +345,19 @@ class StopClock:
         grace: Callable[[], float],
         heard: Callable[[], None],
     ) -> None:
+        self._stop, self._ledger, self._grace, self._heard = stop, ledger, grace, heard
         self._asked: float | None = None  # the stop's end (monotonic), once it is asked
         self._over = threading.Event()  # the loop has ended: the clock too
-        self._thread = threading.Thread(
-            target=self._watch, args=(stop, ledger, grace, heard), name="dropscribe-stop-clock"
-        )
+        self._thread = threading.Thread(target=self._watch, name="dropscribe-stop-clock")
         self._thread.start()
 
-    def _watch(
-        self,
-        stop: threading.Event,
-        ledger: Ledger,
-        grace: Callable[[], float],
-        heard: Callable[[], None],
-    ) -> None:
-        while not stop.is_set():
+    def _watch(self) -> None:
+        while not self._stop.is_set():
             if self._over.wait(TICK):
                 return
-        self._asked = time.monotonic() + grace()
-        heard()
-        ledger.give_up_at(self._asked)
+        self._asked = time.monotonic() + self._grace()
+        self._heard()
+        self._ledger.give_up_at(self._asked)
 
     def ends(self, grace: float) -> float:
         """When the stop's grace is over: ``grace`` from the moment it was asked, or from

@@ -25,14 +25,13 @@ gone); 500 MiB of them took 1 GB of memory, and 2 GB after a Matroska header 22 
 
 from __future__ import annotations
 
-import io
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import av
 
-from dropscribe.audio import probe
+from dropscribe.audio import probe, riff
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -57,15 +56,14 @@ SCAN_BYTES = 16 * 1024 * 1024
 HEADER_BYTES = 64 * 1024 * 1024
 
 
-class Bounded(io.RawIOBase):
+class Bounded(riff.Opened):
     """The file at ``path`` as FFmpeg reads it for the check: to the size it had when
     opened (a file still growing is not followed), ``HEADER_BYTES`` while FFmpeg opens
     it, then ``SCAN_BYTES`` at a time (``more()`` allows as many again: at each packet).
     Past any of these, it ends."""
 
     def __init__(self, path: Path) -> None:
-        super().__init__()
-        self._raw = path.open("rb", buffering=0)
+        super().__init__(path)
         self._size = os.fstat(self._raw.fileno()).st_size
         self._left = HEADER_BYTES
 
@@ -77,22 +75,6 @@ class Bounded(io.RawIOBase):
         data = self._raw.read(max(0, min(size, room) if size >= 0 else room))
         self._left -= len(data)
         return data or b""
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        return self._raw.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self._raw.tell()
-
-    def close(self) -> None:
-        self._raw.close()
-        super().close()
 
 
 @dataclass(frozen=True)

@@ -61,17 +61,13 @@ def source(path: Path) -> Path | io.RawIOBase:
     return Ending(path, end + FOOTER)
 
 
-class Ending(io.RawIOBase):
-    """The file at ``path`` as if it ended after ``end`` bytes."""
+class Opened(io.RawIOBase):
+    """The file at ``path``, unbuffered, as FFmpeg's reader through PyAV: a file-like
+    whose ``read`` a subclass bounds."""
 
-    def __init__(self, path: Path, end: int) -> None:
+    def __init__(self, path: Path) -> None:
         super().__init__()
         self._raw = path.open("rb", buffering=0)
-        self._end = end
-
-    def read(self, size: int = -1) -> bytes:
-        room = max(0, self._end - self._raw.tell())
-        return self._raw.read(room if size < 0 else min(size, room)) or b""
 
     def readable(self) -> bool:
         return True
@@ -80,8 +76,6 @@ class Ending(io.RawIOBase):
         return True
 
     def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        if whence == os.SEEK_END:
-            return self._raw.seek(self._end + offset)
         return self._raw.seek(offset, whence)
 
     def tell(self) -> int:
@@ -90,3 +84,20 @@ class Ending(io.RawIOBase):
     def close(self) -> None:
         self._raw.close()
         super().close()
+
+
+class Ending(Opened):
+    """The file at ``path`` as if it ended after ``end`` bytes."""
+
+    def __init__(self, path: Path, end: int) -> None:
+        super().__init__(path)
+        self._end = end
+
+    def read(self, size: int = -1) -> bytes:
+        room = max(0, self._end - self._raw.tell())
+        return self._raw.read(room if size < 0 else min(size, room)) or b""
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        if whence == os.SEEK_END:
+            return self._raw.seek(self._end + offset)
+        return self._raw.seek(offset, whence)

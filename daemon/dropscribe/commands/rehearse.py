@@ -106,14 +106,7 @@ def _transcribe(
     caps = models.of(client.endpoint, settings.model)
     refused = 0
     while True:
-        ask = models.ask(
-            caps,
-            timed=settings.timed,
-            prompt=True,
-            seconds=None,
-            language=bool(settings.language),
-            paced=settings.paced,
-        )
+        ask = models.asked(caps, settings)
         try:
             return client.transcribe(held.content, settings, ask, name=held.path.name), refused
         except TranscriptionError as exc:

@@ -125,15 +125,7 @@ class Client:
         ``name`` is the file name the server sees (its extension tells some servers the
         format); by default ``path``'s, which may be a ``/proc/self/fd`` path."""
         if ask is None:
-            caps = models.of(self.endpoint, settings.model)
-            ask = models.ask(
-                caps,
-                timed=settings.timed,
-                prompt=True,
-                seconds=None,
-                language=bool(settings.language),
-                paced=settings.paced,
-            )
+            ask = models.asked(models.of(self.endpoint, settings.model), settings)
         known = voices.clips(settings.voices) if settings.voices is not None else ()
         request_shape = kinds.shape(self.endpoint, settings, ask, known)
         name = name or path.name

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from dropscribe.vocab.endpoints import Endpoint, ModelModel
+    from dropscribe.vocab.settings import FolderSettings
 
 
 class Chunking(StrEnum):
@@ -264,6 +265,18 @@ class Ask:
 
 class NothingToAsk(Exception):  # noqa: N818 - a finding, raised to the uploader
     """The model refused every response format it might take."""
+
+
+def asked(caps: Caps, settings: FolderSettings) -> Ask:
+    """The request for a whole file of unknown length with a folder's ``settings``."""
+    return ask(
+        caps,
+        timed=settings.timed,
+        prompt=True,
+        seconds=None,
+        language=bool(settings.language),
+        paced=settings.paced,
+    )
 
 
 def ask(
