@@ -51,9 +51,31 @@ def endpoints_used(config: Config) -> set[str]:
     }
 
 
+def state_dir_clash(config: Config) -> str | None:
+    """Why ``state_dir`` cannot be where it is: an inbox itself, or around one. The daemon
+    makes its state_dir and everything directly in it private (0700, 0600): the
+    recordings, or the way into an inbox, closed to those who share them (attack19)."""
+    state = config.state_dir.resolve()
+    for inbox in config.inboxes:
+        path = inbox.path.resolve()
+        if path == state:
+            return (
+                f"state_dir {config.state_dir} is inbox {inbox.path} itself: the daemon makes"
+                " its state_dir and everything directly in it private, the recordings too;"
+                f" give state_dir a folder of its own in {config.source}"
+            )
+        if state in path.parents:
+            return (
+                f"inbox {inbox.path} is inside state_dir {config.state_dir}: the daemon makes"
+                " everything directly in its state_dir private, the way into the inbox too;"
+                f" give state_dir a folder of its own in {config.source}"
+            )
+    return None
+
+
 def problems(config: Config) -> list[str]:
     """Every reason this config cannot run here (empty: it can)."""
-    found = []
+    found = [clash] if (clash := state_dir_clash(config)) else []
     user = f"uid {os.geteuid()}"
     if not writable(config.state_dir):
         found.append(f"state_dir {config.state_dir} cannot be written by this user ({user})")
@@ -93,4 +115,9 @@ def warnings(config: Config) -> list[str]:
         for inbox in config.inboxes
         for outer in config.inboxes
         if outer is not inbox and outer.path in inbox.path.parents
+    ] + [
+        f"state_dir {config.state_dir} is inside inbox {inbox.path}: the ledger and its lock"
+        " live among the recordings; a folder of its own keeps them apart"
+        for inbox in config.inboxes
+        if inbox.path.resolve() in config.state_dir.resolve().parents
     ]

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from dropscribe.config import preflight
 from dropscribe.errors import AlreadyRunningError, LedgerError, SetupError, StateLostError
 from dropscribe.ledger.opening import open_ledger
 
@@ -149,6 +150,8 @@ def open_state(config: Config) -> tuple[int, Ledger]:
     (or with a shared ledger's database).
     """
     state_dir = config.state_dir
+    if (clash := preflight.state_dir_clash(config)) is not None:
+        raise SetupError(clash)  # before anything is made or tightened there
     try:
         lock = lock_state_dir(state_dir)
     except AlreadyRunningError:
