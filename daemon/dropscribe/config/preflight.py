@@ -52,22 +52,15 @@ def endpoints_used(config: Config) -> set[str]:
 
 
 def state_dir_clash(config: Config) -> str | None:
-    """Why ``state_dir`` cannot be where it is: an inbox itself, or around one. The daemon
-    makes its state_dir and everything directly in it private (0700, 0600): the
-    recordings, or the way into an inbox, closed to those who share them (attack19)."""
+    """Why ``state_dir`` cannot be where it is: an inbox itself. The daemon makes its
+    state_dir and everything directly in it private (0700, 0600): the recordings closed
+    to those who share the inbox (attack19)."""
     state = config.state_dir.resolve()
     for inbox in config.inboxes:
-        path = inbox.path.resolve()
-        if path == state:
+        if inbox.path.resolve() == state:
             return (
                 f"state_dir {config.state_dir} is inbox {inbox.path} itself: the daemon makes"
                 " its state_dir and everything directly in it private, the recordings too;"
-                f" give state_dir a folder of its own in {config.source}"
-            )
-        if state in path.parents:
-            return (
-                f"inbox {inbox.path} is inside state_dir {config.state_dir}: the daemon makes"
-                " everything directly in its state_dir private, the way into the inbox too;"
                 f" give state_dir a folder of its own in {config.source}"
             )
     return None
@@ -116,8 +109,10 @@ def warnings(config: Config) -> list[str]:
         for outer in config.inboxes
         if outer is not inbox and outer.path in inbox.path.parents
     ] + [
-        f"state_dir {config.state_dir} is inside inbox {inbox.path}: the ledger and its lock"
-        " live among the recordings; a folder of its own keeps them apart"
+        f"state_dir {config.state_dir} and inbox {inbox.path}: one is inside the other, so"
+        " the ledger and its lock live beside the recordings; a folder of its own for each"
+        " keeps them apart (the way into the inbox is left open)"
         for inbox in config.inboxes
         if inbox.path.resolve() in config.state_dir.resolve().parents
+        or config.state_dir.resolve() in inbox.path.resolve().parents
     ]

@@ -22,6 +22,8 @@ from dropscribe.ledger.opening import open_ledger
 log = structlog.get_logger("dropscribe")
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from dropscribe.ledger.interface import Ledger
     from dropscribe.vocab.config import Config
 
@@ -97,17 +99,21 @@ def _holder(fd: int) -> str:
     return f" (pid {pid}: {shown})" if shown else f" (pid {pid})"
 
 
-def make_private(state_dir: Path) -> list[dict[str, str]]:
+def make_private(state_dir: Path, spared: Iterable[Path] = ()) -> list[dict[str, str]]:
     """Take from ``state_dir``, and from each file and folder directly in it, every
     permission of group and others; return what was wider (an older dropscribe, a umask
-    of 022, a unit's StateDirectoryMode=0755). What this user may not change is said
-    (``state_dir.not_private``) and left: the daemon still runs."""
+    of 022, a unit's StateDirectoryMode=0755). A folder on the way to one of ``spared``
+    (the inboxes) is left as it is: closed, it would close the inbox. What this user may
+    not change is said (``state_dir.not_private``) and left: the daemon still runs."""
     tightened: list[dict[str, str]] = []
     inside: list[tuple[Path, int]] = []
+    ways = {parent for path in spared for parent in (path, *path.parents)}
     try:
         with os.scandir(state_dir) as entries:
             inside += [
-                (Path(e.path), 0o700 if e.is_dir(follow_symlinks=False) else 0o600) for e in entries
+                (Path(e.path), 0o700 if e.is_dir(follow_symlinks=False) else 0o600)
+                for e in entries
+                if Path(e.path) not in ways
             ]
     except OSError as exc:
         log.warning("state_dir.not_private", path=str(state_dir), error=str(exc))
@@ -158,7 +164,8 @@ def open_state(config: Config) -> tuple[int, Ledger]:
         raise
     except OSError as exc:
         raise SetupError(f"cannot use state_dir {state_dir}: {exc}") from None
-    tightened = make_private(state_dir)  # never raises: what it cannot change, it says
+    inboxes = [inbox.path.resolve() for inbox in config.inboxes]
+    tightened = make_private(state_dir.resolve(), inboxes)  # never raises: it says
     try:
         ledger = open_ledger(config)
     except SetupError:
