@@ -415,16 +415,17 @@ def default_answer(upload: Upload) -> dict[str, Any]:
     translate = upload.path.partition("?")[0].endswith("translations") or (
         upload.fields.get("translate") == "true"
     )
-    return {
+    answer = {
         "task": "translate" if translate else "transcribe",
         "language": upload.fields.get("language", "english"),
-        "duration": 4.0,
         "text": text,
         "segments": [
             {"id": 0, "seek": 0, "start": 0.0, "end": 1.5, "text": "transcript of"},
             {"id": 1, "seek": 0, "start": 1.5, "end": 3.25, "text": str(upload.filename)},
         ],
     }
+    # the audio's length, as a server gives it (known where the server listened to it)
+    return {**answer, "duration": upload.seconds} if upload.seconds > 0 else answer
 
 
 def _reading(spool: Any) -> Any:

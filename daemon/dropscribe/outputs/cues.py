@@ -117,11 +117,34 @@ def _speaker_at(
     return transcript.segments[index].get("speaker")
 
 
+# Scripts written without spaces between words: Thai and Lao, Myanmar, Khmer, CJK
+# punctuation, kana, the ideographs (and their extensions), full-width forms.
+SPACELESS = (
+    (0x0E00, 0x0EFF),
+    (0x1000, 0x109F),
+    (0x1780, 0x17FF),
+    (0x3000, 0x30FF),
+    (0x3400, 0x4DBF),
+    (0x4E00, 0x9FFF),
+    (0xF900, 0xFAFF),
+    (0xFF00, 0xFFEF),
+    (0x20000, 0x3134F),
+)
+
+
+def spaceless(char: str) -> bool:
+    """Whether ``char`` is of a script written without spaces between words."""
+    code = ord(char)
+    return any(low <= code <= high for low, high in SPACELESS)
+
+
 def divided(text: str, start: float, end: float, *, first: bool = False) -> list[Token]:
     """``text`` as words spread over [start, end] in proportion to their characters;
-    text without spaces (Chinese, Japanese) as characters."""
+    text without spaces (Chinese, Japanese, Thai) as characters. One word of another
+    script (a segment that is only "Спасибо." or "café.wav") stays a word, a space
+    before it: glued, txt read "transcript ofcafé.wav" (paras19's segments showed it)."""
     words = text.split()
-    glue = len(words) == 1 and len(words[0]) > 1 and not words[0].isascii()
+    glue = len(words) == 1 and len(words[0]) > 1 and any(map(spaceless, words[0]))
     pieces = list(words[0]) if glue else words
     if not pieces:
         return []
