@@ -49,6 +49,23 @@ def done_once_again(setup: Any, paths: list[Path]) -> None:
     assert len(setup.api.uploads) == len(paths)
 
 
+def terminated(daemon: DaemonProcess, timeout: float = 60) -> tuple[int, float]:
+    """SIGTERM to ``daemon``: its exit code, and how long the stop took."""
+    started = time.monotonic()
+    daemon.signal(signal.SIGTERM)
+    code = daemon.wait(timeout=timeout)
+    return code, time.monotonic() - started
+
+
+def within_grace(daemon: DaemonProcess, code: int, took: float) -> None:
+    """The stop ended well (exit 0, daemon.stopped) in the grace and its margin; at least
+    half the grace (its writes give up a moment before it ends)."""
+    assert code == 0, daemon
+    print(f"stop took {took:.2f} s")
+    assert GRACE / 2 <= took <= patience(GRACE + STOP_MARGIN), took
+    assert daemon.named("daemon.stopped")
+
+
 @pytest.mark.parametrize(
     ("kind", "processes"),
     [("write transaction", 1), ("write turn", 1), ("write transaction", 2)],
@@ -70,16 +87,10 @@ def test_a_stop_with_the_ledger_held_elsewhere_ends_within_the_grace_and_the_fil
                 make_wav(path, freq=300 + 100 * n)
             daemon.wait_event("file.settled", count=len(paths))
             daemon.wait_event("audio.probed")  # a job is under way: its writes wait
-            started = time.monotonic()
-            daemon.signal(signal.SIGTERM)
-            code = daemon.wait(timeout=GRACE + STOP_MARGIN)
-            took = time.monotonic() - started
+            code, took = terminated(daemon, GRACE + STOP_MARGIN)
     finally:
         daemon.kill()
-    assert code == 0, daemon
-    # given the grace (its writes give up a moment before it ends: UNWIND), no more
-    assert GRACE / 2 <= took <= patience(GRACE + STOP_MARGIN), took
-    assert daemon.named("daemon.stopped")
+    within_grace(daemon, code, took)
     assert not daemon.named("job.crashed")
     # flakes19: every job ended within the grace, no worker killed at the margin's end
     assert not daemon.named("daemon.abandoned"), daemon.named("daemon.abandoned")

@@ -7,17 +7,14 @@ start, exactly once. Through the real ``dropscribe`` process and the real server
 from __future__ import annotations
 
 import contextlib
-import signal
-import time
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 import pytest
 
 import pg
-from conftest import DaemonProcess, make_wav, patience, wait_for
-from dropscribe.vocab.config import STOP_MARGIN
-from test_grace18_stop import GRACE, done_once_again, stopping
+from conftest import DaemonProcess, make_wav, wait_for
+from test_grace18_stop import done_once_again, stopping, terminated, within_grace
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -79,17 +76,11 @@ def test_a_stop_with_a_table_locked_by_another_session_ends_within_the_grace(
                 timeout=30,
                 what="the jobs' writes waiting for the lock",
             )
-            started = time.monotonic()
-            daemon.signal(signal.SIGTERM)
-            code = daemon.wait(timeout=60)
-            took = time.monotonic() - started
+            code, took = terminated(daemon)
             assert waiting_on(shared.url, "files") == 0  # cancelled, not left waiting
     finally:
         daemon.kill()
-    assert code == 0, daemon
-    # given the grace (its statements are cancelled a moment before it ends), no more
-    assert GRACE / 2 <= took <= patience(GRACE + STOP_MARGIN), took
-    assert daemon.named("daemon.stopped")
+    within_grace(daemon, code, took)
     assert not daemon.named("job.crashed")
     assert not daemon.named("ledger.unavailable")  # a stop, not a database gone
     assert len(daemon.named("job.abandoned")) == processes, daemon

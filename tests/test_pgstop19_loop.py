@@ -7,17 +7,14 @@ the real server."""
 
 from __future__ import annotations
 
-import signal
-import time
 from typing import Any
 
 import psycopg
 import pytest
 
 import pg
-from conftest import DaemonProcess, make_wav, patience, wait_for
-from dropscribe.vocab.config import STOP_MARGIN
-from test_grace18_stop import GRACE, done_once_again, stopping
+from conftest import DaemonProcess, make_wav, wait_for
+from test_grace18_stop import done_once_again, stopping, terminated, within_grace
 from test_pggrace18_stop import locked, shared, waiting_on
 
 pytestmark = pytest.mark.slow
@@ -43,17 +40,11 @@ def test_a_stop_while_the_main_loop_waits_for_a_locked_table_ends_within_the_gra
                 what="the main loop's look-up waiting for the lock",
             )
             assert not daemon.named("file.detected")  # the main loop waits, no worker
-            started = time.monotonic()
-            daemon.signal(signal.SIGTERM)
-            code = daemon.wait(timeout=60)
-            took = time.monotonic() - started
+            code, took = terminated(daemon)
             assert waiting_on(shared.url, "files") == 0  # cancelled, not left waiting
     finally:
         daemon.kill()
-    assert code == 0, daemon
-    print(f"stop took {took:.2f} s")
-    assert GRACE / 2 <= took <= patience(GRACE + STOP_MARGIN), took
-    assert daemon.named("daemon.stopped")
+    within_grace(daemon, code, took)
     assert not daemon.named("daemon.crashed")
     assert not daemon.named("ledger.unavailable")  # a stop, not a database gone
     assert shared.api.uploads == []

@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import DaemonProcess, make_wav, patience, wait_for
+from conftest import DaemonProcess, make_wav, wait_for
 from dropscribe.ledger.store import SqliteLedger
-from dropscribe.vocab.config import STOP_MARGIN
-from test_grace18_stop import GRACE, stopping
+from test_grace18_stop import stopping, terminated, within_grace
 from test_lock17_held import held_by, holding
 
 pytestmark = pytest.mark.slow
@@ -62,17 +60,11 @@ def test_a_stop_while_the_main_loop_waits_for_the_write_turn_ends_within_the_gra
         with holding(lock, script):
             recording.unlink()
             wait_for(lambda: waited_for(lock), timeout=30, what="the sweep waiting for the turn")
-            started = time.monotonic()
-            daemon.signal(signal.SIGTERM)
-            code = daemon.wait(timeout=60)
-            took = time.monotonic() - started
+            code, took = terminated(daemon)
     finally:
         setup.api.listing_gate.set()
         daemon.kill()
-    assert code == 0, daemon
-    print(f"stop took {took:.2f} s")
-    assert GRACE / 2 <= took <= patience(GRACE + STOP_MARGIN), took
-    assert daemon.named("daemon.stopped")
+    within_grace(daemon, code, took)
     assert not daemon.named("daemon.crashed")
     assert not daemon.named("file.after_dropped")
     (failed,) = daemon.named("ledger.write_failed")  # the sweep's, given up
