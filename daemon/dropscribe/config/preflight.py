@@ -51,13 +51,19 @@ def endpoints_used(config: Config) -> set[str]:
     }
 
 
+def real(path: Path) -> Path:
+    """``path`` with its links followed; never raises (a link loop stays as it is, where
+    ``Path.resolve`` raised RuntimeError: a traceback for a bad state_dir)."""
+    return type(path)(os.path.realpath(path))
+
+
 def state_dir_clash(config: Config) -> str | None:
     """Why ``state_dir`` cannot be where it is: an inbox itself. The daemon makes its
     state_dir and everything directly in it private (0700, 0600): the recordings closed
     to those who share the inbox (attack19)."""
-    state = config.state_dir.resolve()
+    state = real(config.state_dir)
     for inbox in config.inboxes:
-        if inbox.path.resolve() == state:
+        if real(inbox.path) == state:
             return (
                 f"state_dir {config.state_dir} is inbox {inbox.path} itself: the daemon makes"
                 " its state_dir and everything directly in it private, the recordings too;"
@@ -113,6 +119,6 @@ def warnings(config: Config) -> list[str]:
         " the ledger and its lock live beside the recordings; a folder of its own for each"
         " keeps them apart (the way into the inbox is left open)"
         for inbox in config.inboxes
-        if inbox.path.resolve() in config.state_dir.resolve().parents
-        or config.state_dir.resolve() in inbox.path.resolve().parents
+        if real(inbox.path) in real(config.state_dir).parents
+        or real(config.state_dir) in real(inbox.path).parents
     ]

@@ -164,8 +164,8 @@ def open_state(config: Config) -> tuple[int, Ledger]:
         raise
     except OSError as exc:
         raise SetupError(f"cannot use state_dir {state_dir}: {exc}") from None
-    inboxes = [inbox.path.resolve() for inbox in config.inboxes]
-    tightened = make_private(state_dir.resolve(), inboxes)  # never raises: it says
+    inboxes = [preflight.real(inbox.path) for inbox in config.inboxes]
+    tightened = make_private(preflight.real(state_dir), inboxes)  # never raises: it says
     try:
         ledger = open_ledger(config)
     except SetupError:
