@@ -116,3 +116,52 @@ def test_rehearse_reads_only_the_very_files_it_finished(setup, tmp_path):
     failed = [line for line in shown.stdout.splitlines() if "failed:" in line]
     assert len(failed) == 3, shown.stdout
     assert not list(setup.inbox.glob("*.next.*"))
+
+
+def _capped(limit: int):
+    """A child's preexec: files it writes stop at ``limit`` bytes (EFBIG past it)."""
+    import resource
+
+    return lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+
+def test_rehearse_apply_that_cannot_write_leaves_the_config_whole(setup):
+    """--apply whose new config cannot be written (the file size limit stops it half-way,
+    as a full disk would): the config keeps every byte, no temporary file is left, the
+    error names the config and the cause, exit 1; through a link the config stays a link."""
+    import os
+
+    with FakeAPI(api_key=API_KEY) as api:
+        finished(setup, api, 1)
+        real = setup.config_path.with_name("real.yaml")
+        # a config larger than the ledger and its files, so only the config meets the cap
+        real.write_text(setup.config_path.read_text() + "# notes\n" * 100_000)
+        real.chmod(0o640)
+        setup.config_path.unlink()
+        setup.config_path.symlink_to(real.name)
+        original = real.read_bytes()
+        new = ["--inbox", str(setup.inbox), "--model", "gpt-transcribe", "--apply"]
+        shown = subprocess.run(
+            [sys.executable, "-m", "dropscribe", "rehearse", "-c", str(setup.config_path), *new],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, **setup.env},
+            timeout=120,
+            preexec_fn=_capped(len(original) + 5),
+        )
+        assert shown.returncode == 2, shown.stderr
+        assert "Traceback" not in shown.stderr
+        assert f"{setup.config_path}: left as it was: cannot write it anew: File too large" in (
+            shown.stderr
+        )
+        assert real.read_bytes() == original
+        assert setup.config_path.is_symlink()
+        assert not list(real.parent.glob(".real.yaml.*"))
+        done = rehearse(setup, *new)
+        assert done.returncode == 0, done.stderr
+    assert setup.config_path.is_symlink()
+    assert yaml.safe_load(real.read_text())["inboxes"][0]["model"] == "gpt-transcribe"
+    assert oct(real.stat().st_mode & 0o777) == oct(0o640)
+    backups = list(real.parent.glob("real.yaml.*.bak"))
+    assert [(b.read_bytes(), b.stat().st_mode & 0o777) for b in backups][-1] == (original, 0o640)

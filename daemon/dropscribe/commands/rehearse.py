@@ -14,7 +14,8 @@ import contextlib
 import datetime as dt
 import os
 import re
-import shutil
+import stat
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -253,9 +254,19 @@ def _inbox_lines(text: str, base: Path, inbox: Inbox) -> tuple[int, int | None, 
 
 def _apply(cfg: Config, inbox: Inbox, model: str) -> int:
     """Set the inbox's ``model:`` in the config file, keeping every other line (and
-    comment) as it is; a backup beside it; undone if the new file does not load."""
+    comment) as it is; a backup beside it; undone if the new file does not load.
+
+    The file is replaced whole (a reader, a SIGHUP or a full disk never meets half of
+    it), where it really is (a config reached through a link stays a link), with its
+    mode and owner; the backup is as private as the config from its first byte."""
     source = cfg.source
-    text = source.read_text(encoding="utf-8")
+    real = Path(os.path.realpath(source))
+    try:
+        was = real.stat()
+        original = real.read_bytes()
+    except OSError as exc:
+        return fail(f"{source}: cannot read it ({exc.strerror}); set model: {model} by hand")
+    text = original.decode("utf-8")
     found = _inbox_lines(text, source.parent.resolve(), inbox)
     if found is None:
         return fail(f"cannot find the inbox {inbox.path} in {source}; set model: {model} by hand")
@@ -269,13 +280,61 @@ def _apply(cfg: Config, inbox: Inbox, model: str) -> int:
     else:
         lines.insert(path_line + 1, f"{' ' * column}model: {model}\n")
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    backup = source.with_name(f"{source.name}.{stamp}.bak")
-    shutil.copy2(source, backup)
-    source.write_text("".join(lines), encoding="utf-8")
+    backup = real.with_name(f"{real.name}.{stamp}.bak")
+    try:
+        _write_new(backup, original, was)
+    except OSError as exc:
+        return fail(f"{source}: left as it was: cannot write {backup}: {exc.strerror}")
+    try:
+        _replace(real, "".join(lines).encode("utf-8"), was)
+    except OSError as exc:
+        return fail(f"{source}: left as it was: cannot write it anew: {exc.strerror}")
     try:
         checked.load(source, keys=False)
     except ConfigError as exc:
-        shutil.copy2(backup, source)
+        _replace(real, original, was)
         return fail(f"{source}: left as it was: with model: {model} it would not load ({exc})")
     say(f"{source}: model: {model} for {inbox.path} (the old file is {backup}); reload the daemon")
     return EXIT_OK
+
+
+def _write_new(path: Path, data: bytes, like: os.stat_result) -> None:
+    """A new file (never one already there, never through a link) holding ``data``,
+    with ``like``'s mode and, where this user may give it, its owner."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(path, flags, 0o600)
+    try:
+        _fill(fd, data, like)
+    except BaseException:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+
+
+def _replace(path: Path, data: bytes, like: os.stat_result) -> None:
+    """``path`` holds ``data``, whole or not at all: written beside it, renamed over."""
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".new", dir=path.parent)
+    try:
+        _fill(fd, data, like)
+        Path(name).replace(path)
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
+    finally:
+        os.close(fd)
+    folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
+def _fill(fd: int, data: bytes, like: os.stat_result) -> None:
+    with contextlib.suppress(PermissionError):  # only root may give a file away
+        os.fchown(fd, like.st_uid, like.st_gid)
+    os.fchmod(fd, stat.S_IMODE(like.st_mode))
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+    os.fsync(fd)
