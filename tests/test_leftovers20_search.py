@@ -163,3 +163,13 @@ def test_other_commands_words_are_left_as_they_are() -> None:
     words = ["retry", "-c", "x.yaml", "-closed"]
     assert searchargs.arranged(words) == words
     assert searchargs.arranged([]) == []
+
+
+def test_a_speaker_or_language_of_no_word_is_refused(site: Path) -> None:
+    """``--speaker '!!!'`` or ``--speaker ''`` (and the same of --language) exit 2 naming
+    the option; SQLite dropped such a filter and found every speaker's passages."""
+    for option in ("--speaker", "--language"):
+        for given in ("!!!", ""):
+            done = _search(site, "-c", str(site), option, given, "bridge")
+            assert done.returncode == 2, (option, given, done.stdout)
+            assert f"{option} {given!r}: give a name of letters or digits" in done.stderr

@@ -66,8 +66,8 @@ def main(cfg: Config, args: argparse.Namespace) -> int:
             since=_when(args.since, end=False),
             until=_when(args.until, end=True),
             transcribed=args.transcribed,
-            speaker=args.speaker,
-            language=args.language,
+            speaker=_named("--speaker", args.speaker),
+            language=_named("--language", args.language),
         )
     except ValueError as exc:
         return fail(f"search: {exc}")
@@ -109,6 +109,15 @@ def _unusable(words: list[str], query: terms.Query) -> str | None:
             note = f"{word} leaves the word {word[1:]} out; the option is -{word}"
             say(f"dropscribe: search: {note}", file=sys.stderr)
     return None
+
+
+def _named(option: str, given: str | None) -> str | None:
+    """``given`` when it holds a letter or digit. leftovers20: SQLite's index dropped a
+    ``--speaker '!!!'`` it could not make a phrase of (every speaker's results), and an
+    empty one was no filter at all; PostgreSQL's found nothing."""
+    if given is not None and not terms.WORD.search(given):
+        raise ValueError(f"{option} {given!r}: give a name of letters or digits")
+    return given
 
 
 def _inbox(cfg: Config, given: str | None) -> str | None:
