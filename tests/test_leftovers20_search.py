@@ -173,3 +173,12 @@ def test_a_speaker_or_language_of_no_word_is_refused(site: Path) -> None:
             done = _search(site, "-c", str(site), option, given, "bridge")
             assert done.returncode == 2, (option, given, done.stdout)
             assert f"{option} {given!r}: give a name of letters or digits" in done.stderr
+
+
+def test_a_pasted_minus_or_dash_leaves_the_word_out(site: Path) -> None:
+    """``bridge -closed`` with an en dash, an em dash or U+2212 for the minus (as a phone
+    or an editor makes them of - and --) leaves the word out as -closed does; they asked
+    for it (a.wav found, the opposite)."""
+    for minus in ("\u2013", "\u2014", "\u2212"):
+        done = _search(site, "-c", str(site), "bridge", f"{minus}closed", "--json")
+        assert _found(done) == (f"bridge {minus}closed", ["b.wav"]), minus
