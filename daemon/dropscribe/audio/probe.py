@@ -127,35 +127,39 @@ class Track:
 
     index: int  # among the file's audio streams: 0 is the first
     language: str | None  # the stream's language tag as written (``deu``, ``en``), if any
-    codec: str
+    codec: str  # "unknown" where no codec here reads it
     channels: int
     title: str | None = None
+    # leftovers20: a codec here reads it. One that none does (a Matroska's unknown codec
+    # id beside a good Opus track) is listed, so that the indices stay the file's, and
+    # skipped with a warning (``jobs/tracks.py``) rather than failing the file.
+    readable: bool = True
 
     def __str__(self) -> str:
         return f"{self.index} ({self.language or 'no language'})"
 
 
 def tracks(path: Path) -> list[Track]:
-    """The audio streams of ``path``, from the container's headers (nothing decoded);
-    PermanentError when there are none or the file is not readable."""
+    """The audio streams of ``path``, from the container's headers (nothing decoded),
+    those no codec here reads too (``readable`` False); PermanentError when there are
+    none or the file is not readable."""
     try:
         with reading(path, {}) as container:
-            found = [
-                Track(
-                    index=n,
-                    language=_tag(stream.metadata.get("language")),
-                    codec=_context(stream).name,
-                    channels=_context(stream).channels,
-                    title=_tag(stream.metadata.get("title")),
-                )
-                for n, stream in enumerate(container.streams.audio)
-            ]
+            found = [_track(n, stream) for n, stream in enumerate(container.streams.audio)]
     except av.FFmpegError as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
         raise PermanentError(f"not a readable audio file: {reason}") from None
     if not found:
         raise PermanentError("no audio stream")
     return found
+
+
+def _track(index: int, stream: Any) -> Track:
+    language, title = _tag(stream.metadata.get("language")), _tag(stream.metadata.get("title"))
+    codec = stream.codec_context
+    if codec is None:  # attack19: FFmpeg knows no codec for it (it names none either)
+        return Track(index, language, "unknown", 0, title, readable=False)
+    return Track(index, language, codec.name, codec.channels, title)
 
 
 def _context(stream: Any) -> Any:
@@ -186,6 +190,12 @@ def _probe(path: Path, options: dict[str, str]) -> Probe:
                 kinds = ", ".join(sorted({str(s.type) for s in container.streams})) or "none"
                 raise PermanentError(f"no audio stream (streams: {kinds})")
             stream = audio[0]
+            if stream.codec_context is None and (other := _readable(audio)) is not None:
+                raise PermanentError(  # leftovers20: rather than convert the whole file
+                    f"no codec here reads its first audio track (an unknown format tag or"
+                    f" codec id); its track {other} can be read: audio_track: {other} (or"
+                    f" all) takes it"
+                )
             codec = _context(stream)
             duration = None
             if container.duration is not None:
@@ -213,6 +223,11 @@ def _probe(path: Path, options: dict[str, str]) -> Probe:
     except av.FFmpegError as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
         raise PermanentError(f"not a readable audio file: {reason}") from None
+
+
+def _readable(audio: Any) -> int | None:
+    """The first of ``audio`` streams a codec here reads (its index among them)."""
+    return next((n for n, s in enumerate(audio) if s.codec_context is not None), None)
 
 
 def counted(path: Path) -> float | None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dropscribe import __version__
-from dropscribe.commands import signals
+from dropscribe.commands import searchargs, signals
 from dropscribe.commands.console import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE
 from dropscribe.errors import (
     AlreadyRunningError,
@@ -102,7 +102,7 @@ def _parser() -> argparse.ArgumentParser:
         if name == "ledger":
             cmd.add_argument("action", choices=["migrate"], help="what to do with the ledger")
         if name == "search":  # issue 35; the command is commands/search.py
-            _search_arguments(cmd)
+            searchargs.add(cmd)
         if name == "rehearse":
             cmd.add_argument("--inbox", required=True, metavar="PATH", help="the inbox's path")
             cmd.add_argument("--model", required=True, help="the model to try")
@@ -125,22 +125,6 @@ READERS = (
     "ledger",
     "search",
 )  # commands that work on a ledger, not an endpoint
-
-
-def _search_arguments(cmd: argparse.ArgumentParser) -> None:
-    cmd.add_argument(
-        "query", nargs="+", metavar="QUERY", help='words, "a phrase", -excluded, prefix* (see docs)'
-    )
-    cmd.add_argument("-n", type=int, default=20, metavar="N", help="at most N results (20)")
-    cmd.add_argument("--json", action="store_true", help="as JSON for scripts (see docs)")
-    cmd.add_argument("--inbox", metavar="NAME", help="in this inbox only (its name or path)")
-    cmd.add_argument("--since", metavar="DATE", help="recorded on or after (2026-12-01)")
-    cmd.add_argument("--until", metavar="DATE", help="recorded on or before (2026-12-31)")
-    cmd.add_argument(
-        "--transcribed", action="store_true", help="--since/--until: when transcribed instead"
-    )
-    cmd.add_argument("--speaker", metavar="NAME", help="said by a speaker of this name")
-    cmd.add_argument("--language", metavar="LANG", help="in transcripts of this language (de)")
 
 
 def _read(args: argparse.Namespace, cfg: Config) -> int:
@@ -207,7 +191,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.reconfigure(errors="surrogateescape")  # (a non-UTF-8 name cannot crash)
     args = None
     try:
-        args = _parser().parse_args(argv)
+        words = sys.argv[1:] if argv is None else argv
+        args = _parser().parse_args(searchargs.arranged(words))  # search's -words
     finally:  # --help, --version and a wrong argument exit from here
         if args is None or args.command not in SERVING:
             early.release()

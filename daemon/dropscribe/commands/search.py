@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dropscribe import names
+from dropscribe.commands import searchargs
 from dropscribe.commands.console import EXIT_FAILED, EXIT_OK, fail, say
 from dropscribe.errors import DropscribeError
 from dropscribe.ledger import opening, terms
@@ -57,16 +58,16 @@ def main(cfg: Config, args: argparse.Namespace) -> int:
     """``dropscribe search`` with the parsed ``args`` (cli.py's)."""
     text = " ".join(args.query)
     query = terms.parse(text)
-    if query.empty:
-        return fail("search: give at least one word to find (not only -excluded ones)")
+    if problem := _unusable(args.query, query):
+        return fail(f"search: {problem}")
     try:
         filters = Filters(
             inbox=_inbox(cfg, args.inbox),
             since=_when(args.since, end=False),
             until=_when(args.until, end=True),
             transcribed=args.transcribed,
-            speaker=args.speaker,
-            language=args.language,
+            speaker=_named("--speaker", args.speaker),
+            language=_named("--language", args.language),
         )
     except ValueError as exc:
         return fail(f"search: {exc}")
@@ -93,6 +94,30 @@ def main(cfg: Config, args: argparse.Namespace) -> int:
         if not found:
             say(f"nothing found for {text} in {where}")
     return EXIT_OK if found else EXIT_FAILED
+
+
+def _unusable(words: list[str], query: terms.Query) -> str | None:
+    """Why ``query`` (of ``words``) cannot be searched, if it cannot. A word such as
+    ``-json`` is the word json left out, as typed (``searchargs``): said, in case the
+    option was meant."""
+    if not query.terms:  # "-", "---": no letter or digit
+        return f"no word to find in {' '.join(words)!r} (a word is letters and digits)"
+    if query.empty:
+        return "give at least one word to find (not only -excluded ones)"
+    for word in words:
+        if searchargs.OPTIONS.get(f"-{word}") is not None:
+            note = f"{word} leaves the word {word[1:]} out; the option is -{word}"
+            say(f"dropscribe: search: {note}", file=sys.stderr)
+    return None
+
+
+def _named(option: str, given: str | None) -> str | None:
+    """``given`` when it holds a letter or digit. leftovers20: SQLite's index dropped a
+    ``--speaker '!!!'`` it could not make a phrase of (every speaker's results), and an
+    empty one was no filter at all; PostgreSQL's found nothing."""
+    if given is not None and not terms.WORD.search(given):
+        raise ValueError(f"{option} {given!r}: give a name of letters or digits")
+    return given
 
 
 def _inbox(cfg: Config, given: str | None) -> str | None:

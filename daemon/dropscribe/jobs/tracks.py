@@ -11,7 +11,10 @@ The file is done once every chosen track is; the first track that fails ends the
 file's job as it would end any file's (its stored tracks are reused on the next try).
 Where the folder detects languages, each track's is heard in that track's own audio
 (``jobs/spoken.py``), and its rules by language chosen by it: a track heard in a
-language the folder does not take makes the file wait, as a file would.
+language the folder does not take makes the file wait, as a file would. A chosen track
+that no codec here reads (a Matroska's unknown codec id beside a good Opus track) is
+skipped with ``audio.track_skipped``, the others transcribed; a file of no such track
+fails with the reason.
 """
 
 from __future__ import annotations
@@ -74,6 +77,22 @@ def choose(setting: object, found: list[Track]) -> list[Track]:
     return [track for track in found if track.index in taken]
 
 
+UNREADABLE = "no codec here reads it (an unknown format tag or codec id)"
+
+
+def readable(taken: list[Track]) -> list[Track]:
+    """The tracks of ``taken`` that a codec here reads; PermanentError naming them when
+    none does."""
+    kept = [track for track in taken if track.readable]
+    if not kept:
+        which = ", ".join(str(track) for track in taken)
+        raise PermanentError(
+            f"no codec here reads its audio (track {which}: an unknown format tag or codec"
+            " id): convert it with the program that made it, to WAV, FLAC or Opus"
+        )
+    return kept
+
+
 def _speaks(track: Track, tag: str) -> bool:
     code = languages.normal(track.language)
     return code is not None and code == languages.normal(tag)
@@ -109,9 +128,10 @@ def described(path: Path, settings: FolderSettings) -> list[str]:
         return [f"  audio tracks: cannot be read ({exc})"] if chosen(settings) else []
     if len(found) < 2 and not chosen(settings):
         return []
-    lines = ["  audio tracks: " + ", ".join(str(track) for track in found)]
+    lines = ["  audio tracks: " + ", ".join(_shown(track) for track in found)]
     try:
-        taken = choose(settings.audio_track, found) if chosen(settings) else found[:1]
+        asked = choose(settings.audio_track, found) if chosen(settings) else found[:1]
+        taken = readable(asked)
     except PermanentError as exc:
         return [*lines, f"    taken: none ({exc.message})"]
     names = suffixes(taken)
@@ -122,7 +142,17 @@ def described(path: Path, settings: FolderSettings) -> list[str]:
             for track in taken
         )
     )
+    if skipped := [track for track in asked if not track.readable]:
+        which = ", ".join(str(track) for track in skipped)
+        lines.append(f"    skipped: {which}: {UNREADABLE}")
     return lines
+
+
+def _shown(track: Track) -> str:
+    """``0 (eng)``; ``1 (deu, unknown codec)`` for one no codec here reads."""
+    if track.readable:
+        return str(track)
+    return f"{track.index} ({track.language or 'no language'}, unknown codec)"
 
 
 def each(
@@ -139,15 +169,28 @@ def each(
     held, key = job.known()
     try:
         found = probe.tracks(held.content)
-        taken = choose(job.settings.audio_track, found)
+        asked = choose(job.settings.audio_track, found)
+        taken = readable(asked)
     except PermanentError as exc:
         return verdicts.fail(ledger, job, exc)
     names = suffixes(taken)
+    skipped = [track for track in asked if not track.readable]
     log.info(
         "audio.tracks",
         tracks=[{"index": t.index, "language": t.language, "codec": t.codec} for t in found],
         taken=[t.index for t in taken],
+        skipped=[t.index for t in skipped],
     )
+    for track in skipped:
+        log.warning(
+            "audio.track_skipped",
+            track=track.index,
+            language=track.language,
+            codec=track.codec,
+            reason=UNREADABLE,
+            action="the other tracks are transcribed; to have this one too, convert the file"
+            " with the program that made it (to Matroska with Opus or FLAC tracks)",
+        )
     written: list[Path] = []
     for track in taken:
         settings = settings_of(job.settings, track.index, names[track.index])

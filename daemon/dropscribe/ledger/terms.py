@@ -2,7 +2,8 @@
 for each backend without ever passing their text through as syntax.
 
 The syntax: ``word`` (every word must be there), ``"a phrase"`` (these words in this
-order), ``-word`` or ``-"a phrase"`` (not there), ``prefix*`` (a word that starts so).
+order), ``-word`` or ``-"a phrase"`` (not there; U+2212 and the en and em dashes are a
+minus too), ``prefix*`` (a word that starts so).
 Anything else is a separator: quotes left open close at the end, parentheses, colons,
 ``NEAR``, ``AND``/``OR``/``NOT`` are words like any other. A term keeps only the runs of
 letters and digits in it (what both backends' tokenizers make of it), so what reaches
@@ -18,7 +19,9 @@ from dataclasses import dataclass
 
 WORD = re.compile(r"[^\W_]+")  # letters and digits: a token for FTS5's unicode61 and for us
 # A piece of the query: an optional minus, then a quoted phrase (closed or not) or a bare run.
-PIECE = re.compile(r'(-?)(?:"([^"]*)"?|([^\s"]+))')
+# leftovers20: the minus as typed or pasted too: U+2212, and the en and em dashes a phone or
+# an editor makes of "-" and "--" (en dash + "closed" was the word closed wanted).
+PIECE = re.compile(r'([-\u2212\u2013\u2014]?)(?:"([^"]*)"?|([^\s"]+))')
 MOST_TERMS = 32  # more is not a search, and each costs the backend a lookup
 
 
