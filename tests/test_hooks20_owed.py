@@ -1,0 +1,103 @@
+"""hooks20: a folder's hook is delivered at least once. It is owed in the ledger in the
+write that records its file's end and the row goes once it has run; a daemon killed
+(SIGKILL) while its hook runs leaves the row, and the next start runs the hook once more,
+late (``"late": true``, ``DROPSCRIBE_LATE=1``). Through the real ``dropscribe`` process:
+the hook records each call and blocks on a FIFO at its first, so the kill comes at a
+known moment (the hook under way, its row committed)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import sys
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from conftest import DaemonProcess, make_wav, wait_for
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+pytestmark = pytest.mark.slow
+
+# Each call's JSON (and DROPSCRIBE_LATE) appended to the log; the first call then blocks
+# until the test writes to the FIFO (or its reader goes away).
+HOOK = """
+import json, os, sys
+log, fifo = sys.argv[1], sys.argv[2]
+call = {"stdin": json.loads(sys.stdin.read()), "env_late": os.environ.get("DROPSCRIBE_LATE")}
+with open(log, "a") as f:
+    f.write(json.dumps(call) + "\\n")
+with open(log) as f:
+    first = len(f.readlines()) == 1
+if first:
+    with open(fifo) as f:
+        f.read()
+"""
+
+
+def calls(log: Path) -> list[dict[str, Any]]:
+    """Each hook call: its JSON (``stdin``) and its DROPSCRIBE_LATE (``env_late``)."""
+    if not log.exists():
+        return []
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+@contextlib.contextmanager
+def blocking_hook(root: Path) -> Iterator[tuple[list[str], Path]]:
+    """The hook's command and its log; the first call is let go at the end."""
+    script, log, fifo = root / "hook.py", root / "hook.jsonl", root / "hook.fifo"
+    script.write_text(HOOK)
+    os.mkfifo(fifo)
+    try:
+        yield [sys.executable, str(script), str(log), str(fifo)], log
+    finally:  # the blocked first call (its own session: the kill spared it) ends
+        with contextlib.suppress(OSError):
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+
+
+def owed_rows(state: Path) -> list[tuple[str, str]]:
+    """(path, outcome) of every hook the SQLite ledger holds owed."""
+    with contextlib.closing(
+        sqlite3.connect(f"file:{state}/ledger.sqlite3?mode=ro", uri=True)
+    ) as db:
+        return db.execute("SELECT path, outcome FROM hooks").fetchall()
+
+
+def test_a_hook_cut_by_a_kill_runs_once_more_late_at_the_next_start(setup: Any) -> None:
+    """kill -9 while a's hook runs: the next start runs it once more with late true (and
+    DROPSCRIBE_LATE=1), the JSON it had otherwise; then its row is gone (no later look can
+    run it again), and b's hook runs as ever, a's not again meanwhile."""
+    with blocking_hook(setup.root) as (command, log):
+        setup.data["defaults"]["hook"] = {"command": command}
+        setup.data["rescan_seconds"] = 1
+        first = DaemonProcess(setup)
+        try:
+            first.wait_event("daemon.started")
+            make_wav(setup.inbox / "a.wav")
+            wait_for(lambda: len(calls(log)) == 1, timeout=30, what="the hook's first call")
+            wait_for(lambda: owed_rows(setup.state), timeout=30, what="its row committed")
+        finally:
+            first.kill()  # SIGKILL: the hook is under way
+        assert not first.named("hook.ran")
+        second = DaemonProcess(setup)
+        try:
+            second.wait_event("hook.late", timeout=30)
+            second.wait_event("hook.ran", timeout=30)
+            wait_for(lambda: not owed_rows(setup.state), timeout=30, what="the row gone")
+            make_wav(setup.inbox / "b.wav", freq=600)
+            second.wait_event("hook.ran", count=2, timeout=30)
+        finally:
+            second.kill()
+    before, late, other = calls(log)
+    assert late["stdin"] == {**before["stdin"], "late": True}
+    assert before["stdin"]["late"] is False
+    assert before["stdin"]["outcome"] == "done"
+    assert before["stdin"]["sidecars"] == [str(setup.inbox / "a.txt")]
+    assert (before["env_late"], late["env_late"]) == (None, "1")
+    assert other["stdin"]["file"] == str(setup.inbox / "b.wav")
+    assert len(second.named("hook.late")) == 1
