@@ -14,9 +14,13 @@ import sqlite3
 import sys
 from typing import TYPE_CHECKING, Any
 
+import psycopg
 import pytest
 
+import pg
 from conftest import DaemonProcess, make_wav, wait_for
+from fakeapi import FakeAPI
+from test_hosts import Host, drop, running
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -60,6 +64,13 @@ def blocking_hook(root: Path) -> Iterator[tuple[list[str], Path]]:
             os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
 
 
+@pytest.fixture
+def shared_api() -> Iterator[FakeAPI]:
+    """The fake transcription API, for every host's key."""
+    with FakeAPI() as server:
+        yield server
+
+
 def owed_rows(state: Path) -> list[tuple[str, str]]:
     """(path, outcome) of every hook the SQLite ledger holds owed."""
     with contextlib.closing(
@@ -101,3 +112,40 @@ def test_a_hook_cut_by_a_kill_runs_once_more_late_at_the_next_start(setup: Any) 
     assert (before["env_late"], late["env_late"]) == (None, "1")
     assert other["stdin"]["file"] == str(setup.inbox / "b.wav")
     assert len(second.named("hook.late")) == 1
+
+
+def shared_owed(url: str) -> int:
+    """How many hooks the PostgreSQL ledger holds owed."""
+    with psycopg.connect(url, password=pg.PASSWORD, autocommit=True) as db:
+        row = db.execute("SELECT count(*) FROM hooks").fetchone()
+    return int(row[0]) if row else 0
+
+
+@pytest.mark.timeout(300)
+def test_two_hosts_run_the_hook_a_killed_host_owed_once(
+    tmp_path: Path, shared_api: FakeAPI, pg_url: str
+) -> None:
+    """Host a is killed while its hook runs; hosts b and c, sharing the ledger, both look
+    for it at each rescan once a's heartbeat is older than its lease: one of them runs
+    it, late, and never both."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    with blocking_hook(tmp_path) as (command, log):
+        hosts = [Host(tmp_path, name, inbox, shared_api, pg_url) for name in "abc"]
+        for one in hosts:
+            one.data["defaults"]["hook"] = {"command": command}
+        first = DaemonProcess(hosts[0])  # type: ignore[arg-type]
+        try:
+            first.wait_event("daemon.started", timeout=30)
+            (path,) = drop(inbox, 0, 1)
+            wait_for(lambda: len(calls(log)) == 1, timeout=30, what="the hook's first call")
+            wait_for(lambda: shared_owed(pg_url) == 1, timeout=30, what="its row committed")
+        finally:
+            first.kill()
+        with running(hosts[1:]) as procs:
+            wait_for(lambda: shared_owed(pg_url) == 0, timeout=60, what="the late hook run")
+            late = [e for p in procs for e in p.named("hook.late")]
+            assert len(late) == 1
+    before, again = calls(log)
+    assert again["stdin"] == {**before["stdin"], "late": True}
+    assert before["stdin"]["file"] == str(path)
