@@ -12,8 +12,9 @@ a death between the hook's end and the row's deletion runs it again.
 lock, so a run is a process of this machine (pid and start time, read in /proc);
 PostgreSQL: a daemon's run (``leases.Leases.run``), alive while its heartbeat is
 younger than the lease. A ``held`` row is a done file's hook waiting for its pending
-``after:`` (paras19); it is due once that row is gone (settled here, or dropped by the
-rescan's sweep: then with ``moved_to`` null).
+``after:`` (paras19); settling that row takes it in the same write (``hook_unheld``),
+and one whose after: row went otherwise (the rescan's sweep dropped it: the recording
+gone by hand) is due at once, whoever owed it, with ``moved_to`` null.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ ON CONFLICT (path, outcome) DO UPDATE SET inbox = excluded.inbox, body = exclude
 """
 # Owed and not waiting for an after: (or its after: row gone), the oldest first.
 DUE = """
-SELECT path, outcome, inbox, body, run FROM hooks
+SELECT path, outcome, inbox, body, run, held FROM hooks
 WHERE held = ? OR NOT EXISTS (SELECT 1 FROM afters a WHERE a.path = hooks.path)
 ORDER BY owed LIMIT ?
 """
@@ -117,7 +118,9 @@ class Owed(Protocol):
         """The row goes (its folder has no hook now)."""
 
     def hooks_late(self, inboxes: set[str]) -> list[OwedRow]:
-        """Rows of ``inboxes`` owed by runs no longer alive, each taken by this run."""
+        """Rows of ``inboxes`` owed by runs no longer alive, and held ones whose after:
+        row is gone (dropped by the sweep, or settled by a host that found the recording
+        gone), each taken by this run."""
 
 
 class OwedRows:
@@ -229,8 +232,8 @@ class OwedRows:
         rows = [row for row in self._rows(DUE, (False, LATE)) if row[2] in inboxes]
         alive = self._alive({str(row[4]) for row in rows})
         taken: list[OwedRow] = []
-        for path, outcome, inbox, body, run in rows:
-            if run in alive:
+        for path, outcome, inbox, body, run, held in rows:
+            if run in alive and not held:  # held, its after: row gone: nobody runs it but us
                 continue
             if self._together(_one(TAKE, (self.hook_run, False, path, outcome, run))):
                 taken.append(OwedRow(self._shown(path), outcome, inbox, json.loads(body)))
