@@ -18,8 +18,9 @@ import psycopg
 import pytest
 
 import pg
-from conftest import DaemonProcess, make_wav, wait_for
-from fakeapi import FakeAPI
+from conftest import DaemonProcess, make_wav, tmpfs, wait_for
+from fakeapi import FakeAPI, openai_error
+from test_attacks_ledgerfix import fill
 from test_hosts import Host, drop, running
 
 if TYPE_CHECKING:
@@ -42,6 +43,12 @@ if first:
     with open(fifo) as f:
         f.read()
 """
+
+# Each call recorded as HOOK does, and none blocks.
+RECORD = (
+    "import json, os, sys; open(sys.argv[1], 'a').write(json.dumps({'stdin': json.load(sys.stdin),"
+    " 'env_late': os.environ.get('DROPSCRIBE_LATE')}) + chr(10))"
+)
 
 
 def calls(log: Path) -> list[dict[str, Any]]:
@@ -79,13 +86,18 @@ def owed_rows(state: Path) -> list[tuple[str, str]]:
         return db.execute("SELECT path, outcome FROM hooks").fetchall()
 
 
-def test_a_hook_cut_by_a_kill_runs_once_more_late_at_the_next_start(setup: Any) -> None:
-    """kill -9 while a's hook runs: the next start runs it once more with late true (and
-    DROPSCRIBE_LATE=1), the JSON it had otherwise; then its row is gone (no later look can
-    run it again), and b's hook runs as ever, a's not again meanwhile."""
+@pytest.mark.parametrize("outcome", ["done", "failed"])
+def test_a_hook_cut_by_a_kill_runs_once_more_late_at_the_next_start(
+    setup: Any, outcome: str
+) -> None:
+    """kill -9 while a's hook runs (a done, or quarantined): the next start runs it once
+    more with late true (and DROPSCRIBE_LATE=1), the JSON it had otherwise; then its row
+    is gone (no later look can run it again), and b's hook runs as ever, a's not again."""
     with blocking_hook(setup.root) as (command, log):
         setup.data["defaults"]["hook"] = {"command": command}
         setup.data["rescan_seconds"] = 1
+        if outcome == "failed":
+            setup.api.script.append(openai_error(400, "Invalid file format."))
         first = DaemonProcess(setup)
         try:
             first.wait_event("daemon.started")
@@ -107,8 +119,9 @@ def test_a_hook_cut_by_a_kill_runs_once_more_late_at_the_next_start(setup: Any) 
     before, late, other = calls(log)
     assert late["stdin"] == {**before["stdin"], "late": True}
     assert before["stdin"]["late"] is False
-    assert before["stdin"]["outcome"] == "done"
-    assert before["stdin"]["sidecars"] == [str(setup.inbox / "a.txt")]
+    assert before["stdin"]["outcome"] == outcome
+    sidecars = [str(setup.inbox / "a.txt")] if outcome == "done" else []
+    assert before["stdin"]["sidecars"] == sidecars
     assert (before["env_late"], late["env_late"]) == (None, "1")
     assert other["stdin"]["file"] == str(setup.inbox / "b.wav")
     assert len(second.named("hook.late")) == 1
@@ -149,3 +162,29 @@ def test_two_hosts_run_the_hook_a_killed_host_owed_once(
     before, again = calls(log)
     assert again["stdin"] == {**before["stdin"], "late": True}
     assert before["stdin"]["file"] == str(path)
+
+
+def test_a_held_hook_runs_once_its_pending_after_is_dropped(setup: Any) -> None:
+    """A done file's hook held for its pending move (done_dir full) runs, moved_to null,
+    once the recording is deleted by hand and the rescan's sweep drops the pending row
+    (it ran never before hooks20)."""
+    log = setup.root / "hook.jsonl"
+    command = [sys.executable, "-c", RECORD, str(log)]
+    with tmpfs(setup.root / "done", "size=3m") as done:
+        setup.data["inboxes"][0].update(done_dir=str(done))
+        setup.data["defaults"].update(after="move", hook={"command": command})
+        setup.data["rescan_seconds"] = 1
+        fill(done)
+        daemon = DaemonProcess(setup)
+        try:
+            daemon.wait_event("daemon.started")
+            make_wav(setup.inbox / "a.wav")
+            daemon.wait_event("hook.deferred", timeout=30)
+            (setup.inbox / "a.wav").unlink()
+            daemon.wait_event("file.after_dropped", timeout=30)
+            daemon.wait_event("hook.ran", timeout=30)
+        finally:
+            daemon.kill()
+    (call,) = calls(log)
+    assert call["stdin"]["moved_to"] is None
+    assert call["stdin"]["sidecars"] == [str(setup.inbox / "a.txt")]

@@ -63,7 +63,8 @@ def deliver(ledger: Owed, config: Config, stopping: Callable[[], bool]) -> int:
             path=row.path,
             outcome=row.outcome,
             action="run now: the process that owed it ended before it ran (or before it"
-            " was told it ran: then this is its second call)",
+            " was told it ran: then this is its second call), or it waited for an after:"
+            " whose recording is gone",
         )
         ran(ledger, settings.hook, row.late())
     return len(taken)
