@@ -6,16 +6,23 @@ held hook (written before hooks20) gives none."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import psycopg
+
 import pg
+from dropscribe.ledger import afters, migrations
 from dropscribe.ledger.owed import OwedHook
 from dropscribe.ledger.places import Places
 from dropscribe.ledger.postgres import PostgresLedger
+from dropscribe.ledger.queries import for_psycopg
+from dropscribe.ledger.schema import LAYOUT, Dialect, Layout
 from dropscribe.ledger.store import SqliteLedger
 from dropscribe.vocab.config import SharedLedger
 
@@ -108,3 +115,63 @@ def test_postgres_hosts_take_a_dead_hosts_hook_once(pg_url: str) -> None:
     finally:
         for ledger in (b, c):
             ledger.close()
+
+
+def _layout_2() -> Layout:
+    """The layout before hooks20: no hooks table."""
+    return Layout(
+        version=2,
+        tables=tuple(t for t in LAYOUT.tables if t.name != "hooks"),
+        sequences=LAYOUT.sequences,
+        steps={n: s for n, s in LAYOUT.steps.items() if n < 2},
+    )
+
+
+def _migrated(ledger: Ledger) -> None:
+    """Opened by this dropscribe: its pending after: kept, holding no hook."""
+    (row,) = ledger.afters_pending()
+    assert row.path == str(PATH)
+    assert ledger.hooks_late({"calls"}) == []
+    assert ledger.hook_unheld(PATH, Path("/srv/done/a.wav")) is None  # its hook ran at done
+    assert ledger.after_pending(PATH) is None
+
+
+def test_a_sqlite_ledger_of_layout_2_gets_the_hooks_table(tmp_path: Path) -> None:
+    """SQLite, layout 2 -> 3: the hooks table made, the pending after: kept, no hook held."""
+    where = tmp_path / "ledger.db"
+    with contextlib.closing(sqlite3.connect(where, isolation_level=None)) as db:
+
+        def execute(sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+            return db.execute(sql, args).fetchall()
+
+        migrations.migrate(execute, Dialect.SQLITE, "t", _layout_2())
+        db.execute(afters.RECORD, (str(PATH), "calls", "move", "No space left on device", 1, 1))
+        assert not db.execute("PRAGMA table_info(hooks)").fetchall()
+    ledger = SqliteLedger(where)
+    try:
+        _migrated(ledger)
+    finally:
+        ledger.close()
+    with contextlib.closing(sqlite3.connect(where)) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (3,)
+
+
+def test_a_postgres_ledger_of_layout_2_gets_the_hooks_table(pg_url: str) -> None:
+    """PostgreSQL, layout 2 -> 3: the same; its path kept relative to the inbox."""
+    with psycopg.connect(pg_url, password=pg.PASSWORD, autocommit=True) as db:
+
+        def execute(sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+            cur = db.execute(for_psycopg(sql), args)
+            return cur.fetchall() if cur.description is not None else []
+
+        migrations.migrate(execute, Dialect.POSTGRES, "t", _layout_2())
+        db.execute(for_psycopg(afters.RECORD), ("@calls/a.wav", "calls", "move", "full", 1, 1))
+    ledger = PostgresLedger(
+        SharedLedger(pg_url, pg.PASSWORD, "a", 30.0), Places([("calls", Path("/srv/in"))])
+    )
+    try:
+        _migrated(ledger)
+    finally:
+        ledger.close()
+    with psycopg.connect(pg_url, password=pg.PASSWORD) as db:
+        assert db.execute("SELECT value FROM meta WHERE name = 'schema'").fetchall() == [("3",)]
