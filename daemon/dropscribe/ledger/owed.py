@@ -245,7 +245,6 @@ class SharedOwedRows(OwedRows):
 
     _db: Database
     _leases: Leases
-    _lease_seconds: float
 
     def _together(self, fn: Callable[[Execute], Any]) -> Any:
         from dropscribe.ledger import queries  # noqa: PLC0415 - as in record_owing
@@ -265,7 +264,7 @@ class SharedOwedRows(OwedRows):
     def _alive(self, runs: set[str]) -> set[str]:
         rows = self._db.rows(
             "SELECT run FROM hosts WHERE run = ANY(%s) AND beat > now() - %s * interval '1s'",
-            (sorted(runs), self._lease_seconds),
+            (sorted(runs), self._leases.lease_seconds),
         )
         return {str(run) for (run,) in rows}
 

@@ -23,7 +23,7 @@ from dropscribe.ledger.afters import AfterRows
 from dropscribe.ledger.database import Database
 from dropscribe.ledger.heard import HeardRows
 from dropscribe.ledger.leases import ClaimRow, HostRow, Leases
-from dropscribe.ledger.owed import SharedOwedRows
+from dropscribe.ledger.owed import OwedHook, SharedOwedRows
 from dropscribe.ledger.queries import Reads, file_row, job_row
 from dropscribe.ledger.schema import Dialect
 from dropscribe.ledger.sends import RECORD, SendReads
@@ -39,7 +39,6 @@ if TYPE_CHECKING:
     import psycopg
 
     from dropscribe.ledger.interface import Claim, FileRow, JobRow
-    from dropscribe.ledger.owed import OwedHook
     from dropscribe.ledger.places import Places
     from dropscribe.vocab.config import SharedLedger
 
@@ -74,7 +73,6 @@ class PostgresLedger(  # hooks20: SharedOwedRows
         self.places = places
         self.host = settings.host_name()  # this host's name among those sharing it
         self._clock = clock
-        self._lease_seconds = settings.lease_seconds
         self._db = Database(settings, pool_size=pool_size, fail_fast=daemon)
         try:
             if not (migrated and self._current()):

@@ -33,27 +33,34 @@ log = structlog.get_logger("dropscribe")
 def ran(ledger: Owed, hook: HookModel | None, row: OwedRow) -> None:
     """Run ``row``'s hook, then its row goes: at once, for the window in which a death
     runs it a second time is this one (at least once, not exactly once)."""
-    if hook is None:  # the folder has no hook now
-        log.info("hook.dropped", path=row.path, outcome=row.outcome, reason="no hook now")
-        ledger.hook_dropped(row.path, row.outcome)
-        return
-    hooks.run(hook, row.body)
     try:
+        if hook is None:  # the folder has no hook now
+            log.info("hook.dropped", path=row.path, outcome=row.outcome, reason="no hook now")
+            ledger.hook_dropped(row.path, row.outcome)
+            return
+        hooks.run(hook, row.body)
         ledger.hook_ran(row.path, row.outcome)
     except LedgerError as exc:
         log.warning(
             "ledger.write_failed",
             error=str(exc),
             ledger=ledger.where,
-            action="the hook ran; it may run once more, late, at the next start",
+            action="the hook ran (or has none now); it may run once more, late, at the next start",
         )
 
 
 def deliver(ledger: Owed, config: Config, stopping: Callable[[], bool]) -> int:
     """The hooks owed by runs no longer alive, run late; how many were taken. A row whose
-    inbox this host does not have is left to a host that has it."""
+    inbox this host does not have is left to a host that has it. Never raises for the
+    ledger (``hook.late_unavailable``: the next look tries again)."""
     inboxes = {inbox.name: inbox for inbox in config.inboxes}
-    taken = ledger.hooks_late(set(inboxes))
+    if stopping():
+        return 0
+    try:
+        taken = ledger.hooks_late(set(inboxes))
+    except LedgerError as exc:  # the next look tries again
+        log.warning("hook.late_unavailable", error=str(exc), ledger=ledger.where)
+        return 0
     for row in taken:
         if stopping():  # taken but not run: the next start finds it owed by a dead run
             break

@@ -104,7 +104,7 @@ class Stepper:
         self._stop = stop
         self._eager = True
         self.left = 0
-        self._late()  # hooks20: what a run before this one left owed
+        late.deliver(self._rows, self._config(), stop.is_set)  # hooks20: what a run left owed
         if stop.is_set() or not self.wanted():
             return
         self._rows.settled()  # the last file's done state is committed
@@ -159,7 +159,7 @@ class Stepper:
                 next_full = ticks + self._config().rescan_seconds
             try:
                 if full:  # hooks20: at start and each rescan, the hooks a dead run left owed
-                    self._late()
+                    late.deliver(self._rows, self._config(), self._stop.is_set)
                 self._turn(full, now)
             except LedgerError as exc:
                 log.warning("steps.ledger_unavailable", error=str(exc))
@@ -169,15 +169,6 @@ class Stepper:
             wait = TURN if due is None else min(TURN, max(0.05, due - time.time()))
             self._poke.wait(wait)
             self._poke.clear()
-
-    def _late(self) -> None:
-        """The hooks owed by processes that ended before they ran, run now (hooks20)."""
-        if self._stop.is_set():
-            return
-        try:
-            late.deliver(self._rows, self._config(), self._stop.is_set)
-        except LedgerError as exc:  # the next full turn looks again
-            log.warning("hook.late_unavailable", error=str(exc), ledger=self._ledger.where)
 
     def _turn(self, full: bool, now: float) -> None:
         if not self.wanted():
