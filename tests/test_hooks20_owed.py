@@ -86,16 +86,18 @@ def owed_rows(state: Path) -> list[tuple[str, str]]:
         return db.execute("SELECT path, outcome FROM hooks").fetchall()
 
 
-@pytest.mark.parametrize("outcome", ["done", "failed"])
+@pytest.mark.parametrize(("outcome", "processes"), [("done", 1), ("failed", 1), ("done", 2)])
 def test_a_hook_cut_by_a_kill_runs_once_more_late_at_the_next_start(
-    setup: Any, outcome: str
+    setup: Any, outcome: str, processes: int
 ) -> None:
-    """kill -9 while a's hook runs (a done, or quarantined): the next start runs it once
-    more with late true (and DROPSCRIBE_LATE=1), the JSON it had otherwise; then its row
-    is gone (no later look can run it again), and b's hook runs as ever, a's not again."""
+    """kill -9 while a's hook runs (a done, or quarantined; in a worker process too): the
+    next start runs it once more with late true (and DROPSCRIBE_LATE=1), the JSON it had
+    otherwise; then its row is gone (no later look can run it again), and b's hook runs
+    as ever, a's not again."""
     with blocking_hook(setup.root) as (command, log):
         setup.data["defaults"]["hook"] = {"command": command}
         setup.data["rescan_seconds"] = 1
+        setup.data["processes"] = processes
         if outcome == "failed":
             setup.api.script.append(openai_error(400, "Invalid file format."))
         first = DaemonProcess(setup)
