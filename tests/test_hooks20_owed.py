@@ -20,8 +20,11 @@ import pytest
 import pg
 from conftest import DaemonProcess, make_wav, tmpfs, wait_for
 from fakeapi import FakeAPI, openai_error
+from fakechat import FakeChat
 from test_attacks_ledgerfix import fill
 from test_hosts import Host, drop, running
+from test_steps33b import KEY as LLM_KEY
+from test_steps33b import with_steps
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -29,17 +32,17 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.slow
 
-# Each call's JSON (and DROPSCRIBE_LATE) appended to the log; the first call then blocks
-# until the test writes to the FIFO (or its reader goes away).
+# Each call's JSON (and DROPSCRIBE_LATE) appended to the log; the call numbered argv[3]
+# then blocks until the test writes to the FIFO (or its reader goes away).
 HOOK = """
 import json, os, sys
-log, fifo = sys.argv[1], sys.argv[2]
+log, fifo, blocking = sys.argv[1], sys.argv[2], int(sys.argv[3])
 call = {"stdin": json.loads(sys.stdin.read()), "env_late": os.environ.get("DROPSCRIBE_LATE")}
 with open(log, "a") as f:
     f.write(json.dumps(call) + "\\n")
 with open(log) as f:
-    first = len(f.readlines()) == 1
-if first:
+    now = len(f.readlines())
+if now == blocking:
     with open(fifo) as f:
         f.read()
 """
@@ -59,13 +62,14 @@ def calls(log: Path) -> list[dict[str, Any]]:
 
 
 @contextlib.contextmanager
-def blocking_hook(root: Path) -> Iterator[tuple[list[str], Path]]:
-    """The hook's command and its log; the first call is let go at the end."""
+def blocking_hook(root: Path, blocking: int = 1) -> Iterator[tuple[list[str], Path]]:
+    """The hook's command and its log; its call numbered ``blocking`` blocks, and is let
+    go at the end."""
     script, log, fifo = root / "hook.py", root / "hook.jsonl", root / "hook.fifo"
     script.write_text(HOOK)
     os.mkfifo(fifo)
     try:
-        yield [sys.executable, str(script), str(log), str(fifo)], log
+        yield [sys.executable, str(script), str(log), str(fifo), str(blocking)], log
     finally:  # the blocked first call (its own session: the kill spared it) ends
         with contextlib.suppress(OSError):
             os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
@@ -190,3 +194,32 @@ def test_a_held_hook_runs_once_its_pending_after_is_dropped(setup: Any) -> None:
     (call,) = calls(log)
     assert call["stdin"]["moved_to"] is None
     assert call["stdin"]["sidecars"] == [str(setup.inbox / "a.txt")]
+
+
+def test_the_steps_hook_cut_by_a_kill_runs_late_at_the_next_start(setup: Any) -> None:
+    """kill -9 while the hook after a file's steps runs (its second call, after the one
+    at done): the next start runs that one once more, late; the steps are not asked
+    again and the done hook does not run again."""
+    with FakeChat(api_key=LLM_KEY) as chat, blocking_hook(setup.root, 2) as (command, log):
+        with_steps(setup, chat, translate_to=[])
+        setup.data["defaults"]["hook"] = {"command": command}
+        first = DaemonProcess(setup, env={"LLM_KEY": LLM_KEY})
+        try:
+            first.wait_event("daemon.started")
+            make_wav(setup.inbox / "a.wav")
+            wait_for(lambda: len(calls(log)) == 2, timeout=30, what="the steps' hook call")
+            wait_for(lambda: owed_rows(setup.state), timeout=30, what="its row committed")
+        finally:
+            first.kill()
+        asked = len(chat.requests)
+        second = DaemonProcess(setup, env={"LLM_KEY": LLM_KEY})
+        try:
+            second.wait_event("hook.late", timeout=30)
+            second.wait_event("hook.ran", timeout=30)
+            wait_for(lambda: not owed_rows(setup.state), timeout=30, what="the row gone")
+        finally:
+            second.kill()
+    done, steps, late = calls(log)
+    assert (done["stdin"]["outcome"], steps["stdin"]["outcome"]) == ("done", "steps")
+    assert late["stdin"] == {**steps["stdin"], "late": True}
+    assert len(chat.requests) == asked
