@@ -160,7 +160,7 @@ def test_a_sqlite_ledger_made_before_the_shared_schema_opens_with_its_rows(tmp_p
     finally:
         ledger.close()
     db = sqlite3.connect(path)
-    version = migrations.SCHEMA_VERSION  # until16: 2, files' next_try
+    version = migrations.SCHEMA_VERSION  # until16: 2, files' next_try; hooks20: 3, hooks
     assert db.execute("SELECT value FROM meta WHERE name = 'schema'").fetchall() == [
         (f"{version}",)
     ]
@@ -198,7 +198,7 @@ def test_a_postgres_ledger_made_before_the_shared_schema_opens_with_its_rows(pg_
     finally:
         ledger.close()
     with psycopg.connect(pg_url, password=pg.PASSWORD) as db:
-        version = f"{migrations.SCHEMA_VERSION}"  # until16: migrated to 2
+        version = f"{migrations.SCHEMA_VERSION}"  # hooks20: migrated to 3
         assert db.execute("SELECT value FROM meta WHERE name = 'schema'").fetchall() == [(version,)]
         found = db.execute(
             "SELECT table_name, column_name, upper(data_type), is_nullable FROM"
@@ -248,7 +248,7 @@ def test_a_step_of_a_later_layout_is_applied_to_a_former_ledger_once(tmp_path):
     assert [r[1] for r in db.execute("PRAGMA table_info(files)")][-1] == "status"
     assert db.execute("SELECT count(*) FROM files").fetchone() == (1,)
     assert "files_status" in {r[1] for r in db.execute("PRAGMA index_list(files)")}
-    said = f"layout {LATER.version}; this one knows up to {LAYOUT.version}"  # until16: 3, 2
+    said = f"layout {LATER.version}; this one knows up to {LAYOUT.version}"  # hooks20: 4, 3
     with pytest.raises(errors.LedgerTooNew, match=said):
         migrations.migrate(execute, Dialect.SQLITE, "t")
     db.close()
@@ -344,6 +344,6 @@ def test_a_ledger_made_before_the_shared_schema_serves_the_daemon(setup, tmp_pat
     status = DaemonProcess(setup, command="status")
     assert status.wait() == 0
     with closing(sqlite3.connect(made)) as db, db:
-        version = f"{migrations.SCHEMA_VERSION}"  # until16: migrated to 2
+        version = f"{migrations.SCHEMA_VERSION}"  # hooks20: migrated to 3
         assert db.execute("SELECT value FROM meta WHERE name = 'schema'").fetchall() == [(version,)]
     db.close()

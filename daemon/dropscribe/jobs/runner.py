@@ -216,7 +216,8 @@ class JobRunner:
                 return written
             moved = verdicts.after(self._ledger, job)
             done = glossary.recorded(job.settings.formats, job.settings.glossary)
-            self._ledger.file_done(job.path, done, written)
+            owed = None if adopted else verdicts.owed(job, "done", written, moved=moved)
+            self._ledger.file_done(job.path, done, written, owed)  # hooks20: its hook owed
         if adopted:
             log.info(
                 "file.adopted", sidecars=[str(p) for p in adopted], moved_to=moved and str(moved)
@@ -225,7 +226,7 @@ class JobRunner:
         log.info(
             "file.done", outputs=[str(p) for p in written], moved_to=str(moved) if moved else None
         )
-        verdicts.hook(job, "done", written, moved=moved)
+        verdicts.hook(self._ledger, job, "done", written, moved=moved)
         return Outcome.DONE
 
     def _sidecars(self, job: Job) -> list[Path] | Outcome:

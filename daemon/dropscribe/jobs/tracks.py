@@ -216,16 +216,15 @@ def each(
         return Outcome.SKIPPED
     ledger.record_file(job.path, job.inbox.name, held.identity, key.digest, key, FileState.DONE)
     moved = verdicts.after(ledger, job)
-    ledger.file_done(
-        job.path, glossary.recorded(job.settings.formats, job.settings.glossary), written
-    )
+    done = glossary.recorded(job.settings.formats, job.settings.glossary)
+    ledger.file_done(job.path, done, written, verdicts.owed(job, "done", written, moved=moved))
     log.info(
         "file.done",
         outputs=[str(p) for p in written],
         moved_to=str(moved) if moved else None,
         tracks=[t.index for t in taken],
     )
-    verdicts.hook(job, "done", written, moved=moved)
+    verdicts.hook(ledger, job, "done", written, moved=moved)
     return Outcome.DONE
 
 

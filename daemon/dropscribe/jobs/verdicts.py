@@ -3,12 +3,13 @@ recorded), a file given up (``fail``: the quarantine with its report and ledger 
 ``sidecar_failed`` decides which),
 ``after:`` for a file that is done (one that failed kept pending and tried again:
 done17), and the folder's hook for any of them: for a done file whose ``after:`` is
-pending, once it is settled, with the recording's final place (paras19)."""
+pending, once it is settled, with the recording's final place (paras19). The hook is
+owed in the ledger in the write that records the end (hooks20: ``ledger/owed.py``), and
+the row goes once it has run: a process that dies in between leaves it to be run late."""
 
 from __future__ import annotations
 
 import errno
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +18,8 @@ import structlog
 from dropscribe.errors import PermanentError
 from dropscribe.jobs.job import Outcome
 from dropscribe.ledger.interface import WRITE_FAILED
-from dropscribe.outputs import disposition, hooks
+from dropscribe.ledger.owed import OwedHook, OwedRow
+from dropscribe.outputs import disposition, late
 from dropscribe.vocab.states import FileState
 
 if TYPE_CHECKING:
@@ -26,10 +28,14 @@ if TYPE_CHECKING:
     from dropscribe.errors import EndpointError, SidecarError, TranscriptionError
     from dropscribe.jobs.job import Job
     from dropscribe.ledger.afters import AfterRow, Afters
-    from dropscribe.ledger.interface import Lookup, Verdicts
+    from dropscribe.ledger.interface import Verdicts
+    from dropscribe.ledger.owed import Owed
 
-    class DoneFiles(Afters, Lookup, Protocol):
-        """A done file's pending ``after:`` and its row (its sidecars, for the hook)."""
+    class DoneFiles(Afters, Owed, Protocol):
+        """A done file's pending ``after:`` and the hook it holds."""
+
+    class Ending(Verdicts, Owed, Protocol):
+        """A file given up: its row, and its hook owed in the same write."""
 
 
 log = structlog.get_logger("dropscribe")
@@ -83,7 +89,7 @@ def unreachable(ledger: Verdicts, job: Job, exc: EndpointError) -> Outcome:
     return Outcome.UNREACHABLE
 
 
-def sidecar_failed(ledger: Verdicts, job: Job, exc: SidecarError) -> Outcome:
+def sidecar_failed(ledger: Ending, job: Job, exc: SidecarError) -> Outcome:
     """A sidecar could not be written: later, unless no later try can fit its name."""
     if exc.errno == errno.ENAMETOOLONG:  # no later try can fit it: say so, once
         name = Path(exc.filename or "").name
@@ -95,7 +101,7 @@ def sidecar_failed(ledger: Verdicts, job: Job, exc: SidecarError) -> Outcome:
     return later(ledger, job, str(exc), "sidecar.failed", will_retry=True)
 
 
-def fail(ledger: Verdicts, job: Job, exc: TranscriptionError) -> Outcome:
+def fail(ledger: Ending, job: Job, exc: TranscriptionError) -> Outcome:
     """Quarantine the recording with its reason; it is never picked up again by itself.
     Once it was opened, only the very file that failed is moved; once its content is
     known, the ledger remembers it failed."""
@@ -113,11 +119,12 @@ def fail(ledger: Verdicts, job: Job, exc: TranscriptionError) -> Outcome:
         log.warning("file.quarantine_skipped", reason=str(err))
     except OSError as err:
         log.error("file.quarantine_failed", error=err.strerror or str(err))
+    owing = owed(job, "failed", [], moved=target, error=exc.message)
     if job.key is not None and job.identity is not None:
-        key = job.key
-        ledger.record_file(
-            job.path, job.inbox.name, job.identity, key.digest, key, FileState.FAILED, exc.message
-        )
+        args = (job.path, job.inbox.name, job.identity, job.key, FileState.FAILED, exc.message)
+        ledger.record_owing(*args, owing)
+    elif owing is not None:  # not recorded (its content unknown): the hook alone
+        ledger.hook_owed(owing)
     log.error(
         "file.failed",
         error=exc.message,
@@ -125,11 +132,11 @@ def fail(ledger: Verdicts, job: Job, exc: TranscriptionError) -> Outcome:
         request_id=exc.request_id,
         quarantined=str(target) if target else None,
     )
-    hook(job, "failed", [], moved=target, error=exc.message)
+    hook(ledger, job, "failed", [], moved=target, error=exc.message)
     return Outcome.FAILED
 
 
-def after(ledger: Afters, job: Job) -> Path | None:
+def after(ledger: DoneFiles, job: Job) -> Path | None:
     """``after:`` for a file that is done; where it went, or None (kept, deleted, or
     left where it is with a warning: its sidecars are safe either way). One that fails
     is kept pending in the ledger (done17), and tried again at each rescan and at start
@@ -137,14 +144,14 @@ def after(ledger: Afters, job: Job) -> Path | None:
     return _after(ledger, job)[0]
 
 
-def _after(ledger: Afters, job: Job) -> tuple[Path | None, bool]:
-    """``after``'s place, and whether the file's held-back hook is this host's to run:
-    not when another host sharing the ledger did the pending action first (review19:
+def _after(ledger: DoneFiles, job: Job) -> tuple[Path | None, OwedRow | None]:
+    """``after``'s place, and the hook its pending row held, now this host's to run:
+    none when another host sharing the ledger did the pending action first (review19:
     it runs that hook, with where the recording went; both ran it, this one without)."""
     assert job.held is not None  # a file is done only once it was opened
     action = job.settings.after
     if action not in ACTIONS:  # keep (the default): nothing to do, nothing to read
-        return None, True
+        return None, None
     try:
         pending = ledger.after_pending(job.path)
     except WRITE_FAILED as exc:  # not known: a failure below is said as a first one
@@ -154,20 +161,19 @@ def _after(ledger: Afters, job: Job) -> tuple[Path | None, bool]:
         moved = disposition.after_success(job.held, job.inbox, action)
     except disposition.NotOurs as exc:  # not this file's any more: nothing to try again
         log.warning("file.after_skipped", after=action, reason=str(exc))
-        _settled(ledger, job, pending)
-        return None, True
+        return None, _settled(ledger, job, pending, None)
     except FileNotFoundError as exc:
         if not job.held.moved():  # a folder on its way, not the recording
             _failed(ledger, job, pending, exc.strerror or str(exc))
-            return None, False
+            return None, None
         # review17b: gone just as it was moved (another host sharing the ledger did the
         # pending after: first): no row kept for a file no rescan sees again
         log.warning("file.after_skipped", after=action, reason="gone from its inbox meanwhile")
-        _settled(ledger, job, pending)
-        return None, False
+        _settled(ledger, job, pending, None, hook=False)
+        return None, None
     except OSError as exc:
         _failed(ledger, job, pending, exc.strerror or str(exc))
-        return None, False
+        return None, None
     if pending is not None:
         log.info(
             "file.after_done",
@@ -176,34 +182,31 @@ def _after(ledger: Afters, job: Job) -> tuple[Path | None, bool]:
             tries=pending.tries + 1,
             since=pending.since,
         )
-    _settled(ledger, job, pending)
-    return moved, True
+    return moved, _settled(ledger, job, pending, moved)
 
 
 def again(ledger: DoneFiles, job: Job) -> bool:
     """A done file come again (a rescan, a start): its pending ``after:`` tried once more,
     if it has one (True); no upload, no sidecars. One its folder no longer wants (``after:
     keep`` since) is forgotten. Once it is settled, the hook held back when it first
-    failed runs, with where the recording went and the sidecars the ledger has."""
+    failed runs, with where the recording went (hooks20: the hook the ledger holds for
+    it; a row from before hooks20 holds none: its hook ran at done)."""
     pending = ledger.after_pending(job.path)
     if pending is None:
         return False
-    moved, ours = None, True
     if job.settings.after not in ACTIONS:
         log.info("file.after_dropped", after=job.settings.after, was=pending.action)
-        ledger.after_settled(job.path)
+        taken = _settled(ledger, job, pending, None)
     else:
-        moved, ours = _after(ledger, job)
-    if ours and not job.after_pending:
-        row = ledger.file(job.path)
-        written = [Path(p) for p in json.loads(row.outputs or "[]")] if row is not None else []
-        hook(job, "done", written, moved=moved)
+        taken = _after(ledger, job)[1]
+    if taken is not None:
+        late.ran(ledger, job.settings.hook, taken)
     return True
 
 
 def _failed(ledger: Afters, job: Job, pending: AfterRow | None, error: str) -> None:
     """Said as a warning once per file and error (then at debug), and kept pending; the
-    hook waits for it."""
+    hook waits for it (owed held, with the file's done state)."""
     action = job.settings.after
     job.after_pending = True
     if pending is None or (pending.action, pending.error) != (action, error):
@@ -223,17 +226,56 @@ def _failed(ledger: Afters, job: Job, pending: AfterRow | None, error: str) -> N
         log.warning("ledger.write_failed", error=str(exc), ledger=ledger.where)
 
 
-def _settled(ledger: Afters, job: Job, pending: AfterRow | None) -> None:
-    """The pending row, if there was one, goes."""
+def _settled(
+    ledger: DoneFiles, job: Job, pending: AfterRow | None, moved: Path | None, *, hook: bool = True
+) -> OwedRow | None:
+    """The pending row, if there was one, goes; with it (``hook``) the hook it held is
+    taken by this host, ``moved_to`` set, in the same write."""
     if pending is None:
-        return
+        return None
     try:
+        if hook:
+            return ledger.hook_unheld(job.path, moved)
         ledger.after_settled(job.path)
     except WRITE_FAILED as exc:  # tried again at the next rescan, and found done then
         log.warning("ledger.write_failed", error=str(exc), ledger=ledger.where)
+    return None
+
+
+def payload(
+    job: Job, outcome: str, sidecars: list[Path], moved: Path | None, error: str | None
+) -> dict[str, Any]:
+    """The JSON the hook gets."""
+    return {
+        "file": str(job.path),
+        "inbox": job.inbox.name,
+        "outcome": outcome,
+        "sidecars": [str(p) for p in sidecars],
+        "moved_to": str(moved) if moved else None,
+        "error": error,
+        "late": False,  # hooks20: true when run by a later process (outputs/late.py)
+    }
+
+
+def owed(
+    job: Job,
+    outcome: str,
+    sidecars: list[Path],
+    *,
+    moved: Path | None = None,
+    error: str | None = None,
+) -> OwedHook | None:
+    """The hook to owe in the write that records this end (None: the folder has none);
+    held while the file's ``after:`` is pending."""
+    if job.settings.hook is None:
+        return None
+    held = outcome == "done" and job.after_pending
+    body = payload(job, outcome, sidecars, moved, error)
+    return OwedHook(job.path, outcome, job.inbox.name, body, held)
 
 
 def hook(
+    ledger: Owed,
     job: Job,
     outcome: str,
     sidecars: list[Path],
@@ -241,21 +283,12 @@ def hook(
     moved: Path | None = None,
     error: str | None = None,
 ) -> None:
-    """Run the folder's hook, if it has one (it never raises); for a done file whose
-    ``after:`` is pending, once that is done (``again``)."""
+    """Run the folder's hook, if it has one (it never raises), owed before (``owed``);
+    for a done file whose ``after:`` is pending, once that is done (``again``)."""
     if job.settings.hook is None:
         return
     if outcome == "done" and job.after_pending:
         log.info("hook.deferred", reason="after: pending", action="runs once the after: is done")
         return
-    hooks.run(
-        job.settings.hook,
-        {
-            "file": str(job.path),
-            "inbox": job.inbox.name,
-            "outcome": outcome,
-            "sidecars": [str(p) for p in sidecars],
-            "moved_to": str(moved) if moved else None,
-            "error": error,
-        },
-    )
+    body = payload(job, outcome, sidecars, moved, error)
+    late.ran(ledger, job.settings.hook, OwedRow(str(job.path), outcome, job.inbox.name, body))

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from dropscribe.errors import LedgerError
 from dropscribe.ledger.afters import Afters
 from dropscribe.ledger.heard import Heard
+from dropscribe.ledger.owed import Owed
 from dropscribe.ledger.sends import Sends
 from dropscribe.ledger.spend import Spends
 from dropscribe.ledger.waits import Waits
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from dropscribe.ledger.leases import ClaimRow, HostRow
+    from dropscribe.ledger.owed import OwedHook
 
 
 __all__ = [
@@ -250,8 +252,8 @@ class Checkpoints(Protocol):
     ) -> None: ...
 
 
-class JobLedger(  # done17: Afters
-    UploadLedger, Lookup, Sidecars, Checkpoints, Sends, Spends, Heard, Waits, Afters, Protocol
+class JobLedger(  # done17: Afters; hooks20: Owed
+    UploadLedger, Lookup, Sidecars, Checkpoints, Sends, Spends, Heard, Waits, Afters, Owed, Protocol
 ):
     """What one file's way needs: jobs/runner.py (which hands the narrower roles to the
     uploader, the chunker, verdicts and publish), dispatch/host.py."""
@@ -276,7 +278,10 @@ class JobLedger(  # done17: Afters
         settings: dict[str, Any],
     ) -> tuple[JobRow | None, int]: ...
 
-    def file_done(self, path: Path, formats: list[str], outputs: list[Path]) -> None: ...
+    def file_done(
+        self, path: Path, formats: list[str], outputs: list[Path], owed: OwedHook | None = None
+    ) -> None:
+        """The file done, with its sidecars; ``owed``: its hook, owed in the same write."""
 
 
 class Closing(Protocol):

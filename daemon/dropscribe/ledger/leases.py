@@ -70,7 +70,7 @@ class Leases:
         self._db = db
         self.host = host
         self.run = f"{host}:{os.getpid()}:{secrets.token_hex(4)}"
-        self._lease = lease_seconds
+        self._lease = self.lease_seconds = lease_seconds  # hooks20: owed.SharedOwedRows
         self._orphans: set[int] = set()  # claims ended while the database was away
         self._orphans_lock = threading.Lock()
         self._stop = threading.Event()

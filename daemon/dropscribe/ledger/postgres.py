@@ -23,6 +23,7 @@ from dropscribe.ledger.afters import AfterRows
 from dropscribe.ledger.database import Database
 from dropscribe.ledger.heard import HeardRows
 from dropscribe.ledger.leases import ClaimRow, HostRow, Leases
+from dropscribe.ledger.owed import OwedHook, SharedOwedRows
 from dropscribe.ledger.queries import Reads, file_row, job_row
 from dropscribe.ledger.schema import Dialect
 from dropscribe.ledger.sends import RECORD, SendReads
@@ -45,7 +46,9 @@ if TYPE_CHECKING:
 SCHEMA_LOCK = 0x64726F70  # "drop"
 
 
-class PostgresLedger(Reads, StepRows, SendReads, SpendRows, HeardRows, WaitRows, AfterRows):
+class PostgresLedger(  # hooks20: SharedOwedRows
+    Reads, StepRows, SendReads, SpendRows, HeardRows, WaitRows, AfterRows, SharedOwedRows
+):
     """The ledger (``interface.Ledger``) in a PostgreSQL database several hosts share;
     thread-safe (a connection pool), and ``close()`` stops its heartbeat."""
 
@@ -206,13 +209,12 @@ class PostgresLedger(Reads, StepRows, SendReads, SpendRows, HeardRows, WaitRows,
         with self._tx() as execute:
             execute(queries.UPSERT_FILE, args)
 
-    def file_done(self, path: Path, formats: list[str], outputs: list[Path]) -> None:
+    def file_done(
+        self, path: Path, formats: list[str], outputs: list[Path], owed: OwedHook | None = None
+    ) -> None:
         outputs_json = json.dumps([self._stored(p) for p in outputs])
-        with self._tx() as execute:
-            execute(
-                queries.FILE_DONE,
-                (",".join(formats), outputs_json, self._clock(), self._stored(path)),
-            )
+        args = (",".join(formats), outputs_json, self._clock(), self._stored(path))
+        self.owing(queries.FILE_DONE, args, owed)  # hooks20: its hook owed in the same write
 
     # ------------------------------------------------------------ jobs
 

@@ -171,7 +171,7 @@ def columns(spec: str) -> tuple[Column, ...]:
 
 
 LAYOUT = Layout(
-    version=2,
+    version=3,
     tables=(
         # the layout's version (name 'schema'), in both backends
         Table("meta", columns("name text, value text"), key=("name",)),
@@ -282,6 +282,15 @@ LAYOUT = Layout(
             ),
             key=("path",),
         ),
+        # hooks20: a folder's hook owed, from the write that records its file's outcome
+        # until it has run (owed.py); run: the process owing it; held: waits for an after:
+        Table(
+            "hooks",
+            columns(
+                "path text, outcome text, inbox text, body text, held bool, run text, owed real"
+            ),
+            key=("path", "outcome"),
+        ),
         # a job in some host's hands (leases.py); previous: the run it was taken from
         Table(
             "claims",
@@ -344,6 +353,10 @@ LAYOUT = Layout(
     steps={
         0: (),  # 0: a SQLite ledger from before versions were kept, laid out as 1
         1: (AddColumn("files", "next_try"),),  # until16
+        # hooks20: the hooks owed. A pending after: of a ledger before it gets no held hook:
+        # its hook ran at done before paras19 (a second call was the bug), and one held
+        # by a paras19 dropscribe, the hours before hooks20, is not told from it
+        2: (AddTable("hooks"),),
     },
 )
 

@@ -19,15 +19,15 @@ to check the claim's token in the same transaction (``Leases.fence``); the sidec
 names are claimed with it too (``finish``), and they get their names only if the claim
 is still ours just before (``confirm``).
 
-The hook after a file's steps (``hook_claimed``): one row per source in ``step_hooks``
-naming what the steps showed when their hook was claimed, taken in one statement, so
-one host runs it for each set of results."""
+The hook after a file's steps (``owed.OwedRows.steps_hook_owed``, hooks20: claimed and
+owed in one write): one row per source in ``step_hooks`` naming what the steps showed
+when their hook was claimed, taken in one statement, so one host runs it for each set
+of results."""
 
 from __future__ import annotations
 
 import contextlib
 import json
-import secrets
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -150,17 +150,6 @@ class StepRows:
         written). Here: it always is (see ``hold_step``)."""
         del claim
         self._execute(sql, args)
-
-    def hook_claimed(self, path: Path, shown: str) -> bool:
-        """Whether this host is the one to run the hook after ``path``'s steps for what
-        they show now (``shown``); false if one did already, here or on another host.
-        Claimed before the hook runs: a crash in between leaves it unrun, as a crash
-        between a file's done state and its hook does (at most once, never twice)."""
-        where = self._stored(path)
-        token = secrets.token_hex(8)
-        self._execute(CLAIM_HOOK, (where, shown, token, time.time()))
-        rows = self._rows("SELECT token FROM step_hooks WHERE path = ?", (where,))
-        return bool(rows) and rows[0][0] == token
 
     def done_since(self, since: float) -> list[FileRow]:
         """Files done (sidecars written) at or after ``since``, oldest first."""

@@ -29,6 +29,7 @@ from dropscribe.ledger.afters import AfterRows
 from dropscribe.ledger.groupcommit import GroupCommit
 from dropscribe.ledger.heard import HeardRows
 from dropscribe.ledger.interface import Claim, JobRow
+from dropscribe.ledger.owed import OWE, OwedRows
 from dropscribe.ledger.queries import Reads
 from dropscribe.ledger.schema import LAYOUT, Dialect
 from dropscribe.ledger.sends import RECORD, SendReads
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
+    from dropscribe.ledger.owed import OwedHook
 
 LEDGER_NAME = "ledger.sqlite3"  # in state_dir
 T = TypeVar("T")
@@ -66,7 +68,9 @@ def mapped(database: Path | None = None) -> Iterator[None]:
         raise LedgerError(str(exc)) from exc
 
 
-class SqliteLedger(Reads, StepRows, SendReads, SpendRows, HeardRows, WaitRows, AfterRows):
+class SqliteLedger(  # hooks20: OwedRows
+    Reads, StepRows, SendReads, SpendRows, HeardRows, WaitRows, AfterRows, OwedRows
+):
     """The ledger (``interface.Ledger``) in one SQLite file; thread-safe, and ``close()``
     stops its writer thread."""
 
@@ -131,6 +135,8 @@ class SqliteLedger(Reads, StepRows, SendReads, SpendRows, HeardRows, WaitRows, A
         """``fn`` in a write transaction (BEGIN IMMEDIATE, the write turn's flock)."""
         return self._write(lambda db: fn(lambda sql, args: db.execute(sql, args).fetchall()))
 
+    _together = _spend_turn  # hooks20: a hook owed in the write of its outcome
+
     # ------------------------------------------------------------ claims
 
     @contextlib.contextmanager
@@ -160,10 +166,19 @@ class SqliteLedger(Reads, StepRows, SendReads, SpendRows, HeardRows, WaitRows, A
         args = (*row, self._clock(), next_try)
         self._write(lambda db: db.execute(queries.UPSERT_FILE, args))
 
-    def file_done(self, path: Path, formats: list[str], outputs: list[Path]) -> None:
+    def file_done(
+        self, path: Path, formats: list[str], outputs: list[Path], owed: OwedHook | None = None
+    ) -> None:
         outputs_json = json.dumps([str(p) for p in outputs])  # ASCII: any name reads back
         args = (",".join(formats), outputs_json, self._clock(), names.text(path))
-        self._post(lambda db: db.execute(queries.FILE_DONE, args), kept=True)
+        owing = self.owe_args(owed) if owed is not None else None
+
+        def fn(db: sqlite3.Connection) -> None:
+            db.execute(queries.FILE_DONE, args)
+            if owing is not None:  # hooks20: in the same write
+                db.execute(OWE, owing)
+
+        self._post(fn, kept=True)
 
     # ------------------------------------------------------------ jobs
 

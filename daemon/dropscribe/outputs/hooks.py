@@ -67,6 +67,8 @@ def environment(payload: dict[str, Any]) -> dict[bytes, bytes]:
         "DROPSCRIBE_OUTCOME": str(payload["outcome"]),
         "DROPSCRIBE_SIDECARS": "\n".join(payload["sidecars"]),
     }
+    if payload.get("late"):  # hooks20: owed by a process that ended before it ran
+        values["DROPSCRIBE_LATE"] = "1"
     for name, value in values.items():
         env[name.encode()] = os.fsencode(value)
     return env

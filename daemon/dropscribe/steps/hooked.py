@@ -3,10 +3,11 @@ result, outcome ``steps`` (the hook ran at ``done`` already, before the steps).
 
 One host runs it (stepsfence): two hosts that finish a file's last two steps at once
 both see every step shown, so the hook for what the steps show is claimed in the ledger
-first (``StepRows.hook_claimed``: one statement; the other host's claim changes
-nothing), then run. A crash between the claim and the run leaves that hook unrun, as a
-crash between a file's done state and its ``done`` hook does: at most once, never twice.
-Steps shown anew (their settings, the glossary or the transcript changed) claim it anew."""
+first (one statement; the other host's claim changes nothing) and, in the same write,
+owed (hooks20: ``ledger/owed.py``), then run and its row deleted. A crash between the
+claim and the run leaves it owed: a later look runs it late (``outputs/late.py``): at
+least once. Steps shown anew (their settings, the glossary or the transcript changed)
+claim it anew."""
 
 from __future__ import annotations
 
@@ -17,12 +18,18 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from dropscribe.outputs import hooks
+from dropscribe.ledger.owed import OwedHook, OwedRow
+from dropscribe.outputs import late
 from dropscribe.steps import sidecars
 
 if TYPE_CHECKING:
     from dropscribe.ledger.interface import FileRow
+    from dropscribe.ledger.owed import Owed
     from dropscribe.ledger.steprows import StepRows
+
+    class HookedRows(StepRows, Owed):
+        """The steps' rows and the hooks owed (both backends mix both in)."""
+
     from dropscribe.vocab.settings import FolderSettings
     from dropscribe.vocab.steps import Step
 
@@ -30,7 +37,7 @@ log = structlog.get_logger("dropscribe")
 
 
 def run(
-    rows: StepRows,
+    rows: HookedRows,
     row: FileRow,
     inbox: str,
     settings: FolderSettings,
@@ -50,21 +57,21 @@ def run(
     written = rows.step_sidecars(source)
     shown = {s.name: written.get(s.name, []) for s in steps}
     every = dict.fromkeys([*map(str, outputs), *(p for ps in shown.values() for p in ps)])
-    if not rows.hook_claimed(source, fingerprint(key, shown_as, shown)):
+    body = {
+        "file": row.path,
+        "inbox": inbox,
+        "outcome": "steps",
+        "sidecars": list(every),
+        "steps": shown,
+        "moved_to": None,
+        "error": None,
+        "late": False,
+    }
+    owed = OwedHook(source, "steps", inbox, body)
+    if not rows.steps_hook_owed(source, fingerprint(key, shown_as, shown), owed):
         log.info("hook.claimed_elsewhere", outcome="steps", reason="its hook was run already")
         return
-    hooks.run(
-        settings.hook,
-        {
-            "file": row.path,
-            "inbox": inbox,
-            "outcome": "steps",
-            "sidecars": list(every),
-            "steps": shown,
-            "moved_to": None,
-            "error": None,
-        },
-    )
+    late.ran(rows, settings.hook, OwedRow(row.path, "steps", inbox, body))
 
 
 def fingerprint(key: str, shown_as: dict[str, str], sidecars: dict[str, list[str]]) -> str:

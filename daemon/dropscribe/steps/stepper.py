@@ -36,6 +36,7 @@ from dropscribe.errors import (
     SidecarError,
     TranscriptionError,
 )
+from dropscribe.outputs import late
 from dropscribe.steps import hooked, sidecars, work
 from dropscribe.steps.marks import Marks
 from dropscribe.steps.work import Usage, Worker
@@ -49,9 +50,9 @@ if TYPE_CHECKING:
     import httpx
 
     from dropscribe.ledger.interface import Claim, FileRow, Stepping
-    from dropscribe.ledger.steprows import StepRows
     from dropscribe.ops.metrics import Metrics
     from dropscribe.steps.calls import Caller
+    from dropscribe.steps.hooked import HookedRows
     from dropscribe.vocab.config import Config, Inbox
     from dropscribe.vocab.settings import FolderSettings
 
@@ -72,7 +73,7 @@ class Stepper:
     ) -> None:
         self._ledger = ledger
         self._metrics = metrics
-        self._rows = cast("StepRows", ledger)  # both backends mix StepRows in
+        self._rows = cast("HookedRows", ledger)  # both backends mix StepRows and OwedRows in
         self._config = config
         self._transport = transport
         self._stop = threading.Event()
@@ -103,6 +104,7 @@ class Stepper:
         self._stop = stop
         self._eager = True
         self.left = 0
+        late.deliver(self._rows, self._config(), stop.is_set)  # hooks20: what a run left owed
         if stop.is_set() or not self.wanted():
             return
         self._rows.settled()  # the last file's done state is committed
@@ -156,6 +158,8 @@ class Stepper:
                 self._full = False
                 next_full = ticks + self._config().rescan_seconds
             try:
+                if full:  # hooks20: at start and each rescan, the hooks a dead run left owed
+                    late.deliver(self._rows, self._config(), self._stop.is_set)
                 self._turn(full, now)
             except LedgerError as exc:
                 log.warning("steps.ledger_unavailable", error=str(exc))

@@ -1,0 +1,301 @@
+"""hooks20: the hooks a daemon owes, kept in the ledger until they have run.
+
+A folder's hook is owed in the very write that records its file's outcome (done,
+quarantined, the steps' hook claimed), and the row goes once the
+hook has run (``hook.ran`` or ``hook.failed``: a hook that fails is not tried again).
+A process that dies in between (kill -9, OOM, power) leaves the row; the next look
+(at start, each rescan) finds it owed by a run no longer alive, takes it (one
+statement: of two hosts, one does) and runs it late. At least once, not exactly once:
+a death between the hook's end and the row's deletion runs it again.
+
+``run`` names the process that owes a row. SQLite: one daemon holds the state_dir's
+lock, so a run is a process of this machine (pid and start time, read in /proc);
+PostgreSQL: a daemon's run (``leases.Leases.run``), alive while its heartbeat is
+younger than the lease. A ``held`` row is a done file's hook waiting for its pending
+``after:`` (paras19); settling that row takes it in the same write (``hook_unheld``),
+and one whose after: row went otherwise (the rescan's sweep dropped it: the recording
+gone by hand) is due at once, whoever owed it, with ``moved_to`` null.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from dropscribe import names
+from dropscribe.ledger.steprows import CLAIM_HOOK
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from dropscribe.ledger.database import Database
+    from dropscribe.ledger.leases import Leases
+    from dropscribe.vocab.states import FileState, JobKey
+
+    Execute = Callable[[str, tuple[Any, ...]], list[tuple[Any, ...]]]
+
+OWE = """
+INSERT INTO hooks (path, outcome, inbox, body, held, run, owed) VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (path, outcome) DO UPDATE SET inbox = excluded.inbox, body = excluded.body,
+    held = excluded.held, run = excluded.run, owed = excluded.owed
+"""
+# Owed and not waiting for an after: (or its after: row gone), the oldest first.
+DUE = """
+SELECT path, outcome, inbox, body, run, held FROM hooks
+WHERE held = ? OR NOT EXISTS (SELECT 1 FROM afters a WHERE a.path = hooks.path)
+ORDER BY owed LIMIT ?
+"""
+# A row taken from a run no longer alive: no row back when another host took it first.
+TAKE = (
+    "UPDATE hooks SET run = ?, held = ? WHERE path = ? AND outcome = ? AND run = ? RETURNING path"
+)
+LATE = 100  # rows looked at in one look; the rest at the next
+
+
+@dataclass(frozen=True)
+class OwedHook:
+    """A hook to owe: ``body`` the JSON it gets; ``held`` until its file's after: is done."""
+
+    path: Path
+    outcome: str  # done, failed, steps
+    inbox: str
+    body: dict[str, Any] = field(hash=False)
+    held: bool = False
+
+
+@dataclass(frozen=True)
+class OwedRow:
+    """A row owed, its path as this host names it."""
+
+    path: str
+    outcome: str
+    inbox: str
+    body: dict[str, Any] = field(hash=False)
+
+    def late(self) -> OwedRow:
+        """The row with its JSON saying it comes late."""
+        return OwedRow(self.path, self.outcome, self.inbox, {**self.body, "late": True})
+
+
+class Owed(Protocol):
+    """The hooks owed (``jobs/verdicts.py``, ``steps/hooked.py``, ``outputs/late.py``)."""
+
+    where: str
+
+    def hook_owed(self, owed: OwedHook) -> None:
+        """Owe ``owed`` alone (a file quarantined before its content was known)."""
+
+    def record_owing(
+        self,
+        path: Path,
+        inbox: str,
+        stat: tuple[int, int, int],
+        key: JobKey,
+        state: FileState,
+        error: str | None,
+        owed: OwedHook | None,
+    ) -> None:
+        """``record_file`` and, in the same write, ``owed``."""
+
+    def hook_unheld(self, path: Path, moved: Path | None) -> OwedRow | None:
+        """The pending after: settled and, in the same write, the done hook it held
+        taken by this run, with ``moved_to``; None when none was held (a row from before
+        hooks20, whose hook ran at done: no second call)."""
+
+    def steps_hook_owed(self, path: Path, shown: str, owed: OwedHook) -> bool:
+        """The hook after ``path``'s steps claimed for ``shown`` and, if this is the
+        claim that counts, owed in the same write."""
+
+    def hook_ran(self, path: Path | str, outcome: str) -> None:
+        """The row goes, unless another run took it meanwhile."""
+
+    def hook_dropped(self, path: str, outcome: str) -> None:
+        """The row goes (its folder has no hook now)."""
+
+    def hooks_late(self, inboxes: set[str]) -> list[OwedRow]:
+        """Rows of ``inboxes`` owed by runs no longer alive, and held ones whose after:
+        row is gone (dropped by the sweep, or settled by a host that found the recording
+        gone), each taken by this run."""
+
+
+class OwedRows:
+    """``Owed`` for a backend with ``_rows``, ``_together``, ``_stored`` and ``_shown``."""
+
+    def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    def _stored(self, path: Path | str) -> str:
+        raise NotImplementedError
+
+    def _shown(self, text: str) -> str:
+        raise NotImplementedError
+
+    def _together(self, fn: Callable[[Execute], Any]) -> Any:
+        """``fn`` in one write transaction (``execute(sql, args)`` its rows)."""
+        raise NotImplementedError
+
+    @property
+    def hook_run(self) -> str:
+        """This process's run (SQLite: pid and start time)."""
+        return process_run(os.getpid())
+
+    def _alive(self, runs: set[str]) -> set[str]:
+        """Which of ``runs`` are alive (SQLite: a process of this machine)."""
+        return {run for run in runs if _process_alive(run)}
+
+    def owe_args(self, owed: OwedHook) -> tuple[Any, ...]:
+        """The arguments of ``OWE`` for ``owed``, owed by this run now."""
+        body = names.json_text(owed.body)  # a name not UTF-8 kept as \\udcNN
+        path = self._stored(owed.path)
+        return (path, owed.outcome, owed.inbox, body, owed.held, self.hook_run, time.time())
+
+    def owing(self, sql: str, args: tuple[Any, ...], owed: OwedHook | None) -> None:
+        """``sql`` and, in the same write, ``owed`` (if any)."""
+
+        def fn(execute: Execute) -> None:
+            execute(sql, args)
+            if owed is not None:
+                execute(OWE, self.owe_args(owed))
+
+        self._together(fn)
+
+    def hook_owed(self, owed: OwedHook) -> None:
+        self._together(_one(OWE, self.owe_args(owed)))
+
+    def record_owing(
+        self,
+        path: Path,
+        inbox: str,
+        stat: tuple[int, int, int],
+        key: JobKey,
+        state: FileState,
+        error: str | None,
+        owed: OwedHook | None,
+    ) -> None:
+        from dropscribe.ledger import queries  # noqa: PLC0415 - an import cycle (interface)
+
+        why = names.text(error) if error is not None else None
+        row = (self._stored(path), inbox, *stat, key.digest, str(key), state, why)
+        self.owing(queries.UPSERT_FILE, (*row, time.time(), None), owed)
+
+    def hook_unheld(self, path: Path, moved: Path | None) -> OwedRow | None:
+        where = self._stored(path)
+
+        def fn(execute: Execute) -> OwedRow | None:
+            execute("DELETE FROM afters WHERE path = ?", (where,))
+            rows = execute(
+                "SELECT inbox, body FROM hooks WHERE path = ? AND outcome = 'done' AND held = ?",
+                (where, True),
+            )
+            if not rows:
+                return None
+            inbox, text = rows[0]
+            body = {**json.loads(text), "moved_to": str(moved) if moved else None}
+            execute(
+                "UPDATE hooks SET body = ?, held = ?, run = ? WHERE path = ? AND outcome = 'done'",
+                (names.json_text(body), False, self.hook_run, where),
+            )
+            return OwedRow(self._shown(where), "done", str(inbox), body)
+
+        row: OwedRow | None = self._together(fn)
+        return row
+
+    def steps_hook_owed(self, path: Path, shown: str, owed: OwedHook) -> bool:
+        where = self._stored(path)
+        token = os.urandom(8).hex()
+
+        def fn(execute: Execute) -> bool:
+            execute(CLAIM_HOOK, (where, shown, token, time.time()))
+            rows = execute("SELECT token FROM step_hooks WHERE path = ?", (where,))
+            if not rows or rows[0][0] != token:
+                return False
+            execute(OWE, self.owe_args(owed))
+            return True
+
+        return bool(self._together(fn))
+
+    def hook_ran(self, path: Path | str, outcome: str) -> None:
+        sql = "DELETE FROM hooks WHERE path = ? AND outcome = ? AND run = ?"
+        args = (self._stored(path), outcome, self.hook_run)
+        self._together(_one(sql, args))
+
+    def hook_dropped(self, path: str, outcome: str) -> None:
+        sql = "DELETE FROM hooks WHERE path = ? AND outcome = ?"
+        self._together(_one(sql, (self._stored(path), outcome)))
+
+    def hooks_late(self, inboxes: set[str]) -> list[OwedRow]:
+        rows = [row for row in self._rows(DUE, (False, LATE)) if row[2] in inboxes]
+        alive = self._alive({str(row[4]) for row in rows})
+        taken: list[OwedRow] = []
+        for path, outcome, inbox, body, run, held in rows:
+            if run in alive and not held:  # held, its after: row gone: nobody runs it but us
+                continue
+            if self._together(_one(TAKE, (self.hook_run, False, path, outcome, run))):
+                taken.append(OwedRow(self._shown(path), outcome, inbox, json.loads(body)))
+        return taken
+
+
+class SharedOwedRows(OwedRows):
+    """``Owed`` in a shared ledger: a run is a daemon's (``leases``), alive while it beats."""
+
+    _db: Database
+    _leases: Leases
+
+    def _together(self, fn: Callable[[Execute], Any]) -> Any:
+        from dropscribe.ledger import queries  # noqa: PLC0415 - as in record_owing
+
+        with self._db.tx() as db:
+
+            def rows(sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+                cur = db.execute(queries.for_psycopg(sql), args)
+                return cur.fetchall() if cur.description is not None else []
+
+            return fn(rows)
+
+    @property
+    def hook_run(self) -> str:
+        return self._leases.run
+
+    def _alive(self, runs: set[str]) -> set[str]:
+        rows = self._db.rows(
+            "SELECT run FROM hosts WHERE run = ANY(%s) AND beat > now() - %s * interval '1s'",
+            (sorted(runs), self._leases.lease_seconds),
+        )
+        return {str(run) for (run,) in rows}
+
+
+def _one(sql: str, args: tuple[Any, ...]) -> Callable[[Execute], list[tuple[Any, ...]]]:
+    """One statement, for ``_together``."""
+    return lambda execute: execute(sql, args)
+
+
+@functools.cache
+def process_run(pid: int) -> str:
+    """``pid`` and its start time (clock ticks since boot): a pid used again is another."""
+    return f"{pid}:{_started(pid)}"
+
+
+def _started(pid: int) -> str:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return "?"
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _process_alive(run: str) -> bool:
+    """Whether the process that ``run`` names is still running (a zombie counts as not)."""
+    pid, _, started = run.partition(":")
+    if not pid.isdigit():
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    fields = stat.rsplit(")", 1)[1].split()
+    return fields[0] != "Z" and fields[19] == started
