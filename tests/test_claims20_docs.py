@@ -7,6 +7,7 @@ names exists."""
 from __future__ import annotations
 
 import ast
+import functools
 import re
 import typing
 from pathlib import Path
@@ -66,9 +67,10 @@ def example_comments() -> dict[str, str]:
     return said
 
 
+@functools.cache  # the package is parsed once for both tests
 def code_events() -> tuple[set[str], list[tuple[str, str, int]]]:
     """Every string in the package shaped like an event name; and each warning or
-    error logged with an ``action=`` for a person: (event, file, line)."""
+    error logged with an ``action=`` (or ``fix=``) for a person: (event, file, line)."""
     names: set[str] = set()
     loud: list[tuple[str, str, int]] = []
     for path in PACKAGE.rglob("*.py"):
@@ -80,7 +82,7 @@ def code_events() -> tuple[set[str], list[tuple[str, str, int]]]:
                 isinstance(node, ast.Call)
                 and isinstance(node.func, ast.Attribute)
                 and node.func.attr in LEVELS
-                and any(k.arg == "action" for k in node.keywords)
+                and any(k.arg in {"action", "fix"} for k in node.keywords)
                 and node.args
                 and isinstance(node.args[0], ast.Constant)
             ):
@@ -148,8 +150,8 @@ def test_every_event_the_docs_name_is_one_the_code_has():
 
 
 def test_every_warning_with_an_action_is_named_in_the_docs():
-    """An event the code logs at warning or error with an action= for a person can be
-    looked up: its name appears in README or docs."""
+    """An event the code logs at warning or error with an action= (or fix=) for a person
+    can be looked up: its name appears in README or docs."""
     _, loud = code_events()
     docs = "\n".join(DOCS.values())
     assert len(loud) > 30  # the walk still finds the calls
