@@ -2,13 +2,15 @@
 models too) is in config.example.yaml, a default the example states is the schema's,
 every event name the docs give is one the code has, every warning or error the code
 logs with an ``action=`` is named in the docs, and every test file docs/promises.md
-names exists."""
+names exists, and the README's command table gives each command's options."""
 
 from __future__ import annotations
 
 import ast
 import functools
 import re
+import subprocess
+import sys
 import typing
 from pathlib import Path
 from typing import Any
@@ -166,3 +168,41 @@ def test_every_test_docs_promises_names_exists():
     named = re.findall(r"tests/(test_[\w*]+(?:\.py)?)", text)
     assert len(named) >= 10
     assert [n for n in named if not list((ROOT / "tests").glob(n))] == []
+
+
+def _help(*words: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "dropscribe", *words, "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return done.stdout
+
+
+def _options(text: str) -> set[str]:
+    return set(re.findall(r"(?<![\w-])(--?[a-zA-Z][\w-]*)", text))
+
+
+def test_the_readmes_command_table_has_each_commands_options():
+    """Each row of the README's command table gives exactly the options its command's
+    --help shows (besides -h, and --state-dir, which the README explains once), and a
+    command --help lists that the table leaves out is named in the README or docs."""
+    readme = DOCS[ROOT / "README.md"]
+    rows = re.findall(r"^\| `([a-z-]+)((?: [^`]*)?)` \|", readme, re.MULTILINE)
+    table = {command: _options(rest) for command, rest in rows}
+    assert "--state-dir DIR" in readme
+    listed = re.findall(r"^    ([a-z][a-z-]*)(?:\s|$)", _help(), re.MULTILINE)
+    assert len(listed) >= 8, listed
+    docs = "\n".join(DOCS.values())
+    differ = {}
+    for command in listed:
+        if command not in table:
+            assert f"`{command} " in docs or f"dropscribe {command} " in docs, command
+            continue
+        usage = _help(command).split("\n\n")[0]
+        shown = _options(usage.split(command, 1)[1]) - {"-h", "--state-dir"}
+        if shown != table[command]:
+            differ[command] = (sorted(table[command]), sorted(shown))
+    assert differ == {}
