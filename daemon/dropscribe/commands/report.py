@@ -15,7 +15,9 @@ as lines for people. The shape, version 1 (new keys may be added; none change me
                 "state": "quarantined" | "failed" | "waiting" | "in_flight" | "interrupted",
                 "reason": str | null, "action": str,
                 "next_try": "ISO 8601 time" (waiting for a known moment: tried again then)}],
-     "steps": {...}}  (the steps after the transcript: steps/report.py says its shape)
+     "passed_over": [...],  (files an endpoint of their list passed over: ledger/sends.py)
+     "steps": {...},  (the steps after the transcript: steps/report.py says its shape)
+     "spend": {...}}  (today's and this month's spend: commands/budgets.py)
 
 A file is ``waiting`` when its last try failed and it comes again by itself (with its
 endpoint's pause as the reason while the endpoint is paused or unreachable),

@@ -21,6 +21,7 @@ RESTART_ONLY = {
     "processes": "processes",
     "state_dir": "state_dir",
     "ledger": "ledger",
+    "metrics": "metrics",  # its server is started once, in run(): a reload never moved it
     "log_format": "log.format",
     "log_level": "log.level",
 }
