@@ -6,10 +6,16 @@ scratch file under ``state_dir`` (115 MB per hour) and keeps only a loudness
 value per 10 ms; encoding reads back one chunk's samples and writes Opus in
 Ogg (or MP3, or FLAC) for the upload. FFmpeg releases the GIL while it
 encodes, so chunks encode in parallel.
+
+Every file written here is a copy of a recording, which may be private: each is made
+0600 before anything is written to it, whatever the umask (attack20: a daemon under
+umask 000 left its decoded samples and chunks 0666, readable by anyone who could reach
+the folder: a state_dir the daemon could not tighten, not its own).
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
@@ -74,7 +80,7 @@ def decode(source: Path, pcm: Path) -> Decoded:
     pending = np.empty(0, dtype=np.int16)
     levels: list[npt.NDArray[np.float32]] = []
     samples = Samples(source)
-    with pcm.open("wb") as out:
+    with os.fdopen(private(pcm), "wb") as out:
         for data in samples:
             out.write(data.tobytes())
             block = np.concatenate((pending, data))
@@ -135,6 +141,7 @@ def extract(source: Path, track: int, target: Path, codec: Codec = CODECS["flac"
     FLAC by default: what every engine hears anyway); return its bytes. A file that
     holds only the chosen track is what an upload of it sends, and what every later
     step (probe, chunks, timing, the local engine) reads."""
+    os.close(private(target))
     with av.open(str(target), "w", format=codec.container) as out:
         stream = cast(
             "AudioStream",
@@ -175,6 +182,7 @@ def floats(samples: Samples) -> npt.NDArray[np.float32]:
 def encode(pcm: Path, start: float, end: float, target: Path, codec: Codec) -> int:
     """Encode the samples from ``start`` to ``end`` seconds of ``pcm``; return the bytes."""
     first, last = round(start * RATE), round(end * RATE)
+    os.close(private(target))
     with pcm.open("rb") as fh, av.open(str(target), "w", format=codec.container) as out:
         stream = cast(
             "AudioStream",
@@ -196,6 +204,19 @@ def encode(pcm: Path, start: float, end: float, target: Path, codec: Codec) -> i
             position += block.shape[1]
         out.mux(stream.encode(None))
     return target.stat().st_size
+
+
+def private(path: Path) -> int:
+    """A descriptor for writing ``path``, made (or emptied) and this user's alone, 0600
+    whatever the umask; a link there is refused, not followed."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(path, flags, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # one made before, wider
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _reason(exc: av.FFmpegError) -> str:
