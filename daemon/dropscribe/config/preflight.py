@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import pwd
 from typing import TYPE_CHECKING
 
 from dropscribe.config import rules
@@ -72,9 +73,34 @@ def state_dir_clash(config: Config) -> str | None:
     return None
 
 
+def state_dir_owner(config: Config) -> str | None:
+    """Why ``state_dir`` cannot be used for whose it is: another user's folder (root's
+    aside: a volume or an emptyDir the daemon may write but not own). Its owner may
+    chmod it open again, read what the modes no longer guard, rename the ledger or put
+    links in it, whatever the daemon tightens (attack20: a state_dir under /tmp made
+    first by another user was used, said not private, and run on)."""
+    try:
+        owner = config.state_dir.stat().st_uid
+    except OSError:
+        return None  # not there yet: the daemon makes it, its own
+    if owner in {os.geteuid(), 0}:
+        return None
+    try:
+        name = f"user {pwd.getpwuid(owner).pw_name} (uid {owner})"
+    except KeyError:
+        name = f"uid {owner}"
+    return (
+        f"state_dir {config.state_dir} belongs to {name}, not to this user (uid"
+        f" {os.geteuid()}): its owner could open it again and read or replace the ledger;"
+        f" chown it to this user, or give state_dir a folder of its own in {config.source}"
+    )
+
+
 def problems(config: Config) -> list[str]:
     """Every reason this config cannot run here (empty: it can)."""
     found = [clash] if (clash := state_dir_clash(config)) else []
+    if (foreign := state_dir_owner(config)) is not None:
+        found.append(foreign)
     user = f"uid {os.geteuid()}"
     if not writable(config.state_dir):
         found.append(f"state_dir {config.state_dir} cannot be written by this user ({user})")

@@ -156,8 +156,9 @@ def open_state(config: Config) -> tuple[int, Ledger]:
     (or with a shared ledger's database).
     """
     state_dir = config.state_dir
-    if (clash := preflight.state_dir_clash(config)) is not None:
-        raise SetupError(clash)  # before anything is made or tightened there
+    for clash in (preflight.state_dir_clash(config), preflight.state_dir_owner(config)):
+        if clash is not None:
+            raise SetupError(clash)  # before anything is made or tightened there
     try:
         lock = lock_state_dir(state_dir)
     except AlreadyRunningError:
