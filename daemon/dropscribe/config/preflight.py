@@ -58,13 +58,24 @@ def real(path: Path) -> Path:
     return type(path)(os.path.realpath(path))
 
 
+def same(one: Path, other: Path) -> bool:
+    """Whether ``one`` and ``other`` are one folder: by their paths with links followed,
+    or by device and inode where both are there (attack20: a bind mount of the inbox,
+    or the same NFS export mounted twice, is the inbox under another path)."""
+    if real(one) == real(other):
+        return True
+    try:
+        return os.path.samestat(one.stat(), other.stat())
+    except (OSError, RuntimeError):  # not there (yet), or a link loop
+        return False
+
+
 def state_dir_clash(config: Config) -> str | None:
     """Why ``state_dir`` cannot be where it is: an inbox itself. The daemon makes its
     state_dir and everything directly in it private (0700, 0600): the recordings closed
     to those who share the inbox (attack19)."""
-    state = real(config.state_dir)
     for inbox in config.inboxes:
-        if real(inbox.path) == state:
+        if same(inbox.path, config.state_dir):
             return (
                 f"state_dir {config.state_dir} is inbox {inbox.path} itself: the daemon makes"
                 " its state_dir and everything directly in it private, the recordings too;"
