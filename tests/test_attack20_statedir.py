@@ -10,6 +10,8 @@ import os
 import pwd
 import stat
 
+import pytest
+
 from conftest import DaemonProcess, make_wav
 from dropscribe.config import preflight
 
@@ -39,3 +41,32 @@ def test_a_state_dir_of_another_user_is_refused_before_anything_is_made_there(se
     assert again.wait() == 0
     assert (setup.inbox / "a.txt").exists()
     assert stat.S_IMODE(setup.state.stat().st_mode) == 0o700
+
+
+@pytest.mark.parametrize(
+    ("key", "where"),
+    [("output_dir", "defaults"), ("done_dir", "inbox"), ("failed_dir", "inbox")],
+)
+def test_a_state_dir_that_is_a_folder_of_sidecars_or_recordings_is_refused(setup, key, where):
+    """state_dir: the output_dir (the done_dir, the failed_dir) of a folder: once exits 2
+    naming it and the fix, before anything is made there (made private, it closed the
+    0644 transcripts or recordings it holds to those who share them, 0600 at the next
+    start); check-config says the same."""
+    target = setup.root / "shared"
+    target.mkdir(mode=0o755)
+    (target / "earlier.txt").write_text("a transcript\n")
+    (target / "earlier.txt").chmod(0o644)
+    setup.data["state_dir"] = str(target)
+    if where == "defaults":
+        setup.data["defaults"][key] = str(target)
+    else:
+        setup.data["inboxes"][0][key] = str(target)
+    make_wav(setup.inbox / "a.wav")
+    daemon = DaemonProcess(setup, command="once")
+    assert daemon.wait() == 2
+    told = f"state_dir {target} is {key} {target} itself"
+    assert any(told in line for line in daemon.raw), daemon.raw[-3:]
+    assert stat.S_IMODE((target / "earlier.txt").stat().st_mode) == 0o644
+    assert stat.S_IMODE(target.stat().st_mode) == 0o755
+    assert os.listdir(target) == ["earlier.txt"]
+    assert any(p.startswith(told) for p in preflight.problems(setup.load()))

@@ -10,14 +10,16 @@ from __future__ import annotations
 import importlib.util
 import os
 import pwd
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dropscribe.config import rules
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from dropscribe.vocab.config import Config
+
+
+KEYS = ("output_dir", "voices")  # a folder's settings that name folders it writes or reads
 
 
 def writable(folder: Path) -> bool:
@@ -71,17 +73,30 @@ def same(one: Path, other: Path) -> bool:
 
 
 def state_dir_clash(config: Config) -> str | None:
-    """Why ``state_dir`` cannot be where it is: an inbox itself. The daemon makes its
-    state_dir and everything directly in it private (0700, 0600): the recordings closed
-    to those who share the inbox (attack19)."""
-    for inbox in config.inboxes:
-        if same(inbox.path, config.state_dir):
+    """Why ``state_dir`` cannot be where it is: an inbox itself, or a folder the daemon
+    writes recordings or transcripts into for one (attack20: output_dir, done_dir,
+    failed_dir, a voices: folder). The daemon makes its state_dir and everything directly
+    in it private (0700, 0600): the recordings, or the transcripts, closed to those who
+    share them (attack19)."""
+    for what, path in _shared(config):
+        if same(path, config.state_dir):
             return (
-                f"state_dir {config.state_dir} is inbox {inbox.path} itself: the daemon makes"
-                " its state_dir and everything directly in it private, the recordings too;"
-                f" give state_dir a folder of its own in {config.source}"
+                f"state_dir {config.state_dir} is {what} {path} itself: the daemon makes"
+                " its state_dir and everything directly in it private, what is shared"
+                f" there too; give state_dir a folder of its own in {config.source}"
             )
     return None
+
+
+def _shared(config: Config) -> list[tuple[str, Path]]:
+    """Every folder of recordings or sidecars the config names, and what it is."""
+    found = []
+    for inbox in config.inboxes:
+        found += [("inbox", inbox.path)]
+        found += [("failed_dir", inbox.failed_dir), ("done_dir", inbox.done_dir)]
+        for layer in inbox.layers:
+            found += [(key, Path(layer.values[key])) for key in KEYS if key in layer.values]
+    return found
 
 
 def state_dir_owner(config: Config) -> str | None:
