@@ -11,10 +11,17 @@ Every file written here is a copy of a recording, which may be private: each is 
 0600 before anything is written to it, whatever the umask (attack20: a daemon under
 umask 000 left its decoded samples and chunks 0666, readable by anyone who could reach
 the folder: a state_dir the daemon could not tighten, not its own).
+
+attack20: what a recording decodes to is not bounded by its size (an hour of silence is
+656 kB of FLAC and 115 MB of samples: 100 hours filled 11.5 GB where state_dir is, the
+ledger's and often the whole system's disk). So a scratch file stops short of the file
+system's last ``RESERVE_LEAST`` bytes or ``RESERVE_SHARE`` of it, whichever is more, with
+an OSError saying so (the job's ``audio.scratch_failed``: tried again later).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
@@ -38,6 +45,9 @@ RATE = 16000  # what Whisper resamples everything to anyway
 # per minute of CD audio. 1 MB packets decode a WAV about twice as fast.
 DEMUX = {"max_size": str(1 << 20)}
 SAMPLE_BYTES = 2
+RESERVE_LEAST = 64 << 20  # bytes a scratch file never takes of its file system's last
+RESERVE_SHARE = 0.05  # nor of this share of it
+ROOM_CHECK = 16 << 20  # bytes written between looks at the room left
 
 
 @dataclass(frozen=True)
@@ -80,8 +90,10 @@ def decode(source: Path, pcm: Path) -> Decoded:
     pending = np.empty(0, dtype=np.int16)
     levels: list[npt.NDArray[np.float32]] = []
     samples = Samples(source)
+    room = Room(pcm.parent)
     with os.fdopen(private(pcm), "wb") as out:
         for data in samples:
+            room.take(data.nbytes)
             out.write(data.tobytes())
             block = np.concatenate((pending, data))
             whole = len(block) // per * per
@@ -150,7 +162,9 @@ def extract(source: Path, track: int, target: Path, codec: Codec = CODECS["flac"
         if codec.bit_rate:
             stream.codec_context.bit_rate = codec.bit_rate
         position = 0
+        room = Room(target.parent)
         for data in Samples(source, track):
+            room.take(data.nbytes)  # at most the samples' own size
             frame = av.AudioFrame.from_ndarray(data.reshape(1, -1), format="s16", layout="mono")
             frame.sample_rate = RATE
             frame.pts = position
@@ -204,6 +218,31 @@ def encode(pcm: Path, start: float, end: float, target: Path, codec: Codec) -> i
             position += block.shape[1]
         out.mux(stream.encode(None))
     return target.stat().st_size
+
+
+class Room:
+    """The room left in ``folder``'s file system, looked at every ``ROOM_CHECK`` bytes a
+    writer there takes: an OSError (ENOSPC) before one would leave less than the reserve."""
+
+    def __init__(self, folder: Path) -> None:
+        self._folder = folder
+        self._since = ROOM_CHECK  # the first write looks
+
+    def take(self, size: int) -> None:
+        self._since += size
+        if self._since < ROOM_CHECK:
+            return
+        self._since = size
+        st = os.statvfs(self._folder)
+        free, whole = st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
+        kept = max(RESERVE_LEAST, round(RESERVE_SHARE * whole))
+        if free < kept + ROOM_CHECK:
+            raise OSError(
+                errno.ENOSPC,
+                f"no room for more scratch audio: {free / 2**20:,.0f} MiB free where state_dir"
+                f" is, and its last {kept / 2**20:,.0f} MiB are kept for the ledger (the"
+                " recording decodes to more than that: free some room, or shorten it)",
+            )
 
 
 def private(path: Path) -> int:
