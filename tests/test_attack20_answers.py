@@ -63,3 +63,21 @@ def test_an_answer_whose_own_times_claim_hours_is_held_to_the_recording(setup):
     daemon = answered(setup, {"text": "w", "duration": 20_000.0, "segments": segments})
     refused(daemon, "answer has 20,000 segments for 0.5 s of audio; at most 2,000")
     assert not (setup.inbox / "a.srt").exists()
+
+
+def test_a_chunks_answer_is_held_to_the_chunk_before_it_is_checkpointed(setup):
+    """A 40-s recording sent in chunks, each answered with 1.5 million characters and a
+    claimed 10,000 s: the first chunk's answer is refused, naming the chunk and the cap,
+    and none goes into the ledger (each chunk's megabytes were checkpointed there before
+    the whole was refused)."""
+    setup.data["defaults"]["formats"] = ["srt"]
+    setup.data["endpoints"]["local"].update({"max_upload_bytes": 100_000, "max_attempts": 1})
+    setup.api.answer = lambda _upload: {"text": "ab " * 500_000, "duration": 10_000.0}
+    make_wav(setup.inbox / "long.wav", seconds=40)
+    daemon = DaemonProcess(setup, command="once")
+    assert daemon.wait(timeout=120) == 1
+    (failed,) = daemon.named("file.failed")
+    assert failed["error"].startswith("chunk 1 of "), failed["error"]
+    assert "answer has 1,499,999 characters of text for " in failed["error"]
+    ledger = sum(p.stat().st_size for p in setup.state.glob("*.sqlite*"))
+    assert ledger < 1_000_000, f"{ledger:,} bytes of ledger"
