@@ -25,14 +25,24 @@ ALL_FORMATS = ["txt", "json", "verbose_json", "srt", "vtt", "lrc", "tsv", "md"]
 
 
 def once_within(
-    setup: Setup, answer: Reply, formats: list[str] = ALL_FORMATS, seconds: float = BOUND
+    setup: Setup,
+    answer: Reply,
+    formats: list[str] = ALL_FORMATS,
+    seconds: float = BOUND,
+    audio: float = 0.5,
 ) -> DaemonProcess:
-    """``dropscribe once`` on one recording answered with ``answer`` and written as
-    ``formats``; it must end, job and all, within ``seconds`` of being started."""
+    """``dropscribe once`` on one recording of ``audio`` seconds answered with ``answer``
+    and written as ``formats``; it must end, job and all, within ``seconds`` of being
+    started. A long recording is sampled at 1 kHz (4 MB an hour): an answer is held to
+    the recording's probed length (attack20), so one that needs thousands of seconds to
+    be taken comes from that much audio."""
     setup.data["defaults"]["formats"] = formats
     setup.data["endpoints"]["local"]["max_attempts"] = 1
     setup.api.script.append(answer)
-    make_wav(setup.inbox / "a.wav")
+    if audio > 1:
+        make_wav(setup.inbox / "a.wav", seconds=audio, rate=1000, freq=100)
+    else:
+        make_wav(setup.inbox / "a.wav", seconds=audio)
     started = time.monotonic()
     daemon = DaemonProcess(setup, command="once")
     try:
@@ -110,7 +120,7 @@ def test_twenty_thousand_words_at_one_instant_make_sane_cues_in_seconds(setup, w
     the bound, its subtitles well-formed and each line within the line length."""
     words = [{"word": word, "start": 0.0, "end": 0.0}] * 20_000
     answer = Reply(200, {"text": text, "duration": 1000.0, "words": words})
-    out = done(setup, once_within(setup, answer))
+    out = done(setup, once_within(setup, answer, audio=1000.0))
     cues = srt_cues(out["srt"])
     assert len(cues) > 100
     assert all(len(line) <= 42 for cue in cues for line in cue)
@@ -128,7 +138,7 @@ def test_forty_thousand_dropped_segments_and_words_are_trimmed_in_seconds(setup)
     answer = Reply(
         200, {"text": "kept words", "duration": 4000.0, "segments": [kept, *unsure], "words": words}
     )
-    out = done(setup, once_within(setup, answer, ["txt", "srt", "vtt"]))
+    out = done(setup, once_within(setup, answer, ["txt", "srt", "vtt"], audio=4000.0))
     assert out["txt"] == "kept words\n"
     assert [cue for _, cue in vtt_cues(out["vtt"])] == ["kept words"]
 
@@ -142,7 +152,7 @@ def test_a_run_of_repeats_after_a_long_segment_is_trimmed_in_seconds(setup):
         for n in range(40_000)
     ]
     answer = Reply(200, {"text": "long w", "duration": 2001.0, "segments": [first, *tail]})
-    daemon = once_within(setup, answer, ["txt"])
+    daemon = once_within(setup, answer, ["txt"], audio=2001.0)
     assert daemon.named("file.done")
     assert (setup.inbox / "a.txt").read_text() == "long " * 40_000 + "w\n"
 

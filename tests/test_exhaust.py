@@ -81,18 +81,18 @@ def test_a_request_trickled_a_byte_at_a_time_is_cut_off(server):
     assert time.monotonic() - started < 5
 
 
-def test_connections_beyond_the_limit_are_closed_at_once(server):
-    """Past MAX_CONNECTIONS open connections, a new one is closed at once; the server
-    holds no more than the limit, and answers again once the idlers are cut."""
+def test_connections_beyond_the_limit_close_the_oldest(server):
+    """Past MAX_CONNECTIONS open connections, a new one closes the oldest at once (attack20:
+    refusing the newest let idlers shut every probe out); the server holds no more than
+    the limit, and the newcomer is answered."""
     idlers = [connect(server) for _ in range(serving.MAX_CONNECTIONS)]
     try:
         wait_for(lambda: server.connections() == serving.MAX_CONNECTIONS, what="all accepted")
         with connect(server) as extra:
-            wait_for(lambda: closed_by_peer(extra), 5, what="the extra one closed")
-        assert server.connections() == serving.MAX_CONNECTIONS
+            wait_for(lambda: closed_by_peer(idlers[0]), 5, what="the oldest one closed")
+            assert server.connections() == serving.MAX_CONNECTIONS
+            assert ask(extra).endswith(b"hello /x\n")
         wait_for(lambda: server.connections() == 0, 5, what="the idlers cut off")
-        with connect(server) as sock:
-            assert ask(sock).endswith(b"hello /x\n")
     finally:
         for idler in idlers:
             idler.close()

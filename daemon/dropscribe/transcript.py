@@ -28,6 +28,15 @@ MAX_TIME = 1e7  # seconds (115 days): a segment time past this is not a recordin
 # many; a diarizing server names a handful of speakers (32 is the most one is asked for).
 PER_SECOND = 20  # segments, and words, a second of audio
 LEAST_ALLOWED = 2_000  # of each, however short the audio (or untimed the answer)
+# attack20: and characters of text (the text, the segments' and the words' each), which
+# the sidecars cut into words and cues at ~35 us and ~370 bytes a word: a 64 MiB answer
+# of one minute's audio was 12 minutes of a worker and 8 GB. Speech is at most ~25 a
+# second, a Whisper window looping on one phrase ~60 (448 tokens in 30 s).
+TEXT_PER_SECOND = 200
+LEAST_TEXT = 100_000
+# A probe's length may be an estimate (an MP3 without a VBR header): the answer is held
+# to twice it.
+ESTIMATED = 2.0
 MOST_SPEAKERS = 100  # distinct speaker labels
 LABEL_CHARS = 100  # a speaker label is cut to this, on one line
 # Whisper's own thresholds on a segment's numbers (its no_speech_threshold,
@@ -198,19 +207,32 @@ class Transcript:
         )
 
 
-def bounded(transcript: Transcript) -> Transcript:
+def bounded(transcript: Transcript, audio: float | None = None) -> Transcript:
     """``transcript`` as it came, if it is within the caps every answer is held to:
-    ``MOST_SPEAKERS`` labels, and ``PER_SECOND`` segments and as many words a second of
-    the audio it covers (its duration or its last time, whichever is later), or
-    ``LEAST_ALLOWED`` of each however short; else PermanentError saying which."""
-    times = (item["end"] for item in (*transcript.segments[-1:], *transcript.words[-1:]))
-    seconds = max(transcript.duration or 0.0, *times, 0.0)
-    allowed = max(LEAST_ALLOWED, math.ceil(PER_SECOND * seconds))
-    for what, count in (("segments", len(transcript.segments)), ("words", len(transcript.words))):
-        if count > allowed:
+    ``MOST_SPEAKERS`` labels, ``PER_SECOND`` segments and as many words and
+    ``TEXT_PER_SECOND`` characters of each text a second of the audio it covers, or
+    ``LEAST_ALLOWED`` and ``LEAST_TEXT`` however short; else PermanentError saying which.
+    The audio it covers is ``audio`` (its probed seconds) when known, else what the
+    answer says: its duration or its last time, whichever is later (a hostile server
+    can say 10^7 s; only a caller that knows the audio holds it to the audio)."""
+    if audio is not None:
+        seconds, held = audio, audio * ESTIMATED
+    else:
+        times = (item["end"] for item in (*transcript.segments[-1:], *transcript.words[-1:]))
+        seconds = held = max(transcript.duration or 0.0, *times, 0.0)
+    items, chars = (PER_SECOND, LEAST_ALLOWED), (TEXT_PER_SECOND, LEAST_TEXT)
+    counts = (
+        ("segments", len(transcript.segments), items),
+        ("words", len(transcript.words), items),
+        ("characters of text", len(transcript.text), chars),
+        ("characters in segments", sum(len(s["text"]) for s in transcript.segments), chars),
+        ("characters in words", sum(len(w["word"]) for w in transcript.words), chars),
+    )
+    for what, count, (rate, least) in counts:
+        if count > (most := max(least, math.ceil(rate * held))):
             raise PermanentError(
                 f"answer has {count:,} {what} for {seconds:g} s of audio; at most"
-                f" {allowed:,} are taken ({PER_SECOND} a second, {LEAST_ALLOWED:,} at least)",
+                f" {most:,} are taken ({rate} a second, {least:,} at least)",
                 request_id=transcript.request_id,
             )
     named = len(speakers.labels(transcript))

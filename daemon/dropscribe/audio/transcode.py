@@ -6,10 +6,23 @@ scratch file under ``state_dir`` (115 MB per hour) and keeps only a loudness
 value per 10 ms; encoding reads back one chunk's samples and writes Opus in
 Ogg (or MP3, or FLAC) for the upload. FFmpeg releases the GIL while it
 encodes, so chunks encode in parallel.
+
+Every file written here is a copy of a recording, which may be private: each is made
+0600 before anything is written to it, whatever the umask (attack20: a daemon under
+umask 000 left its decoded samples and chunks 0666, readable by anyone who could reach
+the folder: a state_dir the daemon could not tighten, not its own).
+
+attack20: what a recording decodes to is not bounded by its size (an hour of silence is
+656 kB of FLAC and 115 MB of samples: 100 hours filled 11.5 GB where state_dir is, the
+ledger's and often the whole system's disk). So a scratch file stops short of the file
+system's last ``RESERVE_LEAST`` bytes or ``RESERVE_SHARE`` of it, whichever is more, with
+an OSError saying so (the job's ``audio.scratch_failed``: tried again later).
 """
 
 from __future__ import annotations
 
+import errno
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
@@ -32,6 +45,9 @@ RATE = 16000  # what Whisper resamples everything to anyway
 # per minute of CD audio. 1 MB packets decode a WAV about twice as fast.
 DEMUX = {"max_size": str(1 << 20)}
 SAMPLE_BYTES = 2
+RESERVE_LEAST = 64 << 20  # bytes a scratch file never takes of its file system's last
+RESERVE_SHARE = 0.05  # nor of this share of it
+ROOM_CHECK = 16 << 20  # bytes written between looks at the room left
 
 
 @dataclass(frozen=True)
@@ -74,8 +90,10 @@ def decode(source: Path, pcm: Path) -> Decoded:
     pending = np.empty(0, dtype=np.int16)
     levels: list[npt.NDArray[np.float32]] = []
     samples = Samples(source)
-    with pcm.open("wb") as out:
+    room = Room(pcm.parent)
+    with os.fdopen(private(pcm), "wb") as out:
         for data in samples:
+            room.take(data.nbytes)
             out.write(data.tobytes())
             block = np.concatenate((pending, data))
             whole = len(block) // per * per
@@ -135,6 +153,7 @@ def extract(source: Path, track: int, target: Path, codec: Codec = CODECS["flac"
     FLAC by default: what every engine hears anyway); return its bytes. A file that
     holds only the chosen track is what an upload of it sends, and what every later
     step (probe, chunks, timing, the local engine) reads."""
+    os.close(private(target))
     with av.open(str(target), "w", format=codec.container) as out:
         stream = cast(
             "AudioStream",
@@ -143,7 +162,9 @@ def extract(source: Path, track: int, target: Path, codec: Codec = CODECS["flac"
         if codec.bit_rate:
             stream.codec_context.bit_rate = codec.bit_rate
         position = 0
+        room = Room(target.parent)
         for data in Samples(source, track):
+            room.take(data.nbytes)  # at most the samples' own size
             frame = av.AudioFrame.from_ndarray(data.reshape(1, -1), format="s16", layout="mono")
             frame.sample_rate = RATE
             frame.pts = position
@@ -175,6 +196,7 @@ def floats(samples: Samples) -> npt.NDArray[np.float32]:
 def encode(pcm: Path, start: float, end: float, target: Path, codec: Codec) -> int:
     """Encode the samples from ``start`` to ``end`` seconds of ``pcm``; return the bytes."""
     first, last = round(start * RATE), round(end * RATE)
+    os.close(private(target))
     with pcm.open("rb") as fh, av.open(str(target), "w", format=codec.container) as out:
         stream = cast(
             "AudioStream",
@@ -196,6 +218,44 @@ def encode(pcm: Path, start: float, end: float, target: Path, codec: Codec) -> i
             position += block.shape[1]
         out.mux(stream.encode(None))
     return target.stat().st_size
+
+
+class Room:
+    """The room left in ``folder``'s file system, looked at every ``ROOM_CHECK`` bytes a
+    writer there takes: an OSError (ENOSPC) before one would leave less than the reserve."""
+
+    def __init__(self, folder: Path) -> None:
+        self._folder = folder
+        self._since = ROOM_CHECK  # the first write looks
+
+    def take(self, size: int) -> None:
+        self._since += size
+        if self._since < ROOM_CHECK:
+            return
+        self._since = size
+        st = os.statvfs(self._folder)
+        free, whole = st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
+        kept = max(RESERVE_LEAST, round(RESERVE_SHARE * whole))
+        if free < kept + ROOM_CHECK:
+            raise OSError(
+                errno.ENOSPC,
+                f"no room for more scratch audio: {free / 2**20:,.0f} MiB free where state_dir"
+                f" is, and its last {kept / 2**20:,.0f} MiB are kept for the ledger (the"
+                " recording decodes to more than that: free some room, or shorten it)",
+            )
+
+
+def private(path: Path) -> int:
+    """A descriptor for writing ``path``, made (or emptied) and this user's alone, 0600
+    whatever the umask; a link there is refused, not followed."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(path, flags, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # one made before, wider
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _reason(exc: av.FFmpegError) -> str:

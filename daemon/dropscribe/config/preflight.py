@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import pwd
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dropscribe.config import rules
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from dropscribe.vocab.config import Config
+
+
+KEYS = ("output_dir", "voices")  # a folder's settings that name folders it writes or reads
 
 
 def writable(folder: Path) -> bool:
@@ -57,24 +60,73 @@ def real(path: Path) -> Path:
     return type(path)(os.path.realpath(path))
 
 
+def same(one: Path, other: Path) -> bool:
+    """Whether ``one`` and ``other`` are one folder: by their paths with links followed,
+    or by device and inode where both are there (attack20: a bind mount of the inbox,
+    or the same NFS export mounted twice, is the inbox under another path)."""
+    if real(one) == real(other):
+        return True
+    try:
+        return os.path.samestat(one.stat(), other.stat())
+    except (OSError, RuntimeError):  # not there (yet), or a link loop
+        return False
+
+
 def state_dir_clash(config: Config) -> str | None:
-    """Why ``state_dir`` cannot be where it is: an inbox itself. The daemon makes its
-    state_dir and everything directly in it private (0700, 0600): the recordings closed
-    to those who share the inbox (attack19)."""
-    state = real(config.state_dir)
-    for inbox in config.inboxes:
-        if real(inbox.path) == state:
+    """Why ``state_dir`` cannot be where it is: an inbox itself, or a folder the daemon
+    writes recordings or transcripts into for one (attack20: output_dir, done_dir,
+    failed_dir, a voices: folder). The daemon makes its state_dir and everything directly
+    in it private (0700, 0600): the recordings, or the transcripts, closed to those who
+    share them (attack19)."""
+    for what, path in _shared(config):
+        if same(path, config.state_dir):
             return (
-                f"state_dir {config.state_dir} is inbox {inbox.path} itself: the daemon makes"
-                " its state_dir and everything directly in it private, the recordings too;"
-                f" give state_dir a folder of its own in {config.source}"
+                f"state_dir {config.state_dir} is {what} {path} itself: the daemon makes"
+                " its state_dir and everything directly in it private, what is shared"
+                f" there too; give state_dir a folder of its own in {config.source}"
             )
     return None
+
+
+def _shared(config: Config) -> list[tuple[str, Path]]:
+    """Every folder of recordings or sidecars the config names, and what it is."""
+    found = []
+    for inbox in config.inboxes:
+        found += [("inbox", inbox.path)]
+        found += [("failed_dir", inbox.failed_dir), ("done_dir", inbox.done_dir)]
+        for layer in inbox.layers:
+            found += [(key, Path(layer.values[key])) for key in KEYS if key in layer.values]
+    return found
+
+
+def state_dir_owner(config: Config) -> str | None:
+    """Why ``state_dir`` cannot be used for whose it is: another user's folder (root's
+    aside: a volume or an emptyDir the daemon may write but not own). Its owner may
+    chmod it open again, read what the modes no longer guard, rename the ledger or put
+    links in it, whatever the daemon tightens (attack20: a state_dir under /tmp made
+    first by another user was used, said not private, and run on)."""
+    try:
+        owner = config.state_dir.stat().st_uid
+    except OSError:
+        return None  # not there yet: the daemon makes it, its own
+    if owner in {os.geteuid(), 0}:
+        return None
+    try:
+        name = f"user {pwd.getpwuid(owner).pw_name} (uid {owner})"
+    except KeyError:
+        name = f"uid {owner}"
+    return (
+        f"state_dir {config.state_dir} belongs to {name}, not to this user (uid"
+        f" {os.geteuid()}): its owner could open it again and read or replace the ledger;"
+        f" chown it to this user, or give state_dir a folder of its own in {config.source}"
+    )
 
 
 def problems(config: Config) -> list[str]:
     """Every reason this config cannot run here (empty: it can)."""
     found = [clash] if (clash := state_dir_clash(config)) else []
+    if (foreign := state_dir_owner(config)) is not None:
+        found.append(foreign)
     user = f"uid {os.geteuid()}"
     if not writable(config.state_dir):
         found.append(f"state_dir {config.state_dir} cannot be written by this user ({user})")

@@ -31,7 +31,7 @@ from dropscribe.jobs import voiceprints
 from dropscribe.ledger.interface import WRITE_FAILED, Checkpoints
 from dropscribe.ops import progress
 from dropscribe.transcribe import kinds
-from dropscribe.transcript import Transcript
+from dropscribe.transcript import Transcript, bounded
 from dropscribe.vocab.states import JobKey, JobState
 
 if TYPE_CHECKING:
@@ -304,6 +304,10 @@ class Chunker:
                 seconds=end - start,
                 timed=False if rec.untimed else None,
             )
+            # attack20: held to the chunk's own length before it is checkpointed (an
+            # answer is held only to its own claims as it is read: a hostile server's
+            # megabytes per chunk went into the ledger before the whole was refused)
+            transcript = bounded(transcript, end - start)
         finally:
             with contextlib.suppress(OSError):
                 target.unlink()

@@ -14,6 +14,12 @@ holds, not what its header declares, so the plan re-encodes what it holds (``dec
 and routes, budgets and progress count those seconds. A track's job (``jobs/tracks.py``)
 reads its track from a whole file of its own, made from the cut one: the fact is the
 recording's, held against that track's packets there, and carried by each track.
+
+attack20: every fresh transcript passes here with the probe of what was sent, so it is
+held here to the audio it covers (``transcript.bounded``): an answer is held to its own
+times as it is read, and a hostile server's answer of a million segments, or of times
+up to 10^7 s, for a minute's recording was taken, and made sidecars for 100 s of a
+worker. The probed length goes instead (twice it: a probe's may be an estimate).
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import structlog
 
 from dropscribe.audio import cut, probe
 from dropscribe.errors import PermanentError
-from dropscribe.transcript import CutShort
+from dropscribe.transcript import CutShort, bounded
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -57,8 +63,9 @@ def said_and_kept(
     held: Opened, found: Probe, transcribe: Callable[[Probe], Transcript]
 ) -> Transcript:
     """``transcribe(found)``, the fresh transcript of ``held`` (``found``: the probe of
-    its content); when the recording is cut short, said before it is sent, ``found``
-    saying what the content holds, and the fact carried by the transcript."""
+    its content), held to the audio's length; when the recording is cut short, said
+    before it is sent, ``found`` saying what the content holds, and the fact carried by
+    the transcript."""
     recording, track = held.recording
     if track == 0 and recording == held.content:
         short = said(recording, found)
@@ -69,5 +76,5 @@ def said_and_kept(
             short = said(recording, probe.examine(recording), track)
         except PermanentError:  # its track was read: this cannot be told
             short = None
-    answer = transcribe(found)
+    answer = bounded(transcribe(found), found.duration)
     return answer if short is None else dataclasses.replace(answer, cut_short=short)

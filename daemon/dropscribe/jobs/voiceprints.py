@@ -17,13 +17,14 @@ the earlier chunk's label it shares the most speaking time with in that stretch.
 from __future__ import annotations
 
 import itertools
+import os
 import shutil
 import wave
 from typing import TYPE_CHECKING
 
 from dropscribe import speakers
 from dropscribe.audio import voices
-from dropscribe.audio.transcode import RATE, SAMPLE_BYTES
+from dropscribe.audio.transcode import RATE, SAMPLE_BYTES, private
 from dropscribe.transcribe import kinds
 
 if TYPE_CHECKING:
@@ -148,7 +149,7 @@ def _cut(pcm: Path, start: float, end: float, target: Path) -> None:
     with pcm.open("rb") as fh:
         fh.seek(round(start * RATE) * SAMPLE_BYTES)
         data = fh.read(round((end - start) * RATE) * SAMPLE_BYTES)
-    with wave.open(str(target), "wb") as out:
+    with os.fdopen(private(target), "wb") as clip, wave.open(clip, "wb") as out:  # 0600
         out.setnchannels(1)
         out.setsampwidth(SAMPLE_BYTES)
         out.setframerate(RATE)

@@ -108,12 +108,13 @@ def make_private(state_dir: Path, spared: Iterable[Path] = ()) -> list[dict[str,
     tightened: list[dict[str, str]] = []
     inside: list[tuple[Path, int]] = []
     ways = {parent for path in spared for parent in (path, *path.parents)}
+    known = _identities(ways)  # attack20: the inbox bind-mounted in here is the inbox
     try:
         with os.scandir(state_dir) as entries:
             inside += [
                 (Path(e.path), 0o700 if e.is_dir(follow_symlinks=False) else 0o600)
                 for e in entries
-                if Path(e.path) not in ways
+                if Path(e.path) not in ways and _identity(e) not in known
             ]
     except OSError as exc:
         log.warning("state_dir.not_private", path=str(state_dir), error=str(exc))
@@ -123,6 +124,26 @@ def make_private(state_dir: Path, spared: Iterable[Path] = ()) -> list[dict[str,
         except OSError as exc:
             log.warning("state_dir.not_private", path=str(path), error=str(exc))
     return tightened
+
+
+def _identities(paths: Iterable[Path]) -> set[tuple[int, int]]:
+    """The (device, inode) of each of ``paths`` that is there."""
+    found = set()
+    for path in paths:
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        found.add((st.st_dev, st.st_ino))
+    return found
+
+
+def _identity(entry: os.DirEntry[str]) -> tuple[int, int] | None:
+    try:
+        st = entry.stat(follow_symlinks=False)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _tighten(
@@ -156,8 +177,9 @@ def open_state(config: Config) -> tuple[int, Ledger]:
     (or with a shared ledger's database).
     """
     state_dir = config.state_dir
-    if (clash := preflight.state_dir_clash(config)) is not None:
-        raise SetupError(clash)  # before anything is made or tightened there
+    for clash in (preflight.state_dir_clash(config), preflight.state_dir_owner(config)):
+        if clash is not None:
+            raise SetupError(clash)  # before anything is made or tightened there
     try:
         lock = lock_state_dir(state_dir)
     except AlreadyRunningError:

@@ -2,12 +2,19 @@
 
 Anyone on the host may connect to the metrics port, so what a connection costs is
 fixed: at most ``MAX_CONNECTIONS`` sockets are open at once (one more is accepted and
-closed at once, so the kernel's backlog never fills), a request must arrive whole,
-its head at most ``MAX_HEAD`` bytes, within ``REQUEST_SECONDS`` of connecting (a
-client that sends a byte a second is cut off like one that sends nothing), and its
-answer must be taken within ``ANSWER_SECONDS``. One thread serves every socket through
-epoll; no connection gets a thread of its own, and the descriptors the daemon needs
-for its uploads, ledger and watches are never the server's to take.
+the oldest open one closed for it, so the kernel's backlog never fills), a request
+must arrive whole, its head at most ``MAX_HEAD`` bytes, within ``REQUEST_SECONDS`` of
+connecting (a client that sends a byte a second is cut off like one that sends
+nothing), and its answer must be taken within ``ANSWER_SECONDS``. One thread serves
+every socket through epoll; no connection gets a thread of its own, and the
+descriptors the daemon needs for its uploads, ledger and watches are never the server's to take.
+
+attack20: the one refused at the limit was the newest, so 16 idle sockets, opened again
+as each was cut off, kept every probe of /healthz refused (Kubernetes' liveness probe
+then killed the pod every minute). The oldest goes instead: a client that sends its
+request as it connects (every probe, every scraper) is answered before 16 newer
+connections can push it out, since a turn reads what came before it accepts more, and
+accepts fewer than ``MAX_CONNECTIONS``.
 """
 
 from __future__ import annotations
@@ -32,6 +39,9 @@ MAX_CONNECTIONS = 16
 MAX_HEAD = 8192  # bytes of request line and headers
 REQUEST_SECONDS = 5.0
 ANSWER_SECONDS = 10.0
+# Connections accepted in one turn: fewer than the limit, so that none accepted in a turn
+# is closed for a newer one before it has been read.
+BURST = MAX_CONNECTIONS // 2
 TICK = 0.5  # longest the thread waits before it looks at the deadlines and the stop flag
 # The limit's own share of descriptors: the connections, the listening socket, epoll.
 DESCRIPTORS = MAX_CONNECTIONS + 2
@@ -135,13 +145,16 @@ class BoundedServer:
         while not self._stopping.is_set():
             now = self._clock()
             self._listening(now)
+            knocked = False
             for key, events in self._selector.select(TICK):
                 if key.fileobj is self._listener:
-                    self._accept(now)
+                    knocked = True  # accepted once the open ones have had their turn
                 elif events & selectors.EVENT_READ:
                     self._read(self._open[key.fileobj])  # type: ignore[index]
                 else:
                     self._write(self._open[key.fileobj])  # type: ignore[index]
+            if knocked:
+                self._accept(now)
             now = self._clock()
             for conn in [c for c in self._open.values() if now >= c.deadline]:
                 self._close(conn)  # too slow: idle, trickling, or not reading its answer
@@ -153,7 +166,7 @@ class BoundedServer:
             self._selector.register(self._listener, selectors.EVENT_READ)
 
     def _accept(self, now: float) -> None:
-        for _ in range(MAX_CONNECTIONS * 2):  # a burst, then the others get a turn
+        for _ in range(BURST):  # a burst, then the open ones get a turn
             try:
                 sock, _ = self._listener.accept()
             except BlockingIOError:
@@ -164,8 +177,7 @@ class BoundedServer:
                     self._paused_until = now + 1.0
                 return  # ECONNABORTED and the like: the client went away
             if len(self._open) >= MAX_CONNECTIONS:
-                sock.close()  # refused: the limit is reached
-                continue
+                self._close(next(iter(self._open.values())))  # the oldest: dicts keep order
             sock.settimeout(0)
             conn = _Connection(sock, now + REQUEST_SECONDS)
             self._open[sock] = conn

@@ -1,0 +1,105 @@
+"""attack20: /healthz against a local user holding the metrics port's connections. At the
+limit the newest connection was refused, so 16 idle sockets, opened again as each was cut
+off, kept every probe refused (Kubernetes' liveness probe then kills the pod); the oldest
+is closed for the newcomer now, and a probe that asks at once is answered."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import socket
+from typing import TYPE_CHECKING
+
+import pytest
+
+from conftest import DaemonProcess, wait_for
+from dropscribe.ops import serving
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+pytestmark = pytest.mark.slow
+
+
+def healthz(address: tuple[str, int]) -> bytes:
+    """The raw answer to GET /healthz (empty when the server closed the socket unanswered)."""
+    with socket.create_connection(address, timeout=10) as conn:
+        conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        chunks = []
+        try:
+            while chunk := conn.recv(65536):
+                chunks.append(chunk)
+        except ConnectionResetError:
+            pass
+    return b"".join(chunks)
+
+
+def gone(sock: socket.socket) -> bool:
+    """Whether the server has closed ``sock`` (a look, not a wait)."""
+    sock.settimeout(0)
+    try:
+        return sock.recv(1) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
+@pytest.fixture
+def metrics(setup) -> Iterator[tuple[DaemonProcess, tuple[str, int]]]:
+    setup.data["metrics"] = {"port": 0}
+    daemon = DaemonProcess(setup)
+    try:
+        daemon.wait_event("metrics.listening")
+        url = daemon.named("metrics.listening")[0]["url"]
+        host, port = url.removeprefix("http://").removesuffix("/metrics").split(":")
+        yield daemon, (host, int(port))
+    finally:
+        daemon.kill()
+
+
+def test_healthz_answers_while_a_local_user_holds_every_connection_open(metrics):
+    """MAX_CONNECTIONS idle sockets, each opened again once the server cuts it: five
+    probes of /healthz in a row are each answered 200 ok (none was before: the newcomer
+    was the one closed), and the daemon stops cleanly with no traceback."""
+    daemon, address = metrics
+    idlers: list[socket.socket] = []
+    try:
+        for _ in range(5):
+            for cut in [s for s in idlers if gone(s)]:
+                cut.close()
+                idlers.remove(cut)
+            idlers += [
+                socket.create_connection(address, timeout=10)
+                for _ in range(serving.MAX_CONNECTIONS - len(idlers))
+            ]
+            answer = healthz(address)
+            assert answer.startswith(b"HTTP/1.1 200 OK\r\n"), answer[:200]
+            assert answer.endswith(b"\r\n\r\nok\n")
+        daemon.signal(signal.SIGTERM)
+        assert daemon.wait() == 0
+    finally:
+        for idler in idlers:
+            idler.close()
+    assert not any("Traceback" in line for line in daemon.raw)
+
+
+def test_a_flood_of_connections_leaves_healthz_answering(metrics):
+    """2,000 connections opened and left (10k in spirit: the backlog and the limit are the
+    same at any number): /healthz is answered 200 right after, and once they are closed."""
+    daemon, address = metrics
+    flood = []
+    try:
+        for _ in range(2000):
+            sock = socket.socket()
+            sock.settimeout(0)
+            with contextlib.suppress(BlockingIOError):
+                sock.connect(address)
+            flood.append(sock)
+        assert healthz(address).endswith(b"\r\n\r\nok\n")
+    finally:
+        for sock in flood:
+            sock.close()
+    wait_for(lambda: healthz(address).endswith(b"\r\n\r\nok\n"), 10, what="healthz after")
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait() == 0
