@@ -119,6 +119,7 @@ def state_dir_owner(config: Config) -> str | None:
         f"state_dir {config.state_dir} belongs to {name}, not to this user (uid"
         f" {os.geteuid()}): its owner could open it again and read or replace the ledger;"
         f" chown it to this user, or give state_dir a folder of its own in {config.source}"
+        + (" (or run this as the user the daemon runs as)" if os.geteuid() == 0 else "")
     )
 
 
