@@ -33,7 +33,7 @@ from watchdog.events import (
     FileSystemEvent,
     FileSystemEventHandler,
 )
-from watchdog.observers.polling import PollingObserver
+from watchdog.observers.polling import PollingObserverVFS
 
 from dropscribe.config.rules import JUNK_FOLDERS
 from dropscribe.errors import SetupError
@@ -236,7 +236,13 @@ class Watcher:
         return self._poll(inbox, "inotify limit reached" if mode == "native" else why)
 
     def _poll(self, inbox: Inbox, why: str) -> BaseObserver:
-        return self._start(inbox, PollingObserver(timeout=inbox.poll_seconds), "poll", why)
+        """A polling watch that follows no link, as ``scan`` follows none. review20:
+        watchdog's snapshot follows them (``os.stat``) and keeps no record of the folders
+        it has been in: two links to ``.`` in a recursive inbox made a snapshot of 2^40
+        paths, the first taken in ``start`` (the daemon never started), a later one
+        joined by ``stop`` (a stop that never ended)."""
+        observer = PollingObserverVFS(os.lstat, os.scandir, polling_interval=inbox.poll_seconds)
+        return self._start(inbox, observer, "poll", why)
 
     def _refused(self, index: int, exc: OSError) -> None:
         """A watch of inbox ``index`` was refused for want of watches (a watch thread)."""
@@ -291,7 +297,7 @@ class Watcher:
                     self._changed()
                 continue
             observer = self._observers[index]
-            if index in limited and not isinstance(observer, PollingObserver):
+            if index in limited and not isinstance(observer, PollingObserverVFS):
                 inotify.limit_reached(inbox, limited[index])  # a folder made since is unwatched
                 _stop(observer)
                 with contextlib.suppress(OSError):  # gone: the next look watches it again
@@ -314,7 +320,7 @@ class Watcher:
                 action="restarting the watch and rescanning",
             )
             _stop(observer)
-            mode = "poll" if isinstance(observer, PollingObserver) else "native"
+            mode = "poll" if isinstance(observer, PollingObserverVFS) else "native"
             try:
                 self._observers[index] = self._observe(inbox, mode, f"restarted: {why}")
             except OSError as exc:  # gone again already: the next look tries again

@@ -22,7 +22,7 @@ import queue
 import sqlite3
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar, cast
 
 import structlog
 
@@ -68,8 +68,10 @@ class _Pending(Generic[T]):
         return cast("T", self.value)
 
 
-# a write, who waits for it (None: posted), and whether it keeps what was paid for (KEPT)
-_Write = tuple["Callable[[sqlite3.Connection], Any]", "_Pending[Any] | None", bool]
+class _Write(NamedTuple):
+    fn: Callable[[sqlite3.Connection], Any]
+    pending: _Pending[Any] | None  # who waits for it; None: posted
+    kept: bool  # it keeps what was paid for: waits ``KEPT`` more at a stop
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -154,7 +156,7 @@ class GroupCommit:
         """Run ``fn`` in the next group transaction; return once it is committed.
         ``kept``: it keeps what was paid for, and waits ``KEPT`` more at a stop."""
         pending: _Pending[T] = _Pending()
-        self._put((fn, pending, kept))
+        self._put(_Write(fn, pending, kept))
         return pending.result()
 
     def post(self, fn: Callable[[sqlite3.Connection], Any], *, kept: bool = False) -> None:
@@ -164,10 +166,10 @@ class GroupCommit:
         prevents from being uploaded twice. Writes keep their order; ``close()``
         commits whatever is queued.
         """
-        self._put((fn, None, kept))
+        self._put(_Write(fn, None, kept))
 
     def _put(self, item: _Write) -> None:
-        if item[2]:
+        if item.kept:
             with self._guard:
                 self._kept += 1
         self._queue.put(item)
@@ -193,7 +195,7 @@ class GroupCommit:
             start = gathered if since is None else since
             had = _commit(db, batch, self._turn, start, self._wait, self._path)
             since = None if had else gathered
-            if kept := sum(write[2] for write in batch):
+            if kept := sum(write.kept for write in batch):
                 with self._guard:
                     self._kept -= kept
             if stop:
@@ -215,7 +217,7 @@ def _commit(
     them keeps what was paid for (the others with it: one transaction)."""
     results: list[tuple[_Pending[Any] | None, Any, BaseException | None]] = []
     had = False
-    late = KEPT if any(kept for _, _, kept in batch) else 0.0
+    late = KEPT if any(write.kept for write in batch) else 0.0
     try:
         # OSError, TurnTaken, locked (held elsewhere), GaveUp: nothing began, all fail below
         turn.take(since, wait, late)
@@ -241,7 +243,7 @@ def _commit(
         failed = exc
         if not isinstance(exc, sqlite3.Error):  # every failed write is the ledger's error
             failed = sqlite3.OperationalError(f"cannot take the ledger's write turn: {exc}")
-        results = [(pending, None, failed) for _, pending, _ in batch]
+        results = [(write.pending, None, failed) for write in batch]
     finally:
         turn.release()  # no error: not held is fine, the fd is open
     for pending, value, error in results:
