@@ -204,8 +204,7 @@ class JobRunner:
             return tracks.each(job, self._sidecars, self._ledger, self._work, self._uploader)
         # Held until the transcript is stored: a copy of this content waits, then reuses it.
         # A shared ledger's claim goes with it: another host holding it means later.
-        # The file is marked done before the claim ends: another host that claims the
-        # job next sees it done, rather than writing its sidecars a second time.
+        # Marked done before the claim ends: a host claiming it next sees it done, writes nothing.
         # Sidecars that carry this job's mark are ours from before a lost ledger: adopted.
         with self._key_lock_of(key), self._claimed(job):
             adopted = publish.adopt(
