@@ -26,7 +26,7 @@ from dropscribe.errors import (
 # Each command imports its own modules when it runs (the PLC0415 lines below): --help
 # needs none of them, status no engine, audio or HTTP library.
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from dropscribe.ops import progress
     from dropscribe.vocab.config import Config
@@ -42,7 +42,9 @@ exit codes:
      was quarantined, the files are where they were; run again once it is back
   explain: 0 the file would be (or was) transcribed; 1 it failed (quarantined), is
      ignored or is in no inbox
-  retry: 1 some file could not be put back
+  retry: 1 some file could not be put back; search: 1 nothing found;
+  rehearse: 1 a recording could not be tried; a reading command whose output's reader
+     went away (| head): 1
 """
 
 
@@ -155,6 +157,18 @@ def _read(args: argparse.Namespace, cfg: Config) -> int:
     return retry.retry(cfg, [Path(p).resolve() for p in args.paths])
 
 
+def _piped(command: Callable[[], int]) -> int:
+    """A command whose output's reader went away (``status | head -1``) ends quietly
+    with exit 1, as Python's docs advise, rather than with a traceback."""
+    try:
+        code = command()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # for the exit's flush
+        return EXIT_FAILED
+    return code
+
+
 def _check(cfg: Config) -> int:
     """check-config beyond the file: problems (exit 2), then what will stop working."""
     from dropscribe.config import preflight  # noqa: PLC0415 - see the imports
@@ -210,9 +224,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"dropscribe: {problem}", file=sys.stderr)
         return EXIT_CONFIG
     if args.command == "check-config":
-        return _check(cfg)
+        return _piped(lambda: _check(cfg))
     if args.command in READERS:
-        return _read(args, cfg)
+        return _piped(lambda: _read(args, cfg))
     if args.command == "rehearse":
         log.configure("auto", "warning")
         inbox = Path(args.inbox).expanduser().resolve()

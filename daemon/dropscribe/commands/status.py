@@ -25,18 +25,25 @@ if TYPE_CHECKING:
     from dropscribe.vocab.config import Config
 
 
+def _no_ledger(cfg: Config, where: str, *, as_json: bool) -> int:
+    if as_json:
+        print(json.dumps(report.empty(cfg, where), indent=2))  # noqa: T201 - escaped by json
+    else:
+        say(f"no ledger yet at {where}: the daemon has not run with this state_dir")
+    return EXIT_OK
+
+
 def status(cfg: Config, *, as_json: bool = False) -> int:
     where = cfg.ledger.url if cfg.ledger else str(cfg.state_dir / LEDGER_NAME)
     hosts: list[HostRow] = []
     claims: list[ClaimRow] = []
     try:
         ledger = opening.existing(cfg)
-        if ledger is None:
-            if as_json:
-                print(json.dumps(report.empty(cfg, where), indent=2))  # noqa: T201 - escaped by json
-            else:
-                say(f"no ledger yet at {where}: the daemon has not run with this state_dir")
-            return EXIT_OK
+    except (OSError, DropscribeError) as exc:
+        return fail(f"cannot read ledger {where}: {exc}")
+    if ledger is None:
+        return _no_ledger(cfg, where, as_json=as_json)
+    try:
         try:
             counts = ledger.counts()
             by_inbox = ledger.inbox_counts()
