@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from prometheus_client.metrics_core import Metric
 
 from dropscribe.dispatch.child import (
     Figures,
@@ -42,16 +41,16 @@ from dropscribe.dispatch.child import (
     receive,
     serve,
 )
+from dropscribe.dispatch.merged import MergedCollector
 from dropscribe.jobs.job import Outcome, SettledFile, Tally
 from dropscribe.vocab.config import STOP_MARGIN
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
     from multiprocessing.connection import Connection
     from multiprocessing.context import SpawnProcess
     from typing import NoReturn
 
-    from dropscribe.dispatch.child import Snapshot
     from dropscribe.ops.metrics import Metrics
     from dropscribe.vocab.config import Config
 
@@ -92,40 +91,6 @@ def halt(end: Callable[[], NoReturn]) -> None:
     _STARTS.end = end
     if not _STARTS.under_way:
         end()
-
-
-class MergedCollector:
-    """The children's upload metrics summed (gauges: the largest) at scrape time."""
-
-    def __init__(self) -> None:
-        self.latest: dict[int, Snapshot] = {}
-        self._lock = threading.Lock()
-
-    def update(self, index: int, data: Snapshot) -> None:
-        with self._lock:
-            self.latest[index] = data
-
-    def collect(self) -> Iterator[Metric]:
-        with self._lock:
-            children = list(self.latest.values())
-        families: dict[str, tuple[str, str, dict[tuple[str, tuple[Any, ...]], float]]] = {}
-        for data in children:
-            for name, doc, kind, samples in data:
-                _, _, values = families.setdefault(name, (doc, kind, {}))
-                for sample, labels, value in samples:
-                    if sample.endswith("_created"):
-                        continue
-                    key = (sample, tuple(sorted(labels.items())))
-                    old = values.get(key)
-                    if old is None:
-                        values[key] = value
-                    else:
-                        values[key] = max(old, value) if kind == "gauge" else old + value
-        for name, (doc, kind, values) in families.items():
-            family = Metric(name, doc, kind)
-            for (sample, pairs), value in values.items():
-                family.add_sample(sample, dict(pairs), value)
-            yield family
 
 
 def _say_raised_limits(config: Config) -> None:
