@@ -23,7 +23,7 @@ __all__ = ["shared"]  # the fixture
 GRACE = 300.0  # longer than any wait of the test: the main loop is held until it lets go
 
 
-@pytest.mark.parametrize("processes", [1])
+@pytest.mark.parametrize("processes", [1, 2])
 def test_a_stop_asked_while_the_main_loop_waits_starts_no_upload_in_any_worker(
     shared: Any, processes: int
 ) -> None:
