@@ -140,10 +140,10 @@ class ProcessPool:
         stopping: Callable[[], bool] = lambda: False,
     ) -> None:
         self._config = config
-        # a stop began: the children are told at once (``halt``); one that dies is not
-        # started again
+        # a stop began: the children are told at once (``tell_stopping``), and one that
+        # dies is not started again
         self._stopping = stopping
-        self._halted = False
+        self._told = False  # of the stop
         self._once = once
         self._log_level = log_level
         self._metrics = metrics
@@ -202,7 +202,7 @@ class ProcessPool:
         """Hand a file to the least busy process; False when in flight or all are full."""
         with self._lock:
             living = [c for c in self._children if not c.gone]
-            if self._closed or self._halted or not living or item.path in self._where:
+            if self._closed or self._told or not living or item.path in self._where:
                 return False
             child = min(living, key=lambda c: len(c.files))
             if len(child.files) >= self._threads * 2:
@@ -235,7 +235,7 @@ class ProcessPool:
         for child in children:
             child.send(Reconfigure(self._config))
 
-    def halt(self) -> None:
+    def tell_stopping(self) -> None:
         """pool20: a stop was asked: every process told at once that no job and no upload
         starts from now on (``Stopping``), as this process's own ``abort`` tells its
         threads; not at ``close``, which the main loop may reach only a while later (a
@@ -243,9 +243,9 @@ class ProcessPool:
         the next upload, paid for and then, the grace over, abandoned. The reader thread
         calls it within ``HEARING`` of ``stopping()``; ``close`` tells the grace."""
         with self._lock:
-            if self._halted:
+            if self._told:
                 return
-            self._halted = True
+            self._told = True
             children = [c for c in self._children if not c.gone]
         for child in children:
             child.send(Stopping())
@@ -279,17 +279,17 @@ class ProcessPool:
 
     def _read(self) -> None:
         """Take what the children report; start again those that die; tell them of a stop
-        (``halt``) as soon as it is asked."""
+        (``tell_stopping``) as soon as it is asked."""
         while True:
             with self._lock:
                 children = [c for c in self._children if not c.gone]
-                hearing = None if self._halted else HEARING
+                hearing = None if self._told else HEARING
             sources: dict[Any, _Child] = {c.results: c for c in children}
             ready = wait(
                 [self._wake_reader, *sources, *(c.process.sentinel for c in children)], hearing
             )
             if hearing is not None and self._stopping():
-                self.halt()
+                self.tell_stopping()
             for conn in ready:
                 child = sources.get(conn)
                 if child is not None:
