@@ -131,7 +131,7 @@ def serve(
     tasks: Connection,
     results: Connection,
 ) -> None:
-    """A worker process: take files from ``tasks`` until None (or the main process is
+    """A worker process: take files from ``tasks`` until ``Stop`` (or the main process is
     gone), report on ``results``."""
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, signal.SIG_IGN)  # one pending since the start: discarded
