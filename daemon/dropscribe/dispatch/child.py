@@ -139,8 +139,7 @@ def serve(
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # as the main process
     logmod.configure(config.log_format, log_level, final=True)
-    logmod.hide(*(endpoint.api_key for endpoint in config.endpoints.values()))
-    logmod.hide(config.ledger.password if config.ledger else None)
+    _hide(config)
     threads = math.ceil(config.workers / config.processes)
     # migrated by the main process: opened with no write, so it starts while another
     # process holds the ledger (grace18; else it waited 30 s, and died)
@@ -213,8 +212,17 @@ def _take(
                 if not host.submit(file):
                     put(Finished(index, str(file.path), None))
             case Reconfigure(config=new):
+                _hide(new)  # pool20: as the main process's reload does, before any use
                 host.reload(new)
                 follow_reload(ledger, new)
+
+
+def _hide(config: Config) -> None:
+    """The config's secrets blanked in this process's event lines (its keys, the ledger's
+    password): loading does it in the main process, a config sent over the pipe is not
+    loaded here (a key a reload brought was printed in clear where a hook printed it)."""
+    logmod.hide(*(endpoint.api_key for endpoint in config.endpoints.values()))
+    logmod.hide(config.ledger.password if config.ledger else None)
 
 
 def _leave() -> NoReturn:
