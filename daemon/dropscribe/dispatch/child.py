@@ -34,13 +34,14 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from dropscribe.jobs.job import Outcome, SettledFile
+    from dropscribe.ledger.interface import Ledger
     from dropscribe.vocab.config import Config
     from dropscribe.vocab.states import JobKey
 
 METRICS_SECONDS = 2.0  # how often a worker process sends its upload metrics
 
 
-# What goes over the pipes. To a child: Take, Reconfigure, and Stop.
+# What goes over the pipes. To a child: Take, Reconfigure, Stopping and Stop.
 
 
 class Take(NamedTuple):
@@ -53,6 +54,13 @@ class Reconfigure(NamedTuple):
     """The config was reloaded: use its endpoints from now on."""
 
     config: Config
+
+
+class Stopping(NamedTuple):
+    """pool20: a stop was asked, told to every child at once (the main process's stop may
+    wait a while to close the pool: its loop in a statement, say): from now on no job and
+    no upload starts, as in the main process's own workers; what runs goes on until
+    ``Stop`` says how long it has."""
 
 
 class Stop(NamedTuple):
@@ -123,7 +131,7 @@ def serve(
     tasks: Connection,
     results: Connection,
 ) -> None:
-    """A worker process: take files from ``tasks`` until None (or the main process is
+    """A worker process: take files from ``tasks`` until ``Stop`` (or the main process is
     gone), report on ``results``."""
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, signal.SIG_IGN)  # one pending since the start: discarded
@@ -131,8 +139,7 @@ def serve(
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # as the main process
     logmod.configure(config.log_format, log_level, final=True)
-    logmod.hide(*(endpoint.api_key for endpoint in config.endpoints.values()))
-    logmod.hide(config.ledger.password if config.ledger else None)
+    _hide(config)
     threads = math.ceil(config.workers / config.processes)
     # migrated by the main process: opened with no write, so it starts while another
     # process holds the ledger (grace18; else it waited 30 s, and died)
@@ -165,20 +172,7 @@ def serve(
     ends: float | None = None  # the main process's, or from now if it is gone
     closed = False  # every job ended, the ledger closed
     try:
-        while True:
-            try:
-                message = receive(tasks)
-            except (EOFError, OSError):
-                break  # the main process is gone
-            match message:
-                case Stop(ends=ends):
-                    break
-                case Take(file):
-                    if not host.submit(file):
-                        put(Finished(index, str(file.path), None))
-                case Reconfigure(config=new):
-                    host.reload(new)
-                    follow_reload(ledger, new)
+        ends = _take(index, tasks, put, host, ledger, abort)
     finally:
         if ends is None:
             ends = time.monotonic() + config.shutdown_grace
@@ -192,6 +186,43 @@ def serve(
         put(Figures(index, snapshot(metrics)))
     if closed:
         _leave()
+
+
+def _take(
+    index: int,
+    tasks: Connection,
+    put: Sender,
+    host: Threads,
+    ledger: Ledger,
+    abort: threading.Event,
+) -> float | None:
+    """What the main process sends, until it says ``Stop``: its grace's end (None: the
+    main process is gone)."""
+    while True:
+        try:
+            message = receive(tasks)
+        except (EOFError, OSError):
+            return None
+        match message:
+            case Stop(ends=ends):
+                return ends
+            case Stopping():
+                abort.set()  # waits give up, nothing starts (``Threads``: ``halted``)
+            case Take(file):
+                if not host.submit(file):
+                    put(Finished(index, str(file.path), None))
+            case Reconfigure(config=new):
+                _hide(new)  # pool20: as the main process's reload does, before any use
+                host.reload(new)
+                follow_reload(ledger, new)
+
+
+def _hide(config: Config) -> None:
+    """The config's secrets blanked in this process's event lines (its keys, the ledger's
+    password): loading does it in the main process, a config sent over the pipe is not
+    loaded here (a key a reload brought was printed in clear where a hook printed it)."""
+    logmod.hide(*(endpoint.api_key for endpoint in config.endpoints.values()))
+    logmod.hide(config.ledger.password if config.ledger else None)
 
 
 def _leave() -> NoReturn:
@@ -228,7 +259,9 @@ class Sender:
         self._conn = conn
         self._lock = threading.Lock()
 
-    def __call__(self, message: Take | Reconfigure | Stop | Finished | Figures | None) -> None:
+    def __call__(
+        self, message: Take | Reconfigure | Stopping | Stop | Finished | Figures | None
+    ) -> None:
         with self._lock, contextlib.suppress(OSError):
             self._conn.send_bytes(pickle.dumps(message, pickle.HIGHEST_PROTOCOL))
 

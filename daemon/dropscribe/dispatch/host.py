@@ -77,8 +77,14 @@ class Threads:
         )
         # until16: the runner returns each file as its job ended (with ``until``, wake15),
         # and the Pool hands that on: no map of our own beside the runner's
+        # pool20: once a stop is asked (``abort``) a worker freed starts no job
         self._pool: Pool[SettledFile] = Pool(
-            threads, self.runner, key=_path, on_done=on_done, queue_size=queue_size
+            threads,
+            self.runner,
+            key=_path,
+            on_done=on_done,
+            queue_size=queue_size,
+            halted=abort.is_set,
         )
 
     @property

@@ -35,8 +35,10 @@ class Pool(Generic[T]):
         key: Callable[[T], Hashable],
         on_done: Callable[[T], None] | None = None,
         queue_size: int | None = None,
+        halted: Callable[[], bool] = lambda: False,
     ) -> None:
         self._handler = handler
+        self._halted = halted
         self._key = key
         self._on_done = on_done
         self._queue: queue.Queue[object] = queue.Queue(maxsize=queue_size or workers * 2)
@@ -57,7 +59,7 @@ class Pool(Generic[T]):
         """Queue an item unless it is already in flight or the queue is full; never blocks."""
         key = self._key(item)
         with self._lock:
-            if self._closed or key in self._inflight:
+            if self._closed or self._halted() or key in self._inflight:
                 return False
             try:
                 self._queue.put_nowait(item)
@@ -86,6 +88,10 @@ class Pool(Generic[T]):
                 return
             item: T = taken  # type: ignore[assignment]
             with self._lock:
+                if self._halted():  # not started: it runs at the next start
+                    self._inflight.discard(self._key(item))
+                    self._lock.notify_all()
+                    continue
                 self._running += 1
             ended: T | None = None
             try:

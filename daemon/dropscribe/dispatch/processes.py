@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from prometheus_client.metrics_core import Metric
 
 from dropscribe.dispatch.child import (
     Figures,
@@ -38,20 +37,21 @@ from dropscribe.dispatch.child import (
     Reconfigure,
     Sender,
     Stop,
+    Stopping,
     Take,
     receive,
     serve,
 )
+from dropscribe.dispatch.merged import MergedCollector
 from dropscribe.jobs.job import Outcome, SettledFile, Tally
 from dropscribe.vocab.config import STOP_MARGIN
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
     from multiprocessing.connection import Connection
     from multiprocessing.context import SpawnProcess
     from typing import NoReturn
 
-    from dropscribe.dispatch.child import Snapshot
     from dropscribe.ops.metrics import Metrics
     from dropscribe.vocab.config import Config
 
@@ -59,6 +59,7 @@ log = structlog.get_logger("dropscribe")
 
 QUICK_DEATH = 10.0  # seconds: a worker process dying younger than this died starting up
 QUICK_DEATHS = 5  # in a row: give up (systemd's Restart= then backs off)
+HEARING = 0.2  # seconds: how soon the children hear of a stop asked (the main loop's TICK)
 # long18: what a worker ignores (child.py), blocked in the thread that starts it: the new
 # process inherits the mask, so a Ctrl-C to the terminal's process group (or a SIGTERM to
 # the service's) while it imports waits, pending, until it ignores them and unblocks;
@@ -92,40 +93,6 @@ def halt(end: Callable[[], NoReturn]) -> None:
     _STARTS.end = end
     if not _STARTS.under_way:
         end()
-
-
-class MergedCollector:
-    """The children's upload metrics summed (gauges: the largest) at scrape time."""
-
-    def __init__(self) -> None:
-        self.latest: dict[int, Snapshot] = {}
-        self._lock = threading.Lock()
-
-    def update(self, index: int, data: Snapshot) -> None:
-        with self._lock:
-            self.latest[index] = data
-
-    def collect(self) -> Iterator[Metric]:
-        with self._lock:
-            children = list(self.latest.values())
-        families: dict[str, tuple[str, str, dict[tuple[str, tuple[Any, ...]], float]]] = {}
-        for data in children:
-            for name, doc, kind, samples in data:
-                _, _, values = families.setdefault(name, (doc, kind, {}))
-                for sample, labels, value in samples:
-                    if sample.endswith("_created"):
-                        continue
-                    key = (sample, tuple(sorted(labels.items())))
-                    old = values.get(key)
-                    if old is None:
-                        values[key] = value
-                    else:
-                        values[key] = max(old, value) if kind == "gauge" else old + value
-        for name, (doc, kind, values) in families.items():
-            family = Metric(name, doc, kind)
-            for (sample, pairs), value in values.items():
-                family.add_sample(sample, dict(pairs), value)
-            yield family
 
 
 def _say_raised_limits(config: Config) -> None:
@@ -173,7 +140,10 @@ class ProcessPool:
         stopping: Callable[[], bool] = lambda: False,
     ) -> None:
         self._config = config
-        self._stopping = stopping  # a stop began: a worker that dies is not started again
+        # a stop began: the children are told at once (``tell_stopping``), and one that
+        # dies is not started again
+        self._stopping = stopping
+        self._told = False  # of the stop
         self._once = once
         self._log_level = log_level
         self._metrics = metrics
@@ -232,7 +202,7 @@ class ProcessPool:
         """Hand a file to the least busy process; False when in flight or all are full."""
         with self._lock:
             living = [c for c in self._children if not c.gone]
-            if self._closed or not living or item.path in self._where:
+            if self._closed or self._told or not living or item.path in self._where:
                 return False
             child = min(living, key=lambda c: len(c.files))
             if len(child.files) >= self._threads * 2:
@@ -265,6 +235,21 @@ class ProcessPool:
         for child in children:
             child.send(Reconfigure(self._config))
 
+    def tell_stopping(self) -> None:
+        """pool20: a stop was asked: every process told at once that no job and no upload
+        starts from now on (``Stopping``), as this process's own ``abort`` tells its
+        threads; not at ``close``, which the main loop may reach only a while later (a
+        statement waiting for a lock, a reload): meanwhile a slot freed in a child started
+        the next upload, paid for and then, the grace over, abandoned. The reader thread
+        calls it within ``HEARING`` of ``stopping()``; ``close`` tells the grace."""
+        with self._lock:
+            if self._told:
+                return
+            self._told = True
+            children = [c for c in self._children if not c.gone]
+        for child in children:
+            child.send(Stopping())
+
     def close(self, grace: float, linger: Callable[[], bool] = lambda: False) -> int:  # noqa: ARG002
         """Stop every process: files not started are dropped, running ones get ``grace``
         seconds (plus ``STOP_MARGIN`` to report); returns how many were still running.
@@ -293,12 +278,18 @@ class ProcessPool:
         return stragglers
 
     def _read(self) -> None:
-        """Take what the children report; start again those that die."""
+        """Take what the children report; start again those that die; tell them of a stop
+        (``tell_stopping``) as soon as it is asked."""
         while True:
             with self._lock:
                 children = [c for c in self._children if not c.gone]
+                hearing = None if self._told else HEARING
             sources: dict[Any, _Child] = {c.results: c for c in children}
-            ready = wait([self._wake_reader, *sources, *(c.process.sentinel for c in children)])
+            ready = wait(
+                [self._wake_reader, *sources, *(c.process.sentinel for c in children)], hearing
+            )
+            if hearing is not None and self._stopping():
+                self.tell_stopping()
             for conn in ready:
                 child = sources.get(conn)
                 if child is not None:
