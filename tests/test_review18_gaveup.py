@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.slow
 
 GRACE = 2.0  # shutdown_grace: far below the ledger's 30-s wait
+# The endpoint's timeout: an upload held until the signal never times out first, however
+# slowly a busy machine brings the test there (10 s did: chunk 1 retried, no abandon).
+HELD = 120
 
 
 @pytest.fixture
@@ -37,7 +40,7 @@ def stopped_while_held(setup: Any, api: FakeAPI, daemon: DaemonProcess, uploads:
     ledger then held in another process's write transaction; the answers let go after
     the signal, so what follows them waits for the ledger until the grace is over.
     Returns the daemon's exit code."""
-    assert api.wait_waiting(uploads)
+    assert api.wait_waiting(uploads, timeout=60)  # decoding and encoding chunks on a busy machine
     with holding(setup.state / "ledger.sqlite3", TRANSACTION):
         daemon.signal(signal.SIGTERM)
         daemon.wait_event("daemon.stopping")
@@ -57,6 +60,7 @@ def test_a_paid_transcript_the_ledger_gave_up_on_is_abandoned_and_done_once_at_t
     (the ledger held elsewhere): job.abandoned, nothing failed or said as an error; the
     next start uploads it again (the ledger never had it) and writes its sidecar once."""
     setup.data["shutdown_grace"] = GRACE
+    setup.data["endpoints"]["local"]["timeout"] = HELD
     setup.data["workers"] = processes
     setup.data["processes"] = processes
     path = setup.inbox / "a.wav"
@@ -89,7 +93,7 @@ def test_a_chunk_checkpoint_given_up_abandons_the_long_recording(
     """Two chunks of a long recording answered during the stop, their checkpoints given
     up at the grace: the job is abandoned (no error said, no chunk said done); the next
     start sends every chunk (none was kept) and stitches the whole recording."""
-    long_setup(setup, listening, max_concurrency=2)
+    long_setup(setup, listening, max_concurrency=2, timeout=HELD)
     setup.data["shutdown_grace"] = GRACE
     listening.hold()
     daemon = DaemonProcess(setup)
