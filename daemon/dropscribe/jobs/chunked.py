@@ -94,7 +94,8 @@ class Chunker:
         for times, each span's text placed at its sound."""
         work = self._scratch / f"{key.digest}-{key.shaping}"
         shutil.rmtree(work, ignore_errors=True)
-        work.mkdir(parents=True)
+        private_folder(self._scratch)
+        work.mkdir(mode=0o700)
         try:
             return self._run(path, settings, key, work, spans)
         except Replan:
@@ -374,3 +375,22 @@ class _Recording:
 def _clock(seconds: float) -> str:
     whole = round(seconds)
     return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
+def private_folder(folder: Path) -> None:
+    """``folder`` (its parent made) is 0700 whatever the umask: the scratch copies of
+    recordings under it are no one else's to list or read (under umask 000 it was 0777).
+    One already there (made under the umask by an older dropscribe, or by a track's
+    scratch) is tightened when it is ours, and never through a link."""
+    with contextlib.suppress(FileExistsError):
+        folder.mkdir(mode=0o700)
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return  # a link the user made: theirs to keep; the job's folder in it is 0700
+    try:
+        found = os.fstat(fd)
+        if found.st_uid == os.geteuid() and found.st_mode & 0o077:
+            os.fchmod(fd, 0o700)
+    finally:
+        os.close(fd)

@@ -99,7 +99,7 @@ def lend(
     """``settings`` for the later chunks: ``voices`` is ``folder``, holding the folder's
     own clips and one clip per speaker of the first chunk (as many as fit)."""
     shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
+    folder.mkdir(mode=0o700, parents=True)  # clips of the recording's voices: ours alone
     own = voices.clips(settings.voices) if settings.voices is not None else ()
     for voice in own:
         (folder / voice.path.name).write_bytes(voice.read())  # as checked: no link

@@ -121,7 +121,11 @@ class CapabilityReport(Protocol):
     """Every (server, model, param, value) with one verdict: the reports of limits.py,
     gone.py and lookout.py (``refusals``, ``gone_rows``, ``notices``)."""
 
-    def capabilities_with(self, verdict: str) -> list[tuple[str, str, str, str, str | None]]: ...
+    def capabilities_with(
+        self, verdict: str, since: float = 0.0
+    ) -> list[tuple[str, str, str, str, str | None]]:
+        """Rows with ``verdict`` last said at or after ``since`` (epoch seconds)."""
+        ...
 
 
 class Capabilities(CapabilityReport, Protocol):
@@ -130,7 +134,12 @@ class Capabilities(CapabilityReport, Protocol):
 
     where: str  # where it is kept, for messages: a file, or a database's URL
 
-    def capabilities(self, server: str, model: str) -> list[tuple[str, str, str]]: ...
+    def capabilities(
+        self, server: str, model: str, refused_since: float = 0.0
+    ) -> list[tuple[str, str, str]]:
+        """The pair's (param, value, verdict) rows, less refusals said before
+        ``refused_since`` (epoch seconds): those have lapsed and are asked again."""
+        ...
 
     def record_capability(
         self, server: str, model: str, param: str, value: str, verdict: str, reason: str | None

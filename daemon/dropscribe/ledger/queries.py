@@ -35,13 +35,20 @@ FILE_DONE = (
     "UPDATE files SET state = 'done', formats = ?, outputs = ?, error = NULL, updated = ?,"
     " next_try = NULL WHERE path = ?"
 )
-# A refusal is never undone by a later confirmation of the same value.
+# A refusal holds for a day from the last time it was said: then the pair is asked
+# again (one request), so that one odd answer (a proxy's, a server's mid-upgrade) does
+# not downgrade it for good. A refusal said again starts its day anew.
+REFUSAL_HOLDS_SECONDS = 86_400.0
+# A refusal is not undone by a confirmation within its day (a request sent before it,
+# answered after it), only by a refusal said again or a confirmation after its day
+# (86400: REFUSAL_HOLDS_SECONDS, written out as the SQL is a constant).
 RECORD_CAPABILITY = """
 INSERT INTO capabilities (endpoint, model, param, value, verdict, reason, updated)
 VALUES (?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (endpoint, model, param, value) DO UPDATE SET verdict = excluded.verdict,
     reason = excluded.reason, updated = excluded.updated
-WHERE capabilities.verdict != 'refused'
+WHERE capabilities.verdict != 'refused' OR excluded.verdict = 'refused'
+    OR capabilities.updated < excluded.updated - 86400
 """
 SELECT_JOB = (
     "SELECT key, state, attempts, last_error, status, request_id, result FROM jobs WHERE key = ?"
@@ -115,18 +122,23 @@ class Reads(Searching):
             for idx, start, end, cut, pause, res, rid in rows
         ]
 
-    def capabilities(self, server: str, model: str) -> list[tuple[str, str, str]]:
+    def capabilities(
+        self, server: str, model: str, refused_since: float = 0.0
+    ) -> list[tuple[str, str, str]]:
         rows = self._rows(
-            "SELECT param, value, verdict FROM capabilities WHERE endpoint = ? AND model = ?",
-            (server, model),
+            "SELECT param, value, verdict FROM capabilities WHERE endpoint = ? AND model = ?"
+            " AND (verdict != 'refused' OR updated >= ?)",
+            (server, model, refused_since),
         )
         return [(str(p), str(v), str(verdict)) for p, v, verdict in rows]
 
-    def capabilities_with(self, verdict: str) -> list[tuple[str, str, str, str, str | None]]:
+    def capabilities_with(
+        self, verdict: str, since: float = 0.0
+    ) -> list[tuple[str, str, str, str, str | None]]:
         rows = self._rows(
             "SELECT endpoint, model, param, value, reason FROM capabilities"
-            " WHERE verdict = ? ORDER BY endpoint, model, param, value",
-            (verdict,),
+            " WHERE verdict = ? AND updated >= ? ORDER BY endpoint, model, param, value",
+            (verdict, since),
         )
         return [(str(e), str(m), str(p), str(v), r) for e, m, p, v, r in rows]
 

@@ -64,13 +64,30 @@ class Board:
                 known = {} if replace else read(self._path.parent)
                 known.update(entries)
                 temp = self._path.with_name(f".{BOARD_NAME}.{os.getpid()}")
-                temp.write_text(json.dumps({"endpoints": known}, sort_keys=True))
-                temp.chmod(0o600)
+                _write_private(temp, json.dumps({"endpoints": known}, sort_keys=True))
                 temp.replace(self._path)
             finally:
                 os.close(fd)
         except OSError as exc:
             log.warning("endpoint.board_failed", path=str(self._path), error=str(exc))
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``path`` anew, 0600 from its first byte whatever the umask (a reason may
+    quote a server's answer), never through a link planted under its name (one left
+    by a process that died is ours to remove), and on disk before it is renamed."""
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(path, flags, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # as asked, where a umask took the owner's bits too
+        data = text.encode()
+        while data:
+            data = data[os.write(fd, data) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _entry(

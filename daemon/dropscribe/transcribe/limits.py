@@ -1,9 +1,11 @@
 """What each (endpoint, model) pair was seen to take, kept in the ledger across restarts.
 
 A request's choices (``models.Ask``) are confirmed by a 200 and refused by a 400
-that names one of them. Until every choice of a request is confirmed, requests
-of that pair go one at a time (``gate``), so that a refusal costs one request,
-not one per worker; once they are, the gate is never taken again.
+that names one of them; a refusal holds for a day from when it was last said
+(``queries.REFUSAL_HOLDS_SECONDS``), then the pair is asked again. Until every
+choice of a request is confirmed, requests of that pair go one at a time
+(``gate``), so that a refusal costs one request, not one per worker; once they
+are, the gate is never taken again.
 
 A verdict comes with an answer, often a paid transcript, so writing it never fails
 the request: one the ledger cannot take (a full state_dir) is kept in memory for this
@@ -13,12 +15,14 @@ process, said once (``ledger.write_failed``), and written with the next one that
 from __future__ import annotations
 
 import threading
+import time
 from typing import TYPE_CHECKING
 
 import structlog
 
 from dropscribe.errors import LedgerGaveUp
 from dropscribe.ledger.interface import WRITE_FAILED
+from dropscribe.ledger.queries import REFUSAL_HOLDS_SECONDS
 from dropscribe.transcribe import models
 
 if TYPE_CHECKING:
@@ -51,7 +55,7 @@ class Limits:
     def known(self, endpoint: Endpoint, model: str) -> tuple[models.Caps, frozenset[models.Item]]:
         """The pair's capabilities (table, config, then refusals) and its confirmed items."""
         server = where(endpoint)
-        rows = self._ledger.capabilities(server, model)
+        rows = self._ledger.capabilities(server, model, lapsed())
         with self._guard:
             kept = [
                 (k[2], k[3], v[0]) for k, v in self._unsaved.items() if k[:2] == (server, model)
@@ -125,5 +129,12 @@ class Limits:
 
 
 def refusals(ledger: CapabilityReport) -> list[tuple[str, str, str, str, str | None]]:
-    """Every refusal kept: (server, model, param, value, reason), for ``status``."""
-    return ledger.capabilities_with(REFUSED)
+    """Every refusal in force: (server, model, param, value, reason), for ``status``."""
+    return ledger.capabilities_with(REFUSED, lapsed())
+
+
+def lapsed() -> float:
+    """When a refusal said before now has lapsed: the pair is asked again (one request,
+    through ``gate``), so a server that was upgraded, or one odd answer, is not a
+    downgrade for good; a refusal said again holds another day."""
+    return time.time() - REFUSAL_HOLDS_SECONDS
