@@ -44,9 +44,12 @@ INSERT INTO hooks (path, outcome, inbox, body, held, run, owed) VALUES (?, ?, ?,
 ON CONFLICT (path, outcome) DO UPDATE SET inbox = excluded.inbox, body = excluded.body,
     held = excluded.held, run = excluded.run, owed = excluded.owed
 """
-# Owed and not waiting for an after: (or its after: row gone), the oldest first.
+# Owed and not waiting for an after: (or its after: row gone), the oldest first; with
+# the settings its file's transcript was asked with (owed20: the language rules chose by).
 DUE = """
-SELECT path, outcome, inbox, body, run, held FROM hooks
+SELECT path, outcome, inbox, body, run, held,
+    (SELECT j.settings FROM files f JOIN jobs j ON j.key = f.key WHERE f.path = hooks.path)
+FROM hooks
 WHERE held = ? OR NOT EXISTS (SELECT 1 FROM afters a WHERE a.path = hooks.path)
 ORDER BY owed LIMIT ?
 """
@@ -70,16 +73,19 @@ class OwedHook:
 
 @dataclass(frozen=True)
 class OwedRow:
-    """A row owed, its path as this host names it."""
+    """A row owed, its path as this host names it; ``language`` the one its file's
+    transcript was asked in, as the ledger's job row has it (None: none, or unknown)."""
 
     path: str
     outcome: str
     inbox: str
     body: dict[str, Any] = field(hash=False)
+    language: str | None = None
 
     def late(self) -> OwedRow:
         """The row with its JSON saying it comes late."""
-        return OwedRow(self.path, self.outcome, self.inbox, {**self.body, "late": True})
+        body = {**self.body, "late": True}
+        return OwedRow(self.path, self.outcome, self.inbox, body, self.language)
 
 
 class Owed(Protocol):
@@ -232,11 +238,12 @@ class OwedRows:
         rows = [row for row in self._rows(DUE, (False, LATE)) if row[2] in inboxes]
         alive = self._alive({str(row[4]) for row in rows})
         taken: list[OwedRow] = []
-        for path, outcome, inbox, body, run, held in rows:
+        for path, outcome, inbox, body, run, held, asked in rows:
             if run in alive and not held:  # held, its after: row gone: nobody runs it but us
                 continue
             if self._together(_one(TAKE, (self.hook_run, False, path, outcome, run))):
-                taken.append(OwedRow(self._shown(path), outcome, inbox, json.loads(body)))
+                shown = self._shown(path)
+                taken.append(OwedRow(shown, outcome, inbox, json.loads(body), _language(asked)))
         return taken
 
 
@@ -267,6 +274,14 @@ class SharedOwedRows(OwedRows):
             (sorted(runs), self._leases.lease_seconds),
         )
         return {str(run) for (run,) in rows}
+
+
+def _language(settings: str | None) -> str | None:
+    """The language a job row's settings (``FolderSettings.shaping``) asked in."""
+    if not settings:
+        return None
+    language = json.loads(settings).get("language")
+    return language if isinstance(language, str) else None
 
 
 def _one(sql: str, args: tuple[Any, ...]) -> Callable[[Execute], list[tuple[Any, ...]]]:
