@@ -25,7 +25,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from dropscribe import names
 from dropscribe.ledger.steprows import CLAIM_HOOK
@@ -58,6 +58,17 @@ TAKE = (
     "UPDATE hooks SET run = ?, held = ? WHERE path = ? AND outcome = ? AND run = ? RETURNING path"
 )
 LATE = 100  # rows looked at in one look; the rest at the next
+# owed20: what status and explain tell: each row's run, and whether it waits for an after:
+HELD_NOW = "CASE WHEN held = ? AND EXISTS (SELECT 1 FROM afters a WHERE a.path = hooks.path)"
+COUNTED = f"""
+SELECT inbox, run, now_held, count(*) FROM (
+    SELECT inbox, run, {HELD_NOW} THEN 1 ELSE 0 END AS now_held FROM hooks
+) h GROUP BY inbox, run, now_held
+"""  # noqa: S608 - our own SQL
+OF_PATH = f"""
+SELECT outcome, inbox, run, {HELD_NOW} THEN 1 ELSE 0 END, owed FROM hooks WHERE path = ?
+ORDER BY owed
+"""  # noqa: S608 - our own SQL
 
 
 @dataclass(frozen=True)
@@ -86,6 +97,38 @@ class OwedRow:
         """The row with its JSON saying it comes late."""
         body = {**self.body, "late": True}
         return OwedRow(self.path, self.outcome, self.inbox, body, self.language)
+
+
+@dataclass(frozen=True)
+class HookCounts:
+    """An inbox's hooks owed: ``owed`` to run (``late`` of them owed by runs no longer
+    alive: the next start or rescan runs them), ``held`` behind a pending after:."""
+
+    owed: int = 0
+    late: int = 0
+    held: int = 0
+
+
+@dataclass(frozen=True)
+class OwedState:
+    """One hook owed for a file, as explain tells it (``late``, ``held``: as above)."""
+
+    outcome: str
+    inbox: str
+    late: bool
+    held: bool
+    owed: float
+
+
+@runtime_checkable
+class OwedReads(Protocol):
+    """owed20: what ``status`` and ``explain`` read of the hooks owed."""
+
+    def hook_counts(self) -> dict[str, HookCounts]:
+        """Each inbox's hooks owed and held (inboxes with none left out)."""
+
+    def hooks_of(self, path: Path) -> list[OwedState]:
+        """The hooks owed for ``path``, the oldest first."""
 
 
 class Owed(Protocol):
@@ -245,6 +288,27 @@ class OwedRows:
                 shown = self._shown(path)
                 taken.append(OwedRow(shown, outcome, inbox, json.loads(body), _language(asked)))
         return taken
+
+    def hook_counts(self) -> dict[str, HookCounts]:
+        rows = self._rows(COUNTED, (True,))
+        alive = self._alive({str(row[1]) for row in rows})
+        counts: dict[str, HookCounts] = {}
+        for inbox, run, held, n in rows:
+            was = counts.get(inbox, HookCounts())
+            if held:
+                counts[inbox] = HookCounts(was.owed, was.late, was.held + n)
+            else:
+                late = was.late + (n if run not in alive else 0)
+                counts[inbox] = HookCounts(was.owed + n, late, was.held)
+        return counts
+
+    def hooks_of(self, path: Path) -> list[OwedState]:
+        rows = self._rows(OF_PATH, (True, self._stored(path)))
+        alive = self._alive({str(row[2]) for row in rows})
+        return [
+            OwedState(outcome, inbox, not held and run not in alive, bool(held), float(owed))
+            for outcome, inbox, run, held, owed in rows
+        ]
 
 
 class SharedOwedRows(OwedRows):
