@@ -32,16 +32,22 @@ from dropscribe.ledger.places import Places  # noqa: E402
 from dropscribe.ledger.postgres import PostgresLedger  # noqa: E402
 from dropscribe.ledger.store import LEDGER_NAME, SqliteLedger  # noqa: E402
 from dropscribe.vocab.config import SharedLedger  # noqa: E402
+from dropscribe.vocab.states import FileState, JobKey  # noqa: E402
 
 INBOX = Path("/srv/in")
 
 
 def one_round(ledger: SqliteLedger | PostgresLedger, files: int, *, hooked: bool) -> float:
     """Seconds per file: ``files`` finished, each with its hook owed and ran if ``hooked``
-    (the ledger closed at the end: what was queued is committed within the figure)."""
+    (the ledger closed at the end: what was queued is committed within the figure). Each
+    file's row is recorded (uploading) before the clock starts, as the daemon's is."""
+    paths = [INBOX / f"rec-{n:05d}.wav" for n in range(files)]
+    for n, path in enumerate(paths):
+        digest = f"{n:064x}"
+        key = JobKey(digest, "0" * 16)
+        ledger.record_file(path, "calls", (1, n, n), digest, key, FileState.UPLOADING)
     start = time.perf_counter()
-    for n in range(files):
-        path = INBOX / f"rec-{n:05d}.wav"
+    for path in paths:
         body = {"file": str(path), "outcome": "done", "late": False}
         owed = OwedHook(path, "done", "calls", body) if hooked else None
         ledger.file_done(path, ["txt"], [path.with_suffix(".txt")], owed)
