@@ -188,6 +188,12 @@ class OwedRows:
         """``fn`` in one write transaction (``execute(sql, args)`` its rows)."""
         raise NotImplementedError
 
+    _post: Callable[..., None]  # SQLite's GroupCommit.post
+
+    def _soon(self, sql: str, args: tuple[Any, ...]) -> None:
+        """owed20: ``sql`` in the next group commit, not waited for (SQLite)."""
+        self._post(lambda db: db.execute(sql, args))
+
     @property
     def hook_run(self) -> str:
         """This process's run (SQLite: pid and start time)."""
@@ -269,9 +275,10 @@ class OwedRows:
         return bool(self._together(fn))
 
     def hook_ran(self, path: Path | str, outcome: str) -> None:
+        """owed20: the delete rides the next group commit, unwaited: a death before it
+        commits (milliseconds) runs the hook once more, late, as at-least-once allows."""
         sql = "DELETE FROM hooks WHERE path = ? AND outcome = ? AND run = ?"
-        args = (self._stored(path), outcome, self.hook_run)
-        self._together(_one(sql, args))
+        self._soon(sql, (self._stored(path), outcome, self.hook_run))
 
     def hook_dropped(self, path: str, outcome: str) -> None:
         sql = "DELETE FROM hooks WHERE path = ? AND outcome = ?"
@@ -331,6 +338,16 @@ class SharedOwedRows(OwedRows):
     @property
     def hook_run(self) -> str:
         return self._leases.run
+
+    def _soon(self, sql: str, args: tuple[Any, ...]) -> None:
+        """No group commit to ride: one short transaction whose commit does not wait
+        for the WAL's flush (``synchronous_commit`` off for it alone): a server crash in
+        the next ~0.6 s may lose it, and the hook then runs once more, late."""
+        from dropscribe.ledger import queries  # noqa: PLC0415 - as in record_owing
+
+        with self._db.tx() as db:
+            db.execute("SET LOCAL synchronous_commit TO OFF")
+            db.execute(queries.for_psycopg(sql), args)
 
     def _alive(self, runs: set[str]) -> set[str]:
         rows = self._db.rows(
