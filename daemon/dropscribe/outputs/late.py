@@ -38,7 +38,8 @@ log = structlog.get_logger("dropscribe")
 
 def ran(ledger: Owed, hook: HookModel | None, row: OwedRow) -> None:
     """Run ``row``'s hook, then its row goes: at once, for the window in which a death
-    runs it a second time is this one (at least once, not exactly once)."""
+    runs it a second time is this one (at least once, not exactly once); the delete is
+    not waited for (owed20: it rides the next commit, ``Owed.hook_ran``)."""
     try:
         if hook is None:  # the folder has no hook now
             log.info("hook.dropped", path=row.path, outcome=row.outcome, reason="no hook now")
