@@ -46,13 +46,17 @@ ON CONFLICT (path, outcome) DO UPDATE SET inbox = excluded.inbox, body = exclude
 """
 # Owed and not waiting for an after: (or its after: row gone), the oldest first; with
 # the settings its file's transcript was asked with (owed20: the language rules chose by).
-DUE = """
-SELECT path, outcome, inbox, body, run, held,
-    (SELECT j.settings FROM files f JOIN jobs j ON j.key = f.key WHERE f.path = hooks.path)
+ASKED = "(SELECT j.settings FROM files f JOIN jobs j ON j.key = f.key WHERE f.path = hooks.path)"
+DUE = f"""
+SELECT path, outcome, inbox, body, run, held, {ASKED}
 FROM hooks
 WHERE held = ? OR NOT EXISTS (SELECT 1 FROM afters a WHERE a.path = hooks.path)
 ORDER BY owed LIMIT ?
-"""
+"""  # noqa: S608 - our own SQL
+# A held done hook, with its file's job settings as DUE's.
+UNHELD = f"""
+SELECT inbox, body, {ASKED} FROM hooks WHERE path = ? AND outcome = 'done' AND held = ?
+"""  # noqa: S608 - our own SQL
 # A row taken from a run no longer alive: no row back when another host took it first.
 TAKE = (
     "UPDATE hooks SET run = ?, held = ? WHERE path = ? AND outcome = ? AND run = ? RETURNING path"
@@ -161,7 +165,7 @@ class Owed(Protocol):
         claim that counts, owed in the same write."""
 
     def hook_ran(self, path: Path | str, outcome: str) -> None:
-        """The row goes, unless another run took it meanwhile."""
+        """The row goes, unless another run took it meanwhile (owed20: not waited for)."""
 
     def hook_dropped(self, path: str, outcome: str) -> None:
         """The row goes (its folder has no hook now)."""
@@ -243,19 +247,16 @@ class OwedRows:
 
         def fn(execute: Execute) -> OwedRow | None:
             execute("DELETE FROM afters WHERE path = ?", (where,))
-            rows = execute(
-                "SELECT inbox, body FROM hooks WHERE path = ? AND outcome = 'done' AND held = ?",
-                (where, True),
-            )
+            rows = execute(UNHELD, (where, True))
             if not rows:
                 return None
-            inbox, text = rows[0]
+            inbox, text, asked = rows[0]
             body = {**json.loads(text), "moved_to": str(moved) if moved else None}
             execute(
                 "UPDATE hooks SET body = ?, held = ?, run = ? WHERE path = ? AND outcome = 'done'",
                 (names.json_text(body), False, self.hook_run, where),
             )
-            return OwedRow(self._shown(where), "done", str(inbox), body)
+            return OwedRow(self._shown(where), "done", str(inbox), body, _language(asked))
 
         row: OwedRow | None = self._together(fn)
         return row
