@@ -2,6 +2,7 @@
 
     python bench/throughput.py [--files 1000] [--size 102400] [--processes auto] [--workers 4]
                                [--dir DIR] [--history 100000] [--against TREE] [--ledger-waits]
+                               [--hook] [--postgres [URL]]
 
 Both upload every file to one local fake server that answers at once. dropscribe's
 figure is from the first file landing in the inbox until the last sidecar exists,
@@ -25,6 +26,12 @@ After every daemon run the ledger is checked (each file done, each job one attem
 upload per file) and the daemon's warnings and errors are counted by event.
 --ledger-waits counts, in every dropscribe process, how often a ledger write waited for
 the write turn and how often its BEGIN found the database locked (bench/ledgerwaits/).
+
+--hook gives the folder a hook command that exits at once (``/bin/true``): what a hooked
+file costs (owed20: the hooks20 row owed in file_done's write, and deleted once the hook
+ran); the check then wants no hook failed and no row left owed. --postgres runs each
+daemon on a fresh database of a shared ledger (the URL, a superuser's, by default
+DROPSCRIBE_TEST_POSTGRES: the server the tests use) instead of SQLite.
 """
 
 from __future__ import annotations
@@ -47,6 +54,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+import psycopg  # noqa: E402
+
+import pg  # noqa: E402
 from dropscribe.ingest.watcher import filesystem_type  # noqa: E402
 from dropscribe.ledger.store import LEDGER_NAME, SqliteLedger  # noqa: E402
 from fakeapi import FakeAPI  # noqa: E402
@@ -118,6 +128,43 @@ def bench_curl(api: FakeAPI, files: list[Path]) -> float:
     return time.perf_counter() - start
 
 
+def _settings(
+    api: FakeAPI,
+    work: Path,
+    inbox: Path,
+    knobs: tuple[str, int | None, int | None],
+    hook: bool,
+    ledger: str | None,
+) -> dict[str, object]:
+    """The daemon's config: unset knobs (processes, workers, concurrency) keep
+    dropscribe's shipped defaults."""
+    processes, workers, concurrency = knobs
+    defaults: dict[str, object] = {
+        "endpoint": "fake",
+        "model": "whisper-1",
+        "settle_seconds": SETTLE,
+    }
+    endpoint: dict[str, object] = {"base_url": api.base_url}
+    settings: dict[str, object] = {
+        "endpoints": {"fake": endpoint},
+        "defaults": defaults,
+        "inboxes": [{"path": str(inbox)}],
+        "processes": int(processes) if processes.isdigit() else processes,
+        "state_dir": str(work / "state"),
+        "log": {"format": "json", "level": "warning"},
+    }
+    if concurrency is not None:
+        endpoint["max_concurrency"] = concurrency
+    if workers is not None:
+        settings["workers"] = workers
+    if hook:  # owed20: a hook that costs next to nothing itself
+        defaults["hook"] = {"command": ["/bin/true"]}
+    if ledger is not None:  # owed20: a shared ledger, this run's own database
+        (work / "password").write_text(pg.PASSWORD)
+        settings["ledger"] = {"url": ledger, "password_file": str(work / "password")}
+    return settings
+
+
 def bench_daemon(
     api: FakeAPI,
     files: list[Path],
@@ -129,6 +176,8 @@ def bench_daemon(
     *,
     tree: Path = ROOT,
     waits: bool = False,
+    hook: bool = False,
+    ledger: str | None = None,
 ) -> float:
     """Seconds for the real daemon (``tree``'s) to transcribe ``files``; unset knobs keep
     dropscribe's shipped defaults. Its log goes to ``work``/daemon.log."""
@@ -137,19 +186,7 @@ def bench_daemon(
     if history:
         fill_ledger(work / "state", history)
     config = work / "bench.yaml"
-    endpoint: dict[str, object] = {"base_url": api.base_url}
-    settings: dict[str, object] = {
-        "endpoints": {"fake": endpoint},
-        "defaults": {"endpoint": "fake", "model": "whisper-1", "settle_seconds": SETTLE},
-        "inboxes": [{"path": str(inbox)}],
-        "processes": int(processes) if processes.isdigit() else processes,
-        "state_dir": str(work / "state"),
-        "log": {"format": "json", "level": "warning"},
-    }
-    if concurrency is not None:
-        endpoint["max_concurrency"] = concurrency
-    if workers is not None:
-        settings["workers"] = workers
+    settings = _settings(api, work, inbox, (processes, workers, concurrency), hook, ledger)
     config.write_text(json.dumps(settings))
     env = dict(os.environ, PYTHONPATH=str(tree / "daemon"))
     if waits:
@@ -189,15 +226,11 @@ def bench_daemon(
     return elapsed
 
 
-def checked(work: Path, count: int, uploads: int) -> dict[str, object]:
-    """What one daemon run left: its ledger (each file done, each job one attempt), its
-    uploads (one per file), its warnings and errors by event, and the ledger's waits."""
-    db = sqlite3.connect(work / "state" / LEDGER_NAME)
-    try:
-        states = dict(db.execute("SELECT state, count(*) FROM files GROUP BY state").fetchall())
-        (again,) = db.execute("SELECT count(*) FROM jobs WHERE attempts > 1").fetchone()
-    finally:
-        db.close()
+def checked(work: Path, count: int, uploads: int, ledger: str | None) -> dict[str, object]:
+    """What one daemon run left: its ledger (each file done, each job one attempt, no hook
+    owed), its uploads (one per file), its warnings and errors by event, and the ledger's
+    waits."""
+    states, again, owed = _ledger_rows(work, ledger)
     said: collections.Counter[str] = collections.Counter()
     for line in (work / "daemon.log").read_text(errors="replace").splitlines():
         with contextlib.suppress(ValueError):
@@ -207,15 +240,44 @@ def checked(work: Path, count: int, uploads: int) -> dict[str, object]:
     waits: collections.Counter[str] = collections.Counter()
     for counts in (work / "waits").glob("*.json") if (work / "waits").exists() else []:
         waits.update(json.loads(counts.read_text()))
-    problems = states.get("done", 0) != count or again or uploads != count
+    problems = states.get("done", 0) != count or again or uploads != count or owed
     return {
         "ok": not problems,
         "files": states,
         "jobs_tried_again": again,
+        "hooks_owed": owed,
         "uploads": uploads,
         "warnings": dict(said),
         "waits": {k: round(v, 3) for k, v in waits.items()},
     }
+
+
+FILE_STATES = "SELECT state, count(*) FROM files GROUP BY state"
+TRIED_AGAIN = "SELECT count(*) FROM jobs WHERE attempts > 1"
+OWED = "SELECT count(*) FROM hooks"  # none before hooks20: 0
+
+
+def _ledger_rows(work: Path, ledger: str | None) -> tuple[dict[str, int], int, int]:
+    """Files by state, jobs tried again, hooks owed, in the run's SQLite or PostgreSQL."""
+    if ledger is not None:
+        with psycopg.connect(ledger, password=pg.PASSWORD, autocommit=True) as pdb:
+            states = {str(k): int(n) for k, n in pdb.execute(FILE_STATES).fetchall()}
+            (again,) = pdb.execute(TRIED_AGAIN).fetchone() or (0,)
+            tables = "SELECT count(*) FROM pg_tables WHERE tablename = 'hooks'"
+            (hooked,) = pdb.execute(tables).fetchone() or (0,)
+            (owed,) = (pdb.execute(OWED).fetchone() or (0,)) if hooked else (0,)
+        return states, int(again), int(owed)
+    db = sqlite3.connect(work / "state" / LEDGER_NAME)
+    try:
+        states = dict(db.execute(FILE_STATES).fetchall())
+        (again,) = db.execute(TRIED_AGAIN).fetchone()
+        try:
+            (owed,) = db.execute(OWED).fetchone()
+        except sqlite3.OperationalError:  # a tree before hooks20
+            owed = 0
+    finally:
+        db.close()
+    return states, int(again), int(owed)
 
 
 def main() -> None:
@@ -241,7 +303,17 @@ def main() -> None:
     parser.add_argument(
         "--ledger-waits", action="store_true", help="count the ledger's waits (ledgerwaits/)"
     )
+    parser.add_argument("--hook", action="store_true", help="a hook command exiting at once")
+    parser.add_argument(
+        "--postgres",
+        nargs="?",
+        const=os.environ.get("DROPSCRIBE_TEST_POSTGRES", ""),
+        help="a shared ledger on this server (superuser URL; DROPSCRIBE_TEST_POSTGRES)",
+    )
     args = parser.parse_args()
+    if args.postgres == "" or (args.postgres and args.history):
+        raise SystemExit("--postgres needs a URL (or DROPSCRIBE_TEST_POSTGRES), no --history")
+    server = pg.SharedServer(args.postgres) if args.postgres else None
     trees = [ROOT] if args.against is None else [ROOT, args.against.resolve()]
     work = Path(tempfile.mkdtemp(prefix="dropscribe-bench-", dir=args.dir))
     try:
@@ -259,11 +331,19 @@ def main() -> None:
                     round_dir.mkdir()
                     before = len(api.uploads)
                     knobs = (args.processes, args.workers, args.concurrency, args.history)
+                    ledger = server.database() if server else None
                     took = bench_daemon(
-                        api, files, round_dir, *knobs, tree=tree, waits=args.ledger_waits
+                        api,
+                        files,
+                        round_dir,
+                        *knobs,
+                        tree=tree,
+                        waits=args.ledger_waits,
+                        hook=args.hook,
+                        ledger=ledger,
                     )
                     daemons[tree].append(took)
-                    left = checked(round_dir, len(files), len(api.uploads) - before)
+                    left = checked(round_dir, len(files), len(api.uploads) - before, ledger)
                     print(f"round {n} {tree}: {took:.2f} s {json.dumps(left)}")
                     assert left["ok"], left
                     for path in (round_dir / "inbox").glob("*.wav"):
@@ -282,7 +362,8 @@ def main() -> None:
             print(
                 f"dropscribe:     {daemon_s:6.2f} s  {daemon_rate:7.1f} files/s "
                 f"(processes: {args.processes}; includes settle_seconds={SETTLE}; "
-                f"{args.history} recordings in the ledger before; {tree})"
+                f"{args.history} recordings in the ledger before; hook: {args.hook};"
+                f" {'PostgreSQL' if server else 'SQLite'}; {tree})"
             )
             singles = sorted(c / d for c, d in zip(curls, times, strict=True))
             print(

@@ -22,6 +22,7 @@ from dropscribe.jobs import decide
 from dropscribe.jobs.decide import How, Then
 from dropscribe.jobs.plan import facts_of
 from dropscribe.ledger import opening
+from dropscribe.ledger.owed import OwedReads, OwedState
 from dropscribe.outputs import disposition
 from dropscribe.steps import report as steps_report
 from dropscribe.timing import timed as timing
@@ -219,6 +220,19 @@ def _left_pending(cfg: Config, path: Path) -> None:
         say(line)
 
 
+def _owed(hook: OwedState) -> str:
+    """owed20: where a hook owed for the file stands."""
+    since = report.local_time(hook.owed)
+    if hook.held:
+        return f"held since {since} until its after: is done (then it runs)"
+    if hook.late:
+        return (
+            f"owed since {since} by a daemon that ended before it ran (or before it was told"
+            " it ran): runs late at the next start or rescan"
+        )
+    return f"owed since {since}, being run by a running daemon"
+
+
 def _explain_ledger(cfg: Config, path: Path) -> str | None:
     """Print what the ledger knows of ``path``; its state ("" when none), or None (said
     why) if the ledger cannot be read."""
@@ -233,6 +247,7 @@ def _explain_ledger(cfg: Config, path: Path) -> str | None:
             sent = store.sends(row.key) if row is not None else []  # fallback34
             steps = steps_report.explained(cfg, store, row) if row is not None else []
             pending = store.after_pending(path)  # done17
+            hooks = store.hooks_of(path) if isinstance(store, OwedReads) else []  # owed20
             job = store.job(row.key) if row is not None and row.state == FileState.DONE else None
         finally:
             store.close()
@@ -260,4 +275,6 @@ def _explain_ledger(cfg: Config, path: Path) -> str | None:
         )
     for line in steps:  # steps33b: each step after the transcript
         say(line)
+    for hook in hooks:
+        say(f"    hook ({hook.outcome}): {_owed(hook)}")
     return row.state if row is not None else ""

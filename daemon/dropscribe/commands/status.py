@@ -5,15 +5,17 @@ safe (and PostgreSQL is made for it)."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dropscribe.commands import afters, budgets, fallbacks, report
 from dropscribe.commands.console import EXIT_OK, fail, say
 from dropscribe.errors import DropscribeError
 from dropscribe.ledger import opening
 from dropscribe.ledger.interface import Hosts
+from dropscribe.ledger.owed import HookCounts, OwedReads
 from dropscribe.ledger.store import LEDGER_NAME
 from dropscribe.steps import report as steps_report
 from dropscribe.transcribe import gone, limits, lookout
@@ -55,6 +57,7 @@ def status(cfg: Config, *, as_json: bool = False) -> int:
             steps = steps_report.build(cfg, ledger)  # steps33b: the steps after the transcript
             pending = ledger.afters_pending()  # done17: done files whose after: failed
             spent = ledger.spend_totals(periods(dt.datetime.now(dt.UTC).timestamp()))  # budget34
+            hooks = ledger.hook_counts() if isinstance(ledger, OwedReads) else {}  # owed20
             if isinstance(ledger, Hosts):  # a shared ledger: who shares it, what they hold
                 hosts, claims = ledger.hosts(), ledger.claims()
         finally:
@@ -66,6 +69,7 @@ def status(cfg: Config, *, as_json: bool = False) -> int:
     found["steps"] = steps
     found["spend"] = budgets.as_json(cfg, spent)  # budget34
     found["after_pending"] = afters.as_json(cfg, pending)  # done17
+    _counted(found["inboxes"], hooks)  # owed20
     if as_json:
         print(json.dumps(found, indent=2))  # noqa: T201 - escaped by json
         return EXIT_OK
@@ -73,7 +77,7 @@ def status(cfg: Config, *, as_json: bool = False) -> int:
     for state in (FileState.DONE, FileState.UPLOADING, FileState.FAILED, FileState.ERROR):
         say(f"  {state:<10} {counts.get(state, 0)}")
     report.show(found)
-    for line in afters.lines(found["after_pending"]):  # done17
+    for line in [*afters.lines(found["after_pending"]), *_hooks(found["inboxes"])]:  # owed20
         say(line)
     for line in steps_report.lines(steps):
         say(line)
@@ -84,6 +88,31 @@ def status(cfg: Config, *, as_json: bool = False) -> int:
         say(line)
     _refusals(refused)
     return EXIT_OK
+
+
+def _counted(inboxes: list[dict[str, Any]], hooks: dict[str, HookCounts]) -> None:
+    """owed20: each inbox's ``hooks``: owed (``late`` of them left by a daemon that
+    ended), and ``held`` behind a pending after:; zeros when none."""
+    for inbox in inboxes:
+        inbox["hooks"] = dataclasses.asdict(hooks.get(inbox["name"], HookCounts()))
+
+
+def _hooks(inboxes: list[dict[str, Any]]) -> list[str]:
+    """owed20: each inbox's completion hooks owed (not run yet, or not yet known to
+    have run) and held behind a pending after:; nothing when none is."""
+    said = []
+    for inbox in inboxes:
+        owed, late, held = (inbox["hooks"][k] for k in ("owed", "late", "held"))
+        parts = [f"{owed} owed"] if owed else []
+        if late:
+            parts.append(
+                f"{late} of them left by a daemon that ended: run late at the next start or rescan"
+            )
+        if held:
+            parts.append(f"{held} held until the file's after: is done")
+        if parts:
+            said.append(f"  {inbox['name']}: {'; '.join(parts)}")
+    return ["hooks owed (each runs at least once):", *said] if said else []
 
 
 def _refusals(refused: list[tuple[str, str, str, str, str | None]]) -> None:

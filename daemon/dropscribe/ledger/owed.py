@@ -25,7 +25,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from dropscribe import names
 from dropscribe.ledger.steprows import CLAIM_HOOK
@@ -44,17 +44,35 @@ INSERT INTO hooks (path, outcome, inbox, body, held, run, owed) VALUES (?, ?, ?,
 ON CONFLICT (path, outcome) DO UPDATE SET inbox = excluded.inbox, body = excluded.body,
     held = excluded.held, run = excluded.run, owed = excluded.owed
 """
-# Owed and not waiting for an after: (or its after: row gone), the oldest first.
-DUE = """
-SELECT path, outcome, inbox, body, run, held FROM hooks
+# Owed and not waiting for an after: (or its after: row gone), the oldest first; with
+# the settings its file's transcript was asked with (owed20: the language rules chose by).
+ASKED = "(SELECT j.settings FROM files f JOIN jobs j ON j.key = f.key WHERE f.path = hooks.path)"
+DUE = f"""
+SELECT path, outcome, inbox, body, run, held, {ASKED}
+FROM hooks
 WHERE held = ? OR NOT EXISTS (SELECT 1 FROM afters a WHERE a.path = hooks.path)
 ORDER BY owed LIMIT ?
-"""
+"""  # noqa: S608 - our own SQL
+# A held done hook, with its file's job settings as DUE's.
+UNHELD = f"""
+SELECT inbox, body, {ASKED} FROM hooks WHERE path = ? AND outcome = 'done' AND held = ?
+"""  # noqa: S608 - our own SQL
 # A row taken from a run no longer alive: no row back when another host took it first.
 TAKE = (
     "UPDATE hooks SET run = ?, held = ? WHERE path = ? AND outcome = ? AND run = ? RETURNING path"
 )
 LATE = 100  # rows looked at in one look; the rest at the next
+# owed20: what status and explain tell: each row's run, and whether it waits for an after:
+HELD_NOW = "CASE WHEN held = ? AND EXISTS (SELECT 1 FROM afters a WHERE a.path = hooks.path)"
+COUNTED = f"""
+SELECT inbox, run, now_held, count(*) FROM (
+    SELECT inbox, run, {HELD_NOW} THEN 1 ELSE 0 END AS now_held FROM hooks
+) h GROUP BY inbox, run, now_held
+"""  # noqa: S608 - our own SQL
+OF_PATH = f"""
+SELECT outcome, inbox, run, {HELD_NOW} THEN 1 ELSE 0 END, owed FROM hooks WHERE path = ?
+ORDER BY owed
+"""  # noqa: S608 - our own SQL
 
 
 @dataclass(frozen=True)
@@ -70,16 +88,51 @@ class OwedHook:
 
 @dataclass(frozen=True)
 class OwedRow:
-    """A row owed, its path as this host names it."""
+    """A row owed, its path as this host names it; ``language`` the one its file's
+    transcript was asked in, as the ledger's job row has it (None: none, or unknown)."""
 
     path: str
     outcome: str
     inbox: str
     body: dict[str, Any] = field(hash=False)
+    language: str | None = None
 
     def late(self) -> OwedRow:
         """The row with its JSON saying it comes late."""
-        return OwedRow(self.path, self.outcome, self.inbox, {**self.body, "late": True})
+        body = {**self.body, "late": True}
+        return OwedRow(self.path, self.outcome, self.inbox, body, self.language)
+
+
+@dataclass(frozen=True)
+class HookCounts:
+    """An inbox's hooks owed: ``owed`` to run (``late`` of them owed by runs no longer
+    alive: the next start or rescan runs them), ``held`` behind a pending after:."""
+
+    owed: int = 0
+    late: int = 0
+    held: int = 0
+
+
+@dataclass(frozen=True)
+class OwedState:
+    """One hook owed for a file, as explain tells it (``late``, ``held``: as above)."""
+
+    outcome: str
+    inbox: str
+    late: bool
+    held: bool
+    owed: float
+
+
+@runtime_checkable
+class OwedReads(Protocol):
+    """owed20: what ``status`` and ``explain`` read of the hooks owed."""
+
+    def hook_counts(self) -> dict[str, HookCounts]:
+        """Each inbox's hooks owed and held (inboxes with none left out)."""
+
+    def hooks_of(self, path: Path) -> list[OwedState]:
+        """The hooks owed for ``path``, the oldest first."""
 
 
 class Owed(Protocol):
@@ -112,7 +165,7 @@ class Owed(Protocol):
         claim that counts, owed in the same write."""
 
     def hook_ran(self, path: Path | str, outcome: str) -> None:
-        """The row goes, unless another run took it meanwhile."""
+        """The row goes, unless another run took it meanwhile (owed20: not waited for)."""
 
     def hook_dropped(self, path: str, outcome: str) -> None:
         """The row goes (its folder has no hook now)."""
@@ -138,6 +191,12 @@ class OwedRows:
     def _together(self, fn: Callable[[Execute], Any]) -> Any:
         """``fn`` in one write transaction (``execute(sql, args)`` its rows)."""
         raise NotImplementedError
+
+    _post: Callable[..., None]  # SQLite's GroupCommit.post
+
+    def _soon(self, sql: str, args: tuple[Any, ...]) -> None:
+        """owed20: ``sql`` in the next group commit, not waited for (SQLite)."""
+        self._post(lambda db: db.execute(sql, args))
 
     @property
     def hook_run(self) -> str:
@@ -188,19 +247,16 @@ class OwedRows:
 
         def fn(execute: Execute) -> OwedRow | None:
             execute("DELETE FROM afters WHERE path = ?", (where,))
-            rows = execute(
-                "SELECT inbox, body FROM hooks WHERE path = ? AND outcome = 'done' AND held = ?",
-                (where, True),
-            )
+            rows = execute(UNHELD, (where, True))
             if not rows:
                 return None
-            inbox, text = rows[0]
+            inbox, text, asked = rows[0]
             body = {**json.loads(text), "moved_to": str(moved) if moved else None}
             execute(
                 "UPDATE hooks SET body = ?, held = ?, run = ? WHERE path = ? AND outcome = 'done'",
                 (names.json_text(body), False, self.hook_run, where),
             )
-            return OwedRow(self._shown(where), "done", str(inbox), body)
+            return OwedRow(self._shown(where), "done", str(inbox), body, _language(asked))
 
         row: OwedRow | None = self._together(fn)
         return row
@@ -220,9 +276,10 @@ class OwedRows:
         return bool(self._together(fn))
 
     def hook_ran(self, path: Path | str, outcome: str) -> None:
+        """owed20: the delete rides the next group commit, unwaited: a death before it
+        commits (milliseconds) runs the hook once more, late, as at-least-once allows."""
         sql = "DELETE FROM hooks WHERE path = ? AND outcome = ? AND run = ?"
-        args = (self._stored(path), outcome, self.hook_run)
-        self._together(_one(sql, args))
+        self._soon(sql, (self._stored(path), outcome, self.hook_run))
 
     def hook_dropped(self, path: str, outcome: str) -> None:
         sql = "DELETE FROM hooks WHERE path = ? AND outcome = ?"
@@ -232,12 +289,34 @@ class OwedRows:
         rows = [row for row in self._rows(DUE, (False, LATE)) if row[2] in inboxes]
         alive = self._alive({str(row[4]) for row in rows})
         taken: list[OwedRow] = []
-        for path, outcome, inbox, body, run, held in rows:
+        for path, outcome, inbox, body, run, held, asked in rows:
             if run in alive and not held:  # held, its after: row gone: nobody runs it but us
                 continue
             if self._together(_one(TAKE, (self.hook_run, False, path, outcome, run))):
-                taken.append(OwedRow(self._shown(path), outcome, inbox, json.loads(body)))
+                shown = self._shown(path)
+                taken.append(OwedRow(shown, outcome, inbox, json.loads(body), _language(asked)))
         return taken
+
+    def hook_counts(self) -> dict[str, HookCounts]:
+        rows = self._rows(COUNTED, (True,))
+        alive = self._alive({str(row[1]) for row in rows})
+        counts: dict[str, HookCounts] = {}
+        for inbox, run, held, n in rows:
+            was = counts.get(inbox, HookCounts())
+            if held:
+                counts[inbox] = HookCounts(was.owed, was.late, was.held + n)
+            else:
+                late = was.late + (n if run not in alive else 0)
+                counts[inbox] = HookCounts(was.owed + n, late, was.held)
+        return counts
+
+    def hooks_of(self, path: Path) -> list[OwedState]:
+        rows = self._rows(OF_PATH, (True, self._stored(path)))
+        alive = self._alive({str(row[2]) for row in rows})
+        return [
+            OwedState(outcome, inbox, not held and run not in alive, bool(held), float(owed))
+            for outcome, inbox, run, held, owed in rows
+        ]
 
 
 class SharedOwedRows(OwedRows):
@@ -261,12 +340,30 @@ class SharedOwedRows(OwedRows):
     def hook_run(self) -> str:
         return self._leases.run
 
+    def _soon(self, sql: str, args: tuple[Any, ...]) -> None:
+        """No group commit to ride: one short transaction whose commit does not wait
+        for the WAL's flush (``synchronous_commit`` off for it alone): a server crash in
+        the next ~0.6 s may lose it, and the hook then runs once more, late."""
+        from dropscribe.ledger import queries  # noqa: PLC0415 - as in record_owing
+
+        with self._db.tx() as db:
+            db.execute("SET LOCAL synchronous_commit TO OFF")
+            db.execute(queries.for_psycopg(sql), args)
+
     def _alive(self, runs: set[str]) -> set[str]:
         rows = self._db.rows(
             "SELECT run FROM hosts WHERE run = ANY(%s) AND beat > now() - %s * interval '1s'",
             (sorted(runs), self._leases.lease_seconds),
         )
         return {str(run) for (run,) in rows}
+
+
+def _language(settings: str | None) -> str | None:
+    """The language a job row's settings (``FolderSettings.shaping``) asked in."""
+    if not settings:
+        return None
+    language = json.loads(settings).get("language")
+    return language if isinstance(language, str) else None
 
 
 def _one(sql: str, args: tuple[Any, ...]) -> Callable[[Execute], list[tuple[Any, ...]]]:

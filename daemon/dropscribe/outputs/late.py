@@ -7,6 +7,12 @@ this host's inboxes owed by runs no longer alive are taken (of several hosts sha
 the ledger, one takes each) and run with the JSON they were owed with, plus ``"late":
 true`` (and ``DROPSCRIBE_LATE=1``), with the folder's hook as the config has it now.
 A folder whose hook was taken out meanwhile runs none (``hook.dropped``).
+
+owed20: the hook is the one the on-time run had: a done or failed file's settings are
+resolved with the language its transcript was asked in (the job row's, else the
+folder's forced one), so a hook that only a rule by language sets (``match: {language:
+de}``) runs late as it would have on time. The steps' hook is the folder's without a
+language, as ``steps/stepper.py`` resolves it on time.
 """
 
 from __future__ import annotations
@@ -24,15 +30,16 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from dropscribe.ledger.owed import Owed, OwedRow
-    from dropscribe.vocab.config import Config
-    from dropscribe.vocab.settings import HookModel
+    from dropscribe.vocab.config import Config, Inbox
+    from dropscribe.vocab.settings import FolderSettings, HookModel
 
 log = structlog.get_logger("dropscribe")
 
 
 def ran(ledger: Owed, hook: HookModel | None, row: OwedRow) -> None:
     """Run ``row``'s hook, then its row goes: at once, for the window in which a death
-    runs it a second time is this one (at least once, not exactly once)."""
+    runs it a second time is this one (at least once, not exactly once); the delete is
+    not waited for (owed20: it rides the next commit, ``Owed.hook_ran``)."""
     try:
         if hook is None:  # the folder has no hook now
             log.info("hook.dropped", path=row.path, outcome=row.outcome, reason="no hook now")
@@ -64,7 +71,7 @@ def deliver(ledger: Owed, config: Config, stopping: Callable[[], bool]) -> int:
     for row in taken:
         if stopping():  # taken but not run: the next start finds it owed by a dead run
             break
-        settings = rules.effective(inboxes[row.inbox], Path(row.path))
+        settings = settled(inboxes[row.inbox], row)
         log.warning(
             "hook.late",
             path=row.path,
@@ -75,3 +82,13 @@ def deliver(ledger: Owed, config: Config, stopping: Callable[[], bool]) -> int:
         )
         ran(ledger, settings.hook, row.late())
     return len(taken)
+
+
+def settled(inbox: Inbox, row: OwedRow) -> FolderSettings:
+    """``row``'s folder settings as its on-time hook had them: with the rules by the
+    language its file was asked in (``jobs/spoken.py`` routes by the same)."""
+    settings = rules.effective(inbox, Path(row.path))
+    if row.outcome == "steps" or not any(layer.language for layer in inbox.layers):
+        return settings
+    language = row.language or settings.language
+    return rules.effective(inbox, Path(row.path), language) if language else settings

@@ -1,0 +1,44 @@
+"""owed20: a hook owed and run late is the one the on-time run had: a hook that only a
+rule by language sets (``match: {language: de}``) runs late once, not ``hook.dropped``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from conftest import DaemonProcess, make_wav, wait_for
+from test_hooks20_owed import blocking_hook, calls, owed_rows
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_hook_set_by_a_language_rule_runs_late_once(setup: Any) -> None:
+    """kill -9 while a's hook (set by a rule for language de only) runs: the next start
+    runs it once more, late, with the same JSON; nothing is dropped."""
+    with blocking_hook(setup.root) as (command, log):
+        setup.data["rescan_seconds"] = 1
+        setup.data["inboxes"][0] |= {
+            "language": "de",
+            "rules": [{"match": {"language": "de"}, "hook": {"command": command}}],
+        }
+        first = DaemonProcess(setup)
+        try:
+            first.wait_event("daemon.started")
+            make_wav(setup.inbox / "a.wav")
+            wait_for(lambda: len(calls(log)) == 1, timeout=30, what="the hook's first call")
+            wait_for(lambda: owed_rows(setup.state), timeout=30, what="its row committed")
+        finally:
+            first.kill()  # SIGKILL: the hook is under way
+        second = DaemonProcess(setup)
+        try:
+            second.wait_event("hook.late", timeout=30)
+            second.wait_event("hook.ran", timeout=30)
+            wait_for(lambda: not owed_rows(setup.state), timeout=30, what="the row gone")
+        finally:
+            second.kill()
+    before, late = calls(log)
+    assert late["stdin"] == {**before["stdin"], "late": True}
+    assert (before["env_late"], late["env_late"]) == (None, "1")
+    assert not second.named("hook.dropped")
+    assert len(second.named("hook.late")) == 1
