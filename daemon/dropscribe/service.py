@@ -143,7 +143,7 @@ class Daemon:
             if server is not None:
                 server.stop()
             log.info("daemon.stopping", grace_seconds=self.config.shutdown_grace)
-            watcher.stop()
+            watcher.stop(ends)  # watchstop20: a polled snapshot under way waits no longer
             self._wind_down(pool, ledger, looking, ends)
             os.close(lock)
             if self._progress is not None:
@@ -327,6 +327,7 @@ class Daemon:
             self._intake.hint,
             on_change=self.metrics.inboxes,
             on_limit=self._look_soon.set,
+            on_polling=self._rescan_soon.set,  # what came before its first snapshot
         )
 
 
