@@ -67,11 +67,17 @@ class ExhaustedObserver(Observer):  # type: ignore[misc,valid-type]
 
 
 def test_inotify_limit_falls_back_to_polling_and_reports_the_sysctl(tmp_path, events):
-    """Running out of inotify watches is reported with the sysctl to raise; the inbox is polled."""
+    """Running out of inotify watches is reported with the sysctl to raise; the inbox is
+    polled (once its first snapshot is taken, in the background: the owner is told, to
+    rescan what came before it)."""
     hints = []
-    watcher = Watcher((inbox(str(tmp_path)),), hints.append, native=ExhaustedObserver)
+    polling = threading.Event()
+    watcher = Watcher(
+        (inbox(str(tmp_path)),), hints.append, native=ExhaustedObserver, on_polling=polling.set
+    )
     watcher.start()
     try:
+        wait_for(polling.is_set, what="the first snapshot")
         make_wav(tmp_path / "late.wav")
         wait_for(lambda: any(h[0] == tmp_path / "late.wav" for h in hints), what="polled hint")
     finally:
