@@ -27,7 +27,7 @@ from dropscribe.ops.metrics import Metrics, MetricsServer
 from dropscribe.ops.notify import Notifier
 from dropscribe.steps.stepper import Stepper
 from dropscribe.transcribe import lookout
-from dropscribe.vocab.config import STOP_MARGIN
+from dropscribe.vocab.config import KEPT, STOP_MARGIN
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -138,13 +138,14 @@ class Daemon:
             ends = clock.ends(self.config.shutdown_grace)
             ledger.give_up_at(ends)
             abort.set()  # waits (backoff, paused endpoints, a slot) give up; in flight go on
+            watcher.stopping()  # watchstop20: meanwhile (a polled snapshot gives up)
             stepper.stop()
             self._notify(STOPPING="1", STATUS="finishing uploads in flight")
             if server is not None:
                 server.stop()
             log.info("daemon.stopping", grace_seconds=self.config.shutdown_grace)
-            watcher.stop(ends)  # watchstop20: a polled snapshot under way waits no longer
             self._wind_down(pool, ledger, looking, ends)
+            watcher.stopped(ends + KEPT)  # watchstop20: a look that hangs is left behind
             os.close(lock)
             if self._progress is not None:
                 self._progress(tally.finished, tally.finished, tally.failed)

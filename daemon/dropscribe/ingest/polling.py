@@ -18,7 +18,6 @@ import errno
 import logging
 import os
 import threading
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -161,10 +160,11 @@ class PolledObserver(PollingObserverVFS):
             super().join(timeout)
 
 
-def stop_all(observers: list[BaseObserver], until: float | None) -> bool:
-    """Stop ``observers`` on a thread of their own, waiting for them until ``until``
-    (monotonic; None: for ever). Whether they all ended in time: one left behind is a
-    daemon thread, and the daemon leaves by ``os._exit`` while a thread of ours runs."""
+def stop_all(observers: list[BaseObserver]) -> threading.Thread:
+    """Stop ``observers`` on a thread of their own (returned, started), a polled
+    snapshot under way told first to give up: a thread still running when its owner's
+    deadline is over is a daemon thread, and the daemon leaves by ``os._exit`` while a
+    thread of ours runs."""
     for observer in observers:
         if isinstance(observer, PolledObserver):
             observer.quit()  # first: every snapshot under way gives up at once
@@ -179,5 +179,4 @@ def stop_all(observers: list[BaseObserver], until: float | None) -> bool:
 
     stopper = threading.Thread(target=stop, name="dropscribe-watch-stop", daemon=True)
     stopper.start()
-    stopper.join(None if until is None else max(0.0, until - time.monotonic()))
-    return not stopper.is_alive()
+    return stopper

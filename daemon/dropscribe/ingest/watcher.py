@@ -163,6 +163,7 @@ class Watcher:
         self._on_polling = on_polling
         self._limited: dict[int, OSError] = {}  # inboxes refused a watch while running
         self._lock = threading.Lock()
+        self._stopper: threading.Thread | None = None  # once stopping
 
     def start(self) -> None:
         mounts = mountinfo()
@@ -308,11 +309,26 @@ class Watcher:
 
     def stop(self, until: float | None = None) -> None:
         """Stop every watch, waiting for them until ``until`` (monotonic; None: until they
-        end). A polled snapshot under way gives up at its next look (watchstop20: a stop
-        waited for a whole snapshot of a share, 20 s); one still in a look at ``until``
-        (a server that does not answer) is left behind."""
+        end): ``stopping`` then ``stopped``."""
+        self.stopping()
+        self.stopped(until)
+
+    def stopping(self) -> None:
+        """Begin to stop every watch, on a thread of its own: a polled snapshot under way
+        gives up at its next look (watchstop20: a stop waited for a whole snapshot of a
+        share, 20 s). The daemon's stop goes on meanwhile."""
         observers, self._observers = list(self._observers), []
-        if not stop_all(observers, until):
+        if self._stopper is None:
+            self._stopper = stop_all(observers)
+
+    def stopped(self, until: float | None = None) -> None:
+        """Wait for the watches' stop until ``until``: one still in a look then (a server
+        that does not answer) is left behind."""
+        stopper = self._stopper
+        if stopper is None:
+            return
+        stopper.join(None if until is None else max(0.0, until - time.monotonic()))
+        if stopper.is_alive():
             log.warning(
                 "watch.stop_late",
                 inboxes=[inbox.name for inbox in self._inboxes],
