@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from conftest import DaemonProcess, patience, wait_for
+from conftest import DaemonProcess, make_wav, patience, wait_for
 from dropscribe.vocab.config import STOP_MARGIN
 from test_attack20_metrics import healthz
 from test_grace18_stop import terminated
@@ -106,3 +106,37 @@ def test_a_stop_while_a_slow_polled_inbox_is_watched_ends_in_time(setup: Any) ->
     finally:
         daemon.kill()
     stopped_in_time(daemon, code, took)
+
+
+def late_folder(inbox: Path) -> Path:
+    """A folder of the inbox that its listing gives after ``@eaDir``: a snapshot lists it
+    only once the slow tree is walked (the listing's order is the filesystem's)."""
+    for n in range(50):
+        (inbox / f"talks{n}").mkdir()
+    names = [entry.name for entry in os.scandir(inbox)]
+    late = next(name for name in names[names.index("@eaDir") + 1 :] if name.startswith("t"))
+    return inbox / late
+
+
+def test_a_file_made_during_the_first_snapshot_before_its_folder_is_listed_is_done(
+    setup: Any,
+) -> None:
+    """A recording made after the start's scan, in a folder the first snapshot has yet to
+    list (its access time, set to 0 then, is still 0: the snapshot will hold the file,
+    and no later one hears of it), is done: the inbox is rescanned once it is watching (it waited
+    for the hourly rescan)."""
+    polled(setup)
+    setup.data["rescan_seconds"] = 3600
+    folder = late_folder(setup.inbox)
+    daemon = DaemonProcess(setup)
+    try:
+        daemon.wait_event("daemon.started")  # the start's scan is over
+        os.utime(folder, ns=(0, time.time_ns()))  # relatime: the next listing sets it
+        make_wav(folder / "talk.wav")
+        assert folder.stat().st_atime_ns == 0, "listed before the file was made"
+        daemon.wait_event("file.done", timeout=60)
+        code, took = terminated(daemon)
+    finally:
+        daemon.kill()
+    stopped_in_time(daemon, code, took)
+    assert (folder / "talk.txt").read_text() == "transcript of talk.wav\n"
