@@ -67,11 +67,17 @@ class ExhaustedObserver(Observer):  # type: ignore[misc,valid-type]
 
 
 def test_inotify_limit_falls_back_to_polling_and_reports_the_sysctl(tmp_path, events):
-    """Running out of inotify watches is reported with the sysctl to raise; the inbox is polled."""
+    """Running out of inotify watches is reported with the sysctl to raise; the inbox is
+    polled (once its first snapshot is taken, in the background: the owner is told, to
+    rescan what came before it)."""
     hints = []
-    watcher = Watcher((inbox(str(tmp_path)),), hints.append, native=ExhaustedObserver)
+    polling = threading.Event()
+    watcher = Watcher(
+        (inbox(str(tmp_path)),), hints.append, native=ExhaustedObserver, on_polling=polling.set
+    )
     watcher.start()
     try:
+        wait_for(polling.is_set, what="the first snapshot")
         make_wav(tmp_path / "late.wav")
         wait_for(lambda: any(h[0] == tmp_path / "late.wav" for h in hints), what="polled hint")
     finally:
@@ -109,15 +115,16 @@ def test_writing_a_sidecar_gives_one_hint_under_its_name(tmp_path):
 
 
 @pytest.fixture(params=["auto", "poll"])
-def watching(request, tmp_path):
-    """A started Watcher on the folder ``in`` (inotify, or polling), its inbox and the
-    hints it records."""
+def watching(request, tmp_path, events):
+    """A started Watcher on the folder ``in`` (inotify, or polling: its first snapshot
+    taken), its inbox and the hints it records."""
     folder = tmp_path / "in"
     folder.mkdir()
     hints: list = []
     watched = inbox(str(folder), request.param)
     watcher = Watcher((watched,), hints.append)
     watcher.start()
+    wait_for(lambda: named(events, "inbox.watching"), 10, what="watching")
     yield folder, watched, watcher, hints
     watcher.stop()
 
@@ -138,6 +145,7 @@ def test_a_removed_inbox_is_reported_once_and_watched_again_when_back(watching, 
     assert watcher.watched() == {"in": False}
     folder.mkdir()
     assert watcher.revive() == [watched]
+    wait_for(lambda: len(named(events, "inbox.watching")) == 2, 10, what="watching again")
     assert watcher.watched() == {"in": True}
     assert named(events, "inbox.watch_lost")[0]["why"] == "folder back"
     make_wav(folder / "back.wav")
@@ -155,8 +163,8 @@ def test_an_inbox_folder_replaced_between_looks_is_watched_again(watching, event
         wait_for(lambda: watcher.revive() == [watched], 10, what="the health check's look")
         whys = {e["why"] for e in named(events, "inbox.watch_lost")}
         assert whys <= {"folder replaced", "watch stopped"}
-    else:  # polling goes by the path; it is restarted only if the inode is new
-        watcher.revive()
+    elif watcher.revive():  # polling goes by the path; it is restarted only if the inode is new
+        wait_for(lambda: len(named(events, "inbox.watching")) == 2, 10, what="watching again")
     assert not named(events, "inbox.missing")
     make_wav(folder / "new.wav")
     heard(hints, folder / "new.wav")

@@ -27,7 +27,7 @@ from dropscribe.ops.metrics import Metrics, MetricsServer
 from dropscribe.ops.notify import Notifier
 from dropscribe.steps.stepper import Stepper
 from dropscribe.transcribe import lookout
-from dropscribe.vocab.config import STOP_MARGIN
+from dropscribe.vocab.config import KEPT, STOP_MARGIN
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -138,13 +138,14 @@ class Daemon:
             ends = clock.ends(self.config.shutdown_grace)
             ledger.give_up_at(ends)
             abort.set()  # waits (backoff, paused endpoints, a slot) give up; in flight go on
+            watcher.stopping()  # watchstop20: meanwhile (a polled snapshot gives up)
             stepper.stop()
             self._notify(STOPPING="1", STATUS="finishing uploads in flight")
             if server is not None:
                 server.stop()
             log.info("daemon.stopping", grace_seconds=self.config.shutdown_grace)
-            watcher.stop()
             self._wind_down(pool, ledger, looking, ends)
+            watcher.stopped(ends + KEPT)  # watchstop20: a look that hangs is left behind
             os.close(lock)
             if self._progress is not None:
                 self._progress(tally.finished, tally.finished, tally.failed)
@@ -327,6 +328,7 @@ class Daemon:
             self._intake.hint,
             on_change=self.metrics.inboxes,
             on_limit=self._look_soon.set,
+            on_polling=self._rescan_soon.set,  # what came before its first snapshot
         )
 
 

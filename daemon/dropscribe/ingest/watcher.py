@@ -33,11 +33,17 @@ from watchdog.events import (
     FileSystemEvent,
     FileSystemEventHandler,
 )
-from watchdog.observers.polling import PollingObserverVFS
 
 from dropscribe.config.rules import JUNK_FOLDERS
 from dropscribe.errors import SetupError
 from dropscribe.ingest import native as inotify
+from dropscribe.ingest.polling import (  # filesystem_type, watch_mode: theirs too
+    PolledObserver,
+    filesystem_type,
+    mountinfo,
+    stop_all,
+    watch_mode,
+)
 from dropscribe.outputs.sidecar import TEMP_SUFFIX
 
 if TYPE_CHECKING:
@@ -121,61 +127,6 @@ def _unnamed(path: str) -> bool:
     return name[:1] == "#" and name[1:].isdigit()
 
 
-# Filesystems whose changes made elsewhere (another host, the FUSE daemon, the VM's
-# host) inotify never hears of: `watch: auto` polls them.
-REMOTE_FILESYSTEMS = {
-    "nfs",
-    "nfs4",
-    "cifs",
-    "smb3",
-    "smbfs",
-    "9p",
-    "afs",
-    "ceph",
-    "glusterfs",
-    "lustre",
-    "gpfs",
-    "ncpfs",
-    "davfs",
-    "vboxsf",
-    "vmhgfs",
-    "prl_fs",
-    "fuse",
-    "fuseblk",
-}
-
-
-def filesystem_type(path: Path, mountinfo: str) -> str:
-    """The type of the filesystem holding ``path``, from /proc/self/mountinfo's text."""
-    best, kind = "", "unknown"
-    for line in mountinfo.splitlines():
-        fields = line.split()
-        if "-" not in fields:
-            continue
-        mount = fields[4].replace("\\040", " ")
-        fstype = fields[fields.index("-") + 1]
-        inside = str(path) == mount or str(path).startswith(mount.rstrip("/") + "/")
-        if inside and len(mount) >= len(best):
-            best, kind = mount, fstype
-    return kind
-
-
-def watch_mode(inbox: Inbox, fstype: str) -> tuple[str, str]:
-    """(native | poll, why) for an inbox on a filesystem of type ``fstype``."""
-    if inbox.watch != "auto":
-        return inbox.watch, "configured"
-    if fstype in REMOTE_FILESYSTEMS or fstype.startswith("fuse."):
-        return "poll", f"{fstype} is a network or FUSE filesystem: inotify misses remote changes"
-    return "native", f"{fstype} is local"
-
-
-def _mountinfo() -> str:
-    try:
-        return Path("/proc/self/mountinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return ""
-
-
 class Watcher:
     """One watchdog observer per inbox, started and stopped together.
 
@@ -190,11 +141,14 @@ class Watcher:
         native: Callable[[], BaseObserver] | None = None,
         on_change: Callable[[dict[str, bool]], None] | None = None,
         on_limit: Callable[[], None] | None = None,
+        on_polling: Callable[[], None] | None = None,
     ) -> None:
         """``on_change`` hears ``watched()`` once watching starts and whenever an inbox
         goes missing or comes back (the metrics gauge); ``on_limit`` is called (from a
         watch thread) when an inbox's watch reached the kernel's limit: ``revive()``
-        then polls that inbox."""
+        then polls that inbox. ``on_polling`` is called (from a watch thread) when a
+        polled inbox's first snapshot is taken, in the background: a file that came
+        before it is in it, unheard, and only a scan made after it finds that file."""
         self._inboxes = inboxes
         self._on_change = on_change
         self._handlers = {
@@ -206,13 +160,15 @@ class Watcher:
         self._folders: list[tuple[int, int] | None] = []  # each inbox's (device, inode)
         self._missing: set[int] = set()  # inboxes reported gone
         self._on_limit = on_limit
+        self._on_polling = on_polling
         self._limited: dict[int, OSError] = {}  # inboxes refused a watch while running
         self._lock = threading.Lock()
+        self._stopper: threading.Thread | None = None  # once stopping
 
     def start(self) -> None:
-        mountinfo = _mountinfo()
+        mounts = mountinfo()
         for inbox in self._inboxes:
-            mode, why = watch_mode(inbox, filesystem_type(inbox.path, mountinfo))
+            mode, why = watch_mode(inbox, filesystem_type(inbox.path, mounts))
             self._folders.append(_folder_id(inbox.path))
             try:
                 self._observers.append(self._observe(inbox, mode, why))
@@ -239,9 +195,11 @@ class Watcher:
         """A polling watch that follows no link, as ``scan`` follows none. review20:
         watchdog's snapshot follows them (``os.stat``) and keeps no record of the folders
         it has been in: two links to ``.`` in a recursive inbox made a snapshot of 2^40
-        paths, the first taken in ``start`` (the daemon never started), a later one
-        joined by ``stop`` (a stop that never ended)."""
-        observer = PollingObserverVFS(os.lstat, os.scandir, polling_interval=inbox.poll_seconds)
+        paths. Its first snapshot is taken in the background (watchstop20): the inbox
+        is "watching" once it is; a folder that cannot be listed fails here and now."""
+        with os.scandir(inbox.path):
+            pass
+        observer = PolledObserver(inbox.poll_seconds)
         return self._start(inbox, observer, "poll", why)
 
     def _refused(self, index: int, exc: OSError) -> None:
@@ -256,21 +214,23 @@ class Watcher:
         observer.schedule(
             self._handlers[mode], str(inbox.path), recursive=inbox.recursive, event_filter=EVENTS
         )
+        if isinstance(observer, PolledObserver):
+            observer.begin(lambda: self._polling(inbox, why), lambda exc: _failed(inbox, exc))
+            return observer
         try:
             observer.start()
         except BaseException:
             with contextlib.suppress(Exception):
                 observer.stop()
             raise
-        log.info(
-            "inbox.watching",
-            inbox=inbox.name,
-            path=str(inbox.path),
-            recursive=inbox.recursive,
-            mode=mode,
-            why=why,
-        )
+        _watching_now(inbox, mode, why)
         return observer
+
+    def _polling(self, inbox: Inbox, why: str) -> None:
+        """A polled inbox's first snapshot is taken (its start thread)."""
+        _watching_now(inbox, "poll", why)
+        if self._on_polling is not None:
+            self._on_polling()
 
     def revive(self) -> list[Inbox]:
         """Watch again each inbox whose watch has stopped; returns them, to be rescanned.
@@ -297,7 +257,7 @@ class Watcher:
                     self._changed()
                 continue
             observer = self._observers[index]
-            if index in limited and not isinstance(observer, PollingObserverVFS):
+            if index in limited and not isinstance(observer, PolledObserver):
                 inotify.limit_reached(inbox, limited[index])  # a folder made since is unwatched
                 _stop(observer)
                 with contextlib.suppress(OSError):  # gone: the next look watches it again
@@ -320,7 +280,7 @@ class Watcher:
                 action="restarting the watch and rescanning",
             )
             _stop(observer)
-            mode = "poll" if isinstance(observer, PollingObserverVFS) else "native"
+            mode = "poll" if isinstance(observer, PolledObserver) else "native"
             try:
                 self._observers[index] = self._observe(inbox, mode, f"restarted: {why}")
             except OSError as exc:  # gone again already: the next look tries again
@@ -347,12 +307,33 @@ class Watcher:
         if self._on_change is not None:
             self._on_change(self.watched())
 
-    def stop(self) -> None:
-        for observer in self._observers:
-            observer.stop()
-        for observer in self._observers:
-            observer.join()
-        self._observers.clear()
+    def stop(self, until: float | None = None) -> None:
+        """Stop every watch, waiting for them until ``until`` (monotonic; None: until they
+        end): ``stopping`` then ``stopped``."""
+        self.stopping()
+        self.stopped(until)
+
+    def stopping(self) -> None:
+        """Begin to stop every watch, on a thread of its own: a polled snapshot under way
+        gives up at its next look (watchstop20: a stop waited for a whole snapshot of a
+        share, 20 s). The daemon's stop goes on meanwhile."""
+        observers, self._observers = list(self._observers), []
+        if self._stopper is None:
+            self._stopper = stop_all(observers)
+
+    def stopped(self, until: float | None = None) -> None:
+        """Wait for the watches' stop until ``until``: one still in a look then (a server
+        that does not answer) is left behind."""
+        stopper = self._stopper
+        if stopper is None:
+            return
+        stopper.join(None if until is None else max(0.0, until - time.monotonic()))
+        if stopper.is_alive():
+            log.warning(
+                "watch.stop_late",
+                inboxes=[inbox.name for inbox in self._inboxes],
+                action="left behind: nothing is lost, the next start rescans the inboxes",
+            )
 
 
 def _stop(observer: BaseObserver) -> None:
@@ -361,9 +342,29 @@ def _stop(observer: BaseObserver) -> None:
         observer.join(5.0)
 
 
+def _watching_now(inbox: Inbox, mode: str, why: str) -> None:
+    log.info(
+        "inbox.watching",
+        inbox=inbox.name,
+        path=str(inbox.path),
+        recursive=inbox.recursive,
+        mode=mode,
+        why=why,
+    )
+
+
+def _failed(inbox: Inbox, exc: BaseException) -> None:
+    """A polled inbox's first snapshot failed (its start thread): the health check's
+    next look watches it again."""
+    error = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    log.error("inbox.watch_failed", inbox=inbox.name, path=str(inbox.path), error=error)
+
+
 def _watching(observer: BaseObserver) -> bool:
     """The observer and its emitter threads run (watchdog stops an inotify emitter
-    when the watched folder itself is deleted)."""
+    when the watched folder itself is deleted), or its first snapshot is being taken."""
+    if isinstance(observer, PolledObserver) and observer.starting():
+        return True
     emitters = observer.emitters
     return observer.is_alive() and bool(emitters) and all(e.is_alive() for e in emitters)
 
