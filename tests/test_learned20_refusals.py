@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from conftest import make_wav, named, wait_for
 from dropscribe.ledger.queries import REFUSAL_HOLDS_SECONDS
-from dropscribe.transcribe import models
+from dropscribe.transcribe import models, refusals
 from fakeapi import FakeAPI, Reply, Rules
 
 if TYPE_CHECKING:
@@ -114,15 +114,17 @@ def test_refusals_are_told_from_echoes() -> None:
     without refusing it, is not."""
     sent = models.Ask("verbose_json", granularities=True, prompt=True)
     vllm = "Currently do not support verbose_json for Qwen/Qwen3-ASR-1.7B"
-    assert models.refusal(400, None, vllm, sent) == ("response_format", "verbose_json")
+    assert refusals.refusal(400, None, vllm, sent) == ("response_format", "verbose_json")
     mistral = "body.prompt: Extra inputs are not permitted"
-    assert models.refusal(422, None, mistral, sent) == models.PROMPT
+    assert refusals.refusal(422, None, mistral, sent) == models.PROMPT
     both = "timestamp_granularities requires response_format=verbose_json"
-    assert models.refusal(400, None, both, sent) == models.GRANULARITIES
+    assert refusals.refusal(400, None, both, sent) == models.GRANULARITIES
     echoed = 'bad gateway for {"model": "whisper-1", "response_format": "verbose_json"}: invalid'
-    assert models.refusal(400, None, echoed, sent) is None
-    assert models.refusal(400, None, "upstream timeout: response_format=verbose_json", sent) is None
-    assert models.refusal(400, "response_format", echoed, sent) == (
+    assert refusals.refusal(400, None, echoed, sent) is None
+    assert (
+        refusals.refusal(400, None, "upstream timeout: response_format=verbose_json", sent) is None
+    )
+    assert refusals.refusal(400, "response_format", echoed, sent) == (
         "response_format",
         "verbose_json",
     )  # the server's own param says which

@@ -13,7 +13,7 @@ from conftest import API_KEY, make_wav, named, write_tones
 from dropscribe.audio import stitch
 from dropscribe.commands import status
 from dropscribe.service import Daemon
-from dropscribe.transcribe import models
+from dropscribe.transcribe import models, refusals
 from dropscribe.vocab.endpoints import ModelModel
 from fakeapi import OPENAI_MODELS, FakeAPI, Rules, tone_answer
 from test_long import cues, hertz
@@ -69,21 +69,24 @@ def test_refusals_name_what_was_refused():
     """A 400 naming a parameter becomes a kept item; one about the file does not."""
     sent = models.Ask("verbose_json", granularities=True, prompt=True)
     msg = "response_format 'verbose_json' is not compatible with model 'gpt-4o-mini-transcribe'"
-    assert models.refusal(400, "response_format", msg, sent) == ("response_format", "verbose_json")
+    assert refusals.refusal(400, "response_format", msg, sent) == (
+        "response_format",
+        "verbose_json",
+    )
     assert (
-        models.refusal(400, None, "Prompt is not supported for diarization models", sent)
+        refusals.refusal(400, None, "Prompt is not supported for diarization models", sent)
         == models.PROMPT
     )
     assert (
-        models.refusal(
+        refusals.refusal(
             400, "chunking_strategy", "chunking_strategy is required for diarization models", sent
         )
         == models.CHUNKING_REQUIRED
     )
     long = "audio duration 1500 seconds is longer than 1400 seconds which is the maximum"
-    assert models.refusal(400, None, long, sent) == ("max_seconds", "1400")
-    assert models.refusal(400, None, "Invalid file format.", sent) is None
-    assert models.refusal(500, "response_format", msg, sent) is None
+    assert refusals.refusal(400, None, long, sent) == ("max_seconds", "1400")
+    assert refusals.refusal(400, None, "Invalid file format.", sent) is None
+    assert refusals.refusal(500, "response_format", msg, sent) is None
 
 
 def test_what_is_learned_and_stated_changes_the_request():

@@ -29,7 +29,7 @@ from dropscribe.ingest import source
 from dropscribe.ledger import opening
 from dropscribe.loading import checked
 from dropscribe.outputs import render, sidecar
-from dropscribe.transcribe import models, prices
+from dropscribe.transcribe import models, prices, refusals
 from dropscribe.transcribe.engines import make_client
 
 if TYPE_CHECKING:
@@ -111,7 +111,7 @@ def _transcribe(
         try:
             return client.transcribe(held.content, settings, ask, name=held.path.name), refused
         except TranscriptionError as exc:
-            item = models.refusal(exc.status, exc.param, exc.message, ask)
+            item = refusals.refusal(exc.status, exc.param, exc.message, ask)
             if item is None or refused >= MOST_REFUSALS:
                 raise
             refused += 1

@@ -29,12 +29,11 @@ from dropscribe.ops import log as logmod
 from dropscribe.ops.metrics import UPLOAD_FAMILIES, Metrics
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from multiprocessing.connection import Connection
     from pathlib import Path
 
     from dropscribe.jobs.job import Outcome, SettledFile
-    from dropscribe.ledger.interface import Ledger
     from dropscribe.vocab.config import Config
     from dropscribe.vocab.states import JobKey
 
@@ -172,7 +171,7 @@ def serve(
     ends: float | None = None  # the main process's, or from now if it is gone
     closed = False  # every job ended, the ledger closed
     try:
-        ends = _take(index, tasks, put, host, ledger, abort)
+        ends = _take(index, tasks, put, host, lambda new: follow_reload(ledger, new), abort)
     finally:
         if ends is None:
             ends = time.monotonic() + config.shutdown_grace
@@ -193,7 +192,7 @@ def _take(
     tasks: Connection,
     put: Sender,
     host: Threads,
-    ledger: Ledger,
+    reloaded: Callable[[Config], None],
     abort: threading.Event,
 ) -> float | None:
     """What the main process sends, until it says ``Stop``: its grace's end (None: the
@@ -214,7 +213,7 @@ def _take(
             case Reconfigure(config=new):
                 _hide(new)  # pool20: as the main process's reload does, before any use
                 host.reload(new)
-                follow_reload(ledger, new)
+                reloaded(new)
 
 
 def _hide(config: Config) -> None:

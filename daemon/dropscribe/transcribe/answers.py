@@ -16,7 +16,7 @@ from dropscribe.errors import (
     RetryableError,
     TranscriptionError,
 )
-from dropscribe.transcribe import bodies, models
+from dropscribe.transcribe import bodies, refusals
 from dropscribe.transcribe.backoff import parse_retry_after, should_retry
 from dropscribe.transcript import Transcript, clean_text
 
@@ -87,7 +87,7 @@ def error(
     another try (an outage, or the file's), or the same every time."""
     message, code, param = bodies.error_message(body, scrub)
     cls: type[TranscriptionError]
-    if models.gone(status, code, message, model):
+    if refusals.gone(status, code, message, model):
         cls = ModelGone
     # attack16: 407, a proxy refusing its credentials (HTTP_PROXY's), is no file's fault:
     # as a refused key, every file was failed and quarantined

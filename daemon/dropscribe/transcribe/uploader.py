@@ -29,7 +29,7 @@ from dropscribe.errors import (
     TranscriptionError,
 )
 from dropscribe.ops.metrics import Metrics
-from dropscribe.transcribe import backoff, fallback, kinds, models
+from dropscribe.transcribe import backoff, fallback, kinds, models, refusals
 from dropscribe.transcribe.clients import Clients
 from dropscribe.transcribe.gone import Gone
 from dropscribe.transcribe.health import Health
@@ -227,7 +227,7 @@ class Uploader:
         self, endpoint: Endpoint, model: str, failure: TranscriptionError, ask: models.Ask
     ) -> bool:
         """Whether ``failure`` refuses a choice of ``ask`` by name; if so, it is learned."""
-        item = models.refusal(failure.status, failure.param, failure.message, ask)
+        item = refusals.refusal(failure.status, failure.param, failure.message, ask)
         if item is None or item.param in kinds.UNSENT.get(endpoint.kind, ()):
             return False
         log.warning(
