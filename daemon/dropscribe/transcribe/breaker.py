@@ -27,6 +27,7 @@ class Breaker:
     probing: bool = False
     reason: str | None = None
     held: bool = False  # hostile14b: paused because the server asked (a long Retry-After)
+    outages: int = 0  # outage20: failures in a row that found no working server
 
     @classmethod
     def of(cls, endpoint: Endpoint) -> Breaker:
@@ -52,6 +53,7 @@ class Breaker:
         """An upload worked. True if that resumed a paused endpoint."""
         resumed = self.reason is not None
         self.failures = 0
+        self.outages = 0
         self.pause = 0.0
         self.paused_until = 0.0
         self.probing = False
@@ -63,9 +65,13 @@ class Breaker:
         """An upload ended without a verdict on the endpoint (the file was unreadable, ...)."""
         self.probing = False
 
-    def failed(self, now: float, reason: str, *, at_once: bool = False) -> float | None:
-        """An upload failed. Returns the pause length if this paused the endpoint."""
+    def failed(
+        self, now: float, reason: str, *, at_once: bool = False, outage: bool = False
+    ) -> float | None:
+        """An upload failed (``outage``: no working server was reached). Returns the
+        pause length if this paused the endpoint."""
         self.failures += 1
+        self.outages = self.outages + 1 if outage else 0
         if not (at_once or self.probing or self.failures >= self.threshold):
             return None
         self.pause = min(self.max_cooldown, self.pause * 2 if self.pause else self.cooldown)
@@ -81,6 +87,7 @@ class Breaker:
         """The server asked for ``seconds`` of quiet (a 429's long Retry-After): paused
         that long (or longer, if already), then probed as after any pause."""
         self.paused_until = max(self.paused_until, now + seconds)
+        self.outages = 0  # it answered: it is there
         self.probing = False
         self.reason = reason
         self.held = True

@@ -141,9 +141,15 @@ class Health:
                 self._board.set(endpoint, "ok")
             log.warning("endpoint.resumed", endpoint=endpoint)
 
-    def failed(self, endpoint: str, failure: TranscriptionError, *, at_once: bool = False) -> None:
+    def failed(self, endpoint: str, failure: TranscriptionError, *, at_once: bool = False) -> int:
+        """Count the failure; returns the endpoint's outages in a row (outage20: ``once``
+        rules it out at ``max_attempts`` of them, whichever files they came from). A 429
+        is an answer: the server is there, and asks for patience."""
+        outage = bool(getattr(failure, "outage", False)) and failure.status != 429
         with self._lock:
-            pause = self._breakers[endpoint].failed(self._clock(), failure.message, at_once=at_once)
+            breaker = self._breakers[endpoint]
+            pause = breaker.failed(self._clock(), failure.message, at_once=at_once, outage=outage)
+            outages = breaker.outages
         if pause is not None:
             self._metrics.pauses.labels(endpoint).inc()
             self._metrics.paused.labels(endpoint).set(1)
@@ -157,3 +163,4 @@ class Health:
                 status=failure.status,
                 action="uploads to it wait; a probe is sent when the pause ends",
             )
+        return outages

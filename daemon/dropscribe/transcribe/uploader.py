@@ -335,8 +335,8 @@ class Uploader:
     ) -> bool:
         """After a failed upload: True to try again in the same attempt (the endpoint was
         at fault: paused, or down), False after waiting for the next; raises when the
-        file is given up. An outage (``outages`` in a row) costs the file no attempt,
-        except in ``once``, which must end."""
+        file is given up. An outage costs the file no attempt, except in ``once``, which must
+        end: ``max_attempts`` in a row, this file's or the endpoint's, rule the endpoint out."""
         log.warning(
             "upload.failed",
             status=failure.status,
@@ -360,7 +360,7 @@ class Uploader:
                 raise failure
             return True
         if isinstance(failure, RetryableError):
-            self._health.failed(endpoint.name, failure)
+            row = max(outages, self._health.failed(endpoint.name, failure))  # in a row, any file's
             if failure.status == 429:
                 self._health.throttled(endpoint.name)
             # fallback34c: no answer within timeout: (a slow endpoint) is outage-like too
@@ -368,7 +368,7 @@ class Uploader:
             if failure.outage or slow:
                 fallback.failed(endpoint.name, failure, slow=slow)
             self._held(endpoint.name, failure)
-            if failure.outage and outages >= endpoint.max_attempts and not self._wait_for_endpoints:
+            if failure.outage and row >= endpoint.max_attempts and not self._wait_for_endpoints:
                 unreachable = EndpointUnreachable(failure.message, status=failure.status)
                 self._health.rule_out(endpoint.name, model, unreachable)
                 raise unreachable from failure
