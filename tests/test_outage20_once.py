@@ -12,7 +12,7 @@ from conftest import DaemonProcess, make_wav
 from fakeapi import openai_error
 
 WORKERS = 4
-SHIPPED_MAX_ATTEMPTS = 5  # and pause_after_failures 5: the endpoint's defaults
+SHIPPED_MAX_ATTEMPTS = 5  # and pause_after_failures 5, backoff_max 60: the defaults
 
 
 def _refusing_url() -> str:
@@ -31,17 +31,22 @@ def test_once_against_a_dead_endpoint_exits_3_within_a_minute(setup, files, dead
     place, no sidecars, a bounded number of tries."""
     endpoint = setup.data["endpoints"]["local"]
     del endpoint["max_attempts"]  # the shipped 5, as pause_after_failures
+    del endpoint["backoff_max"]  # the shipped 60 s: other files' tries come between
     setup.data["workers"] = WORKERS
     if dead == "refused":
         endpoint["base_url"] = _refusing_url()
     else:
         bad_gateway = openai_error(502, "upstream connect error", "server_error")
         setup.api.script.extend(bad_gateway for _ in range(100))
-    recordings = [make_wav(setup.inbox / f"talk{n}.wav") for n in range(files)]
+    # each its own content: copies of one recording would wait for each other's end
+    recordings = [make_wav(setup.inbox / f"talk{n}.wav", freq=300 + 60 * n) for n in range(files)]
     daemon = DaemonProcess(setup, "once")
     # 20 s on an idle machine (60 s with the tests' patience): the old code's pauses
     # (30 s, then 60, 120...) took 97 s for 3 files and never ended for 6
-    assert daemon.wait(timeout=20) == 3, daemon
+    try:
+        assert daemon.wait(timeout=20) == 3, daemon
+    finally:
+        daemon.kill()  # the old code's once, still waiting out a pause
     assert sorted(p.name for p in setup.inbox.iterdir()) == sorted(p.name for p in recordings)
     assert not daemon.named("file.failed")
     waiting = daemon.named("file.waiting")
