@@ -59,3 +59,20 @@ def test_once_against_a_dead_endpoint_exits_3_within_a_minute(setup, files, dead
     if dead == "502":
         assert 1 <= len(setup.api.uploads) <= bound
         assert {u.reply for u in setup.api.uploads} == {"502"}
+
+
+def test_once_does_not_wait_out_outage_pauses_before_max_attempts(setup):
+    """With pause_after_failures 1 (below max_attempts 5) once against a refusing endpoint
+    still exits 3 within a minute: it counts outages instead of waiting 30+60+120+240 s."""
+    endpoint = setup.data["endpoints"]["local"]
+    del endpoint["max_attempts"]
+    endpoint["pause_after_failures"] = 1
+    endpoint["base_url"] = _refusing_url()
+    recordings = [make_wav(setup.inbox / f"talk{n}.wav", freq=300 + 60 * n) for n in range(3)]
+    daemon = DaemonProcess(setup, "once")
+    try:
+        assert daemon.wait(timeout=20) == 3, daemon
+    finally:
+        daemon.kill()
+    assert sorted(p.name for p in setup.inbox.iterdir()) == sorted(p.name for p in recordings)
+    assert len(daemon.named("upload.started")) <= SHIPPED_MAX_ATTEMPTS + WORKERS - 1

@@ -97,9 +97,8 @@ class Uploader:
 
     @contextlib.contextmanager
     def _slot(self, endpoint: str, model: str) -> Iterator[None]:
-        """Wait for the endpoint's breaker, the model's (if it was found gone) and one of
-        the endpoint's concurrent upload slots (in ``once``, an endpoint or model found
-        unusable fails the upload at once instead)."""
+        """Wait for the endpoint's breaker (not an outage's pause in ``once``), a gone model's
+        and a concurrent upload slot; in ``once``, an unusable endpoint or model fails at once."""
         while True:
             self._health.usable(endpoint, model)
             wait, model_probe = self._gone.wait(endpoint, model)
@@ -114,6 +113,8 @@ class Uploader:
             if breaker.held and wait > backoff.SLEPT_IN_PLACE:  # hostile14b: free the worker
                 said, until = f"endpoint {endpoint} is paused: {breaker.reason}", time.time() + wait
                 raise EndpointWaits(f"waiting: {said}", until=until)  # wake15: tried again then
+            if breaker.outages and not self._wait_for_endpoints:
+                break  # outage20: once counts the outages to its end rather than waits them out
             self._sleep(min(wait, 1.0))
         limit = self._health.limiter(endpoint)
         try:
@@ -314,8 +315,7 @@ class Uploader:
             self._ledger.start_attempt(key, settings.shaping(), attempt)
 
     def _held(self, endpoint: str, failure: RetryableError) -> None:
-        """hostile14b: a 429 asking for more than ``SLEPT_IN_PLACE`` pauses the endpoint
-        and frees the worker (``EndpointWaits``): the file comes again after the pause."""
+        """hostile14b: a long 429 Retry-After pauses the endpoint; the worker is freed."""
         pause = failure.retry_after or 0.0
         if failure.status == 429 and pause > backoff.SLEPT_IN_PLACE:
             said = f"it asked for a pause of {pause:.0f} s (429 Retry-After): {failure.message}"
