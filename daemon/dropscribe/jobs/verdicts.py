@@ -28,11 +28,12 @@ if TYPE_CHECKING:
     from dropscribe.errors import EndpointError, SidecarError, TranscriptionError
     from dropscribe.jobs.job import Job
     from dropscribe.ledger.afters import AfterRow, Afters
-    from dropscribe.ledger.interface import Verdicts
+    from dropscribe.ledger.interface import Lookup, Verdicts
     from dropscribe.ledger.owed import Owed
 
-    class DoneFiles(Afters, Owed, Protocol):
-        """A done file's pending ``after:`` and the hook it holds."""
+    class DoneFiles(Afters, Owed, Lookup, late.Transcripts, Protocol):
+        """A done file's pending ``after:`` and the hook it holds; its row and transcript
+        (lang20: the language it was done in)."""
 
     class Ending(Verdicts, Owed, Protocol):
         """A file given up: its row, and its hook owed in the same write."""
@@ -190,18 +191,29 @@ def again(ledger: DoneFiles, job: Job) -> bool:
     if it has one (True); no upload, no sidecars. One its folder no longer wants (``after:
     keep`` since) is forgotten. Once it is settled, the hook held back when it first
     failed runs, with where the recording went (hooks20: the hook the ledger holds for
-    it; a row from before hooks20 holds none: its hook ran at done)."""
+    it; a row from before hooks20 holds none: its hook ran at done). lang20: the
+    ``after:`` and the hook are the ones a rule by the file's language gives, as on time."""
     pending = ledger.after_pending(job.path)
     if pending is None:
         return False
+    if late.routed(job.inbox):  # the settings it was done with, not the folder's bare ones
+        job.settings = late.spoken(
+            job.inbox, job.path, job.settings.language or _heard(ledger, job)
+        )
     if job.settings.after not in ACTIONS:
         log.info("file.after_dropped", after=job.settings.after, was=pending.action)
         taken = _settled(ledger, job, pending, None)
     else:
         taken = _after(ledger, job)[1]
     if taken is not None:
-        late.ran(ledger, job.settings.hook, taken)
+        late.ran(ledger, late.settled(job.inbox, taken).hook, taken)
     return True
+
+
+def _heard(ledger: DoneFiles, job: Job) -> str | None:
+    """The language of the file's transcript (a folder that detects: none forced)."""
+    row = ledger.file(job.path)
+    return late.heard(ledger, row.key) if row is not None else None
 
 
 def _failed(ledger: Afters, job: Job, pending: AfterRow | None, error: str) -> None:

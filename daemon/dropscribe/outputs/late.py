@@ -11,29 +11,38 @@ A folder whose hook was taken out meanwhile runs none (``hook.dropped``).
 owed20: the hook is the one the on-time run had: a done or failed file's settings are
 resolved with the language its transcript was asked in (the job row's, else the
 folder's forced one), so a hook that only a rule by language sets (``match: {language:
-de}``) runs late as it would have on time. The steps' hook is the folder's without a
-language, as ``steps/stepper.py`` resolves it on time.
+de}``) runs late as it would have on time; lang20: the steps' hook too, as
+``steps/hooked.py`` resolves it on time.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
 from dropscribe.config import rules
 from dropscribe.errors import LedgerError
 from dropscribe.outputs import hooks
+from dropscribe.vocab.language import code_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from dropscribe.ledger.interface import JobRow
     from dropscribe.ledger.owed import Owed, OwedRow
     from dropscribe.vocab.config import Config, Inbox
     from dropscribe.vocab.settings import FolderSettings, HookModel
+    from dropscribe.vocab.states import JobKey
 
 log = structlog.get_logger("dropscribe")
+
+
+class Transcripts(Protocol):
+    """A job's stored transcript (both backends have it): ``heard``."""
+
+    def job(self, key: JobKey) -> JobRow | None: ...
 
 
 def ran(ledger: Owed, hook: HookModel | None, row: OwedRow) -> None:
@@ -87,8 +96,29 @@ def deliver(ledger: Owed, config: Config, stopping: Callable[[], bool]) -> int:
 def settled(inbox: Inbox, row: OwedRow) -> FolderSettings:
     """``row``'s folder settings as its on-time hook had them: with the rules by the
     language its file was asked in (``jobs/spoken.py`` routes by the same)."""
-    settings = rules.effective(inbox, Path(row.path))
-    if row.outcome == "steps" or not any(layer.language for layer in inbox.layers):
+    return spoken(inbox, Path(row.path), row.language)
+
+
+def spoken(inbox: Inbox, path: Path, language: str | None) -> FolderSettings:
+    """``path``'s settings with the rules by ``language`` (None: the folder's forced one,
+    if it has one); lang20: the steps' hook and a pending ``after:`` tried again are
+    resolved so too, on time and late."""
+    settings = rules.effective(inbox, path)
+    if not routed(inbox):
         return settings
-    language = row.language or settings.language
-    return rules.effective(inbox, Path(row.path), language) if language else settings
+    language = language or settings.language
+    return rules.effective(inbox, path, language) if language else settings
+
+
+def routed(inbox: Inbox) -> bool:
+    """Whether a rule of ``inbox`` matches by language (else none is worth looking up)."""
+    return any(layer.language for layer in inbox.layers)
+
+
+def heard(ledger: Transcripts, key: JobKey) -> str | None:
+    """lang20: the language (its code) of ``key``'s stored transcript, the one a folder
+    that detects routed it by (``jobs/spoken.py`` forces the language it heard); None
+    when it is not known."""
+    job = ledger.job(key)
+    said = job.result.get("language") if job is not None and job.result is not None else None
+    return code_of(said) if isinstance(said, str) else None

@@ -7,7 +7,11 @@ first (one statement; the other host's claim changes nothing) and, in the same w
 owed (hooks20: ``ledger/owed.py``), then run and its row deleted. A crash between the
 claim and the run leaves it owed: a later look runs it late (``outputs/late.py``): at
 least once. Steps shown anew (their settings, the glossary or the transcript changed)
-claim it anew."""
+claim it anew.
+
+lang20: the hook is the one the file's language gives (a rule ``match: {language: de}``):
+the folder's forced language, else its transcript's, as ``outputs/late.py`` resolves it
+late; the steps themselves run with the folder's settings without a language."""
 
 from __future__ import annotations
 
@@ -27,10 +31,11 @@ if TYPE_CHECKING:
     from dropscribe.ledger.owed import Owed
     from dropscribe.ledger.steprows import StepRows
 
-    class HookedRows(StepRows, Owed):
-        """The steps' rows and the hooks owed (both backends mix both in)."""
+    class HookedRows(StepRows, Owed, late.Transcripts):
+        """The steps' rows, the hooks owed and the transcripts (both backends have them)."""
 
-    from dropscribe.vocab.settings import FolderSettings
+    from dropscribe.vocab.config import Inbox
+    from dropscribe.vocab.settings import FolderSettings, HookModel
     from dropscribe.vocab.steps import Step
 
 log = structlog.get_logger("dropscribe")
@@ -39,7 +44,7 @@ log = structlog.get_logger("dropscribe")
 def run(
     rows: HookedRows,
     row: FileRow,
-    inbox: str,
+    inbox: Inbox,
     settings: FolderSettings,
     steps: list[Step],
     outputs: list[Path],
@@ -48,9 +53,10 @@ def run(
     each step's; nothing while a step does not show its result yet, or when its hook
     for these results was claimed already (here, or by another host)."""
     source = Path(row.path)
+    hook = _hook(rows, row, inbox, settings)
     key = str(row.key)
     shown_as = {s.name: sidecars.shown_as(s.shaping_hash(), settings) for s in steps}
-    if settings.hook is None or any(
+    if hook is None or any(
         rows.step_shown(source, name) != (key, shown) for name, shown in shown_as.items()
     ):
         return
@@ -59,7 +65,7 @@ def run(
     every = dict.fromkeys([*map(str, outputs), *(p for ps in shown.values() for p in ps)])
     body = {
         "file": row.path,
-        "inbox": inbox,
+        "inbox": inbox.name,
         "outcome": "steps",
         "sidecars": list(every),
         "steps": shown,
@@ -67,11 +73,22 @@ def run(
         "error": None,
         "late": False,
     }
-    owed = OwedHook(source, "steps", inbox, body)
+    owed = OwedHook(source, "steps", inbox.name, body)
     if not rows.steps_hook_owed(source, fingerprint(key, shown_as, shown), owed):
         log.info("hook.claimed_elsewhere", outcome="steps", reason="its hook was run already")
         return
-    late.ran(rows, settings.hook, OwedRow(row.path, "steps", inbox, body))
+    late.ran(rows, hook, OwedRow(row.path, "steps", inbox.name, body))
+
+
+def _hook(
+    rows: HookedRows, row: FileRow, inbox: Inbox, settings: FolderSettings
+) -> HookModel | None:
+    """The folder's hook for this file: with the rules by its language, when a rule of
+    the folder matches one (the folder's forced language, else its transcript's)."""
+    if not late.routed(inbox):
+        return settings.hook
+    language = settings.language or late.heard(rows, row.key)
+    return late.spoken(inbox, Path(row.path), language).hook
 
 
 def fingerprint(key: str, shown_as: dict[str, str], sidecars: dict[str, list[str]]) -> str:

@@ -254,8 +254,8 @@ class Stepper:
                 if done is None:
                     return
                 wrote = wrote or done
-            if wrote and settings.hook is not None:
-                hooked.run(self._rows, row, inbox.name, settings, steps, outputs)
+            if wrote:  # lang20: its hook resolved there, with the file's language
+                hooked.run(self._rows, row, inbox, settings, steps, outputs)
         finally:
             structlog.contextvars.clear_contextvars()
 
