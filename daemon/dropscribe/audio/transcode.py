@@ -45,9 +45,11 @@ RATE = 16000  # what Whisper resamples everything to anyway
 # per minute of CD audio. 1 MB packets decode a WAV about twice as fast.
 DEMUX = {"max_size": str(1 << 20)}
 SAMPLE_BYTES = 2
-RESERVE_LEAST = 64 << 20  # bytes a scratch file never takes of its file system's last
-RESERVE_SHARE = 0.05  # nor of this share of it
-ROOM_CHECK = 16 << 20  # bytes written between looks at the room left
+# A scratch file never takes its file system's last 64 MiB, kept for the ledger, nor the
+# last quarter of a smaller one (a 32 MiB tmpfs still takes a short recording; a share of
+# a big disk would refuse a long one on a 1 TB disk that is 95 % full).
+RESERVE = 64 << 20
+ROOM_CHECK = 16 << 20  # bytes written between looks at the room left (an eighth at most)
 
 
 @dataclass(frozen=True)
@@ -226,17 +228,19 @@ class Room:
 
     def __init__(self, folder: Path) -> None:
         self._folder = folder
-        self._since = ROOM_CHECK  # the first write looks
+        self._since = 0
+        self._step = 0  # the first write looks
 
     def take(self, size: int) -> None:
         self._since += size
-        if self._since < ROOM_CHECK:
+        if self._since < self._step:
             return
         self._since = size
         st = os.statvfs(self._folder)
         free, whole = st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
-        kept = max(RESERVE_LEAST, round(RESERVE_SHARE * whole))
-        if free < kept + ROOM_CHECK:
+        kept = min(RESERVE, whole // 4)
+        self._step = min(ROOM_CHECK, whole // 8)
+        if free < kept + self._step:
             raise OSError(
                 errno.ENOSPC,
                 f"no room for more scratch audio: {free / 2**20:,.0f} MiB free where state_dir"
