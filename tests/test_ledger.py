@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from dropscribe.ledger import groupcommit
+from dropscribe.ledger.schema import LAYOUT
 from dropscribe.ledger.store import SqliteLedger
 from dropscribe.outputs import publish
 from dropscribe.transcript import Transcript
@@ -161,7 +162,7 @@ def test_a_ledger_from_a_newer_dropscribe_is_refused_by_run_and_status(setup):
             check=False,
         )
         assert done.returncode == 2, (command, done.stderr)
-        said = "written by a newer dropscribe (layout 99; this one knows up to 2)"  # until16
+        said = f"written by a newer dropscribe (layout 99; this one knows up to {LAYOUT.version})"
         assert said in done.stderr
         assert "Traceback" not in done.stderr
     with closing(sqlite3.connect(path)) as db, db:
