@@ -230,6 +230,16 @@ class Setup:
                 raise result["error"]
 
 
+@pytest.fixture
+def umask_000() -> Iterator[None]:
+    """The daemon starts with umask 000 (it inherits the test's): files made without a mode of their own are 0666."""
+    old = os.umask(0)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[Any]:
     """A real PostgreSQL server for this test process (see tests/pg.py)."""

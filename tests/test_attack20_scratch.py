@@ -14,20 +14,9 @@ import pytest
 from conftest import DaemonProcess, make_wav
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from pathlib import Path
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def umask_000() -> Iterator[None]:
-    """The daemon starts with umask 000 (it inherits the test's)."""
-    old = os.umask(0)
-    try:
-        yield
-    finally:
-        os.umask(old)
 
 
 def files_under(folder: Path) -> dict[str, int]:

@@ -90,6 +90,20 @@ def owed_rows(state: Path) -> list[tuple[str, str]]:
         return db.execute("SELECT path, outcome FROM hooks").fetchall()
 
 
+def killed_in_hook(setup: Any, log: Path) -> DaemonProcess:
+    """The daemon, started, given a.wav, SIGKILLed while a's hook runs (its first call
+    logged, its owed row committed): the daemon, for its events."""
+    first = DaemonProcess(setup)
+    try:
+        first.wait_event("daemon.started")
+        make_wav(setup.inbox / "a.wav")
+        wait_for(lambda: len(calls(log)) == 1, timeout=30, what="the hook's first call")
+        wait_for(lambda: owed_rows(setup.state), timeout=30, what="its row committed")
+    finally:
+        first.kill()  # SIGKILL: the hook is under way
+    return first
+
+
 @pytest.mark.parametrize(("outcome", "processes"), [("done", 1), ("failed", 1), ("done", 2)])
 def test_a_hook_cut_by_a_kill_runs_once_more_late_at_the_next_start(
     setup: Any, outcome: str, processes: int
@@ -104,14 +118,7 @@ def test_a_hook_cut_by_a_kill_runs_once_more_late_at_the_next_start(
         setup.data["processes"] = processes
         if outcome == "failed":
             setup.api.script.append(openai_error(400, "Invalid file format."))
-        first = DaemonProcess(setup)
-        try:
-            first.wait_event("daemon.started")
-            make_wav(setup.inbox / "a.wav")
-            wait_for(lambda: len(calls(log)) == 1, timeout=30, what="the hook's first call")
-            wait_for(lambda: owed_rows(setup.state), timeout=30, what="its row committed")
-        finally:
-            first.kill()  # SIGKILL: the hook is under way
+        first = killed_in_hook(setup, log)
         assert not first.named("hook.ran")
         second = DaemonProcess(setup)
         try:

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from conftest import DaemonProcess, make_wav, wait_for
-from test_hooks20_owed import blocking_hook, calls, owed_rows
+from conftest import DaemonProcess, wait_for
+from test_hooks20_owed import blocking_hook, calls, killed_in_hook, owed_rows
 
 pytestmark = pytest.mark.slow
 
@@ -22,14 +22,7 @@ def test_a_hook_set_by_a_language_rule_runs_late_once(setup: Any) -> None:
             "language": "de",
             "rules": [{"match": {"language": "de"}, "hook": {"command": command}}],
         }
-        first = DaemonProcess(setup)
-        try:
-            first.wait_event("daemon.started")
-            make_wav(setup.inbox / "a.wav")
-            wait_for(lambda: len(calls(log)) == 1, timeout=30, what="the hook's first call")
-            wait_for(lambda: owed_rows(setup.state), timeout=30, what="its row committed")
-        finally:
-            first.kill()  # SIGKILL: the hook is under way
+        killed_in_hook(setup, log)
         second = DaemonProcess(setup)
         try:
             second.wait_event("hook.late", timeout=30)

@@ -18,7 +18,7 @@ from dropscribe.ledger.places import Places
 from dropscribe.ledger.postgres import PostgresLedger
 from dropscribe.vocab.config import SharedLedger
 from test_attacks_ledgerfix import fill
-from test_hooks20_owed import RECORD, blocking_hook, calls, owed_rows
+from test_hooks20_owed import RECORD, blocking_hook, calls, killed_in_hook, owed_rows
 
 pytestmark = pytest.mark.slow
 PATH, MOVED = Path("/srv/in/a.wav"), Path("/srv/in/b.wav")
@@ -39,14 +39,7 @@ def test_status_and_explain_tell_a_hook_a_killed_daemon_owes(setup: Any) -> None
     with blocking_hook(setup.root) as (command, log):
         setup.data["defaults"]["hook"] = {"command": command}
         setup.data["rescan_seconds"] = 1
-        first = DaemonProcess(setup)
-        try:
-            first.wait_event("daemon.started")
-            make_wav(setup.inbox / "a.wav")
-            wait_for(lambda: len(calls(log)) == 1, timeout=30, what="the hook's first call")
-            wait_for(lambda: owed_rows(setup.state), timeout=30, what="its row committed")
-        finally:
-            first.kill()  # SIGKILL: the hook is under way
+        killed_in_hook(setup, log)
         assert _counts(setup) == {"owed": 1, "late": 1, "held": 0}
         text = setup.command("status", write=False).stdout
         assert "hooks owed (each runs at least once):" in text
