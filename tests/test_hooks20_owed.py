@@ -90,14 +90,16 @@ def owed_rows(state: Path) -> list[tuple[str, str]]:
         return db.execute("SELECT path, outcome FROM hooks").fetchall()
 
 
-def killed_in_hook(setup: Any, log: Path) -> DaemonProcess:
-    """The daemon, started, given a.wav, SIGKILLed while a's hook runs (its first call
-    logged, its owed row committed): the daemon, for its events."""
-    first = DaemonProcess(setup)
+def killed_in_hook(
+    setup: Any, log: Path, call: int = 1, env: dict[str, str] | None = None
+) -> DaemonProcess:
+    """The daemon (with ``env``), started, given a.wav, SIGKILLed while a's hook runs
+    (its call numbered ``call`` logged, its owed row committed): the daemon, for its events."""
+    first = DaemonProcess(setup, env=env)
     try:
         first.wait_event("daemon.started")
         make_wav(setup.inbox / "a.wav")
-        wait_for(lambda: len(calls(log)) == 1, timeout=30, what="the hook's first call")
+        wait_for(lambda: len(calls(log)) == call, timeout=30, what=f"the hook's call {call}")
         wait_for(lambda: owed_rows(setup.state), timeout=30, what="its row committed")
     finally:
         first.kill()  # SIGKILL: the hook is under way
@@ -210,14 +212,7 @@ def test_the_steps_hook_cut_by_a_kill_runs_late_at_the_next_start(setup: Any) ->
     with FakeChat(api_key=LLM_KEY) as chat, blocking_hook(setup.root, 2) as (command, log):
         with_steps(setup, chat, translate_to=[])
         setup.data["defaults"]["hook"] = {"command": command}
-        first = DaemonProcess(setup, env={"LLM_KEY": LLM_KEY})
-        try:
-            first.wait_event("daemon.started")
-            make_wav(setup.inbox / "a.wav")
-            wait_for(lambda: len(calls(log)) == 2, timeout=30, what="the steps' hook call")
-            wait_for(lambda: owed_rows(setup.state), timeout=30, what="its row committed")
-        finally:
-            first.kill()
+        killed_in_hook(setup, log, call=2, env={"LLM_KEY": LLM_KEY})
         asked = len(chat.requests)
         second = DaemonProcess(setup, env={"LLM_KEY": LLM_KEY})
         try:

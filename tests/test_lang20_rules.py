@@ -15,7 +15,7 @@ from conftest import DaemonProcess, make_wav, tmpfs, wait_for
 from fakechat import FakeChat
 from test_attacks_ledgerfix import fill
 from test_garbage import speak
-from test_hooks20_owed import RECORD, blocking_hook, calls, owed_rows
+from test_hooks20_owed import RECORD, blocking_hook, calls, killed_in_hook, owed_rows
 from test_language32 import GERMAN
 from test_steps33b import KEY as LLM_KEY
 from test_steps33b import with_steps
@@ -93,14 +93,7 @@ def test_a_language_rules_steps_hook_cut_by_a_kill_runs_late(setup: Any) -> None
             "language": "de",
             "rules": [{"match": {"language": "de"}, "hook": {"command": command}}],
         }
-        first = DaemonProcess(setup, env={"LLM_KEY": LLM_KEY})
-        try:
-            first.wait_event("daemon.started")
-            make_wav(setup.inbox / "a.wav")
-            wait_for(lambda: len(calls(log)) == 2, timeout=30, what="the steps' hook call")
-            wait_for(lambda: owed_rows(setup.state), timeout=30, what="its row committed")
-        finally:
-            first.kill()
+        killed_in_hook(setup, log, call=2, env={"LLM_KEY": LLM_KEY})
         second = DaemonProcess(setup, env={"LLM_KEY": LLM_KEY})
         try:
             second.wait_event("hook.late", timeout=30)
