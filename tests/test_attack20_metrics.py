@@ -103,3 +103,29 @@ def test_a_flood_of_connections_leaves_healthz_answering(metrics):
     wait_for(lambda: healthz(address).endswith(b"\r\n\r\nok\n"), 10, what="healthz after")
     daemon.signal(signal.SIGTERM)
     assert daemon.wait() == 0
+
+
+def test_a_probe_behind_a_flood_waits_in_the_kernels_queue_and_is_answered():
+    """ci21: 2,000 connections made before the server serves, then a probe: every
+    handshake completes in the kernel's queue (at a backlog of 64 most were retried for
+    seconds, to land after the probe and push it out unread), so the probe connects, and
+    it is answered once the server has worked through the flood before it."""
+    server = serving.BoundedServer("127.0.0.1", 0, lambda _: serving.plain("200 OK", "ok\n"))
+    flood = []
+    try:
+        for _ in range(2000):
+            sock = socket.socket()
+            sock.settimeout(0)
+            with contextlib.suppress(BlockingIOError):
+                sock.connect(server.address)
+            flood.append(sock)
+        with socket.create_connection(server.address, timeout=3) as probe:
+            probe.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            server.start()
+            probe.settimeout(10)
+            answer = b"".join(iter(lambda: probe.recv(65536), b""))
+        assert answer.endswith(b"\r\n\r\nok\n"), answer[:200]
+    finally:
+        for sock in flood:
+            sock.close()
+        server.stop()
