@@ -1,9 +1,10 @@
 """The daemon's signals: what a stop (SIGTERM, SIGINT), a reload (SIGHUP) and a look at
 the stacks (SIGUSR1) do, from the first line of ``main`` to the process's end.
 
-Apart from the commands (cli.py) because their rules are their own: a handler runs on
-the main thread between two of its steps, so it takes no lock that thread may hold, and
-a stop asked twice ends the process at once, its worker processes with it.
+Apart from the commands (cli.py) because their rules are their own: while it serves, a
+thread of their own acts on them as they arrive (``_Relay``), and a stop asked twice ends
+the process at once, its worker processes with it; before that (``EarlySignals``) a
+handler runs on the main thread between two of its steps.
 """
 
 from __future__ import annotations
@@ -54,19 +55,20 @@ class EarlySignals:
 
 
 class SignalFlag:
-    """Raised by a signal handler, taken down by the main loop. A plain attribute, not an
-    Event: the handler runs on the main thread between two of its steps, and an Event's
-    lock may be the very one that thread holds at that moment (a deadlock)."""
+    """Raised by the signal thread, taken down by the main loop."""
 
     def __init__(self) -> None:
         self._raised = False
+        self._lock = threading.Lock()
 
     def raise_(self) -> None:
-        self._raised = True
+        with self._lock:
+            self._raised = True
 
     def take(self) -> bool:
         """Whether it was raised since the last take (and lower it)."""
-        raised, self._raised = self._raised, False
+        with self._lock:
+            raised, self._raised = self._raised, False
         return raised
 
 
@@ -86,44 +88,70 @@ def exit_now() -> NoReturn:
     os._exit(EXIT_OK)
 
 
-def install(stop: threading.Event) -> SignalFlag:
-    """``_serve``'s handlers: a stop sets ``stop`` (a second one ends the process at once),
-    SIGUSR1 dumps every thread's stack, a crash leaves them in the journal. Returns the
-    flag SIGHUP raises (the main loop reloads the config when it takes it)."""
-    asked = SignalFlag()  # raised before ``stop`` is set: a second signal during the first's
+class _Relay:
+    """ci21: what each signal does, done by a thread of its own as the signal arrives.
 
-    def on_signal(_signum: int, _frame: FrameType | None) -> None:
-        # flake16: not ``stop.is_set()``: a second signal handled inside the first's
-        # ``stop.set()`` (its lock taken, the flag not yet up) would wait for that lock
-        if asked.take():  # a second Ctrl-C or SIGTERM: at once (the ledger is crash-safe)
+    Python runs a signal's handler on the main thread only, once that thread is between two
+    of its steps; but the kernel may hand a process's signal to any of its threads, and
+    then a main thread blocked in a wait (a worker process's join through the 60-s grace)
+    hears of it only when the wait ends. A second SIGTERM then did not stop the daemon at
+    once (seen under load, about one signal in twelve with busy threads). Every signal
+    writes its number to a pipe (``signal.set_wakeup_fd``, in whichever thread took it);
+    this thread reads it and acts, whatever the main thread is doing."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop = stop
+        self.stops = 0
+        self.reload = SignalFlag()
+
+    def act(self, signum: int) -> None:
+        if signum in STOPS:
+            self.stops += 1
+            if self.stops == 1:
+                self.stop.set()
+                return
+            # a second Ctrl-C or SIGTERM: at once (the ledger is crash-safe)
             os.write(2, b"dropscribe: stopping at once; work in flight runs at the next start\n")
             starts = sys.modules.get("dropscribe.dispatch.processes")
             if starts is None:  # not imported: no worker process
                 exit_now()
             starts.halt(exit_now)  # now, or once a worker's start under way is done
-            return
-        asked.raise_()
-        stop.set()
+        elif signum == signal.SIGHUP:
+            self.reload.raise_()
+        elif signum == signal.SIGUSR1:
+            # a seemingly stuck daemon: every thread's stack, dumped with the GIL held. Not
+            # faulthandler.register: its C handler walks the other threads' frames while
+            # they run (CPython does not stop them for it), and the daemon died of SIGSEGV
+            # once after a SIGUSR1 in tests/test_flake16_signals.py
+            faulthandler.dump_traceback(all_threads=True)
 
-    reload = SignalFlag()
+    def run(self, heard: int) -> None:
+        while numbers := os.read(heard, 64):
+            for signum in numbers:
+                self.act(signum)
 
-    def on_hangup(_signum: int, _frame: FrameType | None) -> None:
-        reload.raise_()
 
+def _noted(_signum: int, _frame: FrameType | None) -> None:
+    """The Python handler, on the main thread: nothing (the relay has acted already)."""
+
+
+def install(stop: threading.Event) -> SignalFlag:
+    """``_serve``'s signals: a stop sets ``stop`` (a second one ends the process at once),
+    SIGUSR1 dumps every thread's stack, a crash leaves them in the journal. Returns the
+    flag SIGHUP raises (the main loop reloads the config when it takes it)."""
+    relay = _Relay(stop)
+    heard, told = os.pipe()  # close-on-exec: hooks and worker processes do not inherit it
+    os.set_blocking(told, False)  # as set_wakeup_fd requires: a signal never waits
+    threading.Thread(
+        target=relay.run, args=(heard,), name="dropscribe-signals", daemon=True
+    ).start()
     # A crash (a fault in a native library) leaves every thread's stack in the journal;
     # a stderr without a file descriptor (captured in-process) has no room for it.
     with contextlib.suppress(ValueError, AttributeError):
         faulthandler.enable(all_threads=True)
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGHUP, on_hangup)
-
-    def on_stacks(_signum: int, _frame: FrameType | None) -> None:
-        # a seemingly stuck daemon: every thread's stack, dumped by the main thread with
-        # the GIL held. Not faulthandler.register: its C handler walks the other threads'
-        # frames while they run (CPython does not stop them for it), and the daemon died
-        # of SIGSEGV once after a SIGUSR1 in tests/test_flake16_signals.py
-        faulthandler.dump_traceback(all_threads=True)
-
-    signal.signal(signal.SIGUSR1, on_stacks)
-    return reload
+    # the pipe before the handlers: a signal between the two still reaches the relay (and
+    # EarlySignals, which _serve then asks)
+    signal.set_wakeup_fd(told, warn_on_full_buffer=False)
+    for signum in (*STOPS, signal.SIGHUP, signal.SIGUSR1):
+        signal.signal(signum, _noted)
+    return relay.reload

@@ -63,14 +63,13 @@ HEARING = 0.2  # seconds: how soon the children hear of a stop asked (the main l
 # long18: what a worker ignores (child.py), blocked in the thread that starts it: the new
 # process inherits the mask, so a Ctrl-C to the terminal's process group (or a SIGTERM to
 # the service's) while it imports waits, pending, until it ignores them and unblocks;
-# here, another thread takes it meanwhile (Python runs the handler on the main thread).
+# here, another thread takes it meanwhile (and tells the signals' thread, signals.py).
 SHIELDED = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
 
 
 class _Starts:
-    """long18: the worker processes' starts as a second signal's handler sees them, in
-    plain attributes (the handler runs on the main thread between two of its steps, maybe
-    inside a start: a lock could be the one that step holds). One start at a time: the
+    """long18: the worker processes' starts as a second signal sees them (ci21: acted on by
+    the signals' own thread, signals.py), in plain attributes. One start at a time: the
     pool's, then its reader thread's under the pool's lock."""
 
     under_way = 0
