@@ -86,6 +86,8 @@ def test_a_held_hook_and_its_pending_move_survive_ledger_migrate(setup: Setup, p
             first.wait_event("daemon.started")
             make_wav(setup.inbox / "a.wav")
             first.wait_event("hook.deferred", timeout=30)
+            # the done write (its held hook in it) rides a group commit, not waited for
+            wait_for(lambda: owed_rows(setup.state), timeout=30, what="its row committed")
         finally:
             first.kill()
         shown = moved_to_postgres(setup, pg_url)
