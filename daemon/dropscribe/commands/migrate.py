@@ -2,7 +2,11 @@
 PostgreSQL one the config names, so that what is done stays done (and no transcript
 is paid for twice) when a site moves to several hosts. The steps after the transcript
 come along (their results, the sidecars showing them, their hooks' claims): a summary
-is not asked for again, and search finds its words on every host."""
+is not asked for again, and search finds its words on every host. So do the hooks owed
+(hooks20) and the done files' pending ``after:`` actions (done17) that a held hook waits
+for: a hook a SQLite daemon owed runs late on the shared ledger (its run, a process of
+this host, is no daemon's there), and a move that failed is tried again, then its hook
+run with ``moved_to``. Only this direction: a shared ledger is not copied back."""
 
 from __future__ import annotations
 
@@ -20,9 +24,11 @@ if TYPE_CHECKING:
 
     from dropscribe.vocab.config import Config
 
-# schema.COPIED, then the steps' (after jobs: a step's result is indexed in its language)
+# schema.COPIED, then the steps' (after jobs: a step's result is indexed in its language),
+# then what is owed (leftovers21: a held hook with the after: it waits for)
 STEPS = ("steps", "step_outputs", "step_hooks")
-TABLES = (*COPIED, *(t for t in STEPS if t not in COPIED))
+OWED = ("afters", "hooks")
+TABLES = (*COPIED, *(t for t in (*STEPS, *OWED) if t not in COPIED))
 
 
 def migrate(cfg: Config) -> int:
@@ -65,6 +71,10 @@ def _rows(db: ReadOnly, table: str, portable: Callable[[str], str]) -> Iterator[
         if table == "files":
             values["path"] = portable(values["path"])
             values["outputs"] = json.dumps([portable(p) for p in json.loads(values["outputs"])])
+        elif table in OWED:
+            values["path"] = portable(values["path"])
+            if table == "hooks":
+                values["held"] = bool(values["held"])
         elif table in STEPS:
             values["path"] = portable(values["path"])
             if table == "step_outputs":

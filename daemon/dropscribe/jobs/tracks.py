@@ -5,10 +5,11 @@ settings with that track (``audio_track: N`` shapes it, track 0 keyed as any fil
 first stream), with its own attempts, stored transcript and sidecars, named
 ``name.<lang>.<ext>`` (``name.track<N>.<ext>`` without a language, or when two chosen
 tracks share one) when more than one is chosen. A track other than the first is sent
-alone: decoded (that stream only) into a FLAC file under ``state_dir/work`` that every
-later step reads as the recording, and made only when its transcript is not stored.
-The file is done once every chosen track is; the first track that fails ends the
-file's job as it would end any file's (its stored tracks are reused on the next try).
+alone: decoded (that stream only) into a FLAC file (0600, in a folder of its own under
+``state_dir/work``, both 0700 whatever the umask) that every later step reads as the
+recording, and made only when its transcript is not stored. The file is done once
+every chosen track is; the first track that fails ends the file's job as it would end
+any file's (its stored tracks are reused on the next try).
 Where the folder detects languages, each track's is heard in that track's own audio
 (``jobs/spoken.py``), and its rules by language chosen by it: a track heard in a
 language the folder does not take makes the file wait, as a file would. A chosen track
@@ -30,7 +31,7 @@ import structlog
 from dropscribe.audio import probe, transcode
 from dropscribe.errors import PermanentError, TranscriptionError
 from dropscribe.ingest import source
-from dropscribe.jobs import spoken, verdicts
+from dropscribe.jobs import chunked, spoken, verdicts
 from dropscribe.jobs.job import Job, Outcome
 from dropscribe.vocab import glossary, languages
 from dropscribe.vocab import tracks as choosing
@@ -280,7 +281,8 @@ def _alone(job: Job, track: Track, ledger: JobLedger, work: Path) -> Iterator[Ou
     if track.index == 0 or (row is not None and row.result is not None):
         yield None
         return
-    work.mkdir(parents=True, exist_ok=True)
+    work.parent.mkdir(parents=True, exist_ok=True)
+    chunked.private_folder(work)  # leftovers21: 0700 from the start, as a chunk's scratch
     with tempfile.TemporaryDirectory(dir=work, prefix="track-") as scratch:
         flac = Path(scratch) / f"{job.path.stem or 'track'}.track{track.index}.flac"
         try:

@@ -8,6 +8,13 @@ renews this daemon's leases and its row in ``hosts``; a host that dies loses its
 claims after ``lease_seconds``, and the next host to look takes the job over. Leases
 are timed by the database's clock.
 
+leftovers21: every process of one daemon (the main process and its ``processes: N``
+workers) ends its run with the same mark, made of this boot and the state_dir (its
+device and inode), so a daemon's own processes, and the predecessor a restart finds still
+beating, are not taken for another host of the same name: ``ledger.host_name_in_use`` is
+said (by the main process alone) of another daemon's runs only, on another host or with
+another state_dir.
+
 Fencing: a host stuck past its lease must not publish over the new owner. ``fence()``
 checks the token inside the transaction that stores the transcript and claims the
 sidecar names (the claim's row locked); ``confirm()`` checks it just before the
@@ -17,10 +24,12 @@ sidecars get their final names.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import secrets
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -64,12 +73,25 @@ class ClaimRow:
 class Leases:
     """This daemon's claims (``run``: one per process) in the shared ledger."""
 
-    def __init__(self, db: Database, host: str, lease_seconds: float, *, beating: bool) -> None:
+    def __init__(
+        self,
+        db: Database,
+        host: str,
+        lease_seconds: float,
+        *,
+        beating: bool,
+        state_dir: Path | None = None,
+        worker: bool = False,
+    ) -> None:
         """``beating``: say this daemon is alive and renew its leases (a daemon's, not a
-        command's); its thread runs until ``close()``."""
+        command's); its thread runs until ``close()``. ``state_dir``: the daemon's, whose
+        processes share the mark ending their runs (None: a mark of this process's own);
+        a ``worker`` process warns of no other daemon (its main process did)."""
         self._db = db
         self.host = host
-        self.run = f"{host}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._mark = mark(state_dir)
+        self.run = f"{host}:{os.getpid()}:{secrets.token_hex(4)}@{self._mark}"
+        self._worker = worker
         self._lease = self.lease_seconds = lease_seconds  # hooks20: owed.SharedOwedRows
         self._orphans: set[int] = set()  # claims ended while the database was away
         self._orphans_lock = threading.Lock()
@@ -155,14 +177,16 @@ class Leases:
     # ------------------------------------------------------------ the heartbeat
 
     def _announce(self) -> None:
-        """Warn if a live daemon already uses this host name; forget long-silent ones."""
+        """Warn if another live daemon already uses this host name (this daemon's own
+        runs, its mark's, aside); forget long-silent ones."""
         with self._db.tx() as db:
             others = db.execute(
-                "SELECT run FROM hosts WHERE host = %s AND beat > now() - %s * interval '1s'",
-                (self.host, self._lease),
+                "SELECT run FROM hosts WHERE host = %s AND beat > now() - %s * interval '1s'"
+                " AND run NOT LIKE %s ORDER BY started",
+                (self.host, self._lease, f"%@{self._mark}"),
             ).fetchall()
             db.execute("DELETE FROM hosts WHERE beat < now() - %s::interval", (FORGET_HOSTS_AFTER,))
-        if others:
+        if others and not self._worker:
             log.warning(
                 "ledger.host_name_in_use",
                 host=self.host,
@@ -217,6 +241,22 @@ class Leases:
             ClaimRow(str(h), shown(str(p)), str(k), int(t), float(a), float(x))
             for h, p, k, t, a, x in rows
         ]
+
+
+def mark(state_dir: Path | None) -> str:
+    """What ends the runs of every process of the daemon that holds ``state_dir``: this
+    boot's id and the folder's device and inode, hashed (a cloned machine boots with an
+    id of its own, a copied state_dir has its own inode); random for none (a ledger
+    opened alone, as a test's, is a daemon of its own)."""
+    if state_dir is None:
+        return secrets.token_hex(4)
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        found = state_dir.stat()
+    except OSError:
+        return secrets.token_hex(4)
+    where = f"{boot}:{found.st_dev}:{found.st_ino}".encode()
+    return hashlib.sha256(where).hexdigest()[:8]
 
 
 def _ran_out(claim: Claim) -> Fenced:

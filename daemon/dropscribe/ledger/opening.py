@@ -56,6 +56,7 @@ def open_ledger(
         pool_size=pool_size or config.workers,
         daemon=daemon,
         migrated=migrated,
+        state_dir=config.state_dir,
     )
 
 

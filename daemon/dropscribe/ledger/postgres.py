@@ -2,10 +2,10 @@
 
 The same tables as ``store.SqliteLedger`` (``schema.LAYOUT``, the same version and
 steps; and the same statements, ``queries.py``), plus what only several hosts need:
-``claims`` and ``hosts`` (``leases.py``: claims,
-leases, the heartbeat, fencing). Paths are stored relative to their inbox
-(``places.py``), so hosts that mount the share at different places agree on them. The
-connection pool, and what happens while the database is away, are ``database.py``'s.
+``claims`` and ``hosts`` (``leases.py``: claims, leases, the heartbeat, fencing). Paths
+are stored relative to their inbox (``places.py``), so hosts that mount the share at
+different places agree on them. The connection pool, and what happens while the
+database is away, are ``database.py``'s.
 """
 
 from __future__ import annotations
@@ -63,12 +63,14 @@ class PostgresLedger(  # hooks20: SharedOwedRows
         daemon: bool = True,
         clock: Callable[[], float] = time.time,
         migrated: bool = False,
+        state_dir: Path | None = None,
     ) -> None:
         """Connect (or raise SetupError saying why not) and create what is missing. A
-        ``daemon`` says it is alive and renews its leases; a command (status, retry)
-        only reads and writes rows. ``migrated``: a ledger at this layout is not touched
-        (no DDL: a worker process, whose main process migrated it, starts while another
-        session holds a table, where CREATE INDEX IF NOT EXISTS would wait for it)."""
+        ``daemon`` (that of ``state_dir``) says it is alive and renews its leases; a
+        command (status, retry) only reads and writes rows. ``migrated``: a ledger at this
+        layout is not touched (no DDL: a worker process, whose main process migrated it,
+        starts while another session holds a table, where CREATE INDEX IF NOT EXISTS would
+        wait for it)."""
         self.where = settings.url  # for messages (it holds no password)
         self.places = places
         self.host = settings.host_name()  # this host's name among those sharing it
@@ -77,7 +79,10 @@ class PostgresLedger(  # hooks20: SharedOwedRows
         try:
             if not (migrated and self._current()):
                 self._create()
-            self._leases = Leases(self._db, self.host, settings.lease_seconds, beating=daemon)
+            lease = settings.lease_seconds
+            self._leases = Leases(
+                self._db, self.host, lease, beating=daemon, state_dir=state_dir, worker=migrated
+            )
         except LedgerTooNew as exc:
             self._db.close()
             raise SetupError(str(exc)) from None
@@ -241,17 +246,8 @@ class PostgresLedger(  # hooks20: SharedOwedRows
     ) -> tuple[JobRow | None, int]:
         """As ``SqliteLedger.begin``, in one transaction; the caller holds the claim."""
         now = self._clock()
-        file_args = (
-            self._stored(path),
-            inbox,
-            *stat,
-            key.digest,
-            str(key),
-            FileState.UPLOADING,
-            None,
-            now,
-            None,  # no next try: under way
-        )
+        row = (self._stored(path), inbox, *stat, key.digest, str(key), FileState.UPLOADING)
+        file_args = (*row, None, now, None)  # no error; no next try: under way
         with self._tx() as execute:
             found = execute(queries.SELECT_JOB, (str(key),)).fetchone()
             job = job_row(found) if found else None

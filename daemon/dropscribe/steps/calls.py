@@ -3,7 +3,11 @@ limiter (halved on 429), the breaker (an endpoint that keeps failing is paused, 
 paused one fails a step at once: the step waits, no worker does), retries with backoff
 that honour Retry-After, and learned refusals (``max_tokens`` refused: the model wants
 ``max_completion_tokens``; ``temperature`` refused: none is sent), kept in the ledger's
-capabilities so a restart does not learn them again."""
+capabilities so a restart does not learn them again. leftovers21: a refusal lapses as an
+upload's does (``transcribe/limits.py``), a day after it was last said: the next request
+asks again (one request, if the model still refuses), so a gateway whose model name now
+names another model, or one odd answer, is not a downgrade for good. The ledger is read
+at each request, so a daemon running for days lets go of it too."""
 
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from dropscribe.steps.chat import Answer, ChatClient
 from dropscribe.transcribe.backoff import delay
 from dropscribe.transcribe.breaker import Breaker
 from dropscribe.transcribe.limiter import Limiter
+from dropscribe.transcribe.limits import lapsed
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -56,7 +61,6 @@ class Caller:
         self.breaker = Breaker.of(endpoint)
         self._guard = threading.Lock()
         self.limiter = Limiter(endpoint.max_concurrency)
-        self._learned: dict[str, set[tuple[str, str]]] = {}  # model -> refused (param, value)
 
     def close(self) -> None:
         self.client.close()
@@ -67,11 +71,9 @@ class Caller:
         return self._ledger
 
     def refused(self, model: str) -> set[tuple[str, str]]:
-        with self._guard:
-            if model not in self._learned:
-                rows = self._ledger.capabilities(self.endpoint.name, model)
-                self._learned[model] = {(p, v) for p, v, verdict in rows if verdict == REFUSED}
-            return self._learned[model]
+        """What ``model`` refused (param, value), said within the last day."""
+        rows = self._ledger.capabilities(self.endpoint.name, model, lapsed())
+        return {(p, v) for p, v, verdict in rows if verdict == REFUSED}
 
     def body(self, model: str, messages: list[dict[str, str]], max_tokens: int) -> dict[str, Any]:
         """The request as this model takes it (what it refused before is left out)."""
@@ -157,11 +159,8 @@ class Caller:
             found = ("temperature", str(TEMPERATURE))
         else:
             return False
-        refused = self.refused(model)
-        if found in refused:
+        if found in self.refused(model):
             return False
-        with self._guard:
-            refused.add(found)
         self._ledger.record_capability(
             self.endpoint.name, model, *found, REFUSED, exc.message[:300]
         )
