@@ -22,13 +22,13 @@ SCRIPT = textwrap.dedent(
     from dropscribe.commands import signals
 
     stop = threading.Event()
-    reload = signals.install(stop)
+    relay = signals.install(stop)
     idle = threading.Event()
     threading.Thread(target=idle.wait, name="another", daemon=True).start()
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1})
     print("ready", flush=True)
     stopped = stop.wait(600)
-    print("stop", stopped, reload.take(), flush=True)
+    print("stop", stopped, relay.reload.take(), flush=True)
     idle.wait(600)
     print("still here", flush=True)
     """

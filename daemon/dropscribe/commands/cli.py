@@ -255,8 +255,9 @@ def _serve(
     early: signals.EarlySignals | None = None,
 ) -> int:
     stop = threading.Event()
-    reload = signals.install(stop)
+    relay = signals.install(stop)
     if early is not None and early.heard is not None:  # stopped while starting: nothing ran
+        relay.close()
         return EXIT_OK
     import structlog  # noqa: PLC0415 - see the imports
 
@@ -267,7 +268,9 @@ def _serve(
     try:
         daemon = Daemon(cfg)
         daemon.log_level = level
-        failed = daemon.run(stop, once=once, reload=reload.take, progress=bar.draw if bar else None)
+        failed = daemon.run(
+            stop, once=once, reload=relay.reload.take, progress=bar.draw if bar else None
+        )
         if bar is not None and daemon.tally is not None:
             bar.finish(daemon.tally, cfg)
         code = EXIT_FAILED if once and failed else EXIT_OK
@@ -286,6 +289,7 @@ def _serve(
     except Exception:
         log.exception("daemon.crashed")
         code = EXIT_FAILED
+    relay.close()
     return _leave(code, abandoned=daemon.abandoned if daemon is not None else 0)
 
 

@@ -2,7 +2,7 @@
 the stacks (SIGUSR1) do, from the first line of ``main`` to the process's end.
 
 Apart from the commands (cli.py) because their rules are their own: while it serves, a
-thread of their own acts on them as they arrive (``_Relay``), and a stop asked twice ends
+thread of their own acts on them as they arrive (``Relay``), and a stop asked twice ends
 the process at once, its worker processes with it; before that (``EarlySignals``) a
 handler runs on the main thread between two of its steps.
 """
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from types import FrameType
 
 STOPS = (signal.SIGTERM, signal.SIGINT)
+CLOSING = 1.0  # seconds the signals' thread is given to end (a stack dump under way)
 
 
 class EarlySignals:
@@ -88,7 +89,7 @@ def exit_now() -> NoReturn:
     os._exit(EXIT_OK)
 
 
-class _Relay:
+class Relay:
     """ci21: what each signal does, done by a thread of its own as the signal arrives.
 
     Python runs a signal's handler on the main thread only, once that thread is between two
@@ -102,7 +103,10 @@ class _Relay:
     def __init__(self, stop: threading.Event) -> None:
         self.stop = stop
         self.stops = 0
-        self.reload = SignalFlag()
+        self.reload = SignalFlag()  # SIGHUP's: the main loop reloads the config when it takes it
+        self._heard, self._told = os.pipe()  # close-on-exec: hooks, worker processes
+        os.set_blocking(self._told, False)  # as set_wakeup_fd requires: a signal never waits
+        self._thread = threading.Thread(target=self._run, name="dropscribe-signals", daemon=True)
 
     def act(self, signum: int) -> None:
         if signum in STOPS:
@@ -125,33 +129,50 @@ class _Relay:
             # once after a SIGUSR1 in tests/test_flake16_signals.py
             faulthandler.dump_traceback(all_threads=True)
 
-    def run(self, heard: int) -> None:
-        while numbers := os.read(heard, 64):
+    def _run(self) -> None:
+        while numbers := os.read(self._heard, 64):
             for signum in numbers:
                 self.act(signum)
+
+    def start(self) -> None:
+        self._thread.start()
+        # the pipe before the handlers: a signal between the two still reaches the relay
+        # (and EarlySignals, which _serve then asks)
+        signal.set_wakeup_fd(self._told, warn_on_full_buffer=False)
+        for signum in (*STOPS, signal.SIGHUP, signal.SIGUSR1):
+            signal.signal(signum, _noted)
+
+    def close(self) -> None:
+        """At the end of ``_serve``: from now on a stop ends the process at once (nothing
+        is left to wait for), and this thread is ended, the signals it had read acted on,
+        so that the process is not taken for one whose threads still run (``cli._leave``
+        ends those by ``os._exit``)."""
+        for signum in STOPS:
+            signal.signal(signum, _at_once)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        signal.set_wakeup_fd(-1)
+        os.close(self._told)  # the thread reads what is left, then the end of the pipe
+        self._thread.join(CLOSING)
+        if not self._thread.is_alive():  # else still dumping stacks: left to the exit
+            os.close(self._heard)
 
 
 def _noted(_signum: int, _frame: FrameType | None) -> None:
     """The Python handler, on the main thread: nothing (the relay has acted already)."""
 
 
-def install(stop: threading.Event) -> SignalFlag:
+def _at_once(_signum: int, _frame: FrameType | None) -> None:
+    exit_now()
+
+
+def install(stop: threading.Event) -> Relay:
     """``_serve``'s signals: a stop sets ``stop`` (a second one ends the process at once),
-    SIGUSR1 dumps every thread's stack, a crash leaves them in the journal. Returns the
-    flag SIGHUP raises (the main loop reloads the config when it takes it)."""
-    relay = _Relay(stop)
-    heard, told = os.pipe()  # close-on-exec: hooks and worker processes do not inherit it
-    os.set_blocking(told, False)  # as set_wakeup_fd requires: a signal never waits
-    threading.Thread(
-        target=relay.run, args=(heard,), name="dropscribe-signals", daemon=True
-    ).start()
+    SIGHUP raises the returned relay's ``reload``, SIGUSR1 dumps every thread's stack, a
+    crash leaves them in the journal. ``close()`` the relay when done serving."""
     # A crash (a fault in a native library) leaves every thread's stack in the journal;
     # a stderr without a file descriptor (captured in-process) has no room for it.
     with contextlib.suppress(ValueError, AttributeError):
         faulthandler.enable(all_threads=True)
-    # the pipe before the handlers: a signal between the two still reaches the relay (and
-    # EarlySignals, which _serve then asks)
-    signal.set_wakeup_fd(told, warn_on_full_buffer=False)
-    for signum in (*STOPS, signal.SIGHUP, signal.SIGUSR1):
-        signal.signal(signum, _noted)
-    return relay.reload
+    relay = Relay(stop)
+    relay.start()
+    return relay
