@@ -214,7 +214,8 @@ def test_a_long_local_transcription_tells_its_progress(setup, batch):
     done = [e["done_seconds"] for e in said]
     assert done == sorted(done)
     assert done[-1] > 30, "the engine said it was past the first piece"
-    assert all(e["percent"] == int(100 * e["done_seconds"] / e["total_seconds"]) for e in said)
+    # the percentage is of the exact seconds, shown to 0.1 s: within a point of theirs
+    assert all(abs(e["percent"] - 100 * e["done_seconds"] / e["total_seconds"]) < 1.2 for e in said)
     assert daemon.named("file.done")
 
 
