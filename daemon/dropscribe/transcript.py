@@ -39,9 +39,9 @@ LEAST_TEXT = 100_000
 ESTIMATED = 2.0
 # answers21: and the answer's bytes as they are read, before any is parsed (64 MiB of JSON
 # for one second's audio was read and parsed whole, then refused): the densest honest
-# answer (verbose_json, word and segment times, every character escaped, bench/answers.py)
-# is ~3 KB a second, and one at the caps above in that shape ~13 KB. Twice that again
-# for a probe's estimate; however short the audio, a floor for what any answer may hold.
+# answer (verbose_json, a segment a word at 6 words a second, word times, every character
+# escaped: bench/answers.py) is ~2 KB a second, and one at the caps above in that shape
+# 12-15 KB. Twice that, for a probe's estimate; however short the audio, a generous floor.
 BYTES_PER_SECOND = 32 * 1024
 LEAST_BYTES = 1 << 20
 MOST_SPEAKERS = 100  # distinct speaker labels
