@@ -49,11 +49,11 @@ def test_a_text_of_more_characters_than_speech_can_hold_is_refused(setup):
 
 
 def test_segments_whose_text_is_more_than_speech_can_hold_are_refused(setup):
-    """One segment of 300,000 CJK characters (each a word of the cues) beside a short
-    text: refused for the characters in segments."""
-    segment = {"start": 0.0, "end": 0.5, "text": "中" * 300_000}
+    """One segment of 150,000 CJK characters (each a word of the cues) beside a short
+    text: refused for the characters in segments (escaped, under answers21's 1 MiB)."""
+    segment = {"start": 0.0, "end": 0.5, "text": "中" * 150_000}
     daemon = answered(setup, {"text": "中", "duration": 0.5, "segments": [segment]})
-    refused(daemon, "answer has 300,000 characters in segments for 0.5 s of audio")
+    refused(daemon, "answer has 150,000 characters in segments for 0.5 s of audio")
 
 
 def test_an_answer_whose_own_times_claim_hours_is_held_to_the_recording(setup):
@@ -66,18 +66,18 @@ def test_an_answer_whose_own_times_claim_hours_is_held_to_the_recording(setup):
 
 
 def test_a_chunks_answer_is_held_to_the_chunk_before_it_is_checkpointed(setup):
-    """A 40-s recording sent in chunks, each answered with 1.5 million characters and a
+    """A 40-s recording sent in chunks, each answered with 900,000 characters and a
     claimed 10,000 s: the first chunk's answer is refused, naming the chunk and the cap,
     and none goes into the ledger (each chunk's megabytes were checkpointed there before
     the whole was refused)."""
     setup.data["defaults"]["formats"] = ["srt"]
     setup.data["endpoints"]["local"].update({"max_upload_bytes": 100_000, "max_attempts": 1})
-    setup.api.answer = lambda _upload: {"text": "ab " * 500_000, "duration": 10_000.0}
+    setup.api.answer = lambda _upload: {"text": "ab " * 300_000, "duration": 10_000.0}
     make_wav(setup.inbox / "long.wav", seconds=40)
     daemon = DaemonProcess(setup, command="once")
     assert daemon.wait(timeout=120) == 1
     (failed,) = daemon.named("file.failed")
     assert failed["error"].startswith("chunk 1 of "), failed["error"]
-    assert "answer has 1,499,999 characters of text for " in failed["error"]
+    assert "answer has 899,999 characters of text for " in failed["error"]
     ledger = sum(p.stat().st_size for p in setup.state.glob("*.sqlite*"))
     assert ledger < 1_000_000, f"{ledger:,} bytes of ledger"

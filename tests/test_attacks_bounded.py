@@ -102,7 +102,7 @@ def test_twenty_thousand_speakers_are_refused_in_seconds(setup):
     refused, naming the count and the cap, within the bound."""
     segs = [{**s, "speaker": f"speaker_{n}"} for n, s in enumerate(segments(20_000))]
     answer = Reply(200, {"text": "w", "duration": 2000.0, "segments": segs})
-    daemon = once_within(setup, answer)
+    daemon = once_within(setup, answer, audio=2000.0)  # 1.6 MB: answers21 holds 0.5 s to 1 MiB
     failed_with(daemon, "answer names 20,000 speakers; at most 100")
 
 

@@ -37,6 +37,13 @@ LEAST_TEXT = 100_000
 # A probe's length may be an estimate (an MP3 without a VBR header): the answer is held
 # to twice it.
 ESTIMATED = 2.0
+# answers21: and the answer's bytes as they are read, before any is parsed (64 MiB of JSON
+# for one second's audio was read and parsed whole, then refused): the densest honest
+# answer (verbose_json, a segment a word at 6 words a second, word times, every character
+# escaped: bench/answers.py) is ~2 KB a second, and one at the caps above in that shape
+# 12-15 KB. Twice that, for a probe's estimate; however short the audio, a generous floor.
+BYTES_PER_SECOND = 32 * 1024
+LEAST_BYTES = 1 << 20
 MOST_SPEAKERS = 100  # distinct speaker labels
 LABEL_CHARS = 100  # a speaker label is cut to this, on one line
 # Whisper's own thresholds on a segment's numbers (its no_speech_threshold,
@@ -205,6 +212,15 @@ class Transcript:
             words=tuple(words),
             request_id=request_id,
         )
+
+
+def answer_bytes(audio: float | None) -> int | None:
+    """The most bytes an answer for ``audio`` seconds (its probe's, or a chunk's) is read
+    to: ``BYTES_PER_SECOND`` of them, ``LEAST_BYTES`` at least; None when the length is
+    not known (the endpoint's ``max_answer_bytes`` alone holds it then)."""
+    if audio is None or not math.isfinite(audio):
+        return None
+    return max(LEAST_BYTES, math.ceil(BYTES_PER_SECOND * max(audio, 0.0)))
 
 
 def bounded(transcript: Transcript, audio: float | None = None) -> Transcript:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from dropscribe import __version__, names
+from dropscribe import __version__, names, transcript
 from dropscribe.audio import voices
 from dropscribe.errors import (
     EndpointError,
@@ -77,6 +77,24 @@ class _Coalesced(httpx.SyncByteStream):
             yield bytes(block)
 
 
+class _Sliced(httpx.SyncByteStream):
+    """A compressed answer's raw bytes in slices of ``size``: zlib inflates a byte to
+    1,032 at most, so each slice's decoded bytes are counted before they pass 264 kB
+    (a 64 KiB read of a gzip bomb was 64 MiB in one piece)."""
+
+    def __init__(self, inner: Any, size: int = 256) -> None:
+        self._inner = inner
+        self._size = size
+
+    def __iter__(self) -> Iterator[bytes]:
+        for piece in self._inner:
+            for start in range(0, len(piece), self._size):
+                yield piece[start : start + self._size]
+
+    def close(self) -> None:
+        self._inner.close()
+
+
 class Client:
     """Uploads files to one endpoint over a keep-alive connection pool."""
 
@@ -123,7 +141,10 @@ class Client:
 
         ``ask`` is what the request carries; by default, what the model's table says.
         ``name`` is the file name the server sees (its extension tells some servers the
-        format); by default ``path``'s, which may be a ``/proc/self/fd`` path."""
+        format); by default ``path``'s, which may be a ``/proc/self/fd`` path. The
+        audio's length, when ``ask`` knows it (``Ask.seconds``: the probe's, a chunk's),
+        holds a 2xx answer's bytes to what any answer for that much audio could be
+        (``transcript.answer_bytes``)."""
         if ask is None:
             ask = models.asked(models.of(self.endpoint, settings.model), settings)
         known = voices.clips(settings.voices) if settings.voices is not None else ()
@@ -146,13 +167,16 @@ class Client:
                 data=request_shape.fields,
                 files={request_shape.file_field: (names.readable(name), fh, mime)},
             )
-            response, body = self._exchange(request, self.endpoint.base_url)
+            response, body = self._exchange(request, self.endpoint.base_url, ask.seconds)
         return self._answer(response, body, ask.response_format, settings.model)
 
-    def _exchange(self, request: httpx.Request, where: str) -> tuple[httpx.Response, bytes]:
+    def _exchange(
+        self, request: httpx.Request, where: str, seconds: float | None = None
+    ) -> tuple[httpx.Response, bytes]:
         """Send ``request`` and read its whole answer within the endpoint's timeout (the
         request's own body streamed under the same deadline, and the socket cut when it
-        passes, whatever it was waiting for); every failure one of ours."""
+        passes, whatever it was waiting for) and size cap (``_read``); every failure one
+        of ours."""
         deadline = time.monotonic() + self.endpoint.timeout
         request.stream = _Coalesced(request.stream, deadline=deadline)
         answered = False  # its status and headers in: "no complete answer" from then on
@@ -162,7 +186,7 @@ class Client:
                 response = self._http.send(request, stream=True)
                 answered = True
                 try:
-                    body = self._read(response, deadline, where)
+                    body = self._read(response, deadline, where, seconds)
                     cut.release()  # before the connection goes back to the pool
                 finally:
                     response.close()
@@ -203,26 +227,55 @@ class Client:
         except (ValueError, RecursionError):
             raise PermanentError(f"{where} did not answer JSON", status=200) from None
 
-    def _read(self, response: httpx.Response, deadline: float, where: str) -> bytes:
-        """The answer's body, decompressed, within the request's deadline and size cap."""
+    def _read(
+        self, response: httpx.Response, deadline: float, where: str, seconds: float | None
+    ) -> bytes:
+        """The answer's body, decompressed, within the request's deadline and size cap:
+        ``max_answer_bytes``, and for a 2xx answer to ``seconds`` of audio what any answer
+        for it could be (answers21: 64 MiB for one second was read and parsed whole before
+        it was refused), stopped as soon as it is over (the connection closed unread)."""
         limit = self.endpoint.max_answer_bytes
+        held = transcript.answer_bytes(seconds) if response.is_success else None
+        if held is None or held >= limit:
+            held = None  # max_answer_bytes, the ceiling, rules
+        else:
+            limit = held
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
-            raise self._too_large(response, where, f"{int(declared):,}")
+            raise self._too_large(response, where, f"{int(declared):,}", held, seconds)
+        if response.headers.get("content-encoding"):
+            response.stream = _Sliced(response.stream)
         pieces, total = [], 0
         for piece in response.iter_bytes():
             total += len(piece)
             if total > limit:
-                raise self._too_large(response, where, f"at least {total:,}")
+                raise self._too_large(response, where, f"at least {total:,}", held, seconds)
             if time.monotonic() > deadline:
                 raise _TooLate
             pieces.append(piece)
         return b"".join(pieces)
 
-    def _too_large(self, response: httpx.Response, where: str, size: str) -> PermanentError:
+    def _too_large(
+        self,
+        response: httpx.Response,
+        where: str,
+        size: str,
+        held: int | None = None,
+        seconds: float | None = None,
+    ) -> PermanentError:
+        """The answer is over its cap: ``held`` bytes for ``seconds`` of audio, or (None)
+        the endpoint's ``max_answer_bytes``."""
+        if held is None or seconds is None:
+            return PermanentError(
+                f"answer from {where} is over {self.endpoint.max_answer_bytes:,}"
+                f" bytes ({size}; max_answer_bytes)",
+                status=response.status_code,
+            )
         return PermanentError(
-            f"answer from {where} is over {self.endpoint.max_answer_bytes:,}"
-            f" bytes ({size}; max_answer_bytes)",
+            f"answer from endpoint {self.endpoint.name!r} ({where}) is {size} bytes for"
+            f" {seconds:g} s of audio, over the {held:,} any answer for it could be"
+            f" ({transcript.BYTES_PER_SECOND:,} a second, {transcript.LEAST_BYTES:,} at"
+            " least): the server is broken or hostile; not read further",
             status=response.status_code,
         )
 

@@ -13,7 +13,7 @@ server can confirm (by answering) or refuse (by naming it in a 400).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -241,6 +241,7 @@ class Ask:
     chunking: bool = False
     listed: bool = False  # gpt-transcribe's form (``Caps.listed``)
     language: bool = True  # the folder's language, where it has one
+    seconds: float | None = field(default=None, compare=False)  # the audio's, when known
 
     @property
     def timed(self) -> bool:
@@ -313,6 +314,7 @@ def ask(
         prompt=prompt and caps.prompt,
         chunking=caps.chunking is Chunking.LONG and long,
         listed=caps.listed,
+        seconds=seconds,
     )
 
 
