@@ -285,8 +285,10 @@ class Uploader:
                             # The same file in the same attempt, without what was refused;
                             # _asking raises Replan if it can no longer go as planned.
                             continue
-            except (EndpointRuledOut, EndpointWaits, Replan):  # said, long paused, replanned
-                self._ledger.start_attempt(key, settings.shaping(), attempt - 1)  # nothing sent
+            except (EndpointRuledOut, EndpointWaits, Replan) as exc:  # said, paused, replanned
+                # nothing sent; once21: what failed on a ruled-out endpoint was not the file's
+                given = first if isinstance(exc, EndpointRuledOut) else attempt
+                self._ledger.start_attempt(key, settings.shaping(), given - 1)
                 raise
             except EndpointError as exc:  # nothing left to ask of the model
                 outcome = exc
