@@ -112,7 +112,7 @@ class Uploader:
             if breaker.held and wait > backoff.SLEPT_IN_PLACE:  # hostile14b: free the worker
                 said, until = f"endpoint {endpoint} is paused: {breaker.reason}", time.time() + wait
                 raise EndpointWaits(f"waiting: {said}", until=until)  # wake15: tried again then
-            if not self._wait_for_endpoints:
+            if not (self._wait_for_endpoints or breaker.held):  # a pause asked for is waited
                 break  # outage20, once21: once counts failures to its end, never waits them out
             self._sleep(min(wait, 1.0))
         limit = self._health.limiter(endpoint)
