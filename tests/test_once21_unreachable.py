@@ -145,3 +145,36 @@ def test_the_next_once_sends_the_files_left_at_attempt_1_when_the_endpoint_is_ba
     assert again.wait(timeout=30) == 0, again
     assert sorted(e["path"] for e in again.named("file.done")) == sorted(map(str, recordings))
     assert {e["attempt"] for e in again.named("upload.started")} == {1}
+
+
+class DropsChunks(FakeAPI):
+    """Drops every chunk of a long recording (Opus, ``.ogg``); answers whole files."""
+
+    def _next_reply(self, upload: Upload) -> Reply:
+        if (upload.filename or "").endswith(".ogg"):
+            return Reply(status=0, drop=True)
+        return super()._next_reply(upload)
+
+
+def test_once_counts_the_chunks_of_one_recording_as_one_file(tmp_path):
+    """once, a short file answered and a 70-s recording sent as three chunks, each chunk
+    dropped every time: one recording's fault, not several files' (the chunks run side by
+    side): it is quarantined, the short file done, exit 1."""
+    with DropsChunks() as api:
+        setup = Setup(tmp_path, api)
+        _shipped(setup)
+        setup.data["endpoints"]["local"]["backoff_max"] = 0.5
+        setup.data["endpoints"]["local"]["max_upload_bytes"] = 300_000
+        setup.data["defaults"]["chunk_seconds"] = 30
+        short = make_wav(setup.inbox / "short.wav")
+        long = make_wav(setup.inbox / "long.wav", seconds=70, freq=500)
+        daemon = DaemonProcess(setup, "once")
+        assert daemon.wait(timeout=60) == 1, daemon
+        dropped = [u for u in api.uploads if u.reply == "drop"]
+    assert [e["chunks"] for e in daemon.named("audio.split")] == [3]
+    assert [e["path"] for e in daemon.named("file.done")] == [str(short)]
+    [failed] = daemon.named("file.failed")
+    assert failed["path"] == str(long)
+    assert not daemon.named("file.waiting")
+    assert len(dropped) >= SHIPPED  # a chunk used its attempts
+    assert (setup.inbox / "failed" / "long.wav").is_file()

@@ -361,7 +361,7 @@ class Uploader:
                 raise failure
             return True
         if isinstance(failure, RetryableError):
-            row = max(outages, self._health.failed(endpoint.name, failure, who=str(key)))
+            row = max(outages, self._health.failed(endpoint.name, failure, who=key.digest))
             if failure.status == 429:
                 self._health.throttled(endpoint.name)
             # fallback34c: no answer within timeout: (a slow endpoint) is outage-like too
