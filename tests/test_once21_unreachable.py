@@ -55,21 +55,24 @@ FAULTS = {
     ),
     "503": lambda: openai_error(503, "Service Unavailable", "server_error", **{"Retry-After": "2"}),
     "503-long": lambda: openai_error(503, "Down for maintenance", **{"Retry-After": "600"}),
+    "stall": lambda: Reply(stall=30.0),  # no answer within the endpoint's timeout (1 s here)
 }
 WHY = {  # what the ledger's reason says of why the endpoint was called unreachable
     "drop": "none was answered",
     "500": "none was answered",
     "503": "tries in a row found no server",
     "503-long": "it asked for 600 s of quiet (Retry-After)",
+    "stall": "none was answered",
 }
 
 
 @pytest.mark.parametrize("fault", list(FAULTS))
 def test_once_against_an_endpoint_failing_every_file_exits_3_files_in_place(setup, fault):
     """once, 4 files, shipped settings, an endpoint that drops every connection (or answers
-    500, or 503 with Retry-After 2 s or 600 s): exit 3 within 30 s and a bounded number of
-    tries, every file still in the inbox, nothing quarantined, the ledger saying why."""
+    500, or 503 with Retry-After 2 s or 600 s, or stalls past its timeout): exit 3 within
+    30 s and a bounded number of tries, every file in the inbox, the ledger saying why."""
     _shipped(setup)
+    setup.data["endpoints"]["local"]["timeout"] = 1  # a stall is given up within a second
     setup.api.script.extend(FAULTS[fault]() for _ in range(200))
     recordings = _recordings(setup)
     daemon = DaemonProcess(setup, "once")
