@@ -70,3 +70,13 @@ def test_a_retry_after_longer_than_once_waits_rules_the_endpoint_out():
     health.failed("e", asked, who="a")
     with pytest.raises(EndpointUnreachable, match="asked for 600 s of quiet"):
         health.down(ENDPOINT, "whisper-1", asked, 1)
+
+
+def test_429s_of_several_files_in_a_row_never_make_the_row_verdict():
+    """Rate limited (429, a short Retry-After) on four files in a row: the server is
+    there; the row does not call it unreachable (its own outages count, as outage20's)."""
+    health = _health()
+    limited = RetryableError("HTTP 429: slow down", status=429, retry_after=1.0)
+    for who in "abcdabcd":
+        health.failed("e", limited, who=who)
+        health.down(ENDPOINT, "whisper-1", limited, 0)

@@ -106,19 +106,21 @@ class Breaker:
         self.reason = reason
         self.held = True
 
-    def down(self, max_attempts: int, outages: int, retry_after: float | None) -> str | None:
+    def down(
+        self, max_attempts: int, outages: int, retry_after: float | None, *, row: bool = True
+    ) -> str | None:
         """once21: why ``once`` calls the endpoint unreachable after a retryable failure
         (None: it is not). ``outages``: no server found, in a row, any file's (outage20).
         A fault that drops or fails every upload, whichever file, is the endpoint's once
         ``min(threshold, max_attempts)`` failures in a row came from several files, or
         none has been answered in this run; one file failing while others are answered
-        is that file's. ``retry_after``: a server asking for more quiet than once waits."""
+        is that file's. ``retry_after``: a server asking for more quiet than once waits.
+        ``row`` False: this failure (a 429: the server is there) never ends the row."""
         if outages >= max_attempts:
             return f"{outages} tries in a row found no server"
         if retry_after is not None and retry_after > ONCE_WAITS:
             return f"it asked for {retry_after:.0f} s of quiet (Retry-After), more than once waits"
-        row = min(self.threshold, max_attempts)
-        if self.failures < row:
+        if not row or self.failures < min(self.threshold, max_attempts):
             return None
         if len(self.files) > 1:
             files = len(self.files)

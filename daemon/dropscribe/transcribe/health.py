@@ -179,7 +179,8 @@ class Health:
         raised, saying why: the file stays where it is and ``once`` exits 3."""
         with self._lock:
             breaker = self._breakers[endpoint.name]
-            why = breaker.down(endpoint.max_attempts, outages, failure.retry_after)
+            row = failure.status != 429  # rate limited: there, and asking for patience
+            why = breaker.down(endpoint.max_attempts, outages, failure.retry_after, row=row)
         if why is None:
             return
         unreachable = EndpointUnreachable(f"{failure.message} ({why})", status=failure.status)
