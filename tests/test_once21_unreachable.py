@@ -6,12 +6,13 @@ that file's fault alone: it is quarantined, the others done (exit 1)."""
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import TYPE_CHECKING
 
 import pytest
 
-from conftest import DaemonProcess, Setup, make_wav
+from conftest import DaemonProcess, Setup, make_wav, patience
 from dropscribe.ledger import opening
 from dropscribe.vocab.states import FileState
 from fakeapi import FakeAPI, Reply, Upload, openai_error
@@ -151,12 +152,20 @@ def test_the_next_once_sends_the_files_left_at_attempt_1_when_the_endpoint_is_ba
 
 
 class DropsChunks(FakeAPI):
-    """Drops every chunk of a long recording (Opus, ``.ogg``); answers whole files."""
+    """Drops every chunk of a long recording (Opus, ``.ogg``), once a whole file has been
+    answered (a machine too busy to encode the chunks first must not change the story)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answered = threading.Event()
 
     def _next_reply(self, upload: Upload) -> Reply:
         if (upload.filename or "").endswith(".ogg"):
+            self.answered.wait(patience(10))
             return Reply(status=0, drop=True)
-        return super()._next_reply(upload)
+        reply = super()._next_reply(upload)
+        self.answered.set()
+        return reply
 
 
 def test_once_counts_the_chunks_of_one_recording_as_one_file(tmp_path):
