@@ -9,11 +9,13 @@ pauses it again for twice as long (up to a cap).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from dropscribe.vocab.endpoints import Endpoint
+
+ONCE_WAITS = 30.0  # once21: a Retry-After longer than this ends once's use of the endpoint
 
 
 @dataclass
@@ -28,6 +30,8 @@ class Breaker:
     reason: str | None = None
     held: bool = False  # hostile14b: paused because the server asked (a long Retry-After)
     outages: int = 0  # outage20: failures in a row that found no working server
+    files: set[str] = field(default_factory=set)  # once21: whose uploads the row's failures were
+    served: bool = False  # once21: an upload to it has succeeded (or was answered as the file's)
 
     @classmethod
     def of(cls, endpoint: Endpoint) -> Breaker:
@@ -54,6 +58,8 @@ class Breaker:
         resumed = self.reason is not None
         self.failures = 0
         self.outages = 0
+        self.files.clear()
+        self.served = True
         self.pause = 0.0
         self.paused_until = 0.0
         self.probing = False
@@ -66,11 +72,19 @@ class Breaker:
         self.probing = False
 
     def failed(
-        self, now: float, reason: str, *, at_once: bool = False, outage: bool = False
+        self,
+        now: float,
+        reason: str,
+        *,
+        at_once: bool = False,
+        outage: bool = False,
+        who: str | None = None,
     ) -> float | None:
-        """An upload failed (``outage``: no working server was reached). Returns the
-        pause length if this paused the endpoint."""
+        """An upload (of ``who``'s) failed (``outage``: no working server was reached).
+        Returns the pause length if this paused the endpoint."""
         self.failures += 1
+        if who is not None:
+            self.files.add(who)
         self.outages = self.outages + 1 if outage else 0
         if not (at_once or self.probing or self.failures >= self.threshold):
             return None
@@ -91,3 +105,26 @@ class Breaker:
         self.probing = False
         self.reason = reason
         self.held = True
+
+    def down(
+        self, max_attempts: int, outages: int, retry_after: float | None, *, row: bool = True
+    ) -> str | None:
+        """once21: why ``once`` calls the endpoint unreachable after a retryable failure
+        (None: it is not). ``outages``: no server found, in a row, any file's (outage20).
+        A fault that drops or fails every upload, whichever file, is the endpoint's once
+        ``min(threshold, max_attempts)`` failures in a row came from several files, or
+        none has been answered in this run; one file failing while others are answered
+        is that file's. ``retry_after``: a server asking for more quiet than once waits.
+        ``row`` False: this failure (a 429: the server is there) never ends the row."""
+        if outages >= max_attempts:
+            return f"{outages} tries in a row found no server"
+        if retry_after is not None and retry_after > ONCE_WAITS:
+            return f"it asked for {retry_after:.0f} s of quiet (Retry-After), more than once waits"
+        if not row or self.failures < min(self.threshold, max_attempts):
+            return None
+        if len(self.files) > 1:
+            files = len(self.files)
+            return f"{self.failures} uploads in a row, of {files} files, failed; none was answered"
+        if not self.served:
+            return f"{self.failures} uploads in a row failed; none was answered in this run"
+        return None

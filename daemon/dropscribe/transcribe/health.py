@@ -10,14 +10,14 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from dropscribe.errors import EndpointRuledOut, ModelGone
+from dropscribe.errors import EndpointRuledOut, EndpointUnreachable, ModelGone
 from dropscribe.transcribe.breaker import Breaker
 from dropscribe.transcribe.limiter import Limiter
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from dropscribe.errors import EndpointError, TranscriptionError
+    from dropscribe.errors import EndpointError, RetryableError, TranscriptionError
     from dropscribe.ops.metrics import Metrics
     from dropscribe.transcribe.board import Board
     from dropscribe.vocab.endpoints import Endpoint
@@ -141,14 +141,22 @@ class Health:
                 self._board.set(endpoint, "ok")
             log.warning("endpoint.resumed", endpoint=endpoint)
 
-    def failed(self, endpoint: str, failure: TranscriptionError, *, at_once: bool = False) -> int:
-        """Count the failure; returns the endpoint's outages in a row (outage20: ``once``
-        rules it out at ``max_attempts`` of them, whichever files they came from). A 429
-        is an answer: the server is there, and asks for patience."""
+    def failed(
+        self,
+        endpoint: str,
+        failure: TranscriptionError,
+        *,
+        at_once: bool = False,
+        who: str | None = None,
+    ) -> int:
+        """Count the failure (of ``who``'s upload); returns the endpoint's outages in a row
+        (outage20: ``once`` rules it out at ``max_attempts`` of them, whichever files they
+        came from). A 429 is an answer: the server is there, and asks for patience."""
         outage = bool(getattr(failure, "outage", False)) and failure.status != 429
         with self._lock:
             breaker = self._breakers[endpoint]
-            pause = breaker.failed(self._clock(), failure.message, at_once=at_once, outage=outage)
+            now = self._clock()
+            pause = breaker.failed(now, failure.message, at_once=at_once, outage=outage, who=who)
             outages = breaker.outages
         if pause is not None:
             self._metrics.pauses.labels(endpoint).inc()
@@ -164,3 +172,17 @@ class Health:
                 action="uploads to it wait; a probe is sent when the pause ends",
             )
         return outages
+
+    def down(self, endpoint: Endpoint, model: str, failure: RetryableError, outages: int) -> None:
+        """In ``once`` (once21), after a retryable failure: when the endpoint is to be
+        called unreachable (``Breaker.down``), it is ruled out and ``EndpointUnreachable``
+        raised, saying why: the file stays where it is and ``once`` exits 3."""
+        with self._lock:
+            breaker = self._breakers[endpoint.name]
+            row = failure.status != 429  # rate limited: there, and asking for patience
+            why = breaker.down(endpoint.max_attempts, outages, failure.retry_after, row=row)
+        if why is None:
+            return
+        unreachable = EndpointUnreachable(f"{failure.message} ({why})", status=failure.status)
+        self.rule_out(endpoint.name, model, unreachable)
+        raise unreachable from failure

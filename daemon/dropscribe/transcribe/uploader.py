@@ -20,7 +20,6 @@ from dropscribe.errors import (
     Abandoned,
     EndpointError,
     EndpointRuledOut,
-    EndpointUnreachable,
     EndpointWaits,
     ModelGone,
     PermanentError,
@@ -113,8 +112,8 @@ class Uploader:
             if breaker.held and wait > backoff.SLEPT_IN_PLACE:  # hostile14b: free the worker
                 said, until = f"endpoint {endpoint} is paused: {breaker.reason}", time.time() + wait
                 raise EndpointWaits(f"waiting: {said}", until=until)  # wake15: tried again then
-            if breaker.outages and not self._wait_for_endpoints:
-                break  # outage20: once counts the outages to its end rather than waits them out
+            if not (self._wait_for_endpoints or breaker.held):  # a pause asked for is waited
+                break  # outage20, once21: once counts failures to its end, never waits them out
             self._sleep(min(wait, 1.0))
         limit = self._health.limiter(endpoint)
         try:
@@ -261,7 +260,7 @@ class Uploader:
         same attempt; ``Replan`` when it can no longer be sent as planned. ``name`` is
         the file name the server is told (``path``'s by default)."""
         want_timed = settings.timed if timed is None else timed
-        outages = 0  # in a row, in this attempt
+        outages, first = 0, attempt  # in a row, in this attempt; the attempt it came with
         while True:
             if self._abort.is_set():
                 raise Abandoned
@@ -286,8 +285,10 @@ class Uploader:
                             # The same file in the same attempt, without what was refused;
                             # _asking raises Replan if it can no longer go as planned.
                             continue
-            except (EndpointRuledOut, EndpointWaits, Replan):  # said, long paused, replanned
-                self._ledger.start_attempt(key, settings.shaping(), attempt - 1)  # nothing sent
+            except (EndpointRuledOut, EndpointWaits, Replan) as exc:  # said, paused, replanned
+                # nothing sent; once21: what failed on a ruled-out endpoint was not the file's
+                given = first if isinstance(exc, EndpointRuledOut) else attempt
+                self._ledger.start_attempt(key, settings.shaping(), given - 1)
                 raise
             except EndpointError as exc:  # nothing left to ask of the model
                 outcome = exc
@@ -308,8 +309,8 @@ class Uploader:
             try:
                 if self._settle(endpoint, settings.model, outcome, key, attempt, ms, outages):
                     continue  # not the file's fault: same attempt once the endpoint is back
-            except EndpointError:  # once: the endpoint's fault (no server, a bad key) is not
-                self._ledger.start_attempt(key, settings.shaping(), attempt - 1)  # the file's
+            except EndpointError:  # once: the endpoint's fault (unreachable, a bad key) is
+                self._ledger.start_attempt(key, settings.shaping(), first - 1)  # not the file's
                 raise
             attempt += 1
             self._ledger.start_attempt(key, settings.shaping(), attempt)
@@ -360,7 +361,7 @@ class Uploader:
                 raise failure
             return True
         if isinstance(failure, RetryableError):
-            row = max(outages, self._health.failed(endpoint.name, failure))  # in a row, any file's
+            row = max(outages, self._health.failed(endpoint.name, failure, who=key.digest))
             if failure.status == 429:
                 self._health.throttled(endpoint.name)
             # fallback34c: no answer within timeout: (a slow endpoint) is outage-like too
@@ -368,10 +369,8 @@ class Uploader:
             if failure.outage or slow:
                 fallback.failed(endpoint.name, failure, slow=slow)
             self._held(endpoint.name, failure)
-            if failure.outage and row >= endpoint.max_attempts and not self._wait_for_endpoints:
-                unreachable = EndpointUnreachable(failure.message, status=failure.status)
-                self._health.rule_out(endpoint.name, model, unreachable)
-                raise unreachable from failure
+            if not self._wait_for_endpoints:  # once21: is it down for once? (then raises)
+                self._health.down(endpoint, model, failure, row if failure.outage else 0)
             if failure.outage:  # in once, a few times (above), then the file stays
                 self._ledger.job_failed(
                     key, failure.message, failure.status, failure.request_id, JobState.RETRYING
