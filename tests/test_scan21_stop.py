@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import os
+import signal
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -151,3 +152,26 @@ def test_a_recording_dropped_during_the_start_scan_is_done_before_it_ends_and_on
     assert uploaded(setup) == {"late.wav": 1} | {f"talk{n}.wav": 1 for n in range(TALKS)}
     assert (setup.inbox / "late.txt").read_text() == "transcript of late.wav\n"
     assert (talks / "talk0.txt").exists()
+
+
+def test_a_sighup_during_the_start_scan_is_acted_on_at_once_and_each_file_done_once(
+    setup: Any,
+) -> None:
+    """A SIGHUP while the start's scan walks a huge inbox reloads the config at once (it
+    was acted on once the scan was over: after daemon.started), the scan begun again with
+    it; each recording is done once."""
+    talks = huge(setup)
+    daemon = DaemonProcess(setup)
+    try:
+        detected(daemon, 200)
+        daemon.signal(signal.SIGHUP)
+        arrived(daemon, event("config.reloaded"))
+        assert not daemon.named("daemon.started"), "reloaded only once the scan was over"
+        arrived(daemon, event("daemon.started"))
+        arrived(daemon, event("file.done"), TALKS)
+        code, took = terminated(daemon)
+    finally:
+        daemon.kill()
+    stopped_in_time(daemon, code, took)
+    assert uploaded(setup) == {f"talk{n}.wav": 1 for n in range(TALKS)}
+    assert (talks / "talk0.txt").read_text() == "transcript of talk0.wav\n"
