@@ -74,6 +74,7 @@ class Daemon:
         self._shown = (0, 0, 0)
         self._rescan_soon = threading.Event()  # set from another thread: scan at next turn
         self._look_soon = threading.Event()  # a watch thread: look at the watches next turn
+        self._said_started = False  # daemon.started said (scan21: the first full scan done)
         self.log_level: str | None = None  # what worker processes log at (default: config)
 
     # ------------------------------------------------------------ entry points
@@ -89,7 +90,7 @@ class Daemon:
         """Serve until ``stop`` is set (or, with ``once``, until the inboxes are empty).
         When ``reload()`` says so (SIGHUP) the config file is re-read; ``progress`` is called
         with (finished, total, failed) whenever those change. Returns how many files failed."""
-        self._progress = progress
+        self._progress, self._said_started = progress, False
         descriptors.raise_limit()  # what outsiders may take is bounded apart (metrics)
         lock, ledger = statedir.open_state(self.config)
         self._ledger, self._lock = ledger, lock  # the lock: held until run() ends
@@ -118,7 +119,10 @@ class Daemon:
             if not once:
                 watcher.start()
             # scan21: walked by the loop, in slices; the daemon has started once it is done
+            # (a small inbox: in this first slice, before the loop, as it always was)
             self._intake.walks.every(self.config.inboxes)
+            self._intake.scan_some(self._clock() + SLICE)
+            self._started(pool, once)
             if not once:  # once sends nothing but its files
                 looking.start()
                 stepper.start()
@@ -248,7 +252,6 @@ class Daemon:
         next_health = self._clock() + HEALTH_SECONDS
         next_beat = self._clock()
         beat = min(self._notify.watchdog_interval or STATUS_SECONDS, STATUS_SECONDS)
-        started = False
         while not stop.is_set():
             if pool.failure:
                 raise WorkersFailedError(pool.failure)
@@ -264,8 +267,7 @@ class Daemon:
             self._intake.settle(self._clock())
             self._intake.dispatch(pool)
             self._intake.scan_some(self._clock() + SLICE)
-            if not started and self._intake.walks.fulls:
-                started = self._started(pool, once)
+            self._started(pool, once)
             if once and self._intake.empty() and pool.idle():
                 self._stepper.run_once(stop)  # steps33b: once leaves the steps' files too
                 return watcher
@@ -281,9 +283,12 @@ class Daemon:
                 next_health = self._clock() + HEALTH_SECONDS
         return watcher
 
-    def _started(self, pool: Workers, once: bool) -> bool:
-        """The first full scan is done (scan21: walked by the loop, which heard a stop
+    def _started(self, pool: Workers, once: bool) -> None:
+        """Once the first full scan is done (scan21: walked by the loop, which hears a stop
         meanwhile): said, and READY=1 told to systemd."""
+        if self._said_started or not self._intake.walks.fulls:
+            return
+        self._said_started = True
         log.info(
             "daemon.started",
             inboxes=len(self.config.inboxes),
@@ -294,7 +299,6 @@ class Daemon:
             ledger=self._ledger.where if self._ledger is not None else None,
         )
         self._notify(READY="1", STATUS=self._status(pool))
-        return True
 
     def _reload(self, watcher: Watcher, pool: Workers) -> Watcher:
         """Apply a changed config file; a broken one is reported and the running one kept.
