@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import heapq
+import math
 import queue
 import stat as statmod
 from collections import Counter, OrderedDict
@@ -27,6 +28,7 @@ from dropscribe.config import rules
 from dropscribe.errors import LedgerError, LedgerUnavailable
 from dropscribe.ingest import source
 from dropscribe.ingest.settle import SettleTracker, Stat
+from dropscribe.ingest.walk import Walks
 from dropscribe.ingest.watcher import Hint, scan
 from dropscribe.jobs.job import SettledFile
 from dropscribe.ops import log as logmod
@@ -39,7 +41,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-    from dropscribe.ledger.afters import AfterRow
     from dropscribe.ledger.interface import FileRow, Waiting
     from dropscribe.vocab.config import Config, Inbox
     from dropscribe.vocab.settings import FolderSettings
@@ -99,6 +100,9 @@ class Intake:
         self._afters: set[Path] = set()  # done17: hinted for a pending after: (said quietly)
         self._pending: set[str] | None = None  # review17b: during a scan, its pending after:s
         self._sweep = sweep.Sweep(config, ledger, wall)  # rows18: waits and afters kept true
+        # scan21: the scans asked for (the loop's, a full one followed by rows18's sweep of
+        # the ledger's rows of files gone or no longer waiting), walked a slice at a time
+        self.walks = Walks(scan)
 
     def hint(self, hint: Hint | None) -> None:
         """Take a hint from any thread (None: only wake the loop)."""
@@ -107,13 +111,14 @@ class Intake:
     def reloaded(self, config: Config) -> None:
         self._excluded = rules.excluded_dirs(config)
         self._reloaded_at = self._wall()
+        self.walks.drop()  # of the old inboxes: the reload asks for its own
 
     def waiting(self) -> tuple[int, int]:
         """(settled and waiting for room, settling)."""
         return len(self._ready), len(self._tracker)
 
     def empty(self) -> bool:
-        return not self._tracker and not self._ready
+        return not self._tracker and not self._ready and not self.walks
 
     def take(self, pool: Workers, longest: float) -> None:
         """The hints that come within ``longest`` seconds (less when a file is due to be
@@ -124,6 +129,8 @@ class Intake:
         timeout = longest if deadline is None else min(longest, deadline)
         if self._wakes:
             timeout = max(0.0, min(timeout, self._wakes[0][0] - now))
+        if self.walks:  # a scan's next slice is due at once
+            timeout = 0.0
         with contextlib.suppress(queue.Empty):
             self._take(self._hints.get(timeout=timeout), pool)
             for _ in range(BURST):
@@ -134,21 +141,34 @@ class Intake:
         self._hints.put(Hint(item.path))
 
     def scan_all(self) -> None:
-        """Every inbox scanned, the pending after:s read once for all; then rows18: the
-        ledger's rows of files gone or no longer waiting swept."""
-        afters = self._sweep.afters()
-        for inbox in self._config().inboxes:
-            self.scan(inbox, afters)
-        self._sweep.swept(afters)
+        """Every inbox scanned now, whole, then rows18's sweep (the loop's: ``walks``)."""
+        self.walks.every(self._config().inboxes)
+        self.scan_some(math.inf)
 
-    def scan(self, inbox: Inbox, afters: list[AfterRow] | None = None) -> None:
-        now = self._wall()
-        self._pending = sweep.paths(self._sweep.afters() if afters is None else afters)
-        try:
-            for path in scan(inbox.path, inbox.recursive):
-                self._hint_file(inbox, path, scanned_at=now)
-        finally:
-            self._pending = None
+    def scan(self, inbox: Inbox) -> None:
+        self.walks.inbox(inbox)
+        self.scan_some(math.inf)
+
+    def scan_some(self, until: float) -> bool:
+        """scan21: the scans asked for, walked until the clock says ``until`` (the loop
+        hears a stop, a reload, the watches between two slices); True while one is left.
+        A scan of whole inboxes reads the pending after:s once, as it begins."""
+        while (walk := self.walks.first()) is not None:
+            if walk.began is None and walk.whole:
+                walk.afters = self._sweep.afters()
+            self._pending = sweep.paths(walk.afters)
+            now = self._wall()
+            try:
+                for inbox, path in walk.files(self._clock, until):
+                    self._hint_file(inbox, path, scanned_at=now)
+            finally:
+                self._pending = None
+            if not walk.done:
+                return True
+            if walk.full:
+                self._sweep.swept(walk.afters)
+            self.walks.finished(self._clock())
+        return False
 
     def finished(self, item: SettledFile) -> None:
         """A worker is free: wake the loop to hand it the next settled file. wake15: a file
@@ -178,9 +198,7 @@ class Intake:
             return
         if is_dir:
             if rules.ignore_reason(inbox, path / "x", self._excluded) in {None, "not included"}:
-                now = self._wall()
-                for found in scan(path, inbox.recursive):
-                    self._hint_file(inbox, found, scanned_at=now)
+                self.walks.folder(inbox, path)
             return
         if pool.in_flight(path):
             self._dirty.add(path)

@@ -44,6 +44,7 @@ log = structlog.get_logger("dropscribe")
 Workers = Threads | ProcessPool  # threads in this process, or worker processes
 
 TICK = 0.2  # longest the loop sleeps: how soon it notices a stop request
+SLICE = 0.1  # scan21: longest a turn of the loop walks the scans asked for
 HEALTH_SECONDS = 5.0  # how often dead watch threads and a lost state_dir are looked for
 RADAR_JOIN = 2.0  # longest the stop waits for the radar's thread (a look in flight)
 STATUS_SECONDS = 5.0  # how often systemd hears the queue counts (more often with WatchdogSec)
@@ -73,6 +74,7 @@ class Daemon:
         self._shown = (0, 0, 0)
         self._rescan_soon = threading.Event()  # set from another thread: scan at next turn
         self._look_soon = threading.Event()  # a watch thread: look at the watches next turn
+        self._said_started = False  # daemon.started said (scan21: the first full scan done)
         self.log_level: str | None = None  # what worker processes log at (default: config)
 
     # ------------------------------------------------------------ entry points
@@ -88,7 +90,7 @@ class Daemon:
         """Serve until ``stop`` is set (or, with ``once``, until the inboxes are empty).
         When ``reload()`` says so (SIGHUP) the config file is re-read; ``progress`` is called
         with (finished, total, failed) whenever those change. Returns how many files failed."""
-        self._progress = progress
+        self._progress, self._said_started = progress, False
         descriptors.raise_limit()  # what outsiders may take is bounded apart (metrics)
         lock, ledger = statedir.open_state(self.config)
         self._ledger, self._lock = ledger, lock  # the lock: held until run() ends
@@ -116,17 +118,11 @@ class Daemon:
         try:
             if not once:
                 watcher.start()
-            self._intake.scan_all()
-            log.info(
-                "daemon.started",
-                inboxes=len(self.config.inboxes),
-                workers=self.config.workers,
-                processes=self.config.processes,
-                once=once,
-                state_dir=str(self.config.state_dir),
-                ledger=ledger.where,
-            )
-            self._notify(READY="1", STATUS=self._status(pool))
+            # scan21: walked by the loop, in slices; the daemon has started once it is done
+            # (a small inbox: in this first slice, before the loop, as it always was)
+            self._intake.walks.every(self.config.inboxes)
+            self._intake.scan_some(self._clock() + SLICE)
+            self._started(pool, once)
             if not once:  # once sends nothing but its files
                 looking.start()
                 stepper.start()
@@ -270,20 +266,39 @@ class Daemon:
             self._intake.take(pool, TICK)
             self._intake.settle(self._clock())
             self._intake.dispatch(pool)
+            self._intake.scan_some(self._clock() + SLICE)
+            self._started(pool, once)
             if once and self._intake.empty() and pool.idle():
                 self._stepper.run_once(stop)  # steps33b: once leaves the steps' files too
                 return watcher
             if not once and (self._clock() >= next_rescan or self._rescan_soon.is_set()):
                 self._rescan_soon.clear()
-                self._intake.scan_all()
+                self._intake.walks.every(self.config.inboxes)
                 next_rescan = self._clock() + self.config.rescan_seconds
             if not once and (self._clock() >= next_health or self._look_soon.is_set()):
                 self._look_soon.clear()
                 statedir.check(self.config.state_dir, self._lock)
                 for inbox in watcher.revive():
-                    self._intake.scan(inbox)
+                    self._intake.walks.inbox(inbox)
                 next_health = self._clock() + HEALTH_SECONDS
         return watcher
+
+    def _started(self, pool: Workers, once: bool) -> None:
+        """Once the first full scan is done (scan21: walked by the loop, which hears a stop
+        meanwhile): said, and READY=1 told to systemd."""
+        if self._said_started or not self._intake.walks.fulls:
+            return
+        self._said_started = True
+        log.info(
+            "daemon.started",
+            inboxes=len(self.config.inboxes),
+            workers=self.config.workers,
+            processes=self.config.processes,
+            once=once,
+            state_dir=str(self.config.state_dir),
+            ledger=self._ledger.where if self._ledger is not None else None,
+        )
+        self._notify(READY="1", STATUS=self._status(pool))
 
     def _reload(self, watcher: Watcher, pool: Workers) -> Watcher:
         """Apply a changed config file; a broken one is reported and the running one kept.
@@ -304,7 +319,9 @@ class Daemon:
             log.error("config.reload_failed", problems=[str(exc)], action="kept the running config")
             return watcher
         pool.reload(new)
-        watcher.stop()  # the two overlapped: a file heard twice is one hint too many, no more
+        # the two overlapped: a file heard twice is one hint too many, no more; scan21: a
+        # look at a share that hangs is left behind (watch.stop_late), not waited for
+        watcher.stop(time.monotonic() + STOP_MARGIN, during="reload")
         watcher = watching
         self.config = new
         if self._ledger is not None:
@@ -313,7 +330,7 @@ class Daemon:
         self._stepper.poke(full=True)
         before = {inbox.path for inbox in old.inboxes}
         after = {inbox.path for inbox in new.inboxes}
-        self._intake.scan_all()
+        self._intake.walks.every(new.inboxes)
         log.info(
             "config.reloaded",
             inboxes=len(new.inboxes),

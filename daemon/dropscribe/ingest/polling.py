@@ -86,6 +86,31 @@ def mountinfo() -> str:
         return ""
 
 
+LOOK = 1.0  # seconds a polled folder is given to open (scan21): a dead server, no longer
+
+
+def listable(path: Path, wait: float = LOOK) -> None:
+    """Raise the OSError that keeps ``path`` from being listed, as its opening on a thread
+    of its own tells it within ``wait`` seconds (scan21: not on the main loop's, which a
+    share that does not answer held). A folder that has not answered by then is taken as
+    listable: its first snapshot, in the background too, says otherwise (inbox.watch_failed)."""
+    failed: list[OSError] = []
+    answered = threading.Event()
+
+    def look() -> None:
+        try:
+            with os.scandir(path):
+                pass
+        except OSError as exc:
+            failed.append(exc)
+        answered.set()
+
+    threading.Thread(target=look, name="dropscribe-watch-look", daemon=True).start()
+    answered.wait(wait)
+    if failed:
+        raise failed[0]
+
+
 class _QuittingError(InterruptedError):
     """A snapshot's look refused: its watch is stopping."""
 

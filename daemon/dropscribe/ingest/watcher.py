@@ -1,4 +1,4 @@
-"""The watchdog adapter and the folder scans.
+"""The watchdog adapter (the folder scans: walk.py).
 
 Handlers only record a hint and return; the service decides what a hint means.
 Scans walk an inbox for files that arrived while nobody was watching.
@@ -34,12 +34,13 @@ from watchdog.events import (
     FileSystemEventHandler,
 )
 
-from dropscribe.config.rules import JUNK_FOLDERS
 from dropscribe.errors import SetupError
 from dropscribe.ingest import native as inotify
+from dropscribe.ingest import walk
 from dropscribe.ingest.polling import (  # filesystem_type, watch_mode: theirs too
     PolledObserver,
     filesystem_type,
+    listable,
     mountinfo,
     stop_all,
     watch_mode,
@@ -47,13 +48,15 @@ from dropscribe.ingest.polling import (  # filesystem_type, watch_mode: theirs t
 from dropscribe.outputs.sidecar import TEMP_SUFFIX
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
 
     from watchdog.observers.api import BaseObserver
 
     from dropscribe.vocab.config import Inbox
 
 log = structlog.get_logger("dropscribe.watcher")
+
+scan = walk.scan  # the intake's, through here (a test puts a counting one in its place)
 
 # watchdog warns when a folder created in a burst (mkdir -p a/b/c) gets its watch
 # added twice; the second add just replaces the first. Harmless, and a warning
@@ -127,6 +130,13 @@ def _unnamed(path: str) -> bool:
     return name[:1] == "#" and name[1:].isdigit()
 
 
+LEFT = {  # what a watch left behind means, at a stop or a reload (scan21)
+    "stop": "left behind: nothing is lost, the next start rescans the inboxes",
+    "reload": "left behind: the new watches run and every inbox is rescanned; nothing is"
+    " lost (it ends when its look does, or at the next restart)",
+}
+
+
 class Watcher:
     """One watchdog observer per inbox, started and stopped together.
 
@@ -196,9 +206,9 @@ class Watcher:
         watchdog's snapshot follows them (``os.stat``) and keeps no record of the folders
         it has been in: two links to ``.`` in a recursive inbox made a snapshot of 2^40
         paths. Its first snapshot is taken in the background (watchstop20): the inbox
-        is "watching" once it is; a folder that cannot be listed fails here and now."""
-        with os.scandir(inbox.path):
-            pass
+        is "watching" once it is; a folder that cannot be listed fails here and now (as
+        far as ``listable`` is told in time: scan21)."""
+        listable(inbox.path)
         observer = PolledObserver(inbox.poll_seconds)
         return self._start(inbox, observer, "poll", why)
 
@@ -307,11 +317,11 @@ class Watcher:
         if self._on_change is not None:
             self._on_change(self.watched())
 
-    def stop(self, until: float | None = None) -> None:
+    def stop(self, until: float | None = None, during: str = "stop") -> None:
         """Stop every watch, waiting for them until ``until`` (monotonic; None: until they
         end): ``stopping`` then ``stopped``."""
         self.stopping()
-        self.stopped(until)
+        self.stopped(until, during)
 
     def stopping(self) -> None:
         """Begin to stop every watch, on a thread of its own: a polled snapshot under way
@@ -321,9 +331,9 @@ class Watcher:
         if self._stopper is None:
             self._stopper = stop_all(observers)
 
-    def stopped(self, until: float | None = None) -> None:
+    def stopped(self, until: float | None = None, during: str = "stop") -> None:
         """Wait for the watches' stop until ``until``: one still in a look then (a server
-        that does not answer) is left behind."""
+        that does not answer) is left behind, at a stop or a reload (``during``)."""
         stopper = self._stopper
         if stopper is None:
             return
@@ -332,7 +342,8 @@ class Watcher:
             log.warning(
                 "watch.stop_late",
                 inboxes=[inbox.name for inbox in self._inboxes],
-                action="left behind: nothing is lost, the next start rescans the inboxes",
+                during=during,
+                action=LEFT[during],
             )
 
 
@@ -376,20 +387,3 @@ def _folder_id(path: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return (st.st_dev, st.st_ino) if stat.S_ISDIR(st.st_mode) else None
-
-
-def scan(top: Path, recursive: bool) -> Iterator[Path]:
-    """Every file under ``top``, skipping hidden and junk folders and not following links."""
-
-    def onerror(exc: OSError) -> None:
-        log.warning("scan.unreadable", path=str(exc.filename), error=exc.strerror)
-
-    for folder, dirs, files in os.walk(top, onerror=onerror):
-        dirs[:] = (
-            []
-            if not recursive
-            else [d for d in dirs if not d.startswith(".") and d not in JUNK_FOLDERS]
-        )
-        base = Path(folder)
-        for name in files:
-            yield base / name
