@@ -26,7 +26,7 @@ from dropscribe.service import Daemon
 from fakeapi import FakeAPI
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
 
 API_KEY = "sk-test-SECRET-0123456789abcdef"
 
@@ -111,6 +111,24 @@ def wav_bytes(seconds: float = 0.5, freq: float = 440.0, rate: int = 16000) -> b
             )
         )
     return buf.getvalue()
+
+
+def deep_tree(top: Path, depth: int, names: Iterable[str]) -> Path:
+    """``top`` made, with empty files ``names`` at the bottom of ``depth`` nested folders
+    ``d/`` (made relative to each folder's descriptor: no long path walked). Returns ``top``."""
+    top.mkdir()
+    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        for _ in range(depth):
+            os.mkdir("d", dir_fd=fd)
+            below = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = below
+        for name in names:
+            os.close(os.open(name, os.O_CREAT | os.O_WRONLY, 0o644, dir_fd=fd))
+    finally:
+        os.close(fd)
+    return top
 
 
 def make_wav(path: Path, seconds: float = 0.5, rate: int = 16000, freq: float = 440.0) -> Path:

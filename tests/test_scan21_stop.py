@@ -9,14 +9,13 @@ day, so the scan is all they cost."""
 from __future__ import annotations
 
 import collections
-import os
 import signal
 import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from conftest import DaemonProcess, make_wav
+from conftest import DaemonProcess, deep_tree, make_wav
 from test_grace18_stop import terminated
 from test_watchstop20_poll import stopped_in_time
 
@@ -42,19 +41,7 @@ def huge(setup: Any) -> Path:
     setup.data["shutdown_grace"] = GRACE
     setup.data["rescan_seconds"] = 3600
     started = time.monotonic()
-    top = setup.inbox / "hold"
-    top.mkdir()
-    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        for _ in range(DEPTH):
-            os.mkdir("d", dir_fd=fd)
-            below = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
-            os.close(fd)
-            fd = below
-        for n in range(FILES):
-            os.close(os.open(f"f{n}.wav", os.O_CREAT | os.O_WRONLY, 0o644, dir_fd=fd))
-    finally:
-        os.close(fd)
+    deep_tree(setup.inbox / "hold", DEPTH, (f"f{n}.wav" for n in range(FILES)))
     talks = setup.inbox / "talks"
     for n in range(TALKS):
         make_wav(talks / f"talk{n}.wav", freq=300.0 + 40 * n)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from conftest import DaemonProcess, make_wav, patience, wait_for
+from conftest import DaemonProcess, deep_tree, make_wav, patience, wait_for
 from dropscribe.vocab.config import STOP_MARGIN
 from test_attack20_metrics import healthz
 from test_grace18_stop import terminated
@@ -35,19 +35,7 @@ def deep(inbox: Path) -> Path:
     """``FILES`` empty files at the bottom of ``DEPTH`` folders in the inbox's ``@eaDir``
     (returned), made relative to each folder's descriptor (fast: no path walked)."""
     started = time.monotonic()
-    top = inbox / "@eaDir"
-    top.mkdir()
-    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        for _ in range(DEPTH):
-            os.mkdir("d", dir_fd=fd)
-            below = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
-            os.close(fd)
-            fd = below
-        for n in range(FILES):
-            os.close(os.open(f"f{n}", os.O_CREAT | os.O_WRONLY, 0o644, dir_fd=fd))
-    finally:
-        os.close(fd)
+    top = deep_tree(inbox / "@eaDir", DEPTH, (f"f{n}" for n in range(FILES)))
     print(f"made the tree in {time.monotonic() - started:.2f} s")
     return top
 
