@@ -34,6 +34,16 @@ def healthz(address: tuple[str, int]) -> bytes:
     return b"".join(chunks)
 
 
+def flooded(address: tuple[str, int], count: int) -> Iterator[socket.socket]:
+    """``count`` connections to ``address``, each asked for and left (not waited for)."""
+    for _ in range(count):
+        sock = socket.socket()
+        sock.settimeout(0)
+        with contextlib.suppress(BlockingIOError):
+            sock.connect(address)
+        yield sock
+
+
 def gone(sock: socket.socket) -> bool:
     """Whether the server has closed ``sock`` (a look, not a wait)."""
     sock.settimeout(0)
@@ -88,14 +98,9 @@ def test_a_flood_of_connections_leaves_healthz_answering(metrics):
     """2,000 connections opened and left (10k in spirit: the backlog and the limit are the
     same at any number): /healthz is answered 200 right after, and once they are closed."""
     daemon, address = metrics
-    flood = []
+    flood: list[socket.socket] = []
     try:
-        for _ in range(2000):
-            sock = socket.socket()
-            sock.settimeout(0)
-            with contextlib.suppress(BlockingIOError):
-                sock.connect(address)
-            flood.append(sock)
+        flood += flooded(address, 2000)
         assert healthz(address).endswith(b"\r\n\r\nok\n")
     finally:
         for sock in flood:
@@ -111,14 +116,9 @@ def test_a_probe_behind_a_flood_waits_in_the_kernels_queue_and_is_answered():
     seconds, to land after the probe and push it out unread), so the probe connects, and
     it is answered once the server has worked through the flood before it."""
     server = serving.BoundedServer("127.0.0.1", 0, lambda _: serving.plain("200 OK", "ok\n"))
-    flood = []
+    flood: list[socket.socket] = []
     try:
-        for _ in range(2000):
-            sock = socket.socket()
-            sock.settimeout(0)
-            with contextlib.suppress(BlockingIOError):
-                sock.connect(server.address)
-            flood.append(sock)
+        flood += flooded(server.address, 2000)
         with socket.create_connection(server.address, timeout=3) as probe:
             probe.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
             server.start()
