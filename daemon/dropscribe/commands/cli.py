@@ -255,7 +255,7 @@ def _serve(
     early: signals.EarlySignals | None = None,
 ) -> int:
     stop = threading.Event()
-    reload = signals.install(stop)
+    reload = signals.install(stop, early)
     if early is not None and early.heard is not None:  # stopped while starting: nothing ran
         return EXIT_OK
     import structlog  # noqa: PLC0415 - see the imports

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from types import FrameType
 
 STOPS = (signal.SIGTERM, signal.SIGINT)
+EARLY = (*STOPS, signal.SIGHUP, signal.SIGUSR1)  # each the daemon handles, from the start
 
 
 class EarlySignals:
@@ -30,16 +31,28 @@ class EarlySignals:
     config read, the engines' imports: ~0.3 s, seconds on a loaded machine). Installed
     first thing: a systemd stop or a Ctrl-C then ended the process by the signal (-15 and
     a KeyboardInterrupt's traceback). Heard once, start-up goes on and ``_serve`` stops
-    before anything starts (exit 0); twice, it ends at once (nothing had started)."""
+    before anything starts (exit 0); twice, it ends at once (nothing had started).
+
+    attack21: SIGHUP and SIGUSR1 too: by their default a reload (logrotate's, a
+    ``systemctl reload`` just after the start) or a look at the stacks killed a daemon
+    still starting. A SIGHUP heard is a reload once it serves (the config it read may be
+    older than the one the signal was sent for); SIGUSR1 dumps the stacks at once."""
 
     def __init__(self) -> None:
-        self.heard: int | None = None  # the signal heard
-        self._before = {signum: signal.getsignal(signum) for signum in STOPS}
+        self.heard: int | None = None  # the stop signal heard
+        self.reload = False  # a SIGHUP heard
+        self._before = {signum: signal.getsignal(signum) for signum in EARLY}
         if threading.current_thread() is threading.main_thread():  # else: no handlers
-            for signum in STOPS:
+            for signum in EARLY:
                 signal.signal(signum, self._on_signal)
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        if signum == signal.SIGHUP:
+            self.reload = True
+            return
+        if signum == signal.SIGUSR1:
+            faulthandler.dump_traceback(all_threads=True)
+            return
         if self.heard is not None:
             os._exit(EXIT_OK)
         self.heard = signum
@@ -50,6 +63,8 @@ class EarlySignals:
         if threading.current_thread() is threading.main_thread():
             for signum, before in self._before.items():
                 signal.signal(signum, signal.SIG_DFL if before is None else before)
+        if self.reload:
+            signal.raise_signal(signal.SIGHUP)
         if self.heard is not None:
             signal.raise_signal(self.heard)
 
@@ -135,10 +150,11 @@ def _noted(_signum: int, _frame: FrameType | None) -> None:
     """The Python handler, on the main thread: nothing (the relay has acted already)."""
 
 
-def install(stop: threading.Event) -> SignalFlag:
+def install(stop: threading.Event, early: EarlySignals | None = None) -> SignalFlag:
     """``_serve``'s signals: a stop sets ``stop`` (a second one ends the process at once),
     SIGUSR1 dumps every thread's stack, a crash leaves them in the journal. Returns the
-    flag SIGHUP raises (the main loop reloads the config when it takes it)."""
+    flag SIGHUP raises (the main loop reloads the config when it takes it), raised
+    already when ``early`` heard one during start-up."""
     relay = _Relay(stop)
     heard, told = os.pipe()  # close-on-exec: hooks and worker processes do not inherit it
     os.set_blocking(told, False)  # as set_wakeup_fd requires: a signal never waits
@@ -152,6 +168,8 @@ def install(stop: threading.Event) -> SignalFlag:
     # the pipe before the handlers: a signal between the two still reaches the relay (and
     # EarlySignals, which _serve then asks)
     signal.set_wakeup_fd(told, warn_on_full_buffer=False)
-    for signum in (*STOPS, signal.SIGHUP, signal.SIGUSR1):
+    for signum in EARLY:
         signal.signal(signum, _noted)
+    if early is not None and early.reload:  # heard before the relay could
+        relay.reload.raise_()
     return relay.reload
