@@ -255,7 +255,7 @@ def _serve(
     early: signals.EarlySignals | None = None,
 ) -> int:
     stop = threading.Event()
-    relay = signals.install(stop)
+    relay = signals.install(stop, early)
     if early is not None and early.heard is not None:  # stopped while starting: nothing ran
         relay.close()
         return EXIT_OK

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import os
 import re
 import stat
@@ -272,13 +273,14 @@ def _apply(cfg: Config, inbox: Inbox, model: str) -> int:
         return fail(f"cannot find the inbox {inbox.path} in {source}; set model: {model} by hand")
     path_line, model_line, column = found
     lines = text.splitlines(keepends=True)
+    value = _scalar(model)
     if model_line is not None:
         old = lines[model_line]
         key = old[: old.index("model:") + len("model:")]
         comment = old[old.index(" #") :] if " #" in old else "\n"
-        lines[model_line] = f"{key} {model}{comment}"
+        lines[model_line] = f"{key} {value}{comment}"
     else:
-        lines.insert(path_line + 1, f"{' ' * column}model: {model}\n")
+        lines.insert(path_line + 1, f"{' ' * column}model: {value}\n")
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     backup = real.with_name(f"{real.name}.{stamp}.bak")
     try:
@@ -296,6 +298,16 @@ def _apply(cfg: Config, inbox: Inbox, model: str) -> int:
         return fail(f"{source}: left as it was: with model: {model} it would not load ({exc})")
     say(f"{source}: model: {model} for {inbox.path} (the old file is {backup}); reload the daemon")
     return EXIT_OK
+
+
+def _scalar(model: str) -> str:
+    """attack21: ``model`` as YAML that reads back as this very string: as it is where it
+    does, else quoted (JSON's string is YAML's double-quoted one). Written as it was, a
+    `` #`` cut the name short and a newline added keys of its own (a ``hook:``)."""
+    with contextlib.suppress(yaml.YAMLError):
+        if yaml.safe_load(f"model: {model}") == {"model": model}:
+            return model
+    return json.dumps(model)
 
 
 def _write_new(path: Path, data: bytes, like: os.stat_result) -> None:

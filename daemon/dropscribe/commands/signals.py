@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from types import FrameType
 
 STOPS = (signal.SIGTERM, signal.SIGINT)
+EARLY = (*STOPS, signal.SIGHUP, signal.SIGUSR1)  # each the daemon handles, from the start
 CLOSING = 1.0  # seconds the signals' thread is given to end (a stack dump under way)
 
 
@@ -31,16 +32,28 @@ class EarlySignals:
     config read, the engines' imports: ~0.3 s, seconds on a loaded machine). Installed
     first thing: a systemd stop or a Ctrl-C then ended the process by the signal (-15 and
     a KeyboardInterrupt's traceback). Heard once, start-up goes on and ``_serve`` stops
-    before anything starts (exit 0); twice, it ends at once (nothing had started)."""
+    before anything starts (exit 0); twice, it ends at once (nothing had started).
+
+    attack21: SIGHUP and SIGUSR1 too: by their default a reload (logrotate's, a
+    ``systemctl reload`` just after the start) or a look at the stacks killed a daemon
+    still starting. A SIGHUP heard is a reload once it serves (the config it read may be
+    older than the one the signal was sent for); SIGUSR1 dumps the stacks at once."""
 
     def __init__(self) -> None:
-        self.heard: int | None = None  # the signal heard
-        self._before = {signum: signal.getsignal(signum) for signum in STOPS}
+        self.heard: int | None = None  # the stop signal heard
+        self.reload = False  # a SIGHUP heard
+        self._before = {signum: signal.getsignal(signum) for signum in EARLY}
         if threading.current_thread() is threading.main_thread():  # else: no handlers
-            for signum in STOPS:
+            for signum in EARLY:
                 signal.signal(signum, self._on_signal)
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        if signum == signal.SIGHUP:
+            self.reload = True
+            return
+        if signum == signal.SIGUSR1:
+            faulthandler.dump_traceback(all_threads=True)
+            return
         if self.heard is not None:
             os._exit(EXIT_OK)
         self.heard = signum
@@ -51,6 +64,8 @@ class EarlySignals:
         if threading.current_thread() is threading.main_thread():
             for signum, before in self._before.items():
                 signal.signal(signum, signal.SIG_DFL if before is None else before)
+        if self.reload:
+            signal.raise_signal(signal.SIGHUP)
         if self.heard is not None:
             signal.raise_signal(self.heard)
 
@@ -130,8 +145,12 @@ class Relay:
             faulthandler.dump_traceback(all_threads=True)
 
     def _run(self) -> None:
-        while numbers := os.read(self._heard, 64):
-            for signum in numbers:
+        """attack21: what the pipe holds is acted on at once, each stop in turn and each
+        other signal once: acted on one by one, a storm of SIGUSR1 (100,000 in a second)
+        queued a dump of the stacks each, and a SIGTERM after it waited 8 s for its turn,
+        or was dropped with the pipe full."""
+        while numbers := os.read(self._heard, 65536):
+            for signum in [n for n in numbers if n in STOPS] + sorted(set(numbers) - {*STOPS}):
                 self.act(signum)
 
     def start(self) -> None:
@@ -139,7 +158,7 @@ class Relay:
         # the pipe before the handlers: a signal between the two still reaches the relay
         # (and EarlySignals, which _serve then asks)
         signal.set_wakeup_fd(self._told, warn_on_full_buffer=False)
-        for signum in (*STOPS, signal.SIGHUP, signal.SIGUSR1):
+        for signum in EARLY:
             signal.signal(signum, _noted)
 
     def close(self) -> None:
@@ -165,14 +184,17 @@ def _at_once(_signum: int, _frame: FrameType | None) -> None:
     exit_now()
 
 
-def install(stop: threading.Event) -> Relay:
+def install(stop: threading.Event, early: EarlySignals | None = None) -> Relay:
     """``_serve``'s signals: a stop sets ``stop`` (a second one ends the process at once),
-    SIGHUP raises the returned relay's ``reload``, SIGUSR1 dumps every thread's stack, a
-    crash leaves them in the journal. ``close()`` the relay when done serving."""
+    SIGHUP raises the returned relay's ``reload`` (raised already when ``early`` heard one
+    during start-up), SIGUSR1 dumps every thread's stack, a crash leaves them in the
+    journal. ``close()`` the relay when done serving."""
     # A crash (a fault in a native library) leaves every thread's stack in the journal;
     # a stderr without a file descriptor (captured in-process) has no room for it.
     with contextlib.suppress(ValueError, AttributeError):
         faulthandler.enable(all_threads=True)
     relay = Relay(stop)
     relay.start()
+    if early is not None and early.reload:  # heard before the relay could
+        relay.reload.raise_()
     return relay

@@ -1,12 +1,14 @@
 """hooks20: the hooks a daemon owes, kept in the ledger until they have run.
 
 A folder's hook is owed in the very write that records its file's outcome (done,
-quarantined, the steps' hook claimed), and the row goes once the
-hook has run (``hook.ran`` or ``hook.failed``: a hook that fails is not tried again).
-A process that dies in between (kill -9, OOM, power) leaves the row; the next look
-(at start, each rescan) finds it owed by a run no longer alive, takes it (one
-statement: of two hosts, one does) and runs it late. At least once, not exactly once:
-a death between the hook's end and the row's deletion runs it again.
+quarantined, the steps' hook claimed), and the row goes once the hook has run
+(``hook.ran`` or ``hook.failed``: a hook that fails is not tried again). A process that
+dies in between (kill -9, OOM, power) leaves the row; the next look (at start, each
+rescan) finds it owed by a run no longer alive, takes it (one statement: of two hosts,
+one does) and runs it late. At least once, not exactly once: a death between the
+hook's end and the row's deletion runs it again. attack21: a look pages through the
+rows of its host's inboxes until it has taken ``LATE`` (the oldest hundred of them all,
+narrowed afterwards, hid every later row behind a hundred of another host's inbox).
 
 ``run`` names the process that owes a row. SQLite: one daemon holds the state_dir's
 lock, so a run is a process of this machine (pid and start time, read in /proc);
@@ -23,7 +25,7 @@ import functools
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -47,32 +49,26 @@ ON CONFLICT (path, outcome) DO UPDATE SET inbox = excluded.inbox, body = exclude
 # Owed and not waiting for an after: (or its after: row gone), the oldest first; with
 # the settings its file's transcript was asked with (owed20: the language rules chose by).
 ASKED = "(SELECT j.settings FROM files f JOIN jobs j ON j.key = f.key WHERE f.path = hooks.path)"
-DUE = f"""
-SELECT path, outcome, inbox, body, run, held, {ASKED}
+DUE = f"""SELECT path, outcome, inbox, body, run, held, owed, {ASKED}
 FROM hooks
-WHERE held = ? OR NOT EXISTS (SELECT 1 FROM afters a WHERE a.path = hooks.path)
-ORDER BY owed LIMIT ?
-"""  # noqa: S608 - our own SQL
+WHERE (held = ? OR NOT EXISTS (SELECT 1 FROM afters a WHERE a.path = hooks.path))
+    AND inbox IN ({{inboxes}}) AND (owed, path, outcome) > (?, ?, ?)
+ORDER BY owed, path, outcome LIMIT ?"""  # noqa: S608 - our own SQL
 # A held done hook, with its file's job settings as DUE's.
-UNHELD = f"""
-SELECT inbox, body, {ASKED} FROM hooks WHERE path = ? AND outcome = 'done' AND held = ?
-"""  # noqa: S608 - our own SQL
+UNHELD = f"""SELECT inbox, body, {ASKED} FROM hooks
+WHERE path = ? AND outcome = 'done' AND held = ?"""  # noqa: S608 - our own SQL
 # A row taken from a run no longer alive: no row back when another host took it first.
 TAKE = (
     "UPDATE hooks SET run = ?, held = ? WHERE path = ? AND outcome = ? AND run = ? RETURNING path"
 )
-LATE = 100  # rows looked at in one look; the rest at the next
+LATE = 100  # rows taken in one look (and in one page of DUE); the rest at the next
 # owed20: what status and explain tell: each row's run, and whether it waits for an after:
 HELD_NOW = "CASE WHEN held = ? AND EXISTS (SELECT 1 FROM afters a WHERE a.path = hooks.path)"
-COUNTED = f"""
-SELECT inbox, run, now_held, count(*) FROM (
+COUNTED = f"""SELECT inbox, run, now_held, count(*) FROM (
     SELECT inbox, run, {HELD_NOW} THEN 1 ELSE 0 END AS now_held FROM hooks
-) h GROUP BY inbox, run, now_held
-"""  # noqa: S608 - our own SQL
-OF_PATH = f"""
-SELECT outcome, inbox, run, {HELD_NOW} THEN 1 ELSE 0 END, owed FROM hooks WHERE path = ?
-ORDER BY owed
-"""  # noqa: S608 - our own SQL
+) h GROUP BY inbox, run, now_held"""  # noqa: S608 - our own SQL
+OF_PATH = f"""SELECT outcome, inbox, run, {HELD_NOW} THEN 1 ELSE 0 END, owed FROM hooks
+WHERE path = ? ORDER BY owed"""  # noqa: S608 - our own SQL
 
 
 @dataclass(frozen=True)
@@ -99,8 +95,7 @@ class OwedRow:
 
     def late(self) -> OwedRow:
         """The row with its JSON saying it comes late."""
-        body = {**self.body, "late": True}
-        return OwedRow(self.path, self.outcome, self.inbox, body, self.language)
+        return replace(self, body={**self.body, "late": True})
 
 
 @dataclass(frozen=True)
@@ -286,15 +281,21 @@ class OwedRows:
         self._together(_one(sql, (self._stored(path), outcome)))
 
     def hooks_late(self, inboxes: set[str]) -> list[OwedRow]:
-        rows = [row for row in self._rows(DUE, (False, LATE)) if row[2] in inboxes]
-        alive = self._alive({str(row[4]) for row in rows})
+        sql, after = DUE.format(inboxes=", ".join("?" * len(inboxes))), (-1.0, "", "")
         taken: list[OwedRow] = []
-        for path, outcome, inbox, body, run, held, asked in rows:
-            if run in alive and not held:  # held, its after: row gone: nobody runs it but us
-                continue
-            if self._together(_one(TAKE, (self.hook_run, False, path, outcome, run))):
-                shown = self._shown(path)
-                taken.append(OwedRow(shown, outcome, inbox, json.loads(body), _language(asked)))
+        while inboxes and len(taken) < LATE:  # attack21: page on, past rows live runs owe
+            rows = self._rows(sql, (False, *sorted(inboxes), *after, LATE))
+            alive = self._alive({str(row[4]) for row in rows})
+            for path, outcome, inbox, body, run, held, owed, asked in rows:
+                after = (owed, path, outcome)
+                if run in alive and not held:  # held, its after: row gone: nobody runs it but us
+                    continue
+                if self._together(_one(TAKE, (self.hook_run, False, path, outcome, run))):
+                    shown = self._shown(path)
+                    late = OwedRow(shown, outcome, inbox, json.loads(body), _language(asked))
+                    taken.append(late)
+            if len(rows) < LATE:
+                break
         return taken
 
     def hook_counts(self) -> dict[str, HookCounts]:

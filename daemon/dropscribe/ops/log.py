@@ -13,6 +13,7 @@ exception no thread caught as ``thread.crashed`` with its traceback.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -21,6 +22,8 @@ import warnings
 from typing import TYPE_CHECKING, Any, Protocol, TextIO, cast
 
 import structlog
+
+from dropscribe import names
 
 if TYPE_CHECKING:
     from collections.abc import MutableMapping
@@ -78,6 +81,39 @@ def scrub(text: str) -> str:
         if secret in text:
             text = text.replace(secret, "***")
     return text
+
+
+def _visible(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """attack21: on the console, each text field with its control and format characters
+    shown as ``\\xNN``/``\\uNNNN`` (``names.shown``; a traceback keeps its lines): a file's
+    name dropped by another user into a shared inbox (``ESC ] 0 ;`` sets the title, OSC
+    52 the clipboard) was carried out by the admin's terminal."""
+    for key, value in event.items():
+        if isinstance(value, str):
+            lines = value.split("\n") if key == "exception" else [value]
+            event[key] = "\n".join(names.shown(line) for line in lines)
+        elif isinstance(value, list | tuple):
+            event[key] = [names.shown(v) if isinstance(v, str) else v for v in value]
+    return event
+
+
+def _json_visible(renderer: structlog.typing.Processor) -> structlog.typing.Processor:
+    """attack21: a JSON line (``ensure_ascii`` off, for readable names) with what is not
+    printable (C1 controls, U+009B is CSI; bidi overrides; lone surrogates) as ``\\uNNNN``
+    escapes, which JSON reads back as the very characters (they only occur in strings)."""
+
+    def render(logger: Any, name: str, event: Any) -> Any:
+        line = renderer(logger, name, event)
+        if not isinstance(line, str) or line.isprintable():
+            return line
+        return "".join(ch if ch.isprintable() else _escaped(ch) for ch in line)
+
+    return render
+
+
+def _escaped(ch: str) -> str:
+    """``ch`` as a JSON escape (past U+FFFF, the pair of surrogates JSON spells it with)."""
+    return json.dumps(ch)[1:-1] if ord(ch) > 0xFFFF else f"\\u{ord(ch):04x}"
 
 
 def _scrubbed(renderer: structlog.typing.Processor) -> structlog.typing.Processor:
@@ -217,7 +253,7 @@ def configure(
         if use_json
         else structlog.dev.ConsoleRenderer(colors=out.isatty())
     )
-    renderer = _scrubbed(renderer)
+    renderer = _scrubbed(_json_visible(renderer) if use_json else renderer)
     if not use_json and out.isatty():
         renderer = _own_line(renderer)
     if to_journal(out):
@@ -229,6 +265,7 @@ def configure(
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             _bounded,
             structlog.processors.format_exc_info,
+            *([] if use_json else [_visible]),
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(LEVELS[level]),

@@ -259,7 +259,7 @@ def _why(exc: OSError) -> str:
 
 def _failed(inbox: Inbox, folder_fd: int, path: Path) -> Failed:
     report: dict[str, Any] = {}
-    with contextlib.suppress(OSError, ValueError):
+    with contextlib.suppress(OSError, ValueError, RecursionError):  # attack21: nested deep
         data = beneath.read_file(folder_fd, error_report(path).name, REPORT_BYTES)
         loaded = json.loads(data.decode("utf-8"))
         report = loaded if isinstance(loaded, dict) else {}

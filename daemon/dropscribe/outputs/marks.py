@@ -134,6 +134,6 @@ def _hidden(folder_fd: int, name: str) -> dict[str, object] | None:
 def _parsed(raw: bytes) -> dict[str, object] | None:
     try:
         body = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # attack21: a planted mark nested deep says nothing
         return None
     return body if isinstance(body, dict) else None

@@ -10,18 +10,28 @@ Shape (``status --json`` passes each entry on)::
                             "asked": bool (the server asked for the pause), "pid": int}}}
 
 Several worker processes each write their own view of an endpoint; the last change
-wins. A write that fails is logged and forgotten: this is a report, not a state."""
+wins. A write that fails is logged and forgotten: this is a report, not a state.
+
+attack21: what is read back is checked as it is read: at most ``files.SMALL_FILE``
+bytes of a regular file (a FIFO at its name hung ``status`` and the worker writing),
+JSON a parser can read (nested ten thousand deep, it raised RecursionError in the upload
+that changed an endpoint's state), each field of its type and each moment one a clock
+can show (``next_probe: 1e300`` or ``NaN`` was a traceback in ``status``); what is not
+is left out, as if it had not been written."""
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
 import json
+import math
 import os
 import time
 from typing import TYPE_CHECKING, Any
 
 import structlog
+
+from dropscribe.config import files
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -29,6 +39,18 @@ if TYPE_CHECKING:
 log = structlog.get_logger("dropscribe")
 
 BOARD_NAME = "endpoints.json"
+LATEST = 253402300799.0  # 9999-12-31T23:59:59Z, the last moment a datetime can show
+# Each field an entry may have, and what it must be to be kept (bool is no int here).
+FIELDS: dict[str, type | tuple[type, ...]] = {
+    "state": str,
+    "reason": str,
+    "status": int,
+    "since": (int, float),
+    "next_probe": (int, float),
+    "asked": bool,
+    "pid": int,
+}
+MOMENTS = {"since", "next_probe"}
 
 
 class Board:
@@ -108,9 +130,32 @@ def _entry(
 
 
 def read(state_dir: Path) -> dict[str, dict[str, Any]]:
-    """The endpoints' entries as last written (empty when none were)."""
-    with contextlib.suppress(OSError, ValueError):
-        data = json.loads((state_dir / BOARD_NAME).read_text())
-        if isinstance(data, dict) and isinstance(data.get("endpoints"), dict):
-            return {str(k): v for k, v in data["endpoints"].items() if isinstance(v, dict)}
-    return {}
+    """The endpoints' entries as last written (empty when none were), each with only
+    the fields that are of their kind (``FIELDS``)."""
+    try:
+        data = json.loads(files.read(state_dir / BOARD_NAME))
+    except (OSError, ValueError, RecursionError):  # none, not a file, too big or too deep
+        return {}
+    if not isinstance(data, dict) or not isinstance(data.get("endpoints"), dict):
+        return {}
+    return {str(k): _checked(v) for k, v in data["endpoints"].items() if isinstance(v, dict)}
+
+
+def _checked(entry: dict[str, Any]) -> dict[str, Any]:
+    """``entry``'s fields that are what ``FIELDS`` says (a null kept)."""
+    return {
+        name: value
+        for name, value in entry.items()
+        if name in FIELDS and (value is None or _fits(name, value))
+    }
+
+
+def _fits(name: str, value: object) -> bool:
+    """Whether ``value`` is of ``name``'s kind; a moment, epoch seconds a datetime can
+    show (not NaN, not 1e300)."""
+    kind = FIELDS[name]
+    if isinstance(value, bool) != (kind is bool) or not isinstance(value, kind):
+        return False
+    if name in MOMENTS and isinstance(value, int | float):
+        return math.isfinite(value) and 0 <= value <= LATEST
+    return True
