@@ -31,16 +31,17 @@ log = structlog.get_logger("dropscribe.watcher")
 SLOW = 10.0  # seconds: a full scan this long is said at info whenever it ends
 
 
-def scan(top: Path, recursive: bool) -> Iterator[Path]:
+def scan(top: Path, recursive: bool) -> Iterator[Path | None]:
     """Every file under ``top``, skipping hidden and junk folders and not following links;
-    each folder read as its names come, its subfolders after its files."""
+    each folder read as its names come, its subfolders after its files. None for each name
+    that is not a file (review21: a slice's clock is read there too, ``Walk.files``)."""
     folders = [str(top)]
     while folders:
         below = yield from _folder(folders.pop(), recursive)
         folders.extend(reversed(below))
 
 
-def _folder(folder: str, recursive: bool) -> Generator[Path, None, list[str]]:
+def _folder(folder: str, recursive: bool) -> Generator[Path | None, None, list[str]]:
     """The files of one folder; returns the subfolders to walk (as ``os.walk`` does: a
     link to a folder is neither walked nor given as a file)."""
     below: list[str] = []
@@ -60,8 +61,10 @@ def _folder(folder: str, recursive: bool) -> Generator[Path, None, list[str]]:
                 break
             if not _is_dir(entry):
                 yield Path(entry.path)
-            elif recursive and _walked(entry):
+                continue
+            if recursive and _walked(entry):
                 below.append(entry.path)
+            yield None
     return below
 
 
@@ -97,16 +100,16 @@ class Walk:
         self.began: float | None = None  # the clock when its first slice began
         self.found = 0
         self.afters: Any = None
-        self._lister: Callable[[Path, bool], Iterator[Path]] = lister
-        self._files: Iterator[Path] | None = None  # the first part's walk, under way
+        self._lister: Callable[[Path, bool], Iterator[Path | None]] = lister
+        self._files: Iterator[Path | None] | None = None  # the first part's walk, under way
 
     @property
     def done(self) -> bool:
         return not self.parts
 
     def files(self, clock: Callable[[], float], until: float) -> Iterator[tuple[Inbox, Path]]:
-        """The next files, each with its inbox, until ``clock()`` reaches ``until`` (one at
-        least) or the walk is done; the next call goes on where this one stopped."""
+        """The next files, each with its inbox, until ``clock()`` reaches ``until`` (a name
+        at least) or the walk is done; the next call goes on where this one stopped."""
         if self.began is None:
             self.began = clock()
         while self.parts:
@@ -114,8 +117,9 @@ class Walk:
             if self._files is None:
                 self._files = self._lister(top, inbox.recursive)
             for path in self._files:
-                self.found += 1
-                yield inbox, path
+                if path is not None:  # else a folder: nothing to give, the clock read
+                    self.found += 1
+                    yield inbox, path
                 if clock() >= until:
                     return
             self._files = None
@@ -133,7 +137,7 @@ class Walks:
     """The scans asked for, in order; a folder a watch heard of comes first (a scan of a
     huge inbox under way does not hold it), and a scan not yet begun is not asked twice."""
 
-    def __init__(self, lister: Callable[[Path, bool], Iterator[Path]]) -> None:
+    def __init__(self, lister: Callable[[Path, bool], Iterator[Path | None]]) -> None:
         self._lister = lister
         self._queue: deque[Walk] = deque()
         self._told = False  # a full scan's end said since the start or the last reload
