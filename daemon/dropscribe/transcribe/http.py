@@ -95,6 +95,22 @@ class _Sliced(httpx.SyncByteStream):
         self._inner.close()
 
 
+INFLATED = frozenset({"gzip", "deflate", "br", "zstd"})  # the codings httpx may decode
+
+
+def _compressed_once(response: httpx.Response, where: str, coding: str) -> None:
+    """review21: an answer compressed twice is refused unread. httpx decodes each coding
+    named, one inside the other: a 256-byte slice (``_Sliced``) of ``gzip, gzip`` inflated
+    to 264 kB of the inner gzip, and that to 272 MB in one piece, past any cap."""
+    codings = response.headers.get_list("content-encoding", split_commas=True)
+    if sum(name.strip().lower() in INFLATED for name in codings) > 1:
+        raise PermanentError(
+            f"answer from {where} is compressed more than once (Content-Encoding: {coding}):"
+            " the server is broken or hostile; not read",
+            status=response.status_code,
+        )
+
+
 class Client:
     """Uploads files to one endpoint over a keep-alive connection pool."""
 
@@ -243,7 +259,8 @@ class Client:
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             raise self._too_large(response, where, f"{int(declared):,}", held, seconds)
-        if response.headers.get("content-encoding"):
+        if coding := response.headers.get("content-encoding"):
+            _compressed_once(response, where, coding)
             response.stream = _Sliced(response.stream)
         pieces, total = [], 0
         for piece in response.iter_bytes():

@@ -1,0 +1,37 @@
+"""review21: an answer compressed more than once is refused unread. answers21 decodes a
+compressed answer in 256-byte slices, each inflating to 264 kB at most; but httpx decodes
+every coding the answer names (``Content-Encoding: gzip, gzip``), and a slice of the outer
+one inflates to 264 kB of the inner one, which inflates to 272 MB in one piece: the cap
+held nothing."""
+
+from __future__ import annotations
+
+import gzip
+import re
+import zlib
+
+import pytest
+
+from conftest import make_wav
+from fakeapi import Reply
+from test_answers21_bytes import HOSTILE, LEAST, Counted, counted, once, quarantined
+
+pytestmark = pytest.mark.slow
+
+__all__ = ["counted"]  # the fixture, from answers21's tests
+
+
+@pytest.mark.parametrize("coding", ["gzip, gzip", "gzip, deflate"])
+def test_an_answer_compressed_twice_is_refused_before_it_is_inflated(counted, coding):
+    """A 1-s recording answered with 16 MB of JSON compressed twice: refused naming the
+    codings, after no more than one slice's worth of it was inflated."""
+    setup = counted
+    api: Counted = setup.api  # type: ignore[assignment]
+    inner = gzip.compress(HOSTILE)
+    outer = gzip.compress(inner) if coding == "gzip, gzip" else zlib.compress(inner)
+    api.script.append(Reply(200, raw=outer, headers={"Content-Encoding": coding}))
+    make_wav(setup.inbox / "a.wav", seconds=1.0)
+    error = quarantined(setup, once(setup))
+    read = re.search(r"is at least ([\d,]+) bytes", error)
+    assert read is None or int(read[1].replace(",", "")) < LEAST + 1032 * 256, error
+    assert f"Content-Encoding: {coding}" in error, error
