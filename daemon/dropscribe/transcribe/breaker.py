@@ -31,6 +31,7 @@ class Breaker:
     held: bool = False  # hostile14b: paused because the server asked (a long Retry-After)
     outages: int = 0  # outage20: failures in a row that found no working server
     files: set[str] = field(default_factory=set)  # once21: whose uploads the row's failures were
+    unanswered: int = 0  # review21: failures in a row that had no answer (a 429 is an answer)
     served: bool = False  # once21: an upload to it has succeeded (or was answered as the file's)
 
     @classmethod
@@ -59,6 +60,7 @@ class Breaker:
         self.failures = 0
         self.outages = 0
         self.files.clear()
+        self.unanswered = 0
         self.served = True
         self.pause = 0.0
         self.paused_until = 0.0
@@ -79,12 +81,19 @@ class Breaker:
         at_once: bool = False,
         outage: bool = False,
         who: str | None = None,
+        answered: bool = False,
     ) -> float | None:
-        """An upload (of ``who``'s) failed (``outage``: no working server was reached).
-        Returns the pause length if this paused the endpoint."""
+        """An upload (of ``who``'s) failed (``outage``: no working server was reached;
+        ``answered``: the server said so, a 429). Returns the pause length if this paused
+        the endpoint."""
         self.failures += 1
-        if who is not None:
-            self.files.add(who)
+        if answered:  # review21: the server is there; once's row starts again after it
+            self.unanswered = 0
+            self.files.clear()
+        else:
+            self.unanswered += 1
+            if who is not None:
+                self.files.add(who)
         self.outages = self.outages + 1 if outage else 0
         if not (at_once or self.probing or self.failures >= self.threshold):
             return None
@@ -112,7 +121,8 @@ class Breaker:
         """once21: why ``once`` calls the endpoint unreachable after a retryable failure
         (None: it is not). ``outages``: no server found, in a row, any file's (outage20).
         A fault that drops or fails every upload, whichever file, is the endpoint's once
-        ``min(threshold, max_attempts)`` failures in a row came from several files, or
+        ``min(threshold, max_attempts)`` failures in a row without an answer (a 429 is an
+        answer, review21: it starts the row again) came from several files, or
         none has been answered in this run; one file failing while others are answered
         is that file's. ``retry_after``: a server asking for more quiet than once waits.
         ``row`` False: this failure (a 429: the server is there) never ends the row."""
@@ -120,11 +130,12 @@ class Breaker:
             return f"{outages} tries in a row found no server"
         if retry_after is not None and retry_after > ONCE_WAITS:
             return f"it asked for {retry_after:.0f} s of quiet (Retry-After), more than once waits"
-        if not row or self.failures < min(self.threshold, max_attempts):
+        if not row or self.unanswered < min(self.threshold, max_attempts):
             return None
+        failed = self.unanswered
         if len(self.files) > 1:
             files = len(self.files)
-            return f"{self.failures} uploads in a row, of {files} files, failed; none was answered"
+            return f"{failed} uploads in a row, of {files} files, failed; none was answered"
         if not self.served:
-            return f"{self.failures} uploads in a row failed; none was answered in this run"
+            return f"{failed} uploads in a row failed; none was answered in this run"
         return None

@@ -156,7 +156,10 @@ class Health:
         with self._lock:
             breaker = self._breakers[endpoint]
             now = self._clock()
-            pause = breaker.failed(now, failure.message, at_once=at_once, outage=outage, who=who)
+            answered = failure.status == 429  # once's row: the server is there
+            pause = breaker.failed(
+                now, failure.message, at_once=at_once, outage=outage, who=who, answered=answered
+            )
             outages = breaker.outages
         if pause is not None:
             self._metrics.pauses.labels(endpoint).inc()
