@@ -34,11 +34,13 @@ SLOW = 10.0  # seconds: a full scan this long is said at info whenever it ends
 def scan(top: Path, recursive: bool) -> Iterator[Path | None]:
     """Every file under ``top``, skipping hidden and junk folders and not following links;
     each folder read as its names come, its subfolders after its files. None for each name
-    that is not a file (review21: a slice's clock is read there too, ``Walk.files``)."""
+    that is not a file and after each folder (review21: a slice's clock is read there
+    too, ``Walk.files``)."""
     folders = [str(top)]
     while folders:
         below = yield from _folder(folders.pop(), recursive)
         folders.extend(reversed(below))
+        yield None  # a folder listed (maybe empty): the clock read there too
 
 
 def _folder(folder: str, recursive: bool) -> Generator[Path | None, None, list[str]]:
