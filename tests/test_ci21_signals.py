@@ -76,3 +76,48 @@ def test_signals_taken_by_another_thread_act_at_once_while_the_main_thread_waits
             stream.close()
     assert "still here\n" not in out
     assert any("stopping at once" in line for line in err)
+
+
+GONE = textwrap.dedent(
+    """
+    import os, threading
+    from dropscribe.commands import signals
+
+    stop = threading.Event()
+    relay = signals.install(stop)
+    print("ready", flush=True)
+    os.close(2)  # the journal's stream gone
+    print("stop", stop.wait(600), flush=True)
+    threading.Event().wait(600)
+    print("still here", flush=True)
+    """
+)
+
+
+def test_a_second_stop_ends_the_process_with_its_stderr_gone():
+    """stderr closed under the daemon: SIGUSR1 (no room for its stacks), then SIGTERM
+    twice: the first ends the wait, the second the process (exit 0): the signals'
+    thread did not die of the failed writes."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", GONE],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    out: list[str] = []
+    reader = threading.Thread(target=lambda: out.extend(proc.stdout), daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: "ready\n" in out, 30, "the script ready")
+        proc.send_signal(signal.SIGUSR1)
+        proc.send_signal(signal.SIGTERM)
+        wait_for(lambda: "stop True\n" in out, 15, "the wait ended")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(patience(15)) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+        reader.join()
+        proc.stdout.close()
+    assert "still here\n" not in out

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 STOPS = (signal.SIGTERM, signal.SIGINT)
 EARLY = (*STOPS, signal.SIGHUP, signal.SIGUSR1)  # each the daemon handles, from the start
+AT_ONCE = b"dropscribe: stopping at once; work in flight runs at the next start\n"
 CLOSING = 1.0  # seconds the signals' thread is given to end (a stack dump under way)
 
 
@@ -130,7 +131,8 @@ class Relay:
                 self.stop.set()
                 return
             # a second Ctrl-C or SIGTERM: at once (the ledger is crash-safe)
-            os.write(2, b"dropscribe: stopping at once; work in flight runs at the next start\n")
+            with contextlib.suppress(OSError):  # stderr gone (its reader closed): still at once
+                os.write(2, AT_ONCE)
             starts = sys.modules.get("dropscribe.dispatch.processes")
             if starts is None:  # not imported: no worker process
                 exit_now()
@@ -142,13 +144,15 @@ class Relay:
             # faulthandler.register: its C handler walks the other threads' frames while
             # they run (CPython does not stop them for it), and the daemon died of SIGSEGV
             # once after a SIGUSR1 in tests/test_flake16_signals.py
-            faulthandler.dump_traceback(all_threads=True)
+            with contextlib.suppress(OSError, ValueError, RuntimeError):  # stderr gone
+                faulthandler.dump_traceback(all_threads=True)
 
     def _run(self) -> None:
         """attack21: what the pipe holds is acted on at once, each stop in turn and each
         other signal once: acted on one by one, a storm of SIGUSR1 (100,000 in a second)
         queued a dump of the stacks each, and a SIGTERM after it waited 8 s for its turn,
-        or was dropped with the pipe full."""
+        or was dropped with the pipe full. Nothing ``act`` does may end this thread: every
+        stop after it would go unheard."""
         while numbers := os.read(self._heard, 65536):
             for signum in [n for n in numbers if n in STOPS] + sorted(set(numbers) - {*STOPS}):
                 self.act(signum)
