@@ -57,9 +57,10 @@ def two_files_hooked(daemon: DaemonProcess, setup: Setup) -> None:
         daemon.wait_event("hook.failed", timeout=HOOK_TIMEOUT + 15)
         make_wav(setup.inbox / "b.wav", seconds=0.6)
         daemon.wait_event("hook.failed", count=2, timeout=HOOK_TIMEOUT + 15)
-    finally:
+    finally:  # reaped even when the test fails (else its ResourceWarning fails the next)
         daemon.signal(signal.SIGTERM)
-    assert daemon.wait(timeout=20) == 0
+        code = daemon.wait(timeout=20)
+    assert code == 0, daemon
 
 
 def within_timeout(daemon: DaemonProcess) -> None:
@@ -141,9 +142,10 @@ def upload_through_unresolved(setup: Setup, env: dict[str, str], resolv: Path) -
         daemon.wait_event("daemon.started")
         make_wav(setup.inbox / "a.wav")
         daemon.wait_event("upload.failed", timeout=20)
-    finally:
+    finally:  # reaped even when the test fails (else its ResourceWarning fails the next)
         daemon.signal(signal.SIGTERM)
-    assert daemon.wait(timeout=20) == 0
+        code = daemon.wait(timeout=20)
+    assert code == 0, daemon
     return daemon
 
 
@@ -158,8 +160,9 @@ def test_a_webhook_goes_through_a_working_proxy(setup: Setup) -> None:
             daemon.wait_event("daemon.started")
             make_wav(setup.inbox / "a.wav")
             daemon.wait_event("hook.ran", timeout=20)
-        finally:
+        finally:  # reaped even when the test fails (else its ResourceWarning fails the next)
             daemon.signal(signal.SIGTERM)
-        assert daemon.wait(timeout=20) == 0
+            code = daemon.wait(timeout=20)
+        assert code == 0, daemon
     assert [body["outcome"] for body in proxy.bodies] == ["done"]
     assert not daemon.named("hook.failed")
