@@ -113,6 +113,18 @@ def wav_bytes(seconds: float = 0.5, freq: float = 440.0, rate: int = 16000) -> b
     return buf.getvalue()
 
 
+def python(source: str, *args: str, stderr: int | None = subprocess.PIPE) -> subprocess.Popen[str]:
+    """``source`` run by this Python in a process of its own (text pipes: stdout, and stderr
+    unless told), importing what this test run imports."""
+    return subprocess.Popen(
+        [sys.executable, "-c", source, *args],
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+
+
 def deep_tree(top: Path, depth: int, names: Iterable[str]) -> Path:
     """``top`` made, with empty files ``names`` at the bottom of ``depth`` nested folders
     ``d/`` (made relative to each folder's descriptor: no long path walked). Returns ``top``."""

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import DaemonProcess, patience, wait_for
+from conftest import DaemonProcess, patience, python, wait_for
 from test_long18_signals import caught
 
 pytestmark = pytest.mark.slow
@@ -105,13 +105,7 @@ def test_a_sigterm_after_a_storm_of_sigusr1_is_acted_on_at_once():
     """200,000 SIGUSR1 as fast as they can be sent, then SIGTERM: the stop is acted on
     within a second (3 s under load), not after a dump of the stacks for each SIGUSR1
     the pipe held (8 s for 100,000 on an idle machine)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-c", STORM],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-    )
+    proc = python(STORM)
     dumps: list[str] = []
     reader = threading.Thread(
         target=lambda: dumps.extend(line for line in proc.stderr if "Current thread" in line)

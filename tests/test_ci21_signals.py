@@ -7,14 +7,12 @@ and then waits ten minutes: each is acted on all the same, as it arrives."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import textwrap
 import threading
 
-from conftest import patience, wait_for
+from conftest import patience, python, wait_for
 
 SCRIPT = textwrap.dedent(
     """
@@ -40,13 +38,7 @@ def test_signals_taken_by_another_thread_act_at_once_while_the_main_thread_waits
     the stacks (the main thread's wait among them), SIGHUP raises the reload flag,
     SIGTERM ends the wait, and a second SIGTERM ends the process (exit 0) in its next
     600-s wait, with the "at once" line."""
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SCRIPT],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-    )
+    proc = python(SCRIPT)
     out: list[str] = []
     err: list[str] = []
     readers = [
@@ -98,13 +90,7 @@ def test_a_second_stop_ends_the_process_with_its_stderr_gone():
     """stderr closed under the daemon: SIGUSR1 (no room for its stacks), then SIGTERM
     twice: the first ends the wait, the second the process (exit 0): the signals'
     thread did not die of the failed writes."""
-    proc = subprocess.Popen(
-        [sys.executable, "-c", GONE],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-    )
+    proc = python(GONE, stderr=subprocess.DEVNULL)
     out: list[str] = []
     reader = threading.Thread(target=lambda: out.extend(proc.stdout), daemon=True)
     reader.start()
