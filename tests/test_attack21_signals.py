@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import textwrap
 import threading
 import time
@@ -17,40 +15,17 @@ import time
 import pytest
 
 from conftest import DaemonProcess, patience, python, wait_for
-from test_long18_signals import caught
+from test_long18_signals import at_first_heavy_import, caught
 
 pytestmark = pytest.mark.slow
-
-WATCH = textwrap.dedent(
-    """
-    import os, runpy, signal, sys
-    HEAVY = {"yaml", "pydantic", "structlog", "httpx", "av", "dropscribe.loading.checked"}
-    def hook(event, args):
-        if event == "import" and args[0] in HEAVY and not getattr(hook, "said", False):
-            hook.said = True
-            handlers = [signal.getsignal(s) for s in (signal.SIGHUP, signal.SIGUSR1)]
-            print(args[0], *(callable(h) for h in handlers), file=sys.stderr, flush=True)
-            os._exit(0)
-    sys.addaudithook(hook)
-    sys.argv = ["dropscribe", *sys.argv[1:]]
-    runpy.run_module("dropscribe", run_name="__main__")
-    """
-)
 
 
 def test_the_reload_and_stack_handlers_exist_before_the_first_heavy_import(setup):
     """The first import of YAML, pydantic, structlog, httpx, PyAV or the config's loader
     finds handlers for SIGHUP and SIGUSR1 in place (none: their default ended it)."""
-    done = subprocess.run(
-        [sys.executable, "-c", WATCH, "run", "-c", str(setup.write())],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **setup.env},
-        timeout=patience(60),
-        check=False,
-    )
-    first = done.stderr.splitlines()[0]
-    assert first.split()[1:] == ["True", "True"], done.stderr
+    stderr = at_first_heavy_import(setup, "run", "SIGHUP", "SIGUSR1")
+    first = stderr.splitlines()[0]
+    assert first.split()[1:] == ["True", "True"], stderr
 
 
 def test_a_sighup_while_starting_is_a_reload_once_it_serves(setup):

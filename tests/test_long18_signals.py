@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -66,10 +67,11 @@ WATCH = textwrap.dedent(
     """
     import os, runpy, signal, sys
     HEAVY = {"yaml", "pydantic", "structlog", "httpx", "av", "dropscribe.loading.checked"}
+    WATCHED = [getattr(signal, name) for name in os.environ["WATCHED"].split()]
     def hook(event, args):
         if event == "import" and args[0] in HEAVY and not getattr(hook, "said", False):
             hook.said = True
-            handlers = [signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)]
+            handlers = [signal.getsignal(s) for s in WATCHED]
             print(args[0], *(callable(h) and h is not signal.default_int_handler
                              for h in handlers), file=sys.stderr, flush=True)
             os._exit(0)
@@ -80,18 +82,26 @@ WATCH = textwrap.dedent(
 )
 
 
+def at_first_heavy_import(setup: Any, command: str, *signums: str) -> str:
+    """The stderr of ``command`` ended at its first import of a heavy module, its first
+    line saying, for each of ``signums`` (names: "SIGTERM"), whether dropscribe's own
+    handler was in place then ("True"/"False")."""
+    done = subprocess.run(
+        [sys.executable, "-c", WATCH, command, "-c", str(setup.write())],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **setup.env, "WATCHED": " ".join(signums)},
+        timeout=patience(60),
+        check=False,
+    )
+    return done.stderr
+
+
 @pytest.mark.parametrize("command", ["run", "once"])
 def test_the_stop_handlers_exist_before_the_first_heavy_import(setup, command):
     """The first import of YAML, pydantic, structlog, httpx, PyAV or the config's loader
     finds dropscribe's own SIGTERM and SIGINT handlers in place (they came only after the
     config was read and checked: ~0.3 s in which SIGTERM ended the process by it)."""
-    done = subprocess.run(
-        [sys.executable, "-c", WATCH, command, "-c", str(setup.write())],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **setup.env},
-        timeout=patience(60),
-        check=False,
-    )
-    first = done.stderr.splitlines()[0]
-    assert first.split()[1:] == ["True", "True"], done.stderr
+    stderr = at_first_heavy_import(setup, command, "SIGTERM", "SIGINT")
+    first = stderr.splitlines()[0]
+    assert first.split()[1:] == ["True", "True"], stderr
