@@ -106,6 +106,19 @@ def killed_in_hook(
     return first
 
 
+def ran_late(setup: Any, env: dict[str, str] | None = None) -> DaemonProcess:
+    """The daemon started again (with ``env``) after ``killed_in_hook``: the hook owed
+    runs late and its row goes; then killed: the daemon, for its events."""
+    second = DaemonProcess(setup, env=env)
+    try:
+        second.wait_event("hook.late", timeout=30)
+        second.wait_event("hook.ran", timeout=30)
+        wait_for(lambda: not owed_rows(setup.state), timeout=30, what="the row gone")
+    finally:
+        second.kill()
+    return second
+
+
 @pytest.mark.parametrize(("outcome", "processes"), [("done", 1), ("failed", 1), ("done", 2)])
 def test_a_hook_cut_by_a_kill_runs_once_more_late_at_the_next_start(
     setup: Any, outcome: str, processes: int
@@ -214,13 +227,7 @@ def test_the_steps_hook_cut_by_a_kill_runs_late_at_the_next_start(setup: Any) ->
         setup.data["defaults"]["hook"] = {"command": command}
         killed_in_hook(setup, log, call=2, env={"LLM_KEY": LLM_KEY})
         asked = len(chat.requests)
-        second = DaemonProcess(setup, env={"LLM_KEY": LLM_KEY})
-        try:
-            second.wait_event("hook.late", timeout=30)
-            second.wait_event("hook.ran", timeout=30)
-            wait_for(lambda: not owed_rows(setup.state), timeout=30, what="the row gone")
-        finally:
-            second.kill()
+        ran_late(setup, env={"LLM_KEY": LLM_KEY})
     done, steps, late = calls(log)
     assert (done["stdin"]["outcome"], steps["stdin"]["outcome"]) == ("done", "steps")
     assert late["stdin"] == {**steps["stdin"], "late": True}

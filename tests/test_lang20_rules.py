@@ -15,7 +15,7 @@ from conftest import DaemonProcess, make_wav, tmpfs, wait_for
 from fakechat import FakeChat
 from test_attacks_ledgerfix import fill
 from test_garbage import speak
-from test_hooks20_owed import RECORD, blocking_hook, calls, killed_in_hook, owed_rows
+from test_hooks20_owed import RECORD, blocking_hook, calls, killed_in_hook, ran_late
 from test_language32 import GERMAN
 from test_steps33b import KEY as LLM_KEY
 from test_steps33b import with_steps
@@ -94,13 +94,7 @@ def test_a_language_rules_steps_hook_cut_by_a_kill_runs_late(setup: Any) -> None
             "rules": [{"match": {"language": "de"}, "hook": {"command": command}}],
         }
         killed_in_hook(setup, log, call=2, env={"LLM_KEY": LLM_KEY})
-        second = DaemonProcess(setup, env={"LLM_KEY": LLM_KEY})
-        try:
-            second.wait_event("hook.late", timeout=30)
-            second.wait_event("hook.ran", timeout=30)
-            wait_for(lambda: not owed_rows(setup.state), timeout=30, what="the row gone")
-        finally:
-            second.kill()
+        second = ran_late(setup, env={"LLM_KEY": LLM_KEY})
     _, steps, late = calls(log)
     assert late["stdin"] == {**steps["stdin"], "late": True}
     assert not second.named("hook.dropped")

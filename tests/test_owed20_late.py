@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-from conftest import DaemonProcess, wait_for
-from test_hooks20_owed import blocking_hook, calls, killed_in_hook, owed_rows
+from test_hooks20_owed import blocking_hook, calls, killed_in_hook, ran_late
 
 pytestmark = pytest.mark.slow
 
@@ -23,13 +22,7 @@ def test_a_hook_set_by_a_language_rule_runs_late_once(setup: Any) -> None:
             "rules": [{"match": {"language": "de"}, "hook": {"command": command}}],
         }
         killed_in_hook(setup, log)
-        second = DaemonProcess(setup)
-        try:
-            second.wait_event("hook.late", timeout=30)
-            second.wait_event("hook.ran", timeout=30)
-            wait_for(lambda: not owed_rows(setup.state), timeout=30, what="the row gone")
-        finally:
-            second.kill()
+        second = ran_late(setup)
     before, late = calls(log)
     assert late["stdin"] == {**before["stdin"], "late": True}
     assert (before["env_late"], late["env_late"]) == (None, "1")
