@@ -205,7 +205,8 @@ class Chunker:
         self, rec: _Recording, todo: list[int], results: dict[int, Transcript], width: int
     ) -> None:
         """Chunks at once: ``width`` uploading while two more are encoded ahead. The first
-        failure stops chunks from starting (those in flight finish and are kept).
+        failure stops chunks from starting (those in flight finish and are kept); of the
+        failures, the earliest chunk's is raised, so a run says the same thing each time.
 
         Daemon threads, like the pool's: a stop after the grace period does not wait
         for a chunk still uploading (its checkpoint is simply not written)."""
@@ -240,15 +241,15 @@ class Chunker:
             thread.start()
         for thread in threads:
             thread.join()
-        failure = None
+        failures: dict[int, BaseException] = {}
         while not done.empty():
             i, outcome = done.get()
             if isinstance(outcome, BaseException):
-                failure = failure or outcome
+                failures[i] = outcome
             else:
                 results[i] = outcome
-        if failure is not None:
-            raise failure
+        if failures:  # the earliest chunk's, whichever failed first in time
+            raise failures[min(failures)]
 
     def _chunk(self, rec: _Recording, i: int, settings: FolderSettings) -> Transcript:
         if self._abort.is_set():
