@@ -7,10 +7,14 @@ Shape (``status --json`` passes each entry on)::
     {"endpoints": {"NAME": {"state": "ok" | "paused" | "unreachable",
                             "reason": str | null, "status": int | null,
                             "since": epoch seconds, "next_probe": epoch seconds | null,
-                            "asked": bool (the server asked for the pause), "pid": int}}}
+                            "asked": bool (the server asked for the pause), "pid": int,
+                            "run": int (the daemon's main process)}}}
 
 Several worker processes each write their own view of an endpoint; the last change
-wins. A write that fails is logged and forgotten: this is a report, not a state.
+wins. A write that fails is logged and forgotten: this is a report, not a state, with
+one use besides (session 22): a pause one worker process wrote is heeded by the others
+(``Board.other``), so that a server asking for an hour's quiet, or found down, is asked
+again by one process, not by each.
 
 attack21: what is read back is checked as it is read: at most ``files.SMALL_FILE``
 bytes of a regular file (a FIFO at its name hung ``status`` and the worker writing),
@@ -25,6 +29,7 @@ import contextlib
 import fcntl
 import json
 import math
+import multiprocessing
 import os
 import time
 from typing import TYPE_CHECKING, Any
@@ -49,6 +54,7 @@ FIELDS: dict[str, type | tuple[type, ...]] = {
     "next_probe": (int, float),
     "asked": bool,
     "pid": int,
+    "run": int,
 }
 MOMENTS = {"since", "next_probe"}
 
@@ -59,9 +65,29 @@ class Board:
     def __init__(self, state_dir: Path) -> None:
         self._path = state_dir / BOARD_NAME
         self._lock = state_dir / "endpoints.lock"
+        self._seen: tuple[int, int, int] | None = None  # the board last read: inode, ns, size
+        self._others: dict[str, dict[str, Any]] = {}
+
+    def other(self, name: str) -> dict[str, Any] | None:
+        """``name``'s entry as another process last wrote it (None: as this process did,
+        or none). Read again only when the file changed (a stat per upload)."""
+        try:
+            st = self._path.stat()
+        except OSError:
+            return None
+        seen = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if seen != self._seen:
+            self._seen = seen
+            self._others = read(self._path.parent)
+        entry = self._others.get(name)
+        if entry is None or entry.get("pid") == os.getpid() or entry.get("run") != _run():
+            return None  # this process's own, or a daemon's before (or beside) this one
+        return entry
 
     def start(self, names: list[str]) -> None:
-        """Every endpoint is ok when uploads begin (a pause is this run's own)."""
+        """Every endpoint is ok when uploads begin (a pause is this run's own), but for
+        what another worker process of this run already wrote (one that started sooner
+        may have paused an endpoint before this one was ready)."""
         self._change(dict.fromkeys(names, _entry("ok")), replace=True)
 
     def set(
@@ -83,7 +109,11 @@ class Board:
             fd = os.open(self._lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
-                known = {} if replace else read(self._path.parent)
+                known = read(self._path.parent)
+                if replace:
+                    run = _run()
+                    known = {k: v for k, v in known.items() if v.get("run") == run}
+                    entries = {k: v for k, v in entries.items() if k not in known}
                 known.update(entries)
                 temp = self._path.with_name(f".{BOARD_NAME}.{os.getpid()}")
                 _write_private(temp, json.dumps({"endpoints": known}, sort_keys=True))
@@ -126,7 +156,14 @@ def _entry(
         "since": now,
         "next_probe": now + seconds if seconds is not None else None,
         "pid": os.getpid(),
+        "run": _run(),
     }
+
+
+def _run() -> int:
+    """The daemon's main process: a worker process's parent, or this process."""
+    parent = multiprocessing.parent_process()
+    return parent.pid if parent is not None and parent.pid is not None else os.getpid()
 
 
 def read(state_dir: Path) -> dict[str, dict[str, Any]]:

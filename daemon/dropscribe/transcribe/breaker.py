@@ -33,6 +33,7 @@ class Breaker:
     files: set[str] = field(default_factory=set)  # once21: whose uploads the row's failures were
     unanswered: int = 0  # review21: failures in a row that had no answer (a 429 is an answer)
     served: bool = False  # once21: an upload to it has succeeded (or was answered as the file's)
+    heeded: float | None = None  # when the other process's pause heeded here was written
 
     @classmethod
     def of(cls, endpoint: Endpoint) -> Breaker:
@@ -67,7 +68,29 @@ class Breaker:
         self.probing = False
         self.reason = None
         self.held = False
+        self.heeded = None
         return resumed
+
+    def heed(self, now: float, wait: float, reason: str, *, asked: bool, written: float) -> bool:
+        """Another worker process paused the endpoint for ``wait`` more seconds (its entry
+        ``written`` then): paused here as long, then probed as after any pause. True if
+        that is news (the pause here ended sooner)."""
+        if self.reason is not None and self.paused_until >= now + wait - 1.0:
+            return False
+        self.paused_until = now + wait
+        self.pause = max(self.pause, wait)
+        self.probing = False
+        self.reason = reason
+        self.held = asked
+        self.heeded = written
+        return True
+
+    def resumed_elsewhere(self, written: float) -> bool:
+        """Another process found the endpoint working (its entry ``written`` then): a
+        pause heeded from before that ends here too. True if it did."""
+        if self.heeded is None or written <= self.heeded or self.reason is None:
+            return False
+        return self.succeeded()
 
     def released(self) -> None:
         """An upload ended without a verdict on the endpoint (the file was unreadable, ...)."""
@@ -104,6 +127,7 @@ class Breaker:
         self.probing = False
         self.reason = reason
         self.held = False
+        self.heeded = None
         return self.pause
 
     def hold(self, now: float, seconds: float, reason: str) -> None:
@@ -114,6 +138,7 @@ class Breaker:
         self.probing = False
         self.reason = reason
         self.held = True
+        self.heeded = None
 
     def down(
         self, max_attempts: int, outages: int, retry_after: float | None, *, row: bool = True

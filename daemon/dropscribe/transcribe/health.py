@@ -6,7 +6,8 @@ ruled it (or a model on it) out for good. Bookkeeping only: the uploader waits."
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+import time
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -63,12 +64,50 @@ class Health:
 
     def breaker(self, endpoint: str) -> tuple[float, Breaker, bool]:
         """How long to wait for the endpoint's breaker (0: go), the breaker, and whether
-        this upload is the probe that ends a pause."""
+        this upload is the probe that ends a pause. A pause another worker process wrote
+        on the board is heeded first (session 22)."""
+        seen = self._board.other(endpoint) if self._board is not None else None
         with self._lock:
             breaker = self._breakers[endpoint]
+            heeded = self._heeded(breaker, seen) if seen is not None else None
             probing = breaker.probing
             wait = breaker.wait(self._clock())
-            return wait, breaker, breaker.probing and not probing
+            decided = wait, breaker, breaker.probing and not probing
+        if heeded is not None and seen is not None:
+            self._said_elsewhere(endpoint, heeded, seen)
+        return decided
+
+    def _heeded(self, breaker: Breaker, seen: dict[str, Any]) -> float | None:
+        """What another process's entry ``seen`` changed here: the seconds of its pause
+        now heeded, 0.0 for a pause heeded that it ended, None for nothing."""
+        written = seen.get("since") or 0.0
+        if seen.get("state") == "ok":
+            return 0.0 if breaker.resumed_elsewhere(written) else None
+        wait = (seen.get("next_probe") or 0.0) - time.time()
+        if seen.get("state") != "paused" or wait <= 0:
+            return None
+        reason = seen.get("reason") or "paused after failures"
+        asked = seen.get("asked") is True
+        if not breaker.heed(self._clock(), wait, reason, asked=asked, written=written):
+            return None
+        return wait
+
+    def _said_elsewhere(self, endpoint: str, seconds: float, seen: dict[str, Any]) -> None:
+        """Log and count a pause heeded from another process, or its end."""
+        if not seconds:
+            self._metrics.paused.labels(endpoint).set(0)
+            log.warning("endpoint.resumed", endpoint=endpoint, by_process=seen.get("pid"))
+            return
+        self._metrics.paused.labels(endpoint).set(1)
+        log.warning(
+            "endpoint.paused",
+            endpoint=endpoint,
+            seconds=round(seconds, 1),
+            reason=seen.get("reason"),
+            status=seen.get("status"),
+            by_process=seen.get("pid"),
+            action="paused by another worker process's uploads; its files wait here too",
+        )
 
     def unprobe(self, breaker: Breaker, probe: bool) -> None:
         """No verdict on the endpoint from the probe: let the next upload probe it."""
