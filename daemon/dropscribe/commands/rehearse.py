@@ -11,6 +11,7 @@ is, how many requests the server refused, and what an hour costs on each side.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from dropscribe.audio import probe
 from dropscribe.commands.console import EXIT_FAILED, EXIT_OK, fail, say
 from dropscribe.config import files, rules
 from dropscribe.errors import ConfigError, DropscribeError, TranscriptionError
@@ -104,11 +106,14 @@ def _transcribe(
     client: Transcriber, held: source.Opened, settings: FolderSettings
 ) -> tuple[Transcript, int]:
     """The new transcript of the open file, learning the server's refusals as the
-    daemon does."""
+    daemon does. leftovers22: the probe's length goes with the request, so that an
+    answer is held to what any answer for that much audio could be, as the daemon's
+    are (``transcript.answer_bytes``), not read up to ``max_answer_bytes``."""
     caps = models.of(client.endpoint, settings.model)
+    seconds = probe.examine(held.content).duration
     refused = 0
     while True:
-        ask = models.asked(caps, settings)
+        ask = dataclasses.replace(models.asked(caps, settings), seconds=seconds)
         try:
             return client.transcribe(held.content, settings, ask, name=held.path.name), refused
         except TranscriptionError as exc:
