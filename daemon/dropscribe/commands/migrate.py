@@ -6,7 +6,10 @@ is not asked for again, and search finds its words on every host. So do the hook
 (hooks20) and the done files' pending ``after:`` actions (done17) that a held hook waits
 for: a hook a SQLite daemon owed runs late on the shared ledger (its run, a process of
 this host, is no daemon's there), and a move that failed is tried again, then its hook
-run with ``moved_to``. Only this direction: a shared ledger is not copied back."""
+run with ``moved_to``. leftovers22: so do the spend (a folder's or an endpoint's budget
+goes on from what was spent, not from zero), the sends, what language detection heard,
+and what each wait is for; each as it is where the target has no host or inbox of its
+name. Only this direction: a shared ledger is not copied back."""
 
 from __future__ import annotations
 
@@ -28,7 +31,10 @@ if TYPE_CHECKING:
 # then what is owed (leftovers21: a held hook with the after: it waits for)
 STEPS = ("steps", "step_outputs", "step_hooks")
 OWED = ("afters", "hooks")
-TABLES = (*COPIED, *(t for t in (*STEPS, *OWED) if t not in COPIED))
+# leftovers22: budgets spent, endpoints sent to, languages heard, waits owed (their paths
+# made portable; heard has none)
+KEPT = ("spend", "sends", "heard", "waits")
+TABLES = (*COPIED, *(t for t in (*STEPS, *OWED, *KEPT) if t not in COPIED))
 
 
 def migrate(cfg: Config) -> int:
@@ -83,6 +89,8 @@ def _rows(db: ReadOnly, table: str, portable: Callable[[str], str]) -> Iterator[
         elif table == "sidecars":
             values["path"] = portable(values["path"])
             values["source"] = portable(values["source"])
+        elif table in KEPT and table != "heard":
+            values["path"] = portable(values["path"])
         elif table == "chunks":
             values["pause"] = bool(values["pause"])
         yield tuple(values.values())

@@ -11,6 +11,7 @@ is, how many requests the server refused, and what an hour costs on each side.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import yaml
 
+from dropscribe.audio import probe
 from dropscribe.commands.console import EXIT_FAILED, EXIT_OK, fail, say
 from dropscribe.config import files, rules
 from dropscribe.errors import ConfigError, DropscribeError, TranscriptionError
@@ -104,11 +106,14 @@ def _transcribe(
     client: Transcriber, held: source.Opened, settings: FolderSettings
 ) -> tuple[Transcript, int]:
     """The new transcript of the open file, learning the server's refusals as the
-    daemon does."""
+    daemon does. leftovers22: the probe's length goes with the request, so that an
+    answer is held to what any answer for that much audio could be, as the daemon's
+    are (``transcript.answer_bytes``), not read up to ``max_answer_bytes``."""
     caps = models.of(client.endpoint, settings.model)
+    seconds = probe.examine(held.content).duration
     refused = 0
     while True:
-        ask = models.asked(caps, settings)
+        ask = dataclasses.replace(models.asked(caps, settings), seconds=seconds)
         try:
             return client.transcribe(held.content, settings, ask, name=held.path.name), refused
         except TranscriptionError as exc:
@@ -227,9 +232,13 @@ def _table(
         say(f"{label}: {model} on {endpoint}: {cost}")
 
 
-def _inbox_lines(text: str, base: Path, inbox: Inbox) -> tuple[int, int | None, int] | None:
+Span = tuple[int, int, int]  # a value's line, and its first and last columns + 1
+
+
+def _inbox_lines(text: str, base: Path, inbox: Inbox) -> tuple[int, Span | None, int] | None:
     """Where the inbox's entry is in the config's text: the line of its ``path:`` key,
-    the line of its ``model:`` value (None: it has none) and the key's column."""
+    where its ``model:`` value is (None: it has none) and the key's column. ValueError
+    when the value is not on its key's line, whole (leftovers22: it was cut wrong)."""
     root = yaml.compose(text, Loader=yaml.SafeLoader)
     if not isinstance(root, yaml.MappingNode):
         return None
@@ -248,7 +257,13 @@ def _inbox_lines(text: str, base: Path, inbox: Inbox) -> tuple[int, int | None, 
         if where != inbox.path:
             continue
         path_key = keys["path"][0]
-        model = keys["model"][1].start_mark.line if "model" in keys else None
+        model = None
+        if "model" in keys:
+            key, value = keys["model"]
+            start, end = value.start_mark, value.end_mark
+            if not key.start_mark.line == start.line == end.line:
+                raise ValueError("model: is not on one line")
+            model = (start.line, start.column, end.column)
         return path_key.start_mark.line, model, path_key.start_mark.column
     return None
 
@@ -259,7 +274,10 @@ def _apply(cfg: Config, inbox: Inbox, model: str) -> int:
 
     The file is replaced whole (a reader, a SIGHUP or a full disk never meets half of
     it), where it really is (a config reached through a link stays a link), with its
-    mode and owner; the backup is as private as the config from its first byte."""
+    mode and owner; the backup is as private as the config from its first byte.
+    leftovers22: every way it can fail is a line saying what the file holds now, and
+    exit 2; an undo that fails too (the disk full, the folder made read-only since)
+    names the backup to copy back by hand."""
     source = cfg.source
     real = Path(os.path.realpath(source))
     try:
@@ -267,20 +285,12 @@ def _apply(cfg: Config, inbox: Inbox, model: str) -> int:
         original = real.read_bytes()
     except OSError as exc:
         return fail(f"{source}: cannot read it ({exc.strerror}); set model: {model} by hand")
-    text = original.decode("utf-8")
-    found = _inbox_lines(text, source.parent.resolve(), inbox)
-    if found is None:
-        return fail(f"cannot find the inbox {inbox.path} in {source}; set model: {model} by hand")
-    path_line, model_line, column = found
-    lines = text.splitlines(keepends=True)
-    value = _scalar(model)
-    if model_line is not None:
-        old = lines[model_line]
-        key = old[: old.index("model:") + len("model:")]
-        comment = old[old.index(" #") :] if " #" in old else "\n"
-        lines[model_line] = f"{key} {value}{comment}"
-    else:
-        lines.insert(path_line + 1, f"{' ' * column}model: {value}\n")
+    edited = _edited(original, source.parent.resolve(), inbox, model)
+    if edited is None:
+        return fail(
+            f"cannot find the inbox {inbox.path} in {source} with its model: (if any) on one"
+            f" line; set model: {model} by hand"
+        )
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     backup = real.with_name(f"{real.name}.{stamp}.bak")
     try:
@@ -288,16 +298,45 @@ def _apply(cfg: Config, inbox: Inbox, model: str) -> int:
     except OSError as exc:
         return fail(f"{source}: left as it was: cannot write {backup}: {exc.strerror}")
     try:
-        _replace(real, "".join(lines).encode("utf-8"), was)
+        _replace(real, edited, was)
     except OSError as exc:
         return fail(f"{source}: left as it was: cannot write it anew: {exc.strerror}")
     try:
         checked.load(source, keys=False)
     except ConfigError as exc:
-        _replace(real, original, was)
-        return fail(f"{source}: left as it was: with model: {model} it would not load ({exc})")
+        why = f"with model: {model} it would not load ({exc})"
+        try:
+            _replace(real, original, was)
+        except OSError as undo:
+            return fail(
+                f"{source}: {why}, and it could not be put back ({undo.strerror}): it holds"
+                f" model: {model} now; copy {backup} over it before the daemon reloads"
+            )
+        return fail(f"{source}: left as it was: {why}")
     say(f"{source}: model: {model} for {inbox.path} (the old file is {backup}); reload the daemon")
     return EXIT_OK
+
+
+def _edited(original: bytes, base: Path, inbox: Inbox, model: str) -> bytes | None:
+    """The config's bytes with the inbox's ``model:`` set; None where the entry cannot be
+    found or edited line by line (the file changed since it was loaded, or its
+    ``model:`` value spans lines)."""
+    try:
+        text = original.decode("utf-8")
+        found = _inbox_lines(text, base, inbox)
+    except (UnicodeDecodeError, yaml.YAMLError, ValueError):
+        return None
+    if found is None:
+        return None
+    path_line, span, column = found
+    lines = text.splitlines(keepends=True)
+    value = _scalar(model)
+    if span is not None:  # the value alone replaced: the key, a comment after it, kept
+        line, start, end = span
+        lines[line] = lines[line][:start] + value + lines[line][end:]
+    else:
+        lines.insert(path_line + 1, f"{' ' * column}model: {value}\n")
+    return "".join(lines).encode("utf-8")
 
 
 def _scalar(model: str) -> str:
@@ -319,7 +358,8 @@ def _write_new(path: Path, data: bytes, like: os.stat_result) -> None:
         _fill(fd, data, like)
     except BaseException:
         os.close(fd)
-        path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # the write's error is the one to tell
+            path.unlink(missing_ok=True)
         raise
     os.close(fd)
 
@@ -331,15 +371,17 @@ def _replace(path: Path, data: bytes, like: os.stat_result) -> None:
         _fill(fd, data, like)
         Path(name).replace(path)
     except BaseException:
-        Path(name).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # the write's error is the one to tell
+            Path(name).unlink(missing_ok=True)
         raise
     finally:
         os.close(fd)
-    folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
+    with contextlib.suppress(OSError):  # replaced: a folder it cannot sync changes nothing
+        folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
 
 
 def _fill(fd: int, data: bytes, like: os.stat_result) -> None:

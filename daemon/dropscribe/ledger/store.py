@@ -351,7 +351,7 @@ class ReadOnly:
             return {name for (name,) in found}
 
     def rows(self, table: str) -> Iterator[dict[str, Any]]:
-        """Each row of ``table`` (one of ``schema.COPIED``), by its columns' names; a
+        """Each row of ``table`` (one ``ledger migrate`` copies), by its columns' names; a
         column an older ledger lacks (until16: files' next_try) reads NULL."""
         columns = LAYOUT.table(table).names
         with mapped():

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import re
 import selectors
 import socket
 import threading
@@ -50,6 +51,9 @@ TICK = 0.5  # longest the thread waits before it looks at the deadlines and the 
 BACKLOG = socket.SOMAXCONN
 # The limit's own share of descriptors: the connections, the listening socket, epoll.
 DESCRIPTORS = MAX_CONNECTIONS + 2
+# leftovers22: a head ends at its first empty line, its lines ended by CRLF or a bare LF
+# as http.server reads them (``nc`` and many scripts send LF: they waited out the deadline)
+HEAD_END = re.compile(rb"\r?\n\r?\n")
 
 
 class Request(NamedTuple):
@@ -74,8 +78,9 @@ class _Connection:
 
 
 def parse(head: bytes) -> Request | None:
-    """The request in a complete head (request line and headers); None if malformed."""
-    lines = head.decode("latin-1").split("\r\n")
+    """The request in a complete head (request line and headers, each line ended by CRLF
+    or LF); None if malformed."""
+    lines = [line.removesuffix("\r") for line in head.decode("latin-1").split("\n")]
     parts = lines[0].split(" ")
     if len(parts) != 3 or not parts[2].startswith("HTTP/"):
         return None
@@ -200,12 +205,12 @@ class BoundedServer:
             self._close(conn)
             return
         conn.head += data
-        end = conn.head.find(b"\r\n\r\n")
-        if end < 0:
+        end = HEAD_END.search(conn.head, max(0, len(conn.head) - len(data) - 3))
+        if end is None:
             if len(conn.head) > MAX_HEAD:
                 self._answer(conn, plain("431 Request Header Fields Too Large", "too large\n"))
             return
-        request = parse(bytes(conn.head[:end]))
+        request = parse(bytes(conn.head[: end.start()]))
         if request is None:
             self._answer(conn, plain("400 Bad Request", "bad request\n"))
         elif request.method not in {"GET", "HEAD"}:
