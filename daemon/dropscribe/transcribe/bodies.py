@@ -38,8 +38,10 @@ def decoded(body: bytes, charset: str | None) -> str:
 
 def line(text: str, longest: int = MAX_MESSAGE) -> str:
     """``text`` as one line of at most ``longest`` characters that any ledger can keep:
-    whitespace runs as one space, control characters and lone surrogates as U+FFFD."""
-    return CONTROL.sub("\ufffd", " ".join(clean_text(text).split())[:longest])
+    whitespace runs as one space, control characters and lone surrogates as U+FFFD. Only
+    its first ``SCANNED`` characters are looked at (split() made an object of each word
+    of a megabyte's message)."""
+    return CONTROL.sub("\ufffd", " ".join(clean_text(text[:SCANNED]).split())[:longest])
 
 
 def snippet(text: str) -> str:

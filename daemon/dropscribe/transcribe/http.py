@@ -96,6 +96,10 @@ class _Sliced(httpx.SyncByteStream):
 
 
 INFLATED = frozenset({"gzip", "deflate", "br", "zstd"})  # the codings httpx may decode
+# attack22: of an error answer (not 2xx), the body read: its message is 300 characters at
+# most, a server's honest one a few kB. A 64 MiB one ([0,0,...], 60 kB gzipped) took 29 s
+# and 2.6 GB to say, and one over max_answer_bytes made a 503 the file's fault.
+ERROR_BYTES = 1 << 20
 
 
 def _compressed_once(response: httpx.Response, where: str, coding: str) -> None:
@@ -249,15 +253,18 @@ class Client:
         """The answer's body, decompressed, within the request's deadline and size cap:
         ``max_answer_bytes``, and for a 2xx answer to ``seconds`` of audio what any answer
         for it could be (answers21: 64 MiB for one second was read and parsed whole before
-        it was refused), stopped as soon as it is over (the connection closed unread)."""
+        it was refused), stopped as soon as it is over (the connection closed unread). An
+        error answer's body is read to ``ERROR_BYTES`` and no further, never refused: what
+        it says is in its start, and its status says what it is."""
         limit = self.endpoint.max_answer_bytes
         held = transcript.answer_bytes(seconds) if response.is_success else None
         if held is None or held >= limit:
             held = None  # max_answer_bytes, the ceiling, rules
         else:
             limit = held
+        start = None if response.is_success else min(limit, ERROR_BYTES)
         declared = response.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
+        if start is None and declared.isdigit() and int(declared) > limit:
             raise self._too_large(response, where, f"{int(declared):,}", held, seconds)
         if coding := response.headers.get("content-encoding"):
             _compressed_once(response, where, coding)
@@ -265,6 +272,9 @@ class Client:
         pieces, total = [], 0
         for piece in response.iter_bytes():
             total += len(piece)
+            if start is not None and total >= start:  # the rest left unread
+                pieces.append(piece[: len(piece) - (total - start)])
+                break
             if total > limit:
                 raise self._too_large(response, where, f"at least {total:,}", held, seconds)
             if time.monotonic() > deadline:
