@@ -8,12 +8,13 @@ server that counts what its socket took of each answer."""
 from __future__ import annotations
 
 import gzip
+import json
 
 import pytest
 
 from conftest import API_KEY, make_wav, wait_for
 from dropscribe.errors import OutageError, PermanentError
-from dropscribe.transcribe import models
+from dropscribe.transcribe import models, radar
 from dropscribe.transcribe.http import Client
 from dropscribe.vocab.endpoints import Endpoint
 from dropscribe.vocab.settings import FolderSettings
@@ -74,3 +75,22 @@ def test_a_huge_compressed_error_is_said_from_its_start(tmp_path, status):
         http.close()
     assert info.value.message.startswith(f'HTTP {status}: {{"error": {{"message": [0, 0, 0')
     assert len(info.value.message) <= len(f"HTTP {status}: ") + 300
+
+
+def test_a_model_list_is_read_to_4_mib_and_no_further():
+    """GET /models answered with 16 MB of models: refused past radar's 4 MiB (it was read
+    to max_answer_bytes, 64 MiB, and parsed whole in the daemon's radar thread), the
+    connection closed with most of it unsent."""
+    with Counted(api_key=API_KEY) as api:
+        api.catalogue = [{"id": f"model-{n:07d}", "object": "model"} for n in range(400_000)]
+        size = len(json.dumps({"object": "list", "data": api.catalogue}))
+        assert size > 15 * MiB
+        http = client(api)
+        with pytest.raises(PermanentError) as info:
+            http.catalogue()
+        http.close()
+        wait_for(api.refused.is_set, what="the server's write refused")
+        assert api.taken < size / 2, f"{api.taken:,} bytes taken by the socket"
+    assert info.value.message.startswith(
+        f"answer from {api.base_url}/models is over {radar.LISTING_BYTES:,} bytes ({size:,}),"
+    )
