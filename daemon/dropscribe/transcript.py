@@ -45,6 +45,7 @@ ESTIMATED = 2.0
 BYTES_PER_SECOND = 32 * 1024
 LEAST_BYTES = 1 << 20
 MOST_SPEAKERS = 100  # distinct speaker labels
+NESTED = 32  # levels of lists and objects a segment's other fields keep (servers send one or two)
 LABEL_CHARS = 100  # a speaker label is cut to this, on one line
 # Whisper's own thresholds on a segment's numbers (its no_speech_threshold,
 # logprob_threshold and compression_ratio_threshold, which faster-whisper shares): the
@@ -167,7 +168,7 @@ class Transcript:
         nested: list[Any] = []
         for index, seg in enumerate(found):
             if isinstance(seg, dict) and "start" in seg and "end" in seg:
-                extras = {k: _finite(v) for k, v in seg.items() if k not in NORMALISED}
+                extras = {clean_text(k): _kept(v) for k, v in seg.items() if k not in NORMALISED}
                 item = cast("Segment", extras)
                 item["id"] = index
                 item["start"] = _seconds(seg["start"], f"segments[{index}].start")
@@ -281,14 +282,22 @@ def _seconds(value: Any, where: str) -> float:
     return round(seconds, 3)
 
 
-def _finite(value: Any) -> Any:
-    """``value`` with every NaN or infinite number in it replaced by None (JSON has none)."""
+def _kept(value: Any, depth: int = 0) -> Any:
+    """A segment's other field as the ledger and the JSON sidecar keep it: every NaN or
+    infinite number in it None (JSON has none), its texts and keys ``clean_text``'s, and
+    what nests past ``NESTED`` levels None. attack22: a lone surrogate in such a field
+    (``"note": "\\ud800"``) failed the ledger's write of a finished transcript, and one
+    nested 700 deep ended the job in a RecursionError, both crashes of ours."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, list | dict) and depth >= NESTED:
+        return None
     if isinstance(value, list):
-        return [_finite(v) for v in value]
+        return [_kept(v, depth + 1) for v in value]
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {clean_text(str(k)): _kept(v, depth + 1) for k, v in value.items()}
     return value
 
 

@@ -28,7 +28,7 @@ from dropscribe.errors import (
     RetryableError,
     TranscriptionError,
 )
-from dropscribe.transcribe import answers, bodies, cutoff, kinds, models, resolve
+from dropscribe.transcribe import answers, bodies, cutoff, inflate, kinds, models, radar, resolve
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -77,38 +77,10 @@ class _Coalesced(httpx.SyncByteStream):
             yield bytes(block)
 
 
-class _Sliced(httpx.SyncByteStream):
-    """A compressed answer's raw bytes in slices of ``size``: zlib inflates a byte to
-    1,032 at most, so each slice's decoded bytes are counted before they pass 264 kB
-    (a 64 KiB read of a gzip bomb was 64 MiB in one piece)."""
-
-    def __init__(self, inner: Any, size: int = 256) -> None:
-        self._inner = inner
-        self._size = size
-
-    def __iter__(self) -> Iterator[bytes]:
-        for piece in self._inner:
-            for start in range(0, len(piece), self._size):
-                yield piece[start : start + self._size]
-
-    def close(self) -> None:
-        self._inner.close()
-
-
-INFLATED = frozenset({"gzip", "deflate", "br", "zstd"})  # the codings httpx may decode
-
-
-def _compressed_once(response: httpx.Response, where: str, coding: str) -> None:
-    """review21: an answer compressed twice is refused unread. httpx decodes each coding
-    named, one inside the other: a 256-byte slice (``_Sliced``) of ``gzip, gzip`` inflated
-    to 264 kB of the inner gzip, and that to 272 MB in one piece, past any cap."""
-    codings = response.headers.get_list("content-encoding", split_commas=True)
-    if sum(name.strip().lower() in INFLATED for name in codings) > 1:
-        raise PermanentError(
-            f"answer from {where} is compressed more than once (Content-Encoding: {coding}):"
-            " the server is broken or hostile; not read",
-            status=response.status_code,
-        )
+# attack22: of an error answer (not 2xx), the body read: its message is 300 characters at
+# most, a server's honest one a few kB. A 64 MiB one ([0,0,...], 60 kB gzipped) took 29 s
+# and 2.6 GB to say, and one over max_answer_bytes made a 503 the file's fault.
+ERROR_BYTES = 1 << 20
 
 
 class Client:
@@ -187,12 +159,16 @@ class Client:
         return self._answer(response, body, ask.response_format, settings.model)
 
     def _exchange(
-        self, request: httpx.Request, where: str, seconds: float | None = None
+        self,
+        request: httpx.Request,
+        where: str,
+        seconds: float | None = None,
+        most: int | None = None,
     ) -> tuple[httpx.Response, bytes]:
         """Send ``request`` and read its whole answer within the endpoint's timeout (the
         request's own body streamed under the same deadline, and the socket cut when it
-        passes, whatever it was waiting for) and size cap (``_read``); every failure one
-        of ours."""
+        passes, whatever it was waiting for) and size cap (``_read``; ``most``: a lower
+        one of the caller's); every failure one of ours."""
         deadline = time.monotonic() + self.endpoint.timeout
         request.stream = _Coalesced(request.stream, deadline=deadline)
         answered = False  # its status and headers in: "no complete answer" from then on
@@ -202,7 +178,7 @@ class Client:
                 response = self._http.send(request, stream=True)
                 answered = True
                 try:
-                    body = self._read(response, deadline, where, seconds)
+                    body = self._read(response, deadline, where, seconds, most)
                     cut.release()  # before the connection goes back to the pool
                 finally:
                     response.close()
@@ -225,10 +201,14 @@ class Client:
 
     def catalogue(self) -> Any:
         """The server's ``GET {base}/models`` answer, parsed (for the deprecation radar,
-        ``radar.py``); a TranscriptionError saying why when it cannot be had."""
+        ``radar.py``); a TranscriptionError saying why when it cannot be had. Read to
+        ``radar.LISTING_BYTES`` and no further (attack22: to max_answer_bytes, 64 MiB, and
+        parsed whole in the daemon's radar thread at start and daily: the cap was named
+        in radar.py and never applied)."""
         path = kinds.of(self.endpoint).models_path
         where = f"{self.endpoint.base_url}/{path}"
-        response, body = self._exchange(self._http.build_request("GET", path), where)
+        request = self._http.build_request("GET", path)
+        response, body = self._exchange(request, where, most=radar.LISTING_BYTES)
         if not 200 <= response.status_code < 300:
             raise answers.error(
                 response.status_code,
@@ -244,29 +224,44 @@ class Client:
             raise PermanentError(f"{where} did not answer JSON", status=200) from None
 
     def _read(
-        self, response: httpx.Response, deadline: float, where: str, seconds: float | None
+        self,
+        response: httpx.Response,
+        deadline: float,
+        where: str,
+        seconds: float | None,
+        most: int | None = None,
     ) -> bytes:
         """The answer's body, decompressed, within the request's deadline and size cap:
         ``max_answer_bytes``, and for a 2xx answer to ``seconds`` of audio what any answer
         for it could be (answers21: 64 MiB for one second was read and parsed whole before
-        it was refused), stopped as soon as it is over (the connection closed unread)."""
+        it was refused), stopped as soon as it is over (the connection closed unread). An
+        error answer's body is read to ``ERROR_BYTES`` and no further, never refused: what
+        it says is in its start, and its status says what it is."""
         limit = self.endpoint.max_answer_bytes
         held = transcript.answer_bytes(seconds) if response.is_success else None
         if held is None or held >= limit:
             held = None  # max_answer_bytes, the ceiling, rules
         else:
             limit = held
+        if most is not None and most < limit:  # the caller's own cap rules
+            limit, held, seconds = most, None, None
+        else:
+            most = None
+        start = None if response.is_success else min(limit, ERROR_BYTES)
         declared = response.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit:
-            raise self._too_large(response, where, f"{int(declared):,}", held, seconds)
+        if start is None and declared.isdigit() and int(declared) > limit:
+            raise self._too_large(response, where, f"{int(declared):,}", held, seconds, most)
         if coding := response.headers.get("content-encoding"):
-            _compressed_once(response, where, coding)
-            response.stream = _Sliced(response.stream)
+            inflate.once(response, where, coding)
+            response.stream = inflate.Sliced(response.stream)
         pieces, total = [], 0
         for piece in response.iter_bytes():
             total += len(piece)
+            if start is not None and total >= start:  # the rest left unread
+                pieces.append(piece[: len(piece) - (total - start)])
+                break
             if total > limit:
-                raise self._too_large(response, where, f"at least {total:,}", held, seconds)
+                raise self._too_large(response, where, f"at least {total:,}", held, seconds, most)
             if time.monotonic() > deadline:
                 raise _TooLate
             pieces.append(piece)
@@ -279,9 +274,16 @@ class Client:
         size: str,
         held: int | None = None,
         seconds: float | None = None,
+        most: int | None = None,
     ) -> PermanentError:
-        """The answer is over its cap: ``held`` bytes for ``seconds`` of audio, or (None)
-        the endpoint's ``max_answer_bytes``."""
+        """The answer is over its cap: ``held`` bytes for ``seconds`` of audio, the
+        caller's ``most``, or (None) the endpoint's ``max_answer_bytes``."""
+        if most is not None:
+            return PermanentError(
+                f"answer from {where} is over {most:,} bytes ({size}), more than any"
+                " list of models: the server is broken or hostile; not read further",
+                status=response.status_code,
+            )
         if held is None or seconds is None:
             return PermanentError(
                 f"answer from {where} is over {self.endpoint.max_answer_bytes:,}"
