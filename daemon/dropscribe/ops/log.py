@@ -26,7 +26,7 @@ import structlog
 from dropscribe import names
 
 if TYPE_CHECKING:
-    from collections.abc import MutableMapping
+    from collections.abc import Callable, MutableMapping
     from types import TracebackType
 
 LEVELS = {
@@ -174,6 +174,37 @@ class Stream(Protocol):
     def isatty(self) -> bool: ...
 
 
+class _Lossy:
+    """``stream``, whose failures are the events' and never the daemon's (attack22:
+    with ``run 2>&1 | head`` or a killed ``tee``, the next event's BrokenPipeError ended
+    the daemon in ``daemon.crashed``). Once the reader is gone (EPIPE, or the stream was
+    closed) nothing more is written; any other failure loses the one event."""
+
+    def __init__(self, stream: Stream) -> None:
+        self._stream = stream
+        self._gone = False
+
+    def write(self, text: str, /) -> int:
+        return self._do(lambda: self._stream.write(text)) or 0
+
+    def flush(self) -> None:
+        self._do(self._stream.flush)
+
+    def isatty(self) -> bool:
+        return self._stream.isatty()
+
+    def _do(self, act: Callable[[], Any]) -> Any:
+        if self._gone:
+            return None
+        try:
+            return act()
+        except (BrokenPipeError, ValueError):  # ValueError: written after it was closed
+            self._gone = True
+        except OSError:  # a full disk under a redirect, an EAGAIN: this event is lost
+            pass
+        return None
+
+
 class _Forwarded(logging.Handler):
     """Python ``logging`` (the libraries') as events of ours: ``library.logged``."""
 
@@ -269,7 +300,7 @@ def configure(
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(LEVELS[level]),
-        logger_factory=structlog.WriteLoggerFactory(cast("TextIO", out)),
+        logger_factory=structlog.WriteLoggerFactory(cast("TextIO", _Lossy(out))),
         cache_logger_on_first_use=final,
     )
     _libraries(level)
