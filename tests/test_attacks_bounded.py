@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from conftest import DaemonProcess, make_wav
+from conftest import DaemonProcess, make_wav, patience
 from fakeapi import Reply
 
 if TYPE_CHECKING:
@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.slow
 
 # A loaded 2-core machine starts the process, uploads and renders in a few seconds;
-# each shape below took minutes (or hours) before its fix.
+# each shape below took minutes (or hours) before its fix. The bound is the suite's
+# patience with it (90 s by default: 30 s was passed by 0.1 s at a load of 17).
 BOUND = 30.0
 ALL_FORMATS = ["txt", "json", "verbose_json", "srt", "vtt", "lrc", "tsv", "md"]
 
@@ -50,7 +51,7 @@ def once_within(
     finally:
         daemon.kill()
     elapsed = time.monotonic() - started
-    assert elapsed < seconds, f"took {elapsed:.1f} s"
+    assert elapsed < patience(seconds), f"took {elapsed:.1f} s"
     return daemon
 
 
