@@ -7,6 +7,7 @@ when told to. It never waits on a worker and a worker never waits on it.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import threading
@@ -46,7 +47,7 @@ Workers = Threads | ProcessPool  # threads in this process, or worker processes
 
 TICK = 0.2  # longest the loop sleeps: how soon it notices a stop request
 SLICE = 0.1  # scan21: longest a turn of the loop walks the scans asked for
-READY_WAIT = 1.0  # ready22: longest the start waits for the watches before READY=1
+READY_WAIT = 1.0  # ready22: longest READY=1 waits for the watches and the first scan
 HEALTH_SECONDS = 5.0  # how often dead watch threads and a lost state_dir are looked for
 RADAR_JOIN = 2.0  # longest the stop waits for the radar's thread (a look in flight)
 STATUS_SECONDS = 5.0  # how often systemd hears the queue counts (more often with WatchdogSec)
@@ -77,6 +78,7 @@ class Daemon:
         self._rescan_soon = threading.Event()  # set from another thread: scan at next turn
         self._look_soon = threading.Event()  # a watch thread: look at the watches next turn
         self._said_started = False  # daemon.started said (and READY=1: serving)
+        self._ready_by = math.inf  # when READY=1 is said, the first scan through or not
         self._fulls = 0  # full scans done, as systemd's STATUS= last told
         self._watches: Watcher | None = None  # the one in use (its adding, for STATUS=)
         self.log_level: str | None = None  # what worker processes log at (default: config)
@@ -94,7 +96,7 @@ class Daemon:
         """Serve until ``stop`` is set (or, with ``once``, until the inboxes are empty).
         When ``reload()`` says so (SIGHUP) the config file is re-read; ``progress`` is called
         with (finished, total, failed) whenever those change. Returns how many files failed."""
-        self._progress, self._said_started = progress, False
+        self._progress, self._said_started, self._ready_by = progress, False, math.inf
         descriptors.raise_limit()  # what outsiders may take is bounded apart (metrics)
         lock, ledger = statedir.open_state(self.config)
         self._ledger, self._lock = ledger, lock  # the lock: held until run() ends
@@ -118,7 +120,9 @@ class Daemon:
             ledger, self._now, transport=self._transport, metrics=metrics
         )  # chat33, steps33b
         pool.start()
-        clock = StopClock(stop, ledger, lambda: self.config.shutdown_grace, abort.set, TICK)
+        clock = StopClock(
+            stop, ledger.give_up_at, lambda: self.config.shutdown_grace, abort.set, TICK
+        )
         try:
             if not once:
                 self._begin(watcher, stop)
@@ -153,11 +157,11 @@ class Daemon:
         return tally.failed
 
     def _begin(self, watcher: Watcher, stop: threading.Event) -> None:
-        """ready22: the watches added on a thread of their own, waited for a second at most
-        (a small inbox's: before its scan, and before READY=1, as they always were)."""
+        """ready22: the watches added on a thread of their own, waited for ``READY_WAIT`` at
+        most (a small inbox's: before its scan, and before READY=1, as they always were)."""
         self._watching(watcher).begin()
-        until = self._clock() + READY_WAIT
-        while not stop.is_set() and not watcher.added(TICK) and self._clock() < until:
+        self._ready_by = self._clock() + READY_WAIT
+        while not stop.is_set() and not watcher.added(TICK) and self._clock() < self._ready_by:
             pass
 
     def _wind_down(self, pool: Workers, ledger: Ledger, radar: lookout.Radar, ends: float) -> None:
@@ -308,11 +312,11 @@ class Daemon:
         return watcher
 
     def _started(self, pool: Workers, once: bool) -> None:
-        """Serving (ready22: the ledger open, the watches being added, the first scan's first
-        slice walked; a huge inbox's first scan passed systemd's TimeoutStartSec, and the
-        unit was killed at each start): said, and READY=1 told to systemd. ``once``: its
-        first full scan done."""
-        if self._said_started or (once and not self._intake.walks.fulls):
+        """Serving: said, and READY=1 told to systemd, once the first full scan is through,
+        or ``READY_WAIT`` after the watches began to be added (ready22: the watches being
+        added, the scan going on; a huge inbox's first scan passed systemd's
+        TimeoutStartSec, and the unit was killed at each start). ``once``: its scan done."""
+        if self._said_started or (not self._intake.walks.fulls and self._clock() < self._ready_by):
             return
         self._said_started = True
         log.info(

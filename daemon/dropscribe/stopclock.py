@@ -9,8 +9,6 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from dropscribe.ledger.interface import Ledger
-
 
 class StopClock:
     """pgstop19: a stop's grace counted from the moment it is asked, the ledger given up
@@ -23,12 +21,12 @@ class StopClock:
     def __init__(
         self,
         stop: threading.Event,
-        ledger: Ledger,
+        give_up: Callable[[float], None],
         grace: Callable[[], float],
         heard: Callable[[], None],
         tick: float,
     ) -> None:
-        self._stop, self._ledger, self._grace, self._heard = stop, ledger, grace, heard
+        self._stop, self._give_up, self._grace, self._heard = stop, give_up, grace, heard
         self._tick = tick
         self._asked: float | None = None  # the stop's end (monotonic), once it is asked
         self._over = threading.Event()  # the loop has ended: the clock too
@@ -41,7 +39,7 @@ class StopClock:
                 return
         self._asked = time.monotonic() + self._grace()
         self._heard()
-        self._ledger.give_up_at(self._asked)
+        self._give_up(self._asked)
 
     def ends(self, grace: float) -> float:
         """When the stop's grace is over: ``grace`` from the moment it was asked, or from
