@@ -172,7 +172,13 @@ class Watcher:
                 lambda: inotify.observer(lambda exc: self._refused(index, exc), self._quit)
             )
             self._whys[index] = why
-            return self._schedule(inbox, made(), mode)
+            try:  # watchdog makes its inotify instance as the first watch is scheduled
+                return self._schedule(inbox, made(), mode)
+            except OSError as exc:
+                if exc.errno not in inotify.LIMITS:
+                    raise
+                inotify.limit_reached(inbox, exc)
+                why = "inotify limit reached"
         return self._poll(inbox, why)
 
     def _launch(self, index: int, observer: BaseObserver) -> BaseObserver:
