@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import collections
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import DaemonProcess, make_wav, wait_for
+from conftest import DaemonProcess, make_wav, patience, wait_for
 from test_grace18_stop import terminated
 from test_scan21_stop import arrived, event, uploaded
 from test_systemd import NotifySocket
@@ -84,6 +85,30 @@ def test_a_sigterm_while_the_watches_are_added_ends_the_daemon_in_time(setup: An
         daemon.kill()
     stopped_in_time(daemon, code, took)
     assert not daemon.named("inbox.watching"), "every watch was added first"
+
+
+def test_a_sighup_while_the_watches_are_added_is_acted_on_at_once(setup: Any) -> None:
+    """A SIGHUP while the watches of a recursive inbox of many folders are being added
+    reloads the config within seconds (it waited for every watch), the adding begun again
+    with it, then the first scan."""
+    many_folders(setup)
+    daemon = DaemonProcess(setup)
+    try:
+        wait_for(lambda: watches(daemon) >= SOME, 60, "the watches being added")
+        asked = time.monotonic()
+        daemon.signal(signal.SIGHUP)
+        arrived(daemon, event("config.reloaded"))
+        took = time.monotonic() - asked
+        assert not daemon.named("inbox.watching"), "reloaded once every watch was added"
+        arrived(daemon, event("inbox.watching"))
+        arrived(daemon, event("scan.finished"))
+        code, stop = terminated(daemon)
+    finally:
+        daemon.kill()
+    stopped_in_time(daemon, code, stop)
+    print(f"the reload took {took:.2f} s")
+    assert took <= patience(2.0), took
+    assert len(daemon.named("inbox.watching")) == 1, "the first adding was given up"
 
 
 def test_ready_comes_while_the_watches_are_added_and_status_tells_the_first_scan_through(
