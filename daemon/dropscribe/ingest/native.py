@@ -74,9 +74,12 @@ if sys.platform == "linux":
             super().__init__()
             self._on_limit = on_limit
             self._quit = quitting
+            self.starter: int | None = None  # the thread adding the start's watches
 
         def add_callback(self, *args: Any, **kwargs: Any) -> Any:
-            if self._quit.is_set():
+            # the start's adding only: watchdog's reader thread adding a new folder's
+            # watch would end with the exception
+            if self._quit.is_set() and threading.get_ident() == self.starter:
                 raise CancelledError
             try:
                 return super().add_callback(*args, **kwargs)
@@ -99,3 +102,8 @@ if sys.platform == "linux":
                     self._inotify_fd = instance
                     self._emitter_kwargs["inotify_fd"] = instance
                 return super().schedule(*args, **kwargs)
+
+        def start(self) -> None:
+            if isinstance(self._inotify_fd, _Instance):
+                self._inotify_fd.starter = threading.get_ident()
+            super().start()

@@ -153,7 +153,8 @@ class Watcher:
             except inotify.CancelledError:
                 return
             except Exception as exc:  # reported; the health check's next look tries again
-                _failed(inbox, exc)
+                if not self._quit.is_set():
+                    _failed(inbox, exc)
                 continue
             with self._lock:
                 if not self._quit.is_set():
