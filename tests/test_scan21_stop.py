@@ -91,7 +91,6 @@ def test_a_sigterm_during_the_start_scan_ends_in_time_and_a_restart_does_each_fi
         first.kill()
     stopped_in_time(first, code, took)
     assert not first.named("scan.finished")  # the SIGTERM was heard during the scan
-    assert not first.named("daemon.started")
     second = DaemonProcess(setup)
     try:
         arrived(second, event("file.done"), TALKS - len(first.named("file.done")))
@@ -123,7 +122,7 @@ def test_a_recording_dropped_during_the_start_scan_is_done_before_it_ends_and_on
         # taken between two slices of the scan; when it is done depends on how busy the
         # machine is (under load the scan ended first, once in a 3.12 run beside the suite)
         arrived(daemon, lambda e: event("file.detected")(e) and e["path"].endswith("/late.wav"))
-        assert not daemon.named("daemon.started"), "taken only once the scan was over"
+        assert not daemon.named("scan.finished"), "taken only once the scan was over"
         arrived(daemon, event("scan.finished"))
         arrived(daemon, event("file.done"), TALKS + 1)
         code, took = terminated(daemon)
@@ -132,7 +131,7 @@ def test_a_recording_dropped_during_the_start_scan_is_done_before_it_ends_and_on
     stopped_in_time(daemon, code, took)
     again = DaemonProcess(setup)
     try:
-        arrived(again, event("daemon.started"))  # its start's scan is over
+        arrived(again, event("scan.finished"))  # its start's scan is over
         code, took = terminated(again)
     finally:
         again.kill()
@@ -147,16 +146,16 @@ def test_a_sighup_during_the_start_scan_is_acted_on_at_once_and_each_file_done_o
     setup: Any,
 ) -> None:
     """A SIGHUP while the start's scan walks a huge inbox reloads the config at once (it
-    was acted on once the scan was over: after daemon.started), the scan begun again with
-    it; each recording is done once."""
+    was acted on once the scan was over), the scan begun again with it; each recording is
+    done once."""
     talks = huge(setup)
     daemon = DaemonProcess(setup)
     try:
         detected(daemon, 200)
         daemon.signal(signal.SIGHUP)
         arrived(daemon, event("config.reloaded"))
-        assert not daemon.named("daemon.started"), "reloaded only once the scan was over"
-        arrived(daemon, event("daemon.started"))
+        assert not daemon.named("scan.finished"), "reloaded only once the scan was over"
+        arrived(daemon, event("scan.finished"))
         arrived(daemon, event("file.done"), TALKS)
         code, took = terminated(daemon)
     finally:

@@ -129,7 +129,7 @@ class Intake:
         timeout = longest if deadline is None else min(longest, deadline)
         if self._wakes:
             timeout = max(0.0, min(timeout, self._wakes[0][0] - now))
-        if self.walks:  # a scan's next slice is due at once
+        if self.walks.first() is not None:  # a scan's next slice is due at once
             timeout = 0.0
         with contextlib.suppress(queue.Empty):
             self._take(self._hints.get(timeout=timeout), pool)

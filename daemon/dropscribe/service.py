@@ -7,6 +7,7 @@ when told to. It never waits on a worker and a worker never waits on it.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import threading
@@ -26,6 +27,7 @@ from dropscribe.ops import descriptors
 from dropscribe.ops.metrics import Metrics, MetricsServer
 from dropscribe.ops.notify import Notifier
 from dropscribe.steps.stepper import Stepper
+from dropscribe.stopclock import StopClock
 from dropscribe.transcribe import lookout
 from dropscribe.vocab.config import KEPT, STOP_MARGIN
 
@@ -45,6 +47,7 @@ Workers = Threads | ProcessPool  # threads in this process, or worker processes
 
 TICK = 0.2  # longest the loop sleeps: how soon it notices a stop request
 SLICE = 0.1  # scan21: longest a turn of the loop walks the scans asked for
+READY_WAIT = 1.0  # ready22: longest READY=1 waits for the watches and the first scan
 HEALTH_SECONDS = 5.0  # how often dead watch threads and a lost state_dir are looked for
 RADAR_JOIN = 2.0  # longest the stop waits for the radar's thread (a look in flight)
 STATUS_SECONDS = 5.0  # how often systemd hears the queue counts (more often with WatchdogSec)
@@ -74,7 +77,10 @@ class Daemon:
         self._shown = (0, 0, 0)
         self._rescan_soon = threading.Event()  # set from another thread: scan at next turn
         self._look_soon = threading.Event()  # a watch thread: look at the watches next turn
-        self._said_started = False  # daemon.started said (scan21: the first full scan done)
+        self._said_started = False  # daemon.started said (and READY=1: serving)
+        self._ready_by = math.inf  # when READY=1 is said, the first scan through or not
+        self._fulls = 0  # full scans done, as systemd's STATUS= last told
+        self._watches: Watcher | None = None  # the one in use (its adding, for STATUS=)
         self.log_level: str | None = None  # what worker processes log at (default: config)
 
     # ------------------------------------------------------------ entry points
@@ -90,7 +96,7 @@ class Daemon:
         """Serve until ``stop`` is set (or, with ``once``, until the inboxes are empty).
         When ``reload()`` says so (SIGHUP) the config file is re-read; ``progress`` is called
         with (finished, total, failed) whenever those change. Returns how many files failed."""
-        self._progress, self._said_started = progress, False
+        self._progress, self._said_started, self._ready_by = progress, False, math.inf
         descriptors.raise_limit()  # what outsiders may take is bounded apart (metrics)
         lock, ledger = statedir.open_state(self.config)
         self._ledger, self._lock = ledger, lock  # the lock: held until run() ends
@@ -114,12 +120,14 @@ class Daemon:
             ledger, self._now, transport=self._transport, metrics=metrics
         )  # chat33, steps33b
         pool.start()
-        clock = StopClock(stop, ledger, lambda: self.config.shutdown_grace, abort.set)
+        clock = StopClock(
+            stop, ledger.give_up_at, lambda: self.config.shutdown_grace, abort.set, TICK
+        )
         try:
             if not once:
-                watcher.start()
-            # scan21: walked by the loop, in slices; the daemon has started once it is done
-            # (a small inbox: in this first slice, before the loop, as it always was)
+                self._begin(watcher, stop)
+            # scan21: walked by the loop, in slices, once the watches are added; ready22:
+            # the daemon serves once the first slice is walked (a small inbox: all of it)
             self._intake.walks.every(self.config.inboxes)
             self._intake.scan_some(self._clock() + SLICE)
             self._started(pool, once)
@@ -147,6 +155,14 @@ class Daemon:
                 self._progress(tally.finished, tally.finished, tally.failed)
             log.info("daemon.stopped", done=tally.done, failed=tally.failed, skipped=tally.skipped)
         return tally.failed
+
+    def _begin(self, watcher: Watcher, stop: threading.Event) -> None:
+        """ready22: the watches added on a thread of their own, waited for ``READY_WAIT`` at
+        most (a small inbox's: before its scan, and before READY=1, as they always were)."""
+        self._watching(watcher).begin()
+        self._ready_by = self._clock() + READY_WAIT
+        while not stop.is_set() and not watcher.added(TICK) and self._clock() < self._ready_by:
+            pass
 
     def _wind_down(self, pool: Workers, ledger: Ledger, radar: lookout.Radar, ends: float) -> None:
         """Jobs, steps and the radar given until ``ends`` (monotonic: the grace over), and a
@@ -235,9 +251,19 @@ class Daemon:
         self.metrics.settling.set(settling)
 
     def _status(self, pool: Workers) -> str:
+        """What systemd shows: the watches being added, a full scan under way or the
+        inboxes watched (ready22: when the first scan is through), and the queue."""
         queued, running = pool.counts()
         ready, settling = self._intake.waiting()
-        return f"{running} transcribing, {queued + ready} queued, {settling} settling"
+        found = self._intake.walks.scanning()
+        if self._watches is not None and self._watches.adding():
+            lead = "adding the watches"
+        elif found is not None:
+            lead = f"scanning: {found} files so far"
+        else:
+            count = len(self.config.inboxes)
+            lead = f"watching {count} inbox{'es' if count != 1 else ''}"
+        return f"{lead}; {running} transcribing, {queued + ready} queued, {settling} settling"
 
     def _loop(
         self,
@@ -268,6 +294,8 @@ class Daemon:
             self._intake.dispatch(pool)
             self._intake.scan_some(self._clock() + SLICE)
             self._started(pool, once)
+            if self._fulls != self._intake.walks.fulls:  # a full scan through: said at once
+                self._fulls, next_beat = self._intake.walks.fulls, self._clock()
             if once and self._intake.empty() and pool.idle():
                 self._stepper.run_once(stop)  # steps33b: once leaves the steps' files too
                 return watcher
@@ -284,9 +312,11 @@ class Daemon:
         return watcher
 
     def _started(self, pool: Workers, once: bool) -> None:
-        """Once the first full scan is done (scan21: walked by the loop, which hears a stop
-        meanwhile): said, and READY=1 told to systemd."""
-        if self._said_started or not self._intake.walks.fulls:
+        """Serving: said, and READY=1 told to systemd, once the first full scan is through,
+        or ``READY_WAIT`` after the watches began to be added (ready22: the watches being
+        added, the scan going on; a huge inbox's first scan passed systemd's
+        TimeoutStartSec, and the unit was killed at each start). ``once``: its scan done."""
+        if self._said_started or (not self._intake.walks.fulls and self._clock() < self._ready_by):
             return
         self._said_started = True
         log.info(
@@ -314,7 +344,7 @@ class Daemon:
         try:  # before anything changes: an inbox that cannot be watched refuses the reload,
             # and so does an endpoint behind a proxy variable that cannot be used (review16)
             _check_proxies(new)
-            watching.start()
+            watching.begin()
         except SetupError as exc:
             log.error("config.reload_failed", problems=[str(exc)], action="kept the running config")
             return watcher
@@ -322,7 +352,7 @@ class Daemon:
         # the two overlapped: a file heard twice is one hint too many, no more; scan21: a
         # look at a share that hangs is left behind (watch.stop_late), not waited for
         watcher.stop(time.monotonic() + STOP_MARGIN, during="reload")
-        watcher = watching
+        watcher = self._watching(watching)
         self.config = new
         if self._ledger is not None:
             opening.follow_reload(self._ledger, new)
@@ -339,6 +369,11 @@ class Daemon:
         )
         return watcher
 
+    def _watching(self, watcher: Watcher) -> Watcher:
+        """``watcher`` is the one in use: no scan of whole inboxes while it adds watches."""
+        self._watches, self._intake.walks.held = watcher, watcher.adding
+        return watcher
+
     def _watcher(self, config: Config) -> Watcher:
         return Watcher(
             config.inboxes,
@@ -347,43 +382,6 @@ class Daemon:
             on_limit=self._look_soon.set,
             on_polling=self._rescan_soon.set,  # what came before its first snapshot
         )
-
-
-class StopClock:
-    """pgstop19: a stop's grace counted from the moment it is asked, the ledger given up
-    when it is over even while the main loop itself waits in a statement (a table another
-    session locked held a stop 30 s: the loop notices a stop only between statements).
-    A thread of its own looks at ``stop`` every ``TICK``: the signal handler that sets it
-    may take no lock to tell anyone else. ``heard`` is called then too (uploads19: the
-    workers' ``abort``, so that no upload starts once a stop is asked, loop busy or not)."""
-
-    def __init__(
-        self,
-        stop: threading.Event,
-        ledger: Ledger,
-        grace: Callable[[], float],
-        heard: Callable[[], None],
-    ) -> None:
-        self._stop, self._ledger, self._grace, self._heard = stop, ledger, grace, heard
-        self._asked: float | None = None  # the stop's end (monotonic), once it is asked
-        self._over = threading.Event()  # the loop has ended: the clock too
-        self._thread = threading.Thread(target=self._watch, name="dropscribe-stop-clock")
-        self._thread.start()
-
-    def _watch(self) -> None:
-        while not self._stop.is_set():
-            if self._over.wait(TICK):
-                return
-        self._asked = time.monotonic() + self._grace()
-        self._heard()
-        self._ledger.give_up_at(self._asked)
-
-    def ends(self, grace: float) -> float:
-        """When the stop's grace is over: ``grace`` from the moment it was asked, or from
-        now (the loop ended by itself, or before the clock saw the stop)."""
-        self._over.set()
-        self._thread.join()
-        return self._asked if self._asked is not None else time.monotonic() + grace
 
 
 def _check_proxies(config: Config) -> None:

@@ -137,13 +137,16 @@ class Walk:
 
 class Walks:
     """The scans asked for, in order; a folder a watch heard of comes first (a scan of a
-    huge inbox under way does not hold it), and a scan not yet begun is not asked twice."""
+    huge inbox under way does not hold it), and a scan not yet begun is not asked twice.
+    ready22: no scan of whole inboxes is walked while ``held()`` (the watches are being
+    added: a file made before its folder's watch is found by a scan begun after)."""
 
     def __init__(self, lister: Callable[[Path, bool], Iterator[Path | None]]) -> None:
         self._lister = lister
         self._queue: deque[Walk] = deque()
         self._told = False  # a full scan's end said since the start or the last reload
-        self.fulls = 0  # full scans done (the daemon has started once the first is)
+        self.fulls = 0  # full scans done
+        self.held: Callable[[], bool] = lambda: False
 
     def __bool__(self) -> bool:
         return bool(self._queue)
@@ -169,7 +172,13 @@ class Walks:
         self._queue.appendleft(walk)
 
     def first(self) -> Walk | None:
-        return self._queue[0] if self._queue else None
+        """The scan to walk now, if any."""
+        walk = self._queue[0] if self._queue else None
+        return None if walk is not None and walk.whole and self.held() else walk
+
+    def scanning(self) -> int | None:
+        """The files found so far by the full scan under way (None: none is)."""
+        return next((w.found for w in self._queue if w.full and w.began is not None), None)
 
     def finished(self, now: float) -> None:
         """The first scan is done: said (``scan.finished``) at info for the first full

@@ -2,41 +2,30 @@
 
 Handlers only record a hint and return; the service decides what a hint means.
 Scans walk an inbox for files that arrived while nobody was watching.
+
+ready22: watchdog adds a recursive inbox's watches as its observer starts, walking every
+folder, on the caller's thread: 100,000 folders held the main loop 17 s at each start
+and reload (a stop, a reload and the files waited). ``begin`` checks what would keep an
+inbox from being watched, here and now, and adds the watches on a thread of its own; a
+stop gives the adding up at its next folder. A file made in a folder before its watch is
+added is heard by no one: the scans wait until the watches are added (``adding``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import stat
 import threading
 import time
 import warnings
-from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 import structlog
-from watchdog.events import (
-    EVENT_TYPE_CLOSED,
-    EVENT_TYPE_CLOSED_NO_WRITE,
-    EVENT_TYPE_DELETED,
-    EVENT_TYPE_MODIFIED,
-    EVENT_TYPE_OPENED,
-    DirCreatedEvent,
-    DirDeletedEvent,
-    DirMovedEvent,
-    FileClosedEvent,
-    FileCreatedEvent,
-    FileDeletedEvent,
-    FileModifiedEvent,
-    FileMovedEvent,
-    FileSystemEvent,
-    FileSystemEventHandler,
-)
 
 from dropscribe.errors import SetupError
 from dropscribe.ingest import native as inotify
 from dropscribe.ingest import walk
+from dropscribe.ingest.hints import EVENTS, Hint, Recorder
 from dropscribe.ingest.polling import (  # filesystem_type, watch_mode: theirs too
     PolledObserver,
     filesystem_type,
@@ -45,14 +34,16 @@ from dropscribe.ingest.polling import (  # filesystem_type, watch_mode: theirs t
     stop_all,
     watch_mode,
 )
-from dropscribe.outputs.sidecar import TEMP_SUFFIX
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
 
     from watchdog.observers.api import BaseObserver
 
     from dropscribe.vocab.config import Inbox
+
+__all__ = ["Hint", "Watcher", "filesystem_type", "scan", "watch_mode"]
 
 log = structlog.get_logger("dropscribe.watcher")
 
@@ -64,70 +55,6 @@ scan = walk.scan  # the intake's, through here (a test puts a counting one in it
 warnings.filterwarnings(
     "ignore", message="Callback with id .* already exists", category=RuntimeWarning
 )
-
-
-class Hint(NamedTuple):
-    """A watch event reduced to what matters."""
-
-    path: Path
-    is_dir: bool = False
-    gone: bool = False  # deleted, or moved away
-    # The wall clock when a native watch heard it: the file's mtime is on this clock
-    # too (a local filesystem), so a file last written a settle time ago is quiet.
-    # None from a polled watch (a network filesystem's mtimes are the server's).
-    heard_at: float | None = None
-
-
-# The events worth hearing of; the kernel is told to send no others (so our own reads
-# of a file, and the opens and closes of every reader, cost nothing).
-EVENTS = [
-    FileCreatedEvent,
-    FileModifiedEvent,
-    FileClosedEvent,
-    FileMovedEvent,
-    FileDeletedEvent,
-    DirCreatedEvent,
-    DirMovedEvent,
-    DirDeletedEvent,
-]
-
-
-class _Recorder(FileSystemEventHandler):
-    """Turns every event into a hint; never blocks, never raises."""
-
-    def __init__(self, put: Callable[[Hint], None], *, clocked: bool) -> None:
-        self._put = put
-        self._clocked = clocked  # native: the files' mtimes are on our clock
-
-    def on_any_event(self, event: FileSystemEvent) -> None:
-        try:
-            self._record(event)
-        except Exception:  # an exception here would silently end the observer thread
-            log.exception("watch.handler_failed", event_type=event.event_type)
-
-    def _record(self, event: FileSystemEvent) -> None:
-        if event.event_type in {EVENT_TYPE_OPENED, EVENT_TYPE_CLOSED_NO_WRITE}:
-            return
-        if event.is_directory and event.event_type in {EVENT_TYPE_MODIFIED, EVENT_TYPE_CLOSED}:
-            return  # a folder's listing changed: the files' own events say which
-        src = os.fsdecode(event.src_path)
-        if not event.dest_path and (src.endswith(TEMP_SUFFIX) or _unnamed(src)):
-            return  # our own sidecar being written: the busiest and least useful events
-        heard_at = time.time() if self._clocked else None
-        if event.dest_path:  # a move: the old name is gone, the new one appears
-            self._put(Hint(Path(src), event.is_directory, gone=True))
-            dest = Path(os.fsdecode(event.dest_path))
-            self._put(Hint(dest, event.is_directory, heard_at=heard_at))
-            return
-        gone = event.event_type == EVENT_TYPE_DELETED
-        self._put(Hint(Path(src), event.is_directory, gone, heard_at))
-
-
-def _unnamed(path: str) -> bool:
-    """An ``O_TMPFILE`` file's pseudo-name (``#`` and its inode number): its writes and
-    close are reported under it before and after it is linked into the folder."""
-    name = path.rpartition("/")[2]
-    return name[:1] == "#" and name[1:].isdigit()
 
 
 LEFT = {  # what a watch left behind means, at a stop or a reload (scan21)
@@ -162,8 +89,8 @@ class Watcher:
         self._inboxes = inboxes
         self._on_change = on_change
         self._handlers = {
-            "native": _Recorder(put, clocked=True),
-            "poll": _Recorder(put, clocked=False),
+            "native": Recorder(put, clocked=True),
+            "poll": Recorder(put, clocked=False),
         }
         self._native = native
         self._observers: list[BaseObserver] = []
@@ -174,8 +101,18 @@ class Watcher:
         self._limited: dict[int, OSError] = {}  # inboxes refused a watch while running
         self._lock = threading.Lock()
         self._stopper: threading.Thread | None = None  # once stopping
+        self._adder: threading.Thread | None = None  # adds the native watches (ready22)
+        self._quit = threading.Event()  # stopping: the watches being added are given up
+        self._whys: dict[int, str] = {}  # why each native inbox is (its inbox.watching)
 
     def start(self) -> None:
+        """Watch every inbox, every watch added before it returns."""
+        self.begin()
+        self.added(None)
+
+    def begin(self) -> None:
+        """Watch every inbox: what keeps one from being watched is raised here (a
+        SetupError), the native watches are added on a thread of their own."""
         mounts = mountinfo()
         for inbox in self._inboxes:
             mode, why = watch_mode(inbox, filesystem_type(inbox.path, mounts))
@@ -188,18 +125,78 @@ class Watcher:
                     f"cannot watch inbox {inbox.path}: {exc.strerror or exc}"
                 ) from None
         self._changed()
+        pending = [(i, o) for i, o in enumerate(self._observers) if _unstarted(o)]
+        self._adder = threading.Thread(
+            target=self._add, args=(pending,), name="dropscribe-watch-add", daemon=True
+        )
+        self._adder.start()
+
+    def adding(self) -> bool:
+        """The native watches are still being added (a file made meanwhile may be unheard:
+        a scan is walked once they are)."""
+        return self._adder is not None and self._adder.is_alive()
+
+    def added(self, timeout: float | None) -> bool:
+        """Wait ``timeout`` seconds at most (None: no limit) for the watches to be added."""
+        if self._adder is not None:
+            self._adder.join(timeout)
+        return not self.adding()
+
+    def _add(self, pending: list[tuple[int, BaseObserver]]) -> None:
+        """The native observers started, inbox after inbox (the adding thread)."""
+        for index, observer in pending:
+            if self._quit.is_set():
+                return
+            inbox = self._inboxes[index]
+            try:
+                started = self._launch(index, observer)
+            except inotify.CancelledError:
+                return
+            except Exception as exc:  # reported; the health check's next look tries again
+                if not self._quit.is_set():
+                    _failed(inbox, exc)
+                continue
+            with self._lock:
+                if not self._quit.is_set():
+                    self._observers[index] = started
+                    continue
+            _stop(started)  # the stop took its list before this one was made
+            return
 
     def _observe(self, inbox: Inbox, mode: str, why: str) -> BaseObserver:
+        """A native observer, its watches not added yet (``_launch``: a folder that cannot
+        be listed fails here and now, as inotify would); or a polled one."""
         if mode == "native":
+            listable(inbox.path)
             index = next(i for i, box in enumerate(self._inboxes) if box is inbox)
-            made = self._native or (lambda: inotify.observer(lambda exc: self._refused(index, exc)))
-            try:
-                return self._start(inbox, made(), mode, why)
+            made = self._native or (
+                lambda: inotify.observer(lambda exc: self._refused(index, exc), self._quit)
+            )
+            self._whys[index] = why
+            try:  # watchdog makes its inotify instance as the first watch is scheduled
+                return self._schedule(inbox, made(), mode)
             except OSError as exc:
                 if exc.errno not in inotify.LIMITS:
                     raise
                 inotify.limit_reached(inbox, exc)
-        return self._poll(inbox, "inotify limit reached" if mode == "native" else why)
+                why = "inotify limit reached"
+        return self._poll(inbox, why)
+
+    def _launch(self, index: int, observer: BaseObserver) -> BaseObserver:
+        """Start a native observer (watchdog adds every folder's watch now); one refused
+        for want of watches becomes a polled one."""
+        inbox = self._inboxes[index]
+        try:
+            observer.start()
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                observer.stop()
+            if not isinstance(exc, OSError) or exc.errno not in inotify.LIMITS:
+                raise
+            inotify.limit_reached(inbox, exc)
+            return self._poll(inbox, "inotify limit reached")
+        _watching_now(inbox, "native", self._whys.get(index, ""))
+        return observer
 
     def _poll(self, inbox: Inbox, why: str) -> BaseObserver:
         """A polling watch that follows no link, as ``scan`` follows none. review20:
@@ -209,8 +206,10 @@ class Watcher:
         is "watching" once it is; a folder that cannot be listed fails here and now (as
         far as ``listable`` is told in time: scan21)."""
         listable(inbox.path)
-        observer = PolledObserver(inbox.poll_seconds)
-        return self._start(inbox, observer, "poll", why)
+        observer = self._schedule(inbox, PolledObserver(inbox.poll_seconds), "poll")
+        assert isinstance(observer, PolledObserver)
+        observer.begin(lambda: self._polling(inbox, why), lambda exc: _failed(inbox, exc))
+        return observer
 
     def _refused(self, index: int, exc: OSError) -> None:
         """A watch of inbox ``index`` was refused for want of watches (a watch thread)."""
@@ -219,21 +218,11 @@ class Watcher:
         if self._on_limit is not None:
             self._on_limit()
 
-    def _start(self, inbox: Inbox, observer: BaseObserver, mode: str, why: str) -> BaseObserver:
+    def _schedule(self, inbox: Inbox, observer: BaseObserver, mode: str) -> BaseObserver:
         observer.name = f"dropscribe-watch-{inbox.name}"
         observer.schedule(
             self._handlers[mode], str(inbox.path), recursive=inbox.recursive, event_filter=EVENTS
         )
-        if isinstance(observer, PolledObserver):
-            observer.begin(lambda: self._polling(inbox, why), lambda exc: _failed(inbox, exc))
-            return observer
-        try:
-            observer.start()
-        except BaseException:
-            with contextlib.suppress(Exception):
-                observer.stop()
-            raise
-        _watching_now(inbox, mode, why)
         return observer
 
     def _polling(self, inbox: Inbox, why: str) -> None:
@@ -248,9 +237,12 @@ class Watcher:
         A watch stops when its thread dies, and, silently, when its folder is removed
         (a sync tool recreating it, a disk unmounted under it): inotify's watch goes
         with the folder, and a new folder of the same name is not watched. A missing
-        folder is reported once and watched again when it is back.
+        folder is reported once and watched again when it is back. Nothing while the
+        watches are being added (the adding reports its own failures, looked at after).
         """
-        back = []
+        back: list[Inbox] = []
+        if self.adding():
+            return back
         with self._lock:
             limited, self._limited = self._limited, {}
         for index, inbox in enumerate(self._inboxes):
@@ -292,7 +284,7 @@ class Watcher:
             _stop(observer)
             mode = "poll" if isinstance(observer, PolledObserver) else "native"
             try:
-                self._observers[index] = self._observe(inbox, mode, f"restarted: {why}")
+                self._observers[index] = self._watch(index, mode, f"restarted: {why}")
             except OSError as exc:  # gone again already: the next look tries again
                 log.error(
                     "inbox.watch_failed",
@@ -307,6 +299,11 @@ class Watcher:
             self._folders[index] = folder
             back.append(inbox)
         return back
+
+    def _watch(self, index: int, mode: str, why: str) -> BaseObserver:
+        """Inbox ``index`` watched again, here and now (the health check's)."""
+        observer = self._observe(self._inboxes[index], mode, why)
+        return self._launch(index, observer) if _unstarted(observer) else observer
 
     def watched(self) -> dict[str, bool]:
         """Each inbox's name: whether its folder is there (and so watched, or about to be
@@ -327,7 +324,9 @@ class Watcher:
         """Begin to stop every watch, on a thread of its own: a polled snapshot under way
         gives up at its next look (watchstop20: a stop waited for a whole snapshot of a
         share, 20 s). The daemon's stop goes on meanwhile."""
-        observers, self._observers = list(self._observers), []
+        with self._lock:
+            self._quit.set()  # the watches being added: given up at the next folder
+            observers, self._observers = list(self._observers), []
         if self._stopper is None:
             self._stopper = stop_all(observers)
 
@@ -337,8 +336,10 @@ class Watcher:
         stopper = self._stopper
         if stopper is None:
             return
-        stopper.join(None if until is None else max(0.0, until - time.monotonic()))
-        if stopper.is_alive():
+        for thread in (stopper, self._adder):
+            if thread is not None:
+                thread.join(None if until is None else max(0.0, until - time.monotonic()))
+        if stopper.is_alive() or self.adding():
             log.warning(
                 "watch.stop_late",
                 inboxes=[inbox.name for inbox in self._inboxes],
@@ -351,6 +352,11 @@ def _stop(observer: BaseObserver) -> None:
     with contextlib.suppress(Exception):
         observer.stop()
         observer.join(5.0)
+
+
+def _unstarted(observer: BaseObserver) -> bool:
+    """A native observer whose watches are yet to be added (``_launch``)."""
+    return not isinstance(observer, PolledObserver) and observer.ident is None
 
 
 def _watching_now(inbox: Inbox, mode: str, why: str) -> None:

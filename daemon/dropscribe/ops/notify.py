@@ -28,4 +28,6 @@ class Notifier:
             contextlib.suppress(OSError),
             socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock,
         ):
-            sock.sendto(message, self._address)
+            # never waits (ready22): a listener that reads nothing (512 datagrams queued)
+            # held the main loop in this call; a message it has no room for is dropped
+            sock.sendto(message, socket.MSG_DONTWAIT, self._address)
