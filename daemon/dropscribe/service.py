@@ -167,7 +167,7 @@ class Daemon:
     def _wind_down(self, pool: Workers, ledger: Ledger, radar: lookout.Radar, ends: float) -> None:
         """Jobs, steps and the radar given until ``ends`` (monotonic: the grace over), and a
         look in flight ``STOP_MARGIN`` more; the ledger closed unless jobs still run."""
-        stragglers = self.abandoned = pool.close(max(0.0, ends - time.monotonic()), ledger.keeping)
+        stragglers = self.abandoned = pool.close(max(0.0, ends - time.monotonic()))
         self._stepper.close(ends)
         # before the ledger is
         radar.close(min(RADAR_JOIN, max(0.0, ends + STOP_MARGIN - time.monotonic())))

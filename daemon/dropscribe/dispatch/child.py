@@ -179,7 +179,7 @@ def serve(
         abort.set()
         stopped.set()
         reporter.join()
-        if not host.close(max(0.0, ends - time.monotonic()), ledger.keeping):
+        if not host.close(max(0.0, ends - time.monotonic())):
             ledger.close()
             closed = True
         put(Figures(index, snapshot(metrics)))

@@ -126,11 +126,11 @@ class Threads:
             }
         )
 
-    def close(self, grace: float, linger: Callable[[], bool] = lambda: False) -> int:
-        """Drop what has not started, give running jobs ``grace`` seconds (``KEPT`` more
-        while ``linger()``: ``Pool.close``); the clients are closed unless some still run.
-        Returns how many still ran."""
-        stragglers = self._pool.close(grace, lambda: bool(self.runner.finishing) or linger())
+    def close(self, grace: float) -> int:
+        """Drop what has not started, give running jobs ``grace`` seconds (and the margin
+        of ``Pool.close``); the clients are closed unless some still run. Returns how many
+        still ran."""
+        stragglers = self._pool.close(grace)
         if not stragglers:
             for client in self.runner.uploader.clients():
                 client.close()

@@ -249,10 +249,10 @@ class ProcessPool:
         for child in children:
             child.send(Stopping())
 
-    def close(self, grace: float, linger: Callable[[], bool] = lambda: False) -> int:  # noqa: ARG002
+    def close(self, grace: float) -> int:
         """Stop every process: files not started are dropped, running ones get ``grace``
-        seconds (plus ``STOP_MARGIN`` to report); returns how many were still running.
-        ``linger``: each process lingers for its own ledger's kept writes (``serve``)."""
+        seconds (plus ``STOP_MARGIN`` to report; each process's pool takes ``KEPT`` of it,
+        ``Pool.close``); returns how many were still running."""
         with self._lock:
             self._closed = True
             children = [c for c in self._children if not c.gone]

@@ -40,7 +40,6 @@ from dropscribe.errors import (
 from dropscribe.ingest import source
 from dropscribe.jobs import cascade, chunked, crashed, plan, spoken, tracks, verdicts, waited
 from dropscribe.jobs.cutshort import said_and_kept
-from dropscribe.jobs.finishing import Finishing
 from dropscribe.jobs.job import Job, Outcome, SettledFile, Tally
 from dropscribe.ledger.interface import WRITE_FAILED
 from dropscribe.ops.metrics import Metrics
@@ -104,7 +103,6 @@ class JobRunner:
         self._report = report
         self._paid: dict[JobKey, Transcript] = {}  # fresh transcripts the ledger could not take
         self._until: dict[Path, float] = {}  # wake15: a waiting file's next try (epoch s)
-        self.finishing = Finishing()
         self.tally = Tally()
 
     def __call__(self, file: SettledFile) -> SettledFile:
@@ -266,8 +264,7 @@ class JobRunner:
         if fresh:  # paid for: kept here until the ledger has it (a full state_dir)
             self._paid[key] = transcript
         try:  # every ledger write from here on may fail: the transcript stays kept
-            with self.finishing.of(fresh):  # a stop lingers for it (uploads19)
-                return self._written(job, transcript, fresh)
+            return self._written(job, transcript, fresh)  # a stop lingers KEPT (Pool.close)
         except LedgerGaveUp as exc:  # grace18: stopping, the ledger could not take it
             log.warning("ledger.write_failed", error=str(exc), action=ASKED_AGAIN)
             raise  # Abandoned: job.abandoned, nothing counted

@@ -172,16 +172,21 @@ def _webhook(hook: HookModel, body: bytes) -> None:
     from dropscribe.transcribe import cutoff  # noqa: PLC0415 - as httpx
 
     # hooks16: the uploads' transport, so the name (and an environment proxy's) is looked
-    # up under the deadline: a plain client's getaddrinfo held the worker past it
+    # up under the deadline: a plain client's getaddrinfo held the worker past it.
+    # flake22: made before the deadline starts, which bounds the wait for the network and
+    # not our own work: the client's TLS contexts (two CA bundles read) took 0.1 s on an
+    # idle machine and over 1 s of a 2-s timeout at load 16, and the hook failed unsent
     limits = httpx.Limits(max_connections=1, max_keepalive_connections=0)
-    with cutoff.deadline(hook.timeout) as cut:
+    try:
+        client = httpx.Client(
+            timeout=hook.timeout, limits=limits, transport=cutoff.transport(hook.webhook, limits)
+        )
+    except (httpx.InvalidURL, SetupError) as exc:  # SetupError: a proxy httpx cannot use
+        log.warning("hook.failed", kind="webhook", **_failure(exc, hook, cut_done=False))
+        return
+    with client, cutoff.deadline(hook.timeout) as cut:
         try:  # streamed, and the answer's body never read: only its status counts
             with (
-                httpx.Client(
-                    timeout=hook.timeout,
-                    limits=limits,
-                    transport=cutoff.transport(hook.webhook, limits),
-                ) as client,
                 client.stream(
                     "POST",
                     hook.webhook,
@@ -191,7 +196,7 @@ def _webhook(hook: HookModel, body: bytes) -> None:
                 ) as response,
             ):
                 status = response.status_code
-        except (httpx.HTTPError, httpx.InvalidURL, SetupError) as exc:  # SetupError: a proxy
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             log.warning("hook.failed", kind="webhook", **_failure(exc, hook, cut_done=cut.done))
             return
     if status >= 400:
