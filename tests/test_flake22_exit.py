@@ -26,12 +26,6 @@ GRACE = 1.0  # shutdown_grace
 SLOW_EXIT = "import atexit, time\natexit.register(time.sleep, 120)\n"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="commands/cli.py (ready22's): _leave returns (the interpreter's teardown) when no"
-    " thread is left; os._exit after the flush once the daemon has stopped would keep the"
-    " promise",
-)
 def test_a_stopped_daemon_exits_within_the_grace_whatever_the_teardown_would_take(
     setup: Setup, tmp_path: Path
 ) -> None:
