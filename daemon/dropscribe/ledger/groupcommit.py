@@ -97,7 +97,6 @@ class GroupCommit:
         self._local = threading.local()
         self._guard = threading.Lock()
         self._queue: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()
-        self._kept = 0  # kept writes queued or under way (under _guard)
         self._writer = threading.Thread(
             target=self._write_loop, args=(writer,), name=name, daemon=True
         )
@@ -118,12 +117,6 @@ class GroupCommit:
         held elsewhere, those waiting then included: they fail (``GaveUp``) and are done
         at the next start."""
         self._turn.give_up_at(when - UNWIND)
-
-    def keeping(self) -> bool:
-        """Whether a write keeping what was paid for is still queued or under way: it waits
-        ``KEPT`` past ``give_up_at``'s moment (uploads19), and so may the stop for it."""
-        with self._guard:
-            return self._kept > 0
 
     def read(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
@@ -169,9 +162,6 @@ class GroupCommit:
         self._put(_Write(fn, None, kept))
 
     def _put(self, item: _Write) -> None:
-        if item.kept:
-            with self._guard:
-                self._kept += 1
         self._queue.put(item)
 
     def _write_loop(self, db: sqlite3.Connection) -> None:
@@ -195,9 +185,6 @@ class GroupCommit:
             start = gathered if since is None else since
             had = _commit(db, batch, self._turn, start, self._wait, self._path)
             since = None if had else gathered
-            if kept := sum(write.kept for write in batch):
-                with self._guard:
-                    self._kept -= kept
             if stop:
                 return
 

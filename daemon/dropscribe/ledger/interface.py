@@ -346,8 +346,3 @@ class Ledger(JobLedger, Reports, Retrying, Protocol):
         """From ``when`` (monotonic: a stop's grace over) no write waits for the ledger
         held elsewhere (grace18): ``LedgerGaveUp``, the job left for the next start."""
         ...
-
-    def keeping(self) -> bool:
-        """Whether a write keeping what was paid for (a fresh transcript, a finished file)
-        is pending: it waits ``KEPT`` past that moment, and the stop for its job."""
-        ...

@@ -102,10 +102,6 @@ class PostgresLedger(  # hooks20: SharedOwedRows
         connection): cancelled, rolled back, ``LedgerGaveUp`` (``Database.give_up_at``)."""
         self._db.give_up_at(when)
 
-    def keeping(self) -> bool:
-        """Nothing waits past the grace here: ``Database`` cancels what runs then."""
-        return False
-
     @property
     def on_available(self) -> Callable[[], None] | None:
         """Called when the database answers again after it was away."""

@@ -110,10 +110,6 @@ class SqliteLedger(  # hooks20: OwedRows
         """No write waits past ``when`` for the ledger held elsewhere (``GroupCommit``)."""
         self._db.give_up_at(when)
 
-    def keeping(self) -> bool:
-        """Whether a write keeping what was paid for is pending (``GroupCommit.keeping``)."""
-        return self._db.keeping()
-
     def _write(self, fn: Callable[[sqlite3.Connection], T], *, kept: bool = False) -> T:
         """``kept``: a paid answer, a finished file (uploads19: it waits ``KEPT`` more at
         a stop, rather than being asked for again at the next start)."""
