@@ -408,6 +408,13 @@ class DaemonProcess:
     def wait_event(self, name: str, count: int = 1, timeout: float = 20.0) -> None:
         self.wait_output(lambda: len(self.named(name)) >= count, timeout, f"{count} x {name}")
 
+    def metrics_address(self) -> tuple[str, int]:
+        """Where the daemon's metrics server listens (host, port), once it has said so."""
+        self.wait_event("metrics.listening")
+        url = self.named("metrics.listening")[0]["url"]
+        host, port = url.removeprefix("http://").removesuffix("/metrics").split(":")
+        return host, int(port)
+
     def signal(self, signum: int) -> None:
         self.proc.send_signal(signum)
 

@@ -37,10 +37,7 @@ def test_a_hostile_accept_header_gets_an_answer_and_the_server_lives(setup):
     setup.data["metrics"] = {"port": 0}
     daemon = DaemonProcess(setup)
     try:
-        daemon.wait_event("metrics.listening")
-        url = daemon.named("metrics.listening")[0]["url"]
-        host, port = url.removeprefix("http://").removesuffix("/metrics").split(":")
-        address = (host, int(port))
+        address = daemon.metrics_address()
         for accept, kind in HOSTILE.items():
             answer = ask(address, "/metrics", accept)
             assert answer.startswith(b"HTTP/1.1 200 OK\r\n"), (accept, answer[:200])

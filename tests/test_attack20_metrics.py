@@ -60,10 +60,7 @@ def metrics(setup) -> Iterator[tuple[DaemonProcess, tuple[str, int]]]:
     setup.data["metrics"] = {"port": 0}
     daemon = DaemonProcess(setup)
     try:
-        daemon.wait_event("metrics.listening")
-        url = daemon.named("metrics.listening")[0]["url"]
-        host, port = url.removeprefix("http://").removesuffix("/metrics").split(":")
-        yield daemon, (host, int(port))
+        yield daemon, daemon.metrics_address()
     finally:
         daemon.kill()
 

@@ -126,14 +126,12 @@ def test_idle_connections_to_metrics_cannot_exhaust_the_daemon(setup):
     daemon = DaemonProcess(setup, env=injected(setup, LOW_DESCRIPTOR_LIMIT))
     idlers: list[socket.socket] = []
     try:
-        daemon.wait_event("metrics.listening")
-        url = daemon.named("metrics.listening")[0]["url"]
-        host, port = url.removeprefix("http://").removesuffix("/metrics").split(":")
+        host, port = daemon.metrics_address()
         for _ in range(300):  # each connected once the server has taken the one before
             idler = socket.socket()
             idler.settimeout(2)
             idlers.append(idler)
-            if idler.connect_ex((host, int(port))):
+            if idler.connect_ex((host, port)):
                 break  # no longer taken: the damage is done
         for n in range(10):
             make_wav(setup.inbox / f"f{n}.wav", freq=200 + 30 * n)
@@ -143,7 +141,9 @@ def test_idle_connections_to_metrics_cannot_exhaust_the_daemon(setup):
         for idler in idlers:
             idler.close()
         idlers.clear()
-        text = wait_for(lambda: scrape(url), 20, what="/metrics to answer")
+        text = wait_for(
+            lambda: scrape(f"http://{host}:{port}/metrics"), 20, what="/metrics to answer"
+        )
         daemon.signal(signal.SIGTERM)
         assert daemon.wait() == 0
     finally:

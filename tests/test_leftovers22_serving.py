@@ -85,10 +85,7 @@ def test_healthz_answers_a_bare_lf_request_from_the_daemon(setup: Setup) -> None
     setup.data["metrics"] = {"port": 0}
     daemon = DaemonProcess(setup)
     try:
-        daemon.wait_event("metrics.listening")
-        url = daemon.named("metrics.listening")[0]["url"]
-        host, port = url.removeprefix("http://").removesuffix("/metrics").split(":")
-        address = (host, int(port))
+        address = daemon.metrics_address()
         assert ask(address, b"GET /healthz HTTP/1.0\n\n").endswith(b"\r\n\r\nok\n")
         metrics = ask(address, b"GET /metrics HTTP/1.0\nAccept: text/plain\n\n")
         assert metrics.startswith(b"HTTP/1.1 200 OK\r\n")

@@ -68,10 +68,7 @@ def test_a_start_on_a_slow_polled_inbox_serves_and_stops_during_its_first_snapsh
     polled(setup)
     daemon = DaemonProcess(setup)
     try:
-        daemon.wait_event("metrics.listening")
-        url = daemon.named("metrics.listening")[0]["url"]
-        host, port = url.removeprefix("http://").removesuffix("/metrics").split(":")
-        assert healthz((host, int(port))).startswith(b"HTTP/1.1 200"), daemon
+        assert healthz(daemon.metrics_address()).startswith(b"HTTP/1.1 200"), daemon
         code, took = terminated(daemon)
     finally:
         daemon.kill()
