@@ -6,13 +6,13 @@ seconds to read (SSL_CERT_FILE, which httpx honours) stands in for that load."""
 
 from __future__ import annotations
 
-import signal
 from typing import TYPE_CHECKING
 
 import pytest
 
-from conftest import DaemonProcess, make_wav, patience
+from conftest import DaemonProcess, patience
 from test_hooks import Receiver
+from test_hooks16_daemon import hook_ended
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -48,17 +48,6 @@ def test_a_webhooks_timeout_is_not_spent_making_its_client(setup: Setup, slow_bu
         setup.data["defaults"]["hook"] = {"webhook": receiver.url, "timeout": patience(1)}
         setup.data["workers"] = 1
         daemon = DaemonProcess(setup, env={"SSL_CERT_FILE": str(slow_bundle)})
-        try:
-            daemon.wait_event("daemon.started", timeout=60)
-            make_wav(setup.inbox / "a.wav")
-            daemon.wait_output(
-                lambda: bool(daemon.named("hook.ran") or daemon.named("hook.failed")),
-                60,
-                "the hook's end",
-            )
-        finally:  # reaped even when the test fails (else its ResourceWarning fails the next)
-            daemon.signal(signal.SIGTERM)
-            code = daemon.wait(timeout=20)
-        assert code == 0, daemon
+        assert hook_ended(setup, daemon, timeout=60) == 0, daemon
     assert not daemon.named("hook.failed"), daemon.named("hook.failed")
     assert [body["outcome"] for body in receiver.bodies] == ["done"]

@@ -35,6 +35,24 @@ def moment(event: dict[str, Any]) -> float:
     return dt.datetime.fromisoformat(event["timestamp"]).timestamp()
 
 
+def hook_ended(setup: Setup, daemon: DaemonProcess, timeout: float = 20.0) -> int:
+    """A recording dropped into the running ``daemon``'s inbox, its hook's end waited for
+    (ran or failed: a failure's event says why), the daemon stopped, reaped even when the
+    test fails (else its ResourceWarning fails the next); its exit code."""
+    try:
+        daemon.wait_event("daemon.started", timeout=timeout)
+        make_wav(setup.inbox / "a.wav")
+        daemon.wait_output(
+            lambda: bool(daemon.named("hook.ran") or daemon.named("hook.failed")),
+            timeout,
+            "the hook's end",
+        )
+    finally:
+        daemon.signal(signal.SIGTERM)
+        code = daemon.wait(timeout=20)
+    return code
+
+
 def proxied(proxy: str, bypass: str = "") -> dict[str, str]:
     """The environment that routes plain-HTTP requests through ``proxy`` (both spellings,
     so the machine's own never win), none bypassing it but ``bypass``."""
@@ -158,17 +176,6 @@ def test_a_webhook_goes_through_a_working_proxy(setup: Setup) -> None:
         setup.data["defaults"]["hook"]["timeout"] = patience(HOOK_TIMEOUT)
         env = proxied(proxy.url.removesuffix("/hook"), bypass="127.0.0.1")
         daemon = DaemonProcess(setup, env=env)
-        try:
-            daemon.wait_event("daemon.started")
-            make_wav(setup.inbox / "a.wav")
-            daemon.wait_output(  # a failure ends the wait: its event says why
-                lambda: bool(daemon.named("hook.ran") or daemon.named("hook.failed")),
-                20,
-                "the hook's end",
-            )
-        finally:  # reaped even when the test fails (else its ResourceWarning fails the next)
-            daemon.signal(signal.SIGTERM)
-            code = daemon.wait(timeout=20)
-        assert code == 0, daemon
+        assert hook_ended(setup, daemon) == 0, daemon
     assert not daemon.named("hook.failed"), daemon.named("hook.failed")
     assert [body["outcome"] for body in proxy.bodies] == ["done"]
