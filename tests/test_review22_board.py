@@ -1,0 +1,33 @@
+"""review22: a pause read back from the board (session 22, ``Board.other``) is heeded
+only as long as this daemon could pause an endpoint itself, and only if this run wrote it."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from dropscribe.ops.metrics import Metrics
+from dropscribe.transcribe import board as boardmod
+from dropscribe.transcribe.backoff import MAX_RETRY_AFTER
+from dropscribe.transcribe.board import Board
+from dropscribe.transcribe.health import Health
+from dropscribe.vocab.endpoints import Endpoint
+
+ENDPOINT = Endpoint(name="e", base_url="http://api.example/v1")
+
+
+def _another_process_paused(state_dir, next_probe: float) -> None:
+    """The board as another worker process of this run left it: "e" paused."""
+    Board(state_dir).set("e", "paused", "down", 503, 60.0)
+    raw = json.loads((state_dir / "endpoints.json").read_text())
+    raw["endpoints"]["e"].update(pid=os.getpid() + 1, next_probe=next_probe)
+    (state_dir / "endpoints.json").write_text(json.dumps(raw))
+
+
+def test_a_pause_on_the_board_until_the_year_9999_is_heeded_an_hour_at_most(tmp_path):
+    """A board entry (a clock set wrong when it was written, a hand) pausing "e" until
+    9999 holds this process's uploads no longer than the longest pause it would make."""
+    _another_process_paused(tmp_path, boardmod.LATEST)
+    health = Health({"e": ENDPOINT}, Metrics(), lambda: 0.0, Board(tmp_path))
+    wait, _, _ = health.breaker("e")
+    assert 0 < wait <= MAX_RETRY_AFTER  # an hour: a 429's longest, 4 x the breaker's cap
