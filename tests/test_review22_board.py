@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 from dropscribe.ops.metrics import Metrics
 from dropscribe.transcribe import board as boardmod
@@ -16,11 +17,11 @@ from dropscribe.vocab.endpoints import Endpoint
 ENDPOINT = Endpoint(name="e", base_url="http://api.example/v1")
 
 
-def _another_process_paused(state_dir, next_probe: float) -> None:
+def _another_process_paused(state_dir, next_probe: float, **more: object) -> None:
     """The board as another worker process of this run left it: "e" paused."""
     Board(state_dir).set("e", "paused", "down", 503, 60.0)
     raw = json.loads((state_dir / "endpoints.json").read_text())
-    raw["endpoints"]["e"].update(pid=os.getpid() + 1, next_probe=next_probe)
+    raw["endpoints"]["e"].update(pid=os.getpid() + 1, next_probe=next_probe, **more)
     (state_dir / "endpoints.json").write_text(json.dumps(raw))
 
 
@@ -31,3 +32,20 @@ def test_a_pause_on_the_board_until_the_year_9999_is_heeded_an_hour_at_most(tmp_
     health = Health({"e": ENDPOINT}, Metrics(), lambda: 0.0, Board(tmp_path))
     wait, _, _ = health.breaker("e")
     assert 0 < wait <= MAX_RETRY_AFTER  # an hour: a 429's longest, 4 x the breaker's cap
+
+
+def test_a_pause_left_by_an_earlier_daemon_of_the_same_pid_is_not_heeded(tmp_path):
+    """In a container the daemon has the same pid at every start: a pause a worker
+    process of the daemon before a restart left neither holds uploads nor stays shown."""
+    _another_process_paused(tmp_path, time.time() + 600, born=1)  # a main started at boot
+    health = Health({"e": ENDPOINT}, Metrics(), lambda: 0.0, Board(tmp_path))
+    assert boardmod.read(tmp_path)["e"]["state"] == "ok"
+    assert health.breaker("e")[0] == 0.0
+
+
+def test_a_pause_another_process_of_this_run_wrote_is_still_heeded(tmp_path):
+    """The run is told by its main process's pid and start: a sibling's pause holds."""
+    _another_process_paused(tmp_path, time.time() + 600)
+    health = Health({"e": ENDPOINT}, Metrics(), lambda: 0.0, Board(tmp_path))
+    assert boardmod.read(tmp_path)["e"]["state"] == "paused"
+    assert health.breaker("e")[0] > 500
