@@ -27,11 +27,17 @@ def _another_process_paused(state_dir, next_probe: float, **more: object) -> Non
 
 def test_a_pause_on_the_board_until_the_year_9999_is_heeded_an_hour_at_most(tmp_path):
     """A board entry (a clock set wrong when it was written, a hand) pausing "e" until
-    9999 holds this process's uploads no longer than the longest pause it would make."""
+    9999 holds this process's uploads no longer than the longest pause it would make,
+    once: then the endpoint is probed, and a probe answered ends the pause."""
     _another_process_paused(tmp_path, boardmod.LATEST)
-    health = Health({"e": ENDPOINT}, Metrics(), lambda: 0.0, Board(tmp_path))
+    now = [0.0]
+    health = Health({"e": ENDPOINT}, Metrics(), lambda: now[0], Board(tmp_path))
     wait, _, _ = health.breaker("e")
     assert 0 < wait <= MAX_RETRY_AFTER  # an hour: a 429's longest, 4 x the breaker's cap
+    now[0] += wait
+    assert health.breaker("e")[0] == 0.0, "then probed, the entry not heeded again"
+    health.succeeded("e")
+    assert health.breaker("e")[0] == 0.0, "and, the probe answered, not paused by it again"
 
 
 def test_a_pause_left_by_an_earlier_daemon_of_the_same_pid_is_not_heeded(tmp_path):
