@@ -8,7 +8,8 @@ Shape (``status --json`` passes each entry on)::
                             "reason": str | null, "status": int | null,
                             "since": epoch seconds, "next_probe": epoch seconds | null,
                             "asked": bool (the server asked for the pause), "pid": int,
-                            "run": int (the daemon's main process)}}}
+                            "run": int (the daemon's main process),
+                            "born": int | null (its start, clock ticks after boot)}}}
 
 Several worker processes each write their own view of an endpoint; the last change
 wins. A write that fails is logged and forgotten: this is a report, not a state, with
@@ -32,14 +33,12 @@ import math
 import multiprocessing
 import os
 import time
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 import structlog
 
 from dropscribe.config import files
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 log = structlog.get_logger("dropscribe")
 
@@ -55,6 +54,7 @@ FIELDS: dict[str, type | tuple[type, ...]] = {
     "asked": bool,
     "pid": int,
     "run": int,
+    "born": int,
 }
 MOMENTS = {"since", "next_probe"}
 
@@ -80,7 +80,7 @@ class Board:
             self._seen = seen
             self._others = read(self._path.parent)
         entry = self._others.get(name)
-        if entry is None or entry.get("pid") == os.getpid() or entry.get("run") != _run():
+        if entry is None or entry.get("pid") == os.getpid() or not _ours(entry):
             return None  # this process's own, or a daemon's before (or beside) this one
         return entry
 
@@ -111,8 +111,7 @@ class Board:
                 fcntl.flock(fd, fcntl.LOCK_EX)
                 known = read(self._path.parent)
                 if replace:
-                    run = _run()
-                    known = {k: v for k, v in known.items() if v.get("run") == run}
+                    known = {k: v for k, v in known.items() if _ours(v)}
                     entries = {k: v for k, v in entries.items() if k not in known}
                 known.update(entries)
                 temp = self._path.with_name(f".{BOARD_NAME}.{os.getpid()}")
@@ -156,14 +155,38 @@ def _entry(
         "since": now,
         "next_probe": now + seconds if seconds is not None else None,
         "pid": os.getpid(),
-        "run": _run(),
+        "run": _run()[0],
+        "born": _run()[1],
     }
 
 
-def _run() -> int:
-    """The daemon's main process: a worker process's parent, or this process."""
-    parent = multiprocessing.parent_process()
-    return parent.pid if parent is not None and parent.pid is not None else os.getpid()
+def _ours(entry: dict[str, Any]) -> bool:
+    """Whether ``entry`` was written by a process of this daemon's run."""
+    return (entry.get("run"), entry.get("born")) == _run()
+
+
+_RUNS: dict[int, tuple[int, int | None]] = {}  # by this process's pid: its run
+
+
+def _run() -> tuple[int, int | None]:
+    """The daemon's main process (a worker process's parent, or this process) and its
+    start (review22: the pid alone is the same at every start in a container, and a
+    pause a worker process left before a restart was heeded after it)."""
+    if (run := _RUNS.get(os.getpid())) is None:
+        parent = multiprocessing.parent_process()
+        pid = parent.pid if parent is not None and parent.pid is not None else os.getpid()
+        run = _RUNS[os.getpid()] = (pid, _started(pid))
+    return run
+
+
+def _started(pid: int) -> int | None:
+    """``pid``'s start in clock ticks after boot (``/proc/PID/stat``, field 22), None
+    where there is no ``/proc``."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+        return int(stat[stat.rindex(b")") + 2 :].split()[19])  # after the name: from field 3
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def read(state_dir: Path) -> dict[str, dict[str, Any]]:

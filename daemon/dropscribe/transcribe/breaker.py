@@ -34,6 +34,7 @@ class Breaker:
     unanswered: int = 0  # review21: failures in a row that had no answer (a 429 is an answer)
     served: bool = False  # once21: an upload to it has succeeded (or was answered as the file's)
     heeded: float | None = None  # when the other process's pause heeded here was written
+    heard: float | None = None  # review22: the last such pause's (each is heeded once)
 
     @classmethod
     def of(cls, endpoint: Endpoint) -> Breaker:
@@ -74,9 +75,14 @@ class Breaker:
     def heed(self, now: float, wait: float, reason: str, *, asked: bool, written: float) -> bool:
         """Another worker process paused the endpoint for ``wait`` more seconds (its entry
         ``written`` then): paused here as long, then probed as after any pause. True if
-        that is news (the pause here ended sooner)."""
+        that is news (the pause here ended sooner). review22: each entry is heeded once,
+        its pause then probed as any (one from a board written under a clock set years
+        ahead was heeded again as each hour's pause ended, the endpoint never probed)."""
+        if written == self.heard:
+            return False
         if self.reason is not None and self.paused_until >= now + wait - 1.0:
             return False
+        self.heard = written
         self.paused_until = now + wait
         self.pause = max(self.pause, wait)
         self.probing = False

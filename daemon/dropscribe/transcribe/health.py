@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from dropscribe.errors import EndpointRuledOut, EndpointUnreachable, ModelGone
+from dropscribe.transcribe.backoff import MAX_RETRY_AFTER
 from dropscribe.transcribe.breaker import Breaker
 from dropscribe.transcribe.limiter import Limiter
 
@@ -86,6 +87,9 @@ class Health:
         wait = (seen.get("next_probe") or 0.0) - time.time()
         if seen.get("state") != "paused" or wait <= 0:
             return None
+        # review22: no longer than a pause of this process's own (a board written under a
+        # clock set years ahead, or by a hand, paused the endpoint until 9999)
+        wait = min(wait, max(MAX_RETRY_AFTER, breaker.max_cooldown * 4))
         reason = seen.get("reason") or "paused after failures"
         asked = seen.get("asked") is True
         if not breaker.heed(self._clock(), wait, reason, asked=asked, written=written):
