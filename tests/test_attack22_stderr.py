@@ -6,6 +6,7 @@ gone; the rest of the daemon did not: `ops/log.py` now drops what it cannot writ
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from conftest import make_wav, patience, wait_for
+from dropscribe.ops.log import _Lossy
 
 if TYPE_CHECKING:
     from conftest import Setup
@@ -52,3 +54,15 @@ def test_a_daemon_whose_stderr_reader_went_away_goes_on(setup: Setup) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_an_event_the_streams_encoding_cannot_take_is_lost_alone() -> None:
+    """review22: a stream of strict ASCII refuses one event's text; that event is lost, and
+    the next one is still written (a UnicodeError is a ValueError: it silenced them all)."""
+    raw = io.BytesIO()
+    stream = io.TextIOWrapper(raw, encoding="ascii", errors="strict", write_through=True)
+    lossy = _Lossy(stream)
+    lossy.write("caf\u00e9\n")
+    lossy.write("plain\n")
+    lossy.flush()
+    assert raw.getvalue() == b"plain\n"

@@ -198,6 +198,8 @@ class _Lossy:
             return None
         try:
             return act()
+        except UnicodeError:  # a text the stream's encoding cannot take: this event lost
+            pass
         except (BrokenPipeError, ValueError):  # ValueError: written after it was closed
             self._gone = True
         except OSError:  # a full disk under a redirect, an EAGAIN: this event is lost
