@@ -35,3 +35,18 @@ def test_an_answer_compressed_twice_is_refused_before_it_is_inflated(counted, co
     read = re.search(r"is at least ([\d,]+) bytes", error)
     assert read is None or int(read[1].replace(",", "")) < LEAST + 1032 * 256, error
     assert f"Content-Encoding: {coding}" in error, error
+
+
+@pytest.mark.parametrize("coding", ["br", "zstd", "BR"])
+def test_an_answer_in_a_coding_not_asked_for_is_refused_unread(counted, coding):
+    """Uploads ask for gzip and deflate only; an answer compressed as brotli or zstd
+    (whose bytes inflate far past a slice's cap where their packages are installed) is
+    refused, naming the coding and what was asked for."""
+    setup = counted
+    api: Counted = setup.api  # type: ignore[assignment]
+    api.script.append(Reply(200, raw=gzip.compress(HOSTILE), headers={"Content-Encoding": coding}))
+    make_wav(setup.inbox / "a.wav", seconds=1.0)
+    error = quarantined(setup, once(setup))
+    assert f"compressed as {coding.lower()}, which was not asked for" in error, error
+    assert "Accept-Encoding: gzip, deflate" in error, error
+    assert api.uploads[0].headers.get("accept-encoding") == "gzip, deflate"

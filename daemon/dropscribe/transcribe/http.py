@@ -95,7 +95,11 @@ class Client:
     ) -> None:
         self.endpoint = endpoint
         self._clock = clock
-        headers = {"User-Agent": f"dropscribe/{__version__}", **kinds.auth_headers(endpoint)}
+        headers = {
+            "User-Agent": f"dropscribe/{__version__}",
+            "Accept-Encoding": inflate.ASKED,
+            **kinds.auth_headers(endpoint),
+        }
         self._limit = kinds.upload_limit(endpoint)
         limits = httpx.Limits(
             max_connections=endpoint.max_concurrency,
