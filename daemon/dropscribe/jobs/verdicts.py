@@ -95,8 +95,8 @@ def sidecar_failed(ledger: Ending, job: Job, exc: SidecarError) -> Outcome:
     if exc.errno == errno.ENAMETOOLONG:  # no later try can fit it: say so, once
         name = Path(exc.filename or "").name
         reason = (
-            f"sidecar name too long for its filesystem: {name} (shorten"
-            " name_template, then dropscribe retry)"
+            f"sidecar name too long for its filesystem: {name} (drop the recording in"
+            " again under a shorter name, or shorten name_template and run dropscribe retry)"
         )
         return fail(ledger, job, PermanentError(reason))
     return later(ledger, job, str(exc), "sidecar.failed", will_retry=True)
