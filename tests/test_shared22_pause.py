@@ -36,7 +36,13 @@ def test_an_hours_pause_asked_of_one_process_holds_the_others_files_too(setup):
         ]
         for path in made:  # at once: settled together, handed to both processes
             path.rename(setup.inbox / path.name)
-        wait_for(lambda: len(daemon.named("file.waiting")) == 9, 60, what="nine files waiting")
+        ended = ("file.waiting", "file.done", "file.failed")
+
+        def outcomes() -> dict[str, str]:
+            return {e["path"]: e["event"] for e in daemon.events if e.get("event") in ended}
+
+        wait_for(lambda: len(outcomes()) == 9, 60, what="nine files' outcomes")
+        assert set(outcomes().values()) == {"file.waiting"}, (outcomes(), setup.api.uploads)
         assert len(setup.api.uploads) == 1
         assert not list(setup.inbox.glob("*.txt"))
         heeded = [e for e in daemon.named("endpoint.paused") if e.get("by_process")]
