@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from fakeapi import FakeAPI  # noqa: E402
 from scanstop import config  # noqa: E402
-from startup import export  # noqa: E402
+from startup import trees  # noqa: E402
 
 TIMED = ("daemon.started", "file.detected", "inbox.watching", "scan.finished")
 
@@ -118,10 +118,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="readystart-") as tmp, FakeAPI() as api:
         top = Path(tmp)
-        trees = {"this tree": ROOT / "daemon"}
-        if args.against:
-            (top / "ref").mkdir()
-            trees[args.against] = export(args.against, top / "ref")
+        packages = trees(args.against, top)
         made = time.monotonic()
         box = inbox(top, args.files, args.folders)
         print(
@@ -129,7 +126,7 @@ def main() -> None:
             f" {time.monotonic() - made:.1f} s; seconds from the start:"
         )
         for n in range(args.rounds):
-            for i, (label, source) in enumerate(trees.items()):
+            for i, (label, source) in enumerate(packages.items()):
                 conf = config(top, box, api.base_url, 2.0, f"r{n}t{i}")
                 load = os.getloadavg()[0]
                 run = Run(source, conf, top)

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from fakeapi import FakeAPI  # noqa: E402
-from startup import export  # noqa: E402
+from startup import trees  # noqa: E402
 
 
 def inbox(top: Path, files: int, depth: int) -> Path:
@@ -132,10 +132,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="scanstop-") as tmp, FakeAPI() as api:
         top = Path(tmp)
-        trees = {"this tree": ROOT / "daemon"}
-        if args.against:
-            (top / "ref").mkdir()
-            trees[args.against] = export(args.against, top / "ref")
+        packages = trees(args.against, top)
         made = time.monotonic()
         box = inbox(top, args.files, args.deep)
         print(
@@ -143,7 +140,7 @@ def main() -> None:
         )
         print(f"promise: exit within shutdown_grace + 1 s = {args.grace + 1:.1f} s")
         for n in range(args.rounds):
-            for i, (label, source) in enumerate(trees.items()):
+            for i, (label, source) in enumerate(packages.items()):
                 conf = config(top, box, api.base_url, args.grace, f"r{n}t{i}")
                 load = os.getloadavg()[0]
                 scanned, stop = measure(source, conf, args.files)

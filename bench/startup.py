@@ -108,6 +108,16 @@ def export(ref: str, into: Path) -> Path:
     return into / "daemon"
 
 
+def trees(against: str | None, top: Path) -> dict[str, Path]:
+    """The package trees a bench runs: this checkout's, and ``against``'s (a git ref,
+    unpacked under ``top``) when one is named."""
+    found = {"this tree": ROOT / "daemon"}
+    if against:
+        (top / "ref").mkdir()
+        found[against] = export(against, top / "ref")
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=5)
