@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from fakeapi import FakeAPI  # noqa: E402
+from folders import deep_tree  # noqa: E402
 from startup import trees  # noqa: E402
 
 
@@ -37,18 +38,7 @@ def inbox(top: Path, files: int, depth: int) -> Path:
     """The inbox, with ``files`` empty WAV names ``depth`` folders down (made relative to
     each folder's descriptor: no path walked)."""
     box = top / "inbox"
-    box.mkdir()
-    fd = os.open(box, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        for _ in range(depth):
-            os.mkdir("d", dir_fd=fd)
-            below = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
-            os.close(fd)
-            fd = below
-        for n in range(files):
-            os.close(os.open(f"r{n}.wav", os.O_CREAT | os.O_WRONLY, 0o644, dir_fd=fd))
-    finally:
-        os.close(fd)
+    deep_tree(box, depth, (f"r{n}.wav" for n in range(files)))
     return box
 
 

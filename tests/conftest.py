@@ -26,7 +26,7 @@ from dropscribe.service import Daemon
 from fakeapi import FakeAPI
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Callable, Iterator
 
 API_KEY = "sk-test-SECRET-0123456789abcdef"
 
@@ -123,24 +123,6 @@ def python(source: str, *args: str, stderr: int | None = subprocess.PIPE) -> sub
         text=True,
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
     )
-
-
-def deep_tree(top: Path, depth: int, names: Iterable[str]) -> Path:
-    """``top`` made, with empty files ``names`` at the bottom of ``depth`` nested folders
-    ``d/`` (made relative to each folder's descriptor: no long path walked). Returns ``top``."""
-    top.mkdir()
-    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        for _ in range(depth):
-            os.mkdir("d", dir_fd=fd)
-            below = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
-            os.close(fd)
-            fd = below
-        for name in names:
-            os.close(os.open(name, os.O_CREAT | os.O_WRONLY, 0o644, dir_fd=fd))
-    finally:
-        os.close(fd)
-    return top
 
 
 def make_wav(path: Path, seconds: float = 0.5, rate: int = 16000, freq: float = 440.0) -> Path:

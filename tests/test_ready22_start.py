@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from conftest import DaemonProcess, make_wav, patience, wait_for
+from folders import deep_tree
 from test_grace18_stop import terminated
 from test_scan21_stop import arrived, event, uploaded
 from test_systemd import NotifySocket
@@ -42,20 +43,11 @@ def many_folders(setup: Any) -> Path:
     setup.data["shutdown_grace"] = GRACE
     setup.data["rescan_seconds"] = 3600
     started = time.monotonic()
-    fd = os.open(setup.inbox, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        for _ in range(DEPTH):
-            os.mkdir("d", dir_fd=fd)
-            below = os.open("d", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
-            os.close(fd)
-            fd = below
-        for n in range(WIDE):
-            os.mkdir(f"w{n}", dir_fd=fd)
-        last = [entry.name for entry in os.scandir(fd)][-1]
-    finally:
-        os.close(fd)
+    deep_tree(setup.inbox, DEPTH, folders=(f"w{n}" for n in range(WIDE)))
+    bottom = setup.inbox.joinpath(*["d"] * DEPTH)
+    last = [entry.name for entry in os.scandir(bottom)][-1]
     print(f"made the tree in {time.monotonic() - started:.2f} s")
-    return setup.inbox.joinpath(*["d"] * DEPTH, last)
+    return bottom / last
 
 
 def watches(daemon: DaemonProcess) -> int:

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from conftest import DaemonProcess, deep_tree, make_wav
+from conftest import DaemonProcess, make_wav
+from folders import deep_tree
 from test_grace18_stop import terminated
 from test_watchstop20_poll import stopped_in_time
 

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from conftest import DaemonProcess, deep_tree, make_wav, patience, wait_for
+from conftest import DaemonProcess, make_wav, patience, wait_for
 from dropscribe.vocab.config import STOP_MARGIN
+from folders import deep_tree
 from test_attack20_metrics import healthz
 from test_grace18_stop import terminated
 
