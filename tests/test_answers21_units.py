@@ -32,17 +32,19 @@ BIG = {
 SIZE = len(json.dumps(BIG).encode())
 
 
-def client(api: FakeAPI) -> Client:
+def client(api: FakeAPI, *, cap: int = 64 << 20, timeout: float = 10.0) -> Client:
+    """A client of ``api``'s, its answers capped at ``cap`` bytes."""
     return Client(
         Endpoint(
             name="e",
             base_url=api.base_url,
-            timeout=10.0,
+            timeout=timeout,
             connect_timeout=2.0,
             max_concurrency=2,
             max_attempts=1,
             backoff_max=1.0,
             api_key=API_KEY,
+            max_answer_bytes=cap,
         )
     )
 

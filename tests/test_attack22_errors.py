@@ -15,30 +15,13 @@ import pytest
 from conftest import API_KEY, make_wav, wait_for
 from dropscribe.errors import OutageError, PermanentError
 from dropscribe.transcribe import models, radar
-from dropscribe.transcribe.http import Client
-from dropscribe.vocab.endpoints import Endpoint
 from dropscribe.vocab.settings import FolderSettings
 from fakeapi import Reply
 from test_answers21_bytes import Counted
+from test_answers21_units import client
 
 SETTINGS = FolderSettings(endpoint="e", model="whisper-1")
 MiB = 1 << 20
-
-
-def client(api: Counted, cap: int = 64 * MiB) -> Client:
-    return Client(
-        Endpoint(
-            name="e",
-            base_url=api.base_url,
-            timeout=60.0,
-            connect_timeout=2.0,
-            max_concurrency=2,
-            max_attempts=1,
-            backoff_max=1.0,
-            api_key=API_KEY,
-            max_answer_bytes=cap,
-        )
-    )
 
 
 def test_a_503_longer_than_max_answer_bytes_is_still_an_outage(tmp_path):
@@ -48,7 +31,7 @@ def test_a_503_longer_than_max_answer_bytes_is_still_an_outage(tmp_path):
     page = "<html><title>Service Unavailable</title>" + "<p>" * 5_500_000
     with Counted(api_key=API_KEY) as api:
         api.script.append(Reply(503, page, content_type="text/html"))
-        http = client(api, cap=8 * MiB)
+        http = client(api, cap=8 * MiB, timeout=60.0)
         with pytest.raises(OutageError) as info:
             http.transcribe(wav, SETTINGS, models.Ask("json", seconds=1.0))
         http.close()
@@ -69,7 +52,7 @@ def test_a_huge_compressed_error_is_said_from_its_start(tmp_path, status):
         api.script.append(
             Reply(status, raw=gzip.compress(body), headers={"Content-Encoding": "gzip"})
         )
-        http = client(api)
+        http = client(api, timeout=60.0)
         with pytest.raises(PermanentError if status == 400 else OutageError) as info:
             http.transcribe(wav, SETTINGS, models.Ask("json", seconds=1.0))
         http.close()
@@ -85,7 +68,7 @@ def test_a_model_list_is_read_to_4_mib_and_no_further():
         api.catalogue = [{"id": f"model-{n:07d}", "object": "model"} for n in range(400_000)]
         size = len(json.dumps({"object": "list", "data": api.catalogue}))
         assert size > 15 * MiB
-        http = client(api)
+        http = client(api, timeout=60.0)
         with pytest.raises(PermanentError) as info:
             http.catalogue()
         http.close()
